@@ -1,0 +1,70 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"strings"
+	"time"
+)
+
+// ID prefixes of the contract.
+const (
+	PrefixTenant      = "tnt"
+	PrefixDomain      = "dom"
+	PrefixConnection  = "conn"
+	PrefixApplication = "app"
+	PrefixDirectory   = "dir"
+	PrefixUser        = "usr"
+	PrefixGroup       = "grp"
+	PrefixSession     = "ses"
+	PrefixEvent       = "evt"
+	PrefixAudit       = "aud"
+	PrefixSigningKey  = "key"
+	PrefixAPIKey      = "ak"
+	PrefixPortalLink  = "pl"
+	PrefixWebhook     = "wh"
+)
+
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// NewID returns prefix + "_" + a 26-character ULID: 48 bits of milliseconds
+// then 80 random bits, Crockford base32. IDs sort by creation time, which is
+// what cursor pagination relies on, and cannot be guessed.
+func NewID(prefix string) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic("store: crypto/rand failed: " + err.Error())
+	}
+	var sb strings.Builder
+	sb.Grow(len(prefix) + 27)
+	sb.WriteString(prefix)
+	sb.WriteByte('_')
+	// 128 bits as 26 base32 digits, most significant first (the first digit
+	// carries only 3 bits).
+	hi := binary.BigEndian.Uint64(b[:8])
+	lo := binary.BigEndian.Uint64(b[8:])
+	var out [26]byte
+	for i := 25; i >= 0; i-- {
+		out[i] = crockford[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	sb.Write(out[:])
+	return sb.String()
+}
+
+// HasPrefix reports whether id looks like one of ours with the given prefix;
+// handlers use it to answer 404 early for garbage ids.
+func HasPrefix(id, prefix string) bool {
+	rest, ok := strings.CutPrefix(id, prefix+"_")
+	if !ok || len(rest) != 26 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if strings.IndexByte(crockford, rest[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}

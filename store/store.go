@@ -1,0 +1,107 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Cipher seals the secrets the store must be able to read back. Package
+// secrets provides the implementation (AES-256-GCM envelope encryption under
+// the master key); the store binds each ciphertext to its row through
+// additionalData, so a sealed value copied into another row does not open.
+type Cipher interface {
+	Seal(plaintext, additionalData []byte) ([]byte, error)
+	Open(ciphertext, additionalData []byte) ([]byte, error)
+}
+
+// Store is everything the rest of idbroker may ask of persistence.
+//
+// Methods documented as tenant-scoped read the tenant from ctx (WithTenant)
+// and fail with ErrNoTenant without one. Global methods act on the vendor's
+// own records (tenants registry, applications, operator keys, signing keys,
+// events, webhooks). Resolve* methods are the narrow cross-tenant lookups
+// that turn a credential into a tenant.
+type Store interface {
+	// InTx runs fn in one transaction; every store call made with the ctx
+	// fn receives joins it. A returned error rolls everything back. Calls
+	// inside may switch tenants (an operator creating a tenant and then its
+	// domains); each statement runs under the tenant of its own ctx.
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+
+	// Tenants. CreateTenant and ListTenants are global; the rest act on the
+	// tenant in ctx.
+	CreateTenant(ctx context.Context, t Tenant) (Tenant, error)
+	ListTenants(ctx context.Context, p Page) ([]Tenant, string, error)
+	Tenant(ctx context.Context) (Tenant, error)
+	UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error)
+	// DeleteTenant erases the tenant and every row that belongs to it.
+	DeleteTenant(ctx context.Context) error
+
+	// Domains (tenant-scoped). ref is a dom_ id or the domain name.
+	AddDomain(ctx context.Context, d Domain) (Domain, error)
+	Domains(ctx context.Context) ([]Domain, error)
+	Domain(ctx context.Context, ref string) (Domain, error)
+	// MarkDomainVerified fails with ErrConflict when another tenant holds
+	// the domain verified.
+	MarkDomainVerified(ctx context.Context, ref string) (Domain, error)
+	DeleteDomain(ctx context.Context, ref string) error
+	// ResolveDomain finds the tenant that holds domain verified.
+	ResolveDomain(ctx context.Context, domain string) (tenantID string, err error)
+
+	// Applications (global).
+	CreateApplication(ctx context.Context, a Application) (Application, error)
+	Application(ctx context.Context, id string) (Application, error)
+	ListApplications(ctx context.Context, p Page) ([]Application, string, error)
+
+	// Connections (tenant-scoped).
+	CreateConnection(ctx context.Context, c Connection) (Connection, error)
+	Connection(ctx context.Context, id string) (Connection, error)
+	Connections(ctx context.Context) ([]Connection, error)
+	// UpdateConnection replaces name, status, config and secrets.
+	UpdateConnection(ctx context.Context, c Connection) (Connection, error)
+	DeleteConnection(ctx context.Context, id string) error
+	// ResolveConnection finds the tenant of a connection named in a URL
+	// (ACS, OIDC callback); the upstream's signature then proves the rest.
+	ResolveConnection(ctx context.Context, id string) (tenantID string, err error)
+
+	// Directories (tenant-scoped).
+	CreateDirectory(ctx context.Context, d Directory) (Directory, error)
+	Directory(ctx context.Context, id string) (Directory, error)
+	Directories(ctx context.Context) ([]Directory, error)
+	SetDirectoryToken(ctx context.Context, id string, tokenHash []byte) error
+	// ResolveDirectoryToken finds the directory whose bearer token hashes to
+	// tokenHash (compared in constant time after the indexed lookup).
+	ResolveDirectoryToken(ctx context.Context, dirID string, tokenHash []byte) (tenantID string, err error)
+
+	// Signing keys (global).
+	CreateSigningKey(ctx context.Context, k SigningKey) (SigningKey, error)
+	// SigningKeys lists keys that are active or still overlapping.
+	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	SetSigningKeyStatus(ctx context.Context, id string, status SigningKeyStatus, retireAt *time.Time) error
+
+	// Operator API keys (global).
+	CreateAPIKey(ctx context.Context, k APIKey) (APIKey, error)
+	// AuthenticateAPIKey returns the unrevoked key whose hash is hash.
+	AuthenticateAPIKey(ctx context.Context, hash []byte) (APIKey, error)
+	ListAPIKeys(ctx context.Context) ([]APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string) error
+
+	// Audit (tenant-scoped): append-only, hash-chained per tenant.
+	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
+	AuditEvents(ctx context.Context, action string, p Page) ([]AuditEvent, string, error)
+
+	// Events outbox (global stream). AppendEvent belongs inside the InTx of
+	// the change it describes.
+	AppendEvent(ctx context.Context, e Event) (Event, error)
+	ListEvents(ctx context.Context, p Page) ([]Event, string, error)
+
+	// Webhooks (global).
+	CreateWebhook(ctx context.Context, w Webhook) (Webhook, error)
+	Webhooks(ctx context.Context) ([]Webhook, error)
+
+	// Operations.
+	Ping(ctx context.Context) error
+	Migrate(ctx context.Context) error
+	MigrationStatus(ctx context.Context) ([]MigrationState, error)
+	Close()
+}

@@ -1,0 +1,273 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// TenantStatus is a tenant's lifecycle state.
+type TenantStatus string
+
+const (
+	TenantActive TenantStatus = "active"
+	TenantTrial  TenantStatus = "trial"
+	TenantPaused TenantStatus = "paused"
+)
+
+// Valid reports whether s is a status the store accepts.
+func (s TenantStatus) Valid() bool {
+	return s == TenantActive || s == TenantTrial || s == TenantPaused
+}
+
+// Live reports whether logins and SCIM are served for the tenant.
+func (s TenantStatus) Live() bool { return s == TenantActive || s == TenantTrial }
+
+// Tenant is one customer organisation of the SaaS vendor. The tenants table
+// is the registry itself, so it is global (not row-level secured); every
+// table holding a tenant's data references it and is.
+type Tenant struct {
+	ID        string
+	Name      string
+	Status    TenantStatus
+	Tier      string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// TenantUpdate changes the fields that are non-nil.
+type TenantUpdate struct {
+	Name   *string
+	Status *TenantStatus
+	Tier   *string
+}
+
+// Domain is an email domain a tenant claims. Only a verified domain routes
+// logins, and a verified domain belongs to one tenant at most.
+type Domain struct {
+	ID       string
+	TenantID string
+	Domain   string // lower case, no trailing dot
+	Verified bool
+	// VerificationToken is the value the tenant publishes in DNS. It is not
+	// a secret: anyone can read a TXT record.
+	VerificationToken string
+	VerifiedAt        *time.Time
+	CreatedAt         time.Time
+}
+
+// Application is an OIDC client of the broker, owned by the SaaS vendor and
+// shared by all tenants. ClientID equals ID.
+type Application struct {
+	ID                     string
+	Name                   string
+	SecretHash             []byte // SHA-256 of the client secret; nil for public clients
+	Public                 bool
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	BackchannelLogoutURI   string
+	IDTokenSigningAlg      string // RS256 (default) or ES256
+	// Lifetimes; zero means the broker default.
+	AccessTokenTTL  time.Duration
+	IDTokenTTL      time.Duration
+	RefreshTokenTTL time.Duration
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// ConnectionType is the upstream protocol.
+type ConnectionType string
+
+const (
+	ConnectionSAML ConnectionType = "saml"
+	ConnectionOIDC ConnectionType = "oidc"
+)
+
+// ConnectionStatus is draft until the configuration is complete.
+type ConnectionStatus string
+
+const (
+	ConnectionDraft    ConnectionStatus = "draft"
+	ConnectionActive   ConnectionStatus = "active"
+	ConnectionInactive ConnectionStatus = "inactive"
+)
+
+// Connection is a tenant's upstream IdP. Config is the non-secret protocol
+// configuration, owned and typed by package connections; Secrets (client
+// secrets, SP private keys) are sealed at rest and opened on read.
+type Connection struct {
+	ID        string
+	TenantID  string
+	Type      ConnectionType
+	Name      string
+	Status    ConnectionStatus
+	Config    json.RawMessage
+	Secrets   map[string]string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Directory is a SCIM endpoint of a tenant. Only the hash of its bearer
+// token is kept.
+type Directory struct {
+	ID        string
+	TenantID  string
+	Name      string
+	TokenHash []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// SigningKeyStatus is where a key is in its rotation.
+type SigningKeyStatus string
+
+const (
+	// KeyActive signs new tokens (one per algorithm).
+	KeyActive SigningKeyStatus = "active"
+	// KeyOverlap no longer signs but stays in the JWKS until RetireAt so that
+	// tokens it signed still verify.
+	KeyOverlap SigningKeyStatus = "overlap"
+	// KeyRetired is kept for the record only.
+	KeyRetired SigningKeyStatus = "retired"
+)
+
+// SigningKey is one of the broker's token-signing keys. PrivateKey is PKCS#8
+// DER, sealed at rest.
+type SigningKey struct {
+	ID         string
+	Alg        string // RS256 or ES256
+	Status     SigningKeyStatus
+	PrivateKey []byte
+	CreatedAt  time.Time
+	RetireAt   *time.Time
+}
+
+// APIKey is an operator credential: cross-tenant by design.
+type APIKey struct {
+	ID         string
+	Name       string
+	Hash       []byte // SHA-256 of the whole key
+	Prefix     string // first characters, for people to tell keys apart
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
+}
+
+// User is one person in one tenant, whether they arrived by SSO, by SCIM or
+// both.
+type User struct {
+	ID            string
+	TenantID      string
+	DirectoryID   string // empty unless SCIM-provisioned
+	ExternalID    string
+	UserName      string
+	Email         string
+	EmailVerified bool
+	GivenName     string
+	FamilyName    string
+	DisplayName   string
+	Active        bool
+	Attributes    json.RawMessage // the raw SCIM resource or IdP attributes
+	Version       int64
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Group is a SCIM group of a directory.
+type Group struct {
+	ID          string
+	TenantID    string
+	DirectoryID string
+	ExternalID  string
+	DisplayName string
+	Attributes  json.RawMessage
+	Version     int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// PortalLink is a one-time link into the self-serve portal.
+type PortalLink struct {
+	ID        string
+	TenantID  string
+	Intent    string
+	TokenHash []byte
+	ReturnURL string
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+	CreatedAt time.Time
+}
+
+// Actor is who did an audited thing.
+type Actor struct {
+	Type      string `json:"type"` // operator, tenant_admin, user, scim, system
+	ID        string `json:"id"`
+	IP        string `json:"ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+}
+
+// Resource is what an audited thing was done to.
+type Resource struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// AuditEvent is one append-only audit row. Hash chains each tenant's rows:
+// Hash = SHA-256(PrevHash || canonical JSON of the row without hashes).
+type AuditEvent struct {
+	ID        string
+	TenantID  string
+	Actor     Actor
+	Action    string
+	Resource  Resource
+	Context   json.RawMessage
+	RequestID string
+	TS        time.Time
+	PrevHash  string
+	Hash      string
+}
+
+// Event is one row of the outbox: written in the same transaction as the
+// change it describes, delivered to webhooks afterwards. Events belong to the
+// vendor's stream, so the table is global; TenantID says whose change it was.
+type Event struct {
+	ID        string
+	TenantID  string
+	Type      string
+	Data      json.RawMessage
+	CreatedAt time.Time
+}
+
+// Webhook is an endpoint of the vendor that receives events. Secret signs
+// deliveries, so it is sealed (recoverable), not hashed.
+type Webhook struct {
+	ID        string
+	URL       string
+	Events    []string
+	Secret    string
+	CreatedAt time.Time
+}
+
+// Page asks for one page of a list ordered by id (creation order).
+type Page struct {
+	Limit int    // 1..100; 0 means the default, 20
+	After string // the NextCursor of the previous page
+}
+
+// Normalize applies the default and cap.
+func (p Page) Normalize() Page {
+	switch {
+	case p.Limit <= 0:
+		p.Limit = 20
+	case p.Limit > 100:
+		p.Limit = 100
+	}
+	return p
+}
+
+// MigrationState is one migration and whether it has run.
+type MigrationState struct {
+	Version   int
+	Name      string
+	AppliedAt *time.Time
+}
