@@ -1,0 +1,384 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/idbroker/idbroker/secrets"
+)
+
+// Environment variables read by the broker. Flags, where a subcommand has
+// them, take precedence.
+const (
+	envIssuer               = "IDBROKER_ISSUER"
+	envListen               = "IDBROKER_LISTEN"
+	envDatabaseURL          = "IDBROKER_DATABASE_URL"
+	envRedisURL             = "IDBROKER_REDIS_URL"
+	envMasterKey            = "IDBROKER_MASTER_KEY"
+	envBootstrapAPIKey      = "IDBROKER_BOOTSTRAP_API_KEY"
+	envAllowPrivateNetworks = "IDBROKER_ALLOW_PRIVATE_NETWORKS"
+	envLogLevel             = "IDBROKER_LOG_LEVEL"
+	envLogFormat            = "IDBROKER_LOG_FORMAT"
+)
+
+// Defaults of the embedded deployment: everything in ./.idbroker.
+const (
+	defaultIssuer      = "http://localhost:8080"
+	defaultListen      = ":8080"
+	defaultDatabaseURL = "sqlite://.idbroker/idbroker.db"
+	masterKeyFileName  = "master.key"
+	minBootstrapKeyLen = 32
+)
+
+// Database drivers a Config can name.
+const (
+	driverPostgres = "postgres"
+	driverSQLite   = "sqlite"
+)
+
+// Config is the broker's validated configuration. It is built once, by
+// loadConfig, and never changed afterwards.
+type Config struct {
+	// Issuer is the public base URL, without a trailing slash.
+	Issuer string
+	// Listen is the host:port the HTTP server binds.
+	Listen string
+
+	// DatabaseURL is what store.Open receives: a postgres:// URL as given,
+	// or sqlite:// followed by an absolute file path.
+	DatabaseURL string
+	// Driver is driverPostgres or driverSQLite.
+	Driver string
+	// SQLitePath is the absolute path of the database file (SQLite only).
+	SQLitePath string
+
+	// RedisURL is empty for in-process sessions.
+	RedisURL string
+
+	// MasterKey is the key that seals secrets at rest. It is nil when it
+	// must be read from (or created in) MasterKeyFile.
+	MasterKey *secrets.MasterKey
+	// MasterKeyFile is where the embedded deployment keeps its generated
+	// master key: master.key beside the SQLite file. Empty on PostgreSQL,
+	// where IDBROKER_MASTER_KEY is required.
+	MasterKeyFile string
+
+	// BootstrapAPIKey, when set, is made a valid operator API key at start.
+	BootstrapAPIKey string
+
+	// AllowPrivateNetworks lets outbound requests reach loopback and
+	// private addresses (self-hosted IdPs, tests, --dev).
+	AllowPrivateNetworks bool
+	// Dev is serve --dev: a demo tenant and relaxed issuer rules.
+	Dev bool
+
+	LogLevel  slog.Level
+	LogFormat string // "text" or "json"
+}
+
+// LogValue describes the configuration for the start-up log line. Secrets
+// are reduced to whether they are set; URLs lose their passwords.
+func (c Config) LogValue() slog.Value {
+	sessions := "in-process"
+	if c.RedisURL != "" {
+		sessions = redactURL(c.RedisURL)
+	}
+	masterKey := "IDBROKER_MASTER_KEY"
+	if c.MasterKey == nil {
+		masterKey = c.MasterKeyFile
+	}
+	return slog.GroupValue(
+		slog.String("issuer", c.Issuer),
+		slog.String("listen", c.Listen),
+		slog.String("database", redactURL(c.DatabaseURL)),
+		slog.String("sessions", sessions),
+		slog.String("master_key", masterKey),
+		slog.Bool("bootstrap_api_key", c.BootstrapAPIKey != ""),
+		slog.Bool("allow_private_networks", c.AllowPrivateNetworks),
+		slog.Bool("dev", c.Dev),
+	)
+}
+
+// configSource is where loadConfig reads raw values: command-line flags
+// first (keyed by the environment variable they stand for), then the
+// environment.
+type configSource struct {
+	getenv func(string) string
+	// flags holds the flags that were given on the command line, by the
+	// name of the environment variable each overrides.
+	flags map[string]flagValue
+	// dev is serve --dev.
+	dev bool
+}
+
+type flagValue struct {
+	name  string // "--listen"
+	value string
+}
+
+// get returns the raw value of the variable env and the name to use for it
+// in error messages: the flag when the flag was given, else the variable.
+func (s configSource) get(env string) (value, origin string) {
+	if f, ok := s.flags[env]; ok {
+		return f.value, f.name + " (" + env + ")"
+	}
+	if s.getenv == nil {
+		return "", env
+	}
+	return s.getenv(env), env
+}
+
+// ConfigError is one bad configuration value. Its message names the
+// variable (or flag) and what is wrong, and never contains a secret.
+type ConfigError struct {
+	Name string // IDBROKER_LISTEN, or "--listen (IDBROKER_LISTEN)"
+	Msg  string
+}
+
+func (e *ConfigError) Error() string { return e.Name + ": " + e.Msg }
+
+// loadConfig builds the Config from src, checking every value. It reports
+// all bad values at once (errors.Join of *ConfigError), so that an operator
+// fixes their deployment in one round.
+func loadConfig(src configSource) (Config, error) {
+	c := Config{Dev: src.dev}
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, &ConfigError{Name: name, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	// Bools first: --dev implies private networks, and the issuer check
+	// depends on --dev.
+	if v, name := src.get(envAllowPrivateNetworks); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad(name, "%q is not a boolean (use true or false)", v)
+		}
+		c.AllowPrivateNetworks = b
+	}
+	if c.Dev {
+		c.AllowPrivateNetworks = true
+	}
+
+	if v, name := src.get(envIssuer); v == "" {
+		c.Issuer = defaultIssuer
+	} else if iss, err := parseIssuer(v, c.Dev); err != nil {
+		bad(name, "%v", err)
+	} else {
+		c.Issuer = iss
+	}
+
+	if v, name := src.get(envListen); v == "" {
+		c.Listen = defaultListen
+	} else if err := checkListen(v); err != nil {
+		bad(name, "%v", err)
+	} else {
+		c.Listen = v
+	}
+
+	dbName := envDatabaseURL
+	dbURL, name := src.get(envDatabaseURL)
+	if dbURL == "" {
+		dbURL = defaultDatabaseURL
+	} else {
+		dbName = name
+	}
+	if err := c.setDatabase(dbURL); err != nil {
+		bad(dbName, "%v", err)
+	}
+
+	if v, name := src.get(envRedisURL); v != "" {
+		if err := checkRedisURL(v); err != nil {
+			bad(name, "%v", err)
+		} else {
+			c.RedisURL = v
+		}
+	}
+
+	switch v, name := src.get(envMasterKey); {
+	case v != "":
+		key, err := secrets.ParseMasterKey(v)
+		if err != nil {
+			// ParseMasterKey never repeats the value it was given.
+			bad(name, "%s", strings.TrimPrefix(err.Error(), "secrets: "))
+		} else {
+			c.MasterKey = &key
+		}
+	case c.Driver == driverPostgres:
+		bad(name, "required with a PostgreSQL database: every node must seal and open secrets "+
+			"with the same key (generate one with `openssl rand -base64 32`)")
+	case c.Driver == driverSQLite:
+		c.MasterKeyFile = filepath.Join(filepath.Dir(c.SQLitePath), masterKeyFileName)
+	}
+
+	if v, name := src.get(envBootstrapAPIKey); v != "" {
+		if err := checkBootstrapKey(v); err != nil {
+			bad(name, "%v", err)
+		} else {
+			c.BootstrapAPIKey = v
+		}
+	}
+
+	c.LogLevel = slog.LevelInfo
+	if v, name := src.get(envLogLevel); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			bad(name, "%q is not a log level (use debug, info, warn or error)", v)
+		}
+	}
+	c.LogFormat = "text"
+	if v, name := src.get(envLogFormat); v != "" {
+		switch f := strings.ToLower(v); f {
+		case "text", "json":
+			c.LogFormat = f
+		default:
+			bad(name, "%q is not a log format (use text or json)", v)
+		}
+	}
+
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// parseIssuer checks that v is an absolute http(s) URL without query,
+// fragment or credentials, and trims its trailing slash. Plain http is
+// allowed only for loopback hosts and in dev mode: tokens and cookies must
+// not cross a network in the clear.
+func parseIssuer(v string, dev bool) (string, error) {
+	u, err := url.Parse(v)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
+		return "", fmt.Errorf("%q is not an absolute URL (want e.g. https://sso.example.com)", v)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("%q must use https (or http on localhost)", v)
+	case u.User != nil:
+		return "", errors.New("must not contain a user name or password")
+	case u.RawQuery != "" || u.ForceQuery:
+		return "", fmt.Errorf("%q must not have a query string", v)
+	case u.Fragment != "" || strings.Contains(v, "#"):
+		return "", fmt.Errorf("%q must not have a fragment", v)
+	case u.Port() != "" && !validPort(u.Port()):
+		return "", fmt.Errorf("%q has an invalid port", v)
+	case u.Scheme == "http" && !dev && !isLoopbackHost(u.Hostname()):
+		return "", fmt.Errorf("%q must use https unless the host is localhost or 127.0.0.1 (or serve --dev)", v)
+	}
+	return strings.TrimRight(v, "/"), nil
+}
+
+func isLoopbackHost(h string) bool {
+	switch strings.ToLower(h) {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return false
+}
+
+// checkListen accepts host:port with a numeric port; the host may be empty
+// (all interfaces), an IP address or a name.
+func checkListen(v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || !validPort(port) {
+		return fmt.Errorf("%q is not host:port (want e.g. :8080 or 127.0.0.1:8080)", v)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("%q has an invalid host", v)
+	}
+	return nil
+}
+
+func validPort(p string) bool {
+	n, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && p != "" && n <= 65535
+}
+
+// setDatabase interprets a database URL:
+//
+//	postgres://user:pass@host:5432/db?sslmode=…  (or postgresql://)
+//	sqlite:///var/lib/idbroker/idbroker.db      absolute path
+//	sqlite://data/idbroker.db                   relative to the working directory
+//
+// Everything after "sqlite://" is the file path; it is made absolute here
+// so that the database and its master.key do not move with the working
+// directory of a later command.
+func (c *Config) setDatabase(v string) error {
+	scheme, rest, ok := strings.Cut(v, "://")
+	if !ok {
+		return fmt.Errorf("%q is not a database URL (want postgres://… or sqlite://path/to/file.db)", redactURL(v))
+	}
+	switch strings.ToLower(scheme) {
+	case "postgres", "postgresql":
+		u, err := url.Parse(v)
+		if err != nil {
+			// url.Parse quotes the input in its error; it may hold a password.
+			return errors.New("is not a valid postgres:// URL")
+		}
+		if u.Host == "" && u.Query().Get("host") == "" {
+			return fmt.Errorf("%q names no host", u.Redacted())
+		}
+		c.Driver, c.DatabaseURL = driverPostgres, v
+	case "sqlite":
+		path, query, _ := strings.Cut(rest, "?")
+		if path == "" {
+			return fmt.Errorf("%q names no file (want sqlite:///abs/path.db or sqlite://relative/path.db)", v)
+		}
+		abs, err := filepath.Abs(filepath.FromSlash(path))
+		if err != nil {
+			return fmt.Errorf("%q: %v", v, err)
+		}
+		c.Driver, c.SQLitePath = driverSQLite, abs
+		c.DatabaseURL = "sqlite://" + filepath.ToSlash(abs)
+		if query != "" {
+			c.DatabaseURL += "?" + query
+		}
+	default:
+		return fmt.Errorf("scheme %q is not supported (use postgres://… or sqlite://path/to/file.db)", scheme)
+	}
+	return nil
+}
+
+func checkRedisURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil {
+		return errors.New("is not a valid URL (want redis://host:6379/0 or rediss://…)")
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return fmt.Errorf("%q must start with redis:// or rediss://", u.Redacted())
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q names no host", u.Redacted())
+	}
+	return nil
+}
+
+// checkBootstrapKey asks for a key long enough not to be guessed. Its
+// errors never quote the value.
+func checkBootstrapKey(v string) error {
+	if len(v) < minBootstrapKeyLen {
+		return fmt.Errorf("must be at least %d characters (generate one with `openssl rand -hex 32`)", minBootstrapKeyLen)
+	}
+	if strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return errors.New("must not contain spaces or control characters")
+	}
+	return nil
+}
+
+// redactURL hides the password of a URL, for logs and messages.
+func redactURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil {
+		if _, _, ok := strings.Cut(v, "@"); ok {
+			return "(unparsable URL)"
+		}
+		return v
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Test values. The secrets are distinctive so that a test can prove they
+// never appear in an error message.
+var (
+	testMasterKey    = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789ABCDEF"))
+	testMasterKeyURL = base64.RawURLEncoding.EncodeToString([]byte("\xfb\xff0123456789abcdef0123456789ABCD"))
+	testBootstrapKey = "idb_sk_bootstrapbootstrapbootstrap0123456789"
+	testPostgresURL  = "postgres://idbroker:pgpassword@db.internal:5432/idbroker?sslmode=require"
+)
+
+func mapEnv(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg, err := loadConfig(configSource{getenv: mapEnv(nil)})
+	if err != nil {
+		t.Fatalf("loadConfig with an empty environment: %v", err)
+	}
+	wantDB, _ := filepath.Abs(filepath.Join(".idbroker", "idbroker.db"))
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"Issuer", cfg.Issuer, "http://localhost:8080"},
+		{"Listen", cfg.Listen, ":8080"},
+		{"Driver", cfg.Driver, driverSQLite},
+		{"SQLitePath", cfg.SQLitePath, wantDB},
+		{"DatabaseURL", cfg.DatabaseURL, "sqlite://" + filepath.ToSlash(wantDB)},
+		{"MasterKeyFile", cfg.MasterKeyFile, filepath.Join(filepath.Dir(wantDB), "master.key")},
+		{"MasterKey set", cfg.MasterKey != nil, false},
+		{"RedisURL", cfg.RedisURL, ""},
+		{"BootstrapAPIKey", cfg.BootstrapAPIKey, ""},
+		{"AllowPrivateNetworks", cfg.AllowPrivateNetworks, false},
+		{"Dev", cfg.Dev, false},
+		{"LogLevel", cfg.LogLevel, slog.LevelInfo},
+		{"LogFormat", cfg.LogFormat, "text"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	absDB := filepath.Join(t.TempDir(), "data", "broker.db")
+	relDB, _ := filepath.Abs(filepath.Join("var", "broker.db"))
+
+	tests := []struct {
+		name  string
+		env   map[string]string
+		flags map[string]flagValue
+		dev   bool
+		check func(t *testing.T, c Config)
+		// wantErr lists substrings of the error; each error must name its
+		// variable.
+		wantErr []string
+	}{
+		// IDBROKER_ISSUER
+		{name: "issuer https", env: map[string]string{envIssuer: "https://sso.example.com"},
+			check: func(t *testing.T, c Config) { eq(t, "Issuer", c.Issuer, "https://sso.example.com") }},
+		{name: "issuer trailing slash trimmed", env: map[string]string{envIssuer: "https://sso.example.com/idb//"},
+			check: func(t *testing.T, c Config) { eq(t, "Issuer", c.Issuer, "https://sso.example.com/idb") }},
+		{name: "issuer http localhost", env: map[string]string{envIssuer: "http://localhost:9000"},
+			check: func(t *testing.T, c Config) { eq(t, "Issuer", c.Issuer, "http://localhost:9000") }},
+		{name: "issuer http 127.0.0.1", env: map[string]string{envIssuer: "http://127.0.0.1:9000/"},
+			check: func(t *testing.T, c Config) { eq(t, "Issuer", c.Issuer, "http://127.0.0.1:9000") }},
+		{name: "issuer http [::1]", env: map[string]string{envIssuer: "http://[::1]:9000"},
+			check: func(t *testing.T, c Config) { eq(t, "Issuer", c.Issuer, "http://[::1]:9000") }},
+		{name: "issuer http elsewhere in dev", env: map[string]string{envIssuer: "http://broker.lan:8080"}, dev: true,
+			check: func(t *testing.T, c Config) { eq(t, "Issuer", c.Issuer, "http://broker.lan:8080") }},
+		{name: "issuer http elsewhere", env: map[string]string{envIssuer: "http://sso.example.com"},
+			wantErr: []string{`IDBROKER_ISSUER: "http://sso.example.com" must use https`}},
+		{name: "issuer relative", env: map[string]string{envIssuer: "sso.example.com"},
+			wantErr: []string{`IDBROKER_ISSUER: "sso.example.com" is not an absolute URL`}},
+		{name: "issuer other scheme", env: map[string]string{envIssuer: "ftp://sso.example.com"},
+			wantErr: []string{`IDBROKER_ISSUER: "ftp://sso.example.com" must use https`}},
+		{name: "issuer query", env: map[string]string{envIssuer: "https://sso.example.com/?a=b"},
+			wantErr: []string{"IDBROKER_ISSUER:", "query"}},
+		{name: "issuer empty query", env: map[string]string{envIssuer: "https://sso.example.com/?"},
+			wantErr: []string{"IDBROKER_ISSUER:", "query"}},
+		{name: "issuer fragment", env: map[string]string{envIssuer: "https://sso.example.com/#x"},
+			wantErr: []string{"IDBROKER_ISSUER:", "fragment"}},
+		{name: "issuer credentials", env: map[string]string{envIssuer: "https://admin:hunter2hunter2@sso.example.com"},
+			wantErr: []string{"IDBROKER_ISSUER: must not contain a user name or password"}},
+		{name: "issuer bad port", env: map[string]string{envIssuer: "https://sso.example.com:99999"},
+			wantErr: []string{"IDBROKER_ISSUER:", "port"}},
+		{name: "issuer flag overrides env",
+			env:   map[string]string{envIssuer: "https://env.example.com"},
+			flags: map[string]flagValue{envIssuer: {"--issuer", "https://flag.example.com"}},
+			check: func(t *testing.T, c Config) { eq(t, "Issuer", c.Issuer, "https://flag.example.com") }},
+		{name: "bad issuer flag named",
+			flags:   map[string]flagValue{envIssuer: {"--issuer", "nope"}},
+			wantErr: []string{`--issuer (IDBROKER_ISSUER): "nope" is not an absolute URL`}},
+
+		// IDBROKER_LISTEN
+		{name: "listen port only", env: map[string]string{envListen: ":9090"},
+			check: func(t *testing.T, c Config) { eq(t, "Listen", c.Listen, ":9090") }},
+		{name: "listen ipv4", env: map[string]string{envListen: "127.0.0.1:8081"},
+			check: func(t *testing.T, c Config) { eq(t, "Listen", c.Listen, "127.0.0.1:8081") }},
+		{name: "listen ipv6", env: map[string]string{envListen: "[::1]:8081"},
+			check: func(t *testing.T, c Config) { eq(t, "Listen", c.Listen, "[::1]:8081") }},
+		{name: "listen flag overrides env",
+			env:   map[string]string{envListen: "abc"},
+			flags: map[string]flagValue{envListen: {"--listen", ":7000"}},
+			check: func(t *testing.T, c Config) { eq(t, "Listen", c.Listen, ":7000") }},
+		{name: "listen not host:port", env: map[string]string{envListen: "abc"},
+			wantErr: []string{`IDBROKER_LISTEN: "abc" is not host:port`}},
+		{name: "listen no port", env: map[string]string{envListen: "localhost:"},
+			wantErr: []string{`IDBROKER_LISTEN: "localhost:" is not host:port`}},
+		{name: "listen named port", env: map[string]string{envListen: ":http"},
+			wantErr: []string{`IDBROKER_LISTEN: ":http" is not host:port`}},
+		{name: "listen port too large", env: map[string]string{envListen: ":65536"},
+			wantErr: []string{`IDBROKER_LISTEN: ":65536" is not host:port`}},
+
+		// IDBROKER_DATABASE_URL
+		{name: "database postgres", env: map[string]string{envDatabaseURL: testPostgresURL, envMasterKey: testMasterKey},
+			check: func(t *testing.T, c Config) {
+				eq(t, "Driver", c.Driver, driverPostgres)
+				eq(t, "DatabaseURL", c.DatabaseURL, testPostgresURL)
+				eq(t, "MasterKeyFile", c.MasterKeyFile, "")
+			}},
+		{name: "database postgresql scheme", env: map[string]string{envDatabaseURL: "postgresql://postgres@127.0.0.1/test", envMasterKey: testMasterKey},
+			check: func(t *testing.T, c Config) { eq(t, "Driver", c.Driver, driverPostgres) }},
+		{name: "database postgres unix socket", env: map[string]string{envDatabaseURL: "postgres:///idbroker?host=/run/postgresql", envMasterKey: testMasterKey},
+			check: func(t *testing.T, c Config) { eq(t, "Driver", c.Driver, driverPostgres) }},
+		{name: "database sqlite absolute", env: map[string]string{envDatabaseURL: "sqlite://" + filepath.ToSlash(absDB)},
+			check: func(t *testing.T, c Config) {
+				eq(t, "Driver", c.Driver, driverSQLite)
+				eq(t, "SQLitePath", c.SQLitePath, absDB)
+				eq(t, "MasterKeyFile", c.MasterKeyFile, filepath.Join(filepath.Dir(absDB), "master.key"))
+			}},
+		{name: "database sqlite relative", env: map[string]string{envDatabaseURL: "sqlite://var/broker.db"},
+			check: func(t *testing.T, c Config) {
+				eq(t, "SQLitePath", c.SQLitePath, relDB)
+				eq(t, "DatabaseURL", c.DatabaseURL, "sqlite://"+filepath.ToSlash(relDB))
+			}},
+		{name: "database flag overrides env",
+			env:   map[string]string{envDatabaseURL: "mysql://x"},
+			flags: map[string]flagValue{envDatabaseURL: {"--database-url", "sqlite://" + filepath.ToSlash(absDB)}},
+			check: func(t *testing.T, c Config) { eq(t, "SQLitePath", c.SQLitePath, absDB) }},
+		{name: "database unknown scheme", env: map[string]string{envDatabaseURL: "mysql://root:dbsecretpw@h/db"},
+			wantErr: []string{`IDBROKER_DATABASE_URL: scheme "mysql" is not supported`}},
+		{name: "database no scheme", env: map[string]string{envDatabaseURL: "idbroker.db"},
+			wantErr: []string{`IDBROKER_DATABASE_URL: "idbroker.db" is not a database URL`}},
+		{name: "database sqlite no path", env: map[string]string{envDatabaseURL: "sqlite://"},
+			wantErr: []string{`IDBROKER_DATABASE_URL: "sqlite://" names no file`}},
+		{name: "database postgres no host", env: map[string]string{envDatabaseURL: "postgres:///db", envMasterKey: testMasterKey},
+			wantErr: []string{"IDBROKER_DATABASE_URL:", "names no host"}},
+		{name: "database postgres unparsable hides password", env: map[string]string{envDatabaseURL: "postgres://u:dbsecretpw@h:port/db", envMasterKey: testMasterKey},
+			wantErr: []string{"IDBROKER_DATABASE_URL: is not a valid postgres:// URL"}},
+
+		// IDBROKER_REDIS_URL
+		{name: "redis", env: map[string]string{envRedisURL: "redis://127.0.0.1:6379/0"},
+			check: func(t *testing.T, c Config) { eq(t, "RedisURL", c.RedisURL, "redis://127.0.0.1:6379/0") }},
+		{name: "rediss", env: map[string]string{envRedisURL: "rediss://:redissecretpw@cache:6380"},
+			check: func(t *testing.T, c Config) { eq(t, "RedisURL", c.RedisURL, "rediss://:redissecretpw@cache:6380") }},
+		{name: "redis flag overrides env",
+			env:   map[string]string{envRedisURL: "http://x"},
+			flags: map[string]flagValue{envRedisURL: {"--redis-url", "redis://cache:6379"}},
+			check: func(t *testing.T, c Config) { eq(t, "RedisURL", c.RedisURL, "redis://cache:6379") }},
+		{name: "redis wrong scheme hides password", env: map[string]string{envRedisURL: "http://:redissecretpw@cache:6379"},
+			wantErr: []string{"IDBROKER_REDIS_URL:", "must start with redis:// or rediss://"}},
+		{name: "redis no host", env: map[string]string{envRedisURL: "redis://"},
+			wantErr: []string{`IDBROKER_REDIS_URL: "redis:" names no host`}},
+		{name: "redis unparsable", env: map[string]string{envRedisURL: "redis://:redissecretpw@cache:port"},
+			wantErr: []string{"IDBROKER_REDIS_URL: is not a valid URL"}},
+
+		// IDBROKER_MASTER_KEY
+		{name: "master key", env: map[string]string{envMasterKey: testMasterKey},
+			check: func(t *testing.T, c Config) {
+				if c.MasterKey == nil || string(c.MasterKey[:]) != "0123456789abcdef0123456789ABCDEF" {
+					t.Errorf("MasterKey not decoded")
+				}
+				eq(t, "MasterKeyFile", c.MasterKeyFile, "") // the key comes from the environment
+			}},
+		{name: "master key url alphabet", env: map[string]string{envMasterKey: testMasterKeyURL},
+			check: func(t *testing.T, c Config) {
+				if c.MasterKey == nil {
+					t.Errorf("MasterKey not decoded")
+				}
+			}},
+		{name: "master key with newline", env: map[string]string{envMasterKey: testMasterKey + "\n"},
+			check: func(t *testing.T, c Config) {
+				if c.MasterKey == nil {
+					t.Errorf("MasterKey not decoded")
+				}
+			}},
+		{name: "master key not base64", env: map[string]string{envMasterKey: "not base64 master key!"},
+			wantErr: []string{"IDBROKER_MASTER_KEY:", "base64"}},
+		{name: "master key short", env: map[string]string{envMasterKey: base64.StdEncoding.EncodeToString([]byte("shortmasterkey"))},
+			wantErr: []string{"IDBROKER_MASTER_KEY:", "14 bytes, want 32"}},
+		{name: "master key required on postgres", env: map[string]string{envDatabaseURL: testPostgresURL},
+			wantErr: []string{"IDBROKER_MASTER_KEY: required with a PostgreSQL database"}},
+
+		// IDBROKER_BOOTSTRAP_API_KEY
+		{name: "bootstrap key", env: map[string]string{envBootstrapAPIKey: testBootstrapKey},
+			check: func(t *testing.T, c Config) { eq(t, "BootstrapAPIKey", c.BootstrapAPIKey, testBootstrapKey) }},
+		{name: "bootstrap key short", env: map[string]string{envBootstrapAPIKey: "shortbootstrapkey"},
+			wantErr: []string{"IDBROKER_BOOTSTRAP_API_KEY: must be at least 32 characters"}},
+		{name: "bootstrap key with space", env: map[string]string{envBootstrapAPIKey: "bootstrap key with spaces in it, long enough"},
+			wantErr: []string{"IDBROKER_BOOTSTRAP_API_KEY: must not contain spaces"}},
+
+		// IDBROKER_ALLOW_PRIVATE_NETWORKS
+		{name: "private networks true", env: map[string]string{envAllowPrivateNetworks: "true"},
+			check: func(t *testing.T, c Config) { eq(t, "AllowPrivateNetworks", c.AllowPrivateNetworks, true) }},
+		{name: "private networks 0", env: map[string]string{envAllowPrivateNetworks: "0"},
+			check: func(t *testing.T, c Config) { eq(t, "AllowPrivateNetworks", c.AllowPrivateNetworks, false) }},
+		{name: "private networks set by dev", dev: true,
+			check: func(t *testing.T, c Config) {
+				eq(t, "AllowPrivateNetworks", c.AllowPrivateNetworks, true)
+				eq(t, "Dev", c.Dev, true)
+			}},
+		{name: "private networks dev wins over false", env: map[string]string{envAllowPrivateNetworks: "false"}, dev: true,
+			check: func(t *testing.T, c Config) { eq(t, "AllowPrivateNetworks", c.AllowPrivateNetworks, true) }},
+		{name: "private networks bad", env: map[string]string{envAllowPrivateNetworks: "maybe"},
+			wantErr: []string{`IDBROKER_ALLOW_PRIVATE_NETWORKS: "maybe" is not a boolean`}},
+
+		// IDBROKER_LOG_LEVEL and IDBROKER_LOG_FORMAT
+		{name: "log level debug", env: map[string]string{envLogLevel: "debug"},
+			check: func(t *testing.T, c Config) { eq(t, "LogLevel", c.LogLevel, slog.LevelDebug) }},
+		{name: "log level WARN", env: map[string]string{envLogLevel: "WARN"},
+			check: func(t *testing.T, c Config) { eq(t, "LogLevel", c.LogLevel, slog.LevelWarn) }},
+		{name: "log level bad", env: map[string]string{envLogLevel: "loud"},
+			wantErr: []string{`IDBROKER_LOG_LEVEL: "loud" is not a log level`}},
+		{name: "log format json", env: map[string]string{envLogFormat: "JSON"},
+			check: func(t *testing.T, c Config) { eq(t, "LogFormat", c.LogFormat, "json") }},
+		{name: "log format bad", env: map[string]string{envLogFormat: "xml"},
+			wantErr: []string{`IDBROKER_LOG_FORMAT: "xml" is not a log format`}},
+
+		// Several bad values are reported together.
+		{name: "all errors at once",
+			env: map[string]string{
+				envListen:          "abc",
+				envIssuer:          "nope",
+				envRedisURL:        "memcached://x",
+				envMasterKey:       "!!",
+				envBootstrapAPIKey: "short",
+				envLogFormat:       "xml",
+			},
+			wantErr: []string{
+				"IDBROKER_LISTEN:", "IDBROKER_ISSUER:", "IDBROKER_REDIS_URL:",
+				"IDBROKER_MASTER_KEY:", "IDBROKER_BOOTSTRAP_API_KEY:", "IDBROKER_LOG_FORMAT:",
+			}},
+	}
+	secretsNeverShown := []string{
+		testMasterKey, testMasterKeyURL, testBootstrapKey, "not base64 master key!", "!!",
+		"shortbootstrapkey", "bootstrap key with spaces", "short\n", "pgpassword", "dbsecretpw", "redissecretpw",
+		base64.StdEncoding.EncodeToString([]byte("shortmasterkey")),
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(configSource{getenv: mapEnv(tt.env), flags: tt.flags, dev: tt.dev})
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("loadConfig: unexpected error: %v", err)
+				}
+				if tt.check != nil {
+					tt.check(t, cfg)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("loadConfig succeeded, want an error containing %q", tt.wantErr)
+			}
+			msg := err.Error()
+			for _, want := range tt.wantErr {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not contain %q", msg, want)
+				}
+			}
+			for _, s := range secretsNeverShown {
+				if strings.Contains(msg, s) {
+					t.Errorf("error %q shows the secret %q", msg, s)
+				}
+			}
+			// Every line is one *ConfigError naming an IDBROKER_ variable.
+			for _, line := range strings.Split(msg, "\n") {
+				if !strings.Contains(line, "IDBROKER_") {
+					t.Errorf("error line %q names no variable", line)
+				}
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Errorf("error is not a *ConfigError: %T", err)
+			}
+			if len(strings.Split(msg, "\n")) != len(tt.wantErr) && tt.name == "all errors at once" {
+				t.Errorf("got %d errors, want %d: %s", len(strings.Split(msg, "\n")), len(tt.wantErr), msg)
+			}
+		})
+	}
+}
+
+func TestConfigLogValueHidesSecrets(t *testing.T) {
+	cfg, err := loadConfig(configSource{getenv: mapEnv(map[string]string{
+		envDatabaseURL:     testPostgresURL,
+		envRedisURL:        "rediss://:redissecretpw@cache:6380",
+		envMasterKey:       testMasterKey,
+		envBootstrapAPIKey: testBootstrapKey,
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("config", "config", cfg)
+	out := b.String()
+	for _, s := range []string{testMasterKey, testBootstrapKey, "pgpassword", "redissecretpw"} {
+		if strings.Contains(out, s) {
+			t.Errorf("log line %q shows the secret %q", out, s)
+		}
+	}
+	if !strings.Contains(out, "db.internal") || !strings.Contains(out, "bootstrap_api_key=true") {
+		t.Errorf("log line %q lacks the non-secret settings", out)
+	}
+}
+
+func eq[T comparable](t *testing.T, name string, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %v, want %v", name, got, want)
+	}
+}

@@ -1,0 +1,223 @@
+// Command idbroker is the idbroker identity broker: an OpenID Provider for a
+// SaaS vendor's applications that routes each user to their company's own
+// SAML or OIDC identity provider, and a SCIM 2.0 server for their
+// directories.
+//
+// Usage:
+//
+//	idbroker <command> [flags]
+//
+// The commands are:
+//
+//	serve            run the broker (migrates the database first)
+//	migrate up       apply pending database migrations
+//	migrate status   list migrations and whether each has run
+//	apikey create    create an operator API key and print it once
+//	keys rotate      make new token-signing keys active
+//	version          print the version
+//
+// Configuration comes from IDBROKER_* environment variables, which flags
+// override; see README.md or "idbroker serve --help". With no configuration
+// at all, serve runs the embedded deployment: a SQLite database and a
+// generated master key in ./.idbroker, sessions in process.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the command ran and failed, or the configuration is bad
+	exitUsage = 2 // the command line itself is wrong
+)
+
+// cli is what a subcommand may touch of the outside world. Tests run
+// commands through it in-process.
+type cli struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// command is one subcommand. run receives the arguments after its name and
+// returns errUsage (after printing why) for a bad command line.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, c *cli, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the broker (migrates the database first)", runServe},
+		{"migrate", "apply pending migrations (up) or list them (status)", runMigrate},
+		{"apikey", "manage operator API keys (create)", runAPIKey},
+		{"keys", "manage token-signing keys (rotate)", runKeys},
+		{"version", "print the version and exit", runVersion},
+	}
+}
+
+// errUsage reports a command line that could not be understood; the
+// usage has been printed already.
+var errUsage = errors.New("usage error")
+
+// run executes the command line args and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	c := &cli{stdout: stdout, stderr: stderr, getenv: getenv}
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		if len(rest) > 0 && name == "help" {
+			// "idbroker help serve" is "idbroker serve --help".
+			name, rest = rest[0], []string{"--help"}
+			break
+		}
+		usage(stdout)
+		return exitOK
+	case "-v", "-version", "--version":
+		name = "version"
+	}
+	for _, cmd := range commands() {
+		if cmd.name != name {
+			continue
+		}
+		err := cmd.run(ctx, c, rest)
+		switch {
+		case err == nil, errors.Is(err, flag.ErrHelp):
+			return exitOK
+		case errors.Is(err, errUsage):
+			return exitUsage
+		default:
+			if ce := (*ConfigError)(nil); errors.As(err, &ce) {
+				// One line per bad value, so all of them can be fixed at once.
+				msg := strings.ReplaceAll(err.Error(), "\n", "\n\t")
+				fmt.Fprintf(stderr, "idbroker %s: invalid configuration:\n\t%s\n", name, msg)
+				return exitError
+			}
+			fmt.Fprintf(stderr, "idbroker %s: %v\n", name, err)
+			return exitError
+		}
+	}
+	fmt.Fprintf(stderr, "idbroker: unknown command %q\n\n", name)
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString(`idbroker is a B2B identity broker: an OpenID Provider for your applications
+that routes each user to their company's SAML or OIDC identity provider, and
+a SCIM 2.0 server for their directories.
+
+Usage:
+
+	idbroker <command> [flags]
+
+Commands:
+
+`)
+	for _, cmd := range commands() {
+		fmt.Fprintf(&b, "\t%-10s %s\n", cmd.name, cmd.summary)
+	}
+	b.WriteString(`
+Run "idbroker <command> --help" for a command's flags. Configuration comes
+from IDBROKER_* environment variables (see "idbroker serve --help"); flags
+override them.
+
+Start here:
+
+	idbroker serve --dev
+`)
+	io.WriteString(w, b.String())
+}
+
+// newFlagSet returns a FlagSet for a subcommand whose usage prints synopsis
+// and description and then the flags.
+func newFlagSet(c *cli, synopsis, description string) *flag.FlagSet {
+	fs := flag.NewFlagSet(synopsis, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: idbroker %s\n\n%s\n", synopsis, strings.TrimSpace(description))
+		var hasFlags bool
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprint(w, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args into fs. --help prints the usage to stdout and
+// returns flag.ErrHelp; a bad flag or a stray argument returns errUsage.
+func parseFlags(c *cli, fs *flag.FlagSet, args []string) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(c.stdout)
+			fs.Usage()
+			return flag.ErrHelp
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return errUsage // the FlagSet printed the error and the usage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "unexpected argument %q\n\n", fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+// databaseFlags are the flags of the commands that only need the database.
+type databaseFlags struct {
+	databaseURL string
+}
+
+func (d *databaseFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&d.databaseURL, "database-url", "", "database URL (overrides "+envDatabaseURL+")")
+}
+
+// config loads the configuration for a command that only needs the
+// database, with fs's given flags overriding the environment.
+func (d *databaseFlags) config(c *cli, fs *flag.FlagSet) (Config, error) {
+	return loadConfig(configSource{getenv: c.getenv, flags: givenFlags(fs, map[string]string{
+		"database-url": envDatabaseURL,
+	})})
+}
+
+// givenFlags returns the flags set on the command line among byFlag (flag
+// name → environment variable), keyed by the variable they override.
+func givenFlags(fs *flag.FlagSet, byFlag map[string]string) map[string]flagValue {
+	out := make(map[string]flagValue)
+	fs.Visit(func(f *flag.Flag) {
+		if env, ok := byFlag[f.Name]; ok {
+			out[env] = flagValue{name: "--" + f.Name, value: f.Value.String()}
+		}
+	})
+	return out
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+)
+
+const migrateHelp = `
+Manage the database schema.
+
+	migrate up       apply every pending migration, in order, each in its own
+	                 transaction; safe to run from several nodes at once
+	migrate status   list every migration and when it was applied
+
+serve runs "migrate up" itself at start unless given --no-migrate.`
+
+func runMigrate(ctx context.Context, c *cli, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		fs := newFlagSet(c, "migrate up|status [flags]", migrateHelp)
+		if len(args) == 0 {
+			fs.Usage()
+			return errUsage
+		}
+		return parseFlags(c, fs, args)
+	}
+	var up bool
+	switch args[0] {
+	case "up":
+		up = true
+	case "status":
+	default:
+		fs := newFlagSet(c, "migrate up|status [flags]", migrateHelp)
+		fmt.Fprintf(c.stderr, "unknown migrate command %q\n\n", args[0])
+		fs.Usage()
+		return errUsage
+	}
+	var df databaseFlags
+	fs := newFlagSet(c, "migrate "+args[0]+" [flags]", migrateHelp)
+	df.register(fs)
+	if err := parseFlags(c, fs, args[1:]); err != nil {
+		return err
+	}
+	cfg, err := df.config(c, fs)
+	if err != nil {
+		return err
+	}
+	log := newLogger(c.stderr, cfg)
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	if up {
+		if err := st.Migrate(ctx); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	states, err := st.MigrationStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("migration status: %w", err)
+	}
+	if up {
+		fmt.Fprintf(c.stdout, "database is up to date (%d migrations)\n", len(states))
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tNAME\tAPPLIED")
+	for _, m := range states {
+		applied := "pending"
+		if m.AppliedAt != nil {
+			applied = m.AppliedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", m.Version, m.Name, applied)
+	}
+	return tw.Flush()
+}

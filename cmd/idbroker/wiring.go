@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/store"
+)
+
+// newLogger returns the process logger: structured, to w (stderr), in the
+// configured format and level.
+func newLogger(w io.Writer, cfg Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// openKeyring returns the Cipher that seals secrets at rest: the master key
+// from IDBROKER_MASTER_KEY or, on the embedded default, from the key file
+// beside the database, generated on first use.
+func openKeyring(cfg Config, log *slog.Logger) (*secrets.Keyring, error) {
+	key := cfg.MasterKey
+	if key == nil {
+		k, created, err := secrets.LoadOrCreateMasterKeyFile(cfg.MasterKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("master key: %w", err)
+		}
+		key = &k
+		if created {
+			log.Warn("GENERATED A NEW MASTER KEY: every stored secret (signing keys, IdP client secrets) is encrypted with it. "+
+				"Back this file up together with the database: without it those secrets are lost. "+
+				"In production set "+envMasterKey+" instead.",
+				"file", cfg.MasterKeyFile, "key_id", k)
+		} else {
+			log.Warn("master key read from a file beside the database; back it up with the database, "+
+				"or set "+envMasterKey+" in production",
+				"file", cfg.MasterKeyFile, "key_id", k)
+		}
+	}
+	kr, err := secrets.NewKeyring(*key)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	return kr, nil
+}
+
+// openStore opens the configured database. It does not migrate.
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*store.DB, error) {
+	kr, err := openKeyring(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Driver == driverSQLite {
+		// The data directory holds the database and its master key: no one
+		// else needs to list it.
+		if err := os.MkdirAll(filepath.Dir(cfg.SQLitePath), 0o700); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, kr)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.DatabaseURL), err)
+	}
+	return st, nil
+}
