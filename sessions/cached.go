@@ -1,0 +1,209 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for NewCached.
+const (
+	DefaultCacheTTL  = 5 * time.Second
+	DefaultCacheSize = 100_000
+)
+
+// Cached is a Store that answers Get from a bounded local cache, so that
+// the hot path (token introspection, every request carrying a session)
+// usually stays in process. It stays correct across nodes by subscribing to
+// revocations: an entry is dropped as soon as any node revokes its session,
+// and everything is dropped when the subscription reports a ReasonResync.
+// The TTL only bounds how long an entry may be stale should a revocation
+// message be lost without the subscription noticing.
+//
+// Not-found answers are cached too: session IDs are never reused, so a
+// revoked or unknown ID asked about again and again (a client retrying with
+// a dead token) costs no round trip.
+//
+// Writes go straight to the wrapped Store and update the cache on their way
+// back, so a node always sees its own revocations at once.
+type Cached struct {
+	store Store
+	ttl   time.Duration
+	max   int
+	stop  context.CancelFunc
+	done  atomic.Bool // subscription over: pass everything through
+
+	mu      sync.RWMutex
+	entries map[string]cacheEntry
+	// gen counts invalidations. A Get that missed records it before asking
+	// the store and caches the answer only if it is unchanged, so that a
+	// revocation arriving while the answer was in flight is not undone by
+	// caching the session it just revoked.
+	gen uint64
+}
+
+type cacheEntry struct {
+	s       Session
+	missing bool      // cached ErrNotFound
+	until   time.Time // end of this entry's TTL
+}
+
+var _ Store = (*Cached)(nil)
+
+// NewCached wraps s with a cache of at most size sessions, each kept for at
+// most ttl (zero values pick DefaultCacheTTL and DefaultCacheSize). It
+// subscribes to s's revocations until ctx is done or Close is called;
+// after that every call goes straight to s.
+func NewCached(ctx context.Context, s Store, ttl time.Duration, size int) (*Cached, error) {
+	if ttl <= 0 {
+		ttl = DefaultCacheTTL
+	}
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c := &Cached{store: s, ttl: ttl, max: size, stop: cancel, entries: make(map[string]cacheEntry)}
+	if err := s.Subscribe(ctx, c.invalidate); err != nil {
+		cancel()
+		return nil, fmt.Errorf("sessions: cache: %w", err)
+	}
+	context.AfterFunc(ctx, func() {
+		c.done.Store(true)
+		c.invalidate(Revocation{Reason: ReasonResync})
+	})
+	return c, nil
+}
+
+// Close ends the subscription and empties the cache. The wrapped Store is
+// not closed.
+func (c *Cached) Close() { c.stop() }
+
+// Len returns how many entries the cache holds, for metrics.
+func (c *Cached) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
+}
+
+func (c *Cached) invalidate(r Revocation) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	if r.Reason == ReasonResync {
+		clear(c.entries)
+		return
+	}
+	for _, id := range r.SessionIDs {
+		delete(c.entries, id)
+	}
+}
+
+// Get implements Store.
+func (c *Cached) Get(ctx context.Context, id string) (Session, error) {
+	now := time.Now()
+	c.mu.RLock()
+	e, ok := c.entries[id]
+	gen := c.gen
+	c.mu.RUnlock()
+	if ok && now.Before(e.until) {
+		if e.missing || !now.Before(e.s.ExpiresAt) {
+			return Session{}, ErrNotFound
+		}
+		return e.s.clone(), nil
+	}
+	if c.done.Load() {
+		return c.store.Get(ctx, id)
+	}
+	s, err := c.store.Get(ctx, id)
+	switch {
+	case err == nil:
+		c.put(gen, id, cacheEntry{s: s.clone(), until: now.Add(c.ttl)})
+	case errors.Is(err, ErrNotFound):
+		c.put(gen, id, cacheEntry{missing: true, until: now.Add(c.ttl)})
+	}
+	return s, err
+}
+
+func (c *Cached) put(gen uint64, id string, e cacheEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen || c.done.Load() {
+		return
+	}
+	if len(c.entries) >= c.max {
+		// Evict a few arbitrary entries: map iteration starts at a random
+		// place, which is as good as LRU for a cache this short-lived and
+		// keeps hits free of bookkeeping.
+		n := 0
+		for k := range c.entries {
+			delete(c.entries, k)
+			if n++; n >= 16 {
+				break
+			}
+		}
+	}
+	c.entries[id] = e
+}
+
+func (c *Cached) forget(ids ...string) {
+	c.invalidate(Revocation{SessionIDs: ids})
+}
+
+// Create implements Store.
+func (c *Cached) Create(ctx context.Context, s Session) error {
+	c.mu.RLock()
+	gen := c.gen
+	c.mu.RUnlock()
+	if err := c.store.Create(ctx, s); err != nil {
+		return err
+	}
+	// The new session is likely to be read next; a cached not-found for
+	// its ID (someone guessing) must not outlive its creation either.
+	c.forget(s.ID)
+	c.put(gen+1, s.ID, cacheEntry{s: s.clone(), until: time.Now().Add(c.ttl)})
+	return nil
+}
+
+// Revoke implements Store.
+func (c *Cached) Revoke(ctx context.Context, id string) error {
+	err := c.store.Revoke(ctx, id)
+	c.forget(id)
+	return err
+}
+
+// RevokeUser implements Store.
+func (c *Cached) RevokeUser(ctx context.Context, tenantID, userID string) ([]Session, error) {
+	return c.forgetAll(c.store.RevokeUser(ctx, tenantID, userID))
+}
+
+// RevokeTenant implements Store.
+func (c *Cached) RevokeTenant(ctx context.Context, tenantID string) ([]Session, error) {
+	return c.forgetAll(c.store.RevokeTenant(ctx, tenantID))
+}
+
+// RevokeConnection implements Store.
+func (c *Cached) RevokeConnection(ctx context.Context, tenantID, connectionID string) ([]Session, error) {
+	return c.forgetAll(c.store.RevokeConnection(ctx, tenantID, connectionID))
+}
+
+func (c *Cached) forgetAll(revoked []Session, err error) ([]Session, error) {
+	ids := make([]string, len(revoked))
+	for i, s := range revoked {
+		ids[i] = s.ID
+	}
+	c.forget(ids...)
+	return revoked, err
+}
+
+// ListUser implements Store; it is not cached.
+func (c *Cached) ListUser(ctx context.Context, tenantID, userID string) ([]Session, error) {
+	return c.store.ListUser(ctx, tenantID, userID)
+}
+
+// Subscribe implements Store by subscribing to the wrapped Store.
+func (c *Cached) Subscribe(ctx context.Context, fn func(Revocation)) error {
+	return c.store.Subscribe(ctx, fn)
+}
