@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -27,15 +28,41 @@ const (
 
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
+// monotonic makes ids minted in the same millisecond by this process sort
+// in the order they were minted (the ULID monotonic rule): the random part
+// of the previous id plus one. It is the package's one piece of shared
+// state, like a random source.
+var monotonic struct {
+	sync.Mutex
+	ms   uint64
+	last [10]byte
+}
+
 // NewID returns prefix + "_" + a 26-character ULID: 48 bits of milliseconds
-// then 80 random bits, Crockford base32. IDs sort by creation time, which is
-// what cursor pagination relies on, and cannot be guessed.
+// then 80 random bits, Crockford base32. IDs sort by creation time (within
+// a process, strictly), which cursor pagination relies on, and cannot be
+// guessed.
 func NewID(prefix string) string {
 	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
-	if _, err := rand.Read(b[6:]); err != nil {
-		panic("store: crypto/rand failed: " + err.Error())
+	ms := uint64(time.Now().UnixMilli())
+	binary.BigEndian.PutUint64(b[:8], ms<<16)
+	monotonic.Lock()
+	if ms == monotonic.ms {
+		for i := 9; i >= 0; i-- { // increment, carrying
+			monotonic.last[i]++
+			if monotonic.last[i] != 0 {
+				break
+			}
+		}
+	} else {
+		if _, err := rand.Read(monotonic.last[:]); err != nil {
+			monotonic.Unlock()
+			panic("store: crypto/rand failed: " + err.Error())
+		}
+		monotonic.ms = ms
 	}
+	copy(b[6:], monotonic.last[:])
+	monotonic.Unlock()
 	var sb strings.Builder
 	sb.Grow(len(prefix) + 27)
 	sb.WriteString(prefix)

@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+const connectionCols = "tenant_id, id, type, name, status, config, secrets, created_at, updated_at"
+
+func (db *DB) scanConnection(r row) (Connection, error) {
+	var c Connection
+	var sealed []byte
+	if err := r.Scan(&c.TenantID, &c.ID, &c.Type, &c.Name, &c.Status, jsonDest{&c.Config}, &sealed,
+		timeDest{&c.CreatedAt}, timeDest{&c.UpdatedAt}); err != nil {
+		return Connection{}, err
+	}
+	if len(sealed) > 0 {
+		plain, err := db.cipher.Open(sealed, aad("connections", c.TenantID, c.ID))
+		if err != nil {
+			return Connection{}, fmt.Errorf("open secrets of %s: %w", c.ID, err)
+		}
+		if err := json.Unmarshal(plain, &c.Secrets); err != nil {
+			return Connection{}, fmt.Errorf("decode secrets of %s: %w", c.ID, err)
+		}
+	}
+	return c, nil
+}
+
+// sealSecrets encrypts a connection's secrets bound to its row.
+func (db *DB) sealSecrets(c Connection) ([]byte, error) {
+	if len(c.Secrets) == 0 {
+		return nil, nil
+	}
+	plain, err := json.Marshal(c.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	return db.cipher.Seal(plain, aad("connections", c.TenantID, c.ID))
+}
+
+// aad binds a sealed value to the table, tenant and row it was written for.
+func aad(parts ...string) []byte { return []byte(strings.Join(parts, "\x00")) }
+
+func validConnection(c Connection) error {
+	switch {
+	case c.Type != ConnectionSAML && c.Type != ConnectionOIDC:
+		return fmt.Errorf("%w: connection type %q", ErrInvalid, c.Type)
+	case c.Status != ConnectionDraft && c.Status != ConnectionActive && c.Status != ConnectionInactive:
+		return fmt.Errorf("%w: connection status %q", ErrInvalid, c.Status)
+	case strings.TrimSpace(c.Name) == "":
+		return fmt.Errorf("%w: connection name is empty", ErrInvalid)
+	}
+	return nil
+}
+
+// CreateConnection adds an upstream IdP to the tenant in ctx. Status
+// defaults to draft.
+func (db *DB) CreateConnection(ctx context.Context, c Connection) (Connection, error) {
+	if c.Status == "" {
+		c.Status = ConnectionDraft
+	}
+	if err := validConnection(c); err != nil {
+		return Connection{}, err
+	}
+	if c.ID == "" {
+		c.ID = NewID(PrefixConnection)
+	}
+	c.CreatedAt = db.now()
+	c.UpdatedAt = c.CreatedAt
+	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		c.TenantID = tenantID
+		cfg, err := jsonArg(c.Config)
+		if err != nil {
+			return err
+		}
+		sealed, err := db.sealSecrets(c)
+		if err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, "INSERT INTO connections ("+connectionCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+			c.TenantID, c.ID, c.Type, c.Name, c.Status, cfg, sealed, db.d.timeArg(c.CreatedAt), db.d.timeArg(c.UpdatedAt))
+		return err
+	})
+	return c, db.wrap("create connection", err)
+}
+
+// Connection returns one connection of the tenant in ctx.
+func (db *DB) Connection(ctx context.Context, id string) (Connection, error) {
+	var c Connection
+	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+		var err error
+		c, err = db.scanConnection(q.queryRow(ctx, "SELECT "+connectionCols+" FROM connections WHERE tenant_id = $1 AND id = $2", tenantID, id))
+		return err
+	})
+	return c, db.wrap("get connection", err)
+}
+
+// Connections lists the connections of the tenant in ctx.
+func (db *DB) Connections(ctx context.Context) ([]Connection, error) {
+	var out []Connection
+	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+		rs, err := q.query(ctx, "SELECT "+connectionCols+" FROM connections WHERE tenant_id = $1 ORDER BY id", tenantID)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, db.scanConnection)
+		return err
+	})
+	return out, db.wrap("list connections", err)
+}
+
+// UpdateConnection replaces a connection's name, status, config and
+// secrets; type and tenant never change.
+func (db *DB) UpdateConnection(ctx context.Context, c Connection) (Connection, error) {
+	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		old, err := db.scanConnection(q.queryRow(ctx, "SELECT "+connectionCols+" FROM connections WHERE tenant_id = $1 AND id = $2", tenantID, c.ID))
+		if err != nil {
+			return err
+		}
+		c.TenantID, c.Type, c.CreatedAt = old.TenantID, old.Type, old.CreatedAt
+		if err := validConnection(c); err != nil {
+			return err
+		}
+		c.UpdatedAt = db.now()
+		cfg, err := jsonArg(c.Config)
+		if err != nil {
+			return err
+		}
+		sealed, err := db.sealSecrets(c)
+		if err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, "UPDATE connections SET name = $3, status = $4, config = $5, secrets = $6, updated_at = $7 WHERE tenant_id = $1 AND id = $2",
+			tenantID, c.ID, c.Name, c.Status, cfg, sealed, db.d.timeArg(c.UpdatedAt))
+		return err
+	})
+	return c, db.wrap("update connection", err)
+}
+
+// DeleteConnection removes a connection of the tenant in ctx.
+func (db *DB) DeleteConnection(ctx context.Context, id string) error {
+	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		n, err := q.exec(ctx, "DELETE FROM connections WHERE tenant_id = $1 AND id = $2", tenantID, id)
+		if err == nil && n == 0 {
+			return ErrNotFound
+		}
+		return err
+	})
+	return db.wrap("delete connection", err)
+}

@@ -1,0 +1,229 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DB implements Store on PostgreSQL or SQLite. The repository code is
+// written once; a dialect supplies connections, transactions, the tenant
+// setting, migrations and error classification.
+type DB struct {
+	d      dialect
+	cipher Cipher
+	now    func() time.Time
+}
+
+var _ Store = (*DB)(nil)
+
+// Open connects to url, "postgres://…" (or "postgresql://…") or
+// "sqlite:///path/to/file.db" (also "sqlite://relative/path.db" and
+// "sqlite::memory:" for tests), sealing secrets with c. It does not migrate;
+// call Migrate.
+func Open(ctx context.Context, url string, c Cipher) (*DB, error) {
+	if c == nil {
+		return nil, errors.New("store: a Cipher is required to seal secrets")
+	}
+	var (
+		d   dialect
+		err error
+	)
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		d, err = openPostgres(ctx, url)
+	case strings.HasPrefix(url, "sqlite:"):
+		d, err = openSQLite(ctx, url)
+	default:
+		return nil, fmt.Errorf("store: database url must start with postgres:// or sqlite:, got %q", redactURL(url))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &DB{d: d, cipher: c, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}, nil
+}
+
+// Dialect names the backend: "postgres" or "sqlite".
+func (db *DB) Dialect() string { return db.d.name() }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.d.ping(ctx) }
+
+// Close releases the connections.
+func (db *DB) Close() { db.d.close() }
+
+// Migrate applies pending migrations; see the dialects for locking.
+func (db *DB) Migrate(ctx context.Context) error { return db.d.migrate(ctx) }
+
+// MigrationStatus lists every known migration and when it was applied.
+func (db *DB) MigrationStatus(ctx context.Context) ([]MigrationState, error) {
+	return db.d.migrationStatus(ctx)
+}
+
+// querier is what repository code runs statements on: a pooled connection
+// or a transaction, of either dialect. Arguments are positional, $1, $2…,
+// which both PostgreSQL and SQLite accept.
+type querier interface {
+	exec(ctx context.Context, sql string, args ...any) (int64, error)
+	query(ctx context.Context, sql string, args ...any) (rows, error)
+	queryRow(ctx context.Context, sql string, args ...any) row
+}
+
+type row interface{ Scan(dest ...any) error }
+
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// tx is an open transaction of a dialect.
+type tx interface {
+	querier
+	// setTenant makes row-level security admit tenantID for the rest of
+	// the transaction (no-op on SQLite).
+	setTenant(ctx context.Context, tenantID string) error
+	commit(ctx context.Context) error
+	rollback(ctx context.Context) error
+}
+
+type dialect interface {
+	name() string
+	begin(ctx context.Context) (tx, error)
+	// reader runs statements that need no transaction: global reads.
+	reader() querier
+	ping(ctx context.Context) error
+	close()
+	migrate(ctx context.Context) error
+	migrationStatus(ctx context.Context) ([]MigrationState, error)
+	// classify maps constraint violations to ErrConflict, ErrNotFound
+	// (a dangling reference) and ErrInvalid; other errors pass through.
+	classify(err error) error
+	isNoRows(err error) bool
+	// rowSecurity reports whether tenant reads need app.tenant_id set in a
+	// transaction (PostgreSQL) or are filtered by SQL alone (SQLite).
+	rowSecurity() bool
+	// timeArg and resolver SQL differ between dialects.
+	timeArg(t time.Time) any
+	resolveDomainSQL() string
+	resolveConnectionSQL() string
+	directoryTokenSQL() string
+	// lockAuditChain serialises appends to one tenant's audit chain.
+	lockAuditChain(ctx context.Context, q querier, tenantID string) error
+}
+
+type txKey struct{}
+
+type txState struct {
+	tx     tx
+	tenant string // what app.tenant_id is set to in this transaction
+}
+
+// InTx runs fn in one transaction; nested calls join the outer one.
+func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) (err error) {
+	if _, ok := ctx.Value(txKey{}).(*txState); ok {
+		return fn(ctx)
+	}
+	t, err := db.d.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	st := &txState{tx: t}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = t.rollback(context.WithoutCancel(ctx))
+			panic(p)
+		}
+		if err != nil {
+			_ = t.rollback(context.WithoutCancel(ctx))
+			return
+		}
+		if cerr := t.commit(ctx); cerr != nil {
+			err = fmt.Errorf("store: commit: %w", db.d.classify(cerr))
+		}
+	}()
+	return fn(context.WithValue(ctx, txKey{}, st))
+}
+
+// scoped runs fn for the tenant in ctx: in the caller's transaction if
+// there is one (switching app.tenant_id if needed), else in a transaction
+// of its own. It is the only way repository code reaches tenant tables.
+func (db *DB) scoped(ctx context.Context, fn func(q querier, tenantID string) error) error {
+	tenantID, err := requireTenant(ctx)
+	if err != nil {
+		return err
+	}
+	run := func(ctx context.Context) error {
+		st := ctx.Value(txKey{}).(*txState)
+		if st.tenant != tenantID {
+			if err := st.tx.setTenant(ctx, tenantID); err != nil {
+				return fmt.Errorf("store: set tenant: %w", err)
+			}
+			st.tenant = tenantID
+		}
+		return fn(st.tx, tenantID)
+	}
+	if _, ok := ctx.Value(txKey{}).(*txState); ok {
+		return run(ctx)
+	}
+	return db.InTx(ctx, run)
+}
+
+// scopedRead is scoped for statements that only read: on SQLite, which
+// has no tenant setting to carry, they skip the transaction and use the
+// reader pool instead of queuing behind the one writer.
+func (db *DB) scopedRead(ctx context.Context, fn func(q querier, tenantID string) error) error {
+	if _, inTx := ctx.Value(txKey{}).(*txState); inTx || db.d.rowSecurity() {
+		return db.scoped(ctx, fn)
+	}
+	tenantID, err := requireTenant(ctx)
+	if err != nil {
+		return err
+	}
+	return fn(db.d.reader(), tenantID)
+}
+
+// global runs fn on the vendor's own tables: in the caller's transaction if
+// any, else on a transaction (writes) or the pool (reads).
+func (db *DB) global(ctx context.Context, write bool, fn func(q querier) error) error {
+	if st, ok := ctx.Value(txKey{}).(*txState); ok {
+		return fn(st.tx)
+	}
+	if !write {
+		return fn(db.d.reader())
+	}
+	return db.InTx(ctx, func(ctx context.Context) error {
+		return fn(ctx.Value(txKey{}).(*txState).tx)
+	})
+}
+
+// wrap turns a driver error into the store's vocabulary, with context.
+func (db *DB) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if db.d.isNoRows(err) {
+		return ErrNotFound
+	}
+	if errors.Is(err, ErrNoTenant) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalid) {
+		return err
+	}
+	return fmt.Errorf("store: %s: %w", op, db.d.classify(err))
+}
+
+// redactURL drops a password from a database URL for error messages.
+func redactURL(u string) string {
+	at := strings.LastIndexByte(u, '@')
+	scheme := strings.Index(u, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return u
+	}
+	creds := u[scheme+3 : at]
+	if user, _, ok := strings.Cut(creds, ":"); ok {
+		return u[:scheme+3] + user + ":xxxxx" + u[at:]
+	}
+	return u
+}

@@ -1,0 +1,77 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+const directoryCols = "tenant_id, id, name, token_hash, created_at, updated_at"
+
+func scanDirectory(r row) (Directory, error) {
+	var d Directory
+	err := r.Scan(&d.TenantID, &d.ID, &d.Name, &d.TokenHash, timeDest{&d.CreatedAt}, timeDest{&d.UpdatedAt})
+	return d, err
+}
+
+// CreateDirectory adds a SCIM directory to the tenant in ctx.
+func (db *DB) CreateDirectory(ctx context.Context, d Directory) (Directory, error) {
+	d.Name = strings.TrimSpace(d.Name)
+	if d.Name == "" || len(d.TokenHash) == 0 {
+		return Directory{}, fmt.Errorf("%w: a directory needs a name and a token hash", ErrInvalid)
+	}
+	if d.ID == "" {
+		d.ID = NewID(PrefixDirectory)
+	}
+	d.CreatedAt = db.now()
+	d.UpdatedAt = d.CreatedAt
+	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		d.TenantID = tenantID
+		_, err := q.exec(ctx, "INSERT INTO directories ("+directoryCols+") VALUES ($1, $2, $3, $4, $5, $6)",
+			d.TenantID, d.ID, d.Name, d.TokenHash, db.d.timeArg(d.CreatedAt), db.d.timeArg(d.UpdatedAt))
+		return err
+	})
+	return d, db.wrap("create directory", err)
+}
+
+// Directory returns one directory of the tenant in ctx.
+func (db *DB) Directory(ctx context.Context, id string) (Directory, error) {
+	var d Directory
+	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+		var err error
+		d, err = scanDirectory(q.queryRow(ctx, "SELECT "+directoryCols+" FROM directories WHERE tenant_id = $1 AND id = $2", tenantID, id))
+		return err
+	})
+	return d, db.wrap("get directory", err)
+}
+
+// Directories lists the directories of the tenant in ctx.
+func (db *DB) Directories(ctx context.Context) ([]Directory, error) {
+	var out []Directory
+	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+		rs, err := q.query(ctx, "SELECT "+directoryCols+" FROM directories WHERE tenant_id = $1 ORDER BY id", tenantID)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, scanDirectory)
+		return err
+	})
+	return out, db.wrap("list directories", err)
+}
+
+// SetDirectoryToken replaces a directory's bearer token hash; the old
+// token stops working at once.
+func (db *DB) SetDirectoryToken(ctx context.Context, id string, tokenHash []byte) error {
+	if len(tokenHash) == 0 {
+		return fmt.Errorf("%w: empty token hash", ErrInvalid)
+	}
+	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		n, err := q.exec(ctx, "UPDATE directories SET token_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+			tenantID, id, tokenHash, db.d.timeArg(db.now()))
+		if err == nil && n == 0 {
+			return ErrNotFound
+		}
+		return err
+	})
+	return db.wrap("set directory token", err)
+}

@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+)
+
+const eventCols = "id, tenant_id, type, data, created_at"
+
+func scanEvent(r row) (Event, error) {
+	var e Event
+	err := r.Scan(&e.ID, nullStringDest{&e.TenantID}, &e.Type, jsonDest{&e.Data}, timeDest{&e.CreatedAt})
+	return e, err
+}
+
+// AppendEvent writes an event to the outbox. Call it inside the InTx of
+// the change it describes so that both commit or neither does.
+func (db *DB) AppendEvent(ctx context.Context, e Event) (Event, error) {
+	if e.Type == "" {
+		return Event{}, fmt.Errorf("%w: event type is empty", ErrInvalid)
+	}
+	if e.ID == "" {
+		e.ID = NewID(PrefixEvent)
+	}
+	e.CreatedAt = db.now()
+	data, err := jsonArg(e.Data)
+	if err != nil {
+		return Event{}, err
+	}
+	e.Data = json.RawMessage(data)
+	err = db.global(ctx, true, func(q querier) error {
+		_, err := q.exec(ctx, "INSERT INTO events ("+eventCols+") VALUES ($1, $2, $3, $4, $5)",
+			e.ID, nullString(e.TenantID), e.Type, data, db.d.timeArg(e.CreatedAt))
+		return err
+	})
+	return e, db.wrap("append event", err)
+}
+
+// ListEvents pages through the event stream in the order it was written;
+// After is the id of the last event already seen.
+func (db *DB) ListEvents(ctx context.Context, p Page) ([]Event, string, error) {
+	p = p.Normalize()
+	var out []Event
+	err := db.global(ctx, false, func(q querier) error {
+		query := "SELECT " + eventCols + " FROM events"
+		args := []any{p.Limit + 1}
+		if p.After != "" {
+			query += " WHERE seq > (SELECT seq FROM events WHERE id = $2)"
+			args = append(args, p.After)
+		}
+		rs, err := q.query(ctx, query+" ORDER BY seq LIMIT $1", args...)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, scanEvent)
+		return err
+	})
+	if err != nil {
+		return nil, "", db.wrap("list events", err)
+	}
+	out, next := cut(out, p.Limit, func(e Event) string { return e.ID })
+	return out, next, nil
+}
+
+const webhookCols = "id, url, events, secret, created_at"
+
+func (db *DB) scanWebhook(r row) (Webhook, error) {
+	var w Webhook
+	var sealed []byte
+	if err := r.Scan(&w.ID, &w.URL, jsonDest{&w.Events}, &sealed, timeDest{&w.CreatedAt}); err != nil {
+		return Webhook{}, err
+	}
+	plain, err := db.cipher.Open(sealed, aad("webhooks", w.ID))
+	if err != nil {
+		return Webhook{}, fmt.Errorf("open webhook secret %s: %w", w.ID, err)
+	}
+	w.Secret = string(plain)
+	return w, nil
+}
+
+// CreateWebhook registers an endpoint; its signing secret is sealed.
+func (db *DB) CreateWebhook(ctx context.Context, w Webhook) (Webhook, error) {
+	if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return Webhook{}, fmt.Errorf("%w: webhook url %q", ErrInvalid, w.URL)
+	}
+	if w.Secret == "" {
+		return Webhook{}, fmt.Errorf("%w: webhook secret is empty", ErrInvalid)
+	}
+	if w.ID == "" {
+		w.ID = NewID(PrefixWebhook)
+	}
+	if w.Events == nil {
+		w.Events = []string{}
+	}
+	w.CreatedAt = db.now()
+	events, err := jsonArg(w.Events)
+	if err != nil {
+		return Webhook{}, err
+	}
+	sealed, err := db.cipher.Seal([]byte(w.Secret), aad("webhooks", w.ID))
+	if err != nil {
+		return Webhook{}, fmt.Errorf("store: seal webhook secret: %w", err)
+	}
+	err = db.global(ctx, true, func(q querier) error {
+		_, err := q.exec(ctx, "INSERT INTO webhooks ("+webhookCols+") VALUES ($1, $2, $3, $4, $5)",
+			w.ID, w.URL, events, sealed, db.d.timeArg(w.CreatedAt))
+		return err
+	})
+	return w, db.wrap("create webhook", err)
+}
+
+// Webhooks lists every endpoint.
+func (db *DB) Webhooks(ctx context.Context) ([]Webhook, error) {
+	var out []Webhook
+	err := db.global(ctx, false, func(q querier) error {
+		rs, err := q.query(ctx, "SELECT "+webhookCols+" FROM webhooks ORDER BY id")
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, db.scanWebhook)
+		return err
+	})
+	return out, db.wrap("list webhooks", err)
+}

@@ -1,0 +1,253 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/idbroker/idbroker/migrations"
+)
+
+// AppRole is the PostgreSQL role the broker's queries run as. It owns no
+// table and has no BYPASSRLS, so row-level security always applies to it;
+// the login user only needs to be a member (the first migration grants it).
+const AppRole = "idbroker_app"
+
+// migrateLockKey is the advisory lock that lets one node migrate while the
+// others wait, then find nothing left to do.
+const migrateLockKey = 7_101_982_331
+
+type postgres struct {
+	url  string
+	pool *pgxpool.Pool
+}
+
+func openPostgres(ctx context.Context, url string) (*postgres, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("store: parse postgres url %q: %w", redactURL(url), err)
+	}
+	// Every pooled connection drops to the application role before its
+	// first query, so no statement of the broker runs as the owner or a
+	// superuser (both of which skip row-level security).
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, "SET ROLE "+AppRole); err != nil {
+			return fmt.Errorf("store: SET ROLE %s (has the schema been migrated?): %w", AppRole, err)
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect postgres: %w", err)
+	}
+	return &postgres{url: url, pool: pool}, nil
+}
+
+func (p *postgres) name() string { return "postgres" }
+
+func (p *postgres) close() { p.pool.Close() }
+
+func (p *postgres) ping(ctx context.Context) error {
+	var one int
+	if err := p.pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("store: ping postgres: %w", err)
+	}
+	return nil
+}
+
+func (p *postgres) begin(ctx context.Context) (tx, error) {
+	t, err := p.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pgTx{pgQuerier{t}, t}, nil
+}
+
+func (p *postgres) reader() querier { return pgQuerier{p.pool} }
+
+func (p *postgres) timeArg(t time.Time) any { return t.UTC() }
+
+func (p *postgres) resolveDomainSQL() string     { return "SELECT idb_resolve_domain($1)" }
+func (p *postgres) resolveConnectionSQL() string { return "SELECT idb_resolve_connection($1)" }
+func (p *postgres) directoryTokenSQL() string {
+	return "SELECT tenant_id, token_hash FROM idb_directory_token($1) WHERE tenant_id IS NOT NULL"
+}
+
+func (p *postgres) lockAuditChain(ctx context.Context, q querier, tenantID string) error {
+	_, err := q.exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1, 0))", tenantID)
+	return err
+}
+
+func (p *postgres) isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+func (p *postgres) classify(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch pe.Code {
+	case "23505": // unique_violation
+		return fmt.Errorf("%w: %s", ErrConflict, pe.ConstraintName)
+	case "23503": // foreign_key_violation
+		return fmt.Errorf("%w: %s", ErrNotFound, pe.ConstraintName)
+	case "23514", "23502", "22P02": // check, not null, invalid text representation
+		return fmt.Errorf("%w: %s", ErrInvalid, pe.Message)
+	}
+	return err
+}
+
+// migrate applies pending migrations on a connection of its own, as the
+// login user (the owner), under a session advisory lock: a second node
+// starting at the same time waits, then finds nothing to do. Each migration
+// runs in one transaction, so a failing one leaves the schema as it was.
+func (p *postgres) migrate(ctx context.Context) error {
+	all, err := migrations.Load("postgres")
+	if err != nil {
+		return err
+	}
+	return p.apply(ctx, all)
+}
+
+func (p *postgres) apply(ctx context.Context, all []migrations.Migration) error {
+	return p.withOwnerConn(ctx, func(c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, "SELECT pg_advisory_lock($1)", migrateLockKey); err != nil {
+			return fmt.Errorf("store: migration lock: %w", err)
+		}
+		defer c.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrateLockKey) //nolint:errcheck // the session ends right after
+		if _, err := c.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return fmt.Errorf("store: create schema_migrations: %w", err)
+		}
+		applied, err := pgApplied(ctx, c)
+		if err != nil {
+			return err
+		}
+		for _, m := range all {
+			if _, ok := applied[m.Version]; ok {
+				continue
+			}
+			err := pgx.BeginFunc(ctx, c, func(t pgx.Tx) error {
+				// No arguments: sent with the simple protocol, so one file
+				// may hold many statements.
+				if _, err := t.Exec(ctx, m.SQL); err != nil {
+					return err
+				}
+				_, err := t.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("store: migration %04d_%s failed, rolled back: %w", m.Version, m.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (p *postgres) migrationStatus(ctx context.Context) ([]MigrationState, error) {
+	all, err := migrations.Load("postgres")
+	if err != nil {
+		return nil, err
+	}
+	var applied map[int]time.Time
+	err = p.withOwnerConn(ctx, func(c *pgx.Conn) error {
+		var exists bool
+		if err := c.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			applied = map[int]time.Time{}
+			return nil
+		}
+		applied, err = pgApplied(ctx, c)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: migration status: %w", err)
+	}
+	return mergeStatus(all, applied), nil
+}
+
+func (p *postgres) withOwnerConn(ctx context.Context, fn func(c *pgx.Conn) error) error {
+	c, err := pgx.Connect(ctx, p.url)
+	if err != nil {
+		return fmt.Errorf("store: connect postgres: %w", err)
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	return fn(c)
+}
+
+func pgApplied(ctx context.Context, c *pgx.Conn) (map[int]time.Time, error) {
+	rs, err := c.Query(ctx, "SELECT version, applied_at FROM schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("store: read schema_migrations: %w", err)
+	}
+	defer rs.Close()
+	out := map[int]time.Time{}
+	for rs.Next() {
+		var v int
+		var at time.Time
+		if err := rs.Scan(&v, &at); err != nil {
+			return nil, err
+		}
+		out[v] = at
+	}
+	return out, rs.Err()
+}
+
+func mergeStatus(all []migrations.Migration, applied map[int]time.Time) []MigrationState {
+	out := make([]MigrationState, 0, len(all))
+	for _, m := range all {
+		s := MigrationState{Version: m.Version, Name: m.Name}
+		if at, ok := applied[m.Version]; ok {
+			at := at.UTC()
+			s.AppliedAt = &at
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// pgx adapters.
+
+type pgxQuerier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+type pgQuerier struct{ q pgxQuerier }
+
+func (q pgQuerier) exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	tag, err := q.q.Exec(ctx, sql, args...)
+	return tag.RowsAffected(), err
+}
+
+func (q pgQuerier) query(ctx context.Context, sql string, args ...any) (rows, error) {
+	return q.q.Query(ctx, sql, args...)
+}
+
+func (q pgQuerier) queryRow(ctx context.Context, sql string, args ...any) row {
+	return q.q.QueryRow(ctx, sql, args...)
+}
+
+type pgTx struct {
+	pgQuerier
+	t pgx.Tx
+}
+
+func (t pgTx) setTenant(ctx context.Context, tenantID string) error {
+	// set_config(..., true) is SET LOCAL: it ends with the transaction, so
+	// a pooled connection never carries one tenant into the next request.
+	_, err := t.t.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", tenantID)
+	return err
+}
+
+func (t pgTx) commit(ctx context.Context) error   { return t.t.Commit(ctx) }
+func (t pgTx) rollback(ctx context.Context) error { return t.t.Rollback(ctx) }
+
+func (p *postgres) rowSecurity() bool { return true }

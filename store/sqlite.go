@@ -1,0 +1,242 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/idbroker/idbroker/migrations"
+)
+
+// sqliteDB keeps one writer connection (SQLite allows one writer at a time;
+// queuing in Go beats SQLITE_BUSY) and a small pool of readers, which WAL
+// lets run beside the writer.
+type sqliteDB struct {
+	w, r *sql.DB
+}
+
+func openSQLite(ctx context.Context, raw string) (*sqliteDB, error) {
+	path := strings.TrimPrefix(strings.TrimPrefix(raw, "sqlite:"), "//")
+	if path == "" {
+		return nil, fmt.Errorf("store: sqlite url %q names no file", raw)
+	}
+	if path != ":memory:" {
+		if dir := filepath.Dir(path); dir != "." {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("store: create data directory: %w", err)
+			}
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	r := w
+	if path != ":memory:" {
+		if r, err = sql.Open("sqlite", dsn); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("store: open sqlite: %w", err)
+		}
+		r.SetMaxOpenConns(4)
+	}
+	db := &sqliteDB{w: w, r: r}
+	if err := db.ping(ctx); err != nil {
+		db.close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (s *sqliteDB) name() string { return "sqlite" }
+
+func (s *sqliteDB) close() {
+	s.w.Close()
+	if s.r != s.w {
+		s.r.Close()
+	}
+}
+
+func (s *sqliteDB) ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping sqlite: %w", err)
+	}
+	return nil
+}
+
+func (s *sqliteDB) begin(ctx context.Context) (tx, error) {
+	t, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return sqlTx{sqlQuerier{t}, t}, nil
+}
+
+func (s *sqliteDB) reader() querier { return sqlQuerier{s.r} }
+
+func (s *sqliteDB) timeArg(t time.Time) any { return t.UnixMicro() }
+
+func (s *sqliteDB) resolveDomainSQL() string {
+	return "SELECT tenant_id FROM domains WHERE domain = $1 AND verified"
+}
+func (s *sqliteDB) resolveConnectionSQL() string {
+	return "SELECT tenant_id FROM connections WHERE id = $1"
+}
+func (s *sqliteDB) directoryTokenSQL() string {
+	return "SELECT tenant_id, token_hash FROM directories WHERE id = $1"
+}
+
+// lockAuditChain: the single writer already serialises transactions.
+func (s *sqliteDB) lockAuditChain(context.Context, querier, string) error { return nil }
+
+func (s *sqliteDB) isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+func (s *sqliteDB) classify(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return fmt.Errorf("%w: %s", ErrConflict, se.Error())
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return fmt.Errorf("%w: %s", ErrNotFound, se.Error())
+	case sqlite3.SQLITE_CONSTRAINT_CHECK, sqlite3.SQLITE_CONSTRAINT_NOTNULL, sqlite3.SQLITE_CONSTRAINT_DATATYPE:
+		return fmt.Errorf("%w: %s", ErrInvalid, se.Error())
+	}
+	return err
+}
+
+// migrate applies pending migrations, each in one IMMEDIATE transaction on
+// the single writer, so a failing one leaves the schema as it was.
+func (s *sqliteDB) migrate(ctx context.Context) error {
+	all, err := migrations.Load("sqlite")
+	if err != nil {
+		return err
+	}
+	return s.apply(ctx, all)
+}
+
+func (s *sqliteDB) apply(ctx context.Context, all []migrations.Migration) error {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("store: create schema_migrations: %w", err)
+	}
+	for _, m := range all {
+		err := func() error {
+			t, err := s.w.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			defer t.Rollback() //nolint:errcheck // no-op after commit
+			var n int
+			if err := t.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = $1", m.Version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := t.ExecContext(ctx, m.SQL); err != nil {
+				return err
+			}
+			if _, err := t.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+				m.Version, m.Name, time.Now().UnixMicro()); err != nil {
+				return err
+			}
+			return t.Commit()
+		}()
+		if err != nil {
+			return fmt.Errorf("store: migration %04d_%s failed, rolled back: %w", m.Version, m.Name, err)
+		}
+	}
+	return nil
+}
+
+func (s *sqliteDB) migrationStatus(ctx context.Context) ([]MigrationState, error) {
+	all, err := migrations.Load("sqlite")
+	if err != nil {
+		return nil, err
+	}
+	applied := map[int]time.Time{}
+	rs, err := s.r.QueryContext(ctx, "SELECT version, applied_at FROM schema_migrations")
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return mergeStatus(all, applied), nil
+		}
+		return nil, fmt.Errorf("store: migration status: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var v int
+		var at int64
+		if err := rs.Scan(&v, &at); err != nil {
+			return nil, err
+		}
+		applied[v] = time.UnixMicro(at)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, err
+	}
+	return mergeStatus(all, applied), nil
+}
+
+// database/sql adapters.
+
+type sqlConn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type sqlQuerier struct{ c sqlConn }
+
+func (q sqlQuerier) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := q.c.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (q sqlQuerier) query(ctx context.Context, query string, args ...any) (rows, error) {
+	rs, err := q.c.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rs}, nil
+}
+
+func (q sqlQuerier) queryRow(ctx context.Context, query string, args ...any) row {
+	return q.c.QueryRowContext(ctx, query, args...)
+}
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { r.Rows.Close() }
+
+type sqlTx struct {
+	sqlQuerier
+	t *sql.Tx
+}
+
+func (sqlTx) setTenant(context.Context, string) error { return nil }
+func (t sqlTx) commit(context.Context) error          { return t.t.Commit() }
+func (t sqlTx) rollback(context.Context) error        { return t.t.Rollback() }
+
+func (s *sqliteDB) rowSecurity() bool { return false }

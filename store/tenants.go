@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+const tenantCols = "id, name, status, tier, created_at, updated_at"
+
+func scanTenant(r row) (Tenant, error) {
+	var t Tenant
+	err := r.Scan(&t.ID, &t.Name, &t.Status, &t.Tier, timeDest{&t.CreatedAt}, timeDest{&t.UpdatedAt})
+	return t, err
+}
+
+// CreateTenant registers a tenant; Status defaults to active.
+func (db *DB) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
+	t.Name = strings.TrimSpace(t.Name)
+	if t.Name == "" {
+		return Tenant{}, fmt.Errorf("%w: tenant name is empty", ErrInvalid)
+	}
+	if t.Status == "" {
+		t.Status = TenantActive
+	}
+	if !t.Status.Valid() {
+		return Tenant{}, fmt.Errorf("%w: tenant status %q", ErrInvalid, t.Status)
+	}
+	if t.ID == "" {
+		t.ID = NewID(PrefixTenant)
+	}
+	t.CreatedAt = db.now()
+	t.UpdatedAt = t.CreatedAt
+	err := db.global(ctx, true, func(q querier) error {
+		_, err := q.exec(ctx, "INSERT INTO tenants ("+tenantCols+") VALUES ($1, $2, $3, $4, $5, $6)",
+			t.ID, t.Name, t.Status, t.Tier, db.d.timeArg(t.CreatedAt), db.d.timeArg(t.UpdatedAt))
+		return err
+	})
+	return t, db.wrap("create tenant", err)
+}
+
+// ListTenants pages through all tenants in creation order.
+func (db *DB) ListTenants(ctx context.Context, p Page) ([]Tenant, string, error) {
+	p = p.Normalize()
+	var out []Tenant
+	err := db.global(ctx, false, func(q querier) error {
+		rs, err := q.query(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id > $1 ORDER BY id LIMIT $2", p.After, p.Limit+1)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, scanTenant)
+		return err
+	})
+	if err != nil {
+		return nil, "", db.wrap("list tenants", err)
+	}
+	out, next := cut(out, p.Limit, func(t Tenant) string { return t.ID })
+	return out, next, nil
+}
+
+// Tenant returns the tenant in ctx.
+func (db *DB) Tenant(ctx context.Context) (Tenant, error) {
+	var t Tenant
+	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+		var err error
+		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1", tenantID))
+		return err
+	})
+	return t, db.wrap("get tenant", err)
+}
+
+// UpdateTenant changes the tenant in ctx.
+func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) {
+	var t Tenant
+	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		var err error
+		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1", tenantID))
+		if err != nil {
+			return err
+		}
+		if u.Name != nil {
+			if t.Name = strings.TrimSpace(*u.Name); t.Name == "" {
+				return fmt.Errorf("%w: tenant name is empty", ErrInvalid)
+			}
+		}
+		if u.Status != nil {
+			if !u.Status.Valid() {
+				return fmt.Errorf("%w: tenant status %q", ErrInvalid, *u.Status)
+			}
+			t.Status = *u.Status
+		}
+		if u.Tier != nil {
+			t.Tier = *u.Tier
+		}
+		t.UpdatedAt = db.now()
+		_, err = q.exec(ctx, "UPDATE tenants SET name = $2, status = $3, tier = $4, updated_at = $5 WHERE id = $1",
+			t.ID, t.Name, t.Status, t.Tier, db.d.timeArg(t.UpdatedAt))
+		return err
+	})
+	return t, db.wrap("update tenant", err)
+}
+
+// DeleteTenant erases the tenant in ctx; foreign keys cascade to every
+// table that holds its data.
+func (db *DB) DeleteTenant(ctx context.Context) error {
+	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		n, err := q.exec(ctx, "DELETE FROM tenants WHERE id = $1", tenantID)
+		if err == nil && n == 0 {
+			return ErrNotFound
+		}
+		return err
+	})
+	return db.wrap("delete tenant", err)
+}
+
+// collect scans every row with scan and closes rs.
+func collect[T any](rs rows, scan func(row) (T, error)) ([]T, error) {
+	defer rs.Close()
+	var out []T
+	for rs.Next() {
+		v, err := scan(rs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rs.Err()
+}
+
+// cut trims a limit+1 result to limit and returns the cursor of the next
+// page ("" when this is the last).
+func cut[T any](items []T, limit int, key func(T) string) ([]T, string) {
+	if len(items) <= limit {
+		return items, ""
+	}
+	items = items[:limit]
+	return items, key(items[len(items)-1])
+}
