@@ -101,25 +101,34 @@ func newTenant(t *testing.T, db *store.DB, name string) (context.Context, store.
 func testNoTenant(t *testing.T, db *store.DB) {
 	ctx := context.Background()
 	calls := map[string]func() error{
-		"Tenant":           func() error { _, err := db.Tenant(ctx); return err },
-		"UpdateTenant":     func() error { _, err := db.UpdateTenant(ctx, store.TenantUpdate{}); return err },
-		"DeleteTenant":     func() error { return db.DeleteTenant(ctx) },
-		"AddDomain":        func() error { _, err := db.AddDomain(ctx, store.Domain{Domain: "a.com", VerificationToken: "x"}); return err },
-		"Domains":          func() error { _, err := db.Domains(ctx); return err },
-		"Domain":           func() error { _, err := db.Domain(ctx, "a.com"); return err },
-		"MarkVerified":     func() error { _, err := db.MarkDomainVerified(ctx, "a.com"); return err },
-		"DeleteDomain":     func() error { return db.DeleteDomain(ctx, "a.com") },
-		"CreateConnection": func() error { _, err := db.CreateConnection(ctx, store.Connection{Type: "saml", Name: "x"}); return err },
+		"Tenant":       func() error { _, err := db.Tenant(ctx); return err },
+		"UpdateTenant": func() error { _, err := db.UpdateTenant(ctx, store.TenantUpdate{}); return err },
+		"DeleteTenant": func() error { return db.DeleteTenant(ctx) },
+		"AddDomain": func() error {
+			_, err := db.AddDomain(ctx, store.Domain{Domain: "a.com", VerificationToken: "x"})
+			return err
+		},
+		"Domains":      func() error { _, err := db.Domains(ctx); return err },
+		"Domain":       func() error { _, err := db.Domain(ctx, "a.com"); return err },
+		"MarkVerified": func() error { _, err := db.MarkDomainVerified(ctx, "a.com"); return err },
+		"DeleteDomain": func() error { return db.DeleteDomain(ctx, "a.com") },
+		"CreateConnection": func() error {
+			_, err := db.CreateConnection(ctx, store.Connection{Type: "saml", Name: "x"})
+			return err
+		},
 		"Connection":       func() error { _, err := db.Connection(ctx, "conn_x"); return err },
 		"Connections":      func() error { _, err := db.Connections(ctx); return err },
 		"UpdateConnection": func() error { _, err := db.UpdateConnection(ctx, store.Connection{}); return err },
 		"DeleteConnection": func() error { return db.DeleteConnection(ctx, "conn_x") },
-		"CreateDirectory":  func() error { _, err := db.CreateDirectory(ctx, store.Directory{Name: "d", TokenHash: []byte{1}}); return err },
-		"Directory":        func() error { _, err := db.Directory(ctx, "dir_x"); return err },
-		"Directories":      func() error { _, err := db.Directories(ctx); return err },
-		"SetDirToken":      func() error { return db.SetDirectoryToken(ctx, "dir_x", []byte{1}) },
-		"AppendAudit":      func() error { _, err := db.AppendAudit(ctx, store.AuditEvent{Action: "x"}); return err },
-		"AuditEvents":      func() error { _, _, err := db.AuditEvents(ctx, "", store.Page{}); return err },
+		"CreateDirectory": func() error {
+			_, err := db.CreateDirectory(ctx, store.Directory{Name: "d", TokenHash: []byte{1}})
+			return err
+		},
+		"Directory":   func() error { _, err := db.Directory(ctx, "dir_x"); return err },
+		"Directories": func() error { _, err := db.Directories(ctx); return err },
+		"SetDirToken": func() error { return db.SetDirectoryToken(ctx, "dir_x", []byte{1}) },
+		"AppendAudit": func() error { _, err := db.AppendAudit(ctx, store.AuditEvent{Action: "x"}); return err },
+		"AuditEvents": func() error { _, _, err := db.AuditEvents(ctx, "", store.Page{}); return err },
 		"InTx": func() error {
 			return db.InTx(ctx, func(ctx context.Context) error { _, err := db.Domains(ctx); return err })
 		},
@@ -380,7 +389,6 @@ func testApplications(t *testing.T, db *store.DB) {
 	_, err = db.Application(ctx, "app_nope")
 	wantErr(t, err, store.ErrNotFound)
 }
-
 
 func testSigningKeys(t *testing.T, db *store.DB) {
 	ctx := context.Background()
