@@ -17,7 +17,7 @@ func BenchmarkGet(b *testing.B) {
 		b.Run(bb.name, func(b *testing.B) {
 			st := bb.store
 			s := sessions.Session{
-				ID: "ses_bench", TenantID: "tnt_a", UserID: "usr_1", ConnectionID: "conn_1",
+				ID: "ses_bench_" + bb.name, TenantID: "tnt_a", UserID: "usr_1", ConnectionID: "conn_1",
 				AuthTime: time.Now(), ExpiresAt: time.Now().Add(time.Hour),
 			}
 			ctx := context.Background()

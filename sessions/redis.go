@@ -43,7 +43,9 @@ type RedisOptions struct {
 // indexes and publishes the Revocation together, so no node can see a
 // session revoked but not announced. Those scripts touch keys of several
 // sessions, so Redis must be a single primary (standalone, Sentinel or a
-// managed failover pair), not Cluster.
+// managed failover pair), not Cluster. Revoking a tenant runs in one script
+// too: with tens of thousands of live sessions it holds Redis for
+// milliseconds, which is the price of never half-revoking a tenant.
 type Redis struct {
 	c       redis.UniversalClient
 	prefix  string

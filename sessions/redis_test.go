@@ -3,6 +3,7 @@ package sessions_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -141,4 +142,38 @@ func pubsubClients(t *testing.T, c redis.UniversalClient, name string) []string 
 		}
 	}
 	return ids
+}
+
+// TestSubscribeStops checks that ending a subscription's context ends the
+// goroutines it started, on both backends.
+func TestSubscribeStops(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		store func(t *testing.T) sessions.Store
+	}{
+		{"Memory", func(*testing.T) sessions.Store { return sessions.NewMemory() }},
+		{"Redis", func(t *testing.T) sessions.Store { return sessionstest.NewRedis(t) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.store(t)
+			before := runtime.NumGoroutine()
+			ctx, cancel := context.WithCancel(t.Context())
+			for range 10 {
+				if err := st.Subscribe(ctx, func(sessions.Revocation) {}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := runtime.NumGoroutine(); n < before+10 {
+				t.Fatalf("%d goroutines after 10 subscriptions, started with %d", n, before)
+			}
+			cancel()
+			deadline := time.Now().Add(2 * time.Second)
+			for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if n := runtime.NumGoroutine(); n > before {
+				t.Errorf("%d goroutines after the subscriptions ended, want at most %d", n, before)
+			}
+		})
+	}
 }

@@ -100,14 +100,16 @@ type Store interface {
 	// is not an error.
 	Revoke(ctx context.Context, id string) error
 	// RevokeUser ends every session of one user of one tenant and returns
-	// them, so that the caller can send back-channel logouts.
+	// them (in no particular order), so that the caller can send back-channel
+	// logouts.
 	RevokeUser(ctx context.Context, tenantID, userID string) ([]Session, error)
 	// RevokeTenant ends every session of a tenant and returns them.
 	RevokeTenant(ctx context.Context, tenantID string) ([]Session, error)
 	// RevokeConnection ends every session made through one connection and
 	// returns them.
 	RevokeConnection(ctx context.Context, tenantID, connectionID string) ([]Session, error)
-	// ListUser returns the live sessions of one user of one tenant.
+	// ListUser returns the live sessions of one user of one tenant, in no
+	// particular order.
 	ListUser(ctx context.Context, tenantID, userID string) ([]Session, error)
 	// Subscribe calls fn with every revocation made from now on, on any
 	// node, until ctx is done. It returns once the subscription is active,
