@@ -9,32 +9,17 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"errors"
-	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/idbroker/idbroker/internal/testdb"
 	"github.com/idbroker/idbroker/store"
 )
 
-// DefaultDatabaseURL is the local server the tests use unless
-// IDBROKER_TEST_DATABASE_URL says otherwise.
-const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// Unavailable skips t because a service it needs is down, or fails it when
-// CI=true: in CI a missing database is a broken build, never a pass.
+// Unavailable skips or fails t for a missing service; see testdb.
 func Unavailable(t testing.TB, format string, args ...any) {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (CI=true: services must be up)", msg)
-	}
-	t.Skipf("%s; skipping (set CI=true to make this a failure)", msg)
+	testdb.Unavailable(t, format, args...)
 }
 
 // SQLite opens a migrated SQLite store in t.TempDir().
@@ -64,53 +49,10 @@ func Open(t testing.TB, url string, c store.Cipher) *store.DB {
 	return db
 }
 
-// PostgresURL creates an empty database on the server named by
-// IDBROKER_TEST_DATABASE_URL and returns its URL; the database is dropped
-// when t ends.
+// PostgresURL creates an empty database, dropped when t ends; see testdb.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("IDBROKER_TEST_DATABASE_URL")
-	if base == "" {
-		base = DefaultDatabaseURL
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		Unavailable(t, "postgres at %s unreachable: %v", redact(base), err)
-		return ""
-	}
-	defer admin.Close(context.Background())
-	name := "idbt_" + strings.ToLower(strings.TrimPrefix(store.NewID("x"), "x_"))
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Logf("drop test database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Logf("drop test database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse %s: %v", redact(base), err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
-func redact(u string) string {
-	if p, err := url.Parse(u); err == nil {
-		return p.Redacted()
-	}
-	return "(unparseable url)"
+	return testdb.PostgresURL(t)
 }
 
 // NewCipher returns an AES-256-GCM cipher under a random key, standing in

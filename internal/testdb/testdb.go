@@ -1,0 +1,91 @@
+// Package testdb gives tests real services: a fresh PostgreSQL database per
+// test, and the rule for when a service is down (skip on a laptop, fail in
+// CI). It imports none of idbroker's packages so that any test may use it.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultDatabaseURL is the local server the tests use unless
+// IDBROKER_TEST_DATABASE_URL says otherwise.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// Unavailable skips t because a service it needs is down, or fails it when
+// CI=true: in CI a missing database is a broken build, never a pass.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (CI=true: services must be up)", msg)
+	}
+	t.Skipf("%s; skipping (set CI=true to make this a failure)", msg)
+}
+
+// PostgresURL creates an empty database on the server named by
+// IDBROKER_TEST_DATABASE_URL and returns its URL; the database is dropped
+// when t ends.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("IDBROKER_TEST_DATABASE_URL")
+	if base == "" {
+		base = DefaultDatabaseURL
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		Unavailable(t, "postgres at %s unreachable: %v", redact(base), err)
+		return ""
+	}
+	defer admin.Close(context.Background())
+	name := "idbt_" + rand.Text()[:20]
+	name = toLower(name)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Logf("drop test database %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop test database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", redact(base), err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func toLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func redact(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	return "(unparseable url)"
+}
