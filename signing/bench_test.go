@@ -26,17 +26,3 @@ func BenchmarkSign(b *testing.B) {
 		})
 	}
 }
-
-// BenchmarkJWKS is the jwks_uri hot path.
-func BenchmarkJWKS(b *testing.B) {
-	m := newManager(b, backends[0].open(b), nil)
-	if err := m.EnsureKeys(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if len(m.JWKSJSON()) == 0 {
-			b.Fatal("empty JWKS")
-		}
-	}
-}

@@ -112,13 +112,14 @@ func NewManager(ks KeyStore, opts Options) (*Manager, error) {
 // Keys are generated before the transaction (RSA generation takes tens of
 // milliseconds, too long to hold SQLite's write lock) and inserted only if
 // the re-check inside it still finds the algorithm without an active key.
-// Two nodes can still both insert under PostgreSQL's READ COMMITTED; then
-// whichever commits second sees both keys afterwards and demotes the older
-// one to overlap (the newest active key wins, everywhere, by the same rule
-// the snapshot uses to choose a signer), so the losing key stays verifiable
-// for anything it signed in between. A store that enforces one active key
-// per algorithm with a unique index instead fails the loser with
-// store.ErrConflict, which is taken as "another node did it".
+// Two nodes can still pass that check at once under PostgreSQL's READ
+// COMMITTED. The SQL stores enforce one active key per algorithm with a
+// unique index, so the loser's insert fails with store.ErrConflict, which
+// EnsureKeys takes as "another node did it" and looks again. Should a store
+// ever let both in, the newest active key wins everywhere — the rule the
+// snapshot uses to choose a signer — and whichever node commits second sees
+// both and demotes the older to overlap, so anything it signed in between
+// stays verifiable.
 func (m *Manager) EnsureKeys(ctx context.Context) error {
 	// A conflict means another node created a key at the same moment; a
 	// second look normally finds everything in place.
@@ -184,7 +185,8 @@ func (m *Manager) ensure(ctx context.Context) error {
 // private halves.
 //
 // Other nodes keep signing with the old keys until their next reload; the
-// overlap window is what keeps those tokens verifiable.
+// overlap window is what keeps those tokens verifiable. A rotation that
+// races another one may fail with store.ErrConflict; the other one stands.
 func (m *Manager) Rotate(ctx context.Context, overlap time.Duration) ([]store.SigningKey, error) {
 	if overlap <= 0 {
 		overlap = m.overlap

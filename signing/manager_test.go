@@ -385,6 +385,43 @@ func TestRotateAndRetire(t *testing.T) {
 	})
 }
 
+// TestRotateConcurrent: two nodes rotating at once end with one active key
+// per algorithm; a loser fails cleanly with ErrConflict and changes nothing.
+func TestRotateConcurrent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ks signing.KeyStore) {
+		ctx := context.Background()
+		if err := newManager(t, ks, nil).EnsureKeys(ctx); err != nil {
+			t.Fatal(err)
+		}
+		errs := make([]error, 3)
+		var wg sync.WaitGroup
+		for i := range errs {
+			m := newManager(t, ks, nil)
+			wg.Go(func() { _, errs[i] = m.Rotate(ctx, time.Hour) })
+		}
+		wg.Wait()
+		var ok int
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, store.ErrConflict):
+				t.Errorf("Rotate failed with %v, want success or ErrConflict", err)
+			}
+		}
+		if ok == 0 {
+			t.Error("no Rotate succeeded")
+		}
+		t.Logf("%d of %d concurrent rotations succeeded", ok, len(errs))
+		keys := byStatus(t, ks)
+		for _, alg := range []string{signing.RS256, signing.ES256} {
+			if n := len(keys[alg][store.KeyActive]); n != 1 {
+				t.Errorf("%s: %d active keys, want 1", alg, n)
+			}
+		}
+	})
+}
+
 // TestPrivateKeyRoundTrip checks that what the Manager hands the store comes
 // back, opened, as the same key: the public half derived from the stored
 // PKCS#8 matches the JWKS entry.
