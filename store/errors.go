@@ -16,4 +16,7 @@ var (
 	// ErrInvalid is a value the store refuses to write (unknown status, empty
 	// required field).
 	ErrInvalid = errors.New("store: invalid value")
+	// ErrVersionMismatch is an update whose expected version (a SCIM
+	// If-Match ETag) is no longer the stored one.
+	ErrVersionMismatch = errors.New("store: version mismatch")
 )

@@ -73,6 +73,42 @@ type Store interface {
 	// tokenHash (compared in constant time after the indexed lookup).
 	ResolveDirectoryToken(ctx context.Context, dirID string, tokenHash []byte) (tenantID string, err error)
 
+	// Users (tenant-scoped). One person in one tenant is one usr_ id,
+	// whether SCIM provisioned them, SSO created them, or both.
+	//
+	// CreateUser with a DirectoryID adopts an SSO-created user of the same
+	// email (no directory yet) instead of creating a second one.
+	CreateUser(ctx context.Context, u User) (User, error)
+	User(ctx context.Context, id string) (User, error)
+	// UpdateUser replaces the user's fields; with ifVersion != 0 it fails
+	// with ErrVersionMismatch unless that is the stored version. Version
+	// increases by one.
+	UpdateUser(ctx context.Context, u User, ifVersion int64) (User, error)
+	DeleteUser(ctx context.Context, id string) error
+	// FindUsers lists users matching q and counts all matches.
+	FindUsers(ctx context.Context, q UserQuery) ([]User, int, error)
+	// UpsertSSOUser is the just-in-time step of a login: the user linked to
+	// (connectionID, subject); else the tenant's user with that email
+	// (preferring a SCIM-provisioned one), now linked; else a new user.
+	// Profile fields refresh only users that no directory manages. An
+	// inactive user is returned as is: the caller refuses the login.
+	UpsertSSOUser(ctx context.Context, connectionID, subject string, u User) (User, error)
+	// UserGroupNames lists the display names of the user's groups.
+	UserGroupNames(ctx context.Context, userID string) ([]string, error)
+
+	// Groups (tenant-scoped).
+	CreateGroup(ctx context.Context, g Group) (Group, error)
+	Group(ctx context.Context, id string) (Group, error)
+	UpdateGroup(ctx context.Context, g Group, ifVersion int64) (Group, error)
+	DeleteGroup(ctx context.Context, id string) error
+	FindGroups(ctx context.Context, q GroupQuery) ([]Group, int, error)
+	// Membership changes touch only the named rows; a group's other
+	// members are never loaded. Each bumps the group's version.
+	AddGroupMembers(ctx context.Context, groupID string, userIDs []string) error
+	RemoveGroupMembers(ctx context.Context, groupID string, userIDs []string) error
+	ReplaceGroupMembers(ctx context.Context, groupID string, userIDs []string) error
+	GroupMembers(ctx context.Context, groupID string, p Page) ([]string, string, error)
+
 	// Signing keys (global).
 	CreateSigningKey(ctx context.Context, k SigningKey) (SigningKey, error)
 	// SigningKeys lists keys that are active or still overlapping.

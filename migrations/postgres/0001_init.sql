@@ -118,7 +118,8 @@ CREATE TABLE users (
   FOREIGN KEY (tenant_id, directory_id) REFERENCES directories (tenant_id, id) ON DELETE SET NULL (directory_id)
 );
 CREATE INDEX users_email ON users (tenant_id, lower(email));
-CREATE INDEX users_user_name ON users (tenant_id, directory_id, lower(user_name));
+-- SCIM userName is unique within a directory (409 uniqueness).
+CREATE UNIQUE INDEX users_user_name ON users (tenant_id, directory_id, lower(user_name)) WHERE directory_id IS NOT NULL AND user_name <> '';
 CREATE INDEX users_external_id ON users (tenant_id, directory_id, external_id);
 
 -- Which upstream identity is which user: SSO logins link by IdP subject.

@@ -38,6 +38,11 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"ConcurrentAuditAppends", testConcurrentAudit},
 		{"EventsCommitWithTheChange", testEventsOutbox},
 		{"Webhooks", testWebhooks},
+		{"Users", testUsers},
+		{"OneUserAcrossSSOAndSCIM", testOneUserAcrossSSOAndSCIM},
+		{"FindUsers", testFindUsers},
+		{"Groups", testGroups},
+		{"ConcurrentMembership", testConcurrentMembership},
 		{"DeleteTenantErasesEverything", testDeleteTenant},
 		{"MigrateTwice", testMigrateTwice},
 	}

@@ -1,0 +1,84 @@
+// Package connections is the upstream side of a login: a tenant's own IdP,
+// reached over SAML 2.0 or OpenID Connect. The broker picks a connection,
+// calls Begin to send the browser to the IdP, and receives a normalised
+// Profile when the IdP sends the browser back to the ACS or callback URL
+// that this package serves (contract section 2).
+//
+//	broker ──Begin──▶ IdP ──POST /sso/saml/{conn}/acs ─┐
+//	                       ──GET /sso/oidc/{conn}/callback ┤
+//	broker ◀──Complete(Result: request id + Profile)───────┘
+//
+// Everything here that remembers something between the two legs (SAML
+// request ids, OIDC state, nonce and PKCE verifier, assertion ids seen)
+// lives in package sessions, so any broker node can finish a login that
+// another began.
+package connections
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// Profile is the one normalised shape of a user, whatever the IdP sent.
+type Profile struct {
+	TenantID       string
+	ConnectionID   string
+	ConnectionType store.ConnectionType
+	// IdPSubject identifies the user at the IdP, stably: the SAML NameID
+	// (persistent format preferred), the OIDC sub — or, for Entra ID,
+	// tid + oid, never the mutable email.
+	IdPSubject    string
+	Email         string
+	EmailVerified bool
+	GivenName     string
+	FamilyName    string
+	Name          string
+	Groups        []string
+	// Raw holds every attribute or claim as received, for the tenant admin
+	// and for custom mappings.
+	Raw map[string]any
+}
+
+// LoginRequest is what the broker asks of an upstream login.
+type LoginRequest struct {
+	// RequestID is the broker's pending authorization request; Finish hands
+	// it back so the broker can resume. Opaque to connectors.
+	RequestID string
+	// LoginHint is the user's email when known (SAML Subject / OIDC
+	// login_hint).
+	LoginHint string
+	// ForceAuthn asks the IdP to authenticate again (prompt=login, max_age).
+	ForceAuthn bool
+}
+
+// Result is a finished upstream login.
+type Result struct {
+	// RequestID is the LoginRequest.RequestID that Begin was given; empty
+	// for an IdP-initiated SAML login.
+	RequestID string
+	Profile   Profile
+}
+
+// Connector is one configured upstream IdP.
+type Connector interface {
+	// Begin sends the browser to the IdP: a redirect, or an auto-submitting
+	// form for the SAML HTTP-POST binding.
+	Begin(ctx context.Context, w http.ResponseWriter, r *http.Request, req LoginRequest) error
+	// Finish validates what the IdP sent back (the ACS POST or the OIDC
+	// callback) and returns the normalised profile.
+	Finish(ctx context.Context, r *http.Request) (Result, error)
+}
+
+// CompleteFunc is how the broker receives a finished upstream login (err
+// nil) or a failed one. It writes the response: for success, the
+// redirect back to the application; for failure, the generic end-user page
+// with a reference id, while the precise reason goes to the tenant admin
+// (authentication.failed).
+type CompleteFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, conn store.Connection, res Result, err error)
+
+// ErrConnectionInactive is returned when a login starts or finishes on a
+// connection that is not active.
+var ErrConnectionInactive = errors.New("connections: connection is not active")

@@ -1,0 +1,205 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Filter is a condition on users or groups, built by package scim from a
+// SCIM filter and rendered here as parameterised SQL: values are always
+// bound, never spliced, and fields come from a fixed list.
+type Filter interface{ isFilter() }
+
+// Op is a SCIM comparison operator.
+type Op string
+
+const (
+	OpEq Op = "eq"
+	OpNe Op = "ne"
+	OpCo Op = "co"
+	OpSw Op = "sw"
+	OpEw Op = "ew"
+	OpPr Op = "pr"
+	OpGt Op = "gt"
+	OpGe Op = "ge"
+	OpLt Op = "lt"
+	OpLe Op = "le"
+)
+
+// Cmp compares Field with Value: a string, bool or time.Time (none for pr).
+// User fields: id, external_id, user_name, email, given_name, family_name,
+// display_name, active, created_at, updated_at. Group fields: id,
+// external_id, display_name, created_at, updated_at, and member (eq a user
+// id: the group has that member).
+type Cmp struct {
+	Field string
+	Op    Op
+	Value any
+}
+
+// And, Or and Not combine filters.
+type (
+	And struct{ Left, Right Filter }
+	Or  struct{ Left, Right Filter }
+	Not struct{ Filter Filter }
+)
+
+func (Cmp) isFilter() {}
+func (And) isFilter() {}
+func (Or) isFilter()  {}
+func (Not) isFilter() {}
+
+// UserQuery selects users of the tenant in ctx.
+type UserQuery struct {
+	DirectoryID string // "" for every user of the tenant
+	Filter      Filter // nil for all
+	Offset      int
+	Limit       int // 0 means 100; at most 1000
+}
+
+// GroupQuery selects groups of the tenant in ctx.
+type GroupQuery struct {
+	DirectoryID string
+	Filter      Filter
+	Offset      int
+	Limit       int
+}
+
+type fieldKind int
+
+const (
+	kindString   fieldKind = iota // case-sensitive (ids)
+	kindFoldText                  // compared case-insensitively
+	kindBool
+	kindTime
+	kindMember
+)
+
+var (
+	userFields = map[string]fieldKind{
+		"id": kindString, "external_id": kindString, "user_name": kindFoldText, "email": kindFoldText,
+		"given_name": kindFoldText, "family_name": kindFoldText, "display_name": kindFoldText,
+		"active": kindBool, "created_at": kindTime, "updated_at": kindTime,
+	}
+	groupFields = map[string]fieldKind{
+		"id": kindString, "external_id": kindString, "display_name": kindFoldText,
+		"created_at": kindTime, "updated_at": kindTime, "member": kindMember,
+	}
+)
+
+// sqlFilter renders filters; args continues the statement's numbering.
+type sqlFilter struct {
+	fields map[string]fieldKind
+	table  string // "users" or "groups", for the member sub-query
+	args   []any
+	timeOf func(time.Time) any
+}
+
+func (b *sqlFilter) arg(v any) string {
+	b.args = append(b.args, v)
+	return fmt.Sprintf("$%d", len(b.args))
+}
+
+func (b *sqlFilter) render(f Filter) (string, error) {
+	switch f := f.(type) {
+	case And:
+		return b.binary("AND", f.Left, f.Right)
+	case Or:
+		return b.binary("OR", f.Left, f.Right)
+	case Not:
+		inner, err := b.render(f.Filter)
+		if err != nil {
+			return "", err
+		}
+		return "NOT (" + inner + ")", nil
+	case Cmp:
+		return b.cmp(f)
+	case nil:
+		return "", fmt.Errorf("%w: empty filter", ErrInvalid)
+	}
+	return "", fmt.Errorf("%w: unknown filter %T", ErrInvalid, f)
+}
+
+func (b *sqlFilter) binary(op string, l, r Filter) (string, error) {
+	ls, err := b.render(l)
+	if err != nil {
+		return "", err
+	}
+	rs, err := b.render(r)
+	if err != nil {
+		return "", err
+	}
+	return "(" + ls + " " + op + " " + rs + ")", nil
+}
+
+func (b *sqlFilter) cmp(c Cmp) (string, error) {
+	kind, ok := b.fields[c.Field]
+	if !ok {
+		return "", fmt.Errorf("%w: cannot filter on %q", ErrInvalid, c.Field)
+	}
+	col := c.Field
+	bad := func() (string, error) {
+		return "", fmt.Errorf("%w: %s %s %v is not a valid comparison", ErrInvalid, c.Field, c.Op, c.Value)
+	}
+	if c.Op == OpPr {
+		switch kind {
+		case kindString, kindFoldText:
+			return "(" + col + " IS NOT NULL AND " + col + " <> '')", nil
+		case kindMember:
+			return "EXISTS (SELECT 1 FROM group_members m WHERE m.tenant_id = groups.tenant_id AND m.group_id = groups.id)", nil
+		default:
+			return col + " IS NOT NULL", nil
+		}
+	}
+	switch kind {
+	case kindMember:
+		s, ok := c.Value.(string)
+		if !ok || c.Op != OpEq {
+			return bad()
+		}
+		return "EXISTS (SELECT 1 FROM group_members m WHERE m.tenant_id = groups.tenant_id AND m.group_id = groups.id AND m.user_id = " + b.arg(s) + ")", nil
+	case kindBool:
+		v, ok := c.Value.(bool)
+		if !ok || (c.Op != OpEq && c.Op != OpNe) {
+			return bad()
+		}
+		return col + sqlOps[c.Op] + b.arg(v), nil
+	case kindTime:
+		v, ok := c.Value.(time.Time)
+		if !ok || c.Op == OpCo || c.Op == OpSw || c.Op == OpEw {
+			return bad()
+		}
+		return col + sqlOps[c.Op] + b.arg(b.timeOf(v.UTC())), nil
+	}
+	s, ok := c.Value.(string)
+	if !ok {
+		return bad()
+	}
+	lhs := col
+	if kind == kindFoldText {
+		lhs, s = "lower("+col+")", strings.ToLower(s)
+	}
+	switch c.Op {
+	case OpCo:
+		return lhs + " LIKE " + b.arg("%"+escapeLike(s)+"%") + ` ESCAPE '\'`, nil
+	case OpSw:
+		return lhs + " LIKE " + b.arg(escapeLike(s)+"%") + ` ESCAPE '\'`, nil
+	case OpEw:
+		return lhs + " LIKE " + b.arg("%"+escapeLike(s)) + ` ESCAPE '\'`, nil
+	case OpNe:
+		// SCIM: ne matches resources without the attribute too.
+		return "(" + lhs + " <> " + b.arg(s) + " OR " + col + " IS NULL)", nil
+	}
+	op, ok := sqlOps[c.Op]
+	if !ok {
+		return bad()
+	}
+	return lhs + op + b.arg(s), nil
+}
+
+var sqlOps = map[Op]string{OpEq: " = ", OpNe: " <> ", OpGt: " > ", OpGe: " >= ", OpLt: " < ", OpLe: " <= "}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}

@@ -1,0 +1,254 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+func newDirectory(t *testing.T, db *store.DB, ctx context.Context) store.Directory {
+	t.Helper()
+	return must(db.CreateDirectory(ctx, store.Directory{Name: "okta", TokenHash: []byte(store.NewID("tok"))}))
+}
+
+func testUsers(t *testing.T, db *store.DB) {
+	ctx, tn := newTenant(t, db, "A")
+	dir := newDirectory(t, db, ctx)
+	u := must(db.CreateUser(ctx, store.User{DirectoryID: dir.ID, UserName: "Alice@acme.com", Email: "alice@acme.com",
+		GivenName: "Alice", Active: true, Attributes: json.RawMessage(`{"title":"CTO"}`)}))
+	if !store.HasPrefix(u.ID, store.PrefixUser) || u.Version != 1 || u.TenantID != tn.ID {
+		t.Fatalf("created %+v", u)
+	}
+	_, err := db.CreateUser(ctx, store.User{DirectoryID: dir.ID, UserName: "ALICE@acme.com"})
+	wantErr(t, err, store.ErrConflict) // userName is unique in a directory, case-insensitively
+
+	u.FamilyName, u.Active = "Smith", false
+	up := must(db.UpdateUser(ctx, u, 1))
+	if up.Version != 2 || up.FamilyName != "Smith" || up.Active {
+		t.Fatalf("updated %+v", up)
+	}
+	_, err = db.UpdateUser(ctx, u, 1) // stale ETag
+	wantErr(t, err, store.ErrVersionMismatch)
+	got := must(db.User(ctx, u.ID))
+	var attrs map[string]string
+	if err := json.Unmarshal(got.Attributes, &attrs); err != nil || attrs["title"] != "CTO" || got.Version != 2 {
+		t.Fatalf("got %+v (%s)", got, got.Attributes)
+	}
+	if err := db.DeleteUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, db.DeleteUser(ctx, u.ID), store.ErrNotFound)
+}
+
+func testOneUserAcrossSSOAndSCIM(t *testing.T, db *store.DB) {
+	ctx, _ := newTenant(t, db, "A")
+	conn := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionSAML, Name: "okta"}))
+
+	// SSO first: a just-in-time user.
+	jit := must(db.UpsertSSOUser(ctx, conn.ID, "00u1", store.User{Email: "bob@acme.com", GivenName: "Bob"}))
+	if !jit.Active || jit.DirectoryID != "" {
+		t.Fatalf("jit %+v", jit)
+	}
+	again := must(db.UpsertSSOUser(ctx, conn.ID, "00u1", store.User{Email: "bob@acme.com", GivenName: "Robert"}))
+	if again.ID != jit.ID || again.GivenName != "Robert" {
+		t.Fatalf("second login %+v, want the same user refreshed", again)
+	}
+	// Then the directory pushes the same person: still one user.
+	dir := newDirectory(t, db, ctx)
+	scim := must(db.CreateUser(ctx, store.User{DirectoryID: dir.ID, UserName: "bob@acme.com", Email: "BOB@acme.com", GivenName: "Bobby", Active: true}))
+	if scim.ID != jit.ID || scim.DirectoryID != dir.ID {
+		t.Fatalf("scim create %+v, want it to adopt %s", scim, jit.ID)
+	}
+	// The directory is now the source of truth: logins do not overwrite it.
+	after := must(db.UpsertSSOUser(ctx, conn.ID, "00u1", store.User{Email: "bob@acme.com", GivenName: "Hacked"}))
+	if after.GivenName != "Bobby" {
+		t.Fatalf("login overwrote directory data: %+v", after)
+	}
+	// SCIM first, then SSO by another IdP subject: linked by email.
+	carol := must(db.CreateUser(ctx, store.User{DirectoryID: dir.ID, UserName: "carol", Email: "carol@acme.com", Active: true}))
+	linked := must(db.UpsertSSOUser(ctx, conn.ID, "00u2", store.User{Email: "Carol@acme.com"}))
+	if linked.ID != carol.ID {
+		t.Fatalf("login created %s, want directory user %s", linked.ID, carol.ID)
+	}
+	// Deactivated by the directory: the user comes back inactive, for the caller to refuse.
+	carol.Active = false
+	must(db.UpdateUser(ctx, carol, 0))
+	if u := must(db.UpsertSSOUser(ctx, conn.ID, "00u2", store.User{Email: "carol@acme.com"})); u.Active {
+		t.Fatal("a deactivated user came back active")
+	}
+	all, n, err := db.FindUsers(ctx, store.UserQuery{})
+	if err != nil || n != 2 || len(all) != 2 {
+		t.Fatalf("users %d %v, want 2", n, err)
+	}
+}
+
+func testFindUsers(t *testing.T, db *store.DB) {
+	ctx, _ := newTenant(t, db, "A")
+	dir := newDirectory(t, db, ctx)
+	other := newDirectory(t, db, ctx)
+	mk := func(dirID, name, email, given string, active bool) store.User {
+		return must(db.CreateUser(ctx, store.User{DirectoryID: dirID, UserName: name, Email: email, GivenName: given, Active: active, ExternalID: "ext-" + name}))
+	}
+	alice := mk(dir.ID, "alice", "alice@acme.com", "Alice", true)
+	bob := mk(dir.ID, "bob", "bob@acme.com", "Bob", false)
+	pct := mk(dir.ID, "100%_sure", "p@acme.com", "", true)
+	mk(other.ID, "alice", "alice@acme.com", "Other", true)
+	since := time.Now().Add(-time.Hour)
+
+	tests := []struct {
+		name   string
+		filter store.Filter
+		want   []string
+	}{
+		{"all", nil, []string{alice.ID, bob.ID, pct.ID}},
+		{"eq folds case", store.Cmp{Field: "user_name", Op: store.OpEq, Value: "ALICE"}, []string{alice.ID}},
+		{"external id is case-exact", store.Cmp{Field: "external_id", Op: store.OpEq, Value: "EXT-alice"}, nil},
+		{"ne", store.Cmp{Field: "user_name", Op: store.OpNe, Value: "alice"}, []string{bob.ID, pct.ID}},
+		{"co", store.Cmp{Field: "email", Op: store.OpCo, Value: "ACME"}, []string{alice.ID, bob.ID, pct.ID}},
+		{"sw", store.Cmp{Field: "user_name", Op: store.OpSw, Value: "b"}, []string{bob.ID}},
+		{"ew", store.Cmp{Field: "email", Op: store.OpEw, Value: "e@acme.com"}, []string{alice.ID}},
+		{"like wildcards are literal", store.Cmp{Field: "user_name", Op: store.OpCo, Value: "%_"}, []string{pct.ID}},
+		{"pr", store.Cmp{Field: "given_name", Op: store.OpPr}, []string{alice.ID, bob.ID}},
+		{"bool", store.Cmp{Field: "active", Op: store.OpEq, Value: false}, []string{bob.ID}},
+		{"time", store.Cmp{Field: "created_at", Op: store.OpGt, Value: since}, []string{alice.ID, bob.ID, pct.ID}},
+		{"and", store.And{Left: store.Cmp{Field: "active", Op: store.OpEq, Value: true}, Right: store.Cmp{Field: "email", Op: store.OpSw, Value: "a"}}, []string{alice.ID}},
+		{"or", store.Or{Left: store.Cmp{Field: "user_name", Op: store.OpEq, Value: "alice"}, Right: store.Cmp{Field: "user_name", Op: store.OpEq, Value: "bob"}}, []string{alice.ID, bob.ID}},
+		{"not", store.Not{Filter: store.Cmp{Field: "active", Op: store.OpEq, Value: true}}, []string{bob.ID}},
+		{"injection is a value", store.Cmp{Field: "user_name", Op: store.OpEq, Value: "x' OR '1'='1"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			defer fatalOnFailure(t)
+			users, total, err := db.FindUsers(ctx, store.UserQuery{DirectoryID: dir.ID, Filter: tc.filter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, u := range users {
+				got = append(got, u.ID)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) || total != len(tc.want) {
+				t.Fatalf("got %v (total %d), want %v", got, total, tc.want)
+			}
+		})
+	}
+	for _, bad := range []store.Filter{
+		store.Cmp{Field: "password", Op: store.OpEq, Value: "x"},
+		store.Cmp{Field: "active", Op: store.OpCo, Value: true},
+		store.Cmp{Field: "user_name", Op: store.OpEq, Value: 3},
+		store.And{Left: store.Cmp{Field: "id", Op: store.OpEq, Value: "x"}},
+	} {
+		if _, _, err := db.FindUsers(ctx, store.UserQuery{Filter: bad}); err == nil {
+			t.Errorf("filter %+v accepted", bad)
+		}
+	}
+	page, total := must2paged(db.FindUsers(ctx, store.UserQuery{DirectoryID: dir.ID, Offset: 1, Limit: 1}))
+	if total != 3 || len(page) != 1 || page[0].ID != bob.ID {
+		t.Fatalf("paged %+v total %d", page, total)
+	}
+}
+
+func must2paged(users []store.User, total int, err error) ([]store.User, int) {
+	if err != nil {
+		panic(failure{err: err, file: "users.go"})
+	}
+	return users, total
+}
+
+func testGroups(t *testing.T, db *store.DB) {
+	ctx, _ := newTenant(t, db, "A")
+	dir := newDirectory(t, db, ctx)
+	var users []string
+	for i := range 3 {
+		users = append(users, must(db.CreateUser(ctx, store.User{DirectoryID: dir.ID, UserName: fmt.Sprint("u", i), Active: true})).ID)
+	}
+	g := must(db.CreateGroup(ctx, store.Group{DirectoryID: dir.ID, DisplayName: "Engineering"}))
+	must(db.CreateGroup(ctx, store.Group{DirectoryID: dir.ID, DisplayName: "Sales"}))
+	if err := db.AddGroupMembers(ctx, g.ID, users[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddGroupMembers(ctx, g.ID, users[1:]); err != nil { // overlapping add is fine
+		t.Fatal(err)
+	}
+	members, _ := must2(db.GroupMembers(ctx, g.ID, store.Page{}))
+	if len(members) != 3 {
+		t.Fatalf("members %v", members)
+	}
+	if err := db.RemoveGroupMembers(ctx, g.ID, []string{users[0], "usr_absent"}); err != nil {
+		t.Fatal(err)
+	}
+	if names := must(db.UserGroupNames(ctx, users[1])); len(names) != 1 || names[0] != "Engineering" {
+		t.Fatalf("groups of user %v", names)
+	}
+	found, _, err := db.FindGroups(ctx, store.GroupQuery{DirectoryID: dir.ID, Filter: store.Cmp{Field: "member", Op: store.OpEq, Value: users[2]}})
+	if err != nil || len(found) != 1 || found[0].ID != g.ID {
+		t.Fatalf("groups with member: %+v %v", found, err)
+	}
+	if err := db.ReplaceGroupMembers(ctx, g.ID, users[:1]); err != nil {
+		t.Fatal(err)
+	}
+	members, _ = must2(db.GroupMembers(ctx, g.ID, store.Page{}))
+	if len(members) != 1 || members[0] != users[0] {
+		t.Fatalf("after replace %v", members)
+	}
+	cur := must(db.Group(ctx, g.ID))
+	cur.DisplayName = "Eng"
+	if _, err := db.UpdateGroup(ctx, cur, cur.Version); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.UpdateGroup(ctx, cur, cur.Version)
+	wantErr(t, err, store.ErrVersionMismatch)
+	// Another tenant's user cannot be made a member.
+	b, _ := newTenant(t, db, "B")
+	bdir := newDirectory(t, db, b)
+	stranger := must(db.CreateUser(b, store.User{DirectoryID: bdir.ID, UserName: "x", Active: true}))
+	wantErr(t, db.AddGroupMembers(ctx, g.ID, []string{stranger.ID}), store.ErrNotFound)
+	wantErr(t, db.AddGroupMembers(b, g.ID, []string{stranger.ID}), store.ErrNotFound)
+	if err := db.DeleteUser(ctx, users[0]); err != nil {
+		t.Fatal(err)
+	}
+	if members, _ = must2(db.GroupMembers(ctx, g.ID, store.Page{})); len(members) != 0 {
+		t.Fatalf("deleted user still a member: %v", members)
+	}
+}
+
+func testConcurrentMembership(t *testing.T, db *store.DB) {
+	ctx, _ := newTenant(t, db, "A")
+	dir := newDirectory(t, db, ctx)
+	g := must(db.CreateGroup(ctx, store.Group{DirectoryID: dir.ID, DisplayName: "All"}))
+	const n = 20
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = must(db.CreateUser(ctx, store.User{DirectoryID: dir.ID, UserName: fmt.Sprint("u", i), Active: true})).ID
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- db.AddGroupMembers(context.WithoutCancel(ctx), g.ID, []string{id})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	members, _ := must2(db.GroupMembers(ctx, g.ID, store.Page{Limit: 100}))
+	sort.Strings(ids)
+	if fmt.Sprint(members) != fmt.Sprint(ids) {
+		t.Fatalf("lost members: have %d of %d", len(members), n)
+	}
+	if got := must(db.Group(ctx, g.ID)); got.Version != n+1 {
+		t.Fatalf("version %d, want %d", got.Version, n+1)
+	}
+}

@@ -1,0 +1,282 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+const userCols = `tenant_id, id, directory_id, external_id, user_name, email, email_verified, given_name,
+	family_name, display_name, active, attributes, version, created_at, updated_at`
+
+func scanUser(r row) (User, error) {
+	var u User
+	err := r.Scan(&u.TenantID, &u.ID, nullStringDest{&u.DirectoryID}, &u.ExternalID, &u.UserName, &u.Email,
+		&u.EmailVerified, &u.GivenName, &u.FamilyName, &u.DisplayName, &u.Active, jsonDest{&u.Attributes},
+		&u.Version, timeDest{&u.CreatedAt}, timeDest{&u.UpdatedAt})
+	return u, err
+}
+
+func (db *DB) userArgs(u User) ([]any, error) {
+	attrs, err := jsonArg(u.Attributes)
+	if err != nil {
+		return nil, err
+	}
+	return []any{u.TenantID, u.ID, nullString(u.DirectoryID), u.ExternalID, u.UserName, u.Email, u.EmailVerified,
+		u.GivenName, u.FamilyName, u.DisplayName, u.Active, attrs, u.Version,
+		db.d.timeArg(u.CreatedAt), db.d.timeArg(u.UpdatedAt)}, nil
+}
+
+const userInsert = "INSERT INTO users (" + userCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+
+const userUpdate = `UPDATE users SET directory_id = $3, external_id = $4, user_name = $5, email = $6,
+	email_verified = $7, given_name = $8, family_name = $9, display_name = $10, active = $11,
+	attributes = $12, version = $13, created_at = $14, updated_at = $15
+	WHERE tenant_id = $1 AND id = $2`
+
+// CreateUser adds a user to the tenant in ctx (see Store).
+func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
+	u.Email = strings.TrimSpace(u.Email)
+	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		u.TenantID = tenantID
+		now := db.now()
+		if u.DirectoryID != "" && u.Email != "" {
+			// The person may have signed in by SSO before the directory
+			// pushed them: they stay one user.
+			sso, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
+				WHERE tenant_id = $1 AND directory_id IS NULL AND lower(email) = lower($2) ORDER BY id LIMIT 1`, tenantID, u.Email))
+			switch {
+			case err == nil:
+				u.ID, u.CreatedAt, u.UpdatedAt, u.Version = sso.ID, sso.CreatedAt, now, sso.Version+1
+				args, err := db.userArgs(u)
+				if err != nil {
+					return err
+				}
+				_, err = q.exec(ctx, userUpdate, args...)
+				return err
+			case !db.d.isNoRows(err):
+				return err
+			}
+		}
+		if u.ID == "" {
+			u.ID = NewID(PrefixUser)
+		}
+		u.Version, u.CreatedAt, u.UpdatedAt = 1, now, now
+		args, err := db.userArgs(u)
+		if err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, userInsert, args...)
+		return err
+	})
+	return u, db.wrap("create user", err)
+}
+
+// User returns one user of the tenant in ctx.
+func (db *DB) User(ctx context.Context, id string) (User, error) {
+	var u User
+	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+		var err error
+		u, err = scanUser(q.queryRow(ctx, "SELECT "+userCols+" FROM users WHERE tenant_id = $1 AND id = $2", tenantID, id))
+		return err
+	})
+	return u, db.wrap("get user", err)
+}
+
+// UpdateUser replaces a user's fields (see Store).
+func (db *DB) UpdateUser(ctx context.Context, u User, ifVersion int64) (User, error) {
+	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		old, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+" FROM users WHERE tenant_id = $1 AND id = $2", tenantID, u.ID))
+		if err != nil {
+			return err
+		}
+		if ifVersion != 0 && ifVersion != old.Version {
+			return ErrVersionMismatch
+		}
+		u.TenantID, u.CreatedAt, u.UpdatedAt, u.Version = tenantID, old.CreatedAt, db.now(), old.Version+1
+		args, err := db.userArgs(u)
+		if err != nil {
+			return err
+		}
+		// The version in WHERE makes a concurrent update lose cleanly
+		// instead of silently overwriting.
+		n, err := q.exec(ctx, userUpdate+" AND version = $16", append(args, old.Version)...)
+		if err == nil && n == 0 {
+			return ErrVersionMismatch
+		}
+		return err
+	})
+	return u, db.wrap("update user", err)
+}
+
+// DeleteUser removes a user, their identities and memberships.
+func (db *DB) DeleteUser(ctx context.Context, id string) error {
+	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		n, err := q.exec(ctx, "DELETE FROM users WHERE tenant_id = $1 AND id = $2", tenantID, id)
+		if err == nil && n == 0 {
+			return ErrNotFound
+		}
+		return err
+	})
+	return db.wrap("delete user", err)
+}
+
+// FindUsers lists the users of the tenant in ctx that match q, in creation
+// order, with the total number of matches.
+func (db *DB) FindUsers(ctx context.Context, q UserQuery) ([]User, int, error) {
+	var out []User
+	var total int
+	err := db.scopedRead(ctx, func(qr querier, tenantID string) error {
+		where, args, err := db.where(tenantID, q.DirectoryID, q.Filter, userFields, "users")
+		if err != nil {
+			return err
+		}
+		if err := qr.queryRow(ctx, "SELECT count(*) FROM users WHERE "+where, args...).Scan(&total); err != nil {
+			return err
+		}
+		limit, offset := listWindow(q.Limit, q.Offset)
+		rs, err := qr.query(ctx, fmt.Sprintf("SELECT %s FROM users WHERE %s ORDER BY id LIMIT %d OFFSET %d", userCols, where, limit, offset), args...)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, scanUser)
+		return err
+	})
+	return out, total, db.wrap("find users", err)
+}
+
+// where renders the tenant, directory and filter conditions of a list.
+func (db *DB) where(tenantID, directoryID string, f Filter, fields map[string]fieldKind, table string) (string, []any, error) {
+	b := &sqlFilter{fields: fields, table: table, args: []any{tenantID}, timeOf: db.d.timeArg}
+	where := "tenant_id = $1"
+	if directoryID != "" {
+		where += " AND directory_id = " + b.arg(directoryID)
+	}
+	if f != nil {
+		cond, err := b.render(f)
+		if err != nil {
+			return "", nil, err
+		}
+		where += " AND " + cond
+	}
+	return where, b.args, nil
+}
+
+// listWindow bounds a list; the numbers are ints, so formatting them into
+// the statement is safe.
+func listWindow(limit, offset int) (int, int) {
+	switch {
+	case limit <= 0:
+		limit = 100
+	case limit > 1000:
+		limit = 1000
+	}
+	return limit, max(offset, 0)
+}
+
+// UpsertSSOUser links an upstream identity to a user (see Store).
+func (db *DB) UpsertSSOUser(ctx context.Context, connectionID, subject string, u User) (User, error) {
+	if connectionID == "" || subject == "" {
+		return User{}, fmt.Errorf("%w: an identity needs a connection and a subject", ErrInvalid)
+	}
+	var out User
+	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		linked, err := scanUser(q.queryRow(ctx, "SELECT "+prefixed("u.", userCols)+` FROM user_identities i
+			JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id
+			WHERE i.tenant_id = $1 AND i.connection_id = $2 AND i.idp_subject = $3`, tenantID, connectionID, subject))
+		switch {
+		case err == nil:
+			out, err = db.refreshSSO(ctx, q, linked, u)
+			return err
+		case !db.d.isNoRows(err):
+			return err
+		}
+		if u.Email != "" {
+			// Prefer the directory's record of the person.
+			byEmail, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
+				WHERE tenant_id = $1 AND lower(email) = lower($2)
+				ORDER BY CASE WHEN directory_id IS NULL THEN 1 ELSE 0 END, id LIMIT 1`, tenantID, u.Email))
+			switch {
+			case err == nil:
+				if out, err = db.refreshSSO(ctx, q, byEmail, u); err != nil {
+					return err
+				}
+				return db.link(ctx, q, tenantID, connectionID, subject, out.ID)
+			case !db.d.isNoRows(err):
+				return err
+			}
+		}
+		u.TenantID, u.ID, u.DirectoryID, u.Active, u.Version = tenantID, NewID(PrefixUser), "", true, 1
+		u.CreatedAt = db.now()
+		u.UpdatedAt = u.CreatedAt
+		args, err := db.userArgs(u)
+		if err != nil {
+			return err
+		}
+		if _, err := q.exec(ctx, userInsert, args...); err != nil {
+			return err
+		}
+		out = u
+		return db.link(ctx, q, tenantID, connectionID, subject, u.ID)
+	})
+	return out, db.wrap("upsert sso user", err)
+}
+
+// refreshSSO updates the profile of a user no directory manages; a
+// directory's data wins over what an IdP asserts at login.
+func (db *DB) refreshSSO(ctx context.Context, q querier, cur, from User) (User, error) {
+	if cur.DirectoryID != "" {
+		return cur, nil
+	}
+	if cur.Email == from.Email && cur.EmailVerified == from.EmailVerified && cur.GivenName == from.GivenName &&
+		cur.FamilyName == from.FamilyName && cur.DisplayName == from.DisplayName {
+		return cur, nil
+	}
+	cur.Email, cur.EmailVerified, cur.GivenName, cur.FamilyName, cur.DisplayName =
+		from.Email, from.EmailVerified, from.GivenName, from.FamilyName, from.DisplayName
+	if len(from.Attributes) > 0 {
+		cur.Attributes = from.Attributes
+	}
+	cur.Version++
+	cur.UpdatedAt = db.now()
+	args, err := db.userArgs(cur)
+	if err != nil {
+		return User{}, err
+	}
+	_, err = q.exec(ctx, userUpdate, args...)
+	return cur, err
+}
+
+func (db *DB) link(ctx context.Context, q querier, tenantID, connectionID, subject, userID string) error {
+	_, err := q.exec(ctx, `INSERT INTO user_identities (tenant_id, connection_id, idp_subject, user_id, created_at)
+		VALUES ($1, $2, $3, $4, $5)`, tenantID, connectionID, subject, userID, db.d.timeArg(db.now()))
+	return err
+}
+
+// UserGroupNames lists the display names of a user's groups.
+func (db *DB) UserGroupNames(ctx context.Context, userID string) ([]string, error) {
+	var out []string
+	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+		rs, err := q.query(ctx, `SELECT g.display_name FROM group_members m
+			JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
+			WHERE m.tenant_id = $1 AND m.user_id = $2 ORDER BY g.display_name`, tenantID, userID)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, func(r row) (string, error) {
+			var s string
+			return s, r.Scan(&s)
+		})
+		return err
+	})
+	return out, db.wrap("user groups", err)
+}
+
+// prefixed qualifies each column of a column list with p.
+func prefixed(p, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
