@@ -1,6 +1,10 @@
 package store_test
 
 import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/idbroker/idbroker/store"
@@ -14,5 +18,44 @@ func TestConformance(t *testing.T) {
 	}
 	for name, open := range backends {
 		t.Run(name, func(t *testing.T) { storetest.RunConformance(t, open) })
+	}
+}
+
+// TestSecretsSealedAtRest looks at the bytes on disk: no secret given to
+// the store may appear there, and another master key cannot open them.
+func TestSecretsSealedAtRest(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	url := "sqlite://" + filepath.Join(dir, "idbroker.db")
+	db := storetest.Open(t, url, storetest.NewCipher(t))
+	const secret = "client-secret-5e1d7c0ffee"
+	tn, err := db.CreateTenant(ctx, store.Tenant{Name: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx := store.WithTenant(ctx, tn.ID)
+	c, err := db.CreateConnection(tctx, store.Connection{Type: store.ConnectionOIDC, Name: "okta", Secrets: map[string]string{"client_secret": secret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateSigningKey(ctx, store.SigningKey{Alg: "ES256", PrivateKey: []byte(secret)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateWebhook(ctx, store.Webhook{URL: "https://h.example.com", Secret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "idbroker.db*"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(secret)) {
+			t.Fatalf("%s holds a secret in the clear", filepath.Base(f))
+		}
+	}
+	other := storetest.Open(t, url, storetest.NewCipher(t))
+	if _, err := other.Connection(tctx, c.ID); err == nil {
+		t.Fatal("a store under another master key opened the connection's secrets")
 	}
 }

@@ -5,14 +5,11 @@ package storetest
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"errors"
 	"path/filepath"
 	"testing"
 
 	"github.com/idbroker/idbroker/internal/testdb"
+	"github.com/idbroker/idbroker/secrets"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -55,39 +52,13 @@ func PostgresURL(t testing.TB) string {
 	return testdb.PostgresURL(t)
 }
 
-// NewCipher returns an AES-256-GCM cipher under a random key, standing in
-// for the master-key keyring in tests that are not about it.
+// NewCipher returns a keyring under a fresh random master key: the real
+// envelope encryption, with a key that lives as long as the test.
 func NewCipher(t testing.TB) store.Cipher {
 	t.Helper()
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	block, err := aes.NewCipher(key)
+	k, err := secrets.NewKeyring(secrets.GenerateMasterKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return gcm{aead}
-}
-
-type gcm struct{ aead cipher.AEAD }
-
-func (g gcm) Seal(plain, ad []byte) ([]byte, error) {
-	nonce := make([]byte, g.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return g.aead.Seal(nonce, nonce, plain, ad), nil
-}
-
-func (g gcm) Open(sealed, ad []byte) ([]byte, error) {
-	n := g.aead.NonceSize()
-	if len(sealed) < n {
-		return nil, errors.New("sealed value too short")
-	}
-	return g.aead.Open(nil, sealed[:n], sealed[n:], ad)
+	return k
 }
