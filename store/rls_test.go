@@ -170,6 +170,7 @@ func TestSchemaInvariants(t *testing.T) {
 		"connections_id":          true, // ACS URL → tenant
 		"directories_id":          true, // SCIM URL → tenant
 		"portal_links_token":      true, // portal link → tenant
+		"users_id":                true, // operator API user id → tenant (ResolveUser)
 	}
 	rows, err := pg.pool.Query(ctx, `
 		SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, a.attnotnull

@@ -95,6 +95,9 @@ type Store interface {
 	UpsertSSOUser(ctx context.Context, connectionID, subject string, u User) (User, error)
 	// UserGroupNames lists the display names of the user's groups.
 	UserGroupNames(ctx context.Context, userID string) ([]string, error)
+	// ResolveUser finds the tenant of a user named by id alone (the
+	// operator API's user-scoped calls).
+	ResolveUser(ctx context.Context, id string) (tenantID string, err error)
 
 	// Groups (tenant-scoped).
 	CreateGroup(ctx context.Context, g Group) (Group, error)

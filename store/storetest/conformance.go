@@ -45,6 +45,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"ConcurrentMembership", testConcurrentMembership},
 		{"DeleteTenantErasesEverything", testDeleteTenant},
 		{"MigrateTwice", testMigrateTwice},
+		{"ResolveUser", testResolveUser},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
