@@ -1,0 +1,49 @@
+// Package web holds the pages the broker shows people directly — the
+// "enter your work email" page, login error pages — and their static
+// assets, embedded in the binary. It knows nothing of OAuth or tenants: the
+// broker and the portal hand it a template name and the data to show.
+package web
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+)
+
+//go:embed templates/*.html static/*
+var files embed.FS
+
+// templates is parsed once; a template that does not parse fails every test
+// and the binary's start, never a request.
+var templates = template.Must(template.ParseFS(files, "templates/*.html"))
+
+// Static serves the embedded assets; mount it under /static/.
+func Static() http.Handler {
+	sub, err := fs.Sub(files, "static")
+	if err != nil {
+		panic(err) // the embed pattern guarantees the directory
+	}
+	return http.FileServerFS(sub)
+}
+
+// Render writes template name with data and status. It renders into a
+// buffer first, so a template error becomes an error to the caller rather
+// than half a page. Pages are never cached and never framed.
+func Render(w http.ResponseWriter, status int, name string, data any) error {
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, name, data); err != nil {
+		return fmt.Errorf("web: render %s: %w", name, err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	_, err := buf.WriteTo(w)
+	return err
+}
