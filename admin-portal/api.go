@@ -1,0 +1,80 @@
+package adminportal
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// TXTResolver looks up DNS TXT records; *net.Resolver satisfies it. Tests
+// substitute a fake DNS.
+type TXTResolver interface {
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+}
+
+// APIConfig configures the operator API.
+type APIConfig struct {
+	// Store is required.
+	Store store.Store
+	// Resolver checks domain verification records; nil means
+	// net.DefaultResolver.
+	Resolver TXTResolver
+	// Logger receives what the client is not told (causes of 500s, deleted
+	// tenants). Nil discards.
+	Logger *slog.Logger
+}
+
+// API is the operator API. Create it with NewAPI and Mount it.
+type API struct {
+	store         store.Store
+	resolver      TXTResolver
+	log           *slog.Logger
+	verifyTimeout time.Duration
+}
+
+// NewAPI returns the operator API over cfg.Store. It panics when Store is
+// nil, a wiring mistake that must not reach a running server.
+func NewAPI(cfg APIConfig) *API {
+	if cfg.Store == nil {
+		panic("adminportal: NewAPI needs a Store")
+	}
+	a := &API{
+		store:         cfg.Store,
+		resolver:      cfg.Resolver,
+		log:           cfg.Logger,
+		verifyTimeout: 10 * time.Second,
+	}
+	if a.resolver == nil {
+		a.resolver = net.DefaultResolver
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	return a
+}
+
+// Mount registers the API under /api/v1. Every route, including unknown
+// ones, passes the one error mapper and the one authentication middleware,
+// so that an unauthenticated caller learns nothing, not even which paths
+// exist.
+func (a *API) Mount(e *echo.Echo) {
+	g := e.Group("/api/v1", a.mapErrors, a.authenticate)
+
+	g.POST("/tenants", a.createTenant)
+	g.GET("/tenants", a.listTenants)
+
+	t := g.Group("/tenants/:id", a.loadTenant)
+	t.GET("", a.getTenant)
+	t.PATCH("", a.updateTenant)
+	t.DELETE("", a.deleteTenant)
+	t.GET("/domains", a.listDomains)
+	t.POST("/domains", a.addDomain)
+	t.GET("/domains/:dom", a.getDomain)
+	t.DELETE("/domains/:dom", a.deleteDomain)
+	t.POST("/domains/:dom/verify", a.verifyDomain)
+}

@@ -1,0 +1,53 @@
+package adminportal
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/store"
+)
+
+// maxUserAgent keeps a hostile User-Agent from bloating audit rows.
+const maxUserAgent = 512
+
+// audit appends the audit row of a mutation made by the operator of c. Call
+// it with the ctx of the InTx that makes the change and with the tenant set,
+// so that the row and the change commit or roll back together.
+func (a *API) audit(ctx context.Context, c echo.Context, action string, res store.Resource, details any) error {
+	op, _ := operatorFrom(ctx)
+	tenantID, _ := store.TenantFrom(ctx)
+	var raw json.RawMessage
+	if details != nil {
+		b, err := json.Marshal(details)
+		if err != nil {
+			return fmt.Errorf("audit %s: encode context: %w", action, err)
+		}
+		raw = b
+	}
+	ua := c.Request().UserAgent()
+	if len(ua) > maxUserAgent {
+		ua = strings.ToValidUTF8(ua[:maxUserAgent], "")
+	}
+	_, err := a.store.AppendAudit(ctx, store.AuditEvent{
+		TenantID: tenantID,
+		Actor: store.Actor{
+			Type:      "operator",
+			ID:        op.ID,
+			IP:        c.RealIP(),
+			UserAgent: ua,
+		},
+		Action:    action,
+		Resource:  res,
+		Context:   raw,
+		RequestID: server.RequestID(ctx),
+	})
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
+}

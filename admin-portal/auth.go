@@ -1,0 +1,186 @@
+package adminportal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/store"
+)
+
+// APIKeyPrefix starts every operator API key, so that a leaked key is
+// recognisable to people and secret scanners.
+const APIKeyPrefix = "idb_sk"
+
+// displayPrefixLen is how much of a key is kept in the clear to tell keys
+// apart: "idb_sk_" and four random characters (24 of 256 bits).
+const displayPrefixLen = len(APIKeyPrefix) + 1 + 4
+
+// maxKeyLen bounds what is hashed and looked up; real keys are ~50 bytes.
+const maxKeyLen = 256
+
+// CreateAPIKey makes a new operator API key named name. The plaintext is
+// returned once, to be shown to the operator; only its SHA-256 and a short
+// display prefix are stored.
+func CreateAPIKey(ctx context.Context, st store.Store, name string) (plaintext string, key store.APIKey, err error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", store.APIKey{}, errors.New("adminportal: an API key needs a name")
+	}
+	plaintext = secrets.NewToken(APIKeyPrefix)
+	key, err = st.CreateAPIKey(ctx, store.APIKey{
+		ID:     store.NewID(store.PrefixAPIKey),
+		Name:   name,
+		Hash:   secrets.HashToken(plaintext),
+		Prefix: plaintext[:displayPrefixLen],
+	})
+	if err != nil {
+		return "", store.APIKey{}, fmt.Errorf("adminportal: create API key %q: %w", name, err)
+	}
+	return plaintext, key, nil
+}
+
+// BootstrapKeyName names the key EnsureBootstrapKey stores.
+const BootstrapKeyName = "bootstrap"
+
+// EnsureBootstrapKey makes the exact key given (IDBROKER_BOOTSTRAP_API_KEY)
+// a valid operator key, stored hashed. It is idempotent, across restarts
+// and across nodes starting together. A bootstrap key that was revoked
+// stays revoked: it is an error, not revived.
+func EnsureBootstrapKey(ctx context.Context, st store.Store, key string) error {
+	if err := checkKeySyntax(key); err != nil {
+		return fmt.Errorf("adminportal: bootstrap API key: %w", err)
+	}
+	hash := secrets.HashToken(key)
+	if _, err := st.AuthenticateAPIKey(ctx, hash); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("adminportal: look up bootstrap API key: %w", err)
+	}
+	prefix := key
+	if len(prefix) > displayPrefixLen {
+		prefix = prefix[:displayPrefixLen]
+	}
+	_, err := st.CreateAPIKey(ctx, store.APIKey{
+		ID:     store.NewID(store.PrefixAPIKey),
+		Name:   BootstrapKeyName,
+		Hash:   hash,
+		Prefix: prefix,
+	})
+	if errors.Is(err, store.ErrConflict) {
+		// Another node stored it first, or it exists revoked.
+		if _, aerr := st.AuthenticateAPIKey(ctx, hash); aerr == nil {
+			return nil
+		}
+		return errors.New("adminportal: the bootstrap API key was revoked; set a new IDBROKER_BOOTSTRAP_API_KEY")
+	}
+	if err != nil {
+		return fmt.Errorf("adminportal: store bootstrap API key: %w", err)
+	}
+	return nil
+}
+
+// checkKeySyntax refuses keys that cannot travel in a bearer header.
+func checkKeySyntax(key string) error {
+	if key == "" {
+		return errors.New("key is empty")
+	}
+	if len(key) > maxKeyLen {
+		return fmt.Errorf("key is longer than %d bytes", maxKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		if b := key[i]; b <= ' ' || b >= 0x7f {
+			return errors.New("key must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+type operatorKey struct{}
+
+// withOperator and operatorFrom carry the authenticated API key.
+func withOperator(ctx context.Context, k store.APIKey) context.Context {
+	return context.WithValue(ctx, operatorKey{}, k)
+}
+
+func operatorFrom(ctx context.Context) (store.APIKey, bool) {
+	k, ok := ctx.Value(operatorKey{}).(store.APIKey)
+	return k, ok
+}
+
+// authenticate admits requests bearing an unrevoked operator API key.
+func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		// Whatever the outcome, a 401 must say how to authenticate.
+		deny := func(msg string) error {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="idbroker"`)
+			return unauthorized(msg)
+		}
+		key, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+		if !ok {
+			return deny("an API key is required: send Authorization: Bearer <api key>")
+		}
+		if checkKeySyntax(key) != nil {
+			return deny("the API key is invalid or revoked")
+		}
+		ctx := c.Request().Context()
+		k, err := a.store.AuthenticateAPIKey(ctx, secrets.HashToken(key))
+		if errors.Is(err, store.ErrNotFound) {
+			return deny("the API key is invalid or revoked")
+		}
+		if err != nil {
+			return fmt.Errorf("authenticating API key: %w", err)
+		}
+		c.SetRequest(c.Request().WithContext(withOperator(ctx, k)))
+		return next(c)
+	}
+}
+
+// bearerToken extracts the credential of an RFC 6750 Authorization header;
+// the scheme is case-insensitive.
+func bearerToken(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// loadTenant resolves the :id of tenant routes. An operator may act on any
+// tenant, but the store must still be told which one: it is set here, once,
+// before any handler runs a tenant-scoped call. Malformed ids are 404s like
+// unknown ones.
+func (a *API) loadTenant(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Param("id")
+		if !store.HasPrefix(id, store.PrefixTenant) {
+			return notFound("tenant")
+		}
+		ctx := store.WithTenant(c.Request().Context(), id)
+		server.SetTenantID(ctx, id)
+		t, err := a.store.Tenant(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("tenant")
+		}
+		if err != nil {
+			return fmt.Errorf("loading tenant %s: %w", id, err)
+		}
+		c.SetRequest(c.Request().WithContext(ctx))
+		c.Set(tenantCtxKey, t)
+		return next(c)
+	}
+}
+
+const tenantCtxKey = "adminportal.tenant"
+
+// tenantOf returns the tenant loadTenant found.
+func tenantOf(c echo.Context) store.Tenant {
+	t, _ := c.Get(tenantCtxKey).(store.Tenant)
+	return t
+}

@@ -1,0 +1,346 @@
+package adminportal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/net/idna"
+	"golang.org/x/net/publicsuffix"
+
+	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/store"
+)
+
+// Domain verification is a TXT record the tenant publishes under its
+// domain, proving it controls the domain's DNS.
+const (
+	verificationLabel       = "_idbroker-verification"
+	verificationValuePrefix = "idbroker-verification="
+)
+
+func verificationRecord(d store.Domain) (name, value string) {
+	return verificationLabel + "." + d.Domain, verificationValuePrefix + d.VerificationToken
+}
+
+type verificationJSON struct {
+	RecordType  string `json:"record_type"`
+	RecordName  string `json:"record_name"`
+	RecordValue string `json:"record_value"`
+}
+
+// domainJSON is a domain as the API shows it. The verification record is
+// shown even once verified: removing it does not unverify the domain, but
+// admins look for it.
+type domainJSON struct {
+	ID           string           `json:"id"`
+	TenantID     string           `json:"tenant_id"`
+	Domain       string           `json:"domain"`
+	Verified     bool             `json:"verified"`
+	VerifiedAt   *time.Time       `json:"verified_at"`
+	Verification verificationJSON `json:"verification"`
+	CreatedAt    time.Time        `json:"created_at"`
+}
+
+func toDomainJSON(d store.Domain) domainJSON {
+	name, value := verificationRecord(d)
+	return domainJSON{
+		ID:           d.ID,
+		TenantID:     d.TenantID,
+		Domain:       d.Domain,
+		Verified:     d.Verified,
+		VerifiedAt:   d.VerifiedAt,
+		Verification: verificationJSON{RecordType: "TXT", RecordName: name, RecordValue: value},
+		CreatedAt:    d.CreatedAt,
+	}
+}
+
+type domainRequest struct {
+	Domain   string `json:"domain"`
+	Verified bool   `json:"verified"`
+}
+
+// domainProfile maps a domain as typed (any case, Unicode) to its ASCII
+// form and checks every label is a valid host name label.
+var domainProfile = idna.New(
+	idna.MapForLookup(),
+	idna.BidiRule(),
+	idna.StrictDomainName(true),
+	idna.VerifyDNSLength(true),
+	idna.Transitional(false),
+)
+
+// normalizeDomain returns the stored form of an email domain: lower case,
+// ASCII (IDNA), no trailing dot. It refuses what cannot be a tenant's own
+// registrable host name: IP addresses, single labels, localhost and public
+// suffixes such as "com" or "co.uk", which no tenant can own.
+func normalizeDomain(s string) (string, error) {
+	s = strings.TrimSuffix(strings.TrimSpace(s), ".")
+	if s == "" {
+		return "", errors.New("domain is required")
+	}
+	if strings.ContainsAny(s, "@/:") {
+		return "", fmt.Errorf("%q is not a domain name (give only the part after @)", s)
+	}
+	if _, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return "", fmt.Errorf("%q is an IP address, not a domain name", s)
+	}
+	ascii, err := domainProfile.ToASCII(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a valid domain name", s)
+	}
+	ascii = strings.ToLower(ascii)
+	if !strings.Contains(ascii, ".") {
+		return "", fmt.Errorf("%q is not a fully qualified domain name", s)
+	}
+	if ascii == "localhost" || strings.HasSuffix(ascii, ".localhost") {
+		return "", fmt.Errorf("%q is reserved for the local host", s)
+	}
+	// A dotted quad fails IDNA checks on some profiles and not others;
+	// a numeric top-level label is never a real domain either way.
+	if tld := ascii[strings.LastIndexByte(ascii, '.')+1:]; strings.Trim(tld, "0123456789") == "" {
+		return "", fmt.Errorf("%q is not a domain name", s)
+	}
+	if _, err := publicsuffix.EffectiveTLDPlusOne(ascii); err != nil {
+		return "", fmt.Errorf("%q is a public suffix, which no single organisation owns", s)
+	}
+	return ascii, nil
+}
+
+// domainRef reads the :dom path parameter, a dom_ id or a domain name. A
+// malformed one is answered like an unknown one.
+func domainRef(c echo.Context) (string, error) {
+	ref := c.Param("dom")
+	if strings.HasPrefix(ref, store.PrefixDomain+"_") {
+		if !store.HasPrefix(ref, store.PrefixDomain) {
+			return "", notFound("domain")
+		}
+		return ref, nil
+	}
+	name, err := normalizeDomain(ref)
+	if err != nil {
+		return "", notFound("domain")
+	}
+	return name, nil
+}
+
+// claimDomain adds a normalised domain to the tenant in ctx and audits it.
+// An operator's verified: true is trusted; it still cannot take a domain
+// another tenant holds verified.
+func (a *API) claimDomain(ctx context.Context, c echo.Context, req domainRequest) (store.Domain, error) {
+	d, err := a.store.AddDomain(ctx, store.Domain{
+		ID:                store.NewID(store.PrefixDomain),
+		Domain:            req.Domain,
+		Verified:          req.Verified,
+		VerificationToken: secrets.NewToken(""),
+	})
+	if errors.Is(err, store.ErrConflict) {
+		msg := fmt.Sprintf("domain %s is already claimed by this tenant", req.Domain)
+		if req.Verified {
+			msg = fmt.Sprintf("domain %s is already claimed by this tenant or verified by another tenant", req.Domain)
+		}
+		return store.Domain{}, conflict(server.CodeConflict, msg, err)
+	}
+	if err != nil {
+		return store.Domain{}, fmt.Errorf("add domain %s: %w", req.Domain, err)
+	}
+	if err := a.audit(ctx, c, "domain.added", domainResource(d), map[string]any{"verified": d.Verified}); err != nil {
+		return store.Domain{}, err
+	}
+	return d, nil
+}
+
+func (a *API) addDomain(c echo.Context) error {
+	var req domainRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	name, err := normalizeDomain(req.Domain)
+	if err != nil {
+		return invalid("domain", "%v", err)
+	}
+	req.Domain = name
+	var d store.Domain
+	err = a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		var err error
+		d, err = a.claimDomain(ctx, c, req)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toDomainJSON(d))
+}
+
+func (a *API) listDomains(c echo.Context) error {
+	domains, err := a.store.Domains(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("list domains: %w", err)
+	}
+	out := make([]domainJSON, 0, len(domains))
+	for _, d := range domains {
+		out = append(out, toDomainJSON(d))
+	}
+	// A tenant has few domains: one page, in the list shape all lists share.
+	return c.JSON(http.StatusOK, newList(out, ""))
+}
+
+func (a *API) getDomain(c echo.Context) error {
+	ref, err := domainRef(c)
+	if err != nil {
+		return err
+	}
+	d, err := a.store.Domain(c.Request().Context(), ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("domain")
+	}
+	if err != nil {
+		return fmt.Errorf("get domain: %w", err)
+	}
+	return c.JSON(http.StatusOK, toDomainJSON(d))
+}
+
+func (a *API) deleteDomain(c echo.Context) error {
+	ref, err := domainRef(c)
+	if err != nil {
+		return err
+	}
+	err = a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		d, err := a.store.Domain(ctx, ref)
+		if err != nil {
+			return err
+		}
+		if err := a.store.DeleteDomain(ctx, d.ID); err != nil {
+			return err
+		}
+		return a.audit(ctx, c, "domain.removed", domainResource(d), nil)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("domain")
+	}
+	if err != nil {
+		return fmt.Errorf("delete domain: %w", err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// verifyDomain looks up the domain's TXT record and marks the domain
+// verified when it carries the expected value. The lookup runs outside any
+// transaction: no database lock waits on DNS.
+func (a *API) verifyDomain(c echo.Context) error {
+	ref, err := domainRef(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	d, err := a.store.Domain(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("domain")
+	}
+	if err != nil {
+		return fmt.Errorf("get domain: %w", err)
+	}
+	if d.Verified {
+		return c.JSON(http.StatusOK, toDomainJSON(d))
+	}
+
+	if err := a.checkTXT(ctx, d); err != nil {
+		return err
+	}
+	err = a.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if d, err = a.store.MarkDomainVerified(ctx, d.ID); err != nil {
+			return err
+		}
+		return a.audit(ctx, c, "domain.verified", domainResource(d), map[string]any{"method": "dns_txt"})
+	})
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return conflict(server.CodeConflict, fmt.Sprintf("domain %s is already verified by another tenant", d.Domain), err)
+	case errors.Is(err, store.ErrNotFound):
+		return notFound("domain") // deleted meanwhile
+	case err != nil:
+		return fmt.Errorf("mark domain verified: %w", err)
+	}
+	return c.JSON(http.StatusOK, toDomainJSON(d))
+}
+
+// checkTXT reports, as a verification_failed error, what was expected at
+// the record name and what DNS answered instead.
+func (a *API) checkTXT(ctx context.Context, d store.Domain) error {
+	name, want := verificationRecord(d)
+	lctx, cancel := context.WithTimeout(ctx, a.verifyTimeout)
+	defer cancel()
+	records, err := a.resolver.LookupTXT(lctx, name)
+	if err != nil {
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			return verificationFailed("no TXT record found at %s; publish %q there and try again", name, want)
+		}
+		a.log.WarnContext(ctx, "domain verification lookup failed", "record", name, "error", err)
+		return verificationFailed("the DNS lookup of TXT %s failed (%s); try again shortly", name, lookupReason(err))
+	}
+	for _, r := range records {
+		if strings.TrimSpace(r) == want {
+			return nil
+		}
+	}
+	if len(records) == 0 {
+		return verificationFailed("no TXT record found at %s; publish %q there and try again", name, want)
+	}
+	return verificationFailed("TXT %s does not hold %q; found %s", name, want, quoteSome(records, 5))
+}
+
+func verificationFailed(format string, args ...any) *server.Error {
+	return &server.Error{
+		Status:  http.StatusUnprocessableEntity,
+		Code:    codeVerificationFailed,
+		Message: fmt.Sprintf(format, args...),
+		Field:   "",
+	}
+}
+
+// lookupReason says why a lookup failed without echoing resolver
+// internals (addresses of our DNS servers).
+func lookupReason(err error) string {
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.As(err, &dnsErr) && dnsErr.IsTimeout:
+		return "timed out"
+	case errors.As(err, &dnsErr) && dnsErr.IsTemporary:
+		return "temporary DNS failure"
+	}
+	return "DNS error"
+}
+
+// quoteSome lists up to n values, each shortened, for an error message.
+func quoteSome(values []string, n int) string {
+	var b strings.Builder
+	for i, v := range values {
+		if i == n {
+			fmt.Fprintf(&b, " and %d more", len(values)-n)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if len(v) > 100 {
+			v = strings.ToValidUTF8(v[:100], "") + "…"
+		}
+		fmt.Fprintf(&b, "%q", v)
+	}
+	return b.String()
+}
+
+func domainResource(d store.Domain) store.Resource {
+	return store.Resource{Type: "domain", ID: d.ID, Name: d.Domain}
+}

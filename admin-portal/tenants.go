@@ -1,0 +1,329 @@
+package adminportal
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// Input bounds.
+const (
+	maxNameLen       = 200
+	maxTierLen       = 64
+	maxCreateDomains = 50
+)
+
+// tenantJSON is a tenant as the API shows it.
+type tenantJSON struct {
+	ID        string       `json:"id"`
+	Name      string       `json:"name"`
+	Status    string       `json:"status"`
+	Tier      *string      `json:"tier"`
+	Domains   []domainJSON `json:"domains"`
+	CreatedAt time.Time    `json:"created_at"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+func toTenantJSON(t store.Tenant, domains []store.Domain) tenantJSON {
+	out := tenantJSON{
+		ID:        t.ID,
+		Name:      t.Name,
+		Status:    string(t.Status),
+		Domains:   make([]domainJSON, 0, len(domains)),
+		CreatedAt: t.CreatedAt,
+		UpdatedAt: t.UpdatedAt,
+	}
+	if t.Tier != "" {
+		out.Tier = &t.Tier
+	}
+	for _, d := range domains {
+		out.Domains = append(out.Domains, toDomainJSON(d))
+	}
+	return out
+}
+
+type createTenantRequest struct {
+	Name    string          `json:"name"`
+	Status  string          `json:"status"`
+	Tier    string          `json:"tier"`
+	Domains []domainRequest `json:"domains"`
+}
+
+// createTenant registers a tenant and its domains in one transaction: a
+// domain that cannot be claimed leaves no half-made tenant behind.
+func (a *API) createTenant(c echo.Context) error {
+	var req createTenantRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	name, err := checkName("name", req.Name)
+	if err != nil {
+		return err
+	}
+	status := store.TenantActive
+	switch store.TenantStatus(req.Status) {
+	case "", store.TenantActive:
+	case store.TenantTrial:
+		status = store.TenantTrial
+	default:
+		return invalid("status", `status of a new tenant must be "active" or "trial"`)
+	}
+	tier, err := checkTier(req.Tier)
+	if err != nil {
+		return err
+	}
+	if len(req.Domains) > maxCreateDomains {
+		return invalid("domains", "at most %d domains can be added with the tenant", maxCreateDomains)
+	}
+	domains := make([]domainRequest, len(req.Domains))
+	seen := make(map[string]bool, len(req.Domains))
+	for i, d := range req.Domains {
+		field := fmt.Sprintf("domains[%d].domain", i)
+		name, err := normalizeDomain(d.Domain)
+		if err != nil {
+			return invalid(field, "%s: %v", field, err)
+		}
+		if seen[name] {
+			return invalid(field, "%s: %s is listed twice", field, name)
+		}
+		seen[name] = true
+		domains[i] = domainRequest{Domain: name, Verified: d.Verified}
+	}
+
+	var (
+		t     store.Tenant
+		added []store.Domain
+	)
+	err = a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		var err error
+		t, err = a.store.CreateTenant(ctx, store.Tenant{Name: name, Status: status, Tier: tier})
+		if err != nil {
+			return fmt.Errorf("create tenant: %w", err)
+		}
+		ctx = store.WithTenant(ctx, t.ID)
+		if err := a.audit(ctx, c, "tenant.created", tenantResource(t), map[string]any{
+			"status": t.Status, "tier": t.Tier,
+		}); err != nil {
+			return err
+		}
+		for _, req := range domains {
+			d, err := a.claimDomain(ctx, c, req)
+			if err != nil {
+				return err
+			}
+			added = append(added, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	a.log.InfoContext(c.Request().Context(), "tenant created", "tenant_id", t.ID)
+	return c.JSON(http.StatusCreated, toTenantJSON(t, added))
+}
+
+func (a *API) listTenants(c echo.Context) error {
+	p, err := parsePage(c, store.PrefixTenant)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	tenants, next, err := a.store.ListTenants(ctx, p)
+	if err != nil {
+		return fmt.Errorf("list tenants: %w", err)
+	}
+	out := make([]tenantJSON, 0, len(tenants))
+	for _, t := range tenants {
+		domains, err := a.store.Domains(store.WithTenant(ctx, t.ID))
+		if err != nil {
+			return fmt.Errorf("list domains of %s: %w", t.ID, err)
+		}
+		out = append(out, toTenantJSON(t, domains))
+	}
+	return c.JSON(http.StatusOK, newList(out, next))
+}
+
+func (a *API) getTenant(c echo.Context) error {
+	domains, err := a.store.Domains(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("list domains: %w", err)
+	}
+	return c.JSON(http.StatusOK, toTenantJSON(tenantOf(c), domains))
+}
+
+type updateTenantRequest struct {
+	Name   *string `json:"name"`
+	Status *string `json:"status"`
+	Tier   *string `json:"tier"`
+}
+
+// change is one field of an audited update.
+type change struct {
+	From any `json:"from"`
+	To   any `json:"to"`
+}
+
+// updateTenant changes name, tier or status. A status change follows the
+// lifecycle (see checkTransition) and is announced as tenant.status_changed
+// in the same transaction.
+func (a *API) updateTenant(c echo.Context) error {
+	var req updateTenantRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	var u store.TenantUpdate
+	if req.Name != nil {
+		name, err := checkName("name", *req.Name)
+		if err != nil {
+			return err
+		}
+		u.Name = &name
+	}
+	if req.Tier != nil {
+		tier, err := checkTier(*req.Tier)
+		if err != nil {
+			return err
+		}
+		u.Tier = &tier
+	}
+	if req.Status != nil {
+		s := store.TenantStatus(*req.Status)
+		if !s.Valid() {
+			return invalid("status", `status must be "active", "trial" or "paused"`)
+		}
+		u.Status = &s
+	}
+
+	var t store.Tenant
+	err := a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		// Read again inside the transaction: the transition is checked
+		// against the state being changed, not the one loadTenant saw.
+		cur, err := a.store.Tenant(ctx)
+		if err != nil {
+			return fmt.Errorf("get tenant: %w", err)
+		}
+		changes := map[string]change{}
+		if u.Name != nil && *u.Name != cur.Name {
+			changes["name"] = change{cur.Name, *u.Name}
+		}
+		if u.Tier != nil && *u.Tier != cur.Tier {
+			changes["tier"] = change{cur.Tier, *u.Tier}
+		}
+		if u.Status != nil && *u.Status != cur.Status {
+			if err := checkTransition(cur.Status, *u.Status); err != nil {
+				return err
+			}
+			changes["status"] = change{cur.Status, *u.Status}
+		}
+		if len(changes) == 0 {
+			t = cur
+			return nil
+		}
+		if t, err = a.store.UpdateTenant(ctx, u); err != nil {
+			return fmt.Errorf("update tenant: %w", err)
+		}
+		if err := a.audit(ctx, c, "tenant.updated", tenantResource(t), map[string]any{"changes": changes}); err != nil {
+			return err
+		}
+		if _, ok := changes["status"]; ok {
+			if err := a.statusChanged(ctx, cur.Status, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	domains, err := a.store.Domains(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("list domains: %w", err)
+	}
+	return c.JSON(http.StatusOK, toTenantJSON(t, domains))
+}
+
+// statusChanged appends the tenant.status_changed event to the outbox.
+func (a *API) statusChanged(ctx context.Context, from store.TenantStatus, t store.Tenant) error {
+	data, err := json.Marshal(map[string]any{
+		"tenant_id":       t.ID,
+		"status":          t.Status,
+		"previous_status": from,
+	})
+	if err != nil {
+		return fmt.Errorf("encode tenant.status_changed: %w", err)
+	}
+	_, err = a.store.AppendEvent(ctx, store.Event{
+		ID:       store.NewID(store.PrefixEvent),
+		TenantID: t.ID,
+		Type:     "tenant.status_changed",
+		Data:     data,
+	})
+	if err != nil {
+		return fmt.Errorf("append tenant.status_changed: %w", err)
+	}
+	return nil
+}
+
+// checkTransition enforces the tenant lifecycle: a live tenant (active or
+// trial) may be paused, a paused one resumed, and a trial converted to
+// active. Nothing goes back to trial.
+func checkTransition(from, to store.TenantStatus) error {
+	switch {
+	case to == store.TenantPaused && from.Live(),
+		to == store.TenantActive && (from == store.TenantPaused || from == store.TenantTrial):
+		return nil
+	}
+	return conflict(codeInvalidTransition,
+		fmt.Sprintf("a %s tenant cannot become %s: paused tenants resume as active, and only new tenants start as trial", from, to), nil)
+}
+
+// deleteTenant erases the tenant and everything it owns, its audit trail
+// included; the deletion itself is logged with the operator's key.
+func (a *API) deleteTenant(c echo.Context) error {
+	ctx := c.Request().Context()
+	if err := a.store.DeleteTenant(ctx); err != nil {
+		return fmt.Errorf("delete tenant: %w", err)
+	}
+	op, _ := operatorFrom(ctx)
+	t := tenantOf(c)
+	a.log.InfoContext(ctx, "tenant deleted", "tenant_id", t.ID, "api_key_id", op.ID, "ip", c.RealIP())
+	return c.NoContent(http.StatusNoContent)
+}
+
+func tenantResource(t store.Tenant) store.Resource {
+	return store.Resource{Type: "tenant", ID: t.ID, Name: t.Name}
+}
+
+// checkName trims a display name and refuses empty, overlong or control
+// characters (which would garble logs and consoles).
+func checkName(field, s string) (string, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", invalid(field, "%s is required", field)
+	case !utf8.ValidString(s):
+		return "", invalid(field, "%s must be valid UTF-8", field)
+	case utf8.RuneCountInString(s) > maxNameLen:
+		return "", invalid(field, "%s must be at most %d characters", field, maxNameLen)
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return "", invalid(field, "%s must not contain control characters", field)
+	}
+	return s, nil
+}
+
+func checkTier(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if len(s) > maxTierLen || strings.IndexFunc(s, unicode.IsControl) >= 0 || !utf8.ValidString(s) {
+		return "", invalid("tier", "tier must be at most %d printable characters", maxTierLen)
+	}
+	return s, nil
+}
