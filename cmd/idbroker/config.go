@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/idbroker/idbroker/secrets"
 )
@@ -35,6 +34,7 @@ const (
 	defaultDatabaseURL = "sqlite://.idbroker/idbroker.db"
 	masterKeyFileName  = "master.key"
 	minBootstrapKeyLen = 32
+	maxBootstrapKeyLen = 256
 )
 
 // Database drivers a Config can name.
@@ -167,20 +167,25 @@ func loadConfig(src configSource) (Config, error) {
 		c.AllowPrivateNetworks = true
 	}
 
-	if v, name := src.get(envIssuer); v == "" {
-		c.Issuer = defaultIssuer
-	} else if iss, err := parseIssuer(v, c.Dev); err != nil {
-		bad(name, "%v", err)
-	} else {
-		c.Issuer = iss
-	}
-
 	if v, name := src.get(envListen); v == "" {
 		c.Listen = defaultListen
 	} else if err := checkListen(v); err != nil {
 		bad(name, "%v", err)
 	} else {
 		c.Listen = v
+	}
+
+	switch v, name := src.get(envIssuer); {
+	case v != "":
+		if iss, err := parseIssuer(v, c.Dev); err != nil {
+			bad(name, "%v", err)
+		} else {
+			c.Issuer = iss
+		}
+	case c.Listen != "":
+		// Unset, the issuer follows the port: "serve --listen :9000" on a
+		// laptop is reached at http://localhost:9000.
+		c.Issuer = defaultIssuerFor(c.Listen)
 	}
 
 	dbName := envDatabaseURL
@@ -246,6 +251,16 @@ func loadConfig(src configSource) (Config, error) {
 		return Config{}, errors.Join(errs...)
 	}
 	return c, nil
+}
+
+// defaultIssuerFor is the issuer of a broker listening on listen when
+// IDBROKER_ISSUER is unset: http://localhost on the same port.
+func defaultIssuerFor(listen string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "8080" || port == "0" {
+		return defaultIssuer
+	}
+	return "http://localhost:" + port
 }
 
 // parseIssuer checks that v is an absolute http(s) URL without query,
@@ -359,14 +374,20 @@ func checkRedisURL(v string) error {
 	return nil
 }
 
-// checkBootstrapKey asks for a key long enough not to be guessed. Its
-// errors never quote the value.
+// checkBootstrapKey asks for a key long enough not to be guessed, in the
+// syntax the operator API accepts in a bearer header. Its errors never
+// quote the value.
 func checkBootstrapKey(v string) error {
 	if len(v) < minBootstrapKeyLen {
 		return fmt.Errorf("must be at least %d characters (generate one with `openssl rand -hex 32`)", minBootstrapKeyLen)
 	}
-	if strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
-		return errors.New("must not contain spaces or control characters")
+	if len(v) > maxBootstrapKeyLen {
+		return fmt.Errorf("must be at most %d characters", maxBootstrapKeyLen)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] >= 0x7f {
+			return errors.New("must be printable ASCII, without spaces")
+		}
 	}
 	return nil
 }

@@ -106,7 +106,12 @@ func TestLoadConfig(t *testing.T) {
 
 		// IDBROKER_LISTEN
 		{name: "listen port only", env: map[string]string{envListen: ":9090"},
-			check: func(t *testing.T, c Config) { eq(t, "Listen", c.Listen, ":9090") }},
+			check: func(t *testing.T, c Config) {
+				eq(t, "Listen", c.Listen, ":9090")
+				eq(t, "Issuer", c.Issuer, "http://localhost:9090") // the default issuer follows the port
+			}},
+		{name: "listen port with issuer set", env: map[string]string{envListen: ":9090", envIssuer: "https://sso.example.com"},
+			check: func(t *testing.T, c Config) { eq(t, "Issuer", c.Issuer, "https://sso.example.com") }},
 		{name: "listen ipv4", env: map[string]string{envListen: "127.0.0.1:8081"},
 			check: func(t *testing.T, c Config) { eq(t, "Listen", c.Listen, "127.0.0.1:8081") }},
 		{name: "listen ipv6", env: map[string]string{envListen: "[::1]:8081"},
@@ -210,7 +215,11 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bootstrap key short", env: map[string]string{envBootstrapAPIKey: "shortbootstrapkey"},
 			wantErr: []string{"IDBROKER_BOOTSTRAP_API_KEY: must be at least 32 characters"}},
 		{name: "bootstrap key with space", env: map[string]string{envBootstrapAPIKey: "bootstrap key with spaces in it, long enough"},
-			wantErr: []string{"IDBROKER_BOOTSTRAP_API_KEY: must not contain spaces"}},
+			wantErr: []string{"IDBROKER_BOOTSTRAP_API_KEY: must be printable ASCII, without spaces"}},
+		{name: "bootstrap key non-ASCII", env: map[string]string{envBootstrapAPIKey: "bootstrap-key-é-long-enough-to-pass-the-length"},
+			wantErr: []string{"IDBROKER_BOOTSTRAP_API_KEY: must be printable ASCII, without spaces"}},
+		{name: "bootstrap key too long", env: map[string]string{envBootstrapAPIKey: strings.Repeat("k", 257)},
+			wantErr: []string{"IDBROKER_BOOTSTRAP_API_KEY: must be at most 256 characters"}},
 
 		// IDBROKER_ALLOW_PRIVATE_NETWORKS
 		{name: "private networks true", env: map[string]string{envAllowPrivateNetworks: "true"},
@@ -256,7 +265,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	secretsNeverShown := []string{
 		testMasterKey, testMasterKeyURL, testBootstrapKey, "not base64 master key!", "!!",
-		"shortbootstrapkey", "bootstrap key with spaces", "short\n", "pgpassword", "dbsecretpw", "redissecretpw",
+		"shortbootstrapkey", "bootstrap key with spaces", "bootstrap-key-é", strings.Repeat("k", 257), "short\n", "pgpassword", "dbsecretpw", "redissecretpw",
 		base64.StdEncoding.EncodeToString([]byte("shortmasterkey")),
 	}
 	for _, tt := range tests {

@@ -17,29 +17,15 @@ Manage the database schema.
 serve runs "migrate up" itself at start unless given --no-migrate.`
 
 func runMigrate(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-		fs := newFlagSet(c, "migrate up|status [flags]", migrateHelp)
-		if len(args) == 0 {
-			fs.Usage()
-			return errUsage
-		}
-		return parseFlags(c, fs, args)
+	sub, rest, err := subcommand(c, "migrate up|status [flags]", migrateHelp, args, "up", "status")
+	if sub == "" {
+		return err
 	}
-	var up bool
-	switch args[0] {
-	case "up":
-		up = true
-	case "status":
-	default:
-		fs := newFlagSet(c, "migrate up|status [flags]", migrateHelp)
-		fmt.Fprintf(c.stderr, "unknown migrate command %q\n\n", args[0])
-		fs.Usage()
-		return errUsage
-	}
+	up := sub == "up"
 	var df databaseFlags
-	fs := newFlagSet(c, "migrate "+args[0]+" [flags]", migrateHelp)
+	fs := newFlagSet(c, "migrate "+sub+" [flags]", migrateHelp)
 	df.register(fs)
-	if err := parseFlags(c, fs, args[1:]); err != nil {
+	if err := parseFlags(c, fs, rest); err != nil {
 		return err
 	}
 	cfg, err := df.config(c, fs)

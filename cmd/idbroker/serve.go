@@ -3,6 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
 )
 
 const serveHelp = `
@@ -18,7 +26,7 @@ private networks, and seeds a demo tenant for the domain example.com.
 
 Environment (flags override):
 
-	IDBROKER_ISSUER                  public base URL (default http://localhost:8080)
+	IDBROKER_ISSUER                  public base URL (default http://localhost:<listen port>)
 	IDBROKER_LISTEN                  host:port to listen on (default :8080)
 	IDBROKER_DATABASE_URL            postgres://… or sqlite://path (default sqlite://.idbroker/idbroker.db)
 	IDBROKER_REDIS_URL               redis:// or rediss://; empty keeps sessions in process
@@ -57,6 +65,160 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, _ = noMigrate, cfg
-	return errors.New("not wired yet")
+	log := newLogger(c.stderr, cfg)
+	return serve(ctx, cfg, !*noMigrate, log)
+}
+
+// serve runs the broker until ctx is cancelled (SIGINT or SIGTERM), then
+// drains in-flight requests and closes the database and the cache.
+func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger) error {
+	ver, rev := buildVersion()
+	log.Info("starting idbroker", "version", ver, "commit", rev, "config", cfg)
+	if cfg.Dev {
+		log.Warn("DEVELOPMENT MODE: plain-http issuers and private networks are allowed and a demo tenant is seeded; never run --dev in production")
+	}
+
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if migrate {
+		if err := st.Migrate(ctx); err != nil {
+			return fmt.Errorf("migrate database: %w", err)
+		}
+	} else if err := checkSchema(ctx, st); err != nil {
+		return err
+	}
+
+	cache, closeCache, err := openSessions(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeCache()
+
+	// Background work (key reloads) stops with the server.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	keys, err := startSigning(ctx, st, log)
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	if cfg.BootstrapAPIKey != "" {
+		if err := ensureBootstrapKey(ctx, st, cfg.BootstrapAPIKey); err != nil {
+			return fmt.Errorf("bootstrap API key: %w", err)
+		}
+		log.Info("bootstrap API key accepted (" + envBootstrapAPIKey + ")")
+	}
+	if cfg.Dev {
+		if err := seedDemoTenant(ctx, st, log); err != nil {
+			return fmt.Errorf("dev: seed demo tenant: %w", err)
+		}
+		if cfg.BootstrapAPIKey == "" {
+			log.Info("dev: to call the operator API, create a key with \"idbroker apikey create\" or set " + envBootstrapAPIKey)
+		}
+	}
+
+	srv := server.New(server.Config{
+		Listen: cfg.Listen,
+		Logger: log,
+		Checks: map[string]server.CheckFunc{
+			"database": st.Ping,
+			"cache":    cache.Ping,
+		},
+	})
+	if err := mountSurfaces(srv, cfg, st, cache, keys, log); err != nil {
+		return err
+	}
+	log.Info("idbroker ready", "issuer", cfg.Issuer, "listen", cfg.Listen)
+	if err := srv.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("idbroker stopped")
+	return nil
+}
+
+// checkSchema refuses to serve on a database whose schema is behind this
+// binary (--no-migrate before "idbroker migrate up" ran): every request
+// would fail, so fail once, at start, saying what to do.
+func checkSchema(ctx context.Context, st store.Store) error {
+	states, err := st.MigrationStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("read migration status: %w", err)
+	}
+	var pending []string
+	for _, m := range states {
+		if m.AppliedAt == nil {
+			pending = append(pending, fmt.Sprintf("%04d_%s", m.Version, m.Name))
+		}
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("database schema is behind this binary (%d pending migrations: %s); "+
+			"run \"idbroker migrate up\", or start without --no-migrate", len(pending), strings.Join(pending, ", "))
+	}
+	return nil
+}
+
+// sessionStore is what the broker needs of package sessions: every
+// implementation also answers Ping for /readyz.
+type sessionStore interface {
+	sessions.Store
+	sessions.OnceCache
+	sessions.Limiter
+	Ping(ctx context.Context) error
+}
+
+// openSessions returns the shared-state store: Redis when configured, else
+// in process. The returned func releases it.
+func openSessions(ctx context.Context, cfg Config) (sessionStore, func(), error) {
+	if cfg.RedisURL == "" {
+		return sessions.NewMemory(), func() {}, nil
+	}
+	client, err := sessions.OpenRedis(ctx, cfg.RedisURL)
+	if err != nil {
+		// The error names the address, not the URL with its password.
+		return nil, nil, fmt.Errorf("connect to Redis: %w", err)
+	}
+	return sessions.NewRedis(client, sessions.RedisOptions{}), func() { client.Close() }, nil
+}
+
+// seedDemoTenant creates, once, the tenant --dev promises: "Example (demo)",
+// owning the verified domain example.com. A tenant already holding that
+// domain verified is left alone, so restarts do not pile up tenants.
+//
+// TODO(dev-idp): the issue adding the built-in test IdP at /dev/idp gives
+// this tenant an active connection to it, so that a login as
+// someone@example.com works out of the box.
+func seedDemoTenant(ctx context.Context, st store.Store, log *slog.Logger) error {
+	const domain = "example.com"
+	switch id, err := st.ResolveDomain(ctx, domain); {
+	case err == nil:
+		log.Info("dev: demo tenant present", "tenant_id", id, "domain", domain)
+		return nil
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	var t store.Tenant
+	err := st.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		t, err = st.CreateTenant(ctx, store.Tenant{Name: "Example (demo)", Status: store.TenantActive})
+		if err != nil {
+			return err
+		}
+		tctx := store.WithTenant(ctx, t.ID)
+		// Verified outright: example.com is reserved (RFC 2606), so no one
+		// else can prove it, and --dev is a sandbox. The token is what the
+		// DNS check would look for, kept for form's sake.
+		_, err = st.AddDomain(tctx, store.Domain{
+			Domain:            domain,
+			Verified:          true,
+			VerificationToken: secrets.NewToken(""),
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("dev: seeded demo tenant", "tenant_id", t.ID, "domain", domain)
+	return nil
 }

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// These tests run the idbroker binary (see TestMain) as an operator would:
+// configuration in the environment, probes and the operator API over HTTP,
+// SIGTERM to stop.
+
+const e2eBootstrapKey = "idb_sk_e2e_bootstrap_key_0123456789abcdefghij"
+
+type tenantJSON struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Status  string `json:"status"`
+	Domains []struct {
+		ID       string `json:"id"`
+		Domain   string `json:"domain"`
+		Verified bool   `json:"verified"`
+	} `json:"domains"`
+}
+
+type healthJSON struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+}
+
+func TestServeSQLiteDataSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{
+		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(dir, "data", "idbroker.db")),
+		envBootstrapAPIKey: e2eBootstrapKey,
+	}
+	testDataSurvivesRestart(t, env)
+
+	// The embedded default generated its master key beside the database,
+	// readable by its owner only.
+	fi, err := os.Stat(filepath.Join(dir, "data", "master.key"))
+	if err != nil {
+		t.Fatalf("master key file: %v", err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("master.key mode = %#o, want 0600", perm)
+	}
+}
+
+func TestServePostgresDataSurvivesRestart(t *testing.T) {
+	env := map[string]string{
+		envDatabaseURL:     freshPostgres(t),
+		envRedisURL:        testRedis(t),
+		envMasterKey:       testMasterKey,
+		envBootstrapAPIKey: e2eBootstrapKey,
+	}
+	testDataSurvivesRestart(t, env)
+}
+
+// testDataSurvivesRestart starts a broker, checks its probes, creates a
+// tenant through the operator API, restarts the broker and finds the
+// tenant again.
+func testDataSurvivesRestart(t *testing.T, env map[string]string) {
+	b := startBroker(t, env)
+
+	var h healthJSON
+	if code := b.do("GET", "/healthz", "", nil, &h); code != http.StatusOK || h.Status != "ok" {
+		t.Errorf("GET /healthz = %d %+v, want 200 ok", code, h)
+	}
+	h = healthJSON{}
+	if code := b.do("GET", "/readyz", "", nil, &h); code != http.StatusOK || h.Status != "ok" ||
+		h.Checks["database"] != "ok" || h.Checks["cache"] != "ok" {
+		t.Errorf("GET /readyz = %d %+v, want 200 with database and cache ok", code, h)
+	}
+
+	if code := b.do("GET", "/api/v1/tenants", "", nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/tenants without a key = %d, want 401", code)
+	}
+	if code := b.do("GET", "/api/v1/tenants", "idb_sk_wrong_"+strings.Repeat("x", 40), nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/tenants with a wrong key = %d, want 401", code)
+	}
+
+	domain := "acme-" + randomHex(t, 4) + ".example"
+	var created tenantJSON
+	body := map[string]any{"name": "Acme Corp", "domains": []map[string]any{{"domain": domain}}}
+	if code := b.do("POST", "/api/v1/tenants", e2eBootstrapKey, body, &created); code != http.StatusCreated {
+		t.Fatalf("POST /api/v1/tenants = %d, want 201", code)
+	}
+	if !strings.HasPrefix(created.ID, "tnt_") || created.Name != "Acme Corp" || created.Status != "active" {
+		t.Fatalf("created tenant = %+v, want tnt_… Acme Corp active", created)
+	}
+
+	b.stop()
+	b = startBroker(t, env)
+
+	var got tenantJSON
+	if code := b.do("GET", "/api/v1/tenants/"+created.ID, e2eBootstrapKey, nil, &got); code != http.StatusOK {
+		t.Fatalf("GET tenant after restart = %d, want 200", code)
+	}
+	if got.ID != created.ID || got.Name != "Acme Corp" {
+		t.Errorf("tenant after restart = %+v, want %+v", got, created)
+	}
+	if len(got.Domains) != 1 || got.Domains[0].Domain != domain {
+		t.Errorf("tenant domains after restart = %+v, want [%s]", got.Domains, domain)
+	}
+	b.stop()
+
+	// Every migration ran, and the CLI sees the same database.
+	stdout, stderr, code := runBinary(t, env, "migrate", "status")
+	if code != 0 {
+		t.Fatalf("migrate status exited %d: %s", code, stderr)
+	}
+	if strings.Contains(stdout, "pending") || !strings.Contains(stdout, "VERSION") {
+		t.Errorf("migrate status after serve:\n%s\nwant every migration applied", stdout)
+	}
+}
+
+// TestServePostgresConcurrentStart starts two nodes on one fresh database
+// at the same moment: both must come up, and each migration must have run
+// exactly once.
+func TestServePostgresConcurrentStart(t *testing.T) {
+	dbURL := freshPostgres(t)
+	env := map[string]string{
+		envDatabaseURL:     dbURL,
+		envRedisURL:        testRedis(t),
+		envMasterKey:       testMasterKey,
+		envBootstrapAPIKey: e2eBootstrapKey,
+	}
+	var wg sync.WaitGroup
+	brokers := make([]*broker, 2)
+	for i := range brokers {
+		wg.Go(func() { brokers[i] = startBroker(t, env) })
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// The two nodes share one database: a tenant made on one is seen by
+	// the other.
+	var created, seen tenantJSON
+	if code := brokers[0].do("POST", "/api/v1/tenants", e2eBootstrapKey, map[string]any{"name": "Shared"}, &created); code != http.StatusCreated {
+		t.Fatalf("POST /api/v1/tenants on node 0 = %d", code)
+	}
+	if code := brokers[1].do("GET", "/api/v1/tenants/"+created.ID, e2eBootstrapKey, nil, &seen); code != http.StatusOK || seen.Name != "Shared" {
+		t.Fatalf("GET tenant on node 1 = %d %+v, want 200 Shared", code, seen)
+	}
+	for _, b := range brokers {
+		b.stop()
+	}
+
+	stdout, stderr, code := runBinary(t, env, "migrate", "status")
+	if code != 0 {
+		t.Fatalf("migrate status exited %d: %s", code, stderr)
+	}
+	versions := regexp.MustCompile(`(?m)^(\d+)\s`).FindAllStringSubmatch(stdout, -1)
+	if len(versions) == 0 || strings.Contains(stdout, "pending") {
+		t.Fatalf("migrate status:\n%s\nwant every migration applied", stdout)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var rows, distinct int
+	if err := conn.QueryRow(ctx, "SELECT count(*), count(DISTINCT version) FROM schema_migrations").Scan(&rows, &distinct); err != nil {
+		t.Fatalf("read schema_migrations: %v", err)
+	}
+	if rows != len(versions) || distinct != len(versions) {
+		t.Errorf("schema_migrations has %d rows (%d versions), want each of the %d migrations once", rows, distinct, len(versions))
+	}
+}
+
+func TestServeBadConfigurationExits(t *testing.T) {
+	dir := t.TempDir()
+	_, stderr, code := runBinary(t, map[string]string{
+		envListen:          "abc",
+		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(dir, "idbroker.db")),
+		envBootstrapAPIKey: "tooshortbootstrapsecret",
+		envMasterKey:       "c2VjcmV0LW1hc3Rlci1rZXktdmFsdWU=",
+	}, "serve")
+	if code == 0 {
+		t.Fatalf("serve with IDBROKER_LISTEN=abc exited 0")
+	}
+	for _, want := range []string{`IDBROKER_LISTEN: "abc" is not host:port`, "IDBROKER_BOOTSTRAP_API_KEY:", "IDBROKER_MASTER_KEY:"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr %q does not contain %q", stderr, want)
+		}
+	}
+	for _, secret := range []string{"tooshortbootstrapsecret", "c2VjcmV0LW1hc3Rlci1rZXktdmFsdWU="} {
+		if strings.Contains(stderr, secret) {
+			t.Errorf("stderr %q shows a secret", stderr)
+		}
+	}
+	// Nothing was created: a bad start leaves no database behind.
+	if _, err := os.Stat(filepath.Join(dir, "idbroker.db")); !os.IsNotExist(err) {
+		t.Errorf("bad configuration created the database (stat: %v)", err)
+	}
+}
+
+func TestServePostgresRequiresMasterKey(t *testing.T) {
+	_, stderr, code := runBinary(t, map[string]string{
+		envDatabaseURL: "postgres://postgres@127.0.0.1:1/none",
+	}, "serve")
+	if code == 0 || !strings.Contains(stderr, "IDBROKER_MASTER_KEY: required with a PostgreSQL database") {
+		t.Errorf("serve on Postgres without a master key: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestAPIKeyCreate(t *testing.T) {
+	env := map[string]string{
+		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+	}
+	if _, stderr, code := runBinary(t, env, "migrate", "up"); code != 0 {
+		t.Fatalf("migrate up exited %d: %s", code, stderr)
+	}
+	stdout, stderr, code := runBinary(t, env, "apikey", "create", "--name", "ci")
+	if code != 0 {
+		t.Fatalf("apikey create exited %d: %s", code, stderr)
+	}
+	key := strings.TrimSpace(stdout)
+	if key == "" || strings.ContainsAny(key, " \n") {
+		t.Fatalf("apikey create printed %q, want the key alone on stdout", stdout)
+	}
+	if strings.Contains(stderr, key) {
+		t.Errorf("apikey create logged the key on stderr")
+	}
+
+	b := startBroker(t, env, "--no-migrate")
+	if code := b.do("GET", "/api/v1/tenants", key, nil, nil); code != http.StatusOK {
+		t.Errorf("GET /api/v1/tenants with the created key = %d, want 200", code)
+	}
+	b.stop()
+}
+
+func TestKeysRotate(t *testing.T) {
+	env := map[string]string{
+		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+	}
+	if _, stderr, code := runBinary(t, env, "migrate", "up"); code != 0 {
+		t.Fatalf("migrate up exited %d: %s", code, stderr)
+	}
+	for i := range 2 {
+		if _, stderr, code := runBinary(t, env, "keys", "rotate", "--overlap", "1h"); code != 0 {
+			t.Fatalf("keys rotate #%d exited %d: %s", i+1, code, stderr)
+		}
+	}
+	if _, stderr, code := runBinary(t, env, "keys", "rotate", "--overlap", "soon"); code != exitUsage {
+		t.Errorf("keys rotate --overlap soon exited %d, want %d: %s", code, exitUsage, stderr)
+	}
+}
+
+func TestDevSeedsDemoTenantOnce(t *testing.T) {
+	env := map[string]string{
+		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+		envBootstrapAPIKey: e2eBootstrapKey,
+	}
+	for range 2 {
+		b := startBroker(t, env, "--dev")
+		var page struct {
+			Data []tenantJSON `json:"data"`
+		}
+		if code := b.do("GET", "/api/v1/tenants?limit=100", e2eBootstrapKey, nil, &page); code != http.StatusOK {
+			t.Fatalf("GET /api/v1/tenants = %d", code)
+		}
+		var demo int
+		for _, tn := range page.Data {
+			for _, d := range tn.Domains {
+				if d.Domain == "example.com" && d.Verified {
+					demo++
+				}
+			}
+		}
+		if demo != 1 {
+			t.Errorf("%d tenants hold example.com verified, want exactly 1: %+v", demo, page.Data)
+		}
+		if !strings.Contains(b.output.String(), "DEVELOPMENT MODE") {
+			t.Errorf("--dev did not log that development mode is on")
+		}
+		b.stop()
+	}
+}
+
+func TestServeNoMigrateRefusesOldSchema(t *testing.T) {
+	_, stderr, code := runBinary(t, map[string]string{
+		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+		envListen:      freeAddr(t),
+	}, "serve", "--no-migrate")
+	if code == 0 || !strings.Contains(stderr, "pending migrations") || !strings.Contains(stderr, "idbroker migrate up") {
+		t.Errorf("serve --no-migrate on an empty database: exit %d, stderr %q; want a refusal naming migrate up", code, stderr)
+	}
+}
+
+func TestServeRedisUnreachable(t *testing.T) {
+	_, stderr, code := runBinary(t, map[string]string{
+		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+		envListen:      freeAddr(t),
+		envRedisURL:    "redis://:redispassword@127.0.0.1:1/0",
+	}, "serve")
+	if code == 0 || !strings.Contains(stderr, "Redis") {
+		t.Errorf("serve with Redis unreachable: exit %d, stderr %q; want a failure naming Redis", code, stderr)
+	}
+	if strings.Contains(stderr, "redispassword") {
+		t.Errorf("stderr %q shows the Redis password", stderr)
+	}
+}

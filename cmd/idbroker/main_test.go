@@ -1,0 +1,329 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/idbroker/idbroker/sessions"
+)
+
+// childEnv marks a process started by these tests to be the idbroker binary
+// rather than the test binary: the end-to-end tests run the real main,
+// signals and exit codes included, in a subprocess built with the same
+// flags (-race) as the tests themselves.
+const childEnv = "IDBROKER_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// ---- running the binary ----
+
+// syncBuffer collects a child's output while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// childCommand returns a command running idbroker with args, with env on
+// top of this process's environment minus every IDBROKER_ variable (so a
+// developer's own settings cannot leak into a test).
+func childCommand(ctx context.Context, env map[string]string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "IDBROKER_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, childEnv+"=1")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd
+}
+
+// runBinary runs idbroker to completion and returns its output and exit
+// code.
+func runBinary(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := childCommand(ctx, env, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr):
+		code = exitErr.ExitCode()
+	default:
+		t.Fatalf("run idbroker %v: %v", args, err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+// broker is a running `idbroker serve`.
+type broker struct {
+	t      *testing.T
+	base   string
+	cmd    *exec.Cmd
+	output *syncBuffer
+	client *http.Client
+	done   chan struct{}
+	err    error // of cmd.Wait, once done is closed
+}
+
+// startBroker starts `idbroker serve` on a free loopback port with env and
+// waits until /readyz answers 200. The broker is stopped when t ends.
+func startBroker(t *testing.T, env map[string]string, args ...string) *broker {
+	t.Helper()
+	addr := freeAddr(t)
+	full := map[string]string{
+		envListen: addr,
+		envIssuer: "http://" + addr,
+	}
+	for k, v := range env {
+		full[k] = v
+	}
+	b := &broker{
+		t:      t,
+		base:   "http://" + addr,
+		output: new(syncBuffer),
+		// A hung broker fails the test in seconds, not at the test timeout.
+		client: &http.Client{Timeout: 10 * time.Second},
+		done:   make(chan struct{}),
+	}
+	b.cmd = childCommand(context.Background(), full, append([]string{"serve"}, args...)...)
+	b.cmd.Stdout, b.cmd.Stderr = b.output, b.output
+	if err := b.cmd.Start(); err != nil {
+		t.Fatalf("start idbroker serve: %v", err)
+	}
+	go func() {
+		b.err = b.cmd.Wait()
+		close(b.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-b.done:
+			return
+		default:
+		}
+		b.cmd.Process.Kill()
+		<-b.done
+		if t.Failed() {
+			t.Logf("idbroker output:\n%s", b.output)
+		}
+	})
+	b.waitReady()
+	return b
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitReady polls /readyz until it answers 200, failing when the process
+// exits first or a minute passes (the first start on a fresh database
+// migrates and generates RSA keys).
+func (b *broker) waitReady() {
+	b.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case <-b.done:
+			b.t.Fatalf("idbroker serve exited before it was ready (%v); output:\n%s", b.err, b.output)
+		default:
+		}
+		if resp, err := b.client.Get(b.base + "/readyz"); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.t.Fatalf("idbroker serve not ready within a minute; output:\n%s", b.output)
+}
+
+// stop sends SIGTERM and expects a graceful exit with status 0.
+func (b *broker) stop() {
+	b.t.Helper()
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		b.t.Fatalf("signal idbroker: %v", err)
+	}
+	select {
+	case <-b.done:
+	case <-time.After(30 * time.Second):
+		b.t.Fatalf("idbroker did not stop within 30s of SIGTERM; output:\n%s", b.output)
+	}
+	if b.err != nil {
+		b.t.Fatalf("idbroker exited with %v after SIGTERM; output:\n%s", b.err, b.output)
+	}
+}
+
+// do sends a request with the API key (if any) and decodes a JSON answer
+// into out (if non-nil), returning the status.
+func (b *broker) do(method, path, apiKey string, body, out any) int {
+	b.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		buf, err := json.Marshal(body)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, b.base+path, rd)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			b.t.Fatalf("%s %s: %d, body %q is not JSON: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// ---- services ----
+
+const (
+	defaultTestDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	defaultTestRedisURL    = "redis://127.0.0.1:6379/0"
+)
+
+// unavailable skips the test, or fails it when CI=true: CI must run every
+// test against real services.
+func unavailable(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (CI=true: services are required)", msg)
+	}
+	t.Skip(msg)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// freshPostgres creates an empty database on the server of
+// IDBROKER_TEST_DATABASE_URL, dropped when t ends, and returns its URL.
+func freshPostgres(t *testing.T) string {
+	t.Helper()
+	admin := envOr("IDBROKER_TEST_DATABASE_URL", defaultTestDatabaseURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		unavailable(t, "PostgreSQL at %s unreachable: %v", redactURL(admin), err)
+	}
+	defer conn.Close(ctx)
+	name := "idbt_" + randomHex(t, 8)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("IDBROKER_TEST_DATABASE_URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// testRedis returns IDBROKER_TEST_REDIS_URL after checking that Redis
+// answers.
+func testRedis(t *testing.T) string {
+	t.Helper()
+	u := envOr("IDBROKER_TEST_REDIS_URL", defaultTestRedisURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := sessions.OpenRedis(ctx, u)
+	if err != nil {
+		unavailable(t, "Redis at %s unreachable: %v", redactURL(u), err)
+	}
+	c.Close()
+	return u
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
