@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/net/idna"
@@ -92,11 +93,19 @@ func normalizeDomain(s string) (string, error) {
 	if _, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
 		return "", fmt.Errorf("%q is an IP address, not a domain name", s)
 	}
+	if !utf8.ValidString(s) {
+		return "", errors.New("domain is not valid UTF-8")
+	}
 	ascii, err := domainProfile.ToASCII(s)
 	if err != nil {
 		return "", fmt.Errorf("%q is not a valid domain name", s)
 	}
 	ascii = strings.ToLower(ascii)
+	// The stored form must pass the same check when it comes back (in a
+	// URL, a login hint); some code points map to labels that do not.
+	if again, err := domainProfile.ToASCII(ascii); err != nil || again != ascii {
+		return "", fmt.Errorf("%q is not a valid domain name", s)
+	}
 	if !strings.Contains(ascii, ".") {
 		return "", fmt.Errorf("%q is not a fully qualified domain name", s)
 	}
