@@ -103,6 +103,10 @@ type dialect interface {
 	// (a dangling reference) and ErrInvalid; other errors pass through.
 	classify(err error) error
 	isNoRows(err error) bool
+	// forUpdate is the row-lock clause for a read that precedes a write in
+	// the same transaction ("" on SQLite, whose one writer already
+	// serialises transactions).
+	forUpdate() string
 	// rowSecurity reports whether tenant reads need app.tenant_id set in a
 	// transaction (PostgreSQL) or are filtered by SQL alone (SQLite).
 	rowSecurity() bool

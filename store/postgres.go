@@ -251,3 +251,4 @@ func (t pgTx) commit(ctx context.Context) error   { return t.t.Commit(ctx) }
 func (t pgTx) rollback(ctx context.Context) error { return t.t.Rollback(ctx) }
 
 func (p *postgres) rowSecurity() bool { return true }
+func (p *postgres) forUpdate() string { return " FOR UPDATE" }

@@ -240,3 +240,4 @@ func (t sqlTx) commit(context.Context) error          { return t.t.Commit() }
 func (t sqlTx) rollback(context.Context) error        { return t.t.Rollback() }
 
 func (s *sqliteDB) rowSecurity() bool { return false }
+func (s *sqliteDB) forUpdate() string { return "" }

@@ -58,12 +58,18 @@ func (db *DB) ListTenants(ctx context.Context, p Page) ([]Tenant, string, error)
 	return out, next, nil
 }
 
-// Tenant returns the tenant in ctx.
+// Tenant returns the tenant in ctx. Inside InTx it also locks the
+// tenant's row until the transaction ends, so that a read-check-write of its
+// status (a lifecycle transition) cannot interleave with another.
 func (db *DB) Tenant(ctx context.Context) (Tenant, error) {
 	var t Tenant
+	lock := ""
+	if _, inTx := ctx.Value(txKey{}).(*txState); inTx {
+		lock = db.d.forUpdate()
+	}
 	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
 		var err error
-		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1", tenantID))
+		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1"+lock, tenantID))
 		return err
 	})
 	return t, db.wrap("get tenant", err)
@@ -74,7 +80,7 @@ func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) 
 	var t Tenant
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		var err error
-		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1", tenantID))
+		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1"+db.d.forUpdate(), tenantID))
 		if err != nil {
 			return err
 		}
