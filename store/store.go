@@ -72,6 +72,9 @@ type Store interface {
 	// ResolveDirectoryToken finds the directory whose bearer token hashes to
 	// tokenHash (compared in constant time after the indexed lookup).
 	ResolveDirectoryToken(ctx context.Context, dirID string, tokenHash []byte) (tenantID string, err error)
+	// ResolveDirectory finds the tenant of a directory named in an operator
+	// API URL.
+	ResolveDirectory(ctx context.Context, id string) (tenantID string, err error)
 
 	// Users (tenant-scoped). One person in one tenant is one usr_ id,
 	// whether SCIM provisioned them, SSO created them, or both.
@@ -137,6 +140,13 @@ type Store interface {
 	// Webhooks (global).
 	CreateWebhook(ctx context.Context, w Webhook) (Webhook, error)
 	Webhooks(ctx context.Context) ([]Webhook, error)
+	Webhook(ctx context.Context, id string) (Webhook, error)
+	Event(ctx context.Context, id string) (Event, error)
+	// Webhook deliveries (global): rows appear with their event; see
+	// webhook_deliveries.go.
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
+	RecordDelivery(ctx context.Context, id string, r DeliveryResult) error
+	ListDeliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, string, error)
 
 	// Operations.
 	Ping(ctx context.Context) error

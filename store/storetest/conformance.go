@@ -38,6 +38,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"ConcurrentAuditAppends", testConcurrentAudit},
 		{"EventsCommitWithTheChange", testEventsOutbox},
 		{"Webhooks", testWebhooks},
+		{"DirectoriesAndDeliveries", testSCIMAndWebhooks},
 		{"Users", testUsers},
 		{"OneUserAcrossSSOAndSCIM", testOneUserAcrossSSOAndSCIM},
 		{"FindUsers", testFindUsers},

@@ -1,0 +1,176 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// DeliveryStatus is where one event's delivery to one webhook stands.
+type DeliveryStatus string
+
+const (
+	// DeliveryPending has not been attempted yet.
+	DeliveryPending DeliveryStatus = "pending"
+	// DeliverySucceeded was answered 2xx.
+	DeliverySucceeded DeliveryStatus = "succeeded"
+	// DeliveryFailed was attempted and failed; it is retried at NextAttemptAt.
+	DeliveryFailed DeliveryStatus = "failed"
+	// DeliveryDead failed for longer than the dispatcher's retry window and
+	// is no longer retried (the dead-letter state).
+	DeliveryDead DeliveryStatus = "dead"
+)
+
+// Delivery is one event on its way to one webhook. Rows are created by the
+// database in the transaction that appends the event (see migration 0005),
+// for every webhook subscribed to the event's type at that moment.
+type Delivery struct {
+	ID             string // dlv_…
+	EventID        string
+	WebhookID      string
+	Status         DeliveryStatus
+	Attempts       int // attempts started, counted when claimed
+	NextAttemptAt  time.Time
+	LastStatusCode int    // HTTP status of the last attempt; 0 if none came back
+	LastError      string // why the last attempt failed, for operators
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// DeliveryResult is the outcome of one attempt, recorded by RecordDelivery.
+type DeliveryResult struct {
+	Status        DeliveryStatus
+	StatusCode    int
+	Error         string
+	NextAttemptAt time.Time // when Status is DeliveryFailed
+}
+
+// DeliveryQuery selects deliveries of one webhook or one event.
+type DeliveryQuery struct {
+	WebhookID string
+	EventID   string
+	Page      Page
+}
+
+const deliveryCols = `id, event_id, webhook_id, status, attempts, next_attempt_at, last_status_code,
+	last_error, created_at, updated_at`
+
+func scanDelivery(r row) (Delivery, error) {
+	var d Delivery
+	err := r.Scan(&d.ID, &d.EventID, &d.WebhookID, &d.Status, &d.Attempts, timeDest{&d.NextAttemptAt},
+		&d.LastStatusCode, &d.LastError, timeDest{&d.CreatedAt}, timeDest{&d.UpdatedAt})
+	return d, err
+}
+
+// ClaimDeliveries takes up to limit deliveries due at now for this caller:
+// each one's next attempt is pushed to now+lease and its attempt counted,
+// in one statement, so no other dispatcher takes it until the lease runs
+// out. On PostgreSQL, FOR UPDATE SKIP LOCKED lets several nodes claim side
+// by side without waiting on each other's rows; on SQLite the single writer
+// makes the claim exclusive already. lease must exceed the time one attempt
+// may take, or a slow attempt could be repeated by another node.
+func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error) {
+	if limit <= 0 || lease <= 0 {
+		return nil, fmt.Errorf("%w: claim needs a positive limit and lease", ErrInvalid)
+	}
+	lock := ""
+	if db.d.rowSecurity() { // PostgreSQL
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	var out []Delivery
+	err := db.global(ctx, true, func(q querier) error {
+		rs, err := q.query(ctx, `UPDATE deliveries SET next_attempt_at = $1, attempts = attempts + 1, updated_at = $2
+			WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed') AND next_attempt_at <= $2
+				ORDER BY next_attempt_at, seq LIMIT $3`+lock+`)
+			RETURNING `+deliveryCols,
+			db.d.timeArg(now.Add(lease)), db.d.timeArg(now), limit)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, scanDelivery)
+		return err
+	})
+	return out, db.wrap("claim deliveries", err)
+}
+
+// RecordDelivery stores the outcome of an attempt on a claimed delivery.
+func (db *DB) RecordDelivery(ctx context.Context, id string, r DeliveryResult) error {
+	switch r.Status {
+	case DeliverySucceeded, DeliveryFailed, DeliveryDead:
+	default:
+		return fmt.Errorf("%w: delivery status %q", ErrInvalid, r.Status)
+	}
+	now := db.now()
+	next := r.NextAttemptAt
+	if r.Status != DeliveryFailed || next.IsZero() {
+		next = now
+	}
+	err := db.global(ctx, true, func(q querier) error {
+		n, err := q.exec(ctx, `UPDATE deliveries SET status = $2, last_status_code = $3, last_error = $4,
+			next_attempt_at = $5, updated_at = $6 WHERE id = $1`,
+			id, string(r.Status), r.StatusCode, r.Error, db.d.timeArg(next), db.d.timeArg(now))
+		if err == nil && n == 0 {
+			return ErrNotFound
+		}
+		return err
+	})
+	return db.wrap("record delivery", err)
+}
+
+// ListDeliveries pages through the deliveries of q.WebhookID or
+// q.EventID (at least one is required) in the order they were created.
+func (db *DB) ListDeliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, string, error) {
+	if q.WebhookID == "" && q.EventID == "" {
+		return nil, "", fmt.Errorf("%w: list deliveries of a webhook or an event", ErrInvalid)
+	}
+	p := q.Page.Normalize()
+	var out []Delivery
+	err := db.global(ctx, false, func(qr querier) error {
+		where, args := "TRUE", []any{p.Limit + 1}
+		if q.WebhookID != "" {
+			args = append(args, q.WebhookID)
+			where += fmt.Sprintf(" AND webhook_id = $%d", len(args))
+		}
+		if q.EventID != "" {
+			args = append(args, q.EventID)
+			where += fmt.Sprintf(" AND event_id = $%d", len(args))
+		}
+		if p.After != "" {
+			args = append(args, p.After)
+			where += fmt.Sprintf(" AND seq > (SELECT seq FROM deliveries WHERE id = $%d)", len(args))
+		}
+		rs, err := qr.query(ctx, "SELECT "+deliveryCols+" FROM deliveries WHERE "+where+" ORDER BY seq LIMIT $1", args...)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, scanDelivery)
+		return err
+	})
+	if err != nil {
+		return nil, "", db.wrap("list deliveries", err)
+	}
+	out, next := cut(out, p.Limit, func(d Delivery) string { return d.ID })
+	return out, next, nil
+}
+
+// Event returns one event of the stream.
+func (db *DB) Event(ctx context.Context, id string) (Event, error) {
+	var e Event
+	err := db.global(ctx, false, func(q querier) error {
+		var err error
+		e, err = scanEvent(q.queryRow(ctx, "SELECT "+eventCols+" FROM events WHERE id = $1", id))
+		return err
+	})
+	return e, db.wrap("get event", err)
+}
+
+// Webhook returns one webhook, its secret opened.
+func (db *DB) Webhook(ctx context.Context, id string) (Webhook, error) {
+	var w Webhook
+	err := db.global(ctx, false, func(q querier) error {
+		var err error
+		w, err = db.scanWebhook(q.queryRow(ctx, "SELECT "+webhookCols+" FROM webhooks WHERE id = $1", id))
+		return err
+	})
+	return w, db.wrap("get webhook", err)
+}
