@@ -7,11 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -20,8 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/idbroker/idbroker/internal/testdb"
 	"github.com/idbroker/idbroker/sessions"
 )
 
@@ -244,76 +241,30 @@ func (b *broker) do(method, path, apiKey string, body, out any) int {
 
 // ---- services ----
 
-const (
-	defaultTestDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	defaultTestRedisURL    = "redis://127.0.0.1:6379/0"
-)
-
-// unavailable skips the test, or fails it when CI=true: CI must run every
-// test against real services.
-func unavailable(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (CI=true: services are required)", msg)
-	}
-	t.Skip(msg)
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
+const defaultTestRedisURL = "redis://127.0.0.1:6379/0"
 
 // freshPostgres creates an empty database on the server of
-// IDBROKER_TEST_DATABASE_URL, dropped when t ends, and returns its URL.
+// IDBROKER_TEST_DATABASE_URL, dropped when t ends, and returns its URL; the
+// broker under test migrates it. It skips when PostgreSQL is down, or fails
+// when CI=true.
 func freshPostgres(t *testing.T) string {
 	t.Helper()
-	admin := envOr("IDBROKER_TEST_DATABASE_URL", defaultTestDatabaseURL)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		unavailable(t, "PostgreSQL at %s unreachable: %v", redactURL(admin), err)
-	}
-	defer conn.Close(ctx)
-	name := "idbt_" + randomHex(t, 8)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("IDBROKER_TEST_DATABASE_URL: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return testdb.PostgresURL(t)
 }
 
 // testRedis returns IDBROKER_TEST_REDIS_URL after checking that Redis
 // answers.
 func testRedis(t *testing.T) string {
 	t.Helper()
-	u := envOr("IDBROKER_TEST_REDIS_URL", defaultTestRedisURL)
+	u := os.Getenv("IDBROKER_TEST_REDIS_URL")
+	if u == "" {
+		u = defaultTestRedisURL
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c, err := sessions.OpenRedis(ctx, u)
 	if err != nil {
-		unavailable(t, "Redis at %s unreachable: %v", redactURL(u), err)
+		testdb.Unavailable(t, "Redis at %s unreachable: %v", redactURL(u), err)
 	}
 	c.Close()
 	return u
