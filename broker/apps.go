@@ -1,0 +1,215 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/store"
+)
+
+// errUnknownClient is an application that does not exist (or not yet on
+// this node: the cache refreshes within its TTL).
+var errUnknownClient = errors.New("broker: unknown client")
+
+// appCache keeps applications in memory for a short TTL, so that the token
+// and introspection endpoints authenticate clients without SQL. Misses are
+// cached too, which keeps a client hammering with a wrong client_id off the
+// database.
+type appCache struct {
+	store store.Store
+	ttl   time.Duration
+	now   func() time.Time
+
+	mu      sync.RWMutex
+	entries map[string]appEntry
+	// withBCL lists the applications that registered a back-channel logout
+	// URI, refreshed with the same TTL.
+	withBCL      []store.Application
+	withBCLUntil time.Time
+}
+
+type appEntry struct {
+	app     store.Application
+	missing bool
+	until   time.Time
+}
+
+func newAppCache(s store.Store, ttl time.Duration, now func() time.Time) *appCache {
+	return &appCache{store: s, ttl: ttl, now: now, entries: make(map[string]appEntry)}
+}
+
+// get returns application id, or errUnknownClient.
+func (c *appCache) get(ctx context.Context, id string) (store.Application, error) {
+	now := c.now()
+	c.mu.RLock()
+	e, ok := c.entries[id]
+	c.mu.RUnlock()
+	if ok && now.Before(e.until) {
+		if e.missing {
+			return store.Application{}, errUnknownClient
+		}
+		return e.app, nil
+	}
+	if !store.HasPrefix(id, store.PrefixApplication) {
+		return store.Application{}, errUnknownClient // not worth a query, nor a cache slot
+	}
+	a, err := c.store.Application(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		c.put(id, appEntry{missing: true, until: now.Add(c.ttl)})
+		return store.Application{}, errUnknownClient
+	case err != nil:
+		return store.Application{}, fmt.Errorf("broker: load application: %w", err)
+	}
+	c.put(id, appEntry{app: a, until: now.Add(c.ttl)})
+	return a, nil
+}
+
+func (c *appCache) put(id string, e appEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) > 10_000 { // a bound against ids made up by attackers
+		clear(c.entries)
+	}
+	c.entries[id] = e
+}
+
+// backchannel returns the applications with a back-channel logout URI.
+func (c *appCache) backchannel(ctx context.Context) ([]store.Application, error) {
+	now := c.now()
+	c.mu.RLock()
+	list, until := c.withBCL, c.withBCLUntil
+	c.mu.RUnlock()
+	if now.Before(until) {
+		return list, nil
+	}
+	var out []store.Application
+	page := store.Page{Limit: 100}
+	for {
+		apps, next, err := c.store.ListApplications(ctx, page)
+		if err != nil {
+			return nil, fmt.Errorf("broker: list applications: %w", err)
+		}
+		for _, a := range apps {
+			if a.BackchannelLogoutURI != "" {
+				out = append(out, a)
+			}
+		}
+		if next == "" {
+			break
+		}
+		page.After = next
+	}
+	c.mu.Lock()
+	c.withBCL, c.withBCLUntil = out, now.Add(c.ttl)
+	c.mu.Unlock()
+	return out, nil
+}
+
+// authenticate checks a client's credentials: a confidential client must
+// present its secret (compared in constant time against the stored hash),
+// a public one none.
+func (c *appCache) authenticate(ctx context.Context, clientID, secret string) (store.Application, error) {
+	a, err := c.get(ctx, clientID)
+	if err != nil {
+		return store.Application{}, err
+	}
+	if a.Public {
+		if secret != "" {
+			return store.Application{}, fmt.Errorf("%w: a public client has no secret", errBadSecret)
+		}
+		return a, nil
+	}
+	if secret == "" || !secrets.Equal(secrets.HashToken(secret), a.SecretHash) {
+		return store.Application{}, errBadSecret
+	}
+	return a, nil
+}
+
+var errBadSecret = errors.New("broker: wrong client secret")
+
+// lifetimes of an application's tokens, defaults applied.
+func idTokenTTL(a store.Application) time.Duration {
+	return orDefault(a.IDTokenTTL, DefaultIDTokenTTL)
+}
+func accessTokenTTL(a store.Application) time.Duration {
+	return orDefault(a.AccessTokenTTL, DefaultAccessTokenTTL)
+}
+func refreshTokenTTL(a store.Application) time.Duration {
+	return orDefault(a.RefreshTokenTTL, DefaultRefreshTokenTTL)
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+func signingAlg(a store.Application) string {
+	if a.IDTokenSigningAlg == "ES256" {
+		return "ES256"
+	}
+	return "RS256"
+}
+
+// client is an application as zitadel/oidc's op sees it.
+type client struct {
+	app   store.Application
+	login func(id string) string
+}
+
+var _ op.Client = client{}
+
+func (c client) GetID() string                    { return c.app.ID }
+func (c client) RedirectURIs() []string           { return c.app.RedirectURIs }
+func (c client) PostLogoutRedirectURIs() []string { return c.app.PostLogoutRedirectURIs }
+
+// ApplicationType: public clients are native apps or SPAs; "native" is
+// the type under which op accepts their loopback and custom-scheme
+// redirect URIs. The broker itself insists on exact matches beforehand.
+func (c client) ApplicationType() op.ApplicationType {
+	if c.app.Public {
+		return op.ApplicationTypeNative
+	}
+	return op.ApplicationTypeWeb
+}
+
+func (c client) AuthMethod() oidc.AuthMethod {
+	if c.app.Public {
+		return oidc.AuthMethodNone
+	}
+	return oidc.AuthMethodBasic
+}
+
+func (c client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (c client) GrantTypes() []oidc.GrantType {
+	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+}
+func (c client) LoginURL(id string) string            { return c.login(id) }
+func (c client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
+func (c client) IDTokenLifetime() time.Duration       { return idTokenTTL(c.app) }
+func (c client) DevMode() bool                        { return false }
+func (c client) IDTokenUserinfoClaimsAssertion() bool { return true }
+func (c client) ClockSkew() time.Duration             { return 0 }
+func (c client) IsScopeAllowed(scope string) bool     { return slices.Contains(supportedScopes, scope) }
+func (c client) RestrictAdditionalIdTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (c client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+
+// supportedScopes are the scopes of contract section 1; others are dropped
+// from requests.
+var supportedScopes = []string{"openid", "email", "profile", "groups", "offline_access"}

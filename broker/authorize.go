@@ -1,0 +1,238 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/store"
+)
+
+// checkAuthorize answers an authorization request with an unknown client or
+// an unregistered redirect_uri on a page of its own: redirecting to an
+// unverified URI would make the broker an open redirector (RFC 6749
+// §4.1.2.1). Matching is exact, byte for byte. Everything else is left to
+// op, which redirects its errors to the now trusted redirect_uri.
+func (p *Provider) checkAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if err := r.ParseForm(); err != nil {
+			return p.page(c, http.StatusBadRequest, pageBadRequest)
+		}
+		a, err := p.apps.get(r.Context(), r.Form.Get("client_id"))
+		switch {
+		case errors.Is(err, errUnknownClient):
+			return p.page(c, http.StatusBadRequest, pageUnknownClient)
+		case err != nil:
+			p.log.ErrorContext(r.Context(), "broker: authorize", "err", err)
+			return p.page(c, http.StatusServiceUnavailable, pageUnavailable)
+		}
+		if !slices.Contains(a.RedirectURIs, r.Form.Get("redirect_uri")) {
+			return p.page(c, http.StatusBadRequest, pageBadRedirect)
+		}
+		return next(c)
+	}
+}
+
+// Authorize runs once op has validated the request against the client.
+// It applies the broker's own rules (PKCE S256 only, and required of
+// public clients), stores the request and sends the browser to the login
+// step. Errors here are redirected to the client.
+func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
+	p, req := s.p, r.Data
+	cl := r.Client.(client)
+	if req.ResponseType != oidc.ResponseTypeCode {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("only response_type=code is supported")
+	}
+	if req.RequestParam != "" {
+		return nil, oidc.ErrRequestNotSupported()
+	}
+	switch {
+	case req.CodeChallenge == "" && cl.app.Public:
+		return nil, oidc.ErrInvalidRequest().WithDescription("public clients must use PKCE (code_challenge with S256)")
+	case req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256:
+		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
+	case req.CodeChallenge != "" && (len(req.CodeChallenge) != 43):
+		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge must be a base64url SHA-256 (43 characters)")
+	}
+	if !slices.Contains(req.Scopes, oidc.ScopeOpenID) {
+		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")
+	}
+	switch req.ResponseMode {
+	case "", oidc.ResponseModeQuery, oidc.ResponseModeFormPost:
+	default:
+		return nil, oidc.ErrInvalidRequest().WithDescription("response_mode must be query or form_post")
+	}
+	a := pending{
+		ID:            secrets.NewToken("")[:32],
+		ClientID:      cl.app.ID,
+		RedirectURI:   req.RedirectURI,
+		ResponseMode:  string(req.ResponseMode),
+		State:         req.State,
+		Nonce:         req.Nonce,
+		Scopes:        req.Scopes,
+		CodeChallenge: req.CodeChallenge,
+		PromptLogin:   slices.Contains(req.Prompt, oidc.PromptLogin),
+		PromptNone:    slices.Contains(req.Prompt, oidc.PromptNone),
+		Hints: hints{
+			Connection: r.Form.Get("connection"),
+			Tenant:     r.Form.Get("tenant"),
+			Domain:     r.Form.Get("domain_hint"),
+			Login:      req.LoginHint,
+		},
+		Expires: p.now().Add(pendingTTL),
+	}
+	if slices.ContainsFunc(req.Prompt, func(v string) bool { return v != oidc.PromptNone && v != oidc.PromptLogin }) {
+		return nil, oidc.ErrInvalidRequest().WithDescription("prompt must be none or login")
+	}
+	if a.PromptNone && a.PromptLogin {
+		return nil, oidc.ErrInvalidRequest().WithDescription("prompt=none cannot be combined with other values")
+	}
+	if req.MaxAge != nil {
+		m := int64(*req.MaxAge)
+		a.MaxAge = &m
+	}
+	if err := p.savePending(ctx, a); err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	return op.NewRedirect(p.loginURL(a.ID)), nil
+}
+
+func (p *Provider) loginURL(id string) string {
+	return p.url(PathLogin) + "?id=" + url.QueryEscape(id)
+}
+
+// serveLogin is the login step of a pending request: reuse the SSO
+// session when the request allows it, else route to a connection (by the
+// request's hints, or by asking for a work email) and start the upstream
+// login.
+func (p *Provider) serveLogin(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, err := p.loadPending(ctx, c.QueryParam("id"))
+	if err != nil {
+		return p.pendingError(c, err)
+	}
+	if s, ok := p.ssoSession(c, a); ok {
+		return p.finish(c, a, s)
+	}
+	if a.PromptNone {
+		if _, err := p.takePending(ctx, a.ID); err != nil && !errors.Is(err, errExpired) {
+			return p.internal(c, err)
+		}
+		return p.redirectError(c, a, oidc.ErrLoginRequired().WithDescription("the user is not signed in"))
+	}
+	if a.Hints.empty() {
+		return p.emailPage(c, a, "", "")
+	}
+	return p.route(c, a)
+}
+
+// submitLogin takes the work email of the login page and routes by it.
+func (p *Provider) submitLogin(c echo.Context) error {
+	ctx := c.Request().Context()
+	a, err := p.loadPending(ctx, c.FormValue("id"))
+	if err != nil {
+		return p.pendingError(c, err)
+	}
+	email := c.FormValue("email")
+	if _, ok := emailDomain(email); !ok {
+		return p.emailPage(c, a, email, "Enter a full work email address, like name@company.com.")
+	}
+	a.Hints.Login = email
+	return p.route(c, a)
+}
+
+// route resolves the connection of a, records it on the request and starts
+// the upstream login.
+func (p *Provider) route(c echo.Context, a pending) error {
+	ctx := c.Request().Context()
+	conn, err := p.resolve(ctx, a.Hints)
+	if err != nil {
+		return p.routeError(c, a, err)
+	}
+	a.TenantID, a.ConnectionID = conn.TenantID, conn.ID
+	if err := p.savePending(ctx, a); err != nil {
+		return p.pendingError(c, err)
+	}
+	upstream, err := p.connectors.Connector(store.WithTenant(ctx, conn.TenantID), conn)
+	if err != nil {
+		p.failed(ctx, conn, a.ClientID, "connector unavailable: "+err.Error())
+		return p.refusal(c, http.StatusServiceUnavailable, pageConnectorDown)
+	}
+	hint := a.Hints.Login
+	if _, ok := emailDomain(hint); !ok {
+		hint = ""
+	}
+	return upstream.Begin(store.WithTenant(ctx, conn.TenantID), c.Response(), c.Request(), loginRequest(a, hint))
+}
+
+// ssoSession returns the browser's broker session when request a may use
+// it: a live session whose IdP login is recent enough for max_age and
+// prompt, and that satisfies the request's routing hints.
+func (p *Provider) ssoSession(c echo.Context, a pending) (session, bool) {
+	if a.PromptLogin {
+		return session{}, false
+	}
+	s, err := p.cookieSession(c)
+	if err != nil {
+		return session{}, false
+	}
+	age := p.now().Sub(s.AuthTime)
+	if age > p.ssoTTL || (a.MaxAge != nil && age > time.Duration(*a.MaxAge)*time.Second) {
+		return session{}, false
+	}
+	if !a.Hints.empty() {
+		conn, err := p.resolve(c.Request().Context(), a.Hints)
+		if err != nil || conn.ID != s.ConnectionID {
+			return session{}, false
+		}
+	}
+	return s, true
+}
+
+// finish ends request a with session s: a code for the application.
+func (p *Provider) finish(c echo.Context, a pending, s session) error {
+	if _, err := p.takePending(c.Request().Context(), a.ID); err != nil {
+		return p.pendingError(c, err)
+	}
+	return p.finishTaken(c, a, s)
+}
+
+// finishTaken is finish for a request already taken from the cache.
+func (p *Provider) finishTaken(c echo.Context, a pending, s session) error {
+	code, err := p.issueCode(c.Request().Context(), a, s)
+	if err != nil {
+		return p.internal(c, err)
+	}
+	resp := &op.CodeResponseType{Code: code, State: a.State}
+	if a.ResponseMode == string(oidc.ResponseModeFormPost) {
+		return op.AuthResponseFormPost(c.Response(), a.RedirectURI, resp, oidc.NewEncoder())
+	}
+	u, err := op.AuthResponseURL(a.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseMode(a.ResponseMode), resp, oidc.NewEncoder())
+	if err != nil {
+		return p.internal(c, err)
+	}
+	return c.Redirect(http.StatusFound, u)
+}
+
+// redirectError sends an OAuth error to the application of a, whose
+// redirect_uri op has validated.
+func (p *Provider) redirectError(c echo.Context, a pending, e *oidc.Error) error {
+	e.State = a.State
+	if a.ResponseMode == string(oidc.ResponseModeFormPost) {
+		return op.AuthResponseFormPost(c.Response(), a.RedirectURI, e, oidc.NewEncoder())
+	}
+	u, err := op.AuthResponseURL(a.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseMode(a.ResponseMode), e, oidc.NewEncoder())
+	if err != nil {
+		return p.internal(c, err)
+	}
+	return c.Redirect(http.StatusFound, u)
+}

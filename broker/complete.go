@@ -1,0 +1,150 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/store"
+)
+
+// Event types of contract section 5 that the broker emits.
+const (
+	EventAuthSucceeded = "authentication.succeeded"
+	EventAuthFailed    = "authentication.failed"
+)
+
+var _ connections.CompleteFunc = (*Provider)(nil).Complete
+
+// Complete receives a finished upstream login from package connections.
+// On success it provisions the user (just in time), opens the broker
+// session, sets the SSO cookie and returns the browser to the application
+// with a code. On failure the tenant admin gets the precise reason (an
+// authentication.failed event) and the user a generic page with a
+// reference id.
+func (p *Provider) Complete(ctx context.Context, w http.ResponseWriter, r *http.Request, conn store.Connection, res connections.Result, upstreamErr error) {
+	c := p.ec.NewContext(r.WithContext(ctx), w)
+	if err := p.complete(c, conn, res, upstreamErr); err != nil {
+		p.log.ErrorContext(ctx, "broker: complete login", "err", err, "connection_id", conn.ID)
+	}
+}
+
+func (p *Provider) complete(c echo.Context, conn store.Connection, res connections.Result, upstreamErr error) error {
+	ctx := store.WithTenant(c.Request().Context(), conn.TenantID)
+	fail := func(reason, clientID string) error {
+		p.failed(ctx, conn, clientID, reason)
+		return p.page(c, http.StatusForbidden, pageLoginFailed)
+	}
+	if res.RequestID == "" {
+		return fail("IdP-initiated login: no application request to complete", "")
+	}
+	a, err := p.takePending(ctx, res.RequestID)
+	if err != nil {
+		if errors.Is(err, errExpired) {
+			p.failed(ctx, conn, "", "login request expired or already completed")
+			return p.page(c, http.StatusBadRequest, pageExpired)
+		}
+		return p.internal(c, err)
+	}
+	switch {
+	case upstreamErr != nil:
+		return fail(upstreamErr.Error(), a.ClientID)
+	case a.ConnectionID != conn.ID:
+		return fail("the identity provider answered on another connection than the login began on", a.ClientID)
+	case conn.Status != store.ConnectionActive:
+		return fail("connection is not active", a.ClientID)
+	}
+	prof := res.Profile
+	if prof.IdPSubject == "" {
+		return fail("the identity provider sent no subject", a.ClientID)
+	}
+	tn, err := p.store.Tenant(ctx)
+	if err != nil {
+		return p.internal(c, err)
+	}
+	if !tn.Status.Live() {
+		return fail("tenant is "+string(tn.Status), a.ClientID)
+	}
+	attrs, _ := json.Marshal(prof.Raw)
+	u, err := p.store.UpsertSSOUser(ctx, conn.ID, prof.IdPSubject, store.User{
+		Email:         prof.Email,
+		EmailVerified: prof.EmailVerified,
+		GivenName:     prof.GivenName,
+		FamilyName:    prof.FamilyName,
+		DisplayName:   prof.Name,
+		Active:        true,
+		Attributes:    attrs,
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			return fail("profile refused: "+err.Error(), a.ClientID)
+		}
+		return p.internal(c, err)
+	}
+	if !u.Active {
+		return fail("user "+u.ID+" is deactivated", a.ClientID)
+	}
+	dirGroups, err := p.store.UserGroupNames(ctx, u.ID)
+	if err != nil {
+		return p.internal(c, err)
+	}
+	groups := append(slices.Clone(prof.Groups), dirGroups...)
+	slices.Sort(groups)
+	groups = slices.Compact(groups)
+	if groups == nil {
+		groups = []string{}
+	}
+	name := u.DisplayName
+	if name == "" {
+		name = joinName(u.GivenName, u.FamilyName)
+	}
+	s, cookie, err := p.newSession(ctx, conn.TenantID, u.ID, conn.ID, userClaims{
+		Email: u.Email, EmailVerified: u.EmailVerified, Name: name, GivenName: u.GivenName, FamilyName: u.FamilyName,
+		Groups: groups, ConnectionType: string(conn.Type), IdPSubject: prof.IdPSubject,
+	})
+	if err != nil {
+		return p.internal(c, err)
+	}
+	p.setCookie(c, cookie, s.ExpiresAt)
+	p.event(ctx, conn.TenantID, EventAuthSucceeded, map[string]any{
+		"connection_id": conn.ID, "connection_type": conn.Type, "user_id": u.ID, "email": u.Email,
+		"session_id": s.ID, "client_id": a.ClientID, "request_id": server.RequestID(ctx),
+	})
+	// The request was taken above; finish must not take it again.
+	return p.finishTaken(c, a, s)
+}
+
+func joinName(given, family string) string {
+	switch {
+	case given == "":
+		return family
+	case family == "":
+		return given
+	}
+	return given + " " + family
+}
+
+// failed records why a login failed, for the tenant admin.
+func (p *Provider) failed(ctx context.Context, conn store.Connection, clientID, reason string) {
+	p.event(ctx, conn.TenantID, EventAuthFailed, map[string]any{
+		"connection_id": conn.ID, "connection_type": conn.Type, "client_id": clientID,
+		"reason": reason, "request_id": server.RequestID(ctx),
+	})
+}
+
+func (p *Provider) event(ctx context.Context, tenantID, typ string, data map[string]any) {
+	b, err := json.Marshal(data)
+	if err == nil {
+		_, err = p.store.AppendEvent(ctx, store.Event{TenantID: tenantID, Type: typ, Data: b})
+	}
+	if err != nil {
+		p.log.ErrorContext(ctx, "broker: append event", "type", typ, "err", fmt.Errorf("broker: %w", err))
+	}
+}

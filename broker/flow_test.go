@@ -1,0 +1,559 @@
+package broker_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+
+	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/store"
+)
+
+type idTokenClaims struct {
+	Sub            string   `json:"sub"`
+	Nonce          string   `json:"nonce"`
+	SID            string   `json:"sid"`
+	AuthTime       int64    `json:"auth_time"`
+	Email          string   `json:"email"`
+	EmailVerified  bool     `json:"email_verified"`
+	Name           string   `json:"name"`
+	Groups         []string `json:"groups"`
+	TenantID       string   `json:"tenant_id"`
+	ConnectionID   string   `json:"connection_id"`
+	ConnectionType string   `json:"connection_type"`
+	IdPSubject     string   `json:"idp_subject"`
+}
+
+// exchange redeems code and verifies the id_token with go-oidc, nonce and
+// at_hash included.
+func (a *app) exchange(t *testing.T, code string, opts ...oauth2.AuthCodeOption) (*oauth2.Token, idTokenClaims) {
+	t.Helper()
+	tok, err := a.Conf.Exchange(context.Background(), code, opts...)
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	return tok, a.verifyID(t, tok, "n0nce")
+}
+
+func (a *app) verifyID(t *testing.T, tok *oauth2.Token, nonce string) idTokenClaims {
+	t.Helper()
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := a.Verifier.Verify(context.Background(), raw)
+	if err != nil {
+		t.Fatalf("verify id_token: %v", err)
+	}
+	if idt.Nonce != nonce {
+		t.Fatalf("nonce = %q, want %q", idt.Nonce, nonce)
+	}
+	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+		t.Fatalf("at_hash: %v", err)
+	}
+	var c idTokenClaims
+	if err := idt.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestDiscovery(t *testing.T) {
+	n := sqliteNode(t)
+	resp, err := http.Get(n.URL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"issuer":                                n.URL,
+		"code_challenge_methods_supported":      []any{"S256"},
+		"backchannel_logout_supported":          true,
+		"scopes_supported":                      []any{"openid", "email", "profile", "groups", "offline_access"},
+		"token_endpoint_auth_methods_supported": []any{"client_secret_basic", "client_secret_post", "none"},
+		"id_token_signing_alg_values_supported": []any{"RS256", "ES256"},
+		"response_types_supported":              []any{"code"},
+		"grant_types_supported":                 []any{"authorization_code", "refresh_token"},
+	}
+	for k, v := range want {
+		got, _ := json.Marshal(d[k])
+		w, _ := json.Marshal(v)
+		if string(got) != string(w) {
+			t.Errorf("%s = %s, want %s", k, got, w)
+		}
+	}
+	for _, k := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
+		"introspection_endpoint", "revocation_endpoint", "end_session_endpoint"} {
+		if s, _ := d[k].(string); !strings.HasPrefix(s, n.URL+"/") {
+			t.Errorf("%s = %v", k, d[k])
+		}
+	}
+}
+
+func TestFullFlow(t *testing.T) {
+	n := sqliteNode(t)
+	tn := n.tenant("Acme", "acme.test", alice("acme.test"))
+	for _, alg := range []string{"RS256", "ES256"} {
+		t.Run(alg, func(t *testing.T) {
+			a := n.app(store.Application{IDTokenSigningAlg: alg})
+			b := browser(t)
+			verifier, challenge := pkce()
+			resp := a.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"},
+				"code_challenge": {challenge}, "code_challenge_method": {"S256"}})
+			tok, c := a.exchange(t, code(t, resp), oauth2.VerifierOption(verifier))
+			if !store.HasPrefix(c.Sub, store.PrefixUser) || !store.HasPrefix(c.SID, store.PrefixSession) ||
+				c.Email != "alice@acme.test" || !c.EmailVerified || c.Name != "Alice Liddell" ||
+				!slices.Equal(c.Groups, []string{"eng"}) || c.TenantID != tn.ID || c.ConnectionID != tn.ConnID ||
+				c.ConnectionType != "oidc" || c.IdPSubject != "idp-alice" || c.AuthTime == 0 {
+				t.Fatalf("claims %+v", c)
+			}
+			// Access token: RFC 9068.
+			jws, err := jose.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if typ := jws.Signatures[0].Header.ExtraHeaders["typ"]; typ != "at+jwt" || jws.Signatures[0].Header.Algorithm != alg {
+				t.Fatalf("access token header typ %v alg %s", typ, jws.Signatures[0].Header.Algorithm)
+			}
+			in := a.introspect(t, n, tok.AccessToken)
+			if in["active"] != true || in["sub"] != c.Sub || in["client_id"] != a.ID || in["sid"] != c.SID ||
+				in["tenant_id"] != tn.ID || in["token_type"] != "Bearer" || in["scope"] == nil || in["exp"] == nil || in["iat"] == nil {
+				t.Fatalf("introspection %v", in)
+			}
+			if tok.RefreshToken == "" {
+				t.Fatal("no refresh token with offline_access")
+			}
+			// Userinfo.
+			ui, err := a.Conf.Client(context.Background(), tok).Get(n.URL + broker.PathUserinfo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var info map[string]any
+			json.NewDecoder(ui.Body).Decode(&info)
+			ui.Body.Close()
+			if info["sub"] != c.Sub || info["email"] != "alice@acme.test" {
+				t.Fatalf("userinfo %v", info)
+			}
+		})
+	}
+	// The same person logging in again is the same user.
+	a := n.app(store.Application{})
+	_, c1 := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+	_, c2 := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"domain_hint": {"acme.test"}})))
+	if c1.Sub != c2.Sub || c1.SID == c2.SID {
+		t.Fatalf("sub %s vs %s, sid %s vs %s", c1.Sub, c2.Sub, c1.SID, c2.SID)
+	}
+}
+
+func TestEmailPageRoutes(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	b := browser(t)
+	resp := a.authorize(t, b, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("no hint: status %d, want the email page", resp.StatusCode)
+	}
+	id := resp.Request.URL.Query().Get("id")
+	post := func(email string) *http.Response {
+		resp, err := b.PostForm(n.URL+broker.PathLogin, url.Values{"id": {id}, "email": {email}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := post("not-an-email"); r.StatusCode != 400 {
+		t.Fatalf("bad email: status %d", r.StatusCode)
+	}
+	a.exchange(t, code(t, post("alice@ACME.test")))
+}
+
+func TestRoutingRefusals(t *testing.T) {
+	n := sqliteNode(t)
+	ta := n.tenant("A", "a.test", alice("a.test"))
+	tb := n.tenant("B", "b.test", alice("b.test"))
+	// A known domain whose tenant has no active connection.
+	tc := n.tenant("C", "c.test", alice("c.test"))
+	ctxC := store.WithTenant(context.Background(), tc.ID)
+	conn, _ := n.Store.Connection(ctxC, tc.ConnID)
+	conn.Status = store.ConnectionInactive
+	if _, err := n.Store.UpdateConnection(ctxC, conn); err != nil {
+		t.Fatal(err)
+	}
+	// An unverified domain routes no one.
+	if _, err := n.Store.AddDomain(store.WithTenant(context.Background(), ta.ID), store.Domain{Domain: "unverified.test", VerificationToken: "v"}); err != nil {
+		t.Fatal(err)
+	}
+	a := n.app(store.Application{})
+	body := func(resp *http.Response) string {
+		r, _ := http.Get(resp.Request.URL.String())
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		return string(b)
+	}
+	tests := []struct {
+		name   string
+		params url.Values
+		status int
+	}{
+		{"connection of another tenant", url.Values{"tenant": {ta.ID}, "connection": {tb.ConnID}}, 400},
+		{"login_hint outside the tenant", url.Values{"tenant": {ta.ID}, "login_hint": {"bob@b.test"}}, 400},
+		{"domain_hint and login_hint disagree", url.Values{"domain_hint": {"a.test"}, "login_hint": {"bob@b.test"}}, 400},
+		{"unknown domain", url.Values{"login_hint": {"x@nowhere.test"}}, 404},
+		{"unverified domain", url.Values{"login_hint": {"x@unverified.test"}}, 404},
+		{"known domain without active connection", url.Values{"domain_hint": {"c.test"}}, 404},
+		{"inactive connection named", url.Values{"connection": {tc.ConnID}}, 403},
+		{"unknown tenant", url.Values{"tenant": {store.NewID(store.PrefixTenant)}}, 404},
+		{"garbage connection", url.Values{"connection": {"conn_'--"}}, 404},
+	}
+	pages := map[int]string{}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := a.authorize(t, browser(t), tc.params)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if _, err := resp.Location(); err == nil {
+				t.Fatal("redirected")
+			}
+			if tc.status == 404 {
+				pages[404] = body(resp)
+			}
+		})
+	}
+	if n.idp.Begins() != 0 {
+		t.Fatalf("%d upstream logins began", n.idp.Begins())
+	}
+	// Paused tenant.
+	paused := store.TenantPaused
+	if _, err := n.Store.UpdateTenant(store.WithTenant(context.Background(), tb.ID), store.TenantUpdate{Status: &paused}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := a.authorize(t, browser(t), url.Values{"domain_hint": {"b.test"}}); resp.StatusCode != 403 {
+		t.Fatalf("paused tenant: status %d", resp.StatusCode)
+	}
+}
+
+func TestNoTenantEnumeration(t *testing.T) {
+	n := sqliteNode(t)
+	tc := n.tenant("C", "c.test", alice("c.test"))
+	ctx := store.WithTenant(context.Background(), tc.ID)
+	conn, _ := n.Store.Connection(ctx, tc.ConnID)
+	conn.Status = store.ConnectionInactive
+	n.Store.UpdateConnection(ctx, conn)
+	a := n.app(store.Application{})
+	page := func(hint string) string {
+		resp, err := browser(t).Get(n.URL + "/authorize?" + url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect},
+			"response_type": {"code"}, "scope": {"openid"}, "login_hint": {hint}}.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// The reference differs per request; the rest must not.
+		s := string(b)
+		if i := strings.Index(s, "<code>"); i >= 0 {
+			s = s[:i]
+		}
+		return s
+	}
+	if known, unknown := page("x@c.test"), page("x@unknown.test"); known != unknown {
+		t.Fatalf("a known domain without connection and an unknown one differ:\n%s\n---\n%s", known, unknown)
+	}
+}
+
+func TestBadClientAndRedirect(t *testing.T) {
+	n := sqliteNode(t)
+	a := n.app(store.Application{})
+	for name, q := range map[string]url.Values{
+		"unknown client":   {"client_id": {store.NewID(store.PrefixApplication)}, "redirect_uri": {a.Redirect}},
+		"redirect differs": {"client_id": {a.ID}, "redirect_uri": {a.Redirect + "/x"}},
+		"redirect prefix":  {"client_id": {a.ID}, "redirect_uri": {"https://app.example/callback?x=1"}},
+		"no client":        {"redirect_uri": {a.Redirect}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			q.Set("response_type", "code")
+			q.Set("scope", "openid")
+			resp, err := browser(t).Get(n.URL + "/authorize?" + q.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 400 || resp.Header.Get("Location") != "" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+				t.Fatalf("status %d, location %q, type %q", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Content-Type"))
+			}
+		})
+	}
+	// Wrong secret: 401 invalid_client.
+	bad := a.Conf
+	bad.ClientSecret = "nope"
+	_, err := bad.Exchange(context.Background(), "idbc_x")
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response.StatusCode != 401 || re.ErrorCode != "invalid_client" {
+		t.Fatalf("wrong secret: %v", err)
+	}
+}
+
+func TestPKCE(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	pub := n.app(store.Application{Public: true})
+	hint := url.Values{"login_hint": {"alice@acme.test"}}
+
+	// A public client without PKCE, or with plain, is refused at the app.
+	for name, extra := range map[string]url.Values{
+		"none":  {},
+		"plain": {"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"plain"}},
+	} {
+		q := url.Values{"login_hint": hint["login_hint"]}
+		for k, v := range extra {
+			q[k] = v
+		}
+		loc, err := pub.authorize(t, browser(t), q).Location()
+		if err != nil || loc.Query().Get("error") != "invalid_request" {
+			t.Fatalf("%s: %v %v", name, loc, err)
+		}
+	}
+	verifier, challenge := pkce()
+	q := url.Values{"login_hint": hint["login_hint"], "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+	c := code(t, pub.authorize(t, browser(t), q))
+	_, err := pub.Conf.Exchange(context.Background(), c, oauth2.VerifierOption(verifier+"x"))
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Fatalf("wrong verifier: %v", err)
+	}
+	// The code was spent by the failed attempt.
+	if _, err := pub.Conf.Exchange(context.Background(), c, oauth2.VerifierOption(verifier)); err == nil {
+		t.Fatal("code redeemed after a failed attempt")
+	}
+	c = code(t, pub.authorize(t, browser(t), q))
+	pub.exchange(t, c, oauth2.VerifierOption(verifier))
+}
+
+func TestCodeReuseRevokes(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	c := code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
+	tok, _ := a.exchange(t, c)
+	if a.introspect(t, n, tok.AccessToken)["active"] != true {
+		t.Fatal("fresh token inactive")
+	}
+	if _, err := a.Conf.Exchange(context.Background(), c); err == nil {
+		t.Fatal("code redeemed twice")
+	}
+	if in := a.introspect(t, n, tok.AccessToken); in["active"] != false {
+		t.Fatalf("access token of a reused code still active: %v", in)
+	}
+	if _, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+		t.Fatal("refresh token of a reused code still works")
+	}
+}
+
+func TestCodeRace(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	c := code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := a.Conf.Exchange(context.Background(), c); err == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d redemptions won", wins)
+	}
+}
+
+func TestCodeBoundToClientAndRedirect(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{RedirectURIs: []string{"https://app.example/callback", "https://app.example/other"}})
+	other := n.app(store.Application{})
+	c := code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
+	if _, err := other.Conf.Exchange(context.Background(), c); err == nil {
+		t.Fatal("another client redeemed the code")
+	}
+	c = code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
+	wrong := a.Conf
+	wrong.RedirectURL = "https://app.example/other"
+	if _, err := wrong.Exchange(context.Background(), c); err == nil {
+		t.Fatal("code redeemed with another redirect_uri")
+	}
+}
+
+func TestRefreshRotationAndReuse(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	tok, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+	refresh := func(rt string) (*oauth2.Token, error) {
+		return a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rt}).Token()
+	}
+	t1, err := refresh(tok.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if t1.RefreshToken == "" || t1.RefreshToken == tok.RefreshToken {
+		t.Fatal("refresh token not rotated")
+	}
+	a.verifyID(t, t1, "")
+	t2, err := refresh(t1.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reusing the spent t1 fails and kills the family: t2 no longer works.
+	if _, err := refresh(t1.RefreshToken); err == nil {
+		t.Fatal("spent refresh token accepted")
+	}
+	if _, err := refresh(t2.RefreshToken); err == nil {
+		t.Fatal("family survived reuse")
+	}
+	// Another client cannot use the token.
+	tok, _ = a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+	other := n.app(store.Application{})
+	if _, err := other.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+		t.Fatal("another client refreshed")
+	}
+	if _, err := refresh(tok.RefreshToken); err != nil {
+		t.Fatalf("owner's token harmed by another client's attempt: %v", err)
+	}
+}
+
+func TestRevocation(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	revoke := func(token string) int {
+		req, _ := http.NewRequest("POST", n.URL+broker.PathRevoke, strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(a.ID, a.Secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tok, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+	if s := revoke(tok.RefreshToken); s != 200 {
+		t.Fatalf("revoke refresh: %d", s)
+	}
+	if _, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+		t.Fatal("revoked refresh token works")
+	}
+	if a.introspect(t, n, tok.AccessToken)["active"] != true {
+		t.Fatal("access token inactive before its revocation")
+	}
+	if s := revoke(tok.AccessToken); s != 200 {
+		t.Fatalf("revoke access: %d", s)
+	}
+	if in := a.introspect(t, n, tok.AccessToken); in["active"] != false || len(in) != 1 {
+		t.Fatalf("after revoke: %v", in)
+	}
+	if s := revoke("garbage"); s != 200 {
+		t.Fatalf("revoke garbage: %d", s)
+	}
+}
+
+func TestPromptNoneAndSSO(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a1 := n.app(store.Application{})
+	a2 := n.app(store.Application{RedirectURIs: []string{"https://app2.example/cb"}})
+	b := browser(t)
+
+	loc, err := a1.authorize(t, b, url.Values{"prompt": {"none"}}).Location()
+	if err != nil || loc.Query().Get("error") != "login_required" || loc.Query().Get("state") != "st8" {
+		t.Fatalf("prompt=none without session: %v %v", loc, err)
+	}
+	_, c1 := a1.exchange(t, code(t, a1.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}})))
+	begins := n.idp.Begins()
+	// A second app in the same browser skips the IdP, even with prompt=none.
+	_, c2 := a2.exchange(t, code(t, a2.authorize(t, b, url.Values{"prompt": {"none"}})))
+	if n.idp.Begins() != begins || c1.SID != c2.SID || c1.Sub != c2.Sub || c1.AuthTime != c2.AuthTime {
+		t.Fatalf("SSO did not reuse the session: begins %d→%d, %+v vs %+v", begins, n.idp.Begins(), c1, c2)
+	}
+	// prompt=login and max_age=0 go back to the IdP.
+	for _, q := range []url.Values{{"prompt": {"login"}}, {"max_age": {"0"}}} {
+		q.Set("login_hint", "alice@acme.test")
+		time.Sleep(1100 * time.Millisecond) // auth_time has second resolution
+		_, c := a2.exchange(t, code(t, a2.authorize(t, b, q)))
+		if n.idp.Begins() == begins || c.SID == c1.SID {
+			t.Fatalf("%v reused the session", q)
+		}
+		begins = n.idp.Begins()
+	}
+	// Cookies are Secure only off localhost; HttpOnly and Lax always.
+	u, _ := url.Parse(n.URL)
+	for _, ck := range b.Jar.Cookies(u) {
+		if ck.Name == broker.SessionCookie && strings.HasPrefix(ck.Value, "ses_") {
+			return
+		}
+	}
+	t.Fatal("no session cookie")
+}
+
+func TestUpstreamFailureAndDeactivatedUser(t *testing.T) {
+	n := sqliteNode(t)
+	tn := n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	n.idp.mu.Lock()
+	n.idp.fail[tn.ConnID] = errors.New("signature invalid: certificate mismatch")
+	n.idp.mu.Unlock()
+	resp := a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})
+	if resp.StatusCode != 403 || resp.Header.Get("Location") != "" {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	evs, _, err := n.Store.ListEvents(context.Background(), store.Page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range evs {
+		if e.Type == broker.EventAuthFailed && e.TenantID == tn.ID && strings.Contains(string(e.Data), "certificate mismatch") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no authentication.failed event with the reason: %v", evs)
+	}
+	n.idp.mu.Lock()
+	delete(n.idp.fail, tn.ConnID)
+	n.idp.mu.Unlock()
+
+	// A SCIM-deactivated user is refused.
+	_, c := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+	ctx := store.WithTenant(context.Background(), tn.ID)
+	u, _ := n.Store.User(ctx, c.Sub)
+	u.Active = false
+	if _, err := n.Store.UpdateUser(ctx, u, 0); err != nil {
+		t.Fatal(err)
+	}
+	if resp := a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}); resp.StatusCode != 403 {
+		t.Fatalf("deactivated user: status %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,82 @@
+package broker
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/web"
+)
+
+// pageText is what an end user is told; never why in detail (that goes
+// to the tenant admin as an authentication.failed event).
+type pageText struct{ Title, Message string }
+
+var (
+	pageBadRequest    = pageText{"Sign-in failed", "The sign-in request is malformed."}
+	pageUnknownClient = pageText{"Unknown application", "The application that sent you here is not registered with this sign-in service."}
+	pageBadRedirect   = pageText{"Sign-in failed", "The application asked to return you to an address it has not registered."}
+	pageUnavailable   = pageText{"Sign-in unavailable", "Sign-in is temporarily unavailable. Try again in a moment."}
+	pageExpired       = pageText{"Sign-in expired", "This sign-in took too long or was already used. Go back to the application and sign in again."}
+	pageNoConnection  = pageText{"Single sign-on not set up", "No single sign-on is set up for this organisation or email domain. Contact your IT administrator."}
+	pageTenantPaused  = pageText{"Organisation not active", "Sign-in for this organisation is currently suspended. Contact your IT administrator."}
+	pageConnInactive  = pageText{"Single sign-on disabled", "Single sign-on for this organisation is currently disabled. Contact your IT administrator."}
+	pageHints         = pageText{"Sign-in failed", "The sign-in request names more than one organisation. Go back to the application and try again."}
+	pageConnectorDown = pageText{"Sign-in unavailable", "Your organisation's identity provider cannot be reached right now. Try again in a moment."}
+	pageLoginFailed   = pageText{"Sign-in failed", "Your organisation's sign-in could not be completed. If this keeps happening, give your IT administrator the reference below."}
+	pageSignedOut     = pageText{"Signed out", "You are signed out."}
+)
+
+// page renders an end-user error page with the request id as reference.
+func (p *Provider) page(c echo.Context, status int, t pageText) error {
+	return web.Render(c.Response(), status, "login_error.html", map[string]any{
+		"Title": t.Title, "Message": t.Message, "Reference": server.RequestID(c.Request().Context()),
+	})
+}
+
+func (p *Provider) refusal(c echo.Context, status int, t pageText) error { return p.page(c, status, t) }
+
+// internal logs err and shows the generic page.
+func (p *Provider) internal(c echo.Context, err error) error {
+	p.log.ErrorContext(c.Request().Context(), "broker: login", "err", err)
+	return p.page(c, http.StatusServiceUnavailable, pageUnavailable)
+}
+
+func (p *Provider) pendingError(c echo.Context, err error) error {
+	if errors.Is(err, errExpired) {
+		return p.page(c, http.StatusBadRequest, pageExpired)
+	}
+	return p.internal(c, err)
+}
+
+func (p *Provider) routeError(c echo.Context, a pending, err error) error {
+	switch {
+	case errors.Is(err, ErrNoConnection):
+		return p.page(c, http.StatusNotFound, pageNoConnection)
+	case errors.Is(err, ErrTenantInactive):
+		return p.page(c, http.StatusForbidden, pageTenantPaused)
+	case errors.Is(err, ErrConnectionInactive):
+		return p.page(c, http.StatusForbidden, pageConnInactive)
+	case errors.Is(err, ErrHintsDisagree):
+		return p.page(c, http.StatusBadRequest, pageHints)
+	}
+	return p.internal(c, err)
+}
+
+func (p *Provider) emailPage(c echo.Context, a pending, email, msg string) error {
+	status := http.StatusOK
+	if msg != "" {
+		status = http.StatusBadRequest
+	}
+	return web.Render(c.Response(), status, "login_email.html", map[string]any{
+		"Action": PathLogin, "RequestID": a.ID, "Email": email, "Error": msg,
+	})
+}
+
+func (p *Provider) loggedOut(c echo.Context) error {
+	return web.Render(c.Response(), http.StatusOK, "login_error.html", map[string]any{
+		"Title": pageSignedOut.Title, "Message": pageSignedOut.Message,
+	})
+}

@@ -1,0 +1,109 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/idbroker/idbroker/sessions"
+)
+
+// errExpired is a pending request, code or refresh token that is gone:
+// used, expired, or never issued.
+var errExpired = errors.New("broker: expired or unknown")
+
+// pending is an authorization request between /authorize and the code:
+// validated by op, waiting for routing and the upstream login. It lives in
+// the OnceCache so that any node can finish it.
+type pending struct {
+	ID            string    `json:"id"`
+	ClientID      string    `json:"client_id"`
+	RedirectURI   string    `json:"redirect_uri"`
+	ResponseMode  string    `json:"response_mode,omitempty"`
+	State         string    `json:"state,omitempty"`
+	Nonce         string    `json:"nonce,omitempty"`
+	Scopes        []string  `json:"scopes"`
+	CodeChallenge string    `json:"code_challenge,omitempty"` // S256 only
+	PromptLogin   bool      `json:"prompt_login,omitempty"`
+	PromptNone    bool      `json:"prompt_none,omitempty"`
+	MaxAge        *int64    `json:"max_age,omitempty"` // seconds
+	Hints         hints     `json:"hints"`
+	Expires       time.Time `json:"expires"`
+	// Set once routed: the upstream login must come back on this connection.
+	TenantID     string `json:"tenant_id,omitempty"`
+	ConnectionID string `json:"connection_id,omitempty"`
+}
+
+func pendingKey(id string) string { return "broker:authreq:" + id }
+
+func (p *Provider) savePending(ctx context.Context, a pending) error {
+	ttl := a.Expires.Sub(p.now())
+	if ttl <= 0 {
+		return errExpired
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("broker: encode request: %w", err)
+	}
+	if err := p.once.Put(ctx, pendingKey(a.ID), b, ttl); err != nil {
+		return fmt.Errorf("broker: save request: %w", err)
+	}
+	return nil
+}
+
+// takePending removes and returns request id: the upstream login that
+// finishes it can do so once.
+func (p *Provider) takePending(ctx context.Context, id string) (pending, error) {
+	var a pending
+	if id == "" || len(id) > 128 {
+		return a, errExpired
+	}
+	b, err := p.once.Take(ctx, pendingKey(id))
+	if errors.Is(err, sessions.ErrNotFound) {
+		return a, errExpired
+	}
+	if err != nil {
+		return a, fmt.Errorf("broker: load request: %w", err)
+	}
+	if err := json.Unmarshal(b, &a); err != nil {
+		return a, fmt.Errorf("broker: decode request: %w", err)
+	}
+	return a, nil
+}
+
+// loadPending returns request id and keeps it for the next step.
+func (p *Provider) loadPending(ctx context.Context, id string) (pending, error) {
+	a, err := p.takePending(ctx, id)
+	if err != nil {
+		return a, err
+	}
+	return a, p.savePending(ctx, a)
+}
+
+// putJSON and takeJSON store one-time records (codes, refresh tokens).
+func (p *Provider) putJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("broker: encode %s: %w", key[:min(len(key), 16)], err)
+	}
+	if err := p.once.Put(ctx, key, b, ttl); err != nil {
+		return fmt.Errorf("broker: store record: %w", err)
+	}
+	return nil
+}
+
+func (p *Provider) takeJSON(ctx context.Context, key string, v any) error {
+	b, err := p.once.Take(ctx, key)
+	if errors.Is(err, sessions.ErrNotFound) {
+		return errExpired
+	}
+	if err != nil {
+		return fmt.Errorf("broker: load record: %w", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("broker: decode record: %w", err)
+	}
+	return nil
+}

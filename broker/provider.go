@@ -1,0 +1,188 @@
+package broker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/safehttp"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/signing"
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/web"
+)
+
+// Connectors turns a stored connection into the upstream login that serves
+// it. Package connections implements it (connections.Registry).
+type Connectors interface {
+	Connector(ctx context.Context, c store.Connection) (connections.Connector, error)
+}
+
+// Defaults for the zero values of Config and of an application's lifetimes.
+const (
+	DefaultIDTokenTTL      = time.Hour
+	DefaultAccessTokenTTL  = 10 * time.Minute
+	DefaultRefreshTokenTTL = 30 * 24 * time.Hour
+	// DefaultSessionTTL bounds a broker session and so every refresh token
+	// issued in it: revoking a session must end everything that came from it.
+	DefaultSessionTTL = 30 * 24 * time.Hour
+	// DefaultSSOTTL is how long after the IdP login the SSO cookie lets
+	// another application in without going back to the IdP.
+	DefaultSSOTTL = 12 * time.Hour
+	// DefaultAppCacheTTL bounds how stale an application read from memory
+	// may be (a new redirect URI, a deleted client).
+	DefaultAppCacheTTL = 30 * time.Second
+
+	codeTTL    = 60 * time.Second
+	pendingTTL = 15 * time.Minute
+)
+
+// Paths of the endpoints, as discovery advertises them.
+const (
+	PathAuthorize    = "/authorize"
+	PathLogin        = "/login"
+	PathToken        = "/oauth/token"
+	PathIntrospect   = "/oauth/introspect"
+	PathRevoke       = "/oauth/revoke"
+	PathUserinfo     = "/userinfo"
+	PathEndSession   = "/oauth/logout"
+	PathLoggedOut    = "/logged_out"
+	PathJWKS         = "/.well-known/jwks.json"
+	PathDiscovery    = "/.well-known/openid-configuration"
+	SessionCookie    = "idb_session"
+	pathStaticPrefix = "/static"
+)
+
+// Config configures a Provider.
+type Config struct {
+	// Issuer is the public base URL (IDBROKER_ISSUER), without a trailing
+	// slash. Required.
+	Issuer string
+	// Store, Sessions, Once and Keys are required. Sessions should be a
+	// *sessions.Cached so that introspection stays in process.
+	Store    store.Store
+	Sessions sessions.Store
+	Once     sessions.OnceCache
+	Keys     *signing.Manager
+	// Connectors starts upstream logins. Required.
+	Connectors Connectors
+	// HTTPClient sends back-channel logouts; nil means a safehttp client
+	// that refuses private addresses.
+	HTTPClient *http.Client
+	// Logger receives what callers are not told; nil discards.
+	Logger *slog.Logger
+
+	// Lifetimes; zero values take the defaults above.
+	SessionTTL  time.Duration
+	SSOTTL      time.Duration
+	AppCacheTTL time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Provider is the OpenID Provider. Create it with New, Mount it on the
+// server's echo, and Run it in the background.
+type Provider struct {
+	issuer     string
+	secure     bool // cookies carry Secure
+	store      store.Store
+	sessions   sessions.Store
+	once       sessions.OnceCache
+	keys       *signing.Manager
+	connectors Connectors
+	http       *http.Client
+	log        *slog.Logger
+	now        func() time.Time
+	sessionTTL time.Duration
+	ssoTTL     time.Duration
+
+	apps      *appCache
+	verifier  *verifier
+	handler   http.Handler // zitadel's protocol endpoints
+	ec        *echo.Echo   // builds contexts for Complete, which connections calls outside echo
+	discovery []byte
+}
+
+// New checks cfg and builds a Provider. It does no I/O.
+func New(cfg Config) (*Provider, error) {
+	switch {
+	case cfg.Store == nil, cfg.Sessions == nil, cfg.Once == nil, cfg.Keys == nil, cfg.Connectors == nil:
+		return nil, errors.New("broker: Store, Sessions, Once, Keys and Connectors are required")
+	}
+	iss := strings.TrimRight(cfg.Issuer, "/")
+	u, err := url.Parse(iss)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("broker: issuer %q must be an absolute http(s) URL", cfg.Issuer)
+	}
+	p := &Provider{
+		issuer:     iss,
+		secure:     u.Scheme == "https" || !isLocalHost(u.Hostname()),
+		store:      cfg.Store,
+		sessions:   cfg.Sessions,
+		once:       cfg.Once,
+		keys:       cfg.Keys,
+		connectors: cfg.Connectors,
+		http:       cfg.HTTPClient,
+		log:        cfg.Logger,
+		now:        cfg.Now,
+		sessionTTL: cmp.Or(cfg.SessionTTL, DefaultSessionTTL),
+		ssoTTL:     cmp.Or(cfg.SSOTTL, DefaultSSOTTL),
+	}
+	if p.http == nil {
+		p.http = safehttp.NewClient(safehttp.Options{Timeout: 10 * time.Second, MaxRedirects: -1})
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	p.ec = echo.New()
+	p.apps = newAppCache(cfg.Store, cmp.Or(cfg.AppCacheTTL, DefaultAppCacheTTL), p.now)
+	p.verifier = newVerifier(p.issuer, cfg.Keys, p.now)
+	if p.discovery, err = discoveryJSON(p.issuer); err != nil {
+		return nil, err
+	}
+	if p.handler, err = p.newOPHandler(u.Scheme == "http"); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func isLocalHost(h string) bool {
+	return h == "localhost" || h == "127.0.0.1" || h == "::1" || strings.HasSuffix(h, ".localhost")
+}
+
+// Mount registers the broker's routes on e.
+func (p *Provider) Mount(e *echo.Echo) {
+	e.GET(PathDiscovery, p.serveDiscovery)
+	e.GET(PathJWKS, p.serveJWKS)
+	op := echo.WrapHandler(p.handler)
+	e.Match([]string{http.MethodGet, http.MethodPost}, PathAuthorize, p.checkAuthorize(op))
+	for _, path := range []string{PathToken, PathIntrospect, PathRevoke, PathUserinfo} {
+		e.Match([]string{http.MethodGet, http.MethodPost, http.MethodOptions}, path, op)
+	}
+	e.GET(PathLogin, p.serveLogin)
+	e.POST(PathLogin, p.submitLogin)
+	e.Match([]string{http.MethodGet, http.MethodPost}, PathEndSession, p.endSession)
+	e.GET(PathLoggedOut, p.loggedOut)
+	e.GET(pathStaticPrefix+"/*", echo.WrapHandler(http.StripPrefix(pathStaticPrefix, web.Static())))
+}
+
+// Run sends back-channel logouts for every session revoked on any node
+// until ctx ends. It returns once subscribed, or with the subscription's
+// error; deliveries continue in the background.
+func (p *Provider) Run(ctx context.Context) error {
+	return p.runBackchannel(ctx)
+}
+
+func (p *Provider) url(path string) string { return p.issuer + path }

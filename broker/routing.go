@@ -1,0 +1,146 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/store"
+)
+
+// Routing outcomes the end user is shown a page for.
+var (
+	// ErrNoConnection: nothing routes this request — an unknown or
+	// unverified domain, an unknown tenant or connection, or a tenant
+	// without an active connection. They look the same on purpose, so that
+	// the login page does not tell who is a customer.
+	ErrNoConnection = errors.New("broker: no connection for this login")
+	// ErrTenantInactive: the tenant is paused.
+	ErrTenantInactive = errors.New("broker: tenant is not active")
+	// ErrConnectionInactive: the connection named is not active.
+	ErrConnectionInactive = errors.New("broker: connection is not active")
+	// ErrHintsDisagree: routing parameters name different tenants. They are
+	// refused rather than resolved in favour of one of them.
+	ErrHintsDisagree = errors.New("broker: routing parameters disagree")
+)
+
+// hints are the routing parameters of an authorization request, strongest
+// first (contract section 1).
+type hints struct {
+	Connection string `json:"connection,omitempty"`  // connection=conn_…
+	Tenant     string `json:"tenant,omitempty"`      // tenant=tnt_…
+	Domain     string `json:"domain_hint,omitempty"` // domain_hint=acme.com
+	Login      string `json:"login_hint,omitempty"`  // login_hint=alice@acme.com
+}
+
+func (h hints) empty() bool {
+	_, login := emailDomain(h.Login)
+	return h.Connection == "" && h.Tenant == "" && h.Domain == "" && !login
+}
+
+// resolve picks the connection the hints lead to. Every hint given must
+// agree on the tenant; domains count only when verified.
+func (p *Provider) resolve(ctx context.Context, h hints) (store.Connection, error) {
+	var tenantID, connID string
+	if h.Connection != "" {
+		t, err := p.store.ResolveConnection(ctx, h.Connection)
+		if err != nil {
+			return store.Connection{}, notFoundAs(err, ErrNoConnection)
+		}
+		tenantID, connID = t, h.Connection
+	}
+	if h.Tenant != "" {
+		if !store.HasPrefix(h.Tenant, store.PrefixTenant) {
+			return store.Connection{}, ErrNoConnection
+		}
+		if tenantID != "" && tenantID != h.Tenant {
+			return store.Connection{}, fmt.Errorf("%w: connection is not the tenant's", ErrHintsDisagree)
+		}
+		tenantID = h.Tenant
+	}
+	loginDomain, _ := emailDomain(h.Login)
+	for _, d := range []string{normalizeDomain(h.Domain), loginDomain} {
+		if d == "" {
+			continue
+		}
+		t, err := p.store.ResolveDomain(ctx, d)
+		switch {
+		case errors.Is(err, store.ErrNotFound) && tenantID != "":
+			return store.Connection{}, fmt.Errorf("%w: %s is not a verified domain of the tenant", ErrHintsDisagree, d)
+		case err != nil:
+			return store.Connection{}, notFoundAs(err, ErrNoConnection)
+		case tenantID != "" && t != tenantID:
+			return store.Connection{}, fmt.Errorf("%w: %s belongs to another tenant", ErrHintsDisagree, d)
+		}
+		tenantID = t
+	}
+	if tenantID == "" {
+		return store.Connection{}, ErrNoConnection
+	}
+
+	ctx = store.WithTenant(ctx, tenantID)
+	tn, err := p.store.Tenant(ctx)
+	if err != nil {
+		return store.Connection{}, notFoundAs(err, ErrNoConnection)
+	}
+	if !tn.Status.Live() {
+		return store.Connection{}, ErrTenantInactive
+	}
+	if connID != "" {
+		c, err := p.store.Connection(ctx, connID)
+		if err != nil {
+			return store.Connection{}, notFoundAs(err, ErrNoConnection)
+		}
+		if c.Status != store.ConnectionActive {
+			return store.Connection{}, ErrConnectionInactive
+		}
+		return c, nil
+	}
+	conns, err := p.store.Connections(ctx)
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("broker: list connections: %w", err)
+	}
+	// With several active connections the oldest wins; an application that
+	// needs another names it with connection=.
+	for _, c := range conns {
+		if c.Status == store.ConnectionActive {
+			return c, nil
+		}
+	}
+	return store.Connection{}, ErrNoConnection
+}
+
+func notFoundAs(err, as error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return as
+	}
+	return fmt.Errorf("broker: route: %w", err)
+}
+
+// emailDomain returns the normalised domain of an email address.
+func emailDomain(email string) (string, bool) {
+	at := strings.LastIndexByte(email, '@')
+	if at <= 0 || len(email) > 320 {
+		return "", false
+	}
+	d := normalizeDomain(email[at+1:])
+	return d, d != "" && strings.Contains(d, ".")
+}
+
+func normalizeDomain(d string) string {
+	d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+	if len(d) > 253 || strings.ContainsAny(d, " /@\\") {
+		return ""
+	}
+	return d
+}
+
+func loginRequest(a pending, hint string) connections.LoginRequest {
+	return connections.LoginRequest{
+		RequestID:  a.ID,
+		LoginHint:  hint,
+		ForceAuthn: a.PromptLogin || a.MaxAge != nil,
+	}
+}

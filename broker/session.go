@@ -1,0 +1,121 @@
+package broker
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
+)
+
+// userClaims is the profile a session carries, so that tokens for a
+// second application (SSO) and refreshes are minted without SQL.
+type userClaims struct {
+	Email          string   `json:"email"`
+	EmailVerified  bool     `json:"email_verified"`
+	Name           string   `json:"name,omitempty"`
+	GivenName      string   `json:"given_name,omitempty"`
+	FamilyName     string   `json:"family_name,omitempty"`
+	Groups         []string `json:"groups"`
+	ConnectionType string   `json:"connection_type"`
+	IdPSubject     string   `json:"idp_subject"`
+}
+
+// session is a broker session with its claims decoded.
+type session struct {
+	sessions.Session
+	Claims userClaims
+}
+
+// Keys of sessions.Session.Extra.
+const (
+	extraClaims = "claims"
+	extraSSO    = "sso" // hex SHA-256 of the cookie's secret half
+)
+
+// newSession opens a broker session for user u and returns it with the
+// value of its SSO cookie. The cookie holds the session id and a separate
+// secret: the id alone (the sid claim every application sees) must not be
+// enough to take over the browser session.
+func (p *Provider) newSession(ctx context.Context, tenantID, userID, connID string, cl userClaims) (session, string, error) {
+	b, err := json.Marshal(cl)
+	if err != nil {
+		return session{}, "", fmt.Errorf("broker: encode claims: %w", err)
+	}
+	secret := secrets.NewToken("")
+	now := p.now()
+	s := sessions.Session{
+		ID:           store.NewID(store.PrefixSession),
+		TenantID:     tenantID,
+		UserID:       userID,
+		ConnectionID: connID,
+		AuthTime:     now.Truncate(time.Second),
+		ExpiresAt:    now.Add(p.sessionTTL),
+		Extra:        map[string]string{extraClaims: string(b), extraSSO: hex.EncodeToString(secrets.HashToken(secret))},
+	}
+	if err := p.sessions.Create(ctx, s); err != nil {
+		return session{}, "", fmt.Errorf("broker: create session: %w", err)
+	}
+	return session{Session: s, Claims: cl}, s.ID + "." + secret, nil
+}
+
+// getSession returns live session id with its claims.
+func (p *Provider) getSession(ctx context.Context, id string) (session, error) {
+	s, err := p.sessions.Get(ctx, id)
+	if err != nil {
+		return session{}, err
+	}
+	out := session{Session: s}
+	if err := json.Unmarshal([]byte(s.Extra[extraClaims]), &out.Claims); err != nil {
+		return session{}, fmt.Errorf("broker: session %s claims: %w", id, err)
+	}
+	return out, nil
+}
+
+var errBadCookie = errors.New("broker: no valid session cookie")
+
+// cookieSession returns the session of the browser's SSO cookie.
+func (p *Provider) cookieSession(c echo.Context) (session, error) {
+	ck, err := c.Cookie(SessionCookie)
+	if err != nil {
+		return session{}, errBadCookie
+	}
+	id, secret, ok := strings.Cut(ck.Value, ".")
+	if !ok || !store.HasPrefix(id, store.PrefixSession) {
+		return session{}, errBadCookie
+	}
+	s, err := p.getSession(c.Request().Context(), id)
+	if err != nil {
+		return session{}, errBadCookie
+	}
+	want, err := hex.DecodeString(s.Extra[extraSSO])
+	if err != nil || !secrets.Equal(secrets.HashToken(secret), want) {
+		return session{}, errBadCookie
+	}
+	return s, nil
+}
+
+func (p *Provider) setCookie(c echo.Context, value string, expires time.Time) {
+	ck := &http.Cookie{
+		Name:     SessionCookie,
+		Value:    value,
+		Path:     "/",
+		Expires:  expires,
+		Secure:   p.secure,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	}
+	if value == "" {
+		ck.MaxAge = -1
+	}
+	c.SetCookie(ck)
+}
