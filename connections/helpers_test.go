@@ -1,0 +1,359 @@
+package connections
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	"github.com/labstack/echo/v4"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/idbroker/idbroker/safehttp"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
+)
+
+// testClock is a settable clock shared by the registry and the test IdP.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// env is a broker-side test environment: a real store and once cache, a
+// Registry mounted on an echo server, and a CompleteFunc that records.
+type env struct {
+	t      *testing.T
+	db     store.Store
+	once   sessions.OnceCache
+	reg    *Registry
+	srv    *httptest.Server
+	issuer string
+	clock  *testClock
+	tenant string
+	ctx    context.Context // tenant-scoped
+
+	mu      sync.Mutex
+	results []completion
+}
+
+type completion struct {
+	conn store.Connection
+	res  Result
+	err  error
+}
+
+type envOpts struct {
+	db       store.Store
+	once     sessions.OnceCache
+	sessions sessions.Store
+}
+
+func newEnv(t *testing.T, o envOpts) *env {
+	t.Helper()
+	if o.db == nil {
+		o.db = storetest.SQLite(t)
+	}
+	if o.once == nil {
+		o.once = sessions.NewMemory()
+	}
+	e := &env{t: t, db: o.db, once: o.once, clock: &testClock{t: time.Now().UTC().Truncate(time.Second)}}
+	ech := echo.New()
+	e.srv = httptest.NewServer(ech)
+	t.Cleanup(e.srv.Close)
+	e.issuer = e.srv.URL
+	e.reg = NewRegistry(Config{
+		Issuer: e.issuer, Store: o.db, Once: o.once, Sessions: o.sessions,
+		HTTPClient:        safehttp.NewClient(safehttp.Options{AllowPrivate: true}),
+		AllowInsecureURLs: true,
+		Now:               e.clock.Now,
+	})
+	e.reg.Mount(ech, e.complete)
+	e.tenant = e.newTenant("Acme", "example.com")
+	e.ctx = store.WithTenant(context.Background(), e.tenant)
+	return e
+}
+
+func (e *env) newTenant(name, domain string) string {
+	e.t.Helper()
+	ctx := context.Background()
+	tn, err := e.db.CreateTenant(ctx, store.Tenant{Name: name, Status: store.TenantActive})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tctx := store.WithTenant(ctx, tn.ID)
+	if _, err := e.db.AddDomain(tctx, store.Domain{Domain: domain, VerificationToken: "idb-" + randomToken()[:10]}); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.db.MarkDomainVerified(tctx, domain); err != nil {
+		e.t.Fatal(err)
+	}
+	return tn.ID
+}
+
+func (e *env) complete(ctx context.Context, w http.ResponseWriter, r *http.Request, conn store.Connection, res Result, err error) {
+	e.mu.Lock()
+	e.results = append(e.results, completion{conn, res, err})
+	e.mu.Unlock()
+	if err != nil {
+		http.Error(w, "login failed", http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte("welcome " + res.Profile.Email))
+}
+
+func (e *env) last() completion {
+	e.t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.results) == 0 {
+		e.t.Fatal("CompleteFunc was not called")
+	}
+	return e.results[len(e.results)-1]
+}
+
+// testIdP is a SAML IdP key pair and identity, signing with real
+// goxmldsig through crewjam's IdP code.
+type testIdP struct {
+	entityID string
+	ssoURL   string
+	key      *rsa.PrivateKey
+	cert     *x509.Certificate
+}
+
+var (
+	keyOnce sync.Once
+	keys    [3]*rsa.PrivateKey
+)
+
+// testKey returns one of a few RSA keys generated once per test binary.
+func testKey(i int) *rsa.PrivateKey {
+	keyOnce.Do(func() {
+		for j := range keys {
+			k, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				panic(err)
+			}
+			keys[j] = k
+		}
+	})
+	return keys[i]
+}
+
+func selfSigned(t testing.TB, key *rsa.PrivateKey, cn string, notAfter time.Time) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-24 * time.Hour), NotAfter: notAfter}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c
+}
+
+func newTestIdP(t testing.TB, keyIndex int) *testIdP {
+	return &testIdP{
+		entityID: "https://idp.example.net/metadata",
+		ssoURL:   "https://idp.example.net/sso",
+		key:      testKey(keyIndex),
+		cert:     selfSigned(t, testKey(keyIndex), "idp.example.net", time.Now().AddDate(2, 0, 0)),
+	}
+}
+
+func certPEM(c *x509.Certificate) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+}
+
+// samlConn creates an active SAML connection to idp in the env's tenant.
+func (e *env) samlConn(idp *testIdP, mod func(*SAMLSettings)) store.Connection {
+	e.t.Helper()
+	s := &SAMLSettings{IdPEntityID: ptr(idp.entityID), IdPSSOURL: ptr(idp.ssoURL), IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}
+	if mod != nil {
+		mod(s)
+	}
+	conn, err := e.reg.CreateConnection(e.ctx, store.ConnectionSAML, "Okta", Settings{SAML: s})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return conn
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// respOpts shapes a crafted SAML response.
+type respOpts struct {
+	signAssertion bool
+	signResponse  bool
+	signer        *testIdP // defaults to the idp itself
+	sigMethod     string
+	inResponseTo  string
+	audience      string // default: the connection's SP entity id
+	acs           string // Destination and Recipient, default the ACS
+	nameID        string
+	nameIDFormat  string
+	email         string
+	issuedAt      time.Time
+	mutate        func(a *saml.Assertion)
+	mutateXML     func(doc *etree.Document)
+}
+
+// response builds a SAML Response with crewjam's IdP assertion maker and
+// real XML signatures, then applies mutateXML to the signed document.
+func (idp *testIdP) response(t testing.TB, issuer string, conn store.Connection, o respOpts) []byte {
+	t.Helper()
+	if o.signer == nil {
+		o.signer = idp
+	}
+	if o.sigMethod == "" {
+		o.sigMethod = dsig.RSASHA256SignatureMethod
+	}
+	if o.audience == "" {
+		o.audience = spEntityID(issuer, conn.ID)
+	}
+	if o.acs == "" {
+		o.acs = acsURL(issuer, conn.ID)
+	}
+	if o.nameID == "" {
+		o.nameID = "00u1abcd"
+	}
+	if o.nameIDFormat == "" {
+		o.nameIDFormat = string(saml.PersistentNameIDFormat)
+	}
+	if o.email == "" {
+		o.email = "alice@example.com"
+	}
+	if o.issuedAt.IsZero() {
+		o.issuedAt = time.Now()
+	}
+	md, _ := url.Parse(idp.entityID)
+	ip := &saml.IdentityProvider{Key: idp.key, Certificate: idp.cert, MetadataURL: *md, Clock: dsig.NewFakeClockAt(o.issuedAt)}
+	req := &saml.IdpAuthnRequest{
+		IDP:                     ip,
+		HTTPRequest:             httptest.NewRequest("POST", idp.ssoURL, nil),
+		Request:                 saml.AuthnRequest{ID: o.inResponseTo, IssueInstant: o.issuedAt},
+		ServiceProviderMetadata: &saml.EntityDescriptor{EntityID: o.audience},
+		SPSSODescriptor:         &saml.SPSSODescriptor{},
+		ACSEndpoint:             &saml.IndexedEndpoint{Binding: saml.HTTPPostBinding, Location: o.acs},
+		Now:                     o.issuedAt,
+	}
+	sess := &saml.Session{ID: "s1", CreateTime: o.issuedAt, ExpireTime: o.issuedAt.Add(time.Hour), Index: "1",
+		NameID: o.nameID, NameIDFormat: o.nameIDFormat, UserEmail: o.email, UserGivenName: "Alice", UserSurname: "Liddell",
+		CustomAttributes: []saml.Attribute{{Name: "groups", Values: []saml.AttributeValue{{Type: "xs:string", Value: "Engineering"}, {Type: "xs:string", Value: "Admins"}}}}}
+	if err := (saml.DefaultAssertionMaker{}).MakeAssertion(req, sess); err != nil {
+		t.Fatal(err)
+	}
+	if o.mutate != nil {
+		o.mutate(req.Assertion)
+	}
+	sc := signingContext(t, o.signer, o.sigMethod)
+	assertionEl := req.Assertion.Element()
+	if o.signAssertion {
+		signed, err := sc.SignEnveloped(assertionEl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Assertion.Signature = signed.ChildElements()[len(signed.ChildElements())-1]
+		assertionEl = req.Assertion.Element()
+	}
+	resp := &saml.Response{
+		Destination: o.acs, ID: "id-resp-" + randomToken()[:16], InResponseTo: o.inResponseTo,
+		IssueInstant: o.issuedAt, Version: "2.0",
+		Issuer: &saml.Issuer{Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:entity", Value: idp.entityID},
+		Status: saml.Status{StatusCode: saml.StatusCode{Value: saml.StatusSuccess}},
+	}
+	respEl := resp.Element()
+	respEl.AddChild(assertionEl)
+	if o.signResponse {
+		signed, err := sc.SignEnveloped(respEl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Signature = signed.ChildElements()[len(signed.ChildElements())-1]
+		respEl = resp.Element()
+		respEl.AddChild(assertionEl)
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(respEl)
+	if o.mutateXML != nil {
+		o.mutateXML(doc)
+	}
+	b, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func signingContext(t testing.TB, idp *testIdP, method string) *dsig.SigningContext {
+	t.Helper()
+	ks := dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{idp.cert.Raw}, PrivateKey: idp.key})
+	sc := dsig.NewDefaultSigningContext(ks)
+	sc.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	if err := sc.SetSignatureMethod(method); err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// pend records a started login as Begin would, returning its RelayState.
+func (e *env) pend(conn store.Connection, samlReqID, brokerReq string) string {
+	e.t.Helper()
+	relay := randomToken()
+	b := []byte(`{"c":"` + conn.ID + `","s":"` + samlReqID + `","b":"` + brokerReq + `"}`)
+	if err := e.once.Put(context.Background(), pendingKey("saml", relay), b, time.Minute); err != nil {
+		e.t.Fatal(err)
+	}
+	return relay
+}
+
+// postACS posts a SAMLResponse to the connection's ACS like a browser.
+func (e *env) postACS(conn store.Connection, xmlBytes []byte, relay string) *http.Response {
+	e.t.Helper()
+	form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(xmlBytes)}}
+	if relay != "" {
+		form.Set("RelayState", relay)
+	}
+	resp, err := http.PostForm(e.srv.URL+"/sso/saml/"+conn.ID+"/acs", form)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func wantErr(t *testing.T, err, want error, contains string) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("error = %v, want %v", err, want)
+	}
+	if contains != "" && !strings.Contains(err.Error(), contains) {
+		t.Fatalf("error %q does not mention %q", err, contains)
+	}
+}

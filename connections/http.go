@@ -1,0 +1,67 @@
+package connections
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// Mount serves the contract's upstream URLs (section 2) on e:
+//
+//	GET  /sso/saml/:conn/metadata   SP metadata
+//	POST /sso/saml/:conn/acs        SAML Assertion Consumer Service
+//	GET  /sso/oidc/:conn/callback   OIDC redirect URI
+//
+// Every finished or failed login goes to complete, which writes the
+// response; nothing here answers 500 for bad input.
+func (r *Registry) Mount(e *echo.Echo, complete CompleteFunc) {
+	e.GET("/sso/saml/:conn/metadata", r.serveMetadata)
+	e.POST("/sso/saml/:conn/acs", r.serveFinish(store.ConnectionSAML, complete))
+	e.GET("/sso/oidc/:conn/callback", r.serveFinish(store.ConnectionOIDC, complete))
+}
+
+func (r *Registry) serveMetadata(c echo.Context) error {
+	ctx, conn, err := r.load(c.Request().Context(), c.Param("conn"))
+	if err != nil || conn.Type != store.ConnectionSAML {
+		return echo.NewHTTPError(http.StatusNotFound, "no such SAML connection")
+	}
+	// Metadata is served for draft connections too: the tenant admin
+	// needs it to configure the IdP before the connection is complete.
+	sc, err := newSAMLMetadataOnly(r, conn)
+	if err != nil {
+		r.cfg.Logger.ErrorContext(ctx, "SP metadata", "connection", conn.ID, "err", err)
+		return echo.NewHTTPError(http.StatusNotFound, "SAML connection has no SP key")
+	}
+	b, err := sc.Metadata()
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.Blob(http.StatusOK, "application/samlmetadata+xml", b)
+}
+
+func (r *Registry) serveFinish(typ store.ConnectionType, complete CompleteFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		ctx, conn, err := r.load(req.Context(), c.Param("conn"))
+		if err == nil && conn.Type != typ {
+			err = ErrNotFound
+		}
+		var res Result
+		if err == nil {
+			var cn Connector
+			cn, err = r.Connector(ctx, conn)
+			if err == nil {
+				res, err = cn.Finish(ctx, req.WithContext(ctx))
+			}
+		}
+		if errors.Is(err, ErrNotFound) {
+			conn = store.Connection{ID: c.Param("conn"), Type: typ}
+		}
+		complete(ctx, c.Response(), req.WithContext(ctx), conn, res, err)
+		return nil
+	}
+}

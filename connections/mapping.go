@@ -1,0 +1,192 @@
+package connections
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Attribute-mapping presets: one per IdP family the contract names.
+const (
+	PresetGeneric = "generic"
+	PresetOkta    = "okta"
+	PresetEntra   = "entra"
+	PresetGoogle  = "google"
+	PresetADFS    = "adfs"
+)
+
+// AttributeMapping says which SAML attributes or OIDC claims fill a
+// Profile. Each field lists names tried in order; the first present wins.
+// A field left empty takes the preset's list, so a connection overrides
+// only what its IdP does differently.
+type AttributeMapping struct {
+	Preset     string   `json:"preset,omitempty"`
+	Subject    []string `json:"subject,omitempty"`
+	Email      []string `json:"email,omitempty"`
+	GivenName  []string `json:"given_name,omitempty"`
+	FamilyName []string `json:"family_name,omitempty"`
+	Name       []string `json:"name,omitempty"`
+	Groups     []string `json:"groups,omitempty"`
+}
+
+// Attribute names IdPs use, in the forms the contract lists.
+const (
+	claimsEmail     = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
+	claimsGiven     = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"
+	claimsSurname   = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname"
+	claimsName      = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
+	claimsUPN       = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
+	claimsGroups    = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
+	claimsRole      = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+	claimsDisplay   = "http://schemas.microsoft.com/identity/claims/displayname"
+	claimsObjectID  = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+	claimsTenantID  = "http://schemas.microsoft.com/identity/claims/tenantid"
+	oidMail         = "urn:oid:0.9.2342.19200300.100.1.3"
+	oidGivenName    = "urn:oid:2.5.4.42"
+	oidSurname      = "urn:oid:2.5.4.4"
+	oidDisplayName  = "urn:oid:2.16.840.1.113730.3.1.241"
+	oidCommonName   = "urn:oid:2.5.4.3"
+	oidMemberOf     = "urn:oid:1.3.6.1.4.1.5923.1.5.1.1"
+	oidEduPersonUID = "urn:oid:1.3.6.1.4.1.5923.1.1.1.6"
+)
+
+// The generic lists understand every IdP family at once; presets only
+// reorder what comes first.
+var (
+	genericEmail  = []string{"email", "mail", "emailaddress", "Email", claimsEmail, oidMail, "emailAddress", "user.email"}
+	genericGiven  = []string{"given_name", "givenName", "firstName", "first_name", "FirstName", claimsGiven, oidGivenName}
+	genericFamily = []string{"family_name", "familyName", "sn", "surname", "lastName", "last_name", "LastName", claimsSurname, oidSurname}
+	genericName   = []string{"name", "displayName", "display_name", "cn", claimsDisplay, claimsName, oidDisplayName, oidCommonName}
+	genericGroups = []string{"groups", "group", "memberOf", "Groups", claimsGroups, claimsRole, oidMemberOf}
+)
+
+var presets = map[string]AttributeMapping{
+	PresetGeneric: {Email: genericEmail, GivenName: genericGiven, FamilyName: genericFamily, Name: genericName, Groups: genericGroups},
+	PresetOkta:    {Email: genericEmail, GivenName: genericGiven, FamilyName: genericFamily, Name: genericName, Groups: genericGroups},
+	PresetEntra: {
+		Email:      append([]string{claimsEmail, "email", claimsUPN, "preferred_username", "upn"}, genericEmail...),
+		GivenName:  append([]string{claimsGiven}, genericGiven...),
+		FamilyName: append([]string{claimsSurname}, genericFamily...),
+		Name:       append([]string{claimsDisplay}, genericName...),
+		Groups:     append([]string{claimsGroups}, genericGroups...),
+	},
+	PresetGoogle: {Email: genericEmail, GivenName: genericGiven, FamilyName: genericFamily, Name: genericName, Groups: genericGroups},
+	PresetADFS: {
+		Email:      append([]string{claimsEmail, claimsUPN}, genericEmail...),
+		GivenName:  append([]string{claimsGiven}, genericGiven...),
+		FamilyName: append([]string{claimsSurname}, genericFamily...),
+		Name:       append([]string{claimsName, claimsDisplay}, genericName...),
+		Groups:     append([]string{claimsGroups, claimsRole}, genericGroups...),
+	},
+}
+
+// Validate checks a mapping supplied by an operator or tenant admin.
+func (m *AttributeMapping) Validate() error {
+	if m == nil {
+		return nil
+	}
+	if _, ok := presets[m.Preset]; m.Preset != "" && !ok {
+		return fmt.Errorf("%w: attribute_mapping.preset %q is not one of generic, okta, entra, google, adfs", ErrConfig, m.Preset)
+	}
+	for field, names := range map[string][]string{"subject": m.Subject, "email": m.Email, "given_name": m.GivenName,
+		"family_name": m.FamilyName, "name": m.Name, "groups": m.Groups} {
+		if len(names) > 20 {
+			return fmt.Errorf("%w: attribute_mapping.%s lists more than 20 names", ErrConfig, field)
+		}
+		for _, n := range names {
+			if strings.TrimSpace(n) == "" || len(n) > 256 {
+				return fmt.Errorf("%w: attribute_mapping.%s has an empty or oversized name", ErrConfig, field)
+			}
+		}
+	}
+	return nil
+}
+
+// resolve merges m over its preset (or over the default preset).
+func (m *AttributeMapping) resolve(defaultPreset string) AttributeMapping {
+	name := defaultPreset
+	if m != nil && m.Preset != "" {
+		name = m.Preset
+	}
+	p, ok := presets[name]
+	if !ok {
+		p = presets[PresetGeneric]
+	}
+	p.Preset = name
+	if m == nil {
+		return p
+	}
+	pick := func(over, base []string) []string {
+		if len(over) > 0 {
+			return over
+		}
+		return base
+	}
+	p.Subject = pick(m.Subject, p.Subject)
+	p.Email = pick(m.Email, p.Email)
+	p.GivenName = pick(m.GivenName, p.GivenName)
+	p.FamilyName = pick(m.FamilyName, p.FamilyName)
+	p.Name = pick(m.Name, p.Name)
+	p.Groups = pick(m.Groups, p.Groups)
+	return p
+}
+
+// attrs is a lookup over received attributes or claims, values as strings.
+type attrs map[string][]string
+
+func (a attrs) first(names []string) string {
+	for _, n := range names {
+		for _, v := range a[n] {
+			if v = strings.TrimSpace(v); v != "" {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+func (a attrs) all(names []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range names {
+		for _, v := range a[n] {
+			if v = strings.TrimSpace(v); v != "" && !seen[v] {
+				seen[v] = true
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// fill sets the profile fields the mapping covers.
+func (m AttributeMapping) fill(p *Profile, a attrs) {
+	if p.Email == "" {
+		p.Email = a.first(m.Email)
+	}
+	p.GivenName = a.first(m.GivenName)
+	p.FamilyName = a.first(m.FamilyName)
+	p.Name = a.first(m.Name)
+	if p.Name == "" {
+		p.Name = strings.TrimSpace(p.GivenName + " " + p.FamilyName)
+	}
+	p.Groups = a.all(m.Groups)
+	if p.Groups == nil {
+		p.Groups = []string{}
+	}
+}
+
+// normaliseEmail lower-cases an email and checks its shape; it returns ""
+// for something that is not an address.
+func normaliseEmail(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 || strings.ContainsAny(s, " \t\r\n<>\"") {
+		return ""
+	}
+	return s
+}
+
+// emailDomain is the part after the last @.
+func emailDomain(email string) string {
+	return email[strings.LastIndexByte(email, '@')+1:]
+}

@@ -1,0 +1,135 @@
+package connections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// Run keeps connections healthy over time until ctx is done: it re-reads
+// IdP metadata URLs (so a rolled certificate is picked up without
+// downtime: the new certificate is trusted alongside the old one as soon
+// as the IdP publishes it) and emits connection.certificate_expiring, once
+// per certificate, within 30 days of its expiry. Run it on one node or
+// all: both steps are idempotent.
+func (r *Registry) Run(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		every = time.Hour
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := r.Maintain(ctx); err != nil && ctx.Err() == nil {
+			r.cfg.Logger.ErrorContext(ctx, "connection maintenance", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Maintain runs one pass of Run over every tenant's connections.
+func (r *Registry) Maintain(ctx context.Context) error {
+	var errs []error
+	after := ""
+	for {
+		tenants, next, err := r.cfg.Store.ListTenants(ctx, store.Page{Limit: 100, After: after})
+		if err != nil {
+			return err
+		}
+		for _, t := range tenants {
+			tctx := store.WithTenant(ctx, t.ID)
+			conns, err := r.cfg.Store.Connections(tctx)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for _, c := range conns {
+				if c.Type != store.ConnectionSAML {
+					continue
+				}
+				if err := r.maintainSAML(tctx, c); err != nil {
+					r.cfg.Logger.WarnContext(ctx, "SAML connection maintenance", "tenant", t.ID, "connection", c.ID, "err", err)
+				}
+			}
+		}
+		if next == "" {
+			return errors.Join(errs...)
+		}
+		after = next
+	}
+}
+
+// maintainSAML refreshes metadata when due and records expiring
+// certificates, in one update so that UpdatedAt moves once.
+func (r *Registry) maintainSAML(ctx context.Context, conn store.Connection) error {
+	cfg, err := DecodeSAMLConfig(conn.Config)
+	if err != nil {
+		return err
+	}
+	now := r.now()
+	changed := false
+	var refreshErr error
+	if cfg.IdPMetadataURL != "" && (cfg.MetadataFetchedAt == nil || now.Sub(*cfg.MetadataFetchedAt) >= r.cfg.MetadataRefresh) {
+		idp, err := fetchIdPMetadata(ctx, r.cfg.HTTPClient, cfg.IdPMetadataURL)
+		if err != nil {
+			// Keep the last good settings: an IdP's metadata endpoint
+			// being down must not break its logins.
+			refreshErr = err
+		} else {
+			if idp.EntityID != cfg.IdPEntityID || idp.SSOURL != cfg.IdPSSOURL || idp.SSOBinding != cfg.IdPSSOBinding ||
+				!sameCertificates(idp.Certificates, cfg.IdPCertificates) {
+				cfg.IdPEntityID, cfg.IdPSSOURL, cfg.IdPSSOBinding = idp.EntityID, idp.SSOURL, idp.SSOBinding
+				cfg.IdPCertificates = mergeCertificates(cfg.IdPCertificates, idp.Certificates)
+			}
+			t := now.UTC()
+			cfg.MetadataFetchedAt = &t
+			changed = true
+		}
+	}
+	var expiring []Certificate
+	for i := range cfg.IdPCertificates {
+		c := &cfg.IdPCertificates[i]
+		if !c.ExpiringNotified && now.Add(CertificateExpiryWarning).After(c.NotAfter) {
+			c.ExpiringNotified = true
+			expiring = append(expiring, *c)
+			changed = true
+		}
+	}
+	if !changed {
+		return refreshErr
+	}
+	conn.Config, _ = json.Marshal(cfg)
+	err = r.cfg.Store.InTx(ctx, func(ctx context.Context) error {
+		// Re-read inside the transaction: an admin may have changed the
+		// connection since; their change wins and this pass retries later.
+		cur, err := r.cfg.Store.Connection(ctx, conn.ID)
+		if err != nil {
+			return err
+		}
+		if !cur.UpdatedAt.Equal(conn.UpdatedAt) {
+			return nil
+		}
+		updated, err := r.cfg.Store.UpdateConnection(ctx, conn)
+		if err != nil {
+			return err
+		}
+		for _, c := range expiring {
+			if err := r.event(ctx, EventCertificateExpiring, updated, map[string]any{
+				"certificate_sha256": c.SHA256, "subject": c.Subject, "not_after": c.NotAfter,
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return refreshErr
+}

@@ -1,0 +1,436 @@
+package connections
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
+)
+
+// MaxACSBodyBytes caps the ACS POST. Real responses with hundreds of group
+// attributes stay well under it.
+const MaxACSBodyBytes = 512 << 10
+
+// samlConnector is one SAML connection: its own crewjam ServiceProvider,
+// configured for a broker rather than with the library's defaults.
+type samlConnector struct {
+	reg  *Registry
+	conn store.Connection
+	cfg  SAMLConfig
+	// sp answers logins this SP started; unsolicited accepts IdP-initiated
+	// ones and exists only when the connection allows them.
+	sp          *saml.ServiceProvider
+	unsolicited *saml.ServiceProvider
+	mapping     AttributeMapping
+	skew        time.Duration
+}
+
+// samlPending is the server-side record of a started login, keyed by the
+// RelayState the IdP echoes back. It replaces a cookie: the IdP's POST to
+// the ACS is cross-site, so a SameSite=Lax cookie would not come with it.
+type samlPending struct {
+	ConnectionID    string `json:"c"`
+	SAMLRequestID   string `json:"s"`
+	BrokerRequestID string `json:"b"`
+}
+
+func newSAMLConnector(reg *Registry, conn store.Connection) (*samlConnector, error) {
+	cfg, err := DecodeSAMLConfig(conn.Config)
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.Complete() {
+		return nil, fmt.Errorf("%w: SAML connection %s is incomplete (missing %s)", ErrConfig, conn.ID, strings.Join(samlMissing(cfg), ", "))
+	}
+	return buildSAMLConnector(reg, conn, cfg)
+}
+
+// newSAMLMetadataOnly builds enough of a connector to publish SP metadata,
+// before the IdP side is known.
+func newSAMLMetadataOnly(reg *Registry, conn store.Connection) (*samlConnector, error) {
+	cfg, err := DecodeSAMLConfig(conn.Config)
+	if err != nil {
+		return nil, err
+	}
+	return buildSAMLConnector(reg, conn, cfg)
+}
+
+func buildSAMLConnector(reg *Registry, conn store.Connection, cfg SAMLConfig) (*samlConnector, error) {
+	key, cert, err := parseSPKey(conn.Secrets[SecretSPKey], cfg.SPCertificatePEM)
+	if err != nil {
+		return nil, err
+	}
+	issuer := reg.cfg.Issuer
+	acs, _ := url.Parse(acsURL(issuer, conn.ID))
+	md, _ := url.Parse(spMetadataURL(issuer, conn.ID))
+	entityID := spEntityID(issuer, conn.ID)
+
+	nameID := saml.PersistentNameIDFormat
+	switch cfg.NameIDFormat {
+	case NameIDEmail:
+		nameID = saml.EmailAddressNameIDFormat
+	case NameIDUnspecified:
+		nameID = saml.UnspecifiedNameIDFormat
+	}
+	c := &samlConnector{reg: reg, conn: conn, cfg: cfg, skew: cfg.ClockSkew(),
+		mapping: cfg.AttributeMapping.resolve(PresetGeneric)}
+	c.sp = &saml.ServiceProvider{
+		EntityID:    entityID,
+		Key:         key,
+		Certificate: cert,
+		MetadataURL: *md,
+		AcsURL:      *acs,
+		IDPMetadata: idpEntityDescriptor(cfg),
+		// Persistent (or email) NameIDs key users; the library's default,
+		// transient, changes every login.
+		AuthnNameIDFormat: nameID,
+		// Signed AuthnRequests with SHA-256.
+		SignatureMethod: dsig.RSASHA256SignatureMethod,
+		// HTTP-POST only: no Artifact endpoint (it would make the ACS call
+		// out to the IdP on an attacker's say-so).
+		AssertionConsumerServiceBindings: []string{saml.HTTPPostBinding},
+		RejectSHA1Signatures:             !cfg.AllowSHA1,
+		// The registry's clock, never the package globals.
+		Clock:                       reg.dsigClock,
+		ValidateAudienceRestriction: c.checkAudience,
+		MetadataOmitValidUntil:      true,
+		HTTPClient:                  reg.cfg.HTTPClient,
+	}
+	if cfg.AllowIdPInitiated {
+		u := *c.sp
+		u.AllowIDPInitiated = true
+		c.unsolicited = &u
+	}
+	return c, nil
+}
+
+// checkAudience replaces the library's audience check to say what the
+// audience was: the message tenant admins need to fix a misconfigured IdP.
+func (c *samlConnector) checkAudience(a *saml.Assertion) error {
+	want := c.sp.EntityID
+	if a.Conditions == nil || len(a.Conditions.AudienceRestrictions) == 0 {
+		return fmt.Errorf("%w: the assertion has no AudienceRestriction; expected %q", ErrAudienceMismatch, want)
+	}
+	for i := range a.Conditions.AudienceRestrictions {
+		var got []string
+		ok := false
+		for _, v := range a.Conditions.AudienceRestrictions[i].AllAudiences() {
+			got = append(got, v.Value)
+			ok = ok || v.Value == want
+		}
+		if !ok {
+			return mismatch(ErrAudienceMismatch, "Audience", strings.Join(got, " "), want)
+		}
+	}
+	return nil
+}
+
+// Metadata is the SP metadata XML of the connection.
+func (c *samlConnector) Metadata() ([]byte, error) {
+	md := c.sp.Metadata()
+	b, err := xmlMarshal(md)
+	if err != nil {
+		return nil, fmt.Errorf("SP metadata: %w", err)
+	}
+	return b, nil
+}
+
+// Begin sends the browser to the IdP with a signed AuthnRequest, by
+// redirect or auto-submitting form according to the IdP's binding.
+func (c *samlConnector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Request, req LoginRequest) error {
+	binding := saml.HTTPRedirectBinding
+	if c.cfg.IdPSSOBinding == BindingPost {
+		binding = saml.HTTPPostBinding
+	}
+	sp := *c.sp
+	if req.ForceAuthn {
+		t := true
+		sp.ForceAuthn = &t
+	}
+	authn, err := sp.MakeAuthenticationRequest(c.cfg.IdPSSOURL, binding, saml.HTTPPostBinding)
+	if err != nil {
+		return fmt.Errorf("saml: make AuthnRequest: %w", err)
+	}
+	if req.LoginHint != "" {
+		// Subject/NameID as a hint is widely ignored but harmless; Okta
+		// and Entra honour it.
+		authn.Subject = &saml.Subject{NameID: &saml.NameID{Format: string(saml.EmailAddressNameIDFormat), Value: req.LoginHint}}
+		if binding == saml.HTTPPostBinding {
+			authn.Signature = nil
+			if err := sp.SignAuthnRequest(authn); err != nil {
+				return fmt.Errorf("saml: sign AuthnRequest: %w", err)
+			}
+		}
+	}
+	relay := randomToken()
+	rec, _ := json.Marshal(samlPending{ConnectionID: c.conn.ID, SAMLRequestID: authn.ID, BrokerRequestID: req.RequestID})
+	if err := c.reg.cfg.Once.Put(ctx, pendingKey("saml", relay), rec, c.reg.cfg.LoginTTL); err != nil {
+		return fmt.Errorf("saml: remember login: %w", err)
+	}
+	if binding == saml.HTTPRedirectBinding {
+		u, err := authn.Redirect(relay, &sp)
+		if err != nil {
+			return fmt.Errorf("saml: redirect binding: %w", err)
+		}
+		http.Redirect(w, r, u.String(), http.StatusFound)
+		return nil
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, err = fmt.Fprintf(w, "<!DOCTYPE html><html><body>%s</body></html>", authn.Post(relay))
+	return err
+}
+
+// Finish validates the ACS POST.
+func (c *samlConnector) Finish(ctx context.Context, r *http.Request) (Result, error) {
+	raw, relay, err := readACSForm(r)
+	if err != nil {
+		return Result{}, err
+	}
+	return c.finish(ctx, raw, relay)
+}
+
+// readACSForm reads SAMLResponse and RelayState from a capped POST body.
+// The Artifact and SimpleSign bindings are not accepted.
+func readACSForm(r *http.Request) (xmlBytes []byte, relay string, err error) {
+	if r.Method != http.MethodPost {
+		return nil, "", fmt.Errorf("%w: the ACS accepts only the HTTP-POST binding", ErrMalformed)
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, MaxACSBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, "", fmt.Errorf("%w: ACS body larger than %d bytes", ErrMalformed, MaxACSBodyBytes)
+		}
+		return nil, "", fmt.Errorf("%w: ACS form: %v", ErrMalformed, err)
+	}
+	if r.PostForm.Has("SAMLart") || r.PostForm.Has("Signature") || r.PostForm.Has("SigAlg") {
+		return nil, "", fmt.Errorf("%w: only the HTTP-POST binding is accepted (no Artifact or SimpleSign)", ErrMalformed)
+	}
+	if len(r.PostForm["SAMLResponse"]) != 1 || len(r.PostForm["RelayState"]) > 1 {
+		return nil, "", fmt.Errorf("%w: expected exactly one SAMLResponse", ErrMalformed)
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(r.PostForm.Get("SAMLResponse")), ""))
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: SAMLResponse is not base64", ErrMalformed)
+	}
+	return b, r.PostForm.Get("RelayState"), nil
+}
+
+func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (Result, error) {
+	if hasDTD(raw) {
+		return Result{}, fmt.Errorf("%w: the response contains a DTD", ErrMalformed)
+	}
+	// Comments inside signed content are dropped by canonicalisation, so a
+	// NameID split by a comment verifies yet may be read as its first half
+	// (CVE-2017-11427 family). No IdP needs comments in a response.
+	if bytes.Contains(raw, []byte("<!--")) {
+		return Result{}, fmt.Errorf("%w: the response contains an XML comment", ErrMalformed)
+	}
+
+	sp, possible, brokerReq, err := c.pending(ctx, relay)
+	if err != nil {
+		return Result{}, err
+	}
+	assertion, err := sp.ParseXMLResponse(raw, possible, sp.AcsURL)
+	if err != nil {
+		return Result{}, classifySAMLError(err)
+	}
+	if err := c.checkTimes(assertion); err != nil {
+		return Result{}, err
+	}
+	if err := c.checkReplay(ctx, assertion); err != nil {
+		return Result{}, err
+	}
+	p, err := c.profile(ctx, assertion)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{RequestID: brokerReq, Profile: p}, nil
+}
+
+// pending finds the login this response answers, by RelayState, and picks
+// the SP that validates it: strict for a login this SP started; the
+// unsolicited one, with no request ids, for an IdP-initiated login.
+func (c *samlConnector) pending(ctx context.Context, relay string) (*saml.ServiceProvider, []string, string, error) {
+	if relay != "" && len(relay) <= 128 {
+		b, err := c.reg.cfg.Once.Take(ctx, pendingKey("saml", relay))
+		switch {
+		case err == nil:
+			var rec samlPending
+			if json.Unmarshal(b, &rec) != nil || rec.ConnectionID != c.conn.ID {
+				return nil, nil, "", fmt.Errorf("%w: RelayState belongs to another connection", ErrRequestMismatch)
+			}
+			return c.sp, []string{rec.SAMLRequestID}, rec.BrokerRequestID, nil
+		case !errors.Is(err, sessions.ErrNotFound):
+			return nil, nil, "", fmt.Errorf("%w: login state: %v", ErrUpstream, err)
+		}
+	}
+	if c.unsolicited == nil {
+		if relay != "" {
+			return nil, nil, "", fmt.Errorf("%w: RelayState is unknown, expired or already used, and IdP-initiated login is off", ErrRequestMismatch)
+		}
+		return nil, nil, "", fmt.Errorf("%w: the response answers no login started here; enable allow_idp_initiated to accept IdP-initiated logins", ErrIdPInitiated)
+	}
+	return c.unsolicited, nil, "", nil
+}
+
+// checkTimes applies the connection's own clock skew, which is tighter
+// than the library's process-wide allowance.
+func (c *samlConnector) checkTimes(a *saml.Assertion) error {
+	now := c.reg.now()
+	if a.IssueInstant.After(now.Add(c.skew)) {
+		return fmt.Errorf("%w: IssueInstant %s is ahead of our clock by more than %s", ErrNotYetValid, a.IssueInstant.UTC().Format(time.RFC3339), c.skew)
+	}
+	if cond := a.Conditions; cond != nil {
+		if !cond.NotBefore.IsZero() && cond.NotBefore.After(now.Add(c.skew)) {
+			return fmt.Errorf("%w: NotBefore is %s, now is %s (skew %s)", ErrNotYetValid, cond.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), c.skew)
+		}
+		if !cond.NotOnOrAfter.IsZero() && !now.Add(-c.skew).Before(cond.NotOnOrAfter) {
+			return fmt.Errorf("%w: NotOnOrAfter was %s, now is %s (skew %s)", ErrExpired, cond.NotOnOrAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), c.skew)
+		}
+	}
+	if a.Subject != nil {
+		for _, sc := range a.Subject.SubjectConfirmations {
+			if d := sc.SubjectConfirmationData; d != nil && !d.NotOnOrAfter.IsZero() && !now.Add(-c.skew).Before(d.NotOnOrAfter) {
+				return fmt.Errorf("%w: SubjectConfirmationData NotOnOrAfter was %s (skew %s)", ErrExpired, d.NotOnOrAfter.UTC().Format(time.RFC3339), c.skew)
+			}
+		}
+	}
+	return nil
+}
+
+// checkReplay remembers the assertion id, shared by every node, until the
+// assertion could no longer be accepted anyway.
+func (c *samlConnector) checkReplay(ctx context.Context, a *saml.Assertion) error {
+	if a.ID == "" {
+		return fmt.Errorf("%w: assertion has no ID", ErrMalformed)
+	}
+	until := a.IssueInstant.Add(saml.MaxIssueDelay + saml.MaxClockSkew)
+	if a.Conditions != nil && a.Conditions.NotOnOrAfter.After(until) {
+		until = a.Conditions.NotOnOrAfter
+	}
+	ttl := until.Sub(c.reg.now()) + c.skew
+	if ttl < time.Minute {
+		ttl = time.Minute
+	}
+	if ttl > 24*time.Hour {
+		ttl = 24 * time.Hour
+	}
+	fresh, err := c.reg.cfg.Once.Remember(ctx, "saml:assertion:"+c.conn.ID+":"+a.ID, ttl)
+	if err != nil {
+		return fmt.Errorf("%w: replay cache: %v", ErrUpstream, err)
+	}
+	if !fresh {
+		return fmt.Errorf("%w: assertion %s was already used", ErrReplay, a.ID)
+	}
+	return nil
+}
+
+// profile maps a validated assertion to a Profile.
+func (c *samlConnector) profile(ctx context.Context, a *saml.Assertion) (Profile, error) {
+	p := Profile{TenantID: c.conn.TenantID, ConnectionID: c.conn.ID, ConnectionType: store.ConnectionSAML}
+	values := attrs{}
+	raw := map[string]any{}
+	for _, st := range a.AttributeStatements {
+		for _, at := range st.Attributes {
+			var vs []string
+			for _, v := range at.Values {
+				if v.Nil {
+					continue
+				}
+				val := v.Value
+				if v.NameID != nil {
+					val = v.NameID.Value
+				}
+				vs = append(vs, val)
+			}
+			values[at.Name] = append(values[at.Name], vs...)
+			if at.FriendlyName != "" && at.FriendlyName != at.Name {
+				values[at.FriendlyName] = append(values[at.FriendlyName], vs...)
+			}
+			raw[at.Name] = vs
+		}
+	}
+	var nameID, format string
+	if a.Subject != nil && a.Subject.NameID != nil {
+		nameID, format = strings.TrimSpace(a.Subject.NameID.Value), a.Subject.NameID.Format
+	}
+	raw["name_id"], raw["name_id_format"] = nameID, format
+
+	p.IdPSubject = nameID
+	if len(c.mapping.Subject) > 0 {
+		p.IdPSubject = values.first(c.mapping.Subject)
+	}
+	if format == string(saml.TransientNameIDFormat) && len(c.mapping.Subject) == 0 {
+		return Profile{}, fmt.Errorf("%w: the IdP sent a transient NameID, which changes every login; configure it to send a persistent or email NameID", ErrProfile)
+	}
+	if format == string(saml.EmailAddressNameIDFormat) {
+		p.Email = nameID
+	}
+	c.mapping.fill(&p, values)
+	if p.Email == "" && strings.Contains(nameID, "@") && format != string(saml.PersistentNameIDFormat) {
+		p.Email = nameID
+	}
+	p.Raw = raw
+	return c.reg.finishProfile(ctx, p, c.cfg.AllowAnyEmailDomain, nil)
+}
+
+// classifySAMLError maps the library's classified errors onto ours,
+// keeping its detail for the tenant admin.
+func classifySAMLError(err error) error {
+	detail := err
+	var ire *saml.InvalidResponseError
+	if errors.As(err, &ire) && ire.PrivateErr != nil {
+		detail = ire.PrivateErr
+	}
+	if strings.Contains(detail.Error(), "signature element not present") {
+		return fmt.Errorf("%w: the response and its assertion are unsigned (%v)", ErrSignature, detail)
+	}
+	for _, m := range []struct{ lib, ours error }{
+		{ErrAudienceMismatch, ErrAudienceMismatch},
+		{saml.ErrAudienceMismatch, ErrAudienceMismatch},
+		{saml.ErrInvalidSignature, ErrSignature},
+		{saml.ErrUntrustedCertificate, ErrSignature},
+		{saml.ErrCertificateNotValidNow, ErrSignature},
+		{saml.ErrDestinationMismatch, ErrDestinationMismatch},
+		{saml.ErrRequestIDMismatch, ErrRequestMismatch},
+		{saml.ErrIssuerMismatch, ErrIssuerMismatch},
+		{saml.ErrExpired, ErrExpired},
+		{saml.ErrNotYetValid, ErrNotYetValid},
+		{saml.ErrAssertionReplayed, ErrReplay},
+		{saml.ErrUnsupported, ErrSignature},
+		{saml.ErrDecryptionFailed, ErrMalformed},
+		{saml.ErrMalformedMessage, ErrMalformed},
+		{saml.ErrMissingElement, ErrMalformed},
+	} {
+		if errors.Is(err, m.lib) {
+			if m.lib == m.ours {
+				return detail
+			}
+			return fmt.Errorf("%w: %v", m.ours, detail)
+		}
+	}
+	var bad saml.ErrBadStatus
+	if errors.As(err, &bad) {
+		return fmt.Errorf("%w: SAML status %s", ErrIdPError, bad.Status)
+	}
+	// goxmldsig's "signature element not present" is not classified by
+	// crewjam; an unsigned assertion is a signature failure, not bad XML.
+	if strings.Contains(detail.Error(), "signature") {
+		return fmt.Errorf("%w: %v", ErrSignature, detail)
+	}
+	return fmt.Errorf("%w: %v", ErrMalformed, detail)
+}

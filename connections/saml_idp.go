@@ -1,0 +1,309 @@
+package connections
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"encoding/xml"
+	"fmt"
+	"math/big"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/crewjam/saml"
+
+	"github.com/idbroker/idbroker/safehttp"
+)
+
+// MaxMetadataBytes caps IdP metadata, pasted or fetched. Single-entity
+// metadata is a few kilobytes; federation aggregates are not supported.
+const MaxMetadataBytes = 1 << 20
+
+// idpSettings is what a SAML connection needs of its IdP, however given.
+type idpSettings struct {
+	EntityID     string
+	SSOURL       string
+	SSOBinding   string
+	Certificates []Certificate
+}
+
+// hasDTD reports whether XML input carries a document type declaration.
+// Go's encoding/xml and etree do not expand entities, but nothing a SAML
+// party sends legitimately has a DTD, so it is refused outright rather than
+// parsed around (billion laughs, XXE).
+func hasDTD(b []byte) bool {
+	return bytes.Contains(b, []byte("<!DOCTYPE")) || bytes.Contains(b, []byte("<!ENTITY")) ||
+		bytes.Contains(bytes.ToUpper(b), []byte("<!DOCTYPE"))
+}
+
+// parseIdPMetadata reads IdP metadata XML (an EntityDescriptor, or an
+// EntitiesDescriptor holding exactly one IdP).
+func parseIdPMetadata(b []byte) (idpSettings, error) {
+	if len(b) > MaxMetadataBytes {
+		return idpSettings{}, fmt.Errorf("%w: IdP metadata larger than %d bytes", ErrConfig, MaxMetadataBytes)
+	}
+	if hasDTD(b) {
+		return idpSettings{}, fmt.Errorf("%w: IdP metadata must not contain a DTD", ErrConfig)
+	}
+	ed, err := decodeEntityDescriptor(b)
+	if err != nil {
+		return idpSettings{}, err
+	}
+	if len(ed.IDPSSODescriptors) == 0 {
+		return idpSettings{}, fmt.Errorf("%w: IdP metadata has no IDPSSODescriptor", ErrConfig)
+	}
+	s := idpSettings{EntityID: ed.EntityID}
+	var pems []string
+	for _, d := range ed.IDPSSODescriptors {
+		for _, sso := range d.SingleSignOnServices {
+			switch {
+			case sso.Binding == saml.HTTPRedirectBinding && (s.SSOURL == "" || s.SSOBinding != BindingRedirect):
+				s.SSOURL, s.SSOBinding = sso.Location, BindingRedirect
+			case sso.Binding == saml.HTTPPostBinding && s.SSOURL == "":
+				s.SSOURL, s.SSOBinding = sso.Location, BindingPost
+			}
+		}
+		for _, kd := range d.KeyDescriptors {
+			if kd.Use != "" && kd.Use != "signing" {
+				continue
+			}
+			for _, xc := range kd.KeyInfo.X509Data.X509Certificates {
+				der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(xc.Data), ""))
+				if err != nil {
+					return idpSettings{}, fmt.Errorf("%w: IdP metadata certificate is not base64", ErrConfig)
+				}
+				pems = append(pems, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+			}
+		}
+	}
+	if s.SSOURL == "" {
+		return idpSettings{}, fmt.Errorf("%w: IdP metadata has no HTTP-Redirect or HTTP-POST SingleSignOnService", ErrConfig)
+	}
+	s.Certificates, err = parseCertificates(strings.Join(pems, "\n"))
+	if err != nil {
+		return idpSettings{}, err
+	}
+	if len(s.Certificates) == 0 {
+		return idpSettings{}, fmt.Errorf("%w: IdP metadata has no signing certificate", ErrConfig)
+	}
+	return s, nil
+}
+
+// decodeEntityDescriptor reads an EntityDescriptor, or the one IdP entity
+// of an EntitiesDescriptor.
+func decodeEntityDescriptor(b []byte) (*saml.EntityDescriptor, error) {
+	var root struct{ XMLName xml.Name }
+	if err := xml.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("%w: IdP metadata is not XML: %v", ErrConfig, err)
+	}
+	switch root.XMLName.Local {
+	case "EntityDescriptor":
+		var ed saml.EntityDescriptor
+		if err := xml.Unmarshal(b, &ed); err != nil {
+			return nil, fmt.Errorf("%w: IdP metadata: %v", ErrConfig, err)
+		}
+		return &ed, nil
+	case "EntitiesDescriptor":
+		var eds saml.EntitiesDescriptor
+		if err := xml.Unmarshal(b, &eds); err != nil {
+			return nil, fmt.Errorf("%w: IdP metadata: %v", ErrConfig, err)
+		}
+		var found *saml.EntityDescriptor
+		for i := range eds.EntityDescriptors {
+			if len(eds.EntityDescriptors[i].IDPSSODescriptors) > 0 {
+				if found != nil {
+					return nil, fmt.Errorf("%w: IdP metadata describes several IdPs; paste the one entity", ErrConfig)
+				}
+				found = &eds.EntityDescriptors[i]
+			}
+		}
+		if found == nil {
+			return nil, fmt.Errorf("%w: IdP metadata has no IdP entity", ErrConfig)
+		}
+		return found, nil
+	default:
+		return nil, fmt.Errorf("%w: IdP metadata root is %q, want EntityDescriptor", ErrConfig, root.XMLName.Local)
+	}
+}
+
+// fetchIdPMetadata reads metadata from url through the safe client.
+func fetchIdPMetadata(ctx context.Context, c *http.Client, url string) (idpSettings, error) {
+	body, err := safehttp.Get(ctx, c, url, MaxMetadataBytes)
+	if err != nil {
+		return idpSettings{}, fmt.Errorf("%w: fetching IdP metadata: %v", ErrConfig, err)
+	}
+	return parseIdPMetadata(body)
+}
+
+// parseCertificates reads one or more PEM certificates (a bare base64 DER
+// body, as IdP admin consoles often show it, is accepted too). Duplicates
+// are dropped.
+func parseCertificates(s string) ([]Certificate, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	if !strings.Contains(s, "-----BEGIN") {
+		der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(s), ""))
+		if err != nil {
+			return nil, fmt.Errorf("%w: idp_certificates_pem is neither PEM nor base64", ErrConfig)
+		}
+		s = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	}
+	var out []Certificate
+	seen := map[string]bool{}
+	rest := []byte(s)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%w: idp_certificates_pem holds a %q block, want CERTIFICATE", ErrConfig, block.Type)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: IdP certificate: %v", ErrConfig, err)
+		}
+		sum := sha256.Sum256(cert.Raw)
+		fp := hex.EncodeToString(sum[:])
+		if seen[fp] {
+			continue
+		}
+		seen[fp] = true
+		out = append(out, Certificate{
+			PEM:      string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})),
+			SHA256:   fp,
+			Subject:  cert.Subject.String(),
+			NotAfter: cert.NotAfter.UTC(),
+		})
+	}
+	if strings.TrimSpace(string(rest)) != "" || len(out) == 0 {
+		return nil, fmt.Errorf("%w: idp_certificates_pem is not a list of PEM certificates", ErrConfig)
+	}
+	if len(out) > 10 {
+		return nil, fmt.Errorf("%w: more than 10 IdP certificates", ErrConfig)
+	}
+	return out, nil
+}
+
+// mergeCertificates keeps the notification state of certificates already
+// known, so a refresh does not announce the same expiry twice.
+func mergeCertificates(old, fresh []Certificate) []Certificate {
+	notified := map[string]bool{}
+	for _, c := range old {
+		notified[c.SHA256] = c.ExpiringNotified
+	}
+	for i := range fresh {
+		fresh[i].ExpiringNotified = notified[fresh[i].SHA256]
+	}
+	return fresh
+}
+
+func sameCertificates(a, b []Certificate) bool {
+	fa, fb := make([]string, len(a)), make([]string, len(b))
+	for i := range a {
+		fa[i] = a[i].SHA256
+	}
+	for i := range b {
+		fb[i] = b[i].SHA256
+	}
+	sort.Strings(fa)
+	sort.Strings(fb)
+	return strings.Join(fa, ",") == strings.Join(fb, ",")
+}
+
+// newSPKey generates a connection's own SP key and a self-signed
+// certificate for it: RSA, so that IdPs can encrypt assertions to it.
+func newSPKey(entityID string, now time.Time) (keyPEM, certPEM string, err error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return "", "", fmt.Errorf("generate SP key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: entityID},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", fmt.Errorf("self-sign SP certificate: %w", err)
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), nil
+}
+
+func parseSPKey(keyPEM, certPEM string) (*rsa.PrivateKey, *x509.Certificate, error) {
+	kb, _ := pem.Decode([]byte(keyPEM))
+	cb, _ := pem.Decode([]byte(certPEM))
+	if kb == nil || cb == nil {
+		return nil, nil, fmt.Errorf("%w: SP key or certificate missing", ErrConfig)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: SP key: %v", ErrConfig, err)
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: SP key is not RSA", ErrConfig)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: SP certificate: %v", ErrConfig, err)
+	}
+	return rk, cert, nil
+}
+
+// idpEntityDescriptor turns resolved settings back into the metadata shape
+// the SAML library validates against: every certificate a signing key, so
+// that old and new certificates are accepted together during a rollover.
+func idpEntityDescriptor(c SAMLConfig) *saml.EntityDescriptor {
+	binding := saml.HTTPRedirectBinding
+	if c.IdPSSOBinding == BindingPost {
+		binding = saml.HTTPPostBinding
+	}
+	var kds []saml.KeyDescriptor
+	for _, cert := range c.IdPCertificates {
+		b, _ := pem.Decode([]byte(cert.PEM))
+		if b == nil {
+			continue
+		}
+		kds = append(kds, saml.KeyDescriptor{
+			Use: "signing",
+			KeyInfo: saml.KeyInfo{X509Data: saml.X509Data{X509Certificates: []saml.X509Certificate{
+				{Data: base64.StdEncoding.EncodeToString(b.Bytes)},
+			}}},
+		})
+	}
+	return &saml.EntityDescriptor{
+		EntityID: c.IdPEntityID,
+		IDPSSODescriptors: []saml.IDPSSODescriptor{{
+			SSODescriptor: saml.SSODescriptor{RoleDescriptor: saml.RoleDescriptor{
+				ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol",
+				KeyDescriptors:             kds,
+			}},
+			SingleSignOnServices: []saml.Endpoint{{Binding: binding, Location: c.IdPSSOURL}},
+		}},
+	}
+}
