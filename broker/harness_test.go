@@ -78,6 +78,12 @@ func (i *testIdP) Begins() int {
 
 // newNode starts a broker over st and the given session backends.
 func newNode(t *testing.T, st store.Store, base sessions.Store, once sessions.OnceCache) *node {
+	return newNodeIssuer(t, st, base, once, "")
+}
+
+// newNodeIssuer starts a node whose issuer is issuer (another node's URL,
+// as behind one load balancer) or, when empty, its own URL.
+func newNodeIssuer(t *testing.T, st store.Store, base sessions.Store, once sessions.OnceCache, issuer string) *node {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -97,8 +103,11 @@ func newNode(t *testing.T, st store.Store, base sessions.Store, once sessions.On
 	n.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(n.srv.Close)
 	n.URL = n.srv.URL
+	if issuer == "" {
+		issuer = n.URL
+	}
 	n.P, err = broker.New(broker.Config{
-		Issuer: n.URL, Store: st, Sessions: cached, Once: once, Keys: keys, Connectors: n.idp,
+		Issuer: issuer, Store: st, Sessions: cached, Once: once, Keys: keys, Connectors: n.idp,
 		HTTPClient: http.DefaultClient,
 	})
 	if err != nil {
