@@ -1,0 +1,223 @@
+package scim
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// Translation of parsed filters into store.Filter: the store renders those
+// as parameterised SQL over a fixed list of columns. Attributes the store
+// does not index are refused with invalidFilter rather than filtered in
+// memory, which would make a list cost a scan of the whole directory.
+
+type fieldType int
+
+const (
+	typeString fieldType = iota
+	typeBool
+	typeTime
+	typeMember
+)
+
+type storeField struct {
+	name string
+	typ  fieldType
+}
+
+// userAttrs maps lower-cased attribute paths (attr or attr.sub) to columns.
+var userAttrs = map[string]storeField{
+	"id":                {"id", typeString},
+	"externalid":        {"external_id", typeString},
+	"username":          {"user_name", typeString},
+	"emails":            {"email", typeString},
+	"emails.value":      {"email", typeString},
+	"name.givenname":    {"given_name", typeString},
+	"name.familyname":   {"family_name", typeString},
+	"displayname":       {"display_name", typeString},
+	"active":            {"active", typeBool},
+	"meta.created":      {"created_at", typeTime},
+	"meta.lastmodified": {"updated_at", typeTime},
+}
+
+var groupAttrs = map[string]storeField{
+	"id":                {"id", typeString},
+	"externalid":        {"external_id", typeString},
+	"displayname":       {"display_name", typeString},
+	"members":           {"member", typeMember},
+	"members.value":     {"member", typeMember},
+	"meta.created":      {"created_at", typeTime},
+	"meta.lastmodified": {"updated_at", typeTime},
+}
+
+// filterTranslator turns an Expr into a store.Filter for one resource type.
+type filterTranslator struct {
+	attrs    map[string]storeField
+	schemas  []string // URNs an attribute path may carry
+	resource string
+}
+
+var (
+	userFilters  = filterTranslator{attrs: userAttrs, schemas: []string{SchemaUser}, resource: "User"}
+	groupFilters = filterTranslator{attrs: groupAttrs, schemas: []string{SchemaGroup}, resource: "Group"}
+)
+
+func (ft filterTranslator) translate(e Expr) (store.Filter, error) {
+	switch e := e.(type) {
+	case Logical:
+		l, err := ft.translate(e.Left)
+		if err != nil {
+			return nil, err
+		}
+		r, err := ft.translate(e.Right)
+		if err != nil {
+			return nil, err
+		}
+		if e.Op == "and" {
+			return store.And{Left: l, Right: r}, nil
+		}
+		return store.Or{Left: l, Right: r}, nil
+	case Not:
+		x, err := ft.translate(e.X)
+		if err != nil {
+			return nil, err
+		}
+		return store.Not{Filter: x}, nil
+	case ValuePath:
+		return ft.valueFilter(e.Path, e.Filter)
+	case Compare:
+		c, err := ft.compare(e)
+		if err != nil || e.Filter == nil {
+			return c, err
+		}
+		vf, err := ft.valueFilter(AttrPath{URI: e.Path.URI, Attr: e.Path.Attr}, e.Filter)
+		if err != nil {
+			return nil, err
+		}
+		return store.And{Left: vf, Right: c}, nil
+	}
+	return nil, filterErr("unsupported expression")
+}
+
+// valueFilter translates attr[filter]: each comparison inside is on a
+// sub-attribute of attr. A user has one email in the store, which is both
+// the primary and the work address, so conditions on emails.type and
+// emails.primary hold when the user has an email at all.
+func (ft filterTranslator) valueFilter(outer AttrPath, f Expr) (store.Filter, error) {
+	switch f := f.(type) {
+	case Logical:
+		l, err := ft.valueFilter(outer, f.Left)
+		if err != nil {
+			return nil, err
+		}
+		r, err := ft.valueFilter(outer, f.Right)
+		if err != nil {
+			return nil, err
+		}
+		if f.Op == "and" {
+			return store.And{Left: l, Right: r}, nil
+		}
+		return store.Or{Left: l, Right: r}, nil
+	case Not:
+		x, err := ft.valueFilter(outer, f.X)
+		if err != nil {
+			return nil, err
+		}
+		return store.Not{Filter: x}, nil
+	case Compare:
+		if f.Path.URI != "" || f.Path.Sub != "" {
+			return nil, filterErr("%s inside %s[…] must be a sub-attribute name", f.Path, outer.Attr)
+		}
+		attr, sub := strings.ToLower(outer.Attr), strings.ToLower(f.Path.Attr)
+		if attr == "emails" && ft.resource == "User" && (sub == "type" || sub == "primary") {
+			if f.Op == "pr" || (sub == "type" && f.Op == "eq") || (sub == "primary" && f.Op == "eq" && f.Value == true) {
+				return store.Cmp{Field: "email", Op: store.OpPr}, nil
+			}
+			return nil, filterErr("only emails[type eq …] and emails[primary eq true] are supported")
+		}
+		return ft.compare(Compare{Path: AttrPath{URI: outer.URI, Attr: outer.Attr, Sub: f.Path.Attr}, Op: f.Op, Value: f.Value})
+	}
+	return nil, filterErr("unsupported expression inside %s[…]", outer.Attr)
+}
+
+func (ft filterTranslator) compare(c Compare) (store.Filter, error) {
+	if c.Path.URI != "" && !containsFold(ft.schemas, c.Path.URI) {
+		return nil, filterErr("filtering on %s is not supported", c.Path)
+	}
+	key := strings.ToLower(c.Path.Attr)
+	if c.Path.Sub != "" {
+		key += "." + strings.ToLower(c.Path.Sub)
+	}
+	f, ok := ft.attrs[key]
+	if !ok {
+		return nil, filterErr("filtering %s resources on %s is not supported", ft.resource, c.Path)
+	}
+	op := store.Op(c.Op)
+	if op == store.OpPr {
+		return store.Cmp{Field: f.name, Op: op}, nil
+	}
+	bad := func(why string) (store.Filter, error) {
+		return nil, filterErr("%s %s %s: %s", c.Path, c.Op, literal(c.Value), why)
+	}
+	switch f.typ {
+	case typeMember:
+		s, ok := c.Value.(string)
+		if !ok || op != store.OpEq {
+			return bad(`members can only be tested with eq "<user id>"`)
+		}
+		return store.Cmp{Field: f.name, Op: op, Value: s}, nil
+	case typeBool:
+		b, ok := boolValue(c.Value)
+		if !ok || (op != store.OpEq && op != store.OpNe) {
+			return bad("a boolean takes eq or ne and true or false")
+		}
+		return store.Cmp{Field: f.name, Op: op, Value: b}, nil
+	case typeTime:
+		s, ok := c.Value.(string)
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if !ok || err != nil {
+			return bad("a date-time must be an RFC 3339 string")
+		}
+		if op == store.OpCo || op == store.OpSw || op == store.OpEw {
+			return bad("a date-time takes eq ne gt ge lt le")
+		}
+		return store.Cmp{Field: f.name, Op: op, Value: t}, nil
+	}
+	s, ok := c.Value.(string)
+	if !ok {
+		if n, isNum := c.Value.(json.Number); isNum {
+			s = n.String() // an externalId of digits, sent unquoted
+		} else {
+			return bad("a string value is required")
+		}
+	}
+	return store.Cmp{Field: f.name, Op: op, Value: s}, nil
+}
+
+// boolValue accepts JSON booleans and the strings "true"/"false" in any
+// case, which Entra ID sends.
+func boolValue(v any) (bool, bool) {
+	switch v := v.(type) {
+	case bool:
+		return v, true
+	case string:
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "true":
+			return true, true
+		case "false":
+			return false, true
+		}
+	}
+	return false, false
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}

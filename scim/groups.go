@@ -1,0 +1,478 @@
+package scim
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// Groups keep their members in the store's membership table, never in the
+// document: a membership change touches only the rows it names, so adding
+// one person to a 50,000-member group costs what adding them to an empty
+// one does. GET /Groups/{id} lists members (unless excludedAttributes says
+// otherwise); lists leave them out unless ?attributes= asks for them.
+
+func memberConflict(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Status: http.StatusBadRequest, ScimType: typeInvalidValue, Detail: "a member is not a user of this tenant", Err: err}
+	}
+	return err
+}
+
+func groupConflict(err error) error {
+	if errors.Is(err, store.ErrConflict) {
+		return &Error{Status: http.StatusConflict, ScimType: typeUniqueness, Detail: "a group with this displayName already exists", Err: err}
+	}
+	return err
+}
+
+func (s *Server) createGroup(c echo.Context) error {
+	ctx := c.Request().Context()
+	dir := directoryFrom(ctx)
+	var body doc
+	if err := s.readJSON(c, &body); err != nil {
+		return err
+	}
+	d, err := inputDoc(body)
+	if err != nil {
+		return err
+	}
+	members, err := memberIDs(d["members"])
+	if err != nil {
+		return err
+	}
+	delete(d, "members")
+	g := store.Group{DirectoryID: dir}
+	if err := groupFields(d, &g); err != nil {
+		return err
+	}
+	if g.Attributes, err = encodeDoc(d); err != nil {
+		return err
+	}
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if g, err = s.store.CreateGroup(ctx, g); err != nil {
+			return groupConflict(err)
+		}
+		if err := s.emit(ctx, EventGroupCreated, groupEvent(g)); err != nil {
+			return err
+		}
+		if len(members) > 0 {
+			if err := s.store.AddGroupMembers(ctx, g.ID, members); err != nil {
+				return memberConflict(err)
+			}
+			g.Version++
+		}
+		return s.emitMembership(ctx, EventGroupUserAdded, g, members)
+	})
+	if err != nil {
+		return err
+	}
+	return s.writeGroup(c, http.StatusCreated, g, members)
+}
+
+func (s *Server) writeGroup(c echo.Context, status int, g store.Group, members []string) error {
+	dir := directoryFrom(c.Request().Context())
+	if members == nil {
+		members = []string{}
+	}
+	d, err := s.groupResource(dir, g, members)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("ETag", etag(g.Version))
+	if status == http.StatusCreated {
+		h.Set(echo.HeaderLocation, s.BaseURL(dir)+"/Groups/"+g.ID)
+	}
+	return writeJSON(c, status, project(d, c.QueryParam("attributes"), c.QueryParam("excludedAttributes")))
+}
+
+func (s *Server) loadGroup(ctx context.Context, id string) (store.Group, error) {
+	if !store.HasPrefix(id, store.PrefixGroup) {
+		return store.Group{}, notFound("Group", id)
+	}
+	g, err := s.store.Group(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && g.DirectoryID != directoryFrom(ctx)) {
+		return store.Group{}, notFound("Group", id)
+	}
+	return g, err
+}
+
+// allMembers pages through a group's members.
+func (s *Server) allMembers(ctx context.Context, groupID string) ([]string, error) {
+	var out []string
+	p := store.Page{Limit: 100}
+	for {
+		ids, next, err := s.store.GroupMembers(ctx, groupID, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ids...)
+		if next == "" {
+			return out, nil
+		}
+		p.After = next
+	}
+}
+
+// wantsMembers: members are returned unless excluded or, with
+// ?attributes=, not asked for.
+func wantsMembers(c echo.Context, byDefault bool) bool {
+	has := func(list string) bool {
+		for _, a := range strings.Split(list, ",") {
+			a = strings.ToLower(strings.TrimSpace(a))
+			if a == "members" || strings.HasPrefix(a, "members.") || strings.HasSuffix(a, ":members") {
+				return true
+			}
+		}
+		return false
+	}
+	if a := c.QueryParam("attributes"); a != "" {
+		return has(a)
+	}
+	if has(c.QueryParam("excludedAttributes")) {
+		return false
+	}
+	return byDefault
+}
+
+func (s *Server) getGroup(c echo.Context) error {
+	ctx := c.Request().Context()
+	g, err := s.loadGroup(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	var members []string
+	if wantsMembers(c, true) {
+		if members, err = s.allMembers(ctx, g.ID); err != nil {
+			return err
+		}
+	}
+	return s.writeGroup(c, http.StatusOK, g, members)
+}
+
+func (s *Server) listGroups(c echo.Context) error {
+	ctx := c.Request().Context()
+	dir := directoryFrom(ctx)
+	f, start, count, err := s.listParams(c, groupFilters)
+	if err != nil {
+		return err
+	}
+	groups, total, err := s.store.FindGroups(ctx, store.GroupQuery{DirectoryID: dir, Filter: f, Offset: start - 1, Limit: max(count, 1)})
+	if err != nil {
+		return filterFailure(err)
+	}
+	if count == 0 {
+		groups = nil
+	}
+	withMembers := wantsMembers(c, false)
+	out := listResponse{Schemas: []string{SchemaListResponse}, TotalResults: total, StartIndex: start, Resources: make([]doc, 0, len(groups))}
+	for _, g := range groups {
+		var members []string
+		if withMembers {
+			if members, err = s.allMembers(ctx, g.ID); err != nil {
+				return err
+			}
+		}
+		d, err := s.groupResource(dir, g, members)
+		if err != nil {
+			return err
+		}
+		out.Resources = append(out.Resources, project(d, c.QueryParam("attributes"), c.QueryParam("excludedAttributes")))
+	}
+	out.ItemsPerPage = len(out.Resources)
+	return writeJSON(c, http.StatusOK, out)
+}
+
+func (s *Server) replaceGroup(c echo.Context) error {
+	ctx := c.Request().Context()
+	want, err := ifMatch(c.Request().Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	var body doc
+	if err := s.readJSON(c, &body); err != nil {
+		return err
+	}
+	d, err := inputDoc(body)
+	if err != nil {
+		return err
+	}
+	members, err := memberIDs(d["members"])
+	if err != nil {
+		return err
+	}
+	delete(d, "members")
+	old, err := s.loadGroup(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	g := old
+	if err := groupFields(d, &g); err != nil {
+		return err
+	}
+	if g.Attributes, err = encodeDoc(d); err != nil {
+		return err
+	}
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if g, err = s.store.UpdateGroup(ctx, g, want); err != nil {
+			return groupConflict(err)
+		}
+		if err := s.emit(ctx, EventGroupUpdated, groupEvent(g)); err != nil {
+			return err
+		}
+		// PUT carries the whole member list, so reading the current one
+		// to announce the difference costs no more than the request.
+		return s.replaceMembers(ctx, &g, members)
+	})
+	if err != nil {
+		return err
+	}
+	return s.writeGroup(c, http.StatusOK, g, members)
+}
+
+// replaceMembers makes members the group's members and announces who came
+// and went.
+func (s *Server) replaceMembers(ctx context.Context, g *store.Group, members []string) error {
+	cur, err := s.allMembers(ctx, g.ID)
+	if err != nil {
+		return err
+	}
+	added, removed := diff(cur, members)
+	if len(added) == 0 && len(removed) == 0 {
+		return nil
+	}
+	if err := s.store.ReplaceGroupMembers(ctx, g.ID, members); err != nil {
+		return memberConflict(err)
+	}
+	g.Version++
+	if err := s.emitMembership(ctx, EventGroupUserAdded, *g, added); err != nil {
+		return err
+	}
+	return s.emitMembership(ctx, EventGroupUserRemove, *g, removed)
+}
+
+func diff(cur, next []string) (added, removed []string) {
+	in := make(map[string]bool, len(cur))
+	for _, id := range cur {
+		in[id] = true
+	}
+	want := make(map[string]bool, len(next))
+	for _, id := range next {
+		want[id] = true
+		if !in[id] {
+			added = append(added, id)
+		}
+	}
+	for _, id := range cur {
+		if !want[id] {
+			removed = append(removed, id)
+		}
+	}
+	return added, removed
+}
+
+// memberOp is one PATCH operation on members.
+type memberOp struct {
+	op  string // add, remove, replace, clear
+	ids []string
+}
+
+// splitMemberOps separates operations on members from the rest.
+func splitMemberOps(ops []patchOp) ([]memberOp, []patchOp, error) {
+	var mops []memberOp
+	var rest []patchOp
+	for i, op := range ops {
+		if op.Path == "" {
+			obj := op.Value.(map[string]any)
+			k, v, ok := getFold(obj, "members")
+			if !ok {
+				rest = append(rest, op)
+				continue
+			}
+			ids, err := memberIDs(v)
+			if err != nil {
+				return nil, nil, err
+			}
+			kind := op.Op
+			mops = append(mops, memberOp{op: kind, ids: ids})
+			others := make(map[string]any, len(obj)-1)
+			for ok, ov := range obj {
+				if ok != k {
+					others[ok] = ov
+				}
+			}
+			if len(others) > 0 {
+				rest = append(rest, patchOp{Op: op.Op, Value: others})
+			}
+			continue
+		}
+		t, err := parseTarget(op.Path, SchemaGroup)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !strings.EqualFold(t.attr, "members") || t.ext != "" {
+			rest = append(rest, op)
+			continue
+		}
+		switch {
+		case t.filter != nil:
+			// members[value eq "usr_…"] (or several, or'ed).
+			if op.Op != "remove" || t.sub != "" {
+				return nil, nil, newError(http.StatusBadRequest, typeInvalidPath, "Operations[%d]: only remove takes members[value eq …]", i)
+			}
+			ids, ok := memberFilterIDs(t.filter)
+			if !ok {
+				return nil, nil, newError(http.StatusBadRequest, typeInvalidFilter, "Operations[%d]: a members filter must be value eq \"<user id>\" (or several joined by or)", i)
+			}
+			mops = append(mops, memberOp{op: "remove", ids: ids})
+		case t.sub != "":
+			return nil, nil, newError(http.StatusBadRequest, typeInvalidPath, "Operations[%d]: members.%s cannot be patched", i, t.sub)
+		case op.Op == "remove" && op.Value == nil:
+			mops = append(mops, memberOp{op: "clear"})
+		default:
+			ids, err := memberIDs(op.Value)
+			if err != nil {
+				return nil, nil, err
+			}
+			mops = append(mops, memberOp{op: op.Op, ids: ids})
+		}
+	}
+	return mops, rest, nil
+}
+
+func memberFilterIDs(f Expr) ([]string, bool) {
+	switch f := f.(type) {
+	case Compare:
+		id, ok := f.Value.(string)
+		if f.Op != "eq" || !strings.EqualFold(f.Path.Attr, "value") || f.Path.Sub != "" || !ok {
+			return nil, false
+		}
+		return []string{id}, true
+	case Logical:
+		if f.Op != "or" {
+			return nil, false
+		}
+		l, ok1 := memberFilterIDs(f.Left)
+		r, ok2 := memberFilterIDs(f.Right)
+		return append(l, r...), ok1 && ok2
+	}
+	return nil, false
+}
+
+// patchGroup applies attribute operations to the document and membership
+// operations to the membership rows, in one transaction. It answers 204:
+// echoing the group back would mean reading every member.
+func (s *Server) patchGroup(c echo.Context) error {
+	ctx := c.Request().Context()
+	want, err := ifMatch(c.Request().Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	var req patchRequest
+	if err := s.readJSON(c, &req); err != nil {
+		return err
+	}
+	if err := req.validate(); err != nil {
+		return err
+	}
+	mops, rest, err := splitMemberOps(req.Operations)
+	if err != nil {
+		return err
+	}
+	id := c.Param("id")
+	var g store.Group
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if g, err = s.loadGroup(ctx, id); err != nil {
+			return err
+		}
+		if want != 0 && want != g.Version {
+			return store.ErrVersionMismatch
+		}
+		if len(rest) > 0 {
+			d, err := decodeDoc(g.Attributes)
+			if err != nil {
+				return err
+			}
+			if err := applyPatch(d, rest, SchemaGroup); err != nil {
+				return err
+			}
+			delete(d, "members")
+			ng := g
+			if err := groupFields(d, &ng); err != nil {
+				return err
+			}
+			if ng.Attributes, err = encodeDoc(d); err != nil {
+				return err
+			}
+			if g, err = s.store.UpdateGroup(ctx, ng, g.Version); err != nil {
+				return groupConflict(err)
+			}
+			if err := s.emit(ctx, EventGroupUpdated, groupEvent(g)); err != nil {
+				return err
+			}
+		}
+		for _, m := range mops {
+			if err := s.applyMemberOp(ctx, &g, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", etag(g.Version))
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) applyMemberOp(ctx context.Context, g *store.Group, m memberOp) error {
+	switch m.op {
+	case "add":
+		if len(m.ids) == 0 {
+			return nil
+		}
+		if err := s.store.AddGroupMembers(ctx, g.ID, m.ids); err != nil {
+			return memberConflict(err)
+		}
+		g.Version++
+		return s.emitMembership(ctx, EventGroupUserAdded, *g, m.ids)
+	case "remove":
+		if len(m.ids) == 0 {
+			return nil
+		}
+		if err := s.store.RemoveGroupMembers(ctx, g.ID, m.ids); err != nil {
+			return err
+		}
+		g.Version++
+		return s.emitMembership(ctx, EventGroupUserRemove, *g, m.ids)
+	case "clear":
+		return s.replaceMembers(ctx, g, nil)
+	default: // replace
+		return s.replaceMembers(ctx, g, m.ids)
+	}
+}
+
+func (s *Server) deleteGroup(c echo.Context) error {
+	ctx := c.Request().Context()
+	g, err := s.loadGroup(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.DeleteGroup(ctx, g.ID); err != nil {
+			return err
+		}
+		return s.emit(ctx, EventGroupDeleted, groupEvent(g))
+	})
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,408 @@
+package scim
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// A resource is kept as the JSON document the client sent (store.User.
+// Attributes / store.Group.Attributes), with the attribute names of the
+// schemas in their canonical case, so that GET returns what was written.
+// The columns the store indexes (userName, emails, active…) are derived
+// from it on every write. Server-owned attributes (id, meta, groups) and
+// write-only ones (password) are never stored.
+type doc = map[string]any
+
+// canonical names of known attributes, by lower-cased name. Sub-attributes
+// share the table: the names do not collide.
+var canonical = func() map[string]string {
+	names := []string{
+		"schemas", "id", "externalId", "meta", "userName", "name", "displayName", "nickName", "profileUrl",
+		"title", "userType", "preferredLanguage", "locale", "timezone", "active", "password", "emails",
+		"phoneNumbers", "ims", "photos", "addresses", "groups", "entitlements", "roles", "x509Certificates",
+		"formatted", "familyName", "givenName", "middleName", "honorificPrefix", "honorificSuffix",
+		"value", "display", "type", "primary", "$ref", "streetAddress", "locality", "region", "postalCode", "country",
+		"employeeNumber", "costCenter", "organization", "division", "department", "manager", "members",
+		SchemaEnterpriseUser,
+	}
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		m[strings.ToLower(n)] = n
+	}
+	return m
+}()
+
+// serverOwned attributes are ignored on input (RFC 7643 §3.1 mutability
+// readOnly) and writeOnly ones are dropped.
+var serverOwned = map[string]bool{"id": true, "meta": true, "groups": true, "password": true}
+
+// canonicalize renames known attributes to their canonical case,
+// recursively, and refuses an attribute given twice under two spellings.
+func canonicalize(v any) (any, error) {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			name := k
+			if c, ok := canonical[strings.ToLower(k)]; ok {
+				name = c
+			} else if strings.HasPrefix(strings.ToLower(k), "urn:") {
+				name = strings.ToLower(k) // unknown extension URNs compare case-insensitively too
+			}
+			if _, dup := out[name]; dup {
+				return nil, badSyntax("attribute %q is given twice", name)
+			}
+			cx, err := canonicalize(x)
+			if err != nil {
+				return nil, err
+			}
+			out[name] = cx
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			cx, err := canonicalize(x)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = cx
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+// inputDoc canonicalizes a POST/PUT body and drops what the server owns.
+func inputDoc(body doc) (doc, error) {
+	c, err := canonicalize(body)
+	if err != nil {
+		return nil, err
+	}
+	d := c.(doc)
+	for k := range serverOwned {
+		delete(d, k)
+	}
+	return d, nil
+}
+
+// getFold finds key in m case-insensitively (unknown attributes keep the
+// case they were sent in).
+func getFold(m doc, key string) (string, any, bool) {
+	if v, ok := m[key]; ok {
+		return key, v, true
+	}
+	for k, v := range m {
+		if strings.EqualFold(k, key) {
+			return k, v, true
+		}
+	}
+	return "", nil, false
+}
+
+func str(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case json.Number:
+		return v.String(), true
+	case nil:
+		return "", true
+	}
+	return "", false
+}
+
+// userFields derives the store columns of a user from its document.
+func userFields(d doc, u *store.User) error {
+	var err error
+	field := func(name string) string {
+		if err != nil {
+			return ""
+		}
+		v, ok := d[name]
+		if !ok {
+			return ""
+		}
+		s, isStr := str(v)
+		if !isStr {
+			err = badValue("%s must be a string", name)
+		}
+		return strings.TrimSpace(s)
+	}
+	u.UserName = field("userName")
+	u.ExternalID = field("externalId")
+	u.DisplayName = field("displayName")
+	if err != nil {
+		return err
+	}
+	if u.UserName == "" {
+		return badValue("userName is required")
+	}
+	if len(u.UserName) > 256 || len(u.ExternalID) > 256 {
+		return badValue("userName and externalId are at most 256 bytes")
+	}
+	u.GivenName, u.FamilyName = "", ""
+	if n, ok := d["name"]; ok && n != nil {
+		nm, isObj := n.(map[string]any)
+		if !isObj {
+			return badValue("name must be an object")
+		}
+		var e1, e2 bool
+		u.GivenName, e1 = str(nm["givenName"])
+		u.FamilyName, e2 = str(nm["familyName"])
+		if !e1 || !e2 {
+			return badValue("name.givenName and name.familyName must be strings")
+		}
+	}
+	email, err := primaryEmail(d["emails"])
+	if err != nil {
+		return err
+	}
+	u.Email = email
+	u.Active = true
+	if v, ok := d["active"]; ok && v != nil {
+		b, isBool := boolValue(v)
+		if !isBool {
+			return badValue("active must be a boolean")
+		}
+		u.Active = b
+		d["active"] = b // Entra's "False" is stored as false
+	}
+	return nil
+}
+
+// primaryEmail picks the address the store indexes and tokens carry: the
+// primary one, else the work one, else the first.
+func primaryEmail(v any) (string, error) {
+	if v == nil {
+		return "", nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return "", badValue("emails must be an array")
+	}
+	pick := ""
+	rank := 0
+	for i, x := range list {
+		m, ok := x.(map[string]any)
+		if !ok {
+			return "", badValue("emails[%d] must be an object", i)
+		}
+		val, ok := str(m["value"])
+		if !ok {
+			return "", badValue("emails[%d].value must be a string", i)
+		}
+		if p, has := m["primary"]; has {
+			b, ok := boolValue(p)
+			if !ok {
+				return "", badValue("emails[%d].primary must be a boolean", i)
+			}
+			m["primary"] = b
+		}
+		r := 1
+		if t, _ := str(m["type"]); strings.EqualFold(t, "work") {
+			r = 2
+		}
+		if m["primary"] == true {
+			r = 3
+		}
+		if r > rank && strings.TrimSpace(val) != "" {
+			pick, rank = strings.TrimSpace(val), r
+		}
+	}
+	if len(pick) > 320 {
+		return "", badValue("email addresses are at most 320 bytes")
+	}
+	return pick, nil
+}
+
+// groupFields derives a group's columns; members are handled apart.
+func groupFields(d doc, g *store.Group) error {
+	name, ok := str(d["displayName"])
+	ext, ok2 := str(d["externalId"])
+	if !ok || !ok2 {
+		return badValue("displayName and externalId must be strings")
+	}
+	g.DisplayName, g.ExternalID = strings.TrimSpace(name), strings.TrimSpace(ext)
+	if g.DisplayName == "" {
+		return badValue("displayName is required")
+	}
+	if len(g.DisplayName) > 256 || len(g.ExternalID) > 256 {
+		return badValue("displayName and externalId are at most 256 bytes")
+	}
+	return nil
+}
+
+// memberIDs reads [{"value": "usr_…"}, …].
+func memberIDs(v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		// Entra ID sometimes sends one member as an object.
+		if m, isObj := v.(map[string]any); isObj {
+			list = []any{m}
+		} else {
+			return nil, badValue("members must be an array of {\"value\": \"<user id>\"}")
+		}
+	}
+	out := make([]string, 0, len(list))
+	seen := make(map[string]bool, len(list))
+	for i, x := range list {
+		m, ok := x.(map[string]any)
+		if !ok {
+			return nil, badValue("members[%d] must be an object", i)
+		}
+		_, raw, _ := getFold(m, "value")
+		id, ok := raw.(string)
+		if !ok || id == "" {
+			return nil, badValue("members[%d].value must be a user id", i)
+		}
+		if !store.HasPrefix(id, store.PrefixUser) {
+			return nil, badValue("members[%d].value %q is not a user of this directory", i, id)
+		}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+func encodeDoc(d doc) (json.RawMessage, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("encode resource: %w", err)
+	}
+	return b, nil
+}
+
+func decodeDoc(raw json.RawMessage) (doc, error) {
+	d := doc{}
+	if len(raw) == 0 {
+		return d, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("decode stored resource: %w", err)
+	}
+	if d == nil {
+		d = doc{}
+	}
+	return d, nil
+}
+
+func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
+
+// ifMatch reads If-Match: 0 when absent or "*", else the version it names.
+func ifMatch(h string) (int64, error) {
+	h = strings.TrimSpace(h)
+	if h == "" || h == "*" {
+		return 0, nil
+	}
+	v := strings.Trim(strings.TrimPrefix(h, "W/"), `"`)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, newError(412, "", "If-Match must be an ETag this server issued")
+	}
+	return n, nil
+}
+
+func meta(resourceType, location string, created, modified time.Time, version int64) map[string]any {
+	return map[string]any{
+		"resourceType": resourceType,
+		"created":      created.UTC().Format(time.RFC3339Nano),
+		"lastModified": modified.UTC().Format(time.RFC3339Nano),
+		"version":      etag(version),
+		"location":     location,
+	}
+}
+
+// userResource is the SCIM representation of u: the stored document plus
+// what the server owns.
+func (s *Server) userResource(dir string, u store.User) (doc, error) {
+	d, err := decodeDoc(u.Attributes)
+	if err != nil {
+		return nil, err
+	}
+	schemas := []any{SchemaUser}
+	if _, ok := d[SchemaEnterpriseUser]; ok {
+		schemas = append(schemas, SchemaEnterpriseUser)
+	}
+	d["schemas"] = schemas
+	d["id"] = u.ID
+	d["userName"] = u.UserName
+	d["active"] = u.Active
+	if u.ExternalID != "" {
+		d["externalId"] = u.ExternalID
+	}
+	d["meta"] = meta("User", s.BaseURL(dir)+"/Users/"+u.ID, u.CreatedAt, u.UpdatedAt, u.Version)
+	return d, nil
+}
+
+func (s *Server) groupResource(dir string, g store.Group, members []string) (doc, error) {
+	d, err := decodeDoc(g.Attributes)
+	if err != nil {
+		return nil, err
+	}
+	d["schemas"] = []any{SchemaGroup}
+	d["id"] = g.ID
+	d["displayName"] = g.DisplayName
+	if g.ExternalID != "" {
+		d["externalId"] = g.ExternalID
+	}
+	if members != nil {
+		list := make([]any, len(members))
+		for i, m := range members {
+			list[i] = map[string]any{"value": m, "$ref": s.BaseURL(dir) + "/Users/" + m, "type": "User"}
+		}
+		d["members"] = list
+	}
+	d["meta"] = meta("Group", s.BaseURL(dir)+"/Groups/"+g.ID, g.CreatedAt, g.UpdatedAt, g.Version)
+	return d, nil
+}
+
+// project applies ?attributes= and ?excludedAttributes= at the top level;
+// id, schemas and meta are always returned (RFC 7643 §7 "always").
+func project(d doc, attributes, excluded string) doc {
+	split := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, a := range strings.Split(s, ",") {
+			a = strings.ToLower(strings.TrimSpace(a))
+			if i := strings.LastIndexByte(a, ':'); i >= 0 && strings.HasPrefix(a, "urn:") {
+				if sch := a[:i]; sch == strings.ToLower(SchemaUser) || sch == strings.ToLower(SchemaGroup) {
+					a = a[i+1:]
+				}
+			}
+			a, _, _ = strings.Cut(a, ".")
+			if a != "" {
+				m[a] = true
+			}
+		}
+		return m
+	}
+	always := map[string]bool{"id": true, "schemas": true, "meta": true}
+	if attributes != "" {
+		keep := split(attributes)
+		for k := range d {
+			if !always[strings.ToLower(k)] && !keep[strings.ToLower(k)] {
+				delete(d, k)
+			}
+		}
+	} else if excluded != "" {
+		drop := split(excluded)
+		for k := range d {
+			if !always[strings.ToLower(k)] && drop[strings.ToLower(k)] {
+				delete(d, k)
+			}
+		}
+	}
+	return d
+}

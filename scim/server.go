@@ -1,0 +1,248 @@
+package scim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
+)
+
+// Schema and message URNs.
+const (
+	SchemaUser           = "urn:ietf:params:scim:schemas:core:2.0:User"
+	SchemaEnterpriseUser = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+	SchemaGroup          = "urn:ietf:params:scim:schemas:core:2.0:Group"
+	SchemaListResponse   = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+	SchemaPatchOp        = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+	SchemaError          = "urn:ietf:params:scim:api:messages:2.0:Error"
+)
+
+// MediaType is the SCIM media type (RFC 7644 §3.1).
+const MediaType = "application/scim+json"
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultMaxResults   = 1000
+)
+
+// maxTokenLen bounds what is hashed as a bearer token; ours are ~50 bytes.
+const maxTokenLen = 256
+
+// Config configures a Server.
+type Config struct {
+	// Issuer is the broker's public base URL; SCIM is served at
+	// {Issuer}/scim/v2/{directory}. Required.
+	Issuer string
+	// Store is required.
+	Store store.Store
+	// Sessions is required: deprovisioning a user revokes their sessions
+	// through it, on every node.
+	Sessions sessions.Store
+	// OnDeprovision, if set, is called after a user was deactivated or
+	// deleted and their sessions revoked, in the same request; the broker
+	// may use it to revoke refresh tokens it keeps elsewhere. An error
+	// fails the request (the IdP retries; the store change is kept).
+	OnDeprovision func(ctx context.Context, tenantID, userID string) error
+	// Logger receives failures; it never sees tokens or request bodies.
+	Logger *slog.Logger
+	// MaxBodyBytes caps request bodies (DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// MaxResults caps count on lists (DefaultMaxResults, at most 1000).
+	MaxResults int
+}
+
+// Server is the SCIM 2.0 service provider of every directory.
+type Server struct {
+	issuer   *url.URL
+	base     string // issuer without a trailing slash
+	store    store.Store
+	sessions sessions.Store
+	onDeprov func(ctx context.Context, tenantID, userID string) error
+	log      *slog.Logger
+	maxBody  int64
+	maxCount int
+}
+
+// New returns a Server. It fails when a required field is missing.
+func New(cfg Config) (*Server, error) {
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("scim: issuer %q must be an absolute http(s) URL", cfg.Issuer)
+	}
+	if cfg.Store == nil || cfg.Sessions == nil {
+		return nil, errors.New("scim: Store and Sessions are required")
+	}
+	s := &Server{
+		issuer:   u,
+		base:     strings.TrimSuffix(cfg.Issuer, "/"),
+		store:    cfg.Store,
+		sessions: cfg.Sessions,
+		onDeprov: cfg.OnDeprovision,
+		log:      cfg.Logger,
+		maxBody:  cfg.MaxBodyBytes,
+		maxCount: cfg.MaxResults,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.maxCount <= 0 || s.maxCount > DefaultMaxResults {
+		s.maxCount = DefaultMaxResults
+	}
+	return s, nil
+}
+
+// BaseURL is the SCIM base URL of a directory, as tenant admins paste it
+// into Okta or Entra ID.
+func (s *Server) BaseURL(directoryID string) string {
+	return s.base + "/scim/v2/" + directoryID
+}
+
+// Mount registers the SCIM routes on e, under the issuer's path.
+func (s *Server) Mount(e *echo.Echo) {
+	prefix := strings.TrimSuffix(s.issuer.Path, "/") + "/scim/v2/:dir"
+	g := e.Group(prefix, s.handleErrors, s.authenticate)
+	g.GET("/ServiceProviderConfig", s.serviceProviderConfig)
+	g.GET("/ResourceTypes", s.resourceTypes)
+	g.GET("/ResourceTypes/:id", s.resourceType)
+	g.GET("/Schemas", s.schemas)
+	g.GET("/Schemas/:id", s.schema)
+
+	g.POST("/Users", s.createUser)
+	g.GET("/Users", s.listUsers)
+	g.GET("/Users/:id", s.getUser)
+	g.PUT("/Users/:id", s.replaceUser)
+	g.PATCH("/Users/:id", s.patchUser)
+	g.DELETE("/Users/:id", s.deleteUser)
+
+	g.POST("/Groups", s.createGroup)
+	g.GET("/Groups", s.listGroups)
+	g.GET("/Groups/:id", s.getGroup)
+	g.PUT("/Groups/:id", s.replaceGroup)
+	g.PATCH("/Groups/:id", s.patchGroup)
+	g.DELETE("/Groups/:id", s.deleteGroup)
+}
+
+// handleErrors renders every error of the SCIM surface, including echo's
+// own 404 and 405, in the SCIM error schema.
+func (s *Server) handleErrors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := next(c); err != nil {
+			return s.writeError(c, err)
+		}
+		return nil
+	}
+}
+
+type dirKey struct{}
+
+// directoryFrom returns the directory the request's token opened.
+func directoryFrom(ctx context.Context) string {
+	id, _ := ctx.Value(dirKey{}).(string)
+	return id
+}
+
+// authenticate turns the bearer token into the tenant: the token must be
+// the current one of the directory named in the URL, so one directory's
+// token opens no other. The answer does not say which part was wrong.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		deny := func(detail string) error {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="idbroker SCIM"`)
+			return newError(http.StatusUnauthorized, "", "%s", detail)
+		}
+		scheme, token, ok := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+		token = strings.TrimSpace(token)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			return deny("a directory bearer token is required")
+		}
+		dir := c.Param("dir")
+		if len(token) > maxTokenLen || !store.HasPrefix(dir, store.PrefixDirectory) {
+			return deny("the bearer token is not valid for this directory")
+		}
+		ctx := c.Request().Context()
+		tenantID, err := s.store.ResolveDirectoryToken(ctx, dir, secrets.HashToken(token))
+		if errors.Is(err, store.ErrNotFound) {
+			return deny("the bearer token is not valid for this directory")
+		}
+		if err != nil {
+			return fmt.Errorf("resolve directory token: %w", err)
+		}
+		ctx = store.WithTenant(ctx, tenantID)
+		server.SetTenantID(ctx, tenantID)
+		t, err := s.store.Tenant(ctx)
+		if err != nil {
+			return fmt.Errorf("load tenant: %w", err)
+		}
+		if !t.Status.Live() {
+			return newError(http.StatusForbidden, "", "the tenant is %s: provisioning is suspended", t.Status)
+		}
+		c.SetRequest(c.Request().WithContext(context.WithValue(ctx, dirKey{}, dir)))
+		return next(c)
+	}
+}
+
+// readJSON reads a JSON object body, capped, numbers kept exact. SCIM
+// clients send application/scim+json or application/json; no type is
+// tolerated too (some clients omit it on PATCH).
+func (s *Server) readJSON(c echo.Context, dst any) error {
+	req := c.Request()
+	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != MediaType && mt != echo.MIMEApplicationJSON) {
+			return newError(http.StatusUnsupportedMediaType, "", "Content-Type must be %s", MediaType)
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.maxBody))
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badSyntax("a JSON body is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(dst); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) {
+			return badSyntax("%s must not be %s", orBody(typ.Field), typ.Value)
+		}
+		return badSyntax("malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return badSyntax("the body must hold one JSON object and nothing after it")
+	}
+	return nil
+}
+
+func orBody(field string) string {
+	if field == "" {
+		return "the body"
+	}
+	return field
+}
+
+func writeJSON(c echo.Context, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	return c.Blob(status, MediaType+"; charset=utf-8", b)
+}

@@ -1,0 +1,295 @@
+package scim_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/scim"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/sessions/sessionstest"
+	"github.com/idbroker/idbroker/store"
+)
+
+func eventTypes(t testing.TB, st *store.DB) []string {
+	t.Helper()
+	var out []string
+	p := store.Page{Limit: 100}
+	for {
+		evs, next, err := st.ListEvents(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			out = append(out, e.Type)
+		}
+		if next == "" {
+			return out
+		}
+		p.After = next
+	}
+}
+
+func TestUserLifecycle(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		r := e.do("POST", "/Users", userBody("alice@acme.com", map[string]any{
+			"externalId": "00u1",
+			"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": map[string]any{"department": "Eng", "manager": map[string]any{"value": "boss"}},
+			"password": "hunter2",
+		})).want(t, http.StatusCreated)
+		id := r.str("id")
+		if !store.HasPrefix(id, store.PrefixUser) || r.header.Get("ETag") != `W/"1"` || !strings.HasSuffix(r.header.Get("Location"), "/Users/"+id) {
+			t.Fatalf("create: %v %s", r.header, r.raw)
+		}
+		if r.str("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User.department") != "" || lookup(r.body, "password") != nil {
+			// lookup splits on dots; the URN key is checked below instead.
+		}
+		ext, _ := r.body[scim.SchemaEnterpriseUser].(map[string]any)
+		if ext["department"] != "Eng" || r.body["password"] != nil || r.str("meta.version") != `W/"1"` {
+			t.Fatalf("created resource: %s", r.raw)
+		}
+		e.do("POST", "/Users", userBody("ALICE@acme.com", nil)).want(t, http.StatusConflict)
+
+		got := e.do("GET", "/Users/"+id, nil).want(t, http.StatusOK)
+		if got.str("name.givenName") != "Given" || got.str("externalId") != "00u1" {
+			t.Fatalf("get: %s", got.raw)
+		}
+		l := e.do("GET", `/Users?filter=userName+eq+%22Alice%40ACME.com%22`, nil).want(t, http.StatusOK)
+		if lookup(l.body, "totalResults") != float64(1) || l.str("Resources.0.id") != id {
+			t.Fatalf("filter: %s", l.raw)
+		}
+		none := e.do("GET", `/Users?filter=userName+eq+%22nobody%40acme.com%22`, nil).want(t, http.StatusOK)
+		if lookup(none.body, "totalResults") != float64(0) || len(none.body["Resources"].([]any)) != 0 {
+			t.Fatalf("no match: %s", none.raw)
+		}
+		e.do("GET", `/Users?filter=title+eq+%22x%22`, nil).want(t, http.StatusBadRequest)
+		if r := e.do("GET", `/Users?filter=userName+eq`, nil).want(t, http.StatusBadRequest); r.str("scimType") != "invalidFilter" {
+			t.Fatalf("bad filter: %s", r.raw)
+		}
+
+		// PUT with a stale ETag loses; with the current one wins.
+		put := userBody("alice@acme.com", map[string]any{"displayName": "Alice A"})
+		e.do("PUT", "/Users/"+id, put, "If-Match", `W/"7"`).want(t, http.StatusPreconditionFailed)
+		pr := e.do("PUT", "/Users/"+id, put, "If-Match", `W/"1"`).want(t, http.StatusOK)
+		if pr.str("displayName") != "Alice A" || pr.header.Get("ETag") != `W/"2"` {
+			t.Fatalf("put: %s", pr.raw)
+		}
+		patch := map[string]any{"schemas": []string{scim.SchemaPatchOp}, "Operations": []any{
+			map[string]any{"op": "Replace", "path": "name.familyName", "value": "Smith"}}}
+		if p := e.do("PATCH", "/Users/"+id, patch).want(t, http.StatusOK); p.str("name.familyName") != "Smith" {
+			t.Fatalf("patch: %s", p.raw)
+		}
+		u, err := st.User(e.ctx(), id)
+		if err != nil || u.FamilyName != "Smith" || u.Email != "alice@acme.com" || !u.Active {
+			t.Fatalf("stored %+v %v", u, err)
+		}
+		e.do("DELETE", "/Users/"+id, nil).want(t, http.StatusNoContent)
+		e.do("GET", "/Users/"+id, nil).want(t, http.StatusNotFound)
+		e.do("DELETE", "/Users/"+id, nil).want(t, http.StatusNotFound)
+
+		want := []string{"dsync.user.created", "dsync.user.updated", "dsync.user.updated", "dsync.user.deleted"}
+		if got := eventTypes(t, st); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("events %v, want %v", got, want)
+		}
+		evs, _, _ := st.ListEvents(context.Background(), store.Page{})
+		for _, ev := range evs {
+			if strings.Contains(string(ev.Data), "hunter2") || strings.Contains(string(ev.Data), e.token) {
+				t.Fatalf("secret in event %s", ev.Data)
+			}
+		}
+	})
+}
+
+func TestAuthAndTenantIsolation(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		a := newEnv(t, st, nil)
+		tenantB, dirB, tokenB := a.newDirectory("Other")
+		b := &env{t: t, st: st, srv: a.srv, http: a.http, tenant: tenantB, dir: dirB, token: tokenB}
+		ub := b.do("POST", "/Users", userBody("bob@other.com", nil)).want(t, http.StatusCreated).str("id")
+
+		for name, r := range map[string]resp{
+			"B's token on A's URL": a.doAs(a.dir, tokenB, "GET", "/Users", nil),
+			"no token":             a.doAs(a.dir, "", "GET", "/Users", nil),
+			"garbage token":        a.doAs(a.dir, "scim_nope", "GET", "/Users", nil),
+			"bad directory id":     a.doAs("dir_x", a.token, "GET", "/Users", nil),
+		} {
+			r.want(t, http.StatusUnauthorized)
+			if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("%s: no WWW-Authenticate", name)
+			}
+		}
+		// B's user through A's directory does not exist.
+		a.do("GET", "/Users/"+ub, nil).want(t, http.StatusNotFound)
+		a.do("PATCH", "/Users/"+ub, map[string]any{"Operations": []any{map[string]any{"op": "replace", "path": "active", "value": false}}}).want(t, http.StatusNotFound)
+		a.do("DELETE", "/Users/"+ub, nil).want(t, http.StatusNotFound)
+		if l := a.do("GET", "/Users", nil).want(t, http.StatusOK); lookup(l.body, "totalResults") != float64(0) {
+			t.Fatalf("A lists B's users: %s", l.raw)
+		}
+		// A group of A cannot take B's user as a member.
+		g := map[string]any{"displayName": "Eng", "members": []any{map[string]any{"value": ub}}}
+		a.do("POST", "/Groups", g).want(t, http.StatusBadRequest)
+		// Rotating the token stops the old one at once.
+		if err := st.SetDirectoryToken(store.WithTenant(context.Background(), tenantB), dirB, []byte("new hash")); err != nil {
+			t.Fatal(err)
+		}
+		b.do("GET", "/Users", nil).want(t, http.StatusUnauthorized)
+	})
+}
+
+func TestBadInputIsA4xx(t *testing.T) {
+	st := backends[0].open(t)
+	e := newEnv(t, st, nil)
+	for name, tc := range map[string]struct {
+		method, path, body, ctype string
+		status                    int
+	}{
+		"malformed JSON":   {"POST", "/Users", `{"userName":`, scim.MediaType, 400},
+		"not an object":    {"POST", "/Users", `[1,2]`, scim.MediaType, 400},
+		"no userName":      {"POST", "/Users", `{"name":{"givenName":"x"}}`, scim.MediaType, 400},
+		"userName number":  {"POST", "/Users", `{"userName":{"a":1}}`, scim.MediaType, 400},
+		"emails object":    {"POST", "/Users", `{"userName":"a","emails":{"value":"x"}}`, scim.MediaType, 400},
+		"active maybe":     {"POST", "/Users", `{"userName":"a","active":"maybe"}`, scim.MediaType, 400},
+		"duplicate attr":   {"POST", "/Users", `{"userName":"a","USERNAME":"b"}`, scim.MediaType, 400},
+		"wrong media type": {"POST", "/Users", `userName=a`, "application/x-www-form-urlencoded", 415},
+		"too large":        {"POST", "/Users", `{"userName":"` + strings.Repeat("a", 2<<20) + `"}`, scim.MediaType, 413},
+		"unknown endpoint": {"GET", "/Bulk", ``, "", 404},
+		"garbage user id":  {"GET", "/Users/'%20OR%201=1", ``, "", 404},
+		"bad startIndex":   {"GET", "/Users?startIndex=x", ``, "", 400},
+		"empty patch":      {"PATCH", "/Users/usr_01ARZ3NDEKTSV4RRFFQ69G5FAV", `{"Operations":[]}`, scim.MediaType, 400},
+		"bad If-Match":     {"PUT", "/Users/usr_01ARZ3NDEKTSV4RRFFQ69G5FAV", `{"userName":"a"}`, scim.MediaType, 412},
+	} {
+		var r resp
+		if tc.ctype == "" {
+			r = e.do(tc.method, tc.path, nil)
+		} else {
+			hdr := []string{"Content-Type", tc.ctype}
+			if name == "bad If-Match" {
+				hdr = append(hdr, "If-Match", "nonsense")
+			}
+			r = e.do(tc.method, tc.path, tc.body, hdr...)
+		}
+		if r.status != tc.status {
+			t.Errorf("%s: status %d, want %d: %.200s", name, r.status, tc.status, r.raw)
+			continue
+		}
+		r.want(t, tc.status)
+	}
+	if n := len(eventTypes(t, st)); n != 0 {
+		t.Fatalf("bad input wrote %d events", n)
+	}
+}
+
+// TestDeprovisionRevokesSessionsEverywhere: two broker nodes share Redis;
+// a SCIM deactivation on node 1 ends the user's sessions, and node 2 — even
+// through its local cache — sees that within 100 ms.
+func TestDeprovisionRevokesSessionsEverywhere(t *testing.T) {
+	for _, how := range []string{"patch", "put", "delete"} {
+		t.Run(how, func(t *testing.T) {
+			st := backends[0].open(t)
+			rc := sessionstest.Redis(t)
+			prefix := sessionstest.Prefix(t, rc)
+			node1 := sessions.NewRedis(rc, sessions.RedisOptions{Prefix: prefix})
+			node2 := sessions.NewRedis(rc, sessions.RedisOptions{Prefix: prefix})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cached, err := sessions.NewCached(ctx, node2, time.Minute, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newEnv(t, st, node1)
+			id := e.do("POST", "/Users", userBody("carol@acme.com", nil)).want(t, http.StatusCreated).str("id")
+			other := e.do("POST", "/Users", userBody("dave@acme.com", nil)).want(t, http.StatusCreated).str("id")
+			sess := sessions.Session{ID: store.NewID(store.PrefixSession), TenantID: e.tenant, UserID: id, ExpiresAt: time.Now().Add(time.Hour)}
+			keep := sessions.Session{ID: store.NewID(store.PrefixSession), TenantID: e.tenant, UserID: other, ExpiresAt: time.Now().Add(time.Hour)}
+			for _, s := range []sessions.Session{sess, keep} {
+				if err := node2.Create(ctx, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := cached.Get(ctx, sess.ID); err != nil { // now in node 2's cache
+				t.Fatal(err)
+			}
+			switch how {
+			case "patch":
+				e.do("PATCH", "/Users/"+id, map[string]any{"schemas": []string{scim.SchemaPatchOp},
+					"Operations": []any{map[string]any{"op": "Replace", "path": "active", "value": "False"}}}).want(t, http.StatusOK)
+			case "put":
+				e.do("PUT", "/Users/"+id, userBody("carol@acme.com", map[string]any{"active": false})).want(t, http.StatusOK)
+			case "delete":
+				e.do("DELETE", "/Users/"+id, nil).want(t, http.StatusNoContent)
+			}
+			if _, err := node2.Get(ctx, sess.ID); !errors.Is(err, sessions.ErrNotFound) {
+				t.Fatalf("node 2 still has the session: %v", err)
+			}
+			deadline := time.Now().Add(100 * time.Millisecond)
+			for {
+				if _, err := cached.Get(ctx, sess.ID); errors.Is(err, sessions.ErrNotFound) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("node 2's cache still answers the session 100 ms after deprovisioning")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if _, err := node2.Get(ctx, keep.ID); err != nil {
+				t.Fatalf("another user's session was revoked: %v", err)
+			}
+			if how != "delete" {
+				u, err := st.User(e.ctx(), id)
+				if err != nil || u.Active {
+					t.Fatalf("user %+v %v, want inactive", u, err)
+				}
+				want := "dsync.user.deactivated"
+				if types := eventTypes(t, st); types[len(types)-1] != want {
+					t.Fatalf("events %v, want last %s", types, want)
+				}
+			}
+		})
+	}
+}
+
+// TestConcurrentMemberPatches: Okta and Entra push members in parallel
+// requests; none may be lost.
+func TestConcurrentMemberPatches(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		gid := e.do("POST", "/Groups", map[string]any{"displayName": "Everyone"}).want(t, http.StatusCreated).str("id")
+		const n = 16
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = e.do("POST", "/Users", userBody(fmt.Sprintf("u%d@acme.com", i), nil)).want(t, http.StatusCreated).str("id")
+		}
+		var wg sync.WaitGroup
+		errs := make(chan string, n)
+		for _, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := e.do("PATCH", "/Groups/"+gid, map[string]any{"schemas": []string{scim.SchemaPatchOp},
+					"Operations": []any{map[string]any{"op": "add", "path": "members", "value": []any{map[string]any{"value": id}}}}})
+				if r.status != http.StatusNoContent {
+					errs <- fmt.Sprintf("%d %s", r.status, r.raw)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		g := e.do("GET", "/Groups/"+gid, nil).want(t, http.StatusOK)
+		if m, _ := g.body["members"].([]any); len(m) != n {
+			t.Fatalf("%d members after %d concurrent adds: %s", len(m), n, g.raw)
+		}
+		names, err := st.UserGroupNames(e.ctx(), ids[3])
+		if err != nil || len(names) != 1 || names[0] != "Everyone" {
+			t.Fatalf("groups claim source: %v %v", names, err)
+		}
+	})
+}

@@ -1,0 +1,346 @@
+package scim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// patchRetries is how often a PATCH without If-Match is re-applied when a
+// concurrent write changed the user between read and write.
+const patchRetries = 3
+
+func (s *Server) createUser(c echo.Context) error {
+	ctx := c.Request().Context()
+	dir := directoryFrom(ctx)
+	var body doc
+	if err := s.readJSON(c, &body); err != nil {
+		return err
+	}
+	d, err := inputDoc(body)
+	if err != nil {
+		return err
+	}
+	u := store.User{DirectoryID: dir}
+	if err := userFields(d, &u); err != nil {
+		return err
+	}
+	if u.EmailVerified, err = s.emailVerified(ctx, u.Email); err != nil {
+		return err
+	}
+	if u.Attributes, err = encodeDoc(d); err != nil {
+		return err
+	}
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if u, err = s.store.CreateUser(ctx, u); err != nil {
+			return userConflict(err)
+		}
+		ev, err := s.userEvent(ctx, u, d, false)
+		if err != nil {
+			return err
+		}
+		return s.emit(ctx, EventUserCreated, ev)
+	})
+	if err != nil {
+		return err
+	}
+	// An SSO user adopted as inactive may have live sessions.
+	if !u.Active {
+		if err := s.deprovision(ctx, u.TenantID, u.ID); err != nil {
+			return err
+		}
+	}
+	return s.writeUser(c, http.StatusCreated, dir, u)
+}
+
+func userConflict(err error) error {
+	if errors.Is(err, store.ErrConflict) {
+		return &Error{Status: http.StatusConflict, ScimType: typeUniqueness, Detail: "a user with this userName already exists in this directory", Err: err}
+	}
+	return err
+}
+
+func (s *Server) writeUser(c echo.Context, status int, dir string, u store.User) error {
+	d, err := s.userResource(dir, u)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("ETag", etag(u.Version))
+	if status == http.StatusCreated {
+		h.Set(echo.HeaderLocation, s.BaseURL(dir)+"/Users/"+u.ID)
+	}
+	return writeJSON(c, status, project(d, c.QueryParam("attributes"), c.QueryParam("excludedAttributes")))
+}
+
+// loadUser finds a user of the request's directory: another directory's or
+// another tenant's user is not found, like a missing one.
+func (s *Server) loadUser(ctx context.Context, id string) (store.User, error) {
+	if !store.HasPrefix(id, store.PrefixUser) {
+		return store.User{}, notFound("User", id)
+	}
+	u, err := s.store.User(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.DirectoryID != directoryFrom(ctx)) {
+		return store.User{}, notFound("User", id)
+	}
+	return u, err
+}
+
+func (s *Server) getUser(c echo.Context) error {
+	ctx := c.Request().Context()
+	u, err := s.loadUser(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return s.writeUser(c, http.StatusOK, directoryFrom(ctx), u)
+}
+
+type listResponse struct {
+	Schemas      []string `json:"schemas"`
+	TotalResults int      `json:"totalResults"`
+	StartIndex   int      `json:"startIndex"`
+	ItemsPerPage int      `json:"itemsPerPage"`
+	Resources    []doc    `json:"Resources"`
+}
+
+// listParams reads filter, startIndex (1-based) and count (RFC 7644
+// §3.4.2.4): out-of-range values are clamped as the RFC says, garbage is
+// refused.
+func (s *Server) listParams(c echo.Context, ft filterTranslator) (store.Filter, int, int, error) {
+	var f store.Filter
+	if raw := c.QueryParam("filter"); strings.TrimSpace(raw) != "" {
+		e, err := ParseFilter(raw)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if f, err = ft.translate(e); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	start, count := 1, 100
+	if v := c.QueryParam("startIndex"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, 0, 0, badValue("startIndex must be an integer")
+		}
+		start = max(n, 1)
+	}
+	if v := c.QueryParam("count"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, 0, 0, badValue("count must be an integer")
+		}
+		count = min(max(n, 0), s.maxCount)
+	}
+	return f, start, count, nil
+}
+
+func (s *Server) listUsers(c echo.Context) error {
+	ctx := c.Request().Context()
+	dir := directoryFrom(ctx)
+	f, start, count, err := s.listParams(c, userFilters)
+	if err != nil {
+		return err
+	}
+	users, total, err := s.store.FindUsers(ctx, store.UserQuery{DirectoryID: dir, Filter: f, Offset: start - 1, Limit: max(count, 1)})
+	if err != nil {
+		return filterFailure(err)
+	}
+	if count == 0 {
+		users = nil
+	}
+	out := listResponse{Schemas: []string{SchemaListResponse}, TotalResults: total, StartIndex: start, Resources: make([]doc, 0, len(users))}
+	for _, u := range users {
+		d, err := s.userResource(dir, u)
+		if err != nil {
+			return err
+		}
+		out.Resources = append(out.Resources, project(d, c.QueryParam("attributes"), c.QueryParam("excludedAttributes")))
+	}
+	out.ItemsPerPage = len(out.Resources)
+	return writeJSON(c, http.StatusOK, out)
+}
+
+// filterFailure: the store refuses a comparison it cannot render (already
+// screened by the translator); that is the client's filter, not our bug.
+func filterFailure(err error) error {
+	if errors.Is(err, store.ErrInvalid) {
+		return &Error{Status: http.StatusBadRequest, ScimType: typeInvalidFilter, Detail: strings.TrimPrefix(err.Error(), "store: "), Err: err}
+	}
+	return err
+}
+
+func (s *Server) replaceUser(c echo.Context) error {
+	ctx := c.Request().Context()
+	want, err := ifMatch(c.Request().Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	var body doc
+	if err := s.readJSON(c, &body); err != nil {
+		return err
+	}
+	d, err := inputDoc(body)
+	if err != nil {
+		return err
+	}
+	old, err := s.loadUser(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return s.updateUser(c, old, d, want)
+}
+
+func (s *Server) patchUser(c echo.Context) error {
+	ctx := c.Request().Context()
+	want, err := ifMatch(c.Request().Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	var req patchRequest
+	if err := s.readJSON(c, &req); err != nil {
+		return err
+	}
+	if err := req.validate(); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		old, err := s.loadUser(ctx, c.Param("id"))
+		if err != nil {
+			return err
+		}
+		d, err := decodeDoc(old.Attributes)
+		if err != nil {
+			return err
+		}
+		if err := applyPatch(d, req.Operations, SchemaUser); err != nil {
+			return err
+		}
+		version := want
+		if version == 0 {
+			version = old.Version
+		}
+		err = s.updateUser(c, old, d, version)
+		if want == 0 && attempt < patchRetries && errors.Is(err, store.ErrVersionMismatch) {
+			continue // no If-Match: the client asked for its change, not for a version
+		}
+		return err
+	}
+}
+
+// updateUser writes d over old (PUT and PATCH), announces the change and,
+// when the user is now inactive, revokes their sessions before answering.
+func (s *Server) updateUser(c echo.Context, old store.User, d doc, ifVersion int64) error {
+	ctx := c.Request().Context()
+	u := old
+	if err := userFields(d, &u); err != nil {
+		return err
+	}
+	if !strings.EqualFold(u.Email, old.Email) {
+		var err error
+		if u.EmailVerified, err = s.emailVerified(ctx, u.Email); err != nil {
+			return err
+		}
+	}
+	attrs, err := encodeDoc(d)
+	if err != nil {
+		return err
+	}
+	u.Attributes = attrs
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if u, err = s.store.UpdateUser(ctx, u, ifVersion); err != nil {
+			return userConflict(err)
+		}
+		typ := EventUserUpdated
+		if old.Active && !u.Active {
+			typ = EventUserDeactivated
+		}
+		ev, err := s.userEvent(ctx, u, d, true)
+		if err != nil {
+			return err
+		}
+		return s.emit(ctx, typ, ev)
+	})
+	if err != nil {
+		return err
+	}
+	// Revoke whenever the user is inactive, not only on the transition: a
+	// retried request must still end what a failed revocation left.
+	if !u.Active {
+		if err := s.deprovision(ctx, u.TenantID, u.ID); err != nil {
+			return err
+		}
+	}
+	return s.writeUser(c, http.StatusOK, directoryFrom(ctx), u)
+}
+
+func (s *Server) deleteUser(c echo.Context) error {
+	ctx := c.Request().Context()
+	u, err := s.loadUser(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	d, err := decodeDoc(u.Attributes)
+	if err != nil {
+		return err
+	}
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		ev, err := s.userEvent(ctx, u, d, true)
+		if err != nil {
+			return err
+		}
+		ev.State = "inactive"
+		if err := s.store.DeleteUser(ctx, u.ID); err != nil {
+			return err
+		}
+		return s.emit(ctx, EventUserDeleted, ev)
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.deprovision(ctx, u.TenantID, u.ID); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// deprovision ends every session of the user on every node (the sessions
+// store publishes the revocation; the broker sends back-channel logouts on
+// it) and calls the OnDeprovision hook.
+func (s *Server) deprovision(ctx context.Context, tenantID, userID string) error {
+	ended, err := s.sessions.RevokeUser(ctx, tenantID, userID)
+	if err != nil {
+		return fmt.Errorf("revoke sessions of %s: %w", userID, err)
+	}
+	if s.onDeprov != nil {
+		if err := s.onDeprov(ctx, tenantID, userID); err != nil {
+			return fmt.Errorf("deprovision hook for %s: %w", userID, err)
+		}
+	}
+	s.log.InfoContext(ctx, "scim deprovisioned user", "tenant_id", tenantID, "user_id", userID, "sessions_revoked", len(ended))
+	return nil
+}
+
+// emailVerified: an address is verified when its domain is one the tenant
+// has proven it owns; the directory is the tenant's own IdP speaking.
+func (s *Server) emailVerified(ctx context.Context, email string) (bool, error) {
+	_, domain, ok := strings.Cut(email, "@")
+	if !ok || domain == "" {
+		return false, nil
+	}
+	d, err := s.store.Domain(ctx, strings.ToLower(domain))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up domain: %w", err)
+	}
+	return d.Verified, nil
+}
