@@ -357,3 +357,5 @@ func wantErr(t *testing.T, err, want error, contains string) {
 		t.Fatalf("error %q does not mention %q", err, contains)
 	}
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -163,17 +163,9 @@ func (c *samlConnector) Begin(ctx context.Context, w http.ResponseWriter, r *htt
 	if err != nil {
 		return fmt.Errorf("saml: make AuthnRequest: %w", err)
 	}
-	if req.LoginHint != "" {
-		// Subject/NameID as a hint is widely ignored but harmless; Okta
-		// and Entra honour it.
-		authn.Subject = &saml.Subject{NameID: &saml.NameID{Format: string(saml.EmailAddressNameIDFormat), Value: req.LoginHint}}
-		if binding == saml.HTTPPostBinding {
-			authn.Signature = nil
-			if err := sp.SignAuthnRequest(authn); err != nil {
-				return fmt.Errorf("saml: sign AuthnRequest: %w", err)
-			}
-		}
-	}
+	// LoginHint is not sent as a Subject: IdPs that honour it refuse the
+	// login when the user signs in as someone else, and the email the
+	// broker routed by is checked against the tenant's domains anyway.
 	relay := randomToken()
 	rec, _ := json.Marshal(samlPending{ConnectionID: c.conn.ID, SAMLRequestID: authn.ID, BrokerRequestID: req.RequestID})
 	if err := c.reg.cfg.Once.Put(ctx, pendingKey("saml", relay), rec, c.reg.cfg.LoginTTL); err != nil {

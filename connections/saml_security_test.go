@@ -265,8 +265,8 @@ func TestSAMLDTD(t *testing.T) {
 	body := strings.SplitN(string(good), "?>", 2)
 	payload := body[len(body)-1]
 	cases := map[string]string{
-		"billion laughs": `<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>` + payload,
-		"external entity": `<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>` + payload,
+		"billion laughs":     `<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>` + payload,
+		"external entity":    `<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>` + payload,
 		"lower-case doctype": `<!doctype r>` + payload,
 	}
 	// An entity reference in signed content is refused as well.

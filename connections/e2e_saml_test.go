@@ -1,0 +1,295 @@
+package connections
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crewjam/saml"
+
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/sessions/sessionstest"
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
+)
+
+// idpServer runs crewjam/saml's IdentityProvider over HTTP: the real IdP
+// code, in process. It logs in whoever user says, and learns SP metadata
+// from the broker's metadata URL, as a real IdP admin would paste it.
+type idpServer struct {
+	*testIdP
+	srv  *httptest.Server
+	idp  *saml.IdentityProvider
+	user string
+}
+
+func newIdPServer(t *testing.T, keyIndex int) *idpServer {
+	s := &idpServer{testIdP: newTestIdP(t, keyIndex), user: "alice"}
+	mux := http.NewServeMux()
+	s.srv = httptest.NewServer(mux)
+	t.Cleanup(s.srv.Close)
+	md, _ := url.Parse(s.srv.URL + "/metadata")
+	sso, _ := url.Parse(s.srv.URL + "/sso")
+	s.entityID, s.ssoURL = md.String(), sso.String()
+	s.idp = &saml.IdentityProvider{
+		Key: s.key, Signer: s.key, Certificate: s.cert, MetadataURL: *md, SSOURL: *sso,
+		SessionProvider:         s,
+		ServiceProviderProvider: s,
+	}
+	mux.HandleFunc("/metadata", s.idp.ServeMetadata)
+	mux.HandleFunc("/sso", s.idp.ServeSSO)
+	return s
+}
+
+func (s *idpServer) GetSession(w http.ResponseWriter, r *http.Request, req *saml.IdpAuthnRequest) *saml.Session {
+	return &saml.Session{
+		ID: "sess-" + s.user, CreateTime: time.Now(), ExpireTime: time.Now().Add(time.Hour), Index: "1",
+		NameID: "00u-" + s.user, NameIDFormat: string(saml.PersistentNameIDFormat),
+		UserEmail: s.user + "@example.com", UserGivenName: strings.ToUpper(s.user[:1]) + s.user[1:], UserSurname: "Example",
+		CustomAttributes: []saml.Attribute{{Name: "groups", Values: []saml.AttributeValue{{Type: "xs:string", Value: "Everyone"}}}},
+	}
+}
+
+func (s *idpServer) GetServiceProvider(r *http.Request, id string) (*saml.EntityDescriptor, error) {
+	// The SP entity id is {issuer}/sso/saml/{conn}; its metadata is beside.
+	resp, err := http.Get(id + "/metadata")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, os.ErrNotExist
+	}
+	b, _ := io.ReadAll(resp.Body)
+	var ed saml.EntityDescriptor
+	if err := xml.Unmarshal(b, &ed); err != nil {
+		return nil, err
+	}
+	return &ed, nil
+}
+
+var formField = regexp.MustCompile(`name="(\w+)" value="([^"]*)"`)
+var formAction = regexp.MustCompile(`action="([^"]+)"`)
+
+// browser follows a login like a browser would: Begin's redirect (or
+// form) to the IdP, the IdP's auto-submitting form to the ACS.
+func samlLogin(t *testing.T, e *env, idp *idpServer, conn store.Connection, brokerReq string) *http.Response {
+	t.Helper()
+	ctx := store.WithTenant(context.Background(), conn.TenantID)
+	cn, err := e.reg.Connector(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	if err := cn.Begin(ctx, rec, httptest.NewRequest("GET", "/authorize", nil), LoginRequest{RequestID: brokerReq, LoginHint: idp.user + "@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	var idpResp *http.Response
+	switch rec.Code {
+	case http.StatusFound: // HTTP-Redirect binding
+		loc := rec.Header().Get("Location")
+		if !strings.HasPrefix(loc, idp.srv.URL+"/sso?") || !strings.Contains(loc, "Signature=") || !strings.Contains(loc, "SigAlg=") {
+			t.Fatalf("redirect to %q: want a signed HTTP-Redirect AuthnRequest", loc)
+		}
+		idpResp, err = http.Get(loc)
+	case http.StatusOK: // HTTP-POST binding
+		form := url.Values{}
+		for _, m := range formField.FindAllStringSubmatch(rec.Body.String(), -1) {
+			form.Set(m[1], htmlUnescape(m[2]))
+		}
+		idpResp, err = http.PostForm(idp.srv.URL+"/sso", form)
+	default:
+		t.Fatalf("Begin answered %d", rec.Code)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(idpResp.Body)
+	idpResp.Body.Close()
+	if idpResp.StatusCode != 200 {
+		t.Fatalf("IdP answered %d: %s", idpResp.StatusCode, body)
+	}
+	form := url.Values{}
+	for _, m := range formField.FindAllStringSubmatch(string(body), -1) {
+		form.Set(m[1], htmlUnescape(m[2]))
+	}
+	action := formAction.FindStringSubmatch(string(body))
+	if action == nil || form.Get("SAMLResponse") == "" {
+		t.Fatalf("IdP page has no SAMLResponse form: %s", body)
+	}
+	if want := acsURL(e.issuer, conn.ID); htmlUnescape(action[1]) != want {
+		t.Fatalf("IdP posts to %q, want %q", action[1], want)
+	}
+	resp, err := http.PostForm(htmlUnescape(action[1]), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func htmlUnescape(s string) string {
+	return strings.NewReplacer("&#43;", "+", "&#x2B;", "+", "&amp;", "&", "&#61;", "=", "&#x3D;", "=", "&#47;", "/", "&#34;", `"`, "&quot;", `"`).Replace(s)
+}
+
+type backend struct {
+	name string
+	open func(t *testing.T) envOpts
+}
+
+var backends = []backend{
+	{"sqlite+memory", func(t *testing.T) envOpts { return envOpts{db: storetest.SQLite(t), once: sessions.NewMemory()} }},
+	{"postgres+redis", func(t *testing.T) envOpts {
+		r := sessionstest.NewRedis(t)
+		return envOpts{db: storetest.Postgres(t), once: r, sessions: r}
+	}},
+}
+
+func TestSAMLEndToEnd(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := newEnv(t, b.open(t))
+			idp := newIdPServer(t, 0)
+			for _, binding := range []string{BindingRedirect, BindingPost} {
+				t.Run(binding, func(t *testing.T) {
+					// The IdP is configured from its metadata URL, fetched
+					// through the safe client.
+					conn, err := e.reg.CreateConnection(e.ctx, store.ConnectionSAML, "IdP "+binding, Settings{SAML: &SAMLSettings{IdPMetadataURL: ptr(idp.srv.URL + "/metadata")}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if conn.Status != store.ConnectionActive {
+						t.Fatalf("status = %s, want active", conn.Status)
+					}
+					if binding == BindingPost {
+						conn, err = e.reg.UpdateConnection(e.ctx, conn.ID, Update{Settings: Settings{SAML: &SAMLSettings{
+							IdPEntityID: ptr(idp.entityID), IdPSSOURL: ptr(idp.ssoURL), IdPSSOBinding: ptr(BindingPost),
+							IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}}})
+						if err != nil {
+							t.Fatal(err)
+						}
+					}
+					resp := samlLogin(t, e, idp, conn, "authreq-"+binding)
+					c := e.last()
+					if c.err != nil || resp.StatusCode != 200 {
+						t.Fatalf("login failed: %d %v", resp.StatusCode, c.err)
+					}
+					p := c.res.Profile
+					if c.res.RequestID != "authreq-"+binding || p.Email != "alice@example.com" || p.IdPSubject != "00u-alice" ||
+						p.GivenName != "Alice" || p.FamilyName != "Example" || len(p.Groups) != 1 || p.TenantID != e.tenant ||
+						p.ConnectionID != conn.ID || p.ConnectionType != store.ConnectionSAML || c.conn.ID != conn.ID {
+						t.Fatalf("result = %+v", c.res)
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestSAMLMetadataEndpoint(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	// A draft connection (no IdP yet) already publishes SP metadata.
+	conn, err := e.reg.CreateConnection(e.ctx, store.ConnectionSAML, "Draft", Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conn.Status != store.ConnectionDraft {
+		t.Fatalf("status = %s", conn.Status)
+	}
+	resp, err := http.Get(e.srv.URL + "/sso/saml/" + conn.ID + "/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var ed saml.EntityDescriptor
+	if resp.StatusCode != 200 || xml.Unmarshal(b, &ed) != nil {
+		t.Fatalf("metadata: %d %s", resp.StatusCode, b)
+	}
+	sp := ed.SPSSODescriptors[0]
+	if ed.EntityID != spEntityID(e.issuer, conn.ID) || len(sp.AssertionConsumerServices) != 1 ||
+		sp.AssertionConsumerServices[0].Binding != saml.HTTPPostBinding || sp.AssertionConsumerServices[0].Location != acsURL(e.issuer, conn.ID) ||
+		!*sp.AuthnRequestsSigned || !*sp.WantAssertionsSigned || len(sp.KeyDescriptors) != 2 ||
+		sp.NameIDFormats[0] != saml.PersistentNameIDFormat || strings.Contains(string(b), "Artifact") {
+		t.Fatalf("metadata not as expected:\n%s", b)
+	}
+	for _, path := range []string{"/sso/saml/conn_nope/metadata", "/sso/saml/not-an-id/metadata"} {
+		resp, _ := http.Get(e.srv.URL + path)
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Fatalf("%s = %d, want 404", path, resp.StatusCode)
+		}
+	}
+}
+
+func TestACSUnknownInactiveAndCrossTenant(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	conn := e.samlConn(idp, nil)
+	raw := idp.response(t, e.issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: e.clock.Now()})
+
+	// Unknown connection: CompleteFunc gets ErrNotFound, never a 500.
+	resp := e.postACS(store.Connection{ID: "conn_unknown"}, raw, "x")
+	if c := e.last(); resp.StatusCode != 400 || !errorsIs(c.err, ErrNotFound) {
+		t.Fatalf("unknown: %d %v", resp.StatusCode, c.err)
+	}
+	// Malformed input: 4xx through CompleteFunc.
+	for _, body := range []string{"SAMLResponse=%%%", "SAMLResponse=bm90IHhtbA==", "RelayState=x", strings.Repeat("a", MaxACSBodyBytes+10)} {
+		r, err := http.Post(e.srv.URL+"/sso/saml/"+conn.ID+"/acs", "application/x-www-form-urlencoded", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if c := e.last(); r.StatusCode != 400 || c.err == nil {
+			t.Fatalf("malformed %.20q: %d %v", body, r.StatusCode, c.err)
+		}
+	}
+	// Another tenant's connection, same IdP: its ACS refuses an assertion
+	// addressed to conn (audience), and conn's RelayState does not open it.
+	other := e.newTenant("Globex", "globex.example")
+	octx := store.WithTenant(context.Background(), other)
+	connB, err := e.reg.CreateConnection(octx, store.ConnectionSAML, "Globex IdP", Settings{SAML: &SAMLSettings{
+		IdPEntityID: ptr(idp.entityID), IdPSSOURL: ptr(idp.ssoURL), IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := e.pend(conn, "id-1", "b")
+	resp = e.postACS(connB, raw, relay)
+	if c := e.last(); resp.StatusCode != 400 || !errorsIs(c.err, ErrRequestMismatch) {
+		t.Fatalf("cross-connection RelayState: %d %v", resp.StatusCode, c.err)
+	}
+	rawB := idp.response(t, e.issuer, connB, respOpts{signAssertion: true, inResponseTo: "id-2", issuedAt: e.clock.Now()})
+	resp = e.postACS(conn, rawB, e.pend(conn, "id-2", "b"))
+	if c := e.last(); resp.StatusCode != 400 || !(errorsIs(c.err, ErrAudienceMismatch) || errorsIs(c.err, ErrDestinationMismatch)) {
+		t.Fatalf("cross-tenant audience: %d %v", resp.StatusCode, c.err)
+	}
+	// Tenant B's context cannot read, change or delete tenant A's connection.
+	if _, err := e.db.Connection(octx, conn.ID); !errorsIs(err, store.ErrNotFound) {
+		t.Fatalf("cross-tenant read: %v", err)
+	}
+	if _, err := e.reg.UpdateConnection(octx, conn.ID, Update{Name: ptr("pwned")}); !errorsIs(err, ErrNotFound) {
+		t.Fatalf("cross-tenant update: %v", err)
+	}
+	if err := e.reg.DeleteConnection(octx, conn.ID); !errorsIs(err, ErrNotFound) {
+		t.Fatalf("cross-tenant delete: %v", err)
+	}
+
+	// Inactive: refused with ErrConnectionInactive.
+	if _, err := e.reg.UpdateConnection(e.ctx, conn.ID, Update{Status: ptr(store.ConnectionInactive)}); err != nil {
+		t.Fatal(err)
+	}
+	resp = e.postACS(conn, raw, e.pend(conn, "id-1", "b"))
+	if c := e.last(); resp.StatusCode != 400 || !errorsIs(c.err, ErrConnectionInactive) {
+		t.Fatalf("inactive: %d %v", resp.StatusCode, c.err)
+	}
+	_ = fmt.Sprint
+}
