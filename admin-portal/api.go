@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -27,6 +28,9 @@ type APIConfig struct {
 	// Logger receives what the client is not told (causes of 500s, deleted
 	// tenants). Nil discards.
 	Logger *slog.Logger
+	// Sessions revokes broker sessions (POST /users/{id}/revoke_sessions);
+	// nil leaves that route out.
+	Sessions sessions.Store
 }
 
 // API is the operator API. Create it with NewAPI and Mount it.
@@ -35,6 +39,7 @@ type API struct {
 	resolver      TXTResolver
 	log           *slog.Logger
 	verifyTimeout time.Duration
+	sessions      sessions.Store
 }
 
 // NewAPI returns the operator API over cfg.Store. It panics when Store is
@@ -48,6 +53,7 @@ func NewAPI(cfg APIConfig) *API {
 		resolver:      cfg.Resolver,
 		log:           cfg.Logger,
 		verifyTimeout: 10 * time.Second,
+		sessions:      cfg.Sessions,
 	}
 	if a.resolver == nil {
 		a.resolver = net.DefaultResolver
@@ -77,4 +83,9 @@ func (a *API) Mount(e *echo.Echo) {
 	t.GET("/domains/:dom", a.getDomain)
 	t.DELETE("/domains/:dom", a.deleteDomain)
 	t.POST("/domains/:dom/verify", a.verifyDomain)
+
+	g.POST("/applications", a.createApplication)
+	if a.sessions != nil {
+		g.POST("/users/:id/revoke_sessions", a.revokeUserSessions)
+	}
 }

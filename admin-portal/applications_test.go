@@ -1,0 +1,78 @@
+package adminportal_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/idbroker/idbroker/secrets"
+)
+
+func TestCreateApplication(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		var out struct {
+			ID           string  `json:"id"`
+			ClientID     string  `json:"client_id"`
+			ClientSecret *string `json:"client_secret"`
+			Alg          string  `json:"id_token_signed_response_alg"`
+		}
+		e.must(http.StatusCreated, "POST", "/applications", map[string]any{
+			"name": "Dashboard", "redirect_uris": []string{"https://app.example/cb"},
+			"backchannel_logout_uri": "https://app.example/bcl",
+		}).decode(t, &out)
+		if out.ID == "" || out.ClientID != out.ID || out.ClientSecret == nil || !strings.HasPrefix(*out.ClientSecret, "idb_cs_") || out.Alg != "RS256" {
+			t.Fatalf("created %+v", out)
+		}
+		app, err := e.st.Application(context.Background(), out.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !secrets.Equal(app.SecretHash, secrets.HashToken(*out.ClientSecret)) {
+			t.Fatal("stored hash does not match the secret shown")
+		}
+
+		var pub struct {
+			ClientSecret *string `json:"client_secret"`
+			Alg          string  `json:"id_token_signed_response_alg"`
+		}
+		e.must(http.StatusCreated, "POST", "/applications", map[string]any{
+			"name": "CLI", "public": true, "redirect_uris": []string{"http://127.0.0.1/cb", "com.example.cli:/cb"},
+			"id_token_signed_response_alg": "ES256",
+		}).decode(t, &pub)
+		if pub.ClientSecret != nil || pub.Alg != "ES256" {
+			t.Fatalf("public client %+v", pub)
+		}
+
+		before, _, _ := e.st.ListApplications(context.Background(), storePage())
+		bad := map[string]map[string]any{
+			"no redirect":        {"name": "x"},
+			"empty redirects":    {"name": "x", "redirect_uris": []string{}},
+			"relative":           {"name": "x", "redirect_uris": []string{"/cb"}},
+			"fragment":           {"name": "x", "redirect_uris": []string{"https://a.example/cb#x"}},
+			"plain http":         {"name": "x", "redirect_uris": []string{"http://a.example/cb"}},
+			"custom scheme conf": {"name": "x", "redirect_uris": []string{"com.example.app:/cb"}},
+			"alg":                {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "id_token_signed_response_alg": "HS256"},
+			"no name":            {"redirect_uris": []string{"https://a.example/cb"}},
+			"unknown field":      {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "grant_types": []string{"implicit"}},
+			"duplicate":          {"name": "x", "redirect_uris": []string{"https://a.example/cb", "https://a.example/cb"}},
+			"bcl http":           {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "backchannel_logout_uri": "http://a.example/bcl"},
+			"public bad type":    {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "public": "yes"},
+		}
+		for name, body := range bad {
+			t.Run(name, func(t *testing.T) {
+				r := e.call("POST", "/applications", body)
+				if r.status != http.StatusBadRequest || r.err(t).Code != "invalid_request" {
+					t.Fatalf("status %d: %s", r.status, r.body)
+				}
+			})
+		}
+		after, _, _ := e.st.ListApplications(context.Background(), storePage())
+		if len(after) != len(before) {
+			t.Fatalf("refused requests stored applications: %d → %d", len(before), len(after))
+		}
+		if r := e.call("POST", "/applications", map[string]any{"name": "x", "redirect_uris": []string{"https://a.example/cb"}}, "Authorization", "Bearer nope"); r.status != http.StatusUnauthorized {
+			t.Fatalf("without a key: %d", r.status)
+		}
+	})
+}

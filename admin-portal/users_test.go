@@ -1,0 +1,90 @@
+package adminportal_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	adminportal "github.com/idbroker/idbroker/admin-portal"
+	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
+)
+
+func storePage() store.Page { return store.Page{Limit: 100} }
+
+// newSessionEnv is newEnv with a session store behind the API.
+func newSessionEnv(t *testing.T, st *store.DB, ss sessions.Store) *env {
+	t.Helper()
+	srv := server.New(server.Config{BodyLimit: testBodyLimit})
+	adminportal.NewAPI(adminportal.APIConfig{Store: st, Sessions: ss, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Mount(srv.Echo())
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	key, k, err := adminportal.CreateAPIKey(context.Background(), st, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, st: st, url: ts.URL + "/api/v1", key: key, keyID: k.ID}
+}
+
+func TestRevokeUserSessions(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		open func(testing.TB) *store.DB
+	}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}} {
+		t.Run(b.name, func(t *testing.T) {
+			st := b.open(t)
+			ss := sessions.NewMemory()
+			e := newSessionEnv(t, st, ss)
+			bg := context.Background()
+			user := func(tenant string) (string, string) {
+				tn, err := st.CreateTenant(bg, store.Tenant{Name: tenant})
+				if err != nil {
+					t.Fatal(err)
+				}
+				u, err := st.CreateUser(store.WithTenant(bg, tn.ID), store.User{Email: "u@" + tenant + ".test", Active: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range 2 {
+					if err := ss.Create(bg, sessions.Session{ID: store.NewID(store.PrefixSession), TenantID: tn.ID, UserID: u.ID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return tn.ID, u.ID
+			}
+			ta, ua := user("a")
+			tb, ub := user("b")
+
+			e.must(http.StatusNoContent, "POST", "/users/"+ua+"/revoke_sessions", nil)
+			if left, _ := ss.ListUser(bg, ta, ua); len(left) != 0 {
+				t.Fatalf("%d sessions left", len(left))
+			}
+			// Another tenant's user is untouched.
+			if left, _ := ss.ListUser(bg, tb, ub); len(left) != 2 {
+				t.Fatalf("cross-tenant: %d sessions of user b left, want 2", len(left))
+			}
+			if rows := e.audits(ta, "user.sessions_revoked"); len(rows) != 1 || rows[0].Resource.ID != ua {
+				t.Fatalf("audit %+v", rows)
+			}
+			// Idempotent, and unknown or garbage ids are 404.
+			e.must(http.StatusNoContent, "POST", "/users/"+ua+"/revoke_sessions", nil)
+			for _, id := range []string{store.NewID(store.PrefixUser), "usr_x", "tnt_" + ua[4:], "%27--"} {
+				if r := e.call("POST", "/users/"+id+"/revoke_sessions", nil); r.status != http.StatusNotFound {
+					t.Errorf("%s: status %d", id, r.status)
+				}
+			}
+			if r := e.call("POST", "/users/"+ub+"/revoke_sessions", nil, "Authorization", "Bearer idb_sk_wrong"); r.status != http.StatusUnauthorized {
+				t.Fatalf("bad key: %d", r.status)
+			}
+			if left, _ := ss.ListUser(bg, tb, ub); len(left) != 2 {
+				t.Fatal("unauthenticated call revoked sessions")
+			}
+		})
+	}
+}
