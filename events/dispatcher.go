@@ -1,0 +1,206 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxAge    = 72 * time.Hour
+	DefaultInterval  = time.Second
+	DefaultBatch     = 50
+	DefaultTimeout   = 10 * time.Second
+	DefaultBaseDelay = 10 * time.Second
+	DefaultMaxDelay  = time.Hour
+)
+
+// Config configures a Dispatcher.
+type Config struct {
+	// Store is required.
+	Store store.Store
+	// Client sends the webhooks. Use the broker's safe outbound client
+	// (refusing private addresses, capping redirects and size); nil means
+	// a plain client with Timeout, for tests and development only.
+	Client *http.Client
+	Logger *slog.Logger
+	// Now is the clock (tests move it); nil means time.Now.
+	Now func() time.Time
+	// MaxAge is how long after its event a failing delivery is retried
+	// before it is dead-lettered; at least 24 h (DefaultMaxAge).
+	MaxAge time.Duration
+	// Interval between polls when there was nothing to do.
+	Interval time.Duration
+	// Batch is how many deliveries one poll claims.
+	Batch int
+	// Timeout bounds one attempt; the claim's lease is three times as long.
+	Timeout time.Duration
+	// BaseDelay and MaxDelay shape the backoff: the n-th retry waits
+	// BaseDelay·2^(n-1), capped at MaxDelay, jittered down by up to half.
+	BaseDelay, MaxDelay time.Duration
+}
+
+// Dispatcher delivers the outbox to webhooks.
+type Dispatcher struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Dispatcher.
+func New(cfg Config) (*Dispatcher, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("events: Store is required")
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.MaxAge < 24*time.Hour {
+		return nil, fmt.Errorf("events: MaxAge %v is under the 24 h retry promise", cfg.MaxAge)
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultBatch
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.BaseDelay <= 0 {
+		cfg.BaseDelay = DefaultBaseDelay
+	}
+	if cfg.MaxDelay <= 0 {
+		cfg.MaxDelay = DefaultMaxDelay
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: cfg.Timeout}
+	}
+	d := &Dispatcher{cfg: cfg, log: cfg.Logger}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	return d, nil
+}
+
+// Run delivers until ctx is done.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	for {
+		n, err := d.DeliverDue(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.log.ErrorContext(ctx, "webhook dispatch failed", "error", err)
+		}
+		if n > 0 && err == nil {
+			continue // there may be more due
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d.cfg.Interval):
+		}
+	}
+}
+
+// DeliverDue claims the deliveries due now, attempts each once and records
+// the outcomes. It reports how many it attempted.
+func (d *Dispatcher) DeliverDue(ctx context.Context) (int, error) {
+	now := d.cfg.Now()
+	claimed, err := d.cfg.Store.ClaimDeliveries(ctx, now, 3*d.cfg.Timeout, d.cfg.Batch)
+	if err != nil {
+		return 0, fmt.Errorf("events: claim deliveries: %w", err)
+	}
+	hooks := map[string]store.Webhook{}
+	for _, dl := range claimed {
+		res := d.attempt(ctx, dl, hooks)
+		if err := d.cfg.Store.RecordDelivery(context.WithoutCancel(ctx), dl.ID, res); err != nil {
+			return len(claimed), fmt.Errorf("events: record delivery %s: %w", dl.ID, err)
+		}
+	}
+	return len(claimed), nil
+}
+
+// payload is the webhook body: the event as GET /api/v1/events shows it.
+type payload struct {
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	TenantID  string          `json:"tenant_id,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	Data      json.RawMessage `json:"data"`
+}
+
+func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks map[string]store.Webhook) store.DeliveryResult {
+	ev, err := d.cfg.Store.Event(ctx, dl.EventID)
+	if err != nil {
+		return store.DeliveryResult{Status: store.DeliveryDead, Error: "event unavailable: " + err.Error()}
+	}
+	hook, ok := hooks[dl.WebhookID]
+	if !ok {
+		if hook, err = d.cfg.Store.Webhook(ctx, dl.WebhookID); err != nil {
+			return d.failed(dl, ev, 0, "webhook unavailable: "+err.Error())
+		}
+		hooks[dl.WebhookID] = hook
+	}
+	body, err := json.Marshal(payload{ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, CreatedAt: ev.CreatedAt, Data: ev.Data})
+	if err != nil {
+		return store.DeliveryResult{Status: store.DeliveryDead, Error: "encode event: " + err.Error()}
+	}
+	actx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, hook.URL, bytes.NewReader(body))
+	if err != nil {
+		return d.failed(dl, ev, 0, "bad webhook url")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "idbroker-webhooks/1")
+	req.Header.Set(HeaderEventID, ev.ID)
+	req.Header.Set(HeaderEventType, ev.Type)
+	req.Header.Set(HeaderDelivery, dl.ID)
+	req.Header.Set(HeaderSignature, Sign(hook.Secret, d.cfg.Now(), body))
+	resp, err := d.cfg.Client.Do(req)
+	if err != nil {
+		// The error names the URL and the network failure, never the
+		// secret or the body.
+		return d.failed(dl, ev, 0, err.Error())
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return store.DeliveryResult{Status: store.DeliverySucceeded, StatusCode: resp.StatusCode}
+	}
+	return d.failed(dl, ev, resp.StatusCode, "HTTP "+resp.Status)
+}
+
+// failed schedules the next attempt, or dead-letters the delivery once
+// its event is older than MaxAge.
+func (d *Dispatcher) failed(dl store.Delivery, ev store.Event, code int, why string) store.DeliveryResult {
+	now := d.cfg.Now()
+	if len(why) > 500 {
+		why = why[:500]
+	}
+	if now.Sub(ev.CreatedAt) >= d.cfg.MaxAge {
+		return store.DeliveryResult{Status: store.DeliveryDead, StatusCode: code, Error: why}
+	}
+	return store.DeliveryResult{Status: store.DeliveryFailed, StatusCode: code, Error: why, NextAttemptAt: now.Add(d.backoff(dl.Attempts))}
+}
+
+// backoff is the wait after the attempts-th failure.
+func (d *Dispatcher) backoff(attempts int) time.Duration {
+	delay := d.cfg.BaseDelay
+	for i := 1; i < attempts && delay < d.cfg.MaxDelay; i++ {
+		delay *= 2 // doubling stops at the cap, so it cannot overflow
+	}
+	delay = min(delay, d.cfg.MaxDelay)
+	return delay/2 + rand.N(delay/2+1)
+}

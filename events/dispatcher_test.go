@@ -1,0 +1,262 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/events"
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// receiver is a webhook endpoint that verifies signatures and answers
+// with the statuses it is told, in order (then 200).
+type receiver struct {
+	t        *testing.T
+	secret   string
+	clock    *clock
+	mu       sync.Mutex
+	statuses []int
+	got      []string // event ids, in arrival order
+	inFlight map[string]bool
+	overlap  atomic.Int32
+}
+
+func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if err := events.Verify(rv.secret, r.Header.Get(events.HeaderSignature), body, rv.clock.Now(), 5*time.Minute); err != nil {
+		rv.t.Errorf("signature: %v", err)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var p struct{ ID, Type string }
+	if err := json.Unmarshal(body, &p); err != nil || p.ID != r.Header.Get(events.HeaderEventID) {
+		rv.t.Errorf("body %s, event id header %q", body, r.Header.Get(events.HeaderEventID))
+	}
+	rv.mu.Lock()
+	if rv.inFlight[p.ID] {
+		rv.overlap.Add(1)
+	}
+	rv.inFlight[p.ID] = true
+	rv.mu.Unlock()
+	time.Sleep(2 * time.Millisecond) // widen the window a double send would need
+	rv.mu.Lock()
+	delete(rv.inFlight, p.ID)
+	rv.got = append(rv.got, p.ID)
+	status := http.StatusOK
+	if len(rv.statuses) > 0 {
+		status, rv.statuses = rv.statuses[0], rv.statuses[1:]
+	}
+	rv.mu.Unlock()
+	w.WriteHeader(status)
+}
+
+type fixture struct {
+	st    *store.DB
+	clock *clock
+	rv    *receiver
+	hook  store.Webhook
+	ctx   context.Context
+	tn    string
+}
+
+func newFixture(t *testing.T, st *store.DB, statuses ...int) *fixture {
+	c := &clock{t: time.Now().Add(time.Second)} // just after the events the test appends
+	rv := &receiver{t: t, secret: "whsec_test", clock: c, statuses: statuses, inFlight: map[string]bool{}}
+	hs := httptest.NewServer(rv)
+	t.Cleanup(hs.Close)
+	hook, err := st.CreateWebhook(context.Background(), store.Webhook{URL: hs.URL, Events: []string{"dsync.user.created"}, Secret: rv.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, err := st.CreateTenant(context.Background(), store.Tenant{Name: "Acme", Status: store.TenantActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{st: st, clock: c, rv: rv, hook: hook, ctx: store.WithTenant(context.Background(), tn.ID), tn: tn.ID}
+}
+
+func (f *fixture) append(t *testing.T, typ string) store.Event {
+	t.Helper()
+	e, err := f.st.AppendEvent(f.ctx, store.Event{TenantID: f.tn, Type: typ, Data: json.RawMessage(`{"id":"usr_1"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (f *fixture) dispatcher(t *testing.T) *events.Dispatcher {
+	d, err := events.New(events.Config{Store: f.st, Now: f.clock.Now, Timeout: 5 * time.Second, BaseDelay: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func deliveries(t *testing.T, st *store.DB, q store.DeliveryQuery) []store.Delivery {
+	t.Helper()
+	l, _, err := st.ListDeliveries(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestRetryAfterServerErrorThenSuccess(t *testing.T) {
+	for _, b := range []func(testing.TB) *store.DB{storetest.SQLite, storetest.Postgres} {
+		f := newFixture(t, b(t), http.StatusInternalServerError)
+		ev := f.append(t, "dsync.user.created")
+		f.append(t, "dsync.group.created") // not subscribed
+		d := f.dispatcher(t)
+		ctx := context.Background()
+		if n, err := d.DeliverDue(ctx); err != nil || n != 1 {
+			t.Fatalf("first pass: %d, %v", n, err)
+		}
+		dl := deliveries(t, f.st, store.DeliveryQuery{EventID: ev.ID})[0]
+		if dl.Status != store.DeliveryFailed || dl.LastStatusCode != 500 || dl.Attempts != 1 {
+			t.Fatalf("after a 500: %+v", dl)
+		}
+		if n, _ := d.DeliverDue(ctx); n != 0 {
+			t.Fatalf("retried before the backoff: %d", n)
+		}
+		f.clock.Add(2 * time.Minute)
+		if n, err := d.DeliverDue(ctx); err != nil || n != 1 {
+			t.Fatalf("retry pass: %d, %v", n, err)
+		}
+		dl = deliveries(t, f.st, store.DeliveryQuery{EventID: ev.ID})[0]
+		if dl.Status != store.DeliverySucceeded || dl.Attempts != 2 || dl.LastStatusCode != 200 {
+			t.Fatalf("after retry: %+v", dl)
+		}
+		if len(f.rv.got) != 2 || f.rv.got[0] != ev.ID || f.rv.got[1] != ev.ID {
+			t.Fatalf("receiver got %v", f.rv.got)
+		}
+	}
+}
+
+func TestDeadLetterAfterMaxAge(t *testing.T) {
+	st := storetest.SQLite(t)
+	f := newFixture(t, st, repeat(http.StatusServiceUnavailable, 1000)...)
+	ev := f.append(t, "dsync.user.created")
+	d := f.dispatcher(t)
+	ctx := context.Background()
+	attempts := 0
+	for range 200 {
+		n, err := d.DeliverDue(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		attempts += n
+		if dl := deliveries(t, st, store.DeliveryQuery{EventID: ev.ID})[0]; dl.Status == store.DeliveryDead {
+			if age := f.clock.Now().Sub(ev.CreatedAt); age < 72*time.Hour {
+				t.Fatalf("dead after %v, before MaxAge", age)
+			}
+			if attempts < 10 || dl.Attempts != attempts {
+				t.Fatalf("dead after %d attempts (%+v)", attempts, dl)
+			}
+			return
+		}
+		f.clock.Add(time.Hour)
+	}
+	t.Fatal("never dead-lettered")
+}
+
+// TestTwoDispatchersNeverOverlap: two broker nodes poll one Postgres; each
+// event reaches the receiver exactly once and never twice at a time.
+func TestTwoDispatchersNeverOverlap(t *testing.T) {
+	st := storetest.Postgres(t)
+	f := newFixture(t, st)
+	const n = 60
+	for range n {
+		f.append(t, "dsync.user.created")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 2 {
+		d, err := events.New(events.Config{Store: st, Now: f.clock.Now, Batch: 5, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if k, err := d.DeliverDue(ctx); err != nil {
+					t.Error(err)
+					return
+				} else if k == 0 {
+					f.rv.mu.Lock()
+					done := len(f.rv.got) >= n
+					f.rv.mu.Unlock()
+					if done {
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[string]int{}
+	for _, id := range f.rv.got {
+		seen[id]++
+	}
+	if len(f.rv.got) != n || len(seen) != n || f.rv.overlap.Load() != 0 {
+		t.Fatalf("%d deliveries of %d events, %d overlapping", len(f.rv.got), len(seen), f.rv.overlap.Load())
+	}
+}
+
+func TestSignature(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	body := []byte(`{"id":"evt_1"}`)
+	h := events.Sign("s3cret", now, body)
+	if h[:13] != "t=1700000000," {
+		t.Fatalf("header %s", h)
+	}
+	for name, tc := range map[string]struct {
+		secret, header string
+		body           []byte
+		at             time.Time
+		ok             bool
+	}{
+		"valid":        {"s3cret", h, body, now, true},
+		"wrong secret": {"other", h, body, now, false},
+		"altered body": {"s3cret", h, []byte(`{"id":"evt_2"}`), now, false},
+		"stale":        {"s3cret", h, body, now.Add(10 * time.Minute), false},
+		"garbage":      {"s3cret", "v1=abc", body, now, false},
+		"empty":        {"s3cret", "", body, now, false},
+	} {
+		err := events.Verify(tc.secret, tc.header, tc.body, tc.at, 5*time.Minute)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func repeat(v, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}

@@ -1,0 +1,19 @@
+// Package events delivers the broker's event stream to the vendor's
+// webhooks.
+//
+// The outbox is the events table: every change appends its event in the
+// transaction that makes the change (store.AppendEvent inside store.InTx),
+// and the database enqueues one delivery per subscribed webhook in that same
+// transaction. A Dispatcher, running on every broker node, claims due
+// deliveries (a lease taken with FOR UPDATE SKIP LOCKED on PostgreSQL, so
+// two nodes never hold one delivery at once), POSTs each signed with the
+// webhook's secret, and records the outcome: 2xx succeeds; anything else is
+// retried with exponential backoff and jitter until MaxAge (at least 24 h)
+// has passed since the event, after which the delivery is dead-lettered.
+// Delivery is therefore at least once: receivers deduplicate on the event's
+// stable id, which every attempt carries.
+//
+// Signatures follow the contract: header
+// IDBroker-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>.
+// Sign and Verify implement both sides.
+package events
