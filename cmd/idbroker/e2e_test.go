@@ -81,6 +81,8 @@ func testDataSurvivesRestart(t *testing.T, env map[string]string) {
 		t.Errorf("GET /readyz = %d %+v, want 200 with database and cache ok", code, h)
 	}
 
+	checkSurfaces(t, b)
+
 	if code := b.do("GET", "/api/v1/tenants", "", nil, nil); code != http.StatusUnauthorized {
 		t.Errorf("GET /api/v1/tenants without a key = %d, want 401", code)
 	}
@@ -98,12 +100,17 @@ func testDataSurvivesRestart(t *testing.T, env map[string]string) {
 		t.Fatalf("created tenant = %+v, want tnt_… Acme Corp active", created)
 	}
 
+	kidsBefore := jwksKIDs(t, b)
 	b.stop()
 	b = startBroker(t, env)
 
 	var got tenantJSON
 	if code := b.do("GET", "/api/v1/tenants/"+created.ID, e2eBootstrapKey, nil, &got); code != http.StatusOK {
 		t.Fatalf("GET tenant after restart = %d, want 200", code)
+	}
+	// The signing keys survived too: the JWKS is the same one.
+	if after := jwksKIDs(t, b); strings.Join(kidsBefore, ",") != strings.Join(after, ",") {
+		t.Errorf("JWKS key ids changed across a restart: %v, then %v", kidsBefore, after)
 	}
 	if got.ID != created.ID || got.Name != "Acme Corp" {
 		t.Errorf("tenant after restart = %+v, want %+v", got, created)
@@ -135,7 +142,7 @@ func TestServePostgresConcurrentStart(t *testing.T) {
 		envBootstrapAPIKey: e2eBootstrapKey,
 	}
 	var wg sync.WaitGroup
-	brokers := make([]*broker, 2)
+	brokers := make([]*node, 2)
 	for i := range brokers {
 		wg.Go(func() { brokers[i] = startBroker(t, env) })
 	}
@@ -259,6 +266,13 @@ func TestKeysRotate(t *testing.T) {
 	if _, stderr, code := runBinary(t, env, "keys", "rotate", "--overlap", "soon"); code != exitUsage {
 		t.Errorf("keys rotate --overlap soon exited %d, want %d: %s", code, exitUsage, stderr)
 	}
+	// Two rotations: the second demoted the first's keys, which stay
+	// published for the overlap beside the new active ones.
+	b := startBroker(t, env, "--no-migrate")
+	if kids := jwksKIDs(t, b); len(kids) != 4 {
+		t.Errorf("JWKS after two rotations = %v, want 4 keys (2 active, 2 overlapping)", kids)
+	}
+	b.stop()
 }
 
 func TestDevSeedsDemoTenantOnce(t *testing.T) {
@@ -314,4 +328,45 @@ func TestServeRedisUnreachable(t *testing.T) {
 	if strings.Contains(stderr, "redispassword") {
 		t.Errorf("stderr %q shows the Redis password", stderr)
 	}
+}
+
+// checkSurfaces checks that every surface is mounted: the OpenID Provider
+// (discovery, JWKS), SCIM and the operator API.
+func checkSurfaces(t *testing.T, b *node) {
+	t.Helper()
+	var disc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if code := b.do("GET", "/.well-known/openid-configuration", "", nil, &disc); code != http.StatusOK {
+		t.Errorf("GET discovery = %d, want 200", code)
+	}
+	if disc.Issuer != b.base {
+		t.Errorf("discovery issuer = %q, want %q (IDBROKER_ISSUER)", disc.Issuer, b.base)
+	}
+	if kids := jwksKIDs(t, b); len(kids) < 2 {
+		t.Errorf("JWKS has keys %v, want an RS256 and an ES256 key", kids)
+	}
+	if code := b.do("GET", "/scim/v2/dir_00000000000000000000000000/Users", "", nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("GET SCIM Users without a token = %d, want 401", code)
+	}
+}
+
+// jwksKIDs returns "alg:kid" of each key of the broker's JWKS, in order.
+func jwksKIDs(t *testing.T, b *node) []string {
+	t.Helper()
+	var set struct {
+		Keys []struct {
+			KID string `json:"kid"`
+			Alg string `json:"alg"`
+		} `json:"keys"`
+	}
+	if code := b.do("GET", "/.well-known/jwks.json", "", nil, &set); code != http.StatusOK {
+		t.Fatalf("GET /.well-known/jwks.json = %d, want 200", code)
+	}
+	var kids []string
+	for _, k := range set.Keys {
+		kids = append(kids, k.Alg+":"+k.KID)
+	}
+	return kids
 }

@@ -94,8 +94,8 @@ func runBinary(t *testing.T, env map[string]string, args ...string) (stdout, std
 	return out.String(), errOut.String(), code
 }
 
-// broker is a running `idbroker serve`.
-type broker struct {
+// node is a running `idbroker serve`.
+type node struct {
 	t      *testing.T
 	base   string
 	cmd    *exec.Cmd
@@ -107,7 +107,7 @@ type broker struct {
 
 // startBroker starts `idbroker serve` on a free loopback port with env and
 // waits until /readyz answers 200. The broker is stopped when t ends.
-func startBroker(t *testing.T, env map[string]string, args ...string) *broker {
+func startBroker(t *testing.T, env map[string]string, args ...string) *node {
 	t.Helper()
 	addr := freeAddr(t)
 	full := map[string]string{
@@ -117,7 +117,7 @@ func startBroker(t *testing.T, env map[string]string, args ...string) *broker {
 	for k, v := range env {
 		full[k] = v
 	}
-	b := &broker{
+	b := &node{
 		t:      t,
 		base:   "http://" + addr,
 		output: new(syncBuffer),
@@ -163,7 +163,7 @@ func freeAddr(t *testing.T) string {
 // waitReady polls /readyz until it answers 200, failing when the process
 // exits first or a minute passes (the first start on a fresh database
 // migrates and generates RSA keys).
-func (b *broker) waitReady() {
+func (b *node) waitReady() {
 	b.t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
@@ -185,7 +185,7 @@ func (b *broker) waitReady() {
 }
 
 // stop sends SIGTERM and expects a graceful exit with status 0.
-func (b *broker) stop() {
+func (b *node) stop() {
 	b.t.Helper()
 	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		b.t.Fatalf("signal idbroker: %v", err)
@@ -202,7 +202,7 @@ func (b *broker) stop() {
 
 // do sends a request with the API key (if any) and decodes a JSON answer
 // into out (if non-nil), returning the status.
-func (b *broker) do(method, path, apiKey string, body, out any) int {
+func (b *node) do(method, path, apiKey string, body, out any) int {
 	b.t.Helper()
 	var rd io.Reader
 	if body != nil {

@@ -127,7 +127,7 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger) erro
 			"cache":    cache.Ping,
 		},
 	})
-	if err := mountSurfaces(srv, cfg, st, cache, keys, log); err != nil {
+	if err := mountSurfaces(ctx, srv, cfg, st, cache, keys, log); err != nil {
 		return err
 	}
 	log.Info("idbroker ready", "issuer", cfg.Issuer, "listen", cfg.Listen)

@@ -2,11 +2,18 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
+	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/safehttp"
+	"github.com/idbroker/idbroker/scim"
 	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/signing"
 	"github.com/idbroker/idbroker/store"
 )
@@ -58,15 +65,77 @@ func rotateKeys(ctx context.Context, st store.Store, overlap time.Duration, log 
 	return nil
 }
 
-// mountSurfaces registers every HTTP surface on srv.
+// connectionMaintenance is how often IdP metadata URLs are re-read and
+// expiring IdP certificates reported.
+const connectionMaintenance = time.Hour
+
+// mountSurfaces builds every HTTP surface, mounts it on srv and starts its
+// background work, which runs until ctx is done:
 //
-// TODO: the OpenID Provider (package broker, with keys from signing),
-// the SSO endpoints (connections) and SCIM are mounted here as they land.
-func mountSurfaces(srv *server.Server, cfg Config, st store.Store, cache sessionStore, keys *signing.Manager, log *slog.Logger) error {
-	_, _, _ = cfg, cache, keys
-	adminportal.NewAPI(adminportal.APIConfig{
+//	broker        the OpenID Provider toward apps (discovery, authorize, token, …)
+//	connections   the SAML and OIDC endpoints toward tenant IdPs
+//	scim          /scim/v2/{dir} for Okta and Entra provisioning
+//	adminportal   the operator API, /api/v1
+func mountSurfaces(ctx context.Context, srv *server.Server, cfg Config, st store.Store, cache sessionStore, keys *signing.Manager, log *slog.Logger) error {
+	// Introspection and token checks read sessions through a local cache
+	// that revocations on any node invalidate.
+	cached, err := sessions.NewCached(ctx, cache, 0, 0)
+	if err != nil {
+		return fmt.Errorf("session cache: %w", err)
+	}
+	// Every request to a tenant- or app-supplied URL goes through safehttp;
+	// IDBROKER_ALLOW_PRIVATE_NETWORKS (or --dev) lifts its address rule.
+	outbound := func(o safehttp.Options) *http.Client {
+		o.AllowPrivate = cfg.AllowPrivateNetworks
+		return safehttp.NewClient(o)
+	}
+
+	registry := connections.NewRegistry(connections.Config{
+		Issuer:            cfg.Issuer,
+		Store:             st,
+		Once:              cache,
+		Sessions:          cached,
+		HTTPClient:        outbound(safehttp.Options{}),
+		AllowInsecureURLs: cfg.Dev,
+		Logger:            log.With("surface", "connections"),
+	})
+	provider, err := broker.New(broker.Config{
+		Issuer:     cfg.Issuer,
+		Store:      st,
+		Sessions:   cached,
+		Once:       cache,
+		Keys:       keys,
+		Connectors: registry,
+		// Back-channel logout: no redirects, a short deadline.
+		HTTPClient: outbound(safehttp.Options{Timeout: 10 * time.Second, MaxRedirects: -1}),
+		Logger:     log.With("surface", "broker"),
+	})
+	if err != nil {
+		return err
+	}
+	directories, err := scim.New(scim.Config{
+		Issuer:   cfg.Issuer,
+		Store:    st,
+		Sessions: cached,
+		Logger:   log.With("surface", "scim"),
+	})
+	if err != nil {
+		return err
+	}
+	api := adminportal.NewAPI(adminportal.APIConfig{
 		Store:  st,
 		Logger: log.With("surface", "api"),
-	}).Mount(srv.Echo())
+	})
+
+	e := srv.Echo()
+	provider.Mount(e)
+	registry.Mount(e, provider.Complete)
+	directories.Mount(e)
+	api.Mount(e)
+
+	if err := provider.Run(ctx); err != nil {
+		return err
+	}
+	go registry.Run(ctx, connectionMaintenance)
 	return nil
 }
