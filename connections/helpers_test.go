@@ -42,7 +42,7 @@ func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 // env is a broker-side test environment: a real store and once cache, a
 // Registry mounted on an echo server, and a CompleteFunc that records.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	db     store.Store
 	once   sessions.OnceCache
 	reg    *Registry
@@ -62,13 +62,18 @@ type completion struct {
 	err  error
 }
 
+// newEnvTB is newEnv for a fuzz target (testing.F).
+func newEnvTB(tb testing.TB) *env { return newEnvWith(tb, envOpts{}) }
+
 type envOpts struct {
 	db       store.Store
 	once     sessions.OnceCache
 	sessions sessions.Store
 }
 
-func newEnv(t *testing.T, o envOpts) *env {
+func newEnv(t *testing.T, o envOpts) *env { return newEnvWith(t, o) }
+
+func newEnvWith(t testing.TB, o envOpts) *env {
 	t.Helper()
 	if o.db == nil {
 		o.db = storetest.SQLite(t)
@@ -359,3 +364,16 @@ func wantErr(t *testing.T, err, want error, contains string) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// metadataXML is minimal IdP metadata listing certs as signing keys.
+func metadataXML(entityID, ssoURL string, certs ...*x509.Certificate) string {
+	var kd strings.Builder
+	for _, c := range certs {
+		kd.WriteString(`<md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>` +
+			base64.StdEncoding.EncodeToString(c.Raw) + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>`)
+	}
+	return `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="` + entityID + `">` +
+		`<md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">` + kd.String() +
+		`<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="` + ssoURL + `"/>` +
+		`</md:IDPSSODescriptor></md:EntityDescriptor>`
+}

@@ -59,7 +59,19 @@ type Registry struct {
 
 	mu    sync.Mutex
 	cache map[string]cached
+	// domains caches each tenant's verified domains briefly, so that the
+	// ACS hot path usually runs no SQL for the domain rule.
+	domains map[string]cachedDomains
 }
+
+type cachedDomains struct {
+	verified []string
+	at       time.Time
+}
+
+// domainCacheTTL bounds how long a domain that stopped being verified can
+// still admit a login.
+const domainCacheTTL = 10 * time.Second
 
 type cached struct {
 	updatedAt time.Time
@@ -92,6 +104,7 @@ func NewRegistry(cfg Config) *Registry {
 		cfg:       cfg,
 		dsigClock: dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: cfg.Now}),
 		cache:     map[string]cached{},
+		domains:   map[string]cachedDomains{},
 	}
 }
 
@@ -200,19 +213,13 @@ func (r *Registry) finishProfile(ctx context.Context, p Profile, anyDomain bool,
 		return Profile{}, fmt.Errorf("%w: no usable email in the response (got %q); map an email attribute", ErrProfile, p.Email)
 	}
 	p.Email = email
-	domains, err := r.cfg.Store.Domains(ctx)
+	verified, err := r.verifiedDomains(ctx, p.TenantID)
 	if err != nil {
-		return Profile{}, fmt.Errorf("%w: tenant domains: %v", ErrUpstream, err)
+		return Profile{}, err
 	}
 	inVerified := false
-	var verified []string
-	for _, d := range domains {
-		if d.Verified {
-			verified = append(verified, d.Domain)
-			if d.Domain == emailDomain(email) {
-				inVerified = true
-			}
-		}
+	for _, d := range verified {
+		inVerified = inVerified || d == emailDomain(email)
 	}
 	if !inVerified && !anyDomain {
 		return Profile{}, fmt.Errorf("%w: email domain was %q, expected one of the tenant's verified domains [%s]",
@@ -227,4 +234,31 @@ func (r *Registry) finishProfile(ctx context.Context, p Profile, anyDomain bool,
 		p.EmailVerified = inVerified
 	}
 	return p, nil
+}
+
+func (r *Registry) verifiedDomains(ctx context.Context, tenantID string) ([]string, error) {
+	now := r.now()
+	r.mu.Lock()
+	c, ok := r.domains[tenantID]
+	r.mu.Unlock()
+	if ok && now.Sub(c.at) < domainCacheTTL && now.Sub(c.at) >= 0 {
+		return c.verified, nil
+	}
+	domains, err := r.cfg.Store.Domains(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tenant domains: %v", ErrUpstream, err)
+	}
+	var verified []string
+	for _, d := range domains {
+		if d.Verified {
+			verified = append(verified, d.Domain)
+		}
+	}
+	r.mu.Lock()
+	if len(r.domains) > 10000 {
+		clear(r.domains)
+	}
+	r.domains[tenantID] = cachedDomains{verified: verified, at: now}
+	r.mu.Unlock()
+	return verified, nil
 }
