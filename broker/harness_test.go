@@ -29,7 +29,7 @@ import (
 
 // node is one broker instance behind its own httptest server.
 type node struct {
-	t      *testing.T
+	t      testing.TB
 	URL    string
 	P      *broker.Provider
 	Store  store.Store
@@ -77,13 +77,13 @@ func (i *testIdP) Begins() int {
 }
 
 // newNode starts a broker over st and the given session backends.
-func newNode(t *testing.T, st store.Store, base sessions.Store, once sessions.OnceCache) *node {
+func newNode(t testing.TB, st store.Store, base sessions.Store, once sessions.OnceCache) *node {
 	return newNodeIssuer(t, st, base, once, "")
 }
 
 // newNodeIssuer starts a node whose issuer is issuer (another node's URL,
 // as behind one load balancer) or, when empty, its own URL.
-func newNodeIssuer(t *testing.T, st store.Store, base sessions.Store, once sessions.OnceCache, issuer string) *node {
+func newNodeIssuer(t testing.TB, st store.Store, base sessions.Store, once sessions.OnceCache, issuer string) *node {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -142,7 +142,7 @@ func newNodeIssuer(t *testing.T, st store.Store, base sessions.Store, once sessi
 }
 
 // sqliteNode is a single broker on SQLite and in-process sessions.
-func sqliteNode(t *testing.T) *node {
+func sqliteNode(t testing.TB) *node {
 	mem := sessions.NewMemory()
 	return newNode(t, storetest.SQLite(t), mem, mem)
 }
@@ -217,7 +217,7 @@ func (n *node) app(a store.Application) *app {
 }
 
 // browser follows redirects within the broker and stops at the app.
-func browser(t *testing.T) *http.Client {
+func browser(t testing.TB) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, via []*http.Request) error {
 		if r.URL.Host == "app.example" || r.URL.Host == "app2.example" {

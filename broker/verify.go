@@ -25,10 +25,20 @@ type verifier struct {
 	mu    sync.RWMutex
 	src   *byte // first byte of the JWKS JSON the map was built from
 	byKID map[string]jose.JSONWebKey
+
+	// seen caches access tokens already verified, until they expire: a
+	// resource server introspects the same token on every request, and a
+	// token's bytes verify the same every time, so the signature check
+	// (RSA verification is most of an introspection's CPU) is paid once.
+	seenMu sync.RWMutex
+	seen   map[string]accessClaims
 }
 
+// maxSeen bounds the verified-token cache (~1 KB an entry).
+const maxSeen = 100_000
+
 func newVerifier(iss string, keys *signing.Manager, now func() time.Time) *verifier {
-	return &verifier{issuer: iss, keys: keys, now: now}
+	return &verifier{issuer: iss, keys: keys, now: now, seen: make(map[string]accessClaims)}
 }
 
 func (v *verifier) key(kid string) (jose.JSONWebKey, bool) {
@@ -86,12 +96,31 @@ func (v *verifier) verify(token, typ string, dst any) error {
 
 // accessToken verifies an access token: signature, typ, issuer, expiry.
 func (v *verifier) accessToken(token string) (accessClaims, error) {
-	var c accessClaims
+	now := v.now().Unix()
+	v.seenMu.RLock()
+	c, ok := v.seen[token]
+	v.seenMu.RUnlock()
+	if ok {
+		if now >= c.Exp {
+			return accessClaims{}, errBadToken
+		}
+		return c, nil
+	}
 	if err := v.verify(token, "at+jwt", &c); err != nil {
 		return c, err
 	}
-	if c.Iss != v.issuer || v.now().Unix() >= c.Exp || c.SID == "" {
+	if c.Iss != v.issuer || now >= c.Exp || c.SID == "" {
 		return c, errBadToken
 	}
+	v.seenMu.Lock()
+	if len(v.seen) >= maxSeen {
+		for k, e := range v.seen {
+			if now >= e.Exp || len(v.seen) >= maxSeen {
+				delete(v.seen, k)
+			}
+		}
+	}
+	v.seen[token] = c
+	v.seenMu.Unlock()
 	return c, nil
 }

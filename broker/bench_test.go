@@ -1,0 +1,168 @@
+package broker_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/store"
+)
+
+// benchSetup logs alice in once and returns the node, the app and tokens.
+func benchSetup(b *testing.B, alg string) (*node, *app, *oauth2.Token, string) {
+	n := sqliteNode(b)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{IDTokenSigningAlg: alg})
+	q := url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect}, "response_type": {"code"},
+		"scope": {"openid email profile groups offline_access"}, "state": {"st8"}, "login_hint": {"alice@acme.test"}}
+	resp, err := browser(nil).Get(n.URL + "/authorize?" + q.Encode())
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		b.Fatalf("status %d", resp.StatusCode)
+	}
+	tok, err := a.Conf.Exchange(context.Background(), loc.Query().Get("code"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := introspectOnce(b, n.URL, a, tok.AccessToken, http.DefaultClient)
+	if !strings.Contains(in, `"active":true`) {
+		b.Fatalf("introspection %s", in)
+	}
+	return n, a, tok, sidOf(b, a, tok)
+}
+
+func sidOf(b *testing.B, a *app, tok *oauth2.Token) string {
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := a.Verifier.Verify(context.Background(), raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var c struct {
+		SID string `json:"sid"`
+	}
+	idt.Claims(&c)
+	return c.SID
+}
+
+func introspectOnce(b testing.TB, base string, a *app, token string, hc *http.Client) string {
+	req, _ := http.NewRequest("POST", base+broker.PathIntrospect, strings.NewReader("token="+token))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(a.ID, a.Secret)
+	resp, err := hc.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return string(body)
+}
+
+func BenchmarkCodeExchange(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256"} {
+		b.Run(alg, func(b *testing.B) {
+			n, a, _, sid := benchSetup(b, alg)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				code, err := n.P.IssueCode(ctx, a.ID, a.Redirect, sid)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := a.Conf.Exchange(ctx, code); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkRefreshGrant(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256"} {
+		b.Run(alg, func(b *testing.B) {
+			_, a, tok, _ := benchSetup(b, alg)
+			ctx := context.Background()
+			rt := tok.RefreshToken
+			b.ReportAllocs()
+			for b.Loop() {
+				t, err := a.Conf.TokenSource(ctx, &oauth2.Token{RefreshToken: rt}).Token()
+				if err != nil {
+					b.Fatal(err)
+				}
+				rt = t.RefreshToken
+			}
+		})
+	}
+}
+
+// BenchmarkIntrospect measures introspection in process (the handler
+// alone) and over loopback HTTP with 64 keep-alive clients, reporting the
+// p99 latency of the latter.
+func BenchmarkIntrospect(b *testing.B) {
+	n, a, tok, _ := benchSetup(b, "RS256")
+	body := "token=" + tok.AccessToken
+	b.Run("handler", func(b *testing.B) {
+		h := n.srv.Config.Handler
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				req := httptest.NewRequest("POST", broker.PathIntrospect, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(a.ID, a.Secret)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("status %d", w.Code)
+				}
+			}
+		})
+	})
+	b.Run("loopback-64-clients", func(b *testing.B) {
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConns: 128, MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}}
+		var mu sync.Mutex
+		var lat []time.Duration
+		b.SetParallelism(64 / max(1, runtime.GOMAXPROCS(0)))
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			local := make([]time.Duration, 0, 1024)
+			for pb.Next() {
+				start := time.Now()
+				req, _ := http.NewRequest("POST", n.URL+broker.PathIntrospect, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(a.ID, a.Secret)
+				resp, err := hc.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+				local = append(local, time.Since(start))
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		})
+		slices.Sort(lat)
+		if len(lat) > 0 {
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		}
+	})
+}
