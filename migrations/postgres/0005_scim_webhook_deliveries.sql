@@ -56,3 +56,8 @@ ALTER FUNCTION idb_resolve_directory(text) OWNER TO idbroker_resolver;
 REVOKE CREATE ON SCHEMA public FROM idbroker_resolver;
 REVOKE ALL ON FUNCTION idb_resolve_directory(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION idb_resolve_directory(text) TO idbroker_app;
+
+-- SCIM clients look users up by userName before every push. The unique
+-- index of 0001 is partial (user_name <> ''), which a plain equality does
+-- not imply, so the planner cannot use it for that lookup; this one it can.
+CREATE INDEX users_directory_user_name ON users (tenant_id, directory_id, lower(user_name));

@@ -26,3 +26,6 @@ BEGIN
     FROM webhooks w
    WHERE EXISTS (SELECT 1 FROM json_each(w.events) j WHERE j.value = NEW.type OR j.value = '*');
 END;
+
+-- userName lookups (see the PostgreSQL migration).
+CREATE INDEX users_directory_user_name ON users (tenant_id, directory_id, lower(user_name));
