@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/idbroker/idbroker/secrets"
 	"github.com/idbroker/idbroker/server"
@@ -97,10 +98,16 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger) erro
 	}
 	defer closeCache()
 
-	// Background work (key reloads) stops with the server.
+	// Background loops (key reloads, webhook deliveries, IdP metadata
+	// refresh) stop with the server, and are waited for before the
+	// database and the cache close under them.
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	keys, err := startSigning(ctx, st, log)
+	var bg sync.WaitGroup
+	defer func() {
+		cancel()
+		bg.Wait()
+	}()
+	keys, err := startSigning(ctx, &bg, st, log)
 	if err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
@@ -127,7 +134,7 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger) erro
 			"cache":    cache.Ping,
 		},
 	})
-	if err := mountSurfaces(ctx, srv, cfg, st, cache, keys, log); err != nil {
+	if err := mountSurfaces(ctx, &bg, srv, cfg, st, cache, keys, log); err != nil {
 		return err
 	}
 	log.Info("idbroker ready", "issuer", cfg.Issuer, "listen", cfg.Listen)

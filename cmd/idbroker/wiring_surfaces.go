@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/safehttp"
 	"github.com/idbroker/idbroker/scim"
 	"github.com/idbroker/idbroker/server"
@@ -29,7 +31,7 @@ const keyReloadInterval = signing.DefaultReloadInterval
 // startSigning creates the signing keys on first start (idempotently, even
 // with several nodes starting together) and keeps the in-memory key set
 // fresh until ctx is done.
-func startSigning(ctx context.Context, st store.Store, log *slog.Logger) (*signing.Manager, error) {
+func startSigning(ctx context.Context, bg *sync.WaitGroup, st store.Store, log *slog.Logger) (*signing.Manager, error) {
 	m, err := signing.NewManager(st, signing.Options{Logger: log})
 	if err != nil {
 		return nil, err
@@ -37,7 +39,7 @@ func startSigning(ctx context.Context, st store.Store, log *slog.Logger) (*signi
 	if err := m.EnsureKeys(ctx); err != nil {
 		return nil, err
 	}
-	go m.Run(ctx, keyReloadInterval)
+	bg.Go(func() { m.Run(ctx, keyReloadInterval) })
 	return m, nil
 }
 
@@ -69,14 +71,15 @@ func rotateKeys(ctx context.Context, st store.Store, overlap time.Duration, log 
 // expiring IdP certificates reported.
 const connectionMaintenance = time.Hour
 
-// mountSurfaces builds every HTTP surface, mounts it on srv and starts its
-// background work, which runs until ctx is done:
+// mountSurfaces builds every HTTP surface, mounts it on srv and starts the
+// background work, in bg, until ctx is done:
 //
 //	broker        the OpenID Provider toward apps (discovery, authorize, token, …)
 //	connections   the SAML and OIDC endpoints toward tenant IdPs
 //	scim          /scim/v2/{dir} for Okta and Entra provisioning
 //	adminportal   the operator API, /api/v1
-func mountSurfaces(ctx context.Context, srv *server.Server, cfg Config, st store.Store, cache sessionStore, keys *signing.Manager, log *slog.Logger) error {
+//	events        webhook deliveries from the outbox (no routes)
+func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *server.Server, cfg Config, st store.Store, cache sessionStore, keys *signing.Manager, log *slog.Logger) error {
 	// Introspection and token checks read sessions through a local cache
 	// that revocations on any node invalidate.
 	cached, err := sessions.NewCached(ctx, cache, 0, 0)
@@ -123,9 +126,18 @@ func mountSurfaces(ctx context.Context, srv *server.Server, cfg Config, st store
 		return err
 	}
 	api := adminportal.NewAPI(adminportal.APIConfig{
-		Store:  st,
-		Logger: log.With("surface", "api"),
+		Store:    st,
+		Sessions: cached,
+		Logger:   log.With("surface", "api"),
 	})
+	webhooks, err := events.New(events.Config{
+		Store:  st,
+		Client: outbound(safehttp.Options{Timeout: events.DefaultTimeout}),
+		Logger: log.With("surface", "webhooks"),
+	})
+	if err != nil {
+		return err
+	}
 
 	e := srv.Echo()
 	provider.Mount(e)
@@ -136,6 +148,7 @@ func mountSurfaces(ctx context.Context, srv *server.Server, cfg Config, st store
 	if err := provider.Run(ctx); err != nil {
 		return err
 	}
-	go registry.Run(ctx, connectionMaintenance)
+	bg.Go(func() { registry.Run(ctx, connectionMaintenance) })
+	bg.Go(func() { webhooks.Run(ctx) })
 	return nil
 }
