@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
@@ -31,6 +32,10 @@ type APIConfig struct {
 	// Sessions revokes broker sessions (POST /users/{id}/revoke_sessions);
 	// nil leaves that route out.
 	Sessions sessions.Store
+	// Connections manages upstream IdP connections (POST
+	// /tenants/{id}/connections, GET/PATCH/DELETE /connections/{id}); nil
+	// leaves those routes out.
+	Connections *connections.Registry
 }
 
 // API is the operator API. Create it with NewAPI and Mount it.
@@ -40,6 +45,7 @@ type API struct {
 	log           *slog.Logger
 	verifyTimeout time.Duration
 	sessions      sessions.Store
+	connections   *connections.Registry
 }
 
 // NewAPI returns the operator API over cfg.Store. It panics when Store is
@@ -54,6 +60,7 @@ func NewAPI(cfg APIConfig) *API {
 		log:           cfg.Logger,
 		verifyTimeout: 10 * time.Second,
 		sessions:      cfg.Sessions,
+		connections:   cfg.Connections,
 	}
 	if a.resolver == nil {
 		a.resolver = net.DefaultResolver
@@ -83,6 +90,8 @@ func (a *API) Mount(e *echo.Echo) {
 	t.GET("/domains/:dom", a.getDomain)
 	t.DELETE("/domains/:dom", a.deleteDomain)
 	t.POST("/domains/:dom/verify", a.verifyDomain)
+
+	a.mountConnections(g, t)
 
 	g.POST("/applications", a.createApplication)
 	if a.sessions != nil {

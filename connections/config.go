@@ -321,3 +321,8 @@ func checkURL(field, raw string, allowHTTP bool) error {
 	}
 	return nil
 }
+
+// Describe renders conn for the API with the registry's issuer and clock.
+func (r *Registry) Describe(conn store.Connection) (View, error) {
+	return Describe(r.cfg.Issuer, conn, r.now())
+}

@@ -1,0 +1,178 @@
+package adminportal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/store"
+)
+
+// mountConnections registers the connection calls of contract section 4.
+// GET/PATCH/DELETE name no tenant: the connection id is resolved to its
+// tenant first (operator keys are cross-tenant), and every store call after
+// runs under that tenant.
+func (a *API) mountConnections(g, tenant *echo.Group) {
+	if a.connections == nil {
+		return
+	}
+	tenant.POST("/connections", a.createConnection)
+	tenant.GET("/connections", a.listConnections)
+	c := g.Group("/connections/:conn", a.loadConnectionTenant)
+	c.GET("", a.getConnection)
+	c.PATCH("", a.updateConnection)
+	c.DELETE("", a.deleteConnection)
+}
+
+type createConnectionRequest struct {
+	Type string                    `json:"type"`
+	Name string                    `json:"name"`
+	SAML *connections.SAMLSettings `json:"saml"`
+	OIDC *connections.OIDCSettings `json:"oidc"`
+}
+
+type updateConnectionRequest struct {
+	Name   *string                   `json:"name"`
+	Status *string                   `json:"status"`
+	SAML   *connections.SAMLSettings `json:"saml"`
+	OIDC   *connections.OIDCSettings `json:"oidc"`
+}
+
+func (a *API) createConnection(c echo.Context) error {
+	var req createConnectionRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	typ := store.ConnectionType(req.Type)
+	if typ != store.ConnectionSAML && typ != store.ConnectionOIDC {
+		return invalid("type", `type must be "saml" or "oidc"`)
+	}
+	ctx := c.Request().Context()
+	conn, err := a.connections.CreateConnection(ctx, typ, req.Name, connections.Settings{SAML: req.SAML, OIDC: req.OIDC})
+	if err != nil {
+		return connectionError(err)
+	}
+	if err := a.audit(ctx, c, "connection.created", connectionResource(conn), map[string]any{"type": conn.Type, "status": conn.Status}); err != nil {
+		return err
+	}
+	return a.renderConnection(c, http.StatusCreated, conn)
+}
+
+func (a *API) listConnections(c echo.Context) error {
+	conns, err := a.store.Connections(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	views := make([]connections.View, 0, len(conns))
+	for _, conn := range conns {
+		v, err := a.connections.Describe(conn)
+		if err != nil {
+			return fmt.Errorf("describe %s: %w", conn.ID, err)
+		}
+		views = append(views, v)
+	}
+	return c.JSON(http.StatusOK, newList(views, ""))
+}
+
+// loadConnectionTenant sets the tenant of the :conn route before any
+// handler runs; unknown and malformed ids are the same 404.
+func (a *API) loadConnectionTenant(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Param("conn")
+		if !store.HasPrefix(id, store.PrefixConnection) {
+			return notFound("connection")
+		}
+		ctx := c.Request().Context()
+		tenantID, err := a.store.ResolveConnection(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("connection")
+		}
+		if err != nil {
+			return fmt.Errorf("resolve connection: %w", err)
+		}
+		ctx = store.WithTenant(ctx, tenantID)
+		server.SetTenantID(ctx, tenantID)
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
+func (a *API) getConnection(c echo.Context) error {
+	conn, err := a.store.Connection(c.Request().Context(), c.Param("conn"))
+	if err != nil {
+		return err
+	}
+	return a.renderConnection(c, http.StatusOK, conn)
+}
+
+func (a *API) updateConnection(c echo.Context) error {
+	var req updateConnectionRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	u := connections.Update{Name: req.Name, Settings: connections.Settings{SAML: req.SAML, OIDC: req.OIDC}}
+	if req.Status != nil {
+		s := store.ConnectionStatus(*req.Status)
+		if s != store.ConnectionActive && s != store.ConnectionInactive {
+			return invalid("status", `status must be "active" or "inactive"`)
+		}
+		u.Status = &s
+	}
+	ctx := c.Request().Context()
+	conn, err := a.connections.UpdateConnection(ctx, c.Param("conn"), u)
+	if err != nil {
+		return connectionError(err)
+	}
+	if err := a.audit(ctx, c, "connection.updated", connectionResource(conn), map[string]any{"status": conn.Status}); err != nil {
+		return err
+	}
+	return a.renderConnection(c, http.StatusOK, conn)
+}
+
+func (a *API) deleteConnection(c echo.Context) error {
+	ctx := c.Request().Context()
+	id := c.Param("conn")
+	if err := a.connections.DeleteConnection(ctx, id); err != nil {
+		return connectionError(err)
+	}
+	if err := a.audit(ctx, c, "connection.deleted", store.Resource{Type: "connection", ID: id}, nil); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (a *API) renderConnection(c echo.Context, status int, conn store.Connection) error {
+	v, err := a.connections.Describe(conn)
+	if err != nil {
+		return fmt.Errorf("describe %s: %w", conn.ID, err)
+	}
+	return c.JSON(status, v)
+}
+
+func connectionResource(conn store.Connection) store.Resource {
+	return store.Resource{Type: "connection", ID: conn.ID, Name: conn.Name}
+}
+
+// connectionError maps package connections' sentinels; the rest goes to
+// the API's one mapper.
+func connectionError(err error) error {
+	switch {
+	case errors.Is(err, connections.ErrNotFound):
+		return notFound("connection")
+	case errors.Is(err, connections.ErrConfig):
+		msg := err.Error()
+		if i := strings.LastIndex(msg, connections.ErrConfig.Error()+": "); i >= 0 {
+			msg = msg[i+len(connections.ErrConfig.Error())+2:]
+		}
+		return &server.Error{Status: http.StatusBadRequest, Code: server.CodeInvalidRequest, Message: msg, Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &server.Error{Status: http.StatusBadGateway, Code: "upstream_unavailable", Message: "the IdP did not answer in time", Err: err}
+	}
+	return err
+}
