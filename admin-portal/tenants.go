@@ -246,6 +246,14 @@ func (a *API) updateTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// A paused tenant signs no one in: end its sessions everywhere (and so
+	// send back-channel logouts). Done on every PATCH that leaves it
+	// paused, so an operator retrying after a failure here finishes the job.
+	if t.Status == store.TenantPaused {
+		if err := a.endTenantSessions(c.Request().Context(), t.ID); err != nil {
+			return err
+		}
+	}
 	domains, err := a.store.Domains(c.Request().Context())
 	if err != nil {
 		return fmt.Errorf("list domains: %w", err)
@@ -295,6 +303,9 @@ func (a *API) deleteTenant(c echo.Context) error {
 	if err := a.store.DeleteTenant(ctx); err != nil {
 		return fmt.Errorf("delete tenant: %w", err)
 	}
+	if err := a.endTenantSessions(ctx, tenantOf(c).ID); err != nil {
+		return err
+	}
 	op, _ := operatorFrom(ctx)
 	t := tenantOf(c)
 	a.log.InfoContext(ctx, "tenant deleted", "tenant_id", t.ID, "api_key_id", op.ID, "ip", c.RealIP())
@@ -328,4 +339,16 @@ func checkTier(s string) (string, error) {
 		return "", invalid("tier", "tier must be at most %d printable characters", maxTierLen)
 	}
 	return s, nil
+}
+
+// endTenantSessions revokes every broker session of a tenant; without a
+// sessions store (tests of the API alone) there are none to end.
+func (a *API) endTenantSessions(ctx context.Context, tenantID string) error {
+	if a.sessions == nil {
+		return nil
+	}
+	if _, err := a.sessions.RevokeTenant(ctx, tenantID); err != nil {
+		return fmt.Errorf("revoke sessions of tenant %s: %w", tenantID, err)
+	}
+	return nil
 }
