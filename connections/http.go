@@ -1,7 +1,9 @@
 package connections
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -64,4 +66,21 @@ func (r *Registry) serveFinish(typ store.ConnectionType, complete CompleteFunc) 
 		complete(ctx, c.Response(), req.WithContext(ctx), conn, res, err)
 		return nil
 	}
+}
+
+// SPMetadata returns the SP metadata XML of a SAML connection, found by id
+// alone (for an IdP in the same process, such as the dev IdP).
+func (r *Registry) SPMetadata(ctx context.Context, connID string) ([]byte, error) {
+	_, conn, err := r.load(ctx, connID)
+	if err != nil {
+		return nil, err
+	}
+	if conn.Type != store.ConnectionSAML {
+		return nil, fmt.Errorf("%w: %s is not a SAML connection", ErrNotFound, connID)
+	}
+	sc, err := newSAMLMetadataOnly(r, conn)
+	if err != nil {
+		return nil, err
+	}
+	return sc.Metadata()
 }

@@ -1,0 +1,162 @@
+package devmode
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"html/template"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var templates = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+
+const appCookie = "idb_dev_app"
+
+// Mount serves the dev IdP and the demo app on e. Call it only for
+// `serve --dev`.
+func (d *Dev) Mount(e *echo.Echo) {
+	e.GET("/dev/idp/metadata", echo.WrapHandler(http.HandlerFunc(d.idp.idp.ServeMetadata)))
+	e.GET("/dev/idp/sso", echo.WrapHandler(http.HandlerFunc(d.idp.idp.ServeSSO)))
+	e.POST("/dev/idp/sso", echo.WrapHandler(http.HandlerFunc(d.idp.idp.ServeSSO)))
+	e.POST("/dev/idp/login", echo.WrapHandler(http.HandlerFunc(d.idp.login)))
+	e.POST("/dev/idp/logout", echo.WrapHandler(http.HandlerFunc(d.idp.logout)))
+	e.GET("/dev/app", echo.WrapHandler(http.HandlerFunc(d.appHome)))
+	e.GET("/dev/app/login", echo.WrapHandler(http.HandlerFunc(d.appLogin)))
+	e.GET("/dev/app/callback", echo.WrapHandler(http.HandlerFunc(d.appCallback)))
+}
+
+func (d *Dev) render(w http.ResponseWriter, status int, name string, data map[string]any) {
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, name, data); err != nil {
+		http.Error(w, "template error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func (d *Dev) appHome(w http.ResponseWriter, r *http.Request) {
+	d.render(w, http.StatusOK, "app.html", map[string]any{"Issuer": d.Issuer, "ClientID": d.AppID, "Users": DevUsers})
+}
+
+func random() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// appLogin starts an authorization code flow with PKCE against the broker,
+// as any public client would.
+func (d *Dev) appLogin(w http.ResponseWriter, r *http.Request) {
+	state, nonce, verifier := random(), random(), random()
+	http.SetCookie(w, &http.Cookie{Name: appCookie, Value: state + "." + nonce + "." + verifier, Path: "/dev/app",
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 600})
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{
+		"client_id": {d.AppID}, "redirect_uri": {d.Issuer + "/dev/app/callback"}, "response_type": {"code"},
+		"scope": {"openid email profile groups"}, "state": {state}, "nonce": {nonce},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
+	}
+	if hint := r.URL.Query().Get("login_hint"); hint != "" {
+		q.Set("login_hint", hint)
+	}
+	http.Redirect(w, r, d.Issuer+"/authorize?"+q.Encode(), http.StatusFound)
+}
+
+// appCallback redeems the code at the broker's token endpoint and shows
+// the id_token's claims.
+func (d *Dev) appCallback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	c, err := r.Cookie(appCookie)
+	parts := strings.Split(func() string {
+		if err != nil {
+			return ""
+		}
+		return c.Value
+	}(), ".")
+	fail := func(msg string) {
+		d.render(w, http.StatusBadRequest, "app.html", map[string]any{"Issuer": d.Issuer, "ClientID": d.AppID, "Users": DevUsers, "Error": msg})
+	}
+	if e := q.Get("error"); e != "" {
+		fail(e + ": " + q.Get("error_description"))
+		return
+	}
+	if len(parts) != 3 || q.Get("state") != parts[0] {
+		fail("state does not match: start again from Sign in")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: appCookie, Path: "/dev/app", MaxAge: -1})
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "client_id": {d.AppID},
+		"redirect_uri": {d.Issuer + "/dev/app/callback"}, "code_verifier": {parts[2]}}
+	// The broker is this very process: the safe outbound client would
+	// rightly refuse loopback, so a plain client with a timeout is used.
+	hc := &http.Client{Timeout: 10 * time.Second}
+	resp, err := hc.PostForm(d.Issuer+"/token", form)
+	if err != nil {
+		fail("token request: " + err.Error())
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var tok struct {
+		IDToken     string `json:"id_token"`
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if json.Unmarshal(body, &tok) != nil || tok.IDToken == "" {
+		fail("token endpoint answered " + resp.Status + ": " + tok.Error + " " + tok.Description)
+		return
+	}
+	claims, err := jwtClaims(tok.IDToken)
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	if claims["nonce"] != parts[1] {
+		fail("nonce does not match")
+		return
+	}
+	pretty, _ := json.MarshalIndent(claims, "", "  ")
+	d.render(w, http.StatusOK, "app.html", map[string]any{"Issuer": d.Issuer, "ClientID": d.AppID, "Users": DevUsers,
+		"Claims": string(pretty), "Email": claims["email"]})
+}
+
+// jwtClaims decodes a JWT payload. The id_token came straight from the
+// token endpoint over the back channel (OIDC Core 3.1.3.7), and this page
+// only displays it.
+func jwtClaims(jwt string) (map[string]any, error) {
+	p := strings.Split(jwt, ".")
+	if len(p) != 3 {
+		return nil, errMalformedJWT
+	}
+	b, err := base64.RawURLEncoding.DecodeString(p[1])
+	if err != nil {
+		return nil, errMalformedJWT
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, errMalformedJWT
+	}
+	return m, nil
+}
+
+var errMalformedJWT = errorString("id_token is not a JWT")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }

@@ -1,0 +1,185 @@
+package devmode
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/safehttp"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
+)
+
+type harness struct {
+	srv *httptest.Server
+	st  store.Store
+	reg *connections.Registry
+	dev *Dev
+
+	mu   sync.Mutex
+	last struct {
+		res connections.Result
+		err error
+	}
+}
+
+func newHarness(t *testing.T, st store.Store) *harness {
+	h := &harness{st: st}
+	e := echo.New()
+	h.srv = httptest.NewServer(e)
+	t.Cleanup(h.srv.Close)
+	h.reg = connections.NewRegistry(connections.Config{Issuer: h.srv.URL, Store: st, Once: sessions.NewMemory(),
+		HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true})
+	h.reg.Mount(e, func(ctx context.Context, w http.ResponseWriter, r *http.Request, c store.Connection, res connections.Result, err error) {
+		h.mu.Lock()
+		h.last.res, h.last.err = res, err
+		h.mu.Unlock()
+		if err != nil {
+			http.Error(w, "failed", 400)
+			return
+		}
+		io.WriteString(w, "ok "+res.Profile.Email)
+	})
+	var err error
+	h.dev, err = Seed(context.Background(), st, h.reg, h.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.dev.Mount(e)
+	return h
+}
+
+func TestSeedIsIdempotent(t *testing.T) {
+	st := storetest.SQLite(t)
+	h := newHarness(t, st)
+	again, err := Seed(context.Background(), st, h.reg, h.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.TenantID != h.dev.TenantID || again.ConnectionID != h.dev.ConnectionID || again.AppID != h.dev.AppID {
+		t.Fatalf("second seed made new records: %+v vs %+v", again, h.dev)
+	}
+	ctx := store.WithTenant(context.Background(), h.dev.TenantID)
+	conns, _ := st.Connections(ctx)
+	apps, _, _ := st.ListApplications(context.Background(), store.Page{Limit: 100})
+	tenants, _, _ := st.ListTenants(context.Background(), store.Page{Limit: 100})
+	if len(conns) != 1 || conns[0].Status != store.ConnectionActive || len(apps) != 1 || !apps[0].Public || len(tenants) != 1 {
+		t.Fatalf("seeded %d connections, %d apps, %d tenants", len(conns), len(apps), len(tenants))
+	}
+	if d, err := st.Domain(ctx, Domain); err != nil || !d.Verified {
+		t.Fatalf("domain = %+v, %v", d, err)
+	}
+	// The restarted dev IdP signs with the same key the connection trusts.
+	if again.idp.idp.Certificate.SerialNumber.Cmp(h.dev.idp.idp.Certificate.SerialNumber) != 0 {
+		t.Fatal("dev IdP key changed across seeds")
+	}
+}
+
+var (
+	fieldRE  = regexp.MustCompile(`name="(\w+)" value="([^"]*)"`)
+	actionRE = regexp.MustCompile(`action="([^"]+)"`)
+)
+
+func unescape(s string) string {
+	return strings.NewReplacer("&#43;", "+", "&amp;", "&", "&#61;", "=", "&#34;", `"`, "&#47;", "/").Replace(s)
+}
+
+// TestDevIdPRoundTrip logs alice in through the dev IdP, at the
+// connections level: Begin, the IdP's login page, the signed (and
+// encrypted) assertion posted to the ACS, the normalised profile.
+func TestDevIdPRoundTrip(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		open func(testing.TB) *store.DB
+	}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}} {
+		t.Run(b.name, func(t *testing.T) {
+			h := newHarness(t, b.open(t))
+			ctx := store.WithTenant(context.Background(), h.dev.TenantID)
+			conn, err := h.st.Connection(ctx, h.dev.ConnectionID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cn, err := h.reg.Connector(ctx, conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			if err := cn.Begin(ctx, rec, httptest.NewRequest("GET", "/", nil), connections.LoginRequest{RequestID: "req-1"}); err != nil {
+				t.Fatal(err)
+			}
+			jar, _ := cookiejar.New(nil)
+			c := &http.Client{Jar: jar}
+			resp, err := c.Get(rec.Header().Get("Location"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(page), "alice@example.com") {
+				t.Fatalf("IdP login page: %s", page)
+			}
+			ret := regexp.MustCompile(`name="return" value="([^"]+)"`).FindStringSubmatch(string(page))
+			resp, err = c.PostForm(h.srv.URL+"/dev/idp/login", url.Values{"user": {"alice"}, "return": {unescape(ret[1])}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			form, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			vals := url.Values{}
+			for _, m := range fieldRE.FindAllStringSubmatch(string(form), -1) {
+				vals.Set(m[1], unescape(m[2]))
+			}
+			action := actionRE.FindStringSubmatch(string(form))
+			if action == nil || vals.Get("SAMLResponse") == "" {
+				t.Fatalf("no SAMLResponse form: %s", form)
+			}
+			resp, err = c.PostForm(unescape(action[1]), vals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			h.mu.Lock()
+			res, lerr := h.last.res, h.last.err
+			h.mu.Unlock()
+			p := res.Profile
+			if lerr != nil || resp.StatusCode != 200 || res.RequestID != "req-1" || p.Email != "alice@example.com" ||
+				p.IdPSubject != "dev|alice" || p.GivenName != "Alice" || len(p.Groups) != 2 || p.TenantID != h.dev.TenantID {
+				t.Fatalf("login = %d %+v %v", resp.StatusCode, res, lerr)
+			}
+		})
+	}
+}
+
+func TestDevIdPRefusesForeignReturn(t *testing.T) {
+	h := newHarness(t, storetest.SQLite(t))
+	for _, form := range []url.Values{
+		{"user": {"alice"}, "return": {"https://evil.example/"}},
+		{"user": {"mallory"}, "return": {"/dev/idp/sso?x=1"}},
+	} {
+		resp, err := http.PostForm(h.srv.URL+"/dev/idp/login", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Fatalf("%v = %d", form, resp.StatusCode)
+		}
+	}
+	resp, _ := http.Get(h.srv.URL + "/dev/app")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "Sign in") || !strings.Contains(string(b), h.dev.AppID) {
+		t.Fatalf("/dev/app = %d %s", resp.StatusCode, b)
+	}
+}

@@ -1,0 +1,119 @@
+package devmode
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/xml"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/crewjam/saml"
+)
+
+// DevUsers are the people the dev IdP knows. There is no password: this
+// IdP exists to show the flow, and is only mounted with --dev.
+var DevUsers = []DevUser{
+	{Login: "alice", Email: "alice@example.com", Given: "Alice", Family: "Anderson", Groups: []string{"Engineering", "Admins"}},
+	{Login: "bob", Email: "bob@example.com", Given: "Bob", Family: "Brown", Groups: []string{"Sales"}},
+}
+
+// DevUser is one account of the dev IdP.
+type DevUser struct {
+	Login, Email, Given, Family string
+	Groups                      []string
+}
+
+const idpUserCookie = "idb_dev_idp_user"
+
+// testIdP is crewjam/saml's IdentityProvider with a click-a-name login.
+type testIdP struct {
+	dev *Dev
+	idp *saml.IdentityProvider
+}
+
+func newTestIdP(d *Dev, key *rsa.PrivateKey, cert *x509.Certificate) *testIdP {
+	md, _ := url.Parse(d.Issuer + "/dev/idp/metadata")
+	sso, _ := url.Parse(d.Issuer + "/dev/idp/sso")
+	t := &testIdP{dev: d}
+	t.idp = &saml.IdentityProvider{
+		Key: key, Signer: key, Certificate: cert, MetadataURL: *md, SSOURL: *sso,
+		SessionProvider: t, ServiceProviderProvider: t,
+	}
+	return t
+}
+
+// GetSession implements saml.SessionProvider: the user chosen on the login
+// page (remembered in a cookie), or the login page itself.
+func (t *testIdP) GetSession(w http.ResponseWriter, r *http.Request, req *saml.IdpAuthnRequest) *saml.Session {
+	if c, err := r.Cookie(idpUserCookie); err == nil && (req.Request.ForceAuthn == nil || !*req.Request.ForceAuthn) {
+		for _, u := range DevUsers {
+			if u.Login == c.Value {
+				return sessionFor(u)
+			}
+		}
+	}
+	t.dev.render(w, http.StatusOK, "idp_login.html", map[string]any{"Users": DevUsers, "Return": r.URL.RequestURI()})
+	return nil
+}
+
+func sessionFor(u DevUser) *saml.Session {
+	now := time.Now()
+	var groups []saml.AttributeValue
+	for _, g := range u.Groups {
+		groups = append(groups, saml.AttributeValue{Type: "xs:string", Value: g})
+	}
+	return &saml.Session{
+		ID: "dev-" + u.Login, CreateTime: now, ExpireTime: now.Add(8 * time.Hour), Index: u.Login,
+		NameID: "dev|" + u.Login, NameIDFormat: string(saml.PersistentNameIDFormat),
+		UserName: u.Login, UserEmail: u.Email, UserGivenName: u.Given, UserSurname: u.Family,
+		UserCommonName:   u.Given + " " + u.Family,
+		CustomAttributes: []saml.Attribute{{Name: "groups", Values: groups}},
+	}
+}
+
+// GetServiceProvider implements saml.ServiceProviderProvider for the
+// broker's own SAML connections: their metadata, straight from the
+// registry.
+func (t *testIdP) GetServiceProvider(r *http.Request, id string) (*saml.EntityDescriptor, error) {
+	connID, ok := strings.CutPrefix(id, t.dev.Issuer+"/sso/saml/")
+	if !ok {
+		return nil, os.ErrNotExist
+	}
+	b, err := t.dev.reg.SPMetadata(r.Context(), connID)
+	if err != nil {
+		return nil, os.ErrNotExist
+	}
+	var ed saml.EntityDescriptor
+	if err := xml.Unmarshal(b, &ed); err != nil {
+		return nil, err
+	}
+	return &ed, nil
+}
+
+// login remembers the chosen user and goes back to the SSO request.
+func (t *testIdP) login(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	user, ret := r.PostForm.Get("user"), r.PostForm.Get("return")
+	known := false
+	for _, u := range DevUsers {
+		known = known || u.Login == user
+	}
+	// Only back into our own SSO endpoint: no open redirect, even in dev.
+	if !known || !strings.HasPrefix(ret, "/dev/idp/sso?") {
+		http.Error(w, "unknown user or return URL", http.StatusBadRequest)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: idpUserCookie, Value: user, Path: "/dev/idp", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, ret, http.StatusSeeOther)
+}
+
+func (t *testIdP) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: idpUserCookie, Path: "/dev/idp", MaxAge: -1})
+	http.Redirect(w, r, "/dev/app", http.StatusSeeOther)
+}

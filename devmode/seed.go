@@ -1,0 +1,194 @@
+package devmode
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/store"
+)
+
+// Names of what Seed creates.
+const (
+	TenantName     = "Example"
+	Domain         = "example.com"
+	ConnectionName = "Dev IdP (SAML)"
+	AppName        = "Dev demo app"
+	// secretIdPKey keeps the dev IdP's own signing key beside the
+	// connection that trusts it, sealed like every connection secret, so a
+	// restart keeps the same IdP.
+	secretIdPKey = "dev_idp_private_key_pem"
+)
+
+// Dev is the seeded dev environment. Mount serves its pages.
+type Dev struct {
+	Issuer       string
+	TenantID     string
+	ConnectionID string
+	AppID        string
+
+	st  store.Store
+	reg *connections.Registry
+	idp *testIdP
+}
+
+// Seed creates, or finds from an earlier start, the dev tenant, its SAML
+// connection to the built-in IdP and the demo application. It is
+// idempotent: run it on every `serve --dev`.
+func Seed(ctx context.Context, st store.Store, reg *connections.Registry, issuer string) (*Dev, error) {
+	issuer = strings.TrimRight(issuer, "/")
+	d := &Dev{Issuer: issuer, st: st, reg: reg}
+
+	tenantID, err := st.ResolveDomain(ctx, Domain)
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrNotFound):
+		err = st.InTx(ctx, func(ctx context.Context) error {
+			t, err := st.CreateTenant(ctx, store.Tenant{Name: TenantName, Status: store.TenantActive})
+			if err != nil {
+				return err
+			}
+			tctx := store.WithTenant(ctx, t.ID)
+			if _, err := st.AddDomain(tctx, store.Domain{Domain: Domain, VerificationToken: "idbroker-dev"}); err != nil {
+				return err
+			}
+			if _, err := st.MarkDomainVerified(tctx, Domain); err != nil {
+				return err
+			}
+			tenantID = t.ID
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("devmode: seed tenant: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("devmode: find tenant: %w", err)
+	}
+	d.TenantID = tenantID
+	tctx := store.WithTenant(ctx, tenantID)
+
+	if err := d.seedConnection(tctx); err != nil {
+		return nil, err
+	}
+	if err := d.seedApp(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Dev) seedConnection(ctx context.Context) error {
+	conns, err := d.st.Connections(ctx)
+	if err != nil {
+		return fmt.Errorf("devmode: list connections: %w", err)
+	}
+	for _, c := range conns {
+		if c.Name == ConnectionName && c.Type == store.ConnectionSAML && c.Secrets[secretIdPKey] != "" {
+			key, cert, err := parseKeyPair(c.Secrets[secretIdPKey])
+			if err != nil {
+				return err
+			}
+			d.ConnectionID = c.ID
+			d.idp = newTestIdP(d, key, cert)
+			return nil
+		}
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "idbroker dev IdP"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(10, 0, 0)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	cert, _ := x509.ParseCertificate(der)
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	conn, err := d.reg.CreateConnection(ctx, store.ConnectionSAML, ConnectionName, connections.Settings{SAML: &connections.SAMLSettings{
+		IdPEntityID:        ptr(d.Issuer + "/dev/idp/metadata"),
+		IdPSSOURL:          ptr(d.Issuer + "/dev/idp/sso"),
+		IdPCertificatesPEM: &connections.PEMList{certPEM},
+		AllowIdPInitiated:  ptr(false),
+	}})
+	if err != nil {
+		return fmt.Errorf("devmode: create connection: %w", err)
+	}
+	pk, _ := x509.MarshalPKCS8PrivateKey(key)
+	conn.Secrets[secretIdPKey] = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})) + certPEM
+	if _, err := d.st.UpdateConnection(ctx, conn); err != nil {
+		return fmt.Errorf("devmode: store dev IdP key: %w", err)
+	}
+	d.ConnectionID = conn.ID
+	d.idp = newTestIdP(d, key, cert)
+	return nil
+}
+
+func (d *Dev) seedApp(ctx context.Context) error {
+	redirect := d.Issuer + "/dev/app/callback"
+	after := ""
+	for {
+		apps, next, err := d.st.ListApplications(ctx, store.Page{Limit: 100, After: after})
+		if err != nil {
+			return fmt.Errorf("devmode: list applications: %w", err)
+		}
+		for _, a := range apps {
+			if a.Name == AppName && a.Public && len(a.RedirectURIs) == 1 && a.RedirectURIs[0] == redirect {
+				d.AppID = a.ID
+				return nil
+			}
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	a, err := d.st.CreateApplication(ctx, store.Application{Name: AppName, Public: true, RedirectURIs: []string{redirect},
+		PostLogoutRedirectURIs: []string{d.Issuer + "/dev/app"}, IDTokenSigningAlg: "RS256"})
+	if err != nil {
+		return fmt.Errorf("devmode: create application: %w", err)
+	}
+	d.AppID = a.ID
+	return nil
+}
+
+func parseKeyPair(s string) (*rsa.PrivateKey, *x509.Certificate, error) {
+	var key *rsa.PrivateKey
+	var cert *x509.Certificate
+	rest := []byte(s)
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		switch b.Type {
+		case "PRIVATE KEY":
+			k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("devmode: IdP key: %w", err)
+			}
+			key, _ = k.(*rsa.PrivateKey)
+		case "CERTIFICATE":
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("devmode: IdP certificate: %w", err)
+			}
+			cert = c
+		}
+	}
+	if key == nil || cert == nil {
+		return nil, nil, errors.New("devmode: stored dev IdP key pair is incomplete")
+	}
+	return key, cert, nil
+}
+
+func ptr[T any](v T) *T { return &v }
