@@ -178,7 +178,12 @@ func (b *sqlFilter) cmp(c Cmp) (string, error) {
 	}
 	lhs := col
 	if kind == kindFoldText {
-		lhs, s = "lower("+col+")", strings.ToLower(s)
+		s = strings.ToLower(s)
+		if folded[col] {
+			lhs = col + "_lc" // indexed; see migration 0006
+		} else {
+			lhs = "lower(" + col + ")"
+		}
 	}
 	switch c.Op {
 	case OpCo:
@@ -197,6 +202,9 @@ func (b *sqlFilter) cmp(c Cmp) (string, error) {
 	}
 	return lhs + op + b.arg(s), nil
 }
+
+// folded are the text fields with a stored lower-case twin column.
+var folded = map[string]bool{"user_name": true, "email": true, "display_name": true}
 
 var sqlOps = map[Op]string{OpEq: " = ", OpNe: " <> ", OpGt: " > ", OpGe: " >= ", OpLt: " < ", OpLe: " <= "}
 

@@ -329,3 +329,52 @@ func TestNoTenantRunsNoSQL(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNoTenant", err)
 	}
 }
+
+// TestFoldedLookupsUseIndexes guards the reason for migration 0006: under
+// row-level security, SCIM's case-insensitive lookups must still be able to
+// use an index (with sequential scans disabled, a plan without one means
+// the qual is not indexable).
+func TestFoldedLookupsUseIndexes(t *testing.T) {
+	db, pg := openPG(t)
+	ctx := context.Background()
+	tn, err := db.CreateTenant(ctx, Tenant{Name: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		table  string
+		fields map[string]fieldKind
+		filter Filter
+	}{
+		{"users", userFields, Cmp{Field: "user_name", Op: OpEq, Value: "Alice"}},
+		{"users", userFields, Cmp{Field: "email", Op: OpEq, Value: "alice@acme.com"}},
+		{"groups", groupFields, Cmp{Field: "display_name", Op: OpEq, Value: "Engineering"}},
+	}
+	for _, tc := range tests {
+		where, args, err := db.where(tn.ID, "dir_01ARZ3NDEKTSV4RRFFQ69G5FAV", tc.filter, tc.fields, tc.table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		err = pgx.BeginFunc(ctx, pg.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", tn.ID); err != nil {
+				return err
+			}
+			rows, err := tx.Query(ctx, "EXPLAIN SELECT id FROM "+tc.table+" WHERE "+where, args...)
+			if err != nil {
+				return err
+			}
+			plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(plan, "\n"), "Index") {
+			t.Errorf("%s %+v is not indexable:\n%s", tc.table, tc.filter, strings.Join(plan, "\n"))
+		}
+	}
+}

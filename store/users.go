@@ -44,7 +44,7 @@ func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
 			// The person may have signed in by SSO before the directory
 			// pushed them: they stay one user.
 			sso, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
-				WHERE tenant_id = $1 AND directory_id IS NULL AND lower(email) = lower($2) ORDER BY id LIMIT 1`, tenantID, u.Email))
+				WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = $2 ORDER BY id LIMIT 1`, tenantID, strings.ToLower(u.Email)))
 			switch {
 			case err == nil:
 				u.ID, u.CreatedAt, u.UpdatedAt, u.Version = sso.ID, sso.CreatedAt, now, sso.Version+1
@@ -194,8 +194,8 @@ func (db *DB) UpsertSSOUser(ctx context.Context, connectionID, subject string, u
 		if u.Email != "" {
 			// Prefer the directory's record of the person.
 			byEmail, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
-				WHERE tenant_id = $1 AND lower(email) = lower($2)
-				ORDER BY CASE WHEN directory_id IS NULL THEN 1 ELSE 0 END, id LIMIT 1`, tenantID, u.Email))
+				WHERE tenant_id = $1 AND email_lc = $2
+				ORDER BY CASE WHEN directory_id IS NULL THEN 1 ELSE 0 END, id LIMIT 1`, tenantID, strings.ToLower(u.Email)))
 			switch {
 			case err == nil:
 				if out, err = db.refreshSSO(ctx, q, byEmail, u); err != nil {
