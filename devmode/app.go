@@ -2,11 +2,13 @@ package devmode
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"io"
 	"net/http"
@@ -74,7 +76,12 @@ func (d *Dev) appLogin(w http.ResponseWriter, r *http.Request) {
 	if hint := r.URL.Query().Get("login_hint"); hint != "" {
 		q.Set("login_hint", hint)
 	}
-	http.Redirect(w, r, d.Issuer+"/authorize?"+q.Encode(), http.StatusFound)
+	ep, err := d.endpoints(r.Context())
+	if err != nil {
+		d.render(w, http.StatusBadGateway, "app.html", map[string]any{"Issuer": d.Issuer, "ClientID": d.AppID, "Users": DevUsers, "Error": err.Error()})
+		return
+	}
+	http.Redirect(w, r, ep.Authorization+"?"+q.Encode(), http.StatusFound)
 }
 
 // appCallback redeems the code at the broker's token endpoint and shows
@@ -102,10 +109,12 @@ func (d *Dev) appCallback(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: appCookie, Path: "/dev/app", MaxAge: -1})
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "client_id": {d.AppID},
 		"redirect_uri": {d.Issuer + "/dev/app/callback"}, "code_verifier": {parts[2]}}
-	// The broker is this very process: the safe outbound client would
-	// rightly refuse loopback, so a plain client with a timeout is used.
-	hc := &http.Client{Timeout: 10 * time.Second}
-	resp, err := hc.PostForm(d.Issuer+"/token", form)
+	ep, err := d.endpoints(r.Context())
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	resp, err := devClient.PostForm(ep.Token, form)
 	if err != nil {
 		fail("token request: " + err.Error())
 		return
@@ -134,6 +143,30 @@ func (d *Dev) appCallback(w http.ResponseWriter, r *http.Request) {
 	pretty, _ := json.MarshalIndent(claims, "", "  ")
 	d.render(w, http.StatusOK, "app.html", map[string]any{"Issuer": d.Issuer, "ClientID": d.AppID, "Users": DevUsers,
 		"Claims": string(pretty), "Email": claims["email"]})
+}
+
+// devClient reaches the broker, which is this very process: the safe
+// outbound client would rightly refuse loopback.
+var devClient = &http.Client{Timeout: 10 * time.Second}
+
+type endpoints struct {
+	Authorization string `json:"authorization_endpoint"`
+	Token         string `json:"token_endpoint"`
+}
+
+// endpoints reads the broker's discovery document, as a client would.
+func (d *Dev) endpoints(ctx context.Context) (endpoints, error) {
+	var ep endpoints
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.Issuer+"/.well-known/openid-configuration", nil)
+	resp, err := devClient.Do(req)
+	if err != nil {
+		return ep, fmt.Errorf("discovery: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ep); err != nil || ep.Token == "" || ep.Authorization == "" {
+		return ep, fmt.Errorf("discovery at %s answered %s without endpoints", d.Issuer, resp.Status)
+	}
+	return ep, nil
 }
 
 // jwtClaims decodes a JWT payload. The id_token came straight from the
