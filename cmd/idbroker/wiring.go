@@ -27,6 +27,9 @@ func newLogger(w io.Writer, cfg Config) *slog.Logger {
 // beside the database, generated on first use.
 func openKeyring(cfg Config, log *slog.Logger) (*secrets.Keyring, error) {
 	key := cfg.MasterKey
+	if key != nil && cfg.Driver == driverSQLite {
+		warnStaleKeyFile(cfg, *key, log)
+	}
 	if key == nil {
 		k, created, err := secrets.LoadOrCreateMasterKeyFile(cfg.MasterKeyFile)
 		if err != nil {
@@ -36,11 +39,11 @@ func openKeyring(cfg Config, log *slog.Logger) (*secrets.Keyring, error) {
 		if created {
 			log.Warn("GENERATED A NEW MASTER KEY: every stored secret (signing keys, IdP client secrets) is encrypted with it. "+
 				"Back this file up together with the database: without it those secrets are lost. "+
-				"In production set "+envMasterKey+" instead.",
+				"In production set "+envMasterKey+" to its content instead.",
 				"file", cfg.MasterKeyFile, "key_id", k)
 		} else {
 			log.Warn("master key read from a file beside the database; back it up with the database, "+
-				"or set "+envMasterKey+" in production",
+				"or set "+envMasterKey+" to its content in production",
 				"file", cfg.MasterKeyFile, "key_id", k)
 		}
 	}
@@ -49,6 +52,26 @@ func openKeyring(cfg Config, log *slog.Logger) (*secrets.Keyring, error) {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
 	return kr, nil
+}
+
+// warnStaleKeyFile warns when IDBROKER_MASTER_KEY is set but a different
+// key sits in the master.key file beside the SQLite database: the usual
+// mistake after following the advice to move the generated key into the
+// environment, which would leave every secret sealed so far unopenable.
+func warnStaleKeyFile(cfg Config, key secrets.MasterKey, log *slog.Logger) {
+	path := filepath.Join(filepath.Dir(cfg.SQLitePath), masterKeyFileName)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	fileKey, err := secrets.ParseMasterKey(string(b))
+	clear(b)
+	if err != nil || fileKey == key {
+		return
+	}
+	log.Warn(envMasterKey+" differs from the key in the master.key file beside the database; "+
+		"secrets sealed under the file's key will not open: set "+envMasterKey+" to the file's content",
+		"file", path, "env_key_id", key, "file_key_id", fileKey)
 }
 
 // openStore opens the configured database. It does not migrate.
