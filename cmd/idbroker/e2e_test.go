@@ -1,8 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/idbroker/idbroker/internal/testdb"
 )
 
 // These tests run the idbroker binary (see TestMain) as an operator would:
@@ -369,4 +374,68 @@ func jwksKIDs(t *testing.T, b *node) []string {
 		kids = append(kids, k.Alg+":"+k.KID)
 	}
 	return kids
+}
+
+// TestReadyzFollowsTheDatabase cuts a running node off its database:
+// /readyz turns 503 naming the database (so a load balancer drains the
+// node) while /healthz stays 200 (so it is not restarted), and both
+// recover once the database is back.
+func TestReadyzFollowsTheDatabase(t *testing.T) {
+	dbURL := freshPostgres(t)
+	b := startBroker(t, map[string]string{
+		envDatabaseURL: dbURL,
+		envMasterKey:   testMasterKey,
+	})
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	admin := cmp.Or(os.Getenv("IDBROKER_TEST_DATABASE_URL"), testdb.DefaultDatabaseURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	setConnections := func(allow bool) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS %t", name, allow)); err != nil {
+			t.Fatal(err)
+		}
+		if !allow {
+			if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	setConnections(false)
+	defer setConnections(true)
+	waitStatus(t, b, "/readyz", http.StatusServiceUnavailable, func(h healthJSON) bool {
+		return h.Checks["database"] == "fail" && h.Checks["cache"] == "ok"
+	})
+	if code := b.do("GET", "/healthz", "", nil, nil); code != http.StatusOK {
+		t.Errorf("GET /healthz with the database down = %d, want 200", code)
+	}
+
+	setConnections(true)
+	waitStatus(t, b, "/readyz", http.StatusOK, func(h healthJSON) bool { return h.Checks["database"] == "ok" })
+	b.stop()
+}
+
+// waitStatus polls path until it answers code with a body ok accepts, for
+// up to 15 seconds.
+func waitStatus(t *testing.T, b *node, path string, code int, ok func(healthJSON) bool) {
+	t.Helper()
+	var last healthJSON
+	var lastCode int
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		last = healthJSON{}
+		if lastCode = b.do("GET", path, "", nil, &last); lastCode == code && ok(last) {
+			return
+		}
+	}
+	t.Fatalf("GET %s = %d %+v, want %d", path, lastCode, last, code)
 }
