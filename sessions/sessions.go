@@ -132,6 +132,10 @@ type OnceCache interface {
 	// Take returns the value under key and deletes it in one step, or
 	// ErrNotFound. Of any number of racing Takes, exactly one wins.
 	Take(ctx context.Context, key string) ([]byte, error)
+	// Peek returns the value under key without taking it, or ErrNotFound.
+	// It answers "is this one-time value still unspent?" (introspecting a
+	// refresh token) and promises nothing about a Take that follows.
+	Peek(ctx context.Context, key string) ([]byte, error)
 }
 
 // Limiter counts requests against per-key budgets shared by all nodes.

@@ -48,6 +48,7 @@ func RunConformance(t *testing.T, newImpl func(t *testing.T) Impl) {
 		{"RememberRace", testRememberRace},
 		{"PutTake", testPutTake},
 		{"TakeRace", testTakeRace},
+		{"Peek", testPeek},
 		{"OnceInvalid", testOnceInvalid},
 		{"Limiter", testLimiter},
 		{"LimiterRefill", testLimiterRefill},

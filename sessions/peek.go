@@ -1,0 +1,35 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Peek implements OnceCache.
+func (m *Memory) Peek(ctx context.Context, key string) ([]byte, error) {
+	m.onceMu.Lock()
+	defer m.onceMu.Unlock()
+	v, ok := m.values[key]
+	if !ok || !time.Now().Before(v.expires) {
+		return nil, ErrNotFound
+	}
+	// A copy: the value stays for its Take, which must see it unchanged.
+	return append([]byte(nil), v.value...), nil
+}
+
+// Peek implements OnceCache with GET on the key Put wrote.
+func (r *Redis) Peek(ctx context.Context, key string) ([]byte, error) {
+	v, err := r.c.Get(ctx, r.prefix+"take:"+key).Bytes()
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, redis.Nil):
+		return nil, ErrNotFound
+	default:
+		return nil, fmt.Errorf("sessions: redis peek: %w", err)
+	}
+}
