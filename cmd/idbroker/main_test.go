@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -106,8 +107,25 @@ type node struct {
 }
 
 // startBroker starts `idbroker serve` on a free loopback port with env and
-// waits until /readyz answers 200. The broker is stopped when t ends.
+// waits until it is ready. The broker is stopped when t ends.
 func startBroker(t *testing.T, env map[string]string, args ...string) *node {
+	t.Helper()
+	// The port is free when chosen but may be taken before the child binds
+	// it (by a broker another test starts at the same moment): try again.
+	for attempt := 1; ; attempt++ {
+		b, err := tryStartBroker(t, env, args...)
+		if err == nil {
+			return b
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatal(err)
+		}
+	}
+}
+
+var errPortTaken = errors.New("port taken")
+
+func tryStartBroker(t *testing.T, env map[string]string, args ...string) (*node, error) {
 	t.Helper()
 	addr := freeAddr(t)
 	full := map[string]string{
@@ -128,7 +146,7 @@ func startBroker(t *testing.T, env map[string]string, args ...string) *node {
 	b.cmd = childCommand(context.Background(), full, append([]string{"serve"}, args...)...)
 	b.cmd.Stdout, b.cmd.Stderr = b.output, b.output
 	if err := b.cmd.Start(); err != nil {
-		t.Fatalf("start idbroker serve: %v", err)
+		return nil, fmt.Errorf("start idbroker serve: %v", err)
 	}
 	go func() {
 		b.err = b.cmd.Wait()
@@ -146,8 +164,7 @@ func startBroker(t *testing.T, env map[string]string, args ...string) *node {
 			t.Logf("idbroker output:\n%s", b.output)
 		}
 	})
-	b.waitReady()
-	return b
+	return b, b.waitReady(addr)
 }
 
 func freeAddr(t *testing.T) string {
@@ -160,28 +177,34 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// waitReady polls /readyz until it answers 200, failing when the process
-// exits first or a minute passes (the first start on a fresh database
-// migrates and generates RSA keys).
-func (b *node) waitReady() {
-	b.t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
+// waitReady waits until the broker has bound addr itself (its server logs
+// so; a 200 from the port alone could come from another process) and
+// /readyz answers 200. It fails when the process exits first or a minute
+// passes (the first start on a fresh database migrates and generates RSA
+// keys).
+func (b *node) waitReady(addr string) error {
+	listening := "addr=" + addr
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		select {
 		case <-b.done:
-			b.t.Fatalf("idbroker serve exited before it was ready (%v); output:\n%s", b.err, b.output)
+			if strings.Contains(b.output.String(), "address already in use") {
+				return errPortTaken
+			}
+			return fmt.Errorf("idbroker serve exited before it was ready (%v); output:\n%s", b.err, b.output)
 		default:
+		}
+		if !strings.Contains(b.output.String(), listening) {
+			continue
 		}
 		if resp, err := b.client.Get(b.base + "/readyz"); err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	b.t.Fatalf("idbroker serve not ready within a minute; output:\n%s", b.output)
+	return fmt.Errorf("idbroker serve not ready within a minute; output:\n%s", b.output)
 }
 
 // stop sends SIGTERM and expects a graceful exit with status 0.
