@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 
-	"github.com/idbroker/idbroker/secrets"
 	"github.com/idbroker/idbroker/server"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
@@ -23,7 +21,9 @@ token-signing keys if there are none, and makes IDBROKER_BOOTSTRAP_API_KEY a
 valid operator key. It stops gracefully on SIGINT or SIGTERM.
 
 --dev is for trying idbroker on a laptop: it allows plain http issuers and
-private networks, and seeds a demo tenant for the domain example.com.
+private networks, and seeds a demo tenant (example.com) whose SAML connection
+goes to a built-in test IdP at /dev/idp, and a demo app at /dev/app: open
+{issuer}/dev/app and sign in.
 
 Environment (flags override):
 
@@ -117,14 +117,6 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger) erro
 		}
 		log.Info("bootstrap API key accepted (" + envBootstrapAPIKey + ")")
 	}
-	if cfg.Dev {
-		if err := seedDemoTenant(ctx, st, log); err != nil {
-			return fmt.Errorf("dev: seed demo tenant: %w", err)
-		}
-		if cfg.BootstrapAPIKey == "" {
-			log.Info("dev: to call the operator API, create a key with \"idbroker apikey create\" or set " + envBootstrapAPIKey)
-		}
-	}
 
 	srv := server.New(server.Config{
 		Listen: cfg.Listen,
@@ -187,45 +179,4 @@ func openSessions(ctx context.Context, cfg Config) (sessionStore, func(), error)
 		return nil, nil, fmt.Errorf("connect to Redis: %w", err)
 	}
 	return sessions.NewRedis(client, sessions.RedisOptions{}), func() { client.Close() }, nil
-}
-
-// seedDemoTenant creates, once, the tenant --dev promises: "Example (demo)",
-// owning the verified domain example.com. A tenant already holding that
-// domain verified is left alone, so restarts do not pile up tenants.
-//
-// TODO(dev-idp): the issue adding the built-in test IdP at /dev/idp gives
-// this tenant an active connection to it, so that a login as
-// someone@example.com works out of the box.
-func seedDemoTenant(ctx context.Context, st store.Store, log *slog.Logger) error {
-	const domain = "example.com"
-	switch id, err := st.ResolveDomain(ctx, domain); {
-	case err == nil:
-		log.Info("dev: demo tenant present", "tenant_id", id, "domain", domain)
-		return nil
-	case !errors.Is(err, store.ErrNotFound):
-		return err
-	}
-	var t store.Tenant
-	err := st.InTx(ctx, func(ctx context.Context) error {
-		var err error
-		t, err = st.CreateTenant(ctx, store.Tenant{Name: "Example (demo)", Status: store.TenantActive})
-		if err != nil {
-			return err
-		}
-		tctx := store.WithTenant(ctx, t.ID)
-		// Verified outright: example.com is reserved (RFC 2606), so no one
-		// else can prove it, and --dev is a sandbox. The token is what the
-		// DNS check would look for, kept for form's sake.
-		_, err = st.AddDomain(tctx, store.Domain{
-			Domain:            domain,
-			Verified:          true,
-			VerificationToken: secrets.NewToken(""),
-		})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	log.Info("dev: seeded demo tenant", "tenant_id", t.ID, "domain", domain)
-	return nil
 }

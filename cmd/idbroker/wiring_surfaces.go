@@ -8,9 +8,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/devmode"
 	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/safehttp"
 	"github.com/idbroker/idbroker/scim"
@@ -144,11 +147,33 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *server.Server, 
 	registry.Mount(e, provider.Complete)
 	directories.Mount(e)
 	api.Mount(e)
+	if cfg.Dev {
+		if err := mountDev(ctx, e, cfg, st, registry, log); err != nil {
+			return err
+		}
+	}
 
 	if err := provider.Run(ctx); err != nil {
 		return err
 	}
 	bg.Go(func() { registry.Run(ctx, connectionMaintenance) })
 	bg.Go(func() { webhooks.Run(ctx) })
+	return nil
+}
+
+// mountDev seeds, idempotently, what --dev promises (tenant Example with the
+// verified domain example.com, a SAML connection to the built-in test IdP,
+// a demo app) and serves the IdP at /dev/idp and the app at /dev/app.
+func mountDev(ctx context.Context, e *echo.Echo, cfg Config, st store.Store, registry *connections.Registry, log *slog.Logger) error {
+	dev, err := devmode.Seed(ctx, st, registry, cfg.Issuer)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	dev.Mount(e)
+	log.Info("dev: open the demo app and sign in through the built-in test IdP",
+		"url", cfg.Issuer+"/dev/app", "tenant_id", dev.TenantID, "connection_id", dev.ConnectionID, "client_id", dev.AppID)
+	if cfg.BootstrapAPIKey == "" {
+		log.Info("dev: to call the operator API, create a key with \"idbroker apikey create\" or set " + envBootstrapAPIKey)
+	}
 	return nil
 }

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDevLogin is the Quick start as a test: `serve --dev`, open /dev/app,
+// sign in as alice@example.com through the broker's email page and the
+// built-in SAML IdP, and get the normalised claims back. It runs on both
+// deployments, so the whole wiring — broker, connections, sessions (cached,
+// in process or Redis), signing, store — is exercised in the real binary.
+func TestDevLogin(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		testDevLogin(t, map[string]string{
+			envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+		})
+	})
+	t.Run("postgres+redis", func(t *testing.T) {
+		testDevLogin(t, map[string]string{
+			envDatabaseURL: freshPostgres(t),
+			envRedisURL:    testRedis(t),
+			envMasterKey:   testMasterKey,
+		})
+	})
+}
+
+func testDevLogin(t *testing.T, env map[string]string) {
+	b := startBroker(t, env, "--dev")
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	read := func(resp *http.Response, err error) (page, at string) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(body), resp.Request.URL.String()
+	}
+	attr := func(page, re string) string {
+		t.Helper()
+		m := regexp.MustCompile(re).FindStringSubmatch(page)
+		if m == nil {
+			return ""
+		}
+		return html.UnescapeString(m[1])
+	}
+	resolve := func(at, ref string) string {
+		base, err := url.Parse(at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := url.Parse(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base.ResolveReference(r).String()
+	}
+
+	// Sign in: the broker asks for the work email.
+	page, at := read(c.Get(b.base + "/dev/app/login"))
+	action, id := attr(page, `action="([^"]+)"`), attr(page, `name="id" value="([^"]+)"`)
+	if action == "" || id == "" {
+		t.Fatalf("no email page at %s:\n%s", at, page)
+	}
+	// alice@example.com is routed by her verified domain to the dev IdP.
+	page, at = read(c.PostForm(resolve(at, action), url.Values{"id": {id}, "email": {"alice@example.com"}}))
+	ret := attr(page, `name="return" value="([^"]+)"`)
+	if ret == "" {
+		t.Fatalf("no dev IdP page at %s:\n%s", at, page)
+	}
+	// Picking alice yields the auto-submitting SAMLResponse form.
+	page, at = read(c.PostForm(b.base+"/dev/idp/login", url.Values{"user": {"alice"}, "return": {ret}}))
+	form := url.Values{}
+	for _, m := range regexp.MustCompile(`name="(\w+)" value="([^"]*)"`).FindAllStringSubmatch(page, -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	acs := attr(page, `action="([^"]+)"`)
+	if acs == "" || form.Get("SAMLResponse") == "" {
+		t.Fatalf("no SAMLResponse at %s:\n%s", at, page)
+	}
+	// ACS → broker → code → /dev/app/callback, which shows the claims.
+	page, at = read(c.PostForm(resolve(at, acs), form))
+	raw := attr(page, `(?s)<pre>(.*)</pre>`)
+	var claims map[string]any
+	if err := json.Unmarshal([]byte(raw), &claims); err != nil {
+		t.Fatalf("no claims at %s (%v):\n%s", at, err, page)
+	}
+	sub, _ := claims["sub"].(string)
+	if claims["iss"] != b.base || claims["email"] != "alice@example.com" || claims["connection_type"] != "saml" ||
+		!strings.HasPrefix(sub, "usr_") {
+		t.Errorf("claims = %v, want alice@example.com through SAML, issued by %s", claims, b.base)
+	}
+	b.stop()
+}
