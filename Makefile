@@ -13,8 +13,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-# Per-target fuzzing time for fuzz-short.
+# Per-target fuzzing time for fuzz-short; extra flags for bench.
 FUZZTIME ?= 10s
+BENCHFLAGS ?=
 
 .PHONY: all build run test fmt-check vet bench fuzz-short clean
 
@@ -43,9 +44,9 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 
-## bench: every benchmark, no tests
+## bench: every benchmark, no tests (BENCHFLAGS=-benchtime=1x for a smoke run)
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
+	$(GO) test -run='^$$' -bench=. -benchmem $(BENCHFLAGS) $(PKGS)
 
 ## fuzz-short: each fuzz target for FUZZTIME, one at a time (go test allows
 ## one -fuzz target per package per run)
