@@ -36,6 +36,9 @@ type APIConfig struct {
 	// /tenants/{id}/connections, GET/PATCH/DELETE /connections/{id}); nil
 	// leaves those routes out.
 	Connections *connections.Registry
+	// SCIMBaseURL names a directory's SCIM base URL (scim.Server.BaseURL);
+	// nil leaves the directory routes out.
+	SCIMBaseURL func(directoryID string) string
 }
 
 // API is the operator API. Create it with NewAPI and Mount it.
@@ -46,6 +49,7 @@ type API struct {
 	verifyTimeout time.Duration
 	sessions      sessions.Store
 	connections   *connections.Registry
+	scimBaseURL   func(directoryID string) string
 }
 
 // NewAPI returns the operator API over cfg.Store. It panics when Store is
@@ -61,6 +65,7 @@ func NewAPI(cfg APIConfig) *API {
 		verifyTimeout: 10 * time.Second,
 		sessions:      cfg.Sessions,
 		connections:   cfg.Connections,
+		scimBaseURL:   cfg.SCIMBaseURL,
 	}
 	if a.resolver == nil {
 		a.resolver = net.DefaultResolver
@@ -92,6 +97,8 @@ func (a *API) Mount(e *echo.Echo) {
 	t.POST("/domains/:dom/verify", a.verifyDomain)
 
 	a.mountConnections(g, t)
+	a.mountDirectories(g, t)
+	a.mountEvents(g)
 
 	g.POST("/applications", a.createApplication)
 	if a.sessions != nil {

@@ -1,0 +1,326 @@
+package adminportal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/store"
+)
+
+// DirectoryTokenPrefix starts every SCIM directory bearer token, so that a
+// leaked one is recognisable to people and secret scanners.
+const DirectoryTokenPrefix = "idb_scim"
+
+// mountDirectories registers the directory calls of contract section 4.
+// Calls under /directories/{id} name no tenant: the directory id is
+// resolved to its tenant first (operator keys are cross-tenant), and every
+// store call after runs under that tenant.
+func (a *API) mountDirectories(g, tenant *echo.Group) {
+	if a.scimBaseURL == nil {
+		return
+	}
+	tenant.POST("/directories", a.createDirectory)
+	tenant.GET("/directories", a.listDirectories)
+	d := g.Group("/directories/:dir", a.loadDirectory)
+	d.GET("", a.getDirectory)
+	d.POST("/token", a.rotateDirectoryToken)
+	d.GET("/users", a.listDirectoryUsers)
+	d.GET("/groups", a.listDirectoryGroups)
+}
+
+// directoryJSON is a directory as the API shows it. BearerToken is set
+// only in the answers that mint one: only its hash is kept.
+type directoryJSON struct {
+	ID          string    `json:"id"`
+	TenantID    string    `json:"tenant_id"`
+	Name        string    `json:"name"`
+	SCIMBaseURL string    `json:"scim_base_url"`
+	BearerToken *string   `json:"bearer_token,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func (a *API) toDirectoryJSON(d store.Directory, token string) directoryJSON {
+	out := directoryJSON{
+		ID: d.ID, TenantID: d.TenantID, Name: d.Name, SCIMBaseURL: a.scimBaseURL(d.ID),
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+	if token != "" {
+		out.BearerToken = &token
+	}
+	return out
+}
+
+func directoryResource(d store.Directory) store.Resource {
+	return store.Resource{Type: "directory", ID: d.ID, Name: d.Name}
+}
+
+type createDirectoryRequest struct {
+	Name string `json:"name"`
+}
+
+// createDirectory adds a SCIM directory to the tenant and mints its bearer
+// token, shown once. The directory and its audit row commit together.
+func (a *API) createDirectory(c echo.Context) error {
+	var req createDirectoryRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	name, err := checkName("name", req.Name)
+	if err != nil {
+		return err
+	}
+	token := secrets.NewToken(DirectoryTokenPrefix)
+	var d store.Directory
+	err = a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		var err error
+		d, err = a.store.CreateDirectory(ctx, store.Directory{Name: name, TokenHash: secrets.HashToken(token)})
+		if err != nil {
+			return fmt.Errorf("create directory: %w", err)
+		}
+		return a.audit(ctx, c, "directory.created", directoryResource(d), nil)
+	})
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusCreated, a.toDirectoryJSON(d, token))
+}
+
+func (a *API) listDirectories(c echo.Context) error {
+	dirs, err := a.store.Directories(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("list directories: %w", err)
+	}
+	out := make([]directoryJSON, len(dirs))
+	for i, d := range dirs {
+		out[i] = a.toDirectoryJSON(d, "")
+	}
+	return c.JSON(http.StatusOK, newList(out, ""))
+}
+
+// loadDirectory resolves the :dir of directory routes to its tenant and
+// loads the directory; unknown and malformed ids are the same 404.
+func (a *API) loadDirectory(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Param("dir")
+		if !store.HasPrefix(id, store.PrefixDirectory) {
+			return notFound("directory")
+		}
+		ctx := c.Request().Context()
+		tenantID, err := a.store.ResolveDirectory(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("directory")
+		}
+		if err != nil {
+			return fmt.Errorf("resolve directory: %w", err)
+		}
+		ctx = store.WithTenant(ctx, tenantID)
+		server.SetTenantID(ctx, tenantID)
+		d, err := a.store.Directory(ctx, id)
+		if errors.Is(err, store.ErrNotFound) { // deleted in between
+			return notFound("directory")
+		}
+		if err != nil {
+			return fmt.Errorf("load directory %s: %w", id, err)
+		}
+		c.SetRequest(c.Request().WithContext(ctx))
+		c.Set(directoryCtxKey, d)
+		return next(c)
+	}
+}
+
+const directoryCtxKey = "adminportal.directory"
+
+func directoryOf(c echo.Context) store.Directory {
+	d, _ := c.Get(directoryCtxKey).(store.Directory)
+	return d
+}
+
+func (a *API) getDirectory(c echo.Context) error {
+	return c.JSON(http.StatusOK, a.toDirectoryJSON(directoryOf(c), ""))
+}
+
+// rotateDirectoryToken mints a new bearer token; the old one stops working
+// with this call's commit, on every node (tokens are looked up, not cached).
+func (a *API) rotateDirectoryToken(c echo.Context) error {
+	d := directoryOf(c)
+	token := secrets.NewToken(DirectoryTokenPrefix)
+	err := a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		if err := a.store.SetDirectoryToken(ctx, d.ID, secrets.HashToken(token)); err != nil {
+			return fmt.Errorf("set directory token: %w", err)
+		}
+		return a.audit(ctx, c, "directory.token_rotated", directoryResource(d), nil)
+	})
+	if err != nil {
+		return err
+	}
+	d.UpdatedAt = time.Now().UTC()
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, a.toDirectoryJSON(d, token))
+}
+
+// directoryUserJSON is a SCIM-provisioned user as the operator API shows
+// it: the normalised fields, not the SCIM document.
+type directoryUserJSON struct {
+	ID          string      `json:"id"`
+	DirectoryID string      `json:"directory_id"`
+	TenantID    string      `json:"tenant_id"`
+	ExternalID  *string     `json:"external_id"`
+	UserName    string      `json:"user_name"`
+	Email       *string     `json:"email"`
+	Emails      []emailJSON `json:"emails"`
+	FirstName   *string     `json:"first_name"`
+	LastName    *string     `json:"last_name"`
+	DisplayName *string     `json:"display_name"`
+	State       string      `json:"state"` // active or inactive
+	Groups      []string    `json:"groups"`
+	CreatedAt   time.Time   `json:"created_at"`
+	UpdatedAt   time.Time   `json:"updated_at"`
+}
+
+type emailJSON struct {
+	Value   string `json:"value"`
+	Type    string `json:"type,omitempty"`
+	Primary bool   `json:"primary"`
+}
+
+// optional maps "" to null, so that clients need not guess whether an
+// empty string is a value.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func toDirectoryUserJSON(u store.User, groups []string) directoryUserJSON {
+	out := directoryUserJSON{
+		ID: u.ID, DirectoryID: u.DirectoryID, TenantID: u.TenantID, ExternalID: optional(u.ExternalID),
+		UserName: u.UserName, Email: optional(u.Email), Emails: scimEmails(u),
+		FirstName: optional(u.GivenName), LastName: optional(u.FamilyName), DisplayName: optional(u.DisplayName),
+		State: "active", Groups: groups, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
+	}
+	if !u.Active {
+		out.State = "inactive"
+	}
+	if out.Groups == nil {
+		out.Groups = []string{}
+	}
+	return out
+}
+
+// scimEmails reads the emails of the SCIM document the IdP sent; the
+// store keeps the primary one in a column of its own.
+func scimEmails(u store.User) []emailJSON {
+	var doc struct {
+		Emails []struct {
+			Value   string `json:"value"`
+			Type    string `json:"type"`
+			Primary any    `json:"primary"` // Entra sends "True" as often as true
+		} `json:"emails"`
+	}
+	out := []emailJSON{}
+	if len(u.Attributes) > 0 && json.Unmarshal(u.Attributes, &doc) == nil {
+		for _, e := range doc.Emails {
+			v := strings.TrimSpace(e.Value)
+			if v == "" {
+				continue
+			}
+			var primary bool
+			switch p := e.Primary.(type) {
+			case bool:
+				primary = p
+			case string:
+				primary = strings.EqualFold(p, "true")
+			}
+			out = append(out, emailJSON{Value: v, Type: e.Type, Primary: primary})
+		}
+	}
+	if len(out) == 0 && u.Email != "" {
+		out = append(out, emailJSON{Value: u.Email, Primary: true})
+	}
+	return out
+}
+
+// listDirectoryUsers pages through the users the directory provisioned,
+// in creation order, with the names of their groups.
+func (a *API) listDirectoryUsers(c echo.Context) error {
+	p, err := parsePage(c, store.PrefixUser)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	q := store.UserQuery{DirectoryID: directoryOf(c).ID, Limit: p.Limit + 1}
+	if p.After != "" {
+		q.Filter = store.Cmp{Field: "id", Op: store.OpGt, Value: p.After}
+	}
+	users, _, err := a.store.FindUsers(ctx, q)
+	if err != nil {
+		return fmt.Errorf("list directory users: %w", err)
+	}
+	users, next := cutPage(users, p.Limit, func(u store.User) string { return u.ID })
+	out := make([]directoryUserJSON, 0, len(users))
+	for _, u := range users {
+		groups, err := a.store.UserGroupNames(ctx, u.ID)
+		if err != nil {
+			return fmt.Errorf("groups of %s: %w", u.ID, err)
+		}
+		out = append(out, toDirectoryUserJSON(u, groups))
+	}
+	return c.JSON(http.StatusOK, newList(out, next))
+}
+
+// directoryGroupJSON is a SCIM group as the operator API shows it.
+type directoryGroupJSON struct {
+	ID          string    `json:"id"`
+	DirectoryID string    `json:"directory_id"`
+	TenantID    string    `json:"tenant_id"`
+	ExternalID  *string   `json:"external_id"`
+	Name        string    `json:"name"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func (a *API) listDirectoryGroups(c echo.Context) error {
+	p, err := parsePage(c, store.PrefixGroup)
+	if err != nil {
+		return err
+	}
+	q := store.GroupQuery{DirectoryID: directoryOf(c).ID, Limit: p.Limit + 1}
+	if p.After != "" {
+		q.Filter = store.Cmp{Field: "id", Op: store.OpGt, Value: p.After}
+	}
+	groups, _, err := a.store.FindGroups(c.Request().Context(), q)
+	if err != nil {
+		return fmt.Errorf("list directory groups: %w", err)
+	}
+	groups, next := cutPage(groups, p.Limit, func(g store.Group) string { return g.ID })
+	out := make([]directoryGroupJSON, len(groups))
+	for i, g := range groups {
+		out[i] = directoryGroupJSON{
+			ID: g.ID, DirectoryID: g.DirectoryID, TenantID: g.TenantID, ExternalID: optional(g.ExternalID),
+			Name: g.DisplayName, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
+		}
+	}
+	return c.JSON(http.StatusOK, newList(out, next))
+}
+
+// cutPage trims a limit+1 result to limit and returns the cursor of the
+// next page ("" on the last one).
+func cutPage[T any](items []T, limit int, id func(T) string) ([]T, string) {
+	if len(items) <= limit {
+		return items, ""
+	}
+	items = items[:limit]
+	return items, id(items[limit-1])
+}

@@ -1,0 +1,287 @@
+package adminportal_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	adminportal "github.com/idbroker/idbroker/admin-portal"
+	"github.com/idbroker/idbroker/scim"
+	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
+)
+
+// newSCIMEnv is newEnv with the real SCIM server mounted beside the API on
+// one HTTP server, as cmd/idbroker mounts them.
+func newSCIMEnv(t *testing.T, st *store.DB) *env {
+	t.Helper()
+	srv := server.New(server.Config{BodyLimit: testBodyLimit})
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	dirs, err := scim.New(scim.Config{Issuer: ts.URL, Store: st, Sessions: sessions.NewMemory()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs.Mount(srv.Echo())
+	adminportal.NewAPI(adminportal.APIConfig{Store: st, Resolver: &fakeDNS{records: map[string][]string{}}, SCIMBaseURL: dirs.BaseURL}).Mount(srv.Echo())
+	key, k, err := adminportal.CreateAPIKey(context.Background(), st, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, st: st, url: ts.URL + "/api/v1", key: key, keyID: k.ID}
+}
+
+func eachSCIMBackend(t *testing.T, fn func(t *testing.T, e *env)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, newSCIMEnv(t, b.open(t)))
+		})
+	}
+}
+
+type directoryOut struct {
+	ID          string  `json:"id"`
+	TenantID    string  `json:"tenant_id"`
+	Name        string  `json:"name"`
+	SCIMBaseURL string  `json:"scim_base_url"`
+	BearerToken *string `json:"bearer_token"`
+}
+
+type directoryUserOut struct {
+	ID          string  `json:"id"`
+	DirectoryID string  `json:"directory_id"`
+	TenantID    string  `json:"tenant_id"`
+	ExternalID  *string `json:"external_id"`
+	UserName    string  `json:"user_name"`
+	Email       *string `json:"email"`
+	Emails      []struct {
+		Value   string `json:"value"`
+		Type    string `json:"type"`
+		Primary bool   `json:"primary"`
+	} `json:"emails"`
+	FirstName *string  `json:"first_name"`
+	LastName  *string  `json:"last_name"`
+	State     string   `json:"state"`
+	Groups    []string `json:"groups"`
+}
+
+// scimCall sends one SCIM request to a directory's base URL.
+func scimCall(t *testing.T, base, token, method, path string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", scim.MediaType)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(res.Body)
+	if len(raw) > 0 {
+		_ = json.Unmarshal(raw, &out)
+	}
+	return res.StatusCode, out
+}
+
+func scimUser(userName, given string) map[string]any {
+	return map[string]any{
+		"schemas": []string{scim.SchemaUser}, "userName": userName, "externalId": "ext-" + given, "active": true,
+		"name":   map[string]any{"givenName": given, "familyName": "Doe"},
+		"emails": []any{map[string]any{"value": userName, "type": "work", "primary": "True"}},
+	}
+}
+
+func TestDirectories(t *testing.T) {
+	eachSCIMBackend(t, func(t *testing.T, e *env) {
+		ta := e.createTenant(map[string]any{"name": "Acme"})
+		tb := e.createTenant(map[string]any{"name": "Globex"})
+
+		var d directoryOut
+		e.must(http.StatusCreated, "POST", "/tenants/"+ta.ID+"/directories", map[string]any{"name": " Okta "}).decode(t, &d)
+		if !store.HasPrefix(d.ID, store.PrefixDirectory) || d.TenantID != ta.ID || d.Name != "Okta" ||
+			d.BearerToken == nil || !strings.HasPrefix(*d.BearerToken, adminportal.DirectoryTokenPrefix+"_") ||
+			!strings.HasSuffix(d.SCIMBaseURL, "/scim/v2/"+d.ID) {
+			t.Fatalf("created %+v", d)
+		}
+		stored, err := e.st.Directory(store.WithTenant(context.Background(), ta.ID), d.ID)
+		if err != nil || !secrets.Equal(stored.TokenHash, secrets.HashToken(*d.BearerToken)) {
+			t.Fatalf("stored hash does not match the token shown (%v)", err)
+		}
+		if rows := e.audits(ta.ID, "directory.created"); len(rows) != 1 || rows[0].Resource.ID != d.ID {
+			t.Fatalf("audit %+v", rows)
+		}
+		// The token is shown once: reads leave it out.
+		var got map[string]any
+		e.must(http.StatusOK, "GET", "/directories/"+d.ID, nil).decode(t, &got)
+		if _, ok := got["bearer_token"]; ok || got["scim_base_url"] != d.SCIMBaseURL {
+			t.Fatalf("GET shows %v", got)
+		}
+		var dl listOut[directoryOut]
+		e.must(http.StatusOK, "GET", "/tenants/"+ta.ID+"/directories", nil).decode(t, &dl)
+		if len(dl.Data) != 1 || dl.Data[0].ID != d.ID || dl.Data[0].BearerToken != nil {
+			t.Fatalf("list %+v", dl)
+		}
+
+		// The token opens the directory's SCIM endpoint: provision two users
+		// and a group through it.
+		tok := *d.BearerToken
+		var ids []string
+		for _, u := range []map[string]any{scimUser("ann@acme.test", "Ann"), scimUser("bob@acme.test", "Bob")} {
+			st, body := scimCall(t, d.SCIMBaseURL, tok, "POST", "/Users", u)
+			if st != http.StatusCreated {
+				t.Fatalf("SCIM create: %d %v", st, body)
+			}
+			ids = append(ids, body["id"].(string))
+		}
+		if st, body := scimCall(t, d.SCIMBaseURL, tok, "POST", "/Groups", map[string]any{
+			"schemas": []string{scim.SchemaGroup}, "displayName": "Engineering",
+			"members": []any{map[string]any{"value": ids[0]}},
+		}); st != http.StatusCreated {
+			t.Fatalf("SCIM group: %d %v", st, body)
+		}
+
+		// Users, paged.
+		var p1, p2 listOut[directoryUserOut]
+		e.must(http.StatusOK, "GET", "/directories/"+d.ID+"/users?limit=1", nil).decode(t, &p1)
+		if len(p1.Data) != 1 || p1.NextCursor == nil {
+			t.Fatalf("page 1 %+v", p1)
+		}
+		e.must(http.StatusOK, "GET", "/directories/"+d.ID+"/users?limit=1&after="+*p1.NextCursor, nil).decode(t, &p2)
+		if len(p2.Data) != 1 || p2.NextCursor != nil || p2.Data[0].ID == p1.Data[0].ID {
+			t.Fatalf("page 2 %+v", p2)
+		}
+		ann := p1.Data[0]
+		if ann.ID != ids[0] || ann.DirectoryID != d.ID || ann.TenantID != ta.ID || ann.UserName != "ann@acme.test" ||
+			ann.Email == nil || *ann.Email != "ann@acme.test" || ann.FirstName == nil || *ann.FirstName != "Ann" ||
+			ann.LastName == nil || *ann.LastName != "Doe" || ann.ExternalID == nil || *ann.ExternalID != "ext-Ann" ||
+			ann.State != "active" || len(ann.Groups) != 1 || ann.Groups[0] != "Engineering" ||
+			len(ann.Emails) != 1 || !ann.Emails[0].Primary || ann.Emails[0].Type != "work" {
+			t.Fatalf("user %+v", ann)
+		}
+		if bob := p2.Data[0]; bob.State != "active" || len(bob.Groups) != 0 || bob.Groups == nil {
+			t.Fatalf("user %+v", bob)
+		}
+		// Deprovisioned users stay listed, inactive.
+		if st, _ := scimCall(t, d.SCIMBaseURL, tok, "PATCH", "/Users/"+ids[1], map[string]any{
+			"schemas": []string{scim.SchemaPatchOp}, "Operations": []any{map[string]any{"op": "replace", "value": map[string]any{"active": false}}},
+		}); st != http.StatusOK {
+			t.Fatalf("deactivate: %d", st)
+		}
+		var all listOut[directoryUserOut]
+		e.must(http.StatusOK, "GET", "/directories/"+d.ID+"/users", nil).decode(t, &all)
+		if len(all.Data) != 2 || all.Data[1].State != "inactive" {
+			t.Fatalf("after deactivation %+v", all)
+		}
+
+		var groups listOut[struct {
+			ID, Name, DirectoryID string
+		}]
+		e.must(http.StatusOK, "GET", "/directories/"+d.ID+"/groups", nil).decode(t, &groups)
+		if len(groups.Data) != 1 || groups.Data[0].Name != "Engineering" || groups.NextCursor != nil {
+			t.Fatalf("groups %+v", groups)
+		}
+
+		// Rotation: the new token works at once, the old one no longer.
+		var rot directoryOut
+		e.must(http.StatusOK, "POST", "/directories/"+d.ID+"/token", nil).decode(t, &rot)
+		if rot.BearerToken == nil || *rot.BearerToken == tok || rot.ID != d.ID {
+			t.Fatalf("rotated %+v", rot)
+		}
+		if st, _ := scimCall(t, d.SCIMBaseURL, tok, "GET", "/Users", nil); st != http.StatusUnauthorized {
+			t.Fatalf("old token after rotation: %d", st)
+		}
+		if st, _ := scimCall(t, d.SCIMBaseURL, *rot.BearerToken, "GET", "/Users", nil); st != http.StatusOK {
+			t.Fatalf("new token: %d", st)
+		}
+		if rows := e.audits(ta.ID, "directory.token_rotated"); len(rows) != 1 || rows[0].Resource.ID != d.ID {
+			t.Fatalf("audit %+v", rows)
+		}
+
+		// Another tenant's directory: its token opens only it, and its
+		// listings show none of Acme's users.
+		var db directoryOut
+		e.must(http.StatusCreated, "POST", "/tenants/"+tb.ID+"/directories", map[string]any{"name": "Entra"}).decode(t, &db)
+		if st, _ := scimCall(t, d.SCIMBaseURL, *db.BearerToken, "GET", "/Users", nil); st != http.StatusUnauthorized {
+			t.Fatalf("tenant B's token on A's directory: %d", st)
+		}
+		var bl listOut[directoryUserOut]
+		e.must(http.StatusOK, "GET", "/directories/"+db.ID+"/users", nil).decode(t, &bl)
+		if len(bl.Data) != 0 {
+			t.Fatalf("tenant B lists %+v", bl.Data)
+		}
+		// Cursors of another listing lead nowhere either.
+		e.must(http.StatusOK, "GET", "/directories/"+db.ID+"/users?after="+ids[0], nil).decode(t, &bl)
+		if len(bl.Data) != 0 {
+			t.Fatalf("tenant B lists %+v", bl.Data)
+		}
+
+		// Unknown, garbage and other-kind ids are 404; no key is 401.
+		for _, p := range []string{
+			"/directories/" + store.NewID(store.PrefixDirectory), "/directories/dir_x", "/directories/" + ta.ID,
+			"/directories/" + store.NewID(store.PrefixDirectory) + "/users", "/directories/%27--/groups",
+		} {
+			if r := e.call("GET", p, nil); r.status != http.StatusNotFound || r.err(t).Code != "not_found" {
+				t.Errorf("GET %s: %d %s", p, r.status, r.body)
+			}
+		}
+		if r := e.call("POST", "/directories/"+store.NewID(store.PrefixDirectory)+"/token", nil); r.status != http.StatusNotFound {
+			t.Errorf("rotate unknown: %d", r.status)
+		}
+		if r := e.call("POST", "/tenants/"+store.NewID(store.PrefixTenant)+"/directories", map[string]any{"name": "x"}); r.status != http.StatusNotFound {
+			t.Errorf("unknown tenant: %d", r.status)
+		}
+		for _, call := range [][2]string{{"POST", "/directories/" + d.ID + "/token"}, {"GET", "/directories/" + d.ID + "/users"}, {"POST", "/tenants/" + ta.ID + "/directories"}} {
+			if r := e.call(call[0], call[1], map[string]any{"name": "x"}, "Authorization", "Bearer idb_sk_wrong"); r.status != http.StatusUnauthorized {
+				t.Errorf("%s %s without a valid key: %d", call[0], call[1], r.status)
+			}
+		}
+		if st, _ := scimCall(t, d.SCIMBaseURL, *rot.BearerToken, "GET", "/Users", nil); st != http.StatusOK {
+			t.Fatal("an unauthenticated rotation changed the token")
+		}
+
+		// Bad input: 400, nothing stored.
+		for name, body := range map[string]any{
+			"no name":       map[string]any{},
+			"blank name":    map[string]any{"name": "  "},
+			"unknown field": map[string]any{"name": "x", "token": "mine"},
+			"name type":     map[string]any{"name": 5},
+			"not an object": "[1]",
+		} {
+			if r := e.call("POST", "/tenants/"+ta.ID+"/directories", body); r.status != http.StatusBadRequest || r.err(t).Code != "invalid_request" {
+				t.Errorf("%s: %d %s", name, r.status, r.body)
+			}
+		}
+		for _, q := range []string{"limit=0", "limit=101", "limit=x", "after=grp_x", "after=" + ta.ID} {
+			if r := e.call("GET", "/directories/"+d.ID+"/users?"+q, nil); r.status != http.StatusBadRequest {
+				t.Errorf("users?%s: %d", q, r.status)
+			}
+		}
+		if dirs, _ := e.st.Directories(store.WithTenant(context.Background(), ta.ID)); len(dirs) != 1 {
+			t.Fatalf("refused requests stored directories: %d", len(dirs))
+		}
+	})
+}
+
+func TestDirectoryRoutesNeedSCIM(t *testing.T) {
+	e := newEnv(t, backends[0].open(t))
+	ta := e.createTenant(map[string]any{"name": "Acme"})
+	if r := e.call("POST", "/tenants/"+ta.ID+"/directories", map[string]any{"name": "x"}); r.status != http.StatusNotFound {
+		t.Fatalf("without SCIMBaseURL: %d", r.status)
+	}
+}
