@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -105,6 +106,25 @@ func testDataSurvivesRestart(t *testing.T, env map[string]string) {
 		t.Fatalf("created tenant = %+v, want tnt_… Acme Corp active", created)
 	}
 
+	// A SAML connection made through the API is served by the upstream
+	// endpoints under the issuer.
+	var conn struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+		SAML   struct {
+			SPEntityID    string `json:"sp_entity_id"`
+			SPMetadataURL string `json:"sp_metadata_url"`
+		} `json:"saml"`
+	}
+	body = map[string]any{"type": "saml", "name": "Okta"}
+	if code := b.do("POST", "/api/v1/tenants/"+created.ID+"/connections", e2eBootstrapKey, body, &conn); code != http.StatusCreated {
+		t.Fatalf("POST connection = %d, want 201", code)
+	}
+	if conn.SAML.SPEntityID != b.base+"/sso/saml/"+conn.ID || conn.SAML.SPMetadataURL == "" {
+		t.Errorf("connection = %+v, want SP entity id %s/sso/saml/%s", conn, b.base, conn.ID)
+	}
+	metadata := spMetadata(t, b, conn.ID)
+
 	kidsBefore := jwksKIDs(t, b)
 	b.stop()
 	b = startBroker(t, env)
@@ -116,6 +136,10 @@ func testDataSurvivesRestart(t *testing.T, env map[string]string) {
 	// The signing keys survived too: the JWKS is the same one.
 	if after := jwksKIDs(t, b); strings.Join(kidsBefore, ",") != strings.Join(after, ",") {
 		t.Errorf("JWKS key ids changed across a restart: %v, then %v", kidsBefore, after)
+	}
+	// So did the connection's SP key (the issuer, with its port, did not).
+	if before, after := spCertificate(t, metadata), spCertificate(t, spMetadata(t, b, conn.ID)); before != after {
+		t.Errorf("SP certificate changed across a restart")
 	}
 	if got.ID != created.ID || got.Name != "Acme Corp" {
 		t.Errorf("tenant after restart = %+v, want %+v", got, created)
@@ -438,4 +462,32 @@ func waitStatus(t *testing.T, b *node, path string, code int, ok func(healthJSON
 		}
 	}
 	t.Fatalf("GET %s = %d %+v, want %d", path, lastCode, last, code)
+}
+
+// spMetadata returns the SAML SP metadata of connection id.
+func spMetadata(t *testing.T, b *node, id string) string {
+	t.Helper()
+	resp, err := b.client.Get(b.base + "/sso/saml/" + id + "/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), "EntityDescriptor") {
+		t.Fatalf("GET SP metadata = %d %q, want 200 and an EntityDescriptor", resp.StatusCode, raw)
+	}
+	return string(raw)
+}
+
+// spCertificate returns the (first) certificate in SP metadata.
+func spCertificate(t *testing.T, metadata string) string {
+	t.Helper()
+	m := regexp.MustCompile(`X509Certificate>([^<]+)<`).FindStringSubmatch(metadata)
+	if m == nil {
+		t.Fatalf("no certificate in SP metadata:\n%s", metadata)
+	}
+	return strings.TrimSpace(m[1])
 }

@@ -129,9 +129,10 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *server.Server, 
 		return err
 	}
 	api := adminportal.NewAPI(adminportal.APIConfig{
-		Store:    st,
-		Sessions: cached,
-		Logger:   log.With("surface", "api"),
+		Store:       st,
+		Sessions:    cached,
+		Connections: registry,
+		Logger:      log.With("surface", "api"),
 	})
 	webhooks, err := events.New(events.Config{
 		Store:  st,
