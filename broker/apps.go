@@ -73,6 +73,31 @@ func (c *appCache) get(ctx context.Context, id string) (store.Application, error
 	return a, nil
 }
 
+// getBytes is get for an id still in the request's bytes: a cache hit
+// converts and copies nothing.
+func (c *appCache) getBytes(ctx context.Context, id []byte) (store.Application, error) {
+	now := c.now()
+	c.mu.RLock()
+	e, ok := c.entries[string(id)]
+	c.mu.RUnlock()
+	if ok && now.Before(e.until) {
+		if e.missing {
+			return store.Application{}, errUnknownClient
+		}
+		return e.app, nil
+	}
+	return c.get(ctx, string(id))
+}
+
+// forget drops application id, so that the next request reads it again:
+// the same node sees a change or deletion at once, others within the TTL.
+func (c *appCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, id)
+	c.withBCLUntil = time.Time{}
+}
+
 func (c *appCache) put(id string, e appEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -134,7 +159,12 @@ func (c *appCache) authenticate(ctx context.Context, clientID, secret string) (s
 	return a, nil
 }
 
-var errBadSecret = errors.New("broker: wrong client secret")
+var (
+	errBadSecret = errors.New("broker: wrong client secret")
+	// errPublicClient is a public client at an endpoint only confidential
+	// clients may use (introspection).
+	errPublicClient = errors.New("broker: public client")
+)
 
 // lifetimes of an application's tokens, defaults applied.
 func idTokenTTL(a store.Application) time.Duration {
@@ -213,3 +243,10 @@ func (c client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 // supportedScopes are the scopes of contract section 1; others are dropped
 // from requests.
 var supportedScopes = []string{"openid", "email", "profile", "groups", "offline_access"}
+
+// ForgetApplication makes this node read application id afresh on its next
+// use. The operator API calls it after changing or deleting an application,
+// so the change holds on this node at once; other nodes pick it up within
+// Config.AppCacheTTL (DefaultAppCacheTTL), the bound on how stale their
+// cached copy may be.
+func (p *Provider) ForgetApplication(id string) { p.apps.forget(id) }

@@ -85,6 +85,13 @@ func newNode(t testing.TB, st store.Store, base sessions.Store, once sessions.On
 // as behind one load balancer) or, when empty, its own URL.
 func newNodeIssuer(t testing.TB, st store.Store, base sessions.Store, once sessions.OnceCache, issuer string) *node {
 	t.Helper()
+	return newNodeServer(t, st, base, once, issuer, server.Config{})
+}
+
+// newNodeServer is newNodeIssuer with the HTTP server's configuration (a
+// real access log, for benchmarks).
+func newNodeServer(t testing.TB, st store.Store, base sessions.Store, once sessions.OnceCache, issuer string, srvCfg server.Config) *node {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	keys, err := signing.NewManager(st.(signing.KeyStore), signing.Options{})
@@ -116,7 +123,7 @@ func newNodeIssuer(t testing.TB, st store.Store, base sessions.Store, once sessi
 	if err := n.P.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{})
+	srv := server.New(srvCfg)
 	e := srv.Echo()
 	n.P.Mount(e)
 	e.GET("/test-idp", func(c echo.Context) error {

@@ -2,56 +2,228 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/idbroker/idbroker/sessions"
 )
 
 // introspection is an RFC 7662 answer with the fields of contract
 // section 1; inactive answers carry only active:false.
 type introspection struct {
-	Active    bool   `json:"active"`
-	Sub       string `json:"sub,omitempty"`
-	ClientID  string `json:"client_id,omitempty"`
-	Scope     string `json:"scope,omitempty"`
-	Exp       int64  `json:"exp,omitempty"`
-	Iat       int64  `json:"iat,omitempty"`
-	TenantID  string `json:"tenant_id,omitempty"`
-	SID       string `json:"sid,omitempty"`
-	TokenType string `json:"token_type,omitempty"`
-	Iss       string `json:"iss,omitempty"`
-	Aud       string `json:"aud,omitempty"`
-	JTI       string `json:"jti,omitempty"`
+	Active    bool
+	Sub       string
+	ClientID  string
+	Scope     string
+	Exp       int64
+	Iat       int64
+	TenantID  string
+	SID       string
+	TokenType string
+	Iss       string
+	Aud       string
+	JTI       string
 }
 
-// Introspect answers for access tokens without SQL: the client from the
-// application cache, the signature from the key snapshot, the session from
-// the (cached, revocation-invalidated) session store. A token whose
-// session has ended is inactive at once, whatever its exp says.
-func (s *opServer) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
-	p := s.p
-	if _, err := p.apps.authenticate(ctx, r.Data.ClientID, r.Data.ClientSecret); err != nil {
-		return nil, p.clientError(ctx, err)
+// tokenTypeRefresh is the token_type of an introspected refresh token. It
+// is not "Bearer" on purpose: a resource server that checks token_type
+// must never take a refresh token for an access token.
+const tokenTypeRefresh = "refresh_token"
+
+// inactiveAnswer is the whole of every inactive answer: nothing about a
+// token that is not valid, not even why.
+var inactiveAnswer = []byte(`{"active":false}`)
+
+// appendJSON encodes in by hand, field by field in a fixed order: this is
+// the hot path, and reflection-based encoding was a visible share of it.
+func (in introspection) appendJSON(b []byte) []byte {
+	if !in.Active {
+		return append(b, inactiveAnswer...)
 	}
-	resp := op.NewResponse(p.introspect(ctx, r.Data.Token))
-	resp.Header.Set("Cache-Control", "no-store")
-	return resp, nil
+	b = append(b, `{"active":true`...)
+	b = appendField(b, "sub", in.Sub)
+	b = appendField(b, "client_id", in.ClientID)
+	b = appendField(b, "scope", in.Scope)
+	b = appendInt(b, "exp", in.Exp)
+	b = appendInt(b, "iat", in.Iat)
+	b = appendField(b, "tenant_id", in.TenantID)
+	b = appendField(b, "sid", in.SID)
+	b = appendField(b, "token_type", in.TokenType)
+	b = appendField(b, "iss", in.Iss)
+	b = appendField(b, "aud", in.Aud)
+	b = appendField(b, "jti", in.JTI)
+	return append(b, '}')
 }
 
-func (p *Provider) introspect(ctx context.Context, token string) introspection {
-	c, err := p.verifier.accessToken(token)
-	if err != nil {
-		return introspection{}
-	}
-	sess, err := p.sessions.Get(ctx, c.SID)
-	if err != nil || sess.UserID != c.Sub || sess.TenantID != c.TenantID {
-		return introspection{}
-	}
+func appendAccessAnswer(b []byte, c accessClaims) []byte {
 	return introspection{
 		Active: true, Sub: c.Sub, ClientID: c.ClientID, Scope: c.Scope, Exp: c.Exp, Iat: c.Iat,
 		TenantID: c.TenantID, SID: c.SID, TokenType: oidc.BearerToken, Iss: c.Iss, Aud: c.Aud, JTI: c.JTI,
+	}.appendJSON(b)
+}
+
+// appendField appends ,"name":"value" unless value is empty (omitempty).
+func appendField(b []byte, name, value string) []byte {
+	if value == "" {
+		return b
 	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendJSONString(b, value)
+}
+
+func appendInt(b []byte, name string, v int64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return strconv.AppendInt(b, v, 10)
+}
+
+// appendJSONString appends s as a JSON string. The values come from
+// tokens the broker signed (decoded by encoding/json, so valid UTF-8),
+// but are escaped fully anyway: a scope or an id must never break out.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+				b = append(b, s[start:i]...)
+				if r == utf8.RuneError {
+					b = append(b, `\ufffd`...)
+				} else {
+					b = append(b, `\u202`...)
+					b = append(b, hex[r&0xf])
+				}
+				i += size
+				start = i
+				continue
+			}
+			i += size
+			continue
+		}
+		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			i++
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default: // other control characters, and <>& as encoding/json does
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		i++
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// introspectAccess answers for an access token without SQL: the signature
+// from the key snapshot (or the verified-token cache), the session from
+// the cached, revocation-invalidated session store, the application from
+// the application cache (a deleted client's tokens die with it). A token
+// whose session has ended is inactive at once, whatever its exp says.
+func (p *Provider) introspectAccess(ctx context.Context, token []byte) ([]byte, error) {
+	v, err := p.verifier.access(token)
+	if err != nil {
+		return inactiveAnswer, nil
+	}
+	c := &v.claims
+	if ok, err := p.sessionOwnedBy(ctx, c.SID, c.TenantID, c.Sub); err != nil || !ok {
+		return inactiveAnswer, err
+	}
+	if _, err := p.apps.get(ctx, c.ClientID); err != nil {
+		if errors.Is(err, errUnknownClient) {
+			return inactiveAnswer, nil
+		}
+		return nil, err
+	}
+	return v.answer, nil
+}
+
+// introspectRefresh answers for a refresh token: active while it is
+// unspent, its family alive (reuse revokes the family), its session alive
+// and its lifetime not over. Only the client it was issued to learns
+// that: a refresh token is no business of a resource server.
+func (p *Provider) introspectRefresh(ctx context.Context, token, clientID string) ([]byte, error) {
+	key := tokenKey("rt", token)
+	b, err := p.once.Peek(ctx, key)
+	if errors.Is(err, sessions.ErrNotFound) {
+		return inactiveAnswer, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var g grant
+	if err := json.Unmarshal(b, &g); err != nil {
+		p.log.ErrorContext(ctx, "broker: introspect: undecodable refresh record", "err", err)
+		return inactiveAnswer, nil
+	}
+	if g.ClientID != clientID || p.now().Unix() >= g.Expires {
+		return inactiveAnswer, nil
+	}
+	// The family's record names its one live token; revokeFamily takes it
+	// before the token itself, so this sees a revocation in progress.
+	live, err := p.once.Peek(ctx, "broker:rtfam:"+g.Family)
+	switch {
+	case errors.Is(err, sessions.ErrNotFound):
+		return inactiveAnswer, nil
+	case err != nil:
+		return nil, err
+	case string(live) != strings.TrimPrefix(key, "broker:rt:"):
+		return inactiveAnswer, nil
+	}
+	if ok, err := p.sessionOwnedBy(ctx, g.SessionID, g.TenantID, g.UserID); err != nil || !ok {
+		return inactiveAnswer, err
+	}
+	return introspection{
+		Active: true, Sub: g.UserID, ClientID: g.ClientID, Scope: strings.Join(g.Scopes, " "),
+		Exp: g.Expires, Iat: g.Issued, TenantID: g.TenantID, SID: g.SessionID,
+		TokenType: tokenTypeRefresh, Iss: p.issuer, Aud: g.ClientID,
+	}.appendJSON(make([]byte, 0, 320)), nil
+}
+
+// sessionOwnedBy reports whether session sid is live and belongs to user
+// in tenant. Only a failure to ask is an error: an ended session is false.
+func (p *Provider) sessionOwnedBy(ctx context.Context, sid, tenantID, userID string) (bool, error) {
+	var t, u string
+	var err error
+	if c, ok := p.sessions.(*sessions.Cached); ok {
+		t, u, err = c.Owner(ctx, sid) // no copy of the session on a hit
+	} else {
+		var s sessions.Session
+		s, err = p.sessions.Get(ctx, sid)
+		t, u = s.TenantID, s.UserID
+	}
+	switch {
+	case errors.Is(err, sessions.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return t == tenantID && u == userID, nil
 }
 
 // UserInfo answers from the access token and its session's claims.

@@ -168,7 +168,10 @@ func (p *Provider) Mount(e *echo.Echo) {
 	e.GET(PathJWKS, p.serveJWKS)
 	op := echo.WrapHandler(p.handler)
 	e.Match([]string{http.MethodGet, http.MethodPost}, PathAuthorize, p.checkAuthorize(op))
-	for _, path := range []string{PathToken, PathIntrospect, PathRevoke, PathUserinfo} {
+	// Introspection is served by the broker's own lean handler, ahead of
+	// zitadel's router (see serveIntrospect).
+	e.Any(PathIntrospect, p.serveIntrospect)
+	for _, path := range []string{PathToken, PathRevoke, PathUserinfo} {
 		e.Match([]string{http.MethodGet, http.MethodPost, http.MethodOptions}, path, op)
 	}
 	e.GET(PathLogin, p.serveLogin)

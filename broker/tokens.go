@@ -38,6 +38,7 @@ type grant struct {
 	UserID      string   `json:"sub"`
 	Family      string   `json:"family"`            // refresh-token family, one per code
 	Expires     int64    `json:"expires,omitempty"` // refresh: unix end of this token
+	Issued      int64    `json:"iat,omitempty"`     // refresh: unix time it was minted
 }
 
 func tokenKey(kind, token string) string {
@@ -243,7 +244,7 @@ func (p *Provider) mint(ctx context.Context, a store.Application, g grant, s ses
 		// A refresh token lives its own TTL but never past its session.
 		end := min(now.Add(refreshTokenTTL(a)).Unix(), s.ExpiresAt.Unix())
 		rt := secrets.NewToken(refreshPrefix)
-		g.Expires = end
+		g.Expires, g.Issued = end, iat
 		g.RedirectURI, g.Challenge = "", ""
 		ttl := time.Until(time.Unix(end, 0))
 		if err := p.putJSON(ctx, tokenKey("rt", rt), g, ttl); err != nil {

@@ -31,14 +31,21 @@ type verifier struct {
 	// token's bytes verify the same every time, so the signature check
 	// (RSA verification is most of an introspection's CPU) is paid once.
 	seenMu sync.RWMutex
-	seen   map[string]accessClaims
+	seen   map[string]*verifiedAccess
 }
 
-// maxSeen bounds the verified-token cache (~1 KB an entry).
+// verifiedAccess is a verified access token: its claims and its active
+// introspection answer, encoded once.
+type verifiedAccess struct {
+	claims accessClaims
+	answer []byte
+}
+
+// maxSeen bounds the verified-token cache (~2 KB an entry).
 const maxSeen = 100_000
 
 func newVerifier(iss string, keys *signing.Manager, now func() time.Time) *verifier {
-	return &verifier{issuer: iss, keys: keys, now: now, seen: make(map[string]accessClaims)}
+	return &verifier{issuer: iss, keys: keys, now: now, seen: make(map[string]*verifiedAccess)}
 }
 
 func (v *verifier) key(kid string) (jose.JSONWebKey, bool) {
@@ -98,29 +105,58 @@ func (v *verifier) verify(token, typ string, dst any) error {
 func (v *verifier) accessToken(token string) (accessClaims, error) {
 	now := v.now().Unix()
 	v.seenMu.RLock()
-	c, ok := v.seen[token]
+	e := v.seen[token]
 	v.seenMu.RUnlock()
-	if ok {
-		if now >= c.Exp {
-			return accessClaims{}, errBadToken
+	if e == nil {
+		var err error
+		if e, err = v.verifyAccess(token, now); err != nil {
+			return accessClaims{}, err
 		}
-		return c, nil
 	}
+	if now >= e.claims.Exp {
+		return accessClaims{}, errBadToken
+	}
+	return e.claims, nil
+}
+
+// access is accessToken for a token still in the request's bytes: a cache
+// hit converts and copies nothing.
+func (v *verifier) access(token []byte) (*verifiedAccess, error) {
+	now := v.now().Unix()
+	v.seenMu.RLock()
+	e := v.seen[string(token)] // no allocation: the compiler keys the lookup on the bytes
+	v.seenMu.RUnlock()
+	if e == nil {
+		var err error
+		if e, err = v.verifyAccess(string(token), now); err != nil {
+			return nil, err
+		}
+	}
+	if now >= e.claims.Exp {
+		return nil, errBadToken
+	}
+	return e, nil
+}
+
+// verifyAccess checks a token not seen before and remembers it.
+func (v *verifier) verifyAccess(token string, now int64) (*verifiedAccess, error) {
+	var c accessClaims
 	if err := v.verify(token, "at+jwt", &c); err != nil {
-		return c, err
+		return nil, err
 	}
 	if c.Iss != v.issuer || now >= c.Exp || c.SID == "" {
-		return c, errBadToken
+		return nil, errBadToken
 	}
+	e := &verifiedAccess{claims: c, answer: appendAccessAnswer(make([]byte, 0, 384), c)}
 	v.seenMu.Lock()
 	if len(v.seen) >= maxSeen {
-		for k, e := range v.seen {
-			if now >= e.Exp || len(v.seen) >= maxSeen {
+		for k, old := range v.seen {
+			if now >= old.claims.Exp || len(v.seen) >= maxSeen {
 				delete(v.seen, k)
 			}
 		}
 	}
-	v.seen[token] = c
+	v.seen[token] = e
 	v.seenMu.Unlock()
-	return c, nil
+	return e, nil
 }

@@ -1,0 +1,81 @@
+package loadtest_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/broker/internal/loadtest"
+)
+
+func TestRun(t *testing.T) {
+	var served, closes atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method != "POST" || string(body) != "token=x" || r.Header.Get("Authorization") != "Basic abc" {
+			w.WriteHeader(400)
+			return
+		}
+		n := served.Add(1)
+		switch n % 3 {
+		case 0: // a streamed (chunked) answer
+			w.Write([]byte("{"))
+			w.(http.Flusher).Flush()
+			w.Write([]byte("}"))
+		case 1: // the server ends the connection; the client reconnects
+			closes.Add(1)
+			w.Header().Set("Connection", "close")
+			w.Write([]byte(`{"active":true}`))
+		default:
+			w.Write([]byte(`{"active":false}`))
+		}
+	}))
+	defer srv.Close()
+	cfg := loadtest.Config{
+		URL: srv.URL + "/oauth/introspect", Header: http.Header{"Authorization": {"Basic abc"}},
+		Body: []byte("token=x"), Clients: 8, Requests: 300, Duration: 30 * time.Second,
+	}
+	res, err := loadtest.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 300 || res.Errors != 0 || res.P99 <= 0 || res.P50 > res.P99 || res.Throughput <= 0 {
+		t.Fatalf("%v (first error %v)", res, res.FirstError)
+	}
+	if closes.Load() == 0 {
+		t.Fatal("no connection was closed by the server")
+	}
+
+	// Unexpected statuses are errors, not successes.
+	cfg.Body, cfg.Requests = []byte("token=y"), 20
+	if res, _ := loadtest.Run(context.Background(), cfg); res.Requests != 0 || res.Errors != 20 || res.FirstError == nil {
+		t.Fatalf("bad answers: %v", res)
+	}
+
+	// A duration bound stops the run by itself.
+	cfg.Body, cfg.Requests, cfg.Duration = []byte("token=x"), 0, 200*time.Millisecond
+	start := time.Now()
+	if res, err := loadtest.Run(context.Background(), cfg); err != nil || res.Requests == 0 || time.Since(start) > 5*time.Second {
+		t.Fatalf("duration-bound run: %v, %v after %v", res, err, time.Since(start))
+	}
+}
+
+func TestRunRefuses(t *testing.T) {
+	for name, cfg := range map[string]loadtest.Config{
+		"remote host":  {URL: "http://example.com/x", Clients: 1, Requests: 1},
+		"private host": {URL: "http://10.0.0.1:8080/x", Clients: 1, Requests: 1},
+		"https":        {URL: "https://127.0.0.1/x", Clients: 1, Requests: 1},
+		"no clients":   {URL: "http://127.0.0.1:1/x", Requests: 1},
+		"unbounded":    {URL: "http://127.0.0.1:1/x", Clients: 1},
+		"too long":     {URL: "http://127.0.0.1:1/x", Clients: 1, Duration: time.Hour},
+	} {
+		if _, err := loadtest.Run(context.Background(), cfg); err == nil || !strings.HasPrefix(err.Error(), "loadtest: ") {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
