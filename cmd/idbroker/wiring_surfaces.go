@@ -132,6 +132,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *server.Server, 
 		Store:       st,
 		Sessions:    cached,
 		Connections: registry,
+		SCIMBaseURL: directories.BaseURL,
 		Logger:      log.With("surface", "api"),
 	})
 	webhooks, err := events.New(events.Config{
