@@ -3,6 +3,7 @@ package scim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -14,12 +15,18 @@ import (
 // Groups keep their members in the store's membership table, never in the
 // document: a membership change touches only the rows it names, so adding
 // one person to a 50,000-member group costs what adding them to an empty
-// one does. GET /Groups/{id} lists members (unless excludedAttributes says
-// otherwise); lists leave them out unless ?attributes= asks for them.
+// one does. members is "returned by default" (RFC 7643 §4.2), so GET
+// /Groups/{id} and lists carry them unless excludedAttributes=members (what
+// Entra ID sends) or ?attributes= leaves them out. A list page whose groups
+// hold more than maxListedMembers members in all is refused with tooMany
+// rather than silently cut.
+
+// maxListedMembers bounds the member references one list answer carries.
+const maxListedMembers = 10000
 
 func memberConflict(err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Status: http.StatusBadRequest, ScimType: typeInvalidValue, Detail: "a member is not a user of this tenant", Err: err}
+		return &Error{Status: http.StatusBadRequest, ScimType: typeInvalidValue, Detail: "a member is not a user of this directory", Err: err}
 	}
 	return err
 }
@@ -62,12 +69,14 @@ func (s *Server) createGroup(c echo.Context) error {
 			return err
 		}
 		if len(members) > 0 {
-			if err := s.store.AddGroupMembers(ctx, g.ID, members); err != nil {
+			added, err := s.store.AddDirectoryMembers(ctx, g.ID, members)
+			if err != nil {
 				return memberConflict(err)
 			}
 			g.Version++
+			return s.emitMembership(ctx, EventGroupUserAdded, g, added)
 		}
-		return s.emitMembership(ctx, EventGroupUserAdded, g, members)
+		return nil
 	})
 	if err != nil {
 		return err
@@ -105,6 +114,12 @@ func (s *Server) loadGroup(ctx context.Context, id string) (store.Group, error) 
 
 // allMembers pages through a group's members.
 func (s *Server) allMembers(ctx context.Context, groupID string) ([]string, error) {
+	return s.members(ctx, groupID, -1)
+}
+
+// members pages through a group's members, failing with errTooManyMembers
+// past budget of them (budget < 0: no limit).
+func (s *Server) members(ctx context.Context, groupID string, budget int) ([]string, error) {
 	var out []string
 	p := store.Page{Limit: 100}
 	for {
@@ -113,12 +128,18 @@ func (s *Server) allMembers(ctx context.Context, groupID string) ([]string, erro
 			return nil, err
 		}
 		out = append(out, ids...)
+		if budget >= 0 && len(out) > budget {
+			return nil, errTooManyMembers
+		}
 		if next == "" {
 			return out, nil
 		}
 		p.After = next
 	}
 }
+
+var errTooManyMembers = &Error{Status: http.StatusBadRequest, ScimType: typeTooMany,
+	Detail: fmt.Sprintf("these groups have more than %d members in all: ask with excludedAttributes=members, a smaller count, or read each group", maxListedMembers)}
 
 // wantsMembers: members are returned unless excluded or, with
 // ?attributes=, not asked for.
@@ -170,14 +191,15 @@ func (s *Server) listGroups(c echo.Context) error {
 	if count == 0 {
 		groups = nil
 	}
-	withMembers := wantsMembers(c, false)
+	withMembers, budget := wantsMembers(c, true), maxListedMembers
 	out := listResponse{Schemas: []string{SchemaListResponse}, TotalResults: total, StartIndex: start, Resources: make([]doc, 0, len(groups))}
 	for _, g := range groups {
 		var members []string
 		if withMembers {
-			if members, err = s.allMembers(ctx, g.ID); err != nil {
+			if members, err = s.members(ctx, g.ID, budget); err != nil {
 				return err
 			}
+			budget -= len(members)
 		}
 		d, err := s.groupResource(dir, g, members)
 		if err != nil {
@@ -243,18 +265,26 @@ func (s *Server) replaceMembers(ctx context.Context, g *store.Group, members []s
 	if err != nil {
 		return err
 	}
-	added, removed := diff(cur, members)
-	if len(added) == 0 && len(removed) == 0 {
-		return nil
+	add, remove := diff(cur, members)
+	if len(add) > 0 {
+		added, err := s.store.AddDirectoryMembers(ctx, g.ID, add)
+		if err != nil {
+			return memberConflict(err)
+		}
+		g.Version++
+		if err := s.emitMembership(ctx, EventGroupUserAdded, *g, added); err != nil {
+			return err
+		}
 	}
-	if err := s.store.ReplaceGroupMembers(ctx, g.ID, members); err != nil {
-		return memberConflict(err)
+	if len(remove) > 0 {
+		removed, err := s.store.RemoveDirectoryMembers(ctx, g.ID, remove)
+		if err != nil {
+			return err
+		}
+		g.Version++
+		return s.emitMembership(ctx, EventGroupUserRemove, *g, removed)
 	}
-	g.Version++
-	if err := s.emitMembership(ctx, EventGroupUserAdded, *g, added); err != nil {
-		return err
-	}
-	return s.emitMembership(ctx, EventGroupUserRemove, *g, removed)
+	return nil
 }
 
 func diff(cur, next []string) (added, removed []string) {
@@ -438,20 +468,22 @@ func (s *Server) applyMemberOp(ctx context.Context, g *store.Group, m memberOp) 
 		if len(m.ids) == 0 {
 			return nil
 		}
-		if err := s.store.AddGroupMembers(ctx, g.ID, m.ids); err != nil {
+		added, err := s.store.AddDirectoryMembers(ctx, g.ID, m.ids)
+		if err != nil {
 			return memberConflict(err)
 		}
 		g.Version++
-		return s.emitMembership(ctx, EventGroupUserAdded, *g, m.ids)
+		return s.emitMembership(ctx, EventGroupUserAdded, *g, added)
 	case "remove":
 		if len(m.ids) == 0 {
 			return nil
 		}
-		if err := s.store.RemoveGroupMembers(ctx, g.ID, m.ids); err != nil {
+		removed, err := s.store.RemoveDirectoryMembers(ctx, g.ID, m.ids)
+		if err != nil {
 			return err
 		}
 		g.Version++
-		return s.emitMembership(ctx, EventGroupUserRemove, *g, m.ids)
+		return s.emitMembership(ctx, EventGroupUserRemove, *g, removed)
 	case "clear":
 		return s.replaceMembers(ctx, g, nil)
 	default: // replace

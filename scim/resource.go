@@ -173,7 +173,25 @@ func userFields(d doc, u *store.User) error {
 		u.Active = b
 		d["active"] = b // Entra's "False" is stored as false
 	}
+	normalizeManager(d)
 	return nil
+}
+
+// normalizeManager stores the enterprise extension's manager in its schema
+// shape, {"value": id}: Entra ID sends the bare id as a string, and readers
+// of the resource should not have to handle both.
+func normalizeManager(d doc) {
+	ext, ok := d[SchemaEnterpriseUser].(map[string]any)
+	if !ok {
+		return
+	}
+	if m, ok := ext["manager"].(string); ok {
+		if m = strings.TrimSpace(m); m == "" {
+			delete(ext, "manager")
+		} else {
+			ext["manager"] = map[string]any{"value": m}
+		}
+	}
 }
 
 // primaryEmail picks the address the store indexes and tokens carry: the

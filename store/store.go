@@ -114,6 +114,11 @@ type Store interface {
 	RemoveGroupMembers(ctx context.Context, groupID string, userIDs []string) error
 	ReplaceGroupMembers(ctx context.Context, groupID string, userIDs []string) error
 	GroupMembers(ctx context.Context, groupID string, p Page) ([]string, string, error)
+	// AddDirectoryMembers and RemoveDirectoryMembers are the SCIM forms:
+	// members must be users of the group's directory, and the ids that
+	// actually changed are returned (see scim_members.go).
+	AddDirectoryMembers(ctx context.Context, groupID string, userIDs []string) (added []string, err error)
+	RemoveDirectoryMembers(ctx context.Context, groupID string, userIDs []string) (removed []string, err error)
 
 	// Signing keys (global).
 	CreateSigningKey(ctx context.Context, k SigningKey) (SigningKey, error)

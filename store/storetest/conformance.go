@@ -44,6 +44,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"FindUsers", testFindUsers},
 		{"Groups", testGroups},
 		{"ConcurrentMembership", testConcurrentMembership},
+		{"DirectoryMembers", testDirectoryMembers},
 		{"DeleteTenantErasesEverything", testDeleteTenant},
 		{"MigrateTwice", testMigrateTwice},
 		{"ResolveUser", testResolveUser},
