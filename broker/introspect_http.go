@@ -66,7 +66,7 @@ func (p *Provider) serveIntrospect(c echo.Context) error {
 	if err != nil {
 		return p.clientOAuthError(c, err)
 	}
-	if f.token == nil {
+	if len(f.token) == 0 {
 		return writeOAuthError(c, http.StatusBadRequest, errInvalidRequest, "the token parameter is required")
 	}
 	var answer []byte
@@ -181,7 +181,10 @@ func (f *introspectForm) parse(body []byte) error {
 		if len(pair) == 0 {
 			continue
 		}
-		k, v, _ := bytes.Cut(pair, []byte{'='})
+		k, v, ok := bytes.Cut(pair, []byte{'='})
+		if !ok {
+			v = pair[len(pair):] // "token" alone is present and empty, as in net/url
+		}
 		var dst *[]byte
 		switch string(k) {
 		case "token":
@@ -211,6 +214,9 @@ func (f *introspectForm) parse(body []byte) error {
 // decoded form is never longer. A value with nothing to decode is v.
 func unescapeInPlace(v []byte) ([]byte, error) {
 	if bytes.IndexByte(v, '%') < 0 && bytes.IndexByte(v, '+') < 0 {
+		if v == nil {
+			return []byte{}, nil
+		}
 		return v[:len(v):len(v)], nil
 	}
 	out := v[:0]

@@ -171,9 +171,9 @@ func (p *Provider) Mount(e *echo.Echo) {
 	// Introspection is served by the broker's own lean handler, ahead of
 	// zitadel's router (see serveIntrospect).
 	e.Any(PathIntrospect, p.serveIntrospect)
-	for _, path := range []string{PathToken, PathRevoke, PathUserinfo} {
-		e.Match([]string{http.MethodGet, http.MethodPost, http.MethodOptions}, path, op)
-	}
+	e.Any(PathToken, p.checkOAuthRequest(op, true))
+	e.Any(PathRevoke, p.checkOAuthRequest(op, false))
+	e.Match([]string{http.MethodGet, http.MethodPost, http.MethodOptions}, PathUserinfo, op)
 	e.GET(PathLogin, p.serveLogin)
 	e.POST(PathLogin, p.submitLogin)
 	e.Match([]string{http.MethodGet, http.MethodPost}, PathEndSession, p.endSession)

@@ -1,0 +1,171 @@
+package broker_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/store"
+)
+
+// oauthCall is one raw request to an OAuth endpoint.
+type oauthCall struct {
+	method, path, contentType, body string
+	basicID, basicSecret            string // Basic credentials when basicID != ""
+	rawAuth                         string // an Authorization header as is
+}
+
+func (c oauthCall) do(t *testing.T, base string) (int, http.Header, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.contentType != "" {
+		req.Header.Set("Content-Type", c.contentType)
+	}
+	if c.basicID != "" {
+		req.SetBasicAuth(c.basicID, c.basicSecret)
+	}
+	if c.rawAuth != "" {
+		req.Header.Set("Authorization", c.rawAuth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("answer is not JSON: %q", raw)
+		}
+	}
+	return resp.StatusCode, resp.Header, out
+}
+
+// TestOAuthErrors sends malformed requests to the token, revocation and
+// introspection endpoints: each gets the RFC's error code with the right
+// status, never a 500, and never the operator API's error shape.
+func TestOAuthErrors(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	pub := n.app(store.Application{Public: true, RedirectURIs: []string{"https://app.example/callback"}})
+	const form = "application/x-www-form-urlencoded"
+	tok := a.login(t)
+	big := strings.Repeat("a", 100<<10)
+
+	tests := []struct {
+		name   string
+		call   oauthCall
+		status int
+		code   string
+	}{
+		// Token endpoint.
+		{"token: missing grant_type", oauthCall{"POST", broker.PathToken, form, "code=x", a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"token: password grant", oauthCall{"POST", broker.PathToken, form, "grant_type=password&username=u&password=p", a.ID, a.Secret, ""}, 400, "unsupported_grant_type"},
+		{"token: client_credentials grant", oauthCall{"POST", broker.PathToken, form, "grant_type=client_credentials", a.ID, a.Secret, ""}, 400, "unsupported_grant_type"},
+		{"token: made-up grant", oauthCall{"POST", broker.PathToken, form, "grant_type=urn:x", a.ID, a.Secret, ""}, 400, "unsupported_grant_type"},
+		{"token: garbage code", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=garbage&redirect_uri=" + url.QueryEscape(a.Redirect), a.ID, a.Secret, ""}, 400, "invalid_grant"},
+		{"token: missing code", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&redirect_uri=" + url.QueryEscape(a.Redirect), a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"token: garbage refresh token", oauthCall{"POST", broker.PathToken, form, "grant_type=refresh_token&refresh_token=idbr_garbage", a.ID, a.Secret, ""}, 400, "invalid_grant"},
+		{"token: missing refresh token", oauthCall{"POST", broker.PathToken, form, "grant_type=refresh_token", a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"token: JSON body", oauthCall{"POST", broker.PathToken, "application/json", `{"grant_type":"authorization_code","code":"x"}`, a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"token: no content type", oauthCall{"POST", broker.PathToken, "", "grant_type=authorization_code&code=x", a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"token: bad form encoding", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=%zz", a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"token: grant_type twice", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&grant_type=refresh_token&code=x", a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"token: code in the URL", oauthCall{"POST", broker.PathToken + "?code=x", form, "grant_type=authorization_code", a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"token: oversized body", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=" + big, a.ID, a.Secret, ""}, 413, "invalid_request"},
+		{"token: GET", oauthCall{"GET", broker.PathToken + "?grant_type=authorization_code&code=x", "", "", a.ID, a.Secret, ""}, 405, "invalid_request"},
+		{"token: PUT", oauthCall{"PUT", broker.PathToken, form, "grant_type=authorization_code", a.ID, a.Secret, ""}, 405, "invalid_request"},
+		{"token: basic and post at once", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x&client_id=" + a.ID + "&client_secret=" + a.Secret, a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"token: no client authentication", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x", "", "", ""}, 401, "invalid_client"},
+		{"token: unknown client", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x&client_id=app_nope&client_secret=x", "", "", ""}, 401, "invalid_client"},
+		{"token: wrong secret", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x", a.ID, "wrong", ""}, 401, "invalid_client"},
+		{"token: malformed basic", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x", "", "", "Basic !!!"}, 401, "invalid_client"},
+		{"token: bearer instead of basic", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x", "", "", "Bearer x"}, 401, "invalid_client"},
+		{"token: public client, garbage code", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x&code_verifier=" + strings.Repeat("v", 43) + "&redirect_uri=" + url.QueryEscape(pub.Redirect) + "&client_id=" + pub.ID, "", "", ""}, 400, "invalid_grant"},
+		{"token: public client with a secret", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x&client_id=" + pub.ID + "&client_secret=s", "", "", ""}, 401, "invalid_client"},
+
+		// Revocation endpoint (RFC 7009).
+		{"revoke: missing token", oauthCall{"POST", broker.PathRevoke, form, "", a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"revoke: garbage token", oauthCall{"POST", broker.PathRevoke, form, "token=garbage", a.ID, a.Secret, ""}, 200, ""},
+		{"revoke: unknown hint", oauthCall{"POST", broker.PathRevoke, form, "token=garbage&token_type_hint=foo", a.ID, a.Secret, ""}, 200, ""},
+		{"revoke: no client authentication", oauthCall{"POST", broker.PathRevoke, form, "token=garbage", "", "", ""}, 401, "invalid_client"},
+		{"revoke: wrong secret", oauthCall{"POST", broker.PathRevoke, form, "token=garbage", a.ID, "wrong", ""}, 401, "invalid_client"},
+		{"revoke: JSON body", oauthCall{"POST", broker.PathRevoke, "application/json", `{"token":"x"}`, a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"revoke: GET", oauthCall{"GET", broker.PathRevoke + "?token=x", "", "", a.ID, a.Secret, ""}, 405, "invalid_request"},
+		{"revoke: basic and post at once", oauthCall{"POST", broker.PathRevoke, form, "token=x&client_id=" + a.ID + "&client_secret=" + a.Secret, a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"revoke: token twice", oauthCall{"POST", broker.PathRevoke, form, "token=x&token=y", a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"revoke: oversized body", oauthCall{"POST", broker.PathRevoke, form, "token=" + big, a.ID, a.Secret, ""}, 413, "invalid_request"},
+		{"revoke: another client's access token", oauthCall{"POST", broker.PathRevoke, form, "token=" + tok.AccessToken + "&client_id=" + pub.ID, "", "", ""}, 400, "unauthorized_client"},
+
+		// Introspection endpoint (RFC 7662).
+		{"introspect: missing token", oauthCall{"POST", broker.PathIntrospect, form, "token_type_hint=access_token", a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"introspect: garbage token", oauthCall{"POST", broker.PathIntrospect, form, "token=garbage", a.ID, a.Secret, ""}, 200, ""},
+		{"introspect: token twice", oauthCall{"POST", broker.PathIntrospect, form, "token=a&token=b", a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"introspect: bad form encoding", oauthCall{"POST", broker.PathIntrospect, form, "token=%z", a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"introspect: JSON body", oauthCall{"POST", broker.PathIntrospect, "application/json", `{"token":"x"}`, a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"introspect: GET", oauthCall{"GET", broker.PathIntrospect + "?token=x", "", "", a.ID, a.Secret, ""}, 405, "invalid_request"},
+		{"introspect: oversized body", oauthCall{"POST", broker.PathIntrospect, form, "token=" + big, a.ID, a.Secret, ""}, 413, "invalid_request"},
+		{"introspect: no client authentication", oauthCall{"POST", broker.PathIntrospect, form, "token=x", "", "", ""}, 401, "invalid_client"},
+		{"introspect: unknown client", oauthCall{"POST", broker.PathIntrospect, form, "token=x&client_id=app_nope&client_secret=x", "", "", ""}, 401, "invalid_client"},
+		{"introspect: wrong secret", oauthCall{"POST", broker.PathIntrospect, form, "token=x", a.ID, "wrong", ""}, 401, "invalid_client"},
+		{"introspect: public client", oauthCall{"POST", broker.PathIntrospect, form, "token=x&client_id=" + pub.ID, "", "", ""}, 401, "invalid_client"},
+		{"introspect: basic and post at once", oauthCall{"POST", broker.PathIntrospect, form, "token=x&client_secret=" + a.Secret, a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"introspect: client_id disagrees with basic", oauthCall{"POST", broker.PathIntrospect, form, "token=x&client_id=" + pub.ID, a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"introspect: malformed basic", oauthCall{"POST", broker.PathIntrospect, form, "token=x", "", "", "Basic !!!"}, 401, "invalid_client"},
+		{"introspect: basic without colon", oauthCall{"POST", broker.PathIntrospect, form, "token=x", "", "", "Basic YWJj"}, 401, "invalid_client"},
+		{"introspect: bearer instead of basic", oauthCall{"POST", broker.PathIntrospect, form, "token=x", "", "", "Bearer " + tok.AccessToken}, 401, "invalid_client"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, h, body := tc.call.do(t, n.URL)
+			if status != tc.status {
+				t.Fatalf("status %d, want %d: %v", status, tc.status, body)
+			}
+			if tc.code == "" {
+				return
+			}
+			if body["error"] != tc.code {
+				t.Fatalf("error %v, want %s (body %v)", body["error"], tc.code, body)
+			}
+			if d, _ := body["error_description"].(string); d == "" {
+				t.Errorf("no error_description: %v", body)
+			}
+			if status == 401 && !strings.HasPrefix(h.Get("WWW-Authenticate"), "Basic") && tc.call.path == broker.PathIntrospect {
+				t.Errorf("401 without WWW-Authenticate: Basic")
+			}
+			if h.Get("Cache-Control") != "no-store" && tc.call.path == broker.PathIntrospect {
+				t.Errorf("Cache-Control %q", h.Get("Cache-Control"))
+			}
+		})
+	}
+	// Bodies over the server's own cap are refused before the broker sees
+	// them; the status is still 413.
+	huge := oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=" + strings.Repeat("a", 2<<20), a.ID, a.Secret, ""}
+	if status, _, _ := huge.do(t, n.URL); status != 413 {
+		t.Fatalf("2 MiB token request: status %d", status)
+	}
+	// None of the refused requests harmed the real token.
+	if in := a.introspect(t, n, tok.AccessToken); in["active"] != true {
+		t.Fatalf("token after the refusals: %v", in)
+	}
+}
+
+// login signs alice in to a and redeems the code.
+func (a *app) login(t *testing.T) *tokenPair {
+	t.Helper()
+	tok, c := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@" + "acme.test"}})))
+	return &tokenPair{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, Sub: c.Sub, SID: c.SID}
+}
+
+type tokenPair struct {
+	AccessToken, RefreshToken, Sub, SID string
+}

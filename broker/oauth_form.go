@@ -1,0 +1,87 @@
+package broker
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/labstack/echo/v4"
+)
+
+// maxOAuthBody bounds a token or revocation request. Codes, refresh
+// tokens, verifiers and credentials are a few hundred bytes; anything near
+// this is not a client of ours. (Bodies over the server's own cap are
+// refused by the server, with its 413, before reaching the broker.)
+const maxOAuthBody = 64 << 10
+
+// singleValued are the parameters of the token and revocation endpoints;
+// each may appear once (RFC 6749 §3.2), and only in the body.
+var singleValued = []string{
+	"grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope",
+	"client_id", "client_secret", "client_assertion", "client_assertion_type",
+	"token", "token_type_hint",
+}
+
+// checkOAuthRequest applies the request rules zitadel's op is lenient
+// about, before it sees the request: POST only (OPTIONS passes, for CORS
+// preflight), a form-encoded body of bounded size, no parameter twice or
+// in the query, exactly one client authentication method, and, at the
+// token endpoint, only the grants the broker offers. Each refusal is an
+// RFC error (invalid_request, invalid_client, unsupported_grant_type),
+// never a 500.
+func (p *Provider) checkOAuthRequest(next echo.HandlerFunc, token bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		switch r.Method {
+		case http.MethodPost:
+		case http.MethodOptions:
+			return next(c)
+		default:
+			c.Response().Header().Set("Allow", "POST, OPTIONS")
+			return writeOAuthError(c, http.StatusMethodNotAllowed, errInvalidRequest, "this endpoint takes POST")
+		}
+		if !isFormContentType(r.Header.Get("Content-Type")) {
+			return writeOAuthError(c, http.StatusBadRequest, errInvalidRequest, "Content-Type must be application/x-www-form-urlencoded")
+		}
+		body, err := readBody(r, make([]byte, 0, 1024), maxOAuthBody)
+		if err != nil {
+			return bodyError(c, err)
+		}
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return writeOAuthError(c, http.StatusBadRequest, errInvalidRequest, "the body is not valid form encoding")
+		}
+		query := r.URL.Query()
+		for _, k := range singleValued {
+			if len(form[k]) > 1 {
+				return writeOAuthError(c, http.StatusBadRequest, errInvalidRequest, "parameter "+k+" appears more than once")
+			}
+			if query.Has(k) {
+				return writeOAuthError(c, http.StatusBadRequest, errInvalidRequest, "parameter "+k+" belongs in the request body, not the URL")
+			}
+		}
+		if auth := r.Header.Get("Authorization"); auth != "" {
+			if id, _, ok := r.BasicAuth(); !ok || id == "" {
+				return writeOAuthError(c, http.StatusUnauthorized, errInvalidClient, "the Authorization header must carry Basic client credentials")
+			}
+			if form.Has("client_secret") || form.Has("client_assertion") {
+				return writeOAuthError(c, http.StatusBadRequest, errInvalidRequest, "the client authenticated with more than one method")
+			}
+		} else if form.Get("client_id") == "" {
+			return writeOAuthError(c, http.StatusUnauthorized, errInvalidClient, "client authentication is required (client_secret_basic, client_secret_post, or client_id for public clients)")
+		}
+		if token {
+			switch gt := form.Get("grant_type"); gt {
+			case "", "authorization_code", "refresh_token":
+				// A missing grant_type is op's invalid_request.
+			default:
+				return writeOAuthError(c, http.StatusBadRequest, "unsupported_grant_type",
+					"grant_type must be authorization_code or refresh_token")
+			}
+		}
+		// op reads the body again.
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		return next(c)
+	}
+}
