@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	adminportal "github.com/idbroker/idbroker/admin-portal"
+	"github.com/idbroker/idbroker/signing"
 )
 
 const apikeyHelp = `
@@ -37,7 +40,7 @@ func runAPIKey(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer st.Close()
-	key, err := createAPIKey(ctx, st, *name)
+	key, _, err := adminportal.CreateAPIKey(ctx, st, *name)
 	if err != nil {
 		return fmt.Errorf("create API key: %w", err)
 	}
@@ -63,7 +66,7 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 	}
 	var df databaseFlags
 	fs := newFlagSet(c, "keys rotate [flags]", keysHelp)
-	overlap := fs.Duration("overlap", defaultKeyOverlap, "how long replaced keys stay in the JWKS; must outlive the longest token lifetime")
+	overlap := fs.Duration("overlap", signing.DefaultOverlap, "how long replaced keys stay in the JWKS; must outlive the longest token lifetime")
 	df.register(fs)
 	if err := parseFlags(c, fs, rest); err != nil {
 		return err
@@ -83,8 +86,16 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer st.Close()
-	if err := rotateKeys(ctx, st, *overlap, log); err != nil {
+	m, err := signing.NewManager(st, signing.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	keys, err := m.Rotate(ctx, *overlap)
+	if err != nil {
 		return fmt.Errorf("rotate signing keys: %w", err)
+	}
+	for _, k := range keys {
+		log.Info("new signing key", "id", k.ID, "alg", k.Alg)
 	}
 	fmt.Fprintf(c.stdout, "signing keys rotated; the old ones stay in the JWKS until %s\n",
 		time.Now().Add(*overlap).UTC().Format(time.RFC3339))

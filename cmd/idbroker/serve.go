@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/server"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
@@ -112,7 +113,7 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger) erro
 		return fmt.Errorf("signing keys: %w", err)
 	}
 	if cfg.BootstrapAPIKey != "" {
-		if err := ensureBootstrapKey(ctx, st, cfg.BootstrapAPIKey); err != nil {
+		if err := adminportal.EnsureBootstrapKey(ctx, st, cfg.BootstrapAPIKey); err != nil {
 			return fmt.Errorf("bootstrap API key: %w", err)
 		}
 		log.Info("bootstrap API key accepted (" + envBootstrapAPIKey + ")")

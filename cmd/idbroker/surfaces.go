@@ -23,10 +23,6 @@ import (
 	"github.com/idbroker/idbroker/store"
 )
 
-// defaultKeyOverlap is how long `keys rotate` keeps replaced keys in the
-// JWKS unless told otherwise.
-const defaultKeyOverlap = signing.DefaultOverlap
-
 // keyReloadInterval is how often a running broker re-reads the signing
 // keys, which is how a rotation made elsewhere reaches it.
 const keyReloadInterval = signing.DefaultReloadInterval
@@ -44,30 +40,6 @@ func startSigning(ctx context.Context, bg *sync.WaitGroup, st store.Store, log *
 	}
 	bg.Go(func() { m.Run(ctx, keyReloadInterval) })
 	return m, nil
-}
-
-func ensureBootstrapKey(ctx context.Context, st store.Store, key string) error {
-	return adminportal.EnsureBootstrapKey(ctx, st, key)
-}
-
-func createAPIKey(ctx context.Context, st store.Store, name string) (string, error) {
-	plaintext, _, err := adminportal.CreateAPIKey(ctx, st, name)
-	return plaintext, err
-}
-
-func rotateKeys(ctx context.Context, st store.Store, overlap time.Duration, log *slog.Logger) error {
-	m, err := signing.NewManager(st, signing.Options{Logger: log})
-	if err != nil {
-		return err
-	}
-	keys, err := m.Rotate(ctx, overlap)
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		log.Info("new signing key", "id", k.ID, "alg", k.Alg)
-	}
-	return nil
 }
 
 // connectionMaintenance is how often IdP metadata URLs are re-read and
