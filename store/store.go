@@ -52,6 +52,9 @@ type Store interface {
 	CreateApplication(ctx context.Context, a Application) (Application, error)
 	Application(ctx context.Context, id string) (Application, error)
 	ListApplications(ctx context.Context, p Page) ([]Application, string, error)
+	// UpdateApplication changes the fields u names; see oauth_applications.go.
+	UpdateApplication(ctx context.Context, id string, u ApplicationUpdate) (Application, error)
+	DeleteApplication(ctx context.Context, id string) error
 
 	// Connections (tenant-scoped).
 	CreateConnection(ctx context.Context, c Connection) (Connection, error)

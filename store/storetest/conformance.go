@@ -32,6 +32,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"Connections", testConnections},
 		{"Directories", testDirectories},
 		{"Applications", testApplications},
+		{"ApplicationUpdates", testApplicationUpdates},
 		{"SigningKeys", testSigningKeys},
 		{"APIKeys", testAPIKeys},
 		{"AuditChain", testAuditChain},
