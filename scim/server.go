@@ -178,21 +178,18 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return deny("the bearer token is not valid for this directory")
 		}
 		ctx := c.Request().Context()
-		tenantID, err := s.store.ResolveDirectoryToken(ctx, dir, secrets.HashToken(token))
+		// One round trip for token and tenant status: every request pays it.
+		tenantID, status, err := s.store.AuthenticateDirectory(ctx, dir, secrets.HashToken(token))
 		if errors.Is(err, store.ErrNotFound) {
 			return deny("the bearer token is not valid for this directory")
 		}
 		if err != nil {
-			return fmt.Errorf("resolve directory token: %w", err)
+			return fmt.Errorf("authenticate directory: %w", err)
 		}
 		ctx = store.WithTenant(ctx, tenantID)
 		server.SetTenantID(ctx, tenantID)
-		t, err := s.store.Tenant(ctx)
-		if err != nil {
-			return fmt.Errorf("load tenant: %w", err)
-		}
-		if !t.Status.Live() {
-			return newError(http.StatusForbidden, "", "the tenant is %s: provisioning is suspended", t.Status)
+		if !status.Live() {
+			return newError(http.StatusForbidden, "", "the tenant is %s: provisioning is suspended", status)
 		}
 		c.SetRequest(c.Request().WithContext(context.WithValue(ctx, dirKey{}, dir)))
 		return next(c)

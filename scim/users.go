@@ -32,13 +32,15 @@ func (s *Server) createUser(c echo.Context) error {
 	if err := userFields(d, &u); err != nil {
 		return err
 	}
-	if u.EmailVerified, err = s.emailVerified(ctx, u.Email); err != nil {
-		return err
-	}
 	if u.Attributes, err = encodeDoc(d); err != nil {
 		return err
 	}
+	// Everything the create reads and writes shares one transaction: on
+	// PostgreSQL each transaction costs round trips of its own.
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if u.EmailVerified, err = s.emailVerified(ctx, u.Email); err != nil {
+			return err
+		}
 		if u, err = s.store.CreateUser(ctx, u); err != nil {
 			return userConflict(err)
 		}
@@ -178,7 +180,6 @@ func filterFailure(err error) error {
 }
 
 func (s *Server) replaceUser(c echo.Context) error {
-	ctx := c.Request().Context()
 	want, err := ifMatch(c.Request().Header.Get("If-Match"))
 	if err != nil {
 		return err
@@ -191,15 +192,13 @@ func (s *Server) replaceUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	old, err := s.loadUser(ctx, c.Param("id"))
-	if err != nil {
-		return err
-	}
-	return s.updateUser(c, old, d, want)
+	return s.writeUserChange(c, func(ctx context.Context) (store.User, doc, int64, error) {
+		old, err := s.loadUser(ctx, c.Param("id"))
+		return old, d, want, err
+	})
 }
 
 func (s *Server) patchUser(c echo.Context) error {
-	ctx := c.Request().Context()
 	want, err := ifMatch(c.Request().Header.Get("If-Match"))
 	if err != nil {
 		return err
@@ -212,22 +211,25 @@ func (s *Server) patchUser(c echo.Context) error {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		old, err := s.loadUser(ctx, c.Param("id"))
-		if err != nil {
-			return err
+		load := func(ctx context.Context) (store.User, doc, int64, error) {
+			old, err := s.loadUser(ctx, c.Param("id"))
+			if err != nil {
+				return old, nil, 0, err
+			}
+			d, err := decodeDoc(old.Attributes)
+			if err != nil {
+				return old, nil, 0, err
+			}
+			if err := applyPatch(d, req.Operations, SchemaUser); err != nil {
+				return old, nil, 0, err
+			}
+			version := want
+			if version == 0 {
+				version = old.Version
+			}
+			return old, d, version, nil
 		}
-		d, err := decodeDoc(old.Attributes)
-		if err != nil {
-			return err
-		}
-		if err := applyPatch(d, req.Operations, SchemaUser); err != nil {
-			return err
-		}
-		version := want
-		if version == 0 {
-			version = old.Version
-		}
-		err = s.updateUser(c, old, d, version)
+		err := s.writeUserChange(c, load)
 		if want == 0 && attempt < patchRetries && errors.Is(err, store.ErrVersionMismatch) {
 			continue // no If-Match: the client asked for its change, not for a version
 		}
@@ -235,26 +237,33 @@ func (s *Server) patchUser(c echo.Context) error {
 	}
 }
 
-// updateUser writes d over old (PUT and PATCH), announces the change and,
-// when the user is now inactive, revokes their sessions before answering.
-func (s *Server) updateUser(c echo.Context, old store.User, d doc, ifVersion int64) error {
-	ctx := c.Request().Context()
-	u := old
-	if err := userFields(d, &u); err != nil {
-		return err
-	}
-	if !strings.EqualFold(u.Email, old.Email) {
-		var err error
-		if u.EmailVerified, err = s.emailVerified(ctx, u.Email); err != nil {
+// writeUserChange runs load (which reads the user and computes its new
+// document, d, to be written if the stored version is ifVersion) and the
+// write in one transaction (PUT and PATCH), announces the change and, when
+// the user is now inactive, revokes their sessions before answering.
+func (s *Server) writeUserChange(c echo.Context, load func(ctx context.Context) (old store.User, d doc, ifVersion int64, err error)) error {
+	var old, u store.User
+	err := s.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		var (
+			d         doc
+			ifVersion int64
+			err       error
+		)
+		if old, d, ifVersion, err = load(ctx); err != nil {
 			return err
 		}
-	}
-	attrs, err := encodeDoc(d)
-	if err != nil {
-		return err
-	}
-	u.Attributes = attrs
-	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		u = old
+		if err := userFields(d, &u); err != nil {
+			return err
+		}
+		if !strings.EqualFold(u.Email, old.Email) {
+			if u.EmailVerified, err = s.emailVerified(ctx, u.Email); err != nil {
+				return err
+			}
+		}
+		if u.Attributes, err = encodeDoc(d); err != nil {
+			return err
+		}
 		if u, err = s.store.UpdateUser(ctx, u, ifVersion); err != nil {
 			return userConflict(err)
 		}
@@ -271,6 +280,7 @@ func (s *Server) updateUser(c echo.Context, old store.User, d doc, ifVersion int
 	if err != nil {
 		return err
 	}
+	ctx := c.Request().Context()
 	// Revoke whenever the user is inactive, not only on the transition: a
 	// retried request must still end what a failed revocation left.
 	if !u.Active {

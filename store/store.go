@@ -78,6 +78,9 @@ type Store interface {
 	// ResolveDirectory finds the tenant of a directory named in an operator
 	// API URL.
 	ResolveDirectory(ctx context.Context, id string) (tenantID string, err error)
+	// AuthenticateDirectory is ResolveDirectoryToken plus the tenant's
+	// status, in one round trip (every SCIM request makes it).
+	AuthenticateDirectory(ctx context.Context, dirID string, tokenHash []byte) (tenantID string, status TenantStatus, err error)
 
 	// Users (tenant-scoped). One person in one tenant is one usr_ id,
 	// whether SCIM provisioned them, SSO created them, or both.
@@ -139,6 +142,9 @@ type Store interface {
 	// Audit (tenant-scoped): append-only, hash-chained per tenant.
 	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 	AuditEvents(ctx context.Context, action string, p Page) ([]AuditEvent, string, error)
+	// WalkAudit calls fn on every audit row of the tenant in ctx, oldest
+	// first, in chain order; `idbroker audit verify` re-hashes them.
+	WalkAudit(ctx context.Context, fn func(AuditEvent) error) error
 
 	// Events outbox (global stream). AppendEvent belongs inside the InTx of
 	// the change it describes.

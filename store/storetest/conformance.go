@@ -46,6 +46,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"Groups", testGroups},
 		{"ConcurrentMembership", testConcurrentMembership},
 		{"DirectoryMembers", testDirectoryMembers},
+		{"AuthenticateDirectory", testAuthenticateDirectory},
 		{"DeleteTenantErasesEverything", testDeleteTenant},
 		{"MigrateTwice", testMigrateTwice},
 		{"ResolveUser", testResolveUser},

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"reflect"
@@ -68,7 +69,7 @@ func testDirectoryMembers(t *testing.T, db *store.DB) {
 	// Long lists go in several statements, all or nothing: a bad id in the
 	// last one undoes the first.
 	var users []string
-	for i := range 1100 {
+	for i := range 600 {
 		users = append(users, must(db.CreateUser(a, store.User{DirectoryID: d1.ID, UserName: fmt.Sprint("bulk", i), Active: true})).ID)
 	}
 	_, err = db.AddDirectoryMembers(a, g.ID, append(users[:len(users):len(users)], other.ID))
@@ -76,10 +77,38 @@ func testDirectoryMembers(t *testing.T, db *store.DB) {
 	if got := members(); !reflect.DeepEqual(got, []string{u2.ID}) {
 		t.Fatalf("a refused long batch changed members: %d of them", len(got))
 	}
-	if got := must(db.AddDirectoryMembers(a, g.ID, append(users, u2.ID))); len(got) != 1100 {
-		t.Fatalf("long batch added %d, want 1100", len(got))
+	if got := must(db.AddDirectoryMembers(a, g.ID, append(users, u2.ID))); len(got) != 600 {
+		t.Fatalf("long batch added %d, want 600", len(got))
 	}
-	if got := must(db.RemoveDirectoryMembers(a, g.ID, users)); len(got) != 1100 {
-		t.Fatalf("long batch removed %d, want 1100", len(got))
+	if got := must(db.RemoveDirectoryMembers(a, g.ID, users)); len(got) != 600 {
+		t.Fatalf("long batch removed %d, want 600", len(got))
+	}
+}
+
+// testAuthenticateDirectory: a directory token yields its tenant and the
+// tenant's current status; another directory's token, a wrong one, or an
+// unknown directory yield nothing.
+func testAuthenticateDirectory(t *testing.T, db *store.DB) {
+	a, ta := newTenant(t, db, "A")
+	b, _ := newTenant(t, db, "B")
+	ha, hb := sha256.Sum256([]byte("a")), sha256.Sum256([]byte("b"))
+	da := must(db.CreateDirectory(a, store.Directory{Name: "a", TokenHash: ha[:]}))
+	dbb := must(db.CreateDirectory(b, store.Directory{Name: "b", TokenHash: hb[:]}))
+	bg := context.Background()
+	id, status, err := db.AuthenticateDirectory(bg, da.ID, ha[:])
+	if err != nil || id != ta.ID || status != store.TenantActive {
+		t.Fatalf("authenticate = %s %s %v", id, status, err)
+	}
+	paused := store.TenantPaused
+	must(db.UpdateTenant(a, store.TenantUpdate{Status: &paused}))
+	if _, status, _ := db.AuthenticateDirectory(bg, da.ID, ha[:]); status != store.TenantPaused {
+		t.Fatalf("status after pausing = %s", status)
+	}
+	for _, c := range []struct {
+		dir  string
+		hash []byte
+	}{{da.ID, hb[:]}, {dbb.ID, ha[:]}, {da.ID, nil}, {store.NewID(store.PrefixDirectory), ha[:]}, {"' OR 1=1 --", ha[:]}} {
+		_, _, err := db.AuthenticateDirectory(bg, c.dir, c.hash)
+		wantErr(t, err, store.ErrNotFound)
 	}
 }
