@@ -99,6 +99,7 @@ func (a *API) Mount(e *echo.Echo) {
 	a.mountConnections(g, t)
 	a.mountDirectories(g, t)
 	a.mountEvents(g)
+	g.GET("/audit_events", a.listAuditEvents)
 
 	g.POST("/applications", a.createApplication)
 	if a.sessions != nil {

@@ -114,3 +114,44 @@ func (db *DB) AuditEvents(ctx context.Context, action string, p Page) ([]AuditEv
 	out, next := cut(out, p.Limit, func(e AuditEvent) string { return e.ID })
 	return out, next, nil
 }
+
+// WalkAudit visits the tenant's audit rows in chain order, a page at a time
+// so that a long history is never held in memory at once.
+func (db *DB) WalkAudit(ctx context.Context, fn func(AuditEvent) error) error {
+	const page = 500
+	var after int64
+	for {
+		var rows []AuditEvent
+		var seqs []int64
+		err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+			rs, err := q.query(ctx, "SELECT seq, "+auditCols+" FROM audit_events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+				tenantID, after, page)
+			if err != nil {
+				return err
+			}
+			defer rs.Close()
+			for rs.Next() {
+				var seq int64
+				var e AuditEvent
+				if err := rs.Scan(&seq, &e.TenantID, &e.ID, jsonDest{&e.Actor}, &e.Action, jsonDest{&e.Resource}, jsonDest{&e.Context},
+					&e.RequestID, timeDest{&e.TS}, &e.PrevHash, &e.Hash); err != nil {
+					return err
+				}
+				rows, seqs = append(rows, e), append(seqs, seq)
+			}
+			return rs.Err()
+		})
+		if err != nil {
+			return db.wrap("walk audit", err)
+		}
+		for _, e := range rows {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if len(rows) < page {
+			return nil
+		}
+		after = seqs[len(seqs)-1]
+	}
+}

@@ -142,6 +142,9 @@ type Store interface {
 	// Audit (tenant-scoped): append-only, hash-chained per tenant.
 	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 	AuditEvents(ctx context.Context, action string, p Page) ([]AuditEvent, string, error)
+	// WalkAudit calls fn on every audit row of the tenant in ctx, oldest
+	// first, in chain order; `idbroker audit verify` re-hashes them.
+	WalkAudit(ctx context.Context, fn func(AuditEvent) error) error
 
 	// Events outbox (global stream). AppendEvent belongs inside the InTx of
 	// the change it describes.

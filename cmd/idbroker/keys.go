@@ -27,15 +27,7 @@ func runAPIKey(ctx context.Context, c *cli, args []string) error {
 	fs := newFlagSet(c, "apikey create [flags]", apikeyHelp)
 	name := fs.String("name", "cli", "a name that tells this key apart from the others")
 	df.register(fs)
-	if err := parseFlags(c, fs, rest); err != nil {
-		return err
-	}
-	cfg, err := df.config(c, fs)
-	if err != nil {
-		return err
-	}
-	log := newLogger(c.stderr, cfg)
-	st, err := openStore(ctx, cfg, log)
+	st, log, err := df.open(ctx, c, fs, rest)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@
 //	migrate status   list migrations and whether each has run
 //	apikey create    create an operator API key and print it once
 //	keys rotate      make new token-signing keys active
+//	audit verify     check every tenant's audit hash chain
 //	version          print the version
 //
 // Configuration comes from IDBROKER_* environment variables, which flags
@@ -28,10 +29,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/idbroker/idbroker/store"
 )
 
 func main() {
@@ -69,6 +73,7 @@ func commands() []command {
 		{"migrate", "apply pending migrations (up) or list them (status)", runMigrate},
 		{"apikey", "manage operator API keys (create)", runAPIKey},
 		{"keys", "manage token-signing keys (rotate)", runKeys},
+		{"audit", "check the audit log's hash chains (verify)", runAudit},
 		{"version", "print the version and exit", runVersion},
 	}
 }
@@ -208,6 +213,24 @@ func (d *databaseFlags) config(c *cli, fs *flag.FlagSet) (Config, error) {
 	return loadConfig(configSource{getenv: c.getenv, flags: givenFlags(fs, map[string]string{
 		"database-url": envDatabaseURL,
 	})})
+}
+
+// open parses a database-only command's flags (fs has the database flags
+// registered) and opens the store it works on; the caller closes it.
+func (d *databaseFlags) open(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (*store.DB, *slog.Logger, error) {
+	if err := parseFlags(c, fs, args); err != nil {
+		return nil, nil, err
+	}
+	cfg, err := d.config(c, fs)
+	if err != nil {
+		return nil, nil, err
+	}
+	log := newLogger(c.stderr, cfg)
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, log, nil
 }
 
 // givenFlags returns the flags set on the command line among byFlag (flag

@@ -25,15 +25,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	var df databaseFlags
 	fs := newFlagSet(c, "migrate "+sub+" [flags]", migrateHelp)
 	df.register(fs)
-	if err := parseFlags(c, fs, rest); err != nil {
-		return err
-	}
-	cfg, err := df.config(c, fs)
-	if err != nil {
-		return err
-	}
-	log := newLogger(c.stderr, cfg)
-	st, err := openStore(ctx, cfg, log)
+	st, _, err := df.open(ctx, c, fs, rest)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+func TestAuditVerifyCommand(t *testing.T) {
+	dir := t.TempDir()
+	url := "sqlite://" + filepath.Join(dir, "idbroker.db")
+	if _, errOut, code := runInProcess("migrate", "up", "--database-url", url); code != exitOK {
+		t.Fatalf("migrate: %d %s", code, errOut)
+	}
+	// Write a chain through the store, under the key the command will use.
+	cfg, err := loadConfig(configSource{getenv: func(string) string { return "" }, flags: map[string]flagValue{
+		envDatabaseURL: {name: "--database-url", value: url},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := openStore(ctx, cfg, newLogger(&strings.Builder{}, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, err := st.CreateTenant(ctx, store.Tenant{Name: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, action := range []string{"tenant.created", "domain.added"} {
+		if _, err := st.AppendAudit(store.WithTenant(ctx, tn.ID), store.AuditEvent{Action: action}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+
+	out, errOut, code := runInProcess("audit", "verify", "--database-url", url)
+	if code != exitOK || !strings.Contains(out, tn.ID+": ok (2 rows)") {
+		t.Fatalf("verify: code %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	out, _, code = runInProcess("audit", "verify", "--database-url", url, "--tenant", "tnt_01ARZ3NDEKTSV4RRFFQ69G5FAV")
+	if code != exitError {
+		t.Fatalf("unknown tenant: code %d, stdout %s", code, out)
+	}
+	if _, _, code := runInProcess("audit", "rewrite"); code != exitUsage {
+		t.Fatalf("unknown audit command: code %d", code)
+	}
+}
