@@ -39,6 +39,9 @@ type APIConfig struct {
 	// SCIMBaseURL names a directory's SCIM base URL (scim.Server.BaseURL);
 	// nil leaves the directory routes out.
 	SCIMBaseURL func(directoryID string) string
+	// ApplicationCache is told of every changed or deleted application
+	// (the broker's *broker.Provider); nil tells no one.
+	ApplicationCache ApplicationCache
 }
 
 // API is the operator API. Create it with NewAPI and Mount it.
@@ -50,6 +53,7 @@ type API struct {
 	sessions      sessions.Store
 	connections   *connections.Registry
 	scimBaseURL   func(directoryID string) string
+	appCache      ApplicationCache
 }
 
 // NewAPI returns the operator API over cfg.Store. It panics when Store is
@@ -66,6 +70,7 @@ func NewAPI(cfg APIConfig) *API {
 		sessions:      cfg.Sessions,
 		connections:   cfg.Connections,
 		scimBaseURL:   cfg.SCIMBaseURL,
+		appCache:      cfg.ApplicationCache,
 	}
 	if a.resolver == nil {
 		a.resolver = net.DefaultResolver
@@ -101,7 +106,7 @@ func (a *API) Mount(e *echo.Echo) {
 	a.mountEvents(g)
 	g.GET("/audit_events", a.listAuditEvents)
 
-	g.POST("/applications", a.createApplication)
+	a.mountApplications(g)
 	if a.sessions != nil {
 		g.POST("/users/:id/revoke_sessions", a.revokeUserSessions)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -22,6 +23,37 @@ const (
 	maxURILen       = 2000
 )
 
+// ApplicationCache is a cache of applications that must forget one when
+// it changes. The broker's (*broker.Provider, ForgetApplication) is the
+// one that matters: without the call, the node that served a PATCH or
+// DELETE would keep the old copy until its cache TTL ends.
+type ApplicationCache interface {
+	ForgetApplication(id string)
+}
+
+// Bounds of an application's token lifetimes, in seconds; 0 means the
+// broker default (access 10 min, id 1 h, refresh 30 days).
+const (
+	minTokenTTL   = 60
+	maxAccessTTL  = 24 * 60 * 60
+	maxIDTokenTTL = 24 * 60 * 60
+	maxRefreshTTL = 365 * 24 * 60 * 60
+	minRefreshTTL = 5 * 60
+)
+
+// mountApplications registers the application calls of contract section
+// 4. Applications are the vendor's own and shared by every tenant, so no
+// tenant is resolved; and for the same reason they leave no audit rows
+// (audit rows are tenant-scoped and hash-chained per tenant): changes are
+// logged with the operator's key id instead.
+func (a *API) mountApplications(g *echo.Group) {
+	g.POST("/applications", a.createApplication)
+	g.GET("/applications", a.listApplications)
+	g.GET("/applications/:app", a.getApplication)
+	g.PATCH("/applications/:app", a.updateApplication)
+	g.DELETE("/applications/:app", a.deleteApplication)
+}
+
 type createApplicationRequest struct {
 	Name                     string   `json:"name"`
 	RedirectURIs             []string `json:"redirect_uris"`
@@ -29,20 +61,86 @@ type createApplicationRequest struct {
 	BackchannelLogoutURI     string   `json:"backchannel_logout_uri"`
 	Public                   bool     `json:"public"`
 	IDTokenSignedResponseAlg string   `json:"id_token_signed_response_alg"`
+	tokenLifetimes
+}
+
+// tokenLifetimes are the per-application lifetimes, in seconds, accepted
+// on POST and PATCH; 0 sets the broker default again.
+type tokenLifetimes struct {
+	AccessTokenTTLSeconds  *int64 `json:"access_token_ttl_seconds"`
+	IDTokenTTLSeconds      *int64 `json:"id_token_ttl_seconds"`
+	RefreshTokenTTLSeconds *int64 `json:"refresh_token_ttl_seconds"`
+}
+
+// check validates the lifetimes given and returns them as durations (nil
+// where not given).
+func (l tokenLifetimes) check() (access, id, refresh *time.Duration, err error) {
+	conv := func(field string, v *int64, min, max int64) (*time.Duration, error) {
+		if v == nil {
+			return nil, nil
+		}
+		if *v != 0 && (*v < min || *v > max) {
+			return nil, invalid(field, "%s must be 0 (the default) or from %d to %d", field, min, max)
+		}
+		d := time.Duration(*v) * time.Second
+		return &d, nil
+	}
+	if access, err = conv("access_token_ttl_seconds", l.AccessTokenTTLSeconds, minTokenTTL, maxAccessTTL); err != nil {
+		return
+	}
+	if id, err = conv("id_token_ttl_seconds", l.IDTokenTTLSeconds, minTokenTTL, maxIDTokenTTL); err != nil {
+		return
+	}
+	refresh, err = conv("refresh_token_ttl_seconds", l.RefreshTokenTTLSeconds, minRefreshTTL, maxRefreshTTL)
+	return
 }
 
 // applicationJSON is an application as the API shows it. ClientSecret is
 // set only in the answer to its creation: only its hash is kept.
 type applicationJSON struct {
-	ID                       string   `json:"id"`
-	ClientID                 string   `json:"client_id"`
-	ClientSecret             *string  `json:"client_secret"`
-	Name                     string   `json:"name"`
-	RedirectURIs             []string `json:"redirect_uris"`
-	PostLogoutRedirectURIs   []string `json:"post_logout_redirect_uris"`
-	BackchannelLogoutURI     *string  `json:"backchannel_logout_uri"`
-	Public                   bool     `json:"public"`
-	IDTokenSignedResponseAlg string   `json:"id_token_signed_response_alg"`
+	ID                       string    `json:"id"`
+	ClientID                 string    `json:"client_id"`
+	ClientSecret             *string   `json:"client_secret,omitempty"`
+	Name                     string    `json:"name"`
+	RedirectURIs             []string  `json:"redirect_uris"`
+	PostLogoutRedirectURIs   []string  `json:"post_logout_redirect_uris"`
+	BackchannelLogoutURI     *string   `json:"backchannel_logout_uri"`
+	Public                   bool      `json:"public"`
+	IDTokenSignedResponseAlg string    `json:"id_token_signed_response_alg"`
+	AccessTokenTTLSeconds    *int64    `json:"access_token_ttl_seconds"` // null: the broker default
+	IDTokenTTLSeconds        *int64    `json:"id_token_ttl_seconds"`
+	RefreshTokenTTLSeconds   *int64    `json:"refresh_token_ttl_seconds"`
+	CreatedAt                time.Time `json:"created_at"`
+	UpdatedAt                time.Time `json:"updated_at"`
+}
+
+func toApplicationJSON(app store.Application) applicationJSON {
+	secs := func(d time.Duration) *int64 {
+		if d <= 0 {
+			return nil
+		}
+		s := int64(d / time.Second)
+		return &s
+	}
+	out := applicationJSON{
+		ID: app.ID, ClientID: app.ID, Name: app.Name, RedirectURIs: app.RedirectURIs,
+		PostLogoutRedirectURIs: app.PostLogoutRedirectURIs, Public: app.Public,
+		IDTokenSignedResponseAlg: app.IDTokenSigningAlg,
+		AccessTokenTTLSeconds:    secs(app.AccessTokenTTL),
+		IDTokenTTLSeconds:        secs(app.IDTokenTTL),
+		RefreshTokenTTLSeconds:   secs(app.RefreshTokenTTL),
+		CreatedAt:                app.CreatedAt, UpdatedAt: app.UpdatedAt,
+	}
+	if out.RedirectURIs == nil {
+		out.RedirectURIs = []string{}
+	}
+	if out.PostLogoutRedirectURIs == nil {
+		out.PostLogoutRedirectURIs = []string{}
+	}
+	if app.BackchannelLogoutURI != "" {
+		out.BackchannelLogoutURI = &app.BackchannelLogoutURI
+	}
+	return out
 }
 
 // createApplication registers an OIDC client of the broker. Confidential
@@ -66,14 +164,12 @@ func (a *API) createApplication(c echo.Context) error {
 	if err := checkURIs("post_logout_redirect_uris", req.PostLogoutRedirectURIs, req.Public); err != nil {
 		return err
 	}
-	if req.BackchannelLogoutURI != "" {
-		if err := checkURI("backchannel_logout_uri", req.BackchannelLogoutURI, false); err != nil {
-			return err
-		}
-		if u, _ := url.Parse(req.BackchannelLogoutURI); u.RawQuery != "" {
-			// The logout token is POSTed as a form; a query would be ambiguous.
-			return invalid("backchannel_logout_uri", "backchannel_logout_uri must not carry a query")
-		}
+	if err := checkBackchannelURI(req.BackchannelLogoutURI); err != nil {
+		return err
+	}
+	accessTTL, idTTL, refreshTTL, err := req.tokenLifetimes.check()
+	if err != nil {
+		return err
 	}
 	alg := req.IDTokenSignedResponseAlg
 	switch alg {
@@ -92,6 +188,14 @@ func (a *API) createApplication(c echo.Context) error {
 		BackchannelLogoutURI:   req.BackchannelLogoutURI,
 		IDTokenSigningAlg:      alg,
 	}
+	for _, f := range []struct {
+		dst *time.Duration
+		src *time.Duration
+	}{{&app.AccessTokenTTL, accessTTL}, {&app.IDTokenTTL, idTTL}, {&app.RefreshTokenTTL, refreshTTL}} {
+		if f.src != nil {
+			*f.dst = *f.src
+		}
+	}
 	var secret string
 	if !req.Public {
 		secret = secrets.NewToken(ClientSecretPrefix)
@@ -101,22 +205,30 @@ func (a *API) createApplication(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("create application: %w", err)
 	}
-	out := applicationJSON{
-		ID: app.ID, ClientID: app.ID, Name: app.Name, RedirectURIs: app.RedirectURIs,
-		PostLogoutRedirectURIs: app.PostLogoutRedirectURIs, Public: app.Public,
-		IDTokenSignedResponseAlg: app.IDTokenSigningAlg,
-	}
-	if out.PostLogoutRedirectURIs == nil {
-		out.PostLogoutRedirectURIs = []string{}
-	}
+	out := toApplicationJSON(app)
 	if secret != "" {
 		out.ClientSecret = &secret
 	}
-	if app.BackchannelLogoutURI != "" {
-		out.BackchannelLogoutURI = &app.BackchannelLogoutURI
-	}
+	op, _ := operatorFrom(c.Request().Context())
+	a.log.InfoContext(c.Request().Context(), "application created", "application_id", app.ID, "api_key_id", op.ID)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusCreated, out)
+}
+
+// checkBackchannelURI accepts "" (none) or an https (loopback http) URI
+// without a query: the logout token is POSTed as a form, and a query
+// would be ambiguous.
+func checkBackchannelURI(uri string) error {
+	if uri == "" {
+		return nil
+	}
+	if err := checkURI("backchannel_logout_uri", uri, false); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(uri); u.RawQuery != "" {
+		return invalid("backchannel_logout_uri", "backchannel_logout_uri must not carry a query")
+	}
+	return nil
 }
 
 func checkURIs(field string, uris []string, public bool) error {

@@ -1,0 +1,144 @@
+package adminportal
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+func (a *API) listApplications(c echo.Context) error {
+	p, err := parsePage(c, store.PrefixApplication)
+	if err != nil {
+		return err
+	}
+	apps, next, err := a.store.ListApplications(c.Request().Context(), p)
+	if err != nil {
+		return fmt.Errorf("list applications: %w", err)
+	}
+	out := make([]applicationJSON, len(apps))
+	for i, app := range apps {
+		out[i] = toApplicationJSON(app)
+	}
+	return c.JSON(http.StatusOK, newList(out, next))
+}
+
+// loadApplication reads the application named in the path. Ids of another
+// kind are not found without a query.
+func (a *API) loadApplication(c echo.Context) (store.Application, error) {
+	id := c.Param("app")
+	if !store.HasPrefix(id, store.PrefixApplication) {
+		return store.Application{}, notFound("application")
+	}
+	app, err := a.store.Application(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Application{}, notFound("application")
+	}
+	if err != nil {
+		return store.Application{}, fmt.Errorf("get application: %w", err)
+	}
+	return app, nil
+}
+
+func (a *API) getApplication(c echo.Context) error {
+	app, err := a.loadApplication(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toApplicationJSON(app))
+}
+
+// updateApplicationRequest is a PATCH: absent fields are left alone. The
+// secret, public and the signing algorithm cannot change (they are unknown
+// fields here, so the strict decoder refuses them by name).
+type updateApplicationRequest struct {
+	Name                   *string   `json:"name"`
+	RedirectURIs           *[]string `json:"redirect_uris"`
+	PostLogoutRedirectURIs *[]string `json:"post_logout_redirect_uris"`
+	// BackchannelLogoutURI "" removes it.
+	BackchannelLogoutURI *string `json:"backchannel_logout_uri"`
+	tokenLifetimes
+}
+
+func (a *API) updateApplication(c echo.Context) error {
+	cur, err := a.loadApplication(c)
+	if err != nil {
+		return err
+	}
+	var req updateApplicationRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	var u store.ApplicationUpdate
+	if req.Name != nil {
+		name, err := checkName("name", *req.Name)
+		if err != nil {
+			return err
+		}
+		u.Name = &name
+	}
+	if req.RedirectURIs != nil {
+		if len(*req.RedirectURIs) == 0 {
+			return invalid("redirect_uris", "redirect_uris needs at least one URI")
+		}
+		if err := checkURIs("redirect_uris", *req.RedirectURIs, cur.Public); err != nil {
+			return err
+		}
+		u.RedirectURIs = req.RedirectURIs
+	}
+	if req.PostLogoutRedirectURIs != nil {
+		if err := checkURIs("post_logout_redirect_uris", *req.PostLogoutRedirectURIs, cur.Public); err != nil {
+			return err
+		}
+		u.PostLogoutRedirectURIs = req.PostLogoutRedirectURIs
+	}
+	if req.BackchannelLogoutURI != nil {
+		if err := checkBackchannelURI(*req.BackchannelLogoutURI); err != nil {
+			return err
+		}
+		u.BackchannelLogoutURI = req.BackchannelLogoutURI
+	}
+	if u.AccessTokenTTL, u.IDTokenTTL, u.RefreshTokenTTL, err = req.tokenLifetimes.check(); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	app, err := a.store.UpdateApplication(ctx, cur.ID, u)
+	if errors.Is(err, store.ErrNotFound) { // deleted meanwhile
+		return notFound("application")
+	}
+	if err != nil {
+		return fmt.Errorf("update application: %w", err)
+	}
+	a.forgetApplication(app.ID)
+	op, _ := operatorFrom(ctx)
+	a.log.InfoContext(ctx, "application updated", "application_id", app.ID, "api_key_id", op.ID)
+	return c.JSON(http.StatusOK, toApplicationJSON(app))
+}
+
+// deleteApplication removes an application: its clients can no longer
+// sign anyone in, and the tokens it holds stop introspecting active.
+func (a *API) deleteApplication(c echo.Context) error {
+	app, err := a.loadApplication(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if err := a.store.DeleteApplication(ctx, app.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("delete application: %w", err)
+	}
+	a.forgetApplication(app.ID)
+	op, _ := operatorFrom(ctx)
+	a.log.InfoContext(ctx, "application deleted", "application_id", app.ID, "api_key_id", op.ID)
+	return c.NoContent(http.StatusNoContent)
+}
+
+// forgetApplication tells the broker's cache on this node; the others
+// notice within their cache TTL (broker.DefaultAppCacheTTL).
+func (a *API) forgetApplication(id string) {
+	if a.appCache != nil {
+		a.appCache.ForgetApplication(id)
+	}
+}
