@@ -53,6 +53,9 @@ var (
 	// ErrConfig is a connection configuration that is invalid or
 	// incomplete.
 	ErrConfig = errors.New("connections: invalid configuration")
+	// ErrTenantInactive is a login into a tenant that is paused or no
+	// longer exists.
+	ErrTenantInactive = errors.New("connections: tenant is not active")
 	// ErrNotFound is a connection that does not exist (or belongs to
 	// another tenant: the two are indistinguishable).
 	ErrNotFound = errors.New("connections: connection not found")

@@ -51,6 +51,7 @@ type env struct {
 	clock  *testClock
 	tenant string
 	ctx    context.Context // tenant-scoped
+	opts   envOpts
 
 	mu      sync.Mutex
 	results []completion
@@ -69,6 +70,7 @@ type envOpts struct {
 	db       store.Store
 	once     sessions.OnceCache
 	sessions sessions.Store
+	cacheTTL time.Duration
 }
 
 func newEnv(t *testing.T, o envOpts) *env { return newEnvWith(t, o) }
@@ -81,21 +83,28 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	if o.once == nil {
 		o.once = sessions.NewMemory()
 	}
-	e := &env{t: t, db: o.db, once: o.once, clock: &testClock{t: time.Now().UTC().Truncate(time.Second)}}
+	e := &env{t: t, db: o.db, once: o.once, opts: o, clock: &testClock{t: time.Now().UTC().Truncate(time.Second)}}
 	ech := echo.New()
 	e.srv = httptest.NewServer(ech)
 	t.Cleanup(e.srv.Close)
 	e.issuer = e.srv.URL
-	e.reg = NewRegistry(Config{
-		Issuer: e.issuer, Store: o.db, Once: o.once, Sessions: o.sessions,
-		HTTPClient:        safehttp.NewClient(safehttp.Options{AllowPrivate: true}),
-		AllowInsecureURLs: true,
-		Now:               e.clock.Now,
-	})
+	e.reg = e.newRegistry()
 	e.reg.Mount(ech, e.complete)
 	e.tenant = e.newTenant("Acme", "example.com")
 	e.ctx = store.WithTenant(context.Background(), e.tenant)
 	return e
+}
+
+// newRegistry is another broker node's Registry: same issuer, store,
+// caches and clock.
+func (e *env) newRegistry() *Registry {
+	return NewRegistry(Config{
+		Issuer: e.issuer, Store: e.db, Once: e.once, Sessions: e.opts.sessions,
+		HTTPClient:        safehttp.NewClient(safehttp.Options{AllowPrivate: true}),
+		AllowInsecureURLs: true,
+		Now:               e.clock.Now,
+		CacheTTL:          e.opts.cacheTTL,
+	})
 }
 
 func (e *env) newTenant(name, domain string) string {

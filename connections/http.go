@@ -52,13 +52,18 @@ func (r *Registry) serveFinish(typ store.ConnectionType, complete CompleteFunc) 
 		if err == nil && conn.Type != typ {
 			err = ErrNotFound
 		}
-		var res Result
+		var (
+			res Result
+			cn  Connector
+		)
 		if err == nil {
-			var cn Connector
 			cn, err = r.Connector(ctx, conn)
-			if err == nil {
-				res, err = cn.Finish(ctx, req.WithContext(ctx))
-			}
+		}
+		if err == nil {
+			err = r.checkTenant(ctx, conn.TenantID)
+		}
+		if err == nil {
+			res, err = cn.Finish(ctx, req.WithContext(ctx))
 		}
 		if errors.Is(err, ErrNotFound) {
 			conn = store.Connection{ID: c.Param("conn"), Type: typ}

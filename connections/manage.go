@@ -138,6 +138,7 @@ func (r *Registry) CreateConnection(ctx context.Context, typ store.ConnectionTyp
 	if err != nil {
 		return store.Connection{}, fmt.Errorf("create connection: %w", err)
 	}
+	r.cache.putConn(out, r.now())
 	return out, nil
 }
 
@@ -235,6 +236,9 @@ func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (s
 	if err != nil {
 		return store.Connection{}, fmt.Errorf("update connection: %w", storeErr(err, id))
 	}
+	// This node's SSO endpoints see the change at once; others within
+	// CacheTTL.
+	r.cache.putConn(out, r.now())
 	if before == store.ConnectionActive && out.Status != store.ConnectionActive {
 		r.endSessions(ctx, out)
 	}
@@ -260,7 +264,7 @@ func (r *Registry) DeleteConnection(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete connection: %w", storeErr(err, id))
 	}
-	r.forget(id)
+	r.cache.dropConn(id)
 	r.endSessions(ctx, conn)
 	return nil
 }
@@ -268,8 +272,40 @@ func (r *Registry) DeleteConnection(ctx context.Context, id string) error {
 // endSessions revokes every session made through conn. A failure is
 // logged, not returned: the connection change itself has committed, and
 // an inactive connection refuses new logins regardless.
+//
+// It revokes again once every node's cache has expired: another node may
+// still hold the connection as active for up to CacheTTL and let a login
+// through, and that session must not outlive the deactivation.
 func (r *Registry) endSessions(ctx context.Context, conn store.Connection) {
 	if r.cfg.Sessions == nil {
+		return
+	}
+	if _, err := r.cfg.Sessions.RevokeConnection(ctx, conn.TenantID, conn.ID); err != nil {
+		r.cfg.Logger.ErrorContext(ctx, "revoke sessions of deactivated connection", "tenant", conn.TenantID, "connection", conn.ID, "err", err)
+	}
+	if r.cfg.CacheTTL <= 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	time.AfterFunc(r.sweepDelay(), func() { r.sweepSessions(ctx, conn) })
+}
+
+// sweepDelay is how long after a deactivation every node's cache has
+// surely dropped the active connection, and the logins it let through
+// have finished.
+func (r *Registry) sweepDelay() time.Duration {
+	return max(2*r.cfg.CacheTTL, r.cfg.CacheTTL+time.Second)
+}
+
+// sweepSessions is endSessions' second pass, skipped when the connection
+// was turned back on meanwhile (its new sessions are legitimate).
+func (r *Registry) sweepSessions(ctx context.Context, conn store.Connection) {
+	cur, err := r.cfg.Store.Connection(ctx, conn.ID)
+	switch {
+	case err == nil && cur.Status == store.ConnectionActive:
+		return
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		r.cfg.Logger.ErrorContext(ctx, "re-read deactivated connection", "tenant", conn.TenantID, "connection", conn.ID, "err", err)
 		return
 	}
 	if _, err := r.cfg.Sessions.RevokeConnection(ctx, conn.TenantID, conn.ID); err != nil {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -48,6 +47,16 @@ type Config struct {
 	// MetadataRefresh is how often IdP metadata URLs are re-read. Default
 	// 12 hours.
 	MetadataRefresh time.Duration
+	// CacheTTL is how long the SSO endpoints trust a connection, a
+	// tenant's status and its verified domains as last read from the
+	// store, so that the ACS and the OIDC callback run no SQL of their
+	// own. Changes made through this Registry apply on this node at once;
+	// other nodes see them within CacheTTL. Zero means DefaultCacheTTL; a
+	// negative value reads the store on every request.
+	CacheTTL time.Duration
+	// CacheSize bounds the connections and the tenants cached, each.
+	// Zero means DefaultCacheSize.
+	CacheSize int
 }
 
 // Registry builds and caches one Connector per connection, serves the
@@ -57,25 +66,7 @@ type Registry struct {
 	cfg       Config
 	dsigClock *dsig.Clock
 
-	mu    sync.Mutex
-	cache map[string]cached
-	// domains caches each tenant's verified domains briefly, so that the
-	// ACS hot path usually runs no SQL for the domain rule.
-	domains map[string]cachedDomains
-}
-
-type cachedDomains struct {
-	verified []string
-	at       time.Time
-}
-
-// domainCacheTTL bounds how long a domain that stopped being verified can
-// still admit a login.
-const domainCacheTTL = 10 * time.Second
-
-type cached struct {
-	updatedAt time.Time
-	connector Connector
+	cache *cache
 }
 
 // NewRegistry returns a Registry over cfg. It panics on a missing Store,
@@ -100,11 +91,16 @@ func NewRegistry(cfg Config) *Registry {
 	if cfg.MetadataRefresh <= 0 {
 		cfg.MetadataRefresh = 12 * time.Hour
 	}
+	if cfg.CacheTTL == 0 {
+		cfg.CacheTTL = DefaultCacheTTL
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
 	return &Registry{
 		cfg:       cfg,
 		dsigClock: dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: cfg.Now}),
-		cache:     map[string]cached{},
-		domains:   map[string]cachedDomains{},
+		cache:     newCache(cfg.CacheTTL, cfg.CacheSize),
 	}
 }
 
@@ -129,11 +125,8 @@ func (r *Registry) Connector(ctx context.Context, conn store.Connection) (Connec
 }
 
 func (r *Registry) connector(ctx context.Context, conn store.Connection) (Connector, error) {
-	r.mu.Lock()
-	e, ok := r.cache[conn.ID]
-	r.mu.Unlock()
-	if ok && e.updatedAt.Equal(conn.UpdatedAt) {
-		return e.connector, nil
+	if c := r.cache.connector(conn); c != nil {
+		return c, nil
 	}
 	var (
 		c   Connector
@@ -150,26 +143,20 @@ func (r *Registry) connector(ctx context.Context, conn store.Connection) (Connec
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	if cur, ok := r.cache[conn.ID]; !ok || !cur.updatedAt.After(conn.UpdatedAt) {
-		r.cache[conn.ID] = cached{updatedAt: conn.UpdatedAt, connector: c}
-	}
-	r.mu.Unlock()
+	r.cache.putConnector(conn, c)
 	return c, nil
 }
 
-// forget drops a cached connector (deleted connection).
-func (r *Registry) forget(connID string) {
-	r.mu.Lock()
-	delete(r.cache, connID)
-	r.mu.Unlock()
-}
-
 // load finds a connection named in a URL: its tenant first (the one
-// narrow cross-tenant lookup), then the row under that tenant.
+// narrow cross-tenant lookup), then the row under that tenant. Within
+// CacheTTL of the last read it answers from the cache, without SQL.
 func (r *Registry) load(ctx context.Context, connID string) (context.Context, store.Connection, error) {
 	if !validConnID(connID) {
 		return ctx, store.Connection{}, fmt.Errorf("%w: %q", ErrNotFound, connID)
+	}
+	now := r.now()
+	if conn, ok := r.cache.conn(connID, now); ok {
+		return store.WithTenant(ctx, conn.TenantID), conn, nil
 	}
 	tenantID, err := r.cfg.Store.ResolveConnection(ctx, connID)
 	if err != nil {
@@ -186,6 +173,7 @@ func (r *Registry) load(ctx context.Context, connID string) (context.Context, st
 		}
 		return ctx, store.Connection{}, fmt.Errorf("%w: load connection: %v", ErrUpstream, err)
 	}
+	r.cache.putConn(conn, now)
 	return ctx, conn, nil
 }
 
@@ -213,10 +201,11 @@ func (r *Registry) finishProfile(ctx context.Context, p Profile, anyDomain bool,
 		return Profile{}, fmt.Errorf("%w: no usable email in the response (got %q); map an email attribute", ErrProfile, p.Email)
 	}
 	p.Email = email
-	verified, err := r.verifiedDomains(ctx, p.TenantID)
+	tn, err := r.tenantInfo(ctx, p.TenantID)
 	if err != nil {
 		return Profile{}, err
 	}
+	verified := tn.verified
 	inVerified := false
 	for _, d := range verified {
 		inVerified = inVerified || d == emailDomain(email)
@@ -236,29 +225,48 @@ func (r *Registry) finishProfile(ctx context.Context, p Profile, anyDomain bool,
 	return p, nil
 }
 
-func (r *Registry) verifiedDomains(ctx context.Context, tenantID string) ([]string, error) {
+// tenantInfo returns the status and verified domains of the tenant in
+// ctx, from the cache within CacheTTL of the last read.
+func (r *Registry) tenantInfo(ctx context.Context, tenantID string) (tenantEntry, error) {
 	now := r.now()
-	r.mu.Lock()
-	c, ok := r.domains[tenantID]
-	r.mu.Unlock()
-	if ok && now.Sub(c.at) < domainCacheTTL && now.Sub(c.at) >= 0 {
-		return c.verified, nil
+	if e, ok := r.cache.tenant(tenantID, now); ok {
+		return e, nil
+	}
+	tn, err := r.cfg.Store.Tenant(ctx)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return tenantEntry{}, fmt.Errorf("%w: tenant %s no longer exists", ErrTenantInactive, tenantID)
+		}
+		return tenantEntry{}, fmt.Errorf("%w: tenant: %v", ErrUpstream, err)
 	}
 	domains, err := r.cfg.Store.Domains(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: tenant domains: %v", ErrUpstream, err)
+		return tenantEntry{}, fmt.Errorf("%w: tenant domains: %v", ErrUpstream, err)
 	}
-	var verified []string
+	e := tenantEntry{status: tn.Status, loaded: now}
 	for _, d := range domains {
 		if d.Verified {
-			verified = append(verified, d.Domain)
+			e.verified = append(e.verified, d.Domain)
 		}
 	}
-	r.mu.Lock()
-	if len(r.domains) > 10000 {
-		clear(r.domains)
-	}
-	r.domains[tenantID] = cachedDomains{verified: verified, at: now}
-	r.mu.Unlock()
-	return verified, nil
+	r.cache.putTenant(tenantID, e)
+	return e, nil
 }
+
+// checkTenant refuses a login into a tenant that is paused or gone.
+func (r *Registry) checkTenant(ctx context.Context, tenantID string) error {
+	tn, err := r.tenantInfo(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	if !tn.status.Live() {
+		return fmt.Errorf("%w: tenant %s is %s", ErrTenantInactive, tenantID, tn.status)
+	}
+	return nil
+}
+
+// ForgetTenant drops what this node caches about a tenant (its status,
+// verified domains and connections), so that a change made outside the
+// Registry (a domain verified or removed, the tenant paused) applies here
+// at once rather than within CacheTTL.
+func (r *Registry) ForgetTenant(tenantID string) { r.cache.dropTenant(tenantID) }

@@ -105,6 +105,7 @@ func (r *Registry) maintainSAML(ctx context.Context, conn store.Connection) erro
 		return refreshErr
 	}
 	conn.Config, _ = json.Marshal(cfg)
+	var updated store.Connection
 	err = r.cfg.Store.InTx(ctx, func(ctx context.Context) error {
 		// Re-read inside the transaction: an admin may have changed the
 		// connection since; their change wins and this pass retries later.
@@ -115,7 +116,7 @@ func (r *Registry) maintainSAML(ctx context.Context, conn store.Connection) erro
 		if !cur.UpdatedAt.Equal(conn.UpdatedAt) {
 			return nil
 		}
-		updated, err := r.cfg.Store.UpdateConnection(ctx, conn)
+		updated, err = r.cfg.Store.UpdateConnection(ctx, conn)
 		if err != nil {
 			return err
 		}
@@ -130,6 +131,10 @@ func (r *Registry) maintainSAML(ctx context.Context, conn store.Connection) erro
 	})
 	if err != nil {
 		return err
+	}
+	if updated.ID != "" {
+		// A rolled certificate is trusted on this node at once.
+		r.cache.putConn(updated, r.now())
 	}
 	return refreshErr
 }

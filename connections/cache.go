@@ -1,0 +1,178 @@
+package connections
+
+import (
+	"sync"
+	"time"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// Cache defaults (Config.CacheTTL, Config.CacheSize).
+const (
+	// DefaultCacheTTL bounds how long another node's change to a
+	// connection, a tenant's status or its verified domains takes to
+	// reach this node: a connection deactivated elsewhere stops logins
+	// here within it. Changes made through this Registry apply here at
+	// once.
+	DefaultCacheTTL = 30 * time.Second
+	// DefaultCacheSize bounds the connections and the tenants kept, each.
+	DefaultCacheSize = 10_000
+)
+
+// cache keeps what the SSO endpoints need to answer without SQL (the
+// hot-path rule of DEVELOPERS.md): per connection id, its row (and so its
+// tenant) and the Connector built from it; per tenant, its status and
+// verified domains. Entries read from the store are trusted for ttl; the
+// Registry's own writes replace them at once.
+type cache struct {
+	ttl  time.Duration // <= 0: nothing read from the store is reused
+	size int
+
+	mu      sync.RWMutex
+	conns   map[string]*connEntry
+	tenants map[string]tenantEntry
+}
+
+// connEntry is one connection. Its fields are never changed once the
+// entry is in the map (a change puts a new entry), so readers may use
+// them after releasing the lock.
+type connEntry struct {
+	conn store.Connection
+	// loaded is when conn was read from (or written to) the store; zero
+	// for an entry made only to hold a connector, which load never trusts.
+	loaded time.Time
+	// connector was built from conn; nil until first needed.
+	connector Connector
+}
+
+type tenantEntry struct {
+	status   store.TenantStatus
+	verified []string
+	loaded   time.Time
+}
+
+func newCache(ttl time.Duration, size int) *cache {
+	return &cache{ttl: ttl, size: size, conns: map[string]*connEntry{}, tenants: map[string]tenantEntry{}}
+}
+
+func (c *cache) fresh(loaded, now time.Time) bool {
+	age := now.Sub(loaded)
+	return c.ttl > 0 && !loaded.IsZero() && age >= 0 && age < c.ttl
+}
+
+// conn returns the connection id as last read, if that was within ttl.
+func (c *cache) conn(id string, now time.Time) (store.Connection, bool) {
+	c.mu.RLock()
+	e := c.conns[id]
+	c.mu.RUnlock()
+	if e == nil || !c.fresh(e.loaded, now) {
+		return store.Connection{}, false
+	}
+	return e.conn, true
+}
+
+// putConn records conn as read from or written to the store at now. A
+// connector already built for the same version of the row is kept.
+func (c *cache) putConn(conn store.Connection, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := &connEntry{conn: conn, loaded: now}
+	if old := c.conns[conn.ID]; old != nil {
+		if old.conn.UpdatedAt.After(conn.UpdatedAt) && c.fresh(old.loaded, now) {
+			// A racing reader brought an older row back after our own
+			// write: keep the newer one.
+			return
+		}
+		if old.conn.UpdatedAt.Equal(conn.UpdatedAt) {
+			e.connector = old.connector
+		}
+	}
+	c.insertConn(e)
+}
+
+// connector returns the Connector built for this version of conn.
+func (c *cache) connector(conn store.Connection) Connector {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if e := c.conns[conn.ID]; e != nil && e.connector != nil && e.conn.UpdatedAt.Equal(conn.UpdatedAt) {
+		return e.connector
+	}
+	return nil
+}
+
+// putConnector keeps cn, built from conn, unless the cache already holds
+// a newer version of the connection.
+func (c *cache) putConnector(conn store.Connection, cn Connector) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.conns[conn.ID]
+	switch {
+	case old == nil:
+		// Held for the connector only: load still reads the row.
+		c.insertConn(&connEntry{conn: conn, connector: cn})
+	case old.conn.UpdatedAt.Equal(conn.UpdatedAt):
+		e := *old
+		e.connector = cn
+		c.conns[conn.ID] = &e
+	case old.conn.UpdatedAt.Before(conn.UpdatedAt):
+		c.conns[conn.ID] = &connEntry{conn: conn, connector: cn}
+	}
+}
+
+// insertConn adds e, making room first. Called with mu held.
+func (c *cache) insertConn(e *connEntry) {
+	if _, ok := c.conns[e.conn.ID]; !ok && len(c.conns) >= c.size {
+		for k := range c.conns { // map order: a random victim
+			delete(c.conns, k)
+			break
+		}
+	}
+	c.conns[e.conn.ID] = e
+}
+
+func (c *cache) dropConn(id string) {
+	c.mu.Lock()
+	delete(c.conns, id)
+	c.mu.Unlock()
+}
+
+func (c *cache) tenant(id string, now time.Time) (tenantEntry, bool) {
+	c.mu.RLock()
+	e, ok := c.tenants[id]
+	c.mu.RUnlock()
+	return e, ok && c.fresh(e.loaded, now)
+}
+
+func (c *cache) putTenant(id string, e tenantEntry) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.tenants[id]; !ok && len(c.tenants) >= c.size {
+		for k := range c.tenants {
+			delete(c.tenants, k)
+			break
+		}
+	}
+	c.tenants[id] = e
+}
+
+// dropTenant forgets a tenant's status and domains, and its connections.
+func (c *cache) dropTenant(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.tenants, id)
+	for k, e := range c.conns {
+		if e.conn.TenantID == id {
+			delete(c.conns, k)
+		}
+	}
+}
+
+func (c *cache) clear() {
+	c.mu.Lock()
+	clear(c.conns)
+	clear(c.tenants)
+	c.mu.Unlock()
+}

@@ -1,0 +1,314 @@
+package connections
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/sessions/sessionstest"
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
+)
+
+// spyStore is the real store, every call passed through, counting the
+// reads an SSO request could make: it shows which requests touch SQL.
+type spyStore struct {
+	store.Store
+	mu    sync.Mutex
+	reads []string
+}
+
+func (s *spyStore) read(name string) {
+	s.mu.Lock()
+	s.reads = append(s.reads, name)
+	s.mu.Unlock()
+}
+
+// take returns the reads since the last take.
+func (s *spyStore) take() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.reads
+	s.reads = nil
+	return r
+}
+
+func (s *spyStore) ResolveConnection(ctx context.Context, id string) (string, error) {
+	s.read("ResolveConnection")
+	return s.Store.ResolveConnection(ctx, id)
+}
+
+func (s *spyStore) Connection(ctx context.Context, id string) (store.Connection, error) {
+	s.read("Connection")
+	return s.Store.Connection(ctx, id)
+}
+
+func (s *spyStore) Connections(ctx context.Context) ([]store.Connection, error) {
+	s.read("Connections")
+	return s.Store.Connections(ctx)
+}
+
+func (s *spyStore) Tenant(ctx context.Context) (store.Tenant, error) {
+	s.read("Tenant")
+	return s.Store.Tenant(ctx)
+}
+
+func (s *spyStore) Domains(ctx context.Context) ([]store.Domain, error) {
+	s.read("Domains")
+	return s.Store.Domains(ctx)
+}
+
+func (s *spyStore) Domain(ctx context.Context, ref string) (store.Domain, error) {
+	s.read("Domain")
+	return s.Store.Domain(ctx, ref)
+}
+
+func (s *spyStore) ResolveDomain(ctx context.Context, domain string) (string, error) {
+	s.read("ResolveDomain")
+	return s.Store.ResolveDomain(ctx, domain)
+}
+
+// acsVia posts a response to the ACS of conn on one node's handler and
+// returns what that node's CompleteFunc received.
+func (e *env) acsVia(h http.Handler, conn store.Connection, signer *testIdP, reqID string) completion {
+	e.t.Helper()
+	raw := signer.response(e.t, e.issuer, conn, respOpts{signAssertion: true, inResponseTo: reqID, issuedAt: e.clock.Now()})
+	form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(raw)}, "RelayState": {e.pend(conn, reqID, "b")}}
+	req := httptest.NewRequest(http.MethodPost, "/sso/saml/"+conn.ID+"/acs", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	return e.last()
+}
+
+// TestACSServedFromCache: once a connection and its tenant are cached, an
+// ACS request runs no SQL of its own; a change made through the Registry
+// applies to the next request without waiting for the cache.
+func TestACSServedFromCache(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			o := b.open(t)
+			spy := &spyStore{Store: o.db}
+			o.db = spy
+			e := newEnv(t, o)
+			idp, rolled := newTestIdP(t, 0), newTestIdP(t, 1)
+			conn := e.samlConn(idp, nil)
+			h := e.srv.Config.Handler
+
+			e.clock.Add(DefaultCacheTTL) // whatever creating it cached is stale now
+			spy.take()
+			if c := e.acsVia(h, conn, idp, "id-1"); c.err != nil {
+				t.Fatalf("first ACS: %v", c.err)
+			}
+			if got := spy.take(); !slices.Contains(got, "Connection") || !slices.Contains(got, "Domains") {
+				t.Fatalf("first ACS after the TTL read %v; want the connection and the tenant read again", got)
+			}
+			for i, id := range []string{"id-2", "id-3"} {
+				if c := e.acsVia(h, conn, idp, id); c.err != nil || c.res.Profile.Email != "alice@example.com" {
+					t.Fatalf("ACS %d: %v", i+2, c.err)
+				}
+				if got := spy.take(); len(got) != 0 {
+					t.Fatalf("ACS %d with a warm cache read the store: %v", i+2, got)
+				}
+			}
+
+			// The IdP's certificate is replaced through the Registry: the very
+			// next response signed with the old key is refused, the new one
+			// accepted.
+			if _, err := e.reg.UpdateConnection(e.ctx, conn.ID, Update{Settings: Settings{SAML: &SAMLSettings{
+				IdPCertificatesPEM: &PEMList{certPEM(rolled.cert)}}}}); err != nil {
+				t.Fatal(err)
+			}
+			if c := e.acsVia(h, conn, idp, "id-4"); !errors.Is(c.err, ErrSignature) {
+				t.Fatalf("old key after the certificate change: %v", c.err)
+			}
+			if c := e.acsVia(h, conn, rolled, "id-5"); c.err != nil {
+				t.Fatalf("new key after the certificate change: %v", c.err)
+			}
+			// Deactivated through the Registry: refused at once; back on: at once.
+			if _, err := e.reg.UpdateConnection(e.ctx, conn.ID, Update{Status: ptr(store.ConnectionInactive)}); err != nil {
+				t.Fatal(err)
+			}
+			if c := e.acsVia(h, conn, rolled, "id-6"); !errors.Is(c.err, ErrConnectionInactive) {
+				t.Fatalf("ACS right after deactivation: %v", c.err)
+			}
+			if _, err := e.reg.UpdateConnection(e.ctx, conn.ID, Update{Status: ptr(store.ConnectionActive)}); err != nil {
+				t.Fatal(err)
+			}
+			spy.take()
+			if c := e.acsVia(h, conn, rolled, "id-7"); c.err != nil {
+				t.Fatalf("ACS right after reactivation: %v", c.err)
+			}
+			if got := spy.take(); len(got) != 0 {
+				t.Fatalf("ACS after an update through the Registry read the store: %v", got)
+			}
+			// Deleted through the Registry: unknown at once.
+			if err := e.reg.DeleteConnection(e.ctx, conn.ID); err != nil {
+				t.Fatal(err)
+			}
+			if c := e.acsVia(h, conn, rolled, "id-8"); !errors.Is(c.err, ErrNotFound) {
+				t.Fatalf("ACS right after deletion: %v", c.err)
+			}
+		})
+	}
+}
+
+// TestConnectionCacheCrossTenant: another tenant's attempt on a cached
+// connection is a 404 that leaves both the store and the cache as they were.
+func TestConnectionCacheCrossTenant(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	conn := e.samlConn(idp, nil)
+	h := e.srv.Config.Handler
+	if c := e.acsVia(h, conn, idp, "id-1"); c.err != nil {
+		t.Fatal(c.err)
+	}
+	octx := store.WithTenant(context.Background(), e.newTenant("Globex", "globex.example"))
+	if _, err := e.reg.UpdateConnection(octx, conn.ID, Update{Status: ptr(store.ConnectionInactive)}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("cross-tenant deactivate: %v", err)
+	}
+	if err := e.reg.DeleteConnection(octx, conn.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("cross-tenant delete: %v", err)
+	}
+	if c := e.acsVia(h, conn, idp, "id-2"); c.err != nil || c.res.Profile.TenantID != e.tenant || c.conn.TenantID != e.tenant {
+		t.Fatalf("ACS after refused cross-tenant changes: %v, tenant %q", c.err, c.res.Profile.TenantID)
+	}
+	if got, err := e.db.Connection(e.ctx, conn.ID); err != nil || got.Status != store.ConnectionActive {
+		t.Fatalf("store after refused cross-tenant changes: %v %v", got.Status, err)
+	}
+}
+
+// TestTenantCache: a paused tenant stops logins on this node within the
+// TTL, or at once after ForgetTenant; so does a domain no longer verified.
+func TestTenantCache(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	conn := e.samlConn(idp, nil)
+	h := e.srv.Config.Handler
+	if c := e.acsVia(h, conn, idp, "id-1"); c.err != nil {
+		t.Fatal(c.err)
+	}
+	if _, err := e.db.UpdateTenant(e.ctx, store.TenantUpdate{Status: ptr(store.TenantPaused)}); err != nil {
+		t.Fatal(err)
+	}
+	// Within the TTL the cached status still admits (the broker's own
+	// check refuses it); after it, or after ForgetTenant, refused here.
+	if c := e.acsVia(h, conn, idp, "id-2"); c.err != nil {
+		t.Fatalf("within the TTL: %v", c.err)
+	}
+	e.clock.Add(DefaultCacheTTL)
+	if c := e.acsVia(h, conn, idp, "id-3"); !errors.Is(c.err, ErrTenantInactive) {
+		t.Fatalf("paused tenant after the TTL: %v", c.err)
+	}
+	if _, err := e.db.UpdateTenant(e.ctx, store.TenantUpdate{Status: ptr(store.TenantActive)}); err != nil {
+		t.Fatal(err)
+	}
+	e.reg.ForgetTenant(e.tenant)
+	if c := e.acsVia(h, conn, idp, "id-4"); c.err != nil {
+		t.Fatalf("reactivated tenant after ForgetTenant: %v", c.err)
+	}
+	if err := e.db.DeleteDomain(e.ctx, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	e.reg.ForgetTenant(e.tenant)
+	if c := e.acsVia(h, conn, idp, "id-5"); !errors.Is(c.err, ErrDomainNotAllowed) {
+		t.Fatalf("domain removed, after ForgetTenant: %v", c.err)
+	}
+}
+
+// TestConnectionCacheAcrossNodes: node A deactivates a connection that
+// node B holds in its cache. B stops logins within CacheTTL, and a session
+// B let through meanwhile is revoked by A's second sweep; a connection
+// turned back on before the sweep keeps its new sessions.
+func TestConnectionCacheAcrossNodes(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	for _, b := range []struct {
+		name string
+		open func(t *testing.T) envOpts
+	}{
+		{"sqlite+memory", func(t *testing.T) envOpts {
+			m := sessions.NewMemory()
+			return envOpts{db: storetest.SQLite(t), once: m, sessions: m, cacheTTL: ttl}
+		}},
+		{"postgres+redis", func(t *testing.T) envOpts {
+			r := sessionstest.NewRedis(t)
+			return envOpts{db: storetest.Postgres(t), once: r, sessions: r, cacheTTL: ttl}
+		}},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, b.open(t))
+			idp := newTestIdP(t, 0)
+			conn, conn2 := e.samlConn(idp, nil), e.samlConn(idp, nil)
+			nodeA := e.srv.Config.Handler
+			regB := e.newRegistry()
+			echB := echo.New()
+			regB.Mount(echB, e.complete)
+			for i, c := range []store.Connection{conn, conn2} {
+				if got := e.acsVia(echB, c, idp, "warm-"+c.ID); got.err != nil {
+					t.Fatalf("node B, connection %d: %v", i, got.err)
+				}
+			}
+			ss := e.opts.sessions
+			newSession := func(id, connID string) {
+				t.Helper()
+				now := time.Now()
+				if err := ss.Create(context.Background(), sessions.Session{ID: id, TenantID: e.tenant, UserID: "usr_1",
+					ConnectionID: connID, AuthTime: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			// conn2 goes off and on again on node A; its later session stays.
+			for _, s := range []store.ConnectionStatus{store.ConnectionInactive, store.ConnectionActive} {
+				if _, err := e.reg.UpdateConnection(e.ctx, conn2.ID, Update{Status: ptr(s)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			newSession("ses_after_reactivation", conn2.ID)
+
+			if _, err := e.reg.UpdateConnection(e.ctx, conn.ID, Update{Status: ptr(store.ConnectionInactive)}); err != nil {
+				t.Fatal(err)
+			}
+			if c := e.acsVia(nodeA, conn, idp, "a-1"); !errors.Is(c.err, ErrConnectionInactive) {
+				t.Fatalf("node A right after deactivating: %v", c.err)
+			}
+			// Node B has not heard yet: within the TTL it still admits, and
+			// the broker would open a session.
+			if c := e.acsVia(echB, conn, idp, "b-1"); c.err != nil {
+				t.Fatalf("node B within the TTL: %v", c.err)
+			}
+			newSession("ses_late", conn.ID)
+			e.clock.Add(ttl)
+			if c := e.acsVia(echB, conn, idp, "b-2"); !errors.Is(c.err, ErrConnectionInactive) {
+				t.Fatalf("node B after the TTL: %v", c.err)
+			}
+			// Node A's second sweep ends the late session.
+			deadline := time.Now().Add(regB.sweepDelay() + 5*time.Second)
+			for {
+				_, err := ss.Get(context.Background(), "ses_late")
+				if errors.Is(err, sessions.ErrNotFound) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("session opened by a stale node survived the deactivation: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			time.Sleep(200 * time.Millisecond) // conn2's sweep was due first
+			if _, err := ss.Get(context.Background(), "ses_after_reactivation"); err != nil {
+				t.Fatalf("sweep ended a session of a connection turned back on: %v", err)
+			}
+		})
+	}
+}
