@@ -61,11 +61,11 @@ func (p *postgres) ping(ctx context.Context) error {
 }
 
 func (p *postgres) begin(ctx context.Context) (tx, error) {
-	t, err := p.pool.Begin(ctx)
+	c, err := p.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return pgTx{pgQuerier{t}, t}, nil
+	return &pgTx{c: c}, nil
 }
 
 func (p *postgres) reader() querier { return pgQuerier{p.pool} }
@@ -235,20 +235,94 @@ func (q pgQuerier) queryRow(ctx context.Context, sql string, args ...any) row {
 	return q.q.QueryRow(ctx, sql, args...)
 }
 
+// pgTx is a transaction on one pooled connection. BEGIN is not sent alone:
+// it is pipelined with the tenant setting (or the first statement), which
+// saves a network round trip on every tenant-scoped call.
 type pgTx struct {
-	pgQuerier
-	t pgx.Tx
+	c     *pgxpool.Conn
+	begun bool
 }
 
-func (t pgTx) setTenant(ctx context.Context, tenantID string) error {
+func (t *pgTx) begin(ctx context.Context) error {
+	if t.begun {
+		return nil
+	}
+	if _, err := t.c.Exec(ctx, "BEGIN"); err != nil {
+		return err
+	}
+	t.begun = true
+	return nil
+}
+
+func (t *pgTx) setTenant(ctx context.Context, tenantID string) error {
 	// set_config(..., true) is SET LOCAL: it ends with the transaction, so
 	// a pooled connection never carries one tenant into the next request.
-	_, err := t.t.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", tenantID)
+	// An explicit BEGIN at the head of a pipeline opens a real transaction
+	// that outlives the pipeline's Sync.
+	b := &pgx.Batch{}
+	if !t.begun {
+		b.Queue("BEGIN")
+	}
+	b.Queue("SELECT set_config('app.tenant_id', $1, true)", tenantID)
+	if err := t.c.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	t.begun = true
+	return nil
+}
+
+func (t *pgTx) exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	if err := t.begin(ctx); err != nil {
+		return 0, err
+	}
+	tag, err := t.c.Exec(ctx, sql, args...)
+	return tag.RowsAffected(), err
+}
+
+func (t *pgTx) query(ctx context.Context, sql string, args ...any) (rows, error) {
+	if err := t.begin(ctx); err != nil {
+		return nil, err
+	}
+	return t.c.Query(ctx, sql, args...)
+}
+
+func (t *pgTx) queryRow(ctx context.Context, sql string, args ...any) row {
+	if err := t.begin(ctx); err != nil {
+		return errRow{err}
+	}
+	return t.c.QueryRow(ctx, sql, args...)
+}
+
+// commit ends the transaction and hands the connection back. PostgreSQL
+// answers COMMIT of a failed transaction with ROLLBACK and no error; that
+// must not pass for success.
+func (t *pgTx) commit(ctx context.Context) error {
+	defer t.c.Release() // a connection left mid-transaction is destroyed, not reused
+	if !t.begun {
+		return nil
+	}
+	tag, err := t.c.Exec(ctx, "COMMIT")
+	if err != nil {
+		return err
+	}
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+func (t *pgTx) rollback(ctx context.Context) error {
+	defer t.c.Release()
+	if !t.begun {
+		return nil
+	}
+	_, err := t.c.Exec(ctx, "ROLLBACK")
 	return err
 }
 
-func (t pgTx) commit(ctx context.Context) error   { return t.t.Commit(ctx) }
-func (t pgTx) rollback(ctx context.Context) error { return t.t.Rollback(ctx) }
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 func (p *postgres) rowSecurity() bool { return true }
 func (p *postgres) forUpdate() string { return " FOR UPDATE" }
