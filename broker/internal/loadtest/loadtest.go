@@ -42,6 +42,12 @@ type Config struct {
 	// whichever comes first; at least one must be set.
 	Duration time.Duration
 	Requests int
+	// Rate, when positive, paces the run at that many requests per second
+	// in all (open loop): each client sends on a fixed schedule, and a
+	// request's latency counts from when it was due, so a stalled server
+	// is charged for the requests it delayed (no coordinated omission).
+	// Zero sends as fast as answers come back (closed loop).
+	Rate float64
 	// Status is the status every answer must have (default 200); others
 	// count as errors.
 	Status int
@@ -81,6 +87,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, errors.New("loadtest: Clients must be positive")
 	case cfg.Duration <= 0 && cfg.Requests <= 0:
 		return Result{}, errors.New("loadtest: set Duration or Requests")
+	case cfg.Rate < 0:
+		return Result{}, errors.New("loadtest: Rate cannot be negative")
 	case cfg.Duration > MaxDuration:
 		return Result{}, fmt.Errorf("loadtest: Duration is capped at %v", MaxDuration)
 	}
@@ -123,9 +131,24 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					c.Close()
 				}
 			}()
+			var interval time.Duration
+			due := start
+			if cfg.Rate > 0 {
+				interval = time.Duration(float64(cfg.Clients) / cfg.Rate * float64(time.Second))
+				due = start.Add(interval * time.Duration(i) / time.Duration(cfg.Clients)) // spread the clients out
+			}
 			for ctx.Err() == nil {
 				if limited && budget.Add(-1) < 0 {
 					return
+				}
+				if interval > 0 {
+					if wait := time.Until(due); wait > 0 {
+						select {
+						case <-ctx.Done():
+							return
+						case <-time.After(wait):
+						}
+					}
 				}
 				if c == nil {
 					var err error
@@ -137,6 +160,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					}
 				}
 				t0 := time.Now()
+				if interval > 0 {
+					t0 = due
+					due = due.Add(interval)
+				}
 				status, keep, err := c.roundTrip(req)
 				d := time.Since(t0)
 				switch {

@@ -65,14 +65,30 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunRate: a paced run sends about Rate requests a second.
+func TestRunRate(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	res, err := loadtest.Run(context.Background(), loadtest.Config{
+		URL: srv.URL, Method: "GET", Clients: 4, Rate: 1000, Duration: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.Requests < 350 || res.Requests > 550 {
+		t.Fatalf("1000/s for 0.5 s: %v", res)
+	}
+}
+
 func TestRunRefuses(t *testing.T) {
 	for name, cfg := range map[string]loadtest.Config{
-		"remote host":  {URL: "http://example.com/x", Clients: 1, Requests: 1},
-		"private host": {URL: "http://10.0.0.1:8080/x", Clients: 1, Requests: 1},
-		"https":        {URL: "https://127.0.0.1/x", Clients: 1, Requests: 1},
-		"no clients":   {URL: "http://127.0.0.1:1/x", Requests: 1},
-		"unbounded":    {URL: "http://127.0.0.1:1/x", Clients: 1},
-		"too long":     {URL: "http://127.0.0.1:1/x", Clients: 1, Duration: time.Hour},
+		"remote host":   {URL: "http://example.com/x", Clients: 1, Requests: 1},
+		"private host":  {URL: "http://10.0.0.1:8080/x", Clients: 1, Requests: 1},
+		"https":         {URL: "https://127.0.0.1/x", Clients: 1, Requests: 1},
+		"no clients":    {URL: "http://127.0.0.1:1/x", Requests: 1},
+		"unbounded":     {URL: "http://127.0.0.1:1/x", Clients: 1},
+		"too long":      {URL: "http://127.0.0.1:1/x", Clients: 1, Duration: time.Hour},
+		"negative rate": {URL: "http://127.0.0.1:1/x", Clients: 1, Requests: 1, Rate: -1},
 	} {
 		if _, err := loadtest.Run(context.Background(), cfg); err == nil || !strings.HasPrefix(err.Error(), "loadtest: ") {
 			t.Errorf("%s: err = %v", name, err)
