@@ -23,7 +23,12 @@
 // sessions. Introspection touches no SQL: it verifies the JWT against the
 // in-memory key snapshot and asks the (cached, pub/sub-invalidated) session
 // store whether the session still lives, so a revocation on any node is
-// seen everywhere within milliseconds. Every revocation is also answered
+// seen everywhere within milliseconds. Being the endpoint resource servers
+// call on every request, it is served by a lean handler of its own ahead of
+// the library's router (introspect_http.go); refresh tokens introspect too,
+// to their own client only, without being spent. Token and revocation
+// requests pass the broker's strict request checks (oauth_form.go) before
+// the library sees them, so every malformed request gets its RFC error. Every revocation is also answered
 // with OpenID back-channel logout tokens to the applications that received
 // tokens in the ended sessions.
 package broker

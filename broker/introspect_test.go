@@ -12,7 +12,10 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/sessions/sessionstest"
 	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
 )
 
 // introspectWith asks n about token with the given call (credentials and
@@ -157,5 +160,47 @@ func TestIntrospectAnswerIsJSON(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("status %d, headers %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// TestTwoNodesRefreshIntrospection: on PostgreSQL and Redis, one node sees
+// the refresh tokens another issued, rotated and revoked, at once.
+func TestTwoNodesRefreshIntrospection(t *testing.T) {
+	pgURL := storetest.PostgresURL(t)
+	cipher := storetest.NewCipher(t)
+	st1 := storetest.Open(t, pgURL, cipher)
+	if err := st1.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st2 := storetest.Open(t, pgURL, cipher)
+	rdb := sessionstest.Redis(t)
+	prefix := sessionstest.Prefix(t, rdb)
+	r1 := sessions.NewRedis(rdb, sessions.RedisOptions{Prefix: prefix})
+	r2 := sessions.NewRedis(rdb, sessions.RedisOptions{Prefix: prefix})
+	n1 := newNode(t, st1, r1, r1)
+	n2 := newNodeIssuer(t, st2, r2, r2, n1.URL)
+	n1.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n1.app(store.Application{})
+	tok := a.login(t)
+
+	if in := a.introspect(t, n2, tok.RefreshToken); in["active"] != true || in["sid"] != tok.SID {
+		t.Fatalf("node 2, fresh refresh token: %v", in)
+	}
+	t1, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := a.introspect(t, n2, tok.RefreshToken); in["active"] != false {
+		t.Fatalf("node 2, spent refresh token: %v", in)
+	}
+	if in := a.introspect(t, n2, t1.RefreshToken); in["active"] != true {
+		t.Fatalf("node 2, rotated refresh token: %v", in)
+	}
+	revoke := oauthCall{"POST", broker.PathRevoke, "application/x-www-form-urlencoded", "token=" + t1.RefreshToken, a.ID, a.Secret, ""}
+	if status, _, body := revoke.do(t, n1.URL); status != 200 {
+		t.Fatalf("revoke on node 1: %d %v", status, body)
+	}
+	if in := a.introspect(t, n2, t1.RefreshToken); in["active"] != false {
+		t.Fatalf("node 2, revoked refresh token: %v", in)
 	}
 }

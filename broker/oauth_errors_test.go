@@ -61,6 +61,27 @@ func TestOAuthErrors(t *testing.T) {
 	tok := a.login(t)
 	big := strings.Repeat("a", 100<<10)
 
+	// The endpoints are those discovery advertises, with the client
+	// authentication methods it advertises for them.
+	resp, err := http.Get(n.URL + broker.PathDiscovery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var disc struct {
+		Token            string   `json:"token_endpoint"`
+		Introspection    string   `json:"introspection_endpoint"`
+		Revocation       string   `json:"revocation_endpoint"`
+		IntrospectionAMs []string `json:"introspection_endpoint_auth_methods_supported"`
+		RevocationAMs    []string `json:"revocation_endpoint_auth_methods_supported"`
+	}
+	json.NewDecoder(resp.Body).Decode(&disc)
+	resp.Body.Close()
+	if disc.Token != n.URL+broker.PathToken || disc.Introspection != n.URL+broker.PathIntrospect || disc.Revocation != n.URL+broker.PathRevoke ||
+		strings.Join(disc.IntrospectionAMs, " ") != "client_secret_basic client_secret_post" ||
+		strings.Join(disc.RevocationAMs, " ") != "client_secret_basic client_secret_post none" {
+		t.Fatalf("discovery: %+v", disc)
+	}
+
 	tests := []struct {
 		name   string
 		call   oauthCall
