@@ -2,10 +2,18 @@ package connections
 
 import (
 	"context"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
 )
 
@@ -48,3 +56,45 @@ func benchACS(b *testing.B, signResponse, encrypt bool) {
 // rule (cached), on all cores.
 func BenchmarkACSSignedAssertion(b *testing.B) { benchACS(b, false, false) }
 func BenchmarkACSSignedResponse(b *testing.B)  { benchACS(b, true, false) }
+
+// BenchmarkACSHTTP is the whole ACS request on one node: form parsing,
+// the connection and tenant lookups, validation, mapping, the domain rule.
+// "cached" is the default; "uncached" (CacheTTL < 0) reads the connection
+// and the tenant from the store on every request, as the ACS did before
+// the cache.
+func BenchmarkACSHTTP(b *testing.B) {
+	for _, db := range []struct {
+		name string
+		open func(testing.TB) *store.DB
+	}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}} {
+		for _, c := range []struct {
+			name string
+			ttl  time.Duration
+		}{{"cached", 0}, {"uncached", -1}} {
+			b.Run(db.name+"/"+c.name, func(b *testing.B) {
+				e := newEnvWith(b, envOpts{db: db.open(b), once: alwaysFresh{sessions.NewMemory()}, cacheTTL: c.ttl})
+				idp := newTestIdP(b, 0)
+				conn := e.samlConn(idp, func(s *SAMLSettings) { s.AllowIdPInitiated = ptr(true) })
+				raw := idp.response(b, e.issuer, conn, respOpts{signAssertion: true, issuedAt: e.clock.Now()})
+				body := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(raw)}}.Encode()
+				ech := echo.New()
+				e.reg.Mount(ech, func(_ context.Context, w http.ResponseWriter, _ *http.Request, _ store.Connection, _ Result, err error) {
+					if err != nil {
+						b.Error(err)
+					}
+					w.WriteHeader(http.StatusOK)
+				})
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						req := httptest.NewRequest(http.MethodPost, "/sso/saml/"+conn.ID+"/acs", strings.NewReader(body))
+						req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+						ech.ServeHTTP(httptest.NewRecorder(), req)
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "responses/s")
+			})
+		}
+	}
+}

@@ -36,13 +36,26 @@ type idpSettings struct {
 	Certificates []Certificate
 }
 
-// hasDTD reports whether XML input carries a document type declaration.
-// Go's encoding/xml and etree do not expand entities, but nothing a SAML
-// party sends legitimately has a DTD, so it is refused outright rather than
-// parsed around (billion laughs, XXE).
+// hasDTD reports whether XML input carries a document type or entity
+// declaration, in any letter case. Go's encoding/xml and etree do not
+// expand entities, but nothing a SAML party sends legitimately has a DTD,
+// so it is refused outright rather than parsed around (billion laughs,
+// XXE). It runs on every ACS request, so it scans without copying.
 func hasDTD(b []byte) bool {
-	return bytes.Contains(b, []byte("<!DOCTYPE")) || bytes.Contains(b, []byte("<!ENTITY")) ||
-		bytes.Contains(bytes.ToUpper(b), []byte("<!DOCTYPE"))
+	for {
+		i := bytes.Index(b, []byte("<!"))
+		if i < 0 {
+			return false
+		}
+		b = b[i+2:]
+		if hasPrefixFold(b, "DOCTYPE") || hasPrefixFold(b, "ENTITY") {
+			return true
+		}
+	}
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
 }
 
 // parseIdPMetadata reads IdP metadata XML (an EntityDescriptor, or an

@@ -292,6 +292,27 @@ func TestSAMLDTD(t *testing.T) {
 	wantErr(t, err, ErrConfig, "DTD")
 }
 
+func TestHasDTD(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{`<a/>`, false},
+		{`<a><![CDATA[<!x]]></a>`, false},
+		{`<a>&lt;!DOCTYPE</a>`, false},
+		{`<!DOCTYPE a><a/>`, true},
+		{`<!DocType a><a/>`, true},
+		{`<a/><!ENTITY x "y">`, true},
+		{`<a/><!entity x "y">`, true},
+		{`<!`, false},
+		{`<!DOCTYP`, false},
+	} {
+		if got := hasDTD([]byte(tt.in)); got != tt.want {
+			t.Errorf("hasDTD(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestSAMLClockSkewPerConnection(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	idp := newTestIdP(t, 0)
