@@ -34,7 +34,7 @@ func writeOAuthError(c echo.Context, status int, code, description string) error
 	h := c.Response().Header()
 	h["Cache-Control"] = hdrNoStore
 	h["Pragma"] = hdrNoCache
-	if status == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
 		h.Set("WWW-Authenticate", `Basic realm="idbroker", charset="UTF-8"`)
 	}
 	b := make([]byte, 0, 64+len(description))

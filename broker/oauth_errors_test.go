@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -59,6 +60,10 @@ func TestOAuthErrors(t *testing.T) {
 	pub := n.app(store.Application{Public: true, RedirectURIs: []string{"https://app.example/callback"}})
 	const form = "application/x-www-form-urlencoded"
 	tok := a.login(t)
+	ended := a.login(t)
+	if err := n.Sess.Revoke(context.Background(), ended.SID); err != nil {
+		t.Fatal(err)
+	}
 	big := strings.Repeat("a", 100<<10)
 
 	// The endpoints are those discovery advertises, with the client
@@ -144,6 +149,17 @@ func TestOAuthErrors(t *testing.T) {
 		{"introspect: malformed basic", oauthCall{"POST", broker.PathIntrospect, form, "token=x", "", "", "Basic !!!"}, 401, "invalid_client"},
 		{"introspect: basic without colon", oauthCall{"POST", broker.PathIntrospect, form, "token=x", "", "", "Basic YWJj"}, 401, "invalid_client"},
 		{"introspect: bearer instead of basic", oauthCall{"POST", broker.PathIntrospect, form, "token=x", "", "", "Bearer " + tok.AccessToken}, 401, "invalid_client"},
+
+		// UserInfo (RFC 6750 errors).
+		{"userinfo: no token", oauthCall{"GET", broker.PathUserinfo, "", "", "", "", ""}, 401, "invalid_request"},
+		{"userinfo: garbage token", oauthCall{"GET", broker.PathUserinfo, "", "", "", "", "Bearer garbage"}, 401, "invalid_token"},
+		{"userinfo: ended session", oauthCall{"GET", broker.PathUserinfo, "", "", "", "", "Bearer " + ended.AccessToken}, 401, "invalid_token"},
+		{"userinfo: basic instead of bearer", oauthCall{"GET", broker.PathUserinfo, "", "", a.ID, a.Secret, ""}, 401, "invalid_request"},
+		{"userinfo: token in the URL", oauthCall{"GET", broker.PathUserinfo + "?access_token=" + tok.AccessToken, "", "", "", "", ""}, 400, "invalid_request"},
+		{"userinfo: token twice", oauthCall{"POST", broker.PathUserinfo, form, "access_token=" + tok.AccessToken, "", "", "Bearer " + tok.AccessToken}, 400, "invalid_request"},
+		{"userinfo: PUT", oauthCall{"PUT", broker.PathUserinfo, "", "", "", "", "Bearer " + tok.AccessToken}, 405, "invalid_request"},
+		{"userinfo: token in the body", oauthCall{"POST", broker.PathUserinfo, form, "access_token=" + tok.AccessToken, "", "", ""}, 200, ""},
+		{"userinfo: bearer", oauthCall{"GET", broker.PathUserinfo, "", "", "", "", "Bearer " + tok.AccessToken}, 200, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,6 +178,9 @@ func TestOAuthErrors(t *testing.T) {
 			}
 			if status == 401 && !strings.HasPrefix(h.Get("WWW-Authenticate"), "Basic") && tc.call.path == broker.PathIntrospect {
 				t.Errorf("401 without WWW-Authenticate: Basic")
+			}
+			if status == 401 && strings.HasPrefix(tc.call.path, broker.PathUserinfo) && !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("401 without WWW-Authenticate: Bearer (%q)", h.Get("WWW-Authenticate"))
 			}
 			if h.Get("Cache-Control") != "no-store" && tc.call.path == broker.PathIntrospect {
 				t.Errorf("Cache-Control %q", h.Get("Cache-Control"))

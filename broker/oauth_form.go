@@ -81,7 +81,10 @@ func (p *Provider) checkOAuthRequest(next echo.HandlerFunc, token bool) echo.Han
 			}
 		}
 		// op reads the body again.
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.Body = readCloser(body)
 		return next(c)
 	}
 }
+
+// readCloser gives a body already read back to the next reader.
+func readCloser(body []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(body)) }

@@ -173,7 +173,7 @@ func (p *Provider) Mount(e *echo.Echo) {
 	e.Any(PathIntrospect, p.serveIntrospect)
 	e.Any(PathToken, p.checkOAuthRequest(op, true))
 	e.Any(PathRevoke, p.checkOAuthRequest(op, false))
-	e.Match([]string{http.MethodGet, http.MethodPost, http.MethodOptions}, PathUserinfo, op)
+	e.Any(PathUserinfo, p.checkUserinfo(op))
 	e.GET(PathLogin, p.serveLogin)
 	e.POST(PathLogin, p.submitLogin)
 	e.Match([]string{http.MethodGet, http.MethodPost}, PathEndSession, p.endSession)

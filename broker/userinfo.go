@@ -1,0 +1,87 @@
+package broker
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// checkUserinfo answers a UserInfo request whose access token is missing
+// or no longer valid as RFC 6750 §3 asks (401 with a Bearer challenge,
+// error invalid_token), which the library does not; a request with a live
+// token goes on to it.
+func (p *Provider) checkUserinfo(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		switch r.Method {
+		case http.MethodGet, http.MethodPost:
+		case http.MethodOptions:
+			return next(c)
+		default:
+			c.Response().Header().Set("Allow", "GET, POST, OPTIONS")
+			return writeOAuthError(c, http.StatusMethodNotAllowed, errInvalidRequest, "userinfo takes GET or POST")
+		}
+		if r.URL.Query().Has("access_token") {
+			// RFC 6750 §2.3 allows it, and it puts the token in every log.
+			return bearerError(c, http.StatusBadRequest, errInvalidRequest, "send the access token in the Authorization header")
+		}
+		var token string
+		if auth := r.Header.Get("Authorization"); auth != "" {
+			const bearer = "Bearer "
+			if len(auth) <= len(bearer) || !equalFoldASCII(auth[:len(bearer)], bearer) {
+				return bearerError(c, http.StatusUnauthorized, errInvalidRequest, "the Authorization header must carry a Bearer token")
+			}
+			token = strings.TrimSpace(auth[len(bearer):])
+		}
+		if r.Method == http.MethodPost && isFormContentType(r.Header.Get("Content-Type")) {
+			body, err := readBody(r, make([]byte, 0, 2048), maxOAuthBody)
+			if err != nil {
+				return bodyError(c, err)
+			}
+			form, err := url.ParseQuery(string(body))
+			if err != nil || len(form["access_token"]) > 1 {
+				return bearerError(c, http.StatusBadRequest, errInvalidRequest, "the body is not valid form encoding")
+			}
+			if form.Has("access_token") {
+				if token != "" {
+					return bearerError(c, http.StatusBadRequest, errInvalidRequest, "the access token was sent in more than one way")
+				}
+				token = form.Get("access_token")
+			}
+			r.Body = readCloser(body)
+		}
+		if token == "" {
+			// No credentials at all: a challenge, no error code (RFC 6750 §3.1).
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="idbroker"`)
+			return writeOAuthError(c, http.StatusUnauthorized, errInvalidRequest, "an access token is required")
+		}
+		ac, err := p.verifier.accessToken(token)
+		if err != nil {
+			return bearerError(c, http.StatusUnauthorized, errInvalidToken, "the access token is invalid or has expired")
+		}
+		ok, err := p.sessionOwnedBy(r.Context(), ac.SID, ac.TenantID, ac.Sub)
+		if err != nil {
+			p.log.ErrorContext(r.Context(), "broker: userinfo", "err", err)
+			return writeOAuthError(c, http.StatusServiceUnavailable, errTemporarilyUnavailable, "try again shortly")
+		}
+		if !ok {
+			return bearerError(c, http.StatusUnauthorized, errInvalidToken, "the session of the access token has ended")
+		}
+		if _, err := p.apps.get(r.Context(), ac.ClientID); err != nil {
+			return bearerError(c, http.StatusUnauthorized, errInvalidToken, "the access token's application no longer exists")
+		}
+		return next(c)
+	}
+}
+
+// errInvalidToken is RFC 6750's code for a token that is not (or no
+// longer) valid.
+const errInvalidToken = "invalid_token"
+
+// bearerError is writeOAuthError with the Bearer challenge of RFC 6750 §3.
+func bearerError(c echo.Context, status int, code, description string) error {
+	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="idbroker", error="`+code+`", error_description="`+description+`"`)
+	return writeOAuthError(c, status, code, description)
+}
