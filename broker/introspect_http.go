@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -28,10 +27,6 @@ var (
 	hdrNoCache = []string{"no-cache"}
 )
 
-// bodyPool recycles request-body buffers: at 16k introspections a second
-// a fresh buffer each would be most of the endpoint's garbage.
-var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
 // serveIntrospect is the RFC 7662 endpoint. It is served by the broker
 // itself rather than by zitadel's router: it is the one endpoint resource
 // servers call on every request, so it parses its form in place, checks
@@ -47,8 +42,8 @@ func (p *Provider) serveIntrospect(c echo.Context) error {
 	if !isFormContentType(r.Header.Get("Content-Type")) {
 		return writeOAuthError(c, http.StatusBadRequest, errInvalidRequest, "Content-Type must be application/x-www-form-urlencoded")
 	}
-	bufp := bodyPool.Get().(*[]byte)
-	defer bodyPool.Put(bufp)
+	bufp := p.bodies.Get().(*[]byte)
+	defer p.bodies.Put(bufp)
 	body, err := readBody(r, (*bufp)[:0], maxIntrospectBody)
 	*bufp = body[:0]
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -110,6 +111,9 @@ type Provider struct {
 	handler   http.Handler // zitadel's protocol endpoints
 	ec        *echo.Echo   // builds contexts for Complete, which connections calls outside echo
 	discovery []byte
+	// bodies recycles introspection request buffers: at 16k requests a
+	// second a fresh buffer each would be most of the endpoint's garbage.
+	bodies sync.Pool
 }
 
 // New checks cfg and builds a Provider. It does no I/O.
@@ -146,6 +150,7 @@ func New(cfg Config) (*Provider, error) {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	p.bodies.New = func() any { b := make([]byte, 0, 4096); return &b }
 	p.ec = echo.New()
 	p.apps = newAppCache(cfg.Store, cmp.Or(cfg.AppCacheTTL, DefaultAppCacheTTL), p.now)
 	p.verifier = newVerifier(p.issuer, cfg.Keys, p.now)
