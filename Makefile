@@ -13,11 +13,12 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-# Per-target fuzzing time for fuzz-short; extra flags for bench.
+# Per-target fuzzing time for fuzz-short and fuzz-ci; extra flags for bench.
 FUZZTIME ?= 10s
+FUZZCI_TIME ?= 4s
 BENCHFLAGS ?=
 
-.PHONY: all build run test fmt-check vet bench fuzz-short clean
+.PHONY: all build run test fmt-check vet bench fuzz-short fuzz-ci clean
 
 all: build
 
@@ -55,6 +56,17 @@ fuzz-short:
 		for fn in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 			echo "== $$pkg $$fn"; \
 			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+## fuzz-ci: each fuzz target for FUZZCI_TIME, as CI runs them after test.
+## Targets are found in the sources, so that nothing is compiled only to
+## list them.
+fuzz-ci:
+	@set -e; for f in $$(grep -rlE --include='*_test.go' '^func Fuzz' . | sort); do \
+		for fn in $$(sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\([a-z]+ \*testing\.F\).*/\1/p' $$f); do \
+			echo "== $$(dirname $$f) $$fn"; \
+			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZCI_TIME) $$(dirname $$f); \
 		done; \
 	done
 
