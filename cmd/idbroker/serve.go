@@ -68,6 +68,10 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	log := newLogger(c.stderr, cfg)
+	// Libraries that log through the default logger (zitadel/oidc's op)
+	// then log in the same format, level and stream: main wiring is the one
+	// place that may set it.
+	slog.SetDefault(log)
 	return serve(ctx, cfg, !*noMigrate, log)
 }
 

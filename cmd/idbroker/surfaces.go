@@ -105,7 +105,9 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *server.Server, 
 		Sessions:    cached,
 		Connections: registry,
 		SCIMBaseURL: directories.BaseURL,
-		Logger:      log.With("surface", "api"),
+		// Application changes take effect at once on this node.
+		ApplicationCache: provider,
+		Logger:           log.With("surface", "api"),
 	})
 	webhooks, err := events.New(events.Config{
 		Store:  st,
