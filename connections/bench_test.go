@@ -34,7 +34,11 @@ func benchACS(b *testing.B, signResponse, encrypt bool) {
 		b.Fatal(err)
 	}
 	sc := cn.(*samlConnector)
-	raw := idp.response(b, e.issuer, conn, respOpts{signAssertion: !signResponse, signResponse: signResponse, issuedAt: e.clock.Now()})
+	o := respOpts{signAssertion: !signResponse, signResponse: signResponse, issuedAt: e.clock.Now()}
+	if encrypt {
+		o.encryptTo = sc.sp.Certificate
+	}
+	raw := idp.response(b, e.issuer, conn, o)
 	if _, err := sc.finish(e.ctx, raw, ""); err != nil {
 		b.Fatal(err)
 	}
@@ -56,6 +60,10 @@ func benchACS(b *testing.B, signResponse, encrypt bool) {
 // rule (cached), on all cores.
 func BenchmarkACSSignedAssertion(b *testing.B) { benchACS(b, false, false) }
 func BenchmarkACSSignedResponse(b *testing.B)  { benchACS(b, true, false) }
+
+// BenchmarkACSEncryptedAssertion adds decrypting the assertion (RSA-OAEP
+// with the connection's SP key, AES-GCM), as when the IdP encrypts.
+func BenchmarkACSEncryptedAssertion(b *testing.B) { benchACS(b, false, true) }
 
 // BenchmarkACSHTTP is the whole ACS request on one node: form parsing,
 // the connection and tenant lookups, validation, mapping, the domain rule.

@@ -187,8 +187,12 @@ type CertificateView struct {
 	SHA256   string    `json:"sha256"`
 	Subject  string    `json:"subject,omitempty"`
 	NotAfter time.Time `json:"not_after"`
-	// Expiring is true within 30 days of NotAfter (and after it).
+	// Expiring is true within 30 days of NotAfter (and after it): the
+	// tenant admin should upload the IdP's next certificate.
 	Expiring bool `json:"expiring"`
+	// Expired is true once NotAfter has passed: responses signed with it
+	// are refused from then on.
+	Expired bool `json:"expired"`
 }
 
 // OIDCView is the OIDC part of a View.
@@ -237,6 +241,7 @@ func Describe(issuer string, conn store.Connection, now time.Time) (View, error)
 			sv.IdPCertificates = append(sv.IdPCertificates, CertificateView{
 				SHA256: cert.SHA256, Subject: cert.Subject, NotAfter: cert.NotAfter,
 				Expiring: now.Add(CertificateExpiryWarning).After(cert.NotAfter),
+				Expired:  !now.Before(cert.NotAfter),
 			})
 		}
 		v.SAML = sv

@@ -2,6 +2,7 @@ package connections
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -128,6 +129,12 @@ func samlLogin(t *testing.T, e *env, idp *idpServer, conn store.Connection, brok
 	}
 	if want := acsURL(e.issuer, conn.ID); htmlUnescape(action[1]) != want {
 		t.Fatalf("IdP posts to %q, want %q", action[1], want)
+	}
+	// The IdP read our SP metadata, whose encryption key it uses: the
+	// assertion travels encrypted to the connection's own SP key.
+	if xmlResp, err := base64.StdEncoding.DecodeString(form.Get("SAMLResponse")); err != nil ||
+		!strings.Contains(string(xmlResp), "EncryptedAssertion") || strings.Contains(string(xmlResp), "00u-"+idp.user) {
+		t.Fatalf("IdP response is not an encrypted assertion (%v):\n%.400s", err, xmlResp)
 	}
 	resp, err := http.PostForm(htmlUnescape(action[1]), form)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
 	"github.com/labstack/echo/v4"
 	dsig "github.com/russellhaering/goxmldsig"
 
@@ -228,8 +229,11 @@ type respOpts struct {
 	nameIDFormat  string
 	email         string
 	issuedAt      time.Time
-	mutate        func(a *saml.Assertion)
-	mutateXML     func(doc *etree.Document)
+	// encryptTo encrypts the (signed) assertion to this SP certificate,
+	// as an IdP does when the SP metadata lists an encryption key.
+	encryptTo *x509.Certificate
+	mutate    func(a *saml.Assertion)
+	mutateXML func(doc *etree.Document)
 }
 
 // response builds a SAML Response with crewjam's IdP assertion maker and
@@ -289,6 +293,23 @@ func (idp *testIdP) response(t testing.TB, issuer string, conn store.Connection,
 		}
 		req.Assertion.Signature = signed.ChildElements()[len(signed.ChildElements())-1]
 		assertionEl = req.Assertion.Element()
+	}
+	if o.encryptTo != nil {
+		doc := etree.NewDocument()
+		doc.SetRoot(assertionEl)
+		plain, err := doc.WriteToBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc := xmlenc.OAEP()
+		enc.BlockCipher = xmlenc.AES128GCM
+		data, err := enc.Encrypt(o.encryptTo, plain, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
+		assertionEl = etree.NewElement("saml:EncryptedAssertion")
+		assertionEl.AddChild(data)
 	}
 	resp := &saml.Response{
 		Destination: o.acs, ID: "id-resp-" + randomToken()[:16], InResponseTo: o.inResponseTo,

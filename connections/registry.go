@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -67,6 +68,11 @@ type Registry struct {
 	dsigClock *dsig.Clock
 
 	cache *cache
+
+	// forced records when each connection's metadata was last re-read
+	// out of turn (refreshSoon).
+	forcedMu sync.Mutex
+	forced   map[string]time.Time
 }
 
 // NewRegistry returns a Registry over cfg. It panics on a missing Store,
@@ -101,6 +107,7 @@ func NewRegistry(cfg Config) *Registry {
 		cfg:       cfg,
 		dsigClock: dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: cfg.Now}),
 		cache:     newCache(cfg.CacheTTL, cfg.CacheSize),
+		forced:    map[string]time.Time{},
 	}
 }
 

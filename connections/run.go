@@ -53,7 +53,7 @@ func (r *Registry) Maintain(ctx context.Context) error {
 				if c.Type != store.ConnectionSAML {
 					continue
 				}
-				if err := r.maintainSAML(tctx, c); err != nil {
+				if err := r.maintainSAML(tctx, c, false); err != nil {
 					r.cfg.Logger.WarnContext(ctx, "SAML connection maintenance", "tenant", t.ID, "connection", c.ID, "err", err)
 				}
 			}
@@ -65,9 +65,10 @@ func (r *Registry) Maintain(ctx context.Context) error {
 	}
 }
 
-// maintainSAML refreshes metadata when due and records expiring
-// certificates, in one update so that UpdatedAt moves once.
-func (r *Registry) maintainSAML(ctx context.Context, conn store.Connection) error {
+// maintainSAML refreshes metadata when due (or at once, when forced) and
+// records expiring certificates, in one update so that UpdatedAt moves
+// once.
+func (r *Registry) maintainSAML(ctx context.Context, conn store.Connection, force bool) error {
 	cfg, err := DecodeSAMLConfig(conn.Config)
 	if err != nil {
 		return err
@@ -75,7 +76,7 @@ func (r *Registry) maintainSAML(ctx context.Context, conn store.Connection) erro
 	now := r.now()
 	changed := false
 	var refreshErr error
-	if cfg.IdPMetadataURL != "" && (cfg.MetadataFetchedAt == nil || now.Sub(*cfg.MetadataFetchedAt) >= r.cfg.MetadataRefresh) {
+	if cfg.IdPMetadataURL != "" && (force || cfg.MetadataFetchedAt == nil || now.Sub(*cfg.MetadataFetchedAt) >= r.cfg.MetadataRefresh) {
 		idp, err := fetchIdPMetadata(ctx, r.cfg.HTTPClient, cfg.IdPMetadataURL)
 		if err != nil {
 			// Keep the last good settings: an IdP's metadata endpoint
@@ -137,4 +138,41 @@ func (r *Registry) maintainSAML(ctx context.Context, conn store.Connection) erro
 		r.cache.putConn(updated, r.now())
 	}
 	return refreshErr
+}
+
+// MinForcedRefresh is how often, at most, a response signed with a key the
+// connection does not trust makes this node re-read the IdP's metadata URL
+// before its refresh is due.
+const MinForcedRefresh = 5 * time.Minute
+
+// refreshSoon re-reads the metadata of a metadata-URL connection in the
+// background, after a response was signed with a key it does not trust:
+// the IdP may have rolled its certificate since the last refresh, and the
+// next login should not wait for the periodic one. At most once per
+// MinForcedRefresh per connection, so an attacker posting junk to the ACS
+// cannot make the broker hammer the IdP.
+func (r *Registry) refreshSoon(conn store.Connection) {
+	now := r.now()
+	r.forcedMu.Lock()
+	if last, ok := r.forced[conn.ID]; ok && now.Sub(last) < MinForcedRefresh && now.Sub(last) >= 0 {
+		r.forcedMu.Unlock()
+		return
+	}
+	if len(r.forced) >= r.cfg.CacheSize {
+		clear(r.forced)
+	}
+	r.forced[conn.ID] = now
+	r.forcedMu.Unlock()
+
+	go func() {
+		ctx, cancel := context.WithTimeout(store.WithTenant(context.Background(), conn.TenantID), time.Minute)
+		defer cancel()
+		cur, err := r.cfg.Store.Connection(ctx, conn.ID)
+		if err == nil && cur.Type == store.ConnectionSAML {
+			err = r.maintainSAML(ctx, cur, true)
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			r.cfg.Logger.WarnContext(ctx, "metadata refresh after an untrusted signature", "tenant", conn.TenantID, "connection", conn.ID, "err", err)
+		}
+	}()
 }

@@ -244,7 +244,11 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (R
 	}
 	assertion, err := sp.ParseXMLResponse(raw, possible, sp.AcsURL)
 	if err != nil {
-		return Result{}, classifySAMLError(err)
+		err = classifySAMLError(err)
+		if errors.Is(err, ErrSignature) && c.cfg.IdPMetadataURL != "" {
+			c.reg.refreshSoon(c.conn)
+		}
+		return Result{}, err
 	}
 	if err := c.checkTimes(assertion); err != nil {
 		return Result{}, err

@@ -1,6 +1,7 @@
 package connections
 
 import (
+	"crypto/x509"
 	"errors"
 	"strings"
 	"testing"
@@ -290,6 +291,37 @@ func TestSAMLDTD(t *testing.T) {
 	// Metadata with a DTD is refused too.
 	_, err := parseIdPMetadata([]byte(`<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><EntityDescriptor/>`))
 	wantErr(t, err, ErrConfig, "DTD")
+}
+
+// TestSAMLEncryptedAssertion: an assertion encrypted to the connection's
+// own SP key is decrypted and validated; one encrypted to another key, or
+// to another connection's, is refused.
+func TestSAMLEncryptedAssertion(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	conn, other := e.samlConn(idp, nil), e.samlConn(idp, nil)
+	cn, _ := e.reg.Connector(e.ctx, conn)
+	on, _ := e.reg.Connector(e.ctx, other)
+	sc := cn.(*samlConnector)
+	for _, tt := range []struct {
+		name   string
+		to     *x509.Certificate
+		signed bool
+		want   error
+	}{
+		{"to our SP key", sc.sp.Certificate, true, nil},
+		{"to another connection's SP key", on.(*samlConnector).sp.Certificate, true, ErrMalformed},
+		{"to our SP key, unsigned", sc.sp.Certificate, false, ErrSignature},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := idp.response(t, e.issuer, conn, respOpts{signAssertion: tt.signed, encryptTo: tt.to, inResponseTo: "id-1", issuedAt: e.clock.Now()})
+			res, err := sc.finish(e.ctx, raw, e.pend(conn, "id-1", ""))
+			wantErr(t, err, tt.want, "")
+			if err == nil && res.Profile.Email != "alice@example.com" {
+				t.Fatalf("profile = %+v", res.Profile)
+			}
+		})
+	}
 }
 
 func TestHasDTD(t *testing.T) {
