@@ -158,21 +158,42 @@ func (c *cache) putTenant(id string, e tenantEntry) {
 	c.tenants[id] = e
 }
 
-// dropTenant forgets a tenant's status and domains, and its connections.
-func (c *cache) dropTenant(id string) {
+// staleConn makes the next load of id read the store again, keeping the
+// connector in case the row has not changed (an OIDC connector costs a
+// discovery round trip to rebuild).
+func (c *cache) staleConn(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.conns[id]; old != nil {
+		e := *old
+		e.loaded = time.Time{}
+		c.conns[id] = &e
+	}
+}
+
+// staleTenant forgets a tenant's status and domains and makes its
+// connections stale.
+func (c *cache) staleTenant(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.tenants, id)
-	for k, e := range c.conns {
-		if e.conn.TenantID == id {
-			delete(c.conns, k)
+	for k, old := range c.conns {
+		if old.conn.TenantID == id {
+			e := *old
+			e.loaded = time.Time{}
+			c.conns[k] = &e
 		}
 	}
 }
 
-func (c *cache) clear() {
+// staleAll makes every entry stale.
+func (c *cache) staleAll() {
 	c.mu.Lock()
-	clear(c.conns)
+	defer c.mu.Unlock()
 	clear(c.tenants)
-	c.mu.Unlock()
+	for k, old := range c.conns {
+		e := *old
+		e.loaded = time.Time{}
+		c.conns[k] = &e
+	}
 }

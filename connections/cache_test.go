@@ -249,23 +249,43 @@ func TestConnectionCacheAcrossNodes(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, b.open(t))
 			idp := newTestIdP(t, 0)
-			conn, conn2 := e.samlConn(idp, nil), e.samlConn(idp, nil)
+			conn, conn2, conn3 := e.samlConn(idp, nil), e.samlConn(idp, nil), e.samlConn(idp, nil)
 			nodeA := e.srv.Config.Handler
 			regB := e.newRegistry()
 			echB := echo.New()
 			regB.Mount(echB, e.complete)
-			for i, c := range []store.Connection{conn, conn2} {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if err := regB.Watch(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range []store.Connection{conn, conn2, conn3} {
 				if got := e.acsVia(echB, c, idp, "warm-"+c.ID); got.err != nil {
 					t.Fatalf("node B, connection %d: %v", i, got.err)
 				}
 			}
 			ss := e.opts.sessions
 			newSession := func(id, connID string) {
-				t.Helper()
 				now := time.Now()
 				if err := ss.Create(context.Background(), sessions.Session{ID: id, TenantID: e.tenant, UserID: "usr_1",
 					ConnectionID: connID, AuthTime: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 					t.Fatal(err)
+				}
+			}
+
+			// conn3 has a live session: its revocation, published to every
+			// node, tells node B at once.
+			newSession("ses_3", conn3.ID)
+			if _, err := e.reg.UpdateConnection(e.ctx, conn3.ID, Update{Status: ptr(store.ConnectionInactive)}); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				c := e.acsVia(echB, conn3, idp, "b-3")
+				if errors.Is(c.err, ErrConnectionInactive) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("node B still serves a connection whose sessions were revoked: %v", c.err)
 				}
 			}
 

@@ -276,4 +276,4 @@ func (r *Registry) checkTenant(ctx context.Context, tenantID string) error {
 // verified domains and connections), so that a change made outside the
 // Registry (a domain verified or removed, the tenant paused) applies here
 // at once rather than within CacheTTL.
-func (r *Registry) ForgetTenant(tenantID string) { r.cache.dropTenant(tenantID) }
+func (r *Registry) ForgetTenant(tenantID string) { r.cache.staleTenant(tenantID) }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -15,9 +16,15 @@ import (
 // as the IdP publishes it) and emits connection.certificate_expiring, once
 // per certificate, within 30 days of its expiry. Run it on one node or
 // all: both steps are idempotent.
+//
+// Run also calls Watch, so that revocations made on other nodes refresh
+// this node's cache early.
 func (r *Registry) Run(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = time.Hour
+	}
+	if err := r.Watch(ctx); err != nil && ctx.Err() == nil {
+		r.cfg.Logger.WarnContext(ctx, "connections: no revocation feed; other nodes' changes arrive within the cache TTL", "err", err)
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -31,6 +38,30 @@ func (r *Registry) Run(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// Watch subscribes, until ctx is done, to the session revocations made on
+// any node, and treats them as news about connections and tenants: a
+// connection whose sessions were ended (deactivated or deleted on another
+// node), or a tenant whose sessions were (paused or deleted), is read
+// again from the store on its next request rather than after CacheTTL. A
+// revocation is published only when live sessions ended, so this shortens
+// convergence in practice; CacheTTL stays the bound. It returns once the
+// subscription is active; without Config.Sessions it does nothing.
+func (r *Registry) Watch(ctx context.Context) error {
+	if r.cfg.Sessions == nil {
+		return nil
+	}
+	return r.cfg.Sessions.Subscribe(ctx, func(rev sessions.Revocation) {
+		switch rev.Reason {
+		case sessions.ReasonConnection:
+			r.cache.staleConn(rev.ConnectionID)
+		case sessions.ReasonTenant:
+			r.cache.staleTenant(rev.TenantID)
+		case sessions.ReasonResync:
+			r.cache.staleAll()
+		}
+	})
 }
 
 // Maintain runs one pass of Run over every tenant's connections.
