@@ -30,9 +30,7 @@ func (r *Registry) serveMetadata(c echo.Context) error {
 	if err != nil || conn.Type != store.ConnectionSAML {
 		return echo.NewHTTPError(http.StatusNotFound, "no such SAML connection")
 	}
-	// Metadata is served for draft connections too: the tenant admin
-	// needs it to configure the IdP before the connection is complete.
-	sc, err := newSAMLMetadataOnly(r, conn)
+	sc, err := r.samlForMetadata(ctx, conn)
 	if err != nil {
 		r.cfg.Logger.ErrorContext(ctx, "SP metadata", "connection", conn.ID, "err", err)
 		return echo.NewHTTPError(http.StatusNotFound, "SAML connection has no SP key")
@@ -76,16 +74,32 @@ func (r *Registry) serveFinish(typ store.ConnectionType, complete CompleteFunc) 
 // SPMetadata returns the SP metadata XML of a SAML connection, found by id
 // alone (for an IdP in the same process, such as the dev IdP).
 func (r *Registry) SPMetadata(ctx context.Context, connID string) ([]byte, error) {
-	_, conn, err := r.load(ctx, connID)
+	ctx, conn, err := r.load(ctx, connID)
 	if err != nil {
 		return nil, err
 	}
 	if conn.Type != store.ConnectionSAML {
 		return nil, fmt.Errorf("%w: %s is not a SAML connection", ErrNotFound, connID)
 	}
-	sc, err := newSAMLMetadataOnly(r, conn)
+	sc, err := r.samlForMetadata(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
 	return sc.Metadata()
+}
+
+// samlForMetadata is the connector that publishes conn's SP metadata: the
+// cached one of an active connection (this URL is public, and building a
+// connector parses the SP's private key), or one built for the request
+// when the connection is a draft or inactive — the tenant admin needs the
+// metadata to configure the IdP before the connection is complete.
+func (r *Registry) samlForMetadata(ctx context.Context, conn store.Connection) (*samlConnector, error) {
+	if conn.Status == store.ConnectionActive {
+		if cn, err := r.connector(ctx, conn); err == nil {
+			if sc, ok := cn.(*samlConnector); ok {
+				return sc, nil
+			}
+		}
+	}
+	return newSAMLMetadataOnly(r, conn)
 }
