@@ -73,6 +73,10 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if status == 0 {
 			status = http.StatusOK
 		}
+		elapsed := time.Since(start)
+		if s.cfg.ObserveRequest != nil {
+			s.cfg.ObserveRequest(c.Path(), req.Method, status, elapsed)
+		}
 		ctx := req.Context()
 		attrs := make([]slog.Attr, 0, 10)
 		attrs = append(attrs,
@@ -80,7 +84,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.String("path", req.URL.Path),
 			slog.String("route", c.Path()),
 			slog.Int("status", status),
-			slog.Duration("duration", time.Since(start)),
+			slog.Duration("duration", elapsed),
 			slog.Int64("bytes", res.Size),
 			slog.String("ip", c.RealIP()),
 		)

@@ -72,6 +72,11 @@ type Config struct {
 	// (c.RealIP()). The default trusts only the TCP peer; set
 	// echo.ExtractIPFromXFFHeader(...) with trusted ranges behind a proxy.
 	IPExtractor echo.IPExtractor
+
+	// ObserveRequest, if set, is told of every answered request, with the
+	// route template that matched ("" for none) rather than the raw path:
+	// the metrics hook (metrics.Registry.ObserveRequest).
+	ObserveRequest func(route, method string, status int, elapsed time.Duration)
 }
 
 func (c Config) withDefaults() Config {

@@ -1,0 +1,140 @@
+// Package metrics is idbroker's Prometheus instrumentation: one Registry
+// (never the process-global default) holding the Go runtime and process
+// collectors and the few counters an operator of an identity broker
+// watches, served at GET /metrics.
+//
+// Labels are bounded by construction: requests are labelled by echo's route
+// template (/scim/v2/:dir/Users/:id), never the raw path, and no metric
+// carries a tenant, user or client id — for cardinality and for privacy.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Path is where Mount serves the metrics.
+const Path = "/metrics"
+
+// namespace prefixes every idbroker metric.
+const namespace = "idbroker"
+
+// routeUnmatched labels requests no route matched, whatever their path.
+const routeUnmatched = "unmatched"
+
+// Registry holds idbroker's metrics. Its methods are safe for concurrent
+// use; a nil *Registry records nothing, so optional wiring needs no checks.
+type Registry struct {
+	reg *prometheus.Registry
+
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	scim        *prometheus.CounterVec
+	rateLimited *prometheus.CounterVec
+}
+
+// New returns a Registry with the runtime and process collectors and the
+// broker's metrics registered.
+func New() *Registry {
+	r := &Registry{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_requests_total",
+			Help: "HTTP requests answered, by route template, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "http_request_duration_seconds",
+			Help: "Time to answer HTTP requests, by route template and method.",
+			// From a cached introspection (~100 µs) to a slow IdP round trip.
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		scim: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "scim_requests_total",
+			Help: "SCIM requests answered, by operation (method and resource type) and status code.",
+		}, []string{"op", "code"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "rate_limited_total",
+			Help: "Requests refused with 429, by rate-limit rule (scim, api, login, token).",
+		}, []string{"surface"}),
+	}
+	r.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		r.requests, r.duration, r.scim, r.rateLimited,
+	)
+	return r
+}
+
+// Gatherer exposes the registry, for tests and custom exporters.
+func (r *Registry) Gatherer() prometheus.Gatherer { return r.reg }
+
+// Handler serves the metrics in the Prometheus exposition formats.
+func (r *Registry) Handler() http.Handler {
+	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{})
+}
+
+// Mount serves GET /metrics on e. It is unauthenticated, like /healthz:
+// keep it off the public internet (see README, "Operations").
+func (r *Registry) Mount(e *echo.Echo) {
+	e.GET(Path, echo.WrapHandler(r.Handler()))
+}
+
+// ObserveRequest records one answered request. route is the matched route
+// template ("" when no route matched); it fits server.Config.ObserveRequest.
+func (r *Registry) ObserveRequest(route, method string, status int, elapsed time.Duration) {
+	if r == nil {
+		return
+	}
+	if route == "" || status == http.StatusNotFound && strings.HasSuffix(route, "*") {
+		// Unmatched requests (and group catch-alls answering 404) must not
+		// mint one series per probed path.
+		route = routeUnmatched
+	}
+	method = boundedMethod(method)
+	code := strconv.Itoa(status)
+	r.requests.WithLabelValues(route, method, code).Inc()
+	r.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
+	if op, ok := scimOp(route, method); ok {
+		r.scim.WithLabelValues(op, code).Inc()
+	}
+}
+
+// RateLimited records a request refused by rule; it fits
+// ratelimit.Options.OnLimited.
+func (r *Registry) RateLimited(rule string) {
+	if r == nil {
+		return
+	}
+	r.rateLimited.WithLabelValues(rule).Inc()
+}
+
+// boundedMethod keeps the method label to the methods HTTP defines.
+func boundedMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// scimOp names the SCIM operation of a route template: "POST Users",
+// "PATCH Groups", "GET ServiceProviderConfig".
+func scimOp(route, method string) (string, bool) {
+	_, rest, ok := strings.Cut(route, "/scim/v2/:dir/")
+	if !ok || rest == "" || route == routeUnmatched {
+		return "", false
+	}
+	resource, _, _ := strings.Cut(rest, "/")
+	if resource == "*" {
+		return "", false
+	}
+	return method + " " + resource, true
+}
