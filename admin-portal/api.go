@@ -42,6 +42,9 @@ type APIConfig struct {
 	// ApplicationCache is told of every changed or deleted application
 	// (the broker's *broker.Provider); nil tells no one.
 	ApplicationCache ApplicationCache
+	// Limit, if set, runs after authentication, with the operator's key
+	// known (OperatorKeyID): the per-key rate limit.
+	Limit echo.MiddlewareFunc
 }
 
 // API is the operator API. Create it with NewAPI and Mount it.
@@ -54,6 +57,7 @@ type API struct {
 	connections   *connections.Registry
 	scimBaseURL   func(directoryID string) string
 	appCache      ApplicationCache
+	limit         echo.MiddlewareFunc
 }
 
 // NewAPI returns the operator API over cfg.Store. It panics when Store is
@@ -71,6 +75,7 @@ func NewAPI(cfg APIConfig) *API {
 		connections:   cfg.Connections,
 		scimBaseURL:   cfg.SCIMBaseURL,
 		appCache:      cfg.ApplicationCache,
+		limit:         cfg.Limit,
 	}
 	if a.resolver == nil {
 		a.resolver = net.DefaultResolver
@@ -86,7 +91,11 @@ func NewAPI(cfg APIConfig) *API {
 // so that an unauthenticated caller learns nothing, not even which paths
 // exist.
 func (a *API) Mount(e *echo.Echo) {
-	g := e.Group("/api/v1", a.mapErrors, a.authenticate)
+	mw := []echo.MiddlewareFunc{a.mapErrors, a.authenticate}
+	if a.limit != nil {
+		mw = append(mw, a.limit)
+	}
+	g := e.Group("/api/v1", mw...)
 
 	g.POST("/tenants", a.createTenant)
 	g.GET("/tenants", a.listTenants)

@@ -113,6 +113,13 @@ func operatorFrom(ctx context.Context) (store.APIKey, bool) {
 	return k, ok
 }
 
+// OperatorKeyID returns the id of the API key that authenticated the
+// request ctx belongs to: the key of the operator API's rate limit.
+func OperatorKeyID(ctx context.Context) (string, bool) {
+	k, ok := operatorFrom(ctx)
+	return k.ID, ok && k.ID != ""
+}
+
 // authenticate admits requests bearing an unrevoked operator API key.
 func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {

@@ -89,8 +89,9 @@ func newNodeIssuer(t testing.TB, st store.Store, base sessions.Store, once sessi
 }
 
 // newNodeServer is newNodeIssuer with the HTTP server's configuration (a
-// real access log, for benchmarks).
-func newNodeServer(t testing.TB, st store.Store, base sessions.Store, once sessions.OnceCache, issuer string, srvCfg server.Config) *node {
+// real access log, for benchmarks) and, optionally, changes to the
+// broker's (rate limits).
+func newNodeServer(t testing.TB, st store.Store, base sessions.Store, once sessions.OnceCache, issuer string, srvCfg server.Config, tweak ...func(*broker.Config)) *node {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -113,10 +114,14 @@ func newNodeServer(t testing.TB, st store.Store, base sessions.Store, once sessi
 	if issuer == "" {
 		issuer = n.URL
 	}
-	n.P, err = broker.New(broker.Config{
+	cfg := broker.Config{
 		Issuer: issuer, Store: st, Sessions: cached, Once: once, Keys: keys, Connectors: n.idp,
 		HTTPClient: http.DefaultClient,
-	})
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	n.P, err = broker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,6 +80,11 @@ func (p *Provider) checkOAuthRequest(next echo.HandlerFunc, token bool) echo.Han
 					"grant_type must be authorization_code or refresh_token")
 			}
 		}
+		if id, _, ok := r.BasicAuth(); ok {
+			c.Set(clientIDKey, id)
+		} else {
+			c.Set(clientIDKey, form.Get("client_id"))
+		}
 		// op reads the body again.
 		r.Body = readCloser(body)
 		return next(c)

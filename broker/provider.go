@@ -88,6 +88,16 @@ type Config struct {
 	AppCacheTTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// LoginLimit, if set, runs first on /authorize and /login (a
+	// per-address limit on starting sign-ins); a 429 it returns is shown
+	// as the end-user error page.
+	LoginLimit echo.MiddlewareFunc
+	// TokenLimit, if set, runs on /oauth/token and /oauth/revoke once the
+	// request is read, with ClientID known; a 429 it returns is answered
+	// as an OAuth error. Introspection is deliberately not limited: it is
+	// the hot path, and its callers are authenticated apps.
+	TokenLimit echo.MiddlewareFunc
 }
 
 // Provider is the OpenID Provider. Create it with New, Mount it on the
@@ -114,6 +124,9 @@ type Provider struct {
 	// bodies recycles introspection request buffers: at 16k requests a
 	// second a fresh buffer each would be most of the endpoint's garbage.
 	bodies sync.Pool
+
+	loginLimit echo.MiddlewareFunc
+	tokenLimit echo.MiddlewareFunc
 }
 
 // New checks cfg and builds a Provider. It does no I/O.
@@ -140,6 +153,8 @@ func New(cfg Config) (*Provider, error) {
 		now:        cfg.Now,
 		sessionTTL: cmp.Or(cfg.SessionTTL, DefaultSessionTTL),
 		ssoTTL:     cmp.Or(cfg.SSOTTL, DefaultSSOTTL),
+		loginLimit: cfg.LoginLimit,
+		tokenLimit: cfg.TokenLimit,
 	}
 	if p.http == nil {
 		p.http = safehttp.NewClient(safehttp.Options{Timeout: 10 * time.Second, MaxRedirects: -1})
@@ -172,15 +187,16 @@ func (p *Provider) Mount(e *echo.Echo) {
 	e.GET(PathDiscovery, p.serveDiscovery)
 	e.GET(PathJWKS, p.serveJWKS)
 	op := echo.WrapHandler(p.handler)
-	e.Match([]string{http.MethodGet, http.MethodPost}, PathAuthorize, p.checkAuthorize(op))
+	login := p.loginLimited()
+	e.Match([]string{http.MethodGet, http.MethodPost}, PathAuthorize, p.checkAuthorize(op), login...)
 	// Introspection is served by the broker's own lean handler, ahead of
 	// zitadel's router (see serveIntrospect).
 	e.Any(PathIntrospect, p.serveIntrospect)
-	e.Any(PathToken, p.checkOAuthRequest(op, true))
-	e.Any(PathRevoke, p.checkOAuthRequest(op, false))
+	e.Any(PathToken, p.checkOAuthRequest(p.tokenLimited(op), true))
+	e.Any(PathRevoke, p.checkOAuthRequest(p.tokenLimited(op), false))
 	e.Any(PathUserinfo, p.checkUserinfo(op))
-	e.GET(PathLogin, p.serveLogin)
-	e.POST(PathLogin, p.submitLogin)
+	e.GET(PathLogin, p.serveLogin, login...)
+	e.POST(PathLogin, p.submitLogin, login...)
 	e.Match([]string{http.MethodGet, http.MethodPost}, PathEndSession, p.endSession)
 	e.GET(PathLoggedOut, p.loggedOut)
 	e.GET(pathStaticPrefix+"/*", echo.WrapHandler(http.StripPrefix(pathStaticPrefix, web.Static())))

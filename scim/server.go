@@ -64,6 +64,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxResults caps count on lists (DefaultMaxResults, at most 1000).
 	MaxResults int
+	// Limit, if set, runs after authentication, with the directory's
+	// tenant in context: the per-tenant rate limit. Its errors are
+	// answered in the SCIM error schema.
+	Limit echo.MiddlewareFunc
 }
 
 // Server is the SCIM 2.0 service provider of every directory.
@@ -76,6 +80,7 @@ type Server struct {
 	log      *slog.Logger
 	maxBody  int64
 	maxCount int
+	limit    echo.MiddlewareFunc
 }
 
 // New returns a Server. It fails when a required field is missing.
@@ -96,6 +101,7 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		maxBody:  cfg.MaxBodyBytes,
 		maxCount: cfg.MaxResults,
+		limit:    cfg.Limit,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -118,7 +124,11 @@ func (s *Server) BaseURL(directoryID string) string {
 // Mount registers the SCIM routes on e, under the issuer's path.
 func (s *Server) Mount(e *echo.Echo) {
 	prefix := strings.TrimSuffix(s.issuer.Path, "/") + "/scim/v2/:dir"
-	g := e.Group(prefix, s.handleErrors, s.authenticate)
+	mw := []echo.MiddlewareFunc{s.handleErrors, s.authenticate}
+	if s.limit != nil {
+		mw = append(mw, s.limit)
+	}
+	g := e.Group(prefix, mw...)
 	g.GET("/ServiceProviderConfig", s.serviceProviderConfig)
 	g.GET("/ResourceTypes", s.resourceTypes)
 	g.GET("/ResourceTypes/:id", s.resourceType)

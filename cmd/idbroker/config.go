@@ -81,6 +81,9 @@ type Config struct {
 
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
+
+	// RateLimits are the per-tenant, per-key and per-address budgets.
+	RateLimits RateLimits
 }
 
 // LogValue describes the configuration for the start-up log line. Secrets
@@ -103,6 +106,11 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("bootstrap_api_key", c.BootstrapAPIKey != ""),
 		slog.Bool("allow_private_networks", c.AllowPrivateNetworks),
 		slog.Bool("dev", c.Dev),
+		slog.Group("rate_limits",
+			slog.String("scim", c.RateLimits.SCIM.String()),
+			slog.String("api", c.RateLimits.API.String()),
+			slog.String("login", c.RateLimits.Login.String()),
+			slog.String("token", c.RateLimits.Token.String())),
 	)
 }
 
@@ -246,6 +254,8 @@ func loadConfig(src configSource) (Config, error) {
 			bad(name, "%q is not a log format (use text or json)", v)
 		}
 	}
+
+	c.RateLimits = loadRateLimits(src, bad)
 
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)

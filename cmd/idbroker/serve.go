@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
+	"github.com/idbroker/idbroker/metrics"
 	"github.com/idbroker/idbroker/server"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
@@ -15,7 +16,7 @@ import (
 
 const serveHelp = `
 Run the broker: the OpenID Provider, the SSO endpoints of every connection,
-the SCIM server, the operator API, /healthz and /readyz.
+the SCIM server, the operator API, /healthz, /readyz and /metrics.
 
 At start, serve migrates the database (unless --no-migrate), creates the
 token-signing keys if there are none, and makes IDBROKER_BOOTSTRAP_API_KEY a
@@ -36,7 +37,11 @@ Environment (flags override):
 	IDBROKER_BOOTSTRAP_API_KEY       an operator API key to accept (at least 32 characters)
 	IDBROKER_ALLOW_PRIVATE_NETWORKS  let outbound requests reach private addresses (true/false)
 	IDBROKER_LOG_LEVEL               debug, info, warn or error (default info)
-	IDBROKER_LOG_FORMAT              text or json (default text)`
+	IDBROKER_LOG_FORMAT              text or json (default text)
+	IDBROKER_RATE_LIMIT_SCIM         SCIM requests per tenant, N/duration or 0 (default 600/1m)
+	IDBROKER_RATE_LIMIT_API          operator API requests per key (default 1200/1m)
+	IDBROKER_RATE_LIMIT_LOGIN        sign-ins started per client address (default 60/1m)
+	IDBROKER_RATE_LIMIT_TOKEN        token and revocation requests per client_id (default 6000/1m)`
 
 // serveFlagEnv maps the flags of serve to the variables they override.
 func serveFlagEnv() map[string]string {
@@ -123,15 +128,17 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger) erro
 		log.Info("bootstrap API key accepted (" + envBootstrapAPIKey + ")")
 	}
 
+	reg := metrics.New()
 	srv := server.New(server.Config{
-		Listen: cfg.Listen,
-		Logger: log,
+		Listen:         cfg.Listen,
+		Logger:         log,
+		ObserveRequest: reg.ObserveRequest,
 		Checks: map[string]server.CheckFunc{
 			"database": st.Ping,
 			"cache":    cache.Ping,
 		},
 	})
-	if err := mountSurfaces(ctx, &bg, srv, cfg, st, cache, keys, log); err != nil {
+	if err := mountSurfaces(ctx, &bg, srv, reg, cfg, st, cache, keys, log); err != nil {
 		return err
 	}
 	log.Info("idbroker ready", "issuer", cfg.Issuer, "listen", cfg.Listen)

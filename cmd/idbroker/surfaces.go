@@ -15,6 +15,8 @@ import (
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/devmode"
 	"github.com/idbroker/idbroker/events"
+	"github.com/idbroker/idbroker/metrics"
+	"github.com/idbroker/idbroker/ratelimit"
 	"github.com/idbroker/idbroker/safehttp"
 	"github.com/idbroker/idbroker/scim"
 	"github.com/idbroker/idbroker/server"
@@ -54,7 +56,11 @@ const connectionMaintenance = time.Hour
 //	scim          /scim/v2/{dir} for Okta and Entra provisioning
 //	adminportal   the operator API, /api/v1
 //	events        webhook deliveries from the outbox (no routes)
-func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *server.Server, cfg Config, st store.Store, cache sessionStore, keys *signing.Manager, log *slog.Logger) error {
+//	metrics       GET /metrics (Prometheus)
+//
+// Rate limits (cfg.RateLimits) run after each surface's authentication, on
+// budgets kept in cache (Redis when configured, so shared by every node).
+func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *server.Server, reg *metrics.Registry, cfg Config, st store.Store, cache sessionStore, keys *signing.Manager, log *slog.Logger) error {
 	// Introspection and token checks read sessions through a local cache
 	// that revocations on any node invalidate.
 	cached, err := sessions.NewCached(ctx, cache, 0, 0)
@@ -66,6 +72,17 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *server.Server, 
 	outbound := func(o safehttp.Options) *http.Client {
 		o.AllowPrivate = cfg.AllowPrivateNetworks
 		return safehttp.NewClient(o)
+	}
+
+	// A limiter outage lets requests through (logged): sign-ins staying
+	// available matters more than the limits.
+	guard := ratelimit.New(cache, ratelimit.Options{Logger: log.With("surface", "ratelimit"), OnLimited: reg.RateLimited})
+	limits := rateLimitRules(cfg.RateLimits)
+	limit := func(r ratelimit.Rule) echo.MiddlewareFunc {
+		if !r.Enabled() {
+			return nil
+		}
+		return guard.Middleware(r)
 	}
 
 	registry := connections.NewRegistry(connections.Config{
@@ -87,6 +104,8 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *server.Server, 
 		// Back-channel logout: no redirects, a short deadline.
 		HTTPClient: outbound(safehttp.Options{Timeout: 10 * time.Second, MaxRedirects: -1}),
 		Logger:     log.With("surface", "broker"),
+		LoginLimit: limit(limits.Login),
+		TokenLimit: limit(limits.Token),
 	})
 	if err != nil {
 		return err
@@ -96,6 +115,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *server.Server, 
 		Store:    st,
 		Sessions: cached,
 		Logger:   log.With("surface", "scim"),
+		Limit:    limit(limits.SCIM),
 	})
 	if err != nil {
 		return err
@@ -108,6 +128,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *server.Server, 
 		// Application changes take effect at once on this node.
 		ApplicationCache: provider,
 		Logger:           log.With("surface", "api"),
+		Limit:            limit(limits.API),
 	})
 	webhooks, err := events.New(events.Config{
 		Store:  st,
@@ -119,6 +140,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *server.Server, 
 	}
 
 	e := srv.Echo()
+	reg.Mount(e)
 	provider.Mount(e)
 	registry.Mount(e, provider.Complete)
 	directories.Mount(e)

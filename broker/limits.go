@@ -1,0 +1,68 @@
+package broker
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// clientIDKey holds, in the echo context, the client_id a token or
+// revocation request names (Basic user or form field), before op has
+// authenticated it.
+const clientIDKey = "broker.client_id"
+
+// ClientID returns the client_id a request to /oauth/token or /oauth/revoke
+// names, once the broker has read it, or "": the key of the token rate
+// limit (Config.TokenLimit).
+func ClientID(c echo.Context) string {
+	id, _ := c.Get(clientIDKey).(string)
+	return id
+}
+
+var pageTooMany = pageText{"Too many sign-in attempts", "Too many sign-ins were started from your network. Wait a moment, then try again."}
+
+// loginLimited returns the login limit, if any, as route middleware whose
+// refusals are the end-user error page rather than JSON.
+func (p *Provider) loginLimited() []echo.MiddlewareFunc {
+	if p.loginLimit == nil {
+		return nil
+	}
+	return []echo.MiddlewareFunc{limitedBy(p.loginLimit, func(c echo.Context, _ *echo.HTTPError) error {
+		return p.page(c, http.StatusTooManyRequests, pageTooMany)
+	})}
+}
+
+// tokenLimited puts the token limit, if any, in front of next, its
+// refusals answered as OAuth errors.
+func (p *Provider) tokenLimited(next echo.HandlerFunc) echo.HandlerFunc {
+	if p.tokenLimit == nil {
+		return next
+	}
+	return limitedBy(p.tokenLimit, func(c echo.Context, he *echo.HTTPError) error {
+		msg, _ := he.Message.(string)
+		// temporarily_unavailable is the registered code clients already
+		// treat as "retry later"; the 429 and Retry-After say how.
+		return writeOAuthError(c, http.StatusTooManyRequests, errTemporarilyUnavailable, msg)
+	})(next)
+}
+
+// limitedBy wraps limit so that a 429 it returns itself (not one from the
+// handler behind it) is rendered by refuse.
+func limitedBy(limit echo.MiddlewareFunc, refuse func(echo.Context, *echo.HTTPError) error) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		const passed = "broker.limit_passed"
+		h := limit(func(c echo.Context) error {
+			c.Set(passed, true)
+			return next(c)
+		})
+		return func(c echo.Context) error {
+			err := h(c)
+			var he *echo.HTTPError
+			if err != nil && c.Get(passed) == nil && errors.As(err, &he) && he.Code == http.StatusTooManyRequests {
+				return refuse(c, he)
+			}
+			return err
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package broker_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/ratelimit"
+	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
+)
+
+// limitedNode is a broker on SQLite whose sign-in start is limited per
+// address and whose token endpoint per client_id.
+func limitedNode(t *testing.T, xff bool) *node {
+	mem := sessions.NewMemory()
+	guard := ratelimit.New(sessions.NewMemory(), ratelimit.Options{})
+	srvCfg := server.Config{}
+	if xff {
+		// Tests come from one loopback address; let X-Forwarded-For stand
+		// for distinct clients, as behind a trusted proxy.
+		srvCfg.IPExtractor = echo.ExtractIPFromXFFHeader(echo.TrustLoopback(true))
+	}
+	return newNodeServer(t, storetest.SQLite(t), mem, mem, "", srvCfg, func(c *broker.Config) {
+		c.LoginLimit = guard.Middleware(ratelimit.Rule{Name: "login", Limit: 2, Window: time.Minute, Key: ratelimit.ByIP})
+		c.TokenLimit = guard.Middleware(ratelimit.Rule{Name: "token", Limit: 2, Window: time.Minute, Key: func(c echo.Context) (string, bool) {
+			id := broker.ClientID(c)
+			return id, id != ""
+		}})
+	})
+}
+
+func TestLoginRateLimitPerAddress(t *testing.T) {
+	n := limitedNode(t, true)
+	a := n.app(store.Application{})
+	get := func(ip string) *http.Response {
+		q := url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect}, "response_type": {"code"}, "scope": {"openid"}, "state": {"s"}}
+		req, _ := http.NewRequest(http.MethodGet, n.URL+broker.PathAuthorize+"?"+q.Encode(), nil)
+		req.Header.Set("X-Forwarded-For", ip)
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	for i := range 2 {
+		if res := get("203.0.113.7"); res.StatusCode != http.StatusFound || res.Header.Get("X-RateLimit-Limit") != "2" {
+			t.Fatalf("request %d: %d, X-RateLimit-Limit %q; want 302 with the header", i+1, res.StatusCode, res.Header.Get("X-RateLimit-Limit"))
+		}
+	}
+	res := get("203.0.113.7")
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("3rd sign-in from one address: %d, Retry-After %q; want 429 with it", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("the refusal is %s, want the end-user page", ct)
+	}
+	// /login shares the address's budget.
+	req, _ := http.NewRequest(http.MethodGet, n.URL+broker.PathLogin+"?id=x", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	if res, err := http.DefaultTransport.RoundTrip(req); err != nil || res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("/login from the limited address: %v %v, want 429", res.StatusCode, err)
+	}
+	if res := get("198.51.100.9"); res.StatusCode != http.StatusFound {
+		t.Fatalf("another address: %d, want 302", res.StatusCode)
+	}
+}
+
+func TestTokenRateLimitPerClient(t *testing.T) {
+	n := limitedNode(t, false)
+	a, b := n.app(store.Application{}), n.app(store.Application{})
+	post := func(ap *app) (*http.Response, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, n.URL+broker.PathToken,
+			strings.NewReader(url.Values{"grant_type": {"authorization_code"}, "code": {"nope"}, "redirect_uri": {ap.Redirect}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(ap.ID, ap.Secret)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body map[string]any
+		json.NewDecoder(res.Body).Decode(&body)
+		return res, body
+	}
+	for i := range 2 {
+		if res, body := post(a); res.StatusCode != http.StatusBadRequest || res.Header.Get("X-RateLimit-Remaining") == "" {
+			t.Fatalf("request %d: %d %v, want op's 400 invalid_grant with rate-limit headers", i+1, res.StatusCode, body)
+		}
+	}
+	res, body := post(a)
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("3rd token request: %d, Retry-After %q; want 429", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	if body["error"] != "temporarily_unavailable" || body["error_description"] == nil {
+		t.Errorf("body %v, want an OAuth error", body)
+	}
+	if res, body := post(b); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("another client while the first is limited: %d %v", res.StatusCode, body)
+	}
+	// Introspection stays unlimited: the hot path.
+	for range 3 {
+		a.introspect(t, n, "at_unknown")
+	}
+}

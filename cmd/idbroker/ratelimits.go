@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	adminportal "github.com/idbroker/idbroker/admin-portal"
+	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/ratelimit"
+)
+
+// Rate-limit variables, each "N/duration" (600/1m, 10/1s) or 0 to disable.
+const (
+	envRateLimitSCIM  = "IDBROKER_RATE_LIMIT_SCIM"
+	envRateLimitAPI   = "IDBROKER_RATE_LIMIT_API"
+	envRateLimitLogin = "IDBROKER_RATE_LIMIT_LOGIN"
+	envRateLimitToken = "IDBROKER_RATE_LIMIT_TOKEN"
+)
+
+// RateLimits are the request budgets of the surfaces. Their Key funcs are
+// set by the wiring (rateLimitRules); Config only holds the numbers.
+type RateLimits struct {
+	SCIM  ratelimit.Rule // per directory tenant
+	API   ratelimit.Rule // per operator API key
+	Login ratelimit.Rule // per client address, /authorize and /login
+	Token ratelimit.Rule // per client_id, /oauth/token and /oauth/revoke
+}
+
+// defaultRateLimits are generous for real clients (Okta pushes a few SCIM
+// requests a second at most per tenant; a person starts a sign-in a few
+// times a minute) and stop runaway loops and credential stuffing.
+func defaultRateLimits() RateLimits {
+	return RateLimits{
+		SCIM:  ratelimit.Rule{Name: "scim", Limit: 600, Window: time.Minute},
+		API:   ratelimit.Rule{Name: "api", Limit: 1200, Window: time.Minute},
+		Login: ratelimit.Rule{Name: "login", Limit: 60, Window: time.Minute},
+		Token: ratelimit.Rule{Name: "token", Limit: 6000, Window: time.Minute},
+	}
+}
+
+// Bounds of a configured limit.
+const (
+	maxRateLimit  = 1_000_000
+	minRateWindow = time.Second
+	maxRateWindow = 24 * time.Hour
+)
+
+// loadRateLimits reads the four rate-limit variables over the defaults,
+// reporting bad values through bad.
+func loadRateLimits(src configSource, bad func(name, format string, args ...any)) RateLimits {
+	rl := defaultRateLimits()
+	for _, v := range []struct {
+		env  string
+		rule *ratelimit.Rule
+	}{
+		{envRateLimitSCIM, &rl.SCIM},
+		{envRateLimitAPI, &rl.API},
+		{envRateLimitLogin, &rl.Login},
+		{envRateLimitToken, &rl.Token},
+	} {
+		raw, name := src.get(v.env)
+		if raw == "" {
+			continue
+		}
+		n, w, err := parseRateLimit(raw)
+		if err != nil {
+			bad(name, "%v", err)
+			continue
+		}
+		v.rule.Limit, v.rule.Window = n, w
+	}
+	return rl
+}
+
+// parseRateLimit reads "N/duration": 600/1m, 10/1s, 100/m (a bare unit
+// means one of it). "0" disables the limit.
+func parseRateLimit(v string) (int, time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == "0" {
+		return 0, 0, nil
+	}
+	num, dur, ok := strings.Cut(v, "/")
+	n, err := strconv.Atoi(strings.TrimSpace(num))
+	if !ok || err != nil || n < 0 {
+		return 0, 0, fmt.Errorf("%q is not N/duration (want e.g. 600/1m, or 0 to disable)", v)
+	}
+	dur = strings.TrimSpace(dur)
+	if dur != "" && (dur[0] < '0' || dur[0] > '9') {
+		dur = "1" + dur
+	}
+	w, err := time.ParseDuration(dur)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%q: %q is not a duration (want e.g. 1m, 10s, 1h)", v, dur)
+	}
+	switch {
+	case n == 0:
+		return 0, 0, nil
+	case n > maxRateLimit:
+		return 0, 0, fmt.Errorf("%q: at most %d requests per window", v, maxRateLimit)
+	case w < minRateWindow || w > maxRateWindow:
+		return 0, 0, fmt.Errorf("%q: the window must be between %v and %v", v, minRateWindow, maxRateWindow)
+	}
+	return n, w, nil
+}
+
+// rateLimitRules attaches to each configured budget the key its surface
+// counts by: the credential its authentication established.
+func rateLimitRules(rl RateLimits) RateLimits {
+	rl.SCIM.Key = ratelimit.ByTenant
+	rl.API.Key = func(c echo.Context) (string, bool) { return adminportal.OperatorKeyID(c.Request().Context()) }
+	rl.Login.Key = ratelimit.ByIP
+	rl.Token.Key = func(c echo.Context) (string, bool) {
+		id := broker.ClientID(c)
+		return id, id != ""
+	}
+	return rl
+}
