@@ -1,0 +1,100 @@
+package connections
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/crewjam/saml"
+)
+
+// attrStatement is an AttributeStatement with string values, in order.
+func attrStatement(kv ...any) []saml.AttributeStatement {
+	var st saml.AttributeStatement
+	for i := 0; i < len(kv); i += 2 {
+		a := saml.Attribute{Name: kv[i].(string), NameFormat: "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"}
+		for _, v := range kv[i+1].([]string) {
+			a.Values = append(a.Values, saml.AttributeValue{Type: "xs:string", Value: v})
+		}
+		st.Attributes = append(st.Attributes, a)
+	}
+	return []saml.AttributeStatement{st}
+}
+
+// TestSAMLAttributeMapping sends, through the real ACS validation, the
+// attribute names each IdP family uses (contract section 2), and checks the
+// normalised profile under the default mapping, the family's preset, and a
+// connection's own override.
+func TestSAMLAttributeMapping(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	type want struct {
+		email, given, family, name string
+		groups                     []string
+	}
+	alice := want{"alice@example.com", "Alice", "Liddell", "Alice Liddell", []string{"Engineering", "Admins"}}
+	for _, tt := range []struct {
+		name         string
+		mapping      *AttributeMapping
+		nameID       string
+		nameIDFormat string
+		attrs        []saml.AttributeStatement
+		want         want
+	}{
+		{name: "Okta", mapping: &AttributeMapping{Preset: PresetOkta},
+			attrs: attrStatement("email", []string{"Alice@Example.com"}, "firstName", []string{"Alice"}, "lastName", []string{"Liddell"},
+				"groups", []string{"Engineering", "Admins"}),
+			want: alice},
+		{name: "Entra ID", mapping: &AttributeMapping{Preset: PresetEntra},
+			attrs: attrStatement(claimsEmail, []string{"alice@example.com"}, claimsGiven, []string{"Alice"}, claimsSurname, []string{"Liddell"},
+				claimsDisplay, []string{"Alice Liddell"}, claimsGroups, []string{"Engineering", "Admins"},
+				claimsObjectID, []string{"0b7a-oid"}, claimsTenantID, []string{"72f9-tid"}),
+			want: alice},
+		{name: "Entra ID with only a UPN", mapping: &AttributeMapping{Preset: PresetEntra},
+			attrs: attrStatement(claimsUPN, []string{"alice@example.com"}, claimsGiven, []string{"Alice"}, claimsSurname, []string{"Liddell"}),
+			want:  want{"alice@example.com", "Alice", "Liddell", "Alice Liddell", []string{}}},
+		{name: "Google Workspace: email in the NameID", mapping: &AttributeMapping{Preset: PresetGoogle},
+			nameID: "alice@example.com", nameIDFormat: string(saml.EmailAddressNameIDFormat),
+			attrs: attrStatement("first_name", []string{"Alice"}, "last_name", []string{"Liddell"}),
+			want:  want{"alice@example.com", "Alice", "Liddell", "Alice Liddell", []string{}}},
+		{name: "ADFS", mapping: &AttributeMapping{Preset: PresetADFS},
+			attrs: attrStatement(claimsEmail, []string{"alice@example.com"}, claimsGiven, []string{"Alice"}, claimsSurname, []string{"Liddell"},
+				claimsName, []string{"Alice Liddell"}, claimsRole, []string{"Engineering", "Admins"}),
+			want: alice},
+		{name: "generic, urn:oid names (Shibboleth)",
+			attrs: attrStatement(oidMail, []string{"alice@example.com"}, oidGivenName, []string{"Alice"}, oidSurname, []string{"Liddell"},
+				oidDisplayName, []string{"Alice Liddell"}, oidMemberOf, []string{"Engineering", "Admins", "Engineering"}),
+			want: alice},
+		{name: "generic understands every family", attrs: attrStatement(claimsEmail, []string{"alice@example.com"}, "givenName", []string{"Alice"},
+			"sn", []string{"Liddell"}, claimsGroups, []string{"Engineering", "Admins"}),
+			want: alice},
+		{name: "override: the connection's own attribute names win",
+			mapping: &AttributeMapping{Preset: PresetOkta, Email: []string{"corpMail"}, Groups: []string{"teams"}},
+			attrs: attrStatement("email", []string{"personal@elsewhere.example"}, "corpMail", []string{"alice@example.com"},
+				"firstName", []string{"Alice"}, "lastName", []string{"Liddell"}, "groups", []string{"ignored"}, "teams", []string{"Engineering", "Admins"}),
+			want: alice},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn := e.samlConn(idp, func(s *SAMLSettings) { s.AttributeMapping = tt.mapping })
+			cn, err := e.reg.Connector(e.ctx, conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := idp.response(t, e.issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: e.clock.Now(),
+				nameID: tt.nameID, nameIDFormat: tt.nameIDFormat,
+				mutate: func(a *saml.Assertion) { a.AttributeStatements = tt.attrs }})
+			res, err := cn.(*samlConnector).finish(e.ctx, raw, e.pend(conn, "id-1", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := res.Profile
+			got := want{p.Email, p.GivenName, p.FamilyName, p.Name, p.Groups}
+			if got.email != tt.want.email || got.given != tt.want.given || got.family != tt.want.family ||
+				got.name != tt.want.name || !slices.Equal(got.groups, tt.want.groups) {
+				t.Fatalf("profile = %+v, want %+v", got, tt.want)
+			}
+			if !p.EmailVerified || p.IdPSubject == "" || p.Raw["name_id"] != p.IdPSubject {
+				t.Fatalf("subject %q, verified %v, raw %v", p.IdPSubject, p.EmailVerified, p.Raw)
+			}
+		})
+	}
+}
