@@ -63,6 +63,13 @@ type Config struct {
 // Registry builds and caches one Connector per connection, serves the
 // contract's SSO URLs, and manages connection settings. It is safe for
 // concurrent use.
+//
+// The SSO endpoints answer from a cache (see Config.CacheTTL): a warm ACS
+// or OIDC callback runs no SQL. Changes made through the Registry apply on
+// its own node at once; on other nodes within CacheTTL, sooner when Watch
+// hears of the revocation a deactivation causes; and a deactivation
+// revokes the connection's sessions again once that bound has passed, so
+// a login let through by a node that had not heard yet does not survive.
 type Registry struct {
 	cfg       Config
 	dsigClock *dsig.Clock
