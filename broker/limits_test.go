@@ -3,7 +3,9 @@ package broker_test
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/metrics"
 	"github.com/idbroker/idbroker/ratelimit"
 	"github.com/idbroker/idbroker/server"
 	"github.com/idbroker/idbroker/sessions"
@@ -112,5 +115,42 @@ func TestTokenRateLimitPerClient(t *testing.T) {
 	// Introspection stays unlimited: the hot path.
 	for range 3 {
 		a.introspect(t, n, "at_unknown")
+	}
+}
+
+// BenchmarkIntrospectMetrics measures what the /metrics hook adds to an
+// in-process introspection behind a real access log: the same node set-up
+// with and without server.Config.ObserveRequest.
+func BenchmarkIntrospectMetrics(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		observe func(string, string, int, time.Duration)
+	}{
+		{"access-log", nil},
+		{"access-log+metrics", metrics.New().ObserveRequest},
+	} {
+		mem := sessions.NewMemory()
+		n := newNodeServer(b, storetest.SQLite(b), mem, mem, "", server.Config{
+			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), ObserveRequest: tc.observe,
+		})
+		n.tenant("Acme", "acme.test", alice("acme.test"))
+		a := n.app(store.Application{})
+		body := "token=" + login(b, n, a).AccessToken
+		h := n.srv.Config.Handler
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req := httptest.NewRequest("POST", broker.PathIntrospect, strings.NewReader(body))
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					req.SetBasicAuth(a.ID, a.Secret)
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, req)
+					if w.Code != 200 {
+						b.Fatalf("status %d", w.Code)
+					}
+				}
+			})
+		})
 	}
 }
