@@ -66,6 +66,9 @@ func (r *Registry) serveFinish(typ store.ConnectionType, complete CompleteFunc) 
 		if errors.Is(err, ErrNotFound) {
 			conn = store.Connection{ID: c.Param("conn"), Type: typ}
 		}
+		// The broker needs the connection's identity and status, never
+		// its sealed secrets (and the cached row's map is shared).
+		conn.Secrets = nil
 		complete(ctx, c.Response(), req.WithContext(ctx), conn, res, err)
 		return nil
 	}
