@@ -31,6 +31,10 @@ type cache struct {
 	mu      sync.RWMutex
 	conns   map[string]*connEntry
 	tenants map[string]tenantEntry
+	// deleted holds connections deleted through this node, with when: a
+	// load that read the row just before the delete must not cache it
+	// back. Connection ids are never reused.
+	deleted map[string]time.Time
 }
 
 // connEntry is one connection. Its fields are never changed once the
@@ -52,7 +56,7 @@ type tenantEntry struct {
 }
 
 func newCache(ttl time.Duration, size int) *cache {
-	return &cache{ttl: ttl, size: size, conns: map[string]*connEntry{}, tenants: map[string]tenantEntry{}}
+	return &cache{ttl: ttl, size: size, conns: map[string]*connEntry{}, tenants: map[string]tenantEntry{}, deleted: map[string]time.Time{}}
 }
 
 func (c *cache) fresh(loaded, now time.Time) bool {
@@ -76,6 +80,9 @@ func (c *cache) conn(id string, now time.Time) (store.Connection, bool) {
 func (c *cache) putConn(conn store.Connection, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, gone := c.deleted[conn.ID]; gone {
+		return
+	}
 	e := &connEntry{conn: conn, loaded: now}
 	if old := c.conns[conn.ID]; old != nil {
 		if old.conn.UpdatedAt.After(conn.UpdatedAt) && c.fresh(old.loaded, now) {
@@ -130,10 +137,20 @@ func (c *cache) insertConn(e *connEntry) {
 	c.conns[e.conn.ID] = e
 }
 
-func (c *cache) dropConn(id string) {
+// dropConn forgets a connection deleted at now.
+func (c *cache) dropConn(id string, now time.Time) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	delete(c.conns, id)
-	c.mu.Unlock()
+	for k, at := range c.deleted {
+		// A read racing the delete is long over after a TTL.
+		if now.Sub(at) > max(c.ttl, time.Minute) || now.Before(at) {
+			delete(c.deleted, k)
+		}
+	}
+	if len(c.deleted) < c.size {
+		c.deleted[id] = now
+	}
 }
 
 func (c *cache) tenant(id string, now time.Time) (tenantEntry, bool) {

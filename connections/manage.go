@@ -264,7 +264,7 @@ func (r *Registry) DeleteConnection(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete connection: %w", storeErr(err, id))
 	}
-	r.cache.dropConn(id)
+	r.cache.dropConn(id, r.now())
 	r.endSessions(ctx, conn)
 	return nil
 }
