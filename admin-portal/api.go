@@ -100,7 +100,7 @@ func (a *API) Mount(e *echo.Echo) {
 	g.POST("/tenants", a.createTenant)
 	g.GET("/tenants", a.listTenants)
 
-	t := g.Group("/tenants/:id", a.loadTenant)
+	t := g.Group("/tenants/:id", a.loadTenant, a.forgetTenantOnChange)
 	t.GET("", a.getTenant)
 	t.PATCH("", a.updateTenant)
 	t.DELETE("", a.deleteTenant)
