@@ -81,6 +81,12 @@ func testDataSurvivesRestart(t *testing.T, env map[string]string) {
 	if code := b.do("GET", "/healthz", "", nil, &h); code != http.StatusOK || h.Status != "ok" {
 		t.Errorf("GET /healthz = %d %+v, want 200 ok", code, h)
 	}
+	// The built-in test IdP and demo app exist only with --dev.
+	for _, path := range []string{"/dev/app", "/dev/idp/metadata", "/dev/idp/login"} {
+		if code := b.do("GET", path, "", nil, nil); code != http.StatusNotFound {
+			t.Errorf("GET %s without --dev = %d, want 404", path, code)
+		}
+	}
 	h = healthJSON{}
 	if code := b.do("GET", "/readyz", "", nil, &h); code != http.StatusOK || h.Status != "ok" ||
 		h.Checks["database"] != "ok" || h.Checks["cache"] != "ok" {
