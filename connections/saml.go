@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
@@ -435,4 +436,13 @@ func classifySAMLError(err error) error {
 		return fmt.Errorf("%w: %v", ErrSignature, detail)
 	}
 	return fmt.Errorf("%w: %v", ErrMalformed, detail)
+}
+
+// xmlMarshal encodes v as an XML document with its declaration.
+func xmlMarshal(v any) ([]byte, error) {
+	b, err := xml.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(xml.Header), b...), nil
 }
