@@ -1,0 +1,140 @@
+// Package browsertest gives tests a real headless Chromium driven by
+// chromedp. Like internal/testdb, a missing browser skips the test on a
+// laptop and fails it when CI=true: in CI a browser test that did not run is
+// a broken build, never a pass.
+package browsertest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/idbroker/idbroker/internal/testdb"
+)
+
+// DefaultTimeout bounds a whole browser test unless Options.Timeout says
+// otherwise; a hung page must fail the test, not stall the suite.
+const DefaultTimeout = 30 * time.Second
+
+// Options tune New. The zero value is what most tests want.
+type Options struct {
+	// Timeout bounds every action run on the returned context; 0 means
+	// DefaultTimeout.
+	Timeout time.Duration
+	// Width and Height size the window (and so the screenshots); 0 means
+	// 1280×900.
+	Width, Height int
+}
+
+// ExecPath returns the Chromium (or Chrome) binary the tests use: the one
+// named by IDBROKER_TEST_CHROMIUM, else the first of chromium,
+// chromium-browser, google-chrome on PATH. It returns "" if there is none.
+func ExecPath() string {
+	if p := os.Getenv("IDBROKER_TEST_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// New starts a fresh headless Chromium with its own profile directory and
+// returns a chromedp context for one tab in it, bounded by the timeout. The
+// browser is closed when t ends.
+func New(t testing.TB) context.Context { return NewWith(t, Options{}) }
+
+// NewWith is New with options.
+func NewWith(t testing.TB, o Options) context.Context {
+	t.Helper()
+	path := ExecPath()
+	if path == "" {
+		testdb.Unavailable(t, "chromium not found on PATH (or IDBROKER_TEST_CHROMIUM)")
+		return nil
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Width == 0 || o.Height == 0 {
+		o.Width, o.Height = 1280, 900
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox, // CI runs as root in a container
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
+		chromedp.WindowSize(o.Width, o.Height),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+
+	// chromedp logs from its own goroutines; once t has ended, t.Logf
+	// would panic, so the logger goes quiet first.
+	l := &logger{t: t}
+	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithErrorf(l.logf), chromedp.WithLogf(l.logf))
+
+	// The first Run starts the browser and binds its life to this context:
+	// it must carry no timeout (see chromedp.Run).
+	if err := chromedp.Do(bctx); err != nil {
+		cancelBrowser()
+		cancelAlloc()
+		testdb.Unavailable(t, "start %s: %v", path, err)
+		return nil
+	}
+	ctx, cancelTimeout := context.WithTimeout(bctx, o.Timeout)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelBrowser() // closes the browser and waits for it
+		cancelAlloc()
+		l.stop()
+	})
+	return ctx
+}
+
+// Screenshot saves a full-page PNG of ctx's tab to dir/name and returns its
+// path. A failure is logged, not fatal: a screenshot is evidence, not the
+// test.
+func Screenshot(t testing.TB, ctx context.Context, dir, name string) string {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Logf("browsertest: screenshot %s: %v", name, err)
+		return ""
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o600); err != nil {
+		t.Logf("browsertest: screenshot %s: %v", name, err)
+		return ""
+	}
+	return path
+}
+
+type logger struct {
+	mu      sync.Mutex
+	t       testing.TB
+	stopped bool
+}
+
+func (l *logger) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stopped {
+		l.t.Logf("chromedp: "+format, args...)
+	}
+}
+
+func (l *logger) stop() {
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
+}
