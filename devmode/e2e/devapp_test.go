@@ -4,65 +4,18 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/idbroker/idbroker/broker"
-	"github.com/idbroker/idbroker/connections"
-	"github.com/idbroker/idbroker/devmode"
-	"github.com/idbroker/idbroker/safehttp"
-	"github.com/idbroker/idbroker/server"
-	"github.com/idbroker/idbroker/sessions"
-	"github.com/idbroker/idbroker/signing"
-	"github.com/idbroker/idbroker/store"
-	"github.com/idbroker/idbroker/store/storetest"
 )
 
 func TestDevAppLoginThroughBroker(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	st := storetest.SQLite(t)
-	mem := sessions.NewMemory()
-
-	var h http.Handler
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	defer ts.Close()
-	issuer := ts.URL
-
-	keys, err := signing.NewManager(st, signing.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.EnsureKeys(ctx); err != nil {
-		t.Fatal(err)
-	}
-	reg := connections.NewRegistry(connections.Config{Issuer: issuer, Store: st, Once: mem, Sessions: mem,
-		HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true})
-	p, err := broker.New(broker.Config{Issuer: issuer, Store: st, Sessions: mem, Once: mem, Keys: keys, Connectors: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	dev, err := devmode.Seed(ctx, st, reg, issuer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Config{})
-	e := srv.Echo()
-	p.Mount(e)
-	reg.Mount(e, p.Complete)
-	dev.Mount(e)
-	h = srv.Handler()
+	issuer, dev, _ := startDev(t)
 
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
@@ -130,7 +83,6 @@ func TestDevAppLoginThroughBroker(t *testing.T) {
 		!strings.HasPrefix(claims["sub"].(string), "usr_") {
 		t.Fatalf("claims = %v", claims)
 	}
-	_ = store.Page{}
 }
 
 func unescape(s string) string {

@@ -101,6 +101,19 @@ func NewWith(t testing.TB, o Options) context.Context {
 	return ctx
 }
 
+// NewTab opens a tab of ctx's browser in a fresh browser context — its own
+// cookies and storage, like a second incognito window — so that one test can
+// act as several users, or start over signed out. It closes when t ends.
+func NewTab(t testing.TB, ctx context.Context) context.Context {
+	t.Helper()
+	tctx, cancel := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(tctx); err != nil {
+		t.Fatalf("browsertest: new tab: %v", err)
+	}
+	return tctx
+}
+
 // Screenshot saves a full-page PNG of ctx's tab to dir/name and returns its
 // path. A failure is logged, not fatal: a screenshot is evidence, not the
 // test.
