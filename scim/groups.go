@@ -93,12 +93,7 @@ func (s *Server) writeGroup(c echo.Context, status int, g store.Group, members [
 	if err != nil {
 		return err
 	}
-	h := c.Response().Header()
-	h.Set("ETag", etag(g.Version))
-	if status == http.StatusCreated {
-		h.Set(echo.HeaderLocation, s.BaseURL(dir)+"/Groups/"+g.ID)
-	}
-	return writeJSON(c, status, project(d, c.QueryParam("attributes"), c.QueryParam("excludedAttributes")))
+	return s.writeResource(c, status, dir, "Groups", g.ID, g.Version, d)
 }
 
 func (s *Server) loadGroup(ctx context.Context, id string) (store.Group, error) {

@@ -246,6 +246,18 @@ func orBody(field string) string {
 	return field
 }
 
+// writeResource answers with one resource of endpoint ("Users", "Groups"):
+// its version as the ETag, its location when it was just created, and the
+// attributes the request asked for.
+func (s *Server) writeResource(c echo.Context, status int, dir, endpoint, id string, version int64, d doc) error {
+	h := c.Response().Header()
+	h.Set("ETag", etag(version))
+	if status == http.StatusCreated {
+		h.Set(echo.HeaderLocation, s.BaseURL(dir)+"/"+endpoint+"/"+id)
+	}
+	return writeJSON(c, status, project(d, c.QueryParam("attributes"), c.QueryParam("excludedAttributes")))
+}
+
 func writeJSON(c echo.Context, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -74,12 +74,7 @@ func (s *Server) writeUser(c echo.Context, status int, dir string, u store.User)
 	if err != nil {
 		return err
 	}
-	h := c.Response().Header()
-	h.Set("ETag", etag(u.Version))
-	if status == http.StatusCreated {
-		h.Set(echo.HeaderLocation, s.BaseURL(dir)+"/Users/"+u.ID)
-	}
-	return writeJSON(c, status, project(d, c.QueryParam("attributes"), c.QueryParam("excludedAttributes")))
+	return s.writeResource(c, status, dir, "Users", u.ID, u.Version, d)
 }
 
 // loadUser finds a user of the request's directory: another directory's or
