@@ -107,6 +107,10 @@ type dialect interface {
 	// the same transaction ("" on SQLite, whose one writer already
 	// serialises transactions).
 	forUpdate() string
+	// lockEvents orders event writers and readers (see ListEvents): a
+	// writer takes it shared, a reader exclusively, until its transaction
+	// ends. A no-op where transactions already commit in seq order.
+	lockEvents(ctx context.Context, q querier, reader bool) error
 	// rowSecurity reports whether tenant reads need app.tenant_id set in a
 	// transaction (PostgreSQL) or are filtered by SQL alone (SQLite).
 	rowSecurity() bool

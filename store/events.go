@@ -31,6 +31,9 @@ func (db *DB) AppendEvent(ctx context.Context, e Event) (Event, error) {
 	}
 	e.Data = json.RawMessage(data)
 	err = db.global(ctx, true, func(q querier) error {
+		if err := db.d.lockEvents(ctx, q, false); err != nil {
+			return err
+		}
 		_, err := q.exec(ctx, "INSERT INTO events ("+eventCols+") VALUES ($1, $2, $3, $4, $5)",
 			e.ID, nullString(e.TenantID), e.Type, data, db.d.timeArg(e.CreatedAt))
 		return err
@@ -40,10 +43,20 @@ func (db *DB) AppendEvent(ctx context.Context, e Event) (Event, error) {
 
 // ListEvents pages through the event stream in the order it was written;
 // After is the id of the last event already seen.
+//
+// Sequence numbers are taken at insert but become visible at commit, so a
+// transaction holding seq 10 could commit after another's seq 11 and a
+// reader already past 11 would never see 10. On PostgreSQL every event
+// writer holds a shared advisory lock until it commits and a reader takes
+// it exclusively: the reader waits for writers in flight (they are short),
+// and then nothing below what it reads can still appear.
 func (db *DB) ListEvents(ctx context.Context, p Page) ([]Event, string, error) {
 	p = p.Normalize()
 	var out []Event
-	err := db.global(ctx, false, func(q querier) error {
+	err := db.global(ctx, true, func(q querier) error {
+		if err := db.d.lockEvents(ctx, q, true); err != nil {
+			return err
+		}
 		query := "SELECT " + eventCols + " FROM events"
 		args := []any{p.Limit + 1}
 		if p.After != "" {

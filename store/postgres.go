@@ -22,6 +22,10 @@ const AppRole = "idbroker_app"
 // others wait, then find nothing left to do.
 const migrateLockKey = 7_101_982_331
 
+// eventsLockKey is the advisory lock that keeps the event stream's cursor
+// from skipping an event (see ListEvents). Advisory locks are per database.
+const eventsLockKey = 7_101_982_332
+
 type postgres struct {
 	url  string
 	pool *pgxpool.Pool
@@ -326,3 +330,12 @@ func (r errRow) Scan(...any) error { return r.err }
 
 func (p *postgres) rowSecurity() bool { return true }
 func (p *postgres) forUpdate() string { return " FOR UPDATE" }
+
+func (p *postgres) lockEvents(ctx context.Context, q querier, reader bool) error {
+	fn := "pg_advisory_xact_lock_shared"
+	if reader {
+		fn = "pg_advisory_xact_lock"
+	}
+	_, err := q.exec(ctx, "SELECT "+fn+"($1)", int64(eventsLockKey))
+	return err
+}

@@ -241,3 +241,6 @@ func (t sqlTx) rollback(context.Context) error        { return t.t.Rollback() }
 
 func (s *sqliteDB) rowSecurity() bool { return false }
 func (s *sqliteDB) forUpdate() string { return "" }
+
+// lockEvents: the one writer commits transactions in seq order already.
+func (s *sqliteDB) lockEvents(context.Context, querier, bool) error { return nil }
