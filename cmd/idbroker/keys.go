@@ -2,36 +2,77 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/signing"
+	"github.com/idbroker/idbroker/store"
 )
 
 const apikeyHelp = `
 Manage operator API keys, the credentials of the operator API (/api/v1).
 
 	apikey create [--name NAME]   create a key and print it, once, on stdout
+	apikey list                   list keys: id, name, prefix, created, revoked
+	apikey revoke ID              stop a key from authenticating, at once
 
 Only a hash of the key is stored: copy it now, it cannot be shown again.`
 
 func runAPIKey(ctx context.Context, c *cli, args []string) error {
-	sub, rest, err := subcommand(c, "apikey create [flags]", apikeyHelp, args, "create")
+	sub, rest, err := subcommand(c, "apikey create|list|revoke [flags]", apikeyHelp, args, "create", "list", "revoke")
 	if sub == "" {
 		return err
 	}
+	var id string // apikey revoke ID [flags]
+	if sub == "revoke" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		id, rest = rest[0], rest[1:]
+	}
 	var df databaseFlags
-	fs := newFlagSet(c, "apikey create [flags]", apikeyHelp)
-	name := fs.String("name", "cli", "a name that tells this key apart from the others")
+	fs := newFlagSet(c, "apikey "+sub+" [flags]", apikeyHelp)
+	name := fs.String("name", "cli", "a name that tells this key apart from the others (create)")
 	df.register(fs)
 	st, log, err := df.open(ctx, c, fs, rest)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	switch sub {
+	case "list":
+		keys, err := st.ListAPIKeys(ctx)
+		if err != nil {
+			return fmt.Errorf("list API keys: %w", err)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tCREATED\tREVOKED")
+		for _, k := range keys {
+			revoked := "-"
+			if k.RevokedAt != nil {
+				revoked = k.RevokedAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\n", k.ID, k.Name, k.Prefix, k.CreatedAt.Format(time.RFC3339), revoked)
+		}
+		return tw.Flush()
+	case "revoke":
+		if id == "" {
+			fmt.Fprintf(c.stderr, "apikey revoke takes the id of the key (ak_…)\n\n")
+			fs.Usage()
+			return errUsage
+		}
+		if err := st.RevokeAPIKey(ctx, id); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no unrevoked API key %s", id)
+			}
+			return fmt.Errorf("revoke API key: %w", err)
+		}
+		log.Info("revoked operator API key", "id", id)
+		fmt.Fprintf(c.stdout, "revoked %s\n", id)
+		return nil
+	}
 	key, _, err := adminportal.CreateAPIKey(ctx, st, *name)
 	if err != nil {
 		return fmt.Errorf("create API key: %w", err)

@@ -13,6 +13,8 @@
 //	migrate up       apply pending database migrations
 //	migrate status   list migrations and whether each has run
 //	apikey create    create an operator API key and print it once
+//	apikey list      list operator API keys
+//	apikey revoke    revoke an operator API key
 //	keys rotate      make new token-signing keys active
 //	audit verify     check every tenant's audit hash chain
 //	version          print the version
@@ -71,7 +73,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the broker (migrates the database first)", runServe},
 		{"migrate", "apply pending migrations (up) or list them (status)", runMigrate},
-		{"apikey", "manage operator API keys (create)", runAPIKey},
+		{"apikey", "manage operator API keys (create, list, revoke)", runAPIKey},
 		{"keys", "manage token-signing keys (rotate)", runKeys},
 		{"audit", "check the audit log's hash chains (verify)", runAudit},
 		{"version", "print the version and exit", runVersion},
