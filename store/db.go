@@ -118,7 +118,6 @@ type dialect interface {
 	timeArg(t time.Time) any
 	resolveDomainSQL() string
 	resolveConnectionSQL() string
-	directoryTokenSQL() string
 	// lockAuditChain serialises appends to one tenant's audit chain.
 	lockAuditChain(ctx context.Context, q querier, tenantID string) error
 }

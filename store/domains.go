@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"strings"
 )
@@ -133,26 +132,6 @@ func (db *DB) ResolveConnection(ctx context.Context, id string) (string, error) 
 		return "", ErrNotFound
 	}
 	return db.resolveOne(ctx, "resolve connection", db.d.resolveConnectionSQL(), id)
-}
-
-// ResolveDirectoryToken returns the tenant of directory dirID when
-// tokenHash is the hash of its bearer token.
-func (db *DB) ResolveDirectoryToken(ctx context.Context, dirID string, tokenHash []byte) (string, error) {
-	if !HasPrefix(dirID, PrefixDirectory) || len(tokenHash) == 0 {
-		return "", ErrNotFound
-	}
-	var tenantID string
-	var stored []byte
-	err := db.global(ctx, false, func(q querier) error {
-		return q.queryRow(ctx, db.d.directoryTokenSQL(), dirID).Scan(&tenantID, &stored)
-	})
-	if err != nil {
-		return "", db.wrap("resolve directory token", err)
-	}
-	if subtle.ConstantTimeCompare(stored, tokenHash) != 1 {
-		return "", ErrNotFound
-	}
-	return tenantID, nil
 }
 
 func (db *DB) resolveOne(ctx context.Context, op, query, arg string) (string, error) {

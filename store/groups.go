@@ -116,48 +116,6 @@ func (db *DB) FindGroups(ctx context.Context, q GroupQuery) ([]Group, int, error
 	return out, total, db.wrap("find groups", err)
 }
 
-// AddGroupMembers adds users to a group; members already there stay.
-func (db *DB) AddGroupMembers(ctx context.Context, groupID string, userIDs []string) error {
-	return db.changeMembers(ctx, "add group members", groupID, func(q querier, tenantID string) error {
-		for _, uid := range userIDs {
-			if _, err := q.exec(ctx, `INSERT INTO group_members (tenant_id, group_id, user_id) VALUES ($1, $2, $3)
-				ON CONFLICT DO NOTHING`, tenantID, groupID, uid); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// RemoveGroupMembers removes users from a group; absent ones are ignored.
-func (db *DB) RemoveGroupMembers(ctx context.Context, groupID string, userIDs []string) error {
-	return db.changeMembers(ctx, "remove group members", groupID, func(q querier, tenantID string) error {
-		for _, uid := range userIDs {
-			if _, err := q.exec(ctx, "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND user_id = $3",
-				tenantID, groupID, uid); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// ReplaceGroupMembers makes userIDs the group's members.
-func (db *DB) ReplaceGroupMembers(ctx context.Context, groupID string, userIDs []string) error {
-	return db.changeMembers(ctx, "replace group members", groupID, func(q querier, tenantID string) error {
-		if _, err := q.exec(ctx, "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2", tenantID, groupID); err != nil {
-			return err
-		}
-		for _, uid := range userIDs {
-			if _, err := q.exec(ctx, `INSERT INTO group_members (tenant_id, group_id, user_id) VALUES ($1, $2, $3)
-				ON CONFLICT DO NOTHING`, tenantID, groupID, uid); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 // changeMembers bumps the group's version first, which also locks its row
 // (PostgreSQL) so that concurrent membership changes queue rather than
 // interleave, then runs fn. A user id of another tenant fails the foreign

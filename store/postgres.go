@@ -78,9 +78,6 @@ func (p *postgres) timeArg(t time.Time) any { return t.UTC() }
 
 func (p *postgres) resolveDomainSQL() string     { return "SELECT idb_resolve_domain($1)" }
 func (p *postgres) resolveConnectionSQL() string { return "SELECT idb_resolve_connection($1)" }
-func (p *postgres) directoryTokenSQL() string {
-	return "SELECT tenant_id, token_hash FROM idb_directory_token($1) WHERE tenant_id IS NOT NULL"
-}
 
 func (p *postgres) lockAuditChain(ctx context.Context, q querier, tenantID string) error {
 	_, err := q.exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1, 0))", tenantID)

@@ -15,7 +15,7 @@ const memberChunk = 500
 // returns those that were not members already, in the order given. Every
 // user must belong to the group's own directory: a user of another
 // directory (or tenant), or an unknown id, fails the whole change with
-// ErrNotFound and adds no one. Like AddGroupMembers it touches only the
+// ErrNotFound and adds no one. It touches only the
 // named rows and bumps the group's version, which also serialises
 // concurrent changes to one group.
 func (db *DB) AddDirectoryMembers(ctx context.Context, groupID string, userIDs []string) ([]string, error) {

@@ -98,9 +98,6 @@ func (s *sqliteDB) resolveDomainSQL() string {
 func (s *sqliteDB) resolveConnectionSQL() string {
 	return "SELECT tenant_id FROM connections WHERE id = $1"
 }
-func (s *sqliteDB) directoryTokenSQL() string {
-	return "SELECT tenant_id, token_hash FROM directories WHERE id = $1"
-}
 
 // lockAuditChain: the single writer already serialises transactions.
 func (s *sqliteDB) lockAuditChain(context.Context, querier, string) error { return nil }

@@ -72,14 +72,12 @@ type Store interface {
 	Directory(ctx context.Context, id string) (Directory, error)
 	Directories(ctx context.Context) ([]Directory, error)
 	SetDirectoryToken(ctx context.Context, id string, tokenHash []byte) error
-	// ResolveDirectoryToken finds the directory whose bearer token hashes to
-	// tokenHash (compared in constant time after the indexed lookup).
-	ResolveDirectoryToken(ctx context.Context, dirID string, tokenHash []byte) (tenantID string, err error)
 	// ResolveDirectory finds the tenant of a directory named in an operator
 	// API URL.
 	ResolveDirectory(ctx context.Context, id string) (tenantID string, err error)
-	// AuthenticateDirectory is ResolveDirectoryToken plus the tenant's
-	// status, in one round trip (every SCIM request makes it).
+	// AuthenticateDirectory finds the tenant (and its status) of directory
+	// dirID when tokenHash is the hash of its bearer token, compared in
+	// constant time, in one round trip (every SCIM request makes it).
 	AuthenticateDirectory(ctx context.Context, dirID string, tokenHash []byte) (tenantID string, status TenantStatus, err error)
 
 	// Users (tenant-scoped). One person in one tenant is one usr_ id,
@@ -114,15 +112,12 @@ type Store interface {
 	UpdateGroup(ctx context.Context, g Group, ifVersion int64) (Group, error)
 	DeleteGroup(ctx context.Context, id string) error
 	FindGroups(ctx context.Context, q GroupQuery) ([]Group, int, error)
-	// Membership changes touch only the named rows; a group's other
-	// members are never loaded. Each bumps the group's version.
-	AddGroupMembers(ctx context.Context, groupID string, userIDs []string) error
-	RemoveGroupMembers(ctx context.Context, groupID string, userIDs []string) error
-	ReplaceGroupMembers(ctx context.Context, groupID string, userIDs []string) error
 	GroupMembers(ctx context.Context, groupID string, p Page) ([]string, string, error)
-	// AddDirectoryMembers and RemoveDirectoryMembers are the SCIM forms:
-	// members must be users of the group's directory, and the ids that
-	// actually changed are returned (see scim_members.go).
+	// AddDirectoryMembers and RemoveDirectoryMembers change membership:
+	// members must be users of the group's directory, only the named rows
+	// are touched (a group's other members are never loaded), each call
+	// bumps the group's version, and the ids that actually changed are
+	// returned (see scim_members.go).
 	AddDirectoryMembers(ctx context.Context, groupID string, userIDs []string) (added []string, err error)
 	RemoveDirectoryMembers(ctx context.Context, groupID string, userIDs []string) (removed []string, err error)
 

@@ -299,7 +299,7 @@ func testCrossTenant(t *testing.T, db *store.DB) {
 	if got := must(db.Connection(a, c.ID)); got.Name != "okta" {
 		t.Errorf("A's connection changed: %+v", got)
 	}
-	if _, err := db.ResolveDirectoryToken(context.Background(), dir.ID, []byte("h")); err != nil {
+	if _, err := dirTenant(db, context.Background(), dir.ID, []byte("h")); err != nil {
 		t.Errorf("A's directory token changed: %v", err)
 	}
 }
@@ -352,21 +352,21 @@ func testDirectories(t *testing.T, db *store.DB) {
 	h2 := sha256.Sum256([]byte("token-2"))
 	d2 := must(db.CreateDirectory(ctx, store.Directory{Name: "Entra", TokenHash: h2[:]}))
 	bg := context.Background()
-	if tid := must(db.ResolveDirectoryToken(bg, d1.ID, h1[:])); tid != tn.ID {
+	if tid := must(dirTenant(db, bg, d1.ID, h1[:])); tid != tn.ID {
 		t.Fatalf("resolved %q", tid)
 	}
 	// One directory's token opens no other.
-	_, err := db.ResolveDirectoryToken(bg, d2.ID, h1[:])
+	_, err := dirTenant(db, bg, d2.ID, h1[:])
 	wantErr(t, err, store.ErrNotFound)
-	_, err = db.ResolveDirectoryToken(bg, "dir_01ARZ3NDEKTSV4RRFFQ69G5FAV", h1[:])
+	_, err = dirTenant(db, bg, "dir_01ARZ3NDEKTSV4RRFFQ69G5FAV", h1[:])
 	wantErr(t, err, store.ErrNotFound)
 	h3 := sha256.Sum256([]byte("token-3"))
 	if err := db.SetDirectoryToken(ctx, d1.ID, h3[:]); err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.ResolveDirectoryToken(bg, d1.ID, h1[:])
+	_, err = dirTenant(db, bg, d1.ID, h1[:])
 	wantErr(t, err, store.ErrNotFound)
-	must(db.ResolveDirectoryToken(bg, d1.ID, h3[:]))
+	must(dirTenant(db, bg, d1.ID, h3[:]))
 	if l := must(db.Directories(ctx)); len(l) != 2 {
 		t.Fatalf("directories %+v", l)
 	}
@@ -589,7 +589,7 @@ func testDeleteTenant(t *testing.T, db *store.DB) {
 	wantErr(t, err, store.ErrNotFound)
 	_, err = db.ResolveConnection(bg, c.ID)
 	wantErr(t, err, store.ErrNotFound)
-	_, err = db.ResolveDirectoryToken(bg, dir.ID, h[:])
+	_, err = dirTenant(db, bg, dir.ID, h[:])
 	wantErr(t, err, store.ErrNotFound)
 	if evs, _ := must2(db.ListEvents(bg, store.Page{})); len(evs) != 0 {
 		t.Fatalf("events of the erased tenant remain: %+v", evs)
@@ -615,4 +615,10 @@ func testMigrateTwice(t *testing.T, db *store.DB) {
 			t.Fatalf("migration %d not applied", m.Version)
 		}
 	}
+}
+
+// dirTenant is the tenant AuthenticateDirectory finds for a directory token.
+func dirTenant(db *store.DB, ctx context.Context, dirID string, tokenHash []byte) (string, error) {
+	tenantID, _, err := db.AuthenticateDirectory(ctx, dirID, tokenHash)
+	return tenantID, err
 }

@@ -170,18 +170,19 @@ func testGroups(t *testing.T, db *store.DB) {
 	}
 	g := must(db.CreateGroup(ctx, store.Group{DirectoryID: dir.ID, DisplayName: "Engineering"}))
 	must(db.CreateGroup(ctx, store.Group{DirectoryID: dir.ID, DisplayName: "Sales"}))
-	if err := db.AddGroupMembers(ctx, g.ID, users[:2]); err != nil {
-		t.Fatal(err)
+	if added := must(db.AddDirectoryMembers(ctx, g.ID, users[:2])); len(added) != 2 {
+		t.Fatalf("added %v", added)
 	}
-	if err := db.AddGroupMembers(ctx, g.ID, users[1:]); err != nil { // overlapping add is fine
-		t.Fatal(err)
+	// An overlapping add is fine and reports only who was new.
+	if added := must(db.AddDirectoryMembers(ctx, g.ID, users[1:])); len(added) != 1 || added[0] != users[2] {
+		t.Fatalf("overlapping add reported %v, want only %s", added, users[2])
 	}
 	members, _ := must2(db.GroupMembers(ctx, g.ID, store.Page{}))
 	if len(members) != 3 {
 		t.Fatalf("members %v", members)
 	}
-	if err := db.RemoveGroupMembers(ctx, g.ID, []string{users[0], "usr_absent"}); err != nil {
-		t.Fatal(err)
+	if removed := must(db.RemoveDirectoryMembers(ctx, g.ID, []string{users[0]})); len(removed) != 1 {
+		t.Fatalf("removed %v", removed)
 	}
 	if names := must(db.UserGroupNames(ctx, users[1])); len(names) != 1 || names[0] != "Engineering" {
 		t.Fatalf("groups of user %v", names)
@@ -190,12 +191,13 @@ func testGroups(t *testing.T, db *store.DB) {
 	if err != nil || len(found) != 1 || found[0].ID != g.ID {
 		t.Fatalf("groups with member: %+v %v", found, err)
 	}
-	if err := db.ReplaceGroupMembers(ctx, g.ID, users[:1]); err != nil {
-		t.Fatal(err)
+	if removed := must(db.RemoveDirectoryMembers(ctx, g.ID, users)); len(removed) != 2 {
+		t.Fatalf("removing everyone reported %v, want the 2 members", removed)
 	}
+	must(db.AddDirectoryMembers(ctx, g.ID, users[:1]))
 	members, _ = must2(db.GroupMembers(ctx, g.ID, store.Page{}))
 	if len(members) != 1 || members[0] != users[0] {
-		t.Fatalf("after replace %v", members)
+		t.Fatalf("after remove and add %v", members)
 	}
 	cur := must(db.Group(ctx, g.ID))
 	cur.DisplayName = "Eng"
@@ -208,8 +210,10 @@ func testGroups(t *testing.T, db *store.DB) {
 	b, _ := newTenant(t, db, "B")
 	bdir := newDirectory(t, db, b)
 	stranger := must(db.CreateUser(b, store.User{DirectoryID: bdir.ID, UserName: "x", Active: true}))
-	wantErr(t, db.AddGroupMembers(ctx, g.ID, []string{stranger.ID}), store.ErrNotFound)
-	wantErr(t, db.AddGroupMembers(b, g.ID, []string{stranger.ID}), store.ErrNotFound)
+	_, err = db.AddDirectoryMembers(ctx, g.ID, []string{stranger.ID})
+	wantErr(t, err, store.ErrNotFound)
+	_, err = db.AddDirectoryMembers(b, g.ID, []string{stranger.ID})
+	wantErr(t, err, store.ErrNotFound)
 	if err := db.DeleteUser(ctx, users[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +237,8 @@ func testConcurrentMembership(t *testing.T, db *store.DB) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- db.AddGroupMembers(context.WithoutCancel(ctx), g.ID, []string{id})
+			_, err := db.AddDirectoryMembers(context.WithoutCancel(ctx), g.ID, []string{id})
+			errs <- err
 		}()
 	}
 	wg.Wait()
