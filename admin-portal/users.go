@@ -1,6 +1,7 @@
 package adminportal
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,16 +48,27 @@ func (a *API) revokeUserSessions(c echo.Context) error {
 	for i, s := range ended {
 		ids[i] = s.ID
 	}
-	// The sessions are gone whatever happens next; the records follow.
-	if err := a.audit(ctx, c, "user.sessions_revoked", store.Resource{Type: "user", ID: u.ID, Name: u.Email},
-		map[string]any{"session_ids": ids}); err != nil {
-		return err
-	}
-	if len(ids) > 0 {
-		data, _ := json.Marshal(map[string]any{"user_id": u.ID, "session_ids": ids, "reason": "operator"})
+	// The sessions are gone whatever happens next; the audit row and the
+	// event record it together or not at all.
+	err = a.store.InTx(ctx, func(ctx context.Context) error {
+		if err := a.audit(ctx, c, "user.sessions_revoked", store.Resource{Type: "user", ID: u.ID, Name: u.Email},
+			map[string]any{"session_ids": ids}); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		data, err := json.Marshal(map[string]any{"user_id": u.ID, "session_ids": ids, "reason": "operator"})
+		if err != nil {
+			return fmt.Errorf("encode session.revoked: %w", err)
+		}
 		if _, err := a.store.AppendEvent(ctx, store.Event{TenantID: tenantID, Type: "session.revoked", Data: data}); err != nil {
 			return fmt.Errorf("append event: %w", err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }

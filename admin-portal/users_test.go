@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +72,9 @@ func TestRevokeUserSessions(t *testing.T) {
 			}
 			if rows := e.audits(ta, "user.sessions_revoked"); len(rows) != 1 || rows[0].Resource.ID != ua {
 				t.Fatalf("audit %+v", rows)
+			}
+			if evs := e.events(ta, "session.revoked"); len(evs) != 1 || !strings.Contains(string(evs[0].Data), ua) {
+				t.Fatalf("session.revoked events %+v, want one naming %s", evs, ua)
 			}
 			// Idempotent, and unknown or garbage ids are 404.
 			e.must(http.StatusNoContent, "POST", "/users/"+ua+"/revoke_sessions", nil)
