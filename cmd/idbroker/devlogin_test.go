@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/idbroker/idbroker/internal/testdb"
+	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
 // TestDevLogin is the Quick start as a test: `serve --dev`, open /dev/app,
@@ -27,8 +30,8 @@ func TestDevLogin(t *testing.T) {
 	})
 	t.Run("postgres+redis", func(t *testing.T) {
 		testDevLogin(t, map[string]string{
-			envDatabaseURL: freshPostgres(t),
-			envRedisURL:    testRedis(t),
+			envDatabaseURL: testdb.PostgresURL(t),
+			envRedisURL:    sessionstest.RedisURL(t),
 			envMasterKey:   testMasterKey,
 		})
 	})

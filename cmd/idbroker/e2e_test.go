@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idbroker/idbroker/internal/testdb"
+	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
 // These tests run the idbroker binary (see TestMain) as an operator would:
@@ -63,8 +64,8 @@ func TestServeSQLiteDataSurvivesRestart(t *testing.T) {
 
 func TestServePostgresDataSurvivesRestart(t *testing.T) {
 	env := map[string]string{
-		envDatabaseURL:     freshPostgres(t),
-		envRedisURL:        testRedis(t),
+		envDatabaseURL:     testdb.PostgresURL(t),
+		envRedisURL:        sessionstest.RedisURL(t),
 		envMasterKey:       testMasterKey,
 		envBootstrapAPIKey: e2eBootstrapKey,
 	}
@@ -169,10 +170,10 @@ func testDataSurvivesRestart(t *testing.T, env map[string]string) {
 // at the same moment: both must come up, and each migration must have run
 // exactly once.
 func TestServePostgresConcurrentStart(t *testing.T) {
-	dbURL := freshPostgres(t)
+	dbURL := testdb.PostgresURL(t)
 	env := map[string]string{
 		envDatabaseURL:     dbURL,
-		envRedisURL:        testRedis(t),
+		envRedisURL:        sessionstest.RedisURL(t),
 		envMasterKey:       testMasterKey,
 		envBootstrapAPIKey: e2eBootstrapKey,
 	}
@@ -411,7 +412,7 @@ func jwksKIDs(t *testing.T, b *node) []string {
 // node) while /healthz stays 200 (so it is not restarted), and both
 // recover once the database is back.
 func TestReadyzFollowsTheDatabase(t *testing.T) {
-	dbURL := freshPostgres(t)
+	dbURL := testdb.PostgresURL(t)
 	b := startBroker(t, map[string]string{
 		envDatabaseURL: dbURL,
 		envMasterKey:   testMasterKey,

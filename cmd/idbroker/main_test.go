@@ -18,9 +18,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/idbroker/idbroker/internal/testdb"
-	"github.com/idbroker/idbroker/sessions"
 )
 
 // childEnv marks a process started by these tests to be the idbroker binary
@@ -263,35 +260,6 @@ func (b *node) do(method, path, apiKey string, body, out any) int {
 }
 
 // ---- services ----
-
-const defaultTestRedisURL = "redis://127.0.0.1:6379/0"
-
-// freshPostgres creates an empty database on the server of
-// IDBROKER_TEST_DATABASE_URL, dropped when t ends, and returns its URL; the
-// broker under test migrates it. It skips when PostgreSQL is down, or fails
-// when CI=true.
-func freshPostgres(t *testing.T) string {
-	t.Helper()
-	return testdb.PostgresURL(t)
-}
-
-// testRedis returns IDBROKER_TEST_REDIS_URL after checking that Redis
-// answers.
-func testRedis(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("IDBROKER_TEST_REDIS_URL")
-	if u == "" {
-		u = defaultTestRedisURL
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := sessions.OpenRedis(ctx, u)
-	if err != nil {
-		testdb.Unavailable(t, "Redis at %s unreachable: %v", redactURL(u), err)
-	}
-	c.Close()
-	return u
-}
 
 func randomHex(t *testing.T, n int) string {
 	t.Helper()
