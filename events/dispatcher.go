@@ -142,13 +142,18 @@ type payload struct {
 
 func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks map[string]store.Webhook) store.DeliveryResult {
 	ev, err := d.cfg.Store.Event(ctx, dl.EventID)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		return store.DeliveryResult{Status: store.DeliveryDead, Error: "event unavailable: " + err.Error()}
+	}
+	if err != nil {
+		// A database hiccup, or shutdown cancelling ctx, is no reason to
+		// give up on the delivery: retry it like a failed attempt.
+		return d.failed(dl, dl.CreatedAt, 0, "event unavailable: "+err.Error())
 	}
 	hook, ok := hooks[dl.WebhookID]
 	if !ok {
 		if hook, err = d.cfg.Store.Webhook(ctx, dl.WebhookID); err != nil {
-			return d.failed(dl, ev, 0, "webhook unavailable: "+err.Error())
+			return d.failed(dl, ev.CreatedAt, 0, "webhook unavailable: "+err.Error())
 		}
 		hooks[dl.WebhookID] = hook
 	}
@@ -160,7 +165,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks map[s
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, hook.URL, bytes.NewReader(body))
 	if err != nil {
-		return d.failed(dl, ev, 0, "bad webhook url")
+		return d.failed(dl, ev.CreatedAt, 0, "bad webhook url")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "idbroker-webhooks/1")
@@ -172,24 +177,24 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks map[s
 	if err != nil {
 		// The error names the URL and the network failure, never the
 		// secret or the body.
-		return d.failed(dl, ev, 0, err.Error())
+		return d.failed(dl, ev.CreatedAt, 0, err.Error())
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return store.DeliveryResult{Status: store.DeliverySucceeded, StatusCode: resp.StatusCode}
 	}
-	return d.failed(dl, ev, resp.StatusCode, "HTTP "+resp.Status)
+	return d.failed(dl, ev.CreatedAt, resp.StatusCode, "HTTP "+resp.Status)
 }
 
 // failed schedules the next attempt, or dead-letters the delivery once
-// its event is older than MaxAge.
-func (d *Dispatcher) failed(dl store.Delivery, ev store.Event, code int, why string) store.DeliveryResult {
+// its event (created at born) is older than MaxAge.
+func (d *Dispatcher) failed(dl store.Delivery, born time.Time, code int, why string) store.DeliveryResult {
 	now := d.cfg.Now()
 	if len(why) > 500 {
 		why = why[:500]
 	}
-	if now.Sub(ev.CreatedAt) >= d.cfg.MaxAge {
+	if now.Sub(born) >= d.cfg.MaxAge {
 		return store.DeliveryResult{Status: store.DeliveryDead, StatusCode: code, Error: why}
 	}
 	return store.DeliveryResult{Status: store.DeliveryFailed, StatusCode: code, Error: why, NextAttemptAt: now.Add(d.backoff(dl.Attempts))}

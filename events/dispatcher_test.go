@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -259,4 +260,46 @@ func repeat(v, n int) []int {
 		out[i] = v
 	}
 	return out
+}
+
+// flakyEvents is the real store whose event lookups fail while down is set,
+// as a database hiccup would.
+type flakyEvents struct {
+	*store.DB
+	down atomic.Bool
+}
+
+func (s *flakyEvents) Event(ctx context.Context, id string) (store.Event, error) {
+	if s.down.Load() {
+		return store.Event{}, errors.New("connection reset")
+	}
+	return s.DB.Event(ctx, id)
+}
+
+// TestEventLookupFailureIsRetried: a transient store error while loading
+// the event schedules a retry; it must not dead-letter the delivery.
+func TestEventLookupFailureIsRetried(t *testing.T) {
+	f := newFixture(t, storetest.SQLite(t))
+	ev := f.append(t, "dsync.user.created")
+	st := &flakyEvents{DB: f.st}
+	st.down.Store(true)
+	d, err := events.New(events.Config{Store: st, Now: f.clock.Now, Timeout: 5 * time.Second, BaseDelay: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if n, err := d.DeliverDue(ctx); err != nil || n != 1 {
+		t.Fatalf("first pass: %d, %v", n, err)
+	}
+	if dl := deliveries(t, f.st, store.DeliveryQuery{EventID: ev.ID})[0]; dl.Status != store.DeliveryFailed {
+		t.Fatalf("after a store error: %+v, want failed (to retry)", dl)
+	}
+	st.down.Store(false)
+	f.clock.Add(2 * time.Minute)
+	if n, err := d.DeliverDue(ctx); err != nil || n != 1 {
+		t.Fatalf("retry pass: %d, %v", n, err)
+	}
+	if dl := deliveries(t, f.st, store.DeliveryQuery{EventID: ev.ID})[0]; dl.Status != store.DeliverySucceeded || len(f.rv.got) != 1 {
+		t.Fatalf("after retry: %+v, receiver got %v", dl, f.rv.got)
+	}
 }
