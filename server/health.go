@@ -27,14 +27,12 @@ func (s *Server) healthz(c echo.Context) error {
 // readyz runs the checks concurrently under a short deadline and answers 503
 // naming those that failed, so that a load balancer stops sending traffic.
 func (s *Server) readyz(c echo.Context) error {
-	s.mu.Lock()
 	names := make([]string, 0, len(s.checks))
 	fns := make([]CheckFunc, 0, len(s.checks))
 	for name, fn := range s.checks {
 		names = append(names, name)
 		fns = append(fns, fn)
 	}
-	s.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ReadyTimeout)
 	defer cancel()

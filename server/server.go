@@ -14,9 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -122,8 +122,7 @@ type Server struct {
 	log  *slog.Logger
 	echo *echo.Echo
 
-	mu     sync.Mutex
-	checks map[string]CheckFunc
+	checks map[string]CheckFunc // fixed at New: readyz reads it unlocked
 }
 
 // New returns a Server with the shared middleware and the probe routes
@@ -133,10 +132,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg:    cfg,
 		log:    cfg.Logger,
-		checks: make(map[string]CheckFunc, len(cfg.Checks)),
-	}
-	for name, fn := range cfg.Checks {
-		s.checks[name] = fn
+		checks: maps.Clone(cfg.Checks),
 	}
 
 	e := echo.New()
@@ -162,14 +158,6 @@ func (s *Server) Echo() *echo.Echo { return s.echo }
 
 // Handler returns the server as an http.Handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.echo }
-
-// AddCheck registers a readiness check after New, for parts wired later
-// (a cache client, say). A check with the same name is replaced.
-func (s *Server) AddCheck(name string, fn CheckFunc) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.checks[name] = fn
-}
 
 // Run listens on the configured address and serves until ctx is cancelled,
 // then shuts down gracefully (see Serve).
