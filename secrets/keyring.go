@@ -4,7 +4,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 )
@@ -73,9 +72,6 @@ func NewKeyring(primary MasterKey, older ...MasterKey) (*Keyring, error) {
 	}
 	return kr, nil
 }
-
-// PrimaryID returns the id of the master key Seal uses, in hex.
-func (kr *Keyring) PrimaryID() string { return hex.EncodeToString(kr.primary.id[:]) }
 
 // Seal encrypts plaintext under a fresh data key, binding it to
 // additionalData, which must be presented again to Open. The result is
