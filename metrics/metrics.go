@@ -72,9 +72,6 @@ func New() *Registry {
 	return r
 }
 
-// Gatherer exposes the registry, for tests and custom exporters.
-func (r *Registry) Gatherer() prometheus.Gatherer { return r.reg }
-
 // Handler serves the metrics in the Prometheus exposition formats.
 func (r *Registry) Handler() http.Handler {
 	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{})
