@@ -100,11 +100,6 @@ func New(l sessions.Limiter, o Options) *Guard {
 	return g
 }
 
-// Middleware is New(l, Options{}).Middleware(rule).
-func Middleware(l sessions.Limiter, rule Rule) echo.MiddlewareFunc {
-	return New(l, Options{}).Middleware(rule)
-}
-
 // Middleware returns middleware enforcing rule. A disabled rule (or a nil
 // Guard) returns middleware that does nothing.
 func (g *Guard) Middleware(rule Rule) echo.MiddlewareFunc {
