@@ -441,6 +441,17 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	if _, err := refresh(tok.RefreshToken); err != nil {
 		t.Fatalf("owner's token harmed by another client's attempt: %v", err)
 	}
+	// A refresh asking for more scope is refused and spends nothing: the
+	// client's next, correct refresh works and is not taken for reuse.
+	tok, _ = a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+	st, _, body := oauthCall{"POST", broker.PathToken, "application/x-www-form-urlencoded",
+		"grant_type=refresh_token&scope=openid+admin&refresh_token=" + url.QueryEscape(tok.RefreshToken), a.ID, a.Secret, ""}.do(t, n.URL)
+	if st != 400 || body["error"] != "invalid_scope" {
+		t.Fatalf("widening refresh: %d %v", st, body)
+	}
+	if _, err := refresh(tok.RefreshToken); err != nil {
+		t.Fatalf("refresh token spent by a refused request: %v", err)
+	}
 }
 
 func TestRevocation(t *testing.T) {

@@ -154,23 +154,25 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
 	cl := r.Client.(client)
-	if cl.app.ID != g.ClientID {
+	// A request refused for what it asks, not for the token, gives the
+	// token back unspent: otherwise the owner's next, correct refresh would
+	// look like reuse and revoke the family.
+	switch {
+	case cl.app.ID != g.ClientID:
 		// Someone else's token: leave it to its owner.
 		_ = p.putJSON(ctx, tokenKey("rt", tok), g, time.Until(time.Unix(g.Expires, 0)))
 		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token was issued to another client")
+	case slices.ContainsFunc(r.Data.Scopes, func(sc string) bool { return !slices.Contains(g.Scopes, sc) }):
+		_ = p.putJSON(ctx, tokenKey("rt", tok), g, time.Until(time.Unix(g.Expires, 0)))
+		return nil, oidc.ErrInvalidScope().WithDescription("a refresh cannot widen the scope")
 	}
-	if time.Now().Unix() >= g.Expires {
+	if p.now().Unix() >= g.Expires {
 		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token has expired")
 	}
 	if err := p.putJSON(ctx, tokenKey("rtspent", tok), grant{Family: g.Family, ClientID: g.ClientID, SessionID: g.SessionID}, time.Until(time.Unix(g.Expires, 0))); err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
 	if len(r.Data.Scopes) > 0 {
-		for _, sc := range r.Data.Scopes {
-			if !slices.Contains(g.Scopes, sc) {
-				return nil, oidc.ErrInvalidScope().WithDescription("a refresh cannot widen the scope")
-			}
-		}
 		g.Scopes = r.Data.Scopes
 	}
 	sess, err := p.liveSession(ctx, g)
