@@ -2,7 +2,6 @@ package connections
 
 import (
 	"crypto/x509"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -131,9 +130,13 @@ func TestSAMLSecurityTable(t *testing.T) {
 			opts: respOpts{signAssertion: true, audience: "https://other-sp.example"}},
 		{name: "audience of another connection", reqID: "id-req", want: ErrAudienceMismatch, contains: connB.ID,
 			opts: respOpts{signAssertion: true, audience: spEntityID(e.issuer, connB.ID)}},
-		{name: "wrong Destination", reqID: "id-req", want: ErrDestinationMismatch,
-			opts: respOpts{signResponse: true, mutateXML: func(d *etree.Document) {}, acs: ""}},
-		{name: "wrong Recipient", reqID: "id-req", want: ErrDestinationMismatch, opts: respOpts{signAssertion: true,
+		// A response signed for another Destination, its Recipient right:
+		// only the Destination check can refuse it.
+		{name: "wrong Destination", reqID: "id-req", want: ErrDestinationMismatch, contains: "Destination",
+			opts: respOpts{signResponse: true, acs: "https://evil.example/acs", mutate: func(a *saml.Assertion) {
+				a.Subject.SubjectConfirmations[0].SubjectConfirmationData.Recipient = acsURL(e.issuer, conn.ID)
+			}}},
+		{name: "wrong Recipient", reqID: "id-req", want: ErrDestinationMismatch, contains: "Recipient", opts: respOpts{signAssertion: true,
 			mutate: func(a *saml.Assertion) {
 				a.Subject.SubjectConfirmations[0].SubjectConfirmationData.Recipient = "https://evil.example/acs"
 			}}},
@@ -161,26 +164,6 @@ func TestSAMLSecurityTable(t *testing.T) {
 			if tt.reqID != "" && o.inResponseTo == "" {
 				o.inResponseTo = tt.reqID
 			}
-			if tt.name == "wrong Destination" {
-				o.mutateXML = func(d *etree.Document) {}
-				o.acs = ""
-				raw := idp.response(t, e.issuer, conn, o)
-				raw = []byte(strings.Replace(string(raw), `Destination="`+acsURL(e.issuer, conn.ID)+`"`, `Destination="https://evil.example/acs"`, 1))
-				relay := e.pend(conn, tt.reqID, "req-1")
-				_, err := sc.finish(e.ctx, raw, relay)
-				// Changing a signed attribute breaks the signature before
-				// Destination is read; either refusal is right.
-				if !errors.Is(err, ErrDestinationMismatch) && !errors.Is(err, ErrSignature) {
-					t.Fatalf("err = %v", err)
-				}
-				// A response signed for another Destination:
-				o.acs = "https://evil.example/acs"
-				raw = idp.response(t, e.issuer, conn, o)
-				relay = e.pend(conn, tt.reqID, "req-1")
-				_, err = sc.finish(e.ctx, raw, relay)
-				wantErr(t, err, ErrDestinationMismatch, "")
-				return
-			}
 			raw := idp.response(t, e.issuer, conn, o)
 			relay := ""
 			if tt.reqID != "" {
@@ -199,6 +182,25 @@ func TestSAMLSecurityTable(t *testing.T) {
 				t.Fatalf("refused response still produced a profile: %+v", res.Profile)
 			}
 		})
+	}
+}
+
+// TestSAMLRelayStateOfAnotherConnection: a RelayState handed out for one
+// connection's login does not finish a login at another connection's ACS,
+// even with a response that answers its AuthnRequest id.
+func TestSAMLRelayStateOfAnotherConnection(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	conn, connB := e.samlConn(idp, nil), e.samlConn(idp, nil)
+	cn, err := e.reg.Connector(e.ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := idp.response(t, e.issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-req", issuedAt: e.clock.Now()})
+	res, err := cn.(*samlConnector).finish(e.ctx, raw, e.pend(connB, "id-req", "req-b"))
+	wantErr(t, err, ErrRequestMismatch, "another connection")
+	if res.RequestID != "" || res.Profile.Email != "" {
+		t.Fatalf("refused response still produced a result: %+v", res)
 	}
 }
 
