@@ -412,49 +412,58 @@ func (s *Server) patchGroup(c echo.Context) error {
 	}
 	id := c.Param("id")
 	var g store.Group
-	err = s.store.InTx(ctx, func(ctx context.Context) error {
-		var err error
-		if g, err = s.loadGroup(ctx, id); err != nil {
-			return err
-		}
-		if want != 0 && want != g.Version {
-			return store.ErrVersionMismatch
-		}
-		if len(rest) > 0 {
-			d, err := decodeDoc(g.Attributes)
-			if err != nil {
-				return err
-			}
-			if err := applyPatch(d, rest, SchemaGroup); err != nil {
-				return err
-			}
-			delete(d, "members")
-			ng := g
-			if err := groupFields(d, &ng); err != nil {
-				return err
-			}
-			if ng.Attributes, err = encodeDoc(d); err != nil {
-				return err
-			}
-			if g, err = s.store.UpdateGroup(ctx, ng, g.Version); err != nil {
-				return groupConflict(err)
-			}
-			if err := s.emit(ctx, EventGroupUpdated, groupEvent(g)); err != nil {
-				return err
-			}
-		}
-		for _, m := range mops {
-			if err := s.applyMemberOp(ctx, &g, m); err != nil {
-				return err
-			}
-		}
-		return nil
+	err = retryUnversioned(want, func() error {
+		return s.store.InTx(ctx, func(ctx context.Context) error {
+			return s.applyGroupPatch(ctx, id, want, rest, mops, &g)
+		})
 	})
 	if err != nil {
 		return err
 	}
 	c.Response().Header().Set("ETag", etag(g.Version))
 	return c.NoContent(http.StatusNoContent)
+}
+
+// applyGroupPatch is one attempt of patchGroup, inside its transaction;
+// out receives the group as written.
+func (s *Server) applyGroupPatch(ctx context.Context, id string, want int64, rest []patchOp, mops []memberOp, out *store.Group) error {
+	g, err := s.loadGroup(ctx, id)
+	if err != nil {
+		return err
+	}
+	if want != 0 && want != g.Version {
+		return store.ErrVersionMismatch
+	}
+	if len(rest) > 0 {
+		d, err := decodeDoc(g.Attributes)
+		if err != nil {
+			return err
+		}
+		if err := applyPatch(d, rest, SchemaGroup); err != nil {
+			return err
+		}
+		delete(d, "members")
+		ng := g
+		if err := groupFields(d, &ng); err != nil {
+			return err
+		}
+		if ng.Attributes, err = encodeDoc(d); err != nil {
+			return err
+		}
+		if g, err = s.store.UpdateGroup(ctx, ng, g.Version); err != nil {
+			return groupConflict(err)
+		}
+		if err := s.emit(ctx, EventGroupUpdated, groupEvent(g)); err != nil {
+			return err
+		}
+	}
+	for _, m := range mops {
+		if err := s.applyMemberOp(ctx, &g, m); err != nil {
+			return err
+		}
+	}
+	*out = g
+	return nil
 }
 
 func (s *Server) applyMemberOp(ctx context.Context, g *store.Group, m memberOp) error {

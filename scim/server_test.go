@@ -293,3 +293,43 @@ func TestConcurrentMemberPatches(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentGroupPatchesWithoutIfMatch: PATCHes that change the
+// group's attributes and members at once, sent in parallel without
+// If-Match, all apply: a client that named no version never gets 412.
+func TestConcurrentGroupPatchesWithoutIfMatch(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		gid := e.do("POST", "/Groups", map[string]any{"displayName": "Everyone"}).want(t, http.StatusCreated).str("id")
+		const n = 4
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = e.do("POST", "/Users", userBody(fmt.Sprintf("p%d@acme.com", i), nil)).want(t, http.StatusCreated).str("id")
+		}
+		var wg sync.WaitGroup
+		errs := make(chan string, n)
+		for i, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := e.do("PATCH", "/Groups/"+gid, map[string]any{"schemas": []string{scim.SchemaPatchOp},
+					"Operations": []any{
+						map[string]any{"op": "replace", "path": "externalId", "value": fmt.Sprintf("ext-%d", i)},
+						map[string]any{"op": "add", "path": "members", "value": []any{map[string]any{"value": id}}},
+					}})
+				if r.status != http.StatusNoContent {
+					errs <- fmt.Sprintf("%d %s", r.status, r.raw)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		g := e.do("GET", "/Groups/"+gid, nil).want(t, http.StatusOK)
+		if m, _ := g.body["members"].([]any); len(m) != n || !strings.HasPrefix(g.str("externalId"), "ext-") {
+			t.Fatalf("after %d concurrent patches: %s", n, g.raw)
+		}
+	})
+}

@@ -14,7 +14,7 @@ import (
 )
 
 // patchRetries is how often a PATCH without If-Match is re-applied when a
-// concurrent write changed the user between read and write.
+// concurrent write changed the resource between read and write.
 const patchRetries = 3
 
 func (s *Server) createUser(c echo.Context) error {
@@ -205,7 +205,7 @@ func (s *Server) patchUser(c echo.Context) error {
 	if err := req.validate(); err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
+	return retryUnversioned(want, func() error {
 		load := func(ctx context.Context) (store.User, doc, int64, error) {
 			old, err := s.loadUser(ctx, c.Param("id"))
 			if err != nil {
@@ -224,9 +224,19 @@ func (s *Server) patchUser(c echo.Context) error {
 			}
 			return old, d, version, nil
 		}
-		err := s.writeUserChange(c, load)
+		return s.writeUserChange(c, load)
+	})
+}
+
+// retryUnversioned runs apply, a PATCH that reads and writes in one
+// transaction, again when it lost a race with a concurrent write and the
+// client sent no If-Match (want == 0): the client asked for its change,
+// not for a version.
+func retryUnversioned(want int64, apply func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := apply()
 		if want == 0 && attempt < patchRetries && errors.Is(err, store.ErrVersionMismatch) {
-			continue // no If-Match: the client asked for its change, not for a version
+			continue
 		}
 		return err
 	}
