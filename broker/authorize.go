@@ -165,7 +165,7 @@ func (p *Provider) route(c echo.Context, a pending) error {
 	upstream, err := p.connectors.Connector(store.WithTenant(ctx, conn.TenantID), conn)
 	if err != nil {
 		p.failed(ctx, conn, a.ClientID, "connector unavailable: "+err.Error())
-		return p.refusal(c, http.StatusServiceUnavailable, pageConnectorDown)
+		return p.page(c, http.StatusServiceUnavailable, pageConnectorDown)
 	}
 	hint := a.Hints.Login
 	if _, ok := emailDomain(hint); !ok {

@@ -161,8 +161,6 @@ type introspectForm struct {
 	token, tokenTypeHint, clientID, clientSecret []byte
 }
 
-var errDuplicateParam = errors.New("a parameter appears more than once")
-
 // parse reads an application/x-www-form-urlencoded body. Parameters
 // given twice are refused (RFC 6749 §3.2); unknown ones are ignored.
 func (f *introspectForm) parse(body []byte) error {

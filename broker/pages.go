@@ -36,8 +36,6 @@ func (p *Provider) page(c echo.Context, status int, t pageText) error {
 	})
 }
 
-func (p *Provider) refusal(c echo.Context, status int, t pageText) error { return p.page(c, status, t) }
-
 // internal logs err and shows the generic page.
 func (p *Provider) internal(c echo.Context, err error) error {
 	p.log.ErrorContext(c.Request().Context(), "broker: login", "err", err)
