@@ -115,6 +115,8 @@ func TestOAuthErrors(t *testing.T) {
 		{"token: unknown client", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x&client_id=app_nope&client_secret=x", "", "", ""}, 401, "invalid_client"},
 		{"token: wrong secret", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x", a.ID, "wrong", ""}, 401, "invalid_client"},
 		{"token: malformed basic", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x", "", "", "Basic !!!"}, 401, "invalid_client"},
+		{"token: basic, bad form encoding", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x", "", "", "Basic JXp6OnNlY3JldA=="}, 401, "invalid_client"},
+		{"revoke: basic, bad form encoding", oauthCall{"POST", broker.PathRevoke, form, "token=x", "", "", "Basic JXp6OnNlY3JldA=="}, 401, "invalid_client"},
 		{"token: bearer instead of basic", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x", "", "", "Bearer x"}, 401, "invalid_client"},
 		{"token: public client, garbage code", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x&code_verifier=" + strings.Repeat("v", 43) + "&redirect_uri=" + url.QueryEscape(pub.Redirect) + "&client_id=" + pub.ID, "", "", ""}, 400, "invalid_grant"},
 		{"token: public client with a secret", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x&client_id=" + pub.ID + "&client_secret=s", "", "", ""}, 401, "invalid_client"},

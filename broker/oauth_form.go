@@ -62,7 +62,9 @@ func (p *Provider) checkOAuthRequest(next echo.HandlerFunc, token bool) echo.Han
 			}
 		}
 		if auth := r.Header.Get("Authorization"); auth != "" {
-			if id, _, ok := r.BasicAuth(); !ok || id == "" {
+			// Both parts are form-encoded (RFC 6749 §2.3.1); op would answer
+			// bad encoding 400, where a failed Basic authentication is 401.
+			if id, secret, ok := r.BasicAuth(); !ok || id == "" || !formDecodable(id) || !formDecodable(secret) {
 				return writeOAuthError(c, http.StatusUnauthorized, errInvalidClient, "the Authorization header must carry Basic client credentials")
 			}
 			if form.Has("client_secret") || form.Has("client_assertion") {
@@ -89,6 +91,11 @@ func (p *Provider) checkOAuthRequest(next echo.HandlerFunc, token bool) echo.Han
 		r.Body = readCloser(body)
 		return next(c)
 	}
+}
+
+func formDecodable(s string) bool {
+	_, err := url.QueryUnescape(s)
+	return err == nil
 }
 
 // readCloser gives a body already read back to the next reader.
