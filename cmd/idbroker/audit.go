@@ -26,11 +26,10 @@ func runAudit(ctx context.Context, c *cli, args []string) error {
 	if sub == "" {
 		return err
 	}
-	var df databaseFlags
 	fs := newFlagSet(c, "audit verify [flags]", auditHelp)
 	only := fs.String("tenant", "", "verify only this tenant (tnt_…)")
-	df.register(fs)
-	st, _, err := df.open(ctx, c, fs, rest)
+	addDatabaseFlag(fs)
+	st, _, err := openDatabase(ctx, c, fs, rest)
 	if err != nil {
 		return err
 	}

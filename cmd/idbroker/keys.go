@@ -32,11 +32,10 @@ func runAPIKey(ctx context.Context, c *cli, args []string) error {
 	if sub == "revoke" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		id, rest = rest[0], rest[1:]
 	}
-	var df databaseFlags
 	fs := newFlagSet(c, "apikey "+sub+" [flags]", apikeyHelp)
 	name := fs.String("name", "cli", "a name that tells this key apart from the others (create)")
-	df.register(fs)
-	st, log, err := df.open(ctx, c, fs, rest)
+	addDatabaseFlag(fs)
+	st, log, err := openDatabase(ctx, c, fs, rest)
 	if err != nil {
 		return err
 	}
@@ -97,10 +96,9 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 	if sub == "" {
 		return err
 	}
-	var df databaseFlags
 	fs := newFlagSet(c, "keys rotate [flags]", keysHelp)
 	overlap := fs.Duration("overlap", signing.DefaultOverlap, "how long replaced keys stay in the JWKS; must outlive the longest token lifetime")
-	df.register(fs)
+	addDatabaseFlag(fs)
 	if err := parseFlags(c, fs, rest); err != nil {
 		return err
 	}
@@ -109,7 +107,7 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := df.config(c, fs)
+	cfg, err := databaseConfig(c, fs)
 	if err != nil {
 		return err
 	}

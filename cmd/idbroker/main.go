@@ -200,30 +200,28 @@ func parseFlags(c *cli, fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// databaseFlags are the flags of the commands that only need the database.
-type databaseFlags struct {
-	databaseURL string
+// addDatabaseFlag registers --database-url, the one flag of the commands
+// that only need the database.
+func addDatabaseFlag(fs *flag.FlagSet) {
+	fs.String("database-url", "", "database URL (overrides "+envDatabaseURL+")")
 }
 
-func (d *databaseFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&d.databaseURL, "database-url", "", "database URL (overrides "+envDatabaseURL+")")
-}
-
-// config loads the configuration for a command that only needs the
+// databaseConfig loads the configuration for a command that only needs the
 // database, with fs's given flags overriding the environment.
-func (d *databaseFlags) config(c *cli, fs *flag.FlagSet) (Config, error) {
+func databaseConfig(c *cli, fs *flag.FlagSet) (Config, error) {
 	return loadConfig(configSource{getenv: c.getenv, flags: givenFlags(fs, map[string]string{
 		"database-url": envDatabaseURL,
 	})})
 }
 
-// open parses a database-only command's flags (fs has the database flags
-// registered) and opens the store it works on; the caller closes it.
-func (d *databaseFlags) open(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (*store.DB, *slog.Logger, error) {
+// openDatabase parses a database-only command's flags (fs has
+// addDatabaseFlag's flag) and opens the store it works on; the caller
+// closes it.
+func openDatabase(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (*store.DB, *slog.Logger, error) {
 	if err := parseFlags(c, fs, args); err != nil {
 		return nil, nil, err
 	}
-	cfg, err := d.config(c, fs)
+	cfg, err := databaseConfig(c, fs)
 	if err != nil {
 		return nil, nil, err
 	}

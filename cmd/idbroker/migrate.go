@@ -22,10 +22,9 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	up := sub == "up"
-	var df databaseFlags
 	fs := newFlagSet(c, "migrate "+sub+" [flags]", migrateHelp)
-	df.register(fs)
-	st, _, err := df.open(ctx, c, fs, rest)
+	addDatabaseFlag(fs)
+	st, _, err := openDatabase(ctx, c, fs, rest)
 	if err != nil {
 		return err
 	}
