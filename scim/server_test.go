@@ -131,6 +131,15 @@ func TestAuthAndTenantIsolation(t *testing.T) {
 		if l := a.do("GET", "/Users", nil).want(t, http.StatusOK); lookup(l.body, "totalResults") != float64(0) {
 			t.Fatalf("A lists B's users: %s", l.raw)
 		}
+		// Nor do B's groups, whatever the method.
+		gb := b.do("POST", "/Groups", map[string]any{"displayName": "B team", "members": []any{map[string]any{"value": ub}}}).want(t, http.StatusCreated).str("id")
+		a.do("GET", "/Groups/"+gb, nil).want(t, http.StatusNotFound)
+		a.do("PUT", "/Groups/"+gb, map[string]any{"displayName": "taken"}).want(t, http.StatusNotFound)
+		a.do("PATCH", "/Groups/"+gb, map[string]any{"Operations": []any{map[string]any{"op": "remove", "path": "members"}}}).want(t, http.StatusNotFound)
+		a.do("DELETE", "/Groups/"+gb, nil).want(t, http.StatusNotFound)
+		if g := b.do("GET", "/Groups/"+gb, nil).want(t, http.StatusOK); g.str("displayName") != "B team" || lookup(g.body, "members.0.value") != ub {
+			t.Fatalf("A's requests changed B's group: %s", g.raw)
+		}
 		// A group of A cannot take B's user as a member.
 		g := map[string]any{"displayName": "Eng", "members": []any{map[string]any{"value": ub}}}
 		a.do("POST", "/Groups", g).want(t, http.StatusBadRequest)
