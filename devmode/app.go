@@ -3,11 +3,11 @@ package devmode
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/secrets"
 )
 
 //go:embed templates/*.html
@@ -55,16 +57,10 @@ func (d *Dev) appHome(w http.ResponseWriter, r *http.Request) {
 	d.render(w, http.StatusOK, "app.html", map[string]any{"Issuer": d.Issuer, "ClientID": d.AppID, "Users": DevUsers})
 }
 
-func random() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // appLogin starts an authorization code flow with PKCE against the broker,
 // as any public client would.
 func (d *Dev) appLogin(w http.ResponseWriter, r *http.Request) {
-	state, nonce, verifier := random(), random(), random()
+	state, nonce, verifier := secrets.NewToken(""), secrets.NewToken(""), secrets.NewToken("")
 	http.SetCookie(w, &http.Cookie{Name: appCookie, Value: state + "." + nonce + "." + verifier, Path: "/dev/app",
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 600})
 	sum := sha256.Sum256([]byte(verifier))
@@ -188,8 +184,4 @@ func jwtClaims(jwt string) (map[string]any, error) {
 	return m, nil
 }
 
-var errMalformedJWT = errorString("id_token is not a JWT")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errMalformedJWT = errors.New("id_token is not a JWT")
