@@ -113,19 +113,30 @@ func (d *Dev) seedConnection(ctx context.Context) error {
 	}
 	cert, _ := x509.ParseCertificate(der)
 	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	conn, err := d.reg.CreateConnection(ctx, store.ConnectionSAML, ConnectionName, connections.Settings{SAML: &connections.SAMLSettings{
-		IdPEntityID:        ptr(d.Issuer + "/dev/idp/metadata"),
-		IdPSSOURL:          ptr(d.Issuer + "/dev/idp/sso"),
-		IdPCertificatesPEM: &connections.PEMList{certPEM},
-		AllowIdPInitiated:  ptr(false),
-	}})
-	if err != nil {
-		return fmt.Errorf("devmode: create connection: %w", err)
-	}
 	pk, _ := x509.MarshalPKCS8PrivateKey(key)
-	conn.Secrets[secretIdPKey] = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})) + certPEM
-	if _, err := d.st.UpdateConnection(ctx, conn); err != nil {
-		return fmt.Errorf("devmode: store dev IdP key: %w", err)
+	// The connection and the IdP key it trusts are written together: a
+	// connection left without the key would be skipped by the next start,
+	// which would seed a second one beside it.
+	var conn store.Connection
+	err = d.st.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		conn, err = d.reg.CreateConnection(ctx, store.ConnectionSAML, ConnectionName, connections.Settings{SAML: &connections.SAMLSettings{
+			IdPEntityID:        ptr(d.Issuer + "/dev/idp/metadata"),
+			IdPSSOURL:          ptr(d.Issuer + "/dev/idp/sso"),
+			IdPCertificatesPEM: &connections.PEMList{certPEM},
+			AllowIdPInitiated:  ptr(false),
+		}})
+		if err != nil {
+			return fmt.Errorf("devmode: create connection: %w", err)
+		}
+		conn.Secrets[secretIdPKey] = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})) + certPEM
+		if _, err := d.st.UpdateConnection(ctx, conn); err != nil {
+			return fmt.Errorf("devmode: store dev IdP key: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	d.ConnectionID = conn.ID
 	d.idp = newTestIdP(d, key, cert)
