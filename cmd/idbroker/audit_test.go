@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,6 +43,32 @@ func TestAuditVerifyCommand(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, tn.ID+": ok (2 rows)") {
 		t.Fatalf("verify: code %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
+
+	// Tamper as someone with the database file would (past the trigger
+	// that keeps the table append-only): verify must exit 1 and say where.
+	db, err := sql.Open("sqlite", filepath.Join(dir, "idbroker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changed string
+	if err := db.QueryRow(`SELECT id FROM audit_events WHERE action = 'domain.added'`).Scan(&changed); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TRIGGER audit_events_no_update`,
+		`UPDATE audit_events SET action = 'nothing.happened' WHERE action = 'domain.added'`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	out, errOut, code = runInProcess("audit", "verify", "--database-url", url)
+	if code != exitError || !strings.Contains(out, tn.ID+": BROKEN") || !strings.Contains(out, changed+": ") ||
+		!strings.Contains(errOut, "audit chain broken in 1 of 1 tenants") {
+		t.Fatalf("verify after tampering: code %d, want %d\nstdout: %s\nstderr: %s", code, exitError, out, errOut)
+	}
+
 	out, _, code = runInProcess("audit", "verify", "--database-url", url, "--tenant", "tnt_01ARZ3NDEKTSV4RRFFQ69G5FAV")
 	if code != exitError {
 		t.Fatalf("unknown tenant: code %d, stdout %s", code, out)
