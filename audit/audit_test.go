@@ -20,11 +20,12 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		name   string
 		tamper string // SQL run as the owner; $1 is the tenant, $2 the 3rd row's id
 		want   string
+		at     int // index of the row the first break must name
 	}{
-		{"intact", "", ""},
-		{"row changed", "UPDATE audit_events SET action = 'nothing.happened' WHERE tenant_id = $1 AND id = $2", "was changed"},
-		{"row removed", "DELETE FROM audit_events WHERE tenant_id = $1 AND id = $2", "removed or inserted"},
-		{"context rewritten", `UPDATE audit_events SET context = '{"n": 99}' WHERE tenant_id = $1 AND id = $2`, "was changed"},
+		{"intact", "", "", 0},
+		{"row changed", "UPDATE audit_events SET action = 'nothing.happened' WHERE tenant_id = $1 AND id = $2", "was changed", 2},
+		{"row removed", "DELETE FROM audit_events WHERE tenant_id = $1 AND id = $2", "removed or inserted", 3},
+		{"context rewritten", `UPDATE audit_events SET context = '{"n": 99}' WHERE tenant_id = $1 AND id = $2`, "was changed", 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,8 +65,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				}
 				return
 			}
-			if rep.OK() || !strings.Contains(rep.Breaks[0].Reason, tc.want) {
-				t.Fatalf("report %+v, want a break that says %q", rep, tc.want)
+			if rep.OK() || !strings.Contains(rep.Breaks[0].Reason, tc.want) || rep.Breaks[0].ID != ids[tc.at] {
+				t.Fatalf("report %+v, want a break at %s that says %q", rep, ids[tc.at], tc.want)
 			}
 		})
 	}
