@@ -18,24 +18,14 @@ import (
 	"github.com/idbroker/idbroker/internal/testdb"
 )
 
-// DefaultTimeout bounds a whole browser test unless Options.Timeout says
-// otherwise; a hung page must fail the test, not stall the suite.
-const DefaultTimeout = 30 * time.Second
+// timeout bounds a whole browser test: a hung page must fail the test, not
+// stall the suite.
+const timeout = 30 * time.Second
 
-// Options tune New. The zero value is what most tests want.
-type Options struct {
-	// Timeout bounds every action run on the returned context; 0 means
-	// DefaultTimeout.
-	Timeout time.Duration
-	// Width and Height size the window (and so the screenshots); 0 means
-	// 1280×900.
-	Width, Height int
-}
-
-// ExecPath returns the Chromium (or Chrome) binary the tests use: the one
+// execPath returns the Chromium (or Chrome) binary the tests use: the one
 // named by IDBROKER_TEST_CHROMIUM, else the first of chromium,
 // chromium-browser, google-chrome on PATH. It returns "" if there is none.
-func ExecPath() string {
+func execPath() string {
 	if p := os.Getenv("IDBROKER_TEST_CHROMIUM"); p != "" {
 		return p
 	}
@@ -47,26 +37,16 @@ func ExecPath() string {
 	return ""
 }
 
-// New starts a fresh headless Chromium with its own profile directory and
-// returns a chromedp context for one tab in it, bounded by the timeout. The
-// browser is closed when t ends.
-func New(t testing.TB) context.Context { return NewWith(t, Options{}) }
-
-// NewWith is New with options.
-func NewWith(t testing.TB, o Options) context.Context {
+// New starts a fresh headless Chromium with its own profile directory and a
+// 1280×900 window, and returns a chromedp context for one tab in it, bounded
+// by a 30 s timeout. The browser is closed when t ends.
+func New(t testing.TB) context.Context {
 	t.Helper()
-	path := ExecPath()
+	path := execPath()
 	if path == "" {
 		testdb.Unavailable(t, "chromium not found on PATH (or IDBROKER_TEST_CHROMIUM)")
 		return nil
 	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultTimeout
-	}
-	if o.Width == 0 || o.Height == 0 {
-		o.Width, o.Height = 1280, 900
-	}
-
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // CI runs as root in a container
@@ -74,7 +54,7 @@ func NewWith(t testing.TB, o Options) context.Context {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
-		chromedp.WindowSize(o.Width, o.Height),
+		chromedp.WindowSize(1280, 900),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 
@@ -91,7 +71,7 @@ func NewWith(t testing.TB, o Options) context.Context {
 		testdb.Unavailable(t, "start %s: %v", path, err)
 		return nil
 	}
-	ctx, cancelTimeout := context.WithTimeout(bctx, o.Timeout)
+	ctx, cancelTimeout := context.WithTimeout(bctx, timeout)
 	t.Cleanup(func() {
 		cancelTimeout()
 		cancelBrowser() // closes the browser and waits for it
