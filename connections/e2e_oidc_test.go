@@ -128,6 +128,27 @@ func (op *testOP) issuer(path string) string { return op.srv.URL + path }
 // oidcLogin runs Begin, the OP's authorize redirect, and the callback.
 func oidcLogin(t *testing.T, e *env, conn store.Connection, brokerReq string) completion {
 	t.Helper()
+	return e.get(oidcCallback(t, e, conn, brokerReq))
+}
+
+// get requests u without following redirects and returns what
+// CompleteFunc received for it.
+func (e *env) get(u string) completion {
+	e.t.Helper()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return e.completion(func() {
+		resp, err := noFollow.Get(u)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		resp.Body.Close()
+	})
+}
+
+// oidcCallback runs Begin and the OP's authorize redirect, and returns the
+// callback URL the OP sends the browser to.
+func oidcCallback(t *testing.T, e *env, conn store.Connection, brokerReq string) string {
+	t.Helper()
 	ctx := store.WithTenant(context.Background(), conn.TenantID)
 	cn, err := e.reg.Connector(ctx, conn)
 	if err != nil {
@@ -143,16 +164,10 @@ func oidcLogin(t *testing.T, e *env, conn store.Connection, brokerReq string) co
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	cb := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("OP answered %d", resp.StatusCode)
 	}
-	resp, err = noFollow.Get(cb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return e.last()
+	return resp.Header.Get("Location")
 }
 
 func TestOIDCEndToEnd(t *testing.T) {
@@ -208,15 +223,13 @@ func TestOIDCRefusals(t *testing.T) {
 		})
 	}
 	// A state is single-use, and unknown states are refused.
+	cb := oidcCallback(t, e, conn, "r")
+	if c := e.get(cb); c.err != nil {
+		t.Fatalf("first callback: %v", c.err)
+	}
+	wantErr(t, e.get(cb).err, ErrRequestMismatch, "already used")
 	for _, q := range []string{"?code=x&state=unknown", "?code=x", "?error=access_denied&state=zzz"} {
-		resp, err := http.Get(e.srv.URL + "/sso/oidc/" + conn.ID + "/callback" + q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if c := e.last(); resp.StatusCode != 400 || !errorsIs(c.err, ErrRequestMismatch) {
-			t.Fatalf("%s: %d %v", q, resp.StatusCode, c.err)
-		}
+		wantErr(t, e.get(e.srv.URL+"/sso/oidc/"+conn.ID+"/callback"+q).err, ErrRequestMismatch, "")
 	}
 	// An OIDC callback on a SAML connection id is not found.
 	idp := newTestIdP(t, 0)

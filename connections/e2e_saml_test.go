@@ -248,23 +248,20 @@ func TestACSUnknownInactiveAndCrossTenant(t *testing.T) {
 	if c := e.last(); resp.StatusCode != 400 || !errorsIs(c.err, ErrNotFound) {
 		t.Fatalf("unknown: %d %v", resp.StatusCode, c.err)
 	}
-	// Malformed input: 4xx through CompleteFunc, each reported as such (a
-	// fresh completion: e.last alone would show the previous one).
+	// Malformed input: 4xx through CompleteFunc, each reported as such.
 	for _, body := range []string{"SAMLResponse=%%%", "SAMLResponse=bm90IHhtbA==&RelayState=" + e.pend(conn, "id-1", "b"),
 		"RelayState=x", strings.Repeat("a", MaxACSBodyBytes+10)} {
-		e.mu.Lock()
-		before := len(e.results)
-		e.mu.Unlock()
-		r, err := http.Post(e.srv.URL+"/sso/saml/"+conn.ID+"/acs", "application/x-www-form-urlencoded", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Body.Close()
-		e.mu.Lock()
-		called := len(e.results) == before+1
-		e.mu.Unlock()
-		if c := e.last(); !called || r.StatusCode != 400 || !errorsIs(c.err, ErrMalformed) {
-			t.Fatalf("malformed %.20q: %d, CompleteFunc called %v, %v", body, r.StatusCode, called, c.err)
+		var r *http.Response
+		c := e.completion(func() {
+			var err error
+			r, err = http.Post(e.srv.URL+"/sso/saml/"+conn.ID+"/acs", "application/x-www-form-urlencoded", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+		})
+		if r.StatusCode != 400 || !errorsIs(c.err, ErrMalformed) {
+			t.Fatalf("malformed %.20q: %d %v", body, r.StatusCode, c.err)
 		}
 	}
 	// Another tenant's connection, same IdP: its ACS refuses an assertion

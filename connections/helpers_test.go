@@ -377,6 +377,22 @@ func (e *env) postACS(conn store.Connection, xmlBytes []byte, relay string) *htt
 	return resp
 }
 
+// completion runs do, which must reach CompleteFunc exactly once, and
+// returns what it received: unlike last, never an earlier request's.
+func (e *env) completion(do func()) completion {
+	e.t.Helper()
+	e.mu.Lock()
+	before := len(e.results)
+	e.mu.Unlock()
+	do()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n := len(e.results) - before; n != 1 {
+		e.t.Fatalf("CompleteFunc called %d times, want once", n)
+	}
+	return e.results[len(e.results)-1]
+}
+
 func wantErr(t *testing.T, err, want error, contains string) {
 	t.Helper()
 	if want == nil {
