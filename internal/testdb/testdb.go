@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,8 +48,8 @@ func PostgresURL(t testing.TB) string {
 		return ""
 	}
 	defer admin.Close(context.Background())
-	name := "idbt_" + rand.Text()[:20]
-	name = toLower(name)
+	// Unquoted identifiers fold to lower case; rand.Text is upper case.
+	name := "idbt_" + strings.ToLower(rand.Text()[:20])
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
@@ -71,16 +72,6 @@ func PostgresURL(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
-}
-
-func toLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 func redact(u string) string {
