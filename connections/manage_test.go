@@ -106,29 +106,32 @@ func TestConnectionSettingsValidation(t *testing.T) {
 		name string
 		typ  store.ConnectionType
 		s    Settings
+		// contains names the check that refused: ErrConfig alone would
+		// pass whichever check fired.
+		contains string
 	}{
-		{"unknown type", "ldap", Settings{}},
-		{"metadata and manual", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPMetadataXML: ptr("<x/>"), IdPEntityID: ptr("x")}}},
-		{"xml and url", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPMetadataXML: ptr("<x/>"), IdPMetadataURL: ptr("https://x")}}},
-		{"bad metadata", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPMetadataXML: ptr("not xml")}}},
-		{"metadata with DTD", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPMetadataXML: ptr(`<!DOCTYPE x><EntityDescriptor/>`)}}},
-		{"bad certificate", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPCertificatesPEM: &PEMList{"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}}}},
-		{"private key as certificate", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPCertificatesPEM: &PEMList{"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}}}},
-		{"bad SSO URL", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPSSOURL: ptr("javascript:alert(1)")}}},
-		{"transient NameID", store.ConnectionSAML, Settings{SAML: &SAMLSettings{NameIDFormat: ptr("transient")}}},
-		{"skew too large", store.ConnectionSAML, Settings{SAML: &SAMLSettings{ClockSkewSeconds: ptr(3600)}}},
-		{"unknown preset", store.ConnectionSAML, Settings{SAML: &SAMLSettings{AttributeMapping: &AttributeMapping{Preset: "ldap"}}}},
-		{"oidc settings on saml", store.ConnectionSAML, Settings{OIDC: &OIDCSettings{}}},
-		{"metadata URL to a private address is refused by default", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPMetadataURL: ptr("http://169.254.169.254/latest/meta-data")}}},
-		{"scopes without openid", store.ConnectionOIDC, Settings{OIDC: &OIDCSettings{Scopes: &[]string{"email"}}}},
-		{"unreachable issuer", store.ConnectionOIDC, Settings{OIDC: &OIDCSettings{Issuer: ptr("http://127.0.0.1:1"), ClientID: ptr("c"), ClientSecret: ptr("s")}}},
+		{"unknown type", "ldap", Settings{}, "type must be"},
+		{"metadata and manual", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPMetadataXML: ptr("<x/>"), IdPEntityID: ptr("x")}}, "not both"},
+		{"xml and url", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPMetadataXML: ptr("<x/>"), IdPMetadataURL: ptr("https://x")}}, "idp_metadata_xml or idp_metadata_url"},
+		{"bad metadata", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPMetadataXML: ptr("not xml")}}, "not XML"},
+		{"metadata with DTD", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPMetadataXML: ptr(`<!DOCTYPE x><EntityDescriptor/>`)}}, "DTD"},
+		{"bad certificate", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPCertificatesPEM: &PEMList{"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}}}, "malformed certificate"},
+		{"private key as certificate", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPCertificatesPEM: &PEMList{"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}}}, "PRIVATE KEY"},
+		{"bad SSO URL", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPSSOURL: ptr("javascript:alert(1)")}}, "idp_sso_url"},
+		{"transient NameID", store.ConnectionSAML, Settings{SAML: &SAMLSettings{NameIDFormat: ptr("transient")}}, "name_id_format"},
+		{"skew too large", store.ConnectionSAML, Settings{SAML: &SAMLSettings{ClockSkewSeconds: ptr(3600)}}, "clock_skew_seconds"},
+		{"unknown preset", store.ConnectionSAML, Settings{SAML: &SAMLSettings{AttributeMapping: &AttributeMapping{Preset: "ldap"}}}, "preset"},
+		{"oidc settings on saml", store.ConnectionSAML, Settings{OIDC: &OIDCSettings{}}, "oidc settings"},
+		{"metadata URL to a private address is refused by default", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPMetadataURL: ptr("http://169.254.169.254/latest/meta-data")}}, "address not allowed"},
+		{"scopes without openid", store.ConnectionOIDC, Settings{OIDC: &OIDCSettings{Scopes: &[]string{"email"}}}, "openid"},
+		{"unreachable issuer", store.ConnectionOIDC, Settings{OIDC: &OIDCSettings{Issuer: ptr("http://127.0.0.1:1"), ClientID: ptr("c"), ClientSecret: ptr("s")}}, "discovery"},
 	}
 	// A registry whose client keeps the default address rule.
 	strict := NewRegistry(Config{Issuer: e.issuer, Store: e.db, Once: e.once, AllowInsecureURLs: true})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := strict.CreateConnection(e.ctx, tt.typ, "x", tt.s)
-			wantErr(t, err, ErrConfig, "")
+			wantErr(t, err, ErrConfig, tt.contains)
 		})
 	}
 	conns, _ := e.db.Connections(e.ctx)
