@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -422,10 +421,9 @@ func TestReadyzFollowsTheDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := strings.TrimPrefix(u.Path, "/")
-	admin := cmp.Or(os.Getenv("IDBROKER_TEST_DATABASE_URL"), testdb.DefaultDatabaseURL)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
+	conn, err := pgx.Connect(ctx, testdb.AdminURL())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,15 +31,21 @@ func Unavailable(t testing.TB, format string, args ...any) {
 	t.Skipf("%s; skipping (set CI=true to make this a failure)", msg)
 }
 
-// PostgresURL creates an empty database on the server named by
-// IDBROKER_TEST_DATABASE_URL and returns its URL; the database is dropped
-// when t ends.
+// AdminURL is the database the tests connect to in order to create (and
+// drop, or otherwise administer) theirs: IDBROKER_TEST_DATABASE_URL, else
+// DefaultDatabaseURL.
+func AdminURL() string {
+	if u := os.Getenv("IDBROKER_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultDatabaseURL
+}
+
+// PostgresURL creates an empty database on the server named by AdminURL
+// and returns its URL; the database is dropped when t ends.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("IDBROKER_TEST_DATABASE_URL")
-	if base == "" {
-		base = DefaultDatabaseURL
-	}
+	base := AdminURL()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	admin, err := pgx.Connect(ctx, base)
