@@ -117,6 +117,10 @@ func TestConnectionSettingsValidation(t *testing.T) {
 		{"metadata with DTD", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPMetadataXML: ptr(`<!DOCTYPE x><EntityDescriptor/>`)}}, "DTD"},
 		{"bad certificate", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPCertificatesPEM: &PEMList{"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}}}, "malformed certificate"},
 		{"private key as certificate", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPCertificatesPEM: &PEMList{"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}}}, "PRIVATE KEY"},
+		// Begin sends the browser to the SSO URL, by an auto-submitting
+		// form for HTTP-POST: a javascript: one would run in our origin.
+		// crewjam/saml refuses it while decoding the metadata.
+		{"javascript: SSO URL in metadata", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPMetadataXML: ptr(metadataXML(idp.entityID, "javascript:alert(1)", idp.cert))}}, "javascript"},
 		{"bad SSO URL", store.ConnectionSAML, Settings{SAML: &SAMLSettings{IdPSSOURL: ptr("javascript:alert(1)")}}, "idp_sso_url"},
 		{"transient NameID", store.ConnectionSAML, Settings{SAML: &SAMLSettings{NameIDFormat: ptr("transient")}}, "name_id_format"},
 		{"skew too large", store.ConnectionSAML, Settings{SAML: &SAMLSettings{ClockSkewSeconds: ptr(3600)}}, "clock_skew_seconds"},
