@@ -87,8 +87,7 @@ func (e *env) acsVia(h http.Handler, conn store.Connection, signer *testIdP, req
 	form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(raw)}, "RelayState": {e.pend(conn, reqID, "b")}}
 	req := httptest.NewRequest(http.MethodPost, "/sso/saml/"+conn.ID+"/acs", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	h.ServeHTTP(httptest.NewRecorder(), req)
-	return e.last()
+	return e.completion(func() { h.ServeHTTP(httptest.NewRecorder(), req) })
 }
 
 // TestACSServedFromCache: once a connection and its tenant are cached, an
