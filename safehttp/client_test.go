@@ -204,3 +204,26 @@ func TestGetStatus(t *testing.T) {
 		t.Fatalf("err = %v, want StatusError 404", err)
 	}
 }
+
+// TestClientRedirectNoDowngrade: an https chain may not continue over
+// http. (The check runs before the hop is dialed, so it is exercised on
+// the client's CheckRedirect directly: the test servers' certificates
+// are not trusted by NewClient.)
+func TestClientRedirectNoDowngrade(t *testing.T) {
+	c := NewClient(Options{})
+	hop := func(u string) *http.Request { return httptest.NewRequest(http.MethodGet, u, nil) }
+	for _, tt := range []struct {
+		from, to string
+		wantErr  error
+	}{
+		{"https://idp.example/a", "http://idp.example/b", ErrScheme},
+		{"https://idp.example/a", "https://idp.example/b", nil},
+		{"http://idp.example/a", "https://idp.example/b", nil},
+		{"http://idp.example/a", "http://idp.example/b", nil},
+	} {
+		err := c.CheckRedirect(hop(tt.to), []*http.Request{hop(tt.from)})
+		if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s → %s: %v, want %v", tt.from, tt.to, err, tt.wantErr)
+		}
+	}
+}
