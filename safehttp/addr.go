@@ -64,9 +64,9 @@ func CheckAddr(addr netip.Addr) error {
 		b := addr.As16()
 		var v4 netip.Addr
 		switch {
-		case nat64.Contains(addr):
-			v4 = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
-		case nat64Loc.Contains(addr):
+		case nat64.Contains(addr), nat64Loc.Contains(addr):
+			// The local-use /48 is read as a /96 inside it, the usual
+			// deployment.
 			v4 = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
 		case sixToFour.Contains(addr):
 			v4 = netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]})
