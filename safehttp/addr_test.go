@@ -36,9 +36,10 @@ func TestCheckAddr(t *testing.T) {
 		{"255.255.255.255", false},
 		{"::ffff:127.0.0.1", false}, // IPv4-mapped loopback
 		{"::ffff:169.254.169.254", false},
-		{"64:ff9b::7f00:1", false}, // NAT64 of 127.0.0.1
-		{"64:ff9b::808:808", true}, // NAT64 of 8.8.8.8
-		{"2002:a00:1::", false},    // 6to4 of 10.0.0.1
+		{"64:ff9b::7f00:1", false},   // NAT64 of 127.0.0.1
+		{"64:ff9b::808:808", true},   // NAT64 of 8.8.8.8
+		{"64:ff9b:1::7f00:1", false}, // local-use NAT64 of 127.0.0.1
+		{"2002:a00:1::", false},      // 6to4 of 10.0.0.1
 		{"198.18.0.1", false},
 		{"172.32.0.1", true}, // just outside 172.16/12
 	}
