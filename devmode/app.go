@@ -84,13 +84,10 @@ func (d *Dev) appLogin(w http.ResponseWriter, r *http.Request) {
 // the id_token's claims.
 func (d *Dev) appCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	c, err := r.Cookie(appCookie)
-	parts := strings.Split(func() string {
-		if err != nil {
-			return ""
-		}
-		return c.Value
-	}(), ".")
+	var parts []string // state, nonce, verifier
+	if c, err := r.Cookie(appCookie); err == nil {
+		parts = strings.Split(c.Value, ".")
+	}
 	fail := func(msg string) {
 		d.render(w, http.StatusBadRequest, "app.html", map[string]any{"Issuer": d.Issuer, "ClientID": d.AppID, "Users": DevUsers, "Error": msg})
 	}
