@@ -1,6 +1,7 @@
 package connections
 
 import (
+	"cmp"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -231,7 +232,7 @@ func Describe(issuer string, conn store.Connection, now time.Time) (View, error)
 			IdPCertificates:     []CertificateView{},
 			AllowIdPInitiated:   c.AllowIdPInitiated,
 			AttributeMapping:    c.AttributeMapping,
-			NameIDFormat:        firstNonEmpty(c.NameIDFormat, NameIDPersistent),
+			NameIDFormat:        cmp.Or(c.NameIDFormat, NameIDPersistent),
 			ClockSkewSeconds:    int(c.ClockSkew() / time.Second),
 			AllowSHA1:           c.AllowSHA1,
 			AllowAnyEmailDomain: c.AllowAnyEmailDomain,
@@ -297,15 +298,6 @@ func oidcScopes(s []string) []string {
 		return []string{"openid", "email", "profile"}
 	}
 	return s
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // checkURL accepts an absolute http(s) URL; plain http only when allowed
