@@ -1,8 +1,8 @@
 package connections
 
 import (
-	"cmp"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/url"
