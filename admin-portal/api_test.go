@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
 )
@@ -92,7 +92,7 @@ func newEnv(t *testing.T, st *store.DB) *env {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
-	srv := server.New(server.Config{Logger: logger, BodyLimit: testBodyLimit})
+	srv := httpserver.New(httpserver.Config{Logger: logger, BodyLimit: testBodyLimit})
 	adminportal.NewAPI(adminportal.APIConfig{Store: st, Resolver: dns, Logger: logger}).Mount(srv.Echo())
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
@@ -124,9 +124,9 @@ func (r response) decode(t *testing.T, v any) {
 	}
 }
 
-func (r response) err(t *testing.T) server.ErrorDetail {
+func (r response) err(t *testing.T) httpserver.ErrorDetail {
 	t.Helper()
-	var b server.ErrorBody
+	var b httpserver.ErrorBody
 	r.decode(t, &b)
 	if b.Error.Code == "" || b.Error.Message == "" {
 		t.Fatalf("error body without code or message: %s", r.body)

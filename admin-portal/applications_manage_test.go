@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -37,7 +37,7 @@ func (f *forgotten) list() []string {
 // newAppEnv is newEnv with an application cache behind the API.
 func newAppEnv(t *testing.T, st *store.DB, cache adminportal.ApplicationCache) *env {
 	t.Helper()
-	srv := server.New(server.Config{BodyLimit: testBodyLimit})
+	srv := httpserver.New(httpserver.Config{BodyLimit: testBodyLimit})
 	adminportal.NewAPI(adminportal.APIConfig{Store: st, ApplicationCache: cache, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Mount(srv.Echo())
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/internal/secrets"
 )
 
 func TestCreateApplication(t *testing.T) {

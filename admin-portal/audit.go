@@ -8,7 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -44,7 +44,7 @@ func (a *API) audit(ctx context.Context, c echo.Context, action string, res stor
 		Action:    action,
 		Resource:  res,
 		Context:   raw,
-		RequestID: server.RequestID(ctx),
+		RequestID: httpserver.RequestID(ctx),
 	})
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", action, err)

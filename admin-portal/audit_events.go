@@ -12,7 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -62,7 +62,7 @@ func (a *API) listAuditEvents(c echo.Context) error {
 		return err
 	}
 	ctx := store.WithTenant(c.Request().Context(), tenantID)
-	server.SetTenantID(ctx, tenantID)
+	httpserver.SetTenantID(ctx, tenantID)
 	if _, err := a.store.Tenant(ctx); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound("tenant")

@@ -8,8 +8,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/secrets"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -170,7 +170,7 @@ func (a *API) loadTenant(next echo.HandlerFunc) echo.HandlerFunc {
 			return notFound("tenant")
 		}
 		ctx := store.WithTenant(c.Request().Context(), id)
-		server.SetTenantID(ctx, id)
+		httpserver.SetTenantID(ctx, id)
 		t, err := a.store.Tenant(ctx)
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound("tenant")

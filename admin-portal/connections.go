@@ -10,7 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/connections"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -97,7 +97,7 @@ func (a *API) loadConnectionTenant(next echo.HandlerFunc) echo.HandlerFunc {
 			return fmt.Errorf("resolve connection: %w", err)
 		}
 		ctx = store.WithTenant(ctx, tenantID)
-		server.SetTenantID(ctx, tenantID)
+		httpserver.SetTenantID(ctx, tenantID)
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}
@@ -170,9 +170,9 @@ func connectionError(err error) error {
 		if i := strings.LastIndex(msg, connections.ErrConfig.Error()+": "); i >= 0 {
 			msg = msg[i+len(connections.ErrConfig.Error())+2:]
 		}
-		return &server.Error{Status: http.StatusBadRequest, Code: server.CodeInvalidRequest, Message: msg, Err: err}
+		return &httpserver.Error{Status: http.StatusBadRequest, Code: httpserver.CodeInvalidRequest, Message: msg, Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
-		return &server.Error{Status: http.StatusBadGateway, Code: "upstream_unavailable", Message: "the IdP did not answer in time", Err: err}
+		return &httpserver.Error{Status: http.StatusBadGateway, Code: "upstream_unavailable", Message: "the IdP did not answer in time", Err: err}
 	}
 	return err
 }

@@ -16,8 +16,8 @@ import (
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/connections"
-	"github.com/idbroker/idbroker/safehttp"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
@@ -25,7 +25,7 @@ import (
 // newConnEnv is newEnv with the connection routes mounted.
 func newConnEnv(t *testing.T, st *store.DB, mem *sessions.Memory) *env {
 	t.Helper()
-	srv := server.New(server.Config{BodyLimit: 1 << 20})
+	srv := httpserver.New(httpserver.Config{BodyLimit: 1 << 20})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	reg := connections.NewRegistry(connections.Config{

@@ -13,7 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
 )
 
 // decodeJSON reads the request body into dst strictly: a JSON object and
@@ -31,7 +31,7 @@ func decodeJSON(c echo.Context, dst any) error {
 		return invalid("", "request body is required: a JSON object")
 	}
 	if mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
-		return server.NewError(http.StatusUnsupportedMediaType, server.CodeUnsupportedMediaType,
+		return httpserver.NewError(http.StatusUnsupportedMediaType, httpserver.CodeUnsupportedMediaType,
 			"Content-Type must be application/json")
 	}
 

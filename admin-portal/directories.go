@@ -11,8 +11,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/secrets"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -125,7 +125,7 @@ func (a *API) loadDirectory(next echo.HandlerFunc) echo.HandlerFunc {
 			return fmt.Errorf("resolve directory: %w", err)
 		}
 		ctx = store.WithTenant(ctx, tenantID)
-		server.SetTenantID(ctx, tenantID)
+		httpserver.SetTenantID(ctx, tenantID)
 		d, err := a.store.Directory(ctx, id)
 		if errors.Is(err, store.ErrNotFound) { // deleted in between
 			return notFound("directory")

@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/scim"
-	"github.com/idbroker/idbroker/secrets"
-	"github.com/idbroker/idbroker/server"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
@@ -22,7 +22,7 @@ import (
 // one HTTP server, as cmd/idbroker mounts them.
 func newSCIMEnv(t *testing.T, st *store.DB) *env {
 	t.Helper()
-	srv := server.New(server.Config{BodyLimit: testBodyLimit})
+	srv := httpserver.New(httpserver.Config{BodyLimit: testBodyLimit})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	dirs, err := scim.New(scim.Config{Issuer: ts.URL, Store: st, Sessions: sessions.NewMemory()})

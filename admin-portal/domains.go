@@ -15,8 +15,8 @@ import (
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
-	"github.com/idbroker/idbroker/secrets"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -155,7 +155,7 @@ func (a *API) claimDomain(ctx context.Context, c echo.Context, req domainRequest
 		if req.Verified {
 			msg = fmt.Sprintf("domain %s is already claimed by this tenant or verified by another tenant", req.Domain)
 		}
-		return store.Domain{}, conflict(server.CodeConflict, msg, err)
+		return store.Domain{}, conflict(httpserver.CodeConflict, msg, err)
 	}
 	if err != nil {
 		return store.Domain{}, fmt.Errorf("add domain %s: %w", req.Domain, err)
@@ -272,7 +272,7 @@ func (a *API) verifyDomain(c echo.Context) error {
 	})
 	switch {
 	case errors.Is(err, store.ErrConflict):
-		return conflict(server.CodeConflict, fmt.Sprintf("domain %s is already verified by another tenant", d.Domain), err)
+		return conflict(httpserver.CodeConflict, fmt.Sprintf("domain %s is already verified by another tenant", d.Domain), err)
 	case errors.Is(err, store.ErrNotFound):
 		return notFound("domain") // deleted meanwhile
 	case err != nil:
@@ -307,8 +307,8 @@ func (a *API) checkTXT(ctx context.Context, d store.Domain) error {
 	return verificationFailed("TXT %s does not hold %q; found %s", name, want, quoteSome(records, 5))
 }
 
-func verificationFailed(format string, args ...any) *server.Error {
-	return &server.Error{
+func verificationFailed(format string, args ...any) *httpserver.Error {
+	return &httpserver.Error{
 		Status:  http.StatusUnprocessableEntity,
 		Code:    codeVerificationFailed,
 		Message: fmt.Sprintf(format, args...),

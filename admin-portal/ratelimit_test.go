@@ -11,8 +11,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/ratelimit"
-	"github.com/idbroker/idbroker/server"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
@@ -26,7 +26,7 @@ func TestRateLimitPerAPIKey(t *testing.T) {
 		limit := ratelimit.New(sessionstest.NewRedis(t), ratelimit.Options{}).Middleware(ratelimit.Rule{
 			Name: "api", Limit: 2, Window: time.Minute, Key: byKey,
 		})
-		srv := server.New(server.Config{})
+		srv := httpserver.New(httpserver.Config{})
 		adminportal.NewAPI(adminportal.APIConfig{Store: st, Resolver: &fakeDNS{records: map[string][]string{}}, Limit: limit}).Mount(srv.Echo())
 		ts := httptest.NewServer(srv.Handler())
 		t.Cleanup(ts.Close)
@@ -60,8 +60,8 @@ func TestRateLimitPerAPIKey(t *testing.T) {
 			t.Fatalf("key A over its budget: %d, Retry-After %q: %s", res.StatusCode, res.Header.Get("Retry-After"), body)
 		}
 		r := response{res.StatusCode, res.Header, []byte(body)}
-		if got := r.err(t).Code; got != server.CodeRateLimited {
-			t.Errorf("error code %q, want %q", got, server.CodeRateLimited)
+		if got := r.err(t).Code; got != httpserver.CodeRateLimited {
+			t.Errorf("error code %q, want %q", got, httpserver.CodeRateLimited)
 		}
 		if res, body := call(keyB); res.StatusCode != http.StatusOK {
 			t.Fatalf("key B while A is limited: %d: %s", res.StatusCode, body)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -128,7 +128,7 @@ func (a *API) createTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	server.SetTenantID(c.Request().Context(), t.ID)
+	httpserver.SetTenantID(c.Request().Context(), t.ID)
 	a.log.InfoContext(c.Request().Context(), "tenant created", "tenant_id", t.ID)
 	return c.JSON(http.StatusCreated, toTenantJSON(t, added))
 }

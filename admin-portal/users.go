@@ -9,7 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -32,7 +32,7 @@ func (a *API) revokeUserSessions(c echo.Context) error {
 		return fmt.Errorf("resolve user: %w", err)
 	}
 	ctx = store.WithTenant(ctx, tenantID)
-	server.SetTenantID(ctx, tenantID)
+	httpserver.SetTenantID(ctx, tenantID)
 	u, err := a.store.User(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("user")

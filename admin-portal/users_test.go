@@ -11,7 +11,7 @@ import (
 	"time"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
@@ -22,7 +22,7 @@ func storePage() store.Page { return store.Page{Limit: 100} }
 // newSessionEnv is newEnv with a session store behind the API.
 func newSessionEnv(t *testing.T, st *store.DB, ss sessions.Store) *env {
 	t.Helper()
-	srv := server.New(server.Config{BodyLimit: testBodyLimit})
+	srv := httpserver.New(httpserver.Config{BodyLimit: testBodyLimit})
 	adminportal.NewAPI(adminportal.APIConfig{Store: st, Sessions: ss, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Mount(srv.Echo())
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

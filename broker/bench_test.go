@@ -15,8 +15,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/idbroker/idbroker/broker"
-	"github.com/idbroker/idbroker/broker/internal/loadtest"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/loadtest"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
@@ -127,7 +127,7 @@ func BenchmarkIntrospect(b *testing.B) {
 	// The same with the access log a production node writes (JSON lines,
 	// here to io.Discard): what one request really costs.
 	mem := sessions.NewMemory()
-	logged := newNodeServer(b, storetest.SQLite(b), mem, mem, "", server.Config{
+	logged := newNodeServer(b, storetest.SQLite(b), mem, mem, "", httpserver.Config{
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	})
 	logged.tenant("Acme", "acme.test", alice("acme.test"))

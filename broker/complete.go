@@ -11,7 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/connections"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -115,7 +115,7 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	p.setCookie(c, cookie, s.ExpiresAt)
 	p.event(ctx, conn.TenantID, EventAuthSucceeded, map[string]any{
 		"connection_id": conn.ID, "connection_type": conn.Type, "user_id": u.ID, "email": u.Email,
-		"session_id": s.ID, "client_id": a.ClientID, "request_id": server.RequestID(ctx),
+		"session_id": s.ID, "client_id": a.ClientID, "request_id": httpserver.RequestID(ctx),
 	})
 	// The request was taken above; finish must not take it again.
 	return p.finishTaken(c, a, s)
@@ -135,7 +135,7 @@ func joinName(given, family string) string {
 func (p *Provider) failed(ctx context.Context, conn store.Connection, clientID, reason string) {
 	p.event(ctx, conn.TenantID, EventAuthFailed, map[string]any{
 		"connection_id": conn.ID, "connection_type": conn.Type, "client_id": clientID,
-		"reason": reason, "request_id": server.RequestID(ctx),
+		"reason": reason, "request_id": httpserver.RequestID(ctx),
 	})
 }
 

@@ -19,8 +19,8 @@ import (
 
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/connections"
-	"github.com/idbroker/idbroker/secrets"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/signing"
 	"github.com/idbroker/idbroker/store"
@@ -85,13 +85,13 @@ func newNode(t testing.TB, st store.Store, base sessions.Store, once sessions.On
 // as behind one load balancer) or, when empty, its own URL.
 func newNodeIssuer(t testing.TB, st store.Store, base sessions.Store, once sessions.OnceCache, issuer string) *node {
 	t.Helper()
-	return newNodeServer(t, st, base, once, issuer, server.Config{})
+	return newNodeServer(t, st, base, once, issuer, httpserver.Config{})
 }
 
 // newNodeServer is newNodeIssuer with the HTTP server's configuration (a
 // real access log, for benchmarks) and, optionally, changes to the
 // broker's (rate limits).
-func newNodeServer(t testing.TB, st store.Store, base sessions.Store, once sessions.OnceCache, issuer string, srvCfg server.Config, tweak ...func(*broker.Config)) *node {
+func newNodeServer(t testing.TB, st store.Store, base sessions.Store, once sessions.OnceCache, issuer string, srvCfg httpserver.Config, tweak ...func(*broker.Config)) *node {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -128,7 +128,7 @@ func newNodeServer(t testing.TB, st store.Store, base sessions.Store, once sessi
 	if err := n.P.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(srvCfg)
+	srv := httpserver.New(srvCfg)
 	e := srv.Echo()
 	n.P.Mount(e)
 	e.GET("/test-idp", func(c echo.Context) error {

@@ -14,9 +14,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/broker"
-	"github.com/idbroker/idbroker/metrics"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/metrics"
 	"github.com/idbroker/idbroker/ratelimit"
-	"github.com/idbroker/idbroker/server"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
@@ -27,7 +27,7 @@ import (
 func limitedNode(t *testing.T, xff bool) *node {
 	mem := sessions.NewMemory()
 	guard := ratelimit.New(sessions.NewMemory(), ratelimit.Options{})
-	srvCfg := server.Config{}
+	srvCfg := httpserver.Config{}
 	if xff {
 		// Tests come from one loopback address; let X-Forwarded-For stand
 		// for distinct clients, as behind a trusted proxy.
@@ -120,7 +120,7 @@ func TestTokenRateLimitPerClient(t *testing.T) {
 
 // BenchmarkIntrospectMetrics measures what the /metrics hook adds to an
 // in-process introspection behind a real access log: the same node set-up
-// with and without server.Config.ObserveRequest.
+// with and without httpserver.Config.ObserveRequest.
 func BenchmarkIntrospectMetrics(b *testing.B) {
 	for _, tc := range []struct {
 		name    string
@@ -130,7 +130,7 @@ func BenchmarkIntrospectMetrics(b *testing.B) {
 		{"access-log+metrics", metrics.New().ObserveRequest},
 	} {
 		mem := sessions.NewMemory()
-		n := newNodeServer(b, storetest.SQLite(b), mem, mem, "", server.Config{
+		n := newNodeServer(b, storetest.SQLite(b), mem, mem, "", httpserver.Config{
 			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), ObserveRequest: tc.observe,
 		})
 		n.tenant("Acme", "acme.test", alice("acme.test"))

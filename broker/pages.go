@@ -6,7 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/web"
 )
 
@@ -32,7 +32,7 @@ var (
 // page renders an end-user error page with the request id as reference.
 func (p *Provider) page(c echo.Context, status int, t pageText) error {
 	return web.Render(c.Response(), status, "login_error.html", map[string]any{
-		"Title": t.Title, "Message": t.Message, "Reference": server.RequestID(c.Request().Context()),
+		"Title": t.Title, "Message": t.Message, "Reference": httpserver.RequestID(c.Request().Context()),
 	})
 }
 

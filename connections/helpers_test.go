@@ -25,7 +25,7 @@ import (
 	"github.com/labstack/echo/v4"
 	dsig "github.com/russellhaering/goxmldsig"
 
-	"github.com/idbroker/idbroker/safehttp"
+	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"

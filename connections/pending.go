@@ -1,6 +1,6 @@
 package connections
 
-import "github.com/idbroker/idbroker/secrets"
+import "github.com/idbroker/idbroker/internal/secrets"
 
 // A started login is remembered server-side, in sessions.OnceCache, under a
 // random handle that travels through the IdP (SAML RelayState, OIDC state)

@@ -21,7 +21,7 @@ import (
 
 	"github.com/crewjam/saml"
 
-	"github.com/idbroker/idbroker/safehttp"
+	"github.com/idbroker/idbroker/internal/safehttp"
 )
 
 // MaxMetadataBytes caps IdP metadata, pasted or fetched. Single-entity

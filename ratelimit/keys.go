@@ -3,7 +3,7 @@ package ratelimit
 import (
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -15,7 +15,7 @@ func ByTenant(c echo.Context) (string, bool) {
 	if t, ok := store.TenantFrom(ctx); ok && t != "" {
 		return t, true
 	}
-	t := server.TenantID(ctx)
+	t := httpserver.TenantID(ctx)
 	return t, t != ""
 }
 

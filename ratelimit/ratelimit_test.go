@@ -16,8 +16,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/ratelimit"
-	"github.com/idbroker/idbroker/server"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
@@ -28,11 +28,11 @@ func byHeader(c echo.Context) (string, bool) {
 	return k, k != ""
 }
 
-// newServer serves GET /ok behind one rule, on a real server.Server so
+// newServer serves GET /ok behind one rule, on a real httpserver.Server so
 // that refusals are rendered as the operator API would render them.
 func newServer(t *testing.T, l sessions.Limiter, rule ratelimit.Rule, o ratelimit.Options) http.Handler {
 	t.Helper()
-	srv := server.New(server.Config{})
+	srv := httpserver.New(httpserver.Config{})
 	mw := ratelimit.New(l, o).Middleware(rule)
 	srv.Echo().GET("/ok", func(c echo.Context) error { return c.String(http.StatusOK, "ok") }, mw)
 	return srv.Handler()

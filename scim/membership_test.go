@@ -5,8 +5,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/scim"
-	"github.com/idbroker/idbroker/secrets"
 	"github.com/idbroker/idbroker/store"
 )
 

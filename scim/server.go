@@ -15,8 +15,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/secrets"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
@@ -197,7 +197,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return fmt.Errorf("authenticate directory: %w", err)
 		}
 		ctx = store.WithTenant(ctx, tenantID)
-		server.SetTenantID(ctx, tenantID)
+		httpserver.SetTenantID(ctx, tenantID)
 		if !status.Live() {
 			return newError(http.StatusForbidden, "", "the tenant is %s: provisioning is suspended", status)
 		}

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/internal/secrets"
 )
 
 // Environment variables read by the broker. Flags, where a subcommand has

@@ -8,8 +8,8 @@ import (
 	"sync"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
-	"github.com/idbroker/idbroker/metrics"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/metrics"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
@@ -129,11 +129,11 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger) erro
 	}
 
 	reg := metrics.New()
-	srv := server.New(server.Config{
+	srv := httpserver.New(httpserver.Config{
 		Listen:         cfg.Listen,
 		Logger:         log,
 		ObserveRequest: reg.ObserveRequest,
-		Checks: map[string]server.CheckFunc{
+		Checks: map[string]httpserver.CheckFunc{
 			"database": st.Ping,
 			"cache":    cache.Ping,
 		},

@@ -12,14 +12,14 @@ import (
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/cmd/idbroker/internal/devmode"
 	"github.com/idbroker/idbroker/connections"
-	"github.com/idbroker/idbroker/devmode"
 	"github.com/idbroker/idbroker/events"
-	"github.com/idbroker/idbroker/metrics"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/metrics"
+	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/ratelimit"
-	"github.com/idbroker/idbroker/safehttp"
 	"github.com/idbroker/idbroker/scim"
-	"github.com/idbroker/idbroker/server"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/signing"
 	"github.com/idbroker/idbroker/store"
@@ -60,7 +60,7 @@ const connectionMaintenance = time.Hour
 //
 // Rate limits (cfg.RateLimits) run after each surface's authentication, on
 // budgets kept in cache (Redis when configured, so shared by every node).
-func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *server.Server, reg *metrics.Registry, cfg Config, st store.Store, cache sessionStore, keys *signing.Manager, log *slog.Logger) error {
+func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Server, reg *metrics.Registry, cfg Config, st store.Store, cache sessionStore, keys *signing.Manager, log *slog.Logger) error {
 	// Introspection and token checks read sessions through a local cache
 	// that revocations on any node invalidate.
 	cached, err := sessions.NewCached(ctx, cache, 0, 0)

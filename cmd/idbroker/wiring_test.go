@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/internal/secrets"
 )
 
 func TestOpenKeyringFromFile(t *testing.T) {

@@ -22,9 +22,9 @@ import (
 
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/scim"
-	"github.com/idbroker/idbroker/secrets"
-	"github.com/idbroker/idbroker/server"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
 	"github.com/idbroker/idbroker/signing"
@@ -91,7 +91,7 @@ func newNode(t *testing.T, st store.Store, base sessions.Store, issuer string, u
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{})
+	srv := httpserver.New(httpserver.Config{})
 	e := srv.Echo()
 	p.Mount(e)
 	sc.Mount(e)

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/internal/testdb"
-	"github.com/idbroker/idbroker/secrets"
 	"github.com/idbroker/idbroker/store"
 )
 

@@ -84,7 +84,7 @@ func (r *Registry) Mount(e *echo.Echo) {
 }
 
 // ObserveRequest records one answered request. route is the matched route
-// template ("" when no route matched); it fits server.Config.ObserveRequest.
+// template ("" when no route matched); it fits httpserver.Config.ObserveRequest.
 func (r *Registry) ObserveRequest(route, method string, status int, elapsed time.Duration) {
 	if r == nil {
 		return

@@ -1,4 +1,4 @@
-package server_test
+package httpserver_test
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
 )
 
 // syncBuffer collects log output written from several goroutines.
@@ -55,23 +55,23 @@ func (b *syncBuffer) lines(t *testing.T) []map[string]any {
 	return out
 }
 
-func newTestServer(t *testing.T, cfg server.Config) (*server.Server, *httptest.Server, *syncBuffer) {
+func newTestServer(t *testing.T, cfg httpserver.Config) (*httpserver.Server, *httptest.Server, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s := server.New(cfg)
+	s := httpserver.New(cfg)
 	e := s.Echo()
 	e.GET("/ok", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"request_id": server.RequestID(c.Request().Context())})
+		return c.JSON(http.StatusOK, map[string]string{"request_id": httpserver.RequestID(c.Request().Context())})
 	})
 	e.GET("/tenant", func(c echo.Context) error {
-		server.SetTenantID(c.Request().Context(), "tnt_123")
+		httpserver.SetTenantID(c.Request().Context(), "tnt_123")
 		return c.NoContent(http.StatusNoContent)
 	})
 	e.GET("/panic", func(c echo.Context) error { panic("secret-panic-detail") })
 	e.GET("/fail", func(c echo.Context) error { return errors.New("db password is hunter2") })
 	e.GET("/teapot", func(c echo.Context) error {
-		return &server.Error{Status: http.StatusTeapot, Code: "teapot", Message: "short and stout", Field: "spout"}
+		return &httpserver.Error{Status: http.StatusTeapot, Code: "teapot", Message: "short and stout", Field: "spout"}
 	})
 	e.POST("/echo", func(c echo.Context) error {
 		b, err := io.ReadAll(c.Request().Body)
@@ -111,9 +111,9 @@ func get(t *testing.T, url string, header ...string) (*http.Response, []byte) {
 	return do(t, req)
 }
 
-func decodeError(t *testing.T, b []byte) server.ErrorDetail {
+func decodeError(t *testing.T, b []byte) httpserver.ErrorDetail {
 	t.Helper()
-	var body server.ErrorBody
+	var body httpserver.ErrorBody
 	if err := json.Unmarshal(b, &body); err != nil {
 		t.Fatalf("error body %q: %v", b, err)
 	}
@@ -121,7 +121,7 @@ func decodeError(t *testing.T, b []byte) server.ErrorDetail {
 }
 
 func TestRequestID(t *testing.T) {
-	_, ts, _ := newTestServer(t, server.Config{})
+	_, ts, _ := newTestServer(t, httpserver.Config{})
 	tests := []struct {
 		name     string
 		incoming string
@@ -160,14 +160,14 @@ func TestRequestID(t *testing.T) {
 				t.Fatal(err)
 			}
 			if body["request_id"] != got {
-				t.Errorf("server.RequestID(ctx) = %q, header %q", body["request_id"], got)
+				t.Errorf("httpserver.RequestID(ctx) = %q, header %q", body["request_id"], got)
 			}
 		})
 	}
 }
 
 func TestAccessLog(t *testing.T) {
-	_, ts, logs := newTestServer(t, server.Config{})
+	_, ts, logs := newTestServer(t, httpserver.Config{})
 	res, _ := get(t, ts.URL+"/tenant?code=SECRETCODE&token=SECRETTOKEN", "Authorization", "Bearer SECRETKEY")
 	if res.StatusCode != http.StatusNoContent {
 		t.Fatalf("status %d", res.StatusCode)
@@ -202,7 +202,7 @@ func TestAccessLog(t *testing.T) {
 }
 
 func TestPanicRecovery(t *testing.T) {
-	_, ts, logs := newTestServer(t, server.Config{})
+	_, ts, logs := newTestServer(t, httpserver.Config{})
 	res, b := get(t, ts.URL+"/panic")
 	if res.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("status %d, want 500", res.StatusCode)
@@ -228,7 +228,7 @@ func TestPanicRecovery(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	_, ts, logs := newTestServer(t, server.Config{})
+	_, ts, logs := newTestServer(t, httpserver.Config{})
 	tests := []struct {
 		name, method, path string
 		status             int
@@ -261,7 +261,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestBodyLimit(t *testing.T) {
-	_, ts, _ := newTestServer(t, server.Config{BodyLimit: 1024})
+	_, ts, _ := newTestServer(t, httpserver.Config{BodyLimit: 1024})
 	tests := []struct {
 		name    string
 		size    int
@@ -298,26 +298,26 @@ func TestHealth(t *testing.T) {
 	slow := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 	tests := []struct {
 		name   string
-		checks map[string]server.CheckFunc
+		checks map[string]httpserver.CheckFunc
 		status int
 		want   map[string]string
 	}{
 		{"no checks", nil, 200, nil},
-		{"all pass", map[string]server.CheckFunc{
+		{"all pass", map[string]httpserver.CheckFunc{
 			"database": func(context.Context) error { return nil },
 			"cache":    func(context.Context) error { return nil },
 		}, 200, map[string]string{"database": "ok", "cache": "ok"}},
-		{"one fails", map[string]server.CheckFunc{
+		{"one fails", map[string]httpserver.CheckFunc{
 			"database": func(context.Context) error { return errors.New("dial tcp 10.1.2.3:5432: refused") },
 			"cache":    func(context.Context) error { return nil },
 		}, 503, map[string]string{"database": "fail", "cache": "ok"}},
-		{"one hangs", map[string]server.CheckFunc{
+		{"one hangs", map[string]httpserver.CheckFunc{
 			"cache": slow,
 		}, 503, map[string]string{"cache": "fail"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, ts, _ := newTestServer(t, server.Config{Checks: tt.checks, ReadyTimeout: 100 * time.Millisecond})
+			_, ts, _ := newTestServer(t, httpserver.Config{Checks: tt.checks, ReadyTimeout: 100 * time.Millisecond})
 			if res, b := get(t, ts.URL+"/healthz"); res.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"status":"ok"}` {
 				t.Errorf("/healthz = %d %s", res.StatusCode, b)
 			}
@@ -328,7 +328,7 @@ func TestHealth(t *testing.T) {
 			if strings.Contains(string(b), "10.1.2.3") {
 				t.Errorf("/readyz leaks the cause: %s", b)
 			}
-			var h server.Health
+			var h httpserver.Health
 			if err := json.Unmarshal(b, &h); err != nil {
 				t.Fatal(err)
 			}
@@ -346,7 +346,7 @@ func TestHealth(t *testing.T) {
 
 func TestGracefulShutdown(t *testing.T) {
 	started := make(chan struct{})
-	s := server.New(server.Config{ShutdownTimeout: 5 * time.Second})
+	s := httpserver.New(httpserver.Config{ShutdownTimeout: 5 * time.Second})
 	s.Echo().GET("/slow", func(c echo.Context) error {
 		close(started)
 		time.Sleep(300 * time.Millisecond)
@@ -401,7 +401,7 @@ func TestShutdownTimeout(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	started := make(chan struct{})
-	s := server.New(server.Config{ShutdownTimeout: 100 * time.Millisecond})
+	s := httpserver.New(httpserver.Config{ShutdownTimeout: 100 * time.Millisecond})
 	s.Echo().GET("/stuck", func(c echo.Context) error {
 		close(started)
 		select {
@@ -435,7 +435,7 @@ func TestShutdownTimeout(t *testing.T) {
 }
 
 func TestRunListenError(t *testing.T) {
-	s := server.New(server.Config{Listen: "256.0.0.1:bad"})
+	s := httpserver.New(httpserver.Config{Listen: "256.0.0.1:bad"})
 	if err := s.Run(context.Background()); err == nil {
 		t.Fatal("Run on a bad address returned nil")
 	}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/internal/secrets"
 )
 
 func TestNewToken(t *testing.T) {

@@ -1,4 +1,4 @@
-// Package server is the HTTP base every idbroker surface is mounted on: the
+// Package httpserver is the HTTP base every idbroker surface is mounted on: the
 // OpenID Provider, the SSO endpoints, SCIM and the operator API all register
 // their routes on the one echo.Echo a Server owns.
 //
@@ -7,7 +7,7 @@
 // credentials, panic recovery, a request body cap, HTTP server timeouts,
 // JSON errors, the /healthz and /readyz probes, and a graceful shutdown that
 // drains in-flight requests when the process is asked to stop.
-package server
+package httpserver
 
 import (
 	"context"

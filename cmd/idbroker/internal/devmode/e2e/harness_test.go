@@ -7,10 +7,10 @@ import (
 	"testing"
 
 	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/cmd/idbroker/internal/devmode"
 	"github.com/idbroker/idbroker/connections"
-	"github.com/idbroker/idbroker/devmode"
-	"github.com/idbroker/idbroker/safehttp"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/signing"
 	"github.com/idbroker/idbroker/store"
@@ -53,7 +53,7 @@ func startDev(t *testing.T) (issuer string, dev *devmode.Dev, st store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{})
+	srv := httpserver.New(httpserver.Config{})
 	e := srv.Echo()
 	p.Mount(e)
 	reg.Mount(e, p.Complete)

@@ -10,8 +10,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/metrics"
-	"github.com/idbroker/idbroker/server"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/metrics"
 )
 
 func scrape(t *testing.T, h http.Handler) string {
@@ -27,7 +27,7 @@ func scrape(t *testing.T, h http.Handler) string {
 
 func TestMetricsEndpoint(t *testing.T) {
 	reg := metrics.New()
-	srv := server.New(server.Config{ObserveRequest: reg.ObserveRequest})
+	srv := httpserver.New(httpserver.Config{ObserveRequest: reg.ObserveRequest})
 	e := srv.Echo()
 	reg.Mount(e)
 	ok := func(c echo.Context) error { return c.NoContent(http.StatusOK) }

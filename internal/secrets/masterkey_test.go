@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/idbroker/idbroker/secrets"
+	"github.com/idbroker/idbroker/internal/secrets"
 )
 
 func TestParseMasterKey(t *testing.T) {

@@ -1,7 +1,7 @@
-// Command loadtest drives one endpoint of a broker running on this
+// Command idbroker-load drives one endpoint of a broker running on this
 // machine, for BENCHMARKS.md:
 //
-//	go run ./broker/internal/loadtest/cmd/loadtest \
+//	go run ./cmd/idbroker-load \
 //	    -url http://127.0.0.1:8080/oauth/introspect \
 //	    -H "Content-Type: application/x-www-form-urlencoded" \
 //	    -basic "$CLIENT_ID:$CLIENT_SECRET" -d "token=$ACCESS_TOKEN" \
@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/idbroker/idbroker/broker/internal/loadtest"
+	"github.com/idbroker/idbroker/internal/loadtest"
 )
 
 type headers http.Header

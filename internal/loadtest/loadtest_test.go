@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idbroker/idbroker/broker/internal/loadtest"
+	"github.com/idbroker/idbroker/internal/loadtest"
 )
 
 func TestRun(t *testing.T) {
