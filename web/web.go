@@ -2,6 +2,10 @@
 // "enter your work email" page, login error pages — and their static
 // assets, embedded in the binary. It knows nothing of OAuth or tenants: the
 // broker and the portal hand it a template name and the data to show.
+//
+// The self-serve portal and the operator console share a frame of their
+// own (templates/layout/app.html, static/app.css, static/app.js): each
+// keeps its pages under templates/<surface>/ and renders them with Pages.
 package web
 
 import (
