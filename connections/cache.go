@@ -20,7 +20,7 @@ const (
 )
 
 // cache keeps what the SSO endpoints need to answer without SQL (the
-// hot-path rule of DEVELOPERS.md): per connection id, its row (and so its
+// hot-path rule in CONTRIBUTING.md): per connection id, its row (and so its
 // tenant) and the Connector built from it; per tenant, its status and
 // verified domains. Entries read from the store are trusted for ttl; the
 // Registry's own writes replace them at once.
