@@ -10,7 +10,6 @@ import (
 
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/sessions"
-	"github.com/idbroker/idbroker/store"
 )
 
 // TXTResolver looks up DNS TXT records; *net.Resolver satisfies it. Tests
@@ -22,7 +21,7 @@ type TXTResolver interface {
 // APIConfig configures the operator API.
 type APIConfig struct {
 	// Store is required.
-	Store store.Store
+	Store Store
 	// Resolver checks domain verification records; nil means
 	// net.DefaultResolver.
 	Resolver TXTResolver
@@ -49,7 +48,7 @@ type APIConfig struct {
 
 // API is the operator API. Create it with NewAPI and Mount it.
 type API struct {
-	store         store.Store
+	store         Store
 	resolver      TXTResolver
 	log           *slog.Logger
 	verifyTimeout time.Duration

@@ -27,7 +27,7 @@ const maxKeyLen = 256
 // CreateAPIKey makes a new operator API key named name. The plaintext is
 // returned once, to be shown to the operator; only its SHA-256 and a short
 // display prefix are stored.
-func CreateAPIKey(ctx context.Context, st store.Store, name string) (plaintext string, key store.APIKey, err error) {
+func CreateAPIKey(ctx context.Context, st APIKeys, name string) (plaintext string, key store.APIKey, err error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
 		return "", store.APIKey{}, errors.New("adminportal: an API key needs a name")
@@ -52,7 +52,7 @@ const BootstrapKeyName = "bootstrap"
 // a valid operator key, stored hashed. It is idempotent, across restarts
 // and across nodes starting together. A bootstrap key that was revoked
 // stays revoked: it is an error, not revived.
-func EnsureBootstrapKey(ctx context.Context, st store.Store, key string) error {
+func EnsureBootstrapKey(ctx context.Context, st APIKeys, key string) error {
 	if err := checkKeySyntax(key); err != nil {
 		return fmt.Errorf("adminportal: bootstrap API key: %w", err)
 	}

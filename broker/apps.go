@@ -24,7 +24,7 @@ var errUnknownClient = errors.New("broker: unknown client")
 // cached too, which keeps a client hammering with a wrong client_id off the
 // database.
 type appCache struct {
-	store store.Store
+	store Store
 	ttl   time.Duration
 	now   func() time.Time
 
@@ -42,7 +42,7 @@ type appEntry struct {
 	until   time.Time
 }
 
-func newAppCache(s store.Store, ttl time.Duration, now func() time.Time) *appCache {
+func newAppCache(s Store, ttl time.Duration, now func() time.Time) *appCache {
 	return &appCache{store: s, ttl: ttl, now: now, entries: make(map[string]appEntry)}
 }
 

@@ -70,7 +70,7 @@ type Config struct {
 	Issuer string
 	// Store, Sessions, Once and Keys are required. Sessions should be a
 	// *sessions.Cached so that introspection stays in process.
-	Store    store.Store
+	Store    Store
 	Sessions sessions.Store
 	Once     sessions.OnceCache
 	Keys     *signing.Manager
@@ -105,7 +105,7 @@ type Config struct {
 type Provider struct {
 	issuer     string
 	secure     bool // cookies carry Secure
-	store      store.Store
+	store      Store
 	sessions   sessions.Store
 	once       sessions.OnceCache
 	keys       *signing.Manager

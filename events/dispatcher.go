@@ -25,10 +25,19 @@ const (
 	DefaultMaxDelay  = time.Hour
 )
 
+// Store is what the dispatcher needs of the store: claim due deliveries,
+// load what they send and where, and record how each attempt went.
+type Store interface {
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error)
+	RecordDelivery(ctx context.Context, id string, r store.DeliveryResult) error
+	Event(ctx context.Context, id string) (store.Event, error)
+	Webhook(ctx context.Context, id string) (store.Webhook, error)
+}
+
 // Config configures a Dispatcher.
 type Config struct {
 	// Store is required.
-	Store store.Store
+	Store Store
 	// Client sends the webhooks. Use the broker's safe outbound client
 	// (refusing private addresses, capping redirects and size); nil means
 	// a plain client with Timeout, for tests and development only.

@@ -49,7 +49,7 @@ type Config struct {
 	// {Issuer}/scim/v2/{directory}. Required.
 	Issuer string
 	// Store is required.
-	Store store.Store
+	Store Store
 	// Sessions is required: deprovisioning a user revokes their sessions
 	// through it, on every node.
 	Sessions sessions.Store
@@ -74,7 +74,7 @@ type Config struct {
 type Server struct {
 	issuer   *url.URL
 	base     string // issuer without a trailing slash
-	store    store.Store
+	store    Store
 	sessions sessions.Store
 	onDeprov func(ctx context.Context, tenantID, userID string) error
 	log      *slog.Logger

@@ -29,6 +29,20 @@ const (
 	secretIdPKey = "dev_idp_private_key_pem"
 )
 
+// Store is what seeding needs of the store: the dev tenant and its
+// domain, its connection's sealed secrets, and the demo application.
+type Store interface {
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	ResolveDomain(ctx context.Context, domain string) (tenantID string, err error)
+	CreateTenant(ctx context.Context, t store.Tenant) (store.Tenant, error)
+	AddDomain(ctx context.Context, d store.Domain) (store.Domain, error)
+	MarkDomainVerified(ctx context.Context, ref string) (store.Domain, error)
+	Connections(ctx context.Context) ([]store.Connection, error)
+	UpdateConnection(ctx context.Context, c store.Connection) (store.Connection, error)
+	ListApplications(ctx context.Context, p store.Page) ([]store.Application, string, error)
+	CreateApplication(ctx context.Context, a store.Application) (store.Application, error)
+}
+
 // Dev is the seeded dev environment. Mount serves its pages.
 type Dev struct {
 	Issuer       string
@@ -36,7 +50,7 @@ type Dev struct {
 	ConnectionID string
 	AppID        string
 
-	st  store.Store
+	st  Store
 	reg *connections.Registry
 	idp *testIdP
 }
@@ -44,7 +58,7 @@ type Dev struct {
 // Seed creates, or finds from an earlier start, the dev tenant, its SAML
 // connection to the built-in IdP and the demo application. It is
 // idempotent: run it on every `serve --dev`.
-func Seed(ctx context.Context, st store.Store, reg *connections.Registry, issuer string) (*Dev, error) {
+func Seed(ctx context.Context, st Store, reg *connections.Registry, issuer string) (*Dev, error) {
 	issuer = strings.TrimRight(issuer, "/")
 	d := &Dev{Issuer: issuer, st: st, reg: reg}
 

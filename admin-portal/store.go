@@ -1,0 +1,69 @@
+package adminportal
+
+import (
+	"context"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// Store is what the operator API needs of the store. It manages most
+// records, so the list is long; what it leaves out (SSO sign-ins, SCIM
+// writes, signing keys, webhook delivery) belongs to other surfaces.
+type Store interface {
+	APIKeys
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+
+	// Tenants and their domains (tenants.go, domains.go).
+	CreateTenant(ctx context.Context, t store.Tenant) (store.Tenant, error)
+	ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, string, error)
+	Tenant(ctx context.Context) (store.Tenant, error)
+	UpdateTenant(ctx context.Context, u store.TenantUpdate) (store.Tenant, error)
+	DeleteTenant(ctx context.Context) error
+	AddDomain(ctx context.Context, d store.Domain) (store.Domain, error)
+	Domains(ctx context.Context) ([]store.Domain, error)
+	Domain(ctx context.Context, ref string) (store.Domain, error)
+	MarkDomainVerified(ctx context.Context, ref string) (store.Domain, error)
+	DeleteDomain(ctx context.Context, ref string) error
+
+	// Applications (applications*.go).
+	CreateApplication(ctx context.Context, a store.Application) (store.Application, error)
+	Application(ctx context.Context, id string) (store.Application, error)
+	ListApplications(ctx context.Context, p store.Page) ([]store.Application, string, error)
+	UpdateApplication(ctx context.Context, id string, u store.ApplicationUpdate) (store.Application, error)
+	DeleteApplication(ctx context.Context, id string) error
+
+	// Connections (connections.go): the tenant of one named in a URL and
+	// reads; changes go through connections.Registry.
+	ResolveConnection(ctx context.Context, id string) (tenantID string, err error)
+	Connection(ctx context.Context, id string) (store.Connection, error)
+	Connections(ctx context.Context) ([]store.Connection, error)
+
+	// Directories and what they provisioned (directories.go, users.go).
+	CreateDirectory(ctx context.Context, d store.Directory) (store.Directory, error)
+	Directory(ctx context.Context, id string) (store.Directory, error)
+	Directories(ctx context.Context) ([]store.Directory, error)
+	SetDirectoryToken(ctx context.Context, id string, tokenHash []byte) error
+	ResolveDirectory(ctx context.Context, id string) (tenantID string, err error)
+	User(ctx context.Context, id string) (store.User, error)
+	FindUsers(ctx context.Context, q store.UserQuery) ([]store.User, int, error)
+	UserGroupNames(ctx context.Context, userID string) ([]string, error)
+	ResolveUser(ctx context.Context, id string) (tenantID string, err error)
+	FindGroups(ctx context.Context, q store.GroupQuery) ([]store.Group, int, error)
+
+	// Events, webhooks and audit (events.go, webhooks.go, audit*.go).
+	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
+	ListEvents(ctx context.Context, p store.Page) ([]store.Event, string, error)
+	Event(ctx context.Context, id string) (store.Event, error)
+	CreateWebhook(ctx context.Context, w store.Webhook) (store.Webhook, error)
+	Webhooks(ctx context.Context) ([]store.Webhook, error)
+	Webhook(ctx context.Context, id string) (store.Webhook, error)
+	ListDeliveries(ctx context.Context, q store.DeliveryQuery) ([]store.Delivery, string, error)
+	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
+	AuditEvents(ctx context.Context, action string, p store.Page) ([]store.AuditEvent, string, error)
+}
+
+// APIKeys is what CreateAPIKey and EnsureBootstrapKey need of the store.
+type APIKeys interface {
+	CreateAPIKey(ctx context.Context, k store.APIKey) (store.APIKey, error)
+	AuthenticateAPIKey(ctx context.Context, hash []byte) (store.APIKey, error)
+}

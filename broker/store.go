@@ -1,0 +1,29 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// Store is what the OpenID Provider needs of the store. Applications are
+// read through a short-lived cache (apps.go) so that the token and
+// introspection endpoints touch no SQL.
+type Store interface {
+	// Routing a sign-in to its tenant and connection (routing.go).
+	ResolveDomain(ctx context.Context, domain string) (tenantID string, err error)
+	ResolveConnection(ctx context.Context, id string) (tenantID string, err error)
+	Tenant(ctx context.Context) (store.Tenant, error)
+	Connection(ctx context.Context, id string) (store.Connection, error)
+	Connections(ctx context.Context) ([]store.Connection, error)
+
+	// Completing it (complete.go): the user, just in time, and the event.
+	UpsertSSOUser(ctx context.Context, connectionID, subject string, u store.User) (store.User, error)
+	UserGroupNames(ctx context.Context, userID string) ([]string, error)
+	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
+
+	// Clients (apps.go) and health (opserver.go).
+	Application(ctx context.Context, id string) (store.Application, error)
+	ListApplications(ctx context.Context, p store.Page) ([]store.Application, string, error)
+	Ping(ctx context.Context) error
+}
