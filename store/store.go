@@ -157,6 +157,10 @@ type Store interface {
 	RecordDelivery(ctx context.Context, id string, r DeliveryResult) error
 	ListDeliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, string, error)
 
+	// The self-serve portal's links, sessions, test logins and domain
+	// checks; see portal.go.
+	PortalStore
+
 	// Operations.
 	Ping(ctx context.Context) error
 	Migrate(ctx context.Context) error

@@ -195,6 +195,10 @@ type PortalLink struct {
 	ExpiresAt time.Time
 	UsedAt    *time.Time
 	CreatedAt time.Time
+	// SessionHash is the hash of the portal session's secret once the
+	// link is opened; the session lasts until SessionExpiresAt.
+	SessionHash      []byte
+	SessionExpiresAt *time.Time
 }
 
 // Actor is who did an audited thing.

@@ -50,6 +50,8 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"DeleteTenantErasesEverything", testDeleteTenant},
 		{"MigrateTwice", testMigrateTwice},
 		{"ResolveUser", testResolveUser},
+		{"PortalLinks", testPortalLinks},
+		{"ConnectionTestsAndDomainChecks", testConnectionTestsAndDomainChecks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
