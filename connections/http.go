@@ -54,14 +54,22 @@ func (r *Registry) serveFinish(typ store.ConnectionType, complete CompleteFunc) 
 			res Result
 			cn  Connector
 		)
+		// A connection that is not active finishes only test logins
+		// (BeginTest), which its Result shows once Finish has read it.
 		if err == nil {
-			cn, err = r.Connector(ctx, conn)
+			cn, err = r.connector(ctx, conn)
+			if err != nil && conn.Status != store.ConnectionActive {
+				err = fmt.Errorf("%w: %s is %s", ErrConnectionInactive, conn.ID, conn.Status)
+			}
 		}
 		if err == nil {
 			err = r.checkTenant(ctx, conn.TenantID)
 		}
 		if err == nil {
 			res, err = cn.Finish(ctx, req.WithContext(ctx))
+			if conn.Status != store.ConnectionActive && !IsTestLogin(res.RequestID) {
+				res, err = Result{}, fmt.Errorf("%w: %s is %s", ErrConnectionInactive, conn.ID, conn.Status)
+			}
 		}
 		if errors.Is(err, ErrNotFound) {
 			conn = store.Connection{ID: c.Param("conn"), Type: typ}

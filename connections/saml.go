@@ -243,23 +243,26 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (R
 	if err != nil {
 		return Result{}, err
 	}
+	// From here on a failure still names the login it answers, so that
+	// the broker (or the portal, for a test login) can say which one failed.
+	failed := Result{RequestID: brokerReq}
 	assertion, err := sp.ParseXMLResponse(raw, possible, sp.AcsURL)
 	if err != nil {
 		err = classifySAMLError(err)
 		if errors.Is(err, ErrSignature) && c.cfg.IdPMetadataURL != "" {
 			c.reg.refreshSoon(c.conn)
 		}
-		return Result{}, err
+		return failed, err
 	}
 	if err := c.checkTimes(assertion); err != nil {
-		return Result{}, err
+		return failed, err
 	}
 	if err := c.checkReplay(ctx, assertion); err != nil {
-		return Result{}, err
+		return failed, err
 	}
 	p, err := c.profile(ctx, assertion)
 	if err != nil {
-		return Result{}, err
+		return failed, err
 	}
 	return Result{RequestID: brokerReq, Profile: p}, nil
 }
