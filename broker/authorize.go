@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -159,6 +160,12 @@ func (p *Provider) route(c echo.Context, a pending) error {
 		return p.routeError(c, a, err)
 	}
 	a.TenantID, a.ConnectionID = conn.TenantID, conn.ID
+	if p.tenantLimit != nil {
+		if ok, wait := p.tenantLimit(ctx, conn.TenantID); !ok {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
+			return p.page(c, http.StatusTooManyRequests, pageTooManyTenant)
+		}
+	}
 	if err := p.savePending(ctx, a); err != nil {
 		return p.pendingError(c, err)
 	}

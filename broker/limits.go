@@ -20,7 +20,10 @@ func ClientID(c echo.Context) string {
 	return id
 }
 
-var pageTooMany = pageText{"Too many sign-in attempts", "Too many sign-ins were started from your network. Wait a moment, then try again."}
+var (
+	pageTooMany       = pageText{"Too many sign-in attempts", "Too many sign-ins were started from your network. Wait a moment, then try again."}
+	pageTooManyTenant = pageText{"Too many sign-in attempts", "Too many sign-ins were started for your organization. Wait a moment, then try again."}
+)
 
 // loginLimited returns the login limit, if any, as route middleware whose
 // refusals are the end-user error page rather than JSON.
@@ -31,6 +34,19 @@ func (p *Provider) loginLimited() []echo.MiddlewareFunc {
 	return []echo.MiddlewareFunc{limitedBy(p.loginLimit, func(c echo.Context, _ *echo.HTTPError) error {
 		return p.page(c, http.StatusTooManyRequests, pageTooMany)
 	})}
+}
+
+// PageLimit returns limit (per-address middleware, say) with its 429
+// refusals shown as the end-user error page: for browser-facing routes
+// mounted by other packages, such as the SAML ACS and OIDC callback. A nil
+// limit returns nil.
+func (p *Provider) PageLimit(limit echo.MiddlewareFunc) echo.MiddlewareFunc {
+	if limit == nil {
+		return nil
+	}
+	return limitedBy(limit, func(c echo.Context, _ *echo.HTTPError) error {
+		return p.page(c, http.StatusTooManyRequests, pageTooMany)
+	})
 }
 
 // tokenLimited puts the token limit, if any, in front of next, its

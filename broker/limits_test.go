@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -152,5 +153,57 @@ func BenchmarkIntrospectMetrics(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestLoginRateLimitPerTenant: once one tenant has used its sign-in budget
+// (from many addresses), its sign-ins get the 429 page while another
+// tenant's go on; the per-address budget is not what stops them.
+func TestLoginRateLimitPerTenant(t *testing.T) {
+	mem := sessions.NewMemory()
+	guard := ratelimit.New(sessions.NewMemory(), ratelimit.Options{})
+	rule := ratelimit.Rule{Name: "login_tenant", Limit: 2, Window: time.Minute}
+	n := newNodeServer(t, storetest.SQLite(t), mem, mem, "", httpserver.Config{}, func(c *broker.Config) {
+		c.TenantLoginLimit = func(ctx context.Context, tenantID string) (bool, time.Duration) {
+			return guard.Check(ctx, rule, tenantID)
+		}
+	})
+	acme := n.tenant("Acme", "acme.test", alice("acme.test"))
+	globex := n.tenant("Globex", "globex.test", alice("globex.test"))
+	a := n.app(store.Application{})
+	start := func(tn tenant) *http.Response {
+		q := url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect}, "response_type": {"code"}, "scope": {"openid"},
+			"state": {"s"}, "tenant": {tn.ID}}
+		// /authorize sends the browser to /login, which routes.
+		next := n.URL + broker.PathAuthorize + "?" + q.Encode()
+		for {
+			req, _ := http.NewRequest(http.MethodGet, next, nil)
+			res, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			loc := res.Header.Get("Location")
+			if res.StatusCode != http.StatusFound || !strings.HasPrefix(loc, n.URL+broker.PathLogin+"?") {
+				return res
+			}
+			next = loc
+		}
+	}
+	for i := range 2 {
+		if res := start(acme); res.StatusCode != http.StatusFound {
+			t.Fatalf("Acme sign-in %d: %d, want 302 to the IdP", i+1, res.StatusCode)
+		}
+	}
+	res := start(acme)
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("3rd Acme sign-in: %d, Retry-After %q; want 429 with it", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("the refusal is %s, want the end-user page", ct)
+	}
+	if res := start(globex); res.StatusCode != http.StatusFound {
+		t.Fatalf("Globex while Acme is limited: %d, want 302", res.StatusCode)
 	}
 }

@@ -98,6 +98,12 @@ type Config struct {
 	// as an OAuth error. Introspection is deliberately not limited: it is
 	// the hot path, and its callers are authenticated apps.
 	TokenLimit echo.MiddlewareFunc
+	// TenantLoginLimit, if set, is asked once a sign-in is routed to a
+	// tenant, before the browser is sent to its IdP: a per-tenant budget
+	// so that a flood aimed at one tenant cannot starve the others. It
+	// reports whether the sign-in may go on, else after how long to retry
+	// (answered as the end-user page with 429 and Retry-After).
+	TenantLoginLimit func(ctx context.Context, tenantID string) (ok bool, retryAfter time.Duration)
 }
 
 // Provider is the OpenID Provider. Create it with New, Mount it on the
@@ -125,8 +131,9 @@ type Provider struct {
 	// second a fresh buffer each would be most of the endpoint's garbage.
 	bodies sync.Pool
 
-	loginLimit echo.MiddlewareFunc
-	tokenLimit echo.MiddlewareFunc
+	loginLimit  echo.MiddlewareFunc
+	tokenLimit  echo.MiddlewareFunc
+	tenantLimit func(ctx context.Context, tenantID string) (bool, time.Duration)
 }
 
 // New checks cfg and builds a Provider. It does no I/O.
@@ -155,6 +162,8 @@ func New(cfg Config) (*Provider, error) {
 		ssoTTL:     cmp.Or(cfg.SSOTTL, DefaultSSOTTL),
 		loginLimit: cfg.LoginLimit,
 		tokenLimit: cfg.TokenLimit,
+
+		tenantLimit: cfg.TenantLoginLimit,
 	}
 	if p.http == nil {
 		p.http = safehttp.NewClient(safehttp.Options{Timeout: 10 * time.Second, MaxRedirects: -1})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/labstack/echo/v4"
 
@@ -18,11 +19,14 @@ import (
 //	GET  /sso/oidc/:conn/callback   OIDC redirect URI
 //
 // Every finished or failed login goes to complete, which writes the
-// response; nothing here answers 500 for bad input.
-func (r *Registry) Mount(e *echo.Echo, complete CompleteFunc) {
+// response; nothing here answers 500 for bad input. The middleware in
+// limit, if any, runs first on the ACS and the callback: anyone can post
+// to them without a credential, so they are limited per address.
+func (r *Registry) Mount(e *echo.Echo, complete CompleteFunc, limit ...echo.MiddlewareFunc) {
+	limit = slices.DeleteFunc(limit, func(m echo.MiddlewareFunc) bool { return m == nil })
 	e.GET("/sso/saml/:conn/metadata", r.serveMetadata)
-	e.POST("/sso/saml/:conn/acs", r.serveFinish(store.ConnectionSAML, complete))
-	e.GET("/sso/oidc/:conn/callback", r.serveFinish(store.ConnectionOIDC, complete))
+	e.POST("/sso/saml/:conn/acs", r.serveFinish(store.ConnectionSAML, complete), limit...)
+	e.GET("/sso/oidc/:conn/callback", r.serveFinish(store.ConnectionOIDC, complete), limit...)
 }
 
 func (r *Registry) serveMetadata(c echo.Context) error {

@@ -17,6 +17,7 @@
 package ratelimit
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -139,15 +140,42 @@ func (g *Guard) Middleware(rule Rule) echo.MiddlewareFunc {
 	}
 }
 
+// Check spends one request of rule's budget for key, for callers that
+// learn the key inside a handler (the tenant a sign-in was routed to)
+// rather than in middleware. It reports whether the request may go on and,
+// if not, after how long to retry. Like Middleware it lets requests through
+// when the limiter fails, and a disabled rule allows everything.
+func (g *Guard) Check(ctx context.Context, rule Rule, key string) (ok bool, retryAfter time.Duration) {
+	if g == nil || g.limiter == nil || !rule.Enabled() || key == "" {
+		return true, 0
+	}
+	d, err := g.limiter.Allow(ctx, bucket(rule.Name, key), rule.Limit, rule.Window)
+	if err != nil {
+		g.failedCtx(ctx, rule, err)
+		return true, 0
+	}
+	if d.Allowed {
+		return true, 0
+	}
+	if g.onLimited != nil {
+		g.onLimited(rule.Name)
+	}
+	return false, time.Duration(retrySeconds(d.RetryAfter)) * time.Second
+}
+
 // failed logs a limiter error, at most once per failureLogInterval, and
 // lets the request through.
 func (g *Guard) failed(c echo.Context, rule Rule, err error) {
+	g.failedCtx(c.Request().Context(), rule, err)
+}
+
+func (g *Guard) failedCtx(ctx context.Context, rule Rule, err error) {
 	now := time.Now().UnixNano()
 	last := g.lastLog.Load()
 	if now-last < int64(failureLogInterval) || !g.lastLog.CompareAndSwap(last, now) {
 		return
 	}
-	g.log.WarnContext(c.Request().Context(), "rate limiter unavailable: requests are let through unlimited",
+	g.log.WarnContext(ctx, "rate limiter unavailable: requests are let through unlimited",
 		"rule", rule.Name, "error", err)
 }
 

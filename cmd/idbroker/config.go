@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/secrets"
 )
 
@@ -25,6 +27,7 @@ const (
 	envAllowPrivateNetworks = "IDBROKER_ALLOW_PRIVATE_NETWORKS"
 	envLogLevel             = "IDBROKER_LOG_LEVEL"
 	envLogFormat            = "IDBROKER_LOG_FORMAT"
+	envTrustedProxies       = "IDBROKER_TRUSTED_PROXIES"
 )
 
 // Defaults of the embedded deployment: everything in ./.idbroker.
@@ -82,6 +85,10 @@ type Config struct {
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
 
+	// TrustedProxies are the peers whose X-Forwarded-For / Forwarded
+	// headers name the client; from anyone else those headers are ignored.
+	TrustedProxies []netip.Prefix
+
 	// RateLimits are the per-tenant, per-key and per-address budgets.
 	RateLimits RateLimits
 }
@@ -106,10 +113,13 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("bootstrap_api_key", c.BootstrapAPIKey != ""),
 		slog.Bool("allow_private_networks", c.AllowPrivateNetworks),
 		slog.Bool("dev", c.Dev),
+		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.Group("rate_limits",
 			slog.String("scim", c.RateLimits.SCIM.String()),
 			slog.String("api", c.RateLimits.API.String()),
 			slog.String("login", c.RateLimits.Login.String()),
+			slog.String("login_tenant", c.RateLimits.LoginTenant.String()),
+			slog.String("sso_callback", c.RateLimits.Callback.String()),
 			slog.String("token", c.RateLimits.Token.String())),
 	)
 }
@@ -253,6 +263,14 @@ func loadConfig(src configSource) (Config, error) {
 		default:
 			bad(name, "%q is not a log format (use text or json)", v)
 		}
+	}
+
+	if v, name := src.get(envTrustedProxies); v != "" {
+		p, err := httpserver.ParseTrustedProxies(v)
+		if err != nil {
+			bad(name, "%v", err)
+		}
+		c.TrustedProxies = p
 	}
 
 	c.RateLimits = loadRateLimits(src, bad)

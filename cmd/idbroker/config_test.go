@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -103,6 +104,14 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad issuer flag named",
 			flags:   map[string]flagValue{envIssuer: {"--issuer", "nope"}},
 			wantErr: []string{`--issuer (IDBROKER_ISSUER): "nope" is not an absolute URL`}},
+
+		// IDBROKER_TRUSTED_PROXIES
+		{name: "trusted proxies", env: map[string]string{envTrustedProxies: "10.0.0.0/8, 192.0.2.7 fd00::/8"},
+			check: func(t *testing.T, c Config) {
+				eq(t, "TrustedProxies", fmt.Sprint(c.TrustedProxies), "[10.0.0.0/8 192.0.2.7/32 fd00::/8]")
+			}},
+		{name: "trusted proxies bad", env: map[string]string{envTrustedProxies: "10.0.0.0/8,lb.internal"},
+			wantErr: []string{`IDBROKER_TRUSTED_PROXIES: "lb.internal" is not an IP address or CIDR range`}},
 
 		// IDBROKER_LISTEN
 		{name: "listen port only", env: map[string]string{envListen: ":9090"},

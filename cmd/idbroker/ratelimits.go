@@ -19,6 +19,9 @@ const (
 	envRateLimitAPI   = "IDBROKER_RATE_LIMIT_API"
 	envRateLimitLogin = "IDBROKER_RATE_LIMIT_LOGIN"
 	envRateLimitToken = "IDBROKER_RATE_LIMIT_TOKEN"
+
+	envRateLimitLoginTenant = "IDBROKER_RATE_LIMIT_LOGIN_TENANT"
+	envRateLimitCallback    = "IDBROKER_RATE_LIMIT_SSO_CALLBACK"
 )
 
 // RateLimits are the request budgets of the surfaces. Their Key funcs are
@@ -28,17 +31,30 @@ type RateLimits struct {
 	API   ratelimit.Rule // per operator API key
 	Login ratelimit.Rule // per client address, /authorize and /login
 	Token ratelimit.Rule // per client_id, /oauth/token and /oauth/revoke
+
+	// LoginTenant is per tenant: sign-ins sent to one tenant's IdP, so
+	// that a flood aimed at one tenant cannot use up another's.
+	LoginTenant ratelimit.Rule
+	// Callback is per client address: posts to the SAML ACS and OIDC
+	// callback URLs, which anyone can send without a credential.
+	Callback ratelimit.Rule
 }
 
-// defaultRateLimits are generous for real clients (Okta pushes a few SCIM
-// requests a second at most per tenant; a person starts a sign-in a few
-// times a minute) and stop runaway loops and credential stuffing.
+// defaultRateLimits are generous for real clients and stop runaway loops
+// and floods. The broker holds no passwords, so the sign-in limits guard
+// against floods, not guessing, and are sized for a whole company behind
+// one NAT or load balancer at 9:00: 3,000 requests a minute from one
+// address is at least 1,000 sign-ins even when each goes through the
+// "enter your work email" page (three requests). Okta pushes a few SCIM
+// requests a second at most per tenant.
 func defaultRateLimits() RateLimits {
 	return RateLimits{
-		SCIM:  ratelimit.Rule{Name: "scim", Limit: 600, Window: time.Minute},
-		API:   ratelimit.Rule{Name: "api", Limit: 1200, Window: time.Minute},
-		Login: ratelimit.Rule{Name: "login", Limit: 60, Window: time.Minute},
-		Token: ratelimit.Rule{Name: "token", Limit: 6000, Window: time.Minute},
+		SCIM:        ratelimit.Rule{Name: "scim", Limit: 600, Window: time.Minute},
+		API:         ratelimit.Rule{Name: "api", Limit: 1200, Window: time.Minute},
+		Login:       ratelimit.Rule{Name: "login", Limit: 3000, Window: time.Minute},
+		Token:       ratelimit.Rule{Name: "token", Limit: 6000, Window: time.Minute},
+		LoginTenant: ratelimit.Rule{Name: "login_tenant", Limit: 6000, Window: time.Minute},
+		Callback:    ratelimit.Rule{Name: "sso_callback", Limit: 3000, Window: time.Minute},
 	}
 }
 
@@ -49,7 +65,7 @@ const (
 	maxRateWindow = 24 * time.Hour
 )
 
-// loadRateLimits reads the four rate-limit variables over the defaults,
+// loadRateLimits reads the rate-limit variables over the defaults,
 // reporting bad values through bad.
 func loadRateLimits(src configSource, bad func(name, format string, args ...any)) RateLimits {
 	rl := defaultRateLimits()
@@ -61,6 +77,8 @@ func loadRateLimits(src configSource, bad func(name, format string, args ...any)
 		{envRateLimitAPI, &rl.API},
 		{envRateLimitLogin, &rl.Login},
 		{envRateLimitToken, &rl.Token},
+		{envRateLimitLoginTenant, &rl.LoginTenant},
+		{envRateLimitCallback, &rl.Callback},
 	} {
 		raw, name := src.get(v.env)
 		if raw == "" {
@@ -113,6 +131,9 @@ func rateLimitRules(rl RateLimits) RateLimits {
 	rl.SCIM.Key = ratelimit.ByTenant
 	rl.API.Key = func(c echo.Context) (string, bool) { return adminportal.OperatorKeyID(c.Request().Context()) }
 	rl.Login.Key = ratelimit.ByIP
+	rl.Callback.Key = ratelimit.ByIP
+	// LoginTenant is spent by the broker once routing names the tenant
+	// (broker.Config.TenantLoginLimit), not by middleware.
 	rl.Token.Key = func(c echo.Context) (string, bool) {
 		id := broker.ClientID(c)
 		return id, id != ""

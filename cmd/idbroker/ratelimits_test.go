@@ -61,8 +61,12 @@ func TestLoadConfigRateLimits(t *testing.T) {
 	}{
 		{"SCIM", cfg.RateLimits.SCIM.String(), "600/1m0s"},
 		{"API", cfg.RateLimits.API.String(), "1200/1m0s"},
-		{"Login", cfg.RateLimits.Login.String(), "60/1m0s"},
+		// At least 1,000 sign-ins a minute from one address (a company
+		// behind one NAT), each up to three requests.
+		{"Login", cfg.RateLimits.Login.String(), "3000/1m0s"},
 		{"Token", cfg.RateLimits.Token.String(), "6000/1m0s"},
+		{"LoginTenant", cfg.RateLimits.LoginTenant.String(), "6000/1m0s"},
+		{"Callback", cfg.RateLimits.Callback.String(), "3000/1m0s"},
 	} {
 		if c.got != c.want {
 			t.Errorf("default %s limit %s, want %s", c.name, c.got, c.want)
@@ -71,6 +75,7 @@ func TestLoadConfigRateLimits(t *testing.T) {
 
 	cfg, err = loadConfig(configSource{getenv: mapEnv(map[string]string{
 		envRateLimitSCIM: "50/10s", envRateLimitAPI: "0", envRateLimitLogin: "5/m", envRateLimitToken: "100/1s",
+		envRateLimitLoginTenant: "7/1m", envRateLimitCallback: "0",
 	})})
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +84,9 @@ func TestLoadConfigRateLimits(t *testing.T) {
 	if rl.SCIM.Limit != 50 || rl.SCIM.Window != 10*time.Second || rl.API.Enabled() ||
 		rl.Login.Limit != 5 || rl.Login.Window != time.Minute || rl.Token.Limit != 100 || rl.Token.Window != time.Second {
 		t.Errorf("rate limits %+v", rl)
+	}
+	if rl.LoginTenant.Limit != 7 || rl.Callback.Enabled() {
+		t.Errorf("login_tenant %v, sso_callback %v; want 7/1m and disabled", rl.LoginTenant, rl.Callback)
 	}
 	if rl.SCIM.Name != "scim" || rl.Token.Name != "token" {
 		t.Errorf("rule names lost: %q %q", rl.SCIM.Name, rl.Token.Name)

@@ -38,9 +38,12 @@ Environment (flags override):
 	IDBROKER_ALLOW_PRIVATE_NETWORKS  let outbound requests reach private addresses (true/false)
 	IDBROKER_LOG_LEVEL               debug, info, warn or error (default info)
 	IDBROKER_LOG_FORMAT              text or json (default text)
+	IDBROKER_TRUSTED_PROXIES         CIDRs of proxies whose X-Forwarded-For / Forwarded is believed (default none)
 	IDBROKER_RATE_LIMIT_SCIM         SCIM requests per tenant, N/duration or 0 (default 600/1m)
 	IDBROKER_RATE_LIMIT_API          operator API requests per key (default 1200/1m)
-	IDBROKER_RATE_LIMIT_LOGIN        sign-ins started per client address (default 60/1m)
+	IDBROKER_RATE_LIMIT_LOGIN        sign-in requests per client address (default 3000/1m)
+	IDBROKER_RATE_LIMIT_LOGIN_TENANT sign-ins sent to one tenant's IdP (default 6000/1m)
+	IDBROKER_RATE_LIMIT_SSO_CALLBACK SAML ACS / OIDC callback posts per client address (default 3000/1m)
 	IDBROKER_RATE_LIMIT_TOKEN        token and revocation requests per client_id (default 6000/1m)`
 
 // serveFlagEnv maps the flags of serve to the variables they override.
@@ -133,6 +136,9 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger) erro
 		Listen:         cfg.Listen,
 		Logger:         log,
 		ObserveRequest: reg.ObserveRequest,
+		// Rate limits, audit rows and logs name the client behind a
+		// trusted proxy, never an address a client claims.
+		IPExtractor: httpserver.IPExtractor(cfg.TrustedProxies),
 		Checks: map[string]httpserver.CheckFunc{
 			"database": st.Ping,
 			"cache":    cache.Ping,

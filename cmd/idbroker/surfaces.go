@@ -106,6 +106,9 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Logger:     log.With("surface", "broker"),
 		LoginLimit: limit(limits.Login),
 		TokenLimit: limit(limits.Token),
+		TenantLoginLimit: func(ctx context.Context, tenantID string) (bool, time.Duration) {
+			return guard.Check(ctx, limits.LoginTenant, tenantID)
+		},
 	})
 	if err != nil {
 		return err
@@ -142,7 +145,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	e := srv.Echo()
 	reg.Mount(e)
 	provider.Mount(e)
-	registry.Mount(e, provider.Complete)
+	registry.Mount(e, provider.Complete, provider.PageLimit(limit(limits.Callback)))
 	directories.Mount(e)
 	api.Mount(e)
 	if cfg.Dev {

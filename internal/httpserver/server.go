@@ -69,8 +69,8 @@ type Config struct {
 	ReadyTimeout time.Duration
 
 	// IPExtractor decides the client address logged and handed to handlers
-	// (c.RealIP()). The default trusts only the TCP peer; set
-	// echo.ExtractIPFromXFFHeader(...) with trusted ranges behind a proxy.
+	// (c.RealIP()). The default trusts only the TCP peer; behind a proxy
+	// set IPExtractor(trusted) with the proxies' ranges.
 	IPExtractor echo.IPExtractor
 
 	// ObserveRequest, if set, is told of every answered request, with the
