@@ -37,6 +37,9 @@ func (p *Provider) Complete(ctx context.Context, w http.ResponseWriter, r *http.
 }
 
 func (p *Provider) complete(c echo.Context, conn store.Connection, res connections.Result, upstreamErr error) error {
+	if reason, ok := unverifiable(conn, res, upstreamErr); ok {
+		return p.refuseUnverified(c, conn, reason, upstreamErr)
+	}
 	ctx := store.WithTenant(c.Request().Context(), conn.TenantID)
 	fail := func(reason, clientID string) error {
 		p.failed(ctx, conn, clientID, reason)

@@ -104,6 +104,10 @@ type Config struct {
 	// reports whether the sign-in may go on, else after how long to retry
 	// (answered as the end-user page with 429 and Retry-After).
 	TenantLoginLimit func(ctx context.Context, tenantID string) (ok bool, retryAfter time.Duration)
+	// OnUnverified, if set, is told of every answer on an ACS or callback
+	// URL refused without being recorded, by reason (Unverified…): the
+	// metrics hook.
+	OnUnverified func(reason string)
 }
 
 // Provider is the OpenID Provider. Create it with New, Mount it on the
@@ -134,6 +138,8 @@ type Provider struct {
 	loginLimit  echo.MiddlewareFunc
 	tokenLimit  echo.MiddlewareFunc
 	tenantLimit func(ctx context.Context, tenantID string) (bool, time.Duration)
+
+	onUnverified func(reason string)
 }
 
 // New checks cfg and builds a Provider. It does no I/O.
@@ -164,6 +170,8 @@ func New(cfg Config) (*Provider, error) {
 		tokenLimit: cfg.TokenLimit,
 
 		tenantLimit: cfg.TenantLoginLimit,
+
+		onUnverified: cfg.OnUnverified,
 	}
 	if p.http == nil {
 		p.http = safehttp.NewClient(safehttp.Options{Timeout: 10 * time.Second, MaxRedirects: -1})

@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -238,6 +239,13 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (R
 	if bytes.Contains(raw, []byte("<!--")) {
 		return Result{}, fmt.Errorf("%w: the response contains an XML comment", ErrMalformed)
 	}
+	// Junk must be told apart from a response that fails validation before
+	// anything else is looked at: it is refused without being recorded
+	// for the tenant (anyone can post it), and never reaches the
+	// login-state lookup.
+	if err := checkResponseXML(raw); err != nil {
+		return Result{}, err
+	}
 
 	sp, possible, brokerReq, err := c.pending(ctx, relay)
 	if err != nil {
@@ -265,6 +273,48 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (R
 		return failed, err
 	}
 	return Result{RequestID: brokerReq, Profile: p}, nil
+}
+
+// checkResponseXML reports ErrMalformed unless raw is well-formed XML
+// whose root is a SAML 2.0 protocol Response.
+func checkResponseXML(raw []byte) error {
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	root := false
+	for {
+		tok, err := d.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%w: the response is not well-formed XML", ErrMalformed)
+		}
+		if se, ok := tok.(xml.StartElement); ok && !root {
+			root = true
+			if se.Name.Local != "Response" || !declaresNS(se, se.Name.Space, "urn:oasis:names:tc:SAML:2.0:protocol") {
+				return fmt.Errorf("%w: the XML is not a SAML 2.0 Response", ErrMalformed)
+			}
+		}
+	}
+	if !root {
+		return fmt.Errorf("%w: the response has no XML element", ErrMalformed)
+	}
+	return nil
+}
+
+// declaresNS reports whether the root element's prefix (RawToken leaves it
+// unresolved in Name.Space) is bound to ns on the element itself, where
+// every IdP binds it.
+func declaresNS(se xml.StartElement, prefix, ns string) bool {
+	for _, a := range se.Attr {
+		switch {
+		case prefix == "" && a.Name.Space == "" && a.Name.Local == "xmlns",
+			prefix != "" && a.Name.Space == "xmlns" && a.Name.Local == prefix:
+			if a.Value == ns {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // pending finds the login this response answers, by RelayState, and picks

@@ -102,10 +102,11 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Keys:       keys,
 		Connectors: registry,
 		// Back-channel logout: no redirects, a short deadline.
-		HTTPClient: outbound(safehttp.Options{Timeout: 10 * time.Second, MaxRedirects: -1}),
-		Logger:     log.With("surface", "broker"),
-		LoginLimit: limit(limits.Login),
-		TokenLimit: limit(limits.Token),
+		HTTPClient:   outbound(safehttp.Options{Timeout: 10 * time.Second, MaxRedirects: -1}),
+		Logger:       log.With("surface", "broker"),
+		LoginLimit:   limit(limits.Login),
+		TokenLimit:   limit(limits.Token),
+		OnUnverified: reg.SSOUnverified,
 		TenantLoginLimit: func(ctx context.Context, tenantID string) (bool, time.Duration) {
 			return guard.Check(ctx, limits.LoginTenant, tenantID)
 		},

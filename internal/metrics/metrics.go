@@ -38,6 +38,7 @@ type Registry struct {
 	duration    *prometheus.HistogramVec
 	scim        *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
+	unverified  *prometheus.CounterVec
 }
 
 // New returns a Registry with the runtime and process collectors and the
@@ -63,11 +64,15 @@ func New() *Registry {
 			Namespace: namespace, Name: "rate_limited_total",
 			Help: "Requests refused with 429, by rate-limit rule (scim, api, login, token).",
 		}, []string{"surface"}),
+		unverified: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "sso_unverified_total",
+			Help: "Posts to SAML ACS and OIDC callback URLs refused unrecorded because they carry nothing verifiable, by reason (unknown_connection, malformed, unknown_state).",
+		}, []string{"reason"}),
 	}
 	r.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		r.requests, r.duration, r.scim, r.rateLimited,
+		r.requests, r.duration, r.scim, r.rateLimited, r.unverified,
 	)
 	return r
 }
@@ -110,6 +115,15 @@ func (r *Registry) RateLimited(rule string) {
 		return
 	}
 	r.rateLimited.WithLabelValues(rule).Inc()
+}
+
+// SSOUnverified records an upstream answer refused unrecorded; it fits
+// broker.Config.OnUnverified. reason is one of a few constants.
+func (r *Registry) SSOUnverified(reason string) {
+	if r == nil {
+		return
+	}
+	r.unverified.WithLabelValues(reason).Inc()
 }
 
 // boundedMethod keeps the method label to the methods HTTP defines.
