@@ -158,7 +158,9 @@ func (b *sqlFilter) cmp(c Cmp) (string, error) {
 		if !ok || c.Op != OpEq {
 			return bad()
 		}
-		return "EXISTS (SELECT 1 FROM group_members m WHERE m.tenant_id = groups.tenant_id AND m.group_id = groups.id AND m.user_id = " + b.arg(s) + ")", nil
+		// Driven from the member's side (group_members_user), not by
+		// testing every group of the directory; $1 is always the tenant.
+		return "id IN (SELECT m.group_id FROM group_members m WHERE m.tenant_id = $1 AND m.user_id = " + b.arg(s) + ")", nil
 	case kindBool:
 		v, ok := c.Value.(bool)
 		if !ok || (c.Op != OpEq && c.Op != OpNe) {
