@@ -10,6 +10,7 @@ import (
 
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/usage"
 )
 
 // TXTResolver looks up DNS TXT records; *net.Resolver satisfies it. Tests
@@ -44,6 +45,11 @@ type APIConfig struct {
 	// Limit, if set, runs after authentication, with the operator's key
 	// known (OperatorKeyID): the per-key rate limit.
 	Limit echo.MiddlewareFunc
+	// Usage answers the usage routes (GET /tenants/{id}/usage, GET
+	// /usage/export); nil leaves them out.
+	Usage *usage.Meter
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // API is the operator API. Create it with NewAPI and Mount it.
@@ -57,6 +63,8 @@ type API struct {
 	scimBaseURL   func(directoryID string) string
 	appCache      ApplicationCache
 	limit         echo.MiddlewareFunc
+	usage         *usage.Meter
+	now           func() time.Time
 }
 
 // NewAPI returns the operator API over cfg.Store. It panics when Store is
@@ -75,6 +83,11 @@ func NewAPI(cfg APIConfig) *API {
 		scimBaseURL:   cfg.SCIMBaseURL,
 		appCache:      cfg.ApplicationCache,
 		limit:         cfg.Limit,
+		usage:         cfg.Usage,
+		now:           cfg.Now,
+	}
+	if a.now == nil {
+		a.now = time.Now
 	}
 	if a.resolver == nil {
 		a.resolver = net.DefaultResolver
@@ -112,6 +125,7 @@ func (a *API) Mount(e *echo.Echo) {
 	a.mountConnections(g, t)
 	a.mountDirectories(g, t)
 	a.mountEvents(g)
+	a.mountUsage(g, t)
 	g.GET("/audit_events", a.listAuditEvents)
 
 	a.mountApplications(g)

@@ -19,6 +19,7 @@ import (
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
+	"github.com/idbroker/idbroker/usage"
 )
 
 // backends are the real databases every test runs against.
@@ -93,7 +94,7 @@ func newEnv(t *testing.T, st *store.DB) *env {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
 	srv := httpserver.New(httpserver.Config{Logger: logger, BodyLimit: testBodyLimit})
-	adminportal.NewAPI(adminportal.APIConfig{Store: st, Resolver: dns, Logger: logger}).Mount(srv.Echo())
+	adminportal.NewAPI(adminportal.APIConfig{Store: st, Resolver: dns, Logger: logger, Usage: usage.New(st, nil, nil)}).Mount(srv.Echo())
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	key, k, err := adminportal.CreateAPIKey(context.Background(), st, "test")

@@ -76,14 +76,28 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 		return fail("tenant is "+string(tn.Status), a.ClientID)
 	}
 	attrs, _ := json.Marshal(prof.Raw)
-	u, err := p.store.UpsertSSOUser(ctx, conn.ID, prof.IdPSubject, store.User{
-		Email:         prof.Email,
-		EmailVerified: prof.EmailVerified,
-		GivenName:     prof.GivenName,
-		FamilyName:    prof.FamilyName,
-		DisplayName:   prof.Name,
-		Active:        true,
-		Attributes:    attrs,
+	var u store.User
+	// The sign-in is metered in the transaction that provisions its user:
+	// billed exactly when it happened, once per authorization request. Two
+	// first sign-ins of one new user at once (two tabs, two nodes) race to
+	// create them; the loser's retry finds the winner's user.
+	err = retryConflict(func() error {
+		return p.store.InTx(ctx, func(ctx context.Context) error {
+			var err error
+			u, err = p.store.UpsertSSOUser(ctx, conn.ID, prof.IdPSubject, store.User{
+				Email:         prof.Email,
+				EmailVerified: prof.EmailVerified,
+				GivenName:     prof.GivenName,
+				FamilyName:    prof.FamilyName,
+				DisplayName:   prof.Name,
+				Active:        true,
+				Attributes:    attrs,
+			})
+			if err != nil || !u.Active || p.usage == nil {
+				return err
+			}
+			return p.usage.Login(ctx, u.ID, a.ID)
+		})
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrInvalid) {
@@ -122,6 +136,16 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	})
 	// The request was taken above; finish must not take it again.
 	return p.finishTaken(c, a, s)
+}
+
+// retryConflict runs fn up to three times while it fails with
+// store.ErrConflict.
+func retryConflict(fn func() error) error {
+	err := fn()
+	for i := 0; i < 2 && errors.Is(err, store.ErrConflict); i++ {
+		err = fn()
+	}
+	return err
 }
 
 func joinName(given, family string) string {

@@ -76,6 +76,8 @@ type Config struct {
 	Keys     *signing.Manager
 	// Connectors starts upstream logins. Required.
 	Connectors Connectors
+	// Usage meters completed sign-ins (package usage); nil meters nothing.
+	Usage LoginMeter
 	// HTTPClient sends back-channel logouts; nil means a safehttp client
 	// that refuses private addresses.
 	HTTPClient *http.Client
@@ -120,6 +122,7 @@ type Provider struct {
 	once       sessions.OnceCache
 	keys       *signing.Manager
 	connectors Connectors
+	usage      LoginMeter
 	http       *http.Client
 	log        *slog.Logger
 	now        func() time.Time
@@ -161,6 +164,7 @@ func New(cfg Config) (*Provider, error) {
 		once:       cfg.Once,
 		keys:       cfg.Keys,
 		connectors: cfg.Connectors,
+		usage:      cfg.Usage,
 		http:       cfg.HTTPClient,
 		log:        cfg.Logger,
 		now:        cfg.Now,
@@ -227,3 +231,11 @@ func (p *Provider) Run(ctx context.Context) error {
 }
 
 func (p *Provider) url(path string) string { return p.issuer + path }
+
+// LoginMeter records a completed sign-in for billing; package usage
+// implements it. Login runs inside the transaction that provisions the
+// user, with the tenant in ctx; loginID names the sign-in, so that
+// recording it twice counts it once.
+type LoginMeter interface {
+	Login(ctx context.Context, userID, loginID string) error
+}

@@ -61,7 +61,7 @@ func (s *Server) createGroup(c echo.Context) error {
 	if g.Attributes, err = encodeDoc(d); err != nil {
 		return err
 	}
-	err = s.store.InTx(ctx, func(ctx context.Context) error {
+	err = s.writeTx(ctx, "groups.create", func(ctx context.Context) error {
 		if g, err = s.store.CreateGroup(ctx, g); err != nil {
 			return groupConflict(err)
 		}
@@ -236,7 +236,7 @@ func (s *Server) replaceGroup(c echo.Context) error {
 	if g.Attributes, err = encodeDoc(d); err != nil {
 		return err
 	}
-	err = s.store.InTx(ctx, func(ctx context.Context) error {
+	err = s.writeTx(ctx, "groups.put", func(ctx context.Context) error {
 		if g, err = s.store.UpdateGroup(ctx, g, want); err != nil {
 			return groupConflict(err)
 		}
@@ -413,7 +413,7 @@ func (s *Server) patchGroup(c echo.Context) error {
 	id := c.Param("id")
 	var g store.Group
 	err = retryUnversioned(want, func() error {
-		return s.store.InTx(ctx, func(ctx context.Context) error {
+		return s.writeTx(ctx, "groups.patch", func(ctx context.Context) error {
 			return s.applyGroupPatch(ctx, id, want, rest, mops, &g)
 		})
 	})
@@ -501,7 +501,7 @@ func (s *Server) deleteGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = s.store.InTx(ctx, func(ctx context.Context) error {
+	err = s.writeTx(ctx, "groups.delete", func(ctx context.Context) error {
 		if err := s.store.DeleteGroup(ctx, g.ID); err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
+	"github.com/idbroker/idbroker/usage"
 )
 
 var backends = []struct {
@@ -58,7 +59,7 @@ func newEnv(t testing.TB, st *store.DB, ss sessions.Store) *env {
 	e := echo.New()
 	hs := httptest.NewServer(e)
 	t.Cleanup(hs.Close)
-	srv, err := scim.New(scim.Config{Issuer: hs.URL, Store: st, Sessions: ss})
+	srv, err := scim.New(scim.Config{Issuer: hs.URL, Store: st, Sessions: ss, Usage: usage.New(st, nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

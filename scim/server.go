@@ -58,6 +58,9 @@ type Config struct {
 	// may use it to revoke refresh tokens it keeps elsewhere. An error
 	// fails the request (the IdP retries; the store change is kept).
 	OnDeprovision func(ctx context.Context, tenantID, userID string) error
+	// Usage meters every write for billing (package usage), inside its
+	// transaction; nil meters nothing.
+	Usage OperationMeter
 	// Logger receives failures; it never sees tokens or request bodies.
 	Logger *slog.Logger
 	// MaxBodyBytes caps request bodies (DefaultMaxBodyBytes).
@@ -77,6 +80,7 @@ type Server struct {
 	store    Store
 	sessions sessions.Store
 	onDeprov func(ctx context.Context, tenantID, userID string) error
+	usage    OperationMeter
 	log      *slog.Logger
 	maxBody  int64
 	maxCount int
@@ -98,6 +102,7 @@ func New(cfg Config) (*Server, error) {
 		store:    cfg.Store,
 		sessions: cfg.Sessions,
 		onDeprov: cfg.OnDeprovision,
+		usage:    cfg.Usage,
 		log:      cfg.Logger,
 		maxBody:  cfg.MaxBodyBytes,
 		maxCount: cfg.MaxResults,

@@ -37,7 +37,7 @@ func (s *Server) createUser(c echo.Context) error {
 	}
 	// Everything the create reads and writes shares one transaction: on
 	// PostgreSQL each transaction costs round trips of its own.
-	err = s.store.InTx(ctx, func(ctx context.Context) error {
+	err = s.writeTx(ctx, "users.create", func(ctx context.Context) error {
 		if u.EmailVerified, err = s.emailVerified(ctx, u.Email); err != nil {
 			return err
 		}
@@ -248,7 +248,7 @@ func retryUnversioned(want int64, apply func() error) error {
 // the user is now inactive, revokes their sessions before answering.
 func (s *Server) writeUserChange(c echo.Context, load func(ctx context.Context) (old store.User, d doc, ifVersion int64, err error)) error {
 	var old, u store.User
-	err := s.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+	err := s.writeTx(c.Request().Context(), "users."+strings.ToLower(c.Request().Method), func(ctx context.Context) error {
 		var (
 			d         doc
 			ifVersion int64
@@ -306,7 +306,7 @@ func (s *Server) deleteUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = s.store.InTx(ctx, func(ctx context.Context) error {
+	err = s.writeTx(ctx, "users.delete", func(ctx context.Context) error {
 		ev, err := s.userEvent(ctx, u, d, true)
 		if err != nil {
 			return err

@@ -161,6 +161,9 @@ type Store interface {
 	// checks; see portal.go.
 	PortalStore
 
+	// Usage records; see usage.go.
+	UsageStore
+
 	// Operations.
 	Ping(ctx context.Context) error
 	Migrate(ctx context.Context) error

@@ -110,6 +110,11 @@ func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) 
 // table that holds its data.
 func (db *DB) DeleteTenant(ctx context.Context) error {
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		// Usage records have no foreign key (see migration 0045): they go
+		// by hand.
+		if _, err := q.exec(ctx, "DELETE FROM usage_records WHERE tenant_id = $1", tenantID); err != nil {
+			return err
+		}
 		n, err := q.exec(ctx, "DELETE FROM tenants WHERE id = $1", tenantID)
 		if err == nil && n == 0 {
 			return ErrNotFound

@@ -23,6 +23,7 @@ import (
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/signing"
 	"github.com/idbroker/idbroker/store"
+	metering "github.com/idbroker/idbroker/usage"
 )
 
 // keyReloadInterval is how often a running broker re-reads the signing
@@ -47,6 +48,10 @@ func startSigning(ctx context.Context, bg *sync.WaitGroup, st store.Store, log *
 // connectionMaintenance is how often IdP metadata URLs are re-read and
 // expiring IdP certificates reported.
 const connectionMaintenance = time.Hour
+
+// usageSnapshots is how often the daily usage snapshot is attempted; the
+// first attempt of a UTC day records it, on whichever node runs first.
+const usageSnapshots = time.Hour
 
 // mountSurfaces builds every HTTP surface, mounts it on srv and starts the
 // background work, in bg, until ctx is done:
@@ -85,6 +90,9 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		return guard.Middleware(r)
 	}
 
+	// Usage is metered where it happens and snapshotted daily (usageSnapshots).
+	meter := metering.New(st, nil, log.With("surface", "usage"))
+
 	registry := connections.NewRegistry(connections.Config{
 		Issuer:            cfg.Issuer,
 		Store:             st,
@@ -101,6 +109,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Once:       cache,
 		Keys:       keys,
 		Connectors: registry,
+		Usage:      meter,
 		// Back-channel logout: no redirects, a short deadline.
 		HTTPClient:   outbound(safehttp.Options{Timeout: 10 * time.Second, MaxRedirects: -1}),
 		Logger:       log.With("surface", "broker"),
@@ -118,6 +127,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Issuer:   cfg.Issuer,
 		Store:    st,
 		Sessions: cached,
+		Usage:    meter,
 		Logger:   log.With("surface", "scim"),
 		Limit:    limit(limits.SCIM),
 	})
@@ -133,6 +143,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		ApplicationCache: provider,
 		Logger:           log.With("surface", "api"),
 		Limit:            limit(limits.API),
+		Usage:            meter,
 	})
 	webhooks, err := events.New(events.Config{
 		Store:  st,
@@ -160,6 +171,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	}
 	bg.Go(func() { registry.Run(ctx, connectionMaintenance) })
 	bg.Go(func() { webhooks.Run(ctx) })
+	bg.Go(func() { meter.Run(ctx, usageSnapshots) })
 	return nil
 }
 

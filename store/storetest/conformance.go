@@ -52,6 +52,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"ResolveUser", testResolveUser},
 		{"PortalLinks", testPortalLinks},
 		{"ConnectionTestsAndDomainChecks", testConnectionTestsAndDomainChecks},
+		{"UsageRecords", testUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,142 @@
+package adminportal
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/usage"
+)
+
+// maxUsageRange bounds a usage query: a little over a year.
+const maxUsageRange = 400 * 24 * time.Hour
+
+func (a *API) mountUsage(g, t *echo.Group) {
+	if a.usage == nil {
+		return
+	}
+	t.GET("/usage", a.getUsage)
+	g.GET("/usage/export", a.exportUsage)
+}
+
+type usageJSON struct {
+	TenantID    string         `json:"tenant_id"`
+	From        time.Time      `json:"from"`
+	To          time.Time      `json:"to"`
+	Granularity string         `json:"granularity"`
+	Totals      usage.Totals   `json:"totals"`
+	Data        []usage.Bucket `json:"data"`
+}
+
+// getUsage answers the tenant's meters over [from, to): totals and one
+// bucket per day or month that has records.
+func (a *API) getUsage(c echo.Context) error {
+	from, to, err := usageRange(c, a.now())
+	if err != nil {
+		return err
+	}
+	g := usage.Granularity(c.QueryParam("granularity"))
+	switch g {
+	case "":
+		g = usage.Day
+	case usage.Day, usage.Month:
+	default:
+		return invalid("granularity", `granularity must be "day" or "month"`)
+	}
+	total, buckets, err := a.usage.Report(c.Request().Context(), from, to, g)
+	if err != nil {
+		return err
+	}
+	if buckets == nil {
+		buckets = []usage.Bucket{}
+	}
+	return c.JSON(http.StatusOK, usageJSON{
+		TenantID: tenantOf(c).ID, From: from, To: to, Granularity: string(g), Totals: total, Data: buckets,
+	})
+}
+
+// exportUsage streams every tenant's records over [from, to) as NDJSON
+// (default) or CSV. Each record keeps its idempotency key from export to
+// export, so a vendor may push the same window to billing again safely.
+func (a *API) exportUsage(c echo.Context) error {
+	from, to, err := usageRange(c, a.now())
+	if err != nil {
+		return err
+	}
+	format := c.QueryParam("format")
+	ctype := "application/x-ndjson"
+	switch format {
+	case "", "ndjson":
+		format = "ndjson"
+	case "csv":
+		ctype = "text/csv; charset=utf-8"
+	default:
+		return invalid("format", `format must be "ndjson" or "csv"`)
+	}
+	res := c.Response()
+	res.Header().Set(echo.HeaderContentType, ctype)
+	if format == "csv" {
+		res.Header().Set("Content-Disposition", `attachment; filename="usage.csv"`)
+	}
+	res.WriteHeader(http.StatusOK)
+	w, err := usage.NewWriter(res, format)
+	if err != nil {
+		return nil // the client went away; nothing to answer
+	}
+	n := 0
+	err = a.usage.Export(c.Request().Context(), from, to, func(r store.UsageRecord) error {
+		if err := w.Write(r); err != nil {
+			return err
+		}
+		if n++; n%1000 == 0 {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			res.Flush()
+		}
+		return nil
+	})
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		// The status is sent: all that is left is to cut the stream short,
+		// which a client sees as a truncated body, and to log why.
+		a.log.ErrorContext(c.Request().Context(), "usage export failed", "err", err, "records", n)
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// usageRange reads from and to (RFC 3339 or YYYY-MM-DD, UTC); by default
+// the current calendar month so far.
+func usageRange(c echo.Context, now time.Time) (time.Time, time.Time, error) {
+	now = now.UTC()
+	from := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	to := now
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		v := c.QueryParam(p.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			if t, err = time.Parse(time.DateOnly, v); err != nil {
+				return from, to, invalid(p.name, "%s must be an RFC 3339 time or a YYYY-MM-DD date", p.name)
+			}
+		}
+		*p.dst = t.UTC()
+	}
+	switch {
+	case !to.After(from):
+		return from, to, invalid("to", "to must be after from")
+	case to.Sub(from) > maxUsageRange:
+		return from, to, invalid("to", "a usage query spans at most 400 days")
+	}
+	return from, to, nil
+}

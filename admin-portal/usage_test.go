@@ -1,0 +1,89 @@
+package adminportal_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/usage"
+)
+
+func TestUsageAPI(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		var a, b struct{ ID string }
+		e.must(http.StatusCreated, "POST", "/tenants", map[string]any{"name": "A"}).decode(t, &a)
+		e.must(http.StatusCreated, "POST", "/tenants", map[string]any{"name": "B"}).decode(t, &b)
+		m := usage.New(e.st, nil, nil)
+		login := func(tenantID, user, req string) {
+			ctx := store.WithTenant(context.Background(), tenantID)
+			if err := e.st.InTx(ctx, func(ctx context.Context) error { return m.Login(ctx, user, req) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		login(a.ID, "usr_1", "r1")
+		login(a.ID, "usr_1", "r2")
+		login(a.ID, "usr_2", "r3")
+		login(b.ID, "usr_9", "r1")
+
+		day := time.Now().UTC().Format(time.DateOnly)
+		tomorrow := time.Now().UTC().Add(24 * time.Hour).Format(time.DateOnly)
+		var out struct {
+			TenantID string `json:"tenant_id"`
+			Totals   usage.Totals
+			Data     []usage.Bucket
+		}
+		e.must(http.StatusOK, "GET", "/tenants/"+a.ID+"/usage?granularity=month&from="+day+"&to="+tomorrow, nil).decode(t, &out)
+		if out.TenantID != a.ID || out.Totals.Logins != 3 || out.Totals.MAU != 2 || len(out.Data) != 1 {
+			t.Fatalf("A's usage = %+v", out)
+		}
+		e.must(http.StatusOK, "GET", "/tenants/"+b.ID+"/usage", nil).decode(t, &out)
+		if out.Totals.Logins != 1 || out.Totals.MAU != 1 {
+			t.Fatalf("B's usage (default range) = %+v", out)
+		}
+
+		for _, q := range []string{"granularity=week", "from=yesterday", "from=" + tomorrow + "&to=" + day, "from=2020-01-01&to=2026-01-01"} {
+			if r := e.must(http.StatusBadRequest, "GET", "/tenants/"+a.ID+"/usage?"+q, nil); r.err(t).Code != "invalid_request" {
+				t.Fatalf("%s: %s", q, r.body)
+			}
+		}
+		e.must(http.StatusNotFound, "GET", "/tenants/tnt_01JUNKJUNKJUNKJUNKJUNKJUNK/usage", nil)
+		if r := e.call("GET", "/tenants/"+a.ID+"/usage", nil, "Authorization", "Bearer nope"); r.status != http.StatusUnauthorized {
+			t.Fatalf("unauthenticated usage: %d", r.status)
+		}
+		if r := e.call("GET", "/usage/export", nil, "Authorization", ""); r.status != http.StatusUnauthorized {
+			t.Fatalf("unauthenticated export: %d", r.status)
+		}
+
+		r := e.must(http.StatusOK, "GET", "/usage/export?from="+day+"&to="+tomorrow, nil)
+		if ct := r.header.Get("Content-Type"); ct != "application/x-ndjson" {
+			t.Fatalf("content type %q", ct)
+		}
+		tenants := map[string]int{}
+		sc := bufio.NewScanner(bytes.NewReader(r.body))
+		for sc.Scan() {
+			var ev usage.Event
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				t.Fatal(err)
+			}
+			tenants[ev.TenantID]++
+		}
+		if tenants[a.ID] != 5 || tenants[b.ID] != 2 {
+			t.Fatalf("export per tenant = %v, want A 5 and B 2", tenants)
+		}
+		again := e.must(http.StatusOK, "GET", "/usage/export?from="+day+"&to="+tomorrow, nil)
+		if !bytes.Equal(r.body, again.body) {
+			t.Fatal("re-export differs")
+		}
+		csv := e.must(http.StatusOK, "GET", "/usage/export?format=csv&from="+day+"&to="+tomorrow, nil)
+		if lines := strings.Count(string(csv.body), "\n"); lines != 8 || !strings.HasPrefix(csv.header.Get("Content-Type"), "text/csv") {
+			t.Fatalf("csv: %d lines, %s", lines, csv.header.Get("Content-Type"))
+		}
+		e.must(http.StatusBadRequest, "GET", "/usage/export?format=xml", nil)
+	})
+}

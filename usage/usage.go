@@ -1,0 +1,166 @@
+// Package usage meters what each tenant uses, for the SaaS vendor's
+// billing: completed sign-ins, monthly active users, SCIM operations and
+// daily counts of connections and directory users.
+//
+// Every record is written by the code of the fact it counts, inside that
+// fact's transaction, under an idempotency key that makes a second write of
+// the same fact a no-op: a retried transaction, a second node, a re-run
+// snapshot job. A user's first sign-in of a calendar month is keyed by
+// tenant, user and month, which is what makes MAU exact across nodes.
+package usage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// Store is what metering needs of persistence; *store.DB implements it.
+type Store interface {
+	RecordUsage(ctx context.Context, r store.UsageRecord) (bool, error)
+	UsageByDay(ctx context.Context, from, to time.Time) ([]store.UsageDay, error)
+	UsageRecords(ctx context.Context, from, to, afterAt time.Time, afterKey string, limit int) ([]store.UsageRecord, error)
+	UsageTenants(ctx context.Context, from, to time.Time) ([]string, error)
+	UsageCounts(ctx context.Context) (connections, directoryUsers int64, err error)
+	ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, string, error)
+}
+
+// Meter writes and reads usage records.
+type Meter struct {
+	st  Store
+	now func() time.Time
+	log *slog.Logger
+}
+
+// New returns a Meter over st. now is the clock (nil: time.Now); log
+// receives snapshot failures (nil discards).
+func New(st Store, now func() time.Time, log *slog.Logger) *Meter {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Meter{st: st, now: now, log: log}
+}
+
+// Login records a completed sign-in of userID for the tenant in ctx, and
+// the user's first sign-in of the month. loginID names the sign-in (the
+// authorization request it completes), so recording the same one twice
+// counts it once. Call it inside the transaction that provisions the user.
+func (m *Meter) Login(ctx context.Context, userID, loginID string) error {
+	if userID == "" || loginID == "" {
+		return errors.New("usage: a login needs a user and an id")
+	}
+	at := m.now().UTC()
+	if _, err := m.st.RecordUsage(ctx, store.UsageRecord{
+		IdempotencyKey: string(store.MeterLogin) + ":" + loginID,
+		Meter:          store.MeterLogin, Subject: userID, Value: 1, At: at,
+	}); err != nil {
+		return fmt.Errorf("usage: record login: %w", err)
+	}
+	if _, err := m.st.RecordUsage(ctx, store.UsageRecord{
+		IdempotencyKey: string(store.MeterActiveUser) + ":" + userID + ":" + at.Format("2006-01"),
+		Meter:          store.MeterActiveUser, Subject: userID, Value: 1, At: at,
+	}); err != nil {
+		return fmt.Errorf("usage: record active user: %w", err)
+	}
+	return nil
+}
+
+// SCIMOperation records one SCIM write (op names it, "users.create") for
+// the tenant in ctx. Call it inside the write's transaction: the record
+// then exists exactly when the write does.
+func (m *Meter) SCIMOperation(ctx context.Context, op string) error {
+	_, err := m.st.RecordUsage(ctx, store.UsageRecord{
+		IdempotencyKey: string(store.MeterSCIMOperation) + ":" + store.NewID("op"),
+		Meter:          store.MeterSCIMOperation, Subject: op, Value: 1, At: m.now().UTC(),
+	})
+	if err != nil {
+		return fmt.Errorf("usage: record SCIM operation: %w", err)
+	}
+	return nil
+}
+
+// Snapshot records today's counts of connections and directory users for
+// tenantID. The first snapshot of a UTC day wins; later ones that day, from
+// this node or another, write nothing.
+func (m *Meter) Snapshot(ctx context.Context, tenantID string) error {
+	ctx = store.WithTenant(ctx, tenantID)
+	conns, users, err := m.st.UsageCounts(ctx)
+	if err != nil {
+		return fmt.Errorf("usage: snapshot %s: %w", tenantID, err)
+	}
+	at := m.now().UTC()
+	day := at.Format(time.DateOnly)
+	for _, r := range []store.UsageRecord{
+		{Meter: store.MeterConnections, Value: conns},
+		{Meter: store.MeterDirectoryUsers, Value: users},
+	} {
+		r.IdempotencyKey = string(r.Meter) + ":" + day
+		r.At = at
+		if _, err := m.st.RecordUsage(ctx, r); err != nil {
+			return fmt.Errorf("usage: snapshot %s: %w", tenantID, err)
+		}
+	}
+	return nil
+}
+
+// SnapshotAll snapshots every tenant, going on past a failing one; it
+// returns the first error.
+func (m *Meter) SnapshotAll(ctx context.Context) error {
+	var first error
+	p := store.Page{Limit: 100}
+	for {
+		tenants, next, err := m.st.ListTenants(ctx, p)
+		if err != nil {
+			return fmt.Errorf("usage: list tenants: %w", err)
+		}
+		for _, t := range tenants {
+			if err := m.Snapshot(ctx, t.ID); err != nil {
+				m.log.ErrorContext(ctx, "usage snapshot failed", "tenant_id", t.ID, "err", err)
+				first = cmpErr(first, err)
+			}
+		}
+		if next == "" || ctx.Err() != nil {
+			return cmpErr(first, ctx.Err())
+		}
+		p.After = next
+	}
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// Run snapshots every tenant now and then every interval until ctx ends.
+// Several nodes may run it: the day's key makes the snapshot once.
+func (m *Meter) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		_ = m.SnapshotAll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ExportKey is the idempotency key a record carries outside the broker: a
+// digest of tenant and key, stable across exports and short enough for
+// Stripe's identifier and Lago's transaction_id.
+func ExportKey(r store.UsageRecord) string {
+	h := sha256.Sum256([]byte(r.TenantID + "\x00" + r.IdempotencyKey))
+	return "use_" + hex.EncodeToString(h[:16])
+}

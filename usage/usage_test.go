@@ -1,0 +1,145 @@
+package usage_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
+	"github.com/idbroker/idbroker/usage"
+)
+
+var backends = []struct {
+	name string
+	open func(testing.TB) *store.DB
+}{
+	{"sqlite", storetest.SQLite},
+	{"postgres", storetest.Postgres},
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func tenant(t *testing.T, db *store.DB, name string) (context.Context, store.Tenant) {
+	t.Helper()
+	tn, err := db.CreateTenant(context.Background(), store.Tenant{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.WithTenant(context.Background(), tn.ID), tn
+}
+
+// TestMeters drives every meter through a known series and checks the
+// report: retries and re-runs add nothing, a rolled-back fact leaves no
+// record, MAU counts a user once per month.
+func TestMeters(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			db := b.open(t)
+			clk := &clock{time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)}
+			m := usage.New(db, clk.now, nil)
+			a, _ := tenant(t, db, "A")
+			other, _ := tenant(t, db, "B")
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			inTx := func(ctx context.Context, fn func(ctx context.Context) error) error { return db.InTx(ctx, fn) }
+
+			// November: alice 3 times (one retried), bob once.
+			must(inTx(a, func(ctx context.Context) error { return m.Login(ctx, "usr_alice", "req1") }))
+			must(inTx(a, func(ctx context.Context) error { return m.Login(ctx, "usr_alice", "req1") })) // retry
+			must(inTx(a, func(ctx context.Context) error { return m.Login(ctx, "usr_alice", "req2") }))
+			must(inTx(a, func(ctx context.Context) error { return m.Login(ctx, "usr_bob", "req3") }))
+			// A sign-in whose transaction fails is not counted.
+			crash := errors.New("crash")
+			if err := inTx(a, func(ctx context.Context) error {
+				must(m.Login(ctx, "usr_carol", "req4"))
+				return crash
+			}); !errors.Is(err, crash) {
+				t.Fatal(err)
+			}
+			must(inTx(a, func(ctx context.Context) error { return m.SCIMOperation(ctx, "users.create") }))
+			must(m.Snapshot(context.Background(), storeTenant(a)))
+			// Another tenant's usage is not A's.
+			must(inTx(other, func(ctx context.Context) error { return m.Login(ctx, "usr_x", "req1") }))
+
+			// December: alice again (a new month, a new active user record),
+			// two snapshots the same day (the first wins).
+			clk.t = time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+			must(inTx(a, func(ctx context.Context) error { return m.Login(ctx, "usr_alice", "req5") }))
+			must(m.SnapshotAll(context.Background()))
+			must(m.SnapshotAll(context.Background()))
+
+			from := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+			to := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+			total, months, err := m.Report(a, from, to, usage.Month)
+			must(err)
+			want := usage.Totals{Logins: 4, MAU: 3, SCIMOperations: 1}
+			if total != want {
+				t.Fatalf("totals = %+v, want %+v", total, want)
+			}
+			if len(months) != 2 || months[0].MAU != 2 || months[0].Logins != 3 || months[1].MAU != 1 || months[1].Logins != 1 {
+				t.Fatalf("months = %+v", months)
+			}
+			_, days, err := m.Report(a, from, to, usage.Day)
+			must(err)
+			if len(days) != 2 || !days[0].Start.Equal(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)) {
+				t.Fatalf("days = %+v", days)
+			}
+
+			// Export: every tenant, stable keys, the same twice.
+			export := func(format string) []byte {
+				var buf bytes.Buffer
+				w, err := usage.NewWriter(&buf, format)
+				must(err)
+				must(m.Export(context.Background(), from, to, w.Write))
+				must(w.Flush())
+				return buf.Bytes()
+			}
+			first := export("ndjson")
+			if !bytes.Equal(first, export("ndjson")) {
+				t.Fatal("two exports of the same window differ")
+			}
+			keys := map[string]bool{}
+			dec := json.NewDecoder(bytes.NewReader(first))
+			n := 0
+			for dec.More() {
+				var e usage.Event
+				must(dec.Decode(&e))
+				if keys[e.IdempotencyKey] {
+					t.Fatalf("idempotency key %s twice", e.IdempotencyKey)
+				}
+				keys[e.IdempotencyKey] = true
+				if e.EventName == "" || e.TenantID == "" || e.Timestamp == 0 {
+					t.Fatalf("incomplete event %+v", e)
+				}
+				n++
+			}
+			// A: 4 logins + 3 active users + 1 SCIM op + 2 days × 2
+			// snapshots; B: 1 login, 1 active user, 1 day × 2 snapshots.
+			if want := 4 + 3 + 1 + 4 + 1 + 1 + 2; n != want {
+				t.Fatalf("exported %d records, want %d", n, want)
+			}
+			rows, err := csv.NewReader(bytes.NewReader(export("csv"))).ReadAll()
+			must(err)
+			if len(rows) != n+1 || rows[0][0] != "idempotency_key" {
+				t.Fatalf("csv has %d rows, want header and %d", len(rows), n)
+			}
+		})
+	}
+}
+
+func storeTenant(ctx context.Context) string {
+	id, _ := store.TenantFrom(ctx)
+	return id
+}
