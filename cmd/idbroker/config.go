@@ -23,6 +23,7 @@ const (
 	envDatabaseURL          = "IDBROKER_DATABASE_URL"
 	envRedisURL             = "IDBROKER_REDIS_URL"
 	envMasterKey            = "IDBROKER_MASTER_KEY"
+	envMasterKeyPrevious    = "IDBROKER_MASTER_KEY_PREVIOUS"
 	envBootstrapAPIKey      = "IDBROKER_BOOTSTRAP_API_KEY"
 	envAllowPrivateNetworks = "IDBROKER_ALLOW_PRIVATE_NETWORKS"
 	envLogLevel             = "IDBROKER_LOG_LEVEL"
@@ -72,6 +73,9 @@ type Config struct {
 	// master key: master.key beside the SQLite file. Empty on PostgreSQL,
 	// where IDBROKER_MASTER_KEY is required.
 	MasterKeyFile string
+	// PreviousMasterKeys still open secrets sealed before a rotation
+	// (IDBROKER_MASTER_KEY_PREVIOUS); `keys rewrap` makes them unneeded.
+	PreviousMasterKeys []secrets.MasterKey
 
 	// BootstrapAPIKey, when set, is made a valid operator API key at start.
 	BootstrapAPIKey string
@@ -110,6 +114,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database", redactURL(c.DatabaseURL)),
 		slog.String("sessions", sessions),
 		slog.String("master_key", masterKey),
+		slog.Int("previous_master_keys", len(c.PreviousMasterKeys)),
 		slog.Bool("bootstrap_api_key", c.BootstrapAPIKey != ""),
 		slog.Bool("allow_private_networks", c.AllowPrivateNetworks),
 		slog.Bool("dev", c.Dev),
@@ -239,6 +244,17 @@ func loadConfig(src configSource) (Config, error) {
 			"with the same key (generate one with `openssl rand -base64 32`)")
 	case c.Driver == driverSQLite:
 		c.MasterKeyFile = filepath.Join(filepath.Dir(c.SQLitePath), masterKeyFileName)
+	}
+
+	if v, name := src.get(envMasterKeyPrevious); v != "" {
+		for i, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' }) {
+			key, err := secrets.ParseMasterKey(f)
+			if err != nil {
+				bad(name, "key %d: %s", i+1, strings.TrimPrefix(err.Error(), "secrets: "))
+				continue
+			}
+			c.PreviousMasterKeys = append(c.PreviousMasterKeys, key)
+		}
 	}
 
 	if v, name := src.get(envBootstrapAPIKey); v != "" {

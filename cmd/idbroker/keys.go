@@ -83,18 +83,29 @@ func runAPIKey(ctx context.Context, c *cli, args []string) error {
 }
 
 const keysHelp = `
-Manage the broker's token-signing keys.
+Manage the broker's token-signing keys and the master key.
 
 	keys rotate [--overlap DURATION]   create new active keys (RS256 and ES256)
+	keys rewrap [--batch N]            re-seal every stored secret under
+	                                   IDBROKER_MASTER_KEY
 
-The keys they replace stop signing at once but stay published in the JWKS for
-the overlap, so that tokens they signed keep verifying; running brokers pick
-the new keys up within a minute.`
+rotate: the keys it replaces stop signing at once but stay published in the
+JWKS for the overlap, so that tokens they signed keep verifying; running
+brokers pick the new keys up within a minute.
+
+rewrap: after a master-key rotation (the new key in IDBROKER_MASTER_KEY, the
+old ones in IDBROKER_MASTER_KEY_PREVIOUS, on every node), moves every sealed
+secret under the new key, row by row, while the brokers keep serving. It can
+be interrupted and run again; it ends by checking that every secret opens
+under the new key alone. Then IDBROKER_MASTER_KEY_PREVIOUS can be dropped.`
 
 func runKeys(ctx context.Context, c *cli, args []string) error {
-	sub, rest, err := subcommand(c, "keys rotate [flags]", keysHelp, args, "rotate")
+	sub, rest, err := subcommand(c, "keys rotate|rewrap [flags]", keysHelp, args, "rotate", "rewrap")
 	if sub == "" {
 		return err
+	}
+	if sub == "rewrap" {
+		return runRewrap(ctx, c, rest)
 	}
 	fs := newFlagSet(c, "keys rotate [flags]", keysHelp)
 	overlap := fs.Duration("overlap", signing.DefaultOverlap, "how long replaced keys stay in the JWKS; must outlive the longest token lifetime")
@@ -131,6 +142,59 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 	fmt.Fprintf(c.stdout, "signing keys rotated; the old ones stay in the JWKS until %s\n",
 		time.Now().Add(*overlap).UTC().Format(time.RFC3339))
 	return nil
+}
+
+// runRewrap is `keys rewrap`: see keysHelp.
+func runRewrap(ctx context.Context, c *cli, args []string) error {
+	fs := newFlagSet(c, "keys rewrap [flags]", keysHelp)
+	batch := fs.Int("batch", 100, "rows read per batch; each row is rewritten in a transaction of its own")
+	addDatabaseFlag(fs)
+	if err := parseFlags(c, fs, args); err != nil {
+		return err
+	}
+	cfg, err := databaseConfig(c, fs)
+	if err != nil {
+		return err
+	}
+	log := newLogger(c.stderr, cfg)
+	kr, err := openKeyring(cfg, log)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, kr)
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", redactURL(cfg.DatabaseURL), err)
+	}
+	defer st.Close()
+	stats, err := st.RewrapSecrets(ctx, *batch, kr.SealedWithPrimary, kr.Rewrap)
+	printRewrap(c, stats)
+	if err != nil {
+		return fmt.Errorf("rewrap: %w (run it again to finish: rows done stay done)", err)
+	}
+	// The proof: a second pass finds nothing left under an older key.
+	again, err := st.RewrapSecrets(ctx, *batch, kr.SealedWithPrimary, func([]byte) ([]byte, error) {
+		return nil, errors.New("a secret is still sealed under an older master key")
+	})
+	if err != nil {
+		return fmt.Errorf("rewrap check: %w", err)
+	}
+	total := 0
+	for _, n := range again.Current {
+		total += n
+	}
+	log.Info("every stored secret is sealed under the primary master key; IDBROKER_MASTER_KEY_PREVIOUS may be removed",
+		"key_id", kr.PrimaryID(), "secrets", total)
+	fmt.Fprintf(c.stdout, "all %d secrets are sealed under the primary master key\n", total)
+	return nil
+}
+
+func printRewrap(c *cli, s store.RewrapStats) {
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COLUMN\tREWRAPPED\tALREADY CURRENT\tCHANGED MEANWHILE")
+	for _, col := range s.Columns() {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", col, s.Rewrapped[col], s.Current[col], s.Raced[col])
+	}
+	tw.Flush()
 }
 
 // subcommand splits "<group> <sub> [flags]" for command groups such as

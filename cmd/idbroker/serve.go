@@ -34,6 +34,7 @@ Environment (flags override):
 	IDBROKER_DATABASE_URL            postgres://… or sqlite://path (default sqlite://.idbroker/idbroker.db)
 	IDBROKER_REDIS_URL               redis:// or rediss://; empty keeps sessions in process
 	IDBROKER_MASTER_KEY              base64 32-byte key sealing secrets at rest; required on Postgres
+	IDBROKER_MASTER_KEY_PREVIOUS     older master keys (comma-separated) that still open secrets until "keys rewrap"
 	IDBROKER_BOOTSTRAP_API_KEY       an operator API key to accept (at least 32 characters)
 	IDBROKER_ALLOW_PRIVATE_NETWORKS  let outbound requests reach private addresses (true/false)
 	IDBROKER_LOG_LEVEL               debug, info, warn or error (default info)

@@ -47,7 +47,9 @@ func openKeyring(cfg Config, log *slog.Logger) (*secrets.Keyring, error) {
 				"file", cfg.MasterKeyFile, "key_id", k)
 		}
 	}
-	kr, err := secrets.NewKeyring(*key)
+	// Older keys open what they sealed until `keys rewrap` has moved it
+	// all under the primary one.
+	kr, err := secrets.NewKeyring(*key, cfg.PreviousMasterKeys...)
 	if err != nil {
 		return nil, fmt.Errorf("master key: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 )
@@ -144,6 +145,9 @@ func (kr *Keyring) SealedWithPrimary(ciphertext []byte) bool {
 	return len(ciphertext) >= headerSize && ciphertext[0] == formatV1 &&
 		[idSize]byte(ciphertext[1:headerSize]) == kr.primary.id
 }
+
+// PrimaryID is the id of the primary master key, in hex, for logs.
+func (kr *Keyring) PrimaryID() string { return hex.EncodeToString(kr.primary.id[:]) }
 
 // unwrap checks the format and returns the value's data key.
 func (kr *Keyring) unwrap(ciphertext []byte) ([]byte, error) {

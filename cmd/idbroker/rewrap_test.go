@@ -1,0 +1,48 @@
+package main
+
+import (
+	"encoding/base64"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/idbroker/idbroker/internal/secrets"
+)
+
+// TestKeysRewrap is the master-key rotation runbook, end to end on the
+// binary: secrets sealed under the old key, rewrapped with the new key
+// primary and the old one previous, then opened with the new key alone.
+func TestKeysRewrap(t *testing.T) {
+	b64 := func(k secrets.MasterKey) string { return base64.StdEncoding.EncodeToString(k[:]) }
+	oldKey, newKey := secrets.GenerateMasterKey(), secrets.GenerateMasterKey()
+	db := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db"))
+	oldEnv := map[string]string{envDatabaseURL: db, envMasterKey: b64(oldKey)}
+	if _, stderr, code := runBinary(t, oldEnv, "migrate", "up"); code != 0 {
+		t.Fatalf("migrate up exited %d: %s", code, stderr)
+	}
+	// Signing keys are sealed secrets.
+	if _, stderr, code := runBinary(t, oldEnv, "keys", "rotate"); code != 0 {
+		t.Fatalf("keys rotate exited %d: %s", code, stderr)
+	}
+	newOnly := map[string]string{envDatabaseURL: db, envMasterKey: b64(newKey)}
+	if _, _, code := runBinary(t, newOnly, "keys", "rewrap"); code == 0 {
+		t.Fatal("rewrap without the old key succeeded")
+	}
+	rotating := map[string]string{envDatabaseURL: db, envMasterKey: b64(newKey), envMasterKeyPrevious: "  " + b64(secrets.GenerateMasterKey()) + "," + b64(oldKey)}
+	out, stderr, code := runBinary(t, rotating, "keys", "rewrap", "--batch", "1")
+	if code != 0 || !strings.Contains(out, "signing_keys.private_key  2") || !strings.Contains(out, "all 2 secrets") {
+		t.Fatalf("keys rewrap exited %d:\n%s\n%s", code, out, stderr)
+	}
+	// Again: nothing left to do.
+	if out, _, code := runBinary(t, rotating, "keys", "rewrap"); code != 0 || !strings.Contains(out, "signing_keys.private_key  0          2") {
+		t.Fatalf("second rewrap exited %d:\n%s", code, out)
+	}
+	// The new key alone now opens the signing keys (rotating reads them).
+	if _, stderr, code := runBinary(t, newOnly, "keys", "rotate"); code != 0 {
+		t.Fatalf("keys rotate under the new key alone exited %d: %s", code, stderr)
+	}
+	bad := map[string]string{envDatabaseURL: db, envMasterKey: b64(newKey), envMasterKeyPrevious: "nope"}
+	if _, stderr, code := runBinary(t, bad, "keys", "rewrap"); code == 0 || !strings.Contains(stderr, envMasterKeyPrevious) {
+		t.Fatalf("a bad previous key: exit %d: %s", code, stderr)
+	}
+}
