@@ -122,7 +122,7 @@ func (p *Provider) runBackchannel(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("broker: subscribe to revocations: %w", err)
 	}
-	go func() {
+	p.bg.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
@@ -131,7 +131,7 @@ func (p *Provider) runBackchannel(ctx context.Context) error {
 				p.backchannel(ctx, r)
 			}
 		}
-	}()
+	})
 	return nil
 }
 
@@ -160,7 +160,9 @@ func (p *Provider) backchannel(ctx context.Context, r sessions.Revocation) {
 				p.log.ErrorContext(ctx, "broker: sign logout token", "err", err)
 				continue
 			}
-			go p.deliverLogout(ctx, a.ID, a.BackchannelLogoutURI, tok)
+			// Started by the loop runBackchannel counts in p.bg, so the
+			// group cannot be waited to zero in between.
+			p.bg.Go(func() { p.deliverLogout(ctx, a.ID, a.BackchannelLogoutURI, tok) })
 		}
 	}
 }

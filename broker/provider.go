@@ -143,6 +143,8 @@ type Provider struct {
 	tenantLimit func(ctx context.Context, tenantID string) (bool, time.Duration)
 
 	onUnverified func(reason string)
+
+	bg sync.WaitGroup // what Run started
 }
 
 // New checks cfg and builds a Provider. It does no I/O.
@@ -225,10 +227,16 @@ func (p *Provider) Mount(e *echo.Echo) {
 
 // Run sends back-channel logouts for every session revoked on any node
 // until ctx ends. It returns once subscribed, or with the subscription's
-// error; deliveries continue in the background.
+// error; deliveries continue in the background until ctx ends, and Wait
+// waits for them.
 func (p *Provider) Run(ctx context.Context) error {
 	return p.runBackchannel(ctx)
 }
+
+// Wait returns once the background work Run started has ended, which it
+// does after Run's context is done: call it at shutdown before closing
+// the store and the session store that work uses.
+func (p *Provider) Wait() { p.bg.Wait() }
 
 func (p *Provider) url(path string) string { return p.issuer + path }
 

@@ -80,6 +80,14 @@ type Registry struct {
 	// out of turn (refreshSoon).
 	forcedMu sync.Mutex
 	forced   map[string]time.Time
+
+	// Background work outside a request (forced metadata refreshes),
+	// cancelled and joined when Run ends.
+	bgMu      sync.Mutex
+	bg        sync.WaitGroup
+	bgCtx     context.Context
+	bgCancel  context.CancelFunc
+	bgStopped bool
 }
 
 // NewRegistry returns a Registry over cfg. It panics on a missing Store,
@@ -110,11 +118,14 @@ func NewRegistry(cfg Config) *Registry {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = DefaultCacheSize
 	}
+	bgCtx, bgCancel := context.WithCancel(context.Background())
 	return &Registry{
 		cfg:       cfg,
 		dsigClock: dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: cfg.Now}),
 		cache:     newCache(cfg.CacheTTL, cfg.CacheSize),
 		forced:    map[string]time.Time{},
+		bgCtx:     bgCtx,
+		bgCancel:  bgCancel,
 	}
 }
 

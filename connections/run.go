@@ -20,6 +20,8 @@ import (
 // Run also calls Watch, so that revocations made on other nodes refresh
 // this node's cache early.
 func (r *Registry) Run(ctx context.Context, every time.Duration) {
+	// Forced refreshes (refreshSoon) end and are waited for with Run.
+	defer r.stopBackground()
 	if every <= 0 {
 		every = time.Hour
 	}
@@ -195,8 +197,8 @@ func (r *Registry) refreshSoon(conn store.Connection) {
 	r.forced[conn.ID] = now
 	r.forcedMu.Unlock()
 
-	go func() {
-		ctx, cancel := context.WithTimeout(store.WithTenant(context.Background(), conn.TenantID), time.Minute)
+	r.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(store.WithTenant(ctx, conn.TenantID), time.Minute)
 		defer cancel()
 		cur, err := r.cfg.Store.Connection(ctx, conn.ID)
 		if err == nil && cur.Type == store.ConnectionSAML {
@@ -205,5 +207,25 @@ func (r *Registry) refreshSoon(conn store.Connection) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			r.cfg.Logger.WarnContext(ctx, "metadata refresh after an untrusted signature", "tenant", conn.TenantID, "connection", conn.ID, "err", err)
 		}
-	}()
+	})
+}
+
+// background runs fn in a goroutine that Run's end cancels and waits for.
+// After Run has ended it runs nothing: the process is shutting down.
+func (r *Registry) background(fn func(ctx context.Context)) {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	if r.bgStopped {
+		return
+	}
+	r.bg.Go(func() { fn(r.bgCtx) })
+}
+
+// stopBackground cancels the work background started and waits for it.
+func (r *Registry) stopBackground() {
+	r.bgMu.Lock()
+	r.bgStopped = true
+	r.bgMu.Unlock()
+	r.bgCancel()
+	r.bg.Wait()
 }

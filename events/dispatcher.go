@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -38,9 +39,10 @@ type Store interface {
 type Config struct {
 	// Store is required.
 	Store Store
-	// Client sends the webhooks. Use the broker's safe outbound client
-	// (refusing private addresses, capping redirects and size); nil means
-	// a plain client with Timeout, for tests and development only.
+	// Client sends the webhooks. Nil means the safe outbound client
+	// (safehttp: private and metadata addresses refused, few redirects,
+	// capped size) with Timeout; pass one built with AllowPrivate for
+	// self-hosted receivers and tests.
 	Client *http.Client
 	Logger *slog.Logger
 	// Now is the clock (tests move it); nil means time.Now.
@@ -95,7 +97,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: cfg.Timeout}
+		cfg.Client = safehttp.NewClient(safehttp.Options{Timeout: cfg.Timeout})
 	}
 	d := &Dispatcher{cfg: cfg, log: cfg.Logger}
 	if d.log == nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/idbroker/idbroker/events"
+	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
 )
@@ -107,11 +108,42 @@ func (f *fixture) append(t *testing.T, typ string) store.Event {
 }
 
 func (f *fixture) dispatcher(t *testing.T) *events.Dispatcher {
-	d, err := events.New(events.Config{Store: f.st, Now: f.clock.Now, Timeout: 5 * time.Second, BaseDelay: time.Minute})
+	d, err := events.New(events.Config{Store: f.st, Client: loopbackClient(), Now: f.clock.Now, Timeout: 5 * time.Second, BaseDelay: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// loopbackClient is the outbound client with private addresses allowed,
+// so that deliveries reach the httptest receiver.
+func loopbackClient() *http.Client {
+	return safehttp.NewClient(safehttp.Options{AllowPrivate: true, Timeout: 5 * time.Second})
+}
+
+// TestDefaultClientRefusesPrivateAddresses: without a Client, deliveries
+// go through the SSRF-safe outbound client, never a plain one, so a
+// webhook aimed at a loopback or internal address is refused.
+func TestDefaultClientRefusesPrivateAddresses(t *testing.T) {
+	f := newFixture(t, storetest.SQLite(t))
+	f.append(t, "dsync.user.created")
+	d, err := events.New(events.Config{Store: f.st, Now: f.clock.Now, Timeout: 5 * time.Second, BaseDelay: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.DeliverDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.rv.mu.Lock()
+	got := len(f.rv.got)
+	f.rv.mu.Unlock()
+	if got != 0 {
+		t.Fatalf("the default client delivered %d webhooks to a loopback address", got)
+	}
+	l := deliveries(t, f.st, store.DeliveryQuery{WebhookID: f.hook.ID})
+	if len(l) != 1 || l[0].Attempts != 1 || l[0].LastError == "" {
+		t.Fatalf("deliveries %+v, want one failed attempt", l)
+	}
 }
 
 func deliveries(t *testing.T, st *store.DB, q store.DeliveryQuery) []store.Delivery {
@@ -194,7 +226,7 @@ func TestTwoDispatchersNeverOverlap(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for range 2 {
-		d, err := events.New(events.Config{Store: st, Now: f.clock.Now, Batch: 5, Timeout: 5 * time.Second})
+		d, err := events.New(events.Config{Store: st, Client: loopbackClient(), Now: f.clock.Now, Batch: 5, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,7 +315,7 @@ func TestEventLookupFailureIsRetried(t *testing.T) {
 	ev := f.append(t, "dsync.user.created")
 	st := &flakyEvents{DB: f.st}
 	st.down.Store(true)
-	d, err := events.New(events.Config{Store: st, Now: f.clock.Now, Timeout: 5 * time.Second, BaseDelay: time.Minute})
+	d, err := events.New(events.Config{Store: st, Client: loopbackClient(), Now: f.clock.Now, Timeout: 5 * time.Second, BaseDelay: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,11 +145,19 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger) erro
 			"cache":    cache.Ping,
 		},
 	})
-	if err := mountSurfaces(ctx, &bg, srv, reg, cfg, st, cache, keys, log); err != nil {
+	announce, err := mountSurfaces(ctx, &bg, srv, reg, cfg, st, cache, keys, log)
+	if err != nil {
 		return err
 	}
-	log.Info("idbroker ready", "issuer", cfg.Issuer, "listen", cfg.Listen)
-	if err := srv.Run(ctx); err != nil {
+	// Bind first, then announce: "ready" (and --dev's demo URL) must never
+	// be logged by a broker that then finds its port taken.
+	ln, err := srv.Listen(ctx)
+	if err != nil {
+		return fmt.Errorf("%w (set %s or --listen to another host:port)", err, envListen)
+	}
+	log.Info("idbroker ready", "issuer", cfg.Issuer, "listen", ln.Addr().String())
+	announce()
+	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}
 	log.Info("idbroker stopped")

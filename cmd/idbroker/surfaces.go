@@ -65,12 +65,15 @@ const usageSnapshots = time.Hour
 //
 // Rate limits (cfg.RateLimits) run after each surface's authentication, on
 // budgets kept in cache (Redis when configured, so shared by every node).
-func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Server, reg *metrics.Registry, cfg Config, st store.Store, cache sessionStore, keys *signing.Manager, log *slog.Logger) error {
+//
+// The returned func logs what a user needs once the port is bound (the
+// --dev demo URL).
+func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Server, reg *metrics.Registry, cfg Config, st store.Store, cache sessionStore, keys *signing.Manager, log *slog.Logger) (announce func(), err error) {
 	// Introspection and token checks read sessions through a local cache
 	// that revocations on any node invalidate.
 	cached, err := sessions.NewCached(ctx, cache, 0, 0)
 	if err != nil {
-		return fmt.Errorf("session cache: %w", err)
+		return nil, fmt.Errorf("session cache: %w", err)
 	}
 	// Every request to a tenant- or app-supplied URL goes through safehttp;
 	// IDBROKER_ALLOW_PRIVATE_NETWORKS (or --dev) lifts its address rule.
@@ -121,7 +124,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	directories, err := scim.New(scim.Config{
 		Issuer:   cfg.Issuer,
@@ -132,7 +135,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Limit:    limit(limits.SCIM),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	api := adminportal.NewAPI(adminportal.APIConfig{
 		Store:       st,
@@ -151,7 +154,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Logger: log.With("surface", "webhooks"),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	e := srv.Echo()
@@ -160,34 +163,40 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	registry.Mount(e, provider.Complete, provider.PageLimit(limit(limits.Callback)))
 	directories.Mount(e)
 	api.Mount(e)
+	announce = func() {}
 	if cfg.Dev {
-		if err := mountDev(ctx, e, cfg, st, registry, log); err != nil {
-			return err
+		if announce, err = mountDev(ctx, e, cfg, st, registry, log); err != nil {
+			return nil, err
 		}
 	}
 
 	if err := provider.Run(ctx); err != nil {
-		return err
+		return nil, err
 	}
+	// The back-channel deliveries provider.Run started end with ctx; serve
+	// waits for them before closing the store and the cache under them.
+	bg.Go(provider.Wait)
 	bg.Go(func() { registry.Run(ctx, connectionMaintenance) })
 	bg.Go(func() { webhooks.Run(ctx) })
 	bg.Go(func() { meter.Run(ctx, usageSnapshots) })
-	return nil
+	return announce, nil
 }
 
 // mountDev seeds, idempotently, what --dev promises (tenant Example with the
 // verified domain example.com, a SAML connection to the built-in test IdP,
-// a demo app) and serves the IdP at /dev/idp and the app at /dev/app.
-func mountDev(ctx context.Context, e *echo.Echo, cfg Config, st store.Store, registry *connections.Registry, log *slog.Logger) error {
+// a demo app) and serves the IdP at /dev/idp and the app at /dev/app. The
+// returned func tells the user where to start, once the port is bound.
+func mountDev(ctx context.Context, e *echo.Echo, cfg Config, st store.Store, registry *connections.Registry, log *slog.Logger) (func(), error) {
 	dev, err := devmode.Seed(ctx, st, registry, cfg.Issuer)
 	if err != nil {
-		return fmt.Errorf("dev: %w", err)
+		return nil, fmt.Errorf("dev: %w", err)
 	}
 	dev.Mount(e)
-	log.Info("dev: open the demo app and sign in through the built-in test IdP",
-		"url", cfg.Issuer+"/dev/app", "tenant_id", dev.TenantID, "connection_id", dev.ConnectionID, "client_id", dev.AppID)
-	if cfg.BootstrapAPIKey == "" {
-		log.Info("dev: to call the operator API, create a key with \"idbroker apikey create\" or set " + envBootstrapAPIKey)
-	}
-	return nil
+	return func() {
+		log.Info("dev: open the demo app and sign in through the built-in test IdP",
+			"url", cfg.Issuer+"/dev/app", "tenant_id", dev.TenantID, "connection_id", dev.ConnectionID, "client_id", dev.AppID)
+		if cfg.BootstrapAPIKey == "" {
+			log.Info("dev: to call the operator API, create a key with \"idbroker apikey create\" or set " + envBootstrapAPIKey)
+		}
+	}, nil
 }

@@ -162,12 +162,22 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // Run listens on the configured address and serves until ctx is cancelled,
 // then shuts down gracefully (see Serve).
 func (s *Server) Run(ctx context.Context) error {
+	ln, err := s.Listen(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Listen binds the configured address, for callers that announce the
+// server only once its port is theirs, then hand the listener to Serve.
+func (s *Server) Listen(ctx context.Context) (net.Listener, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("server: listen on %s: %w", s.cfg.Listen, err)
+		return nil, fmt.Errorf("server: listen on %s: %w", s.cfg.Listen, err)
 	}
-	return s.Serve(ctx, ln)
+	return ln, nil
 }
 
 // Serve serves on ln until ctx is cancelled. Then it stops accepting
