@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
-	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/idbroker/idbroker/internal/httpserver"
@@ -68,20 +67,11 @@ type domainRequest struct {
 	Verified bool   `json:"verified"`
 }
 
-// domainProfile maps a domain as typed (any case, Unicode) to its ASCII
-// form and checks every label is a valid host name label.
-var domainProfile = idna.New(
-	idna.MapForLookup(),
-	idna.BidiRule(),
-	idna.StrictDomainName(true),
-	idna.VerifyDNSLength(true),
-	idna.Transitional(false),
-)
-
-// normalizeDomain returns the stored form of an email domain: lower case,
-// ASCII (IDNA), no trailing dot. It refuses what cannot be a tenant's own
-// registrable host name: IP addresses, single labels, localhost and public
-// suffixes such as "com" or "co.uk", which no tenant can own.
+// normalizeDomain returns the stored form of an email domain
+// (store.NormalizeDomain: lower case, ASCII via IDNA, no trailing dot). It
+// refuses what cannot be a tenant's own registrable host name: IP
+// addresses, single labels, localhost and public suffixes such as "com" or
+// "co.uk", which no tenant can own.
 func normalizeDomain(s string) (string, error) {
 	s = strings.TrimSuffix(strings.TrimSpace(s), ".")
 	if s == "" {
@@ -96,14 +86,8 @@ func normalizeDomain(s string) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", errors.New("domain is not valid UTF-8")
 	}
-	ascii, err := domainProfile.ToASCII(s)
-	if err != nil {
-		return "", fmt.Errorf("%q is not a valid domain name", s)
-	}
-	ascii = strings.ToLower(ascii)
-	// The stored form must pass the same check when it comes back (in a
-	// URL, a login hint); some code points map to labels that do not.
-	if again, err := domainProfile.ToASCII(ascii); err != nil || again != ascii {
+	ascii := store.NormalizeDomain(s)
+	if ascii == "" {
 		return "", fmt.Errorf("%q is not a valid domain name", s)
 	}
 	if !strings.Contains(ascii, ".") {

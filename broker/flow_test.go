@@ -568,3 +568,23 @@ func TestUpstreamFailureAndDeactivatedUser(t *testing.T) {
 		t.Fatalf("deactivated user: status %d", resp.StatusCode)
 	}
 }
+
+// TestRoutingInternationalisedDomain: a tenant that verified bücher.example
+// (stored as punycode) is found by a login_hint or domain_hint in either
+// form and any case, and the login completes with the hinted address.
+func TestRoutingInternationalisedDomain(t *testing.T) {
+	n := sqliteNode(t)
+	tn := n.tenant("Bücher", "bücher.example", alice("bücher.example"))
+	a := n.app(store.Application{})
+	for _, hint := range []url.Values{
+		{"login_hint": {"a@bücher.example"}},
+		{"login_hint": {"a@BÜCHER.Example"}},
+		{"login_hint": {"a@xn--bcher-kva.example"}},
+		{"domain_hint": {"bücher.example"}},
+	} {
+		_, c := a.exchange(t, code(t, a.authorize(t, browser(t), hint)))
+		if c.TenantID != tn.ID || c.ConnectionID != tn.ConnID {
+			t.Errorf("%v: signed in to tenant %q connection %q, want %s %s", hint, c.TenantID, c.ConnectionID, tn.ID, tn.ConnID)
+		}
+	}
+}

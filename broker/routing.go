@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/store"
@@ -61,7 +60,7 @@ func (p *Provider) resolve(ctx context.Context, h hints) (store.Connection, erro
 		tenantID = h.Tenant
 	}
 	loginDomain, _ := emailDomain(h.Login)
-	for _, d := range []string{normalizeDomain(h.Domain), loginDomain} {
+	for _, d := range []string{store.NormalizeDomain(h.Domain), loginDomain} {
 		if d == "" {
 			continue
 		}
@@ -120,22 +119,7 @@ func notFoundAs(err, as error) error {
 }
 
 // emailDomain returns the normalised domain of an email address.
-func emailDomain(email string) (string, bool) {
-	at := strings.LastIndexByte(email, '@')
-	if at <= 0 || len(email) > 320 {
-		return "", false
-	}
-	d := normalizeDomain(email[at+1:])
-	return d, d != "" && strings.Contains(d, ".")
-}
-
-func normalizeDomain(d string) string {
-	d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
-	if len(d) > 253 || strings.ContainsAny(d, " /@\\") {
-		return ""
-	}
-	return d
-}
+func emailDomain(email string) (string, bool) { return store.EmailDomain(email) }
 
 func loginRequest(a pending, hint string) connections.LoginRequest {
 	return connections.LoginRequest{

@@ -286,3 +286,39 @@ func TestOIDCGoogleHostedDomain(t *testing.T) {
 		t.Fatal(c.err)
 	}
 }
+
+// TestInternationalisedDomainProfile: a verified domain added as
+// bücher.example is stored as punycode, and a profile whose email is
+// a@bücher.example (as an IdP sends it) or a@xn--bcher-kva.example is in
+// that verified domain.
+func TestInternationalisedDomainProfile(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	tctx := store.WithTenant(context.Background(), e.tenant)
+	d, err := e.db.AddDomain(tctx, store.Domain{Domain: "Bücher.example", VerificationToken: "idb-x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Domain != "xn--bcher-kva.example" {
+		t.Fatalf("stored domain %q, want the punycode form", d.Domain)
+	}
+	if _, err := e.db.MarkDomainVerified(tctx, "bücher.example"); err != nil {
+		t.Fatal(err)
+	}
+	op := newTestOP(t, "")
+	conn, err := e.reg.CreateConnection(e.ctx, store.ConnectionOIDC, "OIDC", Settings{OIDC: &OIDCSettings{
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, email := range []string{"a@bücher.example", "a@BÜCHER.example", "a@xn--bcher-kva.example"} {
+		op.tamper = func(c map[string]any) { c["email"] = email }
+		c := oidcLogin(t, e, conn, "r")
+		if c.err != nil || !c.res.Profile.EmailVerified {
+			t.Errorf("login as %s: %+v, %v; want accepted in the verified domain", email, c.res.Profile, c.err)
+		}
+	}
+	op.tamper = func(c map[string]any) { c["email"] = "a@bucher.example" }
+	if c := oidcLogin(t, e, conn, "r"); !errorsIs(c.err, ErrDomainNotAllowed) {
+		t.Errorf("a@bucher.example (no umlaut): %v, want ErrDomainNotAllowed", c.err)
+	}
+}

@@ -3,6 +3,8 @@ package connections
 import (
 	"fmt"
 	"strings"
+
+	"github.com/idbroker/idbroker/store"
 )
 
 // Attribute-mapping presets: one per IdP family the contract names.
@@ -186,7 +188,9 @@ func normaliseEmail(s string) string {
 	return s
 }
 
-// emailDomain is the part after the last @.
+// emailDomain is the part after the last @, in the form domains are
+// stored (store.NormalizeDomain: an internationalised domain as punycode).
 func emailDomain(email string) string {
-	return email[strings.LastIndexByte(email, '@')+1:]
+	d, _ := store.EmailDomain(email)
+	return d
 }

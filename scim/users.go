@@ -346,11 +346,11 @@ func (s *Server) deprovision(ctx context.Context, tenantID, userID string) error
 // emailVerified: an address is verified when its domain is one the tenant
 // has proven it owns; the directory is the tenant's own IdP speaking.
 func (s *Server) emailVerified(ctx context.Context, email string) (bool, error) {
-	_, domain, ok := strings.Cut(email, "@")
-	if !ok || domain == "" {
+	domain, ok := store.EmailDomain(email)
+	if !ok {
 		return false, nil
 	}
-	d, err := s.store.Domain(ctx, strings.ToLower(domain))
+	d, err := s.store.Domain(ctx, domain)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}

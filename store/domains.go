@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 )
 
 const domainCols = "tenant_id, id, domain, verified, verification_token, verified_at, created_at"
@@ -13,13 +12,6 @@ func scanDomain(r row) (Domain, error) {
 	err := r.Scan(&d.TenantID, &d.ID, &d.Domain, &d.Verified, &d.VerificationToken,
 		nullTimeDest{&d.VerifiedAt}, timeDest{&d.CreatedAt})
 	return d, err
-}
-
-// NormalizeDomain lower-cases a domain and drops a trailing dot, the form
-// in which domains are stored and looked up. Validation of what a domain
-// may be belongs to the API that accepts it.
-func NormalizeDomain(domain string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
 }
 
 // AddDomain claims d.Domain for the tenant in ctx. A domain added as

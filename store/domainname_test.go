@@ -1,0 +1,62 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+func TestNormalizeDomain(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"acme.com", "acme.com"},
+		{"  Acme.COM. ", "acme.com"},
+		{"bücher.example", "xn--bcher-kva.example"},
+		{"Bücher.Example.", "xn--bcher-kva.example"},
+		{"BÜCHER.example", "xn--bcher-kva.example"},
+		{"xn--bcher-kva.example", "xn--bcher-kva.example"},
+		{"XN--BCHER-KVA.EXAMPLE", "xn--bcher-kva.example"},
+		{"ａｃｍｅ.com", "acme.com"}, // full-width forms
+		{"münchen.de", "xn--mnchen-3ya.de"},
+		{"faß.de", "xn--fa-hia.de"}, // non-transitional: ß is kept
+		{"例え.テスト", "xn--r8jz45g.xn--zckzah"},
+		{"sub.bücher.example", "sub.xn--bcher-kva.example"},
+		{"", ""},
+		{".", ""},
+		{"acme..com", ""},
+		{"-acme.com", ""},
+		{"ac me.com", ""},
+		{"acme.com/x", ""},
+		{"a@acme.com", ""},
+		{"acme_corp.com", ""},
+		{"\xff.com", ""},
+		{"a" + string(make([]byte, 70)) + ".com", ""},
+	} {
+		if got := store.NormalizeDomain(tc.in); got != tc.want {
+			t.Errorf("NormalizeDomain(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestEmailDomain(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"alice@acme.com", "acme.com", true},
+		{"Alice@ACME.com", "acme.com", true},
+		{"a@bücher.example", "xn--bcher-kva.example", true},
+		{"a@xn--bcher-kva.example", "xn--bcher-kva.example", true},
+		{`"odd@local"@acme.com`, "acme.com", true},
+		{"alice@localhost", "localhost", false},
+		{"alice", "", false},
+		{"@acme.com", "", false},
+		{"alice@", "", false},
+		{"alice@acme..com", "", false},
+	} {
+		got, ok := store.EmailDomain(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("EmailDomain(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
