@@ -12,9 +12,11 @@
 // redeems it at /oauth/token for an id_token, an RFC 9068 access token and,
 // with offline_access, an opaque refresh token.
 //
-// The protocol endpoints are zitadel/oidc's op, whose storage this package
-// implements; grants, token minting and introspection are the broker's own
-// because their rules (single-use codes with reuse detection, refresh
+// zitadel/oidc's op parses and validates the requests of the authorization,
+// token, revocation and userinfo endpoints and writes their errors; the
+// broker implements the op.Server methods behind them (opserver.go) and
+// leaves no grant to the library. Grants, token minting and introspection
+// are the broker's own because their rules (single-use codes with reuse detection, refresh
 // rotation with family revocation, at+jwt access tokens, per-application
 // signing algorithms) are stricter than the library's defaults.
 //
@@ -27,8 +29,9 @@
 // call on every request, it is served by a lean handler of its own ahead of
 // the library's router (introspect_http.go); refresh tokens introspect too,
 // to their own client only, without being spent. Token and revocation
-// requests pass the broker's strict request checks (oauth_form.go) before
-// the library sees them, so every malformed request gets its RFC error. Every revocation is also answered
+// requests pass the broker's strict request checks (oauth_form.go), which
+// parse each body once for the library too, so every malformed request
+// gets its RFC error. Every revocation is also answered
 // with OpenID back-channel logout tokens to the applications that received
 // tokens in the ended sessions.
 package broker

@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 	"net/url"
 
@@ -87,8 +85,10 @@ func (p *Provider) checkOAuthRequest(next echo.HandlerFunc, token bool) echo.Han
 		} else {
 			c.Set(clientIDKey, form.Get("client_id"))
 		}
-		// op reads the body again.
-		r.Body = readCloser(body)
+		// op finds the form parsed (ParseForm keeps a Form already set)
+		// and does not read the body again. The query carries none of the
+		// parameters (refused above), so the body is the whole request.
+		r.PostForm, r.Form = form, form
 		return next(c)
 	}
 }
@@ -97,6 +97,3 @@ func formDecodable(s string) bool {
 	_, err := url.QueryUnescape(s)
 	return err == nil
 }
-
-// readCloser gives a body already read back to the next reader.
-func readCloser(body []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(body)) }

@@ -4,55 +4,51 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// newOPHandler builds zitadel/oidc's handler for the protocol endpoints:
-// it parses and validates requests and writes RFC-shaped errors, and calls
-// the broker (opServer) for everything that touches a grant.
-func (p *Provider) newOPHandler(insecure bool) (http.Handler, error) {
-	cfg := &op.Config{
-		CodeMethodS256:             true,
-		AuthMethodPost:             true,
-		GrantTypeRefreshToken:      true,
-		SupportedScopes:            supportedScopes,
-		BackChannelLogoutSupported: true,
-		DefaultLogoutRedirectURI:   p.url(PathLoggedOut),
-	}
-	var opts []op.Option
-	if insecure {
-		opts = append(opts, op.WithAllowInsecure())
-	}
-	prov, err := op.NewProvider(cfg, opStorage{p}, op.StaticIssuer(p.issuer), opts...)
-	if err != nil {
-		return nil, err
-	}
+// newOPHandler builds zitadel/oidc's handler for the four protocol
+// endpoints Mount routes to it: authorization, token, revocation and
+// userinfo. The library parses and validates requests and writes
+// RFC-shaped errors; opServer decides everything that touches a grant.
+//
+// Discovery, keys, introspection and end session the broker serves
+// itself, so they are not registered here. Whatever op.Server method
+// opServer does not implement answers "not implemented"
+// (op.UnimplementedServer): there is no grant storage of the library's
+// left for a request to reach (opserver_test.go drives every route).
+func (p *Provider) newOPHandler() http.Handler {
 	endpoints := op.Endpoints{
 		Authorization: op.NewEndpoint(PathAuthorize),
 		Token:         op.NewEndpoint(PathToken),
-		Introspection: op.NewEndpoint(PathIntrospect),
-		Userinfo:      op.NewEndpoint(PathUserinfo),
 		Revocation:    op.NewEndpoint(PathRevoke),
-		EndSession:    op.NewEndpoint(PathEndSession),
-		JwksURI:       op.NewEndpoint(PathJWKS),
+		Userinfo:      op.NewEndpoint(PathUserinfo),
 	}
-	srv := &opServer{LegacyServer: op.NewLegacyServer(prov, endpoints), p: p}
-	// The broker finishes authorization requests itself (Complete), so the
-	// library's login callback is never used; a request to it is refused.
-	refuse := func(w http.ResponseWriter, r *http.Request) {
-		op.WriteError(w, r, oidc.ErrInvalidRequest().WithDescription("not an endpoint of this provider"), nil)
-	}
-	return op.RegisterLegacyServer(srv, refuse), nil
+	return op.RegisterServer(&opServer{p: p}, endpoints)
 }
 
-// opServer overrides the endpoints whose rules are the broker's own.
+// opServer implements the endpoints; its methods are spread over the
+// files of their flows (authorize.go, tokens.go, logout.go,
+// introspect.go).
 type opServer struct {
-	*op.LegacyServer
+	op.UnimplementedServer
 	p *Provider
+}
+
+// VerifyAuthRequest finds the client of an authorization request. By the
+// time op calls it, checkAuthorize has already shown the user a page for
+// an unknown client or redirect_uri, so the failures here are defensive.
+func (s *opServer) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
+	if r.Data.ClientID == "" {
+		return nil, oidc.ErrInvalidRequest().WithParent(op.ErrAuthReqMissingClientID).WithDescription("%s", op.ErrAuthReqMissingClientID)
+	}
+	a, err := s.p.apps.get(ctx, r.Data.ClientID)
+	if err != nil {
+		return nil, oidc.DefaultToServerError(err, "unable to retrieve client by id")
+	}
+	return &op.ClientRequest[oidc.AuthRequest]{Request: r, Client: client{app: a, login: s.p.loginURL}}, nil
 }
 
 // VerifyClient authenticates the client of a token or revocation request:
@@ -83,111 +79,4 @@ func (p *Provider) clientError(ctx context.Context, err error) error {
 
 func invalidClient(desc string) error {
 	return op.NewStatusError(oidc.ErrInvalidClient().WithDescription("%s", desc), http.StatusUnauthorized)
-}
-
-// Discovery is served by the broker's own handler (serveDiscovery); this
-// keeps the library's copy identical should anything reach it.
-func (s *opServer) Discovery(ctx context.Context, _ *op.Request[struct{}]) (*op.Response, error) {
-	return op.NewResponse(discoveryDoc(s.p.issuer)), nil
-}
-
-// opStorage is the op.Storage the library needs for what it still does
-// itself: load clients for authorization requests and publish keys. The
-// grant methods are never reached, because opServer overrides every
-// endpoint that would call them.
-type opStorage struct{ p *Provider }
-
-var _ op.Storage = opStorage{}
-
-var errNotUsed = errors.New("broker: not used by this provider")
-
-func (s opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
-	a, err := s.p.apps.get(ctx, id)
-	if err != nil {
-		if errors.Is(err, errUnknownClient) {
-			return nil, err
-		}
-		return nil, oidc.ErrServerError().WithParent(err)
-	}
-	return client{app: a, login: s.p.loginURL}, nil
-}
-
-func (s opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	_, err := s.p.apps.authenticate(ctx, id, secret)
-	return err
-}
-
-func (s opStorage) SigningKey(context.Context) (op.SigningKey, error) {
-	return s.p.keys.Signer("RS256")
-}
-
-func (s opStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
-	return []jose.SignatureAlgorithm{jose.RS256, jose.ES256}, nil
-}
-
-func (s opStorage) KeySet(context.Context) ([]op.Key, error) {
-	set := s.p.keys.JWKS()
-	out := make([]op.Key, len(set.Keys))
-	for i, k := range set.Keys {
-		out[i] = publicKey{k}
-	}
-	return out, nil
-}
-
-func (s opStorage) Health(ctx context.Context) error { return s.p.store.Ping(ctx) }
-
-// publicKey adapts a JWKS entry to op.Key.
-type publicKey struct{ k jose.JSONWebKey }
-
-func (k publicKey) ID() string                         { return k.k.KeyID }
-func (k publicKey) Algorithm() jose.SignatureAlgorithm { return jose.SignatureAlgorithm(k.k.Algorithm) }
-func (k publicKey) Use() string                        { return k.k.Use }
-func (k publicKey) Key() any                           { return k.k.Key }
-
-// The grant storage below is unreachable (see opStorage).
-
-func (opStorage) CreateAuthRequest(context.Context, *oidc.AuthRequest, string) (op.AuthRequest, error) {
-	return nil, errNotUsed
-}
-func (opStorage) AuthRequestByID(context.Context, string) (op.AuthRequest, error) {
-	return nil, errNotUsed
-}
-func (opStorage) AuthRequestByCode(context.Context, string) (op.AuthRequest, error) {
-	return nil, errNotUsed
-}
-func (opStorage) SaveAuthCode(context.Context, string, string) error { return errNotUsed }
-func (opStorage) DeleteAuthRequest(context.Context, string) error    { return errNotUsed }
-func (opStorage) CreateAccessToken(context.Context, op.TokenRequest) (string, time.Time, error) {
-	return "", time.Time{}, errNotUsed
-}
-func (opStorage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
-	return "", "", time.Time{}, errNotUsed
-}
-func (opStorage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
-	return nil, errNotUsed
-}
-func (opStorage) TerminateSession(context.Context, string, string) error { return errNotUsed }
-func (opStorage) RevokeToken(context.Context, string, string, string) *oidc.Error {
-	return oidc.ErrServerError().WithParent(errNotUsed)
-}
-func (opStorage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
-	return "", "", op.ErrInvalidRefreshToken
-}
-func (opStorage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
-	return nil
-}
-func (opStorage) SetUserinfoFromToken(context.Context, *oidc.UserInfo, string, string, string) error {
-	return errNotUsed
-}
-func (opStorage) SetIntrospectionFromToken(context.Context, *oidc.IntrospectionResponse, string, string, string) error {
-	return errNotUsed
-}
-func (opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
-	return nil, errNotUsed
-}
-func (opStorage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
-	return nil, errNotUsed
-}
-func (opStorage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
-	return nil, errNotUsed
 }

@@ -195,9 +195,7 @@ func New(cfg Config) (*Provider, error) {
 	if p.discovery, err = discoveryJSON(p.issuer); err != nil {
 		return nil, err
 	}
-	if p.handler, err = p.newOPHandler(u.Scheme == "http"); err != nil {
-		return nil, err
-	}
+	p.handler = p.newOPHandler()
 	return p, nil
 }
 

@@ -24,8 +24,7 @@ type Store interface {
 	UserGroupNames(ctx context.Context, userID string) ([]string, error)
 	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
 
-	// Clients (apps.go) and health (opserver.go).
+	// Clients (apps.go).
 	Application(ctx context.Context, id string) (store.Application, error)
 	ListApplications(ctx context.Context, p store.Page) ([]store.Application, string, error)
-	Ping(ctx context.Context) error
 }

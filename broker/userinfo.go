@@ -50,7 +50,9 @@ func (p *Provider) checkUserinfo(next echo.HandlerFunc) echo.HandlerFunc {
 				}
 				token = form.Get("access_token")
 			}
-			r.Body = readCloser(body)
+			// Parsed once: op finds the form set (see checkOAuthRequest);
+			// access_token, all it reads, is never in the query.
+			r.PostForm, r.Form = form, form
 		}
 		if token == "" {
 			// No credentials at all: a challenge, no error code (RFC 6750 §3.1).
