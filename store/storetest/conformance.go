@@ -53,6 +53,8 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"PortalLinks", testPortalLinks},
 		{"ConnectionTestsAndDomainChecks", testConnectionTestsAndDomainChecks},
 		{"UsageRecords", testUsage},
+		{"Operators", testOperators},
+		{"ConsoleReads", testConsoleReads},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

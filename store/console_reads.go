@@ -1,0 +1,134 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// ConnectionHealth is what the event stream says of a connection's recent
+// logins: the latest success and the latest failure with its reason.
+type ConnectionHealth struct {
+	LastSuccessAt *time.Time
+	LastFailureAt *time.Time
+	LastFailure   string // the reason of authentication.failed
+}
+
+// ConnectionHealth reads, for connection id of the tenant in ctx, the
+// newest authentication.succeeded and authentication.failed events.
+func (db *DB) ConnectionHealth(ctx context.Context, id string) (ConnectionHealth, error) {
+	tenantID, err := requireTenant(ctx)
+	if err != nil {
+		return ConnectionHealth{}, err
+	}
+	var h ConnectionHealth
+	err = db.global(ctx, false, func(q querier) error {
+		for _, typ := range []string{"authentication.succeeded", "authentication.failed"} {
+			var (
+				data json.RawMessage
+				at   time.Time
+			)
+			err := q.queryRow(ctx, `SELECT data, created_at FROM events
+				WHERE tenant_id = $1 AND type = $2 AND data->>'connection_id' = $3
+				ORDER BY seq DESC LIMIT 1`, tenantID, typ, id).Scan(jsonDest{&data}, timeDest{&at})
+			if db.d.isNoRows(err) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if typ == "authentication.succeeded" {
+				h.LastSuccessAt = &at
+				continue
+			}
+			h.LastFailureAt = &at
+			var d struct {
+				Reason string `json:"reason"`
+			}
+			_ = json.Unmarshal(data, &d)
+			h.LastFailure = d.Reason
+		}
+		return nil
+	})
+	return h, db.wrap("connection health", err)
+}
+
+// DirectoryStats counts a directory's users (and how many are active) and
+// groups, and says when SCIM last changed any of them.
+type DirectoryStats struct {
+	Users       int
+	ActiveUsers int
+	Groups      int
+	LastSyncAt  *time.Time
+}
+
+// DirectoryStats reads the stats of directory id of the tenant in ctx.
+func (db *DB) DirectoryStats(ctx context.Context, id string) (DirectoryStats, error) {
+	var s DirectoryStats
+	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+		var lastUser, lastGroup *time.Time
+		err := q.queryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE active), max(updated_at) FROM users
+			WHERE tenant_id = $1 AND directory_id = $2`, tenantID, id).Scan(&s.Users, &s.ActiveUsers, nullTimeDest{&lastUser})
+		if err != nil {
+			return err
+		}
+		err = q.queryRow(ctx, `SELECT count(*), max(updated_at) FROM groups WHERE tenant_id = $1 AND directory_id = $2`,
+			tenantID, id).Scan(&s.Groups, nullTimeDest{&lastGroup})
+		if err != nil {
+			return err
+		}
+		s.LastSyncAt = lastUser
+		if lastGroup != nil && (s.LastSyncAt == nil || lastGroup.After(*s.LastSyncAt)) {
+			s.LastSyncAt = lastGroup
+		}
+		return nil
+	})
+	return s, db.wrap("directory stats", err)
+}
+
+// RedeliverDelivery puts a failed or dead delivery back in the queue, due
+// at once, and returns it. A pending or succeeded one is ErrConflict.
+func (db *DB) RedeliverDelivery(ctx context.Context, id string) (Delivery, error) {
+	now := db.now()
+	var d Delivery
+	err := db.global(ctx, true, func(q querier) error {
+		var err error
+		d, err = scanDelivery(q.queryRow(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = $2, updated_at = $2
+			WHERE id = $1 AND status IN ('failed', 'dead') RETURNING `+deliveryCols, id, db.d.timeArg(now)))
+		if db.d.isNoRows(err) {
+			if _, gerr := scanDelivery(q.queryRow(ctx, "SELECT "+deliveryCols+" FROM deliveries WHERE id = $1", id)); gerr != nil {
+				return gerr
+			}
+			return fmt.Errorf("%w: only a failed or dead delivery can be redelivered", ErrConflict)
+		}
+		return err
+	})
+	return d, db.wrap("redeliver", err)
+}
+
+// FindTenants lists tenants whose name or id contains query (case
+// insensitive), or that own a domain containing it, in creation order.
+func (db *DB) FindTenants(ctx context.Context, query string, p Page) ([]Tenant, string, error) {
+	p = p.Normalize()
+	var out []Tenant
+	err := db.global(ctx, false, func(q querier) error {
+		// Domains are tenant data behind row-level security; the search
+		// of names by domain goes through the resolver's view of them
+		// only for exact verified domains, so here it matches names and
+		// ids, and the domain search is done per tenant by the caller.
+		rs, err := q.query(ctx, "SELECT "+tenantCols+` FROM tenants
+			WHERE id > $1 AND (lower(name) LIKE '%' || lower($3) || '%' OR lower(id) = lower($3))
+			ORDER BY id LIMIT $2`, p.After, p.Limit+1, query)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, scanTenant)
+		return err
+	})
+	if err != nil {
+		return nil, "", db.wrap("find tenants", err)
+	}
+	out, next := cut(out, p.Limit, func(t Tenant) string { return t.ID })
+	return out, next, nil
+}

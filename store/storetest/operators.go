@@ -1,0 +1,190 @@
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// testOperators covers the console's operators: enrolment, the one-time
+// TOTP step (raced, as two nodes would), recovery codes, failure counting,
+// sessions and the operators' audit trail.
+func testOperators(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	tok := sha256.Sum256([]byte("enrol"))
+	exp := time.Now().Add(time.Hour)
+	o := must(db.CreateOperator(ctx, store.Operator{Email: "Ops@Vendor.example", EnrolTokenHash: tok[:], EnrolExpiresAt: &exp}))
+	_, err := db.CreateOperator(ctx, store.Operator{Email: "ops@vendor.example"})
+	wantErr(t, err, store.ErrConflict)
+
+	got := must(db.OperatorByEnrolToken(ctx, tok[:]))
+	if got.ID != o.ID || got.Status != store.OperatorPending {
+		t.Fatalf("by enrol token: %+v", got)
+	}
+	// Enrolment cannot complete before a TOTP secret was offered.
+	wantErr(t, db.CompleteEnrolment(ctx, o.ID, "$argon2id$x", 1, nil), store.ErrNotFound)
+	if err := db.SetOperatorTOTPSecret(ctx, o.ID, "JBSWY3DPEHPK3PXP"); err != nil {
+		t.Fatal(err)
+	}
+	codes := [][]byte{{1}, {2}}
+	if err := db.CompleteEnrolment(ctx, o.ID, "$argon2id$x", 100, codes); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.OperatorByEnrolToken(ctx, tok[:])
+	wantErr(t, err, store.ErrNotFound)
+	got = must(db.OperatorByEmail(ctx, "OPS@vendor.example"))
+	if got.Status != store.OperatorActive || got.TOTPSecret != "JBSWY3DPEHPK3PXP" || got.TOTPLastStep != 100 {
+		t.Fatalf("after enrolment: %+v", got)
+	}
+
+	// One step is accepted once, by exactly one of many racers; an older
+	// step is refused too.
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if ok, err := db.UseTOTPStep(ctx, o.ID, 101); err != nil {
+				t.Error(err)
+			} else if ok {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("step 101 accepted %d times", wins.Load())
+	}
+	if ok := must(db.UseTOTPStep(ctx, o.ID, 100)); ok {
+		t.Fatal("an older step was accepted")
+	}
+
+	if ok := must(db.UseRecoveryCode(ctx, o.ID, []byte{1})); !ok {
+		t.Fatal("recovery code refused")
+	}
+	if ok := must(db.UseRecoveryCode(ctx, o.ID, []byte{1})); ok {
+		t.Fatal("recovery code used twice")
+	}
+	if n := must(db.RecoveryCodesLeft(ctx, o.ID)); n != 1 {
+		t.Fatalf("codes left = %d", n)
+	}
+
+	lock := func(n int) *time.Time {
+		if n < 3 {
+			return nil
+		}
+		u := time.Now().Add(time.Minute)
+		return &u
+	}
+	for i := 1; i <= 3; i++ {
+		n, until, err := db.RecordOperatorFailure(ctx, o.ID, lock)
+		if err != nil || n != i || (until != nil) != (i == 3) {
+			t.Fatalf("failure %d: n=%d until=%v err=%v", i, n, until, err)
+		}
+	}
+	if got := must(db.Operator(ctx, o.ID)); got.LockedUntil == nil || got.FailedAttempts != 3 {
+		t.Fatalf("not locked: %+v", got)
+	}
+	if err := db.RecordOperatorLogin(ctx, o.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(db.Operator(ctx, o.ID)); got.LockedUntil != nil || got.FailedAttempts != 0 || got.LastLoginAt == nil {
+		t.Fatalf("login did not reset: %+v", got)
+	}
+
+	sh := sha256.Sum256([]byte("cookie"))
+	s := must(db.CreateOperatorSession(ctx, store.OperatorSession{TokenHash: sh[:], OperatorID: o.ID, CSRFToken: "c", ExpiresAt: time.Now().Add(time.Hour)}))
+	gs, gop, err := db.OperatorSession(ctx, sh[:])
+	if err != nil || gs.ID != s.ID || gop.ID != o.ID {
+		t.Fatalf("session: %+v %+v %v", gs, gop, err)
+	}
+	if err := db.TouchOperatorSession(ctx, s.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Disabling ends the operator's sessions.
+	if err := db.DisableOperator(ctx, o.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = db.OperatorSession(ctx, sh[:])
+	wantErr(t, err, store.ErrNotFound)
+	if ops := must(db.ListOperators(ctx)); len(ops) != 1 || ops[0].Status != store.OperatorDisabled {
+		t.Fatalf("list: %+v", ops)
+	}
+
+	for _, a := range []string{"operator.signed_in", "operator.locked_out", "operator.signed_in"} {
+		must(db.AppendOperatorAudit(ctx, store.OperatorAuditEvent{Actor: store.Actor{Type: "operator", ID: o.ID}, Action: a,
+			Resource: store.Resource{Type: "operator", ID: o.ID}}))
+	}
+	rows, next := must2(db.OperatorAudit(ctx, "operator.signed_in", store.Page{Limit: 1}))
+	if len(rows) != 1 || next == "" || rows[0].Actor.ID != o.ID {
+		t.Fatalf("audit page 1: %+v %q", rows, next)
+	}
+	rows, next = must2(db.OperatorAudit(ctx, "operator.signed_in", store.Page{Limit: 1, After: next}))
+	if len(rows) != 1 || next != "" {
+		t.Fatalf("audit page 2: %+v %q", rows, next)
+	}
+}
+
+// testConsoleReads covers the reads behind the console's pages.
+func testConsoleReads(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	tctx, tn := newTenant(t, db, "Acme Widgets")
+	newTenant(t, db, "Other")
+	found, _ := must2(db.FindTenants(ctx, "widget", store.Page{}))
+	if len(found) != 1 || found[0].ID != tn.ID {
+		t.Fatalf("find: %+v", found)
+	}
+	found, _ = must2(db.FindTenants(ctx, tn.ID, store.Page{}))
+	if len(found) != 1 {
+		t.Fatalf("find by id: %+v", found)
+	}
+
+	conn := must(db.CreateConnection(tctx, store.Connection{Type: store.ConnectionOIDC, Name: "okta", Status: store.ConnectionActive}))
+	for _, e := range []store.Event{
+		{TenantID: tn.ID, Type: "authentication.failed", Data: []byte(`{"connection_id":"` + conn.ID + `","reason":"old"}`)},
+		{TenantID: tn.ID, Type: "authentication.succeeded", Data: []byte(`{"connection_id":"` + conn.ID + `"}`)},
+		{TenantID: tn.ID, Type: "authentication.failed", Data: []byte(`{"connection_id":"` + conn.ID + `","reason":"signature invalid"}`)},
+		{TenantID: tn.ID, Type: "authentication.failed", Data: []byte(`{"connection_id":"conn_other","reason":"elsewhere"}`)},
+	} {
+		must(db.AppendEvent(ctx, e))
+	}
+	h := must(db.ConnectionHealth(tctx, conn.ID))
+	if h.LastSuccessAt == nil || h.LastFailureAt == nil || h.LastFailure != "signature invalid" {
+		t.Fatalf("health: %+v", h)
+	}
+
+	dir := must(db.CreateDirectory(tctx, store.Directory{Name: "okta", TokenHash: []byte{9}}))
+	st := must(db.DirectoryStats(tctx, dir.ID))
+	if st.Users != 0 || st.LastSyncAt != nil {
+		t.Fatalf("empty stats: %+v", st)
+	}
+	must(db.CreateUser(tctx, store.User{DirectoryID: dir.ID, UserName: "a@acme.com", Email: "a@acme.com", Active: true}))
+	must(db.CreateUser(tctx, store.User{DirectoryID: dir.ID, UserName: "b@acme.com", Email: "b@acme.com"}))
+	must(db.CreateGroup(tctx, store.Group{DirectoryID: dir.ID, DisplayName: "eng"}))
+	st = must(db.DirectoryStats(tctx, dir.ID))
+	if st.Users != 2 || st.ActiveUsers != 1 || st.Groups != 1 || st.LastSyncAt == nil {
+		t.Fatalf("stats: %+v", st)
+	}
+
+	wh := must(db.CreateWebhook(ctx, store.Webhook{URL: "https://hooks.example.com", Events: []string{"*"}, Secret: "s"}))
+	must(db.AppendEvent(ctx, store.Event{TenantID: tn.ID, Type: "tenant.status_changed", Data: []byte(`{}`)}))
+	ds, _ := must2(db.ListDeliveries(ctx, store.DeliveryQuery{WebhookID: wh.ID}))
+	if len(ds) != 1 {
+		t.Fatalf("deliveries: %+v", ds)
+	}
+	_, err := db.RedeliverDelivery(ctx, ds[0].ID)
+	wantErr(t, err, store.ErrConflict) // still pending
+	if err := db.RecordDelivery(ctx, ds[0].ID, store.DeliveryResult{Status: store.DeliveryDead, Error: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+	d := must(db.RedeliverDelivery(ctx, ds[0].ID))
+	if d.Status != store.DeliveryPending {
+		t.Fatalf("redelivered: %+v", d)
+	}
+	_, err = db.RedeliverDelivery(ctx, "dlv_missing")
+	wantErr(t, err, store.ErrNotFound)
+}
