@@ -19,7 +19,21 @@ const maxUserAgent = 512
 // it with the ctx of the InTx that makes the change and with the tenant set,
 // so that the row and the change commit or roll back together.
 func (a *API) audit(ctx context.Context, c echo.Context, action string, res store.Resource, details any) error {
-	op, _ := operatorFrom(ctx)
+	return a.appendAudit(ctx, a.actor(c), action, res, details)
+}
+
+// actor is the operator (API key) behind request c, as audit rows name it.
+func (a *API) actor(c echo.Context) store.Actor {
+	op, _ := operatorFrom(c.Request().Context())
+	ua := c.Request().UserAgent()
+	if len(ua) > maxUserAgent {
+		ua = strings.ToValidUTF8(ua[:maxUserAgent], "")
+	}
+	return store.Actor{Type: "operator", ID: op.ID, IP: c.RealIP(), UserAgent: ua}
+}
+
+// appendAudit appends an audit row of actor to the tenant in ctx.
+func (a *API) appendAudit(ctx context.Context, actor store.Actor, action string, res store.Resource, details any) error {
 	tenantID, _ := store.TenantFrom(ctx)
 	var raw json.RawMessage
 	if details != nil {
@@ -29,18 +43,9 @@ func (a *API) audit(ctx context.Context, c echo.Context, action string, res stor
 		}
 		raw = b
 	}
-	ua := c.Request().UserAgent()
-	if len(ua) > maxUserAgent {
-		ua = strings.ToValidUTF8(ua[:maxUserAgent], "")
-	}
 	_, err := a.store.AppendAudit(ctx, store.AuditEvent{
-		TenantID: tenantID,
-		Actor: store.Actor{
-			Type:      "operator",
-			ID:        op.ID,
-			IP:        c.RealIP(),
-			UserAgent: ua,
-		},
+		TenantID:  tenantID,
+		Actor:     actor,
 		Action:    action,
 		Resource:  res,
 		Context:   raw,

@@ -205,10 +205,29 @@ func (a *API) updateTenant(c echo.Context) error {
 		u.Status = &s
 	}
 
+	t, err := a.ChangeTenant(c.Request().Context(), a.actor(c), u)
+	if err != nil {
+		return err
+	}
+	domains, err := a.store.Domains(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("list domains: %w", err)
+	}
+	return c.JSON(http.StatusOK, toTenantJSON(t, domains))
+}
+
+// ChangeTenant applies u to the tenant in ctx on behalf of actor: the one
+// code path of a tenant's change, shared by the operator API's PATCH and the
+// console. A status change follows the lifecycle (see checkTransition), is
+// audited and announced as tenant.status_changed in the same transaction,
+// and a tenant left paused has its sessions ended everywhere (which sends
+// the back-channel logouts). Errors are the API's (*httpserver.Error for a
+// refused transition).
+func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.TenantUpdate) (store.Tenant, error) {
 	var t store.Tenant
-	err := a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+	err := a.store.InTx(ctx, func(ctx context.Context) error {
 		// Read again inside the transaction: the transition is checked
-		// against the state being changed, not the one loadTenant saw.
+		// against the state being changed, not the one the caller saw.
 		cur, err := a.store.Tenant(ctx)
 		if err != nil {
 			return fmt.Errorf("get tenant: %w", err)
@@ -233,7 +252,7 @@ func (a *API) updateTenant(c echo.Context) error {
 		if t, err = a.store.UpdateTenant(ctx, u); err != nil {
 			return fmt.Errorf("update tenant: %w", err)
 		}
-		if err := a.audit(ctx, c, "tenant.updated", tenantResource(t), map[string]any{"changes": changes}); err != nil {
+		if err := a.appendAudit(ctx, actor, "tenant.updated", tenantResource(t), map[string]any{"changes": changes}); err != nil {
 			return err
 		}
 		if _, ok := changes["status"]; ok {
@@ -244,21 +263,22 @@ func (a *API) updateTenant(c echo.Context) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return store.Tenant{}, err
 	}
-	// A paused tenant signs no one in: end its sessions everywhere (and so
-	// send back-channel logouts). Done on every PATCH that leaves it
-	// paused, so an operator retrying after a failure here finishes the job.
+	// This node's routing cache learns of the change at once (the API's
+	// middleware does it too, for every other change under /tenants/{id}).
+	if a.connections != nil {
+		a.connections.ForgetTenant(t.ID)
+	}
+	// A paused tenant signs no one in: end its sessions everywhere. Done on
+	// every change that leaves it paused, so an operator retrying after a
+	// failure here finishes the job.
 	if t.Status == store.TenantPaused {
-		if err := a.endTenantSessions(c.Request().Context(), t.ID); err != nil {
-			return err
+		if err := a.endTenantSessions(ctx, t.ID); err != nil {
+			return store.Tenant{}, err
 		}
 	}
-	domains, err := a.store.Domains(c.Request().Context())
-	if err != nil {
-		return fmt.Errorf("list domains: %w", err)
-	}
-	return c.JSON(http.StatusOK, toTenantJSON(t, domains))
+	return t, nil
 }
 
 // statusChanged appends the tenant.status_changed event to the outbox.
