@@ -132,3 +132,37 @@ func (db *DB) FindTenants(ctx context.Context, query string, p Page) ([]Tenant, 
 	out, next := cut(out, p.Limit, func(t Tenant) string { return t.ID })
 	return out, next, nil
 }
+
+// RecentEvents lists the event stream newest first, optionally of one
+// tenant and one type, for people to read (clients follow the stream with
+// ListEvents); After is the id of the last event already shown.
+func (db *DB) RecentEvents(ctx context.Context, tenantID, typ string, p Page) ([]Event, string, error) {
+	p = p.Normalize()
+	var out []Event
+	err := db.global(ctx, false, func(q querier) error {
+		where, args := "TRUE", []any{p.Limit + 1}
+		if tenantID != "" {
+			args = append(args, tenantID)
+			where += fmt.Sprintf(" AND tenant_id = $%d", len(args))
+		}
+		if typ != "" {
+			args = append(args, typ)
+			where += fmt.Sprintf(" AND type = $%d", len(args))
+		}
+		if p.After != "" {
+			args = append(args, p.After)
+			where += fmt.Sprintf(" AND seq < (SELECT seq FROM events WHERE id = $%d)", len(args))
+		}
+		rs, err := q.query(ctx, "SELECT "+eventCols+" FROM events WHERE "+where+" ORDER BY seq DESC LIMIT $1", args...)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, scanEvent)
+		return err
+	})
+	if err != nil {
+		return nil, "", db.wrap("recent events", err)
+	}
+	out, next := cut(out, p.Limit, func(e Event) string { return e.ID })
+	return out, next, nil
+}

@@ -442,3 +442,33 @@ func (db *DB) OperatorAudit(ctx context.Context, action string, p Page) ([]Opera
 	out, next := cut(out, p.Limit, func(e OperatorAuditEvent) string { return e.ID })
 	return out, next, nil
 }
+
+// ConsoleStore is the part of Store behind the operator console: operators
+// and their sessions (global), and the reads of its pages.
+type ConsoleStore interface {
+	CreateOperator(ctx context.Context, o Operator) (Operator, error)
+	Operator(ctx context.Context, id string) (Operator, error)
+	OperatorByEmail(ctx context.Context, email string) (Operator, error)
+	OperatorByEnrolToken(ctx context.Context, hash []byte) (Operator, error)
+	ListOperators(ctx context.Context) ([]Operator, error)
+	SetOperatorTOTPSecret(ctx context.Context, id, secret string) error
+	CompleteEnrolment(ctx context.Context, id, passwordHash string, totpStep int64, codeHashes [][]byte) error
+	UseTOTPStep(ctx context.Context, id string, step int64) (bool, error)
+	UseRecoveryCode(ctx context.Context, id string, hash []byte) (bool, error)
+	RecoveryCodesLeft(ctx context.Context, id string) (int, error)
+	RecordOperatorFailure(ctx context.Context, id string, lock func(failures int) *time.Time) (int, *time.Time, error)
+	RecordOperatorLogin(ctx context.Context, id string) error
+	DisableOperator(ctx context.Context, id string) error
+	CreateOperatorSession(ctx context.Context, s OperatorSession) (OperatorSession, error)
+	OperatorSession(ctx context.Context, hash []byte) (OperatorSession, Operator, error)
+	TouchOperatorSession(ctx context.Context, id string, at time.Time) error
+	DeleteOperatorSession(ctx context.Context, id string) error
+	AppendOperatorAudit(ctx context.Context, e OperatorAuditEvent) (OperatorAuditEvent, error)
+	OperatorAudit(ctx context.Context, action string, p Page) ([]OperatorAuditEvent, string, error)
+
+	FindTenants(ctx context.Context, query string, p Page) ([]Tenant, string, error)
+	ConnectionHealth(ctx context.Context, id string) (ConnectionHealth, error)
+	DirectoryStats(ctx context.Context, id string) (DirectoryStats, error)
+	RecentEvents(ctx context.Context, tenantID, typ string, p Page) ([]Event, string, error)
+	RedeliverDelivery(ctx context.Context, id string) (Delivery, error)
+}

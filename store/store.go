@@ -164,6 +164,9 @@ type Store interface {
 	// Usage records; see usage.go.
 	UsageStore
 
+	// The operator console (operators.go, console_reads.go).
+	ConsoleStore
+
 	// Operations.
 	Ping(ctx context.Context) error
 	Migrate(ctx context.Context) error

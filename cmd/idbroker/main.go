@@ -15,6 +15,9 @@
 //	apikey create    create an operator API key and print it once
 //	apikey list      list operator API keys
 //	apikey revoke    revoke an operator API key
+//	operator create  create a console operator and print their enrolment link
+//	operator list    list console operators
+//	operator disable disable a console operator
 //	keys rotate      make new token-signing keys active
 //	audit verify     check every tenant's audit hash chain
 //	version          print the version
@@ -74,6 +77,7 @@ func commands() []command {
 		{"serve", "run the broker (migrates the database first)", runServe},
 		{"migrate", "apply pending migrations (up) or list them (status)", runMigrate},
 		{"apikey", "manage operator API keys (create, list, revoke)", runAPIKey},
+		{"operator", "manage console operators (create, list, disable)", runOperator},
 		{"keys", "manage token-signing keys (rotate)", runKeys},
 		{"audit", "check the audit log's hash chains (verify)", runAudit},
 		{"version", "print the version and exit", runVersion},

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
+	"github.com/idbroker/idbroker/admin-portal/console"
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/cmd/idbroker/internal/devmode"
 	"github.com/idbroker/idbroker/connections"
@@ -148,6 +149,13 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Limit:            limit(limits.API),
 		Usage:            meter,
 	})
+	operators := console.New(console.Config{
+		Issuer:   cfg.Issuer,
+		Store:    st,
+		Tenants:  api, // pausing from the console is the API's PATCH
+		Describe: describeCertificates(cfg.Issuer),
+		Logger:   log.With("surface", "console"),
+	})
 	webhooks, err := events.New(events.Config{
 		Store:  st,
 		Client: outbound(safehttp.Options{Timeout: events.DefaultTimeout}),
@@ -164,10 +172,17 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	directories.Mount(e)
 	api.Mount(e)
 	announce = func() {}
+	operators.Mount(e)
+	// A person who opens the issuer in a browser gets a page, not JSON.
+	e.GET("/favicon.ico", func(c echo.Context) error {
+		return c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg")
+	})
 	if cfg.Dev {
 		if announce, err = mountDev(ctx, e, cfg, st, registry, log); err != nil {
 			return nil, err
 		}
+	} else {
+		e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusFound, console.Path) })
 	}
 
 	if err := provider.Run(ctx); err != nil {
@@ -180,6 +195,22 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	bg.Go(func() { webhooks.Run(ctx) })
 	bg.Go(func() { meter.Run(ctx, usageSnapshots) })
 	return announce, nil
+}
+
+// describeCertificates reads a connection's IdP certificates for the
+// console's health column.
+func describeCertificates(issuer string) func(store.Connection) ([]console.Certificate, error) {
+	return func(conn store.Connection) ([]console.Certificate, error) {
+		v, err := connections.Describe(issuer, conn, time.Now())
+		if err != nil || v.SAML == nil {
+			return nil, err
+		}
+		out := make([]console.Certificate, 0, len(v.SAML.IdPCertificates))
+		for _, c := range v.SAML.IdPCertificates {
+			out = append(out, console.Certificate{NotAfter: c.NotAfter, Expiring: c.Expiring, Expired: c.Expired})
+		}
+		return out, nil
+	}
 }
 
 // mountDev seeds, idempotently, what --dev promises (tenant Example with the

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"crypto/sha256"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -151,6 +152,14 @@ func testConsoleReads(t *testing.T, db *store.DB) {
 		{TenantID: tn.ID, Type: "authentication.failed", Data: []byte(`{"connection_id":"conn_other","reason":"elsewhere"}`)},
 	} {
 		must(db.AppendEvent(ctx, e))
+	}
+	evs, next := must2(db.RecentEvents(ctx, tn.ID, "authentication.failed", store.Page{Limit: 2}))
+	if len(evs) != 2 || next == "" || !strings.Contains(string(evs[0].Data), "elsewhere") {
+		t.Fatalf("recent events: %+v %q", evs, next)
+	}
+	evs, next = must2(db.RecentEvents(ctx, tn.ID, "authentication.failed", store.Page{Limit: 2, After: next}))
+	if len(evs) != 1 || next != "" || !strings.Contains(string(evs[0].Data), "old") {
+		t.Fatalf("recent events page 2: %+v %q", evs, next)
 	}
 	h := must(db.ConnectionHealth(tctx, conn.ID))
 	if h.LastSuccessAt == nil || h.LastFailureAt == nil || h.LastFailure != "signature invalid" {

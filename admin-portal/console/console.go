@@ -1,0 +1,307 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/web"
+)
+
+// Store is what the console needs of persistence; *store.DB implements it.
+type Store interface {
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+
+	CreateOperator(ctx context.Context, o store.Operator) (store.Operator, error)
+	Operator(ctx context.Context, id string) (store.Operator, error)
+	OperatorByEmail(ctx context.Context, email string) (store.Operator, error)
+	OperatorByEnrolToken(ctx context.Context, hash []byte) (store.Operator, error)
+	ListOperators(ctx context.Context) ([]store.Operator, error)
+	SetOperatorTOTPSecret(ctx context.Context, id, secret string) error
+	CompleteEnrolment(ctx context.Context, id, passwordHash string, totpStep int64, codeHashes [][]byte) error
+	UseTOTPStep(ctx context.Context, id string, step int64) (bool, error)
+	UseRecoveryCode(ctx context.Context, id string, hash []byte) (bool, error)
+	RecordOperatorFailure(ctx context.Context, id string, lock func(failures int) *time.Time) (int, *time.Time, error)
+	RecordOperatorLogin(ctx context.Context, id string) error
+	DisableOperator(ctx context.Context, id string) error
+	CreateOperatorSession(ctx context.Context, s store.OperatorSession) (store.OperatorSession, error)
+	OperatorSession(ctx context.Context, hash []byte) (store.OperatorSession, store.Operator, error)
+	TouchOperatorSession(ctx context.Context, id string, at time.Time) error
+	DeleteOperatorSession(ctx context.Context, id string) error
+	AppendOperatorAudit(ctx context.Context, e store.OperatorAuditEvent) (store.OperatorAuditEvent, error)
+	OperatorAudit(ctx context.Context, action string, p store.Page) ([]store.OperatorAuditEvent, string, error)
+
+	ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, string, error)
+	FindTenants(ctx context.Context, query string, p store.Page) ([]store.Tenant, string, error)
+	ResolveDomain(ctx context.Context, domain string) (string, error)
+	Tenant(ctx context.Context) (store.Tenant, error)
+	Domains(ctx context.Context) ([]store.Domain, error)
+	Connections(ctx context.Context) ([]store.Connection, error)
+	ConnectionHealth(ctx context.Context, id string) (store.ConnectionHealth, error)
+	Directories(ctx context.Context) ([]store.Directory, error)
+	DirectoryStats(ctx context.Context, id string) (store.DirectoryStats, error)
+	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
+	AuditEvents(ctx context.Context, action string, p store.Page) ([]store.AuditEvent, string, error)
+	RecentEvents(ctx context.Context, tenantID, typ string, p store.Page) ([]store.Event, string, error)
+	Webhooks(ctx context.Context) ([]store.Webhook, error)
+	Webhook(ctx context.Context, id string) (store.Webhook, error)
+	ListDeliveries(ctx context.Context, q store.DeliveryQuery) ([]store.Delivery, string, error)
+	RedeliverDelivery(ctx context.Context, id string) (store.Delivery, error)
+}
+
+// TenantChanger changes a tenant the way the operator API's PATCH does
+// (*adminportal.API): one code path, so that pausing from the console ends
+// the tenant's sessions exactly as the API would.
+type TenantChanger interface {
+	ChangeTenant(ctx context.Context, actor store.Actor, u store.TenantUpdate) (store.Tenant, error)
+}
+
+// PortalLinkFunc creates a one-time portal link for the tenant in ctx, on
+// behalf of actor, and returns its URL and expiry.
+type PortalLinkFunc func(ctx context.Context, actor store.Actor, intent string) (url string, expiresAt time.Time, err error)
+
+// Config configures the console.
+type Config struct {
+	// Issuer is the broker's public URL; cookies are Secure when it is
+	// https, and enrolment links start with it.
+	Issuer string
+	Store  Store
+	// Tenants pauses and resumes tenants; required.
+	Tenants TenantChanger
+	// Describe renders a connection's certificates for the health
+	// columns (connections.Describe); nil leaves them empty.
+	Describe func(conn store.Connection) ([]Certificate, error)
+	// PortalLink, when set, lets operators create portal links.
+	PortalLink PortalLinkFunc
+	// IdleTimeout ends a session unused this long (default 30 minutes);
+	// MaxSession ends any session this long after sign-in (default 12 h).
+	IdleTimeout time.Duration
+	MaxSession  time.Duration
+	// Now is the clock (tests step it through TOTP periods); nil is
+	// time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Certificate is an IdP signing certificate as the health column shows it.
+type Certificate struct {
+	NotAfter time.Time
+	Expiring bool
+	Expired  bool
+}
+
+// Console serves the console's pages. Create it with New and Mount it.
+type Console struct {
+	cfg    Config
+	secure bool
+	pages  *template.Template
+	log    *slog.Logger
+}
+
+// New returns the console. It panics on a missing Store or Tenants, wiring
+// mistakes that must not reach a running server.
+func New(cfg Config) *Console {
+	if cfg.Store == nil || cfg.Tenants == nil {
+		panic("console: New needs a Store and a TenantChanger")
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Minute
+	}
+	if cfg.MaxSession <= 0 {
+		cfg.MaxSession = 12 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
+	c := &Console{
+		cfg:    cfg,
+		secure: strings.HasPrefix(cfg.Issuer, "https://"),
+		pages:  parsePages(web.ConsoleTemplates()),
+		log:    cfg.Logger,
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func parsePages(files fs.FS) *template.Template {
+	funcs := template.FuncMap{}
+	return template.Must(template.New("console").Funcs(funcs).ParseFS(files, "*.html"))
+}
+
+// Path is where the console is mounted.
+const Path = "/console"
+
+// Mount registers the console's routes. Signed-out routes (sign-in,
+// enrolment) stand apart; every other path under /console, unknown ones
+// included, needs a session: GETs without one are redirected to sign-in,
+// anything else is 401.
+func (c *Console) Mount(e *echo.Echo) {
+	g := e.Group(Path, c.headers)
+	g.GET("/signin", c.signinPage)
+	g.POST("/signin", c.signin, c.checkFormCSRF)
+	g.GET("/enrol/:token", c.enrolPage)
+	g.POST("/enrol/:token", c.enrol, c.checkFormCSRF)
+	g.GET("/enrol/:token/qr.png", c.enrolQR)
+
+	a := g.Group("", c.requireSession)
+	a.GET("", c.home)
+	a.POST("/signout", c.signout)
+	a.GET("/tenants", c.tenants)
+	a.GET("/tenants/:id", c.tenant, c.loadTenant)
+	a.GET("/tenants/:id/status", c.confirmStatus, c.loadTenant)
+	a.POST("/tenants/:id/status", c.setStatus, c.loadTenant)
+	a.POST("/tenants/:id/portal_link", c.portalLink, c.loadTenant)
+	a.GET("/events", c.events)
+	a.GET("/audit", c.audit)
+	a.GET("/webhooks", c.webhooks)
+	a.GET("/webhooks/:id", c.webhook)
+	a.POST("/deliveries/:id/redeliver", c.redeliver)
+	a.Any("/*", c.notFound)
+}
+
+// csp keeps every console page to its own scripts, styles and images.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// headers sets what every console answer carries, errors included.
+func (c *Console) headers(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		h := ec.Response().Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		err := next(ec)
+		if err == nil || ec.Response().Committed {
+			return err
+		}
+		// Whatever went wrong, the console answers in HTML.
+		he := httpserver.AsError(err)
+		if he.Status >= 500 {
+			c.log.ErrorContext(ec.Request().Context(), "console", "err", err, "path", ec.Request().URL.Path)
+		}
+		msg := he.Message
+		if he.Status >= 500 {
+			msg = "Something went wrong on our side. Try again; if it persists, quote reference " + httpserver.RequestID(ec.Request().Context()) + "."
+		}
+		return c.message(ec, he.Status, http.StatusText(he.Status), msg)
+	}
+}
+
+// page is what every template receives.
+type page struct {
+	Title    string
+	Nav      string
+	Operator string
+	CSRF     string
+	Notice   string
+	Error    string
+	Narrow   bool
+	D        any
+}
+
+func (c *Console) render(ec echo.Context, status int, name string, p page) error {
+	if s, ok := sessionOf(ec); ok {
+		p.Operator = s.op.Email
+		p.CSRF = s.sess.CSRFToken
+	} else if p.CSRF == "" {
+		p.CSRF = c.formCSRF(ec)
+	}
+	if p.Notice == "" {
+		p.Notice = ec.QueryParam("notice")
+	}
+	var buf bytes.Buffer
+	if err := c.pages.ExecuteTemplate(&buf, name, p); err != nil {
+		return fmt.Errorf("console: render %s: %w", name, err)
+	}
+	return ec.HTMLBlob(status, buf.Bytes())
+}
+
+// message answers a page that says what happened and what to do.
+func (c *Console) message(ec echo.Context, status int, title, msg string) error {
+	d := map[string]string{"Message": msg}
+	if _, ok := sessionOf(ec); ok {
+		d["Link"], d["LinkText"] = Path+"/tenants", "Back to the console"
+	} else {
+		d["Link"], d["LinkText"] = Path+"/signin", "Sign in"
+	}
+	return c.render(ec, status, "message.html", page{Title: title, D: d, Narrow: true})
+}
+
+func (c *Console) notFound(ec echo.Context) error {
+	return c.message(ec, http.StatusNotFound, "Not found", "There is no console page at this address.")
+}
+
+func (c *Console) home(ec echo.Context) error {
+	return ec.Redirect(http.StatusSeeOther, Path+"/tenants")
+}
+
+// maxUserAgent keeps a hostile User-Agent from bloating audit rows.
+const maxUserAgent = 512
+
+// actor names the signed-in operator (or, before sign-in, the operator
+// being authenticated) in audit rows.
+func actor(ec echo.Context, operatorID string) store.Actor {
+	ua := ec.Request().UserAgent()
+	if len(ua) > maxUserAgent {
+		ua = strings.ToValidUTF8(ua[:maxUserAgent], "")
+	}
+	return store.Actor{Type: "operator", ID: operatorID, IP: ec.RealIP(), UserAgent: ua}
+}
+
+// auditOperator appends a row to the operators' own audit trail.
+func (c *Console) auditOperator(ctx context.Context, a store.Actor, action string, res store.Resource, details map[string]any) error {
+	var raw json.RawMessage
+	if details != nil {
+		b, err := json.Marshal(details)
+		if err != nil {
+			return err
+		}
+		raw = b
+	}
+	_, err := c.cfg.Store.AppendOperatorAudit(ctx, store.OperatorAuditEvent{
+		Actor: a, Action: action, Resource: res, Context: raw, RequestID: httpserver.RequestID(ctx),
+	})
+	if err != nil {
+		return fmt.Errorf("console: audit %s: %w", action, err)
+	}
+	return nil
+}
+
+// auditTenant appends a row to the audit chain of the tenant in ctx.
+func (c *Console) auditTenant(ctx context.Context, a store.Actor, action string, res store.Resource, details map[string]any) error {
+	var raw json.RawMessage
+	if details != nil {
+		b, err := json.Marshal(details)
+		if err != nil {
+			return err
+		}
+		raw = b
+	}
+	_, err := c.cfg.Store.AppendAudit(ctx, store.AuditEvent{
+		Actor: a, Action: action, Resource: res, Context: raw, RequestID: httpserver.RequestID(ctx),
+	})
+	if err != nil {
+		return fmt.Errorf("console: audit %s: %w", action, err)
+	}
+	return nil
+}
+
+func operatorResource(o store.Operator) store.Resource {
+	return store.Resource{Type: "operator", ID: o.ID, Name: o.Email}
+}

@@ -1,0 +1,130 @@
+package console_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/idbroker/idbroker/admin-portal/console"
+)
+
+// TestSignedOutRoutes: every console page without a session sends a
+// browser to sign-in and refuses anything else with 401, in HTML, under
+// the console's CSP; a POST without its CSRF token is 403 even with a
+// session's cookie missing.
+func TestSignedOutRoutes(t *testing.T) {
+	h := start(t, "")
+	tn := newTenant(t, h.db, "Acme")
+	gets := []string{"/console", "/console/tenants", "/console/tenants/" + tn.ID, "/console/tenants/" + tn.ID + "/status?to=paused",
+		"/console/events", "/console/audit", "/console/webhooks", "/console/webhooks/wh_x", "/console/nope"}
+	for _, p := range gets {
+		resp, err := client().Get(h.url + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/console/signin?next=") {
+			t.Errorf("GET %s = %d → %q, want 303 to sign-in", p, resp.StatusCode, loc)
+		}
+	}
+	posts := []string{"/console/signout", "/console/tenants/" + tn.ID + "/status", "/console/tenants/" + tn.ID + "/portal_link",
+		"/console/deliveries/dlv_x/redeliver"}
+	for _, p := range posts {
+		resp, err := client().PostForm(h.url+p, url.Values{"status": {"paused"}, "confirm": {"yes"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("POST %s = %d %s, want 401 HTML", p, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if !strings.Contains(string(body), "Sign in") {
+			t.Errorf("POST %s: the page does not say to sign in:\n%s", p, body)
+		}
+	}
+	// The tenant was not paused by any of that.
+	if got, _ := h.db.Tenant(storeCtx(tn.ID)); got.Status != "active" {
+		t.Fatalf("tenant status = %s", got.Status)
+	}
+
+	// Signed-out forms: no CSRF cookie and field, 403.
+	resp, err := client().PostForm(h.url+"/console/signin", url.Values{"email": {"a@b.c"}, "password": {"x"}, "code": {"123456"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("sign-in without CSRF = %d, want 403", resp.StatusCode)
+	}
+
+	resp, err = client().Get(h.url + "/console/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	if !contains(csp, "script-src 'self'", "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("CSP = %q", csp)
+	}
+	ck := cookieNamed(resp, "idb_console_csrf")
+	if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/console" || ck.Secure {
+		t.Errorf("CSRF cookie over http = %+v", ck)
+	}
+	resp, err = client().Get(h.url + "/console/enrol/idb_enrol_unknown")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "operator create") {
+		t.Errorf("unknown enrolment link = %d:\n%s", resp.StatusCode, body)
+	}
+}
+
+// TestCookiesSecureOnHTTPS: with an https issuer every console cookie is
+// Secure, HttpOnly and SameSite=Strict; the session's too (checked after a
+// real enrolment in the browser test).
+func TestCookiesSecureOnHTTPS(t *testing.T) {
+	h := start(t, "https://idp.example.com")
+	resp, err := client().Get(h.url + "/console/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ck := cookieNamed(resp, "idb_console_csrf")
+	if ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("CSRF cookie over https issuer = %+v", ck)
+	}
+}
+
+// TestCreateOperatorLink: the CLI's link is one-time and under the issuer;
+// a second operator with the same email (any case) is refused.
+func TestCreateOperatorLink(t *testing.T) {
+	h := start(t, "")
+	ctx := context.Background()
+	link, op, err := console.CreateOperator(ctx, h.db, "https://id.example.com/", "Ops@Vendor.example", "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(link, "https://id.example.com/console/enrol/idb_enrol_") || op.Status != "pending" {
+		t.Fatalf("link %q, operator %+v", link, op)
+	}
+	if _, _, err := console.CreateOperator(ctx, h.db, "https://id.example.com", "ops@vendor.example", "cli"); err == nil {
+		t.Fatal("a second operator with the same email was created")
+	}
+	if _, _, err := console.CreateOperator(ctx, h.db, "https://id.example.com", "not an email", "cli"); err == nil {
+		t.Fatal("an operator without an email was created")
+	}
+	rows, _, err := h.db.OperatorAudit(ctx, "operator.created", storePage())
+	if err != nil || len(rows) != 1 || rows[0].Actor.Type != "cli" {
+		t.Fatalf("audit: %+v %v", rows, err)
+	}
+	if _, err := console.DisableOperator(ctx, h.db, "OPS@vendor.example", "cli"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,115 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	adminportal "github.com/idbroker/idbroker/admin-portal"
+	"github.com/idbroker/idbroker/admin-portal/console"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
+	"github.com/idbroker/idbroker/web"
+)
+
+// clock is the console's clock in tests: real time plus an offset the test
+// moves, to reach the next TOTP step without waiting for it.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+type harness struct {
+	url      string
+	db       *store.DB
+	sessions *sessions.Memory
+	clock    *clock
+	links    []string // portal links handed out
+}
+
+// start serves the console, the operator API's tenant changes and the
+// static assets on a fresh PostgreSQL database, behind an httptest server
+// whose URL is the issuer (issuer, when set, overrides it for cookies).
+func start(t *testing.T, issuer string) *harness {
+	t.Helper()
+	h := &harness{db: storetest.Postgres(t), sessions: sessions.NewMemory(), clock: &clock{}}
+	var handler http.Handler
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(ts.Close)
+	h.url = ts.URL
+	if issuer == "" {
+		issuer = ts.URL
+	}
+	api := adminportal.NewAPI(adminportal.APIConfig{Store: h.db, Sessions: h.sessions})
+	c := console.New(console.Config{
+		Issuer:  issuer,
+		Store:   h.db,
+		Tenants: api,
+		Now:     h.clock.Now,
+		PortalLink: func(ctx context.Context, _ store.Actor, intent string) (string, time.Time, error) {
+			id, _ := store.TenantFrom(ctx)
+			link := ts.URL + "/portal/test-link?tenant=" + id + "&intent=" + intent
+			h.links = append(h.links, link)
+			return link, time.Now().Add(5 * time.Minute), nil
+		},
+	})
+	srv := httpserver.New(httpserver.Config{})
+	e := srv.Echo()
+	c.Mount(e)
+	api.Mount(e)
+	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static", web.Static())))
+	handler = srv.Handler()
+	return h
+}
+
+// client is an HTTP client that does not follow redirects.
+func client() *http.Client {
+	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func cookieNamed(resp *http.Response, name string) *http.Cookie {
+	for _, c := range resp.Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func newTenant(t *testing.T, db *store.DB, name string) store.Tenant {
+	t.Helper()
+	tn, err := db.CreateTenant(context.Background(), store.Tenant{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tn
+}
+
+func contains(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,425 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/store"
+)
+
+// timeFormat shows times to operators: UTC, to the second.
+const timeFormat = "2006-01-02 15:04:05 UTC"
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format(timeFormat)
+}
+
+const pageSize = 50
+
+type tenantRow struct {
+	store.Tenant
+	Domains []store.Domain
+}
+
+// tenants lists tenants, searched by name, id or verified domain, and
+// filtered by status.
+func (c *Console) tenants(ec echo.Context) error {
+	ctx := ec.Request().Context()
+	q := strings.TrimSpace(ec.QueryParam("q"))
+	status := ec.QueryParam("status")
+	p := store.Page{Limit: pageSize, After: ec.QueryParam("after")}
+	var (
+		list []store.Tenant
+		next string
+		err  error
+	)
+	if q == "" {
+		list, next, err = c.cfg.Store.ListTenants(ctx, p)
+	} else {
+		list, next, err = c.cfg.Store.FindTenants(ctx, q, p)
+		if err == nil && p.After == "" && strings.Contains(q, ".") {
+			// A verified domain names its tenant exactly.
+			if id, rerr := c.cfg.Store.ResolveDomain(ctx, strings.ToLower(q)); rerr == nil && !hasTenant(list, id) {
+				if t, terr := c.cfg.Store.Tenant(store.WithTenant(ctx, id)); terr == nil {
+					list = append([]store.Tenant{t}, list...)
+				}
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	rows := make([]tenantRow, 0, len(list))
+	for _, t := range list {
+		if status != "" && string(t.Status) != status {
+			continue
+		}
+		ds, err := c.cfg.Store.Domains(store.WithTenant(ctx, t.ID))
+		if err != nil {
+			return err
+		}
+		rows = append(rows, tenantRow{Tenant: t, Domains: ds})
+	}
+	nextURL := ""
+	if next != "" {
+		nextURL = Path + "/tenants?" + url.Values{"q": {q}, "status": {status}, "after": {next}}.Encode()
+	}
+	return c.render(ec, http.StatusOK, "tenants.html", page{Title: "Tenants", Nav: "tenants", D: map[string]any{
+		"Query": q, "Status": status, "Tenants": rows, "Next": nextURL,
+		"Statuses": []store.TenantStatus{store.TenantActive, store.TenantTrial, store.TenantPaused},
+	}})
+}
+
+func hasTenant(ts []store.Tenant, id string) bool {
+	for _, t := range ts {
+		if t.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+const tenantKey = "console.tenant"
+
+// loadTenant resolves :id and sets the tenant in the request's context,
+// once, before any tenant-scoped call. Unknown and malformed ids are 404.
+func (c *Console) loadTenant(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		id := ec.Param("id")
+		if !store.HasPrefix(id, store.PrefixTenant) {
+			return c.notFound(ec)
+		}
+		ctx := store.WithTenant(ec.Request().Context(), id)
+		httpserver.SetTenantID(ctx, id)
+		t, err := c.cfg.Store.Tenant(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			return c.notFound(ec)
+		}
+		if err != nil {
+			return err
+		}
+		ec.SetRequest(ec.Request().WithContext(ctx))
+		ec.Set(tenantKey, t)
+		return next(ec)
+	}
+}
+
+func tenantOf(ec echo.Context) store.Tenant {
+	t, _ := ec.Get(tenantKey).(store.Tenant)
+	return t
+}
+
+type connectionRow struct {
+	ID, Name, Type, Status   string
+	LastSuccess, LastFailure string
+	FailureReason            string
+	Certs                    []certRow
+}
+
+type certRow struct {
+	NotAfter          string
+	Expiring, Expired bool
+}
+
+type directoryRow struct {
+	ID, Name                   string
+	Users, ActiveUsers, Groups int
+	LastSync                   string
+}
+
+// tenant shows one tenant: domains, connections with their health and
+// directories with their counts.
+func (c *Console) tenant(ec echo.Context) error {
+	ctx := ec.Request().Context()
+	t := tenantOf(ec)
+	domains, err := c.cfg.Store.Domains(ctx)
+	if err != nil {
+		return err
+	}
+	conns, err := c.cfg.Store.Connections(ctx)
+	if err != nil {
+		return err
+	}
+	var crow []connectionRow
+	for _, conn := range conns {
+		h, err := c.cfg.Store.ConnectionHealth(ctx, conn.ID)
+		if err != nil {
+			return err
+		}
+		r := connectionRow{ID: conn.ID, Name: conn.Name, Type: string(conn.Type), Status: string(conn.Status),
+			LastSuccess: fmtTime(h.LastSuccessAt), LastFailure: fmtTime(h.LastFailureAt), FailureReason: h.LastFailure}
+		if c.cfg.Describe != nil {
+			certs, err := c.cfg.Describe(conn)
+			if err != nil {
+				c.log.WarnContext(ctx, "console: describe connection", "connection_id", conn.ID, "err", err)
+			}
+			for _, cert := range certs {
+				r.Certs = append(r.Certs, certRow{NotAfter: fmtTime(&cert.NotAfter), Expiring: cert.Expiring, Expired: cert.Expired})
+			}
+		}
+		crow = append(crow, r)
+	}
+	dirs, err := c.cfg.Store.Directories(ctx)
+	if err != nil {
+		return err
+	}
+	var drow []directoryRow
+	for _, d := range dirs {
+		s, err := c.cfg.Store.DirectoryStats(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		drow = append(drow, directoryRow{ID: d.ID, Name: d.Name, Users: s.Users, ActiveUsers: s.ActiveUsers, Groups: s.Groups, LastSync: fmtTime(s.LastSyncAt)})
+	}
+	return c.render(ec, http.StatusOK, "tenant.html", page{Title: t.Name, Nav: "tenants", D: map[string]any{
+		"Tenant": t, "Domains": domains, "Connections": crow, "Directories": drow,
+		"CanPause": t.Status.Live(), "CanResume": t.Status == store.TenantPaused,
+		"PortalEnabled": c.cfg.PortalLink != nil,
+	}})
+}
+
+// targetStatus reads the status an operator asks for: paused or active.
+func targetStatus(s string) (store.TenantStatus, bool) {
+	switch st := store.TenantStatus(s); st {
+	case store.TenantPaused, store.TenantActive:
+		return st, true
+	}
+	return "", false
+}
+
+// confirmStatus asks before pausing or resuming: pausing signs everyone
+// of the tenant out.
+func (c *Console) confirmStatus(ec echo.Context) error {
+	to, ok := targetStatus(ec.QueryParam("to"))
+	if !ok {
+		return c.message(ec, http.StatusBadRequest, "Unknown status", "A tenant can be paused or resumed (made active).")
+	}
+	return c.render(ec, http.StatusOK, "confirm_status.html", page{Title: "Confirm", Nav: "tenants", Narrow: true,
+		D: map[string]any{"Tenant": tenantOf(ec), "To": string(to)}})
+}
+
+// setStatus pauses or resumes the tenant through the operator API's own
+// code path (TenantChanger), which audits the change with this operator
+// as actor and, on pause, ends the tenant's sessions.
+func (c *Console) setStatus(ec echo.Context) error {
+	t := tenantOf(ec)
+	to, ok := targetStatus(ec.FormValue("status"))
+	if !ok || ec.FormValue("confirm") != "yes" {
+		return c.message(ec, http.StatusBadRequest, "Not confirmed", "Pausing or resuming a tenant needs the confirmation page's button.")
+	}
+	s, _ := sessionOf(ec)
+	_, err := c.cfg.Tenants.ChangeTenant(ec.Request().Context(), actor(ec, s.op.ID), store.TenantUpdate{Status: &to})
+	var he *httpserver.Error
+	if errors.As(err, &he) && he.Status < 500 {
+		return c.message(ec, he.Status, "Not changed", he.Message)
+	}
+	if err != nil {
+		return err
+	}
+	notice := "Tenant resumed."
+	if to == store.TenantPaused {
+		notice = "Tenant paused: its sessions have ended."
+	}
+	return ec.Redirect(http.StatusSeeOther, Path+"/tenants/"+t.ID+"?notice="+url.QueryEscape(notice))
+}
+
+var portalIntents = map[string]bool{"sso": true, "dsync": true, "domain_verification": true, "audit_logs": true}
+
+// portalLink creates a one-time portal link for the tenant and shows it
+// with a copy button.
+func (c *Console) portalLink(ec echo.Context) error {
+	if c.cfg.PortalLink == nil {
+		return c.message(ec, http.StatusNotFound, "Portal not available", "The self-serve portal is not available in this build.")
+	}
+	intent := ec.FormValue("intent")
+	if !portalIntents[intent] {
+		return c.message(ec, http.StatusBadRequest, "Unknown intent", "Choose what the tenant's admin is to set up.")
+	}
+	s, _ := sessionOf(ec)
+	link, exp, err := c.cfg.PortalLink(ec.Request().Context(), actor(ec, s.op.ID), intent)
+	if err != nil {
+		return err
+	}
+	return c.render(ec, http.StatusOK, "portal_link.html", page{Title: "Portal link", Nav: "tenants", D: map[string]any{
+		"Tenant": tenantOf(ec), "Intent": intent, "URL": link, "ExpiresAt": fmtTime(&exp),
+	}})
+}
+
+// eventTypes are the filter's choices (contract section 5).
+var eventTypes = []string{
+	"authentication.succeeded", "authentication.failed", "connection.activated", "connection.deactivated",
+	"connection.certificate_expiring", "dsync.user.created", "dsync.user.updated", "dsync.user.deactivated",
+	"dsync.user.deleted", "dsync.group.created", "dsync.group.updated", "dsync.group.deleted",
+	"dsync.group.user_added", "dsync.group.user_removed", "session.revoked", "tenant.status_changed",
+}
+
+type eventRow struct {
+	ID, Type, TenantID, CreatedAt string
+	Data                          []byte
+}
+
+// events shows the event stream newest first, by tenant and type.
+func (c *Console) events(ec echo.Context) error {
+	tenantID := strings.TrimSpace(ec.QueryParam("tenant_id"))
+	typ := ec.QueryParam("type")
+	evs, next, err := c.cfg.Store.RecentEvents(ec.Request().Context(), tenantID, typ, store.Page{Limit: pageSize, After: ec.QueryParam("after")})
+	if err != nil {
+		return err
+	}
+	rows := make([]eventRow, 0, len(evs))
+	for _, e := range evs {
+		rows = append(rows, eventRow{ID: e.ID, Type: e.Type, TenantID: e.TenantID, CreatedAt: fmtTime(&e.CreatedAt), Data: e.Data})
+	}
+	nextURL := ""
+	if next != "" {
+		nextURL = Path + "/events?" + url.Values{"tenant_id": {tenantID}, "type": {typ}, "after": {next}}.Encode()
+	}
+	return c.render(ec, http.StatusOK, "events.html", page{Title: "Events", Nav: "events", D: map[string]any{
+		"TenantID": tenantID, "Type": typ, "Types": eventTypes, "Events": rows, "Next": nextURL,
+	}})
+}
+
+type auditRow struct {
+	TS, Action string
+	Actor      store.Actor
+	Resource   store.Resource
+	Context    []byte
+}
+
+// audit shows a tenant's audit chain, or without a tenant the operators'
+// own trail, newest first, optionally of one action.
+func (c *Console) audit(ec echo.Context) error {
+	ctx := ec.Request().Context()
+	tenantID := strings.TrimSpace(ec.QueryParam("tenant_id"))
+	action := strings.TrimSpace(ec.QueryParam("action"))
+	p := store.Page{Limit: pageSize, After: ec.QueryParam("after")}
+	var (
+		rows []auditRow
+		next string
+	)
+	if tenantID != "" {
+		if !store.HasPrefix(tenantID, store.PrefixTenant) {
+			return c.message(ec, http.StatusNotFound, "Not found", "No tenant has that id.")
+		}
+		tctx := store.WithTenant(ctx, tenantID)
+		if _, err := c.cfg.Store.Tenant(tctx); errors.Is(err, store.ErrNotFound) {
+			return c.message(ec, http.StatusNotFound, "Not found", "No tenant has that id.")
+		} else if err != nil {
+			return err
+		}
+		evs, n, err := c.cfg.Store.AuditEvents(tctx, action, p)
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			rows = append(rows, auditRow{TS: fmtTime(&e.TS), Action: e.Action, Actor: e.Actor, Resource: e.Resource, Context: e.Context})
+		}
+		next = n
+	} else {
+		evs, n, err := c.cfg.Store.OperatorAudit(ctx, action, p)
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			rows = append(rows, auditRow{TS: fmtTime(&e.TS), Action: e.Action, Actor: e.Actor, Resource: e.Resource, Context: e.Context})
+		}
+		next = n
+	}
+	nextURL := ""
+	if next != "" {
+		nextURL = Path + "/audit?" + url.Values{"tenant_id": {tenantID}, "action": {action}, "after": {next}}.Encode()
+	}
+	return c.render(ec, http.StatusOK, "audit.html", page{Title: "Audit", Nav: "audit", D: map[string]any{
+		"TenantID": tenantID, "Action": action, "Rows": rows, "Next": nextURL,
+	}})
+}
+
+func (c *Console) webhooks(ec echo.Context) error {
+	ws, err := c.cfg.Store.Webhooks(ec.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.render(ec, http.StatusOK, "webhooks.html", page{Title: "Webhooks", Nav: "webhooks", D: map[string]any{"Webhooks": ws}})
+}
+
+type deliveryRow struct {
+	store.Delivery
+	NextAttemptAt string
+}
+
+// webhook shows one webhook's delivery attempts; status=dead lists its
+// dead letters.
+func (c *Console) webhook(ec echo.Context) error {
+	ctx := ec.Request().Context()
+	w, err := c.cfg.Store.Webhook(ctx, ec.Param("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return c.notFound(ec)
+	}
+	if err != nil {
+		return err
+	}
+	status := ec.QueryParam("status")
+	// Deliveries page in creation order; a status filter reads up to a
+	// few pages to fill one.
+	var rows []deliveryRow
+	after := ec.QueryParam("after")
+	next := ""
+	for range 10 {
+		ds, n, err := c.cfg.Store.ListDeliveries(ctx, store.DeliveryQuery{WebhookID: w.ID, Page: store.Page{Limit: 100, After: after}})
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if status == "" || string(d.Status) == status {
+				rows = append(rows, deliveryRow{Delivery: d, NextAttemptAt: fmtTime(&d.NextAttemptAt)})
+			}
+		}
+		next, after = n, n
+		if n == "" || len(rows) >= pageSize {
+			break
+		}
+	}
+	nextURL := ""
+	if next != "" {
+		nextURL = Path + "/webhooks/" + w.ID + "?" + url.Values{"status": {status}, "after": {next}}.Encode()
+	}
+	return c.render(ec, http.StatusOK, "webhook.html", page{Title: "Webhook", Nav: "webhooks", D: map[string]any{
+		"Webhook": w, "Deliveries": rows, "Status": status, "Next": nextURL,
+		"Statuses": []store.DeliveryStatus{store.DeliveryPending, store.DeliverySucceeded, store.DeliveryFailed, store.DeliveryDead},
+	}})
+}
+
+// redeliver puts a failed or dead delivery back in the queue.
+func (c *Console) redeliver(ec echo.Context) error {
+	ctx := ec.Request().Context()
+	s, _ := sessionOf(ec)
+	var d store.Delivery
+	err := c.cfg.Store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if d, err = c.cfg.Store.RedeliverDelivery(ctx, ec.Param("id")); err != nil {
+			return err
+		}
+		return c.auditOperator(ctx, actor(ec, s.op.ID), "webhook.delivery_redelivered",
+			store.Resource{Type: "delivery", ID: d.ID}, map[string]any{"webhook_id": d.WebhookID, "event_id": d.EventID})
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return c.notFound(ec)
+	case errors.Is(err, store.ErrConflict):
+		return c.message(ec, http.StatusConflict, "Not redelivered", "Only a failed delivery or a dead letter can be redelivered.")
+	case err != nil:
+		return fmt.Errorf("console: redeliver: %w", err)
+	}
+	return ec.Redirect(http.StatusSeeOther, Path+"/webhooks/"+d.WebhookID+"?notice="+url.QueryEscape("Delivery "+d.ID+" queued again."))
+}
