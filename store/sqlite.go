@@ -77,18 +77,18 @@ func openSQLite(ctx context.Context, raw string) (*sqliteDB, error) {
 	}
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn)
+	conn, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
+	w := sql.OpenDB(stmtConnector{conn})
 	w.SetMaxOpenConns(1)
 	r := w
 	if path != ":memory:" {
-		if r, err = sql.Open("sqlite", dsn); err != nil {
-			w.Close()
-			return nil, fmt.Errorf("store: open sqlite: %w", err)
-		}
+		r = sql.OpenDB(stmtConnector{conn})
 		r.SetMaxOpenConns(4)
+		// Idle readers keep their prepared statements.
+		r.SetMaxIdleConns(4)
 	}
 	db := &sqliteDB{w: w, r: r}
 	if err := db.ping(ctx); err != nil {
