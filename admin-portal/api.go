@@ -1,13 +1,13 @@
 package adminportal
 
 import (
-	"context"
 	"log/slog"
 	"net"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/idbroker/idbroker/admin-portal/domainverify"
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/usage"
@@ -15,9 +15,7 @@ import (
 
 // TXTResolver looks up DNS TXT records; *net.Resolver satisfies it. Tests
 // substitute a fake DNS.
-type TXTResolver interface {
-	LookupTXT(ctx context.Context, name string) ([]string, error)
-}
+type TXTResolver = domainverify.Resolver
 
 // APIConfig configures the operator API.
 type APIConfig struct {
@@ -42,6 +40,9 @@ type APIConfig struct {
 	// ApplicationCache is told of every changed or deleted application
 	// (the broker's *broker.Provider); nil tells no one.
 	ApplicationCache ApplicationCache
+	// Portal makes the links of POST /portal_links (*portal.Portal); nil
+	// leaves that route out.
+	Portal PortalLinks
 	// Limit, if set, runs after authentication, with the operator's key
 	// known (OperatorKeyID): the per-key rate limit.
 	Limit echo.MiddlewareFunc
@@ -65,6 +66,7 @@ type API struct {
 	limit         echo.MiddlewareFunc
 	usage         *usage.Meter
 	now           func() time.Time
+	portal        PortalLinks
 }
 
 // NewAPI returns the operator API over cfg.Store. It panics when Store is
@@ -85,6 +87,7 @@ func NewAPI(cfg APIConfig) *API {
 		limit:         cfg.Limit,
 		usage:         cfg.Usage,
 		now:           cfg.Now,
+		portal:        cfg.Portal,
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -131,5 +134,8 @@ func (a *API) Mount(e *echo.Echo) {
 	a.mountApplications(g)
 	if a.sessions != nil {
 		g.POST("/users/:id/revoke_sessions", a.revokeUserSessions)
+	}
+	if a.portal != nil {
+		g.POST("/portal_links", a.createPortalLink)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
+	"github.com/idbroker/idbroker/admin-portal/portal"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
@@ -94,7 +95,11 @@ func newEnv(t *testing.T, st *store.DB) *env {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
 	srv := httpserver.New(httpserver.Config{Logger: logger, BodyLimit: testBodyLimit})
-	adminportal.NewAPI(adminportal.APIConfig{Store: st, Resolver: dns, Logger: logger, Usage: usage.New(st, nil, nil)}).Mount(srv.Echo())
+	links, err := portal.New(portal.Config{Issuer: "https://id.example", Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminportal.NewAPI(adminportal.APIConfig{Store: st, Resolver: dns, Logger: logger, Portal: links, Usage: usage.New(st, nil, nil)}).Mount(srv.Echo())
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	key, k, err := adminportal.CreateAPIKey(context.Background(), st, "test")

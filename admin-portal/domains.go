@@ -4,31 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
-	"golang.org/x/net/publicsuffix"
 
+	"github.com/idbroker/idbroker/admin-portal/domainverify"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
 )
 
-// Domain verification is a TXT record the tenant publishes under its
-// domain, proving it controls the domain's DNS.
-const (
-	verificationLabel       = "_idbroker-verification"
-	verificationValuePrefix = "idbroker-verification="
-)
-
-func verificationRecord(d store.Domain) (name, value string) {
-	return verificationLabel + "." + d.Domain, verificationValuePrefix + d.VerificationToken
-}
+func verificationRecord(d store.Domain) (name, value string) { return domainverify.Record(d) }
 
 type verificationJSON struct {
 	RecordType  string `json:"record_type"`
@@ -67,45 +55,9 @@ type domainRequest struct {
 	Verified bool   `json:"verified"`
 }
 
-// normalizeDomain returns the stored form of an email domain
-// (store.NormalizeDomain: lower case, ASCII via IDNA, no trailing dot). It
-// refuses what cannot be a tenant's own registrable host name: IP
-// addresses, single labels, localhost and public suffixes such as "com" or
-// "co.uk", which no tenant can own.
-func normalizeDomain(s string) (string, error) {
-	s = strings.TrimSuffix(strings.TrimSpace(s), ".")
-	if s == "" {
-		return "", errors.New("domain is required")
-	}
-	if strings.ContainsAny(s, "@/:") {
-		return "", fmt.Errorf("%q is not a domain name (give only the part after @)", s)
-	}
-	if _, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return "", fmt.Errorf("%q is an IP address, not a domain name", s)
-	}
-	if !utf8.ValidString(s) {
-		return "", errors.New("domain is not valid UTF-8")
-	}
-	ascii := store.NormalizeDomain(s)
-	if ascii == "" {
-		return "", fmt.Errorf("%q is not a valid domain name", s)
-	}
-	if !strings.Contains(ascii, ".") {
-		return "", fmt.Errorf("%q is not a fully qualified domain name", s)
-	}
-	if ascii == "localhost" || strings.HasSuffix(ascii, ".localhost") {
-		return "", fmt.Errorf("%q is reserved for the local host", s)
-	}
-	// A dotted quad fails IDNA checks on some profiles and not others;
-	// a numeric top-level label is never a real domain either way.
-	if tld := ascii[strings.LastIndexByte(ascii, '.')+1:]; strings.Trim(tld, "0123456789") == "" {
-		return "", fmt.Errorf("%q is not a domain name", s)
-	}
-	if _, err := publicsuffix.EffectiveTLDPlusOne(ascii); err != nil {
-		return "", fmt.Errorf("%q is a public suffix, which no single organisation owns", s)
-	}
-	return ascii, nil
-}
+// normalizeDomain is domainverify.Normalize: one definition of a tenant's
+// domain for the API and the portal.
+func normalizeDomain(s string) (string, error) { return domainverify.Normalize(s) }
 
 // domainRef reads the :dom path parameter, a dom_ id or a domain name. A
 // malformed one is answered like an unknown one.
@@ -268,70 +220,14 @@ func (a *API) verifyDomain(c echo.Context) error {
 // checkTXT reports, as a verification_failed error, what was expected at
 // the record name and what DNS answered instead.
 func (a *API) checkTXT(ctx context.Context, d store.Domain) error {
-	name, want := verificationRecord(d)
-	lctx, cancel := context.WithTimeout(ctx, a.verifyTimeout)
-	defer cancel()
-	records, err := a.resolver.LookupTXT(lctx, name)
-	if err != nil {
-		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-			return verificationFailed("no TXT record found at %s; publish %q there and try again", name, want)
-		}
-		a.log.WarnContext(ctx, "domain verification lookup failed", "record", name, "error", err)
-		return verificationFailed("the DNS lookup of TXT %s failed (%s); try again shortly", name, lookupReason(err))
+	err := domainverify.Check(ctx, a.resolver, d, a.verifyTimeout, func(msg string, args ...any) {
+		a.log.WarnContext(ctx, msg, args...)
+	})
+	var f *domainverify.Failure
+	if errors.As(err, &f) {
+		return &httpserver.Error{Status: http.StatusUnprocessableEntity, Code: codeVerificationFailed, Message: f.Message}
 	}
-	for _, r := range records {
-		if strings.TrimSpace(r) == want {
-			return nil
-		}
-	}
-	if len(records) == 0 {
-		return verificationFailed("no TXT record found at %s; publish %q there and try again", name, want)
-	}
-	return verificationFailed("TXT %s does not hold %q; found %s", name, want, quoteSome(records, 5))
-}
-
-func verificationFailed(format string, args ...any) *httpserver.Error {
-	return &httpserver.Error{
-		Status:  http.StatusUnprocessableEntity,
-		Code:    codeVerificationFailed,
-		Message: fmt.Sprintf(format, args...),
-		Field:   "",
-	}
-}
-
-// lookupReason says why a lookup failed without echoing resolver
-// internals (addresses of our DNS servers).
-func lookupReason(err error) string {
-	var dnsErr *net.DNSError
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timed out"
-	case errors.As(err, &dnsErr) && dnsErr.IsTimeout:
-		return "timed out"
-	case errors.As(err, &dnsErr) && dnsErr.IsTemporary:
-		return "temporary DNS failure"
-	}
-	return "DNS error"
-}
-
-// quoteSome lists up to n values, each shortened, for an error message.
-func quoteSome(values []string, n int) string {
-	var b strings.Builder
-	for i, v := range values {
-		if i == n {
-			fmt.Fprintf(&b, " and %d more", len(values)-n)
-			break
-		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		if len(v) > 100 {
-			v = strings.ToValidUTF8(v[:100], "") + "…"
-		}
-		fmt.Fprintf(&b, "%q", v)
-	}
-	return b.String()
+	return err
 }
 
 func domainResource(d store.Domain) store.Resource {

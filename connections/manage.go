@@ -206,6 +206,9 @@ func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (s
 		conn.Status = store.ConnectionActive
 	case *u.Status == store.ConnectionInactive:
 		conn.Status = store.ConnectionInactive
+	case *u.Status == store.ConnectionDraft && conn.Status == store.ConnectionDraft:
+		// A draft stays a draft while the portal's wizard fills it in
+		// and tests it; the admin activates it once a test login passed.
 	default:
 		return store.Connection{}, fmt.Errorf("%w: status must be \"active\" or \"inactive\"", ErrConfig)
 	}

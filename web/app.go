@@ -18,7 +18,7 @@ import (
 // script (static/app.js). Each of them keeps its pages in a directory of
 // its own under templates/ and loads them with NewPages.
 
-//go:embed templates
+//go:embed templates templates/*/_*.html
 var appFiles embed.FS
 
 // View is what the shared layout shows around a page: the vendor's brand,
@@ -100,6 +100,8 @@ type Pages struct {
 
 // NewPages loads every templates/<dir>/*.html page, plus the shared
 // "message.html", each with the shared layout and funcs (added to Funcs).
+// Files named _*.html in dir are not pages: their templates are shared by
+// the surface's pages.
 // imgSrc lists extra origins images may come from (the vendor's logo).
 func NewPages(dir string, funcs template.FuncMap, imgSrc ...string) (*Pages, error) {
 	base := template.New("").Funcs(Funcs)
@@ -110,9 +112,20 @@ func NewPages(dir string, funcs template.FuncMap, imgSrc ...string) (*Pages, err
 	if err != nil {
 		return nil, fmt.Errorf("web: parse layout: %w", err)
 	}
-	files, err := fs.Glob(appFiles, "templates/"+dir+"/*.html")
+	all, err := fs.Glob(appFiles, "templates/"+dir+"/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("web: list %s pages: %w", dir, err)
+	}
+	// Files named _*.html hold templates the surface's pages share.
+	var files []string
+	for _, f := range all {
+		if strings.HasPrefix(path.Base(f), "_") {
+			if base, err = base.ParseFS(appFiles, f); err != nil {
+				return nil, fmt.Errorf("web: parse %s: %w", f, err)
+			}
+			continue
+		}
+		files = append(files, f)
 	}
 	// app.html is the frame, not a page; message.html is everyone's.
 	files = append(files, "templates/layout/message.html")

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/idbroker/idbroker/admin-portal/domainverify"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/secrets"
 )
@@ -29,6 +30,9 @@ const (
 	envLogLevel             = "IDBROKER_LOG_LEVEL"
 	envLogFormat            = "IDBROKER_LOG_FORMAT"
 	envTrustedProxies       = "IDBROKER_TRUSTED_PROXIES"
+	envDNSResolver          = "IDBROKER_DNS_RESOLVER"
+	envPortalProductName    = "IDBROKER_PORTAL_PRODUCT_NAME"
+	envPortalLogoURL        = "IDBROKER_PORTAL_LOGO_URL"
 )
 
 // Defaults of the embedded deployment: everything in ./.idbroker.
@@ -95,6 +99,14 @@ type Config struct {
 
 	// RateLimits are the per-tenant, per-key and per-address budgets.
 	RateLimits RateLimits
+
+	// DNSResolver is the DNS server ("host:port") that domain
+	// verification asks; empty means the system's.
+	DNSResolver string
+	// PortalProductName and PortalLogoURL are the SaaS vendor's brand on
+	// the self-serve portal's pages.
+	PortalProductName string
+	PortalLogoURL     string
 }
 
 // LogValue describes the configuration for the start-up log line. Secrets
@@ -220,6 +232,24 @@ func loadConfig(src configSource) (Config, error) {
 	}
 	if err := c.setDatabase(dbURL); err != nil {
 		bad(dbName, "%v", err)
+	}
+
+	if v, name := src.get(envDNSResolver); v != "" {
+		if _, err := domainverify.NewResolver(v); err != nil {
+			bad(name, "%q is not a DNS server address (host:port)", v)
+		} else {
+			c.DNSResolver = v
+		}
+	}
+	if v, _ := src.get(envPortalProductName); v != "" {
+		c.PortalProductName = strings.TrimSpace(v)
+	}
+	if v, name := src.get(envPortalLogoURL); v != "" {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad(name, "%q is not an absolute http(s) URL", v)
+		} else {
+			c.PortalLogoURL = v
+		}
 	}
 
 	if v, name := src.get(envRedisURL); v != "" {

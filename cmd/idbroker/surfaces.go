@@ -12,6 +12,8 @@ import (
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/admin-portal/console"
+	"github.com/idbroker/idbroker/admin-portal/domainverify"
+	"github.com/idbroker/idbroker/admin-portal/portal"
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/cmd/idbroker/internal/devmode"
 	"github.com/idbroker/idbroker/connections"
@@ -61,6 +63,7 @@ const usageSnapshots = time.Hour
 //	connections   the SAML and OIDC endpoints toward tenant IdPs
 //	scim          /scim/v2/{dir} for Okta and Entra provisioning
 //	adminportal   the operator API, /api/v1
+//	portal        the self-serve portal for tenant IT admins, /portal
 //	events        webhook deliveries from the outbox (no routes)
 //	metrics       GET /metrics (Prometheus)
 //
@@ -138,8 +141,27 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	if err != nil {
 		return nil, err
 	}
+	resolver, err := domainverify.NewResolver(cfg.DNSResolver)
+	if err != nil {
+		return nil, err
+	}
+	selfServe, err := portal.New(portal.Config{
+		Issuer:      cfg.Issuer,
+		Store:       st,
+		Connections: registry,
+		SCIMBaseURL: directories.BaseURL,
+		Resolver:    resolver,
+		Product:     cfg.PortalProductName,
+		LogoURL:     cfg.PortalLogoURL,
+		Logger:      log.With("surface", "portal"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	api := adminportal.NewAPI(adminportal.APIConfig{
 		Store:       st,
+		Resolver:    resolver,
+		Portal:      selfServe,
 		Sessions:    cached,
 		Connections: registry,
 		SCIMBaseURL: directories.BaseURL,
@@ -168,9 +190,12 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	e := srv.Echo()
 	reg.Mount(e)
 	provider.Mount(e)
-	registry.Mount(e, provider.Complete, provider.PageLimit(limit(limits.Callback)))
+	// Test logins started in the portal end in the portal, never at the
+	// broker.
+	registry.Mount(e, selfServe.Complete(provider.Complete), provider.PageLimit(limit(limits.Callback)))
 	directories.Mount(e)
 	api.Mount(e)
+	selfServe.Mount(e)
 	announce = func() {}
 	operators.Mount(e)
 	// A person who opens the issuer in a browser gets a page, not JSON.

@@ -1,8 +1,8 @@
-package adminportal
+package domainverify
 
 import "testing"
 
-func TestNormalizeDomain(t *testing.T) {
+func TestNormalize(t *testing.T) {
 	tests := []struct {
 		in, want string // want "" means refused
 	}{
@@ -41,15 +41,15 @@ func TestNormalizeDomain(t *testing.T) {
 		{"a234567890123456789012345678901234567890123456789012345678901234.com", ""},
 	}
 	for _, tt := range tests {
-		got, err := normalizeDomain(tt.in)
+		got, err := Normalize(tt.in)
 		if tt.want == "" {
 			if err == nil {
-				t.Errorf("normalizeDomain(%q) = %q, want an error", tt.in, got)
+				t.Errorf("Normalize(%q) = %q, want an error", tt.in, got)
 			}
 			continue
 		}
 		if err != nil || got != tt.want {
-			t.Errorf("normalizeDomain(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			t.Errorf("Normalize(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
 }
@@ -59,14 +59,14 @@ func FuzzNormalizeDomain(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := normalizeDomain(s)
+		got, err := Normalize(s)
 		if err != nil {
 			return
 		}
 		// The stored form is stable: normalising it again changes nothing.
-		again, err := normalizeDomain(got)
+		again, err := Normalize(got)
 		if err != nil || again != got {
-			t.Fatalf("normalizeDomain(%q) = %q, then %q, %v", s, got, again, err)
+			t.Fatalf("Normalize(%q) = %q, then %q, %v", s, got, again, err)
 		}
 	})
 }

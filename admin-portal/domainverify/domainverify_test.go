@@ -1,0 +1,62 @@
+package domainverify
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/internal/dnstest"
+	"github.com/idbroker/idbroker/store"
+)
+
+// TestCheckAgainstLoopbackDNS runs the real lookup, through the resolver
+// IDBROKER_DNS_RESOLVER configures, against a DNS server of the test's own.
+func TestCheckAgainstLoopbackDNS(t *testing.T) {
+	dns := dnstest.Start(t)
+	r, err := NewResolver(dns.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := store.Domain{Domain: "acme.example", VerificationToken: "tok123"}
+	name, value := Record(d)
+	if name != "_idbroker-verification.acme.example" || value != "idbroker-verification=tok123" {
+		t.Fatalf("record %s %s", name, value)
+	}
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		records []string
+		want    string // "" means verified
+	}{
+		{"no record", nil, "no TXT record found at _idbroker-verification.acme.example"},
+		{"other values", []string{"v=spf1 -all", "idbroker-verification=wrong"}, `does not hold "idbroker-verification=tok123"; found "v=spf1 -all", "idbroker-verification=wrong"`},
+		{"match among others", []string{"v=spf1 -all", value}, ""},
+		{"long value", []string{strings.Repeat("x", 300), value}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dns.SetTXT(name, tc.records...)
+			err := Check(ctx, r, d, 5*time.Second, nil)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Check = %v, want verified", err)
+				}
+				return
+			}
+			var f *Failure
+			if !errors.As(err, &f) || !strings.Contains(f.Message, tc.want) {
+				t.Fatalf("Check = %v, want a failure saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewResolverAddress(t *testing.T) {
+	for _, addr := range []string{"", "127.0.0.1", "127.0.0.1:5353", "[::1]:53"} {
+		if _, err := NewResolver(addr); err != nil {
+			t.Errorf("NewResolver(%q): %v", addr, err)
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package portal
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/secrets"
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/web"
+)
+
+// LinkTokenPrefix starts every portal link token, so a leaked one is
+// recognisable.
+const LinkTokenPrefix = "idb_pl"
+
+// FieldError is a CreateLink argument that is not acceptable.
+type FieldError struct{ Field, Message string }
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// CreateLink makes a one-time portal link for the tenant in ctx: the URL
+// to send to the tenant's IT admin, and until when it can be opened. Only
+// the token's hash is stored. returnURL, when set, is the "Done" button's
+// target and must be https (or http on localhost).
+func (p *Portal) CreateLink(ctx context.Context, intent, returnURL string) (string, time.Time, error) {
+	if _, ok := intentSections[intent]; !ok {
+		return "", time.Time{}, &FieldError{"intent", `intent must be "sso", "dsync", "domain_verification" or "audit_logs"`}
+	}
+	if returnURL != "" {
+		if err := checkReturnURL(returnURL); err != nil {
+			return "", time.Time{}, &FieldError{"return_url", err.Error()}
+		}
+	}
+	token := secrets.NewToken(LinkTokenPrefix)
+	expires := p.cfg.Now().Add(p.cfg.LinkTTL).UTC().Truncate(time.Second)
+	_, err := p.cfg.Store.CreatePortalLink(ctx, store.PortalLink{
+		Intent: intent, TokenHash: secrets.HashToken(token), ReturnURL: returnURL, ExpiresAt: expires,
+	})
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("portal: create link: %w", err)
+	}
+	return p.cfg.Issuer + Path + "/link/" + token, expires, nil
+}
+
+// checkReturnURL accepts an absolute https URL, or http to a loopback host
+// (a vendor's own development setup).
+func checkReturnURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || len(raw) > 2048 {
+		return errors.New("return_url must be an absolute https URL")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+			return nil
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			return nil
+		}
+	}
+	return errors.New("return_url must use https (http only for localhost)")
+}
+
+// The portal session cookie holds "<tenant id>.<link id>.<secret>": the
+// tenant and link say where to look, and only the secret's hash, stored
+// on the link when it was opened, says it is genuine.
+const sessionCookie = "idb_portal"
+
+const sessionKey = "portal.session"
+
+type session struct {
+	link       store.PortalLink
+	tenantName string
+	csrf       string
+}
+
+// linkGone is the page of a link that cannot be opened (any more).
+func (p *Portal) linkGone(status int, title, what string) error {
+	return &pageError{status: status, title: title, what: what,
+		next: "Ask " + p.cfg.Product + " for a new setup link. Links work once, within five minutes of being sent."}
+}
+
+// openLink spends the link, starts the session and sends the admin on to
+// the intent's first page, which drops the token from the address bar.
+func (p *Portal) openLink(c echo.Context) error {
+	token := c.Param("token")
+	unknown := p.linkGone(http.StatusNotFound, "This setup link is not valid", "We do not recognise this link. It may have been copied incompletely.")
+	if !strings.HasPrefix(token, LinkTokenPrefix+"_") || len(token) > 100 {
+		return unknown
+	}
+	ctx := c.Request().Context()
+	hash := secrets.HashToken(token)
+	tenantID, err := p.cfg.Store.ResolvePortalLink(ctx, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return unknown
+	}
+	if err != nil {
+		return err
+	}
+	ctx = store.WithTenant(ctx, tenantID)
+	httpserver.SetTenantID(ctx, tenantID)
+	tn, err := p.cfg.Store.Tenant(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return unknown
+	}
+	if err != nil {
+		return err
+	}
+	if !tn.Status.Live() {
+		return p.linkGone(http.StatusForbidden, "This organisation is not active", "The account this link belongs to is paused or closed.")
+	}
+	secret := secrets.NewToken("")
+	now := p.cfg.Now()
+	link, opened, err := p.cfg.Store.OpenPortalLink(ctx, hash, secrets.HashToken(secret), now, now.Add(p.cfg.SessionTTL))
+	if errors.Is(err, store.ErrNotFound) {
+		return unknown
+	}
+	if err != nil {
+		return err
+	}
+	if !opened {
+		if link.UsedAt != nil {
+			return p.linkGone(http.StatusGone, "This setup link has already been used",
+				fmt.Sprintf("It was opened on %s. For your security, each link works only once.", link.UsedAt.UTC().Format("2 Jan 2006 at 15:04 UTC")))
+		}
+		return p.linkGone(http.StatusGone, "This setup link has expired",
+			fmt.Sprintf("It had to be opened by %s.", link.ExpiresAt.UTC().Format("2 Jan 2006 at 15:04 UTC")))
+	}
+	http.SetCookie(c.Response(), &http.Cookie{
+		Name: sessionCookie, Value: tenantID + "." + link.ID + "." + secret,
+		Path: Path, MaxAge: int(p.cfg.SessionTTL / time.Second),
+		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode,
+	})
+	web.SecureHeaders(c.Response().Header(), p.pages.CSP())
+	return c.Redirect(http.StatusSeeOther, Path+"/"+sectionsOf(link.Intent)[0])
+}
+
+// session authenticates the portal session cookie and puts its tenant in
+// the request's context. Without a valid one the admin is told the
+// session ended and how to get back in.
+func (p *Portal) session(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ck, err := c.Cookie(sessionCookie)
+		if err != nil {
+			return p.sessionEnded(c)
+		}
+		parts := strings.Split(ck.Value, ".")
+		if len(parts) != 3 || !store.HasPrefix(parts[0], store.PrefixTenant) || !store.HasPrefix(parts[1], store.PrefixPortalLink) || parts[2] == "" {
+			return p.sessionEnded(c)
+		}
+		ctx := store.WithTenant(c.Request().Context(), parts[0])
+		link, err := p.cfg.Store.PortalSession(ctx, parts[1], secrets.HashToken(parts[2]), p.cfg.Now())
+		if errors.Is(err, store.ErrNotFound) {
+			return p.sessionEnded(c)
+		}
+		if err != nil {
+			return err
+		}
+		tn, err := p.cfg.Store.Tenant(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			return p.sessionEnded(c)
+		}
+		if err != nil {
+			return err
+		}
+		if !tn.Status.Live() {
+			return p.linkGone(http.StatusForbidden, "This organisation is not active", "The account you were setting up is paused or closed.")
+		}
+		httpserver.SetTenantID(ctx, tn.ID)
+		c.SetRequest(c.Request().WithContext(ctx))
+		c.Set(sessionKey, &session{link: link, tenantName: tn.Name, csrf: csrfToken(parts[2])})
+		return next(c)
+	}
+}
+
+func (p *Portal) sessionEnded(c echo.Context) error {
+	return &pageError{status: http.StatusUnauthorized, title: "Your setup session has ended",
+		what: "Setup sessions last one hour from opening the link, or until you sign out.",
+		next: "Ask " + p.cfg.Product + " for a new setup link to continue; what you saved is kept."}
+}
+
+// csrfToken derives the session's form token from its secret: only the
+// cookie's holder can compute it, and it needs no storage.
+func csrfToken(secret string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("idbroker portal csrf"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// csrf refuses a state-changing request without the session's token.
+func (p *Portal) csrf(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		switch c.Request().Method {
+		case http.MethodGet, http.MethodHead:
+			return next(c)
+		}
+		s := c.Get(sessionKey).(*session)
+		got := c.Request().Header.Get("X-CSRF-Token")
+		if got == "" {
+			got = c.FormValue("csrf_token")
+		}
+		if !hmac.Equal([]byte(got), []byte(s.csrf)) {
+			return errForbidden
+		}
+		return next(c)
+	}
+}
+
+func (p *Portal) signOut(c echo.Context) error {
+	s := c.Get(sessionKey).(*session)
+	if err := p.cfg.Store.EndPortalSession(c.Request().Context(), s.link.ID); err != nil {
+		return err
+	}
+	http.SetCookie(c.Response(), &http.Cookie{Name: sessionCookie, Path: Path, MaxAge: -1, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
+	c.Set(sessionKey, nil)
+	return p.pages.Render(c.Response(), http.StatusOK, "message.html", web.View{
+		Product: p.cfg.Product, LogoURL: p.cfg.LogoURL, Area: "Admin portal", Title: "You are signed out",
+		DoneURL: s.link.ReturnURL,
+		Data:    web.Message{Tone: "info", What: "Your setup session has ended. Everything you saved is kept.", Next: "To make more changes, ask " + p.cfg.Product + " for a new setup link."},
+	})
+}

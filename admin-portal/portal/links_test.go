@@ -1,0 +1,183 @@
+package portal
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+func TestCreateLinkChecksItsArguments(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "")
+	tests := []struct {
+		intent, ret, field string
+	}{
+		{"sso", "", ""},
+		{"audit_logs", "https://app.example/back", ""},
+		{"sso", "http://localhost:3000/back", ""},
+		{"sso", "http://127.0.0.1:3000/back", ""},
+		{"admin", "", "intent"},
+		{"sso", "http://app.example/back", "return_url"},
+		{"sso", "javascript:alert(1)", "return_url"},
+		{"sso", "/relative", "return_url"},
+	}
+	for _, tc := range tests {
+		u, exp, err := h.portal.CreateLink(ctx, tc.intent, tc.ret)
+		if tc.field == "" {
+			if err != nil || !strings.HasPrefix(u, h.url+"/portal/link/idb_pl_") || exp.Sub(h.clock()) > 5*time.Minute || exp.Before(h.clock().Add(4*time.Minute)) {
+				t.Errorf("CreateLink(%q, %q) = %q, %v, %v", tc.intent, tc.ret, u, exp, err)
+			}
+			continue
+		}
+		fe, ok := err.(*FieldError)
+		if !ok || fe.Field != tc.field {
+			t.Errorf("CreateLink(%q, %q) error = %v, want one naming %s", tc.intent, tc.ret, err, tc.field)
+		}
+	}
+}
+
+func TestLinkOpensOnceIntoAScopedSession(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	link := h.link(ctx, store.IntentSSO)
+
+	c := h.client()
+	resp, _ := get(t, c, link)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/portal/sso" {
+		t.Fatalf("open = %d → %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var ck *http.Cookie
+	for _, k := range resp.Cookies() {
+		if k.Name == sessionCookie {
+			ck = k
+		}
+	}
+	if ck == nil || !ck.HttpOnly || ck.Path != "/portal" || ck.SameSite != http.SameSiteLaxMode || ck.MaxAge != 3600 || ck.Secure {
+		t.Fatalf("session cookie %+v", ck)
+	}
+	if strings.Contains(ck.Value, strings.TrimPrefix(link, h.url+"/portal/link/")) {
+		t.Fatal("the session cookie carries the link token")
+	}
+	resp, body := get(t, c, h.url+"/portal/sso")
+	if resp.StatusCode != 200 || !strings.Contains(body, "Acme HR") || !strings.Contains(body, "Acme") || !strings.Contains(body, `href="https://app.example/settings"`) {
+		t.Fatalf("sso page = %d\n%s", resp.StatusCode, body)
+	}
+
+	// Used: a second browser opening the same link is told so.
+	resp, body = get(t, h.client(), link)
+	if resp.StatusCode != http.StatusGone || !strings.Contains(body, "already been used") || !strings.Contains(body, "Ask Acme HR for a new setup link") {
+		t.Fatalf("reused link = %d\n%s", resp.StatusCode, body)
+	}
+	// Expired: opened after five minutes.
+	late := h.link(ctx, store.IntentDSync)
+	h.advance(5*time.Minute + time.Second)
+	resp, body = get(t, h.client(), late)
+	if resp.StatusCode != http.StatusGone || !strings.Contains(body, "has expired") || !strings.Contains(body, "Ask Acme HR for a new setup link") {
+		t.Fatalf("expired link = %d\n%s", resp.StatusCode, body)
+	}
+	// Unknown.
+	for _, bad := range []string{"idb_pl_" + strings.Repeat("x", 43), "nonsense"} {
+		resp, body = get(t, h.client(), h.url+"/portal/link/"+bad)
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "not valid") {
+			t.Fatalf("unknown link %s = %d\n%s", bad, resp.StatusCode, body)
+		}
+	}
+	// The session ends after an hour.
+	h.advance(time.Hour)
+	resp, body = get(t, c, h.url+"/portal/sso")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "session has ended") {
+		t.Fatalf("after an hour = %d\n%s", resp.StatusCode, body)
+	}
+}
+
+func TestSessionIsBoundToItsIntent(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentAuditLogs))
+	for _, path := range []string{"/portal/sso", "/portal/sso/new", "/portal/dsync", "/portal/domains"} {
+		if resp, _ := get(t, c, h.url+path); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("audit_logs session GET %s = %d, want 404", path, resp.StatusCode)
+		}
+	}
+}
+
+func TestEveryPageSendsTheCSP(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentSSO))
+	for _, path := range []string{"/portal/sso", "/portal/sso/new", "/portal/domains", "/portal/logs", "/portal/nowhere", "/portal/link/bad", "/portal/expired"} {
+		resp, _ := get(t, c, h.url+path)
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("GET %s (%d): CSP %q", path, resp.StatusCode, csp)
+		}
+		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("GET %s: content type %q", path, resp.Header.Get("Content-Type"))
+		}
+	}
+}
+
+func TestPostWithoutCSRFIsRefused(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentSSO))
+	_, page := get(t, c, h.url+"/portal/sso/new")
+	token := csrfOf(t, page)
+
+	for _, form := range []url.Values{{"idp": {"okta"}}, {"idp": {"okta"}, "csrf_token": {"wrong"}}} {
+		resp, body := post(t, c, h.url+"/portal/sso/new", form)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "security token") {
+			t.Fatalf("POST %v = %d\n%s", form, resp.StatusCode, body)
+		}
+	}
+	if conns, _ := h.store.Connections(ctx); len(conns) != 0 {
+		t.Fatalf("a refused POST created %d connections", len(conns))
+	}
+	resp, _ := post(t, c, h.url+"/portal/sso/new", url.Values{"idp": {"okta"}, "csrf_token": {token}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST with the token = %d", resp.StatusCode)
+	}
+}
+
+func TestAnotherTenantsIDsAreNotFound(t *testing.T) {
+	h := newHarness(t)
+	acme := h.tenant("Acme", "acme.example")
+	globex := h.tenant("Globex", "globex.example")
+	conn, err := h.reg.CreateConnection(globex, store.ConnectionSAML, "Globex Okta", connectionsSettingsNone())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := h.open(h.link(acme, store.IntentSSO))
+	for _, path := range []string{"/portal/sso/" + conn.ID, "/portal/sso/" + conn.ID + "/setup", "/portal/sso/" + conn.ID + "/test/result", "/portal/sso/" + conn.ID + "/metadata.xml", "/portal/sso/conn_nope"} {
+		if resp, _ := get(t, c, h.url+path); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s = %d, want 404", path, resp.StatusCode)
+		}
+	}
+	_, page := get(t, c, h.url+"/portal/sso/new")
+	token := csrfOf(t, page)
+	for _, path := range []string{"/portal/sso/" + conn.ID + "/activate", "/portal/sso/" + conn.ID + "/delete"} {
+		if resp, _ := post(t, c, h.url+path, url.Values{"csrf_token": {token}}); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("POST %s = %d, want 404", path, resp.StatusCode)
+		}
+	}
+	if _, err := h.store.Connection(globex, conn.ID); err != nil {
+		t.Fatalf("the other tenant's connection: %v", err)
+	}
+}
+
+func TestSignOutEndsTheSession(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentSSO))
+	_, page := get(t, c, h.url+"/portal/sso")
+	if resp, body := post(t, c, h.url+"/portal/signout", url.Values{"csrf_token": {csrfOf(t, page)}}); resp.StatusCode != 200 || !strings.Contains(body, "signed out") {
+		t.Fatalf("sign out = %d\n%s", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, c, h.url+"/portal/sso"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("after sign-out = %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,768 @@
+package portal
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/store"
+)
+
+func (p *Portal) mountSSO(s *echo.Group) {
+	if p.cfg.Connections == nil {
+		return
+	}
+	g := s.Group("/sso", allow("sso"))
+	g.GET("", p.ssoList)
+	g.GET("/new", p.ssoChoose)
+	g.POST("/new", p.ssoCreate)
+	c := g.Group("/:conn", p.loadConnection)
+	c.GET("", p.ssoContinue)
+	c.GET("/setup", p.ssoSetup)
+	c.GET("/idp", p.ssoIdPForm)
+	c.POST("/idp", p.ssoIdPSave)
+	c.GET("/attributes", p.ssoAttributes)
+	c.POST("/attributes", p.ssoAttributesSave)
+	c.GET("/test", p.ssoTestPage)
+	c.GET("/test/start", p.ssoTestStart)
+	c.GET("/test/result", p.ssoTestResult)
+	c.POST("/activate", p.ssoActivate)
+	c.POST("/deactivate", p.ssoDeactivate)
+	c.POST("/delete", p.ssoDelete)
+	c.GET("/metadata.xml", p.ssoMetadata)
+}
+
+const connKey = "portal.connection"
+
+// loadConnection finds :conn under the session's tenant only: another
+// tenant's connection, like a malformed id, is 404.
+func (p *Portal) loadConnection(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Param("conn")
+		if !store.HasPrefix(id, store.PrefixConnection) {
+			return errNotFound
+		}
+		conn, err := p.cfg.Store.Connection(c.Request().Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			return errNotFound
+		}
+		if err != nil {
+			return err
+		}
+		c.Set(connKey, conn)
+		return next(c)
+	}
+}
+
+// wizard is what every wizard page shows: the connection, its IdP, its
+// state and the values the IdP needs.
+type wizard struct {
+	Conn      store.Connection
+	IdP       idp
+	View      connections.View
+	State     string // draft, tested, active, inactive
+	Step      string
+	Steps     []wizardStep
+	Base      string
+	Test      *testResult
+	TestStale bool
+	Cert      *certInfo
+	Values    map[string]copyValue
+	Errors    map[string]string
+	Form      map[string]string
+}
+
+type wizardStep struct {
+	Key, Label, Href string
+	Current, Done    bool
+}
+
+type copyValue struct{ ID, Label, Value string }
+
+// certInfo is the IdP certificate that expires first.
+type certInfo struct {
+	NotAfter          time.Time
+	Subject           string
+	Expiring, Expired bool
+	DaysLeft          int
+}
+
+func (p *Portal) wizardFor(c echo.Context, step string) (*wizard, error) {
+	conn := c.Get(connKey).(store.Connection)
+	view, err := p.cfg.Connections.Describe(conn)
+	if err != nil {
+		return nil, err
+	}
+	w := &wizard{Conn: conn, IdP: idpOf(conn), View: view, Step: step, Base: Path + "/sso/" + conn.ID, Errors: map[string]string{}, Form: map[string]string{}}
+	w.Test, w.TestStale, err = p.lastTest(c.Request().Context(), conn)
+	if err != nil {
+		return nil, err
+	}
+	w.State = stateOf(conn, w.Test, w.TestStale)
+	w.Values = map[string]copyValue{}
+	if view.SAML != nil {
+		w.Values["acs"] = copyValue{"acs-url", "ACS URL", view.SAML.ACSURL}
+		w.Values["entity"] = copyValue{"sp-entity-id", "SP Entity ID", view.SAML.SPEntityID}
+		w.Values["metadata"] = copyValue{"sp-metadata-url", "SP metadata URL", view.SAML.SPMetadataURL}
+		now := p.cfg.Now()
+		for _, cv := range view.SAML.IdPCertificates {
+			if w.Cert == nil || cv.NotAfter.Before(w.Cert.NotAfter) {
+				w.Cert = &certInfo{NotAfter: cv.NotAfter, Subject: cv.Subject, Expiring: cv.Expiring, Expired: cv.Expired, DaysLeft: int(cv.NotAfter.Sub(now).Hours() / 24)}
+			}
+		}
+	}
+	if view.OIDC != nil {
+		w.Values["redirect"] = copyValue{"redirect-uri", "Redirect URI", view.OIDC.RedirectURI}
+	}
+	complete := len(missingOf(view)) == 0
+	for _, s := range []struct{ key, label string }{
+		{"setup", "Create the app in " + w.IdP.Name},
+		{"idp", "Connect " + w.IdP.Name},
+		{"attributes", "Attributes"},
+		{"test", "Test and activate"},
+	} {
+		ws := wizardStep{Key: s.key, Label: s.label, Href: w.Base + "/" + s.key, Current: s.key == step}
+		switch s.key {
+		case "idp":
+			ws.Done = complete
+		case "test":
+			ws.Done = w.State == "active"
+		case "setup", "attributes":
+			ws.Done = complete
+		}
+		w.Steps = append(w.Steps, ws)
+	}
+	return w, nil
+}
+
+func missingOf(v connections.View) []string {
+	if v.SAML != nil {
+		return v.SAML.Missing
+	}
+	if v.OIDC != nil {
+		return v.OIDC.Missing
+	}
+	return nil
+}
+
+// stateOf is what the wizard calls the connection: active or off as
+// stored; a draft is "tested" once a test login of its current settings
+// passed.
+func stateOf(conn store.Connection, t *testResult, stale bool) string {
+	switch conn.Status {
+	case store.ConnectionActive:
+		return "active"
+	case store.ConnectionInactive:
+		return "inactive"
+	}
+	if t != nil && t.OK && !stale {
+		return "tested"
+	}
+	return "draft"
+}
+
+type connRow struct {
+	Conn  store.Connection
+	IdP   idp
+	State string
+	Cert  *certInfo
+}
+
+func (p *Portal) ssoList(c echo.Context) error {
+	ctx := c.Request().Context()
+	conns, err := p.cfg.Store.Connections(ctx)
+	if err != nil {
+		return err
+	}
+	var rows []connRow
+	for _, conn := range conns {
+		c.Set(connKey, conn)
+		w, err := p.wizardFor(c, "")
+		if err != nil {
+			return err
+		}
+		rows = append(rows, connRow{Conn: conn, IdP: w.IdP, State: w.State, Cert: w.Cert})
+	}
+	return p.render(c, http.StatusOK, "sso_list.html", "Single sign-on", map[string]any{"Rows": rows})
+}
+
+func (p *Portal) ssoChoose(c echo.Context) error {
+	return p.render(c, http.StatusOK, "sso_choose.html", "Choose your identity provider", map[string]any{"IdPs": idps})
+}
+
+func (p *Portal) ssoCreate(c echo.Context) error {
+	i, ok := idpByKey(c.FormValue("idp"))
+	if !ok {
+		return p.render(c, http.StatusBadRequest, "sso_choose.html", "Choose your identity provider", map[string]any{"IdPs": idps, "Error": "Choose one of the identity providers below."})
+	}
+	ctx := c.Request().Context()
+	var s connections.Settings
+	// The mapping preset remembers which IdP the admin chose.
+	mapping := &connections.AttributeMapping{Preset: i.Preset}
+	if i.Type == store.ConnectionSAML {
+		s.SAML = &connections.SAMLSettings{AttributeMapping: mapping}
+	} else {
+		s.OIDC = &connections.OIDCSettings{AttributeMapping: mapping}
+	}
+	conn, err := p.cfg.Connections.CreateConnection(ctx, i.Type, i.Name, s)
+	if err != nil {
+		return err
+	}
+	if err := p.audit(ctx, c, "connection.created", connResource(conn), map[string]any{"type": conn.Type, "idp": i.Key}); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, Path+"/sso/"+conn.ID+"/setup")
+}
+
+func connResource(conn store.Connection) store.Resource {
+	return store.Resource{Type: "connection", ID: conn.ID, Name: conn.Name}
+}
+
+// ssoContinue opens the wizard where the admin left off.
+func (p *Portal) ssoContinue(c echo.Context) error {
+	w, err := p.wizardFor(c, "")
+	if err != nil {
+		return err
+	}
+	step := "test"
+	if len(missingOf(w.View)) > 0 {
+		step = "setup"
+	}
+	return c.Redirect(http.StatusSeeOther, w.Base+"/"+step)
+}
+
+func (p *Portal) ssoSetup(c echo.Context) error {
+	w, err := p.wizardFor(c, "setup")
+	if err != nil {
+		return err
+	}
+	return p.render(c, http.StatusOK, "sso_setup.html", w.Conn.Name, w)
+}
+
+func (p *Portal) ssoIdPForm(c echo.Context) error {
+	w, err := p.wizardFor(c, "idp")
+	if err != nil {
+		return err
+	}
+	if w.View.SAML != nil {
+		w.Form["metadata_url"] = w.View.SAML.IdPMetadataURL
+		w.Form["entity_id"] = w.View.SAML.IdPEntityID
+		w.Form["sso_url"] = w.View.SAML.IdPSSOURL
+	}
+	if w.View.OIDC != nil {
+		w.Form["issuer"] = w.View.OIDC.Issuer
+		w.Form["client_id"] = w.View.OIDC.ClientID
+	}
+	return p.render(c, http.StatusOK, "sso_idp.html", w.Conn.Name, w)
+}
+
+// maxMetadata caps an uploaded metadata file.
+const maxMetadata = 1 << 20
+
+// ssoIdPSave checks what the admin entered, in plain words per field,
+// before and after handing it to the connection.
+func (p *Portal) ssoIdPSave(c echo.Context) error {
+	w, err := p.wizardFor(c, "idp")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	u := connections.Update{}
+	if w.Conn.Status == store.ConnectionDraft {
+		draft := store.ConnectionDraft
+		u.Status = &draft
+	}
+	method := c.FormValue("method")
+	w.Form["method"] = method
+	switch w.Conn.Type {
+	case store.ConnectionSAML:
+		s := &connections.SAMLSettings{}
+		switch method {
+		case "file":
+			fh, err := c.FormFile("metadata_file")
+			if err != nil {
+				w.Errors["metadata_file"] = "Choose the metadata file your identity provider gave you."
+				break
+			}
+			f, err := fh.Open()
+			if err != nil {
+				return err
+			}
+			b, err := io.ReadAll(io.LimitReader(f, maxMetadata+1))
+			f.Close()
+			if err != nil {
+				return err
+			}
+			if len(b) > maxMetadata {
+				w.Errors["metadata_file"] = "This file is larger than 1 MB; IdP metadata is much smaller. Check that you chose the right file."
+				break
+			}
+			if msg := p.checkMetadata(b, w); msg != "" {
+				w.Errors["metadata_file"] = msg
+				break
+			}
+			x := string(b)
+			s.IdPMetadataXML = &x
+		case "url":
+			v := strings.TrimSpace(c.FormValue("metadata_url"))
+			w.Form["metadata_url"] = v
+			if v == "" {
+				w.Errors["metadata_url"] = "Enter the address of your IdP's metadata."
+				break
+			}
+			s.IdPMetadataURL = &v
+		case "manual":
+			entity, sso, certPEM := strings.TrimSpace(c.FormValue("entity_id")), strings.TrimSpace(c.FormValue("sso_url")), strings.TrimSpace(c.FormValue("certificate"))
+			w.Form["entity_id"], w.Form["sso_url"], w.Form["certificate"] = entity, sso, certPEM
+			if entity == "" {
+				w.Errors["entity_id"] = "Enter your IdP's entity ID (also called Issuer or Identifier)."
+			}
+			if sso == "" {
+				w.Errors["sso_url"] = "Enter your IdP's sign-in URL (SAML 2.0 single sign-on endpoint)."
+			}
+			if msg := p.checkCertificatePEM(certPEM); msg != "" {
+				w.Errors["certificate"] = msg
+			}
+			s.IdPEntityID, s.IdPSSOURL = &entity, &sso
+			s.IdPCertificatesPEM = &connections.PEMList{certPEM}
+		default:
+			w.Errors[""] = "Choose how to connect your IdP: upload its metadata, give its metadata URL, or enter the details by hand."
+		}
+		u.SAML = s
+	case store.ConnectionOIDC:
+		iss, id, secret := strings.TrimSpace(c.FormValue("issuer")), strings.TrimSpace(c.FormValue("client_id")), c.FormValue("client_secret")
+		w.Form["issuer"], w.Form["client_id"] = iss, id
+		if iss == "" {
+			w.Errors["issuer"] = "Enter your IdP's issuer URL (for example https://login.example.com)."
+		}
+		if id == "" {
+			w.Errors["client_id"] = "Enter the client ID your IdP gave the application."
+		}
+		if secret == "" && (w.View.OIDC == nil || !w.View.OIDC.ClientSecretSet) {
+			w.Errors["client_secret"] = "Enter the client secret your IdP gave the application."
+		}
+		s := &connections.OIDCSettings{Issuer: &iss, ClientID: &id}
+		if secret != "" {
+			s.ClientSecret = &secret
+		}
+		u.OIDC = s
+	}
+	if len(w.Errors) == 0 {
+		conn, err := p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, u)
+		if err == nil {
+			if err := p.audit(ctx, c, "connection.updated", connResource(conn), map[string]any{"idp_settings": method}); err != nil {
+				return err
+			}
+			return p.redirectFlash(c, w.Base+"/attributes", "saved")
+		}
+		if !errors.Is(err, connections.ErrConfig) && !errors.Is(err, connections.ErrUpstream) {
+			return err
+		}
+		field, msg := configError(err, w.Conn.Type, method)
+		w.Errors[field] = msg
+	}
+	return p.render(c, http.StatusUnprocessableEntity, "sso_idp.html", w.Conn.Name, w)
+}
+
+// configError turns a connections configuration error into the form field
+// to blame and a sentence.
+func configError(err error, typ store.ConnectionType, method string) (field, msg string) {
+	msg = err.Error()
+	for _, prefix := range []string{connections.ErrConfig.Error() + ": ", connections.ErrUpstream.Error() + ": "} {
+		if i := strings.LastIndex(msg, prefix); i >= 0 {
+			msg = msg[i+len(prefix):]
+		}
+	}
+	fields := []struct{ needle, field string }{
+		{"idp_metadata_url", "metadata_url"}, {"idp_sso_url", "sso_url"}, {"idp_entity_id", "entity_id"},
+		{"certificate", "certificate"}, {"client_secret", "client_secret"}, {"client_id", "client_id"}, {"issuer", "issuer"},
+	}
+	for _, f := range fields {
+		if strings.Contains(msg, f.needle) {
+			field = f.field
+			break
+		}
+	}
+	switch {
+	case field == "certificate" && method != "manual":
+		field = map[string]string{"file": "metadata_file", "url": "metadata_url"}[method]
+	case field == "" && typ == store.ConnectionSAML && method == "file":
+		field = "metadata_file"
+	case field == "" && typ == store.ConnectionSAML && method == "url":
+		field = "metadata_url"
+	}
+	msg = strings.NewReplacer("idp_metadata_url", "the metadata URL", "idp_sso_url", "the sign-in URL", "idp_entity_id", "the entity ID",
+		"idp_certificates_pem", "the certificate", "client_secret", "the client secret", "client_id", "the client ID").Replace(msg)
+	return field, upperFirst(msg) + "."
+}
+
+func upperFirst(s string) string {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// metadataDoc is just enough of SAML metadata to tell an IdP's from an
+// SP's and to read its certificates' dates.
+type metadataDoc struct {
+	XMLName  xml.Name
+	EntityID string        `xml:"entityID,attr"`
+	IdP      []roleDoc     `xml:"IDPSSODescriptor"`
+	SP       []roleDoc     `xml:"SPSSODescriptor"`
+	Entities []metadataDoc `xml:"EntityDescriptor"`
+}
+
+type roleDoc struct {
+	Certs []string `xml:"KeyDescriptor>KeyInfo>X509Data>X509Certificate"`
+}
+
+// checkMetadata says in plain words what is wrong with uploaded
+// metadata, or "" when it looks like usable IdP metadata.
+func (p *Portal) checkMetadata(b []byte, w *wizard) string {
+	var doc metadataDoc
+	if err := xml.Unmarshal(b, &doc); err != nil || (doc.XMLName.Local != "EntityDescriptor" && doc.XMLName.Local != "EntitiesDescriptor") {
+		return "This file is not SAML metadata (an XML EntityDescriptor). Download the IdP metadata XML again from your identity provider."
+	}
+	if doc.XMLName.Local == "EntitiesDescriptor" && len(doc.Entities) == 1 {
+		doc = doc.Entities[0]
+	}
+	if len(doc.IdP) == 0 {
+		if len(doc.SP) > 0 {
+			if w.View.SAML != nil && doc.EntityID == w.View.SAML.SPEntityID {
+				return "This is our own SP metadata, for this connection. Upload the metadata of your identity provider instead."
+			}
+			return fmt.Sprintf("This metadata is for a different SP (%s), not for an identity provider. Upload your identity provider's metadata.", doc.EntityID)
+		}
+		return "This metadata describes no identity provider (no IDPSSODescriptor). Download the IdP metadata from your identity provider."
+	}
+	now := p.cfg.Now()
+	valid := 0
+	var expired *x509.Certificate
+	for _, role := range doc.IdP {
+		for _, raw := range role.Certs {
+			der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(raw), ""))
+			if err != nil {
+				continue
+			}
+			cert, err := x509.ParseCertificate(der)
+			if err != nil {
+				continue
+			}
+			if now.After(cert.NotAfter) {
+				expired = cert
+				continue
+			}
+			valid++
+		}
+	}
+	if valid == 0 && expired != nil {
+		return fmt.Sprintf("The signing certificate in this metadata expired on %s. Ask your identity provider for current metadata (it may have rolled its certificate).", expired.NotAfter.UTC().Format("2 January 2006"))
+	}
+	return ""
+}
+
+// checkCertificatePEM says what is wrong with a pasted certificate, or "".
+func (p *Portal) checkCertificatePEM(s string) string {
+	if s == "" {
+		return "Paste your IdP's signing certificate (it starts with -----BEGIN CERTIFICATE-----)."
+	}
+	var der []byte
+	if strings.Contains(s, "-----BEGIN") {
+		block, _ := pem.Decode([]byte(s))
+		if block == nil || block.Type != "CERTIFICATE" {
+			return "This is not a PEM certificate: it should start with -----BEGIN CERTIFICATE----- and end with -----END CERTIFICATE-----."
+		}
+		der = block.Bytes
+	} else {
+		b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(s), ""))
+		if err != nil {
+			return "This is not a certificate: paste the PEM text, starting with -----BEGIN CERTIFICATE-----."
+		}
+		der = b
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return "This certificate could not be read; copy it again from your identity provider, including the BEGIN and END lines."
+	}
+	now := p.cfg.Now()
+	if now.After(cert.NotAfter) {
+		return fmt.Sprintf("This certificate expired on %s. Download the current signing certificate from your identity provider.", cert.NotAfter.UTC().Format("2 January 2006"))
+	}
+	if now.Before(cert.NotBefore) {
+		return fmt.Sprintf("This certificate is not valid until %s.", cert.NotBefore.UTC().Format("2 January 2006"))
+	}
+	return ""
+}
+
+// mappingFields are the profile fields an admin can map.
+var mappingFields = []struct{ Key, Label, Hint string }{
+	{"email", "Email", "Required. Where your IdP sends the user's work email."},
+	{"given_name", "First name", ""},
+	{"family_name", "Last name", ""},
+	{"name", "Display name", ""},
+	{"groups", "Groups", "The attribute listing the user's groups."},
+}
+
+func mappingOf(v connections.View) *connections.AttributeMapping {
+	if v.SAML != nil {
+		return v.SAML.AttributeMapping
+	}
+	if v.OIDC != nil {
+		return v.OIDC.AttributeMapping
+	}
+	return nil
+}
+
+func mappingList(m *connections.AttributeMapping, key string) []string {
+	if m == nil {
+		return nil
+	}
+	switch key {
+	case "email":
+		return m.Email
+	case "given_name":
+		return m.GivenName
+	case "family_name":
+		return m.FamilyName
+	case "name":
+		return m.Name
+	case "groups":
+		return m.Groups
+	}
+	return nil
+}
+
+type mappingRow struct {
+	Key, Label, Hint, Value string
+	// Got is the value the last test login produced, From the attribute
+	// it came from.
+	Got, From string
+}
+
+func (p *Portal) ssoAttributes(c echo.Context) error {
+	w, err := p.wizardFor(c, "attributes")
+	if err != nil {
+		return err
+	}
+	return p.render(c, http.StatusOK, "sso_attributes.html", w.Conn.Name, p.attributesData(w))
+}
+
+func (p *Portal) attributesData(w *wizard) map[string]any {
+	m := mappingOf(w.View)
+	var rows []mappingRow
+	for _, f := range mappingFields {
+		r := mappingRow{Key: f.Key, Label: f.Label, Hint: f.Hint, Value: strings.Join(mappingList(m, f.Key), ", ")}
+		if v, ok := w.Form[f.Key]; ok {
+			r.Value = v
+		}
+		if w.Test != nil && w.Test.Profile != nil {
+			r.Got = w.Test.Profile.field(f.Key)
+			r.From = w.Test.sourceOf(r.Got)
+		}
+		rows = append(rows, r)
+	}
+	return map[string]any{"W": w, "Rows": rows}
+}
+
+func (p *Portal) ssoAttributesSave(c echo.Context) error {
+	w, err := p.wizardFor(c, "attributes")
+	if err != nil {
+		return err
+	}
+	m := connections.AttributeMapping{Preset: w.IdP.Preset}
+	if cur := mappingOf(w.View); cur != nil && cur.Preset != "" {
+		m.Preset = cur.Preset
+	}
+	if cur := mappingOf(w.View); cur != nil {
+		m.Subject = cur.Subject
+	}
+	for _, f := range mappingFields {
+		v := c.FormValue(f.Key)
+		w.Form[f.Key] = v
+		var names []string
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, n)
+			}
+		}
+		switch f.Key {
+		case "email":
+			m.Email = names
+		case "given_name":
+			m.GivenName = names
+		case "family_name":
+			m.FamilyName = names
+		case "name":
+			m.Name = names
+		case "groups":
+			m.Groups = names
+		}
+	}
+	u := connections.Update{}
+	if w.Conn.Status == store.ConnectionDraft {
+		draft := store.ConnectionDraft
+		u.Status = &draft
+	}
+	if w.Conn.Type == store.ConnectionSAML {
+		u.SAML = &connections.SAMLSettings{AttributeMapping: &m}
+	} else {
+		u.OIDC = &connections.OIDCSettings{AttributeMapping: &m}
+	}
+	ctx := c.Request().Context()
+	conn, err := p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, u)
+	if errors.Is(err, connections.ErrConfig) {
+		_, msg := configError(err, w.Conn.Type, "")
+		w.Errors[""] = msg
+		return p.render(c, http.StatusUnprocessableEntity, "sso_attributes.html", w.Conn.Name, p.attributesData(w))
+	}
+	if err != nil {
+		return err
+	}
+	if err := p.audit(ctx, c, "connection.updated", connResource(conn), map[string]any{"attribute_mapping": true}); err != nil {
+		return err
+	}
+	return p.redirectFlash(c, w.Base+"/test", "mapping")
+}
+
+func (p *Portal) ssoTestPage(c echo.Context) error {
+	w, err := p.wizardFor(c, "test")
+	if err != nil {
+		return err
+	}
+	return p.render(c, http.StatusOK, "sso_test.html", w.Conn.Name, w)
+}
+
+// ssoTestStart sends this tab to the IdP for a test login; it comes back
+// through Complete to the result page.
+func (p *Portal) ssoTestStart(c echo.Context) error {
+	conn := c.Get(connKey).(store.Connection)
+	ctx := c.Request().Context()
+	err := p.cfg.Connections.BeginTest(ctx, c.Response(), c.Request(), conn)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, connections.ErrConfig) && !errors.Is(err, connections.ErrUpstream) {
+		return err
+	}
+	// The IdP could not even be asked (an OIDC issuer without discovery,
+	// settings missing): that is the test's result.
+	if err := p.saveTest(ctx, conn, failedTest(p.cfg.Now(), err, "")); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, Path+"/sso/"+conn.ID+"/test/result")
+}
+
+func (p *Portal) ssoTestResult(c echo.Context) error {
+	w, err := p.wizardFor(c, "test")
+	if err != nil {
+		return err
+	}
+	if w.Test == nil {
+		return c.Redirect(http.StatusSeeOther, w.Base+"/test")
+	}
+	return p.render(c, http.StatusOK, "sso_result.html", "Test result · "+w.Conn.Name, w)
+}
+
+func (p *Portal) ssoActivate(c echo.Context) error {
+	w, err := p.wizardFor(c, "test")
+	if err != nil {
+		return err
+	}
+	if w.State != "tested" && w.State != "inactive" {
+		w.Errors[""] = "Run a successful test login with the current settings before activating: select Test connection."
+		if w.State == "active" {
+			return c.Redirect(http.StatusSeeOther, w.Base+"/test")
+		}
+		return p.render(c, http.StatusConflict, "sso_test.html", w.Conn.Name, w)
+	}
+	active := store.ConnectionActive
+	ctx := c.Request().Context()
+	conn, err := p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, connections.Update{Status: &active})
+	if errors.Is(err, connections.ErrConfig) || errors.Is(err, connections.ErrUpstream) {
+		_, msg := configError(err, w.Conn.Type, "")
+		w.Errors[""] = msg
+		return p.render(c, http.StatusUnprocessableEntity, "sso_test.html", w.Conn.Name, w)
+	}
+	if err != nil {
+		return err
+	}
+	if err := p.audit(ctx, c, "connection.activated", connResource(conn), nil); err != nil {
+		return err
+	}
+	return p.redirectFlash(c, w.Base+"/test", "activated")
+}
+
+func (p *Portal) ssoDeactivate(c echo.Context) error {
+	conn := c.Get(connKey).(store.Connection)
+	off := store.ConnectionInactive
+	ctx := c.Request().Context()
+	conn, err := p.cfg.Connections.UpdateConnection(ctx, conn.ID, connections.Update{Status: &off})
+	if err != nil {
+		return err
+	}
+	if err := p.audit(ctx, c, "connection.deactivated", connResource(conn), nil); err != nil {
+		return err
+	}
+	return p.redirectFlash(c, Path+"/sso/"+conn.ID+"/test", "deactivated")
+}
+
+func (p *Portal) ssoDelete(c echo.Context) error {
+	conn := c.Get(connKey).(store.Connection)
+	ctx := c.Request().Context()
+	if err := p.cfg.Connections.DeleteConnection(ctx, conn.ID); err != nil {
+		return err
+	}
+	if err := p.audit(ctx, c, "connection.deleted", connResource(conn), nil); err != nil {
+		return err
+	}
+	return p.redirectFlash(c, Path+"/sso", "deleted")
+}
+
+// ssoMetadata downloads the connection's SP metadata, for IdPs that take
+// a file.
+func (p *Portal) ssoMetadata(c echo.Context) error {
+	conn := c.Get(connKey).(store.Connection)
+	if conn.Type != store.ConnectionSAML {
+		return errNotFound
+	}
+	b, err := p.cfg.Connections.SPMetadata(c.Request().Context(), conn.ID)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-sp-metadata.xml"`, conn.ID))
+	h.Set("Content-Security-Policy", p.pages.CSP())
+	h.Set("X-Content-Type-Options", "nosniff")
+	return c.Blob(http.StatusOK, "application/samlmetadata+xml", b)
+}
+
+// lastTest reads the connection's last test login; stale when the
+// connection changed since.
+func (p *Portal) lastTest(ctx context.Context, conn store.Connection) (*testResult, bool, error) {
+	t, err := p.cfg.Store.ConnectionTest(ctx, conn.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var r testResult
+	if err := jsonUnmarshal(t.Result, &r); err != nil {
+		return nil, false, nil // an unreadable old record is no test
+	}
+	r.OK = t.OK
+	return &r, !t.ConnUpdatedAt.Equal(conn.UpdatedAt), nil
+}

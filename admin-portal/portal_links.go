@@ -1,0 +1,78 @@
+package adminportal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/admin-portal/portal"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/store"
+)
+
+// PortalLinks makes one-time links into the self-serve portal
+// (*portal.Portal).
+type PortalLinks interface {
+	CreateLink(ctx context.Context, intent, returnURL string) (url string, expires time.Time, err error)
+}
+
+type portalLinkRequest struct {
+	TenantID  string `json:"tenant_id"`
+	Intent    string `json:"intent"`
+	ReturnURL string `json:"return_url"`
+}
+
+type portalLinkJSON struct {
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// createPortalLink answers POST /portal_links: a link the vendor sends to
+// the tenant's IT admin. The link itself is the credential, shown once;
+// only its hash is kept.
+func (a *API) createPortalLink(c echo.Context) error {
+	var req portalLinkRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if !store.HasPrefix(req.TenantID, store.PrefixTenant) {
+		return invalid("tenant_id", "tenant_id must be a tenant id (tnt_…)")
+	}
+	ctx := store.WithTenant(c.Request().Context(), req.TenantID)
+	httpserver.SetTenantID(ctx, req.TenantID)
+	t, err := a.store.Tenant(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("tenant")
+	}
+	if err != nil {
+		return fmt.Errorf("load tenant: %w", err)
+	}
+	if !t.Status.Live() {
+		return conflict(httpserver.CodeConflict, fmt.Sprintf("tenant %s is %s; its admins cannot use the portal", t.ID, t.Status), nil)
+	}
+	var (
+		url     string
+		expires time.Time
+	)
+	err = a.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if url, expires, err = a.portal.CreateLink(ctx, req.Intent, req.ReturnURL); err != nil {
+			return err
+		}
+		return a.audit(ctx, c, "portal_link.created", store.Resource{Type: "tenant", ID: t.ID, Name: t.Name},
+			map[string]any{"intent": req.Intent, "expires_at": expires})
+	})
+	var fe *portal.FieldError
+	if errors.As(err, &fe) {
+		return invalid(fe.Field, "%s", fe.Message)
+	}
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusCreated, portalLinkJSON{URL: url, ExpiresAt: expires})
+}
