@@ -104,7 +104,7 @@ func BenchmarkListFilter100k(b *testing.B) {
 func BenchmarkAddMemberTo50kGroup(b *testing.B) {
 	e, u := pgEnv(b)
 	seedPG(b, u, seedUsers, e.tenant, e.dir, 50_000)
-	gid := e.do("POST", "/Groups", map[string]any{"displayName": "All"}).str("id")
+	gid := e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "All"}).str("id")
 	seedPG(b, u, `INSERT INTO group_members (tenant_id, group_id, user_id) SELECT tenant_id, $1, id FROM users WHERE tenant_id = $2`, gid, e.tenant)
 	ids := make([]string, 0, b.N)
 	for i := range b.N {

@@ -49,6 +49,9 @@ func (s *Server) createGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkSchemas(d, SchemaGroup); err != nil {
+		return err
+	}
 	members, err := memberIDs(d["members"])
 	if err != nil {
 		return err
@@ -218,6 +221,9 @@ func (s *Server) replaceGroup(c echo.Context) error {
 	}
 	d, err := inputDoc(body)
 	if err != nil {
+		return err
+	}
+	if err := checkSchemas(d, SchemaGroup); err != nil {
 		return err
 	}
 	members, err := memberIDs(d["members"])

@@ -119,19 +119,12 @@ func str(v any) (string, bool) {
 
 // userFields derives the store columns of a user from its document.
 func userFields(d doc, u *store.User) error {
+	if err := checkUserTypes(d); err != nil {
+		return err
+	}
 	var err error
 	field := func(name string) string {
-		if err != nil {
-			return ""
-		}
-		v, ok := d[name]
-		if !ok {
-			return ""
-		}
-		s, isStr := str(v)
-		if !isStr {
-			err = badValue("%s must be a string", name)
-		}
+		s, _ := d[name].(string) // checkUserTypes: a string or absent
 		return strings.TrimSpace(s)
 	}
 	u.UserName = field("userName")
@@ -241,9 +234,9 @@ func primaryEmail(v any) (string, error) {
 
 // groupFields derives a group's columns; members are handled apart.
 func groupFields(d doc, g *store.Group) error {
-	name, ok := str(d["displayName"])
-	ext, ok2 := str(d["externalId"])
-	if !ok || !ok2 {
+	name, ok := d["displayName"].(string)
+	ext, ok2 := d["externalId"].(string)
+	if (!ok && d["displayName"] != nil) || (!ok2 && d["externalId"] != nil) {
 		return badValue("displayName and externalId must be strings")
 	}
 	g.DisplayName, g.ExternalID = strings.TrimSpace(name), strings.TrimSpace(ext)

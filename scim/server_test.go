@@ -132,16 +132,16 @@ func TestAuthAndTenantIsolation(t *testing.T) {
 			t.Fatalf("A lists B's users: %s", l.raw)
 		}
 		// Nor do B's groups, whatever the method.
-		gb := b.do("POST", "/Groups", map[string]any{"displayName": "B team", "members": []any{map[string]any{"value": ub}}}).want(t, http.StatusCreated).str("id")
+		gb := b.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "B team", "members": []any{map[string]any{"value": ub}}}).want(t, http.StatusCreated).str("id")
 		a.do("GET", "/Groups/"+gb, nil).want(t, http.StatusNotFound)
-		a.do("PUT", "/Groups/"+gb, map[string]any{"displayName": "taken"}).want(t, http.StatusNotFound)
+		a.do("PUT", "/Groups/"+gb, map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "taken"}).want(t, http.StatusNotFound)
 		a.do("PATCH", "/Groups/"+gb, map[string]any{"Operations": []any{map[string]any{"op": "remove", "path": "members"}}}).want(t, http.StatusNotFound)
 		a.do("DELETE", "/Groups/"+gb, nil).want(t, http.StatusNotFound)
 		if g := b.do("GET", "/Groups/"+gb, nil).want(t, http.StatusOK); g.str("displayName") != "B team" || lookup(g.body, "members.0.value") != ub {
 			t.Fatalf("A's requests changed B's group: %s", g.raw)
 		}
 		// A group of A cannot take B's user as a member.
-		g := map[string]any{"displayName": "Eng", "members": []any{map[string]any{"value": ub}}}
+		g := map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Eng", "members": []any{map[string]any{"value": ub}}}
 		a.do("POST", "/Groups", g).want(t, http.StatusBadRequest)
 		// Rotating the token stops the old one at once.
 		if err := st.SetDirectoryToken(store.WithTenant(context.Background(), tenantB), dirB, []byte("new hash")); err != nil {
@@ -268,7 +268,7 @@ func TestDeprovisionRevokesSessionsEverywhere(t *testing.T) {
 func TestConcurrentMemberPatches(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st *store.DB) {
 		e := newEnv(t, st, nil)
-		gid := e.do("POST", "/Groups", map[string]any{"displayName": "Everyone"}).want(t, http.StatusCreated).str("id")
+		gid := e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Everyone"}).want(t, http.StatusCreated).str("id")
 		const n = 16
 		ids := make([]string, n)
 		for i := range ids {
@@ -309,7 +309,7 @@ func TestConcurrentMemberPatches(t *testing.T) {
 func TestConcurrentGroupPatchesWithoutIfMatch(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st *store.DB) {
 		e := newEnv(t, st, nil)
-		gid := e.do("POST", "/Groups", map[string]any{"displayName": "Everyone"}).want(t, http.StatusCreated).str("id")
+		gid := e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Everyone"}).want(t, http.StatusCreated).str("id")
 		const n = 4
 		ids := make([]string, n)
 		for i := range ids {

@@ -28,6 +28,9 @@ func (s *Server) createUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkSchemas(d, SchemaUser, SchemaEnterpriseUser); err != nil {
+		return err
+	}
 	u := store.User{DirectoryID: dir}
 	if err := userFields(d, &u); err != nil {
 		return err
@@ -185,6 +188,9 @@ func (s *Server) replaceUser(c echo.Context) error {
 	}
 	d, err := inputDoc(body)
 	if err != nil {
+		return err
+	}
+	if err := checkSchemas(d, SchemaUser, SchemaEnterpriseUser); err != nil {
 		return err
 	}
 	return s.writeUserChange(c, func(ctx context.Context) (store.User, doc, int64, error) {

@@ -86,6 +86,8 @@ type Store interface {
 	// CreateUser with a DirectoryID adopts an SSO-created user of the same
 	// email (no directory yet) instead of creating a second one.
 	CreateUser(ctx context.Context, u User) (User, error)
+	// User reads a user; inside InTx it also locks the row until the
+	// transaction ends (read-modify-write without a version).
 	User(ctx context.Context, id string) (User, error)
 	// UpdateUser replaces the user's fields; with ifVersion != 0 it fails
 	// with ErrVersionMismatch unless that is the stored version. Version

@@ -75,9 +75,16 @@ func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
 // User returns one user of the tenant in ctx.
 func (db *DB) User(ctx context.Context, id string) (User, error) {
 	var u User
+	// Inside InTx the row stays locked until the transaction ends, so that
+	// a read-modify-write (a SCIM PUT or PATCH without If-Match) waits for
+	// a concurrent one instead of losing to it (ErrVersionMismatch).
+	lock := ""
+	if _, inTx := ctx.Value(txKey{}).(*txState); inTx {
+		lock = db.d.forUpdate()
+	}
 	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
 		var err error
-		u, err = scanUser(q.queryRow(ctx, "SELECT "+userCols+" FROM users WHERE tenant_id = $1 AND id = $2", tenantID, id))
+		u, err = scanUser(q.queryRow(ctx, "SELECT "+userCols+" FROM users WHERE tenant_id = $1 AND id = $2"+lock, tenantID, id))
 		return err
 	})
 	return u, db.wrap("get user", err)

@@ -1,0 +1,211 @@
+package scim
+
+import (
+	"bytes"
+	"strings"
+	"unicode/utf8"
+)
+
+// checkJSONText refuses text that Go's JSON decoder would silently change
+// or that a database refuses: invalid UTF-8 and lone UTF-16 surrogates
+// (\ud800) become U+FFFD when decoded, and NUL (raw or \u0000) is refused
+// by PostgreSQL's text type while SQLite keeps it. All three are answered
+// 400 invalidValue, the same on every backend, before anything is stored.
+func checkJSONText(body []byte) error {
+	if !utf8.Valid(body) {
+		return badValue("the body is not valid UTF-8")
+	}
+	if bytes.IndexByte(body, 0) >= 0 {
+		return badValue("strings must not contain NUL characters")
+	}
+	inString := false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case !inString:
+			if c == '"' {
+				inString = true
+			}
+		case c == '"':
+			inString = false
+		case c == '\\' && i+1 < len(body):
+			i++
+			if body[i] != 'u' {
+				continue
+			}
+			r, ok := hex4(body, i+1)
+			if !ok {
+				continue // the decoder reports the malformed escape
+			}
+			i += 4
+			switch {
+			case r == 0:
+				return badValue("strings must not contain NUL characters")
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return badValue("strings must not contain unpaired UTF-16 surrogates")
+			case r >= 0xD800 && r <= 0xDBFF:
+				// A high surrogate must be followed by a low one.
+				if i+2 < len(body) && body[i+1] == '\\' && body[i+2] == 'u' {
+					if lo, ok := hex4(body, i+3); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+						i += 6
+						continue
+					}
+				}
+				return badValue("strings must not contain unpaired UTF-16 surrogates")
+			}
+		}
+	}
+	return nil
+}
+
+// hex4 reads the four hex digits of a \u escape starting at b[i].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		r <<= 4
+		switch {
+		case '0' <= c && c <= '9':
+			r |= rune(c - '0')
+		case 'a' <= c && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// clientSchemas are schema URIs real clients put in "schemas" beside the
+// core one, with no attributes of their own: Microsoft Entra ID's group
+// and user bodies carry its ADSCIM URI.
+var clientSchemas = []string{
+	"http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group",
+	"http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/User",
+}
+
+// checkSchemas requires the resource's "schemas" to list its core schema
+// and nothing unknown: an extension is known when it is one the server
+// publishes (known), one a real client is known to send (clientSchemas),
+// or the body carries its attributes under its URN.
+func checkSchemas(d doc, core string, known ...string) error {
+	v, ok := d["schemas"]
+	if !ok || v == nil {
+		return badValue("schemas is required and must include %s", core)
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return badSyntax("schemas must be an array of strings")
+	}
+	hasCore := false
+	for _, x := range list {
+		s, ok := x.(string)
+		if !ok {
+			return badSyntax("schemas must be an array of strings")
+		}
+		switch {
+		case strings.EqualFold(s, core):
+			hasCore = true
+		case containsFold(known, s), containsFold(clientSchemas, s):
+		case d[strings.ToLower(s)] != nil && strings.HasPrefix(strings.ToLower(s), "urn:"):
+			// A custom extension whose attributes the body carries.
+		default:
+			return badValue("unknown schema %q", s)
+		}
+	}
+	if !hasCore {
+		return badValue("schemas must include %s", core)
+	}
+	return nil
+}
+
+// userStrings are the core User attributes of type string (RFC 7643 §4.1).
+var userStrings = []string{"externalId", "userName", "displayName", "nickName", "profileUrl", "title", "userType",
+	"preferredLanguage", "locale", "timezone", "password"}
+
+// userMultiValued are the core User attributes that are arrays of
+// complex values (RFC 7643 §4.1.2).
+var userMultiValued = []string{"emails", "phoneNumbers", "ims", "photos", "addresses", "entitlements", "roles", "x509Certificates"}
+
+// checkUserTypes refuses a User whose core or enterprise attributes have
+// the wrong JSON type ("userName": 12345, "name": "x"), rather than
+// storing a number as text or a value no reader expects. Names are
+// canonical (see canonicalize).
+func checkUserTypes(d doc) error {
+	for _, name := range userStrings {
+		if err := wantString(d, name, name); err != nil {
+			return err
+		}
+	}
+	if v, ok := d["name"]; ok && v != nil {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return badValue("name must be an object")
+		}
+		for k := range m {
+			if err := wantString(m, k, "name."+k); err != nil {
+				return err
+			}
+		}
+	}
+	for _, name := range userMultiValued {
+		v, ok := d[name]
+		if !ok || v == nil {
+			continue
+		}
+		list, ok := v.([]any)
+		if !ok {
+			return badValue("%s must be an array", name)
+		}
+		for i, x := range list {
+			m, ok := x.(map[string]any)
+			if !ok {
+				return badValue("%s[%d] must be an object", name, i)
+			}
+			for k, sub := range m {
+				if k == "primary" {
+					if _, ok := boolValue(sub); !ok && sub != nil {
+						return badValue("%s[%d].primary must be a boolean", name, i)
+					}
+					continue
+				}
+				if err := wantString(m, k, name+"."+k); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if v, ok := d[SchemaEnterpriseUser]; ok && v != nil {
+		ext, ok := v.(map[string]any)
+		if !ok {
+			return badValue("%s must be an object", SchemaEnterpriseUser)
+		}
+		for k, x := range ext {
+			if k == "manager" {
+				switch x.(type) {
+				case nil, string, map[string]any:
+				default:
+					return badValue("manager must be an object")
+				}
+				continue
+			}
+			if err := wantString(ext, k, k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// wantString checks that m[key], if present and not null, is a string.
+func wantString(m map[string]any, key, name string) error {
+	switch m[key].(type) {
+	case nil, string:
+		return nil
+	}
+	return badValue("%s must be a string", name)
+}

@@ -1,0 +1,128 @@
+package scim_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/idbroker/idbroker/scim"
+	"github.com/idbroker/idbroker/store"
+)
+
+// TestInputRefusedOnBothBackends: text no database keeps as sent (NUL,
+// invalid UTF-8, lone surrogates), wrong JSON types and unknown or missing
+// core schemas are 400 with the SCIM scimType, the same on PostgreSQL and
+// SQLite, and nothing is stored.
+func TestInputRefusedOnBothBackends(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		const core = `"schemas":["` + scim.SchemaUser + `"]`
+		user := func(rest string) string { return `{` + core + `,"userName":"a@acme.com"` + rest + `}` }
+		id := e.do("POST", "/Users", userBody("keep@acme.com", nil)).want(t, http.StatusCreated).str("id")
+		gid := e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Eng"}).want(t, http.StatusCreated).str("id")
+		patch := func(value string) string {
+			return `{"schemas":["` + scim.SchemaPatchOp + `"],"Operations":[{"op":"replace","path":"displayName","value":` + value + `}]}`
+		}
+		for _, tc := range []struct {
+			name, method, path, body, scimType string
+		}{
+			{"NUL escaped in userName", "POST", "/Users", `{` + core + `,"userName":"a\u0000b@acme.com"}`, "invalidValue"},
+			{"NUL escaped in a nested string", "POST", "/Users", user(`,"name":{"givenName":"A\u0000"}`), "invalidValue"},
+			{"NUL escaped in an extension", "POST", "/Users", user(`,"` + scim.SchemaEnterpriseUser + `":{"department":"\u0000"}`), "invalidValue"},
+			{"raw NUL byte", "POST", "/Users", user(`,"displayName":"a` + "\x00" + `"`), "invalidValue"},
+			{"invalid UTF-8", "POST", "/Users", user(`,"displayName":"a` + "\xff\xfe" + `"`), "invalidValue"},
+			{"lone high surrogate", "POST", "/Users", user(`,"displayName":"\ud800"`), "invalidValue"},
+			{"lone high surrogate before text", "POST", "/Users", user(`,"displayName":"\ud800x"`), "invalidValue"},
+			{"lone low surrogate", "POST", "/Users", user(`,"displayName":"\udc00"`), "invalidValue"},
+			{"reversed surrogate pair", "POST", "/Users", user(`,"displayName":"\ude00\ud83d"`), "invalidValue"},
+			{"NUL in a PATCH value", "PATCH", "/Users/" + id, patch(`"x\u0000"`), "invalidValue"},
+			{"lone surrogate in a PUT", "PUT", "/Users/" + id, user(`,"displayName":"\udfff"`), "invalidValue"},
+			{"NUL in a group name", "POST", "/Groups", `{"schemas":["` + scim.SchemaGroup + `"],"displayName":"E\u0000ng"}`, "invalidValue"},
+			{"userName a number", "POST", "/Users", `{` + core + `,"userName":12345}`, "invalidValue"},
+			{"userName a boolean", "POST", "/Users", `{` + core + `,"userName":true}`, "invalidValue"},
+			{"externalId a number", "POST", "/Users", user(`,"externalId":42`), "invalidValue"},
+			{"name a string", "POST", "/Users", user(`,"name":"Alice"`), "invalidValue"},
+			{"givenName a number", "POST", "/Users", user(`,"name":{"givenName":7}`), "invalidValue"},
+			{"title an object", "POST", "/Users", user(`,"title":{"x":1}`), "invalidValue"},
+			{"phoneNumbers a string", "POST", "/Users", user(`,"phoneNumbers":"555"`), "invalidValue"},
+			{"emails of strings", "POST", "/Users", user(`,"emails":["a@acme.com"]`), "invalidValue"},
+			{"email value a number", "POST", "/Users", user(`,"emails":[{"value":1}]`), "invalidValue"},
+			{"department a number", "POST", "/Users", user(`,"` + scim.SchemaEnterpriseUser + `":{"department":1}`), "invalidValue"},
+			{"displayName a number by PATCH", "PATCH", "/Users/" + id, patch(`12`), "invalidValue"},
+			{"group displayName a number", "POST", "/Groups", `{"schemas":["` + scim.SchemaGroup + `"],"displayName":5}`, "invalidValue"},
+			{"no schemas", "POST", "/Users", `{"userName":"a@acme.com"}`, "invalidValue"},
+			{"unknown schema only", "POST", "/Users", `{"schemas":["urn:evil"],"userName":"a@acme.com"}`, "invalidValue"},
+			{"unknown schema beside core", "POST", "/Users", `{"schemas":["` + scim.SchemaUser + `","urn:evil"],"userName":"a@acme.com"}`, "invalidValue"},
+			{"Group schema on a user", "POST", "/Users", `{"schemas":["` + scim.SchemaGroup + `"],"userName":"a@acme.com"}`, "invalidValue"},
+			{"schemas a string", "POST", "/Users", `{"schemas":"` + scim.SchemaUser + `","userName":"a@acme.com"}`, "invalidSyntax"},
+			{"no schemas on PUT", "PUT", "/Users/" + id, `{"userName":"keep@acme.com"}`, "invalidValue"},
+			{"User schema on a group", "PUT", "/Groups/" + gid, `{"schemas":["` + scim.SchemaUser + `"],"displayName":"Eng"}`, "invalidValue"},
+		} {
+			r := e.do(tc.method, tc.path, tc.body)
+			if r.status != http.StatusBadRequest || r.str("scimType") != tc.scimType {
+				t.Errorf("%s: %d %s, want 400 %s", tc.name, r.status, r.raw, tc.scimType)
+				continue
+			}
+			r.want(t, http.StatusBadRequest)
+		}
+		if l := e.do("GET", "/Users", nil).want(t, http.StatusOK); lookup(l.body, "totalResults") != float64(1) {
+			t.Fatalf("refused input stored users: %s", l.raw)
+		}
+		if g := e.do("GET", "/Users/"+id, nil).want(t, http.StatusOK); g.str("displayName") != "" {
+			t.Fatalf("refused input changed the user: %s", g.raw)
+		}
+
+		// What is valid still is: a surrogate pair (an emoji), an escaped
+		// backslash before "u0000", a custom extension the body carries,
+		// and Entra's string booleans.
+		for _, body := range []string{
+			user(`,"displayName":"Al \ud83d\ude00 ice"`),
+			user(`,"displayName":"C:\\u0000"`),
+		} {
+			r := e.do("POST", "/Users", strings.Replace(body, "a@acme.com", fmt.Sprintf("ok%d@acme.com", len(body)), 1)).want(t, http.StatusCreated)
+			if dn := r.str("displayName"); strings.ContainsRune(dn, '\uFFFD') || strings.ContainsRune(dn, 0) {
+				t.Fatalf("stored %q", dn)
+			}
+		}
+		ext := "urn:ietf:params:scim:schemas:extension:acme:2.0:User"
+		e.do("POST", "/Users", `{"schemas":["`+scim.SchemaUser+`","`+ext+`"],"userName":"ext@acme.com","`+ext+`":{"badge":"7"},`+
+			`"emails":[{"value":"ext@acme.com","primary":"True"}]}`).want(t, http.StatusCreated)
+	})
+}
+
+// TestConcurrentWritesWithoutIfMatch: 20 PATCHes and 20 PUTs of one user
+// at once, none with If-Match, all succeed on both backends: without a
+// precondition the server serialises them, it never answers 412.
+func TestConcurrentWritesWithoutIfMatch(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		id := e.do("POST", "/Users", userBody("race@acme.com", nil)).want(t, http.StatusCreated).str("id")
+		const n = 20
+		var wg sync.WaitGroup
+		statuses := make(chan string, 2*n)
+		for i := range n {
+			wg.Go(func() {
+				r := e.do("PATCH", "/Users/"+id, map[string]any{"schemas": []string{scim.SchemaPatchOp}, "Operations": []any{
+					map[string]any{"op": "replace", "path": "title", "value": fmt.Sprintf("t%d", i)}}})
+				statuses <- fmt.Sprintf("PATCH %d: %d %.200s", i, r.status, r.raw)
+			})
+			wg.Go(func() {
+				r := e.do("PUT", "/Users/"+id, userBody("race@acme.com", map[string]any{"displayName": fmt.Sprintf("d%d", i)}))
+				statuses <- fmt.Sprintf("PUT %d: %d %.200s", i, r.status, r.raw)
+			})
+		}
+		wg.Wait()
+		close(statuses)
+		for s := range statuses {
+			if !strings.Contains(s, ": 200 ") {
+				t.Error(s)
+			}
+		}
+		// Every write was applied once: the version counts them all.
+		if g := e.do("GET", "/Users/"+id, nil).want(t, http.StatusOK); g.header.Get("ETag") != fmt.Sprintf(`W/"%d"`, 1+2*n) {
+			t.Errorf("ETag %s after %d writes, want W/\"%d\"", g.header.Get("ETag"), 2*n, 1+2*n)
+		}
+	})
+}
