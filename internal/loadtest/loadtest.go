@@ -73,14 +73,22 @@ func (r Result) String() string {
 		r.Max.Round(time.Microsecond), r.Errors)
 }
 
+// checkHost refuses anything but this machine.
+func checkHost(host string) error {
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("loadtest: %s is not a loopback address; this tool only loads the local machine", host)
+	}
+	return nil
+}
+
 // Run drives cfg.URL until the run's bounds or ctx end it.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
 		return Result{}, fmt.Errorf("loadtest: URL %q must be http://host:port/path", cfg.URL)
 	}
-	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return Result{}, fmt.Errorf("loadtest: %s is not a loopback address; this tool only loads the local machine", u.Hostname())
+	if err := checkHost(u.Hostname()); err != nil {
+		return Result{}, err
 	}
 	switch {
 	case cfg.Clients <= 0:
