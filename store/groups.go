@@ -83,38 +83,15 @@ func (db *DB) UpdateGroup(ctx context.Context, g Group, ifVersion int64) (Group,
 
 // DeleteGroup removes a group and its memberships.
 func (db *DB) DeleteGroup(ctx context.Context, id string) error {
-	err := db.scoped(ctx, func(q querier, tenantID string) error {
-		n, err := q.exec(ctx, "DELETE FROM groups WHERE tenant_id = $1 AND id = $2", tenantID, id)
-		if err == nil && n == 0 {
-			return ErrNotFound
-		}
-		return err
-	})
-	return db.wrap("delete group", err)
+	return db.deleteRow(ctx, "groups", "group", id)
 }
 
 // FindGroups lists the groups of the tenant in ctx that match q.
 func (db *DB) FindGroups(ctx context.Context, q GroupQuery) ([]Group, int, error) {
-	var out []Group
-	var total int
-	err := db.scopedRead(ctx, func(qr querier, tenantID string) error {
-		where, args, err := db.where(tenantID, q.DirectoryID, q.Filter, groupFields, "groups")
-		if err != nil {
-			return err
-		}
-		if err := qr.queryRow(ctx, "SELECT count(*) FROM groups WHERE "+where, args...).Scan(&total); err != nil {
-			return err
-		}
-		limit, offset := listWindow(q.Limit, q.Offset)
-		rs, err := qr.query(ctx, fmt.Sprintf("SELECT %s FROM groups WHERE %s ORDER BY id LIMIT %d OFFSET %d", groupCols, where, limit, offset), args...)
-		if err != nil {
-			return err
-		}
-		out, err = collect(rs, scanGroup)
-		return err
-	})
-	return out, total, db.wrap("find groups", err)
+	return find(ctx, db, groupsTable, q.DirectoryID, q.Filter, q.Limit, q.Offset)
 }
+
+var groupsTable = filtered[Group]{"groups", groupCols, groupFields, scanGroup}
 
 // changeMembers bumps the group's version first, which also locks its row
 // (PostgreSQL) so that concurrent membership changes queue rather than

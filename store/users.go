@@ -118,68 +118,16 @@ func (db *DB) UpdateUser(ctx context.Context, u User, ifVersion int64) (User, er
 
 // DeleteUser removes a user, their identities and memberships.
 func (db *DB) DeleteUser(ctx context.Context, id string) error {
-	err := db.scoped(ctx, func(q querier, tenantID string) error {
-		n, err := q.exec(ctx, "DELETE FROM users WHERE tenant_id = $1 AND id = $2", tenantID, id)
-		if err == nil && n == 0 {
-			return ErrNotFound
-		}
-		return err
-	})
-	return db.wrap("delete user", err)
+	return db.deleteRow(ctx, "users", "user", id)
 }
 
 // FindUsers lists the users of the tenant in ctx that match q, in creation
 // order, with the total number of matches.
 func (db *DB) FindUsers(ctx context.Context, q UserQuery) ([]User, int, error) {
-	var out []User
-	var total int
-	err := db.scopedRead(ctx, func(qr querier, tenantID string) error {
-		where, args, err := db.where(tenantID, q.DirectoryID, q.Filter, userFields, "users")
-		if err != nil {
-			return err
-		}
-		if err := qr.queryRow(ctx, "SELECT count(*) FROM users WHERE "+where, args...).Scan(&total); err != nil {
-			return err
-		}
-		limit, offset := listWindow(q.Limit, q.Offset)
-		rs, err := qr.query(ctx, fmt.Sprintf("SELECT %s FROM users WHERE %s ORDER BY id LIMIT %d OFFSET %d", userCols, where, limit, offset), args...)
-		if err != nil {
-			return err
-		}
-		out, err = collect(rs, scanUser)
-		return err
-	})
-	return out, total, db.wrap("find users", err)
+	return find(ctx, db, usersTable, q.DirectoryID, q.Filter, q.Limit, q.Offset)
 }
 
-// where renders the tenant, directory and filter conditions of a list.
-func (db *DB) where(tenantID, directoryID string, f Filter, fields map[string]fieldKind, table string) (string, []any, error) {
-	b := &sqlFilter{fields: fields, table: table, args: []any{tenantID}, timeOf: db.d.timeArg}
-	where := "tenant_id = $1"
-	if directoryID != "" {
-		where += " AND directory_id = " + b.arg(directoryID)
-	}
-	if f != nil {
-		cond, err := b.render(f)
-		if err != nil {
-			return "", nil, err
-		}
-		where += " AND " + cond
-	}
-	return where, b.args, nil
-}
-
-// listWindow bounds a list; the numbers are ints, so formatting them into
-// the statement is safe.
-func listWindow(limit, offset int) (int, int) {
-	switch {
-	case limit <= 0:
-		limit = 100
-	case limit > 1000:
-		limit = 1000
-	}
-	return limit, max(offset, 0)
-}
+var usersTable = filtered[User]{"users", userCols, userFields, scanUser}
 
 // UpsertSSOUser links an upstream identity to a user (see Store).
 func (db *DB) UpsertSSOUser(ctx context.Context, connectionID, subject string, u User) (User, error) {
