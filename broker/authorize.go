@@ -73,7 +73,7 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 		return nil, oidc.ErrInvalidRequest().WithDescription("response_mode must be query or form_post")
 	}
 	a := pending{
-		ID:            secrets.NewToken("")[:32],
+		ID:            secrets.NewHandle(),
 		ClientID:      cl.app.ID,
 		RedirectURI:   req.RedirectURI,
 		ResponseMode:  string(req.ResponseMode),

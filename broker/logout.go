@@ -153,7 +153,7 @@ func (p *Provider) backchannel(ctx context.Context, r sessions.Revocation) {
 			}
 			tok, err := p.sign(signingAlg(a), "logout+jwt", logoutClaims{
 				Iss: p.issuer, Aud: a.ID, Iat: p.now().Unix(), Exp: p.now().Add(2 * time.Minute).Unix(),
-				JTI: secrets.NewToken("")[:22], Sub: string(sub), SID: sid,
+				JTI: secrets.NewUniqueID(), Sub: string(sub), SID: sid,
 				Events: map[string]struct{}{"http://schemas.openid.net/event/backchannel-logout": {}},
 			})
 			if err != nil {

@@ -51,7 +51,7 @@ func (p *Provider) issueCode(ctx context.Context, a pending, s session) (string,
 	g := grant{
 		ClientID: a.ClientID, RedirectURI: a.RedirectURI, Challenge: a.CodeChallenge, Nonce: a.Nonce,
 		Scopes: a.Scopes, SessionID: s.ID, TenantID: s.TenantID, UserID: s.UserID,
-		Family: secrets.NewToken("")[:24],
+		Family: secrets.NewUniqueID(),
 	}
 	if err := p.putJSON(ctx, tokenKey("code", code), g, codeTTL); err != nil {
 		return "", err
@@ -219,7 +219,7 @@ func (p *Provider) mint(ctx context.Context, a store.Application, g grant, s ses
 	scope := strings.Join(g.Scopes, " ")
 	at, err := p.sign(alg, "at+jwt", accessClaims{
 		Iss: p.issuer, Sub: g.UserID, Aud: a.ID, Exp: now.Add(atTTL).Unix(), Iat: iat,
-		JTI: secrets.NewToken("")[:22], ClientID: a.ID, Scope: scope, TenantID: g.TenantID, SID: g.SessionID,
+		JTI: secrets.NewUniqueID(), ClientID: a.ID, Scope: scope, TenantID: g.TenantID, SID: g.SessionID,
 	})
 	if err != nil {
 		return nil, err

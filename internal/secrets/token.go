@@ -26,7 +26,23 @@ func NewToken(prefix string) string {
 		b = append(b, prefix...)
 		b = append(b, '_')
 	}
-	n := len(b) + tokenLen
+	return string(appendRandom(b, tokenLen))
+}
+
+// NewHandle returns an unguessable name for short-lived server-side state
+// that travels through a browser, such as a pending sign-in's id in the
+// login URL: 32 base62 characters, 190 bits, far past guessing in the
+// minutes a handle lives, and shorter than a token in every URL.
+func NewHandle() string { return string(appendRandom(nil, 32)) }
+
+// NewUniqueID returns an identifier that never repeats but guards
+// nothing, such as a JWT's jti: 22 base62 characters, 131 bits, more
+// than a random UUID's 122, without coordination between nodes.
+func NewUniqueID() string { return string(appendRandom(nil, 22)) }
+
+// appendRandom appends n random base62 characters to b.
+func appendRandom(b []byte, n int) []byte {
+	n += len(b)
 	// Rejection sampling keeps every character uniform: 248 = 4 × 62, so
 	// bytes ≥ 248 are dropped rather than folded in with a bias.
 	var buf [64]byte
@@ -38,7 +54,7 @@ func NewToken(prefix string) string {
 			}
 		}
 	}
-	return string(b)
+	return b
 }
 
 // HashToken returns the SHA-256 of token: the only form in which bearer

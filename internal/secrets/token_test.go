@@ -1,6 +1,7 @@
 package secrets_test
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -38,6 +39,33 @@ func TestNewToken(t *testing.T) {
 	}
 	if tok := secrets.NewToken(""); len(tok) != 43 || strings.Contains(tok, "_") {
 		t.Errorf("NewToken(\"\") = %q", tok)
+	}
+}
+
+func TestRandomIdentifiers(t *testing.T) {
+	tests := []struct {
+		name string
+		new  func() string
+		len  int
+	}{
+		{"NewHandle", secrets.NewHandle, 32},
+		{"NewUniqueID", secrets.NewUniqueID, 22},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			re := regexp.MustCompile(fmt.Sprintf(`^[0-9A-Za-z]{%d}$`, tt.len))
+			seen := make(map[string]bool)
+			for range 1000 {
+				id := tt.new()
+				if !re.MatchString(id) {
+					t.Fatalf("%q does not match %s", id, re)
+				}
+				if seen[id] {
+					t.Fatalf("repeated: %q", id)
+				}
+				seen[id] = true
+			}
+		})
 	}
 }
 
