@@ -12,7 +12,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -61,8 +60,7 @@ func (a *API) listAuditEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := store.WithTenant(c.Request().Context(), tenantID)
-	httpserver.SetTenantID(ctx, tenantID)
+	ctx := withTenant(c.Request().Context(), tenantID)
 	if _, err := a.store.Tenant(ctx); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound("tenant")

@@ -169,8 +169,7 @@ func (a *API) loadTenant(next echo.HandlerFunc) echo.HandlerFunc {
 		if !store.HasPrefix(id, store.PrefixTenant) {
 			return notFound("tenant")
 		}
-		ctx := store.WithTenant(c.Request().Context(), id)
-		httpserver.SetTenantID(ctx, id)
+		ctx := withTenant(c.Request().Context(), id)
 		t, err := a.store.Tenant(ctx)
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound("tenant")
@@ -182,6 +181,15 @@ func (a *API) loadTenant(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(tenantCtxKey, t)
 		return next(c)
 	}
+}
+
+// withTenant scopes ctx to tenantID for the store and records the tenant
+// for the request's access log line: what every route that learns its
+// tenant from the URL does.
+func withTenant(ctx context.Context, tenantID string) context.Context {
+	ctx = store.WithTenant(ctx, tenantID)
+	httpserver.SetTenantID(ctx, tenantID)
+	return ctx
 }
 
 const tenantCtxKey = "adminportal.tenant"

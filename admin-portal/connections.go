@@ -96,8 +96,7 @@ func (a *API) loadConnectionTenant(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return fmt.Errorf("resolve connection: %w", err)
 		}
-		ctx = store.WithTenant(ctx, tenantID)
-		httpserver.SetTenantID(ctx, tenantID)
+		ctx = withTenant(ctx, tenantID)
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}

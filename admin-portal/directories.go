@@ -11,7 +11,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
 )
@@ -124,8 +123,7 @@ func (a *API) loadDirectory(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return fmt.Errorf("resolve directory: %w", err)
 		}
-		ctx = store.WithTenant(ctx, tenantID)
-		httpserver.SetTenantID(ctx, tenantID)
+		ctx = withTenant(ctx, tenantID)
 		d, err := a.store.Directory(ctx, id)
 		if errors.Is(err, store.ErrNotFound) { // deleted in between
 			return notFound("directory")

@@ -9,7 +9,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -31,8 +30,7 @@ func (a *API) revokeUserSessions(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("resolve user: %w", err)
 	}
-	ctx = store.WithTenant(ctx, tenantID)
-	httpserver.SetTenantID(ctx, tenantID)
+	ctx = withTenant(ctx, tenantID)
 	u, err := a.store.User(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("user")
