@@ -30,6 +30,9 @@ var _ connections.CompleteFunc = (*Provider)(nil).Complete
 // authentication.failed event) and the user a generic page with a
 // reference id.
 func (p *Provider) Complete(ctx context.Context, w http.ResponseWriter, r *http.Request, conn store.Connection, res connections.Result, upstreamErr error) {
+	// connections hands over the plain request and response; the pages
+	// and redirects below want an echo.Context, made on the echo the
+	// request came through.
 	c := p.ec.NewContext(r.WithContext(ctx), w)
 	if err := p.complete(c, conn, res, upstreamErr); err != nil {
 		p.log.ErrorContext(ctx, "broker: complete login", "err", err, "connection_id", conn.ID)

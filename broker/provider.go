@@ -132,7 +132,7 @@ type Provider struct {
 	apps      *appCache
 	verifier  *verifier
 	handler   http.Handler // zitadel's protocol endpoints
-	ec        *echo.Echo   // builds contexts for Complete, which connections calls outside echo
+	ec        *echo.Echo   // the echo Mount served on; Complete builds its context there
 	discovery []byte
 	// bodies recycles introspection request buffers: at 16k requests a
 	// second a fresh buffer each would be most of the endpoint's garbage.
@@ -189,7 +189,6 @@ func New(cfg Config) (*Provider, error) {
 		p.now = time.Now
 	}
 	p.bodies.New = func() any { b := make([]byte, 0, 4096); return &b }
-	p.ec = echo.New()
 	p.apps = newAppCache(cfg.Store, cmp.Or(cfg.AppCacheTTL, DefaultAppCacheTTL), p.now)
 	p.verifier = newVerifier(p.issuer, cfg.Keys, p.now)
 	if p.discovery, err = discoveryJSON(p.issuer); err != nil {
@@ -203,8 +202,10 @@ func isLocalHost(h string) bool {
 	return h == "localhost" || h == "127.0.0.1" || h == "::1" || strings.HasSuffix(h, ".localhost")
 }
 
-// Mount registers the broker's routes on e.
+// Mount registers the broker's routes on e. Complete serves only requests
+// that arrive through e.
 func (p *Provider) Mount(e *echo.Echo) {
+	p.ec = e
 	e.GET(PathDiscovery, p.serveDiscovery)
 	e.GET(PathJWKS, p.serveJWKS)
 	op := echo.WrapHandler(p.handler)
