@@ -1,6 +1,7 @@
 package adminportal
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"time"
@@ -9,7 +10,9 @@ import (
 
 	"github.com/idbroker/idbroker/admin-portal/domainverify"
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/usage"
 )
 
@@ -30,6 +33,10 @@ type APIConfig struct {
 	// Sessions revokes broker sessions (POST /users/{id}/revoke_sessions);
 	// nil leaves that route out.
 	Sessions sessions.Store
+	// Revoker applies the revocations that operator actions record in
+	// their transactions (revoke_sessions, tenant pause and delete); nil
+	// with Sessions set means an events.Revoker over Store and Sessions.
+	Revoker Revoker
 	// Connections manages upstream IdP connections (POST
 	// /tenants/{id}/connections, GET/PATCH/DELETE /connections/{id}); nil
 	// leaves those routes out.
@@ -60,6 +67,7 @@ type API struct {
 	log           *slog.Logger
 	verifyTimeout time.Duration
 	sessions      sessions.Store
+	revoker       Revoker
 	connections   *connections.Registry
 	scimBaseURL   func(directoryID string) string
 	appCache      ApplicationCache
@@ -98,7 +106,22 @@ func NewAPI(cfg APIConfig) *API {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	a.revoker = cfg.Revoker
+	if rs, ok := cfg.Store.(events.RevocationStore); ok && a.revoker == nil && a.sessions != nil {
+		r, err := events.NewRevoker(events.RevokerConfig{Store: rs, Sessions: cfg.Sessions, Logger: a.log})
+		if err != nil {
+			panic("adminportal: " + err.Error())
+		}
+		a.revoker = r
+	}
 	return a
+}
+
+// Revoker applies revocations once their transaction has committed (an
+// *events.Revoker). An error means the session store did not acknowledge
+// and the revocation stays queued, to be applied as soon as it answers.
+type Revoker interface {
+	Apply(ctx context.Context, revs ...store.Revocation) ([]sessions.Session, error)
 }
 
 // Mount registers the API under /api/v1. Every route, including unknown

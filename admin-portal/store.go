@@ -19,6 +19,10 @@ type Store interface {
 	Tenant(ctx context.Context) (store.Tenant, error)
 	UpdateTenant(ctx context.Context, u store.TenantUpdate) (store.Tenant, error)
 	DeleteTenant(ctx context.Context) error
+	// RecordRevocation queues, in the transaction of a change that must
+	// end sessions (tenant pause and delete, revoke_sessions), the order
+	// to end them (see Revoker).
+	RecordRevocation(ctx context.Context, r store.Revocation) (store.Revocation, error)
 	AddDomain(ctx context.Context, d store.Domain) (store.Domain, error)
 	Domains(ctx context.Context) ([]store.Domain, error)
 	Domain(ctx context.Context, ref string) (store.Domain, error)

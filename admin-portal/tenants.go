@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -224,7 +225,10 @@ func (a *API) updateTenant(c echo.Context) error {
 // the back-channel logouts). Errors are the API's (*httpserver.Error for a
 // refused transition).
 func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.TenantUpdate) (store.Tenant, error) {
-	var t store.Tenant
+	var (
+		t  store.Tenant
+		rv *store.Revocation
+	)
 	err := a.store.InTx(ctx, func(ctx context.Context) error {
 		// Read again inside the transaction: the transition is checked
 		// against the state being changed, not the one the caller saw.
@@ -244,6 +248,15 @@ func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.Tenan
 				return err
 			}
 			changes["status"] = change{cur.Status, *u.Status}
+		}
+		// A paused tenant signs no one in: end its sessions everywhere
+		// (and so send back-channel logouts). Recorded on every PATCH that
+		// leaves it paused, so that a retry finishes whatever an earlier
+		// one could not (the order is idempotent).
+		if cur.Status == store.TenantPaused && u.Status == nil || u.Status != nil && *u.Status == store.TenantPaused {
+			if rv, err = a.recordTenantRevocation(ctx, cur.ID, "tenant.paused"); err != nil {
+				return err
+			}
 		}
 		if len(changes) == 0 {
 			t = cur
@@ -270,14 +283,7 @@ func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.Tenan
 	if a.connections != nil {
 		a.connections.ForgetTenant(t.ID)
 	}
-	// A paused tenant signs no one in: end its sessions everywhere. Done on
-	// every change that leaves it paused, so an operator retrying after a
-	// failure here finishes the job.
-	if t.Status == store.TenantPaused {
-		if err := a.endTenantSessions(ctx, t.ID); err != nil {
-			return store.Tenant{}, err
-		}
-	}
+	a.applyRevocation(ctx, rv)
 	return t, nil
 }
 
@@ -320,12 +326,19 @@ func checkTransition(from, to store.TenantStatus) error {
 // included; the deletion itself is logged with the operator's key.
 func (a *API) deleteTenant(c echo.Context) error {
 	ctx := c.Request().Context()
-	if err := a.store.DeleteTenant(ctx); err != nil {
-		return fmt.Errorf("delete tenant: %w", err)
-	}
-	if err := a.endTenantSessions(ctx, tenantOf(c).ID); err != nil {
+	var rv *store.Revocation
+	err := a.store.InTx(ctx, func(ctx context.Context) error {
+		if err := a.store.DeleteTenant(ctx); err != nil {
+			return fmt.Errorf("delete tenant: %w", err)
+		}
+		var err error
+		rv, err = a.recordTenantRevocation(ctx, tenantOf(c).ID, "tenant.deleted")
+		return err
+	})
+	if err != nil {
 		return err
 	}
+	a.applyRevocation(ctx, rv)
 	op, _ := operatorFrom(ctx)
 	t := tenantOf(c)
 	a.log.InfoContext(ctx, "tenant deleted", "tenant_id", t.ID, "api_key_id", op.ID, "ip", c.RealIP())
@@ -361,14 +374,33 @@ func checkTier(s string) (string, error) {
 	return s, nil
 }
 
-// endTenantSessions revokes every broker session of a tenant; without a
-// sessions store (tests of the API alone) there are none to end.
-func (a *API) endTenantSessions(ctx context.Context, tenantID string) error {
-	if a.sessions == nil {
+// recordTenantRevocation records, in the transaction of ctx, the order to
+// end every session of the tenant (see store.RecordRevocation): it commits
+// with the status change or deletion, or not at all. Without a sessions
+// store (tests of the API alone) there are none to end.
+func (a *API) recordTenantRevocation(ctx context.Context, tenantID, reason string) (*store.Revocation, error) {
+	if a.revoker == nil {
+		return nil, nil
+	}
+	rv, err := a.store.RecordRevocation(ctx, store.Revocation{Kind: store.RevokeTenant, TenantID: tenantID, Reason: reason})
+	if err != nil {
+		return nil, fmt.Errorf("record revocation of tenant %s: %w", tenantID, err)
+	}
+	return &rv, nil
+}
+
+// applyRevocation applies rv, if any, after its transaction committed. A
+// session store that does not answer leaves it queued for the revokers'
+// retries, and the request succeeds: the change and its revocation are
+// durable, and the revocation takes effect as soon as the store is back.
+func (a *API) applyRevocation(ctx context.Context, rv *store.Revocation) []sessions.Session {
+	if rv == nil || a.revoker == nil {
 		return nil
 	}
-	if _, err := a.sessions.RevokeTenant(ctx, tenantID); err != nil {
-		return fmt.Errorf("revoke sessions of tenant %s: %w", tenantID, err)
+	ended, err := a.revoker.Apply(ctx, *rv)
+	if err != nil {
+		a.log.WarnContext(ctx, "revocation queued until the session store answers", "revocation", rv.ID,
+			"kind", rv.Kind, "tenant_id", rv.TenantID, "err", err)
 	}
-	return nil
+	return ended
 }

@@ -38,25 +38,21 @@ func (a *API) revokeUserSessions(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("load user: %w", err)
 	}
-	ended, err := a.sessions.RevokeUser(ctx, tenantID, id)
-	if err != nil {
-		return fmt.Errorf("revoke sessions: %w", err)
-	}
-	ids := make([]string, len(ended))
-	for i, s := range ended {
-		ids[i] = s.ID
-	}
-	// The sessions are gone whatever happens next; the audit row and the
-	// event record it together or not at all.
+	// The order to end the sessions commits with its audit row and event,
+	// then is applied; if the session store is down it stays queued and
+	// is applied as soon as it answers (see events.Revoker).
+	var rv store.Revocation
 	err = a.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		rv, err = a.store.RecordRevocation(ctx, store.Revocation{Kind: store.RevokeUser, TenantID: tenantID, SubjectID: u.ID, Reason: "operator"})
+		if err != nil {
+			return fmt.Errorf("record revocation: %w", err)
+		}
 		if err := a.audit(ctx, c, "user.sessions_revoked", store.Resource{Type: "user", ID: u.ID, Name: u.Email},
-			map[string]any{"session_ids": ids}); err != nil {
+			map[string]any{"revocation_id": rv.ID}); err != nil {
 			return err
 		}
-		if len(ids) == 0 {
-			return nil
-		}
-		data, err := json.Marshal(map[string]any{"user_id": u.ID, "session_ids": ids, "reason": "operator"})
+		data, err := json.Marshal(map[string]any{"user_id": u.ID, "reason": "operator"})
 		if err != nil {
 			return fmt.Errorf("encode session.revoked: %w", err)
 		}
@@ -68,5 +64,6 @@ func (a *API) revokeUserSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	a.applyRevocation(ctx, &rv)
 	return c.NoContent(http.StatusNoContent)
 }

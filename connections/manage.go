@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -221,7 +222,10 @@ func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (s
 		}
 	}
 
-	var out store.Connection
+	var (
+		out store.Connection
+		rv  *store.Revocation
+	)
 	err = r.cfg.Store.InTx(ctx, func(ctx context.Context) error {
 		var err error
 		out, err = r.cfg.Store.UpdateConnection(ctx, conn)
@@ -232,6 +236,9 @@ func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (s
 		case before != store.ConnectionActive && out.Status == store.ConnectionActive:
 			return r.event(ctx, EventActivated, out, nil)
 		case before == store.ConnectionActive && out.Status != store.ConnectionActive:
+			if rv, err = r.recordRevocation(ctx, out, "connection.deactivated"); err != nil {
+				return err
+			}
 			return r.event(ctx, EventDeactivated, out, nil)
 		}
 		return nil
@@ -243,7 +250,7 @@ func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (s
 	// CacheTTL.
 	r.cache.putConn(out, r.now())
 	if before == store.ConnectionActive && out.Status != store.ConnectionActive {
-		r.endSessions(ctx, out)
+		r.endSessions(ctx, out, rv)
 	}
 	return out, nil
 }
@@ -255,8 +262,13 @@ func (r *Registry) DeleteConnection(ctx context.Context, id string) error {
 	if err != nil {
 		return storeErr(err, id)
 	}
+	var rv *store.Revocation
 	err = r.cfg.Store.InTx(ctx, func(ctx context.Context) error {
 		if err := r.cfg.Store.DeleteConnection(ctx, id); err != nil {
+			return err
+		}
+		var err error
+		if rv, err = r.recordRevocation(ctx, conn, "connection.deleted"); err != nil {
 			return err
 		}
 		if conn.Status == store.ConnectionActive {
@@ -268,22 +280,49 @@ func (r *Registry) DeleteConnection(ctx context.Context, id string) error {
 		return fmt.Errorf("delete connection: %w", storeErr(err, id))
 	}
 	r.cache.dropConn(id, r.now())
-	r.endSessions(ctx, conn)
+	r.endSessions(ctx, conn, rv)
 	return nil
 }
 
-// endSessions revokes every session made through conn. A failure is
-// logged, not returned: the connection change itself has committed, and
-// an inactive connection refuses new logins regardless.
+// Revoker applies revocations once their transaction has committed (an
+// *events.Revoker). An error means the session store did not acknowledge
+// and the revocation stays queued, to be applied as soon as it answers.
+type Revoker interface {
+	Apply(ctx context.Context, revs ...store.Revocation) ([]sessions.Session, error)
+}
+
+// recordRevocation records, in the transaction of ctx, the order to end
+// every session made through conn, when a Revoker will apply it.
+func (r *Registry) recordRevocation(ctx context.Context, conn store.Connection, reason string) (*store.Revocation, error) {
+	if r.cfg.Revoker == nil || r.cfg.Sessions == nil {
+		return nil, nil
+	}
+	rv, err := r.cfg.Store.RecordRevocation(ctx, store.Revocation{Kind: store.RevokeConnection, TenantID: conn.TenantID, SubjectID: conn.ID, Reason: reason})
+	if err != nil {
+		return nil, fmt.Errorf("record revocation: %w", err)
+	}
+	return &rv, nil
+}
+
+// endSessions revokes every session made through conn: by applying rv,
+// recorded with the change (durable: a failure leaves it queued for the
+// Revoker's retries), or directly without a Revoker. A failure is logged,
+// not returned: the connection change itself has committed, and an
+// inactive connection refuses new logins regardless.
 //
 // It revokes again once every node's cache has expired: another node may
 // still hold the connection as active for up to CacheTTL and let a login
 // through, and that session must not outlive the deactivation.
-func (r *Registry) endSessions(ctx context.Context, conn store.Connection) {
+func (r *Registry) endSessions(ctx context.Context, conn store.Connection, rv *store.Revocation) {
 	if r.cfg.Sessions == nil {
 		return
 	}
-	if _, err := r.cfg.Sessions.RevokeConnection(ctx, conn.TenantID, conn.ID); err != nil {
+	if rv != nil {
+		if _, err := r.cfg.Revoker.Apply(ctx, *rv); err != nil {
+			r.cfg.Logger.WarnContext(ctx, "revocation of a deactivated connection's sessions queued until the session store answers",
+				"tenant", conn.TenantID, "connection", conn.ID, "revocation", rv.ID, "err", err)
+		}
+	} else if _, err := r.cfg.Sessions.RevokeConnection(ctx, conn.TenantID, conn.ID); err != nil {
 		r.cfg.Logger.ErrorContext(ctx, "revoke sessions of deactivated connection", "tenant", conn.TenantID, "connection", conn.ID, "err", err)
 	}
 	if r.cfg.CacheTTL <= 0 {

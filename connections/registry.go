@@ -31,6 +31,11 @@ type Config struct {
 	// Sessions, when set, lets a deactivated or deleted connection end
 	// its sessions at once.
 	Sessions sessions.Store
+	// Revoker, when set (with Sessions), makes ending those sessions
+	// durable: the order is recorded in the transaction that deactivates
+	// or deletes the connection and applied by Revoker after it commits,
+	// retried until the session store acknowledges (an *events.Revoker).
+	Revoker Revoker
 	// HTTPClient reaches IdPs (metadata URLs, OIDC discovery, JWKS, token
 	// and userinfo endpoints). Nil means a safehttp client with the
 	// defaults — loopback and private networks refused.

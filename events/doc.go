@@ -16,4 +16,15 @@
 // Signatures follow the contract: header
 // IDBroker-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>.
 // Sign and Verify implement both sides.
+//
+// The package also runs the revocation queue, the outbox of "end these
+// sessions" orders. Every change that must end sessions records a
+// store.Revocation in its own transaction (store.RecordRevocation), so the
+// order exists exactly when the change committed. The caller then applies
+// it at once through a Revoker; what the session store does not
+// acknowledge (Redis down) stays queued, and Revoker.Run, on every node,
+// claims and retries it every DefaultRevocationRetry until it does, across
+// restarts. Applying is idempotent. Either the change and its revocation
+// both commit, and the revocation takes effect within a second of the
+// session store answering again, or neither does.
 package events

@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/sessions"
@@ -53,6 +54,12 @@ type Config struct {
 	// Sessions is required: deprovisioning a user revokes their sessions
 	// through it, on every node.
 	Sessions sessions.Store
+	// Revoker applies the revocations that deprovisioning records in its
+	// transaction (see store.RecordRevocation); nil means an
+	// events.Revoker over Store (which must then have the revocation
+	// queue, as *store.DB does) and Sessions. Pass the node's own, whose
+	// Run retries what could not be applied at once.
+	Revoker Revoker
 	// OnDeprovision, if set, is called after a user was deactivated or
 	// deleted and their sessions revoked, in the same request; the broker
 	// may use it to revoke refresh tokens it keeps elsewhere. An error
@@ -73,12 +80,20 @@ type Config struct {
 	Limit echo.MiddlewareFunc
 }
 
+// Revoker applies revocations once their transaction has committed (an
+// *events.Revoker). An error means the session store did not acknowledge
+// and the revocation stays queued, to be applied as soon as it answers.
+type Revoker interface {
+	Apply(ctx context.Context, revs ...store.Revocation) ([]sessions.Session, error)
+}
+
 // Server is the SCIM 2.0 service provider of every directory.
 type Server struct {
 	issuer   *url.URL
 	base     string // issuer without a trailing slash
 	store    Store
 	sessions sessions.Store
+	revoker  Revoker
 	onDeprov func(ctx context.Context, tenantID, userID string) error
 	usage    OperationMeter
 	log      *slog.Logger
@@ -110,6 +125,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.revoker = cfg.Revoker; s.revoker == nil {
+		rs, ok := cfg.Store.(events.RevocationStore)
+		if !ok {
+			return nil, errors.New("scim: a Revoker is required when Store has no revocation queue")
+		}
+		if s.revoker, err = events.NewRevoker(events.RevokerConfig{Store: rs, Sessions: cfg.Sessions, Logger: s.log}); err != nil {
+			return nil, err
+		}
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes

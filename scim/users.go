@@ -40,12 +40,19 @@ func (s *Server) createUser(c echo.Context) error {
 	}
 	// Everything the create reads and writes shares one transaction: on
 	// PostgreSQL each transaction costs round trips of its own.
+	var rv *store.Revocation
 	err = s.writeTx(ctx, "users.create", func(ctx context.Context) error {
 		if u.EmailVerified, err = s.emailVerified(ctx, u.Email); err != nil {
 			return err
 		}
 		if u, err = s.store.CreateUser(ctx, u); err != nil {
 			return userConflict(err)
+		}
+		// An SSO user adopted as inactive may have live sessions.
+		if !u.Active {
+			if rv, err = s.recordDeprovision(ctx, u, EventUserDeactivated); err != nil {
+				return err
+			}
 		}
 		ev, err := s.userEvent(ctx, u, d, false)
 		if err != nil {
@@ -56,11 +63,8 @@ func (s *Server) createUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// An SSO user adopted as inactive may have live sessions.
-	if !u.Active {
-		if err := s.deprovision(ctx, u.TenantID, u.ID); err != nil {
-			return err
-		}
+	if err := s.deprovision(ctx, u, rv); err != nil {
+		return err
 	}
 	return s.writeUser(c, http.StatusCreated, dir, u)
 }
@@ -253,7 +257,10 @@ func retryUnversioned(want int64, apply func() error) error {
 // write in one transaction (PUT and PATCH), announces the change and, when
 // the user is now inactive, revokes their sessions before answering.
 func (s *Server) writeUserChange(c echo.Context, load func(ctx context.Context) (old store.User, d doc, ifVersion int64, err error)) error {
-	var old, u store.User
+	var (
+		old, u store.User
+		rv     *store.Revocation
+	)
 	err := s.writeTx(c.Request().Context(), "users."+strings.ToLower(c.Request().Method), func(ctx context.Context) error {
 		var (
 			d         doc
@@ -282,6 +289,14 @@ func (s *Server) writeUserChange(c echo.Context, load func(ctx context.Context) 
 		if old.Active && !u.Active {
 			typ = EventUserDeactivated
 		}
+		// Revoke whenever the user is inactive, not only on the
+		// transition: a retried request must still end what an earlier
+		// one could not (the order is idempotent).
+		if !u.Active {
+			if rv, err = s.recordDeprovision(ctx, u, typ); err != nil {
+				return err
+			}
+		}
 		ev, err := s.userEvent(ctx, u, d, true)
 		if err != nil {
 			return err
@@ -292,12 +307,8 @@ func (s *Server) writeUserChange(c echo.Context, load func(ctx context.Context) 
 		return err
 	}
 	ctx := c.Request().Context()
-	// Revoke whenever the user is inactive, not only on the transition: a
-	// retried request must still end what a failed revocation left.
-	if !u.Active {
-		if err := s.deprovision(ctx, u.TenantID, u.ID); err != nil {
-			return err
-		}
+	if err := s.deprovision(ctx, u, rv); err != nil {
+		return err
 	}
 	return s.writeUser(c, http.StatusOK, directoryFrom(ctx), u)
 }
@@ -312,6 +323,7 @@ func (s *Server) deleteUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	var rv *store.Revocation
 	err = s.writeTx(ctx, "users.delete", func(ctx context.Context) error {
 		ev, err := s.userEvent(ctx, u, d, true)
 		if err != nil {
@@ -321,31 +333,53 @@ func (s *Server) deleteUser(c echo.Context) error {
 		if err := s.store.DeleteUser(ctx, u.ID); err != nil {
 			return err
 		}
+		if rv, err = s.recordDeprovision(ctx, u, EventUserDeleted); err != nil {
+			return err
+		}
 		return s.emit(ctx, EventUserDeleted, ev)
 	})
 	if err != nil {
 		return err
 	}
-	if err := s.deprovision(ctx, u.TenantID, u.ID); err != nil {
+	if err := s.deprovision(ctx, u, rv); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }
 
-// deprovision ends every session of the user on every node (the sessions
-// store publishes the revocation; the broker sends back-channel logouts on
-// it) and calls the OnDeprovision hook.
-func (s *Server) deprovision(ctx context.Context, tenantID, userID string) error {
-	ended, err := s.sessions.RevokeUser(ctx, tenantID, userID)
+// recordDeprovision records, in the transaction of ctx, the order to end
+// every session of u: it commits with the deactivation or deletion, or
+// not at all, so a session store outage cannot leave a deprovisioned user
+// signed in.
+func (s *Server) recordDeprovision(ctx context.Context, u store.User, why string) (*store.Revocation, error) {
+	rv, err := s.store.RecordRevocation(ctx, store.Revocation{Kind: store.RevokeUser, TenantID: u.TenantID, SubjectID: u.ID, Reason: "scim:" + why})
 	if err != nil {
-		return fmt.Errorf("revoke sessions of %s: %w", userID, err)
+		return nil, fmt.Errorf("record revocation of %s: %w", u.ID, err)
+	}
+	return &rv, nil
+}
+
+// deprovision applies rv (if any) once its transaction has committed: the
+// user's sessions end on every node and the applications that got tokens
+// in them are sent back-channel logouts. If the session store is down the
+// revocation stays queued and is applied as soon as it answers again, and
+// the request still succeeds: the change and its revocation are durable.
+// It then calls the OnDeprovision hook.
+func (s *Server) deprovision(ctx context.Context, u store.User, rv *store.Revocation) error {
+	if rv == nil {
+		return nil
+	}
+	ended, err := s.revoker.Apply(ctx, *rv)
+	if err != nil {
+		s.log.WarnContext(ctx, "scim deprovisioned user; revocation queued until the session store answers",
+			"tenant_id", u.TenantID, "user_id", u.ID, "revocation", rv.ID, "err", err)
 	}
 	if s.onDeprov != nil {
-		if err := s.onDeprov(ctx, tenantID, userID); err != nil {
-			return fmt.Errorf("deprovision hook for %s: %w", userID, err)
+		if err := s.onDeprov(ctx, u.TenantID, u.ID); err != nil {
+			return fmt.Errorf("deprovision hook for %s: %w", u.ID, err)
 		}
 	}
-	s.log.InfoContext(ctx, "scim deprovisioned user", "tenant_id", tenantID, "user_id", userID, "sessions_revoked", len(ended))
+	s.log.InfoContext(ctx, "scim deprovisioned user", "tenant_id", u.TenantID, "user_id", u.ID, "sessions_revoked", len(ended))
 	return nil
 }
 

@@ -35,6 +35,10 @@ type Cached struct {
 	max   int
 	stop  context.CancelFunc
 	done  atomic.Bool // subscription over: pass everything through
+	// down is set while the subscription is interrupted (a Redis outage):
+	// revocations made elsewhere go unheard, so answers are not cached
+	// until it is back.
+	down atomic.Bool
 
 	mu      sync.RWMutex
 	entries map[string]cacheEntry
@@ -93,6 +97,7 @@ func (c *Cached) invalidate(r Revocation) {
 	defer c.mu.Unlock()
 	c.gen++
 	if r.Reason == ReasonResync {
+		c.down.Store(r.Down)
 		clear(c.entries)
 		return
 	}
@@ -130,7 +135,7 @@ func (c *Cached) Get(ctx context.Context, id string) (Session, error) {
 func (c *Cached) put(gen uint64, id string, e cacheEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen || c.done.Load() {
+	if gen != c.gen || c.done.Load() || c.down.Load() {
 		return
 	}
 	if len(c.entries) >= c.max {
@@ -172,6 +177,19 @@ func (c *Cached) Revoke(ctx context.Context, id string) error {
 	err := c.store.Revoke(ctx, id)
 	c.forget(id)
 	return err
+}
+
+// RevokeSession implements Store.
+func (c *Cached) RevokeSession(ctx context.Context, id string) ([]Session, error) {
+	out, err := c.store.RevokeSession(ctx, id)
+	c.forget(id)
+	return out, err
+}
+
+// AddApp implements Store; cached copies need not know the apps, which
+// only revocations report.
+func (c *Cached) AddApp(ctx context.Context, id, clientID string) error {
+	return c.store.AddApp(ctx, id, clientID)
 }
 
 // RevokeUser implements Store.

@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -71,6 +72,7 @@ func (m *Memory) Create(ctx context.Context, s Session) error {
 		return fmt.Errorf("sessions: create: %w", err)
 	}
 	s = s.clone()
+	s.Apps = nil
 	// Drop the monotonic reading so that times compare the same as they
 	// would after a round trip through Redis.
 	s.AuthTime, s.ExpiresAt = s.AuthTime.Round(0), s.ExpiresAt.Round(0)
@@ -105,6 +107,12 @@ func (m *Memory) Get(ctx context.Context, id string) (Session, error) {
 
 // Revoke implements Store.
 func (m *Memory) Revoke(ctx context.Context, id string) error {
+	_, err := m.RevokeSession(ctx, id)
+	return err
+}
+
+// RevokeSession implements Store.
+func (m *Memory) RevokeSession(ctx context.Context, id string) ([]Session, error) {
 	now := time.Now()
 	m.mu.Lock()
 	s, ok := m.sessions[id]
@@ -112,8 +120,25 @@ func (m *Memory) Revoke(ctx context.Context, id string) error {
 		m.removeLocked(s)
 	}
 	m.mu.Unlock()
-	if ok && now.Before(s.ExpiresAt) {
-		m.publish(Revocation{SessionIDs: []string{id}, TenantID: s.TenantID, UserID: s.UserID, Reason: ReasonSession})
+	if !ok || !now.Before(s.ExpiresAt) {
+		return nil, nil
+	}
+	m.publish(Revocation{SessionIDs: []string{id}, TenantID: s.TenantID, UserID: s.UserID, Reason: ReasonSession})
+	return []Session{s.clone()}, nil
+}
+
+// AddApp implements Store.
+func (m *Memory) AddApp(ctx context.Context, id, clientID string) error {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sessions[id]
+	if !ok || !now.Before(s.ExpiresAt) {
+		return ErrNotFound
+	}
+	if !slices.Contains(s.Apps, clientID) {
+		s.Apps = append(slices.Clone(s.Apps), clientID)
+		m.sessions[id] = s
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,7 +29,8 @@ type RedisOptions struct {
 //
 // Keys, under the prefix:
 //
-//	ses:{id}                 hash, one session, expires with it
+//	ses:{id}                 hash, one session (with an "a:{client}" field per
+//	                         application that got tokens in it), expires with it
 //	user:{tenant}:{user}     set of session IDs
 //	tenant:{tenant}          set of session IDs
 //	conn:{tenant}:{conn}     set of session IDs
@@ -106,6 +108,7 @@ const (
 	fACR      = "acr"
 	fAMR      = "amr"
 	fExtra    = "x"
+	fApp      = "a:" // prefix: one field per application, "a:{client_id}"
 )
 
 // createScript stores a session hash and adds it to its index sets, each
@@ -140,14 +143,23 @@ local function revoke(prefix, id)
 end
 `
 
-// revokeOneScript revokes one session and publishes it.
+// revokeOneScript revokes one session, publishes it and returns it (an
+// empty list if it was gone).
 // KEYS: ses. ARGV: prefix, channel, id.
 var revokeOneScript = redis.NewScript(luaRevoke + `
 local h = revoke(ARGV[1], ARGV[3])
-if #h == 0 then return 0 end
+if #h == 0 then return {} end
 local f = {}
 for i = 1, #h, 2 do f[h[i]] = h[i + 1] end
 redis.call('PUBLISH', ARGV[2], cjson.encode({session_ids = {ARGV[3]}, tenant_id = f.t, user_id = f.u, reason = 'session'}))
+return {h}
+`)
+
+// addAppScript records an application in a live session's hash.
+// KEYS: ses. ARGV: field.
+var addAppScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], '1')
 return 1
 `)
 
@@ -284,6 +296,11 @@ func decodeSession(h map[string]string) (Session, error) {
 		s.AuthTime = time.Unix(0, at)
 	}
 	s.ExpiresAt = time.Unix(0, exp)
+	for k := range h {
+		if app, ok := strings.CutPrefix(k, fApp); ok {
+			s.Apps = append(s.Apps, app)
+		}
+	}
 	if v := h[fAMR]; v != "" {
 		if err := json.Unmarshal([]byte(v), &s.AMR); err != nil {
 			return Session{}, fmt.Errorf("corrupt session amr: %w", err)
@@ -330,9 +347,31 @@ func decodeSessions(v any) ([]Session, error) {
 
 // Revoke implements Store.
 func (r *Redis) Revoke(ctx context.Context, id string) error {
-	err := revokeOneScript.Run(ctx, r.c, []string{r.sesKey(id)}, r.prefix, r.channel, id).Err()
+	_, err := r.RevokeSession(ctx, id)
+	return err
+}
+
+// RevokeSession implements Store.
+func (r *Redis) RevokeSession(ctx context.Context, id string) ([]Session, error) {
+	v, err := revokeOneScript.Run(ctx, r.c, []string{r.sesKey(id)}, r.prefix, r.channel, id).Result()
+	if err == nil {
+		var out []Session
+		if out, err = decodeSessions(v); err == nil {
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("sessions: redis revoke %s: %w", id, err)
+}
+
+// AddApp implements Store: the application is a field of the session's
+// hash, so it goes when the session does.
+func (r *Redis) AddApp(ctx context.Context, id, clientID string) error {
+	n, err := addAppScript.Run(ctx, r.c, []string{r.sesKey(id)}, fApp+clientID).Int()
 	if err != nil {
-		return fmt.Errorf("sessions: redis revoke %s: %w", id, err)
+		return fmt.Errorf("sessions: redis add app to %s: %w", id, err)
+	}
+	if n == 0 {
+		return ErrNotFound
 	}
 	return nil
 }
@@ -487,7 +526,7 @@ func (r *Redis) listen(ctx context.Context, ps *redis.PubSub, sub *subscriber) {
 		if ctx.Err() != nil {
 			return
 		}
-		sub.push(Revocation{Reason: ReasonResync})
+		sub.push(Revocation{Reason: ReasonResync, Down: true})
 		backoff := 50 * time.Millisecond
 		for {
 			select {

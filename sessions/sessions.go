@@ -37,6 +37,10 @@ type Session struct {
 	ACR          string            // authentication context class, as the IdP reported it
 	AMR          []string          // authentication methods (RFC 8176), as the IdP reported them
 	Extra        map[string]string // anything else the broker needs back; keep it small
+	// Apps lists the applications (client IDs) that received tokens in
+	// the session (AddApp), in no particular order: exactly those get a
+	// back-channel logout when it ends. Create ignores it.
+	Apps []string
 }
 
 // clone returns s with its slice and map copied, so that neither a caller
@@ -44,6 +48,7 @@ type Session struct {
 func (s Session) clone() Session {
 	s.AMR = slices.Clone(s.AMR)
 	s.Extra = maps.Clone(s.Extra)
+	s.Apps = slices.Clone(s.Apps)
 	return s
 }
 
@@ -84,6 +89,10 @@ type Revocation struct {
 	UserID       string   `json:"user_id,omitempty"`       // set for ReasonUser and ReasonSession
 	ConnectionID string   `json:"connection_id,omitempty"` // set for ReasonConnection
 	Reason       string   `json:"reason"`
+	// Down is set on the ReasonResync sent when the subscription broke:
+	// until the next ReasonResync (sent once it is back), revocations
+	// made elsewhere are not heard, so nothing may be cached.
+	Down bool `json:"-"`
 }
 
 // Store keeps broker sessions and fans their revocations out to every node.
@@ -99,6 +108,12 @@ type Store interface {
 	// Revoke ends session id. Revoking a missing or already revoked session
 	// is not an error.
 	Revoke(ctx context.Context, id string) error
+	// RevokeSession is Revoke returning the session it ended (none if it
+	// was already gone), with its Apps, for back-channel logouts.
+	RevokeSession(ctx context.Context, id string) ([]Session, error)
+	// AddApp records that application clientID received tokens in live
+	// session id; ErrNotFound if the session has ended.
+	AddApp(ctx context.Context, id, clientID string) error
 	// RevokeUser ends every session of one user of one tenant and returns
 	// them (in no particular order), so that the caller can send back-channel
 	// logouts.

@@ -164,7 +164,12 @@ func TestRowLevelSecurityWithoutFilter(t *testing.T) {
 func TestSchemaInvariants(t *testing.T) {
 	_, pg := openPG(t)
 	ctx := context.Background()
-	global := map[string]bool{"events": true} // the vendor's stream; see migrations
+	global := map[string]bool{
+		"events": true, // the vendor's stream; see migrations
+		// Work queues that must outlive the tenant they name (migration 0010).
+		"revocations": true,
+		"logouts":     true,
+	}
 	globalIndexes := map[string]bool{
 		"domains_verified_domain": true, // one owner per verified domain
 		"connections_id":          true, // ACS URL → tenant

@@ -169,6 +169,10 @@ type Store interface {
 	// The operator console (operators.go, console_reads.go).
 	ConsoleStore
 
+	// The revocation and back-channel logout queues; see revocations.go
+	// and logouts.go.
+	RevocationStore
+
 	// Operations.
 	Ping(ctx context.Context) error
 	Migrate(ctx context.Context) error

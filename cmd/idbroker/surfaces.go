@@ -64,7 +64,8 @@ const usageSnapshots = time.Hour
 //	scim          /scim/v2/{dir} for Okta and Entra provisioning
 //	adminportal   the operator API, /api/v1
 //	portal        the self-serve portal for tenant IT admins, /portal
-//	events        webhook deliveries from the outbox (no routes)
+//	events        webhook deliveries from the outbox, and the revocation
+//	              queue applied to the session store (no routes)
 //	metrics       GET /metrics (Prometheus)
 //
 // Rate limits (cfg.RateLimits) run after each surface's authentication, on
@@ -100,11 +101,25 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	// Usage is metered where it happens and snapshotted daily (usageSnapshots).
 	meter := metering.New(st, nil, log.With("surface", "usage"))
 
+	// Revocations (deprovisioning, tenant pause and delete, connection
+	// deactivation, revoke_sessions) are recorded in the transaction of
+	// their change and applied through this node's Revoker; its Run
+	// retries, on every node, whatever the session store did not
+	// acknowledge (Redis down) until it does.
+	revoker, err := events.NewRevoker(events.RevokerConfig{
+		Store:    st,
+		Sessions: cached,
+		Logger:   log.With("surface", "revocations"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	registry := connections.NewRegistry(connections.Config{
 		Issuer:            cfg.Issuer,
 		Store:             st,
 		Once:              cache,
 		Sessions:          cached,
+		Revoker:           revoker,
 		HTTPClient:        outbound(safehttp.Options{}),
 		AllowInsecureURLs: cfg.Dev,
 		Logger:            log.With("surface", "connections"),
@@ -135,6 +150,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Store:    st,
 		Sessions: cached,
 		Usage:    meter,
+		Revoker:  revoker,
 		Logger:   log.With("surface", "scim"),
 		Limit:    limit(limits.SCIM),
 	})
@@ -163,6 +179,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Resolver:    resolver,
 		Portal:      selfServe,
 		Sessions:    cached,
+		Revoker:     revoker,
 		Connections: registry,
 		SCIMBaseURL: directories.BaseURL,
 		// Application changes take effect at once on this node.
@@ -219,6 +236,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	bg.Go(func() { registry.Run(ctx, connectionMaintenance) })
 	bg.Go(func() { webhooks.Run(ctx) })
 	bg.Go(func() { meter.Run(ctx, usageSnapshots) })
+	bg.Go(func() { revoker.Run(ctx) })
 	return announce, nil
 }
 

@@ -41,6 +41,7 @@ func RunConformance(t *testing.T, newImpl func(t *testing.T) Impl) {
 		{"RevokeUser", testRevokeUser},
 		{"RevokeTenant", testRevokeTenant},
 		{"RevokeConnection", testRevokeConnection},
+		{"Apps", testApps},
 		{"ListUser", testListUser},
 		{"Subscribe", testSubscribe},
 		{"SubscribeEnds", testSubscribeEnds},

@@ -55,6 +55,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"UsageRecords", testUsage},
 		{"Operators", testOperators},
 		{"ConsoleReads", testConsoleReads},
+		{"Revocations", testRevocations},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,231 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
+)
+
+// RevocationStore is what a Revoker needs of the store: the revocation
+// queue, and the logout queue its finished orders feed.
+type RevocationStore interface {
+	DueRevocations(ctx context.Context, now time.Time) (bool, error)
+	ClaimRevocations(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Revocation, error)
+	FinishRevocation(ctx context.Context, id string, logouts []store.Logout) error
+	RetryRevocation(ctx context.Context, id string, next time.Time, why string) error
+}
+
+// Defaults of a Revoker.
+const (
+	// DefaultRevocationRetry is how often an unacknowledged revocation is
+	// tried again. With the idle poll below it bounds how long after the
+	// session store comes back a queued revocation takes effect: well
+	// under a second.
+	DefaultRevocationRetry = 100 * time.Millisecond
+	// DefaultRevocationPoll is how often an idle Revoker looks for work
+	// recorded by other nodes (a read; claims are writes).
+	DefaultRevocationPoll = 250 * time.Millisecond
+	revocationLease       = 30 * time.Second
+	revocationBatch       = 50
+)
+
+// RevokerConfig configures a Revoker.
+type RevokerConfig struct {
+	Store RevocationStore
+	// Sessions is the session store the revocations are applied to; pass
+	// the node's *sessions.Cached so its cache forgets at once.
+	Sessions sessions.Store
+	Logger   *slog.Logger
+	Now      func() time.Time
+	// Retry and Poll default to DefaultRevocationRetry and
+	// DefaultRevocationPoll.
+	Retry, Poll time.Duration
+	// Ended, if set, is called with the sessions each applied revocation
+	// ended, after their logouts are queued (to wake the logout dispatcher).
+	Ended func(rv store.Revocation, ended []sessions.Session)
+}
+
+// Revoker applies the revocation queue to the session store.
+//
+// The guarantee it implements: a change that must end sessions records a
+// store.Revocation in its own transaction (store.RecordRevocation), so the
+// order exists if and only if the change committed. The caller then calls
+// Apply for immediate effect; whatever Apply could not finish (the session
+// store is unreachable) stays queued, and Run, on every node, claims and
+// retries it every Retry until the session store acknowledges, across
+// restarts. Applying is idempotent, so two nodes applying one order, or a
+// crash between applying and deleting it, are harmless.
+type Revoker struct {
+	cfg    RevokerConfig
+	log    *slog.Logger
+	wake   chan struct{}
+	failed atomic.Bool // the last attempt failed: ping before claiming
+}
+
+// NewRevoker returns a Revoker; Run it on every node.
+func NewRevoker(cfg RevokerConfig) (*Revoker, error) {
+	if cfg.Store == nil || cfg.Sessions == nil {
+		return nil, errors.New("events: revoker needs a Store and Sessions")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = DefaultRevocationRetry
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = DefaultRevocationPoll
+	}
+	r := &Revoker{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	return r, nil
+}
+
+// Apply applies revocations whose transaction has committed, now, in the
+// caller's goroutine, so that a response sent after it finds the sessions
+// already ended. It returns the sessions ended. An error means some were
+// not acknowledged by the session store: they stay queued for Run, which
+// applies them as soon as it answers again, so the caller should report
+// success all the same; the change and its revocation are durable.
+func (r *Revoker) Apply(ctx context.Context, revs ...store.Revocation) ([]sessions.Session, error) {
+	// The order is already durable: a client hanging up must not leave it
+	// half done.
+	ctx = context.WithoutCancel(ctx)
+	var all []sessions.Session
+	for _, rv := range revs {
+		ended, err := r.apply(ctx, rv)
+		all = append(all, ended...)
+		if err != nil {
+			r.failed.Store(true)
+			r.kick()
+			return all, err
+		}
+	}
+	return all, nil
+}
+
+func (r *Revoker) kick() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// apply ends the sessions of one order, queues their logouts and deletes
+// the order.
+func (r *Revoker) apply(ctx context.Context, rv store.Revocation) ([]sessions.Session, error) {
+	ss := r.cfg.Sessions
+	var (
+		ended []sessions.Session
+		err   error
+	)
+	switch rv.Kind {
+	case store.RevokeSession:
+		ended, err = ss.RevokeSession(ctx, rv.SubjectID)
+	case store.RevokeUser:
+		ended, err = ss.RevokeUser(ctx, rv.TenantID, rv.SubjectID)
+	case store.RevokeTenant:
+		ended, err = ss.RevokeTenant(ctx, rv.TenantID)
+	case store.RevokeConnection:
+		ended, err = ss.RevokeConnection(ctx, rv.TenantID, rv.SubjectID)
+	default:
+		err = fmt.Errorf("unknown revocation kind %q", rv.Kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("events: apply revocation %s (%s %s): %w", rv.ID, rv.Kind, rv.SubjectID, err)
+	}
+	var logouts []store.Logout
+	for _, s := range ended {
+		for _, app := range s.Apps {
+			logouts = append(logouts, store.Logout{SessionID: s.ID, TenantID: s.TenantID, UserID: s.UserID, ApplicationID: app})
+		}
+	}
+	if err := r.cfg.Store.FinishRevocation(ctx, rv.ID, logouts); err != nil {
+		// The sessions have ended; only the bookkeeping failed. Retrying
+		// the order re-applies it harmlessly, but its logouts are lost:
+		// say so.
+		r.log.ErrorContext(ctx, "revocation applied but not recorded", "revocation", rv.ID, "logouts", len(logouts), "err", err)
+		return ended, fmt.Errorf("events: finish revocation %s: %w", rv.ID, err)
+	}
+	r.log.InfoContext(ctx, "sessions revoked", "revocation", rv.ID, "kind", rv.Kind, "tenant_id", rv.TenantID,
+		"subject", rv.SubjectID, "reason", rv.Reason, "sessions", len(ended), "logouts", len(logouts))
+	if r.cfg.Ended != nil {
+		r.cfg.Ended(rv, ended)
+	}
+	return ended, nil
+}
+
+// Run applies queued revocations until ctx is done: those recorded on any
+// node whose immediate Apply failed or never ran (a crash between commit
+// and Apply). It returns nil once ctx is done.
+func (r *Revoker) Run(ctx context.Context) error {
+	for {
+		n, err := r.ApplyDue(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.log.WarnContext(ctx, "revocations not yet applied; retrying", "err", err)
+		}
+		if n > 0 && err == nil {
+			continue // there may be more
+		}
+		wait := r.cfg.Poll
+		if err != nil {
+			wait = r.cfg.Retry
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// pinger is the session stores' health check (Memory and Redis have it).
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// ApplyDue claims the revocations due now and applies them, stopping at
+// the first the session store does not acknowledge (the others would fail
+// the same way); it reports how many it applied.
+func (r *Revoker) ApplyDue(ctx context.Context) (int, error) {
+	now := r.cfg.Now()
+	due, err := r.cfg.Store.DueRevocations(ctx, now)
+	if err != nil || !due {
+		return 0, err
+	}
+	if p, ok := r.cfg.Sessions.(pinger); ok && r.failed.Load() {
+		// While the session store is down, a ping is cheaper than claiming
+		// and releasing every queued order.
+		if err := p.Ping(ctx); err != nil {
+			return 0, err
+		}
+	}
+	claimed, err := r.cfg.Store.ClaimRevocations(ctx, now, revocationLease, revocationBatch)
+	if err != nil {
+		return 0, fmt.Errorf("events: claim revocations: %w", err)
+	}
+	ctx = context.WithoutCancel(ctx) // finish what was claimed
+	for i, rv := range claimed {
+		if _, err := r.apply(ctx, rv); err != nil {
+			r.failed.Store(true)
+			next := r.cfg.Now().Add(r.cfg.Retry)
+			for _, left := range claimed[i:] {
+				if rerr := r.cfg.Store.RetryRevocation(ctx, left.ID, next, err.Error()); rerr != nil {
+					r.log.ErrorContext(ctx, "reschedule revocation", "revocation", left.ID, "err", rerr)
+				}
+			}
+			return i, err
+		}
+	}
+	r.failed.Store(false)
+	return len(claimed), nil
+}

@@ -1,0 +1,100 @@
+package sessionstest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/internal/testdb"
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a redis-server of a test's own, on a spare port, for fault
+// tests that stop Redis: the machine's shared Redis is never touched. It
+// persists every write (appendonly, fsync always) in a directory of the
+// test, so that Kill and Start behave like a crash and a restart, not like
+// a wipe.
+type Server struct {
+	t    testing.TB
+	port int
+	dir  string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// StartServer starts a redis-server (from PATH) and stops it when t ends.
+// Without the binary the test is skipped, or failed when CI=true.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		testdb.Unavailable(t, "redis-server not in PATH: %v", err)
+		return nil
+	}
+	s := &Server{t: t, port: freePort(t), dir: t.TempDir()}
+	s.Start()
+	t.Cleanup(s.Kill)
+	return s
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// URL is the server's redis:// URL; it stays the same across restarts.
+func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
+
+// Start (re)starts the server on its port with its data, and waits until
+// it answers.
+func (s *Server) Start() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		s.t.Fatal("sessionstest: redis-server already running")
+	}
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--dir", s.dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+		"--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning")
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	s.cmd = cmd
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port)})
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server on port %d not answering: %v", s.port, err)
+		}
+	}
+}
+
+// Kill stops the server with SIGKILL, as a crash would, and waits for it
+// to exit. Killing a stopped server does nothing.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
