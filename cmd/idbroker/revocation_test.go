@@ -101,6 +101,8 @@ func TestRevocationSurvivesRedisOutage(t *testing.T) {
 			live = next
 			time.Sleep(100 * time.Millisecond)
 		}
+		// Node A's Redis client may take a moment to redial.
+		waitStatus(t, a, "/readyz", http.StatusOK, func(healthJSON) bool { return true })
 	}
 
 	// 1. SCIM DELETE of a user with a live session.
