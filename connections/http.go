@@ -69,8 +69,11 @@ func (r *Registry) serveFinish(typ store.ConnectionType, complete CompleteFunc) 
 		if err == nil {
 			err = r.checkTenant(ctx, conn.TenantID)
 		}
+		// One request for Finish and complete: what Finish parsed (the
+		// ACS form) is there for complete to show a test login's admin.
+		req = req.WithContext(ctx)
 		if err == nil {
-			res, err = cn.Finish(ctx, req.WithContext(ctx))
+			res, err = cn.Finish(ctx, req)
 			if conn.Status != store.ConnectionActive && !IsTestLogin(res.RequestID) {
 				res, err = Result{}, fmt.Errorf("%w: %s is %s", ErrConnectionInactive, conn.ID, conn.Status)
 			}
@@ -81,7 +84,7 @@ func (r *Registry) serveFinish(typ store.ConnectionType, complete CompleteFunc) 
 		// The broker needs the connection's identity and status, never
 		// its sealed secrets (and the cached row's map is shared).
 		conn.Secrets = nil
-		complete(ctx, c.Response(), req.WithContext(ctx), conn, res, err)
+		complete(ctx, c.Response(), req, conn, res, err)
 		return nil
 	}
 }

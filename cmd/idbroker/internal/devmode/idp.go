@@ -48,7 +48,10 @@ func newTestIdP(d *Dev, key *rsa.PrivateKey, cert *x509.Certificate) *testIdP {
 // GetSession implements saml.SessionProvider: the user chosen on the login
 // page (remembered in a cookie), or the login page itself.
 func (t *testIdP) GetSession(w http.ResponseWriter, r *http.Request, req *saml.IdpAuthnRequest) *saml.Session {
-	if c, err := r.Cookie(idpUserCookie); err == nil && (req.Request.ForceAuthn == nil || !*req.Request.ForceAuthn) {
+	// ForceAuthn (the portal's test logins ask for it) is met by the
+	// login page just submitted, which comes back marked fresh.
+	forced := req.Request.ForceAuthn != nil && *req.Request.ForceAuthn
+	if c, err := r.Cookie(idpUserCookie); err == nil && (!forced || r.URL.Query().Get("fresh") == "1") {
 		for _, u := range DevUsers {
 			if u.Login == c.Value {
 				return sessionFor(u)
@@ -110,7 +113,7 @@ func (t *testIdP) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: idpUserCookie, Value: user, Path: "/dev/idp", HttpOnly: true, SameSite: http.SameSiteLaxMode})
-	http.Redirect(w, r, ret, http.StatusSeeOther)
+	http.Redirect(w, r, ret+"&fresh=1", http.StatusSeeOther)
 }
 
 func (t *testIdP) logout(w http.ResponseWriter, r *http.Request) {
