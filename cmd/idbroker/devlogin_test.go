@@ -56,6 +56,14 @@ func testDevLogin(t *testing.T, env map[string]string) {
 		}
 		return string(body), resp.Request.URL.String()
 	}
+	// The first-run page links everything; the console's dev operator was
+	// printed once, with its authenticator key.
+	if page, _ := read(c.Get(b.base + "/")); !strings.Contains(page, `href="/console"`) || !strings.Contains(page, `href="/dev/app"`) {
+		t.Errorf("GET / is not the first-run page:\n%s", page)
+	}
+	if out := b.output.String(); !strings.Contains(out, "console operator created") || !strings.Contains(out, "totp_secret=") {
+		t.Errorf("the dev operator's credentials were not logged:\n%s", out)
+	}
 	attr := func(page, re string) string {
 		t.Helper()
 		m := regexp.MustCompile(re).FindStringSubmatch(page)
@@ -100,7 +108,7 @@ func testDevLogin(t *testing.T, env map[string]string) {
 	}
 	// ACS → broker → code → /dev/app/callback, which shows the claims.
 	page, at = read(c.PostForm(resolve(at, acs), form))
-	raw := attr(page, `(?s)<pre>(.*)</pre>`)
+	raw := attr(page, `(?s)<pre[^>]*>(.*)</pre>`)
 	var claims map[string]any
 	if err := json.Unmarshal([]byte(raw), &claims); err != nil {
 		t.Fatalf("no claims at %s (%v):\n%s", at, err, page)

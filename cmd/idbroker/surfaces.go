@@ -266,7 +266,18 @@ func mountDev(ctx context.Context, e *echo.Echo, cfg Config, st store.Store, reg
 		return nil, fmt.Errorf("dev: %w", err)
 	}
 	dev.Mount(e)
+	op, created, err := console.SeedDevOperator(ctx, st)
+	if err != nil {
+		return nil, fmt.Errorf("dev: %w", err)
+	}
+	dev.MountLanding(e, devmode.Landing{ConsoleEmail: op.Email, APIReference: "/api/v1/openapi.json"})
 	return func() {
+		log.Info("dev: start here", "url", cfg.Issuer+"/")
+		if created {
+			// Printed once, at creation: nothing else knows them.
+			log.Warn("dev: console operator created; these credentials are shown only now",
+				"url", cfg.Issuer+console.Path, "email", op.Email, "password", op.Password, "totp_secret", op.TOTPSecret)
+		}
 		log.Info("dev: open the demo app and sign in through the built-in test IdP",
 			"url", cfg.Issuer+"/dev/app", "tenant_id", dev.TenantID, "connection_id", dev.ConnectionID, "client_id", dev.AppID)
 		if cfg.BootstrapAPIKey == "" {

@@ -39,6 +39,10 @@ func (d *Dev) Mount(e *echo.Echo) {
 	e.GET("/dev/app", echo.WrapHandler(http.HandlerFunc(d.appHome)))
 	e.GET("/dev/app/login", echo.WrapHandler(http.HandlerFunc(d.appLogin)))
 	e.GET("/dev/app/callback", echo.WrapHandler(http.HandlerFunc(d.appCallback)))
+	e.POST("/dev/app/backchannel", echo.WrapHandler(http.HandlerFunc(d.appBackchannel)))
+	e.POST("/dev/app/deprovision", echo.WrapHandler(http.HandlerFunc(d.appDeprovision)))
+	e.POST("/dev/app/reprovision", echo.WrapHandler(http.HandlerFunc(d.appReprovision)))
+	e.GET("/dev/app/status", echo.WrapHandler(http.HandlerFunc(d.appStatus)))
 }
 
 func (d *Dev) render(w http.ResponseWriter, status int, name string, data map[string]any) {
@@ -49,12 +53,19 @@ func (d *Dev) render(w http.ResponseWriter, status int, name string, data map[st
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// The page's script (the live status) and styles come from /static.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "+
+		"connect-src 'self'; form-action 'self' "+d.Issuer+"; frame-ancestors 'none'; base-uri 'none'")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }
 
 func (d *Dev) appHome(w http.ResponseWriter, r *http.Request) {
-	d.render(w, http.StatusOK, "app.html", map[string]any{"Issuer": d.Issuer, "ClientID": d.AppID, "Users": DevUsers})
+	data := map[string]any{"Issuer": d.Issuer, "ClientID": d.AppID, "Users": DevUsers}
+	if u := d.appUser(r); u != nil {
+		data["Claims"], data["Email"], data["CSRF"], data["Deprovisioned"] = u.Claims, u.Email, u.CSRF, u.Deprovisioned
+	}
+	d.render(w, http.StatusOK, "app.html", data)
 }
 
 // appLogin starts an authorization code flow with PKCE against the broker,
@@ -134,8 +145,84 @@ func (d *Dev) appCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pretty, _ := json.MarshalIndent(claims, "", "  ")
-	d.render(w, http.StatusOK, "app.html", map[string]any{"Issuer": d.Issuer, "ClientID": d.AppID, "Users": DevUsers,
-		"Claims": string(pretty), "Email": claims["email"]})
+	// The demo app keeps its user server-side, as a web app would, so
+	// that it can show the access token's fate after "Deprovision me".
+	u := &appUser{Claims: string(pretty), AccessToken: tok.AccessToken, CSRF: secrets.NewToken("")}
+	u.Email, _ = claims["email"].(string)
+	u.Sub, _ = claims["sub"].(string)
+	u.SID, _ = claims["sid"].(string)
+	id := secrets.NewToken("")
+	d.demo.mu.Lock()
+	d.demo.users[id] = u
+	d.demo.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: appSessionCookie, Value: id, Path: "/dev/app", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, "/dev/app", http.StatusSeeOther)
+}
+
+// appSessionCookie names the demo app's own session.
+const appSessionCookie = "idb_dev_app_session"
+
+func (d *Dev) appUser(r *http.Request) *appUser {
+	c, err := r.Cookie(appSessionCookie)
+	if err != nil {
+		return nil
+	}
+	d.demo.mu.Lock()
+	defer d.demo.mu.Unlock()
+	return d.demo.users[c.Value]
+}
+
+// appDeprovision pushes the SCIM deactivation of the signed-in user, as
+// the company's IdP would when IT offboards them.
+func (d *Dev) appDeprovision(w http.ResponseWriter, r *http.Request) { d.appProvision(w, r, false) }
+
+// appReprovision makes the user active again, so the demo can be replayed.
+func (d *Dev) appReprovision(w http.ResponseWriter, r *http.Request) { d.appProvision(w, r, true) }
+
+func (d *Dev) appProvision(w http.ResponseWriter, r *http.Request, active bool) {
+	u := d.appUser(r)
+	if u == nil || !secrets.Equal([]byte(r.PostFormValue("csrf")), []byte(u.CSRF)) {
+		d.render(w, http.StatusForbidden, "app.html", map[string]any{"Issuer": d.Issuer, "ClientID": d.AppID, "Users": DevUsers,
+			"Error": "sign in first (the form was not this session's)"})
+		return
+	}
+	if err := d.setActive(r.Context(), u.Email, active); err != nil {
+		d.render(w, http.StatusBadGateway, "app.html", map[string]any{"Issuer": d.Issuer, "ClientID": d.AppID, "Users": DevUsers,
+			"Claims": u.Claims, "Email": u.Email, "CSRF": u.CSRF, "Error": err.Error()})
+		return
+	}
+	d.demo.mu.Lock()
+	u.Deprovisioned = !active
+	d.demo.mu.Unlock()
+	if active {
+		// The old session is over for good: sign in again.
+		http.SetCookie(w, &http.Cookie{Name: appSessionCookie, Path: "/dev/app", MaxAge: -1})
+	}
+	http.Redirect(w, r, "/dev/app", http.StatusSeeOther)
+}
+
+// appStatus is what the page polls: is the access token still active at
+// the broker, and has the back-channel logout for its session arrived?
+func (d *Dev) appStatus(w http.ResponseWriter, r *http.Request) {
+	u := d.appUser(r)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	if u == nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(map[string]string{"error": "not signed in"})
+		return
+	}
+	active, err := d.introspect(r.Context(), u.AccessToken)
+	ans := map[string]any{"token_active": active, "sid": u.SID}
+	if err != nil {
+		ans["error"] = err.Error()
+	}
+	d.demo.mu.Lock()
+	if at, ok := d.demo.logouts[u.SID]; ok {
+		ans["backchannel_logout_at"] = at.UTC().Format(time.RFC3339)
+	}
+	d.demo.mu.Unlock()
+	json.NewEncoder(w).Encode(ans)
 }
 
 // devClient reaches the broker, which is this very process: the safe
@@ -145,6 +232,8 @@ var devClient = &http.Client{Timeout: 10 * time.Second}
 type endpoints struct {
 	Authorization string `json:"authorization_endpoint"`
 	Token         string `json:"token_endpoint"`
+	Introspection string `json:"introspection_endpoint"`
+	JWKS          string `json:"jwks_uri"`
 }
 
 // endpoints reads the broker's discovery document, as a client would.

@@ -74,8 +74,14 @@ func TestSeedIsIdempotent(t *testing.T) {
 	conns, _ := st.Connections(ctx)
 	apps, _, _ := st.ListApplications(context.Background(), store.Page{Limit: 100})
 	tenants, _, _ := st.ListTenants(context.Background(), store.Page{Limit: 100})
-	if len(conns) != 1 || conns[0].Status != store.ConnectionActive || len(apps) != 1 || !apps[0].Public || len(tenants) != 1 {
-		t.Fatalf("seeded %d connections, %d apps, %d tenants", len(conns), len(apps), len(tenants))
+	dirs, _ := st.Directories(ctx)
+	// The demo app (public) and the client it introspects with.
+	if len(conns) != 1 || conns[0].Status != store.ConnectionActive || len(apps) != 2 || !apps[0].Public || apps[1].Public ||
+		len(tenants) != 1 || len(dirs) != 1 {
+		t.Fatalf("seeded %d connections, %d apps, %d tenants, %d directories", len(conns), len(apps), len(tenants), len(dirs))
+	}
+	if apps[0].BackchannelLogoutURI != h.srv.URL+"/dev/app/backchannel" {
+		t.Fatalf("demo app back-channel logout URI = %q", apps[0].BackchannelLogoutURI)
 	}
 	if d, err := st.Domain(ctx, Domain); err != nil || !d.Verified {
 		t.Fatalf("domain = %+v, %v", d, err)

@@ -41,6 +41,13 @@ type Store interface {
 	UpdateConnection(ctx context.Context, c store.Connection) (store.Connection, error)
 	ListApplications(ctx context.Context, p store.Page) ([]store.Application, string, error)
 	CreateApplication(ctx context.Context, a store.Application) (store.Application, error)
+	// The demo of deprovisioning (deprovision.go): the app's back-channel
+	// logout, an introspecting API client and a SCIM directory.
+	UpdateApplication(ctx context.Context, id string, u store.ApplicationUpdate) (store.Application, error)
+	DeleteApplication(ctx context.Context, id string) error
+	Directories(ctx context.Context) ([]store.Directory, error)
+	CreateDirectory(ctx context.Context, d store.Directory) (store.Directory, error)
+	SetDirectoryToken(ctx context.Context, id string, tokenHash []byte) error
 }
 
 // Dev is the seeded dev environment. Mount serves its pages.
@@ -53,6 +60,8 @@ type Dev struct {
 	st  Store
 	reg *connections.Registry
 	idp *testIdP
+
+	demo demo // the deprovisioning demo's credentials and state
 }
 
 // Seed creates, or finds from an earlier start, the dev tenant, its SAML
@@ -96,6 +105,9 @@ func Seed(ctx context.Context, st Store, reg *connections.Registry, issuer strin
 	if err := d.seedApp(ctx); err != nil {
 		return nil, err
 	}
+	if err := d.seedDemo(ctx, tctx); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -112,6 +124,7 @@ func (d *Dev) seedConnection(ctx context.Context) error {
 			}
 			d.ConnectionID = c.ID
 			d.idp = newTestIdP(d, key, cert)
+			d.demo.key = key
 			return nil
 		}
 	}
@@ -154,6 +167,7 @@ func (d *Dev) seedConnection(ctx context.Context) error {
 	}
 	d.ConnectionID = conn.ID
 	d.idp = newTestIdP(d, key, cert)
+	d.demo.key = key
 	return nil
 }
 
@@ -168,6 +182,14 @@ func (d *Dev) seedApp(ctx context.Context) error {
 		for _, a := range apps {
 			if a.Name == AppName && a.Public && len(a.RedirectURIs) == 1 && a.RedirectURIs[0] == redirect {
 				d.AppID = a.ID
+				if a.BackchannelLogoutURI == d.backchannelURI() {
+					return nil
+				}
+				// Seeded before the demo app received back-channel logouts.
+				bcl := d.backchannelURI()
+				if _, err := d.st.UpdateApplication(ctx, a.ID, store.ApplicationUpdate{BackchannelLogoutURI: &bcl}); err != nil {
+					return fmt.Errorf("devmode: update application: %w", err)
+				}
 				return nil
 			}
 		}
@@ -177,7 +199,7 @@ func (d *Dev) seedApp(ctx context.Context) error {
 		after = next
 	}
 	a, err := d.st.CreateApplication(ctx, store.Application{Name: AppName, Public: true, RedirectURIs: []string{redirect},
-		PostLogoutRedirectURIs: []string{d.Issuer + "/dev/app"}, IDTokenSigningAlg: "RS256"})
+		PostLogoutRedirectURIs: []string{d.Issuer + "/dev/app"}, BackchannelLogoutURI: d.backchannelURI(), IDTokenSigningAlg: "RS256"})
 	if err != nil {
 		return fmt.Errorf("devmode: create application: %w", err)
 	}

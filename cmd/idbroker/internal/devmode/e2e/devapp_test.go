@@ -70,7 +70,7 @@ func TestDevAppLoginThroughBroker(t *testing.T) {
 	}
 	// The ACS → broker → code → /dev/app/callback → claims.
 	page, at = post(unescape(acs[1]), vals)
-	m := regexp.MustCompile(`(?s)<pre>(.*)</pre>`).FindStringSubmatch(page)
+	m := regexp.MustCompile(`(?s)<pre[^>]*>(.*)</pre>`).FindStringSubmatch(page)
 	if m == nil {
 		t.Fatalf("no claims at %s: %s", at, page)
 	}

@@ -1,0 +1,255 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/labstack/echo/v4"
+	"github.com/pquerna/otp/totp"
+
+	adminportal "github.com/idbroker/idbroker/admin-portal"
+	"github.com/idbroker/idbroker/admin-portal/console"
+	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/cmd/idbroker/internal/devmode"
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/internal/browsertest"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/safehttp"
+	"github.com/idbroker/idbroker/scim"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/signing"
+	"github.com/idbroker/idbroker/store/storetest"
+	"github.com/idbroker/idbroker/web"
+)
+
+// firstRun is what `serve --dev` serves, with the surfaces the first-run
+// page links: broker, connections, SCIM, operator API, console, dev IdP,
+// demo app and landing page.
+type firstRun struct {
+	issuer string
+	dev    *devmode.Dev
+	op     console.DevOperator
+}
+
+func startFirstRun(t *testing.T) *firstRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	st := storetest.SQLite(t)
+	mem := sessions.NewMemory()
+	var h http.Handler
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(ts.Close)
+	issuer := ts.URL
+	client := safehttp.NewClient(safehttp.Options{AllowPrivate: true})
+
+	keys, err := signing.NewManager(st, signing.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.EnsureKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reg := connections.NewRegistry(connections.Config{Issuer: issuer, Store: st, Once: mem, Sessions: mem,
+		HTTPClient: client, AllowInsecureURLs: true})
+	p, err := broker.New(broker.Config{Issuer: issuer, Store: st, Sessions: mem, Once: mem, Keys: keys, Connectors: reg, HTTPClient: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	directories, err := scim.New(scim.Config{Issuer: issuer, Store: st, Sessions: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := adminportal.NewAPI(adminportal.APIConfig{Store: st, Sessions: mem, Connections: reg})
+	con := console.New(console.Config{Issuer: issuer, Store: st, Tenants: api})
+	dev, err := devmode.Seed(ctx, st, reg, issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, created, err := console.SeedDevOperator(ctx, st)
+	if err != nil || !created {
+		t.Fatalf("seed dev operator: created %v, %v", created, err)
+	}
+	if again, created, err := console.SeedDevOperator(ctx, st); err != nil || created || again.TOTPSecret != "" {
+		t.Fatalf("second seed: %+v %v %v", again, created, err)
+	}
+	// A restart finds everything seeded, with the same derived secrets.
+	if _, err := devmode.Seed(ctx, st, reg, issuer); err != nil {
+		t.Fatalf("seed again: %v", err)
+	}
+
+	srv := httpserver.New(httpserver.Config{})
+	e := srv.Echo()
+	p.Mount(e)
+	reg.Mount(e, p.Complete)
+	directories.Mount(e)
+	api.Mount(e)
+	con.Mount(e)
+	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static", web.Static())))
+	dev.Mount(e)
+	dev.MountLanding(e, devmode.Landing{ConsoleEmail: op.Email, APIReference: "/api/v1/openapi.json"})
+	h = srv.Handler()
+	return &firstRun{issuer: issuer, dev: dev, op: op}
+}
+
+// TestFirstRunInBrowser is a newcomer's first minutes: the landing page at
+// /, a sign-in to the demo app and "Deprovision me" (the token turns
+// inactive, the back-channel logout arrives, live on the page), and the
+// console's dev operator pausing the tenant, which ends another user's
+// session.
+func TestFirstRunInBrowser(t *testing.T) {
+	fr := startFirstRun(t)
+	shots := t.TempDir()
+	fail := func(t *testing.T, tab context.Context, what string, err error) {
+		t.Helper()
+		t.Fatalf("%s: %v (screenshot %s)", what, err, browsertest.Screenshot(t, tab, shots, strings.ReplaceAll(t.Name(), "/", "_")+".png"))
+	}
+	text := func(t *testing.T, tab context.Context, sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(tab, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			fail(t, tab, "read "+sel, err)
+		}
+		return s
+	}
+	// signIn signs user in to the demo app in a fresh tab.
+	signIn := func(t *testing.T, browser context.Context, user string) context.Context {
+		t.Helper()
+		tab := browsertest.NewTab(t, browser)
+		if err := chromedp.Do(tab,
+			chromedp.Navigate(fr.issuer+"/"),
+			chromedp.Click(chromedp.CSS("#demo-app")),
+			chromedp.WaitVisible(chromedp.CSS(`a[href="/dev/app/login"]`)),
+			chromedp.Click(chromedp.CSS(`a[href="/dev/app/login"]`)),
+			chromedp.WaitVisible(chromedp.ID("email")),
+			chromedp.SendKeys(chromedp.ID("email"), user+"@example.com"),
+			chromedp.Submit(chromedp.ID("email")),
+			chromedp.WaitVisible(chromedp.CSS(`button[name="user"][value="`+user+`"]`)),
+			chromedp.Click(chromedp.CSS(`button[name="user"][value="`+user+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#claims")),
+		); err != nil {
+			fail(t, tab, "sign in as "+user, err)
+		}
+		return tab
+	}
+	status := func(t *testing.T, tab context.Context) (active bool, logout string) {
+		t.Helper()
+		raw, err := chromedp.Run(tab, chromedp.Evaluate[string](`fetch("/dev/app/status").then(r => r.text())`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			fail(t, tab, "status", err)
+		}
+		var s struct {
+			Active bool   `json:"token_active"`
+			Logout string `json:"backchannel_logout_at"`
+			Error  string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(raw), &s); err != nil || s.Error != "" {
+			t.Fatalf("status %s: %v", raw, err)
+		}
+		return s.Active, s.Logout
+	}
+
+	t.Run("landing page", func(t *testing.T) {
+		resp, err := http.Get(fr.issuer + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+			strings.Contains(resp.Header.Get("Content-Security-Policy"), "unsafe-inline") {
+			t.Fatalf("GET / = %d %v", resp.StatusCode, resp.Header)
+		}
+		for _, want := range []string{`href="/dev/app"`, `href="/console"`, `href="/api/v1/openapi.json"`, fr.op.Email, `rel="icon"`} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("landing page lacks %s", want)
+			}
+		}
+		if resp, err := http.Get(fr.issuer + "/static/favicon.svg"); err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("favicon: %v %v", resp, err)
+		}
+	})
+
+	t.Run("deprovision me", func(t *testing.T) {
+		browser := browsertest.New(t)
+		tab := signIn(t, browser, "alice")
+		if active, _ := status(t, tab); !active {
+			t.Fatal("the fresh access token does not introspect as active")
+		}
+		if err := chromedp.Do(tab,
+			chromedp.Click(chromedp.ID("deprovision")),
+			chromedp.WaitVisible(chromedp.ID("live")),
+		); err != nil {
+			fail(t, tab, "deprovision", err)
+		}
+		// The page itself shows both, updated by its script.
+		if _, err := chromedp.Run(tab, chromedp.Poll[bool](
+			`document.getElementById("token-state").textContent === "inactive" && document.getElementById("bcl-state").textContent.startsWith("received")`,
+			chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			fail(t, tab, "live status: token "+text(t, tab, "#token-state")+", logout "+text(t, tab, "#bcl-state"), err)
+		}
+		t.Logf("screenshot: %s", browsertest.Screenshot(t, tab, shots, "deprovisioned.png"))
+		// Re-provisioned, alice can sign in again.
+		if err := chromedp.Do(tab, chromedp.Submit(chromedp.CSS(`form[action="/dev/app/reprovision"] button`))); err != nil {
+			fail(t, tab, "reprovision", err)
+		}
+		signIn(t, browser, "alice")
+	})
+
+	t.Run("console pauses the tenant", func(t *testing.T) {
+		browser := browsertest.New(t)
+		bob := signIn(t, browser, "bob")
+		if active, _ := status(t, bob); !active {
+			t.Fatal("bob's fresh access token does not introspect as active")
+		}
+		code, err := totp.GenerateCode(fr.op.TOTPSecret, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tab := browsertest.NewTab(t, browser)
+		if err := chromedp.Do(tab,
+			chromedp.Navigate(fr.issuer+"/"),
+			chromedp.Click(chromedp.CSS("#console")),
+			chromedp.WaitVisible(chromedp.ID("email")),
+			chromedp.SendKeys(chromedp.ID("email"), fr.op.Email),
+			chromedp.SendKeys(chromedp.ID("password"), fr.op.Password),
+			chromedp.SendKeys(chromedp.ID("code"), code),
+			chromedp.Submit(chromedp.ID("code")),
+			chromedp.WaitVisible(chromedp.CSS(`a[href="/console/tenants/`+fr.dev.TenantID+`"]`)),
+			chromedp.Click(chromedp.CSS(`a[href="/console/tenants/`+fr.dev.TenantID+`"]`)),
+			chromedp.WaitVisible(chromedp.ID("pause")),
+			chromedp.Click(chromedp.ID("pause")),
+			chromedp.WaitVisible(chromedp.ID("confirm")),
+			chromedp.Click(chromedp.ID("confirm")),
+			chromedp.WaitVisible(chromedp.CSS(".notice")),
+		); err != nil {
+			fail(t, tab, "pause from the console", err)
+		}
+		if got := text(t, tab, "#tenant-status"); got != "paused" {
+			fail(t, tab, "tenant status", errors.New(got))
+		}
+		active, logout := status(t, bob)
+		if active {
+			t.Fatal("bob's access token still introspects as active after the pause")
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for logout == "" && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+			_, logout = status(t, bob)
+		}
+		if logout == "" {
+			t.Fatal("no back-channel logout reached the demo app after the pause")
+		}
+	})
+}
