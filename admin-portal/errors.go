@@ -45,6 +45,8 @@ func toAPIError(err error) error {
 		// The store's reasons are written for people ("store: invalid
 		// value: name is empty"); show them without the package prefix.
 		return &httpserver.Error{Status: http.StatusBadRequest, Code: httpserver.CodeInvalidRequest, Message: strings.TrimPrefix(err.Error(), "store: "), Err: err}
+	case errors.Is(err, store.ErrUnavailable):
+		return httpserver.Unavailable(err)
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		return &httpserver.Error{Status: 499, Code: "client_closed_request", Message: "client closed request", Err: err}

@@ -39,7 +39,40 @@ func (p *Provider) page(c echo.Context, status int, t pageText) error {
 // internal logs err and shows the generic page.
 func (p *Provider) internal(c echo.Context, err error) error {
 	p.log.ErrorContext(c.Request().Context(), "broker: login", "err", err)
+	httpserver.SetRetryAfter(c)
 	return p.page(c, http.StatusServiceUnavailable, pageUnavailable)
+}
+
+// RenderPageError answers, as the end-user error page, an error that
+// reached the server's error handler on a browser-facing path (a body
+// over the server's limit, a recovered panic): for
+// httpserver.Server.RenderErrors.
+func (p *Provider) RenderPageError(c echo.Context, e *httpserver.Error) error {
+	t := pageBadRequest
+	switch {
+	case e.Status == http.StatusTooManyRequests:
+		t = pageTooMany
+	case e.Status >= 500:
+		t = pageUnavailable
+	}
+	return p.page(c, e.Status, t)
+}
+
+// RenderOAuthError answers, in OAuth error JSON (RFC 6749 §5.2), an error
+// that reached the server's error handler under /oauth/ (a body over the
+// server's limit, an unknown endpoint, a dependency outage): for
+// httpserver.Server.RenderErrors.
+func (p *Provider) RenderOAuthError(c echo.Context, e *httpserver.Error) error {
+	code := errInvalidRequest
+	switch {
+	case e.Status == http.StatusUnauthorized:
+		code = errInvalidClient
+	case e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable:
+		code = errTemporarilyUnavailable
+	case e.Status >= 500:
+		code = "server_error"
+	}
+	return writeOAuthError(c, e.Status, code, e.Message)
 }
 
 func (p *Provider) pendingError(c echo.Context, err error) error {

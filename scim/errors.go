@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -96,6 +98,8 @@ func toError(err error) *Error {
 			msg = "no such SCIM endpoint"
 		}
 		return &Error{Status: he.Code, Detail: msg, Err: err}
+	case errors.Is(err, store.ErrUnavailable) || httpserver.IsUnavailable(err):
+		return &Error{Status: http.StatusServiceUnavailable, Detail: "the directory service is temporarily unavailable; retry later", Err: err}
 	case errors.Is(err, context.Canceled):
 		return &Error{Status: 499, Detail: "client closed request", Err: err}
 	}
@@ -113,10 +117,37 @@ func (s *Server) writeError(c echo.Context, err error) error {
 	if c.Response().Committed {
 		return nil
 	}
+	if e.Status == http.StatusServiceUnavailable {
+		httpserver.SetRetryAfter(c)
+	}
 	return writeJSON(c, e.Status, errorBody{
 		Schemas:  []string{SchemaError},
 		Status:   strconv.Itoa(e.Status),
 		ScimType: e.ScimType,
 		Detail:   e.Detail,
+	})
+}
+
+// Prefix is the path under which the SCIM routes are mounted, for
+// httpserver.Server.RenderErrors.
+func (s *Server) Prefix() string {
+	return strings.TrimSuffix(s.issuer.Path, "/") + "/scim/v2/"
+}
+
+// RenderError answers, in the SCIM error schema, an error that reached the
+// server's error handler under Prefix (a body over the server's limit, a
+// recovered panic): for httpserver.Server.RenderErrors.
+func (s *Server) RenderError(c echo.Context, e *httpserver.Error) error {
+	msg := e.Message
+	if e.Status >= 500 {
+		msg = http.StatusText(e.Status)
+		if e.Status == http.StatusServiceUnavailable {
+			msg = "the directory service is temporarily unavailable; retry later"
+		}
+	}
+	return writeJSON(c, e.Status, errorBody{
+		Schemas: []string{SchemaError},
+		Status:  strconv.Itoa(e.Status),
+		Detail:  msg,
 	})
 }

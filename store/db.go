@@ -136,7 +136,7 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) (err
 	}
 	t, err := db.d.begin(ctx)
 	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
+		return fmt.Errorf("store: begin: %w", db.d.classify(err))
 	}
 	st := &txState{tx: t}
 	defer func() {
@@ -167,7 +167,7 @@ func (db *DB) scoped(ctx context.Context, fn func(q querier, tenantID string) er
 		st := ctx.Value(txKey{}).(*txState)
 		if st.tenant != tenantID {
 			if err := st.tx.setTenant(ctx, tenantID); err != nil {
-				return fmt.Errorf("store: set tenant: %w", err)
+				return fmt.Errorf("store: set tenant: %w", db.d.classify(err))
 			}
 			st.tenant = tenantID
 		}

@@ -19,4 +19,9 @@ var (
 	// ErrVersionMismatch is an update whose expected version (a SCIM
 	// If-Match ETag) is no longer the stored one.
 	ErrVersionMismatch = errors.New("store: version mismatch")
+	// ErrUnavailable is a database that cannot be reached or dropped the
+	// connection (refused, reset, shutting down, too many connections): a
+	// dependency outage, which surfaces answer 503 with Retry-After rather
+	// than 500.
+	ErrUnavailable = errors.New("store: database unavailable")
 )

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -87,6 +91,9 @@ func (p *postgres) lockAuditChain(ctx context.Context, q querier, tenantID strin
 func (p *postgres) isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
 
 func (p *postgres) classify(err error) error {
+	if pgUnavailable(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
 		return err
@@ -100,6 +107,28 @@ func (p *postgres) classify(err error) error {
 		return fmt.Errorf("%w: %s", ErrInvalid, pe.Message)
 	}
 	return err
+}
+
+// pgUnavailable reports whether err means the server could not be used at
+// all, rather than that it refused this query: no connection could be
+// made or the one in use broke, or the server is starting, shutting down
+// or full.
+func pgUnavailable(err error) bool {
+	var (
+		ce *pgconn.ConnectError
+		ne net.Error
+		pe *pgconn.PgError
+	)
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ne), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	case errors.As(err, &pe):
+		// Class 08: connection exception; 57P01-57P03: admin shutdown,
+		// crash shutdown, cannot connect now; 53300: too many connections.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || pe.Code == "53300"
+	}
+	return false
 }
 
 // migrate applies pending migrations on a connection of its own, as the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 )
@@ -85,7 +86,8 @@ func formatBytes(n int64) string {
 
 // AsError turns any error a handler returned into the *Error that answers
 // it: an *Error as is, echo's HTTP errors by status, an over-limit body as
-// 413, anything else as a 500 whose message says nothing of the cause.
+// 413, an unreachable dependency (IsUnavailable) as 503, anything else as
+// a 500 whose message says nothing of the cause.
 func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -107,6 +109,9 @@ func AsError(err error) *Error {
 			msg = http.StatusText(he.Code)
 		}
 		return &Error{Status: he.Code, Code: codeFor(he.Code), Message: lowerFirst(msg), Err: he.Internal}
+	}
+	if IsUnavailable(err) {
+		return unavailable(err)
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
 }
@@ -150,8 +155,38 @@ func lowerFirst(s string) string {
 	return string(s[0]+('a'-'A')) + s[1:]
 }
 
+// ErrorRenderer answers e in one surface's own format (the SCIM error
+// schema, OAuth error JSON). The status, and Retry-After on a 503, are
+// already decided.
+type ErrorRenderer func(c echo.Context, e *Error) error
+
+// RenderErrors makes the errors that reach the server's error handler for
+// paths under prefix (those a surface's own handlers could not answer: a
+// body over the server's limit, an unknown route under the surface, a
+// recovered panic) render through r instead of as the operator API's
+// JSON. Call it while mounting, before Run.
+func (s *Server) RenderErrors(prefix string, r ErrorRenderer) {
+	s.renderers = append(s.renderers, pathRenderer{prefix, r})
+}
+
+type pathRenderer struct {
+	prefix string
+	render ErrorRenderer
+}
+
+// rendererFor returns the renderer of the longest prefix of path, or nil.
+func (s *Server) rendererFor(path string) ErrorRenderer {
+	var best pathRenderer
+	for _, pr := range s.renderers {
+		if strings.HasPrefix(path, pr.prefix) && len(pr.prefix) > len(best.prefix) {
+			best = pr
+		}
+	}
+	return best.render
+}
+
 // handleError is the echo HTTPErrorHandler: every error reaching it is
-// answered as JSON. Causes of 5xx answers go to the log (by accessLog), never
+// answered in the format of its surface (RenderErrors), by default JSON. Causes of 5xx answers go to the log (by accessLog), never
 // to the client.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
@@ -160,6 +195,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 	e := AsError(err)
 	if e.Status < 400 || e.Status > 599 {
 		e = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
+	}
+	if e.Status == http.StatusServiceUnavailable {
+		SetRetryAfter(c)
+	}
+	if r := s.rendererFor(c.Request().URL.Path); r != nil {
+		if err := r(c, e); err != nil {
+			s.log.WarnContext(c.Request().Context(), "writing error response", "request_id", RequestID(c.Request().Context()), "error", err)
+		}
+		return
 	}
 	id := RequestID(c.Request().Context())
 	msg := e.Message

@@ -123,6 +123,8 @@ type Server struct {
 	echo *echo.Echo
 
 	checks map[string]CheckFunc // fixed at New: readyz reads it unlocked
+
+	renderers []pathRenderer // set while mounting, read-only once serving
 }
 
 // New returns a Server with the shared middleware and the probe routes

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/internal/testdb"
+)
+
+// answer is one HTTP answer, its body decoded when it is JSON.
+type answer struct {
+	status int
+	header http.Header
+	raw    string
+	body   map[string]any
+}
+
+func call(t *testing.T, b *node, method, url, auth, ctype string, body []byte) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	res, err := b.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	a := answer{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &a.body)
+	return a
+}
+
+// isSCIMError, isAPIError and isOAuthError tell the three JSON error
+// formats apart.
+func isSCIMError(a answer, status string) bool {
+	s, _ := a.body["schemas"].([]any)
+	return len(s) == 1 && s[0] == "urn:ietf:params:scim:api:messages:2.0:Error" && a.body["status"] == status
+}
+
+func isAPIError(a answer, code string) bool {
+	e, _ := a.body["error"].(map[string]any)
+	return e != nil && e["code"] == code && e["message"] != nil
+}
+
+func isOAuthError(a answer, code string) bool {
+	c, _ := a.body["error"].(string)
+	return c == code
+}
+
+// TestOutageAnswers503 stops the broker's PostgreSQL (a server of the
+// test's own) under it: SCIM writes and operator reads answer 503 with
+// Retry-After, each in its own error format, and work again once the
+// database is back.
+func TestOutageAnswers503(t *testing.T) {
+	pg := testdb.StartPostgres(t)
+	b := startBroker(t, map[string]string{
+		envDatabaseURL:     pg.URL(),
+		envMasterKey:       testMasterKey,
+		envBootstrapAPIKey: e2eBootstrapKey,
+	})
+	var tenant tenantJSON
+	if code := b.do("POST", "/api/v1/tenants", e2eBootstrapKey, map[string]any{"name": "Acme"}, &tenant); code != http.StatusCreated {
+		t.Fatalf("POST /tenants = %d", code)
+	}
+	var dir struct {
+		SCIMBaseURL string `json:"scim_base_url"`
+		BearerToken string `json:"bearer_token"`
+	}
+	if code := b.do("POST", "/api/v1/tenants/"+tenant.ID+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &dir); code != http.StatusCreated {
+		t.Fatalf("POST directory = %d", code)
+	}
+	user := func(name string) []byte {
+		return []byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"` + name + `@acme.example"}`)
+	}
+	scimCreate := func(name string) answer {
+		return call(t, b, "POST", dir.SCIMBaseURL+"/Users", "Bearer "+dir.BearerToken, "application/scim+json", user(name))
+	}
+	if a := scimCreate("before"); a.status != http.StatusCreated {
+		t.Fatalf("SCIM create with the database up: %d %s", a.status, a.raw)
+	}
+
+	pg.Stop()
+	a := scimCreate("during")
+	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" || !isSCIMError(a, "503") {
+		t.Errorf("SCIM create with the database down: %d Retry-After %q %s; want 503 with Retry-After in the SCIM error schema",
+			a.status, a.header.Get("Retry-After"), a.raw)
+	}
+	for _, path := range []string{"/api/v1/tenants/" + tenant.ID, "/api/v1/tenants"} {
+		a := call(t, b, "GET", b.base+path, "Bearer "+e2eBootstrapKey, "", nil)
+		if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" || !isAPIError(a, "unavailable") {
+			t.Errorf("GET %s with the database down: %d Retry-After %q %s; want 503 unavailable with Retry-After",
+				path, a.status, a.header.Get("Retry-After"), a.raw)
+		}
+	}
+	if strings.Contains(b.output.String(), "status=500") {
+		t.Errorf("a request answered 500 during the outage:\n%s", b.output)
+	}
+
+	pg.Start()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		a := scimCreate("after")
+		if a.status == http.StatusCreated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SCIM create after the database came back: %d %s", a.status, a.raw)
+		}
+	}
+}
+
+// TestOversizedBodiesInEachFormat: a body over the server's limit is 413
+// in the format of the surface it was sent to.
+func TestOversizedBodiesInEachFormat(t *testing.T) {
+	b := startBroker(t, map[string]string{
+		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+		envBootstrapAPIKey: e2eBootstrapKey,
+	})
+	var tenant tenantJSON
+	if code := b.do("POST", "/api/v1/tenants", e2eBootstrapKey, map[string]any{"name": "Acme"}, &tenant); code != http.StatusCreated {
+		t.Fatalf("POST /tenants = %d", code)
+	}
+	var dir struct {
+		SCIMBaseURL string `json:"scim_base_url"`
+		BearerToken string `json:"bearer_token"`
+	}
+	if code := b.do("POST", "/api/v1/tenants/"+tenant.ID+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &dir); code != http.StatusCreated {
+		t.Fatalf("POST directory = %d", code)
+	}
+	big := bytes.Repeat([]byte("a"), 2<<20)
+	jsonBig := append(append([]byte(`{"name":"`), big...), '"', '}')
+
+	if a := call(t, b, "POST", dir.SCIMBaseURL+"/Users", "Bearer "+dir.BearerToken, "application/scim+json", jsonBig); a.status != 413 || !isSCIMError(a, "413") {
+		t.Errorf("SCIM: %d %.300s; want 413 in the SCIM error schema", a.status, a.raw)
+	}
+	for _, path := range []string{"/oauth/token", "/oauth/revoke", "/oauth/introspect"} {
+		form := append([]byte("token="), big...)
+		if a := call(t, b, "POST", b.base+path, "", "application/x-www-form-urlencoded", form); a.status != 413 || !isOAuthError(a, "invalid_request") {
+			t.Errorf("%s: %d %.300s; want 413 invalid_request OAuth JSON", path, a.status, a.raw)
+		}
+	}
+	if a := call(t, b, "POST", b.base+"/api/v1/tenants", "Bearer "+e2eBootstrapKey, "application/json", jsonBig); a.status != 413 || !isAPIError(a, "payload_too_large") {
+		t.Errorf("operator API: %d %.300s; want 413 payload_too_large", a.status, a.raw)
+	}
+	if a := call(t, b, "POST", b.base+"/login", "", "application/x-www-form-urlencoded", big); a.status != 413 || !strings.HasPrefix(a.header.Get("Content-Type"), "text/html") {
+		t.Errorf("/login: %d %s; want 413 as an HTML page", a.status, a.header.Get("Content-Type"))
+	}
+}
