@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -50,6 +51,10 @@ type PortalStore interface {
 	// DomainChecks returns the last check of each checked domain of the
 	// tenant in ctx, by domain id.
 	DomainChecks(ctx context.Context) (map[string]DomainCheck, error)
+
+	// TenantEvents lists the newest events of the tenant in ctx whose type
+	// starts with typePrefix.
+	TenantEvents(ctx context.Context, typePrefix string, offset, limit int) ([]Event, error)
 }
 
 // ConnectionTest is the outcome of a connection's last test login.
@@ -249,4 +254,29 @@ func (db *DB) DomainChecks(ctx context.Context) (map[string]DomainCheck, error) 
 		return err
 	})
 	return out, db.wrap("domain checks", err)
+}
+
+// TenantEvents lists the newest events of the tenant in ctx whose type
+// starts with typePrefix, skipping offset: the portal's sign-in log and
+// directory activity. Events are the vendor's global stream; this reads
+// only the tenant's rows, by the (tenant_id, seq) index.
+func (db *DB) TenantEvents(ctx context.Context, typePrefix string, offset, limit int) ([]Event, error) {
+	tenantID, ok := TenantFrom(ctx)
+	if !ok {
+		return nil, ErrNoTenant
+	}
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	var out []Event
+	err := db.global(ctx, false, func(q querier) error {
+		rs, err := q.query(ctx, "SELECT "+eventCols+" FROM events WHERE tenant_id = $1 AND type LIKE $2 ORDER BY seq DESC LIMIT $3 OFFSET $4",
+			tenantID, strings.ReplaceAll(typePrefix, "%", "")+"%", limit, max(offset, 0))
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, scanEvent)
+		return err
+	})
+	return out, db.wrap("tenant events", err)
 }

@@ -1,5 +1,200 @@
 package portal
 
-import "github.com/labstack/echo/v4"
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
 
-func (p *Portal) mountDirectories(s *echo.Group) {}
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/internal/secrets"
+	"github.com/idbroker/idbroker/store"
+)
+
+// DirectoryTokenPrefix matches the operator API's, so a token made in
+// either place looks the same to secret scanners.
+const DirectoryTokenPrefix = "idb_scim"
+
+func (p *Portal) mountDirectories(s *echo.Group) {
+	if p.cfg.SCIMBaseURL == nil {
+		return
+	}
+	g := s.Group("/dsync", allow("dsync"))
+	g.GET("", p.dirList)
+	g.POST("", p.dirCreate)
+	d := g.Group("/:dir", p.loadDirectory)
+	d.GET("", p.dirShow)
+	d.POST("/token", p.dirRotate)
+}
+
+const dirKey = "portal.directory"
+
+func (p *Portal) loadDirectory(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Param("dir")
+		if !store.HasPrefix(id, store.PrefixDirectory) {
+			return errNotFound
+		}
+		d, err := p.cfg.Store.Directory(c.Request().Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			return errNotFound
+		}
+		if err != nil {
+			return err
+		}
+		c.Set(dirKey, d)
+		return next(c)
+	}
+}
+
+// dirProvider is an IdP that provisions by SCIM, with its instructions.
+type dirProvider struct {
+	Key, Name string
+	Steps     []step
+}
+
+var dirProviders = []dirProvider{
+	{Key: "okta", Name: "Okta", Steps: []step{
+		{Text: h("In the Okta Admin Console, open the SAML app you use for single sign-on (or ", ui("Applications › Browse App Catalog"), " › ", ui("SCIM 2.0 Test App (Header Auth)"), ").")},
+		{Text: h("On the ", ui("General"), " tab, select ", ui("Edit"), " under ", ui("App Settings"), ", set ", ui("Provisioning"), " to ", ui("SCIM"), " and ", ui("Save"), ".")},
+		{Text: h("On the ", ui("Provisioning"), " tab, ", ui("Integration"), ", paste the base URL into ", ui("SCIM connector base URL"), ", set ", ui("Unique identifier field for users"), " to ", ui("userName"), ", tick ", ui("Push New Users"), ", ", ui("Push Profile Updates"), " and ", ui("Push Groups"), ", and choose ", ui("HTTP Header"), " authentication with the token below."), Copy: []string{"base"}},
+		{Text: h("Select ", ui("Test Connector Configuration"), ", then ", ui("Save"), ". Under ", ui("To App"), ", enable ", ui("Create Users"), ", ", ui("Update User Attributes"), " and ", ui("Deactivate Users"), ".")},
+		{Text: h("Assign people on the ", ui("Assignments"), " tab and groups on ", ui("Push Groups"), ".")},
+	}},
+	{Key: "entra", Name: "Microsoft Entra ID", Steps: []step{
+		{Text: h("In the Microsoft Entra admin center, open ", ui("Enterprise applications"), ", your application (or a new non-gallery one), then ", ui("Provisioning"), ".")},
+		{Text: h("Set ", ui("Provisioning Mode"), " to ", ui("Automatic"), ". Under ", ui("Admin Credentials"), ", paste the base URL into ", ui("Tenant URL"), " and the token into ", ui("Secret Token"), ", then ", ui("Test Connection"), " and ", ui("Save"), "."), Copy: []string{"base"}},
+		{Text: h("Under ", ui("Users and groups"), ", assign who should be provisioned, then set ", ui("Provisioning Status"), " to ", ui("On"), ". Entra syncs every 40 minutes; ", ui("Provision on demand"), " pushes one user at once.")},
+	}},
+	{Key: "scim", Name: "Other SCIM 2.0 client", Steps: []step{
+		{Text: h("In your identity provider's provisioning settings, choose SCIM 2.0 and paste the base URL."), Copy: []string{"base"}},
+		{Text: h("Authenticate with the token as a bearer token: ", ui("Authorization: Bearer <token>"), ".")},
+		{Text: h("Push users (", ui("userName"), ", ", ui("emails"), ", ", ui("name"), ", ", ui("active"), ") and groups; deactivating a user signs them out everywhere at once.")},
+	}},
+}
+
+func dirProviderByKey(key string) dirProvider {
+	for _, d := range dirProviders {
+		if d.Key == key {
+			return d
+		}
+	}
+	return dirProviders[len(dirProviders)-1]
+}
+
+type dirRow struct {
+	Dir          store.Directory
+	Users        int
+	Groups       int
+	LastActivity time.Time
+}
+
+func (p *Portal) dirStats(ctx context.Context, d store.Directory) (dirRow, error) {
+	r := dirRow{Dir: d}
+	var err error
+	if _, r.Users, err = p.cfg.Store.FindUsers(ctx, store.UserQuery{DirectoryID: d.ID, Limit: 1}); err != nil {
+		return r, err
+	}
+	if _, r.Groups, err = p.cfg.Store.FindGroups(ctx, store.GroupQuery{DirectoryID: d.ID, Limit: 1}); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func (p *Portal) dirList(c echo.Context) error {
+	return p.renderDirList(c, http.StatusOK, "")
+}
+
+func (p *Portal) renderDirList(c echo.Context, status int, nameErr string) error {
+	ctx := c.Request().Context()
+	dirs, err := p.cfg.Store.Directories(ctx)
+	if err != nil {
+		return err
+	}
+	var rows []dirRow
+	for _, d := range dirs {
+		r, err := p.dirStats(ctx, d)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+	}
+	return p.render(c, status, "dsync_list.html", "Directory sync", map[string]any{"Rows": rows, "Providers": dirProviders, "NameError": nameErr})
+}
+
+func (p *Portal) dirCreate(c echo.Context) error {
+	name := strings.TrimSpace(c.FormValue("name"))
+	if name == "" || utf8.RuneCountInString(name) > 200 {
+		return p.renderDirList(c, http.StatusUnprocessableEntity, "Enter a name of 1 to 200 characters, for example \"Okta\".")
+	}
+	prov := dirProviderByKey(c.FormValue("provider"))
+	token := secrets.NewToken(DirectoryTokenPrefix)
+	var d store.Directory
+	err := p.cfg.Store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		var err error
+		if d, err = p.cfg.Store.CreateDirectory(ctx, store.Directory{Name: name, TokenHash: secrets.HashToken(token)}); err != nil {
+			return err
+		}
+		return p.audit(ctx, c, "directory.created", store.Resource{Type: "directory", ID: d.ID, Name: d.Name}, map[string]any{"provider": prov.Key})
+	})
+	if err != nil {
+		return err
+	}
+	return p.renderDirectory(c, d, prov, token)
+}
+
+func (p *Portal) dirShow(c echo.Context) error {
+	return p.renderDirectory(c, c.Get(dirKey).(store.Directory), dirProviderByKey(c.QueryParam("idp")), "")
+}
+
+// dirRotate replaces the directory's token: the old one stops at once.
+func (p *Portal) dirRotate(c echo.Context) error {
+	d := c.Get(dirKey).(store.Directory)
+	token := secrets.NewToken(DirectoryTokenPrefix)
+	err := p.cfg.Store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		if err := p.cfg.Store.SetDirectoryToken(ctx, d.ID, secrets.HashToken(token)); err != nil {
+			return err
+		}
+		return p.audit(ctx, c, "directory.token_rotated", store.Resource{Type: "directory", ID: d.ID, Name: d.Name}, nil)
+	})
+	if err != nil {
+		return err
+	}
+	return p.renderDirectory(c, d, dirProviderByKey(c.FormValue("idp")), token)
+}
+
+// renderDirectory shows a directory; a token, when just made, is on this
+// one page only (answered, never redirected to, and not cached).
+func (p *Portal) renderDirectory(c echo.Context, d store.Directory, prov dirProvider, token string) error {
+	ctx := c.Request().Context()
+	stats, err := p.dirStats(ctx, d)
+	if err != nil {
+		return err
+	}
+	events, err := p.cfg.Store.TenantEvents(ctx, "dsync.", 0, 200)
+	if err != nil {
+		return err
+	}
+	var activity []store.Event
+	for _, e := range events {
+		var data struct {
+			DirectoryID string `json:"directory_id"`
+		}
+		if jsonUnmarshal(e.Data, &data) == nil && data.DirectoryID == d.ID {
+			activity = append(activity, e)
+			if len(activity) == 10 {
+				break
+			}
+		}
+	}
+	if len(activity) > 0 {
+		stats.LastActivity = activity[0].CreatedAt
+	}
+	return p.render(c, http.StatusOK, "dsync_show.html", d.Name, map[string]any{
+		"Dir": d, "Stats": stats, "Provider": prov, "Providers": dirProviders, "Token": token,
+		"BaseURL": p.cfg.SCIMBaseURL(d.ID), "Activity": activity,
+	})
+}

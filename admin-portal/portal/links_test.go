@@ -181,3 +181,52 @@ func TestSignOutEndsTheSession(t *testing.T) {
 		t.Fatalf("after sign-out = %d", resp.StatusCode)
 	}
 }
+
+func TestAnotherTenantsDirectoriesAndDomainsAreNotFound(t *testing.T) {
+	h := newHarness(t)
+	acme := h.tenant("Acme", "acme.example")
+	globex := h.tenant("Globex", "globex.example")
+	dir, err := h.store.CreateDirectory(globex, store.Directory{Name: "Globex Okta", TokenHash: []byte("h")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dom, err := h.store.AddDomain(globex, store.Domain{Domain: "sales.globex.example", VerificationToken: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsync := h.open(h.link(acme, store.IntentDSync))
+	if resp, _ := get(t, dsync, h.url+"/portal/dsync/"+dir.ID); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET another tenant's directory = %d", resp.StatusCode)
+	}
+	_, page := get(t, dsync, h.url+"/portal/dsync")
+	if resp, _ := post(t, dsync, h.url+"/portal/dsync/"+dir.ID+"/token", url.Values{"csrf_token": {csrfOf(t, page)}}); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("rotate another tenant's token = %d", resp.StatusCode)
+	}
+	doms := h.open(h.link(acme, store.IntentDomainVerification))
+	_, page = get(t, doms, h.url+"/portal/domains")
+	if strings.Contains(page, "sales.globex.example") {
+		t.Error("another tenant's domain is listed")
+	}
+	for _, path := range []string{"/verify", "/delete"} {
+		if resp, _ := post(t, doms, h.url+"/portal/domains/"+dom.ID+path, url.Values{"csrf_token": {csrfOf(t, page)}}); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("POST %s on another tenant's domain = %d", path, resp.StatusCode)
+		}
+	}
+	if _, err := h.store.Domain(globex, dom.ID); err != nil {
+		t.Fatalf("the other tenant's domain: %v", err)
+	}
+}
+
+func TestLogsExportCSV(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentDomainVerification))
+	_, page := get(t, c, h.url+"/portal/domains")
+	post(t, c, h.url+"/portal/domains", url.Values{"csrf_token": {csrfOf(t, page)}, "domain": {"=cmd.acme.example"}})
+	post(t, c, h.url+"/portal/domains", url.Values{"csrf_token": {csrfOf(t, page)}, "domain": {"eu.acme.example"}})
+	resp, body := get(t, c, h.url+"/portal/logs?tab=audit&format=csv")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") ||
+		!strings.HasPrefix(body, "time,actor,action,target,outcome,detail\n") || !strings.Contains(body, "domain.added,domain eu.acme.example") {
+		t.Fatalf("CSV %d %q:\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+}

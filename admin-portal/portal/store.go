@@ -33,5 +33,4 @@ type Store interface {
 
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 	AuditEvents(ctx context.Context, action string, p store.Page) ([]store.AuditEvent, string, error)
-	ListEvents(ctx context.Context, p store.Page) ([]store.Event, string, error)
 }

@@ -52,6 +52,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"ResolveUser", testResolveUser},
 		{"PortalLinks", testPortalLinks},
 		{"ConnectionTestsAndDomainChecks", testConnectionTestsAndDomainChecks},
+		{"TenantEvents", testTenantEvents},
 		{"UsageRecords", testUsage},
 		{"Operators", testOperators},
 		{"ConsoleReads", testConsoleReads},

@@ -121,3 +121,23 @@ func testConnectionTestsAndDomainChecks(t *testing.T, db *store.DB) {
 		t.Fatal(err)
 	}
 }
+
+func testTenantEvents(t *testing.T, db *store.DB) {
+	ctx, tn := newTenant(t, db, "A")
+	other, tb := newTenant(t, db, "B")
+	for _, e := range []struct {
+		tenant, typ string
+	}{{tn.ID, "authentication.succeeded"}, {tb.ID, "authentication.failed"}, {tn.ID, "dsync.user.created"}, {tn.ID, "authentication.failed"}} {
+		must(db.AppendEvent(context.Background(), store.Event{TenantID: e.tenant, Type: e.typ, Data: json.RawMessage(`{}`)}))
+	}
+	got := must(db.TenantEvents(ctx, "authentication.", 0, 10))
+	if len(got) != 2 || got[0].Type != "authentication.failed" || got[1].Type != "authentication.succeeded" {
+		t.Fatalf("events %+v", got)
+	}
+	if got := must(db.TenantEvents(ctx, "authentication.", 1, 10)); len(got) != 1 {
+		t.Fatalf("offset 1: %+v", got)
+	}
+	if got := must(db.TenantEvents(other, "", 0, 10)); len(got) != 1 || got[0].TenantID != tb.ID {
+		t.Fatalf("other tenant: %+v", got)
+	}
+}
