@@ -31,6 +31,40 @@ type portalLinkJSON struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
+// CreatePortalLink makes a portal link for the tenant in ctx on behalf of
+// actor, audited as portal_link.created in the tenant's chain: the one code
+// path of the operator API's POST /portal_links and the console. A tenant
+// that is not live is a 409 *httpserver.Error; a bad intent or return URL
+// a *portal.FieldError.
+func (a *API) CreatePortalLink(ctx context.Context, actor store.Actor, intent, returnURL string) (string, time.Time, error) {
+	if a.portal == nil {
+		return "", time.Time{}, errors.New("adminportal: no portal configured")
+	}
+	t, err := a.store.Tenant(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", time.Time{}, notFound("tenant")
+	}
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("load tenant: %w", err)
+	}
+	if !t.Status.Live() {
+		return "", time.Time{}, conflict(httpserver.CodeConflict, fmt.Sprintf("tenant %s is %s; its admins cannot use the portal", t.ID, t.Status), nil)
+	}
+	var (
+		url     string
+		expires time.Time
+	)
+	err = a.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if url, expires, err = a.portal.CreateLink(ctx, intent, returnURL); err != nil {
+			return err
+		}
+		return a.appendAudit(ctx, actor, "portal_link.created", store.Resource{Type: "tenant", ID: t.ID, Name: t.Name},
+			map[string]any{"intent": intent, "expires_at": expires})
+	})
+	return url, expires, err
+}
+
 // createPortalLink answers POST /portal_links: a link the vendor sends to
 // the tenant's IT admin. The link itself is the credential, shown once;
 // only its hash is kept.
@@ -44,28 +78,7 @@ func (a *API) createPortalLink(c echo.Context) error {
 	}
 	ctx := store.WithTenant(c.Request().Context(), req.TenantID)
 	httpserver.SetTenantID(ctx, req.TenantID)
-	t, err := a.store.Tenant(ctx)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("tenant")
-	}
-	if err != nil {
-		return fmt.Errorf("load tenant: %w", err)
-	}
-	if !t.Status.Live() {
-		return conflict(httpserver.CodeConflict, fmt.Sprintf("tenant %s is %s; its admins cannot use the portal", t.ID, t.Status), nil)
-	}
-	var (
-		url     string
-		expires time.Time
-	)
-	err = a.store.InTx(ctx, func(ctx context.Context) error {
-		var err error
-		if url, expires, err = a.portal.CreateLink(ctx, req.Intent, req.ReturnURL); err != nil {
-			return err
-		}
-		return a.audit(ctx, c, "portal_link.created", store.Resource{Type: "tenant", ID: t.ID, Name: t.Name},
-			map[string]any{"intent": req.Intent, "expires_at": expires})
-	})
+	url, expires, err := a.CreatePortalLink(ctx, a.actor(c), req.Intent, req.ReturnURL)
 	var fe *portal.FieldError
 	if errors.As(err, &fe) {
 		return invalid(fe.Field, "%s", fe.Message)

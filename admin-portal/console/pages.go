@@ -248,6 +248,10 @@ func (c *Console) portalLink(ec echo.Context) error {
 	}
 	s, _ := sessionOf(ec)
 	link, exp, err := c.cfg.PortalLink(ec.Request().Context(), actor(ec, s.op.ID), intent)
+	var he *httpserver.Error
+	if errors.As(err, &he) && he.Status < 500 {
+		return c.message(ec, he.Status, "No portal link", he.Message)
+	}
 	if err != nil {
 		return err
 	}

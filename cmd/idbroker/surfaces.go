@@ -193,7 +193,11 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Store:    st,
 		Tenants:  api, // pausing from the console is the API's PATCH
 		Describe: describeCertificates(cfg.Issuer),
-		Logger:   log.With("surface", "console"),
+		// And its portal links are the API's POST /portal_links.
+		PortalLink: func(ctx context.Context, a store.Actor, intent string) (string, time.Time, error) {
+			return api.CreatePortalLink(ctx, a, intent, "")
+		},
+		Logger: log.With("surface", "console"),
 	})
 	webhooks, err := events.New(events.Config{
 		Store:  st,
@@ -228,7 +232,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		return c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg")
 	})
 	if cfg.Dev {
-		if announce, err = mountDev(ctx, e, cfg, st, registry, log); err != nil {
+		if announce, err = mountDev(ctx, e, cfg, st, registry, api, log); err != nil {
 			return nil, err
 		}
 	} else {
@@ -268,7 +272,7 @@ func describeCertificates(issuer string) func(store.Connection) ([]console.Certi
 // verified domain example.com, a SAML connection to the built-in test IdP,
 // a demo app) and serves the IdP at /dev/idp and the app at /dev/app. The
 // returned func tells the user where to start, once the port is bound.
-func mountDev(ctx context.Context, e *echo.Echo, cfg Config, st store.Store, registry *connections.Registry, log *slog.Logger) (func(), error) {
+func mountDev(ctx context.Context, e *echo.Echo, cfg Config, st store.Store, registry *connections.Registry, api *adminportal.API, log *slog.Logger) (func(), error) {
 	dev, err := devmode.Seed(ctx, st, registry, cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("dev: %w", err)
@@ -278,7 +282,16 @@ func mountDev(ctx context.Context, e *echo.Echo, cfg Config, st store.Store, reg
 	if err != nil {
 		return nil, fmt.Errorf("dev: %w", err)
 	}
-	dev.MountLanding(e, devmode.Landing{ConsoleEmail: op.Email, APIReference: "/api/v1/openapi.json"})
+	dev.MountLanding(e, devmode.Landing{
+		ConsoleEmail: op.Email,
+		APIReference: "/api/v1/openapi.json",
+		// Each click on the landing page's portal button is a fresh link.
+		PortalLink: func(ctx context.Context, tenantID string) (string, error) {
+			link, _, err := api.CreatePortalLink(store.WithTenant(ctx, tenantID),
+				store.Actor{Type: "system", ID: "dev"}, "sso", "")
+			return link, err
+		},
+	})
 	return func() {
 		log.Info("dev: start here", "url", cfg.Issuer+"/")
 		if created {

@@ -17,6 +17,7 @@ import (
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/admin-portal/console"
+	"github.com/idbroker/idbroker/admin-portal/portal"
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/cmd/idbroker/internal/devmode"
 	"github.com/idbroker/idbroker/connections"
@@ -26,6 +27,7 @@ import (
 	"github.com/idbroker/idbroker/scim"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/signing"
+	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
 	"github.com/idbroker/idbroker/web"
 )
@@ -71,8 +73,15 @@ func startFirstRun(t *testing.T) *firstRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := adminportal.NewAPI(adminportal.APIConfig{Store: st, Sessions: mem, Connections: reg})
-	con := console.New(console.Config{Issuer: issuer, Store: st, Tenants: api})
+	selfServe, err := portal.New(portal.Config{Issuer: issuer, Store: st, Connections: reg, SCIMBaseURL: directories.BaseURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := adminportal.NewAPI(adminportal.APIConfig{Store: st, Sessions: mem, Connections: reg, Portal: selfServe})
+	con := console.New(console.Config{Issuer: issuer, Store: st, Tenants: api,
+		PortalLink: func(ctx context.Context, a store.Actor, intent string) (string, time.Time, error) {
+			return api.CreatePortalLink(ctx, a, intent, "")
+		}})
 	dev, err := devmode.Seed(ctx, st, reg, issuer)
 	if err != nil {
 		t.Fatal(err)
@@ -96,9 +105,14 @@ func startFirstRun(t *testing.T) *firstRun {
 	directories.Mount(e)
 	api.Mount(e)
 	con.Mount(e)
+	selfServe.Mount(e)
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static", web.Static())))
 	dev.Mount(e)
-	dev.MountLanding(e, devmode.Landing{ConsoleEmail: op.Email, APIReference: "/api/v1/openapi.json"})
+	dev.MountLanding(e, devmode.Landing{ConsoleEmail: op.Email, APIReference: "/api/v1/openapi.json",
+		PortalLink: func(ctx context.Context, tenantID string) (string, error) {
+			link, _, err := api.CreatePortalLink(store.WithTenant(ctx, tenantID), store.Actor{Type: "system", ID: "dev"}, "sso", "")
+			return link, err
+		}})
 	h = srv.Handler()
 	return &firstRun{issuer: issuer, dev: dev, op: op}
 }
@@ -207,12 +221,16 @@ func TestFirstRunInBrowser(t *testing.T) {
 		signIn(t, browser, "alice")
 	})
 
-	t.Run("console pauses the tenant", func(t *testing.T) {
-		browser := browsertest.New(t)
-		bob := signIn(t, browser, "bob")
-		if active, _ := status(t, bob); !active {
-			t.Fatal("bob's fresh access token does not introspect as active")
+	// consoleTenant signs the dev operator in to the console (from the
+	// landing page) and opens the dev tenant's page.
+	var lastStep int64
+	consoleTenant := func(t *testing.T, browser context.Context) context.Context {
+		t.Helper()
+		// A code is accepted once: wait for the next step if this one was used.
+		for time.Now().Unix()/30 <= lastStep {
+			time.Sleep(time.Second)
 		}
+		lastStep = time.Now().Unix() / 30
 		code, err := totp.GenerateCode(fr.op.TOTPSecret, time.Now())
 		if err != nil {
 			t.Fatal(err)
@@ -228,7 +246,63 @@ func TestFirstRunInBrowser(t *testing.T) {
 			chromedp.Submit(chromedp.ID("code")),
 			chromedp.WaitVisible(chromedp.CSS(`a[href="/console/tenants/`+fr.dev.TenantID+`"]`)),
 			chromedp.Click(chromedp.CSS(`a[href="/console/tenants/`+fr.dev.TenantID+`"]`)),
-			chromedp.WaitVisible(chromedp.ID("pause")),
+			chromedp.WaitVisible(chromedp.ID("intent")),
+		); err != nil {
+			fail(t, tab, "console sign-in", err)
+		}
+		return tab
+	}
+
+	t.Run("portal links from the console and the landing page", func(t *testing.T) {
+		browser := browsertest.New(t)
+		tab := consoleTenant(t, browser)
+		if err := chromedp.Do(tab,
+			chromedp.SetValue(chromedp.ID("intent"), "dsync"),
+			chromedp.Submit(chromedp.ID("intent")),
+			chromedp.WaitVisible(chromedp.ID("portal-link")),
+		); err != nil {
+			fail(t, tab, "create portal link", err)
+		}
+		link, err := chromedp.Run(tab, chromedp.Value(chromedp.ID("portal-link")))
+		if err != nil || !strings.HasPrefix(link, fr.issuer+"/portal/") {
+			fail(t, tab, "portal link", errors.Join(err, errors.New("link "+link)))
+		}
+		// The tenant's admin opens it in their own browser.
+		admin := browsertest.NewTab(t, browser)
+		if err := chromedp.Do(admin, chromedp.Navigate(link), chromedp.WaitReady(chromedp.CSS("main"))); err != nil {
+			fail(t, admin, "open portal link", err)
+		}
+		at, _ := chromedp.Run(admin, chromedp.Location())
+		if !strings.HasPrefix(at, fr.issuer+"/portal") || strings.Contains(at, "/link/") {
+			fail(t, admin, "portal", errors.New("landed on "+at))
+		}
+		// A second opening is refused: the link was single-use.
+		second := browsertest.NewTab(t, browser)
+		if err := chromedp.Do(second, chromedp.Navigate(link), chromedp.WaitReady(chromedp.CSS("body"))); err != nil {
+			fail(t, second, "reopen portal link", err)
+		}
+		if again, _ := chromedp.Run(second, chromedp.Location()); !strings.Contains(again, "/link/") {
+			fail(t, second, "reused portal link", errors.New("opened again at "+again))
+		}
+		// The landing page's portal button makes a fresh link each time.
+		fresh := browsertest.NewTab(t, browser)
+		if err := chromedp.Do(fresh, chromedp.Navigate(fr.issuer+"/"), chromedp.Click(chromedp.ID("portal")),
+			chromedp.WaitReady(chromedp.CSS("main"))); err != nil {
+			fail(t, fresh, "landing portal button", err)
+		}
+		if at, _ := chromedp.Run(fresh, chromedp.Location()); !strings.HasPrefix(at, fr.issuer+"/portal") || strings.Contains(at, "/link/") {
+			fail(t, fresh, "landing portal", errors.New("landed on "+at))
+		}
+	})
+
+	t.Run("console pauses the tenant", func(t *testing.T) {
+		browser := browsertest.New(t)
+		bob := signIn(t, browser, "bob")
+		if active, _ := status(t, bob); !active {
+			t.Fatal("bob's fresh access token does not introspect as active")
+		}
+		tab := consoleTenant(t, browser)
+		if err := chromedp.Do(tab,
 			chromedp.Click(chromedp.ID("pause")),
 			chromedp.WaitVisible(chromedp.ID("confirm")),
 			chromedp.Click(chromedp.ID("confirm")),
