@@ -1,6 +1,7 @@
 package adminportal
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"net/http"
@@ -61,6 +62,8 @@ type createApplicationRequest struct {
 	BackchannelLogoutURI     string   `json:"backchannel_logout_uri"`
 	Public                   bool     `json:"public"`
 	IDTokenSignedResponseAlg string   `json:"id_token_signed_response_alg"`
+	// AccessTokenSignedResponseAlg: "" signs access tokens like id_tokens.
+	AccessTokenSignedResponseAlg string `json:"access_token_signed_response_alg"`
 	tokenLifetimes
 }
 
@@ -98,20 +101,21 @@ func (l tokenLifetimes) check() (access, id, refresh *time.Duration, err error) 
 // applicationJSON is an application as the API shows it. ClientSecret is
 // set only in the answer to its creation: only its hash is kept.
 type applicationJSON struct {
-	ID                       string    `json:"id"`
-	ClientID                 string    `json:"client_id"`
-	ClientSecret             *string   `json:"client_secret,omitempty"`
-	Name                     string    `json:"name"`
-	RedirectURIs             []string  `json:"redirect_uris"`
-	PostLogoutRedirectURIs   []string  `json:"post_logout_redirect_uris"`
-	BackchannelLogoutURI     *string   `json:"backchannel_logout_uri"`
-	Public                   bool      `json:"public"`
-	IDTokenSignedResponseAlg string    `json:"id_token_signed_response_alg"`
-	AccessTokenTTLSeconds    *int64    `json:"access_token_ttl_seconds"` // null: the broker default
-	IDTokenTTLSeconds        *int64    `json:"id_token_ttl_seconds"`
-	RefreshTokenTTLSeconds   *int64    `json:"refresh_token_ttl_seconds"`
-	CreatedAt                time.Time `json:"created_at"`
-	UpdatedAt                time.Time `json:"updated_at"`
+	ID                           string    `json:"id"`
+	ClientID                     string    `json:"client_id"`
+	ClientSecret                 *string   `json:"client_secret,omitempty"`
+	Name                         string    `json:"name"`
+	RedirectURIs                 []string  `json:"redirect_uris"`
+	PostLogoutRedirectURIs       []string  `json:"post_logout_redirect_uris"`
+	BackchannelLogoutURI         *string   `json:"backchannel_logout_uri"`
+	Public                       bool      `json:"public"`
+	IDTokenSignedResponseAlg     string    `json:"id_token_signed_response_alg"`
+	AccessTokenSignedResponseAlg string    `json:"access_token_signed_response_alg"`
+	AccessTokenTTLSeconds        *int64    `json:"access_token_ttl_seconds"` // null: the broker default
+	IDTokenTTLSeconds            *int64    `json:"id_token_ttl_seconds"`
+	RefreshTokenTTLSeconds       *int64    `json:"refresh_token_ttl_seconds"`
+	CreatedAt                    time.Time `json:"created_at"`
+	UpdatedAt                    time.Time `json:"updated_at"`
 }
 
 func toApplicationJSON(app store.Application) applicationJSON {
@@ -125,11 +129,12 @@ func toApplicationJSON(app store.Application) applicationJSON {
 	out := applicationJSON{
 		ID: app.ID, ClientID: app.ID, Name: app.Name, RedirectURIs: app.RedirectURIs,
 		PostLogoutRedirectURIs: app.PostLogoutRedirectURIs, Public: app.Public,
-		IDTokenSignedResponseAlg: app.IDTokenSigningAlg,
-		AccessTokenTTLSeconds:    secs(app.AccessTokenTTL),
-		IDTokenTTLSeconds:        secs(app.IDTokenTTL),
-		RefreshTokenTTLSeconds:   secs(app.RefreshTokenTTL),
-		CreatedAt:                app.CreatedAt, UpdatedAt: app.UpdatedAt,
+		IDTokenSignedResponseAlg:     app.IDTokenSigningAlg,
+		AccessTokenSignedResponseAlg: cmp.Or(app.AccessTokenSigningAlg, app.IDTokenSigningAlg),
+		AccessTokenTTLSeconds:        secs(app.AccessTokenTTL),
+		IDTokenTTLSeconds:            secs(app.IDTokenTTL),
+		RefreshTokenTTLSeconds:       secs(app.RefreshTokenTTL),
+		CreatedAt:                    app.CreatedAt, UpdatedAt: app.UpdatedAt,
 	}
 	if out.RedirectURIs == nil {
 		out.RedirectURIs = []string{}
@@ -179,6 +184,11 @@ func (a *API) createApplication(c echo.Context) error {
 	default:
 		return invalid("id_token_signed_response_alg", `id_token_signed_response_alg must be "RS256" or "ES256"`)
 	}
+	switch req.AccessTokenSignedResponseAlg {
+	case "", "RS256", "ES256":
+	default:
+		return invalid("access_token_signed_response_alg", `access_token_signed_response_alg must be "RS256" or "ES256"`)
+	}
 	app := store.Application{
 		ID:                     store.NewID(store.PrefixApplication),
 		Name:                   name,
@@ -187,6 +197,7 @@ func (a *API) createApplication(c echo.Context) error {
 		PostLogoutRedirectURIs: req.PostLogoutRedirectURIs,
 		BackchannelLogoutURI:   req.BackchannelLogoutURI,
 		IDTokenSigningAlg:      alg,
+		AccessTokenSigningAlg:  req.AccessTokenSignedResponseAlg,
 	}
 	for _, f := range []struct {
 		dst *time.Duration

@@ -35,13 +35,27 @@ func TestCreateApplication(t *testing.T) {
 		var pub struct {
 			ClientSecret *string `json:"client_secret"`
 			Alg          string  `json:"id_token_signed_response_alg"`
+			ATAlg        string  `json:"access_token_signed_response_alg"`
 		}
 		e.must(http.StatusCreated, "POST", "/applications", map[string]any{
 			"name": "CLI", "public": true, "redirect_uris": []string{"http://127.0.0.1/cb", "com.example.cli:/cb"},
 			"id_token_signed_response_alg": "ES256",
 		}).decode(t, &pub)
-		if pub.ClientSecret != nil || pub.Alg != "ES256" {
+		if pub.ClientSecret != nil || pub.Alg != "ES256" || pub.ATAlg != "ES256" {
 			t.Fatalf("public client %+v", pub)
+		}
+		// RS256 id_tokens, ES256 access tokens.
+		var mixed struct {
+			ID    string `json:"id"`
+			Alg   string `json:"id_token_signed_response_alg"`
+			ATAlg string `json:"access_token_signed_response_alg"`
+		}
+		e.must(http.StatusCreated, "POST", "/applications", map[string]any{
+			"name": "API", "redirect_uris": []string{"https://api.example/cb"}, "access_token_signed_response_alg": "ES256",
+		}).decode(t, &mixed)
+		if app, err := e.st.Application(context.Background(), mixed.ID); err != nil || mixed.Alg != "RS256" || mixed.ATAlg != "ES256" ||
+			app.AccessTokenSigningAlg != "ES256" {
+			t.Fatalf("mixed algorithms %+v, stored %+v, %v", mixed, app, err)
 		}
 
 		before, _, _ := e.st.ListApplications(context.Background(), storePage())
@@ -53,6 +67,7 @@ func TestCreateApplication(t *testing.T) {
 			"plain http":         {"name": "x", "redirect_uris": []string{"http://a.example/cb"}},
 			"custom scheme conf": {"name": "x", "redirect_uris": []string{"com.example.app:/cb"}},
 			"alg":                {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "id_token_signed_response_alg": "HS256"},
+			"access alg":         {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "access_token_signed_response_alg": "none"},
 			"no name":            {"redirect_uris": []string{"https://a.example/cb"}},
 			"unknown field":      {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "grant_types": []string{"implicit"}},
 			"duplicate":          {"name": "x", "redirect_uris": []string{"https://a.example/cb", "https://a.example/cb"}},

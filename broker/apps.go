@@ -191,6 +191,16 @@ func signingAlg(a store.Application) string {
 	return "RS256"
 }
 
+// accessTokenAlg: an application may sign access tokens with ES256 while
+// its id_tokens stay RS256; by default both use the id_token's algorithm.
+func accessTokenAlg(a store.Application) string {
+	switch a.AccessTokenSigningAlg {
+	case "ES256", "RS256":
+		return a.AccessTokenSigningAlg
+	}
+	return signingAlg(a)
+}
+
 // client is an application as zitadel/oidc's op sees it.
 type client struct {
 	app   store.Application

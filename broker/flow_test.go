@@ -105,9 +105,15 @@ func TestDiscovery(t *testing.T) {
 func TestFullFlow(t *testing.T) {
 	n := sqliteNode(t)
 	tn := n.tenant("Acme", "acme.test", alice("acme.test"))
-	for _, alg := range []string{"RS256", "ES256"} {
-		t.Run(alg, func(t *testing.T) {
-			a := n.app(store.Application{IDTokenSigningAlg: alg})
+	for _, tc := range []struct{ idAlg, atAlg, wantAT string }{
+		{"RS256", "", "RS256"},
+		{"ES256", "", "ES256"},
+		// RS256 id_tokens for the relying party, cheap ES256 access tokens.
+		{"RS256", "ES256", "ES256"},
+	} {
+		alg := tc.idAlg
+		t.Run(tc.idAlg+"/"+tc.wantAT, func(t *testing.T) {
+			a := n.app(store.Application{IDTokenSigningAlg: tc.idAlg, AccessTokenSigningAlg: tc.atAlg})
 			b := browser(t)
 			verifier, challenge := pkce()
 			resp := a.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"},
@@ -124,8 +130,12 @@ func TestFullFlow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if typ := jws.Signatures[0].Header.ExtraHeaders["typ"]; typ != "at+jwt" || jws.Signatures[0].Header.Algorithm != alg {
+			if typ := jws.Signatures[0].Header.ExtraHeaders["typ"]; typ != "at+jwt" || jws.Signatures[0].Header.Algorithm != tc.wantAT {
 				t.Fatalf("access token header typ %v alg %s", typ, jws.Signatures[0].Header.Algorithm)
+			}
+			idt, _ := tok.Extra("id_token").(string)
+			if ijws, err := jose.ParseSigned(idt, []jose.SignatureAlgorithm{jose.RS256, jose.ES256}); err != nil || ijws.Signatures[0].Header.Algorithm != alg {
+				t.Fatalf("id_token alg: %v, %v", ijws, err)
 			}
 			in := a.introspect(t, n, tok.AccessToken)
 			if in["active"] != true || in["sub"] != c.Sub || in["client_id"] != a.ID || in["sid"] != c.SID ||

@@ -212,18 +212,19 @@ func (p *Provider) revokeGrant(ctx context.Context, g grant, why string) {
 
 // mint signs the tokens of grant g for application a.
 func (p *Provider) mint(ctx context.Context, a store.Application, g grant, s session, withRefresh bool) (*oidc.AccessTokenResponse, error) {
-	alg := signingAlg(a)
+	alg, atAlg := signingAlg(a), accessTokenAlg(a)
 	now := p.now()
 	iat := now.Unix()
 	atTTL := accessTokenTTL(a)
 	scope := strings.Join(g.Scopes, " ")
-	at, err := p.sign(alg, "at+jwt", accessClaims{
+	at, err := p.sign(atAlg, "at+jwt", accessClaims{
 		Iss: p.issuer, Sub: g.UserID, Aud: a.ID, Exp: now.Add(atTTL).Unix(), Iat: iat,
 		JTI: secrets.NewUniqueID(), ClientID: a.ID, Scope: scope, TenantID: g.TenantID, SID: g.SessionID,
 	})
 	if err != nil {
 		return nil, err
 	}
+	// at_hash uses the id_token's algorithm's hash (SHA-256 for both).
 	atHash, err := oidc.ClaimHash(at, jose.SignatureAlgorithm(alg))
 	if err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)

@@ -66,6 +66,9 @@ type Application struct {
 	PostLogoutRedirectURIs []string
 	BackchannelLogoutURI   string
 	IDTokenSigningAlg      string // RS256 (default) or ES256
+	// AccessTokenSigningAlg is RS256 or ES256 for access tokens; ""
+	// signs them like the id_token.
+	AccessTokenSigningAlg string
 	// Lifetimes; zero means the broker default.
 	AccessTokenTTL  time.Duration
 	IDTokenTTL      time.Duration

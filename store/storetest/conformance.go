@@ -387,8 +387,16 @@ func testApplications(t *testing.T, db *store.DB) {
 		AccessTokenTTL: 5 * time.Minute}))
 	got := must(db.Application(ctx, a.ID))
 	if !reflect.DeepEqual(got.RedirectURIs, a.RedirectURIs) || got.AccessTokenTTL != 5*time.Minute ||
-		got.IDTokenSigningAlg != "RS256" || got.PostLogoutRedirectURIs == nil {
+		got.IDTokenSigningAlg != "RS256" || got.AccessTokenSigningAlg != "" || got.PostLogoutRedirectURIs == nil {
 		t.Fatalf("got %+v", got)
+	}
+	es := must(db.CreateApplication(ctx, store.Application{Name: "API", SecretHash: h[:],
+		RedirectURIs: []string{"https://api.example.com/cb"}, AccessTokenSigningAlg: "ES256"}))
+	if got := must(db.Application(ctx, es.ID)); got.IDTokenSigningAlg != "RS256" || got.AccessTokenSigningAlg != "ES256" {
+		t.Fatalf("algorithms id %q access %q, want RS256 and ES256", got.IDTokenSigningAlg, got.AccessTokenSigningAlg)
+	}
+	if err := db.DeleteApplication(ctx, es.ID); err != nil {
+		t.Fatal(err)
 	}
 	_, err := db.CreateApplication(ctx, store.Application{Name: "SPA", Public: true, SecretHash: h[:], RedirectURIs: []string{"x"}})
 	wantErr(t, err, store.ErrInvalid)
