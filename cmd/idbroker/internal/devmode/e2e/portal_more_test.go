@@ -69,7 +69,7 @@ func TestPortalOIDCDirectoryAndDomainInBrowser(t *testing.T) {
 		if got := text(t, ctx, "#profile"); !strings.Contains(got, "carol@globex.example") || !strings.Contains(got, "Finance") {
 			t.Errorf("profile %q", got)
 		}
-		run(t, ctx, "activate", chromedp.Navigate(base+"/test"), chromedp.Click(chromedp.ID("activate")), chromedp.WaitVisible(chromedp.CSS(".alert-success")))
+		run(t, ctx, "activate", chromedp.Navigate(base+"/test"), chromedp.Click(chromedp.ID("activate")), chromedp.WaitVisible(chromedp.ID("flash")))
 		if conn, _ := pe.st.Connection(tctx, connID); conn.Status != store.ConnectionActive {
 			t.Fatalf("status %s after Activate", conn.Status)
 		}

@@ -151,7 +151,7 @@ func TestPortalSAMLWizardInBrowser(t *testing.T) {
 	shot(t, ctx, "portal-sso-test-failed.png")
 
 	// Activating needs a passing test.
-	run(t, ctx, "activate untested", chromedp.Navigate(base+"/test"), chromedp.Click(chromedp.ID("activate")), chromedp.WaitVisible(chromedp.CSS(".alert-error")))
+	run(t, ctx, "activate untested", chromedp.Navigate(base+"/test"), chromedp.Click(chromedp.ID("activate")), chromedp.WaitVisible(chromedp.ID("form-error")))
 	if conn, _ := pe.st.Connection(tctx, connID); conn.Status != store.ConnectionDraft {
 		t.Fatalf("activated without a passing test: %s", conn.Status)
 	}
@@ -176,7 +176,7 @@ func TestPortalSAMLWizardInBrowser(t *testing.T) {
 	if got := text(t, ctx, "#conn-state"); got != "Tested" {
 		t.Errorf("state %q, want Tested", got)
 	}
-	run(t, ctx, "activate", chromedp.Click(chromedp.ID("activate")), chromedp.WaitVisible(chromedp.CSS(".alert-success")))
+	run(t, ctx, "activate", chromedp.Click(chromedp.ID("activate")), chromedp.WaitVisible(chromedp.ID("flash")))
 	if got := text(t, ctx, "#conn-state"); got != "Active" {
 		t.Errorf("state %q, want Active", got)
 	}
