@@ -24,8 +24,9 @@ valid operator key. It stops gracefully on SIGINT or SIGTERM.
 
 --dev is for trying idbroker on a laptop: it allows plain http issuers and
 private networks, and seeds a demo tenant (example.com) whose SAML connection
-goes to a built-in test IdP at /dev/idp, and a demo app at /dev/app: open
-{issuer}/dev/app and sign in.
+goes to a built-in test IdP at /dev/idp, a demo app at /dev/app (sign in,
+then "Deprovision me"), and a console operator whose password and
+authenticator key are logged once: open {issuer}/ to start.
 
 Environment (flags override):
 
