@@ -30,10 +30,6 @@ type appCache struct {
 
 	mu      sync.RWMutex
 	entries map[string]appEntry
-	// withBCL lists the applications that registered a back-channel logout
-	// URI, refreshed with the same TTL.
-	withBCL      []store.Application
-	withBCLUntil time.Time
 }
 
 type appEntry struct {
@@ -95,7 +91,6 @@ func (c *appCache) forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, id)
-	c.withBCLUntil = time.Time{}
 }
 
 func (c *appCache) put(id string, e appEntry) {
@@ -105,38 +100,6 @@ func (c *appCache) put(id string, e appEntry) {
 		clear(c.entries)
 	}
 	c.entries[id] = e
-}
-
-// backchannel returns the applications with a back-channel logout URI.
-func (c *appCache) backchannel(ctx context.Context) ([]store.Application, error) {
-	now := c.now()
-	c.mu.RLock()
-	list, until := c.withBCL, c.withBCLUntil
-	c.mu.RUnlock()
-	if now.Before(until) {
-		return list, nil
-	}
-	var out []store.Application
-	page := store.Page{Limit: 100}
-	for {
-		apps, next, err := c.store.ListApplications(ctx, page)
-		if err != nil {
-			return nil, fmt.Errorf("broker: list applications: %w", err)
-		}
-		for _, a := range apps {
-			if a.BackchannelLogoutURI != "" {
-				out = append(out, a)
-			}
-		}
-		if next == "" {
-			break
-		}
-		page.After = next
-	}
-	c.mu.Lock()
-	c.withBCL, c.withBCLUntil = out, now.Add(c.ttl)
-	c.mu.Unlock()
-	return out, nil
 }
 
 // authenticate checks a client's credentials: a confidential client must

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/labstack/echo/v4"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/sessions"
@@ -127,6 +129,17 @@ func newNodeServer(t testing.TB, st store.Store, base sessions.Store, once sessi
 	}
 	if err := n.P.Run(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// Back-channel logouts go out through the durable queue, as wired in
+	// cmd/idbroker: a dispatcher per node.
+	if ls, ok := st.(events.LogoutStore); ok {
+		d, err := events.NewLogoutDispatcher(events.LogoutConfig{Store: ls, Sender: n.P, Poll: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); d.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
 	}
 	srv := httpserver.New(srvCfg)
 	e := srv.Echo()

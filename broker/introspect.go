@@ -163,36 +163,31 @@ func (p *Provider) introspectAccess(ctx context.Context, token []byte) ([]byte, 
 	return v.answer, nil
 }
 
-// introspectRefresh answers for a refresh token: active while it is
-// unspent, its family alive (reuse revokes the family), its session alive
-// and its lifetime not over. Only the client it was issued to learns
-// that: a refresh token is no business of a resource server.
+// introspectRefresh answers for a refresh token: active while it is its
+// family's current token (reuse ends the family), its session alive and
+// its lifetime not over. Only the client it was issued to learns that: a
+// refresh token is no business of a resource server.
 func (p *Provider) introspectRefresh(ctx context.Context, token, clientID string) ([]byte, error) {
-	key := tokenKey("rt", token)
-	b, err := p.once.Peek(ctx, key)
+	fam, gen, ok := parseRefresh(token)
+	if !ok {
+		return inactiveAnswer, nil
+	}
+	f, err := p.families.Family(ctx, fam)
 	if errors.Is(err, sessions.ErrNotFound) {
 		return inactiveAnswer, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	if gen != f.Gen || refreshHash(token) != f.Hash {
+		return inactiveAnswer, nil
+	}
 	var g grant
-	if err := json.Unmarshal(b, &g); err != nil {
-		p.log.ErrorContext(ctx, "broker: introspect: undecodable refresh record", "err", err)
+	if err := json.Unmarshal(f.Grant, &g); err != nil {
+		p.log.ErrorContext(ctx, "broker: introspect: undecodable refresh family", "err", err)
 		return inactiveAnswer, nil
 	}
 	if g.ClientID != clientID || p.now().Unix() >= g.Expires {
-		return inactiveAnswer, nil
-	}
-	// The family's record names its one live token; revokeFamily takes it
-	// before the token itself, so this sees a revocation in progress.
-	live, err := p.once.Peek(ctx, "broker:rtfam:"+g.Family)
-	switch {
-	case errors.Is(err, sessions.ErrNotFound):
-		return inactiveAnswer, nil
-	case err != nil:
-		return nil, err
-	case string(live) != strings.TrimPrefix(key, "broker:rt:"):
 		return inactiveAnswer, nil
 	}
 	if ok, err := p.sessionOwnedBy(ctx, g.SessionID, g.TenantID, g.UserID); err != nil || !ok {

@@ -2,8 +2,10 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
 )
 
 // Revocation (RFC 7009). A refresh token ends its family. An access token
@@ -24,19 +27,23 @@ import (
 // and malformed tokens are answered 200, as the RFC asks.
 func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
 	p, tok, clientID := s.p, r.Data.Token, r.Client.GetID()
-	if strings.HasPrefix(tok, refreshPrefix+"_") {
-		var g grant
-		err := p.takeJSON(ctx, tokenKey("rt", tok), &g)
+	if fam, gen, ok := parseRefresh(tok); ok {
+		f, err := p.families.Family(ctx, fam)
 		switch {
-		case errors.Is(err, errExpired):
+		case errors.Is(err, sessions.ErrNotFound):
 			return op.NewResponse(nil), nil
 		case err != nil:
-			return nil, oidc.ErrServerError().WithParent(err)
-		case g.ClientID != clientID:
-			_ = p.putJSON(ctx, tokenKey("rt", tok), g, time.Until(time.Unix(g.Expires, 0)))
+			return nil, unavailable(err)
+		case gen > f.Gen || gen == f.Gen && refreshHash(tok) != f.Hash:
+			return op.NewResponse(nil), nil // not a token of this family
+		}
+		var g grant
+		if json.Unmarshal(f.Grant, &g) == nil && g.ClientID != clientID {
 			return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 		}
-		_, _ = p.once.Take(ctx, "broker:rtfam:"+g.Family)
+		if err := p.families.EndFamily(ctx, fam); err != nil {
+			return nil, unavailable(err)
+		}
 		return op.NewResponse(nil), nil
 	}
 	var c accessClaims
@@ -46,8 +53,8 @@ func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revo
 	if c.ClientID != clientID {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 	}
-	if err := p.sessions.Revoke(ctx, c.SID); err != nil {
-		return nil, oidc.ErrServerError().WithParent(err)
+	if err := p.endSessionNow(ctx, c.SID); err != nil {
+		return nil, unavailable(err)
 	}
 	return op.NewResponse(nil), nil
 }
@@ -94,7 +101,7 @@ func (p *Provider) endSession(c echo.Context) error {
 		sid = cs.ID
 	}
 	if sid != "" {
-		if err := p.sessions.Revoke(ctx, sid); err != nil {
+		if err := p.endSessionNow(ctx, sid); err != nil {
 			return p.internal(c, err)
 		}
 	}
@@ -103,100 +110,86 @@ func (p *Provider) endSession(c echo.Context) error {
 }
 
 // Back-channel logout.
+//
+// A session records the applications that received tokens in it
+// (sessions.Store.AddApp). Whatever ends it — a revocation order applied
+// by the events.Revoker, a refresh-token reuse, a logout here — queues one
+// store.Logout per such application, durably (store.EnqueueLogouts, or
+// store.FinishRevocation in the order's own transaction), and the
+// events.LogoutDispatcher of any node delivers it with retries, backoff
+// and dead letters, calling SendLogout for each attempt. The application
+// is read from the store at each attempt, so one created or changed a
+// moment ago is seen as it is now.
 
-func bclKey(sid, clientID string) string { return "broker:bcl:" + sid + ":" + clientID }
-
-// Retry schedule of a back-channel logout delivery.
-var bclBackoff = []time.Duration{0, 500 * time.Millisecond, 2 * time.Second, 8 * time.Second, 30 * time.Second}
-
-func (p *Provider) runBackchannel(ctx context.Context) error {
-	jobs := make(chan sessions.Revocation, 256)
-	if err := p.sessions.Subscribe(ctx, func(r sessions.Revocation) {
-		if len(r.SessionIDs) == 0 {
-			return
+// queueLogouts queues the back-channel logouts of sessions that just
+// ended. A failure is logged: the sessions have ended regardless.
+func (p *Provider) queueLogouts(ctx context.Context, ended []sessions.Session) {
+	var ls []store.Logout
+	for _, s := range ended {
+		for _, app := range s.Apps {
+			ls = append(ls, store.Logout{SessionID: s.ID, TenantID: s.TenantID, UserID: s.UserID, ApplicationID: app})
 		}
-		select {
-		case jobs <- r:
-		case <-ctx.Done():
-		}
-	}); err != nil {
-		return fmt.Errorf("broker: subscribe to revocations: %w", err)
 	}
-	p.bg.Go(func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case r := <-jobs:
-				p.backchannel(ctx, r)
-			}
-		}
-	})
+	if len(ls) == 0 {
+		return
+	}
+	if err := p.store.EnqueueLogouts(context.WithoutCancel(ctx), ls); err != nil {
+		p.log.ErrorContext(ctx, "broker: queue back-channel logouts", "logouts", len(ls), "err", err)
+	}
+}
+
+// endSessionNow revokes session sid and queues its logouts.
+func (p *Provider) endSessionNow(ctx context.Context, sid string) error {
+	ended, err := p.sessions.RevokeSession(ctx, sid)
+	if err != nil {
+		return err
+	}
+	p.queueLogouts(ctx, ended)
 	return nil
 }
 
-// backchannel sends a logout token for each ended session to each
-// application that received tokens in it. The (session, application)
-// record is taken from the shared cache, so of all the nodes that hear of
-// the revocation exactly one sends each logout.
-func (p *Provider) backchannel(ctx context.Context, r sessions.Revocation) {
-	apps, err := p.apps.backchannel(ctx)
+// SendLogout makes one attempt at back-channel logout l: it signs a fresh
+// logout token for the application as it is now and POSTs it to its
+// back-channel logout URI. It returns the HTTP status (0 if none came
+// back) and nil on a 2xx; an application that has since been deleted or
+// has dropped its URI needs no logout (nil). It implements
+// events.LogoutSender.
+func (p *Provider) SendLogout(ctx context.Context, l store.Logout) (int, error) {
+	a, err := p.store.Application(ctx, l.ApplicationID)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
 	if err != nil {
-		p.log.ErrorContext(ctx, "broker: back-channel logout", "err", err)
-		return
+		return 0, fmt.Errorf("load application: %w", err)
 	}
-	for _, sid := range r.SessionIDs {
-		for _, a := range apps {
-			sub, err := p.once.Take(ctx, bclKey(sid, a.ID))
-			if err != nil {
-				continue
-			}
-			tok, err := p.sign(signingAlg(a), "logout+jwt", logoutClaims{
-				Iss: p.issuer, Aud: a.ID, Iat: p.now().Unix(), Exp: p.now().Add(2 * time.Minute).Unix(),
-				JTI: secrets.NewUniqueID(), Sub: string(sub), SID: sid,
-				Events: map[string]struct{}{"http://schemas.openid.net/event/backchannel-logout": {}},
-			})
-			if err != nil {
-				p.log.ErrorContext(ctx, "broker: sign logout token", "err", err)
-				continue
-			}
-			// Started by the loop runBackchannel counts in p.bg, so the
-			// group cannot be waited to zero in between.
-			p.bg.Go(func() { p.deliverLogout(ctx, a.ID, a.BackchannelLogoutURI, tok) })
-		}
+	if a.BackchannelLogoutURI == "" {
+		return 0, nil
 	}
-}
-
-func (p *Provider) deliverLogout(ctx context.Context, clientID, uri, token string) {
-	body := url.Values{"logout_token": {token}}.Encode()
-	var last error
-	for _, wait := range bclBackoff {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, strings.NewReader(body))
-		if err != nil {
-			last = err
-			break
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := p.http.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode/100 == 2 {
-				return
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-			if resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusTooManyRequests {
-				last = err
-				break // the application refuses it; retrying will not help
-			}
-		}
-		last = err
+	now := p.now()
+	tok, err := p.sign(signingAlg(a), "logout+jwt", logoutClaims{
+		Iss: p.issuer, Aud: a.ID, Iat: now.Unix(), Exp: now.Add(2 * time.Minute).Unix(),
+		JTI: secrets.NewUniqueID(), Sub: l.UserID, SID: l.SessionID,
+		Events: map[string]struct{}{"http://schemas.openid.net/event/backchannel-logout": {}},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sign logout token: %w", err)
 	}
-	p.log.WarnContext(ctx, "broker: back-channel logout not delivered", "client_id", clientID, "err", last)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.BackchannelLogoutURI,
+		strings.NewReader(url.Values{"logout_token": {tok}}.Encode()))
+	if err != nil {
+		return 0, fmt.Errorf("bad back-channel logout URI: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return resp.StatusCode, fmt.Errorf("HTTP %s", resp.Status)
+	}
+	return resp.StatusCode, nil
 }
 
 type logoutClaims struct {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
 	"github.com/idbroker/idbroker/store"
@@ -171,7 +172,17 @@ func TestTwoNodes(t *testing.T) {
 		TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
 		t.Fatalf("refresh on node 2: %v", err)
 	}
-	if _, err := n1.Sess.RevokeUser(context.Background(), tn.ID, c.Sub); err != nil {
+	// Deprovisioning's path: an order recorded with the change, applied
+	// by node 1's revoker.
+	rv, err := st1.RecordRevocation(context.Background(), store.Revocation{Kind: store.RevokeUser, TenantID: tn.ID, SubjectID: c.Sub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoker, err := events.NewRevoker(events.RevokerConfig{Store: st1, Sessions: n1.Sess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := revoker.Apply(context.Background(), rv); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(100 * time.Millisecond)

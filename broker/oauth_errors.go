@@ -34,6 +34,9 @@ func writeOAuthError(c echo.Context, status int, code, description string) error
 	h := c.Response().Header()
 	h["Cache-Control"] = hdrNoStore
 	h["Pragma"] = hdrNoCache
+	if status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		h.Set("Retry-After", retryAfterSeconds)
+	}
 	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
 		h.Set("WWW-Authenticate", `Basic realm="idbroker", charset="UTF-8"`)
 	}
@@ -65,4 +68,24 @@ func (p *Provider) clientOAuthError(c echo.Context, err error) error {
 	}
 	p.log.ErrorContext(c.Request().Context(), "broker: client authentication", "err", err)
 	return writeOAuthError(c, http.StatusServiceUnavailable, errTemporarilyUnavailable, "try again shortly")
+}
+
+// retryAfterSeconds is the Retry-After of a 503: a dependency (the
+// database, Redis) did not answer, and a client retrying a second later
+// usually finds it back.
+const retryAfterSeconds = "1"
+
+// retryAfter503 adds Retry-After to every 503 the wrapped handler writes,
+// including those zitadel's op writes for errors the broker returned
+// (see unavailable), which cannot set headers themselves.
+func retryAfter503(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		res := c.Response()
+		res.Before(func() {
+			if res.Status == http.StatusServiceUnavailable && res.Header().Get("Retry-After") == "" {
+				res.Header().Set("Retry-After", retryAfterSeconds)
+			}
+		})
+		return next(c)
+	}
 }

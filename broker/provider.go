@@ -73,7 +73,13 @@ type Config struct {
 	Store    Store
 	Sessions sessions.Store
 	Once     sessions.OnceCache
-	Keys     *signing.Manager
+	// Families keeps refresh-token families; nil means Once, which must
+	// then implement sessions.Families (Memory and Redis do).
+	Families sessions.Families
+	// ActiveTTL bounds how long "this user and tenant are active" is
+	// trusted by token issuance, refresh and userinfo (DefaultActiveTTL).
+	ActiveTTL time.Duration
+	Keys      *signing.Manager
 	// Connectors starts upstream logins. Required.
 	Connectors Connectors
 	// Usage meters completed sign-ins (package usage); nil meters nothing.
@@ -120,6 +126,8 @@ type Provider struct {
 	store      Store
 	sessions   sessions.Store
 	once       sessions.OnceCache
+	families   sessions.Families
+	active     *activeCache
 	keys       *signing.Manager
 	connectors Connectors
 	usage      LoginMeter
@@ -189,6 +197,14 @@ func New(cfg Config) (*Provider, error) {
 		p.now = time.Now
 	}
 	p.bodies.New = func() any { b := make([]byte, 0, 4096); return &b }
+	if p.families = cfg.Families; p.families == nil {
+		f, ok := cfg.Once.(sessions.Families)
+		if !ok {
+			return nil, errors.New("broker: Families is required when Once does not keep refresh families")
+		}
+		p.families = f
+	}
+	p.active = newActiveCache(cfg.Store, cmp.Or(cfg.ActiveTTL, DefaultActiveTTL), p.now)
 	p.apps = newAppCache(cfg.Store, cmp.Or(cfg.AppCacheTTL, DefaultAppCacheTTL), p.now)
 	p.verifier = newVerifier(p.issuer, cfg.Keys, p.now)
 	if p.discovery, err = discoveryJSON(p.issuer); err != nil {
@@ -214,9 +230,9 @@ func (p *Provider) Mount(e *echo.Echo) {
 	// Introspection is served by the broker's own lean handler, ahead of
 	// zitadel's router (see serveIntrospect).
 	e.Any(PathIntrospect, p.serveIntrospect)
-	e.Any(PathToken, p.checkOAuthRequest(p.tokenLimited(op), true))
-	e.Any(PathRevoke, p.checkOAuthRequest(p.tokenLimited(op), false))
-	e.Any(PathUserinfo, p.checkUserinfo(op))
+	e.Any(PathToken, retryAfter503(p.checkOAuthRequest(p.tokenLimited(op), true)))
+	e.Any(PathRevoke, retryAfter503(p.checkOAuthRequest(p.tokenLimited(op), false)))
+	e.Any(PathUserinfo, retryAfter503(p.checkUserinfo(op)))
 	e.GET(PathLogin, p.serveLogin, login...)
 	e.POST(PathLogin, p.submitLogin, login...)
 	e.Match([]string{http.MethodGet, http.MethodPost}, PathEndSession, p.endSession)
@@ -224,12 +240,16 @@ func (p *Provider) Mount(e *echo.Echo) {
 	e.GET(pathStaticPrefix+"/*", echo.WrapHandler(http.StripPrefix(pathStaticPrefix, web.Static())))
 }
 
-// Run sends back-channel logouts for every session revoked on any node
-// until ctx ends. It returns once subscribed, or with the subscription's
-// error; deliveries continue in the background until ctx ends, and Wait
-// waits for them.
+// Run subscribes, until ctx ends, to the revocations made on any node, so
+// that the cache of active users and tenants forgets at once what they
+// end. It returns once subscribed, or with the subscription's error.
+// (Back-channel logouts are delivered by the events.LogoutDispatcher the
+// wiring runs, through SendLogout.)
 func (p *Provider) Run(ctx context.Context) error {
-	return p.runBackchannel(ctx)
+	if err := p.sessions.Subscribe(ctx, p.active.invalidate); err != nil {
+		return fmt.Errorf("broker: subscribe to revocations: %w", err)
+	}
+	return nil
 }
 
 // Wait returns once the background work Run started has ended, which it

@@ -27,4 +27,9 @@ type Store interface {
 	// Clients (apps.go).
 	Application(ctx context.Context, id string) (store.Application, error)
 	ListApplications(ctx context.Context, p store.Page) ([]store.Application, string, error)
+
+	// Token issuance checks the user is still active (active.go).
+	User(ctx context.Context, id string) (store.User, error)
+	// Ended sessions' back-channel logouts are queued durably (logout.go).
+	EnqueueLogouts(ctx context.Context, ls []store.Logout) error
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,11 +77,11 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 		return nil, oidc.ErrInvalidGrant().WithDescription("the code is invalid, expired or already used")
 	}
 	if err != nil {
-		return nil, oidc.ErrServerError().WithParent(err)
+		return nil, unavailable(err)
 	}
 	// Remember the spent code (for reuse detection) before minting anything.
 	if err := p.putJSON(ctx, tokenKey("usedcode", r.Data.Code), g, p.sessionTTL); err != nil {
-		return nil, oidc.ErrServerError().WithParent(err)
+		return nil, unavailable(err)
 	}
 	cl := r.Client.(client)
 	switch {
@@ -96,12 +98,26 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 	if err != nil {
 		return nil, err
 	}
-	// Back-channel logout reaches the applications that got tokens in a
-	// session; the record is taken once, by whichever node sends it.
-	if err := p.once.Put(ctx, bclKey(g.SessionID, g.ClientID), []byte(g.UserID), time.Until(sess.ExpiresAt)); err != nil {
-		return nil, oidc.ErrServerError().WithParent(err)
+	if err := p.checkActive(ctx, g.TenantID, g.UserID); err != nil {
+		return nil, err
 	}
-	resp, err := p.mint(ctx, cl.app, g, sess, true)
+	// Back-channel logout reaches exactly the applications that got
+	// tokens in a session: the session records them.
+	if err := p.sessions.AddApp(ctx, g.SessionID, g.ClientID); errors.Is(err, sessions.ErrNotFound) {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the session has ended")
+	} else if err != nil {
+		return nil, unavailable(err)
+	}
+	next, rt, err := p.nextRefresh(cl.app, g, sess, 0)
+	if err != nil {
+		return nil, err
+	}
+	if rt != "" {
+		if err := p.families.StartFamily(ctx, next); err != nil {
+			return nil, unavailable(err)
+		}
+	}
+	resp, err := p.mint(ctx, cl.app, g, sess, rt)
 	if err != nil {
 		return nil, err
 	}
@@ -130,47 +146,49 @@ func (p *Provider) liveSession(ctx context.Context, g grant) (session, error) {
 	return s, nil
 }
 
-// RefreshToken rotates a refresh token: the old one is spent and a new
-// one of the same family returned. Presenting a spent token revokes the
-// family: either the client or an attacker holds a copy that must die.
+// RefreshToken rotates a refresh token: the token presented must be its
+// family's current one, and the family moves to the next generation in one
+// atomic step (sessions.Families.Rotate). A token of an earlier generation
+// is reuse — the client or an attacker holds a copy that must die — and
+// ends the family and its session together, so that no token of the family
+// works afterwards, whichever request minted it. Of two concurrent
+// refreshes of one token, one wins and the other is reuse.
 func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
 	p := s.p
 	tok := r.Data.RefreshToken
-	if !strings.HasPrefix(tok, refreshPrefix+"_") {
+	fam, gen, ok := parseRefresh(tok)
+	if !ok {
 		return nil, oidc.ErrInvalidGrant().WithDescription("unknown refresh token")
 	}
-	var g grant
-	err := p.takeJSON(ctx, tokenKey("rt", tok), &g)
-	if errors.Is(err, errExpired) {
-		var spent grant
-		if p.takeJSON(ctx, tokenKey("rtspent", tok), &spent) == nil {
-			p.revokeFamily(ctx, spent.Family)
-			p.log.WarnContext(ctx, "broker: spent refresh token presented again; family revoked",
-				"client_id", spent.ClientID, "sid", spent.SessionID)
-		}
+	f, err := p.families.Family(ctx, fam)
+	if errors.Is(err, sessions.ErrNotFound) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is invalid, expired or already used")
 	}
 	if err != nil {
-		return nil, oidc.ErrServerError().WithParent(err)
+		return nil, unavailable(err)
 	}
+	var g grant
+	if err := json.Unmarshal(f.Grant, &g); err != nil {
+		return nil, oidc.ErrServerError().WithParent(fmt.Errorf("broker: decode refresh family: %w", err))
+	}
+	hash := refreshHash(tok)
 	cl := r.Client.(client)
-	// A request refused for what it asks, not for the token, gives the
-	// token back unspent: otherwise the owner's next, correct refresh would
-	// look like reuse and revoke the family.
-	switch {
-	case cl.app.ID != g.ClientID:
-		// Someone else's token: leave it to its owner.
-		_ = p.putJSON(ctx, tokenKey("rt", tok), g, time.Until(time.Unix(g.Expires, 0)))
-		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token was issued to another client")
-	case slices.ContainsFunc(r.Data.Scopes, func(sc string) bool { return !slices.Contains(g.Scopes, sc) }):
-		_ = p.putJSON(ctx, tokenKey("rt", tok), g, time.Until(time.Unix(g.Expires, 0)))
-		return nil, oidc.ErrInvalidScope().WithDescription("a refresh cannot widen the scope")
-	}
-	if p.now().Unix() >= g.Expires {
-		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token has expired")
-	}
-	if err := p.putJSON(ctx, tokenKey("rtspent", tok), grant{Family: g.Family, ClientID: g.ClientID, SessionID: g.SessionID}, time.Until(time.Unix(g.Expires, 0))); err != nil {
-		return nil, oidc.ErrServerError().WithParent(err)
+	if gen == f.Gen && hash == f.Hash {
+		// A request refused for what it asks, not for the token, leaves
+		// the token unspent: the owner's next, correct refresh must not
+		// look like reuse.
+		switch {
+		case cl.app.ID != g.ClientID:
+			return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token was issued to another client")
+		case slices.ContainsFunc(r.Data.Scopes, func(sc string) bool { return !slices.Contains(g.Scopes, sc) }):
+			return nil, oidc.ErrInvalidScope().WithDescription("a refresh cannot widen the scope")
+		case p.now().Unix() >= g.Expires:
+			return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token has expired")
+		}
+	} else if gen >= f.Gen || cl.app.ID != g.ClientID {
+		// Not a token of this family, or another client's: nothing to
+		// learn from it, nothing to revoke.
+		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is invalid, expired or already used")
 	}
 	if len(r.Data.Scopes) > 0 {
 		g.Scopes = r.Data.Scopes
@@ -179,24 +197,98 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 	if err != nil {
 		return nil, err
 	}
+	if err := p.checkActive(ctx, g.TenantID, g.UserID); err != nil {
+		return nil, err
+	}
 	g.Nonce = "" // nonce belongs to the authentication, not to refreshed id_tokens
-	resp, err := p.mint(ctx, cl.app, g, sess, true)
+	next, rt, err := p.nextRefresh(cl.app, g, sess, gen+1)
+	if err != nil {
+		return nil, err
+	}
+	res, ended, err := p.families.Rotate(ctx, fam, gen, hash, next)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	switch res {
+	case sessions.Reused:
+		p.log.WarnContext(ctx, "broker: spent refresh token presented again; its family and session are revoked",
+			"client_id", g.ClientID, "sid", g.SessionID)
+		p.queueLogouts(ctx, ended)
+		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is invalid, expired or already used")
+	case sessions.Rotated:
+	default:
+		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is invalid, expired or already used")
+	}
+	resp, err := p.mint(ctx, cl.app, g, sess, rt)
 	if err != nil {
 		return nil, err
 	}
 	return op.NewResponse(resp), nil
 }
 
-// revokeFamily kills the live refresh token of a family.
+// Refresh tokens are "idbr_{family}.{generation}.{secret}": the family and
+// generation find the family's one record; only the hash of the whole
+// token is stored.
+func newRefreshToken(family string, gen uint64) string {
+	return refreshPrefix + "_" + family + "." + strconv.FormatUint(gen, 10) + "." + secrets.NewToken("")
+}
+
+func parseRefresh(tok string) (family string, gen uint64, ok bool) {
+	rest, ok := strings.CutPrefix(tok, refreshPrefix+"_")
+	if !ok {
+		return "", 0, false
+	}
+	family, rest, ok1 := strings.Cut(rest, ".")
+	genStr, secret, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || family == "" || secret == "" {
+		return "", 0, false
+	}
+	gen, err := strconv.ParseUint(genStr, 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return family, gen, true
+}
+
+func refreshHash(tok string) string { return hex.EncodeToString(secrets.HashToken(tok)) }
+
+// nextRefresh mints the refresh token of generation gen for grant g and
+// the family record that will make it current. Without offline_access
+// there is none (rt is empty).
+func (p *Provider) nextRefresh(a store.Application, g grant, s session, gen uint64) (sessions.Family, string, error) {
+	if !slices.Contains(g.Scopes, oidc.ScopeOfflineAccess) {
+		return sessions.Family{}, "", nil
+	}
+	// A refresh token lives its own TTL but never past its session.
+	now := p.now()
+	end := min(now.Add(refreshTokenTTL(a)).Unix(), s.ExpiresAt.Unix())
+	g.Expires, g.Issued = end, now.Unix()
+	g.RedirectURI, g.Challenge = "", ""
+	b, err := json.Marshal(g)
+	if err != nil {
+		return sessions.Family{}, "", oidc.ErrServerError().WithParent(err)
+	}
+	rt := newRefreshToken(g.Family, gen)
+	return sessions.Family{ID: g.Family, SessionID: g.SessionID, Gen: gen, Hash: refreshHash(rt), Grant: b,
+		ExpiresAt: time.Unix(end, 0)}, rt, nil
+}
+
+// revokeFamily ends a refresh-token family.
 func (p *Provider) revokeFamily(ctx context.Context, family string) {
 	if family == "" {
 		return
 	}
-	b, err := p.once.Take(ctx, "broker:rtfam:"+family)
-	if err != nil {
-		return
+	if err := p.families.EndFamily(ctx, family); err != nil {
+		p.log.ErrorContext(ctx, "broker: end refresh family", "err", err)
 	}
-	_, _ = p.once.Take(ctx, "broker:rt:"+string(b))
+}
+
+// unavailable is the token endpoint's answer when the session store cannot
+// be reached: 503 temporarily_unavailable (Retry-After is added on the way
+// out, see retryAfter503), never a 500.
+func unavailable(err error) error {
+	return op.NewStatusError(&oidc.Error{ErrorType: errTemporarilyUnavailable, Description: "try again shortly", Parent: err},
+		http.StatusServiceUnavailable)
 }
 
 // revokeGrant revokes everything issued from a leaked code: its refresh
@@ -204,14 +296,15 @@ func (p *Provider) revokeFamily(ctx context.Context, family string) {
 // the session itself.
 func (p *Provider) revokeGrant(ctx context.Context, g grant, why string) {
 	p.revokeFamily(ctx, g.Family)
-	if err := p.sessions.Revoke(ctx, g.SessionID); err != nil {
+	if err := p.endSessionNow(ctx, g.SessionID); err != nil {
 		p.log.ErrorContext(ctx, "broker: revoke session", "sid", g.SessionID, "err", err)
 	}
 	p.log.WarnContext(ctx, "broker: "+why+"; its tokens are revoked", "client_id", g.ClientID, "sid", g.SessionID)
 }
 
-// mint signs the tokens of grant g for application a.
-func (p *Provider) mint(ctx context.Context, a store.Application, g grant, s session, withRefresh bool) (*oidc.AccessTokenResponse, error) {
+// mint signs the access and id tokens of grant g for application a and
+// returns them with refresh token rt (none if empty).
+func (p *Provider) mint(ctx context.Context, a store.Application, g grant, s session, rt string) (*oidc.AccessTokenResponse, error) {
 	alg, atAlg := signingAlg(a), accessTokenAlg(a)
 	now := p.now()
 	iat := now.Unix()
@@ -243,22 +336,7 @@ func (p *Provider) mint(ctx context.Context, a store.Application, g grant, s ses
 		AccessToken: at, IDToken: idt, TokenType: oidc.BearerToken,
 		ExpiresIn: uint64(atTTL / time.Second), Scope: g.Scopes,
 	}
-	if withRefresh && slices.Contains(g.Scopes, oidc.ScopeOfflineAccess) {
-		// A refresh token lives its own TTL but never past its session.
-		end := min(now.Add(refreshTokenTTL(a)).Unix(), s.ExpiresAt.Unix())
-		rt := secrets.NewToken(refreshPrefix)
-		g.Expires, g.Issued = end, iat
-		g.RedirectURI, g.Challenge = "", ""
-		ttl := time.Until(time.Unix(end, 0))
-		if err := p.putJSON(ctx, tokenKey("rt", rt), g, ttl); err != nil {
-			return nil, oidc.ErrServerError().WithParent(err)
-		}
-		hash := strings.TrimPrefix(tokenKey("rt", rt), "broker:rt:")
-		if err := p.once.Put(ctx, "broker:rtfam:"+g.Family, []byte(hash), ttl); err != nil {
-			return nil, oidc.ErrServerError().WithParent(err)
-		}
-		resp.RefreshToken = rt
-	}
+	resp.RefreshToken = rt
 	return resp, nil
 }
 

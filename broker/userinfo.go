@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -70,6 +71,14 @@ func (p *Provider) checkUserinfo(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if !ok {
 			return bearerError(c, http.StatusUnauthorized, errInvalidToken, "the session of the access token has ended")
+		}
+		// Independent of the revocation having reached the session store:
+		// a deprovisioned user or a paused tenant gets nothing.
+		if err := p.active.check(r.Context(), ac.TenantID, ac.Sub); errors.Is(err, errInactive) {
+			return bearerError(c, http.StatusUnauthorized, errInvalidToken, "the user or their organization is no longer active")
+		} else if err != nil {
+			p.log.ErrorContext(r.Context(), "broker: userinfo", "err", err)
+			return writeOAuthError(c, http.StatusServiceUnavailable, errTemporarilyUnavailable, "try again shortly")
 		}
 		if _, err := p.apps.get(r.Context(), ac.ClientID); err != nil {
 			return bearerError(c, http.StatusUnauthorized, errInvalidToken, "the access token's application no longer exists")

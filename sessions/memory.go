@@ -32,6 +32,10 @@ type Memory struct {
 
 	subMu sync.Mutex
 	subs  map[*subscriber]struct{}
+
+	famMu        sync.Mutex
+	families     map[string]Family
+	nextFamSweep time.Time
 }
 
 type onceValue struct {
@@ -59,6 +63,8 @@ func NewMemory() *Memory {
 		buckets:       make(map[string]time.Time),
 		nextOnceSweep: now.Add(sweepInterval),
 		subs:          make(map[*subscriber]struct{}),
+		families:      make(map[string]Family),
+		nextFamSweep:  now.Add(sweepInterval),
 	}
 }
 

@@ -106,10 +106,16 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	// their change and applied through this node's Revoker; its Run
 	// retries, on every node, whatever the session store did not
 	// acknowledge (Redis down) until it does.
+	// The sessions they end get back-channel logouts, queued in the same
+	// transaction that retires the order and delivered by logouts below.
+	var logouts *events.LogoutDispatcher
 	revoker, err := events.NewRevoker(events.RevokerConfig{
 		Store:    st,
 		Sessions: cached,
 		Logger:   log.With("surface", "revocations"),
+		Ended: func(store.Revocation, []sessions.Session) {
+			logouts.Kick() // set below, before any request can revoke
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -143,6 +149,13 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		},
 	})
 	if err != nil {
+		return nil, err
+	}
+	if logouts, err = events.NewLogoutDispatcher(events.LogoutConfig{
+		Store:  st,
+		Sender: provider,
+		Logger: log.With("surface", "backchannel"),
+	}); err != nil {
 		return nil, err
 	}
 	directories, err := scim.New(scim.Config{
@@ -242,9 +255,8 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	if err := provider.Run(ctx); err != nil {
 		return nil, err
 	}
-	// The back-channel deliveries provider.Run started end with ctx; serve
-	// waits for them before closing the store and the cache under them.
 	bg.Go(provider.Wait)
+	bg.Go(func() { logouts.Run(ctx) })
 	bg.Go(func() { registry.Run(ctx, connectionMaintenance) })
 	bg.Go(func() { webhooks.Run(ctx) })
 	bg.Go(func() { meter.Run(ctx, usageSnapshots) })

@@ -2,7 +2,9 @@ package sessionstest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/idbroker/idbroker/sessions"
@@ -43,5 +45,51 @@ func testApps(t *testing.T, impl Impl) {
 	ended, err := impl.Store.RevokeTenant(ctx, "tnt_a")
 	if err != nil || len(ended) != 1 || !slices.Equal(ended[0].Apps, []string{"app_3"}) {
 		t.Fatalf("RevokeTenant = %+v, %v", ended, err)
+	}
+}
+
+// testFamilies: a family rotates one generation at a time; of racing
+// rotations of one token exactly one wins and the other is reuse, which
+// ends the family and its session in the same step.
+func testFamilies(t *testing.T, impl Impl) {
+	fams, ok := impl.Store.(sessions.Families)
+	if !ok {
+		t.Skip("store keeps no refresh families")
+	}
+	ctx := t.Context()
+	for round := range 10 {
+		s := newSession("tnt_a", "usr_1", "conn_1")
+		create(t, impl.Store, s)
+		fam := sessions.Family{ID: fmt.Sprintf("fam%d", round), SessionID: s.ID, Hash: "h0", Grant: []byte("g0"), ExpiresAt: s.ExpiresAt}
+		if err := fams.StartFamily(ctx, fam); err != nil {
+			t.Fatal(err)
+		}
+		next := fam
+		next.Hash, next.Grant = "h1", []byte("g1")
+		if res, _, err := fams.Rotate(ctx, fam.ID, 0, "wrong", next); err != nil || res != sessions.Unknown {
+			t.Fatalf("rotate with a wrong hash = %v, %v", res, err)
+		}
+		var wg sync.WaitGroup
+		results := make([]sessions.Rotation, 2)
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, _, err := fams.Rotate(ctx, fam.ID, 0, "h0", next)
+				if err != nil {
+					t.Error(err)
+				}
+				results[i] = res
+			}()
+		}
+		wg.Wait()
+		slices.Sort(results)
+		if results[0] != sessions.Rotated || results[1] != sessions.Reused {
+			t.Fatalf("round %d: racing rotations = %v, want one Rotated and one Reused", round, results)
+		}
+		if _, err := fams.Family(ctx, fam.ID); !errors.Is(err, sessions.ErrNotFound) {
+			t.Fatalf("family after reuse: %v", err)
+		}
+		assertGone(t, impl.Store, s)
 	}
 }

@@ -42,6 +42,7 @@ func RunConformance(t *testing.T, newImpl func(t *testing.T) Impl) {
 		{"RevokeTenant", testRevokeTenant},
 		{"RevokeConnection", testRevokeConnection},
 		{"Apps", testApps},
+		{"Families", testFamilies},
 		{"ListUser", testListUser},
 		{"Subscribe", testSubscribe},
 		{"SubscribeEnds", testSubscribeEnds},

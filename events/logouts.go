@@ -1,0 +1,168 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// LogoutStore is what a LogoutDispatcher needs of the store.
+type LogoutStore interface {
+	DueLogouts(ctx context.Context, now time.Time) (bool, error)
+	ClaimLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Logout, error)
+	RecordLogout(ctx context.Context, id string, r store.DeliveryResult) error
+}
+
+// LogoutSender makes one attempt at delivering a back-channel logout: it
+// signs the logout token and POSTs it (the broker's *Provider). It returns
+// the HTTP status (0 if none) and nil on success.
+type LogoutSender interface {
+	SendLogout(ctx context.Context, l store.Logout) (status int, err error)
+}
+
+// Defaults of a LogoutDispatcher. A logout matters while the application
+// may still hold the session, so it is retried for a day, starting fast.
+const (
+	DefaultLogoutMaxAge    = 24 * time.Hour
+	DefaultLogoutBaseDelay = time.Second
+	DefaultLogoutMaxDelay  = 10 * time.Minute
+	DefaultLogoutPoll      = 250 * time.Millisecond
+	logoutBatch            = 20
+)
+
+// LogoutConfig configures a LogoutDispatcher.
+type LogoutConfig struct {
+	Store  LogoutStore
+	Sender LogoutSender
+	Logger *slog.Logger
+	Now    func() time.Time
+	// MaxAge, BaseDelay, MaxDelay and Poll default to the constants above;
+	// Timeout (one attempt) to DefaultTimeout.
+	MaxAge, BaseDelay, MaxDelay, Poll, Timeout time.Duration
+}
+
+// LogoutDispatcher delivers the back-channel logout queue (store.Logout
+// rows, queued when sessions end) the way Dispatcher delivers webhooks:
+// claimed with a lease so that two nodes never send one at once, retried
+// with exponential backoff and jitter, dead-lettered (status dead, visible
+// through store.ListLogouts) after MaxAge or at once when the application
+// refuses it with a 4xx other than 408 and 429. Nothing is lost to a
+// shutdown: an attempt in flight keeps its row, retried once its lease
+// runs out.
+type LogoutDispatcher struct {
+	cfg  LogoutConfig
+	log  *slog.Logger
+	wake chan struct{}
+}
+
+// NewLogoutDispatcher returns a LogoutDispatcher; Run it on every node.
+func NewLogoutDispatcher(cfg LogoutConfig) (*LogoutDispatcher, error) {
+	if cfg.Store == nil || cfg.Sender == nil {
+		return nil, errors.New("events: logout dispatcher needs a Store and a Sender")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = DefaultLogoutMaxAge
+	}
+	if cfg.BaseDelay <= 0 {
+		cfg.BaseDelay = DefaultLogoutBaseDelay
+	}
+	if cfg.MaxDelay <= 0 {
+		cfg.MaxDelay = DefaultLogoutMaxDelay
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = DefaultLogoutPoll
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	d := &LogoutDispatcher{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	return d, nil
+}
+
+// Kick makes Run look for due logouts now rather than at its next poll.
+func (d *LogoutDispatcher) Kick() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers due logouts until ctx is done; it returns nil then.
+func (d *LogoutDispatcher) Run(ctx context.Context) error {
+	for {
+		n, err := d.DeliverDue(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.log.ErrorContext(ctx, "back-channel logout dispatch failed", "err", err)
+		}
+		if n > 0 && err == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.wake:
+		case <-time.After(d.cfg.Poll):
+		}
+	}
+}
+
+// DeliverDue claims the logouts due now, attempts each once and records
+// the outcomes; it reports how many it attempted.
+func (d *LogoutDispatcher) DeliverDue(ctx context.Context) (int, error) {
+	now := d.cfg.Now()
+	due, err := d.cfg.Store.DueLogouts(ctx, now)
+	if err != nil || !due {
+		return 0, err
+	}
+	claimed, err := d.cfg.Store.ClaimLogouts(ctx, now, 3*d.cfg.Timeout, logoutBatch)
+	if err != nil {
+		return 0, fmt.Errorf("events: claim logouts: %w", err)
+	}
+	for _, l := range claimed {
+		actx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+		status, err := d.cfg.Sender.SendLogout(actx, l)
+		cancel()
+		res := d.result(l, status, err)
+		if res.Status == store.DeliveryDead {
+			d.log.WarnContext(ctx, "back-channel logout dead-lettered", "logout", l.ID, "client_id", l.ApplicationID,
+				"sid", l.SessionID, "attempts", l.Attempts, "err", res.Error)
+		}
+		if err := d.cfg.Store.RecordLogout(context.WithoutCancel(ctx), l.ID, res); err != nil {
+			return len(claimed), fmt.Errorf("events: record logout %s: %w", l.ID, err)
+		}
+	}
+	return len(claimed), nil
+}
+
+func (d *LogoutDispatcher) result(l store.Logout, status int, err error) store.DeliveryResult {
+	if err == nil {
+		return store.DeliveryResult{Status: store.DeliverySucceeded, StatusCode: status}
+	}
+	why := err.Error()
+	if len(why) > 500 {
+		why = why[:500]
+	}
+	refused := status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
+	if refused || d.cfg.Now().Sub(l.CreatedAt) >= d.cfg.MaxAge {
+		return store.DeliveryResult{Status: store.DeliveryDead, StatusCode: status, Error: why}
+	}
+	delay := d.cfg.BaseDelay
+	for i := 1; i < l.Attempts && delay < d.cfg.MaxDelay; i++ {
+		delay *= 2
+	}
+	delay = min(delay, d.cfg.MaxDelay)
+	delay = delay/2 + rand.N(delay/2+1)
+	return store.DeliveryResult{Status: store.DeliveryFailed, StatusCode: status, Error: why, NextAttemptAt: d.cfg.Now().Add(delay)}
+}
