@@ -30,31 +30,17 @@ func (a *API) mountConnections(g, tenant *echo.Group) {
 	c.DELETE("", a.deleteConnection)
 }
 
-type createConnectionRequest struct {
-	Type string                    `json:"type"`
-	Name string                    `json:"name"`
-	SAML *connections.SAMLSettings `json:"saml"`
-	OIDC *connections.OIDCSettings `json:"oidc"`
-}
-
-type updateConnectionRequest struct {
-	Name   *string                   `json:"name"`
-	Status *string                   `json:"status"`
-	SAML   *connections.SAMLSettings `json:"saml"`
-	OIDC   *connections.OIDCSettings `json:"oidc"`
-}
-
 func (a *API) createConnection(c echo.Context) error {
-	var req createConnectionRequest
+	req := connectionRequest{types: a.connections, fixed: []string{"type", "name"}}
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
 	typ := store.ConnectionType(req.Type)
-	if typ != store.ConnectionSAML && typ != store.ConnectionOIDC {
-		return invalid("type", `type must be "saml" or "oidc"`)
+	if err := a.connections.CheckType(typ); err != nil {
+		return invalid("type", "%s", strings.TrimPrefix(err.Error(), connections.ErrConfig.Error()+": "))
 	}
 	ctx := c.Request().Context()
-	conn, err := a.connections.CreateConnection(ctx, typ, req.Name, connections.Settings{SAML: req.SAML, OIDC: req.OIDC})
+	conn, err := a.connections.CreateConnection(ctx, typ, req.Name, req.Settings)
 	if err != nil {
 		return connectionError(err)
 	}
@@ -111,13 +97,16 @@ func (a *API) getConnection(c echo.Context) error {
 }
 
 func (a *API) updateConnection(c echo.Context) error {
-	var req updateConnectionRequest
+	req := connectionRequest{types: a.connections, fixed: []string{"name", "status"}}
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	u := connections.Update{Name: req.Name, Settings: connections.Settings{SAML: req.SAML, OIDC: req.OIDC}}
-	if req.Status != nil {
-		s := store.ConnectionStatus(*req.Status)
+	u := connections.Update{Settings: req.Settings}
+	if req.has["name"] {
+		u.Name = &req.Name
+	}
+	if req.has["status"] {
+		s := store.ConnectionStatus(req.Status)
 		if s != store.ConnectionActive && s != store.ConnectionInactive {
 			return invalid("status", `status must be "active" or "inactive"`)
 		}

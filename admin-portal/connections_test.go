@@ -16,6 +16,8 @@ import (
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/connections/oidc"
+	"github.com/idbroker/idbroker/connections/saml"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/sessions"
@@ -29,6 +31,7 @@ func newConnEnv(t *testing.T, st *store.DB, mem *sessions.Memory) *env {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	reg := connections.NewRegistry(connections.Config{
+		Types:  connections.Types{saml.Name: saml.New(), oidc.Name: oidc.New()},
 		Issuer: ts.URL, Store: st, Once: mem, Sessions: mem,
 		HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true,
 	})

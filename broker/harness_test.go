@@ -190,7 +190,7 @@ func (n *node) tenant(name, domain string, prof connections.Profile) tenant {
 	if _, err := n.Store.AddDomain(ctx, store.Domain{Domain: domain, Verified: true, VerificationToken: "v"}); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := n.Store.CreateConnection(ctx, store.Connection{Type: store.ConnectionOIDC, Name: "idp", Status: store.ConnectionActive, Config: json.RawMessage(`{}`)})
+	conn, err := n.Store.CreateConnection(ctx, store.Connection{Type: "oidc", Name: "idp", Status: store.ConnectionActive, Config: json.RawMessage(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/connections/oidc"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
@@ -35,7 +36,7 @@ func unverifiable(conn store.Connection, res connections.Result, err error) (str
 		return UnverifiedUnknownConnection, true
 	case errors.Is(err, connections.ErrMalformed) && res.RequestID == "":
 		return UnverifiedMalformed, true
-	case conn.Type == store.ConnectionOIDC && errors.Is(err, connections.ErrRequestMismatch) && res.RequestID == "":
+	case conn.Type == oidc.Name && errors.Is(err, connections.ErrRequestMismatch) && res.RequestID == "":
 		return UnverifiedUnknownState, true
 	}
 	return "", false

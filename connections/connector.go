@@ -1,17 +1,3 @@
-// Package connections is the upstream side of a login: a tenant's own IdP,
-// reached over SAML 2.0 or OpenID Connect. The broker picks a connection,
-// calls Begin to send the browser to the IdP, and receives a normalised
-// Profile when the IdP sends the browser back to the ACS or callback URL
-// that this package serves (contract section 2).
-//
-//	broker ──Begin──▶ IdP ──POST /sso/saml/{conn}/acs ─┐
-//	                       ──GET /sso/oidc/{conn}/callback ┤
-//	broker ◀──Complete(Result: request id + Profile)───────┘
-//
-// Everything here that remembers something between the two legs (SAML
-// request ids, OIDC state, nonce and PKCE verifier, assertion ids seen)
-// lives in package sessions, so any broker node can finish a login that
-// another began.
 package connections
 
 import (

@@ -61,7 +61,8 @@ var (
 	ErrNotFound = errors.New("connections: connection not found")
 )
 
-// mismatch formats the "X was A, expected B" message tenant admins need.
-func mismatch(sentinel error, what, got, want string) error {
+// Mismatch wraps sentinel with the "X was A, expected B" message tenant
+// admins need.
+func Mismatch(sentinel error, what, got, want string) error {
 	return fmt.Errorf("%w: %s was %q, expected %q", sentinel, what, got, want)
 }

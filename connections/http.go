@@ -12,7 +12,8 @@ import (
 	"github.com/idbroker/idbroker/store"
 )
 
-// Mount serves the contract's upstream URLs (section 2) on e:
+// Mount serves each type's upstream URLs (contract section 2) on e, at
+// /sso/{type}/:conn/{path}; for the types the broker ships:
 //
 //	GET  /sso/saml/:conn/metadata   SP metadata
 //	POST /sso/saml/:conn/acs        SAML Assertion Consumer Service
@@ -20,31 +21,41 @@ import (
 //
 // Every finished or failed login goes to complete, which writes the
 // response; nothing here answers 500 for bad input. The middleware in
-// limit, if any, runs first on the ACS and the callback: anyone can post
-// to them without a credential, so they are limited per address.
+// limit, if any, runs first on the URLs that finish a login (the ACS, the
+// callback): anyone can post to them without a credential, so they are
+// limited per address.
 func (r *Registry) Mount(e *echo.Echo, complete CompleteFunc, limit ...echo.MiddlewareFunc) {
 	limit = slices.DeleteFunc(limit, func(m echo.MiddlewareFunc) bool { return m == nil })
-	e.GET("/sso/saml/:conn/metadata", r.serveMetadata)
-	e.POST("/sso/saml/:conn/acs", r.serveFinish(store.ConnectionSAML, complete), limit...)
-	e.GET("/sso/oidc/:conn/callback", r.serveFinish(store.ConnectionOIDC, complete), limit...)
+	for _, name := range r.cfg.Types.Names() {
+		typ := store.ConnectionType(name)
+		for _, rt := range r.cfg.Types[typ].Routes() {
+			path := "/sso/" + name + "/:conn/" + rt.Path
+			if rt.Finish {
+				e.Add(rt.Method, path, r.serveFinish(typ, complete), limit...)
+			} else {
+				e.Add(rt.Method, path, r.serve(typ, rt))
+			}
+		}
+	}
 }
 
-func (r *Registry) serveMetadata(c echo.Context) error {
-	ctx, conn, err := r.load(c.Request().Context(), c.Param("conn"))
-	if err != nil || conn.Type != store.ConnectionSAML {
-		return echo.NewHTTPError(http.StatusNotFound, "no such SAML connection")
+// serve answers a type's own URL for a connection of that type in any
+// status; an unknown connection or one of another type is 404.
+func (r *Registry) serve(typ store.ConnectionType, rt Route) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, conn, err := r.load(c.Request().Context(), c.Param("conn"))
+		if err != nil || conn.Type != typ {
+			return echo.NewHTTPError(http.StatusNotFound, "no such "+string(typ)+" connection")
+		}
+		var cn Connector
+		if conn.Status == store.ConnectionActive {
+			// The cached connector, when it builds: a public URL must not
+			// parse keys on every request.
+			cn, _ = r.connector(ctx, conn)
+		}
+		req := c.Request().WithContext(ctx)
+		return rt.Serve(ctx, r.deps, conn, cn, c.Response(), req)
 	}
-	sc, err := r.samlForMetadata(ctx, conn)
-	if err != nil {
-		r.cfg.Logger.ErrorContext(ctx, "SP metadata", "connection", conn.ID, "err", err)
-		return echo.NewHTTPError(http.StatusNotFound, "SAML connection has no SP key")
-	}
-	b, err := sc.Metadata()
-	if err != nil {
-		return err
-	}
-	c.Response().Header().Set("Cache-Control", "public, max-age=300")
-	return c.Blob(http.StatusOK, "application/samlmetadata+xml", b)
 }
 
 func (r *Registry) serveFinish(typ store.ConnectionType, complete CompleteFunc) echo.HandlerFunc {
@@ -89,35 +100,25 @@ func (r *Registry) serveFinish(typ store.ConnectionType, complete CompleteFunc) 
 	}
 }
 
-// SPMetadata returns the SP metadata XML of a SAML connection, found by id
-// alone (for an IdP in the same process, such as the dev IdP).
-func (r *Registry) SPMetadata(ctx context.Context, connID string) ([]byte, error) {
+// ServeRoute answers, in process, one of the routes a type serves without
+// finishing a login (the dev IdP reads SP metadata this way), as an HTTP
+// GET of /sso/{type}/{connID}/{path} would.
+func (r *Registry) ServeRoute(ctx context.Context, w http.ResponseWriter, req *http.Request, connID, path string) error {
 	ctx, conn, err := r.load(ctx, connID)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if conn.Type != store.ConnectionSAML {
-		return nil, fmt.Errorf("%w: %s is not a SAML connection", ErrNotFound, connID)
-	}
-	sc, err := r.samlForMetadata(ctx, conn)
+	t, err := r.cfg.Types.lookup(conn.Type)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return sc.Metadata()
-}
-
-// samlForMetadata is the connector that publishes conn's SP metadata: the
-// cached one of an active connection (this URL is public, and building a
-// connector parses the SP's private key), or one built for the request
-// when the connection is a draft or inactive — the tenant admin needs the
-// metadata to configure the IdP before the connection is complete.
-func (r *Registry) samlForMetadata(ctx context.Context, conn store.Connection) (*samlConnector, error) {
+	i := slices.IndexFunc(t.Routes(), func(rt Route) bool { return rt.Path == path && !rt.Finish })
+	if i < 0 {
+		return ErrNotFound
+	}
+	var cn Connector
 	if conn.Status == store.ConnectionActive {
-		if cn, err := r.connector(ctx, conn); err == nil {
-			if sc, ok := cn.(*samlConnector); ok {
-				return sc, nil
-			}
-		}
+		cn, _ = r.connector(ctx, conn)
 	}
-	return newSAMLMetadataOnly(r, conn)
+	return t.Routes()[i].Serve(ctx, r.deps, conn, cn, w, req.WithContext(ctx))
 }

@@ -103,8 +103,9 @@ func (m *AttributeMapping) Validate() error {
 	return nil
 }
 
-// resolve merges m over its preset (or over the default preset).
-func (m *AttributeMapping) resolve(defaultPreset string) AttributeMapping {
+// Resolve merges m over its preset, or over defaultPreset when m names
+// none: the lists a connector fills profiles with.
+func (m *AttributeMapping) Resolve(defaultPreset string) AttributeMapping {
 	name := defaultPreset
 	if m != nil && m.Preset != "" {
 		name = m.Preset
@@ -132,10 +133,12 @@ func (m *AttributeMapping) resolve(defaultPreset string) AttributeMapping {
 	return p
 }
 
-// attrs is a lookup over received attributes or claims, values as strings.
-type attrs map[string][]string
+// Attrs is a lookup over received attributes or claims, values as
+// strings.
+type Attrs map[string][]string
 
-func (a attrs) first(names []string) string {
+// First is the first non-blank value of the first name present.
+func (a Attrs) First(names []string) string {
 	for _, n := range names {
 		for _, v := range a[n] {
 			if v = strings.TrimSpace(v); v != "" {
@@ -146,7 +149,8 @@ func (a attrs) first(names []string) string {
 	return ""
 }
 
-func (a attrs) all(names []string) []string {
+// All is every distinct non-blank value of the names, in order.
+func (a Attrs) All(names []string) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, n := range names {
@@ -160,18 +164,19 @@ func (a attrs) all(names []string) []string {
 	return out
 }
 
-// fill sets the profile fields the mapping covers.
-func (m AttributeMapping) fill(p *Profile, a attrs) {
+// Fill sets the profile fields the mapping covers; an email already set
+// (from a NameID) is kept.
+func (m AttributeMapping) Fill(p *Profile, a Attrs) {
 	if p.Email == "" {
-		p.Email = a.first(m.Email)
+		p.Email = a.First(m.Email)
 	}
-	p.GivenName = a.first(m.GivenName)
-	p.FamilyName = a.first(m.FamilyName)
-	p.Name = a.first(m.Name)
+	p.GivenName = a.First(m.GivenName)
+	p.FamilyName = a.First(m.FamilyName)
+	p.Name = a.First(m.Name)
 	if p.Name == "" {
 		p.Name = strings.TrimSpace(p.GivenName + " " + p.FamilyName)
 	}
-	p.Groups = a.all(m.Groups)
+	p.Groups = a.All(m.Groups)
 	if p.Groups == nil {
 		p.Groups = []string{}
 	}

@@ -10,9 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jonboulle/clockwork"
-	dsig "github.com/russellhaering/goxmldsig"
-
 	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
@@ -20,6 +17,9 @@ import (
 
 // Config configures a Registry.
 type Config struct {
+	// Types are the connection types this broker offers, by name.
+	// Required.
+	Types Types
 	// Issuer is the broker's public base URL (IDBROKER_ISSUER), without a
 	// trailing slash. Required.
 	Issuer string
@@ -50,9 +50,6 @@ type Config struct {
 	// LoginTTL is how long a started login may take at the IdP. Default
 	// 10 minutes.
 	LoginTTL time.Duration
-	// MetadataRefresh is how often IdP metadata URLs are re-read. Default
-	// 12 hours.
-	MetadataRefresh time.Duration
 	// CacheTTL is how long the SSO endpoints trust a connection, a
 	// tenant's status and its verified domains as last read from the
 	// store, so that the ACS and the OIDC callback run no SQL of their
@@ -76,8 +73,8 @@ type Config struct {
 // revokes the connection's sessions again once that bound has passed, so
 // a login let through by a node that had not heard yet does not survive.
 type Registry struct {
-	cfg       Config
-	dsigClock *dsig.Clock
+	cfg  Config
+	deps Deps
 
 	cache *cache
 
@@ -95,11 +92,12 @@ type Registry struct {
 	bgStopped bool
 }
 
-// NewRegistry returns a Registry over cfg. It panics on a missing Store,
-// Once or Issuer: a wiring mistake that must not reach a running server.
+// NewRegistry returns a Registry over cfg. It panics on missing Types,
+// Store, Once or Issuer: a wiring mistake that must not reach a running
+// server.
 func NewRegistry(cfg Config) *Registry {
-	if cfg.Store == nil || cfg.Once == nil || cfg.Issuer == "" {
-		panic("connections: NewRegistry needs Issuer, Store and Once")
+	if len(cfg.Types) == 0 || cfg.Store == nil || cfg.Once == nil || cfg.Issuer == "" {
+		panic("connections: NewRegistry needs Types, Issuer, Store and Once")
 	}
 	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
 	if cfg.HTTPClient == nil {
@@ -114,9 +112,6 @@ func NewRegistry(cfg Config) *Registry {
 	if cfg.LoginTTL <= 0 {
 		cfg.LoginTTL = 10 * time.Minute
 	}
-	if cfg.MetadataRefresh <= 0 {
-		cfg.MetadataRefresh = 12 * time.Hour
-	}
 	if cfg.CacheTTL == 0 {
 		cfg.CacheTTL = DefaultCacheTTL
 	}
@@ -124,24 +119,20 @@ func NewRegistry(cfg Config) *Registry {
 		cfg.CacheSize = DefaultCacheSize
 	}
 	bgCtx, bgCancel := context.WithCancel(context.Background())
-	return &Registry{
-		cfg:       cfg,
-		dsigClock: dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: cfg.Now}),
-		cache:     newCache(cfg.CacheTTL, cfg.CacheSize),
-		forced:    map[string]time.Time{},
-		bgCtx:     bgCtx,
-		bgCancel:  bgCancel,
+	r := &Registry{
+		cfg:      cfg,
+		cache:    newCache(cfg.CacheTTL, cfg.CacheSize),
+		forced:   map[string]time.Time{},
+		bgCtx:    bgCtx,
+		bgCancel: bgCancel,
 	}
+	r.deps = Deps{
+		Issuer: cfg.Issuer, Once: cfg.Once, HTTPClient: cfg.HTTPClient,
+		AllowInsecureURLs: cfg.AllowInsecureURLs, Now: cfg.Now, Logger: cfg.Logger,
+		LoginTTL: cfg.LoginTTL, Profiles: profileChecker{r}, Refresh: r.refreshSoon,
+	}
+	return r
 }
-
-// funcClock is a clockwork.Clock whose Now is the registry's, so that the
-// SAML library and XML signature checks see the same time we do.
-type funcClock struct {
-	clockwork.Clock
-	now func() time.Time
-}
-
-func (c funcClock) Now() time.Time { return c.now() }
 
 func (r *Registry) now() time.Time { return r.cfg.Now() }
 
@@ -158,23 +149,21 @@ func (r *Registry) connector(ctx context.Context, conn store.Connection) (Connec
 	if c := r.cache.connector(conn); c != nil {
 		return c, nil
 	}
-	var (
-		c   Connector
-		err error
-	)
-	switch conn.Type {
-	case store.ConnectionSAML:
-		c, err = newSAMLConnector(r, conn)
-	case store.ConnectionOIDC:
-		c, err = newOIDCConnector(ctx, r, conn)
-	default:
-		err = fmt.Errorf("%w: unknown connection type %q", ErrConfig, conn.Type)
-	}
+	c, err := r.open(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
 	r.cache.putConnector(conn, c)
 	return c, nil
+}
+
+// open builds conn's Connector through its Type.
+func (r *Registry) open(ctx context.Context, conn store.Connection) (Connector, error) {
+	t, err := r.cfg.Types.lookup(conn.Type)
+	if err != nil {
+		return nil, err
+	}
+	return t.Open(ctx, r.deps, conn)
 }
 
 // load finds a connection named in a URL: its tenant first (the one
@@ -219,10 +208,15 @@ func validConnID(id string) bool {
 	return true
 }
 
-// finishProfile applies the rules every protocol shares: a subject, a
+// profileChecker is the Registry's ProfileChecker, kept off its own
+// method set.
+type profileChecker struct{ r *Registry }
+
+// CheckProfile applies the rules every protocol shares: a subject, a
 // well-formed email, and that email in one of the tenant's verified
 // domains unless the connection relaxes it.
-func (r *Registry) finishProfile(ctx context.Context, p Profile, anyDomain bool, emailVerified *bool) (Profile, error) {
+func (pc profileChecker) CheckProfile(ctx context.Context, p Profile, rules ProfileRules) (Profile, error) {
+	r := pc.r
 	if strings.TrimSpace(p.IdPSubject) == "" {
 		return Profile{}, fmt.Errorf("%w: the IdP sent no subject (NameID or sub)", ErrProfile)
 	}
@@ -240,13 +234,13 @@ func (r *Registry) finishProfile(ctx context.Context, p Profile, anyDomain bool,
 	for _, d := range verified {
 		inVerified = inVerified || d == emailDomain(email)
 	}
-	if !inVerified && !anyDomain {
+	if !inVerified && !rules.AnyEmailDomain {
 		return Profile{}, fmt.Errorf("%w: email domain was %q, expected one of the tenant's verified domains [%s]",
 			ErrDomainNotAllowed, emailDomain(email), strings.Join(verified, ", "))
 	}
 	switch {
-	case emailVerified != nil:
-		p.EmailVerified = *emailVerified
+	case rules.EmailVerified != nil:
+		p.EmailVerified = *rules.EmailVerified
 	default:
 		// The tenant's own IdP vouches for addresses in the tenant's own
 		// verified domains; for others it is only a claim.
@@ -300,3 +294,17 @@ func (r *Registry) checkTenant(ctx context.Context, tenantID string) error {
 // Registry (a domain verified or removed, the tenant paused) applies here
 // at once rather than within CacheTTL.
 func (r *Registry) ForgetTenant(tenantID string) { r.cache.staleTenant(tenantID) }
+
+// HasType reports whether typ is a registered connection type: the
+// operator API reads a request's settings object under each type's name.
+func (r *Registry) HasType(typ store.ConnectionType) bool {
+	_, ok := r.cfg.Types[typ]
+	return ok
+}
+
+// CheckType returns an ErrConfig naming the registered types unless typ
+// is one of them.
+func (r *Registry) CheckType(typ store.ConnectionType) error {
+	_, err := r.cfg.Types.lookup(typ)
+	return err
+}

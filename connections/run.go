@@ -2,7 +2,6 @@ package connections
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -10,12 +9,13 @@ import (
 	"github.com/idbroker/idbroker/store"
 )
 
-// Run keeps connections healthy over time until ctx is done: it re-reads
-// IdP metadata URLs (so a rolled certificate is picked up without
-// downtime: the new certificate is trusted alongside the old one as soon
-// as the IdP publishes it) and emits connection.certificate_expiring, once
-// per certificate, within 30 days of its expiry. Run it on one node or
-// all: both steps are idempotent.
+// Run keeps connections healthy over time until ctx is done: every
+// connection whose Type is a Maintainer is maintained once per every (for
+// SAML: IdP metadata URLs are re-read, so that a rolled certificate is
+// trusted alongside the old one as soon as the IdP publishes it, and
+// connection.certificate_expiring is emitted once per certificate within
+// 30 days of its expiry). Run it on one node or all: maintenance is
+// idempotent.
 //
 // Run also calls Watch, so that revocations made on other nodes refresh
 // this node's cache early.
@@ -66,7 +66,8 @@ func (r *Registry) Watch(ctx context.Context) error {
 	})
 }
 
-// Maintain runs one pass of Run over every tenant's connections.
+// Maintain runs one pass of Run over every tenant's connections whose
+// type is a Maintainer.
 func (r *Registry) Maintain(ctx context.Context) error {
 	var errs []error
 	after := ""
@@ -83,11 +84,8 @@ func (r *Registry) Maintain(ctx context.Context) error {
 				continue
 			}
 			for _, c := range conns {
-				if c.Type != store.ConnectionSAML {
-					continue
-				}
-				if err := r.maintainSAML(tctx, c, false); err != nil {
-					r.cfg.Logger.WarnContext(ctx, "SAML connection maintenance", "tenant", t.ID, "connection", c.ID, "err", err)
+				if err := r.maintain(tctx, c, false); err != nil {
+					r.cfg.Logger.WarnContext(ctx, "connection maintenance", "tenant", t.ID, "connection", c.ID, "type", c.Type, "err", err)
 				}
 			}
 		}
@@ -98,49 +96,21 @@ func (r *Registry) Maintain(ctx context.Context) error {
 	}
 }
 
-// maintainSAML refreshes metadata when due (or at once, when forced) and
-// records expiring certificates, in one update so that UpdatedAt moves
-// once.
-func (r *Registry) maintainSAML(ctx context.Context, conn store.Connection, force bool) error {
-	cfg, err := DecodeSAMLConfig(conn.Config)
-	if err != nil {
-		return err
+// maintain runs the upkeep of conn's type (now, when forced) and saves
+// what it changed with the events it asks for, in one update so that
+// UpdatedAt moves once.
+func (r *Registry) maintain(ctx context.Context, conn store.Connection, force bool) error {
+	m, ok := r.cfg.Types[conn.Type].(Maintainer)
+	if !ok {
+		return nil
 	}
-	now := r.now()
-	changed := false
-	var refreshErr error
-	if cfg.IdPMetadataURL != "" && (force || cfg.MetadataFetchedAt == nil || now.Sub(*cfg.MetadataFetchedAt) >= r.cfg.MetadataRefresh) {
-		idp, err := fetchIdPMetadata(ctx, r.cfg.HTTPClient, cfg.IdPMetadataURL)
-		if err != nil {
-			// Keep the last good settings: an IdP's metadata endpoint
-			// being down must not break its logins.
-			refreshErr = err
-		} else {
-			if idp.EntityID != cfg.IdPEntityID || idp.SSOURL != cfg.IdPSSOURL || idp.SSOBinding != cfg.IdPSSOBinding ||
-				!sameCertificates(idp.Certificates, cfg.IdPCertificates) {
-				cfg.IdPEntityID, cfg.IdPSSOURL, cfg.IdPSSOBinding = idp.EntityID, idp.SSOURL, idp.SSOBinding
-				cfg.IdPCertificates = mergeCertificates(cfg.IdPCertificates, idp.Certificates)
-			}
-			t := now.UTC()
-			cfg.MetadataFetchedAt = &t
-			changed = true
-		}
+	cfg, events, maintErr := m.Maintain(ctx, r.deps, conn, force)
+	if cfg == nil {
+		return maintErr
 	}
-	var expiring []Certificate
-	for i := range cfg.IdPCertificates {
-		c := &cfg.IdPCertificates[i]
-		if !c.ExpiringNotified && now.Add(CertificateExpiryWarning).After(c.NotAfter) {
-			c.ExpiringNotified = true
-			expiring = append(expiring, *c)
-			changed = true
-		}
-	}
-	if !changed {
-		return refreshErr
-	}
-	conn.Config, _ = json.Marshal(cfg)
+	conn.Config = cfg
 	var updated store.Connection
-	err = r.cfg.Store.InTx(ctx, func(ctx context.Context) error {
+	err := r.cfg.Store.InTx(ctx, func(ctx context.Context) error {
 		// Re-read inside the transaction: an admin may have changed the
 		// connection since; their change wins and this pass retries later.
 		cur, err := r.cfg.Store.Connection(ctx, conn.ID)
@@ -154,10 +124,8 @@ func (r *Registry) maintainSAML(ctx context.Context, conn store.Connection, forc
 		if err != nil {
 			return err
 		}
-		for _, c := range expiring {
-			if err := r.event(ctx, EventCertificateExpiring, updated, map[string]any{
-				"certificate_sha256": c.SHA256, "subject": c.Subject, "not_after": c.NotAfter,
-			}); err != nil {
+		for _, ev := range events {
+			if err := r.event(ctx, ev.Type, updated, ev.Data); err != nil {
 				return err
 			}
 		}
@@ -170,7 +138,7 @@ func (r *Registry) maintainSAML(ctx context.Context, conn store.Connection, forc
 		// A rolled certificate is trusted on this node at once.
 		r.cache.putConn(updated, r.now())
 	}
-	return refreshErr
+	return maintErr
 }
 
 // MinForcedRefresh is how often, at most, a response signed with a key the
@@ -178,12 +146,12 @@ func (r *Registry) maintainSAML(ctx context.Context, conn store.Connection, forc
 // before its refresh is due.
 const MinForcedRefresh = 5 * time.Minute
 
-// refreshSoon re-reads the metadata of a metadata-URL connection in the
-// background, after a response was signed with a key it does not trust:
-// the IdP may have rolled its certificate since the last refresh, and the
-// next login should not wait for the periodic one. At most once per
-// MinForcedRefresh per connection, so an attacker posting junk to the ACS
-// cannot make the broker hammer the IdP.
+// refreshSoon runs a connection's maintenance, forced, in the background
+// (Deps.Refresh): after a SAML response signed with a key the connection
+// does not trust, the IdP may have rolled its certificate since the last
+// refresh, and the next login should not wait for the periodic one. At
+// most once per MinForcedRefresh per connection, so an attacker posting
+// junk to the ACS cannot make the broker hammer the IdP.
 func (r *Registry) refreshSoon(conn store.Connection) {
 	now := r.now()
 	r.forcedMu.Lock()
@@ -201,11 +169,11 @@ func (r *Registry) refreshSoon(conn store.Connection) {
 		ctx, cancel := context.WithTimeout(store.WithTenant(ctx, conn.TenantID), time.Minute)
 		defer cancel()
 		cur, err := r.cfg.Store.Connection(ctx, conn.ID)
-		if err == nil && cur.Type == store.ConnectionSAML {
-			err = r.maintainSAML(ctx, cur, true)
+		if err == nil {
+			err = r.maintain(ctx, cur, true)
 		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			r.cfg.Logger.WarnContext(ctx, "metadata refresh after an untrusted signature", "tenant", conn.TenantID, "connection", conn.ID, "err", err)
+			r.cfg.Logger.WarnContext(ctx, "forced connection maintenance", "tenant", conn.TenantID, "connection", conn.ID, "err", err)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -29,12 +30,16 @@ func IsTestLogin(requestID string) bool { return strings.HasPrefix(requestID, te
 // broker login it works on a draft or inactive connection whose settings
 // are complete; the IdP is asked to authenticate afresh.
 func (r *Registry) BeginTest(ctx context.Context, w http.ResponseWriter, req *http.Request, conn store.Connection) error {
-	if !complete(conn) {
-		return fmt.Errorf("%w: cannot test: missing %s", ErrConfig, strings.Join(missing(conn), ", "))
+	t, err := r.cfg.Types.lookup(conn.Type)
+	if err != nil {
+		return err
+	}
+	if m := t.Missing(conn); len(m) > 0 {
+		return fmt.Errorf("%w: cannot test: missing %s", ErrConfig, strings.Join(m, ", "))
 	}
 	cn, err := r.connector(ctx, conn)
 	if err != nil {
 		return err
 	}
-	return cn.Begin(ctx, w, req, LoginRequest{RequestID: testRequestPrefix + randomToken(), ForceAuthn: true})
+	return cn.Begin(ctx, w, req, LoginRequest{RequestID: testRequestPrefix + secrets.NewToken(""), ForceAuthn: true})
 }

@@ -45,7 +45,7 @@ func aad(parts ...string) []byte { return []byte(strings.Join(parts, "\x00")) }
 
 func validConnection(c Connection) error {
 	switch {
-	case c.Type != ConnectionSAML && c.Type != ConnectionOIDC:
+	case !validConnectionType(c.Type):
 		return fmt.Errorf("%w: connection type %q", ErrInvalid, c.Type)
 	case c.Status != ConnectionDraft && c.Status != ConnectionActive && c.Status != ConnectionInactive:
 		return fmt.Errorf("%w: connection status %q", ErrInvalid, c.Status)
@@ -149,4 +149,19 @@ func (db *DB) DeleteConnection(ctx context.Context, id string) error {
 		return err
 	})
 	return db.wrap("delete connection", err)
+}
+
+// validConnectionType accepts a type name as package connections spells
+// them (saml, oidc, …): the store keeps no list of types, which belong to
+// the connection packages.
+func validConnectionType(t ConnectionType) bool {
+	if t == "" || len(t) > 32 || t[0] < 'a' || t[0] > 'z' {
+		return false
+	}
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

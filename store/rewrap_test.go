@@ -42,7 +42,7 @@ func TestRewrapUnderLoad(t *testing.T) {
 		tctx := store.WithTenant(ctx, tn.ID)
 		tenants = append(tenants, tctx)
 		for j := range 8 {
-			if _, err := before.CreateConnection(tctx, store.Connection{Type: store.ConnectionOIDC, Name: fmt.Sprint("c", j),
+			if _, err := before.CreateConnection(tctx, store.Connection{Type: "oidc", Name: fmt.Sprint("c", j),
 				Secrets: map[string]string{"client_secret": fmt.Sprint("s", i, j)}}); err != nil {
 				t.Fatal(err)
 			}

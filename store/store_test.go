@@ -34,7 +34,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	tctx := store.WithTenant(ctx, tn.ID)
-	c, err := db.CreateConnection(tctx, store.Connection{Type: store.ConnectionOIDC, Name: "okta", Secrets: map[string]string{"client_secret": secret}})
+	c, err := db.CreateConnection(tctx, store.Connection{Type: "oidc", Name: "okta", Secrets: map[string]string{"client_secret": secret}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,13 +77,9 @@ type Application struct {
 	UpdatedAt       time.Time
 }
 
-// ConnectionType is the upstream protocol.
+// ConnectionType is the upstream protocol: the name a connection type of
+// package connections registers under (saml, oidc, …).
 type ConnectionType string
-
-const (
-	ConnectionSAML ConnectionType = "saml"
-	ConnectionOIDC ConnectionType = "oidc"
-)
 
 // ConnectionStatus is draft until the configuration is complete.
 type ConnectionStatus string

@@ -15,6 +15,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/connections/oidc"
+	"github.com/idbroker/idbroker/connections/saml"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/sessions"
@@ -56,7 +58,7 @@ func newHarness(t *testing.T) *harness {
 	t.Cleanup(ts.Close)
 	h.url = ts.URL
 	mem := sessions.NewMemory()
-	h.reg = connections.NewRegistry(connections.Config{Issuer: ts.URL, Store: h.store, Once: mem, Sessions: mem,
+	h.reg = connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.New(), oidc.Name: oidc.New()}, Issuer: ts.URL, Store: h.store, Once: mem, Sessions: mem,
 		HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true})
 	p, err := New(Config{Issuer: ts.URL, Store: h.store, Connections: h.reg, SCIMBaseURL: func(id string) string { return ts.URL + "/scim/v2/" + id },
 		Product: "Acme HR", Now: h.clock, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})

@@ -4,6 +4,8 @@ import (
 	"html/template"
 
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/connections/oidc"
+	"github.com/idbroker/idbroker/connections/saml"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -41,7 +43,7 @@ func h(parts ...string) template.HTML {
 
 var idps = []idp{
 	{
-		Key: "okta", Name: "Okta", Type: store.ConnectionSAML, Preset: connections.PresetOkta,
+		Key: "okta", Name: "Okta", Type: saml.Name, Preset: connections.PresetOkta,
 		Blurb: "SAML 2.0 app integration in the Okta Admin Console",
 		Steps: []step{
 			{Text: h("In the Okta Admin Console, go to ", ui("Applications › Applications"), " and select ", ui("Create App Integration"), ".")},
@@ -54,7 +56,7 @@ var idps = []idp{
 		MetadataHint: h("In Okta: the app's ", ui("Sign On"), " tab › ", ui("SAML Signing Certificates"), " › ", ui("Actions › View IdP metadata"), "."),
 	},
 	{
-		Key: "entra", Name: "Microsoft Entra ID", Type: store.ConnectionSAML, Preset: connections.PresetEntra,
+		Key: "entra", Name: "Microsoft Entra ID", Type: saml.Name, Preset: connections.PresetEntra,
 		Blurb: "Enterprise application with SAML single sign-on (formerly Azure AD)",
 		Steps: []step{
 			{Text: h("In the Microsoft Entra admin center, go to ", ui("Identity › Applications › Enterprise applications"), " and select ", ui("New application"), ".")},
@@ -68,7 +70,7 @@ var idps = []idp{
 		MetadataHint: h("In Entra: ", ui("Single sign-on"), " › ", ui("SAML Certificates"), " › ", ui("App Federation Metadata Url"), "."),
 	},
 	{
-		Key: "google", Name: "Google Workspace", Type: store.ConnectionSAML, Preset: connections.PresetGoogle,
+		Key: "google", Name: "Google Workspace", Type: saml.Name, Preset: connections.PresetGoogle,
 		Blurb: "Custom SAML app in the Google Admin console",
 		Steps: []step{
 			{Text: h("In the Google Admin console, go to ", ui("Apps › Web and mobile apps"), ", then ", ui("Add app › Add custom SAML app"), ".")},
@@ -81,7 +83,7 @@ var idps = []idp{
 		MetadataHint: h("In Google: the app's ", ui("Google Identity Provider details"), " › ", ui("Download Metadata"), "."),
 	},
 	{
-		Key: "adfs", Name: "AD FS", Type: store.ConnectionSAML, Preset: connections.PresetADFS,
+		Key: "adfs", Name: "AD FS", Type: saml.Name, Preset: connections.PresetADFS,
 		Blurb: "Relying party trust in Active Directory Federation Services",
 		Steps: []step{
 			{Text: h("In ", ui("AD FS Management"), ", right-click ", ui("Relying Party Trusts"), " and select ", ui("Add Relying Party Trust…"), ". Choose ", ui("Claims aware"), " and ", ui("Start"), ".")},
@@ -94,7 +96,7 @@ var idps = []idp{
 		MetadataHint: h("AD FS publishes it at ", ui("/FederationMetadata/2007-06/FederationMetadata.xml"), " on its host."),
 	},
 	{
-		Key: "saml", Name: "Other SAML 2.0 IdP", Type: store.ConnectionSAML, Preset: connections.PresetGeneric,
+		Key: "saml", Name: "Other SAML 2.0 IdP", Type: saml.Name, Preset: connections.PresetGeneric,
 		Blurb: "PingFederate, OneLogin, JumpCloud, Shibboleth, Keycloak…",
 		Steps: []step{
 			{Text: h("In your identity provider, create a new SAML 2.0 application (it may be called a service provider, relying party or app integration).")},
@@ -105,7 +107,7 @@ var idps = []idp{
 		MetadataHint: h("Look for ", ui("IdP metadata"), ", ", ui("SAML metadata"), " or ", ui("Federation metadata"), " in your IdP's application settings."),
 	},
 	{
-		Key: "oidc", Name: "OpenID Connect IdP", Type: store.ConnectionOIDC, Preset: connections.PresetGeneric,
+		Key: "oidc", Name: "OpenID Connect IdP", Type: oidc.Name, Preset: connections.PresetGeneric,
 		Blurb: "Any OpenID Connect provider: Okta OIDC, Auth0, Keycloak, Ping…",
 		Steps: []step{
 			{Text: h("In your identity provider, register a new ", ui("web application"), " (a confidential client using the ", ui("authorization code"), " flow).")},
@@ -128,13 +130,13 @@ func idpByKey(key string) (idp, bool) {
 // idpOf is the wizard's IdP for a connection: the preset its attribute
 // mapping was created with, or the generic one of its type.
 func idpOf(conn store.Connection) idp {
-	if conn.Type == store.ConnectionOIDC {
+	if conn.Type == oidc.Name {
 		i, _ := idpByKey("oidc")
 		return i
 	}
-	if c, err := connections.DecodeSAMLConfig(conn.Config); err == nil && c.AttributeMapping != nil {
+	if c, err := saml.DecodeConfig(conn.Config); err == nil && c.AttributeMapping != nil {
 		for _, i := range idps {
-			if i.Type == store.ConnectionSAML && i.Preset == c.AttributeMapping.Preset && i.Key != "saml" {
+			if i.Type == saml.Name && i.Preset == c.AttributeMapping.Preset && i.Key != "saml" {
 				return i
 			}
 		}

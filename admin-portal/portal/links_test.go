@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idbroker/idbroker/connections/saml"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -147,7 +148,7 @@ func TestAnotherTenantsIDsAreNotFound(t *testing.T) {
 	h := newHarness(t)
 	acme := h.tenant("Acme", "acme.example")
 	globex := h.tenant("Globex", "globex.example")
-	conn, err := h.reg.CreateConnection(globex, store.ConnectionSAML, "Globex Okta", connectionsSettingsNone())
+	conn, err := h.reg.CreateConnection(globex, saml.Name, "Globex Okta", connectionsSettingsNone())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/connections/oidc"
+	"github.com/idbroker/idbroker/connections/saml"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -111,19 +113,19 @@ func (p *Portal) wizardFor(c echo.Context, step string) (*wizard, error) {
 	}
 	w.State = stateOf(conn, w.Test, w.TestStale)
 	w.Values = map[string]copyValue{}
-	if view.SAML != nil {
-		w.Values["acs"] = copyValue{"acs-url", "ACS URL", view.SAML.ACSURL}
-		w.Values["entity"] = copyValue{"sp-entity-id", "SP Entity ID", view.SAML.SPEntityID}
-		w.Values["metadata"] = copyValue{"sp-metadata-url", "SP metadata URL", view.SAML.SPMetadataURL}
+	if sv := samlView(view); sv != nil {
+		w.Values["acs"] = copyValue{"acs-url", "ACS URL", sv.ACSURL}
+		w.Values["entity"] = copyValue{"sp-entity-id", "SP Entity ID", sv.SPEntityID}
+		w.Values["metadata"] = copyValue{"sp-metadata-url", "SP metadata URL", sv.SPMetadataURL}
 		now := p.cfg.Now()
-		for _, cv := range view.SAML.IdPCertificates {
+		for _, cv := range sv.IdPCertificates {
 			if w.Cert == nil || cv.NotAfter.Before(w.Cert.NotAfter) {
 				w.Cert = &certInfo{NotAfter: cv.NotAfter, Subject: cv.Subject, Expiring: cv.Expiring, Expired: cv.Expired, DaysLeft: int(cv.NotAfter.Sub(now).Hours() / 24)}
 			}
 		}
 	}
-	if view.OIDC != nil {
-		w.Values["redirect"] = copyValue{"redirect-uri", "Redirect URI", view.OIDC.RedirectURI}
+	if ov := oidcView(view); ov != nil {
+		w.Values["redirect"] = copyValue{"redirect-uri", "Redirect URI", ov.RedirectURI}
 	}
 	complete := len(missingOf(view)) == 0
 	for _, s := range []struct{ key, label string }{
@@ -147,13 +149,25 @@ func (p *Portal) wizardFor(c echo.Context, step string) (*wizard, error) {
 }
 
 func missingOf(v connections.View) []string {
-	if v.SAML != nil {
-		return v.SAML.Missing
+	if sv := samlView(v); sv != nil {
+		return sv.Missing
 	}
-	if v.OIDC != nil {
-		return v.OIDC.Missing
+	if ov := oidcView(v); ov != nil {
+		return ov.Missing
 	}
 	return nil
+}
+
+// samlView is the SAML part of v, nil for another type.
+func samlView(v connections.View) *saml.View {
+	sv, _ := v.Details.(*saml.View)
+	return sv
+}
+
+// oidcView is the OIDC part of v, nil for another type.
+func oidcView(v connections.View) *oidc.View {
+	ov, _ := v.Details.(*oidc.View)
+	return ov
 }
 
 // stateOf is what the wizard calls the connection: active or off as
@@ -210,10 +224,10 @@ func (p *Portal) ssoCreate(c echo.Context) error {
 	var s connections.Settings
 	// The mapping preset remembers which IdP the admin chose.
 	mapping := &connections.AttributeMapping{Preset: i.Preset}
-	if i.Type == store.ConnectionSAML {
-		s.SAML = &connections.SAMLSettings{AttributeMapping: mapping}
+	if i.Type == saml.Name {
+		s = saml.Settings{AttributeMapping: mapping}.Request()
 	} else {
-		s.OIDC = &connections.OIDCSettings{AttributeMapping: mapping}
+		s = oidc.Settings{AttributeMapping: mapping}.Request()
 	}
 	conn, err := p.cfg.Connections.CreateConnection(ctx, i.Type, i.Name, s)
 	if err != nil {
@@ -255,14 +269,14 @@ func (p *Portal) ssoIdPForm(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if w.View.SAML != nil {
-		w.Form["metadata_url"] = w.View.SAML.IdPMetadataURL
-		w.Form["entity_id"] = w.View.SAML.IdPEntityID
-		w.Form["sso_url"] = w.View.SAML.IdPSSOURL
+	if sv := samlView(w.View); sv != nil {
+		w.Form["metadata_url"] = sv.IdPMetadataURL
+		w.Form["entity_id"] = sv.IdPEntityID
+		w.Form["sso_url"] = sv.IdPSSOURL
 	}
-	if w.View.OIDC != nil {
-		w.Form["issuer"] = w.View.OIDC.Issuer
-		w.Form["client_id"] = w.View.OIDC.ClientID
+	if ov := oidcView(w.View); ov != nil {
+		w.Form["issuer"] = ov.Issuer
+		w.Form["client_id"] = ov.ClientID
 	}
 	return p.render(c, http.StatusOK, "sso_idp.html", w.Conn.Name, w)
 }
@@ -286,8 +300,8 @@ func (p *Portal) ssoIdPSave(c echo.Context) error {
 	method := c.FormValue("method")
 	w.Form["method"] = method
 	switch w.Conn.Type {
-	case store.ConnectionSAML:
-		s := &connections.SAMLSettings{}
+	case saml.Name:
+		s := &saml.Settings{}
 		switch method {
 		case "file":
 			fh, err := c.FormFile("metadata_file")
@@ -335,12 +349,12 @@ func (p *Portal) ssoIdPSave(c echo.Context) error {
 				w.Errors["certificate"] = msg
 			}
 			s.IdPEntityID, s.IdPSSOURL = &entity, &sso
-			s.IdPCertificatesPEM = &connections.PEMList{certPEM}
+			s.IdPCertificatesPEM = &saml.PEMList{certPEM}
 		default:
 			w.Errors[""] = "Choose how to connect your IdP: upload its metadata, give its metadata URL, or enter the details by hand."
 		}
-		u.SAML = s
-	case store.ConnectionOIDC:
+		u.Settings = s.Request()
+	case oidc.Name:
 		iss, id, secret := strings.TrimSpace(c.FormValue("issuer")), strings.TrimSpace(c.FormValue("client_id")), c.FormValue("client_secret")
 		w.Form["issuer"], w.Form["client_id"] = iss, id
 		if iss == "" {
@@ -349,14 +363,14 @@ func (p *Portal) ssoIdPSave(c echo.Context) error {
 		if id == "" {
 			w.Errors["client_id"] = "Enter the client ID your IdP gave the application."
 		}
-		if secret == "" && (w.View.OIDC == nil || !w.View.OIDC.ClientSecretSet) {
+		if ov := oidcView(w.View); secret == "" && (ov == nil || !ov.ClientSecretSet) {
 			w.Errors["client_secret"] = "Enter the client secret your IdP gave the application."
 		}
-		s := &connections.OIDCSettings{Issuer: &iss, ClientID: &id}
+		s := oidc.Settings{Issuer: &iss, ClientID: &id}
 		if secret != "" {
 			s.ClientSecret = &secret
 		}
-		u.OIDC = s
+		u.Settings = s.Request()
 	}
 	if len(w.Errors) == 0 {
 		conn, err := p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, u)
@@ -397,9 +411,9 @@ func configError(err error, typ store.ConnectionType, method string) (field, msg
 	switch {
 	case field == "certificate" && method != "manual":
 		field = map[string]string{"file": "metadata_file", "url": "metadata_url"}[method]
-	case field == "" && typ == store.ConnectionSAML && method == "file":
+	case field == "" && typ == saml.Name && method == "file":
 		field = "metadata_file"
-	case field == "" && typ == store.ConnectionSAML && method == "url":
+	case field == "" && typ == saml.Name && method == "url":
 		field = "metadata_url"
 	}
 	msg = strings.NewReplacer("idp_metadata_url", "the metadata URL", "idp_sso_url", "the sign-in URL", "idp_entity_id", "the entity ID",
@@ -441,7 +455,7 @@ func (p *Portal) checkMetadata(b []byte, w *wizard) string {
 	}
 	if len(doc.IdP) == 0 {
 		if len(doc.SP) > 0 {
-			if w.View.SAML != nil && doc.EntityID == w.View.SAML.SPEntityID {
+			if samlView(w.View) != nil && doc.EntityID == samlView(w.View).SPEntityID {
 				return "This is our own SP metadata, for this connection. Upload the metadata of your identity provider instead."
 			}
 			return fmt.Sprintf("This metadata is for a different SP (%s), not for an identity provider. Upload your identity provider's metadata.", doc.EntityID)
@@ -517,11 +531,11 @@ var mappingFields = []struct{ Key, Label, Hint string }{
 }
 
 func mappingOf(v connections.View) *connections.AttributeMapping {
-	if v.SAML != nil {
-		return v.SAML.AttributeMapping
+	if sv := samlView(v); sv != nil {
+		return sv.AttributeMapping
 	}
-	if v.OIDC != nil {
-		return v.OIDC.AttributeMapping
+	if ov := oidcView(v); ov != nil {
+		return ov.AttributeMapping
 	}
 	return nil
 }
@@ -616,10 +630,10 @@ func (p *Portal) ssoAttributesSave(c echo.Context) error {
 		draft := store.ConnectionDraft
 		u.Status = &draft
 	}
-	if w.Conn.Type == store.ConnectionSAML {
-		u.SAML = &connections.SAMLSettings{AttributeMapping: &m}
+	if w.Conn.Type == saml.Name {
+		u.Settings = saml.Settings{AttributeMapping: &m}.Request()
 	} else {
-		u.OIDC = &connections.OIDCSettings{AttributeMapping: &m}
+		u.Settings = oidc.Settings{AttributeMapping: &m}.Request()
 	}
 	ctx := c.Request().Context()
 	conn, err := p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, u)
@@ -735,18 +749,15 @@ func (p *Portal) ssoDelete(c echo.Context) error {
 // a file.
 func (p *Portal) ssoMetadata(c echo.Context) error {
 	conn := c.Get(connKey).(store.Connection)
-	if conn.Type != store.ConnectionSAML {
+	if conn.Type != saml.Name {
 		return errNotFound
-	}
-	b, err := p.cfg.Connections.SPMetadata(c.Request().Context(), conn.ID)
-	if err != nil {
-		return err
 	}
 	h := c.Response().Header()
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-sp-metadata.xml"`, conn.ID))
 	h.Set("Content-Security-Policy", p.pages.CSP())
 	h.Set("X-Content-Type-Options", "nosniff")
-	return c.Blob(http.StatusOK, "application/samlmetadata+xml", b)
+	// The same document as the public metadata URL.
+	return p.cfg.Connections.ServeRoute(c.Request().Context(), c.Response(), c.Request(), conn.ID, "metadata")
 }
 
 // lastTest reads the connection's last test login; stale when the

@@ -17,6 +17,8 @@ import (
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/cmd/idbroker/internal/devmode"
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/connections/oidc"
+	"github.com/idbroker/idbroker/connections/saml"
 	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/metrics"
@@ -121,6 +123,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		return nil, err
 	}
 	registry := connections.NewRegistry(connections.Config{
+		Types:             connectionTypes(),
 		Issuer:            cfg.Issuer,
 		Store:             st,
 		Once:              cache,
@@ -317,4 +320,14 @@ func mountDev(ctx context.Context, e *echo.Echo, cfg Config, st store.Store, reg
 			log.Info("dev: to call the operator API, create a key with \"idbroker apikey create\" or set " + envBootstrapAPIKey)
 		}
 	}, nil
+}
+
+// connectionTypes are the kinds of upstream IdP this broker offers, by
+// the name the API and the store use. A new type is its package under
+// connections/ and one line here.
+func connectionTypes() connections.Types {
+	return connections.Types{
+		saml.Name: saml.New(),
+		oidc.Name: oidc.New(),
+	}
 }

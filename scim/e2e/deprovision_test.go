@@ -132,7 +132,7 @@ func TestDeprovisionOnEveryNode(t *testing.T) {
 	if _, err := st1.AddDomain(ctx, store.Domain{Domain: "acme.test", Verified: true, VerificationToken: "v"}); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := st1.CreateConnection(ctx, store.Connection{Type: store.ConnectionOIDC, Name: "idp", Status: store.ConnectionActive, Config: json.RawMessage(`{}`)})
+	conn, err := st1.CreateConnection(ctx, store.Connection{Type: "oidc", Name: "idp", Status: store.ConnectionActive, Config: json.RawMessage(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

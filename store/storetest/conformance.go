@@ -270,7 +270,7 @@ func testCrossTenant(t *testing.T, db *store.DB) {
 	a, _ := newTenant(t, db, "A")
 	b, _ := newTenant(t, db, "B")
 	d := must(db.AddDomain(a, store.Domain{Domain: "a.com", VerificationToken: "t"}))
-	c := must(db.CreateConnection(a, store.Connection{Type: store.ConnectionOIDC, Name: "okta", Secrets: map[string]string{"client_secret": "s"}}))
+	c := must(db.CreateConnection(a, store.Connection{Type: store.ConnectionType("oidc"), Name: "okta", Secrets: map[string]string{"client_secret": "s"}}))
 	dir := must(db.CreateDirectory(a, store.Directory{Name: "okta", TokenHash: []byte("h")}))
 	must(db.AppendAudit(a, store.AuditEvent{Action: "x"}))
 
@@ -316,7 +316,7 @@ func second[T any](_ T, err error) error { return err }
 func testConnections(t *testing.T, db *store.DB) {
 	ctx, tn := newTenant(t, db, "A")
 	cfg := json.RawMessage(`{"issuer":"https://idp.example.com","scopes":["openid","email"]}`)
-	c := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionOIDC, Name: "Okta", Config: cfg,
+	c := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionType("oidc"), Name: "Okta", Config: cfg,
 		Secrets: map[string]string{"client_secret": "s3cr3t"}}))
 	if c.Status != store.ConnectionDraft || c.TenantID != tn.ID || !store.HasPrefix(c.ID, store.PrefixConnection) {
 		t.Fatalf("created %+v", c)
@@ -589,7 +589,7 @@ func testDeleteTenant(t *testing.T, db *store.DB) {
 	b, _ := newTenant(t, db, "B")
 	must(db.AddDomain(a, store.Domain{Domain: "a.com", VerificationToken: "t", Verified: true}))
 	must(db.AddDomain(b, store.Domain{Domain: "b.com", VerificationToken: "t", Verified: true}))
-	c := must(db.CreateConnection(a, store.Connection{Type: store.ConnectionSAML, Name: "x"}))
+	c := must(db.CreateConnection(a, store.Connection{Type: store.ConnectionType("saml"), Name: "x"}))
 	h := sha256.Sum256([]byte("t"))
 	dir := must(db.CreateDirectory(a, store.Directory{Name: "d", TokenHash: h[:]}))
 	must(db.AppendAudit(a, store.AuditEvent{Action: "x"}))

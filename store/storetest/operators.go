@@ -144,7 +144,7 @@ func testConsoleReads(t *testing.T, db *store.DB) {
 		t.Fatalf("find by id: %+v", found)
 	}
 
-	conn := must(db.CreateConnection(tctx, store.Connection{Type: store.ConnectionOIDC, Name: "okta", Status: store.ConnectionActive}))
+	conn := must(db.CreateConnection(tctx, store.Connection{Type: store.ConnectionType("oidc"), Name: "okta", Status: store.ConnectionActive}))
 	for _, e := range []store.Event{
 		{TenantID: tn.ID, Type: "authentication.failed", Data: []byte(`{"connection_id":"` + conn.ID + `","reason":"old"}`)},
 		{TenantID: tn.ID, Type: "authentication.succeeded", Data: []byte(`{"connection_id":"` + conn.ID + `"}`)},

@@ -88,7 +88,7 @@ func testPortalLinks(t *testing.T, db *store.DB) {
 func testConnectionTestsAndDomainChecks(t *testing.T, db *store.DB) {
 	ctx, _ := newTenant(t, db, "A")
 	other, _ := newTenant(t, db, "B")
-	conn := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionSAML, Name: "Okta", Config: json.RawMessage(`{}`)}))
+	conn := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionType("saml"), Name: "Okta", Config: json.RawMessage(`{}`)}))
 	_, err := db.ConnectionTest(ctx, conn.ID)
 	wantErr(t, err, store.ErrNotFound)
 	for i, ok := range []bool{false, true} {

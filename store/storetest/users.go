@@ -48,7 +48,7 @@ func testUsers(t *testing.T, db *store.DB) {
 
 func testOneUserAcrossSSOAndSCIM(t *testing.T, db *store.DB) {
 	ctx, _ := newTenant(t, db, "A")
-	conn := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionSAML, Name: "okta"}))
+	conn := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionType("saml"), Name: "okta"}))
 
 	// SSO first: a just-in-time user.
 	jit := must(db.UpsertSSOUser(ctx, conn.ID, "00u1", store.User{Email: "bob@acme.com", GivenName: "Bob"}))

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/xml"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -85,12 +86,12 @@ func (t *testIdP) GetServiceProvider(r *http.Request, id string) (*saml.EntityDe
 	if !ok {
 		return nil, os.ErrNotExist
 	}
-	b, err := t.dev.reg.SPMetadata(r.Context(), connID)
-	if err != nil {
+	rec := httptest.NewRecorder()
+	if err := t.dev.reg.ServeRoute(r.Context(), rec, r, connID, "metadata"); err != nil || rec.Code != http.StatusOK {
 		return nil, os.ErrNotExist
 	}
 	var ed saml.EntityDescriptor
-	if err := xml.Unmarshal(b, &ed); err != nil {
+	if err := xml.Unmarshal(rec.Body.Bytes(), &ed); err != nil {
 		return nil, err
 	}
 	return &ed, nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/connections/saml"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -117,7 +118,7 @@ func (d *Dev) seedConnection(ctx context.Context) error {
 		return fmt.Errorf("devmode: list connections: %w", err)
 	}
 	for _, c := range conns {
-		if c.Name == ConnectionName && c.Type == store.ConnectionSAML && c.Secrets[secretIdPKey] != "" {
+		if c.Name == ConnectionName && c.Type == saml.Name && c.Secrets[secretIdPKey] != "" {
 			key, cert, err := parseKeyPair(c.Secrets[secretIdPKey])
 			if err != nil {
 				return err
@@ -147,12 +148,12 @@ func (d *Dev) seedConnection(ctx context.Context) error {
 	var conn store.Connection
 	err = d.st.InTx(ctx, func(ctx context.Context) error {
 		var err error
-		conn, err = d.reg.CreateConnection(ctx, store.ConnectionSAML, ConnectionName, connections.Settings{SAML: &connections.SAMLSettings{
+		conn, err = d.reg.CreateConnection(ctx, saml.Name, ConnectionName, saml.Settings{
 			IdPEntityID:        ptr(d.Issuer + "/dev/idp/metadata"),
 			IdPSSOURL:          ptr(d.Issuer + "/dev/idp/sso"),
-			IdPCertificatesPEM: &connections.PEMList{certPEM},
+			IdPCertificatesPEM: &saml.PEMList{certPEM},
 			AllowIdPInitiated:  ptr(false),
-		}})
+		}.Request())
 		if err != nil {
 			return fmt.Errorf("devmode: create connection: %w", err)
 		}

@@ -1,13 +1,17 @@
-package connections
+package oidc
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +19,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/connections/connectionstest"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -40,7 +46,7 @@ type opCode struct {
 
 func newTestOP(t *testing.T, issuerPath string) *testOP {
 	op := &testOP{t: t, codes: map[string]opCode{}, claims: map[string]any{}}
-	key := testKey(2)
+	key := testKey()
 	var err error
 	op.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}},
 		(&jose.SignerOptions{}).WithType("JWT"))
@@ -126,36 +132,22 @@ func newTestOP(t *testing.T, issuerPath string) *testOP {
 func (op *testOP) issuer(path string) string { return op.srv.URL + path }
 
 // oidcLogin runs Begin, the OP's authorize redirect, and the callback.
-func oidcLogin(t *testing.T, e *env, conn store.Connection, brokerReq string) completion {
+func oidcLogin(t *testing.T, e *connectionstest.Env, conn store.Connection, brokerReq string) connectionstest.Completion {
 	t.Helper()
-	return e.get(oidcCallback(t, e, conn, brokerReq))
-}
-
-// get requests u without following redirects and returns what
-// CompleteFunc received for it.
-func (e *env) get(u string) completion {
-	e.t.Helper()
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return e.completion(func() {
-		resp, err := noFollow.Get(u)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		resp.Body.Close()
-	})
+	return e.Get(oidcCallback(t, e, conn, brokerReq))
 }
 
 // oidcCallback runs Begin and the OP's authorize redirect, and returns the
 // callback URL the OP sends the browser to.
-func oidcCallback(t *testing.T, e *env, conn store.Connection, brokerReq string) string {
+func oidcCallback(t *testing.T, e *connectionstest.Env, conn store.Connection, brokerReq string) string {
 	t.Helper()
 	ctx := store.WithTenant(context.Background(), conn.TenantID)
-	cn, err := e.reg.Connector(ctx, conn)
+	cn, err := e.Reg.Connector(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	if err := cn.Begin(ctx, rec, httptest.NewRequest("GET", "/authorize", nil), LoginRequest{RequestID: brokerReq, LoginHint: "bob@example.com"}); err != nil {
+	if err := cn.Begin(ctx, rec, httptest.NewRequest("GET", "/authorize", nil), connections.LoginRequest{RequestID: brokerReq, LoginHint: "bob@example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -171,12 +163,12 @@ func oidcCallback(t *testing.T, e *env, conn store.Connection, brokerReq string)
 }
 
 func TestOIDCEndToEnd(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			e := newEnv(t, b.open(t))
+	for _, b := range connectionstest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			e := newEnv(t, b.Open(t))
 			op := newTestOP(t, "")
-			conn, err := e.reg.CreateConnection(e.ctx, store.ConnectionOIDC, "Generic OIDC", Settings{OIDC: &OIDCSettings{
-				Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}})
+			conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Generic OIDC", Settings{
+				Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -184,21 +176,21 @@ func TestOIDCEndToEnd(t *testing.T) {
 				t.Fatalf("conn = %+v", conn)
 			}
 			c := oidcLogin(t, e, conn, "authreq-1")
-			p := c.res.Profile
-			if c.err != nil || c.res.RequestID != "authreq-1" || p.IdPSubject != "user-1" || p.Email != "bob@example.com" ||
+			p := c.Res.Profile
+			if c.Err != nil || c.Res.RequestID != "authreq-1" || p.IdPSubject != "user-1" || p.Email != "bob@example.com" ||
 				!p.EmailVerified || p.GivenName != "Bob" || p.FamilyName != "Builder" || len(p.Groups) != 2 ||
-				p.ConnectionType != store.ConnectionOIDC || p.TenantID != e.tenant {
-				t.Fatalf("login = %+v, %v", c.res, c.err)
+				p.ConnectionType != Name || p.TenantID != e.Tenant {
+				t.Fatalf("login = %+v, %v", c.Res, c.Err)
 			}
 		})
 	}
 }
 
 func TestOIDCRefusals(t *testing.T) {
-	e := newEnv(t, envOpts{})
+	e := newEnv(t, connectionstest.Options{})
 	op := newTestOP(t, "")
-	conn, err := e.reg.CreateConnection(e.ctx, store.ConnectionOIDC, "OIDC", Settings{OIDC: &OIDCSettings{
-		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}})
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,83 +199,141 @@ func TestOIDCRefusals(t *testing.T) {
 		tamper func(map[string]any)
 		want   error
 	}{
-		{"nonce mismatch", func(c map[string]any) { c["nonce"] = "other" }, ErrRequestMismatch},
-		{"wrong audience", func(c map[string]any) { c["aud"] = "client-2" }, ErrAudienceMismatch},
-		{"wrong issuer", func(c map[string]any) { c["iss"] = "https://evil.example" }, ErrIssuerMismatch},
-		{"expired", func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }, ErrExpired},
-		{"email outside verified domains", func(c map[string]any) { c["email"] = "bob@evil.net" }, ErrDomainNotAllowed},
-		{"email not verified", func(c map[string]any) { c["email_verified"] = false }, ErrProfile},
+		{"nonce mismatch", func(c map[string]any) { c["nonce"] = "other" }, connections.ErrRequestMismatch},
+		{"wrong audience", func(c map[string]any) { c["aud"] = "client-2" }, connections.ErrAudienceMismatch},
+		{"wrong issuer", func(c map[string]any) { c["iss"] = "https://evil.example" }, connections.ErrIssuerMismatch},
+		{"expired", func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }, connections.ErrExpired},
+		{"email outside verified domains", func(c map[string]any) { c["email"] = "bob@evil.net" }, connections.ErrDomainNotAllowed},
+		{"email not verified", func(c map[string]any) { c["email_verified"] = false }, connections.ErrProfile},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			op.tamper = tt.tamper
 			defer func() { op.tamper = nil }()
 			c := oidcLogin(t, e, conn, "r")
-			wantErr(t, c.err, tt.want, "")
+			wantErr(t, c.Err, tt.want, "")
 		})
 	}
 	// A state is single-use, and unknown states are refused.
 	cb := oidcCallback(t, e, conn, "r")
-	if c := e.get(cb); c.err != nil {
-		t.Fatalf("first callback: %v", c.err)
+	if c := e.Get(cb); c.Err != nil {
+		t.Fatalf("first callback: %v", c.Err)
 	}
-	wantErr(t, e.get(cb).err, ErrRequestMismatch, "already used")
+	wantErr(t, e.Get(cb).Err, connections.ErrRequestMismatch, "already used")
 	for _, q := range []string{"?code=x&state=unknown", "?code=x", "?error=access_denied&state=zzz"} {
-		wantErr(t, e.get(e.srv.URL+"/sso/oidc/"+conn.ID+"/callback"+q).err, ErrRequestMismatch, "")
+		wantErr(t, e.Get(e.Srv.URL+"/sso/oidc/"+conn.ID+"/callback"+q).Err, connections.ErrRequestMismatch, "")
 	}
-	// An OIDC callback on a SAML connection id is not found.
-	idp := newTestIdP(t, 0)
-	sconn := e.samlConn(idp, nil)
-	resp, _ := http.Get(e.srv.URL + "/sso/oidc/" + sconn.ID + "/callback?state=x&code=y")
+	// An OIDC callback on another type's connection id is not found.
+	sconn, err := e.DB.CreateConnection(e.Ctx, store.Connection{Type: "saml", Name: "SAML", Status: store.ConnectionActive, Config: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := http.Get(e.Srv.URL + "/sso/oidc/" + sconn.ID + "/callback?state=x&code=y")
 	resp.Body.Close()
-	if c := e.last(); !errorsIs(c.err, ErrNotFound) {
-		t.Fatalf("type confusion: %v", c.err)
+	if c := e.Last(); !errors.Is(c.Err, connections.ErrNotFound) {
+		t.Fatalf("type confusion: %v", c.Err)
 	}
 }
 
 func TestOIDCEntraKeysByTidOid(t *testing.T) {
 	const tid = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-	e := newEnv(t, envOpts{})
+	e := newEnv(t, connectionstest.Options{})
 	op := newTestOP(t, "/"+tid+"/v2.0")
 	// The test OP is not login.microsoftonline.com, so exercise the Entra
 	// rules through the connector directly.
-	conn, err := e.reg.CreateConnection(e.ctx, store.ConnectionOIDC, "Entra", Settings{OIDC: &OIDCSettings{
-		Issuer: ptr(op.issuer("/" + tid + "/v2.0")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}})
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Entra", Settings{
+		Issuer: ptr(op.issuer("/" + tid + "/v2.0")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cn, _ := e.reg.Connector(e.ctx, conn)
+	cn, _ := e.Reg.Connector(e.Ctx, conn)
 	cn.(*oidcConnector).entraTenant = tid
 	op.claims = map[string]any{"tid": tid, "oid": "oid-123", "email": "bob@example.com"}
 	c := oidcLogin(t, e, conn, "r")
-	if c.err != nil || c.res.Profile.IdPSubject != tid+":oid-123" {
-		t.Fatalf("Entra login = %+v, %v", c.res.Profile, c.err)
+	if c.Err != nil || c.Res.Profile.IdPSubject != tid+":oid-123" {
+		t.Fatalf("Entra login = %+v, %v", c.Res.Profile, c.Err)
 	}
 	// Same email, another Entra tenant: refused (nOAuth).
 	op.claims = map[string]any{"tid": "00000000-0000-0000-0000-000000000000", "oid": "oid-123", "email": "bob@example.com"}
 	c = oidcLogin(t, e, conn, "r")
-	wantErr(t, c.err, ErrProfile, "Entra tid")
+	wantErr(t, c.Err, connections.ErrProfile, "Entra tid")
 
 	// Multi-tenant Entra issuers are refused at configuration time.
 	for _, iss := range []string{"https://login.microsoftonline.com/common/v2.0", "https://login.microsoftonline.com/organizations/v2.0"} {
-		_, err := e.reg.CreateConnection(e.ctx, store.ConnectionOIDC, "Entra", Settings{OIDC: &OIDCSettings{Issuer: ptr(iss)}})
-		wantErr(t, err, ErrConfig, "tenant id")
+		_, err := e.Reg.CreateConnection(e.Ctx, Name, "Entra", Settings{Issuer: ptr(iss)}.Request())
+		wantErr(t, err, connections.ErrConfig, "tenant id")
 	}
 }
 
 func TestOIDCGoogleHostedDomain(t *testing.T) {
-	e := newEnv(t, envOpts{})
+	e := newEnv(t, connectionstest.Options{})
 	op := newTestOP(t, "")
-	conn, err := e.reg.CreateConnection(e.ctx, store.ConnectionOIDC, "Google", Settings{OIDC: &OIDCSettings{
-		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret"), HostedDomain: ptr("example.com")}})
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Google", Settings{
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret"), HostedDomain: ptr("example.com")}.Request())
 	if err != nil {
 		t.Fatal(err)
 	}
 	op.claims = map[string]any{"hd": "gmail.com"}
-	wantErr(t, oidcLogin(t, e, conn, "r").err, ErrProfile, "hd")
+	wantErr(t, oidcLogin(t, e, conn, "r").Err, connections.ErrProfile, "hd")
 	op.claims = map[string]any{"hd": "example.com"}
-	if c := oidcLogin(t, e, conn, "r"); c.err != nil {
-		t.Fatal(c.err)
+	if c := oidcLogin(t, e, conn, "r"); c.Err != nil {
+		t.Fatal(c.Err)
+	}
+}
+
+func newEnv(t *testing.T, o connectionstest.Options) *connectionstest.Env {
+	return connectionstest.New(t, connections.Types{Name: New()}, o)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+var (
+	keyOnce sync.Once
+	key     *rsa.PrivateKey
+)
+
+// testKey is the test OP's signing key, generated once per test binary.
+func testKey() *rsa.PrivateKey {
+	keyOnce.Do(func() {
+		var err error
+		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+	})
+	return key
+}
+
+func wantErr(t *testing.T, err, want error, contains string) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("error = %v, want %v", err, want)
+	}
+	if contains != "" && !strings.Contains(err.Error(), contains) {
+		t.Fatalf("error %q does not mention %q", err, contains)
+	}
+}
+
+// TestOIDCSettingsValidation: each refused setting names the check that
+// refused it, and leaves nothing behind.
+func TestOIDCSettingsValidation(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	for _, tt := range []struct {
+		name     string
+		s        Settings
+		contains string
+	}{
+		{"scopes without openid", Settings{Scopes: &[]string{"email"}}, "openid"},
+		{"unreachable issuer", Settings{Issuer: ptr("http://127.0.0.1:1"), ClientID: ptr("c"), ClientSecret: ptr("s")}, "discovery"},
+		{"multi-tenant Entra issuer", Settings{Issuer: ptr("https://login.microsoftonline.com/common/v2.0")}, "tenant id"},
+		{"issuer not https", Settings{Issuer: ptr("ftp://idp.example.net")}, "issuer"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.Reg.CreateConnection(e.Ctx, Name, "x", tt.s.Request())
+			wantErr(t, err, connections.ErrConfig, tt.contains)
+		})
+	}
+	if conns, _ := e.DB.Connections(e.Ctx); len(conns) != 0 {
+		t.Fatalf("refused input left %d connections", len(conns))
 	}
 }
 
@@ -292,33 +342,33 @@ func TestOIDCGoogleHostedDomain(t *testing.T) {
 // a@bücher.example (as an IdP sends it) or a@xn--bcher-kva.example is in
 // that verified domain.
 func TestInternationalisedDomainProfile(t *testing.T) {
-	e := newEnv(t, envOpts{})
-	tctx := store.WithTenant(context.Background(), e.tenant)
-	d, err := e.db.AddDomain(tctx, store.Domain{Domain: "Bücher.example", VerificationToken: "idb-x"})
+	e := newEnv(t, connectionstest.Options{})
+	tctx := store.WithTenant(context.Background(), e.Tenant)
+	d, err := e.DB.AddDomain(tctx, store.Domain{Domain: "Bücher.example", VerificationToken: "idb-x"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.Domain != "xn--bcher-kva.example" {
 		t.Fatalf("stored domain %q, want the punycode form", d.Domain)
 	}
-	if _, err := e.db.MarkDomainVerified(tctx, "bücher.example"); err != nil {
+	if _, err := e.DB.MarkDomainVerified(tctx, "bücher.example"); err != nil {
 		t.Fatal(err)
 	}
 	op := newTestOP(t, "")
-	conn, err := e.reg.CreateConnection(e.ctx, store.ConnectionOIDC, "OIDC", Settings{OIDC: &OIDCSettings{
-		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}})
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, email := range []string{"a@bücher.example", "a@BÜCHER.example", "a@xn--bcher-kva.example"} {
 		op.tamper = func(c map[string]any) { c["email"] = email }
 		c := oidcLogin(t, e, conn, "r")
-		if c.err != nil || !c.res.Profile.EmailVerified {
-			t.Errorf("login as %s: %+v, %v; want accepted in the verified domain", email, c.res.Profile, c.err)
+		if c.Err != nil || !c.Res.Profile.EmailVerified {
+			t.Errorf("login as %s: %+v, %v; want accepted in the verified domain", email, c.Res.Profile, c.Err)
 		}
 	}
 	op.tamper = func(c map[string]any) { c["email"] = "a@bucher.example" }
-	if c := oidcLogin(t, e, conn, "r"); !errorsIs(c.err, ErrDomainNotAllowed) {
-		t.Errorf("a@bucher.example (no umlaut): %v, want ErrDomainNotAllowed", c.err)
+	if c := oidcLogin(t, e, conn, "r"); !errors.Is(c.Err, connections.ErrDomainNotAllowed) {
+		t.Errorf("a@bucher.example (no umlaut): %v, want ErrDomainNotAllowed", c.Err)
 	}
 }

@@ -1,10 +1,32 @@
-package connections
+package saml
 
 import (
 	"slices"
 	"testing"
 
 	"github.com/crewjam/saml"
+
+	"github.com/idbroker/idbroker/connections"
+)
+
+// The attribute names IdPs send, spelled out: the test checks the
+// mapping against the wire, not against its own constants.
+const (
+	claimsDisplay  = "http://schemas.microsoft.com/identity/claims/displayname"
+	claimsEmail    = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
+	claimsGiven    = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"
+	claimsGroups   = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
+	claimsName     = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
+	claimsObjectID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+	claimsRole     = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+	claimsSurname  = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname"
+	claimsTenantID = "http://schemas.microsoft.com/identity/claims/tenantid"
+	claimsUPN      = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
+	oidDisplayName = "urn:oid:2.16.840.1.113730.3.1.241"
+	oidGivenName   = "urn:oid:2.5.4.42"
+	oidMail        = "urn:oid:0.9.2342.19200300.100.1.3"
+	oidMemberOf    = "urn:oid:1.3.6.1.4.1.5923.1.5.1.1"
+	oidSurname     = "urn:oid:2.5.4.4"
 )
 
 // attrStatement is an AttributeStatement with string values, in order.
@@ -34,29 +56,29 @@ func TestSAMLAttributeMapping(t *testing.T) {
 	alice := want{"alice@example.com", "Alice", "Liddell", "Alice Liddell", []string{"Engineering", "Admins"}}
 	for _, tt := range []struct {
 		name         string
-		mapping      *AttributeMapping
+		mapping      *connections.AttributeMapping
 		nameID       string
 		nameIDFormat string
 		attrs        []saml.AttributeStatement
 		want         want
 	}{
-		{name: "Okta", mapping: &AttributeMapping{Preset: PresetOkta},
+		{name: "Okta", mapping: &connections.AttributeMapping{Preset: connections.PresetOkta},
 			attrs: attrStatement("email", []string{"Alice@Example.com"}, "firstName", []string{"Alice"}, "lastName", []string{"Liddell"},
 				"groups", []string{"Engineering", "Admins"}),
 			want: alice},
-		{name: "Entra ID", mapping: &AttributeMapping{Preset: PresetEntra},
+		{name: "Entra ID", mapping: &connections.AttributeMapping{Preset: connections.PresetEntra},
 			attrs: attrStatement(claimsEmail, []string{"alice@example.com"}, claimsGiven, []string{"Alice"}, claimsSurname, []string{"Liddell"},
 				claimsDisplay, []string{"Alice Liddell"}, claimsGroups, []string{"Engineering", "Admins"},
 				claimsObjectID, []string{"0b7a-oid"}, claimsTenantID, []string{"72f9-tid"}),
 			want: alice},
-		{name: "Entra ID with only a UPN", mapping: &AttributeMapping{Preset: PresetEntra},
+		{name: "Entra ID with only a UPN", mapping: &connections.AttributeMapping{Preset: connections.PresetEntra},
 			attrs: attrStatement(claimsUPN, []string{"alice@example.com"}, claimsGiven, []string{"Alice"}, claimsSurname, []string{"Liddell"}),
 			want:  want{"alice@example.com", "Alice", "Liddell", "Alice Liddell", []string{}}},
-		{name: "Google Workspace: email in the NameID", mapping: &AttributeMapping{Preset: PresetGoogle},
+		{name: "Google Workspace: email in the NameID", mapping: &connections.AttributeMapping{Preset: connections.PresetGoogle},
 			nameID: "alice@example.com", nameIDFormat: string(saml.EmailAddressNameIDFormat),
 			attrs: attrStatement("first_name", []string{"Alice"}, "last_name", []string{"Liddell"}),
 			want:  want{"alice@example.com", "Alice", "Liddell", "Alice Liddell", []string{}}},
-		{name: "ADFS", mapping: &AttributeMapping{Preset: PresetADFS},
+		{name: "ADFS", mapping: &connections.AttributeMapping{Preset: connections.PresetADFS},
 			attrs: attrStatement(claimsEmail, []string{"alice@example.com"}, claimsGiven, []string{"Alice"}, claimsSurname, []string{"Liddell"},
 				claimsName, []string{"Alice Liddell"}, claimsRole, []string{"Engineering", "Admins"}),
 			want: alice},
@@ -68,21 +90,21 @@ func TestSAMLAttributeMapping(t *testing.T) {
 			"sn", []string{"Liddell"}, claimsGroups, []string{"Engineering", "Admins"}),
 			want: alice},
 		{name: "override: the connection's own attribute names win",
-			mapping: &AttributeMapping{Preset: PresetOkta, Email: []string{"corpMail"}, Groups: []string{"teams"}},
+			mapping: &connections.AttributeMapping{Preset: connections.PresetOkta, Email: []string{"corpMail"}, Groups: []string{"teams"}},
 			attrs: attrStatement("email", []string{"personal@elsewhere.example"}, "corpMail", []string{"alice@example.com"},
 				"firstName", []string{"Alice"}, "lastName", []string{"Liddell"}, "groups", []string{"ignored"}, "teams", []string{"Engineering", "Admins"}),
 			want: alice},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			conn := e.samlConn(idp, func(s *SAMLSettings) { s.AttributeMapping = tt.mapping })
-			cn, err := e.reg.Connector(e.ctx, conn)
+			conn := e.samlConn(idp, func(s *Settings) { s.AttributeMapping = tt.mapping })
+			cn, err := e.Reg.Connector(e.Ctx, conn)
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw := idp.response(t, e.issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: e.clock.Now(),
+			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: e.Clock.Now(),
 				nameID: tt.nameID, nameIDFormat: tt.nameIDFormat,
 				mutate: func(a *saml.Assertion) { a.AttributeStatements = tt.attrs }})
-			res, err := cn.(*samlConnector).finish(e.ctx, raw, e.pend(conn, "id-1", ""))
+			res, err := cn.(*samlConnector).finish(e.Ctx, raw, e.pend(conn, "id-1", ""))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package connections
+package saml
 
 import (
 	"flag"
@@ -21,16 +21,16 @@ import (
 // replays.
 func FuzzACS(f *testing.F) {
 	capMinimization(f)
-	e := newEnvWith(f, envOpts{once: alwaysFresh{sessions.NewMemory()}})
+	e := newEnvWith(f, envOpts{Once: alwaysFresh{sessions.NewMemory()}})
 	idp := newTestIdP(f, 0)
-	conn := e.samlConn(idp, func(s *SAMLSettings) { s.AllowIdPInitiated = ptr(true) })
-	cn, err := e.reg.Connector(e.ctx, conn)
+	conn := e.samlConn(idp, func(s *Settings) { s.AllowIdPInitiated = ptr(true) })
+	cn, err := e.Reg.Connector(e.Ctx, conn)
 	if err != nil {
 		f.Fatal(err)
 	}
 	sc := cn.(*samlConnector)
-	valid := idp.response(f, e.issuer, conn, respOpts{signAssertion: true, issuedAt: e.clock.Now()})
-	want, err := sc.finish(e.ctx, valid, "")
+	valid := idp.response(f, e.Issuer, conn, respOpts{signAssertion: true, issuedAt: e.Clock.Now()})
+	want, err := sc.finish(e.Ctx, valid, "")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func FuzzACS(f *testing.F) {
 	f.Add([]byte{}, "relay")
 	f.Add([]byte("<?xml version=\"1.0\"?><x:y xmlns:x=\"\"/>"), "")
 	f.Fuzz(func(t *testing.T, raw []byte, relay string) {
-		res, err := sc.finish(e.ctx, raw, relay)
+		res, err := sc.finish(e.Ctx, raw, relay)
 		if err != nil {
 			return
 		}

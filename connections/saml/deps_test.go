@@ -1,4 +1,4 @@
-package connections
+package saml
 
 import (
 	"os"
@@ -11,7 +11,7 @@ import (
 // goxmldsig below the versions that closed their signature-wrapping and
 // NameID-spoofing holes.
 func TestSAMLLibraryVersions(t *testing.T) {
-	b, err := os.ReadFile("../go.mod")
+	b, err := os.ReadFile("../../go.mod")
 	if err != nil {
 		t.Fatal(err)
 	}

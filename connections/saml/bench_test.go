@@ -1,4 +1,4 @@
-package connections
+package saml
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
@@ -26,27 +27,27 @@ type alwaysFresh struct{ *sessions.Memory }
 func (alwaysFresh) Remember(context.Context, string, time.Duration) (bool, error) { return true, nil }
 
 func benchACS(b *testing.B, signResponse, encrypt bool) {
-	e := newEnvWith(b, envOpts{db: storetest.SQLite(b), once: alwaysFresh{sessions.NewMemory()}})
+	e := newEnvWith(b, envOpts{DB: storetest.SQLite(b), Once: alwaysFresh{sessions.NewMemory()}})
 	idp := newTestIdP(b, 0)
-	conn := e.samlConn(idp, func(s *SAMLSettings) { s.AllowIdPInitiated = ptr(true) })
-	cn, err := e.reg.Connector(e.ctx, conn)
+	conn := e.samlConn(idp, func(s *Settings) { s.AllowIdPInitiated = ptr(true) })
+	cn, err := e.Reg.Connector(e.Ctx, conn)
 	if err != nil {
 		b.Fatal(err)
 	}
 	sc := cn.(*samlConnector)
-	o := respOpts{signAssertion: !signResponse, signResponse: signResponse, issuedAt: e.clock.Now()}
+	o := respOpts{signAssertion: !signResponse, signResponse: signResponse, issuedAt: e.Clock.Now()}
 	if encrypt {
 		o.encryptTo = sc.sp.Certificate
 	}
-	raw := idp.response(b, e.issuer, conn, o)
-	if _, err := sc.finish(e.ctx, raw, ""); err != nil {
+	raw := idp.response(b, e.Issuer, conn, o)
+	if _, err := sc.finish(e.Ctx, raw, ""); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := sc.finish(e.ctx, raw, ""); err != nil {
+			if _, err := sc.finish(e.Ctx, raw, ""); err != nil {
 				b.Error(err)
 				return
 			}
@@ -80,13 +81,13 @@ func BenchmarkACSHTTP(b *testing.B) {
 			ttl  time.Duration
 		}{{"cached", 0}, {"uncached", -1}} {
 			b.Run(db.name+"/"+c.name, func(b *testing.B) {
-				e := newEnvWith(b, envOpts{db: db.open(b), once: alwaysFresh{sessions.NewMemory()}, cacheTTL: c.ttl})
+				e := newEnvWith(b, envOpts{DB: db.open(b), Once: alwaysFresh{sessions.NewMemory()}, CacheTTL: c.ttl})
 				idp := newTestIdP(b, 0)
-				conn := e.samlConn(idp, func(s *SAMLSettings) { s.AllowIdPInitiated = ptr(true) })
-				raw := idp.response(b, e.issuer, conn, respOpts{signAssertion: true, issuedAt: e.clock.Now()})
+				conn := e.samlConn(idp, func(s *Settings) { s.AllowIdPInitiated = ptr(true) })
+				raw := idp.response(b, e.Issuer, conn, respOpts{signAssertion: true, issuedAt: e.Clock.Now()})
 				body := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(raw)}}.Encode()
 				ech := echo.New()
-				e.reg.Mount(ech, func(_ context.Context, w http.ResponseWriter, _ *http.Request, _ store.Connection, _ Result, err error) {
+				e.Reg.Mount(ech, func(_ context.Context, w http.ResponseWriter, _ *http.Request, _ store.Connection, _ connections.Result, err error) {
 					if err != nil {
 						b.Error(err)
 					}

@@ -1,4 +1,4 @@
-package connections
+package saml
 
 import (
 	"context"
@@ -16,10 +16,8 @@ import (
 
 	"github.com/crewjam/saml"
 
-	"github.com/idbroker/idbroker/sessions"
-	"github.com/idbroker/idbroker/sessions/sessionstest"
+	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/store"
-	"github.com/idbroker/idbroker/store/storetest"
 )
 
 // idpServer runs crewjam/saml's IdentityProvider over HTTP: the real IdP
@@ -85,12 +83,12 @@ var formAction = regexp.MustCompile(`action="([^"]+)"`)
 func samlLogin(t *testing.T, e *env, idp *idpServer, conn store.Connection, brokerReq string) *http.Response {
 	t.Helper()
 	ctx := store.WithTenant(context.Background(), conn.TenantID)
-	cn, err := e.reg.Connector(ctx, conn)
+	cn, err := e.Reg.Connector(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	if err := cn.Begin(ctx, rec, httptest.NewRequest("GET", "/authorize", nil), LoginRequest{RequestID: brokerReq, LoginHint: idp.user + "@example.com"}); err != nil {
+	if err := cn.Begin(ctx, rec, httptest.NewRequest("GET", "/authorize", nil), connections.LoginRequest{RequestID: brokerReq, LoginHint: idp.user + "@example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	var idpResp *http.Response
@@ -126,7 +124,7 @@ func samlLogin(t *testing.T, e *env, idp *idpServer, conn store.Connection, brok
 	if action == nil || form.Get("SAMLResponse") == "" {
 		t.Fatalf("IdP page has no SAMLResponse form: %s", body)
 	}
-	if want := acsURL(e.issuer, conn.ID); htmlUnescape(action[1]) != want {
+	if want := acsURL(e.Issuer, conn.ID); htmlUnescape(action[1]) != want {
 		t.Fatalf("IdP posts to %q, want %q", action[1], want)
 	}
 	// The IdP read our SP metadata, whose encryption key it uses: the
@@ -147,29 +145,16 @@ func htmlUnescape(s string) string {
 	return strings.NewReplacer("&#43;", "+", "&#x2B;", "+", "&amp;", "&", "&#61;", "=", "&#x3D;", "=", "&#47;", "/", "&#34;", `"`, "&quot;", `"`).Replace(s)
 }
 
-type backend struct {
-	name string
-	open func(t *testing.T) envOpts
-}
-
-var backends = []backend{
-	{"sqlite+memory", func(t *testing.T) envOpts { return envOpts{db: storetest.SQLite(t), once: sessions.NewMemory()} }},
-	{"postgres+redis", func(t *testing.T) envOpts {
-		r := sessionstest.NewRedis(t)
-		return envOpts{db: storetest.Postgres(t), once: r, sessions: r}
-	}},
-}
-
 func TestSAMLEndToEnd(t *testing.T) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			e := newEnv(t, b.open(t))
+		t.Run(b.Name, func(t *testing.T) {
+			e := newEnv(t, b.Open(t))
 			idp := newIdPServer(t, 0)
 			for _, binding := range []string{BindingRedirect, BindingPost} {
 				t.Run(binding, func(t *testing.T) {
 					// The IdP is configured from its metadata URL, fetched
 					// through the safe client.
-					conn, err := e.reg.CreateConnection(e.ctx, store.ConnectionSAML, "IdP "+binding, Settings{SAML: &SAMLSettings{IdPMetadataURL: ptr(idp.srv.URL + "/metadata")}})
+					conn, err := e.Reg.CreateConnection(e.Ctx, Name, "IdP "+binding, Settings{IdPMetadataURL: ptr(idp.srv.URL + "/metadata")}.Request())
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -177,23 +162,23 @@ func TestSAMLEndToEnd(t *testing.T) {
 						t.Fatalf("status = %s, want active", conn.Status)
 					}
 					if binding == BindingPost {
-						conn, err = e.reg.UpdateConnection(e.ctx, conn.ID, Update{Settings: Settings{SAML: &SAMLSettings{
+						conn, err = e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Settings: Settings{
 							IdPEntityID: ptr(idp.entityID), IdPSSOURL: ptr(idp.ssoURL), IdPSSOBinding: ptr(BindingPost),
-							IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}}})
+							IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}.Request()})
 						if err != nil {
 							t.Fatal(err)
 						}
 					}
 					resp := samlLogin(t, e, idp, conn, "authreq-"+binding)
-					c := e.last()
-					if c.err != nil || resp.StatusCode != 200 {
-						t.Fatalf("login failed: %d %v", resp.StatusCode, c.err)
+					c := e.Last()
+					if c.Err != nil || resp.StatusCode != 200 {
+						t.Fatalf("login failed: %d %v", resp.StatusCode, c.Err)
 					}
-					p := c.res.Profile
-					if c.res.RequestID != "authreq-"+binding || p.Email != "alice@example.com" || p.IdPSubject != "00u-alice" ||
-						p.GivenName != "Alice" || p.FamilyName != "Example" || len(p.Groups) != 1 || p.TenantID != e.tenant ||
-						p.ConnectionID != conn.ID || p.ConnectionType != store.ConnectionSAML || c.conn.ID != conn.ID {
-						t.Fatalf("result = %+v", c.res)
+					p := c.Res.Profile
+					if c.Res.RequestID != "authreq-"+binding || p.Email != "alice@example.com" || p.IdPSubject != "00u-alice" ||
+						p.GivenName != "Alice" || p.FamilyName != "Example" || len(p.Groups) != 1 || p.TenantID != e.Tenant ||
+						p.ConnectionID != conn.ID || p.ConnectionType != Name || c.Conn.ID != conn.ID {
+						t.Fatalf("result = %+v", c.Res)
 					}
 				})
 			}
@@ -204,14 +189,14 @@ func TestSAMLEndToEnd(t *testing.T) {
 func TestSAMLMetadataEndpoint(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	// A draft connection (no IdP yet) already publishes SP metadata.
-	conn, err := e.reg.CreateConnection(e.ctx, store.ConnectionSAML, "Draft", Settings{})
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Draft", connections.Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if conn.Status != store.ConnectionDraft {
 		t.Fatalf("status = %s", conn.Status)
 	}
-	resp, err := http.Get(e.srv.URL + "/sso/saml/" + conn.ID + "/metadata")
+	resp, err := http.Get(e.Srv.URL + "/sso/saml/" + conn.ID + "/metadata")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,14 +207,14 @@ func TestSAMLMetadataEndpoint(t *testing.T) {
 		t.Fatalf("metadata: %d %s", resp.StatusCode, b)
 	}
 	sp := ed.SPSSODescriptors[0]
-	if ed.EntityID != spEntityID(e.issuer, conn.ID) || len(sp.AssertionConsumerServices) != 1 ||
-		sp.AssertionConsumerServices[0].Binding != saml.HTTPPostBinding || sp.AssertionConsumerServices[0].Location != acsURL(e.issuer, conn.ID) ||
+	if ed.EntityID != spEntityID(e.Issuer, conn.ID) || len(sp.AssertionConsumerServices) != 1 ||
+		sp.AssertionConsumerServices[0].Binding != saml.HTTPPostBinding || sp.AssertionConsumerServices[0].Location != acsURL(e.Issuer, conn.ID) ||
 		!*sp.AuthnRequestsSigned || !*sp.WantAssertionsSigned || len(sp.KeyDescriptors) != 2 ||
 		sp.NameIDFormats[0] != saml.PersistentNameIDFormat || strings.Contains(string(b), "Artifact") {
 		t.Fatalf("metadata not as expected:\n%s", b)
 	}
 	for _, path := range []string{"/sso/saml/conn_nope/metadata", "/sso/saml/not-an-id/metadata"} {
-		resp, _ := http.Get(e.srv.URL + path)
+		resp, _ := http.Get(e.Srv.URL + path)
 		resp.Body.Close()
 		if resp.StatusCode != 404 {
 			t.Fatalf("%s = %d, want 404", path, resp.StatusCode)
@@ -241,65 +226,65 @@ func TestACSUnknownInactiveAndCrossTenant(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	idp := newTestIdP(t, 0)
 	conn := e.samlConn(idp, nil)
-	raw := idp.response(t, e.issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: e.clock.Now()})
+	raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: e.Clock.Now()})
 
-	// Unknown connection: CompleteFunc gets ErrNotFound, never a 500.
+	// Unknown connection: CompleteFunc gets connections.ErrNotFound, never a 500.
 	resp := e.postACS(store.Connection{ID: "conn_unknown"}, raw, "x")
-	if c := e.last(); resp.StatusCode != 400 || !errorsIs(c.err, ErrNotFound) {
-		t.Fatalf("unknown: %d %v", resp.StatusCode, c.err)
+	if c := e.Last(); resp.StatusCode != 400 || !errorsIs(c.Err, connections.ErrNotFound) {
+		t.Fatalf("unknown: %d %v", resp.StatusCode, c.Err)
 	}
 	// Malformed input: 4xx through CompleteFunc, each reported as such.
 	for _, body := range []string{"SAMLResponse=%%%", "SAMLResponse=bm90IHhtbA==&RelayState=" + e.pend(conn, "id-1", "b"),
 		"RelayState=x", strings.Repeat("a", MaxACSBodyBytes+10)} {
 		var r *http.Response
-		c := e.completion(func() {
+		c := e.Completion(func() {
 			var err error
-			r, err = http.Post(e.srv.URL+"/sso/saml/"+conn.ID+"/acs", "application/x-www-form-urlencoded", strings.NewReader(body))
+			r, err = http.Post(e.Srv.URL+"/sso/saml/"+conn.ID+"/acs", "application/x-www-form-urlencoded", strings.NewReader(body))
 			if err != nil {
 				t.Fatal(err)
 			}
 			r.Body.Close()
 		})
-		if r.StatusCode != 400 || !errorsIs(c.err, ErrMalformed) {
-			t.Fatalf("malformed %.20q: %d %v", body, r.StatusCode, c.err)
+		if r.StatusCode != 400 || !errorsIs(c.Err, connections.ErrMalformed) {
+			t.Fatalf("malformed %.20q: %d %v", body, r.StatusCode, c.Err)
 		}
 	}
 	// Another tenant's connection, same IdP: its ACS refuses an assertion
 	// addressed to conn (audience), and conn's RelayState does not open it.
-	other := e.newTenant("Globex", "globex.example")
+	other := e.NewTenant("Globex", "globex.example")
 	octx := store.WithTenant(context.Background(), other)
-	connB, err := e.reg.CreateConnection(octx, store.ConnectionSAML, "Globex IdP", Settings{SAML: &SAMLSettings{
-		IdPEntityID: ptr(idp.entityID), IdPSSOURL: ptr(idp.ssoURL), IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}})
+	connB, err := e.Reg.CreateConnection(octx, Name, "Globex IdP", Settings{
+		IdPEntityID: ptr(idp.entityID), IdPSSOURL: ptr(idp.ssoURL), IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}.Request())
 	if err != nil {
 		t.Fatal(err)
 	}
 	relay := e.pend(conn, "id-1", "b")
 	resp = e.postACS(connB, raw, relay)
-	if c := e.last(); resp.StatusCode != 400 || !errorsIs(c.err, ErrRequestMismatch) {
-		t.Fatalf("cross-connection RelayState: %d %v", resp.StatusCode, c.err)
+	if c := e.Last(); resp.StatusCode != 400 || !errorsIs(c.Err, connections.ErrRequestMismatch) {
+		t.Fatalf("cross-connection RelayState: %d %v", resp.StatusCode, c.Err)
 	}
-	rawB := idp.response(t, e.issuer, connB, respOpts{signAssertion: true, inResponseTo: "id-2", issuedAt: e.clock.Now()})
+	rawB := idp.response(t, e.Issuer, connB, respOpts{signAssertion: true, inResponseTo: "id-2", issuedAt: e.Clock.Now()})
 	resp = e.postACS(conn, rawB, e.pend(conn, "id-2", "b"))
-	if c := e.last(); resp.StatusCode != 400 || !(errorsIs(c.err, ErrAudienceMismatch) || errorsIs(c.err, ErrDestinationMismatch)) {
-		t.Fatalf("cross-tenant audience: %d %v", resp.StatusCode, c.err)
+	if c := e.Last(); resp.StatusCode != 400 || !(errorsIs(c.Err, connections.ErrAudienceMismatch) || errorsIs(c.Err, connections.ErrDestinationMismatch)) {
+		t.Fatalf("cross-tenant audience: %d %v", resp.StatusCode, c.Err)
 	}
 	// Tenant B's context cannot read, change or delete tenant A's connection.
-	if _, err := e.db.Connection(octx, conn.ID); !errorsIs(err, store.ErrNotFound) {
+	if _, err := e.DB.Connection(octx, conn.ID); !errorsIs(err, store.ErrNotFound) {
 		t.Fatalf("cross-tenant read: %v", err)
 	}
-	if _, err := e.reg.UpdateConnection(octx, conn.ID, Update{Name: ptr("pwned")}); !errorsIs(err, ErrNotFound) {
+	if _, err := e.Reg.UpdateConnection(octx, conn.ID, connections.Update{Name: ptr("pwned")}); !errorsIs(err, connections.ErrNotFound) {
 		t.Fatalf("cross-tenant update: %v", err)
 	}
-	if err := e.reg.DeleteConnection(octx, conn.ID); !errorsIs(err, ErrNotFound) {
+	if err := e.Reg.DeleteConnection(octx, conn.ID); !errorsIs(err, connections.ErrNotFound) {
 		t.Fatalf("cross-tenant delete: %v", err)
 	}
 
-	// Inactive: refused with ErrConnectionInactive.
-	if _, err := e.reg.UpdateConnection(e.ctx, conn.ID, Update{Status: ptr(store.ConnectionInactive)}); err != nil {
+	// Inactive: refused with connections.ErrConnectionInactive.
+	if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionInactive)}); err != nil {
 		t.Fatal(err)
 	}
 	resp = e.postACS(conn, raw, e.pend(conn, "id-1", "b"))
-	if c := e.last(); resp.StatusCode != 400 || !errorsIs(c.err, ErrConnectionInactive) {
-		t.Fatalf("inactive: %d %v", resp.StatusCode, c.err)
+	if c := e.Last(); resp.StatusCode != 400 || !errorsIs(c.Err, connections.ErrConnectionInactive) {
+		t.Fatalf("inactive: %d %v", resp.StatusCode, c.Err)
 	}
 }

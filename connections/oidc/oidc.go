@@ -1,4 +1,4 @@
-package connections
+package oidc
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
@@ -25,11 +27,11 @@ import (
 // server-side in the OnceCache rather than in the library's fixed-name
 // cookies (which collide when two logins run in one browser).
 type oidcConnector struct {
-	reg     *Registry
+	deps    connections.Deps
 	conn    store.Connection
-	cfg     OIDCConfig
+	cfg     Config
 	rp      rp.RelyingParty
-	mapping AttributeMapping
+	mapping connections.AttributeMapping
 	// entraTenant is the Entra tenant id when the issuer is Entra ID:
 	// users are then keyed by tid + oid, never by the mutable email.
 	entraTenant string
@@ -44,6 +46,16 @@ type oidcPending struct {
 
 type nonceKey struct{}
 
+// issuedAtSkew is how far in the future an id_token's iat may be.
+const issuedAtSkew = 90 * time.Second
+
+// randomToken is a fresh 256-bit handle: state, nonce and PKCE verifier
+// (43 URL-safe characters, as RFC 7636 allows).
+func randomToken() string { return secrets.NewToken("") }
+
+// pendingKey is the OnceCache key of a started login, by its state.
+func pendingKey(state string) string { return "login:oidc:" + state }
+
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // entraTenantOf returns the Entra tenant id in an Entra issuer, "" for
@@ -52,68 +64,70 @@ var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 func entraTenantOf(issuer string) (string, error) {
 	u, err := url.Parse(issuer)
 	if err != nil {
-		return "", fmt.Errorf("%w: issuer: %v", ErrConfig, err)
+		return "", fmt.Errorf("%w: issuer: %v", connections.ErrConfig, err)
 	}
 	if u.Host != "login.microsoftonline.com" && u.Host != "sts.windows.net" && !strings.HasSuffix(u.Host, ".microsoftonline.us") {
 		return "", nil
 	}
 	seg := strings.Split(strings.Trim(u.Path, "/"), "/")[0]
 	if !guidRE.MatchString(seg) {
-		return "", fmt.Errorf("%w: Entra ID issuer must name the tenant id (https://login.microsoftonline.com/{tenant-id}/v2.0), not %q", ErrConfig, seg)
+		return "", fmt.Errorf("%w: Entra ID issuer must name the tenant id (https://login.microsoftonline.com/{tenant-id}/v2.0), not %q", connections.ErrConfig, seg)
 	}
 	return strings.ToLower(seg), nil
 }
 
-func defaultOIDCPreset(issuer string) string {
+func defaultPreset(issuer string) string {
 	switch {
 	case strings.HasPrefix(issuer, "https://accounts.google.com"):
-		return PresetGoogle
+		return connections.PresetGoogle
 	case strings.Contains(issuer, "microsoftonline"), strings.Contains(issuer, "sts.windows.net"):
-		return PresetEntra
+		return connections.PresetEntra
 	case strings.Contains(issuer, ".okta.com"), strings.Contains(issuer, ".oktapreview.com"):
-		return PresetOkta
+		return connections.PresetOkta
 	}
-	return PresetGeneric
+	return connections.PresetGeneric
 }
 
-func newOIDCConnector(ctx context.Context, reg *Registry, conn store.Connection) (*oidcConnector, error) {
-	cfg, err := DecodeOIDCConfig(conn.Config)
+// open builds the connector of a complete connection, reading the IdP's
+// discovery document.
+func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*oidcConnector, error) {
+	cfg, err := DecodeConfig(conn.Config)
 	if err != nil {
 		return nil, err
 	}
 	secret := conn.Secrets[SecretClientSecret]
-	if !cfg.Complete() || secret == "" {
-		return nil, fmt.Errorf("%w: OIDC connection %s is incomplete (missing %s)", ErrConfig, conn.ID, strings.Join(oidcMissing(cfg, conn.Secrets), ", "))
+	if m := missing(cfg, conn.Secrets); len(m) > 0 {
+		return nil, fmt.Errorf("%w: OIDC connection %s is incomplete (missing %s)", connections.ErrConfig, conn.ID, strings.Join(m, ", "))
 	}
 	tid, err := entraTenantOf(cfg.Issuer)
 	if err != nil {
 		return nil, err
 	}
-	c := &oidcConnector{reg: reg, conn: conn, cfg: cfg, entraTenant: tid,
-		mapping: cfg.AttributeMapping.resolve(defaultOIDCPreset(cfg.Issuer))}
+	c := &oidcConnector{deps: deps, conn: conn, cfg: cfg, entraTenant: tid,
+		mapping: cfg.AttributeMapping.Resolve(defaultPreset(cfg.Issuer))}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	c.rp, err = rp.NewRelyingPartyOIDC(dctx, cfg.Issuer, cfg.ClientID, secret,
-		oidcRedirectURI(reg.cfg.Issuer, conn.ID), oidcScopes(cfg.Scopes),
-		rp.WithHTTPClient(reg.cfg.HTTPClient),
+		deps.URL(conn, "callback"), scopes(cfg.Scopes),
+		rp.WithHTTPClient(deps.HTTPClient),
 		rp.WithVerifierOpts(
 			rp.WithNonce(func(ctx context.Context) string { n, _ := ctx.Value(nonceKey{}).(string); return n }),
-			rp.WithIssuedAtOffset(DefaultClockSkew),
+			rp.WithIssuedAtOffset(issuedAtSkew),
 		),
 		rp.WithSigningAlgsFromDiscovery(),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("%w: OIDC discovery of %s: %v", ErrUpstream, cfg.Issuer, err)
+		return nil, fmt.Errorf("%w: OIDC discovery of %s: %v", connections.ErrUpstream, cfg.Issuer, err)
 	}
 	return c, nil
 }
 
 // Begin redirects to the IdP's authorization endpoint with state, nonce
 // and an S256 PKCE challenge.
-func (c *oidcConnector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Request, req LoginRequest) error {
+func (c *oidcConnector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Request, req connections.LoginRequest) error {
 	state, nonce, verifier := randomToken(), randomToken(), randomToken()
 	rec, _ := json.Marshal(oidcPending{ConnectionID: c.conn.ID, BrokerRequestID: req.RequestID, Nonce: nonce, Verifier: verifier})
-	if err := c.reg.cfg.Once.Put(ctx, pendingKey("oidc", state), rec, c.reg.cfg.LoginTTL); err != nil {
+	if err := c.deps.Once.Put(ctx, pendingKey(state), rec, c.deps.LoginTTL); err != nil {
 		return fmt.Errorf("oidc: remember login: %w", err)
 	}
 	sum := sha256.Sum256([]byte(verifier))
@@ -137,37 +151,37 @@ func (c *oidcConnector) Begin(ctx context.Context, w http.ResponseWriter, r *htt
 // Finish handles the callback: state, IdP error, code exchange with the
 // PKCE verifier, id_token validation (signature, iss, aud, exp, nonce),
 // then the userinfo merge.
-func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (Result, error) {
+func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connections.Result, error) {
 	q := r.URL.Query()
 	state := q.Get("state")
 	if state == "" || len(state) > 128 {
-		return Result{}, fmt.Errorf("%w: callback without a valid state", ErrRequestMismatch)
+		return connections.Result{}, fmt.Errorf("%w: callback without a valid state", connections.ErrRequestMismatch)
 	}
-	b, err := c.reg.cfg.Once.Take(ctx, pendingKey("oidc", state))
+	b, err := c.deps.Once.Take(ctx, pendingKey(state))
 	if err != nil {
 		if errors.Is(err, sessions.ErrNotFound) {
-			return Result{}, fmt.Errorf("%w: state is unknown, expired or already used", ErrRequestMismatch)
+			return connections.Result{}, fmt.Errorf("%w: state is unknown, expired or already used", connections.ErrRequestMismatch)
 		}
-		return Result{}, fmt.Errorf("%w: login state: %v", ErrUpstream, err)
+		return connections.Result{}, fmt.Errorf("%w: login state: %v", connections.ErrUpstream, err)
 	}
 	var rec oidcPending
 	if json.Unmarshal(b, &rec) != nil || rec.ConnectionID != c.conn.ID {
-		return Result{}, fmt.Errorf("%w: state belongs to another connection", ErrRequestMismatch)
+		return connections.Result{}, fmt.Errorf("%w: state belongs to another connection", connections.ErrRequestMismatch)
 	}
-	res := Result{RequestID: rec.BrokerRequestID}
+	res := connections.Result{RequestID: rec.BrokerRequestID}
 	if e := q.Get("error"); e != "" {
-		return res, fmt.Errorf("%w: %s: %s", ErrIdPError, e, truncate(q.Get("error_description"), 300))
+		return res, fmt.Errorf("%w: %s: %s", connections.ErrIdPError, e, truncate(q.Get("error_description"), 300))
 	}
 	code := q.Get("code")
 	if code == "" {
-		return res, fmt.Errorf("%w: callback without a code", ErrMalformed)
+		return res, fmt.Errorf("%w: callback without a code", connections.ErrMalformed)
 	}
 	ctx = context.WithValue(ctx, nonceKey{}, rec.Nonce)
 	tokens, err := rp.CodeExchange[*oidc.IDTokenClaims](ctx, code, c.rp, rp.WithCodeVerifier(rec.Verifier))
 	if err != nil {
 		return res, classifyOIDCError(err)
 	}
-	claims := attrs{}
+	claims := connections.Attrs{}
 	raw := map[string]any{}
 	for k, v := range tokens.IDTokenClaims.Claims {
 		raw[k] = v
@@ -178,7 +192,7 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (Result, er
 	if c.rp.UserinfoEndpoint() != "" && tokens.AccessToken != "" {
 		info, err := rp.Userinfo[*oidc.UserInfo](ctx, tokens.AccessToken, tokens.TokenType, tokens.IDTokenClaims.Subject, c.rp)
 		if err != nil {
-			return res, fmt.Errorf("%w: userinfo: %v", ErrUpstream, err)
+			return res, fmt.Errorf("%w: userinfo: %v", connections.ErrUpstream, err)
 		}
 		for k, v := range info.Claims {
 			if _, ok := raw[k]; !ok {
@@ -195,11 +209,11 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (Result, er
 	return res, nil
 }
 
-func (c *oidcConnector) profile(ctx context.Context, idt *oidc.IDTokenClaims, claims attrs, raw map[string]any) (Profile, error) {
-	p := Profile{TenantID: c.conn.TenantID, ConnectionID: c.conn.ID, ConnectionType: store.ConnectionOIDC, Raw: raw}
+func (c *oidcConnector) profile(ctx context.Context, idt *oidc.IDTokenClaims, claims connections.Attrs, raw map[string]any) (connections.Profile, error) {
+	p := connections.Profile{TenantID: c.conn.TenantID, ConnectionID: c.conn.ID, ConnectionType: c.conn.Type, Raw: raw}
 	p.IdPSubject = idt.Subject
 	if len(c.mapping.Subject) > 0 {
-		p.IdPSubject = claims.first(c.mapping.Subject)
+		p.IdPSubject = claims.First(c.mapping.Subject)
 	}
 	var verified *bool
 	if v, ok := raw["email_verified"]; ok {
@@ -207,12 +221,12 @@ func (c *oidcConnector) profile(ctx context.Context, idt *oidc.IDTokenClaims, cl
 		verified = &b
 	}
 	if c.entraTenant != "" {
-		tid, oid := claims.first([]string{"tid"}), claims.first([]string{"oid"})
+		tid, oid := claims.First([]string{"tid"}), claims.First([]string{"oid"})
 		if !strings.EqualFold(tid, c.entraTenant) {
-			return Profile{}, mismatch(ErrProfile, "Entra tid", tid, c.entraTenant)
+			return connections.Profile{}, connections.Mismatch(connections.ErrProfile, "Entra tid", tid, c.entraTenant)
 		}
 		if oid == "" {
-			return Profile{}, fmt.Errorf("%w: Entra id_token has no oid claim", ErrProfile)
+			return connections.Profile{}, fmt.Errorf("%w: Entra id_token has no oid claim", connections.ErrProfile)
 		}
 		// nOAuth: the email claim of an Entra user is editable by the
 		// user's own admin and unverified; the key is tid + oid.
@@ -220,35 +234,35 @@ func (c *oidcConnector) profile(ctx context.Context, idt *oidc.IDTokenClaims, cl
 		verified = nil
 	}
 	if c.cfg.HostedDomain != "" {
-		if hd := claims.first([]string{"hd"}); !strings.EqualFold(hd, c.cfg.HostedDomain) {
-			return Profile{}, mismatch(ErrProfile, "Google hd", hd, c.cfg.HostedDomain)
+		if hd := claims.First([]string{"hd"}); !strings.EqualFold(hd, c.cfg.HostedDomain) {
+			return connections.Profile{}, connections.Mismatch(connections.ErrProfile, "Google hd", hd, c.cfg.HostedDomain)
 		}
 	}
-	c.mapping.fill(&p, claims)
+	c.mapping.Fill(&p, claims)
 	if verified != nil && !*verified {
-		return Profile{}, fmt.Errorf("%w: the IdP says email %q is not verified", ErrProfile, p.Email)
+		return connections.Profile{}, fmt.Errorf("%w: the IdP says email %q is not verified", connections.ErrProfile, p.Email)
 	}
-	return c.reg.finishProfile(ctx, p, c.cfg.AllowAnyEmailDomain, verified)
+	return c.deps.Profiles.CheckProfile(ctx, p, connections.ProfileRules{AnyEmailDomain: c.cfg.AllowAnyEmailDomain, EmailVerified: verified})
 }
 
 func classifyOIDCError(err error) error {
 	switch {
 	case errors.Is(err, oidc.ErrNonceInvalid):
-		return fmt.Errorf("%w: %v", ErrRequestMismatch, err)
+		return fmt.Errorf("%w: %v", connections.ErrRequestMismatch, err)
 	case errors.Is(err, oidc.ErrIssuerInvalid):
-		return fmt.Errorf("%w: %v", ErrIssuerMismatch, err)
+		return fmt.Errorf("%w: %v", connections.ErrIssuerMismatch, err)
 	case errors.Is(err, oidc.ErrAudience), errors.Is(err, oidc.ErrAzpInvalid), errors.Is(err, oidc.ErrAzpMissing):
-		return fmt.Errorf("%w: %v", ErrAudienceMismatch, err)
+		return fmt.Errorf("%w: %v", connections.ErrAudienceMismatch, err)
 	case errors.Is(err, oidc.ErrExpired), errors.Is(err, oidc.ErrIatToOld):
-		return fmt.Errorf("%w: %v", ErrExpired, err)
+		return fmt.Errorf("%w: %v", connections.ErrExpired, err)
 	case errors.Is(err, oidc.ErrIatInFuture):
-		return fmt.Errorf("%w: %v", ErrNotYetValid, err)
+		return fmt.Errorf("%w: %v", connections.ErrNotYetValid, err)
 	case errors.Is(err, oidc.ErrSignatureInvalid), errors.Is(err, oidc.ErrSignatureMissing),
 		errors.Is(err, oidc.ErrSignatureUnsupportedAlg), errors.Is(err, oidc.ErrSignatureInvalidPayload),
 		errors.Is(err, oidc.ErrAtHash):
-		return fmt.Errorf("%w: %v", ErrSignature, err)
+		return fmt.Errorf("%w: %v", connections.ErrSignature, err)
 	}
-	return fmt.Errorf("%w: code exchange: %v", ErrUpstream, err)
+	return fmt.Errorf("%w: code exchange: %v", connections.ErrUpstream, err)
 }
 
 // claimStrings flattens a claim value to strings for mapping.

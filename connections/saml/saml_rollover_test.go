@@ -1,4 +1,4 @@
-package connections
+package saml
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/beevik/etree"
 
-	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/connections"
 )
 
 // stripKeyInfo removes the certificate an IdP may put in its signature
@@ -30,10 +30,10 @@ func stripKeyInfo(d *etree.Document) {
 func TestSAMLSeveralCertificates(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	oldKey, newKey, stranger := newTestIdP(t, 0), newTestIdP(t, 1), newTestIdP(t, 2)
-	conn := e.samlConn(oldKey, func(s *SAMLSettings) {
+	conn := e.samlConn(oldKey, func(s *Settings) {
 		s.IdPCertificatesPEM = &PEMList{certPEM(oldKey.cert), certPEM(newKey.cert)}
 	})
-	cn, err := e.reg.Connector(e.ctx, conn)
+	cn, err := e.Reg.Connector(e.Ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,16 +48,16 @@ func TestSAMLSeveralCertificates(t *testing.T) {
 		{"new certificate", newKey, true, nil},
 		{"old certificate, no KeyInfo", oldKey, false, nil},
 		{"new certificate, no KeyInfo", newKey, false, nil},
-		{"untrusted key", stranger, true, ErrSignature},
-		{"untrusted key, no KeyInfo", stranger, false, ErrSignature},
+		{"untrusted key", stranger, true, connections.ErrSignature},
+		{"untrusted key, no KeyInfo", stranger, false, connections.ErrSignature},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			o := respOpts{signAssertion: true, signer: tt.signer, inResponseTo: "id-1", issuedAt: e.clock.Now()}
+			o := respOpts{signAssertion: true, signer: tt.signer, inResponseTo: "id-1", issuedAt: e.Clock.Now()}
 			if !tt.keyInfo {
 				o.mutateXML = stripKeyInfo
 			}
-			raw := oldKey.response(t, e.issuer, conn, o)
-			_, err := sc.finish(e.ctx, raw, e.pend(conn, "id-1", ""))
+			raw := oldKey.response(t, e.Issuer, conn, o)
+			_, err := sc.finish(e.Ctx, raw, e.pend(conn, "id-1", ""))
 			wantErr(t, err, tt.want, "")
 		})
 	}
@@ -67,7 +67,7 @@ func TestSAMLSeveralCertificates(t *testing.T) {
 // certificate and signs with it at once (no overlap) costs one failed
 // login, not the wait for the periodic refresh: the untrusted signature
 // makes the node re-read the metadata URL, at most once per
-// MinForcedRefresh.
+// connections.MinForcedRefresh.
 func TestSAMLRolledCertificateRefreshedOnFailure(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	idp, rolled, stranger := newTestIdP(t, 0), newTestIdP(t, 1), newTestIdP(t, 2)
@@ -80,28 +80,28 @@ func TestSAMLRolledCertificateRefreshedOnFailure(t *testing.T) {
 		w.Write([]byte(current.Load().(string)))
 	}))
 	defer md.Close()
-	conn, err := e.reg.CreateConnection(e.ctx, store.ConnectionSAML, "Okta", Settings{SAML: &SAMLSettings{IdPMetadataURL: ptr(md.URL)}})
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Okta", Settings{IdPMetadataURL: ptr(md.URL)}.Request())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := e.srv.Config.Handler
-	if c := e.acsVia(h, conn, idp, "id-0"); c.err != nil {
-		t.Fatal(c.err)
+	h := e.Srv.Config.Handler
+	if c := e.acsVia(h, conn, idp, "id-0"); c.Err != nil {
+		t.Fatal(c.Err)
 	}
 
 	current.Store(metadataXML(idp.entityID, idp.ssoURL, rolled.cert))
 	before := fetches.Load()
-	if c := e.acsVia(h, conn, rolled, "id-1"); !errors.Is(c.err, ErrSignature) {
-		t.Fatalf("first response with the rolled key: %v", c.err)
+	if c := e.acsVia(h, conn, rolled, "id-1"); !errors.Is(c.Err, connections.ErrSignature) {
+		t.Fatalf("first response with the rolled key: %v", c.Err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; ; i++ {
 		c := e.acsVia(h, conn, rolled, "id-retry")
-		if c.err == nil {
+		if c.Err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rolled certificate never picked up (%d fetches): %v", fetches.Load()-before, c.err)
+			t.Fatalf("rolled certificate never picked up (%d fetches): %v", fetches.Load()-before, c.Err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -109,8 +109,8 @@ func TestSAMLRolledCertificateRefreshedOnFailure(t *testing.T) {
 		t.Fatalf("%d metadata fetches after failed logins, want 1", n)
 	}
 	// The old key is gone from the metadata, so it is no longer trusted.
-	if c := e.acsVia(h, conn, idp, "id-2"); !errors.Is(c.err, ErrSignature) {
-		t.Fatalf("retired key: %v", c.err)
+	if c := e.acsVia(h, conn, idp, "id-2"); !errors.Is(c.Err, connections.ErrSignature) {
+		t.Fatalf("retired key: %v", c.Err)
 	}
 	// Junk signatures do not make the broker hammer the IdP...
 	for range 3 {
@@ -118,14 +118,14 @@ func TestSAMLRolledCertificateRefreshedOnFailure(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	if n := fetches.Load() - before; n != 1 {
-		t.Fatalf("%d metadata fetches within MinForcedRefresh, want 1", n)
+		t.Fatalf("%d metadata fetches within connections.MinForcedRefresh, want 1", n)
 	}
-	// ...but after MinForcedRefresh another failure may refresh again.
-	e.clock.Add(MinForcedRefresh)
+	// ...but after connections.MinForcedRefresh another failure may refresh again.
+	e.Clock.Add(connections.MinForcedRefresh)
 	e.acsVia(h, conn, stranger, "id-4")
 	for fetches.Load()-before != 2 {
 		if time.Now().After(deadline) {
-			t.Fatal("no refresh after MinForcedRefresh")
+			t.Fatal("no refresh after connections.MinForcedRefresh")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

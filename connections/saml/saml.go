@@ -1,4 +1,4 @@
-package connections
+package saml
 
 import (
 	"bytes"
@@ -14,9 +14,12 @@ import (
 	"strings"
 	"time"
 
+	// Inside this package, saml is crewjam's library.
 	"github.com/crewjam/saml"
+	"github.com/jonboulle/clockwork"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
@@ -28,14 +31,14 @@ const MaxACSBodyBytes = 512 << 10
 // samlConnector is one SAML connection: its own crewjam ServiceProvider,
 // configured for a broker rather than with the library's defaults.
 type samlConnector struct {
-	reg  *Registry
+	deps connections.Deps
 	conn store.Connection
-	cfg  SAMLConfig
+	cfg  Config
 	// sp answers logins this SP started; unsolicited accepts IdP-initiated
 	// ones and exists only when the connection allows them.
 	sp          *saml.ServiceProvider
 	unsolicited *saml.ServiceProvider
-	mapping     AttributeMapping
+	mapping     connections.AttributeMapping
 	skew        time.Duration
 }
 
@@ -48,36 +51,40 @@ type samlPending struct {
 	BrokerRequestID string `json:"b"`
 }
 
-func newSAMLConnector(reg *Registry, conn store.Connection) (*samlConnector, error) {
-	cfg, err := DecodeSAMLConfig(conn.Config)
+// open builds the connector of a complete connection.
+func open(deps connections.Deps, conn store.Connection) (*samlConnector, error) {
+	cfg, err := DecodeConfig(conn.Config)
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.Complete() {
-		return nil, fmt.Errorf("%w: SAML connection %s is incomplete (missing %s)", ErrConfig, conn.ID, strings.Join(samlMissing(cfg), ", "))
+	m := cfg.Missing()
+	if cfg.SPCertificatePEM == "" {
+		m = append(m, "sp_certificate_pem")
 	}
-	return buildSAMLConnector(reg, conn, cfg)
+	if len(m) > 0 {
+		return nil, fmt.Errorf("%w: SAML connection %s is incomplete (missing %s)", connections.ErrConfig, conn.ID, strings.Join(m, ", "))
+	}
+	return build(deps, conn, cfg)
 }
 
-// newSAMLMetadataOnly builds enough of a connector to publish SP metadata,
+// openForMetadata builds enough of a connector to publish SP metadata,
 // before the IdP side is known.
-func newSAMLMetadataOnly(reg *Registry, conn store.Connection) (*samlConnector, error) {
-	cfg, err := DecodeSAMLConfig(conn.Config)
+func openForMetadata(deps connections.Deps, conn store.Connection) (*samlConnector, error) {
+	cfg, err := DecodeConfig(conn.Config)
 	if err != nil {
 		return nil, err
 	}
-	return buildSAMLConnector(reg, conn, cfg)
+	return build(deps, conn, cfg)
 }
 
-func buildSAMLConnector(reg *Registry, conn store.Connection, cfg SAMLConfig) (*samlConnector, error) {
+func build(deps connections.Deps, conn store.Connection, cfg Config) (*samlConnector, error) {
 	key, cert, err := parseSPKey(conn.Secrets[SecretSPKey], cfg.SPCertificatePEM)
 	if err != nil {
 		return nil, err
 	}
-	issuer := reg.cfg.Issuer
-	acs, _ := url.Parse(acsURL(issuer, conn.ID))
-	md, _ := url.Parse(spMetadataURL(issuer, conn.ID))
-	entityID := spEntityID(issuer, conn.ID)
+	acs, _ := url.Parse(deps.URL(conn, "acs"))
+	md, _ := url.Parse(deps.URL(conn, "metadata"))
+	entityID := deps.URL(conn, "")
 
 	nameID := saml.PersistentNameIDFormat
 	switch cfg.NameIDFormat {
@@ -86,8 +93,8 @@ func buildSAMLConnector(reg *Registry, conn store.Connection, cfg SAMLConfig) (*
 	case NameIDUnspecified:
 		nameID = saml.UnspecifiedNameIDFormat
 	}
-	c := &samlConnector{reg: reg, conn: conn, cfg: cfg, skew: cfg.ClockSkew(),
-		mapping: cfg.AttributeMapping.resolve(PresetGeneric)}
+	c := &samlConnector{deps: deps, conn: conn, cfg: cfg, skew: cfg.ClockSkew(),
+		mapping: cfg.AttributeMapping.Resolve(connections.PresetGeneric)}
 	c.sp = &saml.ServiceProvider{
 		EntityID:    entityID,
 		Key:         key,
@@ -105,10 +112,10 @@ func buildSAMLConnector(reg *Registry, conn store.Connection, cfg SAMLConfig) (*
 		AssertionConsumerServiceBindings: []string{saml.HTTPPostBinding},
 		RejectSHA1Signatures:             !cfg.AllowSHA1,
 		// The registry's clock, never the package globals.
-		Clock:                       reg.dsigClock,
+		Clock:                       dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: deps.Now}),
 		ValidateAudienceRestriction: c.checkAudience,
 		MetadataOmitValidUntil:      true,
-		HTTPClient:                  reg.cfg.HTTPClient,
+		HTTPClient:                  deps.HTTPClient,
 	}
 	if cfg.AllowIdPInitiated {
 		u := *c.sp
@@ -123,7 +130,7 @@ func buildSAMLConnector(reg *Registry, conn store.Connection, cfg SAMLConfig) (*
 func (c *samlConnector) checkAudience(a *saml.Assertion) error {
 	want := c.sp.EntityID
 	if a.Conditions == nil || len(a.Conditions.AudienceRestrictions) == 0 {
-		return fmt.Errorf("%w: the assertion has no AudienceRestriction; expected %q", ErrAudienceMismatch, want)
+		return fmt.Errorf("%w: the assertion has no AudienceRestriction; expected %q", connections.ErrAudienceMismatch, want)
 	}
 	for i := range a.Conditions.AudienceRestrictions {
 		var got []string
@@ -133,7 +140,7 @@ func (c *samlConnector) checkAudience(a *saml.Assertion) error {
 			ok = ok || v.Value == want
 		}
 		if !ok {
-			return mismatch(ErrAudienceMismatch, "Audience", strings.Join(got, " "), want)
+			return connections.Mismatch(connections.ErrAudienceMismatch, "Audience", strings.Join(got, " "), want)
 		}
 	}
 	return nil
@@ -151,7 +158,7 @@ func (c *samlConnector) Metadata() ([]byte, error) {
 
 // Begin sends the browser to the IdP with a signed AuthnRequest, by
 // redirect or auto-submitting form according to the IdP's binding.
-func (c *samlConnector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Request, req LoginRequest) error {
+func (c *samlConnector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Request, req connections.LoginRequest) error {
 	binding := saml.HTTPRedirectBinding
 	if c.cfg.IdPSSOBinding == BindingPost {
 		binding = saml.HTTPPostBinding
@@ -170,7 +177,7 @@ func (c *samlConnector) Begin(ctx context.Context, w http.ResponseWriter, r *htt
 	// broker routed by is checked against the tenant's domains anyway.
 	relay := randomToken()
 	rec, _ := json.Marshal(samlPending{ConnectionID: c.conn.ID, SAMLRequestID: authn.ID, BrokerRequestID: req.RequestID})
-	if err := c.reg.cfg.Once.Put(ctx, pendingKey("saml", relay), rec, c.reg.cfg.LoginTTL); err != nil {
+	if err := c.deps.Once.Put(ctx, pendingKey(relay), rec, c.deps.LoginTTL); err != nil {
 		return fmt.Errorf("saml: remember login: %w", err)
 	}
 	if binding == saml.HTTPRedirectBinding {
@@ -188,10 +195,10 @@ func (c *samlConnector) Begin(ctx context.Context, w http.ResponseWriter, r *htt
 }
 
 // Finish validates the ACS POST.
-func (c *samlConnector) Finish(ctx context.Context, r *http.Request) (Result, error) {
+func (c *samlConnector) Finish(ctx context.Context, r *http.Request) (connections.Result, error) {
 	raw, relay, err := readACSForm(r)
 	if err != nil {
-		return Result{}, err
+		return connections.Result{}, err
 	}
 	return c.finish(ctx, raw, relay)
 }
@@ -200,21 +207,21 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request) (Result, er
 // The Artifact and SimpleSign bindings are not accepted.
 func readACSForm(r *http.Request) (xmlBytes []byte, relay string, err error) {
 	if r.Method != http.MethodPost {
-		return nil, "", fmt.Errorf("%w: the ACS accepts only the HTTP-POST binding", ErrMalformed)
+		return nil, "", fmt.Errorf("%w: the ACS accepts only the HTTP-POST binding", connections.ErrMalformed)
 	}
 	r.Body = http.MaxBytesReader(nil, r.Body, MaxACSBodyBytes)
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, "", fmt.Errorf("%w: ACS body larger than %d bytes", ErrMalformed, MaxACSBodyBytes)
+			return nil, "", fmt.Errorf("%w: ACS body larger than %d bytes", connections.ErrMalformed, MaxACSBodyBytes)
 		}
-		return nil, "", fmt.Errorf("%w: ACS form: %v", ErrMalformed, err)
+		return nil, "", fmt.Errorf("%w: ACS form: %v", connections.ErrMalformed, err)
 	}
 	if r.PostForm.Has("SAMLart") || r.PostForm.Has("Signature") || r.PostForm.Has("SigAlg") {
-		return nil, "", fmt.Errorf("%w: only the HTTP-POST binding is accepted (no Artifact or SimpleSign)", ErrMalformed)
+		return nil, "", fmt.Errorf("%w: only the HTTP-POST binding is accepted (no Artifact or SimpleSign)", connections.ErrMalformed)
 	}
 	if len(r.PostForm["SAMLResponse"]) != 1 || len(r.PostForm["RelayState"]) > 1 {
-		return nil, "", fmt.Errorf("%w: expected exactly one SAMLResponse", ErrMalformed)
+		return nil, "", fmt.Errorf("%w: expected exactly one SAMLResponse", connections.ErrMalformed)
 	}
 	enc := r.PostForm.Get("SAMLResponse")
 	if strings.ContainsAny(enc, " \t") {
@@ -224,41 +231,41 @@ func readACSForm(r *http.Request) (xmlBytes []byte, relay string, err error) {
 	}
 	b, err := base64.StdEncoding.DecodeString(enc)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: SAMLResponse is not base64", ErrMalformed)
+		return nil, "", fmt.Errorf("%w: SAMLResponse is not base64", connections.ErrMalformed)
 	}
 	return b, r.PostForm.Get("RelayState"), nil
 }
 
-func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (Result, error) {
+func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (connections.Result, error) {
 	if hasDTD(raw) {
-		return Result{}, fmt.Errorf("%w: the response contains a DTD", ErrMalformed)
+		return connections.Result{}, fmt.Errorf("%w: the response contains a DTD", connections.ErrMalformed)
 	}
 	// Comments inside signed content are dropped by canonicalisation, so a
 	// NameID split by a comment verifies yet may be read as its first half
 	// (CVE-2017-11427 family). No IdP needs comments in a response.
 	if bytes.Contains(raw, []byte("<!--")) {
-		return Result{}, fmt.Errorf("%w: the response contains an XML comment", ErrMalformed)
+		return connections.Result{}, fmt.Errorf("%w: the response contains an XML comment", connections.ErrMalformed)
 	}
 	// Junk must be told apart from a response that fails validation before
 	// anything else is looked at: it is refused without being recorded
 	// for the tenant (anyone can post it), and never reaches the
 	// login-state lookup.
 	if err := checkResponseXML(raw); err != nil {
-		return Result{}, err
+		return connections.Result{}, err
 	}
 
 	sp, possible, brokerReq, err := c.pending(ctx, relay)
 	if err != nil {
-		return Result{}, err
+		return connections.Result{}, err
 	}
 	// From here on a failure still names the login it answers, so that
 	// the broker (or the portal, for a test login) can say which one failed.
-	failed := Result{RequestID: brokerReq}
+	failed := connections.Result{RequestID: brokerReq}
 	assertion, err := sp.ParseXMLResponse(raw, possible, sp.AcsURL)
 	if err != nil {
 		err = classifySAMLError(err)
-		if errors.Is(err, ErrSignature) && c.cfg.IdPMetadataURL != "" {
-			c.reg.refreshSoon(c.conn)
+		if errors.Is(err, connections.ErrSignature) && c.cfg.IdPMetadataURL != "" && c.deps.Refresh != nil {
+			c.deps.Refresh(c.conn)
 		}
 		return failed, err
 	}
@@ -272,10 +279,10 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (R
 	if err != nil {
 		return failed, err
 	}
-	return Result{RequestID: brokerReq, Profile: p}, nil
+	return connections.Result{RequestID: brokerReq, Profile: p}, nil
 }
 
-// checkResponseXML reports ErrMalformed unless raw is well-formed XML
+// checkResponseXML reports connections.ErrMalformed unless raw is well-formed XML
 // whose root is a SAML 2.0 protocol Response.
 func checkResponseXML(raw []byte) error {
 	d := xml.NewDecoder(bytes.NewReader(raw))
@@ -286,17 +293,17 @@ func checkResponseXML(raw []byte) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%w: the response is not well-formed XML", ErrMalformed)
+			return fmt.Errorf("%w: the response is not well-formed XML", connections.ErrMalformed)
 		}
 		if se, ok := tok.(xml.StartElement); ok && !root {
 			root = true
 			if se.Name.Local != "Response" || !declaresNS(se, se.Name.Space, "urn:oasis:names:tc:SAML:2.0:protocol") {
-				return fmt.Errorf("%w: the XML is not a SAML 2.0 Response", ErrMalformed)
+				return fmt.Errorf("%w: the XML is not a SAML 2.0 Response", connections.ErrMalformed)
 			}
 		}
 	}
 	if !root {
-		return fmt.Errorf("%w: the response has no XML element", ErrMalformed)
+		return fmt.Errorf("%w: the response has no XML element", connections.ErrMalformed)
 	}
 	return nil
 }
@@ -322,23 +329,23 @@ func declaresNS(se xml.StartElement, prefix, ns string) bool {
 // unsolicited one, with no request ids, for an IdP-initiated login.
 func (c *samlConnector) pending(ctx context.Context, relay string) (*saml.ServiceProvider, []string, string, error) {
 	if relay != "" && len(relay) <= 128 {
-		b, err := c.reg.cfg.Once.Take(ctx, pendingKey("saml", relay))
+		b, err := c.deps.Once.Take(ctx, pendingKey(relay))
 		switch {
 		case err == nil:
 			var rec samlPending
 			if json.Unmarshal(b, &rec) != nil || rec.ConnectionID != c.conn.ID {
-				return nil, nil, "", fmt.Errorf("%w: RelayState belongs to another connection", ErrRequestMismatch)
+				return nil, nil, "", fmt.Errorf("%w: RelayState belongs to another connection", connections.ErrRequestMismatch)
 			}
 			return c.sp, []string{rec.SAMLRequestID}, rec.BrokerRequestID, nil
 		case !errors.Is(err, sessions.ErrNotFound):
-			return nil, nil, "", fmt.Errorf("%w: login state: %v", ErrUpstream, err)
+			return nil, nil, "", fmt.Errorf("%w: login state: %v", connections.ErrUpstream, err)
 		}
 	}
 	if c.unsolicited == nil {
 		if relay != "" {
-			return nil, nil, "", fmt.Errorf("%w: RelayState is unknown, expired or already used, and IdP-initiated login is off", ErrRequestMismatch)
+			return nil, nil, "", fmt.Errorf("%w: RelayState is unknown, expired or already used, and IdP-initiated login is off", connections.ErrRequestMismatch)
 		}
-		return nil, nil, "", fmt.Errorf("%w: the response answers no login started here; enable allow_idp_initiated to accept IdP-initiated logins", ErrIdPInitiated)
+		return nil, nil, "", fmt.Errorf("%w: the response answers no login started here; enable allow_idp_initiated to accept IdP-initiated logins", connections.ErrIdPInitiated)
 	}
 	return c.unsolicited, nil, "", nil
 }
@@ -346,22 +353,22 @@ func (c *samlConnector) pending(ctx context.Context, relay string) (*saml.Servic
 // checkTimes applies the connection's own clock skew, which is tighter
 // than the library's process-wide allowance.
 func (c *samlConnector) checkTimes(a *saml.Assertion) error {
-	now := c.reg.now()
+	now := c.deps.Now()
 	if a.IssueInstant.After(now.Add(c.skew)) {
-		return fmt.Errorf("%w: IssueInstant %s is ahead of our clock by more than %s", ErrNotYetValid, a.IssueInstant.UTC().Format(time.RFC3339), c.skew)
+		return fmt.Errorf("%w: IssueInstant %s is ahead of our clock by more than %s", connections.ErrNotYetValid, a.IssueInstant.UTC().Format(time.RFC3339), c.skew)
 	}
 	if cond := a.Conditions; cond != nil {
 		if !cond.NotBefore.IsZero() && cond.NotBefore.After(now.Add(c.skew)) {
-			return fmt.Errorf("%w: NotBefore is %s, now is %s (skew %s)", ErrNotYetValid, cond.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), c.skew)
+			return fmt.Errorf("%w: NotBefore is %s, now is %s (skew %s)", connections.ErrNotYetValid, cond.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), c.skew)
 		}
 		if !cond.NotOnOrAfter.IsZero() && !now.Add(-c.skew).Before(cond.NotOnOrAfter) {
-			return fmt.Errorf("%w: NotOnOrAfter was %s, now is %s (skew %s)", ErrExpired, cond.NotOnOrAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), c.skew)
+			return fmt.Errorf("%w: NotOnOrAfter was %s, now is %s (skew %s)", connections.ErrExpired, cond.NotOnOrAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), c.skew)
 		}
 	}
 	if a.Subject != nil {
 		for _, sc := range a.Subject.SubjectConfirmations {
 			if d := sc.SubjectConfirmationData; d != nil && !d.NotOnOrAfter.IsZero() && !now.Add(-c.skew).Before(d.NotOnOrAfter) {
-				return fmt.Errorf("%w: SubjectConfirmationData NotOnOrAfter was %s (skew %s)", ErrExpired, d.NotOnOrAfter.UTC().Format(time.RFC3339), c.skew)
+				return fmt.Errorf("%w: SubjectConfirmationData NotOnOrAfter was %s (skew %s)", connections.ErrExpired, d.NotOnOrAfter.UTC().Format(time.RFC3339), c.skew)
 			}
 		}
 	}
@@ -372,33 +379,33 @@ func (c *samlConnector) checkTimes(a *saml.Assertion) error {
 // assertion could no longer be accepted anyway.
 func (c *samlConnector) checkReplay(ctx context.Context, a *saml.Assertion) error {
 	if a.ID == "" {
-		return fmt.Errorf("%w: assertion has no ID", ErrMalformed)
+		return fmt.Errorf("%w: assertion has no ID", connections.ErrMalformed)
 	}
 	until := a.IssueInstant.Add(saml.MaxIssueDelay + saml.MaxClockSkew)
 	if a.Conditions != nil && a.Conditions.NotOnOrAfter.After(until) {
 		until = a.Conditions.NotOnOrAfter
 	}
-	ttl := until.Sub(c.reg.now()) + c.skew
+	ttl := until.Sub(c.deps.Now()) + c.skew
 	if ttl < time.Minute {
 		ttl = time.Minute
 	}
 	if ttl > 24*time.Hour {
 		ttl = 24 * time.Hour
 	}
-	fresh, err := c.reg.cfg.Once.Remember(ctx, "saml:assertion:"+c.conn.ID+":"+a.ID, ttl)
+	fresh, err := c.deps.Once.Remember(ctx, "saml:assertion:"+c.conn.ID+":"+a.ID, ttl)
 	if err != nil {
-		return fmt.Errorf("%w: replay cache: %v", ErrUpstream, err)
+		return fmt.Errorf("%w: replay cache: %v", connections.ErrUpstream, err)
 	}
 	if !fresh {
-		return fmt.Errorf("%w: assertion %s was already used", ErrReplay, a.ID)
+		return fmt.Errorf("%w: assertion %s was already used", connections.ErrReplay, a.ID)
 	}
 	return nil
 }
 
 // profile maps a validated assertion to a Profile.
-func (c *samlConnector) profile(ctx context.Context, a *saml.Assertion) (Profile, error) {
-	p := Profile{TenantID: c.conn.TenantID, ConnectionID: c.conn.ID, ConnectionType: store.ConnectionSAML}
-	values := attrs{}
+func (c *samlConnector) profile(ctx context.Context, a *saml.Assertion) (connections.Profile, error) {
+	p := connections.Profile{TenantID: c.conn.TenantID, ConnectionID: c.conn.ID, ConnectionType: c.conn.Type}
+	values := connections.Attrs{}
 	raw := map[string]any{}
 	for _, st := range a.AttributeStatements {
 		for _, at := range st.Attributes {
@@ -428,20 +435,20 @@ func (c *samlConnector) profile(ctx context.Context, a *saml.Assertion) (Profile
 
 	p.IdPSubject = nameID
 	if len(c.mapping.Subject) > 0 {
-		p.IdPSubject = values.first(c.mapping.Subject)
+		p.IdPSubject = values.First(c.mapping.Subject)
 	}
 	if format == string(saml.TransientNameIDFormat) && len(c.mapping.Subject) == 0 {
-		return Profile{}, fmt.Errorf("%w: the IdP sent a transient NameID, which changes every login; configure it to send a persistent or email NameID", ErrProfile)
+		return connections.Profile{}, fmt.Errorf("%w: the IdP sent a transient NameID, which changes every login; configure it to send a persistent or email NameID", connections.ErrProfile)
 	}
 	if format == string(saml.EmailAddressNameIDFormat) {
 		p.Email = nameID
 	}
-	c.mapping.fill(&p, values)
+	c.mapping.Fill(&p, values)
 	if p.Email == "" && strings.Contains(nameID, "@") && format != string(saml.PersistentNameIDFormat) {
 		p.Email = nameID
 	}
 	p.Raw = raw
-	return c.reg.finishProfile(ctx, p, c.cfg.AllowAnyEmailDomain, nil)
+	return c.deps.Profiles.CheckProfile(ctx, p, connections.ProfileRules{AnyEmailDomain: c.cfg.AllowAnyEmailDomain})
 }
 
 // classifySAMLError maps the library's classified errors onto ours,
@@ -453,24 +460,24 @@ func classifySAMLError(err error) error {
 		detail = ire.PrivateErr
 	}
 	if strings.Contains(detail.Error(), "signature element not present") {
-		return fmt.Errorf("%w: the response and its assertion are unsigned (%v)", ErrSignature, detail)
+		return fmt.Errorf("%w: the response and its assertion are unsigned (%v)", connections.ErrSignature, detail)
 	}
 	for _, m := range []struct{ lib, ours error }{
-		{ErrAudienceMismatch, ErrAudienceMismatch},
-		{saml.ErrAudienceMismatch, ErrAudienceMismatch},
-		{saml.ErrInvalidSignature, ErrSignature},
-		{saml.ErrUntrustedCertificate, ErrSignature},
-		{saml.ErrCertificateNotValidNow, ErrSignature},
-		{saml.ErrDestinationMismatch, ErrDestinationMismatch},
-		{saml.ErrRequestIDMismatch, ErrRequestMismatch},
-		{saml.ErrIssuerMismatch, ErrIssuerMismatch},
-		{saml.ErrExpired, ErrExpired},
-		{saml.ErrNotYetValid, ErrNotYetValid},
-		{saml.ErrAssertionReplayed, ErrReplay},
-		{saml.ErrUnsupported, ErrSignature},
-		{saml.ErrDecryptionFailed, ErrMalformed},
-		{saml.ErrMalformedMessage, ErrMalformed},
-		{saml.ErrMissingElement, ErrMalformed},
+		{connections.ErrAudienceMismatch, connections.ErrAudienceMismatch},
+		{saml.ErrAudienceMismatch, connections.ErrAudienceMismatch},
+		{saml.ErrInvalidSignature, connections.ErrSignature},
+		{saml.ErrUntrustedCertificate, connections.ErrSignature},
+		{saml.ErrCertificateNotValidNow, connections.ErrSignature},
+		{saml.ErrDestinationMismatch, connections.ErrDestinationMismatch},
+		{saml.ErrRequestIDMismatch, connections.ErrRequestMismatch},
+		{saml.ErrIssuerMismatch, connections.ErrIssuerMismatch},
+		{saml.ErrExpired, connections.ErrExpired},
+		{saml.ErrNotYetValid, connections.ErrNotYetValid},
+		{saml.ErrAssertionReplayed, connections.ErrReplay},
+		{saml.ErrUnsupported, connections.ErrSignature},
+		{saml.ErrDecryptionFailed, connections.ErrMalformed},
+		{saml.ErrMalformedMessage, connections.ErrMalformed},
+		{saml.ErrMissingElement, connections.ErrMalformed},
 	} {
 		if errors.Is(err, m.lib) {
 			if m.lib == m.ours {
@@ -481,14 +488,14 @@ func classifySAMLError(err error) error {
 	}
 	var bad saml.ErrBadStatus
 	if errors.As(err, &bad) {
-		return fmt.Errorf("%w: SAML status %s", ErrIdPError, bad.Status)
+		return fmt.Errorf("%w: SAML status %s", connections.ErrIdPError, bad.Status)
 	}
 	// goxmldsig's "signature element not present" is not classified by
 	// crewjam; an unsigned assertion is a signature failure, not bad XML.
 	if strings.Contains(detail.Error(), "signature") {
-		return fmt.Errorf("%w: %v", ErrSignature, detail)
+		return fmt.Errorf("%w: %v", connections.ErrSignature, detail)
 	}
-	return fmt.Errorf("%w: %v", ErrMalformed, detail)
+	return fmt.Errorf("%w: %v", connections.ErrMalformed, detail)
 }
 
 // xmlMarshal encodes v as an XML document with its declaration.
@@ -499,3 +506,12 @@ func xmlMarshal(v any) ([]byte, error) {
 	}
 	return append([]byte(xml.Header), b...), nil
 }
+
+// funcClock is a clockwork.Clock whose Now is the registry's, so that the
+// SAML library and XML signature checks see the same time we do.
+type funcClock struct {
+	clockwork.Clock
+	now func() time.Time
+}
+
+func (c funcClock) Now() time.Time { return c.now() }

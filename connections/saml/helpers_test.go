@@ -1,4 +1,4 @@
-package connections
+package saml
 
 import (
 	"context"
@@ -22,129 +22,46 @@ import (
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/xmlenc"
-	"github.com/labstack/echo/v4"
 	dsig "github.com/russellhaering/goxmldsig"
 
-	"github.com/idbroker/idbroker/internal/safehttp"
-	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/connections/connectionstest"
 	"github.com/idbroker/idbroker/store"
-	"github.com/idbroker/idbroker/store/storetest"
 )
 
-// testClock is a settable clock shared by the registry and the test IdP.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// env is connectionstest's environment serving the SAML type, with this
+// package's helpers.
+type env struct{ *connectionstest.Env }
 
-func (c *testClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+type (
+	envOpts    = connectionstest.Options
+	completion = connectionstest.Completion
+)
 
-// env is a broker-side test environment: a real store and once cache, a
-// Registry mounted on an echo server, and a CompleteFunc that records.
-type env struct {
-	t      testing.TB
-	db     store.Store
-	once   sessions.OnceCache
-	reg    *Registry
-	srv    *httptest.Server
-	issuer string
-	clock  *testClock
-	tenant string
-	ctx    context.Context // tenant-scoped
-	opts   envOpts
+var backends = connectionstest.Backends
 
-	mu      sync.Mutex
-	results []completion
-}
-
-type completion struct {
-	conn store.Connection
-	res  Result
-	err  error
-}
+func newEnv(t *testing.T, o envOpts) *env { return newEnvWith(t, o) }
 
 // newEnvTB is newEnv for a fuzz target (testing.F).
 func newEnvTB(tb testing.TB) *env { return newEnvWith(tb, envOpts{}) }
 
-type envOpts struct {
-	db       store.Store
-	once     sessions.OnceCache
-	sessions sessions.Store
-	cacheTTL time.Duration
+func newEnvWith(tb testing.TB, o envOpts) *env {
+	return &env{connectionstest.New(tb, connections.Types{Name: New()}, o)}
 }
 
-func newEnv(t *testing.T, o envOpts) *env { return newEnvWith(t, o) }
+// URLs of a connection (contract section 2), as the IdP side sees them.
+func spEntityID(issuer, connID string) string    { return issuer + "/sso/saml/" + connID }
+func acsURL(issuer, connID string) string        { return issuer + "/sso/saml/" + connID + "/acs" }
+func spMetadataURL(issuer, connID string) string { return issuer + "/sso/saml/" + connID + "/metadata" }
 
-func newEnvWith(t testing.TB, o envOpts) *env {
-	t.Helper()
-	if o.db == nil {
-		o.db = storetest.SQLite(t)
-	}
-	if o.once == nil {
-		o.once = sessions.NewMemory()
-	}
-	e := &env{t: t, db: o.db, once: o.once, opts: o, clock: &testClock{t: time.Now().UTC().Truncate(time.Second)}}
-	ech := echo.New()
-	e.srv = httptest.NewServer(ech)
-	t.Cleanup(e.srv.Close)
-	e.issuer = e.srv.URL
-	e.reg = e.newRegistry()
-	e.reg.Mount(ech, e.complete)
-	e.tenant = e.newTenant("Acme", "example.com")
-	e.ctx = store.WithTenant(context.Background(), e.tenant)
-	return e
-}
-
-// newRegistry is another broker node's Registry: same issuer, store,
-// caches and clock.
-func (e *env) newRegistry() *Registry {
-	return NewRegistry(Config{
-		Issuer: e.issuer, Store: e.db, Once: e.once, Sessions: e.opts.sessions,
-		HTTPClient:        safehttp.NewClient(safehttp.Options{AllowPrivate: true}),
-		AllowInsecureURLs: true,
-		Now:               e.clock.Now,
-		CacheTTL:          e.opts.cacheTTL,
-	})
-}
-
-func (e *env) newTenant(name, domain string) string {
-	e.t.Helper()
-	ctx := context.Background()
-	tn, err := e.db.CreateTenant(ctx, store.Tenant{Name: name, Status: store.TenantActive})
+// view is the saml part of conn's View.
+func (e *env) view(conn store.Connection) *View {
+	e.T.Helper()
+	v, err := e.Reg.Describe(conn)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
-	tctx := store.WithTenant(ctx, tn.ID)
-	if _, err := e.db.AddDomain(tctx, store.Domain{Domain: domain, VerificationToken: "idb-" + randomToken()[:10]}); err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := e.db.MarkDomainVerified(tctx, domain); err != nil {
-		e.t.Fatal(err)
-	}
-	return tn.ID
-}
-
-func (e *env) complete(ctx context.Context, w http.ResponseWriter, r *http.Request, conn store.Connection, res Result, err error) {
-	e.mu.Lock()
-	e.results = append(e.results, completion{conn, res, err})
-	e.mu.Unlock()
-	if err != nil {
-		http.Error(w, "login failed", http.StatusBadRequest)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
-	w.Write([]byte("welcome " + res.Profile.Email))
-}
-
-func (e *env) last() completion {
-	e.t.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.results) == 0 {
-		e.t.Fatal("CompleteFunc was not called")
-	}
-	return e.results[len(e.results)-1]
+	return v.Details.(*View)
 }
 
 // testIdP is a SAML IdP key pair and identity, signing with real
@@ -201,15 +118,15 @@ func certPEM(c *x509.Certificate) string {
 }
 
 // samlConn creates an active SAML connection to idp in the env's tenant.
-func (e *env) samlConn(idp *testIdP, mod func(*SAMLSettings)) store.Connection {
-	e.t.Helper()
-	s := &SAMLSettings{IdPEntityID: ptr(idp.entityID), IdPSSOURL: ptr(idp.ssoURL), IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}
+func (e *env) samlConn(idp *testIdP, mod func(*Settings)) store.Connection {
+	e.T.Helper()
+	s := &Settings{IdPEntityID: ptr(idp.entityID), IdPSSOURL: ptr(idp.ssoURL), IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}
 	if mod != nil {
 		mod(s)
 	}
-	conn, err := e.reg.CreateConnection(e.ctx, store.ConnectionSAML, "Okta", Settings{SAML: s})
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Okta", s.Request())
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	return conn
 }
@@ -353,44 +270,28 @@ func signingContext(t testing.TB, idp *testIdP, method string) *dsig.SigningCont
 
 // pend records a started login as Begin would, returning its RelayState.
 func (e *env) pend(conn store.Connection, samlReqID, brokerReq string) string {
-	e.t.Helper()
+	e.T.Helper()
 	relay := randomToken()
 	b := []byte(`{"c":"` + conn.ID + `","s":"` + samlReqID + `","b":"` + brokerReq + `"}`)
-	if err := e.once.Put(context.Background(), pendingKey("saml", relay), b, time.Minute); err != nil {
-		e.t.Fatal(err)
+	if err := e.Once.Put(context.Background(), pendingKey(relay), b, time.Minute); err != nil {
+		e.T.Fatal(err)
 	}
 	return relay
 }
 
 // postACS posts a SAMLResponse to the connection's ACS like a browser.
 func (e *env) postACS(conn store.Connection, xmlBytes []byte, relay string) *http.Response {
-	e.t.Helper()
+	e.T.Helper()
 	form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(xmlBytes)}}
 	if relay != "" {
 		form.Set("RelayState", relay)
 	}
-	resp, err := http.PostForm(e.srv.URL+"/sso/saml/"+conn.ID+"/acs", form)
+	resp, err := http.PostForm(e.Srv.URL+"/sso/saml/"+conn.ID+"/acs", form)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	resp.Body.Close()
 	return resp
-}
-
-// completion runs do, which must reach CompleteFunc exactly once, and
-// returns what it received: unlike last, never an earlier request's.
-func (e *env) completion(do func()) completion {
-	e.t.Helper()
-	e.mu.Lock()
-	before := len(e.results)
-	e.mu.Unlock()
-	do()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if n := len(e.results) - before; n != 1 {
-		e.t.Fatalf("CompleteFunc called %d times, want once", n)
-	}
-	return e.results[len(e.results)-1]
 }
 
 func wantErr(t *testing.T, err, want error, contains string) {

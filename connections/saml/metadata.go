@@ -1,4 +1,4 @@
-package connections
+package saml
 
 import (
 	"bytes"
@@ -14,13 +14,13 @@ import (
 	"encoding/xml"
 	"fmt"
 	"math/big"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/crewjam/saml"
 
+	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/internal/safehttp"
 )
 
@@ -59,20 +59,21 @@ func hasPrefixFold(b []byte, prefix string) bool {
 }
 
 // parseIdPMetadata reads IdP metadata XML (an EntityDescriptor, or an
-// EntitiesDescriptor holding exactly one IdP).
-func parseIdPMetadata(b []byte) (idpSettings, error) {
+// EntitiesDescriptor holding exactly one IdP). Its SSO URL is held to the
+// rule of the manual idp_sso_url field: plain http only when allowHTTP.
+func parseIdPMetadata(b []byte, allowHTTP bool) (idpSettings, error) {
 	if len(b) > MaxMetadataBytes {
-		return idpSettings{}, fmt.Errorf("%w: IdP metadata larger than %d bytes", ErrConfig, MaxMetadataBytes)
+		return idpSettings{}, fmt.Errorf("%w: IdP metadata larger than %d bytes", connections.ErrConfig, MaxMetadataBytes)
 	}
 	if hasDTD(b) {
-		return idpSettings{}, fmt.Errorf("%w: IdP metadata must not contain a DTD", ErrConfig)
+		return idpSettings{}, fmt.Errorf("%w: IdP metadata must not contain a DTD", connections.ErrConfig)
 	}
 	ed, err := decodeEntityDescriptor(b)
 	if err != nil {
 		return idpSettings{}, err
 	}
 	if len(ed.IDPSSODescriptors) == 0 {
-		return idpSettings{}, fmt.Errorf("%w: IdP metadata has no IDPSSODescriptor", ErrConfig)
+		return idpSettings{}, fmt.Errorf("%w: IdP metadata has no IDPSSODescriptor", connections.ErrConfig)
 	}
 	s := idpSettings{EntityID: ed.EntityID}
 	var pems []string
@@ -92,21 +93,24 @@ func parseIdPMetadata(b []byte) (idpSettings, error) {
 			for _, xc := range kd.KeyInfo.X509Data.X509Certificates {
 				der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(xc.Data), ""))
 				if err != nil {
-					return idpSettings{}, fmt.Errorf("%w: IdP metadata certificate is not base64", ErrConfig)
+					return idpSettings{}, fmt.Errorf("%w: IdP metadata certificate is not base64", connections.ErrConfig)
 				}
 				pems = append(pems, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
 			}
 		}
 	}
 	if s.SSOURL == "" {
-		return idpSettings{}, fmt.Errorf("%w: IdP metadata has no HTTP-Redirect or HTTP-POST SingleSignOnService", ErrConfig)
+		return idpSettings{}, fmt.Errorf("%w: IdP metadata has no HTTP-Redirect or HTTP-POST SingleSignOnService", connections.ErrConfig)
+	}
+	if err := connections.CheckURL("the IdP metadata's SingleSignOnService Location", s.SSOURL, allowHTTP); err != nil {
+		return idpSettings{}, err
 	}
 	s.Certificates, err = parseCertificates(strings.Join(pems, "\n"))
 	if err != nil {
 		return idpSettings{}, err
 	}
 	if len(s.Certificates) == 0 {
-		return idpSettings{}, fmt.Errorf("%w: IdP metadata has no signing certificate", ErrConfig)
+		return idpSettings{}, fmt.Errorf("%w: IdP metadata has no signing certificate", connections.ErrConfig)
 	}
 	return s, nil
 }
@@ -116,45 +120,45 @@ func parseIdPMetadata(b []byte) (idpSettings, error) {
 func decodeEntityDescriptor(b []byte) (*saml.EntityDescriptor, error) {
 	var root struct{ XMLName xml.Name }
 	if err := xml.Unmarshal(b, &root); err != nil {
-		return nil, fmt.Errorf("%w: IdP metadata is not XML: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: IdP metadata is not XML: %v", connections.ErrConfig, err)
 	}
 	switch root.XMLName.Local {
 	case "EntityDescriptor":
 		var ed saml.EntityDescriptor
 		if err := xml.Unmarshal(b, &ed); err != nil {
-			return nil, fmt.Errorf("%w: IdP metadata: %v", ErrConfig, err)
+			return nil, fmt.Errorf("%w: IdP metadata: %v", connections.ErrConfig, err)
 		}
 		return &ed, nil
 	case "EntitiesDescriptor":
 		var eds saml.EntitiesDescriptor
 		if err := xml.Unmarshal(b, &eds); err != nil {
-			return nil, fmt.Errorf("%w: IdP metadata: %v", ErrConfig, err)
+			return nil, fmt.Errorf("%w: IdP metadata: %v", connections.ErrConfig, err)
 		}
 		var found *saml.EntityDescriptor
 		for i := range eds.EntityDescriptors {
 			if len(eds.EntityDescriptors[i].IDPSSODescriptors) > 0 {
 				if found != nil {
-					return nil, fmt.Errorf("%w: IdP metadata describes several IdPs; paste the one entity", ErrConfig)
+					return nil, fmt.Errorf("%w: IdP metadata describes several IdPs; paste the one entity", connections.ErrConfig)
 				}
 				found = &eds.EntityDescriptors[i]
 			}
 		}
 		if found == nil {
-			return nil, fmt.Errorf("%w: IdP metadata has no IdP entity", ErrConfig)
+			return nil, fmt.Errorf("%w: IdP metadata has no IdP entity", connections.ErrConfig)
 		}
 		return found, nil
 	default:
-		return nil, fmt.Errorf("%w: IdP metadata root is %q, want EntityDescriptor", ErrConfig, root.XMLName.Local)
+		return nil, fmt.Errorf("%w: IdP metadata root is %q, want EntityDescriptor", connections.ErrConfig, root.XMLName.Local)
 	}
 }
 
 // fetchIdPMetadata reads metadata from url through the safe client.
-func fetchIdPMetadata(ctx context.Context, c *http.Client, url string) (idpSettings, error) {
-	body, err := safehttp.Get(ctx, c, url, MaxMetadataBytes)
+func fetchIdPMetadata(ctx context.Context, deps connections.Deps, url string) (idpSettings, error) {
+	body, err := safehttp.Get(ctx, deps.HTTPClient, url, MaxMetadataBytes)
 	if err != nil {
-		return idpSettings{}, fmt.Errorf("%w: fetching IdP metadata: %v", ErrConfig, err)
+		return idpSettings{}, fmt.Errorf("%w: fetching IdP metadata: %v", connections.ErrConfig, err)
 	}
-	return parseIdPMetadata(body)
+	return parseIdPMetadata(body, deps.AllowInsecureURLs)
 }
 
 // parseCertificates reads one or more PEM certificates (a bare base64 DER
@@ -168,7 +172,7 @@ func parseCertificates(s string) ([]Certificate, error) {
 	if !strings.Contains(s, "-----BEGIN") {
 		der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(s), ""))
 		if err != nil {
-			return nil, fmt.Errorf("%w: idp_certificates_pem is neither PEM nor base64", ErrConfig)
+			return nil, fmt.Errorf("%w: idp_certificates_pem is neither PEM nor base64", connections.ErrConfig)
 		}
 		s = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	}
@@ -182,11 +186,11 @@ func parseCertificates(s string) ([]Certificate, error) {
 			break
 		}
 		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%w: idp_certificates_pem holds a %q block, want CERTIFICATE", ErrConfig, block.Type)
+			return nil, fmt.Errorf("%w: idp_certificates_pem holds a %q block, want CERTIFICATE", connections.ErrConfig, block.Type)
 		}
 		cert, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%w: IdP certificate: %v", ErrConfig, err)
+			return nil, fmt.Errorf("%w: IdP certificate: %v", connections.ErrConfig, err)
 		}
 		sum := sha256.Sum256(cert.Raw)
 		fp := hex.EncodeToString(sum[:])
@@ -202,10 +206,10 @@ func parseCertificates(s string) ([]Certificate, error) {
 		})
 	}
 	if strings.TrimSpace(string(rest)) != "" || len(out) == 0 {
-		return nil, fmt.Errorf("%w: idp_certificates_pem is not a list of PEM certificates", ErrConfig)
+		return nil, fmt.Errorf("%w: idp_certificates_pem is not a list of PEM certificates", connections.ErrConfig)
 	}
 	if len(out) > 10 {
-		return nil, fmt.Errorf("%w: more than 10 IdP certificates", ErrConfig)
+		return nil, fmt.Errorf("%w: more than 10 IdP certificates", connections.ErrConfig)
 	}
 	return out, nil
 }
@@ -271,19 +275,19 @@ func parseSPKey(keyPEM, certPEM string) (*rsa.PrivateKey, *x509.Certificate, err
 	kb, _ := pem.Decode([]byte(keyPEM))
 	cb, _ := pem.Decode([]byte(certPEM))
 	if kb == nil || cb == nil {
-		return nil, nil, fmt.Errorf("%w: SP key or certificate missing", ErrConfig)
+		return nil, nil, fmt.Errorf("%w: SP key or certificate missing", connections.ErrConfig)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: SP key: %v", ErrConfig, err)
+		return nil, nil, fmt.Errorf("%w: SP key: %v", connections.ErrConfig, err)
 	}
 	rk, ok := k.(*rsa.PrivateKey)
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: SP key is not RSA", ErrConfig)
+		return nil, nil, fmt.Errorf("%w: SP key is not RSA", connections.ErrConfig)
 	}
 	cert, err := x509.ParseCertificate(cb.Bytes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: SP certificate: %v", ErrConfig, err)
+		return nil, nil, fmt.Errorf("%w: SP certificate: %v", connections.ErrConfig, err)
 	}
 	return rk, cert, nil
 }
@@ -291,7 +295,7 @@ func parseSPKey(keyPEM, certPEM string) (*rsa.PrivateKey, *x509.Certificate, err
 // idpEntityDescriptor turns resolved settings back into the metadata shape
 // the SAML library validates against: every certificate a signing key, so
 // that old and new certificates are accepted together during a rollover.
-func idpEntityDescriptor(c SAMLConfig) *saml.EntityDescriptor {
+func idpEntityDescriptor(c Config) *saml.EntityDescriptor {
 	binding := saml.HTTPRedirectBinding
 	if c.IdPSSOBinding == BindingPost {
 		binding = saml.HTTPPostBinding

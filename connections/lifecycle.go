@@ -1,0 +1,208 @@
+package connections
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// CreateConnection adds a connection to the tenant in ctx. It is active at
+// once when its settings are complete, draft otherwise.
+func (r *Registry) CreateConnection(ctx context.Context, typ store.ConnectionType, name string, s Settings) (store.Connection, error) {
+	name, err := checkConnName(name)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	t, err := r.cfg.Types.lookup(typ)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	conn := store.Connection{ID: store.NewID(store.PrefixConnection), Type: typ, Name: name, Secrets: map[string]string{}}
+	if _, err := r.configure(ctx, t, &conn, s); err != nil {
+		return store.Connection{}, err
+	}
+	conn.Status = store.ConnectionDraft
+	if len(t.Missing(conn)) == 0 {
+		if err := r.probe(ctx, conn); err != nil {
+			return store.Connection{}, err
+		}
+		conn.Status = store.ConnectionActive
+	}
+	var out store.Connection
+	err = r.cfg.Store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = r.cfg.Store.CreateConnection(ctx, conn)
+		if err != nil {
+			return err
+		}
+		if out.Status == store.ConnectionActive {
+			return r.event(ctx, EventActivated, out, nil)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("create connection: %w", err)
+	}
+	r.cache.putConn(out, r.now())
+	return out, nil
+}
+
+// UpdateConnection changes a connection of the tenant in ctx. Activating
+// needs complete settings; deactivating ends the connection's sessions.
+func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (store.Connection, error) {
+	conn, err := r.cfg.Store.Connection(ctx, id)
+	if err != nil {
+		return store.Connection{}, storeErr(err, id)
+	}
+	t, err := r.cfg.Types.lookup(conn.Type)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	before := conn.Status
+	if u.Name != nil {
+		if conn.Name, err = checkConnName(*u.Name); err != nil {
+			return store.Connection{}, err
+		}
+	}
+	if conn.Secrets == nil {
+		conn.Secrets = map[string]string{}
+	}
+	changedIdP, err := r.configure(ctx, t, &conn, u.Settings)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	missing := t.Missing(conn)
+	switch {
+	case u.Status == nil:
+		// A draft becomes active once complete; an inactive one stays off
+		// until someone turns it on.
+		if conn.Status == store.ConnectionDraft && len(missing) == 0 {
+			conn.Status = store.ConnectionActive
+		}
+	case *u.Status == store.ConnectionActive:
+		if len(missing) > 0 {
+			return store.Connection{}, fmt.Errorf("%w: cannot activate: missing %s", ErrConfig, strings.Join(missing, ", "))
+		}
+		conn.Status = store.ConnectionActive
+	case *u.Status == store.ConnectionInactive:
+		conn.Status = store.ConnectionInactive
+	case *u.Status == store.ConnectionDraft && conn.Status == store.ConnectionDraft:
+		// A draft stays a draft while the portal's wizard fills it in
+		// and tests it; the admin activates it once a test login passed.
+	default:
+		return store.Connection{}, fmt.Errorf("%w: status must be \"active\" or \"inactive\"", ErrConfig)
+	}
+	if conn.Status == store.ConnectionActive && len(missing) > 0 {
+		return store.Connection{}, fmt.Errorf("%w: the change would leave an active connection without %s", ErrConfig, strings.Join(missing, ", "))
+	}
+	if conn.Status == store.ConnectionActive && (changedIdP || before != store.ConnectionActive) {
+		if err := r.probe(ctx, conn); err != nil {
+			return store.Connection{}, err
+		}
+	}
+
+	var (
+		out store.Connection
+		rv  *store.Revocation
+	)
+	err = r.cfg.Store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = r.cfg.Store.UpdateConnection(ctx, conn)
+		if err != nil {
+			return err
+		}
+		switch {
+		case before != store.ConnectionActive && out.Status == store.ConnectionActive:
+			return r.event(ctx, EventActivated, out, nil)
+		case before == store.ConnectionActive && out.Status != store.ConnectionActive:
+			if rv, err = r.recordRevocation(ctx, out, "connection.deactivated"); err != nil {
+				return err
+			}
+			return r.event(ctx, EventDeactivated, out, nil)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("update connection: %w", storeErr(err, id))
+	}
+	// This node's SSO endpoints see the change at once; others within
+	// CacheTTL.
+	r.cache.putConn(out, r.now())
+	if before == store.ConnectionActive && out.Status != store.ConnectionActive {
+		r.endSessions(ctx, out, rv)
+	}
+	return out, nil
+}
+
+// DeleteConnection removes a connection of the tenant in ctx and ends its
+// sessions.
+func (r *Registry) DeleteConnection(ctx context.Context, id string) error {
+	conn, err := r.cfg.Store.Connection(ctx, id)
+	if err != nil {
+		return storeErr(err, id)
+	}
+	var rv *store.Revocation
+	err = r.cfg.Store.InTx(ctx, func(ctx context.Context) error {
+		if err := r.cfg.Store.DeleteConnection(ctx, id); err != nil {
+			return err
+		}
+		var err error
+		if rv, err = r.recordRevocation(ctx, conn, "connection.deleted"); err != nil {
+			return err
+		}
+		if conn.Status == store.ConnectionActive {
+			return r.event(ctx, EventDeactivated, conn, map[string]any{"deleted": true})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete connection: %w", storeErr(err, id))
+	}
+	r.cache.dropConn(id, r.now())
+	r.endSessions(ctx, conn, rv)
+	return nil
+}
+
+// configure hands conn's Type the settings of its own type, and reports
+// whether there were any; another type's settings are refused.
+func (r *Registry) configure(ctx context.Context, t Type, conn *store.Connection, s Settings) (bool, error) {
+	var raw []byte
+	for typ, v := range s {
+		if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
+			continue
+		}
+		if typ != conn.Type {
+			return false, fmt.Errorf("%w: %s settings on a %s connection", ErrConfig, typ, conn.Type)
+		}
+		raw = v
+	}
+	if err := t.Configure(ctx, r.deps, conn, raw); err != nil {
+		return false, err
+	}
+	return raw != nil, nil
+}
+
+// probe builds the connector of a connection about to become active, so
+// that a bad IdP configuration (an unreachable OIDC issuer) is a clear 4xx
+// now rather than failed logins later.
+func (r *Registry) probe(ctx context.Context, conn store.Connection) error {
+	_, err := r.open(ctx, conn)
+	if err != nil && !errors.Is(err, ErrConfig) {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return err
+}
+
+func storeErr(err error, id string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if errors.Is(err, store.ErrInvalid) {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return err
+}

@@ -1,0 +1,325 @@
+package saml
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/store"
+)
+
+// Connection defaults and bounds.
+const (
+	DefaultClockSkew = 90 * time.Second
+	// MaxClockSkew is the largest skew a connection may configure. The SAML
+	// library refuses an assertion issued more than 90 s ago or dated more
+	// than 180 s ahead whatever we configure, so a larger value would be a
+	// setting that does nothing.
+	MaxClockSkew = 180 * time.Second
+	// CertificateExpiryWarning is how long before NotAfter an IdP
+	// certificate is reported as expiring.
+	CertificateExpiryWarning = 30 * 24 * time.Hour
+)
+
+// NameID formats a connection may request. Transient is deliberately
+// absent: a transient NameID changes every login, so it cannot key a user.
+const (
+	NameIDPersistent  = "persistent"
+	NameIDEmail       = "email"
+	NameIDUnspecified = "unspecified"
+)
+
+// SSO bindings for the AuthnRequest.
+const (
+	BindingRedirect = "redirect"
+	BindingPost     = "post"
+)
+
+// SecretSPKey is the key in store.Connection.Secrets of the connection's
+// own SP private key, sealed at rest.
+const SecretSPKey = "saml_sp_private_key_pem"
+
+// Config is store.Connection.Config of a SAML connection: everything
+// non-secret.
+type Config struct {
+	// IdP, resolved: from metadata XML, a metadata URL or manual fields.
+	IdPMetadataURL  string        `json:"idp_metadata_url,omitempty"`
+	IdPEntityID     string        `json:"idp_entity_id,omitempty"`
+	IdPSSOURL       string        `json:"idp_sso_url,omitempty"`
+	IdPSSOBinding   string        `json:"idp_sso_binding,omitempty"`
+	IdPCertificates []Certificate `json:"idp_certificates,omitempty"`
+	// MetadataFetchedAt is when IdPMetadataURL was last read successfully.
+	MetadataFetchedAt *time.Time `json:"metadata_fetched_at,omitempty"`
+
+	AllowIdPInitiated bool                          `json:"allow_idp_initiated,omitempty"`
+	AttributeMapping  *connections.AttributeMapping `json:"attribute_mapping,omitempty"`
+	NameIDFormat      string                        `json:"name_id_format,omitempty"`
+	ClockSkewSeconds  int                           `json:"clock_skew_seconds,omitempty"`
+	// AllowSHA1 accepts SHA-1 signatures, for IdPs that cannot do better.
+	AllowSHA1 bool `json:"allow_sha1,omitempty"`
+	// AllowAnyEmailDomain lifts the rule that the email must be in one of
+	// the tenant's verified domains.
+	AllowAnyEmailDomain bool `json:"allow_any_email_domain,omitempty"`
+
+	// SPCertificatePEM is the public half of the connection's own SP key,
+	// published in the SP metadata.
+	SPCertificatePEM string `json:"sp_certificate_pem"`
+}
+
+// Certificate is an IdP signing certificate with what the tenant admin
+// needs to see about it.
+type Certificate struct {
+	PEM      string    `json:"pem"`
+	SHA256   string    `json:"sha256"`
+	Subject  string    `json:"subject,omitempty"`
+	NotAfter time.Time `json:"not_after"`
+	// ExpiringNotified records that connection.certificate_expiring was
+	// emitted for this certificate, so it is emitted once.
+	ExpiringNotified bool `json:"expiring_notified,omitempty"`
+}
+
+// ClockSkew is the connection's allowance for IdP clock drift.
+func (c Config) ClockSkew() time.Duration {
+	if c.ClockSkewSeconds <= 0 {
+		return DefaultClockSkew
+	}
+	return time.Duration(c.ClockSkewSeconds) * time.Second
+}
+
+// Missing lists what is still needed before the connection can log users
+// in, by the API's field names.
+func (c Config) Missing() []string {
+	var m []string
+	if c.IdPEntityID == "" {
+		m = append(m, "idp_entity_id")
+	}
+	if c.IdPSSOURL == "" {
+		m = append(m, "idp_sso_url")
+	}
+	if len(c.IdPCertificates) == 0 {
+		m = append(m, "idp_certificates_pem")
+	}
+	return m
+}
+
+// DecodeConfig reads a stored config strictly.
+func DecodeConfig(raw json.RawMessage) (Config, error) {
+	var c Config
+	return c, connections.DecodeStrict(raw, &c)
+}
+
+// Settings configures the IdP side of a SAML connection — metadata XML, a
+// metadata URL (re-read periodically), or the manual fields — and the
+// connection's rules: the "saml" object of the operator API. Nil fields
+// are left as they are.
+type Settings struct {
+	IdPMetadataXML      *string                       `json:"idp_metadata_xml,omitempty"`
+	IdPMetadataURL      *string                       `json:"idp_metadata_url,omitempty"`
+	IdPEntityID         *string                       `json:"idp_entity_id,omitempty"`
+	IdPSSOURL           *string                       `json:"idp_sso_url,omitempty"`
+	IdPSSOBinding       *string                       `json:"idp_sso_binding,omitempty"`
+	IdPCertificatesPEM  *PEMList                      `json:"idp_certificates_pem,omitempty"`
+	AllowIdPInitiated   *bool                         `json:"allow_idp_initiated,omitempty"`
+	AttributeMapping    *connections.AttributeMapping `json:"attribute_mapping,omitempty"`
+	NameIDFormat        *string                       `json:"name_id_format,omitempty"`
+	ClockSkewSeconds    *int                          `json:"clock_skew_seconds,omitempty"`
+	AllowSHA1           *bool                         `json:"allow_sha1,omitempty"`
+	AllowAnyEmailDomain *bool                         `json:"allow_any_email_domain,omitempty"`
+}
+
+// Request wraps s as the Settings of a create or update request.
+func (s Settings) Request() connections.Settings { return connections.SettingsFor(Name, s) }
+
+// PEMList is one or more PEM certificates, given as one string of
+// concatenated blocks or as an array of strings.
+type PEMList []string
+
+// UnmarshalJSON accepts a string or an array of strings.
+func (l *PEMList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*l = PEMList{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("idp_certificates_pem must be a string or an array of strings")
+	}
+	*l = many
+	return nil
+}
+
+// apply merges s into cfg, fetching metadata when a URL is given.
+func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings) error {
+	if s == nil {
+		return nil
+	}
+	hasXML := s.IdPMetadataXML != nil && strings.TrimSpace(*s.IdPMetadataXML) != ""
+	hasURL := s.IdPMetadataURL != nil && *s.IdPMetadataURL != ""
+	manual := s.IdPEntityID != nil || s.IdPSSOURL != nil || s.IdPCertificatesPEM != nil || s.IdPSSOBinding != nil
+	switch {
+	case hasXML && hasURL:
+		return fmt.Errorf("%w: give idp_metadata_xml or idp_metadata_url, not both", connections.ErrConfig)
+	case (hasXML || hasURL) && manual:
+		return fmt.Errorf("%w: give IdP metadata or the manual fields (idp_entity_id, idp_sso_url, idp_certificates_pem), not both", connections.ErrConfig)
+	}
+	var idp *idpSettings
+	switch {
+	case hasXML:
+		got, err := parseIdPMetadata([]byte(*s.IdPMetadataXML), deps.AllowInsecureURLs)
+		if err != nil {
+			return err
+		}
+		idp = &got
+		cfg.IdPMetadataURL, cfg.MetadataFetchedAt = "", nil
+	case hasURL:
+		if err := connections.CheckURL("idp_metadata_url", *s.IdPMetadataURL, deps.AllowInsecureURLs); err != nil {
+			return err
+		}
+		got, err := fetchIdPMetadata(ctx, deps, *s.IdPMetadataURL)
+		if err != nil {
+			return err
+		}
+		idp = &got
+		now := deps.Now().UTC()
+		cfg.IdPMetadataURL, cfg.MetadataFetchedAt = *s.IdPMetadataURL, &now
+	case s.IdPMetadataURL != nil:
+		// An explicit empty URL stops refreshing; the last settings stay.
+		cfg.IdPMetadataURL, cfg.MetadataFetchedAt = "", nil
+	}
+	if idp != nil {
+		cfg.IdPEntityID, cfg.IdPSSOURL, cfg.IdPSSOBinding = idp.EntityID, idp.SSOURL, idp.SSOBinding
+		cfg.IdPCertificates = mergeCertificates(cfg.IdPCertificates, idp.Certificates)
+	}
+	if manual {
+		cfg.IdPMetadataURL, cfg.MetadataFetchedAt = "", nil
+	}
+	if s.IdPEntityID != nil {
+		v := strings.TrimSpace(*s.IdPEntityID)
+		if len(v) > 1024 {
+			return fmt.Errorf("%w: idp_entity_id longer than 1024 characters", connections.ErrConfig)
+		}
+		cfg.IdPEntityID = v
+	}
+	if s.IdPSSOURL != nil {
+		if *s.IdPSSOURL != "" {
+			if err := connections.CheckURL("idp_sso_url", *s.IdPSSOURL, deps.AllowInsecureURLs); err != nil {
+				return err
+			}
+		}
+		cfg.IdPSSOURL = *s.IdPSSOURL
+	}
+	if s.IdPSSOBinding != nil {
+		switch *s.IdPSSOBinding {
+		case "", BindingRedirect, BindingPost:
+			cfg.IdPSSOBinding = *s.IdPSSOBinding
+		default:
+			return fmt.Errorf("%w: idp_sso_binding must be \"redirect\" or \"post\"", connections.ErrConfig)
+		}
+	}
+	if s.IdPCertificatesPEM != nil {
+		certs, err := parseCertificates(strings.Join(*s.IdPCertificatesPEM, "\n"))
+		if err != nil {
+			return err
+		}
+		cfg.IdPCertificates = mergeCertificates(cfg.IdPCertificates, certs)
+	}
+	if s.AllowIdPInitiated != nil {
+		cfg.AllowIdPInitiated = *s.AllowIdPInitiated
+	}
+	if s.AttributeMapping != nil {
+		if err := s.AttributeMapping.Validate(); err != nil {
+			return err
+		}
+		cfg.AttributeMapping = s.AttributeMapping
+	}
+	if s.NameIDFormat != nil {
+		switch *s.NameIDFormat {
+		case "", NameIDPersistent, NameIDEmail, NameIDUnspecified:
+			cfg.NameIDFormat = *s.NameIDFormat
+		default:
+			return fmt.Errorf("%w: name_id_format must be persistent, email or unspecified (transient cannot identify a user)", connections.ErrConfig)
+		}
+	}
+	if s.ClockSkewSeconds != nil {
+		if *s.ClockSkewSeconds < 0 || time.Duration(*s.ClockSkewSeconds)*time.Second > MaxClockSkew {
+			return fmt.Errorf("%w: clock_skew_seconds must be between 0 and %d", connections.ErrConfig, int(MaxClockSkew/time.Second))
+		}
+		cfg.ClockSkewSeconds = *s.ClockSkewSeconds
+	}
+	if s.AllowSHA1 != nil {
+		cfg.AllowSHA1 = *s.AllowSHA1
+	}
+	if s.AllowAnyEmailDomain != nil {
+		cfg.AllowAnyEmailDomain = *s.AllowAnyEmailDomain
+	}
+	return nil
+}
+
+// View is the "saml" object of a connection as the API shows it.
+type View struct {
+	SPEntityID          string                        `json:"sp_entity_id"`
+	ACSURL              string                        `json:"acs_url"`
+	SPMetadataURL       string                        `json:"sp_metadata_url"`
+	IdPEntityID         string                        `json:"idp_entity_id,omitempty"`
+	IdPSSOURL           string                        `json:"idp_sso_url,omitempty"`
+	IdPMetadataURL      string                        `json:"idp_metadata_url,omitempty"`
+	IdPCertificates     []CertificateView             `json:"idp_certificates"`
+	AllowIdPInitiated   bool                          `json:"allow_idp_initiated"`
+	AttributeMapping    *connections.AttributeMapping `json:"attribute_mapping,omitempty"`
+	NameIDFormat        string                        `json:"name_id_format"`
+	ClockSkewSeconds    int                           `json:"clock_skew_seconds"`
+	AllowSHA1           bool                          `json:"allow_sha1"`
+	AllowAnyEmailDomain bool                          `json:"allow_any_email_domain"`
+	// Missing lists what is still needed before the connection can be
+	// activated.
+	Missing []string `json:"missing,omitempty"`
+}
+
+// CertificateView is an IdP certificate as a tenant admin sees it.
+type CertificateView struct {
+	SHA256   string    `json:"sha256"`
+	Subject  string    `json:"subject,omitempty"`
+	NotAfter time.Time `json:"not_after"`
+	// Expiring is true within CertificateExpiryWarning of NotAfter (and
+	// after it): the tenant admin should upload the IdP's next
+	// certificate.
+	Expiring bool `json:"expiring"`
+	// Expired is true once NotAfter has passed: responses signed with it
+	// are refused from then on.
+	Expired bool `json:"expired"`
+}
+
+// describe renders conn's View.
+func describe(deps connections.Deps, conn store.Connection, now time.Time) (*View, error) {
+	c, err := DecodeConfig(conn.Config)
+	if err != nil {
+		return nil, err
+	}
+	v := &View{
+		SPEntityID: deps.URL(conn, ""), ACSURL: deps.URL(conn, "acs"),
+		SPMetadataURL: deps.URL(conn, "metadata"),
+		IdPEntityID:   c.IdPEntityID, IdPSSOURL: c.IdPSSOURL, IdPMetadataURL: c.IdPMetadataURL,
+		IdPCertificates:     []CertificateView{},
+		AllowIdPInitiated:   c.AllowIdPInitiated,
+		AttributeMapping:    c.AttributeMapping,
+		NameIDFormat:        cmp.Or(c.NameIDFormat, NameIDPersistent),
+		ClockSkewSeconds:    int(c.ClockSkew() / time.Second),
+		AllowSHA1:           c.AllowSHA1,
+		AllowAnyEmailDomain: c.AllowAnyEmailDomain,
+		Missing:             c.Missing(),
+	}
+	for _, cert := range c.IdPCertificates {
+		v.IdPCertificates = append(v.IdPCertificates, CertificateView{
+			SHA256: cert.SHA256, Subject: cert.Subject, NotAfter: cert.NotAfter,
+			Expiring: now.Add(CertificateExpiryWarning).After(cert.NotAfter),
+			Expired:  !now.Before(cert.NotAfter),
+		})
+	}
+	return v, nil
+}

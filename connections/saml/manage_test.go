@@ -1,0 +1,222 @@
+package saml
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
+)
+
+func eventsOf(t *testing.T, db store.Store, typ string) []store.Event {
+	t.Helper()
+	evs, _, err := db.ListEvents(context.Background(), store.Page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []store.Event
+	for _, e := range evs {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestConnectionLifecycle(t *testing.T) {
+	mem := sessions.NewMemory()
+	e := newEnv(t, envOpts{Once: mem, Sessions: mem})
+	idp := newTestIdP(t, 0)
+
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Okta", Settings{IdPEntityID: ptr(idp.entityID)}.Request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conn.Status != store.ConnectionDraft || conn.Secrets[SecretSPKey] == "" {
+		t.Fatalf("new incomplete connection = %s, key set %v", conn.Status, conn.Secrets[SecretSPKey] != "")
+	}
+	if n := len(eventsOf(t, e.DB, connections.EventActivated)); n != 0 {
+		t.Fatalf("%d activation events for a draft", n)
+	}
+	v := e.view(conn)
+	if strings.Join(v.Missing, ",") != "idp_sso_url,idp_certificates_pem" || v.ACSURL != acsURL(e.Issuer, conn.ID) {
+		t.Fatalf("view = %+v", v)
+	}
+	// Activating an incomplete connection is refused, store untouched.
+	if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionActive)}); !errorsIs(err, connections.ErrConfig) {
+		t.Fatalf("activate incomplete: %v", err)
+	}
+	// Completing it activates it, with one event.
+	conn, err = e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Settings: Settings{
+		IdPSSOURL: ptr(idp.ssoURL), IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}.Request()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conn.Status != store.ConnectionActive || len(eventsOf(t, e.DB, connections.EventActivated)) != 1 {
+		t.Fatalf("completed connection = %s", conn.Status)
+	}
+	// Deactivating ends the connection's sessions and emits an event.
+	for i, c := range []string{conn.ID, conn.ID, "conn_other"} {
+		if err := mem.Create(context.Background(), sessions.Session{ID: "ses_" + string(rune('a'+i)), TenantID: e.Tenant, UserID: "usr_1",
+			ConnectionID: c, AuthTime: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err = e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionInactive)})
+	if err != nil || conn.Status != store.ConnectionInactive {
+		t.Fatalf("deactivate: %v", err)
+	}
+	if _, err := mem.Get(context.Background(), "ses_a"); !errorsIs(err, sessions.ErrNotFound) {
+		t.Fatalf("session of deactivated connection still live: %v", err)
+	}
+	if _, err := mem.Get(context.Background(), "ses_c"); err != nil {
+		t.Fatalf("another connection's session was revoked: %v", err)
+	}
+	if len(eventsOf(t, e.DB, connections.EventDeactivated)) != 1 {
+		t.Fatal("no connection.deactivated event")
+	}
+	if _, err := e.Reg.Connector(e.Ctx, conn); !errorsIs(err, connections.ErrConnectionInactive) {
+		t.Fatalf("Connector of inactive = %v", err)
+	}
+	// Reactivating emits activated again; deleting emits deactivated.
+	if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionActive)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reg.DeleteConnection(e.Ctx, conn.ID); err != nil {
+		t.Fatal(err)
+	}
+	if len(eventsOf(t, e.DB, connections.EventActivated)) != 2 || len(eventsOf(t, e.DB, connections.EventDeactivated)) != 2 {
+		t.Fatal("events after reactivate + delete")
+	}
+	if _, err := e.DB.Connection(e.Ctx, conn.ID); !errorsIs(err, store.ErrNotFound) {
+		t.Fatalf("deleted connection still there: %v", err)
+	}
+}
+
+func TestConnectionSettingsValidation(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	tests := []struct {
+		name string
+		typ  store.ConnectionType
+		s    connections.Settings
+		// contains names the check that refused: connections.ErrConfig alone would
+		// pass whichever check fired.
+		contains string
+	}{
+		{"unknown type", "ldap", connections.Settings{}, "type must be"},
+		{"metadata and manual", Name, Settings{IdPMetadataXML: ptr("<x/>"), IdPEntityID: ptr("x")}.Request(), "not both"},
+		{"xml and url", Name, Settings{IdPMetadataXML: ptr("<x/>"), IdPMetadataURL: ptr("https://x")}.Request(), "idp_metadata_xml or idp_metadata_url"},
+		{"bad metadata", Name, Settings{IdPMetadataXML: ptr("not xml")}.Request(), "not XML"},
+		{"metadata with DTD", Name, Settings{IdPMetadataXML: ptr(`<!DOCTYPE x><EntityDescriptor/>`)}.Request(), "DTD"},
+		{"bad certificate", Name, Settings{IdPCertificatesPEM: &PEMList{"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}}.Request(), "malformed certificate"},
+		{"private key as certificate", Name, Settings{IdPCertificatesPEM: &PEMList{"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}}.Request(), "PRIVATE KEY"},
+		// Begin sends the browser to the SSO URL, by an auto-submitting
+		// form for HTTP-POST: a javascript: one would run in our origin.
+		// crewjam/saml refuses it while decoding the metadata.
+		{"javascript: SSO URL in metadata", Name, Settings{IdPMetadataXML: ptr(metadataXML(idp.entityID, "javascript:alert(1)", idp.cert))}.Request(), "javascript"},
+		{"bad SSO URL", Name, Settings{IdPSSOURL: ptr("javascript:alert(1)")}.Request(), "idp_sso_url"},
+		{"transient NameID", Name, Settings{NameIDFormat: ptr("transient")}.Request(), "name_id_format"},
+		{"skew too large", Name, Settings{ClockSkewSeconds: ptr(3600)}.Request(), "clock_skew_seconds"},
+		{"unknown preset", Name, Settings{AttributeMapping: &connections.AttributeMapping{Preset: "ldap"}}.Request(), "preset"},
+		{"oidc settings on saml", Name, connections.Settings{"oidc": []byte(`{}`)}, "oidc settings"},
+		{"unknown settings field", Name, connections.Settings{Name: []byte(`{"idp_sso_ur1": "https://x"}`)}, `unknown field "idp_sso_ur1"`},
+		{"metadata URL to a private address is refused by default", Name, Settings{IdPMetadataURL: ptr("http://169.254.169.254/latest/meta-data")}.Request(), "address not allowed"},
+	}
+	// A registry whose client keeps the default address rule.
+	strict := connections.NewRegistry(connections.Config{Types: e.Types, Issuer: e.Issuer, Store: e.DB, Once: e.Once, AllowInsecureURLs: true})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := strict.CreateConnection(e.Ctx, tt.typ, "x", tt.s)
+			wantErr(t, err, connections.ErrConfig, tt.contains)
+		})
+	}
+	conns, _ := e.DB.Connections(e.Ctx)
+	if len(conns) != 0 {
+		t.Fatalf("refused input left %d connections", len(conns))
+	}
+	// Several certificates at once (rollover), as one string or a list.
+	both := certPEM(idp.cert) + certPEM(newTestIdP(t, 1).cert)
+	conn := e.samlConn(idp, func(s *Settings) { s.IdPCertificatesPEM = &PEMList{both} })
+	cfg, _ := DecodeConfig(conn.Config)
+	if len(cfg.IdPCertificates) != 2 || cfg.IdPCertificates[0].NotAfter.IsZero() {
+		t.Fatalf("certificates = %+v", cfg.IdPCertificates)
+	}
+	var l PEMList
+	if err := json.Unmarshal([]byte(`["a","b"]`), &l); err != nil || len(l) != 2 {
+		t.Fatal(err)
+	}
+}
+
+// TestMetadataRefreshAndCertificateExpiry rolls the IdP's certificate in
+// its metadata: the next maintenance pass trusts the new one without an
+// admin, and a certificate near expiry is announced once.
+func TestMetadataRefreshAndCertificateExpiry(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	soon := selfSigned(t, idp.key, "soon", time.Now().Add(10*24*time.Hour))
+	var current atomic.Value
+	current.Store(metadataXML(idp.entityID, idp.ssoURL, soon))
+	var fetches atomic.Int32
+	mdSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Write([]byte(current.Load().(string)))
+	}))
+	defer mdSrv.Close()
+
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Refreshing", Settings{IdPMetadataURL: ptr(mdSrv.URL)}.Request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := e.view(conn); len(v.IdPCertificates) != 1 || !v.IdPCertificates[0].Expiring {
+		t.Fatalf("expiring not shown: %+v", v.IdPCertificates)
+	}
+	for range 2 { // idempotent
+		if err := e.Reg.Maintain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(eventsOf(t, e.DB, connections.EventCertificateExpiring)); n != 1 {
+		t.Fatalf("%d certificate_expiring events, want 1", n)
+	}
+
+	// The IdP rolls its key: new metadata lists the new certificate.
+	rolled := newTestIdP(t, 1)
+	current.Store(metadataXML(idp.entityID, idp.ssoURL, soon, rolled.cert))
+	before := fetches.Load()
+	e.Clock.Add(13 * time.Hour) // past MetadataRefresh
+	if err := e.Reg.Maintain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fetches.Load() == before {
+		t.Fatal("metadata not re-read")
+	}
+	conn, _ = e.DB.Connection(e.Ctx, conn.ID)
+	cn, err := e.Reg.Connector(e.Ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rolled.entityID, rolled.ssoURL = idp.entityID, idp.ssoURL
+	raw := rolled.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: e.Clock.Now()})
+	if _, err := cn.(*samlConnector).finish(e.Ctx, raw, e.pend(conn, "id-1", "")); err != nil {
+		t.Fatalf("response signed with the rolled certificate: %v", err)
+	}
+	if n := len(eventsOf(t, e.DB, connections.EventCertificateExpiring)); n != 1 {
+		t.Fatalf("%d certificate_expiring events after refresh, want still 1", n)
+	}
+	// The metadata endpoint failing keeps the last good settings.
+	current.Store("<broken")
+	e.Clock.Add(13 * time.Hour)
+	e.Reg.Maintain(context.Background())
+	conn2, _ := e.DB.Connection(e.Ctx, conn.ID)
+	if cfg, _ := DecodeConfig(conn2.Config); len(cfg.IdPCertificates) != 2 {
+		t.Fatalf("a failed refresh changed the certificates: %+v", cfg.IdPCertificates)
+	}
+}
