@@ -80,7 +80,7 @@ type Config struct {
 	// Tenants pauses and resumes tenants; required.
 	Tenants TenantChanger
 	// Describe renders a connection's certificates for the health
-	// columns (connections.Describe); nil leaves them empty.
+	// columns (connections.Registry.Describe); nil leaves them empty.
 	Describe func(conn store.Connection) ([]Certificate, error)
 	// PortalLink, when set, lets operators create portal links.
 	PortalLink PortalLinkFunc

@@ -208,7 +208,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Issuer:   cfg.Issuer,
 		Store:    st,
 		Tenants:  api, // pausing from the console is the API's PATCH
-		Describe: describeCertificates(cfg.Issuer),
+		Describe: describeCertificates(registry),
 		// And its portal links are the API's POST /portal_links.
 		PortalLink: func(ctx context.Context, a store.Actor, intent string) (string, time.Time, error) {
 			return api.CreatePortalLink(ctx, a, intent, "")
@@ -269,14 +269,18 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 
 // describeCertificates reads a connection's IdP certificates for the
 // console's health column.
-func describeCertificates(issuer string) func(store.Connection) ([]console.Certificate, error) {
+func describeCertificates(reg *connections.Registry) func(store.Connection) ([]console.Certificate, error) {
 	return func(conn store.Connection) ([]console.Certificate, error) {
-		v, err := connections.Describe(issuer, conn, time.Now())
-		if err != nil || v.SAML == nil {
+		v, err := reg.Describe(conn)
+		if err != nil {
 			return nil, err
 		}
-		out := make([]console.Certificate, 0, len(v.SAML.IdPCertificates))
-		for _, c := range v.SAML.IdPCertificates {
+		sv, ok := v.Details.(*saml.View)
+		if !ok {
+			return nil, nil
+		}
+		out := make([]console.Certificate, 0, len(sv.IdPCertificates))
+		for _, c := range sv.IdPCertificates {
 			out = append(out, console.Certificate{NotAfter: c.NotAfter, Expiring: c.Expiring, Expired: c.Expired})
 		}
 		return out, nil
