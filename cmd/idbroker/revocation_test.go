@@ -1,17 +1,23 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/idbroker/idbroker/internal/testdb"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
@@ -286,4 +292,112 @@ func (c *rpClient) userinfo(n *node, at string) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestBackchannelLogoutReachesANewApp: an application created a moment
+// ago, a user signing in to it, the user deprovisioned over SCIM within a
+// second: the application receives a logout_token signed by the broker
+// for that session (issue 9: the list of back-channel applications was
+// cached, and a new one got nothing).
+func TestBackchannelLogoutReachesANewApp(t *testing.T) {
+	got := make(chan string, 4)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err == nil {
+			got <- r.PostForm.Get("logout_token")
+		}
+	}))
+	defer rcv.Close()
+	a := startBroker(t, map[string]string{
+		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+		envBootstrapAPIKey: e2eBootstrapKey,
+	}, "--dev")
+	var tenants struct {
+		Data []tenantJSON `json:"data"`
+	}
+	if code := a.do("GET", "/api/v1/tenants", e2eBootstrapKey, nil, &tenants); code != http.StatusOK || len(tenants.Data) != 1 {
+		t.Fatalf("GET /tenants = %d", code)
+	}
+	var dir struct {
+		SCIMBaseURL string `json:"scim_base_url"`
+		BearerToken string `json:"bearer_token"`
+	}
+	if code := a.do("POST", "/api/v1/tenants/"+tenants.Data[0].ID+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &dir); code != http.StatusCreated {
+		t.Fatalf("POST directory = %d", code)
+	}
+	// Round 0 warms whatever a node might cache about applications; round
+	// 1 creates its application just before the sign-in.
+	for round := range 2 {
+		var app struct {
+			ClientID     string `json:"client_id"`
+			ClientSecret string `json:"client_secret"`
+		}
+		if code := a.do("POST", "/api/v1/applications", e2eBootstrapKey, map[string]any{
+			"name": fmt.Sprintf("Fresh %d", round), "redirect_uris": []string{"https://app.example/cb"}, "backchannel_logout_uri": rcv.URL,
+		}, &app); code != http.StatusCreated {
+			t.Fatalf("POST /applications = %d", code)
+		}
+		c := &rpClient{t: t, node: a, clientID: app.ClientID, secret: app.ClientSecret}
+		tok := c.login("alice@example.com")
+		sid := claim(t, tok.IDToken, "sid")
+
+		req, _ := http.NewRequest("POST", dir.SCIMBaseURL+"/Users", strings.NewReader(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],`+
+			`"userName":"alice@example.com","active":true,"emails":[{"value":"alice@example.com","primary":true}]}`))
+		req.Header.Set("Authorization", "Bearer "+dir.BearerToken)
+		req.Header.Set("Content-Type", "application/scim+json")
+		resp, err := a.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var u struct{ ID string }
+		_ = json.NewDecoder(resp.Body).Decode(&u)
+		resp.Body.Close()
+		req, _ = http.NewRequest("DELETE", dir.SCIMBaseURL+"/Users/"+u.ID, nil)
+		req.Header.Set("Authorization", "Bearer "+dir.BearerToken)
+		if resp, err = a.client.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("SCIM DELETE: %v %v", resp, err)
+		}
+		resp.Body.Close()
+
+		select {
+		case lt := <-got:
+			// Verified with the broker's published keys, as an application would.
+			ks := oidc.NewRemoteKeySet(context.Background(), a.base+"/.well-known/jwks.json")
+			payload, err := ks.VerifySignature(context.Background(), lt)
+			if err != nil {
+				t.Fatalf("logout_token signature: %v", err)
+			}
+			var lc struct {
+				Iss, Aud, Sub, SID string
+				Events             map[string]any
+			}
+			if err := json.Unmarshal(payload, &lc); err != nil {
+				t.Fatal(err)
+			}
+			if lc.Iss != a.base || lc.Aud != app.ClientID || lc.SID != sid || lc.Sub != u.ID ||
+				lc.Events["http://schemas.openid.net/event/backchannel-logout"] == nil {
+				t.Fatalf("logout_token claims %+v; want iss %s aud %s sid %s sub %s", lc, a.base, app.ClientID, sid, u.ID)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("round %d: no back-channel logout within 15 s of the deprovisioning", round)
+		}
+	}
+}
+
+// claim reads one string claim of a JWT without verifying it.
+func claim(t *testing.T, jwt, name string) string {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", jwt)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := m[name].(string)
+	return s
 }
