@@ -531,7 +531,7 @@ func TestPromptNoneAndSSO(t *testing.T) {
 		}
 		begins = n.idp.Begins()
 	}
-	// Cookies are Secure only off localhost; HttpOnly and Lax always.
+	// The SSO cookie is set (its attributes: TestSSOCookieAttributes).
 	u, _ := url.Parse(n.URL)
 	for _, ck := range b.Jar.Cookies(u) {
 		if ck.Name == broker.SessionCookie && strings.HasPrefix(ck.Value, "ses_") {
