@@ -32,6 +32,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -69,9 +70,22 @@ func main() {
 	apiKey := flag.String("api-key", os.Getenv("IDBROKER_BOOTSTRAP_API_KEY"), "operator API key for the scenario's setup")
 	alg := flag.String("alg", "RS256", "id_token algorithm of the scenario's applications: RS256 or ES256")
 	asJSON := flag.Bool("json", false, "print the scenario's report as JSON")
+	peerClient := flag.String("peer-client", "idbroker-load:idbroker-load-secret", "peer-* scenarios: client_id:client_secret registered at the peer")
+	peerRedirect := flag.String("peer-redirect", "http://127.0.0.1:9/callback", "peer-* scenarios: the client's redirect URI")
+	peerAuth := flag.String("peer-authorize", "/auth", "peer-* scenarios: authorization endpoint path under -url")
+	peerToken := flag.String("peer-token", "/token", "peer-* scenarios: token endpoint path under -url")
+	peerParams := flag.String("peer-params", "connector_id=mock", "peer-* scenarios: extra authorization parameters")
 	flag.Parse()
 	if *scenario != "" {
-		os.Exit(runScenario(*scenario, *url, *url2, *apiKey, *alg, *asJSON,
+		id, secret, _ := strings.Cut(*peerClient, ":")
+		params, err := neturl.ParseQuery(*peerParams)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		opts := loadtest.Options{IDTokenAlg: *alg, Peer: loadtest.PeerConfig{AuthorizePath: *peerAuth, TokenPath: *peerToken,
+			Client: loadtest.App{ClientID: id, Secret: secret, Redirect: *peerRedirect}, Params: params}}
+		os.Exit(runScenario(*scenario, *url, *url2, *apiKey, opts, *asJSON,
 			loadtest.DriveConfig{Workers: *clients, Duration: *duration, Ops: *requests, Rate: *rate}))
 	}
 	if *basic != "" {
@@ -94,7 +108,7 @@ func main() {
 	}
 }
 
-func runScenario(name, base, base2, apiKey, alg string, asJSON bool, cfg loadtest.DriveConfig) int {
+func runScenario(name, base, base2, apiKey string, opts loadtest.Options, asJSON bool, cfg loadtest.DriveConfig) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	b, err := loadtest.NewBroker(base, base2, apiKey)
@@ -102,7 +116,7 @@ func runScenario(name, base, base2, apiKey, alg string, asJSON bool, cfg loadtes
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	sc, err := loadtest.NewScenario(name, b, loadtest.Options{IDTokenAlg: alg})
+	sc, err := loadtest.NewScenario(name, b, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

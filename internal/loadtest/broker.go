@@ -27,6 +27,9 @@ type Broker struct {
 	// HTTP is shared by every operation: keep-alive connections, no
 	// redirects followed (the flows step through them themselves).
 	HTTP *http.Client
+	// AuthorizePath and TokenPath are the OpenID Provider's endpoints
+	// under URL (idbroker's by default; a peer's for comparisons).
+	AuthorizePath, TokenPath string
 }
 
 // NewBroker checks that the URLs are loopback http URLs, like Run.
@@ -39,12 +42,10 @@ func NewBroker(base, base2, apiKey string) (*Broker, error) {
 			return nil, err
 		}
 	}
-	if apiKey == "" {
-		return nil, errors.New("loadtest: an operator API key is needed to set up the scenario")
-	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
 	return &Broker{URL: strings.TrimSuffix(base, "/"), URL2: strings.TrimSuffix(base2, "/"), APIKey: apiKey,
+		AuthorizePath: "/authorize", TokenPath: "/oauth/token",
 		HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
 }
@@ -199,7 +200,7 @@ type Tokens struct {
 
 // token posts a grant to the token endpoint with client_secret_basic.
 func (b *Broker) token(ctx context.Context, app App, form url.Values) (Tokens, error) {
-	req, err := http.NewRequestWithContext(ctx, "POST", b.URL+"/oauth/token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, "POST", b.URL+b.TokenPath, strings.NewReader(form.Encode()))
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -267,7 +268,7 @@ func (b *Broker) login(ctx context.Context, app App, params url.Values, cookies 
 	for k, v := range params {
 		q[k] = v
 	}
-	req, err := http.NewRequestWithContext(ctx, "GET", b.URL+"/authorize?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", b.URL+b.AuthorizePath+"?"+q.Encode(), nil)
 	if err != nil {
 		return Tokens{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,19 @@ type Options struct {
 	Users int
 	// Poll is deprovision-propagation's introspection interval (default 2 ms).
 	Poll time.Duration
+	// Peer is the registered client of a peer OpenID Provider, for the
+	// peer-* scenarios (which set nothing up: the peer's configuration
+	// holds the client and a connector that signs in at once).
+	Peer PeerConfig
+}
+
+// PeerConfig describes a peer OpenID Provider driven for comparison, e.g.
+// Dex with its mock connector (bench/peers/dex.yaml).
+type PeerConfig struct {
+	AuthorizePath, TokenPath string
+	Client                   App
+	// Params are added to every authorization request (connector_id=mock).
+	Params url.Values
 }
 
 // Scenarios lists the scenario names.
@@ -56,6 +70,8 @@ var scenarios = map[string]func(b *Broker, o Options) *Scenario{
 	"scim-create":             scimCreate,
 	"scim-patch":              scimPatch,
 	"deprovision-propagation": deprovision,
+	"peer-login":              peerLogin,
+	"peer-refresh":            peerRefresh,
 }
 
 // NewScenario returns the named scenario against b.
@@ -76,7 +92,51 @@ func NewScenario(name string, b *Broker, o Options) (*Scenario, error) {
 	if o.Poll <= 0 {
 		o.Poll = 2 * time.Millisecond
 	}
+	if strings.HasPrefix(name, "peer-") {
+		if o.Peer.Client.ClientID == "" {
+			return nil, errors.New("loadtest: the peer scenarios need the peer's client")
+		}
+		b.AuthorizePath, b.TokenPath = o.Peer.AuthorizePath, o.Peer.TokenPath
+	} else if b.APIKey == "" {
+		return nil, errors.New("loadtest: an operator API key is needed to set up the scenario")
+	}
 	return mk(b, o), nil
+}
+
+// peerLogin: the complete code-flow login at a peer OpenID Provider.
+func peerLogin(b *Broker, o Options) *Scenario {
+	return &Scenario{Name: "peer-login", Setup: func(context.Context, int) error { return nil },
+		Op: func(ctx context.Context, _ int) (time.Duration, error) {
+			_, err := b.login(ctx, o.Peer.Client, o.Peer.Params, nil)
+			return 0, err
+		}}
+}
+
+// peerRefresh: refresh-token rotation at a peer, one chain per worker.
+func peerRefresh(b *Broker, o Options) *Scenario {
+	var tokens []string
+	return &Scenario{Name: "peer-refresh",
+		Setup: func(ctx context.Context, workers int) error {
+			tokens = make([]string, workers)
+			for w := range tokens {
+				tk, err := b.login(ctx, o.Peer.Client, o.Peer.Params, nil)
+				if err != nil {
+					return err
+				}
+				if tk.RefreshToken == "" {
+					return errors.New("loadtest: the peer gave no refresh token")
+				}
+				tokens[w] = tk.RefreshToken
+			}
+			return nil
+		},
+		Op: func(ctx context.Context, w int) (time.Duration, error) {
+			tk, err := b.token(ctx, o.Peer.Client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tokens[w]}})
+			if err == nil {
+				tokens[w] = tk.RefreshToken
+			}
+			return 0, err
+		}}
 }
 
 func (o Options) appExtra() map[string]any {
