@@ -2,7 +2,7 @@
 // that every broker node must agree on at once, as opposed to the durable
 // records in package store.
 //
-// That is four things:
+// That is five things:
 //
 //   - broker sessions (ses_…), indexed by user, tenant and connection, so that
 //     logging out, deprovisioning a user over SCIM, pausing a tenant or
@@ -12,7 +12,10 @@
 //     Cached drops what it holds;
 //   - one-time and replay caches (OnceCache): SAML assertion IDs, OIDC state
 //     and nonces, portal links, authorization codes;
-//   - rate-limit buckets (Limiter), shared by all nodes.
+//   - rate-limit buckets (Limiter), shared by all nodes;
+//   - refresh-token families (Families): one record per family holding its
+//     current generation, rotated atomically; presenting an older
+//     generation ends the family and its session in the same step.
 //
 // Each comes in two implementations with the same behaviour, checked by the
 // conformance suite in package sessionstest: Memory, for the embedded

@@ -84,6 +84,23 @@ func TestRevocationSurvivesRedisOutage(t *testing.T) {
 		if code/100 != 2 && code != http.StatusServiceUnavailable {
 			t.Errorf("%s with Redis down = %d %s; want success (revocation queued) or 503", name, code, body)
 		}
+		// Meanwhile nothing that needs the session store pretends: 503
+		// with Retry-After, in OAuth's error format.
+		req, _ := http.NewRequest("POST", b.base+"/oauth/token", strings.NewReader(url.Values{
+			"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(url.QueryEscape(c.clientID), url.QueryEscape(c.secret))
+		if resp, err := b.client.Do(req); err != nil {
+			t.Fatal(err)
+		} else {
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+				!strings.Contains(string(raw), `"temporarily_unavailable"`) {
+				t.Errorf("%s: refresh with Redis down = %d (Retry-After %q) %s; want 503 temporarily_unavailable with Retry-After",
+					name, resp.StatusCode, resp.Header.Get("Retry-After"), raw)
+			}
+		}
 		rs.Start()
 		// The revocation is applied within a second of Redis returning; a
 		// refresh that slips into that second must die with the session.
