@@ -137,6 +137,7 @@ func (a *API) Mount(e *echo.Echo) {
 
 	g.POST("/tenants", a.createTenant)
 	g.GET("/tenants", a.listTenants)
+	g.POST("/tenants/:id/restore", a.restoreTenant)
 
 	t := g.Group("/tenants/:id", a.loadTenant, a.forgetTenantOnChange)
 	t.GET("", a.getTenant)

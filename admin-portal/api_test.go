@@ -439,9 +439,12 @@ func TestTenantLifecycle(t *testing.T) {
 		e.must(http.StatusNoContent, "DELETE", "/tenants/"+created.ID, nil)
 		e.must(http.StatusNotFound, "GET", "/tenants/"+created.ID, nil)
 		e.must(http.StatusNotFound, "DELETE", "/tenants/"+created.ID, nil)
-		// Erased everywhere: its verified domain is free to claim.
+		// Out of service but restorable: its verified domain stays its own.
 		other := e.createTenant(map[string]any{"name": "Other"})
-		e.addDomain(other.ID, map[string]any{"domain": "acme.com", "verified": true})
+		e.must(http.StatusConflict, "POST", "/tenants/"+other.ID+"/domains", map[string]any{"domain": "acme.com", "verified": true})
+		if got := len(e.audits(created.ID, "tenant.deleted")); got != 1 {
+			t.Errorf("%d tenant.deleted audit rows, want 1", got)
+		}
 	})
 }
 
@@ -530,7 +533,7 @@ func TestStrictInput(t *testing.T) {
 			{"too large", "POST", "/tenants", `{"name":"` + strings.Repeat("a", testBodyLimit) + `"}`, "", 413, "", "limit"},
 			{"patch unknown field", "PATCH", "/tenants/" + existing.ID, `{"name":"New","statuss":"paused"}`, "", 400, "statuss", `unknown field "statuss"`},
 			{"patch wrong type", "PATCH", "/tenants/" + existing.ID, `{"name":["New"]}`, "", 400, "name", "must be a string"},
-			{"patch bad status", "PATCH", "/tenants/" + existing.ID, `{"status":"deleted"}`, "", 400, "status", "status must be"},
+			{"patch bad status", "PATCH", "/tenants/" + existing.ID, `{"status":"gone"}`, "", 400, "status", "status must be"},
 			{"patch trailing", "PATCH", "/tenants/" + existing.ID, `{"name":"New"}]`, "", 400, "", "nothing after it"},
 			{"domain unknown field", "POST", "/tenants/" + existing.ID + "/domains", `{"domain":"a.com","verify":true}`, "", 400, "verify", `unknown field "verify"`},
 			{"domain wrong type", "POST", "/tenants/" + existing.ID + "/domains", `{"domain":{"name":"a.com"}}`, "", 400, "domain", "must be a string"},
@@ -724,25 +727,41 @@ func TestStatusTransitions(t *testing.T) {
 		status   int
 		event    bool
 	}{
-		{"active", "paused", 200, true},
-		{"trial", "paused", 200, true},
-		{"paused", "active", 200, true},
+		// Forward along trial → active → past_due → paused → cancelled.
 		{"trial", "active", 200, true},
+		{"trial", "past_due", 200, true},
+		{"trial", "paused", 200, true},
+		{"trial", "cancelled", 200, true},
+		{"active", "past_due", 200, true},
+		{"active", "paused", 200, true},
+		{"active", "cancelled", 200, true},
+		{"past_due", "paused", 200, true},
+		{"past_due", "cancelled", 200, true},
+		{"paused", "cancelled", 200, true},
+		// The ways back: paid, resumed.
+		{"past_due", "active", 200, true},
+		{"paused", "active", 200, true},
 		{"active", "active", 200, false},
+		// Refused.
 		{"active", "trial", 409, false},
 		{"paused", "trial", 409, false},
-		{"active", "deleted", 400, false},
+		{"paused", "past_due", 409, false},
+		{"cancelled", "active", 409, false},
+		{"cancelled", "paused", 409, false},
+		{"cancelled", "trial", 409, false},
+		{"active", "deleted", 409, false},
+		{"paused", "deleted", 409, false},
 	}
 	eachBackend(t, func(t *testing.T, e *env) {
 		for _, tt := range tests {
 			t.Run(tt.from+"→"+tt.to, func(t *testing.T) {
 				start := tt.from
-				if start == "paused" {
+				if start != "trial" {
 					start = "active"
 				}
 				tn := e.createTenant(map[string]any{"name": "T", "status": start})
-				if tt.from == "paused" {
-					e.must(http.StatusOK, "PATCH", "/tenants/"+tn.ID, map[string]any{"status": "paused"})
+				if tt.from != start {
+					e.must(http.StatusOK, "PATCH", "/tenants/"+tn.ID, map[string]any{"status": tt.from})
 				}
 				before := len(e.events(tn.ID, "tenant.status_changed"))
 

@@ -171,8 +171,8 @@ func (a *API) loadTenant(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx := withTenant(c.Request().Context(), id)
 		t, err := a.store.Tenant(ctx)
-		if errors.Is(err, store.ErrNotFound) {
-			return notFound("tenant")
+		if errors.Is(err, store.ErrNotFound) || (err == nil && t.Status == store.TenantDeleted) {
+			return notFound("tenant") // a deleted tenant is out of service; see restoreTenant
 		}
 		if err != nil {
 			return fmt.Errorf("loading tenant %s: %w", id, err)

@@ -23,6 +23,9 @@ type Store interface {
 	// end sessions (tenant pause and delete, revoke_sessions), the order
 	// to end them (see Revoker).
 	RecordRevocation(ctx context.Context, r store.Revocation) (store.Revocation, error)
+	SoftDeleteTenant(ctx context.Context) (store.Tenant, error)
+	RestoreTenant(ctx context.Context) (store.Tenant, error)
+	ListTenantsByStatus(ctx context.Context, status store.TenantStatus, p store.Page) ([]store.Tenant, string, error)
 	AddDomain(ctx context.Context, d store.Domain) (store.Domain, error)
 	Domains(ctx context.Context) ([]store.Domain, error)
 	Domain(ctx context.Context, ref string) (store.Domain, error)

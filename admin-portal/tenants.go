@@ -3,8 +3,10 @@ package adminportal
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -33,6 +35,8 @@ type tenantJSON struct {
 	Domains   []domainJSON `json:"domains"`
 	CreatedAt time.Time    `json:"created_at"`
 	UpdatedAt time.Time    `json:"updated_at"`
+	// DeletedAt is set on a deleted tenant (GET /tenants?status=deleted).
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
 }
 
 func toTenantJSON(t store.Tenant, domains []store.Domain) tenantJSON {
@@ -43,6 +47,7 @@ func toTenantJSON(t store.Tenant, domains []store.Domain) tenantJSON {
 		Domains:   make([]domainJSON, 0, len(domains)),
 		CreatedAt: t.CreatedAt,
 		UpdatedAt: t.UpdatedAt,
+		DeletedAt: t.DeletedAt,
 	}
 	if t.Tier != "" {
 		out.Tier = &t.Tier
@@ -140,7 +145,11 @@ func (a *API) listTenants(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	tenants, next, err := a.store.ListTenants(ctx, p)
+	status := store.TenantStatus(c.QueryParam("status"))
+	if status != "" && !status.Valid() {
+		return invalid("status", "status must be one of trial, active, past_due, paused, cancelled, deleted")
+	}
+	tenants, next, err := a.store.ListTenantsByStatus(ctx, status, p)
 	if err != nil {
 		return fmt.Errorf("list tenants: %w", err)
 	}
@@ -201,7 +210,7 @@ func (a *API) updateTenant(c echo.Context) error {
 	if req.Status != nil {
 		s := store.TenantStatus(*req.Status)
 		if !s.Valid() {
-			return invalid("status", `status must be "active", "trial" or "paused"`)
+			return invalid("status", "status must be one of trial, active, past_due, paused, cancelled")
 		}
 		u.Status = &s
 	}
@@ -249,12 +258,16 @@ func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.Tenan
 			}
 			changes["status"] = change{cur.Status, *u.Status}
 		}
-		// A paused tenant signs no one in: end its sessions everywhere
-		// (and so send back-channel logouts). Recorded on every PATCH that
-		// leaves it paused, so that a retry finishes whatever an earlier
-		// one could not (the order is idempotent).
-		if cur.Status == store.TenantPaused && u.Status == nil || u.Status != nil && *u.Status == store.TenantPaused {
-			if rv, err = a.recordTenantRevocation(ctx, cur.ID, "tenant.paused"); err != nil {
+		// A paused or cancelled tenant signs no one in: end its sessions
+		// everywhere (and so send back-channel logouts). Recorded on every
+		// PATCH that leaves it so, so that a retry finishes whatever an
+		// earlier one could not (the order is idempotent).
+		next := cur.Status
+		if u.Status != nil {
+			next = *u.Status
+		}
+		if !next.Live() {
+			if rv, err = a.recordTenantRevocation(ctx, cur.ID, "tenant."+string(next)); err != nil {
 				return err
 			}
 		}
@@ -309,30 +322,74 @@ func (a *API) statusChanged(ctx context.Context, from store.TenantStatus, t stor
 	return nil
 }
 
-// checkTransition enforces the tenant lifecycle: a live tenant (active or
-// trial) may be paused, a paused one resumed, and a trial converted to
-// active. Nothing goes back to trial.
-func checkTransition(from, to store.TenantStatus) error {
-	switch {
-	case to == store.TenantPaused && from.Live(),
-		to == store.TenantActive && (from == store.TenantPaused || from == store.TenantTrial):
-		return nil
-	}
-	return conflict(codeInvalidTransition,
-		fmt.Sprintf("a %s tenant cannot become %s: paused tenants resume as active, and only new tenants start as trial", from, to), nil)
+// transitions is the tenant lifecycle: trial → active → past_due → paused
+// → cancelled, plus the ways back an operator needs (a payment clears
+// past_due, a paused tenant resumes). deleted is entered by DELETE and
+// left by restore only; nothing returns to trial, nothing leaves cancelled
+// but deletion.
+var transitions = map[store.TenantStatus][]store.TenantStatus{
+	store.TenantTrial:   {store.TenantActive, store.TenantPastDue, store.TenantPaused, store.TenantCancelled},
+	store.TenantActive:  {store.TenantPastDue, store.TenantPaused, store.TenantCancelled},
+	store.TenantPastDue: {store.TenantActive, store.TenantPaused, store.TenantCancelled},
+	store.TenantPaused:  {store.TenantActive, store.TenantCancelled},
 }
 
-// deleteTenant erases the tenant and everything it owns, its audit trail
-// included; the deletion itself is logged with the operator's key.
+// checkTransition enforces transitions; anything else is 409.
+func checkTransition(from, to store.TenantStatus) error {
+	if slices.Contains(transitions[from], to) {
+		return nil
+	}
+	msg := fmt.Sprintf("a %s tenant cannot become %s", from, to)
+	switch {
+	case to == store.TenantDeleted:
+		msg += ": delete it with DELETE /tenants/{id}"
+	case len(transitions[from]) == 0:
+		msg += ": it can only be deleted"
+	default:
+		msg += fmt.Sprintf(": it may become %s", joinStatuses(transitions[from]))
+	}
+	return conflict(codeInvalidTransition, msg, nil)
+}
+
+func joinStatuses(ss []store.TenantStatus) string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
+	}
+	return strings.Join(out, ", ")
+}
+
+// RestoreWindow is how long a deleted tenant stays restorable before the
+// erase job removes it.
+const RestoreWindow = 30 * 24 * time.Hour
+
+// deleteTenant takes the tenant out of service at once: status deleted
+// (its ids and credentials resolve nothing, so the API answers 404 for it
+// and its objects and its directory tokens stop), audited and announced in
+// one transaction, then its sessions end. The data stays restorable for
+// RestoreWindow; then the erase job removes it.
 func (a *API) deleteTenant(c echo.Context) error {
 	ctx := c.Request().Context()
-	var rv *store.Revocation
+	cur := tenantOf(c)
+	var (
+		t  store.Tenant
+		rv *store.Revocation
+	)
 	err := a.store.InTx(ctx, func(ctx context.Context) error {
-		if err := a.store.DeleteTenant(ctx); err != nil {
+		var err error
+		if t, err = a.store.SoftDeleteTenant(ctx); err != nil {
 			return fmt.Errorf("delete tenant: %w", err)
 		}
-		var err error
-		rv, err = a.recordTenantRevocation(ctx, tenantOf(c).ID, "tenant.deleted")
+		if err := a.appendAudit(ctx, a.actor(c), "tenant.deleted", tenantResource(t), map[string]any{
+			"changes":       map[string]change{"status": {cur.Status, t.Status}},
+			"restore_until": t.DeletedAt.Add(RestoreWindow),
+		}); err != nil {
+			return err
+		}
+		if err := a.statusChanged(ctx, cur.Status, t); err != nil {
+			return err
+		}
+		rv, err = a.recordTenantRevocation(ctx, t.ID, "tenant.deleted")
 		return err
 	})
 	if err != nil {
@@ -340,9 +397,46 @@ func (a *API) deleteTenant(c echo.Context) error {
 	}
 	a.applyRevocation(ctx, rv)
 	op, _ := operatorFrom(ctx)
-	t := tenantOf(c)
-	a.log.InfoContext(ctx, "tenant deleted", "tenant_id", t.ID, "api_key_id", op.ID, "ip", c.RealIP())
+	a.log.InfoContext(ctx, "tenant deleted; restorable until its erasure", "tenant_id", t.ID, "api_key_id", op.ID, "ip", c.RealIP())
 	return c.NoContent(http.StatusNoContent)
+}
+
+// restoreTenant brings a deleted tenant back, in the status it had, until
+// the erase job has run; after that it is 404 like any unknown tenant.
+func (a *API) restoreTenant(c echo.Context) error {
+	id := c.Param("id")
+	if !store.HasPrefix(id, store.PrefixTenant) {
+		return notFound("tenant")
+	}
+	ctx := store.WithTenant(c.Request().Context(), id)
+	httpserver.SetTenantID(ctx, id)
+	var t store.Tenant
+	err := a.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if t, err = a.store.RestoreTenant(ctx); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return notFound("deleted tenant")
+			}
+			return fmt.Errorf("restore tenant: %w", err)
+		}
+		if err := a.appendAudit(ctx, a.actor(c), "tenant.restored", tenantResource(t), map[string]any{
+			"changes": map[string]change{"status": {store.TenantDeleted, t.Status}},
+		}); err != nil {
+			return err
+		}
+		return a.statusChanged(ctx, store.TenantDeleted, t)
+	})
+	if err != nil {
+		return err
+	}
+	if a.connections != nil {
+		a.connections.ForgetTenant(t.ID)
+	}
+	domains, err := a.store.Domains(ctx)
+	if err != nil {
+		return fmt.Errorf("list domains: %w", err)
+	}
+	return c.JSON(http.StatusOK, toTenantJSON(t, domains))
 }
 
 func tenantResource(t store.Tenant) store.Resource {

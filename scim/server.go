@@ -227,8 +227,14 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx = store.WithTenant(ctx, tenantID)
 		httpserver.SetTenantID(ctx, tenantID)
+		// A paused or cancelled tenant's directory is read-only: the IdP
+		// may still read what it provisioned, and writes are refused.
 		if !status.Live() {
-			return newError(http.StatusForbidden, "", "the tenant is %s: provisioning is suspended", status)
+			switch c.Request().Method {
+			case http.MethodGet, http.MethodHead:
+			default:
+				return newError(http.StatusForbidden, "", "the tenant is %s: provisioning is read-only", status)
+			}
 		}
 		c.SetRequest(c.Request().WithContext(context.WithValue(ctx, dirKey{}, dir)))
 		return next(c)

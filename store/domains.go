@@ -127,6 +127,10 @@ func (db *DB) ResolveConnection(ctx context.Context, id string) (string, error) 
 }
 
 func (db *DB) resolveOne(ctx context.Context, op, query, arg string) (string, error) {
+	// A deleted tenant is out of service: none of its credentials or ids
+	// lead to it any more (tenants is global, so the check needs no
+	// resolver).
+	query = "SELECT t.id FROM tenants t WHERE t.id = (" + query + ") AND t.status <> 'deleted'"
 	var tenantID string
 	err := db.global(ctx, false, func(q querier) error {
 		return q.queryRow(ctx, query, arg).Scan(nullStringDest{&tenantID})

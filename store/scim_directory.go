@@ -47,7 +47,7 @@ func (db *DB) AuthenticateDirectory(ctx context.Context, dirID string, tokenHash
 	if err != nil {
 		return "", "", db.wrap("authenticate directory", err)
 	}
-	if subtle.ConstantTimeCompare(stored, tokenHash) != 1 {
+	if subtle.ConstantTimeCompare(stored, tokenHash) != 1 || TenantStatus(status) == TenantDeleted {
 		return "", "", ErrNotFound
 	}
 	return tenantID, TenantStatus(status), nil

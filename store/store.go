@@ -165,6 +165,8 @@ type Store interface {
 
 	// Usage records; see usage.go.
 	UsageStore
+	// Deleting, restoring and erasing tenants; see tenant_lifecycle.go.
+	LifecycleStore
 
 	// The operator console (operators.go, console_reads.go).
 	ConsoleStore

@@ -8,9 +8,12 @@ import (
 
 const tenantCols = "id, name, status, tier, created_at, updated_at"
 
+// tenantReadCols adds what the lifecycle keeps (tenant_lifecycle.go).
+const tenantReadCols = tenantCols + ", deleted_at"
+
 func scanTenant(r row) (Tenant, error) {
 	var t Tenant
-	err := r.Scan(&t.ID, &t.Name, &t.Status, &t.Tier, timeDest{&t.CreatedAt}, timeDest{&t.UpdatedAt})
+	err := r.Scan(&t.ID, &t.Name, &t.Status, &t.Tier, timeDest{&t.CreatedAt}, timeDest{&t.UpdatedAt}, nullTimeDest{&t.DeletedAt})
 	return t, err
 }
 
@@ -23,7 +26,7 @@ func (db *DB) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
 	if t.Status == "" {
 		t.Status = TenantActive
 	}
-	if !t.Status.Valid() {
+	if !t.Status.Valid() || t.Status == TenantDeleted {
 		return Tenant{}, fmt.Errorf("%w: tenant status %q", ErrInvalid, t.Status)
 	}
 	if t.ID == "" {
@@ -44,7 +47,7 @@ func (db *DB) ListTenants(ctx context.Context, p Page) ([]Tenant, string, error)
 	p = p.Normalize()
 	var out []Tenant
 	err := db.global(ctx, false, func(q querier) error {
-		rs, err := q.query(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id > $1 ORDER BY id LIMIT $2", p.After, p.Limit+1)
+		rs, err := q.query(ctx, "SELECT "+tenantReadCols+" FROM tenants WHERE id > $1 ORDER BY id LIMIT $2", p.After, p.Limit+1)
 		if err != nil {
 			return err
 		}
@@ -69,7 +72,7 @@ func (db *DB) Tenant(ctx context.Context) (Tenant, error) {
 	}
 	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
 		var err error
-		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1"+lock, tenantID))
+		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantReadCols+" FROM tenants WHERE id = $1"+lock, tenantID))
 		return err
 	})
 	return t, db.wrap("get tenant", err)
@@ -80,7 +83,7 @@ func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) 
 	var t Tenant
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		var err error
-		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1"+db.d.forUpdate(), tenantID))
+		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantReadCols+" FROM tenants WHERE id = $1"+db.d.forUpdate(), tenantID))
 		if err != nil {
 			return err
 		}
@@ -90,6 +93,9 @@ func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) 
 			}
 		}
 		if u.Status != nil {
+			if *u.Status == TenantDeleted || t.Status == TenantDeleted {
+				return fmt.Errorf("%w: a tenant is deleted and restored by DeleteTenant and RestoreTenant only", ErrInvalid)
+			}
 			if !u.Status.Valid() {
 				return fmt.Errorf("%w: tenant status %q", ErrInvalid, *u.Status)
 			}

@@ -8,19 +8,33 @@ import (
 // TenantStatus is a tenant's lifecycle state.
 type TenantStatus string
 
+// The lifecycle runs trial → active → past_due → paused → cancelled →
+// deleted; see package adminportal for the transitions allowed.
 const (
-	TenantActive TenantStatus = "active"
-	TenantTrial  TenantStatus = "trial"
-	TenantPaused TenantStatus = "paused"
+	TenantTrial     TenantStatus = "trial"
+	TenantActive    TenantStatus = "active"
+	TenantPastDue   TenantStatus = "past_due"
+	TenantPaused    TenantStatus = "paused"
+	TenantCancelled TenantStatus = "cancelled"
+	// TenantDeleted is out of service and restorable until erased. Only
+	// DeleteTenant and RestoreTenant enter and leave it.
+	TenantDeleted TenantStatus = "deleted"
 )
 
 // Valid reports whether s is a status the store accepts.
 func (s TenantStatus) Valid() bool {
-	return s == TenantActive || s == TenantTrial || s == TenantPaused
+	switch s {
+	case TenantTrial, TenantActive, TenantPastDue, TenantPaused, TenantCancelled, TenantDeleted:
+		return true
+	}
+	return false
 }
 
-// Live reports whether logins and SCIM are served for the tenant.
-func (s TenantStatus) Live() bool { return s == TenantActive || s == TenantTrial }
+// Live reports whether logins and SCIM are served for the tenant. A tenant
+// past due keeps its service while the vendor collects.
+func (s TenantStatus) Live() bool {
+	return s == TenantActive || s == TenantTrial || s == TenantPastDue
+}
 
 // Tenant is one customer organisation of the SaaS vendor. The tenants table
 // is the registry itself, so it is global (not row-level secured); every
@@ -32,6 +46,8 @@ type Tenant struct {
 	Tier      string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// DeletedAt is when a deleted tenant was deleted; its erasure follows.
+	DeletedAt *time.Time
 }
 
 // TenantUpdate changes the fields that are non-nil.

@@ -23,6 +23,7 @@ import (
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/metrics"
 	"github.com/idbroker/idbroker/internal/safehttp"
+	"github.com/idbroker/idbroker/lifecycle"
 	"github.com/idbroker/idbroker/ratelimit"
 	"github.com/idbroker/idbroker/scim"
 	"github.com/idbroker/idbroker/sessions"
@@ -57,6 +58,10 @@ const connectionMaintenance = time.Hour
 // usageSnapshots is how often the daily usage snapshot is attempted; the
 // first attempt of a UTC day records it, on whichever node runs first.
 const usageSnapshots = time.Hour
+
+// erasureInterval is how often deleted tenants past their restore window
+// are looked for.
+const erasureInterval = time.Hour
 
 // mountSurfaces builds every HTTP surface, mounts it on srv and starts the
 // background work, in bg, until ctx is done:
@@ -264,6 +269,13 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	bg.Go(func() { webhooks.Run(ctx) })
 	bg.Go(func() { meter.Run(ctx, usageSnapshots) })
 	bg.Go(func() { revoker.Run(ctx) })
+	// Tenants deleted longer ago than the restore window are erased from
+	// the database and the cache (lifecycle.Eraser).
+	eraser := &lifecycle.Eraser{Store: st, Log: log.With("surface", "lifecycle")}
+	if c, ok := cache.(lifecycle.Cache); ok {
+		eraser.Cache = c
+	}
+	bg.Go(func() { eraser.Run(ctx, erasureInterval) })
 	return announce, nil
 }
 

@@ -57,6 +57,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"Operators", testOperators},
 		{"ConsoleReads", testConsoleReads},
 		{"Revocations", testRevocations},
+		{"TenantLifecycle", testTenantLifecycle},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,73 @@
+package adminportal_test
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+)
+
+// TestDeleteAndRestore: DELETE takes a tenant out of service (404 for it,
+// listed only under ?status=deleted), restore brings it back as it was,
+// and each step is audited and announced.
+func TestDeleteAndRestore(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		tn := e.createTenant(map[string]any{"name": "Acme"})
+		other := e.createTenant(map[string]any{"name": "Other"})
+		e.must(http.StatusOK, "PATCH", "/tenants/"+tn.ID, map[string]any{"status": "paused"})
+		e.must(http.StatusNotFound, "POST", "/tenants/"+tn.ID+"/restore", nil) // not deleted
+		e.must(http.StatusNoContent, "DELETE", "/tenants/"+tn.ID, nil)
+
+		for _, c := range []struct{ method, path string }{
+			{"GET", "/tenants/" + tn.ID},
+			{"PATCH", "/tenants/" + tn.ID},
+			{"DELETE", "/tenants/" + tn.ID},
+			{"GET", "/tenants/" + tn.ID + "/domains"},
+			{"GET", "/tenants/" + tn.ID + "/usage"},
+		} {
+			var body any
+			if c.method == "PATCH" {
+				body = map[string]any{"status": "active"}
+			}
+			if r := e.call(c.method, c.path, body); r.status != http.StatusNotFound || r.err(t).Code != "not_found" {
+				t.Errorf("%s %s on a deleted tenant: %d %s", c.method, c.path, r.status, r.body)
+			}
+		}
+		ids := func(query string) []string {
+			var l listOut[tenantOut]
+			e.must(http.StatusOK, "GET", "/tenants"+query, nil).decode(t, &l)
+			var out []string
+			for _, x := range l.Data {
+				out = append(out, x.ID)
+			}
+			return out
+		}
+		if live := ids(""); slices.Contains(live, tn.ID) || !slices.Contains(live, other.ID) {
+			t.Errorf("live tenants %v", live)
+		}
+		if del := ids("?status=deleted"); !slices.Equal(del, []string{tn.ID}) {
+			t.Errorf("deleted tenants %v, want [%s]", del, tn.ID)
+		}
+		e.must(http.StatusBadRequest, "GET", "/tenants?status=gone", nil)
+
+		var back tenantOut
+		e.must(http.StatusOK, "POST", "/tenants/"+tn.ID+"/restore", nil).decode(t, &back)
+		if back.Status != "paused" {
+			t.Errorf("restored as %q, want paused", back.Status)
+		}
+		e.must(http.StatusOK, "GET", "/tenants/"+tn.ID, nil)
+		e.must(http.StatusNotFound, "POST", "/tenants/tnt_01JUNKJUNKJUNKJUNKJUNKJUNK/restore", nil)
+		if r := e.call("POST", "/tenants/"+tn.ID+"/restore", nil, "Authorization", ""); r.status != http.StatusUnauthorized {
+			t.Errorf("restore without a key: %d", r.status)
+		}
+
+		for action, n := range map[string]int{"tenant.deleted": 1, "tenant.restored": 1} {
+			if got := len(e.audits(tn.ID, action)); got != n {
+				t.Errorf("%d %s audit rows, want %d", got, action, n)
+			}
+		}
+		// paused, deleted, restored (paused again).
+		if evs := e.events(tn.ID, "tenant.status_changed"); len(evs) != 3 {
+			t.Errorf("%d tenant.status_changed events, want 3", len(evs))
+		}
+	})
+}
