@@ -39,7 +39,7 @@ func (db *DB) SoftDeleteTenant(ctx context.Context) (Tenant, error) {
 	var t Tenant
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		var err error
-		if t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantReadCols+" FROM tenants WHERE id = $1"+db.d.forUpdate(), tenantID)); err != nil {
+		if t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1"+db.d.forUpdate(), tenantID)); err != nil {
 			return err
 		}
 		if t.Status == TenantDeleted {
@@ -70,7 +70,7 @@ func (db *DB) RestoreTenant(ctx context.Context) (Tenant, error) {
 			return err
 		}
 		var err error
-		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantReadCols+" FROM tenants WHERE id = $1", tenantID))
+		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1", tenantID))
 		return err
 	})
 	return t, db.wrap("restore tenant", err)
@@ -85,7 +85,7 @@ func (db *DB) ListTenantsByStatus(ctx context.Context, status TenantStatus, p Pa
 	}
 	var out []Tenant
 	err := db.global(ctx, false, func(q querier) error {
-		rs, err := q.query(ctx, "SELECT "+tenantReadCols+" FROM tenants WHERE id > $1 AND "+where+" ORDER BY id LIMIT $2", args...)
+		rs, err := q.query(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id > $1 AND "+where+" ORDER BY id LIMIT $2", args...)
 		if err != nil {
 			return err
 		}
@@ -159,7 +159,7 @@ func (db *DB) EraseTenant(ctx context.Context, actor Actor, note map[string]any)
 	// the pseudonymised usage records are written in it too.
 	err := db.InTx(ctx, func(ctx context.Context) error {
 		return db.scoped(ctx, func(q querier, tenantID string) error {
-			t, err := scanTenant(q.queryRow(ctx, "SELECT "+tenantReadCols+" FROM tenants WHERE id = $1"+db.d.forUpdate(), tenantID))
+			t, err := scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1"+db.d.forUpdate(), tenantID))
 			if err != nil {
 				return err
 			}

@@ -6,10 +6,12 @@ import (
 	"strings"
 )
 
-const tenantCols = "id, name, status, tier, created_at, updated_at"
-
-// tenantReadCols adds what the lifecycle keeps (tenant_lifecycle.go).
-const tenantReadCols = tenantCols + ", deleted_at"
+// tenantCols are what scanTenant reads; tenantInsertCols what a new
+// tenant is written with (the lifecycle's columns start empty).
+const (
+	tenantInsertCols = "id, name, status, tier, created_at, updated_at"
+	tenantCols       = tenantInsertCols + ", deleted_at"
+)
 
 func scanTenant(r row) (Tenant, error) {
 	var t Tenant
@@ -35,7 +37,7 @@ func (db *DB) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
 	t.CreatedAt = db.now()
 	t.UpdatedAt = t.CreatedAt
 	err := db.global(ctx, true, func(q querier) error {
-		_, err := q.exec(ctx, "INSERT INTO tenants ("+tenantCols+") VALUES ($1, $2, $3, $4, $5, $6)",
+		_, err := q.exec(ctx, "INSERT INTO tenants ("+tenantInsertCols+") VALUES ($1, $2, $3, $4, $5, $6)",
 			t.ID, t.Name, t.Status, t.Tier, db.d.timeArg(t.CreatedAt), db.d.timeArg(t.UpdatedAt))
 		return err
 	})
@@ -47,7 +49,7 @@ func (db *DB) ListTenants(ctx context.Context, p Page) ([]Tenant, string, error)
 	p = p.Normalize()
 	var out []Tenant
 	err := db.global(ctx, false, func(q querier) error {
-		rs, err := q.query(ctx, "SELECT "+tenantReadCols+" FROM tenants WHERE id > $1 ORDER BY id LIMIT $2", p.After, p.Limit+1)
+		rs, err := q.query(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id > $1 ORDER BY id LIMIT $2", p.After, p.Limit+1)
 		if err != nil {
 			return err
 		}
@@ -72,7 +74,7 @@ func (db *DB) Tenant(ctx context.Context) (Tenant, error) {
 	}
 	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
 		var err error
-		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantReadCols+" FROM tenants WHERE id = $1"+lock, tenantID))
+		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1"+lock, tenantID))
 		return err
 	})
 	return t, db.wrap("get tenant", err)
@@ -83,7 +85,7 @@ func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) 
 	var t Tenant
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		var err error
-		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantReadCols+" FROM tenants WHERE id = $1"+db.d.forUpdate(), tenantID))
+		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1"+db.d.forUpdate(), tenantID))
 		if err != nil {
 			return err
 		}
