@@ -44,7 +44,7 @@ func TestEraseLeavesNothing(t *testing.T) {
 				return err
 			},
 			func() error {
-				c, err := db.CreateConnection(tc, store.Connection{Type: store.ConnectionOIDC, Name: "idp", Status: store.ConnectionActive,
+				c, err := db.CreateConnection(tc, store.Connection{Type: store.ConnectionType("oidc"), Name: "idp", Status: store.ConnectionActive,
 					Config: json.RawMessage(`{}`), Secrets: map[string]string{"client_secret": "s"}})
 				if err != nil {
 					return err

@@ -13,7 +13,7 @@ func testTenantLifecycle(t *testing.T, db *store.DB) {
 	bg := context.Background()
 	a, ta := newTenant(t, db, "A")
 	must(db.AddDomain(a, store.Domain{Domain: "a.com", VerificationToken: "t", Verified: true}))
-	c := must(db.CreateConnection(a, store.Connection{Type: store.ConnectionSAML, Name: "x"}))
+	c := must(db.CreateConnection(a, store.Connection{Type: store.ConnectionType("saml"), Name: "x"}))
 	h := sha256.Sum256([]byte("t"))
 	dir := must(db.CreateDirectory(a, store.Directory{Name: "d", TokenHash: h[:]}))
 	u := must(db.CreateUser(a, store.User{Email: "u@a.com", Active: true}))
