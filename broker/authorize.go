@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
 )
@@ -171,7 +173,7 @@ func (p *Provider) route(c echo.Context, a pending) error {
 	}
 	upstream, err := p.connectors.Connector(store.WithTenant(ctx, conn.TenantID), conn)
 	if err != nil {
-		p.failed(ctx, conn, a.ClientID, "connector unavailable: "+err.Error())
+		p.failed(ctx, conn, a.ClientID, cmp.Or(connections.Reason(err), ReasonUpstream), "connector unavailable: "+err.Error())
 		return p.page(c, http.StatusServiceUnavailable, pageConnectorDown)
 	}
 	hint := a.Hints.Login

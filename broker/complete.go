@@ -44,39 +44,57 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 		return p.refuseUnverified(c, conn, reason, upstreamErr)
 	}
 	ctx := store.WithTenant(c.Request().Context(), conn.TenantID)
-	fail := func(reason, clientID string) error {
-		p.failed(ctx, conn, clientID, reason)
+	fail := func(code, reason, clientID string) error {
+		p.failed(ctx, conn, clientID, code, reason)
 		return p.page(c, http.StatusForbidden, pageLoginFailed)
 	}
+	// The upstream's own verdict comes first: a response that failed
+	// validation says why (signature, audience, replay…), whether or not
+	// it named the application request it answers.
+	if upstreamErr != nil {
+		clientID := ""
+		if res.RequestID != "" {
+			a, err := p.takePending(ctx, res.RequestID)
+			switch {
+			case err == nil:
+				clientID = a.ClientID
+			case !errors.Is(err, errExpired):
+				p.log.ErrorContext(ctx, "broker: take the failed login's request", "err", err)
+			}
+		}
+		code := connections.Reason(upstreamErr)
+		if code == "" {
+			code = ReasonUpstream
+		}
+		return fail(code, upstreamErr.Error(), clientID)
+	}
 	if res.RequestID == "" {
-		return fail("IdP-initiated login: no application request to complete", "")
+		return fail(ReasonNoRequest, "IdP-initiated login: no application request to complete", "")
 	}
 	a, err := p.takePending(ctx, res.RequestID)
 	if err != nil {
 		if errors.Is(err, errExpired) {
-			p.failed(ctx, conn, "", "login request expired or already completed")
+			p.failed(ctx, conn, "", ReasonRequestExpired, "login request expired or already completed")
 			return p.page(c, http.StatusBadRequest, pageExpired)
 		}
 		return p.internal(c, err)
 	}
 	switch {
-	case upstreamErr != nil:
-		return fail(upstreamErr.Error(), a.ClientID)
 	case a.ConnectionID != conn.ID:
-		return fail("the identity provider answered on another connection than the login began on", a.ClientID)
+		return fail(ReasonConnectionMismatch, "the identity provider answered on another connection than the login began on", a.ClientID)
 	case conn.Status != store.ConnectionActive:
-		return fail("connection is not active", a.ClientID)
+		return fail(connections.Reason(connections.ErrConnectionInactive), "connection is not active", a.ClientID)
 	}
 	prof := res.Profile
 	if prof.IdPSubject == "" {
-		return fail("the identity provider sent no subject", a.ClientID)
+		return fail(connections.Reason(connections.ErrProfile), "the identity provider sent no subject", a.ClientID)
 	}
 	tn, err := p.store.Tenant(ctx)
 	if err != nil {
 		return p.internal(c, err)
 	}
 	if !tn.Status.Live() {
-		return fail("tenant is "+string(tn.Status), a.ClientID)
+		return fail(connections.Reason(connections.ErrTenantInactive), "tenant is "+string(tn.Status), a.ClientID)
 	}
 	attrs, _ := json.Marshal(prof.Raw)
 	var u store.User
@@ -104,12 +122,12 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrInvalid) {
-			return fail("profile refused: "+err.Error(), a.ClientID)
+			return fail(connections.Reason(connections.ErrProfile), "profile refused: "+err.Error(), a.ClientID)
 		}
 		return p.internal(c, err)
 	}
 	if !u.Active {
-		return fail("user "+u.ID+" is deactivated", a.ClientID)
+		return fail(ReasonUserDeactivated, "user "+u.ID+" is deactivated", a.ClientID)
 	}
 	dirGroups, err := p.store.UserGroupNames(ctx, u.ID)
 	if err != nil {
@@ -161,11 +179,27 @@ func joinName(given, family string) string {
 	return given + " " + family
 }
 
-// failed records why a login failed, for the tenant admin.
-func (p *Provider) failed(ctx context.Context, conn store.Connection, clientID, reason string) {
+// Reasons of a failed login that the broker itself decides, beside the
+// connection's (connections.Reason): the stable reason_code of
+// authentication.failed.
+const (
+	ReasonNoRequest          = "no_application_request"
+	ReasonRequestExpired     = "request_expired"
+	ReasonConnectionMismatch = "connection_mismatch"
+	ReasonUserDeactivated    = "user_deactivated"
+	ReasonUpstream           = "upstream_error"
+)
+
+// failed records why a login failed, for the tenant admin: the
+// authentication.failed event carries the stable reason_code and the
+// precise reason, and the log line the reference id the user was shown.
+func (p *Provider) failed(ctx context.Context, conn store.Connection, clientID, code, reason string) {
+	ref := httpserver.RequestID(ctx)
+	p.log.WarnContext(ctx, "broker: login failed", "reason_code", code, "reason", reason,
+		"reference", ref, "tenant_id", conn.TenantID, "connection_id", conn.ID, "client_id", clientID)
 	p.event(ctx, conn.TenantID, EventAuthFailed, map[string]any{
 		"connection_id": conn.ID, "connection_type": conn.Type, "client_id": clientID,
-		"reason": reason, "request_id": httpserver.RequestID(ctx),
+		"reason_code": code, "reason": reason, "request_id": ref,
 	})
 }
 

@@ -2,7 +2,6 @@ package connections
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/idbroker/idbroker/store"
@@ -64,7 +63,3 @@ type Connector interface {
 // with a reference id, while the precise reason goes to the tenant admin
 // (authentication.failed).
 type CompleteFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, conn store.Connection, res Result, err error)
-
-// ErrConnectionInactive is returned when a login starts or finishes on a
-// connection that is not active.
-var ErrConnectionInactive = errors.New("connections: connection is not active")

@@ -5,60 +5,88 @@ import (
 	"fmt"
 )
 
-// Sentinel errors of a failed upstream login. Finish wraps them with a
-// message precise enough for the tenant admin ("Audience was X, expected
-// Y"); the broker shows the end user a generic page and records the
-// precise reason in authentication.failed. Match them with errors.Is.
+// Failure is a named reason an upstream login failed (or a connection
+// could not be used). Each has a stable, machine-readable Reason — what
+// the authentication.failed event, the tenant's audit row and the
+// portal's test login show — and a message for people. Connectors wrap
+// one of the sentinels below with the detail tenant admins need
+// ("Audience was X, expected Y"); match them with errors.Is, and read the
+// reason of any error with Reason.
+type Failure struct {
+	reason, msg string
+}
+
+func (f *Failure) Error() string { return "connections: " + f.msg }
+
+// Reason is the failure's stable name, such as "audience_mismatch".
+func (f *Failure) Reason() string { return f.reason }
+
+// Reason returns the stable name of the Failure err wraps (the outermost
+// one), or "" when it wraps none.
+func Reason(err error) string {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f.reason
+	}
+	return ""
+}
+
+// Sentinel errors of a failed upstream login, with their reasons. The
+// broker shows the end user a generic page with a reference id and
+// records the reason and the precise message for the tenant admin.
 var (
 	// ErrMalformed is input that cannot be parsed: bad base64, invalid
 	// XML, a DTD, a missing field, an oversized body.
-	ErrMalformed = errors.New("connections: malformed response")
+	ErrMalformed = &Failure{"malformed_response", "malformed response"}
 	// ErrSignature is a missing, invalid or untrusted signature, including
 	// one made with SHA-1 when that is refused.
-	ErrSignature = errors.New("connections: signature not valid")
+	ErrSignature = &Failure{"signature_invalid", "signature not valid"}
 	// ErrAudienceMismatch is an assertion or id_token meant for another
 	// service provider or client.
-	ErrAudienceMismatch = errors.New("connections: audience mismatch")
+	ErrAudienceMismatch = &Failure{"audience_mismatch", "audience mismatch"}
 	// ErrDestinationMismatch is a SAML Destination or Recipient that is not
 	// this connection's ACS URL.
-	ErrDestinationMismatch = errors.New("connections: destination mismatch")
+	ErrDestinationMismatch = &Failure{"destination_mismatch", "destination mismatch"}
 	// ErrIssuerMismatch is a response from an issuer that is not the
 	// connection's IdP.
-	ErrIssuerMismatch = errors.New("connections: issuer mismatch")
+	ErrIssuerMismatch = &Failure{"issuer_mismatch", "issuer mismatch"}
 	// ErrExpired is a response whose validity window has passed.
-	ErrExpired = errors.New("connections: response expired")
+	ErrExpired = &Failure{"response_expired", "response expired"}
 	// ErrNotYetValid is a response whose validity window has not started.
-	ErrNotYetValid = errors.New("connections: response not yet valid")
+	ErrNotYetValid = &Failure{"response_not_yet_valid", "response not yet valid"}
 	// ErrRequestMismatch is a response that does not answer the login this
 	// browser started: unknown or spent RelayState/state, wrong
 	// InResponseTo, nonce mismatch.
-	ErrRequestMismatch = errors.New("connections: response does not match the login request")
+	ErrRequestMismatch = &Failure{"request_mismatch", "response does not match the login request"}
 	// ErrReplay is an assertion or code already used once.
-	ErrReplay = errors.New("connections: response replayed")
+	ErrReplay = &Failure{"replay", "response replayed"}
 	// ErrIdPInitiated is an unsolicited SAML response on a connection that
 	// does not allow IdP-initiated logins.
-	ErrIdPInitiated = errors.New("connections: IdP-initiated login not allowed")
+	ErrIdPInitiated = &Failure{"idp_initiated_not_allowed", "IdP-initiated login not allowed"}
 	// ErrIdPError is a login the IdP itself refused or failed (SAML
 	// status not Success, OIDC error=…).
-	ErrIdPError = errors.New("connections: IdP reported an error")
+	ErrIdPError = &Failure{"idp_error", "IdP reported an error"}
 	// ErrDomainNotAllowed is a profile whose email is not in one of the
 	// tenant's verified domains.
-	ErrDomainNotAllowed = errors.New("connections: email domain not allowed for this tenant")
+	ErrDomainNotAllowed = &Failure{"email_domain_not_allowed", "email domain not allowed for this tenant"}
 	// ErrProfile is a profile missing what a login needs (subject, email)
 	// or failing a connection rule (Google hd, Entra tid).
-	ErrProfile = errors.New("connections: profile not acceptable")
+	ErrProfile = &Failure{"profile_not_acceptable", "profile not acceptable"}
 	// ErrUpstream is an IdP that could not be reached or answered badly
 	// (discovery, token endpoint, JWKS).
-	ErrUpstream = errors.New("connections: upstream unavailable")
+	ErrUpstream = &Failure{"upstream_unavailable", "upstream unavailable"}
 	// ErrConfig is a connection configuration that is invalid or
 	// incomplete.
-	ErrConfig = errors.New("connections: invalid configuration")
+	ErrConfig = &Failure{"invalid_configuration", "invalid configuration"}
 	// ErrTenantInactive is a login into a tenant that is paused or no
 	// longer exists.
-	ErrTenantInactive = errors.New("connections: tenant is not active")
+	ErrTenantInactive = &Failure{"tenant_inactive", "tenant is not active"}
 	// ErrNotFound is a connection that does not exist (or belongs to
 	// another tenant: the two are indistinguishable).
-	ErrNotFound = errors.New("connections: connection not found")
+	ErrNotFound = &Failure{"connection_not_found", "connection not found"}
+	// ErrConnectionInactive is a login that starts or finishes on a
+	// connection that is not active.
+	ErrConnectionInactive = &Failure{"connection_inactive", "connection is not active"}
 )
 
 // Mismatch wraps sentinel with the "X was A, expected B" message tenant

@@ -21,6 +21,8 @@ import (
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/cmd/idbroker/internal/devmode"
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/connections/oidc"
+	"github.com/idbroker/idbroker/connections/saml"
 	"github.com/idbroker/idbroker/internal/browsertest"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/safehttp"
@@ -60,7 +62,7 @@ func startFirstRun(t *testing.T) *firstRun {
 	if err := keys.EnsureKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
-	reg := connections.NewRegistry(connections.Config{Issuer: issuer, Store: st, Once: mem, Sessions: mem,
+	reg := connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.New(), oidc.Name: oidc.New()}, Issuer: issuer, Store: st, Once: mem, Sessions: mem,
 		HTTPClient: client, AllowInsecureURLs: true})
 	p, err := broker.New(broker.Config{Issuer: issuer, Store: st, Sessions: mem, Once: mem, Keys: keys, Connectors: reg, HTTPClient: client})
 	if err != nil {

@@ -24,6 +24,13 @@ import (
 // Everything stops when t ends.
 func startDev(t *testing.T) (issuer string, dev *devmode.Dev, st store.Store) {
 	t.Helper()
+	issuer, dev, st, _ = startDevRegistry(t)
+	return issuer, dev, st
+}
+
+// startDevRegistry is startDev that also returns the connection registry.
+func startDevRegistry(t *testing.T) (issuer string, dev *devmode.Dev, st store.Store, reg *connections.Registry) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	st = storetest.SQLite(t)
@@ -41,7 +48,7 @@ func startDev(t *testing.T) (issuer string, dev *devmode.Dev, st store.Store) {
 	if err := keys.EnsureKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
-	reg := connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.New()}, Issuer: issuer, Store: st, Once: mem, Sessions: mem,
+	reg = connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.New()}, Issuer: issuer, Store: st, Once: mem, Sessions: mem,
 		HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true})
 	p, err := broker.New(broker.Config{Issuer: issuer, Store: st, Sessions: mem, Once: mem, Keys: keys, Connectors: reg})
 	if err != nil {
@@ -60,5 +67,5 @@ func startDev(t *testing.T) (issuer string, dev *devmode.Dev, st store.Store) {
 	reg.Mount(e, p.Complete)
 	dev.Mount(e)
 	h = srv.Handler()
-	return issuer, dev, st
+	return issuer, dev, st, reg
 }

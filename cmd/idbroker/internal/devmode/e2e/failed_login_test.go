@@ -1,0 +1,228 @@
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/beevik/etree"
+
+	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/store"
+)
+
+// TestFailedSAMLLoginsSayWhy drives failed logins through the real SAML
+// connector and the real broker, with responses the dev IdP signed and a
+// test then broke, and checks that each authentication.failed event names
+// the validation that failed, not "no application request".
+func TestFailedSAMLLoginsSayWhy(t *testing.T) {
+	issuer, dev, st, reg := startDevRegistry(t)
+	ctx := context.Background()
+
+	other, err := st.CreateTenant(ctx, store.Tenant{Name: "Other", Status: store.TenantActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	devCtx, otherCtx := store.WithTenant(ctx, dev.TenantID), store.WithTenant(ctx, other.ID)
+
+	// Each login runs in a browser of its own: the dev IdP would
+	// otherwise remember the user and skip its login page.
+	var c *http.Client
+	post := func(u string, v url.Values) (string, int) {
+		t.Helper()
+		resp, err := c.PostForm(u, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), resp.StatusCode
+	}
+	// begin runs a login up to the dev IdP's auto-submitting form and
+	// returns the ACS URL and the form the browser would post.
+	begin := func() (string, url.Values) {
+		t.Helper()
+		jar, _ := cookiejar.New(nil)
+		c = &http.Client{Jar: jar}
+		resp, err := c.Get(issuer + "/dev/app/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		page, at := string(b), resp.Request.URL
+		action := regexp.MustCompile(`action="([^"]+)"`).FindStringSubmatch(page)
+		id := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(page)
+		if action == nil || id == nil {
+			t.Fatalf("no email page: %s", page)
+		}
+		ref, _ := url.Parse(unescape(action[1]))
+		page, _ = post(at.ResolveReference(ref).String(), url.Values{"id": {unescape(id[1])}, "email": {"alice@example.com"}})
+		ret := regexp.MustCompile(`name="return" value="([^"]+)"`).FindStringSubmatch(page)
+		if ret == nil {
+			t.Fatalf("no dev IdP page: %s", page)
+		}
+		page, _ = post(issuer+"/dev/idp/login", url.Values{"user": {"alice"}, "return": {unescape(ret[1])}})
+		vals := url.Values{}
+		for _, m := range regexp.MustCompile(`name="(\w+)" value="([^"]*)"`).FindAllStringSubmatch(page, -1) {
+			vals.Set(m[1], unescape(m[2]))
+		}
+		acs := regexp.MustCompile(`action="([^"]+)"`).FindStringSubmatch(page)
+		if acs == nil || vals.Get("SAMLResponse") == "" {
+			t.Fatalf("no SAMLResponse: %s", page)
+		}
+		return unescape(acs[1]), vals
+	}
+	// edit rewrites the SAMLResponse of vals.
+	edit := func(vals url.Values, fn func(doc *etree.Document)) url.Values {
+		t.Helper()
+		raw, err := base64.StdEncoding.DecodeString(vals.Get("SAMLResponse"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := etree.NewDocument()
+		if err := doc.ReadFromBytes(raw); err != nil {
+			t.Fatal(err)
+		}
+		fn(doc)
+		out, err := doc.WriteToBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := url.Values{}
+		for k := range vals {
+			v.Set(k, vals.Get(k))
+		}
+		v.Set("SAMLResponse", base64.StdEncoding.EncodeToString(out))
+		return v
+	}
+	// lastFailure is the reason_code and reason of the newest
+	// authentication.failed event of the dev tenant.
+	seen := 0
+	lastFailure := func() (string, string) {
+		t.Helper()
+		evs, _, err := st.ListEvents(ctx, store.Page{Limit: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failed []store.Event
+		for _, e := range evs {
+			if e.Type == broker.EventAuthFailed && e.TenantID == dev.TenantID {
+				failed = append(failed, e)
+			}
+		}
+		if len(failed) != seen+1 {
+			t.Fatalf("%d authentication.failed events, want %d", len(failed), seen+1)
+		}
+		seen++
+		var d struct{ ReasonCode, Reason, RequestID string }
+		var m map[string]any
+		json.Unmarshal(failed[len(failed)-1].Data, &m)
+		d.ReasonCode, _ = m["reason_code"].(string)
+		d.Reason, _ = m["reason"].(string)
+		d.RequestID, _ = m["request_id"].(string)
+		if d.RequestID == "" {
+			t.Errorf("event without the reference the user was shown: %v", m)
+		}
+		return d.ReasonCode, d.Reason
+	}
+
+	for _, tt := range []struct {
+		name     string
+		setup    func()
+		mutate   func(doc *etree.Document)
+		twice    bool
+		want     string
+		contains string
+	}{
+		// The dev tenant's domain moves to another tenant: alice@example.com
+		// now belongs to someone else.
+		{name: "email in another tenant's domain", want: "email_domain_not_allowed", contains: "example.com",
+			setup: func() {
+				if err := st.DeleteDomain(devCtx, "example.com"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.AddDomain(otherCtx, store.Domain{Domain: "example.com", VerificationToken: "idb-x"}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.MarkDomainVerified(otherCtx, "example.com"); err != nil {
+					t.Fatal(err)
+				}
+				reg.ForgetTenant(dev.TenantID)
+			}},
+		// The dev IdP signs the Response and encrypts the assertion.
+		{name: "tampered status", want: "signature_invalid",
+			mutate: func(doc *etree.Document) {
+				doc.FindElement("//Status/StatusCode").CreateAttr("Value", "urn:oasis:names:tc:SAML:2.0:status:Requester")
+			}},
+		{name: "unsigned response", want: "signature_invalid",
+			mutate: func(doc *etree.Document) {
+				r := doc.Root()
+				r.RemoveChild(r.SelectElement("Signature"))
+				// What the encrypted assertion said, the attacker cannot
+				// read; they send their own, unsigned.
+				enc := r.SelectElement("EncryptedAssertion")
+				r.RemoveChild(enc)
+				a := r.CreateElement("saml:Assertion")
+				a.CreateAttr("ID", "id-evil")
+				a.CreateAttr("Version", "2.0")
+				a.CreateElement("saml:Issuer").SetText(issuer + "/dev/idp/metadata")
+				a.CreateElement("saml:Subject").CreateElement("saml:NameID").SetText("dev|mallory")
+			}},
+		{name: "wrapped assertion", want: "signature_invalid",
+			mutate: func(doc *etree.Document) {
+				// XSW: an unsigned assertion naming another user beside the
+				// signed, encrypted original.
+				r := doc.Root()
+				a := etree.NewElement("saml:Assertion")
+				a.CreateAttr("ID", "id-evil")
+				a.CreateAttr("Version", "2.0")
+				a.CreateElement("saml:Subject").CreateElement("saml:NameID").SetText("dev|mallory")
+				r.InsertChildAt(r.SelectElement("EncryptedAssertion").Index(), a)
+			}},
+		{name: "replayed response", twice: true, want: "request_mismatch", contains: "already used"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// The login begins (routed by email) before the setup.
+			acs, vals := begin()
+			if tt.setup != nil {
+				tt.setup()
+			}
+			if tt.mutate != nil {
+				vals = edit(vals, tt.mutate)
+			}
+			if tt.twice {
+				if _, code := post(acs, vals); code != http.StatusOK {
+					t.Fatalf("genuine response: %d", code)
+				}
+			}
+			if body, code := post(acs, vals); code != http.StatusForbidden || strings.Contains(body, "alice@example.com") {
+				t.Fatalf("broken response answered %d", code)
+			}
+			code, reason := lastFailure()
+			if code != tt.want || !strings.Contains(reason, tt.contains) || strings.Contains(reason, "no application request") {
+				t.Fatalf("failure recorded as %q (%s), want %s mentioning %q", code, reason, tt.want, tt.contains)
+			}
+		})
+		if tt.setup != nil {
+			// Give the domain back for the cases after.
+			if err := st.DeleteDomain(otherCtx, "example.com"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.AddDomain(devCtx, store.Domain{Domain: "example.com", VerificationToken: "idb-y"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.MarkDomainVerified(devCtx, "example.com"); err != nil {
+				t.Fatal(err)
+			}
+			reg.ForgetTenant(dev.TenantID)
+		}
+	}
+}
