@@ -38,5 +38,8 @@ ENV IDBROKER_LISTEN=:8080 \
 VOLUME ["/var/lib/idbroker"]
 USER 65532:65532
 EXPOSE 8080
+# The image has no shell or curl: the binary asks /readyz itself.
+HEALTHCHECK --interval=15s --timeout=6s --start-period=20s --retries=3 \
+	CMD ["/usr/local/bin/idbroker", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/idbroker"]
 CMD ["serve"]

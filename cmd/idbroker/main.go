@@ -80,6 +80,7 @@ func commands() []command {
 		{"operator", "manage console operators (create, list, disable)", runOperator},
 		{"keys", "manage token-signing keys (rotate)", runKeys},
 		{"audit", "check the audit log's hash chains (verify)", runAudit},
+		{"healthcheck", "exit 0 when the local broker's /readyz answers 200", runHealthcheck},
 		{"version", "print the version and exit", runVersion},
 	}
 }
@@ -148,7 +149,7 @@ Commands:
 
 `)
 	for _, cmd := range commands() {
-		fmt.Fprintf(&b, "\t%-10s %s\n", cmd.name, cmd.summary)
+		fmt.Fprintf(&b, "\t%-12s %s\n", cmd.name, cmd.summary)
 	}
 	b.WriteString(`
 Run "idbroker <command> --help" for a command's flags. Configuration comes
