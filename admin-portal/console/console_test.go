@@ -2,13 +2,17 @@ package console_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/idbroker/idbroker/admin-portal/console"
+	"github.com/idbroker/idbroker/internal/secrets"
+	"github.com/idbroker/idbroker/store"
 )
 
 // TestSignedOutRoutes: every console page without a session sends a
@@ -126,5 +130,66 @@ func TestCreateOperatorLink(t *testing.T) {
 	}
 	if _, err := console.DisableOperator(ctx, h.db, "OPS@vendor.example", "cli"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSessionRules: with a session, a POST without its CSRF token is 403
+// and changes nothing; a session idle past the timeout ends (and is
+// deleted), sending the browser back to sign-in.
+func TestSessionRules(t *testing.T) {
+	h := start(t, "")
+	ctx := context.Background()
+	dev, _, err := console.SeedDevOperator(ctx, h.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := h.db.OperatorByEmail(ctx, dev.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := secrets.NewToken("")
+	if _, err := h.db.CreateOperatorSession(ctx, store.OperatorSession{TokenHash: secrets.HashToken(tok), OperatorID: op.ID,
+		CSRFToken: "csrf-" + secrets.NewToken(""), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	tn := newTenant(t, h.db, "Acme")
+	do := func(method, path string, form url.Values) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, h.url+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})
+		resp, err := client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := do("GET", "/console/tenants", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed-in GET = %d", resp.StatusCode)
+	}
+	for _, form := range []url.Values{
+		{"status": {"paused"}, "confirm": {"yes"}},
+		{"status": {"paused"}, "confirm": {"yes"}, "csrf": {"wrong"}},
+	} {
+		if resp := do("POST", "/console/tenants/"+tn.ID+"/status", form); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("POST with csrf %q = %d, want 403", form.Get("csrf"), resp.StatusCode)
+		}
+	}
+	if got, _ := h.db.Tenant(storeCtx(tn.ID)); got.Status != store.TenantActive {
+		t.Fatalf("tenant %s after refused POSTs", got.Status)
+	}
+	// Another tenant's id, or none at all, is 404 (HTML).
+	if resp := do("GET", "/console/tenants/tnt_"+strings.Repeat("z", 26), nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown tenant = %d, want 404", resp.StatusCode)
+	}
+
+	h.clock.Advance(31 * time.Minute)
+	resp := do("GET", "/console/tenants", nil)
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
+		t.Fatalf("idle session GET = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, _, err := h.db.OperatorSession(ctx, secrets.HashToken(tok)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("idle session still stored: %v", err)
 	}
 }
