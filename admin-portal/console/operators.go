@@ -104,7 +104,7 @@ func SeedDevOperator(ctx context.Context, st Store) (dev DevOperator, created bo
 	if err != nil {
 		return DevOperator{}, false, err
 	}
-	password := secrets.NewToken("")[:20]
+	password := secrets.NewPassword()
 	hash, err := hashPassword(password)
 	if err != nil {
 		return DevOperator{}, false, err

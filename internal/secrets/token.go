@@ -40,6 +40,11 @@ func NewHandle() string { return string(appendRandom(nil, 32)) }
 // than a random UUID's 122, without coordination between nodes.
 func NewUniqueID() string { return string(appendRandom(nil, 22)) }
 
+// NewPassword returns a generated password for a person to copy once,
+// such as the dev operator's: 20 base62 characters, 119 bits, beyond
+// guessing even offline against a fast hash, and short enough to type.
+func NewPassword() string { return string(appendRandom(nil, 20)) }
+
 // appendRandom appends n random base62 characters to b.
 func appendRandom(b []byte, n int) []byte {
 	n += len(b)

@@ -50,6 +50,7 @@ func TestRandomIdentifiers(t *testing.T) {
 	}{
 		{"NewHandle", secrets.NewHandle, 32},
 		{"NewUniqueID", secrets.NewUniqueID, 22},
+		{"NewPassword", secrets.NewPassword, 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
