@@ -120,6 +120,8 @@ func pgUnavailable(err error) bool {
 		pe *pgconn.PgError
 	)
 	switch {
+	case errors.Is(err, context.Canceled):
+		return false // the caller gave up; the server may be fine
 	case errors.As(err, &ce), errors.As(err, &ne), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return true

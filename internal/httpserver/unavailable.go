@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -21,6 +22,9 @@ const RetryAfterUnavailable = 5
 // mid-answer), as opposed to one that answered with an error. Surfaces
 // answer those 503 with Retry-After in their own format, never 500.
 func IsUnavailable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false // the client went away
+	}
 	var ne net.Error
 	return errors.As(err, &ne) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
