@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -136,8 +137,13 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("rotate signing keys: %w", err)
 	}
+	ids := make([]string, 0, len(keys))
 	for _, k := range keys {
 		log.Info("new signing key", "id", k.ID, "alg", k.Alg)
+		ids = append(ids, k.ID)
+	}
+	if err := cliAudit(ctx, st, "signing_keys.rotated", "signing_key", map[string]any{"new_keys": ids, "overlap": overlap.String()}); err != nil {
+		return err
 	}
 	fmt.Fprintf(c.stdout, "signing keys rotated; the old ones stay in the JWKS until %s\n",
 		time.Now().Add(*overlap).UTC().Format(time.RFC3339))
@@ -182,6 +188,11 @@ func runRewrap(ctx context.Context, c *cli, args []string) error {
 	for _, n := range again.Current {
 		total += n
 	}
+	if err := cliAudit(ctx, st, "master_key.rewrapped", "master_key", map[string]any{
+		"key_id": kr.PrimaryID(), "rewrapped": stats.Rewrapped, "changed_meanwhile": stats.Raced, "secrets": total,
+	}); err != nil {
+		return err
+	}
 	log.Info("every stored secret is sealed under the primary master key; IDBROKER_MASTER_KEY_PREVIOUS may be removed",
 		"key_id", kr.PrimaryID(), "secrets", total)
 	fmt.Fprintf(c.stdout, "all %d secrets are sealed under the primary master key\n", total)
@@ -195,6 +206,22 @@ func printRewrap(c *cli, s store.RewrapStats) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", col, s.Rewrapped[col], s.Current[col], s.Raced[col])
 	}
 	tw.Flush()
+}
+
+// cliAudit appends a row to the vendor's own audit trail (the one the
+// console shows) for a change made from the command line.
+func cliAudit(ctx context.Context, st *store.DB, action, resource string, details map[string]any) error {
+	b, err := json.Marshal(details)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	if _, err := st.AppendOperatorAudit(ctx, store.OperatorAuditEvent{
+		Actor: store.Actor{Type: "system", ID: "idbroker-cli"}, Action: action,
+		Resource: store.Resource{Type: resource}, Context: b,
+	}); err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
 }
 
 // subcommand splits "<group> <sub> [flags]" for command groups such as

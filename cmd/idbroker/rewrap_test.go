@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/idbroker/idbroker/internal/secrets"
+	"github.com/idbroker/idbroker/store"
 )
 
 // TestKeysRewrap is the master-key rotation runbook, end to end on the
@@ -40,6 +42,22 @@ func TestKeysRewrap(t *testing.T) {
 	// The new key alone now opens the signing keys (rotating reads them).
 	if _, stderr, code := runBinary(t, newOnly, "keys", "rotate"); code != 0 {
 		t.Fatalf("keys rotate under the new key alone exited %d: %s", code, stderr)
+	}
+	// Both rotations and the rewraps are in the vendor's audit trail.
+	kr, err := secrets.NewKeyring(newKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), db, kr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for action, want := range map[string]int{"signing_keys.rotated": 2, "master_key.rewrapped": 2} {
+		rows, _, err := st.OperatorAudit(context.Background(), action, store.Page{Limit: 10})
+		if err != nil || len(rows) != want {
+			t.Errorf("%d %s audit rows (%v), want %d", len(rows), action, err, want)
+		}
 	}
 	bad := map[string]string{envDatabaseURL: db, envMasterKey: b64(newKey), envMasterKeyPrevious: "nope"}
 	if _, stderr, code := runBinary(t, bad, "keys", "rewrap"); code == 0 || !strings.Contains(stderr, envMasterKeyPrevious) {
