@@ -214,6 +214,12 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 		p.log.WarnContext(ctx, "broker: spent refresh token presented again; its family and session are revoked",
 			"client_id", g.ClientID, "sid", g.SessionID)
 		p.queueLogouts(ctx, ended)
+		// The family's store ended the session itself; revoking again
+		// through this node's cache (idempotent) drops it here at once,
+		// not when the revocation message arrives.
+		if err := p.sessions.Revoke(ctx, g.SessionID); err != nil {
+			p.log.ErrorContext(ctx, "broker: revoke session after reuse", "sid", g.SessionID, "err", err)
+		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is invalid, expired or already used")
 	case sessions.Rotated:
 	default:
