@@ -21,13 +21,17 @@ func (r *Registry) CreateConnection(ctx context.Context, typ store.ConnectionTyp
 	if err != nil {
 		return store.Connection{}, err
 	}
-	conn := store.Connection{ID: store.NewID(store.PrefixConnection), Type: typ, Name: name, Secrets: map[string]string{}}
+	// The tenant is known now, so that a connector probed before the row
+	// is written is the one the first login uses.
+	tenantID, _ := store.TenantFrom(ctx)
+	conn := store.Connection{ID: store.NewID(store.PrefixConnection), TenantID: tenantID, Type: typ, Name: name, Secrets: map[string]string{}}
 	if _, err := r.configure(ctx, t, &conn, s); err != nil {
 		return store.Connection{}, err
 	}
 	conn.Status = store.ConnectionDraft
+	var probed Connector
 	if len(t.Missing(conn)) == 0 {
-		if err := r.probe(ctx, conn); err != nil {
+		if probed, err = r.probe(ctx, conn); err != nil {
 			return store.Connection{}, err
 		}
 		conn.Status = store.ConnectionActive
@@ -47,7 +51,7 @@ func (r *Registry) CreateConnection(ctx context.Context, typ store.ConnectionTyp
 	if err != nil {
 		return store.Connection{}, fmt.Errorf("create connection: %w", err)
 	}
-	r.cache.putConn(out, r.now())
+	r.keep(out, probed)
 	return out, nil
 }
 
@@ -99,8 +103,9 @@ func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (s
 	if conn.Status == store.ConnectionActive && len(missing) > 0 {
 		return store.Connection{}, fmt.Errorf("%w: the change would leave an active connection without %s", ErrConfig, strings.Join(missing, ", "))
 	}
+	var probed Connector
 	if conn.Status == store.ConnectionActive && (changedIdP || before != store.ConnectionActive) {
-		if err := r.probe(ctx, conn); err != nil {
+		if probed, err = r.probe(ctx, conn); err != nil {
 			return store.Connection{}, err
 		}
 	}
@@ -131,7 +136,7 @@ func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (s
 	}
 	// This node's SSO endpoints see the change at once; others within
 	// CacheTTL.
-	r.cache.putConn(out, r.now())
+	r.keep(out, probed)
 	if before == store.ConnectionActive && out.Status != store.ConnectionActive {
 		r.endSessions(ctx, out, rv)
 	}
@@ -188,13 +193,24 @@ func (r *Registry) configure(ctx context.Context, t Type, conn *store.Connection
 
 // probe builds the connector of a connection about to become active, so
 // that a bad IdP configuration (an unreachable OIDC issuer) is a clear 4xx
-// now rather than failed logins later.
-func (r *Registry) probe(ctx context.Context, conn store.Connection) error {
-	_, err := r.open(ctx, conn)
+// now rather than failed logins later. The connector it built serves the
+// first logins once the change is saved (keep), so activating reaches the
+// IdP once (OIDC discovery), not again at the first login.
+func (r *Registry) probe(ctx context.Context, conn store.Connection) (Connector, error) {
+	cn, err := r.open(ctx, conn)
 	if err != nil && !errors.Is(err, ErrConfig) {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	return err
+	return cn, err
+}
+
+// keep caches out, just written, with the connector probe built from the
+// same settings.
+func (r *Registry) keep(out store.Connection, probed Connector) {
+	r.cache.putConn(out, r.now())
+	if probed != nil && out.Status == store.ConnectionActive {
+		r.cache.putConnector(out, probed)
+	}
 }
 
 func storeErr(err error, id string) error {

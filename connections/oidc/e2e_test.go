@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,8 @@ type testOP struct {
 	claims map[string]any
 	// tamper, when set, edits the id_token claims at the token endpoint.
 	tamper func(map[string]any)
+	// discoveries counts reads of the discovery document.
+	discoveries atomic.Int32
 }
 
 type opCode struct {
@@ -59,6 +62,7 @@ func newTestOP(t *testing.T, issuerPath string) *testOP {
 	t.Cleanup(op.srv.Close)
 	iss := op.srv.URL + issuerPath
 	mux.HandleFunc(issuerPath+"/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		op.discoveries.Add(1)
 		json.NewEncoder(w).Encode(map[string]any{
 			"issuer": iss, "authorization_endpoint": iss + "/authorize", "token_endpoint": iss + "/token",
 			"userinfo_endpoint": iss + "/userinfo", "jwks_uri": iss + "/jwks",
@@ -370,5 +374,24 @@ func TestInternationalisedDomainProfile(t *testing.T) {
 	op.tamper = func(c map[string]any) { c["email"] = "a@bucher.example" }
 	if c := oidcLogin(t, e, conn, "r"); !errors.Is(c.Err, connections.ErrDomainNotAllowed) {
 		t.Errorf("a@bucher.example (no umlaut): %v, want ErrDomainNotAllowed", c.Err)
+	}
+}
+
+// TestOIDCActivationDiscoversOnce: activating a connection reads the IdP's
+// discovery document once, and the first login uses the connector built
+// then rather than reading it again.
+func TestOIDCActivationDiscoversOnce(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request())
+	if err != nil || conn.Status != store.ConnectionActive {
+		t.Fatalf("create: %v %s", err, conn.Status)
+	}
+	if c := oidcLogin(t, e, conn, "r"); c.Err != nil {
+		t.Fatal(c.Err)
+	}
+	if n := op.discoveries.Load(); n != 1 {
+		t.Fatalf("discovery read %d times for one activation and one login, want 1", n)
 	}
 }
