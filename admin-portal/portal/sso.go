@@ -70,9 +70,13 @@ func (p *Portal) loadConnection(next echo.HandlerFunc) echo.HandlerFunc {
 // wizard is what every wizard page shows: the connection, its IdP, its
 // state and the values the IdP needs.
 type wizard struct {
-	Conn      store.Connection
-	IdP       idp
-	View      connections.View
+	Conn store.Connection
+	IdP  idp
+	View connections.View
+	// SAML and OIDC are the type's part of View, for the templates; nil
+	// for the other type.
+	SAML      *saml.View
+	OIDC      *oidc.View
 	State     string // draft, tested, active, inactive
 	Step      string
 	Steps     []wizardStep
@@ -111,6 +115,7 @@ func (p *Portal) wizardFor(c echo.Context, step string) (*wizard, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.SAML, w.OIDC = samlView(view), oidcView(view)
 	w.State = stateOf(conn, w.Test, w.TestStale)
 	w.Values = map[string]copyValue{}
 	if sv := samlView(view); sv != nil {
