@@ -66,6 +66,18 @@ type Config struct {
 	// the tenant's verified domains.
 	AllowAnyEmailDomain bool `json:"allow_any_email_domain,omitempty"`
 
+	// IdPWantsSignedRequests is the IdP metadata's WantAuthnRequestsSigned;
+	// SignAuthnRequests is the tenant's own choice. AuthnRequests are
+	// signed when either is set: a signature is an RSA private-key
+	// operation per login that Okta, Entra and Google do not ask for.
+	IdPWantsSignedRequests bool `json:"idp_wants_signed_requests,omitempty"`
+	SignAuthnRequests      bool `json:"sign_authn_requests,omitempty"`
+	// EncryptAssertions advertises the SP's encryption key in its
+	// metadata, so IdPs that honour it encrypt the assertion (and the ACS
+	// pays an RSA-OAEP decryption). Encrypted assertions are decrypted
+	// either way.
+	EncryptAssertions bool `json:"encrypt_assertions,omitempty"`
+
 	// SPCertificatePEM is the public half of the connection's own SP key,
 	// published in the SP metadata.
 	SPCertificatePEM string `json:"sp_certificate_pem"`
@@ -130,7 +142,12 @@ type Settings struct {
 	ClockSkewSeconds    *int                          `json:"clock_skew_seconds,omitempty"`
 	AllowSHA1           *bool                         `json:"allow_sha1,omitempty"`
 	AllowAnyEmailDomain *bool                         `json:"allow_any_email_domain,omitempty"`
+	SignAuthnRequests   *bool                         `json:"sign_authn_requests,omitempty"`
+	EncryptAssertions   *bool                         `json:"encrypt_assertions,omitempty"`
 }
+
+// SignsRequests reports whether AuthnRequests are signed.
+func (c Config) SignsRequests() bool { return c.SignAuthnRequests || c.IdPWantsSignedRequests }
 
 // Request wraps s as the Settings of a create or update request.
 func (s Settings) Request() connections.Settings { return connections.SettingsFor(Name, s) }
@@ -195,6 +212,7 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 	if idp != nil {
 		cfg.IdPEntityID, cfg.IdPSSOURL, cfg.IdPSSOBinding = idp.EntityID, idp.SSOURL, idp.SSOBinding
 		cfg.IdPCertificates = mergeCertificates(cfg.IdPCertificates, idp.Certificates)
+		cfg.IdPWantsSignedRequests = idp.WantsSignedRequests
 	}
 	if manual {
 		cfg.IdPMetadataURL, cfg.MetadataFetchedAt = "", nil
@@ -258,6 +276,12 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 	if s.AllowAnyEmailDomain != nil {
 		cfg.AllowAnyEmailDomain = *s.AllowAnyEmailDomain
 	}
+	if s.SignAuthnRequests != nil {
+		cfg.SignAuthnRequests = *s.SignAuthnRequests
+	}
+	if s.EncryptAssertions != nil {
+		cfg.EncryptAssertions = *s.EncryptAssertions
+	}
 	return nil
 }
 
@@ -276,6 +300,10 @@ type View struct {
 	ClockSkewSeconds    int                           `json:"clock_skew_seconds"`
 	AllowSHA1           bool                          `json:"allow_sha1"`
 	AllowAnyEmailDomain bool                          `json:"allow_any_email_domain"`
+	// SignAuthnRequests is whether AuthnRequests are signed: the tenant
+	// asked, or the IdP's metadata does (WantAuthnRequestsSigned).
+	SignAuthnRequests bool `json:"sign_authn_requests"`
+	EncryptAssertions bool `json:"encrypt_assertions"`
 	// Missing lists what is still needed before the connection can be
 	// activated.
 	Missing []string `json:"missing,omitempty"`
@@ -312,6 +340,8 @@ func describe(deps connections.Deps, conn store.Connection, now time.Time) (*Vie
 		ClockSkewSeconds:    int(c.ClockSkew() / time.Second),
 		AllowSHA1:           c.AllowSHA1,
 		AllowAnyEmailDomain: c.AllowAnyEmailDomain,
+		SignAuthnRequests:   c.SignsRequests(),
+		EncryptAssertions:   c.EncryptAssertions,
 		Missing:             c.Missing(),
 	}
 	for _, cert := range c.IdPCertificates {

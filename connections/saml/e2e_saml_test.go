@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -91,18 +93,31 @@ func samlLogin(t *testing.T, e *env, idp *idpServer, conn store.Connection, brok
 	if err := cn.Begin(ctx, rec, httptest.NewRequest("GET", "/authorize", nil), connections.LoginRequest{RequestID: brokerReq, LoginHint: idp.user + "@example.com"}); err != nil {
 		t.Fatal(err)
 	}
+	cfg, err := DecodeConfig(conn.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// AuthnRequests are signed only when the IdP's metadata or the tenant
+	// asks; the assertion is encrypted only when the connection offers
+	// its encryption key.
+	wantSigned, wantEncrypted := cfg.SignsRequests(), cfg.EncryptAssertions
 	var idpResp *http.Response
 	switch rec.Code {
 	case http.StatusFound: // HTTP-Redirect binding
 		loc := rec.Header().Get("Location")
-		if !strings.HasPrefix(loc, idp.srv.URL+"/sso?") || !strings.Contains(loc, "Signature=") || !strings.Contains(loc, "SigAlg=") {
-			t.Fatalf("redirect to %q: want a signed HTTP-Redirect AuthnRequest", loc)
+		signed := strings.Contains(loc, "Signature=") && strings.Contains(loc, "SigAlg=")
+		if !strings.HasPrefix(loc, idp.srv.URL+"/sso?") || signed != wantSigned {
+			t.Fatalf("redirect to %q: want an HTTP-Redirect AuthnRequest, signed: %v", loc, wantSigned)
 		}
 		idpResp, err = http.Get(loc)
 	case http.StatusOK: // HTTP-POST binding
 		form := url.Values{}
 		for _, m := range formField.FindAllStringSubmatch(rec.Body.String(), -1) {
 			form.Set(m[1], htmlUnescape(m[2]))
+		}
+		req, _ := base64.StdEncoding.DecodeString(form.Get("SAMLRequest"))
+		if signed := strings.Contains(string(req), "SignatureValue"); signed != wantSigned {
+			t.Fatalf("POST AuthnRequest signed %v, want %v:\n%.400s", signed, wantSigned, req)
 		}
 		idpResp, err = http.PostForm(idp.srv.URL+"/sso", form)
 	default:
@@ -127,11 +142,11 @@ func samlLogin(t *testing.T, e *env, idp *idpServer, conn store.Connection, brok
 	if want := acsURL(e.Issuer, conn.ID); htmlUnescape(action[1]) != want {
 		t.Fatalf("IdP posts to %q, want %q", action[1], want)
 	}
-	// The IdP read our SP metadata, whose encryption key it uses: the
+	// The IdP read our SP metadata: with the encryption key offered, the
 	// assertion travels encrypted to the connection's own SP key.
 	if xmlResp, err := base64.StdEncoding.DecodeString(form.Get("SAMLResponse")); err != nil ||
-		!strings.Contains(string(xmlResp), "EncryptedAssertion") || strings.Contains(string(xmlResp), "00u-"+idp.user) {
-		t.Fatalf("IdP response is not an encrypted assertion (%v):\n%.400s", err, xmlResp)
+		strings.Contains(string(xmlResp), "EncryptedAssertion") != wantEncrypted || strings.Contains(string(xmlResp), "00u-"+idp.user) == wantEncrypted {
+		t.Fatalf("IdP response encrypted: want %v (%v):\n%.400s", wantEncrypted, err, xmlResp)
 	}
 	resp, err := http.PostForm(htmlUnescape(action[1]), form)
 	if err != nil {
@@ -150,11 +165,16 @@ func TestSAMLEndToEnd(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			e := newEnv(t, b.Open(t))
 			idp := newIdPServer(t, 0)
-			for _, binding := range []string{BindingRedirect, BindingPost} {
-				t.Run(binding, func(t *testing.T) {
+			for _, tc := range []struct {
+				binding   string
+				signCrypt bool
+			}{{BindingRedirect, false}, {BindingPost, false}, {BindingRedirect, true}, {BindingPost, true}} {
+				binding := tc.binding
+				t.Run(fmt.Sprintf("%s/sign+encrypt=%v", binding, tc.signCrypt), func(t *testing.T) {
 					// The IdP is configured from its metadata URL, fetched
 					// through the safe client.
-					conn, err := e.Reg.CreateConnection(e.Ctx, Name, "IdP "+binding, Settings{IdPMetadataURL: ptr(idp.srv.URL + "/metadata")}.Request())
+					conn, err := e.Reg.CreateConnection(e.Ctx, Name, "IdP "+binding, Settings{IdPMetadataURL: ptr(idp.srv.URL + "/metadata"),
+						SignAuthnRequests: ptr(tc.signCrypt), EncryptAssertions: ptr(tc.signCrypt)}.Request())
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -209,9 +229,50 @@ func TestSAMLMetadataEndpoint(t *testing.T) {
 	sp := ed.SPSSODescriptors[0]
 	if ed.EntityID != spEntityID(e.Issuer, conn.ID) || len(sp.AssertionConsumerServices) != 1 ||
 		sp.AssertionConsumerServices[0].Binding != saml.HTTPPostBinding || sp.AssertionConsumerServices[0].Location != acsURL(e.Issuer, conn.ID) ||
-		!*sp.AuthnRequestsSigned || !*sp.WantAssertionsSigned || len(sp.KeyDescriptors) != 2 ||
+		*sp.AuthnRequestsSigned || !*sp.WantAssertionsSigned || len(sp.KeyDescriptors) != 1 || sp.KeyDescriptors[0].Use != "signing" ||
 		sp.NameIDFormats[0] != saml.PersistentNameIDFormat || strings.Contains(string(b), "Artifact") {
 		t.Fatalf("metadata not as expected:\n%s", b)
+	}
+	// A tenant that opts in signs AuthnRequests and offers encryption;
+	// an IdP whose metadata says WantAuthnRequestsSigned gets signed ones.
+	spMeta := func(c store.Connection) saml.SPSSODescriptor {
+		t.Helper()
+		resp, err := http.Get(e.Srv.URL + "/sso/saml/" + c.ID + "/metadata")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ed saml.EntityDescriptor
+		if err := xml.NewDecoder(resp.Body).Decode(&ed); err != nil {
+			t.Fatal(err)
+		}
+		return ed.SPSSODescriptors[0]
+	}
+	opted, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Settings: Settings{
+		SignAuthnRequests: ptr(true), EncryptAssertions: ptr(true)}.Request()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses := func(sp saml.SPSSODescriptor) string {
+		var u []string
+		for _, kd := range sp.KeyDescriptors {
+			u = append(u, kd.Use)
+		}
+		sort.Strings(u)
+		return strings.Join(u, ",")
+	}
+	if sp := spMeta(opted); !*sp.AuthnRequestsSigned || uses(sp) != "encryption,signing" {
+		t.Fatalf("opted in: AuthnRequestsSigned %v, keys %q", *sp.AuthnRequestsSigned, uses(sp))
+	}
+	idp := newTestIdP(t, 0)
+	md := strings.Replace(metadataXML("https://idp.example/wants", "https://idp.example/sso", idp.cert),
+		`<md:IDPSSODescriptor `, `<md:IDPSSODescriptor WantAuthnRequestsSigned="true" `, 1)
+	wants, err := e.Reg.CreateConnection(e.Ctx, Name, "Wants signed", Settings{IdPMetadataXML: &md}.Request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp := spMeta(wants); !*sp.AuthnRequestsSigned || uses(sp) != "signing" {
+		t.Fatalf("IdP wants signed requests: AuthnRequestsSigned %v, keys %q", *sp.AuthnRequestsSigned, uses(sp))
 	}
 	for _, path := range []string{"/sso/saml/conn_nope/metadata", "/sso/saml/not-an-id/metadata"} {
 		resp, _ := http.Get(e.Srv.URL + path)

@@ -34,6 +34,8 @@ type idpSettings struct {
 	SSOURL       string
 	SSOBinding   string
 	Certificates []Certificate
+	// WantsSignedRequests is the metadata's WantAuthnRequestsSigned.
+	WantsSignedRequests bool
 }
 
 // hasDTD reports whether XML input carries a document type or entity
@@ -78,6 +80,9 @@ func parseIdPMetadata(b []byte, allowHTTP bool) (idpSettings, error) {
 	s := idpSettings{EntityID: ed.EntityID}
 	var pems []string
 	for _, d := range ed.IDPSSODescriptors {
+		if d.WantAuthnRequestsSigned != nil && *d.WantAuthnRequestsSigned {
+			s.WantsSignedRequests = true
+		}
 		for _, sso := range d.SingleSignOnServices {
 			switch {
 			case sso.Binding == saml.HTTPRedirectBinding && (s.SSOURL == "" || s.SSOBinding != BindingRedirect):

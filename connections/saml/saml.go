@@ -105,8 +105,6 @@ func build(deps connections.Deps, conn store.Connection, cfg Config) (*samlConne
 		// Persistent (or email) NameIDs key users; the library's default,
 		// transient, changes every login.
 		AuthnNameIDFormat: nameID,
-		// Signed AuthnRequests with SHA-256.
-		SignatureMethod: dsig.RSASHA256SignatureMethod,
 		// HTTP-POST only: no Artifact endpoint (it would make the ACS call
 		// out to the IdP on an attacker's say-so).
 		AssertionConsumerServiceBindings: []string{saml.HTTPPostBinding},
@@ -116,6 +114,11 @@ func build(deps connections.Deps, conn store.Connection, cfg Config) (*samlConne
 		ValidateAudienceRestriction: c.checkAudience,
 		MetadataOmitValidUntil:      true,
 		HTTPClient:                  deps.HTTPClient,
+	}
+	if cfg.SignsRequests() {
+		// Signed AuthnRequests, with SHA-256, only when the IdP or the
+		// tenant asks: each is an RSA private-key operation per login.
+		c.sp.SignatureMethod = dsig.RSASHA256SignatureMethod
 	}
 	if cfg.AllowIdPInitiated {
 		u := *c.sp
@@ -149,6 +152,34 @@ func (c *samlConnector) checkAudience(a *saml.Assertion) error {
 // Metadata is the SP metadata XML of the connection.
 func (c *samlConnector) Metadata() ([]byte, error) {
 	md := c.sp.Metadata()
+	if !c.cfg.EncryptAssertions {
+		// Without an encryption key in the metadata, IdPs send the
+		// assertion in the clear (over TLS, signed); an IdP that encrypts
+		// anyway is still understood.
+		for i := range md.SPSSODescriptors {
+			d := &md.SPSSODescriptors[i]
+			kept := d.KeyDescriptors[:0]
+			for _, kd := range d.KeyDescriptors {
+				if kd.Use != "encryption" {
+					kept = append(kept, kd)
+				}
+			}
+			d.KeyDescriptors = kept
+		}
+	}
+	// The SP certificate stays published even when requests go unsigned:
+	// IdPs and admins identify the SP by it.
+	for i := range md.SPSSODescriptors {
+		d := &md.SPSSODescriptors[i]
+		signing := false
+		for _, kd := range d.KeyDescriptors {
+			signing = signing || kd.Use == "signing"
+		}
+		if !signing && c.sp.Certificate != nil {
+			d.KeyDescriptors = append(d.KeyDescriptors, saml.KeyDescriptor{Use: "signing", KeyInfo: saml.KeyInfo{
+				X509Data: saml.X509Data{X509Certificates: []saml.X509Certificate{{Data: base64.StdEncoding.EncodeToString(c.sp.Certificate.Raw)}}}}})
+		}
+	}
 	b, err := xmlMarshal(md)
 	if err != nil {
 		return nil, fmt.Errorf("SP metadata: %w", err)
