@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,6 +81,28 @@ func New() *Registry {
 // Handler serves the metrics in the Prometheus exposition formats.
 func (r *Registry) Handler() http.Handler {
 	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{})
+}
+
+// Names lists the fully qualified names of idbroker's own metrics (not
+// the runtime and process collectors'), sorted: what the operations
+// reference must document.
+func (r *Registry) Names() []string {
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		r.reg.Describe(ch)
+		close(ch)
+	}()
+	var names []string
+	for d := range ch {
+		// Desc exposes its name only through String: Desc{fqName: "…", …}.
+		_, rest, _ := strings.Cut(d.String(), `fqName: "`)
+		name, _, _ := strings.Cut(rest, `"`)
+		if strings.HasPrefix(name, namespace+"_") {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // Mount serves GET /metrics on e. It is unauthenticated, like /healthz:

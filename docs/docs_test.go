@@ -1,0 +1,108 @@
+// Package docs holds the user documentation; its test keeps the reference
+// pages complete: every event type, configuration variable and metric the
+// code defines must appear in docs/reference, so none ships undocumented.
+package docs_test
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/idbroker/idbroker/events"
+	"github.com/idbroker/idbroker/internal/metrics"
+)
+
+// reference is the text of every page under docs/reference.
+func reference(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir("reference", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".md") {
+			return err
+		}
+		text, err := os.ReadFile(path)
+		b.Write(text)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("read docs/reference: %v", err)
+	}
+	return b.String()
+}
+
+// missing reports the names absent from text, each looked for as a
+// whole word (IDBROKER_RATE_LIMIT_LOGIN must not pass for
+// IDBROKER_RATE_LIMIT_LOGIN_TENANT).
+func missing(text string, names []string) []string {
+	var out []string
+	for _, n := range names {
+		re := regexp.MustCompile(`(^|[^A-Za-z0-9_.])` + regexp.QuoteMeta(n) + `($|[^A-Za-z0-9_])`)
+		if !re.MatchString(text) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func TestEventTypesDocumented(t *testing.T) {
+	if m := missing(reference(t), events.Types()); len(m) > 0 {
+		t.Errorf("event types not documented in docs/reference (events.md): %v", m)
+	}
+}
+
+func TestMetricsDocumented(t *testing.T) {
+	names := metrics.New().Names()
+	if len(names) == 0 {
+		t.Fatal("metrics.Registry.Names returned nothing: the test would prove nothing")
+	}
+	if m := missing(reference(t), names); len(m) > 0 {
+		t.Errorf("metrics not documented in docs/reference (operations.md): %v", m)
+	}
+}
+
+// envVar is a configuration variable as the code names it: a string
+// literal, so a variable read anywhere (cmd/idbroker's config, a package
+// reading its own) is found.
+var envVar = regexp.MustCompile(`"(IDBROKER_[A-Z0-9_]*[A-Z0-9])"`)
+
+// testOnly reports the variables that configure the test suite, not the
+// broker (IDBROKER_TEST_…); CONTRIBUTING.md documents them.
+func testOnly(name string) bool { return strings.HasPrefix(name, "IDBROKER_TEST_") }
+
+func TestConfigurationDocumented(t *testing.T) {
+	var names []string
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range envVar.FindAllSubmatch(src, -1) {
+			names = append(names, string(m[1]))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(names)
+	names = slices.DeleteFunc(slices.Compact(names), testOnly)
+	if len(names) < 5 {
+		t.Fatalf("found only %v in the sources: the scan is broken", names)
+	}
+	if m := missing(reference(t), names); len(m) > 0 {
+		t.Errorf("configuration variables not documented in docs/reference (operations.md): %v", m)
+	}
+}
