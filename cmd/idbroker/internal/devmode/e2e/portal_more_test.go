@@ -19,7 +19,6 @@ import (
 // Provider the test runs, directory sync with its token shown once and a
 // real SCIM push, and a domain verified against a loopback DNS server.
 func TestPortalOIDCDirectoryAndDomainInBrowser(t *testing.T) {
-	browser := browsertest.New(t)
 	pe := startPortal(t)
 	// A tenant of its own, so its domain is not the dev tenant's.
 	tn, err := pe.st.CreateTenant(context.Background(), store.Tenant{Name: "Globex"})
@@ -33,6 +32,8 @@ func TestPortalOIDCDirectoryAndDomainInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		op := startOP(t, "globex-client", "globex-secret", "carol@globex.example")
+		// A browser per part: browsertest bounds a browser's whole life.
+		browser := browsertest.New(t)
 		ctx := browsertest.NewTab(t, browser)
 		run(t, ctx, "open the link and choose OIDC",
 			chromedp.Navigate(pe.link(t, tn.ID, store.IntentSSO)),
@@ -76,6 +77,8 @@ func TestPortalOIDCDirectoryAndDomainInBrowser(t *testing.T) {
 	})
 
 	t.Run("directory sync", func(t *testing.T) {
+		// A browser per part: browsertest bounds a browser's whole life.
+		browser := browsertest.New(t)
 		ctx := browsertest.NewTab(t, browser)
 		run(t, ctx, "create a directory",
 			chromedp.Navigate(pe.link(t, tn.ID, store.IntentDSync)),
@@ -123,6 +126,8 @@ func TestPortalOIDCDirectoryAndDomainInBrowser(t *testing.T) {
 	})
 
 	t.Run("domain verification", func(t *testing.T) {
+		// A browser per part: browsertest bounds a browser's whole life.
+		browser := browsertest.New(t)
 		ctx := browsertest.NewTab(t, browser)
 		run(t, ctx, "add a domain",
 			chromedp.Navigate(pe.link(t, tn.ID, store.IntentDomainVerification)),
@@ -173,6 +178,8 @@ func TestPortalOIDCDirectoryAndDomainInBrowser(t *testing.T) {
 	})
 
 	t.Run("logs", func(t *testing.T) {
+		// A browser per part: browsertest bounds a browser's whole life.
+		browser := browsertest.New(t)
 		ctx := browsertest.NewTab(t, browser)
 		run(t, ctx, "audit log",
 			chromedp.Navigate(pe.link(t, tn.ID, store.IntentAuditLogs)),
