@@ -9,24 +9,21 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
 )
 
-// backends are the two deployments the OAuth rules must hold on: the
-// embedded default and PostgreSQL + Redis.
+// backends are the two deployments the OAuth rules must hold on, for
+// the flow tables: the embedded default and PostgreSQL + Redis.
 var backends = []struct {
 	name string
 	node func(t *testing.T) *node
 }{
 	{"sqlite+memory", func(t *testing.T) *node { return sqliteNode(t) }},
 	{"postgres+redis", func(t *testing.T) *node {
-		st := storetest.Postgres(t)
-		rdb := sessionstest.Redis(t)
-		r := sessions.NewRedis(rdb, sessions.RedisOptions{Prefix: sessionstest.Prefix(t, rdb)})
-		return newNode(t, st, r, r)
+		r := sessionstest.NewRedis(t)
+		return newNode(t, storetest.Postgres(t), r, r)
 	}},
 }
 

@@ -9,23 +9,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/idbroker/idbroker/sessions"
-	"github.com/idbroker/idbroker/sessions/sessionstest"
 	"github.com/idbroker/idbroker/store"
-	"github.com/idbroker/idbroker/store/storetest"
 )
-
-// refreshBackends are the two deployments: the embedded default and
-// PostgreSQL with Redis.
-var refreshBackends = []struct {
-	name string
-	node func(t *testing.T) *node
-}{
-	{"sqlite+memory", func(t *testing.T) *node { return sqliteNode(t) }},
-	{"postgres+redis", func(t *testing.T) *node {
-		r := sessionstest.NewRedis(t)
-		return newNode(t, storetest.Postgres(t), r, r)
-	}},
-}
 
 // TestRefreshRaceEndsTheFamily: two concurrent refreshes of one token.
 // Exactly one may win; the other is reuse, and after it nothing of the
@@ -33,7 +18,7 @@ var refreshBackends = []struct {
 // earlier) nor any access token of the session. Issue 9 saw the winner's
 // token survive in 18 of 25 rounds on PostgreSQL+Redis.
 func TestRefreshRaceEndsTheFamily(t *testing.T) {
-	for _, b := range refreshBackends {
+	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			n := b.node(t)
 			n.tenant("Acme", "acme.test", alice("acme.test"))
@@ -86,7 +71,7 @@ func TestRefreshRaceEndsTheFamily(t *testing.T) {
 // theft signal: the family dies and so does the session, so the access
 // tokens introspect inactive at once.
 func TestSequentialReuseEndsTheSession(t *testing.T) {
-	for _, b := range refreshBackends {
+	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			n := b.node(t)
 			n.tenant("Acme", "acme.test", alice("acme.test"))
