@@ -23,6 +23,7 @@ import (
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/connections/oidc"
 	"github.com/idbroker/idbroker/connections/saml"
+	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/internal/browsertest"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/safehttp"
@@ -62,16 +63,30 @@ func startFirstRun(t *testing.T) *firstRun {
 	if err := keys.EnsureKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Revocations and back-channel logouts as serve wires them: recorded
+	// with their change, applied by the Revoker, logouts queued and
+	// delivered by the LogoutDispatcher.
+	var logouts *events.LogoutDispatcher
+	revoker, err := events.NewRevoker(events.RevokerConfig{Store: st, Sessions: mem,
+		Ended: func(store.Revocation, []sessions.Session) { logouts.Kick() }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg := connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.New(), oidc.Name: oidc.New()}, Issuer: issuer, Store: st, Once: mem, Sessions: mem,
-		HTTPClient: client, AllowInsecureURLs: true})
+		Revoker: revoker, HTTPClient: client, AllowInsecureURLs: true})
 	p, err := broker.New(broker.Config{Issuer: issuer, Store: st, Sessions: mem, Once: mem, Keys: keys, Connectors: reg, HTTPClient: client})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if logouts, err = events.NewLogoutDispatcher(events.LogoutConfig{Store: st, Sender: p}); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	directories, err := scim.New(scim.Config{Issuer: issuer, Store: st, Sessions: mem})
+	go logouts.Run(ctx)
+	go revoker.Run(ctx)
+	directories, err := scim.New(scim.Config{Issuer: issuer, Store: st, Sessions: mem, Revoker: revoker})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +94,7 @@ func startFirstRun(t *testing.T) *firstRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := adminportal.NewAPI(adminportal.APIConfig{Store: st, Sessions: mem, Connections: reg, Portal: selfServe})
+	api := adminportal.NewAPI(adminportal.APIConfig{Store: st, Sessions: mem, Revoker: revoker, Connections: reg, Portal: selfServe})
 	con := console.New(console.Config{Issuer: issuer, Store: st, Tenants: api,
 		PortalLink: func(ctx context.Context, a store.Actor, intent string) (string, time.Time, error) {
 			return api.CreatePortalLink(ctx, a, intent, "")
