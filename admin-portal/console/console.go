@@ -266,15 +266,11 @@ func actor(ec echo.Context, operatorID string) store.Actor {
 
 // auditOperator appends a row to the operators' own audit trail.
 func (c *Console) auditOperator(ctx context.Context, a store.Actor, action string, res store.Resource, details map[string]any) error {
-	var raw json.RawMessage
-	if details != nil {
-		b, err := json.Marshal(details)
-		if err != nil {
-			return err
-		}
-		raw = b
+	raw, err := detailsJSON(details)
+	if err != nil {
+		return err
 	}
-	_, err := c.cfg.Store.AppendOperatorAudit(ctx, store.OperatorAuditEvent{
+	_, err = c.cfg.Store.AppendOperatorAudit(ctx, store.OperatorAuditEvent{
 		Actor: a, Action: action, Resource: res, Context: raw, RequestID: httpserver.RequestID(ctx),
 	})
 	if err != nil {
@@ -285,21 +281,29 @@ func (c *Console) auditOperator(ctx context.Context, a store.Actor, action strin
 
 // auditTenant appends a row to the audit chain of the tenant in ctx.
 func (c *Console) auditTenant(ctx context.Context, a store.Actor, action string, res store.Resource, details map[string]any) error {
-	var raw json.RawMessage
-	if details != nil {
-		b, err := json.Marshal(details)
-		if err != nil {
-			return err
-		}
-		raw = b
+	raw, err := detailsJSON(details)
+	if err != nil {
+		return err
 	}
-	_, err := c.cfg.Store.AppendAudit(ctx, store.AuditEvent{
+	_, err = c.cfg.Store.AppendAudit(ctx, store.AuditEvent{
 		Actor: a, Action: action, Resource: res, Context: raw, RequestID: httpserver.RequestID(ctx),
 	})
 	if err != nil {
 		return fmt.Errorf("console: audit %s: %w", action, err)
 	}
 	return nil
+}
+
+// detailsJSON is an audit row's context: nil when there are no details.
+func detailsJSON(details map[string]any) (json.RawMessage, error) {
+	if details == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(details)
+	if err != nil {
+		return nil, fmt.Errorf("console: audit details: %w", err)
+	}
+	return b, nil
 }
 
 func operatorResource(o store.Operator) store.Resource {
