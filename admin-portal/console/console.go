@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -190,8 +191,15 @@ func (c *Console) headers(next echo.HandlerFunc) echo.HandlerFunc {
 		if err == nil || ec.Response().Committed {
 			return err
 		}
-		// Whatever went wrong, the console answers in HTML.
+		// Whatever went wrong, the console answers in HTML; a database out
+		// of reach is a 503 to retry, not a 500.
 		he := httpserver.AsError(err)
+		if he.Status == http.StatusInternalServerError && errors.Is(err, store.ErrUnavailable) {
+			he = httpserver.Unavailable(err)
+		}
+		if he.Status == http.StatusServiceUnavailable {
+			httpserver.SetRetryAfter(ec)
+		}
 		if he.Status >= 500 {
 			c.log.ErrorContext(ec.Request().Context(), "console", "err", err, "path", ec.Request().URL.Path)
 		}

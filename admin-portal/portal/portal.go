@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -279,8 +278,11 @@ func (p *Portal) audit(ctx context.Context, c echo.Context, action string, res s
 }
 
 // unavailable reports an error that is a dependency out of reach (the
-// database down or too slow), not a bug: 503, try again.
+// database down or too slow), not a bug: 503, try again. It is the rule
+// every surface uses (httpserver.IsUnavailable), plus the store's own
+// classification of PostgreSQL's answers and a request that ran out of
+// time waiting for one.
 func unavailable(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) || errors.Is(err, context.DeadlineExceeded)
+	return httpserver.IsUnavailable(err) || errors.Is(err, store.ErrUnavailable) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
