@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"time"
 
@@ -36,7 +37,13 @@ type activeCache struct {
 	users   map[[2]string]time.Time // {tenant, user} → trusted active until
 	tenants map[string]time.Time    // tenant → trusted live until
 	gen     uint64                  // invalidations; see sessions.Cached
+	// sweepAt is the size at which the next insert drops expired entries,
+	// so the maps hold the users seen in the last TTL, not every user ever.
+	sweepAt int
 }
+
+// minSweep is the smallest map size worth sweeping.
+const minSweep = 1024
 
 func newActiveCache(s Store, ttl time.Duration, now func() time.Time) *activeCache {
 	return &activeCache{store: s, ttl: ttl, now: now, users: map[[2]string]time.Time{}, tenants: map[string]time.Time{}}
@@ -93,9 +100,20 @@ func (c *activeCache) check(ctx context.Context, tenantID, userID string) error 
 	if gen == c.gen {
 		c.tenants[tenantID] = now.Add(c.ttl)
 		c.users[key] = now.Add(c.ttl)
+		if len(c.users) >= c.sweepAt {
+			c.sweep(now)
+		}
 	}
 	c.mu.Unlock()
 	return nil
+}
+
+// sweep drops expired entries; the next sweep waits until the maps have
+// doubled, so its cost is spread over the inserts in between. c.mu is held.
+func (c *activeCache) sweep(now time.Time) {
+	maps.DeleteFunc(c.users, func(_ [2]string, until time.Time) bool { return !now.Before(until) })
+	maps.DeleteFunc(c.tenants, func(_ string, until time.Time) bool { return !now.Before(until) })
+	c.sweepAt = max(minSweep, 2*len(c.users))
 }
 
 // checkActive is activeCache.check as the token endpoint's error.
