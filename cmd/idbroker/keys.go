@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
@@ -47,16 +46,11 @@ func runAPIKey(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return fmt.Errorf("list API keys: %w", err)
 		}
-		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tCREATED\tREVOKED")
+		tb := newTable("ID", "NAME", "PREFIX", "CREATED", "REVOKED")
 		for _, k := range keys {
-			revoked := "-"
-			if k.RevokedAt != nil {
-				revoked = k.RevokedAt.Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\n", k.ID, k.Name, k.Prefix, k.CreatedAt.Format(time.RFC3339), revoked)
+			tb.add(k.ID, k.Name, k.Prefix+"…", timeOr(&k.CreatedAt, ""), timeOr(k.RevokedAt, "-"))
 		}
-		return tw.Flush()
+		return tb.write(c.stdout)
 	case "revoke":
 		if id == "" {
 			fmt.Fprintf(c.stderr, "apikey revoke takes the id of the key (ak_…)\n\n")
@@ -200,12 +194,11 @@ func runRewrap(ctx context.Context, c *cli, args []string) error {
 }
 
 func printRewrap(c *cli, s store.RewrapStats) {
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "COLUMN\tREWRAPPED\tALREADY CURRENT\tCHANGED MEANWHILE")
+	tb := newTable("COLUMN", "REWRAPPED", "ALREADY CURRENT", "CHANGED MEANWHILE")
 	for _, col := range s.Columns() {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", col, s.Rewrapped[col], s.Current[col], s.Raced[col])
+		tb.add(col, s.Rewrapped[col], s.Current[col], s.Raced[col])
 	}
-	tw.Flush()
+	tb.write(c.stdout) //nolint:errcheck // a summary on the terminal
 }
 
 // cliAudit appends a row to the vendor's own audit trail (the one the

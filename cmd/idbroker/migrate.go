@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
-	"time"
 )
 
 const migrateHelp = `
@@ -43,14 +41,9 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "database is up to date (%d migrations)\n", len(states))
 		return nil
 	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tNAME\tAPPLIED")
+	tb := newTable("VERSION", "NAME", "APPLIED")
 	for _, m := range states {
-		applied := "pending"
-		if m.AppliedAt != nil {
-			applied = m.AppliedAt.UTC().Format(time.RFC3339)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\n", m.Version, m.Name, applied)
+		tb.add(m.Version, m.Name, timeOr(m.AppliedAt, "pending"))
 	}
-	return tw.Flush()
+	return tb.write(c.stdout)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/idbroker/idbroker/admin-portal/console"
@@ -58,16 +57,11 @@ func runOperator(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return fmt.Errorf("list operators: %w", err)
 		}
-		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tEMAIL\tSTATUS\tCREATED\tLAST SIGN-IN")
+		tb := newTable("ID", "EMAIL", "STATUS", "CREATED", "LAST SIGN-IN")
 		for _, o := range ops {
-			last := "-"
-			if o.LastLoginAt != nil {
-				last = o.LastLoginAt.Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.ID, o.Email, o.Status, o.CreatedAt.Format(time.RFC3339), last)
+			tb.add(o.ID, o.Email, o.Status, timeOr(&o.CreatedAt, ""), timeOr(o.LastLoginAt, "-"))
 		}
-		return tw.Flush()
+		return tb.write(c.stdout)
 	case "disable":
 		if ref == "" {
 			fmt.Fprintf(c.stderr, "operator disable takes the operator's id (opr_…) or email\n\n")
