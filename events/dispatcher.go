@@ -108,20 +108,10 @@ func New(cfg Config) (*Dispatcher, error) {
 
 // Run delivers until ctx is done.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	for {
-		n, err := d.DeliverDue(ctx)
-		if err != nil && ctx.Err() == nil {
-			d.log.ErrorContext(ctx, "webhook dispatch failed", "error", err)
-		}
-		if n > 0 && err == nil {
-			continue // there may be more due
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(d.cfg.Interval):
-		}
-	}
+	drain(ctx, nil, d.cfg.Interval, d.cfg.Interval, d.DeliverDue, func(ctx context.Context, err error) {
+		d.log.ErrorContext(ctx, "webhook dispatch failed", "error", err)
+	})
+	return nil
 }
 
 // DeliverDue claims the deliveries due now, attempts each once and records

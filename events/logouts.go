@@ -58,7 +58,7 @@ type LogoutConfig struct {
 type LogoutDispatcher struct {
 	cfg  LogoutConfig
 	log  *slog.Logger
-	wake chan struct{}
+	wake wakeup
 }
 
 // NewLogoutDispatcher returns a LogoutDispatcher; Run it on every node.
@@ -84,7 +84,7 @@ func NewLogoutDispatcher(cfg LogoutConfig) (*LogoutDispatcher, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	d := &LogoutDispatcher{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}
+	d := &LogoutDispatcher{cfg: cfg, log: cfg.Logger, wake: newWakeup()}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -92,30 +92,14 @@ func NewLogoutDispatcher(cfg LogoutConfig) (*LogoutDispatcher, error) {
 }
 
 // Kick makes Run look for due logouts now rather than at its next poll.
-func (d *LogoutDispatcher) Kick() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
+func (d *LogoutDispatcher) Kick() { d.wake.kick() }
 
 // Run delivers due logouts until ctx is done; it returns nil then.
 func (d *LogoutDispatcher) Run(ctx context.Context) error {
-	for {
-		n, err := d.DeliverDue(ctx)
-		if err != nil && ctx.Err() == nil {
-			d.log.ErrorContext(ctx, "back-channel logout dispatch failed", "err", err)
-		}
-		if n > 0 && err == nil {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-d.wake:
-		case <-time.After(d.cfg.Poll):
-		}
-	}
+	drain(ctx, d.wake, d.cfg.Poll, d.cfg.Poll, d.DeliverDue, func(ctx context.Context, err error) {
+		d.log.ErrorContext(ctx, "back-channel logout dispatch failed", "err", err)
+	})
+	return nil
 }
 
 // DeliverDue claims the logouts due now, attempts each once and records

@@ -64,7 +64,7 @@ type RevokerConfig struct {
 type Revoker struct {
 	cfg    RevokerConfig
 	log    *slog.Logger
-	wake   chan struct{}
+	wake   wakeup
 	failed atomic.Bool // the last attempt failed: ping before claiming
 }
 
@@ -82,7 +82,7 @@ func NewRevoker(cfg RevokerConfig) (*Revoker, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultRevocationPoll
 	}
-	r := &Revoker{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}
+	r := &Revoker{cfg: cfg, log: cfg.Logger, wake: newWakeup()}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -105,18 +105,11 @@ func (r *Revoker) Apply(ctx context.Context, revs ...store.Revocation) ([]sessio
 		all = append(all, ended...)
 		if err != nil {
 			r.failed.Store(true)
-			r.kick()
+			r.wake.kick()
 			return all, err
 		}
 	}
 	return all, nil
-}
-
-func (r *Revoker) kick() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
 }
 
 // apply ends the sessions of one order, queues their logouts and deletes
@@ -167,25 +160,10 @@ func (r *Revoker) apply(ctx context.Context, rv store.Revocation) ([]sessions.Se
 // node whose immediate Apply failed or never ran (a crash between commit
 // and Apply). It returns nil once ctx is done.
 func (r *Revoker) Run(ctx context.Context) error {
-	for {
-		n, err := r.ApplyDue(ctx)
-		if err != nil && ctx.Err() == nil {
-			r.log.WarnContext(ctx, "revocations not yet applied; retrying", "err", err)
-		}
-		if n > 0 && err == nil {
-			continue // there may be more
-		}
-		wait := r.cfg.Poll
-		if err != nil {
-			wait = r.cfg.Retry
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.wake:
-		case <-time.After(wait):
-		}
-	}
+	drain(ctx, r.wake, r.cfg.Poll, r.cfg.Retry, r.ApplyDue, func(ctx context.Context, err error) {
+		r.log.WarnContext(ctx, "revocations not yet applied; retrying", "err", err)
+	})
+	return nil
 }
 
 // pinger is the session stores' health check (Memory and Redis have it).
