@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/admin-portal/domainverify"
+	"github.com/idbroker/idbroker/admin-portal/openapi"
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/sessions"
@@ -127,8 +128,14 @@ type Revoker interface {
 // Mount registers the API under /api/v1. Every route, including unknown
 // ones, passes the one error mapper and the one authentication middleware,
 // so that an unauthenticated caller learns nothing, not even which paths
-// exist.
+// exist; the one exception is the API's OpenAPI document, which describes
+// what the source already says.
+//
+// Every route registered here is documented in admin-portal/openapi's
+// openapi.yaml (a test of cmd/idbroker fails otherwise).
 func (a *API) Mount(e *echo.Echo) {
+	e.GET(openapi.Path, openapi.Serve)
+
 	mw := []echo.MiddlewareFunc{a.mapErrors, a.authenticate}
 	if a.limit != nil {
 		mw = append(mw, a.limit)
