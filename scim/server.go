@@ -100,6 +100,7 @@ type Server struct {
 	maxBody  int64
 	maxCount int
 	limit    echo.MiddlewareFunc
+	errLog   errorLog // which failed requests the portal gets to see
 }
 
 // New returns a Server. It fails when a required field is missing.
@@ -183,10 +184,14 @@ func (s *Server) Mount(e *echo.Echo) {
 // own 404 and 405, in the SCIM error schema.
 func (s *Server) handleErrors(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if err := next(c); err != nil {
-			return s.writeError(c, err)
+		err := next(c)
+		if err == nil {
+			return nil
 		}
-		return nil
+		e := toError(err)
+		werr := s.writeError(c, err)
+		s.recordError(c, e)
+		return werr
 	}
 }
 
@@ -227,6 +232,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx = store.WithTenant(ctx, tenantID)
 		httpserver.SetTenantID(ctx, tenantID)
+		// From here the request is the directory's: its errors, the
+		// refusal below included, are kept for the portal (recordError).
+		c.SetRequest(c.Request().WithContext(context.WithValue(ctx, dirKey{}, dir)))
 		// A paused or cancelled tenant's directory is read-only: the IdP
 		// may still read what it provisioned, and writes are refused.
 		if !status.Live() {
@@ -236,7 +244,6 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				return newError(http.StatusForbidden, "", "the tenant is %s: provisioning is read-only", status)
 			}
 		}
-		c.SetRequest(c.Request().WithContext(context.WithValue(ctx, dirKey{}, dir)))
 		return next(c)
 	}
 }

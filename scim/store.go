@@ -34,4 +34,6 @@ type Store interface {
 	// RecordRevocation queues, in the deprovisioning's transaction, the
 	// order to end the user's sessions (see Revoker).
 	RecordRevocation(ctx context.Context, r store.Revocation) (store.Revocation, error)
+	// RecordSCIMError keeps a failed request's answer for the portal.
+	RecordSCIMError(ctx context.Context, e store.SCIMError) error
 }

@@ -175,6 +175,9 @@ type Store interface {
 	// and logouts.go.
 	RevocationStore
 
+	// The last SCIM errors of each directory; see scim_errors.go.
+	SCIMErrorStore
+
 	// Operations.
 	Ping(ctx context.Context) error
 	Migrate(ctx context.Context) error

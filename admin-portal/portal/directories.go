@@ -193,8 +193,14 @@ func (p *Portal) renderDirectory(c echo.Context, d store.Directory, prov dirProv
 	if len(activity) > 0 {
 		stats.LastActivity = activity[0].CreatedAt
 	}
+	// What the IdP was answered when its requests failed, newest first:
+	// kept by the SCIM server, a few per directory.
+	scimErrors, err := p.cfg.Store.SCIMErrors(ctx, d.ID)
+	if err != nil {
+		return err
+	}
 	return p.render(c, http.StatusOK, "dsync_show.html", d.Name, map[string]any{
 		"Dir": d, "Stats": stats, "Provider": prov, "Providers": dirProviders, "Token": token,
-		"BaseURL": p.cfg.SCIMBaseURL(d.ID), "Activity": activity,
+		"BaseURL": p.cfg.SCIMBaseURL(d.ID), "Activity": activity, "Errors": scimErrors, "ErrorsKept": store.SCIMErrorsKept,
 	})
 }

@@ -30,6 +30,7 @@ type Store interface {
 	SetDirectoryToken(ctx context.Context, id string, tokenHash []byte) error
 	FindUsers(ctx context.Context, q store.UserQuery) ([]store.User, int, error)
 	FindGroups(ctx context.Context, q store.GroupQuery) ([]store.Group, int, error)
+	SCIMErrors(ctx context.Context, directoryID string) ([]store.SCIMError, error)
 
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 	AuditEvents(ctx context.Context, action string, p store.Page) ([]store.AuditEvent, string, error)

@@ -58,6 +58,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"ConsoleReads", testConsoleReads},
 		{"Revocations", testRevocations},
 		{"TenantLifecycle", testTenantLifecycle},
+		{"SCIMErrors", testSCIMErrors},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

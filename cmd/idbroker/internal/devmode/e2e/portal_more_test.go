@@ -118,9 +118,30 @@ func TestPortalOIDCDirectoryAndDomainInBrowser(t *testing.T) {
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("SCIM push: %d", resp.StatusCode)
 		}
-		run(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("user-count")))
+		// Then a push the server refuses: the admin sees what Okta was told.
+		if got := text(t, ctx, "#no-scim-errors"); !strings.Contains(got, "No errors") {
+			t.Errorf("errors before any failure: %q", got)
+		}
+		req, _ = http.NewRequest("POST", baseURL+"/Users", strings.NewReader(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"name":{"givenName":"Eve"}}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/scim+json")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var refusal struct{ Status, ScimType, Detail string }
+		json.NewDecoder(resp.Body).Decode(&refusal)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || refusal.Detail == "" {
+			t.Fatalf("bad SCIM push: %d %+v", resp.StatusCode, refusal)
+		}
+		run(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("user-count")), chromedp.WaitVisible(chromedp.ID("scim-errors")))
 		if got := text(t, ctx, "#user-count"); got != "1" {
 			t.Errorf("user count %q after a push, want 1", got)
+		}
+		if got := text(t, ctx, "#scim-errors tbody"); !strings.Contains(got, refusal.Detail) || !strings.Contains(got, "400") ||
+			!strings.Contains(got, refusal.ScimType) || !strings.Contains(got, "POST /scim/v2/") {
+			fail(t, ctx, "errors table %q, want the refusal %+v", got, refusal)
 		}
 		shot(t, ctx, "portal-dsync-activity.png")
 	})
