@@ -23,8 +23,8 @@ type Store interface {
 	EraseTenant(ctx context.Context, actor store.Actor, note map[string]any) (store.AuditEvent, error)
 }
 
-// Cache erases a tenant from the shared cache (*sessions.Redis); nil when
-// sessions live in process and end with it.
+// Cache erases a tenant from the session store (*sessions.Redis, or the
+// in-process *sessions.Memory of the embedded deployment).
 type Cache interface {
 	EraseTenant(ctx context.Context, tenantID string) (int, error)
 }

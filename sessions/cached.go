@@ -207,6 +207,25 @@ func (c *Cached) RevokeConnection(ctx context.Context, tenantID, connectionID st
 	return c.forgetAll(c.store.RevokeConnection(ctx, tenantID, connectionID))
 }
 
+// EraseTenant erases the tenant from the store underneath (an error when
+// it cannot) and forgets its cached sessions.
+func (c *Cached) EraseTenant(ctx context.Context, tenantID string) (int, error) {
+	er, ok := c.store.(TenantEraser)
+	if !ok {
+		return 0, fmt.Errorf("sessions: %T cannot erase a tenant", c.store)
+	}
+	n, err := er.EraseTenant(ctx, tenantID)
+	c.mu.Lock()
+	c.gen++
+	for id, e := range c.entries {
+		if e.s.TenantID == tenantID {
+			delete(c.entries, id)
+		}
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
 func (c *Cached) forgetAll(revoked []Session, err error) ([]Session, error) {
 	ids := make([]string, len(revoked))
 	for i, s := range revoked {

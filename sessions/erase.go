@@ -1,12 +1,79 @@
 package sessions
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
+
+// TenantEraser is a store that can forget a tenant entirely: the last step
+// of a tenant's erasure, after its restore window. Memory and Redis are
+// both, so the embedded deployment erases as much as the scaled-out one.
+type TenantEraser interface {
+	// EraseTenant deletes everything that names tenantID and says how many
+	// entries went.
+	EraseTenant(ctx context.Context, tenantID string) (int, error)
+}
+
+var (
+	_ TenantEraser = (*Memory)(nil)
+	_ TenantEraser = (*Redis)(nil)
+	_ TenantEraser = (*Cached)(nil)
+)
+
+// EraseTenant deletes the tenant's sessions, its refresh families, and
+// every one-time entry and rate-limit bucket whose key or value names
+// tenantID — the same rule as Redis's. Revocation already ended the
+// sessions when the tenant was deleted; this removes what remains of it
+// in memory.
+func (m *Memory) EraseTenant(ctx context.Context, tenantID string) (int, error) {
+	if tenantID == "" {
+		return 0, fmt.Errorf("sessions: erase: no tenant")
+	}
+	n := 0
+	gone := map[string]bool{}
+	m.mu.Lock()
+	for id := range m.byTenant[tenantID] {
+		m.removeLocked(m.sessions[id])
+		gone[id] = true
+		n++
+	}
+	m.mu.Unlock()
+
+	m.famMu.Lock()
+	for id, f := range m.families {
+		if gone[f.SessionID] || strings.Contains(id, tenantID) || bytes.Contains(f.Grant, []byte(tenantID)) {
+			delete(m.families, id)
+			n++
+		}
+	}
+	m.famMu.Unlock()
+
+	m.onceMu.Lock()
+	for k := range m.seen {
+		if strings.Contains(k, tenantID) {
+			delete(m.seen, k)
+			n++
+		}
+	}
+	for k, v := range m.values {
+		if strings.Contains(k, tenantID) || bytes.Contains(v.value, []byte(tenantID)) {
+			delete(m.values, k)
+			n++
+		}
+	}
+	for k := range m.buckets {
+		if strings.Contains(k, tenantID) {
+			delete(m.buckets, k)
+			n++
+		}
+	}
+	m.onceMu.Unlock()
+	return n, nil
+}
 
 // EraseTenant deletes every key under this store's prefix that names
 // tenantID or holds it in its value: sessions and their indexes, pending

@@ -55,6 +55,7 @@ func RunConformance(t *testing.T, newImpl func(t *testing.T) Impl) {
 		{"Limiter", testLimiter},
 		{"LimiterRefill", testLimiterRefill},
 		{"LimiterRace", testLimiterRace},
+		{"EraseTenant", testEraseTenant},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
