@@ -21,6 +21,7 @@ import (
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/admin-portal/openapi"
+	"github.com/idbroker/idbroker/internal/dnstest"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/metrics"
 	"github.com/idbroker/idbroker/store"
@@ -33,6 +34,8 @@ type wired struct {
 	echo   *echo.Echo
 	store  *store.DB
 	apiKey string
+	// dns answers the broker's domain-verification lookups.
+	dns *dnstest.Server
 }
 
 // wiredBootstrapKey is the operator key the wired broker accepts.
@@ -45,7 +48,9 @@ func startWired(t *testing.T, dev bool) *wired {
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String()
 	dir := t.TempDir()
+	dns := dnstest.Start(t) // no lookup leaves the machine
 	cfg, err := loadConfig(configSource{dev: dev, getenv: mapEnv(map[string]string{
+		envDNSResolver:     dns.Addr,
 		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(dir, "idbroker.db")),
 		envIssuer:          issuer,
 		envBootstrapAPIKey: wiredBootstrapKey,
@@ -87,7 +92,7 @@ func startWired(t *testing.T, dev bool) *wired {
 	}
 	ts.Config.Handler = srv.Echo()
 	ts.Start()
-	return &wired{url: ts.URL, echo: srv.Echo(), store: st, apiKey: wiredBootstrapKey}
+	return &wired{url: ts.URL, echo: srv.Echo(), store: st, apiKey: wiredBootstrapKey, dns: dns}
 }
 
 // apiRoute is one operation of the operator API: a method and a path in

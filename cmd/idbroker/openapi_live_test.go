@@ -1,0 +1,362 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/idbroker/idbroker/admin-portal/openapi"
+)
+
+// liveDoc checks real answers of the operator API against the OpenAPI
+// document: the status must be one the operation lists, and the body must
+// match that answer's schema. It catches the drift no example can: a field
+// the code renamed, a status the document forgot.
+type liveDoc struct {
+	doc      map[string]any
+	compiler *jsonschema.Compiler
+	schemas  map[string]*jsonschema.Schema
+	paths    []docPath
+	// seen records the operations checked, by "METHOD /path".
+	seen map[string]bool
+}
+
+type docPath struct {
+	template string
+	re       *regexp.Regexp
+	params   int
+}
+
+const liveDocURL = "https://idbroker.invalid/api/v1/openapi.json"
+
+func newLiveDoc(t *testing.T) *liveDoc {
+	t.Helper()
+	d, err := openapi.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld := &liveDoc{compiler: jsonschema.NewCompiler(), schemas: map[string]*jsonschema.Schema{}, seen: map[string]bool{}}
+	if err := json.Unmarshal(d.JSON, &ld.doc); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(d.JSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld.compiler.DefaultDraft(jsonschema.Draft2020)
+	ld.compiler.AssertFormat()
+	if err := ld.compiler.AddResource(liveDocURL, inst); err != nil {
+		t.Fatal(err)
+	}
+	param := regexp.MustCompile(`\{[^}]+\}`)
+	for p := range ld.doc["paths"].(map[string]any) {
+		ld.paths = append(ld.paths, docPath{
+			template: p,
+			re:       regexp.MustCompile("^" + strings.Join(quoteAll(param.Split(p, -1)), `[^/]+`) + "$"),
+			params:   len(param.FindAllString(p, -1)),
+		})
+	}
+	return ld
+}
+
+func quoteAll(parts []string) []string {
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return parts
+}
+
+// operation finds the documented path a request path (under /api/v1)
+// belongs to: the match with the fewest parameters, as echo routes static
+// segments first.
+func (ld *liveDoc) operation(path string) (string, bool) {
+	best, found := docPath{params: -1}, false
+	for _, p := range ld.paths {
+		if p.re.MatchString(path) && (!found || p.params < best.params) {
+			best, found = p, true
+		}
+	}
+	return best.template, found
+}
+
+// check validates one answer of method rawURL.
+func (ld *liveDoc) check(t *testing.T, method, rawURL string, a httpAnswer) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, ok := strings.CutPrefix(u.Path, "/api/v1")
+	if !ok {
+		return // not the operator API
+	}
+	call := fmt.Sprintf("%s %s (answered %d)", method, u.Path, a.status)
+	template, ok := ld.operation(path)
+	if !ok {
+		t.Errorf("%s: no path of the OpenAPI document matches", call)
+		return
+	}
+	op, ok := ld.doc["paths"].(map[string]any)[template].(map[string]any)[strings.ToLower(method)].(map[string]any)
+	if !ok {
+		t.Errorf("%s: paths.%s has no %s operation", call, template, strings.ToLower(method))
+		return
+	}
+	ld.seen[method+" "+template] = true
+	responses := op["responses"].(map[string]any)
+	key := strconv.Itoa(a.status)
+	resp, ok := responses[key]
+	if !ok {
+		resp, ok = responses["default"]
+	}
+	if !ok {
+		t.Errorf("%s: paths.%s.%s.responses lists no %s answer; add it to admin-portal/openapi/openapi.yaml (body: %s)",
+			call, template, strings.ToLower(method), key, truncate(a.body))
+		return
+	}
+	ptr := fmt.Sprintf("/paths/%s/%s/responses/%s", escapePointer(template), strings.ToLower(method), key)
+	r := resp.(map[string]any)
+	if ref, ok := r["$ref"].(string); ok {
+		ptr = strings.TrimPrefix(ref, "#")
+		r = lookupPointer(ld.doc, ptr).(map[string]any)
+	}
+	content, _ := r["content"].(map[string]any)
+	if len(content) == 0 {
+		if len(bytes.TrimSpace(a.body)) > 0 {
+			t.Errorf("%s: the document says the %s answer has no body, but it has: %s", call, key, truncate(a.body))
+		}
+		return
+	}
+	mt, _, err := mime.ParseMediaType(a.header.Get("Content-Type"))
+	if err != nil {
+		t.Errorf("%s: Content-Type %q: %v", call, a.header.Get("Content-Type"), err)
+		return
+	}
+	if _, ok := content[mt]; !ok {
+		t.Errorf("%s: answered %s, which the document's %s answer does not list", call, mt, key)
+		return
+	}
+	schemaPtr := ptr + "/content/" + escapePointer(mt) + "/schema"
+	var docs [][]byte
+	switch mt {
+	case "application/json":
+		docs = [][]byte{a.body}
+	case "application/x-ndjson":
+		for _, line := range bytes.Split(bytes.TrimSpace(a.body), []byte("\n")) {
+			if len(line) > 0 {
+				docs = append(docs, line)
+			}
+		}
+	default:
+		return // CSV: a string
+	}
+	sch, ok := ld.schemas[schemaPtr]
+	if !ok {
+		if sch, err = ld.compiler.Compile(liveDocURL + "#" + schemaPtr); err != nil {
+			t.Fatalf("compile %s: %v", schemaPtr, err)
+		}
+		ld.schemas[schemaPtr] = sch
+	}
+	for _, d := range docs {
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(d))
+		if err != nil {
+			t.Errorf("%s: body is not JSON: %v: %s", call, err, truncate(d))
+			continue
+		}
+		if err := sch.Validate(v); err != nil {
+			t.Errorf("%s: the answer does not match the OpenAPI document (%s in admin-portal/openapi/openapi.yaml):\n%v\nbody: %s",
+				call, schemaPtr, err, truncate(d))
+		}
+	}
+}
+
+func escapePointer(s string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+}
+
+func lookupPointer(doc any, ptr string) any {
+	cur := doc
+	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		tok = strings.NewReplacer("~1", "/", "~0", "~").Replace(tok)
+		cur = cur.(map[string]any)[tok]
+	}
+	return cur
+}
+
+func truncate(b []byte) string {
+	if len(b) > 600 {
+		return string(b[:600]) + "…"
+	}
+	return string(b)
+}
+
+// apiClient calls the wired operator API and checks every answer against
+// the document.
+type apiClient struct {
+	t   *testing.T
+	w   *wired
+	doc *liveDoc
+}
+
+// do sends method path (under the broker's URL) with the operator key and
+// body (JSON-encoded unless already bytes), checks the answer against the
+// document and, when want is not 0, its status; it returns the decoded
+// body.
+func (c *apiClient) do(method, path string, body any, want int, opts ...func(map[string]string)) map[string]any {
+	c.t.Helper()
+	var raw []byte
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		raw = b
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	h := map[string]string{"Authorization": "Bearer " + c.w.apiKey}
+	for _, o := range opts {
+		o(h)
+	}
+	a, err := httpDo(method, c.w.url+path, h, raw)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.doc.check(c.t, method, c.w.url+path, a)
+	if want != 0 && a.status != want {
+		c.t.Fatalf("%s %s = %d, want %d: %s", method, path, a.status, want, truncate(a.body))
+	}
+	var out map[string]any
+	_ = json.Unmarshal(a.body, &out)
+	return out
+}
+
+func header(k, v string) func(map[string]string) {
+	return func(h map[string]string) {
+		if v == "" {
+			delete(h, k)
+			return
+		}
+		h[k] = v
+	}
+}
+
+// TestOpenAPIMatchesLiveAnswers drives the wired operator API through
+// every resource, successes and errors, and checks each answer against the
+// document.
+func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
+	w := startWired(t, true)
+	c := &apiClient{t: t, w: w, doc: newLiveDoc(t)}
+
+	// Tenants and domains.
+	tnt := c.do("POST", "/api/v1/tenants", map[string]any{"name": "Live Corp", "tier": "enterprise", "status": "trial",
+		"domains": []any{map[string]any{"domain": "live.example"}, map[string]any{"domain": "live2.example", "verified": true}}}, 201)
+	id := tnt["id"].(string)
+	c.do("GET", "/api/v1/tenants?limit=1", nil, 200)
+	c.do("GET", "/api/v1/tenants?status=trial", nil, 200)
+	c.do("GET", "/api/v1/tenants/"+id, nil, 200)
+	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"status": "active", "name": "Live Corporation"}, 200)
+	c.do("GET", "/api/v1/tenants/"+id+"/domains", nil, 200)
+	c.do("POST", "/api/v1/tenants/"+id+"/domains", map[string]any{"domain": "live3.example"}, 201)
+	d3 := c.do("GET", "/api/v1/tenants/"+id+"/domains/live3.example", nil, 200)
+	v3 := d3["verification"].(map[string]any)
+	w.dns.SetTXT(v3["record_name"].(string), v3["record_value"].(string))
+	c.do("POST", "/api/v1/tenants/"+id+"/domains/"+d3["id"].(string)+"/verify", nil, 200)
+	c.do("POST", "/api/v1/tenants/"+id+"/domains/live2.example/verify", nil, 200)
+	c.do("DELETE", "/api/v1/tenants/"+id+"/domains/live3.example", nil, 204)
+
+	// Connections: SAML from the test IdP's metadata, and OIDC.
+	saml := c.do("POST", "/api/v1/tenants/"+id+"/connections", map[string]any{"type": "saml", "name": "Live IdP",
+		"saml": map[string]any{"idp_metadata_url": w.url + "/dev/idp/metadata", "attribute_mapping": map[string]any{"preset": "okta"}}}, 201)
+	conn := saml["id"].(string)
+	c.do("PATCH", "/api/v1/connections/"+conn, map[string]any{"status": "active"}, 200)
+	oidc := c.do("POST", "/api/v1/tenants/"+id+"/connections", map[string]any{"type": "oidc", "name": "Live OIDC",
+		"oidc": map[string]any{"client_id": "live-client"}}, 201)
+	c.do("GET", "/api/v1/connections/"+oidc["id"].(string), nil, 200)
+	c.do("GET", "/api/v1/tenants/"+id+"/connections", nil, 200)
+	c.do("DELETE", "/api/v1/connections/"+oidc["id"].(string), nil, 204)
+
+	// Directories.
+	dir := c.do("POST", "/api/v1/tenants/"+id+"/directories", map[string]any{"name": "Okta"}, 201)
+	dirID := dir["id"].(string)
+	c.do("GET", "/api/v1/tenants/"+id+"/directories", nil, 200)
+	c.do("GET", "/api/v1/directories/"+dirID, nil, 200)
+	tok := c.do("POST", "/api/v1/directories/"+dirID+"/token", nil, 200)
+	// Provision a user over SCIM, so the lists have someone in them.
+	scimUser := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "bob@live2.example",
+		"externalId": "00u-bob", "name": map[string]any{"givenName": "Bob", "familyName": "Stone"},
+		"emails": []any{map[string]any{"value": "bob@live2.example", "primary": true, "type": "work"}}, "active": true}
+	b, _ := json.Marshal(scimUser)
+	a, err := httpDo("POST", dir["scim_base_url"].(string)+"/Users",
+		map[string]string{"Authorization": "Bearer " + tok["bearer_token"].(string), "Content-Type": "application/scim+json"}, b)
+	if err != nil || a.status != 201 {
+		t.Fatalf("SCIM create user = %d %v: %s", a.status, err, a.body)
+	}
+	var su struct{ ID string }
+	_ = json.Unmarshal(a.body, &su)
+	users := c.do("GET", "/api/v1/directories/"+dirID+"/users", nil, 200)
+	c.do("GET", "/api/v1/directories/"+dirID+"/groups", nil, 200)
+	if data, _ := users["data"].([]any); len(data) != 1 {
+		t.Fatalf("directory users = %v, want bob", users)
+	}
+	userID := users["data"].([]any)[0].(map[string]any)["id"].(string)
+	c.do("POST", "/api/v1/users/"+userID+"/revoke_sessions", nil, 204)
+
+	// Events, webhooks, usage, audit.
+	c.do("GET", "/api/v1/events?limit=5", nil, 200)
+	wh := c.do("POST", "/api/v1/webhooks", map[string]any{"url": w.url + "/hooks/idbroker", "events": []string{"*"}}, 201)
+	c.do("GET", "/api/v1/webhooks", nil, 200)
+	c.do("GET", "/api/v1/webhooks/"+wh["id"].(string), nil, 200)
+	c.do("GET", "/api/v1/webhooks/"+wh["id"].(string)+"/deliveries", nil, 200)
+	c.do("GET", "/api/v1/tenants/"+id+"/usage?granularity=month", nil, 200)
+	c.do("GET", "/api/v1/usage/export", nil, 200)
+	c.do("GET", "/api/v1/usage/export?format=csv", nil, 200)
+	c.do("GET", "/api/v1/audit_events?tenant_id="+id, nil, 200)
+	c.do("GET", "/api/v1/audit_events?tenant_id="+id+"&format=csv", nil, 200)
+
+	// Applications and portal links.
+	app := c.do("POST", "/api/v1/applications", map[string]any{"name": "Live app", "redirect_uris": []string{"https://app.example.com/cb"},
+		"backchannel_logout_uri": "https://app.example.com/bcl", "refresh_token_ttl_seconds": 3600}, 201)
+	appID := app["id"].(string)
+	c.do("POST", "/api/v1/applications", map[string]any{"name": "Live SPA", "public": true, "redirect_uris": []string{"https://spa.example.com/cb"}}, 201)
+	c.do("GET", "/api/v1/applications", nil, 200)
+	c.do("GET", "/api/v1/applications/"+appID, nil, 200)
+	c.do("PATCH", "/api/v1/applications/"+appID, map[string]any{"name": "Live app 2", "backchannel_logout_uri": ""}, 200)
+	c.do("POST", "/api/v1/portal_links", map[string]any{"tenant_id": id, "intent": "sso"}, 201)
+	c.do("DELETE", "/api/v1/applications/"+appID, nil, 204)
+
+	// Errors, each in the documented shape.
+	c.do("GET", "/api/v1/tenants", nil, 401, header("Authorization", ""))
+	c.do("GET", "/api/v1/tenants/tnt_nope", nil, 404)
+	c.do("GET", "/api/v1/connections/conn_nope", nil, 404)
+	c.do("POST", "/api/v1/tenants", map[string]any{"name": "X", "bogus": 1}, 400)
+	c.do("POST", "/api/v1/tenants", []byte(`{"name": "X"}`), 415, header("Content-Type", "text/plain"))
+	c.do("POST", "/api/v1/tenants/"+id+"/domains", map[string]any{"domain": "live.example"}, 409)
+	c.do("POST", "/api/v1/tenants/"+id+"/domains/live.example/verify", nil, 422)
+	c.do("POST", "/api/v1/tenants/"+id+"/connections", map[string]any{"type": "saml", "name": "Bad",
+		"saml": map[string]any{"idp_metadata_url": "ftp://nope"}}, 400)
+	c.do("GET", "/api/v1/tenants?limit=1000", nil, 400)
+	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"status": "cancelled"}, 200)
+	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"status": "active"}, 409)
+	c.do("POST", "/api/v1/portal_links", map[string]any{"tenant_id": id, "intent": "sso"}, 409)
+	c.do("DELETE", "/api/v1/tenants/"+id, nil, 204)
+	c.do("POST", "/api/v1/tenants/"+id+"/restore", nil, 200)
+
+	// The document itself.
+	c.do("GET", openapi.Path, nil, 200, header("Authorization", ""))
+
+	// Every documented operation was exercised at least once.
+	for r := range documentedAPIRoutes(t) {
+		if !c.doc.seen[r.method+" "+r.path] {
+			t.Errorf("%s is documented but TestOpenAPIMatchesLiveAnswers never calls it: add a call", r)
+		}
+	}
+}
