@@ -157,6 +157,8 @@ func (c *Console) Mount(e *echo.Echo) {
 	g.GET("/enrol/:token", c.enrolPage)
 	g.POST("/enrol/:token", c.enrol, c.checkFormCSRF)
 	g.GET("/enrol/:token/qr.png", c.enrolQR)
+	// The API reference renders a public document: no session needed.
+	g.GET("/api", c.apiPage)
 
 	a := g.Group("", c.requireSession)
 	a.GET("", c.home)

@@ -13,6 +13,7 @@ import (
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/admin-portal/console"
 	"github.com/idbroker/idbroker/admin-portal/domainverify"
+	"github.com/idbroker/idbroker/admin-portal/openapi"
 	"github.com/idbroker/idbroker/admin-portal/portal"
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/cmd/idbroker/internal/devmode"
@@ -315,7 +316,8 @@ func mountDev(ctx context.Context, e *echo.Echo, cfg Config, st store.Store, reg
 	}
 	dev.MountLanding(e, devmode.Landing{
 		ConsoleEmail: op.Email,
-		APIReference: "/api/v1/openapi.json",
+		APIReference: openapi.Path,
+		APIPage:      console.Path + "/api",
 		// Each click on the landing page's portal button is a fresh link.
 		PortalLink: func(ctx context.Context, tenantID string) (string, error) {
 			link, _, err := api.CreatePortalLink(store.WithTenant(ctx, tenantID),

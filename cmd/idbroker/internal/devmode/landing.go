@@ -15,8 +15,10 @@ type Landing struct {
 	// PortalLink, if set, makes a fresh portal link for the dev tenant;
 	// /dev/portal opens one.
 	PortalLink func(ctx context.Context, tenantID string) (string, error)
-	// APIReference is the path of the operator API's OpenAPI document.
+	// APIReference is the path of the operator API's OpenAPI document
+	// (JSON), APIPage that of its rendered reference page.
 	APIReference string
+	APIPage      string
 }
 
 // MountLanding serves the first-run page at / (what a newcomer opens
@@ -26,7 +28,7 @@ func (d *Dev) MountLanding(e *echo.Echo, l Landing) {
 	e.GET("/", echo.WrapHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.render(w, http.StatusOK, "landing.html", map[string]any{
 			"Issuer": d.Issuer, "TenantID": d.TenantID, "Users": DevUsers, "ConsoleEmail": l.ConsoleEmail,
-			"Portal": l.PortalLink != nil, "APIReference": l.APIReference,
+			"Portal": l.PortalLink != nil, "APIReference": l.APIReference, "APIPage": l.APIPage,
 		})
 	})))
 	if l.PortalLink == nil {

@@ -125,7 +125,7 @@ func startFirstRun(t *testing.T) *firstRun {
 	selfServe.Mount(e)
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static", web.Static())))
 	dev.Mount(e)
-	dev.MountLanding(e, devmode.Landing{ConsoleEmail: op.Email, APIReference: "/api/v1/openapi.json",
+	dev.MountLanding(e, devmode.Landing{ConsoleEmail: op.Email, APIReference: "/api/v1/openapi.json", APIPage: "/console/api",
 		PortalLink: func(ctx context.Context, tenantID string) (string, error) {
 			link, _, err := api.CreatePortalLink(store.WithTenant(ctx, tenantID), store.Actor{Type: "system", ID: "dev"}, "sso", "")
 			return link, err
@@ -209,6 +209,21 @@ func TestFirstRunInBrowser(t *testing.T) {
 		}
 		if resp, err := http.Get(fr.issuer + "/static/favicon.svg"); err != nil || resp.StatusCode != http.StatusOK {
 			t.Errorf("favicon: %v %v", resp, err)
+		}
+		// The API links lead to the document and its rendered page, no
+		// sign-in needed.
+		for path, ctype := range map[string]string{"/api/v1/openapi.json": "application/json", "/console/api": "text/html"} {
+			if !strings.Contains(string(body), `href="`+path+`"`) {
+				t.Errorf("landing page lacks a link to %s", path)
+			}
+			resp, err := http.Get(fr.issuer + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), ctype) {
+				t.Errorf("GET %s = %d %s, want 200 %s", path, resp.StatusCode, resp.Header.Get("Content-Type"), ctype)
+			}
 		}
 	})
 
