@@ -436,7 +436,9 @@ func scalarOrJSON(v any) string {
 
 var nonAnchor = regexp.MustCompile(`[^a-z0-9]+`)
 
-func anchor(s string) string { return strings.Trim(nonAnchor.ReplaceAllString(strings.ToLower(s), "-"), "-") }
+func anchor(s string) string {
+	return strings.Trim(nonAnchor.ReplaceAllString(strings.ToLower(s), "-"), "-")
+}
 
 var (
 	codeSpan   = regexp.MustCompile("`([^`]+)`")

@@ -46,7 +46,7 @@ func TestAPIReferencePage(t *testing.T) {
 	}
 	d := openapi.Must()
 	var doc struct {
-		Paths map[string]map[string]json.RawMessage `json:"paths"`
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
 		Components struct {
 			Schemas map[string]any `json:"schemas"`
 		} `json:"components"`
