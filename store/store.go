@@ -177,6 +177,8 @@ type Store interface {
 
 	// The last SCIM errors of each directory; see scim_errors.go.
 	SCIMErrorStore
+	// The portal's sign-in and audit logs; see logs.go.
+	LogStore
 
 	// Operations.
 	Ping(ctx context.Context) error

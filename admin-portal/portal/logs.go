@@ -1,10 +1,11 @@
 package portal
 
 import (
+	"context"
 	"encoding/csv"
+	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,15 +19,24 @@ func (p *Portal) mountLogs(s *echo.Group) {
 	g.GET("", p.logs)
 }
 
-// logWindow is how many recent rows the log filters look through; the
-// operator API's audit export reaches further back.
+// logPerPage is a page of the logs; the CSV export reads csvPage rows a
+// query, streaming, however long the log.
 const (
-	logWindow  = 1000
 	logPerPage = 50
+	csvPage    = 500
 )
+
+// auditActions are offered as suggestions in the audit log's action
+// filter, which matches an action exactly.
+var auditActions = []string{
+	"connection.created", "connection.updated", "connection.activated", "connection.deactivated", "connection.deleted",
+	"directory.created", "directory.token_rotated", "domain.added", "domain.verified", "domain.deleted",
+	"portal_link.created", "tenant.updated",
+}
 
 // logRow is one line of either log.
 type logRow struct {
+	ID      string
 	At      time.Time
 	Actor   string
 	Action  string
@@ -36,115 +46,140 @@ type logRow struct {
 	Failed  bool
 }
 
+// logFilter is the page's query: each field an exact match or a date
+// range, done by the store over the whole log.
 type logFilter struct {
 	Tab, Actor, Action, From, To string
-	Page                         int
+	// After and Before are the cursors (row ids) of the page shown.
+	After, Before string
 }
 
-func (f logFilter) match(r logRow) bool {
-	if f.Actor != "" && !strings.Contains(strings.ToLower(r.Actor), strings.ToLower(f.Actor)) {
-		return false
-	}
-	if f.Action != "" && !strings.Contains(strings.ToLower(r.Action), strings.ToLower(f.Action)) {
-		return false
-	}
-	if from, err := time.Parse("2006-01-02", f.From); err == nil && r.At.Before(from) {
-		return false
-	}
-	if to, err := time.Parse("2006-01-02", f.To); err == nil && !r.At.Before(to.Add(24*time.Hour)) {
-		return false
-	}
-	return true
-}
-
-// query is the filter as URL parameters, page and format aside.
-func (f logFilter) query(page int, format string) string {
+// query is the filter as URL parameters, with a cursor and a format.
+func (f logFilter) query(after, before, format string) string {
 	v := url.Values{}
-	for k, s := range map[string]string{"tab": f.Tab, "actor": f.Actor, "action": f.Action, "from": f.From, "to": f.To, "format": format} {
+	for k, s := range map[string]string{"tab": f.Tab, "actor": f.Actor, "action": f.Action, "from": f.From, "to": f.To,
+		"after": after, "before": before, "format": format} {
 		if s != "" {
 			v.Set(k, s)
 		}
 	}
-	if page > 1 {
-		v.Set("page", strconv.Itoa(page))
-	}
 	return "?" + v.Encode()
 }
 
-func (p *Portal) logs(c echo.Context) error {
-	f := logFilter{Tab: c.QueryParam("tab"), Actor: strings.TrimSpace(c.QueryParam("actor")), Action: strings.TrimSpace(c.QueryParam("action")),
-		From: c.QueryParam("from"), To: c.QueryParam("to")}
-	if f.Tab != "audit" {
-		f.Tab = "signins"
+// store turns the filter into the store's query. Dates are whole UTC
+// days, To included; one that does not parse is no bound.
+func (f logFilter) store() store.LogQuery {
+	q := store.LogQuery{Actor: f.Actor, After: f.After, Before: f.Before}
+	if from, err := time.Parse(time.DateOnly, f.From); err == nil {
+		q.From = from
 	}
-	f.Page, _ = strconv.Atoi(c.QueryParam("page"))
-	f.Page = max(f.Page, 1)
-	ctx := c.Request().Context()
-	var rows []logRow
+	if to, err := time.Parse(time.DateOnly, f.To); err == nil {
+		q.To = to.AddDate(0, 0, 1)
+	}
 	if f.Tab == "signins" {
-		events, err := p.cfg.Store.TenantEvents(ctx, "authentication.", 0, logWindow)
-		if err != nil {
-			return err
-		}
-		for _, e := range events {
-			var d struct {
-				Email, Reason, ClientID, ConnectionID, RequestID string
-			}
-			var raw map[string]any
-			jsonUnmarshal(e.Data, &raw)
-			d.Email, _ = raw["email"].(string)
-			d.Reason, _ = raw["reason"].(string)
-			d.ClientID, _ = raw["client_id"].(string)
-			d.ConnectionID, _ = raw["connection_id"].(string)
-			d.RequestID, _ = raw["request_id"].(string)
-			r := logRow{At: e.CreatedAt, Actor: d.Email, Action: e.Type, Target: d.ConnectionID, Outcome: "Signed in"}
-			if e.Type == "authentication.failed" {
-				r.Failed, r.Outcome, r.Detail = true, "Failed", d.Reason
-				if d.RequestID != "" {
-					r.Detail += " (reference " + d.RequestID + ")"
-				}
-			} else if d.ClientID != "" {
-				r.Detail = "application " + d.ClientID
-			}
-			if f.match(r) {
-				rows = append(rows, r)
-			}
+		switch f.Action {
+		case "failed":
+			q.Action = store.SignInFailed
+		case "succeeded":
+			q.Action = store.SignInSucceeded
 		}
 	} else {
-		after := ""
-		for len(rows) < logWindow {
-			page, next, err := p.cfg.Store.AuditEvents(ctx, "", store.Page{Limit: 200, After: after})
-			if err != nil {
-				return err
-			}
-			for _, a := range page {
-				r := logRow{At: a.TS, Actor: strings.TrimSpace(a.Actor.Type + " " + a.Actor.ID), Action: a.Action,
-					Target: strings.TrimSpace(a.Resource.Type + " " + cmpOr(a.Resource.Name, a.Resource.ID)), Detail: string(a.Context)}
-				if r.Detail == "{}" || r.Detail == "null" {
-					r.Detail = ""
-				}
-				if f.match(r) {
-					rows = append(rows, r)
-				}
-			}
-			if next == "" {
-				break
-			}
-			after = next
+		q.Action = f.Action
+		// The page shows an actor as "type id": either is accepted,
+		// the id is what is matched.
+		if fs := strings.Fields(f.Actor); len(fs) > 1 {
+			q.Actor = fs[len(fs)-1]
 		}
 	}
+	return q
+}
+
+func filterOf(c echo.Context) logFilter {
+	f := logFilter{Tab: c.QueryParam("tab"), Actor: strings.TrimSpace(c.QueryParam("actor")), Action: strings.TrimSpace(c.QueryParam("action")),
+		From: c.QueryParam("from"), To: c.QueryParam("to"), After: c.QueryParam("after"), Before: c.QueryParam("before")}
+	if f.Tab != "audit" {
+		f.Tab = "signins"
+		if f.Action != "failed" && f.Action != "succeeded" {
+			f.Action = ""
+		}
+	}
+	if len(f.Actor) > 320 || len(f.Action) > 100 {
+		f.Actor, f.Action = "", ""
+	}
+	if f.Before != "" {
+		f.After = ""
+	}
+	return f
+}
+
+// page reads one page of the filtered log, as rows, and its cursors.
+func (p *Portal) logPage(ctx context.Context, f logFilter, limit int) (rows []logRow, newer, older string, err error) {
+	q := f.store()
+	q.Limit = limit
+	if f.Tab == "signins" {
+		pg, err := p.cfg.Store.SignInLog(ctx, q)
+		if err != nil {
+			return nil, "", "", err
+		}
+		for _, e := range pg.Rows {
+			rows = append(rows, signInRow(e))
+		}
+		return rows, pg.Newer, pg.Older, nil
+	}
+	pg, err := p.cfg.Store.AuditLog(ctx, q)
+	if err != nil {
+		return nil, "", "", err
+	}
+	for _, a := range pg.Rows {
+		r := logRow{ID: a.ID, At: a.TS, Actor: strings.TrimSpace(a.Actor.Type + " " + a.Actor.ID), Action: a.Action,
+			Target: strings.TrimSpace(a.Resource.Type + " " + cmpOr(a.Resource.Name, a.Resource.ID)), Detail: string(a.Context)}
+		if r.Detail == "{}" || r.Detail == "null" {
+			r.Detail = ""
+		}
+		rows = append(rows, r)
+	}
+	return rows, pg.Newer, pg.Older, nil
+}
+
+func signInRow(e store.Event) logRow {
+	var raw map[string]any
+	jsonUnmarshal(e.Data, &raw)
+	str := func(k string) string { s, _ := raw[k].(string); return s }
+	r := logRow{ID: e.ID, At: e.CreatedAt, Actor: str("email"), Action: e.Type, Target: str("connection_id"), Outcome: "Signed in"}
+	if e.Type == store.SignInFailed {
+		r.Failed, r.Outcome, r.Detail = true, "Failed", str("reason")
+		if id := str("request_id"); id != "" {
+			r.Detail += " (reference " + id + ")"
+		}
+	} else if id := str("client_id"); id != "" {
+		r.Detail = "application " + id
+	}
+	return r
+}
+
+func (p *Portal) logs(c echo.Context) error {
+	f := filterOf(c)
 	if c.QueryParam("format") == "csv" {
-		return p.logsCSV(c, f, rows)
+		return p.logsCSV(c, f)
 	}
-	pages := max((len(rows)+logPerPage-1)/logPerPage, 1)
-	f.Page = min(f.Page, pages)
-	shown := rows[min((f.Page-1)*logPerPage, len(rows)):min(f.Page*logPerPage, len(rows))]
-	data := map[string]any{"F": f, "Rows": shown, "Total": len(rows), "Page": f.Page, "Pages": pages, "CSV": f.query(0, "csv")}
-	if f.Page > 1 {
-		data["Prev"] = f.query(f.Page-1, "")
+	ctx := c.Request().Context()
+	rows, newer, older, err := p.logPage(ctx, f, logPerPage)
+	if errors.Is(err, store.ErrInvalid) {
+		// A cursor from another filter or a stale bookmark: start over
+		// at the newest rows.
+		f.After, f.Before = "", ""
+		rows, newer, older, err = p.logPage(ctx, f, logPerPage)
 	}
-	if f.Page < pages {
-		data["Next"] = f.query(f.Page+1, "")
+	if err != nil {
+		return err
+	}
+	data := map[string]any{"F": f, "Rows": rows, "CSV": f.query("", "", "csv"), "Actions": auditActions,
+		"Paged": f.After != "" || f.Before != "", "First": f.query("", "", "")}
+	if newer != "" {
+		data["Prev"] = f.query("", newer, "")
+	}
+	if older != "" {
+		data["Next"] = f.query(older, "", "")
 	}
 	return p.render(c, http.StatusOK, "logs.html", "Logs", data)
 }
@@ -156,7 +191,17 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-func (p *Portal) logsCSV(c echo.Context, f logFilter, rows []logRow) error {
+// logsCSV streams the whole filtered log, newest first, a page of the
+// store at a time: memory stays one page however long the log is.
+func (p *Portal) logsCSV(c echo.Context, f logFilter) error {
+	ctx := c.Request().Context()
+	f.After, f.Before = "", ""
+	// The first page is read before answering, so that an outage is
+	// still a 503 page rather than a truncated file.
+	rows, _, older, err := p.logPage(ctx, f, csvPage)
+	if err != nil {
+		return err
+	}
 	h := c.Response().Header()
 	h.Set("Content-Type", "text/csv; charset=utf-8")
 	h.Set("Content-Disposition", `attachment; filename="`+f.Tab+`.csv"`)
@@ -166,11 +211,23 @@ func (p *Portal) logsCSV(c echo.Context, f logFilter, rows []logRow) error {
 	c.Response().WriteHeader(http.StatusOK)
 	w := csv.NewWriter(c.Response())
 	w.Write([]string{"time", "actor", "action", "target", "outcome", "detail"})
-	for _, r := range rows {
-		w.Write([]string{r.At.UTC().Format(time.RFC3339), csvSafe(r.Actor), r.Action, csvSafe(r.Target), r.Outcome, csvSafe(r.Detail)})
+	for {
+		for _, r := range rows {
+			w.Write([]string{r.At.UTC().Format(time.RFC3339), csvSafe(r.Actor), r.Action, csvSafe(r.Target), r.Outcome, csvSafe(r.Detail)})
+		}
+		w.Flush()
+		if err := w.Error(); err != nil || older == "" {
+			return err
+		}
+		c.Response().Flush()
+		f.After = older
+		if rows, _, older, err = p.logPage(ctx, f, csvPage); err != nil {
+			// The answer has begun: the file ends short, and the cause
+			// is logged.
+			p.cfg.Logger.WarnContext(ctx, "portal: CSV export cut short", "err", err)
+			return nil
+		}
 	}
-	w.Flush()
-	return w.Error()
 }
 
 // csvSafe keeps a cell from being read as a formula by a spreadsheet.

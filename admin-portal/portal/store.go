@@ -34,4 +34,6 @@ type Store interface {
 
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 	AuditEvents(ctx context.Context, action string, p store.Page) ([]store.AuditEvent, string, error)
+	SignInLog(ctx context.Context, q store.LogQuery) (store.LogPage[store.Event], error)
+	AuditLog(ctx context.Context, q store.LogQuery) (store.LogPage[store.AuditEvent], error)
 }

@@ -59,6 +59,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"Revocations", testRevocations},
 		{"TenantLifecycle", testTenantLifecycle},
 		{"SCIMErrors", testSCIMErrors},
+		{"Logs", testLogs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The tenant's sign-in log (its authentication.* events) and audit log,
+// filtered and paged newest first over the whole history for the portal.
+// Every filter is an equality or a time range on an index that also gives
+// the order (migration 0071), so a page costs its own rows whatever the
+// log's length: no count, no offset, no sort of the matches.
+
+// Sign-in event types, the rows of the sign-in log.
+const (
+	SignInSucceeded = "authentication.succeeded"
+	SignInFailed    = "authentication.failed"
+)
+
+// signInTypes is the partial indexes' predicate; queries repeat it word
+// for word so that both planners match it.
+const signInTypes = "type IN ('authentication.succeeded', 'authentication.failed')"
+
+// LogStore reads the portal's logs. Store includes it.
+type LogStore interface {
+	// SignInLog pages the sign-ins and failed sign-ins of the tenant in
+	// ctx; ErrInvalid for an unknown cursor or outcome.
+	SignInLog(ctx context.Context, q LogQuery) (LogPage[Event], error)
+	// AuditLog pages the audit rows of the tenant in ctx; ErrInvalid for
+	// an unknown cursor.
+	AuditLog(ctx context.Context, q LogQuery) (LogPage[AuditEvent], error)
+}
+
+// LogQuery filters and pages a log, newest first.
+type LogQuery struct {
+	// Actor is, in the sign-in log, the email signing in (any case); in
+	// the audit log, the actor's id. Exact.
+	Actor string
+	// Action is, in the sign-in log, SignInSucceeded or SignInFailed; in
+	// the audit log, the action. Exact.
+	Action string
+	// From and To bound the time: From <= t < To; zero is open.
+	From, To time.Time
+	// After is the id of the last (oldest) row already seen: the page
+	// holds older rows. Before is the id of the first (newest) row seen:
+	// the page holds the rows just newer. At most one is set.
+	After, Before string
+	// Limit is the page size (1 to 500; default 50).
+	Limit int
+}
+
+// LogPage is a page of a log and the cursors around it: Older for
+// LogQuery.After, Newer for LogQuery.Before; empty when there is nothing
+// that way.
+type LogPage[T any] struct {
+	Rows         []T
+	Newer, Older string
+}
+
+func (q LogQuery) limit() int {
+	switch {
+	case q.Limit <= 0:
+		return 50
+	case q.Limit > 500:
+		return 500
+	}
+	return q.Limit
+}
+
+// logSQL builds the statement of a log page. table's time column is tcol;
+// where starts with the tenant and the fixed filters, whose arguments are
+// args; cursor, when set, is the (time, seq) of the row to page from.
+type logSQL struct {
+	cols, table, tcol, where string
+	args                     []any
+}
+
+func (db *DB) buildLog(s logSQL, q LogQuery, cursor []any) (string, []any) {
+	arg := func(v any) string {
+		s.args = append(s.args, v)
+		return fmt.Sprintf("$%d", len(s.args))
+	}
+	where := s.where
+	if !q.From.IsZero() {
+		where += " AND " + s.tcol + " >= " + arg(db.d.timeArg(q.From))
+	}
+	if !q.To.IsZero() {
+		where += " AND " + s.tcol + " < " + arg(db.d.timeArg(q.To))
+	}
+	order := "DESC"
+	if cursor != nil {
+		op := "<"
+		if q.Before != "" {
+			op, order = ">", "ASC"
+		}
+		where += " AND (" + s.tcol + ", seq) " + op + " (" + arg(cursor[0]) + ", " + arg(cursor[1]) + ")"
+	}
+	lim := arg(q.limit() + 1)
+	return "SELECT " + s.cols + " FROM " + s.table + " WHERE " + where +
+		" ORDER BY " + s.tcol + " " + order + ", seq " + order + " LIMIT " + lim, s.args
+}
+
+// pageOf turns the rows of a query (limit+1 asked) into a page.
+func pageOf[T any](rows []T, q LogQuery, id func(T) string) LogPage[T] {
+	n := q.limit()
+	var p LogPage[T]
+	more := len(rows) > n
+	if more {
+		rows = rows[:n]
+	}
+	if q.Before != "" {
+		// Asked oldest first: turn it round.
+		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
+			rows[i], rows[j] = rows[j], rows[i]
+		}
+	}
+	p.Rows = rows
+	if len(rows) == 0 {
+		return p
+	}
+	switch {
+	case q.Before != "":
+		p.Older = id(rows[len(rows)-1])
+		if more {
+			p.Newer = id(rows[0])
+		}
+	default:
+		if more {
+			p.Older = id(rows[len(rows)-1])
+		}
+		if q.After != "" {
+			p.Newer = id(rows[0])
+		}
+	}
+	return p
+}
+
+func (q LogQuery) cursorID() string {
+	if q.Before != "" {
+		return q.Before
+	}
+	return q.After
+}
+
+// emailExpr is the sign-in event's email, folded, as its index has it.
+func (db *DB) emailExpr() string {
+	if db.d.name() == "postgres" {
+		return "lower(data->>'email')"
+	}
+	return "lower(json_extract(data, '$.email'))"
+}
+
+// SignInLog pages the sign-ins and failed sign-ins of the tenant in ctx.
+func (db *DB) SignInLog(ctx context.Context, q LogQuery) (LogPage[Event], error) {
+	tenantID, ok := TenantFrom(ctx)
+	if !ok {
+		return LogPage[Event]{}, ErrNoTenant
+	}
+	if q.Action != "" && q.Action != SignInSucceeded && q.Action != SignInFailed {
+		return LogPage[Event]{}, fmt.Errorf("%w: sign-in log action %q", ErrInvalid, q.Action)
+	}
+	var rows []Event
+	err := db.global(ctx, false, func(qr querier) error {
+		s := logSQL{cols: eventCols, table: "events", tcol: "created_at", where: "tenant_id = $1 AND " + signInTypes, args: []any{tenantID}}
+		if q.Action != "" {
+			s.args = append(s.args, q.Action)
+			s.where += fmt.Sprintf(" AND type = $%d", len(s.args))
+		}
+		if q.Actor != "" {
+			s.args = append(s.args, strings.ToLower(strings.TrimSpace(q.Actor)))
+			s.where += fmt.Sprintf(" AND %s = $%d", db.emailExpr(), len(s.args))
+		}
+		var cursor []any
+		if id := q.cursorID(); id != "" {
+			var t time.Time
+			var seq int64
+			err := qr.queryRow(ctx, "SELECT created_at, seq FROM events WHERE id = $1 AND tenant_id = $2", id, tenantID).Scan(timeDest{&t}, &seq)
+			if db.d.isNoRows(err) {
+				return fmt.Errorf("%w: unknown cursor", ErrInvalid)
+			}
+			if err != nil {
+				return err
+			}
+			cursor = []any{db.d.timeArg(t), seq}
+		}
+		sql, args := db.buildLog(s, q, cursor)
+		rs, err := qr.query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		rows, err = collect(rs, scanEvent)
+		return err
+	})
+	if err != nil {
+		return LogPage[Event]{}, db.wrap("sign-in log", err)
+	}
+	return pageOf(rows, q, func(e Event) string { return e.ID }), nil
+}
+
+// AuditLog pages the audit rows of the tenant in ctx.
+func (db *DB) AuditLog(ctx context.Context, q LogQuery) (LogPage[AuditEvent], error) {
+	var rows []AuditEvent
+	err := db.scopedRead(ctx, func(qr querier, tenantID string) error {
+		s := logSQL{cols: auditCols, table: "audit_events", tcol: "ts", where: "tenant_id = $1", args: []any{tenantID}}
+		if q.Action != "" {
+			s.args = append(s.args, q.Action)
+			s.where += fmt.Sprintf(" AND action = $%d", len(s.args))
+		}
+		if q.Actor != "" {
+			s.args = append(s.args, strings.TrimSpace(q.Actor))
+			// A generated column (migration 0071).
+			s.where += fmt.Sprintf(" AND actor_id = $%d", len(s.args))
+		}
+		var cursor []any
+		if id := q.cursorID(); id != "" {
+			var t time.Time
+			var seq int64
+			err := qr.queryRow(ctx, "SELECT ts, seq FROM audit_events WHERE tenant_id = $1 AND id = $2", tenantID, id).Scan(timeDest{&t}, &seq)
+			if db.d.isNoRows(err) {
+				return fmt.Errorf("%w: unknown cursor", ErrInvalid)
+			}
+			if err != nil {
+				return err
+			}
+			cursor = []any{db.d.timeArg(t), seq}
+		}
+		sql, args := db.buildLog(s, q, cursor)
+		rs, err := qr.query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		rows, err = collect(rs, scanAudit)
+		return err
+	})
+	if err != nil {
+		return LogPage[AuditEvent]{}, db.wrap("audit log", err)
+	}
+	return pageOf(rows, q, func(e AuditEvent) string { return e.ID }), nil
+}
