@@ -16,6 +16,7 @@ import (
 
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/internal/secrets"
+	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -92,7 +93,10 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 			Login:      req.LoginHint,
 		},
 		Expires: p.now().Add(pendingTTL),
+		// The sign-in's spans join this request's trace (complete).
+		Trace: tracing.TraceParent(ctx),
 	}
+	tracing.SetClient(ctx, cl.app.ID)
 	if slices.ContainsFunc(req.Prompt, func(v string) bool { return v != oidc.PromptNone && v != oidc.PromptLogin }) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("prompt must be none or login")
 	}
@@ -162,6 +166,14 @@ func (p *Provider) route(c echo.Context, a pending) error {
 		return p.routeError(c, a, err)
 	}
 	a.TenantID, a.ConnectionID = conn.TenantID, conn.ID
+	if tracing.Recording(ctx) {
+		tracing.SetTenant(ctx, conn.TenantID)
+		tracing.SetConnection(ctx, conn.ID)
+		tracing.SetClient(ctx, a.ClientID)
+		if a.Trace != "" {
+			a.Begun = p.now()
+		}
+	}
 	if p.tenantLimit != nil {
 		if ok, wait := p.tenantLimit(ctx, conn.TenantID); !ok {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))

@@ -9,9 +9,12 @@ import (
 	"slices"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -34,6 +37,10 @@ func (p *Provider) Complete(ctx context.Context, w http.ResponseWriter, r *http.
 	// and redirects below want an echo.Context, made on the echo the
 	// request came through.
 	c := p.ec.NewContext(r.WithContext(ctx), w)
+	if tracing.Recording(ctx) {
+		tracing.SetTenant(ctx, conn.TenantID)
+		tracing.SetConnection(ctx, conn.ID)
+	}
 	if err := p.complete(c, conn, res, upstreamErr); err != nil {
 		p.log.ErrorContext(ctx, "broker: complete login", "err", err, "connection_id", conn.ID)
 	}
@@ -78,6 +85,17 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 			return p.page(c, http.StatusBadRequest, pageExpired)
 		}
 		return p.internal(c, err)
+	}
+	if tracing.Recording(ctx) {
+		var span trace.Span
+		ctx, span = p.traceSignIn(ctx, a, conn)
+		defer span.End()
+		c.SetRequest(c.Request().WithContext(ctx))
+		fail = func(code, reason, clientID string) error {
+			tracing.Fail(span, code)
+			p.failed(ctx, conn, clientID, code, reason)
+			return p.page(c, http.StatusForbidden, pageLoginFailed)
+		}
 	}
 	switch {
 	case a.ConnectionID != conn.ID:
@@ -158,6 +176,34 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	// The request was taken above; finish must not take it again.
 	return p.finishTaken(c, a, s)
 }
+
+// traceSignIn records, in the trace of the sign-in's authorization request,
+// the upstream IdP round trip (from the browser leaving for the IdP to its
+// answer arriving here) and starts, as its child, the span of what follows
+// (provisioning, session, code), which the caller ends. Both are linked to
+// the ACS or callback request's own span, in the trace of its own. ctx
+// must carry a recording span (tracing.Recording).
+func (p *Provider) traceSignIn(ctx context.Context, a pending, conn store.Connection) (context.Context, trace.Span) {
+	tracing.SetClient(ctx, a.ClientID)
+	ids := []attribute.KeyValue{
+		tracing.TenantKey.String(conn.TenantID),
+		tracing.ConnectionKey.String(conn.ID),
+		tracing.ConnectionTypeKey.String(string(conn.Type)),
+		tracing.ClientKey.String(a.ClientID),
+	}
+	ctx, upstream := tracing.StartFrom(ctx, a.Trace, SpanUpstream, a.Begun, ids...)
+	ctx, span := tracing.Start(ctx, SpanComplete)
+	span.SetAttributes(ids...)
+	upstream.End()
+	return ctx, span
+}
+
+// The names of the spans a sign-in adds to its authorization request's
+// trace.
+const (
+	SpanUpstream = "sso.upstream"
+	SpanComplete = "sso.complete"
+)
 
 // retryConflict runs fn up to three times while it fails with
 // store.ErrConflict.

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/internal/secrets"
+	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -61,6 +62,7 @@ func (p *Provider) serveIntrospect(c echo.Context) error {
 	if err != nil {
 		return p.clientOAuthError(c, err)
 	}
+	tracing.SetClient(r.Context(), a.ID)
 	if len(f.token) == 0 {
 		return writeOAuthError(c, http.StatusBadRequest, errInvalidRequest, "the token parameter is required")
 	}

@@ -5,6 +5,8 @@ import (
 	"net/url"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/internal/tracing"
 )
 
 // maxOAuthBody bounds a token or revocation request. Codes, refresh
@@ -80,11 +82,12 @@ func (p *Provider) checkOAuthRequest(next echo.HandlerFunc, token bool) echo.Han
 					"grant_type must be authorization_code or refresh_token")
 			}
 		}
-		if id, _, ok := r.BasicAuth(); ok {
-			c.Set(clientIDKey, id)
-		} else {
-			c.Set(clientIDKey, form.Get("client_id"))
+		id, _, ok := r.BasicAuth()
+		if !ok {
+			id = form.Get("client_id")
 		}
+		c.Set(clientIDKey, id)
+		tracing.SetClient(r.Context(), id)
 		// op finds the form parsed (ParseForm keeps a Form already set)
 		// and does not read the body again. The query carries none of the
 		// parameters (refused above), so the body is the whole request.

@@ -34,6 +34,11 @@ type pending struct {
 	// Set once routed: the upstream login must come back on this connection.
 	TenantID     string `json:"tenant_id,omitempty"`
 	ConnectionID string `json:"connection_id,omitempty"`
+	// Only when tracing: the traceparent of the authorization request,
+	// which the sign-in's later steps join, and when the browser was sent
+	// to the IdP (the start of the upstream round trip's span).
+	Trace string    `json:"trace,omitempty"`
+	Begun time.Time `json:"begun,omitzero"`
 }
 
 func pendingKey(id string) string { return "broker:authreq:" + id }

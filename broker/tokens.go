@@ -17,6 +17,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/idbroker/idbroker/internal/secrets"
+	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
@@ -94,6 +95,7 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 			return nil, err
 		}
 	}
+	tracing.SetTenant(ctx, g.TenantID)
 	sess, err := p.liveSession(ctx, g)
 	if err != nil {
 		return nil, err

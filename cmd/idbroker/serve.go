@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/metrics"
+	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
@@ -78,18 +80,41 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	log := newLogger(c.stderr, cfg)
+	// Tracing is configured by the standard OTEL_* variables, which the
+	// OpenTelemetry SDK reads itself; off unless they name an endpoint.
+	ver, _ := buildVersion()
+	tp, err := tracing.Setup(ctx, tracing.Options{Getenv: c.getenv, ServiceVersion: ver})
+	if err != nil {
+		return err
+	}
+	if tp.Enabled() {
+		// Log lines written while serving a traced request name it.
+		log = slog.New(tracing.LogHandler(log.Handler()))
+	}
 	// Libraries that log through the default logger (zitadel/oidc's op)
 	// then log in the same format, level and stream: main wiring is the one
 	// place that may set it.
 	slog.SetDefault(log)
-	return serve(ctx, cfg, !*noMigrate, log)
+	return serve(ctx, cfg, !*noMigrate, log, tp)
 }
 
 // serve runs the broker until ctx is cancelled (SIGINT or SIGTERM), then
-// drains in-flight requests and closes the database and the cache.
-func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger) error {
+// drains in-flight requests and closes the database and the cache; last,
+// it exports the spans still batched (tp, nil when tracing is off).
+func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger, tp *tracing.Provider) error {
+	defer func() {
+		// Runs after every other deferred close: no span can start after.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), traceFlushTimeout)
+		defer cancel()
+		if err := tp.Shutdown(fctx); err != nil {
+			log.Warn("spans not exported at shutdown", "err", err)
+		}
+	}()
 	ver, rev := buildVersion()
 	log.Info("starting idbroker", "version", ver, "commit", rev, "config", cfg)
+	if tp.Enabled() {
+		log.Info("tracing on: exporting spans over OTLP/HTTP", "endpoint", tp.Endpoint())
+	}
 	if cfg.Dev {
 		log.Warn("DEVELOPMENT MODE: plain-http issuers and private networks are allowed and a demo tenant is seeded; never run --dev in production")
 	}
@@ -136,6 +161,7 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger) erro
 	reg := metrics.New()
 	srv := httpserver.New(httpserver.Config{
 		Listen:         cfg.Listen,
+		TracerProvider: tp.TracerProvider(),
 		Logger:         log,
 		ObserveRequest: reg.ObserveRequest,
 		// Rate limits, audit rows and logs name the client behind a
@@ -164,6 +190,10 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger) erro
 	log.Info("idbroker stopped")
 	return nil
 }
+
+// traceFlushTimeout bounds the export of the last spans at shutdown: a
+// collector that is down must not hold the process.
+const traceFlushTimeout = 5 * time.Second
 
 // checkSchema refuses to serve on a database whose schema is behind this
 // binary (--no-migrate before "idbroker migrate up" ran): every request

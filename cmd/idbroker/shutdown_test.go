@@ -59,7 +59,7 @@ func TestServeShutdownJoinsBackground(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, true, log) }()
+	go func() { done <- serve(ctx, cfg, true, log, nil) }()
 	for deadline := time.Now().Add(time.Minute); !strings.Contains(logs.String(), "http server listening"); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("serve not listening within a minute:\n%s", logs)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults for the zero values of Config.
@@ -77,6 +78,11 @@ type Config struct {
 	// route template that matched ("" for none) rather than the raw path:
 	// the metrics hook (metrics.Registry.ObserveRequest).
 	ObserveRequest func(route, method string, status int, elapsed time.Duration)
+
+	// TracerProvider, if set, gives every request a server span that
+	// continues the caller's W3C traceparent (package tracing). Nil adds
+	// no middleware at all: tracing off costs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -148,7 +154,13 @@ func New(cfg Config) *Server {
 	// Order matters: the request id comes first so every later line carries
 	// it, the access log wraps recovery so a panic is logged as the 500 it
 	// became, and the body limit sits closest to the handlers.
-	e.Use(s.requestID, s.accessLog, s.recoverPanic, bodyLimit(cfg.BodyLimit))
+	// The server span, when tracing, wraps the access log so that the
+	// line carries its trace_id and the span the final status.
+	e.Use(s.requestID)
+	if cfg.TracerProvider != nil {
+		e.Use(s.traceRequests(cfg.TracerProvider))
+	}
+	e.Use(s.accessLog, s.recoverPanic, bodyLimit(cfg.BodyLimit))
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	s.echo = e

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
+
+	"github.com/idbroker/idbroker/internal/tracing"
 )
 
 // Defaults for the zero values of Options.
@@ -94,7 +96,9 @@ func NewClient(o Options) *http.Client {
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 	return &http.Client{
-		Transport: &capTransport{next: transport, max: o.MaxBodyBytes},
+		// A request made while serving a traced request carries its
+		// trace to the IdP (traceparent) and gets a client span.
+		Transport: &capTransport{next: tracing.Transport(transport), max: o.MaxBodyBytes},
 		Timeout:   o.Timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if o.MaxRedirects < 0 {
