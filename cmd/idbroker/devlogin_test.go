@@ -44,7 +44,31 @@ func testDevLogin(t *testing.T, env map[string]string) {
 		t.Fatal(err)
 	}
 	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	read := func(resp *http.Response, err error) (page, at string) {
+	readPage := pageReader(t)
+	// The first-run page links everything; the console's dev operator was
+	// printed once, with its authenticator key.
+	if page, _ := readPage(c.Get(b.base+"/")); !strings.Contains(page, `href="/console"`) || !strings.Contains(page, `href="/dev/app"`) {
+		t.Errorf("GET / is not the first-run page:\n%s", page)
+	}
+	if out := b.output.String(); !strings.Contains(out, "console operator created") || !strings.Contains(out, "totp_secret=") {
+		t.Errorf("the dev operator's credentials were not logged:\n%s", out)
+	}
+	claims := devSignIn(t, c, b, nil)
+	sub, _ := claims["sub"].(string)
+	if claims["iss"] != b.base || claims["email"] != "alice@example.com" || claims["connection_type"] != "saml" ||
+		!strings.HasPrefix(sub, "usr_") {
+		t.Errorf("claims = %v, want alice@example.com through SAML, issued by %s", claims, b.base)
+	}
+	// No OTEL_* variable: no tracing, so no log line names a trace.
+	if out := b.output.String(); strings.Contains(out, "trace_id") {
+		t.Errorf("log lines carry trace ids with tracing off:\n%s", out)
+	}
+	b.stop()
+}
+
+// pageReader returns a func that reads an answer's body and final URL.
+func pageReader(t *testing.T) func(resp *http.Response, err error) (page, at string) {
+	return func(resp *http.Response, err error) (page, at string) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
@@ -56,14 +80,16 @@ func testDevLogin(t *testing.T, env map[string]string) {
 		}
 		return string(body), resp.Request.URL.String()
 	}
-	// The first-run page links everything; the console's dev operator was
-	// printed once, with its authenticator key.
-	if page, _ := read(c.Get(b.base + "/")); !strings.Contains(page, `href="/console"`) || !strings.Contains(page, `href="/dev/app"`) {
-		t.Errorf("GET / is not the first-run page:\n%s", page)
-	}
-	if out := b.output.String(); !strings.Contains(out, "console operator created") || !strings.Contains(out, "totp_secret=") {
-		t.Errorf("the dev operator's credentials were not logged:\n%s", out)
-	}
+}
+
+// devSignIn signs alice@example.com in to the demo app of a `serve --dev`
+// broker, through the broker's email page, the built-in SAML IdP and the
+// ACS, with browser c, and returns the id_token claims the app shows.
+// header is sent with the first request (and, as a browser would, with
+// the redirects that follow it).
+func devSignIn(t *testing.T, c *http.Client, b *node, header http.Header) map[string]any {
+	t.Helper()
+	readPage := pageReader(t)
 	attr := func(page, re string) string {
 		t.Helper()
 		m := regexp.MustCompile(re).FindStringSubmatch(page)
@@ -85,19 +111,26 @@ func testDevLogin(t *testing.T, env map[string]string) {
 	}
 
 	// Sign in: the broker asks for the work email.
-	page, at := read(c.Get(b.base + "/dev/app/login"))
+	req, err := http.NewRequest(http.MethodGet, b.base+"/dev/app/login", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	page, at := readPage(c.Do(req))
 	action, id := attr(page, `action="([^"]+)"`), attr(page, `name="id" value="([^"]+)"`)
 	if action == "" || id == "" {
 		t.Fatalf("no email page at %s:\n%s", at, page)
 	}
 	// alice@example.com is routed by her verified domain to the dev IdP.
-	page, at = read(c.PostForm(resolve(at, action), url.Values{"id": {id}, "email": {"alice@example.com"}}))
+	page, at = readPage(c.PostForm(resolve(at, action), url.Values{"id": {id}, "email": {"alice@example.com"}}))
 	ret := attr(page, `name="return" value="([^"]+)"`)
 	if ret == "" {
 		t.Fatalf("no dev IdP page at %s:\n%s", at, page)
 	}
 	// Picking alice yields the auto-submitting SAMLResponse form.
-	page, at = read(c.PostForm(b.base+"/dev/idp/login", url.Values{"user": {"alice"}, "return": {ret}}))
+	page, at = readPage(c.PostForm(b.base+"/dev/idp/login", url.Values{"user": {"alice"}, "return": {ret}}))
 	form := url.Values{}
 	for _, m := range regexp.MustCompile(`name="(\w+)" value="([^"]*)"`).FindAllStringSubmatch(page, -1) {
 		form.Set(m[1], html.UnescapeString(m[2]))
@@ -107,16 +140,11 @@ func testDevLogin(t *testing.T, env map[string]string) {
 		t.Fatalf("no SAMLResponse at %s:\n%s", at, page)
 	}
 	// ACS → broker → code → /dev/app/callback, which shows the claims.
-	page, at = read(c.PostForm(resolve(at, acs), form))
+	page, at = readPage(c.PostForm(resolve(at, acs), form))
 	raw := attr(page, `(?s)<pre[^>]*>(.*)</pre>`)
 	var claims map[string]any
 	if err := json.Unmarshal([]byte(raw), &claims); err != nil {
 		t.Fatalf("no claims at %s (%v):\n%s", at, err, page)
 	}
-	sub, _ := claims["sub"].(string)
-	if claims["iss"] != b.base || claims["email"] != "alice@example.com" || claims["connection_type"] != "saml" ||
-		!strings.HasPrefix(sub, "usr_") {
-		t.Errorf("claims = %v, want alice@example.com through SAML, issued by %s", claims, b.base)
-	}
-	b.stop()
+	return claims
 }

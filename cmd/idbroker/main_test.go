@@ -55,12 +55,12 @@ func (s *syncBuffer) String() string {
 }
 
 // childCommand returns a command running idbroker with args, with env on
-// top of this process's environment minus every IDBROKER_ variable (so a
-// developer's own settings cannot leak into a test).
+// top of this process's environment minus every IDBROKER_ and OTEL_
+// variable (so a developer's own settings cannot leak into a test).
 func childCommand(ctx context.Context, env map[string]string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "IDBROKER_") {
+		if !strings.HasPrefix(kv, "IDBROKER_") && !strings.HasPrefix(kv, "OTEL_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}

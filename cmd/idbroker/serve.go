@@ -48,7 +48,13 @@ Environment (flags override):
 	IDBROKER_RATE_LIMIT_LOGIN        sign-in requests per client address (default 3000/1m)
 	IDBROKER_RATE_LIMIT_LOGIN_TENANT sign-ins sent to one tenant's IdP (default 6000/1m)
 	IDBROKER_RATE_LIMIT_SSO_CALLBACK SAML ACS / OIDC callback posts per client address (default 3000/1m)
-	IDBROKER_RATE_LIMIT_TOKEN        token and revocation requests per client_id (default 6000/1m)`
+	IDBROKER_RATE_LIMIT_TOKEN        token and revocation requests per client_id (default 6000/1m)
+
+Tracing (off by default; read by the OpenTelemetry SDK):
+
+	OTEL_EXPORTER_OTLP_ENDPOINT      OTLP/HTTP collector base URL; setting it switches tracing on
+	OTEL_EXPORTER_OTLP_*             traces endpoint, protocol (http/protobuf), headers, TLS, timeout
+	OTEL_TRACES_SAMPLER              sampling (default parentbased_always_on)`
 
 // serveFlagEnv maps the flags of serve to the variables they override.
 func serveFlagEnv() map[string]string {
