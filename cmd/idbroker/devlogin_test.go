@@ -47,7 +47,7 @@ func testDevLogin(t *testing.T, env map[string]string) {
 	readPage := pageReader(t)
 	// The first-run page links everything; the console's dev operator was
 	// printed once, with its authenticator key.
-	if page, _ := readPage(c.Get(b.base+"/")); !strings.Contains(page, `href="/console"`) || !strings.Contains(page, `href="/dev/app"`) {
+	if page, _ := readPage(c.Get(b.base + "/")); !strings.Contains(page, `href="/console"`) || !strings.Contains(page, `href="/dev/app"`) {
 		t.Errorf("GET / is not the first-run page:\n%s", page)
 	}
 	if out := b.output.String(); !strings.Contains(out, "console operator created") || !strings.Contains(out, "totp_secret=") {
