@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"golang.org/x/oauth2"
 
 	"github.com/idbroker/idbroker/broker"
@@ -185,4 +187,63 @@ func login(b *testing.B, n *node, a *app) *oauth2.Token {
 		b.Fatal(err)
 	}
 	return tok
+}
+
+// BenchmarkTracing measures the two hot paths in process, through the
+// whole HTTP server (middleware included), with tracing off — no tracer
+// provider, what a node runs unless OTEL_* variables are set — and on,
+// every request sampled and batched to an exporter that drops it. Off
+// must allocate what these paths allocated before tracing existed
+// (BENCHMARKS.md); on shows what tracing costs.
+func BenchmarkTracing(b *testing.B) {
+	for _, mode := range []string{"off", "on"} {
+		var cfg httpserver.Config
+		if mode == "on" {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+			b.Cleanup(func() { tp.Shutdown(context.Background()) })
+			cfg.TracerProvider = tp
+		}
+		mem := sessions.NewMemory()
+		n := newNodeServer(b, storetest.SQLite(b), mem, mem, "", cfg)
+		n.tenant("Acme", "acme.test", alice("acme.test"))
+		a := n.app(store.Application{})
+		tok := login(b, n, a)
+		sid := sidOf(b, a, tok)
+		h := n.srv.Config.Handler
+		b.Run("introspect/"+mode, func(b *testing.B) {
+			body := "token=" + tok.AccessToken
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest("POST", broker.PathIntrospect, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(a.ID, a.Secret)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("status %d", w.Code)
+				}
+			}
+		})
+		b.Run("token/"+mode, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				code, err := n.P.IssueCode(ctx, a.ID, a.Redirect, sid)
+				if err != nil {
+					b.Fatal(err)
+				}
+				body := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.Redirect}}.Encode()
+				b.StartTimer()
+				req := httptest.NewRequest("POST", broker.PathToken, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(a.ID, a.Secret)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
 }
