@@ -187,8 +187,9 @@ func (c *samlConnector) Metadata() ([]byte, error) {
 	return b, nil
 }
 
-// Begin sends the browser to the IdP with a signed AuthnRequest, by
-// redirect or auto-submitting form according to the IdP's binding.
+// Begin sends the browser to the IdP with an AuthnRequest (signed when
+// the IdP or the tenant asks), by redirect or auto-submitting form
+// according to the IdP's binding.
 func (c *samlConnector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Request, req connections.LoginRequest) error {
 	binding := saml.HTTPRedirectBinding
 	if c.cfg.IdPSSOBinding == BindingPost {
@@ -212,7 +213,12 @@ func (c *samlConnector) Begin(ctx context.Context, w http.ResponseWriter, r *htt
 		return fmt.Errorf("saml: remember login: %w", err)
 	}
 	if binding == saml.HTTPRedirectBinding {
-		u, err := authn.Redirect(relay, &sp)
+		var u *url.URL
+		if sp.SignatureMethod == "" {
+			u, err = redirectURL(authn, relay)
+		} else {
+			u, err = authn.Redirect(relay, &sp)
+		}
 		if err != nil {
 			return fmt.Errorf("saml: redirect binding: %w", err)
 		}

@@ -1,6 +1,7 @@
 package devmode
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/xml"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/crewjam/saml"
@@ -33,6 +35,17 @@ const idpUserCookie = "idb_dev_idp_user"
 type testIdP struct {
 	dev *Dev
 	idp *saml.IdentityProvider
+
+	// spMu guards sps: each connection's SP metadata as last served and
+	// its parsed form, so that a login parses it again only when it
+	// changed (a rotated certificate, encryption switched on or off).
+	spMu sync.Mutex
+	sps  map[string]parsedSP
+}
+
+type parsedSP struct {
+	raw []byte
+	ed  *saml.EntityDescriptor
 }
 
 func newTestIdP(d *Dev, key *rsa.PrivateKey, cert *x509.Certificate) *testIdP {
@@ -90,10 +103,26 @@ func (t *testIdP) GetServiceProvider(r *http.Request, id string) (*saml.EntityDe
 	if err := t.dev.reg.ServeRoute(r.Context(), rec, r, connID, "metadata"); err != nil || rec.Code != http.StatusOK {
 		return nil, os.ErrNotExist
 	}
+	raw := rec.Body.Bytes()
+	t.spMu.Lock()
+	c, ok := t.sps[connID]
+	t.spMu.Unlock()
+	if ok && bytes.Equal(c.raw, raw) {
+		// crewjam only reads the descriptor, so logins may share it.
+		return c.ed, nil
+	}
 	var ed saml.EntityDescriptor
-	if err := xml.Unmarshal(rec.Body.Bytes(), &ed); err != nil {
+	if err := xml.Unmarshal(raw, &ed); err != nil {
 		return nil, err
 	}
+	t.spMu.Lock()
+	if t.sps == nil || len(t.sps) >= 1000 {
+		// Dev mode has a handful of connections; the bound only keeps a
+		// long-running dev server from growing without end.
+		t.sps = map[string]parsedSP{}
+	}
+	t.sps[connID] = parsedSP{raw: raw, ed: &ed}
+	t.spMu.Unlock()
 	return &ed, nil
 }
 
