@@ -69,6 +69,7 @@ func BenchmarkCodeExchange(b *testing.B) {
 			n, a, _, sid := benchSetup(b, alg)
 			ctx := context.Background()
 			b.ReportAllocs()
+			cpu := processCPU()
 			for b.Loop() {
 				code, err := n.P.IssueCode(ctx, a.ID, a.Redirect, sid)
 				if err != nil {
@@ -78,6 +79,7 @@ func BenchmarkCodeExchange(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, cpu)
 		})
 	}
 }
@@ -89,6 +91,7 @@ func BenchmarkRefreshGrant(b *testing.B) {
 			ctx := context.Background()
 			rt := tok.RefreshToken
 			b.ReportAllocs()
+			cpu := processCPU()
 			for b.Loop() {
 				t, err := a.Conf.TokenSource(ctx, &oauth2.Token{RefreshToken: rt}).Token()
 				if err != nil {
@@ -96,6 +99,7 @@ func BenchmarkRefreshGrant(b *testing.B) {
 				}
 				rt = t.RefreshToken
 			}
+			reportCPU(b, cpu)
 		})
 	}
 }
@@ -109,6 +113,7 @@ func BenchmarkIntrospect(b *testing.B) {
 	b.Run("handler", func(b *testing.B) {
 		h := n.srv.Config.Handler
 		b.ReportAllocs()
+		cpu := processCPU()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				req := httptest.NewRequest("POST", broker.PathIntrospect, strings.NewReader(body))
@@ -121,6 +126,7 @@ func BenchmarkIntrospect(b *testing.B) {
 				}
 			}
 		})
+		reportCPU(b, cpu)
 	})
 	// Closed loop: as fast as answers come back (the throughput ceiling).
 	// Paced: 16,000 a second, the aim, where p99 is the number that counts.
@@ -150,6 +156,7 @@ func BenchmarkIntrospect(b *testing.B) {
 func benchLoad(b *testing.B, n *node, a *app, body string, rate float64) {
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	res, err := loadtest.Run(context.Background(), loadtest.Config{
 		URL: n.URL + broker.PathIntrospect, Body: []byte(body), Clients: 64, Requests: b.N, Duration: time.Minute, Rate: rate,
 		Header: http.Header{
@@ -164,6 +171,8 @@ func benchLoad(b *testing.B, n *node, a *app, body string, rate float64) {
 	if res.Errors > 0 {
 		b.Fatalf("%d errors, first: %v", res.Errors, res.FirstError)
 	}
+	// Client and server share this process: cpu-ns/op is both.
+	reportCPU(b, cpu)
 	b.ReportMetric(res.Throughput, "req/s")
 	b.ReportMetric(float64(res.P50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")

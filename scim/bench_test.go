@@ -25,6 +25,7 @@ func BenchmarkCreateUser(b *testing.B) {
 	e := newEnv(b, storetest.Postgres(b), nil)
 	b.SetParallelism(4)
 	b.ResetTimer()
+	cpu := processCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			r := e.do("POST", "/Users", userBody(fmt.Sprintf("u%d@acme.com", benchSeq.Add(1)), nil))
@@ -34,6 +35,7 @@ func BenchmarkCreateUser(b *testing.B) {
 			}
 		}
 	})
+	reportCPU(b, cpu)
 }
 
 // BenchmarkPatchUser: Entra-style PATCH replace on existing users.
@@ -46,6 +48,7 @@ func BenchmarkPatchUser(b *testing.B) {
 	var n atomic.Int64
 	b.SetParallelism(4)
 	b.ResetTimer()
+	cpu := processCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
@@ -57,6 +60,7 @@ func BenchmarkPatchUser(b *testing.B) {
 			}
 		}
 	})
+	reportCPU(b, cpu)
 }
 
 // seedPG bulk-inserts users (and members of one group) as the owner.
@@ -129,8 +133,9 @@ func BenchmarkAddMemberTo50kGroup(b *testing.B) {
 // users a create might adopt), on each backend, 8 client goroutines. The
 // rate must stay flat as the directory grows: every lookup of a create is
 // an index search (see store.TestSQLiteHotPathPlans). creates/s is the
-// figure to read; run with a fixed -benchtime (e.g. 3000x) so each size is
-// seeded once.
+// figure to read on a quiet machine, cpu-ns/op (client and server in this
+// process; PostgreSQL's own CPU not included) on a shared one; run with a
+// fixed -benchtime (e.g. 3000x) so each size is seeded once.
 func BenchmarkCreateUserAtSize(b *testing.B) {
 	backends := []struct {
 		name string
@@ -172,6 +177,7 @@ func BenchmarkCreateUserAtSize(b *testing.B) {
 				}
 				b.SetParallelism(4)
 				b.ResetTimer()
+				cpu := processCPU()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						r := e.do("POST", "/Users", userBody(fmt.Sprintf("c%d@acme.com", benchSeq.Add(1)), nil))
@@ -181,6 +187,7 @@ func BenchmarkCreateUserAtSize(b *testing.B) {
 						}
 					}
 				})
+				reportCPU(b, cpu)
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
 			})
 		}
