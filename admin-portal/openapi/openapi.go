@@ -73,14 +73,17 @@ func Must() *Document {
 }
 
 // Serve answers GET /api/v1/openapi.json: no credential needed (the
-// document says nothing a reader of the source could not), and cacheable:
-// clients revalidate with If-None-Match and get 304 until it changes.
+// document says nothing a reader of the source could not), readable from
+// any origin (so that an OpenAPI viewer elsewhere can load it; no
+// credential travels), and cacheable: clients revalidate with
+// If-None-Match and get 304 until it changes.
 func Serve(c echo.Context) error {
 	d := Must()
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	h.Set("ETag", d.ETag)
 	h.Set("Cache-Control", "no-cache")
+	h.Set(echo.HeaderAccessControlAllowOrigin, "*")
 	if matches(c.Request().Header.Get("If-None-Match"), d.ETag) {
 		return c.NoContent(http.StatusNotModified)
 	}

@@ -317,6 +317,9 @@ func TestServe(t *testing.T) {
 	if etag == "" || etag != d.ETag || !strings.HasPrefix(etag, `"`) {
 		t.Errorf("ETag = %q, want the strong validator %q", etag, d.ETag)
 	}
+	if got := rec.Header().Get("Access-Control-Allow-Origin"); got != "*" {
+		t.Errorf("Access-Control-Allow-Origin = %q, want * (a public document, no credentials)", got)
+	}
 	if !bytes.Equal(rec.Body.Bytes(), d.JSON) {
 		t.Errorf("body is not the document")
 	}
