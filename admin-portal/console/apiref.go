@@ -248,20 +248,37 @@ func buildResponses(doc map[string]any, raw []byte, ptr string) []refResponse {
 
 func buildSchema(raw []byte, name string, s map[string]any) refSchema {
 	out := refSchema{Name: name, Anchor: "schema-" + name, Description: prose(str(s["description"]))}
-	props := obj(s["properties"])
-	if len(props) == 0 {
+	if len(obj(s["properties"])) == 0 {
 		out.Type, _ = typeOf(s)
 		return out
 	}
 	out.Type = "object"
+	out.Fields = fields(raw, "/components/schemas/"+escapePtr(name), s, "")
+	return out
+}
+
+// fields lists an object schema's properties in document order; those of
+// an inline object (or array of objects) follow their parent, named by
+// path (verification.record_name, idp_certificates[].sha256), so that no
+// field of an answer goes unshown.
+func fields(raw []byte, ptr string, s map[string]any, prefix string) []refField {
+	props := obj(s["properties"])
 	required := map[string]bool{}
 	for _, r := range list(s["required"]) {
 		required[str(r)] = true
 	}
-	for _, p := range keysAt(raw, "/components/schemas/"+escapePtr(name)+"/properties") {
+	var out []refField
+	for _, p := range keysAt(raw, ptr+"/properties") {
 		ps := obj(props[p])
+		pPtr := ptr + "/properties/" + escapePtr(p)
 		typ, link := typeOf(ps)
-		out.Fields = append(out.Fields, refField{Name: p, Type: typ, TypeLink: link, Required: required[p], Description: prose(str(ps["description"]))})
+		out = append(out, refField{Name: prefix + p, Type: typ, TypeLink: link, Required: required[p], Description: prose(str(ps["description"]))})
+		switch {
+		case len(obj(ps["properties"])) > 0:
+			out = append(out, fields(raw, pPtr, ps, prefix+p+".")...)
+		case len(obj(obj(ps["items"])["properties"])) > 0:
+			out = append(out, fields(raw, pPtr+"/items", obj(ps["items"]), prefix+p+"[].")...)
+		}
 	}
 	return out
 }
