@@ -52,6 +52,7 @@ type Store interface {
 	ConnectionHealth(ctx context.Context, id string) (store.ConnectionHealth, error)
 	Directories(ctx context.Context) ([]store.Directory, error)
 	DirectoryStats(ctx context.Context, id string) (store.DirectoryStats, error)
+	SCIMErrors(ctx context.Context, directoryID string) ([]store.SCIMError, error)
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 	AuditEvents(ctx context.Context, action string, p store.Page) ([]store.AuditEvent, string, error)
 	RecentEvents(ctx context.Context, tenantID, typ string, p store.Page) ([]store.Event, string, error)

@@ -136,6 +136,11 @@ type directoryRow struct {
 	ID, Name                   string
 	Users, ActiveUsers, Groups int
 	LastSync                   string
+	// LastError is the newest SCIM error its IdP was answered (nil for
+	// none), and Errors how many the store keeps of late.
+	LastError   *store.SCIMError
+	LastErrorAt string
+	Errors      int
 }
 
 // tenant shows one tenant: domains, connections with their health and
@@ -180,7 +185,17 @@ func (c *Console) tenant(ec echo.Context) error {
 		if err != nil {
 			return err
 		}
-		drow = append(drow, directoryRow{ID: d.ID, Name: d.Name, Users: s.Users, ActiveUsers: s.ActiveUsers, Groups: s.Groups, LastSync: fmtTime(s.LastSyncAt)})
+		r := directoryRow{ID: d.ID, Name: d.Name, Users: s.Users, ActiveUsers: s.ActiveUsers, Groups: s.Groups, LastSync: fmtTime(s.LastSyncAt)}
+		// The same errors the tenant's admin sees in the portal: what a
+		// support call about a failing sync starts from.
+		errs, err := c.cfg.Store.SCIMErrors(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		if r.Errors = len(errs); len(errs) > 0 {
+			r.LastError, r.LastErrorAt = &errs[0], fmtTime(&errs[0].At)
+		}
+		drow = append(drow, r)
 	}
 	return c.render(ec, http.StatusOK, "tenant.html", page{Title: t.Name, Nav: "tenants", D: map[string]any{
 		"Tenant": t, "Domains": domains, "Connections": crow, "Directories": drow,
