@@ -764,6 +764,7 @@ func TestStatusTransitions(t *testing.T) {
 					e.must(http.StatusOK, "PATCH", "/tenants/"+tn.ID, map[string]any{"status": tt.from})
 				}
 				before := len(e.events(tn.ID, "tenant.status_changed"))
+				audited := len(e.audits(tn.ID, "tenant.updated"))
 
 				r := e.call("PATCH", "/tenants/"+tn.ID, map[string]any{"status": tt.to, "name": "Renamed"})
 				if r.status != tt.status {
@@ -780,7 +781,24 @@ func TestStatusTransitions(t *testing.T) {
 					if got.Status != tt.from || got.Name != "T" || len(evs) != before {
 						t.Errorf("refused change left %+v and %d events", got, len(evs)-before)
 					}
+					if n := len(e.audits(tn.ID, "tenant.updated")); n != audited {
+						t.Errorf("refused change left %d audit rows", n-audited)
+					}
 					return
+				}
+				// Every accepted change is one audit row, saying what changed.
+				rows := e.audits(tn.ID, "tenant.updated")
+				if len(rows) != audited+1 {
+					t.Fatalf("%d new tenant.updated audit rows, want 1", len(rows)-audited)
+				}
+				var ctxJSON struct {
+					Changes map[string]struct{ From, To string } `json:"changes"`
+				}
+				if err := json.Unmarshal(rows[0].Context, &ctxJSON); err != nil {
+					t.Fatal(err)
+				}
+				if st, ok := ctxJSON.Changes["status"]; ok != tt.event || (ok && (st.From != tt.from || st.To != tt.to)) {
+					t.Errorf("audit row context %s, want the status change %s → %s", rows[0].Context, tt.from, tt.to)
 				}
 				if got.Status != tt.to || got.Name != "Renamed" {
 					t.Errorf("tenant = %+v", got)

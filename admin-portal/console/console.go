@@ -317,6 +317,10 @@ func detailsJSON(details map[string]any) (json.RawMessage, error) {
 	return b, nil
 }
 
+func tenantResource(t store.Tenant) store.Resource {
+	return store.Resource{Type: "tenant", ID: t.ID, Name: t.Name}
+}
+
 func operatorResource(o store.Operator) store.Resource {
 	return store.Resource{Type: "operator", ID: o.ID, Name: o.Email}
 }

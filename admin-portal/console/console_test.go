@@ -2,10 +2,12 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +193,80 @@ func TestSessionRules(t *testing.T) {
 	}
 	if _, _, err := h.db.OperatorSession(ctx, secrets.HashToken(tok)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("idle session still stored: %v", err)
+	}
+}
+
+// TestConsoleActionsAudited: pausing and resuming a tenant and making a
+// portal link from the console each append a row to the operators' trail
+// naming the operator, and the status changes are in the tenant's own
+// chain too, by the same operator.
+func TestConsoleActionsAudited(t *testing.T) {
+	h := start(t, "")
+	ctx := context.Background()
+	dev, _, err := console.SeedDevOperator(ctx, h.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := h.db.OperatorByEmail(ctx, dev.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, csrf := secrets.NewToken(""), "csrf-"+secrets.NewToken("")
+	if _, err := h.db.CreateOperatorSession(ctx, store.OperatorSession{TokenHash: secrets.HashToken(tok), OperatorID: op.ID,
+		CSRFToken: csrf, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	tn := newTenant(t, h.db, "Acme")
+	post := func(path string, form url.Values, want int) {
+		t.Helper()
+		form.Set("csrf", csrf)
+		req, _ := http.NewRequest("POST", h.url+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})
+		resp, err := client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("POST %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	post("/console/tenants/"+tn.ID+"/status", url.Values{"status": {"paused"}, "confirm": {"yes"}}, http.StatusSeeOther)
+	post("/console/tenants/"+tn.ID+"/status", url.Values{"status": {"active"}, "confirm": {"yes"}}, http.StatusSeeOther)
+	post("/console/tenants/"+tn.ID+"/portal_link", url.Values{"intent": {"sso"}}, http.StatusOK)
+
+	type row struct{ action, from, to, intent string }
+	rows, _, err := h.db.OperatorAudit(ctx, "", store.Page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []row
+	for _, r := range rows {
+		if r.Action == "tenant.status_changed" || r.Action == "portal_link.created" {
+			if r.Actor.Type != "operator" || r.Actor.ID != op.ID || r.Resource.ID != tn.ID || r.RequestID == "" {
+				t.Errorf("row %+v, want operator %s on tenant %s", r, op.ID, tn.ID)
+			}
+			var d struct{ From, To, Intent string }
+			if err := json.Unmarshal(r.Context, &d); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, row{r.Action, d.From, d.To, d.Intent})
+		}
+	}
+	// Newest first.
+	if !slices.Equal(got, []row{
+		{action: "portal_link.created", intent: "sso"},
+		{action: "tenant.status_changed", from: "paused", to: "active"},
+		{action: "tenant.status_changed", from: "active", to: "paused"},
+	}) {
+		t.Errorf("operator audit rows %v", got)
+	}
+	chain, _, err := h.db.AuditEvents(storeCtx(tn.ID), "tenant.updated", store.Page{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chain) != 2 || chain[0].Actor.ID != op.ID || chain[1].Actor.ID != op.ID {
+		t.Errorf("tenant chain rows %+v, want two by operator %s", chain, op.ID)
 	}
 }

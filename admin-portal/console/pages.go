@@ -234,13 +234,23 @@ func (c *Console) setStatus(ec echo.Context) error {
 		return c.message(ec, http.StatusBadRequest, "Not confirmed", "Pausing or resuming a tenant needs the confirmation page's button.")
 	}
 	s, _ := sessionOf(ec)
-	_, err := c.cfg.Tenants.ChangeTenant(ec.Request().Context(), actor(ec, s.op.ID), store.TenantUpdate{Status: &to})
+	ctx, who := ec.Request().Context(), actor(ec, s.op.ID)
+	changed, err := c.cfg.Tenants.ChangeTenant(ctx, who, store.TenantUpdate{Status: &to})
 	var he *httpserver.Error
 	if errors.As(err, &he) && he.Status < 500 {
 		return c.message(ec, he.Status, "Not changed", he.Message)
 	}
 	if err != nil {
 		return err
+	}
+	// The tenant's own chain has the change (the API wrote it in the
+	// change's transaction, with this operator as actor); the operators'
+	// trail says which operator did what, across tenants.
+	if changed.Status != t.Status {
+		if err := c.auditOperator(ctx, who, "tenant.status_changed", tenantResource(changed),
+			map[string]any{"from": t.Status, "to": changed.Status}); err != nil {
+			return err
+		}
 	}
 	notice := "Tenant resumed."
 	if to == store.TenantPaused {
@@ -262,12 +272,17 @@ func (c *Console) portalLink(ec echo.Context) error {
 		return c.message(ec, http.StatusBadRequest, "Unknown intent", "Choose what the tenant's admin is to set up.")
 	}
 	s, _ := sessionOf(ec)
-	link, exp, err := c.cfg.PortalLink(ec.Request().Context(), actor(ec, s.op.ID), intent)
+	ctx, who := ec.Request().Context(), actor(ec, s.op.ID)
+	link, exp, err := c.cfg.PortalLink(ctx, who, intent)
 	var he *httpserver.Error
 	if errors.As(err, &he) && he.Status < 500 {
 		return c.message(ec, he.Status, "No portal link", he.Message)
 	}
 	if err != nil {
+		return err
+	}
+	if err := c.auditOperator(ctx, who, "portal_link.created", tenantResource(tenantOf(ec)),
+		map[string]any{"intent": intent, "expires_at": exp.UTC()}); err != nil {
 		return err
 	}
 	return c.render(ec, http.StatusOK, "portal_link.html", page{Title: "Portal link", Nav: "tenants", D: map[string]any{

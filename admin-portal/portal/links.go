@@ -126,7 +126,21 @@ func (p *Portal) openLink(c echo.Context) error {
 	}
 	secret := secrets.NewToken("")
 	now := p.cfg.Now()
-	link, opened, err := p.cfg.Store.OpenPortalLink(ctx, hash, secrets.HashToken(secret), now, now.Add(p.cfg.SessionTTL))
+	var (
+		link   store.PortalLink
+		opened bool
+	)
+	// Who opened the link, and when, is in the tenant's audit chain with
+	// the session it starts: a setup link is admin access to the tenant.
+	err = p.cfg.Store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		link, opened, err = p.cfg.Store.OpenPortalLink(ctx, hash, secrets.HashToken(secret), now, now.Add(p.cfg.SessionTTL))
+		if err != nil || !opened {
+			return err
+		}
+		return p.auditAs(ctx, c, link.ID, "portal_session.started", store.Resource{Type: "portal_link", ID: link.ID},
+			map[string]any{"intent": link.Intent, "expires_at": now.Add(p.cfg.SessionTTL).UTC()})
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return unknown
 	}
@@ -223,7 +237,13 @@ func (p *Portal) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 
 func (p *Portal) signOut(c echo.Context) error {
 	s := c.Get(sessionKey).(*session)
-	if err := p.cfg.Store.EndPortalSession(c.Request().Context(), s.link.ID); err != nil {
+	err := p.cfg.Store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		if err := p.cfg.Store.EndPortalSession(ctx, s.link.ID); err != nil {
+			return err
+		}
+		return p.audit(ctx, c, "portal_session.ended", store.Resource{Type: "portal_link", ID: s.link.ID}, nil)
+	})
+	if err != nil {
 		return err
 	}
 	http.SetCookie(c.Response(), &http.Cookie{Name: sessionCookie, Path: Path, MaxAge: -1, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})

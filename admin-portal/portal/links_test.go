@@ -170,16 +170,33 @@ func TestAnotherTenantsIDsAreNotFound(t *testing.T) {
 	}
 }
 
+// TestSignOutEndsTheSession: signing out ends the session; opening the
+// link and signing out are both in the tenant's audit chain, by the
+// session's link (a used link opened again adds nothing).
 func TestSignOutEndsTheSession(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.tenant("Acme", "acme.example")
-	c := h.open(h.link(ctx, store.IntentSSO))
+	link := h.link(ctx, store.IntentSSO)
+	c := h.open(link)
+	if resp, _ := get(t, h.client(), link); resp.StatusCode != http.StatusGone {
+		t.Fatalf("reused link = %d", resp.StatusCode)
+	}
 	_, page := get(t, c, h.url+"/portal/sso")
 	if resp, body := post(t, c, h.url+"/portal/signout", url.Values{"csrf_token": {csrfOf(t, page)}}); resp.StatusCode != 200 || !strings.Contains(body, "signed out") {
 		t.Fatalf("sign out = %d\n%s", resp.StatusCode, body)
 	}
 	if resp, _ := get(t, c, h.url+"/portal/sso"); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("after sign-out = %d", resp.StatusCode)
+	}
+	for _, action := range []string{"portal_session.started", "portal_session.ended"} {
+		rows, _, err := h.store.AuditEvents(ctx, action, store.Page{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].Actor.Type != "tenant_admin" || !strings.HasPrefix(rows[0].Actor.ID, "pl_") ||
+			rows[0].Resource.ID != rows[0].Actor.ID || rows[0].RequestID == "" {
+			t.Errorf("%s audit rows %+v, want one by the session's link", action, rows)
+		}
 	}
 }
 

@@ -256,6 +256,12 @@ func (p *Portal) redirectFlash(c echo.Context, to, flash string) error {
 // portal session (its link id).
 func (p *Portal) audit(ctx context.Context, c echo.Context, action string, res store.Resource, details map[string]any) error {
 	s := c.Get(sessionKey).(*session)
+	return p.auditAs(ctx, c, s.link.ID, action, res, details)
+}
+
+// auditAs is audit for the portal session of link linkID, also before the
+// session is in the request (when the link is opened).
+func (p *Portal) auditAs(ctx context.Context, c echo.Context, linkID, action string, res store.Resource, details map[string]any) error {
 	var raw []byte
 	if details != nil {
 		raw, _ = jsonMarshal(details)
@@ -265,7 +271,7 @@ func (p *Portal) audit(ctx context.Context, c echo.Context, action string, res s
 		ua = strings.ToValidUTF8(ua[:512], "")
 	}
 	_, err := p.cfg.Store.AppendAudit(ctx, store.AuditEvent{
-		Actor:     store.Actor{Type: "tenant_admin", ID: s.link.ID, IP: c.RealIP(), UserAgent: ua},
+		Actor:     store.Actor{Type: "tenant_admin", ID: linkID, IP: c.RealIP(), UserAgent: ua},
 		Action:    action,
 		Resource:  res,
 		Context:   raw,

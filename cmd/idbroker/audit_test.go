@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/idbroker/idbroker/lifecycle"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -76,4 +78,87 @@ func TestAuditVerifyCommand(t *testing.T) {
 	if _, _, code := runInProcess("audit", "rewrite"); code != exitUsage {
 		t.Fatalf("unknown audit command: code %d", code)
 	}
+}
+
+// TestAuditVerifyAcrossErasure: audit verify stays green while a tenant is
+// deleted and after the erase job has removed it: the erased tenant's
+// chain ends in its erase report, which links to the last row the chain
+// had and still hashes to itself; a changed report is caught.
+func TestAuditVerifyAcrossErasure(t *testing.T) {
+	dir := t.TempDir()
+	dbFile := filepath.Join(dir, "idbroker.db")
+	url := "sqlite://" + dbFile
+	if _, errOut, code := runInProcess("migrate", "up", "--database-url", url); code != exitOK {
+		t.Fatalf("migrate: %d %s", code, errOut)
+	}
+	cfg, err := loadConfig(configSource{getenv: func(string) string { return "" }, flags: map[string]flagValue{
+		envDatabaseURL: {name: "--database-url", value: url},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := openStore(ctx, cfg, newLogger(&strings.Builder{}, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := st.CreateTenant(ctx, store.Tenant{Name: "Kept"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := st.CreateTenant(ctx, store.Tenant{Name: "Gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range []store.Tenant{kept, gone} {
+		for _, action := range []string{"tenant.created", "domain.added", "tenant.deleted"} {
+			if _, err := st.AppendAudit(store.WithTenant(ctx, tn.ID), store.AuditEvent{Action: action}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	gctx := store.WithTenant(ctx, gone.ID)
+	if _, err := st.SoftDeleteTenant(gctx); err != nil {
+		t.Fatal(err)
+	}
+	verify := func(when string, wantCode int, want ...string) {
+		t.Helper()
+		out, errOut, code := runInProcess("audit", "verify", "--database-url", url)
+		if code != wantCode {
+			t.Fatalf("%s: verify exited %d, want %d\nstdout: %s\nstderr: %s", when, code, wantCode, out, errOut)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: verify output lacks %q:\n%s", when, w, out)
+			}
+		}
+	}
+	// Deleted, within the restore window: its chain is whole.
+	verify("deleted", exitOK, kept.ID+": ok (3 rows)", gone.ID+": ok (3 rows)")
+
+	var last string
+	if err := st.WalkAudit(gctx, func(e store.AuditEvent) error { last = e.Hash; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	eraser := &lifecycle.Eraser{Store: st, Now: func() time.Time { return time.Now().Add(lifecycle.DefaultWindow + time.Hour) }}
+	reps, err := eraser.EraseDue(ctx)
+	if err != nil || len(reps) != 1 {
+		t.Fatalf("erase: %v, %v", reps, err)
+	}
+	if reps[0].PrevHash != last || reps[0].Action != store.ActionTenantErased {
+		t.Fatalf("erase report %+v does not continue the chain ending in %s", reps[0], last)
+	}
+	st.Close()
+	// Erased: the tenant is gone from the tables, its report verifies.
+	verify("erased", exitOK, kept.ID+": ok (3 rows)", gone.ID+": erased, report "+reps[0].ID+" ok")
+
+	db, err := sql.Open("sqlite", dbFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE tenant_erasures SET context = '{"rows_erased":{}}' WHERE erased_tenant = ?`, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	verify("report changed", exitError, gone.ID+": BROKEN erase report "+reps[0].ID)
 }
