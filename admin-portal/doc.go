@@ -11,9 +11,11 @@
 //
 // Errors are answered as {"error": {"code", "message", "field"?,
 // "request_id"}}: 400 invalid_request for malformed or invalid input (field
-// names the culprit), 401 unauthorized, 404 not_found (also for another
-// tenant's resources and malformed ids, which are indistinguishable by
-// design), 409 conflict or invalid_transition, 413 payload_too_large, 415
+// names the culprit: "name", "saml.idp_metadata_url"), 401 unauthorized,
+// 404 not_found (also for another tenant's resources and malformed ids,
+// which are indistinguishable by design), 405 method_not_allowed with an
+// Allow header for a known path asked with another method (after
+// authentication, like every answer), 409 conflict or invalid_transition, 413 payload_too_large, 415
 // unsupported_media_type, 422 verification_failed when a DNS check finds
 // no matching record, 500 internal (cause logged, never shown).
 package adminportal

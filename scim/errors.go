@@ -110,6 +110,13 @@ func toError(err error) *Error {
 // failures with their cause.
 func (s *Server) writeError(c echo.Context, err error) error {
 	e := toError(err)
+	if errors.Is(err, echo.ErrNotFound) {
+		// The router's 404: a known path with another method is a 405
+		// with Allow.
+		if m := httpserver.MethodNotAllowed(c); m != nil {
+			e = &Error{Status: m.Status, Detail: m.Message, Err: err}
+		}
+	}
 	if e.Status >= 500 {
 		s.log.ErrorContext(c.Request().Context(), "scim request failed", "method", c.Request().Method,
 			"path", c.Path(), "status", e.Status, "error", err)

@@ -174,7 +174,7 @@ func (c *Console) Mount(e *echo.Echo) {
 	a.GET("/webhooks", c.webhooks)
 	a.GET("/webhooks/:id", c.webhook)
 	a.POST("/deliveries/:id/redeliver", c.redeliver)
-	a.Any("/*", c.notFound)
+	a.Any("/*", c.noRoute)
 }
 
 // csp keeps every console page to its own scripts, styles and images.
@@ -196,6 +196,10 @@ func (c *Console) headers(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		// Whatever went wrong, the console answers in HTML; a database out
 		// of reach is a 503 to retry, not a 500.
+		if errors.Is(err, echo.ErrNotFound) {
+			// The router's 404 for a path no route serves with this method.
+			return c.noRoute(ec)
+		}
 		he := httpserver.AsError(err)
 		if he.Status == http.StatusInternalServerError && errors.Is(err, store.ErrUnavailable) {
 			he = httpserver.Unavailable(err)
@@ -256,6 +260,15 @@ func (c *Console) message(ec echo.Context, status int, title, msg string) error 
 
 func (c *Console) notFound(ec echo.Context) error {
 	return c.message(ec, http.StatusNotFound, "Not found", "There is no console page at this address.")
+}
+
+// noRoute answers every path under /console no route serves with the
+// request's method: 405 with Allow when another method would do, else 404.
+func (c *Console) noRoute(ec echo.Context) error {
+	if e := httpserver.MethodNotAllowed(ec); e != nil {
+		return c.message(ec, e.Status, "Method not allowed", "This console address cannot be used that way: "+e.Message+".")
+	}
+	return c.notFound(ec)
 }
 
 func (c *Console) home(ec echo.Context) error {

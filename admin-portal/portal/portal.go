@@ -111,7 +111,7 @@ func (p *Portal) Mount(e *echo.Echo) {
 	p.mountLogs(s)
 	// Every other path under /portal is the portal's own 404 page, with
 	// its headers, not the server's bare one.
-	g.Any("/*", func(echo.Context) error { return errNotFound })
+	g.Any("/*", func(echo.Context) error { return errNoRoute })
 }
 
 // Errors handlers return; mapErrors turns them into pages.
@@ -119,6 +119,10 @@ var (
 	errNotFound  = &pageError{status: http.StatusNotFound, title: "Page not found", what: "There is nothing here, or it belongs to someone else.", next: "Use the tabs above to find your way."}
 	errForbidden = &pageError{status: http.StatusForbidden, title: "Request refused", what: "This form was sent without its security token, or from another page.", next: "Go back, reload the page and try again."}
 )
+
+// errNoRoute is what the catch-all route returns: no route serves this
+// path with this method (mapErrors decides between 404 and 405).
+var errNoRoute = errors.New("portal: no route")
 
 // pageError is an error with the page that explains it.
 type pageError struct {
@@ -142,10 +146,15 @@ func (p *Portal) mapErrors(next echo.HandlerFunc) echo.HandlerFunc {
 		var pe *pageError
 		var he *echo.HTTPError
 		switch {
+		case errors.Is(err, errNoRoute), errors.Is(err, echo.ErrNotFound), errors.Is(err, echo.ErrMethodNotAllowed):
+			// No route serves this path with this method: 405 with Allow
+			// when another method would do, else 404.
+			pe = errNotFound
+			if m := httpserver.MethodNotAllowed(c); m != nil {
+				pe = &pageError{status: m.Status, title: "Method not allowed", what: "This address cannot be used that way: " + m.Message + ".", next: "Use the buttons and links of the portal's pages."}
+			}
 		case errors.As(err, &pe):
 		case errors.As(err, &he) && he.Code == http.StatusNotFound:
-			pe = errNotFound
-		case errors.As(err, &he) && he.Code == http.StatusMethodNotAllowed:
 			pe = errNotFound
 		case errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge:
 			pe = &pageError{status: he.Code, title: "File too large", what: "What you sent is larger than this page accepts.", next: "Check that you chose the right file."}

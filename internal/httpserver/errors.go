@@ -108,6 +108,10 @@ func AsError(err error) *Error {
 		if !ok || he.Code >= 500 {
 			msg = http.StatusText(he.Code)
 		}
+		if msg == http.StatusText(he.Code) {
+			// "Not Found" reads as "not found", like our own messages.
+			msg = strings.ToLower(msg)
+		}
 		return &Error{Status: he.Code, Code: codeFor(he.Code), Message: lowerFirst(msg), Err: he.Internal}
 	}
 	if IsUnavailable(err) {
@@ -147,7 +151,8 @@ func codeFor(status int) string {
 	return CodeInvalidRequest
 }
 
-// lowerFirst makes echo's "Not Found" read like our own messages.
+// lowerFirst makes a message of echo's ("Too many requests") read like
+// our own.
 func lowerFirst(s string) string {
 	if s == "" || s[0] < 'A' || s[0] > 'Z' {
 		return s
@@ -192,7 +197,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	e := AsError(err)
+	e := routeError(c, err, AsError(err))
 	if e.Status < 400 || e.Status > 599 {
 		e = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
 	}
