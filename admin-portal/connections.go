@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -37,7 +36,7 @@ func (a *API) createConnection(c echo.Context) error {
 	}
 	typ := store.ConnectionType(req.Type)
 	if err := a.connections.CheckType(typ); err != nil {
-		return invalid("type", "%s", strings.TrimPrefix(err.Error(), connections.ErrConfig.Error()+": "))
+		return connectionError(err)
 	}
 	ctx := c.Request().Context()
 	conn, err := a.connections.CreateConnection(ctx, typ, req.Name, req.Settings)
@@ -148,19 +147,19 @@ func connectionResource(conn store.Connection) store.Resource {
 }
 
 // connectionError maps package connections' sentinels; the rest goes to
-// the API's one mapper.
+// the API's one mapper. A refused setting is a 400 naming it in field; an
+// IdP that could not be reached (its metadata URL, its discovery
+// document) is a 502 naming the setting that points to it.
 func connectionError(err error) error {
 	switch {
 	case errors.Is(err, connections.ErrNotFound):
 		return notFound("connection")
+	case errors.Is(err, connections.ErrUpstream), errors.Is(err, context.DeadlineExceeded):
+		return &httpserver.Error{Status: http.StatusBadGateway, Code: codeUpstreamUnavailable,
+			Message: connections.Message(err), Field: connections.FieldOf(err), Err: err}
 	case errors.Is(err, connections.ErrConfig):
-		msg := err.Error()
-		if i := strings.LastIndex(msg, connections.ErrConfig.Error()+": "); i >= 0 {
-			msg = msg[i+len(connections.ErrConfig.Error())+2:]
-		}
-		return &httpserver.Error{Status: http.StatusBadRequest, Code: httpserver.CodeInvalidRequest, Message: msg, Err: err}
-	case errors.Is(err, context.DeadlineExceeded):
-		return &httpserver.Error{Status: http.StatusBadGateway, Code: "upstream_unavailable", Message: "the IdP did not answer in time", Err: err}
+		return &httpserver.Error{Status: http.StatusBadRequest, Code: httpserver.CodeInvalidRequest,
+			Message: connections.Message(err), Field: connections.FieldOf(err), Err: err}
 	}
 	return err
 }

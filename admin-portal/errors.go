@@ -17,6 +17,9 @@ import (
 const (
 	codeInvalidTransition  = "invalid_transition"
 	codeVerificationFailed = "verification_failed"
+	// codeUpstreamUnavailable: an IdP the request points to could not be
+	// reached or answered badly (502).
+	codeUpstreamUnavailable = "upstream_unavailable"
 )
 
 // mapErrors is the API's one place where errors become answers: store

@@ -89,7 +89,7 @@ func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (s
 		}
 	case *u.Status == store.ConnectionActive:
 		if len(missing) > 0 {
-			return store.Connection{}, fmt.Errorf("%w: cannot activate: missing %s", ErrConfig, strings.Join(missing, ", "))
+			return store.Connection{}, Invalid(string(conn.Type)+"."+missing[0], "cannot activate: missing %s", strings.Join(missing, ", "))
 		}
 		conn.Status = store.ConnectionActive
 	case *u.Status == store.ConnectionInactive:
@@ -98,10 +98,10 @@ func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (s
 		// A draft stays a draft while the portal's wizard fills it in
 		// and tests it; the admin activates it once a test login passed.
 	default:
-		return store.Connection{}, fmt.Errorf("%w: status must be \"active\" or \"inactive\"", ErrConfig)
+		return store.Connection{}, Invalid("status", `status must be "active" or "inactive"`)
 	}
 	if conn.Status == store.ConnectionActive && len(missing) > 0 {
-		return store.Connection{}, fmt.Errorf("%w: the change would leave an active connection without %s", ErrConfig, strings.Join(missing, ", "))
+		return store.Connection{}, Invalid(string(conn.Type)+"."+missing[0], "the change would leave an active connection without %s", strings.Join(missing, ", "))
 	}
 	var probed Connector
 	if conn.Status == store.ConnectionActive && (changedIdP || before != store.ConnectionActive) {
@@ -181,12 +181,12 @@ func (r *Registry) configure(ctx context.Context, t Type, conn *store.Connection
 			continue
 		}
 		if typ != conn.Type {
-			return false, fmt.Errorf("%w: %s settings on a %s connection", ErrConfig, typ, conn.Type)
+			return false, Invalid(string(typ), "%s settings on a %s connection", typ, conn.Type)
 		}
 		raw = v
 	}
 	if err := t.Configure(ctx, r.deps, conn, raw); err != nil {
-		return false, err
+		return false, qualify(string(conn.Type), err)
 	}
 	return raw != nil, nil
 }
@@ -198,10 +198,15 @@ func (r *Registry) configure(ctx context.Context, t Type, conn *store.Connection
 // IdP once (OIDC discovery), not again at the first login.
 func (r *Registry) probe(ctx context.Context, conn store.Connection) (Connector, error) {
 	cn, err := r.open(ctx, conn)
-	if err != nil && !errors.Is(err, ErrConfig) {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	switch {
+	case err == nil:
+		return cn, nil
+	case errors.Is(err, ErrConfig):
+		return nil, qualify(string(conn.Type), err)
 	}
-	return cn, err
+	// An IdP that cannot be reached refuses the settings that point to
+	// it; the cause stays an ErrUpstream for errors.Is.
+	return nil, qualify(string(conn.Type), &FieldError{Field: FieldOf(err), Msg: Message(err), Err: err})
 }
 
 // keep caches out, just written, with the connector probe built from the
@@ -218,7 +223,7 @@ func storeErr(err error, id string) error {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if errors.Is(err, store.ErrInvalid) {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
+		return &FieldError{Msg: strings.TrimPrefix(err.Error(), "store: "), Err: err}
 	}
 	return err
 }

@@ -1,7 +1,6 @@
 package connections
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/idbroker/idbroker/store"
@@ -87,16 +86,16 @@ func (m *AttributeMapping) Validate() error {
 		return nil
 	}
 	if _, ok := presets[m.Preset]; m.Preset != "" && !ok {
-		return fmt.Errorf("%w: attribute_mapping.preset %q is not one of generic, okta, entra, google, adfs", ErrConfig, m.Preset)
+		return Invalid("attribute_mapping.preset", "attribute_mapping.preset %q is not one of generic, okta, entra, google, adfs", m.Preset)
 	}
 	for field, names := range map[string][]string{"subject": m.Subject, "email": m.Email, "given_name": m.GivenName,
 		"family_name": m.FamilyName, "name": m.Name, "groups": m.Groups} {
 		if len(names) > 20 {
-			return fmt.Errorf("%w: attribute_mapping.%s lists more than 20 names", ErrConfig, field)
+			return Invalid("attribute_mapping."+field, "attribute_mapping.%s lists more than 20 names", field)
 		}
 		for _, n := range names {
 			if strings.TrimSpace(n) == "" || len(n) > 256 {
-				return fmt.Errorf("%w: attribute_mapping.%s has an empty or oversized name", ErrConfig, field)
+				return Invalid("attribute_mapping."+field, "attribute_mapping.%s has an empty or oversized name", field)
 			}
 		}
 	}

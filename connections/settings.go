@@ -3,8 +3,10 @@ package connections
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -43,31 +45,91 @@ func DecodeStrict(raw json.RawMessage, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, strings.TrimPrefix(err.Error(), "json: "))
+		return decodeError(err)
 	}
 	if dec.More() {
-		return fmt.Errorf("%w: trailing data", ErrConfig)
+		return Invalid("", "trailing data after the settings object")
 	}
 	return nil
+}
+
+// decodeError names the field encoding/json refused, in the API's words.
+func decodeError(err error) error {
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) && typ.Field != "" {
+		return &FieldError{Field: typ.Field, Msg: fmt.Sprintf("%s must be %s, not %s", typ.Field, jsonKind(typ.Type), valueKind(typ.Value)), Err: err}
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return &FieldError{Field: strings.Trim(name, `"`), Msg: "unknown field " + name, Err: err}
+	}
+	return &FieldError{Msg: "malformed settings: " + strings.TrimPrefix(err.Error(), "json: "), Err: err}
+}
+
+// jsonKind names t as JSON calls it.
+func jsonKind(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "a valid value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "a valid value"
+}
+
+// valueKind turns encoding/json's description of a value ("string",
+// "number 1.5") into prose.
+func valueKind(v string) string {
+	switch {
+	case v == "array" || v == "object":
+		return "an " + v
+	case strings.HasPrefix(v, "number"):
+		return "a number"
+	case v == "bool":
+		return "a boolean"
+	case v == "":
+		return "this value"
+	}
+	return "a " + v
 }
 
 // CheckURL accepts an absolute http(s) URL; plain http only when allowed
 // (development, tests). field names it in the refusal. Every URL a
 // connection sends the browser or the broker to passes it, however it was
 // given (a manual field or IdP metadata).
+//
+// The refusal says what this mode accepts: where plain http is allowed it
+// never says "must be https".
 func CheckURL(field, raw string, allowHTTP bool) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("%w: %s must be an absolute https URL", ErrConfig, field)
+		if allowHTTP {
+			return Invalid(field, "%s must be an absolute http or https URL", field)
+		}
+		return Invalid(field, "%s must be an absolute https URL", field)
 	}
 	if u.Scheme == "http" && !allowHTTP {
-		return fmt.Errorf("%w: %s must use https", ErrConfig, field)
+		return Invalid(field, "%s must use https", field)
 	}
 	if u.User != nil || u.Fragment != "" {
-		return fmt.Errorf("%w: %s must not carry credentials or a fragment", ErrConfig, field)
+		return Invalid(field, "%s must not carry credentials or a fragment", field)
 	}
 	if strings.ContainsAny(raw, " \t\r\n") {
-		return fmt.Errorf("%w: %s contains whitespace", ErrConfig, field)
+		return Invalid(field, "%s contains whitespace", field)
 	}
 	return nil
 }
@@ -75,11 +137,11 @@ func CheckURL(field, raw string, allowHTTP bool) error {
 func checkConnName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > 200 || !utf8.ValidString(name) {
-		return "", fmt.Errorf("%w: name must be 1 to 200 characters", ErrConfig)
+		return "", Invalid("name", "name must be 1 to 200 characters")
 	}
 	for _, c := range name {
 		if c < 0x20 || c == 0x7f {
-			return "", fmt.Errorf("%w: name contains control characters", ErrConfig)
+			return "", Invalid("name", "name contains control characters")
 		}
 	}
 	return name, nil

@@ -2,7 +2,6 @@ package connections
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -35,7 +34,7 @@ func (r *Registry) BeginTest(ctx context.Context, w http.ResponseWriter, req *ht
 		return err
 	}
 	if m := t.Missing(conn); len(m) > 0 {
-		return fmt.Errorf("%w: cannot test: missing %s", ErrConfig, strings.Join(m, ", "))
+		return Invalid(string(conn.Type)+"."+m[0], "cannot test: missing %s", strings.Join(m, ", "))
 	}
 	cn, err := r.connector(ctx, conn)
 	if err != nil {

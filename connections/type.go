@@ -3,7 +3,6 @@ package connections
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -97,7 +96,7 @@ func (ts Types) lookup(typ store.ConnectionType) (Type, error) {
 	if t, ok := ts[typ]; ok {
 		return t, nil
 	}
-	return nil, fmt.Errorf("%w: type must be %s", ErrConfig, quoteOr(ts.Names()))
+	return nil, Invalid("type", "type must be %s", quoteOr(ts.Names()))
 }
 
 // quoteOr renders ["a" "b" "c"] as `"a", "b" or "c"`.

@@ -3,7 +3,6 @@ package oidc
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 
 	"github.com/idbroker/idbroker/connections"
@@ -89,13 +88,13 @@ func apply(_ context.Context, deps connections.Deps, cfg *Config, secrets map[st
 	if s.ClientID != nil {
 		v := strings.TrimSpace(*s.ClientID)
 		if v == "" || len(v) > 512 {
-			return fmt.Errorf("%w: client_id must be 1 to 512 characters", connections.ErrConfig)
+			return connections.Invalid("client_id", "client_id must be 1 to 512 characters")
 		}
 		cfg.ClientID = v
 	}
 	if s.ClientSecret != nil {
 		if *s.ClientSecret == "" || len(*s.ClientSecret) > 4096 {
-			return fmt.Errorf("%w: client_secret must be 1 to 4096 characters", connections.ErrConfig)
+			return connections.Invalid("client_secret", "client_secret must be 1 to 4096 characters")
 		}
 		secrets[SecretClientSecret] = *s.ClientSecret
 	}
@@ -104,12 +103,12 @@ func apply(_ context.Context, deps connections.Deps, cfg *Config, secrets map[st
 		hasOpenID := false
 		for _, sc := range scopes {
 			if sc == "" || strings.ContainsAny(sc, " \t\"") {
-				return fmt.Errorf("%w: scope %q is not a scope token", connections.ErrConfig, sc)
+				return connections.Invalid("scopes", "scope %q is not a scope token", sc)
 			}
 			hasOpenID = hasOpenID || sc == "openid"
 		}
 		if len(scopes) > 0 && !hasOpenID {
-			return fmt.Errorf("%w: scopes must include openid", connections.ErrConfig)
+			return connections.Invalid("scopes", "scopes must include openid")
 		}
 		cfg.Scopes = scopes
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
@@ -64,14 +66,14 @@ var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 func entraTenantOf(issuer string) (string, error) {
 	u, err := url.Parse(issuer)
 	if err != nil {
-		return "", fmt.Errorf("%w: issuer: %v", connections.ErrConfig, err)
+		return "", connections.Invalid("issuer", "issuer is not a URL")
 	}
 	if u.Host != "login.microsoftonline.com" && u.Host != "sts.windows.net" && !strings.HasSuffix(u.Host, ".microsoftonline.us") {
 		return "", nil
 	}
 	seg := strings.Split(strings.Trim(u.Path, "/"), "/")[0]
 	if !guidRE.MatchString(seg) {
-		return "", fmt.Errorf("%w: Entra ID issuer must name the tenant id (https://login.microsoftonline.com/{tenant-id}/v2.0), not %q", connections.ErrConfig, seg)
+		return "", connections.Invalid("issuer", "Entra ID issuer must name the tenant id (https://login.microsoftonline.com/{tenant-id}/v2.0), not %q", seg)
 	}
 	return strings.ToLower(seg), nil
 }
@@ -117,7 +119,7 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 		rp.WithSigningAlgsFromDiscovery(),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("%w: OIDC discovery of %s: %v", connections.ErrUpstream, cfg.Issuer, err)
+		return nil, connections.Unreachable("issuer", "read the OIDC discovery document at", discoveryURL(cfg.Issuer), discoveryCause(err))
 	}
 	return c, nil
 }
@@ -289,4 +291,39 @@ func truncate(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// discoveryURL is where an issuer's discovery document is read.
+func discoveryURL(issuer string) string {
+	return strings.TrimSuffix(issuer, "/") + oidc.DiscoveryEndpoint
+}
+
+// discoveryCause reduces the library's discovery error to its cause:
+// without the "Discovery has failed" sentinel it is joined to, and
+// without the response body it quotes.
+func discoveryCause(err error) error {
+	if errors.Is(err, oidc.ErrIssuerInvalid) {
+		return errors.New("the document names another issuer: the issuer must be exactly the document's \"issuer\" value")
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var rest []error
+		for _, e := range j.Unwrap() {
+			if e != oidc.ErrDiscoveryFailed {
+				rest = append(rest, e)
+			}
+		}
+		if len(rest) == 1 {
+			err = rest[0]
+		}
+	}
+	msg := err.Error()
+	if status, ok := strings.CutPrefix(msg, "http status not ok: "); ok {
+		if code, err := strconv.Atoi(strings.SplitN(status, " ", 2)[0]); err == nil {
+			return &safehttp.StatusError{Code: code}
+		}
+	}
+	if strings.HasPrefix(msg, "failed to unmarshal response") {
+		return errors.New("the answer is not a JSON discovery document")
+	}
+	return err
 }

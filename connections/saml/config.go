@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -181,16 +180,20 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 	manual := s.IdPEntityID != nil || s.IdPSSOURL != nil || s.IdPCertificatesPEM != nil || s.IdPSSOBinding != nil
 	switch {
 	case hasXML && hasURL:
-		return fmt.Errorf("%w: give idp_metadata_xml or idp_metadata_url, not both", connections.ErrConfig)
+		return connections.Invalid("idp_metadata_url", "give idp_metadata_xml or idp_metadata_url, not both")
 	case (hasXML || hasURL) && manual:
-		return fmt.Errorf("%w: give IdP metadata or the manual fields (idp_entity_id, idp_sso_url, idp_certificates_pem), not both", connections.ErrConfig)
+		field := "idp_metadata_url"
+		if hasXML {
+			field = "idp_metadata_xml"
+		}
+		return connections.Invalid(field, "give IdP metadata or the manual fields (idp_entity_id, idp_sso_url, idp_certificates_pem), not both")
 	}
 	var idp *idpSettings
 	switch {
 	case hasXML:
 		got, err := parseIdPMetadata([]byte(*s.IdPMetadataXML), deps.AllowInsecureURLs)
 		if err != nil {
-			return err
+			return connections.InField("idp_metadata_xml", err)
 		}
 		idp = &got
 		cfg.IdPMetadataURL, cfg.MetadataFetchedAt = "", nil
@@ -200,7 +203,7 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 		}
 		got, err := fetchIdPMetadata(ctx, deps, *s.IdPMetadataURL)
 		if err != nil {
-			return err
+			return connections.InField("idp_metadata_url", err)
 		}
 		idp = &got
 		now := deps.Now().UTC()
@@ -220,7 +223,7 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 	if s.IdPEntityID != nil {
 		v := strings.TrimSpace(*s.IdPEntityID)
 		if len(v) > 1024 {
-			return fmt.Errorf("%w: idp_entity_id longer than 1024 characters", connections.ErrConfig)
+			return connections.Invalid("idp_entity_id", "idp_entity_id longer than 1024 characters")
 		}
 		cfg.IdPEntityID = v
 	}
@@ -237,13 +240,13 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 		case "", BindingRedirect, BindingPost:
 			cfg.IdPSSOBinding = *s.IdPSSOBinding
 		default:
-			return fmt.Errorf("%w: idp_sso_binding must be \"redirect\" or \"post\"", connections.ErrConfig)
+			return connections.Invalid("idp_sso_binding", `idp_sso_binding must be "redirect" or "post"`)
 		}
 	}
 	if s.IdPCertificatesPEM != nil {
 		certs, err := parseCertificates(strings.Join(*s.IdPCertificatesPEM, "\n"))
 		if err != nil {
-			return err
+			return connections.InField("idp_certificates_pem", err)
 		}
 		cfg.IdPCertificates = mergeCertificates(cfg.IdPCertificates, certs)
 	}
@@ -252,7 +255,7 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 	}
 	if s.AttributeMapping != nil {
 		if err := s.AttributeMapping.Validate(); err != nil {
-			return err
+			return err // names attribute_mapping.…
 		}
 		cfg.AttributeMapping = s.AttributeMapping
 	}
@@ -261,12 +264,12 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 		case "", NameIDPersistent, NameIDEmail, NameIDUnspecified:
 			cfg.NameIDFormat = *s.NameIDFormat
 		default:
-			return fmt.Errorf("%w: name_id_format must be persistent, email or unspecified (transient cannot identify a user)", connections.ErrConfig)
+			return connections.Invalid("name_id_format", "name_id_format must be persistent, email or unspecified (transient cannot identify a user)")
 		}
 	}
 	if s.ClockSkewSeconds != nil {
 		if *s.ClockSkewSeconds < 0 || time.Duration(*s.ClockSkewSeconds)*time.Second > MaxClockSkew {
-			return fmt.Errorf("%w: clock_skew_seconds must be between 0 and %d", connections.ErrConfig, int(MaxClockSkew/time.Second))
+			return connections.Invalid("clock_skew_seconds", "clock_skew_seconds must be between 0 and %d", int(MaxClockSkew/time.Second))
 		}
 		cfg.ClockSkewSeconds = *s.ClockSkewSeconds
 	}

@@ -116,7 +116,7 @@ func TestConnectionSettingsValidation(t *testing.T) {
 		{"xml and url", Name, Settings{IdPMetadataXML: ptr("<x/>"), IdPMetadataURL: ptr("https://x")}.Request(), "idp_metadata_xml or idp_metadata_url"},
 		{"bad metadata", Name, Settings{IdPMetadataXML: ptr("not xml")}.Request(), "not XML"},
 		{"metadata with DTD", Name, Settings{IdPMetadataXML: ptr(`<!DOCTYPE x><EntityDescriptor/>`)}.Request(), "DTD"},
-		{"bad certificate", Name, Settings{IdPCertificatesPEM: &PEMList{"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}}.Request(), "malformed certificate"},
+		{"bad certificate", Name, Settings{IdPCertificatesPEM: &PEMList{"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}}.Request(), "not a valid X.509 certificate"},
 		{"private key as certificate", Name, Settings{IdPCertificatesPEM: &PEMList{"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}}.Request(), "PRIVATE KEY"},
 		// Begin sends the browser to the SSO URL, by an auto-submitting
 		// form for HTTP-POST: a javascript: one would run in our origin.
@@ -128,7 +128,7 @@ func TestConnectionSettingsValidation(t *testing.T) {
 		{"unknown preset", Name, Settings{AttributeMapping: &connections.AttributeMapping{Preset: "ldap"}}.Request(), "preset"},
 		{"oidc settings on saml", Name, connections.Settings{"oidc": []byte(`{}`)}, "oidc settings"},
 		{"unknown settings field", Name, connections.Settings{Name: []byte(`{"idp_sso_ur1": "https://x"}`)}, `unknown field "idp_sso_ur1"`},
-		{"metadata URL to a private address is refused by default", Name, Settings{IdPMetadataURL: ptr("http://169.254.169.254/latest/meta-data")}.Request(), "address not allowed"},
+		{"metadata URL to a private address is refused by default", Name, Settings{IdPMetadataURL: ptr("http://169.254.169.254/latest/meta-data")}.Request(), "private or local network"},
 	}
 	// A registry whose client keeps the default address rule.
 	strict := connections.NewRegistry(connections.Config{Types: e.Types, Issuer: e.Issuer, Store: e.DB, Once: e.Once, AllowInsecureURLs: true})

@@ -108,7 +108,8 @@ func parseIdPMetadata(b []byte, allowHTTP bool) (idpSettings, error) {
 		return idpSettings{}, fmt.Errorf("%w: IdP metadata has no HTTP-Redirect or HTTP-POST SingleSignOnService", connections.ErrConfig)
 	}
 	if err := connections.CheckURL("the IdP metadata's SingleSignOnService Location", s.SSOURL, allowHTTP); err != nil {
-		return idpSettings{}, err
+		// The metadata is to blame, not a field of that name.
+		return idpSettings{}, fmt.Errorf("%w: %s", connections.ErrConfig, connections.Message(err))
 	}
 	s.Certificates, err = parseCertificates(strings.Join(pems, "\n"))
 	if err != nil {
@@ -124,6 +125,9 @@ func parseIdPMetadata(b []byte, allowHTTP bool) (idpSettings, error) {
 // of an EntitiesDescriptor.
 func decodeEntityDescriptor(b []byte) (*saml.EntityDescriptor, error) {
 	var root struct{ XMLName xml.Name }
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, fmt.Errorf("%w: IdP metadata is empty", connections.ErrConfig)
+	}
 	if err := xml.Unmarshal(b, &root); err != nil {
 		return nil, fmt.Errorf("%w: IdP metadata is not XML: %v", connections.ErrConfig, err)
 	}
@@ -161,9 +165,14 @@ func decodeEntityDescriptor(b []byte) (*saml.EntityDescriptor, error) {
 func fetchIdPMetadata(ctx context.Context, deps connections.Deps, url string) (idpSettings, error) {
 	body, err := safehttp.Get(ctx, deps.HTTPClient, url, MaxMetadataBytes)
 	if err != nil {
-		return idpSettings{}, fmt.Errorf("%w: fetching IdP metadata: %v", connections.ErrConfig, err)
+		return idpSettings{}, connections.Unreachable("idp_metadata_url", "fetch IdP metadata from", url, err)
 	}
-	return parseIdPMetadata(body, deps.AllowInsecureURLs)
+	s, err := parseIdPMetadata(body, deps.AllowInsecureURLs)
+	if err != nil {
+		// Say where the metadata that does not parse came from.
+		return idpSettings{}, connections.Invalid("idp_metadata_url", "the document at %s is not usable: %s", url, connections.Message(err))
+	}
+	return s, nil
 }
 
 // parseCertificates reads one or more PEM certificates (a bare base64 DER
@@ -195,7 +204,7 @@ func parseCertificates(s string) ([]Certificate, error) {
 		}
 		cert, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%w: IdP certificate: %v", connections.ErrConfig, err)
+			return nil, fmt.Errorf("%w: an IdP certificate is not a valid X.509 certificate", connections.ErrConfig)
 		}
 		sum := sha256.Sum256(cert.Raw)
 		fp := hex.EncodeToString(sum[:])

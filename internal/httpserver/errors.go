@@ -212,7 +212,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	id := RequestID(c.Request().Context())
 	msg := e.Message
-	if e.Status >= 500 && id != "" {
+	// A generic 500 or 503 message gets the id to quote; a 502 says
+	// already what failed upstream.
+	if (e.Status == http.StatusInternalServerError || e.Status == http.StatusServiceUnavailable) && id != "" {
 		msg = fmt.Sprintf("%s (request id %s)", msg, id)
 	}
 	if c.Request().Method == http.MethodHead {
