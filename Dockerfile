@@ -11,9 +11,22 @@
 # IDBROKER_DATABASE_URL, IDBROKER_REDIS_URL, IDBROKER_MASTER_KEY and
 # IDBROKER_ISSUER.
 
-ARG GO_VERSION=1.26
+# Base images are pinned by digest, so a rebuild of the same commit uses
+# the same bytes and a moved or compromised tag cannot slip in; the comment
+# above each FROM names the tag the digest was resolved from. Pin the
+# digest of the multi-platform index (what imagetools prints first), so the
+# build still picks amd64 or arm64 by itself.
+#
+# To refresh them (a Go patch release, distroless CVE fixes):
+#
+#   docker buildx imagetools inspect golang:1.26
+#   docker buildx imagetools inspect gcr.io/distroless/static-debian12:nonroot
+#
+# and paste each "Digest:" with the tag it resolved; or merge the pull
+# request Dependabot opens (.github/dependabot.yml watches this file).
 
-FROM golang:${GO_VERSION} AS build
+# golang:1.26.9 (Debian), the toolchain go.mod asks for or newer.
+FROM golang:1.26.9@sha256:f1f0bcc2c524a3ced375fcb4d1ecb7aa371aa7070e112599aaca45cc02d0101b AS build
 WORKDIR /src
 # Dependencies first: this layer is reused until go.mod or go.sum change.
 COPY go.mod go.sum ./
@@ -29,7 +42,8 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 # volume is mounted on it: a fresh named volume copies its owner and mode.
 RUN mkdir -p /out/data && chmod 0700 /out/data
 
-FROM gcr.io/distroless/static-debian12:nonroot
+# gcr.io/distroless/static-debian12:nonroot
+FROM gcr.io/distroless/static-debian12:nonroot@sha256:f5b485ea962d9bd1186b2f6b3a061191539b905b82ec395de78cbfae51f20e35
 COPY --from=build /out/idbroker /usr/local/bin/idbroker
 COPY --from=build --chown=65532:65532 /out/data /var/lib/idbroker
 ENV IDBROKER_LISTEN=:8080 \
