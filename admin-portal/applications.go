@@ -2,6 +2,7 @@ package adminportal
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -212,9 +213,16 @@ func (a *API) createApplication(c echo.Context) error {
 		secret = secrets.NewToken(ClientSecretPrefix)
 		app.SecretHash = secrets.HashToken(secret)
 	}
-	app, err = a.store.CreateApplication(c.Request().Context(), app)
+	err = a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		var err error
+		if app, err = a.store.CreateApplication(ctx, app); err != nil {
+			return fmt.Errorf("create application: %w", err)
+		}
+		return a.auditVendor(ctx, c, "application.created", applicationResource(app),
+			map[string]any{"redirect_uris": app.RedirectURIs, "public": app.Public})
+	})
 	if err != nil {
-		return fmt.Errorf("create application: %w", err)
+		return err
 	}
 	out := toApplicationJSON(app)
 	if secret != "" {

@@ -1,6 +1,7 @@
 package adminportal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -105,7 +106,18 @@ func (a *API) updateApplication(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	app, err := a.store.UpdateApplication(ctx, cur.ID, u)
+	var app store.Application
+	err = a.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if app, err = a.store.UpdateApplication(ctx, cur.ID, u); err != nil {
+			return err
+		}
+		// Redirect and logout URIs decide where codes and tokens go: the
+		// row keeps them before and after.
+		return a.auditVendor(ctx, c, "application.updated", applicationResource(app), map[string]any{
+			"from": applicationURIs(cur), "to": applicationURIs(app),
+		})
+	})
 	if errors.Is(err, store.ErrNotFound) { // deleted meanwhile
 		return notFound("application")
 	}
@@ -126,13 +138,30 @@ func (a *API) deleteApplication(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	if err := a.store.DeleteApplication(ctx, app.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	err = a.store.InTx(ctx, func(ctx context.Context) error {
+		if err := a.store.DeleteApplication(ctx, app.ID); err != nil {
+			return err
+		}
+		return a.auditVendor(ctx, c, "application.deleted", applicationResource(app), nil)
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("delete application: %w", err)
 	}
 	a.forgetApplication(app.ID)
 	op, _ := operatorFrom(ctx)
 	a.log.InfoContext(ctx, "application deleted", "application_id", app.ID, "api_key_id", op.ID)
 	return c.NoContent(http.StatusNoContent)
+}
+
+func applicationResource(app store.Application) store.Resource {
+	return store.Resource{Type: "application", ID: app.ID, Name: app.Name}
+}
+
+func applicationURIs(app store.Application) map[string]any {
+	return map[string]any{
+		"redirect_uris": app.RedirectURIs, "post_logout_redirect_uris": app.PostLogoutRedirectURIs,
+		"backchannel_logout_uri": app.BackchannelLogoutURI,
+	}
 }
 
 // forgetApplication tells the broker's cache on this node; the others

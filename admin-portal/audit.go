@@ -32,6 +32,27 @@ func (a *API) actor(c echo.Context) store.Actor {
 	return store.Actor{Type: "operator", ID: op.ID, IP: c.RealIP(), UserAgent: ua}
 }
 
+// auditVendor appends a row to the operators' trail (the console's Audit
+// page) for a change to what belongs to the vendor rather than a tenant:
+// applications and webhooks. Call it in the change's transaction.
+func (a *API) auditVendor(ctx context.Context, c echo.Context, action string, res store.Resource, details map[string]any) error {
+	var raw json.RawMessage
+	if details != nil {
+		b, err := json.Marshal(details)
+		if err != nil {
+			return fmt.Errorf("audit %s: encode context: %w", action, err)
+		}
+		raw = b
+	}
+	_, err := a.store.AppendOperatorAudit(ctx, store.OperatorAuditEvent{
+		Actor: a.actor(c), Action: action, Resource: res, Context: raw, RequestID: httpserver.RequestID(ctx),
+	})
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
+}
+
 // appendAudit appends an audit row of actor to the tenant in ctx.
 func (a *API) appendAudit(ctx context.Context, actor store.Actor, action string, res store.Resource, details any) error {
 	tenantID, _ := store.TenantFrom(ctx)

@@ -66,6 +66,7 @@ type Store interface {
 	Webhook(ctx context.Context, id string) (store.Webhook, error)
 	ListDeliveries(ctx context.Context, q store.DeliveryQuery) ([]store.Delivery, string, error)
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
+	AppendOperatorAudit(ctx context.Context, e store.OperatorAuditEvent) (store.OperatorAuditEvent, error)
 	AuditEvents(ctx context.Context, action string, p store.Page) ([]store.AuditEvent, string, error)
 }
 

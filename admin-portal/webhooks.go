@@ -1,6 +1,7 @@
 package adminportal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -77,18 +78,36 @@ func (a *API) createWebhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	w, err := a.store.CreateWebhook(c.Request().Context(), store.Webhook{
-		ID:     store.NewID(store.PrefixWebhook),
-		URL:    req.URL,
-		Events: subs,
-		Secret: secrets.NewToken(WebhookSecretPrefix),
+	var w store.Webhook
+	err = a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		var err error
+		w, err = a.store.CreateWebhook(ctx, store.Webhook{
+			ID:     store.NewID(store.PrefixWebhook),
+			URL:    req.URL,
+			Events: subs,
+			Secret: secrets.NewToken(WebhookSecretPrefix),
+		})
+		if err != nil {
+			return fmt.Errorf("create webhook: %w", err)
+		}
+		return a.auditVendor(ctx, c, "webhook.created", store.Resource{Type: "webhook", ID: w.ID},
+			// The host only: some receivers carry their secret in the path.
+			map[string]any{"host": webhookHost(w.URL), "events": w.Events})
 	})
 	if err != nil {
-		return fmt.Errorf("create webhook: %w", err)
+		return err
 	}
 	a.log.InfoContext(c.Request().Context(), "webhook created", "webhook_id", w.ID, "events", w.Events)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusCreated, toWebhookJSON(w, true))
+}
+
+func webhookHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 // checkWebhookURL accepts absolute http(s) URLs with a host, no
