@@ -13,6 +13,7 @@ import (
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/slo"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/usage"
 )
@@ -57,8 +58,20 @@ type APIConfig struct {
 	// Usage answers the usage routes (GET /tenants/{id}/usage, GET
 	// /usage/export); nil leaves them out.
 	Usage *usage.Meter
+	// SLO reads the service-level measurements (GET /tenants/{id}/slo);
+	// nil leaves that route out.
+	SLO slo.Reader
+	// TenantLimits is told when a tenant's tier or rate-limit override
+	// changes (*ratelimit.TenantLimits), so that every node applies the
+	// new limit at once; nil tells no one.
+	TenantLimits TenantLimits
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// TenantLimits forgets what is cached of a tenant's rate limits.
+type TenantLimits interface {
+	Forget(ctx context.Context, tenantID string) error
 }
 
 // API is the operator API. Create it with NewAPI and Mount it.
@@ -76,6 +89,8 @@ type API struct {
 	usage         *usage.Meter
 	now           func() time.Time
 	portal        PortalLinks
+	tenantLimits  TenantLimits
+	slo           slo.Reader
 }
 
 // NewAPI returns the operator API over cfg.Store. It panics when Store is
@@ -97,6 +112,8 @@ func NewAPI(cfg APIConfig) *API {
 		usage:         cfg.Usage,
 		now:           cfg.Now,
 		portal:        cfg.Portal,
+		tenantLimits:  cfg.TenantLimits,
+		slo:           cfg.SLO,
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -160,6 +177,7 @@ func (a *API) Mount(e *echo.Echo) {
 	a.mountDirectories(g, t)
 	a.mountEvents(g)
 	a.mountUsage(g, t)
+	a.mountSLO(t)
 	g.GET("/audit_events", a.listAuditEvents)
 
 	a.mountApplications(g)

@@ -14,10 +14,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/admin-portal/portal"
 	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/ratelimit"
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
 	"github.com/idbroker/idbroker/usage"
@@ -82,6 +85,9 @@ type env struct {
 	key   string
 	keyID string
 	dns   *fakeDNS
+	// limits are the tenant sign-in limits the API forgets on a change,
+	// over an in-process cache.
+	limits *ratelimit.TenantLimits
 }
 
 // testBodyLimit is small so that the 413 test needs no megabyte.
@@ -99,14 +105,22 @@ func newEnv(t *testing.T, st *store.DB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	adminportal.NewAPI(adminportal.APIConfig{Store: st, Resolver: dns, Logger: logger, Portal: links, Usage: usage.New(st, nil, nil)}).Mount(srv.Echo())
+	limits, err := ratelimit.NewTenantLimits(ratelimit.TenantLimitsConfig{
+		Cache: sessions.NewMemory(), Store: st, Default: ratelimit.Rule{Name: "login_tenant", Limit: 6000, Window: time.Minute},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminportal.NewAPI(adminportal.APIConfig{
+		Store: st, Resolver: dns, Logger: logger, Portal: links, Usage: usage.New(st, nil, nil), TenantLimits: limits, SLO: st,
+	}).Mount(srv.Echo())
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	key, k, err := adminportal.CreateAPIKey(context.Background(), st, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, st: st, url: ts.URL + "/api/v1", key: key, keyID: k.ID, dns: dns}
+	return &env{t: t, st: st, url: ts.URL + "/api/v1", key: key, keyID: k.ID, dns: dns, limits: limits}
 }
 
 type testWriter struct{ t *testing.T }
@@ -384,8 +398,8 @@ func TestTenantLifecycle(t *testing.T) {
 		}
 
 		var patched tenantOut
-		e.must(http.StatusOK, "PATCH", "/tenants/"+created.ID, map[string]any{"name": "Acme Inc", "tier": "pro"}).decode(t, &patched)
-		if patched.Name != "Acme Inc" || *patched.Tier != "pro" || patched.Status != "trial" || len(patched.Domains) != 2 {
+		e.must(http.StatusOK, "PATCH", "/tenants/"+created.ID, map[string]any{"name": "Acme Inc", "tier": "growth"}).decode(t, &patched)
+		if patched.Name != "Acme Inc" || *patched.Tier != "growth" || patched.Status != "trial" || len(patched.Domains) != 2 {
 			t.Errorf("PATCH = %+v", patched)
 		}
 		// An empty patch changes nothing and is not audited.

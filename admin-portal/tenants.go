@@ -22,7 +22,6 @@ import (
 // Input bounds.
 const (
 	maxNameLen       = 200
-	maxTierLen       = 64
 	maxCreateDomains = 50
 )
 
@@ -36,7 +35,14 @@ type tenantJSON struct {
 	CreatedAt time.Time    `json:"created_at"`
 	UpdatedAt time.Time    `json:"updated_at"`
 	// DeletedAt is set on a deleted tenant (GET /tenants?status=deleted).
-	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+	DeletedAt  *time.Time     `json:"deleted_at,omitempty"`
+	RateLimits rateLimitsJSON `json:"rate_limits"`
+}
+
+// rateLimitsJSON are a tenant's rate-limit overrides; null means the
+// default of its tier.
+type rateLimitsJSON struct {
+	SignInPerMinute *int `json:"sign_in_per_minute"`
 }
 
 func toTenantJSON(t store.Tenant, domains []store.Domain) tenantJSON {
@@ -51,6 +57,9 @@ func toTenantJSON(t store.Tenant, domains []store.Domain) tenantJSON {
 	}
 	if t.Tier != "" {
 		out.Tier = &t.Tier
+	}
+	if t.SignInPerMinute > 0 {
+		out.RateLimits.SignInPerMinute = &t.SignInPerMinute
 	}
 	for _, d := range domains {
 		out.Domains = append(out.Domains, toDomainJSON(d))
@@ -173,9 +182,16 @@ func (a *API) getTenant(c echo.Context) error {
 }
 
 type updateTenantRequest struct {
-	Name   *string `json:"name"`
-	Status *string `json:"status"`
-	Tier   *string `json:"tier"`
+	Name       *string            `json:"name"`
+	Status     *string            `json:"status"`
+	Tier       *string            `json:"tier"`
+	RateLimits *rateLimitsRequest `json:"rate_limits"`
+}
+
+// rateLimitsRequest sets overrides: a number sets one, null clears it (the
+// tier's default applies again), an absent field is left as it is.
+type rateLimitsRequest struct {
+	SignInPerMinute json.RawMessage `json:"sign_in_per_minute"`
 }
 
 // change is one field of an audited update.
@@ -214,6 +230,13 @@ func (a *API) updateTenant(c echo.Context) error {
 		}
 		u.Status = &s
 	}
+	if req.RateLimits != nil {
+		n, err := checkSignInLimit(req.RateLimits.SignInPerMinute)
+		if err != nil {
+			return err
+		}
+		u.SignInPerMinute = n
+	}
 
 	t, err := a.ChangeTenant(c.Request().Context(), a.actor(c), u)
 	if err != nil {
@@ -251,6 +274,9 @@ func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.Tenan
 		}
 		if u.Tier != nil && *u.Tier != cur.Tier {
 			changes["tier"] = change{cur.Tier, *u.Tier}
+		}
+		if u.SignInPerMinute != nil && *u.SignInPerMinute != cur.SignInPerMinute {
+			changes["rate_limits.sign_in_per_minute"] = change{limitOrNil(cur.SignInPerMinute), limitOrNil(*u.SignInPerMinute)}
 		}
 		if u.Status != nil && *u.Status != cur.Status {
 			if err := checkTransition(cur.Status, *u.Status); err != nil {
@@ -296,8 +322,23 @@ func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.Tenan
 	if a.connections != nil {
 		a.connections.ForgetTenant(t.ID)
 	}
+	// The tenant's sign-in limit follows its tier and override: every
+	// node reads it again on its next sign-in.
+	if a.tenantLimits != nil && (u.Tier != nil || u.SignInPerMinute != nil) {
+		if err := a.tenantLimits.Forget(ctx, t.ID); err != nil {
+			a.log.WarnContext(ctx, "tenant rate limit cached until it expires", "tenant_id", t.ID, "err", err)
+		}
+	}
 	a.applyRevocation(ctx, rv)
 	return t, nil
+}
+
+// limitOrNil shows an unset override as null in the audit trail.
+func limitOrNil(n int) any {
+	if n == 0 {
+		return nil
+	}
+	return n
 }
 
 // statusChanged appends the tenant.status_changed event to the outbox.
@@ -460,12 +501,30 @@ func checkName(field, s string) (string, error) {
 	return s, nil
 }
 
+// checkTier accepts the service tiers the broker knows, and "" for none.
 func checkTier(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	if len(s) > maxTierLen || strings.IndexFunc(s, unicode.IsControl) >= 0 || !utf8.ValidString(s) {
-		return "", invalid("tier", "tier must be at most %d printable characters", maxTierLen)
+	if !store.ValidTier(s) {
+		return "", invalid("tier", `tier must be "free", "growth" or "enterprise"`)
 	}
 	return s, nil
+}
+
+// checkSignInLimit reads a sign-in limit override: a whole number of
+// sign-ins per minute, or null to clear it (a pointer to 0). Absent, it
+// changes nothing (nil).
+func checkSignInLimit(raw json.RawMessage) (*int, error) {
+	const field = "rate_limits.sign_in_per_minute"
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	n := 0
+	if string(raw) != "null" {
+		if err := json.Unmarshal(raw, &n); err != nil || n < 1 || n > store.MaxSignInPerMinute {
+			return nil, invalid(field, "%s must be a whole number from 1 to %d, or null for the tier's default", field, store.MaxSignInPerMinute)
+		}
+	}
+	return &n, nil
 }
 
 // recordTenantRevocation records, in the transaction of ctx, the order to

@@ -165,6 +165,8 @@ type Store interface {
 
 	// Usage records; see usage.go.
 	UsageStore
+	// Service-level measurements; see slo.go.
+	SLOStore
 	// Deleting, restoring and erasing tenants; see tenant_lifecycle.go.
 	LifecycleStore
 

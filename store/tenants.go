@@ -10,12 +10,12 @@ import (
 // tenant is written with (the lifecycle's columns start empty).
 const (
 	tenantInsertCols = "id, name, status, tier, created_at, updated_at"
-	tenantCols       = tenantInsertCols + ", deleted_at"
+	tenantCols       = tenantInsertCols + ", deleted_at, COALESCE(sign_in_per_minute, 0)"
 )
 
 func scanTenant(r row) (Tenant, error) {
 	var t Tenant
-	err := r.Scan(&t.ID, &t.Name, &t.Status, &t.Tier, timeDest{&t.CreatedAt}, timeDest{&t.UpdatedAt}, nullTimeDest{&t.DeletedAt})
+	err := r.Scan(&t.ID, &t.Name, &t.Status, &t.Tier, timeDest{&t.CreatedAt}, timeDest{&t.UpdatedAt}, nullTimeDest{&t.DeletedAt}, &t.SignInPerMinute)
 	return t, err
 }
 
@@ -30,6 +30,9 @@ func (db *DB) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
 	}
 	if !t.Status.Valid() || t.Status == TenantDeleted {
 		return Tenant{}, fmt.Errorf("%w: tenant status %q", ErrInvalid, t.Status)
+	}
+	if !ValidTier(t.Tier) {
+		return Tenant{}, fmt.Errorf("%w: tenant tier %q", ErrInvalid, t.Tier)
 	}
 	if t.ID == "" {
 		t.ID = NewID(PrefixTenant)
@@ -104,11 +107,24 @@ func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) 
 			t.Status = *u.Status
 		}
 		if u.Tier != nil {
+			if !ValidTier(*u.Tier) {
+				return fmt.Errorf("%w: tenant tier %q", ErrInvalid, *u.Tier)
+			}
 			t.Tier = *u.Tier
 		}
+		if u.SignInPerMinute != nil {
+			if n := *u.SignInPerMinute; n < 0 || n > MaxSignInPerMinute {
+				return fmt.Errorf("%w: sign-in limit %d is not between 1 and %d", ErrInvalid, n, MaxSignInPerMinute)
+			}
+			t.SignInPerMinute = *u.SignInPerMinute
+		}
+		var override any // NULL: the tier's default
+		if t.SignInPerMinute > 0 {
+			override = t.SignInPerMinute
+		}
 		t.UpdatedAt = db.now()
-		_, err = q.exec(ctx, "UPDATE tenants SET name = $2, status = $3, tier = $4, updated_at = $5 WHERE id = $1",
-			t.ID, t.Name, t.Status, t.Tier, db.d.timeArg(t.UpdatedAt))
+		_, err = q.exec(ctx, "UPDATE tenants SET name = $2, status = $3, tier = $4, sign_in_per_minute = $5, updated_at = $6 WHERE id = $1",
+			t.ID, t.Name, t.Status, t.Tier, override, db.d.timeArg(t.UpdatedAt))
 		return err
 	})
 	return t, db.wrap("update tenant", err)

@@ -40,21 +40,50 @@ func (s TenantStatus) Live() bool {
 // is the registry itself, so it is global (not row-level secured); every
 // table holding a tenant's data references it and is.
 type Tenant struct {
-	ID        string
-	Name      string
-	Status    TenantStatus
+	ID     string
+	Name   string
+	Status TenantStatus
+	// Tier is the service tier sold to the tenant (TierFree, TierGrowth,
+	// TierEnterprise), or "" for none. It sets the tenant's service-level
+	// targets and default rate limits (packages slo and ratelimit).
 	Tier      string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	// DeletedAt is when a deleted tenant was deleted; its erasure follows.
 	DeletedAt *time.Time
+	// SignInPerMinute is an operator's override of the tenant's sign-in
+	// rate limit; 0 means its tier's default.
+	SignInPerMinute int
 }
+
+// Service tiers. Tenants created before tiers were checked may carry
+// another value, which is treated as no tier.
+const (
+	TierFree       = "free"
+	TierGrowth     = "growth"
+	TierEnterprise = "enterprise"
+)
+
+// ValidTier reports whether s is a tier the store accepts: one of the
+// three, or "" for none.
+func ValidTier(s string) bool {
+	switch s {
+	case "", TierFree, TierGrowth, TierEnterprise:
+		return true
+	}
+	return false
+}
+
+// MaxSignInPerMinute bounds a tenant's sign-in limit override.
+const MaxSignInPerMinute = 1_000_000
 
 // TenantUpdate changes the fields that are non-nil.
 type TenantUpdate struct {
 	Name   *string
 	Status *TenantStatus
 	Tier   *string
+	// SignInPerMinute sets the override; a pointer to 0 clears it.
+	SignInPerMinute *int
 }
 
 // Domain is an email domain a tenant claims. Only a verified domain routes

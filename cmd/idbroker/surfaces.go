@@ -106,6 +106,19 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		return guard.Middleware(r)
 	}
 
+	// Each tenant's sign-in budget follows its override, else its tier,
+	// else IDBROKER_RATE_LIMIT_LOGIN_TENANT; resolved limits are kept in
+	// cache, which every node shares, so a change applies everywhere at once.
+	tenantLimits, err := ratelimit.NewTenantLimits(ratelimit.TenantLimitsConfig{
+		Cache:   cache,
+		Store:   st,
+		Default: limits.LoginTenant,
+		Logger:  log.With("surface", "ratelimit"),
+	})
+	if err != nil {
+		return nil, err
+	}
+
 	// Usage is metered where it happens and snapshotted daily (usageSnapshots).
 	meter := metering.New(st, nil, log.With("surface", "usage"))
 
@@ -154,7 +167,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		TokenLimit:   limit(limits.Token),
 		OnUnverified: reg.SSOUnverified,
 		TenantLoginLimit: func(ctx context.Context, tenantID string) (bool, time.Duration) {
-			return guard.Check(ctx, limits.LoginTenant, tenantID)
+			return tenantLimits.Check(ctx, guard, tenantID)
 		},
 	})
 	if err != nil {
@@ -209,6 +222,8 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Logger:           log.With("surface", "api"),
 		Limit:            limit(limits.API),
 		Usage:            meter,
+		TenantLimits:     tenantLimits,
+		SLO:              st,
 	})
 	operators := console.New(console.Config{
 		Issuer:   cfg.Issuer,

@@ -60,6 +60,8 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"TenantLifecycle", testTenantLifecycle},
 		{"SCIMErrors", testSCIMErrors},
 		{"Logs", testLogs},
+		{"TenantTierAndLimits", testTenantTierAndLimits},
+		{"SLOMinutes", testSLOMinutes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

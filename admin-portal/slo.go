@@ -1,0 +1,26 @@
+package adminportal
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/slo"
+)
+
+func (a *API) mountSLO(t *echo.Group) {
+	if a.slo == nil {
+		return
+	}
+	t.GET("/slo", a.getSLO)
+}
+
+// getSLO answers the tenant's service levels over the last hour, day and
+// 30 days, beside its tier's targets (see package slo).
+func (a *API) getSLO(c echo.Context) error {
+	res, err := slo.Report(c.Request().Context(), a.slo, tenantOf(c), a.now())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
