@@ -51,6 +51,9 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 		return p.refuseUnverified(c, conn, reason, upstreamErr)
 	}
 	ctx := store.WithTenant(c.Request().Context(), conn.TenantID)
+	// From here the answer is this tenant's sign-in completion, whatever
+	// it is (see MeasureSignIn).
+	sloTenant(ctx, conn.TenantID)
 	fail := func(code, reason, clientID string) error {
 		p.failed(ctx, conn, clientID, code, reason)
 		return p.page(c, http.StatusForbidden, pageLoginFailed)

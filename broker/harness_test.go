@@ -144,6 +144,12 @@ func newNodeServer(t testing.TB, st store.Store, base sessions.Store, once sessi
 	srv := httpserver.New(srvCfg)
 	e := srv.Echo()
 	n.P.Mount(e)
+	// The IdP's answer is a sign-in completion, measured as the real ACS
+	// and callback routes are when the broker has an SLO recorder.
+	var measure []echo.MiddlewareFunc
+	if m := n.P.MeasureSignIn(); m != nil {
+		measure = append(measure, m)
+	}
 	e.GET("/test-idp", func(c echo.Context) error {
 		r := c.Request()
 		tenantID, err := st.ResolveConnection(r.Context(), c.QueryParam("conn"))
@@ -161,7 +167,7 @@ func newNodeServer(t testing.TB, st store.Store, base sessions.Store, once sessi
 		prof.TenantID, prof.ConnectionID, prof.ConnectionType = tenantID, conn.ID, conn.Type
 		n.P.Complete(ctx, c.Response(), r, conn, connections.Result{RequestID: c.QueryParam("rid"), Profile: prof}, failErr)
 		return nil
-	})
+	}, measure...)
 	h = srv.Handler()
 	return n
 }

@@ -116,6 +116,9 @@ type Config struct {
 	// URL refused without being recorded, by reason (Unverified…): the
 	// metrics hook.
 	OnUnverified func(reason string)
+	// SLO, if set, receives the measurements of token answers and, through
+	// MeasureSignIn, of sign-in completions, per tenant.
+	SLO SLORecorder
 }
 
 // Provider is the OpenID Provider. Create it with New, Mount it on the
@@ -151,6 +154,7 @@ type Provider struct {
 	tenantLimit func(ctx context.Context, tenantID string) (bool, time.Duration)
 
 	onUnverified func(reason string)
+	slo          SLORecorder
 
 	bg sync.WaitGroup // what Run started
 }
@@ -186,6 +190,7 @@ func New(cfg Config) (*Provider, error) {
 		tenantLimit: cfg.TenantLoginLimit,
 
 		onUnverified: cfg.OnUnverified,
+		slo:          cfg.SLO,
 	}
 	if p.http == nil {
 		p.http = safehttp.NewClient(safehttp.Options{Timeout: 10 * time.Second, MaxRedirects: -1})
@@ -230,7 +235,7 @@ func (p *Provider) Mount(e *echo.Echo) {
 	// Introspection is served by the broker's own lean handler, ahead of
 	// zitadel's router (see serveIntrospect).
 	e.Any(PathIntrospect, p.serveIntrospect)
-	e.Any(PathToken, retryAfter503(p.checkOAuthRequest(p.tokenLimited(op), true)))
+	e.Any(PathToken, p.measured(store.SLOToken, retryAfter503(p.checkOAuthRequest(p.tokenLimited(op), true))))
 	e.Any(PathRevoke, retryAfter503(p.checkOAuthRequest(p.tokenLimited(op), false)))
 	e.Any(PathUserinfo, retryAfter503(p.checkUserinfo(op)))
 	e.GET(PathLogin, p.serveLogin, login...)

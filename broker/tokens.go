@@ -80,6 +80,7 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	sloTenant(ctx, g.TenantID)
 	// Remember the spent code (for reuse detection) before minting anything.
 	if err := p.putJSON(ctx, tokenKey("usedcode", r.Data.Code), g, p.sessionTTL); err != nil {
 		return nil, unavailable(err)
@@ -173,6 +174,7 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 	if err := json.Unmarshal(f.Grant, &g); err != nil {
 		return nil, oidc.ErrServerError().WithParent(fmt.Errorf("broker: decode refresh family: %w", err))
 	}
+	sloTenant(ctx, g.TenantID)
 	hash := refreshHash(tok)
 	cl := r.Client.(client)
 	if gen == f.Gen && hash == f.Hash {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/idbroker/idbroker/admin-portal/domainverify"
 	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/metrics"
 	"github.com/idbroker/idbroker/internal/secrets"
 )
 
@@ -33,7 +34,12 @@ const (
 	envDNSResolver          = "IDBROKER_DNS_RESOLVER"
 	envPortalProductName    = "IDBROKER_PORTAL_PRODUCT_NAME"
 	envPortalLogoURL        = "IDBROKER_PORTAL_LOGO_URL"
+	envMetricsTenantLabels  = "IDBROKER_METRICS_TENANT_LABELS"
 )
+
+// maxMetricsTenantLabels bounds IDBROKER_METRICS_TENANT_LABELS: each
+// labelled tenant costs a few dozen series.
+const maxMetricsTenantLabels = 1000
 
 // Defaults of the embedded deployment: everything in ./.idbroker.
 const (
@@ -107,6 +113,10 @@ type Config struct {
 	// the self-serve portal's pages.
 	PortalProductName string
 	PortalLogoURL     string
+
+	// MetricsTenantLabels is how many tenants, the busiest, the
+	// per-tenant metrics label by id; the others are "other".
+	MetricsTenantLabels int
 }
 
 // LogValue describes the configuration for the start-up log line. Secrets
@@ -249,6 +259,16 @@ func loadConfig(src configSource) (Config, error) {
 			bad(name, "%q is not an absolute http(s) URL", v)
 		} else {
 			c.PortalLogoURL = v
+		}
+	}
+
+	c.MetricsTenantLabels = metrics.DefaultTenantLabels
+	if v, name := src.get(envMetricsTenantLabels); v != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 || n > maxMetricsTenantLabels {
+			bad(name, "%q is not a number of tenants from 0 to %d", v, maxMetricsTenantLabels)
+		} else {
+			c.MetricsTenantLabels = n
 		}
 	}
 

@@ -46,6 +46,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"Dev", cfg.Dev, false},
 		{"LogLevel", cfg.LogLevel, slog.LevelInfo},
 		{"LogFormat", cfg.LogFormat, "text"},
+		{"MetricsTenantLabels", cfg.MetricsTenantLabels, 10},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -104,6 +105,16 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad issuer flag named",
 			flags:   map[string]flagValue{envIssuer: {"--issuer", "nope"}},
 			wantErr: []string{`--issuer (IDBROKER_ISSUER): "nope" is not an absolute URL`}},
+
+		// IDBROKER_METRICS_TENANT_LABELS
+		{name: "metrics tenant labels", env: map[string]string{envMetricsTenantLabels: "25"},
+			check: func(t *testing.T, c Config) { eq(t, "MetricsTenantLabels", c.MetricsTenantLabels, 25) }},
+		{name: "metrics tenant labels none", env: map[string]string{envMetricsTenantLabels: "0"},
+			check: func(t *testing.T, c Config) { eq(t, "MetricsTenantLabels", c.MetricsTenantLabels, 0) }},
+		{name: "metrics tenant labels bad", env: map[string]string{envMetricsTenantLabels: "lots"},
+			wantErr: []string{`IDBROKER_METRICS_TENANT_LABELS: "lots" is not a number of tenants from 0 to 1000`}},
+		{name: "metrics tenant labels too many", env: map[string]string{envMetricsTenantLabels: "5000"},
+			wantErr: []string{`IDBROKER_METRICS_TENANT_LABELS: "5000" is not a number`}},
 
 		// IDBROKER_TRUSTED_PROXIES
 		{name: "trusted proxies", env: map[string]string{envTrustedProxies: "10.0.0.0/8, 192.0.2.7 fd00::/8"},

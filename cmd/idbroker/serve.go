@@ -49,6 +49,7 @@ Environment (flags override):
 	IDBROKER_RATE_LIMIT_LOGIN_TENANT sign-ins sent to one tenant's IdP (default 6000/1m)
 	IDBROKER_RATE_LIMIT_SSO_CALLBACK SAML ACS / OIDC callback posts per client address (default 3000/1m)
 	IDBROKER_RATE_LIMIT_TOKEN        token and revocation requests per client_id (default 6000/1m)
+	IDBROKER_METRICS_TENANT_LABELS   tenants, the busiest, labelled by id in per-tenant metrics (default 10)
 
 Tracing (off by default; read by the OpenTelemetry SDK):
 
@@ -164,7 +165,7 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger, tp *
 		log.Info("bootstrap API key accepted (" + envBootstrapAPIKey + ")")
 	}
 
-	reg := metrics.New()
+	reg := metrics.NewWithOptions(metrics.Options{TenantLabels: cfg.MetricsTenantLabels})
 	srv := httpserver.New(httpserver.Config{
 		Listen:         cfg.Listen,
 		TracerProvider: tp.TracerProvider(),

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -29,6 +32,7 @@ import (
 	"github.com/idbroker/idbroker/scim"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/signing"
+	"github.com/idbroker/idbroker/slo"
 	"github.com/idbroker/idbroker/store"
 	metering "github.com/idbroker/idbroker/usage"
 )
@@ -119,6 +123,20 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		return nil, err
 	}
 
+	// Sign-in completions and token answers are measured per tenant in
+	// memory and written once a minute, per node (GET /tenants/{id}/slo).
+	measurements, err := slo.New(slo.Config{
+		Store:  st,
+		Node:   nodeName(),
+		Logger: log.With("surface", "slo"),
+		OnObserve: func(tenantID string, kind store.SLOKind, o slo.Outcome, elapsed time.Duration) {
+			reg.ObserveTenant(tenantID, string(kind), o.String(), elapsed)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+
 	// Usage is metered where it happens and snapshotted daily (usageSnapshots).
 	meter := metering.New(st, nil, log.With("surface", "usage"))
 
@@ -166,6 +184,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		LoginLimit:   limit(limits.Login),
 		TokenLimit:   limit(limits.Token),
 		OnUnverified: reg.SSOUnverified,
+		SLO:          measurements,
 		TenantLoginLimit: func(ctx context.Context, tenantID string) (bool, time.Duration) {
 			return tenantLimits.Check(ctx, guard, tenantID)
 		},
@@ -258,7 +277,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	provider.Mount(e)
 	// Test logins started in the portal end in the portal, never at the
 	// broker.
-	registry.Mount(e, selfServe.Complete(provider.Complete), provider.PageLimit(limit(limits.Callback)))
+	registry.Mount(e, selfServe.Complete(provider.Complete), provider.MeasureSignIn(), provider.PageLimit(limit(limits.Callback)))
 	directories.Mount(e)
 	api.Mount(e)
 	selfServe.Mount(e)
@@ -284,6 +303,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	bg.Go(func() { registry.Run(ctx, connectionMaintenance) })
 	bg.Go(func() { webhooks.Run(ctx) })
 	bg.Go(func() { meter.Run(ctx, usageSnapshots) })
+	bg.Go(func() { measurements.Run(ctx, slo.DefaultFlushInterval) })
 	bg.Go(func() { revoker.Run(ctx) })
 	// Tenants deleted longer ago than the restore window are erased from
 	// the database and the cache (lifecycle.Eraser).
@@ -293,6 +313,19 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	}
 	bg.Go(func() { eraser.Run(ctx, erasureInterval) })
 	return announce, nil
+}
+
+// nodeName names this process among the nodes writing SLO measurements:
+// the host name (a pod's name) and a random suffix, so that a restarted
+// process never continues another's rows.
+func nodeName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "node"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
 }
 
 // describeCertificates reads a connection's IdP certificates for the

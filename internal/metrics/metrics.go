@@ -5,7 +5,10 @@
 //
 // Labels are bounded by construction: requests are labelled by echo's route
 // template (/scim/v2/:dir/Users/:id), never the raw path, and no metric
-// carries a tenant, user or client id — for cardinality and for privacy.
+// carries a user or client id — for cardinality and for privacy. The
+// per-tenant metrics (ObserveTenant) label only the busiest few tenants by
+// id, the others as "other", behind a guard that never lets the tenant
+// label take more than Options.TenantLabels + 1 values.
 package metrics
 
 import (
@@ -40,13 +43,33 @@ type Registry struct {
 	scim        *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
 	unverified  *prometheus.CounterVec
+	tenants     *tenantMetrics
+}
+
+// Options configures a Registry.
+type Options struct {
+	// TenantLabels is how many tenants, the busiest of the last minute,
+	// are labelled by id in the per-tenant metrics; the others are
+	// "other". 0 labels none.
+	TenantLabels int
+	// Now is the clock that delimits the minutes; nil means time.Now.
+	Now func() time.Time
 }
 
 // New returns a Registry with the runtime and process collectors and the
-// broker's metrics registered.
+// broker's metrics registered, and DefaultTenantLabels tenants labelled.
 func New() *Registry {
+	return NewWithOptions(Options{TenantLabels: DefaultTenantLabels})
+}
+
+// NewWithOptions is New configured by o.
+func NewWithOptions(o Options) *Registry {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	r := &Registry{
-		reg: prometheus.NewRegistry(),
+		tenants: newTenantMetrics(o.TenantLabels, o.Now),
+		reg:     prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "http_requests_total",
 			Help: "HTTP requests answered, by route template, method and status code.",
@@ -74,6 +97,7 @@ func New() *Registry {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		r.requests, r.duration, r.scim, r.rateLimited, r.unverified,
+		r.tenants.requests, r.tenants.duration,
 	)
 	return r
 }
