@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/slo"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/web"
 )
@@ -86,6 +87,9 @@ type Config struct {
 	Describe func(conn store.Connection) ([]Certificate, error)
 	// PortalLink, when set, lets operators create portal links.
 	PortalLink PortalLinkFunc
+	// SLO, when set, reports a tenant's service levels for its page
+	// (slo.Report over the store); nil leaves them out.
+	SLO func(ctx context.Context, t store.Tenant) (slo.Result, error)
 	// IdleTimeout ends a session unused this long (default 30 minutes);
 	// MaxSession ends any session this long after sign-in (default 12 h).
 	IdleTimeout time.Duration

@@ -15,6 +15,7 @@ import (
 	"github.com/idbroker/idbroker/admin-portal/console"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/slo"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
 	"github.com/idbroker/idbroker/web"
@@ -66,6 +67,9 @@ func start(t *testing.T, issuer string) *harness {
 		Store:   h.db,
 		Tenants: api,
 		Now:     h.clock.Now,
+		SLO: func(ctx context.Context, t store.Tenant) (slo.Result, error) {
+			return slo.Report(ctx, h.db, t, time.Now())
+		},
 		PortalLink: func(ctx context.Context, _ store.Actor, intent string) (string, time.Time, error) {
 			id, _ := store.TenantFrom(ctx)
 			link := ts.URL + "/portal/test-link?tenant=" + id + "&intent=" + intent

@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/slo"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -197,11 +200,59 @@ func (c *Console) tenant(ec echo.Context) error {
 		}
 		drow = append(drow, r)
 	}
+	var srow []sloRow
+	if c.cfg.SLO != nil {
+		// The service levels are a summary: the page is still useful
+		// without them.
+		res, err := c.cfg.SLO(ctx, t)
+		if err != nil {
+			c.log.WarnContext(ctx, "console: service levels", "tenant_id", t.ID, "err", err)
+		} else {
+			srow = sloRows(res)
+		}
+	}
 	return c.render(ec, http.StatusOK, "tenant.html", page{Title: t.Name, Nav: "tenants", D: map[string]any{
-		"Tenant": t, "Domains": domains, "Connections": crow, "Directories": drow,
+		"Tenant": t, "Domains": domains, "Connections": crow, "Directories": drow, "SLO": srow,
 		"CanPause": t.Status.Live(), "CanResume": t.Status == store.TenantPaused,
 		"PortalEnabled": c.cfg.PortalLink != nil,
 	}})
+}
+
+// sloRow is one line of the service-level table: one kind of request over
+// one window, against its target.
+type sloRow struct {
+	What, Window, Target                     string
+	Requests                                 int64
+	P99, Availability, BudgetLeft            string
+	LatencyMissed, AvailabilityMissed, Empty bool
+}
+
+func sloRows(res slo.Result) []sloRow {
+	var out []sloRow
+	for _, svc := range []struct {
+		name string
+		s    slo.Service
+	}{{"Sign-in", res.SignIn}, {"Token", res.Token}} {
+		target := fmt.Sprintf("p99 ≤ %d ms, %s", svc.s.Target.P99Ms, percent(svc.s.Target.Availability))
+		for _, w := range slo.Windows {
+			f := svc.s.Windows[w.Name]
+			r := sloRow{What: svc.name, Window: w.Name, Target: target, Requests: f.Requests, Empty: f.Requests == 0}
+			if !r.Empty {
+				r.P99 = fmt.Sprintf("%d ms", *f.P99Ms)
+				r.Availability = percent(*f.Availability)
+				r.BudgetLeft = strconv.FormatFloat(math.Round(f.ErrorBudget.Remaining*100)/100, 'f', -1, 64)
+				r.LatencyMissed, r.AvailabilityMissed = !*f.LatencyMet, !*f.AvailabilityMet
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// percent shows a fraction as a percentage to two decimals at most
+// (0.9995 → 99.95 %).
+func percent(f float64) string {
+	return strconv.FormatFloat(math.Round(f*10_000)/100, 'f', -1, 64) + " %"
 }
 
 // targetStatus reads the status an operator asks for: paused or active.

@@ -249,6 +249,10 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Store:    st,
 		Tenants:  api, // pausing from the console is the API's PATCH
 		Describe: describeCertificates(registry),
+		// A tenant's page shows its service levels, as GET /tenants/{id}/slo.
+		SLO: func(ctx context.Context, t store.Tenant) (slo.Result, error) {
+			return slo.Report(ctx, st, t, time.Now())
+		},
 		// And its portal links are the API's POST /portal_links.
 		PortalLink: func(ctx context.Context, a store.Actor, intent string) (string, time.Time, error) {
 			return api.CreatePortalLink(ctx, a, intent, "")
