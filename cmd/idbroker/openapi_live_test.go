@@ -317,6 +317,8 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	c.do("GET", "/api/v1/webhooks/"+wh["id"].(string), nil, 200)
 	c.do("GET", "/api/v1/webhooks/"+wh["id"].(string)+"/deliveries", nil, 200)
 	c.do("GET", "/api/v1/tenants/"+id+"/usage?granularity=month", nil, 200)
+	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"tier": "growth", "rate_limits": map[string]any{"sign_in_per_minute": 100}}, 200)
+	c.do("GET", "/api/v1/tenants/"+id+"/slo", nil, 200)
 	c.do("GET", "/api/v1/usage/export", nil, 200)
 	c.do("GET", "/api/v1/usage/export?format=csv", nil, 200)
 	c.do("GET", "/api/v1/audit_events?tenant_id="+id, nil, 200)
