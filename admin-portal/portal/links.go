@@ -59,7 +59,7 @@ func (p *Portal) CreateLink(ctx context.Context, intent, returnURL string) (stri
 func checkReturnURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil || len(raw) > 2048 {
-		return errors.New("return_url must be an absolute https URL")
+		return errors.New("return_url must be an absolute https URL (or http on localhost)")
 	}
 	switch u.Scheme {
 	case "https":

@@ -181,7 +181,7 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 	ctx = context.WithValue(ctx, nonceKey{}, rec.Nonce)
 	tokens, err := rp.CodeExchange[*oidc.IDTokenClaims](ctx, code, c.rp, rp.WithCodeVerifier(rec.Verifier))
 	if err != nil {
-		return res, classifyOIDCError(err)
+		return res, classifyOIDCError(err, c.rp.OAuthConfig().Endpoint.TokenURL)
 	}
 	claims := connections.Attrs{}
 	raw := map[string]any{}
@@ -194,7 +194,7 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 	if c.rp.UserinfoEndpoint() != "" && tokens.AccessToken != "" {
 		info, err := rp.Userinfo[*oidc.UserInfo](ctx, tokens.AccessToken, tokens.TokenType, tokens.IDTokenClaims.Subject, c.rp)
 		if err != nil {
-			return res, fmt.Errorf("%w: userinfo: %v", connections.ErrUpstream, err)
+			return res, connections.Unreachable("", "read the userinfo endpoint", c.rp.UserinfoEndpoint(), err)
 		}
 		for k, v := range info.Claims {
 			if _, ok := raw[k]; !ok {
@@ -247,7 +247,7 @@ func (c *oidcConnector) profile(ctx context.Context, idt *oidc.IDTokenClaims, cl
 	return c.deps.Profiles.CheckProfile(ctx, p, connections.ProfileRules{AnyEmailDomain: c.cfg.AllowAnyEmailDomain, EmailVerified: verified})
 }
 
-func classifyOIDCError(err error) error {
+func classifyOIDCError(err error, tokenURL string) error {
 	switch {
 	case errors.Is(err, oidc.ErrNonceInvalid):
 		return fmt.Errorf("%w: %v", connections.ErrRequestMismatch, err)
@@ -264,7 +264,7 @@ func classifyOIDCError(err error) error {
 		errors.Is(err, oidc.ErrAtHash):
 		return fmt.Errorf("%w: %v", connections.ErrSignature, err)
 	}
-	return fmt.Errorf("%w: code exchange: %v", connections.ErrUpstream, err)
+	return connections.Unreachable("", "exchange the code at the token endpoint", tokenURL, err)
 }
 
 // claimStrings flattens a claim value to strings for mapping.
