@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"encoding/base64"
 	"fmt"
+	"html/template"
 	"net/url"
 	"strings"
 	"sync"
@@ -69,4 +70,34 @@ func redirectURL(authn *saml.AuthnRequest, relay string) (*url.URL, error) {
 		u.RawQuery = q.String()
 	}
 	return u, nil
+}
+
+// postForm is the auto-submitting form of the HTTP-POST binding, the
+// markup of crewjam's AuthnRequest.Post (which parses this template anew
+// for every request), parsed once.
+var postForm = template.Must(template.New("saml-post-form").Parse(`` +
+	`<form method="post" action="{{.URL}}" id="SAMLRequestForm">` +
+	`<input type="hidden" name="SAMLRequest" value="{{.SAMLRequest}}" />` +
+	`<input type="hidden" name="RelayState" value="{{.RelayState}}" />` +
+	`<input id="SAMLSubmitButton" type="submit" value="Submit" />` +
+	`</form>` +
+	`<script>document.getElementById('SAMLSubmitButton').style.visibility="hidden";` +
+	`document.getElementById('SAMLRequestForm').submit();</script>`))
+
+// postHTML is crewjam's AuthnRequest.Post: the request as it is (with its
+// enveloped signature when signed), base64 encoded into postForm.
+func postHTML(authn *saml.AuthnRequest, relay string) ([]byte, error) {
+	doc := etree.NewDocument()
+	doc.SetRoot(authn.Element())
+	xml, err := doc.WriteToBytes()
+	if err != nil {
+		return nil, fmt.Errorf("serialise AuthnRequest: %w", err)
+	}
+	var out bytes.Buffer
+	err = postForm.Execute(&out, struct{ URL, SAMLRequest, RelayState string }{
+		URL: authn.Destination, SAMLRequest: base64.StdEncoding.EncodeToString(xml), RelayState: relay})
+	if err != nil {
+		return nil, fmt.Errorf("AuthnRequest form: %w", err)
+	}
+	return out.Bytes(), nil
 }

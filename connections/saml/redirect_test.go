@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
 )
 
 // TestRedirectURLMatchesCrewjam: the pooled encoder sends the IdP the same
@@ -87,4 +89,31 @@ func BenchmarkRedirectURL(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestPostHTMLMatchesCrewjam: the form parsed once renders exactly what
+// crewjam's Post renders, signed request or not, with markup-bearing values.
+func TestPostHTMLMatchesCrewjam(t *testing.T) {
+	key := testKey(0)
+	cert := selfSigned(t, key, "sp.test", time.Now().Add(time.Hour))
+	for _, signed := range []bool{false, true} {
+		sp := &saml.ServiceProvider{EntityID: "https://sp.test/sso/saml/c1", Key: key, Certificate: cert,
+			AcsURL: url.URL{Scheme: "https", Host: "sp.test", Path: "/sso/saml/c1/acs"}}
+		if signed {
+			sp.SignatureMethod = dsig.RSASHA256SignatureMethod
+		}
+		authn, err := sp.MakeAuthenticationRequest(`https://idp.test/sso?a=1&b="<x>"`, saml.HTTPPostBinding, saml.HTTPPostBinding)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, relay := range []string{randomToken(), `"><script>`} {
+			got, err := postHTML(authn, relay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := authn.Post(relay); !bytes.Equal(got, want) {
+				t.Fatalf("signed %v:\n%s\nwant\n%s", signed, got, want)
+			}
+		}
+	}
 }

@@ -225,9 +225,13 @@ func (c *samlConnector) Begin(ctx context.Context, w http.ResponseWriter, r *htt
 		http.Redirect(w, r, u.String(), http.StatusFound)
 		return nil
 	}
+	form, err := postHTML(authn, relay)
+	if err != nil {
+		return fmt.Errorf("saml: POST binding: %w", err)
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_, err = fmt.Fprintf(w, "<!DOCTYPE html><html><body>%s</body></html>", authn.Post(relay))
+	_, err = fmt.Fprintf(w, "<!DOCTYPE html><html><body>%s</body></html>", form)
 	return err
 }
 
