@@ -10,6 +10,7 @@ import (
 
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -82,6 +83,7 @@ func (a *API) loadConnectionTenant(next echo.HandlerFunc) echo.HandlerFunc {
 			return fmt.Errorf("resolve connection: %w", err)
 		}
 		ctx = withTenant(ctx, tenantID)
+		tracing.SetConnection(ctx, id)
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}
