@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	samlxml "github.com/crewjam/saml"
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/connections"
@@ -188,5 +189,33 @@ func TestDevIdPRefusesForeignReturn(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "Sign in") || !strings.Contains(string(b), h.dev.AppID) {
 		t.Fatalf("/dev/app = %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestDevIdPReparsesChangedSPMetadata: the dev IdP reuses the parsed SP
+// metadata while the broker serves the same bytes, and parses it again as
+// soon as they change (a rotated certificate, encryption switched).
+func TestDevIdPReparsesChangedSPMetadata(t *testing.T) {
+	h := newHarness(t, storetest.SQLite(t))
+	idp := h.dev.idp
+	id := h.srv.URL + "/sso/saml/" + h.dev.ConnectionID
+	r := httptest.NewRequest("GET", "/dev/idp/sso", nil)
+	first, err := idp.GetServiceProvider(r, id)
+	if err != nil || first.EntityID != id {
+		t.Fatalf("GetServiceProvider = %+v, %v", first, err)
+	}
+	if again, err := idp.GetServiceProvider(r, id); err != nil || again != first {
+		t.Fatalf("unchanged metadata was parsed again (%p, %p, %v)", again, first, err)
+	}
+	// What the broker serves no longer matches what was parsed.
+	idp.spMu.Lock()
+	idp.sps[h.dev.ConnectionID] = parsedSP{raw: []byte("<EntityDescriptor/>"), ed: &samlxml.EntityDescriptor{EntityID: "stale"}}
+	idp.spMu.Unlock()
+	fresh, err := idp.GetServiceProvider(r, id)
+	if err != nil || fresh.EntityID != id {
+		t.Fatalf("changed metadata: got %+v, %v", fresh, err)
+	}
+	if _, err := idp.GetServiceProvider(r, "https://elsewhere.example/sso/saml/x"); err == nil {
+		t.Fatal("a foreign SP was resolved")
 	}
 }
