@@ -226,6 +226,11 @@ func TestOperatorInBrowser(t *testing.T) {
 			chromedp.Navigate(h.url+"/console/tenants"),
 			chromedp.SendKeys(chromedp.CSS("#q"), "initech"),
 			chromedp.Submit(chromedp.CSS("#q")),
+			// The results page renders the query in the value attribute;
+			// the page typed into only has it as a property. Waiting for
+			// the attribute keeps the click off the old page's link,
+			// which is also there and vanishes mid-navigation.
+			chromedp.WaitVisible(chromedp.CSS(`#q[value="initech"]`)),
 			chromedp.Click(chromedp.CSS(`a[href="/console/tenants/`+tn.ID+`"]`)),
 			chromedp.Click(chromedp.CSS("#pause")),
 			chromedp.Click(chromedp.CSS("#confirm")),
