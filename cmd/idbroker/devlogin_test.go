@@ -59,11 +59,32 @@ func testDevLogin(t *testing.T, env map[string]string) {
 		!strings.HasPrefix(sub, "usr_") {
 		t.Errorf("claims = %v, want alice@example.com through SAML, issued by %s", claims, b.base)
 	}
+	// The sign-in's completion at the ACS and the demo app's code exchange
+	// were measured for the demo tenant (the per-tenant metrics are fed by
+	// the same measurements as GET /tenants/{id}/slo).
+	metrics, _ := readPage(c.Get(b.base + "/metrics"))
+	for _, kind := range []string{"sign_in", "token"} {
+		re := regexp.MustCompile(`idbroker_tenant_requests_total\{kind="` + kind + `",outcome="ok",tenant="tnt_\w+"\} 1\b`)
+		if !re.MatchString(metrics) {
+			t.Errorf("no %s measured for the demo tenant:\n%s", kind, grepLines(metrics, "idbroker_tenant_requests_total"))
+		}
+	}
 	// No OTEL_* variable: no tracing, so no log line names a trace.
 	if out := b.output.String(); strings.Contains(out, "trace_id") {
 		t.Errorf("log lines carry trace ids with tracing off:\n%s", out)
 	}
 	b.stop()
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // pageReader returns a func that reads an answer's body and final URL.
