@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/idbroker/idbroker/store"
 )
 
 func TestAPIKeyListAndRevoke(t *testing.T) {
@@ -43,5 +46,23 @@ func TestAPIKeyListAndRevoke(t *testing.T) {
 	}
 	if _, _, code := runInProcess("apikey", "revoke", "--database-url", url); code != exitUsage {
 		t.Fatalf("revoke without id: code %d, want %d", code, exitUsage)
+	}
+	// Both changes are in the operators' trail, naming the key, never it.
+	cfg, err := loadConfig(configSource{getenv: func(string) string { return "" }, flags: map[string]flagValue{
+		envDatabaseURL: {name: "--database-url", value: url},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(context.Background(), cfg, newLogger(&strings.Builder{}, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, action := range []string{"api_key.created", "api_key.revoked"} {
+		rows, _, err := st.OperatorAudit(context.Background(), action, store.Page{Limit: 10})
+		if err != nil || len(rows) != 1 || !strings.Contains(string(rows[0].Context), id) || strings.Contains(string(rows[0].Context), strings.TrimSpace(key)) {
+			t.Errorf("%s rows %+v (%v), want one naming %s", action, rows, err, id)
+		}
 	}
 }

@@ -57,7 +57,15 @@ func runAPIKey(ctx context.Context, c *cli, args []string) error {
 			fs.Usage()
 			return errUsage
 		}
-		if err := st.RevokeAPIKey(ctx, id); err != nil {
+		// Who can call the operator API is in the operators' trail, with
+		// the change itself.
+		err := st.InTx(ctx, func(ctx context.Context) error {
+			if err := st.RevokeAPIKey(ctx, id); err != nil {
+				return err
+			}
+			return cliAudit(ctx, st, "api_key.revoked", "api_key", map[string]any{"id": id})
+		})
+		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("no unrevoked API key %s", id)
 			}
@@ -67,7 +75,17 @@ func runAPIKey(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "revoked %s\n", id)
 		return nil
 	}
-	key, _, err := adminportal.CreateAPIKey(ctx, st, *name)
+	var key string
+	err = st.InTx(ctx, func(ctx context.Context) error {
+		var (
+			k   store.APIKey
+			err error
+		)
+		if key, k, err = adminportal.CreateAPIKey(ctx, st, *name); err != nil {
+			return err
+		}
+		return cliAudit(ctx, st, "api_key.created", "api_key", map[string]any{"id": k.ID, "name": k.Name})
+	})
 	if err != nil {
 		return fmt.Errorf("create API key: %w", err)
 	}
