@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idbroker/idbroker/lifecycle"
+	"github.com/idbroker/idbroker/ratelimit"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
 	"github.com/idbroker/idbroker/store"
@@ -85,6 +86,20 @@ func TestEraseLeavesNothing(t *testing.T) {
 				return cache.Put(ctx, "broker:authreq:x-"+tn.ID, []byte(`{"tenant_id":"`+tn.ID+`"}`), time.Hour)
 			},
 			func() error { _, err := cache.Allow(ctx, "tenant:"+tn.ID, 10, time.Minute); return err },
+			// Its service-level measurements, and its resolved sign-in
+			// limit in the shared cache.
+			func() error {
+				return db.WriteSLOMinutes(ctx, []store.SLOMinute{{TenantID: tn.ID, Kind: store.SLOSignIn,
+					Minute: time.Now(), Node: "n1", SLOCounts: store.SLOCounts{OK: 1, Latency: [store.SLOBuckets]int64{1}}}})
+			},
+			func() error {
+				l, err := ratelimit.NewTenantLimits(ratelimit.TenantLimitsConfig{Cache: cache, Store: db})
+				if err != nil {
+					return err
+				}
+				l.Rule(ctx, tn.ID)
+				return nil
+			},
 		}
 		for i, step := range steps {
 			if err := step(); err != nil {
@@ -155,6 +170,9 @@ func TestEraseLeavesNothing(t *testing.T) {
 	if found := scanSQL(goneT.ID); len(found) < 8 || scanRedis(goneT.ID) < 3 {
 		t.Fatalf("the seed is not a full data set: tables %v, %d keys", found, scanRedis(goneT.ID))
 	}
+	if found := scanSQL(goneT.ID); found["slo_minutes"] != 1 {
+		t.Fatalf("the seed has no SLO measurements: %v", found)
+	}
 
 	if _, err := db.SoftDeleteTenant(gone); err != nil {
 		t.Fatal(err)
@@ -173,7 +191,8 @@ func TestEraseLeavesNothing(t *testing.T) {
 		Rows  map[string]int `json:"rows_erased"`
 		Cache int            `json:"cache_keys_erased"`
 	}
-	if err := json.Unmarshal(reps[0].Context, &report); err != nil || report.Rows["users"] != 2 || report.Rows["audit_events"] != 1 || report.Cache < 3 {
+	if err := json.Unmarshal(reps[0].Context, &report); err != nil || report.Rows["users"] != 2 || report.Rows["audit_events"] != 1 ||
+		report.Rows["slo_minutes"] != 1 || report.Cache < 3 {
 		t.Fatalf("erase report %s (%v)", reps[0].Context, err)
 	}
 

@@ -274,3 +274,24 @@ func TestFlushKeepsWhatFailed(t *testing.T) {
 		t.Fatalf("a clean flush wrote %+v (%v)", st.rows, err)
 	}
 }
+
+// TestRunFlushesAtShutdown: what a node measured since its last flush is
+// written when its context ends, before Run returns.
+func TestRunFlushesAtShutdown(t *testing.T) {
+	st := &failingStore{ok: true}
+	r, err := slo.New(slo.Config{Store: st, Node: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx, time.Hour) }()
+	r.Observe("tnt_a", slo.Token, http.StatusOK, time.Millisecond)
+	cancel()
+	<-done
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.rows) != 1 || st.rows[0].OK != 1 {
+		t.Fatalf("written at shutdown: %+v", st.rows)
+	}
+}
