@@ -21,7 +21,7 @@ FUZZTIME ?= 10s
 FUZZCI_TIME ?= 12s
 BENCHFLAGS ?=
 
-.PHONY: all build run test fmt-check vet bench fuzz-short fuzz-ci clean
+.PHONY: all build run test fmt-check vet bench fuzz-short fuzz-ci mutate clean
 
 all: build
 
@@ -82,6 +82,43 @@ fuzz-ci:
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz-ci: failed:$$failed"; exit 1; fi; \
 	echo "fuzz-ci: every target passed"
+
+## mutate: mutation testing (gremlins, a tool dependency in go.mod) of the
+## security-critical code, one package at a time, at the lowest CPU priority.
+## Not part of test: it runs each package's tests once per mutant. Each
+## package's score goes to $(MUTATE_OUT)/<pkg>.json; TESTING.md says how to
+## read it. MUTATE_PKGS=broker runs one package.
+MUTATE_PKGS ?= broker connections/saml connections/oidc scim store admin-portal/portal admin-portal/console
+MUTATE_OUT ?= $(CURDIR)/.mutate
+MUTATE_NICE ?= nice -n 19
+# One worker: the machine is shared. The coefficient multiplies the time the
+# coverage run took into each mutant's timeout; a loaded machine needs room.
+GREMLINS_FLAGS ?= --workers 1 --timeout-coefficient 8
+# The files mutated in each package: token and PKCE handling, SAML and OIDC
+# validation, SCIM authentication and directory scoping, the store's tenant
+# gate, portal and console sessions. Every other file of the package is
+# left out (gremlins only knows exclusions), and so are subpackages.
+MUTATE_FILES_broker := authorize.go tokens.go verify.go session.go
+MUTATE_FILES_connections/saml := saml.go
+MUTATE_FILES_connections/oidc := oidc.go
+MUTATE_FILES_scim := server.go
+MUTATE_FILES_store := tenant.go db.go
+MUTATE_FILES_admin-portal/portal := links.go
+MUTATE_FILES_admin-portal/console := auth.go
+
+# mutate_one dir files: gremlins on dir with everything but files excluded.
+define mutate_one
+echo "== mutate $(1): $(2)"; \
+ex=$$(cd $(1) && ls *.go | grep -v '_test\.go$$' | grep -vxF $(foreach f,$(2),-e $(f)) | paste -sd'|' -); \
+(cd $(1) && $(MUTATE_NICE) $(GO) tool gremlins unleash $(GREMLINS_FLAGS) \
+	-E / $${ex:+-E "^($$ex)$$"} -o $(MUTATE_OUT)/$(subst /,_,$(1)).json $(CURDIR)/$(1)) \
+	|| failed="$$failed $(1)";
+endef
+
+mutate:
+	@mkdir -p $(MUTATE_OUT); failed=""; \
+	$(foreach p,$(MUTATE_PKGS),$(call mutate_one,$(p),$(MUTATE_FILES_$(p)))) \
+	if [ -n "$$failed" ]; then echo "mutate: failed:$$failed"; exit 1; fi
 
 clean:
 	rm -rf bin
