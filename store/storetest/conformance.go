@@ -29,6 +29,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"Domains", testDomains},
 		{"VerifiedDomainHasOneOwner", testVerifiedDomainOwner},
 		{"CrossTenantIsNotFound", testCrossTenant},
+		{"EveryMethodIsTenantScoped", testEveryMethodIsTenantScoped},
 		{"Connections", testConnections},
 		{"Directories", testDirectories},
 		{"Applications", testApplications},
