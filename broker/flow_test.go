@@ -318,189 +318,195 @@ func TestBadClientAndRedirect(t *testing.T) {
 }
 
 func TestPKCE(t *testing.T) {
-	n := sqliteNode(t)
-	n.tenant("Acme", "acme.test", alice("acme.test"))
-	pub := n.app(store.Application{Public: true})
-	hint := url.Values{"login_hint": {"alice@acme.test"}}
+	onBackends(t, func(t *testing.T, n *node) {
+		n.tenant("Acme", "acme.test", alice("acme.test"))
+		pub := n.app(store.Application{Public: true})
+		hint := url.Values{"login_hint": {"alice@acme.test"}}
 
-	// A public client without PKCE, or with plain, is refused at the app.
-	for name, extra := range map[string]url.Values{
-		"none":  {},
-		"plain": {"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"plain"}},
-	} {
-		q := url.Values{"login_hint": hint["login_hint"]}
-		for k, v := range extra {
-			q[k] = v
+		// A public client without PKCE, or with plain, is refused at the app.
+		for name, extra := range map[string]url.Values{
+			"none":  {},
+			"plain": {"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"plain"}},
+		} {
+			q := url.Values{"login_hint": hint["login_hint"]}
+			for k, v := range extra {
+				q[k] = v
+			}
+			loc, err := pub.authorize(t, browser(t), q).Location()
+			if err != nil || loc.Query().Get("error") != "invalid_request" {
+				t.Fatalf("%s: %v %v", name, loc, err)
+			}
 		}
-		loc, err := pub.authorize(t, browser(t), q).Location()
-		if err != nil || loc.Query().Get("error") != "invalid_request" {
-			t.Fatalf("%s: %v %v", name, loc, err)
+		verifier, challenge := pkce()
+		q := url.Values{"login_hint": hint["login_hint"], "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		c := code(t, pub.authorize(t, browser(t), q))
+		_, err := pub.Conf.Exchange(context.Background(), c, oauth2.VerifierOption(verifier+"x"))
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+			t.Fatalf("wrong verifier: %v", err)
 		}
-	}
-	verifier, challenge := pkce()
-	q := url.Values{"login_hint": hint["login_hint"], "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
-	c := code(t, pub.authorize(t, browser(t), q))
-	_, err := pub.Conf.Exchange(context.Background(), c, oauth2.VerifierOption(verifier+"x"))
-	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
-		t.Fatalf("wrong verifier: %v", err)
-	}
-	// The code was spent by the failed attempt.
-	if _, err := pub.Conf.Exchange(context.Background(), c, oauth2.VerifierOption(verifier)); err == nil {
-		t.Fatal("code redeemed after a failed attempt")
-	}
-	c = code(t, pub.authorize(t, browser(t), q))
-	pub.exchange(t, c, oauth2.VerifierOption(verifier))
+		// The code was spent by the failed attempt.
+		if _, err := pub.Conf.Exchange(context.Background(), c, oauth2.VerifierOption(verifier)); err == nil {
+			t.Fatal("code redeemed after a failed attempt")
+		}
+		c = code(t, pub.authorize(t, browser(t), q))
+		pub.exchange(t, c, oauth2.VerifierOption(verifier))
+	})
 }
 
 func TestCodeReuseRevokes(t *testing.T) {
-	n := sqliteNode(t)
-	n.tenant("Acme", "acme.test", alice("acme.test"))
-	a := n.app(store.Application{})
-	c := code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
-	tok, _ := a.exchange(t, c)
-	if a.introspect(t, n, tok.AccessToken)["active"] != true {
-		t.Fatal("fresh token inactive")
-	}
-	if _, err := a.Conf.Exchange(context.Background(), c); err == nil {
-		t.Fatal("code redeemed twice")
-	}
-	if in := a.introspect(t, n, tok.AccessToken); in["active"] != false {
-		t.Fatalf("access token of a reused code still active: %v", in)
-	}
-	if _, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
-		t.Fatal("refresh token of a reused code still works")
-	}
+	onBackends(t, func(t *testing.T, n *node) {
+		n.tenant("Acme", "acme.test", alice("acme.test"))
+		a := n.app(store.Application{})
+		c := code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
+		tok, _ := a.exchange(t, c)
+		if a.introspect(t, n, tok.AccessToken)["active"] != true {
+			t.Fatal("fresh token inactive")
+		}
+		if _, err := a.Conf.Exchange(context.Background(), c); err == nil {
+			t.Fatal("code redeemed twice")
+		}
+		if in := a.introspect(t, n, tok.AccessToken); in["active"] != false {
+			t.Fatalf("access token of a reused code still active: %v", in)
+		}
+		if _, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+			t.Fatal("refresh token of a reused code still works")
+		}
+	})
 }
 
 func TestCodeRace(t *testing.T) {
-	n := sqliteNode(t)
-	n.tenant("Acme", "acme.test", alice("acme.test"))
-	a := n.app(store.Application{})
-	c := code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	wins := 0
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := a.Conf.Exchange(context.Background(), c); err == nil {
-				mu.Lock()
-				wins++
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	// At most one: the losers see a spent code, which is reuse and ends
-	// the session, so the winner may itself be refused if a loser got
-	// there first (RFC 6749 §4.1.2: deny, and revoke what the code gave).
-	if wins > 1 {
-		t.Fatalf("%d redemptions won", wins)
-	}
+	onBackends(t, func(t *testing.T, n *node) {
+		n.tenant("Acme", "acme.test", alice("acme.test"))
+		a := n.app(store.Application{})
+		c := code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins := 0
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := a.Conf.Exchange(context.Background(), c); err == nil {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		// At most one: the losers see a spent code, which is reuse and ends
+		// the session, so the winner may itself be refused if a loser got
+		// there first (RFC 6749 §4.1.2: deny, and revoke what the code gave).
+		if wins > 1 {
+			t.Fatalf("%d redemptions won", wins)
+		}
+	})
 }
 
 func TestCodeBoundToClientAndRedirect(t *testing.T) {
-	n := sqliteNode(t)
-	n.tenant("Acme", "acme.test", alice("acme.test"))
-	a := n.app(store.Application{RedirectURIs: []string{"https://app.example/callback", "https://app.example/other"}})
-	other := n.app(store.Application{})
-	c := code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
-	if _, err := other.Conf.Exchange(context.Background(), c); err == nil {
-		t.Fatal("another client redeemed the code")
-	}
-	c = code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
-	wrong := a.Conf
-	wrong.RedirectURL = "https://app.example/other"
-	if _, err := wrong.Exchange(context.Background(), c); err == nil {
-		t.Fatal("code redeemed with another redirect_uri")
-	}
+	onBackends(t, func(t *testing.T, n *node) {
+		n.tenant("Acme", "acme.test", alice("acme.test"))
+		a := n.app(store.Application{RedirectURIs: []string{"https://app.example/callback", "https://app.example/other"}})
+		other := n.app(store.Application{})
+		c := code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
+		if _, err := other.Conf.Exchange(context.Background(), c); err == nil {
+			t.Fatal("another client redeemed the code")
+		}
+		c = code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
+		wrong := a.Conf
+		wrong.RedirectURL = "https://app.example/other"
+		if _, err := wrong.Exchange(context.Background(), c); err == nil {
+			t.Fatal("code redeemed with another redirect_uri")
+		}
+	})
 }
 
 func TestRefreshRotationAndReuse(t *testing.T) {
-	n := sqliteNode(t)
-	n.tenant("Acme", "acme.test", alice("acme.test"))
-	a := n.app(store.Application{})
-	tok, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
-	refresh := func(rt string) (*oauth2.Token, error) {
-		return a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rt}).Token()
-	}
-	t1, err := refresh(tok.RefreshToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if t1.RefreshToken == "" || t1.RefreshToken == tok.RefreshToken {
-		t.Fatal("refresh token not rotated")
-	}
-	a.verifyID(t, t1, "")
-	t2, err := refresh(t1.RefreshToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Reusing the spent t1 fails and kills the family: t2 no longer works.
-	if _, err := refresh(t1.RefreshToken); err == nil {
-		t.Fatal("spent refresh token accepted")
-	}
-	if _, err := refresh(t2.RefreshToken); err == nil {
-		t.Fatal("family survived reuse")
-	}
-	// Another client cannot use the token.
-	tok, _ = a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
-	other := n.app(store.Application{})
-	if _, err := other.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
-		t.Fatal("another client refreshed")
-	}
-	if _, err := refresh(tok.RefreshToken); err != nil {
-		t.Fatalf("owner's token harmed by another client's attempt: %v", err)
-	}
-	// A refresh asking for more scope is refused and spends nothing: the
-	// client's next, correct refresh works and is not taken for reuse.
-	tok, _ = a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
-	st, _, body := oauthCall{"POST", broker.PathToken, "application/x-www-form-urlencoded",
-		"grant_type=refresh_token&scope=openid+admin&refresh_token=" + url.QueryEscape(tok.RefreshToken), a.ID, a.Secret, ""}.do(t, n.URL)
-	if st != 400 || body["error"] != "invalid_scope" {
-		t.Fatalf("widening refresh: %d %v", st, body)
-	}
-	if _, err := refresh(tok.RefreshToken); err != nil {
-		t.Fatalf("refresh token spent by a refused request: %v", err)
-	}
-}
-
-func TestRevocation(t *testing.T) {
-	n := sqliteNode(t)
-	n.tenant("Acme", "acme.test", alice("acme.test"))
-	a := n.app(store.Application{})
-	revoke := func(token string) int {
-		req, _ := http.NewRequest("POST", n.URL+broker.PathRevoke, strings.NewReader(url.Values{"token": {token}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(a.ID, a.Secret)
-		resp, err := http.DefaultClient.Do(req)
+	onBackends(t, func(t *testing.T, n *node) {
+		n.tenant("Acme", "acme.test", alice("acme.test"))
+		a := n.app(store.Application{})
+		tok, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+		refresh := func(rt string) (*oauth2.Token, error) {
+			return a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rt}).Token()
+		}
+		t1, err := refresh(tok.RefreshToken)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	tok, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
-	if s := revoke(tok.RefreshToken); s != 200 {
-		t.Fatalf("revoke refresh: %d", s)
-	}
-	if _, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
-		t.Fatal("revoked refresh token works")
-	}
-	if a.introspect(t, n, tok.AccessToken)["active"] != true {
-		t.Fatal("access token inactive before its revocation")
-	}
-	if s := revoke(tok.AccessToken); s != 200 {
-		t.Fatalf("revoke access: %d", s)
-	}
-	if in := a.introspect(t, n, tok.AccessToken); in["active"] != false || len(in) != 1 {
-		t.Fatalf("after revoke: %v", in)
-	}
-	if s := revoke("garbage"); s != 200 {
-		t.Fatalf("revoke garbage: %d", s)
-	}
+		if t1.RefreshToken == "" || t1.RefreshToken == tok.RefreshToken {
+			t.Fatal("refresh token not rotated")
+		}
+		a.verifyID(t, t1, "")
+		t2, err := refresh(t1.RefreshToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Reusing the spent t1 fails and kills the family: t2 no longer works.
+		if _, err := refresh(t1.RefreshToken); err == nil {
+			t.Fatal("spent refresh token accepted")
+		}
+		if _, err := refresh(t2.RefreshToken); err == nil {
+			t.Fatal("family survived reuse")
+		}
+		// Another client cannot use the token.
+		tok, _ = a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+		other := n.app(store.Application{})
+		if _, err := other.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+			t.Fatal("another client refreshed")
+		}
+		if _, err := refresh(tok.RefreshToken); err != nil {
+			t.Fatalf("owner's token harmed by another client's attempt: %v", err)
+		}
+		// A refresh asking for more scope is refused and spends nothing: the
+		// client's next, correct refresh works and is not taken for reuse.
+		tok, _ = a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+		st, _, body := oauthCall{"POST", broker.PathToken, "application/x-www-form-urlencoded",
+			"grant_type=refresh_token&scope=openid+admin&refresh_token=" + url.QueryEscape(tok.RefreshToken), a.ID, a.Secret, ""}.do(t, n.URL)
+		if st != 400 || body["error"] != "invalid_scope" {
+			t.Fatalf("widening refresh: %d %v", st, body)
+		}
+		if _, err := refresh(tok.RefreshToken); err != nil {
+			t.Fatalf("refresh token spent by a refused request: %v", err)
+		}
+	})
+}
+
+func TestRevocation(t *testing.T) {
+	onBackends(t, func(t *testing.T, n *node) {
+		n.tenant("Acme", "acme.test", alice("acme.test"))
+		a := n.app(store.Application{})
+		revoke := func(token string) int {
+			req, _ := http.NewRequest("POST", n.URL+broker.PathRevoke, strings.NewReader(url.Values{"token": {token}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(a.ID, a.Secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		tok, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+		if s := revoke(tok.RefreshToken); s != 200 {
+			t.Fatalf("revoke refresh: %d", s)
+		}
+		if _, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+			t.Fatal("revoked refresh token works")
+		}
+		if a.introspect(t, n, tok.AccessToken)["active"] != true {
+			t.Fatal("access token inactive before its revocation")
+		}
+		if s := revoke(tok.AccessToken); s != 200 {
+			t.Fatalf("revoke access: %d", s)
+		}
+		if in := a.introspect(t, n, tok.AccessToken); in["active"] != false || len(in) != 1 {
+			t.Fatalf("after revoke: %v", in)
+		}
+		if s := revoke("garbage"); s != 200 {
+			t.Fatalf("revoke garbage: %d", s)
+		}
+	})
 }
 
 func TestPromptNoneAndSSO(t *testing.T) {

@@ -27,6 +27,14 @@ var backends = []struct {
 	}},
 }
 
+// onBackends runs fn once per backend, each with a node of its own.
+func onBackends(t *testing.T, fn func(t *testing.T, n *node)) {
+	t.Helper()
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) { fn(t, be.node(t)) })
+	}
+}
+
 // TestPKCERules: a code bound to a challenge is redeemed only with its
 // verifier; a verifier for a code issued without a challenge is refused
 // (it proves nothing, and accepting it would hide a client bug); plain is
