@@ -26,41 +26,64 @@ func (s *setCookies) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// TestSSOCookieAttributes: the SSO cookie is HttpOnly (no script reads
-// it), SameSite=Lax (sent on the top-level navigations a login is, not on
-// cross-site subrequests), scoped to the whole broker, and not Secure on
-// http://localhost (where a Secure cookie would never come back). The
-// harness's apps discover the broker at the test server's URL, so the
-// https case (Secure) is not driven end to end here.
+// TestSSOCookieAttributes: the SSO cookie, as a login sets it and a
+// logout clears it, is HttpOnly (no script reads it), SameSite=Lax (sent
+// on the top-level navigations a login is, not on cross-site
+// subrequests), scoped to the whole broker, and Secure exactly when the
+// issuer is https — not on http://localhost, where a Secure cookie would
+// never come back. The https case runs over real TLS.
 func TestSSOCookieAttributes(t *testing.T) {
-	mem := sessions.NewMemory()
-	n := newNode(t, storetest.SQLite(t), mem, mem)
-	n.tenant("Acme", "acme.test", alice("acme.test"))
-	a := n.app(store.Application{})
-	b := browser(t)
-	rec := &setCookies{next: http.DefaultTransport}
-	b.Transport = rec
-	code(t, a.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}}))
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{{"http on localhost", false}, {"https issuer", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := sessions.NewMemory()
+			var n *node
+			if tc.tls {
+				n = newTLSNode(t, storetest.SQLite(t), mem, mem)
+			} else {
+				n = newNode(t, storetest.SQLite(t), mem, mem)
+			}
+			n.tenant("Acme", "acme.test", alice("acme.test"))
+			a := n.app(store.Application{})
+			b := browser(t)
+			rec := &setCookies{next: n.srv.Client().Transport}
+			b.Transport = rec
+			code(t, a.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}}))
+			resp, err := b.Get(n.URL + broker.PathEndSession)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
 
-	var sso *http.Cookie
-	for _, ck := range rec.got {
-		if ck.Name == broker.SessionCookie && ck.Value != "" {
-			sso = ck
-		}
-	}
-	if sso == nil {
-		t.Fatalf("no %s cookie set; got %v", broker.SessionCookie, rec.got)
-	}
-	if !sso.HttpOnly {
-		t.Error("SSO cookie is not HttpOnly")
-	}
-	if sso.SameSite != http.SameSiteLaxMode {
-		t.Errorf("SSO cookie SameSite = %v, want Lax", sso.SameSite)
-	}
-	if sso.Path != "/" {
-		t.Errorf("SSO cookie Path = %q, want /", sso.Path)
-	}
-	if sso.Secure {
-		t.Error("SSO cookie is Secure on http://localhost: the browser would never send it back")
+			seen := map[string]bool{}
+			for _, ck := range rec.got {
+				if ck.Name != broker.SessionCookie {
+					t.Errorf("unexpected cookie %s", ck.Name)
+					continue
+				}
+				what := "set"
+				if ck.MaxAge < 0 || ck.Value == "" {
+					what = "cleared"
+				}
+				seen[what] = true
+				if !ck.HttpOnly {
+					t.Errorf("SSO cookie %s: not HttpOnly", what)
+				}
+				if ck.SameSite != http.SameSiteLaxMode {
+					t.Errorf("SSO cookie %s: SameSite = %v, want Lax", what, ck.SameSite)
+				}
+				if ck.Path != "/" {
+					t.Errorf("SSO cookie %s: Path = %q, want /", what, ck.Path)
+				}
+				if ck.Secure != tc.tls {
+					t.Errorf("SSO cookie %s: Secure = %v at %s", what, ck.Secure, n.URL)
+				}
+			}
+			if !seen["set"] || !seen["cleared"] {
+				t.Fatalf("login and logout did not set and clear %s: %v", broker.SessionCookie, rec.got)
+			}
+		})
 	}
 }

@@ -95,6 +95,18 @@ func newNodeIssuer(t testing.TB, st store.Store, base sessions.Store, once sessi
 // broker's (rate limits).
 func newNodeServer(t testing.TB, st store.Store, base sessions.Store, once sessions.OnceCache, issuer string, srvCfg httpserver.Config, tweak ...func(*broker.Config)) *node {
 	t.Helper()
+	return startNode(t, st, base, once, issuer, srvCfg, false, tweak...)
+}
+
+// newTLSNode starts a node behind an https test server, so that its
+// issuer is https; n.srv.Client() trusts its certificate.
+func newTLSNode(t testing.TB, st store.Store, base sessions.Store, once sessions.OnceCache) *node {
+	t.Helper()
+	return startNode(t, st, base, once, "", httpserver.Config{}, true)
+}
+
+func startNode(t testing.TB, st store.Store, base sessions.Store, once sessions.OnceCache, issuer string, srvCfg httpserver.Config, tls bool, tweak ...func(*broker.Config)) *node {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	keys, err := signing.NewManager(st.(signing.KeyStore), signing.Options{})
@@ -110,7 +122,12 @@ func newNodeServer(t testing.TB, st store.Store, base sessions.Store, once sessi
 	}
 	n := &node{t: t, Store: st, Sess: cached, Keys: keys, idp: &testIdP{profiles: map[string]connections.Profile{}, fail: map[string]error{}}}
 	var h http.Handler
-	n.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	n.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	if tls {
+		n.srv.StartTLS()
+	} else {
+		n.srv.Start()
+	}
 	t.Cleanup(n.srv.Close)
 	n.URL = n.srv.URL
 	if issuer == "" {
@@ -233,7 +250,8 @@ func (n *node) app(a store.Application) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prov, err := oidc.NewProvider(context.Background(), n.URL)
+	// The server's own client: it trusts the https node's certificate.
+	prov, err := oidc.NewProvider(oidc.ClientContext(context.Background(), n.srv.Client()), n.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

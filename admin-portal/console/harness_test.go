@@ -46,6 +46,8 @@ type harness struct {
 	sessions *sessions.Memory
 	clock    *clock
 	links    []string // portal links handed out
+	// transport trusts the server's certificate when it is https.
+	transport http.RoundTripper
 }
 
 // start serves the console, the operator API's tenant changes and the
@@ -53,11 +55,24 @@ type harness struct {
 // whose URL is the issuer (issuer, when set, overrides it for cookies).
 func start(t *testing.T, issuer string) *harness {
 	t.Helper()
+	return startOn(t, issuer, false)
+}
+
+// startOn is start behind an https server when tls is set; h.transport
+// trusts its certificate.
+func startOn(t *testing.T, issuer string, tls bool) *harness {
+	t.Helper()
 	h := &harness{db: storetest.Postgres(t), sessions: sessions.NewMemory(), clock: &clock{}}
 	var handler http.Handler
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	if tls {
+		ts.StartTLS()
+	} else {
+		ts.Start()
+	}
 	t.Cleanup(ts.Close)
 	h.url = ts.URL
+	h.transport = ts.Client().Transport
 	if issuer == "" {
 		issuer = ts.URL
 	}

@@ -33,6 +33,8 @@ type harness struct {
 	portal *Portal
 	store  *store.DB
 	reg    *connections.Registry
+	// transport is what clients use: it trusts the server's certificate.
+	transport http.RoundTripper
 
 	mu  sync.Mutex
 	now time.Time
@@ -52,11 +54,24 @@ func (h *harness) advance(d time.Duration) {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessOn(t, false)
+}
+
+// newHarnessOn starts the portal behind an https server (its issuer then
+// https) when tls is set, else behind http on localhost.
+func newHarnessOn(t *testing.T, tls bool) *harness {
+	t.Helper()
 	h := &harness{t: t, store: storetest.SQLite(t), now: time.Now()}
 	var handler http.Handler
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	if tls {
+		ts.StartTLS()
+	} else {
+		ts.Start()
+	}
 	t.Cleanup(ts.Close)
 	h.url = ts.URL
+	h.transport = ts.Client().Transport
 	mem := sessions.NewMemory()
 	h.reg = connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.New(), oidc.Name: oidc.New()}, Issuer: ts.URL, Store: h.store, Once: mem, Sessions: mem,
 		HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true})
@@ -109,7 +124,7 @@ func (h *harness) link(ctx context.Context, intent string) string {
 // client is a browser-like client: cookies, no redirects followed.
 func (h *harness) client() *http.Client {
 	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &http.Client{Jar: jar, Transport: h.transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // open opens link in a fresh client and returns the client, signed in.
