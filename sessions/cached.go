@@ -47,6 +47,10 @@ type Cached struct {
 	// revocation arriving while the answer was in flight is not undone by
 	// caching the session it just revoked.
 	gen uint64
+
+	// now is the clock of entry lifetimes and session expiry: time.Now,
+	// but a test sets its own so that an expiry is a step, not a sleep.
+	now func() time.Time
 }
 
 type cacheEntry struct {
@@ -69,7 +73,7 @@ func NewCached(ctx context.Context, s Store, ttl time.Duration, size int) (*Cach
 		size = DefaultCacheSize
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &Cached{store: s, ttl: ttl, max: size, stop: cancel, entries: make(map[string]cacheEntry)}
+	c := &Cached{store: s, ttl: ttl, max: size, stop: cancel, entries: make(map[string]cacheEntry), now: time.Now}
 	if err := s.Subscribe(ctx, c.invalidate); err != nil {
 		cancel()
 		return nil, fmt.Errorf("sessions: cache: %w", err)
@@ -108,7 +112,7 @@ func (c *Cached) invalidate(r Revocation) {
 
 // Get implements Store.
 func (c *Cached) Get(ctx context.Context, id string) (Session, error) {
-	now := time.Now()
+	now := c.now()
 	c.mu.RLock()
 	e, ok := c.entries[id]
 	gen := c.gen
@@ -168,7 +172,7 @@ func (c *Cached) Create(ctx context.Context, s Session) error {
 	// The new session is likely to be read next; a cached not-found for
 	// its ID (someone guessing) must not outlive its creation either.
 	c.forget(s.ID)
-	c.put(gen+1, s.ID, cacheEntry{s: s.clone(), until: time.Now().Add(c.ttl)})
+	c.put(gen+1, s.ID, cacheEntry{s: s.clone(), until: c.now().Add(c.ttl)})
 	return nil
 }
 

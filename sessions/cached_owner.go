@@ -1,15 +1,12 @@
 package sessions
 
-import (
-	"context"
-	"time"
-)
+import "context"
 
 // Owner returns the tenant and user of live session id, or ErrNotFound.
 // It is Get for the hot path of token checks (introspection): a cache hit
 // copies nothing, where Get must clone the session's map and slice.
 func (c *Cached) Owner(ctx context.Context, id string) (tenantID, userID string, err error) {
-	now := time.Now()
+	now := c.now()
 	c.mu.RLock()
 	e, ok := c.entries[id]
 	c.mu.RUnlock()
