@@ -10,7 +10,7 @@ import (
 // following the cursor must not be shown the later one while the earlier
 // one can still appear (PostgreSQL; SQLite's one writer commits in order).
 func TestEventStreamNeverSkips(t *testing.T) {
-	db, _ := openPG(t)
+	db, pg := openPG(t)
 	ctx := context.Background()
 	appended, hold := make(chan struct{}), make(chan struct{})
 	var first Event
@@ -38,12 +38,39 @@ func TestEventStreamNeverSkips(t *testing.T) {
 		evs, _, err := db.ListEvents(ctx, Page{})
 		read <- page{evs, err}
 	}()
-	select {
-	case p := <-read:
+	// The reader must be waiting for the writer's lock. Rather than
+	// wait a while and conclude it blocked (which a slow machine passes
+	// by luck), watch PostgreSQL until the reader's lock request is
+	// queued behind the writer's.
+	fail := func(format string, args ...any) {
+		t.Helper()
 		close(hold) // let the writer finish, or closing the database waits for it
 		<-done
-		t.Fatalf("read %v while an earlier event could still commit: a cursor past it would skip that one", p.evs)
-	case <-time.After(200 * time.Millisecond):
+		t.Fatalf(format, args...)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		select {
+		case p := <-read:
+			fail("read %v while an earlier event could still commit: a cursor past it would skip that one", p.evs)
+		default:
+		}
+		var waiting int
+		if err := pg.pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND NOT granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting); err != nil {
+			fail("pg_locks: %v", err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			fail("the reader neither returned nor queued for the events lock in a minute")
+		}
+	}
+	select {
+	case p := <-read:
+		fail("read %v while an earlier event could still commit", p.evs)
+	default:
 	}
 	close(hold)
 	if err := <-done; err != nil {
