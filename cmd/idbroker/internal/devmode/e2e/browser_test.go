@@ -19,16 +19,17 @@ import (
 // domain no tenant has verified, and a paused tenant, each shown as the
 // generic error page with a reference id and never the IdP.
 func TestQuickStartInBrowser(t *testing.T) {
-	browser := browsertest.New(t)
 	issuer, dev, st := startDev(t)
 	shots := t.TempDir()
 
 	// signIn goes from the demo app's home to the dev IdP's page as email,
-	// or to whatever page the broker shows instead, in a fresh browser
-	// context (no session left by an earlier run).
+	// or to whatever page the broker shows instead, in a browser of the
+	// subtest's own: no session left by an earlier run, and no browser
+	// whose bounded life the earlier subtests have used up on a slow
+	// machine.
 	signIn := func(t *testing.T, email string) context.Context {
 		t.Helper()
-		ctx := browsertest.NewTab(t, browser)
+		ctx := browsertest.NewTab(t, browsertest.New(t))
 		if err := chromedp.Do(ctx,
 			chromedp.Navigate(issuer+"/dev/app"),
 			chromedp.Click(chromedp.CSS(`a[href="/dev/app/login"]`)),

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,8 +85,13 @@ func startFirstRun(t *testing.T) *firstRun {
 	if err := p.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	go logouts.Run(ctx)
-	go revoker.Run(ctx)
+	var bg sync.WaitGroup
+	bg.Go(func() { logouts.Run(ctx) })
+	bg.Go(func() { revoker.Run(ctx) })
+	// Stop and join the background work before the store (whose cleanup
+	// was registered earlier, so runs later) closes under it, as serve
+	// does at shutdown.
+	t.Cleanup(func() { cancel(); bg.Wait(); p.Wait() })
 	directories, err := scim.New(scim.Config{Issuer: issuer, Store: st, Sessions: mem, Revoker: revoker})
 	if err != nil {
 		t.Fatal(err)

@@ -57,6 +57,9 @@ func startDevRegistry(t *testing.T) (issuer string, dev *devmode.Dev, st store.S
 	if err := p.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The broker's background work ends and is joined before the store
+	// (registered earlier, so cleaned up later) closes under it.
+	t.Cleanup(func() { cancel(); p.Wait() })
 	dev, err = devmode.Seed(ctx, st, reg, issuer)
 	if err != nil {
 		t.Fatal(err)

@@ -81,6 +81,8 @@ func startPortal(t *testing.T) *portalEnv {
 	if err := p.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Joined before the store (cleaned up later) closes under it.
+	t.Cleanup(func() { cancel(); p.Wait() })
 	dirs, err := scim.New(scim.Config{Issuer: issuer, Store: st, Sessions: mem})
 	if err != nil {
 		t.Fatal(err)
