@@ -312,7 +312,17 @@ func testEveryMethodIsTenantScoped(t *testing.T, db *store.DB) {
 						return lastErr(out)
 					}
 					if inTx {
-						if err := db.InTx(ctxB, run); err != nil && lastErr(out) == nil {
+						// One transaction that reads A first and then calls
+						// under B: each statement must run under its own
+						// ctx's tenant (on PostgreSQL, app.tenant_id is
+						// switched inside the transaction).
+						err := db.InTx(ctxB, func(ctx context.Context) error {
+							if _, err := db.User(store.WithTenant(ctx, f.tenant.ID), f.scim.ID); err != nil {
+								t.Errorf("reading A's user at the start of the transaction: %v", err)
+							}
+							return run(ctx)
+						})
+						if err != nil && lastErr(out) == nil {
 							t.Fatalf("%s in a transaction: %v", m.Name, err)
 						}
 					} else {
