@@ -165,7 +165,8 @@ func newIsolationFixture(t *testing.T, db *store.DB) (context.Context, *isolatio
 	f.group = must(db.CreateGroup(ctx, store.Group{DirectoryID: f.dir.ID, DisplayName: "A's group"}))
 	must(db.AddDirectoryMembers(ctx, f.group.ID, []string{f.scim.ID}))
 	f.group = must(db.Group(ctx, f.group.ID))
-	must(db.AppendAudit(ctx, store.AuditEvent{Action: "tenant-a.acted", Resource: store.Resource{Type: "user", ID: f.scim.ID}}))
+	must(db.AppendAudit(ctx, store.AuditEvent{Action: "tenant-a.acted", Actor: store.Actor{Type: "operator", ID: "op_a"}, Resource: store.Resource{Type: "user", ID: f.scim.ID}}))
+	must(0, db.RecordSCIMError(ctx, store.SCIMError{DirectoryID: f.dir.ID, Status: 400, Method: "PATCH", Path: "/Users/" + f.scim.ID, Detail: "A's error"}))
 	f.link = must(db.CreatePortalLink(ctx, store.PortalLink{Intent: store.IntentSSO, TokenHash: linkToken[:], ExpiresAt: f.now.Add(time.Hour)}))
 	if _, opened, err := db.OpenPortalLink(ctx, linkToken[:], session[:], f.now, f.now.Add(time.Hour)); err != nil || !opened {
 		t.Fatalf("open A's portal link: %v %v", opened, err)
@@ -229,6 +230,10 @@ func isolationArgs(f *isolationFixture) map[reflect.Type][]any {
 			store.UsageRecord{IdempotencyKey: "usage-a", Meter: store.MeterLogin, Subject: f.sso.ID, Value: 1, At: f.now},
 		},
 		typeOf[store.Actor]():    {store.Actor{Type: "operator", ID: "op_b"}},
+		typeOf[store.LogQuery](): {store.LogQuery{}, store.LogQuery{Actor: f.sso.Email}, store.LogQuery{Actor: "op_a", Action: "tenant-a.acted"}},
+		typeOf[store.SCIMError](): {
+			store.SCIMError{DirectoryID: f.dir.ID, Status: 409, Method: "POST", Path: "/Users", Detail: "written by B"},
+		},
 		typeOf[map[string]any](): {map[string]any{"note": "B"}},
 	}
 }
@@ -537,6 +542,11 @@ func isolationSnapshot(t *testing.T, db *store.DB, ctx context.Context, f *isola
 	add("auditCount", len(audit), err)
 	link, err := db.PortalSession(ctx, f.link.ID, f.hashes[2], f.now)
 	add("portalSession", []string{link.ID, fmt.Sprint(link.SessionExpiresAt != nil && link.SessionExpiresAt.After(f.now))}, err)
+	scimErrs, err := db.SCIMErrors(ctx, f.dir.ID)
+	add("scimErrors", len(scimErrs), err)
+	for _, e := range scimErrs {
+		add("scimError", e.ID+" "+e.Detail, nil)
+	}
 	days, err := db.UsageByDay(ctx, f.now.Add(-48*time.Hour), f.now.Add(48*time.Hour))
 	add("usage", fmt.Sprint(days), err)
 	return b.String()
