@@ -395,3 +395,66 @@ func TestOIDCActivationDiscoversOnce(t *testing.T) {
 		t.Fatalf("discovery read %d times for one activation and one login, want 1", n)
 	}
 }
+
+// TestOIDCAuthorizeParameters: what Begin sends the upstream IdP. The
+// user's email goes along as login_hint only when there is one, a forced
+// re-authentication asks for prompt=login, Google's hd is sent only for a
+// connection restricted to a hosted domain, and PKCE is always S256.
+func TestOIDCAuthorizeParameters(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	plain, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	google, err := e.Reg.CreateConnection(e.Ctx, Name, "Google", Settings{
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret"), HostedDomain: ptr("example.com")}.Request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := func(conn store.Connection, req connections.LoginRequest) url.Values {
+		t.Helper()
+		ctx := store.WithTenant(context.Background(), conn.TenantID)
+		cn, err := e.Reg.Connector(ctx, conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		if err := cn.Begin(ctx, rec, httptest.NewRequest("GET", "/authorize", nil), req); err != nil {
+			t.Fatal(err)
+		}
+		loc, err := url.Parse(rec.Header().Get("Location"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc.Query()
+	}
+	for _, tc := range []struct {
+		name                      string
+		conn                      store.Connection
+		req                       connections.LoginRequest
+		hint, prompt, hd          string
+		hasHint, hasPrompt, hasHD bool
+	}{
+		{name: "hint", conn: plain, req: connections.LoginRequest{RequestID: "r1", LoginHint: "bob@example.com"}, hint: "bob@example.com", hasHint: true},
+		{name: "no hint", conn: plain, req: connections.LoginRequest{RequestID: "r2"}},
+		{name: "forced", conn: plain, req: connections.LoginRequest{RequestID: "r3", ForceAuthn: true}, prompt: "login", hasPrompt: true},
+		{name: "hosted domain", conn: google, req: connections.LoginRequest{RequestID: "r4"}, hd: "example.com", hasHD: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := begin(tc.conn, tc.req)
+			for _, p := range []struct {
+				name, want string
+				present    bool
+			}{{"login_hint", tc.hint, tc.hasHint}, {"prompt", tc.prompt, tc.hasPrompt}, {"hd", tc.hd, tc.hasHD}} {
+				if _, ok := q[p.name]; ok != p.present || q.Get(p.name) != p.want {
+					t.Errorf("%s = %q (present %v), want %q (present %v)", p.name, q.Get(p.name), ok, p.want, p.present)
+				}
+			}
+			if q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43 || q.Get("nonce") == "" || q.Get("state") == "" {
+				t.Errorf("authorize request %v", q)
+			}
+		})
+	}
+}
