@@ -35,6 +35,8 @@ const (
 	whyConsole    = "the operator console: operators are the one cross-tenant role"
 	whyOperations = "operating the database, not reading tenant data"
 	whyErasures   = "erase reports outlive their tenant, listed for the operator"
+	whyRows       = "writes rows of many tenants at once, each row naming its own tenant"
+	whySweep      = "maintenance across every tenant, run tenant by tenant under each one's own scope"
 )
 
 // globalMethods are the store methods that do not take the tenant from
@@ -92,6 +94,8 @@ var globalMethods = map[string]string{
 	"RecordLogout":       whyQueue,
 	"ListLogouts":        whyQueue,
 	"UsageTenants":       whyQueue,
+	"WriteSLOMinutes":    whyRows,
+	"PruneSLOMinutes":    whySweep,
 
 	"CreateOperator":        whyConsole,
 	"Operator":              whyConsole,
