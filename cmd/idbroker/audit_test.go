@@ -156,7 +156,19 @@ func TestAuditVerifyAcrossErasure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`UPDATE tenant_erasures SET context = '{"rows_erased":{}}' WHERE erased_tenant = ?`, gone.ID); err != nil {
+	// The table is append-only: the broker cannot change a report...
+	const change = `UPDATE tenant_erasures SET context = '{"rows_erased":{}}' WHERE erased_tenant = ?`
+	if _, err := db.Exec(change, gone.ID); err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Fatalf("a report was changed: %v", err)
+	}
+	if _, err := db.Exec(`DELETE FROM tenant_erasures`); err == nil {
+		t.Fatal("a report was deleted")
+	}
+	// ...and someone with the database file who drops the trigger is caught.
+	if _, err := db.Exec(`DROP TRIGGER tenant_erasures_no_update`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(change, gone.ID); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
