@@ -64,8 +64,13 @@ func TestSSOCookieAttributes(t *testing.T) {
 					continue
 				}
 				what := "set"
-				if ck.MaxAge < 0 || ck.Value == "" {
+				if ck.Value == "" {
 					what = "cleared"
+					// Max-Age=0 (MaxAge < 0 once parsed) deletes it;
+					// anything else leaves an empty cookie behind.
+					if ck.MaxAge >= 0 {
+						t.Errorf("cleared SSO cookie has Max-Age %d: the browser keeps it", ck.MaxAge)
+					}
 				}
 				seen[what] = true
 				if !ck.HttpOnly {
