@@ -69,7 +69,9 @@ func newNode(t *testing.T, st store.Store, base sessions.Store, issuer string, u
 	if err := keys.EnsureKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cached, err := sessions.NewCached(ctx, base, 0, 0)
+	// A TTL far beyond the waits for revocations below: only the
+	// revocation message can end a cached answer in time.
+	cached, err := sessions.NewCached(ctx, base, time.Minute, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +111,7 @@ func newNode(t *testing.T, st store.Store, base sessions.Store, issuer string, u
 
 // TestDeprovisionOnEveryNode: a user provisioned by SCIM signs in through
 // node 1; their directory deactivates them through node 1's SCIM server;
-// node 2's introspection says active:false within 100 ms, the refresh token
+// node 2's introspection says active:false promptly (by message), the refresh token
 // is dead, and a new login is refused until the directory reactivates them.
 func TestDeprovisionOnEveryNode(t *testing.T) {
 	pgURL := storetest.PostgresURL(t)
@@ -250,10 +252,10 @@ func TestDeprovisionOnEveryNode(t *testing.T) {
 	// Entra's deactivation; the revocation is part of the request.
 	scimDo("PATCH", "/Users/"+uid, map[string]any{"schemas": []string{scim.SchemaPatchOp},
 		"Operations": []any{map[string]any{"op": "Replace", "path": "active", "value": "False"}}})
-	deadline := time.Now().Add(100 * time.Millisecond)
+	deadline := time.Now().Add(20 * time.Second)
 	for introspect(n2, tok.AccessToken)["active"] != false {
 		if time.Now().After(deadline) {
-			t.Fatal("node 2 still says active 100 ms after the deprovisioning answered")
+			t.Fatal("node 2 still says active 20 s after the deprovisioning answered")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -288,10 +290,10 @@ func TestDeprovisionOnEveryNode(t *testing.T) {
 		t.Fatalf("DELETE: %v %v", res, err)
 	}
 	res.Body.Close()
-	deadline = time.Now().Add(100 * time.Millisecond)
+	deadline = time.Now().Add(20 * time.Second)
 	for introspect(n2, tok.AccessToken)["active"] != false {
 		if time.Now().After(deadline) {
-			t.Fatal("node 2 still says active 100 ms after the user was deleted")
+			t.Fatal("node 2 still says active 20 s after the user was deleted")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
