@@ -111,6 +111,9 @@ type dialect interface {
 	// writer takes it shared, a reader exclusively, until its transaction
 	// ends. A no-op where transactions already commit in seq order.
 	lockEvents(ctx context.Context, q querier, reader bool) error
+	// appendEventSQL inserts an event ($1…$5: eventCols but seq), taking
+	// the writer's side of lockEvents in the same statement.
+	appendEventSQL() string
 	// rowSecurity reports whether tenant reads need app.tenant_id set in a
 	// transaction (PostgreSQL) or are filtered by SQL alone (SQLite).
 	rowSecurity() bool
@@ -133,6 +136,13 @@ type txState struct {
 func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) (err error) {
 	if _, ok := ctx.Value(txKey{}).(*txState); ok {
 		return fn(ctx)
+	}
+	if g, ok := db.d.(txGrouper); ok {
+		if r := g.grouped(); r != nil {
+			return r.run(ctx, func(t tx) error {
+				return fn(context.WithValue(ctx, txKey{}, &txState{tx: t}))
+			})
+		}
 	}
 	t, err := db.d.begin(ctx)
 	if err != nil {

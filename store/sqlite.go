@@ -27,7 +27,13 @@ type sqliteDB struct {
 	// commits counts write transactions; every optimizeEvery-th one
 	// refreshes the planner's statistics (see optimize).
 	commits atomic.Int64
+
+	// group batches concurrent write transactions (see groupCommit); nil
+	// on an in-memory database, whose one connection also serves reads.
+	group *groupCommit
 }
+
+func (s *sqliteDB) grouped() *groupCommit { return s.group }
 
 // The embedded database's settings, applied to every connection:
 //
@@ -61,6 +67,20 @@ const optimizeEvery = 5000
 
 func openSQLite(ctx context.Context, raw string) (*sqliteDB, error) {
 	path := strings.TrimPrefix(strings.TrimPrefix(raw, "sqlite:"), "//")
+	path, rawOpts, _ := strings.Cut(path, "?")
+	opts, err := url.ParseQuery(rawOpts)
+	if err != nil {
+		return nil, fmt.Errorf("store: sqlite url options %q: %w", rawOpts, err)
+	}
+	group := true
+	for k, v := range opts {
+		switch {
+		case k == "group_commit" && len(v) == 1 && (v[0] == "on" || v[0] == "off"):
+			group = v[0] == "on"
+		default:
+			return nil, fmt.Errorf("store: unknown sqlite url option %s=%s (known: group_commit=on|off)", k, strings.Join(v, ","))
+		}
+	}
 	if path == "" {
 		return nil, fmt.Errorf("store: sqlite url %q names no file", raw)
 	}
@@ -91,6 +111,13 @@ func openSQLite(ctx context.Context, raw string) (*sqliteDB, error) {
 		r.SetMaxIdleConns(4)
 	}
 	db := &sqliteDB{w: w, r: r}
+	if path != ":memory:" && group {
+		db.group = &groupCommit{w: w, classify: db.classify, committed: func(ctx context.Context, n int) {
+			if c := db.commits.Add(int64(n)); c/optimizeEvery != (c-int64(n))/optimizeEvery {
+				db.optimize(ctx)
+			}
+		}}
+	}
 	if err := db.ping(ctx); err != nil {
 		db.close()
 		return nil, err
@@ -306,3 +333,7 @@ func (s *sqliteDB) forUpdate() string { return "" }
 
 // lockEvents: the one writer commits transactions in seq order already.
 func (s *sqliteDB) lockEvents(context.Context, querier, bool) error { return nil }
+
+func (s *sqliteDB) appendEventSQL() string {
+	return "INSERT INTO events (" + eventCols + ") VALUES ($1, $2, $3, $4, $5)"
+}
