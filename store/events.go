@@ -31,10 +31,7 @@ func (db *DB) AppendEvent(ctx context.Context, e Event) (Event, error) {
 	}
 	e.Data = json.RawMessage(data)
 	err = db.global(ctx, true, func(q querier) error {
-		if err := db.d.lockEvents(ctx, q, false); err != nil {
-			return err
-		}
-		_, err := q.exec(ctx, "INSERT INTO events ("+eventCols+") VALUES ($1, $2, $3, $4, $5)",
+		_, err := q.exec(ctx, db.d.appendEventSQL(),
 			e.ID, nullString(e.TenantID), e.Type, data, db.d.timeArg(e.CreatedAt))
 		return err
 	})
