@@ -12,6 +12,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/sessions"
 )
 
@@ -151,6 +152,7 @@ func (p *Provider) introspectAccess(ctx context.Context, token []byte) ([]byte, 
 		return inactiveAnswer, nil
 	}
 	c := &v.claims
+	tracing.SetTenant(ctx, c.TenantID) // free when tracing is off
 	if ok, err := p.sessionOwnedBy(ctx, c.SID, c.TenantID, c.Sub); err != nil || !ok {
 		return inactiveAnswer, err
 	}

@@ -197,6 +197,7 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 	if len(r.Data.Scopes) > 0 {
 		g.Scopes = r.Data.Scopes
 	}
+	tracing.SetTenant(ctx, g.TenantID)
 	sess, err := p.liveSession(ctx, g)
 	if err != nil {
 		return nil, err
