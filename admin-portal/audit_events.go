@@ -2,7 +2,6 @@ package adminportal
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/idbroker/idbroker/admin-portal/logcsv"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -33,13 +33,12 @@ func toAuditJSON(e store.AuditEvent) auditEventJSON {
 	return auditEventJSON{e.ID, e.TenantID, e.Actor, e.Action, e.Resource, e.Context, e.RequestID, e.TS, e.PrevHash, e.Hash}
 }
 
-// maxCSVRows bounds one export; page with ?after= past it.
-const maxCSVRows = 100_000
-
-// listAuditEvents answers GET /audit_events?tenant_id=&action=&after=&limit=
-// newest first, or the whole (filtered) log as CSV with ?format=csv. Audit
-// chains are per tenant, so tenant_id is required; the operator key may
-// name any tenant.
+// listAuditEvents answers GET /audit_events?tenant_id=&actor=&action=
+// &from=&to=&after=&limit=, newest first, or the whole filtered log as CSV
+// with ?format=csv. Audit chains are per tenant, so tenant_id is required;
+// the operator key may name any tenant. Every filter is exact or a time
+// range on an index that also gives the order, so a page costs its own
+// rows however long the log is.
 func (a *API) listAuditEvents(c echo.Context) error {
 	tenantID := c.QueryParam("tenant_id")
 	if tenantID == "" {
@@ -52,11 +51,7 @@ func (a *API) listAuditEvents(c echo.Context) error {
 	if format != "" && format != "json" && format != "csv" {
 		return invalid("format", `format must be "json" or "csv"`)
 	}
-	action := c.QueryParam("action")
-	if len(action) > 100 {
-		return invalid("action", "action is too long")
-	}
-	p, err := parsePage(c, store.PrefixAudit)
+	q, err := auditQuery(c)
 	if err != nil {
 		return err
 	}
@@ -68,69 +63,88 @@ func (a *API) listAuditEvents(c echo.Context) error {
 		return fmt.Errorf("load tenant: %w", err)
 	}
 	if format == "csv" {
-		return a.exportAuditCSV(c, ctx, action, p.After)
+		return a.exportAuditCSV(c, ctx, q)
 	}
-	rows, next, err := a.store.AuditEvents(ctx, action, p)
+	page, err := a.store.AuditLog(ctx, q)
+	if errors.Is(err, store.ErrInvalid) {
+		// The store checks the cursor is a row of this tenant.
+		return invalid("after", "after must be the next_cursor of a previous page of this tenant's log")
+	}
 	if err != nil {
 		return fmt.Errorf("list audit events: %w", err)
 	}
-	out := make([]auditEventJSON, len(rows))
-	for i, e := range rows {
+	out := make([]auditEventJSON, len(page.Rows))
+	for i, e := range page.Rows {
 		out[i] = toAuditJSON(e)
 	}
-	return c.JSON(http.StatusOK, newList(out, next))
+	return c.JSON(http.StatusOK, newList(out, page.Older))
+}
+
+// auditQuery reads the filters and the page of an audit log request. from
+// and to are RFC 3339 times or YYYY-MM-DD dates (midnight UTC), from
+// included and to excluded.
+func auditQuery(c echo.Context) (store.LogQuery, error) {
+	p, err := parsePage(c, store.PrefixAudit)
+	if err != nil {
+		return store.LogQuery{}, err
+	}
+	q := store.LogQuery{Actor: strings.TrimSpace(c.QueryParam("actor")), Action: strings.TrimSpace(c.QueryParam("action")),
+		After: p.After, Limit: p.Limit}
+	if len(q.Action) > 100 {
+		return q, invalid("action", "action is too long")
+	}
+	if len(q.Actor) > 320 {
+		return q, invalid("actor", "actor is too long")
+	}
+	for _, b := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		v := c.QueryParam(b.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			if t, err = time.Parse(time.DateOnly, v); err != nil {
+				return q, invalid(b.name, "%s must be an RFC 3339 time or a YYYY-MM-DD date", b.name)
+			}
+		}
+		*b.dst = t.UTC()
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && !q.To.After(q.From) {
+		return q, invalid("to", "to must be after from")
+	}
+	return q, nil
 }
 
 var auditCSVHeader = []string{"id", "ts", "tenant_id", "actor_type", "actor_id", "actor_ip", "actor_user_agent",
 	"action", "resource_type", "resource_id", "resource_name", "request_id", "context", "prev_hash", "hash"}
 
-// exportAuditCSV streams the log, a page at a time, newest first. Once the
-// header is out an error can only end the stream; it is logged.
-func (a *API) exportAuditCSV(c echo.Context, ctx context.Context, action, after string) error {
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
-	h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="audit-%s.csv"`, c.QueryParam("tenant_id")))
-	c.Response().WriteHeader(http.StatusOK)
-	w := csv.NewWriter(c.Response())
-	if err := w.Write(auditCSVHeader); err != nil {
-		return nil // the client went away
-	}
-	p := store.Page{Limit: 100, After: after}
-	for n := 0; n < maxCSVRows; {
-		rows, next, err := a.store.AuditEvents(ctx, action, p)
-		if err != nil {
-			a.log.ErrorContext(ctx, "audit export interrupted", "err", err)
-			break
-		}
-		for _, e := range rows {
-			rec := []string{e.ID, e.TS.UTC().Format(time.RFC3339Nano), e.TenantID, e.Actor.Type, e.Actor.ID, e.Actor.IP,
-				e.Actor.UserAgent, e.Action, e.Resource.Type, e.Resource.ID, e.Resource.Name, e.RequestID, string(e.Context),
-				e.PrevHash, e.Hash}
-			for i := range rec {
-				rec[i] = csvCell(rec[i])
-			}
-			if err := w.Write(rec); err != nil {
-				return nil
-			}
-		}
-		n += len(rows)
-		if next == "" {
-			break
-		}
-		p.After = next
-		w.Flush()
-	}
-	w.Flush()
-	return nil
+// auditCSVRecord is one audit row as a line of the CSV export.
+func auditCSVRecord(e store.AuditEvent) []string {
+	return []string{e.ID, e.TS.UTC().Format(time.RFC3339Nano), e.TenantID, e.Actor.Type, e.Actor.ID, e.Actor.IP,
+		e.Actor.UserAgent, e.Action, e.Resource.Type, e.Resource.ID, e.Resource.Name, e.RequestID, string(e.Context),
+		e.PrevHash, e.Hash}
 }
 
-// csvCell defuses spreadsheet formulas: a cell a spreadsheet would
-// evaluate (=, +, -, @, tab, carriage return first) is prefixed with a
-// quote, so an attacker-chosen user agent or name cannot run in the
-// auditor's spreadsheet.
-func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
+// exportAuditCSV streams the filtered log from q's cursor to its oldest
+// row, newest first, a page at a time. Once the header is out an error can
+// only end the stream; it is logged.
+func (a *API) exportAuditCSV(c echo.Context, ctx context.Context, q store.LogQuery) error {
+	err := logcsv.Write(ctx, c.Response(), a.store.AuditLog, q, logcsv.Export[store.AuditEvent]{
+		Filename: "audit-" + c.QueryParam("tenant_id") + ".csv",
+		Header:   auditCSVHeader,
+		Record:   auditCSVRecord,
+	})
+	switch {
+	case errors.Is(err, logcsv.ErrCutShort):
+		a.log.ErrorContext(ctx, "audit export interrupted", "err", err)
+		return nil
+	case errors.Is(err, store.ErrInvalid):
+		return invalid("after", "after must be the next_cursor of a previous page of this tenant's log")
+	case err != nil:
+		return fmt.Errorf("export audit events: %w", err)
 	}
-	return s
+	return nil
 }

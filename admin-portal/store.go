@@ -67,7 +67,7 @@ type Store interface {
 	ListDeliveries(ctx context.Context, q store.DeliveryQuery) ([]store.Delivery, string, error)
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 	AppendOperatorAudit(ctx context.Context, e store.OperatorAuditEvent) (store.OperatorAuditEvent, error)
-	AuditEvents(ctx context.Context, action string, p store.Page) ([]store.AuditEvent, string, error)
+	AuditLog(ctx context.Context, q store.LogQuery) (store.LogPage[store.AuditEvent], error)
 }
 
 // APIKeys is what CreateAPIKey and EnsureBootstrapKey need of the store.

@@ -2,7 +2,6 @@ package portal
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"net/http"
 	"net/url"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/idbroker/idbroker/admin-portal/logcsv"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -19,12 +19,9 @@ func (p *Portal) mountLogs(s *echo.Group) {
 	g.GET("", p.logs)
 }
 
-// logPerPage is a page of the logs; the CSV export reads csvPage rows a
-// query, streaming, however long the log.
-const (
-	logPerPage = 50
-	csvPage    = 500
-)
+// logPerPage is a page of the logs shown; the CSV export reads bigger
+// pages (logcsv.PageSize), streaming, however long the log.
+const logPerPage = 50
 
 // auditActions are offered as suggestions in the audit log's action
 // filter, which matches an action exactly.
@@ -196,44 +193,24 @@ func cmpOr(a, b string) string {
 func (p *Portal) logsCSV(c echo.Context, f logFilter) error {
 	ctx := c.Request().Context()
 	f.After, f.Before = "", ""
-	// The first page is read before answering, so that an outage is
-	// still a 503 page rather than a truncated file.
-	rows, _, older, err := p.logPage(ctx, f, csvPage)
-	if err != nil {
-		return err
+	read := func(ctx context.Context, q store.LogQuery) (store.LogPage[logRow], error) {
+		f.After = q.After
+		rows, newer, older, err := p.logPage(ctx, f, q.Limit)
+		return store.LogPage[logRow]{Rows: rows, Newer: newer, Older: older}, err
 	}
-	h := c.Response().Header()
-	h.Set("Content-Type", "text/csv; charset=utf-8")
-	h.Set("Content-Disposition", `attachment; filename="`+f.Tab+`.csv"`)
-	h.Set("Content-Security-Policy", p.pages.CSP())
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	c.Response().WriteHeader(http.StatusOK)
-	w := csv.NewWriter(c.Response())
-	w.Write([]string{"time", "actor", "action", "target", "outcome", "detail"})
-	for {
-		for _, r := range rows {
-			w.Write([]string{r.At.UTC().Format(time.RFC3339), csvSafe(r.Actor), r.Action, csvSafe(r.Target), r.Outcome, csvSafe(r.Detail)})
-		}
-		w.Flush()
-		if err := w.Error(); err != nil || older == "" {
-			return err
-		}
-		c.Response().Flush()
-		f.After = older
-		if rows, _, older, err = p.logPage(ctx, f, csvPage); err != nil {
-			// The answer has begun: the file ends short, and the cause
-			// is logged.
-			p.cfg.Logger.WarnContext(ctx, "portal: CSV export cut short", "err", err)
-			return nil
-		}
+	err := logcsv.Write(ctx, c.Response(), read, store.LogQuery{}, logcsv.Export[logRow]{
+		Filename: f.Tab + ".csv",
+		Header:   []string{"time", "actor", "action", "target", "outcome", "detail"},
+		Record: func(r logRow) []string {
+			return []string{r.At.UTC().Format(time.RFC3339), r.Actor, r.Action, r.Target, r.Outcome, r.Detail}
+		},
+		Headers: func(h http.Header) { h.Set("Content-Security-Policy", p.pages.CSP()) },
+	})
+	if errors.Is(err, logcsv.ErrCutShort) {
+		// The answer has begun: the file ends short, and the cause is
+		// logged.
+		p.cfg.Logger.WarnContext(ctx, "portal: CSV export cut short", "err", err)
+		return nil
 	}
-}
-
-// csvSafe keeps a cell from being read as a formula by a spreadsheet.
-func csvSafe(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
+	return err
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -323,6 +324,20 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	c.do("GET", "/api/v1/usage/export?format=csv", nil, 200)
 	c.do("GET", "/api/v1/audit_events?tenant_id="+id, nil, 200)
 	c.do("GET", "/api/v1/audit_events?tenant_id="+id+"&format=csv", nil, 200)
+	// Filtered by what the log has: the API key's rows, its domain verification.
+	aud := c.do("GET", "/api/v1/audit_events?tenant_id="+id+"&limit=1", nil, 200)
+	if rows, _ := aud["data"].([]any); len(rows) != 1 || aud["next_cursor"] == nil {
+		t.Fatalf("filtered audit page %v", aud)
+	}
+	row := aud["data"].([]any)[0].(map[string]any)
+	actor, ts := row["actor"].(map[string]any)["id"].(string), row["ts"].(string)
+	day := ts[:len(time.DateOnly)]
+	c.do("GET", "/api/v1/audit_events?tenant_id="+id+"&actor="+actor+"&from="+day+"&after="+aud["next_cursor"].(string), nil, 200)
+	if v := c.do("GET", "/api/v1/audit_events?tenant_id="+id+"&actor="+actor+"&action=domain.verified&from="+day, nil, 200); len(v["data"].([]any)) == 0 {
+		t.Fatalf("no domain.verified row of %s: %v", actor, v)
+	}
+	c.do("GET", "/api/v1/audit_events?tenant_id="+id+"&actor="+actor+"&from="+day+"&to="+url.QueryEscape(ts)+"&format=csv", nil, 200)
+	c.do("GET", "/api/v1/audit_events?tenant_id="+id+"&from=yesterday", nil, 400)
 
 	// Applications and portal links.
 	app := c.do("POST", "/api/v1/applications", map[string]any{"name": "Live app", "redirect_uris": []string{"https://app.example.com/cb"},
