@@ -55,7 +55,7 @@ type Store interface {
 	DirectoryStats(ctx context.Context, id string) (store.DirectoryStats, error)
 	SCIMErrors(ctx context.Context, directoryID string) ([]store.SCIMError, error)
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
-	AuditEvents(ctx context.Context, action string, p store.Page) ([]store.AuditEvent, string, error)
+	AuditLog(ctx context.Context, q store.LogQuery) (store.LogPage[store.AuditEvent], error)
 	RecentEvents(ctx context.Context, tenantID, typ string, p store.Page) ([]store.Event, string, error)
 	Webhooks(ctx context.Context) ([]store.Webhook, error)
 	Webhook(ctx context.Context, id string) (store.Webhook, error)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/idbroker/idbroker/admin-portal/logcsv"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/slo"
 	"github.com/idbroker/idbroker/store"
@@ -376,58 +377,151 @@ func (c *Console) events(ec echo.Context) error {
 }
 
 type auditRow struct {
-	TS, Action string
-	Actor      store.Actor
-	Resource   store.Resource
-	Context    []byte
+	ID, TS, Action string
+	Actor          store.Actor
+	Resource       store.Resource
+	Context        []byte
 }
 
-// audit shows a tenant's audit chain, or without a tenant the operators'
-// own trail, newest first, optionally of one action.
+// auditFilter is the audit page's query. With a tenant, every field is
+// read by the store over the tenant's whole chain from an index; the
+// operators' own trail filters by action only.
+type auditFilter struct {
+	TenantID, Actor, Action, From, To string
+	// After and Before are the cursors (row ids) of the page shown.
+	After, Before string
+}
+
+func auditFilterOf(ec echo.Context) auditFilter {
+	f := auditFilter{TenantID: strings.TrimSpace(ec.QueryParam("tenant_id")), Actor: strings.TrimSpace(ec.QueryParam("actor")),
+		Action: strings.TrimSpace(ec.QueryParam("action")), From: ec.QueryParam("from"), To: ec.QueryParam("to"),
+		After: ec.QueryParam("after"), Before: ec.QueryParam("before")}
+	if len(f.Actor) > 320 || len(f.Action) > 100 {
+		f.Actor, f.Action = "", ""
+	}
+	if f.Before != "" {
+		f.After = ""
+	}
+	return f
+}
+
+// url is the page with the filter, a cursor and a format.
+func (f auditFilter) url(after, before, format string) string {
+	v := url.Values{}
+	for k, s := range map[string]string{"tenant_id": f.TenantID, "actor": f.Actor, "action": f.Action, "from": f.From, "to": f.To,
+		"after": after, "before": before, "format": format} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	return Path + "/audit?" + v.Encode()
+}
+
+// query is the store's query of a tenant's chain. Dates are whole UTC
+// days, To included; one that does not parse is no bound. The table shows
+// an actor as "type id": either is accepted, the id is what is matched.
+func (f auditFilter) query() store.LogQuery {
+	q := store.LogQuery{Actor: f.Actor, Action: f.Action, After: f.After, Before: f.Before, Limit: pageSize}
+	if fs := strings.Fields(f.Actor); len(fs) > 1 {
+		q.Actor = fs[len(fs)-1]
+	}
+	if from, err := time.Parse(time.DateOnly, f.From); err == nil {
+		q.From = from
+	}
+	if to, err := time.Parse(time.DateOnly, f.To); err == nil {
+		q.To = to.AddDate(0, 0, 1)
+	}
+	return q
+}
+
+// audit shows a tenant's audit chain, filtered by actor, action and dates
+// and paged both ways over its whole history (or exported as CSV), or
+// without a tenant the operators' own trail, newest first, optionally of
+// one action.
 func (c *Console) audit(ec echo.Context) error {
 	ctx := ec.Request().Context()
-	tenantID := strings.TrimSpace(ec.QueryParam("tenant_id"))
-	action := strings.TrimSpace(ec.QueryParam("action"))
-	p := store.Page{Limit: pageSize, After: ec.QueryParam("after")}
-	var (
-		rows []auditRow
-		next string
-	)
-	if tenantID != "" {
-		if !store.HasPrefix(tenantID, store.PrefixTenant) {
+	f := auditFilterOf(ec)
+	d := map[string]any{"F": f, "Actions": auditActions}
+	var rows []auditRow
+	if f.TenantID != "" {
+		if !store.HasPrefix(f.TenantID, store.PrefixTenant) {
 			return c.message(ec, http.StatusNotFound, "Not found", "No tenant has that id.")
 		}
-		tctx := store.WithTenant(ctx, tenantID)
+		tctx := store.WithTenant(ctx, f.TenantID)
 		if _, err := c.cfg.Store.Tenant(tctx); errors.Is(err, store.ErrNotFound) {
 			return c.message(ec, http.StatusNotFound, "Not found", "No tenant has that id.")
 		} else if err != nil {
 			return err
 		}
-		evs, n, err := c.cfg.Store.AuditEvents(tctx, action, p)
+		if ec.QueryParam("format") == "csv" {
+			return c.auditCSV(ec, tctx, f)
+		}
+		pg, err := c.cfg.Store.AuditLog(tctx, f.query())
+		if errors.Is(err, store.ErrInvalid) {
+			// A cursor of another tenant or filter, or a stale
+			// bookmark: start over at the newest rows.
+			f.After, f.Before = "", ""
+			pg, err = c.cfg.Store.AuditLog(tctx, f.query())
+		}
 		if err != nil {
 			return err
 		}
-		for _, e := range evs {
-			rows = append(rows, auditRow{TS: fmtTime(&e.TS), Action: e.Action, Actor: e.Actor, Resource: e.Resource, Context: e.Context})
+		for _, e := range pg.Rows {
+			rows = append(rows, auditRow{ID: e.ID, TS: fmtTime(&e.TS), Action: e.Action, Actor: e.Actor, Resource: e.Resource, Context: e.Context})
 		}
-		next = n
+		if f.After != "" || f.Before != "" {
+			d["Newest"] = f.url("", "", "")
+		}
+		if pg.Newer != "" {
+			d["Newer"] = f.url("", pg.Newer, "")
+		}
+		if pg.Older != "" {
+			d["Older"] = f.url(pg.Older, "", "")
+		}
+		d["CSV"] = f.url("", "", "csv")
 	} else {
-		evs, n, err := c.cfg.Store.OperatorAudit(ctx, action, p)
+		evs, n, err := c.cfg.Store.OperatorAudit(ctx, f.Action, store.Page{Limit: pageSize, After: f.After})
 		if err != nil {
 			return err
 		}
 		for _, e := range evs {
-			rows = append(rows, auditRow{TS: fmtTime(&e.TS), Action: e.Action, Actor: e.Actor, Resource: e.Resource, Context: e.Context})
+			rows = append(rows, auditRow{ID: e.ID, TS: fmtTime(&e.TS), Action: e.Action, Actor: e.Actor, Resource: e.Resource, Context: e.Context})
 		}
-		next = n
+		if f.After != "" {
+			d["Newest"] = auditFilter{Action: f.Action}.url("", "", "")
+		}
+		if n != "" {
+			d["Older"] = auditFilter{Action: f.Action}.url(n, "", "")
+		}
 	}
-	nextURL := ""
-	if next != "" {
-		nextURL = Path + "/audit?" + url.Values{"tenant_id": {tenantID}, "action": {action}, "after": {next}}.Encode()
+	d["Rows"] = rows
+	return c.render(ec, http.StatusOK, "audit.html", page{Title: "Audit", Nav: "audit", D: d})
+}
+
+// auditActions are offered as suggestions in the action filter, which
+// matches an action exactly.
+var auditActions = []string{
+	"tenant.created", "tenant.updated", "tenant.deleted", "tenant.status_changed", "domain.added", "domain.verified",
+	"connection.created", "connection.updated", "connection.deleted", "directory.created", "directory.token_rotated",
+	"user.sessions_revoked", "portal_link.created", "portal_session.started", "operator.signed_in", "operator.signin_failed",
+}
+
+// auditCSV streams the tenant's whole filtered chain, newest first, a
+// page of the store at a time.
+func (c *Console) auditCSV(ec echo.Context, ctx context.Context, f auditFilter) error {
+	err := logcsv.Write(ctx, ec.Response(), c.cfg.Store.AuditLog, f.query(), logcsv.Export[store.AuditEvent]{
+		Filename: "audit-" + f.TenantID + ".csv",
+		Header:   []string{"id", "ts", "actor_type", "actor_id", "actor_ip", "action", "resource_type", "resource_id", "resource_name", "request_id", "context"},
+		Record: func(e store.AuditEvent) []string {
+			return []string{e.ID, e.TS.UTC().Format(time.RFC3339Nano), e.Actor.Type, e.Actor.ID, e.Actor.IP, e.Action,
+				e.Resource.Type, e.Resource.ID, e.Resource.Name, e.RequestID, string(e.Context)}
+		},
+	})
+	if errors.Is(err, logcsv.ErrCutShort) {
+		c.log.WarnContext(ctx, "console: audit CSV export cut short", "err", err)
+		return nil
 	}
-	return c.render(ec, http.StatusOK, "audit.html", page{Title: "Audit", Nav: "audit", D: map[string]any{
-		"TenantID": tenantID, "Action": action, "Rows": rows, "Next": nextURL,
-	}})
+	return err
 }
 
 func (c *Console) webhooks(ec echo.Context) error {

@@ -1,0 +1,182 @@
+package console_test
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/idbroker/idbroker/admin-portal/console"
+	"github.com/idbroker/idbroker/internal/browsertest"
+	"github.com/idbroker/idbroker/internal/secrets"
+	"github.com/idbroker/idbroker/store"
+)
+
+// operatorSession signs the dev operator in by the store and returns the
+// session cookie's value.
+func operatorSession(t *testing.T, h *harness) string {
+	t.Helper()
+	ctx := context.Background()
+	dev, _, err := console.SeedDevOperator(ctx, h.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := h.db.OperatorByEmail(ctx, dev.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := secrets.NewToken("")
+	if _, err := h.db.CreateOperatorSession(ctx, store.OperatorSession{TokenHash: secrets.HashToken(tok), OperatorID: op.ID,
+		CSRFToken: "csrf-" + secrets.NewToken(""), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// seedAudit gives the tenant n audit rows an hour apart from base (actions
+// alternating, actors key_0…key_4), written by the store directly.
+func seedAudit(t *testing.T, h *harness, tenantID string, n int, base time.Time) {
+	t.Helper()
+	ctx := storeCtx(tenantID)
+	for i := range n {
+		if _, err := h.db.AppendAudit(ctx, store.AuditEvent{TS: base.Add(time.Duration(i) * time.Hour),
+			Action: []string{"domain.added", "directory.created"}[i%2],
+			Actor:  store.Actor{Type: "operator", ID: fmt.Sprint("key_", i%5)}, Resource: store.Resource{Type: "domain", ID: fmt.Sprint("row-", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestAuditPageFiltersAndPagesTheWholeChainInBrowser: with more than 1000
+// rows, the console's filters find the oldest ones, Older walks every row
+// once to the first, Newer comes back, the CSV export holds the whole
+// filtered chain, and another tenant's rows and cursors reach nothing.
+func TestAuditPageFiltersAndPagesTheWholeChainInBrowser(t *testing.T) {
+	h := start(t, "")
+	acme, globex := newTenant(t, h.db, "Acme"), newTenant(t, h.db, "Globex")
+	const n = 1100
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	seedAudit(t, h, acme.ID, n, base)
+	seedAudit(t, h, globex.ID, 3, base)
+	tok := operatorSession(t, h)
+
+	shots := t.TempDir()
+	tab := browsertest.NewTab(t, browsertest.New(t))
+	fail := func(what string, err error) {
+		t.Helper()
+		t.Fatalf("%s: %v (screenshot %s)", what, err, browsertest.Screenshot(t, tab, shots, "audit.png"))
+	}
+	if _, err := chromedp.Call(tab, network.SetCookie, network.SetCookieParams{Name: console.SessionCookie, Value: tok, URL: h.url + "/console"}); err != nil {
+		t.Fatal(err)
+	}
+	rowIDs := func() []string {
+		t.Helper()
+		ids, err := chromedp.Run(tab, chromedp.Evaluate[[]string](`[...document.querySelectorAll("tr[data-id]")].map(r => r.dataset.id)`))
+		if err != nil {
+			fail("read rows", err)
+		}
+		return ids
+	}
+
+	// Key_0 adding domains on the first day: hours 0, 10 and 20, the
+	// oldest rows of the chain.
+	if err := chromedp.Do(tab,
+		chromedp.Navigate(h.url+"/console/audit"),
+		chromedp.SendKeys(chromedp.CSS("#tenant_id"), acme.ID),
+		chromedp.SendKeys(chromedp.CSS("#actor"), "operator key_0"),
+		chromedp.SendKeys(chromedp.CSS("#action"), "domain.added"),
+		chromedp.SetValue(chromedp.CSS("#from"), "2025-01-01"),
+		chromedp.SetValue(chromedp.CSS("#to"), "2025-01-01"),
+		chromedp.Submit(chromedp.CSS("#action")),
+		// Only the answer has the tenant in the value attribute.
+		chromedp.WaitVisible(chromedp.CSS(`#tenant_id[value="`+acme.ID+`"]`)),
+	); err != nil {
+		fail("filter", err)
+	}
+	if ids := rowIDs(); len(ids) != 3 {
+		fail("filtered rows", fmt.Errorf("%d rows, want 3", len(ids)))
+	}
+	body, err := chromedp.Run(tab, chromedp.Text(chromedp.CSS("tbody")))
+	if err != nil || !strings.Contains(body, "row-10") || strings.Contains(body, "directory.created") || strings.Contains(body, "key_1") {
+		fail("filtered rows", errors.Join(err, errors.New("wrong rows: "+body)))
+	}
+
+	// Older, page after page, reaches the first row; none twice.
+	seen := map[string]bool{}
+	var pages [][]string
+	next := h.url + "/console/audit?tenant_id=" + acme.ID
+	for next != "" {
+		if err := chromedp.Do(tab, chromedp.Navigate(next), chromedp.WaitReady(chromedp.CSS("tbody"))); err != nil {
+			fail("older", err)
+		}
+		ids := rowIDs()
+		for _, id := range ids {
+			if seen[id] {
+				fail("older", errors.New("row "+id+" on two pages"))
+			}
+			seen[id] = true
+		}
+		pages = append(pages, ids)
+		next = ""
+		if href, err := chromedp.Run(tab, chromedp.Evaluate[string](`(document.querySelector("#page-older") || {}).href || ""`)); err != nil {
+			fail("older link", err)
+		} else {
+			next = href
+		}
+	}
+	if len(seen) != n || len(pages) != (n+49)/50 {
+		t.Fatalf("walked %d rows in %d pages, want %d", len(seen), len(pages), n)
+	}
+	// Newer, clicked, shows the page before the last again.
+	prev := pages[len(pages)-2]
+	if err := chromedp.Do(tab,
+		chromedp.Click(chromedp.CSS("#page-newer")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="`+prev[0]+`"]`)),
+	); err != nil {
+		fail("newer", err)
+	}
+	if ids := rowIDs(); strings.Join(ids, ",") != strings.Join(prev, ",") {
+		fail("newer", errors.New("not the page before"))
+	}
+
+	// Another tenant's cursor is no way in: the page starts over at
+	// Acme's newest rows.
+	gRows, _ := h.db.AuditLog(storeCtx(globex.ID), store.LogQuery{})
+	if err := chromedp.Do(tab,
+		chromedp.Navigate(h.url+"/console/audit?tenant_id="+acme.ID+"&after="+gRows.Rows[0].ID),
+		chromedp.WaitReady(chromedp.CSS("tbody")),
+	); err != nil {
+		fail("foreign cursor", err)
+	}
+	if ids := rowIDs(); strings.Join(ids, ",") != strings.Join(pages[0], ",") {
+		fail("foreign cursor", errors.New("not Acme's newest page"))
+	}
+	t.Logf("screenshot: %s", browsertest.Screenshot(t, tab, shots, "audit.png"))
+
+	// The export: every directory.created row of Acme, the oldest included.
+	req, _ := http.NewRequest("GET", h.url+"/console/audit?tenant_id="+acme.ID+"&action=directory.created&format=csv", nil)
+	req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})
+	resp, err := client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	recs, err := csv.NewReader(strings.NewReader(string(b))).ReadAll()
+	if err != nil || resp.StatusCode != http.StatusOK || len(recs) != n/2+1 || recs[len(recs)-1][7] != "row-1" {
+		t.Fatalf("csv: %d, %d lines, %v", resp.StatusCode, len(recs), err)
+	}
+	for _, rec := range recs[1:] {
+		if rec[5] != "directory.created" {
+			t.Fatalf("csv row %v", rec)
+		}
+	}
+}
