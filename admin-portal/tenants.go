@@ -255,8 +255,11 @@ func (a *API) updateTenant(c echo.Context) error {
 // audited and announced as tenant.status_changed in the same transaction,
 // and a tenant left paused has its sessions ended everywhere (which sends
 // the back-channel logouts). Errors are the API's (*httpserver.Error for a
-// refused transition).
-func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.TenantUpdate) (store.Tenant, error) {
+// refused transition). Each func in also runs inside the transaction once
+// the tenant has changed, with the tenant before and after: the console
+// records which operator acted there, so that the change and its rows
+// commit together.
+func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.TenantUpdate, also ...func(ctx context.Context, before, after store.Tenant) error) (store.Tenant, error) {
 	var (
 		t  store.Tenant
 		rv *store.Revocation
@@ -309,6 +312,11 @@ func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.Tenan
 		}
 		if _, ok := changes["status"]; ok {
 			if err := a.statusChanged(ctx, cur.Status, t); err != nil {
+				return err
+			}
+		}
+		for _, f := range also {
+			if err := f(ctx, cur, t); err != nil {
 				return err
 			}
 		}

@@ -67,7 +67,10 @@ type Store interface {
 // (*adminportal.API): one code path, so that pausing from the console ends
 // the tenant's sessions exactly as the API would.
 type TenantChanger interface {
-	ChangeTenant(ctx context.Context, actor store.Actor, u store.TenantUpdate) (store.Tenant, error)
+	// ChangeTenant runs each func in also in the change's transaction,
+	// after the change, with the tenant before and after (and not when
+	// nothing changed).
+	ChangeTenant(ctx context.Context, actor store.Actor, u store.TenantUpdate, also ...func(ctx context.Context, before, after store.Tenant) error) (store.Tenant, error)
 }
 
 // PortalLinkFunc creates a one-time portal link for the tenant in ctx, on

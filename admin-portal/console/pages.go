@@ -287,22 +287,23 @@ func (c *Console) setStatus(ec echo.Context) error {
 	}
 	s, _ := sessionOf(ec)
 	ctx, who := ec.Request().Context(), actor(ec, s.op.ID)
-	changed, err := c.cfg.Tenants.ChangeTenant(ctx, who, store.TenantUpdate{Status: &to})
+	// The tenant's own chain has the change (the API writes it, with this
+	// operator as actor); the operators' trail says which operator did
+	// what across tenants. Both commit with the change, or neither does.
+	_, err := c.cfg.Tenants.ChangeTenant(ctx, who, store.TenantUpdate{Status: &to},
+		func(ctx context.Context, before, after store.Tenant) error {
+			if before.Status == after.Status {
+				return nil
+			}
+			return c.auditOperator(ctx, who, "tenant.status_changed", tenantResource(after),
+				map[string]any{"from": before.Status, "to": after.Status})
+		})
 	var he *httpserver.Error
 	if errors.As(err, &he) && he.Status < 500 {
 		return c.message(ec, he.Status, "Not changed", he.Message)
 	}
 	if err != nil {
 		return err
-	}
-	// The tenant's own chain has the change (the API wrote it in the
-	// change's transaction, with this operator as actor); the operators'
-	// trail says which operator did what, across tenants.
-	if changed.Status != t.Status {
-		if err := c.auditOperator(ctx, who, "tenant.status_changed", tenantResource(changed),
-			map[string]any{"from": t.Status, "to": changed.Status}); err != nil {
-			return err
-		}
 	}
 	notice := "Tenant resumed."
 	if to == store.TenantPaused {
