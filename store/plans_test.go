@@ -243,7 +243,13 @@ func hotPaths(t *testing.T, db *DB, rec *recorder) {
 	} {
 		step("log/AuditLog/"+name, func() error { return second(db.AuditLog(tctx, q)) })
 	}
+	// A quiet directory's activity beside a busy one's: ops named dir/…
+	// must read the directory's own index.
+	step("dir/DirectoryActivity", func() error { return second(db.DirectoryActivity(tctx, "dir_quiet", ActivityKept)) })
 }
+
+// activityIndex is the index a directory's activity must be read by.
+const activityIndex = "events_dsync_directory"
 
 // seedPlanLogs gives the tenant sign-in events (among other events) and
 // audit rows, a few thousand each, spread over months.
@@ -256,8 +262,14 @@ func seedPlanLogs(t *testing.T, db *DB, tenantID string) {
 			for i := range 4000 {
 				at := db.d.timeArg(base.Add(time.Duration(i) * 30 * time.Minute))
 				typ := []string{SignInSucceeded, SignInSucceeded, SignInFailed, "dsync.user.created"}[i%4]
+				// Directory events of a busy directory and, one in forty,
+				// of a quiet one.
+				dir := "dir_busy"
+				if i%160 == 3 {
+					dir = "dir_quiet"
+				}
 				if _, err := q.exec(ctx, "INSERT INTO events (id, tenant_id, type, data, created_at) VALUES ($1, $2, $3, $4, $5)",
-					NewID(PrefixEvent), tenantID, typ, fmt.Sprintf(`{"email": "user%d@plans.test"}`, i%300), at); err != nil {
+					NewID(PrefixEvent), tenantID, typ, fmt.Sprintf(`{"email": "user%d@plans.test", "directory_id": %q}`, i%300, dir), at); err != nil {
 					return err
 				}
 				if _, err := q.exec(ctx, `INSERT INTO audit_events (seq, tenant_id, id, actor, action, resource, context, request_id, ts, prev_hash, hash)
@@ -285,6 +297,19 @@ func sqliteLogPlan(plan []string) string {
 		}
 	}
 	return ""
+}
+
+// uses reports whether the plan reads index anywhere.
+func (p pgPlan) uses(index string) bool {
+	if p.Index == index {
+		return true
+	}
+	for _, c := range p.Plans {
+		if c.uses(index) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p pgPlan) logWalk() string {
@@ -413,6 +438,12 @@ func TestSQLiteHotPathPlans(t *testing.T) {
 					plan = append(plan, detail)
 				}
 				rs.Close()
+				if strings.HasPrefix(st.op, "dir/") {
+					if joined := strings.Join(plan, " | "); !strings.Contains(joined, "INDEX "+activityIndex) || strings.Contains(joined, "TEMP B-TREE") {
+						t.Errorf("%s does not read the directory's own events by %s:\n  %s\n  plan: %s", st.op, activityIndex, oneLine(st.sql), joined)
+					}
+					continue
+				}
 				if strings.HasPrefix(st.op, "log/") {
 					if bad := sqliteLogPlan(plan); bad != "" {
 						t.Errorf("%s reads the log to sort or scan it (%s):\n  %s\n  plan: %s", st.op, bad, oneLine(st.sql), strings.Join(plan, " | "))
@@ -492,6 +523,12 @@ func TestPostgresHotPathPlans(t *testing.T) {
 		var root []struct{ Plan pgPlan }
 		if err := json.Unmarshal([]byte(plan), &root); err != nil {
 			t.Fatal(err)
+		}
+		if strings.HasPrefix(st.op, "dir/") {
+			if !root[0].Plan.uses(activityIndex) || root[0].Plan.logWalk() != "" {
+				t.Errorf("%s does not read the directory's own events by %s:\n  %s\n  plan: %s", st.op, activityIndex, oneLine(st.sql), root[0].Plan)
+			}
+			continue
 		}
 		if strings.HasPrefix(st.op, "log/") {
 			if bad := root[0].Plan.logWalk(); bad != "" {

@@ -55,6 +55,8 @@ type PortalStore interface {
 	// TenantEvents lists the newest events of the tenant in ctx whose type
 	// starts with typePrefix.
 	TenantEvents(ctx context.Context, typePrefix string, offset, limit int) ([]Event, error)
+	// DirectoryActivity lists the newest dsync.* events of directory id.
+	DirectoryActivity(ctx context.Context, directoryID string, limit int) ([]Event, error)
 }
 
 // ConnectionTest is the outcome of a connection's last test login.
@@ -254,6 +256,40 @@ func (db *DB) DomainChecks(ctx context.Context) (map[string]DomainCheck, error) 
 		return err
 	})
 	return out, db.wrap("domain checks", err)
+}
+
+// ActivityKept is how many of a directory's recent changes the portal
+// shows.
+const ActivityKept = 10
+
+// DirectoryActivity lists the newest dsync.* events of directory id of
+// the tenant in ctx, at most limit (1 to 100). It reads the directory's
+// own events by their index (migration 0072), so a busy sibling directory
+// cannot crowd a quiet one's out.
+func (db *DB) DirectoryActivity(ctx context.Context, directoryID string, limit int) ([]Event, error) {
+	tenantID, ok := TenantFrom(ctx)
+	if !ok {
+		return nil, ErrNoTenant
+	}
+	if limit <= 0 || limit > 100 {
+		limit = ActivityKept
+	}
+	dirExpr := "(data->>'directory_id')"
+	if db.d.name() != "postgres" {
+		dirExpr = "json_extract(data, '$.directory_id')"
+	}
+	var out []Event
+	err := db.global(ctx, false, func(q querier) error {
+		// The predicate and the expression are the index's, word for word.
+		rs, err := q.query(ctx, "SELECT "+eventCols+" FROM events WHERE tenant_id = $1 AND type LIKE 'dsync.%' AND "+dirExpr+
+			" = $2 ORDER BY seq DESC LIMIT $3", tenantID, directoryID, limit)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, scanEvent)
+		return err
+	})
+	return out, db.wrap("directory activity", err)
 }
 
 // TenantEvents lists the newest events of the tenant in ctx whose type

@@ -174,21 +174,9 @@ func (p *Portal) renderDirectory(c echo.Context, d store.Directory, prov dirProv
 	if err != nil {
 		return err
 	}
-	events, err := p.cfg.Store.TenantEvents(ctx, "dsync.", 0, 200)
+	activity, err := p.cfg.Store.DirectoryActivity(ctx, d.ID, store.ActivityKept)
 	if err != nil {
 		return err
-	}
-	var activity []store.Event
-	for _, e := range events {
-		var data struct {
-			DirectoryID string `json:"directory_id"`
-		}
-		if jsonUnmarshal(e.Data, &data) == nil && data.DirectoryID == d.ID {
-			activity = append(activity, e)
-			if len(activity) == 10 {
-				break
-			}
-		}
 	}
 	if len(activity) > 0 {
 		stats.LastActivity = activity[0].CreatedAt

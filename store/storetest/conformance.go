@@ -54,6 +54,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"PortalLinks", testPortalLinks},
 		{"ConnectionTestsAndDomainChecks", testConnectionTestsAndDomainChecks},
 		{"TenantEvents", testTenantEvents},
+		{"DirectoryActivity", testDirectoryActivity},
 		{"UsageRecords", testUsage},
 		{"Operators", testOperators},
 		{"ConsoleReads", testConsoleReads},

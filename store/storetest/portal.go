@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -139,5 +140,37 @@ func testTenantEvents(t *testing.T, db *store.DB) {
 	}
 	if got := must(db.TenantEvents(other, "", 0, 10)); len(got) != 1 || got[0].TenantID != tb.ID {
 		t.Fatalf("other tenant: %+v", got)
+	}
+}
+
+// testDirectoryActivity: a quiet directory's changes are found behind
+// hundreds of a busy sibling's, newest first, and no other tenant's.
+func testDirectoryActivity(t *testing.T, db *store.DB) {
+	ctx, tn := newTenant(t, db, "A")
+	other, tb := newTenant(t, db, "B")
+	add := func(tenantID, typ, dir string) store.Event {
+		data, _ := json.Marshal(map[string]string{"directory_id": dir})
+		return must(db.AppendEvent(context.Background(), store.Event{TenantID: tenantID, Type: typ, Data: data}))
+	}
+	quiet := []store.Event{add(tn.ID, "dsync.user.created", "dir_quiet"), add(tn.ID, "dsync.group.created", "dir_quiet")}
+	for range 250 {
+		add(tn.ID, "dsync.user.updated", "dir_busy")
+	}
+	// Not directory changes, and another tenant's directory of that id.
+	add(tn.ID, "authentication.succeeded", "dir_quiet")
+	add(tb.ID, "dsync.user.deleted", "dir_quiet")
+
+	got := must(db.DirectoryActivity(ctx, "dir_quiet", store.ActivityKept))
+	if len(got) != 2 || got[0].ID != quiet[1].ID || got[1].ID != quiet[0].ID {
+		t.Fatalf("quiet directory: %+v", got)
+	}
+	if got := must(db.DirectoryActivity(ctx, "dir_busy", 0)); len(got) != store.ActivityKept || got[0].Type != "dsync.user.updated" {
+		t.Fatalf("busy directory: %d events", len(got))
+	}
+	if got := must(db.DirectoryActivity(other, "dir_quiet", 10)); len(got) != 1 || got[0].TenantID != tb.ID {
+		t.Fatalf("other tenant: %+v", got)
+	}
+	if _, err := db.DirectoryActivity(context.Background(), "dir_quiet", 10); !errors.Is(err, store.ErrNoTenant) {
+		t.Fatalf("no tenant: %v", err)
 	}
 }
