@@ -449,6 +449,17 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 		if _, err := refresh(t2.RefreshToken); err == nil {
 			t.Fatal("family survived reuse")
 		}
+		// A forged token — the family and generation of a live token, with
+		// another secret — is refused and is not taken for reuse: it must
+		// not let whoever saw an old token end the session.
+		tok, _ = a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+		cut := strings.LastIndexByte(tok.RefreshToken, '.')
+		if _, err := refresh(tok.RefreshToken[:cut+1] + "forged"); err == nil {
+			t.Fatal("forged refresh token accepted")
+		}
+		if _, err := refresh(tok.RefreshToken); err != nil {
+			t.Fatalf("the real token after a forged one: %v", err)
+		}
 		// Another client cannot use the token.
 		tok, _ = a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
 		other := n.app(store.Application{})
