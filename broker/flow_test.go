@@ -372,6 +372,9 @@ func TestCodeReuseRevokes(t *testing.T) {
 		if _, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
 			t.Fatal("refresh token of a reused code still works")
 		}
+		if in := a.introspect(t, n, tok.RefreshToken); in["active"] != false {
+			t.Fatalf("refresh token of a reused code introspects %v", in)
+		}
 	})
 }
 
