@@ -175,7 +175,7 @@ func TestAuditPageFiltersAndPagesTheWholeChainInBrowser(t *testing.T) {
 		t.Fatalf("csv: %d, %d lines, %v", resp.StatusCode, len(recs), err)
 	}
 	for _, rec := range recs[1:] {
-		if rec[5] != "directory.created" {
+		if rec[5] != "directory.created" || len(rec[12]) != 64 {
 			t.Fatalf("csv row %v", rec)
 		}
 	}

@@ -512,10 +512,13 @@ var auditActions = []string{
 func (c *Console) auditCSV(ec echo.Context, ctx context.Context, f auditFilter) error {
 	err := logcsv.Write(ctx, ec.Response(), c.cfg.Store.AuditLog, f.query(), logcsv.Export[store.AuditEvent]{
 		Filename: "audit-" + f.TenantID + ".csv",
-		Header:   []string{"id", "ts", "actor_type", "actor_id", "actor_ip", "action", "resource_type", "resource_id", "resource_name", "request_id", "context"},
+		// The hashes too, so that an auditor can check the export
+		// against anchored hashes.
+		Header: []string{"id", "ts", "actor_type", "actor_id", "actor_ip", "action", "resource_type", "resource_id", "resource_name",
+			"request_id", "context", "prev_hash", "hash"},
 		Record: func(e store.AuditEvent) []string {
 			return []string{e.ID, e.TS.UTC().Format(time.RFC3339Nano), e.Actor.Type, e.Actor.ID, e.Actor.IP, e.Action,
-				e.Resource.Type, e.Resource.ID, e.Resource.Name, e.RequestID, string(e.Context)}
+				e.Resource.Type, e.Resource.ID, e.Resource.Name, e.RequestID, string(e.Context), e.PrevHash, e.Hash}
 		},
 	})
 	if errors.Is(err, logcsv.ErrCutShort) {
