@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -37,15 +39,15 @@ func (a *API) createConnection(c echo.Context) error {
 	}
 	typ := store.ConnectionType(req.Type)
 	if err := a.connections.CheckType(typ); err != nil {
-		return connectionError(err)
+		return connectionError(err, false)
 	}
 	ctx := c.Request().Context()
-	conn, err := a.connections.CreateConnection(ctx, typ, req.Name, req.Settings)
+	conn, err := a.connections.CreateConnection(ctx, typ, req.Name, req.Settings,
+		func(ctx context.Context, conn store.Connection) error {
+			return a.audit(ctx, c, "connection.created", connectionResource(conn), map[string]any{"type": conn.Type, "status": conn.Status})
+		})
 	if err != nil {
-		return connectionError(err)
-	}
-	if err := a.audit(ctx, c, "connection.created", connectionResource(conn), map[string]any{"type": conn.Type, "status": conn.Status}); err != nil {
-		return err
+		return connectionError(err, false)
 	}
 	return a.renderConnection(c, http.StatusCreated, conn)
 }
@@ -102,7 +104,11 @@ func (a *API) updateConnection(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	u := connections.Update{Settings: req.Settings}
+	ifVersion, err := connectionIfMatch(c)
+	if err != nil {
+		return err
+	}
+	u := connections.Update{Settings: req.Settings, IfVersion: ifVersion}
 	if req.has["name"] {
 		u.Name = &req.Name
 	}
@@ -114,24 +120,28 @@ func (a *API) updateConnection(c echo.Context) error {
 		u.Status = &s
 	}
 	ctx := c.Request().Context()
-	conn, err := a.connections.UpdateConnection(ctx, c.Param("conn"), u)
+	conn, err := a.connections.UpdateConnection(ctx, c.Param("conn"), u,
+		func(ctx context.Context, conn store.Connection) error {
+			return a.audit(ctx, c, "connection.updated", connectionResource(conn), map[string]any{"status": conn.Status})
+		})
 	if err != nil {
-		return connectionError(err)
-	}
-	if err := a.audit(ctx, c, "connection.updated", connectionResource(conn), map[string]any{"status": conn.Status}); err != nil {
-		return err
+		return connectionError(err, ifVersion != 0)
 	}
 	return a.renderConnection(c, http.StatusOK, conn)
 }
 
 func (a *API) deleteConnection(c echo.Context) error {
 	ctx := c.Request().Context()
-	id := c.Param("conn")
-	if err := a.connections.DeleteConnection(ctx, id); err != nil {
-		return connectionError(err)
-	}
-	if err := a.audit(ctx, c, "connection.deleted", store.Resource{Type: "connection", ID: id}, nil); err != nil {
+	ifVersion, err := connectionIfMatch(c)
+	if err != nil {
 		return err
+	}
+	err = a.connections.DeleteConnection(ctx, c.Param("conn"), ifVersion,
+		func(ctx context.Context, conn store.Connection) error {
+			return a.audit(ctx, c, "connection.deleted", connectionResource(conn), nil)
+		})
+	if err != nil {
+		return connectionError(err, ifVersion != 0)
 	}
 	return c.NoContent(http.StatusNoContent)
 }
@@ -141,7 +151,26 @@ func (a *API) renderConnection(c echo.Context, status int, conn store.Connection
 	if err != nil {
 		return fmt.Errorf("describe %s: %w", conn.ID, err)
 	}
+	c.Response().Header().Set("ETag", connectionETag(conn.Version))
 	return c.JSON(status, v)
+}
+
+// connectionETag is the ETag of a connection's version: a client sends
+// it back in If-Match to change only the connection it has seen.
+func connectionETag(version int64) string { return fmt.Sprintf(`W/"%d"`, version) }
+
+// connectionIfMatch reads If-Match: 0 when absent or "*" (any version).
+func connectionIfMatch(c echo.Context) (int64, error) {
+	h := strings.TrimSpace(c.Request().Header.Get("If-Match"))
+	if h == "" || h == "*" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(h, "W/"), `"`), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, &httpserver.Error{Status: http.StatusPreconditionFailed, Code: codePreconditionFailed,
+			Message: "If-Match must be the ETag of the connection, as GET returns it"}
+	}
+	return n, nil
 }
 
 func connectionResource(conn store.Connection) store.Resource {
@@ -151,9 +180,17 @@ func connectionResource(conn store.Connection) store.Resource {
 // connectionError maps package connections' sentinels; the rest goes to
 // the API's one mapper. A refused setting is a 400 naming it in field; an
 // IdP that could not be reached (its metadata URL, its discovery
-// document) is a 502 naming the setting that points to it.
-func connectionError(err error) error {
+// document) is a 502 naming the setting that points to it. ifMatch says
+// whether the request named a version (If-Match): a connection changed
+// since is then 412, not 409.
+func connectionError(err error, ifMatch bool) error {
 	switch {
+	case errors.Is(err, connections.ErrChanged) && ifMatch:
+		return &httpserver.Error{Status: http.StatusPreconditionFailed, Code: codePreconditionFailed,
+			Message: "the connection changed since the version in If-Match: read it again and reapply the change", Err: err}
+	case errors.Is(err, connections.ErrChanged):
+		return &httpserver.Error{Status: http.StatusConflict, Code: httpserver.CodeConflict,
+			Message: "the connection kept changing while this change was applied: try again", Err: err}
 	case errors.Is(err, connections.ErrNotFound):
 		return notFound("connection")
 	case errors.Is(err, connections.ErrUpstream), errors.Is(err, context.DeadlineExceeded):

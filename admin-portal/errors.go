@@ -20,6 +20,9 @@ const (
 	// codeUpstreamUnavailable: an IdP the request points to could not be
 	// reached or answered badly (502).
 	codeUpstreamUnavailable = "upstream_unavailable"
+	// codePreconditionFailed: the resource is no longer the version named
+	// in If-Match (412).
+	codePreconditionFailed = "precondition_failed"
 )
 
 // mapErrors is the API's one place where errors become answers: store

@@ -84,6 +84,10 @@ var (
 	// ErrNotFound is a connection that does not exist (or belongs to
 	// another tenant: the two are indistinguishable).
 	ErrNotFound = &Failure{"connection_not_found", "connection not found"}
+	// ErrChanged is a change refused because the connection changed since
+	// the version the caller named (Update.IfVersion), or that kept losing
+	// to concurrent changes.
+	ErrChanged = &Failure{"connection_changed", "the connection changed since it was read"}
 	// ErrConnectionInactive is a login that starts or finishes on a
 	// connection that is not active.
 	ErrConnectionInactive = &Failure{"connection_inactive", "connection is not active"}

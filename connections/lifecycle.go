@@ -11,8 +11,9 @@ import (
 )
 
 // CreateConnection adds a connection to the tenant in ctx. It is active at
-// once when its settings are complete, draft otherwise.
-func (r *Registry) CreateConnection(ctx context.Context, typ store.ConnectionType, name string, s Settings) (store.Connection, error) {
+// once when its settings are complete, draft otherwise. hook, if not nil,
+// runs in the transaction that writes it.
+func (r *Registry) CreateConnection(ctx context.Context, typ store.ConnectionType, name string, s Settings, hook Hook) (store.Connection, error) {
 	name, err := checkConnName(name)
 	if err != nil {
 		return store.Connection{}, err
@@ -44,9 +45,11 @@ func (r *Registry) CreateConnection(ctx context.Context, typ store.ConnectionTyp
 			return err
 		}
 		if out.Status == store.ConnectionActive {
-			return r.event(ctx, EventActivated, out, nil)
+			if err := r.event(ctx, EventActivated, out, nil); err != nil {
+				return err
+			}
 		}
-		return nil
+		return runHook(ctx, hook, out)
 	})
 	if err != nil {
 		return store.Connection{}, fmt.Errorf("create connection: %w", err)
@@ -55,12 +58,40 @@ func (r *Registry) CreateConnection(ctx context.Context, typ store.ConnectionTyp
 	return out, nil
 }
 
+// updateAttempts bounds how often an update without IfVersion is applied
+// again to a connection that changed under it (the maintenance loop
+// rolling a certificate, another admin) before it gives up with
+// ErrChanged.
+const updateAttempts = 5
+
 // UpdateConnection changes a connection of the tenant in ctx. Activating
 // needs complete settings; deactivating ends the connection's sessions.
-func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (store.Connection, error) {
+// The change is applied to the connection as read and written only if no
+// one changed it in between (its version); if someone did, it is applied
+// again to the new state, so that neither change is lost. hook, if not
+// nil, runs in the transaction that writes it.
+func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update, hook Hook) (store.Connection, error) {
+	for attempt := 1; ; attempt++ {
+		out, err := r.updateOnce(ctx, id, u, hook)
+		if !errors.Is(err, store.ErrVersionMismatch) {
+			return out, err
+		}
+		if u.IfVersion != 0 || attempt == updateAttempts {
+			return store.Connection{}, fmt.Errorf("update connection %s: %w", id, ErrChanged)
+		}
+	}
+}
+
+// updateOnce is one attempt of UpdateConnection: read, change, write if
+// the version read is still the stored one (store.ErrVersionMismatch if
+// not).
+func (r *Registry) updateOnce(ctx context.Context, id string, u Update, hook Hook) (store.Connection, error) {
 	conn, err := r.cfg.Store.Connection(ctx, id)
 	if err != nil {
 		return store.Connection{}, storeErr(err, id)
+	}
+	if u.IfVersion != 0 && u.IfVersion != conn.Version {
+		return store.Connection{}, store.ErrVersionMismatch
 	}
 	t, err := r.cfg.Types.lookup(conn.Type)
 	if err != nil {
@@ -115,6 +146,8 @@ func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (s
 		rv  *store.Revocation
 	)
 	err = r.cfg.Store.InTx(ctx, func(ctx context.Context) error {
+		// conn carries the version read above: the store writes nothing
+		// if it is no longer the stored one.
 		var err error
 		out, err = r.cfg.Store.UpdateConnection(ctx, conn)
 		if err != nil {
@@ -122,15 +155,20 @@ func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (s
 		}
 		switch {
 		case before != store.ConnectionActive && out.Status == store.ConnectionActive:
-			return r.event(ctx, EventActivated, out, nil)
+			err = r.event(ctx, EventActivated, out, nil)
 		case before == store.ConnectionActive && out.Status != store.ConnectionActive:
-			if rv, err = r.recordRevocation(ctx, out, "connection.deactivated"); err != nil {
-				return err
+			if rv, err = r.recordRevocation(ctx, out, "connection.deactivated"); err == nil {
+				err = r.event(ctx, EventDeactivated, out, nil)
 			}
-			return r.event(ctx, EventDeactivated, out, nil)
 		}
-		return nil
+		if err != nil {
+			return err
+		}
+		return runHook(ctx, hook, out)
 	})
+	if errors.Is(err, store.ErrVersionMismatch) {
+		return store.Connection{}, err
+	}
 	if err != nil {
 		return store.Connection{}, fmt.Errorf("update connection: %w", storeErr(err, id))
 	}
@@ -144,32 +182,47 @@ func (r *Registry) UpdateConnection(ctx context.Context, id string, u Update) (s
 }
 
 // DeleteConnection removes a connection of the tenant in ctx and ends its
-// sessions.
-func (r *Registry) DeleteConnection(ctx context.Context, id string) error {
-	conn, err := r.cfg.Store.Connection(ctx, id)
-	if err != nil {
-		return storeErr(err, id)
-	}
-	var rv *store.Revocation
-	err = r.cfg.Store.InTx(ctx, func(ctx context.Context) error {
-		if err := r.cfg.Store.DeleteConnection(ctx, id); err != nil {
+// sessions. A non-zero ifVersion is the version the caller last saw
+// (ErrChanged if it changed since). hook, if not nil, runs in the
+// transaction that deletes it, with the connection as it was.
+func (r *Registry) DeleteConnection(ctx context.Context, id string, ifVersion int64, hook Hook) error {
+	var (
+		conn store.Connection
+		rv   *store.Revocation
+	)
+	err := r.cfg.Store.InTx(ctx, func(ctx context.Context) error {
+		// The store reads the row it deletes in this transaction, so the
+		// event reports the status it had, not a stale copy's.
+		var err error
+		if conn, err = r.cfg.Store.DeleteConnection(ctx, id, ifVersion); err != nil {
 			return err
 		}
-		var err error
 		if rv, err = r.recordRevocation(ctx, conn, "connection.deleted"); err != nil {
 			return err
 		}
 		if conn.Status == store.ConnectionActive {
-			return r.event(ctx, EventDeactivated, conn, map[string]any{"deleted": true})
+			if err := r.event(ctx, EventDeactivated, conn, map[string]any{"deleted": true}); err != nil {
+				return err
+			}
 		}
-		return nil
+		return runHook(ctx, hook, conn)
 	})
+	if errors.Is(err, store.ErrVersionMismatch) {
+		return fmt.Errorf("delete connection %s: %w", id, ErrChanged)
+	}
 	if err != nil {
 		return fmt.Errorf("delete connection: %w", storeErr(err, id))
 	}
 	r.cache.dropConn(id, r.now())
 	r.endSessions(ctx, conn, rv)
 	return nil
+}
+
+func runHook(ctx context.Context, hook Hook, conn store.Connection) error {
+	if hook == nil {
+		return nil
+	}
+	return hook(ctx, conn)
 }
 
 // configure hands conn's Type the settings of its own type, and reports

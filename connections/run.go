@@ -3,6 +3,7 @@ package connections
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/idbroker/idbroker/sessions"
@@ -97,13 +98,32 @@ func (r *Registry) Maintain(ctx context.Context) error {
 }
 
 // maintain runs the upkeep of conn's type (now, when forced) and saves
-// what it changed with the events it asks for, in one update so that
-// UpdatedAt moves once.
+// what it changed with the events it asks for, in one update so that the
+// version moves once. If someone changed the connection since conn was
+// read (an admin's edit), the upkeep runs again on the new state, so that
+// it neither writes over the edit nor is dropped for it.
 func (r *Registry) maintain(ctx context.Context, conn store.Connection, force bool) error {
 	m, ok := r.cfg.Types[conn.Type].(Maintainer)
 	if !ok {
 		return nil
 	}
+	for attempt := 1; ; attempt++ {
+		err := r.maintainOnce(ctx, m, conn, force)
+		if !errors.Is(err, store.ErrVersionMismatch) {
+			return err
+		}
+		if attempt == updateAttempts {
+			return fmt.Errorf("maintain connection %s: %w", conn.ID, ErrChanged)
+		}
+		if conn, err = r.cfg.Store.Connection(ctx, conn.ID); err != nil {
+			return err
+		}
+	}
+}
+
+// maintainOnce is one attempt of maintain on conn as read
+// (store.ErrVersionMismatch if it is no longer the stored version).
+func (r *Registry) maintainOnce(ctx context.Context, m Maintainer, conn store.Connection, force bool) error {
 	cfg, events, maintErr := m.Maintain(ctx, r.deps, conn, force)
 	if cfg == nil {
 		return maintErr
@@ -111,15 +131,9 @@ func (r *Registry) maintain(ctx context.Context, conn store.Connection, force bo
 	conn.Config = cfg
 	var updated store.Connection
 	err := r.cfg.Store.InTx(ctx, func(ctx context.Context) error {
-		// Re-read inside the transaction: an admin may have changed the
-		// connection since; their change wins and this pass retries later.
-		cur, err := r.cfg.Store.Connection(ctx, conn.ID)
-		if err != nil {
-			return err
-		}
-		if !cur.UpdatedAt.Equal(conn.UpdatedAt) {
-			return nil
-		}
+		// conn carries the version Maintain worked from: the store
+		// writes nothing if it is no longer the stored one.
+		var err error
 		updated, err = r.cfg.Store.UpdateConnection(ctx, conn)
 		if err != nil {
 			return err
@@ -134,10 +148,8 @@ func (r *Registry) maintain(ctx context.Context, conn store.Connection, force bo
 	if err != nil {
 		return err
 	}
-	if updated.ID != "" {
-		// A rolled certificate is trusted on this node at once.
-		r.cache.putConn(updated, r.now())
-	}
+	// A rolled certificate is trusted on this node at once.
+	r.cache.putConn(updated, r.now())
 	return maintErr
 }
 

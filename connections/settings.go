@@ -2,6 +2,7 @@ package connections
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +25,19 @@ type Update struct {
 	Name   *string
 	Status *store.ConnectionStatus
 	Settings
+	// IfVersion, when not 0, is the version of the connection the caller
+	// last saw (an If-Match): if it has changed since, nothing is written
+	// and the error is ErrChanged. Without it the update is applied to
+	// the current connection, whatever changed since the caller read it.
+	IfVersion int64
 }
+
+// Hook runs inside the transaction of a connection change, after the
+// change is written, with the connection as written (as it was, for a
+// delete). Its error rolls the change back. Callers append the change's
+// audit row with it, so that a change never commits without its row nor
+// a row without its change.
+type Hook func(ctx context.Context, conn store.Connection) error
 
 // SettingsFor wraps v, a type's settings struct, as the Settings of a
 // request; it is how Go callers (the dev seed, tests) build one.

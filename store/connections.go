@@ -7,13 +7,13 @@ import (
 	"strings"
 )
 
-const connectionCols = "tenant_id, id, type, name, status, config, secrets, created_at, updated_at"
+const connectionCols = "tenant_id, id, type, name, status, config, secrets, version, created_at, updated_at"
 
 func (db *DB) scanConnection(r row) (Connection, error) {
 	var c Connection
 	var sealed []byte
 	if err := r.Scan(&c.TenantID, &c.ID, &c.Type, &c.Name, &c.Status, jsonDest{&c.Config}, &sealed,
-		timeDest{&c.CreatedAt}, timeDest{&c.UpdatedAt}); err != nil {
+		&c.Version, timeDest{&c.CreatedAt}, timeDest{&c.UpdatedAt}); err != nil {
 		return Connection{}, err
 	}
 	if len(sealed) > 0 {
@@ -69,6 +69,7 @@ func (db *DB) CreateConnection(ctx context.Context, c Connection) (Connection, e
 	}
 	c.CreatedAt = db.now()
 	c.UpdatedAt = c.CreatedAt
+	c.Version = 1
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		c.TenantID = tenantID
 		cfg, err := jsonArg(c.Config)
@@ -79,8 +80,8 @@ func (db *DB) CreateConnection(ctx context.Context, c Connection) (Connection, e
 		if err != nil {
 			return err
 		}
-		_, err = q.exec(ctx, "INSERT INTO connections ("+connectionCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-			c.TenantID, c.ID, c.Type, c.Name, c.Status, cfg, sealed, db.d.timeArg(c.CreatedAt), db.d.timeArg(c.UpdatedAt))
+		_, err = q.exec(ctx, "INSERT INTO connections ("+connectionCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+			c.TenantID, c.ID, c.Type, c.Name, c.Status, cfg, sealed, c.Version, db.d.timeArg(c.CreatedAt), db.d.timeArg(c.UpdatedAt))
 		return err
 	})
 	return c, db.wrap("create connection", err)
@@ -112,14 +113,22 @@ func (db *DB) Connections(ctx context.Context) ([]Connection, error) {
 }
 
 // UpdateConnection replaces a connection's name, status, config and
-// secrets; type and tenant never change.
+// secrets; type and tenant never change. A non-zero c.Version is the
+// version the caller read: if the row has moved on since, nothing is
+// written and the error is ErrVersionMismatch, so that a writer working
+// from a stale copy (an admin's edit, the maintenance loop's certificate
+// rollover) re-reads rather than writing its copy over the other's change.
+// Every update bumps the version.
 func (db *DB) UpdateConnection(ctx context.Context, c Connection) (Connection, error) {
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
-		old, err := db.scanConnection(q.queryRow(ctx, "SELECT "+connectionCols+" FROM connections WHERE tenant_id = $1 AND id = $2", tenantID, c.ID))
+		old, err := db.scanConnection(q.queryRow(ctx, "SELECT "+connectionCols+" FROM connections WHERE tenant_id = $1 AND id = $2"+db.d.forUpdate(), tenantID, c.ID))
 		if err != nil {
 			return err
 		}
-		c.TenantID, c.Type, c.CreatedAt = old.TenantID, old.Type, old.CreatedAt
+		if c.Version != 0 && c.Version != old.Version {
+			return ErrVersionMismatch
+		}
+		c.TenantID, c.Type, c.CreatedAt, c.Version = old.TenantID, old.Type, old.CreatedAt, old.Version+1
 		if err := validConnection(c); err != nil {
 			return err
 		}
@@ -132,23 +141,40 @@ func (db *DB) UpdateConnection(ctx context.Context, c Connection) (Connection, e
 		if err != nil {
 			return err
 		}
-		_, err = q.exec(ctx, "UPDATE connections SET name = $3, status = $4, config = $5, secrets = $6, updated_at = $7 WHERE tenant_id = $1 AND id = $2",
-			tenantID, c.ID, c.Name, c.Status, cfg, sealed, db.d.timeArg(c.UpdatedAt))
+		n, err := q.exec(ctx, "UPDATE connections SET name = $3, status = $4, config = $5, secrets = $6, updated_at = $7, version = $8 WHERE tenant_id = $1 AND id = $2 AND version = $9",
+			tenantID, c.ID, c.Name, c.Status, cfg, sealed, db.d.timeArg(c.UpdatedAt), c.Version, old.Version)
+		if err == nil && n == 0 {
+			return ErrVersionMismatch
+		}
 		return err
 	})
 	return c, db.wrap("update connection", err)
 }
 
-// DeleteConnection removes a connection of the tenant in ctx.
-func (db *DB) DeleteConnection(ctx context.Context, id string) error {
+// DeleteConnection removes a connection of the tenant in ctx and returns
+// the row as it was when deleted. A non-zero ifVersion is the version the
+// caller read (ErrVersionMismatch if the row has moved on since).
+func (db *DB) DeleteConnection(ctx context.Context, id string, ifVersion int64) (Connection, error) {
+	var c Connection
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
-		n, err := q.exec(ctx, "DELETE FROM connections WHERE tenant_id = $1 AND id = $2", tenantID, id)
+		var err error
+		c, err = db.scanConnection(q.queryRow(ctx, "SELECT "+connectionCols+" FROM connections WHERE tenant_id = $1 AND id = $2"+db.d.forUpdate(), tenantID, id))
+		if err != nil {
+			return err
+		}
+		if ifVersion != 0 && ifVersion != c.Version {
+			return ErrVersionMismatch
+		}
+		n, err := q.exec(ctx, "DELETE FROM connections WHERE tenant_id = $1 AND id = $2 AND version = $3", tenantID, id, c.Version)
 		if err == nil && n == 0 {
-			return ErrNotFound
+			return ErrVersionMismatch
 		}
 		return err
 	})
-	return db.wrap("delete connection", err)
+	if err != nil {
+		return Connection{}, db.wrap("delete connection", err)
+	}
+	return c, nil
 }
 
 // validConnectionType accepts a type name as package connections spells

@@ -60,9 +60,12 @@ type Store interface {
 	CreateConnection(ctx context.Context, c Connection) (Connection, error)
 	Connection(ctx context.Context, id string) (Connection, error)
 	Connections(ctx context.Context) ([]Connection, error)
-	// UpdateConnection replaces name, status, config and secrets.
+	// UpdateConnection replaces name, status, config and secrets; a
+	// non-zero c.Version must be the stored one (ErrVersionMismatch).
 	UpdateConnection(ctx context.Context, c Connection) (Connection, error)
-	DeleteConnection(ctx context.Context, id string) error
+	// DeleteConnection returns the row it deleted; a non-zero ifVersion
+	// must be the stored one (ErrVersionMismatch).
+	DeleteConnection(ctx context.Context, id string, ifVersion int64) (Connection, error)
 	// ResolveConnection finds the tenant of a connection named in a URL
 	// (ACS, OIDC callback); the upstream's signature then proves the rest.
 	ResolveConnection(ctx context.Context, id string) (tenantID string, err error)

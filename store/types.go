@@ -139,13 +139,16 @@ const (
 // configuration, owned and typed by package connections; Secrets (client
 // secrets, SP private keys) are sealed at rest and opened on read.
 type Connection struct {
-	ID        string
-	TenantID  string
-	Type      ConnectionType
-	Name      string
-	Status    ConnectionStatus
-	Config    json.RawMessage
-	Secrets   map[string]string
+	ID       string
+	TenantID string
+	Type     ConnectionType
+	Name     string
+	Status   ConnectionStatus
+	Config   json.RawMessage
+	Secrets  map[string]string
+	// Version counts updates: 1 when created, bumped by every update.
+	// UpdateConnection refuses a stale one (ErrVersionMismatch).
+	Version   int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

@@ -148,7 +148,7 @@ func TestAnotherTenantsIDsAreNotFound(t *testing.T) {
 	h := newHarness(t)
 	acme := h.tenant("Acme", "acme.example")
 	globex := h.tenant("Globex", "globex.example")
-	conn, err := h.reg.CreateConnection(globex, saml.Name, "Globex Okta", connectionsSettingsNone())
+	conn, err := h.reg.CreateConnection(globex, saml.Name, "Globex Okta", connectionsSettingsNone(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

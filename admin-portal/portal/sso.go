@@ -234,14 +234,20 @@ func (p *Portal) ssoCreate(c echo.Context) error {
 	} else {
 		s = oidc.Settings{AttributeMapping: mapping}.Request()
 	}
-	conn, err := p.cfg.Connections.CreateConnection(ctx, i.Type, i.Name, s)
+	conn, err := p.cfg.Connections.CreateConnection(ctx, i.Type, i.Name, s,
+		p.connAudit(c, "connection.created", map[string]any{"type": i.Type, "idp": i.Key}))
 	if err != nil {
 		return err
 	}
-	if err := p.audit(ctx, c, "connection.created", connResource(conn), map[string]any{"type": conn.Type, "idp": i.Key}); err != nil {
-		return err
-	}
 	return c.Redirect(http.StatusSeeOther, Path+"/sso/"+conn.ID+"/setup")
+}
+
+// connAudit is the Hook that appends the audit row of a connection change
+// in the change's own transaction.
+func (p *Portal) connAudit(c echo.Context, action string, details map[string]any) connections.Hook {
+	return func(ctx context.Context, conn store.Connection) error {
+		return p.audit(ctx, c, action, connResource(conn), details)
+	}
 }
 
 func connResource(conn store.Connection) store.Resource {
@@ -378,11 +384,9 @@ func (p *Portal) ssoIdPSave(c echo.Context) error {
 		u.Settings = s.Request()
 	}
 	if len(w.Errors) == 0 {
-		conn, err := p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, u)
+		_, err := p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, u,
+			p.connAudit(c, "connection.updated", map[string]any{"idp_settings": method}))
 		if err == nil {
-			if err := p.audit(ctx, c, "connection.updated", connResource(conn), map[string]any{"idp_settings": method}); err != nil {
-				return err
-			}
 			return p.redirectFlash(c, w.Base+"/attributes", "saved")
 		}
 		if !errors.Is(err, connections.ErrConfig) && !errors.Is(err, connections.ErrUpstream) {
@@ -641,16 +645,14 @@ func (p *Portal) ssoAttributesSave(c echo.Context) error {
 		u.Settings = oidc.Settings{AttributeMapping: &m}.Request()
 	}
 	ctx := c.Request().Context()
-	conn, err := p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, u)
+	_, err = p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, u,
+		p.connAudit(c, "connection.updated", map[string]any{"attribute_mapping": true}))
 	if errors.Is(err, connections.ErrConfig) {
 		_, msg := configError(err, w.Conn.Type, "")
 		w.Errors[""] = msg
 		return p.render(c, http.StatusUnprocessableEntity, "sso_attributes.html", w.Conn.Name, p.attributesData(w))
 	}
 	if err != nil {
-		return err
-	}
-	if err := p.audit(ctx, c, "connection.updated", connResource(conn), map[string]any{"attribute_mapping": true}); err != nil {
 		return err
 	}
 	return p.redirectFlash(c, w.Base+"/test", "mapping")
@@ -709,16 +711,14 @@ func (p *Portal) ssoActivate(c echo.Context) error {
 	}
 	active := store.ConnectionActive
 	ctx := c.Request().Context()
-	conn, err := p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, connections.Update{Status: &active})
+	_, err = p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, connections.Update{Status: &active},
+		p.connAudit(c, "connection.activated", nil))
 	if errors.Is(err, connections.ErrConfig) || errors.Is(err, connections.ErrUpstream) {
 		_, msg := configError(err, w.Conn.Type, "")
 		w.Errors[""] = msg
 		return p.render(c, http.StatusUnprocessableEntity, "sso_test.html", w.Conn.Name, w)
 	}
 	if err != nil {
-		return err
-	}
-	if err := p.audit(ctx, c, "connection.activated", connResource(conn), nil); err != nil {
 		return err
 	}
 	return p.redirectFlash(c, w.Base+"/test", "activated")
@@ -728,11 +728,9 @@ func (p *Portal) ssoDeactivate(c echo.Context) error {
 	conn := c.Get(connKey).(store.Connection)
 	off := store.ConnectionInactive
 	ctx := c.Request().Context()
-	conn, err := p.cfg.Connections.UpdateConnection(ctx, conn.ID, connections.Update{Status: &off})
+	conn, err := p.cfg.Connections.UpdateConnection(ctx, conn.ID, connections.Update{Status: &off},
+		p.connAudit(c, "connection.deactivated", nil))
 	if err != nil {
-		return err
-	}
-	if err := p.audit(ctx, c, "connection.deactivated", connResource(conn), nil); err != nil {
 		return err
 	}
 	return p.redirectFlash(c, Path+"/sso/"+conn.ID+"/test", "deactivated")
@@ -741,10 +739,7 @@ func (p *Portal) ssoDeactivate(c echo.Context) error {
 func (p *Portal) ssoDelete(c echo.Context) error {
 	conn := c.Get(connKey).(store.Connection)
 	ctx := c.Request().Context()
-	if err := p.cfg.Connections.DeleteConnection(ctx, conn.ID); err != nil {
-		return err
-	}
-	if err := p.audit(ctx, c, "connection.deleted", connResource(conn), nil); err != nil {
+	if err := p.cfg.Connections.DeleteConnection(ctx, conn.ID, 0, p.connAudit(c, "connection.deleted", nil)); err != nil {
 		return err
 	}
 	return p.redirectFlash(c, Path+"/sso", "deleted")

@@ -172,7 +172,7 @@ func TestOIDCEndToEnd(t *testing.T) {
 			e := newEnv(t, b.Open(t))
 			op := newTestOP(t, "")
 			conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Generic OIDC", Settings{
-				Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request())
+				Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +194,7 @@ func TestOIDCRefusals(t *testing.T) {
 	e := newEnv(t, connectionstest.Options{})
 	op := newTestOP(t, "")
 	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
-		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request())
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestOIDCEntraKeysByTidOid(t *testing.T) {
 	// The test OP is not login.microsoftonline.com, so exercise the Entra
 	// rules through the connector directly.
 	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Entra", Settings{
-		Issuer: ptr(op.issuer("/" + tid + "/v2.0")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request())
+		Issuer: ptr(op.issuer("/" + tid + "/v2.0")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestOIDCEntraKeysByTidOid(t *testing.T) {
 
 	// Multi-tenant Entra issuers are refused at configuration time.
 	for _, iss := range []string{"https://login.microsoftonline.com/common/v2.0", "https://login.microsoftonline.com/organizations/v2.0"} {
-		_, err := e.Reg.CreateConnection(e.Ctx, Name, "Entra", Settings{Issuer: ptr(iss)}.Request())
+		_, err := e.Reg.CreateConnection(e.Ctx, Name, "Entra", Settings{Issuer: ptr(iss)}.Request(), nil)
 		wantErr(t, err, connections.ErrConfig, "tenant id")
 	}
 }
@@ -273,7 +273,7 @@ func TestOIDCGoogleHostedDomain(t *testing.T) {
 	e := newEnv(t, connectionstest.Options{})
 	op := newTestOP(t, "")
 	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Google", Settings{
-		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret"), HostedDomain: ptr("example.com")}.Request())
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret"), HostedDomain: ptr("example.com")}.Request(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestOIDCSettingsValidation(t *testing.T) {
 		{"issuer not https", Settings{Issuer: ptr("ftp://idp.example.net")}, "issuer"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.Reg.CreateConnection(e.Ctx, Name, "x", tt.s.Request())
+			_, err := e.Reg.CreateConnection(e.Ctx, Name, "x", tt.s.Request(), nil)
 			wantErr(t, err, connections.ErrConfig, tt.contains)
 		})
 	}
@@ -360,7 +360,7 @@ func TestInternationalisedDomainProfile(t *testing.T) {
 	}
 	op := newTestOP(t, "")
 	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
-		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request())
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +384,7 @@ func TestOIDCActivationDiscoversOnce(t *testing.T) {
 	e := newEnv(t, connectionstest.Options{})
 	op := newTestOP(t, "")
 	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
-		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request())
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
 	if err != nil || conn.Status != store.ConnectionActive {
 		t.Fatalf("create: %v %s", err, conn.Status)
 	}
@@ -404,12 +404,12 @@ func TestOIDCAuthorizeParameters(t *testing.T) {
 	e := newEnv(t, connectionstest.Options{})
 	op := newTestOP(t, "")
 	plain, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
-		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request())
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	google, err := e.Reg.CreateConnection(e.Ctx, Name, "Google", Settings{
-		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret"), HostedDomain: ptr("example.com")}.Request())
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret"), HostedDomain: ptr("example.com")}.Request(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,7 +127,7 @@ func TestACSServedFromCache(t *testing.T) {
 			// next response signed with the old key is refused, the new one
 			// accepted.
 			if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Settings: Settings{
-				IdPCertificatesPEM: &PEMList{certPEM(rolled.cert)}}.Request()}); err != nil {
+				IdPCertificatesPEM: &PEMList{certPEM(rolled.cert)}}.Request()}, nil); err != nil {
 				t.Fatal(err)
 			}
 			if c := e.acsVia(h, conn, idp, "id-4"); !errors.Is(c.Err, connections.ErrSignature) {
@@ -137,13 +137,13 @@ func TestACSServedFromCache(t *testing.T) {
 				t.Fatalf("new key after the certificate change: %v", c.Err)
 			}
 			// Deactivated through the Registry: refused at once; back on: at once.
-			if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionInactive)}); err != nil {
+			if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionInactive)}, nil); err != nil {
 				t.Fatal(err)
 			}
 			if c := e.acsVia(h, conn, rolled, "id-6"); !errors.Is(c.Err, connections.ErrConnectionInactive) {
 				t.Fatalf("ACS right after deactivation: %v", c.Err)
 			}
-			if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionActive)}); err != nil {
+			if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionActive)}, nil); err != nil {
 				t.Fatal(err)
 			}
 			spy.take()
@@ -154,7 +154,7 @@ func TestACSServedFromCache(t *testing.T) {
 				t.Fatalf("ACS after an update through the Registry read the store: %v", got)
 			}
 			// Deleted through the Registry: unknown at once.
-			if err := e.Reg.DeleteConnection(e.Ctx, conn.ID); err != nil {
+			if err := e.Reg.DeleteConnection(e.Ctx, conn.ID, 0, nil); err != nil {
 				t.Fatal(err)
 			}
 			if c := e.acsVia(h, conn, rolled, "id-8"); !errors.Is(c.Err, connections.ErrNotFound) {
@@ -175,10 +175,10 @@ func TestConnectionCacheCrossTenant(t *testing.T) {
 		t.Fatal(c.Err)
 	}
 	octx := store.WithTenant(context.Background(), e.NewTenant("Globex", "globex.example"))
-	if _, err := e.Reg.UpdateConnection(octx, conn.ID, connections.Update{Status: ptr(store.ConnectionInactive)}); !errors.Is(err, connections.ErrNotFound) {
+	if _, err := e.Reg.UpdateConnection(octx, conn.ID, connections.Update{Status: ptr(store.ConnectionInactive)}, nil); !errors.Is(err, connections.ErrNotFound) {
 		t.Fatalf("cross-tenant deactivate: %v", err)
 	}
-	if err := e.Reg.DeleteConnection(octx, conn.ID); !errors.Is(err, connections.ErrNotFound) {
+	if err := e.Reg.DeleteConnection(octx, conn.ID, 0, nil); !errors.Is(err, connections.ErrNotFound) {
 		t.Fatalf("cross-tenant delete: %v", err)
 	}
 	if c := e.acsVia(h, conn, idp, "id-2"); c.Err != nil || c.Res.Profile.TenantID != e.Tenant || c.Conn.TenantID != e.Tenant {
@@ -274,7 +274,7 @@ func TestConnectionCacheAcrossNodes(t *testing.T) {
 			// conn3 has a live session: its revocation, published to every
 			// node, tells node B at once.
 			newSession("ses_3", conn3.ID)
-			if _, err := e.Reg.UpdateConnection(e.Ctx, conn3.ID, connections.Update{Status: ptr(store.ConnectionInactive)}); err != nil {
+			if _, err := e.Reg.UpdateConnection(e.Ctx, conn3.ID, connections.Update{Status: ptr(store.ConnectionInactive)}, nil); err != nil {
 				t.Fatal(err)
 			}
 			// The cache's TTL runs on the test's clock, which stands still
@@ -291,13 +291,13 @@ func TestConnectionCacheAcrossNodes(t *testing.T) {
 
 			// conn2 goes off and on again on node A; its later session stays.
 			for _, s := range []store.ConnectionStatus{store.ConnectionInactive, store.ConnectionActive} {
-				if _, err := e.Reg.UpdateConnection(e.Ctx, conn2.ID, connections.Update{Status: ptr(s)}); err != nil {
+				if _, err := e.Reg.UpdateConnection(e.Ctx, conn2.ID, connections.Update{Status: ptr(s)}, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
 			newSession("ses_after_reactivation", conn2.ID)
 
-			if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionInactive)}); err != nil {
+			if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionInactive)}, nil); err != nil {
 				t.Fatal(err)
 			}
 			if c := e.acsVia(nodeA, conn, idp, "a-1"); !errors.Is(c.Err, connections.ErrConnectionInactive) {

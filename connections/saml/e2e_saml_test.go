@@ -174,7 +174,7 @@ func TestSAMLEndToEnd(t *testing.T) {
 					// The IdP is configured from its metadata URL, fetched
 					// through the safe client.
 					conn, err := e.Reg.CreateConnection(e.Ctx, Name, "IdP "+binding, Settings{IdPMetadataURL: ptr(idp.srv.URL + "/metadata"),
-						SignAuthnRequests: ptr(tc.signCrypt), EncryptAssertions: ptr(tc.signCrypt)}.Request())
+						SignAuthnRequests: ptr(tc.signCrypt), EncryptAssertions: ptr(tc.signCrypt)}.Request(), nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -184,7 +184,7 @@ func TestSAMLEndToEnd(t *testing.T) {
 					if binding == BindingPost {
 						conn, err = e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Settings: Settings{
 							IdPEntityID: ptr(idp.entityID), IdPSSOURL: ptr(idp.ssoURL), IdPSSOBinding: ptr(BindingPost),
-							IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}.Request()})
+							IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}.Request()}, nil)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -209,7 +209,7 @@ func TestSAMLEndToEnd(t *testing.T) {
 func TestSAMLMetadataEndpoint(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	// A draft connection (no IdP yet) already publishes SP metadata.
-	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Draft", connections.Settings{})
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Draft", connections.Settings{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestSAMLMetadataEndpoint(t *testing.T) {
 		return ed.SPSSODescriptors[0]
 	}
 	opted, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Settings: Settings{
-		SignAuthnRequests: ptr(true), EncryptAssertions: ptr(true)}.Request()})
+		SignAuthnRequests: ptr(true), EncryptAssertions: ptr(true)}.Request()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestSAMLMetadataEndpoint(t *testing.T) {
 	idp := newTestIdP(t, 0)
 	md := strings.Replace(metadataXML("https://idp.example/wants", "https://idp.example/sso", idp.cert),
 		`<md:IDPSSODescriptor `, `<md:IDPSSODescriptor WantAuthnRequestsSigned="true" `, 1)
-	wants, err := e.Reg.CreateConnection(e.Ctx, Name, "Wants signed", Settings{IdPMetadataXML: &md}.Request())
+	wants, err := e.Reg.CreateConnection(e.Ctx, Name, "Wants signed", Settings{IdPMetadataXML: &md}.Request(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestACSUnknownInactiveAndCrossTenant(t *testing.T) {
 	other := e.NewTenant("Globex", "globex.example")
 	octx := store.WithTenant(context.Background(), other)
 	connB, err := e.Reg.CreateConnection(octx, Name, "Globex IdP", Settings{
-		IdPEntityID: ptr(idp.entityID), IdPSSOURL: ptr(idp.ssoURL), IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}.Request())
+		IdPEntityID: ptr(idp.entityID), IdPSSOURL: ptr(idp.ssoURL), IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}.Request(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,15 +333,15 @@ func TestACSUnknownInactiveAndCrossTenant(t *testing.T) {
 	if _, err := e.DB.Connection(octx, conn.ID); !errorsIs(err, store.ErrNotFound) {
 		t.Fatalf("cross-tenant read: %v", err)
 	}
-	if _, err := e.Reg.UpdateConnection(octx, conn.ID, connections.Update{Name: ptr("pwned")}); !errorsIs(err, connections.ErrNotFound) {
+	if _, err := e.Reg.UpdateConnection(octx, conn.ID, connections.Update{Name: ptr("pwned")}, nil); !errorsIs(err, connections.ErrNotFound) {
 		t.Fatalf("cross-tenant update: %v", err)
 	}
-	if err := e.Reg.DeleteConnection(octx, conn.ID); !errorsIs(err, connections.ErrNotFound) {
+	if err := e.Reg.DeleteConnection(octx, conn.ID, 0, nil); !errorsIs(err, connections.ErrNotFound) {
 		t.Fatalf("cross-tenant delete: %v", err)
 	}
 
 	// Inactive: refused with connections.ErrConnectionInactive.
-	if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionInactive)}); err != nil {
+	if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionInactive)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	resp = e.postACS(conn, raw, e.pend(conn, "id-1", "b"))

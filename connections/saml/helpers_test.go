@@ -124,7 +124,7 @@ func (e *env) samlConn(idp *testIdP, mod func(*Settings)) store.Connection {
 	if mod != nil {
 		mod(s)
 	}
-	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Okta", s.Request())
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Okta", s.Request(), nil)
 	if err != nil {
 		e.T.Fatal(err)
 	}

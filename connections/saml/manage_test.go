@@ -35,7 +35,7 @@ func TestConnectionLifecycle(t *testing.T) {
 	e := newEnv(t, envOpts{Once: mem, Sessions: mem})
 	idp := newTestIdP(t, 0)
 
-	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Okta", Settings{IdPEntityID: ptr(idp.entityID)}.Request())
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Okta", Settings{IdPEntityID: ptr(idp.entityID)}.Request(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,12 +50,12 @@ func TestConnectionLifecycle(t *testing.T) {
 		t.Fatalf("view = %+v", v)
 	}
 	// Activating an incomplete connection is refused, store untouched.
-	if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionActive)}); !errorsIs(err, connections.ErrConfig) {
+	if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionActive)}, nil); !errorsIs(err, connections.ErrConfig) {
 		t.Fatalf("activate incomplete: %v", err)
 	}
 	// Completing it activates it, with one event.
 	conn, err = e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Settings: Settings{
-		IdPSSOURL: ptr(idp.ssoURL), IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}.Request()})
+		IdPSSOURL: ptr(idp.ssoURL), IdPCertificatesPEM: &PEMList{certPEM(idp.cert)}}.Request()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestConnectionLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	conn, err = e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionInactive)})
+	conn, err = e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionInactive)}, nil)
 	if err != nil || conn.Status != store.ConnectionInactive {
 		t.Fatalf("deactivate: %v", err)
 	}
@@ -86,10 +86,10 @@ func TestConnectionLifecycle(t *testing.T) {
 		t.Fatalf("Connector of inactive = %v", err)
 	}
 	// Reactivating emits activated again; deleting emits deactivated.
-	if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionActive)}); err != nil {
+	if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(store.ConnectionActive)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Reg.DeleteConnection(e.Ctx, conn.ID); err != nil {
+	if err := e.Reg.DeleteConnection(e.Ctx, conn.ID, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(eventsOf(t, e.DB, connections.EventActivated)) != 2 || len(eventsOf(t, e.DB, connections.EventDeactivated)) != 2 {
@@ -134,7 +134,7 @@ func TestConnectionSettingsValidation(t *testing.T) {
 	strict := connections.NewRegistry(connections.Config{Types: e.Types, Issuer: e.Issuer, Store: e.DB, Once: e.Once, AllowInsecureURLs: true})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := strict.CreateConnection(e.Ctx, tt.typ, "x", tt.s)
+			_, err := strict.CreateConnection(e.Ctx, tt.typ, "x", tt.s, nil)
 			wantErr(t, err, connections.ErrConfig, tt.contains)
 		})
 	}
@@ -171,7 +171,7 @@ func TestMetadataRefreshAndCertificateExpiry(t *testing.T) {
 	}))
 	defer mdSrv.Close()
 
-	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Refreshing", Settings{IdPMetadataURL: ptr(mdSrv.URL)}.Request())
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Refreshing", Settings{IdPMetadataURL: ptr(mdSrv.URL)}.Request(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func TestSAMLRolledCertificateRefreshedOnFailure(t *testing.T) {
 		w.Write([]byte(current.Load().(string)))
 	}))
 	defer md.Close()
-	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Okta", Settings{IdPMetadataURL: ptr(md.URL)}.Request())
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Okta", Settings{IdPMetadataURL: ptr(md.URL)}.Request(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,7 +143,7 @@ func testNoTenant(t *testing.T, db *store.DB) {
 		"Connection":       func() error { _, err := db.Connection(ctx, "conn_x"); return err },
 		"Connections":      func() error { _, err := db.Connections(ctx); return err },
 		"UpdateConnection": func() error { _, err := db.UpdateConnection(ctx, store.Connection{}); return err },
-		"DeleteConnection": func() error { return db.DeleteConnection(ctx, "conn_x") },
+		"DeleteConnection": func() error { _, err := db.DeleteConnection(ctx, "conn_x", 0); return err },
 		"CreateDirectory": func() error {
 			_, err := db.CreateDirectory(ctx, store.Directory{Name: "d", TokenHash: []byte{1}})
 			return err
@@ -288,7 +288,7 @@ func testCrossTenant(t *testing.T, db *store.DB) {
 		"DeleteDomain":     db.DeleteDomain(b, d.ID),
 		"Connection":       second(db.Connection(b, c.ID)),
 		"UpdateConnection": second(db.UpdateConnection(b, store.Connection{ID: c.ID, Type: c.Type, Name: "stolen", Status: store.ConnectionActive})),
-		"DeleteConnection": db.DeleteConnection(b, c.ID),
+		"DeleteConnection": second(db.DeleteConnection(b, c.ID, 0)),
 		"Directory":        second(db.Directory(b, dir.ID)),
 		"SetDirToken":      db.SetDirectoryToken(b, dir.ID, []byte("mine")),
 	}
@@ -338,22 +338,44 @@ func testConnections(t *testing.T, db *store.DB) {
 	}
 	got.Status, got.Name = store.ConnectionActive, "Okta prod"
 	got.Secrets = map[string]string{"client_secret": "rotated"}
-	must(db.UpdateConnection(ctx, got))
-	if again := must(db.Connection(ctx, c.ID)); again.Status != store.ConnectionActive || again.Secrets["client_secret"] != "rotated" {
+	if c.Version != 1 || got.Version != 1 {
+		t.Fatalf("versions %d, %d; want 1", c.Version, got.Version)
+	}
+	updated := must(db.UpdateConnection(ctx, got))
+	again := must(db.Connection(ctx, c.ID))
+	if again.Status != store.ConnectionActive || again.Secrets["client_secret"] != "rotated" {
 		t.Fatalf("update lost: %+v", again)
+	}
+	if updated.Version != 2 || again.Version != 2 {
+		t.Fatalf("versions after update %d, %d; want 2", updated.Version, again.Version)
+	}
+	// A writer holding the copy of version 1 (read before the update
+	// above) writes nothing: it must re-read.
+	got.Name = "stale"
+	_, err := db.UpdateConnection(ctx, got)
+	wantErr(t, err, store.ErrVersionMismatch)
+	_, err = db.DeleteConnection(ctx, c.ID, 1)
+	wantErr(t, err, store.ErrVersionMismatch)
+	if now := must(db.Connection(ctx, c.ID)); now.Name != "Okta prod" || now.Version != 2 {
+		t.Fatalf("a stale write changed the row: %+v", now)
+	}
+	// Version 0 is an unconditional write (the dev seed, tools).
+	again.Version = 0
+	if v := must(db.UpdateConnection(ctx, again)).Version; v != 3 {
+		t.Fatalf("unconditional update gave version %d, want 3", v)
 	}
 	if tid := must(db.ResolveConnection(context.Background(), c.ID)); tid != tn.ID {
 		t.Fatalf("resolved to %q", tid)
 	}
-	_, err := db.CreateConnection(ctx, store.Connection{Type: "ldap", Name: "x"})
+	_, err = db.CreateConnection(ctx, store.Connection{Type: "ldap", Name: "x"})
 	wantErr(t, err, store.ErrInvalid)
 	_, err = db.CreateConnection(ctx, store.Connection{Type: "saml", Name: "x", Config: json.RawMessage(`{nope`)})
 	wantErr(t, err, store.ErrInvalid)
 	if l := must(db.Connections(ctx)); len(l) != 1 {
 		t.Fatalf("refused creations left rows: %+v", l)
 	}
-	if err := db.DeleteConnection(ctx, c.ID); err != nil {
-		t.Fatal(err)
+	if deleted, err := db.DeleteConnection(ctx, c.ID, 3); err != nil || deleted.Name != "Okta prod" {
+		t.Fatalf("delete: %+v, %v", deleted, err)
 	}
 	_, err = db.ResolveConnection(ctx, c.ID)
 	wantErr(t, err, store.ErrNotFound)

@@ -118,7 +118,7 @@ func testConnectionTestsAndDomainChecks(t *testing.T, db *store.DB) {
 	if !c.CheckedAt.Equal(at) || c.Failure != "no TXT record" {
 		t.Fatalf("check %+v", c)
 	}
-	if err := db.DeleteConnection(ctx, conn.ID); err != nil {
+	if _, err := db.DeleteConnection(ctx, conn.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -153,7 +153,7 @@ func (d *Dev) seedConnection(ctx context.Context) error {
 			IdPSSOURL:          ptr(d.Issuer + "/dev/idp/sso"),
 			IdPCertificatesPEM: &saml.PEMList{certPEM},
 			AllowIdPInitiated:  ptr(false),
-		}.Request())
+		}.Request(), nil)
 		if err != nil {
 			return fmt.Errorf("devmode: create connection: %w", err)
 		}

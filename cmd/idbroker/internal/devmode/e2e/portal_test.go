@@ -28,7 +28,7 @@ func TestPortalSAMLWizardInBrowser(t *testing.T) {
 	// The seeded dev connection steps aside, so that the demo app's
 	// sign-in can only go through the one the admin sets up.
 	off := store.ConnectionInactive
-	if _, err := pe.reg.UpdateConnection(tctx, pe.dev.ConnectionID, connections.Update{Status: &off}); err != nil {
+	if _, err := pe.reg.UpdateConnection(tctx, pe.dev.ConnectionID, connections.Update{Status: &off}, nil); err != nil {
 		t.Fatal(err)
 	}
 
