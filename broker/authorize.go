@@ -185,7 +185,7 @@ func (p *Provider) route(c echo.Context, a pending) error {
 	}
 	upstream, err := p.connectors.Connector(store.WithTenant(ctx, conn.TenantID), conn)
 	if err != nil {
-		p.failed(ctx, conn, a.ClientID, cmp.Or(connections.Reason(err), ReasonUpstream), "connector unavailable: "+err.Error())
+		p.failed(ctx, c, conn, a.ClientID, cmp.Or(connections.Reason(err), ReasonUpstream), "connector unavailable: "+err.Error())
 		return p.page(c, http.StatusServiceUnavailable, pageConnectorDown)
 	}
 	hint := a.Hints.Login

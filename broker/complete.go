@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
@@ -55,7 +56,7 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	// it is (see MeasureSignIn).
 	sloTenant(ctx, conn.TenantID)
 	fail := func(code, reason, clientID string) error {
-		p.failed(ctx, conn, clientID, code, reason)
+		p.failed(ctx, c, conn, clientID, code, reason)
 		return p.page(c, http.StatusForbidden, pageLoginFailed)
 	}
 	// The upstream's own verdict comes first: a response that failed
@@ -84,7 +85,7 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	a, err := p.takePending(ctx, res.RequestID)
 	if err != nil {
 		if errors.Is(err, errExpired) {
-			p.failed(ctx, conn, "", ReasonRequestExpired, "login request expired or already completed")
+			p.failed(ctx, c, conn, "", ReasonRequestExpired, "login request expired or already completed")
 			return p.page(c, http.StatusBadRequest, pageExpired)
 		}
 		return p.internal(c, err)
@@ -96,7 +97,7 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 		c.SetRequest(c.Request().WithContext(ctx))
 		fail = func(code, reason, clientID string) error {
 			tracing.Fail(span, code)
-			p.failed(ctx, conn, clientID, code, reason)
+			p.failed(ctx, c, conn, clientID, code, reason)
 			return p.page(c, http.StatusForbidden, pageLoginFailed)
 		}
 	}
@@ -240,24 +241,66 @@ const (
 )
 
 // failed records why a login failed, for the tenant admin: the
-// authentication.failed event carries the stable reason_code and the
-// precise reason, and the log line the reference id the user was shown.
-func (p *Provider) failed(ctx context.Context, conn store.Connection, clientID, code, reason string) {
+// authentication.failed event and the tenant's audit row, written
+// together, carry the stable reason_code and the precise reason, and the
+// log line the reference id the user was shown. Only answers that named a
+// real connection and carried something to verify get here (see
+// unverifiable): junk writes nothing.
+func (p *Provider) failed(ctx context.Context, c echo.Context, conn store.Connection, clientID, code, reason string) {
 	ref := httpserver.RequestID(ctx)
 	p.log.WarnContext(ctx, "broker: login failed", "reason_code", code, "reason", reason,
 		"reference", ref, "tenant_id", conn.TenantID, "connection_id", conn.ID, "client_id", clientID)
-	p.event(ctx, conn.TenantID, EventAuthFailed, map[string]any{
+	data := map[string]any{
 		"connection_id": conn.ID, "connection_type": conn.Type, "client_id": clientID,
 		"reason_code": code, "reason": reason, "request_id": ref,
+	}
+	details, _ := json.Marshal(map[string]any{
+		"connection_type": conn.Type, "client_id": clientID, "reason_code": code, "reason": reason,
 	})
+	err := p.store.InTx(store.WithTenant(ctx, conn.TenantID), func(ctx context.Context) error {
+		if err := p.appendEvent(ctx, conn.TenantID, EventAuthFailed, data); err != nil {
+			return err
+		}
+		_, err := p.store.AppendAudit(ctx, store.AuditEvent{
+			TenantID:  conn.TenantID,
+			Actor:     loginActor(c),
+			Action:    EventAuthFailed,
+			Resource:  store.Resource{Type: "connection", ID: conn.ID, Name: conn.Name},
+			Context:   details,
+			RequestID: ref,
+		})
+		return err
+	})
+	if err != nil {
+		p.log.ErrorContext(ctx, "broker: record failed login", "err", fmt.Errorf("broker: %w", err))
+	}
 }
 
-func (p *Provider) event(ctx context.Context, tenantID, typ string, data map[string]any) {
-	b, err := json.Marshal(data)
-	if err == nil {
-		_, err = p.store.AppendEvent(ctx, store.Event{TenantID: tenantID, Type: typ, Data: b})
+// loginActor is the browser behind a sign-in, as audit rows name it: a
+// user not known yet (the login failed), with the client address (behind
+// trusted proxies, as the server determines it) and User-Agent.
+func loginActor(c echo.Context) store.Actor {
+	ua := c.Request().UserAgent()
+	if len(ua) > maxUserAgent {
+		ua = strings.ToValidUTF8(ua[:maxUserAgent], "")
 	}
-	if err != nil {
+	return store.Actor{Type: "user", IP: c.RealIP(), UserAgent: ua}
+}
+
+// maxUserAgent keeps a hostile User-Agent from bloating audit rows.
+const maxUserAgent = 512
+
+func (p *Provider) event(ctx context.Context, tenantID, typ string, data map[string]any) {
+	if err := p.appendEvent(ctx, tenantID, typ, data); err != nil {
 		p.log.ErrorContext(ctx, "broker: append event", "type", typ, "err", fmt.Errorf("broker: %w", err))
 	}
+}
+
+func (p *Provider) appendEvent(ctx context.Context, tenantID, typ string, data map[string]any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	_, err = p.store.AppendEvent(ctx, store.Event{TenantID: tenantID, Type: typ, Data: b})
+	return err
 }

@@ -23,6 +23,8 @@ type Store interface {
 	UpsertSSOUser(ctx context.Context, connectionID, subject string, u store.User) (store.User, error)
 	UserGroupNames(ctx context.Context, userID string) ([]string, error)
 	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
+	// A failed sign-in is also a row of the tenant's audit log.
+	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 
 	// Clients (apps.go).
 	Application(ctx context.Context, id string) (store.Application, error)

@@ -109,6 +109,20 @@ func TestUnverifiedCallbacksWriteNothing(t *testing.T) {
 			t.Fatalf("junk wrote an event: %+v", e)
 		}
 	}
+	// Nor an audit row, in any tenant (the demo tenant owns realConn).
+	var tenants struct{ Data []struct{ ID string } }
+	if code := b.do("GET", "/api/v1/tenants?limit=100", e2eBootstrapKey, nil, &tenants); code != http.StatusOK || len(tenants.Data) == 0 {
+		t.Fatalf("GET /api/v1/tenants: %d, %d tenants", code, len(tenants.Data))
+	}
+	for _, tn := range tenants.Data {
+		var rows struct{ Data []json.RawMessage }
+		if code := b.do("GET", "/api/v1/audit_events?tenant_id="+tn.ID+"&action=authentication.failed", e2eBootstrapKey, nil, &rows); code != http.StatusOK {
+			t.Fatalf("GET audit_events of %s: %d", tn.ID, code)
+		}
+		if len(rows.Data) != 0 {
+			t.Fatalf("junk wrote audit rows in %s: %s", tn.ID, rows.Data[0])
+		}
+	}
 
 	// A real event reaches the webhook, so the dispatcher ran: the junk
 	// delivered nothing before it.

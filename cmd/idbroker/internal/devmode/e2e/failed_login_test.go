@@ -131,6 +131,21 @@ func TestFailedSAMLLoginsSayWhy(t *testing.T) {
 		if d.RequestID == "" {
 			t.Errorf("event without the reference the user was shown: %v", m)
 		}
+		// The tenant's audit log has the same failure, with the same
+		// reason and reference.
+		rows, _, err := st.AuditEvents(devCtx, broker.EventAuthFailed, store.Page{Limit: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != seen {
+			t.Fatalf("%d authentication.failed audit rows, want %d", len(rows), seen)
+		}
+		var row map[string]any
+		json.Unmarshal(rows[0].Context, &row) // newest first
+		if row["reason_code"] != d.ReasonCode || row["reason"] != d.Reason || rows[0].RequestID != d.RequestID ||
+			rows[0].Actor.Type != "user" || rows[0].Actor.IP == "" || rows[0].Resource.ID != dev.ConnectionID {
+			t.Errorf("audit row %+v (context %v) does not match the event %v", rows[0], row, m)
+		}
 		return d.ReasonCode, d.Reason
 	}
 
