@@ -91,6 +91,7 @@ type API struct {
 	portal        PortalLinks
 	tenantLimits  TenantLimits
 	slo           slo.Reader
+	logouts       LogoutStore // nil: the store keeps no logout queue
 }
 
 // NewAPI returns the operator API over cfg.Store. It panics when Store is
@@ -124,6 +125,7 @@ func NewAPI(cfg APIConfig) *API {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	a.logouts, _ = cfg.Store.(LogoutStore)
 	a.revoker = cfg.Revoker
 	if rs, ok := cfg.Store.(events.RevocationStore); ok && a.revoker == nil && a.sessions != nil {
 		r, err := events.NewRevoker(events.RevokerConfig{Store: rs, Sessions: cfg.Sessions, Logger: a.log})
@@ -178,6 +180,9 @@ func (a *API) Mount(e *echo.Echo) {
 	a.mountEvents(g)
 	a.mountUsage(g, t)
 	a.mountSLO(t)
+	if a.logouts != nil {
+		a.mountLogouts(t)
+	}
 	g.GET("/audit_events", a.listAuditEvents)
 
 	a.mountApplications(g)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -126,33 +127,44 @@ func (db *DB) RecordLogout(ctx context.Context, id string, r DeliveryResult) err
 	return db.wrap("record logout", err)
 }
 
-// LogoutQuery selects the logouts of one application, optionally of one
-// status (DeliveryDead lists its dead letters).
+// LogoutQuery selects back-channel logouts: those of one application,
+// of one tenant, or both; optionally of one status (DeliveryDead lists
+// the dead letters).
 type LogoutQuery struct {
 	ApplicationID string
+	TenantID      string
 	Status        DeliveryStatus
 	Page          Page
 }
 
-// ListLogouts pages through an application's back-channel logouts in the
-// order they were queued.
+// ListLogouts pages through back-channel logouts in the order they were
+// queued. The query names an application or a tenant (or both).
 func (db *DB) ListLogouts(ctx context.Context, q LogoutQuery) ([]Logout, string, error) {
-	if q.ApplicationID == "" {
-		return nil, "", fmt.Errorf("%w: list the logouts of an application", ErrInvalid)
+	if q.ApplicationID == "" && q.TenantID == "" {
+		return nil, "", fmt.Errorf("%w: list the logouts of an application or a tenant", ErrInvalid)
 	}
 	p := q.Page.Normalize()
 	var out []Logout
 	err := db.global(ctx, false, func(qr querier) error {
-		where, args := "application_id = $2", []any{p.Limit + 1, q.ApplicationID}
+		var conds []string
+		args := []any{p.Limit + 1}
+		add := func(cond string, v any) {
+			args = append(args, v)
+			conds = append(conds, fmt.Sprintf(cond, len(args)))
+		}
+		if q.ApplicationID != "" {
+			add("application_id = $%d", q.ApplicationID)
+		}
+		if q.TenantID != "" {
+			add("tenant_id = $%d", q.TenantID)
+		}
 		if q.Status != "" {
-			args = append(args, string(q.Status))
-			where += fmt.Sprintf(" AND status = $%d", len(args))
+			add("status = $%d", string(q.Status))
 		}
 		if p.After != "" {
-			args = append(args, p.After)
-			where += fmt.Sprintf(" AND seq > (SELECT seq FROM logouts WHERE id = $%d)", len(args))
+			add("seq > (SELECT seq FROM logouts WHERE id = $%d)", p.After)
 		}
-		rs, err := qr.query(ctx, "SELECT "+logoutCols+" FROM logouts WHERE "+where+" ORDER BY seq LIMIT $1", args...)
+		rs, err := qr.query(ctx, "SELECT "+logoutCols+" FROM logouts WHERE "+strings.Join(conds, " AND ")+" ORDER BY seq LIMIT $1", args...)
 		if err != nil {
 			return err
 		}
@@ -164,4 +176,28 @@ func (db *DB) ListLogouts(ctx context.Context, q LogoutQuery) ([]Logout, string,
 	}
 	out, next := cut(out, p.Limit, func(l Logout) string { return l.ID })
 	return out, next, nil
+}
+
+// RedeliverLogout puts a failed or dead back-channel logout of tenantID
+// back in the queue, due at once, and returns it: the dispatcher tries it
+// once more (a dead letter whose retry window has passed is dead again
+// after one more failure). Another tenant's logout is ErrNotFound; a
+// pending or delivered one is ErrConflict.
+func (db *DB) RedeliverLogout(ctx context.Context, tenantID, id string) (Logout, error) {
+	now := db.now()
+	var l Logout
+	err := db.global(ctx, true, func(q querier) error {
+		var err error
+		l, err = scanLogout(q.queryRow(ctx, `UPDATE logouts SET status = 'pending', next_attempt_at = $3, updated_at = $3
+			WHERE id = $1 AND tenant_id = $2 AND status IN ('failed', 'dead') RETURNING `+logoutCols,
+			id, tenantID, db.d.timeArg(now)))
+		if db.d.isNoRows(err) {
+			if _, gerr := scanLogout(q.queryRow(ctx, "SELECT "+logoutCols+" FROM logouts WHERE id = $1 AND tenant_id = $2", id, tenantID)); gerr != nil {
+				return gerr
+			}
+			return fmt.Errorf("%w: only a failed or dead logout can be redelivered", ErrConflict)
+		}
+		return err
+	})
+	return l, db.wrap("redeliver logout", err)
 }

@@ -29,6 +29,7 @@ type RevocationStore interface {
 	ClaimLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Logout, error)
 	RecordLogout(ctx context.Context, id string, r DeliveryResult) error
 	ListLogouts(ctx context.Context, q LogoutQuery) ([]Logout, string, error)
+	RedeliverLogout(ctx context.Context, tenantID, id string) (Logout, error)
 }
 
 // RevocationKind says which sessions a Revocation ends.

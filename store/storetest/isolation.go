@@ -93,6 +93,7 @@ var globalMethods = map[string]string{
 	"ClaimLogouts":       whyQueue,
 	"RecordLogout":       whyQueue,
 	"ListLogouts":        whyQueue,
+	"RedeliverLogout":    whyQueue,
 	"UsageTenants":       whyQueue,
 	"WriteSLOMinutes":    whyRows,
 	"PruneSLOMinutes":    whySweep,

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -121,5 +122,24 @@ func testRevocations(t *testing.T, db *store.DB) {
 	}
 	if due, err := db.DueLogouts(ctx, time.Now()); err != nil || due {
 		t.Fatalf("DueLogouts after dead letter = %v, %v", due, err)
+	}
+	if l, _, err := db.ListLogouts(ctx, store.LogoutQuery{TenantID: tn.ID, Status: store.DeliveryDead}); err != nil || len(l) != 1 || l[0].ID != dead[0].ID {
+		t.Fatalf("the tenant's dead letters: %+v, %v", l, err)
+	}
+	if l, _, err := db.ListLogouts(ctx, store.LogoutQuery{TenantID: "tnt_other"}); err != nil || len(l) != 0 {
+		t.Fatalf("another tenant's logouts: %+v, %v", l, err)
+	}
+	if _, err := db.RedeliverLogout(ctx, "tnt_other", dead[0].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("redeliver as another tenant: %v, want ErrNotFound", err)
+	}
+	again, err := db.RedeliverLogout(ctx, tn.ID, dead[0].ID)
+	if err != nil || again.Status != store.DeliveryPending {
+		t.Fatalf("redeliver: %+v, %v", again, err)
+	}
+	if due, err := db.DueLogouts(ctx, time.Now().Add(time.Second)); err != nil || !due {
+		t.Fatalf("DueLogouts after redeliver = %v, %v", due, err)
+	}
+	if _, err := db.RedeliverLogout(ctx, tn.ID, dead[0].ID); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("redeliver a pending logout: %v, want ErrConflict", err)
 	}
 }
