@@ -283,6 +283,7 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 		"oidc": map[string]any{"client_id": "live-client"}}, 201)
 	c.do("GET", "/api/v1/connections/"+oidc["id"].(string), nil, 200)
 	c.do("GET", "/api/v1/tenants/"+id+"/connections", nil, 200)
+	c.do("PATCH", "/api/v1/connections/"+conn, map[string]any{"name": "Stale"}, 412, header("If-Match", `W/"999"`))
 	c.do("DELETE", "/api/v1/connections/"+oidc["id"].(string), nil, 204)
 
 	// Directories.
@@ -317,6 +318,8 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	c.do("GET", "/api/v1/webhooks", nil, 200)
 	c.do("GET", "/api/v1/webhooks/"+wh["id"].(string), nil, 200)
 	c.do("GET", "/api/v1/webhooks/"+wh["id"].(string)+"/deliveries", nil, 200)
+	c.do("GET", "/api/v1/tenants/"+id+"/logouts?status=dead", nil, 200)
+	c.do("POST", "/api/v1/tenants/"+id+"/logouts/blo_nope/redeliver", nil, 404)
 	c.do("GET", "/api/v1/tenants/"+id+"/usage?granularity=month", nil, 200)
 	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"tier": "growth", "rate_limits": map[string]any{"sign_in_per_minute": 100}}, 200)
 	c.do("GET", "/api/v1/tenants/"+id+"/slo", nil, 200)
