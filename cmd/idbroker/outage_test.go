@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -158,4 +159,94 @@ func TestOversizedBodiesInEachFormat(t *testing.T) {
 	if a := call(t, b, "POST", b.base+"/login", "", "application/x-www-form-urlencoded", big); a.status != 413 || !strings.HasPrefix(a.header.Get("Content-Type"), "text/html") {
 		t.Errorf("/login: %d %s; want 413 as an HTML page", a.status, a.header.Get("Content-Type"))
 	}
+}
+
+// TestOAuthDuringDatabaseOutage stops the broker's PostgreSQL (a server of
+// the test's own) under a signed-in application: the token endpoint (code
+// exchange and refresh) and /userinfo answer 503 with Retry-After in
+// OAuth's error JSON, never 500, and work again once it is back.
+func TestOAuthDuringDatabaseOutage(t *testing.T) {
+	pg := testdb.StartPostgres(t)
+	b := startBroker(t, map[string]string{
+		envDatabaseURL:     pg.URL(),
+		envMasterKey:       testMasterKey,
+		envBootstrapAPIKey: e2eBootstrapKey,
+	}, "--dev")
+	var app struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if code := b.do("POST", "/api/v1/applications", e2eBootstrapKey, map[string]any{
+		"name": "Outage", "redirect_uris": []string{"https://app.example/cb"},
+	}, &app); code != http.StatusCreated {
+		t.Fatalf("POST /applications = %d", code)
+	}
+	c := &rpClient{t: t, node: b, clientID: app.ClientID, secret: app.ClientSecret}
+	tok := c.login("alice@example.com")
+	code := c.authorize("alice@example.com") // exchanged during the outage
+	if got := c.userinfo(b, tok.AccessToken); got != http.StatusOK {
+		t.Fatalf("userinfo with the database up = %d", got)
+	}
+
+	pg.Stop()
+	unavailable := func(what string, a answer) {
+		t.Helper()
+		if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" || !isOAuthError(a, "temporarily_unavailable") ||
+			!strings.HasPrefix(a.header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s with the database down: %d Retry-After %q %s; want 503 temporarily_unavailable with Retry-After",
+				what, a.status, a.header.Get("Retry-After"), a.raw)
+		}
+	}
+	token := func(form url.Values) answer {
+		req, _ := http.NewRequest("POST", b.base+"/oauth/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(url.QueryEscape(c.clientID), url.QueryEscape(c.secret))
+		return do(t, b, req)
+	}
+	userinfo := func() answer {
+		req, _ := http.NewRequest("GET", b.base+"/userinfo", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		return do(t, b, req)
+	}
+	// A user known active a moment ago is believed for a few seconds
+	// (the broker's active-user cache): /userinfo may answer 200 until
+	// then, and must answer 503 once it needs the database. By then the
+	// token endpoint needs it too.
+	a := userinfo()
+	for deadline := time.Now().Add(30 * time.Second); a.status == http.StatusOK && time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		a = userinfo()
+	}
+	unavailable("userinfo", a)
+	unavailable("code exchange", token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"https://app.example/cb"}}))
+	unavailable("refresh", token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}))
+	if strings.Contains(b.output.String(), "status=500") {
+		t.Errorf("a request answered 500 during the outage:\n%s", b.output)
+	}
+
+	pg.Start()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if a := userinfo(); a.status == http.StatusOK {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("userinfo after the database came back: %d %s", a.status, a.raw)
+		}
+	}
+	var fresh tokens
+	if status := c.refreshInto(b, tok.RefreshToken, &fresh); status != http.StatusOK {
+		t.Fatalf("refresh after the database came back = %d", status)
+	}
+}
+
+// do sends req through b's client and reads the answer.
+func do(t *testing.T, b *node, req *http.Request) answer {
+	t.Helper()
+	res, err := b.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	a := answer{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &a.body)
+	return a
 }

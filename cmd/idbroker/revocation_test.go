@@ -206,6 +206,21 @@ func (tk tokens) sub(t *testing.T) string {
 func (c *rpClient) login(email string) tokens {
 	t := c.t
 	t.Helper()
+	code := c.authorize(email)
+	var tk tokens
+	status, raw := c.post(c.node, "/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {"https://app.example/cb"}}, &tk)
+	if status != http.StatusOK || tk.RefreshToken == "" {
+		t.Fatalf("code exchange = %d %s", status, raw)
+	}
+	return tk
+}
+
+// authorize runs the code flow for email through the dev IdP up to the
+// authorization code.
+func (c *rpClient) authorize(email string) string {
+	t := c.t
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	var code string
 	br := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
@@ -255,13 +270,7 @@ func (c *rpClient) login(email string) tokens {
 	if code == "" {
 		t.Fatalf("login: no code; last page %s:\n%s", at, page)
 	}
-	var tk tokens
-	status, raw := c.post(c.node, "/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
-		"redirect_uri": {"https://app.example/cb"}}, &tk)
-	if status != http.StatusOK || tk.RefreshToken == "" {
-		t.Fatalf("code exchange = %d %s", status, raw)
-	}
-	return tk
+	return code
 }
 
 func (c *rpClient) post(n *node, path string, form url.Values, out any) (int, string) {
