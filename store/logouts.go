@@ -128,8 +128,8 @@ func (db *DB) RecordLogout(ctx context.Context, id string, r DeliveryResult) err
 }
 
 // LogoutQuery selects back-channel logouts: those of one application,
-// of one tenant, or both; optionally of one status (DeliveryDead lists
-// the dead letters).
+// of one tenant, both, or (neither set) every one, for the vendor's
+// console; optionally of one status (DeliveryDead lists the dead letters).
 type LogoutQuery struct {
 	ApplicationID string
 	TenantID      string
@@ -138,15 +138,12 @@ type LogoutQuery struct {
 }
 
 // ListLogouts pages through back-channel logouts in the order they were
-// queued. The query names an application or a tenant (or both).
+// queued.
 func (db *DB) ListLogouts(ctx context.Context, q LogoutQuery) ([]Logout, string, error) {
-	if q.ApplicationID == "" && q.TenantID == "" {
-		return nil, "", fmt.Errorf("%w: list the logouts of an application or a tenant", ErrInvalid)
-	}
 	p := q.Page.Normalize()
 	var out []Logout
 	err := db.global(ctx, false, func(qr querier) error {
-		var conds []string
+		conds := []string{"true"}
 		args := []any{p.Limit + 1}
 		add := func(cond string, v any) {
 			args = append(args, v)

@@ -61,6 +61,8 @@ type Store interface {
 	Webhook(ctx context.Context, id string) (store.Webhook, error)
 	ListDeliveries(ctx context.Context, q store.DeliveryQuery) ([]store.Delivery, string, error)
 	RedeliverDelivery(ctx context.Context, id string) (store.Delivery, error)
+	ListLogouts(ctx context.Context, q store.LogoutQuery) ([]store.Logout, string, error)
+	RedeliverLogout(ctx context.Context, tenantID, id string) (store.Logout, error)
 }
 
 // TenantChanger changes a tenant the way the operator API's PATCH does
@@ -181,6 +183,8 @@ func (c *Console) Mount(e *echo.Echo) {
 	a.GET("/webhooks", c.webhooks)
 	a.GET("/webhooks/:id", c.webhook)
 	a.POST("/deliveries/:id/redeliver", c.redeliver)
+	a.GET("/logouts", c.logouts)
+	a.POST("/logouts/:id/redeliver", c.redeliverLogout)
 	a.Any("/*", c.noRoute)
 }
 

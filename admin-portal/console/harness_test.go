@@ -62,7 +62,13 @@ func start(t *testing.T, issuer string) *harness {
 // trusts its certificate.
 func startOn(t *testing.T, issuer string, tls bool) *harness {
 	t.Helper()
-	h := &harness{db: storetest.Postgres(t), sessions: sessions.NewMemory(), clock: &clock{}}
+	return startWith(t, issuer, tls, storetest.Postgres(t))
+}
+
+// startWith is startOn on the store db.
+func startWith(t *testing.T, issuer string, tls bool, db *store.DB) *harness {
+	t.Helper()
+	h := &harness{db: db, sessions: sessions.NewMemory(), clock: &clock{}}
 	var handler http.Handler
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	if tls {

@@ -606,3 +606,72 @@ func (c *Console) redeliver(ec echo.Context) error {
 	}
 	return ec.Redirect(http.StatusSeeOther, Path+"/webhooks/"+d.WebhookID+"?notice="+url.QueryEscape("Delivery "+d.ID+" queued again."))
 }
+
+type logoutRow struct {
+	store.Logout
+	NextAttemptAt string
+	CreatedAt     string
+}
+
+// logouts shows the back-channel logouts of every tenant, the way a
+// webhook's deliveries are shown; status=dead (the default) lists the dead
+// letters, which an operator redelivers once the application is fixed.
+func (c *Console) logouts(ec echo.Context) error {
+	ctx := ec.Request().Context()
+	status := store.DeliveryStatus(ec.QueryParam("status"))
+	if !ec.QueryParams().Has("status") {
+		status = store.DeliveryDead
+	}
+	switch status {
+	case "", store.DeliveryPending, store.DeliverySucceeded, store.DeliveryFailed, store.DeliveryDead:
+	default:
+		return c.message(ec, http.StatusBadRequest, "Unknown status", "Choose a status from the list.")
+	}
+	tenantID := strings.TrimSpace(ec.QueryParam("tenant_id"))
+	ls, next, err := c.cfg.Store.ListLogouts(ctx, store.LogoutQuery{TenantID: tenantID, Status: status,
+		Page: store.Page{Limit: pageSize, After: ec.QueryParam("after")}})
+	if err != nil {
+		return err
+	}
+	rows := make([]logoutRow, len(ls))
+	for i, l := range ls {
+		rows[i] = logoutRow{Logout: l, NextAttemptAt: fmtTime(&l.NextAttemptAt), CreatedAt: fmtTime(&l.CreatedAt)}
+	}
+	nextURL := ""
+	if next != "" {
+		nextURL = Path + "/logouts?" + url.Values{"status": {string(status)}, "tenant_id": {tenantID}, "after": {next}}.Encode()
+	}
+	return c.render(ec, http.StatusOK, "logouts.html", page{Title: "Back-channel logouts", Nav: "webhooks", D: map[string]any{
+		"Logouts": rows, "Status": string(status), "TenantID": tenantID, "Next": nextURL,
+		"Statuses": []store.DeliveryStatus{store.DeliveryPending, store.DeliverySucceeded, store.DeliveryFailed, store.DeliveryDead},
+	}})
+}
+
+// redeliverLogout puts a failed or dead back-channel logout back in the
+// queue; the row is in its tenant's audit log, as the operator API's is.
+func (c *Console) redeliverLogout(ec echo.Context) error {
+	ctx := ec.Request().Context()
+	s, _ := sessionOf(ec)
+	tenantID := ec.FormValue("tenant_id")
+	if !store.HasPrefix(tenantID, store.PrefixTenant) {
+		return c.notFound(ec)
+	}
+	var l store.Logout
+	err := c.cfg.Store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if l, err = c.cfg.Store.RedeliverLogout(ctx, tenantID, ec.Param("id")); err != nil {
+			return err
+		}
+		return c.auditTenant(store.WithTenant(ctx, tenantID), actor(ec, s.op.ID), "logout.redelivered",
+			store.Resource{Type: "logout", ID: l.ID}, map[string]any{"application_id": l.ApplicationID, "session_id": l.SessionID, "attempts": l.Attempts})
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return c.notFound(ec)
+	case errors.Is(err, store.ErrConflict):
+		return c.message(ec, http.StatusConflict, "Not redelivered", "Only a failed or dead logout can be redelivered.")
+	case err != nil:
+		return fmt.Errorf("console: redeliver logout: %w", err)
+	}
+	return ec.Redirect(http.StatusSeeOther, Path+"/logouts?"+url.Values{"notice": {"Logout " + l.ID + " queued again."}}.Encode())
+}
