@@ -229,7 +229,26 @@ func (s *sqliteDB) apply(ctx context.Context, all []migrations.Migration) error 
 	}
 	for _, m := range all {
 		err := func() error {
-			t, err := s.w.BeginTx(ctx, nil)
+			// The single writer connection, held for the whole step so
+			// that a foreign_keys switch applies to this transaction.
+			c, err := s.w.Conn(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			rebuild := strings.HasPrefix(m.SQL, foreignKeysOff)
+			if rebuild {
+				// SQLite can change a column's constraints only by
+				// rebuilding its table, and dropping the old table with
+				// foreign keys on would cascade its deletion into every
+				// table that refers to it. The switch is a no-op inside
+				// a transaction, so it comes before BEGIN.
+				if _, err := c.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+					return err
+				}
+				defer c.ExecContext(context.WithoutCancel(ctx), "PRAGMA foreign_keys = ON") //nolint:errcheck // the DSN's pragma is the fallback
+			}
+			t, err := c.BeginTx(ctx, nil)
 			if err != nil {
 				return err
 			}
@@ -244,6 +263,11 @@ func (s *sqliteDB) apply(ctx context.Context, all []migrations.Migration) error 
 			if _, err := t.ExecContext(ctx, m.SQL); err != nil {
 				return err
 			}
+			if rebuild {
+				if err := checkForeignKeys(ctx, t); err != nil {
+					return err
+				}
+			}
 			if _, err := t.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
 				m.Version, m.Name, time.Now().UnixMicro()); err != nil {
 				return err
@@ -255,6 +279,30 @@ func (s *sqliteDB) apply(ctx context.Context, all []migrations.Migration) error 
 		}
 	}
 	return nil
+}
+
+// foreignKeysOff opens a SQLite migration that rebuilds a table (SQLite's
+// documented twelve-step procedure): it runs with foreign keys off, and
+// commits only when every reference still resolves afterwards.
+const foreignKeysOff = "-- idbroker: foreign_keys off\n"
+
+// checkForeignKeys fails when a row refers to one that is not there.
+func checkForeignKeys(ctx context.Context, t *sql.Tx) error {
+	rs, err := t.QueryContext(ctx, "PRAGMA foreign_key_check")
+	if err != nil {
+		return err
+	}
+	defer rs.Close()
+	if rs.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fk int
+		if err := rs.Scan(&table, &rowid, &parent, &fk); err != nil {
+			return err
+		}
+		return fmt.Errorf("a row of %s (rowid %d) refers to a missing row of %s", table, rowid.Int64, parent)
+	}
+	return rs.Err()
 }
 
 func (s *sqliteDB) migrationStatus(ctx context.Context) ([]MigrationState, error) {

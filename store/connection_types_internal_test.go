@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/idbroker/idbroker/migrations"
+)
+
+// TestAnyConnectionTypeIsStored: the schema keeps no list of connection
+// types, so a type registered by a new connector package needs no
+// migration; a name that cannot be a URL path segment is still refused.
+func TestAnyConnectionTypeIsStored(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		open func(t *testing.T) *DB
+	}{
+		{"sqlite", func(t *testing.T) *DB { return openTestDB(t, "sqlite://"+filepath.Join(t.TempDir(), "t.db")) }},
+		{"postgres", func(t *testing.T) *DB { db, _ := openPG(t); return db }},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			db := b.open(t)
+			ctx := context.Background()
+			tn, err := db.CreateTenant(ctx, Tenant{Name: "A"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx = WithTenant(ctx, tn.ID)
+			c, err := db.CreateConnection(ctx, Connection{Type: "wsfed", Name: "third", Config: []byte(`{}`)})
+			if err != nil {
+				t.Fatalf("a third connection type: %v", err)
+			}
+			got, err := db.Connection(ctx, c.ID)
+			if err != nil || got.Type != "wsfed" {
+				t.Fatalf("read back: %+v, %v", got, err)
+			}
+			if _, err := db.CreateConnection(ctx, Connection{Type: "WS-Fed", Name: "bad", Config: []byte(`{}`)}); err == nil {
+				t.Fatal("a type name that is no path segment was stored")
+			}
+		})
+	}
+}
+
+// TestSQLiteRebuildKeepsReferringRows: migration 0080 rebuilds the
+// connections table. Rows that refer to a connection survive it, and the
+// references still cascade afterwards (foreign keys are back on and point
+// at the new table).
+func TestSQLiteRebuildKeepsReferringRows(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "t.db"), testCipher{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	s := db.d.(*sqliteDB)
+	all, err := migrations.Load("sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(all, func(m migrations.Migration) bool { return m.Version == 80 })
+	if i < 0 {
+		t.Fatal("migration 0080 not found")
+	}
+	if err := s.apply(ctx, all[:i]); err != nil {
+		t.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := s.w.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`INSERT INTO tenants (id, name, status, created_at, updated_at) VALUES ('tnt_a', 'A', 'active', 0, 0)`)
+	exec(`INSERT INTO connections (tenant_id, id, type, name, status, config, created_at, updated_at)
+		VALUES ('tnt_a', 'conn_a', 'saml', 'A', 'active', '{}', 0, 0)`)
+	exec(`INSERT INTO connection_tests (tenant_id, connection_id, ok, conn_updated_at, result, created_at)
+		VALUES ('tnt_a', 'conn_a', 1, 0, '{}', 0)`)
+	count := func() int {
+		t.Helper()
+		var n int
+		if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM connection_tests`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	if err := s.apply(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("connection_tests rows after the rebuild = %d, want 1", n)
+	}
+	var fk int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+		t.Fatalf("foreign_keys after the migration = %d, %v; want on", fk, err)
+	}
+	exec(`DELETE FROM connections WHERE id = 'conn_a'`)
+	if n := count(); n != 0 {
+		t.Fatalf("deleting the connection left %d connection_tests rows: the reference no longer cascades", n)
+	}
+}
