@@ -115,6 +115,11 @@ func TestKeyRotationOverlap(t *testing.T) {
 	n.tenant("Acme", "acme.test", alice("acme.test"))
 	a := n.app(store.Application{})
 	old, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+	// Warm the broker's own key cache before the rotation: it must notice
+	// the new key (checked with the fresh token below).
+	if a.introspect(t, n, old.AccessToken)["active"] != true {
+		t.Fatal("fresh access token inactive")
+	}
 	if _, err := n.Keys.Rotate(context.Background(), time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +131,9 @@ func TestKeyRotationOverlap(t *testing.T) {
 	}
 	a2 := n.app(store.Application{}) // a fresh go-oidc key cache
 	fresh, _ := a2.exchange(t, code(t, a2.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+	if a2.introspect(t, n, fresh.AccessToken)["active"] != true {
+		t.Fatal("access token of the new key inactive: the broker's key cache is stale")
+	}
 	prov, err := oidc.NewProvider(context.Background(), n.URL) // a fresh JWKS cache
 	if err != nil {
 		t.Fatal(err)
