@@ -1,19 +1,15 @@
 package console_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/idbroker/idbroker/admin-portal/console"
 	"github.com/idbroker/idbroker/admin-portal/openapi"
-	"github.com/idbroker/idbroker/internal/secrets"
-	"github.com/idbroker/idbroker/store"
 )
 
 // TestAPIReferencePage: /console/api renders every operation of the
@@ -96,21 +92,9 @@ func TestAPIReferencePage(t *testing.T) {
 	}
 
 	// Signed in: the navigation leads here, and marks it.
-	ctx := context.Background()
-	dev, _, err := console.SeedDevOperator(ctx, h.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, err := h.db.OperatorByEmail(ctx, dev.Email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := secrets.NewToken("")
-	if _, err := h.db.CreateOperatorSession(ctx, store.OperatorSession{TokenHash: secrets.HashToken(tok), OperatorID: op.ID,
-		CSRFToken: "csrf-" + secrets.NewToken(""), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, body := get(tok); !strings.Contains(body, `<a href="/console/api" aria-current="page">API</a>`) || !strings.Contains(body, dev.Email) {
+	s := h.signIn(t)
+	tok := s.token
+	if _, _, body := get(tok); !strings.Contains(body, `<a href="/console/api" aria-current="page">API</a>`) || !strings.Contains(body, s.email) {
 		t.Errorf("signed in, the page lacks the navigation to it")
 	}
 	req, _ := http.NewRequest("GET", h.url+"/console/tenants", nil)

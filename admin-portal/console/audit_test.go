@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/idbroker/idbroker/admin-portal/console"
 	"github.com/idbroker/idbroker/internal/browsertest"
-	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -24,21 +22,7 @@ import (
 // session cookie's value.
 func operatorSession(t *testing.T, h *harness) string {
 	t.Helper()
-	ctx := context.Background()
-	dev, _, err := console.SeedDevOperator(ctx, h.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, err := h.db.OperatorByEmail(ctx, dev.Email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := secrets.NewToken("")
-	if _, err := h.db.CreateOperatorSession(ctx, store.OperatorSession{TokenHash: secrets.HashToken(tok), OperatorID: op.ID,
-		CSRFToken: "csrf-" + secrets.NewToken(""), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return h.signIn(t).token
 }
 
 // seedAudit gives the tenant n audit rows an hour apart from base (actions

@@ -141,19 +141,8 @@ func TestCreateOperatorLink(t *testing.T) {
 func TestSessionRules(t *testing.T) {
 	h := start(t, "")
 	ctx := context.Background()
-	dev, _, err := console.SeedDevOperator(ctx, h.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, err := h.db.OperatorByEmail(ctx, dev.Email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := secrets.NewToken("")
-	if _, err := h.db.CreateOperatorSession(ctx, store.OperatorSession{TokenHash: secrets.HashToken(tok), OperatorID: op.ID,
-		CSRFToken: "csrf-" + secrets.NewToken(""), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	s := h.signIn(t)
+	tok := s.token
 	tn := newTenant(t, h.db, "Acme")
 	do := func(method, path string, form url.Values) *http.Response {
 		t.Helper()
@@ -203,19 +192,8 @@ func TestSessionRules(t *testing.T) {
 func TestConsoleActionsAudited(t *testing.T) {
 	h := start(t, "")
 	ctx := context.Background()
-	dev, _, err := console.SeedDevOperator(ctx, h.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, err := h.db.OperatorByEmail(ctx, dev.Email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, csrf := secrets.NewToken(""), "csrf-"+secrets.NewToken("")
-	if _, err := h.db.CreateOperatorSession(ctx, store.OperatorSession{TokenHash: secrets.HashToken(tok), OperatorID: op.ID,
-		CSRFToken: csrf, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	s := h.signIn(t)
+	tok, csrf := s.token, s.csrf
 	tn := newTenant(t, h.db, "Acme")
 	post := func(path string, form url.Values, want int) {
 		t.Helper()
@@ -244,8 +222,8 @@ func TestConsoleActionsAudited(t *testing.T) {
 	var got []row
 	for _, r := range rows {
 		if r.Action == "tenant.status_changed" || r.Action == "portal_link.created" {
-			if r.Actor.Type != "operator" || r.Actor.ID != op.ID || r.Resource.ID != tn.ID || r.RequestID == "" {
-				t.Errorf("row %+v, want operator %s on tenant %s", r, op.ID, tn.ID)
+			if r.Actor.Type != "operator" || r.Actor.ID != s.operatorID || r.Resource.ID != tn.ID || r.RequestID == "" {
+				t.Errorf("row %+v, want operator %s on tenant %s", r, s.operatorID, tn.ID)
 			}
 			var d struct{ From, To, Intent string }
 			if err := json.Unmarshal(r.Context, &d); err != nil {
@@ -266,7 +244,7 @@ func TestConsoleActionsAudited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(chain) != 2 || chain[0].Actor.ID != op.ID || chain[1].Actor.ID != op.ID {
-		t.Errorf("tenant chain rows %+v, want two by operator %s", chain, op.ID)
+	if len(chain) != 2 || chain[0].Actor.ID != s.operatorID || chain[1].Actor.ID != s.operatorID {
+		t.Errorf("tenant chain rows %+v, want two by operator %s", chain, s.operatorID)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/admin-portal/console"
 	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/slo"
 	"github.com/idbroker/idbroker/store"
@@ -137,4 +138,31 @@ func contains(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// session is a console session of the dev operator.
+type session struct {
+	email, operatorID, token, csrf string
+}
+
+// signIn seeds the dev operator and opens a console session for it
+// directly in the store: the tests of pages skip the password and TOTP
+// steps, which the browser test walks.
+func (h *harness) signIn(t *testing.T) session {
+	t.Helper()
+	ctx := context.Background()
+	dev, _, err := console.SeedDevOperator(ctx, h.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := h.db.OperatorByEmail(ctx, dev.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := session{email: dev.Email, operatorID: op.ID, token: secrets.NewToken(""), csrf: "csrf-" + secrets.NewToken("")}
+	if _, err := h.db.CreateOperatorSession(ctx, store.OperatorSession{TokenHash: secrets.HashToken(s.token), OperatorID: op.ID,
+		CSRFToken: s.csrf, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

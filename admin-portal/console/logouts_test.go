@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/idbroker/idbroker/admin-portal/console"
-	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/internal/testdb"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
@@ -21,20 +20,8 @@ import (
 // session's CSRF token unless it has one).
 func signedIn(t *testing.T, h *harness) func(method, path string, form url.Values) (*http.Response, string) {
 	t.Helper()
-	ctx := context.Background()
-	dev, _, err := console.SeedDevOperator(ctx, h.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, err := h.db.OperatorByEmail(ctx, dev.Email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, csrf := secrets.NewToken(""), "csrf-"+secrets.NewToken("")
-	if _, err := h.db.CreateOperatorSession(ctx, store.OperatorSession{TokenHash: secrets.HashToken(tok), OperatorID: op.ID,
-		CSRFToken: csrf, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	s := h.signIn(t)
+	tok, csrf := s.token, s.csrf
 	return func(method, path string, form url.Values) (*http.Response, string) {
 		t.Helper()
 		if form != nil && !form.Has("csrf") {

@@ -1,15 +1,12 @@
 package console_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/idbroker/idbroker/admin-portal/console"
-	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -18,20 +15,8 @@ import (
 // page shows none of it.
 func TestTenantPageShowsDirectoriesLastSCIMError(t *testing.T) {
 	h := start(t, "")
-	ctx := context.Background()
-	dev, _, err := console.SeedDevOperator(ctx, h.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, err := h.db.OperatorByEmail(ctx, dev.Email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := secrets.NewToken("")
-	if _, err := h.db.CreateOperatorSession(ctx, store.OperatorSession{TokenHash: secrets.HashToken(tok), OperatorID: op.ID,
-		CSRFToken: "csrf-" + secrets.NewToken(""), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	s := h.signIn(t)
+	tok := s.token
 	page := func(tenantID string) string {
 		t.Helper()
 		req, _ := http.NewRequest("GET", h.url+"/console/tenants/"+tenantID, nil)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/idbroker/idbroker/admin-portal/console"
-	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/slo"
 	"github.com/idbroker/idbroker/store"
 )
@@ -20,19 +19,8 @@ import (
 func TestTenantPageShowsServiceLevels(t *testing.T) {
 	h := start(t, "")
 	ctx := context.Background()
-	dev, _, err := console.SeedDevOperator(ctx, h.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, err := h.db.OperatorByEmail(ctx, dev.Email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := secrets.NewToken("")
-	if _, err := h.db.CreateOperatorSession(ctx, store.OperatorSession{TokenHash: secrets.HashToken(tok), OperatorID: op.ID,
-		CSRFToken: "csrf-" + secrets.NewToken(""), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	s := h.signIn(t)
+	tok := s.token
 	acme, err := h.db.CreateTenant(ctx, store.Tenant{Name: "Acme", Tier: store.TierEnterprise})
 	if err != nil {
 		t.Fatal(err)
