@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -99,5 +100,45 @@ func TestSQLiteRebuildKeepsReferringRows(t *testing.T) {
 	exec(`DELETE FROM connections WHERE id = 'conn_a'`)
 	if n := count(); n != 0 {
 		t.Fatalf("deleting the connection left %d connection_tests rows: the reference no longer cascades", n)
+	}
+}
+
+// TestUserIDsAreGlobal: ResolveUser finds a tenant from a user id alone,
+// so a user id one tenant holds cannot be given to another's user.
+func TestUserIDsAreGlobal(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		open func(t *testing.T) *DB
+	}{
+		{"sqlite", func(t *testing.T) *DB { return openTestDB(t, "sqlite://"+filepath.Join(t.TempDir(), "t.db")) }},
+		{"postgres", func(t *testing.T) *DB { db, _ := openPG(t); return db }},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			db := b.open(t)
+			ctx := context.Background()
+			var tenants [2]context.Context
+			for i := range tenants {
+				tn, err := db.CreateTenant(ctx, Tenant{Name: "T"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tenants[i] = WithTenant(ctx, tn.ID)
+			}
+			u, err := db.CreateUser(tenants[0], User{Email: "a@a.example", Active: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = db.CreateUser(tenants[1], User{ID: u.ID, Email: "b@b.example", Active: true})
+			if !errors.Is(err, ErrConflict) {
+				t.Fatalf("another tenant's user took id %s: err = %v, want ErrConflict", u.ID, err)
+			}
+			tid, err := db.ResolveUser(ctx, u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want, _ := TenantFrom(tenants[0]); tid != want {
+				t.Fatalf("ResolveUser = %s, want %s", tid, want)
+			}
+		})
 	}
 }
