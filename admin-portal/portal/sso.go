@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -697,10 +698,24 @@ func (p *Portal) ssoTestResult(c echo.Context) error {
 	return p.render(c, http.StatusOK, "sso_result.html", "Test result · "+w.Conn.Name, w)
 }
 
+// errChangedSinceTest is what an admin sees who activates a connection
+// from a page showing a version that is no longer the stored one.
+const errChangedSinceTest = "This connection changed since you tested it: test again, then activate."
+
+// ssoActivate turns the connection on, but only the version the page
+// showed (the form's version): settings changed since, in another tab or
+// by the maintenance loop, were not what the admin tested.
 func (p *Portal) ssoActivate(c echo.Context) error {
 	w, err := p.wizardFor(c, "test")
 	if err != nil {
 		return err
+	}
+	shown, err := strconv.ParseInt(c.FormValue("version"), 10, 64)
+	if err != nil || shown <= 0 || shown != w.Conn.Version {
+		// A missing version is a page from before versions were sent:
+		// refused the same way, the page now carries the current one.
+		w.Errors[""] = errChangedSinceTest
+		return p.render(c, http.StatusConflict, "sso_test.html", w.Conn.Name, w)
 	}
 	if w.State != "tested" && w.State != "inactive" {
 		w.Errors[""] = "Run a successful test login with the current settings before activating: select Test connection."
@@ -711,8 +726,22 @@ func (p *Portal) ssoActivate(c echo.Context) error {
 	}
 	active := store.ConnectionActive
 	ctx := c.Request().Context()
-	_, err = p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, connections.Update{Status: &active},
+	_, err = p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, connections.Update{Status: &active, IfVersion: shown},
 		p.connAudit(c, "connection.activated", nil))
+	if errors.Is(err, connections.ErrChanged) {
+		// Changed between this request's read and its write: show the
+		// page as it now is.
+		conn, err := p.cfg.Store.Connection(ctx, w.Conn.ID)
+		if err != nil {
+			return err
+		}
+		c.Set(connKey, conn)
+		if w, err = p.wizardFor(c, "test"); err != nil {
+			return err
+		}
+		w.Errors[""] = errChangedSinceTest
+		return p.render(c, http.StatusConflict, "sso_test.html", w.Conn.Name, w)
+	}
 	if errors.Is(err, connections.ErrConfig) || errors.Is(err, connections.ErrUpstream) {
 		_, msg := configError(err, w.Conn.Type, "")
 		w.Errors[""] = msg
