@@ -23,6 +23,16 @@ type transport struct{ next http.RoundTripper }
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	parent := trace.SpanFromContext(ctx)
+	if !parent.IsRecording() {
+		// A library in between (zitadel's relying party, around the
+		// OIDC code exchange) may have put a non-recording span of the
+		// unset global provider in ctx: the call still belongs under the
+		// request's span.
+		if rs := requestSpan(ctx); rs.IsRecording() {
+			parent = rs
+			ctx = trace.ContextWithSpan(ctx, rs)
+		}
+	}
 	if !parent.SpanContext().IsValid() {
 		return t.next.RoundTrip(req)
 	}

@@ -14,6 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/idbroker/idbroker/internal/tracing"
 )
@@ -236,5 +237,46 @@ func TestTransportPropagates(t *testing.T) {
 	}
 	if strings.Contains(client.Name(), "secret") {
 		t.Errorf("span name %q carries the query", client.Name())
+	}
+}
+
+// TestTransportBehindALibrarySpan: zitadel's relying party wraps the OIDC
+// code exchange in a span of the unset global provider, non-recording but
+// carrying the request's span context; the outgoing call is still a client
+// span under the request's span.
+func TestTransportBehindALibrarySpan(t *testing.T) {
+	rec, tp := recorder()
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Traceparent")
+	}))
+	defer srv.Close()
+	c := &http.Client{Transport: tracing.Transport(http.DefaultTransport)}
+
+	ctx, parent := tp.Tracer("t").Start(context.Background(), "GET /sso/oidc/:conn/callback")
+	ctx = tracing.WithRequestSpan(ctx, parent)
+	ctx, lib := noop.NewTracerProvider().Tracer("zitadel").Start(ctx, "CodeExchange")
+	if lib.IsRecording() || !lib.SpanContext().IsValid() {
+		t.Fatal("the library's span should be non-recording with the request's context")
+	}
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/token", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	parent.End()
+	h := <-got
+	var client sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindClient {
+			client = s
+		}
+	}
+	if client == nil || client.Parent().SpanID() != parent.SpanContext().SpanID() {
+		t.Fatalf("no client span under the request's: %v", rec.Ended())
+	}
+	if want := "00-" + client.SpanContext().TraceID().String() + "-" + client.SpanContext().SpanID().String() + "-01"; h != want {
+		t.Errorf("traceparent %q, want %q", h, want)
 	}
 }
