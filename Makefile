@@ -109,7 +109,7 @@ MUTATE_FILES_admin-portal/console := auth.go
 # GOFLAGS, for the coverage run too): the ones that exercise those files,
 # so that a mutant costs seconds rather than the whole package's minutes.
 # Empty runs every test of the package.
-MUTATE_RUN_broker := ^(TestSSOCookieAttributes|TestFullFlow|TestBadClientAndRedirect|TestPKCE|TestPKCERules|TestCodeReuseRevokes|TestCodeRace|TestCodeBoundToClientAndRedirect|TestRefreshRotationAndReuse|TestRefreshRaceEndsTheFamily|TestSequentialReuseEndsTheSession|TestRevocation|TestPromptNoneAndSSO|TestIntrospectClientAuth|TestIntrospectRefreshToken|TestIntrospectCrossTenant|TestOAuthErrors|TestKeyRotationOverlap|TestApplicationLifetimes)$$
+MUTATE_RUN_broker := ^(TestSSOCookieAttributes|TestFullFlow|TestBadClientAndRedirect|TestPKCE|TestPKCERules|TestCodeReuseRevokes|TestCodeRace|TestCodeBoundToClientAndRedirect|TestRefreshRotationAndReuse|TestRefreshRaceEndsTheFamily|TestSequentialReuseEndsTheSession|TestRevocation|TestPromptNoneAndSSO|TestIntrospectClientAuth|TestIntrospectRefreshToken|TestIntrospectCrossTenant|TestOAuthErrors|TestKeyRotationOverlap|TestApplicationLifetimes|TestTokensExpireAtTheirExpSecond)$$
 MUTATE_RUN_connections/saml := ^(TestSAML.*|TestACS.*|TestHasDTD)$$
 MUTATE_RUN_scim := ^(TestAuthAndTenantIsolation|TestTenantStatusGatesSCIM|TestDirectoriesOfOneTenantAreApart|TestMembersOfAnotherDirectory|TestRateLimitPerTenant|TestBadInputIsA4xx)$$
 MUTATE_RUN_store := ^(TestConformance|TestNoTenantRunsNoSQL|TestRedactURL)$$/^(sqlite|postgres)$$/^(NoTenantFailsLoudly|CrossTenantIsNotFound|EveryMethodIsTenantScoped|DirectoryMembers|AuthenticateDirectory)$$
