@@ -26,6 +26,9 @@ const (
 	// enrolment) echo back: a double submit, since there is no session
 	// to keep it in yet.
 	csrfCookie = "idb_console_csrf"
+	// csrfField is the form field carrying the CSRF token; the portal's
+	// forms use the same name (the shared frame's "csrf" template).
+	csrfField = "csrf_token"
 )
 
 // touchEvery is how stale last_seen_at may get before a request refreshes
@@ -68,7 +71,7 @@ func (c *Console) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ec.Set(sessionKey, s)
 		if !safeMethod(ec.Request().Method) {
-			got := ec.Request().PostFormValue("csrf")
+			got := ec.Request().PostFormValue(csrfField)
 			if subtle.ConstantTimeCompare([]byte(got), []byte(s.sess.CSRFToken)) != 1 || got == "" {
 				return c.message(ec, http.StatusForbidden, "Request refused", "This form was missing its security token or it had expired. Go back, reload the page and try again.")
 			}
@@ -126,7 +129,7 @@ func (c *Console) formCSRF(ec echo.Context) string {
 func (c *Console) checkFormCSRF(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(ec echo.Context) error {
 		ck, err := ec.Cookie(csrfCookie)
-		got := ec.Request().PostFormValue("csrf")
+		got := ec.Request().PostFormValue(csrfField)
 		if err != nil || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(ck.Value)) != 1 {
 			return c.message(ec, http.StatusForbidden, "Request refused", "This form was missing its security token or it had expired. Go back, reload the page and try again.")
 		}

@@ -161,10 +161,10 @@ func TestSessionRules(t *testing.T) {
 	}
 	for _, form := range []url.Values{
 		{"status": {"paused"}, "confirm": {"yes"}},
-		{"status": {"paused"}, "confirm": {"yes"}, "csrf": {"wrong"}},
+		{"status": {"paused"}, "confirm": {"yes"}, "csrf_token": {"wrong"}},
 	} {
 		if resp := do("POST", "/console/tenants/"+tn.ID+"/status", form); resp.StatusCode != http.StatusForbidden {
-			t.Errorf("POST with csrf %q = %d, want 403", form.Get("csrf"), resp.StatusCode)
+			t.Errorf("POST with csrf %q = %d, want 403", form.Get("csrf_token"), resp.StatusCode)
 		}
 	}
 	if got, _ := h.db.Tenant(storeCtx(tn.ID)); got.Status != store.TenantActive {
@@ -197,7 +197,7 @@ func TestConsoleActionsAudited(t *testing.T) {
 	tn := newTenant(t, h.db, "Acme")
 	post := func(path string, form url.Values, want int) {
 		t.Helper()
-		form.Set("csrf", csrf)
+		form.Set("csrf_token", csrf)
 		req, _ := http.NewRequest("POST", h.url+path, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})

@@ -29,7 +29,7 @@ func (r *cookieRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
 // TestCookieAttributes: every cookie the console sets or clears on a
 // whole visit — the signed-out CSRF cookie, the session sign-in starts,
@@ -73,14 +73,14 @@ func TestCookieAttributes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st, body := page(c.PostForm(h.url+"/console/signin", url.Values{"csrf": {csrf(body)}, "email": {dev.Email}, "password": {dev.Password}, "code": {code}})); st != http.StatusSeeOther {
+			if st, body := page(c.PostForm(h.url+"/console/signin", url.Values{"csrf_token": {csrf(body)}, "email": {dev.Email}, "password": {dev.Password}, "code": {code}})); st != http.StatusSeeOther {
 				t.Fatalf("sign in = %d:\n%s", st, body)
 			}
 			st, body := page(c.Get(h.url + "/console/tenants"))
 			if st != http.StatusOK {
 				t.Fatalf("signed-in page = %d", st)
 			}
-			if st, _ := page(c.PostForm(h.url+"/console/signout", url.Values{"csrf": {csrf(body)}})); st != http.StatusSeeOther {
+			if st, _ := page(c.PostForm(h.url+"/console/signout", url.Values{"csrf_token": {csrf(body)}})); st != http.StatusSeeOther {
 				t.Fatalf("sign out = %d", st)
 			}
 

@@ -24,8 +24,8 @@ func signedIn(t *testing.T, h *harness) func(method, path string, form url.Value
 	tok, csrf := s.token, s.csrf
 	return func(method, path string, form url.Values) (*http.Response, string) {
 		t.Helper()
-		if form != nil && !form.Has("csrf") {
-			form.Set("csrf", csrf)
+		if form != nil && !form.Has("csrf_token") {
+			form.Set("csrf_token", csrf)
 		}
 		req, _ := http.NewRequest(method, h.url+path, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -91,7 +91,7 @@ func TestDeadLogoutsInConsole(t *testing.T) {
 		{ids[acme.ID], url.Values{"tenant_id": {globex.ID}}, http.StatusNotFound},
 		{ids[acme.ID], url.Values{"tenant_id": {"nope"}}, http.StatusNotFound},
 		{"blo_unknown", url.Values{"tenant_id": {acme.ID}}, http.StatusNotFound},
-		{ids[acme.ID], url.Values{"tenant_id": {acme.ID}, "csrf": {"wrong"}}, http.StatusForbidden},
+		{ids[acme.ID], url.Values{"tenant_id": {acme.ID}, "csrf_token": {"wrong"}}, http.StatusForbidden},
 	} {
 		if resp, body := do("POST", "/console/logouts/"+tc.id+"/redeliver", tc.form); resp.StatusCode != tc.want {
 			t.Fatalf("redeliver %s %v: %d, want %d\n%s", tc.id, tc.form, resp.StatusCode, tc.want, body)

@@ -216,7 +216,7 @@ func TestWrongMethodIs405EverywhereWithAllow(t *testing.T) {
 		{"console unknown path", "PUT", "/console/nowhere", 404, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := http.NewRequest(tt.method, b.base+tt.path, strings.NewReader(url.Values{"csrf": {csrf}}.Encode()))
+			req, err := http.NewRequest(tt.method, b.base+tt.path, strings.NewReader(url.Values{"csrf_token": {csrf}}.Encode()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -256,7 +256,7 @@ func checkMethodAnswer(t *testing.T, a answer, status int, allow string, format 
 
 var (
 	devOperatorRE = regexp.MustCompile(`email=(\S+) password=(\S+) totp_secret=(\S+)`)
-	csrfFieldRE   = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	csrfFieldRE   = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 )
 
 // consoleSession signs the --dev operator in to the console (its
@@ -294,7 +294,7 @@ func consoleSession(t *testing.T, b *node) (*http.Client, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	form := url.Values{"csrf": {csrf}, "email": {m[1]}, "password": {m[2]}, "code": {code}}
+	form := url.Values{"csrf_token": {csrf}, "email": {m[1]}, "password": {m[2]}, "code": {code}}
 	// The sign-in redirects to the tenants page, whose sign-out form
 	// carries the session's token.
 	res, err := c.Post(b.base+"/console/signin", "application/x-www-form-urlencoded", bytes.NewBufferString(form.Encode()))
