@@ -13,10 +13,14 @@ import (
 	"time"
 )
 
-// The self-serve portal and the operator console share one frame
-// (templates/layout/app.html), one stylesheet (static/app.css) and one
-// script (static/app.js). Each of them keeps its pages in a directory of
-// its own under templates/ and loads them with NewPages.
+// Every app page, the portal's and the operator console's, shares the
+// parts of templates/layout/frame.html (head, skip link, footer, the CSRF
+// field) and the stylesheet static/base.css. The portal's pages render in
+// the shared layout (templates/layout/app.html, static/app.css,
+// static/app.js), each surface keeping its pages in a directory of its own
+// under templates/ and loading them with NewPages; the console keeps its
+// own header and navigation (console/layout.html, static/console.css) and
+// parses the shared parts with ParseFrame.
 
 //go:embed templates templates/*/_*.html
 var appFiles embed.FS
@@ -90,6 +94,17 @@ var Funcs = template.FuncMap{
 	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 }
 
+// ParseFrame adds the shared parts of every app page
+// (templates/layout/frame.html: "frame-head", "skip-link", "frame-footer"
+// and "csrf") to t, for a surface that draws its own frame around them.
+func ParseFrame(t *template.Template) (*template.Template, error) {
+	t, err := t.ParseFS(appFiles, "templates/layout/frame.html")
+	if err != nil {
+		return nil, fmt.Errorf("web: parse frame: %w", err)
+	}
+	return t, nil
+}
+
 // Pages are the pages of one surface, each parsed together with the shared
 // layout. Pages are parsed at construction; a page that does not parse is
 // an error there, never in a request.
@@ -108,7 +123,7 @@ func NewPages(dir string, funcs template.FuncMap, imgSrc ...string) (*Pages, err
 	if funcs != nil {
 		base = base.Funcs(funcs)
 	}
-	base, err := base.ParseFS(appFiles, "templates/layout/app.html")
+	base, err := base.ParseFS(appFiles, "templates/layout/frame.html", "templates/layout/app.html")
 	if err != nil {
 		return nil, fmt.Errorf("web: parse layout: %w", err)
 	}
@@ -127,7 +142,8 @@ func NewPages(dir string, funcs template.FuncMap, imgSrc ...string) (*Pages, err
 		}
 		files = append(files, f)
 	}
-	// app.html is the frame, not a page; message.html is everyone's.
+	// frame.html and app.html are the frame, not pages; message.html is
+	// everyone's.
 	files = append(files, "templates/layout/message.html")
 	p := &Pages{pages: map[string]*template.Template{}, csp: AppCSP(imgSrc...)}
 	for _, f := range files {

@@ -32,7 +32,7 @@ func TestPagesRenderMessage(t *testing.T) {
 		t.Errorf("CSP allows inline: %q", csp)
 	}
 	body := w.Body.String()
-	for _, want := range []string{"Acme &lt;HR&gt;", "This setup link has expired.", "Ask Acme for a new one.", `href="/static/app.css"`, "<h1>Link expired</h1>"} {
+	for _, want := range []string{"Acme &lt;HR&gt;", "This setup link has expired.", "Ask Acme for a new one.", `href="/static/base.css"`, `href="/static/app.css"`, `href="#main">Skip to content`, `<footer class="footer"><p>Acme &lt;HR&gt;</p></footer>`, "<h1>Link expired</h1>"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("body lacks %q:\n%s", want, body)
 		}
@@ -46,7 +46,7 @@ func TestPagesRenderMessage(t *testing.T) {
 }
 
 func TestStaticAppAssets(t *testing.T) {
-	for _, name := range []string{"/app.css", "/app.js"} {
+	for _, name := range []string{"/base.css", "/app.css", "/app.js", "/console.css", "/console.js"} {
 		w := httptest.NewRecorder()
 		Static().ServeHTTP(w, httptest.NewRequest("GET", name, nil))
 		if w.Code != 200 || w.Body.Len() == 0 {

@@ -150,7 +150,10 @@ func New(cfg Config) *Console {
 
 func parsePages(files fs.FS) *template.Template {
 	funcs := template.FuncMap{}
-	return template.Must(template.New("console").Funcs(funcs).ParseFS(files, "*.html"))
+	// The head, skip link, footer and CSRF field are every app page's
+	// (web.ParseFrame); the console's templates add its header and nav.
+	t := template.Must(web.ParseFrame(template.New("console").Funcs(funcs)))
+	return template.Must(t.ParseFS(files, "*.html"))
 }
 
 // Path is where the console is mounted.
@@ -229,8 +232,14 @@ func (c *Console) headers(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// product names the deployment in the console's header, title and footer.
+const product = "idbroker"
+
 // page is what every template receives.
 type page struct {
+	// Product and Footer are what the shared footer shows.
+	Product  string
+	Footer   string
 	Title    string
 	Nav      string
 	Operator string
@@ -242,6 +251,7 @@ type page struct {
 }
 
 func (c *Console) render(ec echo.Context, status int, name string, p page) error {
+	p.Product, p.Footer = product, "Operator console"
 	if s, ok := sessionOf(ec); ok {
 		p.Operator = s.op.Email
 		p.CSRF = s.sess.CSRFToken

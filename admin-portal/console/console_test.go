@@ -248,3 +248,37 @@ func TestConsoleActionsAudited(t *testing.T) {
 		t.Errorf("tenant chain rows %+v, want two by operator %s", chain, s.operatorID)
 	}
 }
+
+// TestPagesShareTheFrame: console pages carry what every app page shares
+// with the portal — base.css before the console's own stylesheet, the skip
+// link, the footer and the csrf_token form field — and every asset they
+// link is served.
+func TestPagesShareTheFrame(t *testing.T) {
+	h := start(t, "")
+	resp, err := client().Get(h.url + "/console/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(raw)
+	for _, want := range []string{`href="/static/base.css"`, `href="#main">Skip to content`, `<main id="main"`,
+		`<footer class="footer"><p>idbroker · Operator console</p></footer>`, `name="csrf_token"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("sign-in page lacks %q:\n%s", want, body)
+		}
+	}
+	if b, c := strings.Index(body, "/static/base.css"), strings.Index(body, "/static/console.css"); c < 0 || b > c {
+		t.Errorf("base.css (at %d) must come before console.css (at %d)", b, c)
+	}
+	for _, asset := range []string{"/static/base.css", "/static/console.css", "/static/console.js", "/static/favicon.svg"} {
+		resp, err := client().Get(h.url + asset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d", asset, resp.StatusCode)
+		}
+	}
+}
