@@ -3,9 +3,11 @@
 // assets, embedded in the binary. It knows nothing of OAuth or tenants: the
 // broker and the portal hand it a template name and the data to show.
 //
-// The self-serve portal and the operator console share a frame of their
-// own (templates/layout/app.html, static/app.css, static/app.js): each
-// keeps its pages under templates/<surface>/ and renders them with Pages.
+// The self-serve portal and the operator console share the parts of every
+// app page (templates/layout/frame.html, static/base.css): the portal
+// renders in the shared layout (templates/layout/app.html, static/app.css,
+// static/app.js) with Pages; the console draws its own header and
+// navigation around the shared parts (console/*.html, static/console.css).
 package web
 
 import (

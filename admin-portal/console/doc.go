@@ -14,7 +14,9 @@
 //
 // Every page sends a strict Content-Security-Policy (scripts and styles
 // from 'self' only, frame-ancestors 'none'); every form carries a CSRF
-// token and a POST without it is 403. Every action is audited with the
+// token (field csrf_token, as in the portal) and a POST without it is 403.
+// The pages share the portal's head, skip link, footer and base stylesheet
+// (package web) and keep their own header, navigation and console.css. Every action is audited with the
 // operator as actor: in the tenant's own audit chain when it concerns a
 // tenant, else in the operators' audit trail.
 package console
