@@ -3,6 +3,8 @@
 -- sibling directory could hide a quiet one's entirely; this partial index
 -- reads one directory's events newest first, however busy the others.
 -- Queries repeat the predicate and the expression word for word.
--- store.TestPostgresHotPathPlans asserts the plan.
-CREATE INDEX events_dsync_directory ON events (tenant_id, (data->>'directory_id'), seq)
+-- store.TestPostgresHotPathPlans asserts the plan. IF NOT EXISTS: an
+-- operator may build it CONCURRENTLY beforehand (docs/reference/
+-- operations.md, "Upgrading").
+CREATE INDEX IF NOT EXISTS events_dsync_directory ON events (tenant_id, (data->>'directory_id'), seq)
   WHERE type LIKE 'dsync.%';
