@@ -12,7 +12,11 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/idbroker/idbroker/internal/safehttp"
+	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -59,6 +63,9 @@ type Config struct {
 	// BaseDelay and MaxDelay shape the backoff: the n-th retry waits
 	// BaseDelay·2^(n-1), capped at MaxDelay, jittered down by up to half.
 	BaseDelay, MaxDelay time.Duration
+	// TracerProvider, when tracing is on, gets a span per batch and per
+	// delivery (tracing.StartBackground); nil means none.
+	TracerProvider trace.TracerProvider
 }
 
 // Dispatcher delivers the outbox to webhooks.
@@ -122,14 +129,51 @@ func (d *Dispatcher) DeliverDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("events: claim deliveries: %w", err)
 	}
+	if len(claimed) == 0 {
+		return 0, nil // an idle poll is no span
+	}
+	ctx, batch := tracing.StartBackground(ctx, d.cfg.TracerProvider, SpanWebhookBatch, now)
+	defer batch.End()
+	if batch.IsRecording() {
+		batch.SetAttributes(attribute.Int("batch.size", len(claimed)))
+	}
 	hooks := map[string]store.Webhook{}
 	for _, dl := range claimed {
-		res := d.attempt(ctx, dl, hooks)
-		if err := d.cfg.Store.RecordDelivery(context.WithoutCancel(ctx), dl.ID, res); err != nil {
-			return len(claimed), fmt.Errorf("events: record delivery %s: %w", dl.ID, err)
+		if err := d.deliver(ctx, dl, hooks); err != nil {
+			tracing.Fail(batch, "record delivery")
+			return len(claimed), err
 		}
 	}
 	return len(claimed), nil
+}
+
+// The spans of webhook deliveries (when tracing is on).
+const (
+	SpanWebhookBatch   = "webhook.batch"
+	SpanWebhookDeliver = "webhook.deliver"
+)
+
+// deliver attempts one delivery and records the outcome, in a span of its
+// own: the POST is its client span, and the receiver is sent its
+// traceparent.
+func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery, hooks map[string]store.Webhook) error {
+	ctx, span := tracing.StartBackground(ctx, d.cfg.TracerProvider, SpanWebhookDeliver, time.Time{})
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("delivery.id", dl.ID), attribute.String("webhook.id", dl.WebhookID),
+			attribute.String("event.id", dl.EventID), attribute.Int("delivery.attempt", dl.Attempts))
+	}
+	res := d.attempt(ctx, dl, hooks)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("delivery.status", string(res.Status)))
+		if res.Status != store.DeliverySucceeded {
+			tracing.Fail(span, string(res.Status))
+		}
+	}
+	if err := d.cfg.Store.RecordDelivery(context.WithoutCancel(ctx), dl.ID, res); err != nil {
+		return fmt.Errorf("events: record delivery %s: %w", dl.ID, err)
+	}
+	return nil
 }
 
 // payload is the webhook body: the event as GET /api/v1/events shows it.
@@ -151,6 +195,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks map[s
 		// give up on the delivery: retry it like a failed attempt.
 		return d.failed(dl, dl.CreatedAt, 0, "event unavailable: "+err.Error())
 	}
+	tracing.SetSpanTenant(trace.SpanFromContext(ctx), ev.TenantID)
 	hook, ok := hooks[dl.WebhookID]
 	if !ok {
 		if hook, err = d.cfg.Store.Webhook(ctx, dl.WebhookID); err != nil {

@@ -9,6 +9,10 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -45,6 +49,9 @@ type LogoutConfig struct {
 	// MaxAge, BaseDelay, MaxDelay and Poll default to the constants above;
 	// Timeout (one attempt) to DefaultTimeout.
 	MaxAge, BaseDelay, MaxDelay, Poll, Timeout time.Duration
+	// TracerProvider, when tracing is on, gets a span per batch and per
+	// logout (tracing.StartBackground); nil means none.
+	TracerProvider trace.TracerProvider
 }
 
 // LogoutDispatcher delivers the back-channel logout queue (store.Logout
@@ -114,20 +121,58 @@ func (d *LogoutDispatcher) DeliverDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("events: claim logouts: %w", err)
 	}
+	if len(claimed) == 0 {
+		return 0, nil
+	}
+	ctx, batch := tracing.StartBackground(ctx, d.cfg.TracerProvider, SpanLogoutBatch, now)
+	defer batch.End()
+	if batch.IsRecording() {
+		batch.SetAttributes(attribute.Int("batch.size", len(claimed)))
+	}
 	for _, l := range claimed {
-		actx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
-		status, err := d.cfg.Sender.SendLogout(actx, l)
-		cancel()
-		res := d.result(l, status, err)
-		if res.Status == store.DeliveryDead {
-			d.log.WarnContext(ctx, "back-channel logout dead-lettered", "logout", l.ID, "client_id", l.ApplicationID,
-				"sid", l.SessionID, "attempts", l.Attempts, "err", res.Error)
-		}
-		if err := d.cfg.Store.RecordLogout(context.WithoutCancel(ctx), l.ID, res); err != nil {
-			return len(claimed), fmt.Errorf("events: record logout %s: %w", l.ID, err)
+		if err := d.deliver(ctx, l); err != nil {
+			tracing.Fail(batch, "record logout")
+			return len(claimed), err
 		}
 	}
 	return len(claimed), nil
+}
+
+// The spans of back-channel logout deliveries (when tracing is on).
+const (
+	SpanLogoutBatch   = "backchannel_logout.batch"
+	SpanLogoutDeliver = "backchannel_logout.deliver"
+)
+
+// deliver attempts one logout and records the outcome, in a span of its
+// own: the POST to the application is its client span, and the
+// application is sent its traceparent.
+func (d *LogoutDispatcher) deliver(ctx context.Context, l store.Logout) error {
+	ctx, span := tracing.StartBackground(ctx, d.cfg.TracerProvider, SpanLogoutDeliver, time.Time{})
+	defer span.End()
+	if span.IsRecording() {
+		tracing.SetSpanTenant(span, l.TenantID)
+		span.SetAttributes(attribute.String("logout.id", l.ID), tracing.ClientKey.String(l.ApplicationID),
+			attribute.Int("delivery.attempt", l.Attempts))
+	}
+	actx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	status, err := d.cfg.Sender.SendLogout(actx, l)
+	cancel()
+	res := d.result(l, status, err)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("delivery.status", string(res.Status)))
+		if res.Status != store.DeliverySucceeded {
+			tracing.Fail(span, string(res.Status))
+		}
+	}
+	if res.Status == store.DeliveryDead {
+		d.log.WarnContext(ctx, "back-channel logout dead-lettered", "logout", l.ID, "client_id", l.ApplicationID,
+			"sid", l.SessionID, "attempts", l.Attempts, "err", res.Error)
+	}
+	if err := d.cfg.Store.RecordLogout(context.WithoutCancel(ctx), l.ID, res); err != nil {
+		return fmt.Errorf("events: record logout %s: %w", l.ID, err)
+	}
+	return nil
 }
 
 func (d *LogoutDispatcher) result(l store.Logout, status int, err error) store.DeliveryResult {

@@ -8,6 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
@@ -49,7 +53,18 @@ type RevokerConfig struct {
 	// Ended, if set, is called with the sessions each applied revocation
 	// ended, after their logouts are queued (to wake the logout dispatcher).
 	Ended func(rv store.Revocation, ended []sessions.Session)
+	// TracerProvider, when tracing is on, gets a span per batch Run
+	// claims (tracing.StartBackground); nil means none. Each order
+	// applied is a span under its batch, or under the request that
+	// applied it at once.
+	TracerProvider trace.TracerProvider
 }
+
+// The spans of revocations (when tracing is on).
+const (
+	SpanRevocationBatch = "revocation.batch"
+	SpanRevocationApply = "revocation.apply"
+)
 
 // Revoker applies the revocation queue to the session store.
 //
@@ -114,12 +129,20 @@ func (r *Revoker) Apply(ctx context.Context, revs ...store.Revocation) ([]sessio
 
 // apply ends the sessions of one order, queues their logouts and deletes
 // the order.
-func (r *Revoker) apply(ctx context.Context, rv store.Revocation) ([]sessions.Session, error) {
+func (r *Revoker) apply(ctx context.Context, rv store.Revocation) (_ []sessions.Session, err error) {
+	ctx, span := tracing.Start(ctx, SpanRevocationApply)
+	defer func() {
+		if err != nil {
+			tracing.Fail(span, "not applied")
+		}
+		span.End()
+	}()
+	if span.IsRecording() {
+		tracing.SetSpanTenant(span, rv.TenantID)
+		span.SetAttributes(attribute.String("revocation.id", rv.ID), attribute.String("revocation.kind", string(rv.Kind)))
+	}
 	ss := r.cfg.Sessions
-	var (
-		ended []sessions.Session
-		err   error
-	)
+	var ended []sessions.Session
 	switch rv.Kind {
 	case store.RevokeSession:
 		ended, err = ss.RevokeSession(ctx, rv.SubjectID)
@@ -191,7 +214,15 @@ func (r *Revoker) ApplyDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("events: claim revocations: %w", err)
 	}
+	if len(claimed) == 0 {
+		return 0, nil
+	}
 	ctx = context.WithoutCancel(ctx) // finish what was claimed
+	ctx, batch := tracing.StartBackground(ctx, r.cfg.TracerProvider, SpanRevocationBatch, now)
+	defer batch.End()
+	if batch.IsRecording() {
+		batch.SetAttributes(attribute.Int("batch.size", len(claimed)))
+	}
 	for i, rv := range claimed {
 		if _, err := r.apply(ctx, rv); err != nil {
 			r.failed.Store(true)
@@ -201,6 +232,7 @@ func (r *Revoker) ApplyDue(ctx context.Context) (int, error) {
 					r.log.ErrorContext(ctx, "reschedule revocation", "revocation", left.ID, "err", rerr)
 				}
 			}
+			tracing.Fail(batch, "session store")
 			return i, err
 		}
 	}

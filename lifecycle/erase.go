@@ -11,6 +11,10 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -36,12 +40,23 @@ type Eraser struct {
 	Window time.Duration    // zero: DefaultWindow
 	Now    func() time.Time // nil: time.Now
 	Log    *slog.Logger     // nil: discarded
+	// TracerProvider, when tracing is on, gets a span per run that finds
+	// tenants to erase and one per tenant (tracing.StartBackground); nil
+	// means none.
+	TracerProvider trace.TracerProvider
 }
+
+// The spans of the erase job (when tracing is on).
+const (
+	SpanEraseBatch  = "erase.batch"
+	SpanEraseTenant = "erase.tenant"
+)
 
 // EraseDue erases every tenant deleted more than Window ago and returns
 // their reports. The cache goes first: if the database step fails, the
 // next run does both again, and erasing a cache twice is harmless.
 func (e *Eraser) EraseDue(ctx context.Context) ([]store.AuditEvent, error) {
+	begun := time.Now()
 	now, window, log := time.Now, e.Window, e.Log
 	if e.Now != nil {
 		now = e.Now
@@ -56,24 +71,50 @@ func (e *Eraser) EraseDue(ctx context.Context) ([]store.AuditEvent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: %w", err)
 	}
+	if len(ids) == 0 {
+		return nil, nil // a run with nothing to do is no span
+	}
+	ctx, batch := tracing.StartBackground(ctx, e.TracerProvider, SpanEraseBatch, begun)
+	defer batch.End()
+	if batch.IsRecording() {
+		batch.SetAttributes(attribute.Int("batch.size", len(ids)))
+	}
 	var out []store.AuditEvent
 	for _, id := range ids {
-		note := map[string]any{}
-		if e.Cache != nil {
-			n, err := e.Cache.EraseTenant(ctx, id)
-			if err != nil {
-				return out, fmt.Errorf("lifecycle: erase %s from the cache: %w", id, err)
-			}
-			note["cache_keys_erased"] = n
-		}
-		rep, err := e.Store.EraseTenant(store.WithTenant(ctx, id), store.Actor{Type: "system", ID: "erase-job"}, note)
+		rep, err := e.erase(ctx, id, log)
 		if err != nil {
-			return out, fmt.Errorf("lifecycle: erase %s: %w", id, err)
+			tracing.Fail(batch, "erase failed")
+			return out, err
 		}
-		log.InfoContext(ctx, "tenant erased", "tenant_id", id, "report", rep.ID, "hash", rep.Hash)
 		out = append(out, rep)
 	}
 	return out, nil
+}
+
+// erase erases one tenant, in a span of its own.
+func (e *Eraser) erase(ctx context.Context, id string, log *slog.Logger) (_ store.AuditEvent, err error) {
+	ctx, span := tracing.StartBackground(ctx, e.TracerProvider, SpanEraseTenant, time.Time{})
+	defer func() {
+		if err != nil {
+			tracing.Fail(span, "erase failed")
+		}
+		span.End()
+	}()
+	tracing.SetSpanTenant(span, id)
+	note := map[string]any{}
+	if e.Cache != nil {
+		n, err := e.Cache.EraseTenant(ctx, id)
+		if err != nil {
+			return store.AuditEvent{}, fmt.Errorf("lifecycle: erase %s from the cache: %w", id, err)
+		}
+		note["cache_keys_erased"] = n
+	}
+	rep, err := e.Store.EraseTenant(store.WithTenant(ctx, id), store.Actor{Type: "system", ID: "erase-job"}, note)
+	if err != nil {
+		return store.AuditEvent{}, fmt.Errorf("lifecycle: erase %s: %w", id, err)
+	}
+	log.InfoContext(ctx, "tenant erased", "tenant_id", id, "report", rep.ID, "hash", rep.Hash)
+	return rep, nil
 }
 
 // Run erases what is due now and then every interval until ctx ends. Nodes

@@ -87,7 +87,7 @@ func startWired(t *testing.T, dev bool) *wired {
 		t.Fatal(err)
 	}
 	srv := httpserver.New(httpserver.Config{Logger: log, Checks: map[string]httpserver.CheckFunc{"database": st.Ping}})
-	if _, err := mountSurfaces(ctx, &bg, srv, metrics.New(), cfg, st, cache, keys, log); err != nil {
+	if _, err := mountSurfaces(ctx, &bg, srv, metrics.New(), nil, cfg, st, cache, keys, log); err != nil {
 		t.Fatal(err)
 	}
 	ts.Config.Handler = srv.Echo()

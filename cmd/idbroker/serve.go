@@ -179,7 +179,7 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger, tp *
 			"cache":    cache.Ping,
 		},
 	})
-	announce, err := mountSurfaces(ctx, &bg, srv, reg, cfg, st, cache, keys, log)
+	announce, err := mountSurfaces(ctx, &bg, srv, reg, tp.TracerProvider(), cfg, st, cache, keys, log)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/admin-portal/console"
@@ -85,7 +86,10 @@ const erasureInterval = time.Hour
 //
 // The returned func logs what a user needs once the port is bound (the
 // --dev demo URL).
-func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Server, reg *metrics.Registry, cfg Config, st store.Store, cache sessionStore, keys *signing.Manager, log *slog.Logger) (announce func(), err error) {
+//
+// tp is the tracer provider of the background work (webhook and logout
+// deliveries, revocations, erasure); nil when tracing is off.
+func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Server, reg *metrics.Registry, tp trace.TracerProvider, cfg Config, st store.Store, cache sessionStore, keys *signing.Manager, log *slog.Logger) (announce func(), err error) {
 	// Introspection and token checks read sessions through a local cache
 	// that revocations on any node invalidate.
 	cached, err := sessions.NewCached(ctx, cache, 0, 0)
@@ -152,6 +156,8 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Store:    st,
 		Sessions: cached,
 		Logger:   log.With("surface", "revocations"),
+		// Its batches; an order applied at once is in its request's span.
+		TracerProvider: tp,
 		Ended: func(store.Revocation, []sessions.Session) {
 			logouts.Kick() // set below, before any request can revoke
 		},
@@ -193,9 +199,10 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		return nil, err
 	}
 	if logouts, err = events.NewLogoutDispatcher(events.LogoutConfig{
-		Store:  st,
-		Sender: provider,
-		Logger: log.With("surface", "backchannel"),
+		Store:          st,
+		Sender:         provider,
+		Logger:         log.With("surface", "backchannel"),
+		TracerProvider: tp,
 	}); err != nil {
 		return nil, err
 	}
@@ -260,9 +267,10 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Logger: log.With("surface", "console"),
 	})
 	webhooks, err := events.New(events.Config{
-		Store:  st,
-		Client: outbound(safehttp.Options{Timeout: events.DefaultTimeout}),
-		Logger: log.With("surface", "webhooks"),
+		Store:          st,
+		Client:         outbound(safehttp.Options{Timeout: events.DefaultTimeout}),
+		Logger:         log.With("surface", "webhooks"),
+		TracerProvider: tp,
 	})
 	if err != nil {
 		return nil, err
@@ -311,7 +319,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	bg.Go(func() { revoker.Run(ctx) })
 	// Tenants deleted longer ago than the restore window are erased from
 	// the database and the cache (lifecycle.Eraser).
-	eraser := &lifecycle.Eraser{Store: st, Log: log.With("surface", "lifecycle")}
+	eraser := &lifecycle.Eraser{Store: st, Log: log.With("surface", "lifecycle"), TracerProvider: tp}
 	if c, ok := cache.(lifecycle.Cache); ok {
 		eraser.Cache = c
 	}

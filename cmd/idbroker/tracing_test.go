@@ -181,3 +181,91 @@ func TestSignInTrace(t *testing.T) {
 	}
 	b.stop()
 }
+
+// TestWebhookDeliveryTrace: with tracing on, a webhook delivery is a
+// trace of its own: the poll's batch span, one span per delivery under it
+// (naming the tenant, the delivery, the webhook and the event), and the
+// POST to the receiver as the delivery's client span, whose traceparent
+// the receiver is sent.
+func TestWebhookDeliveryTrace(t *testing.T) {
+	rcv := newOTLPReceiver(t)
+	got := make(chan string, 16)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Traceparent")
+	}))
+	defer hook.Close()
+	b := startBroker(t, map[string]string{
+		envDatabaseURL:                "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+		envBootstrapAPIKey:            e2eBootstrapKey,
+		envAllowPrivateNetworks:       "true", // the receiver is on loopback
+		"OTEL_EXPORTER_OTLP_ENDPOINT": rcv.URL,
+		"OTEL_BSP_SCHEDULE_DELAY":     "100",
+	})
+	var wh struct {
+		ID string `json:"id"`
+	}
+	if code := b.do("POST", "/api/v1/webhooks", e2eBootstrapKey,
+		map[string]any{"url": hook.URL + "/hook", "events": []string{"dsync.user.created"}}, &wh); code != http.StatusCreated {
+		t.Fatalf("POST /webhooks = %d, want 201", code)
+	}
+	var tenant tenantJSON
+	if code := b.do("POST", "/api/v1/tenants", e2eBootstrapKey, map[string]any{"name": "Acme"}, &tenant); code != http.StatusCreated {
+		t.Fatalf("POST /tenants = %d", code)
+	}
+	var dir struct {
+		SCIMBaseURL string `json:"scim_base_url"`
+		BearerToken string `json:"bearer_token"`
+	}
+	if code := b.do("POST", "/api/v1/tenants/"+tenant.ID+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &dir); code != http.StatusCreated {
+		t.Fatalf("POST directory = %d", code)
+	}
+	user := `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bob@acme.example",` +
+		`"active":true,"emails":[{"value":"bob@acme.example","primary":true}]}`
+	req, _ := http.NewRequest("POST", dir.SCIMBaseURL+"/Users", strings.NewReader(user))
+	req.Header.Set("Authorization", "Bearer "+dir.BearerToken)
+	req.Header.Set("Content-Type", "application/scim+json")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("SCIM POST /Users = %d", resp.StatusCode)
+	}
+	var sent string
+	select {
+	case sent = <-got:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no webhook delivery within 20s")
+	}
+
+	batch := rcv.span(t, "webhook.batch")
+	deliver := rcv.span(t, "webhook.deliver")
+	post := rcv.span(t, "POST "+strings.TrimPrefix(hook.URL, "http://"))
+	id := func(b []byte) string { return hex.EncodeToString(b) }
+	if len(batch.ParentSpanId) != 0 || !bytes.Equal(deliver.TraceId, batch.TraceId) || !bytes.Equal(deliver.ParentSpanId, batch.SpanId) {
+		t.Errorf("webhook.deliver (trace %s parent %s) is not the child of a root webhook.batch (trace %s parent %s)",
+			id(deliver.TraceId), id(deliver.ParentSpanId), id(batch.TraceId), id(batch.ParentSpanId))
+	}
+	if post.Kind != tracepb.Span_SPAN_KIND_CLIENT || !bytes.Equal(post.ParentSpanId, deliver.SpanId) {
+		t.Errorf("the POST to the receiver (kind %v parent %s) is not a client span under webhook.deliver", post.Kind, id(post.ParentSpanId))
+	}
+	if want := "00-" + id(post.TraceId) + "-" + id(post.SpanId) + "-01"; sent != want {
+		t.Errorf("the receiver was sent traceparent %q, want %q", sent, want)
+	}
+	if got := attrOf(deliver.Attributes, "tenant.id"); got != tenant.ID {
+		t.Errorf("webhook.deliver tenant.id = %q, want %q", got, tenant.ID)
+	}
+	if got := attrOf(deliver.Attributes, "webhook.id"); got != wh.ID {
+		t.Errorf("webhook.deliver webhook.id = %q, want %q", got, wh.ID)
+	}
+	for _, k := range []string{"delivery.id", "event.id"} {
+		if attrOf(deliver.Attributes, k) == "" {
+			t.Errorf("webhook.deliver has no %s: %v", k, deliver.Attributes)
+		}
+	}
+	if got := attrOf(deliver.Attributes, "delivery.status"); got != "succeeded" {
+		t.Errorf("webhook.deliver delivery.status = %q, want succeeded", got)
+	}
+	b.stop()
+}

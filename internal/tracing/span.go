@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // The attributes idbroker's spans carry beside the HTTP ones: ids, never
@@ -134,5 +135,39 @@ func StartFrom(ctx context.Context, traceparent, name string, start time.Time, a
 func Fail(span trace.Span, description string) {
 	if span.IsRecording() {
 		span.SetStatus(codes.Error, description)
+	}
+}
+
+// StartBackground starts the span of one piece of background work (a
+// batch of webhook deliveries, one delivery, an erasure): a child of the
+// span in ctx when that one is recording (a delivery inside its batch, a
+// revocation applied while serving a request), else the root of a trace
+// of its own from tp. start is when the work began (zero: now), so that a
+// batch span, started only once there turned out to be work, still covers
+// the claim that found it. tp is nil when tracing is off: then it returns
+// ctx and a no-op span, allocating nothing. Never the span already in ctx:
+// the caller ends what it is given.
+func StartBackground(ctx context.Context, tp trace.TracerProvider, name string, start time.Time) (context.Context, trace.Span) {
+	if parent := trace.SpanFromContext(ctx); parent.IsRecording() {
+		return tracer(parent).Start(ctx, name, startAt(start)...)
+	}
+	if tp == nil {
+		return ctx, noop.Span{}
+	}
+	return tp.Tracer(instrumentationName).Start(ctx, name, append(startAt(start), trace.WithNewRoot())...)
+}
+
+func startAt(start time.Time) []trace.SpanStartOption {
+	if start.IsZero() {
+		return nil
+	}
+	return []trace.SpanStartOption{trace.WithTimestamp(start)}
+}
+
+// SetSpanTenant records the tenant on span, if it is recording: for the
+// spans of background work, where no request span is in the context.
+func SetSpanTenant(span trace.Span, id string) {
+	if id != "" && span.IsRecording() {
+		span.SetAttributes(TenantKey.String(id))
 	}
 }

@@ -106,6 +106,12 @@ func TestOffAllocatesNothing(t *testing.T) {
 		span.End()
 		_, span = tracing.StartFrom(c, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "y", time.Time{})
 		span.End()
+		// Background work (webhook and logout deliveries, revocations,
+		// erasure) with no tracer provider.
+		c, span = tracing.StartBackground(ctx, nil, "webhook.batch", time.Time{})
+		tracing.SetSpanTenant(span, "tnt_1")
+		_, span = tracing.StartBackground(c, nil, "webhook.deliver", time.Now())
+		span.End()
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per call with tracing off, want 0", allocs)
@@ -278,5 +284,53 @@ func TestTransportBehindALibrarySpan(t *testing.T) {
 	}
 	if want := "00-" + client.SpanContext().TraceID().String() + "-" + client.SpanContext().SpanID().String() + "-01"; h != want {
 		t.Errorf("traceparent %q, want %q", h, want)
+	}
+}
+
+func TestStartBackground(t *testing.T) {
+	rec, tp := recorder()
+	// A request's span in ctx, tracing off for background work: the
+	// caller is handed a no-op, never the request's span to end.
+	rctx, req := tp.Tracer("t").Start(context.Background(), "POST /api/v1/tenants/:id")
+	_, span := tracing.StartBackground(trace.ContextWithSpan(context.Background(), noop.Span{}), nil, "x", time.Time{})
+	if span.IsRecording() {
+		t.Error("a span with no tracer provider")
+	}
+	// On: a batch is a root, its deliveries its children, and work done
+	// while serving a request is the request's child.
+	begun := time.Now().Add(-time.Second)
+	bctx, batch := tracing.StartBackground(context.Background(), tp, "webhook.batch", begun)
+	tracing.SetSpanTenant(batch, "tnt_1")
+	_, one := tracing.StartBackground(bctx, tp, "webhook.deliver", time.Time{})
+	one.End()
+	batch.End()
+	_, inReq := tracing.StartBackground(rctx, tp, "revocation.apply", time.Time{})
+	inReq.End()
+	req.End()
+	spans := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		spans[s.Name()] = s
+	}
+	b, d, r := spans["webhook.batch"], spans["webhook.deliver"], spans["revocation.apply"]
+	if b == nil || d == nil || r == nil {
+		t.Fatalf("spans %v", spans)
+	}
+	if b.Parent().IsValid() || !b.StartTime().Equal(begun) {
+		t.Errorf("batch: parent %v start %v, want a root begun at %v", b.Parent(), b.StartTime(), begun)
+	}
+	if d.Parent().SpanID() != b.SpanContext().SpanID() {
+		t.Errorf("delivery's parent %v, want the batch", d.Parent())
+	}
+	if r.Parent().SpanID() != req.SpanContext().SpanID() {
+		t.Errorf("in-request work's parent %v, want the request", r.Parent())
+	}
+	var tenant string
+	for _, kv := range b.Attributes() {
+		if kv.Key == tracing.TenantKey {
+			tenant = kv.Value.AsString()
+		}
+	}
+	if tenant != "tnt_1" {
+		t.Errorf("batch tenant.id %q", tenant)
 	}
 }
