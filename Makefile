@@ -111,7 +111,7 @@ MUTATE_FILES_admin-portal/console := auth.go
 # Empty runs every test of the package.
 MUTATE_RUN_broker := ^(TestSSOCookieAttributes|TestFullFlow|TestBadClientAndRedirect|TestPKCE|TestPKCERules|TestCodeReuseRevokes|TestCodeRace|TestCodeBoundToClientAndRedirect|TestRefreshRotationAndReuse|TestRefreshRaceEndsTheFamily|TestSequentialReuseEndsTheSession|TestRevocation|TestPromptNoneAndSSO|TestIntrospectClientAuth|TestIntrospectRefreshToken|TestIntrospectCrossTenant|TestOAuthErrors|TestKeyRotationOverlap|TestApplicationLifetimes|TestTokensExpireAtTheirExpSecond)$$
 MUTATE_RUN_connections/saml := ^(TestSAML.*|TestACS.*|TestHasDTD)$$
-MUTATE_RUN_scim := ^(TestAuthAndTenantIsolation|TestTenantStatusGatesSCIM|TestDirectoriesOfOneTenantAreApart|TestMembersOfAnotherDirectory|TestRateLimitPerTenant|TestBadInputIsA4xx)$$
+MUTATE_RUN_scim := ^(TestAuthAndTenantIsolation|TestTenantStatusGatesSCIM|TestDirectoriesOfOneTenantAreApart|TestMembersOfAnotherDirectory|TestRateLimitPerTenant|TestBadInputIsA4xx|TestNewTakesAnHTTPSIssuer|TestConfiguredRevokerAndLoggerAreUsed|TestMaxResultsBounds)$$
 MUTATE_RUN_store := ^(TestConformance|TestNoTenantRunsNoSQL|TestRedactURL)$$/^(sqlite|postgres)$$/^(NoTenantFailsLoudly|CrossTenantIsNotFound|EveryMethodIsTenantScoped|DirectoryMembers|AuthenticateDirectory)$$
 MUTATE_RUN_admin-portal/portal := ^(TestCookieAttributes|TestCreateLinkChecksItsArguments|TestLinkOpensOnceIntoAScopedSession|TestSessionIsBoundToItsIntent|TestPostWithoutCSRFIsRefused|TestSignOutEndsTheSession|TestAnotherTenantsIDsAreNotFound)$$
 MUTATE_RUN_admin-portal/console := ^(TestSignedOutRoutes|TestCookiesSecureOnHTTPS|TestSessionRules|TestCookieAttributes|TestPasswordHash|TestMatchTOTP|TestLockFor|TestRecoveryCodes)$$
