@@ -25,6 +25,13 @@ func TestCreateLinkChecksItsArguments(t *testing.T) {
 		{"sso", "http://app.example/back", "return_url"},
 		{"sso", "javascript:alert(1)", "return_url"},
 		{"sso", "/relative", "return_url"},
+		// The bound is 2048 characters, inclusive.
+		{"sso", "https://app.example/" + strings.Repeat("a", 2048-len("https://app.example/")), ""},
+		{"sso", "https://app.example/" + strings.Repeat("a", 2049-len("https://app.example/")), "return_url"},
+		{"sso", "http://app.localhost/back", ""},
+		{"sso", "http://[::1]:3000/back", ""},
+		{"sso", "https://user:pw@app.example/back", "return_url"},
+		{"sso", "http://localhost.app.example/back", "return_url"},
 	}
 	for _, tc := range tests {
 		u, exp, err := h.portal.CreateLink(ctx, tc.intent, tc.ret)
