@@ -46,7 +46,7 @@ func TestPagesRenderMessage(t *testing.T) {
 }
 
 func TestStaticAppAssets(t *testing.T) {
-	for _, name := range []string{"/base.css", "/app.css", "/app.js", "/console.css", "/console.js"} {
+	for _, name := range []string{"/base.css", "/app.css", "/app.js", "/console.css"} {
 		w := httptest.NewRecorder()
 		Static().ServeHTTP(w, httptest.NewRequest("GET", name, nil))
 		if w.Code != 200 || w.Body.Len() == 0 {

@@ -10,8 +10,8 @@ var consoleFiles embed.FS
 
 // ConsoleTemplates holds the operator console's page templates (console/*.html),
 // for package console to parse with its own functions, after ParseFrame's
-// shared parts. Their assets (base.css, console.css, console.js) are among
-// Static's.
+// shared parts. Their assets (base.css, console.css and the shared
+// app.js) are among Static's.
 func ConsoleTemplates() fs.FS {
 	sub, err := fs.Sub(consoleFiles, "console")
 	if err != nil {

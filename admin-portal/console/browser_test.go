@@ -260,7 +260,7 @@ func TestOperatorInBrowser(t *testing.T) {
 		if err != nil || len(h.links) != 1 || link != h.links[0] || !strings.Contains(link, "intent=dsync") {
 			t.Fatalf("portal link %q (handed out %v): %v", link, h.links, err)
 		}
-		// The copy button is shown by console.js (no inline script).
+		// The copy button is shown by the shared app.js (no inline script).
 		if hidden, err := chromedp.Run(tab, chromedp.Poll[bool](`!document.querySelector("button[data-copy]").hidden`)); err != nil || !hidden {
 			fail(t, tab, "copy button", errors.Join(err, errors.New("still hidden")))
 		}

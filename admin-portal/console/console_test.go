@@ -262,7 +262,7 @@ func TestPagesShareTheFrame(t *testing.T) {
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	body := string(raw)
-	for _, want := range []string{`href="/static/base.css"`, `href="#main">Skip to content`, `<main id="main"`,
+	for _, want := range []string{`href="/static/base.css"`, `src="/static/app.js"`, `href="#main">Skip to content`, `<main id="main"`,
 		`<footer class="footer"><p>idbroker · Operator console</p></footer>`, `name="csrf_token"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("sign-in page lacks %q:\n%s", want, body)
@@ -271,7 +271,7 @@ func TestPagesShareTheFrame(t *testing.T) {
 	if b, c := strings.Index(body, "/static/base.css"), strings.Index(body, "/static/console.css"); c < 0 || b > c {
 		t.Errorf("base.css (at %d) must come before console.css (at %d)", b, c)
 	}
-	for _, asset := range []string{"/static/base.css", "/static/console.css", "/static/console.js", "/static/favicon.svg"} {
+	for _, asset := range []string{"/static/base.css", "/static/console.css", "/static/app.js", "/static/favicon.svg"} {
 		resp, err := client().Get(h.url + asset)
 		if err != nil {
 			t.Fatal(err)

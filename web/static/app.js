@@ -10,6 +10,10 @@ document.addEventListener("click", function (ev) {
     if (!field) return;
     var text = field.value !== undefined ? field.value : field.textContent;
     var done = function () {
+      // A live region named <input-id>-status, when the page has one,
+      // tells screen-reader users too.
+      var status = document.getElementById(btn.getAttribute("data-copy") + "-status");
+      if (status) status.textContent = "Copied to the clipboard.";
       var label = btn.textContent;
       btn.textContent = "Copied";
       btn.classList.add("copied");
@@ -35,6 +39,9 @@ document.addEventListener("DOMContentLoaded", function () {
   // users land where the problem is.
   var bad = document.querySelector("[aria-invalid=true]");
   if (bad) bad.focus();
+  // A copy button that only works with this script may be hidden in the
+  // markup; show it now.
+  document.querySelectorAll("[data-copy][hidden]").forEach(function (b) { b.hidden = false; });
   // <select data-autosubmit> submits its form on change (filters).
   document.querySelectorAll("select[data-autosubmit]").forEach(function (s) {
     s.addEventListener("change", function () { s.form.submit(); });
