@@ -842,6 +842,22 @@ func TestEnsureBootstrapKey(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		const key = "bootstrap-key-from-the-environment-0123456789"
+		// Nodes starting together, then restarts: one key, one row.
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = adminportal.EnsureBootstrapKey(ctx, e.st, key)
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("node %d: %v", i, err)
+			}
+		}
 		for i := range 2 { // idempotent across restarts
 			if err := adminportal.EnsureBootstrapKey(ctx, e.st, key); err != nil {
 				t.Fatalf("run %d: %v", i, err)
@@ -866,11 +882,30 @@ func TestEnsureBootstrapKey(t *testing.T) {
 		if sum := sha256.Sum256([]byte(key)); !bytes.Equal(boot[0].Hash, sum[:]) || !strings.HasPrefix(key, boot[0].Prefix) || len(boot[0].Prefix) > 12 {
 			t.Errorf("stored key = %+v", boot[0])
 		}
+		// Its creation is in the operators' trail, once, like a key made
+		// with "idbroker apikey create", and never with the key itself.
+		created := func() []store.OperatorAuditEvent {
+			t.Helper()
+			rows, _, err := e.st.OperatorAudit(ctx, "api_key.created", store.Page{Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rows
+		}
+		rows := created()
+		if len(rows) != 1 || rows[0].Actor != adminportal.BootstrapActor ||
+			rows[0].Resource != (store.Resource{Type: "api_key", ID: boot[0].ID, Name: adminportal.BootstrapKeyName}) ||
+			!strings.Contains(string(rows[0].Context), boot[0].ID) || strings.Contains(string(rows[0].Context), key) {
+			t.Fatalf("api_key.created rows = %+v, want one naming %s", rows, boot[0].ID)
+		}
 		if err := e.st.RevokeAPIKey(ctx, boot[0].ID); err != nil {
 			t.Fatal(err)
 		}
 		if err := adminportal.EnsureBootstrapKey(ctx, e.st, key); err == nil {
 			t.Error("a revoked bootstrap key was revived")
+		}
+		if rows := created(); len(rows) != 1 {
+			t.Errorf("%d api_key.created rows after refusing a revoked bootstrap key, want still 1", len(rows))
 		}
 		if r := e.call("GET", "/tenants", nil, "Authorization", "Bearer "+key); r.status != http.StatusUnauthorized {
 			t.Errorf("revoked bootstrap key: status %d", r.status)

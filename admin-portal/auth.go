@@ -2,6 +2,7 @@ package adminportal
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -48,11 +49,18 @@ func CreateAPIKey(ctx context.Context, st APIKeys, name string) (plaintext strin
 // BootstrapKeyName names the key EnsureBootstrapKey stores.
 const BootstrapKeyName = "bootstrap"
 
+// BootstrapActor is who the operators' trail names for the bootstrap key's
+// creation: the broker itself, at start, from its environment.
+var BootstrapActor = store.Actor{Type: "system", ID: "idbroker-serve"}
+
 // EnsureBootstrapKey makes the exact key given (IDBROKER_BOOTSTRAP_API_KEY)
 // a valid operator key, stored hashed. It is idempotent, across restarts
 // and across nodes starting together. A bootstrap key that was revoked
-// stays revoked: it is an error, not revived.
-func EnsureBootstrapKey(ctx context.Context, st APIKeys, key string) error {
+// stays revoked: it is an error, not revived. When it stores the key, an
+// api_key.created row goes to the operators' trail in the same
+// transaction, as for a key made with `idbroker apikey create`: once,
+// whatever the number of restarts or nodes.
+func EnsureBootstrapKey(ctx context.Context, st BootstrapStore, key string) error {
 	if err := checkKeySyntax(key); err != nil {
 		return fmt.Errorf("adminportal: bootstrap API key: %w", err)
 	}
@@ -66,14 +74,30 @@ func EnsureBootstrapKey(ctx context.Context, st APIKeys, key string) error {
 	if len(prefix) > displayPrefixLen {
 		prefix = prefix[:displayPrefixLen]
 	}
-	_, err := st.CreateAPIKey(ctx, store.APIKey{
-		ID:     store.NewID(store.PrefixAPIKey),
-		Name:   BootstrapKeyName,
-		Hash:   hash,
-		Prefix: prefix,
+	err := st.InTx(ctx, func(ctx context.Context) error {
+		k, err := st.CreateAPIKey(ctx, store.APIKey{
+			ID:     store.NewID(store.PrefixAPIKey),
+			Name:   BootstrapKeyName,
+			Hash:   hash,
+			Prefix: prefix,
+		})
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(map[string]any{"id": k.ID, "name": k.Name, "from": "IDBROKER_BOOTSTRAP_API_KEY"})
+		if err != nil {
+			return err
+		}
+		_, err = st.AppendOperatorAudit(ctx, store.OperatorAuditEvent{
+			Actor: BootstrapActor, Action: "api_key.created",
+			Resource: store.Resource{Type: "api_key", ID: k.ID, Name: k.Name}, Context: b,
+		})
+		return err
 	})
 	if errors.Is(err, store.ErrConflict) {
-		// Another node stored it first, or it exists revoked.
+		// Another node stored it first, or it exists revoked. Checked
+		// after the transaction: on PostgreSQL a failed statement ends
+		// the one it was in.
 		if _, aerr := st.AuthenticateAPIKey(ctx, hash); aerr == nil {
 			return nil
 		}

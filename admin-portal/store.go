@@ -70,8 +70,16 @@ type Store interface {
 	AuditLog(ctx context.Context, q store.LogQuery) (store.LogPage[store.AuditEvent], error)
 }
 
-// APIKeys is what CreateAPIKey and EnsureBootstrapKey need of the store.
+// APIKeys is what CreateAPIKey needs of the store.
 type APIKeys interface {
 	CreateAPIKey(ctx context.Context, k store.APIKey) (store.APIKey, error)
 	AuthenticateAPIKey(ctx context.Context, hash []byte) (store.APIKey, error)
+}
+
+// BootstrapStore is what EnsureBootstrapKey needs: the key and its row in
+// the operators' trail are written in one transaction.
+type BootstrapStore interface {
+	APIKeys
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	AppendOperatorAudit(ctx context.Context, e store.OperatorAuditEvent) (store.OperatorAuditEvent, error)
 }
