@@ -198,12 +198,9 @@ const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 // headers sets what every console answer carries, errors included.
 func (c *Console) headers(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(ec echo.Context) error {
-		h := ec.Response().Header()
-		h.Set("Content-Security-Policy", csp)
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-store")
+		// The portal's pages send the same headers (web.SecureHeaders); the
+		// console's policy is web.AppCSP's without data: images.
+		web.SecureHeaders(ec.Response().Header(), csp)
 		err := next(ec)
 		if err == nil || ec.Response().Committed {
 			return err
