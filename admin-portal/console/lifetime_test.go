@@ -1,0 +1,42 @@
+package console_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/admin-portal/console"
+)
+
+// TestSessionLifetime: a session in use outlives the idle timeout (30
+// minutes; each request more than a minute after the last one moves its
+// idle window), and no session outlives its expiry, however busy. The
+// harness's session expires an hour after sign-in.
+func TestSessionLifetime(t *testing.T) {
+	h := start(t, "")
+	tok := h.signIn(t).token
+	get := func() *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", h.url+"/console/tenants", nil)
+		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})
+		resp, err := client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	// Requests at 25, 50 and 59 minutes: never idle for 30.
+	for _, step := range []time.Duration{25 * time.Minute, 25 * time.Minute, 9 * time.Minute} {
+		h.clock.Advance(step)
+		if resp := get(); resp.StatusCode != http.StatusOK {
+			t.Fatalf("a session in use, %v after the last request: GET = %d, want 200", step, resp.StatusCode)
+		}
+	}
+	h.clock.Advance(2 * time.Minute) // 61 minutes after sign-in, 2 after the last request
+	resp := get()
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
+		t.Fatalf("session past its expiry: GET = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
