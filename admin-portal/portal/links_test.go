@@ -42,7 +42,7 @@ func TestCreateLinkChecksItsArguments(t *testing.T) {
 			continue
 		}
 		fe, ok := err.(*FieldError)
-		if !ok || fe.Field != tc.field {
+		if !ok || fe.Field != tc.field || !strings.HasPrefix(fe.Error(), tc.field+": ") {
 			t.Errorf("CreateLink(%q, %q) error = %v, want one naming %s", tc.intent, tc.ret, err, tc.field)
 		}
 	}
