@@ -127,3 +127,26 @@ func TestMaxResultsBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestLocationAndTypeErrors: a created resource's answer says where it
+// lives and no other answer carries a Location; a JSON value of the wrong
+// type for the whole body is refused naming the body.
+func TestLocationAndTypeErrors(t *testing.T) {
+	en := newEnvWith(t, backends[0].open(t), scim.Config{})
+	created := en.do("POST", "/Users", userBody("bob@acme.test", nil)).want(t, http.StatusCreated)
+	id := created.str("id")
+	if got, want := created.header.Get("Location"), en.srv.BaseURL(en.dir)+"/Users/"+id; got != want {
+		t.Fatalf("201 Location = %q, want %q", got, want)
+	}
+	if got := en.do("GET", "/Users/"+id, nil).want(t, http.StatusOK).header.Get("Location"); got != "" {
+		t.Fatalf("200 carries Location %q", got)
+	}
+	for _, tc := range []struct{ method, path, body, names string }{
+		{"POST", "/Users", `["not", "an", "object"]`, "the body"},
+	} {
+		r := en.do(tc.method, tc.path, tc.body).want(t, http.StatusBadRequest)
+		if d := r.str("detail"); !strings.HasPrefix(d, tc.names+" must not be") {
+			t.Errorf("%s %s: detail %q, want it to name %s", tc.method, tc.body, d, tc.names)
+		}
+	}
+}
