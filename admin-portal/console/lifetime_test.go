@@ -12,7 +12,8 @@ import (
 // TestSessionLifetime: a session in use outlives the idle timeout (30
 // minutes; each request more than a minute after the last one moves its
 // idle window), and no session outlives its expiry, however busy. The
-// harness's session expires an hour after sign-in.
+// harness's session expires an hour after sign-in; the ended session's
+// cookie is cleared.
 func TestSessionLifetime(t *testing.T) {
 	h := start(t, "")
 	tok := h.signIn(t).token
@@ -38,5 +39,15 @@ func TestSessionLifetime(t *testing.T) {
 	resp := get()
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
 		t.Fatalf("session past its expiry: GET = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// The ended session's cookie is cleared, at once.
+	var cleared bool
+	for _, ck := range resp.Cookies() {
+		if ck.Name == console.SessionCookie {
+			cleared = ck.Value == "" && ck.MaxAge < 0 && strings.Contains(resp.Header.Get("Set-Cookie"), "Max-Age=0")
+		}
+	}
+	if !cleared {
+		t.Fatalf("ended session's cookie not cleared with Max-Age=0: %q", resp.Header.Values("Set-Cookie"))
 	}
 }
