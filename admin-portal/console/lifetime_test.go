@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -49,5 +50,49 @@ func TestSessionLifetime(t *testing.T) {
 	}
 	if !cleared {
 		t.Fatalf("ended session's cookie not cleared with Max-Age=0: %q", resp.Header.Values("Set-Cookie"))
+	}
+}
+
+// TestSignedOutFormKeepsItsToken: the sign-in page reuses the browser's
+// signed-out CSRF cookie rather than replacing it on every load, so a form
+// opened in one tab still posts after the page was loaded in another.
+func TestSignedOutFormKeepsItsToken(t *testing.T) {
+	h := start(t, "")
+	load := func(cookie *http.Cookie) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", h.url+"/console/signin", nil)
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		resp, err := client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		m := csrfField.FindSubmatch(body)
+		if resp.StatusCode != http.StatusOK || m == nil {
+			t.Fatalf("sign-in page: status %d, no CSRF field", resp.StatusCode)
+		}
+		return resp, string(m[1])
+	}
+	first, tok := load(nil)
+	var ck *http.Cookie
+	for _, c := range first.Cookies() {
+		if c.Name == "idb_console_csrf" {
+			ck = c
+		}
+	}
+	if ck == nil || ck.Value != tok {
+		t.Fatalf("first load: cookie %v, form token %q", ck, tok)
+	}
+	second, tok2 := load(&http.Cookie{Name: ck.Name, Value: ck.Value})
+	if tok2 != tok {
+		t.Fatalf("second load: form token %q, want the cookie's %q", tok2, tok)
+	}
+	for _, c := range second.Cookies() {
+		if c.Name == ck.Name {
+			t.Fatalf("second load replaced the CSRF cookie: %v", c)
+		}
 	}
 }
