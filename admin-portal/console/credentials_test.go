@@ -121,3 +121,13 @@ func TestRecoveryCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestIsDigits: every digit, 0 and 9 included, makes a TOTP code; any
+// other character sends the code to the recovery-code check.
+func TestIsDigits(t *testing.T) {
+	for s, want := range map[string]bool{"0123456789": true, "999999": true, "000000": true, "": false, "12345a": false, "/:": false, "12 456": false} {
+		if got := isDigits(s); got != want {
+			t.Errorf("isDigits(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
