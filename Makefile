@@ -114,7 +114,7 @@ MUTATE_RUN_connections/saml := ^(TestSAML.*|TestACS.*|TestHasDTD)$$
 MUTATE_RUN_scim := ^(TestAuthAndTenantIsolation|TestTenantStatusGatesSCIM|TestDirectoriesOfOneTenantAreApart|TestMembersOfAnotherDirectory|TestRateLimitPerTenant|TestBadInputIsA4xx|TestNewTakesAnHTTPSIssuer|TestConfiguredRevokerAndLoggerAreUsed|TestMaxResultsBounds|TestLocationAndTypeErrors)$$
 MUTATE_RUN_store := ^(TestConformance|TestNoTenantRunsNoSQL|TestRedactURL)$$/^(sqlite|postgres)$$/^(NoTenantFailsLoudly|CrossTenantIsNotFound|EveryMethodIsTenantScoped|DirectoryMembers|AuthenticateDirectory)$$
 MUTATE_RUN_admin-portal/portal := ^(TestCookieAttributes|TestCreateLinkChecksItsArguments|TestLinkOpensOnceIntoAScopedSession|TestSessionIsBoundToItsIntent|TestPostWithoutCSRFIsRefused|TestSignOutEndsTheSession|TestAnotherTenantsIDsAreNotFound)$$
-MUTATE_RUN_admin-portal/console := ^(TestSignedOutRoutes|TestCookiesSecureOnHTTPS|TestSessionRules|TestCookieAttributes|TestPasswordHash|TestMatchTOTP|TestLockFor|TestRecoveryCodes|TestSessionLifetime|TestSignedOutFormKeepsItsToken|TestDisabledOperatorCannotSignIn)$$
+MUTATE_RUN_admin-portal/console := ^(TestSignedOutRoutes|TestCookiesSecureOnHTTPS|TestSessionRules|TestCookieAttributes|TestPasswordHash|TestMatchTOTP|TestLockFor|TestRecoveryCodes|TestSessionLifetime|TestSignedOutFormKeepsItsToken|TestDisabledOperatorCannotSignIn|TestIsDigits)$$
 
 # mutate_one dir files run: gremlins on dir with everything but files
 # excluded, its tests limited to run.
