@@ -77,6 +77,31 @@ type logSQL struct {
 	args                     []any
 }
 
+// and narrows s to the rows whose expr equals v.
+func (s *logSQL) and(expr string, v any) {
+	s.args = append(s.args, v)
+	s.where += fmt.Sprintf(" AND %s = $%d", expr, len(s.args))
+}
+
+// logCursor reads where the page after row id of s's table starts (its
+// time and seq); nil without an id. An id that is no row of the tenant's
+// log is ErrInvalid, not an empty page.
+func (db *DB) logCursor(ctx context.Context, qr querier, s logSQL, tenantID, id string) ([]any, error) {
+	if id == "" {
+		return nil, nil
+	}
+	var t time.Time
+	var seq int64
+	err := qr.queryRow(ctx, "SELECT "+s.tcol+", seq FROM "+s.table+" WHERE tenant_id = $1 AND id = $2", tenantID, id).Scan(timeDest{&t}, &seq)
+	if db.d.isNoRows(err) {
+		return nil, fmt.Errorf("%w: unknown cursor", ErrInvalid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []any{db.d.timeArg(t), seq}, nil
+}
+
 func (db *DB) buildLog(s logSQL, q LogQuery, cursor []any) (string, []any) {
 	arg := func(v any) string {
 		s.args = append(s.args, v)
@@ -165,25 +190,14 @@ func (db *DB) SignInLog(ctx context.Context, q LogQuery) (LogPage[Event], error)
 	err := db.global(ctx, false, func(qr querier) error {
 		s := logSQL{cols: eventCols, table: "events", tcol: "created_at", where: "tenant_id = $1 AND " + signInTypes, args: []any{tenantID}}
 		if q.Action != "" {
-			s.args = append(s.args, q.Action)
-			s.where += fmt.Sprintf(" AND type = $%d", len(s.args))
+			s.and("type", q.Action)
 		}
 		if q.Actor != "" {
-			s.args = append(s.args, strings.ToLower(strings.TrimSpace(q.Actor)))
-			s.where += fmt.Sprintf(" AND %s = $%d", db.emailExpr(), len(s.args))
+			s.and(db.emailExpr(), strings.ToLower(strings.TrimSpace(q.Actor)))
 		}
-		var cursor []any
-		if id := q.cursorID(); id != "" {
-			var t time.Time
-			var seq int64
-			err := qr.queryRow(ctx, "SELECT created_at, seq FROM events WHERE id = $1 AND tenant_id = $2", id, tenantID).Scan(timeDest{&t}, &seq)
-			if db.d.isNoRows(err) {
-				return fmt.Errorf("%w: unknown cursor", ErrInvalid)
-			}
-			if err != nil {
-				return err
-			}
-			cursor = []any{db.d.timeArg(t), seq}
+		cursor, err := db.logCursor(ctx, qr, s, tenantID, q.cursorID())
+		if err != nil {
+			return err
 		}
 		sql, args := db.buildLog(s, q, cursor)
 		rs, err := qr.query(ctx, sql, args...)
@@ -205,26 +219,14 @@ func (db *DB) AuditLog(ctx context.Context, q LogQuery) (LogPage[AuditEvent], er
 	err := db.scopedRead(ctx, func(qr querier, tenantID string) error {
 		s := logSQL{cols: auditCols, table: "audit_events", tcol: "ts", where: "tenant_id = $1", args: []any{tenantID}}
 		if q.Action != "" {
-			s.args = append(s.args, q.Action)
-			s.where += fmt.Sprintf(" AND action = $%d", len(s.args))
+			s.and("action", q.Action)
 		}
 		if q.Actor != "" {
-			s.args = append(s.args, strings.TrimSpace(q.Actor))
-			// A generated column (migration 0071).
-			s.where += fmt.Sprintf(" AND actor_id = $%d", len(s.args))
+			s.and("actor_id", strings.TrimSpace(q.Actor)) // a generated column (migration 0071)
 		}
-		var cursor []any
-		if id := q.cursorID(); id != "" {
-			var t time.Time
-			var seq int64
-			err := qr.queryRow(ctx, "SELECT ts, seq FROM audit_events WHERE tenant_id = $1 AND id = $2", tenantID, id).Scan(timeDest{&t}, &seq)
-			if db.d.isNoRows(err) {
-				return fmt.Errorf("%w: unknown cursor", ErrInvalid)
-			}
-			if err != nil {
-				return err
-			}
-			cursor = []any{db.d.timeArg(t), seq}
+		cursor, err := db.logCursor(ctx, qr, s, tenantID, q.cursorID())
+		if err != nil {
+			return err
 		}
 		sql, args := db.buildLog(s, q, cursor)
 		rs, err := qr.query(ctx, sql, args...)
