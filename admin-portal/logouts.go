@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -30,35 +29,17 @@ func (a *API) mountLogouts(tenant *echo.Group) {
 
 // logoutJSON is one back-channel logout to one application.
 type logoutJSON struct {
-	ID             string     `json:"id"`
-	TenantID       string     `json:"tenant_id"`
-	ApplicationID  string     `json:"application_id"`
-	SessionID      string     `json:"session_id"`
-	UserID         string     `json:"user_id"`
-	Status         string     `json:"status"` // pending, succeeded, failed (retrying), dead
-	Attempts       int        `json:"attempts"`
-	NextAttemptAt  *time.Time `json:"next_attempt_at"`
-	LastStatusCode *int       `json:"last_status_code"`
-	LastError      *string    `json:"last_error"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
+	ID            string `json:"id"`
+	TenantID      string `json:"tenant_id"`
+	ApplicationID string `json:"application_id"`
+	SessionID     string `json:"session_id"`
+	UserID        string `json:"user_id"`
+	attemptsJSON
 }
 
 func toLogoutJSON(l store.Logout) logoutJSON {
-	out := logoutJSON{
-		ID: l.ID, TenantID: l.TenantID, ApplicationID: l.ApplicationID, SessionID: l.SessionID, UserID: l.UserID,
-		Status: string(l.Status), Attempts: l.Attempts, LastError: optional(l.LastError),
-		CreatedAt: l.CreatedAt, UpdatedAt: l.UpdatedAt,
-	}
-	if l.Status == store.DeliveryPending || l.Status == store.DeliveryFailed {
-		t := l.NextAttemptAt
-		out.NextAttemptAt = &t
-	}
-	if l.LastStatusCode != 0 {
-		code := l.LastStatusCode
-		out.LastStatusCode = &code
-	}
-	return out
+	return logoutJSON{ID: l.ID, TenantID: l.TenantID, ApplicationID: l.ApplicationID, SessionID: l.SessionID, UserID: l.UserID,
+		attemptsJSON: toAttemptsJSON(l.Status, l.Attempts, l.NextAttemptAt, l.LastStatusCode, l.LastError, l.CreatedAt, l.UpdatedAt)}
 }
 
 // listLogouts pages through the tenant's back-channel logouts, oldest

@@ -208,9 +208,16 @@ func (a *API) getWebhook(c echo.Context) error {
 
 // deliveryJSON is one event's delivery to one webhook.
 type deliveryJSON struct {
-	ID             string     `json:"id"`
-	WebhookID      string     `json:"webhook_id"`
-	EventID        string     `json:"event_id"`
+	ID        string `json:"id"`
+	WebhookID string `json:"webhook_id"`
+	EventID   string `json:"event_id"`
+	attemptsJSON
+}
+
+// attemptsJSON is the delivery state that webhook deliveries and
+// back-channel logouts share: both are retried the same way
+// (events.Dispatcher, events.LogoutDispatcher).
+type attemptsJSON struct {
 	Status         string     `json:"status"` // pending, succeeded, failed (retrying), dead
 	Attempts       int        `json:"attempts"`
 	NextAttemptAt  *time.Time `json:"next_attempt_at"`
@@ -220,20 +227,20 @@ type deliveryJSON struct {
 	UpdatedAt      time.Time  `json:"updated_at"`
 }
 
-func toDeliveryJSON(d store.Delivery) deliveryJSON {
-	out := deliveryJSON{
-		ID: d.ID, WebhookID: d.WebhookID, EventID: d.EventID, Status: string(d.Status), Attempts: d.Attempts,
-		LastError: optional(d.LastError), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+func toAttemptsJSON(status store.DeliveryStatus, attempts int, next time.Time, code int, lastErr string, created, updated time.Time) attemptsJSON {
+	out := attemptsJSON{Status: string(status), Attempts: attempts, LastError: optional(lastErr), CreatedAt: created, UpdatedAt: updated}
+	if status == store.DeliveryPending || status == store.DeliveryFailed {
+		out.NextAttemptAt = &next
 	}
-	if d.Status == store.DeliveryPending || d.Status == store.DeliveryFailed {
-		t := d.NextAttemptAt
-		out.NextAttemptAt = &t
-	}
-	if d.LastStatusCode != 0 {
-		code := d.LastStatusCode
+	if code != 0 {
 		out.LastStatusCode = &code
 	}
 	return out
+}
+
+func toDeliveryJSON(d store.Delivery) deliveryJSON {
+	return deliveryJSON{ID: d.ID, WebhookID: d.WebhookID, EventID: d.EventID,
+		attemptsJSON: toAttemptsJSON(d.Status, d.Attempts, d.NextAttemptAt, d.LastStatusCode, d.LastError, d.CreatedAt, d.UpdatedAt)}
 }
 
 // listDeliveries pages through a webhook's deliveries, oldest first, so
