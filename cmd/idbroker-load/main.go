@@ -22,7 +22,10 @@
 // OIDC scenarios need it to reach a loopback IdP (serve --dev, or
 // IDBROKER_ALLOW_PRIVATE_NETWORKS=true).
 //
-// It refuses non-loopback targets and stops by itself after -duration.
+// It refuses non-loopback targets and stops by itself: after -n requests
+// or operations when -n is given (and after -duration too only when that is
+// given as well), otherwise after -duration (default 10s). -cpuprofile
+// writes the tool's own CPU profile, to see what the client costs.
 package main
 
 import (
@@ -31,11 +34,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	neturl "net/url"
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -54,39 +59,75 @@ func (h headers) Set(v string) error {
 	return nil
 }
 
-func main() {
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// defaultDuration bounds a run given neither -n nor -duration.
+const defaultDuration = 10 * time.Second
+
+// runDuration is a run's time bound from the flags: -duration when given;
+// otherwise none with -n (the run ends after n, within MaxDuration) and
+// defaultDuration without it.
+func runDuration(n int, duration time.Duration) time.Duration {
+	if duration == 0 && n <= 0 {
+		return defaultDuration
+	}
+	return duration
+}
+
+// run is the command with its arguments; it returns the exit status (0
+// done, 1 errors in the run, 2 the run could not start).
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("idbroker-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	h := headers{}
-	url := flag.String("url", "", "target, http:// on a loopback address")
-	method := flag.String("X", "POST", "method")
-	body := flag.String("d", "", "request body")
-	basic := flag.String("basic", "", "client_id:client_secret for client_secret_basic")
-	clients := flag.Int("c", 64, "keep-alive connections")
-	duration := flag.Duration("duration", 10*time.Second, "run time (at most 10m)")
-	requests := flag.Int("n", 0, "stop after this many requests (0: run for -duration)")
-	rate := flag.Float64("rate", 0, "requests per second in all (0: as fast as answers come)")
-	flag.Var(h, "H", "header, Name: value (repeatable)")
-	scenario := flag.String("scenario", "", "end-to-end scenario instead of one request: "+strings.Join(loadtest.Scenarios(), ", "))
-	url2 := flag.String("url2", "", "second node's base URL (deprovision-propagation; default -url)")
-	apiKey := flag.String("api-key", os.Getenv("IDBROKER_BOOTSTRAP_API_KEY"), "operator API key for the scenario's setup")
-	alg := flag.String("alg", "RS256", "id_token algorithm of the scenario's applications: RS256 or ES256")
-	asJSON := flag.Bool("json", false, "print the scenario's report as JSON")
-	peerClient := flag.String("peer-client", "idbroker-load:idbroker-load-secret", "peer-* scenarios: client_id:client_secret registered at the peer")
-	peerRedirect := flag.String("peer-redirect", "http://127.0.0.1:9/callback", "peer-* scenarios: the client's redirect URI")
-	peerAuth := flag.String("peer-authorize", "/auth", "peer-* scenarios: authorization endpoint path under -url")
-	peerToken := flag.String("peer-token", "/token", "peer-* scenarios: token endpoint path under -url")
-	peerParams := flag.String("peer-params", "connector_id=mock", "peer-* scenarios: extra authorization parameters")
-	flag.Parse()
+	url := fs.String("url", "", "target, http:// on a loopback address")
+	method := fs.String("X", "POST", "method")
+	body := fs.String("d", "", "request body")
+	basic := fs.String("basic", "", "client_id:client_secret for client_secret_basic")
+	clients := fs.Int("c", 64, "keep-alive connections")
+	duration := fs.Duration("duration", 0, "run time, at most 10m (default 10s without -n, no bound but -n with it)")
+	requests := fs.Int("n", 0, "stop after this many requests or operations (0: run for -duration)")
+	rate := fs.Float64("rate", 0, "requests per second in all (0: as fast as answers come)")
+	fs.Var(h, "H", "header, Name: value (repeatable)")
+	scenario := fs.String("scenario", "", "end-to-end scenario instead of one request: "+strings.Join(loadtest.Scenarios(), ", "))
+	url2 := fs.String("url2", "", "second node's base URL (deprovision-propagation; default -url)")
+	apiKey := fs.String("api-key", os.Getenv("IDBROKER_BOOTSTRAP_API_KEY"), "operator API key for the scenario's setup")
+	alg := fs.String("alg", "RS256", "id_token algorithm of the scenario's applications: RS256 or ES256")
+	asJSON := fs.Bool("json", false, "print the scenario's report as JSON")
+	peerClient := fs.String("peer-client", "idbroker-load:idbroker-load-secret", "peer-* scenarios: client_id:client_secret registered at the peer")
+	peerRedirect := fs.String("peer-redirect", "http://127.0.0.1:9/callback", "peer-* scenarios: the client's redirect URI")
+	peerAuth := fs.String("peer-authorize", "/auth", "peer-* scenarios: authorization endpoint path under -url")
+	peerToken := fs.String("peer-token", "/token", "peer-* scenarios: token endpoint path under -url")
+	peerParams := fs.String("peer-params", "connector_id=mock", "peer-* scenarios: extra authorization parameters")
+	cpuProfile := fs.String("cpuprofile", "", "write the tool's own CPU profile to this file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	*duration = runDuration(*requests, *duration)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *scenario != "" {
 		id, secret, _ := strings.Cut(*peerClient, ":")
 		params, err := neturl.ParseQuery(*peerParams)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
+			fmt.Fprintln(stderr, err)
+			return 2
 		}
 		opts := loadtest.Options{IDTokenAlg: *alg, Peer: loadtest.PeerConfig{AuthorizePath: *peerAuth, TokenPath: *peerToken,
 			Client: loadtest.App{ClientID: id, Secret: secret, Redirect: *peerRedirect}, Params: params}}
-		os.Exit(runScenario(*scenario, *url, *url2, *apiKey, opts, *asJSON,
-			loadtest.DriveConfig{Workers: *clients, Duration: *duration, Ops: *requests, Rate: *rate}))
+		return runScenario(*scenario, *url, *url2, *apiKey, opts, *asJSON,
+			loadtest.DriveConfig{Workers: *clients, Duration: *duration, Ops: *requests, Rate: *rate}, stdout, stderr)
 	}
 	if *basic != "" {
 		http.Header(h).Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(*basic)))
@@ -98,47 +139,48 @@ func main() {
 		Clients: *clients, Duration: *duration, Requests: *requests, Rate: *rate,
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+		fmt.Fprintln(stderr, err)
+		return 2
 	}
-	fmt.Printf("%d CPUs (the load client shares them with the server)\n%v\n", runtime.NumCPU(), res)
+	fmt.Fprintf(stdout, "%d CPUs (the load client shares them with the server)\n%v\n", runtime.NumCPU(), res)
 	if res.FirstError != nil {
-		fmt.Printf("first error: %v\n", res.FirstError)
-		os.Exit(1)
+		fmt.Fprintf(stdout, "first error: %v\n", res.FirstError)
+		return 1
 	}
+	return 0
 }
 
-func runScenario(name, base, base2, apiKey string, opts loadtest.Options, asJSON bool, cfg loadtest.DriveConfig) int {
+func runScenario(name, base, base2, apiKey string, opts loadtest.Options, asJSON bool, cfg loadtest.DriveConfig, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	b, err := loadtest.NewBroker(base, base2, apiKey)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	sc, err := loadtest.NewScenario(name, b, opts)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	if sc.Close != nil {
 		defer sc.Close()
 	}
 	if err := sc.Setup(ctx, cfg.Workers); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: setup: %v\n", name, err)
+		fmt.Fprintf(stderr, "%s: setup: %v\n", name, err)
 		return 2
 	}
 	rep, err := loadtest.Drive(ctx, name, cfg, sc.Op)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	if asJSON {
-		json.NewEncoder(os.Stdout).Encode(rep) //nolint:errcheck // stdout
+		json.NewEncoder(stdout).Encode(rep) //nolint:errcheck // stdout
 	} else {
-		fmt.Printf("%d CPUs (the load client shares them with the server)\n%v\n", runtime.NumCPU(), rep)
+		fmt.Fprintf(stdout, "%d CPUs (the load client shares them with the server)\n%v\n", runtime.NumCPU(), rep)
 		if rep.FirstError != "" {
-			fmt.Printf("first error: %s\n", rep.FirstError)
+			fmt.Fprintf(stdout, "first error: %s\n", rep.FirstError)
 		}
 	}
 	if rep.Errors > 0 {
