@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -244,10 +243,75 @@ func (b *Broker) introspect(ctx context.Context, base string, app App, token str
 	return r.Active, nil
 }
 
-var (
-	formAction = regexp.MustCompile(`<form[^>]*action="([^"]+)"`)
-	formInput  = regexp.MustCompile(`<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"`)
-)
+// autoPostForm reads the first form of an auto-submitting page (the SAML
+// HTTP-POST binding): its action and the name and value of each input that
+// has both, unescaped. It scans tags with bytes.Index rather than regular
+// expressions: the page carries the whole signed response as one base64
+// value, and backtracking over it was most of the tool's own CPU.
+func autoPostForm(page []byte) (action string, form url.Values, ok bool) {
+	rest := page
+	for action == "" {
+		var tag []byte
+		var found bool
+		if tag, rest, found = nextTag(rest, "<form"); !found {
+			return "", nil, false
+		}
+		action, _ = attr(tag, "action")
+	}
+	form = url.Values{}
+	for {
+		tag, next, found := nextTag(rest, "<input")
+		if !found {
+			return action, form, true
+		}
+		rest = next
+		name, hasName := attr(tag, "name")
+		value, hasValue := attr(tag, "value")
+		if hasName && hasValue && name != "" {
+			form.Set(name, value)
+		}
+	}
+}
+
+// nextTag finds the next tag starting with open and returns its inside
+// (up to the closing '>') and the page after it. Attribute values on
+// these pages are escaped by html/template, so a '>' ends the tag.
+func nextTag(page []byte, open string) (tag, rest []byte, ok bool) {
+	i := bytes.Index(page, []byte(open))
+	if i < 0 {
+		return nil, nil, false
+	}
+	page = page[i+len(open):]
+	j := bytes.IndexByte(page, '>')
+	if j < 0 {
+		return nil, nil, false
+	}
+	return page[:j], page[j+1:], true
+}
+
+// attr is the unescaped value of the double-quoted attribute name in tag.
+func attr(tag []byte, name string) (string, bool) {
+	key := []byte(name + `="`)
+	for off := 0; ; {
+		i := bytes.Index(tag[off:], key)
+		if i < 0 {
+			return "", false
+		}
+		i += off
+		start := i + len(key)
+		if i > 0 && !isSpace(tag[i-1]) { // a longer attribute ending in name
+			off = start
+			continue
+		}
+		end := bytes.IndexByte(tag[start:], '"')
+		if end < 0 {
+			return "", false
+		}
+		return html.UnescapeString(string(tag[start : start+end])), true
+	}
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // login runs a complete authorization-code login with PKCE as a browser
 // would, from /authorize to the code on the application's redirect URI,
@@ -296,17 +360,13 @@ func (b *Broker) login(ctx context.Context, app App, params url.Values, cookies 
 			}
 		case resp.StatusCode == http.StatusOK:
 			// An auto-submitting form (SAML HTTP-POST binding) is posted.
-			m := formAction.FindSubmatch(body)
-			if m == nil {
+			rawAction, form, ok := autoPostForm(body)
+			if !ok {
 				return Tokens{}, &OpError{Kind: "unexpected page", Err: fmt.Errorf("%s: %s", resp.Request.URL.Path, truncate(string(body), 200))}
 			}
-			action, err := resp.Request.URL.Parse(html.UnescapeString(string(m[1])))
+			action, err := resp.Request.URL.Parse(rawAction)
 			if err != nil {
 				return Tokens{}, &OpError{Kind: "protocol", Err: err}
-			}
-			form := url.Values{}
-			for _, in := range formInput.FindAllSubmatch(body, -1) {
-				form.Set(html.UnescapeString(string(in[1])), html.UnescapeString(string(in[2])))
 			}
 			if req, err = http.NewRequestWithContext(ctx, "POST", action.String(), strings.NewReader(form.Encode())); err != nil {
 				return Tokens{}, err
