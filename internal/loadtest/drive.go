@@ -132,6 +132,7 @@ func Drive(ctx context.Context, name string, cfg DriveConfig, op OpFunc) (Report
 		return true
 	}
 	begin := time.Now()
+	end := begin.Add(cfg.Duration)
 	var wg sync.WaitGroup
 	for w := range cfg.Workers {
 		wg.Add(1)
@@ -147,6 +148,9 @@ func Drive(ctx context.Context, name string, cfg DriveConfig, op OpFunc) (Report
 				due := time.Now()
 				if interval > 0 {
 					due = next
+					if due.After(end) {
+						return // due after the run's end: the context's timer may fire late under load
+					}
 					next = next.Add(interval)
 					if d := time.Until(due); d > 0 {
 						select {

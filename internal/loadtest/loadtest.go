@@ -129,6 +129,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	results := make([]clientResult, cfg.Clients)
 	var wg sync.WaitGroup
 	start := time.Now()
+	end := start.Add(cfg.Duration)
 	for i := range results {
 		wg.Go(func() {
 			res := &results[i]
@@ -150,6 +151,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					return
 				}
 				if interval > 0 {
+					if due.After(end) {
+						return // due after the run's end: the context's timer may fire late under load
+					}
 					if wait := time.Until(due); wait > 0 {
 						select {
 						case <-ctx.Done():
