@@ -8,12 +8,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"reflect"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/jsonerr"
 )
 
 // decodeJSON reads the request body into dst strictly: a JSON object and
@@ -58,9 +58,9 @@ func decodeError(err error) error {
 		return invalid("", "malformed JSON: the body ends in the middle of a value")
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return invalid("", "request body must be a JSON object, not %s", article(typ.Value))
+			return invalid("", "request body must be a JSON object, not %s", jsonerr.Found(typ.Value))
 		}
-		return invalid(typ.Field, "field %q must be %s, not %s", typ.Field, jsonType(typ.Type), article(typ.Value))
+		return invalid(typ.Field, "field %q must be %s, not %s", typ.Field, jsonerr.Expected(typ.Type), jsonerr.Found(typ.Value))
 	}
 	// encoding/json reports unknown fields only as text.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
@@ -72,46 +72,4 @@ func decodeError(err error) error {
 		return fmt.Errorf("decoding request body: %w", err) // our bug: 500
 	}
 	return invalid("", "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
-}
-
-// jsonType names t as JSON calls it.
-func jsonType(t reflect.Type) string {
-	if t == nil {
-		return "a valid value"
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	}
-	return "a valid value"
-}
-
-// article turns encoding/json's value description ("string", "number 1.5")
-// into prose.
-func article(v string) string {
-	switch {
-	case v == "":
-		return "this value"
-	case v == "array" || v == "object":
-		return "an " + v
-	case strings.HasPrefix(v, "number "):
-		return "the number " + strings.TrimPrefix(v, "number ")
-	case v == "bool":
-		return "a boolean"
-	}
-	return "a " + v
 }

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"reflect"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/idbroker/idbroker/internal/jsonerr"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -70,54 +70,12 @@ func DecodeStrict(raw json.RawMessage, v any) error {
 func decodeError(err error) error {
 	var typ *json.UnmarshalTypeError
 	if errors.As(err, &typ) && typ.Field != "" {
-		return &FieldError{Field: typ.Field, Msg: fmt.Sprintf("%s must be %s, not %s", typ.Field, jsonKind(typ.Type), valueKind(typ.Value)), Err: err}
+		return &FieldError{Field: typ.Field, Msg: fmt.Sprintf("%s must be %s, not %s", typ.Field, jsonerr.Expected(typ.Type), jsonerr.Found(typ.Value)), Err: err}
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		return &FieldError{Field: strings.Trim(name, `"`), Msg: "unknown field " + name, Err: err}
 	}
 	return &FieldError{Msg: "malformed settings: " + strings.TrimPrefix(err.Error(), "json: "), Err: err}
-}
-
-// jsonKind names t as JSON calls it.
-func jsonKind(t reflect.Type) string {
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == nil {
-		return "a valid value"
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	}
-	return "a valid value"
-}
-
-// valueKind turns encoding/json's description of a value ("string",
-// "number 1.5") into prose.
-func valueKind(v string) string {
-	switch {
-	case v == "array" || v == "object":
-		return "an " + v
-	case strings.HasPrefix(v, "number"):
-		return "a number"
-	case v == "bool":
-		return "a boolean"
-	case v == "":
-		return "this value"
-	}
-	return "a " + v
 }
 
 // CheckURL accepts an absolute http(s) URL; plain http only when allowed
