@@ -30,6 +30,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"VerifiedDomainHasOneOwner", testVerifiedDomainOwner},
 		{"CrossTenantIsNotFound", testCrossTenant},
 		{"EveryMethodIsTenantScoped", testEveryMethodIsTenantScoped},
+		{"ReadsCountNothingOfAnotherTenant", testReadsCountNothingOfAnotherTenant},
 		{"Connections", testConnections},
 		{"Directories", testDirectories},
 		{"Applications", testApplications},

@@ -127,59 +127,115 @@ var globalMethods = map[string]string{
 	"InTx": whyOperations,
 }
 
-// isolationFixture is tenant A, one row of everything, and the values a
-// caller under tenant B might know of it.
+// isolationFixture is a tenant with one row of everything, and the values
+// a caller under another tenant might know of it. The fixture is planned
+// first (planIsolationFixture: every id chosen, nothing written) and then
+// written (write), so that a call can name the rows before they exist.
 type isolationFixture struct {
-	now    time.Time
-	tenant store.Tenant
-	domain store.Domain
-	conn   store.Connection
-	dir    store.Directory
-	scim   store.User // provisioned by the directory
-	sso    store.User // created by a login through the connection
-	group  store.Group
-	link   store.PortalLink
-	// hashes are the secrets of A a thief might hold: the directory's
-	// token, the portal link's token and its session.
+	label   string // "a" or "b": the names and secrets of one tenant
+	now     time.Time
+	subject string // the upstream subject of the SSO user
+	tenant  store.Tenant
+	domain  store.Domain
+	conn    store.Connection
+	dir     store.Directory
+	scim    store.User // provisioned by the directory
+	sso     store.User // created by a login through the connection
+	group   store.Group
+	link    store.PortalLink
+	audit   store.AuditEvent
+	// events are a sign-in, a failed sign-in and a directory change: what
+	// the sign-in log, connection health and directory activity read.
+	events []store.Event
+	// hashes are the secrets of the tenant a thief might hold: the
+	// directory's token, the portal link's token and its session.
 	hashes [][]byte
-	// ids are the identifiers of A's rows; none may appear in anything a
-	// call under B returns.
+	// ids are the identifiers of the tenant's rows; none may appear in
+	// anything a call under another tenant returns.
 	ids []string
 }
 
-const isolationSubject = "sub-of-tenant-a"
-
+// newIsolationFixture writes tenant A and returns a context scoped to it.
 func newIsolationFixture(t *testing.T, db *store.DB) (context.Context, *isolationFixture) {
 	t.Helper()
-	ctx, tn := newTenant(t, db, "Tenant A")
-	f := &isolationFixture{now: time.Now().UTC().Truncate(time.Millisecond), tenant: tn}
-	dirToken, linkToken, session := sha256.Sum256([]byte("dir-a")), sha256.Sum256([]byte("link-a")), sha256.Sum256([]byte("session-a"))
-	f.hashes = [][]byte{dirToken[:], linkToken[:], session[:]}
+	f := planIsolationFixture("a", time.Now().UTC().Truncate(time.Millisecond))
+	return f.write(t, db), f
+}
 
-	f.domain = must(db.AddDomain(ctx, store.Domain{Domain: "tenant-a.test", VerificationToken: "tok-a"}))
+// planIsolationFixture chooses the ids and values of tenant label's rows
+// without writing any.
+func planIsolationFixture(label string, now time.Time) *isolationFixture {
+	up, host := strings.ToUpper(label), "tenant-"+label+".test"
+	dirToken, linkToken, session := sha256.Sum256([]byte("dir-"+label)), sha256.Sum256([]byte("link-"+label)), sha256.Sum256([]byte("session-"+label))
+	f := &isolationFixture{label: label, now: now, subject: "sub-of-tenant-" + label}
+	f.hashes = [][]byte{dirToken[:], linkToken[:], session[:]}
+	f.tenant = store.Tenant{ID: store.NewID(store.PrefixTenant), Name: "Tenant " + up}
+	f.domain = store.Domain{ID: store.NewID(store.PrefixDomain), Domain: host, VerificationToken: "tok-" + label}
+	f.conn = store.Connection{ID: store.NewID(store.PrefixConnection), Type: "oidc", Name: up + "'s IdP", Status: store.ConnectionActive,
+		Config:  json.RawMessage(`{"issuer":"https://idp.` + host + `"}`),
+		Secrets: map[string]string{"client_secret": label + "-secret"}}
+	f.dir = store.Directory{ID: store.NewID(store.PrefixDirectory), Name: up + "'s directory", TokenHash: dirToken[:]}
+	f.scim = store.User{ID: store.NewID(store.PrefixUser), DirectoryID: f.dir.ID, ExternalID: "ext-" + label, UserName: "scim@" + host,
+		Email: "scim@" + host, DisplayName: "SCIM " + up, Active: true}
+	f.sso = store.User{ID: store.NewID(store.PrefixUser), Email: "sso@" + host, EmailVerified: true, DisplayName: "SSO " + up, Active: true}
+	f.group = store.Group{ID: store.NewID(store.PrefixGroup), DirectoryID: f.dir.ID, DisplayName: up + "'s group"}
+	f.audit = store.AuditEvent{ID: store.NewID(store.PrefixAudit), Action: "tenant-" + label + ".acted",
+		Actor: store.Actor{Type: "operator", ID: "op_" + label}, Resource: store.Resource{Type: "user", ID: f.scim.ID}}
+	f.link = store.PortalLink{ID: store.NewID(store.PrefixPortalLink), Intent: store.IntentSSO, TokenHash: linkToken[:], ExpiresAt: now.Add(time.Hour)}
+	event := func(typ, data string) store.Event {
+		return store.Event{ID: store.NewID(store.PrefixEvent), TenantID: f.tenant.ID, Type: typ, Data: json.RawMessage(data)}
+	}
+	f.events = []store.Event{
+		event(store.SignInSucceeded, fmt.Sprintf(`{"connection_id":%q,"email":%q,"user_id":%q}`, f.conn.ID, f.sso.Email, f.sso.ID)),
+		event(store.SignInFailed, fmt.Sprintf(`{"connection_id":%q,"email":%q,"reason":"signature of %s"}`, f.conn.ID, f.sso.Email, up)),
+		event("dsync.user.created", fmt.Sprintf(`{"directory_id":%q,"user_id":%q}`, f.dir.ID, f.scim.ID)),
+	}
+	f.ids = []string{f.tenant.ID, f.domain.ID, f.conn.ID, f.dir.ID, f.scim.ID, f.sso.ID, f.group.ID, f.link.ID, f.audit.ID}
+	for _, e := range f.events {
+		f.ids = append(f.ids, e.ID)
+	}
+	return f
+}
+
+// write stores the planned rows (and some that only count: usage, SLO
+// minutes, a domain check, a test login, a SCIM error), keeps what the
+// store answered in f, and returns a context scoped to the tenant.
+func (f *isolationFixture) write(t *testing.T, db *store.DB) context.Context {
+	t.Helper()
+	bg, up := context.Background(), strings.ToUpper(f.label)
+	f.tenant = must(db.CreateTenant(bg, f.tenant))
+	ctx := store.WithTenant(bg, f.tenant.ID)
+	must(db.AddDomain(ctx, f.domain))
 	f.domain = must(db.MarkDomainVerified(ctx, f.domain.ID))
 	must(0, db.RecordDomainCheck(ctx, f.domain.ID, f.now, ""))
-	f.conn = must(db.CreateConnection(ctx, store.Connection{Type: "oidc", Name: "A's IdP", Status: store.ConnectionActive,
-		Config:  json.RawMessage(`{"issuer":"https://idp.tenant-a.test"}`),
-		Secrets: map[string]string{"client_secret": "a-secret"}}))
+	f.conn = must(db.CreateConnection(ctx, f.conn))
 	must(0, db.SaveConnectionTest(ctx, store.ConnectionTest{ConnectionID: f.conn.ID, OK: true, ConnUpdatedAt: f.conn.UpdatedAt, Result: json.RawMessage(`{}`), CreatedAt: f.now}))
-	f.dir = must(db.CreateDirectory(ctx, store.Directory{Name: "A's directory", TokenHash: dirToken[:]}))
-	f.scim = must(db.CreateUser(ctx, store.User{DirectoryID: f.dir.ID, ExternalID: "ext-a", UserName: "scim@tenant-a.test",
-		Email: "scim@tenant-a.test", DisplayName: "SCIM A", Active: true}))
-	f.sso = must(db.UpsertSSOUser(ctx, f.conn.ID, isolationSubject, store.User{Email: "sso@tenant-a.test", EmailVerified: true, DisplayName: "SSO A", Active: true}))
-	f.group = must(db.CreateGroup(ctx, store.Group{DirectoryID: f.dir.ID, DisplayName: "A's group"}))
+	f.dir = must(db.CreateDirectory(ctx, f.dir))
+	f.scim = must(db.CreateUser(ctx, f.scim))
+	// A user of no directory, linked to the connection by its email at
+	// the first login: created here so that its id is the planned one.
+	must(db.CreateUser(ctx, f.sso))
+	f.sso = must(db.UpsertSSOUser(ctx, f.conn.ID, f.subject, f.sso))
+	must(db.CreateGroup(ctx, f.group))
 	must(db.AddDirectoryMembers(ctx, f.group.ID, []string{f.scim.ID}))
 	f.group = must(db.Group(ctx, f.group.ID))
-	must(db.AppendAudit(ctx, store.AuditEvent{Action: "tenant-a.acted", Actor: store.Actor{Type: "operator", ID: "op_a"}, Resource: store.Resource{Type: "user", ID: f.scim.ID}}))
-	must(0, db.RecordSCIMError(ctx, store.SCIMError{DirectoryID: f.dir.ID, Status: 400, Method: "PATCH", Path: "/Users/" + f.scim.ID, Detail: "A's error"}))
-	f.link = must(db.CreatePortalLink(ctx, store.PortalLink{Intent: store.IntentSSO, TokenHash: linkToken[:], ExpiresAt: f.now.Add(time.Hour)}))
-	if _, opened, err := db.OpenPortalLink(ctx, linkToken[:], session[:], f.now, f.now.Add(time.Hour)); err != nil || !opened {
-		t.Fatalf("open A's portal link: %v %v", opened, err)
+	f.audit = must(db.AppendAudit(ctx, f.audit))
+	must(0, db.RecordSCIMError(ctx, store.SCIMError{DirectoryID: f.dir.ID, Status: 400, Method: "PATCH", Path: "/Users/" + f.scim.ID, Detail: up + "'s error"}))
+	must(db.CreatePortalLink(ctx, f.link))
+	if _, opened, err := db.OpenPortalLink(ctx, f.hashes[1], f.hashes[2], f.now, f.now.Add(time.Hour)); err != nil || !opened {
+		t.Fatalf("open %s's portal link: %v %v", up, opened, err)
 	}
-	f.link = must(db.PortalSession(ctx, f.link.ID, session[:], f.now))
-	must(db.RecordUsage(ctx, store.UsageRecord{IdempotencyKey: "usage-a", Meter: store.MeterLogin, Subject: f.sso.ID, Value: 1, At: f.now}))
-	f.ids = []string{tn.ID, f.domain.ID, f.conn.ID, f.dir.ID, f.scim.ID, f.sso.ID, f.group.ID, f.link.ID}
-	return ctx, f
+	f.link = must(db.PortalSession(ctx, f.link.ID, f.hashes[2], f.now))
+	must(db.RecordUsage(ctx, store.UsageRecord{IdempotencyKey: "usage-" + f.label, Meter: store.MeterLogin, Subject: f.sso.ID, Value: 1, At: f.now}))
+	must(db.RecordUsage(ctx, store.UsageRecord{IdempotencyKey: "connections-" + f.label, Meter: store.MeterConnections, Value: 1, At: f.now}))
+	for i, e := range f.events {
+		f.events[i] = must(db.AppendEvent(bg, e))
+	}
+	m := store.SLOMinute{TenantID: f.tenant.ID, Kind: store.SLOSignIn, Minute: f.now.Truncate(time.Minute), Node: "node-" + f.label,
+		SLOCounts: store.SLOCounts{OK: 2, ClientErrors: 1}}
+	m.Latency[1] = 3
+	must(0, db.WriteSLOMinutes(bg, []store.SLOMinute{m}))
+	return ctx
 }
 
 // isolationArgs builds, for each parameter type of a store method, the
@@ -191,7 +247,7 @@ func isolationArgs(f *isolationFixture) map[reflect.Type][]any {
 	renamed := func(u store.User) store.User { u.DisplayName = "written by B"; return u }
 	name := "renamed by B"
 	status := store.TenantPaused
-	strs := append(append([]string{}, f.ids...), f.domain.Domain, f.scim.Email, f.sso.Email, isolationSubject, "ext-a", "tenant-a", "")
+	strs := append(append([]string{}, f.ids...), f.domain.Domain, f.scim.Email, f.sso.Email, f.subject, f.scim.ExternalID, "tenant-"+f.label, "")
 	return map[reflect.Type][]any{
 		typeOf[string]():     toAny(strs),
 		typeOf[[]byte]():     toAny(f.hashes),
@@ -232,10 +288,17 @@ func isolationArgs(f *isolationFixture) map[reflect.Type][]any {
 			store.ConnectionTest{ConnectionID: f.conn.ID, OK: false, Result: json.RawMessage(`{}`), CreatedAt: f.now},
 		},
 		typeOf[store.UsageRecord](): {
-			store.UsageRecord{IdempotencyKey: "usage-a", Meter: store.MeterLogin, Subject: f.sso.ID, Value: 1, At: f.now},
+			store.UsageRecord{IdempotencyKey: "usage-" + f.label, Meter: store.MeterLogin, Subject: f.sso.ID, Value: 1, At: f.now},
 		},
-		typeOf[store.Actor]():    {store.Actor{Type: "operator", ID: "op_b"}},
-		typeOf[store.LogQuery](): {store.LogQuery{}, store.LogQuery{Actor: f.sso.Email}, store.LogQuery{Actor: "op_a", Action: "tenant-a.acted"}},
+		typeOf[store.Actor](): {store.Actor{Type: "operator", ID: "op_b"}},
+		typeOf[store.LogQuery](): {
+			store.LogQuery{}, store.LogQuery{Actor: f.sso.Email}, store.LogQuery{Actor: f.audit.Actor.ID, Action: f.audit.Action},
+			// One row a page: a row of another tenant counted would show
+			// as a cursor to an older page.
+			store.LogQuery{Limit: 1},
+			// Another tenant's rows as cursors: unknown, not a page.
+			store.LogQuery{After: f.events[0].ID}, store.LogQuery{After: f.audit.ID},
+		},
 		typeOf[store.SCIMError](): {
 			store.SCIMError{DirectoryID: f.dir.ID, Status: 409, Method: "POST", Path: "/Users", Detail: "written by B"},
 		},
@@ -274,17 +337,9 @@ func testEveryMethodIsTenantScoped(t *testing.T, db *store.DB) {
 				t.Fatalf("%s does not take a context first; list it in globalMethods with a reason, or fix its signature", m.Name)
 			}
 			fn := reflect.ValueOf(db).MethodByName(m.Name)
-			var cands [][]any
-			for j := 1; j < m.Type.NumIn(); j++ {
-				pt := m.Type.In(j)
-				vals, ok := args[pt]
-				if pt.Kind() == reflect.Func {
-					vals, ok = []any{nil}, true // built per call, below
-				}
-				if !ok {
-					t.Fatalf("%s takes a %v and isolationArgs has no values of that type: add some built from tenant A's rows", m.Name, pt)
-				}
-				cands = append(cands, vals)
+			cands, err := argCandidates(m, args)
+			if err != nil {
+				t.Fatal(err)
 			}
 
 			// Without a tenant the method must refuse before any SQL.
@@ -362,6 +417,25 @@ func testEveryMethodIsTenantScoped(t *testing.T, db *store.DB) {
 	}
 }
 
+// argCandidates lists, for each parameter of m after the context, the
+// values args holds for its type; a func parameter gets a placeholder that
+// call turns into a function. A type args has no values of is an error.
+func argCandidates(m reflect.Method, args map[reflect.Type][]any) ([][]any, error) {
+	var cands [][]any
+	for j := 1; j < m.Type.NumIn(); j++ {
+		pt := m.Type.In(j)
+		vals, ok := args[pt]
+		if pt.Kind() == reflect.Func {
+			vals, ok = []any{nil}, true
+		}
+		if !ok {
+			return nil, fmt.Errorf("%s takes a %v and isolationArgs has no values of that type: add some built from a tenant's rows", m.Name, pt)
+		}
+		cands = append(cands, vals)
+	}
+	return cands, nil
+}
+
 // withoutIDs clears the ID field of every struct argument.
 func withoutIDs(combos [][]any) [][]any {
 	for _, combo := range combos {
@@ -382,15 +456,21 @@ func withoutIDs(combos [][]any) [][]any {
 }
 
 // call invokes fn with ctx and args; a func parameter gets a function that
-// passes each value it receives to seen and returns nil.
+// passes every string of each value it receives to seen and returns nil.
 func call(fn reflect.Value, mt reflect.Type, ctx context.Context, args []any, seen func(string)) []reflect.Value {
+	return callWith(fn, mt, ctx, args, func(v reflect.Value) { walkStrings(v, seen) })
+}
+
+// callWith is call with a func parameter that passes each value it
+// receives to got.
+func callWith(fn reflect.Value, mt reflect.Type, ctx context.Context, args []any, got func(reflect.Value)) []reflect.Value {
 	in := []reflect.Value{reflect.ValueOf(ctx)}
 	for j, a := range args {
 		pt := mt.In(j + 1)
 		if pt.Kind() == reflect.Func {
 			in = append(in, reflect.MakeFunc(pt, func(vs []reflect.Value) []reflect.Value {
 				for _, v := range vs {
-					walkStrings(v, seen)
+					got(v)
 				}
 				outs := make([]reflect.Value, pt.NumOut())
 				for k := range outs {
