@@ -63,6 +63,9 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 	if e.TS.IsZero() {
 		e.TS = db.now()
 	}
+	// Hashed as the database will give it back: both backends keep
+	// microseconds, so a caller's nanoseconds would break the chain.
+	e.TS = e.TS.UTC().Truncate(time.Microsecond)
 	if len(e.Context) == 0 {
 		e.Context = json.RawMessage("{}")
 	}

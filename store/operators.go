@@ -65,6 +65,18 @@ type OperatorAuditEvent struct {
 	Context   json.RawMessage
 	RequestID string
 	TS        time.Time
+	// PrevHash and Hash chain the operators' rows as AuditEvent's chain a
+	// tenant's: see OperatorAuditHash. Rows written before the chain
+	// existed (migration 0081) have both empty.
+	PrevHash, Hash string
+}
+
+// OperatorAuditHash is the chain link of e, computed as AuditHash computes
+// a tenant row's with an empty tenant id (no tenant's id is empty, and the
+// two chains never meet). `idbroker audit verify` recomputes exactly this.
+func OperatorAuditHash(e OperatorAuditEvent) (string, error) {
+	return AuditHash(AuditEvent{ID: e.ID, Actor: e.Actor, Action: e.Action, Resource: e.Resource,
+		Context: e.Context, RequestID: e.RequestID, TS: e.TS, PrevHash: e.PrevHash})
 }
 
 const operatorCols = `id, email, status, password_hash, totp_secret, totp_last_step, enrol_token_hash,
@@ -377,7 +389,13 @@ func (db *DB) DeleteOperatorSession(ctx context.Context, id string) error {
 	return db.wrap("delete operator session", err)
 }
 
-const operatorAuditCols = "id, actor, action, resource, context, request_id, ts"
+const operatorAuditCols = "id, actor, action, resource, context, request_id, ts, prev_hash, hash"
+
+func scanOperatorAudit(r row) (OperatorAuditEvent, error) {
+	var e OperatorAuditEvent
+	err := r.Scan(&e.ID, jsonDest{&e.Actor}, &e.Action, jsonDest{&e.Resource}, jsonDest{&e.Context}, &e.RequestID, timeDest{&e.TS}, &e.PrevHash, &e.Hash)
+	return e, err
+}
 
 // AppendOperatorAudit appends a row to the operators' audit trail.
 func (db *DB) AppendOperatorAudit(ctx context.Context, e OperatorAuditEvent) (OperatorAuditEvent, error) {
@@ -389,6 +407,12 @@ func (db *DB) AppendOperatorAudit(ctx context.Context, e OperatorAuditEvent) (Op
 	}
 	if e.TS.IsZero() {
 		e.TS = db.now()
+	}
+	// Hashed as the database will give it back: both backends keep
+	// microseconds, so a caller's nanoseconds would break the chain.
+	e.TS = e.TS.UTC().Truncate(time.Microsecond)
+	if len(e.Context) == 0 {
+		e.Context = json.RawMessage("{}")
 	}
 	actor, err := jsonArg(e.Actor)
 	if err != nil {
@@ -403,8 +427,20 @@ func (db *DB) AppendOperatorAudit(ctx context.Context, e OperatorAuditEvent) (Op
 		return OperatorAuditEvent{}, err
 	}
 	err = db.global(ctx, true, func(q querier) error {
-		_, err := q.exec(ctx, "INSERT INTO operator_audit ("+operatorAuditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7)",
-			e.ID, actor, e.Action, res, cx, e.RequestID, db.d.timeArg(e.TS))
+		// The operators' chain takes the lock a tenant's chain would take
+		// under an empty tenant id, which no tenant has.
+		if err := db.d.lockAuditChain(ctx, q, ""); err != nil {
+			return err
+		}
+		err := q.queryRow(ctx, "SELECT hash FROM operator_audit ORDER BY seq DESC LIMIT 1").Scan(&e.PrevHash)
+		if err != nil && !db.d.isNoRows(err) {
+			return err
+		}
+		if e.Hash, err = OperatorAuditHash(e); err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, "INSERT INTO operator_audit ("+operatorAuditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+			e.ID, actor, e.Action, res, cx, e.RequestID, db.d.timeArg(e.TS), e.PrevHash, e.Hash)
 		return err
 	})
 	return e, db.wrap("append operator audit", err)
@@ -429,11 +465,7 @@ func (db *DB) OperatorAudit(ctx context.Context, action string, p Page) ([]Opera
 		if err != nil {
 			return err
 		}
-		out, err = collect(rs, func(r row) (OperatorAuditEvent, error) {
-			var e OperatorAuditEvent
-			err := r.Scan(&e.ID, jsonDest{&e.Actor}, &e.Action, jsonDest{&e.Resource}, jsonDest{&e.Context}, &e.RequestID, timeDest{&e.TS})
-			return e, err
-		})
+		out, err = collect(rs, scanOperatorAudit)
 		return err
 	})
 	if err != nil {
@@ -441,6 +473,40 @@ func (db *DB) OperatorAudit(ctx context.Context, action string, p Page) ([]Opera
 	}
 	out, next := cut(out, p.Limit, func(e OperatorAuditEvent) string { return e.ID })
 	return out, next, nil
+}
+
+// WalkOperatorAudit visits the operators' audit rows in chain order, a
+// page at a time, as WalkAudit does a tenant's.
+func (db *DB) WalkOperatorAudit(ctx context.Context, fn func(OperatorAuditEvent) error) error {
+	const page = 500
+	var after int64
+	for {
+		var rows []OperatorAuditEvent
+		err := db.global(ctx, false, func(q querier) error {
+			rs, err := q.query(ctx, "SELECT seq, "+operatorAuditCols+" FROM operator_audit WHERE seq > $1 ORDER BY seq LIMIT $2", after, page)
+			if err != nil {
+				return err
+			}
+			rows, err = collect(rs, func(r row) (OperatorAuditEvent, error) {
+				var e OperatorAuditEvent
+				err := r.Scan(&after, &e.ID, jsonDest{&e.Actor}, &e.Action, jsonDest{&e.Resource}, jsonDest{&e.Context},
+					&e.RequestID, timeDest{&e.TS}, &e.PrevHash, &e.Hash)
+				return e, err
+			})
+			return err
+		})
+		if err != nil {
+			return db.wrap("walk operator audit", err)
+		}
+		for _, e := range rows {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if len(rows) < page {
+			return nil
+		}
+	}
 }
 
 // ConsoleStore is the part of Store behind the operator console: operators
@@ -465,6 +531,9 @@ type ConsoleStore interface {
 	DeleteOperatorSession(ctx context.Context, id string) error
 	AppendOperatorAudit(ctx context.Context, e OperatorAuditEvent) (OperatorAuditEvent, error)
 	OperatorAudit(ctx context.Context, action string, p Page) ([]OperatorAuditEvent, string, error)
+	// WalkOperatorAudit calls fn on every operator audit row, oldest first,
+	// in chain order; `idbroker audit verify` re-hashes them.
+	WalkOperatorAudit(ctx context.Context, fn func(OperatorAuditEvent) error) error
 
 	FindTenants(ctx context.Context, query string, p Page) ([]Tenant, string, error)
 	ConnectionHealth(ctx context.Context, id string) (ConnectionHealth, error)

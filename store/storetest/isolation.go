@@ -117,6 +117,7 @@ var globalMethods = map[string]string{
 	"DeleteOperatorSession": whyConsole,
 	"AppendOperatorAudit":   whyConsole,
 	"OperatorAudit":         whyConsole,
+	"WalkOperatorAudit":     whyConsole,
 
 	"Ping":            whyOperations,
 	"Migrate":         whyOperations,

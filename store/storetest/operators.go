@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,6 +128,43 @@ func testOperators(t *testing.T, db *store.DB) {
 	rows, next = must2(db.OperatorAudit(ctx, "operator.signed_in", store.Page{Limit: 1, After: next}))
 	if len(rows) != 1 || next != "" {
 		t.Fatalf("audit page 2: %+v %q", rows, next)
+	}
+	testOperatorAuditChain(t, db)
+}
+
+// testOperatorAuditChain: the operators' rows are hash-chained like a
+// tenant's, concurrent appends never fork the chain, and a caller's
+// nanoseconds do not break it (the database keeps microseconds).
+func testOperatorAuditChain(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			_, err := db.AppendOperatorAudit(ctx, store.OperatorAuditEvent{Action: "operator.signed_in",
+				Context: []byte(fmt.Sprintf(`{"n": %d, "s": "x"}`, i)), TS: time.Now().Add(time.Duration(i) * time.Nanosecond)})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	prev, n := "", 0
+	err := db.WalkOperatorAudit(ctx, func(e store.OperatorAuditEvent) error {
+		n++
+		if e.PrevHash != prev {
+			t.Errorf("row %d (%s): prev_hash %.12s, want %.12s: the chain forked", n, e.Action, e.PrevHash, prev)
+		}
+		if h, err := store.OperatorAuditHash(e); err != nil || h != e.Hash {
+			t.Errorf("row %d (%s): hash %.12s, re-hashed %.12s (%v)", n, e.Action, e.Hash, h, err)
+		}
+		prev = e.Hash
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 11 {
+		t.Fatalf("walked %d rows, want at least the 11 appended", n)
 	}
 }
 
