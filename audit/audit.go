@@ -1,7 +1,9 @@
-// Package audit checks the tamper evidence of the audit log (contract
-// section 6). Rows are appended by the surfaces through store.AppendAudit,
-// each hashing its predecessor; Verify walks a tenant's chain and reports
-// every row that was changed, removed or inserted after the fact.
+// Package audit checks the tamper evidence of the audit logs. Rows are
+// appended by the surfaces through store.AppendAudit (per tenant) and
+// store.AppendOperatorAudit (the operators' own trail), each hashing its
+// predecessor; Verify walks a tenant's chain, VerifyOperators the
+// operators', and each reports every row that was changed, removed or
+// inserted after the fact.
 package audit
 
 import (
@@ -22,6 +24,9 @@ type Report struct {
 	TenantID string
 	Rows     int
 	Breaks   []Break
+	// Unchained counts rows written before their chain existed (the
+	// operators' rows before migration 0081); they are not verified.
+	Unchained int
 }
 
 // OK reports whether the chain is intact.
@@ -40,23 +45,63 @@ type Walker interface {
 func Verify(ctx context.Context, w Walker) (Report, error) {
 	tenantID, _ := store.TenantFrom(ctx)
 	rep := Report{TenantID: tenantID}
-	prev := ""
+	var c chain
 	err := w.WalkAudit(ctx, func(e store.AuditEvent) error {
-		rep.Rows++
-		if e.PrevHash != prev {
-			rep.Breaks = append(rep.Breaks, Break{e.ID, fmt.Sprintf("prev_hash %.12s… does not link to the row before (%.12s…): a row was removed or inserted", e.PrevHash, prev)})
-		}
 		h, err := store.AuditHash(e)
-		if err != nil {
-			rep.Breaks = append(rep.Breaks, Break{e.ID, "cannot be re-hashed: " + err.Error()})
-		} else if h != e.Hash {
-			rep.Breaks = append(rep.Breaks, Break{e.ID, "content does not match its hash: the row was changed"})
-		}
-		prev = e.Hash
+		c.link(&rep, e.ID, e.PrevHash, e.Hash, h, err)
 		return nil
 	})
 	if err != nil {
 		return rep, fmt.Errorf("audit: verify tenant %s: %w", tenantID, err)
 	}
 	return rep, nil
+}
+
+// OperatorWalker is the part of the store VerifyOperators reads.
+type OperatorWalker interface {
+	WalkOperatorAudit(ctx context.Context, fn func(store.OperatorAuditEvent) error) error
+}
+
+// VerifyOperators re-hashes the operators' audit chain, as Verify does a
+// tenant's; the report's TenantID is empty. Rows written before the chain
+// existed carry no hashes: they are counted in Unchained and the chain
+// starts after them.
+func VerifyOperators(ctx context.Context, w OperatorWalker) (Report, error) {
+	var rep Report
+	var c chain
+	err := w.WalkOperatorAudit(ctx, func(e store.OperatorAuditEvent) error {
+		if e.Hash == "" && e.PrevHash == "" && !c.started {
+			rep.Unchained++
+			return nil
+		}
+		h, err := store.OperatorAuditHash(e)
+		c.link(&rep, e.ID, e.PrevHash, e.Hash, h, err)
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("audit: verify operators: %w", err)
+	}
+	return rep, nil
+}
+
+// chain checks one row after another.
+type chain struct {
+	started bool
+	prev    string
+}
+
+// link checks a row whose stored hashes are prev and hash and whose
+// content re-hashes to rehash (or failed to, with err).
+func (c *chain) link(rep *Report, id, prev, hash, rehash string, err error) {
+	rep.Rows++
+	if prev != c.prev {
+		rep.Breaks = append(rep.Breaks, Break{id, fmt.Sprintf("prev_hash %.12s… does not link to the row before (%.12s…): a row was removed or inserted", prev, c.prev)})
+	}
+	switch {
+	case err != nil:
+		rep.Breaks = append(rep.Breaks, Break{id, "cannot be re-hashed: " + err.Error()})
+	case rehash != hash:
+		rep.Breaks = append(rep.Breaks, Break{id, "content does not match its hash: the row was changed"})
+	}
+	c.started, c.prev = true, hash
 }

@@ -39,10 +39,15 @@ func TestAuditVerifyCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for _, action := range []string{"operator.signed_in", "apikey.created", "operator.locked_out"} {
+		if _, err := st.AppendOperatorAudit(ctx, store.OperatorAuditEvent{Action: action}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	st.Close()
 
 	out, errOut, code := runInProcess("audit", "verify", "--database-url", url)
-	if code != exitOK || !strings.Contains(out, tn.ID+": ok (2 rows)") {
+	if code != exitOK || !strings.Contains(out, tn.ID+": ok (2 rows)") || !strings.Contains(out, "operators: ok (3 rows)") {
 		t.Fatalf("verify: code %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 
@@ -69,6 +74,30 @@ func TestAuditVerifyCommand(t *testing.T) {
 	if code != exitError || !strings.Contains(out, tn.ID+": BROKEN") || !strings.Contains(out, changed+": ") ||
 		!strings.Contains(errOut, "audit chain broken in 1 of 1 tenants") {
 		t.Fatalf("verify after tampering: code %d, want %d\nstdout: %s\nstderr: %s", code, exitError, out, errOut)
+	}
+
+	// The operators' trail, tampered with the same way, is reported too.
+	db, err = sql.Open("sqlite", filepath.Join(dir, "idbroker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opRow string
+	if err := db.QueryRow(`SELECT id FROM operator_audit WHERE action = 'apikey.created'`).Scan(&opRow); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TRIGGER operator_audit_no_update`,
+		`UPDATE operator_audit SET context = '{"by": "someone else"}' WHERE action = 'apikey.created'`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	out, errOut, code = runInProcess("audit", "verify", "--database-url", url)
+	if code != exitError || !strings.Contains(out, "operators: BROKEN (3 rows, 1 breaks)") || !strings.Contains(out, opRow+": content does not match") ||
+		!strings.Contains(errOut, "in 1 of 1 tenants and in the operators' audit trail") {
+		t.Fatalf("verify after tampering with the operators' trail: code %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 
 	out, _, code = runInProcess("audit", "verify", "--database-url", url, "--tenant", "tnt_01ARZ3NDEKTSV4RRFFQ69G5FAV")
