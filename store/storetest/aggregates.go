@@ -21,9 +21,10 @@ import (
 // passes it. This case holds those too, generated from the same
 // interface: every tenant-scoped read is called under tenant B, with the
 // same arguments (B's values and A's, A's ids chosen in advance), before
-// tenant A exists and again after A has written one row of everything.
-// B writes nothing in between, so each answer must be the same, error or
-// value, to the last field. A new read is covered by default; one that
+// tenant A exists and again after A has written one row of everything,
+// outside a transaction and inside one that has just read A. B writes
+// nothing in between, so each answer must be the same, error or value, to
+// the last field. A new read is covered by default; one that
 // takes a type with no values fails until isolationArgs has some.
 
 // writeVerbs start the names of the tenant-scoped methods that change the
@@ -123,6 +124,24 @@ func testReadsCountNothingOfAnotherTenant(t *testing.T, db *store.DB) {
 						m.Name, describe(c.args), c.before, after)
 				}
 				answered = answered || !strings.HasPrefix(after, "error")
+
+				// The same inside a transaction that has just read A: on
+				// PostgreSQL the call must run under B's app.tenant_id.
+				var inTx string
+				err := db.InTx(ctxB, func(ctx context.Context) error {
+					if _, err := db.Tenant(store.WithTenant(ctx, a.tenant.ID)); err != nil {
+						return fmt.Errorf("reading tenant A at the start of the transaction: %w", err)
+					}
+					inTx = answer(db, m, ctx, c.args)
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("%s in a transaction: %v", m.Name, err)
+				}
+				if inTx != c.before {
+					t.Errorf("%s%s under tenant B, in a transaction that read tenant A, answers differently once tenant A has data:\nbefore: %s\nafter:  %s",
+						m.Name, describe(c.args), c.before, inTx)
+				}
 			}
 			// A read that fails on every call compares errors only and
 			// proves nothing of what it counts.
