@@ -101,6 +101,18 @@ func (p *Provider) putJSON(ctx context.Context, key string, v any, ttl time.Dura
 
 func (p *Provider) takeJSON(ctx context.Context, key string, v any) error {
 	b, err := p.once.Take(ctx, key)
+	return decodeRecord(b, err, v)
+}
+
+// peekJSON reads a record like takeJSON but leaves it in place.
+func (p *Provider) peekJSON(ctx context.Context, key string, v any) error {
+	b, err := p.once.Peek(ctx, key)
+	return decodeRecord(b, err, v)
+}
+
+// decodeRecord decodes record b, read with err from the once cache, into
+// v: errExpired when there is none.
+func decodeRecord(b []byte, err error, v any) error {
 	if errors.Is(err, sessions.ErrNotFound) {
 		return errExpired
 	}

@@ -76,6 +76,12 @@ type Config struct {
 	// Families keeps refresh-token families; nil means Once, which must
 	// then implement sessions.Families (Memory and Redis do).
 	Families sessions.Families
+	// Revoker, if set, makes the revocation of a reused code's session
+	// durable: the order is recorded in the store's revocation queue and
+	// applied by Revoker, retried until the session store acknowledges
+	// (an *events.Revoker). Nil revokes directly, and a reuse seen while
+	// the session store is down is answered 503.
+	Revoker Revoker
 	// ActiveTTL bounds how long "this user and tenant are active" is
 	// trusted by token issuance, refresh and userinfo (DefaultActiveTTL).
 	ActiveTTL time.Duration
@@ -130,6 +136,7 @@ type Provider struct {
 	sessions   sessions.Store
 	once       sessions.OnceCache
 	families   sessions.Families
+	revoker    Revoker
 	active     *activeCache
 	keys       *signing.Manager
 	connectors Connectors
@@ -176,6 +183,7 @@ func New(cfg Config) (*Provider, error) {
 		store:      cfg.Store,
 		sessions:   cfg.Sessions,
 		once:       cfg.Once,
+		revoker:    cfg.Revoker,
 		keys:       cfg.Keys,
 		connectors: cfg.Connectors,
 		usage:      cfg.Usage,

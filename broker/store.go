@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -34,4 +35,14 @@ type Store interface {
 	User(ctx context.Context, id string) (store.User, error)
 	// Ended sessions' back-channel logouts are queued durably (logout.go).
 	EnqueueLogouts(ctx context.Context, ls []store.Logout) error
+	// A reused code's session is revoked through the revocation queue
+	// (tokens.go), when Config.Revoker is set.
+	RecordRevocation(ctx context.Context, r store.Revocation) (store.Revocation, error)
+}
+
+// Revoker applies revocations recorded with store.RecordRevocation (an
+// *events.Revoker). An error means the session store did not acknowledge
+// and the revocation stays queued, to be applied as soon as it answers.
+type Revoker interface {
+	Apply(ctx context.Context, revs ...store.Revocation) ([]sessions.Session, error)
 }

@@ -71,9 +71,17 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 	var g grant
 	err := p.takeJSON(ctx, tokenKey("code", r.Data.Code), &g)
 	if errors.Is(err, errExpired) {
+		// The spent code is read, not taken, until its grant is revoked:
+		// if the revocation fails, the next presentation tries again.
 		var used grant
-		if p.takeJSON(ctx, tokenKey("usedcode", r.Data.Code), &used) == nil {
-			p.revokeGrant(ctx, used, "authorization code reused")
+		switch err := p.peekJSON(ctx, tokenKey("usedcode", r.Data.Code), &used); {
+		case err == nil:
+			if err := p.revokeGrant(ctx, used, "authorization code reused"); err != nil {
+				return nil, unavailable(err)
+			}
+			_ = p.takeJSON(ctx, tokenKey("usedcode", r.Data.Code), &used) // revoked once is enough
+		case !errors.Is(err, errExpired):
+			return nil, unavailable(err)
 		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("the code is invalid, expired or already used")
 	}
@@ -284,7 +292,8 @@ func (p *Provider) nextRefresh(a store.Application, g grant, s session, gen uint
 		ExpiresAt: time.Unix(end, 0)}, rt, nil
 }
 
-// revokeFamily ends a refresh-token family.
+// revokeFamily ends a refresh-token family. A failure is logged: the
+// family's tokens die with their session, which revokeGrant ends durably.
 func (p *Provider) revokeFamily(ctx context.Context, family string) {
 	if family == "" {
 		return
@@ -304,13 +313,31 @@ func unavailable(err error) error {
 
 // revokeGrant revokes everything issued from a leaked code: its refresh
 // family and, because access tokens are only as alive as their session,
-// the session itself.
-func (p *Provider) revokeGrant(ctx context.Context, g grant, why string) {
-	p.revokeFamily(ctx, g.Family)
-	if err := p.endSessionNow(ctx, g.SessionID); err != nil {
-		p.log.ErrorContext(ctx, "broker: revoke session", "sid", g.SessionID, "err", err)
-	}
+// the session itself. Ending the session is what makes every token of the
+// grant useless (a refresh needs a live session), so it must not be lost
+// to a session store that is down: with a Revoker it is recorded in the
+// revocation queue and applied from there, retried until the session
+// store acknowledges. Without one, or when the queue cannot be written, it
+// is applied directly, and a failure is returned for the request to fail
+// (the spent code is kept, so its next presentation revokes again).
+func (p *Provider) revokeGrant(ctx context.Context, g grant, why string) error {
 	p.log.WarnContext(ctx, "broker: "+why+"; its tokens are revoked", "client_id", g.ClientID, "sid", g.SessionID)
+	p.revokeFamily(ctx, g.Family)
+	if p.revoker != nil {
+		rv, err := p.store.RecordRevocation(ctx, store.Revocation{Kind: store.RevokeSession, TenantID: g.TenantID, SubjectID: g.SessionID, Reason: why})
+		if err == nil {
+			if _, err := p.revoker.Apply(ctx, rv); err != nil {
+				p.log.WarnContext(ctx, "broker: revocation of a reused code's session queued until the session store answers",
+					"sid", g.SessionID, "revocation", rv.ID, "err", err)
+			}
+			return nil
+		}
+		p.log.ErrorContext(ctx, "broker: record revocation; revoking directly", "sid", g.SessionID, "err", err)
+	}
+	if err := p.endSessionNow(ctx, g.SessionID); err != nil {
+		return fmt.Errorf("broker: revoke session %s: %w", g.SessionID, err)
+	}
+	return nil
 }
 
 // mint signs the access and id tokens of grant g for application a and

@@ -145,7 +145,8 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	meter := metering.New(st, nil, log.With("surface", "usage"))
 
 	// Revocations (deprovisioning, tenant pause and delete, connection
-	// deactivation, revoke_sessions) are recorded in the transaction of
+	// deactivation, revoke_sessions, a reused authorization code's
+	// session) are recorded in the transaction of
 	// their change and applied through this node's Revoker; its Run
 	// retries, on every node, whatever the session store did not
 	// acknowledge (Redis down) until it does.
@@ -181,6 +182,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Store:      st,
 		Sessions:   cached,
 		Once:       cache,
+		Revoker:    revoker,
 		Keys:       keys,
 		Connectors: registry,
 		Usage:      meter,
