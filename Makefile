@@ -109,12 +109,15 @@ MUTATE_FILES_admin-portal/console := auth.go
 # GOFLAGS, for the coverage run too): the ones that exercise those files,
 # so that a mutant costs seconds rather than the whole package's minutes.
 # Empty runs every test of the package.
+# The console's Chromium walk (TestOperatorInBrowser) is left out: the
+# sign-in paths it takes, lockout included, have HTTP tests that cost
+# seconds (signin_test.go).
 MUTATE_RUN_broker := ^(TestSSOCookieAttributes|TestFullFlow|TestBadClientAndRedirect|TestPKCE|TestPKCERules|TestCodeReuseRevokes|TestCodeRace|TestCodeBoundToClientAndRedirect|TestRefreshRotationAndReuse|TestRefreshRaceEndsTheFamily|TestSequentialReuseEndsTheSession|TestRevocation|TestPromptNoneAndSSO|TestIntrospectClientAuth|TestIntrospectRefreshToken|TestIntrospectCrossTenant|TestOAuthErrors|TestKeyRotationOverlap|TestApplicationLifetimes|TestTokensExpireAtTheirExpSecond)$$
 MUTATE_RUN_connections/saml := ^(TestSAML.*|TestACS.*|TestHasDTD)$$
 MUTATE_RUN_scim := ^(TestAuthAndTenantIsolation|TestTenantStatusGatesSCIM|TestDirectoriesOfOneTenantAreApart|TestMembersOfAnotherDirectory|TestRateLimitPerTenant|TestBadInputIsA4xx|TestNewTakesAnHTTPSIssuer|TestConfiguredRevokerAndLoggerAreUsed|TestMaxResultsBounds|TestLocationAndTypeErrors)$$
 MUTATE_RUN_store := ^(TestConformance|TestNoTenantRunsNoSQL|TestRedactURL)$$/^(sqlite|postgres)$$/^(NoTenantFailsLoudly|CrossTenantIsNotFound|EveryMethodIsTenantScoped|DirectoryMembers|AuthenticateDirectory)$$
 MUTATE_RUN_admin-portal/portal := ^(TestCookieAttributes|TestCreateLinkChecksItsArguments|TestLinkOpensOnceIntoAScopedSession|TestSessionIsBoundToItsIntent|TestPostWithoutCSRFIsRefused|TestSignOutEndsTheSession|TestAnotherTenantsIDsAreNotFound)$$
-MUTATE_RUN_admin-portal/console := ^(TestSignedOutRoutes|TestCookiesSecureOnHTTPS|TestSessionRules|TestCookieAttributes|TestPasswordHash|TestMatchTOTP|TestLockFor|TestRecoveryCodes|TestSessionLifetime|TestSignedOutFormKeepsItsToken|TestDisabledOperatorCannotSignIn|TestIsDigits)$$
+MUTATE_RUN_admin-portal/console := ^(TestSignedOutRoutes|TestCookiesSecureOnHTTPS|TestSessionRules|TestCookieAttributes|TestPasswordHash|TestMatchTOTP|TestLockFor|TestRecoveryCodes|TestSessionLifetime|TestSignedOutFormKeepsItsToken|TestDisabledOperatorCannotSignIn|TestIsDigits|TestLongestCredentialsSignIn|TestSignInWithRecoveryCode|TestLockout)$$
 
 # mutate_one dir files run: gremlins on dir with everything but files
 # excluded, its tests limited to run.
