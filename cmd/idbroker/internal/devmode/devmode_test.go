@@ -2,6 +2,7 @@ package devmode
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/beevik/etree"
 	samlxml "github.com/crewjam/saml"
 	"github.com/labstack/echo/v4"
 
@@ -104,8 +106,9 @@ func unescape(s string) string {
 }
 
 // TestDevIdPRoundTrip logs alice in through the dev IdP, at the
-// connections level: Begin, the IdP's login page, the signed (and
-// encrypted) assertion posted to the ACS, the normalised profile.
+// connections level: Begin, the IdP's login page, the signed assertion in
+// an unsigned response (as Entra ID and Okta send by default) posted to
+// the ACS, the normalised profile.
 func TestDevIdPRoundTrip(t *testing.T) {
 	for _, b := range []struct {
 		name string
@@ -152,6 +155,9 @@ func TestDevIdPRoundTrip(t *testing.T) {
 			if action == nil || vals.Get("SAMLResponse") == "" {
 				t.Fatalf("no SAMLResponse form: %s", form)
 			}
+			if response, assertion := signatures(t, vals.Get("SAMLResponse")); response != 0 || assertion != 1 {
+				t.Fatalf("signatures: %d on the response, %d on the assertion; want 0 and 1", response, assertion)
+			}
 			resp, err = c.PostForm(unescape(action[1]), vals)
 			if err != nil {
 				t.Fatal(err)
@@ -167,6 +173,29 @@ func TestDevIdPRoundTrip(t *testing.T) {
 			}
 		})
 	}
+}
+
+// signatures counts the XML signatures of a base64 SAML response: on the
+// Response itself and on its Assertion.
+func signatures(t *testing.T, b64 string) (response, assertion int) {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		t.Fatal(err)
+	}
+	root := doc.Root()
+	if root == nil || root.Tag != "Response" {
+		t.Fatalf("not a Response: %s", raw)
+	}
+	response = len(root.SelectElements("Signature"))
+	for _, a := range root.SelectElements("Assertion") {
+		assertion += len(a.SelectElements("Signature"))
+	}
+	return response, assertion
 }
 
 func TestDevIdPRefusesForeignReturn(t *testing.T) {

@@ -2,9 +2,11 @@ package devmode
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/xml"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -55,8 +57,49 @@ func newTestIdP(d *Dev, key *rsa.PrivateKey, cert *x509.Certificate) *testIdP {
 	t.idp = &saml.IdentityProvider{
 		Key: key, Signer: key, Certificate: cert, MetadataURL: *md, SSOURL: *sso,
 		SessionProvider: t, ServiceProviderProvider: t,
+		ResponseWriter: assertionSignedOnly{},
 	}
 	return t
+}
+
+// assertionSignedOnly writes the response the way Entra ID and Okta do by
+// default: the assertion is signed (and encrypted when the SP asks), the
+// Response around it is not. crewjam's own writer signs both, an RSA
+// private-key operation more per login than the IdPs the broker meets,
+// which made every measured login pay for a signature no SP needs (the SP
+// requires a signature on the assertion or on the response holding it).
+type assertionSignedOnly struct{}
+
+func (assertionSignedOnly) WriteResponse(w http.ResponseWriter, req *saml.IdpAuthnRequest) error {
+	if req.ACSEndpoint == nil || req.ACSEndpoint.Binding != saml.HTTPPostBinding {
+		// No ACS, or another binding: crewjam's writer says why.
+		return req.WriteResponse(w)
+	}
+	if req.AssertionEl == nil {
+		if err := req.MakeAssertionEl(); err != nil { // signs the assertion
+			return err
+		}
+	}
+	id := make([]byte, 20)
+	if _, err := rand.Read(id); err != nil {
+		return err
+	}
+	response := &saml.Response{
+		Destination:  req.ACSEndpoint.Location,
+		ID:           fmt.Sprintf("id-%x", id),
+		InResponseTo: req.Request.ID,
+		IssueInstant: req.Now,
+		Version:      "2.0",
+		Issuer: &saml.Issuer{
+			Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:entity",
+			Value:  req.IDP.MetadataURL.String(),
+		},
+		Status: saml.Status{StatusCode: saml.StatusCode{Value: saml.StatusSuccess}},
+	}
+	el := response.Element()
+	el.AddChild(req.AssertionEl)
+	req.ResponseEl = el // set, so WriteResponse posts it as it is
+	return req.WriteResponse(w)
 }
 
 // GetSession implements saml.SessionProvider: the user chosen on the login
