@@ -101,6 +101,15 @@ func samlLogin(t *testing.T, e *env, idp *idpServer, conn store.Connection, brok
 	// asks; the assertion is encrypted only when the connection offers
 	// its encryption key.
 	wantSigned, wantEncrypted := cfg.SignsRequests(), cfg.EncryptAssertions
+	// The binding is the IdP's, not whichever the IdP below would take:
+	// an IdP with only an HTTP-Redirect endpoint cannot read a POST.
+	wantCode := http.StatusFound
+	if cfg.IdPSSOBinding == BindingPost {
+		wantCode = http.StatusOK
+	}
+	if rec.Code != wantCode {
+		t.Fatalf("Begin answered %d for IdP binding %q, want %d", rec.Code, cfg.IdPSSOBinding, wantCode)
+	}
 	var idpResp *http.Response
 	switch rec.Code {
 	case http.StatusFound: // HTTP-Redirect binding

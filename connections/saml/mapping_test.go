@@ -120,3 +120,68 @@ func TestSAMLAttributeMapping(t *testing.T) {
 		})
 	}
 }
+
+// TestSAMLNameIDAndEmail holds which NameID and attribute names a profile's
+// email and subject come from, through the real ACS validation: a NameID
+// that looks like an address is the email only when its format does not
+// say it is an opaque persistent id, an email attribute wins over it, an
+// attribute is found by its FriendlyName too, and a transient NameID is
+// refused only when nothing else keys the user.
+func TestSAMLNameIDAndEmail(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	named := func(name, friendly, value string) saml.Attribute {
+		return saml.Attribute{Name: name, FriendlyName: friendly, NameFormat: "urn:oasis:names:tc:SAML:2.0:attrname-format:uri",
+			Values: []saml.AttributeValue{{Type: "xs:string", Value: value}}}
+	}
+	for _, tt := range []struct {
+		name         string
+		mapping      *connections.AttributeMapping
+		nameID       string
+		nameIDFormat string
+		attrs        []saml.Attribute
+		want         error // nil = accepted
+		email        string
+		subject      string
+	}{
+		{name: "unspecified NameID that is an address, no email attribute",
+			nameID: "alice@example.com", nameIDFormat: string(saml.UnspecifiedNameIDFormat),
+			attrs: []saml.Attribute{named("givenName", "", "Alice")},
+			email: "alice@example.com", subject: "alice@example.com"},
+		{name: "an email attribute wins over an unspecified NameID that is an address",
+			nameID: "old.alias@example.com", nameIDFormat: string(saml.UnspecifiedNameIDFormat),
+			attrs: []saml.Attribute{named("email", "", "alice@example.com")},
+			email: "alice@example.com", subject: "old.alias@example.com"},
+		{name: "a persistent NameID that looks like an address is not an email",
+			nameID: "alice@example.com", nameIDFormat: string(saml.PersistentNameIDFormat),
+			attrs: []saml.Attribute{named("givenName", "", "Alice")},
+			want:  connections.ErrProfile},
+		{name: "email attribute found by its FriendlyName",
+			attrs: []saml.Attribute{named("urn:example:corp:mail", "mail", "alice@example.com")},
+			email: "alice@example.com", subject: "00u1abcd"},
+		{name: "transient NameID with a subject attribute mapped",
+			mapping: &connections.AttributeMapping{Subject: []string{"employeeNumber"}},
+			nameID:  "_t8f2c", nameIDFormat: string(saml.TransientNameIDFormat),
+			attrs: []saml.Attribute{named("employeeNumber", "", "E-1042"), named("email", "", "alice@example.com")},
+			email: "alice@example.com", subject: "E-1042"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn := e.samlConn(idp, func(s *Settings) { s.AttributeMapping = tt.mapping })
+			cn, err := e.Reg.Connector(e.Ctx, conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: e.Clock.Now(),
+				nameID: tt.nameID, nameIDFormat: tt.nameIDFormat,
+				mutate: func(a *saml.Assertion) { a.AttributeStatements = []saml.AttributeStatement{{Attributes: tt.attrs}} }})
+			res, err := cn.(*samlConnector).finish(e.Ctx, raw, e.pend(conn, "id-1", ""))
+			wantErr(t, err, tt.want, "")
+			if tt.want != nil {
+				return
+			}
+			if p := res.Profile; p.Email != tt.email || p.IdPSubject != tt.subject {
+				t.Fatalf("email %q, subject %q; want %q, %q", p.Email, p.IdPSubject, tt.email, tt.subject)
+			}
+		})
+	}
+}

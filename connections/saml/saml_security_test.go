@@ -1,8 +1,10 @@
 package saml
 
 import (
+	"context"
 	"crypto/x509"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -146,6 +149,12 @@ func TestSAMLSecurityTable(t *testing.T) {
 		{name: "expired", reqID: "id-req", want: connections.ErrExpired, opts: respOpts{signAssertion: true, issuedAt: now.Add(-10 * time.Minute)}},
 		{name: "expired by Conditions within skew of issue", reqID: "id-req", want: connections.ErrExpired, opts: respOpts{signAssertion: true,
 			mutate: func(a *saml.Assertion) { a.Conditions.NotOnOrAfter = now.Add(-2 * time.Minute) }}},
+		// The library allows 180 s past the SubjectConfirmationData's
+		// NotOnOrAfter; only the connection's own 90 s refuses this one.
+		{name: "expired by SubjectConfirmationData beyond the connection's skew", reqID: "id-req", want: connections.ErrExpired,
+			contains: "SubjectConfirmationData", opts: respOpts{signAssertion: true, mutate: func(a *saml.Assertion) {
+				a.Subject.SubjectConfirmations[0].SubjectConfirmationData.NotOnOrAfter = now.Add(-2 * time.Minute)
+			}}},
 		{name: "not yet valid", reqID: "id-req", want: connections.ErrNotYetValid, opts: respOpts{signAssertion: true, issuedAt: now.Add(10 * time.Minute)}},
 		{name: "not yet valid by NotBefore beyond the connection's skew", reqID: "id-req", want: connections.ErrNotYetValid, opts: respOpts{signAssertion: true,
 			mutate: func(a *saml.Assertion) { a.Conditions.NotBefore = now.Add(120 * time.Second) }}},
@@ -244,6 +253,73 @@ func TestSAMLReplay(t *testing.T) {
 	solicited := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-someone-else", issuedAt: e.Clock.Now()})
 	_, err = sc.finish(e.Ctx, solicited, "")
 	wantErr(t, err, connections.ErrRequestMismatch, "")
+}
+
+// ttlRecorder is a real OnceCache that also records the lifetime asked
+// for each Remember, which the cache's own clock (not the registry's)
+// would otherwise hide.
+type ttlRecorder struct {
+	sessions.OnceCache
+	mu   sync.Mutex
+	ttls map[string]time.Duration
+}
+
+func (r *ttlRecorder) Remember(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	r.mu.Lock()
+	r.ttls[key] = ttl
+	r.mu.Unlock()
+	return r.OnceCache.Remember(ctx, key, ttl)
+}
+
+// TestSAMLReplayRecordOutlivesTheAssertion: an assertion's id is remembered
+// for at least as long as the assertion could be accepted again (the
+// library accepts it until IssueInstant + MaxIssueDelay, whatever its
+// Conditions say), and an ordinary one is not remembered for a day.
+func TestSAMLReplayRecordOutlivesTheAssertion(t *testing.T) {
+	rec := &ttlRecorder{OnceCache: sessions.NewMemory(), ttls: map[string]time.Duration{}}
+	e := newEnv(t, envOpts{Once: rec})
+	idp := newTestIdP(t, 0)
+	conn := e.samlConn(idp, nil)
+	cn, err := e.Reg.Connector(e.Ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := e.Clock.Now()
+	for _, tt := range []struct {
+		name     string
+		issuedAt time.Time
+		mutate   func(a *saml.Assertion)
+	}{
+		{name: "issued now", issuedAt: now},
+		{name: "issued now, Conditions without NotOnOrAfter", issuedAt: now,
+			mutate: func(a *saml.Assertion) { a.Conditions.NotOnOrAfter = time.Time{} }},
+		{name: "issued ahead of our clock, within the skew", issuedAt: now.Add(60 * time.Second)},
+		{name: "issued 80 s ago", issuedAt: now.Add(-80 * time.Second)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "id-a-" + randomToken()[:12]
+			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: tt.issuedAt,
+				mutate: func(a *saml.Assertion) {
+					a.ID = id
+					if tt.mutate != nil {
+						tt.mutate(a)
+					}
+				}})
+			if _, err := cn.(*samlConnector).finish(e.Ctx, raw, e.pend(conn, "id-1", "")); err != nil {
+				t.Fatal(err)
+			}
+			rec.mu.Lock()
+			ttl, ok := rec.ttls["saml:assertion:"+conn.ID+":"+id]
+			rec.mu.Unlock()
+			acceptable := tt.issuedAt.Add(saml.MaxIssueDelay).Sub(now)
+			if !ok || ttl <= acceptable {
+				t.Fatalf("assertion id remembered for %v (recorded %v); it stays acceptable for %v", ttl, ok, acceptable)
+			}
+			if ttl > 10*time.Minute {
+				t.Fatalf("assertion id remembered for %v, long after it expires (%v)", ttl, acceptable)
+			}
+		})
+	}
 }
 
 func TestSAMLSHA1AllowedWhenConfigured(t *testing.T) {
