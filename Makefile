@@ -99,7 +99,7 @@ GREMLINS_FLAGS ?= --workers 1 --timeout-coefficient 8
 # gate, portal and console sessions. Every other file of the package is
 # left out (gremlins only knows exclusions), and so are subpackages.
 MUTATE_FILES_broker := authorize.go tokens.go verify.go session.go
-MUTATE_FILES_connections/saml := saml.go
+MUTATE_FILES_connections/saml := saml.go metadata.go
 MUTATE_FILES_connections/oidc := oidc.go
 MUTATE_FILES_scim := server.go
 MUTATE_FILES_store := tenant.go db.go
@@ -108,12 +108,14 @@ MUTATE_FILES_admin-portal/console := auth.go
 # The tests each package's mutants run against (go test -run, through
 # GOFLAGS, for the coverage run too): the ones that exercise those files,
 # so that a mutant costs seconds rather than the whole package's minutes.
-# Empty runs every test of the package.
+# Empty runs every test of the package. -count=1 keeps the coverage run
+# out of the test cache: a cached run takes a few seconds, and the
+# mutants' timeout, a multiple of it, would then time every mutant out.
 # The console's Chromium walk (TestOperatorInBrowser) is left out: the
 # sign-in paths it takes, lockout included, have HTTP tests that cost
 # seconds (signin_test.go).
 MUTATE_RUN_broker := ^(TestSSOCookieAttributes|TestFullFlow|TestBadClientAndRedirect|TestPKCE|TestPKCERules|TestCodeReuseRevokes|TestCodeRace|TestCodeBoundToClientAndRedirect|TestRefreshRotationAndReuse|TestRefreshRaceEndsTheFamily|TestSequentialReuseEndsTheSession|TestRevocation|TestPromptNoneAndSSO|TestIntrospectClientAuth|TestIntrospectRefreshToken|TestIntrospectCrossTenant|TestOAuthErrors|TestKeyRotationOverlap|TestApplicationLifetimes|TestTokensExpireAtTheirExpSecond)$$
-MUTATE_RUN_connections/saml := ^(TestSAML.*|TestACS.*|TestHasDTD)$$
+MUTATE_RUN_connections/saml := ^(TestSAML.*|TestACS.*|TestHasDTD|TestConnectionSettingsValidation|TestMetadataRefreshAndCertificateExpiry)$$
 MUTATE_RUN_scim := ^(TestAuthAndTenantIsolation|TestTenantStatusGatesSCIM|TestDirectoriesOfOneTenantAreApart|TestMembersOfAnotherDirectory|TestRateLimitPerTenant|TestBadInputIsA4xx|TestNewTakesAnHTTPSIssuer|TestConfiguredRevokerAndLoggerAreUsed|TestMaxResultsBounds|TestLocationAndTypeErrors)$$
 MUTATE_RUN_store := ^(TestConformance|TestNoTenantRunsNoSQL|TestRedactURL)$$/^(sqlite|postgres)$$/^(NoTenantFailsLoudly|CrossTenantIsNotFound|EveryMethodIsTenantScoped|DirectoryMembers|AuthenticateDirectory)$$
 MUTATE_RUN_admin-portal/portal := ^(TestCookieAttributes|TestCreateLinkChecksItsArguments|TestLinkOpensOnceIntoAScopedSession|TestSessionIsBoundToItsIntent|TestPostWithoutCSRFIsRefused|TestSignOutEndsTheSession|TestAnotherTenantsIDsAreNotFound)$$
@@ -124,7 +126,7 @@ MUTATE_RUN_admin-portal/console := ^(TestSignedOutRoutes|TestCookiesSecureOnHTTP
 define mutate_one
 echo "== mutate $(1): $(2)"; \
 ex=$$(cd $(1) && ls *.go | grep -v '_test\.go$$' | grep -vxF $(foreach f,$(2),-e $(f)) | paste -sd'|' -); \
-(cd $(1) && GOFLAGS="$$GOFLAGS"$(if $(3),' -run=$(3)') $(MUTATE_NICE) $(GO) tool gremlins unleash $(GREMLINS_FLAGS) \
+(cd $(1) && GOFLAGS="$$GOFLAGS -count=1"$(if $(3),' -run=$(3)') $(MUTATE_NICE) $(GO) tool gremlins unleash $(GREMLINS_FLAGS) \
 	-E / $${ex:+-E "^($$ex)$$"} -o $(MUTATE_OUT)/$(subst /,_,$(1)).json $(CURDIR)/$(1)) \
 	|| failed="$$failed $(1)";
 endef
