@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,5 +119,52 @@ func TestCodeReuseRevocationSurvivesSessionStoreOutage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// peekFails is a once cache whose Peek fails while fail is set: a read of
+// the spent-code record failing between the code's own read and it. No
+// real fault lands between two commands of one request on one Redis, so
+// this one is injected.
+type peekFails struct {
+	sessions.OnceCache
+	fail atomic.Bool
+}
+
+func (o *peekFails) Peek(ctx context.Context, key string) ([]byte, error) {
+	if o.fail.Load() {
+		return nil, errors.New("peekFails: connection reset")
+	}
+	return o.OnceCache.Peek(ctx, key)
+}
+
+// TestSpentCodeUnreadableIsUnavailable: when the record of a spent code
+// cannot be read, a reuse cannot be told from an unknown code. The broker
+// answers 503 rather than invalid_grant, so that the presentation is
+// retried, and revokes when it is.
+func TestSpentCodeUnreadableIsUnavailable(t *testing.T) {
+	mem := sessions.NewMemory()
+	once := &peekFails{OnceCache: mem}
+	n := newNodeServer(t, storetest.SQLite(t), mem, once, "", httpserver.Config{}, func(c *broker.Config) { c.Families = mem })
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	cd := code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
+	tok, _ := a.exchange(t, cd)
+
+	once.fail.Store(true)
+	_, err := a.Conf.Exchange(context.Background(), cd)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response.StatusCode != http.StatusServiceUnavailable || re.ErrorCode != "temporarily_unavailable" {
+		t.Fatalf("reused code whose record cannot be read: %v, want 503 temporarily_unavailable", err)
+	}
+	if a.introspect(t, n, tok.AccessToken)["active"] != true {
+		t.Fatal("session ended without the spent code's record")
+	}
+	once.fail.Store(false)
+	if _, err := a.Conf.Exchange(context.Background(), cd); !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Fatalf("reused code, presented again: %v, want invalid_grant", err)
+	}
+	if in := a.introspect(t, n, tok.AccessToken); in["active"] != false {
+		t.Fatalf("access token of the reused code introspects %v", in)
 	}
 }

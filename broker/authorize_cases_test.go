@@ -1,0 +1,76 @@
+package broker_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/idbroker/idbroker/store"
+)
+
+// TestResponseModes: the code comes back by query (response_mode absent
+// or query) or by an auto-submitted form (form_post); any other mode,
+// fragment included, is refused with an error sent back to the registered
+// redirect_uri and the browser never reaches the sign-in.
+func TestResponseModes(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	for _, tc := range []struct {
+		mode string
+		ok   bool
+	}{
+		{"", true}, {"query", true}, {"form_post", true},
+		{"fragment", false}, {"web_message", false},
+	} {
+		t.Run("mode="+tc.mode, func(t *testing.T) {
+			extra := url.Values{"login_hint": {"alice@acme.test"}}
+			if tc.mode != "" {
+				extra.Set("response_mode", tc.mode)
+			}
+			resp := a.authorize(t, browser(t), extra)
+			switch {
+			case tc.ok && tc.mode == "form_post":
+				if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+					t.Fatalf("form_post: status %d, type %q, want the auto-submitted form", resp.StatusCode, resp.Header.Get("Content-Type"))
+				}
+			case tc.ok:
+				code(t, resp)
+			default:
+				loc, err := url.Parse(resp.Header.Get("Location"))
+				if resp.StatusCode != http.StatusFound || err != nil || loc.Host != "app.example" {
+					t.Fatalf("status %d, location %q: want a redirect back to the application", resp.StatusCode, resp.Header.Get("Location"))
+				}
+				q, _ := url.ParseQuery(loc.RawQuery + "&" + loc.Fragment)
+				if q.Get("error") != "invalid_request" || q.Get("code") != "" {
+					t.Fatalf("response_mode=%s answered %s, want error=invalid_request and no code", tc.mode, loc)
+				}
+			}
+		})
+	}
+}
+
+// TestAuthorizeWithTheStoreDown: when the application cannot be read
+// (the database is gone), /authorize answers the "unavailable" page, 503,
+// and redirects nowhere: it neither trusts a redirect_uri it could not
+// check nor tells the user the application sent a wrong one.
+func TestAuthorizeWithTheStoreDown(t *testing.T) {
+	n := sqliteNode(t)
+	a := n.app(store.Application{})
+	n.Store.(*store.DB).Close()
+	// An application the broker has not cached yet, so it must ask the store.
+	q := url.Values{"client_id": {store.NewID(store.PrefixApplication)}, "redirect_uri": {a.Redirect},
+		"response_type": {"code"}, "scope": {"openid"}}
+	resp, err := browser(t).Get(n.URL + "/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Location") != "" ||
+		!strings.Contains(string(body), "temporarily unavailable") {
+		t.Fatalf("status %d, location %q, body %.200s: want the 503 unavailable page", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+}
