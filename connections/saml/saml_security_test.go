@@ -417,10 +417,29 @@ func TestHasDTD(t *testing.T) {
 		{`<a/><!entity x "y">`, true},
 		{`<!`, false},
 		{`<!DOCTYP`, false},
+		// The declaration's keyword as the input's last bytes.
+		{`<a/><!DOCTYPE`, true},
+		{`<a/><!ENTITY`, true},
 	} {
 		if got := hasDTD([]byte(tt.in)); got != tt.want {
 			t.Errorf("hasDTD(%q) = %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestSAMLMetadataSizeBound: IdP metadata of exactly MaxMetadataBytes is
+// read; one byte more is refused before it is parsed.
+func TestSAMLMetadataSizeBound(t *testing.T) {
+	idp := newTestIdP(t, 0)
+	md := metadataXML(idp.entityID, idp.ssoURL, idp.cert)
+	for _, tt := range []struct {
+		size int
+		want error
+	}{{MaxMetadataBytes, nil}, {MaxMetadataBytes + 1, connections.ErrConfig}} {
+		// White space after the root element pads without changing it.
+		b := []byte(md + strings.Repeat(" ", tt.size-len(md)))
+		_, err := parseIdPMetadata(b, false)
+		wantErr(t, err, tt.want, "larger than")
 	}
 }
 
