@@ -1,0 +1,61 @@
+package broker_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/store"
+)
+
+// TestRefreshMayNarrowTheScope: a refresh asking for part of the granted
+// scope gets exactly that part (RFC 6749 §6), and the narrower token
+// refreshes again.
+func TestRefreshMayNarrowTheScope(t *testing.T) {
+	onBackends(t, func(t *testing.T, n *node) {
+		n.tenant("Acme", "acme.test", alice("acme.test"))
+		a := n.app(store.Application{})
+		tok, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+		st, _, body := oauthCall{"POST", broker.PathToken, "application/x-www-form-urlencoded",
+			"grant_type=refresh_token&scope=openid+offline_access&refresh_token=" + url.QueryEscape(tok.RefreshToken), a.ID, a.Secret, ""}.do(t, n.URL)
+		if st != 200 || body["scope"] != "openid offline_access" {
+			t.Fatalf("narrowing refresh: %d %v, want 200 with scope \"openid offline_access\"", st, body)
+		}
+		rt, _ := body["refresh_token"].(string)
+		if _, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rt}).Token(); err != nil {
+			t.Fatalf("refreshing the narrowed token: %v", err)
+		}
+	})
+}
+
+// TestRefreshReuseSendsBackchannelLogout: refresh-token reuse ends the
+// session, and the applications that got tokens in it are told, like any
+// other end of a session.
+func TestRefreshReuseSendsBackchannelLogout(t *testing.T) {
+	onBackends(t, func(t *testing.T, n *node) {
+		n.tenant("Acme", "acme.test", alice("acme.test"))
+		rcv, got := bclReceiver(t)
+		a := n.app(store.Application{BackchannelLogoutURI: rcv.URL})
+		tok, c := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+		refresh := func(rt string) error {
+			_, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rt}).Token()
+			return err
+		}
+		if err := refresh(tok.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+		if err := refresh(tok.RefreshToken); err == nil {
+			t.Fatal("spent refresh token accepted")
+		}
+		select {
+		case raw := <-got:
+			verifyLogoutToken(t, n, raw, a.ID, c.SID)
+		case <-time.After(30 * time.Second):
+			t.Fatal("no back-channel logout 30 s after the reuse ended the session")
+		}
+	})
+}
