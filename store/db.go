@@ -159,7 +159,7 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) (err
 			return
 		}
 		if cerr := t.commit(ctx); cerr != nil {
-			err = fmt.Errorf("store: commit: %w", db.d.classify(cerr))
+			err = db.wrap("commit", cerr)
 		}
 	}()
 	return fn(context.WithValue(ctx, txKey{}, st))
@@ -217,10 +217,34 @@ func (db *DB) global(ctx context.Context, write bool, fn func(q querier) error) 
 	})
 }
 
+// laterExecer is a transaction that can hold a write back for the next
+// pipeline (pgTx).
+type laterExecer interface {
+	execLater(op, sql string, args []any)
+}
+
+// execLater runs a write whose result the caller does not read, only
+// whether its transaction commits: in a PostgreSQL transaction it is
+// queued and sent in one pipeline with the transaction's next statement or
+// its COMMIT, saving a round trip; elsewhere (SQLite, or no transaction)
+// it runs at once. Its error, if any, is then returned by the call that
+// sends it, named after op (see deferredError).
+func (db *DB) execLater(ctx context.Context, q querier, op, sql string, args ...any) error {
+	if l, ok := q.(laterExecer); ok {
+		l.execLater(op, sql, args)
+		return nil
+	}
+	_, err := q.exec(ctx, sql, args...)
+	return err
+}
+
 // wrap turns a driver error into the store's vocabulary, with context.
 func (db *DB) wrap(op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if de, ok := errors.AsType[*deferredError](err); ok {
+		return db.wrapDeferred(op, de)
 	}
 	if db.d.isNoRows(err) {
 		return ErrNotFound
@@ -243,4 +267,18 @@ func redactURL(u string) string {
 		return u[:scheme+3] + user + ":xxxxx" + u[at:]
 	}
 	return u
+}
+
+// wrapDeferred reports a queued write's failure from the call that sent
+// it. A conflict, a missing reference or an invalid value keep their
+// message but lose their sentinel: they are the queued write's, and the
+// caller would read them as its own (a SCIM create would answer 409
+// uniqueness for an event that failed). Unavailability and cancellation
+// keep theirs: they are the connection's, whoever asked.
+func (db *DB) wrapDeferred(op string, de *deferredError) error {
+	c := db.d.classify(de.err)
+	if errors.Is(c, ErrConflict) || errors.Is(c, ErrNotFound) || errors.Is(c, ErrInvalid) {
+		return fmt.Errorf("store: %s: %s: %v", op, de.op, c)
+	}
+	return fmt.Errorf("store: %s: %s: %w", op, de.op, c)
 }

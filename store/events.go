@@ -30,10 +30,12 @@ func (db *DB) AppendEvent(ctx context.Context, e Event) (Event, error) {
 		return Event{}, err
 	}
 	e.Data = json.RawMessage(data)
+	// Nothing of the row comes back, so in a transaction the INSERT rides
+	// with the next statement or COMMIT (execLater): an event is written
+	// exactly when its change commits either way.
 	err = db.global(ctx, true, func(q querier) error {
-		_, err := q.exec(ctx, db.d.appendEventSQL(),
+		return db.execLater(ctx, q, "append event", db.d.appendEventSQL(),
 			e.ID, nullString(e.TenantID), e.Type, data, db.d.timeArg(e.CreatedAt))
-		return err
 	})
 	return e, db.wrap("append event", err)
 }

@@ -73,7 +73,7 @@ func (p *postgres) begin(ctx context.Context) (tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pgTx{c: c}, nil
+	return &pgTx{c: c, queue: []pgQueued{{sql: "BEGIN"}}}, nil
 }
 
 func (p *postgres) reader() querier { return pgQuerier{p.pool} }
@@ -267,57 +267,111 @@ func (q pgQuerier) queryRow(ctx context.Context, sql string, args ...any) row {
 	return q.q.QueryRow(ctx, sql, args...)
 }
 
-// pgTx is a transaction on one pooled connection. Neither BEGIN nor the
-// tenant setting is sent alone: both are pipelined with the statement that
-// follows them, which saves two network round trips on every transaction
-// (and one more on every switch of tenant within one).
+// pgTx is a transaction on one pooled connection. Nothing that needs no
+// answer before the next statement is sent alone: BEGIN, the tenant
+// setting and the writes queued by execLater wait in queue and go out in
+// one pipeline with the statement that follows them, or with COMMIT. A
+// SCIM create pays four round trips instead of seven this way.
 type pgTx struct {
-	c     *pgxpool.Conn
-	begun bool
-	// tenant is the app.tenant_id to set before the next statement, when
-	// pending.
-	tenant  string
-	pending bool
+	c *pgxpool.Conn
+	// queue is what must reach the server before the next statement, in
+	// order. It starts with BEGIN.
+	queue []pgQueued
+	// sent: the server has seen BEGIN, so ROLLBACK must end the
+	// transaction.
+	sent bool
+	// work: a statement beyond BEGIN and the tenant setting was sent or
+	// queued, so COMMIT has something to commit.
+	work bool
 }
 
-// setTenant makes the next statement of the transaction run with
-// app.tenant_id set. set_config(..., true) is SET LOCAL: it ends with the
-// transaction, so a pooled connection never carries one tenant into the
-// next request.
+// pgQueued is a statement waiting for the next pipeline. op names a write
+// queued by execLater in the error it may cause; it is empty for BEGIN and
+// the tenant setting, whose errors are reported as before.
+type pgQueued struct {
+	op, sql string
+	args    []any
+}
+
+const pgSetTenant = "SELECT set_config('app.tenant_id', $1, true)"
+
+// setTenant makes the statements after it run with app.tenant_id set.
+// set_config(..., true) is SET LOCAL: it ends with the transaction, so a
+// pooled connection never carries one tenant into the next request.
 func (t *pgTx) setTenant(_ context.Context, tenantID string) error {
-	t.tenant, t.pending = tenantID, true
+	if n := len(t.queue); n > 0 && t.queue[n-1].sql == pgSetTenant {
+		t.queue[n-1].args = []any{tenantID} // nothing ran under the last one
+		return nil
+	}
+	t.queue = append(t.queue, pgQueued{sql: pgSetTenant, args: []any{tenantID}})
 	return nil
 }
 
-// send queues what must precede the next statement (BEGIN, the tenant
-// setting) and the statement itself in one pipeline, and consumes the
-// results of all but the statement. It returns nil when nothing precedes
-// the statement, which then goes alone. An explicit BEGIN at the head of a
-// pipeline opens a real transaction that outlives the pipeline's Sync.
+// execLater queues a write whose result nobody reads (see DB.execLater).
+// A PostgreSQL transaction that fails a statement fails as a whole, so
+// sending it later changes which call reports its error, never whether
+// the transaction commits.
+func (t *pgTx) execLater(op, sql string, args []any) {
+	t.queue = append(t.queue, pgQueued{op: op, sql: sql, args: args})
+	t.work = true
+}
+
+// send sends the queue and the statement in one pipeline and consumes the
+// results of the queue. It returns nil when the queue is empty: the
+// statement then goes alone. An explicit BEGIN at the head of a pipeline
+// opens a real transaction that outlives the pipeline's Sync.
 func (t *pgTx) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
-	if t.begun && !t.pending {
+	t.work = true
+	if len(t.queue) == 0 {
 		return nil, nil
 	}
-	b := &pgx.Batch{}
-	if !t.begun {
-		b.Queue("BEGIN")
-	}
-	if t.pending {
-		b.Queue("SELECT set_config('app.tenant_id', $1, true)", t.tenant)
-	}
-	n := b.Len()
-	b.Queue(sql, args...)
-	br := t.c.SendBatch(ctx, b)
-	// Whatever came of it, COMMIT or ROLLBACK must now end the transaction.
-	t.begun, t.pending = true, false
-	for range n {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return nil, err
-		}
+	br := t.flush(ctx, sql, args)
+	queued := t.queue
+	t.queue = nil
+	if err := drain(br, queued); err != nil {
+		br.Close()
+		return nil, err
 	}
 	return br, nil
 }
+
+// flush sends the queue followed by sql. Whatever comes of it, COMMIT or
+// ROLLBACK must now end the transaction.
+func (t *pgTx) flush(ctx context.Context, sql string, args []any) pgx.BatchResults {
+	b := &pgx.Batch{}
+	for _, q := range t.queue {
+		b.Queue(q.sql, q.args...)
+	}
+	b.Queue(sql, args...)
+	t.sent = true
+	return t.c.SendBatch(ctx, b)
+}
+
+// drain reads the results of the queued statements at the head of br.
+func drain(br pgx.BatchResults, queued []pgQueued) error {
+	for _, q := range queued {
+		if _, err := br.Exec(); err != nil {
+			if q.op != "" {
+				return &deferredError{op: q.op, err: err}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// deferredError is the failure of a write queued by execLater, reported by
+// the call that sent it: a later statement or COMMIT.
+type deferredError struct {
+	op  string
+	err error
+}
+
+func (e *deferredError) Error() string {
+	return e.op + " (sent ahead of a later statement): " + e.err.Error()
+}
+
+func (e *deferredError) Unwrap() error { return e.err }
 
 func (t *pgTx) exec(ctx context.Context, sql string, args ...any) (int64, error) {
 	br, err := t.send(ctx, sql, args)
@@ -392,15 +446,32 @@ func (r batchRow) Scan(dest ...any) error {
 	return err
 }
 
-// commit ends the transaction and hands the connection back. PostgreSQL
-// answers COMMIT of a failed transaction with ROLLBACK and no error; that
-// must not pass for success.
+// commit ends the transaction and hands the connection back; what is
+// still queued goes in the same pipeline as COMMIT. PostgreSQL answers
+// COMMIT of a failed transaction with ROLLBACK and no error; that must not
+// pass for success. If a queued write fails, the server skips COMMIT (or
+// answers it with ROLLBACK): nothing of the transaction is kept.
 func (t *pgTx) commit(ctx context.Context) error {
 	defer t.c.Release() // a connection left mid-transaction is destroyed, not reused
-	if !t.begun {
-		return nil
+	if !t.work {
+		return nil // nothing was sent but BEGIN and the tenant, or not even that
 	}
-	tag, err := t.c.Exec(ctx, "COMMIT")
+	var (
+		tag pgconn.CommandTag
+		err error
+	)
+	if len(t.queue) == 0 {
+		tag, err = t.c.Exec(ctx, "COMMIT")
+	} else {
+		br := t.flush(ctx, "COMMIT", nil)
+		if err = drain(br, t.queue); err == nil {
+			tag, err = br.Exec()
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		t.queue = nil
+	}
 	if err != nil {
 		return err
 	}
@@ -410,9 +481,11 @@ func (t *pgTx) commit(ctx context.Context) error {
 	return nil
 }
 
+// rollback drops what is queued: it never reaches the server.
 func (t *pgTx) rollback(ctx context.Context) error {
 	defer t.c.Release()
-	if !t.begun {
+	t.queue = nil
+	if !t.sent {
 		return nil
 	}
 	_, err := t.c.Exec(ctx, "ROLLBACK")

@@ -63,22 +63,41 @@ func scanUsage(r row) (UsageRecord, error) {
 // exists; it reports whether it wrote. Call it inside the InTx of the fact
 // it counts, so that the two commit or roll back together.
 func (db *DB) RecordUsage(ctx context.Context, r UsageRecord) (bool, error) {
+	var n int64
+	err := db.recordUsage(ctx, r, func(q querier, sql string, args []any) (err error) {
+		n, err = q.exec(ctx, sql, args...)
+		return err
+	})
+	return n == 1, db.wrap("record usage", err)
+}
+
+// QueueUsage is RecordUsage for a caller that does not need to know
+// whether the record was new (a key of its own making): inside a
+// transaction on PostgreSQL the INSERT is sent with the transaction's next
+// statement or its COMMIT instead of a round trip of its own, and an error
+// of it is returned by that call. It is what a SCIM write meters with.
+func (db *DB) QueueUsage(ctx context.Context, r UsageRecord) error {
+	err := db.recordUsage(ctx, r, func(q querier, sql string, args []any) error {
+		return db.execLater(ctx, q, "record usage", sql, args...)
+	})
+	return db.wrap("record usage", err)
+}
+
+// recordUsage checks r and has run write the INSERT of RecordUsage and
+// QueueUsage for the tenant in ctx.
+func (db *DB) recordUsage(ctx context.Context, r UsageRecord, run func(q querier, sql string, args []any) error) error {
 	if !r.Meter.Valid() || r.IdempotencyKey == "" {
-		return false, fmt.Errorf("%w: usage record needs a known meter and an idempotency key", ErrInvalid)
+		return fmt.Errorf("%w: usage record needs a known meter and an idempotency key", ErrInvalid)
 	}
 	if r.At.IsZero() {
 		r.At = db.now()
 	}
 	r.At = r.At.UTC().Truncate(time.Microsecond)
-	var n int64
-	err := db.scoped(ctx, func(q querier, tenantID string) error {
-		var err error
-		n, err = q.exec(ctx, `INSERT INTO usage_records (tenant_id, idempotency_key, meter, subject, value, day, at)
+	return db.scoped(ctx, func(q querier, tenantID string) error {
+		return run(q, `INSERT INTO usage_records (tenant_id, idempotency_key, meter, subject, value, day, at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING`,
-			tenantID, r.IdempotencyKey, r.Meter, r.Subject, r.Value, r.At.Format(time.DateOnly), db.d.timeArg(r.At))
-		return err
+			[]any{tenantID, r.IdempotencyKey, r.Meter, r.Subject, r.Value, r.At.Format(time.DateOnly), db.d.timeArg(r.At)})
 	})
-	return n == 1, db.wrap("record usage", err)
 }
 
 // UsageByDay sums the records of the tenant in ctx in [from, to) per UTC
@@ -168,6 +187,7 @@ func (db *DB) UsageCounts(ctx context.Context) (connections, directoryUsers int6
 // UsageTenants, the export's one cross-tenant step.
 type UsageStore interface {
 	RecordUsage(ctx context.Context, r UsageRecord) (bool, error)
+	QueueUsage(ctx context.Context, r UsageRecord) error
 	UsageByDay(ctx context.Context, from, to time.Time) ([]UsageDay, error)
 	UsageRecords(ctx context.Context, from, to, afterAt time.Time, afterKey string, limit int) ([]UsageRecord, error)
 	UsageTenants(ctx context.Context, from, to time.Time) ([]string, error)

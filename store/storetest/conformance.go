@@ -57,6 +57,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"TenantEvents", testTenantEvents},
 		{"DirectoryActivity", testDirectoryActivity},
 		{"UsageRecords", testUsage},
+		{"QueuedWritesCommitWithTheTransaction", testQueuedWrites},
 		{"Operators", testOperators},
 		{"ConsoleReads", testConsoleReads},
 		{"Revocations", testRevocations},
