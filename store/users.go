@@ -34,30 +34,19 @@ const userUpdate = `UPDATE users SET directory_id = $3, external_id = $4, user_n
 	attributes = $12, version = $13, created_at = $14, updated_at = $15
 	WHERE tenant_id = $1 AND id = $2`
 
+// userInsertUnlessSSO inserts a directory user ($1…$15 as userInsert)
+// unless the tenant has an SSO-only user of the same email ($16, folded),
+// whom the directory adopts instead: the common case, nobody to adopt, is
+// then one statement instead of a lookup and an INSERT.
+const userInsertUnlessSSO = "INSERT INTO users (" + userCols + `) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+	WHERE NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = $16)`
+
 // CreateUser adds a user to the tenant in ctx (see Store).
 func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
 	u.Email = strings.TrimSpace(u.Email)
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		u.TenantID = tenantID
 		now := db.now()
-		if u.DirectoryID != "" && u.Email != "" {
-			// The person may have signed in by SSO before the directory
-			// pushed them: they stay one user.
-			sso, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
-				WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = $2 ORDER BY id LIMIT 1`, tenantID, strings.ToLower(u.Email)))
-			switch {
-			case err == nil:
-				u.ID, u.CreatedAt, u.UpdatedAt, u.Version = sso.ID, sso.CreatedAt, now, sso.Version+1
-				args, err := db.userArgs(u)
-				if err != nil {
-					return err
-				}
-				_, err = q.exec(ctx, userUpdate, args...)
-				return err
-			case !db.d.isNoRows(err):
-				return err
-			}
-		}
 		if u.ID == "" {
 			u.ID = NewID(PrefixUser)
 		}
@@ -66,7 +55,31 @@ func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
 		if err != nil {
 			return err
 		}
-		_, err = q.exec(ctx, userInsert, args...)
+		if u.DirectoryID == "" || u.Email == "" {
+			_, err = q.exec(ctx, userInsert, args...)
+			return err
+		}
+		emailLC := strings.ToLower(u.Email)
+		if n, err := q.exec(ctx, userInsertUnlessSSO, append(args, emailLC)...); err != nil || n == 1 {
+			return err
+		}
+		// The person signed in by SSO before the directory pushed them:
+		// they stay one user.
+		sso, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
+			WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = $2 ORDER BY id LIMIT 1`, tenantID, emailLC))
+		if db.d.isNoRows(err) {
+			// Deleted since the INSERT looked: nobody to adopt after all.
+			_, err = q.exec(ctx, userInsert, args...)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		u.ID, u.CreatedAt, u.Version = sso.ID, sso.CreatedAt, sso.Version+1
+		if args, err = db.userArgs(u); err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, userUpdate, args...)
 		return err
 	})
 	return u, db.wrap("create user", err)
