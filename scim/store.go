@@ -14,7 +14,9 @@ type Store interface {
 	AuthenticateDirectory(ctx context.Context, dirID string, tokenHash []byte) (tenantID string, status store.TenantStatus, err error)
 	Domain(ctx context.Context, ref string) (store.Domain, error)
 
-	CreateUser(ctx context.Context, u store.User) (store.User, error)
+	// CreateDirectoryUser also decides EmailVerified: true when the
+	// email's domain is one the tenant has verified.
+	CreateDirectoryUser(ctx context.Context, u store.User) (store.User, error)
 	User(ctx context.Context, id string) (store.User, error)
 	UpdateUser(ctx context.Context, u store.User, ifVersion int64) (store.User, error)
 	DeleteUser(ctx context.Context, id string) error

@@ -42,10 +42,9 @@ func (s *Server) createUser(c echo.Context) error {
 	// PostgreSQL each transaction costs round trips of its own.
 	var rv *store.Revocation
 	err = s.writeTx(ctx, "users.create", func(ctx context.Context) error {
-		if u.EmailVerified, err = s.emailVerified(ctx, u.Email); err != nil {
-			return err
-		}
-		if u, err = s.store.CreateUser(ctx, u); err != nil {
+		// The store decides EmailVerified from the tenant's verified
+		// domains in the INSERT itself (see emailVerified).
+		if u, err = s.store.CreateDirectoryUser(ctx, u); err != nil {
 			return userConflict(err)
 		}
 		// An SSO user adopted as inactive may have live sessions.

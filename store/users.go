@@ -37,13 +37,44 @@ const userUpdate = `UPDATE users SET directory_id = $3, external_id = $4, user_n
 // userInsertUnlessSSO inserts a directory user ($1…$15 as userInsert)
 // unless the tenant has an SSO-only user of the same email ($16, folded),
 // whom the directory adopts instead: the common case, nobody to adopt, is
-// then one statement instead of a lookup and an INSERT.
-const userInsertUnlessSSO = "INSERT INTO users (" + userCols + `) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
-	WHERE NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = $16)`
+// then one statement instead of a lookup and an INSERT. With byDomain,
+// email_verified is read from the tenant's domains ($17 the email's
+// domain; $7, false, when it has none) in the same statement.
+func userInsertUnlessSSO(byDomain bool) string {
+	verified := "$7"
+	if byDomain {
+		verified = "COALESCE((SELECT verified FROM domains WHERE tenant_id = $1 AND domain = $17), $7)"
+	}
+	return "INSERT INTO users (" + userCols + ") SELECT $1, $2, $3, $4, $5, $6, " + verified + `, $8, $9, $10, $11, $12, $13, $14, $15
+	WHERE NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = $16) RETURNING email_verified`
+}
+
+var (
+	userInsertAsGiven    = userInsertUnlessSSO(false)
+	userInsertByDomain   = userInsertUnlessSSO(true)
+	domainVerifiedSelect = "SELECT COALESCE((SELECT verified FROM domains WHERE tenant_id = $1 AND domain = $2), $3)"
+)
 
 // CreateUser adds a user to the tenant in ctx (see Store).
 func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
+	return db.createUser(ctx, u, false)
+}
+
+// CreateDirectoryUser is CreateUser for a directory's push: u.EmailVerified
+// is not taken from the caller but is true exactly when the email's domain
+// is one the tenant has verified (the directory is the tenant's own IdP
+// speaking), read by the INSERT itself rather than by a lookup before it.
+func (db *DB) CreateDirectoryUser(ctx context.Context, u User) (User, error) {
+	return db.createUser(ctx, u, true)
+}
+
+func (db *DB) createUser(ctx context.Context, u User, byDomain bool) (User, error) {
 	u.Email = strings.TrimSpace(u.Email)
+	domain, hasDomain := EmailDomain(u.Email)
+	if byDomain {
+		u.EmailVerified = false
+		byDomain = hasDomain
+	}
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		u.TenantID = tenantID
 		now := db.now()
@@ -60,15 +91,28 @@ func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
 			return err
 		}
 		emailLC := strings.ToLower(u.Email)
-		if n, err := q.exec(ctx, userInsertUnlessSSO, append(args, emailLC)...); err != nil || n == 1 {
+		insert, insertArgs := userInsertAsGiven, append(args, emailLC)
+		if byDomain {
+			insert, insertArgs = userInsertByDomain, append(insertArgs, domain)
+		}
+		err = q.queryRow(ctx, insert, insertArgs...).Scan(&u.EmailVerified)
+		if !db.d.isNoRows(err) {
 			return err
 		}
 		// The person signed in by SSO before the directory pushed them:
 		// they stay one user.
+		if byDomain {
+			if err := q.queryRow(ctx, domainVerifiedSelect, tenantID, domain, false).Scan(&u.EmailVerified); err != nil {
+				return err
+			}
+		}
 		sso, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
 			WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = $2 ORDER BY id LIMIT 1`, tenantID, emailLC))
 		if db.d.isNoRows(err) {
 			// Deleted since the INSERT looked: nobody to adopt after all.
+			if args, err = db.userArgs(u); err != nil {
+				return err
+			}
 			_, err = q.exec(ctx, userInsert, args...)
 			return err
 		}

@@ -44,6 +44,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"DirectoriesAndDeliveries", testSCIMAndWebhooks},
 		{"Users", testUsers},
 		{"OneUserAcrossSSOAndSCIM", testOneUserAcrossSSOAndSCIM},
+		{"CreateDirectoryUser", testCreateDirectoryUser},
 		{"FindUsers", testFindUsers},
 		{"Groups", testGroups},
 		{"ConcurrentMembership", testConcurrentMembership},

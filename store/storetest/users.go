@@ -257,3 +257,53 @@ func testConcurrentMembership(t *testing.T, db *store.DB) {
 		t.Fatalf("version %d, want %d", got.Version, n+1)
 	}
 }
+
+// testCreateDirectoryUser: a SCIM push's email is verified exactly when
+// its domain is one the tenant itself has verified, whatever the caller
+// says, on the insert and on the adoption of an SSO user alike.
+func testCreateDirectoryUser(t *testing.T, db *store.DB) {
+	a, _ := newTenant(t, db, "A")
+	b, _ := newTenant(t, db, "B")
+	must(db.AddDomain(a, store.Domain{Domain: "acme.test", VerificationToken: "t1"}))
+	must(db.MarkDomainVerified(a, "acme.test"))
+	must(db.AddDomain(a, store.Domain{Domain: "pending.test", VerificationToken: "t2"}))
+	must(db.AddDomain(b, store.Domain{Domain: "other.test", VerificationToken: "t3"}))
+	must(db.MarkDomainVerified(b, "other.test"))
+	dir := newDirectory(t, db, a)
+	for _, tc := range []struct {
+		email  string
+		claims bool // what the caller passes as EmailVerified
+		want   bool
+	}{
+		{"ann@acme.test", false, true},
+		{" Bea@ACME.Test ", false, true},
+		{"cid@pending.test", true, false},  // not verified yet
+		{"dee@other.test", true, false},    // verified, by another tenant
+		{"eve@sub.acme.test", true, false}, // a subdomain is another domain
+		{"no-at-sign", true, false},
+		{"", true, false},
+	} {
+		u := must(db.CreateDirectoryUser(a, store.User{DirectoryID: dir.ID, UserName: "u-" + tc.email, Email: tc.email, EmailVerified: tc.claims, Active: true}))
+		if u.EmailVerified != tc.want {
+			t.Errorf("%q: returned EmailVerified = %v, want %v", tc.email, u.EmailVerified, tc.want)
+		}
+		if got := must(db.User(a, u.ID)); got.EmailVerified != tc.want {
+			t.Errorf("%q: stored EmailVerified = %v, want %v", tc.email, got.EmailVerified, tc.want)
+		}
+	}
+	// The adoption of an SSO user decides it the same way.
+	conn := must(db.CreateConnection(a, store.Connection{Type: store.ConnectionType("saml"), Name: "okta"}))
+	for _, tc := range []struct {
+		email string
+		want  bool
+	}{{"fay@acme.test", true}, {"gus@pending.test", false}} {
+		jit := must(db.UpsertSSOUser(a, conn.ID, tc.email, store.User{Email: tc.email, EmailVerified: !tc.want}))
+		u := must(db.CreateDirectoryUser(a, store.User{DirectoryID: dir.ID, UserName: tc.email, Email: tc.email, EmailVerified: !tc.want, Active: true}))
+		if u.ID != jit.ID || u.EmailVerified != tc.want || must(db.User(a, u.ID)).EmailVerified != tc.want {
+			t.Errorf("adopting %s: %+v, want %s with EmailVerified %v", tc.email, u, jit.ID, tc.want)
+		}
+	}
+	// A duplicate userName is still the conflict SCIM answers 409 to.
+	_, err := db.CreateDirectoryUser(a, store.User{DirectoryID: dir.ID, UserName: "u-ann@acme.test", Email: "ann2@acme.test", Active: true})
+	wantErr(t, err, store.ErrConflict)
+}
