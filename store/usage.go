@@ -71,20 +71,20 @@ func (db *DB) RecordUsage(ctx context.Context, r UsageRecord) (bool, error) {
 	return n == 1, db.wrap("record usage", err)
 }
 
-// QueueUsage is RecordUsage for a caller that does not need to know
+// RecordUsageLater is RecordUsage for a caller that does not need to know
 // whether the record was new (a key of its own making): inside a
 // transaction on PostgreSQL the INSERT is sent with the transaction's next
 // statement or its COMMIT instead of a round trip of its own, and an error
 // of it is returned by that call. It is what a SCIM write meters with.
-func (db *DB) QueueUsage(ctx context.Context, r UsageRecord) error {
+func (db *DB) RecordUsageLater(ctx context.Context, r UsageRecord) error {
 	err := db.recordUsage(ctx, r, func(q querier, sql string, args []any) error {
 		return db.execLater(ctx, q, "record usage", sql, args...)
 	})
 	return db.wrap("record usage", err)
 }
 
-// recordUsage checks r and has run write the INSERT of RecordUsage and
-// QueueUsage for the tenant in ctx.
+// recordUsage checks r and has run send the INSERT of RecordUsage and
+// RecordUsageLater for the tenant in ctx.
 func (db *DB) recordUsage(ctx context.Context, r UsageRecord, run func(q querier, sql string, args []any) error) error {
 	if !r.Meter.Valid() || r.IdempotencyKey == "" {
 		return fmt.Errorf("%w: usage record needs a known meter and an idempotency key", ErrInvalid)
@@ -187,7 +187,7 @@ func (db *DB) UsageCounts(ctx context.Context) (connections, directoryUsers int6
 // UsageTenants, the export's one cross-tenant step.
 type UsageStore interface {
 	RecordUsage(ctx context.Context, r UsageRecord) (bool, error)
-	QueueUsage(ctx context.Context, r UsageRecord) error
+	RecordUsageLater(ctx context.Context, r UsageRecord) error
 	UsageByDay(ctx context.Context, from, to time.Time) ([]UsageDay, error)
 	UsageRecords(ctx context.Context, from, to, afterAt time.Time, afterKey string, limit int) ([]UsageRecord, error)
 	UsageTenants(ctx context.Context, from, to time.Time) ([]string, error)

@@ -24,7 +24,7 @@ import (
 // Store is what metering needs of persistence; *store.DB implements it.
 type Store interface {
 	RecordUsage(ctx context.Context, r store.UsageRecord) (bool, error)
-	QueueUsage(ctx context.Context, r store.UsageRecord) error
+	RecordUsageLater(ctx context.Context, r store.UsageRecord) error
 	UsageByDay(ctx context.Context, from, to time.Time) ([]store.UsageDay, error)
 	UsageRecords(ctx context.Context, from, to, afterAt time.Time, afterKey string, limit int) ([]store.UsageRecord, error)
 	UsageTenants(ctx context.Context, from, to time.Time) ([]string, error)
@@ -78,10 +78,10 @@ func (m *Meter) Login(ctx context.Context, userID, loginID string) error {
 // SCIMOperation records one SCIM write (op names it, "users.create") for
 // the tenant in ctx. Call it inside the write's transaction: the record
 // then exists exactly when the write does. Its key is new, so whether it
-// was new need not be asked: it is queued (QueueUsage), and its error may
-// come from the transaction's COMMIT instead.
+// was new need not be asked: it is queued (RecordUsageLater), and its
+// error may come from the transaction's COMMIT instead.
 func (m *Meter) SCIMOperation(ctx context.Context, op string) error {
-	err := m.st.QueueUsage(ctx, store.UsageRecord{
+	err := m.st.RecordUsageLater(ctx, store.UsageRecord{
 		IdempotencyKey: string(store.MeterSCIMOperation) + ":" + store.NewID("op"),
 		Meter:          store.MeterSCIMOperation, Subject: op, Value: 1, At: m.now().UTC(),
 	})

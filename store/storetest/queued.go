@@ -10,16 +10,16 @@ import (
 	"github.com/idbroker/idbroker/store"
 )
 
-// testQueuedWrites: QueueUsage and AppendEvent return nothing the database
-// computes, so on PostgreSQL a transaction holds them back and sends them
-// with its next statement or its COMMIT. Whenever they are sent, their rows
+// testQueuedWrites: RecordUsageLater and AppendEvent return nothing the
+// database computes, so on PostgreSQL a transaction holds them back and
+// sends them with its next statement or its COMMIT. Whenever they are sent, their rows
 // exist exactly when the transaction commits, and a failure of theirs fails
 // the transaction without passing for the later call's own answer.
 func testQueuedWrites(t *testing.T, db *store.DB) {
 	a, ta := newTenant(t, db, "A")
 	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	queue := func(ctx context.Context, key string) error {
-		return db.QueueUsage(ctx, store.UsageRecord{IdempotencyKey: key, Meter: store.MeterSCIMOperation, Subject: "users.create", Value: 1, At: at})
+		return db.RecordUsageLater(ctx, store.UsageRecord{IdempotencyKey: key, Meter: store.MeterSCIMOperation, Subject: "users.create", Value: 1, At: at})
 	}
 	errRollback := errors.New("roll back")
 
@@ -49,7 +49,7 @@ func testQueuedWrites(t *testing.T, db *store.DB) {
 	if strings.Join(keys, ",") != "k1,k2,k4" {
 		t.Fatalf("recorded keys = %v, want k1, k2, k4", keys)
 	}
-	wantErr(t, db.QueueUsage(a, store.UsageRecord{IdempotencyKey: "x", Meter: "bogus"}), store.ErrInvalid)
+	wantErr(t, db.RecordUsageLater(a, store.UsageRecord{IdempotencyKey: "x", Meter: "bogus"}), store.ErrInvalid)
 	wantErr(t, queue(context.Background(), "x"), store.ErrNoTenant)
 
 	// An event that cannot be written (its id is taken) fails the
