@@ -14,11 +14,14 @@ import (
 // minutes; each request more than a minute after the last one moves its
 // idle window), and no session outlives its expiry, however busy. The
 // harness's session expires an hour after sign-in; the ended session's
-// cookie is cleared.
+// cookie is cleared. A request that moves the idle window is served as
+// the operator's: its page names them and carries the session's CSRF
+// token.
 func TestSessionLifetime(t *testing.T) {
 	h := start(t, "")
-	tok := h.signIn(t).token
-	get := func() *http.Response {
+	s := h.signIn(t)
+	tok := s.token
+	get := func() (*http.Response, string) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", h.url+"/console/tenants", nil)
 		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})
@@ -26,18 +29,23 @@ func TestSessionLifetime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
 	}
 	// Requests at 25, 50 and 59 minutes: never idle for 30.
 	for _, step := range []time.Duration{25 * time.Minute, 25 * time.Minute, 9 * time.Minute} {
 		h.clock.Advance(step)
-		if resp := get(); resp.StatusCode != http.StatusOK {
+		resp, body := get()
+		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("a session in use, %v after the last request: GET = %d, want 200", step, resp.StatusCode)
+		}
+		if !contains(body, s.email, `value="`+s.csrf+`"`) {
+			t.Fatalf("%v after the last request: the page does not name %s or lacks the session's CSRF token:\n%s", step, s.email, body)
 		}
 	}
 	h.clock.Advance(2 * time.Minute) // 61 minutes after sign-in, 2 after the last request
-	resp := get()
+	resp, _ := get()
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
 		t.Fatalf("session past its expiry: GET = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
