@@ -1,9 +1,13 @@
 package saml
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,5 +135,80 @@ func TestSAMLRolledCertificateRefreshedOnFailure(t *testing.T) {
 			t.Fatal("no refresh after connections.MinForcedRefresh")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSAMLMetadataKeyUse: of the IdP metadata's keys, those for signing or
+// of unstated use are trusted for signatures; an encryption key is not,
+// even when it is the IdP's own.
+func TestSAMLMetadataKeyUse(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	unstated, encryption := newTestIdP(t, 0), newTestIdP(t, 1)
+	md := metadataXML(unstated.entityID, unstated.ssoURL, unstated.cert, encryption.cert)
+	md = strings.Replace(md, `<md:KeyDescriptor use="signing">`, `<md:KeyDescriptor>`, 1)
+	md = strings.Replace(md, `<md:KeyDescriptor use="signing">`, `<md:KeyDescriptor use="encryption">`, 1)
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Key use", Settings{IdPMetadataXML: &md}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn, err := e.Reg.Connector(e.Ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		signer *testIdP
+		want   error
+	}{
+		{"key of unstated use", unstated, nil},
+		{"encryption key", encryption, connections.ErrSignature},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := unstated.response(t, e.Issuer, conn, respOpts{signAssertion: true, signer: tt.signer, inResponseTo: "id-1", issuedAt: e.Clock.Now()})
+			_, err := cn.(*samlConnector).finish(e.Ctx, raw, e.pend(conn, "id-1", ""))
+			wantErr(t, err, tt.want, "")
+		})
+	}
+}
+
+// TestSAMLCertificateCount: a connection trusts at most ten IdP
+// certificates, ten included.
+func TestSAMLCertificateCount(t *testing.T) {
+	var pems []string
+	for i := range 11 {
+		pems = append(pems, certPEM(selfSigned(t, testKey(0), fmt.Sprintf("idp-%d.example.net", i), time.Now().AddDate(1, 0, 0))))
+	}
+	for _, tt := range []struct {
+		n    int
+		want error
+	}{{10, nil}, {11, connections.ErrConfig}} {
+		certs, err := parseCertificates(strings.Join(pems[:tt.n], "\n"))
+		wantErr(t, err, tt.want, "")
+		if tt.want == nil && len(certs) != tt.n {
+			t.Fatalf("%d certificates read of %d", len(certs), tt.n)
+		}
+	}
+}
+
+// TestSAMLOwnCertificateValidNow: the SP certificate a connection makes for
+// itself is valid from before it is made, so an IdP that checks it does
+// not refuse the SP's first requests.
+func TestSAMLOwnCertificateValidNow(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	conn := e.samlConn(newTestIdP(t, 0), nil)
+	cfg, err := DecodeConfig(conn.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode([]byte(cfg.SPCertificatePEM))
+	if b == nil {
+		t.Fatal("no SP certificate")
+	}
+	cert, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now := e.Clock.Now(); cert.NotBefore.After(now) || !cert.NotAfter.After(now.AddDate(5, 0, 0)) {
+		t.Fatalf("SP certificate valid %s to %s, now %s", cert.NotBefore, cert.NotAfter, now)
 	}
 }
