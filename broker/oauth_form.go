@@ -88,6 +88,20 @@ func (p *Provider) checkOAuthRequest(next echo.HandlerFunc, token bool) echo.Han
 		}
 		c.Set(clientIDKey, id)
 		tracing.SetClient(r.Context(), id)
+		// op writes its own errors without the headers RFC 6749 asks
+		// for: no-store on every answer (§5.1, §5.2), and on a 401 the
+		// scheme to authenticate with (§5.2), as writeOAuthError does.
+		res := c.Response()
+		res.Before(func() {
+			h := res.Header()
+			if h.Get("Cache-Control") == "" {
+				h["Cache-Control"] = hdrNoStore
+				h["Pragma"] = hdrNoCache
+			}
+			if res.Status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
+				h.Set("WWW-Authenticate", `Basic realm="idbroker", charset="UTF-8"`)
+			}
+		})
 		// op finds the form parsed (ParseForm keeps a Form already set)
 		// and does not read the body again. The query carries none of the
 		// parameters (refused above), so the body is the whole request.
