@@ -17,18 +17,20 @@ func TestDeleteAndRestore(t *testing.T) {
 		e.must(http.StatusNotFound, "POST", "/tenants/"+tn.ID+"/restore", nil) // not deleted
 		e.must(http.StatusNoContent, "DELETE", "/tenants/"+tn.ID, nil)
 
-		for _, c := range []struct{ method, path string }{
-			{"GET", "/tenants/" + tn.ID},
-			{"PATCH", "/tenants/" + tn.ID},
-			{"DELETE", "/tenants/" + tn.ID},
-			{"GET", "/tenants/" + tn.ID + "/domains"},
-			{"GET", "/tenants/" + tn.ID + "/usage"},
+		for _, c := range []struct {
+			method, path string
+			body         any
+		}{
+			{"GET", "/tenants/" + tn.ID, nil},
+			{"PATCH", "/tenants/" + tn.ID, map[string]any{"status": "active"}},
+			{"DELETE", "/tenants/" + tn.ID, nil},
+			{"GET", "/tenants/" + tn.ID + "/domains", nil},
+			{"GET", "/tenants/" + tn.ID + "/usage", nil},
+			// The tenant is named in the body here, not the path: still
+			// 404, as for an unknown tenant, not a 409 that confirms it.
+			{"POST", "/portal_links", map[string]any{"tenant_id": tn.ID, "intent": "sso"}},
 		} {
-			var body any
-			if c.method == "PATCH" {
-				body = map[string]any{"status": "active"}
-			}
-			if r := e.call(c.method, c.path, body); r.status != http.StatusNotFound || r.err(t).Code != "not_found" {
+			if r := e.call(c.method, c.path, c.body); r.status != http.StatusNotFound || r.err(t).Code != "not_found" {
 				t.Errorf("%s %s on a deleted tenant: %d %s", c.method, c.path, r.status, r.body)
 			}
 		}

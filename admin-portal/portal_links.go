@@ -34,15 +34,15 @@ type portalLinkJSON struct {
 // CreatePortalLink makes a portal link for the tenant in ctx on behalf of
 // actor, audited as portal_link.created in the tenant's chain: the one code
 // path of the operator API's POST /portal_links and the console. A tenant
-// that is not live is a 409 *httpserver.Error; a bad intent or return URL
-// a *portal.FieldError.
+// that is deleted is a 404 and one that is not live a 409 *httpserver.Error;
+// a bad intent or return URL a *portal.FieldError.
 func (a *API) CreatePortalLink(ctx context.Context, actor store.Actor, intent, returnURL string) (string, time.Time, error) {
 	if a.portal == nil {
 		return "", time.Time{}, errors.New("adminportal: no portal configured")
 	}
 	t, err := a.store.Tenant(ctx)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", time.Time{}, notFound("tenant")
+	if errors.Is(err, store.ErrNotFound) || (err == nil && t.Status == store.TenantDeleted) {
+		return "", time.Time{}, notFound("tenant") // a deleted tenant is out of service, as in loadTenant
 	}
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("load tenant: %w", err)
