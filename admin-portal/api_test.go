@@ -791,6 +791,9 @@ func TestStatusTransitions(t *testing.T) {
 					if code := r.err(t).Code; tt.status == 409 && code != "invalid_transition" {
 						t.Errorf("code %q, want invalid_transition", code)
 					}
+					if msg := r.err(t).Message; tt.status == 409 && !strings.HasPrefix(msg, map[bool]string{true: "an ", false: "a "}[tt.from == "active"]+tt.from+" tenant") {
+						t.Errorf("message %q", msg)
+					}
 					// All or nothing: the name did not change either.
 					if got.Status != tt.from || got.Name != "T" || len(evs) != before {
 						t.Errorf("refused change left %+v and %d events", got, len(evs)-before)

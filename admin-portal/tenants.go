@@ -388,7 +388,11 @@ func checkTransition(from, to store.TenantStatus) error {
 	if slices.Contains(transitions[from], to) {
 		return nil
 	}
-	msg := fmt.Sprintf("a %s tenant cannot become %s", from, to)
+	article := "a"
+	if from == store.TenantActive {
+		article = "an" // the only status that starts with a vowel
+	}
+	msg := fmt.Sprintf("%s %s tenant cannot become %s", article, from, to)
 	switch {
 	case to == store.TenantDeleted:
 		msg += ": delete it with DELETE /tenants/{id}"
