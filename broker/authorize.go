@@ -42,6 +42,16 @@ func (p *Provider) checkAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 		if !slices.Contains(a.RedirectURIs, r.Form.Get("redirect_uri")) {
 			return p.page(c, http.StatusBadRequest, pageBadRedirect)
 		}
+		// op would answer another response type with unauthorized_client
+		// (or, for an http redirect_uri, a JSON 400 instead of a redirect);
+		// the RFC's word for it is unsupported_response_type, redirected.
+		if rt := r.Form.Get("response_type"); rt != "" && rt != string(oidc.ResponseTypeCode) {
+			mode := r.Form.Get("response_mode")
+			if mode != string(oidc.ResponseModeFormPost) {
+				mode = ""
+			}
+			return p.redirectError(c, pending{RedirectURI: r.Form.Get("redirect_uri"), State: r.Form.Get("state"), ResponseMode: mode}, errUnsupportedResponseType())
+		}
 		return next(c)
 	}
 }
@@ -54,7 +64,7 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 	p, req := s.p, r.Data
 	cl := r.Client.(client)
 	if req.ResponseType != oidc.ResponseTypeCode {
-		return nil, oidc.ErrUnauthorizedClient().WithDescription("only response_type=code is supported")
+		return nil, errUnsupportedResponseType()
 	}
 	if req.RequestParam != "" {
 		return nil, oidc.ErrRequestNotSupported()
@@ -242,6 +252,12 @@ func (p *Provider) finishTaken(c echo.Context, a pending, s session) error {
 		return p.internal(c, err)
 	}
 	return c.Redirect(http.StatusFound, u)
+}
+
+// errUnsupportedResponseType is RFC 6749 §4.1.2.1's error for any
+// response_type but code, the only one discovery advertises.
+func errUnsupportedResponseType() *oidc.Error {
+	return &oidc.Error{ErrorType: "unsupported_response_type", Description: "only response_type=code is supported"}
 }
 
 // redirectError sends an OAuth error to the application of a, whose

@@ -307,6 +307,27 @@ func TestBadClientAndRedirect(t *testing.T) {
 			}
 		})
 	}
+	// Only the code flow is served: any other response_type goes back to
+	// the (verified) redirect_uri as unsupported_response_type, with the
+	// state, also for an http://localhost redirect_uri.
+	local := n.app(store.Application{RedirectURIs: []string{"http://localhost:3000/cb"}})
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, app := range []*app{a, local} {
+		for _, rt := range []string{"token", "id_token", "code id_token", "bogus"} {
+			q := url.Values{"client_id": {app.ID}, "redirect_uri": {app.Redirect}, "response_type": {rt}, "scope": {"openid"}, "state": {"st"}}
+			resp, err := noRedirect.Get(n.URL + "/authorize?" + q.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			loc, err := resp.Location()
+			if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), app.Redirect+"?") ||
+				loc.Query().Get("error") != "unsupported_response_type" || loc.Query().Get("state") != "st" {
+				t.Errorf("%s, response_type=%s: %d %v", app.Redirect, rt, resp.StatusCode, loc)
+			}
+		}
+	}
+
 	// Wrong secret: 401 invalid_client.
 	bad := a.Conf
 	bad.ClientSecret = "nope"
