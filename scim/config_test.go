@@ -121,7 +121,11 @@ func TestMaxResultsBounds(t *testing.T) {
 	st := backends[0].open(t)
 	for _, tc := range []struct{ set, want int }{{0, 1000}, {-1, 1000}, {1, 1}, {500, 500}, {1000, 1000}, {1001, 1000}, {5000, 1000}} {
 		en := newEnvWith(t, st, scim.Config{MaxResults: tc.set})
-		got := lookup(en.do("GET", "/ServiceProviderConfig", nil).want(t, http.StatusOK).body, "filter.maxResults")
+		spc := en.do("GET", "/ServiceProviderConfig", nil).want(t, http.StatusOK).body
+		if doc := lookup(spc, "documentationUri"); doc != nil {
+			t.Errorf("documentationUri %v: the broker serves no such page", doc)
+		}
+		got := lookup(spc, "filter.maxResults")
 		if n, _ := got.(float64); int(n) != tc.want {
 			t.Errorf("MaxResults %d: maxResults %v, want %d", tc.set, got, tc.want)
 		}

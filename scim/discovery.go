@@ -8,19 +8,21 @@ import (
 )
 
 // Discovery endpoints (RFC 7644 §4). They are per directory only because
-// the base URL is; the answers are the same for all.
+// the base URL is; the answers are the same for all. The
+// ServiceProviderConfig names no documentationUri (optional, RFC 7643 §5):
+// the broker serves no SCIM documentation page, and {issuer}/docs/scim,
+// named once, was a 404.
 
 func (s *Server) serviceProviderConfig(c echo.Context) error {
 	dir := directoryFrom(c.Request().Context())
 	return writeJSON(c, http.StatusOK, map[string]any{
-		"schemas":          []string{"urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"},
-		"documentationUri": s.base + "/docs/scim",
-		"patch":            map[string]any{"supported": true},
-		"bulk":             map[string]any{"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-		"filter":           map[string]any{"supported": true, "maxResults": s.maxCount},
-		"changePassword":   map[string]any{"supported": false},
-		"sort":             map[string]any{"supported": false},
-		"etag":             map[string]any{"supported": true},
+		"schemas":        []string{"urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"},
+		"patch":          map[string]any{"supported": true},
+		"bulk":           map[string]any{"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+		"filter":         map[string]any{"supported": true, "maxResults": s.maxCount},
+		"changePassword": map[string]any{"supported": false},
+		"sort":           map[string]any{"supported": false},
+		"etag":           map[string]any{"supported": true},
 		"authenticationSchemes": []any{map[string]any{
 			"type": "oauthbearertoken", "name": "Directory bearer token", "primary": true,
 			"description": "The bearer token shown once when the directory was created or its token rotated.",
