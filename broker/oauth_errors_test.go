@@ -199,6 +199,11 @@ func TestOAuthErrors(t *testing.T) {
 	if in := a.introspect(t, n, tok.AccessToken); in["active"] != true {
 		t.Fatalf("token after the refusals: %v", in)
 	}
+	// A successful token answer is not cached either (RFC 6749 §5.1).
+	ok := oauthCall{"POST", broker.PathToken, form, "grant_type=refresh_token&refresh_token=" + url.QueryEscape(tok.RefreshToken), a.ID, a.Secret, ""}
+	if status, h, body := ok.do(t, n.URL); status != 200 || h.Get("Cache-Control") != "no-store" || h.Get("Pragma") != "no-cache" {
+		t.Fatalf("refresh: %d, Cache-Control %q, Pragma %q: %v", status, h.Get("Cache-Control"), h.Get("Pragma"), body)
+	}
 }
 
 // login signs alice in to a and redeems the code.
