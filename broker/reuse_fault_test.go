@@ -168,3 +168,55 @@ func TestSpentCodeUnreadableIsUnavailable(t *testing.T) {
 		t.Fatalf("access token of the reused code introspects %v", in)
 	}
 }
+
+// TestRefreshWithTheSessionStoreDown: a refresh whose family is read but
+// whose session cannot be (the sessions' Redis down) is answered 503
+// temporarily_unavailable, not invalid_grant: the session has not ended,
+// and the client must keep its refresh token, which still works once the
+// store is back.
+func TestRefreshWithTheSessionStoreDown(t *testing.T) {
+	ctx := context.Background()
+	srv := sessionstest.StartServer(t)
+	c, err := sessions.OpenRedis(ctx, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	private := sessions.NewRedis(c, sessions.RedisOptions{})
+	shared := sessionstest.NewRedis(t) // codes and refresh families
+	n := newNodeServer(t, storetest.Postgres(t), private, shared, "", httpserver.Config{})
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	tok, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+
+	srv.Kill()
+	// Until the node's session cache notices the outage it may still
+	// answer from memory, and the refresh succeeds: carry on with the new
+	// token until the store's failure shows.
+	rt := tok.RefreshToken
+	var re *oauth2.RetrieveError
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		next, err := a.Conf.TokenSource(ctx, &oauth2.Token{RefreshToken: rt}).Token()
+		if err == nil {
+			rt = next.RefreshToken
+			if time.Now().After(deadline) {
+				t.Fatal("refreshes still succeed 30 s into the session store's outage")
+			}
+			continue
+		}
+		if !errors.As(err, &re) || re.Response.StatusCode != http.StatusServiceUnavailable || re.ErrorCode != "temporarily_unavailable" {
+			t.Fatalf("refresh with the session store down: %v, want 503 temporarily_unavailable", err)
+		}
+		break
+	}
+	srv.Start()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, err := a.Conf.TokenSource(ctx, &oauth2.Token{RefreshToken: rt}).Token()
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &re) || re.ErrorCode != "temporarily_unavailable" || time.Now().After(deadline) {
+			t.Fatalf("the refresh token refused during the outage, after it: %v", err)
+		}
+	}
+}

@@ -143,14 +143,16 @@ func challenge(c string) *oidc.CodeChallenge {
 }
 
 // liveSession returns the session of grant g, or invalid_grant once it
-// has ended: nothing outlives its session.
+// has ended: nothing outlives its session. A session store that cannot
+// answer is a 503 to retry, not an ended session: the client keeps its
+// token.
 func (p *Provider) liveSession(ctx context.Context, g grant) (session, error) {
 	s, err := p.getSession(ctx, g.SessionID)
 	switch {
 	case errors.Is(err, sessions.ErrNotFound):
 		return session{}, oidc.ErrInvalidGrant().WithDescription("the session has ended")
 	case err != nil:
-		return session{}, oidc.ErrServerError().WithParent(err)
+		return session{}, unavailable(err)
 	case s.UserID != g.UserID || s.TenantID != g.TenantID:
 		return session{}, oidc.ErrInvalidGrant().WithDescription("the session has ended")
 	}
