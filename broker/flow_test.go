@@ -167,55 +167,6 @@ func TestFullFlow(t *testing.T) {
 	}
 }
 
-// TestClaimsFollowScopes: the id_token and UserInfo carry email with the
-// email scope, name with profile and groups with groups (as oidc.md says),
-// and the broker's own claims whatever the scopes.
-func TestClaimsFollowScopes(t *testing.T) {
-	n := sqliteNode(t)
-	tn := n.tenant("Acme", "acme.test", alice("acme.test"))
-	for _, tc := range []struct {
-		scopes []string
-		want   []string // of email, name, groups
-	}{
-		{[]string{"openid"}, nil},
-		{[]string{"openid", "email"}, []string{"email", "email_verified"}},
-		{[]string{"openid", "profile"}, []string{"name", "given_name", "family_name"}},
-		{[]string{"openid", "groups"}, []string{"groups"}},
-	} {
-		t.Run(strings.Join(tc.scopes, "+"), func(t *testing.T) {
-			a := n.app(store.Application{})
-			a.Conf.Scopes = tc.scopes
-			tok, c := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
-			idt, _ := tok.Extra("id_token").(string)
-			jws, err := jose.ParseSigned(idt, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var claims map[string]any
-			if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &claims); err != nil {
-				t.Fatal(err)
-			}
-			ui, err := a.Conf.Client(context.Background(), tok).Get(n.URL + broker.PathUserinfo)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var info map[string]any
-			json.NewDecoder(ui.Body).Decode(&info)
-			ui.Body.Close()
-			for what, got := range map[string]map[string]any{"id_token": claims, "userinfo": info} {
-				if got["tenant_id"] != tn.ID || got["sub"] != c.Sub || got["connection_id"] != tn.ConnID {
-					t.Errorf("%s: %v", what, got)
-				}
-				for _, k := range []string{"email", "email_verified", "name", "given_name", "family_name", "groups"} {
-					if _, has := got[k]; has != slices.Contains(tc.want, k) {
-						t.Errorf("%s with scopes %v: %s present %v", what, tc.scopes, k, has)
-					}
-				}
-			}
-		})
-	}
-}
-
 func TestEmailPageRoutes(t *testing.T) {
 	n := sqliteNode(t)
 	n.tenant("Acme", "acme.test", alice("acme.test"))

@@ -235,20 +235,10 @@ func (s *opServer) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequ
 		return nil, op.NewStatusError(oidc.ErrInvalidRequest().WithDescription("the session has ended"), http.StatusUnauthorized)
 	}
 	cl := sess.Claims
-	out := map[string]any{
-		"sub": c.Sub, "tenant_id": c.TenantID, "connection_id": sess.ConnectionID, "connection_type": cl.ConnectionType,
+	return op.NewResponse(map[string]any{
+		"sub": c.Sub, "email": cl.Email, "email_verified": cl.EmailVerified, "name": cl.Name,
+		"given_name": cl.GivenName, "family_name": cl.FamilyName, "groups": cl.Groups,
+		"tenant_id": c.TenantID, "connection_id": sess.ConnectionID, "connection_type": cl.ConnectionType,
 		"idp_subject": cl.IdPSubject,
-	}
-	// The claims the access token's scopes grant, as in the id_token.
-	sc := scoped(strings.Fields(c.Scope), cl)
-	if e := sc.emailClaims; e != nil {
-		out["email"], out["email_verified"] = e.Email, e.EmailVerified
-	}
-	if pr := sc.profileClaims; pr != nil {
-		out["name"], out["given_name"], out["family_name"] = pr.Name, pr.GivenName, pr.FamilyName
-	}
-	if g := sc.groupsClaims; g != nil {
-		out["groups"] = g.Groups
-	}
-	return op.NewResponse(out), nil
+	}), nil
 }

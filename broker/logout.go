@@ -70,11 +70,7 @@ func (p *Provider) endSession(c echo.Context) error {
 	redirect := c.FormValue("post_logout_redirect_uri")
 	var sid string
 	if hint != "" {
-		var claims struct {
-			Iss string `json:"iss"`
-			Aud string `json:"aud"`
-			SID string `json:"sid"`
-		}
+		var claims idClaims
 		if err := p.verifier.verify(hint, "JWT", &claims); err != nil || claims.Iss != p.issuer {
 			return p.page(c, http.StatusBadRequest, pageText{"Sign-out failed", "The sign-out request carries an invalid id_token_hint."})
 		}

@@ -366,8 +366,8 @@ func (p *Provider) mint(ctx context.Context, a store.Application, g grant, s ses
 	idt, err := p.sign(alg, "JWT", idClaims{
 		Iss: p.issuer, Sub: g.UserID, Aud: a.ID, Exp: now.Add(idTokenTTL(a)).Unix(), Iat: iat,
 		AuthTime: s.AuthTime.Unix(), Nonce: g.Nonce, AtHash: atHash, SID: g.SessionID,
-		scopedClaims: scoped(g.Scopes, cl),
-		TenantID:     g.TenantID, ConnectionID: s.ConnectionID, ConnectionType: cl.ConnectionType, IdPSubject: cl.IdPSubject,
+		Email: cl.Email, EmailVerified: cl.EmailVerified, Name: cl.Name, GivenName: cl.GivenName, FamilyName: cl.FamilyName,
+		Groups: cl.Groups, TenantID: g.TenantID, ConnectionID: s.ConnectionID, ConnectionType: cl.ConnectionType, IdPSubject: cl.IdPSubject,
 	})
 	if err != nil {
 		return nil, err
@@ -394,65 +394,26 @@ func (p *Provider) sign(alg, typ string, claims any) (string, error) {
 
 // idClaims are the id_token claims of contract section 1, no more.
 type idClaims struct {
-	Iss      string `json:"iss"`
-	Sub      string `json:"sub"`
-	Aud      string `json:"aud"`
-	Exp      int64  `json:"exp"`
-	Iat      int64  `json:"iat"`
-	AuthTime int64  `json:"auth_time"`
-	Nonce    string `json:"nonce,omitempty"`
-	AtHash   string `json:"at_hash,omitempty"`
-	SID      string `json:"sid"`
-	scopedClaims
-	TenantID       string `json:"tenant_id"`
-	ConnectionID   string `json:"connection_id"`
-	ConnectionType string `json:"connection_type"`
-	IdPSubject     string `json:"idp_subject"`
+	Iss            string   `json:"iss"`
+	Sub            string   `json:"sub"`
+	Aud            string   `json:"aud"`
+	Exp            int64    `json:"exp"`
+	Iat            int64    `json:"iat"`
+	AuthTime       int64    `json:"auth_time"`
+	Nonce          string   `json:"nonce,omitempty"`
+	AtHash         string   `json:"at_hash,omitempty"`
+	SID            string   `json:"sid"`
+	Email          string   `json:"email"`
+	EmailVerified  bool     `json:"email_verified"`
+	Name           string   `json:"name"`
+	GivenName      string   `json:"given_name"`
+	FamilyName     string   `json:"family_name"`
+	Groups         []string `json:"groups"`
+	TenantID       string   `json:"tenant_id"`
+	ConnectionID   string   `json:"connection_id"`
+	ConnectionType string   `json:"connection_type"`
+	IdPSubject     string   `json:"idp_subject"`
 }
-
-// scopedClaims are the user's claims that a scope asks for (OpenID
-// Connect Core §5.4): email and email_verified with email; name,
-// given_name and family_name with profile; groups with groups. A nil
-// group is left out of the JSON.
-type scopedClaims struct {
-	*emailClaims
-	*profileClaims
-	*groupsClaims
-}
-
-type emailClaims struct {
-	Email         string `json:"email"`
-	EmailVerified bool   `json:"email_verified"`
-}
-
-type profileClaims struct {
-	Name       string `json:"name"`
-	GivenName  string `json:"given_name"`
-	FamilyName string `json:"family_name"`
-}
-
-type groupsClaims struct {
-	Groups []string `json:"groups"`
-}
-
-// scoped picks from cl the claims that scopes grant, for the id_token and
-// UserInfo alike.
-func scoped(scopes []string, cl userClaims) scopedClaims {
-	var out scopedClaims
-	if slices.Contains(scopes, oidc.ScopeEmail) {
-		out.emailClaims = &emailClaims{Email: cl.Email, EmailVerified: cl.EmailVerified}
-	}
-	if slices.Contains(scopes, oidc.ScopeProfile) {
-		out.profileClaims = &profileClaims{Name: cl.Name, GivenName: cl.GivenName, FamilyName: cl.FamilyName}
-	}
-	if slices.Contains(scopes, scopeGroups) {
-		out.groupsClaims = &groupsClaims{Groups: cl.Groups}
-	}
-	return out
-}
-
-// scopeGroups asks for the groups claim; OpenID Connect does not define it.
-const scopeGroups = "groups"
 
 // accessClaims are an RFC 9068 access token's.
 type accessClaims struct {
