@@ -167,6 +167,50 @@ func TestFullFlow(t *testing.T) {
 	}
 }
 
+// TestProfileWhateverTheScopes: the id_token and UserInfo carry the whole
+// profile (email, name, groups) and the broker's own claims whatever
+// scopes the application asked for (docs/reference/oidc.md).
+func TestProfileWhateverTheScopes(t *testing.T) {
+	n := sqliteNode(t)
+	tn := n.tenant("Acme", "acme.test", alice("acme.test"))
+	for _, scopes := range [][]string{{"openid"}, {"openid", "email"}, {"openid", "email", "profile", "groups"}} {
+		t.Run(strings.Join(scopes, "+"), func(t *testing.T) {
+			a := n.app(store.Application{})
+			a.Conf.Scopes = scopes
+			tok, c := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+			idt, _ := tok.Extra("id_token").(string)
+			jws, err := jose.ParseSigned(idt, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var claims map[string]any
+			if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &claims); err != nil {
+				t.Fatal(err)
+			}
+			ui, err := a.Conf.Client(context.Background(), tok).Get(n.URL + broker.PathUserinfo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var info map[string]any
+			err = json.NewDecoder(ui.Body).Decode(&info)
+			ui.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, got := range map[string]map[string]any{"id_token": claims, "userinfo": info} {
+				if got["tenant_id"] != tn.ID || got["sub"] != c.Sub || got["connection_id"] != tn.ConnID {
+					t.Errorf("%s: %v", what, got)
+				}
+				for _, k := range []string{"email", "email_verified", "name", "given_name", "family_name", "groups"} {
+					if _, has := got[k]; !has {
+						t.Errorf("%s with scopes %v: no %s", what, scopes, k)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestEmailPageRoutes(t *testing.T) {
 	n := sqliteNode(t)
 	n.tenant("Acme", "acme.test", alice("acme.test"))
