@@ -32,6 +32,33 @@ func TestRefreshMayNarrowTheScope(t *testing.T) {
 	})
 }
 
+// TestNarrowingAwayOfflineAccessKeepsReuseDetection: a refresh that drops
+// offline_access gets no refresh token, and the token it spent is still a
+// spent token: presented again, it ends the session like any reuse.
+func TestNarrowingAwayOfflineAccessKeepsReuseDetection(t *testing.T) {
+	onBackends(t, func(t *testing.T, n *node) {
+		n.tenant("Acme", "acme.test", alice("acme.test"))
+		a := n.app(store.Application{})
+		tok, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+		refresh := oauthCall{"POST", broker.PathToken, "application/x-www-form-urlencoded",
+			"grant_type=refresh_token&scope=openid+email&refresh_token=" + url.QueryEscape(tok.RefreshToken), a.ID, a.Secret, ""}
+		st, _, body := refresh.do(t, n.URL)
+		if st != 200 || body["refresh_token"] != nil {
+			t.Fatalf("refresh without offline_access: %d %v, want 200 without a refresh token", st, body)
+		}
+		at, _ := body["access_token"].(string)
+		if got := a.introspect(t, n, at); got["active"] != true {
+			t.Fatalf("the narrowed access token is not active: %v", got)
+		}
+		if st, _, body := refresh.do(t, n.URL); st != 400 || body["error"] != "invalid_grant" {
+			t.Fatalf("spent token presented again: %d %v, want 400 invalid_grant", st, body)
+		}
+		if got := a.introspect(t, n, at); got["active"] != false {
+			t.Fatalf("after the reuse the session lives on: %v", got)
+		}
+	})
+}
+
 // TestRefreshReuseSendsBackchannelLogout: refresh-token reuse ends the
 // session, and the applications that got tokens in it are told, like any
 // other end of a session.

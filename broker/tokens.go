@@ -220,6 +220,13 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 	if err != nil {
 		return nil, err
 	}
+	if rt == "" {
+		// A refresh that drops offline_access gets no new refresh token,
+		// but the family stays, spent (no token has its next generation),
+		// until the presented token would have expired: presenting it
+		// again is still reuse, and still ends the session.
+		next = sessions.Family{ID: fam, SessionID: g.SessionID, Gen: gen + 1, Grant: f.Grant, ExpiresAt: time.Unix(g.Expires, 0)}
+	}
 	res, ended, err := p.families.Rotate(ctx, fam, gen, hash, next)
 	if err != nil {
 		return nil, unavailable(err)
