@@ -172,16 +172,22 @@ func TestFailedSAMLLoginsSayWhy(t *testing.T) {
 				}
 				reg.ForgetTenant(dev.TenantID)
 			}},
-		// The dev IdP signs the Response; the assertion is encrypted when the
-		// connection asks for it (assertionOf finds it either way).
-		{name: "tampered status", want: "signature_invalid",
+		// The dev IdP signs the assertion, as Entra ID and Okta do by
+		// default (the dev connection does not ask for it encrypted). A
+		// changed subject breaks its signature; if the NameID were not
+		// found, the genuine response would sign in and the case fail.
+		{name: "tampered assertion", want: "signature_invalid",
 			mutate: func(doc *etree.Document) {
-				doc.FindElement("//Status/StatusCode").CreateAttr("Value", "urn:oasis:names:tc:SAML:2.0:status:Requester")
+				if n := doc.FindElement("//Assertion/Subject/NameID"); n != nil {
+					n.SetText("dev|mallory")
+				}
 			}},
 		{name: "unsigned response", want: "signature_invalid",
 			mutate: func(doc *etree.Document) {
 				r := doc.Root()
-				r.RemoveChild(r.SelectElement("Signature"))
+				if sig := r.SelectElement("Signature"); sig != nil {
+					r.RemoveChild(sig)
+				}
 				// The attacker sends an assertion of their own, unsigned,
 				// in place of the IdP's.
 				r.RemoveChild(assertionOf(r))
@@ -191,10 +197,11 @@ func TestFailedSAMLLoginsSayWhy(t *testing.T) {
 				a.CreateElement("saml:Issuer").SetText(issuer + "/dev/idp/metadata")
 				a.CreateElement("saml:Subject").CreateElement("saml:NameID").SetText("dev|mallory")
 			}},
-		{name: "wrapped assertion", want: "signature_invalid",
+		{name: "wrapped assertion", want: "malformed_response", contains: "exactly one Assertion",
 			mutate: func(doc *etree.Document) {
 				// XSW: an unsigned assertion naming another user beside the
-				// signed original.
+				// signed original. The Response itself is unsigned, so the
+				// second assertion is refused before any signature is read.
 				r := doc.Root()
 				a := etree.NewElement("saml:Assertion")
 				a.CreateAttr("ID", "id-evil")
