@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -153,7 +154,9 @@ type Revoker interface {
 // Every route registered here is documented in admin-portal/openapi's
 // openapi.yaml (a test of cmd/idbroker fails otherwise).
 func (a *API) Mount(e *echo.Echo) {
-	e.GET(openapi.Path, openapi.Serve)
+	// HEAD too, public like the GET: a read-only document (and HEAD must
+	// not meet the group's authentication below, which would answer 401).
+	e.Match([]string{http.MethodGet, http.MethodHead}, openapi.Path, openapi.Serve)
 
 	mw := []echo.MiddlewareFunc{a.mapErrors, a.authenticate}
 	if a.limit != nil {

@@ -235,8 +235,12 @@ func isLocalHost(h string) bool {
 // that arrive through e.
 func (p *Provider) Mount(e *echo.Echo) {
 	p.ec = e
-	e.GET(PathDiscovery, p.serveDiscovery)
-	e.GET(PathJWKS, p.serveJWKS)
+	// The two public documents also answer HEAD (the GET's headers, no
+	// body), for caches and clients that check before fetching. No other
+	// route of the broker may: its GETs start sign-ins and end sessions.
+	doc := []string{http.MethodGet, http.MethodHead}
+	e.Match(doc, PathDiscovery, p.serveDiscovery)
+	e.Match(doc, PathJWKS, p.serveJWKS)
 	op := echo.WrapHandler(p.handler)
 	login := p.loginLimited()
 	e.Match([]string{http.MethodGet, http.MethodPost}, PathAuthorize, p.checkAuthorize(op), login...)

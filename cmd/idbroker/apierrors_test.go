@@ -188,7 +188,7 @@ func TestWrongMethodIs405EverywhereWithAllow(t *testing.T) {
 		{"SCIM unknown path", "GET", dir.SCIMBaseURL + "/Nowhere", scimToken, 404, "", func(a answer) bool { return isSCIMError(a, "404") }},
 		{"OAuth token", "GET", "/oauth/token", "", 405, "POST", func(a answer) bool { return isOAuthError(a, "invalid_request") }},
 		{"OAuth introspection", "PUT", "/oauth/introspect", "", 405, "POST", func(a answer) bool { return isOAuthError(a, "invalid_request") }},
-		{"discovery", "POST", "/.well-known/openid-configuration", "", 405, "GET", func(a answer) bool { return isAPIError(a, "method_not_allowed") }},
+		{"discovery", "POST", "/.well-known/openid-configuration", "", 405, "GET, HEAD", func(a answer) bool { return isAPIError(a, "method_not_allowed") }},
 		{"sign-in page", "PUT", "/login", "", 405, "GET, POST", isHTML},
 		{"SAML ACS", "GET", "/sso/saml/" + conn.ID + "/acs", "", 405, "POST", func(a answer) bool { return isAPIError(a, "method_not_allowed") }},
 		{"portal page", "DELETE", "/portal/sso", "", 405, "GET", isHTML},

@@ -161,8 +161,12 @@ func New(cfg Config) *Server {
 		e.Use(s.traceRequests(cfg.TracerProvider))
 	}
 	e.Use(s.accessLog, s.recoverPanic, bodyLimit(cfg.BodyLimit))
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
+	// The probes take HEAD too (the GET's status and headers, no body):
+	// some load balancers and uptime checkers probe with it. Only
+	// read-only routes may: HEAD runs the GET handler.
+	probe := []string{http.MethodGet, http.MethodHead}
+	e.Match(probe, "/healthz", s.healthz)
+	e.Match(probe, "/readyz", s.readyz)
 	s.echo = e
 	return s
 }

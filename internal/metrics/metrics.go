@@ -129,10 +129,11 @@ func (r *Registry) Names() []string {
 	return slices.Compact(names)
 }
 
-// Mount serves GET /metrics on e. It is unauthenticated, like /healthz:
-// keep it off the public internet (see README, "Operations").
+// Mount serves GET (and HEAD, as the probes do) /metrics on e. It is
+// unauthenticated, like /healthz: keep it off the public internet (see
+// README, "Operations").
 func (r *Registry) Mount(e *echo.Echo) {
-	e.GET(Path, echo.WrapHandler(r.Handler()))
+	e.Match([]string{http.MethodGet, http.MethodHead}, Path, echo.WrapHandler(r.Handler()))
 }
 
 // ObserveRequest records one answered request. route is the matched route
