@@ -121,40 +121,68 @@ func (db *DB) AuditEvents(ctx context.Context, action string, p Page) ([]AuditEv
 // WalkAudit visits the tenant's audit rows in chain order, a page at a time
 // so that a long history is never held in memory at once.
 func (db *DB) WalkAudit(ctx context.Context, fn func(AuditEvent) error) error {
-	const page = 500
-	var after int64
-	for {
-		var rows []AuditEvent
-		var seqs []int64
-		err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+	return walkBySeq(walkPage, func(after int64, limit int) (page []seqRow[AuditEvent], err error) {
+		err = db.scopedRead(ctx, func(q querier, tenantID string) error {
 			rs, err := q.query(ctx, "SELECT seq, "+auditCols+" FROM audit_events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-				tenantID, after, page)
+				tenantID, after, limit)
 			if err != nil {
 				return err
 			}
-			defer rs.Close()
-			for rs.Next() {
-				var seq int64
-				var e AuditEvent
-				if err := rs.Scan(&seq, &e.TenantID, &e.ID, jsonDest{&e.Actor}, &e.Action, jsonDest{&e.Resource}, jsonDest{&e.Context},
-					&e.RequestID, timeDest{&e.TS}, &e.PrevHash, &e.Hash); err != nil {
-					return err
-				}
-				rows, seqs = append(rows, e), append(seqs, seq)
-			}
-			return rs.Err()
+			page, err = collect(rs, withSeq(scanAudit))
+			return err
 		})
+		return page, db.wrap("walk audit", err)
+	}, fn)
+}
+
+// walkPage is how many rows WalkAudit and WalkOperatorAudit hold at once.
+const walkPage = 500
+
+// seqRow is a row of a hash chain with its seq, the key walkBySeq pages on.
+type seqRow[T any] struct {
+	seq int64
+	v   T
+}
+
+// withSeq makes scan, which reads a row's columns, read a row that starts
+// with its seq, as walkBySeq's queries select it.
+func withSeq[T any](scan func(row) (T, error)) func(row) (seqRow[T], error) {
+	return func(r row) (seqRow[T], error) {
+		var s seqRow[T]
+		var err error
+		s.v, err = scan(seqFirst{r, &s.seq})
+		return s, err
+	}
+}
+
+// seqFirst is a row whose first column goes to seq before the ones its
+// scanner names.
+type seqFirst struct {
+	r   row
+	seq *int64
+}
+
+func (s seqFirst) Scan(dest ...any) error { return s.r.Scan(append([]any{s.seq}, dest...)...) }
+
+// walkBySeq calls fn on every row of a hash chain in seq order, reading
+// limit rows at a time so that a long history is never held in memory at
+// once. read returns at most limit rows whose seq is above after, in seq
+// order; its errors and fn's are returned as they are.
+func walkBySeq[T any](limit int, read func(after int64, limit int) ([]seqRow[T], error), fn func(T) error) error {
+	var after int64
+	for {
+		page, err := read(after, limit)
 		if err != nil {
-			return db.wrap("walk audit", err)
+			return err
 		}
-		for _, e := range rows {
-			if err := fn(e); err != nil {
+		for _, r := range page {
+			if err := fn(r.v); err != nil {
 				return err
 			}
 		}
-		if len(rows) < page {
+		if len(page) < limit {
 			return nil
 		}
-		after = seqs[len(seqs)-1]
+		after = page[len(page)-1].seq
 	}
 }

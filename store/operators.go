@@ -478,35 +478,17 @@ func (db *DB) OperatorAudit(ctx context.Context, action string, p Page) ([]Opera
 // WalkOperatorAudit visits the operators' audit rows in chain order, a
 // page at a time, as WalkAudit does a tenant's.
 func (db *DB) WalkOperatorAudit(ctx context.Context, fn func(OperatorAuditEvent) error) error {
-	const page = 500
-	var after int64
-	for {
-		var rows []OperatorAuditEvent
-		err := db.global(ctx, false, func(q querier) error {
-			rs, err := q.query(ctx, "SELECT seq, "+operatorAuditCols+" FROM operator_audit WHERE seq > $1 ORDER BY seq LIMIT $2", after, page)
+	return walkBySeq(walkPage, func(after int64, limit int) (page []seqRow[OperatorAuditEvent], err error) {
+		err = db.global(ctx, false, func(q querier) error {
+			rs, err := q.query(ctx, "SELECT seq, "+operatorAuditCols+" FROM operator_audit WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit)
 			if err != nil {
 				return err
 			}
-			rows, err = collect(rs, func(r row) (OperatorAuditEvent, error) {
-				var e OperatorAuditEvent
-				err := r.Scan(&after, &e.ID, jsonDest{&e.Actor}, &e.Action, jsonDest{&e.Resource}, jsonDest{&e.Context},
-					&e.RequestID, timeDest{&e.TS}, &e.PrevHash, &e.Hash)
-				return e, err
-			})
+			page, err = collect(rs, withSeq(scanOperatorAudit))
 			return err
 		})
-		if err != nil {
-			return db.wrap("walk operator audit", err)
-		}
-		for _, e := range rows {
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		if len(rows) < page {
-			return nil
-		}
-	}
+		return page, db.wrap("walk operator audit", err)
+	}, fn)
 }
 
 // ConsoleStore is the part of Store behind the operator console: operators
