@@ -14,6 +14,25 @@ import (
 // types, so a type registered by a new connector package needs no
 // migration; a name that cannot be a URL path segment is still refused.
 func TestAnyConnectionTypeIsStored(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, db *DB) {
+		ctx := newTenantCtx(t, db)
+		c, err := db.CreateConnection(ctx, Connection{Type: "wsfed", Name: "third", Config: []byte(`{}`)})
+		if err != nil {
+			t.Fatalf("a third connection type: %v", err)
+		}
+		got, err := db.Connection(ctx, c.ID)
+		if err != nil || got.Type != "wsfed" {
+			t.Fatalf("read back: %+v, %v", got, err)
+		}
+		if _, err := db.CreateConnection(ctx, Connection{Type: "WS-Fed", Name: "bad", Config: []byte(`{}`)}); err == nil {
+			t.Fatal("a type name that is no path segment was stored")
+		}
+	})
+}
+
+// onBothBackends runs test on a freshly migrated database of each backend:
+// the schema rules below must hold on both.
+func onBothBackends(t *testing.T, test func(t *testing.T, db *DB)) {
 	for _, b := range []struct {
 		name string
 		open func(t *testing.T) *DB
@@ -21,27 +40,19 @@ func TestAnyConnectionTypeIsStored(t *testing.T) {
 		{"sqlite", func(t *testing.T) *DB { return openTestDB(t, "sqlite://"+filepath.Join(t.TempDir(), "t.db")) }},
 		{"postgres", func(t *testing.T) *DB { db, _ := openPG(t); return db }},
 	} {
-		t.Run(b.name, func(t *testing.T) {
-			db := b.open(t)
-			ctx := context.Background()
-			tn, err := db.CreateTenant(ctx, Tenant{Name: "A"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx = WithTenant(ctx, tn.ID)
-			c, err := db.CreateConnection(ctx, Connection{Type: "wsfed", Name: "third", Config: []byte(`{}`)})
-			if err != nil {
-				t.Fatalf("a third connection type: %v", err)
-			}
-			got, err := db.Connection(ctx, c.ID)
-			if err != nil || got.Type != "wsfed" {
-				t.Fatalf("read back: %+v, %v", got, err)
-			}
-			if _, err := db.CreateConnection(ctx, Connection{Type: "WS-Fed", Name: "bad", Config: []byte(`{}`)}); err == nil {
-				t.Fatal("a type name that is no path segment was stored")
-			}
-		})
+		t.Run(b.name, func(t *testing.T) { test(t, b.open(t)) })
 	}
+}
+
+// newTenantCtx creates a tenant in db and returns a context scoped to it.
+func newTenantCtx(t *testing.T, db *DB) context.Context {
+	t.Helper()
+	ctx := context.Background()
+	tn, err := db.CreateTenant(ctx, Tenant{Name: "T"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return WithTenant(ctx, tn.ID)
 }
 
 // TestSQLiteRebuildKeepsReferringRows: migration 0080 rebuilds the
@@ -106,39 +117,22 @@ func TestSQLiteRebuildKeepsReferringRows(t *testing.T) {
 // TestUserIDsAreGlobal: ResolveUser finds a tenant from a user id alone,
 // so a user id one tenant holds cannot be given to another's user.
 func TestUserIDsAreGlobal(t *testing.T) {
-	for _, b := range []struct {
-		name string
-		open func(t *testing.T) *DB
-	}{
-		{"sqlite", func(t *testing.T) *DB { return openTestDB(t, "sqlite://"+filepath.Join(t.TempDir(), "t.db")) }},
-		{"postgres", func(t *testing.T) *DB { db, _ := openPG(t); return db }},
-	} {
-		t.Run(b.name, func(t *testing.T) {
-			db := b.open(t)
-			ctx := context.Background()
-			var tenants [2]context.Context
-			for i := range tenants {
-				tn, err := db.CreateTenant(ctx, Tenant{Name: "T"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				tenants[i] = WithTenant(ctx, tn.ID)
-			}
-			u, err := db.CreateUser(tenants[0], User{Email: "a@a.example", Active: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = db.CreateUser(tenants[1], User{ID: u.ID, Email: "b@b.example", Active: true})
-			if !errors.Is(err, ErrConflict) {
-				t.Fatalf("another tenant's user took id %s: err = %v, want ErrConflict", u.ID, err)
-			}
-			tid, err := db.ResolveUser(ctx, u.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want, _ := TenantFrom(tenants[0]); tid != want {
-				t.Fatalf("ResolveUser = %s, want %s", tid, want)
-			}
-		})
-	}
+	onBothBackends(t, func(t *testing.T, db *DB) {
+		tenants := [2]context.Context{newTenantCtx(t, db), newTenantCtx(t, db)}
+		u, err := db.CreateUser(tenants[0], User{Email: "a@a.example", Active: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.CreateUser(tenants[1], User{ID: u.ID, Email: "b@b.example", Active: true})
+		if !errors.Is(err, ErrConflict) {
+			t.Fatalf("another tenant's user took id %s: err = %v, want ErrConflict", u.ID, err)
+		}
+		tid, err := db.ResolveUser(context.Background(), u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := TenantFrom(tenants[0]); tid != want {
+			t.Fatalf("ResolveUser = %s, want %s", tid, want)
+		}
+	})
 }
