@@ -42,6 +42,24 @@ func attrStatement(kv ...any) []saml.AttributeStatement {
 	return []saml.AttributeStatement{st}
 }
 
+// mappedSignIn sends idp's signed assertion with nameID and the attribute
+// statements through the real ACS validation of a new connection to idp
+// that maps attributes by mapping (nil: the default), and returns what the
+// connector made of it.
+func (e *env) mappedSignIn(t *testing.T, idp *testIdP, mapping *connections.AttributeMapping, nameID, nameIDFormat string,
+	statements []saml.AttributeStatement) (connections.Result, error) {
+	t.Helper()
+	conn := e.samlConn(idp, func(s *Settings) { s.AttributeMapping = mapping })
+	cn, err := e.Reg.Connector(e.Ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: e.Clock.Now(),
+		nameID: nameID, nameIDFormat: nameIDFormat,
+		mutate: func(a *saml.Assertion) { a.AttributeStatements = statements }})
+	return cn.(*samlConnector).finish(e.Ctx, raw, e.pend(conn, "id-1", ""))
+}
+
 // TestSAMLAttributeMapping sends, through the real ACS validation, the
 // attribute names each IdP family uses (contract section 2), and checks the
 // normalised profile under the default mapping, the family's preset, and a
@@ -96,15 +114,7 @@ func TestSAMLAttributeMapping(t *testing.T) {
 			want: alice},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			conn := e.samlConn(idp, func(s *Settings) { s.AttributeMapping = tt.mapping })
-			cn, err := e.Reg.Connector(e.Ctx, conn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: e.Clock.Now(),
-				nameID: tt.nameID, nameIDFormat: tt.nameIDFormat,
-				mutate: func(a *saml.Assertion) { a.AttributeStatements = tt.attrs }})
-			res, err := cn.(*samlConnector).finish(e.Ctx, raw, e.pend(conn, "id-1", ""))
+			res, err := e.mappedSignIn(t, idp, tt.mapping, tt.nameID, tt.nameIDFormat, tt.attrs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,15 +176,7 @@ func TestSAMLNameIDAndEmail(t *testing.T) {
 			email: "alice@example.com", subject: "E-1042"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			conn := e.samlConn(idp, func(s *Settings) { s.AttributeMapping = tt.mapping })
-			cn, err := e.Reg.Connector(e.Ctx, conn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: e.Clock.Now(),
-				nameID: tt.nameID, nameIDFormat: tt.nameIDFormat,
-				mutate: func(a *saml.Assertion) { a.AttributeStatements = []saml.AttributeStatement{{Attributes: tt.attrs}} }})
-			res, err := cn.(*samlConnector).finish(e.Ctx, raw, e.pend(conn, "id-1", ""))
+			res, err := e.mappedSignIn(t, idp, tt.mapping, tt.nameID, tt.nameIDFormat, []saml.AttributeStatement{{Attributes: tt.attrs}})
 			wantErr(t, err, tt.want, "")
 			if tt.want != nil {
 				return
