@@ -28,6 +28,8 @@ func TestNormalizeDomain(t *testing.T) {
 		{"acme.com/x", ""},
 		{"a@acme.com", ""},
 		{"acme_corp.com", ""},
+		{"dom_x.com", ""},      // no name can pass for a domain id (store.Domain's ref)
+		{"dom\uff3fx.com", ""}, // full-width low line maps to '_', refused too
 		{"\xff.com", ""},
 		{"a" + string(make([]byte, 70)) + ".com", ""},
 	} {

@@ -240,6 +240,15 @@ func testDomains(t *testing.T, db *store.DB) {
 	if byName.ID != d.ID || byID.Domain != "acme.com" {
 		t.Fatalf("lookups disagree: %+v %+v", byName, byID)
 	}
+	// Domain and DeleteDomain take an id or a name, telling them apart by
+	// the dom_ prefix: that is unambiguous only because no domain name can
+	// hold '_' (a host name label is letters, digits and hyphens), however
+	// it is written. Were one stored, it could not be found by name.
+	for _, name := range []string{"dom_x.com", "DOM_x.com", "dom\uff3fx.com", d.ID, d.ID + ".com"} {
+		if _, err := db.AddDomain(ctx, store.Domain{Domain: name, VerificationToken: "tok"}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("AddDomain(%q): err = %v, want ErrInvalid", name, err)
+		}
+	}
 	v := must(db.MarkDomainVerified(ctx, d.ID))
 	if !v.Verified || v.VerifiedAt == nil {
 		t.Fatalf("verified %+v", v)
