@@ -75,7 +75,6 @@ func discoveryJSON(iss string) ([]byte, error) {
 
 func (p *Provider) serveDiscovery(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "public, max-age=3600")
-	c.Response().Header().Set("Access-Control-Allow-Origin", "*")
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, p.discovery)
 }
 
@@ -83,6 +82,5 @@ func (p *Provider) serveDiscovery(c echo.Context) error {
 // overlapping keys, so tokens signed before a rotation still verify.
 func (p *Provider) serveJWKS(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "public, max-age=300")
-	c.Response().Header().Set("Access-Control-Allow-Origin", "*")
 	return c.Blob(http.StatusOK, "application/jwk-set+json", p.keys.JWKSJSON())
 }

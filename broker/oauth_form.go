@@ -24,8 +24,8 @@ var singleValued = []string{
 }
 
 // checkOAuthRequest applies the request rules zitadel's op is lenient
-// about, before it sees the request: POST only (OPTIONS passes, for CORS
-// preflight), a form-encoded body of bounded size, no parameter twice or
+// about, before it sees the request: POST only (publicCORS has answered
+// OPTIONS), a form-encoded body of bounded size, no parameter twice or
 // in the query, exactly one client authentication method, and, at the
 // token endpoint, only the grants the broker offers. Each refusal is an
 // RFC error (invalid_request, invalid_client, unsupported_grant_type),
@@ -35,8 +35,6 @@ func (p *Provider) checkOAuthRequest(next echo.HandlerFunc, token bool) echo.Han
 		r := c.Request()
 		switch r.Method {
 		case http.MethodPost:
-		case http.MethodOptions:
-			return next(c)
 		default:
 			c.Response().Header().Set("Allow", "POST, OPTIONS")
 			return writeOAuthError(c, http.StatusMethodNotAllowed, errInvalidRequest, "this endpoint takes POST")

@@ -26,7 +26,10 @@ func (p *Provider) newOPHandler() http.Handler {
 		Revocation:    op.NewEndpoint(PathRevoke),
 		Userinfo:      op.NewEndpoint(PathUserinfo),
 	}
-	return op.RegisterServer(&opServer{p: p}, endpoints)
+	// The library's CORS (any origin reflected, with credentials, on all
+	// four endpoints) is off: Mount offers the broker's own, on the
+	// endpoints that need it and without credentials (cors.go).
+	return op.RegisterServer(&opServer{p: p}, endpoints, op.WithServerCORSOptions(nil))
 }
 
 // opServer implements the endpoints; its methods are spread over the

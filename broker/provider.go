@@ -239,17 +239,19 @@ func (p *Provider) Mount(e *echo.Echo) {
 	// body), for caches and clients that check before fetching. No other
 	// route of the broker may: its GETs start sign-ins and end sessions.
 	doc := []string{http.MethodGet, http.MethodHead}
-	e.Match(doc, PathDiscovery, p.serveDiscovery)
-	e.Match(doc, PathJWKS, p.serveJWKS)
+	e.Match(doc, PathDiscovery, publicCORS("GET, HEAD", p.serveDiscovery))
+	e.Match(doc, PathJWKS, publicCORS("GET, HEAD", p.serveJWKS))
 	op := echo.WrapHandler(p.handler)
 	login := p.loginLimited()
 	e.Match([]string{http.MethodGet, http.MethodPost}, PathAuthorize, p.checkAuthorize(op), login...)
 	// Introspection is served by the broker's own lean handler, ahead of
 	// zitadel's router (see serveIntrospect).
 	e.Any(PathIntrospect, p.serveIntrospect)
-	e.Any(PathToken, p.measured(store.SLOToken, retryAfter503(p.checkOAuthRequest(p.tokenLimited(op), true))))
-	e.Any(PathRevoke, retryAfter503(p.checkOAuthRequest(p.tokenLimited(op), false)))
-	e.Any(PathUserinfo, retryAfter503(p.checkUserinfo(op)))
+	// Token, revocation and userinfo are called by browser apps too: any
+	// origin, never with credentials (cors.go).
+	e.Any(PathToken, publicCORS("POST", p.measured(store.SLOToken, retryAfter503(p.checkOAuthRequest(p.tokenLimited(op), true)))))
+	e.Any(PathRevoke, publicCORS("POST", retryAfter503(p.checkOAuthRequest(p.tokenLimited(op), false))))
+	e.Any(PathUserinfo, publicCORS("GET, POST", retryAfter503(p.checkUserinfo(op))))
 	e.GET(PathLogin, p.serveLogin, login...)
 	e.POST(PathLogin, p.submitLogin, login...)
 	e.Match([]string{http.MethodGet, http.MethodPost}, PathEndSession, p.endSession)

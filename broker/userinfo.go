@@ -18,8 +18,6 @@ func (p *Provider) checkUserinfo(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		switch r.Method {
 		case http.MethodGet, http.MethodPost:
-		case http.MethodOptions:
-			return next(c)
 		default:
 			c.Response().Header().Set("Allow", "GET, POST, OPTIONS")
 			return writeOAuthError(c, http.StatusMethodNotAllowed, errInvalidRequest, "userinfo takes GET or POST")
