@@ -166,3 +166,32 @@ func TestCORS(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkTokenPreflight measures a browser's preflight of the token
+// endpoint over loopback HTTP (keep-alive), client included: publicCORS
+// answers it before the rate limiter, the SLO probe and the OAuth
+// handlers.
+func BenchmarkTokenPreflight(b *testing.B) {
+	n := sqliteNode(b)
+	req, err := http.NewRequest(http.MethodOptions, n.URL+broker.PathToken, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Origin", "https://spa.example")
+	req.Header.Set("Access-Control-Request-Method", http.MethodPost)
+	req.Header.Set("Access-Control-Request-Headers", "content-type")
+	b.ReportAllocs()
+	cpu := processCPU()
+	for b.Loop() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusNoContent {
+			b.Fatalf("preflight = %d", res.StatusCode)
+		}
+	}
+	reportCPU(b, cpu)
+}
