@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,52 +32,20 @@ func TestDirectoryProvisioningReachesWebhook(t *testing.T) {
 	}))
 	defer hook.Close()
 
-	b := startBroker(t, map[string]string{
-		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
-		envBootstrapAPIKey: e2eBootstrapKey,
+	b, _, dir := startWithDirectory(t, map[string]string{
 		// The webhook receiver is on loopback.
 		envAllowPrivateNetworks: "true",
 	})
-
-	var wh struct {
-		ID     string `json:"id"`
-		Secret string `json:"secret"`
-	}
-	if code := b.do("POST", "/api/v1/webhooks", e2eBootstrapKey,
-		map[string]any{"url": hook.URL, "events": []string{"dsync.user.created"}}, &wh); code != http.StatusCreated {
-		t.Fatalf("POST /webhooks = %d, want 201", code)
-	}
-	secret = wh.Secret
-	close(secretSet)
-
-	var tenant tenantJSON
-	if code := b.do("POST", "/api/v1/tenants", e2eBootstrapKey, map[string]any{"name": "Acme"}, &tenant); code != http.StatusCreated {
-		t.Fatalf("POST /tenants = %d", code)
-	}
-	var dir struct {
-		ID          string `json:"id"`
-		SCIMBaseURL string `json:"scim_base_url"`
-		BearerToken string `json:"bearer_token"`
-	}
-	if code := b.do("POST", "/api/v1/tenants/"+tenant.ID+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &dir); code != http.StatusCreated {
-		t.Fatalf("POST directory = %d, want 201", code)
-	}
 	if dir.SCIMBaseURL != b.base+"/scim/v2/"+dir.ID || dir.BearerToken == "" {
 		t.Fatalf("directory = %+v, want scim_base_url %s/scim/v2/%s and a token", dir, b.base, dir.ID)
 	}
+	secret = subscribe(t, b, hook.URL, "dsync.user.created").Secret
+	close(secretSet)
 
 	user := `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bob@acme.example",` +
 		`"active":true,"emails":[{"value":"bob@acme.example","primary":true}],"name":{"givenName":"Bob","familyName":"Ray"}}`
-	req, _ := http.NewRequest("POST", dir.SCIMBaseURL+"/Users", bytes.NewReader([]byte(user)))
-	req.Header.Set("Authorization", "Bearer "+dir.BearerToken)
-	req.Header.Set("Content-Type", "application/scim+json")
-	resp, err := b.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("SCIM POST /Users = %d, want 201", resp.StatusCode)
+	if a := dir.pushUser(t, b, user); a.status != http.StatusCreated {
+		t.Fatalf("SCIM POST /Users = %d %s, want 201", a.status, a.raw)
 	}
 
 	select {

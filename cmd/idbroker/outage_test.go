@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,15 +33,7 @@ func call(t *testing.T, b *node, method, url, auth, ctype string, body []byte) a
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	res, err := b.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	a := answer{status: res.StatusCode, header: res.Header, raw: string(raw)}
-	_ = json.Unmarshal(raw, &a.body)
-	return a
+	return do(t, b, req)
 }
 
 // isSCIMError, isAPIError and isOAuthError tell the three JSON error
@@ -68,27 +59,12 @@ func isOAuthError(a answer, code string) bool {
 // database is back.
 func TestOutageAnswers503(t *testing.T) {
 	pg := testdb.StartPostgres(t)
-	b := startBroker(t, map[string]string{
-		envDatabaseURL:     pg.URL(),
-		envMasterKey:       testMasterKey,
-		envBootstrapAPIKey: e2eBootstrapKey,
+	b, tenant, dir := startWithDirectory(t, map[string]string{
+		envDatabaseURL: pg.URL(),
+		envMasterKey:   testMasterKey,
 	})
-	var tenant tenantJSON
-	if code := b.do("POST", "/api/v1/tenants", e2eBootstrapKey, map[string]any{"name": "Acme"}, &tenant); code != http.StatusCreated {
-		t.Fatalf("POST /tenants = %d", code)
-	}
-	var dir struct {
-		SCIMBaseURL string `json:"scim_base_url"`
-		BearerToken string `json:"bearer_token"`
-	}
-	if code := b.do("POST", "/api/v1/tenants/"+tenant.ID+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &dir); code != http.StatusCreated {
-		t.Fatalf("POST directory = %d", code)
-	}
-	user := func(name string) []byte {
-		return []byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"` + name + `@acme.example"}`)
-	}
 	scimCreate := func(name string) answer {
-		return call(t, b, "POST", dir.SCIMBaseURL+"/Users", "Bearer "+dir.BearerToken, "application/scim+json", user(name))
+		return dir.pushUser(t, b, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+name+`@acme.example"}`)
 	}
 	if a := scimCreate("before"); a.status != http.StatusCreated {
 		t.Fatalf("SCIM create with the database up: %d %s", a.status, a.raw)
@@ -126,21 +102,7 @@ func TestOutageAnswers503(t *testing.T) {
 // TestOversizedBodiesInEachFormat: a body over the server's limit is 413
 // in the format of the surface it was sent to.
 func TestOversizedBodiesInEachFormat(t *testing.T) {
-	b := startBroker(t, map[string]string{
-		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
-		envBootstrapAPIKey: e2eBootstrapKey,
-	})
-	var tenant tenantJSON
-	if code := b.do("POST", "/api/v1/tenants", e2eBootstrapKey, map[string]any{"name": "Acme"}, &tenant); code != http.StatusCreated {
-		t.Fatalf("POST /tenants = %d", code)
-	}
-	var dir struct {
-		SCIMBaseURL string `json:"scim_base_url"`
-		BearerToken string `json:"bearer_token"`
-	}
-	if code := b.do("POST", "/api/v1/tenants/"+tenant.ID+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &dir); code != http.StatusCreated {
-		t.Fatalf("POST directory = %d", code)
-	}
+	b, _, dir := startWithDirectory(t, nil)
 	big := bytes.Repeat([]byte("a"), 2<<20)
 	jsonBig := append(append([]byte(`{"name":"`), big...), '"', '}')
 

@@ -194,43 +194,16 @@ func TestWebhookDeliveryTrace(t *testing.T) {
 		got <- r.Header.Get("Traceparent")
 	}))
 	defer hook.Close()
-	b := startBroker(t, map[string]string{
-		envDatabaseURL:                "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
-		envBootstrapAPIKey:            e2eBootstrapKey,
+	b, tenant, dir := startWithDirectory(t, map[string]string{
 		envAllowPrivateNetworks:       "true", // the receiver is on loopback
 		"OTEL_EXPORTER_OTLP_ENDPOINT": rcv.URL,
 		"OTEL_BSP_SCHEDULE_DELAY":     "100",
 	})
-	var wh struct {
-		ID string `json:"id"`
-	}
-	if code := b.do("POST", "/api/v1/webhooks", e2eBootstrapKey,
-		map[string]any{"url": hook.URL + "/hook", "events": []string{"dsync.user.created"}}, &wh); code != http.StatusCreated {
-		t.Fatalf("POST /webhooks = %d, want 201", code)
-	}
-	var tenant tenantJSON
-	if code := b.do("POST", "/api/v1/tenants", e2eBootstrapKey, map[string]any{"name": "Acme"}, &tenant); code != http.StatusCreated {
-		t.Fatalf("POST /tenants = %d", code)
-	}
-	var dir struct {
-		SCIMBaseURL string `json:"scim_base_url"`
-		BearerToken string `json:"bearer_token"`
-	}
-	if code := b.do("POST", "/api/v1/tenants/"+tenant.ID+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &dir); code != http.StatusCreated {
-		t.Fatalf("POST directory = %d", code)
-	}
+	wh := subscribe(t, b, hook.URL+"/hook", "dsync.user.created")
 	user := `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bob@acme.example",` +
 		`"active":true,"emails":[{"value":"bob@acme.example","primary":true}]}`
-	req, _ := http.NewRequest("POST", dir.SCIMBaseURL+"/Users", strings.NewReader(user))
-	req.Header.Set("Authorization", "Bearer "+dir.BearerToken)
-	req.Header.Set("Content-Type", "application/scim+json")
-	resp, err := b.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("SCIM POST /Users = %d", resp.StatusCode)
+	if a := dir.pushUser(t, b, user); a.status != http.StatusCreated {
+		t.Fatalf("SCIM POST /Users = %d %s", a.status, a.raw)
 	}
 	var sent string
 	select {
