@@ -41,22 +41,10 @@ func groupConflict(err error) error {
 func (s *Server) createGroup(c echo.Context) error {
 	ctx := c.Request().Context()
 	dir := directoryFrom(ctx)
-	var body doc
-	if err := s.readJSON(c, &body); err != nil {
-		return err
-	}
-	d, err := inputDoc(body)
+	d, members, err := s.readGroup(c)
 	if err != nil {
 		return err
 	}
-	if err := checkSchemas(d, SchemaGroup); err != nil {
-		return err
-	}
-	members, err := memberIDs(d["members"])
-	if err != nil {
-		return err
-	}
-	delete(d, "members")
 	g := store.Group{DirectoryID: dir}
 	if err := groupFields(d, &g); err != nil {
 		return err
@@ -85,6 +73,21 @@ func (s *Server) createGroup(c echo.Context) error {
 		return err
 	}
 	return s.writeGroup(c, http.StatusCreated, g, members)
+}
+
+// readGroup reads a POST or PUT body of a group: its document, and its
+// members apart, which are kept as membership rows rather than in it.
+func (s *Server) readGroup(c echo.Context) (doc, []string, error) {
+	d, err := s.readResource(c, SchemaGroup)
+	if err != nil {
+		return nil, nil, err
+	}
+	members, err := memberIDs(d["members"])
+	if err != nil {
+		return nil, nil, err
+	}
+	delete(d, "members")
+	return d, members, nil
 }
 
 func (s *Server) writeGroup(c echo.Context, status int, g store.Group, members []string) error {
@@ -215,22 +218,10 @@ func (s *Server) replaceGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var body doc
-	if err := s.readJSON(c, &body); err != nil {
-		return err
-	}
-	d, err := inputDoc(body)
+	d, members, err := s.readGroup(c)
 	if err != nil {
 		return err
 	}
-	if err := checkSchemas(d, SchemaGroup); err != nil {
-		return err
-	}
-	members, err := memberIDs(d["members"])
-	if err != nil {
-		return err
-	}
-	delete(d, "members")
 	old, err := s.loadGroup(ctx, c.Param("id"))
 	if err != nil {
 		return err
@@ -405,11 +396,8 @@ func (s *Server) patchGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req patchRequest
-	if err := s.readJSON(c, &req); err != nil {
-		return err
-	}
-	if err := req.validate(); err != nil {
+	req, err := s.readPatch(c)
+	if err != nil {
 		return err
 	}
 	mops, rest, err := splitMemberOps(req.Operations)

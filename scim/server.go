@@ -248,6 +248,33 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// readResource reads a POST or PUT body whose core schema is core (and
+// which may carry known extensions) as inputDoc makes it.
+func (s *Server) readResource(c echo.Context, core string, known ...string) (doc, error) {
+	var body doc
+	if err := s.readJSON(c, &body); err != nil {
+		return nil, err
+	}
+	d, err := inputDoc(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSchemas(d, core, known...); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// readPatch reads a PATCH body and validates its operations before any is
+// applied.
+func (s *Server) readPatch(c echo.Context) (patchRequest, error) {
+	var req patchRequest
+	if err := s.readJSON(c, &req); err != nil {
+		return req, err
+	}
+	return req, req.validate()
+}
+
 // readJSON reads a JSON object body, capped, numbers kept exact. SCIM
 // clients send application/scim+json or application/json; no type is
 // tolerated too (some clients omit it on PATCH).

@@ -20,15 +20,8 @@ const patchRetries = 3
 func (s *Server) createUser(c echo.Context) error {
 	ctx := c.Request().Context()
 	dir := directoryFrom(ctx)
-	var body doc
-	if err := s.readJSON(c, &body); err != nil {
-		return err
-	}
-	d, err := inputDoc(body)
+	d, err := s.readResource(c, SchemaUser, SchemaEnterpriseUser)
 	if err != nil {
-		return err
-	}
-	if err := checkSchemas(d, SchemaUser, SchemaEnterpriseUser); err != nil {
 		return err
 	}
 	u := store.User{DirectoryID: dir}
@@ -185,15 +178,8 @@ func (s *Server) replaceUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var body doc
-	if err := s.readJSON(c, &body); err != nil {
-		return err
-	}
-	d, err := inputDoc(body)
+	d, err := s.readResource(c, SchemaUser, SchemaEnterpriseUser)
 	if err != nil {
-		return err
-	}
-	if err := checkSchemas(d, SchemaUser, SchemaEnterpriseUser); err != nil {
 		return err
 	}
 	return s.writeUserChange(c, func(ctx context.Context) (store.User, doc, int64, error) {
@@ -207,11 +193,8 @@ func (s *Server) patchUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req patchRequest
-	if err := s.readJSON(c, &req); err != nil {
-		return err
-	}
-	if err := req.validate(); err != nil {
+	req, err := s.readPatch(c)
+	if err != nil {
 		return err
 	}
 	return retryUnversioned(want, func() error {
