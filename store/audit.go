@@ -54,20 +54,8 @@ func AuditHash(e AuditEvent) (string, error) {
 // AppendAudit adds a row to the audit chain of the tenant in ctx. Appends
 // to one tenant are serialised, so the chain never forks.
 func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error) {
-	if e.Action == "" {
-		return AuditEvent{}, fmt.Errorf("%w: audit action is empty", ErrInvalid)
-	}
-	if e.ID == "" {
-		e.ID = NewID(PrefixAudit)
-	}
-	if e.TS.IsZero() {
-		e.TS = db.now()
-	}
-	// Hashed as the database will give it back: both backends keep
-	// microseconds, so a caller's nanoseconds would break the chain.
-	e.TS = e.TS.UTC().Truncate(time.Microsecond)
-	if len(e.Context) == 0 {
-		e.Context = json.RawMessage("{}")
+	if err := db.prepareAudit(&e); err != nil {
+		return AuditEvent{}, err
 	}
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		e.TenantID = tenantID
@@ -90,6 +78,28 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 		return err
 	})
 	return e, db.wrap("append audit", err)
+}
+
+// prepareAudit refuses a row without an action and fills in what the
+// caller may leave out, as both chains (a tenant's and the operators') hash
+// and store it.
+func (db *DB) prepareAudit(e *AuditEvent) error {
+	if e.Action == "" {
+		return fmt.Errorf("%w: audit action is empty", ErrInvalid)
+	}
+	if e.ID == "" {
+		e.ID = NewID(PrefixAudit)
+	}
+	if e.TS.IsZero() {
+		e.TS = db.now()
+	}
+	// Hashed as the database will give it back: both backends keep
+	// microseconds, so a caller's nanoseconds would break the chain.
+	e.TS = e.TS.UTC().Truncate(time.Microsecond)
+	if len(e.Context) == 0 {
+		e.Context = json.RawMessage("{}")
+	}
+	return nil
 }
 
 // AuditEvents lists the audit rows of the tenant in ctx, newest first,

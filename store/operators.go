@@ -75,8 +75,14 @@ type OperatorAuditEvent struct {
 // a tenant row's with an empty tenant id (no tenant's id is empty, and the
 // two chains never meet). `idbroker audit verify` recomputes exactly this.
 func OperatorAuditHash(e OperatorAuditEvent) (string, error) {
-	return AuditHash(AuditEvent{ID: e.ID, Actor: e.Actor, Action: e.Action, Resource: e.Resource,
-		Context: e.Context, RequestID: e.RequestID, TS: e.TS, PrevHash: e.PrevHash})
+	return AuditHash(e.asAudit())
+}
+
+// asAudit is e as a row of a tenant's chain under no tenant: the
+// operators' chain is hashed and prepared as a tenant's is.
+func (e OperatorAuditEvent) asAudit() AuditEvent {
+	return AuditEvent{ID: e.ID, Actor: e.Actor, Action: e.Action, Resource: e.Resource,
+		Context: e.Context, RequestID: e.RequestID, TS: e.TS, PrevHash: e.PrevHash, Hash: e.Hash}
 }
 
 const operatorCols = `id, email, status, password_hash, totp_secret, totp_last_step, enrol_token_hash,
@@ -399,21 +405,11 @@ func scanOperatorAudit(r row) (OperatorAuditEvent, error) {
 
 // AppendOperatorAudit appends a row to the operators' audit trail.
 func (db *DB) AppendOperatorAudit(ctx context.Context, e OperatorAuditEvent) (OperatorAuditEvent, error) {
-	if e.Action == "" {
-		return OperatorAuditEvent{}, fmt.Errorf("%w: audit action is empty", ErrInvalid)
+	a := e.asAudit()
+	if err := db.prepareAudit(&a); err != nil {
+		return OperatorAuditEvent{}, err
 	}
-	if e.ID == "" {
-		e.ID = NewID(PrefixAudit)
-	}
-	if e.TS.IsZero() {
-		e.TS = db.now()
-	}
-	// Hashed as the database will give it back: both backends keep
-	// microseconds, so a caller's nanoseconds would break the chain.
-	e.TS = e.TS.UTC().Truncate(time.Microsecond)
-	if len(e.Context) == 0 {
-		e.Context = json.RawMessage("{}")
-	}
+	e.ID, e.TS, e.Context = a.ID, a.TS, a.Context
 	actor, err := jsonArg(e.Actor)
 	if err != nil {
 		return OperatorAuditEvent{}, err
