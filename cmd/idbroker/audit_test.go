@@ -12,24 +12,32 @@ import (
 	"github.com/idbroker/idbroker/store"
 )
 
-func TestAuditVerifyCommand(t *testing.T) {
-	dir := t.TempDir()
-	url := "sqlite://" + filepath.Join(dir, "idbroker.db")
+// migratedStore migrates a fresh SQLite database with `idbroker migrate
+// up` and opens it as the commands do, under the key they will use, so
+// that a test can write through the store what a command then reads.
+func migratedStore(t *testing.T) (dbFile, url string, st *store.DB) {
+	t.Helper()
+	dbFile = filepath.Join(t.TempDir(), "idbroker.db")
+	url = "sqlite://" + dbFile
 	if _, errOut, code := runInProcess("migrate", "up", "--database-url", url); code != exitOK {
 		t.Fatalf("migrate: %d %s", code, errOut)
 	}
-	// Write a chain through the store, under the key the command will use.
 	cfg, err := loadConfig(configSource{getenv: func(string) string { return "" }, flags: map[string]flagValue{
 		envDatabaseURL: {name: "--database-url", value: url},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	st, err := openStore(ctx, cfg, newLogger(&strings.Builder{}, cfg))
-	if err != nil {
+	if st, err = openStore(context.Background(), cfg, newLogger(&strings.Builder{}, cfg)); err != nil {
 		t.Fatal(err)
 	}
+	return dbFile, url, st
+}
+
+func TestAuditVerifyCommand(t *testing.T) {
+	// Write a chain through the store, under the key the command will use.
+	dbFile, url, st := migratedStore(t)
+	ctx := context.Background()
 	tn, err := st.CreateTenant(ctx, store.Tenant{Name: "A"})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +61,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 
 	// Tamper as someone with the database file would (past the trigger
 	// that keeps the table append-only): verify must exit 1 and say where.
-	db, err := sql.Open("sqlite", filepath.Join(dir, "idbroker.db"))
+	db, err := sql.Open("sqlite", dbFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +85,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 	}
 
 	// The operators' trail, tampered with the same way, is reported too.
-	db, err = sql.Open("sqlite", filepath.Join(dir, "idbroker.db"))
+	db, err = sql.Open("sqlite", dbFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,23 +122,8 @@ func TestAuditVerifyCommand(t *testing.T) {
 // chain ends in its erase report, which links to the last row the chain
 // had and still hashes to itself; a changed report is caught.
 func TestAuditVerifyAcrossErasure(t *testing.T) {
-	dir := t.TempDir()
-	dbFile := filepath.Join(dir, "idbroker.db")
-	url := "sqlite://" + dbFile
-	if _, errOut, code := runInProcess("migrate", "up", "--database-url", url); code != exitOK {
-		t.Fatalf("migrate: %d %s", code, errOut)
-	}
-	cfg, err := loadConfig(configSource{getenv: func(string) string { return "" }, flags: map[string]flagValue{
-		envDatabaseURL: {name: "--database-url", value: url},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dbFile, url, st := migratedStore(t)
 	ctx := context.Background()
-	st, err := openStore(ctx, cfg, newLogger(&strings.Builder{}, cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
 	kept, err := st.CreateTenant(ctx, store.Tenant{Name: "Kept"})
 	if err != nil {
 		t.Fatal(err)
