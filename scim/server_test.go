@@ -270,30 +270,10 @@ func TestDeprovisionRevokesSessionsEverywhere(t *testing.T) {
 func TestConcurrentMemberPatches(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st *store.DB) {
 		e := newEnv(t, st, nil)
-		gid := e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Everyone"}).want(t, http.StatusCreated).str("id")
 		const n = 16
-		ids := make([]string, n)
-		for i := range ids {
-			ids[i] = e.do("POST", "/Users", userBody(fmt.Sprintf("u%d@acme.com", i), nil)).want(t, http.StatusCreated).str("id")
-		}
-		var wg sync.WaitGroup
-		errs := make(chan string, n)
-		for _, id := range ids {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r := e.do("PATCH", "/Groups/"+gid, map[string]any{"schemas": []string{scim.SchemaPatchOp},
-					"Operations": []any{map[string]any{"op": "add", "path": "members", "value": []any{map[string]any{"value": id}}}}})
-				if r.status != http.StatusNoContent {
-					errs <- fmt.Sprintf("%d %s", r.status, r.raw)
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
+		gid, ids := patchConcurrently(t, e, n, "u", func(_ int, id string) []any {
+			return []any{map[string]any{"op": "add", "path": "members", "value": []any{map[string]any{"value": id}}}}
+		})
 		g := e.do("GET", "/Groups/"+gid, nil).want(t, http.StatusOK)
 		if m, _ := g.body["members"].([]any); len(m) != n {
 			t.Fatalf("%d members after %d concurrent adds: %s", len(m), n, g.raw)
@@ -311,36 +291,40 @@ func TestConcurrentMemberPatches(t *testing.T) {
 func TestConcurrentGroupPatchesWithoutIfMatch(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st *store.DB) {
 		e := newEnv(t, st, nil)
-		gid := e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Everyone"}).want(t, http.StatusCreated).str("id")
 		const n = 4
-		ids := make([]string, n)
-		for i := range ids {
-			ids[i] = e.do("POST", "/Users", userBody(fmt.Sprintf("p%d@acme.com", i), nil)).want(t, http.StatusCreated).str("id")
-		}
-		var wg sync.WaitGroup
-		errs := make(chan string, n)
-		for i, id := range ids {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r := e.do("PATCH", "/Groups/"+gid, map[string]any{"schemas": []string{scim.SchemaPatchOp},
-					"Operations": []any{
-						map[string]any{"op": "replace", "path": "externalId", "value": fmt.Sprintf("ext-%d", i)},
-						map[string]any{"op": "add", "path": "members", "value": []any{map[string]any{"value": id}}},
-					}})
-				if r.status != http.StatusNoContent {
-					errs <- fmt.Sprintf("%d %s", r.status, r.raw)
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
+		gid, _ := patchConcurrently(t, e, n, "p", func(i int, id string) []any {
+			return []any{
+				map[string]any{"op": "replace", "path": "externalId", "value": fmt.Sprintf("ext-%d", i)},
+				map[string]any{"op": "add", "path": "members", "value": []any{map[string]any{"value": id}}},
+			}
+		})
 		g := e.do("GET", "/Groups/"+gid, nil).want(t, http.StatusOK)
 		if m, _ := g.body["members"].([]any); len(m) != n || !strings.HasPrefix(g.str("externalId"), "ext-") {
 			t.Fatalf("after %d concurrent patches: %s", n, g.raw)
 		}
 	})
+}
+
+// patchConcurrently creates the group Everyone and n users (prefix0@acme.com
+// and on), then sends at once, without If-Match, one PATCH of the group per
+// user, carrying the operations ops makes for the i-th user. Every PATCH
+// must answer 204.
+func patchConcurrently(t *testing.T, e *env, n int, prefix string, ops func(i int, id string) []any) (gid string, ids []string) {
+	t.Helper()
+	gid = e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Everyone"}).want(t, http.StatusCreated).str("id")
+	ids = make([]string, n)
+	for i := range ids {
+		ids[i] = e.do("POST", "/Users", userBody(fmt.Sprintf("%s%d@acme.com", prefix, i), nil)).want(t, http.StatusCreated).str("id")
+	}
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			r := e.do("PATCH", "/Groups/"+gid, map[string]any{"schemas": []string{scim.SchemaPatchOp}, "Operations": ops(i, id)})
+			if r.status != http.StatusNoContent {
+				t.Errorf("%d %s", r.status, r.raw)
+			}
+		})
+	}
+	wg.Wait()
+	return gid, ids
 }
