@@ -127,6 +127,21 @@ func (db *DB) buildLog(s logSQL, q LogQuery, cursor []any) (string, []any) {
 		" ORDER BY " + s.tcol + " " + order + ", seq " + order + " LIMIT " + lim, s.args
 }
 
+// queryLog reads the rows of the page q asks of s's log (limit+1 of them,
+// for pageOf), each with scan.
+func queryLog[T any](ctx context.Context, db *DB, qr querier, s logSQL, tenantID string, q LogQuery, scan func(row) (T, error)) ([]T, error) {
+	cursor, err := db.logCursor(ctx, qr, s, tenantID, q.cursorID())
+	if err != nil {
+		return nil, err
+	}
+	sql, args := db.buildLog(s, q, cursor)
+	rs, err := qr.query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rs, scan)
+}
+
 // pageOf turns the rows of a query (limit+1 asked) into a page.
 func pageOf[T any](rows []T, q LogQuery, id func(T) string) LogPage[T] {
 	n := q.limit()
@@ -195,16 +210,8 @@ func (db *DB) SignInLog(ctx context.Context, q LogQuery) (LogPage[Event], error)
 		if q.Actor != "" {
 			s.and(db.emailExpr(), strings.ToLower(strings.TrimSpace(q.Actor)))
 		}
-		cursor, err := db.logCursor(ctx, qr, s, tenantID, q.cursorID())
-		if err != nil {
-			return err
-		}
-		sql, args := db.buildLog(s, q, cursor)
-		rs, err := qr.query(ctx, sql, args...)
-		if err != nil {
-			return err
-		}
-		rows, err = collect(rs, scanEvent)
+		var err error
+		rows, err = queryLog(ctx, db, qr, s, tenantID, q, scanEvent)
 		return err
 	})
 	if err != nil {
@@ -224,16 +231,8 @@ func (db *DB) AuditLog(ctx context.Context, q LogQuery) (LogPage[AuditEvent], er
 		if q.Actor != "" {
 			s.and("actor_id", strings.TrimSpace(q.Actor)) // a generated column (migration 0071)
 		}
-		cursor, err := db.logCursor(ctx, qr, s, tenantID, q.cursorID())
-		if err != nil {
-			return err
-		}
-		sql, args := db.buildLog(s, q, cursor)
-		rs, err := qr.query(ctx, sql, args...)
-		if err != nil {
-			return err
-		}
-		rows, err = collect(rs, scanAudit)
+		var err error
+		rows, err = queryLog(ctx, db, qr, s, tenantID, q, scanAudit)
 		return err
 	})
 	if err != nil {
