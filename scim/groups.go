@@ -102,15 +102,9 @@ func (s *Server) writeGroup(c echo.Context, status int, g store.Group, members [
 	return s.writeResource(c, status, dir, "Groups", g.ID, g.Version, d)
 }
 
+// loadGroup finds a group of the request's directory, as loadUser a user.
 func (s *Server) loadGroup(ctx context.Context, id string) (store.Group, error) {
-	if !store.HasPrefix(id, store.PrefixGroup) {
-		return store.Group{}, notFound("Group", id)
-	}
-	g, err := s.store.Group(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && g.DirectoryID != directoryFrom(ctx)) {
-		return store.Group{}, notFound("Group", id)
-	}
-	return g, err
+	return loadIn(ctx, "Group", store.PrefixGroup, id, s.store.Group, func(g store.Group) string { return g.DirectoryID })
 }
 
 // allMembers pages through a group's members.

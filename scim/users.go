@@ -79,14 +79,23 @@ func (s *Server) writeUser(c echo.Context, status int, dir string, u store.User)
 // loadUser finds a user of the request's directory: another directory's or
 // another tenant's user is not found, like a missing one.
 func (s *Server) loadUser(ctx context.Context, id string) (store.User, error) {
-	if !store.HasPrefix(id, store.PrefixUser) {
-		return store.User{}, notFound("User", id)
+	return loadIn(ctx, "User", store.PrefixUser, id, s.store.User, func(u store.User) string { return u.DirectoryID })
+}
+
+// loadIn reads the resource id (of the given kind, whose ids start with
+// prefix) with get, and answers 404 unless it is one of the request's
+// directory: a malformed id and another directory's or another tenant's
+// resource are not found, like a missing one.
+func loadIn[T any](ctx context.Context, kind, prefix, id string, get func(context.Context, string) (T, error), directory func(T) string) (T, error) {
+	var none T
+	if !store.HasPrefix(id, prefix) {
+		return none, notFound(kind, id)
 	}
-	u, err := s.store.User(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && u.DirectoryID != directoryFrom(ctx)) {
-		return store.User{}, notFound("User", id)
+	r, err := get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && directory(r) != directoryFrom(ctx)) {
+		return none, notFound(kind, id)
 	}
-	return u, err
+	return r, err
 }
 
 func (s *Server) getUser(c echo.Context) error {
