@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/scim"
 	"github.com/idbroker/idbroker/store"
 )
@@ -18,12 +17,7 @@ import (
 func TestDirectoriesOfOneTenantAreApart(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st *store.DB) {
 		e := newEnv(t, st, nil)
-		tok2 := secrets.NewToken("scim")
-		d2, err := st.CreateDirectory(e.ctx(), store.Directory{Name: "entra", TokenHash: secrets.HashToken(tok2)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		other := func(method, path string, body any) resp { return e.doAs(d2.ID, tok2, method, path, body) }
+		other := e.secondDirectory()
 		uid := other("POST", "/Users", userBody("theirs@acme.com", nil)).want(t, http.StatusCreated).str("id")
 		gid := other("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "entra-eng",
 			"members": []any{map[string]any{"value": uid}}}).want(t, http.StatusCreated).str("id")

@@ -85,6 +85,21 @@ func (e *env) newDirectory(name string) (tenantID, dirID, token string) {
 	return tn.ID, d.ID, token
 }
 
+// secondDirectory adds the directory entra to the env's tenant, beside its
+// okta, and returns how to send a SCIM request to it with its own token.
+func (e *env) secondDirectory() func(method, path string, body any, hdr ...string) resp {
+	e.t.Helper()
+	token := secrets.NewToken("scim")
+	d, err := e.st.CreateDirectory(e.ctx(), store.Directory{Name: "entra", TokenHash: secrets.HashToken(token)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return func(method, path string, body any, hdr ...string) resp {
+		e.t.Helper()
+		return e.doAs(d.ID, token, method, path, body, hdr...)
+	}
+}
+
 func (e *env) ctx() context.Context { return store.WithTenant(context.Background(), e.tenant) }
 
 type resp struct {

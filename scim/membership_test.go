@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/scim"
 	"github.com/idbroker/idbroker/store"
 )
@@ -17,13 +16,9 @@ import (
 func TestMembersOfAnotherDirectory(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st *store.DB) {
 		e := newEnv(t, st, nil)
-		tok2 := secrets.NewToken("scim")
-		d2, err := st.CreateDirectory(e.ctx(), store.Directory{Name: "entra", TokenHash: secrets.HashToken(tok2)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		other := e.secondDirectory()
 		mine := e.do("POST", "/Users", userBody("mine@acme.com", nil)).want(t, http.StatusCreated).str("id")
-		theirs := e.doAs(d2.ID, tok2, "POST", "/Users", userBody("theirs@acme.com", nil)).want(t, http.StatusCreated).str("id")
+		theirs := other("POST", "/Users", userBody("theirs@acme.com", nil)).want(t, http.StatusCreated).str("id")
 		gid := e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "eng",
 			"members": []any{map[string]any{"value": mine}}}).want(t, http.StatusCreated).str("id")
 		before := eventTypes(t, st)
@@ -55,7 +50,7 @@ func TestMembersOfAnotherDirectory(t *testing.T) {
 			t.Fatalf("refused requests emitted events: %v", after[len(before):])
 		}
 		// The other directory cannot see or change the group either.
-		e.doAs(d2.ID, tok2, "GET", "/Groups/"+gid, nil).want(t, http.StatusNotFound)
-		e.doAs(d2.ID, tok2, "PATCH", "/Groups/"+gid, patch(map[string]any{"op": "add", "path": "members", "value": []any{map[string]any{"value": theirs}}})).want(t, http.StatusNotFound)
+		other("GET", "/Groups/"+gid, nil).want(t, http.StatusNotFound)
+		other("PATCH", "/Groups/"+gid, patch(map[string]any{"op": "add", "path": "members", "value": []any{map[string]any{"value": theirs}}})).want(t, http.StatusNotFound)
 	})
 }
