@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -145,39 +146,25 @@ func (h *harness) open(link string) *http.Client {
 func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
 	t.Helper()
 	resp, err := c.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return resp, b.String()
+	return readPage(t, resp, err)
 }
 
 func post(t *testing.T, c *http.Client, u string, form url.Values) (*http.Response, string) {
 	t.Helper()
 	resp, err := c.PostForm(u, form)
+	return readPage(t, resp, err)
+}
+
+// readPage reads the answer of a request whose error is err; a body cut short
+// is returned as far as it came.
+func readPage(t *testing.T, resp *http.Response, err error) (*http.Response, string) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return resp, b.String()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }
 
 // csrfOf reads the CSRF token from a page.
