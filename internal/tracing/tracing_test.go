@@ -228,7 +228,16 @@ func TestTransportPropagates(t *testing.T) {
 	if req.Header.Get("Traceparent") != "" {
 		t.Error("the caller's request was changed")
 	}
-	h := <-got
+	client := clientSpanUnder(t, rec, parent, <-got)
+	if strings.Contains(client.Name(), "secret") {
+		t.Errorf("span name %q carries the query", client.Name())
+	}
+}
+
+// clientSpanUnder finds the client span rec ended, which must be parent's
+// child and the one whose context the server was sent as traceparent.
+func clientSpanUnder(t *testing.T, rec *tracetest.SpanRecorder, parent trace.Span, traceparent string) sdktrace.ReadOnlySpan {
+	t.Helper()
 	var client sdktrace.ReadOnlySpan
 	for _, s := range rec.Ended() {
 		if s.SpanKind() == trace.SpanKindClient {
@@ -238,12 +247,10 @@ func TestTransportPropagates(t *testing.T) {
 	if client == nil || client.Parent().SpanID() != parent.SpanContext().SpanID() {
 		t.Fatalf("no client span under the request's: %v", rec.Ended())
 	}
-	if want := "00-" + client.SpanContext().TraceID().String() + "-" + client.SpanContext().SpanID().String() + "-01"; h != want {
-		t.Errorf("traceparent %q, want %q", h, want)
+	if want := "00-" + client.SpanContext().TraceID().String() + "-" + client.SpanContext().SpanID().String() + "-01"; traceparent != want {
+		t.Errorf("traceparent %q, want %q", traceparent, want)
 	}
-	if strings.Contains(client.Name(), "secret") {
-		t.Errorf("span name %q carries the query", client.Name())
-	}
+	return client
 }
 
 // TestTransportBehindALibrarySpan: zitadel's relying party wraps the OIDC
@@ -272,19 +279,7 @@ func TestTransportBehindALibrarySpan(t *testing.T) {
 	}
 	resp.Body.Close()
 	parent.End()
-	h := <-got
-	var client sdktrace.ReadOnlySpan
-	for _, s := range rec.Ended() {
-		if s.SpanKind() == trace.SpanKindClient {
-			client = s
-		}
-	}
-	if client == nil || client.Parent().SpanID() != parent.SpanContext().SpanID() {
-		t.Fatalf("no client span under the request's: %v", rec.Ended())
-	}
-	if want := "00-" + client.SpanContext().TraceID().String() + "-" + client.SpanContext().SpanID().String() + "-01"; h != want {
-		t.Errorf("traceparent %q, want %q", h, want)
-	}
+	clientSpanUnder(t, rec, parent, <-got)
 }
 
 func TestStartBackground(t *testing.T) {
