@@ -2,11 +2,7 @@ package sessions
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Peek implements OnceCache.
@@ -23,13 +19,5 @@ func (m *Memory) Peek(ctx context.Context, key string) ([]byte, error) {
 
 // Peek implements OnceCache with GET on the key Put wrote.
 func (r *Redis) Peek(ctx context.Context, key string) ([]byte, error) {
-	v, err := r.c.Get(ctx, r.prefix+"take:"+key).Bytes()
-	switch {
-	case err == nil:
-		return v, nil
-	case errors.Is(err, redis.Nil):
-		return nil, ErrNotFound
-	default:
-		return nil, fmt.Errorf("sessions: redis peek: %w", err)
-	}
+	return onceRead("peek", r.c.Get(ctx, r.onceKey(key)))
 }

@@ -444,7 +444,7 @@ func (r *Redis) Put(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := checkTTL(key, ttl); err != nil {
 		return fmt.Errorf("sessions: put: %w", err)
 	}
-	if err := r.c.Set(ctx, r.prefix+"take:"+key, value, ttl).Err(); err != nil {
+	if err := r.c.Set(ctx, r.onceKey(key), value, ttl).Err(); err != nil {
 		return fmt.Errorf("sessions: redis put: %w", err)
 	}
 	return nil
@@ -452,14 +452,23 @@ func (r *Redis) Put(ctx context.Context, key string, value []byte, ttl time.Dura
 
 // Take implements OnceCache with GETDEL, which is atomic.
 func (r *Redis) Take(ctx context.Context, key string) ([]byte, error) {
-	v, err := r.c.GetDel(ctx, r.prefix+"take:"+key).Bytes()
+	return onceRead("take", r.c.GetDel(ctx, r.onceKey(key)))
+}
+
+// onceKey is where Put keeps the value of key.
+func (r *Redis) onceKey(key string) string { return r.prefix + "take:" + key }
+
+// onceRead is the answer of a read (op) of a OnceCache key: a missing or
+// expired key is ErrNotFound.
+func onceRead(op string, cmd *redis.StringCmd) ([]byte, error) {
+	v, err := cmd.Bytes()
 	switch {
 	case err == nil:
 		return v, nil
 	case errors.Is(err, redis.Nil):
 		return nil, ErrNotFound
 	default:
-		return nil, fmt.Errorf("sessions: redis take: %w", err)
+		return nil, fmt.Errorf("sessions: redis %s: %w", op, err)
 	}
 }
 
