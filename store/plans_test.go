@@ -483,7 +483,7 @@ var pgCondColumn = regexp.MustCompile(`\(?(\w+) (?:=|<|>|<=|>=|= ANY) `)
 // row and picks among equally cheap-looking indexes at random, so a plan
 // taken then says nothing.
 func TestPostgresHotPathPlans(t *testing.T) {
-	url := testPostgresURL(t)
+	url := testMigratedPostgresURL(t)
 	db := openTestDB(t, url)
 	ctx := context.Background()
 	rec := &recorder{}

@@ -20,7 +20,7 @@ import (
 
 func openPG(t *testing.T) (*DB, *postgres) {
 	t.Helper()
-	db := openTestDB(t, testPostgresURL(t))
+	db := openTestDB(t, testMigratedPostgresURL(t))
 	return db, db.d.(*postgres)
 }
 

@@ -57,6 +57,17 @@ func AdminURL() string {
 // and returns its URL; the database is dropped when t ends.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
+	return newDatabase(t, func(ctx context.Context, admin *pgx.Conn, name string) error {
+		_, err := admin.Exec(ctx, "CREATE DATABASE "+name)
+		return err
+	})
+}
+
+// newDatabase connects to AdminURL, has create make a database of a fresh
+// name, and returns its URL; the database is dropped (with any session
+// still on it) when t ends.
+func newDatabase(t testing.TB, create func(ctx context.Context, admin *pgx.Conn, name string) error) string {
+	t.Helper()
 	base := AdminURL()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -68,7 +79,7 @@ func PostgresURL(t testing.TB) string {
 	defer admin.Close(context.Background())
 	// Unquoted identifiers fold to lower case; rand.Text is upper case.
 	name := "idbt_" + strings.ToLower(rand.Text()[:20])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	if err := create(ctx, admin, name); err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
 	t.Cleanup(func() {
@@ -84,6 +95,12 @@ func PostgresURL(t testing.TB) string {
 			t.Logf("drop test database %s: %v", name, err)
 		}
 	})
+	return databaseURL(t, base, name)
+}
+
+// databaseURL is base with its database replaced by name.
+func databaseURL(t testing.TB, base, name string) string {
+	t.Helper()
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatalf("parse %s: %v", redact(base), err)

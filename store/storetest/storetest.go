@@ -5,11 +5,15 @@ package storetest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/internal/testdb"
+	"github.com/idbroker/idbroker/migrations"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -31,6 +35,51 @@ func Postgres(t testing.TB) *store.DB {
 	return Open(t, PostgresURL(t), NewCipher(t))
 }
 
+// PostgresURL creates a database with every migration applied (a copy of
+// a template migrated once, see testdb.MigratedPostgresURL), dropped when
+// t ends. Open on it migrates nothing. Tests of migrating itself want
+// testdb.PostgresURL's empty database instead.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	return testdb.MigratedPostgresURL(t, Schema(t), migrateTemplate)
+}
+
+// Schema is the text of the PostgreSQL migrations, which names the
+// template they are applied to.
+func Schema(t testing.TB) string {
+	t.Helper()
+	all, err := migrations.Load("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, m := range all {
+		fmt.Fprintf(&b, "-- %04d_%s\n%s\n", m.Version, m.Name, m.SQL)
+	}
+	return b.String()
+}
+
+// migrateTemplate migrates the template database at url the way Open
+// does, closing every connection (a template must have none).
+func migrateTemplate(ctx context.Context, url string) error {
+	db, err := store.Open(ctx, url, nopCipher{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Migrate(ctx)
+}
+
+// nopCipher seals nothing: migrating stores no secret.
+type nopCipher struct{}
+
+func (nopCipher) Seal(p, _ []byte) ([]byte, error) {
+	return nil, errors.New("storetest: the template holds no secret")
+}
+func (nopCipher) Open(c, _ []byte) ([]byte, error) {
+	return nil, errors.New("storetest: the template holds no secret")
+}
+
 // Open opens url, migrates it and closes it when t ends.
 func Open(t testing.TB, url string, c store.Cipher) *store.DB {
 	t.Helper()
@@ -44,12 +93,6 @@ func Open(t testing.TB, url string, c store.Cipher) *store.DB {
 		t.Fatalf("migrate: %v", err)
 	}
 	return db
-}
-
-// PostgresURL creates an empty database, dropped when t ends; see testdb.
-func PostgresURL(t testing.TB) string {
-	t.Helper()
-	return testdb.PostgresURL(t)
 }
 
 // NewCipher returns a keyring under a fresh random master key: the real
