@@ -237,6 +237,58 @@ func TestSchemaInvariants(t *testing.T) {
 	}
 }
 
+// TestDefinerFunctionsAreNarrow: a SECURITY DEFINER function reads past
+// row security, so each must run as idbroker_resolver (whose only extra
+// right is the read-all policy on a few lookup tables), with its
+// search_path pinned and not executable by PUBLIC. The delivery trigger
+// (migration 0082) must not be one: it runs with the inserting role's
+// rights.
+func TestDefinerFunctionsAreNarrow(t *testing.T) {
+	_, pg := openPG(t)
+	ctx := context.Background()
+	rows, err := pg.pool.Query(ctx, `
+		SELECT p.proname, p.prosecdef, r.rolname, r.rolsuper OR r.rolbypassrls,
+		       coalesce(array_to_string(p.proconfig, ','), ''),
+		       EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+		                WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')
+		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner
+		WHERE n.nspname = 'public' AND (p.prosecdef OR p.proname = 'idb_enqueue_deliveries')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type fn struct {
+		name, owner, config string
+		definer, mighty     bool
+		public              bool
+	}
+	fns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fn, error) {
+		var f fn
+		err := r.Scan(&f.name, &f.definer, &f.owner, &f.mighty, &f.config, &f.public)
+		return f, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range fns {
+		seen[f.name] = true
+		if f.name == "idb_enqueue_deliveries" {
+			if f.definer {
+				t.Errorf("%s is SECURITY DEFINER", f.name)
+			}
+			continue
+		}
+		if f.owner != "idbroker_resolver" || f.mighty || !strings.Contains(f.config, "search_path=") || f.public {
+			t.Errorf("%s: owner %s (superuser or bypassrls %v), config %q, PUBLIC may execute %v", f.name, f.owner, f.mighty, f.config, f.public)
+		}
+	}
+	for _, name := range []string{"idb_directory_auth", "idb_directory_token", "idb_enqueue_deliveries"} {
+		if !seen[name] {
+			t.Errorf("function %s not found", name)
+		}
+	}
+}
+
 func TestConcurrentMigrateRunsOnce(t *testing.T) {
 	url := testPostgresURL(t)
 	ctx := context.Background()

@@ -119,3 +119,78 @@ func testSCIMAndWebhooks(t *testing.T, db *store.DB) {
 	t.Run("ResolveDirectory", func(t *testing.T) { defer fatalOnFailure(t); testResolveDirectory(t, db) })
 	t.Run("Deliveries", func(t *testing.T) { defer fatalOnFailure(t); testDeliveries(t, db) })
 }
+
+// testDeliveriesFanOut: the enqueueing trigger's fast path (no webhook at
+// all, migration 0082) must not lose a delivery once there is one. Before
+// any webhook an event enqueues nothing; a webhook created in the event's
+// own transaction gets it; and each tenant's event, appended under that
+// tenant's row security, is enqueued for the vendor's webhooks under its
+// own id, never another tenant's.
+func testDeliveriesFanOut(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	a, ta := newTenant(t, db, "A")
+	b, tb := newTenant(t, db, "B")
+	deliveries := func(eventID string) []store.Delivery {
+		t.Helper()
+		ds, _ := must2(db.ListDeliveries(ctx, store.DeliveryQuery{EventID: eventID}))
+		return ds
+	}
+
+	early := must(db.AppendEvent(a, store.Event{TenantID: ta.ID, Type: "dsync.user.created"}))
+	if ds := deliveries(early.ID); len(ds) != 0 {
+		t.Fatalf("an event before any webhook has deliveries: %+v", ds)
+	}
+
+	var hook store.Webhook
+	var first store.Event
+	err := db.InTx(b, func(ctx context.Context) error {
+		hook = must(db.CreateWebhook(ctx, store.Webhook{URL: "https://h.example/1", Events: []string{"dsync.user.created"}, Secret: "s1"}))
+		first = must(db.AppendEvent(ctx, store.Event{TenantID: tb.ID, Type: "dsync.user.created"}))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds := deliveries(first.ID); len(ds) != 1 || ds[0].WebhookID != hook.ID || ds[0].EventID != first.ID {
+		t.Fatalf("deliveries of the event in the webhook's own transaction: %+v", ds)
+	}
+
+	all := must(db.CreateWebhook(ctx, store.Webhook{URL: "https://h.example/2", Events: []string{"*"}, Secret: "s2"}))
+	for _, tc := range []struct {
+		ctx    context.Context
+		tenant string
+		typ    string
+		want   []string // webhook ids
+	}{
+		{a, ta.ID, "dsync.user.created", []string{hook.ID, all.ID}},
+		{b, tb.ID, "dsync.user.created", []string{hook.ID, all.ID}},
+		{a, ta.ID, "dsync.group.created", []string{all.ID}},
+		{b, tb.ID, "dsync.group.created", []string{all.ID}},
+	} {
+		ev := must(db.AppendEvent(tc.ctx, store.Event{TenantID: tc.tenant, Type: tc.typ}))
+		ds := deliveries(ev.ID)
+		got := map[string]bool{}
+		for _, d := range ds {
+			if d.EventID != ev.ID || d.Status != store.DeliveryPending {
+				t.Fatalf("delivery %+v of event %s", d, ev.ID)
+			}
+			got[d.WebhookID] = true
+		}
+		if len(ds) != len(tc.want) || len(got) != len(tc.want) {
+			t.Fatalf("%s event of %s: deliveries %+v, want one each for %v", tc.typ, tc.tenant, ds, tc.want)
+		}
+		for _, id := range tc.want {
+			if !got[id] {
+				t.Fatalf("%s event of %s: no delivery for %s in %+v", tc.typ, tc.tenant, id, ds)
+			}
+		}
+	}
+	// Nothing else was enqueued: the catch-all webhook has the four events
+	// after its creation, the other the three user events since its own.
+	if ds, _ := must2(db.ListDeliveries(ctx, store.DeliveryQuery{WebhookID: all.ID, Page: store.Page{Limit: 100}})); len(ds) != 4 {
+		t.Fatalf("deliveries for the catch-all webhook: %+v, want 4", ds)
+	}
+	if ds, _ := must2(db.ListDeliveries(ctx, store.DeliveryQuery{WebhookID: hook.ID, Page: store.Page{Limit: 100}})); len(ds) != 3 {
+		t.Fatalf("deliveries for the user.created webhook: %+v, want 3", ds)
+	}
+}
