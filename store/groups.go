@@ -122,10 +122,7 @@ func (db *DB) GroupMembers(ctx context.Context, groupID string, p Page) ([]strin
 		if err != nil {
 			return err
 		}
-		out, err = collect(rs, func(r row) (string, error) {
-			var s string
-			return s, r.Scan(&s)
-		})
+		out, err = collect(rs, scanString)
 		return err
 	})
 	if err != nil {

@@ -108,11 +108,7 @@ func (db *DB) TenantsDeletedBefore(ctx context.Context, t time.Time, limit int) 
 		if err != nil {
 			return err
 		}
-		out, err = collect(rs, func(r row) (string, error) {
-			var s string
-			err := r.Scan(&s)
-			return s, err
-		})
+		out, err = collect(rs, scanString)
 		return err
 	})
 	return out, db.wrap("list deleted tenants", err)
@@ -133,11 +129,7 @@ func (db *DB) tenantTables(ctx context.Context, q querier) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return collect(rs, func(r row) (string, error) {
-		var s string
-		err := r.Scan(&s)
-		return s, err
-	})
+	return collect(rs, scanString)
 }
 
 // UsagePseudonym is the tenant id under which an erased tenant's monthly

@@ -161,11 +161,7 @@ func (db *DB) UsageTenants(ctx context.Context, from, to time.Time) ([]string, e
 		if err != nil {
 			return err
 		}
-		out, err = collect(rs, func(r row) (string, error) {
-			var s string
-			err := r.Scan(&s)
-			return s, err
-		})
+		out, err = collect(rs, scanString)
 		return err
 	})
 	return out, db.wrap("list usage tenants", err)

@@ -275,10 +275,7 @@ func (db *DB) UserGroupNames(ctx context.Context, userID string) ([]string, erro
 		if err != nil {
 			return err
 		}
-		out, err = collect(rs, func(r row) (string, error) {
-			var s string
-			return s, r.Scan(&s)
-		})
+		out, err = collect(rs, scanString)
 		return err
 	})
 	return out, db.wrap("user groups", err)
