@@ -2,13 +2,11 @@ package console_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/idbroker/idbroker/admin-portal/console"
 	"github.com/idbroker/idbroker/admin-portal/openapi"
 )
 
@@ -20,17 +18,8 @@ func TestAPIReferencePage(t *testing.T) {
 	h := start(t, "")
 	get := func(cookie string) (int, http.Header, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", h.url+"/console/api", nil)
-		if cookie != "" {
-			req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: cookie})
-		}
-		resp, err := client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, string(b)
+		resp, b := h.get(t, cookie, "/console/api")
+		return resp.StatusCode, resp.Header, b
 	}
 
 	status, hdr, body := get("")
@@ -97,15 +86,7 @@ func TestAPIReferencePage(t *testing.T) {
 	if _, _, body := get(tok); !strings.Contains(body, `<a href="/console/api" aria-current="page">API</a>`) || !strings.Contains(body, s.email) {
 		t.Errorf("signed in, the page lacks the navigation to it")
 	}
-	req, _ := http.NewRequest("GET", h.url+"/console/tenants", nil)
-	req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})
-	resp, err := client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(b), `<a href="/console/api">API</a>`) {
+	if _, b := h.get(t, tok, "/console/tenants"); !strings.Contains(b, `<a href="/console/api">API</a>`) {
 		t.Errorf("the console's navigation does not lead to the API reference")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -146,15 +145,8 @@ func TestAuditPageFiltersAndPagesTheWholeChainInBrowser(t *testing.T) {
 	t.Logf("screenshot: %s", browsertest.Screenshot(t, tab, shots, "audit.png"))
 
 	// The export: every directory.created row of Acme, the oldest included.
-	req, _ := http.NewRequest("GET", h.url+"/console/audit?tenant_id="+acme.ID+"&action=directory.created&format=csv", nil)
-	req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})
-	resp, err := client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	recs, err := csv.NewReader(strings.NewReader(string(b))).ReadAll()
+	resp, b := h.get(t, tok, "/console/audit?tenant_id="+acme.ID+"&action=directory.created&format=csv")
+	recs, err := csv.NewReader(strings.NewReader(b)).ReadAll()
 	if err != nil || resp.StatusCode != http.StatusOK || len(recs) != n/2+1 || recs[len(recs)-1][7] != "row-1" {
 		t.Fatalf("csv: %d, %d lines, %v", resp.StatusCode, len(recs), err)
 	}

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -138,6 +139,26 @@ func contains(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// get sends GET path with the console session cookie (none when cookie is
+// empty) and returns the answer with its body read.
+func (h *harness) get(t *testing.T, cookie, path string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", h.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cookie != "" {
+		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: cookie})
+	}
+	resp, err := client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }
 
 // session is a console session of the dev operator.

@@ -20,18 +20,9 @@ import (
 func TestSessionLifetime(t *testing.T) {
 	h := start(t, "")
 	s := h.signIn(t)
-	tok := s.token
 	get := func() (*http.Response, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", h.url+"/console/tenants", nil)
-		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})
-		resp, err := client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp, string(body)
+		return h.get(t, s.token, "/console/tenants")
 	}
 	// Requests at 25, 50 and 59 minutes: never idle for 30.
 	for _, step := range []time.Duration{25 * time.Minute, 25 * time.Minute, 9 * time.Minute} {

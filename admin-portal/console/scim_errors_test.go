@@ -1,12 +1,10 @@
 package console_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/idbroker/idbroker/admin-portal/console"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -16,21 +14,13 @@ import (
 func TestTenantPageShowsDirectoriesLastSCIMError(t *testing.T) {
 	h := start(t, "")
 	s := h.signIn(t)
-	tok := s.token
 	page := func(tenantID string) string {
 		t.Helper()
-		req, _ := http.NewRequest("GET", h.url+"/console/tenants/"+tenantID, nil)
-		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})
-		resp, err := client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b := h.get(t, s.token, "/console/tenants/"+tenantID)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("tenant page: %d", resp.StatusCode)
 		}
-		return string(b)
+		return b
 	}
 	acme, globex := newTenant(t, h.db, "Acme"), newTenant(t, h.db, "Globex")
 	dir, err := h.db.CreateDirectory(storeCtx(acme.ID), store.Directory{Name: "Okta", TokenHash: []byte("h")})

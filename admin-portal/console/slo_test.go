@@ -2,13 +2,11 @@ package console_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/idbroker/idbroker/admin-portal/console"
 	"github.com/idbroker/idbroker/slo"
 	"github.com/idbroker/idbroker/store"
 )
@@ -20,7 +18,6 @@ func TestTenantPageShowsServiceLevels(t *testing.T) {
 	h := start(t, "")
 	ctx := context.Background()
 	s := h.signIn(t)
-	tok := s.token
 	acme, err := h.db.CreateTenant(ctx, store.Tenant{Name: "Acme", Tier: store.TierEnterprise})
 	if err != nil {
 		t.Fatal(err)
@@ -39,18 +36,11 @@ func TestTenantPageShowsServiceLevels(t *testing.T) {
 	}
 	page := func(id string) string {
 		t.Helper()
-		req, _ := http.NewRequest("GET", h.url+"/console/tenants/"+id, nil)
-		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})
-		resp, err := client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b := h.get(t, s.token, "/console/tenants/"+id)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET tenant page: %d", resp.StatusCode)
 		}
-		return string(b)
+		return b
 	}
 	body := page(acme.ID)
 	_, table, _ := strings.Cut(body, `<table id="slo">`)
