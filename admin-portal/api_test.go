@@ -116,11 +116,35 @@ func newEnv(t *testing.T, st *store.DB) *env {
 	}).Mount(srv.Echo())
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
+	e := keyedEnv(t, st, ts.URL)
+	e.dns, e.limits = dns, limits
+	return e
+}
+
+// keyedEnv is the env of an operator API served at serverURL over st,
+// holding a fresh API key for it.
+func keyedEnv(t *testing.T, st *store.DB, serverURL string) *env {
+	t.Helper()
 	key, k, err := adminportal.CreateAPIKey(context.Background(), st, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, st: st, url: ts.URL + "/api/v1", key: key, keyID: k.ID, dns: dns, limits: limits}
+	return &env{t: t, st: st, url: serverURL + "/api/v1", key: key, keyID: k.ID}
+}
+
+// mountedEnv is newEnv with only what cfg gives the API (its Store is st),
+// logging nowhere unless cfg says where.
+func mountedEnv(t *testing.T, st *store.DB, cfg adminportal.APIConfig) *env {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	cfg.Store = st
+	srv := httpserver.New(httpserver.Config{BodyLimit: testBodyLimit})
+	adminportal.NewAPI(cfg).Mount(srv.Echo())
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return keyedEnv(t, st, ts.URL)
 }
 
 type testWriter struct{ t *testing.T }

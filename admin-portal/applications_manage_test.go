@@ -2,17 +2,13 @@ package adminportal_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"slices"
 	"sync"
 	"testing"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
-	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -37,15 +33,7 @@ func (f *forgotten) list() []string {
 // newAppEnv is newEnv with an application cache behind the API.
 func newAppEnv(t *testing.T, st *store.DB, cache adminportal.ApplicationCache) *env {
 	t.Helper()
-	srv := httpserver.New(httpserver.Config{BodyLimit: testBodyLimit})
-	adminportal.NewAPI(adminportal.APIConfig{Store: st, ApplicationCache: cache, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Mount(srv.Echo())
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	key, k, err := adminportal.CreateAPIKey(context.Background(), st, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, st: st, url: ts.URL + "/api/v1", key: key, keyID: k.ID}
+	return mountedEnv(t, st, adminportal.APIConfig{ApplicationCache: cache})
 }
 
 type appOut struct {

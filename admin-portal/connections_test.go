@@ -39,11 +39,7 @@ func newConnEnv(t *testing.T, st *store.DB, mem *sessions.Memory) *env {
 	reg.Mount(srv.Echo(), func(ctx context.Context, w http.ResponseWriter, r *http.Request, c store.Connection, res connections.Result, err error) {
 		w.WriteHeader(http.StatusBadRequest)
 	})
-	key, k, err := adminportal.CreateAPIKey(context.Background(), st, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, st: st, url: ts.URL + "/api/v1", key: key, keyID: k.ID}
+	return keyedEnv(t, st, ts.URL)
 }
 
 func idpCertPEM(t *testing.T) string {

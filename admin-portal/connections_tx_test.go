@@ -52,11 +52,7 @@ func TestConnectionAuditInTransaction(t *testing.T) {
 				HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true,
 			})
 			adminportal.NewAPI(adminportal.APIConfig{Store: fa, Connections: reg, Sessions: mem}).Mount(srv.Echo())
-			key, k, err := adminportal.CreateAPIKey(context.Background(), st, "test")
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := &env{t: t, st: st, url: ts.URL + "/api/v1", key: key, keyID: k.ID}
+			e := keyedEnv(t, st, ts.URL)
 			acme := e.createTenant(map[string]any{"name": "Acme"})
 			tctx := store.WithTenant(context.Background(), acme.ID)
 			samlSettings := map[string]any{"idp_entity_id": "https://idp.acme.example", "idp_sso_url": "https://idp.acme.example/sso",

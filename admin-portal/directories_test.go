@@ -31,11 +31,7 @@ func newSCIMEnv(t *testing.T, st *store.DB) *env {
 	}
 	dirs.Mount(srv.Echo())
 	adminportal.NewAPI(adminportal.APIConfig{Store: st, Resolver: &fakeDNS{records: map[string][]string{}}, SCIMBaseURL: dirs.BaseURL}).Mount(srv.Echo())
-	key, k, err := adminportal.CreateAPIKey(context.Background(), st, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, st: st, url: ts.URL + "/api/v1", key: key, keyID: k.ID}
+	return keyedEnv(t, st, ts.URL)
 }
 
 func eachSCIMBackend(t *testing.T, fn func(t *testing.T, e *env)) {

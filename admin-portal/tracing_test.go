@@ -1,7 +1,6 @@
 package adminportal_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -34,11 +33,7 @@ func TestOperatorCallSpans(t *testing.T) {
 		HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true,
 	})
 	adminportal.NewAPI(adminportal.APIConfig{Store: st, Connections: reg, Sessions: mem}).Mount(srv.Echo())
-	key, k, err := adminportal.CreateAPIKey(context.Background(), st, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, st: st, url: ts.URL + "/api/v1", key: key, keyID: k.ID}
+	e := keyedEnv(t, st, ts.URL)
 	tn := e.createTenant(map[string]any{"name": "Acme"})
 	var conn struct{ ID string }
 	e.must(http.StatusCreated, "POST", "/tenants/"+tn.ID+"/connections", map[string]any{"type": "saml", "name": "Okta"}).decode(t, &conn)

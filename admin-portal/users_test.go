@@ -2,16 +2,12 @@ package adminportal_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
-	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
@@ -22,15 +18,7 @@ func storePage() store.Page { return store.Page{Limit: 100} }
 // newSessionEnv is newEnv with a session store behind the API.
 func newSessionEnv(t *testing.T, st *store.DB, ss sessions.Store) *env {
 	t.Helper()
-	srv := httpserver.New(httpserver.Config{BodyLimit: testBodyLimit})
-	adminportal.NewAPI(adminportal.APIConfig{Store: st, Sessions: ss, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Mount(srv.Echo())
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	key, k, err := adminportal.CreateAPIKey(context.Background(), st, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, st: st, url: ts.URL + "/api/v1", key: key, keyID: k.ID}
+	return mountedEnv(t, st, adminportal.APIConfig{Sessions: ss})
 }
 
 func TestRevokeUserSessions(t *testing.T) {
