@@ -111,22 +111,34 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	if prof.IdPSubject == "" {
 		return fail(connections.Reason(connections.ErrProfile), "the identity provider sent no subject", a.ClientID)
 	}
-	tn, err := p.store.Tenant(ctx)
-	if err != nil {
-		return p.internal(c, err)
-	}
-	if !tn.Status.Live() {
-		return fail(connections.Reason(connections.ErrTenantInactive), "tenant is "+string(tn.Status), a.ClientID)
-	}
 	attrs, _ := json.Marshal(prof.Raw)
-	var u store.User
-	// The sign-in is metered in the transaction that provisions its user:
-	// billed exactly when it happened, once per authorization request. Two
-	// first sign-ins of one new user at once (two tabs, two nodes) race to
-	// create them; the loser's retry finds the winner's user.
+	// The session's id is drawn first so that the sign-in's event can name
+	// it in the transaction below; the session itself is created after the
+	// commit, once its claims (groups) are known.
+	sid := store.NewID(store.PrefixSession)
+	var (
+		u         store.User
+		dirGroups []string
+	)
+	// One transaction completes the sign-in in the store: the tenant's
+	// status gate, the user (just in time), the usage records that meter
+	// it (billed exactly when it happened, once per authorization
+	// request), the user's directory groups and the
+	// authentication.succeeded event. On SQLite the reads run on the
+	// writer's connection, whose cache no other writer invalidates, and
+	// the whole is one group-commit member; on PostgreSQL it is one
+	// transaction instead of four. Two first sign-ins of one new user at
+	// once (two tabs, two nodes) race to create them; the loser's retry
+	// finds the winner's user.
 	err = retryConflict(func() error {
 		return p.store.InTx(ctx, func(ctx context.Context) error {
-			var err error
+			st, err := p.store.TenantStatus(ctx)
+			if err != nil {
+				return err
+			}
+			if !st.Live() {
+				return errTenantNotLive{st}
+			}
 			u, err = p.store.UpsertSSOUser(ctx, conn.ID, prof.IdPSubject, store.User{
 				Email:         prof.Email,
 				EmailVerified: prof.EmailVerified,
@@ -136,12 +148,26 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 				Active:        true,
 				Attributes:    attrs,
 			})
-			if err != nil || !u.Active || p.usage == nil {
+			if err != nil || !u.Active {
 				return err
 			}
-			return p.usage.Login(ctx, u.ID, a.ID)
+			if p.usage != nil {
+				if err := p.usage.Login(ctx, u.ID, a.ID); err != nil {
+					return err
+				}
+			}
+			if dirGroups, err = p.store.UserGroupNames(ctx, u.ID); err != nil {
+				return err
+			}
+			return p.appendEvent(ctx, conn.TenantID, EventAuthSucceeded, map[string]any{
+				"connection_id": conn.ID, "connection_type": conn.Type, "user_id": u.ID, "email": u.Email,
+				"session_id": sid, "client_id": a.ClientID, "request_id": httpserver.RequestID(ctx),
+			})
 		})
 	})
+	if nl, ok := errors.AsType[errTenantNotLive](err); ok {
+		return fail(connections.Reason(connections.ErrTenantInactive), "tenant is "+string(nl.status), a.ClientID)
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrInvalid) {
 			return fail(connections.Reason(connections.ErrProfile), "profile refused: "+err.Error(), a.ClientID)
@@ -150,10 +176,6 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	}
 	if !u.Active {
 		return fail(ReasonUserDeactivated, "user "+u.ID+" is deactivated", a.ClientID)
-	}
-	dirGroups, err := p.store.UserGroupNames(ctx, u.ID)
-	if err != nil {
-		return p.internal(c, err)
 	}
 	groups := append(slices.Clone(prof.Groups), dirGroups...)
 	slices.Sort(groups)
@@ -165,7 +187,10 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	if name == "" {
 		name = joinName(u.GivenName, u.FamilyName)
 	}
-	s, cookie, err := p.newSession(ctx, conn.TenantID, u.ID, conn.ID, userClaims{
+	// A session store that fails here leaves the event and the usage of a
+	// sign-in the IdP and the store accepted, as the usage alone did
+	// before; the browser gets the internal-error page.
+	s, cookie, err := p.newSession(ctx, sid, conn.TenantID, u.ID, conn.ID, userClaims{
 		Email: u.Email, EmailVerified: u.EmailVerified, Name: name, GivenName: u.GivenName, FamilyName: u.FamilyName,
 		Groups: groups, ConnectionType: string(conn.Type), IdPSubject: prof.IdPSubject,
 	})
@@ -173,10 +198,6 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 		return p.internal(c, err)
 	}
 	p.setCookie(c, cookie, s.ExpiresAt)
-	p.event(ctx, conn.TenantID, EventAuthSucceeded, map[string]any{
-		"connection_id": conn.ID, "connection_type": conn.Type, "user_id": u.ID, "email": u.Email,
-		"session_id": s.ID, "client_id": a.ClientID, "request_id": httpserver.RequestID(ctx),
-	})
 	// The request was taken above; finish must not take it again.
 	return p.finishTaken(c, a, s)
 }
@@ -208,6 +229,12 @@ const (
 	SpanUpstream = "sso.upstream"
 	SpanComplete = "sso.complete"
 )
+
+// errTenantNotLive stops the completing transaction of a sign-in to a
+// tenant that is not live (paused, cancelled…).
+type errTenantNotLive struct{ status store.TenantStatus }
+
+func (e errTenantNotLive) Error() string { return "broker: tenant is " + string(e.status) }
 
 // retryConflict runs fn up to three times while it fails with
 // store.ErrConflict.

@@ -42,11 +42,12 @@ const (
 	extraSSO    = "sso" // hex SHA-256 of the cookie's secret half
 )
 
-// newSession opens a broker session for user u and returns it with the
+// newSession opens broker session id (a new store.PrefixSession id) for
+// user u and returns it with the
 // value of its SSO cookie. The cookie holds the session id and a separate
 // secret: the id alone (the sid claim every application sees) must not be
 // enough to take over the browser session.
-func (p *Provider) newSession(ctx context.Context, tenantID, userID, connID string, cl userClaims) (session, string, error) {
+func (p *Provider) newSession(ctx context.Context, id, tenantID, userID, connID string, cl userClaims) (session, string, error) {
 	b, err := json.Marshal(cl)
 	if err != nil {
 		return session{}, "", fmt.Errorf("broker: encode claims: %w", err)
@@ -54,7 +55,7 @@ func (p *Provider) newSession(ctx context.Context, tenantID, userID, connID stri
 	secret := secrets.NewToken("")
 	now := p.now()
 	s := sessions.Session{
-		ID:           store.NewID(store.PrefixSession),
+		ID:           id,
 		TenantID:     tenantID,
 		UserID:       userID,
 		ConnectionID: connID,

@@ -18,9 +18,11 @@ type Store interface {
 	Connection(ctx context.Context, id string) (store.Connection, error)
 	Connections(ctx context.Context) ([]store.Connection, error)
 
-	// Completing it (complete.go): the user, just in time, metered in one
-	// transaction with the sign-in's usage records, and the event.
+	// Completing it (complete.go), in one transaction: the tenant's status
+	// (no row lock), the user, just in time, the sign-in's usage records,
+	// the user's directory groups and the event.
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	TenantStatus(ctx context.Context) (store.TenantStatus, error)
 	UpsertSSOUser(ctx context.Context, connectionID, subject string, u store.User) (store.User, error)
 	UserGroupNames(ctx context.Context, userID string) ([]string, error)
 	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)

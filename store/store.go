@@ -33,6 +33,9 @@ type Store interface {
 	CreateTenant(ctx context.Context, t Tenant) (Tenant, error)
 	ListTenants(ctx context.Context, p Page) ([]Tenant, string, error)
 	Tenant(ctx context.Context) (Tenant, error)
+	// TenantStatus is the tenant's status alone, read without a row lock
+	// even inside InTx.
+	TenantStatus(ctx context.Context) (TenantStatus, error)
 	UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error)
 	// DeleteTenant erases the tenant and every row that belongs to it.
 	DeleteTenant(ctx context.Context) error

@@ -83,6 +83,20 @@ func (db *DB) Tenant(ctx context.Context) (Tenant, error) {
 	return t, db.wrap("get tenant", err)
 }
 
+// TenantStatus returns the status of the tenant in ctx. Unlike Tenant it
+// takes no row lock inside InTx: it is the gate a sign-in passes in the
+// transaction that provisions its user (broker.complete), and sign-ins of
+// one tenant must not queue behind each other on the tenant's row. A
+// transition that commits after the read is ordered after the sign-in,
+// as it would be had the read run before the transaction.
+func (db *DB) TenantStatus(ctx context.Context) (TenantStatus, error) {
+	var s TenantStatus
+	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+		return q.queryRow(ctx, "SELECT status FROM tenants WHERE id = $1", tenantID).Scan(&s)
+	})
+	return s, db.wrap("get tenant status", err)
+}
+
 // UpdateTenant changes the tenant in ctx.
 func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) {
 	var t Tenant

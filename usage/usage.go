@@ -54,19 +54,22 @@ func New(st Store, now func() time.Time, log *slog.Logger) *Meter {
 // Login records a completed sign-in of userID for the tenant in ctx, and
 // the user's first sign-in of the month. loginID names the sign-in (the
 // authorization request it completes), so recording the same one twice
-// counts it once. Call it inside the transaction that provisions the user.
+// counts it once. Call it inside the transaction that provisions the user:
+// neither record's novelty is asked, so on PostgreSQL both INSERTs ride
+// with the transaction's next statement or its COMMIT (RecordUsageLater)
+// instead of a round trip each, and an error of theirs comes from there.
 func (m *Meter) Login(ctx context.Context, userID, loginID string) error {
 	if userID == "" || loginID == "" {
 		return errors.New("usage: a login needs a user and an id")
 	}
 	at := m.now().UTC()
-	if _, err := m.st.RecordUsage(ctx, store.UsageRecord{
+	if err := m.st.RecordUsageLater(ctx, store.UsageRecord{
 		IdempotencyKey: string(store.MeterLogin) + ":" + loginID,
 		Meter:          store.MeterLogin, Subject: userID, Value: 1, At: at,
 	}); err != nil {
 		return fmt.Errorf("usage: record login: %w", err)
 	}
-	if _, err := m.st.RecordUsage(ctx, store.UsageRecord{
+	if err := m.st.RecordUsageLater(ctx, store.UsageRecord{
 		IdempotencyKey: string(store.MeterActiveUser) + ":" + userID + ":" + at.Format("2006-01"),
 		Meter:          store.MeterActiveUser, Subject: userID, Value: 1, At: at,
 	}); err != nil {

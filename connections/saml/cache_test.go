@@ -66,6 +66,11 @@ func (s *spyStore) Tenant(ctx context.Context) (store.Tenant, error) {
 	return s.Store.Tenant(ctx)
 }
 
+func (s *spyStore) TenantStatus(ctx context.Context) (store.TenantStatus, error) {
+	s.read("TenantStatus")
+	return s.Store.TenantStatus(ctx)
+}
+
 func (s *spyStore) Domains(ctx context.Context) ([]store.Domain, error) {
 	s.read("Domains")
 	return s.Store.Domains(ctx)

@@ -194,6 +194,22 @@ func testTenants(t *testing.T, db *store.DB) {
 	}
 	_, err = db.Tenant(store.WithTenant(ctx, "tnt_01ARZ3NDEKTSV4RRFFQ69G5FAV"))
 	wantErr(t, err, store.ErrNotFound)
+
+	// TenantStatus reads the same status, in a transaction or not.
+	if st := must(db.TenantStatus(tctx)); st != store.TenantPaused {
+		t.Fatalf("TenantStatus = %q, want paused", st)
+	}
+	if err := db.InTx(tctx, func(ctx context.Context) error {
+		st, err := db.TenantStatus(ctx)
+		if err == nil && st != store.TenantPaused {
+			t.Fatalf("TenantStatus in a transaction = %q, want paused", st)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.TenantStatus(store.WithTenant(ctx, "tnt_01ARZ3NDEKTSV4RRFFQ69G5FAV"))
+	wantErr(t, err, store.ErrNotFound)
 }
 
 func testTenantPaging(t *testing.T, db *store.DB) {
