@@ -26,6 +26,16 @@ type txSpy struct {
 	mu      sync.Mutex
 	txs     []*spiedTx
 	outside []string
+	// together are the calls made inside ReadTogether.
+	together []string
+}
+
+type spiedTogetherKey struct{}
+
+func (s *txSpy) ReadTogether(ctx context.Context, fn func(ctx context.Context) error) error {
+	return s.Store.ReadTogether(ctx, func(ctx context.Context) error {
+		return fn(context.WithValue(ctx, spiedTogetherKey{}, true))
+	})
 }
 
 type spiedTx struct{ calls []string }
@@ -52,17 +62,31 @@ func (s *txSpy) note(ctx context.Context, call string) {
 		tx.calls = append(tx.calls, call)
 		return
 	}
+	if ctx.Value(spiedTogetherKey{}) != nil {
+		s.together = append(s.together, call)
+		return
+	}
 	s.outside = append(s.outside, call)
 }
 
 // take returns the transactions and the calls outside any since the last
 // take.
-func (s *txSpy) take() ([]*spiedTx, []string) {
+func (s *txSpy) take() (txs []*spiedTx, outside, together []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	txs, out := s.txs, s.outside
-	s.txs, s.outside = nil, nil
-	return txs, out
+	txs, outside, together = s.txs, s.outside, s.together
+	s.txs, s.outside, s.together = nil, nil, nil
+	return txs, outside, together
+}
+
+func (s *txSpy) ResolveDomain(ctx context.Context, domain string) (string, error) {
+	s.note(ctx, "ResolveDomain")
+	return s.Store.ResolveDomain(ctx, domain)
+}
+
+func (s *txSpy) Connections(ctx context.Context) ([]store.Connection, error) {
+	s.note(ctx, "Connections")
+	return s.Store.Connections(ctx)
 }
 
 func (s *txSpy) TenantStatus(ctx context.Context) (store.TenantStatus, error) {
@@ -100,7 +124,8 @@ func (s *txSpy) AppendEvent(ctx context.Context, e store.Event) (store.Event, er
 	return s.Store.AppendEvent(ctx, e)
 }
 
-// TestCompleteInOneTransaction: a sign-in's completion is one transaction
+// TestCompleteInOneTransaction: routing a sign-in reads together (one
+// reader connection), and its completion is one transaction
 // of the store — the tenant's status gate, the user, the usage records,
 // the directory groups and the authentication.succeeded event, which
 // names the session the application's tokens carry — and a tenant paused
@@ -124,7 +149,11 @@ func TestCompleteInOneTransaction(t *testing.T) {
 			for i := range 2 { // a new user, then the same unchanged one
 				spy.take()
 				c := code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
-				txs, outside := spy.take()
+				txs, outside, together := spy.take()
+				// Routing's reads share one reader connection.
+				if want := []string{"ResolveDomain", "Tenant", "Connections"}; !slices.Equal(together, want) {
+					t.Fatalf("login %d: reads together %q, want %q (outside any: %q)", i+1, together, want, outside)
+				}
 				want := []string{"TenantStatus", "UpsertSSOUser", "usage:" + string(store.MeterLogin), "usage:" + string(store.MeterActiveUser), "UserGroupNames", "event:" + broker.EventAuthSucceeded}
 				var completing []*spiedTx
 				for _, tx := range txs {

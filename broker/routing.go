@@ -40,8 +40,19 @@ func (h hints) empty() bool {
 }
 
 // resolve picks the connection the hints lead to. Every hint given must
-// agree on the tenant; domains count only when verified.
-func (p *Provider) resolve(ctx context.Context, h hints) (store.Connection, error) {
+// agree on the tenant; domains count only when verified. Its reads (up to
+// a resolver, the tenant and its connections) run on one reader
+// connection: on SQLite the first pays for the commits since that
+// connection's last read, the others find it warm.
+func (p *Provider) resolve(ctx context.Context, h hints) (c store.Connection, err error) {
+	err = p.store.ReadTogether(ctx, func(ctx context.Context) error {
+		c, err = p.resolveOn(ctx, h)
+		return err
+	})
+	return c, err
+}
+
+func (p *Provider) resolveOn(ctx context.Context, h hints) (store.Connection, error) {
 	var tenantID, connID string
 	if h.Connection != "" {
 		t, err := p.store.ResolveConnection(ctx, h.Connection)

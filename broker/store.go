@@ -11,7 +11,9 @@ import (
 // read through a short-lived cache (apps.go) so that the token and
 // introspection endpoints touch no SQL.
 type Store interface {
-	// Routing a sign-in to its tenant and connection (routing.go).
+	// Routing a sign-in to its tenant and connection (routing.go), its
+	// reads together.
+	ReadTogether(ctx context.Context, fn func(ctx context.Context) error) error
 	ResolveDomain(ctx context.Context, domain string) (tenantID string, err error)
 	ResolveConnection(ctx context.Context, id string) (tenantID string, err error)
 	Tenant(ctx context.Context) (store.Tenant, error)

@@ -200,7 +200,45 @@ func (db *DB) scopedRead(ctx context.Context, fn func(q querier, tenantID string
 	if err != nil {
 		return err
 	}
-	return fn(db.d.reader(), tenantID)
+	return fn(db.reader(ctx), tenantID)
+}
+
+// readerPinner is a dialect whose pooled readers are worth keeping for a
+// run of reads (SQLite).
+type readerPinner interface {
+	// pinReader takes one reader connection from the pool until release.
+	pinReader(ctx context.Context) (q querier, release func(), err error)
+}
+
+type pinnedKey struct{}
+
+// reader is where a read outside a transaction runs: the connection
+// ReadTogether pinned, if any, else the pool.
+func (db *DB) reader(ctx context.Context) querier {
+	if q, ok := ctx.Value(pinnedKey{}).(querier); ok {
+		return q
+	}
+	return db.d.reader()
+}
+
+// ReadTogether runs fn with the reads it makes outside a transaction on
+// one reader connection. On SQLite a reader that begins a read after any
+// commit since its last one drops its page cache and remaps the file; a
+// run of reads on one connection (routing a sign-in: its domain, tenant
+// and connections) pays that once instead of once per read. It gives no
+// snapshot: each read still sees the latest commit. Elsewhere, and when
+// ctx already has a reader or a transaction, it is fn(ctx).
+func (db *DB) ReadTogether(ctx context.Context, fn func(ctx context.Context) error) error {
+	p, ok := db.d.(readerPinner)
+	if !ok || ctx.Value(pinnedKey{}) != nil || ctx.Value(txKey{}) != nil {
+		return fn(ctx)
+	}
+	q, release, err := p.pinReader(ctx)
+	if err != nil {
+		return db.wrap("pin reader", err)
+	}
+	defer release()
+	return fn(context.WithValue(ctx, pinnedKey{}, q))
 }
 
 // global runs fn on the vendor's own tables: in the caller's transaction if
@@ -210,7 +248,7 @@ func (db *DB) global(ctx context.Context, write bool, fn func(q querier) error) 
 		return fn(st.tx)
 	}
 	if !write {
-		return fn(db.d.reader())
+		return fn(db.reader(ctx))
 	}
 	return db.InTx(ctx, func(ctx context.Context) error {
 		return fn(ctx.Value(txKey{}).(*txState).tx)

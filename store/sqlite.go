@@ -177,6 +177,19 @@ func (s *sqliteDB) optimize(ctx context.Context) {
 
 func (s *sqliteDB) reader() querier { return sqlQuerier{s.r} }
 
+func (s *sqliteDB) pinReader(ctx context.Context) (querier, func(), error) {
+	if s.r == s.w {
+		// In memory the one connection is also the writer's: pinning it
+		// would starve a write made inside fn.
+		return s.reader(), func() {}, nil
+	}
+	c, err := s.r.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sqlQuerier{c}, func() { _ = c.Close() }, nil
+}
+
 func (s *sqliteDB) timeArg(t time.Time) any { return t.UnixMicro() }
 
 func (s *sqliteDB) resolveDomainSQL() string {

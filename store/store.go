@@ -27,6 +27,9 @@ type Store interface {
 	// inside may switch tenants (an operator creating a tenant and then its
 	// domains); each statement runs under the tenant of its own ctx.
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	// ReadTogether runs fn's reads outside a transaction on one reader
+	// connection where that saves work (SQLite).
+	ReadTogether(ctx context.Context, fn func(ctx context.Context) error) error
 
 	// Tenants. CreateTenant and ListTenants are global; the rest act on the
 	// tenant in ctx.

@@ -125,7 +125,8 @@ var globalMethods = map[string]string{
 	"Close":           whyOperations,
 	// InTx takes the tenant of each statement inside it, not its own; the
 	// tenant-scoped methods are called inside a transaction below too.
-	"InTx": whyOperations,
+	"InTx":         whyOperations,
+	"ReadTogether": whyOperations,
 }
 
 // isolationFixture is a tenant with one row of everything, and the values
