@@ -7,8 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/idbroker/idbroker/internal/secrets"
@@ -23,11 +26,59 @@ func Unavailable(t testing.TB, format string, args ...any) {
 	testdb.Unavailable(t, format, args...)
 }
 
-// SQLite opens a migrated SQLite store in t.TempDir().
+// SQLite opens a migrated SQLite store in t.TempDir(): a copy of the
+// files of one migrated once per process, since migrating costs a second
+// a test under -race (the SQLite engine is Go, instrumented like the rest)
+// and copying a few hundred kilobytes nothing.
 func SQLite(t testing.TB) *store.DB {
 	t.Helper()
-	return Open(t, "sqlite://"+filepath.Join(t.TempDir(), "idbroker.db"), NewCipher(t))
+	path := filepath.Join(t.TempDir(), "idbroker.db")
+	files, err := sqliteTemplateFiles()
+	if err != nil {
+		t.Fatalf("migrated sqlite template: %v", err)
+	}
+	for suffix, b := range files {
+		if err := os.WriteFile(path+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Open(t, "sqlite://"+path, NewCipher(t))
 }
+
+// sqliteTemplateFiles migrates a store in a scratch directory, closes it
+// and returns its files by suffix ("" for the database, "-wal" for a log
+// not checkpointed yet): with no connection open they are a consistent
+// copy. Built once per process.
+var sqliteTemplateFiles = sync.OnceValues(func() (map[string][]byte, error) {
+	dir, err := os.MkdirTemp("", "idbroker-sqlite-template-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "idbroker.db")
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite://"+path, nopCipher{})
+	if err != nil {
+		return nil, err
+	}
+	err = db.Migrate(ctx)
+	db.Close()
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{}
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(path + suffix)
+		if errors.Is(err, fs.ErrNotExist) && suffix != "" {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		files[suffix] = b
+	}
+	return files, nil
+})
 
 // Postgres opens a migrated store on a fresh database, dropped when t ends.
 func Postgres(t testing.TB) *store.DB {
@@ -70,7 +121,7 @@ func migrateTemplate(ctx context.Context, url string) error {
 	return db.Migrate(ctx)
 }
 
-// nopCipher seals nothing: migrating stores no secret.
+// nopCipher seals nothing: migrating (a template) stores no secret.
 type nopCipher struct{}
 
 func (nopCipher) Seal(p, _ []byte) ([]byte, error) {
