@@ -173,37 +173,21 @@ func (s *Server) getGroup(c echo.Context) error {
 }
 
 func (s *Server) listGroups(c echo.Context) error {
-	ctx := c.Request().Context()
-	dir := directoryFrom(ctx)
-	f, start, count, err := s.listParams(c, groupFilters)
-	if err != nil {
-		return err
-	}
-	groups, total, err := s.store.FindGroups(ctx, store.GroupQuery{DirectoryID: dir, Filter: f, Offset: start - 1, Limit: max(count, 1)})
-	if err != nil {
-		return filterFailure(err)
-	}
-	if count == 0 {
-		groups = nil
-	}
+	dir := directoryFrom(c.Request().Context())
 	withMembers, budget := wantsMembers(c, true), maxListedMembers
-	out := listResponse{Schemas: []string{SchemaListResponse}, TotalResults: total, StartIndex: start, Resources: make([]doc, 0, len(groups))}
-	for _, g := range groups {
+	return listResources(c, s, groupFilters, func(ctx context.Context, f store.Filter, offset, limit int) ([]store.Group, int, error) {
+		return s.store.FindGroups(ctx, store.GroupQuery{DirectoryID: dir, Filter: f, Offset: offset, Limit: limit})
+	}, func(ctx context.Context, g store.Group) (doc, error) {
 		var members []string
 		if withMembers {
+			var err error
 			if members, err = s.members(ctx, g.ID, budget); err != nil {
-				return err
+				return nil, err
 			}
 			budget -= len(members)
 		}
-		d, err := s.groupResource(dir, g, members)
-		if err != nil {
-			return err
-		}
-		out.Resources = append(out.Resources, project(d, c.QueryParam("attributes"), c.QueryParam("excludedAttributes")))
-	}
-	out.ItemsPerPage = len(out.Resources)
-	return writeJSON(c, http.StatusOK, out)
+		return s.groupResource(dir, g, members)
+	})
 }
 
 func (s *Server) replaceGroup(c echo.Context) error {

@@ -148,22 +148,35 @@ func (s *Server) listParams(c echo.Context, ft filterTranslator) (store.Filter, 
 }
 
 func (s *Server) listUsers(c echo.Context) error {
+	dir := directoryFrom(c.Request().Context())
+	return listResources(c, s, userFilters, func(ctx context.Context, f store.Filter, offset, limit int) ([]store.User, int, error) {
+		return s.store.FindUsers(ctx, store.UserQuery{DirectoryID: dir, Filter: f, Offset: offset, Limit: limit})
+	}, func(_ context.Context, u store.User) (doc, error) { return s.userResource(dir, u) })
+}
+
+// listResources answers a list request (RFC 7644 §3.4.2) of the request's
+// directory: find reads the page the request's filter, startIndex and
+// count ask for, and resource makes each of its items a document, which
+// the request's attributes and excludedAttributes then project.
+func listResources[T any](c echo.Context, s *Server, ft filterTranslator,
+	find func(ctx context.Context, f store.Filter, offset, limit int) ([]T, int, error),
+	resource func(ctx context.Context, item T) (doc, error)) error {
 	ctx := c.Request().Context()
-	dir := directoryFrom(ctx)
-	f, start, count, err := s.listParams(c, userFilters)
+	f, start, count, err := s.listParams(c, ft)
 	if err != nil {
 		return err
 	}
-	users, total, err := s.store.FindUsers(ctx, store.UserQuery{DirectoryID: dir, Filter: f, Offset: start - 1, Limit: max(count, 1)})
+	// count=0 asks for the total alone; the store is asked for one row.
+	items, total, err := find(ctx, f, start-1, max(count, 1))
 	if err != nil {
 		return filterFailure(err)
 	}
 	if count == 0 {
-		users = nil
+		items = nil
 	}
-	out := listResponse{Schemas: []string{SchemaListResponse}, TotalResults: total, StartIndex: start, Resources: make([]doc, 0, len(users))}
-	for _, u := range users {
-		d, err := s.userResource(dir, u)
+	out := listResponse{Schemas: []string{SchemaListResponse}, TotalResults: total, StartIndex: start, Resources: make([]doc, 0, len(items))}
+	for _, it := range items {
+		d, err := resource(ctx, it)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,53 @@
+package scim_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/idbroker/idbroker/scim"
+	"github.com/idbroker/idbroker/store"
+)
+
+// TestListPages: a list answer of Users and of Groups carries the page
+// startIndex and count ask for with the total of all matches; count=0 is
+// the total alone (RFC 7644 §3.4.2.4); a group lists its members unless
+// they are excluded.
+func TestListPages(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		var members []any
+		for i := range 3 {
+			id := e.do("POST", "/Users", userBody(fmt.Sprintf("u%d@acme.com", i), nil)).want(t, http.StatusCreated).str("id")
+			members = append(members, map[string]any{"value": id})
+		}
+		e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Everyone", "members": members}).
+			want(t, http.StatusCreated)
+
+		for _, tc := range []struct {
+			path        string
+			total, page int
+			attr, want  string // an attribute of the first resource and its value
+		}{
+			{"/Users", 3, 3, "userName", "u0@acme.com"},
+			{"/Users?startIndex=2&count=1", 3, 1, "userName", "u1@acme.com"},
+			{"/Users?count=0", 3, 0, "", ""},
+			{"/Groups", 1, 1, "members.2.value", members[2].(map[string]any)["value"].(string)},
+			{"/Groups?excludedAttributes=members", 1, 1, "members.0.value", ""},
+			{"/Groups?count=0", 1, 0, "", ""},
+		} {
+			r := e.do("GET", tc.path, nil).want(t, http.StatusOK)
+			resources, _ := r.body["Resources"].([]any)
+			if lookup(r.body, "totalResults") != float64(tc.total) || lookup(r.body, "itemsPerPage") != float64(tc.page) || len(resources) != tc.page {
+				t.Errorf("GET %s: want %d in all and %d here: %s", tc.path, tc.total, tc.page, r.raw)
+				continue
+			}
+			if tc.attr == "" {
+				continue
+			}
+			if got, _ := lookup(resources[0], tc.attr).(string); got != tc.want {
+				t.Errorf("GET %s: first resource's %s = %q, want %q: %s", tc.path, tc.attr, got, tc.want, r.raw)
+			}
+		}
+	})
+}
