@@ -18,10 +18,11 @@ const maxGroup = 32
 // transaction (group commit). Each request's work runs inside a SAVEPOINT
 // of the shared transaction, one request at a time on the one writer
 // connection; a request whose work fails is rolled back to its savepoint
-// alone and answers at once, the others stay in the group. The group
-// commits when no further request is waiting for the writer (or it holds
-// maxGroup), and every request of it returns only after that COMMIT: an
-// acknowledged write is as durable as with a transaction of its own.
+// alone, the others stay in the group. The group commits when no further
+// request is waiting for the writer (or it holds maxGroup), and every
+// request of it returns only after that COMMIT: an acknowledged write is
+// as durable as with a transaction of its own, and a request that failed
+// sees what it conflicted with in its next read.
 //
 // What is saved is the commit: each SQLite commit appends every page it
 // changed to the WAL, and concurrent SCIM creates change many of the same
@@ -54,8 +55,8 @@ type group struct {
 }
 
 // run runs fn in the open group's transaction, opening one if none is
-// open, and returns once the group holding fn's work has committed (or at
-// once if fn failed).
+// open, and returns once the group holding fn's work has committed, also
+// when fn failed.
 func (g *groupCommit) run(ctx context.Context, fn func(t tx) error) (err error) {
 	// Lock is not cancellable on purpose: a request that counted itself
 	// waiting must come and take its turn, or the group it was counted in
@@ -88,11 +89,16 @@ func (g *groupCommit) run(ctx context.Context, fn func(t tx) error) (err error) 
 	if perr != nil {
 		panic(perr)
 	}
+	// A failed request also waits for its group's COMMIT: it may have
+	// failed on the uncommitted work of an earlier member (a unique key
+	// taken), and a caller that answers a conflict by reading the winner
+	// on another connection must find it, as it would after PostgreSQL's
+	// conflict, which waits for the other transaction to end.
+	<-b.done
 	if ferr != nil {
-		// Rolled back to its savepoint: nothing of it will commit.
+		// Rolled back to its savepoint: nothing of it committed.
 		return ferr
 	}
-	<-b.done
 	return b.err
 }
 

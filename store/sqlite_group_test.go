@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestSQLiteGroupCommit: concurrent write transactions share SQLite
@@ -118,5 +120,95 @@ func TestSQLiteGroupCommit(t *testing.T) {
 	t.Logf("%d requests, %d succeeded, %d commits, largest group %d", n, ok, len(sizes), most)
 	if most < 2 {
 		t.Errorf("no two of %d concurrent transactions shared a commit", n)
+	}
+}
+
+// TestSQLiteGroupConflictSeesTheWinner: a request that loses a unique key
+// to an earlier member of its group returns only once that member's work
+// is committed, so that a caller answering the conflict by reading the
+// winner (a node storing the bootstrap API key that another node stored
+// first) finds it, as it would on PostgreSQL. Request A takes the key and
+// holds the writer until B and C wait for it; then whichever of B and C
+// runs first conflicts while the other, still to run, keeps the group
+// open until the first has returned (or a while has passed).
+func TestSQLiteGroupConflictSeesTheWinner(t *testing.T) {
+	db := openTestDB(t, "sqlite://"+t.TempDir()+"/group.db")
+	s := db.d.(*sqliteDB)
+	ctx := context.Background()
+	tn, err := db.CreateTenant(ctx, Tenant{Name: "Acme", Status: TenantActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx := WithTenant(ctx, tn.ID)
+	d, err := db.CreateDirectory(tctx, Directory{Name: "okta", TokenHash: []byte("h")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(ctx context.Context) (User, error) {
+		return db.CreateUser(ctx, User{DirectoryID: d.ID, UserName: "alice@acme.com", Email: "alice@acme.com", Active: true})
+	}
+
+	var winner User
+	aDone := make(chan error, 1)
+	inserted := make(chan struct{})
+	go func() {
+		aDone <- db.InTx(tctx, func(ctx context.Context) error {
+			var err error
+			if winner, err = create(ctx); err != nil {
+				return err
+			}
+			close(inserted)
+			for deadline := time.Now().Add(30 * time.Second); s.group.waiting.Load() < 2; {
+				if time.Now().After(deadline) {
+					return errors.New("B and C never waited for the writer")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return nil
+		})
+	}()
+	<-inserted
+
+	var order atomic.Int32
+	proceed := make(chan struct{})
+	type loser struct {
+		err  error
+		read error // reading the winner right after the conflict
+	}
+	losers := make(chan loser, 2)
+	for range 2 {
+		go func() {
+			err := db.InTx(tctx, func(ctx context.Context) error {
+				if order.Add(1) == 2 {
+					<-proceed
+				}
+				_, err := create(ctx)
+				return err
+			})
+			_, read := db.User(tctx, winner.ID)
+			losers <- loser{err, read}
+		}()
+	}
+	var first loser
+	select {
+	case first = <-losers:
+		close(proceed)
+	case <-time.After(200 * time.Millisecond):
+		// The first loser waits for the group's COMMIT, which waits for
+		// the second: let it run.
+		close(proceed)
+		first = <-losers
+	}
+	second := <-losers
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range []loser{first, second} {
+		if !errors.Is(l.err, ErrConflict) {
+			t.Errorf("loser %d: %v, want ErrConflict", i+1, l.err)
+		}
+		if l.read != nil {
+			t.Errorf("loser %d: reading the winner %s after the conflict: %v", i+1, winner.ID, l.read)
+		}
 	}
 }
