@@ -146,14 +146,7 @@ func TestSessionRules(t *testing.T) {
 	tn := newTenant(t, h.db, "Acme")
 	do := func(method, path string, form url.Values) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest(method, h.url+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})
-		resp, err := client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp, _ := h.do(t, tok, method, path, form)
 		return resp
 	}
 	if resp := do("GET", "/console/tenants", nil); resp.StatusCode != http.StatusOK {
@@ -198,15 +191,7 @@ func TestConsoleActionsAudited(t *testing.T) {
 	post := func(path string, form url.Values, want int) {
 		t.Helper()
 		form.Set("csrf_token", csrf)
-		req, _ := http.NewRequest("POST", h.url+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})
-		resp, err := client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
+		if resp, _ := h.do(t, tok, "POST", path, form); resp.StatusCode != want {
 			t.Fatalf("POST %s = %d, want %d", path, resp.StatusCode, want)
 		}
 	}

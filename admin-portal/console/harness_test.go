@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -145,9 +146,22 @@ func contains(s string, subs ...string) bool {
 // empty) and returns the answer with its body read.
 func (h *harness) get(t *testing.T, cookie, path string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", h.url+path, nil)
+	return h.do(t, cookie, "GET", path, nil)
+}
+
+// do is get for any method, with form (when not nil) as the body.
+func (h *harness) do(t *testing.T, cookie, method, path string, form url.Values) (*http.Response, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, h.url+path, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	if cookie != "" {
 		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: cookie})

@@ -2,14 +2,12 @@ package console_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/idbroker/idbroker/admin-portal/console"
 	"github.com/idbroker/idbroker/internal/testdb"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
@@ -27,16 +25,7 @@ func signedIn(t *testing.T, h *harness) func(method, path string, form url.Value
 		if form != nil && !form.Has("csrf_token") {
 			form.Set("csrf_token", csrf)
 		}
-		req, _ := http.NewRequest(method, h.url+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: tok})
-		resp, err := client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp, string(b)
+		return h.do(t, tok, method, path, form)
 	}
 }
 
