@@ -129,6 +129,26 @@ func BenchmarkAddMemberTo50kGroup(b *testing.B) {
 	}
 }
 
+// sqliteSeeded opens an env on a fresh SQLite database (its URL ends in
+// query) with a function that runs a seeding statement on the file
+// directly, beside the store's own connections.
+func sqliteSeeded(query string) func(b *testing.B) (*env, func(string, ...any)) {
+	return func(b *testing.B) (*env, func(string, ...any)) {
+		path := filepath.Join(b.TempDir(), "idbroker.db")
+		e := newEnv(b, storetest.Open(b, "sqlite://"+path+query, storetest.NewCipher(b)), nil)
+		return e, func(q string, args ...any) {
+			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(q, args...); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
 // BenchmarkCreateUserAtSize: SCIM POST /Users on directories that already
 // hold 0, 10,000 and 100,000 users (seeded in bulk, 10 % of them SSO-only
 // users a create might adopt), on each backend, 8 client goroutines. The
@@ -142,35 +162,9 @@ func BenchmarkCreateUserAtSize(b *testing.B) {
 		name string
 		open func(b *testing.B) (*env, func(sql string, args ...any))
 	}{
-		{"sqlite", func(b *testing.B) (*env, func(string, ...any)) {
-			path := filepath.Join(b.TempDir(), "idbroker.db")
-			e := newEnv(b, storetest.Open(b, "sqlite://"+path, storetest.NewCipher(b)), nil)
-			return e, func(q string, args ...any) {
-				db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer db.Close()
-				if _, err := db.Exec(q, args...); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}},
+		{"sqlite", sqliteSeeded("")},
 		// The same without group commit, to show what it saves.
-		{"sqlite-nogroup", func(b *testing.B) (*env, func(string, ...any)) {
-			path := filepath.Join(b.TempDir(), "idbroker.db")
-			e := newEnv(b, storetest.Open(b, "sqlite://"+path+"?group_commit=off", storetest.NewCipher(b)), nil)
-			return e, func(q string, args ...any) {
-				db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer db.Close()
-				if _, err := db.Exec(q, args...); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}},
+		{"sqlite-nogroup", sqliteSeeded("?group_commit=off")},
 		{"postgres", func(b *testing.B) (*env, func(string, ...any)) {
 			e, u := pgEnv(b)
 			return e, func(q string, args ...any) { seedPG(b, u, q, args...) }
