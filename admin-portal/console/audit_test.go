@@ -71,7 +71,7 @@ func TestAuditPageFiltersAndPagesTheWholeChainInBrowser(t *testing.T) {
 
 	// Key_0 adding domains on the first day: hours 0, 10 and 20, the
 	// oldest rows of the chain.
-	if err := chromedp.Do(tab,
+	if err := browsertest.Do(tab,
 		chromedp.Navigate(h.url+"/console/audit"),
 		chromedp.SendKeys(chromedp.CSS("#tenant_id"), acme.ID),
 		chromedp.SendKeys(chromedp.CSS("#actor"), "operator key_0"),
@@ -97,7 +97,7 @@ func TestAuditPageFiltersAndPagesTheWholeChainInBrowser(t *testing.T) {
 	var pages [][]string
 	next := h.url + "/console/audit?tenant_id=" + acme.ID
 	for next != "" {
-		if err := chromedp.Do(tab, chromedp.Navigate(next), chromedp.WaitReady(chromedp.CSS("tbody"))); err != nil {
+		if err := browsertest.Do(tab, chromedp.Navigate(next), chromedp.WaitReady(chromedp.CSS("tbody"))); err != nil {
 			fail("older", err)
 		}
 		ids := rowIDs()
@@ -120,7 +120,7 @@ func TestAuditPageFiltersAndPagesTheWholeChainInBrowser(t *testing.T) {
 	}
 	// Newer, clicked, shows the page before the last again.
 	prev := pages[len(pages)-2]
-	if err := chromedp.Do(tab,
+	if err := browsertest.Do(tab,
 		chromedp.Click(chromedp.CSS("#page-newer")),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="`+prev[0]+`"]`)),
 	); err != nil {
@@ -133,7 +133,7 @@ func TestAuditPageFiltersAndPagesTheWholeChainInBrowser(t *testing.T) {
 	// Another tenant's cursor is no way in: the page starts over at
 	// Acme's newest rows.
 	gRows, _ := h.db.AuditLog(storeCtx(globex.ID), store.LogQuery{})
-	if err := chromedp.Do(tab,
+	if err := browsertest.Do(tab,
 		chromedp.Navigate(h.url+"/console/audit?tenant_id="+acme.ID+"&after="+gRows.Rows[0].ID),
 		chromedp.WaitReady(chromedp.CSS("tbody")),
 	); err != nil {

@@ -70,7 +70,7 @@ func TestOperatorInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		tab := browsertest.NewTab(t, browser)
-		if err := chromedp.Do(tab, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#totp-secret"))); err != nil {
+		if err := browsertest.Do(tab, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#totp-secret"))); err != nil {
 			fail(t, tab, "open enrolment link", err)
 		}
 		secret := strings.TrimSpace(text(t, tab, "#totp-secret"))
@@ -79,7 +79,7 @@ func TestOperatorInBrowser(t *testing.T) {
 		if err != nil || w != 200 {
 			fail(t, tab, "QR code", errors.Join(err, errors.New("no 200px image")))
 		}
-		if err := chromedp.Do(tab,
+		if err := browsertest.Do(tab,
 			chromedp.SendKeys(chromedp.CSS("#password"), password),
 			chromedp.SendKeys(chromedp.CSS("#password2"), password),
 			chromedp.SendKeys(chromedp.CSS("#code"), code(t, secret)),
@@ -92,7 +92,7 @@ func TestOperatorInBrowser(t *testing.T) {
 	}
 	signIn := func(t *testing.T, tab context.Context, email, pw, c string) {
 		t.Helper()
-		if err := chromedp.Do(tab,
+		if err := browsertest.Do(tab,
 			chromedp.Navigate(h.url+"/console/signin"),
 			chromedp.WaitVisible(chromedp.CSS("#email")),
 			chromedp.SendKeys(chromedp.CSS("#email"), email),
@@ -108,7 +108,7 @@ func TestOperatorInBrowser(t *testing.T) {
 	}
 	alert := func(t *testing.T, tab context.Context) string {
 		t.Helper()
-		if err := chromedp.Do(tab, chromedp.WaitVisible(chromedp.CSS(".alert"))); err != nil {
+		if err := browsertest.Do(tab, chromedp.WaitVisible(chromedp.CSS(".alert"))); err != nil {
 			fail(t, tab, "wait for the refusal", err)
 		}
 		return text(t, tab, ".alert")
@@ -144,7 +144,7 @@ func TestOperatorInBrowser(t *testing.T) {
 		}
 
 		// Sign out.
-		if err := chromedp.Do(tab,
+		if err := browsertest.Do(tab,
 			chromedp.Navigate(h.url+"/console/tenants"),
 			chromedp.Click(chromedp.CSS(`header form button`)),
 			chromedp.WaitVisible(chromedp.CSS("#email")),
@@ -159,7 +159,7 @@ func TestOperatorInBrowser(t *testing.T) {
 		h.clock.Advance(30 * time.Second)
 		c := code(t, secret)
 		signIn(t, tab, email, password, c)
-		if err := chromedp.Do(tab, chromedp.WaitVisible(chromedp.CSS(`h1`))); err != nil {
+		if err := browsertest.Do(tab, chromedp.WaitVisible(chromedp.CSS(`h1`))); err != nil {
 			fail(t, tab, "tenants page", err)
 		}
 		if got := text(t, tab, "h1"); got != "Tenants" {
@@ -222,7 +222,7 @@ func TestOperatorInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		tab, _ := enrol(t, browsertest.New(t), "support@vendor.example")
-		if err := chromedp.Do(tab,
+		if err := browsertest.Do(tab,
 			chromedp.Navigate(h.url+"/console/tenants"),
 			chromedp.SendKeys(chromedp.CSS("#q"), "initech"),
 			chromedp.Submit(chromedp.CSS("#q")),
@@ -249,7 +249,7 @@ func TestOperatorInBrowser(t *testing.T) {
 			t.Fatalf("tenant audit: %+v %v", rows, err)
 		}
 
-		if err := chromedp.Do(tab,
+		if err := browsertest.Do(tab,
 			chromedp.SetValue(chromedp.CSS("#intent"), "dsync"),
 			chromedp.Submit(chromedp.CSS("#intent")),
 			chromedp.WaitVisible(chromedp.CSS("#portal-link")),

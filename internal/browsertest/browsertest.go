@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,4 +132,35 @@ func (l *logger) stop() {
 	l.mu.Lock()
 	l.stopped = true
 	l.mu.Unlock()
+}
+
+// staleNode is Chromium's answer to an action on a node of a document that
+// has just been replaced: chromedp found the node, then a navigation (or a
+// late DOM event on a loaded machine) took it away before the action
+// reached it.
+const staleNode = "Could not find node with given id"
+
+// Do runs steps in ctx's tab like chromedp.Do, and runs again a step that
+// failed on a node replaced under it. Such a step did nothing in the page
+// (its node was not found, so no click or key reached it), and its next
+// run selects the node afresh, so a slow machine cannot fail a test by
+// the driver's race; any other failure is returned at once.
+func Do(ctx context.Context, steps ...chromedp.Action[chromedp.Void]) error {
+	for _, step := range steps {
+		for attempt := 1; ; attempt++ {
+			err := chromedp.Do(ctx, step)
+			if err == nil {
+				break
+			}
+			if attempt == 5 || !strings.Contains(err.Error(), staleNode) {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }

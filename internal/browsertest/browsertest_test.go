@@ -1,6 +1,8 @@
 package browsertest_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -32,5 +34,43 @@ func TestNewDrivesAPage(t *testing.T) {
 	path := browsertest.Screenshot(t, ctx, t.TempDir(), "page.png")
 	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
 		t.Fatalf("screenshot %q: %v", path, err)
+	}
+}
+
+// TestDoRunsAgainAStepWhoseNodeWasReplaced: a step that failed on a
+// replaced node runs again and the steps after it run; any other failure
+// stops at once, and so does a stale node that never settles.
+func TestDoRunsAgainAStepWhoseNodeWasReplaced(t *testing.T) {
+	ctx := browsertest.New(t)
+	failing := func(times int, msg string) (chromedp.Action[chromedp.Void], *int) {
+		runs := 0
+		return chromedp.Func(func(context.Context, *chromedp.Target) error {
+			runs++
+			if runs <= times {
+				return errors.New(msg)
+			}
+			return nil
+		}), &runs
+	}
+	const stale = "Could not find node with given id (-32000)"
+
+	flaky, flakyRuns := failing(2, stale)
+	after, afterRuns := failing(0, "")
+	if err := browsertest.Do(ctx, flaky, after); err != nil {
+		t.Fatalf("a step whose node was replaced twice: %v", err)
+	}
+	if *flakyRuns != 3 || *afterRuns != 1 {
+		t.Errorf("runs = %d and %d, want 3 and 1", *flakyRuns, *afterRuns)
+	}
+
+	broken, brokenRuns := failing(1, "Node is not visible")
+	after, afterRuns = failing(0, "")
+	if err := browsertest.Do(ctx, broken, after); err == nil || *brokenRuns != 1 || *afterRuns != 0 {
+		t.Errorf("another failure: err %v after %d runs and %d of the next step, want it at once", err, *brokenRuns, *afterRuns)
+	}
+
+	gone, goneRuns := failing(100, stale)
+	if err := browsertest.Do(ctx, gone); err == nil || *goneRuns != 5 {
+		t.Errorf("a node that never comes back: err %v after %d runs, want an error after 5", err, *goneRuns)
 	}
 }

@@ -30,7 +30,7 @@ func TestQuickStartInBrowser(t *testing.T) {
 	signIn := func(t *testing.T, email string) context.Context {
 		t.Helper()
 		ctx := browsertest.NewTab(t, browsertest.New(t))
-		if err := chromedp.Do(ctx,
+		if err := browsertest.Do(ctx,
 			chromedp.Navigate(issuer+"/dev/app"),
 			chromedp.Click(chromedp.CSS(`a[href="/dev/app/login"]`)),
 			chromedp.WaitVisible(chromedp.ID("email")),
@@ -45,7 +45,7 @@ func TestQuickStartInBrowser(t *testing.T) {
 
 	t.Run("alice signs in", func(t *testing.T) {
 		ctx := signIn(t, "alice@example.com")
-		if err := chromedp.Do(ctx,
+		if err := browsertest.Do(ctx,
 			chromedp.Click(chromedp.CSS(`button[name="user"][value="alice"]`)),
 			chromedp.WaitVisible(chromedp.CSS("pre")),
 		); err != nil {
@@ -77,7 +77,7 @@ func TestQuickStartInBrowser(t *testing.T) {
 	refused := func(t *testing.T, ctx context.Context, wantTitle string) {
 		t.Helper()
 		var title, ref string
-		err := chromedp.Do(ctx,
+		err := browsertest.Do(ctx,
 			chromedp.WaitVisible(chromedp.CSS("p.ref code")),
 			func(ctx context.Context, tg *chromedp.Target) (v chromedp.Void, err error) {
 				title, err = chromedp.Text(chromedp.CSS("h1"))(ctx, tg)

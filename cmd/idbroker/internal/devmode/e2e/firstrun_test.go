@@ -164,7 +164,7 @@ func TestFirstRunInBrowser(t *testing.T) {
 	signIn := func(t *testing.T, browser context.Context, user string) context.Context {
 		t.Helper()
 		tab := browsertest.NewTab(t, browser)
-		if err := chromedp.Do(tab,
+		if err := browsertest.Do(tab,
 			chromedp.Navigate(fr.issuer+"/"),
 			chromedp.Click(chromedp.CSS("#demo-app")),
 			chromedp.WaitVisible(chromedp.CSS(`a[href="/dev/app/login"]`)),
@@ -239,7 +239,7 @@ func TestFirstRunInBrowser(t *testing.T) {
 		if active, _ := status(t, tab); !active {
 			t.Fatal("the fresh access token does not introspect as active")
 		}
-		if err := chromedp.Do(tab,
+		if err := browsertest.Do(tab,
 			chromedp.Click(chromedp.ID("deprovision")),
 			chromedp.WaitVisible(chromedp.ID("live")),
 		); err != nil {
@@ -253,7 +253,7 @@ func TestFirstRunInBrowser(t *testing.T) {
 		}
 		t.Logf("screenshot: %s", browsertest.Screenshot(t, tab, shots, "deprovisioned.png"))
 		// Re-provisioned, alice can sign in again.
-		if err := chromedp.Do(tab, chromedp.Submit(chromedp.CSS(`form[action="/dev/app/reprovision"] button`))); err != nil {
+		if err := browsertest.Do(tab, chromedp.Submit(chromedp.CSS(`form[action="/dev/app/reprovision"] button`))); err != nil {
 			fail(t, tab, "reprovision", err)
 		}
 		signIn(t, browser, "alice")
@@ -274,7 +274,7 @@ func TestFirstRunInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		tab := browsertest.NewTab(t, browser)
-		if err := chromedp.Do(tab,
+		if err := browsertest.Do(tab,
 			chromedp.Navigate(fr.issuer+"/"),
 			chromedp.Click(chromedp.CSS("#console")),
 			chromedp.WaitVisible(chromedp.ID("email")),
@@ -294,7 +294,7 @@ func TestFirstRunInBrowser(t *testing.T) {
 	t.Run("portal links from the console and the landing page", func(t *testing.T) {
 		browser := browsertest.New(t)
 		tab := consoleTenant(t, browser)
-		if err := chromedp.Do(tab,
+		if err := browsertest.Do(tab,
 			chromedp.SetValue(chromedp.ID("intent"), "dsync"),
 			chromedp.Submit(chromedp.ID("intent")),
 			chromedp.WaitVisible(chromedp.ID("portal-link")),
@@ -307,7 +307,7 @@ func TestFirstRunInBrowser(t *testing.T) {
 		}
 		// The tenant's admin opens it in their own browser.
 		admin := browsertest.NewTab(t, browser)
-		if err := chromedp.Do(admin, chromedp.Navigate(link), chromedp.WaitReady(chromedp.CSS("main"))); err != nil {
+		if err := browsertest.Do(admin, chromedp.Navigate(link), chromedp.WaitReady(chromedp.CSS("main"))); err != nil {
 			fail(t, admin, "open portal link", err)
 		}
 		at, _ := chromedp.Run(admin, chromedp.Location())
@@ -316,7 +316,7 @@ func TestFirstRunInBrowser(t *testing.T) {
 		}
 		// A second opening is refused: the link was single-use.
 		second := browsertest.NewTab(t, browser)
-		if err := chromedp.Do(second, chromedp.Navigate(link), chromedp.WaitReady(chromedp.CSS("body"))); err != nil {
+		if err := browsertest.Do(second, chromedp.Navigate(link), chromedp.WaitReady(chromedp.CSS("body"))); err != nil {
 			fail(t, second, "reopen portal link", err)
 		}
 		if again, _ := chromedp.Run(second, chromedp.Location()); !strings.Contains(again, "/link/") {
@@ -324,7 +324,7 @@ func TestFirstRunInBrowser(t *testing.T) {
 		}
 		// The landing page's portal button makes a fresh link each time.
 		fresh := browsertest.NewTab(t, browser)
-		if err := chromedp.Do(fresh, chromedp.Navigate(fr.issuer+"/"), chromedp.Click(chromedp.ID("portal")),
+		if err := browsertest.Do(fresh, chromedp.Navigate(fr.issuer+"/"), chromedp.Click(chromedp.ID("portal")),
 			chromedp.WaitReady(chromedp.CSS("main"))); err != nil {
 			fail(t, fresh, "landing portal button", err)
 		}
@@ -340,7 +340,7 @@ func TestFirstRunInBrowser(t *testing.T) {
 			t.Fatal("bob's fresh access token does not introspect as active")
 		}
 		tab := consoleTenant(t, browser)
-		if err := chromedp.Do(tab,
+		if err := browsertest.Do(tab,
 			chromedp.Click(chromedp.ID("pause")),
 			chromedp.WaitVisible(chromedp.ID("confirm")),
 			chromedp.Click(chromedp.ID("confirm")),

@@ -156,7 +156,7 @@ func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Act
 	// A step that hangs fails on its own, leaving time for the screenshot.
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := chromedp.Do(sctx, actions...); err != nil {
+	if err := browsertest.Do(sctx, actions...); err != nil {
 		loc, _ := chromedp.Run(ctx, chromedp.Location())
 		fail(t, ctx, "%s at %s: %v", what, loc, err)
 	}
