@@ -244,20 +244,8 @@ func TestOIDCSignInTrace(t *testing.T) {
 		case callback:
 			delete(want, "connection.type")
 		}
-		for k, v := range want {
-			if got := attrOf(s.Attributes, k); got != v {
-				t.Errorf("span %s: %s = %q, want %q", s.Name, k, got, v)
-			}
-		}
+		wantAttrs(t, s, want)
 	}
-	rcv.mu.Lock()
-	for _, s := range rcv.spans {
-		for _, kv := range s.Attributes {
-			if v := kv.Value.String(); strings.Contains(v, "bob") || strings.Contains(v, "@") {
-				t.Errorf("span %s attribute %s = %s: personal data in a trace", s.Name, kv.Key, v)
-			}
-		}
-	}
-	rcv.mu.Unlock()
+	rcv.noPersonalData(t, "bob")
 	b.stop()
 }

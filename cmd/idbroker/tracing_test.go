@@ -87,6 +87,31 @@ func (r *otlpReceiver) names() []string {
 	return out
 }
 
+// wantAttrs checks that span s carries the attributes of want.
+func wantAttrs(t *testing.T, s *tracepb.Span, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		if got := attrOf(s.Attributes, k); got != v {
+			t.Errorf("span %s: %s = %q, want %q", s.Name, k, got, v)
+		}
+	}
+}
+
+// noPersonalData checks that no span attribute received names the user
+// (by name, or any address).
+func (r *otlpReceiver) noPersonalData(t *testing.T, name string) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.spans {
+		for _, kv := range s.Attributes {
+			if v := kv.Value.String(); strings.Contains(v, name) || strings.Contains(v, "@") {
+				t.Errorf("span %s attribute %s = %s: personal data in a trace", s.Name, kv.Key, v)
+			}
+		}
+	}
+}
+
 func attrOf(kvs []*commonpb.KeyValue, key string) string {
 	for _, kv := range kvs {
 		if kv.Key == key {
@@ -155,21 +180,11 @@ func TestSignInTrace(t *testing.T) {
 		if s == token {
 			delete(want, "connection.id")
 		}
-		for k, v := range want {
-			if got := attrOf(s.Attributes, k); got != v {
-				t.Errorf("span %s: %s = %q, want %q", s.Name, k, got, v)
-			}
-		}
+		wantAttrs(t, s, want)
 	}
 
+	rcv.noPersonalData(t, "alice")
 	rcv.mu.Lock()
-	for _, s := range rcv.spans {
-		for _, kv := range s.Attributes {
-			if v := kv.Value.String(); strings.Contains(v, "alice") || strings.Contains(v, "@") {
-				t.Errorf("span %s attribute %s = %s: personal data in a trace", s.Name, kv.Key, v)
-			}
-		}
-	}
 	for _, svc := range rcv.services {
 		if svc != "idbroker" {
 			t.Errorf("service.name %q, want idbroker", svc)
