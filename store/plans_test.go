@@ -600,3 +600,39 @@ func (p pgPlan) walk() string {
 	}
 	return ""
 }
+
+// TestPostgresAdoptionLookupWithoutStatistics: a SCIM create asks whether
+// an SSO user of the same email exists (the adoption check inside the
+// user INSERT). Before the first ANALYZE — a new deployment's initial
+// sync — PostgreSQL's generic plan answered it by walking every user of
+// the tenant in id order, so each create cost O(users). The partial index
+// of SSO users (migration 0084) is chosen with no statistics at all.
+func TestPostgresAdoptionLookupWithoutStatistics(t *testing.T) {
+	url := testMigratedPostgresURL(t)
+	ctx := context.Background()
+	owner, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close(ctx)
+	var analyzed int
+	if err := owner.QueryRow(ctx, "SELECT count(*) FROM pg_stats WHERE tablename = 'users'").Scan(&analyzed); err != nil || analyzed != 0 {
+		t.Fatalf("users has statistics already (%d columns, %v)", analyzed, err)
+	}
+	// The generic plan is the one a prepared statement settles on.
+	if _, err := owner.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
+		t.Fatal(err)
+	}
+	var plan string
+	if err := owner.QueryRow(ctx, "EXPLAIN (FORMAT JSON) SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = $2",
+		"tnt_x", "alice@acme.test").Scan(&plan); err != nil {
+		t.Fatal(err)
+	}
+	var root []struct{ Plan pgPlan }
+	if err := json.Unmarshal([]byte(plan), &root); err != nil {
+		t.Fatal(err)
+	}
+	if !root[0].Plan.uses("users_sso_email") {
+		t.Errorf("the adoption lookup without statistics does not use users_sso_email: %s", root[0].Plan)
+	}
+}

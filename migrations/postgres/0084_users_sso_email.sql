@@ -1,0 +1,13 @@
+-- A SCIM create asks whether an SSO user of the same email exists, to
+-- adopt it (the NOT EXISTS inside CreateDirectoryUser's INSERT). Until
+-- users has statistics — a new deployment's first directory sync —
+-- PostgreSQL guesses every estimate and answered it through users_pkey,
+-- reading every user of the tenant for each create: O(users) per create,
+-- and half of PostgreSQL's work per create in the SCIM benchmark. This
+-- index holds only SSO users (directory_id IS NULL), is chosen with or
+-- without statistics, and stays small: directory users are not in it.
+-- store.TestPostgresAdoptionLookupWithoutStatistics asserts the plan.
+--
+-- Built without CONCURRENTLY (migrations run in a transaction): on a large
+-- users table the upgrade holds writes to users while it builds.
+CREATE INDEX users_sso_email ON users (tenant_id, email_lc) WHERE directory_id IS NULL;
