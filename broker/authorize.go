@@ -245,7 +245,7 @@ func (p *Provider) finishTaken(c echo.Context, a pending, s session) error {
 	}
 	resp := &op.CodeResponseType{Code: code, State: a.State}
 	if a.ResponseMode == string(oidc.ResponseModeFormPost) {
-		return op.AuthResponseFormPost(c.Response(), a.RedirectURI, resp, oidc.NewEncoder())
+		return formPost(c, a.RedirectURI, resp)
 	}
 	u, err := op.AuthResponseURL(a.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseMode(a.ResponseMode), resp, oidc.NewEncoder())
 	if err != nil {
@@ -265,7 +265,7 @@ func errUnsupportedResponseType() *oidc.Error {
 func (p *Provider) redirectError(c echo.Context, a pending, e *oidc.Error) error {
 	e.State = a.State
 	if a.ResponseMode == string(oidc.ResponseModeFormPost) {
-		return op.AuthResponseFormPost(c.Response(), a.RedirectURI, e, oidc.NewEncoder())
+		return formPost(c, a.RedirectURI, e)
 	}
 	u, err := op.AuthResponseURL(a.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseMode(a.ResponseMode), e, oidc.NewEncoder())
 	if err != nil {

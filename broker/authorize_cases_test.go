@@ -1,9 +1,12 @@
 package broker_test
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -36,6 +39,8 @@ func TestResponseModes(t *testing.T) {
 				if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 					t.Fatalf("form_post: status %d, type %q, want the auto-submitted form", resp.StatusCode, resp.Header.Get("Content-Type"))
 				}
+				body, _ := io.ReadAll(resp.Body)
+				checkFormPost(t, resp.Header, string(body), a.Redirect, "code", "state")
 			case tc.ok:
 				code(t, resp)
 			default:
@@ -72,5 +77,34 @@ func TestAuthorizeWithTheStoreDown(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Location") != "" ||
 		!strings.Contains(string(body), "temporarily unavailable") {
 		t.Fatalf("status %d, location %q, body %.200s: want the 503 unavailable page", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+}
+
+// checkFormPost: a form_post answer posts the named fields to action, and
+// its one script — what submits the form — is the one its
+// Content-Security-Policy allows by hash (a hash that does not match
+// leaves the user on a blank page in every browser).
+func checkFormPost(t *testing.T, h http.Header, body, action string, fields ...string) {
+	t.Helper()
+	if !strings.Contains(body, `<form method="post" action="`+action+`">`) {
+		t.Errorf("form_post page does not post to %s:\n%s", action, body)
+	}
+	for _, f := range fields {
+		if !regexp.MustCompile(`<input type="hidden" name="` + f + `" value="[^"]+">`).MatchString(body) {
+			t.Errorf("form_post page lacks a non-empty %s:\n%s", f, body)
+		}
+	}
+	m := regexp.MustCompile(`<script>([^<]*)</script>`).FindAllStringSubmatch(body, -1)
+	if len(m) != 1 {
+		t.Fatalf("form_post page has %d scripts, want 1:\n%s", len(m), body)
+	}
+	sum := sha256.Sum256([]byte(m[0][1]))
+	csp := h.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") ||
+		!strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("form_post CSP %q does not allow exactly its script %q", csp, m[0][1])
+	}
+	if h.Get("Cache-Control") != "no-store" {
+		t.Errorf("form_post Cache-Control = %q, want no-store", h.Get("Cache-Control"))
 	}
 }

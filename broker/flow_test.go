@@ -371,6 +371,33 @@ func TestBadClientAndRedirect(t *testing.T) {
 			}
 		}
 	}
+	// The error goes back the way the application asked for answers:
+	// posted with response_mode=form_post, in the query otherwise (a mode
+	// the broker does not serve, such as fragment, is not followed).
+	for _, mode := range []string{"form_post", "query", "fragment"} {
+		q := url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect}, "response_type": {"token"}, "scope": {"openid"},
+			"state": {"st"}, "response_mode": {mode}}
+		resp, err := noRedirect.Get(n.URL + "/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if mode == "form_post" {
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" ||
+				!strings.Contains(string(body), `name="error" value="unsupported_response_type"`) {
+				t.Errorf("response_mode=form_post, response_type=token: %d, location %q, body %.300s: want the error posted to %s",
+					resp.StatusCode, resp.Header.Get("Location"), body, a.Redirect)
+			}
+			checkFormPost(t, resp.Header, string(body), a.Redirect, "error", "error_description", "state")
+			continue
+		}
+		loc, err := resp.Location()
+		if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), a.Redirect+"?") ||
+			loc.Query().Get("error") != "unsupported_response_type" {
+			t.Errorf("response_mode=%s, response_type=token: %d %v: want the error in the query", mode, resp.StatusCode, loc)
+		}
+	}
 
 	// Wrong secret: 401 invalid_client.
 	bad := a.Conf

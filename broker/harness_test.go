@@ -1,10 +1,12 @@
 package broker_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -291,7 +293,11 @@ func (a *app) authorize(t *testing.T, b *http.Client, extra url.Values) *http.Re
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Read whole, so that the connection is reused and the caller can
+	// still read the page (a form_post answer).
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return resp
 }
 
