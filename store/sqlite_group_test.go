@@ -16,11 +16,8 @@ import (
 // request's work, a cancelled request does not abort the group, and every
 // request that returned nil is in the database afterwards.
 func TestSQLiteGroupCommit(t *testing.T) {
-	db := openTestDB(t, "sqlite://"+t.TempDir()+"/group.db")
+	db, tn, d := groupedStore(t)
 	s := db.d.(*sqliteDB)
-	if s.group == nil {
-		t.Fatal("group commit is off on a file database")
-	}
 	var sizes []int
 	var mu sync.Mutex
 	committed := s.group.committed
@@ -31,15 +28,7 @@ func TestSQLiteGroupCommit(t *testing.T) {
 		committed(ctx, n)
 	}
 	ctx := context.Background()
-	tn, err := db.CreateTenant(ctx, Tenant{Name: "Acme", Status: TenantActive})
-	if err != nil {
-		t.Fatal(err)
-	}
 	tctx := WithTenant(ctx, tn.ID)
-	d, err := db.CreateDirectory(tctx, Directory{Name: "okta", TokenHash: []byte("h")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	errOwn := errors.New("own failure")
 	const n = 400
 	type outcome struct {
@@ -132,18 +121,9 @@ func TestSQLiteGroupCommit(t *testing.T) {
 // runs first conflicts while the other, still to run, keeps the group
 // open until the first has returned (or a while has passed).
 func TestSQLiteGroupConflictSeesTheWinner(t *testing.T) {
-	db := openTestDB(t, "sqlite://"+t.TempDir()+"/group.db")
+	db, tn, d := groupedStore(t)
 	s := db.d.(*sqliteDB)
-	ctx := context.Background()
-	tn, err := db.CreateTenant(ctx, Tenant{Name: "Acme", Status: TenantActive})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tctx := WithTenant(ctx, tn.ID)
-	d, err := db.CreateDirectory(tctx, Directory{Name: "okta", TokenHash: []byte("h")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tctx := WithTenant(context.Background(), tn.ID)
 	create := func(ctx context.Context) (User, error) {
 		return db.CreateUser(ctx, User{DirectoryID: d.ID, UserName: "alice@acme.com", Email: "alice@acme.com", Active: true})
 	}
@@ -211,4 +191,24 @@ func TestSQLiteGroupConflictSeesTheWinner(t *testing.T) {
 			t.Errorf("loser %d: reading the winner %s after the conflict: %v", i+1, winner.ID, l.read)
 		}
 	}
+}
+
+// groupedStore opens a SQLite file store, whose writes are grouped, with a
+// tenant and a directory.
+func groupedStore(t *testing.T) (*DB, Tenant, Directory) {
+	t.Helper()
+	db := openTestDB(t, "sqlite://"+t.TempDir()+"/group.db")
+	if db.d.(*sqliteDB).group == nil {
+		t.Fatal("group commit is off on a file database")
+	}
+	ctx := context.Background()
+	tn, err := db.CreateTenant(ctx, Tenant{Name: "Acme", Status: TenantActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := db.CreateDirectory(WithTenant(ctx, tn.ID), Directory{Name: "okta", TokenHash: []byte("h")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, tn, d
 }
