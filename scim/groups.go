@@ -21,7 +21,8 @@ import (
 // hold more than maxListedMembers members in all is refused with tooMany
 // rather than silently cut.
 
-// maxListedMembers bounds the member references one list answer carries.
+// maxListedMembers bounds the member references one list answer carries
+// (Server.maxMembers, which tests lower).
 const maxListedMembers = 10000
 
 func memberConflict(err error) error {
@@ -112,7 +113,7 @@ func (s *Server) allMembers(ctx context.Context, groupID string) ([]string, erro
 	return s.members(ctx, groupID, -1)
 }
 
-// members pages through a group's members, failing with errTooManyMembers
+// members pages through a group's members, failing with tooManyMembers
 // past budget of them (budget < 0: no limit).
 func (s *Server) members(ctx context.Context, groupID string, budget int) ([]string, error) {
 	var out []string
@@ -124,7 +125,7 @@ func (s *Server) members(ctx context.Context, groupID string, budget int) ([]str
 		}
 		out = append(out, ids...)
 		if budget >= 0 && len(out) > budget {
-			return nil, errTooManyMembers
+			return nil, s.tooManyMembers()
 		}
 		if next == "" {
 			return out, nil
@@ -133,8 +134,10 @@ func (s *Server) members(ctx context.Context, groupID string, budget int) ([]str
 	}
 }
 
-var errTooManyMembers = &Error{Status: http.StatusBadRequest, ScimType: typeTooMany,
-	Detail: fmt.Sprintf("these groups have more than %d members in all: ask with excludedAttributes=members, a smaller count, or read each group", maxListedMembers)}
+func (s *Server) tooManyMembers() *Error {
+	return &Error{Status: http.StatusBadRequest, ScimType: typeTooMany,
+		Detail: fmt.Sprintf("these groups have more than %d members in all: ask with excludedAttributes=members, a smaller count, or read each group", s.maxMembers)}
+}
 
 // wantsMembers: members are returned unless excluded or, with
 // ?attributes=, not asked for.
@@ -174,7 +177,7 @@ func (s *Server) getGroup(c echo.Context) error {
 
 func (s *Server) listGroups(c echo.Context) error {
 	dir := directoryFrom(c.Request().Context())
-	withMembers, budget := wantsMembers(c, true), maxListedMembers
+	withMembers, budget := wantsMembers(c, true), s.maxMembers
 	return listResources(c, s, groupFilters, func(ctx context.Context, f store.Filter, offset, limit int) ([]store.Group, int, error) {
 		return s.store.FindGroups(ctx, store.GroupQuery{DirectoryID: dir, Filter: f, Offset: offset, Limit: limit})
 	}, func(ctx context.Context, g store.Group) (doc, error) {

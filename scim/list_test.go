@@ -3,6 +3,7 @@ package scim_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/idbroker/idbroker/scim"
@@ -47,6 +48,36 @@ func TestListPages(t *testing.T) {
 			}
 			if got, _ := lookup(resources[0], tc.attr).(string); got != tc.want {
 				t.Errorf("GET %s: first resource's %s = %q, want %q: %s", tc.path, tc.attr, got, tc.want, r.raw)
+			}
+		}
+	})
+}
+
+// TestListedMembersAreBounded: a Groups list whose groups hold more
+// members in all than one answer may carry is refused with tooMany (never
+// cut short, which a client would take for the whole membership); the
+// same page without members, or a page of fewer groups, is answered.
+func TestListedMembersAreBounded(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		scim.SetMaxListedMembers(e.srv, 3)
+		for g := range 2 {
+			var members []any
+			for i := range 2 {
+				id := e.do("POST", "/Users", userBody(fmt.Sprintf("g%du%d@acme.com", g, i), nil)).want(t, http.StatusCreated).str("id")
+				members = append(members, map[string]any{"value": id})
+			}
+			e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": fmt.Sprint("G", g), "members": members}).
+				want(t, http.StatusCreated)
+		}
+		r := e.do("GET", "/Groups", nil).want(t, http.StatusBadRequest)
+		if lookup(r.body, "scimType") != "tooMany" || !strings.Contains(fmt.Sprint(lookup(r.body, "detail")), "more than 3 members") {
+			t.Errorf("4 members listed under a bound of 3: %s, want scimType tooMany naming the bound", r.raw)
+		}
+		for _, path := range []string{"/Groups?excludedAttributes=members", "/Groups?count=1", "/Groups?startIndex=2"} {
+			r := e.do("GET", path, nil).want(t, http.StatusOK)
+			if n := len(r.body["Resources"].([]any)); path == "/Groups?excludedAttributes=members" && n != 2 || path != "/Groups?excludedAttributes=members" && n != 1 {
+				t.Errorf("GET %s: %d groups: %s", path, n, r.raw)
 			}
 		}
 	})

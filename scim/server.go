@@ -99,8 +99,10 @@ type Server struct {
 	log      *slog.Logger
 	maxBody  int64
 	maxCount int
-	limit    echo.MiddlewareFunc
-	errLog   errorLog // which failed requests the portal gets to see
+	// maxMembers bounds the member references of one Groups list answer.
+	maxMembers int
+	limit      echo.MiddlewareFunc
+	errLog     errorLog // which failed requests the portal gets to see
 }
 
 // New returns a Server. It fails when a required field is missing.
@@ -113,16 +115,17 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("scim: Store and Sessions are required")
 	}
 	s := &Server{
-		issuer:   u,
-		base:     strings.TrimSuffix(cfg.Issuer, "/"),
-		store:    cfg.Store,
-		sessions: cfg.Sessions,
-		onDeprov: cfg.OnDeprovision,
-		usage:    cfg.Usage,
-		log:      cfg.Logger,
-		maxBody:  cfg.MaxBodyBytes,
-		maxCount: cfg.MaxResults,
-		limit:    cfg.Limit,
+		issuer:     u,
+		base:       strings.TrimSuffix(cfg.Issuer, "/"),
+		store:      cfg.Store,
+		sessions:   cfg.Sessions,
+		onDeprov:   cfg.OnDeprovision,
+		usage:      cfg.Usage,
+		log:        cfg.Logger,
+		maxBody:    cfg.MaxBodyBytes,
+		maxCount:   cfg.MaxResults,
+		maxMembers: maxListedMembers,
+		limit:      cfg.Limit,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
