@@ -55,7 +55,12 @@ Tracing (off by default; read by the OpenTelemetry SDK):
 
 	OTEL_EXPORTER_OTLP_ENDPOINT      OTLP/HTTP collector base URL; setting it switches tracing on
 	OTEL_EXPORTER_OTLP_*             traces endpoint, protocol (http/protobuf), headers, TLS, timeout
-	OTEL_TRACES_SAMPLER              sampling (default parentbased_always_on)`
+	OTEL_TRACES_SAMPLER              sampling (default parentbased_always_on)
+
+Go runtime:
+
+	GOGC                             collector's GC percent (default here 400, not Go's 100)
+	GOMEMLIMIT                       soft memory limit (default 90 % of the cgroup's memory limit, if any)`
 
 // serveFlagEnv maps the flags of serve to the variables they override.
 func serveFlagEnv() map[string]string {
@@ -102,6 +107,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	// then log in the same format, level and stream: main wiring is the one
 	// place that may set it.
 	slog.SetDefault(log)
+	tuneGC(c.getenv, log)
 	return serve(ctx, cfg, !*noMigrate, log, tp)
 }
 
