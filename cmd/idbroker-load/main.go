@@ -16,8 +16,14 @@
 //	    -scenario login-oidc -url http://127.0.0.1:8080 -c 8 -duration 15s [-json]
 //
 // Scenarios: login-saml (through the dev IdP of serve --dev), login-oidc,
-// refresh, scim-create, scim-patch, deprovision-propagation (deprovision on
-// -url, poll introspection on -url2 until inactive). The broker's rate
+// refresh, scim-create, scim-patch, introspect (one login per worker, then
+// its access token introspected again and again, each answer checked
+// active), deprovision-propagation (deprovision on -url, poll introspection
+// on -url2 until inactive). The peer-* scenarios drive another OpenID
+// Provider for comparison (Dex, bench/peers/dex.yaml): peer-login,
+// peer-refresh, peer-introspect; they set nothing up. Discovery and JWKS
+// are single requests: -X GET -url …/.well-known/openid-configuration (or
+// the JWKS URL). The broker's rate
 // limits must be off for a load run (IDBROKER_RATE_LIMIT_*=0), and the
 // OIDC scenarios need it to reach a loopback IdP (serve --dev, or
 // IDBROKER_ALLOW_PRIVATE_NETWORKS=true).
@@ -98,6 +104,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	peerRedirect := fs.String("peer-redirect", "http://127.0.0.1:9/callback", "peer-* scenarios: the client's redirect URI")
 	peerAuth := fs.String("peer-authorize", "/auth", "peer-* scenarios: authorization endpoint path under -url")
 	peerToken := fs.String("peer-token", "/token", "peer-* scenarios: token endpoint path under -url")
+	peerIntrospect := fs.String("peer-introspect", "/token/introspect", "peer-introspect: introspection endpoint path under -url (Dex's)")
 	peerParams := fs.String("peer-params", "connector_id=mock", "peer-* scenarios: extra authorization parameters")
 	cpuProfile := fs.String("cpuprofile", "", "write the tool's own CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
@@ -124,7 +131,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, err)
 			return 2
 		}
-		opts := loadtest.Options{IDTokenAlg: *alg, Peer: loadtest.PeerConfig{AuthorizePath: *peerAuth, TokenPath: *peerToken,
+		opts := loadtest.Options{IDTokenAlg: *alg, Peer: loadtest.PeerConfig{AuthorizePath: *peerAuth, TokenPath: *peerToken, IntrospectPath: *peerIntrospect,
 			Client: loadtest.App{ClientID: id, Secret: secret, Redirect: *peerRedirect}, Params: params}}
 		return runScenario(*scenario, *url, *url2, *apiKey, opts, *asJSON,
 			loadtest.DriveConfig{Workers: *clients, Duration: *duration, Ops: *requests, Rate: *rate}, stdout, stderr)

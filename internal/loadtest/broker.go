@@ -26,9 +26,10 @@ type Broker struct {
 	// HTTP is shared by every operation: keep-alive connections, no
 	// redirects followed (the flows step through them themselves).
 	HTTP *http.Client
-	// AuthorizePath and TokenPath are the OpenID Provider's endpoints
-	// under URL (idbroker's by default; a peer's for comparisons).
-	AuthorizePath, TokenPath string
+	// AuthorizePath, TokenPath and IntrospectPath are the OpenID
+	// Provider's endpoints under URL (idbroker's by default; a peer's for
+	// comparisons).
+	AuthorizePath, TokenPath, IntrospectPath string
 }
 
 // NewBroker checks that the URLs are loopback http URLs, like Run.
@@ -44,7 +45,7 @@ func NewBroker(base, base2, apiKey string) (*Broker, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
 	return &Broker{URL: strings.TrimSuffix(base, "/"), URL2: strings.TrimSuffix(base2, "/"), APIKey: apiKey,
-		AuthorizePath: "/authorize", TokenPath: "/oauth/token",
+		AuthorizePath: "/authorize", TokenPath: "/oauth/token", IntrospectPath: "/oauth/introspect",
 		HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
 }
@@ -221,7 +222,7 @@ func (b *Broker) token(ctx context.Context, app App, form url.Values) (Tokens, e
 
 // introspect asks node base whether token is active.
 func (b *Broker) introspect(ctx context.Context, base string, app App, token string) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, "POST", base+"/oauth/introspect", strings.NewReader("token="+url.QueryEscape(token)))
+	req, err := http.NewRequestWithContext(ctx, "POST", base+b.IntrospectPath, strings.NewReader("token="+url.QueryEscape(token)))
 	if err != nil {
 		return false, err
 	}

@@ -176,7 +176,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					t0 = due
 					due = due.Add(interval)
 				}
-				status, keep, err := c.roundTrip(req)
+				status, keep, err := c.roundTrip(req, nil)
 				d := time.Since(t0)
 				switch {
 				case err != nil:
@@ -256,13 +256,17 @@ func dial(ctx context.Context, addr string) (*conn, error) {
 	return &conn{Conn: c, r: bufio.NewReaderSize(c, 16<<10)}, nil
 }
 
-// roundTrip sends req and reads one answer, discarding its body. keep
-// reports whether the server keeps the connection open.
-func (c *conn) roundTrip(req []byte) (status int, keep bool, err error) {
+// roundTrip sends req and reads one answer. Its body is appended to
+// *body when body is not nil (the caller checks it), discarded otherwise.
+// keep reports whether the server keeps the connection open.
+func (c *conn) roundTrip(req []byte, body *[]byte) (status int, keep bool, err error) {
 	// A deadline keeps a lost answer from hanging the run past its end.
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Write(req); err != nil {
 		return 0, false, err
+	}
+	if body != nil {
+		*body = (*body)[:0]
 	}
 	line, err := c.r.ReadSlice('\n')
 	if err != nil {
@@ -300,17 +304,41 @@ func (c *conn) roundTrip(req []byte) (status int, keep bool, err error) {
 	}
 	switch {
 	case chunked:
-		err = c.discardChunked()
+		err = c.readChunked(body)
 	case length >= 0:
-		_, err = c.r.Discard(length)
-	default:
+		err = c.readN(body, length)
+	case body == nil:
 		_, err = io.Copy(io.Discard, c.r) // body ends with the connection
+		keep = false
+	default:
+		*body, err = io.ReadAll(io.LimitReader(c.r, maxBody))
 		keep = false
 	}
 	return status, keep, err
 }
 
-func (c *conn) discardChunked() error {
+// maxBody bounds an answer's body kept for a check.
+const maxBody = 4 << 20
+
+// readN reads n bytes of a body, appended to *body or discarded when body
+// is nil.
+func (c *conn) readN(body *[]byte, n int) error {
+	if body == nil {
+		_, err := c.r.Discard(n)
+		return err
+	}
+	if len(*body)+n > maxBody {
+		return fmt.Errorf("an answer of more than %d bytes", maxBody)
+	}
+	*body = slices.Grow(*body, n)
+	_, err := io.ReadFull(c.r, (*body)[len(*body):len(*body)+n])
+	*body = (*body)[:len(*body)+n]
+	return err
+}
+
+// readChunked reads a chunked body, appended to *body or discarded when
+// body is nil.
+func (c *conn) readChunked(body *[]byte) error {
 	for {
 		line, err := c.r.ReadSlice('\n')
 		if err != nil {
@@ -332,7 +360,13 @@ func (c *conn) discardChunked() error {
 				}
 			}
 		}
-		if _, err := c.r.Discard(int(n) + 2); err != nil {
+		if n < 0 || n > maxBody {
+			return fmt.Errorf("malformed chunk size %q", sz)
+		}
+		if err := c.readN(body, int(n)); err != nil {
+			return err
+		}
+		if _, err := c.r.Discard(2); err != nil {
 			return err
 		}
 	}

@@ -47,8 +47,8 @@ type Options struct {
 // PeerConfig describes a peer OpenID Provider driven for comparison, e.g.
 // Dex with its mock connector (bench/peers/dex.yaml).
 type PeerConfig struct {
-	AuthorizePath, TokenPath string
-	Client                   App
+	AuthorizePath, TokenPath, IntrospectPath string
+	Client                                   App
 	// Params are added to every authorization request (connector_id=mock).
 	Params url.Values
 }
@@ -71,6 +71,8 @@ var scenarios = map[string]func(b *Broker, o Options) *Scenario{
 	"scim-patch":              scimPatch,
 	"deprovision-propagation": deprovision,
 	"peer-login":              peerLogin,
+	"introspect":              introspect,
+	"peer-introspect":         peerIntrospect,
 	"peer-refresh":            peerRefresh,
 }
 
@@ -96,7 +98,10 @@ func NewScenario(name string, b *Broker, o Options) (*Scenario, error) {
 		if o.Peer.Client.ClientID == "" {
 			return nil, errors.New("loadtest: the peer scenarios need the peer's client")
 		}
-		b.AuthorizePath, b.TokenPath = o.Peer.AuthorizePath, o.Peer.TokenPath
+		if o.Peer.IntrospectPath == "" {
+			o.Peer.IntrospectPath = "/token/introspect" // Dex's
+		}
+		b.AuthorizePath, b.TokenPath, b.IntrospectPath = o.Peer.AuthorizePath, o.Peer.TokenPath, o.Peer.IntrospectPath
 	} else if b.APIKey == "" {
 		return nil, errors.New("loadtest: an operator API key is needed to set up the scenario")
 	}
