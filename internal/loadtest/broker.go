@@ -14,7 +14,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
-	"time"
 )
 
 // Broker is a running broker as the scenarios see it: its base URL, a
@@ -23,8 +22,9 @@ import (
 type Broker struct {
 	URL, URL2 string
 	APIKey    string
-	// HTTP is shared by every operation: keep-alive connections, no
-	// redirects followed (the flows step through them themselves).
+	// HTTP is shared by every operation: keep-alive connections over the
+	// scenarios' own transport, no redirects followed (the flows step
+	// through them themselves).
 	HTTP *http.Client
 	// AuthorizePath, TokenPath and IntrospectPath are the OpenID
 	// Provider's endpoints under URL (idbroker's by default; a peer's for
@@ -42,11 +42,11 @@ func NewBroker(base, base2, apiKey string) (*Broker, error) {
 			return nil, err
 		}
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 256
 	return &Broker{URL: strings.TrimSuffix(base, "/"), URL2: strings.TrimSuffix(base2, "/"), APIKey: apiKey,
 		AuthorizePath: "/authorize", TokenPath: "/oauth/token", IntrospectPath: "/oauth/introspect",
-		HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second,
+		// The transport bounds each request (30 s): no Client.Timeout, whose
+		// timer per request would only add to the driver's cost.
+		HTTP: &http.Client{Transport: newTransport(),
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
 }
 
@@ -81,8 +81,11 @@ func (b *Broker) do(c *http.Client, req *http.Request) (*http.Response, []byte, 
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	return resp, body, err
+	if b, ok := resp.Body.(wholeBody); ok { // read whole by the transport
+		return resp, b.b, nil
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	return resp, raw, err
 }
 
 // jsonCall sends a JSON body (if any) with a bearer token and decodes a

@@ -245,6 +245,7 @@ func encodeRequest(cfg Config, u *url.URL) []byte {
 type conn struct {
 	net.Conn
 	r *bufio.Reader
+	w *bufio.Writer // the scenarios' transport's, made on first use
 }
 
 func dial(ctx context.Context, addr string) (*conn, error) {
