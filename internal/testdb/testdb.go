@@ -79,7 +79,12 @@ func newDatabase(t testing.TB, create func(ctx context.Context, admin *pgx.Conn,
 	defer admin.Close(context.Background())
 	// Unquoted identifiers fold to lower case; rand.Text is upper case.
 	name := "idbt_" + strings.ToLower(rand.Text()[:20])
-	if err := create(ctx, admin, name); err != nil {
+	// Copying a template writes the whole database to the WAL: on a server
+	// busy with other suites it has taken over 10 s, so it gets its own,
+	// longer bound than the connection.
+	cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+	defer ccancel()
+	if err := create(cctx, admin, name); err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
 	t.Cleanup(func() {
