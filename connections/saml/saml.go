@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	// Inside this package, saml is crewjam's library.
@@ -40,6 +41,10 @@ type samlConnector struct {
 	unsolicited *saml.ServiceProvider
 	mapping     connections.AttributeMapping
 	skew        time.Duration
+	// metadata is the SP metadata, built once: it depends only on what
+	// open set (no validUntil), and the registry opens a new connector
+	// for every version of the connection.
+	metadata func() ([]byte, error)
 }
 
 // samlPending is the server-side record of a started login, keyed by the
@@ -125,6 +130,7 @@ func build(deps connections.Deps, conn store.Connection, cfg Config) (*samlConne
 		u.AllowIDPInitiated = true
 		c.unsolicited = &u
 	}
+	c.metadata = sync.OnceValues(c.buildMetadata)
 	return c, nil
 }
 
@@ -149,8 +155,11 @@ func (c *samlConnector) checkAudience(a *saml.Assertion) error {
 	return nil
 }
 
-// Metadata is the SP metadata XML of the connection.
-func (c *samlConnector) Metadata() ([]byte, error) {
+// Metadata is the SP metadata XML of the connection. The bytes are shared:
+// callers must not modify them.
+func (c *samlConnector) Metadata() ([]byte, error) { return c.metadata() }
+
+func (c *samlConnector) buildMetadata() ([]byte, error) {
 	md := c.sp.Metadata()
 	if !c.cfg.EncryptAssertions {
 		// Without an encryption key in the metadata, IdPs send the
