@@ -15,6 +15,8 @@ type DB struct {
 	d      dialect
 	cipher Cipher
 	now    func() time.Time
+	// opened remembers the connection secrets last opened per row.
+	opened openedSecrets
 }
 
 var _ Store = (*DB)(nil)
