@@ -161,7 +161,7 @@ func (t *transport) exchange(c *conn, req *http.Request) (resp *http.Response, k
 	if err != nil {
 		return nil, false, true, ctxErr(ctx, err)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	b, err := readBody(resp)
 	resp.Body.Close()
 	switch {
 	case err != nil:
@@ -173,6 +173,18 @@ func (t *transport) exchange(c *conn, req *http.Request) (resp *http.Response, k
 	// An answer without a length or chunks ended with the connection.
 	keep = !resp.Close && (resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0)
 	return resp, keep, true, nil
+}
+
+// readBody reads an answer's body whole, into one allocation when its
+// length is known (io.ReadAll would grow and copy a SAML page's ~9 kB
+// five times).
+func readBody(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= maxBody {
+		b := make([]byte, n)
+		_, err := io.ReadFull(resp.Body, b)
+		return b, err
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 }
 
 // ctxErr prefers the context's error to the connection's when the context
