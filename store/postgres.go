@@ -30,15 +30,30 @@ const migrateLockKey = 7_101_982_331
 // from skipping an event (see ListEvents). Advisory locks are per database.
 const eventsLockKey = 7_101_982_332
 
+// minPoolConns is the pool's size unless the URL sets pool_max_conns.
+// pgxpool's own default, the number of CPUs but at least 4, is too few
+// for a broker: a connection stays taken while its COMMIT waits for the
+// WAL flush, which costs no CPU, so with 8 concurrent SCIM creates on 2
+// cores half of them queued for a connection while the CPU idled
+// (BENCHMARKS.md, SCIM create, sixth pass).
+const minPoolConns = 8
+
 type postgres struct {
-	url  string
-	pool *pgxpool.Pool
+	url string
+	// owner is the login user's connection settings without the pool's
+	// (pool_max_conns and the like, which the server would refuse as
+	// unknown parameters), for migrations.
+	owner *pgx.ConnConfig
+	pool  *pgxpool.Pool
 }
 
 func openPostgres(ctx context.Context, url string) (*postgres, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: parse postgres url %q: %w", redactURL(url), err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = max(cfg.MaxConns, minPoolConns)
 	}
 	// Every pooled connection drops to the application role before its
 	// first query, so no statement of the broker runs as the owner or a
@@ -53,7 +68,7 @@ func openPostgres(ctx context.Context, url string) (*postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: connect postgres: %w", err)
 	}
-	return &postgres{url: url, pool: pool}, nil
+	return &postgres{url: url, owner: cfg.ConnConfig.Copy(), pool: pool}, nil
 }
 
 func (p *postgres) name() string { return "postgres" }
@@ -205,7 +220,14 @@ func (p *postgres) migrationStatus(ctx context.Context) ([]MigrationState, error
 }
 
 func (p *postgres) withOwnerConn(ctx context.Context, fn func(c *pgx.Conn) error) error {
-	c, err := pgx.Connect(ctx, p.url)
+	cfg := p.owner
+	if cfg == nil {
+		var err error
+		if cfg, err = pgx.ParseConfig(p.url); err != nil {
+			return fmt.Errorf("store: parse postgres url %q: %w", redactURL(p.url), err)
+		}
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg.Copy())
 	if err != nil {
 		return fmt.Errorf("store: connect postgres: %w", err)
 	}
