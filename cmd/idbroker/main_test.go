@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/idbroker/idbroker/internal/gctune"
 )
 
 // childEnv marks a process started by these tests to be the idbroker binary
@@ -31,6 +33,8 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	// serve in-process must not change this test binary's collector.
+	applyGC = func(gctune.Choice) {}
 	os.Exit(m.Run())
 }
 
