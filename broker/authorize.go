@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -52,8 +53,73 @@ func (p *Provider) checkAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return p.redirectError(c, pending{RedirectURI: r.Form.Get("redirect_uri"), State: r.Form.Get("state"), ResponseMode: mode}, errUnsupportedResponseType())
 		}
+		if r.Form.Get("response_mode") == string(oidc.ResponseModeFormPost) {
+			return postOpErrors(c, next, r.Form.Get("redirect_uri"))
+		}
 		return next(c)
 	}
+}
+
+// postOpErrors runs op for a form_post request and posts the errors op
+// redirects. op finds some (prompt, scopes, the PKCE method) before the
+// broker's Authorize runs and redirects them in the query whatever the
+// mode; OAuth 2.0 Form Post Response Mode posts errors as it posts codes,
+// and an application that reads only posted answers would never see them.
+// redirectURI is the application's, matched by checkAuthorize.
+func postOpErrors(c echo.Context, next echo.HandlerFunc, redirectURI string) error {
+	resp := c.Response()
+	w := &errorRedirectCatcher{ResponseWriter: resp.Writer, redirectURI: redirectURI}
+	resp.Writer = w
+	err := next(c)
+	resp.Writer = w.ResponseWriter
+	if err != nil || w.caught == nil {
+		return err
+	}
+	// Nothing of op's redirect was sent: answer with the form instead.
+	resp.Committed, resp.Status, resp.Size = false, http.StatusOK, 0
+	resp.Header().Del(echo.HeaderLocation)
+	return formPostValues(c, redirectURI, w.caught)
+}
+
+// errorRedirectCatcher holds back a redirect to redirectURI that carries
+// an OAuth error, and keeps its parameters; anything else passes through.
+type errorRedirectCatcher struct {
+	http.ResponseWriter
+	redirectURI string
+	caught      url.Values
+}
+
+func (w *errorRedirectCatcher) WriteHeader(code int) {
+	if code == http.StatusFound || code == http.StatusSeeOther {
+		if v := w.errorParams(w.Header().Get(echo.HeaderLocation)); v != nil {
+			w.caught = v
+			return
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *errorRedirectCatcher) Write(b []byte) (int, error) {
+	if w.caught != nil {
+		return len(b), nil // the redirect's own little page
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *errorRedirectCatcher) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// errorParams are the parameters op appended to redirectURI in location,
+// when they carry an error; nil otherwise.
+func (w *errorRedirectCatcher) errorParams(location string) url.Values {
+	rest, ok := strings.CutPrefix(location, w.redirectURI)
+	if !ok || rest == "" || (rest[0] != '?' && rest[0] != '&') {
+		return nil
+	}
+	v, err := url.ParseQuery(rest[1:])
+	if err != nil || v.Get("error") == "" {
+		return nil
+	}
+	return v
 }
 
 // Authorize runs once op has validated the request against the client.

@@ -398,6 +398,42 @@ func TestBadClientAndRedirect(t *testing.T) {
 			t.Errorf("response_mode=%s, response_type=token: %d %v: want the error in the query", mode, resp.StatusCode, loc)
 		}
 	}
+	// So do the errors op finds before the broker's own checks run (here
+	// prompt=none beside another prompt, and a PKCE method op does not
+	// know): op redirects them in the query whatever the mode.
+	for name, extra := range map[string]url.Values{
+		"prompt": {"prompt": {"none login"}},
+		"pkce":   {"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"S512"}},
+	} {
+		for _, mode := range []string{"form_post", "query"} {
+			q := url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect}, "response_type": {"code"}, "scope": {"openid"},
+				"state": {"st"}, "response_mode": {mode}}
+			for k, v := range extra {
+				q[k] = v
+			}
+			resp, err := noRedirect.Get(n.URL + "/authorize?" + q.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if mode == "form_post" {
+				if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" ||
+					!strings.Contains(string(body), `name="error" value="invalid_request"`) ||
+					!strings.Contains(string(body), `name="state" value="st"`) {
+					t.Errorf("%s, response_mode=form_post: %d, location %q, body %.300s: want invalid_request posted to %s",
+						name, resp.StatusCode, resp.Header.Get("Location"), body, a.Redirect)
+				}
+				checkFormPost(t, resp.Header, string(body), a.Redirect, "error", "error_description", "state")
+				continue
+			}
+			loc, err := resp.Location()
+			if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), a.Redirect+"?") ||
+				loc.Query().Get("error") != "invalid_request" || loc.Query().Get("state") != "st" {
+				t.Errorf("%s, response_mode=query: %d %v: want invalid_request in the query", name, resp.StatusCode, loc)
+			}
+		}
+	}
 
 	// Wrong secret: 401 invalid_client.
 	bad := a.Conf

@@ -53,6 +53,11 @@ func formPost(c echo.Context, redirectURI string, answer any) error {
 	if err := oidc.NewEncoder().Encode(answer, values); err != nil {
 		return fmt.Errorf("broker: encode form_post answer: %w", err)
 	}
+	return formPostValues(c, redirectURI, values)
+}
+
+// formPostValues is formPost for an answer already encoded.
+func formPostValues(c echo.Context, redirectURI string, values url.Values) error {
 	var fields []formField
 	for _, name := range slices.Sorted(maps.Keys(values)) {
 		for _, v := range values[name] {
