@@ -373,42 +373,24 @@ func TestBadClientAndRedirect(t *testing.T) {
 	}
 	// The error goes back the way the application asked for answers:
 	// posted with response_mode=form_post, in the query otherwise (a mode
-	// the broker does not serve, such as fragment, is not followed).
-	for _, mode := range []string{"form_post", "query", "fragment"} {
-		q := url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect}, "response_type": {"token"}, "scope": {"openid"},
-			"state": {"st"}, "response_mode": {mode}}
-		resp, err := noRedirect.Get(n.URL + "/authorize?" + q.Encode())
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if mode == "form_post" {
-			if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" ||
-				!strings.Contains(string(body), `name="error" value="unsupported_response_type"`) {
-				t.Errorf("response_mode=form_post, response_type=token: %d, location %q, body %.300s: want the error posted to %s",
-					resp.StatusCode, resp.Header.Get("Location"), body, a.Redirect)
-			}
-			checkFormPost(t, resp.Header, string(body), a.Redirect, "error", "error_description", "state")
-			continue
-		}
-		loc, err := resp.Location()
-		if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), a.Redirect+"?") ||
-			loc.Query().Get("error") != "unsupported_response_type" {
-			t.Errorf("response_mode=%s, response_type=token: %d %v: want the error in the query", mode, resp.StatusCode, loc)
-		}
-	}
-	// So do the errors op finds before the broker's own checks run (here
-	// prompt=none beside another prompt, and a PKCE method op does not
-	// know): op redirects them in the query whatever the mode.
-	for name, extra := range map[string]url.Values{
-		"prompt": {"prompt": {"none login"}},
-		"pkce":   {"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"S512"}},
+	// the broker does not serve, such as fragment, is not followed). So do
+	// the errors op finds before the broker's own checks run (prompt=none
+	// beside another prompt, a PKCE method op does not know), which op
+	// itself redirects in the query whatever the mode.
+	for _, tc := range []struct {
+		name  string
+		extra url.Values
+		want  string
+		modes []string
+	}{
+		{"response_type=token", url.Values{"response_type": {"token"}}, "unsupported_response_type", []string{"form_post", "query", "fragment"}},
+		{"prompt=none login", url.Values{"prompt": {"none login"}}, "invalid_request", []string{"form_post", "query"}},
+		{"code_challenge_method=S512", url.Values{"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"S512"}}, "invalid_request", []string{"form_post", "query"}},
 	} {
-		for _, mode := range []string{"form_post", "query"} {
+		for _, mode := range tc.modes {
 			q := url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect}, "response_type": {"code"}, "scope": {"openid"},
 				"state": {"st"}, "response_mode": {mode}}
-			for k, v := range extra {
+			for k, v := range tc.extra {
 				q[k] = v
 			}
 			resp, err := noRedirect.Get(n.URL + "/authorize?" + q.Encode())
@@ -419,18 +401,18 @@ func TestBadClientAndRedirect(t *testing.T) {
 			resp.Body.Close()
 			if mode == "form_post" {
 				if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" ||
-					!strings.Contains(string(body), `name="error" value="invalid_request"`) ||
+					!strings.Contains(string(body), `name="error" value="`+tc.want+`"`) ||
 					!strings.Contains(string(body), `name="state" value="st"`) {
-					t.Errorf("%s, response_mode=form_post: %d, location %q, body %.300s: want invalid_request posted to %s",
-						name, resp.StatusCode, resp.Header.Get("Location"), body, a.Redirect)
+					t.Errorf("%s, response_mode=form_post: %d, location %q, body %.300s: want %s posted to %s",
+						tc.name, resp.StatusCode, resp.Header.Get("Location"), body, tc.want, a.Redirect)
 				}
 				checkFormPost(t, resp.Header, string(body), a.Redirect, "error", "error_description", "state")
 				continue
 			}
 			loc, err := resp.Location()
 			if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), a.Redirect+"?") ||
-				loc.Query().Get("error") != "invalid_request" || loc.Query().Get("state") != "st" {
-				t.Errorf("%s, response_mode=query: %d %v: want invalid_request in the query", name, resp.StatusCode, loc)
+				loc.Query().Get("error") != tc.want || loc.Query().Get("state") != "st" {
+				t.Errorf("%s, response_mode=%s: %d %v: want %s in the query", tc.name, mode, resp.StatusCode, loc, tc.want)
 			}
 		}
 	}
