@@ -46,11 +46,11 @@ const corsExposeHeaders = "WWW-Authenticate, Retry-After, X-RateLimit-Limit, X-R
 func publicCORS(methods string, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r, h := c.Request(), c.Response().Header()
-		h.Set(echo.HeaderAccessControlAllowOrigin, "*")
 		if r.Method != http.MethodOptions {
-			h.Set(echo.HeaderAccessControlExposeHeaders, corsExposeHeaders)
+			setPublicCORS(h)
 			return next(c)
 		}
+		h.Set(echo.HeaderAccessControlAllowOrigin, "*")
 		h.Set(echo.HeaderAllow, methods+", OPTIONS")
 		if r.Header.Get(echo.HeaderOrigin) != "" && r.Header.Get(echo.HeaderAccessControlRequestMethod) != "" {
 			h.Set(echo.HeaderAccessControlAllowMethods, methods)
@@ -59,4 +59,11 @@ func publicCORS(methods string, next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return c.NoContent(http.StatusNoContent)
 	}
+}
+
+// setPublicCORS makes an answer readable from any origin, without
+// credentials, its error headers included.
+func setPublicCORS(h http.Header) {
+	h.Set(echo.HeaderAccessControlAllowOrigin, "*")
+	h.Set(echo.HeaderAccessControlExposeHeaders, corsExposeHeaders)
 }

@@ -136,6 +136,15 @@ func TestCORS(t *testing.T) {
 			t.Errorf("token with a bad code = %d, want 400", res.StatusCode)
 		}
 		public(t, res)
+		// So must an error the server answers before the endpoint's
+		// handler runs: a body over its limit.
+		for _, path := range []string{broker.PathToken, broker.PathRevoke} {
+			res, body = send(t, http.MethodPost, path, form, "token="+strings.Repeat("x", 2<<20))
+			if res.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), `"error"`) {
+				t.Errorf("%s with a body over the limit = %d %s, want 413 with an OAuth error", path, res.StatusCode, body)
+			}
+			public(t, res)
+		}
 
 		res, body = send(t, http.MethodGet, broker.PathUserinfo, map[string]string{"Origin": origin, "Authorization": "Bearer " + tok.AccessToken}, "")
 		if res.StatusCode != http.StatusOK {

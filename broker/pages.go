@@ -63,6 +63,13 @@ func (p *Provider) RenderPageError(c echo.Context, e *httpserver.Error) error {
 // server's limit, an unknown endpoint, a dependency outage): for
 // httpserver.Server.RenderErrors.
 func (p *Provider) RenderOAuthError(c echo.Context, e *httpserver.Error) error {
+	// An answer made before the route's handler ran (a body over the
+	// server's limit, a recovered panic) must be as readable to a browser
+	// app as the handler's own: without the header it sees a CORS failure,
+	// not the error.
+	if path := c.Request().URL.Path; path == PathToken || path == PathRevoke {
+		setPublicCORS(c.Response().Header())
+	}
 	code := errInvalidRequest
 	switch {
 	case e.Status == http.StatusUnauthorized:
