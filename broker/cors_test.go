@@ -138,7 +138,7 @@ func TestCORS(t *testing.T) {
 		public(t, res)
 		// So must an error the server answers before the endpoint's
 		// handler runs: a body over its limit.
-		for _, path := range []string{broker.PathToken, broker.PathRevoke} {
+		for _, path := range []string{broker.PathToken, broker.PathRevoke, broker.PathUserinfo} {
 			res, body = send(t, http.MethodPost, path, form, "token="+strings.Repeat("x", 2<<20))
 			if res.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), `"error"`) {
 				t.Errorf("%s with a body over the limit = %d %s, want 413 with an OAuth error", path, res.StatusCode, body)

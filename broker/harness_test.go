@@ -163,7 +163,9 @@ func startNode(t testing.TB, st store.Store, base sessions.Store, once sessions.
 	srv := httpserver.New(srvCfg)
 	// Errors the server answers itself, before a route, as cmd/idbroker
 	// renders them.
-	srv.RenderErrors("/oauth/", n.P.RenderOAuthError)
+	for _, prefix := range []string{"/oauth/", broker.PathUserinfo} {
+		srv.RenderErrors(prefix, n.P.RenderOAuthError)
+	}
 	e := srv.Echo()
 	n.P.Mount(e)
 	// The IdP's answer is a sign-in completion, measured as the real ACS

@@ -67,7 +67,7 @@ func (p *Provider) RenderOAuthError(c echo.Context, e *httpserver.Error) error {
 	// server's limit, a recovered panic) must be as readable to a browser
 	// app as the handler's own: without the header it sees a CORS failure,
 	// not the error.
-	if path := c.Request().URL.Path; path == PathToken || path == PathRevoke {
+	if path := c.Request().URL.Path; path == PathToken || path == PathRevoke || path == PathUserinfo {
 		setPublicCORS(c.Response().Header())
 	}
 	code := errInvalidRequest

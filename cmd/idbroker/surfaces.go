@@ -281,7 +281,9 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	// Errors the server answers itself (a body over its limit, an unknown
 	// route, a panic) speak each surface's own format.
 	srv.RenderErrors(directories.Prefix(), directories.RenderError)
-	srv.RenderErrors("/oauth/", provider.RenderOAuthError)
+	for _, prefix := range []string{"/oauth/", broker.PathUserinfo} {
+		srv.RenderErrors(prefix, provider.RenderOAuthError)
+	}
 	for _, prefix := range []string{broker.PathAuthorize, broker.PathLogin} {
 		srv.RenderErrors(prefix, provider.RenderPageError)
 	}
