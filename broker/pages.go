@@ -27,6 +27,7 @@ var (
 	pageConnectorDown = pageText{"Sign-in unavailable", "Your organisation's identity provider cannot be reached right now. Try again in a moment."}
 	pageLoginFailed   = pageText{"Sign-in failed", "Your organisation's sign-in could not be completed. If this keeps happening, give your IT administrator the reference below."}
 	pageSignedOut     = pageText{"Signed out", "You are signed out."}
+	pageNotFound      = pageText{"Page not found", "There is nothing at this address. Go back to the application and sign in again."}
 )
 
 // page renders an end-user error page with the request id as reference.
@@ -45,11 +46,13 @@ func (p *Provider) internal(c echo.Context, err error) error {
 
 // RenderPageError answers, as the end-user error page, an error that
 // reached the server's error handler on a browser-facing path (a body
-// over the server's limit, a recovered panic): for
-// httpserver.Server.RenderErrors.
+// over the server's limit, a wrong method, an unknown connection's SSO
+// URL, a recovered panic): for httpserver.Server.RenderErrors.
 func (p *Provider) RenderPageError(c echo.Context, e *httpserver.Error) error {
 	t := pageBadRequest
 	switch {
+	case e.Status == http.StatusNotFound:
+		t = pageNotFound
 	case e.Status == http.StatusTooManyRequests:
 		t = pageTooMany
 	case e.Status >= 500:

@@ -221,12 +221,27 @@ func (c *Console) headers(next echo.HandlerFunc) echo.HandlerFunc {
 		if he.Status >= 500 {
 			c.log.ErrorContext(ec.Request().Context(), "console", "err", err, "path", ec.Request().URL.Path)
 		}
-		msg := he.Message
-		if he.Status >= 500 {
-			msg = "Something went wrong on our side. Try again; if it persists, quote reference " + httpserver.RequestID(ec.Request().Context()) + "."
-		}
-		return c.message(ec, he.Status, http.StatusText(he.Status), msg)
+		return c.errorPage(ec, he)
 	}
+}
+
+// errorPage shows he as the console's message page.
+func (c *Console) errorPage(ec echo.Context, he *httpserver.Error) error {
+	msg := he.Message
+	if he.Status >= 500 {
+		msg = "Something went wrong on our side. Try again; if it persists, quote reference " + httpserver.RequestID(ec.Request().Context()) + "."
+	}
+	return c.message(ec, he.Status, http.StatusText(he.Status), msg)
+}
+
+// RenderError answers, as the console's page with its headers, an error
+// the server made before the console's own middleware ran (a body over
+// the server's limit, a recovered panic): for
+// httpserver.Server.RenderErrors. Without it those reach an operator's
+// browser as the operator API's JSON.
+func (c *Console) RenderError(ec echo.Context, he *httpserver.Error) error {
+	web.SecureHeaders(ec.Response().Header(), csp)
+	return c.errorPage(ec, he)
 }
 
 // product names the deployment in the console's header, title and footer.

@@ -142,7 +142,6 @@ func (p *Portal) mapErrors(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		ctx := c.Request().Context()
-		v := p.view(c, "")
 		var pe *pageError
 		var he *echo.HTTPError
 		switch {
@@ -166,10 +165,36 @@ func (p *Portal) mapErrors(next echo.HandlerFunc) echo.HandlerFunc {
 			p.cfg.Logger.ErrorContext(ctx, "portal: internal error", "err", err, "path", c.Path())
 			pe = &pageError{status: http.StatusInternalServerError, title: "Something went wrong", what: "We could not complete this request.", next: "Try again; if it keeps failing, contact " + p.cfg.Product + " support with the reference below."}
 		}
-		v.Title = pe.title
-		v.Data = web.Message{Tone: "error", What: pe.what, Next: pe.next, Reference: httpserver.RequestID(ctx)}
-		return p.pages.Render(c.Response(), pe.status, "message.html", v)
+		return p.renderError(c, pe)
 	}
+}
+
+// renderError shows pe as the portal's message page.
+func (p *Portal) renderError(c echo.Context, pe *pageError) error {
+	v := p.view(c, pe.title)
+	v.Data = web.Message{Tone: "error", What: pe.what, Next: pe.next, Reference: httpserver.RequestID(c.Request().Context())}
+	return p.pages.Render(c.Response(), pe.status, "message.html", v)
+}
+
+// RenderError answers, as the portal's page, an error the server made
+// before the portal's own handlers ran (a body over the server's limit, a
+// recovered panic): for httpserver.Server.RenderErrors. Without it those
+// reach an admin's browser as the operator API's JSON.
+func (p *Portal) RenderError(c echo.Context, e *httpserver.Error) error {
+	pe := &pageError{status: e.Status, title: "Request refused", what: e.Message + ".", next: "Go back, reload the page and try again."}
+	switch {
+	case e.Status == http.StatusNotFound:
+		pe = errNotFound
+	case e.Status == http.StatusMethodNotAllowed:
+		pe = &pageError{status: e.Status, title: "Method not allowed", what: "This address cannot be used that way: " + e.Message + ".", next: "Use the buttons and links of the portal's pages."}
+	case e.Status == http.StatusRequestEntityTooLarge:
+		pe = &pageError{status: e.Status, title: "File too large", what: "What you sent is larger than this page accepts.", next: "Check that you chose the right file."}
+	case e.Status == http.StatusServiceUnavailable:
+		pe = &pageError{status: e.Status, title: "Temporarily unavailable", what: "We could not reach our database just now.", next: "Wait a few seconds and reload the page."}
+	case e.Status >= 500:
+		pe = &pageError{status: e.Status, title: "Something went wrong", what: "We could not complete this request.", next: "Try again; if it keeps failing, contact " + p.cfg.Product + " support with the reference below."}
+	}
+	return p.renderError(c, pe)
 }
 
 // render shows page name in the portal's frame.

@@ -190,7 +190,11 @@ func TestWrongMethodIs405EverywhereWithAllow(t *testing.T) {
 		{"OAuth introspection", "PUT", "/oauth/introspect", "", 405, "POST", func(a answer) bool { return isOAuthError(a, "invalid_request") }},
 		{"discovery", "POST", "/.well-known/openid-configuration", "", 405, "GET, HEAD", func(a answer) bool { return isAPIError(a, "method_not_allowed") }},
 		{"sign-in page", "PUT", "/login", "", 405, "GET, POST", isHTML},
-		{"SAML ACS", "GET", "/sso/saml/" + conn.ID + "/acs", "", 405, "POST", func(a answer) bool { return isAPIError(a, "method_not_allowed") }},
+		// The IdP sends the user's browser to the SSO URLs: pages.
+		{"SAML ACS", "GET", "/sso/saml/" + conn.ID + "/acs", "", 405, "POST", isHTML},
+		{"SAML metadata", "POST", "/sso/saml/" + conn.ID + "/metadata", "", 405, "GET", isHTML},
+		{"SSO unknown path", "GET", "/sso/saml/" + conn.ID + "/nowhere", "", 404, "", isHTML},
+		{"SAML metadata of no connection", "GET", "/sso/saml/conn_01JUNKJUNKJUNKJUNKJUNKJUNK/metadata", "", 404, "", isHTML},
 		{"portal page", "DELETE", "/portal/sso", "", 405, "GET", isHTML},
 		{"portal unknown path", "DELETE", "/portal/nowhere", "", 404, "", isHTML},
 	} {

@@ -118,8 +118,16 @@ func TestOversizedBodiesInEachFormat(t *testing.T) {
 	if a := call(t, b, "POST", b.base+"/api/v1/tenants", "Bearer "+e2eBootstrapKey, "application/json", jsonBig); a.status != 413 || !isAPIError(a, "payload_too_large") {
 		t.Errorf("operator API: %d %.300s; want 413 payload_too_large", a.status, a.raw)
 	}
-	if a := call(t, b, "POST", b.base+"/login", "", "application/x-www-form-urlencoded", big); a.status != 413 || !strings.HasPrefix(a.header.Get("Content-Type"), "text/html") {
-		t.Errorf("/login: %d %s; want 413 as an HTML page", a.status, a.header.Get("Content-Type"))
+	// Pages: the sign-in page, the ACS a browser posts to, and the
+	// portal's and console's forms, which also keep their CSP.
+	for _, path := range []string{"/login", "/sso/saml/conn_01JUNKJUNKJUNKJUNKJUNKJUNK/acs", "/portal/signout", "/console/signin"} {
+		a := call(t, b, "POST", b.base+path, "", "application/x-www-form-urlencoded", big)
+		if a.status != 413 || !strings.HasPrefix(a.header.Get("Content-Type"), "text/html") {
+			t.Errorf("%s: %d %s %.200s; want 413 as an HTML page", path, a.status, a.header.Get("Content-Type"), a.raw)
+		}
+		if csp := a.header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("%s: Content-Security-Policy %q, want frame-ancestors 'none'", path, csp)
+		}
 	}
 }
 

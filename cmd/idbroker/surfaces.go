@@ -284,9 +284,13 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	for _, prefix := range []string{"/oauth/", broker.PathUserinfo} {
 		srv.RenderErrors(prefix, provider.RenderOAuthError)
 	}
-	for _, prefix := range []string{broker.PathAuthorize, broker.PathLogin} {
+	// The SSO URLs are a browser's too (the IdP posts the user's browser
+	// to the ACS), and so are the portal's and the console's pages.
+	for _, prefix := range []string{broker.PathAuthorize, broker.PathLogin, "/sso/"} {
 		srv.RenderErrors(prefix, provider.RenderPageError)
 	}
+	srv.RenderErrors(portal.Path, selfServe.RenderError)
+	srv.RenderErrors(console.Path, operators.RenderError)
 
 	e := srv.Echo()
 	reg.Mount(e)
