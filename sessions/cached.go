@@ -163,10 +163,15 @@ func (c *Cached) forget(ids ...string) {
 
 // Create implements Store.
 func (c *Cached) Create(ctx context.Context, s Session) error {
+	return c.create(s, func() error { return c.store.Create(ctx, s) })
+}
+
+// create runs create, which creates s in the wrapped Store, and caches s.
+func (c *Cached) create(s Session, create func() error) error {
 	c.mu.RLock()
 	gen := c.gen
 	c.mu.RUnlock()
-	if err := c.store.Create(ctx, s); err != nil {
+	if err := create(); err != nil {
 		return err
 	}
 	// The new session is likely to be read next; a cached not-found for

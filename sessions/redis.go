@@ -111,21 +111,6 @@ const (
 	fApp      = "a:" // prefix: one field per application, "a:{client_id}"
 )
 
-// createScript stores a session hash and adds it to its index sets, each
-// kept alive at least as long as the session.
-// KEYS: ses, user, tenant[, conn]. ARGV: ttl ms, id, field/value pairs…
-var createScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-local ttl = tonumber(ARGV[1])
-for i = 2, #KEYS do
-  redis.call('SADD', KEYS[i], ARGV[2])
-  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
-end
-return 1
-`)
-
 // luaRevoke is shared by the revocation scripts: it deletes one session
 // and removes it from its indexes, returning its hash (empty if it was
 // already gone).
@@ -215,6 +200,11 @@ return {1, math.floor((window - (nxt - now)) / interval), 0}
 
 // Create implements Store.
 func (r *Redis) Create(ctx context.Context, s Session) error {
+	return r.create(ctx, s, nil)
+}
+
+// create is Create, and CreatePut when put is set: one script either way.
+func (r *Redis) create(ctx context.Context, s Session, put *oncePut) error {
 	now := time.Now()
 	if err := s.validate(now); err != nil {
 		return fmt.Errorf("sessions: create: %w", err)
@@ -225,7 +215,14 @@ func (r *Redis) Create(ctx context.Context, s Session) error {
 	if s.ConnectionID != "" {
 		keys = append(keys, r.connKey(s.TenantID, s.ConnectionID))
 	}
-	args := []any{ttlMS, s.ID,
+	indexes := len(keys) - 1
+	var value any = ""
+	var valueTTL int64
+	if put != nil {
+		keys = append(keys, put.key)
+		value, valueTTL = put.value, max(1, (put.ttl+time.Millisecond-1).Milliseconds())
+	}
+	args := []any{ttlMS, s.ID, indexes, value, valueTTL,
 		fID, s.ID, fTenant, s.TenantID, fUser, s.UserID, fConn, s.ConnectionID,
 		fAuthTime, strconv.FormatInt(unixNano(s.AuthTime), 10),
 		fExpires, strconv.FormatInt(s.ExpiresAt.UnixNano(), 10),
@@ -241,7 +238,7 @@ func (r *Redis) Create(ctx context.Context, s Session) error {
 		b, _ := json.Marshal(s.Extra)
 		args = append(args, fExtra, b)
 	}
-	created, err := createScript.Run(ctx, r.c, keys, args...).Int()
+	created, err := createPutScript.Run(ctx, r.c, keys, args...).Int()
 	if err != nil {
 		return fmt.Errorf("sessions: redis create %s: %w", s.ID, err)
 	}

@@ -147,6 +147,11 @@ type OnceCache interface {
 	// Take returns the value under key and deletes it in one step, or
 	// ErrNotFound. Of any number of racing Takes, exactly one wins.
 	Take(ctx context.Context, key string) ([]byte, error)
+	// Spend is Take that, in the same step, keeps the value under spentKey
+	// for ttl: the record that tells a spent value presented again (a
+	// reused authorization code) from an unknown one. Of any number of
+	// racing Spends and Takes, exactly one wins.
+	Spend(ctx context.Context, key, spentKey string, ttl time.Duration) ([]byte, error)
 	// Peek returns the value under key without taking it, or ErrNotFound.
 	// It answers "is this one-time value still unspent?" (introspecting a
 	// refresh token) and promises nothing about a Take that follows.

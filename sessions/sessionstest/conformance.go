@@ -51,6 +51,8 @@ func RunConformance(t *testing.T, newImpl func(t *testing.T) Impl) {
 		{"PutTake", testPutTake},
 		{"TakeRace", testTakeRace},
 		{"Peek", testPeek},
+		{"Spend", testSpend},
+		{"Joint", testJoint},
 		{"OnceInvalid", testOnceInvalid},
 		{"Limiter", testLimiter},
 		{"LimiterRefill", testLimiterRefill},
