@@ -309,6 +309,11 @@ func (p *Provider) finishTaken(c echo.Context, a pending, s session) error {
 	if err != nil {
 		return p.internal(c, err)
 	}
+	return p.sendCode(c, a, code)
+}
+
+// sendCode returns the browser to a's application with code.
+func (p *Provider) sendCode(c echo.Context, a pending, code string) error {
 	resp := &op.CodeResponseType{Code: code, State: a.State}
 	if a.ResponseMode == string(oidc.ResponseModeFormPost) {
 		return formPost(c, a.RedirectURI, resp)

@@ -190,7 +190,7 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	// A session store that fails here leaves the event and the usage of a
 	// sign-in the IdP and the store accepted, as the usage alone did
 	// before; the browser gets the internal-error page.
-	s, cookie, err := p.newSession(ctx, sid, conn.TenantID, u.ID, conn.ID, userClaims{
+	s, cookie, code, err := p.newSession(ctx, a, sid, conn.TenantID, u.ID, conn.ID, userClaims{
 		Email: u.Email, EmailVerified: u.EmailVerified, Name: name, GivenName: u.GivenName, FamilyName: u.FamilyName,
 		Groups: groups, ConnectionType: string(conn.Type), IdPSubject: prof.IdPSubject,
 	})
@@ -198,8 +198,7 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 		return p.internal(c, err)
 	}
 	p.setCookie(c, cookie, s.ExpiresAt)
-	// The request was taken above; finish must not take it again.
-	return p.finishTaken(c, a, s)
+	return p.sendCode(c, a, code)
 }
 
 // traceSignIn records, in the trace of the sign-in's authorization request,

@@ -78,27 +78,33 @@ func (p *Provider) takePending(ctx context.Context, id string) (pending, error) 
 	return a, nil
 }
 
-// loadPending returns request id and keeps it for the next step.
+// loadPending returns request id and leaves it for the next step. It only
+// reads: the completion alone takes the request (takePending), and taking
+// it here to put it back cost two round trips and left a moment in which
+// the request seemed gone.
 func (p *Provider) loadPending(ctx context.Context, id string) (pending, error) {
-	a, err := p.takePending(ctx, id)
-	if err != nil {
-		return a, err
+	var a pending
+	if id == "" || len(id) > 128 {
+		return a, errExpired
 	}
-	return a, p.savePending(ctx, a)
+	b, err := p.once.Peek(ctx, pendingKey(id))
+	if errors.Is(err, sessions.ErrNotFound) {
+		return a, errExpired
+	}
+	if err != nil {
+		return a, fmt.Errorf("broker: load request: %w", err)
+	}
+	if err := json.Unmarshal(b, &a); err != nil {
+		return a, fmt.Errorf("broker: decode request: %w", err)
+	}
+	// The cache expires it to the millisecond; the request knows better.
+	if !p.now().Before(a.Expires) {
+		return a, errExpired
+	}
+	return a, nil
 }
 
-// putJSON and takeJSON store one-time records (codes, refresh tokens).
-func (p *Provider) putJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("broker: encode %s: %w", key[:min(len(key), 16)], err)
-	}
-	if err := p.once.Put(ctx, key, b, ttl); err != nil {
-		return fmt.Errorf("broker: store record: %w", err)
-	}
-	return nil
-}
-
+// takeJSON takes a one-time record (a spent code's) and decodes it into v.
 func (p *Provider) takeJSON(ctx context.Context, key string, v any) error {
 	b, err := p.once.Take(ctx, key)
 	return decodeRecord(b, err, v)

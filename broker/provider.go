@@ -164,6 +164,11 @@ type Provider struct {
 	slo          SLORecorder
 
 	bg sync.WaitGroup // what Run started
+
+	// joint is sessions when the same backend keeps once and families
+	// (every deployment; not every test): the paired writes of a step
+	// then go in one call (sessions.Joint). Nil means separate calls.
+	joint sessions.Joint
 }
 
 // New checks cfg and builds a Provider. It does no I/O.
@@ -216,6 +221,11 @@ func New(cfg Config) (*Provider, error) {
 			return nil, errors.New("broker: Families is required when Once does not keep refresh families")
 		}
 		p.families = f
+	}
+	if j, ok := sessions.JointWith(cfg.Sessions, cfg.Once); ok {
+		if f, _ := cfg.Once.(sessions.Families); cfg.Families == nil || cfg.Families == f {
+			p.joint = j
+		}
 	}
 	p.active = newActiveCache(cfg.Store, cmp.Or(cfg.ActiveTTL, DefaultActiveTTL), p.now)
 	p.apps = newAppCache(cfg.Store, cmp.Or(cfg.AppCacheTTL, DefaultAppCacheTTL), p.now)

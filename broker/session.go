@@ -43,14 +43,16 @@ const (
 )
 
 // newSession opens broker session id (a new store.PrefixSession id) for
-// user u and returns it with the
-// value of its SSO cookie. The cookie holds the session id and a separate
-// secret: the id alone (the sid claim every application sees) must not be
-// enough to take over the browser session.
-func (p *Provider) newSession(ctx context.Context, id, tenantID, userID, connID string, cl userClaims) (session, string, error) {
+// user u and issues the code that ends request a in it. It returns the
+// session, the value of its SSO cookie and the code. The cookie holds the
+// session id and a separate secret: the id alone (the sid claim every
+// application sees) must not be enough to take over the browser session.
+// With a joint store the session and the code are written in one call:
+// no code exists before its session, and a failure leaves neither.
+func (p *Provider) newSession(ctx context.Context, a pending, id, tenantID, userID, connID string, cl userClaims) (session, string, string, error) {
 	b, err := json.Marshal(cl)
 	if err != nil {
-		return session{}, "", fmt.Errorf("broker: encode claims: %w", err)
+		return session{}, "", "", fmt.Errorf("broker: encode claims: %w", err)
 	}
 	secret := secrets.NewToken("")
 	now := p.now()
@@ -63,10 +65,23 @@ func (p *Provider) newSession(ctx context.Context, id, tenantID, userID, connID 
 		ExpiresAt:    now.Add(p.sessionTTL),
 		Extra:        map[string]string{extraClaims: string(b), extraSSO: hex.EncodeToString(secrets.HashToken(secret))},
 	}
-	if err := p.sessions.Create(ctx, s); err != nil {
-		return session{}, "", fmt.Errorf("broker: create session: %w", err)
+	out := session{Session: s, Claims: cl}
+	cookie := s.ID + "." + secret
+	if p.joint == nil {
+		if err := p.sessions.Create(ctx, s); err != nil {
+			return session{}, "", "", fmt.Errorf("broker: create session: %w", err)
+		}
+		code, err := p.issueCode(ctx, a, out)
+		return out, cookie, code, err
 	}
-	return session{Session: s, Claims: cl}, s.ID + "." + secret, nil
+	code, key, rec, err := p.newCode(a, out)
+	if err != nil {
+		return session{}, "", "", err
+	}
+	if err := p.joint.CreatePut(ctx, s, key, rec, codeTTL); err != nil {
+		return session{}, "", "", fmt.Errorf("broker: create session and code: %w", err)
+	}
+	return out, cookie, code, nil
 }
 
 // getSession returns live session id with its claims.

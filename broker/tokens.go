@@ -50,16 +50,29 @@ func tokenKey(kind, token string) string {
 
 // issueCode stores a's grant under a new single-use code (60 s).
 func (p *Provider) issueCode(ctx context.Context, a pending, s session) (string, error) {
-	code := secrets.NewToken(codePrefix)
+	code, key, rec, err := p.newCode(a, s)
+	if err != nil {
+		return "", err
+	}
+	if err := p.once.Put(ctx, key, rec, codeTTL); err != nil {
+		return "", fmt.Errorf("broker: store record: %w", err)
+	}
+	return code, nil
+}
+
+// newCode returns a new code for a's grant in session s, with the key and
+// the record that issuing it stores.
+func (p *Provider) newCode(a pending, s session) (code, key string, rec []byte, err error) {
+	code = secrets.NewToken(codePrefix)
 	g := grant{
 		ClientID: a.ClientID, RedirectURI: a.RedirectURI, Challenge: a.CodeChallenge, Nonce: a.Nonce,
 		Scopes: a.Scopes, SessionID: s.ID, TenantID: s.TenantID, UserID: s.UserID,
 		Family: secrets.NewUniqueID(),
 	}
-	if err := p.putJSON(ctx, tokenKey("code", code), g, codeTTL); err != nil {
-		return "", err
+	if rec, err = json.Marshal(g); err != nil {
+		return "", "", nil, fmt.Errorf("broker: encode code: %w", err)
 	}
-	return code, nil
+	return code, tokenKey("code", code), rec, nil
 }
 
 // CodeExchange redeems a code. The code is taken atomically, so of racing
@@ -68,8 +81,11 @@ func (p *Provider) issueCode(ctx context.Context, a pending, s session) (string,
 // family and the session its access token names.
 func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
 	p := s.p
+	// The code is taken and remembered as spent (for reuse detection) in
+	// one step, before anything is minted.
 	var g grant
-	err := p.takeJSON(ctx, tokenKey("code", r.Data.Code), &g)
+	b, err := p.once.Spend(ctx, tokenKey("code", r.Data.Code), tokenKey("usedcode", r.Data.Code), p.sessionTTL)
+	err = decodeRecord(b, err, &g)
 	if errors.Is(err, errExpired) {
 		// The spent code is read, not taken, until its grant is revoked:
 		// if the revocation fails, the next presentation tries again.
@@ -89,10 +105,6 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 		return nil, unavailable(err)
 	}
 	sloTenant(ctx, g.TenantID)
-	// Remember the spent code (for reuse detection) before minting anything.
-	if err := p.putJSON(ctx, tokenKey("usedcode", r.Data.Code), g, p.sessionTTL); err != nil {
-		return nil, unavailable(err)
-	}
 	cl := r.Client.(client)
 	switch {
 	case cl.app.ID != g.ClientID:
@@ -112,27 +124,42 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 	if err := p.checkActive(ctx, g.TenantID, g.UserID); err != nil {
 		return nil, err
 	}
-	// Back-channel logout reaches exactly the applications that got
-	// tokens in a session: the session records them.
-	if err := p.sessions.AddApp(ctx, g.SessionID, g.ClientID); errors.Is(err, sessions.ErrNotFound) {
-		return nil, oidc.ErrInvalidGrant().WithDescription("the session has ended")
-	} else if err != nil {
-		return nil, unavailable(err)
-	}
 	next, rt, err := p.nextRefresh(cl.app, g, sess, 0)
 	if err != nil {
 		return nil, err
 	}
-	if rt != "" {
-		if err := p.families.StartFamily(ctx, next); err != nil {
-			return nil, unavailable(err)
-		}
+	// Back-channel logout reaches exactly the applications that got
+	// tokens in a session: the session records them, before the refresh
+	// family starts (in the same call with a joint store).
+	if err := p.addAppFamily(ctx, g, next, rt != ""); errors.Is(err, sessions.ErrNotFound) {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the session has ended")
+	} else if err != nil {
+		return nil, unavailable(err)
 	}
 	resp, err := p.mint(ctx, cl.app, g, sess, rt)
 	if err != nil {
 		return nil, err
 	}
 	return op.NewResponse(resp), nil
+}
+
+// addAppFamily records g's application in its session and, when withFamily,
+// starts refresh family f: ErrNotFound, and no family, if the session has
+// ended.
+func (p *Provider) addAppFamily(ctx context.Context, g grant, f sessions.Family, withFamily bool) error {
+	if !withFamily {
+		f = sessions.Family{}
+	}
+	if p.joint != nil {
+		return p.joint.AddAppFamily(ctx, g.SessionID, g.ClientID, f)
+	}
+	if err := p.sessions.AddApp(ctx, g.SessionID, g.ClientID); err != nil {
+		return err
+	}
+	if f.ID == "" {
+		return nil
+	}
+	return p.families.StartFamily(ctx, f)
 }
 
 func challenge(c string) *oidc.CodeChallenge {
