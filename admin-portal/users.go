@@ -2,7 +2,6 @@ package adminportal
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -38,8 +37,8 @@ func (a *API) revokeUserSessions(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("load user: %w", err)
 	}
-	// The order to end the sessions commits with its audit row and event,
-	// then is applied; if the session store is down it stays queued and
+	// The order to end the sessions commits with its audit row, then is
+	// applied (the revoker announces the sessions it ended); if the session store is down it stays queued and
 	// is applied as soon as it answers (see events.Revoker).
 	var rv store.Revocation
 	err = a.store.InTx(ctx, func(ctx context.Context) error {
@@ -48,18 +47,10 @@ func (a *API) revokeUserSessions(c echo.Context) error {
 		if err != nil {
 			return fmt.Errorf("record revocation: %w", err)
 		}
-		if err := a.audit(ctx, c, "user.sessions_revoked", store.Resource{Type: "user", ID: u.ID, Name: u.Email},
-			map[string]any{"revocation_id": rv.ID}); err != nil {
-			return err
-		}
-		data, err := json.Marshal(map[string]any{"user_id": u.ID, "reason": "operator"})
-		if err != nil {
-			return fmt.Errorf("encode session.revoked: %w", err)
-		}
-		if _, err := a.store.AppendEvent(ctx, store.Event{TenantID: tenantID, Type: "session.revoked", Data: data}); err != nil {
-			return fmt.Errorf("append event: %w", err)
-		}
-		return nil
+		// The session.revoked event comes from the revoker, with the ids
+		// of the sessions the order ended, as for every other cause.
+		return a.audit(ctx, c, "user.sessions_revoked", store.Resource{Type: "user", ID: u.ID, Name: u.Email},
+			map[string]any{"revocation_id": rv.ID})
 	})
 	if err != nil {
 		return err

@@ -2,8 +2,8 @@ package adminportal_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -61,8 +61,17 @@ func TestRevokeUserSessions(t *testing.T) {
 			if rows := e.audits(ta, "user.sessions_revoked"); len(rows) != 1 || rows[0].Resource.ID != ua {
 				t.Fatalf("audit %+v", rows)
 			}
-			if evs := e.events(ta, "session.revoked"); len(evs) != 1 || !strings.Contains(string(evs[0].Data), ua) {
-				t.Fatalf("session.revoked events %+v, want one naming %s", evs, ua)
+			evs := e.events(ta, "session.revoked")
+			if len(evs) != 1 {
+				t.Fatalf("session.revoked events %+v, want one", evs)
+			}
+			var ev struct {
+				UserID     string   `json:"user_id"`
+				SessionIDs []string `json:"session_ids"`
+				Reason     string   `json:"reason"`
+			}
+			if err := json.Unmarshal(evs[0].Data, &ev); err != nil || ev.UserID != ua || len(ev.SessionIDs) != 2 || ev.Reason != "operator" {
+				t.Fatalf("session.revoked %s (%v), want user %s, its 2 session ids, reason operator", evs[0].Data, err, ua)
 			}
 			// Idempotent, and unknown or garbage ids are 404.
 			e.must(http.StatusNoContent, "POST", "/users/"+ua+"/revoke_sessions", nil)

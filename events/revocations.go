@@ -2,9 +2,11 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -164,7 +166,7 @@ func (r *Revoker) apply(ctx context.Context, rv store.Revocation) (_ []sessions.
 			logouts = append(logouts, store.Logout{SessionID: s.ID, TenantID: s.TenantID, UserID: s.UserID, ApplicationID: app})
 		}
 	}
-	if err := r.cfg.Store.FinishRevocation(ctx, rv.ID, logouts); err != nil {
+	if err := r.finish(ctx, rv, ended, logouts); err != nil {
 		// The sessions have ended; only the bookkeeping failed. Retrying
 		// the order re-applies it harmlessly, but its logouts are lost:
 		// say so.
@@ -238,4 +240,85 @@ func (r *Revoker) ApplyDue(ctx context.Context) (int, error) {
 	}
 	r.failed.Store(false)
 	return len(claimed), nil
+}
+
+// eventStore is what a RevocationStore also offers when the orders it
+// finishes should be announced (every store.DB does): session.revoked
+// events written in the transaction that retires the order.
+type eventStore interface {
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
+}
+
+// finish retires rv with its logouts and, in the same transaction, one
+// session.revoked event per user whose sessions it ended: whatever ended
+// them (an operator, a deprovisioning, a tenant paused or deleted, a
+// connection switched off, a reused code), the vendor hears of it the
+// same way. An order applied again ends nothing more, so it announces
+// nothing twice.
+func (r *Revoker) finish(ctx context.Context, rv store.Revocation, ended []sessions.Session, logouts []store.Logout) error {
+	es, ok := r.cfg.Store.(eventStore)
+	if !ok || len(ended) == 0 {
+		return r.cfg.Store.FinishRevocation(ctx, rv.ID, logouts)
+	}
+	evs, err := revokedEvents(rv, ended)
+	if err != nil {
+		return err
+	}
+	return es.InTx(ctx, func(ctx context.Context) error {
+		for _, e := range evs {
+			if _, err := es.AppendEvent(ctx, e); err != nil {
+				return fmt.Errorf("append session.revoked: %w", err)
+			}
+		}
+		return r.cfg.Store.FinishRevocation(ctx, rv.ID, logouts)
+	})
+}
+
+// revokedEvents groups the sessions ended by rv per user, in the order
+// they came, as session.revoked events.
+func revokedEvents(rv store.Revocation, ended []sessions.Session) ([]store.Event, error) {
+	type key struct{ tenant, user string }
+	var order []key
+	ids := map[key][]string{}
+	for _, s := range ended {
+		k := key{s.TenantID, s.UserID}
+		if k.tenant == "" {
+			k.tenant = rv.TenantID
+		}
+		if _, ok := ids[k]; !ok {
+			order = append(order, k)
+		}
+		ids[k] = append(ids[k], s.ID)
+	}
+	reason := RevokedReason(rv)
+	out := make([]store.Event, 0, len(order))
+	for _, k := range order {
+		data, err := json.Marshal(map[string]any{"user_id": k.user, "session_ids": ids[k], "reason": reason})
+		if err != nil {
+			return nil, fmt.Errorf("encode session.revoked: %w", err)
+		}
+		out = append(out, store.Event{TenantID: k.tenant, Type: "session.revoked", Data: data})
+	}
+	return out, nil
+}
+
+// RevokedReason is the reason a session.revoked event gives for rv:
+// operator, deprovisioned, tenant_paused, tenant_cancelled,
+// tenant_deleted, connection_deactivated, connection_deleted or
+// code_reused (revoked for anything else).
+func RevokedReason(rv store.Revocation) string {
+	switch {
+	case rv.Reason == "operator":
+		return "operator"
+	case strings.HasPrefix(rv.Reason, "scim:"):
+		return "deprovisioned"
+	case rv.Kind == store.RevokeTenant && strings.HasPrefix(rv.Reason, "tenant."):
+		return "tenant_" + strings.TrimPrefix(rv.Reason, "tenant.")
+	case rv.Kind == store.RevokeConnection && strings.HasPrefix(rv.Reason, "connection."):
+		return "connection_" + strings.TrimPrefix(rv.Reason, "connection.")
+	case rv.Kind == store.RevokeSession && strings.Contains(rv.Reason, "code reused"):
+		return "code_reused"
+	}
+	return "revoked"
 }
