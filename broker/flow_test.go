@@ -299,6 +299,32 @@ func TestRoutingRefusals(t *testing.T) {
 	if resp := a.authorize(t, browser(t), url.Values{"domain_hint": {"b.test"}}); resp.StatusCode != 403 {
 		t.Fatalf("paused tenant: status %d", resp.StatusCode)
 	}
+	// A deleted tenant is out of service and unknown, however it is named:
+	// the page must not tell that it was ever a customer.
+	td := n.tenant("D", "d.test", alice("d.test"))
+	if _, err := n.Store.SoftDeleteTenant(store.WithTenant(context.Background(), td.ID)); err != nil {
+		t.Fatal(err)
+	}
+	for _, params := range []url.Values{{"tenant": {td.ID}}, {"connection": {td.ConnID}}, {"domain_hint": {"d.test"}}, {"login_hint": {"alice@d.test"}}} {
+		resp := a.authorize(t, browser(t), params)
+		if resp.StatusCode != 404 {
+			t.Errorf("deleted tenant, %v: status %d, want 404", params, resp.StatusCode)
+		} else if got := body(resp); !sameExceptReference(got, pages[404]) {
+			t.Errorf("deleted tenant, %v: page differs from an unknown tenant's:\n%s", params, got)
+		}
+	}
+}
+
+// sameExceptReference compares two error pages but for the reference
+// (request id) each carries.
+func sameExceptReference(a, b string) bool {
+	cut := func(s string) string {
+		if i := strings.Index(s, "<code>"); i >= 0 {
+			return s[:i]
+		}
+		return s
+	}
+	return cut(a) == cut(b)
 }
 
 func TestNoTenantEnumeration(t *testing.T) {

@@ -12,11 +12,11 @@ import (
 // Routing outcomes the end user is shown a page for.
 var (
 	// ErrNoConnection: nothing routes this request — an unknown or
-	// unverified domain, an unknown tenant or connection, or a tenant
-	// without an active connection. They look the same on purpose, so that
+	// unverified domain, an unknown or deleted tenant or connection, or a
+	// tenant without an active connection. They look the same on purpose, so that
 	// the login page does not tell who is a customer.
 	ErrNoConnection = errors.New("broker: no connection for this login")
-	// ErrTenantInactive: the tenant is paused.
+	// ErrTenantInactive: the tenant is paused or cancelled.
 	ErrTenantInactive = errors.New("broker: tenant is not active")
 	// ErrConnectionInactive: the connection named is not active.
 	ErrConnectionInactive = errors.New("broker: connection is not active")
@@ -95,7 +95,12 @@ func (p *Provider) resolveOn(ctx context.Context, h hints) (store.Connection, er
 	if err != nil {
 		return store.Connection{}, notFoundAs(err, ErrNoConnection)
 	}
-	if !tn.Status.Live() {
+	switch {
+	case tn.Status == store.TenantDeleted:
+		// Out of service and, like an unknown tenant, not to be told
+		// apart from one: it may be erased or restored.
+		return store.Connection{}, ErrNoConnection
+	case !tn.Status.Live():
 		return store.Connection{}, ErrTenantInactive
 	}
 	if connID != "" {
