@@ -191,18 +191,34 @@ func (db *DB) scoped(ctx context.Context, fn func(q querier, tenantID string) er
 	return db.InTx(ctx, run)
 }
 
-// scopedRead is scoped for statements that only read: on SQLite, which
-// has no tenant setting to carry, they skip the transaction and use the
-// reader pool instead of queuing behind the one writer.
+// scopedRead is scoped for statements that only read. Outside a
+// transaction they need none of their own: on SQLite, which has no tenant
+// setting to carry, they use the reader pool instead of queuing behind the
+// one writer; on PostgreSQL each statement goes in one pipeline with the
+// tenant setting (scopedReader), one round trip instead of two.
 func (db *DB) scopedRead(ctx context.Context, fn func(q querier, tenantID string) error) error {
-	if _, inTx := ctx.Value(txKey{}).(*txState); inTx || db.d.rowSecurity() {
+	if _, inTx := ctx.Value(txKey{}).(*txState); inTx {
 		return db.scoped(ctx, fn)
 	}
 	tenantID, err := requireTenant(ctx)
 	if err != nil {
 		return err
 	}
+	if s, ok := db.d.(scopedReader); ok {
+		return fn(s.scopedReader(tenantID), tenantID)
+	}
+	if db.d.rowSecurity() {
+		return db.scoped(ctx, fn)
+	}
 	return fn(db.reader(ctx), tenantID)
+}
+
+// scopedReader is a dialect whose tenant reads outside a transaction run
+// without opening one (PostgreSQL).
+type scopedReader interface {
+	// scopedReader returns a querier whose every statement runs with
+	// row-level security admitting tenantID, and only that statement.
+	scopedReader(tenantID string) querier
 }
 
 // readerPinner is a dialect whose pooled readers are worth keeping for a

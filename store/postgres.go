@@ -93,6 +93,69 @@ func (p *postgres) begin(ctx context.Context) (tx, error) {
 
 func (p *postgres) reader() querier { return pgQuerier{p.pool} }
 
+func (p *postgres) scopedReader(tenantID string) querier { return pgScoped{p.pool, tenantID} }
+
+// pgScoped runs each statement alone with app.tenant_id set: the setting
+// and the statement go in one pipeline, without BEGIN or COMMIT. What a
+// pipeline sends before its Sync runs as one implicit transaction, which
+// set_config(..., true) does not outlive, so the connection goes back to
+// the pool without the tenant, as after COMMIT. A read pays one round
+// trip instead of two (BEGIN, setting and statement; then COMMIT). Each
+// statement is a transaction of its own: under READ COMMITTED, which
+// takes a snapshot per statement anyway, a run of reads sees what it
+// would have seen in one transaction.
+type pgScoped struct {
+	pool   *pgxpool.Pool
+	tenant string
+}
+
+// send sends the tenant setting and sql in one pipeline and consumes the
+// setting's result.
+func (q pgScoped) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	b := &pgx.Batch{}
+	b.Queue(pgSetTenant, q.tenant)
+	b.Queue(sql, args...)
+	br := q.pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return nil, err
+	}
+	return br, nil
+}
+
+func (q pgScoped) exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	br, err := q.send(ctx, sql, args)
+	if err != nil {
+		return 0, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag.RowsAffected(), err
+}
+
+func (q pgScoped) query(ctx context.Context, sql string, args ...any) (rows, error) {
+	br, err := q.send(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := br.Query()
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rs, br: br}, nil
+}
+
+func (q pgScoped) queryRow(ctx context.Context, sql string, args ...any) row {
+	br, err := q.send(ctx, sql, args)
+	if err != nil {
+		return errRow{err}
+	}
+	return batchRow{br}
+}
+
 func (p *postgres) timeArg(t time.Time) any { return t.UTC() }
 
 func (p *postgres) resolveDomainSQL() string     { return "SELECT idb_resolve_domain($1)" }
