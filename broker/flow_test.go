@@ -156,6 +156,10 @@ func TestFullFlow(t *testing.T) {
 			if info["sub"] != c.Sub || info["email"] != "alice@acme.test" {
 				t.Fatalf("userinfo %v", info)
 			}
+			// A person's profile is kept by no cache on the way.
+			if cc := ui.Header.Get("Cache-Control"); cc != "no-store" {
+				t.Errorf("userinfo Cache-Control %q, want no-store", cc)
+			}
 		})
 	}
 	// The same person logging in again is the same user.

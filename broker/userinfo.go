@@ -81,6 +81,9 @@ func (p *Provider) checkUserinfo(next echo.HandlerFunc) echo.HandlerFunc {
 		if _, err := p.apps.get(r.Context(), ac.ClientID); err != nil {
 			return bearerError(c, http.StatusUnauthorized, errInvalidToken, "the access token's application no longer exists")
 		}
+		// The answer is a person's profile: no cache on the way keeps it
+		// (as the token endpoint's answers, RFC 6749 §5.1).
+		c.Response().Header().Set("Cache-Control", "no-store")
 		return next(c)
 	}
 }
