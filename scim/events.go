@@ -54,16 +54,18 @@ type userEventJSON struct {
 	GivenName   string      `json:"given_name,omitempty"`
 	FamilyName  string      `json:"family_name,omitempty"`
 	DisplayName string      `json:"display_name,omitempty"`
-	State       string      `json:"state"` // active or inactive
-	Groups      []string    `json:"groups,omitempty"`
+	State       string      `json:"state"`  // active or inactive
+	Groups      []string    `json:"groups"` // an array, empty included: consumers read it
 }
 
-// userEvent describes u; groups are looked up unless the user is gone.
+// userEvent describes u; its groups are looked up when withGroups (a user
+// just created has none yet).
 func (s *Server) userEvent(ctx context.Context, u store.User, d doc, withGroups bool) (userEventJSON, error) {
 	ev := userEventJSON{
 		ID: u.ID, DirectoryID: u.DirectoryID, TenantID: u.TenantID, ExternalID: u.ExternalID,
 		UserName: u.UserName, Email: u.Email, Emails: []emailJSON{},
 		GivenName: u.GivenName, FamilyName: u.FamilyName, DisplayName: u.DisplayName, State: "active",
+		Groups: []string{},
 	}
 	if !u.Active {
 		ev.State = "inactive"
@@ -83,7 +85,9 @@ func (s *Server) userEvent(ctx context.Context, u store.User, d doc, withGroups 
 		if err != nil {
 			return ev, fmt.Errorf("user groups: %w", err)
 		}
-		ev.Groups = g
+		if g != nil {
+			ev.Groups = g
+		}
 	}
 	return ev, nil
 }

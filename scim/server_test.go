@@ -2,6 +2,7 @@ package scim_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -101,6 +102,15 @@ func TestUserLifecycle(t *testing.T) {
 		for _, ev := range evs {
 			if strings.Contains(string(ev.Data), "hunter2") || strings.Contains(string(ev.Data), e.token) {
 				t.Fatalf("secret in event %s", ev.Data)
+			}
+			// groups is there, an array even when empty, for a consumer
+			// to read.
+			var data map[string]json.RawMessage
+			if err := json.Unmarshal(ev.Data, &data); err != nil {
+				t.Fatal(err)
+			}
+			if g, ok := data["groups"]; !ok || g[0] != '[' {
+				t.Errorf("%s: groups %s, want an array: %s", ev.Type, g, ev.Data)
 			}
 		}
 	})
