@@ -156,6 +156,16 @@ func userFields(d doc, u *store.User) error {
 	if err != nil {
 		return err
 	}
+	if email == "" {
+		// No emails[]: a userName that is an address is the person's
+		// email (Okta's and Entra's userName usually is). Without it the
+		// directory's user and the one who signs in with that address
+		// would be two users, and deprovisioning the first would leave
+		// the second signing in.
+		if _, ok := store.EmailDomain(u.UserName); ok && !strings.ContainsAny(u.UserName, " \t\r\n") {
+			email = u.UserName
+		}
+	}
 	u.Email = email
 	u.Active = true
 	if v, ok := d["active"]; ok && v != nil {

@@ -341,3 +341,54 @@ func patchConcurrently(t *testing.T, e *env, n int, prefix string, ops func(i in
 	wg.Wait()
 	return gid, ids
 }
+
+// TestUserNameAddressWithoutEmails: a user pushed with only a userName
+// that is an email address (no emails[]) is the person who signs in with
+// that address: SSO finds the directory's user, the directory adopts the
+// user SSO created first, and deprovisioning ends the sessions of the
+// person who signed in. A userName that is no address sets no email.
+func TestUserNameAddressWithoutEmails(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		ss := sessions.NewMemory()
+		e := newEnv(t, st, ss)
+		conn, err := st.CreateConnection(e.ctx(), store.Connection{Type: "saml", Name: "Okta"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bare := func(userName string) map[string]any {
+			return map[string]any{"schemas": []string{scim.SchemaUser}, "userName": userName, "active": true}
+		}
+
+		// Directory first, then the sign-in.
+		carol := e.do("POST", "/Users", bare("Carol@Acme.com")).want(t, http.StatusCreated).str("id")
+		signedIn, err := st.UpsertSSOUser(e.ctx(), conn.ID, "okta|carol", store.User{Email: "carol@acme.com", EmailVerified: true})
+		if err != nil || signedIn.ID != carol {
+			t.Fatalf("signed in as %s (%v), want the directory's user %s", signedIn.ID, err, carol)
+		}
+		// Sign-in first, then the directory.
+		jit, err := st.UpsertSSOUser(e.ctx(), conn.ID, "okta|dave", store.User{Email: "dave@acme.com", EmailVerified: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dave := e.do("POST", "/Users", bare("dave@acme.com")).want(t, http.StatusCreated).str("id"); dave != jit.ID {
+			t.Fatalf("directory created %s, want the signed-in user %s adopted", dave, jit.ID)
+		}
+
+		// Deprovisioning carol ends the session she signed in with.
+		s := sessions.Session{ID: store.NewID(store.PrefixSession), TenantID: e.tenant, UserID: signedIn.ID, ConnectionID: conn.ID, ExpiresAt: time.Now().Add(time.Hour)}
+		if err := ss.Create(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		e.do("PATCH", "/Users/"+carol, map[string]any{"schemas": []string{scim.SchemaPatchOp},
+			"Operations": []any{map[string]any{"op": "replace", "path": "active", "value": false}}}).want(t, http.StatusOK)
+		if _, err := ss.Get(context.Background(), s.ID); !errors.Is(err, sessions.ErrNotFound) {
+			t.Fatalf("carol's session after deprovisioning: %v", err)
+		}
+
+		// Not an address: no email, and no one else's account.
+		id := e.do("POST", "/Users", bare("erin")).want(t, http.StatusCreated).str("id")
+		if u, err := st.User(e.ctx(), id); err != nil || u.Email != "" {
+			t.Fatalf("user %q: email %q (%v), want none", "erin", u.Email, err)
+		}
+	})
+}
