@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -103,6 +104,17 @@ type Server struct {
 	maxMembers int
 	limit      echo.MiddlewareFunc
 	errLog     errorLog // which failed requests the portal gets to see
+	// guesses remembers which tenant a directory token opened, for writes
+	// to skip the lookup's round trip; nil where the store cannot check
+	// the token inside the write's own (see authenticate).
+	guesses *tokenGuesses
+}
+
+// credentialChecker is a store that can check a directory token inside a
+// write's transaction at no round trip of its own (*store.DB on
+// PostgreSQL).
+type credentialChecker interface {
+	ChecksCredentialInTx() bool
 }
 
 // New returns a Server. It fails when a required field is missing.
@@ -129,6 +141,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if cc, ok := cfg.Store.(credentialChecker); ok && cc.ChecksCredentialInTx() {
+		s.guesses = &tokenGuesses{}
 	}
 	if s.revoker = cfg.Revoker; s.revoker == nil {
 		rs, ok := cfg.Store.(events.RevocationStore)
@@ -209,26 +224,34 @@ func directoryFrom(ctx context.Context) string {
 // authenticate turns the bearer token into the tenant: the token must be
 // the current one of the directory named in the URL, so one directory's
 // token opens no other. The answer does not say which part was wrong.
+//
+// Reads look the token up first, always. A write whose token this node has
+// seen accepted runs under the tenant it opened then, as a guess the store
+// checks in the write's first round trip (see guessed), which saves the
+// lookup's round trip on every write after the first.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		deny := func(detail string) error {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="idbroker SCIM"`)
-			return newError(http.StatusUnauthorized, "", "%s", detail)
-		}
 		scheme, token, ok := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
 		token = strings.TrimSpace(token)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-			return deny("a directory bearer token is required")
+			return deny(c, "a directory bearer token is required")
 		}
 		dir := c.Param("dir")
 		if len(token) > maxTokenLen || !store.HasPrefix(dir, store.PrefixDirectory) {
-			return deny("the bearer token is not valid for this directory")
+			return deny(c, "the bearer token is not valid for this directory")
+		}
+		hash := secrets.HashToken(token)
+		write := isWrite(c.Request().Method)
+		if write && s.guesses != nil {
+			if tenantID, ok := s.guesses.guess(dir, hash); ok {
+				return s.guessed(c, next, dir, hash, tenantID)
+			}
 		}
 		ctx := c.Request().Context()
-		// One round trip for token and tenant status: every request pays it.
-		tenantID, status, err := s.store.AuthenticateDirectory(ctx, dir, secrets.HashToken(token))
+		// One round trip for token and tenant status.
+		tenantID, status, err := s.lookup(ctx, dir, hash)
 		if errors.Is(err, store.ErrNotFound) {
-			return deny("the bearer token is not valid for this directory")
+			return deny(c, "the bearer token is not valid for this directory")
 		}
 		if err != nil {
 			return fmt.Errorf("authenticate directory: %w", err)
@@ -240,15 +263,97 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.SetRequest(c.Request().WithContext(context.WithValue(ctx, dirKey{}, dir)))
 		// A paused or cancelled tenant's directory is read-only: the IdP
 		// may still read what it provisioned, and writes are refused.
-		if !status.Live() {
-			switch c.Request().Method {
-			case http.MethodGet, http.MethodHead:
-			default:
-				return newError(http.StatusForbidden, "", "the tenant is %s: provisioning is read-only", status)
-			}
+		if !status.Live() && write {
+			return readOnly(status)
 		}
 		return next(c)
 	}
+}
+
+// guessed runs a write under the tenant this node remembers dir's token
+// opened, with the token attached for the store to check in the write's
+// first round trip: there, a rotated token, a deleted directory or a
+// tenant out of service fail the transaction before anything of it runs.
+// When the request ends with an error and no check has passed, nothing it
+// did was the tenant's: the entry goes and the answer is the lookup's, as
+// if the guess had never been made, with no trace kept for the tenant (no
+// error for the portal, no tenant in the request's log line, the rate
+// limiter's headers dropped).
+func (s *Server) guessed(c echo.Context, next echo.HandlerFunc, dir string, hash []byte, tenantID string) error {
+	req := c.Request()
+	ctx := store.WithDirectoryCredential(store.WithTenant(req.Context(), tenantID), dir, hash)
+	httpserver.SetTenantID(ctx, tenantID)
+	c.SetRequest(req.WithContext(context.WithValue(ctx, dirKey{}, dir)))
+	header := c.Response().Header().Clone()
+	err := next(c)
+	if err == nil || store.CredentialChecked(ctx) {
+		return err
+	}
+	undo := func() {
+		c.SetRequest(req)
+		httpserver.SetTenantID(ctx, "")
+		if !c.Response().Committed {
+			h := c.Response().Header()
+			clear(h)
+			maps.Copy(h, header)
+		}
+	}
+	got, status, lerr := s.lookup(req.Context(), dir, hash)
+	switch {
+	case errors.Is(lerr, store.ErrNotFound):
+		undo()
+		return deny(c, "the bearer token is not valid for this directory")
+	case lerr != nil:
+		undo()
+		return fmt.Errorf("authenticate directory: %w", lerr)
+	case !status.Live():
+		undo()
+		httpserver.SetTenantID(ctx, got) // as the lookup's refusal logs it
+		return readOnly(status)
+	case got != tenantID || errors.Is(err, store.ErrCredentialStale):
+		// The check failed, the lookup passes: the tenant's status
+		// changed between the two. The IdP retries.
+		undo()
+		return &Error{Status: http.StatusServiceUnavailable, Detail: "the directory changed during the request; retry", Err: err}
+	}
+	// The token holds: the error is the request's own (a body refused
+	// before any store call, the rate limit) and is kept as usual.
+	store.MarkCredentialChecked(ctx)
+	return err
+}
+
+// lookup is the full check of a directory token, one round trip. It
+// remembers what it accepts for a live tenant and forgets what it refuses.
+func (s *Server) lookup(ctx context.Context, dir string, hash []byte) (string, store.TenantStatus, error) {
+	tenantID, status, err := s.store.AuthenticateDirectory(ctx, dir, hash)
+	if s.guesses != nil {
+		switch {
+		case err == nil && status.Live():
+			s.guesses.remember(dir, hash, tenantID)
+		case err == nil, errors.Is(err, store.ErrNotFound):
+			s.guesses.forget(dir, hash)
+		}
+	}
+	return tenantID, status, err
+}
+
+func deny(c echo.Context, detail string) error {
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="idbroker SCIM"`)
+	return newError(http.StatusUnauthorized, "", "%s", detail)
+}
+
+func readOnly(status store.TenantStatus) error {
+	return newError(http.StatusForbidden, "", "the tenant is %s: provisioning is read-only", status)
+}
+
+// isWrite reports whether a request may change the directory. Anything
+// else (GET, HEAD, and methods no route has) looks the token up first.
+func isWrite(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
 }
 
 // readResource reads a POST or PUT body whose core schema is core (and

@@ -132,15 +132,54 @@ type txKey struct{}
 type txState struct {
 	tx     tx
 	tenant string // what app.tenant_id is set to in this transaction
+	// cred is the unchecked directory credential whose check this
+	// transaction carries (see guard).
+	cred *credential
+}
+
+// credentialCarrier is a transaction that can send a credential's check
+// with its next statement (pgTx).
+type credentialCarrier interface {
+	carryCredential(tenantID string, c *credential)
+}
+
+// guard makes the transaction check ctx's unchecked directory credential
+// (WithDirectoryCredential) before anything else it sends: on PostgreSQL
+// the check is queued right after the tenant setting, so it reaches the
+// server in the same round trip as the first statement and a failure
+// aborts the transaction before that statement runs. Elsewhere it is the
+// full lookup, now.
+func (db *DB) guard(ctx context.Context, st *txState) error {
+	c := uncheckedCredential(ctx)
+	if c == nil || st.cred == c {
+		return nil
+	}
+	cc, ok := st.tx.(credentialCarrier)
+	if !ok {
+		return db.ensureCredential(ctx)
+	}
+	tenantID, err := requireTenant(ctx)
+	if err != nil {
+		return err
+	}
+	cc.carryCredential(tenantID, c)
+	st.tenant, st.cred = tenantID, c
+	return nil
 }
 
 // InTx runs fn in one transaction; nested calls join the outer one.
 func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) (err error) {
-	if _, ok := ctx.Value(txKey{}).(*txState); ok {
+	if st, ok := ctx.Value(txKey{}).(*txState); ok {
+		if err := db.guard(ctx, st); err != nil {
+			return err
+		}
 		return fn(ctx)
 	}
 	if g, ok := db.d.(txGrouper); ok {
 		if r := g.grouped(); r != nil {
+			if err := db.ensureCredential(ctx); err != nil {
+				return err
+			}
 			return r.run(ctx, func(t tx) error {
 				return fn(context.WithValue(ctx, txKey{}, &txState{tx: t}))
 			})
@@ -164,6 +203,9 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) (err
 			err = db.wrap("commit", cerr)
 		}
 	}()
+	if err := db.guard(ctx, st); err != nil {
+		return err
+	}
 	return fn(context.WithValue(ctx, txKey{}, st))
 }
 
@@ -177,6 +219,9 @@ func (db *DB) scoped(ctx context.Context, fn func(q querier, tenantID string) er
 	}
 	run := func(ctx context.Context) error {
 		st := ctx.Value(txKey{}).(*txState)
+		if err := db.guard(ctx, st); err != nil {
+			return err
+		}
 		if st.tenant != tenantID {
 			if err := st.tx.setTenant(ctx, tenantID); err != nil {
 				return fmt.Errorf("store: set tenant: %w", db.d.classify(err))
@@ -205,10 +250,14 @@ func (db *DB) scopedRead(ctx context.Context, fn func(q querier, tenantID string
 		return err
 	}
 	if s, ok := db.d.(scopedReader); ok {
-		return fn(s.scopedReader(tenantID), tenantID)
+		// Each statement carries the check of an unchecked credential.
+		return fn(s.scopedReader(tenantID, uncheckedCredential(ctx)), tenantID)
 	}
 	if db.d.rowSecurity() {
 		return db.scoped(ctx, fn)
+	}
+	if err := db.ensureCredential(ctx); err != nil {
+		return err
 	}
 	return fn(db.reader(ctx), tenantID)
 }
@@ -218,7 +267,9 @@ func (db *DB) scopedRead(ctx context.Context, fn func(q querier, tenantID string
 type scopedReader interface {
 	// scopedReader returns a querier whose every statement runs with
 	// row-level security admitting tenantID, and only that statement.
-	scopedReader(tenantID string) querier
+	// An unchecked directory credential c, if not nil, is checked in
+	// the round trip of each statement until a check passes.
+	scopedReader(tenantID string, c *credential) querier
 }
 
 // readerPinner is a dialect whose pooled readers are worth keeping for a
@@ -263,9 +314,18 @@ func (db *DB) ReadTogether(ctx context.Context, fn func(ctx context.Context) err
 // any, else on a transaction (writes) or the pool (reads).
 func (db *DB) global(ctx context.Context, write bool, fn func(q querier) error) error {
 	if st, ok := ctx.Value(txKey{}).(*txState); ok {
+		if err := db.guard(ctx, st); err != nil {
+			return err
+		}
 		return fn(st.tx)
 	}
 	if !write {
+		// Tenant reads of the vendor's tables (the event log) come
+		// this way too: outside a transaction there is no round trip
+		// to carry a credential's check, so it is made first.
+		if err := db.ensureCredential(ctx); err != nil {
+			return err
+		}
 		return fn(db.reader(ctx))
 	}
 	return db.InTx(ctx, func(ctx context.Context) error {
@@ -305,7 +365,7 @@ func (db *DB) wrap(op string, err error) error {
 	if db.d.isNoRows(err) {
 		return ErrNotFound
 	}
-	if errors.Is(err, ErrNoTenant) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalid) {
+	if errors.Is(err, ErrNoTenant) || errors.Is(err, ErrCredentialStale) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalid) {
 		return err
 	}
 	return fmt.Errorf("store: %s: %w", op, db.d.classify(err))

@@ -93,7 +93,9 @@ func (p *postgres) begin(ctx context.Context) (tx, error) {
 
 func (p *postgres) reader() querier { return pgQuerier{p.pool} }
 
-func (p *postgres) scopedReader(tenantID string) querier { return pgScoped{p.pool, tenantID} }
+func (p *postgres) scopedReader(tenantID string, c *credential) querier {
+	return pgScoped{p.pool, tenantID, c}
+}
 
 // pgScoped runs each statement alone with app.tenant_id set: the setting
 // and the statement go in one pipeline, without BEGIN or COMMIT. What a
@@ -107,18 +109,35 @@ func (p *postgres) scopedReader(tenantID string) querier { return pgScoped{p.poo
 type pgScoped struct {
 	pool   *pgxpool.Pool
 	tenant string
+	cred   *credential // unchecked when the reader was made, or nil
 }
 
 // send sends the tenant setting and sql in one pipeline and consumes the
-// setting's result.
+// setting's result. While a directory credential is unchecked its check
+// goes between the two: if it raises, the implicit transaction is aborted
+// and sql does not run.
 func (q pgScoped) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	c := q.cred
+	if c != nil && c.checked.Load() {
+		c = nil
+	}
 	b := &pgx.Batch{}
 	b.Queue(pgSetTenant, q.tenant)
+	if c != nil {
+		b.Queue(pgCheckCredential, c.dir, c.hash)
+	}
 	b.Queue(sql, args...)
 	br := q.pool.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
 		br.Close()
 		return nil, err
+	}
+	if c != nil {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return nil, err
+		}
+		c.checked.Store(true)
 	}
 	return br, nil
 }
@@ -177,6 +196,8 @@ func (p *postgres) classify(err error) error {
 		return err
 	}
 	switch pe.Code {
+	case credentialCode: // idb_directory_check
+		return fmt.Errorf("%w: %w", ErrCredentialStale, err)
 	case "23505": // unique_violation
 		return fmt.Errorf("%w: %s", ErrConflict, pe.ConstraintName)
 	case "23503": // foreign_key_violation
@@ -376,6 +397,9 @@ type pgTx struct {
 type pgQueued struct {
 	op, sql string
 	args    []any
+	// cred is the credential this statement checks: it is marked checked
+	// when the statement succeeds.
+	cred *credential
 }
 
 const pgSetTenant = "SELECT set_config('app.tenant_id', $1, true)"
@@ -390,6 +414,15 @@ func (t *pgTx) setTenant(_ context.Context, tenantID string) error {
 	}
 	t.queue = append(t.queue, pgQueued{sql: pgSetTenant, args: []any{tenantID}})
 	return nil
+}
+
+// carryCredential queues the check of c right after the tenant setting,
+// ahead of anything else the transaction sends: the first pipeline carries
+// it, and a failed check aborts the transaction before any statement after
+// it runs (the server skips the rest of a failed pipeline).
+func (t *pgTx) carryCredential(tenantID string, c *credential) {
+	_ = t.setTenant(context.Background(), tenantID)
+	t.queue = append(t.queue, pgQueued{sql: pgCheckCredential, args: []any{c.dir, c.hash}, cred: c})
 }
 
 // execLater queues a write whose result nobody reads (see DB.execLater).
@@ -440,6 +473,9 @@ func drain(br pgx.BatchResults, queued []pgQueued) error {
 				return &deferredError{op: q.op, err: err}
 			}
 			return err
+		}
+		if q.cred != nil {
+			q.cred.checked.Store(true)
 		}
 	}
 	return nil
