@@ -175,11 +175,15 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) (err
 		}
 		return fn(ctx)
 	}
+	if !db.ChecksCredentialInTx() {
+		// Before the transaction: on SQLite the lookup reads on a
+		// connection of the reader pool, which the writer may share.
+		if err := db.ensureCredential(ctx); err != nil {
+			return err
+		}
+	}
 	if g, ok := db.d.(txGrouper); ok {
 		if r := g.grouped(); r != nil {
-			if err := db.ensureCredential(ctx); err != nil {
-				return err
-			}
 			return r.run(ctx, func(t tx) error {
 				return fn(context.WithValue(ctx, txKey{}, &txState{tx: t}))
 			})
