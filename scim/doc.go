@@ -5,7 +5,10 @@
 // The directory's bearer token is the credential: it is hashed and looked
 // up for the directory named in the URL, which yields the tenant (a token
 // opens its own directory only). Every store call then runs under that
-// tenant.
+// tenant. Writes on PostgreSQL skip the lookup when the node remembers the
+// tenant the token opened: the store checks the token in the write's first
+// round trip instead (store.WithDirectoryCredential), so revocation still
+// takes effect at once.
 //
 // A SCIM user is the tenant's one user of that person: store.CreateUser
 // adopts an SSO-created user of the same email, and SSO logins later find the

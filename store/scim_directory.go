@@ -23,7 +23,9 @@ func (db *DB) ResolveDirectory(ctx context.Context, id string) (string, error) {
 
 // AuthenticateDirectory is ResolveDirectoryToken and the tenant's status in
 // one round trip: SCIM authenticates every request, and a paused tenant's
-// directory must stop at once, so neither is cached. The token hash is
+// directory must stop at once, so neither is cached as such (a node may
+// remember the answer as a guess that a write then checks in its own
+// first round trip: WithDirectoryCredential). The token hash is
 // compared in constant time after the indexed lookup; a wrong token, an
 // unknown or malformed directory id are all ErrNotFound.
 func (db *DB) AuthenticateDirectory(ctx context.Context, dirID string, tokenHash []byte) (string, TenantStatus, error) {
