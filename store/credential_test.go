@@ -114,7 +114,7 @@ var tenantPaths = []struct {
 		},
 	},
 	{
-		name: "read in a transaction of its own",
+		name: "tenant read outside a transaction",
 		run: func(db *DB, ctx context.Context, _, dir string) error {
 			_, err := db.Directory(ctx, dir)
 			return err
