@@ -56,6 +56,7 @@ func (s *Server) readyz(c echo.Context) error {
 		return c.JSON(http.StatusOK, h)
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
+	SetRetryAfter(c) // as every 503 of the broker
 	return c.JSON(http.StatusServiceUnavailable, h)
 }
 

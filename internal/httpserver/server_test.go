@@ -325,6 +325,10 @@ func TestHealth(t *testing.T) {
 			if res.StatusCode != tt.status {
 				t.Fatalf("/readyz status %d, want %d: %s", res.StatusCode, tt.status, b)
 			}
+			// A 503 says when to ask again, like every other 503.
+			if ra := res.Header.Get("Retry-After"); (tt.status == 503) != (ra != "") {
+				t.Errorf("/readyz %d with Retry-After %q", res.StatusCode, ra)
+			}
 			if strings.Contains(string(b), "10.1.2.3") {
 				t.Errorf("/readyz leaks the cause: %s", b)
 			}
