@@ -184,7 +184,10 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 		a.MaxAge = &m
 	}
 	if err := p.savePending(ctx, a); err != nil {
-		return nil, oidc.ErrServerError().WithParent(err)
+		// The session store is out of reach: OAuth's word for an outage
+		// the client may retry (RFC 6749 §4.1.2.1), not server_error.
+		p.log.ErrorContext(ctx, "broker: record authorization request", "err", err)
+		return nil, &oidc.Error{ErrorType: errTemporarilyUnavailable, Description: "sign-in is temporarily unavailable; try again shortly", Parent: err}
 	}
 	return op.NewRedirect(p.loginURL(a.ID)), nil
 }
