@@ -142,10 +142,25 @@ func (c *Cached) put(gen uint64, id string, e cacheEntry) {
 	if gen != c.gen || c.done.Load() || c.down.Load() {
 		return
 	}
+	// A not-found must not replace a session created through this cache
+	// while it was in flight (see create): IDs are never reused, so the
+	// session is the newer news.
+	if old, ok := c.entries[id]; ok && e.missing && !old.missing && c.now().Before(old.until) {
+		return
+	}
+	c.putLocked(id, e)
+}
+
+// putLocked stores e, evicting a few entries when the cache is full.
+func (c *Cached) putLocked(id string, e cacheEntry) {
 	if len(c.entries) >= c.max {
 		// Evict a few arbitrary entries: map iteration starts at a random
 		// place, which is as good as LRU for a cache this short-lived and
-		// keeps hits free of bookkeeping.
+		// keeps hits free of bookkeeping. Answers in flight are refused
+		// (gen), as after an invalidation: one of them could be the
+		// not-found of a session created meanwhile whose entry, which put
+		// checks for, was just evicted.
+		c.gen++
 		n := 0
 		for k := range c.entries {
 			delete(c.entries, k)
@@ -174,10 +189,23 @@ func (c *Cached) create(s Session, create func() error) error {
 	if err := create(); err != nil {
 		return err
 	}
-	// The new session is likely to be read next; a cached not-found for
-	// its ID (someone guessing) must not outlive its creation either.
-	c.forget(s.ID)
-	c.put(gen+1, s.ID, cacheEntry{s: s.clone(), until: c.now().Add(c.ttl)})
+	// The new session is likely to be read next: it replaces whatever is
+	// cached for its ID (a not-found, someone guessing). This is no
+	// invalidation, so the answers in flight for other sessions are still
+	// cached: at c=8 every login's creation used to throw away the
+	// others' (a Redis round trip each time). An answer in flight for this
+	// ID can only be a not-found older than the creation, which put
+	// refuses. Only when something was invalidated since the creation
+	// began (perhaps this very session, revoked already) is nothing cached
+	// and the answers in flight refused, as before.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen || c.done.Load() || c.down.Load() {
+		c.gen++
+		delete(c.entries, s.ID)
+		return nil
+	}
+	c.putLocked(s.ID, cacheEntry{s: s.clone(), until: c.now().Add(c.ttl)})
 	return nil
 }
 

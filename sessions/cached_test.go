@@ -346,3 +346,52 @@ func (c *stepClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
 }
+
+// TestCachedCreateInFlight: creating a session through the cache while a
+// Get is on its way back keeps that Get's answer cacheable when it is of
+// another session (a creation is no revocation), and never lets a
+// not-found read before the creation hide the new session, even when the
+// new session's entry was evicted meanwhile.
+func TestCachedCreateInFlight(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name    string
+		size    int
+		get     string   // the Get in flight
+		creates []string // the sessions created while it is
+		wantErr error    // its answer
+		gets    int32    // Gets that reach the store, two Gets of get included
+	}{
+		{"another session's answer is cached", 0, "ses_1", []string{"ses_2"}, nil, 1},
+		{"a not-found does not hide the created session", 0, "ses_new", []string{"ses_new"}, sessions.ErrNotFound, 1},
+		{"nor once its entry is evicted", 1, "ses_new", []string{"ses_new", "ses_other"}, sessions.ErrNotFound, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := sessions.NewMemory()
+			store := &countingStore{Store: mem}
+			c := newCached(t, store, time.Minute, tc.size)
+			if tc.get == "ses_1" {
+				if err := mem.Create(ctx, live("ses_1")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			store.after = func() {
+				store.after = nil
+				for _, id := range tc.creates {
+					if err := c.Create(ctx, live(id)); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			if _, err := c.Get(ctx, tc.get); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Get in flight = %v, want %v", err, tc.wantErr)
+			}
+			if _, err := c.Get(ctx, tc.get); err != nil {
+				t.Fatalf("Get after the creations = %v, want the session", err)
+			}
+			if n := store.gets.Load(); n != tc.gets {
+				t.Errorf("%d Gets reached the store, want %d", n, tc.gets)
+			}
+		})
+	}
+}
