@@ -3,6 +3,7 @@ package adminportal_test
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -14,7 +15,10 @@ func TestDeleteAndRestore(t *testing.T) {
 		tn := e.createTenant(map[string]any{"name": "Acme"})
 		other := e.createTenant(map[string]any{"name": "Other"})
 		e.must(http.StatusOK, "PATCH", "/tenants/"+tn.ID, map[string]any{"status": "paused"})
-		e.must(http.StatusNotFound, "POST", "/tenants/"+tn.ID+"/restore", nil) // not deleted
+		// Not deleted: a refused transition, as the lifecycle's others.
+		if r := e.must(http.StatusConflict, "POST", "/tenants/"+tn.ID+"/restore", nil); !strings.Contains(string(r.body), "invalid_transition") {
+			t.Errorf("restore of a paused tenant: %s, want code invalid_transition", r.body)
+		}
 		e.must(http.StatusNoContent, "DELETE", "/tenants/"+tn.ID, nil)
 
 		for _, c := range []struct {

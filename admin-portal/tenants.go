@@ -468,7 +468,7 @@ func (a *API) restoreTenant(c echo.Context) error {
 		var err error
 		if t, err = a.store.RestoreTenant(ctx); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return notFound("deleted tenant")
+				return a.notRestorable(ctx)
 			}
 			return fmt.Errorf("restore tenant: %w", err)
 		}
@@ -490,6 +490,21 @@ func (a *API) restoreTenant(c echo.Context) error {
 		return fmt.Errorf("list domains: %w", err)
 	}
 	return c.JSON(http.StatusOK, toTenantJSON(t, domains))
+}
+
+// notRestorable answers a restore that found no deleted tenant: 409 for a
+// tenant in service, which exists but is in no state to be restored, as
+// the lifecycle's other refused transitions are; 404 for one that is
+// unknown or already erased.
+func (a *API) notRestorable(ctx context.Context) error {
+	t, err := a.store.Tenant(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("tenant")
+	}
+	if err != nil {
+		return fmt.Errorf("load tenant: %w", err)
+	}
+	return conflict(codeInvalidTransition, fmt.Sprintf("tenant %s is %s: only a deleted tenant can be restored", t.ID, t.Status), nil)
 }
 
 func tenantResource(t store.Tenant) store.Resource {

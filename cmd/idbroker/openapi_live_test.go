@@ -367,6 +367,7 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"status": "cancelled"}, 200)
 	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"status": "active"}, 409)
 	c.do("POST", "/api/v1/portal_links", map[string]any{"tenant_id": id, "intent": "sso"}, 409)
+	c.do("POST", "/api/v1/tenants/"+id+"/restore", nil, 409) // not deleted
 	c.do("DELETE", "/api/v1/tenants/"+id, nil, 204)
 	c.do("POST", "/api/v1/tenants/"+id+"/restore", nil, 200)
 
