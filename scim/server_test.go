@@ -392,3 +392,41 @@ func TestUserNameAddressWithoutEmails(t *testing.T) {
 		}
 	})
 }
+
+// TestPutWithoutActiveKeepsIt: a PUT that leaves active out, or sends it
+// null, keeps the user's state, so a replacement never brings a
+// deprovisioned user back; active: true does.
+func TestPutWithoutActiveKeepsIt(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		id := e.do("POST", "/Users", userBody("erin@acme.com", nil)).want(t, http.StatusCreated).str("id")
+		e.do("PATCH", "/Users/"+id, map[string]any{"schemas": []string{scim.SchemaPatchOp},
+			"Operations": []any{map[string]any{"op": "replace", "path": "active", "value": false}}}).want(t, http.StatusOK)
+		for _, tc := range []struct {
+			name   string
+			active any // nil: left out
+			want   bool
+		}{
+			{"left out", nil, false},
+			{"null", "null", false},
+			{"true", true, true},
+			{"left out again", nil, true},
+		} {
+			body := userBody("erin@acme.com", map[string]any{"displayName": "Erin " + tc.name})
+			delete(body, "active")
+			if tc.active == "null" {
+				body["active"] = nil
+			} else if tc.active != nil {
+				body["active"] = tc.active
+			}
+			r := e.do("PUT", "/Users/"+id, body).want(t, http.StatusOK)
+			if got, _ := r.body["active"].(bool); got != tc.want {
+				t.Errorf("PUT with active %s: answer says active %v, want %v: %s", tc.name, r.body["active"], tc.want, r.raw)
+			}
+			u, err := st.User(e.ctx(), id)
+			if err != nil || u.Active != tc.want {
+				t.Errorf("PUT with active %s: stored %+v %v, want active %v", tc.name, u.Active, err, tc.want)
+			}
+		}
+	})
+}

@@ -206,7 +206,18 @@ func (s *Server) replaceUser(c echo.Context) error {
 	}
 	return s.writeUserChange(c, func(ctx context.Context) (store.User, doc, int64, error) {
 		old, err := s.loadUser(ctx, c.Param("id"))
-		return old, d, want, err
+		if err != nil {
+			return old, nil, 0, err
+		}
+		// RFC 7644 lets a replacement either clear an omitted attribute or
+		// give it a value of the server's choosing. For active the only
+		// safe one is what it was: a PUT that leaves it out (or sends
+		// null) must not bring a deprovisioned user back. Reactivating
+		// takes active: true.
+		if v, ok := d["active"]; !ok || v == nil {
+			d["active"] = old.Active
+		}
+		return old, d, want, nil
 	})
 }
 
