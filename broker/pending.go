@@ -61,21 +61,7 @@ func (p *Provider) savePending(ctx context.Context, a pending) error {
 // takePending removes and returns request id: the upstream login that
 // finishes it can do so once.
 func (p *Provider) takePending(ctx context.Context, id string) (pending, error) {
-	var a pending
-	if id == "" || len(id) > 128 {
-		return a, errExpired
-	}
-	b, err := p.once.Take(ctx, pendingKey(id))
-	if errors.Is(err, sessions.ErrNotFound) {
-		return a, errExpired
-	}
-	if err != nil {
-		return a, fmt.Errorf("broker: load request: %w", err)
-	}
-	if err := json.Unmarshal(b, &a); err != nil {
-		return a, fmt.Errorf("broker: decode request: %w", err)
-	}
-	return a, nil
+	return p.readPending(ctx, id, p.once.Take)
 }
 
 // loadPending returns request id and leaves it for the next step. It only
@@ -83,11 +69,16 @@ func (p *Provider) takePending(ctx context.Context, id string) (pending, error) 
 // it here to put it back cost two round trips and left a moment in which
 // the request seemed gone.
 func (p *Provider) loadPending(ctx context.Context, id string) (pending, error) {
+	return p.readPending(ctx, id, p.once.Peek)
+}
+
+// readPending reads request id with read (the cache's Take or Peek).
+func (p *Provider) readPending(ctx context.Context, id string, read func(ctx context.Context, key string) ([]byte, error)) (pending, error) {
 	var a pending
 	if id == "" || len(id) > 128 {
 		return a, errExpired
 	}
-	b, err := p.once.Peek(ctx, pendingKey(id))
+	b, err := read(ctx, pendingKey(id))
 	if errors.Is(err, sessions.ErrNotFound) {
 		return a, errExpired
 	}
