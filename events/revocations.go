@@ -258,12 +258,15 @@ type eventStore interface {
 // nothing twice.
 func (r *Revoker) finish(ctx context.Context, rv store.Revocation, ended []sessions.Session, logouts []store.Logout) error {
 	es, ok := r.cfg.Store.(eventStore)
-	if !ok || len(ended) == 0 {
+	if !ok {
 		return r.cfg.Store.FinishRevocation(ctx, rv.ID, logouts)
 	}
 	evs, err := revokedEvents(rv, ended)
 	if err != nil {
 		return err
+	}
+	if len(evs) == 0 {
+		return r.cfg.Store.FinishRevocation(ctx, rv.ID, logouts)
 	}
 	return es.InTx(ctx, func(ctx context.Context) error {
 		for _, e := range evs {
@@ -292,6 +295,13 @@ func revokedEvents(rv store.Revocation, ended []sessions.Session) ([]store.Event
 		ids[k] = append(ids[k], s.ID)
 	}
 	reason := RevokedReason(rv)
+	if len(order) == 0 && rv.Kind == store.RevokeUser && reason == "operator" {
+		// An operator asked for this user's sessions to end: the vendor
+		// hears that it was done even when none was live, as the API's
+		// 204 says.
+		order = append(order, key{rv.TenantID, rv.SubjectID})
+		ids[order[0]] = []string{}
+	}
 	out := make([]store.Event, 0, len(order))
 	for _, k := range order {
 		data, err := json.Marshal(map[string]any{"user_id": k.user, "session_ids": ids[k], "reason": reason})

@@ -141,6 +141,29 @@ func TestRevokerAnnouncesEndedSessions(t *testing.T) {
 			if got := revokedEvents(t, st); !slices.EqualFunc(got, want, equalRevoked) {
 				t.Fatalf("after a reused code in tenant b: %+v, want %+v", got, want)
 			}
+			// A deprovisioning that finds no session left: nothing. An
+			// operator's request for a user without sessions: announced,
+			// with no session ids, as the API's 204 said it was done.
+			if _, err := r.Apply(ctx, record(store.Revocation{Kind: store.RevokeUser, TenantID: ta, SubjectID: alice, Reason: "scim:dsync.user.deleted"})); err != nil {
+				t.Fatal(err)
+			}
+			dave := store.NewID(store.PrefixUser)
+			if _, err := r.Apply(ctx, record(store.Revocation{Kind: store.RevokeUser, TenantID: ta, SubjectID: dave, Reason: "operator"})); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, revokedEvent{TenantID: ta, UserID: dave, SessionIDs: []string{}, Reason: "operator"})
+			if got := revokedEvents(t, st); !slices.EqualFunc(got, want, equalRevoked) {
+				t.Fatalf("after revocations that ended nothing: %+v, want %+v", got, want)
+			}
+			evs, _, err := st.ListEvents(ctx, store.Page{Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := evs[len(evs)-1]
+			var fields map[string]json.RawMessage
+			if err := json.Unmarshal(last.Data, &fields); err != nil || last.Type != "session.revoked" || string(fields["session_ids"]) != "[]" {
+				t.Errorf("operator's event for a user without sessions: %s %s (%v), want session_ids []", last.Type, last.Data, err)
+			}
 		})
 	}
 }
