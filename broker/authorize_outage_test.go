@@ -4,8 +4,6 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
@@ -19,13 +17,7 @@ import (
 // may retry), never as server_error, with the request's state.
 func TestAuthorizeWhileRedisIsDown(t *testing.T) {
 	srv := sessionstest.StartServer(t)
-	opts, err := redis.ParseURL(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.MaxRetries = -1 // the first failure is the answer
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
+	c := srv.Client(t) // the first failure is the answer
 	r := sessions.NewRedis(c, sessions.RedisOptions{})
 	n := newNodeServer(t, storetest.Postgres(t), r, r, "", httpserver.Config{})
 	n.tenant("Acme", "acme.test", alice("acme.test"))

@@ -95,13 +95,7 @@ func TestSignInStepsAllOrNothingWhenRedisDies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			srv := sessionstest.StartServer(t)
-			opts, err := redis.ParseURL(srv.URL())
-			if err != nil {
-				t.Fatal(err)
-			}
-			opts.MaxRetries = -1 // the first failure is the answer
-			c := redis.NewClient(opts)
-			t.Cleanup(func() { c.Close() })
+			c := srv.Client(t) // the first failure is the answer
 			kill := &killBefore{srv: srv}
 			c.AddHook(kill)
 			r := sessions.NewRedis(c, sessions.RedisOptions{})

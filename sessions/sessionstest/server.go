@@ -55,6 +55,20 @@ func freePort(t testing.TB) int {
 // URL is the server's redis:// URL; it stays the same across restarts.
 func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
 
+// Client returns a client of the server, closed when t ends, that does not
+// retry: a fault test sees the first failure as the caller would.
+func (s *Server) Client(t testing.TB) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.MaxRetries = -1
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // Start (re)starts the server on its port with its data, and waits until
 // it answers.
 func (s *Server) Start() {
