@@ -43,21 +43,45 @@ func (p *Provider) checkAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 		if !slices.Contains(a.RedirectURIs, r.Form.Get("redirect_uri")) {
 			return p.page(c, http.StatusBadRequest, pageBadRedirect)
 		}
-		// op would answer another response type with unauthorized_client
-		// (or, for an http redirect_uri, a JSON 400 instead of a redirect);
-		// the RFC's word for it is unsupported_response_type, redirected.
-		if rt := r.Form.Get("response_type"); rt != "" && rt != string(oidc.ResponseTypeCode) {
+		if e := malformedAuthorize(r.Form); e != nil {
 			mode := r.Form.Get("response_mode")
 			if mode != string(oidc.ResponseModeFormPost) {
 				mode = ""
 			}
-			return p.redirectError(c, pending{RedirectURI: r.Form.Get("redirect_uri"), State: r.Form.Get("state"), ResponseMode: mode}, errUnsupportedResponseType())
+			return p.redirectError(c, pending{RedirectURI: r.Form.Get("redirect_uri"), State: r.Form.Get("state"), ResponseMode: mode}, e)
 		}
 		if r.Form.Get("response_mode") == string(oidc.ResponseModeFormPost) {
 			return postOpErrors(c, next, r.Form.Get("redirect_uri"))
 		}
 		return next(c)
 	}
+}
+
+// malformedAuthorize is the error of a request op would answer with a
+// JSON 400 instead of a redirect, or would not refuse at all, although its
+// client and redirect_uri are known good: RFC 6749 §4.1.2.1 sends those
+// errors back to the application. op answers another response type with
+// unauthorized_client (for an http redirect_uri, a JSON 400 blaming the
+// scheme) where the RFC's word is unsupported_response_type; a missing
+// response_type and an undecodable max_age with a JSON 400; and it ignores
+// request_uri, which OpenID Connect Core §6.2 asks an OP that does not
+// fetch request objects to refuse.
+func malformedAuthorize(f url.Values) *oidc.Error {
+	switch rt := f.Get("response_type"); {
+	case rt == "":
+		return oidc.ErrInvalidRequest().WithDescription("response_type is required")
+	case rt != string(oidc.ResponseTypeCode):
+		return errUnsupportedResponseType()
+	}
+	if v := f.Get("max_age"); v != "" {
+		if _, err := strconv.ParseUint(v, 10, 32); err != nil {
+			return oidc.ErrInvalidRequest().WithDescription("max_age must be a number of seconds")
+		}
+	}
+	if f.Get("request_uri") != "" {
+		return &oidc.Error{ErrorType: "request_uri_not_supported", Description: "request_uri is not supported"}
+	}
+	return nil
 }
 
 // postOpErrors runs op for a form_post request and posts the errors op

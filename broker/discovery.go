@@ -34,6 +34,10 @@ type discovery struct {
 	BackchannelLogoutSupported        bool     `json:"backchannel_logout_supported"`
 	BackchannelLogoutSessionSupported bool     `json:"backchannel_logout_session_supported"`
 	RequestParameterSupported         bool     `json:"request_parameter_supported"`
+	// RequestURIParameterSupported is false, said out loud: OpenID
+	// Connect Discovery makes an absent request_uri_parameter_supported
+	// mean true.
+	RequestURIParameterSupported bool `json:"request_uri_parameter_supported"`
 }
 
 func discoveryDoc(iss string) discovery {

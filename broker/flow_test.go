@@ -86,6 +86,7 @@ func TestDiscovery(t *testing.T) {
 		"id_token_signing_alg_values_supported": []any{"RS256", "ES256"},
 		"response_types_supported":              []any{"code"},
 		"grant_types_supported":                 []any{"authorization_code", "refresh_token"},
+		"request_uri_parameter_supported":       false, // absent would mean true
 	}
 	for k, v := range want {
 		got, _ := json.Marshal(d[k])
@@ -416,8 +417,18 @@ func TestBadClientAndRedirect(t *testing.T) {
 		{"response_type=token", url.Values{"response_type": {"token"}}, "unsupported_response_type", []string{"form_post", "query", "fragment"}},
 		{"prompt=none login", url.Values{"prompt": {"none login"}}, "invalid_request", []string{"form_post", "query"}},
 		{"code_challenge_method=S512", url.Values{"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"S512"}}, "invalid_request", []string{"form_post", "query"}},
+		// op answered these three with a JSON 400 (blaming an http
+		// redirect_uri's scheme) or not at all.
+		{"no response_type", url.Values{"response_type": {""}}, "invalid_request", []string{"form_post", "query"}},
+		{"max_age=-1", url.Values{"max_age": {"-1"}}, "invalid_request", []string{"form_post", "query"}},
+		{"max_age=soon", url.Values{"max_age": {"soon"}}, "invalid_request", []string{"query"}},
+		{"request_uri", url.Values{"request_uri": {"https://app.example/request.jwt"}}, "request_uri_not_supported", []string{"form_post", "query"}},
 	} {
-		for _, mode := range tc.modes {
+		for i, mode := range tc.modes {
+			a := a
+			if i == 0 {
+				a = local // an http://localhost redirect_uri, which op treats apart
+			}
 			q := url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect}, "response_type": {"code"}, "scope": {"openid"},
 				"state": {"st"}, "response_mode": {mode}}
 			for k, v := range tc.extra {
