@@ -14,20 +14,46 @@ import (
 
 // TestRefreshMayNarrowTheScope: a refresh asking for part of the granted
 // scope gets exactly that part (RFC 6749 §6), and the narrower token
-// refreshes again.
+// refreshes again. The narrowing is that refresh's only: the next refresh
+// without scope gets the scope originally granted, as the RFC reads an
+// omitted scope, and may ask for all of it again.
 func TestRefreshMayNarrowTheScope(t *testing.T) {
 	onBackends(t, func(t *testing.T, n *node) {
 		n.tenant("Acme", "acme.test", alice("acme.test"))
 		a := n.app(store.Application{})
 		tok, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
-		st, _, body := oauthCall{"POST", broker.PathToken, "application/x-www-form-urlencoded",
-			"grant_type=refresh_token&scope=openid+offline_access&refresh_token=" + url.QueryEscape(tok.RefreshToken), a.ID, a.Secret, ""}.do(t, n.URL)
+		granted, _ := tok.Extra("scope").(string)
+		if granted == "openid offline_access" {
+			t.Fatalf("granted scope %q: the test needs more to narrow", granted)
+		}
+		refresh := func(rt, scope string) (int, map[string]any) {
+			t.Helper()
+			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+			if scope != "" {
+				form.Set("scope", scope)
+			}
+			st, _, body := oauthCall{"POST", broker.PathToken, "application/x-www-form-urlencoded", form.Encode(), a.ID, a.Secret, ""}.do(t, n.URL)
+			return st, body
+		}
+		st, body := refresh(tok.RefreshToken, "openid offline_access")
 		if st != 200 || body["scope"] != "openid offline_access" {
 			t.Fatalf("narrowing refresh: %d %v, want 200 with scope \"openid offline_access\"", st, body)
 		}
 		rt, _ := body["refresh_token"].(string)
-		if _, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rt}).Token(); err != nil {
+		next, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rt}).Token()
+		if err != nil {
 			t.Fatalf("refreshing the narrowed token: %v", err)
+		}
+		if got, _ := next.Extra("scope").(string); got != granted {
+			t.Fatalf("refresh without scope after narrowing: scope %q, want the granted %q", got, granted)
+		}
+		st, body = refresh(next.RefreshToken, "openid offline_access")
+		rt, _ = body["refresh_token"].(string)
+		if st != 200 || rt == "" {
+			t.Fatalf("narrowing again: %d %v", st, body)
+		}
+		if st, body := refresh(rt, granted); st != 200 || body["scope"] != granted {
+			t.Fatalf("asking for the whole granted scope after narrowing: %d %v, want 200 with %q", st, body, granted)
 		}
 	})
 }

@@ -231,8 +231,13 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 		// learn from it, nothing to revoke.
 		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is invalid, expired or already used")
 	}
+	// A narrower scope is what this refresh's tokens carry. The grant, and
+	// the refresh token that stands for it, keep the scope the user
+	// granted: RFC 6749 §6 treats an omitted scope as that one, so the
+	// next refresh gets all of it back.
+	issued := g
 	if len(r.Data.Scopes) > 0 {
-		g.Scopes = r.Data.Scopes
+		issued.Scopes = r.Data.Scopes
 	}
 	tracing.SetTenant(ctx, g.TenantID)
 	sess, err := p.liveSession(ctx, g)
@@ -242,10 +247,13 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 	if err := p.checkActive(ctx, g.TenantID, g.UserID); err != nil {
 		return nil, err
 	}
-	g.Nonce = "" // nonce belongs to the authentication, not to refreshed id_tokens
-	next, rt, err := p.nextRefresh(cl.app, g, sess, gen+1)
-	if err != nil {
-		return nil, err
+	g.Nonce, issued.Nonce = "", "" // nonce belongs to the authentication, not to refreshed id_tokens
+	var next sessions.Family
+	var rt string
+	if slices.Contains(issued.Scopes, oidc.ScopeOfflineAccess) {
+		if next, rt, err = p.nextRefresh(cl.app, g, sess, gen+1); err != nil {
+			return nil, err
+		}
 	}
 	if rt == "" {
 		// A refresh that drops offline_access gets no new refresh token,
@@ -274,7 +282,7 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 	default:
 		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is invalid, expired or already used")
 	}
-	resp, err := p.mint(ctx, cl.app, g, sess, rt)
+	resp, err := p.mint(ctx, cl.app, issued, sess, rt)
 	if err != nil {
 		return nil, err
 	}
