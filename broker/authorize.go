@@ -197,8 +197,15 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 		Trace: tracing.TraceParent(ctx),
 	}
 	tracing.SetClient(ctx, cl.app.ID)
-	if slices.ContainsFunc(req.Prompt, func(v string) bool { return v != oidc.PromptNone && v != oidc.PromptLogin }) {
-		return nil, oidc.ErrInvalidRequest().WithDescription("prompt must be none or login")
+	// consent is met before the request arrives: an application is
+	// registered by the operator for its own users, and the broker asks no
+	// one to approve it. Relying parties send it with offline_access, as
+	// OpenID Connect Core §11 tells them to; refusing it refused them
+	// refresh tokens, or sign-in altogether.
+	if slices.ContainsFunc(req.Prompt, func(v string) bool {
+		return v != oidc.PromptNone && v != oidc.PromptLogin && v != oidc.PromptConsent
+	}) {
+		return nil, oidc.ErrInvalidRequest().WithDescription("prompt must be none, login or consent")
 	}
 	if a.PromptNone && a.PromptLogin {
 		return nil, oidc.ErrInvalidRequest().WithDescription("prompt=none cannot be combined with other values")

@@ -57,6 +57,28 @@ func TestResponseModes(t *testing.T) {
 	}
 }
 
+// TestPromptConsent: prompt=consent, which OpenID Connect Core §11 has
+// relying parties send with offline_access, is met without a page (the
+// operator registered the application), alone or beside login, and the
+// refresh token comes; a prompt the broker cannot honour goes back to the
+// application as invalid_request.
+func TestPromptConsent(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	for _, prompt := range []string{"consent", "login consent"} {
+		tok, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"},
+			"prompt": {prompt}, "scope": {"openid offline_access"}})))
+		if tok.RefreshToken == "" {
+			t.Errorf("prompt=%s: no refresh token", prompt)
+		}
+	}
+	loc, err := a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}, "prompt": {"select_account"}}).Location()
+	if err != nil || loc.Host != "app.example" || loc.Query().Get("error") != "invalid_request" || loc.Query().Get("state") != "st8" {
+		t.Fatalf("prompt=select_account: %v %v, want invalid_request at the application", loc, err)
+	}
+}
+
 // TestAuthorizeWithTheStoreDown: when the application cannot be read
 // (the database is gone), /authorize answers the "unavailable" page, 503,
 // and redirects nowhere: it neither trusts a redirect_uri it could not
