@@ -52,6 +52,26 @@ func TestIntrospectClientAuth(t *testing.T) {
 	}
 }
 
+// TestIntrospectAnotherApplicationsAccessToken: a resource server may
+// introspect, with its own application's credentials, an access token
+// issued to another application (a public one has no secret to introspect
+// with), and learns whose it is; a refresh token stays its own client's.
+func TestIntrospectAnotherApplicationsAccessToken(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	rs := n.app(store.Application{})
+	tok := a.login(t)
+	in := introspectWith(t, n, oauthCall{body: url.Values{"token": {tok.AccessToken}}.Encode(), basicID: rs.ID, basicSecret: rs.Secret})
+	if in["active"] != true || in["client_id"] != a.ID || in["token_type"] != "Bearer" {
+		t.Fatalf("another application's access token: %v, want active, client_id %s, token_type Bearer", in, a.ID)
+	}
+	in = introspectWith(t, n, oauthCall{body: url.Values{"token": {tok.RefreshToken}}.Encode(), basicID: rs.ID, basicSecret: rs.Secret})
+	if in["active"] != false {
+		t.Fatalf("another application's refresh token: %v, want inactive", in)
+	}
+}
+
 // TestIntrospectRefreshToken: a refresh token is active while unspent and
 // its family and session live, for the client it was issued to only.
 func TestIntrospectRefreshToken(t *testing.T) {
