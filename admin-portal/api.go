@@ -62,6 +62,11 @@ type APIConfig struct {
 	// SLO reads the service-level measurements (GET /tenants/{id}/slo);
 	// nil leaves that route out.
 	SLO slo.Reader
+	// AllowPrivateNetworks accepts webhook and back-channel logout URLs
+	// whose host is a loopback, private or link-local address or a
+	// localhost name (IDBROKER_ALLOW_PRIVATE_NETWORKS, as the outbound
+	// client it mirrors); by default they are refused at registration.
+	AllowPrivateNetworks bool
 	// TenantLimits is told when a tenant's tier or rate-limit override
 	// changes (*ratelimit.TenantLimits), so that every node applies the
 	// new limit at once; nil tells no one.
@@ -93,6 +98,7 @@ type API struct {
 	tenantLimits  TenantLimits
 	slo           slo.Reader
 	logouts       LogoutStore // nil: the store keeps no logout queue
+	allowPrivate  bool
 }
 
 // NewAPI returns the operator API over cfg.Store. It panics when Store is
@@ -116,6 +122,7 @@ func NewAPI(cfg APIConfig) *API {
 		portal:        cfg.Portal,
 		tenantLimits:  cfg.TenantLimits,
 		slo:           cfg.SLO,
+		allowPrivate:  cfg.AllowPrivateNetworks,
 	}
 	if a.now == nil {
 		a.now = time.Now

@@ -170,7 +170,7 @@ func (a *API) createApplication(c echo.Context) error {
 	if err := checkURIs("post_logout_redirect_uris", req.PostLogoutRedirectURIs, req.Public); err != nil {
 		return err
 	}
-	if err := checkBackchannelURI(req.BackchannelLogoutURI); err != nil {
+	if err := checkBackchannelURI(req.BackchannelLogoutURI, a.allowPrivate); err != nil {
 		return err
 	}
 	accessTTL, idTTL, refreshTTL, err := req.tokenLifetimes.check()
@@ -236,18 +236,21 @@ func (a *API) createApplication(c echo.Context) error {
 
 // checkBackchannelURI accepts "" (none) or an https (loopback http) URI
 // without a query: the logout token is POSTed as a form, and a query
-// would be ambiguous.
-func checkBackchannelURI(uri string) error {
+// would be ambiguous. Its host must not be a forbidden address
+// (checkOutboundHost): loopback http is for development, where
+// IDBROKER_ALLOW_PRIVATE_NETWORKS is set.
+func checkBackchannelURI(uri string, allowPrivate bool) error {
 	if uri == "" {
 		return nil
 	}
 	if err := checkURI("backchannel_logout_uri", uri, false); err != nil {
 		return err
 	}
-	if u, _ := url.Parse(uri); u.RawQuery != "" {
+	u, _ := url.Parse(uri)
+	if u.RawQuery != "" {
 		return invalid("backchannel_logout_uri", "backchannel_logout_uri must not carry a query")
 	}
-	return nil
+	return checkOutboundHost("backchannel_logout_uri", u, allowPrivate)
 }
 
 func checkURIs(field string, uris []string, public bool) error {

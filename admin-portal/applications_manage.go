@@ -97,7 +97,7 @@ func (a *API) updateApplication(c echo.Context) error {
 		u.PostLogoutRedirectURIs = req.PostLogoutRedirectURIs
 	}
 	if req.BackchannelLogoutURI != nil {
-		if err := checkBackchannelURI(*req.BackchannelLogoutURI); err != nil {
+		if err := checkBackchannelURI(*req.BackchannelLogoutURI, a.allowPrivate); err != nil {
 			return err
 		}
 		u.BackchannelLogoutURI = req.BackchannelLogoutURI

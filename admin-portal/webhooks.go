@@ -63,15 +63,16 @@ func toWebhookJSON(w store.Webhook, withSecret bool) webhookJSON {
 }
 
 // createWebhook registers an endpoint for the listed event types ("*" for
-// all). Whether the URL may be reached (no private or metadata addresses)
-// is decided at each delivery, after DNS resolution, by the dispatcher's
-// client: a check here could be undone by the next DNS answer.
+// all). A host written as a forbidden address is refused here; whether a
+// name may be reached is decided at each delivery, after DNS resolution,
+// by the dispatcher's client: a check here could be undone by the next
+// DNS answer.
 func (a *API) createWebhook(c echo.Context) error {
 	var req createWebhookRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if err := checkWebhookURL(req.URL); err != nil {
+	if err := checkWebhookURL(req.URL, a.allowPrivate); err != nil {
 		return err
 	}
 	subs, err := checkWebhookEvents(req.Events)
@@ -111,8 +112,9 @@ func webhookHost(raw string) string {
 }
 
 // checkWebhookURL accepts absolute http(s) URLs with a host, no
-// credentials and no fragment.
-func checkWebhookURL(raw string) error {
+// credentials and no fragment, whose host is not a forbidden address
+// (checkOutboundHost).
+func checkWebhookURL(raw string, allowPrivate bool) error {
 	const field = "url"
 	if strings.TrimSpace(raw) == "" {
 		return invalid(field, "url is required")
@@ -134,7 +136,7 @@ func checkWebhookURL(raw string) error {
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return invalid(field, "url must not contain a fragment")
 	}
-	return nil
+	return checkOutboundHost(field, u, allowPrivate)
 }
 
 // checkWebhookEvents requires at least one contract event type, or "*"

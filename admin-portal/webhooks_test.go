@@ -44,7 +44,7 @@ func TestWebhooksAndEvents(t *testing.T) {
 			len(all.Events) != 1 || all.Events[0] != "*" {
 			t.Fatalf("created %+v", all)
 		}
-		e.must(http.StatusCreated, "POST", "/webhooks", map[string]any{"url": "http://127.0.0.1:9/hook", "events": []string{"dsync.user.created", "dsync.user.deleted"}}).decode(t, &users)
+		e.must(http.StatusCreated, "POST", "/webhooks", map[string]any{"url": "http://hooks.example/users", "events": []string{"dsync.user.created", "dsync.user.deleted"}}).decode(t, &users)
 		w, err := e.st.Webhook(context.Background(), all.ID)
 		if err != nil || w.Secret != *all.Secret {
 			t.Fatalf("stored secret differs from the one shown (%v)", err)

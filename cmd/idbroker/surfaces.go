@@ -238,13 +238,14 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		return nil, err
 	}
 	api := adminportal.NewAPI(adminportal.APIConfig{
-		Store:       st,
-		Resolver:    resolver,
-		Portal:      selfServe,
-		Sessions:    cached,
-		Revoker:     revoker,
-		Connections: registry,
-		SCIMBaseURL: directories.BaseURL,
+		AllowPrivateNetworks: cfg.AllowPrivateNetworks,
+		Store:                st,
+		Resolver:             resolver,
+		Portal:               selfServe,
+		Sessions:             cached,
+		Revoker:              revoker,
+		Connections:          registry,
+		SCIMBaseURL:          directories.BaseURL,
 		// Application changes take effect at once on this node.
 		ApplicationCache: provider,
 		Logger:           log.With("surface", "api"),
