@@ -181,7 +181,7 @@ func (b *sqlFilter) cmp(c Cmp) (string, error) {
 	lhs := col
 	if kind == kindFoldText {
 		s = strings.ToLower(s)
-		if folded[col] {
+		if folded[b.table][col] {
 			lhs = col + "_lc" // indexed; see migration 0006
 		} else {
 			lhs = "lower(" + col + ")"
@@ -205,8 +205,13 @@ func (b *sqlFilter) cmp(c Cmp) (string, error) {
 	return lhs + op + b.arg(s), nil
 }
 
-// folded are the text fields with a stored lower-case twin column.
-var folded = map[string]bool{"user_name": true, "email": true, "display_name": true}
+// folded are the text fields of each table with a stored lower-case twin
+// column. Only groups have one for display_name: a user's display_name is
+// folded in the query, which is why the table matters.
+var folded = map[string]map[string]bool{
+	"users":  {"user_name": true, "email": true},
+	"groups": {"display_name": true},
+}
 
 var sqlOps = map[Op]string{OpEq: " = ", OpNe: " <> ", OpGt: " > ", OpGe: " >= ", OpLt: " < ", OpLe: " <= "}
 

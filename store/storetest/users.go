@@ -93,7 +93,7 @@ func testFindUsers(t *testing.T, db *store.DB) {
 	dir := newDirectory(t, db, ctx)
 	other := newDirectory(t, db, ctx)
 	mk := func(dirID, name, email, given string, active bool) store.User {
-		return must(db.CreateUser(ctx, store.User{DirectoryID: dirID, UserName: name, Email: email, GivenName: given, Active: active, ExternalID: "ext-" + name}))
+		return must(db.CreateUser(ctx, store.User{DirectoryID: dirID, UserName: name, Email: email, GivenName: given, DisplayName: given, Active: active, ExternalID: "ext-" + name}))
 	}
 	alice := mk(dir.ID, "alice", "alice@acme.com", "Alice", true)
 	bob := mk(dir.ID, "bob", "bob@acme.com", "Bob", false)
@@ -112,6 +112,8 @@ func testFindUsers(t *testing.T, db *store.DB) {
 		{"ne", store.Cmp{Field: "user_name", Op: store.OpNe, Value: "alice"}, []string{bob.ID, pct.ID}},
 		{"co", store.Cmp{Field: "email", Op: store.OpCo, Value: "ACME"}, []string{alice.ID, bob.ID, pct.ID}},
 		{"sw", store.Cmp{Field: "user_name", Op: store.OpSw, Value: "b"}, []string{bob.ID}},
+		{"display name eq folds case", store.Cmp{Field: "display_name", Op: store.OpEq, Value: "ALICE"}, []string{alice.ID}},
+		{"display name ew", store.Cmp{Field: "display_name", Op: store.OpEw, Value: "OB"}, []string{bob.ID}},
 		{"ew", store.Cmp{Field: "email", Op: store.OpEw, Value: "e@acme.com"}, []string{alice.ID}},
 		{"like wildcards are literal", store.Cmp{Field: "user_name", Op: store.OpCo, Value: "%_"}, []string{pct.ID}},
 		{"pr", store.Cmp{Field: "given_name", Op: store.OpPr}, []string{alice.ID, bob.ID}},
