@@ -3,6 +3,7 @@ package scim_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -78,6 +79,59 @@ func TestListedMembersAreBounded(t *testing.T) {
 			r := e.do("GET", path, nil).want(t, http.StatusOK)
 			if n := len(r.body["Resources"].([]any)); path == "/Groups?excludedAttributes=members" && n != 2 || path != "/Groups?excludedAttributes=members" && n != 1 {
 				t.Errorf("GET %s: %d groups: %s", path, n, r.raw)
+			}
+		}
+	})
+}
+
+// TestFilterEveryAttribute: each attribute the reference lists as
+// filterable answers a filter on it with the users it names, on both
+// backends: a filter on one of them was a 500 (a User's displayName), and
+// a userName with non-ASCII capitals was not found by its own value on
+// SQLite, so Okta and Entra, which look a user up before creating it, got
+// 409 on the create that followed.
+func TestFilterEveryAttribute(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		alice := e.do("POST", "/Users", userBody("alice@acme.com", map[string]any{
+			"displayName": "Alice Smith", "externalId": "ext-1",
+			"name":   map[string]any{"givenName": "Alice", "familyName": "Smith"},
+			"emails": []any{map[string]any{"value": "alice@acme.com", "type": "work", "primary": true}},
+		})).want(t, http.StatusCreated).str("id")
+		emile := e.do("POST", "/Users", userBody("ÉMILE@acme.com", map[string]any{"displayName": "Émile"})).
+			want(t, http.StatusCreated).str("id")
+		for _, tc := range []struct {
+			filter string
+			want   []string
+		}{
+			{`id eq "` + alice + `"`, []string{alice}},
+			{`externalId eq "ext-1"`, []string{alice}},
+			{`userName eq "ALICE@acme.com"`, []string{alice}},
+			{`userName eq "ÉMILE@acme.com"`, []string{emile}},
+			{`userName sw "ÉMI"`, []string{emile}},
+			{`emails eq "alice@acme.com"`, []string{alice}},
+			{`emails.value co "ALICE"`, []string{alice}},
+			{`emails[type eq "work"].value eq "alice@acme.com"`, []string{alice}},
+			{`name.givenName eq "alice"`, []string{alice}},
+			{`name.familyName sw "sm"`, []string{alice}},
+			{`displayName eq "alice smith"`, []string{alice}},
+			{`displayName co "MIL"`, []string{emile}},
+			{`displayName ew "SMITH" and active eq true`, []string{alice}},
+			{`active eq true`, []string{alice, emile}},
+			{`meta.created gt "2000-01-01T00:00:00Z"`, []string{alice, emile}},
+			{`meta.lastModified lt "2000-01-01T00:00:00Z"`, nil},
+		} {
+			r := e.do("GET", "/Users?filter="+url.QueryEscape(tc.filter), nil)
+			if r.status != http.StatusOK {
+				t.Errorf("filter %s: %d %s", tc.filter, r.status, r.raw)
+				continue
+			}
+			var got []string
+			for _, res := range r.body["Resources"].([]any) {
+				got = append(got, lookup(res, "id").(string))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("filter %s: got %v, want %v", tc.filter, got, tc.want)
 			}
 		}
 	})

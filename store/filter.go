@@ -179,30 +179,35 @@ func (b *sqlFilter) cmp(c Cmp) (string, error) {
 		return bad()
 	}
 	lhs := col
+	rhs := b.arg
 	if kind == kindFoldText {
-		s = strings.ToLower(s)
 		if folded[b.table][col] {
 			lhs = col + "_lc" // indexed; see migration 0006
 		} else {
 			lhs = "lower(" + col + ")"
 		}
+		// The value is folded by the database's lower(), the function
+		// that folded the column: SQLite's folds ASCII letters only, so a
+		// value folded here by Go's rules would never match a stored
+		// "ÉMILE", not even one sent as "ÉMILE".
+		rhs = func(v any) string { return "lower(" + b.arg(v) + ")" }
 	}
 	switch c.Op {
 	case OpCo:
-		return lhs + " LIKE " + b.arg("%"+escapeLike(s)+"%") + ` ESCAPE '\'`, nil
+		return lhs + " LIKE " + rhs("%"+escapeLike(s)+"%") + ` ESCAPE '\'`, nil
 	case OpSw:
-		return lhs + " LIKE " + b.arg(escapeLike(s)+"%") + ` ESCAPE '\'`, nil
+		return lhs + " LIKE " + rhs(escapeLike(s)+"%") + ` ESCAPE '\'`, nil
 	case OpEw:
-		return lhs + " LIKE " + b.arg("%"+escapeLike(s)) + ` ESCAPE '\'`, nil
+		return lhs + " LIKE " + rhs("%"+escapeLike(s)) + ` ESCAPE '\'`, nil
 	case OpNe:
 		// SCIM: ne matches resources without the attribute too.
-		return "(" + lhs + " <> " + b.arg(s) + " OR " + col + " IS NULL)", nil
+		return "(" + lhs + " <> " + rhs(s) + " OR " + col + " IS NULL)", nil
 	}
 	op, ok := sqlOps[c.Op]
 	if !ok {
 		return bad()
 	}
-	return lhs + op + b.arg(s), nil
+	return lhs + op + rhs(s), nil
 }
 
 // folded are the text fields of each table with a stored lower-case twin

@@ -47,6 +47,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"OneUserAcrossSSOAndSCIM", testOneUserAcrossSSOAndSCIM},
 		{"CreateDirectoryUser", testCreateDirectoryUser},
 		{"FindUsers", testFindUsers},
+		{"FindUsersNonASCII", testFindUsersNonASCII},
 		{"Groups", testGroups},
 		{"ConcurrentMembership", testConcurrentMembership},
 		{"DirectoryMembers", testDirectoryMembers},

@@ -309,3 +309,41 @@ func testCreateDirectoryUser(t *testing.T, db *store.DB) {
 	_, err := db.CreateDirectoryUser(a, store.User{DirectoryID: dir.ID, UserName: "u-ann@acme.test", Email: "ann2@acme.test", Active: true})
 	wantErr(t, err, store.ErrConflict)
 }
+
+// testFindUsersNonASCII: a text filter finds a value with non-ASCII
+// capitals written as it was stored, on every backend, whatever the
+// backend's lower() makes of those capitals (SQLite's folds ASCII only).
+func testFindUsersNonASCII(t *testing.T, db *store.DB) {
+	ctx, _ := newTenant(t, db, "A")
+	dir := newDirectory(t, db, ctx)
+	emile := must(db.CreateUser(ctx, store.User{DirectoryID: dir.ID, UserName: "ÉMILE.Zoë@acme.com", Email: "ÉMILE.Zoë@acme.com", DisplayName: "ÉMILE Zoë", Active: true}))
+	ascii := must(db.CreateUser(ctx, store.User{DirectoryID: dir.ID, UserName: "emile@acme.com", Active: true}))
+	for _, tc := range []struct {
+		name   string
+		filter store.Filter
+		want   []string
+	}{
+		{"user_name eq as stored", store.Cmp{Field: "user_name", Op: store.OpEq, Value: "ÉMILE.Zoë@acme.com"}, []string{emile.ID}},
+		{"user_name eq, ASCII folded", store.Cmp{Field: "user_name", Op: store.OpEq, Value: "ÉmILE.ZOë@ACME.COM"}, []string{emile.ID}},
+		{"user_name ne", store.Cmp{Field: "user_name", Op: store.OpNe, Value: "ÉMILE.Zoë@acme.com"}, []string{ascii.ID}},
+		{"user_name sw", store.Cmp{Field: "user_name", Op: store.OpSw, Value: "ÉMI"}, []string{emile.ID}},
+		{"email eq as stored", store.Cmp{Field: "email", Op: store.OpEq, Value: "ÉMILE.Zoë@acme.com"}, []string{emile.ID}},
+		{"display_name co", store.Cmp{Field: "display_name", Op: store.OpCo, Value: "ÉMILE"}, []string{emile.ID}},
+		{"given_name pr is untouched", store.Cmp{Field: "given_name", Op: store.OpPr}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer fatalOnFailure(t)
+			users, total, err := db.FindUsers(ctx, store.UserQuery{DirectoryID: dir.ID, Filter: tc.filter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, u := range users {
+				got = append(got, u.ID)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) || total != len(tc.want) {
+				t.Fatalf("got %v (total %d), want %v", got, total, tc.want)
+			}
+		})
+	}
+}
