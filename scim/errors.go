@@ -119,7 +119,7 @@ func (s *Server) writeError(c echo.Context, err error) error {
 	}
 	// A token check that failed while the lookup passed (see guessed) is
 	// a race with the tenant's status, not a fault of the server.
-	if e.Status >= 500 && !errors.Is(err, store.ErrCredentialStale) {
+	if e.Status >= 500 && e.Status != http.StatusNotImplemented && !errors.Is(err, store.ErrCredentialStale) {
 		s.log.ErrorContext(c.Request().Context(), "scim request failed", "method", c.Request().Method,
 			"path", c.Path(), "status", e.Status, "error", err)
 	}

@@ -196,6 +196,17 @@ func (s *Server) Mount(e *echo.Echo) {
 	g.PUT("/Groups/:id", s.replaceGroup)
 	g.PATCH("/Groups/:id", s.patchGroup)
 	g.DELETE("/Groups/:id", s.deleteGroup)
+
+	// Features RFC 7644 makes optional, answered as not implemented
+	// (§3.11 says so of /Me) rather than as an unknown path.
+	me := notImplemented("the /Me alias is not supported: a directory token stands for the directory, not for a user")
+	g.Any("/Me", me)
+	g.Any("/Me/*", me)
+	g.Any("/Bulk", notImplemented("bulk operations are not supported (see /ServiceProviderConfig): send each change as its own request"))
+}
+
+func notImplemented(detail string) echo.HandlerFunc {
+	return func(echo.Context) error { return newError(http.StatusNotImplemented, "", "%s", detail) }
 }
 
 // handleErrors renders every error of the SCIM surface, including echo's

@@ -177,7 +177,7 @@ func TestBadInputIsA4xx(t *testing.T) {
 		"duplicate attr":   {"POST", "/Users", `{"userName":"a","USERNAME":"b"}`, scim.MediaType, 400},
 		"wrong media type": {"POST", "/Users", `userName=a`, "application/x-www-form-urlencoded", 415},
 		"too large":        {"POST", "/Users", `{"userName":"` + strings.Repeat("a", 2<<20) + `"}`, scim.MediaType, 413},
-		"unknown endpoint": {"GET", "/Bulk", ``, "", 404},
+		"unknown endpoint": {"GET", "/Bulks", ``, "", 404},
 		"garbage user id":  {"GET", "/Users/'%20OR%201=1", ``, "", 404},
 		"bad startIndex":   {"GET", "/Users?startIndex=x", ``, "", 400},
 		"empty patch":      {"PATCH", "/Users/usr_01ARZ3NDEKTSV4RRFFQ69G5FAV", `{"Operations":[]}`, scim.MediaType, 400},
@@ -201,6 +201,30 @@ func TestBadInputIsA4xx(t *testing.T) {
 	}
 	if n := len(eventTypes(t, st)); n != 0 {
 		t.Fatalf("bad input wrote %d events", n)
+	}
+}
+
+// TestUnsupportedFeaturesAre501: /Me (RFC 7644 §3.11 says so) and /Bulk,
+// which the ServiceProviderConfig says is not supported, answer 501 in the
+// error schema, whatever the method, rather than a 404 that reads as a
+// wrong base URL; without the directory's token they are still 401.
+func TestUnsupportedFeaturesAre501(t *testing.T) {
+	e := newEnv(t, backends[0].open(t), nil)
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/Me"}, {"PATCH", "/Me"}, {"GET", "/Me/whatever"}, {"POST", "/Bulk"}, {"GET", "/Bulk"},
+	} {
+		var body any
+		if tc.method != "GET" {
+			body = map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:BulkRequest"}, "Operations": []any{}}
+		}
+		r := e.do(tc.method, tc.path, body).want(t, http.StatusNotImplemented)
+		if d, _ := r.body["detail"].(string); !strings.Contains(d, "not supported") {
+			t.Errorf("%s %s: %s, want a detail saying it is not supported", tc.method, tc.path, r.raw)
+		}
+		e.doAs(e.dir, "not the token", tc.method, tc.path, body).want(t, http.StatusUnauthorized)
+	}
+	if got := e.do("GET", "/ServiceProviderConfig", nil).want(t, http.StatusOK); lookup(got.body, "bulk.supported") != false {
+		t.Errorf("ServiceProviderConfig advertises bulk: %s", got.raw)
 	}
 }
 
