@@ -82,8 +82,9 @@ func (s *Server) schemaDocs(dir string) []doc {
 	password := attr("password", "string", false, false, "writeOnly")
 	password["returned"] = "never"
 	groups := attr("groups", "complex", true, false, "readOnly", str("value"), str("display"))
+	// members is returned by default (RFC 7643 §8.7.1), as the Groups
+	// endpoints do: a list leaves it out only when asked to.
 	members := attr("members", "complex", true, false, "readWrite", str("value"), attr("$ref", "reference", false, false, "immutable"), str("type"))
-	members["returned"] = "request"
 	loc := func(id string) map[string]any {
 		return map[string]any{"resourceType": "Schema", "location": s.BaseURL(dir) + "/Schemas/" + id}
 	}

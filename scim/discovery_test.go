@@ -1,0 +1,45 @@
+package scim_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/idbroker/idbroker/scim"
+)
+
+// TestSchemasMatchAnswers: what /Schemas says of an attribute's returned
+// characteristic is what the resource endpoints do, for a client that
+// reads /Schemas to decide what to ask for.
+func TestSchemasMatchAnswers(t *testing.T) {
+	e := newEnv(t, backends[0].open(t), nil)
+	user := e.do("POST", "/Users", userBody("alice@acme.com", nil)).want(t, http.StatusCreated).str("id")
+	group := e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Eng",
+		"members": []any{map[string]any{"value": user}}}).want(t, http.StatusCreated).str("id")
+	returned := func(schema, name string) string {
+		s := e.do("GET", "/Schemas/"+schema, nil).want(t, http.StatusOK)
+		for _, a := range s.body["attributes"].([]any) {
+			if a := a.(map[string]any); a["name"] == name {
+				return a["returned"].(string)
+			}
+		}
+		t.Fatalf("/Schemas/%s has no %s", schema, name)
+		return ""
+	}
+	for _, tc := range []struct {
+		schema, attr, path string
+	}{
+		{scim.SchemaGroup, "members", "/Groups/" + group},
+		{scim.SchemaGroup, "displayName", "/Groups/" + group},
+		{scim.SchemaUser, "userName", "/Users/" + user},
+		{scim.SchemaUser, "password", "/Users/" + user},
+	} {
+		got := returned(tc.schema, tc.attr)
+		_, present := e.do("GET", tc.path, nil).want(t, http.StatusOK).body[tc.attr]
+		switch {
+		case got == "default" && !present:
+			t.Errorf("%s says %s is returned by default; GET %s leaves it out", tc.schema, tc.attr, tc.path)
+		case (got == "request" || got == "never") && present:
+			t.Errorf("%s says %s is returned %s; GET %s returns it", tc.schema, tc.attr, got, tc.path)
+		}
+	}
+}
