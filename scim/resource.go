@@ -390,40 +390,137 @@ func (s *Server) groupResource(dir string, g store.Group, members []string) (doc
 	return d, nil
 }
 
-// project applies ?attributes= and ?excludedAttributes= at the top level;
-// id, schemas and meta are always returned (RFC 7643 §7 "always").
+// project applies ?attributes= and ?excludedAttributes= (RFC 7644 §3.9):
+// names in attribute notation, with or without their schema URN, down to
+// sub-attributes (name.givenName, emails.value) and into extensions
+// (urn:…:enterprise:2.0:User:department). id, schemas and meta are always
+// returned (RFC 7643 §7 "always").
 func project(d doc, attributes, excluded string) doc {
-	split := func(s string) map[string]bool {
-		m := map[string]bool{}
-		for _, a := range strings.Split(s, ",") {
-			a = strings.ToLower(strings.TrimSpace(a))
-			if i := strings.LastIndexByte(a, ':'); i >= 0 && strings.HasPrefix(a, "urn:") {
-				if sch := a[:i]; sch == strings.ToLower(SchemaUser) || sch == strings.ToLower(SchemaGroup) {
-					a = a[i+1:]
-				}
-			}
-			a, _, _ = strings.Cut(a, ".")
-			if a != "" {
-				m[a] = true
-			}
-		}
-		return m
-	}
-	always := map[string]bool{"id": true, "schemas": true, "meta": true}
-	if attributes != "" {
-		keep := split(attributes)
-		for k := range d {
-			if !always[strings.ToLower(k)] && !keep[strings.ToLower(k)] {
-				delete(d, k)
-			}
-		}
-	} else if excluded != "" {
-		drop := split(excluded)
-		for k := range d {
-			if !always[strings.ToLower(k)] && drop[strings.ToLower(k)] {
-				delete(d, k)
-			}
-		}
+	switch {
+	case attributes != "":
+		keepOnly(d, selection(d, attributes), true)
+	case excluded != "":
+		drop(d, selection(d, excluded), true)
 	}
 	return d
+}
+
+// selected is a tree of lower-cased attribute names: a node that ends a
+// name (all) selects the attribute whole, its children select parts.
+type selected struct {
+	all      bool
+	children map[string]*selected
+}
+
+func (n *selected) child(name string) *selected {
+	if n.children == nil {
+		n.children = map[string]*selected{}
+	}
+	c, ok := n.children[name]
+	if !ok {
+		c = &selected{}
+		n.children[name] = c
+	}
+	return c
+}
+
+// selection parses a comma-separated list of attribute names against d,
+// whose top-level URN keys are its extensions.
+func selection(d doc, list string) *selected {
+	var exts []string
+	for k := range d {
+		if strings.HasPrefix(strings.ToLower(k), "urn:") {
+			exts = append(exts, strings.ToLower(k))
+		}
+	}
+	root := &selected{}
+	for _, a := range strings.Split(list, ",") {
+		a = strings.ToLower(strings.TrimSpace(a))
+		var path []string
+		if strings.HasPrefix(a, "urn:") {
+			for _, ext := range exts {
+				if a == ext {
+					path = []string{ext}
+				} else if strings.HasPrefix(a, ext+":") {
+					path = append([]string{ext}, strings.Split(a[len(ext)+1:], ".")...)
+				}
+			}
+			if path == nil {
+				for _, core := range []string{SchemaUser, SchemaGroup} {
+					if core = strings.ToLower(core); strings.HasPrefix(a, core+":") {
+						path = strings.Split(a[len(core)+1:], ".")
+					}
+				}
+			}
+		} else if a != "" {
+			path = strings.Split(a, ".")
+		}
+		n := root
+		for _, p := range path {
+			n = n.child(p)
+		}
+		if n != root {
+			n.all = true
+		}
+	}
+	return root
+}
+
+var alwaysReturned = map[string]bool{"id": true, "schemas": true, "meta": true}
+
+// keepOnly removes from m what sel does not name; an object left empty by
+// it goes too.
+func keepOnly(m map[string]any, sel *selected, top bool) {
+	for k, v := range m {
+		lk := strings.ToLower(k)
+		if top && alwaysReturned[lk] {
+			continue
+		}
+		n := sel.children[lk]
+		switch {
+		case n == nil:
+			delete(m, k)
+		case n.all:
+		default:
+			if !inside(v, func(sub map[string]any) { keepOnly(sub, n, false) }) {
+				delete(m, k) // a part asked of an attribute that has none
+			} else if sub, ok := v.(map[string]any); ok && len(sub) == 0 {
+				delete(m, k)
+			}
+		}
+	}
+}
+
+// drop removes from m what sel names.
+func drop(m map[string]any, sel *selected, top bool) {
+	for k, v := range m {
+		lk := strings.ToLower(k)
+		n := sel.children[lk]
+		switch {
+		case n == nil || (top && alwaysReturned[lk]):
+		case n.all:
+			delete(m, k)
+		default:
+			inside(v, func(sub map[string]any) { drop(sub, n, false) })
+		}
+	}
+}
+
+// inside applies f to v if it is an object, or to each object of v if it is
+// an array (a multi-valued complex attribute), and reports whether v had
+// parts to apply it to.
+func inside(v any, f func(map[string]any)) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		f(v)
+		return true
+	case []any:
+		for _, el := range v {
+			if m, ok := el.(map[string]any); ok {
+				f(m)
+			}
+		}
+		return true
+	}
+	return false
 }
