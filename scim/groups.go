@@ -472,11 +472,22 @@ func (s *Server) applyMemberOp(ctx context.Context, g *store.Group, m memberOp) 
 
 func (s *Server) deleteGroup(c echo.Context) error {
 	ctx := c.Request().Context()
+	want, err := ifMatch(c.Request().Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
 	g, err := s.loadGroup(ctx, c.Param("id"))
 	if err != nil {
 		return err
 	}
 	err = s.writeTx(ctx, "groups.delete", func(ctx context.Context) error {
+		if want != 0 {
+			// As for users: the versioned write checks If-Match and
+			// holds the row until the delete commits.
+			if _, err := s.store.UpdateGroup(ctx, g, want); err != nil {
+				return err
+			}
+		}
 		if err := s.store.DeleteGroup(ctx, g.ID); err != nil {
 			return err
 		}

@@ -330,6 +330,10 @@ func (s *Server) writeUserChange(c echo.Context, load func(ctx context.Context) 
 
 func (s *Server) deleteUser(c echo.Context) error {
 	ctx := c.Request().Context()
+	want, err := ifMatch(c.Request().Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
 	u, err := s.loadUser(ctx, c.Param("id"))
 	if err != nil {
 		return err
@@ -340,6 +344,13 @@ func (s *Server) deleteUser(c echo.Context) error {
 	}
 	var rv *store.Revocation
 	err = s.writeTx(ctx, "users.delete", func(ctx context.Context) error {
+		if want != 0 {
+			// The versioned write checks If-Match and holds the row
+			// until the delete commits, so no change slips in between.
+			if _, err := s.store.UpdateUser(ctx, u, want); err != nil {
+				return err
+			}
+		}
 		ev, err := s.userEvent(ctx, u, d, true)
 		if err != nil {
 			return err
