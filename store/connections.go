@@ -161,6 +161,59 @@ func (db *DB) Connections(ctx context.Context) ([]Connection, error) {
 	return out, db.wrap("list connections", err)
 }
 
+// TenantConnections returns the tenant in ctx and its connections: the
+// reads that route a sign-in. On PostgreSQL, outside a transaction, both
+// statements follow the tenant setting in one pipeline, one round trip
+// instead of two; elsewhere (SQLite, or inside InTx) they are Tenant and
+// Connections. An unknown tenant is ErrNotFound.
+func (db *DB) TenantConnections(ctx context.Context) (Tenant, []Connection, error) {
+	p, ok := db.d.(rowAndRowsReader)
+	if _, inTx := ctx.Value(txKey{}).(*txState); inTx || !ok {
+		t, err := db.Tenant(ctx)
+		if err != nil {
+			return Tenant{}, nil, err
+		}
+		cs, err := db.Connections(ctx)
+		if err != nil {
+			return Tenant{}, nil, err
+		}
+		return t, cs, nil
+	}
+	tenantID, err := requireTenant(ctx)
+	if err != nil {
+		return Tenant{}, nil, err
+	}
+	var (
+		t  Tenant
+		cs []Connection
+	)
+	err = p.readRowAndRows(ctx, tenantID, uncheckedCredential(ctx),
+		pgQueued{sql: "SELECT " + tenantCols + " FROM tenants WHERE id = $1", args: []any{tenantID}},
+		pgQueued{sql: "SELECT " + connectionCols + " FROM connections WHERE tenant_id = $1 ORDER BY id", args: []any{tenantID}},
+		func(r row) (err error) {
+			t, err = scanTenant(r)
+			return err
+		},
+		func(rs rows) (err error) {
+			cs, err = collect(rs, db.scanConnection)
+			return err
+		})
+	if err != nil {
+		return Tenant{}, nil, db.wrap("get tenant and connections", err)
+	}
+	return t, cs, nil
+}
+
+// rowAndRowsReader is a dialect that can send two tenant reads outside a
+// transaction in one round trip (PostgreSQL).
+type rowAndRowsReader interface {
+	// readRowAndRows runs first (one row, to one) and second (rows, to
+	// all, only once one has succeeded) with row-level security admitting
+	// tenantID. An unchecked directory credential c, if not nil, is checked
+	// in the same round trip.
+	readRowAndRows(ctx context.Context, tenantID string, c *credential, first, second pgQueued, one func(row) error, all func(rows) error) error
+}
+
 // UpdateConnection replaces a connection's name, status, config and
 // secrets; type and tenant never change. A non-zero c.Version is the
 // version the caller read: if the row has moved on since, nothing is

@@ -117,6 +117,13 @@ type pgScoped struct {
 // goes between the two: if it raises, the implicit transaction is aborted
 // and sql does not run.
 func (q pgScoped) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	return q.sendAll(ctx, pgQueued{sql: sql, args: args})
+}
+
+// sendAll is send for several statements, each with its own result to
+// read from the batch in turn: the one implicit transaction of the
+// pipeline holds them all, so the tenant setting applies to each.
+func (q pgScoped) sendAll(ctx context.Context, stmts ...pgQueued) (pgx.BatchResults, error) {
 	c := q.cred
 	if c != nil && c.checked.Load() {
 		c = nil
@@ -126,7 +133,9 @@ func (q pgScoped) send(ctx context.Context, sql string, args []any) (pgx.BatchRe
 	if c != nil {
 		b.Queue(pgCheckCredential, c.dir, c.hash)
 	}
-	b.Queue(sql, args...)
+	for _, st := range stmts {
+		b.Queue(st.sql, st.args...)
+	}
 	br := q.pool.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
 		br.Close()
@@ -173,6 +182,27 @@ func (q pgScoped) queryRow(ctx context.Context, sql string, args ...any) row {
 		return errRow{err}
 	}
 	return batchRow{br}
+}
+
+// readRowAndRows implements rowAndRowsReader: first's row and second's
+// rows behind the tenant setting, in one pipeline.
+func (p *postgres) readRowAndRows(ctx context.Context, tenantID string, c *credential, first, second pgQueued, one func(row) error, all func(rows) error) error {
+	br, err := pgScoped{p.pool, tenantID, c}.sendAll(ctx, first, second)
+	if err != nil {
+		return err
+	}
+	defer br.Close()
+	if err := one(br.QueryRow()); err != nil {
+		return err
+	}
+	rs, err := br.Query()
+	if err != nil {
+		return err
+	}
+	if err := all(rs); err != nil {
+		return err
+	}
+	return br.Close()
 }
 
 func (p *postgres) timeArg(t time.Time) any { return t.UTC() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"sync/atomic"
 	"testing"
@@ -97,6 +98,18 @@ func TestPostgresScopedReadOneRoundTrip(t *testing.T) {
 		if len(cs) != 1 || cs[0].ID != conns[i].ID || tn.ID != conns[i].TenantID {
 			t.Errorf("tenant %s reads %+v, want only its own connection %s", tn.ID, cs, conns[i].ID)
 		}
+		// Routing's two reads share the one round trip.
+		before = rt.n.Load()
+		tn2, cs2, err := db.TenantConnections(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := rt.n.Load() - before; n != 1 {
+			t.Errorf("TenantConnections: %d round trips, want 1", n)
+		}
+		if tn2.ID != tn.ID || tn2.Name != tn.Name || len(cs2) != 1 || cs2[0].ID != conns[i].ID || cs2[0].Name != conns[i].Name {
+			t.Errorf("TenantConnections of %s = %+v, %+v; want its tenant and only its own connection %s", tn.ID, tn2, cs2, conns[i].ID)
+		}
 		// The one connection came back without the tenant.
 		var setting string
 		if err := pool.QueryRow(bg, "SELECT coalesce(current_setting('app.tenant_id', true), '')").Scan(&setting); err != nil {
@@ -111,6 +124,9 @@ func TestPostgresScopedReadOneRoundTrip(t *testing.T) {
 	if _, err := db.Tenant(WithTenant(bg, "tnt_missing")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Tenant(missing) = %v, want ErrNotFound", err)
 	}
+	if _, cs, err := db.TenantConnections(WithTenant(bg, "tnt_missing")); !errors.Is(err, ErrNotFound) || cs != nil {
+		t.Errorf("TenantConnections(missing) = %v, %v; want ErrNotFound", cs, err)
+	}
 	err = db.scopedRead(ctxs[0], func(q querier, _ string) error {
 		return q.queryRow(bg, "SELECT 1/0").Scan(new(int))
 	})
@@ -122,7 +138,13 @@ func TestPostgresScopedReadOneRoundTrip(t *testing.T) {
 	}
 	// Inside a transaction the reads join it, as before.
 	err = db.InTx(ctxs[0], func(ctx context.Context) error {
-		_, err := db.TenantStatus(ctx)
+		if _, err := db.TenantStatus(ctx); err != nil {
+			return err
+		}
+		tn, cs, err := db.TenantConnections(ctx)
+		if err == nil && (tn.ID != conns[0].TenantID || len(cs) != 1 || cs[0].ID != conns[0].ID) {
+			err = fmt.Errorf("TenantConnections in a transaction = %+v, %+v", tn, cs)
+		}
 		return err
 	})
 	if err != nil {

@@ -66,6 +66,9 @@ type Store interface {
 	CreateConnection(ctx context.Context, c Connection) (Connection, error)
 	Connection(ctx context.Context, id string) (Connection, error)
 	Connections(ctx context.Context) ([]Connection, error)
+	// TenantConnections is Tenant and Connections in one round trip
+	// where the backend can (routing a sign-in).
+	TenantConnections(ctx context.Context) (Tenant, []Connection, error)
 	// UpdateConnection replaces name, status, config and secrets; a
 	// non-zero c.Version must be the stored one (ErrVersionMismatch).
 	UpdateConnection(ctx context.Context, c Connection) (Connection, error)

@@ -406,6 +406,16 @@ func testConnections(t *testing.T, db *store.DB) {
 	if l := must(db.Connections(ctx)); len(l) != 1 {
 		t.Fatalf("refused creations left rows: %+v", l)
 	}
+	// Routing's reads together are Tenant and Connections, secrets
+	// opened; another tenant sees only its own.
+	tn2, l, err := db.TenantConnections(ctx)
+	if err != nil || tn2.ID != tn.ID || tn2.Name != tn.Name || len(l) != 1 || l[0].ID != c.ID || l[0].Secrets["client_secret"] != "rotated" {
+		t.Fatalf("TenantConnections = %+v, %+v, %v", tn2, l, err)
+	}
+	otherCtx, other := newTenant(t, db, "B")
+	if tn3, l, err := db.TenantConnections(otherCtx); err != nil || tn3.ID != other.ID || len(l) != 0 {
+		t.Fatalf("another tenant's TenantConnections = %+v, %+v, %v", tn3, l, err)
+	}
 	if deleted, err := db.DeleteConnection(ctx, c.ID, 3); err != nil || deleted.Name != "Okta prod" {
 		t.Fatalf("delete: %+v, %v", deleted, err)
 	}
