@@ -271,7 +271,7 @@ func (p *Provider) submitLogin(c echo.Context) error {
 // the upstream login.
 func (p *Provider) route(c echo.Context, a pending) error {
 	ctx := c.Request().Context()
-	conn, err := p.resolve(ctx, a.Hints)
+	conn, tn, err := p.resolve(ctx, a.Hints)
 	if err != nil {
 		return p.routeError(c, a, err)
 	}
@@ -285,7 +285,7 @@ func (p *Provider) route(c echo.Context, a pending) error {
 		}
 	}
 	if p.tenantLimit != nil {
-		if ok, wait := p.tenantLimit(ctx, conn.TenantID); !ok {
+		if ok, wait := p.tenantLimit(ctx, tn); !ok {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
 			return p.page(c, http.StatusTooManyRequests, pageTooManyTenant)
 		}
@@ -321,7 +321,7 @@ func (p *Provider) ssoSession(c echo.Context, a pending) (session, bool) {
 		return session{}, false
 	}
 	if !a.Hints.empty() {
-		conn, err := p.resolve(c.Request().Context(), a.Hints)
+		conn, _, err := p.resolve(c.Request().Context(), a.Hints)
 		if err != nil || conn.ID != s.ConnectionID {
 			return session{}, false
 		}

@@ -179,7 +179,7 @@ func benchLoad(b *testing.B, n *node, a *app, body string, rate float64) {
 }
 
 // login signs alice in to a at node n and returns the tokens.
-func login(b *testing.B, n *node, a *app) *oauth2.Token {
+func login(b testing.TB, n *node, a *app) *oauth2.Token {
 	q := url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect}, "response_type": {"code"},
 		"scope": {"openid email profile groups offline_access"}, "state": {"st8"}, "login_hint": {"alice@acme.test"}}
 	resp, err := browser(nil).Get(n.URL + "/authorize?" + q.Encode())

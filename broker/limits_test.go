@@ -164,8 +164,8 @@ func TestLoginRateLimitPerTenant(t *testing.T) {
 	guard := ratelimit.New(sessions.NewMemory(), ratelimit.Options{})
 	rule := ratelimit.Rule{Name: "login_tenant", Limit: 2, Window: time.Minute}
 	n := newNodeServer(t, storetest.SQLite(t), mem, mem, "", httpserver.Config{}, func(c *broker.Config) {
-		c.TenantLoginLimit = func(ctx context.Context, tenantID string) (bool, time.Duration) {
-			return guard.Check(ctx, rule, tenantID)
+		c.TenantLoginLimit = func(ctx context.Context, t store.Tenant) (bool, time.Duration) {
+			return guard.Check(ctx, rule, t.ID)
 		}
 	})
 	acme := n.tenant("Acme", "acme.test", alice("acme.test"))
@@ -205,5 +205,65 @@ func TestLoginRateLimitPerTenant(t *testing.T) {
 	}
 	if res := start(globex); res.StatusCode != http.StatusFound {
 		t.Fatalf("Globex while Acme is limited: %d, want 302", res.StatusCode)
+	}
+}
+
+// TestTenantLimitFollowsTheRoutedRow: the tenant's sign-in limit is the
+// one of its row as routing read it for this sign-in, on PostgreSQL and
+// Redis as deployed: an override lowered refuses the next sign-in, and
+// one raised lets the next through, on any node, with nothing forgotten
+// and no read of its own.
+func TestTenantLimitFollowsTheRoutedRow(t *testing.T) {
+	st := storetest.Postgres(t)
+	r, _ := countedRedis(t)
+	n := newNodeServer(t, st, r, r, "", httpserver.Config{}, defaultLimits(t, st, r))
+	acme := n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	ctx := store.WithTenant(context.Background(), acme.ID)
+	override := func(per int) {
+		if _, err := st.UpdateTenant(ctx, store.TenantUpdate{SignInPerMinute: &per}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func() int {
+		q := url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect}, "response_type": {"code"}, "scope": {"openid"},
+			"state": {"s"}, "tenant": {acme.ID}}
+		next := n.URL + broker.PathAuthorize + "?" + q.Encode()
+		for {
+			req, _ := http.NewRequest(http.MethodGet, next, nil)
+			res, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			loc := res.Header.Get("Location")
+			if res.StatusCode != http.StatusFound || !strings.HasPrefix(loc, n.URL+broker.PathLogin+"?") {
+				return res.StatusCode
+			}
+			next = loc
+		}
+	}
+	// No tier: the deployment's 6,000 per minute.
+	if code := start(); code != http.StatusFound {
+		t.Fatalf("first sign-in: %d, want 302", code)
+	}
+	// Two per minute: the bucket (GCRA) lets two more through, then
+	// refuses for half a minute.
+	override(2)
+	for i := range 2 {
+		if code := start(); code != http.StatusFound {
+			t.Fatalf("sign-in %d under 2 per minute: %d, want 302", i+1, code)
+		}
+	}
+	if code := start(); code != http.StatusTooManyRequests {
+		t.Fatalf("third sign-in under 2 per minute: %d, want 429", code)
+	}
+	// Back to 6,000 per minute (10 ms a sign-in): allowed again a moment
+	// later, not in half a minute.
+	override(0)
+	time.Sleep(50 * time.Millisecond)
+	if code := start(); code != http.StatusFound {
+		t.Fatalf("after clearing the override: %d, want 302", code)
 	}
 }

@@ -116,8 +116,10 @@ type Config struct {
 	// tenant, before the browser is sent to its IdP: a per-tenant budget
 	// so that a flood aimed at one tenant cannot starve the others. It
 	// reports whether the sign-in may go on, else after how long to retry
-	// (answered as the end-user page with 429 and Retry-After).
-	TenantLoginLimit func(ctx context.Context, tenantID string) (ok bool, retryAfter time.Duration)
+	// (answered as the end-user page with 429 and Retry-After). It is
+	// given the tenant's row as routing has just read it, so that the
+	// tenant's own limit (its tier, an override) needs no read of its own.
+	TenantLoginLimit func(ctx context.Context, t store.Tenant) (ok bool, retryAfter time.Duration)
 	// OnUnverified, if set, is told of every answer on an ACS or callback
 	// URL refused without being recorded, by reason (Unverified…): the
 	// metrics hook.
@@ -158,7 +160,7 @@ type Provider struct {
 
 	loginLimit  echo.MiddlewareFunc
 	tokenLimit  echo.MiddlewareFunc
-	tenantLimit func(ctx context.Context, tenantID string) (bool, time.Duration)
+	tenantLimit func(ctx context.Context, t store.Tenant) (bool, time.Duration)
 
 	onUnverified func(reason string)
 	slo          SLORecorder

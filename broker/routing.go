@@ -44,29 +44,31 @@ func (h hints) empty() bool {
 // a resolver, the tenant and its connections) run on one reader
 // connection: on SQLite the first pays for the commits since that
 // connection's last read, the others find it warm.
-func (p *Provider) resolve(ctx context.Context, h hints) (c store.Connection, err error) {
+func (p *Provider) resolve(ctx context.Context, h hints) (c store.Connection, tn store.Tenant, err error) {
 	err = p.store.ReadTogether(ctx, func(ctx context.Context) error {
-		c, err = p.resolveOn(ctx, h)
+		c, tn, err = p.resolveOn(ctx, h)
 		return err
 	})
-	return c, err
+	return c, tn, err
 }
 
-func (p *Provider) resolveOn(ctx context.Context, h hints) (store.Connection, error) {
+// resolveOn is resolve's work; it also returns the tenant's row, which
+// the tenant's sign-in limit is resolved from.
+func (p *Provider) resolveOn(ctx context.Context, h hints) (store.Connection, store.Tenant, error) {
 	var tenantID, connID string
 	if h.Connection != "" {
 		t, err := p.store.ResolveConnection(ctx, h.Connection)
 		if err != nil {
-			return store.Connection{}, notFoundAs(err, ErrNoConnection)
+			return store.Connection{}, store.Tenant{}, notFoundAs(err, ErrNoConnection)
 		}
 		tenantID, connID = t, h.Connection
 	}
 	if h.Tenant != "" {
 		if !store.HasPrefix(h.Tenant, store.PrefixTenant) {
-			return store.Connection{}, ErrNoConnection
+			return store.Connection{}, store.Tenant{}, ErrNoConnection
 		}
 		if tenantID != "" && tenantID != h.Tenant {
-			return store.Connection{}, fmt.Errorf("%w: connection is not the tenant's", ErrHintsDisagree)
+			return store.Connection{}, store.Tenant{}, fmt.Errorf("%w: connection is not the tenant's", ErrHintsDisagree)
 		}
 		tenantID = h.Tenant
 	}
@@ -78,53 +80,60 @@ func (p *Provider) resolveOn(ctx context.Context, h hints) (store.Connection, er
 		t, err := p.store.ResolveDomain(ctx, d)
 		switch {
 		case errors.Is(err, store.ErrNotFound) && tenantID != "":
-			return store.Connection{}, fmt.Errorf("%w: %s is not a verified domain of the tenant", ErrHintsDisagree, d)
+			return store.Connection{}, store.Tenant{}, fmt.Errorf("%w: %s is not a verified domain of the tenant", ErrHintsDisagree, d)
 		case err != nil:
-			return store.Connection{}, notFoundAs(err, ErrNoConnection)
+			return store.Connection{}, store.Tenant{}, notFoundAs(err, ErrNoConnection)
 		case tenantID != "" && t != tenantID:
-			return store.Connection{}, fmt.Errorf("%w: %s belongs to another tenant", ErrHintsDisagree, d)
+			return store.Connection{}, store.Tenant{}, fmt.Errorf("%w: %s belongs to another tenant", ErrHintsDisagree, d)
 		}
 		tenantID = t
 	}
 	if tenantID == "" {
-		return store.Connection{}, ErrNoConnection
+		return store.Connection{}, store.Tenant{}, ErrNoConnection
 	}
 
 	ctx = store.WithTenant(ctx, tenantID)
-	tn, err := p.store.Tenant(ctx)
+	// The tenant and, when no connection is named, its connections: one
+	// round trip on PostgreSQL.
+	var (
+		tn    store.Tenant
+		conns []store.Connection
+		err   error
+	)
+	if connID != "" {
+		tn, err = p.store.Tenant(ctx)
+	} else {
+		tn, conns, err = p.store.TenantConnections(ctx)
+	}
 	if err != nil {
-		return store.Connection{}, notFoundAs(err, ErrNoConnection)
+		return store.Connection{}, store.Tenant{}, notFoundAs(err, ErrNoConnection)
 	}
 	switch {
 	case tn.Status == store.TenantDeleted:
 		// Out of service and, like an unknown tenant, not to be told
 		// apart from one: it may be erased or restored.
-		return store.Connection{}, ErrNoConnection
+		return store.Connection{}, store.Tenant{}, ErrNoConnection
 	case !tn.Status.Live():
-		return store.Connection{}, ErrTenantInactive
+		return store.Connection{}, store.Tenant{}, ErrTenantInactive
 	}
 	if connID != "" {
 		c, err := p.store.Connection(ctx, connID)
 		if err != nil {
-			return store.Connection{}, notFoundAs(err, ErrNoConnection)
+			return store.Connection{}, store.Tenant{}, notFoundAs(err, ErrNoConnection)
 		}
 		if c.Status != store.ConnectionActive {
-			return store.Connection{}, ErrConnectionInactive
+			return store.Connection{}, store.Tenant{}, ErrConnectionInactive
 		}
-		return c, nil
-	}
-	conns, err := p.store.Connections(ctx)
-	if err != nil {
-		return store.Connection{}, fmt.Errorf("broker: list connections: %w", err)
+		return c, tn, nil
 	}
 	// With several active connections the oldest wins; an application that
 	// needs another names it with connection=.
 	for _, c := range conns {
 		if c.Status == store.ConnectionActive {
-			return c, nil
+			return c, tn, nil
 		}
 	}
-	return store.Connection{}, ErrNoConnection
+	return store.Connection{}, store.Tenant{}, ErrNoConnection
 }
 
 func notFoundAs(err, as error) error {

@@ -19,6 +19,9 @@ type Store interface {
 	Tenant(ctx context.Context) (store.Tenant, error)
 	Connection(ctx context.Context, id string) (store.Connection, error)
 	Connections(ctx context.Context) ([]store.Connection, error)
+	// TenantConnections is Tenant and Connections together, one round
+	// trip on PostgreSQL.
+	TenantConnections(ctx context.Context) (store.Tenant, []store.Connection, error)
 
 	// Completing it (complete.go), in one transaction: the tenant's status
 	// (no row lock), the user, just in time, the sign-in's usage records,

@@ -53,10 +53,14 @@ type TenantLimitsConfig struct {
 }
 
 // TenantLimits resolves each tenant's sign-in budget: the tenant's
-// override, else its tier's default, else the deployment's rule. The
-// resolved limit is kept in the shared cache rather than in each node's
-// memory, so that a change applies on every node from the next sign-in:
-// the operator API calls Forget, which deletes the one shared copy.
+// override, else its tier's default, else the deployment's rule.
+//
+// A caller holding the tenant's row resolves from it (RuleOf, CheckTenant:
+// the broker, whose routing reads the row on every sign-in). A caller with
+// only the tenant's ID goes through Rule and Check, which keep the
+// resolved limit in the shared cache rather than in each node's memory,
+// so that a change applies on every node from the next sign-in: the
+// operator API calls Forget, which deletes the one shared copy.
 type TenantLimits struct {
 	cfg TenantLimitsConfig
 }
@@ -118,6 +122,24 @@ func resolve(t store.Tenant, def Rule) (int, time.Duration) {
 // Check spends one sign-in of tenantID's budget through g; see Guard.Check.
 func (l *TenantLimits) Check(ctx context.Context, g *Guard, tenantID string) (bool, time.Duration) {
 	return g.Check(ctx, l.Rule(ctx, tenantID), tenantID)
+}
+
+// RuleOf returns the sign-in rule of tenant t as read by the caller, with
+// neither the cache nor the store asked.
+func (l *TenantLimits) RuleOf(t store.Tenant) Rule {
+	r := l.cfg.Default
+	r.Limit, r.Window = resolve(t, l.cfg.Default)
+	return r
+}
+
+// CheckTenant is Check for a caller that has just read the tenant's row:
+// routing a sign-in reads it on every sign-in to check its status, so its
+// tier and override are as fresh as anything the cache could hold (a
+// change applies on every node from the next sign-in, Forget or not), and
+// the sign-in costs the limiter's one round trip instead of a cache read
+// before it.
+func (l *TenantLimits) CheckTenant(ctx context.Context, g *Guard, t store.Tenant) (bool, time.Duration) {
+	return g.Check(ctx, l.RuleOf(t), t.ID)
 }
 
 // Forget drops the cached limit of tenantID, on every node at once: the

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/idbroker/idbroker/ratelimit"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
@@ -131,5 +133,111 @@ func TestTenantLimitsByTierAndOverride(t *testing.T) {
 	// An unknown tenant gets the default, and is not an error.
 	if r := n1.limits.Rule(ctx, "tnt_01ARZ3NDEKTSV4RRFFQ69G5FAV"); r.Limit != 6000 {
 		t.Errorf("unknown tenant: %+v", r)
+	}
+}
+
+// commands counts what a go-redis client sends: a command alone or a
+// pipeline is one round trip.
+type commands struct{ n atomic.Int64 }
+
+func (h *commands) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *commands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (h *commands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// TestCheckTenantFromTheRow: a caller that has just read the tenant's row
+// (routing a sign-in) spends its budget against the row's tier or
+// override in the limiter's one round trip, with no read of the cached
+// rule; a change of override applies on every node from the next row
+// read, without Forget; and a tenant no rule limits costs no round trip.
+func TestCheckTenantFromTheRow(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Postgres(t)
+	shared := sessionstest.Redis(t)
+	prefix := sessionstest.Prefix(t, shared)
+	type counted struct {
+		node
+		rt *commands
+	}
+	nodeWith := func(def ratelimit.Rule) counted {
+		c := sessionstest.Redis(t)
+		rt := &commands{}
+		c.AddHook(rt)
+		cache := sessions.NewRedis(c, sessions.RedisOptions{Prefix: prefix})
+		l, err := ratelimit.NewTenantLimits(ratelimit.TenantLimitsConfig{Cache: cache, Store: db, Default: def})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &recordingLimiter{Limiter: cache}
+		return counted{node{limits: l, guard: ratelimit.New(rec, ratelimit.Options{}), limiter: rec}, rt}
+	}
+	def := ratelimit.Rule{Name: "login_tenant", Limit: 6000, Window: time.Minute}
+	n1, n2 := nodeWith(def), nodeWith(def)
+	row := func(id string) store.Tenant {
+		tn, err := db.Tenant(store.WithTenant(ctx, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tn
+	}
+	spend := func(n counted, tn store.Tenant) (limit int, roundTrips int64) {
+		t.Helper()
+		before := n.rt.n.Load()
+		n.limiter.last.Store(0)
+		if ok, _ := n.limits.CheckTenant(ctx, n.guard, tn); !ok {
+			t.Fatalf("a sign-in of %s was refused", tn.Name)
+		}
+		return int(n.limiter.last.Load()), n.rt.n.Load() - before
+	}
+
+	ent, err := db.CreateTenant(ctx, store.Tenant{Name: "Big", Tier: store.TierEnterprise})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit, rt := spend(n1, row(ent.ID)); limit != 12000 || rt != 1 {
+		t.Errorf("enterprise tenant: checked against %d in %d round trips, want 12000 in 1", limit, rt)
+	}
+	override := 5
+	if _, err := db.UpdateTenant(store.WithTenant(ctx, ent.ID), store.TenantUpdate{SignInPerMinute: &override}); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range []counted{n2, n1} {
+		if limit, rt := spend(n, row(ent.ID)); limit != 5 || rt != 1 {
+			t.Errorf("node %d after the override, no Forget: checked against %d in %d round trips, want 5 in 1", 2-i, limit, rt)
+		}
+	}
+	// The budget is the one Check spends: shared by both ways in.
+	for range 3 {
+		n1.limits.Check(ctx, n1.guard, ent.ID) // cache miss: the row's 5 per minute
+	}
+	if ok, _ := n2.limits.CheckTenant(ctx, n2.guard, row(ent.ID)); ok {
+		t.Error("the sixth sign-in within a minute was allowed under 5 per minute")
+	}
+
+	// With the deployment's rule off, a tenant without tier or override
+	// is not limited and costs nothing; its tier still limits it.
+	off := nodeWith(ratelimit.Rule{Name: "login_tenant"})
+	old, err := db.CreateTenant(ctx, store.Tenant{Name: "Old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit, rt := spend(off, row(old.ID)); limit != 0 || rt != 0 {
+		t.Errorf("unlimited tenant: checked against %d in %d round trips, want no check", limit, rt)
+	}
+	free, err := db.CreateTenant(ctx, store.Tenant{Name: "Free", Tier: store.TierFree})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit, rt := spend(off, row(free.ID)); limit != 600 || rt != 1 {
+		t.Errorf("free tenant, deployment rule off: checked against %d in %d round trips, want 600 in 1", limit, rt)
 	}
 }

@@ -115,8 +115,9 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	}
 
 	// Each tenant's sign-in budget follows its override, else its tier,
-	// else IDBROKER_RATE_LIMIT_LOGIN_TENANT; resolved limits are kept in
-	// cache, which every node shares, so a change applies everywhere at once.
+	// else IDBROKER_RATE_LIMIT_LOGIN_TENANT, resolved from the tenant's row
+	// as routing reads it for each sign-in: a change applies everywhere at
+	// once, and the check is the limiter's one round trip.
 	tenantLimits, err := ratelimit.NewTenantLimits(ratelimit.TenantLimitsConfig{
 		Cache:   cache,
 		Store:   st,
@@ -193,8 +194,8 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		TokenLimit:   limit(limits.Token),
 		OnUnverified: reg.SSOUnverified,
 		SLO:          measurements,
-		TenantLoginLimit: func(ctx context.Context, tenantID string) (bool, time.Duration) {
-			return tenantLimits.Check(ctx, guard, tenantID)
+		TenantLoginLimit: func(ctx context.Context, t store.Tenant) (bool, time.Duration) {
+			return tenantLimits.CheckTenant(ctx, guard, t)
 		},
 	})
 	if err != nil {
