@@ -387,6 +387,17 @@ func (s *Server) patchGroup(c echo.Context) error {
 	}
 	id := c.Param("id")
 	var g store.Group
+	if len(req.Operations) == 0 {
+		// Nothing to change: no write, no event (see patchRequest.validate).
+		if g, err = s.loadGroup(ctx, id); err != nil {
+			return err
+		}
+		if want != 0 && want != g.Version {
+			return store.ErrVersionMismatch
+		}
+		c.Response().Header().Set("ETag", etag(g.Version))
+		return c.NoContent(http.StatusNoContent)
+	}
 	err = retryUnversioned(want, func() error {
 		return s.writeTx(ctx, "groups.patch", func(ctx context.Context) error {
 			return s.applyGroupPatch(ctx, id, want, rest, mops, &g)

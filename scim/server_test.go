@@ -180,7 +180,8 @@ func TestBadInputIsA4xx(t *testing.T) {
 		"unknown endpoint": {"GET", "/Bulks", ``, "", 404},
 		"garbage user id":  {"GET", "/Users/'%20OR%201=1", ``, "", 404},
 		"bad startIndex":   {"GET", "/Users?startIndex=x", ``, "", 400},
-		"empty patch":      {"PATCH", "/Users/usr_01ARZ3NDEKTSV4RRFFQ69G5FAV", `{"Operations":[]}`, scim.MediaType, 400},
+		"no Operations":    {"PATCH", "/Users/usr_01ARZ3NDEKTSV4RRFFQ69G5FAV", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}`, scim.MediaType, 400},
+		"null Operations":  {"PATCH", "/Users/usr_01ARZ3NDEKTSV4RRFFQ69G5FAV", `{"Operations":null}`, scim.MediaType, 400},
 		"bad If-Match":     {"PUT", "/Users/usr_01ARZ3NDEKTSV4RRFFQ69G5FAV", `{"userName":"a"}`, scim.MediaType, 412},
 	} {
 		var r resp

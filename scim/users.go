@@ -230,6 +230,18 @@ func (s *Server) patchUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(req.Operations) == 0 {
+		// Nothing to change: the user as it is, no write, no event.
+		ctx := c.Request().Context()
+		u, err := s.loadUser(ctx, c.Param("id"))
+		if err != nil {
+			return err
+		}
+		if want != 0 && want != u.Version {
+			return store.ErrVersionMismatch
+		}
+		return s.writeUser(c, http.StatusOK, directoryFrom(ctx), u)
+	}
 	return retryUnversioned(want, func() error {
 		load := func(ctx context.Context) (store.User, doc, int64, error) {
 			old, err := s.loadUser(ctx, c.Param("id"))

@@ -126,3 +126,37 @@ func TestConcurrentWritesWithoutIfMatch(t *testing.T) {
 		}
 	})
 }
+
+// TestEmptyPatchChangesNothing: a PATCH whose Operations list is empty,
+// which Microsoft's SCIM Validator sends, is answered as a PATCH that
+// changed nothing (the user, or 204 for a group) rather than refused; it
+// writes nothing, announces nothing, and still answers 404 for a missing
+// resource and 412 for a stale If-Match.
+func TestEmptyPatchChangesNothing(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		user := "/Users/" + e.do("POST", "/Users", userBody("alice@acme.com", nil)).want(t, http.StatusCreated).str("id")
+		group := "/Groups/" + e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Eng"}).
+			want(t, http.StatusCreated).str("id")
+		empty := map[string]any{"schemas": []string{scim.SchemaPatchOp}, "Operations": []any{}}
+		events := len(eventTypes(t, st))
+		for _, tc := range []struct {
+			path   string
+			status int
+		}{{user, http.StatusOK}, {group, http.StatusNoContent}} {
+			r := e.do("PATCH", tc.path, empty).want(t, tc.status)
+			if r.header.Get("ETag") != `W/"1"` {
+				t.Errorf("PATCH %s with no operations: ETag %q, want the unchanged W/\"1\"", tc.path, r.header.Get("ETag"))
+			}
+			if tc.status == http.StatusOK && (r.str("userName") != "alice@acme.com" || lookup(r.body, "meta.version") != `W/"1"`) {
+				t.Errorf("PATCH %s with no operations: %s, want the user unchanged", tc.path, r.raw)
+			}
+			e.do("PATCH", tc.path, empty, "If-Match", `W/"1"`).want(t, tc.status)
+			e.do("PATCH", tc.path, empty, "If-Match", `W/"2"`).want(t, http.StatusPreconditionFailed)
+			e.do("PATCH", tc.path+"x", empty).want(t, http.StatusNotFound)
+		}
+		if n := len(eventTypes(t, st)) - events; n != 0 {
+			t.Errorf("PATCHes with no operations wrote %d events", n)
+		}
+	})
+}
