@@ -191,7 +191,7 @@ func applyOne(d doc, op patchOp, coreSchema string) error {
 		case "id", "meta", "schemas":
 			continue // Entra ID echoes the id in no-path replaces: ignored, as readOnly input is
 		}
-		if strings.EqualFold(k, SchemaEnterpriseUser) || (strings.HasPrefix(strings.ToLower(k), "urn:") && isObject(v) && !strings.Contains(k[strings.LastIndexByte(k, ':')+1:], ".")) {
+		if isExtensionKey(k, v) {
 			ext := k
 			if strings.EqualFold(k, SchemaEnterpriseUser) {
 				ext = SchemaEnterpriseUser
@@ -220,6 +220,29 @@ func applyOne(d doc, op patchOp, coreSchema string) error {
 }
 
 func isObject(v any) bool { _, ok := v.(map[string]any); return ok }
+
+// isExtensionKey reports whether k, a key of a no-path PATCH value, names
+// an extension whose object holds attributes, rather than one attribute
+// qualified by its schema URN (RFC 7644 §3.10), such as
+// urn:…:enterprise:2.0:User:manager, which is a path even when its value is
+// an object.
+func isExtensionKey(k string, v any) bool {
+	lk := strings.ToLower(k)
+	if lk == strings.ToLower(SchemaEnterpriseUser) {
+		return true
+	}
+	if !strings.HasPrefix(lk, "urn:") || !isObject(v) {
+		return false
+	}
+	for _, known := range []string{SchemaUser, SchemaGroup, SchemaEnterpriseUser} {
+		if strings.HasPrefix(lk, strings.ToLower(known)+":") {
+			return false
+		}
+	}
+	// Another extension: its URN alone, unless its last part reads as a
+	// dotted attribute path.
+	return !strings.Contains(k[strings.LastIndexByte(k, ':')+1:], ".")
+}
 
 // container returns the object holding t.attr, creating an extension
 // object when create is set.
