@@ -455,3 +455,36 @@ func TestPutWithoutActiveKeepsIt(t *testing.T) {
 		}
 	})
 }
+
+// TestPatchRemovingActiveKeepsIt: a PATCH that removes active, or sets it
+// to null (with a path or without), keeps the user's state, as a PUT
+// without it does: only active: true brings a deprovisioned user back.
+func TestPatchRemovingActiveKeepsIt(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		id := e.do("POST", "/Users", userBody("erin@acme.com", nil)).want(t, http.StatusCreated).str("id")
+		patch := func(op map[string]any) resp {
+			return e.do("PATCH", "/Users/"+id, map[string]any{"schemas": []string{scim.SchemaPatchOp}, "Operations": []any{op}})
+		}
+		patch(map[string]any{"op": "replace", "path": "active", "value": false}).want(t, http.StatusOK)
+		for _, tc := range []struct {
+			name string
+			op   map[string]any
+			want bool
+		}{
+			{"remove", map[string]any{"op": "remove", "path": "active"}, false},
+			{"Entra's Remove", map[string]any{"op": "Remove", "path": "ACTIVE"}, false},
+			{"no-path null", map[string]any{"op": "replace", "value": map[string]any{"active": nil, "displayName": "Erin"}}, false},
+			{"true", map[string]any{"op": "replace", "path": "active", "value": true}, true},
+			{"remove while active", map[string]any{"op": "remove", "path": "active"}, true},
+		} {
+			r := patch(tc.op).want(t, http.StatusOK)
+			if got, _ := r.body["active"].(bool); got != tc.want {
+				t.Errorf("PATCH %s: answer says active %v, want %v: %s", tc.name, r.body["active"], tc.want, r.raw)
+			}
+			if u, err := st.User(e.ctx(), id); err != nil || u.Active != tc.want {
+				t.Errorf("PATCH %s: stored active %v (%v), want %v", tc.name, u.Active, err, tc.want)
+			}
+		}
+	})
+}

@@ -255,6 +255,11 @@ func (s *Server) patchUser(c echo.Context) error {
 			if err := applyPatch(d, req.Operations, SchemaUser); err != nil {
 				return old, nil, 0, err
 			}
+			// As for PUT: removing active (or setting it to null) leaves
+			// the user as they were; only active: true reactivates.
+			if v, ok := d["active"]; !ok || v == nil {
+				d["active"] = old.Active
+			}
 			version := want
 			if version == 0 {
 				version = old.Version
