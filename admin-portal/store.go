@@ -59,7 +59,7 @@ type Store interface {
 
 	// Events, webhooks and audit (events.go, webhooks.go, audit*.go).
 	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
-	ListEvents(ctx context.Context, p store.Page) ([]store.Event, string, error)
+	ListEventsMatching(ctx context.Context, f store.EventFilter, p store.Page) ([]store.Event, string, error)
 	Event(ctx context.Context, id string) (store.Event, error)
 	CreateWebhook(ctx context.Context, w store.Webhook) (store.Webhook, error)
 	Webhooks(ctx context.Context) ([]store.Webhook, error)

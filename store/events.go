@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strings"
 )
 
 const eventCols = "id, tenant_id, type, data, created_at"
@@ -50,17 +51,47 @@ func (db *DB) AppendEvent(ctx context.Context, e Event) (Event, error) {
 // it exclusively: the reader waits for writers in flight (they are short),
 // and then nothing below what it reads can still appear.
 func (db *DB) ListEvents(ctx context.Context, p Page) ([]Event, string, error) {
+	return db.ListEventsMatching(ctx, EventFilter{}, p)
+}
+
+// EventFilter narrows the event stream. Zero fields match every event.
+type EventFilter struct {
+	Types    []string // any of these types
+	TenantID string   // this tenant's events only
+}
+
+// ListEventsMatching is ListEvents over the events f matches. A page's
+// cursor is the last event it returned, so a consumer following a filtered
+// stream resumes where it stands as with the whole one.
+func (db *DB) ListEventsMatching(ctx context.Context, f EventFilter, p Page) ([]Event, string, error) {
 	p = p.Normalize()
 	var out []Event
 	err := db.global(ctx, true, func(q querier) error {
 		if err := db.d.lockEvents(ctx, q, true); err != nil {
 			return err
 		}
-		query := "SELECT " + eventCols + " FROM events"
+		var where []string
 		args := []any{p.Limit + 1}
+		arg := func(v any) string {
+			args = append(args, v)
+			return fmt.Sprintf("$%d", len(args))
+		}
 		if p.After != "" {
-			query += " WHERE seq > (SELECT seq FROM events WHERE id = $2)"
-			args = append(args, p.After)
+			where = append(where, "seq > (SELECT seq FROM events WHERE id = "+arg(p.After)+")")
+		}
+		if f.TenantID != "" {
+			where = append(where, "tenant_id = "+arg(f.TenantID))
+		}
+		if len(f.Types) > 0 {
+			in := make([]string, len(f.Types))
+			for i, t := range f.Types {
+				in[i] = arg(t)
+			}
+			where = append(where, "type IN ("+strings.Join(in, ", ")+")")
+		}
+		query := "SELECT " + eventCols + " FROM events"
+		if len(where) > 0 {
+			query += " WHERE " + strings.Join(where, " AND ")
 		}
 		rs, err := q.query(ctx, query+" ORDER BY seq LIMIT $1", args...)
 		if err != nil {

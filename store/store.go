@@ -164,6 +164,7 @@ type Store interface {
 	// the change it describes.
 	AppendEvent(ctx context.Context, e Event) (Event, error)
 	ListEvents(ctx context.Context, p Page) ([]Event, string, error)
+	ListEventsMatching(ctx context.Context, f EventFilter, p Page) ([]Event, string, error)
 
 	// Webhooks (global).
 	CreateWebhook(ctx context.Context, w Webhook) (Webhook, error)

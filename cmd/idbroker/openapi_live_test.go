@@ -314,6 +314,8 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 
 	// Events, webhooks, usage, audit.
 	c.do("GET", "/api/v1/events?limit=5", nil, 200)
+	c.do("GET", "/api/v1/events?events=dsync.user.created,session.revoked&tenant_id="+id, nil, 200)
+	c.do("GET", "/api/v1/events?tenant_id=tnt_01M96PF955B3A7N0ZKNV62N33P", nil, 404)
 	wh := c.do("POST", "/api/v1/webhooks", map[string]any{"url": w.url + "/hooks/idbroker", "events": []string{"*"}}, 201)
 	c.do("GET", "/api/v1/webhooks", nil, 200)
 	c.do("GET", "/api/v1/webhooks/"+wh["id"].(string), nil, 200)

@@ -642,6 +642,40 @@ func testEventsOutbox(t *testing.T, db *store.DB) {
 	if len(evs) != 2 || evs[0].ID != ids[2] || evs[1].TenantID != "" || next != "" {
 		t.Fatalf("page 2: %+v next %q", evs, next)
 	}
+
+	// Filtered: by type (any of several), by tenant, both; the cursor of a
+	// filtered page resumes the filtered stream.
+	_, other := newTenant(t, db, "B")
+	y := must(db.AppendEvent(ctx, store.Event{TenantID: tn.ID, Type: "y"}))
+	oy := must(db.AppendEvent(ctx, store.Event{TenantID: other.ID, Type: "y"}))
+	idsOf := func(evs []store.Event) []string {
+		out := []string{}
+		for _, e := range evs {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		f    store.EventFilter
+		p    store.Page
+		want []string
+		next string
+	}{
+		{"one type", store.EventFilter{Types: []string{"y"}}, store.Page{}, []string{y.ID, oy.ID}, ""},
+		{"two types, paged", store.EventFilter{Types: []string{"y", "x"}}, store.Page{Limit: 2}, ids[:2], ids[1]},
+		{"two types, next page", store.EventFilter{Types: []string{"y", "x"}}, store.Page{Limit: 3, After: ids[1]}, []string{ids[2], y.ID, oy.ID}, ""},
+		{"tenant", store.EventFilter{TenantID: other.ID}, store.Page{}, []string{oy.ID}, ""},
+		{"tenant and type", store.EventFilter{TenantID: tn.ID, Types: []string{"y", "global"}}, store.Page{}, []string{y.ID}, ""},
+		{"tenant after", store.EventFilter{TenantID: tn.ID}, store.Page{After: ids[2]}, []string{y.ID}, ""},
+		{"no match", store.EventFilter{Types: []string{"z"}}, store.Page{}, []string{}, ""},
+		{"unfiltered", store.EventFilter{}, store.Page{After: ids[2]}, []string{idsOf(evs)[1], y.ID, oy.ID}, ""},
+	} {
+		got, next := must2(db.ListEventsMatching(ctx, c.f, c.p))
+		if !reflect.DeepEqual(idsOf(got), c.want) || next != c.next {
+			t.Errorf("%s: %v next %q, want %v next %q", c.name, idsOf(got), next, c.want, c.next)
+		}
+	}
 }
 
 func testWebhooks(t *testing.T, db *store.DB) {
