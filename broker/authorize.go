@@ -29,7 +29,9 @@ import (
 func (p *Provider) checkAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if err := r.ParseForm(); err != nil {
+		// A second client_id or redirect_uri leaves no answer to trust: this
+		// handler would check the first and op act on the last.
+		if err := r.ParseForm(); err != nil || len(r.Form["client_id"]) > 1 || len(r.Form["redirect_uri"]) > 1 {
 			return p.page(c, http.StatusBadRequest, pageBadRequest)
 		}
 		a, err := p.apps.get(r.Context(), r.Form.Get("client_id"))
@@ -60,13 +62,20 @@ func (p *Provider) checkAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 // malformedAuthorize is the error of a request op would answer with a
 // JSON 400 instead of a redirect, or would not refuse at all, although its
 // client and redirect_uri are known good: RFC 6749 §4.1.2.1 sends those
-// errors back to the application. op answers another response type with
+// errors back to the application, a repeated parameter among them. op answers another response type with
 // unauthorized_client (for an http redirect_uri, a JSON 400 blaming the
 // scheme) where the RFC's word is unsupported_response_type; a missing
 // response_type and an undecodable max_age with a JSON 400; and it ignores
 // request_uri, which OpenID Connect Core §6.2 asks an OP that does not
 // fetch request objects to refuse.
 func malformedAuthorize(f url.Values) *oidc.Error {
+	// RFC 6749 §3.1: no parameter more than once. op would read the last
+	// value where the broker reads the first.
+	for _, k := range singleAuthorizeParams {
+		if len(f[k]) > 1 {
+			return oidc.ErrInvalidRequest().WithDescription("%s is given more than once", k)
+		}
+	}
 	switch rt := f.Get("response_type"); {
 	case rt == "":
 		return oidc.ErrInvalidRequest().WithDescription("response_type is required")
@@ -83,6 +92,12 @@ func malformedAuthorize(f url.Values) *oidc.Error {
 	}
 	return nil
 }
+
+// singleAuthorizeParams are the authorization request's parameters that
+// carry one value (client_id and redirect_uri are checked before).
+var singleAuthorizeParams = []string{"response_type", "response_mode", "scope", "state", "nonce", "prompt", "max_age",
+	"code_challenge", "code_challenge_method", "login_hint", "id_token_hint", "display", "ui_locales", "acr_values",
+	"request", "request_uri", "connection", "tenant", "domain_hint"}
 
 // postOpErrors runs op for a form_post request and posts the errors op
 // redirects. op finds some (prompt, scopes, the PKCE method) before the

@@ -363,11 +363,16 @@ func TestNoTenantEnumeration(t *testing.T) {
 func TestBadClientAndRedirect(t *testing.T) {
 	n := sqliteNode(t)
 	a := n.app(store.Application{})
+	b := n.app(store.Application{})
 	for name, q := range map[string]url.Values{
-		"unknown client":   {"client_id": {store.NewID(store.PrefixApplication)}, "redirect_uri": {a.Redirect}},
-		"redirect differs": {"client_id": {a.ID}, "redirect_uri": {a.Redirect + "/x"}},
-		"redirect prefix":  {"client_id": {a.ID}, "redirect_uri": {"https://app.example/callback?x=1"}},
-		"no client":        {"redirect_uri": {a.Redirect}},
+		// Which one would the answer go to? The broker checked the first
+		// and op acted on the last.
+		"client_id twice":    {"client_id": {a.ID, b.ID}, "redirect_uri": {a.Redirect}},
+		"redirect_uri twice": {"client_id": {a.ID}, "redirect_uri": {a.Redirect, "https://evil.example/cb"}},
+		"unknown client":     {"client_id": {store.NewID(store.PrefixApplication)}, "redirect_uri": {a.Redirect}},
+		"redirect differs":   {"client_id": {a.ID}, "redirect_uri": {a.Redirect + "/x"}},
+		"redirect prefix":    {"client_id": {a.ID}, "redirect_uri": {"https://app.example/callback?x=1"}},
+		"no client":          {"redirect_uri": {a.Redirect}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			q.Set("response_type", "code")
@@ -423,6 +428,10 @@ func TestBadClientAndRedirect(t *testing.T) {
 		{"max_age=-1", url.Values{"max_age": {"-1"}}, "invalid_request", []string{"form_post", "query"}},
 		{"max_age=soon", url.Values{"max_age": {"soon"}}, "invalid_request", []string{"query"}},
 		{"request_uri", url.Values{"request_uri": {"https://app.example/request.jwt"}}, "request_uri_not_supported", []string{"form_post", "query"}},
+		// RFC 6749 §4.1.2.1: a repeated parameter is invalid_request.
+		{"prompt twice", url.Values{"prompt": {"login", "none"}}, "invalid_request", []string{"form_post", "query"}},
+		{"response_type twice", url.Values{"response_type": {"code", "token"}}, "invalid_request", []string{"query"}},
+		{"connection twice", url.Values{"connection": {"conn_a", "conn_b"}}, "invalid_request", []string{"query"}},
 	} {
 		for i, mode := range tc.modes {
 			a := a
