@@ -379,6 +379,9 @@ func mountDev(ctx context.Context, e *echo.Echo, cfg Config, st store.Store, reg
 	if err != nil {
 		return nil, fmt.Errorf("dev: %w", err)
 	}
+	if dev.Restored {
+		log.WarnContext(ctx, "dev: the demo tenant had been deleted; restored it so that the demo works", "tenant_id", dev.TenantID)
+	}
 	dev.Mount(e)
 	op, created, err := console.SeedDevOperator(ctx, st)
 	if err != nil {

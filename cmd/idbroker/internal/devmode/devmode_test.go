@@ -248,3 +248,38 @@ func TestDevIdPReparsesChangedSPMetadata(t *testing.T) {
 		t.Fatal("a foreign SP was resolved")
 	}
 }
+
+// TestSeedRestoresADeletedDemoTenant: the demo tenant deleted through the
+// API keeps its domain while it can be restored; the next start restores
+// it rather than failing to seed a new one beside it.
+func TestSeedRestoresADeletedDemoTenant(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		open func(testing.TB) *store.DB
+	}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}} {
+		t.Run(b.name, func(t *testing.T) {
+			st := b.open(t)
+			h := newHarness(t, st)
+			ctx := store.WithTenant(context.Background(), h.dev.TenantID)
+			if _, err := st.SoftDeleteTenant(ctx); err != nil {
+				t.Fatal(err)
+			}
+			again, err := Seed(context.Background(), st, h.reg, h.srv.URL)
+			if err != nil {
+				t.Fatalf("seed after the demo tenant was deleted: %v", err)
+			}
+			if !again.Restored || again.TenantID != h.dev.TenantID || again.ConnectionID != h.dev.ConnectionID || again.AppID != h.dev.AppID {
+				t.Fatalf("second seed: %+v, want the first's records, restored", again)
+			}
+			if tn, err := st.Tenant(ctx); err != nil || tn.Status != store.TenantActive {
+				t.Fatalf("demo tenant after the seed: %+v, %v", tn, err)
+			}
+			if id, err := st.ResolveDomain(context.Background(), Domain); err != nil || id != h.dev.TenantID {
+				t.Fatalf("%s routes to %q, %v", Domain, id, err)
+			}
+			if third, err := Seed(context.Background(), st, h.reg, h.srv.URL); err != nil || third.Restored {
+				t.Fatalf("third seed: restored=%v, %v", third != nil && third.Restored, err)
+			}
+		})
+	}
+}

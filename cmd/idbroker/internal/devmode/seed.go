@@ -36,6 +36,11 @@ type Store interface {
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	ResolveDomain(ctx context.Context, domain string) (tenantID string, err error)
 	CreateTenant(ctx context.Context, t store.Tenant) (store.Tenant, error)
+	// A demo tenant deleted through the API still holds its domain for
+	// the 30 days it stays restorable (findDeleted).
+	ListTenantsByStatus(ctx context.Context, status store.TenantStatus, p store.Page) ([]store.Tenant, string, error)
+	Domains(ctx context.Context) ([]store.Domain, error)
+	RestoreTenant(ctx context.Context) (store.Tenant, error)
 	AddDomain(ctx context.Context, d store.Domain) (store.Domain, error)
 	MarkDomainVerified(ctx context.Context, ref string) (store.Domain, error)
 	Connections(ctx context.Context) ([]store.Connection, error)
@@ -57,6 +62,9 @@ type Dev struct {
 	TenantID     string
 	ConnectionID string
 	AppID        string
+	// Restored says this start found the demo tenant deleted (through
+	// the API) and restored it.
+	Restored bool
 
 	st  Store
 	reg *connections.Registry
@@ -73,6 +81,13 @@ func Seed(ctx context.Context, st Store, reg *connections.Registry, issuer strin
 	d := &Dev{Issuer: issuer, st: st, reg: reg}
 
 	tenantID, err := st.ResolveDomain(ctx, Domain)
+	if errors.Is(err, store.ErrNotFound) {
+		// Deleted through the API, the demo tenant keeps its domain while
+		// it can be restored, so a new one could not take it and the
+		// broker would not start: bring the demo back instead.
+		tenantID, err = restoreDeleted(ctx, st)
+		d.Restored = err == nil
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrNotFound):
@@ -110,6 +125,38 @@ func Seed(ctx context.Context, st Store, reg *connections.Registry, issuer strin
 		return nil, err
 	}
 	return d, nil
+}
+
+// restoreDeleted restores the deleted tenant that holds Domain, if there
+// is one, and returns its ID; store.ErrNotFound when there is none.
+func restoreDeleted(ctx context.Context, st Store) (string, error) {
+	after := ""
+	for {
+		ts, next, err := st.ListTenantsByStatus(ctx, store.TenantDeleted, store.Page{Limit: 100, After: after})
+		if err != nil {
+			return "", fmt.Errorf("devmode: list deleted tenants: %w", err)
+		}
+		for _, t := range ts {
+			tctx := store.WithTenant(ctx, t.ID)
+			ds, err := st.Domains(tctx)
+			if err != nil {
+				return "", fmt.Errorf("devmode: domains of deleted tenant %s: %w", t.ID, err)
+			}
+			for _, d := range ds {
+				if d.Domain != Domain {
+					continue
+				}
+				if _, err := st.RestoreTenant(tctx); err != nil {
+					return "", fmt.Errorf("devmode: restore the deleted demo tenant %s: %w", t.ID, err)
+				}
+				return t.ID, nil
+			}
+		}
+		if next == "" {
+			return "", store.ErrNotFound
+		}
+		after = next
+	}
 }
 
 func (d *Dev) seedConnection(ctx context.Context) error {
