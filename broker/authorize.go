@@ -229,6 +229,17 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 		m := int64(*req.MaxAge)
 		a.MaxAge = &m
 	}
+	if req.IDTokenHint != "" {
+		// An ID token of this issuer, expired or not (an application
+		// renewing silently sends the one it holds), names the user it
+		// expects. One that is not is refused as OpenID Connect Core §3.1.2.6
+		// reads it for an unverifiable hint.
+		var claims idClaims
+		if err := p.verifier.verify(req.IDTokenHint, "JWT", &claims); err != nil || claims.Iss != p.issuer || claims.Sub == "" {
+			return nil, oidc.ErrLoginRequired().WithDescription("id_token_hint is not an ID token of this issuer")
+		}
+		a.HintSub = claims.Sub
+	}
 	if err := p.savePending(ctx, a); err != nil {
 		// The session store is out of reach: OAuth's word for an outage
 		// the client may retry (RFC 6749 §4.1.2.1), not server_error.
@@ -322,7 +333,11 @@ func (p *Provider) route(c echo.Context, a pending) error {
 
 // ssoSession returns the browser's broker session when request a may use
 // it: a live session whose IdP login is recent enough for max_age and
-// prompt, and that satisfies the request's routing hints.
+// prompt, of the user the request names (id_token_hint, or a login_hint
+// that is a whole address), and that satisfies its routing hints. The
+// session of another user in the same browser is not handed to an
+// application that asked for someone else: it goes to the IdP, or, with
+// prompt=none, gets login_required.
 func (p *Provider) ssoSession(c echo.Context, a pending) (session, bool) {
 	if a.PromptLogin {
 		return session{}, false
@@ -333,6 +348,12 @@ func (p *Provider) ssoSession(c echo.Context, a pending) (session, bool) {
 	}
 	age := p.now().Sub(s.AuthTime)
 	if age > p.ssoTTL || (a.MaxAge != nil && age > time.Duration(*a.MaxAge)*time.Second) {
+		return session{}, false
+	}
+	if a.HintSub != "" && a.HintSub != s.UserID {
+		return session{}, false
+	}
+	if local, _, ok := strings.Cut(a.Hints.Login, "@"); ok && local != "" && !strings.EqualFold(a.Hints.Login, s.Claims.Email) {
 		return session{}, false
 	}
 	if !a.Hints.empty() {

@@ -18,19 +18,22 @@ var errExpired = errors.New("broker: expired or unknown")
 // validated by op, waiting for routing and the upstream login. It lives in
 // the OnceCache so that any node can finish it.
 type pending struct {
-	ID            string    `json:"id"`
-	ClientID      string    `json:"client_id"`
-	RedirectURI   string    `json:"redirect_uri"`
-	ResponseMode  string    `json:"response_mode,omitempty"`
-	State         string    `json:"state,omitempty"`
-	Nonce         string    `json:"nonce,omitempty"`
-	Scopes        []string  `json:"scopes"`
-	CodeChallenge string    `json:"code_challenge,omitempty"` // S256 only
-	PromptLogin   bool      `json:"prompt_login,omitempty"`
-	PromptNone    bool      `json:"prompt_none,omitempty"`
-	MaxAge        *int64    `json:"max_age,omitempty"` // seconds
-	Hints         hints     `json:"hints"`
-	Expires       time.Time `json:"expires"`
+	ID            string   `json:"id"`
+	ClientID      string   `json:"client_id"`
+	RedirectURI   string   `json:"redirect_uri"`
+	ResponseMode  string   `json:"response_mode,omitempty"`
+	State         string   `json:"state,omitempty"`
+	Nonce         string   `json:"nonce,omitempty"`
+	Scopes        []string `json:"scopes"`
+	CodeChallenge string   `json:"code_challenge,omitempty"` // S256 only
+	PromptLogin   bool     `json:"prompt_login,omitempty"`
+	PromptNone    bool     `json:"prompt_none,omitempty"`
+	MaxAge        *int64   `json:"max_age,omitempty"` // seconds
+	Hints         hints    `json:"hints"`
+	// HintSub is the sub of a verified id_token_hint: the user the
+	// application expects; a session of anyone else is not reused.
+	HintSub string    `json:"hint_sub,omitempty"`
+	Expires time.Time `json:"expires"`
 	// Set once routed: the upstream login must come back on this connection.
 	TenantID     string `json:"tenant_id,omitempty"`
 	ConnectionID string `json:"connection_id,omitempty"`
