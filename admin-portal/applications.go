@@ -61,6 +61,7 @@ type createApplicationRequest struct {
 	RedirectURIs             []string `json:"redirect_uris"`
 	PostLogoutRedirectURIs   []string `json:"post_logout_redirect_uris"`
 	BackchannelLogoutURI     string   `json:"backchannel_logout_uri"`
+	InitiateLoginURI         string   `json:"initiate_login_uri"`
 	Public                   bool     `json:"public"`
 	IDTokenSignedResponseAlg string   `json:"id_token_signed_response_alg"`
 	// AccessTokenSignedResponseAlg: "" signs access tokens like id_tokens.
@@ -109,6 +110,7 @@ type applicationJSON struct {
 	RedirectURIs                 []string  `json:"redirect_uris"`
 	PostLogoutRedirectURIs       []string  `json:"post_logout_redirect_uris"`
 	BackchannelLogoutURI         *string   `json:"backchannel_logout_uri"`
+	InitiateLoginURI             *string   `json:"initiate_login_uri"`
 	Public                       bool      `json:"public"`
 	IDTokenSignedResponseAlg     string    `json:"id_token_signed_response_alg"`
 	AccessTokenSignedResponseAlg string    `json:"access_token_signed_response_alg"`
@@ -146,6 +148,9 @@ func toApplicationJSON(app store.Application) applicationJSON {
 	if app.BackchannelLogoutURI != "" {
 		out.BackchannelLogoutURI = &app.BackchannelLogoutURI
 	}
+	if app.InitiateLoginURI != "" {
+		out.InitiateLoginURI = &app.InitiateLoginURI
+	}
 	return out
 }
 
@@ -173,6 +178,9 @@ func (a *API) createApplication(c echo.Context) error {
 	if err := checkBackchannelURI(req.BackchannelLogoutURI, a.allowPrivate); err != nil {
 		return err
 	}
+	if err := checkInitiateLoginURI(req.InitiateLoginURI); err != nil {
+		return err
+	}
 	accessTTL, idTTL, refreshTTL, err := req.tokenLifetimes.check()
 	if err != nil {
 		return err
@@ -197,6 +205,7 @@ func (a *API) createApplication(c echo.Context) error {
 		RedirectURIs:           req.RedirectURIs,
 		PostLogoutRedirectURIs: req.PostLogoutRedirectURIs,
 		BackchannelLogoutURI:   req.BackchannelLogoutURI,
+		InitiateLoginURI:       req.InitiateLoginURI,
 		IDTokenSigningAlg:      alg,
 		AccessTokenSigningAlg:  req.AccessTokenSignedResponseAlg,
 	}
@@ -251,6 +260,19 @@ func checkBackchannelURI(uri string, allowPrivate bool) error {
 		return invalid("backchannel_logout_uri", "backchannel_logout_uri must not carry a query")
 	}
 	return checkOutboundHost("backchannel_logout_uri", u, allowPrivate)
+}
+
+// checkInitiateLoginURI accepts "" (none) or an https (loopback http) URI
+// without a fragment, as OpenID Connect Core §4 and Dynamic Client
+// Registration ask of initiate_login_uri. Unlike the back-channel URI the
+// broker never calls it: the browser is sent there, as to a redirect URI,
+// so a private host is no SSRF and is allowed. A query is kept: the
+// broker adds iss and login_hint to it.
+func checkInitiateLoginURI(uri string) error {
+	if uri == "" {
+		return nil
+	}
+	return checkURI("initiate_login_uri", uri, false)
 }
 
 func checkURIs(field string, uris []string, public bool) error {

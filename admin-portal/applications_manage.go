@@ -61,6 +61,8 @@ type updateApplicationRequest struct {
 	PostLogoutRedirectURIs *[]string `json:"post_logout_redirect_uris"`
 	// BackchannelLogoutURI "" removes it.
 	BackchannelLogoutURI *string `json:"backchannel_logout_uri"`
+	// InitiateLoginURI "" removes it.
+	InitiateLoginURI *string `json:"initiate_login_uri"`
 	tokenLifetimes
 }
 
@@ -101,6 +103,12 @@ func (a *API) updateApplication(c echo.Context) error {
 			return err
 		}
 		u.BackchannelLogoutURI = req.BackchannelLogoutURI
+	}
+	if req.InitiateLoginURI != nil {
+		if err := checkInitiateLoginURI(*req.InitiateLoginURI); err != nil {
+			return err
+		}
+		u.InitiateLoginURI = req.InitiateLoginURI
 	}
 	if u.AccessTokenTTL, u.IDTokenTTL, u.RefreshTokenTTL, err = req.tokenLifetimes.check(); err != nil {
 		return err
@@ -160,7 +168,7 @@ func applicationResource(app store.Application) store.Resource {
 func applicationURIs(app store.Application) map[string]any {
 	return map[string]any{
 		"redirect_uris": app.RedirectURIs, "post_logout_redirect_uris": app.PostLogoutRedirectURIs,
-		"backchannel_logout_uri": app.BackchannelLogoutURI,
+		"backchannel_logout_uri": app.BackchannelLogoutURI, "initiate_login_uri": app.InitiateLoginURI,
 	}
 }
 

@@ -44,6 +44,7 @@ type appOut struct {
 	RedirectURIs           []string `json:"redirect_uris"`
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
 	BackchannelLogoutURI   *string  `json:"backchannel_logout_uri"`
+	InitiateLoginURI       *string  `json:"initiate_login_uri"`
 	Public                 bool     `json:"public"`
 	Alg                    string   `json:"id_token_signed_response_alg"`
 	AccessTTL              *int64   `json:"access_token_ttl_seconds"`
@@ -115,6 +116,19 @@ func TestManageApplications(t *testing.T) {
 			if upd.BackchannelLogoutURI != nil || upd.Name != "Web app" {
 				t.Fatalf("patched %+v", upd)
 			}
+			// initiate_login_uri is set, kept by other PATCHes, and removed by "".
+			e.must(http.StatusOK, "PATCH", "/applications/"+web.ID, map[string]any{"initiate_login_uri": "https://app.example/login"}).decode(t, &upd)
+			if upd.InitiateLoginURI == nil || *upd.InitiateLoginURI != "https://app.example/login" {
+				t.Fatalf("patched %+v", upd)
+			}
+			e.must(http.StatusOK, "PATCH", "/applications/"+web.ID, map[string]any{"name": "Web app"}).decode(t, &upd)
+			if upd.InitiateLoginURI == nil {
+				t.Fatalf("a PATCH of the name dropped initiate_login_uri: %+v", upd)
+			}
+			e.must(http.StatusOK, "PATCH", "/applications/"+web.ID, map[string]any{"initiate_login_uri": ""}).decode(t, &upd)
+			if upd.InitiateLoginURI != nil {
+				t.Fatalf("patched %+v", upd)
+			}
 			// A public client keeps its native redirect rules.
 			e.must(http.StatusOK, "PATCH", "/applications/"+spa.ID, map[string]any{"redirect_uris": []string{"com.example.app:/cb"}})
 
@@ -128,6 +142,8 @@ func TestManageApplications(t *testing.T) {
 				"custom scheme conf":   map[string]any{"redirect_uris": []string{"com.example.app:/cb"}},
 				"fragment":             map[string]any{"post_logout_redirect_uris": []string{"https://a.example/#x"}},
 				"bcl query":            map[string]any{"backchannel_logout_uri": "https://a.example/bcl?x=1"},
+				"initiate http":        map[string]any{"initiate_login_uri": "http://a.example/login"},
+				"initiate fragment":    map[string]any{"initiate_login_uri": "https://a.example/login#x"},
 				"ttl too short":        map[string]any{"access_token_ttl_seconds": 5},
 				"ttl too long":         map[string]any{"id_token_ttl_seconds": 86401},
 				"negative ttl":         map[string]any{"refresh_token_ttl_seconds": -1},
@@ -154,8 +170,8 @@ func TestManageApplications(t *testing.T) {
 			if after, _ := e.st.Application(context.Background(), web.ID); !reflect.DeepEqual(after, before) {
 				t.Fatalf("a refused PATCH changed the application:\n%+v\n%+v", before, after)
 			}
-			if n := len(cache.list()); n != 3 {
-				t.Fatalf("cache told %d times, want 3 (refusals tell nothing)", n)
+			if n := len(cache.list()); n != 6 {
+				t.Fatalf("cache told %d times, want 6 (refusals tell nothing)", n)
 			}
 
 			// Unknown, malformed and other kinds of ids are 404, and no key is 401.

@@ -16,12 +16,15 @@ func TestCreateApplication(t *testing.T) {
 			ClientID     string  `json:"client_id"`
 			ClientSecret *string `json:"client_secret"`
 			Alg          string  `json:"id_token_signed_response_alg"`
+			// InitiateLoginURI is null when unset.
+			InitiateLoginURI *string `json:"initiate_login_uri"`
 		}
 		e.must(http.StatusCreated, "POST", "/applications", map[string]any{
 			"name": "Dashboard", "redirect_uris": []string{"https://app.example/cb"},
-			"backchannel_logout_uri": "https://app.example/bcl",
+			"backchannel_logout_uri": "https://app.example/bcl", "initiate_login_uri": "https://app.example/login?tile=1",
 		}).decode(t, &out)
-		if out.ID == "" || out.ClientID != out.ID || out.ClientSecret == nil || !strings.HasPrefix(*out.ClientSecret, "idb_cs_") || out.Alg != "RS256" {
+		if out.ID == "" || out.ClientID != out.ID || out.ClientSecret == nil || !strings.HasPrefix(*out.ClientSecret, "idb_cs_") || out.Alg != "RS256" ||
+			out.InitiateLoginURI == nil || *out.InitiateLoginURI != "https://app.example/login?tile=1" {
 			t.Fatalf("created %+v", out)
 		}
 		app, err := e.st.Application(context.Background(), out.ID)
@@ -31,16 +34,25 @@ func TestCreateApplication(t *testing.T) {
 		if !secrets.Equal(app.SecretHash, secrets.HashToken(*out.ClientSecret)) {
 			t.Fatal("stored hash does not match the secret shown")
 		}
+		if app.InitiateLoginURI != "https://app.example/login?tile=1" {
+			t.Fatalf("stored initiate_login_uri %q", app.InitiateLoginURI)
+		}
 
 		var pub struct {
 			ClientSecret *string `json:"client_secret"`
 			Alg          string  `json:"id_token_signed_response_alg"`
 			ATAlg        string  `json:"access_token_signed_response_alg"`
 		}
-		e.must(http.StatusCreated, "POST", "/applications", map[string]any{
+		raw := e.must(http.StatusCreated, "POST", "/applications", map[string]any{
 			"name": "CLI", "public": true, "redirect_uris": []string{"http://127.0.0.1/cb", "com.example.cli:/cb"},
 			"id_token_signed_response_alg": "ES256",
-		}).decode(t, &pub)
+		})
+		raw.decode(t, &pub)
+		var shown map[string]any
+		raw.decode(t, &shown)
+		if v, ok := shown["initiate_login_uri"]; !ok || v != nil {
+			t.Fatalf("initiate_login_uri shown as %v (present %v), want null", v, ok)
+		}
 		if pub.ClientSecret != nil || pub.Alg != "ES256" || pub.ATAlg != "ES256" {
 			t.Fatalf("public client %+v", pub)
 		}
@@ -72,6 +84,9 @@ func TestCreateApplication(t *testing.T) {
 			"unknown field":      {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "grant_types": []string{"implicit"}},
 			"duplicate":          {"name": "x", "redirect_uris": []string{"https://a.example/cb", "https://a.example/cb"}},
 			"bcl http":           {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "backchannel_logout_uri": "http://a.example/bcl"},
+			"initiate http":      {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "initiate_login_uri": "http://a.example/login"},
+			"initiate fragment":  {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "initiate_login_uri": "https://a.example/login#top"},
+			"initiate relative":  {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "initiate_login_uri": "/login"},
 			"public bad type":    {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "public": "yes"},
 		}
 		for name, body := range bad {

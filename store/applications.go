@@ -9,14 +9,14 @@ import (
 
 const applicationCols = `id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris,
 	backchannel_logout_uri, id_token_signing_alg, access_token_ttl_ms, id_token_ttl_ms,
-	refresh_token_ttl_ms, created_at, updated_at, access_token_signing_alg`
+	refresh_token_ttl_ms, created_at, updated_at, access_token_signing_alg, initiate_login_uri`
 
 func scanApplication(r row) (Application, error) {
 	var a Application
 	var access, id, refresh int64
 	err := r.Scan(&a.ID, &a.Name, &a.SecretHash, &a.Public, jsonDest{&a.RedirectURIs},
 		jsonDest{&a.PostLogoutRedirectURIs}, &a.BackchannelLogoutURI, &a.IDTokenSigningAlg,
-		&access, &id, &refresh, timeDest{&a.CreatedAt}, timeDest{&a.UpdatedAt}, &a.AccessTokenSigningAlg)
+		&access, &id, &refresh, timeDest{&a.CreatedAt}, timeDest{&a.UpdatedAt}, &a.AccessTokenSigningAlg, &a.InitiateLoginURI)
 	a.AccessTokenTTL = time.Duration(access) * time.Millisecond
 	a.IDTokenTTL = time.Duration(id) * time.Millisecond
 	a.RefreshTokenTTL = time.Duration(refresh) * time.Millisecond
@@ -55,10 +55,10 @@ func (db *DB) CreateApplication(ctx context.Context, a Application) (Application
 		return Application{}, err
 	}
 	err = db.global(ctx, true, func(q querier) error {
-		_, err := q.exec(ctx, "INSERT INTO applications ("+applicationCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+		_, err := q.exec(ctx, "INSERT INTO applications ("+applicationCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
 			a.ID, a.Name, a.SecretHash, a.Public, redirects, postLogout, a.BackchannelLogoutURI, a.IDTokenSigningAlg,
 			a.AccessTokenTTL.Milliseconds(), a.IDTokenTTL.Milliseconds(), a.RefreshTokenTTL.Milliseconds(),
-			db.d.timeArg(a.CreatedAt), db.d.timeArg(a.UpdatedAt), a.AccessTokenSigningAlg)
+			db.d.timeArg(a.CreatedAt), db.d.timeArg(a.UpdatedAt), a.AccessTokenSigningAlg, a.InitiateLoginURI)
 		return err
 	})
 	return a, db.wrap("create application", err)

@@ -16,6 +16,8 @@ type ApplicationUpdate struct {
 	RedirectURIs           *[]string
 	PostLogoutRedirectURIs *[]string
 	BackchannelLogoutURI   *string
+	// InitiateLoginURI "" removes it.
+	InitiateLoginURI *string
 	// Lifetimes; zero means the broker default.
 	AccessTokenTTL  *time.Duration
 	IDTokenTTL      *time.Duration
@@ -48,9 +50,9 @@ func (db *DB) UpdateApplication(ctx context.Context, id string, u ApplicationUpd
 			a.UpdatedAt = db.now()
 			_, err = q.exec(ctx, `UPDATE applications SET name = $2, redirect_uris = $3, post_logout_redirect_uris = $4,
 				backchannel_logout_uri = $5, access_token_ttl_ms = $6, id_token_ttl_ms = $7, refresh_token_ttl_ms = $8,
-				updated_at = $9 WHERE id = $1`,
+				updated_at = $9, initiate_login_uri = $10 WHERE id = $1`,
 				a.ID, a.Name, redirects, postLogout, a.BackchannelLogoutURI, a.AccessTokenTTL.Milliseconds(),
-				a.IDTokenTTL.Milliseconds(), a.RefreshTokenTTL.Milliseconds(), db.d.timeArg(a.UpdatedAt))
+				a.IDTokenTTL.Milliseconds(), a.RefreshTokenTTL.Milliseconds(), db.d.timeArg(a.UpdatedAt), a.InitiateLoginURI)
 			return err
 		})
 	})
@@ -74,6 +76,9 @@ func (u ApplicationUpdate) apply(a *Application) error {
 	}
 	if u.BackchannelLogoutURI != nil {
 		a.BackchannelLogoutURI = *u.BackchannelLogoutURI
+	}
+	if u.InitiateLoginURI != nil {
+		a.InitiateLoginURI = *u.InitiateLoginURI
 	}
 	for _, f := range []struct {
 		dst *time.Duration

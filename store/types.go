@@ -110,7 +110,11 @@ type Application struct {
 	RedirectURIs           []string
 	PostLogoutRedirectURIs []string
 	BackchannelLogoutURI   string
-	IDTokenSigningAlg      string // RS256 (default) or ES256
+	// InitiateLoginURI is where the application starts a sign-in that
+	// someone else initiated (OpenID Connect Core §4): the landing of
+	// IdP-initiated SAML logins. "" when it has none.
+	InitiateLoginURI  string
+	IDTokenSigningAlg string // RS256 (default) or ES256
 	// AccessTokenSigningAlg is RS256 or ES256 for access tokens; ""
 	// signs them like the id_token.
 	AccessTokenSigningAlg string

@@ -348,10 +348,20 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	app := c.do("POST", "/api/v1/applications", map[string]any{"name": "Live app", "redirect_uris": []string{"https://app.example.com/cb"},
 		"backchannel_logout_uri": "https://app.example.com/bcl", "refresh_token_ttl_seconds": 3600}, 201)
 	appID := app["id"].(string)
-	c.do("POST", "/api/v1/applications", map[string]any{"name": "Live SPA", "public": true, "redirect_uris": []string{"https://spa.example.com/cb"}}, 201)
+	c.do("POST", "/api/v1/applications", map[string]any{"name": "Live SPA", "public": true, "redirect_uris": []string{"https://spa.example.com/cb"},
+		"initiate_login_uri": "https://spa.example.com/login"}, 201)
+	c.do("POST", "/api/v1/applications", map[string]any{"name": "Fragment", "redirect_uris": []string{"https://spa.example.com/cb"},
+		"initiate_login_uri": "https://spa.example.com/login#x"}, 400)
 	c.do("GET", "/api/v1/applications", nil, 200)
-	c.do("GET", "/api/v1/applications/"+appID, nil, 200)
+	if got := c.do("GET", "/api/v1/applications/"+appID, nil, 200); got["initiate_login_uri"] != nil {
+		t.Fatalf("initiate_login_uri %v, want null when unset", got["initiate_login_uri"])
+	}
 	c.do("PATCH", "/api/v1/applications/"+appID, map[string]any{"name": "Live app 2", "backchannel_logout_uri": ""}, 200)
+	if got := c.do("PATCH", "/api/v1/applications/"+appID, map[string]any{"initiate_login_uri": "https://app.example.com/login?from=idp"}, 200); got["initiate_login_uri"] != "https://app.example.com/login?from=idp" {
+		t.Fatalf("initiate_login_uri %v after PATCH", got["initiate_login_uri"])
+	}
+	c.do("PATCH", "/api/v1/applications/"+appID, map[string]any{"initiate_login_uri": "http://app.example.com/login"}, 400)
+	c.do("PATCH", "/api/v1/applications/"+appID, map[string]any{"initiate_login_uri": ""}, 200)
 	c.do("POST", "/api/v1/portal_links", map[string]any{"tenant_id": id, "intent": "sso"}, 201)
 	c.do("DELETE", "/api/v1/applications/"+appID, nil, 204)
 

@@ -455,9 +455,10 @@ func testApplications(t *testing.T, db *store.DB) {
 	h := sha256.Sum256([]byte("secret"))
 	a := must(db.CreateApplication(ctx, store.Application{Name: "Web", SecretHash: h[:],
 		RedirectURIs: []string{"https://app.example.com/cb"}, BackchannelLogoutURI: "https://app.example.com/bcl",
-		AccessTokenTTL: 5 * time.Minute}))
+		InitiateLoginURI: "https://app.example.com/login", AccessTokenTTL: 5 * time.Minute}))
 	got := must(db.Application(ctx, a.ID))
 	if !reflect.DeepEqual(got.RedirectURIs, a.RedirectURIs) || got.AccessTokenTTL != 5*time.Minute ||
+		got.InitiateLoginURI != "https://app.example.com/login" ||
 		got.IDTokenSigningAlg != "RS256" || got.AccessTokenSigningAlg != "" || got.PostLogoutRedirectURIs == nil {
 		t.Fatalf("got %+v", got)
 	}

@@ -22,17 +22,17 @@ func testApplicationUpdates(t *testing.T, db *store.DB) {
 	other := must(db.CreateApplication(ctx, store.Application{Name: "Other", SecretHash: h[:],
 		RedirectURIs: []string{"https://other.example/cb"}}))
 
-	name, bcl := "  Web app ", "https://app.example/bcl"
+	name, bcl, ilu := "  Web app ", "https://app.example/bcl", "https://app.example/login"
 	redirects, postLogout := []string{"https://app.example/cb", "https://app.example/cb2"}, []string{"https://app.example/bye"}
 	idTTL, refreshTTL := 30*time.Minute, 24*time.Hour
 	got := must(db.UpdateApplication(ctx, a.ID, store.ApplicationUpdate{
 		Name: &name, RedirectURIs: &redirects, PostLogoutRedirectURIs: &postLogout, BackchannelLogoutURI: &bcl,
-		IDTokenTTL: &idTTL, RefreshTokenTTL: &refreshTTL,
+		InitiateLoginURI: &ilu, IDTokenTTL: &idTTL, RefreshTokenTTL: &refreshTTL,
 	}))
 	read := must(db.Application(ctx, a.ID))
 	for _, g := range []store.Application{got, read} {
 		if g.Name != "Web app" || !reflect.DeepEqual(g.RedirectURIs, redirects) || !reflect.DeepEqual(g.PostLogoutRedirectURIs, postLogout) ||
-			g.BackchannelLogoutURI != bcl || g.AccessTokenTTL != 5*time.Minute || g.IDTokenTTL != idTTL || g.RefreshTokenTTL != refreshTTL ||
+			g.BackchannelLogoutURI != bcl || g.InitiateLoginURI != ilu || g.AccessTokenTTL != 5*time.Minute || g.IDTokenTTL != idTTL || g.RefreshTokenTTL != refreshTTL ||
 			!reflect.DeepEqual(g.SecretHash, h[:]) || g.Public || g.IDTokenSigningAlg != "RS256" || !g.UpdatedAt.After(a.UpdatedAt.Add(-time.Millisecond)) {
 			t.Fatalf("after update: %+v", g)
 		}
@@ -43,8 +43,8 @@ func testApplicationUpdates(t *testing.T, db *store.DB) {
 	}
 	// Clearing: zero lifetime (default again), no back-channel URI.
 	zero, empty := time.Duration(0), ""
-	g := must(db.UpdateApplication(ctx, a.ID, store.ApplicationUpdate{AccessTokenTTL: &zero, BackchannelLogoutURI: &empty}))
-	if g.AccessTokenTTL != 0 || g.BackchannelLogoutURI != "" || g.IDTokenTTL != idTTL {
+	g := must(db.UpdateApplication(ctx, a.ID, store.ApplicationUpdate{AccessTokenTTL: &zero, BackchannelLogoutURI: &empty, InitiateLoginURI: &empty}))
+	if g.AccessTokenTTL != 0 || g.BackchannelLogoutURI != "" || g.InitiateLoginURI != "" || g.IDTokenTTL != idTTL {
 		t.Fatalf("clearing: %+v", g)
 	}
 
