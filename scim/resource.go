@@ -336,6 +336,22 @@ func ifMatch(h string) (int64, error) {
 	return n, nil
 }
 
+// noneMatch reports whether an If-None-Match header names version (or is
+// "*"), comparing entity tags weakly.
+func noneMatch(h string, version int64) bool {
+	if h = strings.TrimSpace(h); h == "" {
+		return false
+	}
+	want := strconv.FormatInt(version, 10)
+	for _, t := range strings.Split(h, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.Trim(strings.TrimPrefix(t, "W/"), `"`) == want {
+			return true
+		}
+	}
+	return false
+}
+
 func meta(resourceType, location string, created, modified time.Time, version int64) map[string]any {
 	return map[string]any{
 		"resourceType": resourceType,

@@ -443,6 +443,11 @@ func orBody(field string) string {
 func (s *Server) writeResource(c echo.Context, status int, dir, endpoint, id string, version int64, d doc) error {
 	h := c.Response().Header()
 	h.Set("ETag", etag(version))
+	// A GET whose If-None-Match names this version (RFC 7644 §3.14,
+	// compared weakly as RFC 9110 says for it) gets 304 and no body.
+	if c.Request().Method == http.MethodGet && noneMatch(c.Request().Header.Get("If-None-Match"), version) {
+		return c.NoContent(http.StatusNotModified)
+	}
 	if status == http.StatusCreated {
 		h.Set(echo.HeaderLocation, s.BaseURL(dir)+"/"+endpoint+"/"+id)
 	}
