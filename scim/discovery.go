@@ -81,13 +81,15 @@ func (s *Server) schemaDocs(dir string) []doc {
 	userName["uniqueness"] = "server"
 	password := attr("password", "string", false, false, "writeOnly")
 	password["returned"] = "never"
-	groups := attr("groups", "complex", true, false, "readOnly", str("value"), str("display"))
 	// members is returned by default (RFC 7643 §8.7.1), as the Groups
 	// endpoints do: a list leaves it out only when asked to.
 	members := attr("members", "complex", true, false, "readWrite", str("value"), attr("$ref", "reference", false, false, "immutable"), str("type"))
 	loc := func(id string) map[string]any {
 		return map[string]any{"resourceType": "Schema", "location": s.BaseURL(dir) + "/Schemas/" + id}
 	}
+	// The User's readOnly groups attribute is left out: a user's groups
+	// are never returned (a client reads them from /Groups), and /Schemas
+	// lists what this provider does.
 	schema := "urn:ietf:params:scim:schemas:core:2.0:Schema"
 	return []doc{
 		{"schemas": []string{schema}, "id": SchemaUser, "name": "User", "description": "User Account", "meta": loc(SchemaUser),
@@ -97,7 +99,7 @@ func (s *Server) schemaDocs(dir string) []doc {
 				str("locale"), str("timezone"), attr("active", "boolean", false, false, "readWrite"), password,
 				multi("emails"), multi("phoneNumbers"), multi("ims"), multi("photos"),
 				attr("addresses", "complex", true, false, "readWrite", str("formatted"), str("streetAddress"), str("locality"), str("region"), str("postalCode"), str("country"), str("type"), attr("primary", "boolean", false, false, "readWrite")),
-				groups, multi("entitlements"), multi("roles"), multi("x509Certificates"),
+				multi("entitlements"), multi("roles"), multi("x509Certificates"),
 			}},
 		{"schemas": []string{schema}, "id": SchemaEnterpriseUser, "name": "EnterpriseUser", "description": "Enterprise User", "meta": loc(SchemaEnterpriseUser),
 			"attributes": []any{
