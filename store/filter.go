@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Filter is a condition on users or groups, built by package scim from a
@@ -192,13 +193,29 @@ func (b *sqlFilter) cmp(c Cmp) (string, error) {
 		// "ÉMILE", not even one sent as "ÉMILE".
 		rhs = func(v any) string { return "lower(" + b.arg(v) + ")" }
 	}
+	// SQLite's LIKE ignores the case of ASCII letters whatever the
+	// operands, so on a case-exact field (ids, externalId) a LIKE is
+	// followed by a case-exact test, with replace() and substr(), which
+	// both databases have and which respect case.
+	exact := func(like string, test func() string) (string, error) {
+		if kind == kindFoldText || s == "" {
+			return like, nil
+		}
+		return "(" + like + " AND " + test() + ")", nil
+	}
 	switch c.Op {
 	case OpCo:
-		return lhs + " LIKE " + rhs("%"+escapeLike(s)+"%") + ` ESCAPE '\'`, nil
+		return exact(lhs+" LIKE "+rhs("%"+escapeLike(s)+"%")+` ESCAPE '\'`, func() string {
+			return "replace(" + col + ", " + b.arg(s) + ", '') <> " + col
+		})
 	case OpSw:
-		return lhs + " LIKE " + rhs(escapeLike(s)+"%") + ` ESCAPE '\'`, nil
+		return exact(lhs+" LIKE "+rhs(escapeLike(s)+"%")+` ESCAPE '\'`, func() string {
+			return "substr(" + col + ", 1, " + b.arg(utf8.RuneCountInString(s)) + ") = " + b.arg(s)
+		})
 	case OpEw:
-		return lhs + " LIKE " + rhs("%"+escapeLike(s)) + ` ESCAPE '\'`, nil
+		return exact(lhs+" LIKE "+rhs("%"+escapeLike(s))+` ESCAPE '\'`, func() string {
+			return "substr(" + col + ", length(" + col + ") - " + b.arg(utf8.RuneCountInString(s)) + " + 1) = " + b.arg(s)
+		})
 	case OpNe:
 		// SCIM: ne matches resources without the attribute too.
 		return "(" + lhs + " <> " + rhs(s) + " OR " + col + " IS NULL)", nil
