@@ -35,7 +35,8 @@ const userUpdate = `UPDATE users SET directory_id = $3, external_id = $4, user_n
 	WHERE tenant_id = $1 AND id = $2`
 
 // userInsertUnlessSSO inserts a directory user ($1…$15 as userInsert)
-// unless the tenant has an SSO-only user of the same email ($16, folded),
+// unless the tenant has an SSO-only user of the same email ($16, folded by
+// the database's lower(), as email_lc is: SQLite's folds ASCII only),
 // whom the directory adopts instead: the common case, nobody to adopt, is
 // then one statement instead of a lookup and an INSERT. With byDomain,
 // email_verified is read from the tenant's domains ($17 the email's
@@ -46,7 +47,7 @@ func userInsertUnlessSSO(byDomain bool) string {
 		verified = "COALESCE((SELECT verified FROM domains WHERE tenant_id = $1 AND domain = $17), $7)"
 	}
 	return "INSERT INTO users (" + userCols + ") SELECT $1, $2, $3, $4, $5, $6, " + verified + `, $8, $9, $10, $11, $12, $13, $14, $15
-	WHERE NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = $16) RETURNING email_verified`
+	WHERE NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = lower($16)) RETURNING email_verified`
 }
 
 var (
@@ -90,8 +91,7 @@ func (db *DB) createUser(ctx context.Context, u User, byDomain bool) (User, erro
 			_, err = q.exec(ctx, userInsert, args...)
 			return err
 		}
-		emailLC := strings.ToLower(u.Email)
-		insert, insertArgs := userInsertAsGiven, append(args, emailLC)
+		insert, insertArgs := userInsertAsGiven, append(args, u.Email)
 		if byDomain {
 			insert, insertArgs = userInsertByDomain, append(insertArgs, domain)
 		}
@@ -107,7 +107,7 @@ func (db *DB) createUser(ctx context.Context, u User, byDomain bool) (User, erro
 			}
 		}
 		sso, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
-			WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = $2 ORDER BY id LIMIT 1`, tenantID, emailLC))
+			WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = lower($2) ORDER BY id LIMIT 1`, tenantID, u.Email))
 		if db.d.isNoRows(err) {
 			// Deleted since the INSERT looked: nobody to adopt after all.
 			if args, err = db.userArgs(u); err != nil {
@@ -206,8 +206,8 @@ func (db *DB) UpsertSSOUser(ctx context.Context, connectionID, subject string, u
 		if u.Email != "" {
 			// Prefer the directory's record of the person.
 			byEmail, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
-				WHERE tenant_id = $1 AND email_lc = $2
-				ORDER BY CASE WHEN directory_id IS NULL THEN 1 ELSE 0 END, id LIMIT 1`, tenantID, strings.ToLower(u.Email)))
+				WHERE tenant_id = $1 AND email_lc = lower($2)
+				ORDER BY CASE WHEN directory_id IS NULL THEN 1 ELSE 0 END, id LIMIT 1`, tenantID, u.Email))
 			switch {
 			case err == nil:
 				if out, err = db.refreshSSO(ctx, q, byEmail, u); err != nil {

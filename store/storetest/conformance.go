@@ -45,6 +45,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"DeliveriesFanOut", testDeliveriesFanOut},
 		{"Users", testUsers},
 		{"OneUserAcrossSSOAndSCIM", testOneUserAcrossSSOAndSCIM},
+		{"OneUserAcrossSSOAndSCIMNonASCII", testOneUserAcrossSSOAndSCIMNonASCII},
 		{"CreateDirectoryUser", testCreateDirectoryUser},
 		{"FindUsers", testFindUsers},
 		{"FindUsersNonASCII", testFindUsersNonASCII},

@@ -354,3 +354,26 @@ func testFindUsersNonASCII(t *testing.T, db *store.DB) {
 		})
 	}
 }
+
+// testOneUserAcrossSSOAndSCIMNonASCII: an address with non-ASCII capitals
+// is still one person across SSO and SCIM, in either order, on every
+// backend (whose lower() folded the stored email_lc: SQLite's folds ASCII
+// only). Two users would leave one of them signed in after the directory
+// deprovisions the other.
+func testOneUserAcrossSSOAndSCIMNonASCII(t *testing.T, db *store.DB) {
+	ctx, _ := newTenant(t, db, "A")
+	conn := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionType("saml"), Name: "okta"}))
+	dir := newDirectory(t, db, ctx)
+
+	jit := must(db.UpsertSSOUser(ctx, conn.ID, "00u1", store.User{Email: "ÉMILE@acme.com"}))
+	scim := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "emile", Email: "ÉMILE@acme.com", Active: true}))
+	if scim.ID != jit.ID {
+		t.Fatalf("SSO first: the directory created %s beside %s", scim.ID, jit.ID)
+	}
+
+	pushed := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "elodie", Email: "ÉLODIE@acme.com", Active: true}))
+	linked := must(db.UpsertSSOUser(ctx, conn.ID, "00u2", store.User{Email: "ÉLODIE@ACME.com"}))
+	if linked.ID != pushed.ID {
+		t.Fatalf("SCIM first: the sign-in created %s beside %s", linked.ID, pushed.ID)
+	}
+}
