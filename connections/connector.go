@@ -45,6 +45,11 @@ type Result struct {
 	// for an IdP-initiated SAML login.
 	RequestID string
 	Profile   Profile
+	// For an IdP-initiated login (RequestID empty), the client_id of the
+	// application the connection lands such logins in ("" when it names
+	// none) and the RelayState the IdP sent, as sent.
+	IdPInitiatedClientID string
+	RelayState           string
 }
 
 // Connector is one configured upstream IdP.

@@ -130,6 +130,7 @@ func NewRegistry(cfg Config) *Registry {
 		Issuer: cfg.Issuer, Once: cfg.Once, HTTPClient: cfg.HTTPClient,
 		AllowInsecureURLs: cfg.AllowInsecureURLs, Now: cfg.Now, Logger: cfg.Logger,
 		LoginTTL: cfg.LoginTTL, Profiles: profileChecker{r}, Refresh: r.refreshSoon,
+		Applications: cfg.Store,
 	}
 	return r
 }

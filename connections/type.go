@@ -3,6 +3,8 @@ package connections
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -139,6 +141,38 @@ type Deps struct {
 	// connection does not trust yet. It is rate-limited per connection
 	// and returns at once; nil when nothing maintains connections.
 	Refresh func(conn store.Connection)
+	// Applications reads the vendor's applications, for a setting that
+	// names one (the landing of IdP-initiated sign-ins, CheckLanding).
+	Applications ApplicationReader
+}
+
+// ApplicationReader reads one of the vendor's applications by client_id
+// (store.ErrNotFound when there is none).
+type ApplicationReader interface {
+	Application(ctx context.Context, id string) (store.Application, error)
+}
+
+// CheckLanding refuses, as a FieldError of field, a clientID that cannot
+// receive IdP-initiated sign-ins: no such application, or one without an
+// initiate_login_uri (OpenID Connect Core §4), to which the broker would
+// have nowhere to send the user. "" (none) passes.
+func (d Deps) CheckLanding(ctx context.Context, field, clientID string) error {
+	if clientID == "" {
+		return nil
+	}
+	if d.Applications == nil || !store.HasPrefix(clientID, store.PrefixApplication) {
+		return Invalid(field, "%s: no application has client_id %q", field, clientID)
+	}
+	app, err := d.Applications.Application(ctx, clientID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return Invalid(field, "%s: no application has client_id %q", field, clientID)
+	case err != nil:
+		return fmt.Errorf("connections: read application %s: %w", clientID, err)
+	case app.InitiateLoginURI == "":
+		return Invalid(field, "%s: application %s has no initiate_login_uri; set one on the application first (PATCH /applications/%s)", field, clientID, clientID)
+	}
+	return nil
 }
 
 // ProfileChecker finishes a profile with the rules every type shares.

@@ -348,8 +348,16 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	app := c.do("POST", "/api/v1/applications", map[string]any{"name": "Live app", "redirect_uris": []string{"https://app.example.com/cb"},
 		"backchannel_logout_uri": "https://app.example.com/bcl", "refresh_token_ttl_seconds": 3600}, 201)
 	appID := app["id"].(string)
-	c.do("POST", "/api/v1/applications", map[string]any{"name": "Live SPA", "public": true, "redirect_uris": []string{"https://spa.example.com/cb"},
+	spa := c.do("POST", "/api/v1/applications", map[string]any{"name": "Live SPA", "public": true, "redirect_uris": []string{"https://spa.example.com/cb"},
 		"initiate_login_uri": "https://spa.example.com/login"}, 201)
+	// IdP-initiated sign-ins of the SAML connection land in the SPA; an
+	// application without an initiate_login_uri cannot be the landing.
+	landed := c.do("PATCH", "/api/v1/connections/"+conn, map[string]any{"saml": map[string]any{"allow_idp_initiated": true,
+		"idp_initiated_client_id": spa["id"]}}, 200)
+	if got := landed["saml"].(map[string]any)["idp_initiated_client_id"]; got != spa["id"] {
+		t.Fatalf("idp_initiated_client_id %v, want %v", got, spa["id"])
+	}
+	c.do("PATCH", "/api/v1/connections/"+conn, map[string]any{"saml": map[string]any{"idp_initiated_client_id": appID}}, 400)
 	c.do("POST", "/api/v1/applications", map[string]any{"name": "Fragment", "redirect_uris": []string{"https://spa.example.com/cb"},
 		"initiate_login_uri": "https://spa.example.com/login#x"}, 400)
 	c.do("GET", "/api/v1/applications", nil, 200)

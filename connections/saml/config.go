@@ -55,10 +55,13 @@ type Config struct {
 	// MetadataFetchedAt is when IdPMetadataURL was last read successfully.
 	MetadataFetchedAt *time.Time `json:"metadata_fetched_at,omitempty"`
 
-	AllowIdPInitiated bool                          `json:"allow_idp_initiated,omitempty"`
-	AttributeMapping  *connections.AttributeMapping `json:"attribute_mapping,omitempty"`
-	NameIDFormat      string                        `json:"name_id_format,omitempty"`
-	ClockSkewSeconds  int                           `json:"clock_skew_seconds,omitempty"`
+	AllowIdPInitiated bool `json:"allow_idp_initiated,omitempty"`
+	// IdPInitiatedClientID is the application (client_id) IdP-initiated
+	// logins land in, through its initiate_login_uri.
+	IdPInitiatedClientID string                        `json:"idp_initiated_client_id,omitempty"`
+	AttributeMapping     *connections.AttributeMapping `json:"attribute_mapping,omitempty"`
+	NameIDFormat         string                        `json:"name_id_format,omitempty"`
+	ClockSkewSeconds     int                           `json:"clock_skew_seconds,omitempty"`
 	// AllowSHA1 accepts SHA-1 signatures, for IdPs that cannot do better.
 	AllowSHA1 bool `json:"allow_sha1,omitempty"`
 	// AllowAnyEmailDomain lifts the rule that the email must be in one of
@@ -129,20 +132,22 @@ func DecodeConfig(raw json.RawMessage) (Config, error) {
 // connection's rules: the "saml" object of the operator API. Nil fields
 // are left as they are.
 type Settings struct {
-	IdPMetadataXML      *string                       `json:"idp_metadata_xml,omitempty"`
-	IdPMetadataURL      *string                       `json:"idp_metadata_url,omitempty"`
-	IdPEntityID         *string                       `json:"idp_entity_id,omitempty"`
-	IdPSSOURL           *string                       `json:"idp_sso_url,omitempty"`
-	IdPSSOBinding       *string                       `json:"idp_sso_binding,omitempty"`
-	IdPCertificatesPEM  *PEMList                      `json:"idp_certificates_pem,omitempty"`
-	AllowIdPInitiated   *bool                         `json:"allow_idp_initiated,omitempty"`
-	AttributeMapping    *connections.AttributeMapping `json:"attribute_mapping,omitempty"`
-	NameIDFormat        *string                       `json:"name_id_format,omitempty"`
-	ClockSkewSeconds    *int                          `json:"clock_skew_seconds,omitempty"`
-	AllowSHA1           *bool                         `json:"allow_sha1,omitempty"`
-	AllowAnyEmailDomain *bool                         `json:"allow_any_email_domain,omitempty"`
-	SignAuthnRequests   *bool                         `json:"sign_authn_requests,omitempty"`
-	EncryptAssertions   *bool                         `json:"encrypt_assertions,omitempty"`
+	IdPMetadataXML     *string  `json:"idp_metadata_xml,omitempty"`
+	IdPMetadataURL     *string  `json:"idp_metadata_url,omitempty"`
+	IdPEntityID        *string  `json:"idp_entity_id,omitempty"`
+	IdPSSOURL          *string  `json:"idp_sso_url,omitempty"`
+	IdPSSOBinding      *string  `json:"idp_sso_binding,omitempty"`
+	IdPCertificatesPEM *PEMList `json:"idp_certificates_pem,omitempty"`
+	AllowIdPInitiated  *bool    `json:"allow_idp_initiated,omitempty"`
+	// IdPInitiatedClientID "" removes it.
+	IdPInitiatedClientID *string                       `json:"idp_initiated_client_id,omitempty"`
+	AttributeMapping     *connections.AttributeMapping `json:"attribute_mapping,omitempty"`
+	NameIDFormat         *string                       `json:"name_id_format,omitempty"`
+	ClockSkewSeconds     *int                          `json:"clock_skew_seconds,omitempty"`
+	AllowSHA1            *bool                         `json:"allow_sha1,omitempty"`
+	AllowAnyEmailDomain  *bool                         `json:"allow_any_email_domain,omitempty"`
+	SignAuthnRequests    *bool                         `json:"sign_authn_requests,omitempty"`
+	EncryptAssertions    *bool                         `json:"encrypt_assertions,omitempty"`
 }
 
 // SignsRequests reports whether AuthnRequests are signed.
@@ -253,6 +258,13 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 	if s.AllowIdPInitiated != nil {
 		cfg.AllowIdPInitiated = *s.AllowIdPInitiated
 	}
+	if s.IdPInitiatedClientID != nil {
+		id := strings.TrimSpace(*s.IdPInitiatedClientID)
+		if err := deps.CheckLanding(ctx, "idp_initiated_client_id", id); err != nil {
+			return err
+		}
+		cfg.IdPInitiatedClientID = id
+	}
 	if s.AttributeMapping != nil {
 		if err := s.AttributeMapping.Validate(); err != nil {
 			return err // names attribute_mapping.…
@@ -290,19 +302,22 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 
 // View is the "saml" object of a connection as the API shows it.
 type View struct {
-	SPEntityID          string                        `json:"sp_entity_id"`
-	ACSURL              string                        `json:"acs_url"`
-	SPMetadataURL       string                        `json:"sp_metadata_url"`
-	IdPEntityID         string                        `json:"idp_entity_id,omitempty"`
-	IdPSSOURL           string                        `json:"idp_sso_url,omitempty"`
-	IdPMetadataURL      string                        `json:"idp_metadata_url,omitempty"`
-	IdPCertificates     []CertificateView             `json:"idp_certificates"`
-	AllowIdPInitiated   bool                          `json:"allow_idp_initiated"`
-	AttributeMapping    *connections.AttributeMapping `json:"attribute_mapping,omitempty"`
-	NameIDFormat        string                        `json:"name_id_format"`
-	ClockSkewSeconds    int                           `json:"clock_skew_seconds"`
-	AllowSHA1           bool                          `json:"allow_sha1"`
-	AllowAnyEmailDomain bool                          `json:"allow_any_email_domain"`
+	SPEntityID        string            `json:"sp_entity_id"`
+	ACSURL            string            `json:"acs_url"`
+	SPMetadataURL     string            `json:"sp_metadata_url"`
+	IdPEntityID       string            `json:"idp_entity_id,omitempty"`
+	IdPSSOURL         string            `json:"idp_sso_url,omitempty"`
+	IdPMetadataURL    string            `json:"idp_metadata_url,omitempty"`
+	IdPCertificates   []CertificateView `json:"idp_certificates"`
+	AllowIdPInitiated bool              `json:"allow_idp_initiated"`
+	// IdPInitiatedClientID is the application IdP-initiated logins land
+	// in; absent when none.
+	IdPInitiatedClientID string                        `json:"idp_initiated_client_id,omitempty"`
+	AttributeMapping     *connections.AttributeMapping `json:"attribute_mapping,omitempty"`
+	NameIDFormat         string                        `json:"name_id_format"`
+	ClockSkewSeconds     int                           `json:"clock_skew_seconds"`
+	AllowSHA1            bool                          `json:"allow_sha1"`
+	AllowAnyEmailDomain  bool                          `json:"allow_any_email_domain"`
 	// SignAuthnRequests is whether AuthnRequests are signed: the tenant
 	// asked, or the IdP's metadata does (WantAuthnRequestsSigned).
 	SignAuthnRequests bool `json:"sign_authn_requests"`
@@ -336,16 +351,17 @@ func describe(deps connections.Deps, conn store.Connection, now time.Time) (*Vie
 		SPEntityID: deps.URL(conn, ""), ACSURL: deps.URL(conn, "acs"),
 		SPMetadataURL: deps.URL(conn, "metadata"),
 		IdPEntityID:   c.IdPEntityID, IdPSSOURL: c.IdPSSOURL, IdPMetadataURL: c.IdPMetadataURL,
-		IdPCertificates:     []CertificateView{},
-		AllowIdPInitiated:   c.AllowIdPInitiated,
-		AttributeMapping:    c.AttributeMapping,
-		NameIDFormat:        cmp.Or(c.NameIDFormat, NameIDPersistent),
-		ClockSkewSeconds:    int(c.ClockSkew() / time.Second),
-		AllowSHA1:           c.AllowSHA1,
-		AllowAnyEmailDomain: c.AllowAnyEmailDomain,
-		SignAuthnRequests:   c.SignsRequests(),
-		EncryptAssertions:   c.EncryptAssertions,
-		Missing:             c.Missing(),
+		IdPCertificates:      []CertificateView{},
+		AllowIdPInitiated:    c.AllowIdPInitiated,
+		IdPInitiatedClientID: c.IdPInitiatedClientID,
+		AttributeMapping:     c.AttributeMapping,
+		NameIDFormat:         cmp.Or(c.NameIDFormat, NameIDPersistent),
+		ClockSkewSeconds:     int(c.ClockSkew() / time.Second),
+		AllowSHA1:            c.AllowSHA1,
+		AllowAnyEmailDomain:  c.AllowAnyEmailDomain,
+		SignAuthnRequests:    c.SignsRequests(),
+		EncryptAssertions:    c.EncryptAssertions,
+		Missing:              c.Missing(),
 	}
 	for _, cert := range c.IdPCertificates {
 		v.IdPCertificates = append(v.IdPCertificates, CertificateView{

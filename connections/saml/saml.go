@@ -329,7 +329,11 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 	if err != nil {
 		return failed, err
 	}
-	return connections.Result{RequestID: brokerReq, Profile: p}, nil
+	res := connections.Result{RequestID: brokerReq, Profile: p}
+	if brokerReq == "" {
+		res.IdPInitiatedClientID, res.RelayState = c.cfg.IdPInitiatedClientID, relay
+	}
+	return res, nil
 }
 
 // checkResponseXML reports connections.ErrMalformed unless raw is well-formed XML

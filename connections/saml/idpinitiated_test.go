@@ -1,0 +1,80 @@
+package saml
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/store"
+)
+
+// TestIdPInitiatedLanding: idp_initiated_client_id must name an
+// application that has an initiate_login_uri (a field error otherwise, the
+// connection unchanged); it is shown, removed by "", and handed to the
+// broker with the RelayState for an unsolicited response only.
+func TestIdPInitiatedLanding(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.Name, func(t *testing.T) {
+			e := newEnv(t, b.Open(t))
+			idp := newTestIdP(t, 0)
+			bg := context.Background()
+			landing, err := e.DB.CreateApplication(bg, store.Application{Name: "CRM", Public: true,
+				RedirectURIs: []string{"https://crm.example/cb"}, InitiateLoginURI: "https://crm.example/login"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := e.DB.CreateApplication(bg, store.Application{Name: "API", Public: true, RedirectURIs: []string{"https://api.example/cb"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn := e.samlConn(idp, func(s *Settings) { s.AllowIdPInitiated = ptr(true) })
+
+			for _, tc := range []struct{ id, want string }{
+				{store.NewID(store.PrefixApplication), "no application"},
+				{"conn_notanapp", "no application"},
+				{plain.ID, "no initiate_login_uri"},
+			} {
+				_, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Settings: Settings{IdPInitiatedClientID: ptr(tc.id)}.Request()}, nil)
+				var fe *connections.FieldError
+				if !errors.As(err, &fe) || fe.Field != "saml.idp_initiated_client_id" || !strings.Contains(fe.Msg, tc.want) {
+					t.Fatalf("landing %s: %v, want a field error of saml.idp_initiated_client_id saying %q", tc.id, err, tc.want)
+				}
+			}
+			if v := e.view(conn); v.IdPInitiatedClientID != "" {
+				t.Fatalf("a refused setting was kept: %+v", v)
+			}
+			conn, err = e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Settings: Settings{IdPInitiatedClientID: ptr(landing.ID)}.Request()}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := e.view(conn); v.IdPInitiatedClientID != landing.ID {
+				t.Fatalf("view %+v", v)
+			}
+
+			// An unsolicited response hands the landing and the RelayState
+			// over; a response to a login this SP started does not.
+			resp := e.postACS(conn, idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, issuedAt: e.Clock.Now()}), "tile-relay")
+			if got := e.Last(); resp.StatusCode != http.StatusOK || got.Err != nil || got.Res.RequestID != "" ||
+				got.Res.IdPInitiatedClientID != landing.ID || got.Res.RelayState != "tile-relay" {
+				t.Fatalf("unsolicited: %d %+v", resp.StatusCode, got)
+			}
+			relay := e.pend(conn, "id-req-1", "broker-req-1")
+			resp = e.postACS(conn, idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-req-1", issuedAt: e.Clock.Now()}), relay)
+			if got := e.Last(); resp.StatusCode != http.StatusOK || got.Err != nil || got.Res.RequestID != "broker-req-1" ||
+				got.Res.IdPInitiatedClientID != "" || got.Res.RelayState != "" {
+				t.Fatalf("solicited: %d %+v", resp.StatusCode, got)
+			}
+
+			conn, err = e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Settings: Settings{IdPInitiatedClientID: ptr("")}.Request()}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := e.view(conn); v.IdPInitiatedClientID != "" {
+				t.Fatalf("\"\" did not remove it: %+v", v)
+			}
+		})
+	}
+}
