@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -80,7 +81,7 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 		return fail(code, upstreamErr.Error(), clientID)
 	}
 	if res.RequestID == "" {
-		return fail(ReasonNoRequest, "IdP-initiated login: no application request to complete", "")
+		return p.completeIdPInitiated(ctx, c, conn, res, fail)
 	}
 	a, err := p.takePending(ctx, res.RequestID)
 	if err != nil {
@@ -101,36 +102,64 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 			return p.page(c, http.StatusForbidden, pageLoginFailed)
 		}
 	}
-	switch {
-	case a.ConnectionID != conn.ID:
+	if a.ConnectionID != conn.ID {
 		return fail(ReasonConnectionMismatch, "the identity provider answered on another connection than the login began on", a.ClientID)
-	case conn.Status != store.ConnectionActive:
-		return fail(connections.Reason(connections.ErrConnectionInactive), "connection is not active", a.ClientID)
 	}
-	prof := res.Profile
-	if prof.IdPSubject == "" {
-		return fail(connections.Reason(connections.ErrProfile), "the identity provider sent no subject", a.ClientID)
-	}
-	attrs, _ := json.Marshal(prof.Raw)
 	// The session's id is drawn first so that the sign-in's event can name
 	// it in the transaction below; the session itself is created after the
 	// commit, once its claims (groups) are known.
 	sid := store.NewID(store.PrefixSession)
+	// Usage is billed once per authorization request.
+	u, cl, err := p.provision(ctx, conn, res.Profile, sid, a.ClientID, a.ID, nil)
+	if lf, ok := errors.AsType[*loginFailure](err); ok {
+		return fail(lf.code, lf.reason, a.ClientID)
+	}
+	if err != nil {
+		return p.internal(c, err)
+	}
+	// A session store that fails here leaves the event and the usage of a
+	// sign-in the IdP and the store accepted, as the usage alone did
+	// before; the browser gets the internal-error page.
+	s, cookie, code, err := p.newSession(ctx, &a, sid, conn.TenantID, u.ID, conn.ID, cl)
+	if err != nil {
+		return p.internal(c, err)
+	}
+	p.setCookie(c, cookie, s.ExpiresAt)
+	return p.sendCode(c, a, code)
+}
+
+// loginFailure is a sign-in refused for a reason the tenant admin is told
+// (reason_code and reason of authentication.failed).
+type loginFailure struct{ code, reason string }
+
+func (e *loginFailure) Error() string { return "broker: sign-in refused: " + e.code + ": " + e.reason }
+
+// provision is what every accepted upstream login does in the store,
+// whether an application asked for it or the IdP sent it unsolicited: the
+// tenant's status gate, the user (just in time), the usage records that
+// meter it (billed exactly when it happened, once per loginID), the
+// user's directory groups and the authentication.succeeded event naming
+// session sid and clientID, with extra added to its data. It returns the
+// user and the claims of the session to open, or a *loginFailure.
+func (p *Provider) provision(ctx context.Context, conn store.Connection, prof connections.Profile, sid, clientID, loginID string, extra map[string]any) (store.User, userClaims, error) {
+	if conn.Status != store.ConnectionActive {
+		return store.User{}, userClaims{}, &loginFailure{connections.Reason(connections.ErrConnectionInactive), "connection is not active"}
+	}
+	if prof.IdPSubject == "" {
+		return store.User{}, userClaims{}, &loginFailure{connections.Reason(connections.ErrProfile), "the identity provider sent no subject"}
+	}
+	attrs, _ := json.Marshal(prof.Raw)
 	var (
 		u         store.User
 		dirGroups []string
 	)
-	// One transaction completes the sign-in in the store: the tenant's
-	// status gate, the user (just in time), the usage records that meter
-	// it (billed exactly when it happened, once per authorization
-	// request), the user's directory groups and the
-	// authentication.succeeded event. On SQLite the reads run on the
-	// writer's connection, whose cache no other writer invalidates, and
-	// the whole is one group-commit member; on PostgreSQL it is one
-	// transaction instead of four. Two first sign-ins of one new user at
-	// once (two tabs, two nodes) race to create them; the loser's retry
-	// finds the winner's user.
-	err = retryConflict(func() error {
+	// One transaction: on SQLite the reads run on the writer's
+	// connection, whose cache no other writer invalidates, and the whole
+	// is one group-commit member; on PostgreSQL it is one transaction
+	// instead of four. Two first sign-ins of one new user at once (two
+	// tabs, two nodes) race to create them; the loser's retry finds the
+	// winner's user.
+	err := retryConflict(func() error {
 		return p.store.InTx(ctx, func(ctx context.Context) error {
 			st, err := p.store.TenantStatus(ctx)
 			if err != nil {
@@ -152,30 +181,32 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 				return err
 			}
 			if p.usage != nil {
-				if err := p.usage.Login(ctx, u.ID, a.ID); err != nil {
+				if err := p.usage.Login(ctx, u.ID, loginID); err != nil {
 					return err
 				}
 			}
 			if dirGroups, err = p.store.UserGroupNames(ctx, u.ID); err != nil {
 				return err
 			}
-			return p.appendEvent(ctx, conn.TenantID, EventAuthSucceeded, map[string]any{
+			data := map[string]any{
 				"connection_id": conn.ID, "connection_type": conn.Type, "user_id": u.ID, "email": u.Email,
-				"session_id": sid, "client_id": a.ClientID, "request_id": httpserver.RequestID(ctx),
-			})
+				"session_id": sid, "client_id": clientID, "request_id": httpserver.RequestID(ctx),
+			}
+			maps.Copy(data, extra)
+			return p.appendEvent(ctx, conn.TenantID, EventAuthSucceeded, data)
 		})
 	})
 	if nl, ok := errors.AsType[errTenantNotLive](err); ok {
-		return fail(connections.Reason(connections.ErrTenantInactive), "tenant is "+string(nl.status), a.ClientID)
+		return store.User{}, userClaims{}, &loginFailure{connections.Reason(connections.ErrTenantInactive), "tenant is " + string(nl.status)}
 	}
 	if err != nil {
 		if errors.Is(err, store.ErrInvalid) {
-			return fail(connections.Reason(connections.ErrProfile), "profile refused: "+err.Error(), a.ClientID)
+			return store.User{}, userClaims{}, &loginFailure{connections.Reason(connections.ErrProfile), "profile refused: " + err.Error()}
 		}
-		return p.internal(c, err)
+		return store.User{}, userClaims{}, err
 	}
 	if !u.Active {
-		return fail(ReasonUserDeactivated, "user "+u.ID+" is deactivated", a.ClientID)
+		return store.User{}, userClaims{}, &loginFailure{ReasonUserDeactivated, "user " + u.ID + " is deactivated"}
 	}
 	groups := append(slices.Clone(prof.Groups), dirGroups...)
 	slices.Sort(groups)
@@ -187,18 +218,10 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	if name == "" {
 		name = joinName(u.GivenName, u.FamilyName)
 	}
-	// A session store that fails here leaves the event and the usage of a
-	// sign-in the IdP and the store accepted, as the usage alone did
-	// before; the browser gets the internal-error page.
-	s, cookie, code, err := p.newSession(ctx, a, sid, conn.TenantID, u.ID, conn.ID, userClaims{
+	return u, userClaims{
 		Email: u.Email, EmailVerified: u.EmailVerified, Name: name, GivenName: u.GivenName, FamilyName: u.FamilyName,
 		Groups: groups, ConnectionType: string(conn.Type), IdPSubject: prof.IdPSubject,
-	})
-	if err != nil {
-		return p.internal(c, err)
-	}
-	p.setCookie(c, cookie, s.ExpiresAt)
-	return p.sendCode(c, a, code)
+	}, nil
 }
 
 // traceSignIn records, in the trace of the sign-in's authorization request,

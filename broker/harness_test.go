@@ -189,7 +189,10 @@ func startNode(t testing.TB, st store.Store, base sessions.Store, once sessions.
 		prof, failErr := n.idp.profiles[conn.ID], n.idp.fail[conn.ID]
 		n.idp.mu.Unlock()
 		prof.TenantID, prof.ConnectionID, prof.ConnectionType = tenantID, conn.ID, conn.Type
-		n.P.Complete(ctx, c.Response(), r, conn, connections.Result{RequestID: c.QueryParam("rid"), Profile: prof}, failErr)
+		// Without rid the login is IdP-initiated: landing and relay are
+		// what a SAML connection would hand over.
+		n.P.Complete(ctx, c.Response(), r, conn, connections.Result{RequestID: c.QueryParam("rid"), Profile: prof,
+			IdPInitiatedClientID: c.QueryParam("landing"), RelayState: c.QueryParam("relay")}, failErr)
 		return nil
 	}, measure...)
 	h = srv.Handler()

@@ -43,13 +43,14 @@ const (
 )
 
 // newSession opens broker session id (a new store.PrefixSession id) for
-// user u and issues the code that ends request a in it. It returns the
-// session, the value of its SSO cookie and the code. The cookie holds the
+// user u and, when a is not nil, issues the code that ends request a in
+// it. It returns the session, the value of its SSO cookie and the code
+// ("" without a request: an IdP-initiated sign-in sends no code). The cookie holds the
 // session id and a separate secret: the id alone (the sid claim every
 // application sees) must not be enough to take over the browser session.
 // With a joint store the session and the code are written in one call:
 // no code exists before its session, and a failure leaves neither.
-func (p *Provider) newSession(ctx context.Context, a pending, id, tenantID, userID, connID string, cl userClaims) (session, string, string, error) {
+func (p *Provider) newSession(ctx context.Context, a *pending, id, tenantID, userID, connID string, cl userClaims) (session, string, string, error) {
 	b, err := json.Marshal(cl)
 	if err != nil {
 		return session{}, "", "", fmt.Errorf("broker: encode claims: %w", err)
@@ -67,14 +68,17 @@ func (p *Provider) newSession(ctx context.Context, a pending, id, tenantID, user
 	}
 	out := session{Session: s, Claims: cl}
 	cookie := s.ID + "." + secret
-	if p.joint == nil {
+	if p.joint == nil || a == nil {
 		if err := p.sessions.Create(ctx, s); err != nil {
 			return session{}, "", "", fmt.Errorf("broker: create session: %w", err)
 		}
-		code, err := p.issueCode(ctx, a, out)
+		if a == nil {
+			return out, cookie, "", nil
+		}
+		code, err := p.issueCode(ctx, *a, out)
 		return out, cookie, code, err
 	}
-	code, key, rec, err := p.newCode(a, out)
+	code, key, rec, err := p.newCode(*a, out)
 	if err != nil {
 		return session{}, "", "", err
 	}
