@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -52,10 +53,7 @@ func (p *Provider) checkAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return p.redirectError(c, pending{RedirectURI: r.Form.Get("redirect_uri"), State: r.Form.Get("state"), ResponseMode: mode}, e)
 		}
-		if r.Form.Get("response_mode") == string(oidc.ResponseModeFormPost) {
-			return postOpErrors(c, next, r.Form.Get("redirect_uri"))
-		}
-		return next(c)
+		return p.opErrors(c, next, r.Form.Get("redirect_uri"), r.Form.Get("response_mode"))
 	}
 }
 
@@ -99,13 +97,14 @@ var singleAuthorizeParams = []string{"response_type", "response_mode", "scope", 
 	"code_challenge", "code_challenge_method", "login_hint", "id_token_hint", "display", "ui_locales", "acr_values",
 	"request", "request_uri", "connection", "tenant", "domain_hint"}
 
-// postOpErrors runs op for a form_post request and posts the errors op
-// redirects. op finds some (prompt, scopes, the PKCE method) before the
-// broker's Authorize runs and redirects them in the query whatever the
-// mode; OAuth 2.0 Form Post Response Mode posts errors as it posts codes,
-// and an application that reads only posted answers would never see them.
-// redirectURI is the application's, matched by checkAuthorize.
-func postOpErrors(c echo.Context, next echo.HandlerFunc, redirectURI string) error {
+// opErrors runs op and answers the errors op redirects itself through
+// authResponse, as the broker's own: op finds some (prompt, scopes, the
+// PKCE method) before the broker's Authorize runs, redirects them in the
+// query whatever the mode and without iss. OAuth 2.0 Form Post Response
+// Mode posts errors as it posts codes (an application that reads only
+// posted answers would never see them), and RFC 9207's iss goes on every
+// answer. redirectURI is the application's, matched by checkAuthorize.
+func (p *Provider) opErrors(c echo.Context, next echo.HandlerFunc, redirectURI, mode string) error {
 	resp := c.Response()
 	w := &errorRedirectCatcher{ResponseWriter: resp.Writer, redirectURI: redirectURI}
 	resp.Writer = w
@@ -114,10 +113,14 @@ func postOpErrors(c echo.Context, next echo.HandlerFunc, redirectURI string) err
 	if err != nil || w.caught == nil {
 		return err
 	}
-	// Nothing of op's redirect was sent: answer with the form instead.
+	// Nothing of op's redirect was sent: answer anew.
 	resp.Committed, resp.Status, resp.Size = false, http.StatusOK, 0
 	resp.Header().Del(echo.HeaderLocation)
-	return formPostValues(c, redirectURI, w.caught)
+	if mode != string(oidc.ResponseModeFormPost) {
+		mode = ""
+	}
+	w.caught.Del("iss")
+	return p.authResponse(c, redirectURI, mode, w.caught)
 }
 
 // errorRedirectCatcher holds back a redirect to redirectURI that carries
@@ -384,15 +387,35 @@ func (p *Provider) finishTaken(c echo.Context, a pending, s session) error {
 
 // sendCode returns the browser to a's application with code.
 func (p *Provider) sendCode(c echo.Context, a pending, code string) error {
-	resp := &op.CodeResponseType{Code: code, State: a.State}
-	if a.ResponseMode == string(oidc.ResponseModeFormPost) {
-		return formPost(c, a.RedirectURI, resp)
+	return p.authResponse(c, a.RedirectURI, a.ResponseMode, url.Values{"code": {code}, "state": {a.State}})
+}
+
+// authResponse sends an authorization response (a code or an error) to
+// redirectURI, in the query or, for form_post, as a posted form. Every
+// response carries iss (RFC 9207): an application that signs users in
+// through more than one authorization server learns which one answered,
+// so a response cannot be passed off as another's (mix-up, RFC 9700
+// §4.4). Discovery says so, and then a client may refuse one without it,
+// so no path to the redirect_uri may leave it out.
+func (p *Provider) authResponse(c echo.Context, redirectURI, mode string, values url.Values) error {
+	values.Set("iss", p.issuer)
+	if mode == string(oidc.ResponseModeFormPost) {
+		return formPostValues(c, redirectURI, values)
 	}
-	u, err := op.AuthResponseURL(a.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseMode(a.ResponseMode), resp, oidc.NewEncoder())
+	u, err := url.Parse(redirectURI)
 	if err != nil {
 		return p.internal(c, err)
 	}
-	return c.Redirect(http.StatusFound, u)
+	q := u.Query()
+	for k, vs := range values {
+		for _, v := range vs {
+			if v != "" {
+				q.Add(k, v)
+			}
+		}
+	}
+	u.RawQuery = q.Encode()
+	return c.Redirect(http.StatusFound, u.String())
 }
 
 // errUnsupportedResponseType is RFC 6749 §4.1.2.1's error for any
@@ -405,12 +428,9 @@ func errUnsupportedResponseType() *oidc.Error {
 // redirect_uri op has validated.
 func (p *Provider) redirectError(c echo.Context, a pending, e *oidc.Error) error {
 	e.State = a.State
-	if a.ResponseMode == string(oidc.ResponseModeFormPost) {
-		return formPost(c, a.RedirectURI, e)
+	values := url.Values{}
+	if err := oidc.NewEncoder().Encode(e, values); err != nil {
+		return p.internal(c, fmt.Errorf("broker: encode authorization error: %w", err))
 	}
-	u, err := op.AuthResponseURL(a.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseMode(a.ResponseMode), e, oidc.NewEncoder())
-	if err != nil {
-		return p.internal(c, err)
-	}
-	return c.Redirect(http.StatusFound, u)
+	return p.authResponse(c, a.RedirectURI, a.ResponseMode, values)
 }

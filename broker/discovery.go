@@ -38,6 +38,8 @@ type discovery struct {
 	// Connect Discovery makes an absent request_uri_parameter_supported
 	// mean true.
 	RequestURIParameterSupported bool `json:"request_uri_parameter_supported"`
+	// Every authorization response carries iss (RFC 9207).
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 func discoveryDoc(iss string) discovery {
@@ -63,9 +65,10 @@ func discoveryDoc(iss string) discovery {
 		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid",
 			"email", "email_verified", "name", "given_name", "family_name", "groups",
 			"tenant_id", "connection_id", "connection_type", "idp_subject"},
-		PromptValuesSupported:             []string{"none", "login", "consent"},
-		BackchannelLogoutSupported:        true,
-		BackchannelLogoutSessionSupported: true,
+		PromptValuesSupported:                      []string{"none", "login", "consent"},
+		AuthorizationResponseIssParameterSupported: true,
+		BackchannelLogoutSupported:                 true,
+		BackchannelLogoutSessionSupported:          true,
 	}
 }
 

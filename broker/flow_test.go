@@ -456,13 +456,16 @@ func TestBadClientAndRedirect(t *testing.T) {
 					t.Errorf("%s, response_mode=form_post: %d, location %q, body %.300s: want %s posted to %s",
 						tc.name, resp.StatusCode, resp.Header.Get("Location"), body, tc.want, a.Redirect)
 				}
-				checkFormPost(t, resp.Header, string(body), a.Redirect, "error", "error_description", "state")
+				checkFormPost(t, resp.Header, string(body), a.Redirect, "error", "error_description", "state", "iss")
+				if !strings.Contains(string(body), `name="iss" value="`+n.URL+`"`) {
+					t.Errorf("%s, response_mode=form_post: iss is not %s: %.300s", tc.name, n.URL, body)
+				}
 				continue
 			}
 			loc, err := resp.Location()
 			if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), a.Redirect+"?") ||
-				loc.Query().Get("error") != tc.want || loc.Query().Get("state") != "st" {
-				t.Errorf("%s, response_mode=%s: %d %v: want %s in the query", tc.name, mode, resp.StatusCode, loc, tc.want)
+				loc.Query().Get("error") != tc.want || loc.Query().Get("state") != "st" || loc.Query().Get("iss") != n.URL {
+				t.Errorf("%s, response_mode=%s: %d %v: want %s in the query, with iss %s", tc.name, mode, resp.StatusCode, loc, tc.want, n.URL)
 			}
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"slices"
 
 	"github.com/labstack/echo/v4"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
 // The answer to an authorization request with response_mode=form_post
@@ -45,18 +44,9 @@ var formPostPage = template.Must(template.New("form_post").Parse(`<!DOCTYPE html
 
 type formField struct{ Name, Value string }
 
-// formPost answers with the page that posts answer (an authorization
-// response or an *oidc.Error, encoded as op would encode it into a query)
-// to redirectURI.
-func formPost(c echo.Context, redirectURI string, answer any) error {
-	values := url.Values{}
-	if err := oidc.NewEncoder().Encode(answer, values); err != nil {
-		return fmt.Errorf("broker: encode form_post answer: %w", err)
-	}
-	return formPostValues(c, redirectURI, values)
-}
-
-// formPostValues is formPost for an answer already encoded.
+// formPostValues answers with the page that posts values (an
+// authorization response, encoded as op would encode it into a query) to
+// redirectURI.
 func formPostValues(c echo.Context, redirectURI string, values url.Values) error {
 	var fields []formField
 	for _, name := range slices.Sorted(maps.Keys(values)) {
