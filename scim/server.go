@@ -171,7 +171,9 @@ func (s *Server) BaseURL(directoryID string) string {
 
 // Mount registers the SCIM routes on e, under the issuer's path.
 func (s *Server) Mount(e *echo.Echo) {
-	prefix := strings.TrimSuffix(s.issuer.Path, "/") + "/scim/v2/:dir"
+	base := strings.TrimSuffix(s.issuer.Path, "/") + "/scim/v2/"
+	e.Pre(collapseSlashes(base))
+	prefix := base + ":dir"
 	mw := []echo.MiddlewareFunc{s.handleErrors, s.authenticate}
 	if s.limit != nil {
 		mw = append(mw, s.limit)
@@ -460,4 +462,31 @@ func writeJSON(c echo.Context, status int, v any) error {
 		return fmt.Errorf("encode response: %w", err)
 	}
 	return c.Blob(status, MediaType+"; charset=utf-8", b)
+}
+
+// collapseSlashes joins the repeated and trailing slashes of a path under
+// base before routing: an IT admin who pastes the base URL with a trailing
+// slash into Okta or Entra gets requests for {base}/dir_…//Users, which
+// would otherwise be 404 and stop the provisioning at its first call.
+func collapseSlashes(base string) echo.MiddlewareFunc {
+	clean := func(p string) string {
+		rest, ok := strings.CutPrefix(p, base)
+		if !ok || (!strings.Contains(rest, "//") && !strings.HasSuffix(rest, "/")) {
+			return p
+		}
+		for strings.Contains(rest, "//") {
+			rest = strings.ReplaceAll(rest, "//", "/")
+		}
+		return base + strings.TrimSuffix(rest, "/")
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			u := c.Request().URL
+			u.Path = clean(u.Path)
+			if u.RawPath != "" {
+				u.RawPath = clean(u.RawPath)
+			}
+			return next(c)
+		}
+	}
 }
