@@ -67,17 +67,8 @@ type APIConfig struct {
 	// localhost name (IDBROKER_ALLOW_PRIVATE_NETWORKS, as the outbound
 	// client it mirrors); by default they are refused at registration.
 	AllowPrivateNetworks bool
-	// TenantLimits is told when a tenant's tier or rate-limit override
-	// changes (*ratelimit.TenantLimits), so that every node applies the
-	// new limit at once; nil tells no one.
-	TenantLimits TenantLimits
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-}
-
-// TenantLimits forgets what is cached of a tenant's rate limits.
-type TenantLimits interface {
-	Forget(ctx context.Context, tenantID string) error
 }
 
 // API is the operator API. Create it with NewAPI and Mount it.
@@ -95,7 +86,6 @@ type API struct {
 	usage         *usage.Meter
 	now           func() time.Time
 	portal        PortalLinks
-	tenantLimits  TenantLimits
 	slo           slo.Reader
 	logouts       LogoutStore // nil: the store keeps no logout queue
 	allowPrivate  bool
@@ -120,7 +110,6 @@ func NewAPI(cfg APIConfig) *API {
 		usage:         cfg.Usage,
 		now:           cfg.Now,
 		portal:        cfg.Portal,
-		tenantLimits:  cfg.TenantLimits,
 		slo:           cfg.SLO,
 		allowPrivate:  cfg.AllowPrivateNetworks,
 	}

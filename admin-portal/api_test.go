@@ -14,13 +14,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/admin-portal/portal"
 	"github.com/idbroker/idbroker/internal/httpserver"
-	"github.com/idbroker/idbroker/ratelimit"
-	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
 	"github.com/idbroker/idbroker/usage"
@@ -85,9 +82,6 @@ type env struct {
 	key   string
 	keyID string
 	dns   *fakeDNS
-	// limits are the tenant sign-in limits the API forgets on a change,
-	// over an in-process cache.
-	limits *ratelimit.TenantLimits
 }
 
 // testBodyLimit is small so that the 413 test needs no megabyte.
@@ -105,19 +99,13 @@ func newEnv(t *testing.T, st *store.DB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	limits, err := ratelimit.NewTenantLimits(ratelimit.TenantLimitsConfig{
-		Cache: sessions.NewMemory(), Store: st, Default: ratelimit.Rule{Name: "login_tenant", Limit: 6000, Window: time.Minute},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	adminportal.NewAPI(adminportal.APIConfig{
-		Store: st, Resolver: dns, Logger: logger, Portal: links, Usage: usage.New(st, nil, nil), TenantLimits: limits, SLO: st,
+		Store: st, Resolver: dns, Logger: logger, Portal: links, Usage: usage.New(st, nil, nil), SLO: st,
 	}).Mount(srv.Echo())
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	e := keyedEnv(t, st, ts.URL)
-	e.dns, e.limits = dns, limits
+	e.dns = dns
 	return e
 }
 

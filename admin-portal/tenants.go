@@ -330,13 +330,8 @@ func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.Tenan
 	if a.connections != nil {
 		a.connections.ForgetTenant(t.ID)
 	}
-	// The tenant's sign-in limit follows its tier and override: every
-	// node reads it again on its next sign-in.
-	if a.tenantLimits != nil && (u.Tier != nil || u.SignInPerMinute != nil) {
-		if err := a.tenantLimits.Forget(ctx, t.ID); err != nil {
-			a.log.WarnContext(ctx, "tenant rate limit cached until it expires", "tenant_id", t.ID, "err", err)
-		}
-	}
+	// A new tier or override needs telling no one: routing reads the
+	// tenant's row, and its sign-in limit with it, on every sign-in.
 	a.applyRevocation(ctx, rv)
 	return t, nil
 }

@@ -216,7 +216,7 @@ func TestLoginRateLimitPerTenant(t *testing.T) {
 func TestTenantLimitFollowsTheRoutedRow(t *testing.T) {
 	st := storetest.Postgres(t)
 	r, _ := countedRedis(t)
-	n := newNodeServer(t, st, r, r, "", httpserver.Config{}, defaultLimits(t, st, r))
+	n := newNodeServer(t, st, r, r, "", httpserver.Config{}, defaultLimits(r))
 	acme := n.tenant("Acme", "acme.test", alice("acme.test"))
 	a := n.app(store.Application{})
 	ctx := store.WithTenant(context.Background(), acme.ID)

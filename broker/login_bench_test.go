@@ -38,27 +38,15 @@ func (h *commandCount) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	}
 }
 
-// limiterCache is what the rate limits are kept in: Redis, or Memory.
-type limiterCache interface {
-	sessions.Limiter
-	sessions.OnceCache
-}
-
 // defaultLimits wires the rate limits as cmd/idbroker does with its
 // defaults (IDBROKER_RATE_LIMIT_* unset): per address on /authorize and
 // /login, per client on /oauth/token, and per tenant once a sign-in is
 // routed, its rule resolved from the tenant's row. (The per-address limit
 // of the IdP's answer is on the connectors' routes, which the test IdP
 // does not have: one limiter script more per sign-in.)
-func defaultLimits(t testing.TB, st store.Store, l limiterCache) func(*broker.Config) {
+func defaultLimits(l sessions.Limiter) func(*broker.Config) {
 	guard := ratelimit.New(l, ratelimit.Options{})
-	tenants, err := ratelimit.NewTenantLimits(ratelimit.TenantLimitsConfig{
-		Cache: l, Store: st,
-		Default: ratelimit.Rule{Name: "login_tenant", Limit: 6000, Window: time.Minute},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tenants := ratelimit.NewTenantLimits(ratelimit.Rule{Name: "login_tenant", Limit: 6000, Window: time.Minute})
 	return func(c *broker.Config) {
 		c.LoginLimit = guard.Middleware(ratelimit.Rule{Name: "login", Limit: 3000, Window: time.Minute, Key: ratelimit.ByIP})
 		c.TokenLimit = guard.Middleware(ratelimit.Rule{Name: "token", Limit: 6000, Window: time.Minute,
@@ -124,7 +112,7 @@ func TestLoginRoundTrips(t *testing.T) {
 			r, rt := countedRedis(t)
 			var tweak []func(*broker.Config)
 			if tc.limits {
-				tweak = append(tweak, defaultLimits(t, st, r))
+				tweak = append(tweak, defaultLimits(r))
 			}
 			n := newNodeServer(t, st, r, r, "", httpserver.Config{}, tweak...)
 			n.tenant("Acme", "acme.test", alice("acme.test"))
@@ -160,7 +148,7 @@ func BenchmarkLogin(b *testing.B) {
 			r, rt := countedRedis(b)
 			var tweak []func(*broker.Config)
 			if limits {
-				tweak = append(tweak, defaultLimits(b, st, r))
+				tweak = append(tweak, defaultLimits(r))
 			}
 			return newNodeServer(b, st, r, r, "", httpserver.Config{}, tweak...), counts{rt.n.Load, pg.Load}
 		}

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idbroker/idbroker/lifecycle"
-	"github.com/idbroker/idbroker/ratelimit"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
 	"github.com/idbroker/idbroker/store"
@@ -86,19 +85,10 @@ func TestEraseLeavesNothing(t *testing.T) {
 				return cache.Put(ctx, "broker:authreq:x-"+tn.ID, []byte(`{"tenant_id":"`+tn.ID+`"}`), time.Hour)
 			},
 			func() error { _, err := cache.Allow(ctx, "tenant:"+tn.ID, 10, time.Minute); return err },
-			// Its service-level measurements, and its resolved sign-in
-			// limit in the shared cache.
+			// Its service-level measurements.
 			func() error {
 				return db.WriteSLOMinutes(ctx, []store.SLOMinute{{TenantID: tn.ID, Kind: store.SLOSignIn,
 					Minute: time.Now(), Node: "n1", SLOCounts: store.SLOCounts{OK: 1, Latency: [store.SLOBuckets]int64{1}}}})
-			},
-			func() error {
-				l, err := ratelimit.NewTenantLimits(ratelimit.TenantLimitsConfig{Cache: cache, Store: db})
-				if err != nil {
-					return err
-				}
-				l.Rule(ctx, tn.ID)
-				return nil
 			},
 		}
 		for i, step := range steps {

@@ -15,12 +15,32 @@ import (
 	"github.com/idbroker/idbroker/store/storetest"
 )
 
-// node is one broker node's view of tenant limits: its own Redis client
-// and TenantLimits over the shared Redis and database.
-type node struct {
-	limits  *ratelimit.TenantLimits
-	guard   *ratelimit.Guard
-	limiter *recordingLimiter
+func TestRuleOf(t *testing.T) {
+	def := ratelimit.Rule{Name: "login_tenant", Limit: 6000, Window: time.Minute}
+	for _, tc := range []struct {
+		name   string
+		def    ratelimit.Rule
+		tenant store.Tenant
+		limit  int
+		window time.Duration
+	}{
+		{"free tier", def, store.Tenant{Tier: store.TierFree}, 600, time.Minute},
+		{"growth tier", def, store.Tenant{Tier: store.TierGrowth}, 3000, time.Minute},
+		{"enterprise tier", def, store.Tenant{Tier: store.TierEnterprise}, 12000, time.Minute},
+		{"no tier: the deployment's rule", ratelimit.Rule{Name: "login_tenant", Limit: 7, Window: time.Hour}, store.Tenant{}, 7, time.Hour},
+		{"override beats the tier", def, store.Tenant{Tier: store.TierEnterprise, SignInPerMinute: 5}, 5, time.Minute},
+		{"override without a tier", def, store.Tenant{SignInPerMinute: 20000}, 20000, time.Minute},
+		{"deployment's rule off, no tier", ratelimit.Rule{Name: "login_tenant"}, store.Tenant{}, 0, 0},
+		{"deployment's rule off, a tier still limits", ratelimit.Rule{Name: "login_tenant"}, store.Tenant{Tier: store.TierFree}, 600, time.Minute},
+		{"unnamed deployment rule", ratelimit.Rule{Limit: 6000, Window: time.Minute}, store.Tenant{Tier: store.TierGrowth}, 3000, time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ratelimit.NewTenantLimits(tc.def).RuleOf(tc.tenant)
+			if r.Limit != tc.limit || r.Window != tc.window || r.Name != "login_tenant" {
+				t.Errorf("RuleOf = %+v, want login_tenant, %d per %v", r, tc.limit, tc.window)
+			}
+		})
+	}
 }
 
 // recordingLimiter is the real Redis limiter, noting the limit each
@@ -33,107 +53,6 @@ type recordingLimiter struct {
 func (l *recordingLimiter) Allow(ctx context.Context, key string, limit int, window time.Duration) (sessions.Decision, error) {
 	l.last.Store(int64(limit))
 	return l.Limiter.Allow(ctx, key, limit, window)
-}
-
-func newNode(t *testing.T, db *store.DB, prefix string) node {
-	t.Helper()
-	cache := sessions.NewRedis(sessionstest.Redis(t), sessions.RedisOptions{Prefix: prefix})
-	l, err := ratelimit.NewTenantLimits(ratelimit.TenantLimitsConfig{
-		Cache:   cache,
-		Store:   db,
-		Default: ratelimit.Rule{Name: "login_tenant", Limit: 6000, Window: time.Minute},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &recordingLimiter{Limiter: cache}
-	return node{limits: l, guard: ratelimit.New(rec, ratelimit.Options{}), limiter: rec}
-}
-
-// checkedAgainst spends one sign-in of tenantID's budget and returns the
-// limit the shared limiter applied.
-func (nd node) checkedAgainst(t *testing.T, ctx context.Context, tenantID string) int {
-	t.Helper()
-	if ok, _ := nd.limits.Check(ctx, nd.guard, tenantID); !ok {
-		t.Fatalf("the first sign-in of %s was refused", tenantID)
-	}
-	return int(nd.limiter.last.Load())
-}
-
-func TestTenantLimitsByTierAndOverride(t *testing.T) {
-	ctx := context.Background()
-	db := storetest.Postgres(t)
-	prefix := sessionstest.Prefix(t, sessionstest.Redis(t))
-	n1, n2 := newNode(t, db, prefix), newNode(t, db, prefix)
-
-	create := func(name, tier string) store.Tenant {
-		tn, err := db.CreateTenant(ctx, store.Tenant{Name: name, Tier: tier})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tn
-	}
-	free, ent, none := create("Free", store.TierFree), create("Big", store.TierEnterprise), create("Old", "")
-
-	for _, tc := range []struct {
-		tenant store.Tenant
-		limit  int
-		window time.Duration
-	}{
-		{free, 600, time.Minute},
-		{ent, 12000, time.Minute},
-		{none, 6000, time.Minute},
-	} {
-		for i, nd := range []node{n1, n2} {
-			if r := nd.limits.Rule(ctx, tc.tenant.ID); r.Limit != tc.limit || r.Window != tc.window || r.Name != "login_tenant" {
-				t.Errorf("node %d: %s's rule = %+v, want %d per %v", i+1, tc.tenant.Name, r, tc.limit, tc.window)
-			}
-		}
-	}
-	// And the shared limiter spends each tenant's sign-ins against it.
-	if got := n1.checkedAgainst(t, ctx, free.ID); got != 600 {
-		t.Errorf("free tenant checked against %d, want 600", got)
-	}
-	if got := n2.checkedAgainst(t, ctx, ent.ID); got != 12000 {
-		t.Errorf("enterprise tenant checked against %d, want 12000", got)
-	}
-
-	// An override, made through the store and forgotten on one node (as
-	// the operator API does), applies on both at once, though both cached
-	// the tier's limit a moment ago.
-	override := 5
-	if _, err := db.UpdateTenant(store.WithTenant(ctx, ent.ID), store.TenantUpdate{SignInPerMinute: &override}); err != nil {
-		t.Fatal(err)
-	}
-	if r := n2.limits.Rule(ctx, ent.ID); r.Limit != 12000 {
-		t.Fatalf("before Forget, the cached limit should still hold: %+v", r)
-	}
-	if err := n1.limits.Forget(ctx, ent.ID); err != nil {
-		t.Fatal(err)
-	}
-	for i, nd := range []node{n2, n1} {
-		if r := nd.limits.Rule(ctx, ent.ID); r.Limit != 5 || r.Window != time.Minute {
-			t.Errorf("node %d after the override: %+v, want 5 per minute", 2-i, r)
-		}
-	}
-	if got := n1.checkedAgainst(t, ctx, ent.ID); got != 5 {
-		t.Errorf("after the override, checked against %d, want 5", got)
-	}
-	// Clearing the override returns to the tier's default.
-	zero := 0
-	if _, err := db.UpdateTenant(store.WithTenant(ctx, ent.ID), store.TenantUpdate{SignInPerMinute: &zero}); err != nil {
-		t.Fatal(err)
-	}
-	if err := n2.limits.Forget(ctx, ent.ID); err != nil {
-		t.Fatal(err)
-	}
-	if r := n1.limits.Rule(ctx, ent.ID); r.Limit != 12000 {
-		t.Errorf("after clearing the override: %+v", r)
-	}
-	// An unknown tenant gets the default, and is not an error.
-	if r := n1.limits.Rule(ctx, "tnt_01ARZ3NDEKTSV4RRFFQ69G5FAV"); r.Limit != 6000 {
-		t.Errorf("unknown tenant: %+v", r)
-	}
 }
 
 // commands counts what a go-redis client sends: a command alone or a
@@ -154,31 +73,29 @@ func (h *commands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	}
 }
 
-// TestCheckTenantFromTheRow: a caller that has just read the tenant's row
-// (routing a sign-in) spends its budget against the row's tier or
-// override in the limiter's one round trip, with no read of the cached
-// rule; a change of override applies on every node from the next row
-// read, without Forget; and a tenant no rule limits costs no round trip.
-func TestCheckTenantFromTheRow(t *testing.T) {
+// TestCheckTenant: a caller that has just read the tenant's row (routing
+// a sign-in) spends its budget against the row's tier or override in the
+// limiter's one round trip; a change of override applies on every node
+// from the next row read, in the same bucket; and a tenant no rule limits
+// costs no round trip.
+func TestCheckTenant(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.Postgres(t)
-	shared := sessionstest.Redis(t)
-	prefix := sessionstest.Prefix(t, shared)
-	type counted struct {
-		node
-		rt *commands
+	prefix := sessionstest.Prefix(t, sessionstest.Redis(t))
+	// node is one broker node: its own Redis client over the shared
+	// Redis, its own TenantLimits.
+	type node struct {
+		limits  *ratelimit.TenantLimits
+		guard   *ratelimit.Guard
+		limiter *recordingLimiter
+		rt      *commands
 	}
-	nodeWith := func(def ratelimit.Rule) counted {
+	nodeWith := func(def ratelimit.Rule) node {
 		c := sessionstest.Redis(t)
 		rt := &commands{}
 		c.AddHook(rt)
-		cache := sessions.NewRedis(c, sessions.RedisOptions{Prefix: prefix})
-		l, err := ratelimit.NewTenantLimits(ratelimit.TenantLimitsConfig{Cache: cache, Store: db, Default: def})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec := &recordingLimiter{Limiter: cache}
-		return counted{node{limits: l, guard: ratelimit.New(rec, ratelimit.Options{}), limiter: rec}, rt}
+		rec := &recordingLimiter{Limiter: sessions.NewRedis(c, sessions.RedisOptions{Prefix: prefix})}
+		return node{ratelimit.NewTenantLimits(def), ratelimit.New(rec, ratelimit.Options{}), rec, rt}
 	}
 	def := ratelimit.Rule{Name: "login_tenant", Limit: 6000, Window: time.Minute}
 	n1, n2 := nodeWith(def), nodeWith(def)
@@ -189,7 +106,7 @@ func TestCheckTenantFromTheRow(t *testing.T) {
 		}
 		return tn
 	}
-	spend := func(n counted, tn store.Tenant) (limit int, roundTrips int64) {
+	spend := func(n node, tn store.Tenant) (limit int, roundTrips int64) {
 		t.Helper()
 		before := n.rt.n.Load()
 		n.limiter.last.Store(0)
@@ -210,17 +127,27 @@ func TestCheckTenantFromTheRow(t *testing.T) {
 	if _, err := db.UpdateTenant(store.WithTenant(ctx, ent.ID), store.TenantUpdate{SignInPerMinute: &override}); err != nil {
 		t.Fatal(err)
 	}
-	for i, n := range []counted{n2, n1} {
+	for i, n := range []node{n2, n1} {
 		if limit, rt := spend(n, row(ent.ID)); limit != 5 || rt != 1 {
-			t.Errorf("node %d after the override, no Forget: checked against %d in %d round trips, want 5 in 1", 2-i, limit, rt)
+			t.Errorf("node %d after the override: checked against %d in %d round trips, want 5 in 1", 2-i, limit, rt)
 		}
 	}
-	// The budget is the one Check spends: shared by both ways in.
+	// One bucket, whichever node: the two sign-ins at five a minute and
+	// three more fill it, the next is refused. (The first, at 12,000 a
+	// minute, took a 12,000th of the minute.)
 	for range 3 {
-		n1.limits.Check(ctx, n1.guard, ent.ID) // cache miss: the row's 5 per minute
+		spend(n1, row(ent.ID))
 	}
-	if ok, _ := n2.limits.CheckTenant(ctx, n2.guard, row(ent.ID)); ok {
-		t.Error("the sixth sign-in within a minute was allowed under 5 per minute")
+	if ok, wait := n2.limits.CheckTenant(ctx, n2.guard, row(ent.ID)); ok || wait <= 0 {
+		t.Errorf("the sixth sign-in at 5 per minute: allowed %v, retry after %v; want refused with a wait", ok, wait)
+	}
+	// Clearing the override returns to the tier's default.
+	zero := 0
+	if _, err := db.UpdateTenant(store.WithTenant(ctx, ent.ID), store.TenantUpdate{SignInPerMinute: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if limit, _ := spend(n1, row(ent.ID)); limit != 12000 {
+		t.Errorf("after clearing the override: checked against %d, want 12000", limit)
 	}
 
 	// With the deployment's rule off, a tenant without tier or override

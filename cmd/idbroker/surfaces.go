@@ -118,15 +118,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	// else IDBROKER_RATE_LIMIT_LOGIN_TENANT, resolved from the tenant's row
 	// as routing reads it for each sign-in: a change applies everywhere at
 	// once, and the check is the limiter's one round trip.
-	tenantLimits, err := ratelimit.NewTenantLimits(ratelimit.TenantLimitsConfig{
-		Cache:   cache,
-		Store:   st,
-		Default: limits.LoginTenant,
-		Logger:  log.With("surface", "ratelimit"),
-	})
-	if err != nil {
-		return nil, err
-	}
+	tenantLimits := ratelimit.NewTenantLimits(limits.LoginTenant)
 
 	// Sign-in completions and token answers are measured per tenant in
 	// memory and written once a minute, per node (GET /tenants/{id}/slo).
@@ -252,7 +244,6 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Logger:           log.With("surface", "api"),
 		Limit:            limit(limits.API),
 		Usage:            meter,
-		TenantLimits:     tenantLimits,
 		SLO:              st,
 	})
 	operators := console.New(console.Config{
