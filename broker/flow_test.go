@@ -512,6 +512,32 @@ func TestPKCE(t *testing.T) {
 		if _, err := pub.Conf.Exchange(context.Background(), c, oauth2.VerifierOption(verifier)); err == nil {
 			t.Fatal("code redeemed after a failed attempt")
 		}
+		// No verifier for a code with a challenge, or one for a code
+		// without (a confidential client's): the grant fails its proof.
+		// (Sent by hand: x/oauth2 retries a refused exchange with the
+		// credentials in the body, and the retry finds the code spent.)
+		exchange := func(a *app, c, verifier string) (int, map[string]any) {
+			f := url.Values{"grant_type": {"authorization_code"}, "code": {c}, "redirect_uri": {a.Redirect}}
+			if verifier != "" {
+				f.Set("code_verifier", verifier)
+			}
+			call := oauthCall{"POST", broker.PathToken, "application/x-www-form-urlencoded", f.Encode(), a.ID, a.Secret, ""}
+			if a.Secret == "" {
+				f.Set("client_id", a.ID)
+				call = oauthCall{"POST", broker.PathToken, "application/x-www-form-urlencoded", f.Encode(), "", "", ""}
+			}
+			st, _, body := call.do(t, n.URL)
+			return st, body
+		}
+		c = code(t, pub.authorize(t, browser(t), q))
+		if st, body := exchange(pub, c, ""); st != 400 || body["error"] != "invalid_grant" {
+			t.Fatalf("no verifier: %d %v, want 400 invalid_grant", st, body)
+		}
+		conf := n.app(store.Application{})
+		c = code(t, conf.authorize(t, browser(t), url.Values{"login_hint": hint["login_hint"]}))
+		if st, body := exchange(conf, c, verifier); st != 400 || body["error"] != "invalid_grant" {
+			t.Fatalf("verifier without a challenge: %d %v, want 400 invalid_grant", st, body)
+		}
 		c = code(t, pub.authorize(t, browser(t), q))
 		pub.exchange(t, c, oauth2.VerifierOption(verifier))
 	})

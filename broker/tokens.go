@@ -112,8 +112,16 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 	case r.Data.RedirectURI != g.RedirectURI:
 		return nil, oidc.ErrInvalidGrant().WithDescription("redirect_uri does not match the authorization request")
 	case g.Challenge != "" || r.Data.CodeVerifier != "":
+		// A verifier missing, unexpected or wrong is the grant failing
+		// its proof (RFC 7636 §4.6, OAuth 2.1 §4.1.3): invalid_grant, as
+		// the mismatch already was, not op's invalid_request for the
+		// first two. The code is spent either way.
 		if err := op.AuthorizeCodeChallenge(r.Data.CodeVerifier, challenge(g.Challenge)); err != nil {
-			return nil, err
+			desc := "code_verifier does not match the authorization request's code_challenge"
+			if oe, ok := errors.AsType[*oidc.Error](err); ok && oe.Description != "" {
+				desc = oe.Description
+			}
+			return nil, oidc.ErrInvalidGrant().WithDescription("%s", desc)
 		}
 	}
 	tracing.SetTenant(ctx, g.TenantID)
