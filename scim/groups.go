@@ -65,7 +65,9 @@ func (s *Server) createGroup(c echo.Context) error {
 			if err != nil {
 				return memberConflict(err)
 			}
-			g.Version++
+			if len(added) > 0 {
+				g.Version++ // the store's bump, not read back
+			}
 			return s.emitMembership(ctx, EventGroupUserAdded, g, added)
 		}
 		return nil
@@ -203,11 +205,7 @@ func (s *Server) replaceGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	old, err := s.loadGroup(ctx, c.Param("id"))
-	if err != nil {
-		return err
-	}
-	g := old
+	var g store.Group
 	if err := groupFields(d, &g); err != nil {
 		return err
 	}
@@ -215,10 +213,11 @@ func (s *Server) replaceGroup(c echo.Context) error {
 		return err
 	}
 	err = s.writeTx(ctx, "groups.put", func(ctx context.Context) error {
-		if g, err = s.store.UpdateGroup(ctx, g, want); err != nil {
-			return groupConflict(err)
+		old, err := s.loadGroup(ctx, c.Param("id"))
+		if err != nil {
+			return err
 		}
-		if err := s.emit(ctx, EventGroupUpdated, groupEvent(g)); err != nil {
+		if g, err = s.updateGroup(ctx, old, g, want); err != nil {
 			return err
 		}
 		// PUT carries the whole member list, so reading the current one
@@ -229,6 +228,25 @@ func (s *Server) replaceGroup(c echo.Context) error {
 		return err
 	}
 	return s.writeGroup(c, http.StatusOK, g, members)
+}
+
+// updateGroup writes next's names and document over old (read in the
+// transaction of ctx) if the stored version is ifVersion (0: any) and
+// announces it, and returns the group as it now is. A write that would
+// store nothing new is skipped: no new version, no event.
+func (s *Server) updateGroup(ctx context.Context, old, next store.Group, ifVersion int64) (store.Group, error) {
+	if ifVersion != 0 && ifVersion != old.Version {
+		return old, store.ErrVersionMismatch
+	}
+	next.ID = old.ID
+	if unchangedGroup(old, next) {
+		return old, nil
+	}
+	g, err := s.store.UpdateGroup(ctx, next, ifVersion)
+	if err != nil {
+		return old, groupConflict(err)
+	}
+	return g, s.emit(ctx, EventGroupUpdated, groupEvent(g))
 }
 
 // replaceMembers makes members the group's members and announces who came
@@ -244,7 +262,9 @@ func (s *Server) replaceMembers(ctx context.Context, g *store.Group, members []s
 		if err != nil {
 			return memberConflict(err)
 		}
-		g.Version++
+		if len(added) > 0 {
+			g.Version++
+		}
 		if err := s.emitMembership(ctx, EventGroupUserAdded, *g, added); err != nil {
 			return err
 		}
@@ -254,7 +274,9 @@ func (s *Server) replaceMembers(ctx context.Context, g *store.Group, members []s
 		if err != nil {
 			return err
 		}
-		g.Version++
+		if len(removed) > 0 {
+			g.Version++
+		}
 		return s.emitMembership(ctx, EventGroupUserRemove, *g, removed)
 	}
 	return nil
@@ -436,10 +458,7 @@ func (s *Server) applyGroupPatch(ctx context.Context, id string, want int64, res
 		if ng.Attributes, err = encodeDoc(d); err != nil {
 			return err
 		}
-		if g, err = s.store.UpdateGroup(ctx, ng, g.Version); err != nil {
-			return groupConflict(err)
-		}
-		if err := s.emit(ctx, EventGroupUpdated, groupEvent(g)); err != nil {
+		if g, err = s.updateGroup(ctx, g, ng, g.Version); err != nil {
 			return err
 		}
 	}
@@ -462,7 +481,9 @@ func (s *Server) applyMemberOp(ctx context.Context, g *store.Group, m memberOp) 
 		if err != nil {
 			return memberConflict(err)
 		}
-		g.Version++
+		if len(added) > 0 {
+			g.Version++
+		}
 		return s.emitMembership(ctx, EventGroupUserAdded, *g, added)
 	case "remove":
 		if len(m.ids) == 0 {
@@ -472,7 +493,9 @@ func (s *Server) applyMemberOp(ctx context.Context, g *store.Group, m memberOp) 
 		if err != nil {
 			return err
 		}
-		g.Version++
+		if len(removed) > 0 {
+			g.Version++
+		}
 		return s.emitMembership(ctx, EventGroupUserRemove, *g, removed)
 	case "clear":
 		return s.replaceMembers(ctx, g, nil)

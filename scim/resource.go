@@ -3,6 +3,7 @@ package scim
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -318,6 +319,30 @@ func decodeDoc(raw json.RawMessage) (doc, error) {
 		d = doc{}
 	}
 	return d, nil
+}
+
+// sameDoc reports whether two stored documents say the same thing. The
+// bytes are not compared: PostgreSQL's jsonb answers its own spelling
+// (key order, spaces) of what was written.
+func sameDoc(a, b json.RawMessage) bool {
+	da, err1 := decodeDoc(a)
+	db, err2 := decodeDoc(b)
+	return err1 == nil && err2 == nil && reflect.DeepEqual(da, db)
+}
+
+// unchangedUser: writing u over old would store nothing new. Entra and
+// Okta re-send resources that did not change; such a write must not move
+// the version or announce an update.
+func unchangedUser(old, u store.User) bool {
+	return old.UserName == u.UserName && old.ExternalID == u.ExternalID && old.Email == u.Email &&
+		old.EmailVerified == u.EmailVerified && old.GivenName == u.GivenName && old.FamilyName == u.FamilyName &&
+		old.DisplayName == u.DisplayName && old.Active == u.Active && sameDoc(old.Attributes, u.Attributes)
+}
+
+// unchangedGroup is unchangedUser for a group's own fields (members are
+// rows apart, see groups.go).
+func unchangedGroup(old, g store.Group) bool {
+	return old.DisplayName == g.DisplayName && old.ExternalID == g.ExternalID && sameDoc(old.Attributes, g.Attributes)
 }
 
 func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }

@@ -314,6 +314,20 @@ func (s *Server) writeUserChange(c echo.Context, load func(ctx context.Context) 
 		if u.Attributes, err = encodeDoc(d); err != nil {
 			return err
 		}
+		if unchangedUser(old, u) {
+			// Nothing to write or announce; the answer is the user as
+			// stored, with the version it had. An inactive user's
+			// sessions are still ended, as below: the order is
+			// idempotent and sends nothing when none is left.
+			if ifVersion != 0 && ifVersion != old.Version {
+				return store.ErrVersionMismatch
+			}
+			u = old
+			if !u.Active {
+				rv, err = s.recordDeprovision(ctx, u, EventUserUpdated)
+			}
+			return err
+		}
 		if u, err = s.store.UpdateUser(ctx, u, ifVersion); err != nil {
 			return userConflict(err)
 		}

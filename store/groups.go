@@ -93,21 +93,30 @@ func (db *DB) FindGroups(ctx context.Context, q GroupQuery) ([]Group, int, error
 
 var groupsTable = filtered[Group]{"groups", groupCols, groupFields, scanGroup}
 
-// changeMembers bumps the group's version first, which also locks its row
-// (PostgreSQL) so that concurrent membership changes queue rather than
-// interleave, then runs fn. A user id of another tenant fails the foreign
-// key and is reported as ErrNotFound.
-func (db *DB) changeMembers(ctx context.Context, op, groupID string, fn func(q querier, tenantID string) error) error {
+// changeMembers locks the group's row first (PostgreSQL; SQLite's one
+// writer already serialises) so that concurrent membership changes queue
+// rather than interleave, then runs fn, and bumps the group's version only
+// when fn reports a change: a client re-sending members it already has
+// (Entra and Okta do) must not look like a change to whoever follows
+// versions. A user id of another tenant fails the foreign key and is
+// reported as ErrNotFound.
+func (db *DB) changeMembers(ctx context.Context, op, groupID string, fn func(q querier, tenantID string) (changed bool, err error)) error {
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
-		n, err := q.exec(ctx, "UPDATE groups SET version = version + 1, updated_at = $3 WHERE tenant_id = $1 AND id = $2",
-			tenantID, groupID, db.d.timeArg(db.now()))
+		var one int
+		err := q.queryRow(ctx, "SELECT 1 FROM groups WHERE tenant_id = $1 AND id = $2"+db.d.forUpdate(), tenantID, groupID).Scan(&one)
+		if db.d.isNoRows(err) {
+			return ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			return ErrNotFound
+		changed, err := fn(q, tenantID)
+		if err != nil || !changed {
+			return err
 		}
-		return fn(q, tenantID)
+		_, err = q.exec(ctx, "UPDATE groups SET version = version + 1, updated_at = $3 WHERE tenant_id = $1 AND id = $2",
+			tenantID, groupID, db.d.timeArg(db.now()))
+		return err
 	})
 	return db.wrap(op, err)
 }

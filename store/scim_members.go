@@ -16,20 +16,20 @@ const memberChunk = 500
 // user must belong to the group's own directory: a user of another
 // directory (or tenant), or an unknown id, fails the whole change with
 // ErrNotFound and adds no one. It touches only the
-// named rows and bumps the group's version, which also serialises
-// concurrent changes to one group.
+// named rows and bumps the group's version when someone was added.
 func (db *DB) AddDirectoryMembers(ctx context.Context, groupID string, userIDs []string) ([]string, error) {
 	ids := dedupe(userIDs)
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	var added []string
-	err := db.changeMembers(ctx, "add directory members", groupID, func(q querier, tenantID string) error {
-		return chunked(ids, func(ids []string) error {
+	err := db.changeMembers(ctx, "add directory members", groupID, func(q querier, tenantID string) (bool, error) {
+		err := chunked(ids, func(ids []string) error {
 			got, err := db.addDirectoryMembers(ctx, q, tenantID, groupID, ids)
 			added = append(added, got...)
 			return err
 		})
+		return len(added) > 0, err
 	})
 	if err != nil {
 		return nil, db.wrap("add directory members", err)
@@ -65,15 +65,15 @@ func (db *DB) addDirectoryMembers(ctx context.Context, q querier, tenantID, grou
 
 // RemoveDirectoryMembers removes users from a group of the tenant in ctx
 // and returns those that were members, in the order given; the others are
-// ignored.
+// ignored. The group's version changes only when someone was removed.
 func (db *DB) RemoveDirectoryMembers(ctx context.Context, groupID string, userIDs []string) ([]string, error) {
 	ids := dedupe(userIDs)
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	var removed []string
-	err := db.changeMembers(ctx, "remove directory members", groupID, func(q querier, tenantID string) error {
-		return chunked(ids, func(ids []string) error {
+	err := db.changeMembers(ctx, "remove directory members", groupID, func(q querier, tenantID string) (bool, error) {
+		err := chunked(ids, func(ids []string) error {
 			in, args := inList(3, ids)
 			rs, err := q.query(ctx, `DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND user_id IN (`+in+`)
 				RETURNING user_id`, append([]any{tenantID, groupID}, args...)...)
@@ -84,6 +84,7 @@ func (db *DB) RemoveDirectoryMembers(ctx context.Context, groupID string, userID
 			removed = append(removed, inOrder(ids, got)...)
 			return err
 		})
+		return len(removed) > 0, err
 	})
 	if err != nil {
 		return nil, db.wrap("remove directory members", err)

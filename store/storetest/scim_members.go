@@ -33,8 +33,17 @@ func testDirectoryMembers(t *testing.T, db *store.DB) {
 	if got := must(db.AddDirectoryMembers(a, g.ID, []string{u2.ID, u1.ID, u2.ID})); !reflect.DeepEqual(got, []string{u2.ID, u1.ID}) {
 		t.Fatalf("added %v, want [u2 u1]", got)
 	}
+	version := func() int64 { return must(db.Group(a, g.ID)).Version }
+	v := version()
 	if got := must(db.AddDirectoryMembers(a, g.ID, []string{u1.ID})); len(got) != 0 {
 		t.Fatalf("re-adding a member reported %v as added", got)
+	}
+	// A change that changes nothing leaves the version (the ETag) alone.
+	if got := version(); got != v {
+		t.Fatalf("re-adding a member moved the version from %d to %d", v, got)
+	}
+	if got := must(db.RemoveDirectoryMembers(a, g.ID, []string{other.ID})); len(got) != 0 || version() != v {
+		t.Fatalf("removing a non-member reported %v or moved the version", got)
 	}
 	// Another directory's user, an SSO-only user, another tenant's user or
 	// an unknown id fails the whole batch.
