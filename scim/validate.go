@@ -133,8 +133,9 @@ var userMultiValued = []string{"emails", "phoneNumbers", "ims", "photos", "addre
 
 // checkUserTypes refuses a User whose core or enterprise attributes have
 // the wrong JSON type ("userName": 12345, "name": "x"), rather than
-// storing a number as text or a value no reader expects. Names are
-// canonical (see canonicalize).
+// storing a number as text or a value no reader expects, and makes every
+// multi-valued attribute's primary a boolean. Names are canonical (see
+// canonicalize).
 func checkUserTypes(d doc) error {
 	for _, name := range userStrings {
 		if err := wantString(d, name, name); err != nil {
@@ -168,8 +169,12 @@ func checkUserTypes(d doc) error {
 			}
 			for k, sub := range m {
 				if k == "primary" {
-					if _, ok := boolValue(sub); !ok && sub != nil {
+					b, ok := boolValue(sub)
+					if !ok && sub != nil {
 						return badValue("%s[%d].primary must be a boolean", name, i)
+					}
+					if ok {
+						m[k] = b // Entra's "True" is stored (and returned) as true
 					}
 					continue
 				}

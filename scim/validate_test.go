@@ -160,3 +160,46 @@ func TestEmptyPatchChangesNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestPrimaryIsBoolean: Entra sends primary as "True"/"False" in every
+// multi-valued attribute; it is stored and returned as a boolean, on
+// POST, PUT and PATCH alike.
+func TestPrimaryIsBoolean(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		multi := func(primary string) map[string]any {
+			return map[string]any{
+				"phoneNumbers": []any{map[string]any{"value": "+1 555 0100", "type": "work", "primary": primary}},
+				"addresses":    []any{map[string]any{"locality": "Oslo", "type": "work", "primary": primary}},
+				"roles":        []any{map[string]any{"value": "admin", "primary": strings.ToLower(primary)}},
+				"entitlements": []any{map[string]any{"value": "pro", "primary": primary}},
+			}
+		}
+		check := func(name string, r resp, want bool) {
+			t.Helper()
+			for _, attr := range []string{"emails", "phoneNumbers", "addresses", "roles", "entitlements"} {
+				if got := lookup(r.body, attr+".0.primary"); got != want {
+					t.Errorf("%s: %s[0].primary = %#v, want %v", name, attr, got, want)
+				}
+			}
+		}
+		body := userBody("ann@acme.com", multi("True"))
+		body["emails"] = []any{map[string]any{"value": "ann@acme.com", "primary": "True"}}
+		r := e.do("POST", "/Users", body).want(t, http.StatusCreated)
+		id := r.str("id")
+		check("POST", r, true)
+		check("GET", e.do("GET", "/Users/"+id, nil).want(t, http.StatusOK), true)
+		body = userBody("ann@acme.com", multi("False"))
+		body["emails"] = []any{map[string]any{"value": "ann@acme.com", "primary": "False"}}
+		check("PUT", e.do("PUT", "/Users/"+id, body).want(t, http.StatusOK), false)
+		ops := []any{}
+		for k, v := range multi("True") {
+			ops = append(ops, map[string]any{"op": "replace", "path": k, "value": v})
+		}
+		ops = append(ops, map[string]any{"op": "replace", "path": "emails", "value": []any{map[string]any{"value": "ann@acme.com", "primary": "True"}}})
+		check("PATCH", e.do("PATCH", "/Users/"+id, map[string]any{"schemas": []string{scim.SchemaPatchOp}, "Operations": ops}).want(t, http.StatusOK), true)
+		check("GET after PATCH", e.do("GET", "/Users/"+id, nil).want(t, http.StatusOK), true)
+		// Anything else is not a boolean.
+		e.do("POST", "/Users", userBody("bob@acme.com", map[string]any{"roles": []any{map[string]any{"value": "x", "primary": "yes"}}})).want(t, http.StatusBadRequest)
+	})
+}
