@@ -383,6 +383,9 @@ func (s *Server) readResource(c echo.Context, core string, known ...string) (doc
 	if err := checkSchemas(d, core, known...); err != nil {
 		return nil, err
 	}
+	if err := checkStrings(d, ""); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -393,7 +396,15 @@ func (s *Server) readPatch(c echo.Context) (patchRequest, error) {
 	if err := s.readJSON(c, &req); err != nil {
 		return req, err
 	}
-	return req, req.validate()
+	if err := req.validate(); err != nil {
+		return req, err
+	}
+	for _, op := range req.Operations {
+		if err := checkStrings(op.Value, op.Path); err != nil {
+			return req, err
+		}
+	}
+	return req, nil
 }
 
 // readJSON reads a JSON object body, capped, numbers kept exact. SCIM

@@ -214,3 +214,55 @@ func wantString(m map[string]any, key, name string) error {
 	}
 	return badValue("%s must be a string", name)
 }
+
+// maxString bounds every string value of a resource, in bytes. It is far
+// above any profile text a directory legitimately sends (names, titles,
+// addresses run to tens or hundreds of bytes; userName, externalId and
+// group names are held to 256 anyway) and far below the body limit: a
+// 100 KB displayName would otherwise be stored and then copied into
+// every event about the user and every operator API answer.
+const maxString = 4096
+
+// checkStrings refuses, naming the attribute, a string longer than
+// maxString anywhere in v, the value of the attribute name ("" for a
+// whole resource or a PATCH value without path). Certificates
+// (x509Certificates.value, base64 DER) are exempt: a real one can exceed
+// it, and the body limit still bounds it.
+func checkStrings(v any, name string) error {
+	return checkStringsIn(v, name, strings.HasPrefix(strings.ToLower(name), "urn:") && !strings.Contains(name[strings.LastIndex(name, ":"):], "."))
+}
+
+// checkStringsIn is checkStrings; extension says that name is a schema
+// URN, whose attributes are named URN:attribute.
+func checkStringsIn(v any, name string, extension bool) error {
+	if strings.HasPrefix(strings.ToLower(name), "x509certificates") {
+		return nil
+	}
+	switch v := v.(type) {
+	case string:
+		if len(v) > maxString {
+			return badValue("%s is longer than %d bytes", orBody(name), maxString)
+		}
+	case map[string]any:
+		for k, x := range v {
+			sub := k
+			switch {
+			case name == "":
+			case extension:
+				sub = name + ":" + k
+			default:
+				sub = name + "." + k
+			}
+			if err := checkStringsIn(x, sub, name == "" && strings.HasPrefix(strings.ToLower(k), "urn:")); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if err := checkStringsIn(x, name, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

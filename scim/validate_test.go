@@ -203,3 +203,51 @@ func TestPrimaryIsBoolean(t *testing.T) {
 		e.do("POST", "/Users", userBody("bob@acme.com", map[string]any{"roles": []any{map[string]any{"value": "x", "primary": "yes"}}})).want(t, http.StatusBadRequest)
 	})
 }
+
+// TestLongStringsRefused: a string value longer than 4096 bytes anywhere
+// in a resource answers 400 invalidValue naming the attribute, on POST,
+// PUT and PATCH, and nothing is written or announced; 4096 bytes pass.
+func TestLongStringsRefused(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		long, limit := strings.Repeat("é", 2049), strings.Repeat("x", 4096) // 4098 and 4096 bytes
+		r := e.do("POST", "/Users", userBody("keep@acme.com", map[string]any{"displayName": limit,
+			"x509Certificates": []any{map[string]any{"value": strings.Repeat("A", 6000)}}})).want(t, http.StatusCreated)
+		id, v := r.str("id"), r.str("meta.version")
+		gid := e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Eng"}).want(t, http.StatusCreated).str("id")
+		before := eventTypes(t, st)
+		ent := scim.SchemaEnterpriseUser
+		op := func(o map[string]any) map[string]any { return patchBody(o) }
+		for _, tc := range []struct {
+			name, method, path string
+			body               any
+			attr               string
+		}{
+			{"POST displayName", "POST", "/Users", userBody("a@acme.com", map[string]any{"displayName": long}), "displayName"},
+			{"POST name part", "POST", "/Users", userBody("a@acme.com", map[string]any{"name": map[string]any{"givenName": long}}), "name.givenName"},
+			{"POST address", "POST", "/Users", userBody("a@acme.com", map[string]any{"addresses": []any{map[string]any{"formatted": long}}}), "addresses.formatted"},
+			{"POST extension", "POST", "/Users", userBody("a@acme.com", map[string]any{"schemas": []string{scim.SchemaUser, ent},
+				ent: map[string]any{"department": long}}), ent + ":department"},
+			{"PUT title", "PUT", "/Users/" + id, userBody("keep@acme.com", map[string]any{"title": long}), "title"},
+			{"PATCH path", "PATCH", "/Users/" + id, op(map[string]any{"op": "replace", "path": "nickName", "value": long}), "nickName"},
+			{"PATCH no path", "PATCH", "/Users/" + id, op(map[string]any{"op": "replace", "value": map[string]any{"name.familyName": long}}), "name.familyName"},
+			{"PATCH extension", "PATCH", "/Users/" + id, op(map[string]any{"op": "add", "path": ent + ":costCenter", "value": long}), ent + ":costCenter"},
+			{"POST group attribute", "POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Ops", "description": long}, "description"},
+			{"PATCH group", "PATCH", "/Groups/" + gid, op(map[string]any{"op": "replace", "value": map[string]any{"description": long}}), "description"},
+		} {
+			r := e.do(tc.method, tc.path, tc.body).want(t, http.StatusBadRequest)
+			if r.str("scimType") != "invalidValue" || !strings.Contains(r.str("detail"), tc.attr) {
+				t.Errorf("%s: %s", tc.name, r.raw)
+			}
+		}
+		if got := e.do("GET", "/Users/"+id, nil).want(t, http.StatusOK); got.str("meta.version") != v || got.str("displayName") != limit {
+			t.Errorf("refused writes changed the user: version %s (was %s)", got.str("meta.version"), v)
+		}
+		if r := e.do("GET", "/Users?filter="+strings.ReplaceAll(`userName eq "a@acme.com"`, " ", "%20"), nil).want(t, http.StatusOK); lookup(r.body, "totalResults") != float64(0) {
+			t.Errorf("a refused POST created a user: %s", r.raw)
+		}
+		if after := eventTypes(t, st); len(after) != len(before) {
+			t.Errorf("refused writes emitted %v", after[len(before):])
+		}
+	})
+}
