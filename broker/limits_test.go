@@ -171,26 +171,7 @@ func TestLoginRateLimitPerTenant(t *testing.T) {
 	acme := n.tenant("Acme", "acme.test", alice("acme.test"))
 	globex := n.tenant("Globex", "globex.test", alice("globex.test"))
 	a := n.app(store.Application{})
-	start := func(tn tenant) *http.Response {
-		q := url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect}, "response_type": {"code"}, "scope": {"openid"},
-			"state": {"s"}, "tenant": {tn.ID}}
-		// /authorize sends the browser to /login, which routes.
-		next := n.URL + broker.PathAuthorize + "?" + q.Encode()
-		for {
-			req, _ := http.NewRequest(http.MethodGet, next, nil)
-			res, err := http.DefaultTransport.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			loc := res.Header.Get("Location")
-			if res.StatusCode != http.StatusFound || !strings.HasPrefix(loc, n.URL+broker.PathLogin+"?") {
-				return res
-			}
-			next = loc
-		}
-	}
+	start := func(tn tenant) *http.Response { return startRouted(t, n, a, tn.ID) }
 	for i := range 2 {
 		if res := start(acme); res.StatusCode != http.StatusFound {
 			t.Fatalf("Acme sign-in %d: %d, want 302 to the IdP", i+1, res.StatusCode)
@@ -225,25 +206,7 @@ func TestTenantLimitFollowsTheRoutedRow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	start := func() int {
-		q := url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect}, "response_type": {"code"}, "scope": {"openid"},
-			"state": {"s"}, "tenant": {acme.ID}}
-		next := n.URL + broker.PathAuthorize + "?" + q.Encode()
-		for {
-			req, _ := http.NewRequest(http.MethodGet, next, nil)
-			res, err := http.DefaultTransport.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			loc := res.Header.Get("Location")
-			if res.StatusCode != http.StatusFound || !strings.HasPrefix(loc, n.URL+broker.PathLogin+"?") {
-				return res.StatusCode
-			}
-			next = loc
-		}
-	}
+	start := func() int { return startRouted(t, n, a, acme.ID).StatusCode }
 	// No tier: the deployment's 6,000 per minute.
 	if code := start(); code != http.StatusFound {
 		t.Fatalf("first sign-in: %d, want 302", code)
@@ -268,5 +231,30 @@ func TestTenantLimitFollowsTheRoutedRow(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if code := start(); code != http.StatusFound {
 		t.Fatalf("after clearing the override: %d, want 302", code)
+	}
+}
+
+// startRouted sends a sign-in for a to tenantID through /authorize and the
+// /login redirects that follow (no cookies, as a new browser), and returns
+// the first answer that is not one of them: the redirect to the IdP once
+// routed, or the page that refused it.
+func startRouted(t *testing.T, n *node, a *app, tenantID string) *http.Response {
+	t.Helper()
+	q := url.Values{"client_id": {a.ID}, "redirect_uri": {a.Redirect}, "response_type": {"code"}, "scope": {"openid"},
+		"state": {"s"}, "tenant": {tenantID}}
+	next := n.URL + broker.PathAuthorize + "?" + q.Encode()
+	for {
+		req, _ := http.NewRequest(http.MethodGet, next, nil)
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		loc := res.Header.Get("Location")
+		if res.StatusCode != http.StatusFound || !strings.HasPrefix(loc, n.URL+broker.PathLogin+"?") {
+			return res
+		}
+		next = loc
 	}
 }
