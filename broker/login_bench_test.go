@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,26 +16,6 @@ import (
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
 )
-
-// commandCount is a go-redis hook counting round trips: a command alone
-// or a pipeline (a MULTI/EXEC transaction included) is one.
-type commandCount struct{ n atomic.Int64 }
-
-func (h *commandCount) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *commandCount) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (h *commandCount) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
 
 // defaultLimits wires the rate limits as cmd/idbroker does with its
 // defaults (IDBROKER_RATE_LIMIT_* unset): per address on /authorize and
@@ -76,14 +55,14 @@ func countedPostgres(t testing.TB) (quietLogouts, *storetest.RoundTrips) {
 }
 
 // countedRedis is a Redis session store whose round trips are counted.
-func countedRedis(t testing.TB) (*sessions.Redis, *commandCount) {
+func countedRedis(t testing.TB) (*sessions.Redis, *sessionstest.RoundTrips) {
 	opts, err := redis.ParseURL(sessionstest.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := redis.NewClient(opts)
 	t.Cleanup(func() { c.Close() })
-	count := &commandCount{}
+	count := &sessionstest.RoundTrips{}
 	c.AddHook(count)
 	return sessions.NewRedis(c, sessions.RedisOptions{Prefix: sessionstest.Prefix(t, c)}), count
 }
@@ -118,9 +97,9 @@ func TestLoginRoundTrips(t *testing.T) {
 			n.tenant("Acme", "acme.test", alice("acme.test"))
 			a := n.app(store.Application{})
 			login(t, n, a)
-			r0, p0 := rt.n.Load(), pg.Load()
+			r0, p0 := rt.Count(), pg.Load()
 			login(t, n, a)
-			if got := rt.n.Load() - r0; got != tc.redis {
+			if got := rt.Count() - r0; got != tc.redis {
 				t.Errorf("Redis: %d round trips per sign-in, want %d", got, tc.redis)
 			}
 			if got := pg.Load() - p0; got != tc.postgr {
@@ -150,7 +129,7 @@ func BenchmarkLogin(b *testing.B) {
 			if limits {
 				tweak = append(tweak, defaultLimits(r))
 			}
-			return newNodeServer(b, st, r, r, "", httpserver.Config{}, tweak...), counts{rt.n.Load, pg.Load}
+			return newNodeServer(b, st, r, r, "", httpserver.Config{}, tweak...), counts{rt.Count, pg.Load}
 		}
 	}
 	for _, tc := range []struct {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 
 	"github.com/idbroker/idbroker/ratelimit"
 	"github.com/idbroker/idbroker/sessions"
@@ -55,24 +54,6 @@ func (l *recordingLimiter) Allow(ctx context.Context, key string, limit int, win
 	return l.Limiter.Allow(ctx, key, limit, window)
 }
 
-// commands counts what a go-redis client sends: a command alone or a
-// pipeline is one round trip.
-type commands struct{ n atomic.Int64 }
-
-func (h *commands) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *commands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-func (h *commands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
-
 // TestCheckTenant: a caller that has just read the tenant's row (routing
 // a sign-in) spends its budget against the row's tier or override in the
 // limiter's one round trip; a change of override applies on every node
@@ -88,11 +69,11 @@ func TestCheckTenant(t *testing.T) {
 		limits  *ratelimit.TenantLimits
 		guard   *ratelimit.Guard
 		limiter *recordingLimiter
-		rt      *commands
+		rt      *sessionstest.RoundTrips
 	}
 	nodeWith := func(def ratelimit.Rule) node {
 		c := sessionstest.Redis(t)
-		rt := &commands{}
+		rt := &sessionstest.RoundTrips{}
 		c.AddHook(rt)
 		rec := &recordingLimiter{Limiter: sessions.NewRedis(c, sessions.RedisOptions{Prefix: prefix})}
 		return node{ratelimit.NewTenantLimits(def), ratelimit.New(rec, ratelimit.Options{}), rec, rt}
@@ -108,12 +89,12 @@ func TestCheckTenant(t *testing.T) {
 	}
 	spend := func(n node, tn store.Tenant) (limit int, roundTrips int64) {
 		t.Helper()
-		before := n.rt.n.Load()
+		before := n.rt.Count()
 		n.limiter.last.Store(0)
 		if ok, _ := n.limits.CheckTenant(ctx, n.guard, tn); !ok {
 			t.Fatalf("a sign-in of %s was refused", tn.Name)
 		}
-		return int(n.limiter.last.Load()), n.rt.n.Load() - before
+		return int(n.limiter.last.Load()), n.rt.Count() - before
 	}
 
 	ent, err := db.CreateTenant(ctx, store.Tenant{Name: "Big", Tier: store.TierEnterprise})
