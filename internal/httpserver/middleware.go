@@ -94,16 +94,9 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if t := TenantID(ctx); t != "" {
 			attrs = append(attrs, slog.String("tenant_id", t))
 		}
-		level := slog.LevelInfo
-		switch {
-		case status >= 500:
-			level = slog.LevelError
-			if err != nil {
-				attrs = append(attrs, slog.String("error", err.Error()))
-			}
-		case status < 400 && (c.Path() == "/healthz" || c.Path() == "/readyz"):
-			// Probes hit every few seconds; keep them out of the way.
-			level = slog.LevelDebug
+		level := accessLevel(status, c.Path())
+		if status >= 500 && err != nil {
+			attrs = append(attrs, slog.String("error", err.Error()))
 		}
 		s.log.LogAttrs(ctx, level, "http request", attrs...)
 		return nil
@@ -159,4 +152,21 @@ func bodyLimit(limit int64) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// accessLevel is the level of a request's access log line: errors for the
+// server's failures, which someone must look at; a warning for 501, a
+// feature the client asked for and the broker does not offer (SCIM's /Me
+// and /Bulk), which is the client's to change; debug for the probes'
+// successes, which hit every few seconds; info for the rest.
+func accessLevel(status int, route string) slog.Level {
+	switch {
+	case status == http.StatusNotImplemented:
+		return slog.LevelWarn
+	case status >= 500:
+		return slog.LevelError
+	case status < 400 && (route == "/healthz" || route == "/readyz"):
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
