@@ -179,22 +179,28 @@ func (s *Server) Mount(e *echo.Echo) {
 		mw = append(mw, s.limit)
 	}
 	g := e.Group(prefix, mw...)
-	g.GET("/ServiceProviderConfig", s.serviceProviderConfig)
-	g.GET("/ResourceTypes", s.resourceTypes)
-	g.GET("/ResourceTypes/:id", s.resourceType)
-	g.GET("/Schemas", s.schemas)
-	g.GET("/Schemas/:id", s.schema)
+	// Every GET is served to HEAD too (RFC 9110 §9.3.2): the same status
+	// and headers, ETag included; net/http drops the body.
+	get := func(path string, h echo.HandlerFunc) {
+		g.GET(path, h)
+		g.HEAD(path, h)
+	}
+	get("/ServiceProviderConfig", s.serviceProviderConfig)
+	get("/ResourceTypes", s.resourceTypes)
+	get("/ResourceTypes/:id", s.resourceType)
+	get("/Schemas", s.schemas)
+	get("/Schemas/:id", s.schema)
 
 	g.POST("/Users", s.createUser)
-	g.GET("/Users", s.listUsers)
-	g.GET("/Users/:id", s.getUser)
+	get("/Users", s.listUsers)
+	get("/Users/:id", s.getUser)
 	g.PUT("/Users/:id", s.replaceUser)
 	g.PATCH("/Users/:id", s.patchUser)
 	g.DELETE("/Users/:id", s.deleteUser)
 
 	g.POST("/Groups", s.createGroup)
-	g.GET("/Groups", s.listGroups)
-	g.GET("/Groups/:id", s.getGroup)
+	get("/Groups", s.listGroups)
+	get("/Groups/:id", s.getGroup)
 	g.PUT("/Groups/:id", s.replaceGroup)
 	g.PATCH("/Groups/:id", s.patchGroup)
 	g.DELETE("/Groups/:id", s.deleteGroup)
@@ -458,7 +464,7 @@ func (s *Server) writeResource(c echo.Context, status int, dir, endpoint, id str
 	h.Set("ETag", etag(version))
 	// A GET whose If-None-Match names this version (RFC 7644 §3.14,
 	// compared weakly as RFC 9110 says for it) gets 304 and no body.
-	if c.Request().Method == http.MethodGet && noneMatch(c.Request().Header.Get("If-None-Match"), version) {
+	if m := c.Request().Method; (m == http.MethodGet || m == http.MethodHead) && noneMatch(c.Request().Header.Get("If-None-Match"), version) {
 		return c.NoContent(http.StatusNotModified)
 	}
 	if status == http.StatusCreated {
