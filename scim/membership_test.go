@@ -54,3 +54,30 @@ func TestMembersOfAnotherDirectory(t *testing.T) {
 		other("PATCH", "/Groups/"+gid, patch(map[string]any{"op": "add", "path": "members", "value": []any{map[string]any{"value": theirs}}})).want(t, http.StatusNotFound)
 	})
 }
+
+// TestDeleteAnnouncesOnlyTheDeletion: deleting a user or a group sends its
+// own deleted event alone; the memberships it ends are not announced one
+// by one (docs/reference/events.md says consumers infer them).
+func TestDeleteAnnouncesOnlyTheDeletion(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		ann := e.do("POST", "/Users", userBody("ann@acme.com", nil)).want(t, http.StatusCreated).str("id")
+		bob := e.do("POST", "/Users", userBody("bob@acme.com", nil)).want(t, http.StatusCreated).str("id")
+		group := func(name string) string {
+			return e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": name,
+				"members": []any{map[string]any{"value": ann}, map[string]any{"value": bob}}}).want(t, http.StatusCreated).str("id")
+		}
+		eng := group("eng")
+		group("ops")
+		for _, c := range []struct{ path, want string }{
+			{"/Users/" + ann, scim.EventUserDeleted},
+			{"/Groups/" + eng, scim.EventGroupDeleted},
+		} {
+			before := len(eventTypes(t, st))
+			e.do("DELETE", c.path, nil).want(t, http.StatusNoContent)
+			if evs := eventTypes(t, st)[before:]; !reflect.DeepEqual(evs, []string{c.want}) {
+				t.Errorf("DELETE %s emitted %v, want [%s]", c.path, evs, c.want)
+			}
+		}
+	})
+}
