@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -394,11 +395,7 @@ func (s *Server) userResource(dir string, u store.User) (doc, error) {
 	if err != nil {
 		return nil, err
 	}
-	schemas := []any{SchemaUser}
-	if _, ok := d[SchemaEnterpriseUser]; ok {
-		schemas = append(schemas, SchemaEnterpriseUser)
-	}
-	d["schemas"] = schemas
+	d["schemas"] = withExtensions(d, SchemaUser)
 	d["id"] = u.ID
 	d["userName"] = u.UserName
 	d["active"] = u.Active
@@ -414,7 +411,7 @@ func (s *Server) groupResource(dir string, g store.Group, members []string) (doc
 	if err != nil {
 		return nil, err
 	}
-	d["schemas"] = []any{SchemaGroup}
+	d["schemas"] = withExtensions(d, SchemaGroup)
 	d["id"] = g.ID
 	d["displayName"] = g.DisplayName
 	if g.ExternalID != "" {
@@ -564,4 +561,35 @@ func inside(v any, f func(map[string]any)) bool {
 		return true
 	}
 	return false
+}
+
+// withExtensions is the schemas attribute of stored document d: its core
+// schema, then the URN of every extension it carries, in order (RFC 7643
+// §3: "schemas" names the core and extension schemas the resource holds).
+// An extension the server does not describe (a client's own URN) is kept
+// as sent, so it is named too: a client reading the resource back must
+// find every extension it wrote listed.
+func withExtensions(d doc, core string) []any {
+	var ext []string
+	for k := range d {
+		if len(k) > 4 && strings.EqualFold(k[:4], "urn:") && k != core {
+			ext = append(ext, k)
+		}
+	}
+	slices.SortFunc(ext, func(a, b string) int {
+		// The enterprise extension first, as it always was.
+		switch {
+		case a == SchemaEnterpriseUser:
+			return -1
+		case b == SchemaEnterpriseUser:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	out := make([]any, 0, 1+len(ext))
+	out = append(out, core)
+	for _, e := range ext {
+		out = append(out, e)
+	}
+	return out
 }
