@@ -132,20 +132,7 @@ func testFindUsers(t *testing.T, db *store.DB) {
 		{"injection is a value", store.Cmp{Field: "user_name", Op: store.OpEq, Value: "x' OR '1'='1"}, nil},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			defer fatalOnFailure(t)
-			users, total, err := db.FindUsers(ctx, store.UserQuery{DirectoryID: dir.ID, Filter: tc.filter})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, u := range users {
-				got = append(got, u.ID)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) || total != len(tc.want) {
-				t.Fatalf("got %v (total %d), want %v", got, total, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantFound(t, db, ctx, dir.ID, tc.filter, tc.want) })
 	}
 	for _, bad := range []store.Filter{
 		store.Cmp{Field: "password", Op: store.OpEq, Value: "x"},
@@ -338,20 +325,7 @@ func testFindUsersNonASCII(t *testing.T, db *store.DB) {
 		{"display_name co", store.Cmp{Field: "display_name", Op: store.OpCo, Value: "ÉMILE"}, []string{emile.ID}},
 		{"given_name pr is untouched", store.Cmp{Field: "given_name", Op: store.OpPr}, nil},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			defer fatalOnFailure(t)
-			users, total, err := db.FindUsers(ctx, store.UserQuery{DirectoryID: dir.ID, Filter: tc.filter})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, u := range users {
-				got = append(got, u.ID)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) || total != len(tc.want) {
-				t.Fatalf("got %v (total %d), want %v", got, total, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantFound(t, db, ctx, dir.ID, tc.filter, tc.want) })
 	}
 }
 
@@ -375,5 +349,23 @@ func testOneUserAcrossSSOAndSCIMNonASCII(t *testing.T, db *store.DB) {
 	linked := must(db.UpsertSSOUser(ctx, conn.ID, "00u2", store.User{Email: "ÉLODIE@ACME.com"}))
 	if linked.ID != pushed.ID {
 		t.Fatalf("SCIM first: the sign-in created %s beside %s", linked.ID, pushed.ID)
+	}
+}
+
+// wantFound checks that filter finds exactly the users want of directory
+// dir, in order, and counts as many.
+func wantFound(t *testing.T, db *store.DB, ctx context.Context, dir string, filter store.Filter, want []string) {
+	t.Helper()
+	defer fatalOnFailure(t)
+	users, total, err := db.FindUsers(ctx, store.UserQuery{DirectoryID: dir, Filter: filter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range users {
+		got = append(got, u.ID)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || total != len(want) {
+		t.Fatalf("got %v (total %d), want %v", got, total, want)
 	}
 }
