@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/idbroker/idbroker/ratelimit"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
