@@ -202,8 +202,11 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 		Nonce:         req.Nonce,
 		Scopes:        req.Scopes,
 		CodeChallenge: req.CodeChallenge,
-		PromptLogin:   slices.Contains(req.Prompt, oidc.PromptLogin),
-		PromptNone:    slices.Contains(req.Prompt, oidc.PromptNone),
+		// select_account is met at the IdP, where the accounts are: the
+		// broker keeps one session per browser, so it sends the user back
+		// to sign in (and choose) again, as for login.
+		PromptLogin: slices.Contains(req.Prompt, oidc.PromptLogin) || slices.Contains(req.Prompt, oidc.PromptSelectAccount),
+		PromptNone:  slices.Contains(req.Prompt, oidc.PromptNone),
 		Hints: hints{
 			Connection: r.Form.Get("connection"),
 			Tenant:     r.Form.Get("tenant"),
@@ -221,9 +224,9 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 	// OpenID Connect Core §11 tells them to; refusing it refused them
 	// refresh tokens, or sign-in altogether.
 	if slices.ContainsFunc(req.Prompt, func(v string) bool {
-		return v != oidc.PromptNone && v != oidc.PromptLogin && v != oidc.PromptConsent
+		return v != oidc.PromptNone && v != oidc.PromptLogin && v != oidc.PromptConsent && v != oidc.PromptSelectAccount
 	}) {
-		return nil, oidc.ErrInvalidRequest().WithDescription("prompt must be none, login or consent")
+		return nil, oidc.ErrInvalidRequest().WithDescription("prompt must be none, login, consent or select_account")
 	}
 	if a.PromptNone && a.PromptLogin {
 		return nil, oidc.ErrInvalidRequest().WithDescription("prompt=none cannot be combined with other values")

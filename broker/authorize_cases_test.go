@@ -60,8 +60,10 @@ func TestResponseModes(t *testing.T) {
 // TestPromptConsent: prompt=consent, which OpenID Connect Core §11 has
 // relying parties send with offline_access, is met without a page (the
 // operator registered the application), alone or beside login, and the
-// refresh token comes; a prompt the broker cannot honour goes back to the
-// application as invalid_request.
+// refresh token comes; select_account (MSAL and others send it) goes back
+// to the IdP to sign in and choose again, as login does, even with a live
+// session; a prompt the broker cannot honour goes back to the application
+// as invalid_request.
 func TestPromptConsent(t *testing.T) {
 	n := sqliteNode(t)
 	n.tenant("Acme", "acme.test", alice("acme.test"))
@@ -73,9 +75,19 @@ func TestPromptConsent(t *testing.T) {
 			t.Errorf("prompt=%s: no refresh token", prompt)
 		}
 	}
-	loc, err := a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}, "prompt": {"select_account"}}).Location()
-	if err != nil || loc.Host != "app.example" || loc.Query().Get("error") != "invalid_request" || loc.Query().Get("state") != "st8" {
-		t.Fatalf("prompt=select_account: %v %v, want invalid_request at the application", loc, err)
+	b := browser(t)
+	a.exchange(t, code(t, a.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}})))
+	begins := n.idp.Begins()
+	a.exchange(t, code(t, a.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}, "prompt": {"select_account"}})))
+	if n.idp.Begins() != begins+1 {
+		t.Errorf("prompt=select_account was answered from the session, not at the IdP")
+	}
+	for _, q := range []url.Values{{"prompt": {"create"}}, {"prompt": {"none select_account"}}} {
+		q.Set("login_hint", "alice@acme.test")
+		loc, err := a.authorize(t, browser(t), q).Location()
+		if err != nil || loc.Host != "app.example" || loc.Query().Get("error") != "invalid_request" || loc.Query().Get("state") != "st8" {
+			t.Fatalf("prompt=%s: %v %v, want invalid_request at the application", q.Get("prompt"), loc, err)
+		}
 	}
 }
 

@@ -65,7 +65,7 @@ func discoveryDoc(iss string) discovery {
 		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid",
 			"email", "email_verified", "name", "given_name", "family_name", "groups",
 			"tenant_id", "connection_id", "connection_type", "idp_subject"},
-		PromptValuesSupported:                      []string{"none", "login", "consent"},
+		PromptValuesSupported:                      []string{"none", "login", "consent", "select_account"},
 		AuthorizationResponseIssParameterSupported: true,
 		BackchannelLogoutSupported:                 true,
 		BackchannelLogoutSessionSupported:          true,
