@@ -22,12 +22,9 @@ func newSessionEnv(t *testing.T, st *store.DB, ss sessions.Store) *env {
 }
 
 func TestRevokeUserSessions(t *testing.T) {
-	for _, b := range []struct {
-		name string
-		open func(testing.TB) *store.DB
-	}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}} {
-		t.Run(b.name, func(t *testing.T) {
-			st := b.open(t)
+	for _, b := range storetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			st := b.Open(t)
 			ss := sessions.NewMemory()
 			e := newSessionEnv(t, st, ss)
 			bg := context.Background()

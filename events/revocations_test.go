@@ -56,12 +56,9 @@ func revokedEvents(t *testing.T, st *store.DB) []revokedEvent {
 // announces nothing more, and another tenant's sessions are neither
 // ended nor announced.
 func TestRevokerAnnouncesEndedSessions(t *testing.T) {
-	for _, b := range []struct {
-		name string
-		open func(testing.TB) *store.DB
-	}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}} {
-		t.Run(b.name, func(t *testing.T) {
-			st := b.open(t)
+	for _, b := range storetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			st := b.Open(t)
 			ss := sessions.NewMemory()
 			r, err := events.NewRevoker(events.RevokerConfig{Store: st, Sessions: ss})
 			if err != nil {

@@ -72,16 +72,13 @@ func BenchmarkACSEncryptedAssertion(b *testing.B) { benchACS(b, false, true) }
 // and the tenant from the store on every request, as the ACS did before
 // the cache.
 func BenchmarkACSHTTP(b *testing.B) {
-	for _, db := range []struct {
-		name string
-		open func(testing.TB) *store.DB
-	}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}} {
+	for _, db := range storetest.Backends {
 		for _, c := range []struct {
 			name string
 			ttl  time.Duration
 		}{{"cached", 0}, {"uncached", -1}} {
-			b.Run(db.name+"/"+c.name, func(b *testing.B) {
-				e := newEnvWith(b, envOpts{DB: db.open(b), Once: alwaysFresh{sessions.NewMemory()}, CacheTTL: c.ttl})
+			b.Run(db.Name+"/"+c.name, func(b *testing.B) {
+				e := newEnvWith(b, envOpts{DB: db.Open(b), Once: alwaysFresh{sessions.NewMemory()}, CacheTTL: c.ttl})
 				idp := newTestIdP(b, 0)
 				conn := e.samlConn(idp, func(s *Settings) { s.AllowIdPInitiated = ptr(true) })
 				raw := idp.response(b, e.Issuer, conn, respOpts{signAssertion: true, issuedAt: e.Clock.Now()})

@@ -26,6 +26,15 @@ func Unavailable(t testing.TB, format string, args ...any) {
 	testdb.Unavailable(t, format, args...)
 }
 
+// Backend opens a fresh store on one backend, named for subtests.
+type Backend struct {
+	Name string
+	Open func(testing.TB) *store.DB
+}
+
+// Backends are the two backends every store-backed feature is tested on.
+var Backends = []Backend{{"sqlite", SQLite}, {"postgres", Postgres}}
+
 // SQLite opens a migrated SQLite store in t.TempDir(): a copy of the
 // files of one migrated once per process, since migrating costs a second
 // a test under -race (the SQLite engine is Go, instrumented like the rest)

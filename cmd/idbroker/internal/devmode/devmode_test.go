@@ -110,12 +110,9 @@ func unescape(s string) string {
 // an unsigned response (as Entra ID and Okta send by default) posted to
 // the ACS, the normalised profile.
 func TestDevIdPRoundTrip(t *testing.T) {
-	for _, b := range []struct {
-		name string
-		open func(testing.TB) *store.DB
-	}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}} {
-		t.Run(b.name, func(t *testing.T) {
-			h := newHarness(t, b.open(t))
+	for _, b := range storetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			h := newHarness(t, b.Open(t))
 			ctx := store.WithTenant(context.Background(), h.dev.TenantID)
 			conn, err := h.st.Connection(ctx, h.dev.ConnectionID)
 			if err != nil {
@@ -253,12 +250,9 @@ func TestDevIdPReparsesChangedSPMetadata(t *testing.T) {
 // API keeps its domain while it can be restored; the next start restores
 // it rather than failing to seed a new one beside it.
 func TestSeedRestoresADeletedDemoTenant(t *testing.T) {
-	for _, b := range []struct {
-		name string
-		open func(testing.TB) *store.DB
-	}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}} {
-		t.Run(b.name, func(t *testing.T) {
-			st := b.open(t)
+	for _, b := range storetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			st := b.Open(t)
 			h := newHarness(t, st)
 			ctx := store.WithTenant(context.Background(), h.dev.TenantID)
 			if _, err := st.SoftDeleteTenant(ctx); err != nil {
