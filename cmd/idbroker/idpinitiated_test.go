@@ -301,4 +301,41 @@ func testIdPInitiatedTile(t *testing.T, env map[string]string) {
 	if !succeeded || !replay {
 		t.Fatalf("events: idp_initiated success %v, replay failure %v", succeeded, replay)
 	}
+
+	// What the tenant admin is told when a tile cannot land, through the
+	// real connector: no landing application named, then IdP-initiated
+	// logins turned off. The user gets the generic page either way.
+	refusedWith := func(reasonCode, reasonHas string) {
+		t.Helper()
+		acs, form := idp.tile(t, conn.SAML.SPEntityID, "")
+		br.Jar, _ = cookiejar.New(nil)
+		landed = nil
+		resp, err := br.PostForm(acs, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || landed != nil {
+			t.Fatalf("%s: %d, landed %v; want 403", reasonCode, resp.StatusCode, landed)
+		}
+		if code := b.do("GET", "/api/v1/events?tenant_id="+acme.ID+"&events=authentication.failed&limit=100", e2eBootstrapKey, nil, &evs); code != http.StatusOK {
+			t.Fatalf("events: %d", code)
+		}
+		for _, e := range evs.Data {
+			if strings.Contains(string(e.Data), `"reason_code":"`+reasonCode+`"`) && strings.Contains(string(e.Data), reasonHas) {
+				return
+			}
+		}
+		t.Fatalf("no authentication.failed with reason_code %s and a reason naming %q: %+v", reasonCode, reasonHas, evs.Data)
+	}
+	patch := func(saml map[string]any) {
+		t.Helper()
+		if code := b.do("PATCH", "/api/v1/connections/"+conn.ID, e2eBootstrapKey, map[string]any{"saml": saml}, nil); code != http.StatusOK {
+			t.Fatalf("PATCH connection %v: %d", saml, code)
+		}
+	}
+	patch(map[string]any{"idp_initiated_client_id": ""})
+	refusedWith("no_application_request", "idp_initiated_client_id")
+	patch(map[string]any{"allow_idp_initiated": false})
+	refusedWith("idp_initiated_not_allowed", "")
 }
