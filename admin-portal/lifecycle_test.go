@@ -30,6 +30,9 @@ func TestDeleteAndRestore(t *testing.T) {
 			{"DELETE", "/tenants/" + tn.ID, nil},
 			{"GET", "/tenants/" + tn.ID + "/domains", nil},
 			{"GET", "/tenants/" + tn.ID + "/usage", nil},
+			// Its audit log is one of its objects too: named in the query.
+			{"GET", "/audit_events?tenant_id=" + tn.ID, nil},
+			{"GET", "/audit_events?tenant_id=" + tn.ID + "&format=csv", nil},
 			// The tenant is named in the body here, not the path: still
 			// 404, as for an unknown tenant, not a 409 that confirms it.
 			{"POST", "/portal_links", map[string]any{"tenant_id": tn.ID, "intent": "sso"}},
