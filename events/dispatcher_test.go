@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -350,5 +351,31 @@ func TestEventLookupFailureIsRetried(t *testing.T) {
 	}
 	if dl := deliveries(t, f.st, store.DeliveryQuery{EventID: ev.ID})[0]; dl.Status != store.DeliverySucceeded || len(f.rv.got) != 1 {
 		t.Fatalf("after retry: %+v, receiver got %v", dl, f.rv.got)
+	}
+}
+
+// TestDeliveriesGoOutInEventOrder: when nothing fails, a webhook receives
+// its events in the order they were committed. The claim marks a batch in
+// one UPDATE, whose RETURNING has no order of its own; delivering in that
+// order sent a group's deleted event before its created one.
+func TestDeliveriesGoOutInEventOrder(t *testing.T) {
+	for _, b := range storetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t))
+			var want []string
+			for range 40 {
+				want = append(want, f.append(t, "dsync.user.created").ID)
+			}
+			d, err := events.New(events.Config{Store: f.st, Client: loopbackClient(), Now: f.clock.Now, Timeout: 5 * time.Second, Batch: 50})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, err := d.DeliverDue(context.Background()); err != nil || n != len(want) {
+				t.Fatalf("DeliverDue = %d, %v; want %d", n, err, len(want))
+			}
+			if !slices.Equal(f.rv.got, want) {
+				t.Fatalf("received in the order\n%v\nwant the order of the events\n%v", f.rv.got, want)
+			}
+		})
 	}
 }

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -68,7 +70,8 @@ func scanDelivery(r row) (Delivery, error) {
 // out. On PostgreSQL, FOR UPDATE SKIP LOCKED lets several nodes claim side
 // by side without waiting on each other's rows; on SQLite the single writer
 // makes the claim exclusive already. lease must exceed the time one attempt
-// may take, or a slow attempt could be repeated by another node.
+// may take, or a slow attempt could be repeated by another node. The batch
+// comes back in the order the deliveries were enqueued (their events').
 func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error) {
 	if limit <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("%w: claim needs a positive limit and lease", ErrInvalid)
@@ -77,20 +80,42 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Dur
 	if db.d.rowSecurity() { // PostgreSQL
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
-	var out []Delivery
+	type claimed struct {
+		d   Delivery
+		seq int64
+	}
+	var out []claimed
 	err := db.global(ctx, true, func(q querier) error {
 		rs, err := q.query(ctx, `UPDATE deliveries SET next_attempt_at = $1, attempts = attempts + 1, updated_at = $2
 			WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed') AND next_attempt_at <= $2
 				ORDER BY next_attempt_at, seq LIMIT $3`+lock+`)
-			RETURNING `+deliveryCols,
+			RETURNING `+deliveryCols+`, seq`,
 			db.d.timeArg(now.Add(lease)), db.d.timeArg(now), limit)
 		if err != nil {
 			return err
 		}
-		out, err = collect(rs, scanDelivery)
+		out, err = collect(rs, func(r row) (claimed, error) {
+			var c claimed
+			err := r.Scan(&c.d.ID, &c.d.EventID, &c.d.WebhookID, &c.d.Status, &c.d.Attempts, timeDest{&c.d.NextAttemptAt},
+				&c.d.LastStatusCode, &c.d.LastError, timeDest{&c.d.CreatedAt}, timeDest{&c.d.UpdatedAt}, &c.seq)
+			return c, err
+		})
 		return err
 	})
-	return out, db.wrap("claim deliveries", err)
+	if err != nil {
+		return nil, db.wrap("claim deliveries", err)
+	}
+	// RETURNING has no order (PostgreSQL answers in whatever order the
+	// join met the rows): put the batch back in the order the deliveries
+	// were enqueued, which is the order of their events, so that a
+	// receiver with nothing failing sees a group created before it is
+	// deleted.
+	slices.SortFunc(out, func(a, b claimed) int { return cmp.Compare(a.seq, b.seq) })
+	ds := make([]Delivery, len(out))
+	for i, c := range out {
+		ds[i] = c.d
+	}
+	return ds, nil
 }
 
 // RecordDelivery stores the outcome of an attempt on a claimed delivery.
