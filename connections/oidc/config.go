@@ -76,7 +76,9 @@ func apply(_ context.Context, deps connections.Deps, cfg *Config, secrets map[st
 		return nil
 	}
 	if s.Issuer != nil {
-		iss := strings.TrimRight(strings.TrimSpace(*s.Issuer), "/")
+		// Kept as typed: an issuer is compared exactly, and some end in a
+		// slash (open accepts either form of the IdP's own).
+		iss := strings.TrimSpace(*s.Issuer)
 		if err := connections.CheckURL("issuer", iss, deps.AllowInsecureURLs); err != nil {
 			return err
 		}

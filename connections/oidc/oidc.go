@@ -109,19 +109,40 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 		mapping: cfg.AttributeMapping.Resolve(defaultPreset(cfg.Issuer))}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	c.rp, err = rp.NewRelyingPartyOIDC(dctx, cfg.Issuer, cfg.ClientID, secret,
-		deps.URL(conn, "callback"), scopes(cfg.Scopes),
-		rp.WithHTTPClient(deps.HTTPClient),
-		rp.WithVerifierOpts(
-			rp.WithNonce(func(ctx context.Context) string { n, _ := ctx.Value(nonceKey{}).(string); return n }),
-			rp.WithIssuedAtOffset(issuedAtSkew),
-		),
-		rp.WithSigningAlgsFromDiscovery(),
-	)
+	relyingParty := func(issuer string) (rp.RelyingParty, error) {
+		return rp.NewRelyingPartyOIDC(dctx, issuer, cfg.ClientID, secret,
+			deps.URL(conn, "callback"), scopes(cfg.Scopes),
+			rp.WithHTTPClient(deps.HTTPClient),
+			rp.WithVerifierOpts(
+				rp.WithNonce(func(ctx context.Context) string { n, _ := ctx.Value(nonceKey{}).(string); return n }),
+				rp.WithIssuedAtOffset(issuedAtSkew),
+			),
+			rp.WithSigningAlgsFromDiscovery(),
+		)
+	}
+	c.rp, err = relyingParty(cfg.Issuer)
+	if errors.Is(err, oidc.ErrIssuerInvalid) {
+		// Issuers compare exactly, and some end in a slash (Auth0's
+		// https://tenant.auth0.com/) where most do not; both forms read
+		// the same discovery document. An admin who typed the other
+		// form gets the one the IdP names, and id_tokens are held to it.
+		if alt, altErr := relyingParty(otherSlash(cfg.Issuer)); altErr == nil {
+			c.rp, err = alt, nil
+		}
+	}
 	if err != nil {
 		return nil, connections.Unreachable("issuer", "read the OIDC discovery document at", discoveryURL(cfg.Issuer), discoveryCause(err))
 	}
 	return c, nil
+}
+
+// otherSlash is issuer with its trailing slash removed, or added when it
+// has none.
+func otherSlash(issuer string) string {
+	if strings.HasSuffix(issuer, "/") {
+		return strings.TrimRight(issuer, "/")
+	}
+	return issuer + "/"
 }
 
 // Begin redirects to the IdP's authorization endpoint with state, nonce
