@@ -106,6 +106,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Client == nil {
 		cfg.Client = safehttp.NewClient(safehttp.Options{Timeout: cfg.Timeout})
 	}
+	cfg.Client = postOnlyRedirects(cfg.Client)
 	d := &Dispatcher{cfg: cfg, log: cfg.Logger}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -254,4 +255,27 @@ func (d *Dispatcher) backoff(attempts int) time.Duration {
 	}
 	delay = min(delay, d.cfg.MaxDelay)
 	return delay/2 + rand.N(delay/2+1)
+}
+
+// postOnlyRedirects returns a copy of c that follows only the redirects
+// that repeat the POST with its body (307, 308), within c's own rules. A
+// 301, 302 or 303 would be followed by a GET without the event, whose 2xx
+// would count the event as delivered: that answer is returned instead, a
+// failed attempt, retried like any other.
+func postOnlyRedirects(c *http.Client) *http.Client {
+	out := *c
+	next := c.CheckRedirect
+	out.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.Method != via[0].Method {
+			return http.ErrUseLastResponse
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 { // net/http's own limit
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &out
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -375,6 +376,55 @@ func TestDeliveriesGoOutInEventOrder(t *testing.T) {
 			}
 			if !slices.Equal(f.rv.got, want) {
 				t.Fatalf("received in the order\n%v\nwant the order of the events\n%v", f.rv.got, want)
+			}
+		})
+	}
+}
+
+// TestRedirectsThatDropTheBodyFail: a 301, 302 or 303 from the receiver
+// is a failed attempt, retried later. Following it would send a GET
+// without the event, and that GET's 200 counted the event as delivered
+// though the receiver never saw it. A 307 or 308 repeats the POST, body
+// and signature included, and is followed.
+func TestRedirectsThatDropTheBodyFail(t *testing.T) {
+	for _, tc := range []struct {
+		code      int
+		delivered bool
+	}{
+		{http.StatusMovedPermanently, false},
+		{http.StatusFound, false},
+		{http.StatusSeeOther, false},
+		{http.StatusTemporaryRedirect, true},
+		{http.StatusPermanentRedirect, true},
+	} {
+		t.Run(strconv.Itoa(tc.code), func(t *testing.T) {
+			f := newFixture(t, storetest.SQLite(t))
+			var gets atomic.Int32
+			mux := http.NewServeMux()
+			mux.Handle("POST /new", f.rv)
+			mux.HandleFunc("GET /new", func(w http.ResponseWriter, r *http.Request) { gets.Add(1) })
+			mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, "/new", tc.code)
+			})
+			hs := httptest.NewServer(mux)
+			t.Cleanup(hs.Close)
+			hook, err := f.st.CreateWebhook(context.Background(), store.Webhook{URL: hs.URL + "/old", Events: []string{"dsync.group.created"}, Secret: f.rv.secret})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := f.append(t, "dsync.group.created")
+			if n, err := f.dispatcher(t).DeliverDue(context.Background()); err != nil || n != 1 {
+				t.Fatalf("DeliverDue = %d, %v", n, err)
+			}
+			dl := deliveries(t, f.st, store.DeliveryQuery{WebhookID: hook.ID})[0]
+			if tc.delivered {
+				if dl.Status != store.DeliverySucceeded || !slices.Equal(f.rv.got, []string{ev.ID}) {
+					t.Fatalf("after a %d: %+v, receiver got %v; want the POST followed", tc.code, dl, f.rv.got)
+				}
+				return
+			}
+			if dl.Status != store.DeliveryFailed || dl.LastStatusCode != tc.code || gets.Load() != 0 || len(f.rv.got) != 0 {
+				t.Fatalf("after a %d: %+v, %d GETs, receiver got %v; want a failed attempt, to retry", tc.code, dl, gets.Load(), f.rv.got)
 			}
 		})
 	}
