@@ -1,6 +1,7 @@
 package adminportal
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,16 +55,28 @@ func (a *API) getApplication(c echo.Context) error {
 
 // updateApplicationRequest is a PATCH: absent fields are left alone. The
 // secret, public and the signing algorithm cannot change (they are unknown
-// fields here, so the strict decoder refuses them by name).
+// fields here, so the strict decoder refuses them by name). A field the
+// application shows as null or [] when unset is unset by null as well as by
+// "" or [] (a lifetime by null or 0); name and redirect_uris always have a
+// value, so null is refused there.
 type updateApplicationRequest struct {
-	Name                   *string   `json:"name"`
-	RedirectURIs           *[]string `json:"redirect_uris"`
-	PostLogoutRedirectURIs *[]string `json:"post_logout_redirect_uris"`
-	// BackchannelLogoutURI "" removes it.
-	BackchannelLogoutURI *string `json:"backchannel_logout_uri"`
-	// InitiateLoginURI "" removes it.
-	InitiateLoginURI *string `json:"initiate_login_uri"`
-	tokenLifetimes
+	Name                   patchField[string]   `json:"name"`
+	RedirectURIs           patchField[[]string] `json:"redirect_uris"`
+	PostLogoutRedirectURIs patchField[[]string] `json:"post_logout_redirect_uris"`
+	BackchannelLogoutURI   patchField[string]   `json:"backchannel_logout_uri"`
+	InitiateLoginURI       patchField[string]   `json:"initiate_login_uri"`
+	AccessTokenTTLSeconds  patchField[int64]    `json:"access_token_ttl_seconds"`
+	IDTokenTTLSeconds      patchField[int64]    `json:"id_token_ttl_seconds"`
+	RefreshTokenTTLSeconds patchField[int64]    `json:"refresh_token_ttl_seconds"`
+}
+
+// given is the field's value when it was sent (null as the zero value,
+// which unsets it), nil when absent.
+func given[T any](f patchField[T]) *T {
+	if !f.Set {
+		return nil
+	}
+	return &f.Value
 }
 
 func (a *API) updateApplication(c echo.Context) error {
@@ -75,42 +88,54 @@ func (a *API) updateApplication(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	if err := cmp.Or(refuseNull("name", req.Name.Null), refuseNull("redirect_uris", req.RedirectURIs.Null)); err != nil {
+		return err
+	}
 	var u store.ApplicationUpdate
-	if req.Name != nil {
-		name, err := checkName("name", *req.Name)
+	if req.Name.Set {
+		name, err := checkName("name", req.Name.Value)
 		if err != nil {
 			return err
 		}
 		u.Name = &name
 	}
-	if req.RedirectURIs != nil {
-		if len(*req.RedirectURIs) == 0 {
+	if req.RedirectURIs.Set {
+		if len(req.RedirectURIs.Value) == 0 {
 			return invalid("redirect_uris", "redirect_uris needs at least one URI")
 		}
-		if err := checkURIs("redirect_uris", *req.RedirectURIs, cur.Public); err != nil {
+		if err := checkURIs("redirect_uris", req.RedirectURIs.Value, cur.Public); err != nil {
 			return err
 		}
-		u.RedirectURIs = req.RedirectURIs
+		u.RedirectURIs = &req.RedirectURIs.Value
 	}
-	if req.PostLogoutRedirectURIs != nil {
-		if err := checkURIs("post_logout_redirect_uris", *req.PostLogoutRedirectURIs, cur.Public); err != nil {
+	if req.PostLogoutRedirectURIs.Set {
+		uris := req.PostLogoutRedirectURIs.Value
+		if uris == nil {
+			uris = []string{} // null: none, as []
+		}
+		if err := checkURIs("post_logout_redirect_uris", uris, cur.Public); err != nil {
 			return err
 		}
-		u.PostLogoutRedirectURIs = req.PostLogoutRedirectURIs
+		u.PostLogoutRedirectURIs = &uris
 	}
-	if req.BackchannelLogoutURI != nil {
-		if err := checkBackchannelURI(*req.BackchannelLogoutURI, a.allowPrivate); err != nil {
+	if req.BackchannelLogoutURI.Set {
+		if err := checkBackchannelURI(req.BackchannelLogoutURI.Value, a.allowPrivate); err != nil {
 			return err
 		}
-		u.BackchannelLogoutURI = req.BackchannelLogoutURI
+		u.BackchannelLogoutURI = &req.BackchannelLogoutURI.Value
 	}
-	if req.InitiateLoginURI != nil {
-		if err := checkInitiateLoginURI(*req.InitiateLoginURI); err != nil {
+	if req.InitiateLoginURI.Set {
+		if err := checkInitiateLoginURI(req.InitiateLoginURI.Value); err != nil {
 			return err
 		}
-		u.InitiateLoginURI = req.InitiateLoginURI
+		u.InitiateLoginURI = &req.InitiateLoginURI.Value
 	}
-	if u.AccessTokenTTL, u.IDTokenTTL, u.RefreshTokenTTL, err = req.tokenLifetimes.check(); err != nil {
+	ttls := tokenLifetimes{
+		AccessTokenTTLSeconds:  given(req.AccessTokenTTLSeconds),
+		IDTokenTTLSeconds:      given(req.IDTokenTTLSeconds),
+		RefreshTokenTTLSeconds: given(req.RefreshTokenTTLSeconds),
+	}
+	if u.AccessTokenTTL, u.IDTokenTTL, u.RefreshTokenTTL, err = ttls.check(); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()

@@ -66,10 +66,9 @@ func (req *connectionRequest) UnmarshalJSON(b []byte) error {
 		default:
 			return fmt.Errorf("json: unknown field %q", k)
 		}
-		if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
-			continue
-		}
-		if err := json.Unmarshal(v, dst); err != nil {
+		// type, name and status always have a value: a null is refused
+		// as a value of the wrong type, not taken for an absent field.
+		if err := json.Unmarshal(v, dst); err != nil || bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
 			return &json.UnmarshalTypeError{Value: jsonKind(bytes.TrimSpace(v)), Type: reflect.TypeOf(""), Field: k}
 		}
 		req.has[k] = true

@@ -73,3 +73,36 @@ func decodeError(err error) error {
 	}
 	return invalid("", "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
 }
+
+// patchField is a field of a PATCH body that tells an absent field (Set
+// false: leave it as it is) from an explicit null (Null: remove the value,
+// for a field the API shows as null when it has none, or a 400 for one
+// that always has a value). A plain pointer cannot: encoding/json leaves it
+// nil for both, so a null a client sent to clear something was silently
+// ignored.
+type patchField[T any] struct {
+	Set, Null bool
+	Value     T
+}
+
+// UnmarshalJSON records that the field was sent. encoding/json calls it
+// for null too, since patchField is not a pointer.
+func (f *patchField[T]) UnmarshalJSON(b []byte) error {
+	f.Set = true
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		f.Null = true
+		return nil
+	}
+	// As strict as decodeJSON's own decoder, which does not reach in here.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(&f.Value)
+}
+
+// refuseNull is the 400 for a null sent to a field that always has a value.
+func refuseNull(field string, null bool) error {
+	if null {
+		return invalid(field, "%s cannot be null: leave it out to keep the current value", field)
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package adminportal
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -181,11 +182,14 @@ func (a *API) getTenant(c echo.Context) error {
 	return c.JSON(http.StatusOK, toTenantJSON(tenantOf(c), domains))
 }
 
+// updateTenantRequest is a PATCH: an absent field is left as it is. tier
+// null removes the tier, as "" does (the tenant shows it as null); name,
+// status and rate_limits always have a value, so null is refused.
 type updateTenantRequest struct {
-	Name       *string            `json:"name"`
-	Status     *string            `json:"status"`
-	Tier       *string            `json:"tier"`
-	RateLimits *rateLimitsRequest `json:"rate_limits"`
+	Name       patchField[string]            `json:"name"`
+	Status     patchField[string]            `json:"status"`
+	Tier       patchField[string]            `json:"tier"`
+	RateLimits patchField[rateLimitsRequest] `json:"rate_limits"`
 }
 
 // rateLimitsRequest sets overrides: a number sets one, null clears it (the
@@ -208,30 +212,34 @@ func (a *API) updateTenant(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	if err := cmp.Or(refuseNull("name", req.Name.Null), refuseNull("status", req.Status.Null),
+		refuseNull("rate_limits", req.RateLimits.Null)); err != nil {
+		return err
+	}
 	var u store.TenantUpdate
-	if req.Name != nil {
-		name, err := checkName("name", *req.Name)
+	if req.Name.Set {
+		name, err := checkName("name", req.Name.Value)
 		if err != nil {
 			return err
 		}
 		u.Name = &name
 	}
-	if req.Tier != nil {
-		tier, err := checkTier(*req.Tier)
+	if req.Tier.Set {
+		tier, err := checkTier(req.Tier.Value) // null: Value is "", no tier
 		if err != nil {
 			return err
 		}
 		u.Tier = &tier
 	}
-	if req.Status != nil {
-		s := store.TenantStatus(*req.Status)
+	if req.Status.Set {
+		s := store.TenantStatus(req.Status.Value)
 		if !s.Valid() {
 			return invalid("status", "status must be one of trial, active, past_due, paused, cancelled")
 		}
 		u.Status = &s
 	}
-	if req.RateLimits != nil {
-		n, err := checkSignInLimit(req.RateLimits.SignInPerMinute)
+	if req.RateLimits.Set {
+		n, err := checkSignInLimit(req.RateLimits.Value.SignInPerMinute)
 		if err != nil {
 			return err
 		}
