@@ -54,7 +54,9 @@ type Options struct {
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// MaxRedirects is how many redirects are followed, each re-checked
-	// like the first request. Zero means DefaultMaxRedirects; a negative
+	// like the first request. A redirect that would change the method
+	// (a POST answered 301, 302 or 303) is never followed: the redirect
+	// response itself is returned. Zero means DefaultMaxRedirects; a negative
 	// value follows none (the redirect response itself is returned).
 	MaxRedirects int
 }
@@ -101,7 +103,12 @@ func NewClient(o Options) *http.Client {
 		Transport: &capTransport{next: tracing.Transport(transport), max: o.MaxBodyBytes},
 		Timeout:   o.Timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if o.MaxRedirects < 0 {
+			// A 301, 302 or 303 turns a POST into a GET without its
+			// body: a webhook or a back-channel logout would then be
+			// "answered" by a page that never saw it. Such an answer is
+			// returned as it is, for the caller to treat as the failure
+			// it is; 307 and 308 repeat the request and are followed.
+			if o.MaxRedirects < 0 || req.Method != via[0].Method {
 				return http.ErrUseLastResponse
 			}
 			if len(via) > o.MaxRedirects {

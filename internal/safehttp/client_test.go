@@ -227,3 +227,39 @@ func TestClientRedirectNoDowngrade(t *testing.T) {
 		}
 	}
 }
+
+// TestClientRedirectKeepsTheMethod: a POST answered 301, 302 or 303 gets
+// that answer back instead of a GET of the new location, which would drop
+// the body (a webhook's event, a back-channel logout token) and answer
+// 200 for a request that never arrived; 307 and 308 repeat the POST.
+func TestClientRedirectKeepsTheMethod(t *testing.T) {
+	for _, tt := range []struct {
+		code int
+		want int
+	}{
+		{http.StatusMovedPermanently, http.StatusMovedPermanently},
+		{http.StatusFound, http.StatusFound},
+		{http.StatusSeeOther, http.StatusSeeOther},
+		{http.StatusTemporaryRedirect, http.StatusAccepted},
+		{http.StatusPermanentRedirect, http.StatusAccepted},
+	} {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/new", tt.code) })
+		mux.HandleFunc("GET /new", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+		mux.HandleFunc("POST /new", func(w http.ResponseWriter, r *http.Request) {
+			if b, _ := io.ReadAll(r.Body); string(b) != "event" {
+				t.Errorf("%d: the POST was repeated with body %q", tt.code, b)
+			}
+			w.WriteHeader(http.StatusAccepted)
+		})
+		srv := serveOn(t, "127.0.0.1", mux)
+		resp, err := NewClient(Options{AllowPrivate: true}).Post(srv.URL+"/old", "text/plain", strings.NewReader("event"))
+		if err != nil {
+			t.Fatalf("%d: %v", tt.code, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("POST answered %d: got %d, want %d", tt.code, resp.StatusCode, tt.want)
+		}
+	}
+}
