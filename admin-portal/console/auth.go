@@ -281,7 +281,7 @@ func (c *Console) signin(ec echo.Context) error {
 	}
 	next := cmp.Or(safeNext(ec.QueryParam("next")), Path+"/tenants")
 	if usedRecovery {
-		next = Path + "/tenants?notice=" + url.QueryEscape("You signed in with a recovery code; it cannot be used again.")
+		next = noticeURL(Path+"/tenants", "recovery_code", "")
 	}
 	return ec.Redirect(http.StatusSeeOther, next)
 }
@@ -314,5 +314,5 @@ func (c *Console) signout(ec echo.Context) error {
 	if err := c.auditOperator(ctx, actor(ec, s.op.ID), "operator.signed_out", operatorResource(s.op), nil); err != nil {
 		return err
 	}
-	return ec.Redirect(http.StatusSeeOther, Path+"/signin?notice="+url.QueryEscape("You are signed out."))
+	return ec.Redirect(http.StatusSeeOther, noticeURL(Path+"/signin", "signed_out", ""))
 }

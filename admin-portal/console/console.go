@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -271,13 +272,65 @@ func (c *Console) render(ec echo.Context, status int, name string, p page) error
 		p.CSRF = c.formCSRF(ec)
 	}
 	if p.Notice == "" {
-		p.Notice = ec.QueryParam("notice")
+		p.Notice = noticeOf(ec)
 	}
 	var buf bytes.Buffer
 	if err := c.pages.ExecuteTemplate(&buf, name, p); err != nil {
 		return fmt.Errorf("console: render %s: %w", name, err)
 	}
 	return ec.HTMLBlob(status, buf.Bytes())
+}
+
+// notices are what a redirect may ask the next page to say, by key
+// (?notice=key, and ?id= for the object a notice names). Never text from
+// the request: that would let anyone's link put their words, "call this
+// number", on the console's pages.
+var notices = map[string]string{
+	"signed_out":      "You are signed out.",
+	"recovery_code":   "You signed in with a recovery code; it cannot be used again.",
+	"tenant_paused":   "Tenant paused: its sessions have ended.",
+	"tenant_resumed":  "Tenant resumed.",
+	"delivery_queued": "Delivery %s queued again.",
+	"logout_queued":   "Logout %s queued again.",
+}
+
+// noticeURL is path with the query that makes its page show notice key,
+// naming id when the notice does.
+func noticeURL(path, key, id string) string {
+	q := url.Values{"notice": {key}}
+	if id != "" {
+		q.Set("id", id)
+	}
+	return path + "?" + q.Encode()
+}
+
+// noticeOf is the notice the request's query asks for, or "" for an
+// unknown key or an id that is not one of ours in form.
+func noticeOf(ec echo.Context) string {
+	text, ok := notices[ec.QueryParam("notice")]
+	if !ok || !strings.Contains(text, "%s") {
+		return text
+	}
+	id := ec.QueryParam("id")
+	if !plainID(id) {
+		return ""
+	}
+	return fmt.Sprintf(text, id)
+}
+
+// plainID reports whether s looks like an id of ours: a short run of
+// lower- and upper-case letters, digits and underscores.
+func plainID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // message answers a page that says what happened and what to do.

@@ -305,11 +305,11 @@ func (c *Console) setStatus(ec echo.Context) error {
 	if err != nil {
 		return err
 	}
-	notice := "Tenant resumed."
+	notice := "tenant_resumed"
 	if to == store.TenantPaused {
-		notice = "Tenant paused: its sessions have ended."
+		notice = "tenant_paused"
 	}
-	return ec.Redirect(http.StatusSeeOther, Path+"/tenants/"+t.ID+"?notice="+url.QueryEscape(notice))
+	return ec.Redirect(http.StatusSeeOther, noticeURL(Path+"/tenants/"+t.ID, notice, ""))
 }
 
 var portalIntents = map[string]bool{"sso": true, "dsync": true, "domain_verification": true, "audit_logs": true}
@@ -604,7 +604,7 @@ func (c *Console) redeliver(ec echo.Context) error {
 	case err != nil:
 		return fmt.Errorf("console: redeliver: %w", err)
 	}
-	return ec.Redirect(http.StatusSeeOther, Path+"/webhooks/"+d.WebhookID+"?notice="+url.QueryEscape("Delivery "+d.ID+" queued again."))
+	return ec.Redirect(http.StatusSeeOther, noticeURL(Path+"/webhooks/"+d.WebhookID, "delivery_queued", d.ID))
 }
 
 type logoutRow struct {
@@ -673,5 +673,5 @@ func (c *Console) redeliverLogout(ec echo.Context) error {
 	case err != nil:
 		return fmt.Errorf("console: redeliver logout: %w", err)
 	}
-	return ec.Redirect(http.StatusSeeOther, Path+"/logouts?"+url.Values{"notice": {"Logout " + l.ID + " queued again."}}.Encode())
+	return ec.Redirect(http.StatusSeeOther, noticeURL(Path+"/logouts", "logout_queued", l.ID))
 }
