@@ -170,3 +170,63 @@ func selfSignedPEM(t *testing.T) string {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
+
+// TestTurningOnOrOffKeepsTheTest: activating a tested connection, or
+// turning it off, changes its status and not its settings, so the test
+// login stays the test of the connection as it is: the wizard does not
+// say the settings "changed since" and ask for a new test. A change of
+// settings still does.
+func TestTurningOnOrOffKeepsTheTest(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	entity, sso, cert := "https://idp.acme.example", "https://idp.acme.example/sso", selfSignedPEM(t)
+	draft := store.ConnectionDraft
+	// The wizard's draft: created empty, then filled in as a draft.
+	conn, err := h.reg.CreateConnection(ctx, saml.Name, "Acme Okta", connectionsSettingsNone(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err = h.reg.UpdateConnection(ctx, conn.ID, connections.Update{Status: &draft,
+		Settings: saml.Settings{IdPEntityID: &entity, IdPSSOURL: &sso, IdPCertificatesPEM: &saml.PEMList{cert}}.Request()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(testResult{OK: true, At: h.clock(), Profile: &testProfile{Email: "alice@acme.example"}})
+	if err := h.store.SaveConnectionTest(ctx, store.ConnectionTest{ConnectionID: conn.ID, OK: true, ConnUpdatedAt: conn.UpdatedAt, Result: b}); err != nil {
+		t.Fatal(err)
+	}
+
+	c := h.open(h.link(ctx, store.IntentSSO))
+	testPage := h.url + "/portal/sso/" + conn.ID + "/test"
+	const stale = "settings changed since"
+	page := func(when string, wantStale bool) string {
+		t.Helper()
+		resp, body := get(t, c, testPage)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: test page = %d\n%s", when, resp.StatusCode, body)
+		}
+		if got := strings.Contains(body, stale); got != wantStale {
+			t.Fatalf("%s: page says %q: %v, want %v\n%s", when, stale, got, wantStale, body)
+		}
+		return body
+	}
+	body := page("tested draft", false)
+	if resp, body := post(t, c, testPage[:len(testPage)-len("/test")]+"/activate", url.Values{"csrf_token": {csrfOf(t, body)}, "version": {versionOf(t, body)}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("activate = %d\n%s", resp.StatusCode, body)
+	}
+	body = page("just activated", false)
+	if !strings.Contains(body, "Last test") {
+		t.Fatalf("the test login is gone after activating:\n%s", body)
+	}
+	if resp, body := post(t, c, h.url+"/portal/sso/"+conn.ID+"/deactivate", url.Values{"csrf_token": {csrfOf(t, body)}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("deactivate = %d\n%s", resp.StatusCode, body)
+	}
+	page("just turned off", false)
+
+	// A change of settings is what makes a test stale.
+	other := "https://idp.acme.example/sso/two"
+	if _, err := h.reg.UpdateConnection(ctx, conn.ID, connections.Update{Settings: saml.Settings{IdPSSOURL: &other}.Request()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	page("settings changed", true)
+}

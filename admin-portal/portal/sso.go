@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
@@ -248,6 +249,33 @@ func (p *Portal) ssoCreate(c echo.Context) error {
 func (p *Portal) connAudit(c echo.Context, action string, details map[string]any) connections.Hook {
 	return func(ctx context.Context, conn store.Connection) error {
 		return p.audit(ctx, c, action, connResource(conn), details)
+	}
+}
+
+// statusHook is the Hook of turning a connection on or off: its audit
+// row, and, when the last test login was of the settings still in place
+// (fresh), that test carried over to the connection's new version. A
+// status is not a setting: without this, the wizard would tell the admin
+// who just activated a tested connection that its settings "changed
+// since" and to test again.
+func (p *Portal) statusHook(c echo.Context, action string, before store.Connection, fresh bool) connections.Hook {
+	audit := p.connAudit(c, action, nil)
+	return func(ctx context.Context, conn store.Connection) error {
+		if err := audit(ctx, conn); err != nil {
+			return err
+		}
+		if !fresh || !bytes.Equal(before.Config, conn.Config) {
+			return nil
+		}
+		t, err := p.cfg.Store.ConnectionTest(ctx, conn.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("carry the test login over: %w", err)
+		}
+		t.ConnUpdatedAt = conn.UpdatedAt
+		return p.cfg.Store.SaveConnectionTest(ctx, t)
 	}
 }
 
@@ -727,7 +755,7 @@ func (p *Portal) ssoActivate(c echo.Context) error {
 	active := store.ConnectionActive
 	ctx := c.Request().Context()
 	_, err = p.cfg.Connections.UpdateConnection(ctx, w.Conn.ID, connections.Update{Status: &active, IfVersion: shown},
-		p.connAudit(c, "connection.activated", nil))
+		p.statusHook(c, "connection.activated", w.Conn, w.Test != nil && !w.TestStale))
 	if errors.Is(err, connections.ErrChanged) {
 		// Changed between this request's read and its write: show the
 		// page as it now is.
@@ -757,8 +785,12 @@ func (p *Portal) ssoDeactivate(c echo.Context) error {
 	conn := c.Get(connKey).(store.Connection)
 	off := store.ConnectionInactive
 	ctx := c.Request().Context()
-	conn, err := p.cfg.Connections.UpdateConnection(ctx, conn.ID, connections.Update{Status: &off},
-		p.connAudit(c, "connection.deactivated", nil))
+	last, stale, err := p.lastTest(ctx, conn)
+	if err != nil {
+		return err
+	}
+	conn, err = p.cfg.Connections.UpdateConnection(ctx, conn.ID, connections.Update{Status: &off},
+		p.statusHook(c, "connection.deactivated", conn, last != nil && !stale))
 	if err != nil {
 		return err
 	}
