@@ -118,6 +118,17 @@ var idps = []idp{
 	},
 }
 
+// Called is how a sentence names the IdP: its own name, or "your
+// identity provider" for the generic choices, whose names ("Other SAML
+// 2.0 IdP") label a choice and would break a sentence ("Connect Other
+// SAML 2.0 IdP").
+func (i idp) Called() string {
+	if i.Key == "saml" || i.Key == "oidc" {
+		return "your identity provider"
+	}
+	return i.Name
+}
+
 func idpByKey(key string) (idp, bool) {
 	for _, i := range idps {
 		if i.Key == key {

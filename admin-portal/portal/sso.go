@@ -136,8 +136,8 @@ func (p *Portal) wizardFor(c echo.Context, step string) (*wizard, error) {
 	}
 	complete := len(missingOf(view)) == 0
 	for _, s := range []struct{ key, label string }{
-		{"setup", "Create the app in " + w.IdP.Name},
-		{"idp", "Connect " + w.IdP.Name},
+		{"setup", "Create the app in " + w.IdP.Called()},
+		{"idp", "Connect " + w.IdP.Called()},
 		{"attributes", "Attributes"},
 		{"test", "Test and activate"},
 	} {
