@@ -153,12 +153,13 @@ func (a *API) Mount(e *echo.Echo) {
 	// HEAD too, public like the GET: a read-only document (and HEAD must
 	// not meet the group's authentication below, which would answer 401).
 	e.Match([]string{http.MethodGet, http.MethodHead}, openapi.Path, openapi.Serve)
+	e.Pre(collapseSlashes)
 
 	mw := []echo.MiddlewareFunc{a.mapErrors, a.authenticate}
 	if a.limit != nil {
 		mw = append(mw, a.limit)
 	}
-	g := e.Group("/api/v1", mw...)
+	g := e.Group(apiBase, mw...)
 
 	g.POST("/tenants", a.createTenant)
 	g.GET("/tenants", a.listTenants)
