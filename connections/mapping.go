@@ -48,6 +48,9 @@ const (
 	oidCommonName   = "urn:oid:2.5.4.3"
 	oidMemberOf     = "urn:oid:1.3.6.1.4.1.5923.1.5.1.1"
 	oidEduPersonUID = "urn:oid:1.3.6.1.4.1.5923.1.1.1.6"
+	// AD FS's own claim types for Token-Groups and Common-Name.
+	claimsADFSGroup = "http://schemas.xmlsoap.org/claims/Group"
+	claimsADFSCN    = "http://schemas.xmlsoap.org/claims/CommonName"
 )
 
 // The generic lists understand every IdP family at once; presets only
@@ -56,8 +59,8 @@ var (
 	genericEmail  = []string{"email", "mail", "emailaddress", "Email", claimsEmail, oidMail, "emailAddress", "user.email"}
 	genericGiven  = []string{"given_name", "givenName", "firstName", "first_name", "FirstName", claimsGiven, oidGivenName}
 	genericFamily = []string{"family_name", "familyName", "sn", "surname", "lastName", "last_name", "LastName", claimsSurname, oidSurname}
-	genericName   = []string{"name", "displayName", "display_name", "cn", claimsDisplay, claimsName, oidDisplayName, oidCommonName}
-	genericGroups = []string{"groups", "group", "memberOf", "Groups", claimsGroups, claimsRole, oidMemberOf}
+	genericName   = []string{"name", "displayName", "display_name", "cn", claimsDisplay, claimsName, claimsADFSCN, oidDisplayName, oidCommonName}
+	genericGroups = []string{"groups", "group", "memberOf", "Groups", claimsGroups, claimsADFSGroup, claimsRole, oidMemberOf}
 )
 
 var presets = map[string]AttributeMapping{
@@ -76,7 +79,7 @@ var presets = map[string]AttributeMapping{
 		GivenName:  append([]string{claimsGiven}, genericGiven...),
 		FamilyName: append([]string{claimsSurname}, genericFamily...),
 		Name:       append([]string{claimsName, claimsDisplay}, genericName...),
-		Groups:     append([]string{claimsGroups, claimsRole}, genericGroups...),
+		Groups:     append([]string{claimsGroups, claimsADFSGroup, claimsRole}, genericGroups...),
 	},
 }
 

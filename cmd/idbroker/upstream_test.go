@@ -1,7 +1,10 @@
 package main
 
 import (
+	"strings"
 	"testing"
+
+	"github.com/crewjam/saml"
 )
 
 // TestOIDCIssuerTrailingSlash signs in, through the binary, at OpenID
@@ -28,6 +31,74 @@ func TestOIDCIssuerTrailingSlash(t *testing.T) {
 			id := u.oidcConnection(op, map[string]any{"issuer": tt.typed(op.issuer)})
 			if c := u.mustSignIn(id); c["idp_subject"] != "auth0|5f1" || c["connection_type"] != "oidc" {
 				t.Fatalf("claims %v", c)
+			}
+		})
+	}
+}
+
+// Attribute names as the IdPs send them, spelled out: the test holds the
+// default mapping to the wire, not to the broker's constants.
+const (
+	wsEmail     = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
+	wsGiven     = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"
+	wsSurname   = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname"
+	wsName      = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
+	msGroups    = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
+	msTenantID  = "http://schemas.microsoft.com/identity/claims/tenantid"
+	msObjectID  = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+	adfsGroup   = "http://schemas.xmlsoap.org/claims/Group"
+	adfsCN      = "http://schemas.xmlsoap.org/claims/CommonName"
+	oidMailAttr = "urn:oid:0.9.2342.19200300.100.1.3"
+	oidGiven    = "urn:oid:2.5.4.42"
+	oidSN       = "urn:oid:2.5.4.4"
+)
+
+// TestSAMLDefaultMappingByVendor signs in through the binary with what each
+// IdP family sends by default, on a connection that maps nothing, and reads
+// the id_token the application gets: email (lower-cased), name parts,
+// groups, idp_subject and connection_type.
+func TestSAMLDefaultMappingByVendor(t *testing.T) {
+	u := newUpstream(t)
+	d := u.domain
+	for _, tt := range []struct {
+		name                 string
+		nameIDFormat, nameID string
+		attrs                []saml.Attribute
+		email, given, family string
+		fullName             string
+		groups               []string
+	}{
+		{name: "Okta: email NameID, email/firstName/lastName/groups",
+			nameIDFormat: string(saml.EmailAddressNameIDFormat), nameID: "Alice@" + d,
+			attrs: []saml.Attribute{strAttr("email", "Alice@"+d), strAttr("firstName", "Alice"), strAttr("lastName", "Liddell"),
+				strAttr("groups", "Everyone", "Engineering")},
+			email: "alice@" + d, given: "Alice", family: "Liddell", fullName: "Alice Liddell", groups: []string{"Engineering", "Everyone"}},
+		{name: "Google Workspace: email NameID, no attributes",
+			nameIDFormat: string(saml.EmailAddressNameIDFormat), nameID: "carol@" + d,
+			email: "carol@" + d, groups: []string{}},
+		{name: "ADFS: email and its own Group and CommonName claim types",
+			nameIDFormat: string(saml.UnspecifiedNameIDFormat), nameID: `CORP\dave`,
+			attrs: []saml.Attribute{strAttr(wsEmail, "dave@"+d), strAttr(wsGiven, "Dave"), strAttr(wsSurname, "Dee"),
+				strAttr(adfsCN, "Dave Dee"), strAttr(adfsGroup, "Domain Users", "Finance")},
+			email: "dave@" + d, given: "Dave", family: "Dee", fullName: "Dave Dee", groups: []string{"Domain Users", "Finance"}},
+		{name: "generic: mail",
+			nameIDFormat: string(saml.PersistentNameIDFormat), nameID: "p-frank",
+			attrs: []saml.Attribute{strAttr("mail", "frank@"+d), strAttr("givenName", "Frank"), strAttr("sn", "Fox"), strAttr("memberOf", "cn=staff")},
+			email: "frank@" + d, given: "Frank", family: "Fox", fullName: "Frank Fox", groups: []string{"cn=staff"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			u := u.with(t)
+			v := newVendorIdP(t)
+			v.set(func(v *vendorIdP) { v.nameIDFormat, v.nameID, v.attrs = tt.nameIDFormat, tt.nameID, tt.attrs })
+			c := u.mustSignIn(u.samlConnection(v, nil))
+			var groups []string
+			for _, g := range c["groups"].([]any) {
+				groups = append(groups, g.(string))
+			}
+			if c["email"] != tt.email || c["email_verified"] != true || c["given_name"] != tt.given || c["family_name"] != tt.family ||
+				c["name"] != tt.fullName || strings.Join(groups, "|") != strings.Join(tt.groups, "|") ||
+				c["idp_subject"] != tt.nameID || c["connection_type"] != "saml" || !strings.HasPrefix(c["sub"].(string), "usr_") {
+				t.Fatalf("id_token claims %v\nwant email %s, name %q (%q %q), groups %v, idp_subject %s", c, tt.email, tt.fullName, tt.given, tt.family, tt.groups, tt.nameID)
 			}
 		})
 	}
