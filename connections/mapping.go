@@ -175,13 +175,22 @@ func (m AttributeMapping) Fill(p *Profile, a Attrs) {
 	p.GivenName = a.First(m.GivenName)
 	p.FamilyName = a.First(m.FamilyName)
 	p.Name = a.First(m.Name)
-	if p.Name == "" {
-		p.Name = strings.TrimSpace(p.GivenName + " " + p.FamilyName)
+	// Entra's …/claims/name is the UPN and AD FS's often DOMAIN\user: an
+	// account name, not what the person is called. The name parts, when
+	// the IdP sends them, say it better.
+	if composed := strings.TrimSpace(p.GivenName + " " + p.FamilyName); p.Name == "" || composed != "" && isAccountName(p.Name) {
+		p.Name = composed
 	}
 	p.Groups = a.All(m.Groups)
 	if p.Groups == nil {
 		p.Groups = []string{}
 	}
+}
+
+// isAccountName reports whether a display name is really a sign-in name:
+// one word with an @ (a UPN, an email) or a backslash (DOMAIN\user).
+func isAccountName(s string) bool {
+	return !strings.ContainsAny(s, " \t") && strings.ContainsAny(s, "@\\")
 }
 
 // normaliseEmail lower-cases an email and checks its shape; it returns ""
