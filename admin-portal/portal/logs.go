@@ -24,11 +24,14 @@ func (p *Portal) mountLogs(s *echo.Group) {
 const logPerPage = 50
 
 // auditActions are offered as suggestions in the audit log's action
-// filter, which matches an action exactly.
+// filter, which matches an action exactly: the actions of the tenant's
+// chain, by its admins (here) and by the vendor (the API, the console),
+// as written (docs/reference/audit.md).
 var auditActions = []string{
 	"connection.created", "connection.updated", "connection.activated", "connection.deactivated", "connection.deleted",
-	"directory.created", "directory.token_rotated", "domain.added", "domain.verified", "domain.deleted",
-	"portal_link.created", "tenant.updated",
+	"directory.created", "directory.token_rotated", "domain.added", "domain.verified", "domain.removed",
+	"portal_link.created", "portal_session.started", "portal_session.ended",
+	"tenant.created", "tenant.updated", "tenant.restored", "user.sessions_revoked", "logout.redelivered",
 }
 
 // logRow is one line of either log.

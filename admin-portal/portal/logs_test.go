@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -139,4 +140,49 @@ func tbody(page string) string {
 		return ""
 	}
 	return page[i:j]
+}
+
+// TestAuditActionSuggestionsAreWrittenOnes: what the admin does in the
+// portal lands in the audit log under actions the action filter suggests,
+// so that choosing a suggestion finds them.
+func TestAuditActionSuggestionsAreWrittenOnes(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentSSO))
+	_, page := get(t, c, h.url+"/portal/domains")
+	if resp, body := post(t, c, h.url+"/portal/domains", url.Values{"csrf_token": {csrfOf(t, page)}, "domain": {"acme.test"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("add domain = %d\n%s", resp.StatusCode, body)
+	}
+	_, page = get(t, c, h.url+"/portal/domains")
+	del := regexp.MustCompile(`action="(/portal/domains/dom_[^/"]+/delete)"`).FindAllStringSubmatch(page, -1)
+	for _, m := range del {
+		if resp, body := post(t, c, h.url+m[1], url.Values{"csrf_token": {csrfOf(t, page)}}); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("remove domain = %d\n%s", resp.StatusCode, body)
+		}
+	}
+	_, page = get(t, c, h.url+"/portal/sso/new")
+	if resp, body := post(t, c, h.url+"/portal/sso/new", url.Values{"csrf_token": {csrfOf(t, page)}, "idp": {"okta"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create connection = %d\n%s", resp.StatusCode, body)
+	}
+	if resp, body := post(t, c, h.url+"/portal/signout", url.Values{"csrf_token": {csrfOf(t, page)}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign out = %d\n%s", resp.StatusCode, body)
+	}
+
+	_, page = get(t, h.open(h.link(ctx, store.IntentAuditLogs)), h.url+"/portal/logs?tab=audit")
+	suggested := map[string]bool{}
+	for _, m := range regexp.MustCompile(`<option value="([^"]+)">`).FindAllStringSubmatch(page, -1) {
+		suggested[m[1]] = true
+	}
+	rows, _, err := h.store.AuditEvents(ctx, "", store.Page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 6 {
+		t.Fatalf("%d audit rows, want the session, the domain added and removed twice over, the connection, the sign-out", len(rows))
+	}
+	for _, r := range rows {
+		if !suggested[r.Action] {
+			t.Errorf("audit action %q is not among the filter's suggestions %v", r.Action, suggested)
+		}
+	}
 }
