@@ -122,7 +122,9 @@ func (p *Portal) renderDirList(c echo.Context, status int, nameErr string) error
 		}
 		rows = append(rows, r)
 	}
-	return p.render(c, status, "dsync_list.html", "Directory sync", map[string]any{"Rows": rows, "Providers": dirProviders, "NameError": nameErr})
+	// A form sent back with an error keeps what the admin typed and chose.
+	return p.render(c, status, "dsync_list.html", "Directory sync", map[string]any{"Rows": rows, "Providers": dirProviders, "NameError": nameErr,
+		"Typed": c.FormValue("name"), "Provider": c.FormValue("provider")})
 }
 
 func (p *Portal) dirCreate(c echo.Context) error {
