@@ -220,3 +220,43 @@ func TestMetadataRefreshAndCertificateExpiry(t *testing.T) {
 		t.Fatalf("a failed refresh changed the certificates: %+v", cfg.IdPCertificates)
 	}
 }
+
+// TestMetadataRefreshSignedRequests: an IdP whose metadata starts asking
+// for signed AuthnRequests (WantAuthnRequestsSigned) is sent them after
+// the next refresh of its metadata URL, as after the first read; the
+// IdP (crewjam's, which refuses unsigned requests then) signs the user in.
+func TestMetadataRefreshSignedRequests(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newIdPServer(t, 0)
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Refreshing", Settings{IdPMetadataURL: ptr(idp.srv.URL + "/metadata")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.view(conn).SignAuthnRequests {
+		t.Fatal("requests signed before the IdP asked")
+	}
+	idp.idp.WantAuthnRequestsSigned = true
+	e.Clock.Add(13 * time.Hour) // past MetadataRefresh
+	if err := e.Reg.Maintain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	conn, _ = e.DB.Connection(e.Ctx, conn.ID)
+	if !e.view(conn).SignAuthnRequests {
+		t.Fatal("the refreshed metadata asks for signed AuthnRequests; the connection does not sign them")
+	}
+	e.Clock.Add(-13 * time.Hour) // the IdP's clock is the real one
+	if resp := samlLogin(t, e, idp, conn, "authreq-1"); resp.StatusCode != http.StatusOK || e.Last().Err != nil {
+		t.Fatalf("login: %d %v", resp.StatusCode, e.Last().Err)
+	}
+
+	// And back: the IdP stops asking, the connection stops signing.
+	idp.idp.WantAuthnRequestsSigned = false
+	e.Clock.Add(26 * time.Hour) // past the refresh after the last one
+	if err := e.Reg.Maintain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	conn, _ = e.DB.Connection(e.Ctx, conn.ID)
+	if e.view(conn).SignAuthnRequests {
+		t.Fatal("the IdP no longer asks for signed AuthnRequests; the connection still signs them")
+	}
+}
