@@ -95,6 +95,14 @@ func (p *Portal) linkGone(status int, title, what string) error {
 		next: "Ask " + p.cfg.Product + " for a new setup link. Links work once, within five minutes of being sent."}
 }
 
+// inactiveTenant is the page of a paused or closed tenant's link or
+// session. A new link would not help (none is made for such a tenant), so
+// it does not say to ask for one.
+func (p *Portal) inactiveTenant(what string) error {
+	return &pageError{status: http.StatusForbidden, title: "This organisation is not active", what: what,
+		next: "Contact " + p.cfg.Product + ": the account has to be active again before its setup can continue. What you saved is kept."}
+}
+
 // openLink spends the link, starts the session and sends the admin on to
 // the intent's first page, which drops the token from the address bar.
 func (p *Portal) openLink(c echo.Context) error {
@@ -122,7 +130,7 @@ func (p *Portal) openLink(c echo.Context) error {
 		return err
 	}
 	if !tn.Status.Live() {
-		return p.linkGone(http.StatusForbidden, "This organisation is not active", "The account this link belongs to is paused or closed.")
+		return p.inactiveTenant("The account this link belongs to is paused or closed.")
 	}
 	secret := secrets.NewToken("")
 	now := p.cfg.Now()
@@ -193,7 +201,7 @@ func (p *Portal) session(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		if !tn.Status.Live() {
-			return p.linkGone(http.StatusForbidden, "This organisation is not active", "The account you were setting up is paused or closed.")
+			return p.inactiveTenant("The account you were setting up is paused or closed.")
 		}
 		httpserver.SetTenantID(ctx, tn.ID)
 		c.SetRequest(c.Request().WithContext(ctx))

@@ -255,3 +255,30 @@ func TestLogsExportCSV(t *testing.T) {
 		t.Fatalf("CSV %d %q:\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 }
+
+// TestPausedTenantsPageSaysWhatHelps: a paused tenant's link, or its
+// session once the tenant is paused, answers 403 with a page that says so
+// and sends the admin to the vendor, not for a new link: none is made
+// for a paused tenant, so "ask for a new setup link" is a dead end.
+func TestPausedTenantsPageSaysWhatHelps(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	link := h.link(ctx, store.IntentSSO)
+	c := h.open(h.link(ctx, store.IntentSSO))
+	paused := store.TenantPaused
+	if _, err := h.store.UpdateTenant(ctx, store.TenantUpdate{Status: &paused}); err != nil {
+		t.Fatal(err)
+	}
+	for name, open := range map[string]func() (*http.Response, string){
+		"link":    func() (*http.Response, string) { return get(t, h.client(), link) },
+		"session": func() (*http.Response, string) { return get(t, c, h.url+"/portal/sso") },
+	} {
+		resp, body := open()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "not active") {
+			t.Fatalf("%s of a paused tenant = %d\n%s", name, resp.StatusCode, body)
+		}
+		if strings.Contains(body, "new setup link") || !strings.Contains(body, "Contact Acme HR") {
+			t.Errorf("%s of a paused tenant does not send the admin to the vendor:\n%s", name, body)
+		}
+	}
+}
