@@ -4,7 +4,11 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	adminportal "github.com/idbroker/idbroker/admin-portal"
 )
 
 // TestDeleteAndRestore: DELETE takes a tenant out of service (404 for it,
@@ -88,4 +92,39 @@ func TestDeleteAndRestore(t *testing.T) {
 			t.Errorf("%d tenant.status_changed events, want 3", len(evs))
 		}
 	})
+}
+
+// TestRestoreWindow: a deleted tenant is restorable for 30 days. Once the
+// window has passed, restore is refused (409, saying why) while the
+// tenant waits for the erase job, which must not find it back in service.
+func TestRestoreWindow(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			now := time.Now()
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			e := mountedEnv(t, b.open(t), adminportal.APIConfig{Now: clock})
+			in, late := e.createTenant(map[string]any{"name": "In time"}), e.createTenant(map[string]any{"name": "Too late"})
+			e.must(http.StatusNoContent, "DELETE", "/tenants/"+in.ID, nil)
+			e.must(http.StatusNoContent, "DELETE", "/tenants/"+late.ID, nil)
+
+			mu.Lock()
+			now = now.Add(adminportal.RestoreWindow - time.Hour)
+			mu.Unlock()
+			e.must(http.StatusOK, "POST", "/tenants/"+in.ID+"/restore", nil)
+
+			mu.Lock()
+			now = now.Add(2 * time.Hour)
+			mu.Unlock()
+			r := e.must(http.StatusConflict, "POST", "/tenants/"+late.ID+"/restore", nil)
+			if got := r.err(t); got.Code != "invalid_transition" || !strings.Contains(got.Message, "restore window") {
+				t.Errorf("restore after the window: %+v", got)
+			}
+			e.must(http.StatusNotFound, "GET", "/tenants/"+late.ID, nil)
+			if n := len(e.audits(late.ID, "tenant.restored")); n != 0 {
+				t.Errorf("%d tenant.restored rows after a refused restore", n)
+			}
+		})
+	}
 }

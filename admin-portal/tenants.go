@@ -457,8 +457,9 @@ func (a *API) deleteTenant(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// restoreTenant brings a deleted tenant back, in the status it had, until
-// the erase job has run; after that it is 404 like any unknown tenant.
+// restoreTenant brings a deleted tenant back, in the status it had, within
+// RestoreWindow of its deletion; after that it is 409 until the erase job
+// has run, then 404 like any unknown tenant.
 func (a *API) restoreTenant(c echo.Context) error {
 	id := c.Param("id")
 	if !store.HasPrefix(id, store.PrefixTenant) {
@@ -468,7 +469,15 @@ func (a *API) restoreTenant(c echo.Context) error {
 	httpserver.SetTenantID(ctx, id)
 	var t store.Tenant
 	err := a.store.InTx(ctx, func(ctx context.Context) error {
-		var err error
+		// Past its window the tenant waits for the erase job, which must
+		// not find it back in service halfway (RestoreWindow).
+		cur, err := a.store.Tenant(ctx)
+		if err == nil && cur.Status == store.TenantDeleted && cur.DeletedAt != nil {
+			if until := cur.DeletedAt.Add(RestoreWindow); !a.now().Before(until) {
+				return conflict(codeInvalidTransition, fmt.Sprintf("tenant %s can no longer be restored: its restore window ended at %s and it is being erased",
+					cur.ID, until.UTC().Format(time.RFC3339)), nil)
+			}
+		}
 		if t, err = a.store.RestoreTenant(ctx); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return a.notRestorable(ctx)
