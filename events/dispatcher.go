@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -35,6 +36,7 @@ const (
 type Store interface {
 	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error)
 	RecordDelivery(ctx context.Context, id string, r store.DeliveryResult) error
+	ReleaseDeliveries(ctx context.Context, now time.Time, ids ...string) error
 	Event(ctx context.Context, id string) (store.Event, error)
 	Webhook(ctx context.Context, id string) (store.Webhook, error)
 }
@@ -123,10 +125,19 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 }
 
 // DeliverDue claims the deliveries due now, attempts each once and records
-// the outcomes. It reports how many it attempted.
+// the outcomes. It reports how many it claimed.
+//
+// The claim's lease (three Timeouts) must outlast every attempt of the
+// batch, or another node takes the rest of it and sends them a second
+// time, at the same moment. So each webhook's deliveries go out in order
+// on a goroutine of their own (a slow or unreachable receiver holds up
+// no other), and an attempt starts only within the first Timeout of the
+// lease; what is left then, or at shutdown, is released for the next
+// claim, by any node.
 func (d *Dispatcher) DeliverDue(ctx context.Context) (int, error) {
 	now := d.cfg.Now()
-	claimed, err := d.cfg.Store.ClaimDeliveries(ctx, now, 3*d.cfg.Timeout, d.cfg.Batch)
+	lease := 3 * d.cfg.Timeout
+	claimed, err := d.cfg.Store.ClaimDeliveries(ctx, now, lease, d.cfg.Batch)
 	if err != nil {
 		return 0, fmt.Errorf("events: claim deliveries: %w", err)
 	}
@@ -138,12 +149,55 @@ func (d *Dispatcher) DeliverDue(ctx context.Context) (int, error) {
 	if batch.IsRecording() {
 		batch.SetAttributes(attribute.Int("batch.size", len(claimed)))
 	}
-	hooks := map[string]store.Webhook{}
+	startBy := now.Add(lease - 2*d.cfg.Timeout)
+	var order []string
+	byHook := map[string][]store.Delivery{}
 	for _, dl := range claimed {
-		if err := d.deliver(ctx, dl, hooks); err != nil {
-			tracing.Fail(batch, "record delivery")
-			return len(claimed), err
+		if _, ok := byHook[dl.WebhookID]; !ok {
+			order = append(order, dl.WebhookID)
 		}
+		byHook[dl.WebhookID] = append(byHook[dl.WebhookID], dl)
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		left     []string
+	)
+	for _, hookID := range order {
+		wg.Add(1)
+		go func(queue []store.Delivery) {
+			defer wg.Done()
+			hooks := map[string]store.Webhook{}
+			for i, dl := range queue {
+				if ctx.Err() != nil || d.cfg.Now().After(startBy) {
+					mu.Lock()
+					for _, rest := range queue[i:] {
+						left = append(left, rest.ID)
+					}
+					mu.Unlock()
+					return
+				}
+				if err := d.deliver(ctx, dl, hooks); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return // its lease runs out, and it is claimed again
+				}
+			}
+		}(byHook[hookID])
+	}
+	wg.Wait()
+	if len(left) > 0 {
+		if err := d.cfg.Store.ReleaseDeliveries(context.WithoutCancel(ctx), d.cfg.Now(), left...); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("events: release deliveries: %w", err)
+		}
+	}
+	if firstErr != nil {
+		tracing.Fail(batch, "record delivery")
+		return len(claimed), firstErr
 	}
 	return len(claimed), nil
 }

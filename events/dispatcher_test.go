@@ -42,6 +42,7 @@ type receiver struct {
 	mu       sync.Mutex
 	statuses []int
 	got      []string // event ids, in arrival order
+	last     time.Time
 	inFlight map[string]bool
 	overlap  atomic.Int32
 }
@@ -67,6 +68,7 @@ func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rv.mu.Lock()
 	delete(rv.inFlight, p.ID)
 	rv.got = append(rv.got, p.ID)
+	rv.last = time.Now()
 	status := http.StatusOK
 	if len(rv.statuses) > 0 {
 		status, rv.statuses = rv.statuses[0], rv.statuses[1:]
@@ -425,6 +427,153 @@ func TestRedirectsThatDropTheBodyFail(t *testing.T) {
 			}
 			if dl.Status != store.DeliveryFailed || dl.LastStatusCode != tc.code || gets.Load() != 0 || len(f.rv.got) != 0 {
 				t.Fatalf("after a %d: %+v, %d GETs, receiver got %v; want a failed attempt, to retry", tc.code, dl, gets.Load(), f.rv.got)
+			}
+		})
+	}
+}
+
+// slowReceiver answers every delivery after delay, counting what it got.
+type slowReceiver struct {
+	delay    time.Duration
+	mu       sync.Mutex
+	got      map[string]int
+	inFlight map[string]bool
+	overlap  int
+}
+
+func (s *slowReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(events.HeaderEventID)
+	s.mu.Lock()
+	if s.inFlight[id] {
+		s.overlap++
+	}
+	s.inFlight[id] = true
+	s.mu.Unlock()
+	select {
+	case <-time.After(s.delay):
+	case <-r.Context().Done():
+	}
+	s.mu.Lock()
+	delete(s.inFlight, id)
+	s.got[id]++
+	s.mu.Unlock()
+}
+
+// TestSlowReceiverTwoNodesEachEventOnce: a receiver that takes most of the
+// attempt timeout to answer, two nodes. A batch delivered one by one
+// outlived its lease (three timeouts) after three deliveries, and the
+// other node claimed and sent the rest a second time, at the same moment.
+func TestSlowReceiverTwoNodesEachEventOnce(t *testing.T) {
+	st := storetest.Postgres(t)
+	f := newFixture(t, st)
+	slow := &slowReceiver{delay: 150 * time.Millisecond, got: map[string]int{}, inFlight: map[string]bool{}}
+	hs := httptest.NewServer(slow)
+	t.Cleanup(hs.Close)
+	if _, err := st.CreateWebhook(context.Background(), store.Webhook{URL: hs.URL, Events: []string{"dsync.group.created"}, Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	for range n {
+		f.append(t, "dsync.group.created")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 2 {
+		// The real clock: leases run out as they would in production.
+		// BaseDelay is long: a failed attempt is not retried in the test,
+		// so every event must arrive on its first attempt.
+		d, err := events.New(events.Config{Store: st, Client: loopbackClient(), Timeout: 400 * time.Millisecond, BaseDelay: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if _, err := d.DeliverDue(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+				slow.mu.Lock()
+				done := len(slow.got) >= n && len(slow.inFlight) == 0
+				slow.mu.Unlock()
+				if done {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	// A late double send would land after the last first one.
+	time.Sleep(1500 * time.Millisecond)
+	slow.mu.Lock()
+	defer slow.mu.Unlock()
+	twice := 0
+	for _, k := range slow.got {
+		if k > 1 {
+			twice++
+		}
+	}
+	if len(slow.got) != n || twice != 0 || slow.overlap != 0 {
+		t.Fatalf("%d of %d events received, %d of them more than once, %d while in flight", len(slow.got), n, twice, slow.overlap)
+	}
+}
+
+// TestUnreachableReceiverHoldsUpNoOther: one webhook's receiver never
+// answers, another's answers at once. The batch went out one delivery at
+// a time, each waiting out the dead one's timeout; now the live receiver
+// gets its events in the same pass, and the dead one's deliveries that
+// could not start within the lease are handed back, their claim not
+// counted as an attempt.
+func TestUnreachableReceiverHoldsUpNoOther(t *testing.T) {
+	for _, b := range storetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t))
+			hang := make(chan struct{})
+			dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-hang:
+				case <-r.Context().Done():
+				}
+			}))
+			t.Cleanup(dead.Close)
+			t.Cleanup(func() { close(hang) })
+			deadHook, err := f.st.CreateWebhook(context.Background(), store.Webhook{URL: dead.URL, Events: []string{"dsync.user.created"}, Secret: "s"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 6
+			for range n {
+				f.append(t, "dsync.user.created")
+			}
+			d, err := events.New(events.Config{Store: f.st, Client: loopbackClient(), Timeout: time.Second, BaseDelay: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if k, err := d.DeliverDue(context.Background()); err != nil || k != 2*n {
+				t.Fatalf("DeliverDue = %d, %v; want %d claimed", k, err, 2*n)
+			}
+			// Before the dead receiver's first attempt timed out.
+			if took := f.rv.last.Sub(start); len(f.rv.got) != n || took >= time.Second {
+				t.Fatalf("the live receiver got %d of %d events, the last %v into the pass; want all before the other's timeout (1s)",
+					len(f.rv.got), n, took)
+			}
+			attempted, released := 0, 0
+			for _, dl := range deliveries(t, f.st, store.DeliveryQuery{WebhookID: deadHook.ID}) {
+				switch {
+				case dl.Status == store.DeliveryFailed && dl.Attempts == 1:
+					attempted++
+				case dl.Status == store.DeliveryPending && dl.Attempts == 0 && !dl.NextAttemptAt.After(time.Now()):
+					released++
+				default:
+					t.Errorf("dead receiver's delivery %+v", dl)
+				}
+			}
+			if attempted == 0 || attempted+released != n {
+				t.Fatalf("dead receiver: %d attempted, %d released, of %d", attempted, released, n)
 			}
 		})
 	}

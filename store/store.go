@@ -175,6 +175,7 @@ type Store interface {
 	// webhook_deliveries.go.
 	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
 	RecordDelivery(ctx context.Context, id string, r DeliveryResult) error
+	ReleaseDeliveries(ctx context.Context, now time.Time, ids ...string) error
 	ListDeliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, string, error)
 
 	// The self-serve portal's links, sessions, test logins and domain

@@ -118,6 +118,26 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Dur
 	return ds, nil
 }
 
+// ReleaseDeliveries hands back claimed deliveries that were not attempted
+// (the claimer ran out of lease time for them, or is shutting down): each
+// is due again at now, for any node, and the attempt its claim counted is
+// taken back. Only deliveries still waiting (pending or failed) change.
+func (db *DB) ReleaseDeliveries(ctx context.Context, now time.Time, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := db.global(ctx, true, func(q querier) error {
+		for _, id := range ids {
+			if _, err := q.exec(ctx, `UPDATE deliveries SET next_attempt_at = $2, attempts = attempts - 1, updated_at = $2
+				WHERE id = $1 AND status IN ('pending', 'failed') AND attempts > 0`, id, db.d.timeArg(now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return db.wrap("release deliveries", err)
+}
+
 // RecordDelivery stores the outcome of an attempt on a claimed delivery.
 func (db *DB) RecordDelivery(ctx context.Context, id string, r DeliveryResult) error {
 	switch r.Status {

@@ -79,6 +79,7 @@ var globalMethods = map[string]string{
 	"Event":              whyOutbox,
 	"ClaimDeliveries":    whyOutbox,
 	"RecordDelivery":     whyOutbox,
+	"ReleaseDeliveries":  whyOutbox,
 	"ListDeliveries":     whyOutbox,
 	"RedeliverDelivery":  whyOutbox,
 	"RecentEvents":       whyConsole,
