@@ -118,8 +118,8 @@ func (m *Meter) Snapshot(ctx context.Context, tenantID string) error {
 	return nil
 }
 
-// SnapshotAll snapshots every tenant, going on past a failing one; it
-// returns the first error.
+// SnapshotAll snapshots every tenant but the deleted ones, going on past a
+// failing one; it returns the first error.
 func (m *Meter) SnapshotAll(ctx context.Context) error {
 	var first error
 	p := store.Page{Limit: 100}
@@ -129,6 +129,11 @@ func (m *Meter) SnapshotAll(ctx context.Context) error {
 			return fmt.Errorf("usage: list tenants: %w", err)
 		}
 		for _, t := range tenants {
+			// A deleted tenant is out of service: its connections and
+			// users, kept only for a restore, are no usage to bill.
+			if t.Status == store.TenantDeleted {
+				continue
+			}
 			if err := m.Snapshot(ctx, t.ID); err != nil {
 				m.log.ErrorContext(ctx, "usage snapshot failed", "tenant_id", t.ID, "err", err)
 				first = cmpErr(first, err)

@@ -143,3 +143,46 @@ func storeTenant(ctx context.Context) string {
 	id, _ := store.TenantFrom(ctx)
 	return id
 }
+
+// TestSnapshotSkipsDeletedTenants: a deleted tenant is out of service, so
+// the daily snapshots write no connections or directory users for it while
+// it waits out its restore window; restored, it is counted again.
+func TestSnapshotSkipsDeletedTenants(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			db := b.open(t)
+			clk := &clock{time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+			m := usage.New(db, clk.now, nil)
+			live, _ := tenant(t, db, "Live")
+			gone, goneT := tenant(t, db, "Gone")
+			if _, err := db.SoftDeleteTenant(gone); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.SnapshotAll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			from, to := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+			count := func() map[string]int {
+				n := map[string]int{}
+				if err := m.Export(context.Background(), from, to, func(r store.UsageRecord) error { n[r.TenantID]++; return nil }); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			if n := count(); n[storeTenant(live)] != 2 || n[goneT.ID] != 0 {
+				t.Fatalf("records per tenant %v: want 2 for the live tenant, none for the deleted one", n)
+			}
+			if _, err := db.RestoreTenant(gone); err != nil {
+				t.Fatal(err)
+			}
+			clk.t = clk.t.Add(24 * time.Hour)
+			if err := m.SnapshotAll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if n := count(); n[goneT.ID] != 2 {
+				t.Fatalf("records per tenant %v: want 2 for the restored tenant", n)
+			}
+		})
+	}
+}
