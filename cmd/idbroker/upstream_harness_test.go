@@ -257,6 +257,9 @@ type vendorIdP struct {
 	attrs                       []saml.Attribute
 	// mutate edits the assertion before it is signed.
 	mutate func(req *saml.IdpAuthnRequest, a *saml.Assertion)
+	// status, when set, makes the IdP answer with this error status and
+	// no assertion, unsigned, as IdPs report a sign-in they refused.
+	status *saml.Status
 	// mutateResp edits the response before it is signed.
 	mutateResp func(r *saml.Response)
 	// encrypt encrypts the assertion to the SP's encryption certificate,
@@ -416,8 +419,13 @@ func (v *vendorIdP) serveSSO(w http.ResponseWriter, r *http.Request) {
 		v.mutateResp(resp)
 	}
 	respEl := resp.Element()
-	respEl.AddChild(assertionEl)
-	if v.signResponse {
+	if v.status != nil {
+		resp.Status = *v.status
+		respEl = resp.Element()
+	} else {
+		respEl.AddChild(assertionEl)
+	}
+	if v.signResponse && v.status == nil {
 		signed, err := sc.SignEnveloped(respEl)
 		if err != nil {
 			v.t.Error(err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -111,5 +112,34 @@ func TestSAMLDefaultMappingByVendor(t *testing.T) {
 				t.Fatalf("id_token claims %v\nwant email %s, name %q (%q %q), groups %v, idp_subject %s", c, tt.email, tt.fullName, tt.given, tt.family, tt.groups, tt.nameID)
 			}
 		})
+	}
+}
+
+// TestSAMLIdPErrorStatusReachesTheAdmin: an IdP that refuses the sign-in
+// answers with an error status (AD FS when the NameID it issues is not
+// the format asked for; any IdP for a user not assigned to the app). The
+// user gets the generic page with a reference; the tenant admin's
+// authentication.failed says the second-level status and the IdP's own
+// message, which is what tells them what to fix.
+func TestSAMLIdPErrorStatusReachesTheAdmin(t *testing.T) {
+	u := newUpstream(t)
+	v := newVendorIdP(t)
+	v.set(func(v *vendorIdP) {
+		v.status = &saml.Status{
+			StatusCode: saml.StatusCode{Value: saml.StatusRequester,
+				StatusCode: &saml.StatusCode{Value: "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy"}},
+			StatusMessage: &saml.StatusMessage{Value: "MSIS7070: The SAML request contained a NameIDPolicy that was not satisfied\n by the issued token."},
+		}
+	})
+	id := u.samlConnection(v, nil)
+	res := u.signIn(id, nil)
+	if res.code != "" || res.status != http.StatusForbidden || !strings.Contains(res.page, "Reference") || strings.Contains(res.page, "MSIS7070") {
+		t.Fatalf("the user's page: %d\n%s", res.status, res.page)
+	}
+	f := u.lastFailure()
+	reason, _ := f["reason"].(string)
+	if f["reason_code"] != "idp_error" || !strings.Contains(reason, "status:Requester / urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy") ||
+		!strings.Contains(reason, `"MSIS7070: The SAML request contained a NameIDPolicy that was not satisfied by the issued token."`) {
+		t.Fatalf("authentication.failed %v: want idp_error naming the second-level status and the IdP's message", f)
 	}
 }

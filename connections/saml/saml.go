@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	// Inside this package, saml is crewjam's library.
 	"github.com/crewjam/saml"
@@ -313,7 +314,7 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 	failed := connections.Result{RequestID: brokerReq}
 	assertion, err := sp.ParseXMLResponse(raw, possible, sp.AcsURL)
 	if err != nil {
-		err = classifySAMLError(err)
+		err = classifySAMLError(err, raw)
 		if errors.Is(err, connections.ErrSignature) && c.cfg.IdPMetadataURL != "" && c.deps.Refresh != nil {
 			c.deps.Refresh(c.conn)
 		}
@@ -506,8 +507,9 @@ func (c *samlConnector) profile(ctx context.Context, a *saml.Assertion) (connect
 }
 
 // classifySAMLError maps the library's classified errors onto ours,
-// keeping its detail for the tenant admin.
-func classifySAMLError(err error) error {
+// keeping its detail for the tenant admin. raw is the response, read again
+// for what the library does not keep of an IdP's error status.
+func classifySAMLError(err error, raw []byte) error {
 	detail := err
 	var ire *saml.InvalidResponseError
 	if errors.As(err, &ire) && ire.PrivateErr != nil {
@@ -542,7 +544,7 @@ func classifySAMLError(err error) error {
 	}
 	var bad saml.ErrBadStatus
 	if errors.As(err, &bad) {
-		return fmt.Errorf("%w: SAML status %s", connections.ErrIdPError, bad.Status)
+		return fmt.Errorf("%w: SAML status %s", connections.ErrIdPError, statusDetail(raw, bad.Status))
 	}
 	// goxmldsig's "signature element not present" is not classified by
 	// crewjam; an unsigned assertion is a signature failure, not bad XML.
@@ -550,6 +552,42 @@ func classifySAMLError(err error) error {
 		return fmt.Errorf("%w: %v", connections.ErrSignature, detail)
 	}
 	return fmt.Errorf("%w: %v", connections.ErrMalformed, detail)
+}
+
+// samlStatusCode is a StatusCode with the ones nested in it.
+type samlStatusCode struct {
+	Value  string          `xml:"Value,attr"`
+	Nested *samlStatusCode `xml:"StatusCode"`
+}
+
+// statusDetail renders the Status of a response the IdP failed: the
+// top-level code (which the library keeps), then the second-level codes
+// and the IdP's StatusMessage, which say why (InvalidNameIDPolicy,
+// AuthnFailed, RequestDenied; "MSIS7070: …", "user not assigned"). The
+// response has passed the library's Destination, InResponseTo and Issuer
+// checks by then.
+func statusDetail(raw []byte, top string) string {
+	var r struct {
+		Status struct {
+			Code    samlStatusCode `xml:"StatusCode"`
+			Message string         `xml:"StatusMessage"`
+		} `xml:"Status"`
+	}
+	if xml.Unmarshal(raw, &r) != nil || r.Status.Code.Value != top {
+		return top
+	}
+	out := top
+	for c := r.Status.Code.Nested; c != nil; c = c.Nested {
+		out += " / " + c.Value
+	}
+	msg := strings.Join(strings.FieldsFunc(r.Status.Message, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+	if len(msg) > 300 {
+		msg = strings.ToValidUTF8(msg[:300], "") + "…"
+	}
+	if msg != "" {
+		out += fmt.Sprintf(": %q", msg)
+	}
+	return out
 }
 
 // xmlMarshal encodes v as an XML document with its declaration.
