@@ -15,6 +15,7 @@ Manage the people who sign in to the operator console ({issuer}/console).
 	operator create --email E   create an operator; prints a one-time enrolment link
 	operator list               list operators and their status
 	operator disable ID|EMAIL   disable an operator and end their console sessions
+	                            (or: operator disable --email E)
 
 The enrolment link (valid for 72 hours, usable once) lets the operator set a
 password and an authenticator app (TOTP) and shows their recovery codes.
@@ -31,7 +32,7 @@ func runOperator(ctx context.Context, c *cli, args []string) error {
 		ref, rest = rest[0], rest[1:]
 	}
 	fs := newFlagSet(c, "operator "+sub+" [flags]", operatorHelp)
-	email := fs.String("email", "", "the operator's email address (create)")
+	email := fs.String("email", "", "the operator's email address (create; or disable, instead of ID|EMAIL)")
 	fs.String("issuer", "", "public base URL the enrolment link starts with (overrides "+envIssuer+")")
 	addDatabaseFlag(fs)
 	if err := parseFlags(c, fs, rest); err != nil {
@@ -63,6 +64,15 @@ func runOperator(ctx context.Context, c *cli, args []string) error {
 		}
 		return tb.write(c.stdout)
 	case "disable":
+		// --email as create takes it, for whoever types it the same way.
+		switch {
+		case ref == "":
+			ref = *email
+		case *email != "" && !strings.EqualFold(*email, ref):
+			fmt.Fprintf(c.stderr, "operator disable got %q and --email %q: name one operator\n\n", ref, *email)
+			fs.Usage()
+			return errUsage
+		}
 		if ref == "" {
 			fmt.Fprintf(c.stderr, "operator disable takes the operator's id (opr_…) or email\n\n")
 			fs.Usage()

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestOperatorDisable: an operator is disabled by id, by email, or by
+// --email as create names them; a mismatch or nobody is a usage error.
+func TestOperatorDisable(t *testing.T) {
+	url := "sqlite://" + filepath.Join(t.TempDir(), "idbroker.db")
+	if _, errOut, code := runInProcess("migrate", "up", "--database-url", url); code != exitOK {
+		t.Fatalf("migrate: %s", errOut)
+	}
+	for _, email := range []string{"a@ops.example", "b@ops.example", "c@ops.example"} {
+		if _, errOut, code := runInProcess("operator", "create", "--email", email, "--issuer", "https://id.example", "--database-url", url); code != exitOK {
+			t.Fatalf("create %s: %s", email, errOut)
+		}
+	}
+	for _, tc := range []struct {
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{[]string{"a@ops.example"}, exitOK, "disabled"},
+		{[]string{"--email", "b@ops.example"}, exitOK, "disabled"},
+		{[]string{"c@ops.example", "--email", "a@ops.example"}, exitUsage, "name one operator"},
+		{nil, exitUsage, "takes the operator's id"},
+		{[]string{"--email", "nobody@ops.example"}, exitError, "no operator"},
+	} {
+		args := append(append([]string{"operator", "disable"}, tc.args...), "--database-url", url)
+		out, errOut, code := runInProcess(args...)
+		if code != tc.wantCode || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("%v: code %d, want %d with %q\nstdout: %s\nstderr: %s", tc.args, code, tc.wantCode, tc.want, out, errOut)
+		}
+	}
+}
