@@ -49,6 +49,12 @@ func (p *Provider) Complete(ctx context.Context, w http.ResponseWriter, r *http.
 }
 
 func (p *Provider) complete(c echo.Context, conn store.Connection, res connections.Result, upstreamErr error) error {
+	if conn.TenantID == "" && errors.Is(upstreamErr, connections.ErrUpstream) {
+		// The connection could not be loaded (its database is down): it
+		// is not an unknown one, and the IdP's answer may be a real
+		// sign-in the user can repeat in a moment.
+		return p.internal(c, upstreamErr)
+	}
 	if reason, ok := unverifiable(conn, res, upstreamErr); ok {
 		return p.refuseUnverified(c, conn, reason, upstreamErr)
 	}

@@ -40,10 +40,17 @@ func (r *Registry) Mount(e *echo.Echo, complete CompleteFunc, limit ...echo.Midd
 }
 
 // serve answers a type's own URL for a connection of that type in any
-// status; an unknown connection or one of another type is 404.
+// status; an unknown connection or one of another type is 404, and a
+// store that does not answer 503.
 func (r *Registry) serve(typ store.ConnectionType, rt Route) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx, conn, err := r.load(c.Request().Context(), c.Param("conn"))
+		if errors.Is(err, ErrUpstream) {
+			// The database did not answer: whether the connection exists
+			// is unknown, and an IdP reading its SP metadata must not be
+			// told it is gone.
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "connections are unavailable; retry shortly").SetInternal(err)
+		}
 		if err != nil || conn.Type != typ {
 			return echo.NewHTTPError(http.StatusNotFound, "no such "+string(typ)+" connection")
 		}

@@ -220,3 +220,43 @@ func do(t *testing.T, b *node, req *http.Request) answer {
 	_ = json.Unmarshal(raw, &a.body)
 	return a
 }
+
+// TestSSODuringDatabaseOutage stops the broker's PostgreSQL (a server of
+// the test's own): a connection's SP metadata and its ACS answer 503 with
+// Retry-After on an HTML page. They answered 404, as for a connection that
+// does not exist: an IdP reading the metadata was told the connection was
+// gone, and a user whose IdP had just signed them in was told the sign-in
+// failed for good instead of to try again.
+func TestSSODuringDatabaseOutage(t *testing.T) {
+	pg := testdb.StartPostgres(t)
+	b := startBroker(t, map[string]string{
+		envDatabaseURL: pg.URL(),
+		envMasterKey:   testMasterKey,
+	}, "--dev")
+	// A well-formed id that no cache holds: with the database down the
+	// broker cannot know whether it exists.
+	conn := "conn_01M96ZZZZZZZZZZZZZZZZZZZZZ"
+	if a := call(t, b, "GET", b.base+"/sso/saml/"+conn+"/metadata", "", "", nil); a.status != http.StatusNotFound {
+		t.Fatalf("metadata of an unknown connection with the database up: %d, want 404", a.status)
+	}
+
+	pg.Stop()
+	form := []byte(url.Values{"SAMLResponse": {"PHg+"}, "RelayState": {"x"}}.Encode())
+	for _, a := range []struct {
+		what string
+		a    answer
+	}{
+		{"SP metadata", call(t, b, "GET", b.base+"/sso/saml/"+conn+"/metadata", "", "", nil)},
+		{"ACS", call(t, b, "POST", b.base+"/sso/saml/"+conn+"/acs", "", "application/x-www-form-urlencoded", form)},
+		{"OIDC callback", call(t, b, "GET", b.base+"/sso/oidc/"+conn+"/callback?state=x&code=y", "", "", nil)},
+	} {
+		if a.a.status != http.StatusServiceUnavailable || a.a.header.Get("Retry-After") == "" ||
+			!strings.HasPrefix(a.a.header.Get("Content-Type"), "text/html") {
+			t.Errorf("%s with the database down: %d Retry-After %q %s; want a 503 page with Retry-After",
+				a.what, a.a.status, a.a.header.Get("Retry-After"), a.a.header.Get("Content-Type"))
+		}
+	}
+	if strings.Contains(b.output.String(), "status=500") {
+		t.Errorf("a request answered 500 during the outage:\n%s", b.output)
+	}
+}
