@@ -39,6 +39,10 @@ func runAudit(ctx context.Context, c *cli, args []string) error {
 
 	var tenants []string
 	if *only != "" {
+		if _, err := st.Tenant(store.WithTenant(ctx, *only)); errors.Is(err, store.ErrNotFound) {
+			// Erased, its chain is its erase report; or no tenant at all.
+			return verifyErased(ctx, c, st, *only)
+		}
 		tenants = []string{*only}
 	} else {
 		for p := (store.Page{Limit: 100}); ; {
@@ -84,12 +88,9 @@ func runAudit(ctx context.Context, c *cli, args []string) error {
 		}
 		for _, r := range reports {
 			tenants = append(tenants, r.TenantID)
-			if h, err := store.AuditHash(r); err != nil || h != r.Hash {
+			if !checkErasure(c, r) {
 				broken++
-				fmt.Fprintf(c.stdout, "%s: BROKEN erase report %s: content does not match its hash\n", r.TenantID, r.ID)
-				continue
 			}
-			fmt.Fprintf(c.stdout, "%s: erased, report %s ok\n", r.TenantID, r.ID)
 		}
 	}
 	operators := ""
@@ -133,4 +134,34 @@ func verifyOperators(ctx context.Context, c *cli, w audit.OperatorWalker) (bool,
 		fmt.Fprintf(c.stdout, "  %s: %s\n", b.ID, b.Reason)
 	}
 	return false, nil
+}
+
+// checkErasure prints whether erase report r still hashes to itself.
+func checkErasure(c *cli, r store.AuditEvent) bool {
+	if h, err := store.AuditHash(r); err != nil || h != r.Hash {
+		fmt.Fprintf(c.stdout, "%s: BROKEN erase report %s: content does not match its hash\n", r.TenantID, r.ID)
+		return false
+	}
+	fmt.Fprintf(c.stdout, "%s: erased, report %s ok\n", r.TenantID, r.ID)
+	return true
+}
+
+// verifyErased is verify --tenant of a tenant the tables no longer hold:
+// its erase report if it was erased, else an error that says there is no
+// such tenant.
+func verifyErased(ctx context.Context, c *cli, st *store.DB, id string) error {
+	reports, err := st.TenantErasures(ctx)
+	if err != nil {
+		return fmt.Errorf("list erase reports: %w", err)
+	}
+	for _, r := range reports {
+		if r.TenantID != id {
+			continue
+		}
+		if !checkErasure(c, r) {
+			return fmt.Errorf("%w in the erase report of %s", errChainBroken, id)
+		}
+		return nil
+	}
+	return fmt.Errorf("no tenant %s: none in service, deleted or erased has that id", id)
 }

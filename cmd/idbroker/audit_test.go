@@ -108,9 +108,9 @@ func TestAuditVerifyCommand(t *testing.T) {
 		t.Fatalf("verify after tampering with the operators' trail: code %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 
-	out, _, code = runInProcess("audit", "verify", "--database-url", url, "--tenant", "tnt_01ARZ3NDEKTSV4RRFFQ69G5FAV")
-	if code != exitError {
-		t.Fatalf("unknown tenant: code %d, stdout %s", code, out)
+	out, errOut, code = runInProcess("audit", "verify", "--database-url", url, "--tenant", "tnt_01ARZ3NDEKTSV4RRFFQ69G5FAV")
+	if code != exitError || !strings.Contains(errOut, "no tenant tnt_01ARZ3NDEKTSV4RRFFQ69G5FAV") {
+		t.Fatalf("unknown tenant: code %d, stdout %s, stderr %s", code, out, errOut)
 	}
 	if _, _, code := runInProcess("audit", "rewrite"); code != exitUsage {
 		t.Fatalf("unknown audit command: code %d", code)
@@ -145,7 +145,12 @@ func TestAuditVerifyAcrossErasure(t *testing.T) {
 	}
 	verify := func(when string, wantCode int, want ...string) {
 		t.Helper()
-		out, errOut, code := runInProcess("audit", "verify", "--database-url", url)
+		args := []string{"audit", "verify", "--database-url", url}
+		if w, ok := strings.CutPrefix(when, "--tenant "); ok {
+			args = append(args, "--tenant", gone.ID)
+			when = w
+		}
+		out, errOut, code := runInProcess(args...)
 		if code != wantCode {
 			t.Fatalf("%s: verify exited %d, want %d\nstdout: %s\nstderr: %s", when, code, wantCode, out, errOut)
 		}
@@ -173,6 +178,8 @@ func TestAuditVerifyAcrossErasure(t *testing.T) {
 	st.Close()
 	// Erased: the tenant is gone from the tables, its report verifies.
 	verify("erased", exitOK, kept.ID+": ok (3 rows)", gone.ID+": erased, report "+reps[0].ID+" ok")
+	// Named alone, it is checked the same way, not refused as unknown.
+	verify("--tenant erased", exitOK, gone.ID+": erased, report "+reps[0].ID+" ok")
 
 	db, err := sql.Open("sqlite", dbFile)
 	if err != nil {
@@ -195,4 +202,5 @@ func TestAuditVerifyAcrossErasure(t *testing.T) {
 	}
 	db.Close()
 	verify("report changed", exitError, gone.ID+": BROKEN erase report "+reps[0].ID)
+	verify("--tenant report changed", exitError, gone.ID+": BROKEN erase report "+reps[0].ID)
 }
