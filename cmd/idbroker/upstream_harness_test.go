@@ -479,6 +479,9 @@ type vendorOP struct {
 	codes    map[string]string // code → nonce
 	clientID string
 	secret   string
+	// tokenError, when set, is the OAuth error the token endpoint
+	// answers a valid client with.
+	tokenError string
 	// lastAuthorize is the query of the last authorization request.
 	lastAuthorize url.Values
 }
@@ -581,6 +584,11 @@ func (op *vendorOP) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if id != op.clientID || sec != op.secret {
 		refuse("invalid_client")
+		return
+	}
+	if op.tokenError != "" {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"error":%q,"error_description":"AADSTS54005: OAuth2 Authorization code was already redeemed."}`, op.tokenError)
 		return
 	}
 	nonce, ok := op.codes[r.PostForm.Get("code")]

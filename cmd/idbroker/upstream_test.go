@@ -143,3 +143,26 @@ func TestSAMLIdPErrorStatusReachesTheAdmin(t *testing.T) {
 		t.Fatalf("authentication.failed %v: want idp_error naming the second-level status and the IdP's message", f)
 	}
 }
+
+// TestOIDCTokenEndpointRefusalReason: a token endpoint that answers with
+// an OAuth error was reached; the tenant admin is told what it refused,
+// under a reason that points at the fix: a wrong client secret is the
+// connection's configuration, a refused code is the IdP's verdict, and
+// neither is "the IdP could not be reached".
+func TestOIDCTokenEndpointRefusalReason(t *testing.T) {
+	u := newUpstream(t)
+	op := newVendorOP(t, "/oauth2/default")
+	op.set(func(op *vendorOP) {
+		op.claims = map[string]any{"sub": "00u9", "email": "tess@" + u.domain, "email_verified": true}
+	})
+	wrongSecret := u.oidcConnection(op, map[string]any{"client_secret": "not-the-secret"})
+	if code, reason := u.failure(wrongSecret); code != "invalid_configuration" || !strings.Contains(reason, `invalid_client`) ||
+		!strings.Contains(reason, "client_secret") {
+		t.Fatalf("wrong client secret: %s %q; want invalid_configuration naming invalid_client and the client secret", code, reason)
+	}
+	refused := u.oidcConnection(op, nil)
+	op.set(func(op *vendorOP) { op.tokenError = "invalid_grant" })
+	if code, reason := u.failure(refused); code != "idp_error" || !strings.Contains(reason, "invalid_grant: AADSTS54005") {
+		t.Fatalf("refused code: %s %q; want idp_error with the IdP's error and description", code, reason)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/internal/safehttp"
@@ -284,6 +285,22 @@ func classifyOIDCError(err error, tokenURL string) error {
 		errors.Is(err, oidc.ErrSignatureUnsupportedAlg), errors.Is(err, oidc.ErrSignatureInvalidPayload),
 		errors.Is(err, oidc.ErrAtHash):
 		return fmt.Errorf("%w: %v", connections.ErrSignature, err)
+	}
+	// The token endpoint answered, with an OAuth error: the IdP is up,
+	// and "check it is reachable" would send the admin the wrong way.
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.ErrorCode != "" && re.ErrorCode != "server_error" && re.ErrorCode != "temporarily_unavailable" &&
+		(re.Response == nil || re.Response.StatusCode < 500) {
+		detail := re.ErrorCode
+		if d := strings.TrimSpace(re.ErrorDescription); d != "" {
+			detail += ": " + truncate(d, 300)
+		}
+		switch re.ErrorCode {
+		case "invalid_client", "unauthorized_client":
+			return fmt.Errorf("%w: the token endpoint %s refused the connection's client credentials (%s); check client_id and client_secret, and that the IdP accepts client_secret_basic or client_secret_post",
+				connections.ErrConfig, tokenURL, detail)
+		}
+		return fmt.Errorf("%w: the token endpoint %s refused the code (%s)", connections.ErrIdPError, tokenURL, detail)
 	}
 	return connections.Unreachable("", "exchange the code at the token endpoint", tokenURL, err)
 }
