@@ -178,6 +178,27 @@ func (db *DB) ListOperators(ctx context.Context) ([]Operator, error) {
 	return out, db.wrap("list operators", err)
 }
 
+// ReissueEnrolment gives a pending operator a new enrolment token (its
+// hash), valid until expires: the old link stops working, and the
+// authenticator key it may have shown is dropped, so that a new one is
+// made on the new link's first visit. It is ErrConflict for an operator
+// who is not pending (enrolled or disabled), ErrNotFound for none.
+func (db *DB) ReissueEnrolment(ctx context.Context, id string, tokenHash []byte, expires time.Time) error {
+	err := db.global(ctx, true, func(q querier) error {
+		n, err := q.exec(ctx, `UPDATE operators SET enrol_token_hash = $2, enrol_expires_at = $3, totp_secret = NULL, updated_at = $4
+			WHERE id = $1 AND status = 'pending'`, id, tokenHash, db.d.timeArg(expires), db.d.timeArg(db.now()))
+		if err != nil || n > 0 {
+			return err
+		}
+		var status string
+		if err := q.queryRow(ctx, "SELECT status FROM operators WHERE id = $1", id).Scan(&status); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: operator %s is %s, not pending", ErrConflict, id, status)
+	})
+	return db.wrap("reissue enrolment", err)
+}
+
 // SetOperatorTOTPSecret stores (sealed) the TOTP secret offered to a
 // pending operator during enrolment.
 func (db *DB) SetOperatorTOTPSecret(ctx context.Context, id, secret string) error {
@@ -494,6 +515,7 @@ type ConsoleStore interface {
 	Operator(ctx context.Context, id string) (Operator, error)
 	OperatorByEmail(ctx context.Context, email string) (Operator, error)
 	OperatorByEnrolToken(ctx context.Context, hash []byte) (Operator, error)
+	ReissueEnrolment(ctx context.Context, id string, tokenHash []byte, expires time.Time) error
 	ListOperators(ctx context.Context) ([]Operator, error)
 	SetOperatorTOTPSecret(ctx context.Context, id, secret string) error
 	CompleteEnrolment(ctx context.Context, id, passwordHash string, totpStep int64, codeHashes [][]byte) error

@@ -30,6 +30,7 @@ type Store interface {
 	Operator(ctx context.Context, id string) (store.Operator, error)
 	OperatorByEmail(ctx context.Context, email string) (store.Operator, error)
 	OperatorByEnrolToken(ctx context.Context, hash []byte) (store.Operator, error)
+	ReissueEnrolment(ctx context.Context, id string, tokenHash []byte, expires time.Time) error
 	ListOperators(ctx context.Context) ([]store.Operator, error)
 	SetOperatorTOTPSecret(ctx context.Context, id, secret string) error
 	CompleteEnrolment(ctx context.Context, id, passwordHash string, totpStep int64, codeHashes [][]byte) error

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -109,7 +110,8 @@ func TestCookiesSecureOnHTTPS(t *testing.T) {
 }
 
 // TestCreateOperatorLink: the CLI's link is one-time and under the issuer;
-// a second operator with the same email (any case) is refused.
+// creating the same email again (any case) makes no second operator (it
+// gives the pending one a new link: TestPendingOperatorGetsANewLink).
 func TestCreateOperatorLink(t *testing.T) {
 	h := start(t, "")
 	ctx := context.Background()
@@ -120,8 +122,11 @@ func TestCreateOperatorLink(t *testing.T) {
 	if !strings.HasPrefix(link, "https://id.example.com/console/enrol/idb_enrol_") || op.Status != "pending" {
 		t.Fatalf("link %q, operator %+v", link, op)
 	}
-	if _, _, err := console.CreateOperator(ctx, h.db, "https://id.example.com", "ops@vendor.example", "cli"); err == nil {
-		t.Fatal("a second operator with the same email was created")
+	if _, again, err := console.CreateOperator(ctx, h.db, "https://id.example.com", "ops@vendor.example", "cli"); err != nil || again.ID != op.ID {
+		t.Fatalf("the same email again = %+v, %v: want the same operator", again, err)
+	}
+	if ops, err := h.db.ListOperators(ctx); err != nil || len(ops) != 1 {
+		t.Fatalf("operators %+v, %v: want one", ops, err)
 	}
 	if _, _, err := console.CreateOperator(ctx, h.db, "https://id.example.com", "not an email", "cli"); err == nil {
 		t.Fatal("an operator without an email was created")
@@ -265,5 +270,60 @@ func TestPagesShareTheFrame(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s = %d", asset, resp.StatusCode)
 		}
+	}
+}
+
+// TestPendingOperatorGetsANewLink: a spent or expired enrolment link's
+// page tells the operator to have `operator create --email` run again, and
+// that works for someone who never enrolled: a new link, the old one dead,
+// and a fresh authenticator key (the old link may have shown its key to
+// whoever held it). Once enrolled, the email is refused, as a disabled
+// operator's is.
+func TestPendingOperatorGetsANewLink(t *testing.T) {
+	h := start(t, "")
+	ctx := context.Background()
+	first, op, err := console.CreateOperator(ctx, h.db, h.url, "late@vendor.example", "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := func(link string) string { return strings.TrimPrefix(link, h.url) }
+	keyOf := func(link string) string {
+		t.Helper()
+		resp, body := h.get(t, "", path(link))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("enrolment page = %d\n%s", resp.StatusCode, body)
+		}
+		m := regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no key on the enrolment page:\n%s", body)
+		}
+		return m[1]
+	}
+	oldKey := keyOf(first)
+
+	second, again, err := console.CreateOperator(ctx, h.db, h.url, "late@vendor.example", "cli")
+	if err != nil || again.ID != op.ID || second == first {
+		t.Fatalf("again = %q %+v %v", second, again, err)
+	}
+	if resp, body := h.get(t, "", path(first)); resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "operator create") {
+		t.Fatalf("the old link = %d, want 404 saying how to get a new one\n%s", resp.StatusCode, body)
+	}
+	if keyOf(second) == oldKey {
+		t.Error("the new link shows the old link's authenticator key")
+	}
+	rows, _, err := h.db.OperatorAudit(ctx, "operator.enrolment_reissued", storePage())
+	if err != nil || len(rows) != 1 || rows[0].Resource.ID != op.ID {
+		t.Fatalf("reissue audit: %+v %v", rows, err)
+	}
+
+	h.enrol(t, "done@vendor.example", "a long enough password")
+	if _, _, err := console.CreateOperator(ctx, h.db, h.url, "done@vendor.example", "cli"); err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Fatalf("an enrolled operator's email again = %v, want refused", err)
+	}
+	if _, err := console.DisableOperator(ctx, h.db, "late@vendor.example", "cli"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := console.CreateOperator(ctx, h.db, h.url, "late@vendor.example", "cli"); err == nil {
+		t.Fatal("a disabled operator got a new enrolment link")
 	}
 }

@@ -21,6 +21,11 @@ const EnrolLinkTTL = 72 * time.Hour
 // CreateOperator makes a pending operator with email and returns the
 // one-time enrolment link ({issuer}/console/enrol/…) to hand to them. Only
 // the token's hash is stored. via names who asked ("cli"), for the audit.
+//
+// For an operator who exists and is still pending (the link was lost or
+// has expired) it issues a new link in place of the old one: that is what
+// the page of a spent or expired link tells people to ask for. An
+// enrolled or disabled operator's email is refused.
 func CreateOperator(ctx context.Context, st Store, issuer, email, via string) (link string, op store.Operator, err error) {
 	email = strings.TrimSpace(email)
 	if !validEmail(email) {
@@ -29,16 +34,30 @@ func CreateOperator(ctx context.Context, st Store, issuer, email, via string) (l
 	tok := secrets.NewToken(EnrolTokenPrefix)
 	exp := time.Now().Add(EnrolLinkTTL).UTC()
 	err = st.InTx(ctx, func(ctx context.Context) error {
+		action := "operator.created"
 		var err error
-		op, err = st.CreateOperator(ctx, store.Operator{Email: email, EnrolTokenHash: secrets.HashToken(tok), EnrolExpiresAt: &exp})
-		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("console: an operator with email %s exists already", email)
-		}
-		if err != nil {
-			return fmt.Errorf("console: create operator: %w", err)
+		op, err = st.OperatorByEmail(ctx, email)
+		switch {
+		case err == nil && op.Status != store.OperatorPending:
+			return fmt.Errorf("console: an operator with email %s exists already (%s)", email, op.Status)
+		case err == nil:
+			if err := st.ReissueEnrolment(ctx, op.ID, secrets.HashToken(tok), exp); err != nil {
+				return fmt.Errorf("console: new enrolment link for %s: %w", email, err)
+			}
+			action = "operator.enrolment_reissued"
+		case errors.Is(err, store.ErrNotFound):
+			op, err = st.CreateOperator(ctx, store.Operator{Email: email, EnrolTokenHash: secrets.HashToken(tok), EnrolExpiresAt: &exp})
+			if errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("console: an operator with email %s exists already", email)
+			}
+			if err != nil {
+				return fmt.Errorf("console: create operator: %w", err)
+			}
+		default:
+			return fmt.Errorf("console: find operator %s: %w", email, err)
 		}
 		_, err = st.AppendOperatorAudit(ctx, store.OperatorAuditEvent{
-			Actor: store.Actor{Type: via, ID: via}, Action: "operator.created", Resource: operatorResource(op),
+			Actor: store.Actor{Type: via, ID: via}, Action: action, Resource: operatorResource(op),
 		})
 		return err
 	})

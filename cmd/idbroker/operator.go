@@ -20,7 +20,8 @@ Manage the people who sign in to the operator console ({issuer}/console).
 The enrolment link (valid for 72 hours, usable once) lets the operator set a
 password and an authenticator app (TOTP) and shows their recovery codes.
 Send it to them over a channel you trust. The link starts with the issuer
-(IDBROKER_ISSUER or --issuer).`
+(IDBROKER_ISSUER or --issuer). For an operator who has not enrolled yet,
+create again prints a new link and the old one stops working.`
 
 func runOperator(ctx context.Context, c *cli, args []string) error {
 	sub, rest, err := subcommand(c, "operator create|list|disable [flags]", operatorHelp, args, "create", "list", "disable")

@@ -28,6 +28,22 @@ func testOperators(t *testing.T, db *store.DB) {
 	if got.ID != o.ID || got.Status != store.OperatorPending {
 		t.Fatalf("by enrol token: %+v", got)
 	}
+	// A new link for a pending operator: the old token stops, the key its
+	// page showed is dropped.
+	if err := db.SetOperatorTOTPSecret(ctx, o.ID, "OLDKEYOLDKEYOLDK"); err != nil {
+		t.Fatal(err)
+	}
+	reissued := sha256.Sum256([]byte("enrol again"))
+	if err := db.ReissueEnrolment(ctx, o.ID, reissued[:], exp); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.OperatorByEnrolToken(ctx, tok[:])
+	wantErr(t, err, store.ErrNotFound)
+	if got = must(db.OperatorByEnrolToken(ctx, reissued[:])); got.ID != o.ID || got.TOTPSecret != "" {
+		t.Fatalf("by the reissued token: %+v", got)
+	}
+	wantErr(t, db.ReissueEnrolment(ctx, "opr_01M96Z3SRJAP2X0SG834F02X19", reissued[:], exp), store.ErrNotFound)
+	tok = reissued
 	// Enrolment cannot complete before a TOTP secret was offered.
 	wantErr(t, db.CompleteEnrolment(ctx, o.ID, "$argon2id$x", 1, nil), store.ErrNotFound)
 	if err := db.SetOperatorTOTPSecret(ctx, o.ID, "JBSWY3DPEHPK3PXP"); err != nil {
@@ -39,6 +55,8 @@ func testOperators(t *testing.T, db *store.DB) {
 	}
 	_, err = db.OperatorByEnrolToken(ctx, tok[:])
 	wantErr(t, err, store.ErrNotFound)
+	// Enrolled, an operator gets no new link.
+	wantErr(t, db.ReissueEnrolment(ctx, o.ID, tok[:], exp), store.ErrConflict)
 	got = must(db.OperatorByEmail(ctx, "OPS@vendor.example"))
 	if got.Status != store.OperatorActive || got.TOTPSecret != "JBSWY3DPEHPK3PXP" || got.TOTPLastStep != 100 {
 		t.Fatalf("after enrolment: %+v", got)
