@@ -133,6 +133,11 @@ func usageRange(c echo.Context, now time.Time) (time.Time, time.Time, error) {
 		*p.dst = t.UTC()
 	}
 	switch {
+	case !to.After(from) && c.QueryParam("to") == "":
+		// Blame what the client sent: to defaulted to now.
+		return from, to, invalid("from", "from must be in the past: to defaults to now")
+	case !to.After(from) && c.QueryParam("from") == "":
+		return from, to, invalid("to", "to must be after from, which defaults to the start of this month (%s)", from.Format(time.DateOnly))
 	case !to.After(from):
 		return from, to, invalid("to", "to must be after from")
 	case to.Sub(from) > maxUsageRange:

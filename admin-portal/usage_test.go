@@ -52,6 +52,16 @@ func TestUsageAPI(t *testing.T) {
 				t.Fatalf("%s: %s", q, r.body)
 			}
 		}
+		// The field blamed is one the client sent, not a default.
+		for q, field := range map[string]string{
+			"from=2999-01-01": "from", "to=2000-01-01": "to", "from=" + tomorrow + "&to=" + day: "to",
+		} {
+			for _, path := range []string{"/tenants/" + a.ID + "/usage?", "/usage/export?"} {
+				if got := e.must(http.StatusBadRequest, "GET", path+q, nil).err(t); got.Field != field {
+					t.Errorf("%s%s: field %q (%s), want %q", path, q, got.Field, got.Message, field)
+				}
+			}
+		}
 		e.must(http.StatusNotFound, "GET", "/tenants/tnt_01JUNKJUNKJUNKJUNKJUNKJUNK/usage", nil)
 		if r := e.call("GET", "/tenants/"+a.ID+"/usage", nil, "Authorization", "Bearer nope"); r.status != http.StatusUnauthorized {
 			t.Fatalf("unauthenticated usage: %d", r.status)
