@@ -166,3 +166,21 @@ func TestOIDCTokenEndpointRefusalReason(t *testing.T) {
 		t.Fatalf("refused code: %s %q; want idp_error with the IdP's error and description", code, reason)
 	}
 }
+
+// TestOIDCIssuerMismatchIsTheSetting: an issuer whose discovery document
+// names another one is a setting to fix, not an IdP outage: creating the
+// connection answers 400 on oidc.issuer, saying which issuer the document
+// names.
+func TestOIDCIssuerMismatchIsTheSetting(t *testing.T) {
+	u := newUpstream(t)
+	op := newVendorOP(t, "/oauth2/default")
+	op.set(func(op *vendorOP) { op.discoveryIssuer = "https://acme.okta.com/oauth2/default" })
+	var out struct {
+		Error struct{ Code, Field, Message string } `json:"error"`
+	}
+	code := u.b.do("POST", "/api/v1/tenants/"+u.tenantID+"/connections", e2eBootstrapKey, map[string]any{"type": "oidc", "name": "Okta",
+		"oidc": map[string]any{"issuer": op.issuer, "client_id": op.clientID, "client_secret": op.secret}}, &out)
+	if code != http.StatusBadRequest || out.Error.Field != "oidc.issuer" || !strings.Contains(out.Error.Message, `names the issuer "https://acme.okta.com/oauth2/default"`) {
+		t.Fatalf("create: %d %+v; want 400 on oidc.issuer naming the document's issuer", code, out.Error)
+	}
+}

@@ -131,10 +131,28 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 			c.rp, err = alt, nil
 		}
 	}
+	if errors.Is(err, oidc.ErrIssuerInvalid) {
+		// The IdP answered; the setting is wrong. Say what it should be.
+		return nil, connections.Invalid("issuer", "the OIDC discovery document at %s names the issuer %s, not %q: set the issuer to exactly that",
+			discoveryURL(cfg.Issuer), documentIssuer(dctx, deps, cfg.Issuer), cfg.Issuer)
+	}
 	if err != nil {
 		return nil, connections.Unreachable("issuer", "read the OIDC discovery document at", discoveryURL(cfg.Issuer), discoveryCause(err))
 	}
 	return c, nil
+}
+
+// documentIssuer is the issuer the discovery document of issuer names,
+// quoted, or "another one" when it cannot be read again.
+func documentIssuer(ctx context.Context, deps connections.Deps, issuer string) string {
+	b, err := safehttp.Get(ctx, deps.HTTPClient, discoveryURL(issuer), 1<<20)
+	var doc struct {
+		Issuer string `json:"issuer"`
+	}
+	if err != nil || json.Unmarshal(b, &doc) != nil || doc.Issuer == "" {
+		return "another one"
+	}
+	return strconv.Quote(truncate(doc.Issuer, 300))
 }
 
 // otherSlash is issuer with its trailing slash removed, or added when it
@@ -340,9 +358,6 @@ func discoveryURL(issuer string) string {
 // without the "Discovery has failed" sentinel it is joined to, and
 // without the response body it quotes.
 func discoveryCause(err error) error {
-	if errors.Is(err, oidc.ErrIssuerInvalid) {
-		return errors.New("the document names another issuer: the issuer must be exactly the document's \"issuer\" value")
-	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var rest []error
 		for _, e := range j.Unwrap() {
