@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -95,6 +97,13 @@ func auditQuery(c echo.Context) (store.LogQuery, error) {
 	}
 	if len(q.Actor) > 320 {
 		return q, invalid("actor", "actor is too long")
+	}
+	// No row holds such text, and PostgreSQL refuses it as a query
+	// argument outright: a 400, not the 500 its error would become.
+	for _, f := range []struct{ name, v string }{{"action", q.Action}, {"actor", q.Actor}} {
+		if !utf8.ValidString(f.v) || strings.IndexFunc(f.v, unicode.IsControl) >= 0 {
+			return q, invalid(f.name, "%s must be UTF-8 text without control characters", f.name)
+		}
 	}
 	for _, b := range []struct {
 		name string
