@@ -168,7 +168,6 @@ func (p *Portal) openLink(c echo.Context) error {
 		Path: Path, MaxAge: int(p.cfg.SessionTTL / time.Second),
 		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode,
 	})
-	web.SecureHeaders(c.Response().Header(), p.pages.CSP())
 	return c.Redirect(http.StatusSeeOther, Path+"/"+sectionsOf(link.Intent)[0])
 }
 

@@ -129,6 +129,40 @@ func TestEveryPageSendsTheCSP(t *testing.T) {
 	}
 }
 
+// TestEveryAnswerSendsTheHeaders: the portal's redirects (home to the
+// intent's page, a saved form to the next page, a test login begun) carry
+// the same CSP and framing, caching and referrer headers as its pages.
+func TestEveryAnswerSendsTheHeaders(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentSSO))
+	_, page := get(t, c, h.url+"/portal/domains")
+	check := func(what string, resp *http.Response) {
+		t.Helper()
+		hd := resp.Header
+		if csp := hd.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-inline") ||
+			hd.Get("X-Frame-Options") != "DENY" || hd.Get("Cache-Control") != "no-store" || hd.Get("X-Content-Type-Options") != "nosniff" ||
+			hd.Get("Referrer-Policy") != "no-referrer" {
+			t.Errorf("%s (%d): headers %v", what, resp.StatusCode, hd)
+		}
+	}
+	resp, _ := get(t, c, h.url+"/portal")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("GET /portal = %d, want a redirect", resp.StatusCode)
+	}
+	check("GET /portal", resp)
+	resp, _ = post(t, c, h.url+"/portal/domains", url.Values{"csrf_token": {csrfOf(t, page)}, "domain": {"acme.test"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("add a domain = %d, want a redirect", resp.StatusCode)
+	}
+	check("POST /portal/domains", resp)
+	resp, _ = post(t, c, h.url+"/portal/sso/new", url.Values{"csrf_token": {csrfOf(t, page)}, "idp": {"okta"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create a connection = %d, want a redirect", resp.StatusCode)
+	}
+	check("POST /portal/sso/new", resp)
+}
+
 func TestPostWithoutCSRFIsRefused(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.tenant("Acme", "acme.example")

@@ -137,6 +137,10 @@ func (e *pageError) Error() string { return fmt.Sprintf("%d %s", e.status, e.tit
 // reference (the cause logged, never shown).
 func (p *Portal) mapErrors(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		// Every answer carries the portal's headers, the redirects
+		// between its pages too, as the console's do; downloads set
+		// their own type over them.
+		web.SecureHeaders(c.Response().Header(), p.pages.CSP())
 		err := next(c)
 		if err == nil || c.Response().Committed {
 			return err
