@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/web"
 )
 
 // testResult is what the portal keeps of a test login and shows on the
@@ -101,11 +103,30 @@ func (p *Portal) Complete(next connections.CompleteFunc) connections.CompleteFun
 			t = okTest(p.cfg.Now(), res.Profile)
 		}
 		if err := p.saveTest(ctx, conn, t); err != nil {
-			p.cfg.Logger.ErrorContext(ctx, "portal: save test login", "connection", conn.ID, "err", err)
-			http.Error(w, "The test login finished but its result could not be saved; try again.", http.StatusServiceUnavailable)
+			p.testNotSaved(ctx, w, err)
 			return
 		}
 		http.Redirect(w, r, Path+"/sso/"+conn.ID+"/test/result", http.StatusSeeOther)
+	}
+}
+
+// testNotSaved answers a test login whose result could not be kept: the
+// portal's page, 503 with Retry-After when the database is out of reach,
+// else 500 with a reference (the cause logged).
+func (p *Portal) testNotSaved(ctx context.Context, w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	if unavailable(err) {
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "5")
+		p.cfg.Logger.WarnContext(ctx, "portal: save test login: dependency unavailable", "err", err)
+	} else {
+		p.cfg.Logger.ErrorContext(ctx, "portal: save test login", "err", err)
+	}
+	v := web.View{Product: p.cfg.Product, LogoURL: p.cfg.LogoURL, Area: "Admin portal", Title: "Test result not saved",
+		Data: web.Message{Tone: "error", What: "The test sign-in finished, but we could not save its result just now.",
+			Next: "Wait a few seconds, then start the test again from the wizard.", Reference: httpserver.RequestID(ctx)}}
+	if err := p.pages.Render(w, status, "message.html", v); err != nil {
+		p.cfg.Logger.WarnContext(ctx, "portal: write test login page", "err", err)
 	}
 }
 
