@@ -127,12 +127,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // DeliverDue claims the deliveries due now, attempts each once and records
 // the outcomes. It reports how many it claimed.
 //
-// The claim's lease (three Timeouts) must outlast every attempt of the
-// batch, or another node takes the rest of it and sends them a second
-// time, at the same moment. So each webhook's deliveries go out in order
-// on a goroutine of their own (a slow or unreachable receiver holds up
-// no other), and an attempt starts only within the first Timeout of the
-// lease; what is left then, or at shutdown, is released for the next
+// The claim's lease is three Timeouts, and deliverLeased starts attempts
+// within the first, one webhook at a time each, so every attempt ends and
+// is recorded inside it; what did not start is released for the next
 // claim, by any node.
 func (d *Dispatcher) DeliverDue(ctx context.Context) (int, error) {
 	now := d.cfg.Now()
@@ -149,57 +146,43 @@ func (d *Dispatcher) DeliverDue(ctx context.Context) (int, error) {
 	if batch.IsRecording() {
 		batch.SetAttributes(attribute.Int("batch.size", len(claimed)))
 	}
-	startBy := now.Add(lease - 2*d.cfg.Timeout)
-	var order []string
-	byHook := map[string][]store.Delivery{}
-	for _, dl := range claimed {
-		if _, ok := byHook[dl.WebhookID]; !ok {
-			order = append(order, dl.WebhookID)
-		}
-		byHook[dl.WebhookID] = append(byHook[dl.WebhookID], dl)
-	}
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		left     []string
-	)
-	for _, hookID := range order {
-		wg.Add(1)
-		go func(queue []store.Delivery) {
-			defer wg.Done()
-			hooks := map[string]store.Webhook{}
-			for i, dl := range queue {
-				if ctx.Err() != nil || d.cfg.Now().After(startBy) {
-					mu.Lock()
-					for _, rest := range queue[i:] {
-						left = append(left, rest.ID)
-					}
-					mu.Unlock()
-					return
-				}
-				if err := d.deliver(ctx, dl, hooks); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return // its lease runs out, and it is claimed again
-				}
-			}
-		}(byHook[hookID])
-	}
-	wg.Wait()
-	if len(left) > 0 {
-		if err := d.cfg.Store.ReleaseDeliveries(context.WithoutCancel(ctx), d.cfg.Now(), left...); err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("events: release deliveries: %w", err)
-		}
-	}
-	if firstErr != nil {
+	hooks := &hookCache{m: map[string]store.Webhook{}}
+	left, err := deliverLeased(ctx, claimed, func(dl store.Delivery) string { return dl.WebhookID },
+		d.cfg.Now, now.Add(lease-2*d.cfg.Timeout), func(ctx context.Context, dl store.Delivery) error {
+			return d.deliver(ctx, dl, hooks)
+		})
+	if err != nil {
 		tracing.Fail(batch, "record delivery")
-		return len(claimed), firstErr
 	}
-	return len(claimed), nil
+	if len(left) > 0 {
+		ids := make([]string, len(left))
+		for i, dl := range left {
+			ids[i] = dl.ID
+		}
+		if rerr := d.cfg.Store.ReleaseDeliveries(context.WithoutCancel(ctx), d.cfg.Now(), ids...); rerr != nil && err == nil {
+			err = fmt.Errorf("events: release deliveries: %w", rerr)
+		}
+	}
+	return len(claimed), err
+}
+
+// hookCache holds the webhooks a batch sends to, each loaded once.
+type hookCache struct {
+	mu sync.Mutex
+	m  map[string]store.Webhook
+}
+
+func (c *hookCache) get(ctx context.Context, st Store, id string) (store.Webhook, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w, ok := c.m[id]; ok {
+		return w, nil
+	}
+	w, err := st.Webhook(ctx, id)
+	if err == nil {
+		c.m[id] = w
+	}
+	return w, err
 }
 
 // The spans of webhook deliveries (when tracing is on).
@@ -211,7 +194,7 @@ const (
 // deliver attempts one delivery and records the outcome, in a span of its
 // own: the POST is its client span, and the receiver is sent its
 // traceparent.
-func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery, hooks map[string]store.Webhook) error {
+func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery, hooks *hookCache) error {
 	ctx, span := tracing.StartBackground(ctx, d.cfg.TracerProvider, SpanWebhookDeliver, time.Time{})
 	defer span.End()
 	if span.IsRecording() {
@@ -240,7 +223,7 @@ type payload struct {
 	Data      json.RawMessage `json:"data"`
 }
 
-func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks map[string]store.Webhook) store.DeliveryResult {
+func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hookCache) store.DeliveryResult {
 	ev, err := d.cfg.Store.Event(ctx, dl.EventID)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.DeliveryResult{Status: store.DeliveryDead, Error: "event unavailable: " + err.Error()}
@@ -251,12 +234,9 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks map[s
 		return d.failed(dl, dl.CreatedAt, 0, "event unavailable: "+err.Error())
 	}
 	tracing.SetSpanTenant(trace.SpanFromContext(ctx), ev.TenantID)
-	hook, ok := hooks[dl.WebhookID]
-	if !ok {
-		if hook, err = d.cfg.Store.Webhook(ctx, dl.WebhookID); err != nil {
-			return d.failed(dl, ev.CreatedAt, 0, "webhook unavailable: "+err.Error())
-		}
-		hooks[dl.WebhookID] = hook
+	hook, err := hooks.get(ctx, d.cfg.Store, dl.WebhookID)
+	if err != nil {
+		return d.failed(dl, ev.CreatedAt, 0, "webhook unavailable: "+err.Error())
 	}
 	body, err := json.Marshal(payload{ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, CreatedAt: ev.CreatedAt, Data: ev.Data})
 	if err != nil {

@@ -21,6 +21,7 @@ type LogoutStore interface {
 	DueLogouts(ctx context.Context, now time.Time) (bool, error)
 	ClaimLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Logout, error)
 	RecordLogout(ctx context.Context, id string, r store.DeliveryResult) error
+	ReleaseLogouts(ctx context.Context, now time.Time, ids ...string) error
 }
 
 // LogoutSender makes one attempt at delivering a back-channel logout: it
@@ -117,7 +118,8 @@ func (d *LogoutDispatcher) DeliverDue(ctx context.Context) (int, error) {
 	if err != nil || !due {
 		return 0, err
 	}
-	claimed, err := d.cfg.Store.ClaimLogouts(ctx, now, 3*d.cfg.Timeout, logoutBatch)
+	lease := 3 * d.cfg.Timeout
+	claimed, err := d.cfg.Store.ClaimLogouts(ctx, now, lease, logoutBatch)
 	if err != nil {
 		return 0, fmt.Errorf("events: claim logouts: %w", err)
 	}
@@ -129,13 +131,23 @@ func (d *LogoutDispatcher) DeliverDue(ctx context.Context) (int, error) {
 	if batch.IsRecording() {
 		batch.SetAttributes(attribute.Int("batch.size", len(claimed)))
 	}
-	for _, l := range claimed {
-		if err := d.deliver(ctx, l); err != nil {
-			tracing.Fail(batch, "record logout")
-			return len(claimed), err
+	// As webhooks: one application at a time each, attempts started only
+	// within the first Timeout of the lease, the rest released.
+	left, err := deliverLeased(ctx, claimed, func(l store.Logout) string { return l.ApplicationID },
+		d.cfg.Now, now.Add(lease-2*d.cfg.Timeout), d.deliver)
+	if err != nil {
+		tracing.Fail(batch, "record logout")
+	}
+	if len(left) > 0 {
+		ids := make([]string, len(left))
+		for i, l := range left {
+			ids[i] = l.ID
+		}
+		if rerr := d.cfg.Store.ReleaseLogouts(context.WithoutCancel(ctx), d.cfg.Now(), ids...); rerr != nil && err == nil {
+			err = fmt.Errorf("events: release logouts: %w", rerr)
 		}
 	}
-	return len(claimed), nil
+	return len(claimed), err
 }
 
 // The spans of back-channel logout deliveries (when tracing is on).

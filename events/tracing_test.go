@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 // logoutQueue is a LogoutStore holding a few due logouts.
 type logoutQueue struct {
+	mu       sync.Mutex // logouts of several applications go out at once
 	due      []store.Logout
 	recorded map[string]store.DeliveryResult
 }
@@ -29,16 +31,24 @@ func (q *logoutQueue) ClaimLogouts(context.Context, time.Time, time.Duration, in
 	return out, nil
 }
 func (q *logoutQueue) RecordLogout(_ context.Context, id string, r store.DeliveryResult) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	q.recorded[id] = r
 	return nil
 }
+func (q *logoutQueue) ReleaseLogouts(context.Context, time.Time, ...string) error { return nil }
 
 // spanSender is a LogoutSender that remembers the span each send ran in
 // and refuses the logouts of app_bad.
-type spanSender struct{ spans map[string]trace.SpanContext }
+type spanSender struct {
+	mu    sync.Mutex
+	spans map[string]trace.SpanContext
+}
 
 func (s *spanSender) SendLogout(ctx context.Context, l store.Logout) (int, error) {
+	s.mu.Lock()
 	s.spans[l.ID] = trace.SpanContextFromContext(ctx)
+	s.mu.Unlock()
 	if l.ApplicationID == "app_bad" {
 		return 400, errors.New("HTTP 400")
 	}

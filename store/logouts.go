@@ -103,6 +103,23 @@ func (db *DB) DueLogouts(ctx context.Context, now time.Time) (bool, error) {
 	return n > 0, db.wrap("due logouts", err)
 }
 
+// ReleaseLogouts is ReleaseDeliveries for back-channel logouts.
+func (db *DB) ReleaseLogouts(ctx context.Context, now time.Time, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := db.global(ctx, true, func(q querier) error {
+		for _, id := range ids {
+			if _, err := q.exec(ctx, `UPDATE logouts SET next_attempt_at = $2, attempts = attempts - 1, updated_at = $2
+				WHERE id = $1 AND status IN ('pending', 'failed') AND attempts > 0`, id, db.d.timeArg(now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return db.wrap("release logouts", err)
+}
+
 // RecordLogout stores the outcome of an attempt on a claimed logout.
 func (db *DB) RecordLogout(ctx context.Context, id string, r DeliveryResult) error {
 	switch r.Status {

@@ -28,6 +28,7 @@ type RevocationStore interface {
 	DueLogouts(ctx context.Context, now time.Time) (bool, error)
 	ClaimLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Logout, error)
 	RecordLogout(ctx context.Context, id string, r DeliveryResult) error
+	ReleaseLogouts(ctx context.Context, now time.Time, ids ...string) error
 	ListLogouts(ctx context.Context, q LogoutQuery) ([]Logout, string, error)
 	RedeliverLogout(ctx context.Context, tenantID, id string) (Logout, error)
 }

@@ -94,6 +94,7 @@ var globalMethods = map[string]string{
 	"DueLogouts":         whyQueue,
 	"ClaimLogouts":       whyQueue,
 	"RecordLogout":       whyQueue,
+	"ReleaseLogouts":     whyQueue,
 	"ListLogouts":        whyQueue,
 	"RedeliverLogout":    whyQueue,
 	"UsageTenants":       whyQueue,
