@@ -462,6 +462,7 @@ type vendorOP struct {
 	t      *testing.T
 	srv    *httptest.Server
 	key    *rsa.PrivateKey
+	kid    string
 	issuer string
 
 	mu sync.Mutex
@@ -488,7 +489,7 @@ type vendorOP struct {
 
 func newVendorOP(t *testing.T, issuerPath string) *vendorOP {
 	t.Helper()
-	op := &vendorOP{t: t, key: newRSAKey(t), codes: map[string]string{}, clientID: "client-1", secret: "s3cr3t+/=&",
+	op := &vendorOP{t: t, key: newRSAKey(t), kid: "k1", codes: map[string]string{}, clientID: "client-1", secret: "s3cr3t+/=&",
 		authMethods: []string{"client_secret_basic", "client_secret_post"}, claims: map[string]any{}}
 	mux := http.NewServeMux()
 	op.srv = httptest.NewServer(mux)
@@ -515,7 +516,9 @@ func newVendorOP(t *testing.T, issuerPath string) *vendorOP {
 		})
 	})
 	mux.HandleFunc(strings.TrimSuffix(issuerPath, "/")+"/jwks", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &op.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+		op.mu.Lock()
+		defer op.mu.Unlock()
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &op.key.PublicKey, KeyID: op.kid, Algorithm: "RS256", Use: "sig"}}})
 	})
 	mux.HandleFunc(strings.TrimSuffix(issuerPath, "/")+"/authorize", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -611,7 +614,7 @@ func (op *vendorOP) serveToken(w http.ResponseWriter, r *http.Request) {
 	if op.sign != nil {
 		idt = op.sign(c)
 	} else {
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: op.key, KeyID: "k1"}},
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: op.key, KeyID: op.kid}},
 			(&jose.SignerOptions{}).WithType("JWT"))
 		if err != nil {
 			op.t.Error(err)

@@ -184,3 +184,19 @@ func TestOIDCIssuerMismatchIsTheSetting(t *testing.T) {
 		t.Fatalf("create: %d %+v; want 400 on oidc.issuer naming the document's issuer", code, out.Error)
 	}
 }
+
+// TestOIDCUserinfoForAnotherSubject: a userinfo answer whose sub is not
+// the id_token's is refused as a profile the broker cannot accept (the
+// IdP answered; it is not down), and nothing of it reaches the user.
+func TestOIDCUserinfoForAnotherSubject(t *testing.T) {
+	u := newUpstream(t)
+	op := newVendorOP(t, "/oauth2/default")
+	op.set(func(op *vendorOP) {
+		op.claims = map[string]any{"sub": "00u-ann", "email": "ann@" + u.domain, "email_verified": true}
+		op.userinfo = map[string]any{"sub": "00u-mallory", "groups": []string{"Admins"}}
+	})
+	id := u.oidcConnection(op, nil)
+	if code, reason := u.failure(id); code != "profile_not_acceptable" || !strings.Contains(reason, `another subject than the id_token's "00u-ann"`) {
+		t.Fatalf("userinfo for another sub: %s %q; want profile_not_acceptable saying so", code, reason)
+	}
+}

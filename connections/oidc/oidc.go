@@ -233,6 +233,12 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 	// never overrides the id_token's subject, issuer or tenant.
 	if c.rp.UserinfoEndpoint() != "" && tokens.AccessToken != "" {
 		info, err := rp.Userinfo[*oidc.UserInfo](ctx, tokens.AccessToken, tokens.TokenType, tokens.IDTokenClaims.Subject, c.rp)
+		if errors.Is(err, rp.ErrUserInfoSubNotMatching) {
+			// Reached and answered, for someone else: nothing of it may
+			// be merged into this user's profile.
+			return res, fmt.Errorf("%w: the userinfo endpoint %s answered for another subject than the id_token's %q",
+				connections.ErrProfile, c.rp.UserinfoEndpoint(), tokens.IDTokenClaims.Subject)
+		}
 		if err != nil {
 			return res, connections.Unreachable("", "read the userinfo endpoint", c.rp.UserinfoEndpoint(), err)
 		}
