@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
@@ -153,8 +154,20 @@ func (p *Portal) dirShow(c echo.Context) error {
 }
 
 // dirRotate replaces the directory's token: the old one stops at once.
+//
+// The form names the token it replaces (tokenMark): a form sent again
+// (the browser's "resubmit?" on reloading the page that showed the new
+// token) names one already replaced, and rotating again would stop the
+// token the admin has just pasted into the IdP. It is refused, saying so.
+// A form without the mark (a client that does not send the page's
+// fields) rotates as before.
 func (p *Portal) dirRotate(c echo.Context) error {
 	d := c.Get(dirKey).(store.Directory)
+	if mark := c.FormValue("replaces"); mark != "" && mark != tokenMark(d) {
+		return p.renderDirectoryStatus(c, http.StatusConflict, d, dirProviderByKey(c.FormValue("idp")), "",
+			"This token was rotated already, after the page you sent this from was shown (reloading the page that showed the new token sends the form again). "+
+				"Nothing was changed: the token in use still works. Rotate again only if you did not copy it.")
+	}
 	token := secrets.NewToken(DirectoryTokenPrefix)
 	err := p.cfg.Store.InTx(c.Request().Context(), func(ctx context.Context) error {
 		if err := p.cfg.Store.SetDirectoryToken(ctx, d.ID, secrets.HashToken(token)); err != nil {
@@ -165,12 +178,25 @@ func (p *Portal) dirRotate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	d.TokenHash = secrets.HashToken(token)
 	return p.renderDirectory(c, d, dirProviderByKey(c.FormValue("idp")), token)
+}
+
+// tokenMark names a directory's current token without revealing it: a
+// short prefix of its hash, which the rotate form carries.
+func tokenMark(d store.Directory) string {
+	return hex.EncodeToString(d.TokenHash[:min(len(d.TokenHash), 8)])
 }
 
 // renderDirectory shows a directory; a token, when just made, is on this
 // one page only (answered, never redirected to, and not cached).
 func (p *Portal) renderDirectory(c echo.Context, d store.Directory, prov dirProvider, token string) error {
+	return p.renderDirectoryStatus(c, http.StatusOK, d, prov, token, "")
+}
+
+// renderDirectoryStatus is renderDirectory with a status and an error to
+// show at the top.
+func (p *Portal) renderDirectoryStatus(c echo.Context, status int, d store.Directory, prov dirProvider, token, problem string) error {
 	ctx := c.Request().Context()
 	stats, err := p.dirStats(ctx, d)
 	if err != nil {
@@ -189,8 +215,8 @@ func (p *Portal) renderDirectory(c echo.Context, d store.Directory, prov dirProv
 	if err != nil {
 		return err
 	}
-	return p.render(c, http.StatusOK, "dsync_show.html", d.Name, map[string]any{
-		"Dir": d, "Stats": stats, "Provider": prov, "Providers": dirProviders, "Token": token,
+	return p.render(c, status, "dsync_show.html", d.Name, map[string]any{
+		"Dir": d, "Stats": stats, "Provider": prov, "Providers": dirProviders, "Token": token, "TokenMark": tokenMark(d), "Problem": problem,
 		"BaseURL": p.cfg.SCIMBaseURL(d.ID), "Activity": activity, "Errors": scimErrors, "ErrorsKept": store.SCIMErrorsKept,
 	})
 }

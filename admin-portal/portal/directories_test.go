@@ -1,11 +1,14 @@
 package portal
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -27,5 +30,74 @@ func TestDirectoryFormKeepsTheInputOnAnError(t *testing.T) {
 	}
 	if !strings.Contains(body, `<option value="entra" selected>`) {
 		t.Errorf("the identity provider chosen is not selected any more:\n%s", body)
+	}
+}
+
+// TestRotatingTwiceFromOnePageIsRefused: the page that shows a rotated
+// token answers the Rotate form, so reloading it sends that form again.
+// That second rotation would stop the token the admin has just pasted
+// into the IdP: it is refused (409, saying nothing changed) and the token
+// keeps working. A Rotate from the page that shows the current token
+// still rotates, as does a form without the page's mark.
+func TestRotatingTwiceFromOnePageIsRefused(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentDSync))
+	_, page := get(t, c, h.url+"/portal/dsync")
+	resp, page := post(t, c, h.url+"/portal/dsync", url.Values{"csrf_token": {csrfOf(t, page)}, "name": {"Okta"}, "provider": {"okta"}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("create = %d\n%s", resp.StatusCode, page)
+	}
+	dirID := regexp.MustCompile(`/portal/dsync/(dir_[0-9A-Z]+)/token`).FindStringSubmatch(page)[1]
+	rotate := h.url + "/portal/dsync/" + dirID + "/token"
+	form := func(page string) url.Values {
+		t.Helper()
+		m := regexp.MustCompile(`name="replaces" value="([0-9a-f]+)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("the rotate form names no token:\n%s", page)
+		}
+		return url.Values{"csrf_token": {csrfOf(t, page)}, "idp": {"okta"}, "replaces": {m[1]}}
+	}
+	tokenOf := func(page string) string {
+		t.Helper()
+		m := regexp.MustCompile(`value="(idb_scim_[^"]+)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no token shown:\n%s", page)
+		}
+		return m[1]
+	}
+	current := func() []byte {
+		t.Helper()
+		d, err := h.store.Directory(ctx, dirID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.TokenHash
+	}
+
+	sent := form(page) // the form of the page that showed the first token
+	resp, page = post(t, c, rotate, sent)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("rotate = %d\n%s", resp.StatusCode, page)
+	}
+	pasted := tokenOf(page)
+	// The browser's resubmit of the same form.
+	resp, again := post(t, c, rotate, sent)
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(again, "rotated already") || strings.Contains(again, "idb_scim_") {
+		t.Fatalf("the same rotate form again = %d, want 409 showing no token\n%s", resp.StatusCode, again)
+	}
+	if !bytes.Equal(current(), secrets.HashToken(pasted)) {
+		t.Fatal("the token the admin copied was replaced")
+	}
+	// From the page as it is now, Rotate works; so does a bare form.
+	resp, page = post(t, c, rotate, form(again))
+	if resp.StatusCode != http.StatusOK || tokenOf(page) == pasted {
+		t.Fatalf("rotate from the current page = %d\n%s", resp.StatusCode, page)
+	}
+	if resp, page = post(t, c, rotate, url.Values{"csrf_token": {csrfOf(t, page)}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("rotate without the mark = %d\n%s", resp.StatusCode, page)
+	}
+	if !bytes.Equal(current(), secrets.HashToken(tokenOf(page))) {
+		t.Fatal("the token shown is not the token in use")
 	}
 }
