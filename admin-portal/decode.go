@@ -43,7 +43,54 @@ func decodeJSON(c echo.Context, dst any) error {
 	if err := dec.Decode(new(json.RawMessage)); err != io.EOF {
 		return invalid("", "request body must hold one JSON object and nothing after it")
 	}
+	return refuseNUL(body)
+}
+
+// refuseNUL refuses a body with a NUL character (\u0000) in any string or
+// key, naming where. PostgreSQL stores no NUL in text or jsonb, so such a
+// value could only fail later, as a 500, in whichever field the handler's
+// own checks did not think of (a connection's IdP settings, say). Only a
+// body with the escape at all is walked again.
+func refuseNUL(body []byte) error {
+	if !bytes.Contains(body, []byte(`\u0000`)) {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil // decodeJSON has read it already; cannot happen
+	}
+	if at, ok := findNUL(v, ""); ok {
+		field := strings.TrimPrefix(at, ".")
+		if field == "" {
+			return invalid("", "request body must not contain control characters such as NUL (\\u0000)")
+		}
+		return invalid(field, "%s must not contain control characters such as NUL (\\u0000)", field)
+	}
 	return nil
+}
+
+// findNUL returns the path of the first string or key of v with a NUL.
+func findNUL(v any, at string) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return at, strings.ContainsRune(v, 0)
+	case []any:
+		for i, e := range v {
+			if p, ok := findNUL(e, fmt.Sprintf("%s[%d]", at, i)); ok {
+				return p, true
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if strings.ContainsRune(k, 0) {
+				return at, true
+			}
+			if p, ok := findNUL(e, at+"."+k); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }
 
 func decodeError(err error) error {
