@@ -61,7 +61,7 @@ var dirProviders = []dirProvider{
 	{Key: "okta", Name: "Okta", Steps: []step{
 		{Text: h("In the Okta Admin Console, open the SAML app you use for single sign-on (or ", ui("Applications › Browse App Catalog"), " › ", ui("SCIM 2.0 Test App (Header Auth)"), ").")},
 		{Text: h("On the ", ui("General"), " tab, select ", ui("Edit"), " under ", ui("App Settings"), ", set ", ui("Provisioning"), " to ", ui("SCIM"), " and ", ui("Save"), ".")},
-		{Text: h("On the ", ui("Provisioning"), " tab, ", ui("Integration"), ", paste the base URL into ", ui("SCIM connector base URL"), ", set ", ui("Unique identifier field for users"), " to ", ui("userName"), ", tick ", ui("Push New Users"), ", ", ui("Push Profile Updates"), " and ", ui("Push Groups"), ", and choose ", ui("HTTP Header"), " authentication with the token below."), Copy: []string{"base"}},
+		{Text: h("On the ", ui("Provisioning"), " tab, ", ui("Integration"), ", paste the base URL into ", ui("SCIM connector base URL"), ", set ", ui("Unique identifier field for users"), " to ", ui("userName"), ", tick ", ui("Push New Users"), ", ", ui("Push Profile Updates"), " and ", ui("Push Groups"), ", and choose ", ui("HTTP Header"), " authentication with the SCIM token (shown once, at the top of this page, when the directory was created or its token rotated)."), Copy: []string{"base"}},
 		{Text: h("Select ", ui("Test Connector Configuration"), ", then ", ui("Save"), ". Under ", ui("To App"), ", enable ", ui("Create Users"), ", ", ui("Update User Attributes"), " and ", ui("Deactivate Users"), ".")},
 		{Text: h("Assign people on the ", ui("Assignments"), " tab and groups on ", ui("Push Groups"), ".")},
 	}},

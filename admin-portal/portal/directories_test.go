@@ -101,3 +101,22 @@ func TestRotatingTwiceFromOnePageIsRefused(t *testing.T) {
 		t.Fatal("the token shown is not the token in use")
 	}
 }
+
+// TestDirectoryInstructionsPointAtTheToken: the instructions say where the
+// token is: at the top of the page, once. They said "the token below",
+// and below them there is none (nor anywhere on a later visit).
+func TestDirectoryInstructionsPointAtTheToken(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	dir, err := h.store.CreateDirectory(ctx, store.Directory{Name: "Okta", TokenHash: secrets.HashToken("t")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := h.open(h.link(ctx, store.IntentDSync))
+	for _, idp := range []string{"okta", "entra", "scim"} {
+		_, page := get(t, c, h.url+"/portal/dsync/"+dir.ID+"?idp="+idp)
+		if strings.Contains(page, "token below") {
+			t.Errorf("%s instructions point at a token below them", idp)
+		}
+	}
+}
