@@ -44,6 +44,9 @@ type logRow struct {
 	Outcome string
 	Detail  string
 	Failed  bool
+	// TargetName is the connection's name beside its id (Target) in the
+	// sign-in log's page; the CSV keeps the id alone.
+	TargetName string
 }
 
 // logFilter is the page's query: each field an exact match or a date
@@ -121,8 +124,20 @@ func (p *Portal) logPage(ctx context.Context, f logFilter, limit int) (rows []lo
 		if err != nil {
 			return nil, "", "", err
 		}
+		// Admins know their connections by name; a deleted one keeps
+		// its id only.
+		conns, err := p.cfg.Store.Connections(ctx)
+		if err != nil {
+			return nil, "", "", err
+		}
+		names := make(map[string]string, len(conns))
+		for _, conn := range conns {
+			names[conn.ID] = conn.Name
+		}
 		for _, e := range pg.Rows {
-			rows = append(rows, signInRow(e))
+			r := signInRow(e)
+			r.TargetName = names[r.Target]
+			rows = append(rows, r)
 		}
 		return rows, pg.Newer, pg.Older, nil
 	}

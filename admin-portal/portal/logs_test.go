@@ -186,3 +186,30 @@ func TestAuditActionSuggestionsAreWrittenOnes(t *testing.T) {
 		}
 	}
 }
+
+// TestSignInLogNamesTheConnection: the sign-in log's page names the
+// connection each sign-in went through, beside its id (which was all it
+// showed); the CSV keeps the id.
+func TestSignInLogNamesTheConnection(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	conn, err := h.reg.CreateConnection(ctx, "saml", "Acme Okta", connectionsSettingsNone(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenantID, _ := store.TenantFrom(ctx)
+	data, _ := json.Marshal(map[string]any{"email": "alice@acme.example", "connection_id": conn.ID})
+	if _, err := h.store.AppendEvent(context.Background(), store.Event{TenantID: tenantID, Type: store.SignInSucceeded, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	c := h.open(h.link(ctx, store.IntentAuditLogs))
+	_, page := get(t, c, h.url+"/portal/logs?tab=signins")
+	if body := tbody(page); !strings.Contains(body, "Acme Okta") || !strings.Contains(body, conn.ID) {
+		t.Errorf("the sign-in row does not name its connection:\n%s", body)
+	}
+	_, file := get(t, c, h.url+"/portal/logs?tab=signins&format=csv")
+	recs, err := csv.NewReader(strings.NewReader(file)).ReadAll()
+	if err != nil || len(recs) != 2 || recs[1][3] != conn.ID {
+		t.Errorf("CSV %q (%v): want the connection's id as the target", recs, err)
+	}
+}
