@@ -68,6 +68,9 @@ type Config struct {
 	// TracerProvider, when tracing is on, gets a span per batch and per
 	// delivery (tracing.StartBackground); nil means none.
 	TracerProvider trace.TracerProvider
+	// OnOutcome, when set, hears the outcome of every attempt recorded
+	// (succeeded, failed or dead): the broker counts them in /metrics.
+	OnOutcome func(store.DeliveryStatus)
 }
 
 // Dispatcher delivers the outbox to webhooks.
@@ -210,6 +213,9 @@ func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery, hooks *hook
 	}
 	if err := d.cfg.Store.RecordDelivery(context.WithoutCancel(ctx), dl.ID, res); err != nil {
 		return fmt.Errorf("events: record delivery %s: %w", dl.ID, err)
+	}
+	if d.cfg.OnOutcome != nil {
+		d.cfg.OnOutcome(res.Status)
 	}
 	return nil
 }

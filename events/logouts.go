@@ -53,6 +53,8 @@ type LogoutConfig struct {
 	// TracerProvider, when tracing is on, gets a span per batch and per
 	// logout (tracing.StartBackground); nil means none.
 	TracerProvider trace.TracerProvider
+	// OnOutcome, as Config's, hears every attempt's recorded outcome.
+	OnOutcome func(store.DeliveryStatus)
 }
 
 // LogoutDispatcher delivers the back-channel logout queue (store.Logout
@@ -183,6 +185,9 @@ func (d *LogoutDispatcher) deliver(ctx context.Context, l store.Logout) error {
 	}
 	if err := d.cfg.Store.RecordLogout(context.WithoutCancel(ctx), l.ID, res); err != nil {
 		return fmt.Errorf("events: record logout %s: %w", l.ID, err)
+	}
+	if d.cfg.OnOutcome != nil {
+		d.cfg.OnOutcome(res.Status)
 	}
 	return nil
 }

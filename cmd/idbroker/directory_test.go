@@ -15,7 +15,8 @@ import (
 // TestDirectoryProvisioningReachesWebhook follows a SCIM provisioning
 // through the binary: the operator creates a directory, the IdP pushes a
 // user with the directory's token, and the vendor's webhook receives the
-// signed dsync.user.created event from the dispatcher.
+// signed dsync.user.created event from the dispatcher, which counts it in
+// /metrics.
 func TestDirectoryProvisioningReachesWebhook(t *testing.T) {
 	received := make(chan []byte, 16)
 	var secret string
@@ -63,6 +64,22 @@ func TestDirectoryProvisioningReachesWebhook(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("no webhook delivery within 20s of the SCIM change")
+	}
+	// The attempt is counted once recorded, for the operator's alerts.
+	want := `idbroker_outbound_deliveries_total{kind="webhook",outcome="succeeded"} 1`
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get(b.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(page), want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %s:\n%s", want, grepLines(string(page), "outbound"))
+		}
 	}
 	b.stop()
 }

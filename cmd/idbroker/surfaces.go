@@ -198,6 +198,9 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Sender:         provider,
 		Logger:         log.With("surface", "backchannel"),
 		TracerProvider: tp,
+		OnOutcome: func(s store.DeliveryStatus) {
+			reg.OutboundDelivery(metrics.KindBackchannelLogout, string(s))
+		},
 	}); err != nil {
 		return nil, err
 	}
@@ -266,6 +269,9 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Client:         outbound(safehttp.Options{Timeout: events.DefaultTimeout}),
 		Logger:         log.With("surface", "webhooks"),
 		TracerProvider: tp,
+		OnOutcome: func(s store.DeliveryStatus) {
+			reg.OutboundDelivery(metrics.KindWebhook, string(s))
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -43,6 +43,7 @@ type Registry struct {
 	scim        *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
 	unverified  *prometheus.CounterVec
+	outbound    *prometheus.CounterVec
 	tenants     *tenantMetrics
 }
 
@@ -92,11 +93,15 @@ func NewWithOptions(o Options) *Registry {
 			Namespace: namespace, Name: "sso_unverified_total",
 			Help: "Posts to SAML ACS and OIDC callback URLs refused unrecorded because they carry nothing verifiable, by reason (unknown_connection, malformed, unknown_state).",
 		}, []string{"reason"}),
+		outbound: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "outbound_deliveries_total",
+			Help: "Attempts at delivering webhooks and back-channel logouts, by kind (webhook, backchannel_logout) and outcome (succeeded, failed: to be retried, dead: given up).",
+		}, []string{"kind", "outcome"}),
 	}
 	r.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		r.requests, r.duration, r.scim, r.rateLimited, r.unverified,
+		r.requests, r.duration, r.scim, r.rateLimited, r.unverified, r.outbound,
 		r.tenants.requests, r.tenants.duration,
 	)
 	return r
@@ -172,6 +177,23 @@ func (r *Registry) SSOUnverified(reason string) {
 		return
 	}
 	r.unverified.WithLabelValues(reason).Inc()
+}
+
+// Kinds of outbound delivery, the kind label of OutboundDelivery.
+const (
+	KindWebhook           = "webhook"
+	KindBackchannelLogout = "backchannel_logout"
+)
+
+// OutboundDelivery records the outcome of one attempt at delivering a
+// webhook or a back-channel logout: kind is KindWebhook or
+// KindBackchannelLogout, outcome succeeded, failed or dead (a bounded set
+// of constants, never a URL or an id).
+func (r *Registry) OutboundDelivery(kind, outcome string) {
+	if r == nil {
+		return
+	}
+	r.outbound.WithLabelValues(kind, outcome).Inc()
 }
 
 // boundedMethod keeps the method label to the methods HTTP defines.
