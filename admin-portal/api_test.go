@@ -541,6 +541,8 @@ func TestStrictInput(t *testing.T) {
 			{"wrong type", "POST", "/tenants", `{"name":5}`, "", 400, "name", "must be a string"},
 			{"wrong nested type", "POST", "/tenants", `{"name":"Acme","domains":[{"domain":"a.com","verified":"yes"}]}`, "", 400, "domains.verified", "must be a boolean"},
 			{"array body", "POST", "/tenants", `[{"name":"Acme"}]`, "", 400, "", "must be a JSON object"},
+			{"null body", "POST", "/tenants", ` null `, "", 400, "", "must be a JSON object, not null"},
+			{"patch null body", "PATCH", "/tenants/" + existing.ID, `null`, "", 400, "", "must be a JSON object, not null"},
 			{"trailing garbage", "POST", "/tenants", `{"name":"Acme"} garbage`, "", 400, "", "nothing after it"},
 			{"second object", "POST", "/tenants", `{"name":"Acme"}{"name":"Evil"}`, "", 400, "", "nothing after it"},
 			{"truncated", "POST", "/tenants", `{"name":"Acme"`, "", 400, "", "malformed JSON"},

@@ -35,6 +35,11 @@ func decodeJSON(c echo.Context, dst any) error {
 			"Content-Type must be application/json")
 	}
 
+	// encoding/json decodes null into a struct as nothing at all, which
+	// would surface as a confusing "name is required".
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		return invalid("", "request body must be a JSON object, not null")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
