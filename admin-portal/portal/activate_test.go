@@ -230,3 +230,47 @@ func TestTurningOnOrOffKeepsTheTest(t *testing.T) {
 	}
 	page("settings changed", true)
 }
+
+// TestRenameAConnection: the admin names a connection (two Okta
+// connections were both "Okta" in the list, with no way to tell them
+// apart); a refused name keeps the old one and says why; a rename is not
+// a setting, so the last test login stays current.
+func TestRenameAConnection(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	entity, sso, cert := "https://idp.acme.example", "https://idp.acme.example/sso", selfSignedPEM(t)
+	draft := store.ConnectionDraft
+	conn, err := h.reg.CreateConnection(ctx, saml.Name, "Okta", connectionsSettingsNone(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conn, err = h.reg.UpdateConnection(ctx, conn.ID, connections.Update{Status: &draft,
+		Settings: saml.Settings{IdPEntityID: &entity, IdPSSOURL: &sso, IdPCertificatesPEM: &saml.PEMList{cert}}.Request()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(testResult{OK: true, At: h.clock(), Profile: &testProfile{Email: "alice@acme.example"}})
+	if err := h.store.SaveConnectionTest(ctx, store.ConnectionTest{ConnectionID: conn.ID, OK: true, ConnUpdatedAt: conn.UpdatedAt, Result: b}); err != nil {
+		t.Fatal(err)
+	}
+	c := h.open(h.link(ctx, store.IntentSSO))
+	base := h.url + "/portal/sso/" + conn.ID
+	_, page := get(t, c, base+"/test")
+
+	resp, body := post(t, c, base+"/name", url.Values{"csrf_token": {csrfOf(t, page)}, "name": {"   "}})
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `id="conn-name-error"`) {
+		t.Fatalf("an empty name = %d, want 422 with the field's error\n%s", resp.StatusCode, body)
+	}
+	if resp, body = post(t, c, base+"/name", url.Values{"csrf_token": {csrfOf(t, page)}, "name": {"Okta (staff)"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("rename = %d\n%s", resp.StatusCode, body)
+	}
+	if _, list := get(t, c, h.url+"/portal/sso"); !strings.Contains(list, "Okta (staff)") {
+		t.Errorf("the list does not show the new name:\n%s", list)
+	}
+	if _, page = get(t, c, base+"/test"); strings.Contains(page, "settings changed since") || !strings.Contains(page, "Tested") {
+		t.Errorf("renaming made the test stale, or the draft active:\n%s", page)
+	}
+	rows, _, err := h.store.AuditEvents(ctx, "connection.updated", store.Page{Limit: 10})
+	if err != nil || len(rows) != 1 || rows[0].Resource.Name != "Okta (staff)" || rows[0].Actor.Type != "tenant_admin" {
+		t.Fatalf("audit rows %+v, %v", rows, err)
+	}
+}

@@ -44,6 +44,7 @@ func (p *Portal) mountSSO(s *echo.Group) {
 	c.POST("/activate", p.ssoActivate)
 	c.POST("/deactivate", p.ssoDeactivate)
 	c.POST("/delete", p.ssoDelete)
+	c.POST("/name", p.ssoRename)
 	c.GET("/metadata.xml", p.ssoMetadata)
 }
 
@@ -259,7 +260,14 @@ func (p *Portal) connAudit(c echo.Context, action string, details map[string]any
 // who just activated a tested connection that its settings "changed
 // since" and to test again.
 func (p *Portal) statusHook(c echo.Context, action string, before store.Connection, fresh bool) connections.Hook {
-	audit := p.connAudit(c, action, nil)
+	return p.keepTestHook(c, action, nil, before, fresh)
+}
+
+// keepTestHook is the Hook of a change that is not a setting (a status, a
+// name): its audit row, and a fresh test login carried over to the
+// connection's new version while its settings are those tested.
+func (p *Portal) keepTestHook(c echo.Context, action string, details map[string]any, before store.Connection, fresh bool) connections.Hook {
+	audit := p.connAudit(c, action, details)
 	return func(ctx context.Context, conn store.Connection) error {
 		if err := audit(ctx, conn); err != nil {
 			return err
@@ -795,6 +803,35 @@ func (p *Portal) ssoDeactivate(c echo.Context) error {
 		return err
 	}
 	return p.redirectFlash(c, Path+"/sso/"+conn.ID+"/test", "deactivated")
+}
+
+// ssoRename names the connection the way the organisation knows it (two
+// Okta connections were both "Okta"). A name is not a setting: the last
+// test login stays the test of the connection.
+func (p *Portal) ssoRename(c echo.Context) error {
+	w, err := p.wizardFor(c, "test")
+	if err != nil {
+		return err
+	}
+	name := c.FormValue("name")
+	u := connections.Update{Name: &name}
+	if w.Conn.Status == store.ConnectionDraft {
+		// A complete draft stays a draft: only Activate turns it on.
+		draft := store.ConnectionDraft
+		u.Status = &draft
+	}
+	_, err = p.cfg.Connections.UpdateConnection(c.Request().Context(), w.Conn.ID, u,
+		p.keepTestHook(c, "connection.updated", map[string]any{"name": true}, w.Conn, w.Test != nil && !w.TestStale))
+	if errors.Is(err, connections.ErrConfig) {
+		_, msg := configError(err, w.Conn.Type, "")
+		w.Errors["name"] = msg
+		w.Form["name"] = name
+		return p.render(c, http.StatusUnprocessableEntity, "sso_test.html", w.Conn.Name, w)
+	}
+	if err != nil {
+		return err
+	}
+	return p.redirectFlash(c, w.Base+"/test", "saved")
 }
 
 func (p *Portal) ssoDelete(c echo.Context) error {
