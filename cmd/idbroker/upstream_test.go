@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crewjam/saml"
 )
@@ -198,5 +199,29 @@ func TestOIDCUserinfoForAnotherSubject(t *testing.T) {
 	id := u.oidcConnection(op, nil)
 	if code, reason := u.failure(id); code != "profile_not_acceptable" || !strings.Contains(reason, `another subject than the id_token's "00u-ann"`) {
 		t.Fatalf("userinfo for another sub: %s %q; want profile_not_acceptable saying so", code, reason)
+	}
+}
+
+// TestSAMLIdPClockBehind: an IdP whose clock is 150 s behind ours signs
+// in through a connection whose clock_skew_seconds is 180, as one ahead
+// by as much does, and is refused (response_expired) under the default
+// 90 s: raising the skew is the documented fix for either direction.
+func TestSAMLIdPClockBehind(t *testing.T) {
+	u := newUpstream(t)
+	v := newVendorIdP(t)
+	v.set(func(v *vendorIdP) {
+		v.nameIDFormat, v.nameID = string(saml.EmailAddressNameIDFormat), "lag@"+u.domain
+		v.mutate = func(_ *saml.IdpAuthnRequest, a *saml.Assertion) {
+			idpNow := time.Now().Add(-150 * time.Second)
+			a.IssueInstant, a.Conditions.NotBefore, a.Conditions.NotOnOrAfter = idpNow, idpNow, idpNow.Add(5*time.Minute)
+			a.Subject.SubjectConfirmations[0].SubjectConfirmationData.NotOnOrAfter = idpNow.Add(5 * time.Minute)
+		}
+		v.mutateResp = func(r *saml.Response) { r.IssueInstant = time.Now().Add(-150 * time.Second) }
+	})
+	if c := u.mustSignIn(u.samlConnection(v, map[string]any{"clock_skew_seconds": 180})); c["email"] != "lag@"+u.domain {
+		t.Fatalf("claims %v", c)
+	}
+	if code, reason := u.failure(u.samlConnection(v, nil)); code != "response_expired" {
+		t.Fatalf("150 s behind under the default skew: %s %q, want response_expired", code, reason)
 	}
 }

@@ -16,9 +16,10 @@ import (
 const (
 	DefaultClockSkew = 90 * time.Second
 	// MaxClockSkew is the largest skew a connection may configure. The SAML
-	// library refuses an assertion issued more than 90 s ago or dated more
-	// than 180 s ahead whatever we configure, so a larger value would be a
-	// setting that does nothing.
+	// library refuses an assertion dated more than 180 s ahead whatever we
+	// configure, so a larger value would be a setting that does nothing.
+	// (Its 90 s limit on a response's age is moved for a connection with a
+	// larger skew: see libraryLag.)
 	MaxClockSkew = 180 * time.Second
 	// CertificateExpiryWarning is how long before NotAfter an IdP
 	// certificate is reported as expiring.

@@ -301,7 +301,8 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 	// anything else is looked at: it is refused without being recorded
 	// for the tenant (anyone can post it), and never reaches the
 	// login-state lookup.
-	if err := checkResponseXML(raw); err != nil {
+	issued, err := checkResponseXML(raw)
+	if err != nil {
 		return connections.Result{}, err
 	}
 
@@ -312,6 +313,11 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 	// From here on a failure still names the login it answers, so that
 	// the broker (or the portal, for a test login) can say which one failed.
 	failed := connections.Result{RequestID: brokerReq}
+	if lag := c.libraryLag(issued); lag > 0 {
+		shifted := *sp
+		shifted.Clock = dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: func() time.Time { return c.deps.Now().Add(-lag) }})
+		sp = &shifted
+	}
 	assertion, err := sp.ParseXMLResponse(raw, possible, sp.AcsURL)
 	if err != nil {
 		err = classifySAMLError(err, raw)
@@ -338,8 +344,10 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 }
 
 // checkResponseXML reports connections.ErrMalformed unless raw is well-formed XML
-// whose root is a SAML 2.0 protocol Response.
-func checkResponseXML(raw []byte) error {
+// whose root is a SAML 2.0 protocol Response, and returns the Response's
+// IssueInstant as written (unverified: it only places the library's clock,
+// see libraryLag).
+func checkResponseXML(raw []byte) (issueInstant string, err error) {
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	root := false
 	for {
@@ -348,19 +356,42 @@ func checkResponseXML(raw []byte) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%w: the response is not well-formed XML", connections.ErrMalformed)
+			return "", fmt.Errorf("%w: the response is not well-formed XML", connections.ErrMalformed)
 		}
 		if se, ok := tok.(xml.StartElement); ok && !root {
 			root = true
 			if se.Name.Local != "Response" || !declaresNS(se, se.Name.Space, "urn:oasis:names:tc:SAML:2.0:protocol") {
-				return fmt.Errorf("%w: the XML is not a SAML 2.0 Response", connections.ErrMalformed)
+				return "", fmt.Errorf("%w: the XML is not a SAML 2.0 Response", connections.ErrMalformed)
+			}
+			for _, a := range se.Attr {
+				if a.Name.Space == "" && a.Name.Local == "IssueInstant" {
+					issueInstant = a.Value
+				}
 			}
 		}
 	}
 	if !root {
-		return fmt.Errorf("%w: the response has no XML element", connections.ErrMalformed)
+		return "", fmt.Errorf("%w: the response has no XML element", connections.ErrMalformed)
 	}
-	return nil
+	return issueInstant, nil
+}
+
+// libraryLag is how far back the SAML library's clock is set for a
+// response issued at issueInstant. The library refuses a response issued
+// more than saml.MaxIssueDelay (90 s) ago whatever the connection allows,
+// so an IdP whose clock is behind ours by more than that was refused even
+// with a larger clock_skew_seconds. Its clock is moved back just enough to
+// accept an IdP behind by up to the connection's skew, never more, and only
+// for a response dated in the past (a second more than the lag, for the
+// time the library's own checks take): every window is still checked
+// against our own clock with the connection's skew (checkTimes), after the
+// signature.
+func (c *samlConnector) libraryLag(issueInstant string) time.Duration {
+	ii, err := time.Parse(time.RFC3339Nano, issueInstant)
+	if err != nil {
+		return 0
+	}
+	return min(max(c.deps.Now().Sub(ii)-saml.MaxIssueDelay+time.Second, 0), max(c.skew-saml.MaxIssueDelay, 0))
 }
 
 // declaresNS reports whether the root element's prefix (RawToken leaves it

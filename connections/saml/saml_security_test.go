@@ -459,3 +459,33 @@ func TestSAMLClockSkewPerConnection(t *testing.T) {
 		wantErr(t, err, tc.want, "")
 	}
 }
+
+// TestSAMLClockSkewBehind: an IdP whose clock is behind ours is accepted
+// within the connection's clock skew, as one ahead is, also beyond the
+// library's own 90 s allowance for a response's age; outside the skew it
+// is refused as expired.
+func TestSAMLClockSkewBehind(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	wide := e.samlConn(idp, func(s *Settings) { s.ClockSkewSeconds = ptr(180) })
+	standard := e.samlConn(idp, nil) // 90 s
+	for _, tc := range []struct {
+		name   string
+		conn   store.Connection
+		behind time.Duration
+		want   error
+	}{
+		{"180 s skew, IdP 60 s behind", wide, 60 * time.Second, nil},
+		{"180 s skew, IdP 150 s behind", wide, 150 * time.Second, nil},
+		{"180 s skew, IdP 200 s behind", wide, 200 * time.Second, connections.ErrExpired},
+		{"90 s skew, IdP 60 s behind", standard, 60 * time.Second, nil},
+		{"90 s skew, IdP 120 s behind", standard, 120 * time.Second, connections.ErrExpired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cn, _ := e.Reg.Connector(e.Ctx, tc.conn)
+			raw := idp.response(t, e.Issuer, tc.conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: e.Clock.Now().Add(-tc.behind)})
+			_, err := cn.(*samlConnector).finish(e.Ctx, raw, e.pend(tc.conn, "id-1", ""))
+			wantErr(t, err, tc.want, "")
+		})
+	}
+}
