@@ -277,3 +277,19 @@ func TestSeedRestoresADeletedDemoTenant(t *testing.T) {
 		})
 	}
 }
+
+// TestDevPagesHaveNoInlineStyleOrScript: the dev pages send a CSP without
+// 'unsafe-inline', so an inline <style> or script in them is blocked by
+// the browser (the dev IdP's sign-in page rendered unstyled, with a CSP
+// error in the console). Their styles and scripts come from /static.
+func TestDevPagesHaveNoInlineStyleOrScript(t *testing.T) {
+	inline := regexp.MustCompile(`<style|\sstyle=|<script(?:\s[^>]*)?>[^<]|\son[a-z]+=`)
+	for _, tmpl := range templates.Templates() {
+		if tmpl.Tree == nil {
+			continue
+		}
+		if m := inline.FindString(tmpl.Tree.Root.String()); m != "" {
+			t.Errorf("template %s has inline %q", tmpl.Name(), m)
+		}
+	}
+}
