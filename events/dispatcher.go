@@ -230,13 +230,19 @@ type payload struct {
 }
 
 func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hookCache) store.DeliveryResult {
+	// Shutdown does not cut a started attempt short: aborting the POST
+	// left the receiver with an event it may well have taken, recorded as
+	// failed, and sent it again. It runs to its answer or its Timeout,
+	// which the broker waits for, and is recorded as it went.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Timeout)
+	defer cancel()
 	ev, err := d.cfg.Store.Event(ctx, dl.EventID)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.DeliveryResult{Status: store.DeliveryDead, Error: "event unavailable: " + err.Error()}
 	}
 	if err != nil {
-		// A database hiccup, or shutdown cancelling ctx, is no reason to
-		// give up on the delivery: retry it like a failed attempt.
+		// A database hiccup is no reason to give up on the delivery:
+		// retry it like a failed attempt.
 		return d.failed(dl, dl.CreatedAt, 0, "event unavailable: "+err.Error())
 	}
 	tracing.SetSpanTenant(trace.SpanFromContext(ctx), ev.TenantID)
@@ -248,9 +254,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hook
 	if err != nil {
 		return store.DeliveryResult{Status: store.DeliveryDead, Error: "encode event: " + err.Error()}
 	}
-	actx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, hook.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.URL, bytes.NewReader(body))
 	if err != nil {
 		return d.failed(dl, ev.CreatedAt, 0, "bad webhook url")
 	}

@@ -578,3 +578,43 @@ func TestUnreachableReceiverHoldsUpNoOther(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownLetsAStartedDeliveryFinish: the broker stops (SIGTERM) while
+// a receiver is answering. The POST was aborted and recorded as failed,
+// though the receiver had the event, and it was sent again later; now the
+// attempt runs to its answer and is recorded as delivered, and Run
+// returns once it is.
+func TestShutdownLetsAStartedDeliveryFinish(t *testing.T) {
+	f := newFixture(t, storetest.SQLite(t))
+	arrived := make(chan struct{})
+	var answered atomic.Bool
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		time.Sleep(300 * time.Millisecond)
+		answered.Store(true)
+	}))
+	t.Cleanup(hs.Close)
+	hook, err := f.st.CreateWebhook(context.Background(), store.Webhook{URL: hs.URL, Events: []string{"dsync.group.created"}, Secret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.append(t, "dsync.group.created")
+	d, err := events.New(events.Config{Store: f.st, Client: loopbackClient(), Timeout: 5 * time.Second, Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { d.Run(ctx); close(stopped) }()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery")
+	}
+	cancel() // SIGTERM
+	<-stopped
+	dl := deliveries(t, f.st, store.DeliveryQuery{WebhookID: hook.ID})[0]
+	if !answered.Load() || dl.Status != store.DeliverySucceeded {
+		t.Fatalf("after a shutdown mid-delivery: answered %v, %+v; want the attempt finished and recorded", answered.Load(), dl)
+	}
+}

@@ -169,7 +169,8 @@ func (d *LogoutDispatcher) deliver(ctx context.Context, l store.Logout) error {
 		span.SetAttributes(attribute.String("logout.id", l.ID), tracing.ClientKey.String(l.ApplicationID),
 			attribute.Int("delivery.attempt", l.Attempts))
 	}
-	actx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	// As a webhook's, a started send outlives shutdown, up to Timeout.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Timeout)
 	status, err := d.cfg.Sender.SendLogout(actx, l)
 	cancel()
 	res := d.result(l, status, err)

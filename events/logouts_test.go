@@ -109,3 +109,63 @@ func TestSlowApplicationTwoNodesEachLogoutOnce(t *testing.T) {
 		t.Fatalf("%d of %d logouts sent, %d of them more than once, %d while in flight", len(sender.sent), n, twice, sender.overlap)
 	}
 }
+
+// ctxSender answers after delay, or fails if its context ends first, as
+// the real sender's POST does.
+type ctxSender struct {
+	delay   time.Duration
+	arrived chan struct{}
+	once    sync.Once
+}
+
+func (s *ctxSender) SendLogout(ctx context.Context, l store.Logout) (int, error) {
+	s.once.Do(func() { close(s.arrived) })
+	select {
+	case <-time.After(s.delay):
+		return 200, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// TestShutdownLetsAStartedLogoutFinish: as for webhooks, a logout being
+// sent when the broker stops is sent to the end and recorded, not cut
+// off, recorded as failed and sent again.
+func TestShutdownLetsAStartedLogoutFinish(t *testing.T) {
+	st := storetest.SQLite(t)
+	ctx := context.Background()
+	tn, err := st.CreateTenant(ctx, store.Tenant{Name: "Acme", Status: store.TenantActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := st.CreateApplication(ctx, store.Application{Name: "CRM", Public: true,
+		RedirectURIs: []string{"https://crm.example/cb"}, BackchannelLogoutURI: "https://crm.example/bcl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EnqueueLogouts(store.WithTenant(ctx, tn.ID), []store.Logout{{SessionID: "ses_1", TenantID: tn.ID, UserID: "usr_a", ApplicationID: app.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	sender := &ctxSender{delay: 300 * time.Millisecond, arrived: make(chan struct{})}
+	d, err := events.NewLogoutDispatcher(events.LogoutConfig{Store: st, Sender: sender, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() { d.Run(runCtx); close(stopped) }()
+	select {
+	case <-sender.arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no logout sent")
+	}
+	cancel() // SIGTERM
+	<-stopped
+	ls, _, err := st.ListLogouts(store.WithTenant(ctx, tn.ID), store.LogoutQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 1 || ls[0].Status != store.DeliverySucceeded {
+		t.Fatalf("after a shutdown mid-send: %+v, want the logout sent and recorded", ls)
+	}
+}
