@@ -53,10 +53,15 @@ func (a *API) createConnection(c echo.Context) error {
 }
 
 func (a *API) listConnections(c echo.Context) error {
+	p, err := parsePage(c, store.PrefixConnection)
+	if err != nil {
+		return err
+	}
 	conns, err := a.store.Connections(c.Request().Context())
 	if err != nil {
 		return err
 	}
+	conns, next := pageInMemory(conns, func(c store.Connection) string { return c.ID }, p)
 	views := make([]connections.View, 0, len(conns))
 	for _, conn := range conns {
 		v, err := a.connections.Describe(conn)
@@ -65,7 +70,7 @@ func (a *API) listConnections(c echo.Context) error {
 		}
 		views = append(views, v)
 	}
-	return c.JSON(http.StatusOK, newList(views, ""))
+	return c.JSON(http.StatusOK, newList(views, next))
 }
 
 // loadConnectionTenant sets the tenant of the :conn route before any

@@ -96,15 +96,20 @@ func (a *API) createDirectory(c echo.Context) error {
 }
 
 func (a *API) listDirectories(c echo.Context) error {
+	p, err := parsePage(c, store.PrefixDirectory)
+	if err != nil {
+		return err
+	}
 	dirs, err := a.store.Directories(c.Request().Context())
 	if err != nil {
 		return fmt.Errorf("list directories: %w", err)
 	}
+	dirs, next := pageInMemory(dirs, func(d store.Directory) string { return d.ID }, p)
 	out := make([]directoryJSON, len(dirs))
 	for i, d := range dirs {
 		out[i] = a.toDirectoryJSON(d, "")
 	}
-	return c.JSON(http.StatusOK, newList(out, ""))
+	return c.JSON(http.StatusOK, newList(out, next))
 }
 
 // loadDirectory resolves the :dir of directory routes to its tenant and

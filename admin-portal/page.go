@@ -1,7 +1,9 @@
 package adminportal
 
 import (
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -52,4 +54,25 @@ func parsePage(c echo.Context, prefix string) (store.Page, error) {
 		p.After = after
 	}
 	return p, nil
+}
+
+// pageInMemory pages a list the store returns whole (a tenant's domains,
+// connections and directories, the webhooks: lists of a few entries) with
+// the answers of a list paged in SQL: in id order, the ids after p.After,
+// at most p.Limit of them, and the cursor of the next page when more
+// remain. A cursor whose entry has gone meanwhile still resumes after it.
+func pageInMemory[T any](items []T, id func(T) string, p store.Page) ([]T, string) {
+	items = slices.Clone(items)
+	slices.SortFunc(items, func(a, b T) int { return strings.Compare(id(a), id(b)) })
+	if p.After != "" {
+		i, found := slices.BinarySearchFunc(items, p.After, func(x T, after string) int { return strings.Compare(id(x), after) })
+		if found {
+			i++
+		}
+		items = items[i:]
+	}
+	if len(items) > p.Limit {
+		return items[:p.Limit], id(items[p.Limit-1])
+	}
+	return items, ""
 }

@@ -166,15 +166,20 @@ func checkWebhookEvents(list []string) ([]string, error) {
 }
 
 func (a *API) listWebhooks(c echo.Context) error {
+	p, err := parsePage(c, store.PrefixWebhook)
+	if err != nil {
+		return err
+	}
 	ws, err := a.store.Webhooks(c.Request().Context())
 	if err != nil {
 		return fmt.Errorf("list webhooks: %w", err)
 	}
+	ws, next := pageInMemory(ws, func(w store.Webhook) string { return w.ID }, p)
 	out := make([]webhookJSON, len(ws))
 	for i, w := range ws {
 		out[i] = toWebhookJSON(w, false)
 	}
-	return c.JSON(http.StatusOK, newList(out, ""))
+	return c.JSON(http.StatusOK, newList(out, next))
 }
 
 // loadWebhook loads the :wh of webhook routes; unknown and malformed ids
