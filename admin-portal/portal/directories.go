@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -110,6 +111,11 @@ func (p *Portal) dirList(c echo.Context) error {
 }
 
 func (p *Portal) renderDirList(c echo.Context, status int, nameErr string) error {
+	return p.renderDirListProblem(c, status, nameErr, "")
+}
+
+// renderDirListProblem is renderDirList with an error at the top.
+func (p *Portal) renderDirListProblem(c echo.Context, status int, nameErr, problem string) error {
 	ctx := c.Request().Context()
 	dirs, err := p.cfg.Store.Directories(ctx)
 	if err != nil {
@@ -125,7 +131,31 @@ func (p *Portal) renderDirList(c echo.Context, status int, nameErr string) error
 	}
 	// A form sent back with an error keeps what the admin typed and chose.
 	return p.render(c, status, "dsync_list.html", "Directory sync", map[string]any{"Rows": rows, "Providers": dirProviders, "NameError": nameErr,
-		"Typed": c.FormValue("name"), "Provider": c.FormValue("provider")})
+		"Typed": c.FormValue("name"), "Provider": c.FormValue("provider"), "Seen": newestDirectory(dirs), "Problem": problem})
+}
+
+// newestDirectory is the id of the tenant's newest directory, or "-" for
+// none: the create form carries it ("seen"), so that the same form sent
+// again can be told from a new one.
+func newestDirectory(dirs []store.Directory) string {
+	newest := "-"
+	for _, d := range dirs {
+		if newest == "-" || d.ID > newest {
+			newest = d.ID
+		}
+	}
+	return newest
+}
+
+// createdFromThisForm is a directory named name created after the form
+// that says it saw seen (ids sort by creation): the same form, sent again.
+func createdFromThisForm(dirs []store.Directory, name, seen string) (store.Directory, bool) {
+	for _, d := range dirs {
+		if d.Name == name && (seen == "-" || d.ID > seen) {
+			return d, true
+		}
+	}
+	return store.Directory{}, false
 }
 
 func (p *Portal) dirCreate(c echo.Context) error {
@@ -134,6 +164,23 @@ func (p *Portal) dirCreate(c echo.Context) error {
 		return p.renderDirList(c, http.StatusUnprocessableEntity, "Enter a name of 1 to 200 characters, for example \"Okta\".")
 	}
 	prov := dirProviderByKey(c.FormValue("provider"))
+	// The page that shows a new directory's token answers this form, so
+	// reloading it (the browser's "resubmit?") sends the form again: that
+	// would make a second directory with a second token. A form naming
+	// the newest directory it saw is refused when a directory of its name
+	// was made since. A form without it (a client that does not send the
+	// page's fields) creates as before.
+	if seen := c.FormValue("seen"); seen != "" {
+		dirs, err := p.cfg.Store.Directories(c.Request().Context())
+		if err != nil {
+			return err
+		}
+		if d, dup := createdFromThisForm(dirs, name, seen); dup {
+			return p.renderDirListProblem(c, http.StatusConflict, "", fmt.Sprintf(
+				"The directory %q was created already from this form (reloading the page that showed its token sends the form again). "+
+					"Nothing was created again. Open it below; rotate its token if you did not copy it.", d.Name))
+		}
+	}
 	token := secrets.NewToken(DirectoryTokenPrefix)
 	var d store.Directory
 	err := p.cfg.Store.InTx(c.Request().Context(), func(ctx context.Context) error {

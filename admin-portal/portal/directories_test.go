@@ -120,3 +120,55 @@ func TestDirectoryInstructionsPointAtTheToken(t *testing.T) {
 		}
 	}
 }
+
+// TestCreatingTwiceFromOnePageIsRefused: the page that shows a new
+// directory's token answers the create form, so reloading it sends that
+// form again, which made a second directory (and a second token). The same
+// form again is refused (409, nothing made); a new form, or another name,
+// or a form without the page's mark, creates.
+func TestCreatingTwiceFromOnePageIsRefused(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentDSync))
+	count := func() int {
+		t.Helper()
+		dirs, err := h.store.Directories(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(dirs)
+	}
+	formOf := func(page, name string) url.Values {
+		t.Helper()
+		m := regexp.MustCompile(`name="seen" value="([^"]+)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("the create form names no directory it saw:\n%s", page)
+		}
+		return url.Values{"csrf_token": {csrfOf(t, page)}, "name": {name}, "provider": {"okta"}, "seen": {m[1]}}
+	}
+	create := func(what string, form url.Values, want int) {
+		t.Helper()
+		resp, body := post(t, c, h.url+"/portal/dsync", form)
+		if want == http.StatusOK && (resp.StatusCode != http.StatusOK || !strings.Contains(body, "idb_scim_")) ||
+			want == http.StatusConflict && (resp.StatusCode != http.StatusConflict || !strings.Contains(body, "created already") || strings.Contains(body, "idb_scim_")) {
+			t.Fatalf("%s = %d, want %d\n%s", what, resp.StatusCode, want, body)
+		}
+	}
+	_, list := get(t, c, h.url+"/portal/dsync")
+	sent := formOf(list, "Okta")
+	create("create", sent, http.StatusOK)
+	create("the same form again", sent, http.StatusConflict)
+	if got := count(); got != 1 {
+		t.Fatalf("%d directories, want 1", got)
+	}
+	// Another name from the same old page is a new directory; so is a
+	// form without the mark.
+	create("another name", formOf(list, "Entra"), http.StatusOK)
+	create("a bare form", url.Values{"csrf_token": {csrfOf(t, list)}, "name": {"Okta"}}, http.StatusOK)
+	// From a fresh page, "Okta" again is wanted, and made.
+	_, list = get(t, c, h.url+"/portal/dsync")
+	create("the same name from a fresh page", formOf(list, "Okta"), http.StatusOK)
+	if got := count(); got != 4 {
+		t.Fatalf("%d directories, want 4", got)
+	}
+}
