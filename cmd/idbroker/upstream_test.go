@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/xml"
 	"net/http"
 	"strings"
 	"testing"
@@ -223,5 +224,58 @@ func TestSAMLIdPClockBehind(t *testing.T) {
 	}
 	if code, reason := u.failure(u.samlConnection(v, nil)); code != "response_expired" {
 		t.Fatalf("150 s behind under the default skew: %s %q, want response_expired", code, reason)
+	}
+}
+
+// TestSAMLEmailOnlyIdPIsAskedForEmail: an IdP whose metadata lists only the
+// emailAddress NameID format (Okta's and Google's app metadata list the
+// one format the app issues) and holds AuthnRequests to their
+// NameIDPolicy, as strict IdPs do, signs users in through a connection
+// made from that metadata with no name_id_format of its own: the broker
+// asks for what the IdP offers, and says so in the connection and its SP
+// metadata. An IdP that lists persistent is still asked for it.
+func TestSAMLEmailOnlyIdPIsAskedForEmail(t *testing.T) {
+	u := newUpstream(t)
+	for _, tt := range []struct {
+		name    string
+		formats []saml.NameIDFormat
+		want    string
+	}{
+		{"email only", []saml.NameIDFormat{saml.EmailAddressNameIDFormat}, "email"},
+		{"email and persistent", []saml.NameIDFormat{saml.EmailAddressNameIDFormat, saml.PersistentNameIDFormat}, "persistent"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			u := u.with(t)
+			v := newVendorIdP(t)
+			v.set(func(v *vendorIdP) {
+				v.idp.EnforceNameIDPolicy, v.idp.NameIDFormats = true, tt.formats
+				v.nameIDFormat, v.nameID = string(saml.EmailAddressNameIDFormat), "nia@"+u.domain
+				if tt.want == "persistent" {
+					v.nameIDFormat, v.nameID = string(saml.PersistentNameIDFormat), "00u-nia"
+					v.attrs = []saml.Attribute{strAttr("email", "nia@"+u.domain)}
+				}
+			})
+			out := u.connection(map[string]any{"type": "saml", "name": "Okta", "saml": map[string]any{"idp_metadata_xml": string(v.metadataXML())}})
+			id, _ := out["id"].(string)
+			if got := out["saml"].(map[string]any)["name_id_format"]; got != tt.want {
+				t.Fatalf("name_id_format %v, want %s", got, tt.want)
+			}
+			if c := u.mustSignIn(id); c["email"] != "nia@"+u.domain {
+				t.Fatalf("claims %v", c)
+			}
+			resp, err := http.Get(u.b.base + "/sso/saml/" + id + "/metadata")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var md saml.EntityDescriptor
+			if err := xml.NewDecoder(resp.Body).Decode(&md); err != nil {
+				t.Fatal(err)
+			}
+			wantFormat := map[string]saml.NameIDFormat{"email": saml.EmailAddressNameIDFormat, "persistent": saml.PersistentNameIDFormat}[tt.want]
+			if f := md.SPSSODescriptors[0].NameIDFormats; len(f) != 1 || f[0] != wantFormat {
+				t.Fatalf("SP metadata NameIDFormat %v, want %s", f, wantFormat)
+			}
+		})
 	}
 }

@@ -1,7 +1,6 @@
 package saml
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -75,6 +74,12 @@ type Config struct {
 	// operation per login that Okta, Entra and Google do not ask for.
 	IdPWantsSignedRequests bool `json:"idp_wants_signed_requests,omitempty"`
 	SignAuthnRequests      bool `json:"sign_authn_requests,omitempty"`
+	// IdPEmailNameIDOnly is set when the IdP's metadata lists the
+	// emailAddress NameID format and not the persistent one (Okta's and
+	// Google's app metadata list the one format the app issues): asking
+	// such an IdP for persistent NameIDs asks for what it says it cannot
+	// give, which strict IdPs answer with InvalidNameIDPolicy.
+	IdPEmailNameIDOnly bool `json:"idp_email_name_id_only,omitempty"`
 	// EncryptAssertions advertises the SP's encryption key in its
 	// metadata, so IdPs that honour it encrypt the assertion (and the ACS
 	// pays an RSA-OAEP decryption). Encrypted assertions are decrypted
@@ -151,6 +156,19 @@ type Settings struct {
 	EncryptAssertions    *bool                         `json:"encrypt_assertions,omitempty"`
 }
 
+// RequestedNameIDFormat is the NameID format AuthnRequests ask for and the
+// SP metadata names: the connection's choice, else persistent, unless the
+// IdP's metadata offers email addresses only.
+func (c Config) RequestedNameIDFormat() string {
+	switch {
+	case c.NameIDFormat != "":
+		return c.NameIDFormat
+	case c.IdPEmailNameIDOnly:
+		return NameIDEmail
+	}
+	return NameIDPersistent
+}
+
 // SignsRequests reports whether AuthnRequests are signed.
 func (c Config) SignsRequests() bool { return c.SignAuthnRequests || c.IdPWantsSignedRequests }
 
@@ -222,6 +240,7 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 		cfg.IdPEntityID, cfg.IdPSSOURL, cfg.IdPSSOBinding = idp.EntityID, idp.SSOURL, idp.SSOBinding
 		cfg.IdPCertificates = mergeCertificates(cfg.IdPCertificates, idp.Certificates)
 		cfg.IdPWantsSignedRequests = idp.WantsSignedRequests
+		cfg.IdPEmailNameIDOnly = idp.EmailNameIDOnly
 	}
 	if manual {
 		cfg.IdPMetadataURL, cfg.MetadataFetchedAt = "", nil
@@ -356,7 +375,7 @@ func describe(deps connections.Deps, conn store.Connection, now time.Time) (*Vie
 		AllowIdPInitiated:    c.AllowIdPInitiated,
 		IdPInitiatedClientID: c.IdPInitiatedClientID,
 		AttributeMapping:     c.AttributeMapping,
-		NameIDFormat:         cmp.Or(c.NameIDFormat, NameIDPersistent),
+		NameIDFormat:         c.RequestedNameIDFormat(),
 		ClockSkewSeconds:     int(c.ClockSkew() / time.Second),
 		AllowSHA1:            c.AllowSHA1,
 		AllowAnyEmailDomain:  c.AllowAnyEmailDomain,

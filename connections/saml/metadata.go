@@ -36,6 +36,9 @@ type idpSettings struct {
 	Certificates []Certificate
 	// WantsSignedRequests is the metadata's WantAuthnRequestsSigned.
 	WantsSignedRequests bool
+	// EmailNameIDOnly: the metadata lists the emailAddress NameID format
+	// and not the persistent one (Config.IdPEmailNameIDOnly).
+	EmailNameIDOnly bool
 }
 
 // hasDTD reports whether XML input carries a document type or entity
@@ -79,7 +82,16 @@ func parseIdPMetadata(b []byte, allowHTTP bool) (idpSettings, error) {
 	}
 	s := idpSettings{EntityID: ed.EntityID}
 	var pems []string
+	email, persistent := false, false
 	for _, d := range ed.IDPSSODescriptors {
+		for _, f := range d.NameIDFormats {
+			switch strings.TrimSpace(string(f)) {
+			case string(saml.EmailAddressNameIDFormat):
+				email = true
+			case string(saml.PersistentNameIDFormat):
+				persistent = true
+			}
+		}
 		if d.WantAuthnRequestsSigned != nil && *d.WantAuthnRequestsSigned {
 			s.WantsSignedRequests = true
 		}
@@ -104,6 +116,7 @@ func parseIdPMetadata(b []byte, allowHTTP bool) (idpSettings, error) {
 			}
 		}
 	}
+	s.EmailNameIDOnly = email && !persistent
 	if s.SSOURL == "" {
 		return idpSettings{}, fmt.Errorf("%w: IdP metadata has no HTTP-Redirect or HTTP-POST SingleSignOnService", connections.ErrConfig)
 	}

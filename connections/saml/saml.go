@@ -93,7 +93,7 @@ func build(deps connections.Deps, conn store.Connection, cfg Config) (*samlConne
 	entityID := deps.URL(conn, "")
 
 	nameID := saml.PersistentNameIDFormat
-	switch cfg.NameIDFormat {
+	switch cfg.RequestedNameIDFormat() {
 	case NameIDEmail:
 		nameID = saml.EmailAddressNameIDFormat
 	case NameIDUnspecified:

@@ -153,12 +153,14 @@ func (t Type) Maintain(ctx context.Context, deps connections.Deps, conn store.Co
 			refreshErr = err
 		} else {
 			if idp.EntityID != cfg.IdPEntityID || idp.SSOURL != cfg.IdPSSOURL || idp.SSOBinding != cfg.IdPSSOBinding ||
-				!sameCertificates(idp.Certificates, cfg.IdPCertificates) || idp.WantsSignedRequests != cfg.IdPWantsSignedRequests {
+				!sameCertificates(idp.Certificates, cfg.IdPCertificates) || idp.WantsSignedRequests != cfg.IdPWantsSignedRequests ||
+				idp.EmailNameIDOnly != cfg.IdPEmailNameIDOnly {
 				cfg.IdPEntityID, cfg.IdPSSOURL, cfg.IdPSSOBinding = idp.EntityID, idp.SSOURL, idp.SSOBinding
 				cfg.IdPCertificates = mergeCertificates(cfg.IdPCertificates, idp.Certificates)
 				// An IdP that starts requiring signed AuthnRequests
 				// refuses unsigned ones from then on.
 				cfg.IdPWantsSignedRequests = idp.WantsSignedRequests
+				cfg.IdPEmailNameIDOnly = idp.EmailNameIDOnly
 			}
 			t := now.UTC()
 			cfg.MetadataFetchedAt = &t
