@@ -113,13 +113,11 @@ func auditQuery(c echo.Context) (store.LogQuery, error) {
 		if v == "" {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339, v)
+		t, err := parseTimeParam(b.name, v)
 		if err != nil {
-			if t, err = time.Parse(time.DateOnly, v); err != nil {
-				return q, invalid(b.name, "%s must be an RFC 3339 time or a YYYY-MM-DD date", b.name)
-			}
+			return q, err
 		}
-		*b.dst = t.UTC()
+		*b.dst = t
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && !q.To.After(q.From) {
 		return q, invalid("to", "to must be after from")

@@ -2,6 +2,7 @@ package adminportal
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -124,13 +125,11 @@ func usageRange(c echo.Context, now time.Time) (time.Time, time.Time, error) {
 		if v == "" {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339, v)
+		t, err := parseTimeParam(p.name, v)
 		if err != nil {
-			if t, err = time.Parse(time.DateOnly, v); err != nil {
-				return from, to, invalid(p.name, "%s must be an RFC 3339 time or a YYYY-MM-DD date", p.name)
-			}
+			return from, to, err
 		}
-		*p.dst = t.UTC()
+		*p.dst = t
 	}
 	switch {
 	case !to.After(from) && c.QueryParam("to") == "":
@@ -144,4 +143,18 @@ func usageRange(c echo.Context, now time.Time) (time.Time, time.Time, error) {
 		return from, to, invalid("to", "a usage query spans at most 400 days")
 	}
 	return from, to, nil
+}
+
+// parseTimeParam reads a from= or to= parameter: an RFC 3339 time or a
+// YYYY-MM-DD date (midnight UTC), as UTC. A "+" offset sent unencoded
+// arrives as a space (2026-12-01T00:00:00 05:00); no time has a space, so
+// it is read as the "+" the client meant rather than refused.
+func parseTimeParam(name, v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, strings.Replace(v, " ", "+", 1)); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, invalid(name, "%s must be an RFC 3339 time (encode its + as %%2B) or a YYYY-MM-DD date", name)
 }

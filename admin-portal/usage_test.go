@@ -62,6 +62,16 @@ func TestUsageAPI(t *testing.T) {
 				}
 			}
 		}
+		// An offset's "+" sent unencoded arrives as a space: read as meant,
+		// here and in the audit log's from= and to=.
+		var off struct {
+			From time.Time `json:"from"`
+		}
+		e.must(http.StatusOK, "GET", "/tenants/"+a.ID+"/usage?from="+day+"T05:00:00+05:00&to="+tomorrow+"T00:00:00%2B00:00", nil).decode(t, &off)
+		if off.From.Format(time.RFC3339) != day+"T00:00:00Z" {
+			t.Errorf("from with an unencoded +05:00 offset read as %s", off.From)
+		}
+		e.must(http.StatusOK, "GET", "/audit_events?tenant_id="+a.ID+"&from="+day+"T05:00:00+05:00", nil)
 		e.must(http.StatusNotFound, "GET", "/tenants/tnt_01JUNKJUNKJUNKJUNKJUNKJUNK/usage", nil)
 		if r := e.call("GET", "/tenants/"+a.ID+"/usage", nil, "Authorization", "Bearer nope"); r.status != http.StatusUnauthorized {
 			t.Fatalf("unauthenticated usage: %d", r.status)
