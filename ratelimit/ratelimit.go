@@ -12,8 +12,9 @@
 // wrapping ErrLimited so that each surface renders it in its own error
 // format (SCIM error schema, OAuth JSON, the operator API's envelope).
 //
-// When the limiter itself fails (Redis down), requests are let through and
-// the failure logged: sign-ins staying available matters more than a limit.
+// When the limiter itself fails (Redis down) or does not answer within
+// Options.Timeout, requests are let through and the failure logged:
+// sign-ins staying available, and fast, matters more than a limit.
 package ratelimit
 
 import (
@@ -46,6 +47,12 @@ var ErrLimited = errors.New("ratelimit: limit exceeded")
 // maxKeyLen bounds the keys sent to the limiter; longer ones (a client_id
 // an unauthenticated caller chose, say) are hashed.
 const maxKeyLen = 128
+
+// DefaultTimeout bounds one question to the limiter when Options.Timeout
+// is zero. Redis answers in a millisecond; one that hangs (a failover, a
+// blackholed network) would otherwise hold every limited request for the
+// Redis client's own timeout, seconds, before letting it through.
+const DefaultTimeout = 250 * time.Millisecond
 
 // failureLogInterval keeps a limiter outage from logging once per request.
 const failureLogInterval = 10 * time.Second
@@ -82,6 +89,9 @@ type Options struct {
 	// OnLimited, if set, is called with the rule's name for every refused
 	// request (the metrics hook).
 	OnLimited func(rule string)
+	// Timeout bounds each question to the limiter; past it the request is
+	// let through, as when the limiter fails. Zero means DefaultTimeout.
+	Timeout time.Duration
 }
 
 // Guard builds rate-limiting middleware over one Limiter.
@@ -89,12 +99,16 @@ type Guard struct {
 	limiter   sessions.Limiter
 	log       *slog.Logger
 	onLimited func(string)
+	timeout   time.Duration
 	lastLog   atomic.Int64 // unix nanos of the last failure logged
 }
 
 // New returns a Guard spending budgets in l.
 func New(l sessions.Limiter, o Options) *Guard {
-	g := &Guard{limiter: l, log: o.Logger, onLimited: o.OnLimited}
+	g := &Guard{limiter: l, log: o.Logger, onLimited: o.OnLimited, timeout: o.Timeout}
+	if g.timeout <= 0 {
+		g.timeout = DefaultTimeout
+	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -114,8 +128,7 @@ func (g *Guard) Middleware(rule Rule) echo.MiddlewareFunc {
 			if !ok || key == "" {
 				return next(c)
 			}
-			ctx := c.Request().Context()
-			d, err := g.limiter.Allow(ctx, bucket(rule.Name, key), rule.Limit, rule.Window)
+			d, err := g.allow(c.Request().Context(), rule, key)
 			if err != nil {
 				g.failed(c, rule, err)
 				return next(c)
@@ -149,7 +162,7 @@ func (g *Guard) Check(ctx context.Context, rule Rule, key string) (ok bool, retr
 	if g == nil || g.limiter == nil || !rule.Enabled() || key == "" {
 		return true, 0
 	}
-	d, err := g.limiter.Allow(ctx, bucket(rule.Name, key), rule.Limit, rule.Window)
+	d, err := g.allow(ctx, rule, key)
 	if err != nil {
 		g.failedCtx(ctx, rule, err)
 		return true, 0
@@ -161,6 +174,13 @@ func (g *Guard) Check(ctx context.Context, rule Rule, key string) (ok bool, retr
 		g.onLimited(rule.Name)
 	}
 	return false, time.Duration(retrySeconds(d.RetryAfter)) * time.Second
+}
+
+// allow asks the limiter, within the Guard's timeout.
+func (g *Guard) allow(ctx context.Context, rule Rule, key string) (sessions.Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	return g.limiter.Allow(ctx, bucket(rule.Name, key), rule.Limit, rule.Window)
 }
 
 // failed logs a limiter error, at most once per failureLogInterval, and

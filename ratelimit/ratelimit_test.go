@@ -226,6 +226,43 @@ func TestFailOpenRedisDown(t *testing.T) {
 	}
 }
 
+// hangingLimiter is a limiter whose backend accepted the connection and
+// never answers (a Redis failover, a blackholed network): it waits for
+// its context, as the Redis client does.
+type hangingLimiter struct{}
+
+func (hangingLimiter) Allow(ctx context.Context, _ string, _ int, _ time.Duration) (sessions.Decision, error) {
+	<-ctx.Done()
+	return sessions.Decision{}, ctx.Err()
+}
+
+// TestFailOpenFastWhenTheLimiterHangs: a limiter that does not answer is
+// given up on after Options.Timeout and the request let through. The
+// middleware waited as long as the Redis client would (seconds: five,
+// behind every operator API call of a broker whose Redis hung).
+func TestFailOpenFastWhenTheLimiterHangs(t *testing.T) {
+	h := newServer(t, hangingLimiter{}, ratelimit.Rule{Name: "api", Limit: 1, Window: time.Minute, Key: byHeader},
+		ratelimit.Options{Timeout: 50 * time.Millisecond})
+	done := make(chan int, 1)
+	start := time.Now()
+	go func() { done <- get(h, "a").Code }()
+	select {
+	case code := <-done:
+		if code != http.StatusOK {
+			t.Fatalf("status %d with the limiter hanging, want 200 (fail open)", code)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("the request waited %v for a limiter that does not answer", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request still waits for a limiter that does not answer after 5 s")
+	}
+	g := ratelimit.New(hangingLimiter{}, ratelimit.Options{Timeout: 50 * time.Millisecond})
+	if ok, _ := g.Check(context.Background(), ratelimit.Rule{Name: "login_tenant", Limit: 1, Window: time.Minute}, "tnt_1"); !ok {
+		t.Fatal("Check refused with the limiter hanging, want it let through")
+	}
+}
+
 func TestRuleString(t *testing.T) {
 	for _, tc := range []struct {
 		rule ratelimit.Rule
