@@ -279,3 +279,21 @@ func TestSAMLEmailOnlyIdPIsAskedForEmail(t *testing.T) {
 		})
 	}
 }
+
+// TestSAMLExpiredIdPCertificate: a connection whose only IdP certificate
+// has expired refuses the IdP's responses (signature_invalid), and the
+// tenant admin is told that the certificate expired, when, and what to do.
+func TestSAMLExpiredIdPCertificate(t *testing.T) {
+	u := newUpstream(t)
+	v := newVendorIdP(t)
+	expired := newCert(t, v.key, "expired idp", time.Now().AddDate(-1, 0, 0), time.Now().AddDate(0, 0, -3))
+	v.set(func(v *vendorIdP) {
+		v.cert, v.idp.Certificate = expired, expired
+		v.nameIDFormat, v.nameID = string(saml.EmailAddressNameIDFormat), "old@"+u.domain
+	})
+	id := u.samlConnection(v, nil)
+	code, reason := u.failure(id)
+	if code != "signature_invalid" || !strings.Contains(reason, "every IdP certificate the connection trusts has expired (the last on "+expired.NotAfter.UTC().Format(time.RFC3339)+")") {
+		t.Fatalf("expired certificate: %s %q; want signature_invalid saying it expired and when", code, reason)
+	}
+}

@@ -321,8 +321,14 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 	assertion, err := sp.ParseXMLResponse(raw, possible, sp.AcsURL)
 	if err != nil {
 		err = classifySAMLError(err, raw)
-		if errors.Is(err, connections.ErrSignature) && c.cfg.IdPMetadataURL != "" && c.deps.Refresh != nil {
-			c.deps.Refresh(c.conn)
+		if errors.Is(err, connections.ErrSignature) {
+			if last, ok := c.allCertificatesExpired(); ok {
+				err = fmt.Errorf("%w; every IdP certificate the connection trusts has expired (the last on %s): upload the IdP's current signing certificate or metadata",
+					err, last.UTC().Format(time.RFC3339))
+			}
+			if c.cfg.IdPMetadataURL != "" && c.deps.Refresh != nil {
+				c.deps.Refresh(c.conn)
+			}
 		}
 		return failed, err
 	}
@@ -434,6 +440,20 @@ func (c *samlConnector) pending(ctx context.Context, relay string) (*saml.Servic
 		return nil, nil, "", fmt.Errorf("%w: the response answers no login started here; enable allow_idp_initiated to accept IdP-initiated logins", connections.ErrIdPInitiated)
 	}
 	return c.unsolicited, nil, "", nil
+}
+
+// allCertificatesExpired reports whether every IdP certificate the
+// connection trusts is past its NotAfter, and the latest NotAfter: a
+// signature then fails for that reason alone, which the library words as
+// "Cert is not valid at this time".
+func (c *samlConnector) allCertificatesExpired() (time.Time, bool) {
+	var last time.Time
+	for _, cert := range c.cfg.IdPCertificates {
+		if cert.NotAfter.After(last) {
+			last = cert.NotAfter
+		}
+	}
+	return last, len(c.cfg.IdPCertificates) > 0 && !c.deps.Now().Before(last)
 }
 
 // checkTimes applies the connection's own clock skew, which is tighter
