@@ -108,6 +108,7 @@ var globalMethods = map[string]string{
 	"ListOperators":         whyConsole,
 	"SetOperatorTOTPSecret": whyConsole,
 	"CompleteEnrolment":     whyConsole,
+	"ReissueEnrolment":      whyConsole,
 	"UseTOTPStep":           whyConsole,
 	"UseRecoveryCode":       whyConsole,
 	"RecoveryCodesLeft":     whyConsole,
