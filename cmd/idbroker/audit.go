@@ -36,6 +36,9 @@ func runAudit(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer st.Close()
+	if err := requireSchema(ctx, st); err != nil {
+		return err
+	}
 
 	var tenants []string
 	if *only != "" {

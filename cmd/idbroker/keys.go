@@ -40,6 +40,9 @@ func runAPIKey(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer st.Close()
+	if err := requireSchema(ctx, st); err != nil {
+		return err
+	}
 	switch sub {
 	case "list":
 		keys, err := st.ListAPIKeys(ctx)
@@ -141,6 +144,9 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer st.Close()
+	if err := requireSchema(ctx, st); err != nil {
+		return err
+	}
 	m, err := signing.NewManager(st, signing.Options{Logger: log})
 	if err != nil {
 		return err

@@ -238,6 +238,23 @@ func openDatabase(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) 
 	return st, log, nil
 }
 
+// requireSchema refuses a database no migration has touched, for the
+// commands that read and write it without migrating (apikey, operator,
+// keys, audit): their first query would fail with "no such table" or
+// "relation does not exist", which says nothing of what to do.
+func requireSchema(ctx context.Context, st *store.DB) error {
+	states, err := st.MigrationStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("migration status: %w", err)
+	}
+	for _, m := range states {
+		if m.AppliedAt != nil {
+			return nil
+		}
+	}
+	return errors.New("the database has no schema yet: run \"idbroker migrate up\" first (\"idbroker serve\" also migrates at start)")
+}
+
 // givenFlags returns the flags set on the command line among byFlag (flag
 // name → environment variable), keyed by the variable they override.
 func givenFlags(fs *flag.FlagSet, byFlag map[string]string) map[string]flagValue {

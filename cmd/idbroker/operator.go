@@ -52,6 +52,9 @@ func runOperator(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer st.Close()
+	if err := requireSchema(ctx, st); err != nil {
+		return err
+	}
 
 	switch sub {
 	case "list":

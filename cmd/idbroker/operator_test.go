@@ -36,3 +36,25 @@ func TestOperatorDisable(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandsNeedASchema: the commands that use the database without
+// migrating it say so on a database no migration has run on, instead of
+// failing on a missing table.
+func TestCommandsNeedASchema(t *testing.T) {
+	for _, args := range [][]string{
+		{"apikey", "create"},
+		{"apikey", "list"},
+		{"operator", "list"},
+		{"operator", "create", "--email", "a@ops.example", "--issuer", "https://id.example"},
+		{"keys", "rotate"},
+		{"audit", "verify"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			url := "sqlite://" + filepath.Join(t.TempDir(), "fresh.db")
+			out, errOut, code := runInProcess(append(args, "--database-url", url)...)
+			if code != exitError || !strings.Contains(errOut, "idbroker migrate up") || strings.Contains(errOut, "no such table") {
+				t.Errorf("code %d, want %d with a pointer to migrate up\nstdout: %s\nstderr: %s", code, exitError, out, errOut)
+			}
+		})
+	}
+}
