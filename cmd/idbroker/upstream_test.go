@@ -297,3 +297,63 @@ func TestSAMLExpiredIdPCertificate(t *testing.T) {
 		t.Fatalf("expired certificate: %s %q; want signature_invalid saying it expired and when", code, reason)
 	}
 }
+
+// TestSAMLRefusalReasons sends, through the binary, what a misconfigured
+// or tampered IdP sends, and reads what the tenant admin is told: the
+// reason code, and a reason that is ours from its first word and names
+// what was received.
+func TestSAMLRefusalReasons(t *testing.T) {
+	u := newUpstream(t)
+	v := newVendorIdP(t)
+	id := u.samlConnection(v, nil)
+	other := newRSAKey(t)
+	for _, tt := range []struct {
+		name, code, has string
+		shape           func(v *vendorIdP)
+	}{
+		{"Destination of another SP", "destination_mismatch", "https://other-sp.example/acs", func(v *vendorIdP) {
+			v.mutateResp = func(r *saml.Response) { r.Destination = "https://other-sp.example/acs" }
+		}},
+		{"Recipient of another SP", "destination_mismatch", "Recipient", func(v *vendorIdP) {
+			v.mutate = func(_ *saml.IdpAuthnRequest, a *saml.Assertion) {
+				a.Subject.SubjectConfirmations[0].SubjectConfirmationData.Recipient = "https://other-sp.example/acs"
+			}
+		}},
+		{"Audience of another SP", "audience_mismatch", `Audience was "https://other-sp.example"`, func(v *vendorIdP) {
+			v.mutate = func(_ *saml.IdpAuthnRequest, a *saml.Assertion) {
+				a.Conditions.AudienceRestrictions[0].Audience.Value = "https://other-sp.example"
+			}
+		}},
+		{"InResponseTo of another request", "request_mismatch", "InResponseTo", func(v *vendorIdP) {
+			v.mutateResp = func(r *saml.Response) { r.InResponseTo = "id-another" }
+			v.mutate = func(_ *saml.IdpAuthnRequest, a *saml.Assertion) {
+				a.Subject.SubjectConfirmations[0].SubjectConfirmationData.InResponseTo = "id-another"
+			}
+		}},
+		{"NotOnOrAfter passed", "response_expired", "NotOnOrAfter", func(v *vendorIdP) {
+			v.mutate = func(_ *saml.IdpAuthnRequest, a *saml.Assertion) {
+				a.Conditions.NotOnOrAfter = time.Now().Add(-2 * time.Minute)
+			}
+		}},
+		{"another IdP's issuer", "issuer_mismatch", "Issuer", func(v *vendorIdP) {
+			v.mutateResp = func(r *saml.Response) { r.Issuer.Value = "https://other-idp.example" }
+		}},
+		{"signed with an untrusted key", "signature_invalid", "signature", func(v *vendorIdP) {
+			v.signer, v.signerCert = other, newCert(t, other, "other", time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0))
+		}},
+		{"nothing signed", "signature_invalid", "unsigned", func(v *vendorIdP) { v.signAssertion, v.signResponse = false, false }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			u := u.with(t)
+			v.set(func(v *vendorIdP) {
+				v.signAssertion, v.signResponse, v.mutate, v.mutateResp, v.signer, v.signerCert = true, true, nil, nil, nil, nil
+				v.nameIDFormat, v.nameID = string(saml.EmailAddressNameIDFormat), "rita@"+u.domain
+				tt.shape(v)
+			})
+			code, reason := u.failure(id)
+			if code != tt.code || !strings.HasPrefix(reason, "connections: ") || !strings.Contains(reason, tt.has) {
+				t.Fatalf("%s %q; want %s, a reason of ours naming %q", code, reason, tt.code, tt.has)
+			}
+		})
+	}
+}

@@ -140,7 +140,7 @@ func build(deps connections.Deps, conn store.Connection, cfg Config) (*samlConne
 func (c *samlConnector) checkAudience(a *saml.Assertion) error {
 	want := c.sp.EntityID
 	if a.Conditions == nil || len(a.Conditions.AudienceRestrictions) == 0 {
-		return fmt.Errorf("%w: the assertion has no AudienceRestriction; expected %q", connections.ErrAudienceMismatch, want)
+		return audienceError{fmt.Errorf("%w: the assertion has no AudienceRestriction; expected %q", connections.ErrAudienceMismatch, want)}
 	}
 	for i := range a.Conditions.AudienceRestrictions {
 		var got []string
@@ -150,11 +150,18 @@ func (c *samlConnector) checkAudience(a *saml.Assertion) error {
 			ok = ok || v.Value == want
 		}
 		if !ok {
-			return connections.Mismatch(connections.ErrAudienceMismatch, "Audience", strings.Join(got, " "), want)
+			return audienceError{connections.Mismatch(connections.ErrAudienceMismatch, "Audience", strings.Join(got, " "), want)}
 		}
 	}
 	return nil
 }
+
+// audienceError is checkAudience's refusal, found again under the
+// library's own wording ("audience restriction validation failed: …") so
+// that the tenant admin reads ours alone.
+type audienceError struct{ error }
+
+func (e audienceError) Unwrap() error { return e.error }
 
 // Metadata is the SP metadata XML of the connection. The bytes are shared:
 // callers must not modify them.
@@ -565,6 +572,9 @@ func classifySAMLError(err error, raw []byte) error {
 	var ire *saml.InvalidResponseError
 	if errors.As(err, &ire) && ire.PrivateErr != nil {
 		detail = ire.PrivateErr
+	}
+	if ae := (audienceError{}); errors.As(err, &ae) {
+		return ae.error
 	}
 	if strings.Contains(detail.Error(), "signature element not present") {
 		return fmt.Errorf("%w: the response and its assertion are unsigned (%v)", connections.ErrSignature, detail)
