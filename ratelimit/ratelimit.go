@@ -52,7 +52,7 @@ const maxKeyLen = 128
 // is zero. Redis answers in a millisecond; one that hangs (a failover, a
 // blackholed network) would otherwise hold every limited request for the
 // Redis client's own timeout, seconds, before letting it through.
-const DefaultTimeout = 250 * time.Millisecond
+const DefaultTimeout = time.Second
 
 // failureLogInterval keeps a limiter outage from logging once per request.
 const failureLogInterval = 10 * time.Second
@@ -176,11 +176,28 @@ func (g *Guard) Check(ctx context.Context, rule Rule, key string) (ok bool, retr
 	return false, time.Duration(retrySeconds(d.RetryAfter)) * time.Second
 }
 
-// allow asks the limiter, within the Guard's timeout.
+// allow asks the limiter, within the Guard's timeout. The answer is not
+// waited for past it even when the limiter ignores its context, as the
+// Redis client does by default (its own read timeout, seconds, applies):
+// the question is left to finish on its own.
 func (g *Guard) allow(ctx context.Context, rule Rule, key string) (sessions.Decision, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	return g.limiter.Allow(ctx, bucket(rule.Name, key), rule.Limit, rule.Window)
+	type answer struct {
+		d   sessions.Decision
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		d, err := g.limiter.Allow(ctx, bucket(rule.Name, key), rule.Limit, rule.Window)
+		done <- answer{d, err}
+	}()
+	select {
+	case a := <-done:
+		return a.d, a.err
+	case <-ctx.Done():
+		return sessions.Decision{}, fmt.Errorf("ratelimit: no answer from the limiter within %v: %w", g.timeout, ctx.Err())
+	}
 }
 
 // failed logs a limiter error, at most once per failureLogInterval, and

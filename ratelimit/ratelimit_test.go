@@ -227,13 +227,14 @@ func TestFailOpenRedisDown(t *testing.T) {
 }
 
 // hangingLimiter is a limiter whose backend accepted the connection and
-// never answers (a Redis failover, a blackholed network): it waits for
-// its context, as the Redis client does.
-type hangingLimiter struct{}
+// does not answer (a Redis failover, a blackholed network). Like the
+// Redis client by default, it ignores its context: it waits out its own
+// timeout (release).
+type hangingLimiter struct{ release chan struct{} }
 
-func (hangingLimiter) Allow(ctx context.Context, _ string, _ int, _ time.Duration) (sessions.Decision, error) {
-	<-ctx.Done()
-	return sessions.Decision{}, ctx.Err()
+func (h hangingLimiter) Allow(context.Context, string, int, time.Duration) (sessions.Decision, error) {
+	<-h.release
+	return sessions.Decision{}, errors.New("i/o timeout")
 }
 
 // TestFailOpenFastWhenTheLimiterHangs: a limiter that does not answer is
@@ -241,7 +242,9 @@ func (hangingLimiter) Allow(ctx context.Context, _ string, _ int, _ time.Duratio
 // middleware waited as long as the Redis client would (seconds: five,
 // behind every operator API call of a broker whose Redis hung).
 func TestFailOpenFastWhenTheLimiterHangs(t *testing.T) {
-	h := newServer(t, hangingLimiter{}, ratelimit.Rule{Name: "api", Limit: 1, Window: time.Minute, Key: byHeader},
+	hang := hangingLimiter{release: make(chan struct{})}
+	defer close(hang.release)
+	h := newServer(t, hang, ratelimit.Rule{Name: "api", Limit: 1, Window: time.Minute, Key: byHeader},
 		ratelimit.Options{Timeout: 50 * time.Millisecond})
 	done := make(chan int, 1)
 	start := time.Now()
@@ -257,7 +260,7 @@ func TestFailOpenFastWhenTheLimiterHangs(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the request still waits for a limiter that does not answer after 5 s")
 	}
-	g := ratelimit.New(hangingLimiter{}, ratelimit.Options{Timeout: 50 * time.Millisecond})
+	g := ratelimit.New(hang, ratelimit.Options{Timeout: 50 * time.Millisecond})
 	if ok, _ := g.Check(context.Background(), ratelimit.Rule{Name: "login_tenant", Limit: 1, Window: time.Minute}, "tnt_1"); !ok {
 		t.Fatal("Check refused with the limiter hanging, want it let through")
 	}
