@@ -585,6 +585,14 @@ func TestStrictInput(t *testing.T) {
 				}
 			})
 		}
+		// A compressed (or so labelled) body is refused as such, not read as
+		// malformed JSON or taken as it is.
+		for _, ce := range []string{"gzip", "br"} {
+			r := e.call("POST", "/tenants", `{"name":"Acme"}`, "Content-Encoding", ce)
+			if r.status != http.StatusUnsupportedMediaType || !strings.Contains(r.err(t).Message, "Content-Encoding") {
+				t.Errorf("Content-Encoding %s: %d %s, want 415", ce, r.status, r.body)
+			}
+		}
 		// The store is untouched: one tenant, unchanged, no domains.
 		if n := e.tenantCount(); n != 1 {
 			t.Errorf("%d tenants, want 1", n)

@@ -34,6 +34,12 @@ func decodeJSON(c echo.Context, dst any) error {
 		return httpserver.NewError(http.StatusUnsupportedMediaType, httpserver.CodeUnsupportedMediaType,
 			"Content-Type must be application/json")
 	}
+	// A compressed body would otherwise be read as malformed JSON, or a
+	// body mislabelled as compressed taken as it is (RFC 9110 §15.5.16).
+	if ce := strings.TrimSpace(req.Header.Get(echo.HeaderContentEncoding)); ce != "" && !strings.EqualFold(ce, "identity") {
+		return httpserver.NewError(http.StatusUnsupportedMediaType, httpserver.CodeUnsupportedMediaType,
+			fmt.Sprintf("Content-Encoding %q is not supported: send the JSON body uncompressed", ce))
+	}
 
 	// encoding/json decodes null into a struct as nothing at all, which
 	// would surface as a confusing "name is required".
