@@ -260,10 +260,13 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hook
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "idbroker-webhooks/1")
-	req.Header.Set(HeaderEventID, ev.ID)
-	req.Header.Set(HeaderEventType, ev.Type)
-	req.Header.Set(HeaderDelivery, dl.ID)
-	req.Header.Set(HeaderSignature, Sign(hook.Secret, d.cfg.Now(), body))
+	// Spelled as documented, not as net/http would canonicalise them
+	// (Idbroker-Signature): header names are case-insensitive, but some
+	// receivers look them up as sent (an API Gateway event's headers).
+	req.Header[HeaderEventID] = []string{ev.ID}
+	req.Header[HeaderEventType] = []string{ev.Type}
+	req.Header[HeaderDelivery] = []string{dl.ID}
+	req.Header[HeaderSignature] = []string{Sign(hook.Secret, d.cfg.Now(), body)}
 	resp, err := d.cfg.Client.Do(req)
 	if err != nil {
 		// The error names the URL and the network failure, never the

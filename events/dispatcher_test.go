@@ -1,14 +1,17 @@
 package events_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -616,5 +619,54 @@ func TestShutdownLetsAStartedDeliveryFinish(t *testing.T) {
 	dl := deliveries(t, f.st, store.DeliveryQuery{WebhookID: hook.ID})[0]
 	if !answered.Load() || dl.Status != store.DeliverySucceeded {
 		t.Fatalf("after a shutdown mid-delivery: answered %v, %+v; want the attempt finished and recorded", answered.Load(), dl)
+	}
+}
+
+// TestHeadersAsDocumented: the delivery's headers go out spelled as the
+// contract spells them (IDBroker-Signature), not as net/http canonicalises
+// names (Idbroker-Signature), for receivers that look them up as sent.
+func TestHeadersAsDocumented(t *testing.T) {
+	f := newFixture(t, storetest.SQLite(t))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	head := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var b strings.Builder
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			b.WriteString(line)
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
+		head <- b.String()
+		io.WriteString(c, "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+	}()
+	if _, err := f.st.CreateWebhook(context.Background(), store.Webhook{URL: "http://" + ln.Addr().String() + "/hook", Events: []string{"dsync.group.created"}, Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	f.append(t, "dsync.group.created")
+	if _, err := f.dispatcher(t).DeliverDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	select {
+	case got = <-head:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery")
+	}
+	for _, h := range []string{"IDBroker-Signature: t=", "IDBroker-Event-Id: evt_", "IDBroker-Event-Type: dsync.group.created", "IDBroker-Delivery-Id: dlv_"} {
+		if !strings.Contains(got, "\r\n"+h) {
+			t.Errorf("the request does not carry %q as written:\n%s", h, got)
+		}
 	}
 }
