@@ -335,13 +335,15 @@ func TestUnauthenticated(t *testing.T) {
 			{"POST", "/tenants/" + tnt.ID + "/domains/" + dom + "/verify"},
 			{"GET", "/no-such-route"},
 		}
-		creds := []struct{ name, header string }{
-			{"no header", ""},
-			{"basic scheme", "Basic " + e.key},
-			{"empty bearer", "Bearer "},
-			{"unknown key", "Bearer idb_sk_" + strings.Repeat("x", 43)},
-			{"key with a byte changed", "Bearer " + e.key[:len(e.key)-1] + "!"},
-			{"revoked key", "Bearer " + revoked},
+		// A key sent and refused is invalid_token (RFC 6750 §3.1); no key
+		// at all gets the challenge without an error code.
+		creds := []struct{ name, header, challenge string }{
+			{"no header", "", `Bearer realm="idbroker"`},
+			{"basic scheme", "Basic " + e.key, `Bearer realm="idbroker"`},
+			{"empty bearer", "Bearer ", `Bearer realm="idbroker"`},
+			{"unknown key", "Bearer idb_sk_" + strings.Repeat("x", 43), `Bearer realm="idbroker", error="invalid_token"`},
+			{"key with a byte changed", "Bearer " + e.key[:len(e.key)-1] + "!", `Bearer realm="idbroker", error="invalid_token"`},
+			{"revoked key", "Bearer " + revoked, `Bearer realm="idbroker", error="invalid_token"`},
 		}
 		for _, r := range routes {
 			for _, c := range creds {
@@ -353,7 +355,7 @@ func TestUnauthenticated(t *testing.T) {
 				if got := res.err(t).Code; got != "unauthorized" {
 					t.Errorf("%s %s with %s: code %q", r.method, r.path, c.name, got)
 				}
-				if !strings.HasPrefix(res.header.Get("WWW-Authenticate"), "Bearer") {
+				if res.header.Get("WWW-Authenticate") != c.challenge {
 					t.Errorf("%s %s with %s: WWW-Authenticate %q", r.method, r.path, c.name, res.header.Get("WWW-Authenticate"))
 				}
 			}

@@ -147,14 +147,17 @@ func OperatorKeyID(ctx context.Context) (string, bool) {
 // authenticate admits requests bearing an unrevoked operator API key.
 func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		// Whatever the outcome, a 401 must say how to authenticate.
+		// Whatever the outcome, a 401 must say how to authenticate; a key
+		// that was sent and refused is invalid_token (RFC 6750 §3.1), which
+		// tells a client to get a new key rather than to send one.
 		deny := func(msg string) error {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="idbroker"`)
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="idbroker", error="invalid_token"`)
 			return unauthorized(msg)
 		}
 		key, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
 		if !ok {
-			return deny("an API key is required: send Authorization: Bearer <api key>")
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="idbroker"`)
+			return unauthorized("an API key is required: send Authorization: Bearer <api key>")
 		}
 		if checkKeySyntax(key) != nil {
 			return deny("the API key is invalid or revoked")
