@@ -58,10 +58,13 @@ func (a *API) listAuditEvents(c echo.Context) error {
 		return err
 	}
 	ctx := withTenant(c.Request().Context(), tenantID)
-	if _, err := a.store.Tenant(ctx); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return notFound("tenant")
-		}
+	// A deleted tenant's log is one of its objects, which the API answers
+	// 404 for until a restore, as loadTenant does for the paths under it.
+	t, err := a.store.Tenant(ctx)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && t.Status == store.TenantDeleted) {
+		return notFound("tenant")
+	}
+	if err != nil {
 		return fmt.Errorf("load tenant: %w", err)
 	}
 	if format == "csv" {

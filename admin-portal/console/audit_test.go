@@ -156,3 +156,21 @@ func TestAuditPageFiltersAndPagesTheWholeChainInBrowser(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletedTenantsAuditLogInConsole: the operator API answers 404 for a
+// deleted tenant's audit log, as for its other objects; the console is
+// where an operator still reads what happened before the delete, until
+// the erasure.
+func TestDeletedTenantsAuditLogInConsole(t *testing.T) {
+	h := start(t, "")
+	tok := operatorSession(t, h)
+	tn := newTenant(t, h.db, "Acme")
+	seedAudit(t, h, tn.ID, 3, time.Now().Add(-5*time.Hour))
+	if _, err := h.db.SoftDeleteTenant(storeCtx(tn.ID)); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := h.get(t, tok, "/console/audit?tenant_id="+tn.ID)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "directory.created") {
+		t.Errorf("console audit of a deleted tenant: %d\n%s", resp.StatusCode, body)
+	}
+}
