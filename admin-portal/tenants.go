@@ -374,15 +374,18 @@ func (a *API) statusChanged(ctx context.Context, from store.TenantStatus, t stor
 	return nil
 }
 
-// transitions is the tenant lifecycle: trial → active → past_due → paused
-// → cancelled, plus the ways back an operator needs (a payment clears
-// past_due, a paused tenant resumes). deleted is entered by DELETE and
-// left by restore only; nothing returns to trial, nothing leaves cancelled
-// but deletion.
+// transitions is the tenant lifecycle, a chain: trial → active → past_due
+// → paused → cancelled. Beside the chain, an operator may pause any live
+// tenant and resume a paused one; every other move is refused, so a
+// billing system that skips a step (a cancellation of an active tenant, a
+// payment that clears past_due) goes through paused, where sign-ins stop
+// and sessions end, as the step it skips would have had them. deleted is
+// entered by DELETE and left by restore only; nothing returns to trial,
+// nothing leaves cancelled but deletion.
 var transitions = map[store.TenantStatus][]store.TenantStatus{
-	store.TenantTrial:   {store.TenantActive, store.TenantPastDue, store.TenantPaused, store.TenantCancelled},
-	store.TenantActive:  {store.TenantPastDue, store.TenantPaused, store.TenantCancelled},
-	store.TenantPastDue: {store.TenantActive, store.TenantPaused, store.TenantCancelled},
+	store.TenantTrial:   {store.TenantActive, store.TenantPaused},
+	store.TenantActive:  {store.TenantPastDue, store.TenantPaused},
+	store.TenantPastDue: {store.TenantPaused},
 	store.TenantPaused:  {store.TenantActive, store.TenantCancelled},
 }
 

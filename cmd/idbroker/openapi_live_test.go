@@ -384,6 +384,8 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	c.do("POST", "/api/v1/tenants/"+id+"/connections", map[string]any{"type": "saml", "name": "Bad",
 		"saml": map[string]any{"idp_metadata_url": "ftp://nope"}}, 400)
 	c.do("GET", "/api/v1/tenants?limit=1000", nil, 400)
+	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"status": "cancelled"}, 409) // not from active
+	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"status": "paused"}, 200)
 	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"status": "cancelled"}, 200)
 	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"status": "active"}, 409)
 	c.do("POST", "/api/v1/portal_links", map[string]any{"tenant_id": id, "intent": "sso"}, 409)
