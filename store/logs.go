@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The tenant's sign-in log (its authentication.* events) and audit log,
@@ -129,7 +130,21 @@ func (db *DB) buildLog(s logSQL, q LogQuery, cursor []any) (string, []any) {
 
 // queryLog reads the rows of the page q asks of s's log (limit+1 of them,
 // for pageOf), each with scan.
+//
+// A filter or cursor that is not text a row could hold (invalid UTF-8, or a
+// NUL, which PostgreSQL refuses as an argument outright where SQLite just
+// matches nothing) is answered here, alike on both backends: no rows for a
+// filter, an unknown cursor for a cursor. Such text comes from the URL of
+// whoever types it; it must not become a 500.
 func queryLog[T any](ctx context.Context, db *DB, qr querier, s logSQL, tenantID string, q LogQuery, scan func(row) (T, error)) ([]T, error) {
+	if !isText(q.cursorID()) {
+		return nil, fmt.Errorf("%w: unknown cursor", ErrInvalid)
+	}
+	for _, a := range s.args {
+		if v, ok := a.(string); ok && !isText(v) {
+			return nil, nil
+		}
+	}
 	cursor, err := db.logCursor(ctx, qr, s, tenantID, q.cursorID())
 	if err != nil {
 		return nil, err
@@ -141,6 +156,9 @@ func queryLog[T any](ctx context.Context, db *DB, qr querier, s logSQL, tenantID
 	}
 	return collect(rs, scan)
 }
+
+// isText reports whether s is text a column can hold on both backends.
+func isText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 // pageOf turns the rows of a query (limit+1 asked) into a page.
 func pageOf[T any](rows []T, q LogQuery, id func(T) string) LogPage[T] {
