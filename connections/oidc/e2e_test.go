@@ -41,6 +41,9 @@ type testOP struct {
 	tamper func(map[string]any)
 	// discoveries counts reads of the discovery document.
 	discoveries atomic.Int32
+	// userinfoStatus, when set, is the userinfo endpoint's answer: an
+	// error status instead of the user's claims.
+	userinfoStatus atomic.Int32
 }
 
 type opCode struct {
@@ -122,6 +125,11 @@ func newTestOP(t *testing.T, issuerPath string) *testOP {
 		json.NewEncoder(w).Encode(map[string]any{"access_token": "at-" + randomToken(), "token_type": "Bearer", "expires_in": 300, "id_token": idt})
 	})
 	mux.HandleFunc(issuerPath+"/userinfo", func(w http.ResponseWriter, r *http.Request) {
+		if st := op.userinfoStatus.Load(); st != 0 {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.WriteHeader(int(st))
+			return
+		}
 		sub := "user-1"
 		op.mu.Lock()
 		if s, ok := op.claims["sub"].(string); ok {
@@ -237,6 +245,33 @@ func TestOIDCRefusals(t *testing.T) {
 	if c := e.Last(); !errors.Is(c.Err, connections.ErrNotFound) {
 		t.Fatalf("type confusion: %v", c.Err)
 	}
+}
+
+// TestOIDCUserinfoUnreadable: an access token the userinfo endpoint
+// refuses (Entra's, for a connection whose scopes name another API) or an
+// endpoint that fails does not fail a sign-in the id_token answers; it
+// loses only what userinfo would have added. When the id_token lacks what
+// the profile needs, the admin reads both why and that userinfo was not
+// read.
+func TestOIDCUserinfoUnreadable(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []int{http.StatusUnauthorized, http.StatusBadGateway} {
+		op.userinfoStatus.Store(int32(st))
+		c := oidcLogin(t, e, conn, "r")
+		if p := c.Res.Profile; c.Err != nil || p.Email != "bob@example.com" || p.GivenName != "Bob" || p.FamilyName != "" || len(p.Groups) != 0 {
+			t.Errorf("userinfo %d: login = %+v, %v; want the id_token's profile alone", st, p, c.Err)
+		}
+	}
+	op.tamper = func(c map[string]any) { delete(c, "email") }
+	defer func() { op.tamper = nil }()
+	c := oidcLogin(t, e, conn, "r")
+	wantErr(t, c.Err, connections.ErrProfile, "userinfo endpoint")
 }
 
 func TestOIDCEntraKeysByTidOid(t *testing.T) {

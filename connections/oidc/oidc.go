@@ -231,27 +231,40 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 	}
 	// Userinfo can carry what the id_token left out (groups, names); it
 	// never overrides the id_token's subject, issuer or tenant.
+	var infoErr error
 	if c.rp.UserinfoEndpoint() != "" && tokens.AccessToken != "" {
 		info, err := rp.Userinfo[*oidc.UserInfo](ctx, tokens.AccessToken, tokens.TokenType, tokens.IDTokenClaims.Subject, c.rp)
-		if errors.Is(err, rp.ErrUserInfoSubNotMatching) {
+		switch {
+		case errors.Is(err, rp.ErrUserInfoSubNotMatching):
 			// Reached and answered, for someone else: nothing of it may
 			// be merged into this user's profile.
 			return res, fmt.Errorf("%w: the userinfo endpoint %s answered for another subject than the id_token's %q",
 				connections.ErrProfile, c.rp.UserinfoEndpoint(), tokens.IDTokenClaims.Subject)
-		}
-		if err != nil {
-			return res, connections.Unreachable("", "read the userinfo endpoint", c.rp.UserinfoEndpoint(), err)
-		}
-		for k, v := range info.Claims {
-			if _, ok := raw[k]; !ok {
-				raw[k] = v
-				claims[k] = claimStrings(v)
+		case err != nil:
+			// The id_token is the authentication; userinfo only adds to
+			// it. An endpoint this access token does not open (Entra's,
+			// when the connection's scopes name another API) or one that
+			// is down must not fail a sign-in the id_token answers.
+			infoErr = connections.Unreachable("", "read the userinfo endpoint", c.rp.UserinfoEndpoint(), err)
+		default:
+			for k, v := range info.Claims {
+				if _, ok := raw[k]; !ok {
+					raw[k] = v
+					claims[k] = claimStrings(v)
+				}
 			}
 		}
 	}
 	p, err := c.profile(ctx, tokens.IDTokenClaims, claims, raw)
 	if err != nil {
+		if infoErr != nil {
+			// What is missing may have been in the answer not read.
+			return res, fmt.Errorf("%w (the userinfo endpoint, which may hold it, was not read: %v)", err, infoErr)
+		}
 		return res, err
+	}
+	if infoErr != nil {
+		c.deps.Logger.WarnContext(ctx, "oidc: signed in from the id_token alone", "connection", c.conn.ID, "err", infoErr)
 	}
 	res.Profile = p
 	return res, nil
