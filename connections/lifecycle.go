@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/idbroker/idbroker/store"
@@ -98,6 +99,8 @@ func (r *Registry) updateOnce(ctx context.Context, id string, u Update, hook Hoo
 		return store.Connection{}, err
 	}
 	before := conn.Status
+	orig := conn
+	orig.Secrets = maps.Clone(conn.Secrets)
 	if u.Name != nil {
 		if conn.Name, err = checkConnName(*u.Name); err != nil {
 			return store.Connection{}, err
@@ -133,6 +136,11 @@ func (r *Registry) updateOnce(ctx context.Context, id string, u Update, hook Hoo
 	}
 	if conn.Status == store.ConnectionActive && len(missing) > 0 {
 		return store.Connection{}, Invalid(string(conn.Type)+"."+missing[0], "the change would leave an active connection without %s", strings.Join(missing, ", "))
+	}
+	if unchanged(orig, conn) {
+		// Nothing to write: no new version (which would make the portal's
+		// last test login stale), no audit row, no hook.
+		return orig, nil
 	}
 	var probed Connector
 	if conn.Status == store.ConnectionActive && (changedIdP || before != store.ConnectionActive) {
@@ -179,6 +187,12 @@ func (r *Registry) updateOnce(ctx context.Context, id string, u Update, hook Hoo
 		r.endSessions(ctx, out, rv)
 	}
 	return out, nil
+}
+
+// unchanged reports whether an update leaves a connection as it was read:
+// same name, status, settings and secrets.
+func unchanged(a, b store.Connection) bool {
+	return a.Name == b.Name && a.Status == b.Status && bytes.Equal(a.Config, b.Config) && maps.Equal(a.Secrets, b.Secrets)
 }
 
 // DeleteConnection removes a connection of the tenant in ctx and ends its

@@ -62,6 +62,16 @@ func TestConnectionLifecycle(t *testing.T) {
 	if conn.Status != store.ConnectionActive || len(eventsOf(t, e.DB, connections.EventActivated)) != 1 {
 		t.Fatalf("completed connection = %s", conn.Status)
 	}
+	// An update that changes nothing writes nothing: same version, no
+	// hook (the API's audit row), however it is spelled.
+	for _, u := range []connections.Update{{}, {Name: ptr("Okta"), Status: ptr(store.ConnectionActive)},
+		{Settings: Settings{IdPSSOURL: ptr(idp.ssoURL)}.Request()}} {
+		hooked := false
+		same, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, u, func(context.Context, store.Connection) error { hooked = true; return nil })
+		if err != nil || same.Version != conn.Version || !same.UpdatedAt.Equal(conn.UpdatedAt) || hooked {
+			t.Fatalf("no-op update %+v: version %d→%d, hook run %v, err %v", u, conn.Version, same.Version, hooked, err)
+		}
+	}
 	// Deactivating ends the connection's sessions and emits an event.
 	for i, c := range []string{conn.ID, conn.ID, "conn_other"} {
 		if err := mem.Create(context.Background(), sessions.Session{ID: "ses_" + string(rune('a'+i)), TenantID: e.Tenant, UserID: "usr_1",
