@@ -130,8 +130,72 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	if err != nil {
 		return p.internal(c, err)
 	}
+	if err := p.stillAllowed(ctx, conn, u.ID, sid); err != nil {
+		if lf, ok := errors.AsType[*loginFailure](err); ok {
+			return fail(lf.code, lf.reason, a.ClientID)
+		}
+		return p.internal(c, err)
+	}
 	p.setCookie(c, cookie, s.ExpiresAt)
 	return p.sendCode(c, a, code)
+}
+
+// stillAllowed closes the race between provision and the session: a
+// deprovisioning, a pause or a deactivation that commits after provision
+// read the user, tenant and connection as active, but before session sid
+// existed, had its revocation applied to a session store without it, and
+// nothing would ever end it. So, once the session exists, they are read
+// again, from the database: a change committed before this read is seen,
+// and the session is ended here (a *loginFailure); one committed after it
+// finds the session when its revocation is applied. A store that cannot
+// answer ends the session too (an error): it cannot be vouched for.
+func (p *Provider) stillAllowed(ctx context.Context, conn store.Connection, userID, sid string) error {
+	var lf *loginFailure
+	st, err := p.store.Standing(ctx, conn.ID, userID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		err, lf = nil, &loginFailure{connections.Reason(connections.ErrTenantInactive), "tenant is deleted"}
+	case err != nil:
+	case !st.Tenant.Live():
+		lf = &loginFailure{connections.Reason(connections.ErrTenantInactive), "tenant is " + string(st.Tenant)}
+	case st.Connection != store.ConnectionActive:
+		lf = &loginFailure{connections.Reason(connections.ErrConnectionInactive), "connection is not active"}
+	case !st.UserActive:
+		lf = &loginFailure{ReasonUserDeactivated, "user " + userID + " is deactivated"}
+	}
+	if err == nil && lf == nil {
+		return nil
+	}
+	why := "sign-in raced a change that ends its sessions"
+	if err != nil {
+		why = "sign-in could not be checked again"
+	}
+	p.endNewSession(ctx, conn.TenantID, sid, why)
+	if err != nil {
+		return fmt.Errorf("broker: check the sign-in again: %w", err)
+	}
+	return lf
+}
+
+// endNewSession ends session sid, which no code or cookie has reached
+// yet, durably: through the revocation queue when there is one, so that a
+// session store that fails now still ends it once it answers.
+func (p *Provider) endNewSession(ctx context.Context, tenantID, sid, why string) {
+	ctx = context.WithoutCancel(ctx)
+	if p.revoker != nil {
+		rv, err := p.store.RecordRevocation(ctx, store.Revocation{Kind: store.RevokeSession, TenantID: tenantID, SubjectID: sid, Reason: why})
+		if err == nil {
+			if _, err := p.revoker.Apply(ctx, rv); err != nil {
+				p.log.WarnContext(ctx, "broker: revocation of a refused sign-in's session queued until the session store answers",
+					"sid", sid, "revocation", rv.ID, "err", err)
+			}
+			return
+		}
+		p.log.ErrorContext(ctx, "broker: record revocation; revoking directly", "sid", sid, "err", err)
+	}
+	if err := p.endSessionNow(ctx, sid); err != nil {
+		p.log.ErrorContext(ctx, "broker: end a refused sign-in's session", "sid", sid, "err", err)
+	}
 }
 
 // loginFailure is a sign-in refused for a reason the tenant admin is told

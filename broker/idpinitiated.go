@@ -45,6 +45,12 @@ func (p *Provider) completeIdPInitiated(ctx context.Context, c echo.Context, con
 	if err != nil {
 		return p.internal(c, err)
 	}
+	if err := p.stillAllowed(ctx, conn, u.ID, sid); err != nil {
+		if lf, ok := errors.AsType[*loginFailure](err); ok {
+			return fail(lf.code, lf.reason, app.ID)
+		}
+		return p.internal(c, err)
+	}
 	p.setCookie(c, cookie, s.ExpiresAt)
 	// The user's stored address: the one the session's claims, and so
 	// the reuse of the session for a login_hint, compare with.

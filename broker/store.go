@@ -28,6 +28,9 @@ type Store interface {
 	// the user's directory groups and the event.
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	TenantStatus(ctx context.Context) (store.TenantStatus, error)
+	// A completed sign-in's session is checked against changes that
+	// raced it (complete.go stillAllowed).
+	Standing(ctx context.Context, connectionID, userID string) (store.Standing, error)
 	UpsertSSOUser(ctx context.Context, connectionID, subject string, u store.User) (store.User, error)
 	UserGroupNames(ctx context.Context, userID string) ([]string, error)
 	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)

@@ -39,6 +39,10 @@ type Store interface {
 	// TenantStatus is the tenant's status alone, read without a row lock
 	// even inside InTx.
 	TenantStatus(ctx context.Context) (TenantStatus, error)
+	// Standing reads, in one statement, the tenant's status, one of its
+	// connections' status and whether one of its users is active: what a
+	// sign-in checks again once its session exists.
+	Standing(ctx context.Context, connectionID, userID string) (Standing, error)
 	UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error)
 	// DeleteTenant erases the tenant and every row that belongs to it.
 	DeleteTenant(ctx context.Context) error

@@ -97,6 +97,27 @@ func (db *DB) TenantStatus(ctx context.Context) (TenantStatus, error) {
 	return s, db.wrap("get tenant status", err)
 }
 
+// Standing is what lets a user sign in through a connection, as read at
+// one moment. A connection or user the tenant does not have reads as
+// inactive.
+type Standing struct {
+	Tenant     TenantStatus
+	Connection ConnectionStatus // "" when the tenant has no such connection
+	UserActive bool
+}
+
+// Standing implements Store. ErrNotFound means the tenant is gone.
+func (db *DB) Standing(ctx context.Context, connectionID, userID string) (Standing, error) {
+	var s Standing
+	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+		return q.queryRow(ctx, `SELECT t.status,
+			COALESCE((SELECT c.status FROM connections c WHERE c.tenant_id = $1 AND c.id = $2), ''),
+			COALESCE((SELECT u.active FROM users u WHERE u.tenant_id = $1 AND u.id = $3), false)
+			FROM tenants t WHERE t.id = $1`, tenantID, connectionID, userID).Scan(&s.Tenant, &s.Connection, &s.UserActive)
+	})
+	return s, db.wrap("get standing", err)
+}
+
 // UpdateTenant changes the tenant in ctx.
 func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) {
 	var t Tenant

@@ -66,6 +66,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"ConsoleReads", testConsoleReads},
 		{"Revocations", testRevocations},
 		{"TenantLifecycle", testTenantLifecycle},
+		{"Standing", testStanding},
 		{"SCIMErrors", testSCIMErrors},
 		{"Logs", testLogs},
 		{"TenantTierAndLimits", testTenantTierAndLimits},
