@@ -28,6 +28,18 @@ func TestOutboundAddressRuleAtRegistration(t *testing.T) {
 		{"cloud metadata", "169.254.169.254", true},
 		{"v4-mapped loopback", "[::ffff:127.0.0.1]", true},
 		{"unspecified", "0.0.0.0", true},
+		// Forms inet_aton reads as addresses, which Go does not.
+		{"decimal loopback", "2130706433", true},
+		{"hex loopback", "0x7f000001", true},
+		{"short loopback", "127.1", true},
+		{"octal loopback", "0177.0.0.1", true},
+		{"zero", "0", true},
+		{"hex private parts", "0xa.0.0.1:8443", true},
+		{"decimal metadata", "2852039166", true},
+		{"GCP metadata name", "metadata.google.internal", true},
+		{"GCP metadata name, rooted", "METADATA.google.internal.", true},
+		{"numeric-looking name", "0x7f.example.com", false},
+		{"name with a number label", "127.1.example", false},
 		{"public address", "93.184.216.34", false},
 		{"name", "hooks.example", false},
 		{"name resolving anywhere", "internal.corp.example", false},
@@ -68,6 +80,19 @@ func TestOutboundAddressRuleAtRegistration(t *testing.T) {
 			if err != nil || got.BackchannelLogoutURI != "" {
 				t.Errorf("refused PATCH stored %q (%v)", got.BackchannelLogoutURI, err)
 			}
+		}
+	}
+}
+
+// TestOddIPv4FormOfAPublicAddress: an address written in a form Go would
+// look up as a name is refused even when it is public, saying how to
+// write it.
+func TestOddIPv4FormOfAPublicAddress(t *testing.T) {
+	e := mountedEnv(t, storetest.SQLite(t), adminportal.APIConfig{})
+	for host, want := range map[string]string{"1572395042": "93.184.216.34", "0x5d.0xb8.0xd8.0x22": "93.184.216.34", "93.0270.55330": "93.184.216.34"} {
+		r := e.call("POST", "/webhooks", map[string]any{"url": "https://" + host + "/hook", "events": []string{"*"}})
+		if r.status != http.StatusBadRequest || r.err(t).Field != "url" || !strings.Contains(r.err(t).Message, want) {
+			t.Errorf("%s: %d %s, want 400 naming %s", host, r.status, r.body, want)
 		}
 	}
 }
