@@ -88,19 +88,22 @@ func (db *DB) DirectoryStats(ctx context.Context, id string) (DirectoryStats, er
 }
 
 // RedeliverDelivery puts a failed or dead delivery back in the queue, due
-// at once, and returns it. A pending or succeeded one is ErrConflict.
+// at once, and returns it. A pending or succeeded one is ErrConflict, and
+// so is one whose webhook is disabled or deleted (it would only end again).
 func (db *DB) RedeliverDelivery(ctx context.Context, id string) (Delivery, error) {
 	now := db.now()
 	var d Delivery
 	err := db.global(ctx, true, func(q querier) error {
 		var err error
 		d, err = scanDelivery(q.queryRow(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = $2, updated_at = $2
-			WHERE id = $1 AND status IN ('failed', 'dead') RETURNING `+deliveryCols, id, db.d.timeArg(now)))
+			WHERE id = $1 AND status IN ('failed', 'dead')
+			  AND webhook_id IN (SELECT id FROM webhooks WHERE NOT disabled AND deleted_at IS NULL)
+			RETURNING `+deliveryCols, id, db.d.timeArg(now)))
 		if db.d.isNoRows(err) {
 			if _, gerr := scanDelivery(q.queryRow(ctx, "SELECT "+deliveryCols+" FROM deliveries WHERE id = $1", id)); gerr != nil {
 				return gerr
 			}
-			return fmt.Errorf("%w: only a failed or dead delivery can be redelivered", ErrConflict)
+			return fmt.Errorf("%w: only a failed or dead delivery of an enabled webhook can be redelivered", ErrConflict)
 		}
 		return err
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
 )
 
@@ -105,65 +104,4 @@ func (db *DB) ListEventsMatching(ctx context.Context, f EventFilter, p Page) ([]
 	}
 	out, next := cut(out, p.Limit, func(e Event) string { return e.ID })
 	return out, next, nil
-}
-
-const webhookCols = "id, url, events, secret, created_at"
-
-func (db *DB) scanWebhook(r row) (Webhook, error) {
-	var w Webhook
-	var sealed []byte
-	if err := r.Scan(&w.ID, &w.URL, jsonDest{&w.Events}, &sealed, timeDest{&w.CreatedAt}); err != nil {
-		return Webhook{}, err
-	}
-	plain, err := db.cipher.Open(sealed, aad("webhooks", w.ID))
-	if err != nil {
-		return Webhook{}, fmt.Errorf("open webhook secret %s: %w", w.ID, err)
-	}
-	w.Secret = string(plain)
-	return w, nil
-}
-
-// CreateWebhook registers an endpoint; its signing secret is sealed.
-func (db *DB) CreateWebhook(ctx context.Context, w Webhook) (Webhook, error) {
-	if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return Webhook{}, fmt.Errorf("%w: webhook url %q", ErrInvalid, w.URL)
-	}
-	if w.Secret == "" {
-		return Webhook{}, fmt.Errorf("%w: webhook secret is empty", ErrInvalid)
-	}
-	if w.ID == "" {
-		w.ID = NewID(PrefixWebhook)
-	}
-	if w.Events == nil {
-		w.Events = []string{}
-	}
-	w.CreatedAt = db.now()
-	events, err := jsonArg(w.Events)
-	if err != nil {
-		return Webhook{}, err
-	}
-	sealed, err := db.cipher.Seal([]byte(w.Secret), aad("webhooks", w.ID))
-	if err != nil {
-		return Webhook{}, fmt.Errorf("store: seal webhook secret: %w", err)
-	}
-	err = db.global(ctx, true, func(q querier) error {
-		_, err := q.exec(ctx, "INSERT INTO webhooks ("+webhookCols+") VALUES ($1, $2, $3, $4, $5)",
-			w.ID, w.URL, events, sealed, db.d.timeArg(w.CreatedAt))
-		return err
-	})
-	return w, db.wrap("create webhook", err)
-}
-
-// Webhooks lists every endpoint.
-func (db *DB) Webhooks(ctx context.Context) ([]Webhook, error) {
-	var out []Webhook
-	err := db.global(ctx, false, func(q querier) error {
-		rs, err := q.query(ctx, "SELECT "+webhookCols+" FROM webhooks ORDER BY id")
-		if err != nil {
-			return err
-		}
-		out, err = collect(rs, db.scanWebhook)
-		return err
-	})
-	return out, db.wrap("list webhooks", err)
 }

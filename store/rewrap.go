@@ -20,6 +20,7 @@ type sealedColumn struct {
 var sealedColumns = []sealedColumn{
 	{table: "signing_keys", column: "private_key", key: "id"},
 	{table: "webhooks", column: "secret", key: "id"},
+	{table: "webhooks", column: "previous_secret", key: "id"},
 	{table: "operators", column: "totp_secret", key: "id"},
 	{table: "connections", column: "secrets", key: "id", tenant: true},
 }

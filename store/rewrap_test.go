@@ -54,8 +54,15 @@ func TestRewrapUnderLoad(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		if _, err := before.CreateWebhook(ctx, store.Webhook{URL: fmt.Sprintf("https://hooks.example/%d", i), Events: []string{"*"}, Secret: fmt.Sprint("whsec", i)}); err != nil {
+		w, err := before.CreateWebhook(ctx, store.Webhook{URL: fmt.Sprintf("https://hooks.example/%d", i), Events: []string{"*"}, Secret: fmt.Sprint("whsec", i)})
+		if err != nil {
 			t.Fatal(err)
+		}
+		// One rotated: the secret it replaced is sealed too.
+		if i == 0 {
+			if _, err := before.RotateWebhookSecret(ctx, w.ID, "whsec0", time.Hour); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 
@@ -120,7 +127,8 @@ func TestRewrapUnderLoad(t *testing.T) {
 		t.Fatalf("%d of %d requests failed during the rewrap, first: %v", n, requests.Load(), firstErr.Load())
 	}
 	done := stats.Rewrapped["connections.secrets"] + stats.Raced["connections.secrets"] + stats.Current["connections.secrets"]
-	if done != 24 || stats.Rewrapped["signing_keys.private_key"] != 2 || stats.Rewrapped["webhooks.secret"] != 3 {
+	if done != 24 || stats.Rewrapped["signing_keys.private_key"] != 2 || stats.Rewrapped["webhooks.secret"] != 3 ||
+		stats.Rewrapped["webhooks.previous_secret"] != 1 {
 		t.Fatalf("stats = %+v", stats)
 	}
 
@@ -136,7 +144,7 @@ func TestRewrapUnderLoad(t *testing.T) {
 		t.Fatalf("signing keys under the new key alone: %v", err)
 	}
 	hooks, err := after.Webhooks(ctx)
-	if err != nil || len(hooks) != 3 || hooks[0].Secret != "whsec0" {
+	if err != nil || len(hooks) != 3 || hooks[0].Secret != "whsec0" || hooks[0].PreviousSecret != "whsec0" {
 		t.Fatalf("webhooks under the new key alone: %+v, %v", hooks, err)
 	}
 	// And the old key alone opens nothing any more.

@@ -174,6 +174,9 @@ type Store interface {
 	CreateWebhook(ctx context.Context, w Webhook) (Webhook, error)
 	Webhooks(ctx context.Context) ([]Webhook, error)
 	Webhook(ctx context.Context, id string) (Webhook, error)
+	UpdateWebhook(ctx context.Context, id string, u WebhookUpdate) (Webhook, int, error)
+	DeleteWebhook(ctx context.Context, id string) (int, error)
+	RotateWebhookSecret(ctx context.Context, id, secret string, overlap time.Duration) (Webhook, error)
 	Event(ctx context.Context, id string) (Event, error)
 	// Webhook deliveries (global): rows appear with their event; see
 	// webhook_deliveries.go.

@@ -296,11 +296,20 @@ type Event struct {
 // Webhook is an endpoint of the vendor that receives events. Secret signs
 // deliveries, so it is sealed (recoverable), not hashed.
 type Webhook struct {
-	ID        string
-	URL       string
-	Events    []string
-	Secret    string
-	CreatedAt time.Time
+	ID     string
+	URL    string
+	Events []string
+	Secret string
+	// Disabled webhooks are sent nothing: no delivery is made for events
+	// committed while disabled.
+	Disabled bool
+	// PreviousSecret is the secret the last rotation replaced; deliveries
+	// are signed with it too until PreviousSecretExpiresAt.
+	PreviousSecret          string
+	PreviousSecretExpiresAt *time.Time
+	CreatedAt               time.Time
+	// DeletedAt is set on a deleted webhook (see DeleteWebhook).
+	DeletedAt *time.Time
 }
 
 // Page asks for one page of a list ordered by id (creation order).

@@ -151,11 +151,14 @@ func (db *DB) RecordDelivery(ctx context.Context, id string, r DeliveryResult) e
 		next = now
 	}
 	err := db.global(ctx, true, func(q querier) error {
+		// A delivery ended while its attempt was in flight (its webhook
+		// disabled or deleted: endDeliveries) stays ended, unless the
+		// attempt succeeded, which is then what happened.
 		n, err := q.exec(ctx, `UPDATE deliveries SET status = $2, last_status_code = $3, last_error = $4,
-			next_attempt_at = $5, updated_at = $6 WHERE id = $1`,
+			next_attempt_at = $5, updated_at = $6 WHERE id = $1 AND (status <> 'dead' OR $2 = 'succeeded')`,
 			id, string(r.Status), r.StatusCode, r.Error, db.d.timeArg(next), db.d.timeArg(now))
 		if err == nil && n == 0 {
-			return ErrNotFound
+			_, err = scanDelivery(q.queryRow(ctx, "SELECT "+deliveryCols+" FROM deliveries WHERE id = $1", id))
 		}
 		return err
 	})
@@ -207,15 +210,4 @@ func (db *DB) Event(ctx context.Context, id string) (Event, error) {
 		return err
 	})
 	return e, db.wrap("get event", err)
-}
-
-// Webhook returns one webhook, its secret opened.
-func (db *DB) Webhook(ctx context.Context, id string) (Webhook, error) {
-	var w Webhook
-	err := db.global(ctx, false, func(q querier) error {
-		var err error
-		w, err = db.scanWebhook(q.queryRow(ctx, "SELECT "+webhookCols+" FROM webhooks WHERE id = $1", id))
-		return err
-	})
-	return w, db.wrap("get webhook", err)
 }

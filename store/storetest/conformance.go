@@ -41,6 +41,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"ConcurrentAuditAppends", testConcurrentAudit},
 		{"EventsCommitWithTheChange", testEventsOutbox},
 		{"Webhooks", testWebhooks},
+		{"WebhookManagement", testWebhookManagement},
 		{"DirectoriesAndDeliveries", testSCIMAndWebhooks},
 		{"DeliveriesFanOut", testDeliveriesFanOut},
 		{"Users", testUsers},

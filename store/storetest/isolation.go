@@ -72,6 +72,9 @@ var globalMethods = map[string]string{
 	"CreateWebhook":       whyVendor,
 	"Webhooks":            whyVendor,
 	"Webhook":             whyVendor,
+	"UpdateWebhook":       whyVendor,
+	"DeleteWebhook":       whyVendor,
+	"RotateWebhookSecret": whyVendor,
 
 	"AppendEvent":        whyOutbox,
 	"ListEvents":         whyOutbox,
