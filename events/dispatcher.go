@@ -250,6 +250,16 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hook
 	if err != nil {
 		return d.failed(dl, ev.CreatedAt, 0, "webhook unavailable: "+err.Error())
 	}
+	// Disabling or deleting a webhook ends what it was owed (store:
+	// UpdateWebhook, DeleteWebhook); a delivery claimed just before, or
+	// enqueued by an event committing at the same moment, ends here
+	// instead of being sent or retried.
+	switch {
+	case hook.DeletedAt != nil:
+		return store.DeliveryResult{Status: store.DeliveryDead, Error: store.DeliveryEndedDeleted}
+	case hook.Disabled:
+		return store.DeliveryResult{Status: store.DeliveryDead, Error: store.DeliveryEndedDisabled}
+	}
 	body, err := json.Marshal(payload{ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, CreatedAt: ev.CreatedAt, Data: ev.Data})
 	if err != nil {
 		return store.DeliveryResult{Status: store.DeliveryDead, Error: "encode event: " + err.Error()}
@@ -266,7 +276,12 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hook
 	req.Header[HeaderEventID] = []string{ev.ID}
 	req.Header[HeaderEventType] = []string{ev.Type}
 	req.Header[HeaderDelivery] = []string{dl.ID}
-	req.Header[HeaderSignature] = []string{Sign(hook.Secret, d.cfg.Now(), body)}
+	sent := d.cfg.Now()
+	var old []string
+	if hook.PreviousSecret != "" && hook.PreviousSecretExpiresAt != nil && sent.Before(*hook.PreviousSecretExpiresAt) {
+		old = append(old, hook.PreviousSecret) // a rotation's overlap
+	}
+	req.Header[HeaderSignature] = []string{Sign(hook.Secret, sent, body, old...)}
 	resp, err := d.cfg.Client.Do(req)
 	if err != nil {
 		// The error names the URL and the network failure, never the

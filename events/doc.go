@@ -15,7 +15,12 @@
 //
 // Signatures follow the contract: header
 // IDBroker-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>.
-// Sign and Verify implement both sides.
+// Sign and Verify implement both sides. For a day after the vendor rotates
+// a webhook's secret, deliveries carry a second v1= made with the replaced
+// one, so receivers switch without refusing anything. A delivery whose
+// webhook was disabled or deleted by the time it is attempted is not sent:
+// it ends, dead, saying why (the store ends the rest when the change
+// commits).
 //
 // The package also runs the revocation queue, the outbox of "end these
 // sessions" orders. Every change that must end sessions records a

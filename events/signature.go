@@ -22,10 +22,16 @@ const (
 // wrong signature.
 var ErrBadSignature = errors.New("events: bad webhook signature")
 
-// Sign returns the IDBroker-Signature header value for body sent at t.
-func Sign(secret string, t time.Time, body []byte) string {
+// Sign returns the IDBroker-Signature header value for body sent at t:
+// one v1= signature per secret, in the order given (during a rotation,
+// the new secret's first, then the old one's, as Stripe does).
+func Sign(secret string, t time.Time, body []byte, more ...string) string {
 	ts := strconv.FormatInt(t.Unix(), 10)
-	return "t=" + ts + ",v1=" + mac(secret, ts, body)
+	out := "t=" + ts + ",v1=" + mac(secret, ts, body)
+	for _, s := range more {
+		out += ",v1=" + mac(s, ts, body)
+	}
+	return out
 }
 
 func mac(secret, ts string, body []byte) string {
