@@ -2,6 +2,7 @@ package adminportal
 
 import (
 	"context"
+	"time"
 
 	"github.com/idbroker/idbroker/store"
 )
@@ -64,6 +65,9 @@ type Store interface {
 	CreateWebhook(ctx context.Context, w store.Webhook) (store.Webhook, error)
 	Webhooks(ctx context.Context) ([]store.Webhook, error)
 	Webhook(ctx context.Context, id string) (store.Webhook, error)
+	UpdateWebhook(ctx context.Context, id string, u store.WebhookUpdate) (store.Webhook, int, error)
+	DeleteWebhook(ctx context.Context, id string) (int, error)
+	RotateWebhookSecret(ctx context.Context, id, secret string, overlap time.Duration) (store.Webhook, error)
 	ListDeliveries(ctx context.Context, q store.DeliveryQuery) ([]store.Delivery, string, error)
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 	AppendOperatorAudit(ctx context.Context, e store.OperatorAuditEvent) (store.OperatorAuditEvent, error)

@@ -1,11 +1,13 @@
 package adminportal
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/events"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
 )
@@ -31,8 +34,15 @@ func (a *API) mountEvents(g *echo.Group) {
 	g.GET("/webhooks", a.listWebhooks)
 	w := g.Group("/webhooks/:wh", a.loadWebhook)
 	w.GET("", a.getWebhook)
+	w.PATCH("", a.updateWebhook)
+	w.DELETE("", a.deleteWebhook)
+	w.POST("/secret", a.rotateWebhookSecret)
 	w.GET("/deliveries", a.listDeliveries)
 }
+
+// WebhookSecretOverlap is how long after a rotation deliveries are signed
+// with the replaced secret too.
+const WebhookSecretOverlap = 24 * time.Hour
 
 type createWebhookRequest struct {
 	URL    string   `json:"url"`
@@ -43,15 +53,22 @@ type createWebhookRequest struct {
 // answer to its creation; it is kept sealed to sign deliveries, never shown
 // again.
 type webhookJSON struct {
-	ID        string    `json:"id"`
-	URL       string    `json:"url"`
-	Events    []string  `json:"events"`
-	Secret    *string   `json:"secret,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	ID      string   `json:"id"`
+	URL     string   `json:"url"`
+	Events  []string `json:"events"`
+	Enabled bool     `json:"enabled"`
+	Secret  *string  `json:"secret,omitempty"`
+	// PreviousSecretExpiresAt: until then, after a rotation, deliveries
+	// carry the replaced secret's signature too; null otherwise.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+	CreatedAt               time.Time  `json:"created_at"`
 }
 
 func toWebhookJSON(w store.Webhook, withSecret bool) webhookJSON {
-	out := webhookJSON{ID: w.ID, URL: w.URL, Events: w.Events, CreatedAt: w.CreatedAt}
+	out := webhookJSON{ID: w.ID, URL: w.URL, Events: w.Events, Enabled: !w.Disabled, CreatedAt: w.CreatedAt}
+	if exp := w.PreviousSecretExpiresAt; exp != nil && exp.After(time.Now()) {
+		out.PreviousSecretExpiresAt = exp
+	}
 	if out.Events == nil {
 		out.Events = []string{}
 	}
@@ -191,7 +208,7 @@ func (a *API) loadWebhook(next echo.HandlerFunc) echo.HandlerFunc {
 			return notFound("webhook")
 		}
 		w, err := a.store.Webhook(c.Request().Context(), id)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) || (err == nil && w.DeletedAt != nil) {
 			return notFound("webhook")
 		}
 		if err != nil {
@@ -211,6 +228,134 @@ func webhookOf(c echo.Context) store.Webhook {
 
 func (a *API) getWebhook(c echo.Context) error {
 	return c.JSON(http.StatusOK, toWebhookJSON(webhookOf(c), false))
+}
+
+// updateWebhookRequest is a PATCH: absent fields are left alone, and none
+// of them can be null.
+type updateWebhookRequest struct {
+	URL     patchField[string]   `json:"url"`
+	Events  patchField[[]string] `json:"events"`
+	Enabled patchField[bool]     `json:"enabled"`
+}
+
+// updateWebhook changes a webhook's URL, events or enabled, each checked
+// as createWebhook checks it. Disabling ends the deliveries the webhook was
+// still owed (they are dead letters, last_error saying why); events
+// committed while it is disabled are not delivered to it, then or later.
+func (a *API) updateWebhook(c echo.Context) error {
+	cur := webhookOf(c)
+	var req updateWebhookRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := cmp.Or(refuseNull("url", req.URL.Null), refuseNull("events", req.Events.Null), refuseNull("enabled", req.Enabled.Null)); err != nil {
+		return err
+	}
+	var u store.WebhookUpdate
+	if req.URL.Set {
+		if err := checkWebhookURL(req.URL.Value, a.allowPrivate); err != nil {
+			return err
+		}
+		u.URL = &req.URL.Value
+	}
+	if req.Events.Set {
+		subs, err := checkWebhookEvents(req.Events.Value)
+		if err != nil {
+			return err
+		}
+		u.Events = &subs
+	}
+	if req.Enabled.Set {
+		disabled := !req.Enabled.Value
+		u.Disabled = &disabled
+	}
+	var (
+		w     store.Webhook
+		ended int
+	)
+	err := a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		var err error
+		w, ended, err = a.store.UpdateWebhook(ctx, cur.ID, u)
+		if err != nil {
+			return fmt.Errorf("update webhook: %w", err)
+		}
+		details := map[string]any{}
+		if w.URL != cur.URL {
+			// Hosts only, as in webhook.created.
+			details["host"] = map[string]string{"from": webhookHost(cur.URL), "to": webhookHost(w.URL)}
+		}
+		if !slices.Equal(w.Events, cur.Events) {
+			details["events"] = map[string][]string{"from": cur.Events, "to": w.Events}
+		}
+		if w.Disabled != cur.Disabled {
+			details["enabled"] = map[string]bool{"from": !cur.Disabled, "to": !w.Disabled}
+		}
+		if ended > 0 {
+			details["deliveries_ended"] = ended
+		}
+		return a.auditVendor(ctx, c, "webhook.updated", store.Resource{Type: "webhook", ID: w.ID}, details)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("webhook") // deleted meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	a.log.InfoContext(c.Request().Context(), "webhook updated", "webhook_id", w.ID, "enabled", !w.Disabled, "deliveries_ended", ended)
+	return c.JSON(http.StatusOK, toWebhookJSON(w, false))
+}
+
+// deleteWebhook deletes a webhook: nothing more is sent to it, the
+// deliveries it was still owed end (the audit row counts them), and its
+// events stay in GET /events.
+func (a *API) deleteWebhook(c echo.Context) error {
+	w := webhookOf(c)
+	var ended int
+	err := a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		var err error
+		if ended, err = a.store.DeleteWebhook(ctx, w.ID); err != nil {
+			return fmt.Errorf("delete webhook: %w", err)
+		}
+		return a.auditVendor(ctx, c, "webhook.deleted", store.Resource{Type: "webhook", ID: w.ID},
+			map[string]any{"host": webhookHost(w.URL), "events": w.Events, "deliveries_ended": ended})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("webhook") // deleted meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	a.log.InfoContext(c.Request().Context(), "webhook deleted", "webhook_id", w.ID, "deliveries_ended", ended)
+	return c.NoContent(http.StatusNoContent)
+}
+
+// rotateWebhookSecret mints a new signing secret, shown once in the
+// answer. For WebhookSecretOverlap deliveries carry the old secret's
+// signature beside the new one's, so the receiver can switch without
+// refusing anything; then only the new one.
+func (a *API) rotateWebhookSecret(c echo.Context) error {
+	cur := webhookOf(c)
+	var w store.Webhook
+	err := a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		var err error
+		w, err = a.store.RotateWebhookSecret(ctx, cur.ID, secrets.NewToken(WebhookSecretPrefix), WebhookSecretOverlap)
+		if err != nil {
+			return fmt.Errorf("rotate webhook secret: %w", err)
+		}
+		return a.auditVendor(ctx, c, "webhook.secret_rotated", store.Resource{Type: "webhook", ID: w.ID},
+			map[string]any{"previous_secret_expires_at": w.PreviousSecretExpiresAt})
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return notFound("webhook")
+	case errors.Is(err, store.ErrConflict):
+		return conflict(httpserver.CodeConflict, "another rotation of this webhook's secret committed at the same moment: its answer holds the current secret", err)
+	case err != nil:
+		return err
+	}
+	a.log.InfoContext(c.Request().Context(), "webhook secret rotated", "webhook_id", w.ID)
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, toWebhookJSON(w, true))
 }
 
 // deliveryJSON is one event's delivery to one webhook.

@@ -147,6 +147,9 @@ func TestWebhookVerify(t *testing.T) {
 	now := time.Now()
 	body, header := signed(t, secret, now, Event{ID: "evt_1", Type: "session.revoked"})
 	rotated := header + ",v1=" + strings.Repeat("0", 64)
+	// During a real rotation the broker signs with the new secret, then
+	// the old (POST /webhooks/{id}/secret): either one verifies.
+	overlap := events.Sign("idb_whsec_new", now, body, secret)
 	for _, tt := range []struct {
 		name   string
 		secret string
@@ -157,6 +160,9 @@ func TestWebhookVerify(t *testing.T) {
 	}{
 		{"as sent", secret, header, body, now, true},
 		{"one of several signatures", secret, rotated, body, now, true},
+		{"rotation, old secret", secret, overlap, body, now, true},
+		{"rotation, new secret", "idb_whsec_new", overlap, body, now, true},
+		{"rotation, another secret", "idb_whsec_other", overlap, body, now, false},
 		{"within five minutes", secret, header, body, now.Add(4 * time.Minute), true},
 		{"other secret", "idb_whsec_other", header, body, now, false},
 		{"body changed", secret, header, append([]byte(" "), body...), now, false},
