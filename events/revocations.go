@@ -55,6 +55,13 @@ type RevokerConfig struct {
 	// Ended, if set, is called with the sessions each applied revocation
 	// ended, after their logouts are queued (to wake the logout dispatcher).
 	Ended func(rv store.Revocation, ended []sessions.Session)
+	// Pending, if set, is told on every pass (every Poll at least)
+	// whether the queue holds revocations not yet applied, whoever
+	// recorded them, or could not be read: pass the node's
+	// (*sessions.Cached).Hold, so that its cache vouches for no session
+	// while an order to end sessions waits for the session store. The
+	// Store must then offer PendingRevocations (every store.DB does).
+	Pending func(pending bool)
 	// TracerProvider, when tracing is on, gets a span per batch Run
 	// claims (tracing.StartBackground); nil means none. Each order
 	// applied is a span under its batch, or under the request that
@@ -89,6 +96,9 @@ type Revoker struct {
 func NewRevoker(cfg RevokerConfig) (*Revoker, error) {
 	if cfg.Store == nil || cfg.Sessions == nil {
 		return nil, errors.New("events: revoker needs a Store and Sessions")
+	}
+	if _, ok := cfg.Store.(pendingLister); cfg.Pending != nil && !ok {
+		return nil, errors.New("events: a revoker told of pending revocations needs a Store that lists them")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -191,6 +201,11 @@ func (r *Revoker) Run(ctx context.Context) error {
 	return nil
 }
 
+// pendingLister lists the revocations not yet applied (store.DB does).
+type pendingLister interface {
+	PendingRevocations(ctx context.Context, limit int) ([]store.Revocation, error)
+}
+
 // pinger is the session stores' health check (Memory and Redis have it).
 type pinger interface {
 	Ping(ctx context.Context) error
@@ -200,6 +215,16 @@ type pinger interface {
 // the first the session store does not acknowledge (the others would fail
 // the same way); it reports how many it applied.
 func (r *Revoker) ApplyDue(ctx context.Context) (int, error) {
+	if r.cfg.Pending != nil {
+		pending, err := r.cfg.Store.(pendingLister).PendingRevocations(ctx, 1)
+		r.cfg.Pending(err != nil || len(pending) > 0)
+		if err != nil {
+			return 0, fmt.Errorf("events: pending revocations: %w", err)
+		}
+		if len(pending) == 0 {
+			return 0, nil
+		}
+	}
 	now := r.cfg.Now()
 	due, err := r.cfg.Store.DueRevocations(ctx, now)
 	if err != nil || !due {

@@ -39,6 +39,9 @@ type Cached struct {
 	// revocations made elsewhere go unheard, so answers are not cached
 	// until it is back.
 	down atomic.Bool
+	// held is set by Hold while revocations are committed but not yet
+	// acknowledged by the store underneath: nothing is cached then.
+	held atomic.Bool
 
 	mu      sync.RWMutex
 	entries map[string]cacheEntry
@@ -88,6 +91,27 @@ func NewCached(ctx context.Context, s Store, ttl time.Duration, size int) (*Cach
 // Close ends the subscription and empties the cache. The wrapped Store is
 // not closed.
 func (c *Cached) Close() { c.stop() }
+
+// Hold(true) empties the cache and keeps it empty, every call going to
+// the wrapped Store, until Hold(false). It is for the time revocations are
+// known to be committed but not acknowledged by the session store (a
+// revocation queue that is not empty): a Redis that is frozen rather than
+// gone breaks no subscription for many seconds, so no revocation message
+// and no resync would tell this node to forget the sessions being ended,
+// and its cache would keep vouching for them.
+func (c *Cached) Hold(on bool) {
+	if !on {
+		c.held.Store(false)
+		return
+	}
+	if c.held.Swap(true) {
+		return
+	}
+	c.mu.Lock()
+	c.gen++
+	clear(c.entries)
+	c.mu.Unlock()
+}
 
 // Len returns how many entries the cache holds, for metrics.
 func (c *Cached) Len() int {
@@ -139,7 +163,7 @@ func (c *Cached) Get(ctx context.Context, id string) (Session, error) {
 func (c *Cached) put(gen uint64, id string, e cacheEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen || c.done.Load() || c.down.Load() {
+	if gen != c.gen || c.done.Load() || c.down.Load() || c.held.Load() {
 		return
 	}
 	// A not-found must not replace a session created through this cache
@@ -200,7 +224,7 @@ func (c *Cached) create(s Session, create func() error) error {
 	// and the answers in flight refused, as before.
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen || c.done.Load() || c.down.Load() {
+	if gen != c.gen || c.done.Load() || c.down.Load() || c.held.Load() {
 		c.gen++
 		delete(c.entries, s.ID)
 		return nil

@@ -150,6 +150,9 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Store:    st,
 		Sessions: cached,
 		Logger:   log.With("surface", "revocations"),
+		// While an order waits for the session store (a frozen Redis
+		// breaks no subscription), this node's cache vouches for nothing.
+		Pending: cached.Hold,
 		// Its batches; an order applied at once is in its request's span.
 		TracerProvider: tp,
 		Ended: func(store.Revocation, []sessions.Session) {
