@@ -57,7 +57,8 @@ type RevokerConfig struct {
 	Ended func(rv store.Revocation, ended []sessions.Session)
 	// Pending, if set, is told on every pass (every Poll at least)
 	// whether the queue holds revocations not yet applied, whoever
-	// recorded them, or could not be read: pass the node's
+	// recorded them, or could not be read, and told true by Apply before
+	// it asks the session store: pass the node's
 	// (*sessions.Cached).Hold, so that its cache vouches for no session
 	// while an order to end sessions waits for the session store. The
 	// Store must then offer PendingRevocations (every store.DB does).
@@ -126,6 +127,12 @@ func (r *Revoker) Apply(ctx context.Context, revs ...store.Revocation) ([]sessio
 	// The order is already durable: a client hanging up must not leave it
 	// half done.
 	ctx = context.WithoutCancel(ctx)
+	if r.cfg.Pending != nil && len(revs) > 0 {
+		// This node knows at once, not at its next poll: should the
+		// session store hang, its cache must not vouch meanwhile. The
+		// next pass that finds the queue empty lets it cache again.
+		r.cfg.Pending(true)
+	}
 	var all []sessions.Session
 	for _, rv := range revs {
 		ended, err := r.apply(ctx, rv)

@@ -76,3 +76,52 @@ func TestRevokerTellsPending(t *testing.T) {
 		})
 	}
 }
+
+// TestRevokerApplyHoldsFirst: Apply tells Pending before it asks the
+// session store, so the node that made the change stops vouching for the
+// sessions at once, even while the store hangs; the next pass, the queue
+// empty, releases it.
+func TestRevokerApplyHoldsFirst(t *testing.T) {
+	st := storetest.SQLite(t)
+	var told []bool
+	ss := &askedSessions{Memory: sessions.NewMemory(), told: &told}
+	r, err := events.NewRevoker(events.RevokerConfig{Store: st, Sessions: ss, Pending: func(p bool) { told = append(told, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tn, err := st.CreateTenant(ctx, store.Tenant{Name: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, err := st.RecordRevocation(store.WithTenant(ctx, tn.ID), store.Revocation{Kind: store.RevokeUser, TenantID: tn.ID, SubjectID: "usr_x", Reason: "operator"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Apply(ctx, rv); err != nil {
+		t.Fatal(err)
+	}
+	if len(ss.toldBefore) != 1 || !ss.toldBefore[0] {
+		t.Fatalf("when the session store was asked, Pending had been told %v; want [true]", ss.toldBefore)
+	}
+	told = nil
+	if _, err := r.ApplyDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 1 || told[0] {
+		t.Fatalf("the pass after the order was applied told %v; want [false]", told)
+	}
+}
+
+// askedSessions records what Pending had been told when RevokeUser was
+// asked.
+type askedSessions struct {
+	*sessions.Memory
+	told       *[]bool
+	toldBefore []bool
+}
+
+func (a *askedSessions) RevokeUser(ctx context.Context, tenantID, userID string) ([]sessions.Session, error) {
+	a.toldBefore = append([]bool(nil), *a.told...)
+	return a.Memory.RevokeUser(ctx, tenantID, userID)
+}
