@@ -297,4 +297,35 @@ func TestDeprovisionOnEveryNode(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+
+	// Re-created under the same userName, the person is a user again; the
+	// deleted user's tokens stay dead on both nodes, and so does its
+	// refresh token.
+	old := tok
+	uid2 := scimDo("POST", "/Users", map[string]any{"schemas": []string{scim.SchemaUser}, "userName": "alice@acme.test", "externalId": "00u-alice",
+		"emails": []any{map[string]any{"value": "alice@acme.test", "primary": true}}, "active": true})["id"].(string)
+	for _, n := range []*node{n1, n2} {
+		if introspect(n, old.AccessToken)["active"] != false {
+			t.Fatalf("%s: the deleted user's access token is active again once the user is re-created", n.URL)
+		}
+		if got := introspect(n, old.RefreshToken)["active"]; got != false {
+			t.Fatalf("%s: the deleted user's refresh token introspects %v once the user is re-created", n.URL, got)
+		}
+	}
+	if _, err := (&oauth2.Config{ClientID: app.ID, ClientSecret: secret, Endpoint: oauth2.Endpoint{TokenURL: n2.URL + broker.PathToken}}).
+		TokenSource(bg, &oauth2.Token{RefreshToken: old.RefreshToken}).Token(); err == nil {
+		t.Fatal("the deleted user's refresh token works once the user is re-created")
+	}
+	code = login()
+	if code == "" {
+		t.Fatal("the re-created user could not sign in")
+	}
+	tok, err = oc.Exchange(bg, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idt, err = prov.Verifier(&oidc.Config{ClientID: app.ID}).Verify(bg, tok.Extra("id_token").(string)); err != nil || idt.Subject != uid2 {
+		t.Fatalf("after re-creation: sub %v (want the new user %s), %v", idt.Subject, uid2, err)
+	}
+	t.Logf("re-created user %s (deleted %s)", uid2, uid)
 }
