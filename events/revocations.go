@@ -91,6 +91,9 @@ type Revoker struct {
 	log    *slog.Logger
 	wake   wakeup
 	failed atomic.Bool // the last attempt failed: ping before claiming
+	// applies counts Apply calls, so that a pass whose read of the queue
+	// predates one does not tell Pending false over Apply's true.
+	applies atomic.Uint64
 }
 
 // NewRevoker returns a Revoker; Run it on every node.
@@ -131,6 +134,7 @@ func (r *Revoker) Apply(ctx context.Context, revs ...store.Revocation) ([]sessio
 		// This node knows at once, not at its next poll: should the
 		// session store hang, its cache must not vouch meanwhile. The
 		// next pass that finds the queue empty lets it cache again.
+		r.applies.Add(1)
 		r.cfg.Pending(true)
 	}
 	var all []sessions.Session
@@ -223,8 +227,11 @@ type pinger interface {
 // the same way); it reports how many it applied.
 func (r *Revoker) ApplyDue(ctx context.Context) (int, error) {
 	if r.cfg.Pending != nil {
+		applies := r.applies.Load()
 		pending, err := r.cfg.Store.(pendingLister).PendingRevocations(ctx, 1)
-		r.cfg.Pending(err != nil || len(pending) > 0)
+		// An Apply that began meanwhile may be of an order this read
+		// missed: not the moment to say the queue is empty.
+		r.cfg.Pending(err != nil || len(pending) > 0 || r.applies.Load() != applies)
 		if err != nil {
 			return 0, fmt.Errorf("events: pending revocations: %w", err)
 		}

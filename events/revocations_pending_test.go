@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,4 +125,82 @@ type askedSessions struct {
 func (a *askedSessions) RevokeUser(ctx context.Context, tenantID, userID string) ([]sessions.Session, error) {
 	a.toldBefore = append([]bool(nil), *a.told...)
 	return a.Memory.RevokeUser(ctx, tenantID, userID)
+}
+
+// slowPending is a store whose first PendingRevocations read waits, once
+// it has read the queue, until go is closed.
+type slowPending struct {
+	*store.DB
+	once    sync.Once
+	queried chan struct{}
+	proceed chan struct{}
+}
+
+func (s *slowPending) PendingRevocations(ctx context.Context, limit int) ([]store.Revocation, error) {
+	out, err := s.DB.PendingRevocations(ctx, limit)
+	s.once.Do(func() { close(s.queried); <-s.proceed })
+	return out, err
+}
+
+// hangingSessions is a session store whose RevokeUser waits until release
+// is closed.
+type hangingSessions struct {
+	*sessions.Memory
+	release chan struct{}
+}
+
+func (h *hangingSessions) RevokeUser(ctx context.Context, tenantID, userID string) ([]sessions.Session, error) {
+	<-h.release
+	return h.Memory.RevokeUser(ctx, tenantID, userID)
+}
+
+// TestRevokerPassDoesNotOverrideApply: a pass that read the queue empty
+// just before a change committed, and reports after its Apply began, must
+// not tell Pending false while that Apply waits for the session store.
+func TestRevokerPassDoesNotOverrideApply(t *testing.T) {
+	st := &slowPending{DB: storetest.SQLite(t), queried: make(chan struct{}), proceed: make(chan struct{})}
+	ss := &hangingSessions{Memory: sessions.NewMemory(), release: make(chan struct{})}
+	var (
+		mu   sync.Mutex
+		told []bool
+	)
+	last := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(told) > 0 && told[len(told)-1]
+	}
+	r, err := events.NewRevoker(events.RevokerConfig{Store: st, Sessions: ss, Pending: func(p bool) {
+		mu.Lock()
+		told = append(told, p)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tn, err := st.CreateTenant(ctx, store.Tenant{Name: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	passed := make(chan struct{})
+	go func() { defer close(passed); _, _ = r.ApplyDue(ctx) }()
+	<-st.queried // the pass read the queue empty
+	rv, err := st.RecordRevocation(store.WithTenant(ctx, tn.ID), store.Revocation{Kind: store.RevokeUser, TenantID: tn.ID, SubjectID: "usr_x", Reason: "operator"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := make(chan struct{})
+	go func() { defer close(applied); _, _ = r.Apply(ctx, rv) }()
+	for deadline := time.Now().Add(5 * time.Second); !last(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Apply did not tell Pending")
+		}
+	}
+	close(st.proceed)
+	<-passed
+	if !last() {
+		t.Error("the pass told Pending false while Apply waited for the session store")
+	}
+	close(ss.release)
+	<-applied
 }
