@@ -97,8 +97,17 @@ func (p *Provider) endSession(c echo.Context) error {
 			target = u.String()
 		}
 	}
-	if cs, err := p.cookieSession(c); err == nil && (sid == "" || sid == cs.ID) {
-		sid = cs.ID
+	switch cs, err := p.cookieSession(c); {
+	case err == nil:
+		if sid == "" || sid == cs.ID {
+			sid = cs.ID
+		}
+	case !errors.Is(err, errBadCookie):
+		// The session store does not answer, so the browser's session
+		// can be neither told from a forged cookie nor ended: clearing
+		// the cookie and saying "signed out" would leave it alive, its
+		// tokens active and no back-channel logout sent. Try again.
+		return p.internal(c, err)
 	}
 	if sid != "" {
 		if err := p.endSessionNow(ctx, sid); err != nil {

@@ -96,12 +96,15 @@ func (p *Provider) getSession(ctx context.Context, id string) (session, error) {
 	}
 	out := session{Session: s}
 	if err := json.Unmarshal([]byte(s.Extra[extraClaims]), &out.Claims); err != nil {
-		return session{}, fmt.Errorf("broker: session %s claims: %w", id, err)
+		return session{}, fmt.Errorf("%w: session %s claims: %w", errBadSession, id, err)
 	}
 	return out, nil
 }
 
-var errBadCookie = errors.New("broker: no valid session cookie")
+var (
+	errBadCookie  = errors.New("broker: no valid session cookie")
+	errBadSession = errors.New("broker: undecodable session")
+)
 
 // cookieSession returns the session of the browser's SSO cookie.
 func (p *Provider) cookieSession(c echo.Context) (session, error) {
@@ -114,8 +117,13 @@ func (p *Provider) cookieSession(c echo.Context) (session, error) {
 		return session{}, errBadCookie
 	}
 	s, err := p.getSession(c.Request().Context(), id)
-	if err != nil {
+	switch {
+	case errors.Is(err, sessions.ErrNotFound), errors.Is(err, errBadSession):
 		return session{}, errBadCookie
+	case err != nil:
+		// The session store did not answer: the cookie may well be a
+		// live session's, which the caller must not take for none.
+		return session{}, fmt.Errorf("broker: the SSO cookie's session: %w", err)
 	}
 	want, err := hex.DecodeString(s.Extra[extraSSO])
 	if err != nil || !secrets.Equal(secrets.HashToken(secret), want) {

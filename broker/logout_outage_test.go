@@ -1,0 +1,83 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
+)
+
+// downGets is a session store whose reads and revocations fail while
+// down is set, as Redis's do during an outage.
+type downGets struct {
+	*sessions.Memory
+	down atomic.Bool
+}
+
+var errDown = errors.New("session store down")
+
+func (d *downGets) Get(ctx context.Context, id string) (sessions.Session, error) {
+	if d.down.Load() {
+		return sessions.Session{}, errDown
+	}
+	return d.Memory.Get(ctx, id)
+}
+
+func (d *downGets) RevokeSession(ctx context.Context, id string) ([]sessions.Session, error) {
+	if d.down.Load() {
+		return nil, errDown
+	}
+	return d.Memory.RevokeSession(ctx, id)
+}
+
+// TestLogoutWhileSessionStoreDown: signing out with the SSO cookie alone
+// while the session store does not answer must not clear the cookie and
+// say "signed out" with the session still alive: it answers 503 and
+// keeps the cookie, and the same sign-out once the store is back ends
+// the session.
+func TestLogoutWhileSessionStoreDown(t *testing.T) {
+	mem := sessions.NewMemory()
+	base := &downGets{Memory: mem}
+	n := newNode(t, storetest.SQLite(t), base, mem)
+	tn := n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	b := browser(t)
+	_, c := a.exchange(t, code(t, a.authorize(t, b, map[string][]string{"login_hint": {"alice@acme.test"}})))
+	// This node's cache forgets the session, as another node's never
+	// knew it.
+	cached := n.Sess.(*sessions.Cached)
+	cached.Hold(true)
+	cached.Hold(false)
+
+	base.down.Store(true)
+	resp, err := b.Get(n.URL + broker.PathEndSession)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("sign-out with the session store down = %d (Retry-After %q); want 503 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == broker.SessionCookie {
+			t.Errorf("sign-out with the session store down cleared the SSO cookie, its session alive")
+		}
+	}
+
+	base.down.Store(false)
+	resp, err = b.Get(n.URL + broker.PathEndSession)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if live, err := mem.ListUser(context.Background(), tn.ID, c.Sub); err != nil || len(live) != 0 {
+		t.Fatalf("after the sign-out, once the store answers: %d live sessions (%v); want none", len(live), err)
+	}
+}
