@@ -53,10 +53,28 @@ func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revo
 	if c.ClientID != clientID {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 	}
-	if err := p.endSessionNow(ctx, c.SID); err != nil {
+	if err := p.endSessionDurably(ctx, c.TenantID, c.SID, "token revoked"); err != nil {
 		return nil, unavailable(err)
 	}
 	return op.NewResponse(nil), nil
+}
+
+// endSessionDurably ends session sid of tenant at once or, when the
+// session store does not answer, records the order in the revocation
+// queue (with a Revoker), whose workers apply it once the store answers,
+// across restarts: a sign-out or a token revocation the broker answered as
+// done is done. Only when neither the session store nor the queue takes
+// it is it an error, for the caller to answer 503.
+func (p *Provider) endSessionDurably(ctx context.Context, tenantID, sid, why string) error {
+	err := p.endSessionNow(ctx, sid)
+	if err == nil || p.revoker == nil || tenantID == "" {
+		return err
+	}
+	if _, rerr := p.store.RecordRevocation(context.WithoutCancel(ctx), store.Revocation{Kind: store.RevokeSession, TenantID: tenantID, SubjectID: sid, Reason: why}); rerr != nil {
+		return fmt.Errorf("%w (and queueing it: %w)", err, rerr)
+	}
+	p.log.WarnContext(ctx, "broker: session store down; the session's end is queued until it answers", "sid", sid, "err", err)
+	return nil
 }
 
 // endSession is RP-initiated logout: it ends the broker session named by
@@ -68,7 +86,7 @@ func (p *Provider) endSession(c echo.Context) error {
 	hint := c.FormValue("id_token_hint")
 	clientID := c.FormValue("client_id")
 	redirect := c.FormValue("post_logout_redirect_uri")
-	var sid string
+	var sid, tenantID string
 	if hint != "" {
 		var claims idClaims
 		if err := p.verifier.verify(hint, "JWT", &claims); err != nil || claims.Iss != p.issuer {
@@ -77,7 +95,7 @@ func (p *Provider) endSession(c echo.Context) error {
 		if clientID != "" && clientID != claims.Aud {
 			return p.page(c, http.StatusBadRequest, pageText{"Sign-out failed", "client_id does not match the id_token_hint."})
 		}
-		clientID, sid = claims.Aud, claims.SID
+		clientID, sid, tenantID = claims.Aud, claims.SID, claims.TenantID
 	}
 	target := p.url(PathLoggedOut)
 	if redirect != "" {
@@ -100,7 +118,7 @@ func (p *Provider) endSession(c echo.Context) error {
 	switch cs, err := p.cookieSession(c); {
 	case err == nil:
 		if sid == "" || sid == cs.ID {
-			sid = cs.ID
+			sid, tenantID = cs.ID, cs.TenantID
 		}
 	case !errors.Is(err, errBadCookie):
 		// The session store does not answer, so the browser's session
@@ -110,7 +128,7 @@ func (p *Provider) endSession(c echo.Context) error {
 		return p.internal(c, err)
 	}
 	if sid != "" {
-		if err := p.endSessionNow(ctx, sid); err != nil {
+		if err := p.endSessionDurably(ctx, tenantID, sid, "logout"); err != nil {
 			return p.internal(c, err)
 		}
 	}

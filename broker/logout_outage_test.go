@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/events"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
@@ -79,5 +83,65 @@ func TestLogoutWhileSessionStoreDown(t *testing.T) {
 	resp.Body.Close()
 	if live, err := mem.ListUser(context.Background(), tn.ID, c.Sub); err != nil || len(live) != 0 {
 		t.Fatalf("after the sign-out, once the store answers: %d live sessions (%v); want none", len(live), err)
+	}
+}
+
+// TestSignOutQueuedWhileSessionStoreDown: an RP-initiated logout naming
+// its session (id_token_hint), and a token revocation, while the session
+// store does not answer are not refused: their sessions' end is queued
+// in the database, the logout clears the cookie and returns to the
+// application, and the queue ends the sessions once the store answers.
+func TestSignOutQueuedWhileSessionStoreDown(t *testing.T) {
+	for _, how := range []string{"logout with id_token_hint", "token revocation"} {
+		t.Run(how, func(t *testing.T) {
+			mem := sessions.NewMemory()
+			base := &downGets{Memory: mem}
+			st := storetest.SQLite(t)
+			var rv *events.Revoker
+			n := newNodeServer(t, st, base, mem, "", httpserver.Config{}, func(c *broker.Config) {
+				var err error
+				if rv, err = events.NewRevoker(events.RevokerConfig{Store: st, Sessions: c.Sessions}); err != nil {
+					t.Fatal(err)
+				}
+				c.Revoker = rv
+			})
+			tn := n.tenant("Acme", "acme.test", alice("acme.test"))
+			a := n.app(store.Application{PostLogoutRedirectURIs: []string{"https://app.example/bye"}})
+			b := browser(t)
+			tok, c := a.exchange(t, code(t, a.authorize(t, b, map[string][]string{"login_hint": {"alice@acme.test"}})))
+
+			base.down.Store(true)
+			switch how {
+			case "logout with id_token_hint":
+				resp, err := b.Get(n.URL + broker.PathEndSession + "?" + url.Values{"id_token_hint": {tok.Extra("id_token").(string)},
+					"post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if loc, _ := resp.Location(); resp.StatusCode != http.StatusFound || loc == nil || loc.Host != "app.example" {
+					t.Fatalf("logout with the session store down = %d %v; want the redirect to the application", resp.StatusCode, loc)
+				}
+			case "token revocation":
+				req, _ := http.NewRequest("POST", n.URL+broker.PathRevoke, strings.NewReader(url.Values{"token": {tok.AccessToken}}.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(a.ID, a.Secret)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("revocation with the session store down = %d; want 200", resp.StatusCode)
+				}
+			}
+			base.down.Store(false)
+			if _, err := rv.ApplyDue(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if live, err := mem.ListUser(context.Background(), tn.ID, c.Sub); err != nil || len(live) != 0 {
+				t.Fatalf("once the store answers: %d live sessions (%v); want none", len(live), err)
+			}
+		})
 	}
 }
