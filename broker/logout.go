@@ -120,11 +120,13 @@ func (p *Provider) endSession(c echo.Context) error {
 		if sid == "" || sid == cs.ID {
 			sid, tenantID = cs.ID, cs.TenantID
 		}
-	case !errors.Is(err, errBadCookie):
-		// The session store does not answer, so the browser's session
-		// can be neither told from a forged cookie nor ended: clearing
-		// the cookie and saying "signed out" would leave it alive, its
-		// tokens active and no back-channel logout sent. Try again.
+	case !errors.Is(err, errBadCookie) && sid == "":
+		// The session store does not answer, and no id_token_hint names
+		// the session: the browser's can be neither told from a forged
+		// cookie nor ended, and clearing the cookie and saying "signed
+		// out" would leave it alive, its tokens active and no
+		// back-channel logout sent. Try again. (With a hint, its session
+		// is the one to end, as when the cookie is another session's.)
 		return p.internal(c, err)
 	}
 	if sid != "" {

@@ -110,6 +110,11 @@ func TestSignOutQueuedWhileSessionStoreDown(t *testing.T) {
 			b := browser(t)
 			tok, c := a.exchange(t, code(t, a.authorize(t, b, map[string][]string{"login_hint": {"alice@acme.test"}})))
 
+			// As on a node that never cached the session, the browser's
+			// cookie cannot be read either.
+			cached := n.Sess.(*sessions.Cached)
+			cached.Hold(true)
+			cached.Hold(false)
 			base.down.Store(true)
 			switch how {
 			case "logout with id_token_hint":
