@@ -66,9 +66,11 @@ type Revocation struct {
 	// Reason says why, for logs and operators ("scim.user.deleted",
 	// "tenant.deleted", "connection.deactivated", "operator", …).
 	Reason string
-	// NotBefore delays the order (zero: due at once). A connection's
-	// deactivation uses it for a second sweep once every node's cache has
-	// forgotten the connection.
+	// NotBefore delays the order (zero: due at once). Nothing records a
+	// delayed order today: a connection's deactivation sweeps again on a
+	// timer of the node that made it (connections/revoke.go), and a
+	// sign-in that a stale node let through re-reads the connection once
+	// its session exists (broker's stillAllowed).
 	NotBefore time.Time
 	Attempts  int
 	LastError string
