@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -94,7 +95,20 @@ type Revoker struct {
 	// applies counts Apply calls, so that a pass whose read of the queue
 	// predates one does not tell Pending false over Apply's true.
 	applies atomic.Uint64
+
+	// What Pending is told, under holdMu so that no two tellings cross:
+	// the node's cache vouches for nothing while an Apply waits for the
+	// session store (inflight) or the last pass saw orders waiting
+	// (queued). An Apply acknowledged with nothing else waiting releases
+	// the cache at once, not at the next pass: a node that revokes
+	// several times a second would otherwise never cache at all.
+	holdMu   sync.Mutex
+	inflight int
+	queued   bool
 }
+
+// tellPending tells Pending what holds now; holdMu must be held.
+func (r *Revoker) tellPending() { r.cfg.Pending(r.inflight > 0 || r.queued) }
 
 // NewRevoker returns a Revoker; Run it on every node.
 func NewRevoker(cfg RevokerConfig) (*Revoker, error) {
@@ -132,10 +146,12 @@ func (r *Revoker) Apply(ctx context.Context, revs ...store.Revocation) ([]sessio
 	ctx = context.WithoutCancel(ctx)
 	if r.cfg.Pending != nil && len(revs) > 0 {
 		// This node knows at once, not at its next poll: should the
-		// session store hang, its cache must not vouch meanwhile. The
-		// next pass that finds the queue empty lets it cache again.
+		// session store hang, its cache must not vouch meanwhile.
 		r.applies.Add(1)
-		r.cfg.Pending(true)
+		r.holdMu.Lock()
+		r.inflight++
+		r.tellPending()
+		r.holdMu.Unlock()
 	}
 	var all []sessions.Session
 	for _, rv := range revs {
@@ -144,10 +160,29 @@ func (r *Revoker) Apply(ctx context.Context, revs ...store.Revocation) ([]sessio
 		if err != nil {
 			r.failed.Store(true)
 			r.wake.kick()
+			r.applied(len(revs), false)
 			return all, err
 		}
 	}
+	r.applied(len(revs), true)
 	return all, nil
+}
+
+// applied ends an Apply of n orders: acknowledged, the hold it took is
+// released (unless another Apply waits, or a pass saw orders waiting);
+// not, its orders stay queued, and so does the hold, until a pass finds
+// the queue empty.
+func (r *Revoker) applied(n int, ok bool) {
+	if r.cfg.Pending == nil || n == 0 {
+		return
+	}
+	r.holdMu.Lock()
+	defer r.holdMu.Unlock()
+	r.inflight--
+	if !ok {
+		r.queued = true
+	}
+	r.tellPending()
 }
 
 // apply ends the sessions of one order, queues their logouts and deletes
@@ -231,7 +266,10 @@ func (r *Revoker) ApplyDue(ctx context.Context) (int, error) {
 		pending, err := r.cfg.Store.(pendingLister).PendingRevocations(ctx, 1)
 		// An Apply that began meanwhile may be of an order this read
 		// missed: not the moment to say the queue is empty.
-		r.cfg.Pending(err != nil || len(pending) > 0 || r.applies.Load() != applies)
+		r.holdMu.Lock()
+		r.queued = err != nil || len(pending) > 0 || r.applies.Load() != applies
+		r.tellPending()
+		r.holdMu.Unlock()
 		if err != nil {
 			return 0, fmt.Errorf("events: pending revocations: %w", err)
 		}

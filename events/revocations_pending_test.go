@@ -204,3 +204,56 @@ func TestRevokerPassDoesNotOverrideApply(t *testing.T) {
 	close(ss.release)
 	<-applied
 }
+
+// TestRevokerApplyReleasesOnceAcknowledged: an Apply the session store
+// acknowledges releases the hold it took at once, so a node that revokes
+// often still caches between revocations; one it does not acknowledge
+// keeps the hold, through later acknowledged ones, until a pass finds the
+// queue empty.
+func TestRevokerApplyReleasesOnceAcknowledged(t *testing.T) {
+	st := storetest.SQLite(t)
+	ss := &downSessions{Memory: sessions.NewMemory()}
+	var told []bool
+	r, err := events.NewRevoker(events.RevokerConfig{Store: st, Sessions: ss, Pending: func(p bool) { told = append(told, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tn, err := st.CreateTenant(ctx, store.Tenant{Name: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func() error {
+		t.Helper()
+		rv, err := st.RecordRevocation(store.WithTenant(ctx, tn.ID), store.Revocation{Kind: store.RevokeUser, TenantID: tn.ID, SubjectID: "usr_x", Reason: "operator"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		told = nil
+		_, err = r.Apply(ctx, rv)
+		return err
+	}
+	last := func() bool { return len(told) > 0 && told[len(told)-1] }
+
+	if err := apply(); err != nil || len(told) != 2 || !told[0] || told[1] {
+		t.Fatalf("acknowledged Apply told %v (%v); want [true false]", told, err)
+	}
+	ss.down = true
+	if err := apply(); err == nil || !last() {
+		t.Fatalf("unacknowledged Apply told %v (%v); want the hold kept", told, err)
+	}
+	ss.down = false
+	if err := apply(); err != nil || !last() {
+		t.Fatalf("an acknowledged Apply with an order still queued told %v (%v); want the hold kept", told, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		told = nil
+		_, _ = r.ApplyDue(ctx)
+		if len(told) == 1 && !told[0] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Pending still told %v 5 s after the session store came back", told)
+		}
+	}
+}
