@@ -481,7 +481,7 @@ func TestSlowReceiverTwoNodesEachEventOnce(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
+	var nodes []dueDeliverer
 	for range 2 {
 		// The real clock: leases run out as they would in production.
 		// BaseDelay is long: a failed attempt is not retried in the test,
@@ -490,25 +490,13 @@ func TestSlowReceiverTwoNodesEachEventOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				if _, err := d.DeliverDue(ctx); err != nil {
-					t.Error(err)
-					return
-				}
-				slow.mu.Lock()
-				done := len(slow.got) >= n && len(slow.inFlight) == 0
-				slow.mu.Unlock()
-				if done {
-					return
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
+		nodes = append(nodes, d)
 	}
-	wg.Wait()
+	runNodes(ctx, t, nodes, func() bool {
+		slow.mu.Lock()
+		defer slow.mu.Unlock()
+		return len(slow.got) >= n && len(slow.inFlight) == 0
+	})
 	// A late double send would land after the last first one.
 	time.Sleep(1500 * time.Millisecond)
 	slow.mu.Lock()

@@ -69,7 +69,7 @@ func TestSlowApplicationTwoNodesEachLogoutOnce(t *testing.T) {
 	sender := &slowSender{delay: 150 * time.Millisecond, sent: map[string]int{}, inFlight: map[string]bool{}}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
+	var nodes []dueDeliverer
 	for range 2 {
 		// The real clock, so that leases run out as in production; a
 		// failed send would not be retried within the test.
@@ -77,25 +77,13 @@ func TestSlowApplicationTwoNodesEachLogoutOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				if _, err := d.DeliverDue(ctx); err != nil {
-					t.Error(err)
-					return
-				}
-				sender.mu.Lock()
-				done := len(sender.sent) >= n && len(sender.inFlight) == 0
-				sender.mu.Unlock()
-				if done {
-					return
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
+		nodes = append(nodes, d)
 	}
-	wg.Wait()
+	runNodes(ctx, t, nodes, func() bool {
+		sender.mu.Lock()
+		defer sender.mu.Unlock()
+		return len(sender.sent) >= n && len(sender.inFlight) == 0
+	})
 	time.Sleep(1500 * time.Millisecond) // a late second send would land by now
 	sender.mu.Lock()
 	defer sender.mu.Unlock()
