@@ -49,15 +49,7 @@ func (s *slowSender) SendLogout(ctx context.Context, l store.Logout) (int, error
 func TestSlowApplicationTwoNodesEachLogoutOnce(t *testing.T) {
 	st := storetest.Postgres(t)
 	ctx := context.Background()
-	tn, err := st.CreateTenant(ctx, store.Tenant{Name: "Acme", Status: store.TenantActive})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := st.CreateApplication(ctx, store.Application{Name: "CRM", Public: true,
-		RedirectURIs: []string{"https://crm.example/cb"}, BackchannelLogoutURI: "https://crm.example/bcl"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tn, app := logoutTarget(t, st)
 	const n = 12
 	var ls []store.Logout
 	for i := range n {
@@ -122,15 +114,7 @@ func (s *ctxSender) SendLogout(ctx context.Context, l store.Logout) (int, error)
 func TestShutdownLetsAStartedLogoutFinish(t *testing.T) {
 	st := storetest.SQLite(t)
 	ctx := context.Background()
-	tn, err := st.CreateTenant(ctx, store.Tenant{Name: "Acme", Status: store.TenantActive})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := st.CreateApplication(ctx, store.Application{Name: "CRM", Public: true,
-		RedirectURIs: []string{"https://crm.example/cb"}, BackchannelLogoutURI: "https://crm.example/bcl"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tn, app := logoutTarget(t, st)
 	if err := st.EnqueueLogouts(store.WithTenant(ctx, tn.ID), []store.Logout{{SessionID: "ses_1", TenantID: tn.ID, UserID: "usr_a", ApplicationID: app.ID}}); err != nil {
 		t.Fatal(err)
 	}
@@ -156,4 +140,21 @@ func TestShutdownLetsAStartedLogoutFinish(t *testing.T) {
 	if len(ls) != 1 || ls[0].Status != store.DeliverySucceeded {
 		t.Fatalf("after a shutdown mid-send: %+v, want the logout sent and recorded", ls)
 	}
+}
+
+// logoutTarget is a live tenant and an application with a back-channel
+// logout URI, what a queued logout names.
+func logoutTarget(t *testing.T, st *store.DB) (store.Tenant, store.Application) {
+	t.Helper()
+	ctx := context.Background()
+	tn, err := st.CreateTenant(ctx, store.Tenant{Name: "Acme", Status: store.TenantActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := st.CreateApplication(ctx, store.Application{Name: "CRM", Public: true,
+		RedirectURIs: []string{"https://crm.example/cb"}, BackchannelLogoutURI: "https://crm.example/bcl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tn, app
 }

@@ -35,17 +35,9 @@ func TestRevokerTellsPending(t *testing.T) {
 	for _, b := range storetest.Backends {
 		t.Run(b.Name, func(t *testing.T) {
 			st := b.Open(t)
-			ss := &downSessions{Memory: sessions.NewMemory()}
 			var told []bool
-			r, err := events.NewRevoker(events.RevokerConfig{Store: st, Sessions: ss, Pending: func(p bool) { told = append(told, p) }})
-			if err != nil {
-				t.Fatal(err)
-			}
+			ss, r, tn := pendingRevoker(t, st, &told)
 			ctx := context.Background()
-			tn, err := st.CreateTenant(ctx, store.Tenant{Name: "A"})
-			if err != nil {
-				t.Fatal(err)
-			}
 			pass := func(want bool) {
 				t.Helper()
 				told = nil
@@ -201,17 +193,9 @@ func TestRevokerPassDoesNotOverrideApply(t *testing.T) {
 // queue empty.
 func TestRevokerApplyReleasesOnceAcknowledged(t *testing.T) {
 	st := storetest.SQLite(t)
-	ss := &downSessions{Memory: sessions.NewMemory()}
 	var told []bool
-	r, err := events.NewRevoker(events.RevokerConfig{Store: st, Sessions: ss, Pending: func(p bool) { told = append(told, p) }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ss, r, tn := pendingRevoker(t, st, &told)
 	ctx := context.Background()
-	tn, err := st.CreateTenant(ctx, store.Tenant{Name: "A"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	apply := func() error {
 		t.Helper()
 		rv, err := st.RecordRevocation(store.WithTenant(ctx, tn.ID), store.Revocation{Kind: store.RevokeUser, TenantID: tn.ID, SubjectID: "usr_x", Reason: "operator"})
@@ -252,4 +236,20 @@ func untilReleased(ctx context.Context, t *testing.T, r *events.Revoker, told *[
 			t.Fatalf("Pending still told %v 5 s after the session store came back", *told)
 		}
 	}
+}
+
+// pendingRevoker is a revoker over st whose session store can be taken
+// down, recording in told what Pending is told, and a tenant to revoke in.
+func pendingRevoker(t *testing.T, st *store.DB, told *[]bool) (*downSessions, *events.Revoker, store.Tenant) {
+	t.Helper()
+	ss := &downSessions{Memory: sessions.NewMemory()}
+	r, err := events.NewRevoker(events.RevokerConfig{Store: st, Sessions: ss, Pending: func(p bool) { *told = append(*told, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, err := st.CreateTenant(context.Background(), store.Tenant{Name: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ss, r, tn
 }
