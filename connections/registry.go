@@ -239,14 +239,14 @@ func (pc profileChecker) CheckProfile(ctx context.Context, p Profile, rules Prof
 		return Profile{}, fmt.Errorf("%w: email domain was %q, expected one of the tenant's verified domains [%s]",
 			ErrDomainNotAllowed, emailDomain(email), strings.Join(verified, ", "))
 	}
-	switch {
-	case rules.EmailVerified != nil:
-		p.EmailVerified = *rules.EmailVerified
-	default:
-		// The tenant's own IdP vouches for addresses in the tenant's own
-		// verified domains; for others it is only a claim.
-		p.EmailVerified = inVerified
-	}
+	// The tenant's own IdP vouches for addresses in the tenant's own
+	// verified domains; for others (a connection that allows any domain)
+	// its word is only a claim, whatever it says of them: an IdP of one
+	// tenant saying "verified" of an address in a domain another tenant
+	// owns must not let an application that links accounts by verified
+	// email sign its holder in as that address's owner. An IdP that says
+	// an address in the tenant's domains is unverified is believed.
+	p.EmailVerified = inVerified && (rules.EmailVerified == nil || *rules.EmailVerified)
 	return p, nil
 }
 

@@ -186,8 +186,9 @@ type ProfileRules struct {
 	// tenant's verified domains.
 	AnyEmailDomain bool
 	// EmailVerified is what the IdP said about the email, when it said
-	// anything; nil means the tenant's IdP vouches for addresses in the
-	// tenant's own verified domains.
+	// anything. Either way the email is verified only in one of the
+	// tenant's own verified domains: the IdP's true does not reach
+	// beyond them.
 	EmailVerified *bool
 }
 

@@ -304,6 +304,51 @@ func TestOIDCEntraKeysByTidOid(t *testing.T) {
 	}
 }
 
+// TestOIDCAnyEmailDomainVouchesOnlyForVerified: a connection that allows
+// any email domain signs in an address outside the tenant's verified
+// domains, but the IdP's email_verified: true does not make it verified:
+// otherwise one tenant's IdP could hand applications that link accounts
+// by verified email an address in a domain another tenant owns.
+func TestOIDCAnyEmailDomainVouchesOnlyForVerified(t *testing.T) {
+	for _, b := range connectionstest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			e := newEnv(t, b.Open(t))
+			op := newTestOP(t, "")
+			conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
+				Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret"),
+				AllowAnyEmailDomain: ptr(true)}.Request(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tt := range []struct {
+				email    string
+				verified any
+				want     bool
+			}{
+				{"ceo@other-tenant.example", true, false},
+				{"ceo@other-tenant.example", "true", false},
+				{"bob@example.com", true, true},
+				{"bob@example.com", nil, true},
+			} {
+				op.tamper = func(c map[string]any) {
+					c["email"] = tt.email
+					if tt.verified == nil {
+						delete(c, "email_verified")
+					} else {
+						c["email_verified"] = tt.verified
+					}
+				}
+				c := oidcLogin(t, e, conn, "r")
+				if c.Err != nil || c.Res.Profile.Email != tt.email || c.Res.Profile.EmailVerified != tt.want {
+					t.Errorf("%s (IdP says verified %v): profile = %+v, %v; want email_verified %v",
+						tt.email, tt.verified, c.Res.Profile, c.Err, tt.want)
+				}
+			}
+			op.tamper = nil
+		})
+	}
+}
+
 func TestOIDCGoogleHostedDomain(t *testing.T) {
 	e := newEnv(t, connectionstest.Options{})
 	op := newTestOP(t, "")
