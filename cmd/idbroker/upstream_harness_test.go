@@ -485,6 +485,13 @@ type vendorOP struct {
 	tokenError string
 	// lastAuthorize is the query of the last authorization request.
 	lastAuthorize url.Values
+	// issParam is discovery's authorization_response_iss_parameter_supported
+	// (RFC 9207), left out when false.
+	issParam bool
+	// respIss, when set, is the iss the authorization response carries;
+	// authorizeError, when set, makes it an error response.
+	respIss        string
+	authorizeError string
 }
 
 func newVendorOP(t *testing.T, issuerPath string) *vendorOP {
@@ -507,13 +514,17 @@ func newVendorOP(t *testing.T, issuerPath string) *vendorOP {
 		if op.discoveryIssuer != "" {
 			iss = op.discoveryIssuer
 		}
-		json.NewEncoder(w).Encode(map[string]any{
+		doc := map[string]any{
 			"issuer": iss, "authorization_endpoint": base + "/authorize", "token_endpoint": base + "/token",
 			"userinfo_endpoint": base + "/userinfo", "jwks_uri": base + "/jwks",
 			"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
 			"id_token_signing_alg_values_supported": algs, "code_challenge_methods_supported": []string{"S256"},
 			"token_endpoint_auth_methods_supported": op.authMethods,
-		})
+		}
+		if op.issParam {
+			doc["authorization_response_iss_parameter_supported"] = true
+		}
+		json.NewEncoder(w).Encode(doc)
 	})
 	mux.HandleFunc(strings.TrimSuffix(issuerPath, "/")+"/jwks", func(w http.ResponseWriter, r *http.Request) {
 		op.mu.Lock()
@@ -526,8 +537,15 @@ func newVendorOP(t *testing.T, issuerPath string) *vendorOP {
 		op.mu.Lock()
 		op.codes[code] = q.Get("nonce")
 		op.lastAuthorize = q
+		resp := url.Values{"code": {code}, "state": {q.Get("state")}}
+		if op.authorizeError != "" {
+			resp = url.Values{"error": {op.authorizeError}, "state": {q.Get("state")}}
+		}
+		if op.respIss != "" {
+			resp.Set("iss", op.respIss)
+		}
 		op.mu.Unlock()
-		http.Redirect(w, r, q.Get("redirect_uri")+"?code="+code+"&state="+url.QueryEscape(q.Get("state")), http.StatusFound)
+		http.Redirect(w, r, q.Get("redirect_uri")+"?"+resp.Encode(), http.StatusFound)
 	})
 	mux.HandleFunc(strings.TrimSuffix(issuerPath, "/")+"/token", op.serveToken)
 	mux.HandleFunc(strings.TrimSuffix(issuerPath, "/")+"/userinfo", func(w http.ResponseWriter, r *http.Request) {

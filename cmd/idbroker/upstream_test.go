@@ -357,3 +357,61 @@ func TestSAMLRefusalReasons(t *testing.T) {
 		})
 	}
 }
+
+// TestOIDCAuthorizationResponseIss: the authorization response's iss
+// (RFC 9207) is checked against the connection's issuer. A response
+// naming another issuer is what a mix-up attack looks like (a code or an
+// error another IdP issued, relayed to this connection's callback): it is
+// refused, and the tenant admin is told both issuers. An IdP whose
+// discovery advertises iss and sends none is refused too; one that
+// neither advertises nor sends it signs in as before.
+func TestOIDCAuthorizationResponseIss(t *testing.T) {
+	u := newUpstream(t)
+	for _, tt := range []struct {
+		name      string
+		advertise bool
+		iss       func(op *vendorOP) string
+		idpError  string
+		// reason, when set, is a refusal whose reason says it.
+		reason []string
+	}{
+		{name: "advertised and sent, the IdP's own", advertise: true, iss: func(op *vendorOP) string { return op.issuer }},
+		{name: "sent without being advertised, the IdP's own", iss: func(op *vendorOP) string { return op.issuer }},
+		{name: "neither advertised nor sent", iss: func(*vendorOP) string { return "" }},
+		{name: "another IdP's issuer", advertise: true, iss: func(*vendorOP) string { return "https://attacker.example/oauth2/default" },
+			reason: []string{`names the issuer "https://attacker.example/oauth2/default"`, "mix-up"}},
+		{name: "another IdP's issuer, from an IdP that does not advertise it", iss: func(*vendorOP) string { return "https://attacker.example" },
+			reason: []string{`names the issuer "https://attacker.example"`}},
+		{name: "the issuer with a trailing slash it does not have", iss: func(op *vendorOP) string { return op.issuer + "/" },
+			reason: []string{"names the issuer"}},
+		{name: "advertised and not sent", advertise: true, iss: func(*vendorOP) string { return "" },
+			reason: []string{"authorization_response_iss_parameter_supported", "has none"}},
+		{name: "an error response of another IdP", advertise: true, idpError: "access_denied",
+			iss: func(*vendorOP) string { return "https://attacker.example" }, reason: []string{`names the issuer "https://attacker.example"`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			u := u.with(t)
+			op := newVendorOP(t, "/oauth2/default")
+			op.set(func(op *vendorOP) {
+				op.claims = map[string]any{"sub": "00u-iss", "email": "ivy@" + u.domain, "email_verified": true}
+				op.issParam, op.respIss, op.authorizeError = tt.advertise, tt.iss(op), tt.idpError
+			})
+			id := u.oidcConnection(op, nil)
+			if tt.reason == nil {
+				if c := u.mustSignIn(id); c["idp_subject"] != "00u-iss" {
+					t.Fatalf("claims %v", c)
+				}
+				return
+			}
+			code, reason := u.failure(id)
+			if code != "issuer_mismatch" {
+				t.Fatalf("refusal %s %q; want issuer_mismatch", code, reason)
+			}
+			for _, want := range tt.reason {
+				if !strings.Contains(reason, want) {
+					t.Errorf("reason %q does not say %q", reason, want)
+				}
+			}
+		})
+	}
+}

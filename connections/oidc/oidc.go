@@ -1,17 +1,20 @@
 package oidc
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
@@ -38,6 +41,9 @@ type oidcConnector struct {
 	// entraTenant is the Entra tenant id when the issuer is Entra ID:
 	// users are then keyed by tid + oid, never by the mutable email.
 	entraTenant string
+	// issParam is the IdP's discovery saying that its authorization
+	// responses carry iss (RFC 9207): one without it is then refused.
+	issParam bool
 }
 
 type oidcPending struct {
@@ -110,10 +116,15 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 		mapping: cfg.AttributeMapping.Resolve(defaultPreset(cfg.Issuer))}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	// The library reads the discovery document but keeps none of RFC
+	// 9207's field: the tap reads it on the way.
+	tap := &discoveryTap{next: deps.HTTPClient.Transport}
+	hc := *deps.HTTPClient
+	hc.Transport = tap
 	relyingParty := func(issuer string) (rp.RelyingParty, error) {
 		return rp.NewRelyingPartyOIDC(dctx, issuer, cfg.ClientID, secret,
 			deps.URL(conn, "callback"), scopes(cfg.Scopes),
-			rp.WithHTTPClient(deps.HTTPClient),
+			rp.WithHTTPClient(&hc),
 			rp.WithVerifierOpts(
 				rp.WithNonce(func(ctx context.Context) string { n, _ := ctx.Value(nonceKey{}).(string); return n }),
 				rp.WithIssuedAtOffset(issuedAtSkew),
@@ -139,7 +150,58 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 	if err != nil {
 		return nil, connections.Unreachable("issuer", "read the OIDC discovery document at", discoveryURL(cfg.Issuer), discoveryCause(err))
 	}
+	c.issParam = tap.issParam.Load()
 	return c, nil
+}
+
+// discoveryTap passes requests through to next and notes, from the last
+// discovery document it sees, whether the IdP advertises
+// authorization_response_iss_parameter_supported (RFC 9207 §3).
+type discoveryTap struct {
+	next     http.RoundTripper
+	issParam atomic.Bool
+}
+
+func (t *discoveryTap) RoundTrip(r *http.Request) (*http.Response, error) {
+	next := t.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	resp, err := next.RoundTrip(r)
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasSuffix(r.URL.Path, oidc.DiscoveryEndpoint) {
+		return resp, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	var doc struct {
+		IssParam bool `json:"authorization_response_iss_parameter_supported"`
+	}
+	_ = json.Unmarshal(b, &doc) // the library reports a document it cannot read
+	t.issParam.Store(doc.IssParam)
+	return resp, nil
+}
+
+// checkIss holds the authorization response in q to RFC 9207: an iss
+// that is not the connection's issuer is a response of another IdP,
+// passed off as this one's (a mix-up attack, RFC 9700 §4.4), and an
+// IdP that advertises iss and sends none is not to be believed either.
+// An IdP that neither advertises nor sends it is taken as before.
+func (c *oidcConnector) checkIss(q url.Values) error {
+	want := c.rp.Issuer()
+	iss, sent := q["iss"]
+	switch {
+	case sent && (len(iss) != 1 || iss[0] != want):
+		return fmt.Errorf("%w: the authorization response names the issuer %q, not the connection's %q: it may come from another IdP passed off as this one (mix-up, RFC 9207); if the IdP's issuer has changed, update the connection's issuer",
+			connections.ErrIssuerMismatch, truncate(strings.Join(iss, ", "), 300), want)
+	case !sent && c.issParam:
+		return fmt.Errorf("%w: the IdP's discovery document says its authorization responses carry iss (authorization_response_iss_parameter_supported, RFC 9207), and this one has none",
+			connections.ErrIssuerMismatch)
+	}
+	return nil
 }
 
 // documentIssuer is the issuer the discovery document of issuer names,
@@ -211,6 +273,11 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 		return connections.Result{}, fmt.Errorf("%w: state belongs to another connection", connections.ErrRequestMismatch)
 	}
 	res := connections.Result{RequestID: rec.BrokerRequestID}
+	// RFC 9207 §2.4: errors too are checked, before anything else of
+	// the response is believed.
+	if err := c.checkIss(q); err != nil {
+		return res, err
+	}
 	if e := q.Get("error"); e != "" {
 		return res, fmt.Errorf("%w: %s: %s", connections.ErrIdPError, e, truncate(q.Get("error_description"), 300))
 	}
