@@ -254,6 +254,12 @@ func lex(s string) ([]token, error) {
 			if err := json.Unmarshal([]byte(s[i:j+1]), &v); err != nil {
 				return nil, filterErr("bad string literal at offset %d", i)
 			}
+			// "\u0000" decodes to a NUL, which no stored value holds
+			// (bodies with one are refused) and which PostgreSQL refuses
+			// as a query argument: it would fail the list, not match.
+			if strings.IndexByte(v, 0) >= 0 {
+				return nil, filterErr("the string at offset %d contains U+0000", i)
+			}
 			out = append(out, token{kind: tokString, text: v, pos: i})
 			i = j + 1
 		case isWordByte(c):
