@@ -28,6 +28,7 @@ type Memory struct {
 	seen          map[string]time.Time // Remember: key → expiry
 	values        map[string]onceValue // Put/Take
 	buckets       map[string]time.Time // Allow: key → theoretical arrival time
+	counts        map[string]count     // Incr
 	nextOnceSweep time.Time
 
 	subMu sync.Mutex
@@ -61,6 +62,7 @@ func NewMemory() *Memory {
 		seen:          make(map[string]time.Time),
 		values:        make(map[string]onceValue),
 		buckets:       make(map[string]time.Time),
+		counts:        make(map[string]count),
 		nextOnceSweep: now.Add(sweepInterval),
 		subs:          make(map[*subscriber]struct{}),
 		families:      make(map[string]Family),
@@ -371,6 +373,11 @@ func (m *Memory) sweepOnceLocked(now time.Time) {
 	for k, tat := range m.buckets {
 		if !now.Before(tat) {
 			delete(m.buckets, k)
+		}
+	}
+	for k, c := range m.counts {
+		if !now.Before(c.expires) {
+			delete(m.counts, k)
 		}
 	}
 }

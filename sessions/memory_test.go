@@ -10,6 +10,6 @@ import (
 func TestMemoryConformance(t *testing.T) {
 	sessionstest.RunConformance(t, func(t *testing.T) sessionstest.Impl {
 		m := sessions.NewMemory()
-		return sessionstest.Impl{Store: m, Once: m, Limiter: m}
+		return sessionstest.Impl{Store: m, Once: m, Limiter: m, Counter: m}
 	})
 }

@@ -37,6 +37,7 @@ type RedisOptions struct {
 //	once:{key}               Remember marker
 //	take:{key}               Put/Take value
 //	rl:{key}                 rate-limit bucket (GCRA theoretical arrival time)
+//	n:{key}                  Incr count
 //	revocations              pub/sub channel of JSON Revocations
 //
 // An index set expires with its longest-lived member; members that expired

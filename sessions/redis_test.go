@@ -16,7 +16,7 @@ import (
 func TestRedisConformance(t *testing.T) {
 	sessionstest.RunConformance(t, func(t *testing.T) sessionstest.Impl {
 		r := sessionstest.NewRedis(t)
-		return sessionstest.Impl{Store: r, Once: r, Limiter: r}
+		return sessionstest.Impl{Store: r, Once: r, Limiter: r, Counter: r}
 	})
 }
 

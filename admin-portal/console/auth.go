@@ -2,17 +2,22 @@ package console
 
 import (
 	"cmp"
+	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/internal/secrets"
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -187,16 +192,21 @@ func (c *Console) signin(ec echo.Context) error {
 	if email == "" || password == "" || code == "" || len(email) > 320 || len(password) > 1024 || len(code) > 64 {
 		return fail(http.StatusBadRequest, "Enter your email, password and a code.")
 	}
+	now := c.cfg.Now()
+	// locked answers a locked-out sign-in, known email or not, with when
+	// to try again.
+	locked := func(until time.Time) error {
+		ec.Response().Header().Set("Retry-After", strconv.Itoa(retrySeconds(until.Sub(now))))
+		return fail(http.StatusTooManyRequests, msgLocked)
+	}
 
 	op, err := c.cfg.Store.OperatorByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && op.Status != store.OperatorActive) {
-		_, _ = checkPassword(dummyHash, password) // as slow as a real check
-		return fail(http.StatusUnauthorized, msgBadCredentials)
+		return c.signinUnknown(ctx, email, password, now, locked, fail)
 	}
 	if err != nil {
 		return err
 	}
-	now := c.cfg.Now()
 	who := actor(ec, op.ID)
 	if op.LockedUntil != nil && now.Before(*op.LockedUntil) {
 		if err := c.auditOperator(ctx, who, "operator.signin_refused", operatorResource(op), map[string]any{
@@ -204,7 +214,7 @@ func (c *Console) signin(ec echo.Context) error {
 		}); err != nil {
 			return err
 		}
-		return fail(http.StatusTooManyRequests, msgLocked)
+		return locked(*op.LockedUntil)
 	}
 
 	reason := ""
@@ -263,7 +273,7 @@ func (c *Console) signin(ec echo.Context) error {
 				return err
 			}
 			c.log.WarnContext(ctx, "console: operator locked out", "operator_id", op.ID, "failures", failures, "until", until)
-			return fail(http.StatusTooManyRequests, msgLocked)
+			return locked(*until)
 		}
 		return fail(http.StatusUnauthorized, msgBadCredentials)
 	}
@@ -284,6 +294,53 @@ func (c *Console) signin(ec echo.Context) error {
 		next = noticeURL(Path+"/tenants", "recovery_code", "")
 	}
 	return ec.Redirect(http.StatusSeeOther, next)
+}
+
+// unknownFailuresFor is how long the failures of an email that is no
+// operator's are remembered after the last one. An operator's count lasts
+// until they sign in; this one must outlast anyone's patience to tell the
+// two apart by waiting for it to end.
+const unknownFailuresFor = 30 * 24 * time.Hour
+
+// signinUnknown answers a sign-in with an email that is no active
+// operator's exactly as a known operator's wrong credentials are
+// answered: a password check as slow as a real one, and failures that
+// count toward the same lockout, shared by every node (Config.Attempts).
+// Otherwise the lockout's 429, which only an operator's email could
+// earn, would tell anyone which emails are operators'.
+func (c *Console) signinUnknown(ctx context.Context, email, password string, now time.Time, locked func(time.Time) error, fail func(int, string) error) error {
+	sum := sha256.Sum256([]byte(strings.ToLower(email)))
+	key := "console-signin:" + hex.EncodeToString(sum[:])
+	if b, err := c.cfg.Attempts.Peek(ctx, key+":lock"); err == nil {
+		if ns, err := strconv.ParseInt(string(b), 10, 64); err == nil && now.Before(time.Unix(0, ns)) {
+			return locked(time.Unix(0, ns))
+		}
+	} else if !errors.Is(err, sessions.ErrNotFound) {
+		// Still an unknown email: the same refusal, without the count.
+		c.log.WarnContext(ctx, "console: read the failed sign-ins of an unknown email", "err", err)
+	}
+	_, _ = checkPassword(dummyHash, password) // as slow as a real check
+	n, err := c.cfg.Attempts.Incr(ctx, key+":n", unknownFailuresFor)
+	if err != nil {
+		c.log.WarnContext(ctx, "console: count a failed sign-in of an unknown email", "err", err)
+		return fail(http.StatusUnauthorized, msgBadCredentials)
+	}
+	d := lockFor(int(min(n, 1<<20)))
+	if d <= 0 {
+		return fail(http.StatusUnauthorized, msgBadCredentials)
+	}
+	until := now.Add(d)
+	if err := c.cfg.Attempts.Put(ctx, key+":lock", []byte(strconv.FormatInt(until.UnixNano(), 10)), d); err != nil {
+		c.log.WarnContext(ctx, "console: lock out an unknown email", "err", err)
+	}
+	c.log.WarnContext(ctx, "console: sign-in locked for an email that is no operator's", "email", email, "failures", n, "until", until)
+	return locked(until)
+}
+
+// retrySeconds is a Retry-After value: whole seconds, rounded up, at
+// least one.
+func retrySeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
 }
 
 // safeNext keeps a post-sign-in destination only when it is a console

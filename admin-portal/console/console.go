@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/slo"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/web"
@@ -101,10 +102,26 @@ type Config struct {
 	// MaxSession ends any session this long after sign-in (default 12 h).
 	IdleTimeout time.Duration
 	MaxSession  time.Duration
+	// Attempts counts the failed sign-ins of emails that are no active
+	// operator's, so that they lock out exactly as an operator's do and
+	// the lockout tells no one which emails are operators'. It must be
+	// shared by every node (the Redis session store where there is one);
+	// nil keeps the count in this process, which is right for the
+	// embedded single-node deployment.
+	Attempts Attempts
 	// Now is the clock (tests step it through TOTP periods); nil is
 	// time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+}
+
+// Attempts is what the console needs of package sessions to count failed
+// sign-ins of unknown emails across nodes; *sessions.Redis and
+// *sessions.Memory implement it.
+type Attempts interface {
+	sessions.Counter
+	Put(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Peek(ctx context.Context, key string) ([]byte, error)
 }
 
 // Certificate is an IdP signing certificate as the health column shows it.
@@ -136,6 +153,9 @@ func New(cfg Config) *Console {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Attempts == nil {
+		cfg.Attempts = sessions.NewMemory()
 	}
 	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
 	c := &Console{

@@ -71,7 +71,15 @@ func startOn(t *testing.T, issuer string, tls bool) *harness {
 // startWith is startOn on the store db.
 func startWith(t *testing.T, issuer string, tls bool, db *store.DB) *harness {
 	t.Helper()
-	h := &harness{db: db, sessions: sessions.NewMemory(), clock: &clock{}}
+	return startNode(t, issuer, tls, db, nil, &clock{})
+}
+
+// startNode is startWith counting failed sign-ins in attempts (nil: the
+// console's in-process default) on the clock clk: several of them on one
+// database, attempts and clock are the nodes of one deployment.
+func startNode(t *testing.T, issuer string, tls bool, db *store.DB, attempts console.Attempts, clk *clock) *harness {
+	t.Helper()
+	h := &harness{db: db, sessions: sessions.NewMemory(), clock: clk}
 	var handler http.Handler
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	if tls {
@@ -87,10 +95,11 @@ func startWith(t *testing.T, issuer string, tls bool, db *store.DB) *harness {
 	}
 	api := adminportal.NewAPI(adminportal.APIConfig{Store: h.db, Sessions: h.sessions})
 	c := console.New(console.Config{
-		Issuer:  issuer,
-		Store:   h.db,
-		Tenants: api,
-		Now:     h.clock.Now,
+		Issuer:   issuer,
+		Store:    h.db,
+		Tenants:  api,
+		Now:      h.clock.Now,
+		Attempts: attempts,
 		SLO: func(ctx context.Context, t store.Tenant) (slo.Result, error) {
 			return slo.Report(ctx, h.db, t, time.Now())
 		},

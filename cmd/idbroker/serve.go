@@ -235,6 +235,7 @@ type sessionStore interface {
 	sessions.Store
 	sessions.OnceCache
 	sessions.Limiter
+	sessions.Counter
 	Ping(ctx context.Context) error
 }
 

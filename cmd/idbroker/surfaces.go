@@ -265,7 +265,10 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		PortalLink: func(ctx context.Context, a store.Actor, intent string) (string, time.Time, error) {
 			return api.CreatePortalLink(ctx, a, intent, "")
 		},
-		Logger: log.With("surface", "console"),
+		// Failed sign-ins of unknown emails lock out as an operator's
+		// do, counted where every node sees them.
+		Attempts: cache,
+		Logger:   log.With("surface", "console"),
 	})
 	webhooks, err := events.New(events.Config{
 		Store:          st,

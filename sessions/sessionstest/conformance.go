@@ -23,6 +23,8 @@ type Impl struct {
 	Store   sessions.Store
 	Once    sessions.OnceCache
 	Limiter sessions.Limiter
+	// Counter, when set, runs the Counter tests.
+	Counter sessions.Counter
 }
 
 // RunConformance runs the suite. newImpl must return a backend that shares
@@ -57,6 +59,8 @@ func RunConformance(t *testing.T, newImpl func(t *testing.T) Impl) {
 		{"Limiter", testLimiter},
 		{"LimiterRefill", testLimiterRefill},
 		{"LimiterRace", testLimiterRace},
+		{"Counter", testCounter},
+		{"CounterRace", testCounterRace},
 		{"EraseTenant", testEraseTenant},
 	}
 	for _, tt := range tests {
@@ -639,6 +643,67 @@ func testLimiterRace(t *testing.T, impl Impl) {
 	})
 	if n := allowed.Load(); n != 10 {
 		t.Errorf("%d of 20 concurrent requests allowed under a limit of 10", n)
+	}
+}
+
+func testCounter(t *testing.T, impl Impl) {
+	if impl.Counter == nil {
+		t.Skip("no Counter")
+	}
+	ctx := t.Context()
+	for want := int64(1); want <= 3; want++ {
+		if n, err := impl.Counter.Incr(ctx, "fail:a", time.Minute); err != nil || n != want {
+			t.Fatalf("Incr #%d = %d, %v", want, n, err)
+		}
+	}
+	// Another key has its own count.
+	if n, err := impl.Counter.Incr(ctx, "fail:b", time.Minute); err != nil || n != 1 {
+		t.Errorf("Incr(other key) = %d, %v; want 1", n, err)
+	}
+	// A count lives ttl after its last Incr, then starts again.
+	if n, err := impl.Counter.Incr(ctx, "fail:short", 150*time.Millisecond); err != nil || n != 1 {
+		t.Fatalf("Incr = %d, %v", n, err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n, err := impl.Counter.Incr(ctx, "fail:short", 150*time.Millisecond); err != nil || n != 2 {
+		t.Fatalf("Incr within ttl = %d, %v; want 2", n, err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n, err := impl.Counter.Incr(ctx, "fail:short", 150*time.Millisecond); err != nil || n != 3 {
+		t.Fatalf("Incr within the extended ttl = %d, %v; want 3", n, err)
+	}
+	time.Sleep(250 * time.Millisecond)
+	if n, err := impl.Counter.Incr(ctx, "fail:short", 150*time.Millisecond); err != nil || n != 1 {
+		t.Errorf("Incr after ttl = %d, %v; want 1", n, err)
+	}
+	for name, err := range map[string]error{
+		"empty key": func() error { _, err := impl.Counter.Incr(ctx, "", time.Minute); return err }(),
+		"zero ttl":  func() error { _, err := impl.Counter.Incr(ctx, "k", 0); return err }(),
+	} {
+		if !errors.Is(err, sessions.ErrInvalid) {
+			t.Errorf("%s = %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+func testCounterRace(t *testing.T, impl Impl) {
+	if impl.Counter == nil {
+		t.Skip("no Counter")
+	}
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	race(t, 20, func() error {
+		n, err := impl.Counter.Incr(t.Context(), "burst", time.Minute)
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[n] {
+			return fmt.Errorf("count %d returned twice", n)
+		}
+		seen[n] = true
+		return err
+	})
+	if len(seen) != 20 {
+		t.Errorf("20 concurrent Incrs returned %d distinct counts", len(seen))
 	}
 }
 
