@@ -2,6 +2,8 @@ package connections
 
 import (
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/idbroker/idbroker/store"
 )
@@ -194,12 +196,23 @@ func isAccountName(s string) bool {
 }
 
 // normaliseEmail lower-cases an email and checks its shape; it returns ""
-// for something that is not an address.
+// for something that is not an address. One @ only: the domain checked
+// against the tenant's is the part after the last one, and an
+// application that splits at the first ("bob@other.example@acme.com")
+// would read another tenant's domain in an address acme's IdP may
+// assert. Nor RFC 5322's specials or control characters, which only a
+// quoted local part may hold (and quotes are refused): each is a way
+// for one string to parse as two addresses.
 func normaliseEmail(s string) string {
 	s = strings.ToLower(strings.TrimSpace(s))
 	at := strings.LastIndexByte(s, '@')
-	if at <= 0 || at == len(s)-1 || strings.ContainsAny(s, " \t\r\n<>\"") {
+	if at <= 0 || at == len(s)-1 || strings.IndexByte(s, '@') != at || strings.ContainsAny(s, " \t\r\n<>\"(),:;[]\\") {
 		return ""
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return ""
+		}
 	}
 	return s
 }

@@ -162,6 +162,14 @@ func TestSAMLSecurityTable(t *testing.T) {
 		{name: "unsolicited on a connection without IdP-initiated", want: connections.ErrIdPInitiated, opts: respOpts{signAssertion: true}},
 		{name: "SHA-1 signature", reqID: "id-req", want: connections.ErrSignature, opts: respOpts{signAssertion: true, sigMethod: dsig.RSASHA1SignatureMethod}},
 		{name: "transient NameID", reqID: "id-req", want: connections.ErrProfile, opts: respOpts{signAssertion: true, nameIDFormat: string(saml.TransientNameIDFormat)}},
+		// One string, two addresses: an application splitting at the
+		// first @ would read another tenant's domain.
+		{name: "email with two @", reqID: "id-req", want: connections.ErrProfile, contains: "no usable email",
+			opts: respOpts{signAssertion: true, email: "ceo@other.example@example.com"}},
+		{name: "email with a control character", reqID: "id-req", want: connections.ErrProfile, contains: "no usable email",
+			opts: respOpts{signAssertion: true, email: "ceo@other.example\x00@example.com"}},
+		{name: "email with a comma", reqID: "id-req", want: connections.ErrProfile, contains: "no usable email",
+			opts: respOpts{signAssertion: true, email: "ceo@other.example,alice@example.com"}},
 		{name: "email outside the tenant's verified domains", reqID: "id-req", want: connections.ErrDomainNotAllowed, contains: "evil.net",
 			opts: respOpts{signAssertion: true, email: "alice@evil.net"}},
 	}
