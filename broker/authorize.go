@@ -65,7 +65,8 @@ func (p *Provider) checkAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 // scheme) where the RFC's word is unsupported_response_type; a missing
 // response_type and an undecodable max_age with a JSON 400; and it ignores
 // request_uri, which OpenID Connect Core §6.2 asks an OP that does not
-// fetch request objects to refuse.
+// fetch request objects to refuse; and it answers a response_mode the
+// broker does not serve in that mode.
 func malformedAuthorize(f url.Values) *oidc.Error {
 	// RFC 6749 §3.1: no parameter more than once. op would read the last
 	// value where the broker reads the first.
@@ -87,6 +88,13 @@ func malformedAuthorize(f url.Values) *oidc.Error {
 	}
 	if f.Get("request_uri") != "" {
 		return &oidc.Error{ErrorType: "request_uri_not_supported", Description: "request_uri is not supported"}
+	}
+	// op would send this one the way the request asked, in the fragment
+	// and so without the iss RFC 9207 puts on every answer.
+	switch oidc.ResponseMode(f.Get("response_mode")) {
+	case "", oidc.ResponseModeQuery, oidc.ResponseModeFormPost:
+	default:
+		return oidc.ErrInvalidRequest().WithDescription("response_mode must be query or form_post")
 	}
 	return nil
 }

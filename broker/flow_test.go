@@ -432,6 +432,11 @@ func TestBadClientAndRedirect(t *testing.T) {
 		{"prompt twice", url.Values{"prompt": {"login", "none"}}, "invalid_request", []string{"form_post", "query"}},
 		{"response_type twice", url.Values{"response_type": {"code", "token"}}, "invalid_request", []string{"query"}},
 		{"connection twice", url.Values{"connection": {"conn_a", "conn_b"}}, "invalid_request", []string{"query"}},
+		// A mode the broker does not serve: op sent this one in the
+		// fragment, without iss, which a client that holds RFC 9207 to
+		// discovery's word must refuse.
+		{"response_mode=fragment", url.Values{"response_mode": {"fragment"}}, "invalid_request", []string{"query"}},
+		{"response_mode=query.jwt", url.Values{"response_mode": {"query.jwt"}}, "invalid_request", []string{"query"}},
 	} {
 		for i, mode := range tc.modes {
 			a := a
