@@ -51,11 +51,7 @@ func TestSSOCookieAttributes(t *testing.T) {
 			rec := &setCookies{next: n.srv.Client().Transport}
 			b.Transport = rec
 			code(t, a.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}}))
-			resp, err := b.Get(n.URL + broker.PathEndSession)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			confirmLogout(t, n, b)
 
 			seen := map[string]bool{}
 			for _, ck := range rec.got {

@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"net/http"
 	"net/url"
@@ -78,9 +81,10 @@ func (p *Provider) endSessionDurably(ctx context.Context, tenantID, sid, why str
 }
 
 // endSession is RP-initiated logout: it ends the broker session named by
-// id_token_hint (or the browser's SSO cookie), clears the cookie and
-// returns to post_logout_redirect_uri when that is registered, exactly, for
-// the application.
+// id_token_hint (or, once the user confirms on the page it shows them, the
+// browser's SSO cookie), clears the cookie and returns to
+// post_logout_redirect_uri when that is registered, exactly, for the
+// application.
 func (p *Provider) endSession(c echo.Context) error {
 	ctx := c.Request().Context()
 	hint := c.FormValue("id_token_hint")
@@ -117,6 +121,13 @@ func (p *Provider) endSession(c echo.Context) error {
 	}
 	switch cs, err := p.cookieSession(c); {
 	case err == nil:
+		if sid == "" && !p.logoutConfirmed(c) {
+			// No id_token_hint names the session: the request may come
+			// from any page that links here (a cross-site GET carries
+			// the Lax cookie), and RP-Initiated Logout 1.0 §2 says the
+			// OP must then ask the user before ending it.
+			return p.confirmLogout(c, cs, clientID, redirect)
+		}
 		if sid == "" || sid == cs.ID {
 			sid, tenantID = cs.ID, cs.TenantID
 		}
@@ -136,6 +147,74 @@ func (p *Provider) endSession(c echo.Context) error {
 	}
 	p.setCookie(c, "", time.Time{})
 	return c.Redirect(http.StatusFound, target)
+}
+
+// logoutConfirmField carries, on the confirmation page's form, proof that
+// the form is the one the broker showed this browser.
+const logoutConfirmField = "confirm"
+
+// logoutConfirmation is the confirmation page's proof for the SSO cookie
+// of c: a hash of the cookie's value, which a page of another site can
+// neither read nor compute, so only the user's own click on the page the
+// broker showed ends the session.
+func logoutConfirmation(c echo.Context) string {
+	ck, err := c.Cookie(SessionCookie)
+	if err != nil {
+		return ""
+	}
+	return hex.EncodeToString(secrets.HashToken("logout-confirm:" + ck.Value))
+}
+
+// logoutConfirmed reports whether c is the POST of the confirmation page.
+func (p *Provider) logoutConfirmed(c echo.Context) bool {
+	if c.Request().Method != http.MethodPost {
+		return false
+	}
+	got, err := hex.DecodeString(c.Request().PostFormValue(logoutConfirmField))
+	want, err2 := hex.DecodeString(logoutConfirmation(c))
+	return err == nil && err2 == nil && len(want) > 0 && secrets.Equal(got, want)
+}
+
+var logoutConfirmPage = template.Must(template.New("logout_confirm").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign out</title><link rel="stylesheet" href="/static/style.css"></head>
+<body><main>
+<h1>Sign out?</h1>
+<p>{{if .Email}}You are signed in as <strong>{{.Email}}</strong>. {{end}}Signing out ends your single sign-on session: every application you signed in to with it signs you out too.</p>
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="{{.Field}}" value="{{.Confirm}}">
+{{range .Fields}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
+{{end}}<button type="submit">Sign out</button>
+</form>
+</main></body></html>
+`))
+
+// confirmLogout asks the user of session s whether to sign out, with a
+// form that repeats the request's client_id, post_logout_redirect_uri and
+// state (already checked) to the end-session endpoint.
+func (p *Provider) confirmLogout(c echo.Context, s session, clientID, redirect string) error {
+	var fields []formField
+	for _, f := range []formField{{"client_id", clientID}, {"post_logout_redirect_uri", redirect}, {"state", c.FormValue("state")}} {
+		if f.Value != "" {
+			fields = append(fields, f)
+		}
+	}
+	var buf bytes.Buffer
+	if err := logoutConfirmPage.Execute(&buf, map[string]any{
+		"Action": PathEndSession, "Field": logoutConfirmField, "Confirm": logoutConfirmation(c),
+		"Email": s.Claims.Email, "Fields": fields,
+	}); err != nil {
+		return p.internal(c, fmt.Errorf("broker: render sign-out confirmation: %w", err))
+	}
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	// form-action stays open: the POST's answer redirects to the
+	// application's registered post_logout_redirect_uri, wherever it is.
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	return c.HTMLBlob(http.StatusOK, buf.Bytes())
 }
 
 // Back-channel logout.

@@ -76,11 +76,7 @@ func TestLogoutWhileSessionStoreDown(t *testing.T) {
 	}
 
 	base.down.Store(false)
-	resp, err = b.Get(n.URL + broker.PathEndSession)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	confirmLogout(t, n, b)
 	if live, err := mem.ListUser(context.Background(), tn.ID, c.Sub); err != nil || len(live) != 0 {
 		t.Fatalf("after the sign-out, once the store answers: %d live sessions (%v); want none", len(live), err)
 	}
