@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net/http"
@@ -173,8 +174,22 @@ func TestConnectionsAPI(t *testing.T) {
 			if len(e.events(acme.ID, "connection.deactivated")) != 1 {
 				t.Fatal("no connection.deactivated event")
 			}
+			// Deleting an active connection deactivates it too, and the
+			// event says what it is now (not the "active" it had).
+			e.must(http.StatusOK, "PATCH", "/connections/"+draft.ID, map[string]any{"status": "active"})
 			e.must(http.StatusNoContent, "DELETE", "/connections/"+draft.ID, nil)
 			e.must(http.StatusNotFound, "GET", "/connections/"+draft.ID, nil)
+			evs := e.events(acme.ID, "connection.deactivated")
+			if len(evs) != 2 {
+				t.Fatalf("connection.deactivated events after delete = %d, want 2", len(evs))
+			}
+			var gone map[string]any
+			if err := json.Unmarshal(evs[len(evs)-1].Data, &gone); err != nil {
+				t.Fatal(err)
+			}
+			if gone["status"] != "inactive" || gone["deleted"] != true {
+				t.Fatalf("delete event data = %v, want status inactive and deleted true", gone)
+			}
 			if len(e.audits(acme.ID, "connection.created")) != 2 {
 				t.Fatal("connection.created not audited")
 			}

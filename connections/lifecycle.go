@@ -215,7 +215,12 @@ func (r *Registry) DeleteConnection(ctx context.Context, id string, ifVersion in
 			return err
 		}
 		if conn.Status == store.ConnectionActive {
-			if err := r.event(ctx, EventDeactivated, conn, map[string]any{"deleted": true}); err != nil {
+			// The event says what the connection is now: it routes no one.
+			// Its pre-delete status ("active") would tell a consumer that
+			// mirrors connection state to show it as still in service.
+			gone := conn
+			gone.Status = store.ConnectionInactive
+			if err := r.event(ctx, EventDeactivated, gone, map[string]any{"deleted": true}); err != nil {
 				return err
 			}
 		}
