@@ -63,6 +63,19 @@ func NewID(prefix string) string {
 	}
 	copy(b[6:], monotonic.last[:])
 	monotonic.Unlock()
+	return encodeID(prefix, b)
+}
+
+// idAt returns the smallest id with prefix minted at t: every id minted
+// before t sorts below it, so "id < idAt(t)" is a range on an id index.
+func idAt(prefix string, t time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
+	return encodeID(prefix, b)
+}
+
+// encodeID writes prefix + "_" + b as 26 Crockford base32 digits.
+func encodeID(prefix string, b [16]byte) string {
 	var sb strings.Builder
 	sb.Grow(len(prefix) + 27)
 	sb.WriteString(prefix)

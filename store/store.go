@@ -184,6 +184,10 @@ type Store interface {
 	RecordDelivery(ctx context.Context, id string, r DeliveryResult) error
 	ReleaseDeliveries(ctx context.Context, now time.Time, ids ...string) error
 	ListDeliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, string, error)
+	// Retention: events past it go with their deliveries, then the rows
+	// of deleted webhooks nothing names; see retention.go.
+	PurgeEvents(ctx context.Context, before time.Time, limit int) (int, error)
+	PurgeDeletedWebhooks(ctx context.Context, before time.Time, limit int) (int, error)
 
 	// The self-serve portal's links, sessions, test logins and domain
 	// checks; see portal.go.

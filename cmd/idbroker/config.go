@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/idbroker/idbroker/admin-portal/domainverify"
+	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/metrics"
 	"github.com/idbroker/idbroker/internal/secrets"
@@ -35,11 +37,16 @@ const (
 	envPortalProductName    = "IDBROKER_PORTAL_PRODUCT_NAME"
 	envPortalLogoURL        = "IDBROKER_PORTAL_LOGO_URL"
 	envMetricsTenantLabels  = "IDBROKER_METRICS_TENANT_LABELS"
+	envEventRetentionDays   = "IDBROKER_EVENT_RETENTION_DAYS"
 )
 
 // maxMetricsTenantLabels bounds IDBROKER_METRICS_TENANT_LABELS: each
 // labelled tenant costs a few dozen series.
 const maxMetricsTenantLabels = 1000
+
+// maxEventRetentionDays bounds IDBROKER_EVENT_RETENTION_DAYS: ten years,
+// where a duration still fits comfortably (0 means for ever).
+const maxEventRetentionDays = 3650
 
 // Defaults of the embedded deployment: everything in ./.idbroker.
 const (
@@ -117,6 +124,10 @@ type Config struct {
 	// MetricsTenantLabels is how many tenants, the busiest, the
 	// per-tenant metrics label by id; the others are "other".
 	MetricsTenantLabels int
+
+	// EventRetention is how long events (and the deliveries of each) are
+	// kept; negative keeps them for ever.
+	EventRetention time.Duration
 }
 
 // LogValue describes the configuration for the start-up log line. Secrets
@@ -269,6 +280,19 @@ func loadConfig(src configSource) (Config, error) {
 			bad(name, "%q is not a number of tenants from 0 to %d", v, maxMetricsTenantLabels)
 		} else {
 			c.MetricsTenantLabels = n
+		}
+	}
+
+	c.EventRetention = events.DefaultRetention
+	if v, name := src.get(envEventRetentionDays); v != "" {
+		minDays := int(events.MinRetention / (24 * time.Hour))
+		switch n, err := strconv.Atoi(strings.TrimSpace(v)); {
+		case err == nil && n == 0:
+			c.EventRetention = -1 // keep for ever
+		case err != nil || n < minDays || n > maxEventRetentionDays:
+			bad(name, "%q is not a number of days from %d to %d, or 0 to keep events for ever", v, minDays, maxEventRetentionDays)
+		default:
+			c.EventRetention = time.Duration(n) * 24 * time.Hour
 		}
 	}
 

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/events"
 )
 
 // Test values. The secrets are distinctive so that a test can prove they
@@ -115,6 +118,18 @@ func TestLoadConfig(t *testing.T) {
 			wantErr: []string{`IDBROKER_METRICS_TENANT_LABELS: "lots" is not a number of tenants from 0 to 1000`}},
 		{name: "metrics tenant labels too many", env: map[string]string{envMetricsTenantLabels: "5000"},
 			wantErr: []string{`IDBROKER_METRICS_TENANT_LABELS: "5000" is not a number`}},
+
+		// IDBROKER_EVENT_RETENTION_DAYS
+		{name: "event retention default",
+			check: func(t *testing.T, c Config) { eq(t, "EventRetention", c.EventRetention, events.DefaultRetention) }},
+		{name: "event retention days", env: map[string]string{envEventRetentionDays: "30"},
+			check: func(t *testing.T, c Config) { eq(t, "EventRetention", c.EventRetention, 30*24*time.Hour) }},
+		{name: "event retention for ever", env: map[string]string{envEventRetentionDays: "0"},
+			check: func(t *testing.T, c Config) { eq(t, "EventRetention", c.EventRetention, time.Duration(-1)) }},
+		{name: "event retention shorter than the retries", env: map[string]string{envEventRetentionDays: "2"},
+			wantErr: []string{`IDBROKER_EVENT_RETENTION_DAYS: "2" is not a number of days from 7 to 3650, or 0 to keep events for ever`}},
+		{name: "event retention not a number", env: map[string]string{envEventRetentionDays: "90d"},
+			wantErr: []string{`IDBROKER_EVENT_RETENTION_DAYS: "90d" is not a number of days`}},
 
 		// IDBROKER_TRUSTED_PROXIES
 		{name: "trusted proxies", env: map[string]string{envTrustedProxies: "10.0.0.0/8, 192.0.2.7 fd00::/8"},

@@ -50,6 +50,7 @@ Environment (flags override):
 	IDBROKER_RATE_LIMIT_SSO_CALLBACK SAML ACS / OIDC callback posts per client address (default 3000/1m)
 	IDBROKER_RATE_LIMIT_TOKEN        token and revocation requests per client_id (default 6000/1m)
 	IDBROKER_METRICS_TENANT_LABELS   tenants, the busiest, labelled by id in per-tenant metrics (default 10)
+	IDBROKER_EVENT_RETENTION_DAYS    days events and their deliveries are kept, 7 to 3650 or 0 for ever (default 90)
 
 Tracing (off by default; read by the OpenTelemetry SDK):
 

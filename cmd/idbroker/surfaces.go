@@ -337,6 +337,10 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		eraser.Cache = c
 	}
 	bg.Go(func() { eraser.Run(ctx, erasureInterval) })
+	// Events older than the retention go, with their deliveries, so the
+	// outbox does not grow with every sign-in for ever.
+	pruner := &events.Pruner{Store: st, Retention: cfg.EventRetention, Log: log.With("surface", "events")}
+	bg.Go(func() { pruner.Run(ctx, erasureInterval) })
 	return announce, nil
 }
 

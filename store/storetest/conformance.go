@@ -42,6 +42,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"EventsCommitWithTheChange", testEventsOutbox},
 		{"Webhooks", testWebhooks},
 		{"WebhookManagement", testWebhookManagement},
+		{"EventRetention", testEventRetention},
 		{"DirectoriesAndDeliveries", testSCIMAndWebhooks},
 		{"DeliveriesFanOut", testDeliveriesFanOut},
 		{"Users", testUsers},
