@@ -51,7 +51,7 @@ func (a *API) listEvents(c echo.Context) error {
 	if p.After != "" {
 		// An unknown cursor would otherwise read as "nothing new" forever.
 		if _, err := a.store.Event(ctx, p.After); errors.Is(err, store.ErrNotFound) {
-			return invalid("after", "after names no event")
+			return invalid("after", "after names no event: it may be past the event retention or of an erased tenant; list again without after")
 		} else if err != nil {
 			return fmt.Errorf("look up cursor event: %w", err)
 		}
