@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -131,20 +132,40 @@ func (s *Server) listParams(c echo.Context, ft filterTranslator) (store.Filter, 
 	}
 	start, count := 1, 100
 	if v := c.QueryParam("startIndex"); v != "" {
-		n, err := strconv.Atoi(v)
+		n, err := listInt(v)
 		if err != nil {
 			return nil, 0, 0, badValue("startIndex must be an integer")
 		}
 		start = max(n, 1)
 	}
 	if v := c.QueryParam("count"); v != "" {
-		n, err := strconv.Atoi(v)
+		n, err := listInt(v)
 		if err != nil {
 			return nil, 0, 0, badValue("count must be an integer")
 		}
 		count = min(max(n, 0), s.maxCount)
 	}
 	return f, start, count, nil
+}
+
+// listInt reads startIndex or count. An integer too large for an int is
+// still an integer (RFC 7644 §3.4.2.4 caps count and answers a startIndex
+// past the end with an empty page): it is taken as the largest (or
+// smallest) int, which the caller then bounds.
+func listInt(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if !errors.Is(err, strconv.ErrRange) {
+		return n, err
+	}
+	// Atoi stops at the overflow: the rest must be digits too.
+	digits := strings.TrimLeft(v, "+-")
+	if len(v)-len(digits) > 1 || strings.Trim(digits, "0123456789") != "" {
+		return 0, strconv.ErrSyntax
+	}
+	if v[0] == '-' {
+		return math.MinInt, nil
+	}
+	return math.MaxInt, nil
 }
 
 func (s *Server) listUsers(c echo.Context) error {
