@@ -211,6 +211,12 @@ func (s *Server) Mount(e *echo.Echo) {
 	g.Any("/Me", me)
 	g.Any("/Me/*", me)
 	g.Any("/Bulk", notImplemented("bulk operations are not supported (see /ServiceProviderConfig): send each change as its own request"))
+	// POST …/.search (§3.4.3) would otherwise reach /Users/:id and be
+	// refused as a method that resource does not take.
+	search := notImplemented("searching with POST to .search is not supported: send the query to GET /Users or GET /Groups")
+	g.Any("/.search", search)
+	g.Any("/Users/.search", search)
+	g.Any("/Groups/.search", search)
 }
 
 func notImplemented(detail string) echo.HandlerFunc {

@@ -205,14 +205,16 @@ func TestBadInputIsA4xx(t *testing.T) {
 	}
 }
 
-// TestUnsupportedFeaturesAre501: /Me (RFC 7644 §3.11 says so) and /Bulk,
-// which the ServiceProviderConfig says is not supported, answer 501 in the
+// TestUnsupportedFeaturesAre501: /Me (RFC 7644 §3.11 says so), /Bulk,
+// which the ServiceProviderConfig says is not supported, and searches by
+// POST to .search (§3.4.3, which it cannot advertise) answer 501 in the
 // error schema, whatever the method, rather than a 404 that reads as a
 // wrong base URL; without the directory's token they are still 401.
 func TestUnsupportedFeaturesAre501(t *testing.T) {
 	e := newEnv(t, backends[0].open(t), nil)
 	for _, tc := range []struct{ method, path string }{
 		{"GET", "/Me"}, {"PATCH", "/Me"}, {"GET", "/Me/whatever"}, {"POST", "/Bulk"}, {"GET", "/Bulk"},
+		{"POST", "/.search"}, {"POST", "/Users/.search"}, {"POST", "/Groups/.search"},
 	} {
 		var body any
 		if tc.method != "GET" {
