@@ -2,6 +2,8 @@ package scim
 
 import (
 	"bytes"
+	"encoding/json"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -223,6 +225,36 @@ func wantString(m map[string]any, key, name string) error {
 // every event about the user and every operator API answer.
 const maxString = 4096
 
+// maxNumberLen bounds the text of a number: a double needs 24 characters,
+// an integer it holds 309 digits.
+const maxNumberLen = 400
+
+// numberInRange reports whether n is a number every backend keeps: within
+// what an IEEE double holds (RFC 8259 §6's advice for numbers meant to be
+// interoperable), written in at most maxNumberLen characters with an
+// exponent within ±1000. Beyond those PostgreSQL's jsonb refuses some
+// (1e1000000, 1e-1000000 and 0e-9999 overflow its numeric), which would
+// fail the write with a 500. Digits are kept as sent:
+// 12345678901234567890 is in range.
+func numberInRange(n json.Number) bool {
+	s := strings.ToLower(string(n))
+	if len(s) > maxNumberLen {
+		return false
+	}
+	mantissa, exp, hasExp := strings.Cut(s, "e")
+	if hasExp {
+		if e, err := strconv.Atoi(exp); err != nil || e < -1000 || e > 1000 {
+			return false
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return false
+	}
+	// A zero is zero; a non-zero number too small for a double is not.
+	return f != 0 || strings.Trim(mantissa, "-+0.") == ""
+}
+
 // checkStrings refuses, naming the attribute, a string longer than
 // maxString anywhere in v, the value of the attribute name ("" for a
 // whole resource or a PATCH value without path). Certificates
@@ -242,6 +274,10 @@ func checkStringsIn(v any, name string, extension bool) error {
 	case string:
 		if len(v) > maxString {
 			return badValue("%s is longer than %d bytes", orBody(name), maxString)
+		}
+	case json.Number:
+		if !numberInRange(v) {
+			return badValue("%s is a number out of range", orBody(name))
 		}
 	case map[string]any:
 		for k, x := range v {

@@ -59,6 +59,14 @@ func TestInputRefusedOnBothBackends(t *testing.T) {
 			{"schemas a string", "POST", "/Users", `{"schemas":"` + scim.SchemaUser + `","userName":"a@acme.com"}`, "invalidSyntax"},
 			{"no schemas on PUT", "PUT", "/Users/" + id, `{"userName":"keep@acme.com"}`, "invalidValue"},
 			{"User schema on a group", "PUT", "/Groups/" + gid, `{"schemas":["` + scim.SchemaUser + `"],"displayName":"Eng"}`, "invalidValue"},
+			// Beyond a double, and beyond PostgreSQL's numeric, which
+			// failed the write with a 500 there.
+			{"number too large", "POST", "/Users", user(`,"x":1e1000000`), "invalidValue"},
+			{"number too small", "POST", "/Users", user(`,"` + scim.SchemaEnterpriseUser + `":{"x":[-1e-1000000]}`), "invalidValue"},
+			{"number too large by PATCH", "PATCH", "/Users/" + id, `{"schemas":["` + scim.SchemaPatchOp + `"],"Operations":[{"op":"add","value":{"x":1e400}}]}`, "invalidValue"},
+			{"number too large on a group", "PUT", "/Groups/" + gid, `{"schemas":["` + scim.SchemaGroup + `"],"displayName":"Eng","x":-1E+99999}`, "invalidValue"},
+			{"zero with a huge exponent", "POST", "/Users", user(`,"x":0e-99999`), "invalidValue"},
+			{"number of 401 characters", "POST", "/Users", user(`,"x":0.` + strings.Repeat("0", 399)), "invalidValue"},
 		} {
 			r := e.do(tc.method, tc.path, tc.body)
 			if r.status != http.StatusBadRequest || r.str("scimType") != tc.scimType {
@@ -75,11 +83,13 @@ func TestInputRefusedOnBothBackends(t *testing.T) {
 		}
 
 		// What is valid still is: a surrogate pair (an emoji), an escaped
-		// backslash before "u0000", a custom extension the body carries,
+		// backslash before "u0000", numbers a double holds (zero however
+		// written, and more digits than it keeps), a custom extension the body carries,
 		// and Entra's string booleans.
 		for _, body := range []string{
 			user(`,"displayName":"Al \ud83d\ude00 ice"`),
 			user(`,"displayName":"C:\\u0000"`),
+			user(`,"x":[0, -0.0, 0e-999, 12345678901234567890123, 1.5e300, 4.9e-324, 1` + strings.Repeat("0", 300) + `]`),
 		} {
 			r := e.do("POST", "/Users", strings.Replace(body, "a@acme.com", fmt.Sprintf("ok%d@acme.com", len(body)), 1)).want(t, http.StatusCreated)
 			if dn := r.str("displayName"); strings.ContainsRune(dn, '\uFFFD') || strings.ContainsRune(dn, 0) {
