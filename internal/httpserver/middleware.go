@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -81,7 +82,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		attrs := make([]slog.Attr, 0, 10)
 		attrs = append(attrs,
 			slog.String("method", req.Method),
-			slog.String("path", req.URL.Path),
+			slog.String("path", loggedPath(c)),
 			slog.String("route", c.Path()),
 			slog.Int("status", status),
 			slog.Duration("duration", elapsed),
@@ -101,6 +102,40 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		s.log.LogAttrs(ctx, level, "http request", attrs...)
 		return nil
 	}
+}
+
+// secretParams are the route parameters whose values are credentials: a
+// portal link's or an operator enrolment's token, in the path because it
+// is a link. Whoever reads the access log must not be able to open it
+// first.
+var secretParams = map[string]bool{"token": true}
+
+// redacted stands for a secret path segment in the access log.
+const redacted = "[redacted]"
+
+// loggedPath is the request's path as the access log shows it: as asked,
+// but with the segments of secret route parameters replaced.
+func loggedPath(c echo.Context) string {
+	path := c.Request().URL.Path
+	secret := false
+	for _, n := range c.ParamNames() {
+		secret = secret || secretParams[n]
+	}
+	if !secret {
+		return path
+	}
+	// Rebuild it from the route, whose segments name the parameters.
+	segs := strings.Split(c.Path(), "/")
+	for i, seg := range segs {
+		if name, ok := strings.CutPrefix(seg, ":"); ok {
+			if secretParams[name] {
+				segs[i] = redacted
+			} else {
+				segs[i] = c.Param(name)
+			}
+		}
+	}
+	return strings.Join(segs, "/")
 }
 
 // recoverPanic turns a handler panic into a 500 that says nothing of the
