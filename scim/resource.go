@@ -119,8 +119,46 @@ func str(v any) (string, bool) {
 	return "", false
 }
 
-// userFields derives the store columns of a user from its document.
+// dropUnassigned removes from d what RFC 7643 §2.5 calls unassigned: an
+// attribute that is null or an empty array, and a complex value (an
+// extension's object included) left with no sub-attribute, at any depth.
+// Stored, they came back as "emails": null or "phoneNumbers": [] (and an
+// extension set to null was still named in schemas), and a re-sent
+// resource that spelt an absent attribute as null counted as a change.
+func dropUnassigned(d doc) {
+	for k, v := range d {
+		if v, ok := assigned(v); ok {
+			d[k] = v
+		} else {
+			delete(d, k)
+		}
+	}
+}
+
+// assigned is v without its unassigned parts, and whether anything is left.
+func assigned(v any) (any, bool) {
+	switch v := v.(type) {
+	case nil:
+		return nil, false
+	case map[string]any:
+		dropUnassigned(v)
+		return v, len(v) > 0
+	case []any:
+		out := v[:0]
+		for _, el := range v {
+			if el, ok := assigned(el); ok {
+				out = append(out, el)
+			}
+		}
+		return out, len(out) > 0
+	}
+	return v, true
+}
+
+// userFields derives the store columns of a user from its document, after
+// dropping what is unassigned from it.
 func userFields(d doc, u *store.User) error {
+	dropUnassigned(d)
 	if err := checkUserTypes(d); err != nil {
 		return err
 	}
@@ -176,8 +214,11 @@ func userFields(d doc, u *store.User) error {
 			return badValue("active must be a boolean")
 		}
 		u.Active = b
-		d["active"] = b // Entra's "False" is stored as false
 	}
+	// Stored always, and as a boolean (Entra's "False" as false): a user
+	// created without it and then re-sent by PUT, which keeps the stored
+	// value, must compare equal to what is stored.
+	d["active"] = u.Active
 	normalizeManager(d)
 	return nil
 }
@@ -244,8 +285,10 @@ func primaryEmail(v any) (string, error) {
 	return pick, nil
 }
 
-// groupFields derives a group's columns; members are handled apart.
+// groupFields derives a group's columns, after dropping what is
+// unassigned from its document; members are handled apart.
 func groupFields(d doc, g *store.Group) error {
+	dropUnassigned(d)
 	name, ok := d["displayName"].(string)
 	ext, ok2 := d["externalId"].(string)
 	if (!ok && d["displayName"] != nil) || (!ok2 && d["externalId"] != nil) {
