@@ -50,7 +50,7 @@ const (
 // application sees) must not be enough to take over the browser session.
 // With a joint store the session and the code are written in one call:
 // no code exists before its session, and a failure leaves neither.
-func (p *Provider) newSession(ctx context.Context, a *pending, id, tenantID, userID, connID string, cl userClaims) (session, string, string, error) {
+func (p *Provider) newSession(ctx context.Context, a *pending, id, tenantID, userID, connID string, cl userClaims, idpAuth time.Time) (session, string, string, error) {
 	b, err := json.Marshal(cl)
 	if err != nil {
 		return session{}, "", "", fmt.Errorf("broker: encode claims: %w", err)
@@ -62,7 +62,7 @@ func (p *Provider) newSession(ctx context.Context, a *pending, id, tenantID, use
 		TenantID:     tenantID,
 		UserID:       userID,
 		ConnectionID: connID,
-		AuthTime:     now.Truncate(time.Second),
+		AuthTime:     authTime(now, idpAuth),
 		ExpiresAt:    now.Add(p.sessionTTL),
 		Extra:        map[string]string{extraClaims: string(b), extraSSO: hex.EncodeToString(secrets.HashToken(secret))},
 	}
@@ -86,6 +86,20 @@ func (p *Provider) newSession(ctx context.Context, a *pending, id, tenantID, use
 		return session{}, "", "", fmt.Errorf("broker: create session and code: %w", err)
 	}
 	return out, cookie, code, nil
+}
+
+// authTime is a new session's auth_time: when the IdP says it
+// authenticated the user, not when its answer arrived. An IdP that
+// answers prompt=login or max_age from a session of its own (Google
+// ignores prompt=login; others may) reports that session's time, and an
+// application that asked for a fresh authentication must be able to see
+// it did not get one. An IdP that says nothing, or a time ahead of the
+// broker's clock, is taken as now.
+func authTime(now, idp time.Time) time.Time {
+	if idp.IsZero() || idp.After(now) {
+		return now.Truncate(time.Second)
+	}
+	return idp.Truncate(time.Second)
 }
 
 // getSession returns live session id with its claims.

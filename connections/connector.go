@@ -3,6 +3,7 @@ package connections
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/idbroker/idbroker/store"
 )
@@ -22,6 +23,10 @@ type Profile struct {
 	FamilyName    string
 	Name          string
 	Groups        []string
+	// AuthTime is when the IdP says it authenticated the user (SAML
+	// AuthnInstant, OIDC auth_time); zero when it does not say. An IdP
+	// may answer a forced re-authentication from its own older session.
+	AuthTime time.Time
 	// Raw holds every attribute or claim as received, for the tenant admin
 	// and for custom mappings.
 	Raw map[string]any

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/xml"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -410,6 +411,74 @@ func TestOIDCAuthorizationResponseIss(t *testing.T) {
 			for _, want := range tt.reason {
 				if !strings.Contains(reason, want) {
 					t.Errorf("reason %q does not say %q", reason, want)
+				}
+			}
+		})
+	}
+}
+
+// TestAuthTimeIsTheIdPs: an application that asks for a fresh sign-in
+// (max_age, prompt=login) is sent to the IdP with ForceAuthn or
+// prompt=login, and an IdP may answer from a session of its own all the
+// same (Google ignores prompt=login). The id_token's auth_time is when
+// the IdP says it authenticated the user — SAML AuthnInstant, OIDC
+// auth_time — so the application can see it got no fresh sign-in; not
+// the moment the answer reached the broker. An IdP that says nothing, or
+// a time ahead of the broker's clock, gives the time of the answer.
+func TestAuthTimeIsTheIdPs(t *testing.T) {
+	u := newUpstream(t)
+	twoHoursAgo := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	ahead := time.Now().Add(10 * time.Minute)
+	for _, tt := range []struct {
+		name string
+		conn func(u *upstream) string
+		want time.Time // zero: about now
+	}{
+		{"SAML AuthnInstant two hours ago", func(u *upstream) string {
+			v := newVendorIdP(u.t)
+			v.set(func(v *vendorIdP) {
+				v.nameIDFormat, v.nameID = string(saml.EmailAddressNameIDFormat), "amy@"+u.domain
+				v.mutate = func(_ *saml.IdpAuthnRequest, a *saml.Assertion) { a.AuthnStatements[0].AuthnInstant = twoHoursAgo }
+			})
+			return u.samlConnection(v, nil)
+		}, twoHoursAgo},
+		{"SAML AuthnInstant ahead of the broker's clock", func(u *upstream) string {
+			v := newVendorIdP(u.t)
+			v.set(func(v *vendorIdP) {
+				v.nameIDFormat, v.nameID = string(saml.EmailAddressNameIDFormat), "amy@"+u.domain
+				v.mutate = func(_ *saml.IdpAuthnRequest, a *saml.Assertion) { a.AuthnStatements[0].AuthnInstant = ahead }
+			})
+			return u.samlConnection(v, nil)
+		}, time.Time{}},
+		{"OIDC auth_time two hours ago", func(u *upstream) string {
+			op := newVendorOP(u.t, "/")
+			op.set(func(op *vendorOP) {
+				op.claims = map[string]any{"sub": "g-1", "email": "amy@" + u.domain, "email_verified": true, "auth_time": twoHoursAgo.Unix()}
+			})
+			return u.oidcConnection(op, nil)
+		}, twoHoursAgo},
+		{"OIDC without auth_time", func(u *upstream) string {
+			op := newVendorOP(u.t, "/")
+			op.set(func(op *vendorOP) {
+				op.claims = map[string]any{"sub": "g-2", "email": "amy@" + u.domain, "email_verified": true}
+			})
+			return u.oidcConnection(op, nil)
+		}, time.Time{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			u := u.with(t)
+			for _, ask := range []url.Values{{"max_age": {"300"}}, {"prompt": {"login"}}} {
+				before := time.Now().Truncate(time.Second)
+				res := u.signIn(tt.conn(u), ask)
+				if res.code == "" {
+					t.Fatalf("%v: no code: %d %v", ask, res.status, u.lastFailure())
+				}
+				c := u.claims(res.code)
+				at := time.Unix(int64(c["auth_time"].(float64)), 0)
+				if want := tt.want; !want.IsZero() && !at.Equal(want) {
+					t.Errorf("%v: auth_time %v; want the IdP's %v", ask, at, want)
+				} else if want.IsZero() && (at.Before(before) || at.After(time.Now())) {
+					t.Errorf("%v: auth_time %v; want the time of the answer (%v or later)", ask, at, before)
 				}
 			}
 		})

@@ -340,6 +340,9 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 func (c *oidcConnector) profile(ctx context.Context, idt *oidc.IDTokenClaims, claims connections.Attrs, raw map[string]any) (connections.Profile, error) {
 	p := connections.Profile{TenantID: c.conn.TenantID, ConnectionID: c.conn.ID, ConnectionType: c.conn.Type, Raw: raw}
 	p.IdPSubject = idt.Subject
+	if idt.AuthTime != 0 {
+		p.AuthTime = idt.GetAuthTime()
+	}
 	if len(c.mapping.Subject) > 0 {
 		p.IdPSubject = claims.First(c.mapping.Subject)
 	}

@@ -518,6 +518,11 @@ func (c *samlConnector) checkReplay(ctx context.Context, a *saml.Assertion) erro
 // profile maps a validated assertion to a Profile.
 func (c *samlConnector) profile(ctx context.Context, a *saml.Assertion) (connections.Profile, error) {
 	p := connections.Profile{TenantID: c.conn.TenantID, ConnectionID: c.conn.ID, ConnectionType: c.conn.Type}
+	for _, st := range a.AuthnStatements {
+		if st.AuthnInstant.After(p.AuthTime) {
+			p.AuthTime = st.AuthnInstant
+		}
+	}
 	values := connections.Attrs{}
 	raw := map[string]any{}
 	for _, st := range a.AttributeStatements {
