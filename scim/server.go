@@ -444,6 +444,10 @@ func (s *Server) readJSON(c echo.Context, dst any) error {
 	dec.UseNumber()
 	if err := dec.Decode(dst); err != nil {
 		var typ *json.UnmarshalTypeError
+		var own *Error // from an UnmarshalJSON of ours: already an answer
+		if errors.As(err, &own) {
+			return own
+		}
 		if errors.As(err, &typ) {
 			return badSyntax("%s must not be %s", orBody(typ.Field), typ.Value)
 		}

@@ -200,6 +200,14 @@ func TestBadInputIsA4xx(t *testing.T) {
 		}
 		r.want(t, tc.status)
 	}
+	// A body our own decoding refuses is answered with its own detail,
+	// not wrapped in a second error's words.
+	for _, body := range []string{`{"Operations":{}}`, `{"schemas":"x","Operations":[]}`, `{"Operations":[{"op":1}]}`} {
+		r := e.do("PATCH", "/Users/usr_01ARZ3NDEKTSV4RRFFQ69G5FAV", body).want(t, http.StatusBadRequest)
+		if d := r.str("detail"); r.str("scimType") != "invalidSyntax" || strings.Contains(d, "scim 400") || strings.Contains(d, "malformed JSON") {
+			t.Errorf("PATCH %s: %s, want invalidSyntax saying what is wrong", body, r.raw)
+		}
+	}
 	if n := len(eventTypes(t, st)); n != 0 {
 		t.Fatalf("bad input wrote %d events", n)
 	}
