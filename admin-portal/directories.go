@@ -31,6 +31,7 @@ func (a *API) mountDirectories(g, tenant *echo.Group) {
 	tenant.GET("/directories", a.listDirectories)
 	d := g.Group("/directories/:dir", a.loadDirectory)
 	d.GET("", a.getDirectory)
+	d.DELETE("", a.deleteDirectory)
 	d.POST("/token", a.rotateDirectoryToken)
 	d.GET("/users", a.listDirectoryUsers)
 	d.GET("/groups", a.listDirectoryGroups)
@@ -151,6 +152,41 @@ func directoryOf(c echo.Context) store.Directory {
 
 func (a *API) getDirectory(c echo.Context) error {
 	return c.JSON(http.StatusOK, a.toDirectoryJSON(directoryOf(c), ""))
+}
+
+// EventDirectoryDeleted announces a deleted directory (WorkOS's name for
+// it): consumers that mirror a directory's users and groups drop them.
+const EventDirectoryDeleted = "dsync.deleted"
+
+// deleteDirectory deletes a directory: its token stops working, its
+// groups go, and its users stay the tenant's people, in no directory (see
+// store.DeleteDirectory). The delete, its event and its audit row commit
+// together.
+func (a *API) deleteDirectory(c echo.Context) error {
+	d := directoryOf(c)
+	err := a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		gone, released, err := a.store.DeleteDirectory(ctx, d.ID)
+		if errors.Is(err, store.ErrNotFound) { // deleted in between
+			return notFound("directory")
+		}
+		if err != nil {
+			return fmt.Errorf("delete directory %s: %w", d.ID, err)
+		}
+		data, err := json.Marshal(map[string]any{
+			"id": gone.ID, "tenant_id": gone.TenantID, "name": gone.Name, "users_released": released,
+		})
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", EventDirectoryDeleted, err)
+		}
+		if _, err := a.store.AppendEvent(ctx, store.Event{TenantID: gone.TenantID, Type: EventDirectoryDeleted, Data: data}); err != nil {
+			return fmt.Errorf("append %s: %w", EventDirectoryDeleted, err)
+		}
+		return a.audit(ctx, c, "directory.deleted", directoryResource(gone), map[string]any{"users_released": released})
+	})
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 // rotateDirectoryToken mints a new bearer token; the old one stops working

@@ -281,3 +281,93 @@ func TestDirectoryRoutesNeedSCIM(t *testing.T) {
 		t.Fatalf("without SCIMBaseURL: %d", r.status)
 	}
 }
+
+// TestDeleteDirectory: a deleted directory's token opens nothing (on the
+// write path a node has cached too), its groups go, its users stay the
+// tenant's with their ids, and the next directory adopts them. Nothing of
+// another tenant changes, and no key deletes nothing.
+func TestDeleteDirectory(t *testing.T) {
+	eachSCIMBackend(t, func(t *testing.T, e *env) {
+		ta := e.createTenant(map[string]any{"name": "Acme"})
+		tb := e.createTenant(map[string]any{"name": "Globex"})
+		var d, other directoryOut
+		e.must(http.StatusCreated, "POST", "/tenants/"+ta.ID+"/directories", map[string]any{"name": "Okta"}).decode(t, &d)
+		e.must(http.StatusCreated, "POST", "/tenants/"+tb.ID+"/directories", map[string]any{"name": "Entra"}).decode(t, &other)
+		tok := *d.BearerToken
+		var ids []string
+		for _, u := range []map[string]any{scimUser("ann@acme.test", "Ann"), scimUser("bob@acme.test", "Bob")} {
+			st, body := scimCall(t, d.SCIMBaseURL, tok, "POST", "/Users", u)
+			if st != http.StatusCreated {
+				t.Fatalf("SCIM create: %d %v", st, body)
+			}
+			ids = append(ids, body["id"].(string))
+		}
+		if st, _ := scimCall(t, d.SCIMBaseURL, tok, "POST", "/Groups", map[string]any{
+			"schemas": []string{scim.SchemaGroup}, "displayName": "Engineering", "members": []any{map[string]any{"value": ids[0]}},
+		}); st != http.StatusCreated {
+			t.Fatalf("SCIM group: %d", st)
+		}
+		if st, _ := scimCall(t, other.SCIMBaseURL, *other.BearerToken, "POST", "/Users", scimUser("ann@acme.test", "Ann")); st != http.StatusCreated {
+			t.Fatalf("tenant B's SCIM create: %d", st)
+		}
+
+		if r := e.call("DELETE", "/directories/"+d.ID, nil, "Authorization", "Bearer idb_sk_wrong"); r.status != http.StatusUnauthorized {
+			t.Fatalf("delete without a valid key: %d", r.status)
+		}
+		if st, _ := scimCall(t, d.SCIMBaseURL, tok, "GET", "/Users", nil); st != http.StatusOK {
+			t.Fatalf("an unauthenticated delete stopped the token: %d", st)
+		}
+		e.must(http.StatusNoContent, "DELETE", "/directories/"+d.ID, nil)
+
+		for _, call := range [][2]string{{"GET", "/directories/" + d.ID}, {"DELETE", "/directories/" + d.ID},
+			{"GET", "/directories/" + d.ID + "/users"}, {"POST", "/directories/" + d.ID + "/token"}} {
+			if r := e.call(call[0], call[1], nil); r.status != http.StatusNotFound || r.err(t).Code != "not_found" {
+				t.Errorf("%s %s after the delete: %d %s", call[0], call[1], r.status, r.body)
+			}
+		}
+		// The token opens nothing, reads or writes (this node had it
+		// remembered from the writes above).
+		if st, _ := scimCall(t, d.SCIMBaseURL, tok, "GET", "/Users", nil); st != http.StatusUnauthorized {
+			t.Errorf("SCIM read with the deleted directory's token: %d", st)
+		}
+		if st, _ := scimCall(t, d.SCIMBaseURL, tok, "POST", "/Users", scimUser("cy@acme.test", "Cy")); st != http.StatusUnauthorized {
+			t.Errorf("SCIM write with the deleted directory's token: %d", st)
+		}
+		a := store.WithTenant(context.Background(), ta.ID)
+		for _, id := range ids {
+			u, err := e.st.User(a, id)
+			if err != nil || u.DirectoryID != "" || !u.Active {
+				t.Fatalf("user %s after the delete: %+v, %v; want kept, active, in no directory", id, u, err)
+			}
+		}
+		if users, _, err := e.st.FindUsers(a, store.UserQuery{Limit: 10}); err != nil || len(users) != 2 {
+			t.Fatalf("tenant users after the delete: %d, %v; want ann and bob (no cy)", len(users), err)
+		}
+		evs := e.events(ta.ID, adminportal.EventDirectoryDeleted)
+		if len(evs) != 1 {
+			t.Fatalf("dsync.deleted events = %d, want 1", len(evs))
+		}
+		var ev map[string]any
+		if err := json.Unmarshal(evs[0].Data, &ev); err != nil || ev["id"] != d.ID || ev["users_released"] != float64(2) || ev["name"] != "Okta" {
+			t.Fatalf("dsync.deleted data %s (%v)", evs[0].Data, err)
+		}
+		if rows := e.audits(ta.ID, "directory.deleted"); len(rows) != 1 || rows[0].Resource.ID != d.ID {
+			t.Fatalf("audit %+v", rows)
+		}
+
+		// Tenant B's directory, with the same email, is untouched.
+		var bl listOut[directoryUserOut]
+		e.must(http.StatusOK, "GET", "/directories/"+other.ID+"/users", nil).decode(t, &bl)
+		if len(bl.Data) != 1 || bl.Data[0].DirectoryID != other.ID {
+			t.Fatalf("tenant B's users %+v", bl.Data)
+		}
+
+		// The next directory adopts Ann: same id.
+		var next directoryOut
+		e.must(http.StatusCreated, "POST", "/tenants/"+ta.ID+"/directories", map[string]any{"name": "Entra"}).decode(t, &next)
+		st, body := scimCall(t, next.SCIMBaseURL, *next.BearerToken, "POST", "/Users", scimUser("ann@acme.test", "Ann"))
+		if st != http.StatusCreated || body["id"] != ids[0] {
+			t.Fatalf("re-provisioned Ann: %d %v; want id %s", st, body, ids[0])
+		}
+	})
+}

@@ -51,6 +51,7 @@ type Store interface {
 	Directory(ctx context.Context, id string) (store.Directory, error)
 	Directories(ctx context.Context) ([]store.Directory, error)
 	SetDirectoryToken(ctx context.Context, id string, tokenHash []byte) error
+	DeleteDirectory(ctx context.Context, id string) (store.Directory, int, error)
 	ResolveDirectory(ctx context.Context, id string) (tenantID string, err error)
 	User(ctx context.Context, id string) (store.User, error)
 	FindUsers(ctx context.Context, q store.UserQuery) ([]store.User, int, error)

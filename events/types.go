@@ -14,6 +14,7 @@ var types = []string{
 	"connection.activated",
 	"connection.certificate_expiring",
 	"connection.deactivated",
+	"dsync.deleted",
 	"dsync.group.created",
 	"dsync.group.deleted",
 	"dsync.group.updated",

@@ -59,6 +59,38 @@ func (db *DB) Directories(ctx context.Context) ([]Directory, error) {
 	return out, db.wrap("list directories", err)
 }
 
+// DeleteDirectory deletes directory id of the tenant in ctx and returns it
+// as it was, with how many users it let go. Its token stops working with
+// the commit; its groups, their memberships and its SCIM error log go with
+// it. Its users do not: they are the tenant's people, whose ids are the
+// "sub" applications know and whose sessions the IdP governs, so they stay,
+// active or not as the directory left them, belonging to no directory. The
+// next directory that pushes the same email adopts them, ids kept, as it
+// adopts a person who signed in by SSO first.
+func (db *DB) DeleteDirectory(ctx context.Context, id string) (Directory, int, error) {
+	var (
+		d        Directory
+		released int64
+	)
+	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		var err error
+		d, err = scanDirectory(q.queryRow(ctx, "SELECT "+directoryCols+" FROM directories WHERE tenant_id = $1 AND id = $2"+db.d.forUpdate(), tenantID, id))
+		if err != nil {
+			return err
+		}
+		// Explicitly rather than by the foreign key's SET NULL, which on
+		// SQLite would null the tenant column of the composite key too.
+		released, err = q.exec(ctx, `UPDATE users SET directory_id = NULL, version = version + 1, updated_at = $3
+			WHERE tenant_id = $1 AND directory_id = $2`, tenantID, id, db.d.timeArg(db.now()))
+		if err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, "DELETE FROM directories WHERE tenant_id = $1 AND id = $2", tenantID, id)
+		return err
+	})
+	return d, int(released), db.wrap("delete directory", err)
+}
+
 // SetDirectoryToken replaces a directory's bearer token hash; the old
 // token stops working at once.
 func (db *DB) SetDirectoryToken(ctx context.Context, id string, tokenHash []byte) error {

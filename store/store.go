@@ -88,6 +88,9 @@ type Store interface {
 	Directory(ctx context.Context, id string) (Directory, error)
 	Directories(ctx context.Context) ([]Directory, error)
 	SetDirectoryToken(ctx context.Context, id string, tokenHash []byte) error
+	// DeleteDirectory deletes a directory with its groups; its users stay
+	// the tenant's, in no directory (see the method).
+	DeleteDirectory(ctx context.Context, id string) (Directory, int, error)
 	// ResolveDirectory finds the tenant of a directory named in an operator
 	// API URL.
 	ResolveDirectory(ctx context.Context, id string) (tenantID string, err error)

@@ -346,7 +346,7 @@ func (c *Console) portalLink(ec echo.Context) error {
 // eventTypes are the filter's choices (contract section 5).
 var eventTypes = []string{
 	"authentication.succeeded", "authentication.failed", "connection.activated", "connection.deactivated",
-	"connection.certificate_expiring", "dsync.user.created", "dsync.user.updated", "dsync.user.deactivated",
+	"connection.certificate_expiring", "dsync.deleted", "dsync.user.created", "dsync.user.updated", "dsync.user.deactivated",
 	"dsync.user.deleted", "dsync.group.created", "dsync.group.updated", "dsync.group.deleted",
 	"dsync.group.user_added", "dsync.group.user_removed", "session.revoked", "tenant.status_changed",
 }

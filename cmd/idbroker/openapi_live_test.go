@@ -311,6 +311,9 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	}
 	userID := users["data"].([]any)[0].(map[string]any)["id"].(string)
 	c.do("POST", "/api/v1/users/"+userID+"/revoke_sessions", nil, 204)
+	spare := c.do("POST", "/api/v1/tenants/"+id+"/directories", map[string]any{"name": "Spare"}, 201)
+	c.do("DELETE", "/api/v1/directories/"+spare["id"].(string), nil, 204)
+	c.do("DELETE", "/api/v1/directories/"+spare["id"].(string), nil, 404)
 
 	// Events, webhooks, usage, audit.
 	c.do("GET", "/api/v1/events?limit=5", nil, 200)

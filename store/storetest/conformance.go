@@ -43,6 +43,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"Webhooks", testWebhooks},
 		{"WebhookManagement", testWebhookManagement},
 		{"EventRetention", testEventRetention},
+		{"DeleteDirectory", testDeleteDirectory},
 		{"DirectoriesAndDeliveries", testSCIMAndWebhooks},
 		{"DeliveriesFanOut", testDeliveriesFanOut},
 		{"Users", testUsers},
