@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -279,6 +280,65 @@ func (t target) apply(d doc, op string, value any) error {
 	if !exists {
 		key = t.attr
 	}
+	was := primaries(cur)
+	if err := t.applyAt(c, key, cur, exists, op, value); err != nil {
+		return err
+	}
+	if op != "remove" {
+		onePrimary(c[key], was)
+	}
+	return nil
+}
+
+// primaries are the elements of a multi-valued attribute whose primary is
+// true. Held, not just their addresses, so that none is freed and its
+// address reused while the operation runs.
+func primaries(v any) []map[string]any {
+	list, _ := v.([]any)
+	var out []map[string]any
+	for _, el := range list {
+		if m, ok := el.(map[string]any); ok && isPrimary(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func isPrimary(m map[string]any) bool {
+	_, p, _ := getFold(m, "primary")
+	b, ok := boolValue(p)
+	return ok && b
+}
+
+func sameMap(a, b map[string]any) bool {
+	return reflect.ValueOf(a).Pointer() == reflect.ValueOf(b).Pointer()
+}
+
+// onePrimary keeps primary true on one value at most (RFC 7643 §2.4): when
+// an operation made a value of v primary, the values that were primary
+// before it (was) no longer are, as RFC 7644 §3.5.2 has the server do.
+// Otherwise Entra ID adding a primary work address beside a primary home
+// one would leave two, and the user's email would stay the old one.
+func onePrimary(v any, was []map[string]any) {
+	list, _ := v.([]any)
+	made := false
+	for _, el := range list {
+		if m, ok := el.(map[string]any); ok && isPrimary(m) && !slices.ContainsFunc(was, func(w map[string]any) bool { return sameMap(w, m) }) {
+			made = true
+		}
+	}
+	if !made {
+		return
+	}
+	for _, m := range was {
+		if k, _, ok := getFold(m, "primary"); ok {
+			m[k] = false
+		}
+	}
+}
+
+// applyAt applies op to c[key], whose value is cur (exists: present).
+func (t target) applyAt(c map[string]any, key string, cur any, exists bool, op string, value any) error {
 	if t.filter != nil {
 		return t.applyFiltered(c, key, cur, op, value)
 	}
