@@ -34,7 +34,9 @@ func (a *API) mountDirectories(g, tenant *echo.Group) {
 	d.DELETE("", a.deleteDirectory)
 	d.POST("/token", a.rotateDirectoryToken)
 	d.GET("/users", a.listDirectoryUsers)
+	d.GET("/users/:usr", a.getDirectoryUser)
 	d.GET("/groups", a.listDirectoryGroups)
+	d.GET("/groups/:grp", a.getDirectoryGroup)
 }
 
 // directoryJSON is a directory as the API shows it. BearerToken is set
@@ -292,22 +294,52 @@ func scimEmails(u store.User) []emailJSON {
 }
 
 // listDirectoryUsers pages through the users the directory provisioned,
-// in creation order, with the names of their groups.
+// in creation order, with the names of their groups; ?group= keeps the
+// members of one of its groups. A parameter it does not know is refused:
+// ignored, a filter would answer every user as if they matched.
 func (a *API) listDirectoryUsers(c echo.Context) error {
+	if err := onlyParams(c, "limit", "after", "group"); err != nil {
+		return err
+	}
 	p, err := parsePage(c, store.PrefixUser)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
-	q := store.UserQuery{DirectoryID: directoryOf(c).ID, Limit: p.Limit + 1}
-	if p.After != "" {
-		q.Filter = store.Cmp{Field: "id", Op: store.OpGt, Value: p.After}
+	var (
+		users []store.User
+		next  string
+	)
+	if gid := c.QueryParam("group"); gid != "" {
+		if _, err := a.directoryGroup(c, gid); err != nil {
+			return err
+		}
+		ids, nextID, err := a.store.GroupMembers(ctx, gid, p)
+		if err != nil {
+			return fmt.Errorf("members of %s: %w", gid, err)
+		}
+		for _, id := range ids {
+			u, err := a.store.User(ctx, id)
+			if errors.Is(err, store.ErrNotFound) { // deleted since
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("member %s: %w", id, err)
+			}
+			users = append(users, u)
+		}
+		next = nextID
+	} else {
+		q := store.UserQuery{DirectoryID: directoryOf(c).ID, Limit: p.Limit + 1}
+		if p.After != "" {
+			q.Filter = store.Cmp{Field: "id", Op: store.OpGt, Value: p.After}
+		}
+		found, _, err := a.store.FindUsers(ctx, q)
+		if err != nil {
+			return fmt.Errorf("list directory users: %w", err)
+		}
+		users, next = cutPage(found, p.Limit, func(u store.User) string { return u.ID })
 	}
-	users, _, err := a.store.FindUsers(ctx, q)
-	if err != nil {
-		return fmt.Errorf("list directory users: %w", err)
-	}
-	users, next := cutPage(users, p.Limit, func(u store.User) string { return u.ID })
 	out := make([]directoryUserJSON, 0, len(users))
 	for _, u := range users {
 		groups, err := a.store.UserGroupNames(ctx, u.ID)
@@ -317,6 +349,45 @@ func (a *API) listDirectoryUsers(c echo.Context) error {
 		out = append(out, toDirectoryUserJSON(u, groups))
 	}
 	return c.JSON(http.StatusOK, newList(out, next))
+}
+
+// getDirectoryUser answers one user of the directory, as its list shows
+// them: what a consumer of a membership event (which names only the
+// user's id) looks up.
+func (a *API) getDirectoryUser(c echo.Context) error {
+	id := c.Param("usr")
+	if !store.HasPrefix(id, store.PrefixUser) {
+		return notFound("user")
+	}
+	ctx := c.Request().Context()
+	u, err := a.store.User(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.DirectoryID != directoryOf(c).ID) {
+		return notFound("user")
+	}
+	if err != nil {
+		return fmt.Errorf("get directory user %s: %w", id, err)
+	}
+	groups, err := a.store.UserGroupNames(ctx, u.ID)
+	if err != nil {
+		return fmt.Errorf("groups of %s: %w", u.ID, err)
+	}
+	return c.JSON(http.StatusOK, toDirectoryUserJSON(u, groups))
+}
+
+// directoryGroup loads group id of the directory of c: 404 for a
+// malformed id, or one of another directory or tenant.
+func (a *API) directoryGroup(c echo.Context, id string) (store.Group, error) {
+	if !store.HasPrefix(id, store.PrefixGroup) {
+		return store.Group{}, notFound("group")
+	}
+	g, err := a.store.Group(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && g.DirectoryID != directoryOf(c).ID) {
+		return store.Group{}, notFound("group")
+	}
+	if err != nil {
+		return store.Group{}, fmt.Errorf("get directory group %s: %w", id, err)
+	}
+	return g, nil
 }
 
 // directoryGroupJSON is a SCIM group as the operator API shows it.
@@ -330,7 +401,25 @@ type directoryGroupJSON struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 }
 
+func toDirectoryGroupJSON(g store.Group) directoryGroupJSON {
+	return directoryGroupJSON{
+		ID: g.ID, DirectoryID: g.DirectoryID, TenantID: g.TenantID, ExternalID: optional(g.ExternalID),
+		Name: g.DisplayName, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
+	}
+}
+
+func (a *API) getDirectoryGroup(c echo.Context) error {
+	g, err := a.directoryGroup(c, c.Param("grp"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toDirectoryGroupJSON(g))
+}
+
 func (a *API) listDirectoryGroups(c echo.Context) error {
+	if err := onlyParams(c, "limit", "after"); err != nil {
+		return err
+	}
 	p, err := parsePage(c, store.PrefixGroup)
 	if err != nil {
 		return err
@@ -346,10 +435,7 @@ func (a *API) listDirectoryGroups(c echo.Context) error {
 	groups, next := cutPage(groups, p.Limit, func(g store.Group) string { return g.ID })
 	out := make([]directoryGroupJSON, len(groups))
 	for i, g := range groups {
-		out[i] = directoryGroupJSON{
-			ID: g.ID, DirectoryID: g.DirectoryID, TenantID: g.TenantID, ExternalID: optional(g.ExternalID),
-			Name: g.DisplayName, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
-		}
+		out[i] = toDirectoryGroupJSON(g)
 	}
 	return c.JSON(http.StatusOK, newList(out, next))
 }

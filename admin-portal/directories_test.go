@@ -371,3 +371,88 @@ func TestDeleteDirectory(t *testing.T) {
 		}
 	})
 }
+
+// TestDirectoryUserAndGroupLookups: one user or group of a directory by
+// id, a group's members as a paged list, and filters the list does not
+// know refused rather than ignored. Ids of another directory or tenant
+// are 404.
+func TestDirectoryUserAndGroupLookups(t *testing.T) {
+	eachSCIMBackend(t, func(t *testing.T, e *env) {
+		ta := e.createTenant(map[string]any{"name": "Acme"})
+		tb := e.createTenant(map[string]any{"name": "Globex"})
+		var d, second, other directoryOut
+		e.must(http.StatusCreated, "POST", "/tenants/"+ta.ID+"/directories", map[string]any{"name": "Okta"}).decode(t, &d)
+		e.must(http.StatusCreated, "POST", "/tenants/"+ta.ID+"/directories", map[string]any{"name": "Second"}).decode(t, &second)
+		e.must(http.StatusCreated, "POST", "/tenants/"+tb.ID+"/directories", map[string]any{"name": "Entra"}).decode(t, &other)
+		create := func(dir directoryOut, path string, body map[string]any) string {
+			t.Helper()
+			st, out := scimCall(t, dir.SCIMBaseURL, *dir.BearerToken, "POST", path, body)
+			if st != http.StatusCreated {
+				t.Fatalf("SCIM create %s: %d %v", path, st, out)
+			}
+			return out["id"].(string)
+		}
+		ann := create(d, "/Users", scimUser("ann@acme.test", "Ann"))
+		bob := create(d, "/Users", scimUser("bob@acme.test", "Bob"))
+		cy := create(d, "/Users", scimUser("cy@acme.test", "Cy"))
+		group := func(dir directoryOut, name string, members ...string) string {
+			var ms []any
+			for _, m := range members {
+				ms = append(ms, map[string]any{"value": m})
+			}
+			return create(dir, "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": name, "members": ms})
+		}
+		eng := group(d, "Engineering", ann, bob)
+		secondUser := create(second, "/Users", scimUser("dee@acme.test", "Dee"))
+		secondGroup := group(second, "Ops", secondUser)
+		theirUser := create(other, "/Users", scimUser("eve@globex.test", "Eve"))
+		theirGroup := group(other, "Sales", theirUser)
+
+		var u directoryUserOut
+		e.must(http.StatusOK, "GET", "/directories/"+d.ID+"/users/"+ann, nil).decode(t, &u)
+		if u.ID != ann || u.DirectoryID != d.ID || u.UserName != "ann@acme.test" || len(u.Groups) != 1 || u.Groups[0] != "Engineering" {
+			t.Fatalf("user %+v", u)
+		}
+		var g struct{ ID, Name, DirectoryID string }
+		e.must(http.StatusOK, "GET", "/directories/"+d.ID+"/groups/"+eng, nil).decode(t, &g)
+		if g.ID != eng || g.Name != "Engineering" {
+			t.Fatalf("group %+v", g)
+		}
+
+		// Members, paged: Ann and Bob, not Cy.
+		var p1, p2 listOut[directoryUserOut]
+		e.must(http.StatusOK, "GET", "/directories/"+d.ID+"/users?group="+eng+"&limit=1", nil).decode(t, &p1)
+		if len(p1.Data) != 1 || p1.NextCursor == nil {
+			t.Fatalf("members page 1 %+v", p1)
+		}
+		e.must(http.StatusOK, "GET", "/directories/"+d.ID+"/users?group="+eng+"&limit=1&after="+*p1.NextCursor, nil).decode(t, &p2)
+		if len(p2.Data) != 1 || p2.NextCursor != nil {
+			t.Fatalf("members page 2 %+v", p2)
+		}
+		got := []string{p1.Data[0].ID, p2.Data[0].ID}
+		if !(got[0] == ann && got[1] == bob || got[0] == bob && got[1] == ann) {
+			t.Fatalf("members %v, want ann and bob (cy is %s)", got, cy)
+		}
+
+		// Another directory's, another tenant's, unknown and malformed ids.
+		for _, p := range []string{
+			"/directories/" + d.ID + "/users/" + secondUser, "/directories/" + d.ID + "/users/" + theirUser,
+			"/directories/" + d.ID + "/users/" + store.NewID(store.PrefixUser), "/directories/" + d.ID + "/users/" + eng,
+			"/directories/" + d.ID + "/groups/" + secondGroup, "/directories/" + d.ID + "/groups/" + theirGroup,
+			"/directories/" + d.ID + "/groups/" + store.NewID(store.PrefixGroup), "/directories/" + d.ID + "/groups/x",
+			"/directories/" + d.ID + "/users?group=" + secondGroup, "/directories/" + d.ID + "/users?group=" + theirGroup,
+			"/directories/" + d.ID + "/users?group=" + ann,
+		} {
+			if r := e.call("GET", p, nil); r.status != http.StatusNotFound || r.err(t).Code != "not_found" {
+				t.Errorf("GET %s: %d %s", p, r.status, r.body)
+			}
+		}
+		// A filter the list does not know is a 400 naming it, not every user.
+		for _, p := range []string{"/directories/" + d.ID + "/users?groups=" + eng, "/directories/" + d.ID + "/users?state=inactive",
+			"/directories/" + d.ID + "/groups?user=" + ann} {
+			if r := e.call("GET", p, nil); r.status != http.StatusBadRequest || r.err(t).Code != "invalid_request" {
+				t.Errorf("GET %s: %d %s", p, r.status, r.body)
+			}
+		}
+	})
+}

@@ -76,3 +76,15 @@ func pageInMemory[T any](items []T, id func(T) string, p store.Page) ([]T, strin
 	}
 	return items, ""
 }
+
+// onlyParams refuses a query parameter other than those named: a list
+// that ignored a filter it does not know would answer everything as a
+// match.
+func onlyParams(c echo.Context, names ...string) error {
+	for name := range c.QueryParams() {
+		if !slices.Contains(names, name) {
+			return invalid(name, "%s is not a parameter of this list: it takes %s", name, strings.Join(names, ", "))
+		}
+	}
+	return nil
+}

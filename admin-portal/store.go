@@ -56,6 +56,8 @@ type Store interface {
 	User(ctx context.Context, id string) (store.User, error)
 	FindUsers(ctx context.Context, q store.UserQuery) ([]store.User, int, error)
 	UserGroupNames(ctx context.Context, userID string) ([]string, error)
+	Group(ctx context.Context, id string) (store.Group, error)
+	GroupMembers(ctx context.Context, groupID string, p store.Page) ([]string, string, error)
 	ResolveUser(ctx context.Context, id string) (tenantID string, err error)
 	FindGroups(ctx context.Context, q store.GroupQuery) ([]store.Group, int, error)
 

@@ -310,6 +310,22 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 		t.Fatalf("directory users = %v, want bob", users)
 	}
 	userID := users["data"].([]any)[0].(map[string]any)["id"].(string)
+	c.do("GET", "/api/v1/directories/"+dirID+"/users/"+userID, nil, 200)
+	c.do("GET", "/api/v1/directories/"+dirID+"/users/usr_01M96PF955B3A7N0ZKNV62N33P", nil, 404)
+	c.do("GET", "/api/v1/directories/"+dirID+"/users?state=active", nil, 400)
+	grp := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": "Live",
+		"members": []any{map[string]any{"value": userID}}}
+	gb, _ := json.Marshal(grp)
+	ga, err := httpDo("POST", dir["scim_base_url"].(string)+"/Groups",
+		map[string]string{"Authorization": "Bearer " + tok["bearer_token"].(string), "Content-Type": "application/scim+json"}, gb)
+	if err != nil || ga.status != 201 {
+		t.Fatalf("SCIM create group = %d %v: %s", ga.status, err, ga.body)
+	}
+	var sg struct{ ID string }
+	_ = json.Unmarshal(ga.body, &sg)
+	c.do("GET", "/api/v1/directories/"+dirID+"/groups/"+sg.ID, nil, 200)
+	c.do("GET", "/api/v1/directories/"+dirID+"/users?group="+sg.ID, nil, 200)
+	c.do("GET", "/api/v1/directories/"+dirID+"/groups/grp_01M96PF955B3A7N0ZKNV62N33P", nil, 404)
 	c.do("POST", "/api/v1/users/"+userID+"/revoke_sessions", nil, 204)
 	spare := c.do("POST", "/api/v1/tenants/"+id+"/directories", map[string]any{"name": "Spare"}, 201)
 	c.do("DELETE", "/api/v1/directories/"+spare["id"].(string), nil, 204)
