@@ -142,7 +142,7 @@ func hotPaths(t *testing.T, db *DB, rec *recorder) {
 		return second(db.UpsertSSOUser(tctx, conn.ID, "sub-1", User{Email: "adopt@plans.test", GivenName: "A", Active: true}))
 	})
 	step("UpsertSSOUser/by-email", func() error {
-		return second(db.UpsertSSOUser(tctx, conn.ID, "sub-2", User{Email: "user7@plans.test", Active: true}))
+		return second(db.UpsertSSOUser(tctx, conn.ID, "sub-2", User{Email: "user7@plans.test", EmailVerified: true, Active: true}))
 	})
 	step("ResolveDomain", func() error { return second(db.ResolveDomain(ctx, "plans.test")) })
 	step("ResolveConnection", func() error { return second(db.ResolveConnection(ctx, conn.ID)) })

@@ -121,8 +121,9 @@ type Store interface {
 	// FindUsers lists users matching q and counts all matches.
 	FindUsers(ctx context.Context, q UserQuery) ([]User, int, error)
 	// UpsertSSOUser is the just-in-time step of a login: the user linked to
-	// (connectionID, subject); else the tenant's user with that email
-	// (preferring a SCIM-provisioned one), now linked; else a new user.
+	// (connectionID, subject); else, when u.EmailVerified, the tenant's
+	// user with that email (preferring a SCIM-provisioned one), now
+	// linked; else a new user.
 	// Profile fields refresh only users that no directory manages. An
 	// inactive user is returned as is: the caller refuses the login.
 	UpsertSSOUser(ctx context.Context, connectionID, subject string, u User) (User, error)

@@ -35,9 +35,13 @@ const userUpdate = `UPDATE users SET directory_id = $3, external_id = $4, user_n
 	WHERE tenant_id = $1 AND id = $2`
 
 // userInsertUnlessSSO inserts a directory user ($1…$15 as userInsert)
-// unless the tenant has an SSO-only user of the same email ($16, folded by
-// the database's lower(), as email_lc is: SQLite's folds ASCII only),
-// whom the directory adopts instead: the common case, nobody to adopt, is
+// unless the tenant has an SSO-only user of the same verified email ($16,
+// folded by the database's lower(), as email_lc is: SQLite's folds ASCII
+// only), whom the directory adopts instead. Only a verified one: an SSO
+// user whose email its IdP only claimed (outside the tenant's verified
+// domains) may be anyone's, and adopting it would hand the directory's
+// person, groups and all, to whoever signed in first with their address.
+// The common case, nobody to adopt, is
 // then one statement instead of a lookup and an INSERT. With byDomain,
 // email_verified is read from the tenant's domains ($17 the email's
 // domain; $7, false, when it has none) in the same statement.
@@ -47,7 +51,7 @@ func userInsertUnlessSSO(byDomain bool) string {
 		verified = "COALESCE((SELECT verified FROM domains WHERE tenant_id = $1 AND domain = $17), $7)"
 	}
 	return "INSERT INTO users (" + userCols + ") SELECT $1, $2, $3, $4, $5, $6, " + verified + `, $8, $9, $10, $11, $12, $13, $14, $15
-	WHERE NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = lower($16)) RETURNING email_verified`
+	WHERE NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_verified AND email_lc = lower($16)) RETURNING email_verified`
 }
 
 var (
@@ -107,7 +111,7 @@ func (db *DB) createUser(ctx context.Context, u User, byDomain bool) (User, erro
 			}
 		}
 		sso, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
-			WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = lower($2) ORDER BY id LIMIT 1`, tenantID, u.Email))
+			WHERE tenant_id = $1 AND directory_id IS NULL AND email_verified AND email_lc = lower($2) ORDER BY id LIMIT 1`, tenantID, u.Email))
 		if db.d.isNoRows(err) {
 			// Deleted since the INSERT looked: nobody to adopt after all.
 			if args, err = db.userArgs(u); err != nil {
@@ -203,8 +207,13 @@ func (db *DB) UpsertSSOUser(ctx context.Context, connectionID, subject string, u
 		case !db.d.isNoRows(err):
 			return err
 		}
-		if u.Email != "" {
-			// Prefer the directory's record of the person.
+		if u.Email != "" && u.EmailVerified {
+			// Prefer the directory's record of the person. Only a
+			// verified email (one of the tenant's verified domains)
+			// adopts an existing user: any other is only what this IdP
+			// claims, and would let a connection that allows any domain
+			// sign in as whoever another connection or the directory
+			// knows by that address.
 			byEmail, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
 				WHERE tenant_id = $1 AND email_lc = lower($2)
 				ORDER BY CASE WHEN directory_id IS NULL THEN 1 ELSE 0 END, id LIMIT 1`, tenantID, u.Email))

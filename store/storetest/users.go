@@ -51,11 +51,11 @@ func testOneUserAcrossSSOAndSCIM(t *testing.T, db *store.DB) {
 	conn := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionType("saml"), Name: "okta"}))
 
 	// SSO first: a just-in-time user.
-	jit := must(db.UpsertSSOUser(ctx, conn.ID, "00u1", store.User{Email: "bob@acme.com", GivenName: "Bob"}))
+	jit := must(db.UpsertSSOUser(ctx, conn.ID, "00u1", store.User{Email: "bob@acme.com", EmailVerified: true, GivenName: "Bob"}))
 	if !jit.Active || jit.DirectoryID != "" {
 		t.Fatalf("jit %+v", jit)
 	}
-	again := must(db.UpsertSSOUser(ctx, conn.ID, "00u1", store.User{Email: "bob@acme.com", GivenName: "Robert"}))
+	again := must(db.UpsertSSOUser(ctx, conn.ID, "00u1", store.User{Email: "bob@acme.com", EmailVerified: true, GivenName: "Robert"}))
 	if again.ID != jit.ID || again.GivenName != "Robert" {
 		t.Fatalf("second login %+v, want the same user refreshed", again)
 	}
@@ -70,9 +70,31 @@ func testOneUserAcrossSSOAndSCIM(t *testing.T, db *store.DB) {
 	if after.GivenName != "Bobby" {
 		t.Fatalf("login overwrote directory data: %+v", after)
 	}
-	// SCIM first, then SSO by another IdP subject: linked by email.
+	// An SSO user whose email was only claimed is not adopted by the
+	// directory: whoever signed in first with an address is not its owner.
+	squat := must(db.UpsertSSOUser(ctx, conn.ID, "evil|0", store.User{Email: "dan@acme.com"}))
+	dan := must(db.CreateUser(ctx, store.User{DirectoryID: dir.ID, UserName: "dan", Email: "dan@acme.com", Active: true}))
+	if dan.ID == squat.ID {
+		t.Fatalf("the directory adopted %s, whose email was unverified", squat.ID)
+	}
+	if err := db.DeleteUser(ctx, squat.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteUser(ctx, dan.ID); err != nil {
+		t.Fatal(err)
+	}
+	// SCIM first, then SSO by another IdP subject: linked by a verified
+	// email, never by one the IdP only claims (outside the tenant's
+	// verified domains, through a connection that allows any).
 	carol := must(db.CreateUser(ctx, store.User{DirectoryID: dir.ID, UserName: "carol", Email: "carol@acme.com", Active: true}))
-	linked := must(db.UpsertSSOUser(ctx, conn.ID, "00u2", store.User{Email: "Carol@acme.com"}))
+	claimed := must(db.UpsertSSOUser(ctx, conn.ID, "evil|1", store.User{Email: "carol@acme.com"}))
+	if claimed.ID == carol.ID {
+		t.Fatalf("an unverified email adopted directory user %s", carol.ID)
+	}
+	if err := db.DeleteUser(ctx, claimed.ID); err != nil {
+		t.Fatal(err)
+	}
+	linked := must(db.UpsertSSOUser(ctx, conn.ID, "00u2", store.User{Email: "Carol@acme.com", EmailVerified: true}))
 	if linked.ID != carol.ID {
 		t.Fatalf("login created %s, want directory user %s", linked.ID, carol.ID)
 	}
@@ -287,13 +309,14 @@ func testCreateDirectoryUser(t *testing.T, db *store.DB) {
 			t.Errorf("%q: stored EmailVerified = %v, want %v", tc.email, got.EmailVerified, tc.want)
 		}
 	}
-	// The adoption of an SSO user decides it the same way.
+	// The adoption of an SSO user (one whose email was verified when it
+	// signed in: only those are adopted) decides it the same way.
 	conn := must(db.CreateConnection(a, store.Connection{Type: store.ConnectionType("saml"), Name: "okta"}))
 	for _, tc := range []struct {
 		email string
 		want  bool
 	}{{"fay@acme.test", true}, {"gus@pending.test", false}} {
-		jit := must(db.UpsertSSOUser(a, conn.ID, tc.email, store.User{Email: tc.email, EmailVerified: !tc.want}))
+		jit := must(db.UpsertSSOUser(a, conn.ID, tc.email, store.User{Email: tc.email, EmailVerified: true}))
 		u := must(db.CreateDirectoryUser(a, store.User{DirectoryID: dir.ID, UserName: tc.email, Email: tc.email, EmailVerified: !tc.want, Active: true}))
 		if u.ID != jit.ID || u.EmailVerified != tc.want || must(db.User(a, u.ID)).EmailVerified != tc.want {
 			t.Errorf("adopting %s: %+v, want %s with EmailVerified %v", tc.email, u, jit.ID, tc.want)
@@ -339,14 +362,14 @@ func testOneUserAcrossSSOAndSCIMNonASCII(t *testing.T, db *store.DB) {
 	conn := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionType("saml"), Name: "okta"}))
 	dir := newDirectory(t, db, ctx)
 
-	jit := must(db.UpsertSSOUser(ctx, conn.ID, "00u1", store.User{Email: "ÉMILE@acme.com"}))
+	jit := must(db.UpsertSSOUser(ctx, conn.ID, "00u1", store.User{Email: "ÉMILE@acme.com", EmailVerified: true}))
 	scim := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "emile", Email: "ÉMILE@acme.com", Active: true}))
 	if scim.ID != jit.ID {
 		t.Fatalf("SSO first: the directory created %s beside %s", scim.ID, jit.ID)
 	}
 
 	pushed := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "elodie", Email: "ÉLODIE@acme.com", Active: true}))
-	linked := must(db.UpsertSSOUser(ctx, conn.ID, "00u2", store.User{Email: "ÉLODIE@ACME.com"}))
+	linked := must(db.UpsertSSOUser(ctx, conn.ID, "00u2", store.User{Email: "ÉLODIE@ACME.com", EmailVerified: true}))
 	if linked.ID != pushed.ID {
 		t.Fatalf("SCIM first: the sign-in created %s beside %s", linked.ID, pushed.ID)
 	}
