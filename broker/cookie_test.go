@@ -31,7 +31,10 @@ func (s *setCookies) RoundTrip(r *http.Request) (*http.Response, error) {
 // on the top-level navigations a login is, not on cross-site
 // subrequests), scoped to the whole broker, and Secure exactly when the
 // issuer is https — not on http://localhost, where a Secure cookie would
-// never come back. The https case runs over real TLS.
+// never come back — and then named with the __Host- prefix, so that no
+// sibling subdomain can plant a session of its own in the browser (a
+// login CSRF: the user signed in to applications as the attacker). The
+// https case runs over real TLS.
 func TestSSOCookieAttributes(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -53,9 +56,13 @@ func TestSSOCookieAttributes(t *testing.T) {
 			code(t, a.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}}))
 			confirmLogout(t, n, b)
 
+			name := broker.SessionCookie
+			if tc.tls {
+				name = broker.SecureSessionCookie
+			}
 			seen := map[string]bool{}
 			for _, ck := range rec.got {
-				if ck.Name != broker.SessionCookie {
+				if ck.Name != name {
 					t.Errorf("unexpected cookie %s", ck.Name)
 					continue
 				}
@@ -83,7 +90,7 @@ func TestSSOCookieAttributes(t *testing.T) {
 				}
 			}
 			if !seen["set"] || !seen["cleared"] {
-				t.Fatalf("login and logout did not set and clear %s: %v", broker.SessionCookie, rec.got)
+				t.Fatalf("login and logout did not set and clear %s: %v", name, rec.got)
 			}
 		})
 	}

@@ -157,8 +157,8 @@ const logoutConfirmField = "confirm"
 // of c: a hash of the cookie's value, which a page of another site can
 // neither read nor compute, so only the user's own click on the page the
 // broker showed ends the session.
-func logoutConfirmation(c echo.Context) string {
-	ck, err := c.Cookie(SessionCookie)
+func (p *Provider) logoutConfirmation(c echo.Context) string {
+	ck, err := c.Cookie(p.cookieName())
 	if err != nil {
 		return ""
 	}
@@ -171,7 +171,7 @@ func (p *Provider) logoutConfirmed(c echo.Context) bool {
 		return false
 	}
 	got, err := hex.DecodeString(c.Request().PostFormValue(logoutConfirmField))
-	want, err2 := hex.DecodeString(logoutConfirmation(c))
+	want, err2 := hex.DecodeString(p.logoutConfirmation(c))
 	return err == nil && err2 == nil && len(want) > 0 && secrets.Equal(got, want)
 }
 
@@ -201,7 +201,7 @@ func (p *Provider) confirmLogout(c echo.Context, s session, clientID, redirect s
 	}
 	var buf bytes.Buffer
 	if err := logoutConfirmPage.Execute(&buf, map[string]any{
-		"Action": PathEndSession, "Field": logoutConfirmField, "Confirm": logoutConfirmation(c),
+		"Action": PathEndSession, "Field": logoutConfirmField, "Confirm": p.logoutConfirmation(c),
 		"Email": s.Claims.Email, "Fields": fields,
 	}); err != nil {
 		return p.internal(c, fmt.Errorf("broker: render sign-out confirmation: %w", err))

@@ -49,18 +49,23 @@ const (
 
 // Paths of the endpoints, as discovery advertises them.
 const (
-	PathAuthorize    = "/authorize"
-	PathLogin        = "/login"
-	PathToken        = "/oauth/token"
-	PathIntrospect   = "/oauth/introspect"
-	PathRevoke       = "/oauth/revoke"
-	PathUserinfo     = "/userinfo"
-	PathEndSession   = "/oauth/logout"
-	PathLoggedOut    = "/logged_out"
-	PathJWKS         = "/.well-known/jwks.json"
-	PathDiscovery    = "/.well-known/openid-configuration"
-	SessionCookie    = "idb_session"
-	pathStaticPrefix = "/static"
+	PathAuthorize  = "/authorize"
+	PathLogin      = "/login"
+	PathToken      = "/oauth/token"
+	PathIntrospect = "/oauth/introspect"
+	PathRevoke     = "/oauth/revoke"
+	PathUserinfo   = "/userinfo"
+	PathEndSession = "/oauth/logout"
+	PathLoggedOut  = "/logged_out"
+	PathJWKS       = "/.well-known/jwks.json"
+	PathDiscovery  = "/.well-known/openid-configuration"
+	SessionCookie  = "idb_session"
+	// SecureSessionCookie names the SSO cookie when it is Secure: the
+	// __Host- prefix makes browsers refuse it from any other host (a
+	// sibling subdomain planting its own session, to sign the user in as
+	// someone else) and with a Domain or a narrower Path.
+	SecureSessionCookie = "__Host-" + SessionCookie
+	pathStaticPrefix    = "/static"
 )
 
 // Config configures a Provider.

@@ -122,7 +122,7 @@ var (
 
 // cookieSession returns the session of the browser's SSO cookie.
 func (p *Provider) cookieSession(c echo.Context) (session, error) {
-	ck, err := c.Cookie(SessionCookie)
+	ck, err := c.Cookie(p.cookieName())
 	if err != nil {
 		return session{}, errBadCookie
 	}
@@ -146,9 +146,18 @@ func (p *Provider) cookieSession(c echo.Context) (session, error) {
 	return s, nil
 }
 
+// cookieName is the SSO cookie's name: SecureSessionCookie whenever the
+// cookie is Secure, which the __Host- prefix requires.
+func (p *Provider) cookieName() string {
+	if p.secure {
+		return SecureSessionCookie
+	}
+	return SessionCookie
+}
+
 func (p *Provider) setCookie(c echo.Context, value string, expires time.Time) {
 	ck := &http.Cookie{
-		Name:     SessionCookie,
+		Name:     p.cookieName(),
 		Value:    value,
 		Path:     "/",
 		Expires:  expires,
