@@ -2,9 +2,11 @@ package oidc
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -39,6 +41,12 @@ type testOP struct {
 	claims map[string]any
 	// tamper, when set, edits the id_token claims at the token endpoint.
 	tamper func(map[string]any)
+	// sign, when set, serialises the id_token instead of the OP's key:
+	// a forgery.
+	sign func(claims map[string]any) string
+	// algs, when set, is the discovery document's
+	// id_token_signing_alg_values_supported.
+	algs []string
 	// discoveries counts reads of the discovery document.
 	discoveries atomic.Int32
 	// userinfoStatus, when set, is the userinfo endpoint's answer: an
@@ -66,11 +74,15 @@ func newTestOP(t *testing.T, issuerPath string) *testOP {
 	iss := op.srv.URL + issuerPath
 	mux.HandleFunc(issuerPath+"/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		op.discoveries.Add(1)
+		algs := []string{"RS256"}
+		if op.algs != nil {
+			algs = op.algs
+		}
 		json.NewEncoder(w).Encode(map[string]any{
 			"issuer": iss, "authorization_endpoint": iss + "/authorize", "token_endpoint": iss + "/token",
 			"userinfo_endpoint": iss + "/userinfo", "jwks_uri": iss + "/jwks",
 			"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
-			"id_token_signing_alg_values_supported": []string{"RS256"}, "code_challenge_methods_supported": []string{"S256"},
+			"id_token_signing_alg_values_supported": algs, "code_challenge_methods_supported": []string{"S256"},
 		})
 	})
 	mux.HandleFunc(issuerPath+"/jwks", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(op.jwks) })
@@ -120,6 +132,9 @@ func newTestOP(t *testing.T, issuerPath string) *testOP {
 		idt, err := jwt.Signed(op.signer).Claims(base).Serialize()
 		if err != nil {
 			t.Error(err)
+		}
+		if op.sign != nil {
+			idt = op.sign(base)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"access_token": "at-" + randomToken(), "token_type": "Bearer", "expires_in": 300, "id_token": idt})
@@ -244,6 +259,93 @@ func TestOIDCRefusals(t *testing.T) {
 	resp.Body.Close()
 	if c := e.Last(); !errors.Is(c.Err, connections.ErrNotFound) {
 		t.Fatalf("type confusion: %v", c.Err)
+	}
+}
+
+// TestOIDCForgedIDTokens: id_tokens the IdP's JWKS does not vouch for are
+// refused, however they are dressed: alg none, HS256 keyed with the client
+// secret (which the broker holds) or with the IdP's public key, the
+// IdP's kid on another key, an unknown kid; and an id_token issued to the
+// client among other audiences counts only when azp names the client.
+func TestOIDCForgedIDTokens(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	// Even an IdP whose discovery document offers them.
+	op.algs = []string{"RS256", "HS256", "none"}
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	signWith := func(alg jose.SignatureAlgorithm, key any, kid string) func(map[string]any) string {
+		return func(c map[string]any) string {
+			s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, (&jose.SignerOptions{}).WithType("JWT"))
+			if err != nil {
+				t.Error(err)
+				return ""
+			}
+			tok, err := jwt.Signed(s).Claims(c).Serialize()
+			if err != nil {
+				t.Error(err)
+			}
+			return tok
+		}
+	}
+	// By hand: go-jose refuses HMAC keys shorter than the hash, and a
+	// forger need not.
+	hs256 := func(key []byte) func(map[string]any) string {
+		return func(c map[string]any) string {
+			in := b64(map[string]string{"alg": "HS256", "typ": "JWT", "kid": "k1"}) + "." + b64(c)
+			m := hmac.New(sha256.New, key)
+			m.Write([]byte(in))
+			return in + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+		}
+	}
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := op.jwks.Keys[0].Key.(*rsa.PublicKey)
+	for _, tc := range []struct {
+		name   string
+		sign   func(map[string]any) string
+		tamper func(map[string]any)
+		ok     bool
+	}{
+		{name: "alg none", sign: func(c map[string]any) string {
+			return b64(map[string]string{"alg": "none", "typ": "JWT"}) + "." + b64(c) + "."
+		}},
+		{name: "HS256 keyed with the client secret", sign: hs256([]byte("s3cret"))},
+		{name: "HS256 keyed with the IdP's public key", sign: hs256(x509.MarshalPKCS1PublicKey(pub))},
+		{name: "the IdP's kid on another key", sign: signWith(jose.RS256, other, "k1")},
+		{name: "an unknown kid", sign: signWith(jose.RS256, other, "k2")},
+		{name: "no kid, another key", sign: signWith(jose.RS256, other, "")},
+		{name: "other audiences, no azp", tamper: func(c map[string]any) { c["aud"] = []string{"client-1", "client-2"} }},
+		{name: "other audiences, azp another client", tamper: func(c map[string]any) {
+			c["aud"], c["azp"] = []string{"client-1", "client-2"}, "client-2"
+		}},
+		{name: "other audiences, azp this client", ok: true, tamper: func(c map[string]any) {
+			c["aud"], c["azp"] = []string{"client-1", "client-2"}, "client-1"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op.sign, op.tamper = tc.sign, tc.tamper
+			defer func() { op.sign, op.tamper = nil, nil }()
+			c := oidcLogin(t, e, conn, "r")
+			if tc.ok {
+				if c.Err != nil {
+					t.Fatalf("login = %v", c.Err)
+				}
+				return
+			}
+			if c.Err == nil || c.Res.Profile.Email != "" {
+				t.Fatalf("forged id_token accepted: %+v", c.Res.Profile)
+			}
+		})
 	}
 }
 
