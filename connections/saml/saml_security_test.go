@@ -111,6 +111,30 @@ func TestSAMLSecurityTable(t *testing.T) {
 				ext.AddChild(orig)
 				d.SetRoot(wrapper)
 			}}},
+		// The signed assertion hidden in the ds:Object of an unsigned
+		// one's copied Signature, whose Reference still names it.
+		{name: "XSW: signed assertion moved into the evil one's Signature Object", reqID: "id-req", want: connections.ErrSignature, opts: respOpts{signAssertion: true,
+			mutateXML: func(d *etree.Document) {
+				a := assertionEl(d)
+				evil := evilCopy(a)
+				sig := a.SelectElement("Signature").Copy()
+				obj := sig.CreateElement("ds:Object")
+				d.Root().RemoveChild(a)
+				obj.AddChild(a)
+				evil.InsertChildAt(evil.SelectElement("Subject").Index(), sig)
+				d.Root().AddChild(evil)
+			}}},
+		// A signed response whose assertion was moved into its
+		// Extensions, an unsigned one in its place.
+		{name: "XSW: signed response, its assertion moved into Extensions", reqID: "id-req", want: connections.ErrSignature, opts: respOpts{signResponse: true,
+			mutateXML: func(d *etree.Document) {
+				a := assertionEl(d)
+				d.Root().RemoveChild(a)
+				ext := etree.NewElement("samlp:Extensions")
+				ext.AddChild(a)
+				d.Root().InsertChildAt(0, ext)
+				d.Root().AddChild(evilCopy(a))
+			}}},
 		{name: "comment-injected NameID", reqID: "id-req", want: connections.ErrMalformed, contains: "comment", opts: respOpts{signAssertion: true,
 			nameID: "alice@example.com.evil.net", nameIDFormat: string(saml.EmailAddressNameIDFormat), email: "alice@example.com.evil.net",
 			mutateXML: func(d *etree.Document) {
