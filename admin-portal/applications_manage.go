@@ -13,6 +13,9 @@ import (
 )
 
 func (a *API) listApplications(c echo.Context) error {
+	if err := onlyParams(c, "limit", "after"); err != nil {
+		return err
+	}
 	p, err := parsePage(c, store.PrefixApplication)
 	if err != nil {
 		return err

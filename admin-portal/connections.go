@@ -53,6 +53,9 @@ func (a *API) createConnection(c echo.Context) error {
 }
 
 func (a *API) listConnections(c echo.Context) error {
+	if err := onlyParams(c, "limit", "after"); err != nil {
+		return err
+	}
 	p, err := parsePage(c, store.PrefixConnection)
 	if err != nil {
 		return err

@@ -99,6 +99,9 @@ func (a *API) createDirectory(c echo.Context) error {
 }
 
 func (a *API) listDirectories(c echo.Context) error {
+	if err := onlyParams(c, "limit", "after"); err != nil {
+		return err
+	}
 	p, err := parsePage(c, store.PrefixDirectory)
 	if err != nil {
 		return err

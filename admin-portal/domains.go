@@ -125,6 +125,9 @@ func (a *API) addDomain(c echo.Context) error {
 }
 
 func (a *API) listDomains(c echo.Context) error {
+	if err := onlyParams(c, "limit", "after"); err != nil {
+		return err
+	}
 	p, err := parsePage(c, store.PrefixDomain)
 	if err != nil {
 		return err

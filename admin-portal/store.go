@@ -18,6 +18,7 @@ type Store interface {
 	CreateTenant(ctx context.Context, t store.Tenant) (store.Tenant, error)
 	ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, string, error)
 	Tenant(ctx context.Context) (store.Tenant, error)
+	ResolveDomain(ctx context.Context, domain string) (string, error)
 	UpdateTenant(ctx context.Context, u store.TenantUpdate) (store.Tenant, error)
 	DeleteTenant(ctx context.Context) error
 	// RecordRevocation queues, in the transaction of a change that must

@@ -149,7 +149,15 @@ func (a *API) createTenant(c echo.Context) error {
 	return c.JSON(http.StatusCreated, toTenantJSON(t, added))
 }
 
+// listTenants pages through the tenants, of one status with ?status=;
+// ?domain= finds the tenant holding that domain verified (the tenant its
+// users' sign-ins go to). Any other parameter is a 400: ignored, a filter
+// would answer every tenant as a match, and a backend taking the first one
+// would act on the wrong customer.
 func (a *API) listTenants(c echo.Context) error {
+	if err := onlyParams(c, "limit", "after", "status", "domain"); err != nil {
+		return err
+	}
 	p, err := parsePage(c, store.PrefixTenant)
 	if err != nil {
 		return err
@@ -159,8 +167,15 @@ func (a *API) listTenants(c echo.Context) error {
 	if status != "" && !status.Valid() {
 		return invalid("status", "status must be one of trial, active, past_due, paused, cancelled, deleted")
 	}
-	tenants, next, err := a.store.ListTenantsByStatus(ctx, status, p)
-	if err != nil {
+	var (
+		tenants []store.Tenant
+		next    string
+	)
+	if q, ok := c.QueryParams()["domain"]; ok {
+		if tenants, err = a.tenantByDomain(ctx, q[0], status, p); err != nil {
+			return err
+		}
+	} else if tenants, next, err = a.store.ListTenantsByStatus(ctx, status, p); err != nil {
 		return fmt.Errorf("list tenants: %w", err)
 	}
 	out := make([]tenantJSON, 0, len(tenants))
@@ -172,6 +187,35 @@ func (a *API) listTenants(c echo.Context) error {
 		out = append(out, toTenantJSON(t, domains))
 	}
 	return c.JSON(http.StatusOK, newList(out, next))
+}
+
+// tenantByDomain is the page of ?domain=: the tenant holding domain
+// verified, if it has the status asked for (not deleted when none is) and
+// sorts after the cursor; at most one.
+func (a *API) tenantByDomain(ctx context.Context, domain string, status store.TenantStatus, p store.Page) ([]store.Tenant, error) {
+	d, err := normalizeDomain(domain)
+	if err != nil {
+		return nil, invalid("domain", "domain must be a domain name, like acme.com")
+	}
+	id, err := a.store.ResolveDomain(ctx, d)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolve domain: %w", err)
+	}
+	t, err := a.store.Tenant(withTenant(ctx, id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load tenant %s: %w", id, err)
+	}
+	switch {
+	case status == "" && t.Status == store.TenantDeleted, status != "" && t.Status != status, p.After != "" && t.ID <= p.After:
+		return nil, nil
+	}
+	return []store.Tenant{t}, nil
 }
 
 func (a *API) getTenant(c echo.Context) error {

@@ -183,6 +183,9 @@ func checkWebhookEvents(list []string) ([]string, error) {
 }
 
 func (a *API) listWebhooks(c echo.Context) error {
+	if err := onlyParams(c, "limit", "after"); err != nil {
+		return err
+	}
 	p, err := parsePage(c, store.PrefixWebhook)
 	if err != nil {
 		return err
@@ -398,6 +401,9 @@ func toDeliveryJSON(d store.Delivery) deliveryJSON {
 // listDeliveries pages through a webhook's deliveries, oldest first, so
 // that an operator sees what was sent, what is retrying and what is dead.
 func (a *API) listDeliveries(c echo.Context) error {
+	if err := onlyParams(c, "limit", "after"); err != nil {
+		return err
+	}
 	p, err := deliveryPage(c)
 	if err != nil {
 		return err

@@ -263,6 +263,8 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	id := tnt["id"].(string)
 	c.do("GET", "/api/v1/tenants?limit=1", nil, 200)
 	c.do("GET", "/api/v1/tenants?status=trial", nil, 200)
+	c.do("GET", "/api/v1/tenants?domain=live.example", nil, 200)
+	c.do("GET", "/api/v1/tenants?name=Live", nil, 400)
 	c.do("GET", "/api/v1/tenants/"+id, nil, 200)
 	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"status": "active", "name": "Live Corporation"}, 200)
 	c.do("GET", "/api/v1/tenants/"+id+"/domains", nil, 200)
