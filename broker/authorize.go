@@ -316,6 +316,7 @@ func (p *Provider) route(c echo.Context, a pending) error {
 		return p.routeError(c, a, err)
 	}
 	a.TenantID, a.ConnectionID = conn.TenantID, conn.ID
+	a.Browser = p.bindBrowser(c)
 	if tracing.Recording(ctx) {
 		tracing.SetTenant(ctx, conn.TenantID)
 		tracing.SetConnection(ctx, conn.ID)

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/connections/oidc"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/store"
@@ -96,6 +97,10 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 			return p.page(c, http.StatusBadRequest, pageExpired)
 		}
 		return p.internal(c, err)
+	}
+	if conn.Type == oidc.Name && a.Browser != "" && !p.sameBrowser(c, a.Browser) {
+		return fail(connections.Reason(connections.ErrRequestMismatch),
+			"the IdP's answer was opened in another browser than the one that started the sign-in (a link passed on, or an attempt to sign someone in to another account): start again from the application", a.ClientID)
 	}
 	if tracing.Recording(ctx) {
 		var span trace.Span

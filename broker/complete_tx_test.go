@@ -212,7 +212,10 @@ func TestCompleteInOneTransaction(t *testing.T) {
 				t.Fatal(err)
 			}
 			events := len(allEvents(t, n.Store, ctx))
-			resp, err := browser(t).Get(loc.String())
+			// The same browser goes on to the IdP (the sign-in is bound
+			// to it).
+			b.CheckRedirect = browser(t).CheckRedirect
+			resp, err := b.Get(loc.String())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -56,17 +56,24 @@ func TestSSOCookieAttributes(t *testing.T) {
 			code(t, a.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}}))
 			confirmLogout(t, n, b)
 
-			name := broker.SessionCookie
+			name, loginName := broker.SessionCookie, "idb_login"
 			if tc.tls {
-				name = broker.SecureSessionCookie
+				name, loginName = broker.SecureSessionCookie, "__Host-idb_login"
 			}
 			seen := map[string]bool{}
 			for _, ck := range rec.got {
-				if ck.Name != name {
+				what := "set"
+				switch ck.Name {
+				case name:
+				case loginName:
+					// The cookie that binds a sign-in to its browser: the
+					// same attributes, so that the IdP's redirect back (a
+					// top-level GET) carries it.
+					what = "login binding"
+				default:
 					t.Errorf("unexpected cookie %s", ck.Name)
 					continue
 				}
-				what := "set"
 				if ck.Value == "" {
 					what = "cleared"
 					// Max-Age=0 (MaxAge < 0 once parsed) deletes it;
@@ -89,8 +96,8 @@ func TestSSOCookieAttributes(t *testing.T) {
 					t.Errorf("SSO cookie %s: Secure = %v at %s", what, ck.Secure, n.URL)
 				}
 			}
-			if !seen["set"] || !seen["cleared"] {
-				t.Fatalf("login and logout did not set and clear %s: %v", name, rec.got)
+			if !seen["set"] || !seen["cleared"] || !seen["login binding"] {
+				t.Fatalf("login and logout did not set and clear %s, or set %s: %v", name, loginName, rec.got)
 			}
 		})
 	}

@@ -42,6 +42,9 @@ type pending struct {
 	// to the IdP (the start of the upstream round trip's span).
 	Trace string    `json:"trace,omitempty"`
 	Begun time.Time `json:"begun,omitzero"`
+	// Browser is the hash of the browser's login-binding cookie, set when
+	// the browser is sent to the IdP (see bindBrowser).
+	Browser string `json:"browser,omitempty"`
 }
 
 func pendingKey(id string) string { return "broker:authreq:" + id }

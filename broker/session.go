@@ -155,6 +155,50 @@ func (p *Provider) cookieName() string {
 	return SessionCookie
 }
 
+// loginCookie binds a sign-in to the browser that started it. Without it,
+// the IdP's answer to an attacker's own sign-in (an OIDC callback URL,
+// which carries the code and state) opened in a victim's browser would
+// complete there: the victim signed in to the attacker's account, at the
+// application and, through the SSO cookie, at every application after it
+// (login CSRF, RFC 6749 §10.12). The callback is a top-level GET, which
+// carries this SameSite=Lax cookie; a SAML ACS is a cross-site POST,
+// which carries none, so SAML answers are not held to it.
+const loginCookie = "idb_login"
+
+// loginCookieName is loginCookie, with the __Host- prefix whenever the
+// cookie is Secure, as for the SSO cookie.
+func (p *Provider) loginCookieName() string {
+	if p.secure {
+		return "__Host-" + loginCookie
+	}
+	return loginCookie
+}
+
+// bindBrowser returns the hash of the browser's login-binding cookie,
+// setting one first when it has none. One value serves every sign-in the
+// browser runs, so that sign-ins in two tabs do not undo each other.
+func (p *Provider) bindBrowser(c echo.Context) string {
+	v := ""
+	if ck, err := c.Cookie(p.loginCookieName()); err == nil && len(ck.Value) >= 32 {
+		v = ck.Value
+	} else {
+		v = secrets.NewToken("")
+		c.SetCookie(&http.Cookie{Name: p.loginCookieName(), Value: v, Path: "/", MaxAge: int(24 * time.Hour / time.Second),
+			Secure: p.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	}
+	return hex.EncodeToString(secrets.HashToken(v))
+}
+
+// sameBrowser reports whether c comes from the browser bound to hash.
+func (p *Provider) sameBrowser(c echo.Context, hash string) bool {
+	ck, err := c.Cookie(p.loginCookieName())
+	if err != nil {
+		return false
+	}
+	want, err := hex.DecodeString(hash)
+	return err == nil && secrets.Equal(secrets.HashToken(ck.Value), want)
+}
+
 func (p *Provider) setCookie(c echo.Context, value string, expires time.Time) {
 	ck := &http.Cookie{
 		Name:     p.cookieName(),

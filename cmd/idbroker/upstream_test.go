@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/xml"
+	"fmt"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
@@ -482,5 +484,81 @@ func TestAuthTimeIsTheIdPs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOIDCCallbackInAnotherBrowser: an attacker starts a sign-in of their
+// own, lets their IdP answer, and instead of opening the callback URL
+// (it carries the code and the state) sends it to a victim. Opened in the
+// victim's browser, it must not sign the victim in to the attacker's
+// account — neither at the application nor, through an SSO cookie, at
+// the next one (login CSRF). The same URL in the browser that started
+// the sign-in completes it.
+func TestOIDCCallbackInAnotherBrowser(t *testing.T) {
+	u := newUpstream(t)
+	op := newVendorOP(t, "/oauth2/default")
+	op.set(func(op *vendorOP) {
+		op.claims = map[string]any{"sub": "00u-mallory", "email": "mallory@" + u.domain, "email_verified": true}
+	})
+	id := u.oidcConnection(op, nil)
+	// callback runs a browser up to the IdP's redirect to the broker's
+	// callback, and returns that URL and the browser.
+	callback := func() (string, *http.Client) {
+		jar, _ := cookiejar.New(nil)
+		var cb string
+		br := &http.Client{Jar: jar, Timeout: 15 * time.Second, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+			if strings.Contains(r.URL.Path, "/sso/oidc/") {
+				cb = r.URL.String()
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}}
+		q := url.Values{"client_id": {u.clientID}, "redirect_uri": {"https://app.example/cb"}, "response_type": {"code"},
+			"scope": {"openid email"}, "state": {"st8"}, "connection": {id}}
+		resp, err := br.Get(u.b.base + "/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if cb == "" {
+			t.Fatalf("no callback: %d", resp.StatusCode)
+		}
+		return cb, br
+	}
+	open := func(br *http.Client, cb string) (code string, status int) {
+		br.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
+			if r.URL.Host == "app.example" {
+				code = r.URL.Query().Get("code")
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}
+		resp, err := br.Get(cb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return code, resp.StatusCode
+	}
+
+	cb, _ := callback()
+	victimJar, _ := cookiejar.New(nil)
+	victim := &http.Client{Jar: victimJar, Timeout: 15 * time.Second}
+	if code, status := open(victim, cb); code != "" || status != http.StatusForbidden {
+		t.Fatalf("the attacker's callback in the victim's browser: code %q, status %d; want a refusal", code, status)
+	}
+	base, _ := url.Parse(u.b.base)
+	for _, ck := range victimJar.Cookies(base) {
+		if ck.Name == "idb_session" {
+			t.Fatalf("the victim's browser got an SSO cookie: %v", ck)
+		}
+	}
+	if f := u.lastFailure(); f["reason_code"] != "request_mismatch" || !strings.Contains(fmt.Sprint(f["reason"]), "another browser") {
+		t.Fatalf("authentication.failed %v: want request_mismatch saying another browser", f)
+	}
+
+	cb, br := callback()
+	if code, status := open(br, cb); code == "" {
+		t.Fatalf("the callback in the browser that started the sign-in: status %d, no code", status)
 	}
 }
