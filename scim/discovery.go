@@ -21,7 +21,7 @@ func (s *Server) serviceProviderConfig(c echo.Context) error {
 		"bulk":           map[string]any{"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
 		"filter":         map[string]any{"supported": true, "maxResults": s.maxCount},
 		"changePassword": map[string]any{"supported": false},
-		"sort":           map[string]any{"supported": false},
+		"sort":           map[string]any{"supported": true},
 		"etag":           map[string]any{"supported": true},
 		"authenticationSchemes": []any{map[string]any{
 			"type": "oauthbearertoken", "name": "Directory bearer token", "primary": true,

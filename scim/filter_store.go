@@ -196,6 +196,28 @@ func (ft filterTranslator) compare(c Compare) (store.Filter, error) {
 	return store.Cmp{Field: f.name, Op: op, Value: s}, nil
 }
 
+// sortField is the store field of a sortBy attribute (RFC 7644 §3.4.2.3):
+// one a filter may name, but members. A multi-valued attribute sorts by
+// its primary value, which for emails is the one the store keeps.
+func (ft filterTranslator) sortField(attr string) (string, error) {
+	p, err := splitPath(attr)
+	bad := func() (string, error) {
+		return "", badValue("sortBy %q: %s resources sort on the attributes they can be filtered on, members excepted", attr, ft.resource)
+	}
+	if err != nil || (p.URI != "" && !containsFold(ft.schemas, p.URI)) {
+		return bad()
+	}
+	key := strings.ToLower(p.Attr)
+	if p.Sub != "" {
+		key += "." + strings.ToLower(p.Sub)
+	}
+	f, ok := ft.attrs[key]
+	if !ok || f.typ == typeMember {
+		return bad()
+	}
+	return f.name, nil
+}
+
 // boolValue accepts JSON booleans and the strings "true"/"false" in any
 // case, which Entra ID sends.
 func boolValue(v any) (bool, bool) {

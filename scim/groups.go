@@ -180,8 +180,8 @@ func (s *Server) getGroup(c echo.Context) error {
 func (s *Server) listGroups(c echo.Context) error {
 	dir := directoryFrom(c.Request().Context())
 	withMembers, budget := wantsMembers(c, true), s.maxMembers
-	return listResources(c, s, groupFilters, func(ctx context.Context, f store.Filter, offset, limit int) ([]store.Group, int, error) {
-		return s.store.FindGroups(ctx, store.GroupQuery{DirectoryID: dir, Filter: f, Offset: offset, Limit: limit})
+	return listResources(c, s, groupFilters, func(ctx context.Context, q listQuery, offset, limit int) ([]store.Group, int, error) {
+		return s.store.FindGroups(ctx, store.GroupQuery{DirectoryID: dir, Filter: q.filter, Sort: q.sort, Offset: offset, Limit: limit})
 	}, func(ctx context.Context, g store.Group) (doc, error) {
 		var members []string
 		if withMembers {

@@ -116,36 +116,56 @@ type listResponse struct {
 	Resources    []doc    `json:"Resources"`
 }
 
-// listParams reads filter, startIndex (1-based) and count (RFC 7644
-// §3.4.2.4): out-of-range values are clamped as the RFC says, garbage is
-// refused.
-func (s *Server) listParams(c echo.Context, ft filterTranslator) (store.Filter, int, int, error) {
-	var f store.Filter
+// listQuery is what a list request asks for.
+type listQuery struct {
+	filter       store.Filter
+	sort         store.Sort
+	start, count int // startIndex (1-based) and count
+}
+
+// listParams reads filter, sortBy and sortOrder, startIndex (1-based) and
+// count (RFC 7644 §3.4.2): out-of-range values are clamped as the RFC says,
+// garbage is refused.
+func (s *Server) listParams(c echo.Context, ft filterTranslator) (listQuery, error) {
+	q := listQuery{start: 1, count: 100}
 	if raw := c.QueryParam("filter"); strings.TrimSpace(raw) != "" {
 		e, err := ParseFilter(raw)
 		if err != nil {
-			return nil, 0, 0, err
+			return q, err
 		}
-		if f, err = ft.translate(e); err != nil {
-			return nil, 0, 0, err
+		if q.filter, err = ft.translate(e); err != nil {
+			return q, err
 		}
 	}
-	start, count := 1, 100
+	if v := strings.TrimSpace(c.QueryParam("sortBy")); v != "" {
+		field, err := ft.sortField(v)
+		if err != nil {
+			return q, err
+		}
+		q.sort.Field = field
+		switch o := strings.TrimSpace(c.QueryParam("sortOrder")); {
+		case o == "", strings.EqualFold(o, "ascending"):
+		case strings.EqualFold(o, "descending"):
+			q.sort.Descending = true
+		default:
+			return q, badValue("sortOrder must be ascending or descending")
+		}
+	}
 	if v := c.QueryParam("startIndex"); v != "" {
 		n, err := listInt(v)
 		if err != nil {
-			return nil, 0, 0, badValue("startIndex must be an integer")
+			return q, badValue("startIndex must be an integer")
 		}
-		start = max(n, 1)
+		q.start = max(n, 1)
 	}
 	if v := c.QueryParam("count"); v != "" {
 		n, err := listInt(v)
 		if err != nil {
-			return nil, 0, 0, badValue("count must be an integer")
+			return q, badValue("count must be an integer")
 		}
-		count = min(max(n, 0), s.maxCount)
+		q.count = min(max(n, 0), s.maxCount)
 	}
-	return f, start, count, nil
+	return q, nil
 }
 
 // listInt reads startIndex or count. An integer too large for an int is
@@ -170,8 +190,8 @@ func listInt(v string) (int, error) {
 
 func (s *Server) listUsers(c echo.Context) error {
 	dir := directoryFrom(c.Request().Context())
-	return listResources(c, s, userFilters, func(ctx context.Context, f store.Filter, offset, limit int) ([]store.User, int, error) {
-		return s.store.FindUsers(ctx, store.UserQuery{DirectoryID: dir, Filter: f, Offset: offset, Limit: limit})
+	return listResources(c, s, userFilters, func(ctx context.Context, q listQuery, offset, limit int) ([]store.User, int, error) {
+		return s.store.FindUsers(ctx, store.UserQuery{DirectoryID: dir, Filter: q.filter, Sort: q.sort, Offset: offset, Limit: limit})
 	}, func(_ context.Context, u store.User) (doc, error) { return s.userResource(dir, u) })
 }
 
@@ -180,15 +200,16 @@ func (s *Server) listUsers(c echo.Context) error {
 // count ask for, and resource makes each of its items a document, which
 // the request's attributes and excludedAttributes then project.
 func listResources[T any](c echo.Context, s *Server, ft filterTranslator,
-	find func(ctx context.Context, f store.Filter, offset, limit int) ([]T, int, error),
+	find func(ctx context.Context, q listQuery, offset, limit int) ([]T, int, error),
 	resource func(ctx context.Context, item T) (doc, error)) error {
 	ctx := c.Request().Context()
-	f, start, count, err := s.listParams(c, ft)
+	q, err := s.listParams(c, ft)
 	if err != nil {
 		return err
 	}
+	start, count := q.start, q.count
 	// count=0 asks for the total alone; the store is asked for one row.
-	items, total, err := find(ctx, f, start-1, max(count, 1))
+	items, total, err := find(ctx, q, start-1, max(count, 1))
 	if err != nil {
 		return filterFailure(err)
 	}

@@ -55,6 +55,7 @@ func (Not) isFilter() {}
 type UserQuery struct {
 	DirectoryID string // "" for every user of the tenant
 	Filter      Filter // nil for all
+	Sort        Sort   // zero: in id (creation) order
 	Offset      int
 	Limit       int // 0 means 100; at most 1000
 }
@@ -63,8 +64,19 @@ type UserQuery struct {
 type GroupQuery struct {
 	DirectoryID string
 	Filter      Filter
+	Sort        Sort
 	Offset      int
 	Limit       int
+}
+
+// Sort orders a list by one of the fields a Cmp names (not member),
+// ascending unless Descending, as RFC 7644 §3.4.2.3 asks of SCIM: text
+// compared case-insensitively where the field is, by code point (no
+// locale, the same on both databases), rows without a value last either
+// way, and id breaking ties so that pages neither repeat nor skip a row.
+type Sort struct {
+	Field      string // "" for id order
+	Descending bool
 }
 
 type fieldKind int
@@ -95,6 +107,38 @@ type sqlFilter struct {
 	table  string // "users" or "groups", for the member sub-query
 	args   []any
 	timeOf func(time.Time) any
+}
+
+// orderBy renders s as an ORDER BY list over fields; postgres selects its
+// byte-order collation, which SQLite's default already is.
+func orderBy(s Sort, fields map[string]fieldKind, table string, postgres bool) (string, error) {
+	if s.Field == "" {
+		return "id", nil
+	}
+	kind, ok := fields[s.Field]
+	if !ok || kind == kindMember {
+		return "", fmt.Errorf("%w: cannot sort on %q", ErrInvalid, s.Field)
+	}
+	col, missing := s.Field, s.Field+" IS NULL"
+	switch kind {
+	case kindString, kindFoldText:
+		missing = "(" + s.Field + " IS NULL OR " + s.Field + " = '')"
+		if kind == kindFoldText {
+			if folded[table][s.Field] {
+				col = s.Field + "_lc"
+			} else {
+				col = "lower(" + s.Field + ")"
+			}
+		}
+		if postgres {
+			col += ` COLLATE "C"`
+		}
+	}
+	dir := ""
+	if s.Descending {
+		dir = " DESC"
+	}
+	return missing + ", " + col + dir + ", id", nil
 }
 
 func (b *sqlFilter) arg(v any) string {

@@ -15,11 +15,16 @@ type filtered[T any] struct {
 }
 
 // find lists the rows of t in the tenant in ctx, of directoryID if set,
-// that match f, in id (creation) order, with the total number of matches.
-func find[T any](ctx context.Context, db *DB, t filtered[T], directoryID string, f Filter, limit, offset int) ([]T, int, error) {
+// that match f, in the order s asks (id, creation, order by default), with
+// the total number of matches.
+func find[T any](ctx context.Context, db *DB, t filtered[T], directoryID string, f Filter, s Sort, limit, offset int) ([]T, int, error) {
 	var out []T
 	var total int
-	err := db.scopedRead(ctx, func(qr querier, tenantID string) error {
+	order, err := orderBy(s, t.fields, t.table, db.d.name() == "postgres")
+	if err != nil {
+		return nil, 0, db.wrap("find "+t.table, err)
+	}
+	err = db.scopedRead(ctx, func(qr querier, tenantID string) error {
 		where, args, err := db.where(tenantID, directoryID, f, t.fields, t.table)
 		if err != nil {
 			return err
@@ -28,7 +33,7 @@ func find[T any](ctx context.Context, db *DB, t filtered[T], directoryID string,
 			return err
 		}
 		limit, offset := listWindow(limit, offset)
-		rs, err := qr.query(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY id LIMIT %d OFFSET %d", t.cols, t.table, where, limit, offset), args...)
+		rs, err := qr.query(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT %d OFFSET %d", t.cols, t.table, where, order, limit, offset), args...)
 		if err != nil {
 			return err
 		}

@@ -88,7 +88,7 @@ func (db *DB) DeleteGroup(ctx context.Context, id string) error {
 
 // FindGroups lists the groups of the tenant in ctx that match q.
 func (db *DB) FindGroups(ctx context.Context, q GroupQuery) ([]Group, int, error) {
-	return find(ctx, db, groupsTable, q.DirectoryID, q.Filter, q.Limit, q.Offset)
+	return find(ctx, db, groupsTable, q.DirectoryID, q.Filter, q.Sort, q.Limit, q.Offset)
 }
 
 var groupsTable = filtered[Group]{"groups", groupCols, groupFields, scanGroup}

@@ -182,10 +182,10 @@ func (db *DB) DeleteUser(ctx context.Context, id string) error {
 	return db.deleteRow(ctx, "users", "user", id)
 }
 
-// FindUsers lists the users of the tenant in ctx that match q, in creation
-// order, with the total number of matches.
+// FindUsers lists the users of the tenant in ctx that match q, in the order
+// q.Sort asks (creation order by default), with the total number of matches.
 func (db *DB) FindUsers(ctx context.Context, q UserQuery) ([]User, int, error) {
-	return find(ctx, db, usersTable, q.DirectoryID, q.Filter, q.Limit, q.Offset)
+	return find(ctx, db, usersTable, q.DirectoryID, q.Filter, q.Sort, q.Limit, q.Offset)
 }
 
 var usersTable = filtered[User]{"users", userCols, userFields, scanUser}
