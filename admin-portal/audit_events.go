@@ -42,6 +42,9 @@ func toAuditJSON(e store.AuditEvent) auditEventJSON {
 // range on an index that also gives the order, so a page costs its own
 // rows however long the log is.
 func (a *API) listAuditEvents(c echo.Context) error {
+	if err := onlyParams(c, "tenant_id", "action", "actor", "from", "to", "after", "limit", "format"); err != nil {
+		return err
+	}
 	tenantID := c.QueryParam("tenant_id")
 	if tenantID == "" {
 		return invalid("tenant_id", "tenant_id is required: audit logs are kept per tenant")

@@ -288,7 +288,9 @@ func TestDirectoryRoutesNeedSCIM(t *testing.T) {
 // another tenant changes, and no key deletes nothing.
 func TestDeleteDirectory(t *testing.T) {
 	eachSCIMBackend(t, func(t *testing.T, e *env) {
-		ta := e.createTenant(map[string]any{"name": "Acme"})
+		// acme.test verified: the directory vouches for its users' emails,
+		// which adoption by the next directory needs.
+		ta := e.createTenant(map[string]any{"name": "Acme", "domains": []any{map[string]any{"domain": "acme.test", "verified": true}}})
 		tb := e.createTenant(map[string]any{"name": "Globex"})
 		var d, other directoryOut
 		e.must(http.StatusCreated, "POST", "/tenants/"+ta.ID+"/directories", map[string]any{"name": "Okta"}).decode(t, &d)

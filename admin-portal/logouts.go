@@ -46,6 +46,9 @@ func toLogoutJSON(l store.Logout) logoutJSON {
 // first; status= and application_id= narrow them (status=dead: the dead
 // letters).
 func (a *API) listLogouts(c echo.Context) error {
+	if err := onlyParams(c, "limit", "after", "status", "application_id"); err != nil {
+		return err
+	}
 	p, err := parsePage(c, store.PrefixLogout)
 	if err != nil {
 		return err

@@ -48,7 +48,8 @@ func TestListTenantsByDomain(t *testing.T) {
 		}
 		// The other lists refuse what they do not know too.
 		for _, p := range []string{"/tenants/" + acme.ID + "/domains?verified=true",
-			"/applications?name=x", "/webhooks?enabled=true"} {
+			"/applications?name=x", "/webhooks?enabled=true", "/audit_events?tenant_id=" + acme.ID + "&resource_id=x",
+			"/tenants/" + acme.ID + "/logouts?user_id=x"} {
 			if r := e.call("GET", p, nil); r.status != http.StatusBadRequest || r.err(t).Code != "invalid_request" {
 				t.Errorf("GET %s: %d %s", p, r.status, r.body)
 			}

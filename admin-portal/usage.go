@@ -34,6 +34,9 @@ type usageJSON struct {
 // getUsage answers the tenant's meters over [from, to): totals and one
 // bucket per day or month that has records.
 func (a *API) getUsage(c echo.Context) error {
+	if err := onlyParams(c, "from", "to", "granularity"); err != nil {
+		return err
+	}
 	from, to, err := usageRange(c, a.now())
 	if err != nil {
 		return err
@@ -62,6 +65,11 @@ func (a *API) getUsage(c echo.Context) error {
 // (default) or CSV. Each record keeps its idempotency key from export to
 // export, so a vendor may push the same window to billing again safely.
 func (a *API) exportUsage(c echo.Context) error {
+	// Every tenant's records: a tenant_id (or any filter) it ignored would
+	// hand a billing run everyone's usage as one tenant's.
+	if err := onlyParams(c, "from", "to", "format"); err != nil {
+		return err
+	}
 	from, to, err := usageRange(c, a.now())
 	if err != nil {
 		return err

@@ -65,8 +65,8 @@ func (db *DB) Directories(ctx context.Context) ([]Directory, error) {
 // it. Its users do not: they are the tenant's people, whose ids are the
 // "sub" applications know and whose sessions the IdP governs, so they stay,
 // active or not as the directory left them, belonging to no directory. The
-// next directory that pushes the same email adopts them, ids kept, as it
-// adopts a person who signed in by SSO first.
+// next directory that pushes the same verified email adopts them, ids
+// kept, as it adopts a person who signed in by SSO first.
 func (db *DB) DeleteDirectory(ctx context.Context, id string) (Directory, int, error) {
 	var (
 		d        Directory

@@ -15,6 +15,9 @@ import (
 func testDeleteDirectory(t *testing.T, db *store.DB) {
 	a, _ := newTenant(t, db, "A")
 	b, _ := newTenant(t, db, "B")
+	// Verified, so that the directory vouches for its users' emails (an
+	// unverified email adopts no one).
+	must(db.AddDomain(a, store.Domain{Domain: "a.test", VerificationToken: "t", Verified: true}))
 	okta := must(db.CreateDirectory(a, store.Directory{Name: "Okta", TokenHash: []byte("h-okta")}))
 	other := must(db.CreateDirectory(a, store.Directory{Name: "Other", TokenHash: []byte("h-other")}))
 	theirs := must(db.CreateDirectory(b, store.Directory{Name: "B's", TokenHash: []byte("h-b")}))
