@@ -151,5 +151,6 @@ func loginRequest(a pending, hint string) connections.LoginRequest {
 		RequestID:  a.ID,
 		LoginHint:  hint,
 		ForceAuthn: a.PromptLogin || a.MaxAge != nil,
+		MaxAge:     a.MaxAge,
 	}
 }

@@ -42,6 +42,12 @@ type LoginRequest struct {
 	LoginHint string
 	// ForceAuthn asks the IdP to authenticate again (prompt=login, max_age).
 	ForceAuthn bool
+	// MaxAge is the application's max_age in seconds, nil when it sent
+	// none. An OIDC IdP is passed it (0 for a ForceAuthn without one), so
+	// that its id_token says when it authenticated the user (auth_time,
+	// which OpenID Connect requires in answer to max_age) even when it
+	// ignores prompt=login.
+	MaxAge *int64
 }
 
 // Result is a finished upstream login.

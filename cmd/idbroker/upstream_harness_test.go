@@ -492,6 +492,11 @@ type vendorOP struct {
 	// authorizeError, when set, makes it an error response.
 	respIss        string
 	authorizeError string
+	// sessionAuthTime, when set, is an IdP that answers from a session of
+	// its own, begun then, whatever prompt says, and, as Google, puts
+	// auth_time in the id_token only when the request carried max_age.
+	sessionAuthTime time.Time
+	maxAgeCodes     map[string]bool
 }
 
 func newVendorOP(t *testing.T, issuerPath string) *vendorOP {
@@ -536,6 +541,10 @@ func newVendorOP(t *testing.T, issuerPath string) *vendorOP {
 		code := randomHex(t, 16)
 		op.mu.Lock()
 		op.codes[code] = q.Get("nonce")
+		if op.maxAgeCodes == nil {
+			op.maxAgeCodes = map[string]bool{}
+		}
+		op.maxAgeCodes[code] = q.Has("max_age")
 		op.lastAuthorize = q
 		resp := url.Values{"code": {code}, "state": {q.Get("state")}}
 		if op.authorizeError != "" {
@@ -613,6 +622,7 @@ func (op *vendorOP) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nonce, ok := op.codes[r.PostForm.Get("code")]
+	maxAge := op.maxAgeCodes[r.PostForm.Get("code")]
 	delete(op.codes, r.PostForm.Get("code"))
 	if !ok || r.PostForm.Get("code_verifier") == "" {
 		refuse("invalid_grant")
@@ -622,6 +632,9 @@ func (op *vendorOP) serveToken(w http.ResponseWriter, r *http.Request) {
 	c := map[string]any{"iss": op.issuer, "aud": op.clientID, "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "nonce": nonce}
 	for k, v := range op.claims {
 		c[k] = v
+	}
+	if !op.sessionAuthTime.IsZero() && maxAge {
+		c["auth_time"] = op.sessionAuthTime.Unix()
 	}
 	for k, v := range c {
 		if v == nil {

@@ -562,3 +562,50 @@ func TestOIDCCallbackInAnotherBrowser(t *testing.T) {
 		t.Fatalf("the callback in the browser that started the sign-in: status %d, no code", status)
 	}
 }
+
+// TestOIDCIdPIsAskedMaxAge: a fresh sign-in the application asks for
+// (prompt=login, max_age) is asked of an OIDC IdP with prompt=login and
+// max_age (0 for prompt=login), so that an IdP that ignores prompt=login
+// and answers from its own session, as Google does, still says when it
+// authenticated the user (auth_time, which OpenID Connect requires in
+// answer to max_age), and the application gets that time.
+func TestOIDCIdPIsAskedMaxAge(t *testing.T) {
+	u := newUpstream(t)
+	op := newVendorOP(t, "/")
+	idpSession := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	op.set(func(op *vendorOP) {
+		op.claims = map[string]any{"sub": "g-3", "email": "gus@" + u.domain, "email_verified": true}
+		op.sessionAuthTime = idpSession
+	})
+	id := u.oidcConnection(op, nil)
+	for _, tt := range []struct {
+		ask    url.Values
+		maxAge string
+	}{
+		{url.Values{"prompt": {"login"}}, "0"},
+		{url.Values{"max_age": {"600"}}, "600"},
+	} {
+		res := u.signIn(id, tt.ask)
+		if res.code == "" {
+			t.Fatalf("%v: no code: %d %v", tt.ask, res.status, u.lastFailure())
+		}
+		var q url.Values
+		op.set(func(op *vendorOP) { q = op.lastAuthorize })
+		if q.Get("prompt") != "login" || q.Get("max_age") != tt.maxAge {
+			t.Errorf("%v: the IdP was asked prompt=%q max_age=%q; want login and %s", tt.ask, q.Get("prompt"), q.Get("max_age"), tt.maxAge)
+		}
+		c := u.claims(res.code)
+		if at := time.Unix(int64(c["auth_time"].(float64)), 0); !at.Equal(idpSession) {
+			t.Errorf("%v: auth_time %v; want the IdP's session's %v", tt.ask, at, idpSession)
+		}
+	}
+	// A sign-in that asks nothing of the kind asks nothing of the IdP.
+	if res := u.signIn(id, nil); res.code == "" {
+		t.Fatalf("no code")
+	}
+	var q url.Values
+	op.set(func(op *vendorOP) { q = op.lastAuthorize })
+	if q.Has("max_age") || q.Has("prompt") {
+		t.Errorf("a plain sign-in asked the IdP %v", q)
+	}
+}

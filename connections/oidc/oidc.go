@@ -243,7 +243,14 @@ func (c *oidcConnector) Begin(ctx context.Context, w http.ResponseWriter, r *htt
 		opts = append(opts, rp.AuthURLOpt(rp.WithURLParam("login_hint", req.LoginHint)))
 	}
 	if req.ForceAuthn {
-		opts = append(opts, rp.WithPrompt(oidc.PromptLogin))
+		maxAge := int64(0)
+		if req.MaxAge != nil {
+			maxAge = *req.MaxAge
+		}
+		// max_age too: an IdP that ignores prompt=login (Google) still
+		// honours it, and must then say auth_time, which the broker
+		// passes on to the application.
+		opts = append(opts, rp.WithPrompt(oidc.PromptLogin), rp.AuthURLOpt(rp.WithURLParam("max_age", strconv.FormatInt(maxAge, 10))))
 	}
 	if c.cfg.HostedDomain != "" {
 		opts = append(opts, rp.AuthURLOpt(rp.WithURLParam("hd", c.cfg.HostedDomain)))
