@@ -392,7 +392,9 @@ func memberFilterIDs(f Expr) ([]string, bool) {
 
 // patchGroup applies attribute operations to the document and membership
 // operations to the membership rows, in one transaction. It answers 204:
-// echoing the group back would mean reading every member.
+// echoing the group back would mean reading every member. A request that
+// names attributes (or excludedAttributes) asks for the group, which RFC
+// 7644 §3.5.2 then has answered with 200: it gets what it named.
 func (s *Server) patchGroup(c echo.Context) error {
 	ctx := c.Request().Context()
 	want, err := ifMatch(c.Request().Header.Get("If-Match"))
@@ -417,8 +419,7 @@ func (s *Server) patchGroup(c echo.Context) error {
 		if want != 0 && want != g.Version {
 			return store.ErrVersionMismatch
 		}
-		c.Response().Header().Set("ETag", etag(g.Version))
-		return c.NoContent(http.StatusNoContent)
+		return s.patchedGroup(c, g)
 	}
 	err = retryUnversioned(want, func() error {
 		return s.writeTx(ctx, "groups.patch", func(ctx context.Context) error {
@@ -428,8 +429,24 @@ func (s *Server) patchGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("ETag", etag(g.Version))
-	return c.NoContent(http.StatusNoContent)
+	return s.patchedGroup(c, g)
+}
+
+// patchedGroup answers a group PATCH: 204, or the group when the request
+// names attributes (see patchGroup).
+func (s *Server) patchedGroup(c echo.Context, g store.Group) error {
+	if c.QueryParam("attributes") == "" && c.QueryParam("excludedAttributes") == "" {
+		c.Response().Header().Set("ETag", etag(g.Version))
+		return c.NoContent(http.StatusNoContent)
+	}
+	var members []string
+	if wantsMembers(c, true) {
+		var err error
+		if members, err = s.allMembers(c.Request().Context(), g.ID); err != nil {
+			return err
+		}
+	}
+	return s.writeGroup(c, http.StatusOK, g, members)
 }
 
 // applyGroupPatch is one attempt of patchGroup, inside its transaction;

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/idbroker/idbroker/scim"
+	"github.com/idbroker/idbroker/store"
 )
 
 // TestAttributesSelectParts: attributes= and excludedAttributes= name
@@ -61,4 +62,40 @@ func TestAttributesSelectParts(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestGroupPatchWithAttributes: a group PATCH answers 204, but one that
+// names attributes (or excludedAttributes) gets the group as changed with
+// 200 and what it named (RFC 7644 §3.5.2), members only when asked for.
+func TestGroupPatchWithAttributes(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		uid := e.do("POST", "/Users", userBody("member@acme.com", nil)).want(t, http.StatusCreated).str("id")
+		gid := e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Eng"}).want(t, http.StatusCreated).str("id")
+		patch := func(query string, ops ...any) resp {
+			if ops == nil {
+				ops = []any{} // an empty list, not a missing one
+			}
+			return e.do("PATCH", "/Groups/"+gid+query, map[string]any{"schemas": []string{scim.SchemaPatchOp}, "Operations": ops})
+		}
+		rename := func(name string) map[string]any {
+			return map[string]any{"op": "replace", "path": "displayName", "value": name}
+		}
+		if r := patch("", rename("Eng 1")).want(t, http.StatusNoContent); r.raw != "" || r.header.Get("ETag") == "" {
+			t.Errorf("PATCH without attributes: %q, ETag %q", r.raw, r.header.Get("ETag"))
+		}
+		r := patch("?attributes=displayName", rename("Eng 2"), map[string]any{"op": "add", "path": "members", "value": []any{map[string]any{"value": uid}}}).
+			want(t, http.StatusOK)
+		if r.str("displayName") != "Eng 2" || r.str("id") != gid || lookup(r.body, "members") != nil || r.header.Get("ETag") != r.str("meta.version") {
+			t.Errorf("PATCH ?attributes=displayName: %s", r.raw)
+		}
+		r = patch("?attributes=members", rename("Eng 3")).want(t, http.StatusOK)
+		if lookup(r.body, "members.0.value") != uid || r.str("displayName") != "" {
+			t.Errorf("PATCH ?attributes=members: %s", r.raw)
+		}
+		r = patch("?excludedAttributes=members").want(t, http.StatusOK)
+		if r.str("displayName") != "Eng 3" || lookup(r.body, "members") != nil {
+			t.Errorf("empty PATCH ?excludedAttributes=members: %s", r.raw)
+		}
+	})
 }
