@@ -103,6 +103,21 @@ func scimUser(userName, given string) map[string]any {
 	}
 }
 
+// provision creates users through a directory's SCIM endpoint and
+// returns their ids.
+func provision(t *testing.T, base, token string, users ...map[string]any) []string {
+	t.Helper()
+	var ids []string
+	for _, u := range users {
+		st, body := scimCall(t, base, token, "POST", "/Users", u)
+		if st != http.StatusCreated {
+			t.Fatalf("SCIM create: %d %v", st, body)
+		}
+		ids = append(ids, body["id"].(string))
+	}
+	return ids
+}
+
 func TestDirectories(t *testing.T) {
 	eachSCIMBackend(t, func(t *testing.T, e *env) {
 		ta := e.createTenant(map[string]any{"name": "Acme"})
@@ -137,14 +152,7 @@ func TestDirectories(t *testing.T) {
 		// The token opens the directory's SCIM endpoint: provision two users
 		// and a group through it.
 		tok := *d.BearerToken
-		var ids []string
-		for _, u := range []map[string]any{scimUser("ann@acme.test", "Ann"), scimUser("bob@acme.test", "Bob")} {
-			st, body := scimCall(t, d.SCIMBaseURL, tok, "POST", "/Users", u)
-			if st != http.StatusCreated {
-				t.Fatalf("SCIM create: %d %v", st, body)
-			}
-			ids = append(ids, body["id"].(string))
-		}
+		ids := provision(t, d.SCIMBaseURL, tok, scimUser("ann@acme.test", "Ann"), scimUser("bob@acme.test", "Bob"))
 		if st, body := scimCall(t, d.SCIMBaseURL, tok, "POST", "/Groups", map[string]any{
 			"schemas": []string{scim.SchemaGroup}, "displayName": "Engineering",
 			"members": []any{map[string]any{"value": ids[0]}},
@@ -296,14 +304,7 @@ func TestDeleteDirectory(t *testing.T) {
 		e.must(http.StatusCreated, "POST", "/tenants/"+ta.ID+"/directories", map[string]any{"name": "Okta"}).decode(t, &d)
 		e.must(http.StatusCreated, "POST", "/tenants/"+tb.ID+"/directories", map[string]any{"name": "Entra"}).decode(t, &other)
 		tok := *d.BearerToken
-		var ids []string
-		for _, u := range []map[string]any{scimUser("ann@acme.test", "Ann"), scimUser("bob@acme.test", "Bob")} {
-			st, body := scimCall(t, d.SCIMBaseURL, tok, "POST", "/Users", u)
-			if st != http.StatusCreated {
-				t.Fatalf("SCIM create: %d %v", st, body)
-			}
-			ids = append(ids, body["id"].(string))
-		}
+		ids := provision(t, d.SCIMBaseURL, tok, scimUser("ann@acme.test", "Ann"), scimUser("bob@acme.test", "Bob"))
 		if st, _ := scimCall(t, d.SCIMBaseURL, tok, "POST", "/Groups", map[string]any{
 			"schemas": []string{scim.SchemaGroup}, "displayName": "Engineering", "members": []any{map[string]any{"value": ids[0]}},
 		}); st != http.StatusCreated {

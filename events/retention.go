@@ -53,27 +53,27 @@ func (p *Pruner) Prune(ctx context.Context) (events, webhooks int, err error) {
 		now = p.Now
 	}
 	before := now().Add(-keep)
-	for ctx.Err() == nil {
-		n, err := p.Store.PurgeEvents(ctx, before, pruneBatch)
-		events += n
-		if err != nil {
-			return events, webhooks, fmt.Errorf("events: prune: %w", err)
-		}
-		if n < pruneBatch {
-			break
-		}
+	if events, err = purgeAll(ctx, func() (int, error) { return p.Store.PurgeEvents(ctx, before, pruneBatch) }); err != nil {
+		return events, 0, fmt.Errorf("events: prune: %w", err)
 	}
-	for ctx.Err() == nil {
-		n, err := p.Store.PurgeDeletedWebhooks(ctx, before, pruneBatch)
-		webhooks += n
-		if err != nil {
-			return events, webhooks, fmt.Errorf("events: prune deleted webhooks: %w", err)
-		}
-		if n < pruneBatch {
-			break
-		}
+	if webhooks, err = purgeAll(ctx, func() (int, error) { return p.Store.PurgeDeletedWebhooks(ctx, before, pruneBatch) }); err != nil {
+		return events, webhooks, fmt.Errorf("events: prune deleted webhooks: %w", err)
 	}
 	return events, webhooks, nil
+}
+
+// purgeAll calls purge, one batch at a time, until a batch comes back short
+// or ctx ends, and reports how many rows went.
+func purgeAll(ctx context.Context, purge func() (int, error)) (int, error) {
+	total := 0
+	for ctx.Err() == nil {
+		n, err := purge()
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // Run prunes now and then every interval until ctx ends. Every node may

@@ -295,17 +295,21 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	c.do("GET", "/api/v1/directories/"+dirID, nil, 200)
 	tok := c.do("POST", "/api/v1/directories/"+dirID+"/token", nil, 200)
 	// Provision a user over SCIM, so the lists have someone in them.
-	scimUser := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "bob@live2.example",
-		"externalId": "00u-bob", "name": map[string]any{"givenName": "Bob", "familyName": "Stone"},
-		"emails": []any{map[string]any{"value": "bob@live2.example", "primary": true, "type": "work"}}, "active": true}
-	b, _ := json.Marshal(scimUser)
-	a, err := httpDo("POST", dir["scim_base_url"].(string)+"/Users",
-		map[string]string{"Authorization": "Bearer " + tok["bearer_token"].(string), "Content-Type": "application/scim+json"}, b)
-	if err != nil || a.status != 201 {
-		t.Fatalf("SCIM create user = %d %v: %s", a.status, err, a.body)
+	scimPost := func(path string, body map[string]any) string {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		a, err := httpDo("POST", dir["scim_base_url"].(string)+path,
+			map[string]string{"Authorization": "Bearer " + tok["bearer_token"].(string), "Content-Type": "application/scim+json"}, b)
+		if err != nil || a.status != 201 {
+			t.Fatalf("SCIM POST %s = %d %v: %s", path, a.status, err, a.body)
+		}
+		var created struct{ ID string }
+		_ = json.Unmarshal(a.body, &created)
+		return created.ID
 	}
-	var su struct{ ID string }
-	_ = json.Unmarshal(a.body, &su)
+	scimPost("/Users", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "bob@live2.example",
+		"externalId": "00u-bob", "name": map[string]any{"givenName": "Bob", "familyName": "Stone"},
+		"emails": []any{map[string]any{"value": "bob@live2.example", "primary": true, "type": "work"}}, "active": true})
 	users := c.do("GET", "/api/v1/directories/"+dirID+"/users", nil, 200)
 	c.do("GET", "/api/v1/directories/"+dirID+"/groups", nil, 200)
 	if data, _ := users["data"].([]any); len(data) != 1 {
@@ -315,18 +319,10 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	c.do("GET", "/api/v1/directories/"+dirID+"/users/"+userID, nil, 200)
 	c.do("GET", "/api/v1/directories/"+dirID+"/users/usr_01M96PF955B3A7N0ZKNV62N33P", nil, 404)
 	c.do("GET", "/api/v1/directories/"+dirID+"/users?state=active", nil, 400)
-	grp := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": "Live",
-		"members": []any{map[string]any{"value": userID}}}
-	gb, _ := json.Marshal(grp)
-	ga, err := httpDo("POST", dir["scim_base_url"].(string)+"/Groups",
-		map[string]string{"Authorization": "Bearer " + tok["bearer_token"].(string), "Content-Type": "application/scim+json"}, gb)
-	if err != nil || ga.status != 201 {
-		t.Fatalf("SCIM create group = %d %v: %s", ga.status, err, ga.body)
-	}
-	var sg struct{ ID string }
-	_ = json.Unmarshal(ga.body, &sg)
-	c.do("GET", "/api/v1/directories/"+dirID+"/groups/"+sg.ID, nil, 200)
-	c.do("GET", "/api/v1/directories/"+dirID+"/users?group="+sg.ID, nil, 200)
+	group := scimPost("/Groups", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": "Live",
+		"members": []any{map[string]any{"value": userID}}})
+	c.do("GET", "/api/v1/directories/"+dirID+"/groups/"+group, nil, 200)
+	c.do("GET", "/api/v1/directories/"+dirID+"/users?group="+group, nil, 200)
 	c.do("GET", "/api/v1/directories/"+dirID+"/groups/grp_01M96PF955B3A7N0ZKNV62N33P", nil, 404)
 	c.do("POST", "/api/v1/users/"+userID+"/revoke_sessions", nil, 204)
 	spare := c.do("POST", "/api/v1/tenants/"+id+"/directories", map[string]any{"name": "Spare"}, 201)
