@@ -119,6 +119,7 @@ func (p *Provider) endSession(c echo.Context) error {
 			target = u.String()
 		}
 	}
+	var other *session
 	switch cs, err := p.cookieSession(c); {
 	case err == nil:
 		if sid == "" && !p.logoutConfirmed(c) {
@@ -126,10 +127,12 @@ func (p *Provider) endSession(c echo.Context) error {
 			// from any page that links here (a cross-site GET carries
 			// the Lax cookie), and RP-Initiated Logout 1.0 §2 says the
 			// OP must then ask the user before ending it.
-			return p.confirmLogout(c, cs, clientID, redirect)
+			return p.confirmLogout(c, cs, clientID, redirect, target)
 		}
 		if sid == "" || sid == cs.ID {
 			sid, tenantID = cs.ID, cs.TenantID
+		} else {
+			other = &cs
 		}
 	case !errors.Is(err, errBadCookie) && sid == "":
 		// The session store does not answer, and no id_token_hint names
@@ -144,6 +147,14 @@ func (p *Provider) endSession(c echo.Context) error {
 		if err := p.endSessionDurably(ctx, tenantID, sid, "logout"); err != nil {
 			return p.internal(c, err)
 		}
+	}
+	if other != nil {
+		// The hint's session is over, and the browser is signed in with
+		// another one (a later sign-in, or someone else's), still live.
+		// Clearing its cookie would say "signed out" and leave it so, its
+		// applications signed in and no back-channel logout sent; ending
+		// it unasked is what §2 forbids. Ask, keeping the cookie.
+		return p.confirmLogout(c, *other, clientID, redirect, target)
 	}
 	p.setCookie(c, "", time.Time{})
 	return c.Redirect(http.StatusFound, target)
@@ -186,13 +197,17 @@ var logoutConfirmPage = template.Must(template.New("logout_confirm").Parse(`<!do
 {{range .Fields}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
 {{end}}<button type="submit">Sign out</button>
 </form>
+<p><a href="{{.Continue}}">Stay signed in</a></p>
 </main></body></html>
 `))
 
 // confirmLogout asks the user of session s whether to sign out, with a
 // form that repeats the request's client_id, post_logout_redirect_uri and
 // state (already checked) to the end-session endpoint.
-func (p *Provider) confirmLogout(c echo.Context, s session, clientID, redirect string) error {
+//
+// continueTo is where "Stay signed in" goes: where the sign-out would have
+// returned.
+func (p *Provider) confirmLogout(c echo.Context, s session, clientID, redirect, continueTo string) error {
 	var fields []formField
 	for _, f := range []formField{{"client_id", clientID}, {"post_logout_redirect_uri", redirect}, {"state", c.FormValue("state")}} {
 		if f.Value != "" {
@@ -202,7 +217,7 @@ func (p *Provider) confirmLogout(c echo.Context, s session, clientID, redirect s
 	var buf bytes.Buffer
 	if err := logoutConfirmPage.Execute(&buf, map[string]any{
 		"Action": PathEndSession, "Field": logoutConfirmField, "Confirm": p.logoutConfirmation(c),
-		"Email": s.Claims.Email, "Fields": fields,
+		"Email": s.Claims.Email, "Fields": fields, "Continue": continueTo,
 	}); err != nil {
 		return p.internal(c, fmt.Errorf("broker: render sign-out confirmation: %w", err))
 	}

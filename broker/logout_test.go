@@ -323,3 +323,57 @@ func confirmLogout(t *testing.T, n *node, b *http.Client) *http.Response {
 	resp.Body.Close()
 	return resp
 }
+
+// TestLogoutHintOfAnotherSession: the application signs out the session
+// its id_token names, while the browser is signed in with a later one
+// (prompt=login made a new session). The named session ends; the
+// browser's own is not silently dropped — its cookie cleared and the
+// session left alive, its applications signed in — nor ended unasked:
+// the user is asked, and their answer ends it.
+func TestLogoutHintOfAnotherSession(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{PostLogoutRedirectURIs: []string{"https://app.example/bye"}})
+	b := browser(t)
+	first, _ := a.exchange(t, code(t, a.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}})))
+	later, _ := a.exchange(t, code(t, a.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}, "prompt": {"login"}})))
+	idt, _ := first.Extra("id_token").(string)
+
+	resp, err := b.Get(n.URL + broker.PathEndSession + "?" + url.Values{"id_token_hint": {idt},
+		"post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"s"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if a.introspect(t, n, first.AccessToken)["active"] != false {
+		t.Fatal("the session the id_token_hint names is still active")
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `name="confirm"`) ||
+		!strings.Contains(string(page), `href="https://app.example/bye?state=s"`) {
+		t.Fatalf("sign-out of another session than the browser's: %d %v\n%s; want the question, with a way back to the application",
+			resp.StatusCode, resp.Header.Get("Location"), page)
+	}
+	if a.introspect(t, n, later.AccessToken)["active"] != true {
+		t.Fatal("the browser's own session ended unasked")
+	}
+	if loc, _ := a.authorize(t, b, url.Values{"prompt": {"none"}}).Location(); loc == nil || loc.Query().Get("code") == "" {
+		t.Fatalf("the browser's SSO cookie was dropped with its session alive: %v", loc)
+	}
+
+	form := url.Values{}
+	for _, m := range regexp.MustCompile(`name="([^"]+)" value="([^"]*)"`).FindAllStringSubmatch(string(page), -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	resp, err = b.PostForm(n.URL+broker.PathEndSession, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc, _ := resp.Location(); loc == nil || loc.String() != "https://app.example/bye?state=s" {
+		t.Fatalf("the confirmed sign-out: %d %v", resp.StatusCode, loc)
+	}
+	if a.introspect(t, n, later.AccessToken)["active"] != false {
+		t.Fatal("the browser's session is active after the user said sign out")
+	}
+}
