@@ -2,6 +2,7 @@ package scim_test
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/idbroker/idbroker/scim"
@@ -42,5 +43,20 @@ func TestSchemasMatchAnswers(t *testing.T) {
 		case (got == "request" || got == "never") && present:
 			t.Errorf("%s says %s is returned %s; GET %s returns it", tc.schema, tc.attr, got, tc.path)
 		}
+	}
+}
+
+// TestDiscoveryRefusesFilters: a filter on a discovery endpoint is
+// answered 403 in the error schema (RFC 7644 §4), lest a client take the
+// whole list for the resources that match; without one, and with the
+// paging and sorting parameters it ignores, they answer as usual.
+func TestDiscoveryRefusesFilters(t *testing.T) {
+	e := newEnv(t, backends[0].open(t), nil)
+	for _, path := range []string{"/ServiceProviderConfig", "/ResourceTypes", "/ResourceTypes/User", "/Schemas", "/Schemas/" + scim.SchemaGroup} {
+		e.do("GET", path+"?filter="+url.QueryEscape(`id eq "User"`), nil).want(t, http.StatusForbidden)
+		e.do("GET", path+"?startIndex=2&count=1&sortBy=id", nil).want(t, http.StatusOK)
+	}
+	if r := e.do("GET", "/Schemas?count=1", nil).want(t, http.StatusOK); lookup(r.body, "totalResults") != float64(3) || len(r.body["Resources"].([]any)) != 3 {
+		t.Errorf("/Schemas?count=1 pages what it must ignore: %s", r.raw)
 	}
 }

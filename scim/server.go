@@ -185,11 +185,11 @@ func (s *Server) Mount(e *echo.Echo) {
 		g.GET(path, h)
 		g.HEAD(path, h)
 	}
-	get("/ServiceProviderConfig", s.serviceProviderConfig)
-	get("/ResourceTypes", s.resourceTypes)
-	get("/ResourceTypes/:id", s.resourceType)
-	get("/Schemas", s.schemas)
-	get("/Schemas/:id", s.schema)
+	get("/ServiceProviderConfig", noFilter(s.serviceProviderConfig))
+	get("/ResourceTypes", noFilter(s.resourceTypes))
+	get("/ResourceTypes/:id", noFilter(s.resourceType))
+	get("/Schemas", noFilter(s.schemas))
+	get("/Schemas/:id", noFilter(s.schema))
 
 	g.POST("/Users", s.createUser)
 	get("/Users", s.listUsers)
@@ -217,6 +217,18 @@ func (s *Server) Mount(e *echo.Echo) {
 	g.Any("/.search", search)
 	g.Any("/Users/.search", search)
 	g.Any("/Groups/.search", search)
+}
+
+// noFilter refuses a discovery request with a filter, 403 as RFC 7644 §4
+// asks: the answer would ignore it, and a client must not take what it
+// gets for the resources that match.
+func noFilter(h echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if strings.TrimSpace(c.QueryParam("filter")) != "" {
+			return newError(http.StatusForbidden, "", "the discovery endpoints take no filter (RFC 7644 §4): GET them whole")
+		}
+		return h(c)
+	}
 }
 
 func notImplemented(detail string) echo.HandlerFunc {
