@@ -135,11 +135,11 @@ func hotPaths(t *testing.T, db *DB, rec *recorder) {
 	// SSO first, so the SCIM create below adopts a user.
 	var sso, scimUser User
 	step("UpsertSSOUser/new", func() (err error) {
-		sso, err = db.UpsertSSOUser(tctx, conn.ID, "sub-1", User{Email: "adopt@plans.test", Active: true})
+		sso, err = db.UpsertSSOUser(tctx, conn.ID, "sub-1", User{Email: "adopt@plans.test", EmailVerified: true, Active: true})
 		return err
 	})
 	step("UpsertSSOUser/linked", func() error {
-		return second(db.UpsertSSOUser(tctx, conn.ID, "sub-1", User{Email: "adopt@plans.test", GivenName: "A", Active: true}))
+		return second(db.UpsertSSOUser(tctx, conn.ID, "sub-1", User{Email: "adopt@plans.test", EmailVerified: true, GivenName: "A", Active: true}))
 	})
 	step("UpsertSSOUser/by-email", func() error {
 		return second(db.UpsertSSOUser(tctx, conn.ID, "sub-2", User{Email: "user7@plans.test", EmailVerified: true, Active: true}))

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -35,23 +36,20 @@ const userUpdate = `UPDATE users SET directory_id = $3, external_id = $4, user_n
 	WHERE tenant_id = $1 AND id = $2`
 
 // userInsertUnlessSSO inserts a directory user ($1…$15 as userInsert)
-// unless the tenant has an SSO-only user of the same verified email ($16,
-// folded by the database's lower(), as email_lc is: SQLite's folds ASCII
-// only), whom the directory adopts instead. Only a verified one: an SSO
-// user whose email its IdP only claimed (outside the tenant's verified
-// domains) may be anyone's, and adopting it would hand the directory's
-// person, groups and all, to whoever signed in first with their address.
-// The common case, nobody to adopt, is
-// then one statement instead of a lookup and an INSERT. With byDomain,
-// email_verified is read from the tenant's domains ($17 the email's
-// domain; $7, false, when it has none) in the same statement.
+// unless the tenant has an SSO-only user of the same email ($16, folded by
+// the database's lower(), as email_lc is: SQLite's folds ASCII only),
+// whom the directory adopts instead (see createUser for the one it does
+// not): the common case, nobody to adopt, is then one statement instead
+// of a lookup and an INSERT. With byDomain, email_verified is read from
+// the tenant's domains ($17 the email's domain; $7, false, when it has
+// none) in the same statement.
 func userInsertUnlessSSO(byDomain bool) string {
 	verified := "$7"
 	if byDomain {
 		verified = "COALESCE((SELECT verified FROM domains WHERE tenant_id = $1 AND domain = $17), $7)"
 	}
 	return "INSERT INTO users (" + userCols + ") SELECT $1, $2, $3, $4, $5, $6, " + verified + `, $8, $9, $10, $11, $12, $13, $14, $15
-	WHERE NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_verified AND email_lc = lower($16)) RETURNING email_verified`
+	WHERE NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = lower($16)) RETURNING email_verified`
 }
 
 var (
@@ -111,9 +109,23 @@ func (db *DB) createUser(ctx context.Context, u User, byDomain bool) (User, erro
 			}
 		}
 		sso, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
-			WHERE tenant_id = $1 AND directory_id IS NULL AND email_verified AND email_lc = lower($2) ORDER BY id LIMIT 1`, tenantID, u.Email))
-		if db.d.isNoRows(err) {
-			// Deleted since the INSERT looked: nobody to adopt after all.
+			WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = lower($2) ORDER BY id LIMIT 1`, tenantID, u.Email))
+		if err == nil && !sso.EmailVerified {
+			// Not one that signed in with an email its IdP only claimed
+			// (outside the tenant's verified domains): that may be
+			// anyone's, and adopting it would hand the directory's
+			// person, groups and all, to whoever signed in first with
+			// their address. One a deleted directory released, never
+			// signed in, is the directory's own record of the person.
+			var linked int
+			err = q.queryRow(ctx, "SELECT count(*) FROM user_identities WHERE tenant_id = $1 AND user_id = $2", tenantID, sso.ID).Scan(&linked)
+			if err == nil && linked > 0 {
+				err = errNotAdoptable
+			}
+		}
+		if db.d.isNoRows(err) || errors.Is(err, errNotAdoptable) {
+			// Deleted since the INSERT looked, or not to be adopted:
+			// nobody to adopt after all.
 			if args, err = db.userArgs(u); err != nil {
 				return err
 			}
@@ -132,6 +144,10 @@ func (db *DB) createUser(ctx context.Context, u User, byDomain bool) (User, erro
 	})
 	return u, db.wrap("create user", err)
 }
+
+// errNotAdoptable: the SSO user a directory's push found by email is not
+// to be adopted.
+var errNotAdoptable = errors.New("store: user not adoptable")
 
 // User returns one user of the tenant in ctx.
 func (db *DB) User(ctx context.Context, id string) (User, error) {
