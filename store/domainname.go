@@ -53,10 +53,16 @@ func NormalizeDomain(domain string) string {
 
 // EmailDomain returns the normalised domain of an email address: the part
 // after the last @, through NormalizeDomain. It reports false when there
-// is none, or it is not a dotted domain name.
+// is none, or it is not a dotted domain name, or the local part holds an
+// @ outside quotes: "ceo@other.example@acme.com" is no address, and an
+// application splitting it at the first @ would read another domain than
+// the one checked here.
 func EmailDomain(email string) (string, bool) {
 	at := strings.LastIndexByte(email, '@')
 	if at <= 0 || len(email) > 320 {
+		return "", false
+	}
+	if local := email[:at]; strings.IndexByte(local, '@') >= 0 && (len(local) < 2 || local[0] != '"' || local[len(local)-1] != '"') {
 		return "", false
 	}
 	d := NormalizeDomain(email[at+1:])

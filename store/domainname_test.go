@@ -50,6 +50,8 @@ func TestEmailDomain(t *testing.T) {
 		{"a@bücher.example", "xn--bcher-kva.example", true},
 		{"a@xn--bcher-kva.example", "xn--bcher-kva.example", true},
 		{`"odd@local"@acme.com`, "acme.com", true},
+		{"ceo@other.example@acme.com", "", false},
+		{`"ceo@other.example@acme.com`, "", false},
 		{"alice@localhost", "localhost", false},
 		{"alice", "", false},
 		{"@acme.com", "", false},

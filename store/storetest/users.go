@@ -295,9 +295,10 @@ func testCreateDirectoryUser(t *testing.T, db *store.DB) {
 	}{
 		{"ann@acme.test", false, true},
 		{" Bea@ACME.Test ", false, true},
-		{"cid@pending.test", true, false},  // not verified yet
-		{"dee@other.test", true, false},    // verified, by another tenant
-		{"eve@sub.acme.test", true, false}, // a subdomain is another domain
+		{"cid@pending.test", true, false},         // not verified yet
+		{"dee@other.test", true, false},           // verified, by another tenant
+		{"eve@sub.acme.test", true, false},        // a subdomain is another domain
+		{"ceo@other.test@acme.test", true, false}, // one string, two addresses
 		{"no-at-sign", true, false},
 		{"", true, false},
 	} {
