@@ -80,17 +80,74 @@ func canonicalize(v any) (any, error) {
 	return v, nil
 }
 
-// inputDoc canonicalizes a POST/PUT body and drops what the server owns.
-func inputDoc(body doc) (doc, error) {
+// inputDoc canonicalizes a POST/PUT body of a resource whose core schema
+// is core, puts attributes named by their full URN in their place, and
+// drops what the server owns.
+func inputDoc(body doc, core string) (doc, error) {
 	c, err := canonicalize(body)
 	if err != nil {
 		return nil, err
 	}
 	d := c.(doc)
+	if err := unqualify(d, core); err != nil {
+		return nil, err
+	}
 	for k := range serverOwned {
 		delete(d, k)
 	}
 	return d, nil
+}
+
+// unqualify moves a top-level key that names an attribute by its schema
+// URN (RFC 7644 §3.10: urn:…:enterprise:2.0:User:department, urn:…:core:
+// 2.0:User:name.givenName) to where the schema puts it: in the extension's
+// object, or among the core attributes. Left as it was, it read as an
+// extension of its own, which schemas then named.
+func unqualify(d doc, core string) error {
+	prefixes := []struct{ urn, into string }{{core, ""}}
+	if core == SchemaUser {
+		prefixes = append(prefixes, struct{ urn, into string }{SchemaEnterpriseUser, SchemaEnterpriseUser})
+	}
+	for k, v := range d {
+		for _, p := range prefixes {
+			rest, ok := strings.CutPrefix(strings.ToLower(k), strings.ToLower(p.urn)+":")
+			if !ok || rest == "" {
+				continue
+			}
+			delete(d, k)
+			m := d
+			if p.into != "" {
+				ext, _ := d[p.into].(map[string]any)
+				if ext == nil {
+					if d[p.into] != nil {
+						return badSyntax("%s must be an object", p.into)
+					}
+					ext = map[string]any{}
+					d[p.into] = ext
+				}
+				m = ext
+			}
+			parts := strings.Split(rest, ".")
+			for _, part := range parts[:len(parts)-1] {
+				sub, _ := m[canonName(part)].(map[string]any)
+				if sub == nil {
+					if m[canonName(part)] != nil {
+						return badSyntax("attribute %q is given twice", k)
+					}
+					sub = map[string]any{}
+					m[canonName(part)] = sub
+				}
+				m = sub
+			}
+			last := canonName(parts[len(parts)-1])
+			if _, dup := m[last]; dup {
+				return badSyntax("attribute %q is given twice", k)
+			}
+			m[last] = v
+			break
+		}
+	}
+	return nil
 }
 
 // getFold finds key in m case-insensitively (unknown attributes keep the

@@ -400,7 +400,7 @@ func (s *Server) readResource(c echo.Context, core string, known ...string) (doc
 	if err := s.readJSON(c, &body); err != nil {
 		return nil, err
 	}
-	d, err := inputDoc(body)
+	d, err := inputDoc(body, core)
 	if err != nil {
 		return nil, err
 	}
