@@ -98,7 +98,7 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 		}
 		return p.internal(c, err)
 	}
-	if conn.Type == oidc.Name && a.Browser != "" && !p.sameBrowser(c, a.Browser) {
+	if a.Browser != "" && (conn.Type == oidc.Name || p.https) && !p.sameBrowser(c, a.Browser) {
 		return fail(connections.Reason(connections.ErrRequestMismatch),
 			"the IdP's answer was opened in another browser than the one that started the sign-in (a link passed on, or an attempt to sign someone in to another account): start again from the application", a.ClientID)
 	}

@@ -1,6 +1,8 @@
 package broker_test
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
@@ -86,7 +88,13 @@ func TestSSOCookieAttributes(t *testing.T) {
 				if !ck.HttpOnly {
 					t.Errorf("SSO cookie %s: not HttpOnly", what)
 				}
-				if ck.SameSite != http.SameSiteLaxMode {
+				if what == "login binding" && tc.tls {
+					// A SAML IdP's answer is a cross-site POST: only a
+					// SameSite=None cookie comes with it.
+					if ck.SameSite != http.SameSiteNoneMode {
+						t.Errorf("login binding cookie over https: SameSite = %v, want None", ck.SameSite)
+					}
+				} else if ck.SameSite != http.SameSiteLaxMode {
 					t.Errorf("SSO cookie %s: SameSite = %v, want Lax", what, ck.SameSite)
 				}
 				if ck.Path != "/" {
@@ -100,5 +108,67 @@ func TestSSOCookieAttributes(t *testing.T) {
 				t.Fatalf("login and logout did not set and clear %s, or set %s: %v", name, loginName, rec.got)
 			}
 		})
+	}
+}
+
+// TestSAMLAnswerInAnotherBrowser: on an https issuer, a SAML IdP's answer
+// to a sign-in (an auto-posted form) completes only in the browser that
+// started it, as an OIDC callback does: an attacker's own answer, posted
+// from the victim's browser, must not sign the victim in to the
+// attacker's account.
+func TestSAMLAnswerInAnotherBrowser(t *testing.T) {
+	mem := sessions.NewMemory()
+	n := newTLSNode(t, storetest.SQLite(t), mem, mem)
+	tn := n.tenant("Acme", "acme.test", alice("acme.test"))
+	conn, err := n.Store.CreateConnection(store.WithTenant(context.Background(), tn.ID),
+		store.Connection{Type: "saml", Name: "saml", Status: store.ConnectionActive, Config: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.idp.mu.Lock()
+	n.idp.profiles[conn.ID] = alice("acme.test")
+	n.idp.mu.Unlock()
+	a := n.app(store.Application{})
+	tlsBrowser := func() *http.Client {
+		b := browser(t)
+		b.Transport = n.srv.Client().Transport
+		return b
+	}
+	// atIdP runs a browser up to the IdP's answer.
+	atIdP := func(b *http.Client) string {
+		follow := b.CheckRedirect
+		b.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+			if r.URL.Path == "/test-idp" {
+				return http.ErrUseLastResponse
+			}
+			return follow(r, via)
+		}
+		defer func() { b.CheckRedirect = follow }()
+		loc, err := a.authorize(t, b, url.Values{"connection": {conn.ID}}).Location()
+		if err != nil || loc.Path != "/test-idp" {
+			t.Fatalf("not at the IdP: %v %v", loc, err)
+		}
+		return loc.String()
+	}
+	answer := atIdP(tlsBrowser())
+	resp, err := tlsBrowser().Get(answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		loc, _ := resp.Location()
+		t.Fatalf("the answer in another browser: %d %v; want a refusal", resp.StatusCode, loc)
+	}
+	b := tlsBrowser()
+	answer = atIdP(b)
+	if code(t, func() *http.Response {
+		resp, err := b.Get(answer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}()) == "" {
+		t.Fatal("no code in the browser that started the sign-in")
 	}
 }

@@ -137,8 +137,12 @@ type Config struct {
 // Provider is the OpenID Provider. Create it with New, Mount it on the
 // server's echo, and Run it in the background.
 type Provider struct {
-	issuer     string
-	secure     bool // cookies carry Secure
+	issuer string
+	secure bool // cookies carry Secure
+	// https is an https issuer: the one kind on which a browser keeps a
+	// Secure cookie, and so a SameSite=None one (the login binding's,
+	// see bindBrowser; an http issuer off localhost is --dev only).
+	https      bool
 	store      Store
 	sessions   sessions.Store
 	once       sessions.OnceCache
@@ -192,6 +196,7 @@ func New(cfg Config) (*Provider, error) {
 	p := &Provider{
 		issuer:     iss,
 		secure:     u.Scheme == "https" || !isLocalHost(u.Hostname()),
+		https:      u.Scheme == "https",
 		store:      cfg.Store,
 		sessions:   cfg.Sessions,
 		once:       cfg.Once,

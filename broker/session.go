@@ -160,15 +160,17 @@ func (p *Provider) cookieName() string {
 // which carries the code and state) opened in a victim's browser would
 // complete there: the victim signed in to the attacker's account, at the
 // application and, through the SSO cookie, at every application after it
-// (login CSRF, RFC 6749 §10.12). The callback is a top-level GET, which
-// carries this SameSite=Lax cookie; a SAML ACS is a cross-site POST,
-// which carries none, so SAML answers are not held to it.
+// (login CSRF, RFC 6749 §10.12). An OIDC callback is a top-level GET,
+// which carries a SameSite=Lax cookie; a SAML ACS is a cross-site POST,
+// which carries only a SameSite=None one, which browsers take only
+// Secure: on an https issuer the cookie is SameSite=None and SAML answers
+// are held to it too; on plain http (development) only OIDC ones are.
 const loginCookie = "idb_login"
 
 // loginCookieName is loginCookie, with the __Host- prefix whenever the
 // cookie is Secure, as for the SSO cookie.
 func (p *Provider) loginCookieName() string {
-	if p.secure {
+	if p.https {
 		return "__Host-" + loginCookie
 	}
 	return loginCookie
@@ -183,8 +185,14 @@ func (p *Provider) bindBrowser(c echo.Context) string {
 		v = ck.Value
 	} else {
 		v = secrets.NewToken("")
+		// Secure only where a browser keeps it: a sign-in whose binding
+		// was dropped could never complete.
+		same := http.SameSiteLaxMode
+		if p.https {
+			same = http.SameSiteNoneMode
+		}
 		c.SetCookie(&http.Cookie{Name: p.loginCookieName(), Value: v, Path: "/", MaxAge: int(24 * time.Hour / time.Second),
-			Secure: p.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+			Secure: p.https, HttpOnly: true, SameSite: same})
 	}
 	return hex.EncodeToString(secrets.HashToken(v))
 }
