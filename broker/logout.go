@@ -197,7 +197,7 @@ var logoutConfirmPage = template.Must(template.New("logout_confirm").Parse(`<!do
 {{range .Fields}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
 {{end}}<button type="submit">Sign out</button>
 </form>
-<p><a href="{{.Continue}}">Stay signed in</a></p>
+{{if .Continue}}<p><a href="{{.Continue}}">Stay signed in</a></p>{{end}}
 </main></body></html>
 `))
 
@@ -206,13 +206,17 @@ var logoutConfirmPage = template.Must(template.New("logout_confirm").Parse(`<!do
 // state (already checked) to the end-session endpoint.
 //
 // continueTo is where "Stay signed in" goes: where the sign-out would have
-// returned.
+// returned, when that is the application (the broker's own signed-out page
+// would say the opposite of staying).
 func (p *Provider) confirmLogout(c echo.Context, s session, clientID, redirect, continueTo string) error {
 	var fields []formField
 	for _, f := range []formField{{"client_id", clientID}, {"post_logout_redirect_uri", redirect}, {"state", c.FormValue("state")}} {
 		if f.Value != "" {
 			fields = append(fields, f)
 		}
+	}
+	if redirect == "" {
+		continueTo = ""
 	}
 	var buf bytes.Buffer
 	if err := logoutConfirmPage.Execute(&buf, map[string]any{

@@ -377,3 +377,24 @@ func TestLogoutHintOfAnotherSession(t *testing.T) {
 		t.Fatal("the browser's session is active after the user said sign out")
 	}
 }
+
+// TestLogoutQuestionWithoutRedirect: asked without a
+// post_logout_redirect_uri, the question offers no "Stay signed in" link
+// to the broker's "you are signed out" page.
+func TestLogoutQuestionWithoutRedirect(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	b := browser(t)
+	code(t, a.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}}))
+	resp, err := b.Get(n.URL + broker.PathEndSession)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), `name="confirm"`) || strings.Contains(string(page), "Stay signed in") ||
+		strings.Contains(string(page), broker.PathLoggedOut) {
+		t.Fatalf("the question without a redirect:\n%s", page)
+	}
+}
