@@ -298,9 +298,11 @@ func (c *Console) signin(ec echo.Context) error {
 
 // unknownFailuresFor is how long the failures of an email that is no
 // operator's are remembered after the last one. An operator's count lasts
-// until they sign in; this one must outlast anyone's patience to tell the
-// two apart by waiting for it to end.
-const unknownFailuresFor = 30 * 24 * time.Hour
+// until they sign in, so one who waits a day after locking both out can
+// still tell them apart, at the price of a day per guess and a lockout
+// of the operator, which is audited. Longer would let a flood of made-up
+// emails (held back by Config.SignInLimit) fill the session store.
+const unknownFailuresFor = 24 * time.Hour
 
 // signinUnknown answers a sign-in with an email that is no active
 // operator's exactly as a known operator's wrong credentials are

@@ -109,6 +109,11 @@ type Config struct {
 	// nil keeps the count in this process, which is right for the
 	// embedded single-node deployment.
 	Attempts Attempts
+	// SignInLimit, when set, runs before the sign-in and enrolment posts:
+	// the wiring's per-address rate limit. Each post costs a password
+	// hash and each unknown email a count kept a day, so a flood must be
+	// held back before either.
+	SignInLimit echo.MiddlewareFunc
 	// Now is the clock (tests step it through TOTP periods); nil is
 	// time.Now.
 	Now    func() time.Time
@@ -188,9 +193,13 @@ const Path = "/console"
 func (c *Console) Mount(e *echo.Echo) {
 	g := e.Group(Path, c.headers)
 	g.GET("/signin", c.signinPage)
-	g.POST("/signin", c.signin, c.checkFormCSRF)
+	posts := []echo.MiddlewareFunc{c.checkFormCSRF}
+	if c.cfg.SignInLimit != nil {
+		posts = append([]echo.MiddlewareFunc{c.cfg.SignInLimit}, posts...)
+	}
+	g.POST("/signin", c.signin, posts...)
 	g.GET("/enrol/:token", c.enrolPage)
-	g.POST("/enrol/:token", c.enrol, c.checkFormCSRF)
+	g.POST("/enrol/:token", c.enrol, posts...)
 	g.GET("/enrol/:token/qr.png", c.enrolQR)
 	// The API reference renders a public document: no session needed.
 	g.GET("/api", c.apiPage)

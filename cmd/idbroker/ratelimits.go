@@ -40,6 +40,11 @@ type RateLimits struct {
 	Callback ratelimit.Rule
 }
 
+// consoleSignInRule limits the console's sign-in and enrolment posts per
+// client address. Not configurable: operators are few, and none types
+// this fast.
+var consoleSignInRule = ratelimit.Rule{Name: "console_signin", Limit: 30, Window: time.Minute, Key: ratelimit.ByIP}
+
 // defaultRateLimits are generous for real clients and stop runaway loops
 // and floods. The broker holds no passwords, so the sign-in limits guard
 // against floods, not guessing, and are sized for a whole company behind

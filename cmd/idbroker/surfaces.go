@@ -268,7 +268,10 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		// Failed sign-ins of unknown emails lock out as an operator's
 		// do, counted where every node sees them.
 		Attempts: cache,
-		Logger:   log.With("surface", "console"),
+		// Operators are few: a minute's budget per address that no
+		// person reaches, against floods of guesses and made-up emails.
+		SignInLimit: guard.Middleware(consoleSignInRule),
+		Logger:      log.With("surface", "console"),
 	})
 	webhooks, err := events.New(events.Config{
 		Store:          st,
