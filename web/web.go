@@ -47,7 +47,10 @@ func Render(w http.ResponseWriter, status int, name string, data any) error {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	// No form-action: browsers (Chromium) hold a form's submission to it
+	// through the redirects that answer it, and the work-email form's
+	// answer is a redirect to the user's IdP, on an origin of its own.
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
 	_, err := buf.WriteTo(w)
