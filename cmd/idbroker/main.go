@@ -78,7 +78,7 @@ func commands() []command {
 		{"migrate", "apply pending migrations (up) or list them (status)", runMigrate},
 		{"apikey", "manage operator API keys (create, list, revoke)", runAPIKey},
 		{"operator", "manage console operators (create, list, disable)", runOperator},
-		{"keys", "manage token-signing keys (rotate)", runKeys},
+		{"keys", "manage token-signing keys and the master key (rotate, rewrap)", runKeys},
 		{"audit", "check the audit log's hash chains (verify)", runAudit},
 		{"healthcheck", "exit 0 when the local broker's /readyz answers 200", runHealthcheck},
 		{"version", "print the version and exit", runVersion},
