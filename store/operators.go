@@ -286,23 +286,30 @@ func (db *DB) RecoveryCodesLeft(ctx context.Context, id string) (int, error) {
 
 // RecordOperatorFailure counts a failed sign-in of the operator and, with
 // the count known, lets lock decide how long the operator is locked out
-// (nil: not locked). It returns the new count and lock. The read and the
-// write are one transaction with the row locked, so concurrent failures on
-// several nodes all count.
-func (db *DB) RecordOperatorFailure(ctx context.Context, id string, lock func(failures int) *time.Time) (int, *time.Time, error) {
+// (nil: not locked). The failure happened at at; the earlier ones are
+// forgotten first when the last of them is older than keep. It returns
+// the new count and lock. The read
+// and the write are one transaction with the row locked, so concurrent
+// failures on several nodes all count.
+func (db *DB) RecordOperatorFailure(ctx context.Context, id string, at time.Time, keep time.Duration, lock func(failures int) *time.Time) (int, *time.Time, error) {
 	var (
 		failures int
 		until    *time.Time
 	)
 	err := db.InTx(ctx, func(ctx context.Context) error {
 		return db.global(ctx, true, func(q querier) error {
-			if err := q.queryRow(ctx, "SELECT failed_attempts FROM operators WHERE id = $1"+db.d.forUpdate(), id).Scan(&failures); err != nil {
+			var last *time.Time
+			if err := q.queryRow(ctx, "SELECT failed_attempts, last_failure_at FROM operators WHERE id = $1"+db.d.forUpdate(), id).
+				Scan(&failures, nullTimeDest{&last}); err != nil {
 				return err
+			}
+			if last == nil || last.Before(at.Add(-keep)) {
+				failures = 0
 			}
 			failures++
 			until = lock(failures)
-			_, err := q.exec(ctx, "UPDATE operators SET failed_attempts = $2, locked_until = $3 WHERE id = $1",
-				id, failures, db.optTime(until))
+			_, err := q.exec(ctx, "UPDATE operators SET failed_attempts = $2, locked_until = $3, last_failure_at = $4 WHERE id = $1",
+				id, failures, db.optTime(until), db.d.timeArg(at.UTC()))
 			return err
 		})
 	})
@@ -522,7 +529,7 @@ type ConsoleStore interface {
 	UseTOTPStep(ctx context.Context, id string, step int64) (bool, error)
 	UseRecoveryCode(ctx context.Context, id string, hash []byte) (bool, error)
 	RecoveryCodesLeft(ctx context.Context, id string) (int, error)
-	RecordOperatorFailure(ctx context.Context, id string, lock func(failures int) *time.Time) (int, *time.Time, error)
+	RecordOperatorFailure(ctx context.Context, id string, at time.Time, keep time.Duration, lock func(failures int) *time.Time) (int, *time.Time, error)
 	RecordOperatorLogin(ctx context.Context, id string) error
 	DisableOperator(ctx context.Context, id string) error
 	CreateOperatorSession(ctx context.Context, s OperatorSession) (OperatorSession, error)

@@ -251,7 +251,7 @@ func (c *Console) signin(ec echo.Context) error {
 	}
 
 	if reason != "" {
-		failures, until, err := c.cfg.Store.RecordOperatorFailure(ctx, op.ID, func(n int) *time.Time {
+		failures, until, err := c.cfg.Store.RecordOperatorFailure(ctx, op.ID, now, failuresFor, func(n int) *time.Time {
 			if d := lockFor(n); d > 0 {
 				u := now.Add(d)
 				return &u
@@ -296,13 +296,12 @@ func (c *Console) signin(ec echo.Context) error {
 	return ec.Redirect(http.StatusSeeOther, next)
 }
 
-// unknownFailuresFor is how long the failures of an email that is no
-// operator's are remembered after the last one. An operator's count lasts
-// until they sign in, so one who waits a day after locking both out can
-// still tell them apart, at the price of a day per guess and a lockout
-// of the operator, which is audited. Longer would let a flood of made-up
-// emails (held back by Config.SignInLimit) fill the session store.
-const unknownFailuresFor = 24 * time.Hour
+// failuresFor is how long failed sign-ins are remembered after the last
+// one, for an operator's email and for one that is no operator's alike,
+// so that waiting tells them apart no better than the answers do. Longer
+// would let a flood of made-up emails (held back by Config.SignInLimit)
+// fill the session store.
+const failuresFor = 24 * time.Hour
 
 // signinUnknown answers a sign-in with an email that is no active
 // operator's exactly as a known operator's wrong credentials are
@@ -322,7 +321,7 @@ func (c *Console) signinUnknown(ctx context.Context, email, password string, now
 		c.log.WarnContext(ctx, "console: read the failed sign-ins of an unknown email", "err", err)
 	}
 	_, _ = checkPassword(dummyHash, password) // as slow as a real check
-	n, err := c.cfg.Attempts.Incr(ctx, key+":n", unknownFailuresFor)
+	n, err := c.cfg.Attempts.Incr(ctx, key+":n", failuresFor)
 	if err != nil {
 		c.log.WarnContext(ctx, "console: count a failed sign-in of an unknown email", "err", err)
 		return fail(http.StatusUnauthorized, msgBadCredentials)

@@ -37,7 +37,7 @@ type Store interface {
 	CompleteEnrolment(ctx context.Context, id, passwordHash string, totpStep int64, codeHashes [][]byte) error
 	UseTOTPStep(ctx context.Context, id string, step int64) (bool, error)
 	UseRecoveryCode(ctx context.Context, id string, hash []byte) (bool, error)
-	RecordOperatorFailure(ctx context.Context, id string, lock func(failures int) *time.Time) (int, *time.Time, error)
+	RecordOperatorFailure(ctx context.Context, id string, at time.Time, keep time.Duration, lock func(failures int) *time.Time) (int, *time.Time, error)
 	RecordOperatorLogin(ctx context.Context, id string) error
 	DisableOperator(ctx context.Context, id string) error
 	CreateOperatorSession(ctx context.Context, s store.OperatorSession) (store.OperatorSession, error)

@@ -105,3 +105,26 @@ func TestUnknownEmailLockoutSharedByNodes(t *testing.T) {
 	}
 	var _ console.Attempts = redis
 }
+
+// TestOperatorFailuresForgottenAfterADay: an operator's failed sign-ins
+// are forgotten a day after the last one, as an unknown email's are (the
+// cache's expiry), so waiting a day between guesses tells the two apart
+// no better than the answers do.
+func TestOperatorFailuresForgottenAfterADay(t *testing.T) {
+	h := start(t, "")
+	h.enrol(t, "ops@vendor.example", "a long enough password")
+	for i := range 4 {
+		if a := h.failSignIn(t, "ops@vendor.example"); a.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d = %+v, want 401", i+1, a)
+		}
+	}
+	h.clock.Advance(25 * time.Hour)
+	for i := range 4 {
+		if a := h.failSignIn(t, "ops@vendor.example"); a.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d a day later = %+v, want 401: the day-old failures still counted", i+1, a)
+		}
+	}
+	if a := h.failSignIn(t, "ops@vendor.example"); a.status != http.StatusTooManyRequests {
+		t.Fatalf("fifth failure of the new day = %+v, want 429", a)
+	}
+}

@@ -100,8 +100,20 @@ func testOperators(t *testing.T, db *store.DB) {
 		u := time.Now().Add(time.Minute)
 		return &u
 	}
-	for i := 1; i <= 3; i++ {
-		n, until, err := db.RecordOperatorFailure(ctx, o.ID, lock)
+	for i := 1; i <= 2; i++ {
+		n, until, err := db.RecordOperatorFailure(ctx, o.ID, time.Now(), 24*time.Hour, lock)
+		if err != nil || n != i || until != nil {
+			t.Fatalf("failure %d: n=%d until=%v err=%v", i, n, until, err)
+		}
+	}
+	// A day and more after the last failure, the earlier ones are
+	// forgotten: this one counts alone.
+	later := time.Now().Add(25 * time.Hour)
+	if n, until, err := db.RecordOperatorFailure(ctx, o.ID, later, 24*time.Hour, lock); err != nil || n != 1 || until != nil {
+		t.Fatalf("failure a day later: n=%d until=%v err=%v; want a count of 1", n, until, err)
+	}
+	for i := 2; i <= 3; i++ {
+		n, until, err := db.RecordOperatorFailure(ctx, o.ID, later, 24*time.Hour, lock)
 		if err != nil || n != i || (until != nil) != (i == 3) {
 			t.Fatalf("failure %d: n=%d until=%v err=%v", i, n, until, err)
 		}
