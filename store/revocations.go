@@ -112,6 +112,13 @@ func (db *DB) RecordRevocation(ctx context.Context, r Revocation) (Revocation, e
 	err := db.global(ctx, true, func(q querier) error {
 		_, err := q.exec(ctx, "INSERT INTO revocations ("+revocationCols+") VALUES ($1, $2, $3, $4, $5, 0, $6, '', $7)",
 			r.ID, string(r.Kind), r.TenantID, r.SubjectID, r.Reason, db.d.timeArg(r.NotBefore), db.d.timeArg(r.CreatedAt))
+		if err != nil {
+			return err
+		}
+		// Kept from the start, so that no moment exists when the order is
+		// in neither table (see KeptRevocations).
+		_, err = q.exec(ctx, "INSERT INTO revocations_kept (id, kind, tenant_id, subject_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+			r.ID, string(r.Kind), r.TenantID, r.SubjectID, db.d.timeArg(r.CreatedAt))
 		return err
 	})
 	return r, db.wrap("record revocation", err)
@@ -156,7 +163,8 @@ func (db *DB) ClaimRevocations(ctx context.Context, now time.Time, lease time.Du
 	return out, db.wrap("claim revocations", err)
 }
 
-// FinishRevocation deletes applied revocation id and, in the same
+// FinishRevocation deletes applied revocation id from the queue, marks its
+// kept copy applied now (see KeptRevocations) and, in the same
 // transaction, queues the back-channel logouts of the sessions it ended:
 // one per (session, application) for applications that have a
 // back-channel logout URI now. Deleting an already deleted revocation (two
@@ -165,7 +173,12 @@ func (db *DB) FinishRevocation(ctx context.Context, id string, logouts []Logout)
 	err := db.InTx(ctx, func(ctx context.Context) error {
 		if id != "" {
 			if err := db.global(ctx, true, func(q querier) error {
-				_, err := q.exec(ctx, "DELETE FROM revocations WHERE id = $1", id)
+				if _, err := q.exec(ctx, "DELETE FROM revocations WHERE id = $1", id); err != nil {
+					return err
+				}
+				// A second finish moves applied_at later, which only widens
+				// what a replay ends (never what it spares).
+				_, err := q.exec(ctx, "UPDATE revocations_kept SET applied_at = $2 WHERE id = $1", id, db.d.timeArg(db.now()))
 				return err
 			}); err != nil {
 				return err

@@ -210,6 +210,8 @@ type Store interface {
 	// The revocation and back-channel logout queues; see revocations.go
 	// and logouts.go.
 	RevocationStore
+	// What outlives the session store's memory; see revocations_kept.go.
+	RevocationKeeper
 
 	// The last SCIM errors of each directory; see scim_errors.go.
 	SCIMErrorStore

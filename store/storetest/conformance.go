@@ -68,6 +68,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"Operators", testOperators},
 		{"ConsoleReads", testConsoleReads},
 		{"Revocations", testRevocations},
+		{"KeptRevocations", testKeptRevocations},
 		{"TenantLifecycle", testTenantLifecycle},
 		{"Standing", testStanding},
 		{"SCIMErrors", testSCIMErrors},

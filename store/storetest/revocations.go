@@ -143,3 +143,120 @@ func testRevocations(t *testing.T, db *store.DB) {
 		t.Fatalf("redeliver a pending logout: %v, want ErrConflict", err)
 	}
 }
+
+// testKeptRevocations: an order is kept from the transaction that records
+// it (and rolled back with it), marked applied when it is retired from the
+// queue, listed for a replay while within the window, pruned after; the
+// session store epoch advances only from the value a node read.
+func testKeptRevocations(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	tn, err := db.CreateTenant(ctx, store.Tenant{Name: "Kept"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx := store.WithTenant(ctx, tn.ID)
+	start, err := db.KeptRevocations(ctx, time.Time{}, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := int64(0)
+	if len(start) > 0 {
+		after = start[len(start)-1].Seq
+	}
+	kept := func(since time.Time) []store.KeptRevocation {
+		t.Helper()
+		var all []store.KeptRevocation
+		for cur := after; ; {
+			page, err := db.KeptRevocations(ctx, since, cur, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				return all
+			}
+			all = append(all, page...)
+			cur = page[len(page)-1].Seq
+		}
+	}
+
+	_ = db.InTx(tctx, func(ctx context.Context) error {
+		if _, err := db.RecordRevocation(ctx, store.Revocation{Kind: store.RevokeUser, TenantID: tn.ID, SubjectID: "usr_rolledback"}); err != nil {
+			t.Fatal(err)
+		}
+		return store.ErrConflict
+	})
+	var rvs []store.Revocation
+	for _, r := range []store.Revocation{
+		{Kind: store.RevokeUser, TenantID: tn.ID, SubjectID: "usr_1", Reason: "scim:deleted"},
+		{Kind: store.RevokeTenant, TenantID: tn.ID, Reason: "tenant.paused"},
+		{Kind: store.RevokeConnection, TenantID: tn.ID, SubjectID: "conn_1"},
+		{Kind: store.RevokeSession, TenantID: tn.ID, SubjectID: "ses_1"},
+	} {
+		rv, err := db.RecordRevocation(tctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rvs = append(rvs, rv)
+	}
+	got := kept(time.Now().Add(time.Hour))
+	if len(got) != len(rvs) {
+		t.Fatalf("kept before any is applied: %+v; want the %d recorded (pending ones whatever since says)", got, len(rvs))
+	}
+	for i, k := range got {
+		r := rvs[i]
+		if k.ID != r.ID || k.Kind != r.Kind || k.TenantID != r.TenantID || k.SubjectID != r.SubjectID ||
+			!k.AppliedAt.IsZero() || k.CreatedAt.IsZero() || (i > 0 && k.Seq <= got[i-1].Seq) {
+			t.Fatalf("kept[%d] = %+v; want %+v, in order, not applied", i, k, r)
+		}
+	}
+
+	before := time.Now().Add(-time.Second)
+	for _, r := range rvs[:3] {
+		if err := db.FinishRevocation(ctx, r.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, err := db.PendingRevocations(ctx, 100); err != nil || len(p) != 1 || p[0].ID != rvs[3].ID {
+		t.Fatalf("queue after finishing three: %+v, %v", p, err)
+	}
+	got = kept(before)
+	if len(got) != 4 {
+		t.Fatalf("kept after finishing three: %+v", got)
+	}
+	for i, k := range got[:3] {
+		if k.AppliedAt.Before(before) || k.AppliedAt.After(time.Now().Add(time.Second)) {
+			t.Errorf("kept[%d].AppliedAt = %v; want about now", i, k.AppliedAt)
+		}
+	}
+	// Past the window only the order still queued is listed.
+	if got := kept(time.Now().Add(time.Hour)); len(got) != 1 || got[0].ID != rvs[3].ID {
+		t.Fatalf("kept since an hour ahead: %+v; want only the queued %s", got, rvs[3].ID)
+	}
+	if n, err := db.PruneKeptRevocations(ctx, time.Now().Add(time.Hour)); err != nil || n < 3 {
+		t.Fatalf("prune = %d, %v; want the 3 applied", n, err)
+	}
+	if got := kept(time.Time{}); len(got) != 1 || got[0].ID != rvs[3].ID {
+		t.Fatalf("kept after pruning: %+v; want the queued one kept", got)
+	}
+	if _, err := db.KeptRevocations(ctx, time.Time{}, 0, 0); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("limit 0: %v, want ErrInvalid", err)
+	}
+
+	// The epoch: advanced only from the value read.
+	e, err := db.SessionStoreEpoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := db.AdvanceSessionStoreEpoch(ctx, e.Epoch, e.Epoch+1, "run-a"); err != nil || !ok {
+		t.Fatalf("advance from %d: %v, %v", e.Epoch, ok, err)
+	}
+	if ok, err := db.AdvanceSessionStoreEpoch(ctx, e.Epoch, e.Epoch+1, "run-b"); err != nil || ok {
+		t.Fatalf("advance from a stale %d: %v, %v; want refused", e.Epoch, ok, err)
+	}
+	if _, err := db.AdvanceSessionStoreEpoch(ctx, e.Epoch+1, e.Epoch+1, "run-b"); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("advance to the same epoch: %v, want ErrInvalid", err)
+	}
+	if now, err := db.SessionStoreEpoch(ctx); err != nil || now.Epoch != e.Epoch+1 || now.Server != "run-a" || now.UpdatedAt.IsZero() {
+		t.Fatalf("epoch after advancing: %+v, %v", now, err)
+	}
+}
