@@ -42,6 +42,9 @@ type Cached struct {
 	// held is set by Hold while revocations are committed but not yet
 	// acknowledged by the store underneath: nothing is cached then.
 	held atomic.Bool
+	// suspended is set by Suspend while the store underneath is not known
+	// to hold every revocation: nothing is cached then either.
+	suspended atomic.Bool
 
 	mu      sync.RWMutex
 	entries map[string]cacheEntry
@@ -163,7 +166,7 @@ func (c *Cached) Get(ctx context.Context, id string) (Session, error) {
 func (c *Cached) put(gen uint64, id string, e cacheEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen || c.done.Load() || c.down.Load() || c.held.Load() {
+	if gen != c.gen || c.done.Load() || c.down.Load() || c.held.Load() || c.suspended.Load() {
 		return
 	}
 	// A not-found must not replace a session created through this cache
@@ -224,7 +227,7 @@ func (c *Cached) create(s Session, create func() error) error {
 	// and the answers in flight refused, as before.
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen || c.done.Load() || c.down.Load() || c.held.Load() {
+	if gen != c.gen || c.done.Load() || c.down.Load() || c.held.Load() || c.suspended.Load() {
 		c.gen++
 		delete(c.entries, s.ID)
 		return nil

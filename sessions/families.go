@@ -87,6 +87,9 @@ func (m *Memory) StartFamily(ctx context.Context, f Family) error {
 
 // Family implements Families.
 func (m *Memory) Family(ctx context.Context, id string) (Family, error) {
+	if err := m.check(); err != nil {
+		return Family{}, err
+	}
 	m.famMu.Lock()
 	f, ok := m.families[id]
 	m.famMu.Unlock()
@@ -100,6 +103,9 @@ func (m *Memory) Family(ctx context.Context, id string) (Family, error) {
 // Rotate implements Families. The family lock is held across the session
 // revocation so that no rotation can slip between reuse and its effect.
 func (m *Memory) Rotate(ctx context.Context, id string, gen uint64, hash string, next Family) (Rotation, []Session, error) {
+	if err := m.check(); err != nil {
+		return 0, nil, err
+	}
 	now := time.Now()
 	m.famMu.Lock()
 	defer m.famMu.Unlock()
@@ -192,6 +198,9 @@ func (r *Redis) StartFamily(ctx context.Context, f Family) error {
 
 // Family implements Families.
 func (r *Redis) Family(ctx context.Context, id string) (Family, error) {
+	if err := r.check(); err != nil {
+		return Family{}, err
+	}
 	h, err := r.c.HGetAll(ctx, r.famKey(id)).Result()
 	if err != nil {
 		return Family{}, fmt.Errorf("sessions: redis family: %w", err)
@@ -214,6 +223,9 @@ func (r *Redis) Family(ctx context.Context, id string) (Family, error) {
 // Rotate implements Families with one Lua script, so that reuse ends the
 // family and its session in the same step that detects it.
 func (r *Redis) Rotate(ctx context.Context, id string, gen uint64, hash string, next Family) (Rotation, []Session, error) {
+	if err := r.check(); err != nil {
+		return 0, nil, err
+	}
 	v, err := rotateScript.Run(ctx, r.c, []string{r.famKey(id)}, r.prefix, r.channel,
 		gen, hash, next.Hash, next.Grant, next.ExpiresAt.UnixNano(), ttlMS(next.ExpiresAt)).Slice()
 	if err != nil {

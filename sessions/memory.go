@@ -37,6 +37,15 @@ type Memory struct {
 	famMu        sync.Mutex
 	families     map[string]Family
 	nextFamSweep time.Time
+
+	// What Rewindable needs, under mu: when each session began (a replay
+	// spares those begun after its revocation), this Memory's name and
+	// the epoch marker written into it.
+	created  map[string]time.Time
+	server   string
+	epoch    int64
+	hasEpoch bool
+	gate
 }
 
 type onceValue struct {
@@ -67,6 +76,8 @@ func NewMemory() *Memory {
 		subs:          make(map[*subscriber]struct{}),
 		families:      make(map[string]Family),
 		nextFamSweep:  now.Add(sweepInterval),
+		created:       make(map[string]time.Time),
+		server:        newServerID(),
 	}
 }
 
@@ -94,6 +105,7 @@ func (m *Memory) Create(ctx context.Context, s Session) error {
 		m.removeLocked(old)
 	}
 	m.sessions[s.ID] = s
+	m.created[s.ID] = now
 	addIndex(m.byUser, [2]string{s.TenantID, s.UserID}, s.ID)
 	addIndex(m.byTenant, s.TenantID, s.ID)
 	if s.ConnectionID != "" {
@@ -104,6 +116,9 @@ func (m *Memory) Create(ctx context.Context, s Session) error {
 
 // Get implements Store.
 func (m *Memory) Get(ctx context.Context, id string) (Session, error) {
+	if err := m.check(); err != nil {
+		return Session{}, err
+	}
 	m.mu.RLock()
 	s, ok := m.sessions[id]
 	m.mu.RUnlock()
@@ -181,6 +196,9 @@ func (m *Memory) RevokeConnection(ctx context.Context, tenantID, connectionID st
 
 // ListUser implements Store.
 func (m *Memory) ListUser(ctx context.Context, tenantID, userID string) ([]Session, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -229,6 +247,7 @@ func (m *Memory) revokeLocked(ids map[string]struct{}) []Session {
 
 func (m *Memory) removeLocked(s Session) {
 	delete(m.sessions, s.ID)
+	delete(m.created, s.ID)
 	removeIndex(m.byUser, [2]string{s.TenantID, s.UserID}, s.ID)
 	removeIndex(m.byTenant, s.TenantID, s.ID)
 	if s.ConnectionID != "" {

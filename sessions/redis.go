@@ -38,6 +38,8 @@ type RedisOptions struct {
 //	take:{key}               Put/Take value
 //	rl:{key}                 rate-limit bucket (GCRA theoretical arrival time)
 //	n:{key}                  Incr count
+//	fam:{id}                 refresh-token family
+//	epoch                    epoch marker (see Rewindable)
 //	revocations              pub/sub channel of JSON Revocations
 //
 // An index set expires with its longest-lived member; members that expired
@@ -53,6 +55,7 @@ type Redis struct {
 	c       redis.UniversalClient
 	prefix  string
 	channel string
+	gate    // Suspend (see Rewindable)
 }
 
 var (
@@ -109,6 +112,7 @@ const (
 	fACR      = "acr"
 	fAMR      = "amr"
 	fExtra    = "x"
+	fCreated  = "cr" // when the session began, unix ms (see RevokeBefore)
 	fApp      = "a:" // prefix: one field per application, "a:{client_id}"
 )
 
@@ -227,6 +231,7 @@ func (r *Redis) create(ctx context.Context, s Session, put *oncePut) error {
 		fID, s.ID, fTenant, s.TenantID, fUser, s.UserID, fConn, s.ConnectionID,
 		fAuthTime, strconv.FormatInt(unixNano(s.AuthTime), 10),
 		fExpires, strconv.FormatInt(s.ExpiresAt.UnixNano(), 10),
+		fCreated, strconv.FormatInt(now.UnixMilli(), 10),
 	}
 	if s.ACR != "" {
 		args = append(args, fACR, s.ACR)
@@ -259,6 +264,9 @@ func unixNano(t time.Time) int64 {
 
 // Get implements Store.
 func (r *Redis) Get(ctx context.Context, id string) (Session, error) {
+	if err := r.check(); err != nil {
+		return Session{}, err
+	}
 	h, err := r.c.HGetAll(ctx, r.sesKey(id)).Result()
 	if err != nil {
 		return Session{}, fmt.Errorf("sessions: redis get %s: %w", id, err)
@@ -411,6 +419,9 @@ func (r *Redis) revokeSet(ctx context.Context, key, reason, tenant, user, conn s
 
 // ListUser implements Store.
 func (r *Redis) ListUser(ctx context.Context, tenantID, userID string) ([]Session, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
 	v, err := listScript.Run(ctx, r.c, []string{r.userKey(tenantID, userID)}, r.prefix).Result()
 	if err == nil {
 		var out []Session

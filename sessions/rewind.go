@@ -1,0 +1,346 @@
+package sessions
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrSuspended is returned by reads of a suspended store (Suspend): it is
+// not yet known to hold every revocation, so it may vouch for a session
+// that was revoked. Callers answer it as they answer an unreachable store
+// (503, try again shortly), never as "not found" (which a cache would
+// keep) nor as "active".
+var ErrSuspended = errors.New("sessions: session store is being checked for lost revocations")
+
+// Marker says which session store answers and what it remembers of the
+// revocations applied to it.
+//
+// A Redis restarted from an older snapshot, promoted from a lagging
+// replica or restored from a backup has lost the revocations made after
+// its data was saved: the sessions they ended are back. Such a store is
+// recognised by either half of its Marker: Server (Redis's run_id) is new
+// whenever the process holding the data is, and Epoch, written into the
+// store after every full replay of the kept revocations, is missing (an
+// empty or flushed store) or older than the epoch recorded in the
+// database.
+type Marker struct {
+	// Server identifies the process answering: Redis's run_id, or a
+	// random id per Memory.
+	Server string
+	// Epoch is the epoch marker the store holds; Present is false (and
+	// Epoch zero) when it holds none.
+	Epoch   int64
+	Present bool
+}
+
+// Rewindable is a session store that can lose or rewind what it holds,
+// and the means to notice and repair it: Memory and Redis, and Cached
+// over either.
+type Rewindable interface {
+	// Marker reads the store's Marker.
+	Marker(ctx context.Context) (Marker, error)
+	// SetMarker writes epoch into the store and returns the Marker read
+	// in the same step, so the caller knows which server took it.
+	SetMarker(ctx context.Context, epoch int64) (Marker, error)
+	// RevokeBefore applies a revocation again: kind is ReasonSession,
+	// ReasonUser, ReasonTenant or ReasonConnection (the subject is then a
+	// session, user or connection id, or empty). Sessions of a user,
+	// tenant or connection that the store began at or after before are
+	// spared: they began after the revocation, legitimately.
+	RevokeBefore(ctx context.Context, kind, tenantID, subjectID string, before time.Time) ([]Session, error)
+	// Suspend(true) makes every read that could vouch for a session
+	// (Get, ListUser, Family, Rotate) fail with ErrSuspended until
+	// Suspend(false); writes and revocations go through.
+	Suspend(on bool)
+}
+
+var (
+	_ Rewindable = (*Memory)(nil)
+	_ Rewindable = (*Redis)(nil)
+	_ Rewindable = (*Cached)(nil)
+)
+
+// gate is what Suspend sets: one atomic load on each guarded read.
+type gate struct{ suspended atomic.Bool }
+
+// Suspend implements Rewindable.
+func (g *gate) Suspend(on bool) { g.suspended.Store(on) }
+
+func (g *gate) check() error {
+	if g.suspended.Load() {
+		return ErrSuspended
+	}
+	return nil
+}
+
+// Suspended reports whether reads are suspended.
+func (g *gate) Suspended() bool { return g.suspended.Load() }
+
+// newServerID names one Memory, which lives and dies with its process.
+func newServerID() string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return "mem-" + hex.EncodeToString(b)
+}
+
+// Marker implements Rewindable.
+func (m *Memory) Marker(ctx context.Context) (Marker, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return Marker{Server: m.server, Epoch: m.epoch, Present: m.hasEpoch}, nil
+}
+
+// SetMarker implements Rewindable.
+func (m *Memory) SetMarker(ctx context.Context, epoch int64) (Marker, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.epoch, m.hasEpoch = epoch, true
+	return Marker{Server: m.server, Epoch: m.epoch, Present: true}, nil
+}
+
+// RevokeBefore implements Rewindable.
+func (m *Memory) RevokeBefore(ctx context.Context, kind, tenantID, subjectID string, before time.Time) ([]Session, error) {
+	var ids map[string]struct{}
+	switch kind {
+	case ReasonSession:
+		return m.RevokeSession(ctx, subjectID)
+	case ReasonUser:
+		ids = m.byUserIndex(tenantID, subjectID)
+	case ReasonTenant:
+		ids = m.byTenantIndex(tenantID)
+	case ReasonConnection:
+		ids = m.byConnIndex(tenantID, subjectID)
+	default:
+		return nil, fmt.Errorf("sessions: revoke before: unknown kind %q", kind)
+	}
+	var out []Session
+	for id := range ids {
+		m.mu.RLock()
+		created, ok := m.created[id]
+		m.mu.RUnlock()
+		if ok && !created.Before(before) {
+			continue
+		}
+		ended, err := m.RevokeSession(ctx, id)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ended...)
+	}
+	return out, nil
+}
+
+func (m *Memory) byUserIndex(tenant, user string) map[string]struct{} {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return copyIndex(m.byUser[[2]string{tenant, user}])
+}
+
+func (m *Memory) byTenantIndex(tenant string) map[string]struct{} {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return copyIndex(m.byTenant[tenant])
+}
+
+func (m *Memory) byConnIndex(tenant, conn string) map[string]struct{} {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return copyIndex(m.byConn[[2]string{tenant, conn}])
+}
+
+func copyIndex(ix map[string]struct{}) map[string]struct{} {
+	out := make(map[string]struct{}, len(ix))
+	for id := range ix {
+		out[id] = struct{}{}
+	}
+	return out
+}
+
+func (r *Redis) markerKey() string { return r.prefix + "epoch" }
+
+// Marker implements Rewindable: Redis's run_id and the epoch key, in one
+// round trip.
+func (r *Redis) Marker(ctx context.Context) (Marker, error) {
+	var info *redis.StringCmd
+	var get *redis.StringCmd
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		info = p.Info(ctx, "server")
+		get = p.Get(ctx, r.markerKey())
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Marker{}, fmt.Errorf("sessions: redis marker: %w", err)
+	}
+	return markerOf(info, get)
+}
+
+// SetMarker implements Rewindable: SET and INFO in one MULTI, so that the
+// run_id returned is that of the server that took the epoch.
+func (r *Redis) SetMarker(ctx context.Context, epoch int64) (Marker, error) {
+	var info *redis.StringCmd
+	var get *redis.StringCmd
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, r.markerKey(), strconv.FormatInt(epoch, 10), 0)
+		info = p.Info(ctx, "server")
+		get = p.Get(ctx, r.markerKey())
+		return nil
+	})
+	if err != nil {
+		return Marker{}, fmt.Errorf("sessions: redis set marker: %w", err)
+	}
+	return markerOf(info, get)
+}
+
+func markerOf(info, get *redis.StringCmd) (Marker, error) {
+	text, err := info.Result()
+	if err != nil {
+		return Marker{}, fmt.Errorf("sessions: redis info: %w", err)
+	}
+	var m Marker
+	if m.Server = runID(text); m.Server == "" {
+		return Marker{}, errors.New("sessions: redis info: no run_id")
+	}
+	v, err := get.Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return m, nil
+	case err != nil:
+		return Marker{}, fmt.Errorf("sessions: redis marker: %w", err)
+	}
+	if m.Epoch, err = strconv.ParseInt(v, 10, 64); err != nil {
+		// Not ours to read: as good as missing, and so replayed over.
+		return Marker{Server: m.Server}, nil
+	}
+	m.Present = true
+	return m, nil
+}
+
+// runID finds run_id in the text of INFO server.
+func runID(info string) string {
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "run_id:"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// revokeBeforeScript is revokeSetScript sparing the sessions begun at or
+// after a time: a replayed revocation must not end the sessions a user (a
+// reactivated one, a resumed tenant) began after it. A session without a
+// beginning (stored before Redis kept one) is ended.
+// KEYS: index set. ARGV: prefix, channel, reason, tenant, user,
+// connection, before (unix ms).
+var revokeBeforeScript = redis.NewScript(luaRevoke + `
+local before = tonumber(ARGV[7])
+local out, ids = {}, {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local cr = tonumber(redis.call('HGET', ARGV[1] .. 'ses:' .. id, 'cr') or '0')
+  if cr < before then
+    local h = revoke(ARGV[1], id)
+    if #h > 0 then
+      out[#out + 1] = h
+      ids[#ids + 1] = id
+    end
+  end
+end
+if #ids > 0 then
+  local msg = {session_ids = ids, tenant_id = ARGV[4], reason = ARGV[3]}
+  if ARGV[5] ~= '' then msg.user_id = ARGV[5] end
+  if ARGV[6] ~= '' then msg.connection_id = ARGV[6] end
+  redis.call('PUBLISH', ARGV[2], cjson.encode(msg))
+end
+return out
+`)
+
+// RevokeBefore implements Rewindable, each kind in one script as its
+// revocation is.
+func (r *Redis) RevokeBefore(ctx context.Context, kind, tenantID, subjectID string, before time.Time) ([]Session, error) {
+	var key, user, conn string
+	switch kind {
+	case ReasonSession:
+		return r.RevokeSession(ctx, subjectID)
+	case ReasonUser:
+		key, user = r.userKey(tenantID, subjectID), subjectID
+	case ReasonTenant:
+		key = r.tenantKey(tenantID)
+	case ReasonConnection:
+		key, conn = r.connKey(tenantID, subjectID), subjectID
+	default:
+		return nil, fmt.Errorf("sessions: revoke before: unknown kind %q", kind)
+	}
+	v, err := revokeBeforeScript.Run(ctx, r.c, []string{key}, r.prefix, r.channel, kind, tenantID, user, conn,
+		before.UnixMilli()).Result()
+	if err == nil {
+		var out []Session
+		if out, err = decodeSessions(v); err == nil {
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("sessions: redis revoke %s %s/%s again: %w", kind, tenantID, subjectID, err)
+}
+
+// Marker implements Rewindable for the store underneath.
+func (c *Cached) Marker(ctx context.Context) (Marker, error) {
+	rw, err := c.rewindable()
+	if err != nil {
+		return Marker{}, err
+	}
+	return rw.Marker(ctx)
+}
+
+// SetMarker implements Rewindable for the store underneath.
+func (c *Cached) SetMarker(ctx context.Context, epoch int64) (Marker, error) {
+	rw, err := c.rewindable()
+	if err != nil {
+		return Marker{}, err
+	}
+	return rw.SetMarker(ctx, epoch)
+}
+
+// RevokeBefore implements Rewindable: the store underneath revokes, and
+// this cache forgets what it ended.
+func (c *Cached) RevokeBefore(ctx context.Context, kind, tenantID, subjectID string, before time.Time) ([]Session, error) {
+	rw, err := c.rewindable()
+	if err != nil {
+		return nil, err
+	}
+	return c.forgetAll(rw.RevokeBefore(ctx, kind, tenantID, subjectID, before))
+}
+
+// Suspend implements Rewindable: the store underneath refuses its reads,
+// and this cache empties and caches nothing until Suspend(false), so that
+// no answer read before or during the suspension is served after it.
+func (c *Cached) Suspend(on bool) {
+	if rw, err := c.rewindable(); err == nil {
+		rw.Suspend(on)
+	}
+	if !on {
+		c.suspended.Store(false)
+		return
+	}
+	c.suspended.Store(true)
+	c.mu.Lock()
+	c.gen++
+	clear(c.entries)
+	c.mu.Unlock()
+}
+
+func (c *Cached) rewindable() (Rewindable, error) {
+	rw, ok := c.store.(Rewindable)
+	if !ok {
+		return nil, fmt.Errorf("sessions: %T cannot tell whether it lost revocations", c.store)
+	}
+	return rw, nil
+}

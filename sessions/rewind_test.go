@@ -1,0 +1,203 @@
+package sessions_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/sessions/sessionstest"
+)
+
+// rewindables are the Rewindable stores, each new and empty.
+func rewindables(t *testing.T) map[string]func(t *testing.T) interface {
+	sessions.Store
+	sessions.Families
+	sessions.Rewindable
+} {
+	type both = interface {
+		sessions.Store
+		sessions.Families
+		sessions.Rewindable
+	}
+	return map[string]func(t *testing.T) both{
+		"memory": func(t *testing.T) both { return sessions.NewMemory() },
+		"redis":  func(t *testing.T) both { return sessionstest.NewRedis(t) },
+		"cached": func(t *testing.T) both {
+			r := sessionstest.NewRedis(t)
+			c, err := sessions.NewCached(t.Context(), r, time.Minute, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			return struct {
+				*sessions.Cached
+				sessions.Families
+			}{c, r}
+		},
+	}
+}
+
+func TestMarker(t *testing.T) {
+	for name, open := range rewindables(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			st := open(t)
+			m, err := st.Marker(ctx)
+			if err != nil || m.Present || m.Epoch != 0 || m.Server == "" {
+				t.Fatalf("new store's marker = %+v, %v; want a server and no epoch", m, err)
+			}
+			set, err := st.SetMarker(ctx, 7)
+			if err != nil || set != (sessions.Marker{Server: m.Server, Epoch: 7, Present: true}) {
+				t.Fatalf("SetMarker(7) = %+v, %v", set, err)
+			}
+			if again, err := st.Marker(ctx); err != nil || again != set {
+				t.Fatalf("marker after SetMarker = %+v, %v; want %+v", again, err, set)
+			}
+		})
+	}
+}
+
+// TestRevokeBefore: a revocation applied again ends the sessions it names
+// that began before its time and spares those begun after.
+func TestRevokeBefore(t *testing.T) {
+	cases := []struct {
+		kind, subject string
+		// which of old (user u1, conn c1), other (user u2, conn c2) end
+		endsOld, endsOther bool
+	}{
+		{kind: sessions.ReasonUser, subject: "usr_1", endsOld: true},
+		{kind: sessions.ReasonConnection, subject: "conn_1", endsOld: true},
+		{kind: sessions.ReasonTenant, endsOld: true, endsOther: true},
+		{kind: sessions.ReasonSession, subject: "old", endsOld: true},
+	}
+	for name, open := range rewindables(t) {
+		for _, tc := range cases {
+			t.Run(name+"/"+tc.kind, func(t *testing.T) {
+				ctx := t.Context()
+				st := open(t)
+				mk := func(id, user, conn string) sessions.Session {
+					t.Helper()
+					s := sessions.Session{ID: id + "-" + name + tc.kind, TenantID: "tnt_1", UserID: user, ConnectionID: conn, ExpiresAt: time.Now().Add(time.Hour)}
+					if err := st.Create(ctx, s); err != nil {
+						t.Fatal(err)
+					}
+					return s
+				}
+				old := mk("old", "usr_1", "conn_1")
+				other := mk("other", "usr_2", "conn_2")
+				time.Sleep(5 * time.Millisecond)
+				cutoff := time.Now()
+				time.Sleep(5 * time.Millisecond)
+				// Begun after the revocation: the same user, connection and
+				// tenant as old.
+				later := mk("later", "usr_1", "conn_1")
+
+				subject := tc.subject
+				if tc.kind == sessions.ReasonSession {
+					subject = old.ID
+				}
+				ended, err := st.RevokeBefore(ctx, tc.kind, "tnt_1", subject, cutoff)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := map[string]bool{old.ID: tc.endsOld, other.ID: tc.endsOther, later.ID: false}
+				got := map[string]bool{}
+				for _, s := range ended {
+					got[s.ID] = true
+				}
+				for id, ends := range want {
+					if got[id] != ends {
+						t.Errorf("ended %s = %v, want %v", id, got[id], ends)
+					}
+					_, err := st.Get(ctx, id)
+					if gone := errors.Is(err, sessions.ErrNotFound); gone != ends {
+						t.Errorf("after the replay, Get(%s) = %v; want gone=%v", id, err, ends)
+					}
+				}
+				if _, err := st.RevokeBefore(ctx, "everything", "tnt_1", "", cutoff); err == nil {
+					t.Error("RevokeBefore of an unknown kind succeeded")
+				}
+			})
+		}
+	}
+}
+
+// TestSuspend: a suspended store refuses every read that could vouch for
+// a session, with ErrSuspended, and takes writes and revocations.
+func TestSuspend(t *testing.T) {
+	for name, open := range rewindables(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			st := open(t)
+			s := sessions.Session{ID: "ses_s-" + name, TenantID: "tnt_1", UserID: "usr_1", ExpiresAt: time.Now().Add(time.Hour)}
+			if err := st.Create(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			f := sessions.Family{ID: "fam_s-" + name, SessionID: s.ID, Gen: 1, Hash: "h1", ExpiresAt: s.ExpiresAt}
+			if err := st.StartFamily(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Get(ctx, s.ID); err != nil { // cached, where there is a cache
+				t.Fatal(err)
+			}
+			st.Suspend(true)
+			reads := map[string]func() error{
+				"Get":      func() error { _, err := st.Get(ctx, s.ID); return err },
+				"ListUser": func() error { _, err := st.ListUser(ctx, "tnt_1", "usr_1"); return err },
+				"Family":   func() error { _, err := st.Family(ctx, f.ID); return err },
+				"Rotate": func() error {
+					_, _, err := st.Rotate(ctx, f.ID, 1, "h1", sessions.Family{Hash: "h2", ExpiresAt: f.ExpiresAt})
+					return err
+				},
+			}
+			for what, read := range reads {
+				if err := read(); !errors.Is(err, sessions.ErrSuspended) {
+					t.Errorf("%s while suspended = %v; want ErrSuspended", what, err)
+				}
+			}
+			s2 := s
+			s2.ID += "-2"
+			if err := st.Create(ctx, s2); err != nil {
+				t.Errorf("Create while suspended: %v", err)
+			}
+			if _, err := st.RevokeSession(ctx, s2.ID); err != nil {
+				t.Errorf("RevokeSession while suspended: %v", err)
+			}
+			st.Suspend(false)
+			for what, read := range reads {
+				if err := read(); err != nil {
+					t.Errorf("%s after Suspend(false) = %v", what, err)
+				}
+			}
+		})
+	}
+}
+
+func TestSuspendedCacheCachesNothing(t *testing.T) {
+	ctx := context.Background()
+	r := sessionstest.NewRedis(t)
+	c, err := sessions.NewCached(ctx, r, time.Minute, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := sessions.Session{ID: "ses_cache", TenantID: "tnt_1", UserID: "usr_1", ExpiresAt: time.Now().Add(time.Hour)}
+	if err := c.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	c.Suspend(true)
+	if n := c.Len(); n != 0 {
+		t.Fatalf("a suspended cache holds %d entries", n)
+	}
+	// Revoked behind the cache's back, as a replay on another node would,
+	// while suspended: nothing from before may come back after.
+	if _, err := r.RevokeSession(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.Suspend(false)
+	if _, err := c.Get(ctx, s.ID); !errors.Is(err, sessions.ErrNotFound) {
+		t.Fatalf("Get after the suspension = %v; want ErrNotFound", err)
+	}
+}
