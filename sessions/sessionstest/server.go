@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -132,4 +134,47 @@ func (s *Server) signal(sig syscall.Signal) {
 	if err := s.cmd.Process.Signal(sig); err != nil {
 		s.t.Fatalf("signal redis-server: %v", err)
 	}
+}
+
+// Snapshot copies the server's data as it is now (every write is on disk
+// already: fsync always) and returns where, for RestartFrom: the backup an
+// operator restores, the RDB or AOF a restart finds, a replica that lags.
+func (s *Server) Snapshot() string {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dst := filepath.Join(s.t.TempDir(), "snapshot")
+	if err := os.CopyFS(dst, os.DirFS(s.dir)); err != nil {
+		s.t.Fatalf("snapshot redis data: %v", err)
+	}
+	return dst
+}
+
+// RestartFrom kills the server and starts it again on the data of
+// snapshot, as Redis does after a crash with the snapshot on disk: every
+// write after the snapshot is lost. The new process has a new run_id.
+func (s *Server) RestartFrom(snapshot string) {
+	s.t.Helper()
+	s.Kill()
+	if err := os.RemoveAll(s.dir); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.CopyFS(s.dir, os.DirFS(snapshot)); err != nil {
+		s.t.Fatalf("restore redis data: %v", err)
+	}
+	s.Start()
+}
+
+// RestartEmpty kills the server and starts it again with no data, as a
+// Redis without persistence restarts.
+func (s *Server) RestartEmpty() {
+	s.t.Helper()
+	s.Kill()
+	if err := os.RemoveAll(s.dir); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		s.t.Fatal(err)
+	}
+	s.Start()
 }
