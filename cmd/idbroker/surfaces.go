@@ -162,6 +162,28 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	if err != nil {
 		return nil, err
 	}
+	// A Redis restarted from an older snapshot, promoted from a lagging
+	// replica, restored or emptied has lost revocations: the sessions they
+	// ended are back. Every revocation is kept in the database for a
+	// session's lifetime; this node reads the session store only once it
+	// is the one the database says every kept revocation reached, and
+	// replays them all into any other (events.Rewinds). Until the first
+	// check, and during a replay, session reads answer 503.
+	rewinds, err := events.NewRewinds(events.RewindConfig{
+		Store:    st,
+		Sessions: cached,
+		Keep:     broker.DefaultSessionTTL,
+		Logger:   log.With("surface", "revocations"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	first, cancelFirst := context.WithTimeout(ctx, 10*time.Second)
+	if _, err := rewinds.Check(first); err != nil {
+		// Run tries again every second; meanwhile sessions answer 503.
+		log.Warn("session store not yet checked for lost revocations", "err", err)
+	}
+	cancelFirst()
 	registry := connections.NewRegistry(connections.Config{
 		Types:             connectionTypes(),
 		Issuer:            cfg.Issuer,
@@ -333,6 +355,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	bg.Go(func() { meter.Run(ctx, usageSnapshots) })
 	bg.Go(func() { measurements.Run(ctx, slo.DefaultFlushInterval) })
 	bg.Go(func() { revoker.Run(ctx) })
+	bg.Go(func() { rewinds.Run(ctx) })
 	// Tenants deleted longer ago than the restore window are erased from
 	// the database and the cache (lifecycle.Eraser).
 	eraser := &lifecycle.Eraser{Store: st, Log: log.With("surface", "lifecycle"), TracerProvider: tp}
