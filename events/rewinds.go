@@ -131,6 +131,7 @@ func (r *Rewinds) Run(ctx context.Context) error {
 			// The server behind the subscription may be gone: whichever
 			// answers next must prove itself first.
 			r.distrust()
+			r.log.InfoContext(ctx, "connection to the session store broke; not trusting it until checked")
 		}
 		r.wake.kick()
 	})
@@ -163,15 +164,22 @@ func (r *Rewinds) distrust() {
 func (r *Rewinds) Check(ctx context.Context) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	downs := r.downs.Load()
+	seen := r.seen()
 	m, err := r.cfg.Sessions.Marker(ctx)
 	if err != nil {
 		r.suspend()
 		return 0, fmt.Errorf("events: read the session store's marker: %w", err)
 	}
+	if s := r.cfg.Sessions.Stranger(); s != "" && s != m.Server {
+		// Connections reach another server than this marker's (a
+		// failover the pool is halfway through): wait until one answers.
+		r.suspend()
+		r.wake.kick()
+		return 0, fmt.Errorf("events: the session store answers from two servers (%s and %s)", m.Server, s)
+	}
 	if m.Present && m == r.trusted {
 		// The same server, holding the same epoch: nothing was lost.
-		r.trust(m, downs)
+		r.trust(m, seen)
 		return 0, nil
 	}
 	r.suspend()
@@ -180,7 +188,7 @@ func (r *Rewinds) Check(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("events: read the session store epoch: %w", err)
 	}
 	if m.Present && m.Epoch == ep.Epoch && m.Server == ep.Server {
-		r.trust(m, downs)
+		r.trust(m, seen)
 		return 0, nil
 	}
 	r.log.WarnContext(ctx, "the session store may have lost revocations (restarted, failed over, restored or emptied); replaying them",
@@ -202,14 +210,18 @@ func (r *Rewinds) Check(ctx context.Context) (int, error) {
 		return ended, err
 	}
 	if !advanced {
-		// Another node replayed too and advanced first; its marker and
-		// ours agree unless it went further. Look again.
-		r.wake.kick()
-		return ended, errors.New("events: session store epoch advanced by another node during the replay")
+		// Another node replayed too and advanced first: if to the epoch
+		// this server holds, its replay vouches for the server as ours
+		// does; if further, look again.
+		now, err := r.cfg.Store.SessionStoreEpoch(ctx)
+		if err != nil || now.Epoch != set.Epoch || now.Server != set.Server {
+			r.wake.kick()
+			return ended, errors.New("events: session store epoch advanced by another node during the replay")
+		}
 	}
 	r.log.WarnContext(ctx, "revocations replayed into the session store; trusting it again",
 		"server", set.Server, "epoch", set.Epoch, "revocations", orders, "sessions_ended", ended, "took", r.cfg.Now().Sub(start))
-	r.trust(set, downs)
+	r.trust(set, seen)
 	return ended, nil
 }
 
@@ -251,18 +263,34 @@ func (r *Rewinds) suspend() {
 	r.trusted = sessions.Marker{}
 }
 
-// trust lifts the suspension, unless the subscription broke since the
-// Check began (downs): then the next Check decides.
-func (r *Rewinds) trust(m sessions.Marker, downs uint64) {
-	if r.downs.Load() != downs {
+// seen is what trust compares to learn whether the store may have been
+// suspended while a Check ran: the subscription's breaks and the
+// connections that reached a server not vouched for.
+type seen struct{ downs, strangers uint64 }
+
+func (r *Rewinds) seen() seen {
+	return seen{r.downs.Load(), r.cfg.Sessions.Strangers()}
+}
+
+// trust vouches for m's server and lifts the suspension — unless the
+// subscription broke or a connection reached another server since the
+// Check began (then the next Check decides), checked again after lifting
+// it, since either may set it at any moment.
+func (r *Rewinds) trust(m sessions.Marker, before seen) {
+	r.cfg.Sessions.Vouch(m.Server)
+	if r.seen() != before {
 		r.trusted = sessions.Marker{}
 		r.wake.kick()
 		return
 	}
 	r.trusted = m
-	// Always: a distrust (the subscription) suspends without mu.
+	// Always: distrust and a stranger suspend without mu.
 	r.cfg.Sessions.Suspend(false)
 	r.suspended = false
+	if r.seen() != before {
+		r.suspend()
+		r.wake.kick()
+	}
 }
 
 // prune deletes the kept revocations that no session can outlive any more,

@@ -284,7 +284,7 @@ func TestCachedResyncAfterLostMessages(t *testing.T) {
 	a := newNode(t, prefix)
 
 	name := fmt.Sprintf("idbtest-resync-%d", time.Now().UnixNano())
-	opts := *admin.(*redis.Client).Options()
+	opts := *admin.(interface{ Options() *redis.Options }).Options()
 	opts.ClientName = name
 	bc := redis.NewClient(&opts)
 	t.Cleanup(func() { bc.Close() })

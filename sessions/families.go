@@ -202,6 +202,9 @@ func (r *Redis) Family(ctx context.Context, id string) (Family, error) {
 		return Family{}, err
 	}
 	h, err := r.c.HGetAll(ctx, r.famKey(id)).Result()
+	if err := r.check(); err != nil {
+		return Family{}, err // suspended meanwhile, as in Get
+	}
 	if err != nil {
 		return Family{}, fmt.Errorf("sessions: redis family: %w", err)
 	}

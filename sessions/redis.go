@@ -55,7 +55,7 @@ type Redis struct {
 	c       redis.UniversalClient
 	prefix  string
 	channel string
-	gate    // Suspend (see Rewindable)
+	*gate   // Suspend and Vouch (see Rewindable); shared with OpenRedis's client
 }
 
 var (
@@ -70,7 +70,19 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) *Redis {
 	if p == "" {
 		p = DefaultPrefix
 	}
-	return &Redis{c: c, prefix: p, channel: p + "revocations"}
+	g := &gate{}
+	if w, ok := c.(*watchedClient); ok {
+		g = w.gate
+	}
+	return &Redis{c: c, prefix: p, channel: p + "revocations", gate: g}
+}
+
+// watchedClient is the client OpenRedis returns: its new connections
+// report the server they reach to the gate of the Redis store made with
+// it (Vouch).
+type watchedClient struct {
+	*redis.Client
+	gate *gate
 }
 
 // OpenRedis connects to a redis:// or rediss:// URL and checks that the
@@ -80,12 +92,14 @@ func OpenRedis(ctx context.Context, url string) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sessions: redis url: %w", err)
 	}
+	g := &gate{}
+	opts.OnConnect = g.onConnect
 	c := redis.NewClient(opts)
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("sessions: redis ping %s: %w", opts.Addr, err)
 	}
-	return c, nil
+	return &watchedClient{Client: c, gate: g}, nil
 }
 
 // Ping reports whether Redis answers, for /readyz.
@@ -268,6 +282,11 @@ func (r *Redis) Get(ctx context.Context, id string) (Session, error) {
 		return Session{}, err
 	}
 	h, err := r.c.HGetAll(ctx, r.sesKey(id)).Result()
+	if err := r.check(); err != nil {
+		// Suspended meanwhile: the answer may have come over a new
+		// connection to another server (see Vouch).
+		return Session{}, err
+	}
 	if err != nil {
 		return Session{}, fmt.Errorf("sessions: redis get %s: %w", id, err)
 	}
@@ -423,6 +442,9 @@ func (r *Redis) ListUser(ctx context.Context, tenantID, userID string) ([]Sessio
 		return nil, err
 	}
 	v, err := listScript.Run(ctx, r.c, []string{r.userKey(tenantID, userID)}, r.prefix).Result()
+	if err := r.check(); err != nil {
+		return nil, err
+	}
 	if err == nil {
 		var out []Session
 		if out, err = decodeSessions(v); err == nil {

@@ -75,7 +75,7 @@ func TestRedisKeys(t *testing.T) {
 // revocations again.
 func TestRedisSubscribeReconnects(t *testing.T) {
 	admin := sessionstest.Redis(t)
-	opts := admin.(*redis.Client).Options()
+	opts := admin.(interface{ Options() *redis.Options }).Options()
 	name := "idbtest-" + strings.ReplaceAll(t.Name(), "/", "-") + fmt.Sprint(time.Now().UnixNano())
 	named := *opts
 	named.ClientName = name

@@ -62,6 +62,15 @@ type Rewindable interface {
 	// (Get, ListUser, Family, Rotate) fail with ErrSuspended until
 	// Suspend(false); writes and revocations go through.
 	Suspend(on bool)
+	// Vouch names the server the caller checked. From then on, a new
+	// connection that reaches another server (Redis restarted or failed
+	// over under a connection pool that redials at once) suspends the
+	// store before it carries a single read, and is counted: Stranger
+	// names that server until it is vouched for, and Strangers counts
+	// such connections.
+	Vouch(server string)
+	Stranger() string
+	Strangers() uint64
 }
 
 var (
@@ -70,8 +79,61 @@ var (
 	_ Rewindable = (*Cached)(nil)
 )
 
-// gate is what Suspend sets: one atomic load on each guarded read.
-type gate struct{ suspended atomic.Bool }
+// gate is what Suspend sets — one atomic load on each guarded read — and
+// what Vouch watches.
+type gate struct {
+	suspended atomic.Bool
+	vouched   atomic.Pointer[string]
+	stranger  atomic.Pointer[string]
+	strangers atomic.Uint64
+}
+
+// Vouch implements Rewindable.
+func (g *gate) Vouch(server string) {
+	g.vouched.Store(&server)
+	if s := g.stranger.Load(); s != nil && *s == server {
+		g.stranger.CompareAndSwap(s, nil)
+	}
+}
+
+// Stranger implements Rewindable.
+func (g *gate) Stranger() string {
+	if s := g.stranger.Load(); s != nil {
+		return *s
+	}
+	return ""
+}
+
+// Strangers implements Rewindable.
+func (g *gate) Strangers() uint64 { return g.strangers.Load() }
+
+// met is told the server a new connection reached. Counted before the
+// suspension, so that a caller lifting one and then reading Strangers
+// again sees every suspension that may have raced with it.
+func (g *gate) met(server string) {
+	v := g.vouched.Load()
+	if v == nil || *v == server {
+		return
+	}
+	g.stranger.Store(&server)
+	g.strangers.Add(1)
+	g.suspended.Store(true)
+}
+
+// onConnect is the Redis client's OnConnect: every new connection asks
+// which server it reached before it carries anything, once a server has
+// been vouched for (nothing is asked before, nor without Rewinds).
+func (g *gate) onConnect(ctx context.Context, cn *redis.Conn) error {
+	if g.vouched.Load() == nil {
+		return nil
+	}
+	info, err := cn.Info(ctx, "server").Result()
+	if err != nil {
+		return fmt.Errorf("sessions: redis info on connect: %w", err)
+	}
+	g.met(runID(info))
+	return nil
+}
 
 // Suspend implements Rewindable.
 func (g *gate) Suspend(on bool) { g.suspended.Store(on) }
@@ -335,6 +397,29 @@ func (c *Cached) Suspend(on bool) {
 	c.gen++
 	clear(c.entries)
 	c.mu.Unlock()
+}
+
+// Vouch implements Rewindable for the store underneath.
+func (c *Cached) Vouch(server string) {
+	if rw, err := c.rewindable(); err == nil {
+		rw.Vouch(server)
+	}
+}
+
+// Stranger implements Rewindable for the store underneath.
+func (c *Cached) Stranger() string {
+	if rw, err := c.rewindable(); err == nil {
+		return rw.Stranger()
+	}
+	return ""
+}
+
+// Strangers implements Rewindable for the store underneath.
+func (c *Cached) Strangers() uint64 {
+	if rw, err := c.rewindable(); err == nil {
+		return rw.Strangers()
+	}
+	return 0
 }
 
 func (c *Cached) rewindable() (Rewindable, error) {

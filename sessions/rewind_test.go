@@ -201,3 +201,54 @@ func TestSuspendedCacheCachesNothing(t *testing.T) {
 		t.Fatalf("Get after the suspension = %v; want ErrNotFound", err)
 	}
 }
+
+// TestVouch: once a server is vouched for, the first connection the
+// client of OpenRedis makes to another (Redis restarted under it)
+// suspends the store before it carries a read: the read that redialled
+// answers ErrSuspended, not what the new server holds.
+func TestVouch(t *testing.T) {
+	ctx := t.Context()
+	rs := sessionstest.StartServer(t)
+	c, err := sessions.OpenRedis(ctx, rs.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := sessions.NewRedis(c, sessions.RedisOptions{})
+	s := sessions.Session{ID: "ses_vouch", TenantID: "tnt_1", UserID: "usr_1", ExpiresAt: time.Now().Add(time.Hour)}
+	if err := r.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.Marker(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Vouch(m.Server)
+	if _, err := r.Get(ctx, s.ID); err != nil {
+		t.Fatalf("Get on the vouched server: %v", err)
+	}
+	if r.Stranger() != "" || r.Strangers() != 0 {
+		t.Fatalf("a stranger before any restart: %q, %d", r.Stranger(), r.Strangers())
+	}
+
+	rs.Kill()
+	rs.Start() // every write kept, another run_id
+	if _, err := r.Get(ctx, s.ID); !errors.Is(err, sessions.ErrSuspended) {
+		t.Fatalf("the first Get after a restart = %v; want ErrSuspended", err)
+	}
+	now, err := r.Marker(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now.Server == m.Server || r.Stranger() != now.Server || r.Strangers() == 0 {
+		t.Fatalf("after a restart: stranger %q (%d), server %q, vouched %q", r.Stranger(), r.Strangers(), now.Server, m.Server)
+	}
+	r.Vouch(now.Server)
+	r.Suspend(false)
+	if r.Stranger() != "" {
+		t.Errorf("vouching for the stranger leaves it %q", r.Stranger())
+	}
+	if _, err := r.Get(ctx, s.ID); err != nil {
+		t.Errorf("Get once the new server is vouched for: %v", err)
+	}
+}

@@ -186,7 +186,7 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger, tp *
 		IPExtractor: httpserver.IPExtractor(cfg.TrustedProxies),
 		Checks: map[string]httpserver.CheckFunc{
 			"database": st.Ping,
-			"cache":    cache.Ping,
+			"cache":    cacheReady(cache),
 		},
 	})
 	announce, err := mountSurfaces(ctx, &bg, srv, reg, tp.TracerProvider(), cfg, st, cache, keys, log)
@@ -241,6 +241,22 @@ type sessionStore interface {
 	sessions.Limiter
 	sessions.Counter
 	Ping(ctx context.Context) error
+}
+
+// cacheReady is the readiness check of the session store: it answers,
+// and this node trusts it — not while it checks a Redis that restarted or
+// failed over for lost revocations and replays them (events.Rewinds), when
+// every session read answers 503 anyway.
+func cacheReady(cache sessionStore) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		if err := cache.Ping(ctx); err != nil {
+			return err
+		}
+		if s, ok := cache.(interface{ Suspended() bool }); ok && s.Suspended() {
+			return sessions.ErrSuspended
+		}
+		return nil
+	}
 }
 
 // openSessions returns the shared-state store: Redis when configured, else
