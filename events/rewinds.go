@@ -46,6 +46,7 @@ const (
 	DefaultClockSlack = time.Minute
 	rewindPruneEvery  = time.Hour
 	replayBatch       = 500
+	replayWorkers     = 16
 )
 
 // RewindConfig configures Rewinds.
@@ -226,7 +227,9 @@ func (r *Rewinds) Check(ctx context.Context) (int, error) {
 }
 
 // replay applies again every kept revocation applied within Keep (and
-// every one not yet applied), sparing the sessions begun after it.
+// every one not yet applied), sparing the sessions begun after it. Orders
+// are independent and idempotent, so each page is applied by
+// replayWorkers at once: the replay costs round trips, not Redis's time.
 func (r *Rewinds) replay(ctx context.Context) (orders, ended int, err error) {
 	now := r.cfg.Now()
 	since := now.Add(-r.cfg.Keep - r.cfg.Slack)
@@ -235,24 +238,52 @@ func (r *Rewinds) replay(ctx context.Context) (orders, ended int, err error) {
 		if err != nil {
 			return orders, ended, fmt.Errorf("events: read kept revocations: %w", err)
 		}
-		for _, k := range page {
-			before := k.AppliedAt
-			if before.IsZero() {
-				// Still queued: it ends whatever it finds when applied.
-				before = now
-			}
-			gone, err := r.cfg.Sessions.RevokeBefore(ctx, string(k.Kind), k.TenantID, k.SubjectID, before.Add(r.cfg.Slack))
-			if err != nil {
-				return orders, ended, fmt.Errorf("events: replay revocation %s: %w", k.ID, err)
-			}
-			orders++
-			ended += len(gone)
+		n, err := r.replayPage(ctx, page, now)
+		orders += len(page)
+		ended += n
+		if err != nil {
+			return orders, ended, err
 		}
 		if len(page) < replayBatch {
 			return orders, ended, nil
 		}
 		after = page[len(page)-1].Seq
 	}
+}
+
+// replayPage applies page with replayWorkers workers and says how many
+// sessions it ended; the first error stops it.
+func (r *Rewinds) replayPage(ctx context.Context, page []store.KeptRevocation, now time.Time) (int, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg    sync.WaitGroup
+		ended atomic.Int64
+		next  atomic.Int64
+	)
+	for range min(replayWorkers, len(page)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(page) && ctx.Err() == nil; i = int(next.Add(1) - 1) {
+				k := page[i]
+				before := k.AppliedAt
+				if before.IsZero() {
+					// Still queued: it ends whatever it finds when applied.
+					before = now
+				}
+				gone, err := r.cfg.Sessions.RevokeBefore(ctx, string(k.Kind), k.TenantID, k.SubjectID, before.Add(r.cfg.Slack))
+				if err != nil {
+					cancel(fmt.Errorf("events: replay revocation %s: %w", k.ID, err))
+					return
+				}
+				ended.Add(int64(len(gone)))
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return int(ended.Load()), err
+	}
+	return int(ended.Load()), nil
 }
 
 func (r *Rewinds) suspend() {
