@@ -106,3 +106,26 @@ func TestConfigurationDocumented(t *testing.T) {
 		t.Errorf("configuration variables not documented in docs/reference (operations.md): %v", m)
 	}
 }
+
+// TestExampleRequestIDs keeps the request ids of the examples in the shape
+// the broker makes them (32 hex digits, internal/httpserver), so that a
+// reader matching the reference id a user was shown against the
+// audit rows, events and logs does not look for a prefix that is not there.
+func TestExampleRequestIDs(t *testing.T) {
+	example := regexp.MustCompile(`"request_id":\s*"([^"]*)"`)
+	shape := regexp.MustCompile(`^[0-9a-f]*…?$`)
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := reference(t) + string(readme)
+	matches := example.FindAllStringSubmatch(text, -1)
+	if len(matches) < 3 {
+		t.Fatalf("found %d request_id examples: the scan is broken", len(matches))
+	}
+	for _, m := range matches {
+		if !shape.MatchString(m[1]) {
+			t.Errorf("example request_id %q: the broker's are hex (e.g. \"7d1e0c2a…\")", m[1])
+		}
+	}
+}
