@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -52,8 +53,17 @@ func NewResolver(addr string) (*net.Resolver, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(addr, "53")
 	}
-	if _, _, err := net.SplitHostPort(addr); err != nil {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
 		return nil, fmt.Errorf("domainverify: resolver address %q: %w", addr, err)
+	}
+	// Check what a dial would only find out at the first verification, so
+	// that a typo stops the start instead of failing every check later.
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return nil, fmt.Errorf("domainverify: resolver address %q: port %q is not a number from 1 to 65535", addr, port)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && !hostName(host) {
+		return nil, fmt.Errorf("domainverify: resolver address %q: %q is neither an IP address nor a host name", addr, host)
 	}
 	return &net.Resolver{
 		PreferGo: true,
@@ -62,6 +72,25 @@ func NewResolver(addr string) (*net.Resolver, error) {
 			return d.DialContext(ctx, network, addr)
 		},
 	}, nil
+}
+
+// hostName reports whether s can be a DNS host name: dot-separated labels
+// of letters, digits, hyphens and underscores.
+func hostName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if l == "" || len(l) > 63 {
+			return false
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Failure is a check that found no matching record, or could not look.

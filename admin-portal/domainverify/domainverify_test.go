@@ -54,9 +54,16 @@ func TestCheckAgainstLoopbackDNS(t *testing.T) {
 }
 
 func TestNewResolverAddress(t *testing.T) {
-	for _, addr := range []string{"", "127.0.0.1", "127.0.0.1:5353", "[::1]:53"} {
+	for _, addr := range []string{"", "127.0.0.1", "127.0.0.1:5353", "[::1]:53", "::1", "dns.internal", "dns.internal:5353", "resolver"} {
 		if _, err := NewResolver(addr); err != nil {
 			t.Errorf("NewResolver(%q): %v", addr, err)
+		}
+	}
+	// Addresses no dial can reach are refused here, so that
+	// IDBROKER_DNS_RESOLVER stops the start rather than every check.
+	for _, addr := range []string{":53", "dns.internal:abc", "10.0.0.53:0", "10.0.0.53:70000", "bad:port:x", "dns internal", "dns..internal", "10.0.0.53:53:53"} {
+		if _, err := NewResolver(addr); err == nil {
+			t.Errorf("NewResolver(%q) accepted an address no dial can reach", addr)
 		}
 	}
 }

@@ -131,6 +131,16 @@ func TestLoadConfig(t *testing.T) {
 		{name: "event retention not a number", env: map[string]string{envEventRetentionDays: "90d"},
 			wantErr: []string{`IDBROKER_EVENT_RETENTION_DAYS: "90d" is not a number of days`}},
 
+		// IDBROKER_DNS_RESOLVER
+		{name: "dns resolver", env: map[string]string{envDNSResolver: "10.0.0.53:5353"},
+			check: func(t *testing.T, c Config) { eq(t, "DNSResolver", c.DNSResolver, "10.0.0.53:5353") }},
+		{name: "dns resolver host alone", env: map[string]string{envDNSResolver: "dns.internal"},
+			check: func(t *testing.T, c Config) { eq(t, "DNSResolver", c.DNSResolver, "dns.internal") }},
+		{name: "dns resolver bad port", env: map[string]string{envDNSResolver: "dns.internal:dns"},
+			wantErr: []string{`IDBROKER_DNS_RESOLVER: "dns.internal:dns" is not a DNS server address (host:port)`}},
+		{name: "dns resolver bad host", env: map[string]string{envDNSResolver: "10.0.0.53:53:53"},
+			wantErr: []string{`IDBROKER_DNS_RESOLVER: "10.0.0.53:53:53" is not a DNS server address`}},
+
 		// IDBROKER_TRUSTED_PROXIES
 		{name: "trusted proxies", env: map[string]string{envTrustedProxies: "10.0.0.0/8, 192.0.2.7 fd00::/8"},
 			check: func(t *testing.T, c Config) {
