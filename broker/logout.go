@@ -69,6 +69,14 @@ func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revo
 // done is done. Only when neither the session store nor the queue takes
 // it is it an error, for the caller to answer 503.
 func (p *Provider) endSessionDurably(ctx context.Context, tenantID, sid, why string) error {
+	if p.revoker != nil && tenantID != "" {
+		// Kept first, so that a Redis that comes back from a snapshot
+		// taken before this sign-out has it replayed (events.Rewinds). A
+		// database that cannot take it does not stop the sign-out.
+		if err := p.store.KeepRevocation(context.WithoutCancel(ctx), store.Revocation{Kind: store.RevokeSession, TenantID: tenantID, SubjectID: sid, Reason: why}); err != nil {
+			p.log.ErrorContext(ctx, "broker: keep the session's end for replay", "sid", sid, "err", err)
+		}
+	}
 	err := p.endSessionNow(ctx, sid)
 	if err == nil || p.revoker == nil || tenantID == "" {
 		return err

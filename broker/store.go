@@ -48,6 +48,9 @@ type Store interface {
 	// A reused code's session is revoked through the revocation queue
 	// (tokens.go), when Config.Revoker is set.
 	RecordRevocation(ctx context.Context, r store.Revocation) (store.Revocation, error)
+	// A sign-out or token revocation that ends its session at once keeps
+	// the order all the same (logout.go), for a Redis that rewinds.
+	KeepRevocation(ctx context.Context, r store.Revocation) error
 }
 
 // Revoker applies revocations recorded with store.RecordRevocation (an

@@ -34,10 +34,37 @@ type SessionStoreEpoch struct {
 // RevocationKeeper is what outlives the session store's memory: the kept
 // revocations and the session store epoch (global).
 type RevocationKeeper interface {
+	KeepRevocation(ctx context.Context, r Revocation) error
 	KeptRevocations(ctx context.Context, since time.Time, afterSeq int64, limit int) ([]KeptRevocation, error)
 	PruneKeptRevocations(ctx context.Context, before time.Time) (int, error)
 	SessionStoreEpoch(ctx context.Context) (SessionStoreEpoch, error)
 	AdvanceSessionStoreEpoch(ctx context.Context, from, to int64, server string) (bool, error)
+}
+
+// KeepRevocation keeps r as applied now, without queueing it: for a
+// session ended straight in the session store (a sign-out, a token
+// revocation), so that a session store that rewinds has it replayed like
+// every queued order. Call it before ending the session, so that no moment
+// exists when the session is ended and not kept.
+func (db *DB) KeepRevocation(ctx context.Context, r Revocation) error {
+	switch {
+	case !r.Kind.Valid():
+		return fmt.Errorf("%w: revocation kind %q", ErrInvalid, r.Kind)
+	case r.TenantID == "":
+		return fmt.Errorf("%w: revocation needs a tenant", ErrInvalid)
+	case r.Kind != RevokeTenant && r.SubjectID == "":
+		return fmt.Errorf("%w: %s revocation needs a subject", ErrInvalid, r.Kind)
+	}
+	if r.ID == "" {
+		r.ID = NewID(PrefixRevocation)
+	}
+	now := db.now()
+	err := db.global(ctx, true, func(q querier) error {
+		_, err := q.exec(ctx, "INSERT INTO revocations_kept (id, kind, tenant_id, subject_id, created_at, applied_at) VALUES ($1, $2, $3, $4, $5, $5)",
+			r.ID, string(r.Kind), r.TenantID, r.SubjectID, db.d.timeArg(now))
+		return err
+	})
+	return db.wrap("keep revocation", err)
 }
 
 // KeptRevocations lists, in the order they were recorded and after

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -153,15 +154,27 @@ func TestRevocationSurvivesRedisRewind(t *testing.T) {
 	neverActive("restarted from a snapshot older than revoke_sessions", alice, alice2)
 	activeAgain("restarted from a snapshot older than revoke_sessions", bob)
 
+	// 2b. Bob signs in a second time and his application revokes that
+	// session's access token (which ends the session, not queued: Redis
+	// answered); Redis restarts from a snapshot taken before.
+	bob2 := c.login("bob@example.com")
+	snap = rs.Snapshot()
+	if code, body := c.post(a, "/oauth/revoke", url.Values{"token": {bob2.AccessToken}}, nil); code != http.StatusOK {
+		t.Fatalf("token revocation = %d %s", code, body)
+	}
+	rs.RestartFrom(snap)
+	neverActive("restarted from a snapshot older than a token revocation", alice, alice2, bob2)
+	activeAgain("restarted from a snapshot older than a token revocation", bob)
+
 	// 3. Failed over: every write there, but another server (run_id).
 	rs.Kill()
 	rs.Start()
-	neverActive("failed over", alice, alice2)
+	neverActive("failed over", alice, alice2, bob2)
 	activeAgain("failed over", bob)
 
 	// 4. Restarted empty: everyone is signed out, and signs in again.
 	rs.RestartEmpty()
-	neverActive("restarted empty", alice, alice2, bob)
+	neverActive("restarted empty", alice, alice2, bob, bob2)
 	again := c.login("bob@example.com")
 	activeAgain("restarted empty", again)
 }

@@ -96,6 +96,7 @@ var globalMethods = map[string]string{
 	"RetryRevocation":          whyQueue,
 	"PendingRevocations":       whyQueue,
 	"KeptRevocations":          whyQueue,
+	"KeepRevocation":           whyQueue,
 	"PruneKeptRevocations":     whySweep,
 	"SessionStoreEpoch":        whyOperations,
 	"AdvanceSessionStoreEpoch": whyOperations,

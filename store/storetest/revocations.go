@@ -242,6 +242,21 @@ func testKeptRevocations(t *testing.T, db *store.DB) {
 		t.Fatalf("limit 0: %v, want ErrInvalid", err)
 	}
 
+	// A sign-out kept without queueing: listed as applied, never queued.
+	if err := db.KeepRevocation(ctx, store.Revocation{Kind: store.RevokeSession, TenantID: tn.ID, SubjectID: "ses_out", Reason: "logout"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.KeepRevocation(ctx, store.Revocation{Kind: store.RevokeSession, TenantID: tn.ID}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("KeepRevocation without a subject: %v, want ErrInvalid", err)
+	}
+	got = kept(time.Now().Add(-time.Minute))
+	if len(got) != 2 || got[1].SubjectID != "ses_out" || got[1].Kind != store.RevokeSession || got[1].AppliedAt.IsZero() {
+		t.Fatalf("kept after a sign-out: %+v; want the queued order and the sign-out, applied", got)
+	}
+	if p, err := db.PendingRevocations(ctx, 100); err != nil || len(p) != 1 {
+		t.Fatalf("a kept sign-out was queued: %+v, %v", p, err)
+	}
+
 	// The epoch: advanced only from the value read.
 	e, err := db.SessionStoreEpoch(ctx)
 	if err != nil {
