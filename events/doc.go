@@ -32,4 +32,12 @@
 // restarts. Applying is idempotent. Either the change and its revocation
 // both commit, and the revocation takes effect within a second of the
 // session store answering again, or neither does.
+//
+// Orders are kept after they are applied (store.KeepRevocation,
+// store.KeptRevocations) for as long as a session they ended could live,
+// because the session store can forget them: a Redis restarted from an
+// older snapshot, promoted from a lagging replica or restored brings the
+// sessions back. Rewinds, on every node, notices such a store (its run_id
+// or epoch marker is not the one the database records) and replays the
+// kept orders into it before any read of it vouches for a session.
 package events

@@ -137,7 +137,9 @@ func (r *Rewinds) Run(ctx context.Context) error {
 		r.wake.kick()
 	})
 	if err != nil {
-		return fmt.Errorf("events: rewinds: %w", err)
+		// Without it a restart is noticed at the next check, a second
+		// later, and by the connections that reach the new server.
+		r.log.ErrorContext(ctx, "subscribe to the session store's revocations", "err", err)
 	}
 	drain(ctx, r.wake, r.cfg.Check, r.cfg.Check, func(ctx context.Context) (int, error) {
 		_, err := r.Check(ctx)

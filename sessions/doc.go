@@ -25,6 +25,11 @@
 // neither SQL nor Redis and still answers "revoked" within milliseconds of a
 // revocation made on another node.
 //
+// A store can lose what it held (a Redis restarted from an older snapshot
+// or emptied): Rewindable says which server answers and what epoch marker
+// it holds, replays a revocation, and refuses reads (ErrSuspended) until
+// the caller (events.Rewinds) has checked it.
+//
 // A session that has expired or been revoked is simply gone: Get answers
 // ErrNotFound for both, which is all that introspection needs to answer
 // active=false. The list of what a revocation ended is returned to the
