@@ -76,8 +76,11 @@ func (p *Provider) clientError(ctx context.Context, err error) error {
 	case errors.Is(err, errBadSecret):
 		return invalidClient("client authentication failed")
 	}
+	// The application could not be read (the database is down and this
+	// node has not cached it): an outage the client retries, as on the
+	// other endpoints, not a server error.
 	p.log.ErrorContext(ctx, "broker: client authentication", "err", err)
-	return oidc.ErrServerError().WithDescription("temporarily unavailable").WithParent(err)
+	return unavailable(err)
 }
 
 func invalidClient(desc string) error {

@@ -31,7 +31,11 @@ var (
 )
 
 // page renders an end-user error page with the request id as reference.
+// Every 503 says when to try again, whichever path chose it.
 func (p *Provider) page(c echo.Context, status int, t pageText) error {
+	if status == http.StatusServiceUnavailable {
+		httpserver.SetRetryAfter(c)
+	}
 	return web.Render(c.Response(), status, "login_error.html", map[string]any{
 		"Title": t.Title, "Message": t.Message, "Reference": httpserver.RequestID(c.Request().Context()),
 	})

@@ -260,3 +260,51 @@ func TestSSODuringDatabaseOutage(t *testing.T) {
 		t.Errorf("a request answered 500 during the outage:\n%s", b.output)
 	}
 }
+
+// TestOAuthColdClientDuringDatabaseOutage stops the broker's PostgreSQL
+// before the node has read an application (a node just started, or past
+// its application cache): the token and revocation endpoints, which must
+// authenticate the client from the database, answer 503
+// temporarily_unavailable with Retry-After, and /authorize a 503 page
+// with Retry-After. They answered 500 server_error, and the page had no
+// Retry-After.
+func TestOAuthColdClientDuringDatabaseOutage(t *testing.T) {
+	pg := testdb.StartPostgres(t)
+	b := startBroker(t, map[string]string{
+		envDatabaseURL:     pg.URL(),
+		envMasterKey:       testMasterKey,
+		envBootstrapAPIKey: e2eBootstrapKey,
+	})
+	var app struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if code := b.do("POST", "/api/v1/applications", e2eBootstrapKey, map[string]any{
+		"name": "Cold", "redirect_uris": []string{"https://app.example/cb"},
+	}, &app); code != http.StatusCreated {
+		t.Fatalf("POST /applications = %d", code)
+	}
+	pg.Stop()
+	for _, f := range []struct{ path, form string }{
+		{"/oauth/token", "grant_type=refresh_token&refresh_token=x"},
+		{"/oauth/revoke", "token=x"},
+	} {
+		req, _ := http.NewRequest("POST", b.base+f.path, strings.NewReader(f.form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(url.QueryEscape(app.ClientID), url.QueryEscape(app.ClientSecret))
+		a := do(t, b, req)
+		if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" || !isOAuthError(a, "temporarily_unavailable") {
+			t.Errorf("%s with the database down: %d Retry-After %q %s; want 503 temporarily_unavailable with Retry-After",
+				f.path, a.status, a.header.Get("Retry-After"), a.raw)
+		}
+	}
+	q := url.Values{"client_id": {app.ClientID}, "redirect_uri": {"https://app.example/cb"}, "response_type": {"code"}, "scope": {"openid"}}
+	a := call(t, b, "GET", b.base+"/authorize?"+q.Encode(), "", "", nil)
+	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" || !strings.HasPrefix(a.header.Get("Content-Type"), "text/html") {
+		t.Errorf("/authorize with the database down: %d Retry-After %q %s; want a 503 page with Retry-After",
+			a.status, a.header.Get("Retry-After"), a.header.Get("Content-Type"))
+	}
+	if strings.Contains(b.output.String(), "status=500") {
+		t.Errorf("a request answered 500 during the outage:\n%s", b.output)
+	}
+}
