@@ -38,7 +38,12 @@ const (
 	envPortalLogoURL        = "IDBROKER_PORTAL_LOGO_URL"
 	envMetricsTenantLabels  = "IDBROKER_METRICS_TENANT_LABELS"
 	envEventRetentionDays   = "IDBROKER_EVENT_RETENTION_DAYS"
+	envRequestTimeout       = "IDBROKER_REQUEST_TIMEOUT"
 )
+
+// maxRequestTimeout bounds IDBROKER_REQUEST_TIMEOUT below the server's
+// write timeout, past which a client gets no answer at all, not a 503.
+const maxRequestTimeout = httpserver.DefaultWriteTimeout - 5*time.Second
 
 // maxMetricsTenantLabels bounds IDBROKER_METRICS_TENANT_LABELS: each
 // labelled tenant costs a few dozen series.
@@ -128,6 +133,10 @@ type Config struct {
 	// EventRetention is how long events (and the deliveries of each) are
 	// kept; negative keeps them for ever.
 	EventRetention time.Duration
+
+	// RequestTimeout is how long a request may wait on the database or
+	// Redis before its answer begins; then it is 503 with Retry-After.
+	RequestTimeout time.Duration
 }
 
 // LogValue describes the configuration for the start-up log line. Secrets
@@ -293,6 +302,16 @@ func loadConfig(src configSource) (Config, error) {
 			bad(name, "%q is not a number of days from %d to %d, or 0 to keep events for ever", v, minDays, maxEventRetentionDays)
 		default:
 			c.EventRetention = time.Duration(n) * 24 * time.Hour
+		}
+	}
+
+	c.RequestTimeout = httpserver.DefaultAnswerTimeout
+	if v, name := src.get(envRequestTimeout); v != "" {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < time.Second || d > maxRequestTimeout {
+			bad(name, "%q is not a duration from 1s to %s", v, maxRequestTimeout)
+		} else {
+			c.RequestTimeout = d
 		}
 	}
 

@@ -141,6 +141,14 @@ func TestLoadConfig(t *testing.T) {
 		{name: "dns resolver bad host", env: map[string]string{envDNSResolver: "10.0.0.53:53:53"},
 			wantErr: []string{`IDBROKER_DNS_RESOLVER: "10.0.0.53:53:53" is not a DNS server address`}},
 
+		// IDBROKER_REQUEST_TIMEOUT
+		{name: "request timeout default",
+			check: func(t *testing.T, c Config) { eq(t, "RequestTimeout", c.RequestTimeout, 30*time.Second) }},
+		{name: "request timeout", env: map[string]string{envRequestTimeout: "5s"},
+			check: func(t *testing.T, c Config) { eq(t, "RequestTimeout", c.RequestTimeout, 5*time.Second) }},
+		{name: "request timeout past the write timeout", env: map[string]string{envRequestTimeout: "2m"},
+			wantErr: []string{`IDBROKER_REQUEST_TIMEOUT: "2m" is not a duration from 1s to 55s`}},
+
 		// IDBROKER_TRUSTED_PROXIES
 		{name: "trusted proxies", env: map[string]string{envTrustedProxies: "10.0.0.0/8, 192.0.2.7 fd00::/8"},
 			check: func(t *testing.T, c Config) {

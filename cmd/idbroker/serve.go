@@ -178,6 +178,7 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger, tp *
 	reg := metrics.NewWithOptions(metrics.Options{TenantLabels: cfg.MetricsTenantLabels})
 	srv := httpserver.New(httpserver.Config{
 		Listen:         cfg.Listen,
+		AnswerTimeout:  cfg.RequestTimeout,
 		TracerProvider: tp.TracerProvider(),
 		Logger:         log,
 		ObserveRequest: reg.ObserveRequest,

@@ -34,6 +34,7 @@ const (
 	DefaultMaxHeaderBytes    = 256 << 10
 	DefaultShutdownTimeout   = 20 * time.Second
 	DefaultReadyTimeout      = 2 * time.Second
+	DefaultAnswerTimeout     = 30 * time.Second
 )
 
 // CheckFunc reports whether a dependency (the database, the cache) is usable.
@@ -59,6 +60,12 @@ type Config struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
+
+	// AnswerTimeout bounds how long a request may wait before its answer
+	// begins (a database or Redis that stopped answering): then its
+	// context ends and the surface answers 503 with Retry-After. Keep it
+	// below WriteTimeout, after which the client gets no answer at all.
+	AnswerTimeout time.Duration
 
 	// ShutdownTimeout bounds how long Run waits for in-flight requests once
 	// its context is cancelled; connections still open then are closed.
@@ -103,6 +110,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.AnswerTimeout <= 0 {
+		c.AnswerTimeout = DefaultAnswerTimeout
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
@@ -160,7 +170,7 @@ func New(cfg Config) *Server {
 	if cfg.TracerProvider != nil {
 		e.Use(s.traceRequests(cfg.TracerProvider))
 	}
-	e.Use(s.accessLog, s.recoverPanic, bodyLimit(cfg.BodyLimit))
+	e.Use(s.accessLog, s.recoverPanic, answerDeadline(cfg.AnswerTimeout), bodyLimit(cfg.BodyLimit))
 	// The probes take HEAD too (the GET's status and headers, no body):
 	// some load balancers and uptime checkers probe with it. Only
 	// read-only routes may: HEAD runs the GET handler.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -141,4 +142,48 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Freeze stops the postmaster and every backend with SIGSTOP: connections
+// stay open and nothing answers, as with a database host that is swapping
+// or a VM that is paused, rather than one that is gone. Thaw continues it.
+func (s *Server) Freeze() { s.signalAll(syscall.SIGSTOP) }
+
+// Thaw continues a frozen server.
+func (s *Server) Thaw() { s.signalAll(syscall.SIGCONT) }
+
+// signalAll sends sig to the postmaster (from postmaster.pid) and to its
+// children (backends and background workers), found through /proc.
+func (s *Server) signalAll(sig syscall.Signal) {
+	s.t.Helper()
+	raw, err := os.ReadFile(filepath.Join(s.dir, "postmaster.pid"))
+	if err != nil {
+		s.t.Fatalf("testdb: read postmaster.pid: %v", err)
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		s.t.Fatalf("testdb: postmaster.pid: %v", err)
+	}
+	pids := []int{pm}
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		stat, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces, so read after
+		// the last ')'.
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) > 1 && f[1] == strconv.Itoa(pm) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			pids = append(pids, pid)
+		}
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, sig); err != nil && err != syscall.ESRCH {
+			s.t.Fatalf("testdb: signal %d: %v", pid, err)
+		}
+	}
 }

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/idbroker/idbroker/internal/testdb"
+)
+
+// TestDatabaseFrozen freezes the broker's PostgreSQL (SIGSTOP on the
+// postmaster and its backends: connections stay open, nothing answers,
+// as with a paused VM or a blackholed network). Requests that need it
+// answered nothing until it continued; now each answers 503 with
+// Retry-After in its own format once IDBROKER_REQUEST_TIMEOUT has passed,
+// the SCIM write it refused is not there once the database continues, and
+// every surface works again without a restart.
+func TestDatabaseFrozen(t *testing.T) {
+	pg := testdb.StartPostgres(t)
+	b, tenant, dir := startWithDirectory(t, map[string]string{
+		envDatabaseURL:    pg.URL(),
+		envMasterKey:      testMasterKey,
+		envRequestTimeout: "2s",
+	})
+	var app struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if code := b.do("POST", "/api/v1/applications", e2eBootstrapKey, map[string]any{
+		"name": "Frozen", "redirect_uris": []string{"https://app.example/cb"},
+	}, &app); code != http.StatusCreated {
+		t.Fatalf("POST /applications = %d", code)
+	}
+	user := func(name string) []byte {
+		return []byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"` + name + `@acme.example"}`)
+	}
+	tokenForm := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}.Encode()
+
+	pg.Freeze()
+	thawed := false
+	defer func() {
+		if !thawed {
+			pg.Thaw()
+		}
+	}()
+	probes := []struct {
+		what, method, url, auth, ctype, body string
+		ok                                   func(answer) bool
+	}{
+		{"SCIM create", "POST", dir.SCIMBaseURL + "/Users", "Bearer " + dir.BearerToken, "application/scim+json", string(user("frozen")),
+			func(a answer) bool { return isSCIMError(a, "503") }},
+		{"SCIM list", "GET", dir.SCIMBaseURL + "/Users", "Bearer " + dir.BearerToken, "", "",
+			func(a answer) bool { return isSCIMError(a, "503") }},
+		{"operator API", "GET", b.base + "/api/v1/tenants/" + tenant.ID, "Bearer " + e2eBootstrapKey, "", "",
+			func(a answer) bool { return isAPIError(a, "unavailable") }},
+		{"token endpoint", "POST", b.base + "/oauth/token", "Basic " + basicCredentials(app.ClientID, app.ClientSecret), "application/x-www-form-urlencoded", tokenForm,
+			func(a answer) bool { return isOAuthError(a, "temporarily_unavailable") }},
+		{"SP metadata", "GET", b.base + "/sso/saml/conn_01M96ZZZZZZZZZZZZZZZZZZZZZ/metadata", "", "", "",
+			func(a answer) bool { return strings.HasPrefix(a.header.Get("Content-Type"), "text/html") }},
+	}
+	var wg sync.WaitGroup
+	for _, p := range probes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			a := call(t, b, p.method, p.url, p.auth, p.ctype, []byte(p.body))
+			took := time.Since(start)
+			if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" || !p.ok(a) || took > 6*time.Second {
+				t.Errorf("%s with the database frozen: %d Retry-After %q after %s: %.300s; want 503 with Retry-After in its format within about 2 s",
+					p.what, a.status, a.header.Get("Retry-After"), took.Round(time.Millisecond), a.raw)
+			}
+		}()
+	}
+	wg.Wait()
+	pg.Thaw()
+	thawed = true
+
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		a := dir.pushUser(t, b, string(user("after")))
+		if a.status == http.StatusCreated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SCIM create after the database continued: %d %s", a.status, a.raw)
+		}
+	}
+	db, err := pgx.Connect(context.Background(), pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	var n int
+	if err := db.QueryRow(context.Background(), "SELECT count(*) FROM users WHERE user_name = 'frozen@acme.example'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("the SCIM create answered 503 while the database was frozen was written (%d rows)", n)
+	}
+	if strings.Contains(b.output.String(), "status=500") {
+		t.Errorf("a request answered 500:\n%s", b.output)
+	}
+}
+
+// basicCredentials is the Authorization value of client_secret_basic.
+func basicCredentials(id, secret string) string {
+	return base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secret)))
+}
