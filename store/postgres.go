@@ -256,8 +256,17 @@ func pgUnavailable(err error) bool {
 		return true
 	case errors.As(err, &pe):
 		// Class 08: connection exception; 57P01-57P03: admin shutdown,
-		// crash shutdown, cannot connect now; 53300: too many connections.
-		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || pe.Code == "53300"
+		// crash shutdown, cannot connect now; 53300: too many connections;
+		// 57014: query canceled (statement_timeout, or the cancel sent
+		// when the request gave up); 55P03: lock not available
+		// (lock_timeout, a migration holding a table). The last two are a
+		// database too busy to answer in time, which the client may retry,
+		// not a broken request.
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", "53300", "57014", "55P03":
+			return true
+		}
+		return strings.HasPrefix(pe.Code, "08")
 	}
 	return false
 }

@@ -113,3 +113,68 @@ func TestDatabaseFrozen(t *testing.T) {
 func basicCredentials(id, secret string) string {
 	return base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secret)))
 }
+
+// TestDatabaseStatementTimeout: with a statement_timeout on the broker's
+// database (as operators set one) and the tables locked (a migration, a
+// long maintenance statement), the statements that time out answer 503
+// with Retry-After in each surface's format. They answered 500.
+func TestDatabaseStatementTimeout(t *testing.T) {
+	pg := testdb.StartPostgres(t)
+	b, tenant, dir := startWithDirectory(t, map[string]string{
+		envDatabaseURL: pg.URL(),
+		envMasterKey:   testMasterKey,
+	})
+	ctx := context.Background()
+	db, err := pgx.Connect(ctx, pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	// The setting reaches the broker's connections when they reconnect.
+	for _, sql := range []string{
+		"ALTER DATABASE test SET statement_timeout = '300ms'",
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'test' AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+	} {
+		if _, err := db.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The pool finds its dropped connections out (a connection idle for
+	// a second is checked before use) and opens new ones.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(1100 * time.Millisecond) {
+		if a := call(t, b, "GET", dir.SCIMBaseURL+"/Users", "Bearer "+dir.BearerToken, "", nil); a.status == http.StatusOK {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("SCIM list after the connections were dropped: %d %.300s", a.status, a.raw)
+		}
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0; LOCK TABLE tenants, users, directories, api_keys IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		what, url, auth string
+		ok              func(answer) bool
+	}{
+		{"SCIM list", dir.SCIMBaseURL + "/Users", "Bearer " + dir.BearerToken, func(a answer) bool { return isSCIMError(a, "503") }},
+		{"operator API", b.base + "/api/v1/tenants/" + tenant.ID, "Bearer " + e2eBootstrapKey, func(a answer) bool { return isAPIError(a, "unavailable") }},
+	} {
+		a := call(t, b, "GET", p.url, p.auth, "", nil)
+		if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" || !p.ok(a) {
+			t.Errorf("%s with its statements timing out: %d Retry-After %q %.300s; want 503 with Retry-After in its format",
+				p.what, a.status, a.header.Get("Retry-After"), a.raw)
+		}
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a := call(t, b, "GET", dir.SCIMBaseURL+"/Users", "Bearer "+dir.BearerToken, "", nil); a.status != http.StatusOK {
+		t.Errorf("SCIM list once the tables are free: %d %.300s", a.status, a.raw)
+	}
+	if strings.Contains(b.output.String(), "status=500") {
+		t.Errorf("a request answered 500:\n%s", b.output)
+	}
+}
