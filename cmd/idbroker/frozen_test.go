@@ -33,12 +33,8 @@ func TestRevocationWhileRedisFrozen(t *testing.T) {
 		envMasterKey:       testMasterKey,
 		envBootstrapAPIKey: e2eBootstrapKey,
 	}
-	a := startBroker(t, env, "--dev")
-	envN := map[string]string{envIssuer: a.base}
-	for k, v := range env {
-		envN[k] = v
-	}
-	nodes := []*node{a, startBroker(t, envN, "--dev"), startBroker(t, envN, "--dev")}
+	nodes := startNodes(t, env, 3)
+	a := nodes[0]
 
 	var app struct {
 		ClientID     string `json:"client_id"`

@@ -107,6 +107,21 @@ type node struct {
 	err    error // of cmd.Wait, once done is closed
 }
 
+// startNodes starts n brokers (serve --dev) with env, the nodes of one
+// deployment: the second and later serve the first one's issuer.
+func startNodes(t *testing.T, env map[string]string, n int) []*node {
+	t.Helper()
+	nodes := []*node{startBroker(t, env, "--dev")}
+	rest := map[string]string{envIssuer: nodes[0].base}
+	for k, v := range env {
+		rest[k] = v
+	}
+	for len(nodes) < n {
+		nodes = append(nodes, startBroker(t, rest, "--dev"))
+	}
+	return nodes
+}
+
 // startBroker starts `idbroker serve` on a free loopback port with env and
 // waits until it is ready. The broker is stopped when t ends.
 func startBroker(t *testing.T, env map[string]string, args ...string) *node {

@@ -39,13 +39,8 @@ func TestRevocationSurvivesRedisOutage(t *testing.T) {
 		envMasterKey:       testMasterKey,
 		envBootstrapAPIKey: e2eBootstrapKey,
 	}
-	a := startBroker(t, env, "--dev")
-	// Node B serves the same issuer, as every node of a deployment does.
-	envB := map[string]string{envIssuer: a.base}
-	for k, v := range env {
-		envB[k] = v
-	}
-	b := startBroker(t, envB, "--dev")
+	nodes := startNodes(t, env, 2)
+	a, b := nodes[0], nodes[1]
 
 	var app struct {
 		ClientID     string `json:"client_id"`

@@ -30,13 +30,8 @@ func TestRevocationSurvivesRedisRewind(t *testing.T) {
 		envMasterKey:       testMasterKey,
 		envBootstrapAPIKey: e2eBootstrapKey,
 	}
-	a := startBroker(t, env, "--dev")
-	envB := map[string]string{envIssuer: a.base}
-	for k, v := range env {
-		envB[k] = v
-	}
-	b := startBroker(t, envB, "--dev")
-	nodes := []*node{a, b}
+	nodes := startNodes(t, env, 2)
+	a := nodes[0]
 
 	var app struct {
 		ClientID     string `json:"client_id"`
