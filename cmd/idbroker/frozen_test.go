@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/idbroker/idbroker/internal/testdb"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
@@ -26,13 +25,8 @@ import (
 // active:false.
 func TestRevocationWhileRedisFrozen(t *testing.T) {
 	rs := sessionstest.StartServer(t)
-	dbURL := testdb.PostgresURL(t)
-	env := map[string]string{
-		envDatabaseURL:     dbURL,
-		envRedisURL:        rs.URL(),
-		envMasterKey:       testMasterKey,
-		envBootstrapAPIKey: e2eBootstrapKey,
-	}
+	env := productionEnv(t, rs.URL())
+	dbURL := env[envDatabaseURL]
 	nodes := startNodes(t, env, 3)
 	a := nodes[0]
 

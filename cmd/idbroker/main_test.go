@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/idbroker/idbroker/internal/gctune"
+	"github.com/idbroker/idbroker/internal/testdb"
 )
 
 // childEnv marks a process started by these tests to be the idbroker binary
@@ -105,6 +106,18 @@ type node struct {
 	client *http.Client
 	done   chan struct{}
 	err    error // of cmd.Wait, once done is closed
+}
+
+// productionEnv is the environment of a production deployment on a fresh
+// PostgreSQL database and the Redis at redisURL (a test's own server, so
+// that it can be stopped, frozen or rewound).
+func productionEnv(t *testing.T, redisURL string) map[string]string {
+	return map[string]string{
+		envDatabaseURL:     testdb.PostgresURL(t),
+		envRedisURL:        redisURL,
+		envMasterKey:       testMasterKey,
+		envBootstrapAPIKey: e2eBootstrapKey,
+	}
 }
 
 // startNodes starts n brokers (serve --dev) with env, the nodes of one

@@ -19,7 +19,6 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
-	"github.com/idbroker/idbroker/internal/testdb"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
@@ -33,12 +32,7 @@ import (
 // the refresh token and answer /userinfo 401.
 func TestRevocationSurvivesRedisOutage(t *testing.T) {
 	rs := sessionstest.StartServer(t)
-	env := map[string]string{
-		envDatabaseURL:     testdb.PostgresURL(t),
-		envRedisURL:        rs.URL(),
-		envMasterKey:       testMasterKey,
-		envBootstrapAPIKey: e2eBootstrapKey,
-	}
+	env := productionEnv(t, rs.URL())
 	nodes := startNodes(t, env, 2)
 	a, b := nodes[0], nodes[1]
 

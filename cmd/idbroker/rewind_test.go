@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idbroker/idbroker/internal/testdb"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
@@ -24,12 +23,7 @@ import (
 // by emptying Redis, which signs everyone out).
 func TestRevocationSurvivesRedisRewind(t *testing.T) {
 	rs := sessionstest.StartServer(t)
-	env := map[string]string{
-		envDatabaseURL:     testdb.PostgresURL(t),
-		envRedisURL:        rs.URL(),
-		envMasterKey:       testMasterKey,
-		envBootstrapAPIKey: e2eBootstrapKey,
-	}
+	env := productionEnv(t, rs.URL())
 	nodes := startNodes(t, env, 2)
 	a := nodes[0]
 
