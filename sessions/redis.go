@@ -130,9 +130,9 @@ const (
 	fApp      = "a:" // prefix: one field per application, "a:{client_id}"
 )
 
-// luaRevoke is shared by the revocation scripts: it deletes one session
-// and removes it from its indexes, returning its hash (empty if it was
-// already gone).
+// luaRevoke is shared by the revocation scripts: revoke deletes one
+// session and removes it from its indexes, returning its hash (empty if it
+// was already gone); publish announces the sessions a script ended.
 const luaRevoke = `
 local function revoke(prefix, id)
   local h = redis.call('HGETALL', prefix .. 'ses:' .. id)
@@ -144,6 +144,13 @@ local function revoke(prefix, id)
   redis.call('SREM', prefix .. 'tenant:' .. f.t, id)
   if f.c and f.c ~= '' then redis.call('SREM', prefix .. 'conn:' .. f.t .. ':' .. f.c, id) end
   return h
+end
+local function publish(channel, ids, reason, tenant, user, conn)
+  if #ids == 0 then return end
+  local msg = {session_ids = ids, tenant_id = tenant, reason = reason}
+  if user ~= '' then msg.user_id = user end
+  if conn ~= '' then msg.connection_id = conn end
+  redis.call('PUBLISH', channel, cjson.encode(msg))
 end
 `
 
@@ -180,12 +187,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 redis.call('DEL', KEYS[1])
-if #ids > 0 then
-  local msg = {session_ids = ids, tenant_id = ARGV[4], reason = ARGV[3]}
-  if ARGV[5] ~= '' then msg.user_id = ARGV[5] end
-  if ARGV[6] ~= '' then msg.connection_id = ARGV[6] end
-  redis.call('PUBLISH', ARGV[2], cjson.encode(msg))
-end
+publish(ARGV[2], ids, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 return out
 `)
 

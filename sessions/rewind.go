@@ -317,12 +317,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     end
   end
 end
-if #ids > 0 then
-  local msg = {session_ids = ids, tenant_id = ARGV[4], reason = ARGV[3]}
-  if ARGV[5] ~= '' then msg.user_id = ARGV[5] end
-  if ARGV[6] ~= '' then msg.connection_id = ARGV[6] end
-  redis.call('PUBLISH', ARGV[2], cjson.encode(msg))
-end
+publish(ARGV[2], ids, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 return out
 `)
 
