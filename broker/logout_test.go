@@ -258,10 +258,7 @@ func TestLogoutWithoutHintAsksTheUser(t *testing.T) {
 	}
 	stillSignedIn("after the GET")
 
-	form := url.Values{}
-	for _, m := range regexp.MustCompile(`name="([^"]+)" value="([^"]*)"`).FindAllStringSubmatch(string(page), -1) {
-		form.Set(m[1], html.UnescapeString(m[2]))
-	}
+	form := pageForm(page)
 	if form.Get("confirm") == "" || form.Get("state") != "s" || form.Get("post_logout_redirect_uri") != "https://app.example/bye" {
 		t.Fatalf("the page's form carries %v", form)
 	}
@@ -280,14 +277,7 @@ func TestLogoutWithoutHintAsksTheUser(t *testing.T) {
 		stillSignedIn("after a POST with " + name)
 	}
 
-	resp, err = b.PostForm(n.URL+broker.PathEndSession, form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if loc, _ := resp.Location(); loc == nil || loc.String() != "https://app.example/bye?state=s" {
-		t.Fatalf("the confirmed sign-out: %d %v", resp.StatusCode, loc)
-	}
+	confirmSignOut(t, n, b, form, "https://app.example/bye?state=s")
 	if a.introspect(t, n, tok.AccessToken)["active"] != false {
 		t.Fatal("token active after the confirmed sign-out")
 	}
@@ -304,6 +294,29 @@ func TestLogoutWithoutHintAsksTheUser(t *testing.T) {
 
 // confirmLogout signs browser b out with the SSO cookie alone, as its
 // user does: the page, then its form.
+// pageForm reads the hidden fields of the sign-out question's form.
+func pageForm(page []byte) url.Values {
+	form := url.Values{}
+	for _, m := range regexp.MustCompile(`name="([^"]+)" value="([^"]*)"`).FindAllStringSubmatch(string(page), -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	return form
+}
+
+// confirmSignOut posts the sign-out question's form, as the user's click
+// does, and wants the redirect to the application's page.
+func confirmSignOut(t *testing.T, n *node, b *http.Client, form url.Values, want string) {
+	t.Helper()
+	resp, err := b.PostForm(n.URL+broker.PathEndSession, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc, _ := resp.Location(); loc == nil || loc.String() != want {
+		t.Fatalf("the confirmed sign-out: %d %v; want a redirect to %s", resp.StatusCode, loc, want)
+	}
+}
+
 func confirmLogout(t *testing.T, n *node, b *http.Client) *http.Response {
 	t.Helper()
 	resp, err := b.Get(n.URL + broker.PathEndSession)
@@ -361,18 +374,8 @@ func TestLogoutHintOfAnotherSession(t *testing.T) {
 		t.Fatalf("the browser's SSO cookie was dropped with its session alive: %v", loc)
 	}
 
-	form := url.Values{}
-	for _, m := range regexp.MustCompile(`name="([^"]+)" value="([^"]*)"`).FindAllStringSubmatch(string(page), -1) {
-		form.Set(m[1], html.UnescapeString(m[2]))
-	}
-	resp, err = b.PostForm(n.URL+broker.PathEndSession, form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if loc, _ := resp.Location(); loc == nil || loc.String() != "https://app.example/bye?state=s" {
-		t.Fatalf("the confirmed sign-out: %d %v", resp.StatusCode, loc)
-	}
+	form := pageForm(page)
+	confirmSignOut(t, n, b, form, "https://app.example/bye?state=s")
 	if a.introspect(t, n, later.AccessToken)["active"] != false {
 		t.Fatal("the browser's session is active after the user said sign out")
 	}
