@@ -295,7 +295,9 @@ func checkURIs(field string, uris []string, public bool) error {
 
 // checkURI accepts absolute https URIs, http only on loopback (local
 // development, RFC 8252 native apps), and private-use schemes for public
-// (native) clients. No fragments (RFC 6749 §3.1.2).
+// (native) clients. No fragments (RFC 6749 §3.1.2). Wildcards are
+// refused rather than stored: URIs are compared exactly, so a "*" would
+// never match and the operator would learn it only at the first sign-in.
 func checkURI(field, raw string, public bool) error {
 	if len(raw) > maxURILen {
 		return invalid(field, "%s is longer than %d characters", field, maxURILen)
@@ -306,6 +308,9 @@ func checkURI(field, raw string, public bool) error {
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return invalid(field, "%s must not contain a fragment", field)
+	}
+	if strings.Contains(u.Host, "*") {
+		return invalid(field, "%s: wildcards are not supported; URIs are matched exactly, so list each one", field)
 	}
 	switch u.Scheme {
 	case "https":

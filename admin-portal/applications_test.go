@@ -77,6 +77,7 @@ func TestCreateApplication(t *testing.T) {
 			"relative":           {"name": "x", "redirect_uris": []string{"/cb"}},
 			"fragment":           {"name": "x", "redirect_uris": []string{"https://a.example/cb#x"}},
 			"plain http":         {"name": "x", "redirect_uris": []string{"http://a.example/cb"}},
+			"wildcard host":      {"name": "x", "redirect_uris": []string{"https://*.a.example/cb"}},
 			"custom scheme conf": {"name": "x", "redirect_uris": []string{"com.example.app:/cb"}},
 			"alg":                {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "id_token_signed_response_alg": "HS256"},
 			"access alg":         {"name": "x", "redirect_uris": []string{"https://a.example/cb"}, "access_token_signed_response_alg": "none"},
