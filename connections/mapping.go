@@ -33,17 +33,19 @@ type AttributeMapping struct {
 
 // Attribute names IdPs use, in the forms the contract lists.
 const (
-	claimsEmail     = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
-	claimsGiven     = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"
-	claimsSurname   = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname"
-	claimsName      = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
-	claimsUPN       = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
-	claimsGroups    = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
-	claimsRole      = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
-	claimsDisplay   = "http://schemas.microsoft.com/identity/claims/displayname"
-	claimsObjectID  = "http://schemas.microsoft.com/identity/claims/objectidentifier"
-	claimsTenantID  = "http://schemas.microsoft.com/identity/claims/tenantid"
-	oidMail         = "urn:oid:0.9.2342.19200300.100.1.3"
+	claimsEmail    = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
+	claimsGiven    = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"
+	claimsSurname  = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname"
+	claimsName     = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
+	claimsUPN      = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
+	claimsGroups   = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
+	claimsRole     = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+	claimsDisplay  = "http://schemas.microsoft.com/identity/claims/displayname"
+	claimsObjectID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+	claimsTenantID = "http://schemas.microsoft.com/identity/claims/tenantid"
+	oidMail        = "urn:oid:0.9.2342.19200300.100.1.3"
+	// PKCS #9 emailAddress: Keycloak's "X500 email" mapper sends it.
+	oidPKCS9Email   = "urn:oid:1.2.840.113549.1.9.1"
 	oidGivenName    = "urn:oid:2.5.4.42"
 	oidSurname      = "urn:oid:2.5.4.4"
 	oidDisplayName  = "urn:oid:2.16.840.1.113730.3.1.241"
@@ -53,16 +55,22 @@ const (
 	// AD FS's own claim types for Token-Groups and Common-Name.
 	claimsADFSGroup = "http://schemas.xmlsoap.org/claims/Group"
 	claimsADFSCN    = "http://schemas.xmlsoap.org/claims/CommonName"
+	// OneLogin's default parameter names, capitalised as it sends them.
+	oneLoginEmail = "User.email"
+	oneLoginGiven = "User.FirstName"
+	oneLoginLast  = "User.LastName"
+	// Keycloak's "Role list" mapper.
+	keycloakRole = "Role"
 )
 
 // The generic lists understand every IdP family at once; presets only
 // reorder what comes first.
 var (
-	genericEmail  = []string{"email", "mail", "emailaddress", "Email", claimsEmail, oidMail, "emailAddress", "user.email"}
-	genericGiven  = []string{"given_name", "givenName", "firstName", "first_name", "FirstName", claimsGiven, oidGivenName}
-	genericFamily = []string{"family_name", "familyName", "sn", "surname", "lastName", "last_name", "LastName", claimsSurname, oidSurname}
+	genericEmail  = []string{"email", "mail", "emailaddress", "Email", claimsEmail, oidMail, oidPKCS9Email, "emailAddress", "user.email", oneLoginEmail}
+	genericGiven  = []string{"given_name", "givenName", "firstName", "first_name", "FirstName", claimsGiven, oidGivenName, oneLoginGiven}
+	genericFamily = []string{"family_name", "familyName", "sn", "surname", "lastName", "last_name", "LastName", claimsSurname, oidSurname, oneLoginLast}
 	genericName   = []string{"name", "displayName", "display_name", "cn", claimsDisplay, claimsName, claimsADFSCN, oidDisplayName, oidCommonName}
-	genericGroups = []string{"groups", "group", "memberOf", "Groups", claimsGroups, claimsADFSGroup, claimsRole, oidMemberOf}
+	genericGroups = []string{"groups", "group", "memberOf", "Groups", claimsGroups, claimsADFSGroup, claimsRole, oidMemberOf, keycloakRole}
 )
 
 var presets = map[string]AttributeMapping{

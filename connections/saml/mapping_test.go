@@ -104,6 +104,19 @@ func TestSAMLAttributeMapping(t *testing.T) {
 			attrs: attrStatement(oidMail, []string{"alice@example.com"}, oidGivenName, []string{"Alice"}, oidSurname, []string{"Liddell"},
 				oidDisplayName, []string{"Alice Liddell"}, oidMemberOf, []string{"Engineering", "Admins", "Engineering"}),
 			want: alice},
+		// OneLogin's default parameters, with a persistent NameID (its
+		// "OneLogin ID" or "UUID" choice): nothing but the names says
+		// which is the email.
+		{name: "OneLogin", nameID: "52133947",
+			attrs: attrStatement("User.email", []string{"alice@example.com"}, "User.FirstName", []string{"Alice"}, "User.LastName", []string{"Liddell"},
+				"memberOf", []string{"Engineering", "Admins"}),
+			want: alice},
+		// Keycloak's X500 mappers named by OID alone (no FriendlyName),
+		// and its "Role list" mapper.
+		{name: "Keycloak", nameID: "f3b1c0de-0000-4000-8000-000000000001",
+			attrs: attrStatement("urn:oid:1.2.840.113549.1.9.1", []string{"alice@example.com"}, oidGivenName, []string{"Alice"}, oidSurname, []string{"Liddell"},
+				"Role", []string{"Engineering", "Admins"}),
+			want: alice},
 		{name: "generic understands every family", attrs: attrStatement(claimsEmail, []string{"alice@example.com"}, "givenName", []string{"Alice"},
 			"sn", []string{"Liddell"}, claimsGroups, []string{"Engineering", "Admins"}),
 			want: alice},
