@@ -149,6 +149,9 @@ type respOpts struct {
 	// encryptTo encrypts the (signed) assertion to this SP certificate,
 	// as an IdP does when the SP metadata lists an encryption key.
 	encryptTo *x509.Certificate
+	// encrypter is the key transport and cipher, default rsa-oaep-mgf1p
+	// with aes128-gcm.
+	encrypter *xmlenc.RSA
 	mutate    func(a *saml.Assertion)
 	mutateXML func(doc *etree.Document)
 }
@@ -220,6 +223,9 @@ func (idp *testIdP) response(t testing.TB, issuer string, conn store.Connection,
 		}
 		enc := xmlenc.OAEP()
 		enc.BlockCipher = xmlenc.AES128GCM
+		if o.encrypter != nil {
+			enc = *o.encrypter
+		}
 		data, err := enc.Encrypt(o.encryptTo, plain, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -581,6 +581,12 @@ func classifySAMLError(err error, raw []byte) error {
 	if ae := (audienceError{}); errors.As(err, &ae) {
 		return ae.error
 	}
+	if errors.Is(err, saml.ErrDecryptionFailed) && strings.Contains(detail.Error(), "xmlenc#rsa-1_5") {
+		// Okta and Shibboleth offer RSA1.5 key transport beside RSA-OAEP;
+		// it is open to padding oracles and not decrypted.
+		return fmt.Errorf("%w: %v; the IdP encrypts the assertion's key with RSA1.5 (PKCS #1 v1.5), which is refused: choose RSA-OAEP as its key transport algorithm",
+			connections.ErrMalformed, detail)
+	}
 	if strings.Contains(detail.Error(), "signature element not present") {
 		return fmt.Errorf("%w: the response and its assertion are unsigned (%v)", connections.ErrSignature, detail)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/idbroker/idbroker/connections"
@@ -414,20 +415,38 @@ func TestSAMLEncryptedAssertion(t *testing.T) {
 	cn, _ := e.Reg.Connector(e.Ctx, conn)
 	on, _ := e.Reg.Connector(e.Ctx, other)
 	sc := cn.(*samlConnector)
+	// The algorithms vendors encrypt with: Entra ID and AD FS use
+	// rsa-oaep-mgf1p (SHA-1 digest) with aes256-cbc, Okta offers AES-CBC
+	// and AES-GCM, Shibboleth XML Encryption 1.1's rsa-oaep; RSA1.5 key
+	// transport (open to padding oracles) is refused with what to choose.
+	cipher := func(r xmlenc.RSA, digest xmlenc.DigestMethod, block xmlenc.BlockCipher) *xmlenc.RSA {
+		r.DigestMethod, r.BlockCipher = digest, block
+		return &r
+	}
 	for _, tt := range []struct {
-		name   string
-		to     *x509.Certificate
-		signed bool
-		want   error
+		name     string
+		to       *x509.Certificate
+		signed   bool
+		signResp bool
+		enc      *xmlenc.RSA
+		want     error
+		contains string
 	}{
-		{"to our SP key", sc.sp.Certificate, true, nil},
-		{"to another connection's SP key", on.(*samlConnector).sp.Certificate, true, connections.ErrMalformed},
-		{"to our SP key, unsigned", sc.sp.Certificate, false, connections.ErrSignature},
+		{name: "to our SP key", to: sc.sp.Certificate, signed: true},
+		{name: "to another connection's SP key", to: on.(*samlConnector).sp.Certificate, signed: true, want: connections.ErrMalformed},
+		{name: "to our SP key, unsigned", to: sc.sp.Certificate, want: connections.ErrSignature},
+		{name: "Entra ID and AD FS: rsa-oaep-mgf1p SHA-1, aes256-cbc", to: sc.sp.Certificate, signed: true, enc: cipher(xmlenc.OAEP(), xmlenc.SHA1, xmlenc.AES256CBC)},
+		{name: "Okta: aes128-cbc", to: sc.sp.Certificate, signed: true, enc: cipher(xmlenc.OAEP(), xmlenc.SHA256, xmlenc.AES128CBC)},
+		{name: "Okta: aes256-gcm, only the response signed", to: sc.sp.Certificate, signResp: true, enc: cipher(xmlenc.OAEP(), xmlenc.SHA1, xmlenc.AES256GCM)},
+		{name: "XML Encryption 1.1 rsa-oaep SHA-256", to: sc.sp.Certificate, signed: true, enc: cipher(xmlenc.OAEP_SHA256(), xmlenc.SHA256, xmlenc.AES256GCM)},
+		{name: "RSA1.5 key transport", to: sc.sp.Certificate, signed: true, enc: cipher(xmlenc.PKCS1v15(), xmlenc.SHA256, xmlenc.AES256CBC),
+			want: connections.ErrMalformed, contains: "choose RSA-OAEP"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: tt.signed, encryptTo: tt.to, inResponseTo: "id-1", issuedAt: e.Clock.Now()})
+			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: tt.signed, signResponse: tt.signResp, encryptTo: tt.to, encrypter: tt.enc,
+				inResponseTo: "id-1", issuedAt: e.Clock.Now()})
 			res, err := sc.finish(e.Ctx, raw, e.pend(conn, "id-1", ""))
-			wantErr(t, err, tt.want, "")
+			wantErr(t, err, tt.want, tt.contains)
 			if err == nil && res.Profile.Email != "alice@example.com" {
 				t.Fatalf("profile = %+v", res.Profile)
 			}
