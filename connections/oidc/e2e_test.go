@@ -52,6 +52,12 @@ type testOP struct {
 	// userinfoStatus, when set, is the userinfo endpoint's answer: an
 	// error status instead of the user's claims.
 	userinfoStatus atomic.Int32
+	// jwksStatus, when set, is the JWKS endpoint's answer instead of the
+	// keys.
+	jwksStatus atomic.Int32
+	// omitIDToken makes the token endpoint answer without an id_token, as
+	// a plain OAuth server does.
+	omitIDToken atomic.Bool
 }
 
 type opCode struct {
@@ -85,7 +91,13 @@ func newTestOP(t *testing.T, issuerPath string) *testOP {
 			"id_token_signing_alg_values_supported": algs, "code_challenge_methods_supported": []string{"S256"},
 		})
 	})
-	mux.HandleFunc(issuerPath+"/jwks", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(op.jwks) })
+	mux.HandleFunc(issuerPath+"/jwks", func(w http.ResponseWriter, r *http.Request) {
+		if st := op.jwksStatus.Load(); st != 0 {
+			http.Error(w, "<html>maintenance</html>", int(st))
+			return
+		}
+		json.NewEncoder(w).Encode(op.jwks)
+	})
 	mux.HandleFunc(issuerPath+"/authorize", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("nonce") == "" || q.Get("state") == "" {
@@ -137,7 +149,11 @@ func newTestOP(t *testing.T, issuerPath string) *testOP {
 			idt = op.sign(base)
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"access_token": "at-" + randomToken(), "token_type": "Bearer", "expires_in": 300, "id_token": idt})
+		answer := map[string]any{"access_token": "at-" + randomToken(), "token_type": "Bearer", "expires_in": 300, "id_token": idt}
+		if op.omitIDToken.Load() {
+			delete(answer, "id_token")
+		}
+		json.NewEncoder(w).Encode(answer)
 	})
 	mux.HandleFunc(issuerPath+"/userinfo", func(w http.ResponseWriter, r *http.Request) {
 		if st := op.userinfoStatus.Load(); st != 0 {
@@ -346,6 +362,59 @@ func TestOIDCForgedIDTokens(t *testing.T) {
 				t.Fatalf("forged id_token accepted: %+v", c.Res.Profile)
 			}
 		})
+	}
+}
+
+// TestOIDCTokenAnswerUnreadable: what the admin is told when the IdP was
+// reached and its answer cannot be used, or a part of it could not be
+// reached. Keys that cannot be fetched are the IdP's JWKS being down, not
+// an invalid signature (which sends the admin after certificates); a
+// token response without an id_token or with one that does not parse
+// (a subject missing, Cognito-style string booleans gone wrong) is a
+// malformed answer, not an unreachable token endpoint.
+func TestOIDCTokenAnswerUnreadable(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	newConn := func() store.Connection {
+		conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
+			Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	// Keys are read at the first id_token, so a new connection each time.
+	op.jwksStatus.Store(http.StatusServiceUnavailable)
+	c := oidcLogin(t, e, newConn(), "r")
+	wantErr(t, c.Err, connections.ErrUpstream, op.issuer("")+"/jwks: the server answered 503")
+	if strings.Contains(c.Err.Error(), "maintenance") || errors.Is(c.Err, connections.ErrSignature) {
+		t.Fatalf("JWKS down: %v", c.Err)
+	}
+	op.jwksStatus.Store(0)
+	conn := newConn()
+	for _, tt := range []struct {
+		name     string
+		tamper   func(map[string]any)
+		omit     bool
+		contains string
+	}{
+		{name: "no id_token", omit: true, contains: "without an id_token"},
+		{name: "no sub", tamper: func(c map[string]any) { delete(c, "sub") }, contains: "subject missing"},
+		{name: "email_verified neither a boolean nor \"true\"/\"false\"", tamper: func(c map[string]any) { c["email_verified"] = "yes" }, contains: "could not be read"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			op.tamper = tt.tamper
+			op.omitIDToken.Store(tt.omit)
+			defer func() { op.tamper = nil; op.omitIDToken.Store(false) }()
+			c := oidcLogin(t, e, conn, "r")
+			wantErr(t, c.Err, connections.ErrMalformed, tt.contains)
+		})
+	}
+	// Cognito and Okta send email_verified as the string "true".
+	op.tamper = func(c map[string]any) { c["email_verified"] = "true" }
+	defer func() { op.tamper = nil }()
+	if c := oidcLogin(t, e, conn, "r"); c.Err != nil || !c.Res.Profile.EmailVerified {
+		t.Fatalf(`email_verified "true": %+v, %v`, c.Res.Profile, c.Err)
 	}
 }
 

@@ -44,6 +44,9 @@ type oidcConnector struct {
 	// issParam is the IdP's discovery saying that its authorization
 	// responses carry iss (RFC 9207): one without it is then refused.
 	issParam bool
+	// jwksURI is the discovery document's jwks_uri, named when the keys
+	// cannot be read (the library keeps it to itself).
+	jwksURI string
 }
 
 type oidcPending struct {
@@ -151,15 +154,20 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 		return nil, connections.Unreachable("issuer", "read the OIDC discovery document at", discoveryURL(cfg.Issuer), discoveryCause(err))
 	}
 	c.issParam = tap.issParam.Load()
+	if u, ok := tap.jwksURI.Load().(string); ok {
+		c.jwksURI = u
+	}
 	return c, nil
 }
 
 // discoveryTap passes requests through to next and notes, from the last
 // discovery document it sees, whether the IdP advertises
-// authorization_response_iss_parameter_supported (RFC 9207 §3).
+// authorization_response_iss_parameter_supported (RFC 9207 §3), and
+// where its keys are.
 type discoveryTap struct {
 	next     http.RoundTripper
 	issParam atomic.Bool
+	jwksURI  atomic.Value // string
 }
 
 func (t *discoveryTap) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -178,10 +186,12 @@ func (t *discoveryTap) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	var doc struct {
-		IssParam bool `json:"authorization_response_iss_parameter_supported"`
+		IssParam bool   `json:"authorization_response_iss_parameter_supported"`
+		JWKSURI  string `json:"jwks_uri"`
 	}
 	_ = json.Unmarshal(b, &doc) // the library reports a document it cannot read
 	t.issParam.Store(doc.IssParam)
+	t.jwksURI.Store(doc.JWKSURI)
 	return resp, nil
 }
 
@@ -295,7 +305,7 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 	ctx = context.WithValue(ctx, nonceKey{}, rec.Nonce)
 	tokens, err := rp.CodeExchange[*oidc.IDTokenClaims](ctx, code, c.rp, rp.WithCodeVerifier(rec.Verifier))
 	if err != nil {
-		return res, classifyOIDCError(err, c.rp.OAuthConfig().Endpoint.TokenURL)
+		return res, classifyOIDCError(err, c.rp.OAuthConfig().Endpoint.TokenURL, c.jwksURI)
 	}
 	claims := connections.Attrs{}
 	raw := map[string]any{}
@@ -383,7 +393,18 @@ func (c *oidcConnector) profile(ctx context.Context, idt *oidc.IDTokenClaims, cl
 	return c.deps.Profiles.CheckProfile(ctx, p, connections.ProfileRules{AnyEmailDomain: c.cfg.AllowAnyEmailDomain, EmailVerified: verified})
 }
 
-func classifyOIDCError(err error, tokenURL string) error {
+// classifyOIDCError names why the code exchange or the id_token failed,
+// for the tenant admin: the IdP unreachable (token endpoint, JWKS), its
+// answer unreadable, refused, or not valid for this connection.
+func classifyOIDCError(err error, tokenURL, jwksURL string) error {
+	// The library reports keys it could not fetch as an invalid
+	// signature, which would send the admin after certificates.
+	if strings.Contains(err.Error(), "unable to fetch key for signature validation") {
+		if jwksURL == "" {
+			jwksURL = "(the discovery document's jwks_uri)"
+		}
+		return connections.Unreachable("", "fetch the IdP's signing keys (JWKS) from", jwksURL, keysCause(err))
+	}
 	switch {
 	case errors.Is(err, oidc.ErrNonceInvalid):
 		return fmt.Errorf("%w: %v", connections.ErrRequestMismatch, err)
@@ -416,7 +437,33 @@ func classifyOIDCError(err error, tokenURL string) error {
 		}
 		return fmt.Errorf("%w: the token endpoint %s refused the code (%s)", connections.ErrIdPError, tokenURL, detail)
 	}
-	return connections.Unreachable("", "exchange the code at the token endpoint", tokenURL, err)
+	var ue *url.Error
+	if errors.As(err, &ue) || errors.As(err, &re) {
+		return connections.Unreachable("", "exchange the code at the token endpoint", tokenURL, err)
+	}
+	// The token endpoint answered 200, with something that is not a
+	// usable token response: the IdP was reached, its answer is wrong.
+	if errors.Is(err, rp.ErrMissingIDToken) {
+		return fmt.Errorf("%w: the token endpoint %s answered without an id_token: check that the IdP's application is an OpenID Connect one and the connection's scopes include openid",
+			connections.ErrMalformed, tokenURL)
+	}
+	return fmt.Errorf("%w: the answer of the token endpoint %s could not be read: %s", connections.ErrMalformed, tokenURL, truncate(err.Error(), 300))
+}
+
+// keysCause reduces the library's failure to fetch the JWKS to its cause,
+// without the response body it quotes.
+func keysCause(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue
+	}
+	msg := err.Error()
+	if _, status, ok := strings.Cut(msg, "http status not ok: "); ok {
+		if code, err := strconv.Atoi(strings.SplitN(status, " ", 2)[0]); err == nil {
+			return &safehttp.StatusError{Code: code}
+		}
+	}
+	return errors.New("the answer is not a JSON Web Key Set")
 }
 
 // claimStrings flattens a claim value to strings for mapping.
