@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -64,7 +65,12 @@ type opCode struct {
 	clientID, redirect, nonce, challenge string
 }
 
-func newTestOP(t *testing.T, issuerPath string) *testOP {
+func newTestOP(t *testing.T, issuerPath string) *testOP { return newTestOPAt(t, issuerPath, "") }
+
+// newTestOPAt is newTestOP serving TLS under issuer (its discovery
+// document, its id_tokens' iss), when issuer is not "": an IdP with a
+// public issuer the client reaches through a transport that dials op.srv.
+func newTestOPAt(t *testing.T, issuerPath, issuer string) *testOP {
 	op := &testOP{t: t, codes: map[string]opCode{}, claims: map[string]any{}}
 	key := testKey()
 	var err error
@@ -75,9 +81,14 @@ func newTestOP(t *testing.T, issuerPath string) *testOP {
 	}
 	op.jwks = jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}}
 	mux := http.NewServeMux()
-	op.srv = httptest.NewServer(mux)
+	iss := issuer
+	if issuer == "" {
+		op.srv = httptest.NewServer(mux)
+		iss = op.srv.URL + issuerPath
+	} else {
+		op.srv = httptest.NewTLSServer(mux)
+	}
 	t.Cleanup(op.srv.Close)
-	iss := op.srv.URL + issuerPath
 	mux.HandleFunc(issuerPath+"/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		op.discoveries.Add(1)
 		algs := []string{"RS256"}
@@ -518,6 +529,80 @@ func TestOIDCAnyEmailDomainVouchesOnlyForVerified(t *testing.T) {
 			op.tamper = nil
 		})
 	}
+}
+
+// TestOIDCGoogleIssuerForms: Google documents its id_tokens' iss as
+// https://accounts.google.com or accounts.google.com, and some of its
+// token endpoints still issue the bare host. A Google connection takes
+// both; nothing else passes for Google, and no other IdP's issuer is
+// matched loosely. The IdP is served at its real issuer, through a
+// transport that dials the test server.
+func TestOIDCGoogleIssuerForms(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOPAt(t, "", "https://accounts.google.com")
+	tr := op.srv.Client().Transport.(*http.Transport).Clone()
+	tr.TLSClientConfig.ServerName = "example.com" // the test server's certificate
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, op.srv.Listener.Addr().String())
+	}
+	client := &http.Client{Transport: tr}
+	reg := connections.NewRegistry(connections.Config{Types: e.Types, Issuer: e.Issuer, Store: e.DB, Once: e.Once,
+		HTTPClient: client, Now: e.Clock.Now})
+	conn, err := reg.CreateConnection(e.Ctx, Name, "Google", Settings{
+		Issuer: ptr("https://accounts.google.com"), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn, err := reg.Connector(e.Ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func() (connections.Result, error) {
+		rec := httptest.NewRecorder()
+		if err := cn.Begin(e.Ctx, rec, httptest.NewRequest("GET", "/authorize", nil), connections.LoginRequest{RequestID: "r"}); err != nil {
+			t.Fatal(err)
+		}
+		noFollow := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Get(rec.Header().Get("Location"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return cn.Finish(e.Ctx, httptest.NewRequest("GET", resp.Header.Get("Location"), nil))
+	}
+	for _, tt := range []struct {
+		iss string
+		ok  bool
+	}{
+		{"https://accounts.google.com", true},
+		{"accounts.google.com", true},
+		{"http://accounts.google.com", false},
+		{"accounts.google.com.evil.example", false},
+		{"https://accounts.google.com/", false},
+	} {
+		t.Run(tt.iss, func(t *testing.T) {
+			op.tamper = func(c map[string]any) { c["iss"] = tt.iss }
+			defer func() { op.tamper = nil }()
+			res, err := login()
+			if tt.ok {
+				if err != nil || res.Profile.Email != "bob@example.com" {
+					t.Fatalf("login = %+v, %v", res.Profile, err)
+				}
+				return
+			}
+			wantErr(t, err, connections.ErrIssuerMismatch, "")
+		})
+	}
+
+	// Another IdP's issuer is compared exactly: its bare host is not it.
+	other := newTestOP(t, "/realms/acme")
+	kc, err := e.Reg.CreateConnection(e.Ctx, Name, "Keycloak", Settings{
+		Issuer: ptr(other.issuer("/realms/acme")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.tamper = func(c map[string]any) { c["iss"] = strings.TrimPrefix(other.issuer("/realms/acme"), "http://") }
+	wantErr(t, oidcLogin(t, e, kc, "r").Err, connections.ErrIssuerMismatch, "")
 }
 
 func TestOIDCGoogleHostedDomain(t *testing.T) {

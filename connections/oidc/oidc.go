@@ -124,14 +124,18 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 	tap := &discoveryTap{next: deps.HTTPClient.Transport}
 	hc := *deps.HTTPClient
 	hc.Transport = tap
+	verifierOpts := []rp.VerifierOption{
+		rp.WithNonce(func(ctx context.Context) string { n, _ := ctx.Value(nonceKey{}).(string); return n }),
+		rp.WithIssuedAtOffset(issuedAtSkew),
+	}
+	if strings.TrimSuffix(cfg.Issuer, "/") == googleIssuer {
+		verifierOpts = append(verifierOpts, rp.WithISSVerifier(googleISS))
+	}
 	relyingParty := func(issuer string) (rp.RelyingParty, error) {
 		return rp.NewRelyingPartyOIDC(dctx, issuer, cfg.ClientID, secret,
 			deps.URL(conn, "callback"), scopes(cfg.Scopes),
 			rp.WithHTTPClient(&hc),
-			rp.WithVerifierOpts(
-				rp.WithNonce(func(ctx context.Context) string { n, _ := ctx.Value(nonceKey{}).(string); return n }),
-				rp.WithIssuedAtOffset(issuedAtSkew),
-			),
+			rp.WithVerifierOpts(verifierOpts...),
 			rp.WithSigningAlgsFromDiscovery(),
 		)
 	}
@@ -158,6 +162,20 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 		c.jwksURI = u
 	}
 	return c, nil
+}
+
+// googleIssuer is Google's issuer as its discovery document names it.
+const googleIssuer = "https://accounts.google.com"
+
+// googleISS holds a Google id_token's iss to Google's issuer, in either of
+// the two forms Google documents its id_tokens to carry: the URL, or the
+// bare host "accounts.google.com" that some of its token endpoints still
+// issue. Both name the same issuer; any other is refused.
+func googleISS(iss string) error {
+	if iss == "accounts.google.com" {
+		return nil
+	}
+	return oidc.DefaultISSVerifier(googleIssuer)(iss)
 }
 
 // discoveryTap passes requests through to next and notes, from the last
