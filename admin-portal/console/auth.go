@@ -21,12 +21,17 @@ import (
 	"github.com/idbroker/idbroker/store"
 )
 
-// Cookies. Both are HttpOnly, SameSite=Strict, scoped to /console and
-// Secure when the issuer is https.
+// Cookies. Both are HttpOnly and SameSite=Strict. On an https issuer they
+// are Secure and carry the __Host- prefix, which browsers accept only
+// Secure, without Domain and with Path=/: a sibling subdomain or a plain
+// http answer cannot plant one (a planted CSRF cookie would let another
+// site sign a browser in to the planter's operator account). On plain
+// http (development) they keep their bare names, scoped to /console.
 const (
 	// SessionCookie carries a signed-in session's token (only its hash is
-	// stored).
-	SessionCookie = "idb_console"
+	// stored); SecureSessionCookie is its name on an https issuer.
+	SessionCookie       = "idb_console"
+	SecureSessionCookie = hostPrefix + SessionCookie
 	// csrfCookie carries the token that signed-out forms (sign-in,
 	// enrolment) echo back: a double submit, since there is no session
 	// to keep it in yet.
@@ -34,6 +39,8 @@ const (
 	// csrfField is the form field carrying the CSRF token; the portal's
 	// forms use the same name (the shared frame's "csrf" template).
 	csrfField = "csrf_token"
+
+	hostPrefix = "__Host-"
 )
 
 // touchEvery is how stale last_seen_at may get before a request refreshes
@@ -52,11 +59,27 @@ func sessionOf(ec echo.Context) (signedIn, bool) {
 	return s, ok
 }
 
+// cookie is the console's cookie name (SessionCookie or csrfCookie) as
+// this issuer names and scopes it.
 func (c *Console) cookie(name, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{
+	ck := &http.Cookie{
 		Name: name, Value: value, Path: Path, MaxAge: maxAge,
 		HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteStrictMode,
 	}
+	if c.secure {
+		ck.Name, ck.Path = hostPrefix+name, "/"
+	}
+	return ck
+}
+
+// readCookie is the request's cookie of that name (SessionCookie or
+// csrfCookie), under the name this issuer gives it: on https only the
+// prefixed one counts, since the bare one may have been planted.
+func (c *Console) readCookie(ec echo.Context, name string) (*http.Cookie, error) {
+	if c.secure {
+		name = hostPrefix + name
+	}
+	return ec.Cookie(name)
 }
 
 // requireSession admits requests with a live session and checks the CSRF
@@ -92,7 +115,7 @@ func safeMethod(m string) bool {
 // session finds the live session of the request's cookie, ending it when
 // idle too long.
 func (c *Console) session(ec echo.Context) (signedIn, error) {
-	ck, err := ec.Cookie(SessionCookie)
+	ck, err := c.readCookie(ec, SessionCookie)
 	if err != nil || ck.Value == "" || len(ck.Value) > 256 {
 		return signedIn{}, store.ErrNotFound
 	}
@@ -120,12 +143,12 @@ func (c *Console) session(ec echo.Context) (signedIn, error) {
 // formCSRF returns the double-submit token of signed-out forms, setting
 // its cookie when the browser has none.
 func (c *Console) formCSRF(ec echo.Context) string {
-	if ck, err := ec.Cookie(csrfCookie); err == nil && len(ck.Value) >= 32 && len(ck.Value) <= 128 {
+	if ck, err := c.readCookie(ec, csrfCookie); err == nil && len(ck.Value) >= 32 && len(ck.Value) <= 128 {
 		return ck.Value
 	}
 	tok := secrets.NewToken("")
 	ec.SetCookie(c.cookie(csrfCookie, tok, 0))
-	ec.Request().AddCookie(&http.Cookie{Name: csrfCookie, Value: tok}) // later renders in this request agree
+	ec.Request().AddCookie(&http.Cookie{Name: c.cookie(csrfCookie, "", 0).Name, Value: tok}) // later renders in this request agree
 	return tok
 }
 
@@ -133,7 +156,7 @@ func (c *Console) formCSRF(ec echo.Context) string {
 // cookie.
 func (c *Console) checkFormCSRF(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(ec echo.Context) error {
-		ck, err := ec.Cookie(csrfCookie)
+		ck, err := c.readCookie(ec, csrfCookie)
 		got := ec.Request().PostFormValue(csrfField)
 		if err != nil || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(ck.Value)) != 1 {
 			return c.message(ec, http.StatusForbidden, "Request refused", "This form was missing its security token or it had expired. Go back, reload the page and try again.")

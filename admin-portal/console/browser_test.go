@@ -267,3 +267,49 @@ func TestOperatorInBrowser(t *testing.T) {
 		t.Logf("screenshot: %s", browsertest.Screenshot(t, tab, shots, "portal_link.png"))
 	})
 }
+
+// TestHTTPSSignInInChromium: on an https issuer a real Chromium keeps the
+// console's __Host- prefixed cookies (it drops one that is not Secure, has
+// a Domain or a Path other than /: the sign-in form's CSRF cookie would
+// never come back and no operator could sign in). The operator signs in
+// with password and code, sees the tenants, and signs out; scripts see no
+// cookie.
+func TestHTTPSSignInInChromium(t *testing.T) {
+	h := startOn(t, "", true)
+	dev, _, err := console.SeedDevOperator(context.Background(), h.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := totp.GenerateCode(dev.TOTPSecret, h.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := browsertest.NewTab(t, browsertest.New(t, browsertest.IgnoreCertificateErrors))
+	if err := browsertest.Do(tab,
+		chromedp.Navigate(h.url+"/console/signin"),
+		chromedp.WaitVisible(chromedp.CSS("#email")),
+		chromedp.SendKeys(chromedp.CSS("#email"), dev.Email),
+		chromedp.SendKeys(chromedp.CSS("#password"), dev.Password),
+		chromedp.SendKeys(chromedp.CSS("#code"), code),
+		chromedp.Evaluate[chromedp.Void](`window.beforeSubmit = true`),
+		chromedp.Submit(chromedp.CSS("#code")),
+	); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	waitFor(t, tab, `!window.beforeSubmit && document.readyState === "complete"`)
+	if h1, err := chromedp.Run(tab, chromedp.Text(chromedp.CSS("h1"))); err != nil || h1 != "Tenants" {
+		body, _ := chromedp.Run(tab, chromedp.Text(chromedp.CSS("body")))
+		t.Fatalf("after sign-in h1 = %q (%v); page:\n%s", h1, err, body)
+	}
+	if js, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.cookie`)); js != "" {
+		t.Errorf("scripts see cookies: %q", js)
+	}
+	if err := browsertest.Do(tab,
+		chromedp.Click(chromedp.CSS(`header form button`)),
+		chromedp.WaitVisible(chromedp.CSS("#email")),
+		chromedp.Navigate(h.url+"/console/tenants"),
+		chromedp.WaitVisible(chromedp.CSS("#email")),
+	); err != nil {
+		t.Fatalf("sign out, then the tenants page: %v", err)
+	}
+}

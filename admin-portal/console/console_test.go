@@ -94,18 +94,68 @@ func TestSignedOutRoutes(t *testing.T) {
 }
 
 // TestCookiesSecureOnHTTPS: with an https issuer every console cookie is
-// Secure, HttpOnly and SameSite=Strict; the session's too (checked after a
-// real enrolment in the browser test).
+// Secure, HttpOnly, SameSite=Strict and __Host- prefixed; the session's
+// too (checked after a real enrolment in the browser test). Only the
+// prefixed cookies count: a bare-named session or CSRF cookie, which a
+// sibling subdomain or a plain http answer can plant, signs no one in and
+// passes no form.
 func TestCookiesSecureOnHTTPS(t *testing.T) {
 	h := start(t, "https://idp.example.com")
 	resp, err := client().Get(h.url + "/console/signin")
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	ck := cookieNamed(resp, "idb_console_csrf")
-	if ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode {
+	ck := cookieNamed(resp, "__Host-idb_console_csrf")
+	if ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" || ck.Domain != "" {
 		t.Fatalf("CSRF cookie over https issuer = %+v", ck)
+	}
+	if bare := cookieNamed(resp, "idb_console_csrf"); bare != nil {
+		t.Fatalf("bare CSRF cookie set beside the prefixed one: %+v", bare)
+	}
+
+	// A planted bare CSRF cookie with a matching form field: refused as a
+	// form without its token (login CSRF needs exactly this pair).
+	planted := secrets.NewToken("")
+	req, _ := http.NewRequest("POST", h.url+"/console/signin", strings.NewReader(url.Values{"csrf_token": {planted}, "email": {"x@example.com"}, "password": {"p"}, "code": {"123456"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "idb_console_csrf", Value: planted})
+	resp, err = client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("sign-in with a planted bare CSRF cookie = %d, want 403", resp.StatusCode)
+	}
+	// The genuine pair passes the CSRF check (and fails on the password).
+	req, _ = http.NewRequest("POST", h.url+"/console/signin", strings.NewReader(url.Values{"csrf_token": {csrfField.FindStringSubmatch(string(body))[1]}, "email": {"x@example.com"}, "password": {"p"}, "code": {"123456"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+	resp, err = client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusForbidden {
+		t.Errorf("sign-in with the prefixed CSRF cookie = %d: the genuine cookie is not read", resp.StatusCode)
+	}
+
+	// A live session's token under the bare name is no session.
+	s := h.signIn(t)
+	if resp, _ := h.get(t, s.token, "/console/tenants"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("bare-named session cookie = %d, want 303 to sign-in", resp.StatusCode)
+	}
+	req, _ = http.NewRequest("GET", h.url+"/console/tenants", nil)
+	req.AddCookie(&http.Cookie{Name: console.SecureSessionCookie, Value: s.token})
+	resp, err = client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("prefixed session cookie = %d, want 200", resp.StatusCode)
 	}
 }
 

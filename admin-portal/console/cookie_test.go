@@ -33,14 +33,17 @@ var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
 // TestCookieAttributes: every cookie the console sets or clears on a
 // whole visit — the signed-out CSRF cookie, the session sign-in starts,
-// their removal at sign-in and sign-out — is HttpOnly, SameSite=Strict
-// (the console is never entered from another site), scoped to /console,
-// and Secure exactly when the issuer is https, served over real TLS.
+// their removal at sign-in and sign-out — is HttpOnly and SameSite=Strict
+// (the console is never entered from another site). On an https issuer,
+// served over real TLS, it is Secure and __Host- prefixed (Path=/, no
+// Domain, as browsers require of the prefix); on http on localhost it
+// keeps its bare name, scoped to /console.
 func TestCookieAttributes(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		tls  bool
-	}{{"http on localhost", false}, {"https issuer", true}} {
+		name         string
+		tls          bool
+		prefix, path string
+	}{{"http on localhost", false, "", console.Path}, {"https issuer", true, "__Host-", "/"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := startOn(t, "", tc.tls)
 			dev, _, err := console.SeedDevOperator(context.Background(), h.db)
@@ -97,14 +100,17 @@ func TestCookieAttributes(t *testing.T) {
 				if ck.SameSite != http.SameSiteStrictMode {
 					t.Errorf("%s: SameSite = %v, want Strict", what, ck.SameSite)
 				}
-				if ck.Path != console.Path {
-					t.Errorf("%s: Path = %q, want %q", what, ck.Path, console.Path)
+				if ck.Path != tc.path {
+					t.Errorf("%s: Path = %q, want %q", what, ck.Path, tc.path)
+				}
+				if ck.Domain != "" {
+					t.Errorf("%s: Domain = %q, want none", what, ck.Domain)
 				}
 				if ck.Secure != tc.tls {
 					t.Errorf("%s: Secure = %v at %s", what, ck.Secure, h.url)
 				}
 			}
-			for _, want := range []string{"idb_console_csrf set", "idb_console_csrf cleared", console.SessionCookie + " set", console.SessionCookie + " cleared"} {
+			for _, want := range []string{tc.prefix + "idb_console_csrf set", tc.prefix + "idb_console_csrf cleared", tc.prefix + console.SessionCookie + " set", tc.prefix + console.SessionCookie + " cleared"} {
 				if !seen[want] {
 					t.Errorf("the visit never had %s; saw %v", want, seen)
 				}

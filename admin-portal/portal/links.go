@@ -81,6 +81,34 @@ func checkReturnURL(raw string) error {
 // on the link when it was opened, says it is genuine.
 const sessionCookie = "idb_portal"
 
+// hostPrefix starts the portal's cookie names on an https issuer.
+// Browsers accept such a cookie only Secure, without Domain and with
+// Path=/, so a sibling subdomain or a plain http answer cannot plant one
+// (a planted session would put an admin's changes into another tenant).
+// On plain http (development) the bare names are used, scoped to /portal.
+const hostPrefix = "__Host-"
+
+// cookie is the portal's cookie name (sessionCookie or flashCookie) as
+// this issuer names and scopes it. Every portal cookie is HttpOnly and
+// SameSite=Lax: a link arrives by a cross-site top-level navigation from
+// the vendor's app, which a Strict cookie would not follow.
+func (p *Portal) cookie(name, value string, maxAge int) *http.Cookie {
+	ck := &http.Cookie{Name: name, Value: value, Path: Path, MaxAge: maxAge, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode}
+	if p.secure {
+		ck.Name, ck.Path = hostPrefix+name, "/"
+	}
+	return ck
+}
+
+// readCookie is the request's cookie of that name, under the name this
+// issuer gives it: on https only the prefixed one counts.
+func (p *Portal) readCookie(c echo.Context, name string) (*http.Cookie, error) {
+	if p.secure {
+		name = hostPrefix + name
+	}
+	return c.Cookie(name)
+}
+
 const sessionKey = "portal.session"
 
 type session struct {
@@ -163,11 +191,7 @@ func (p *Portal) openLink(c echo.Context) error {
 		return p.linkGone(http.StatusGone, "This setup link has expired",
 			fmt.Sprintf("It had to be opened by %s.", link.ExpiresAt.UTC().Format("2 Jan 2006 at 15:04 UTC")))
 	}
-	http.SetCookie(c.Response(), &http.Cookie{
-		Name: sessionCookie, Value: tenantID + "." + link.ID + "." + secret,
-		Path: Path, MaxAge: int(p.cfg.SessionTTL / time.Second),
-		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode,
-	})
+	http.SetCookie(c.Response(), p.cookie(sessionCookie, tenantID+"."+link.ID+"."+secret, int(p.cfg.SessionTTL/time.Second)))
 	return c.Redirect(http.StatusSeeOther, Path+"/"+sectionsOf(link.Intent)[0])
 }
 
@@ -176,7 +200,7 @@ func (p *Portal) openLink(c echo.Context) error {
 // session ended and how to get back in.
 func (p *Portal) session(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ck, err := c.Cookie(sessionCookie)
+		ck, err := p.readCookie(c, sessionCookie)
 		if err != nil {
 			return p.sessionEnded(c)
 		}
@@ -253,7 +277,7 @@ func (p *Portal) signOut(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	http.SetCookie(c.Response(), &http.Cookie{Name: sessionCookie, Path: Path, MaxAge: -1, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(c.Response(), p.cookie(sessionCookie, "", -1))
 	c.Set(sessionKey, nil)
 	return p.pages.Render(c.Response(), http.StatusOK, "message.html", web.View{
 		Product: p.cfg.Product, LogoURL: p.cfg.LogoURL, Area: "Admin portal", Title: "You are signed out",

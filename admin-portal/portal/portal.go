@@ -205,9 +205,9 @@ func (p *Portal) RenderError(c echo.Context, e *httpserver.Error) error {
 func (p *Portal) render(c echo.Context, status int, name, title string, data any) error {
 	v := p.view(c, title)
 	v.Data = data
-	if f, err := c.Cookie(flashCookie); err == nil && f.Value != "" {
+	if f, err := p.readCookie(c, flashCookie); err == nil && f.Value != "" {
 		v.Flash = flashText(f.Value)
-		http.SetCookie(c.Response(), &http.Cookie{Name: flashCookie, Path: Path, MaxAge: -1, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
+		http.SetCookie(c.Response(), p.cookie(flashCookie, "", -1))
 	}
 	return p.pages.Render(c.Response(), status, name, v)
 }
@@ -286,7 +286,7 @@ var flashes = map[string]string{
 func flashText(key string) string { return flashes[key] }
 
 func (p *Portal) redirectFlash(c echo.Context, to, flash string) error {
-	http.SetCookie(c.Response(), &http.Cookie{Name: flashCookie, Value: flash, Path: Path, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(c.Response(), p.cookie(flashCookie, flash, 0))
 	return c.Redirect(http.StatusSeeOther, to)
 }
 

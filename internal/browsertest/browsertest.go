@@ -41,8 +41,9 @@ func execPath() string {
 
 // New starts a fresh headless Chromium with its own profile directory and a
 // 1280×900 window, and returns a chromedp context for one tab in it, bounded
-// by a 90 s timeout. The browser is closed when t ends.
-func New(t testing.TB) context.Context {
+// by a 90 s timeout. The browser is closed when t ends. extra adds to the
+// browser's options (IgnoreCertificateErrors for an httptest TLS server).
+func New(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := execPath()
 	if path == "" {
@@ -58,6 +59,7 @@ func New(t testing.TB) context.Context {
 		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
 		chromedp.WindowSize(1280, 900),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 
 	// chromedp logs from its own goroutines; once t has ended, t.Logf
@@ -82,6 +84,12 @@ func New(t testing.TB) context.Context {
 	})
 	return ctx
 }
+
+// IgnoreCertificateErrors lets the browser of New trust any TLS
+// certificate: for pages served by an httptest TLS server, whose
+// certificate no CA signed. Chromium still treats such an origin as
+// secure (Secure and __Host- cookies are kept).
+var IgnoreCertificateErrors = chromedp.Flag("ignore-certificate-errors", true)
 
 // NewTab opens a tab of ctx's browser in a fresh browser context — its own
 // cookies and storage, like a second incognito window — so that one test can
