@@ -708,7 +708,22 @@ func (p *Portal) ssoTestPage(c echo.Context) error {
 func (p *Portal) ssoTestStart(c echo.Context) error {
 	conn := c.Get(connKey).(store.Connection)
 	ctx := c.Request().Context()
-	err := p.cfg.Connections.BeginTest(ctx, c.Response(), c.Request(), conn)
+	view, err := p.cfg.Connections.Describe(conn)
+	if err != nil {
+		return err
+	}
+	if m := missingOf(view); len(m) > 0 {
+		// Step 2 is not finished: say what is left in the form's words,
+		// not the API's field names.
+		t := testResult{At: p.cfg.Now().UTC(), Check: "Configuration",
+			Reason: "Step 2 is not finished: we still need " + missingWords(conn.Type, m) + ".",
+			Hint:   "Complete step 2, Connect " + idpOf(conn).Called() + ", then test again."}
+		if err := p.saveTest(ctx, conn, t); err != nil {
+			return err
+		}
+		return c.Redirect(http.StatusSeeOther, Path+"/sso/"+conn.ID+"/test/result")
+	}
+	err = p.cfg.Connections.BeginTest(ctx, c.Response(), c.Request(), conn)
 	if err == nil {
 		return nil
 	}
@@ -721,6 +736,28 @@ func (p *Portal) ssoTestStart(c echo.Context) error {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, Path+"/sso/"+conn.ID+"/test/result")
+}
+
+// settingWords name, as step 2's form labels do, the settings a
+// connection type reports missing by their API names.
+var settingWords = map[store.ConnectionType]map[string]string{
+	saml.Name: {"idp_entity_id": "the IdP entity ID", "idp_sso_url": "the IdP sign-in URL", "idp_certificates_pem": "the IdP signing certificate"},
+	oidc.Name: {"issuer": "the issuer URL", "client_id": "the client ID", "client_secret": "the client secret"},
+}
+
+// missingWords lists missing settings in words: "a, b and c".
+func missingWords(typ store.ConnectionType, missing []string) string {
+	words := make([]string, len(missing))
+	for i, m := range missing {
+		words[i] = settingWords[typ][m]
+		if words[i] == "" {
+			words[i] = "the " + strings.ReplaceAll(m, "_", " ")
+		}
+	}
+	if len(words) == 1 {
+		return words[0]
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
 }
 
 func (p *Portal) ssoTestResult(c echo.Context) error {

@@ -56,3 +56,43 @@ func TestGenericIdPsAreNamedInPlainWords(t *testing.T) {
 		})
 	}
 }
+
+// TestTestingAnUnfinishedConnectionSaysWhatIsMissing: "Test connection"
+// on a connection whose step 2 is not done answers in the words of the
+// step's form, not the API's field names ("missing idp_entity_id,
+// idp_sso_url, idp_certificates_pem" was what an admin read).
+func TestTestingAnUnfinishedConnectionSaysWhatIsMissing(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentSSO))
+	_, choose := get(t, c, h.url+"/portal/sso/new")
+	for _, tc := range []struct {
+		key  string
+		want string
+	}{
+		{"saml", "we still need the IdP entity ID, the IdP sign-in URL and the IdP signing certificate."},
+		{"okta", "Complete step 2, Connect Okta, then test again."},
+		{"oidc", "we still need the issuer URL, the client ID and the client secret."},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			resp, body := post(t, c, h.url+"/portal/sso/new", url.Values{"csrf_token": {csrfOf(t, choose)}, "idp": {tc.key}})
+			if resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("create = %d\n%s", resp.StatusCode, body)
+			}
+			base := h.url + strings.TrimSuffix(resp.Header.Get("Location"), "/setup")
+			resp, body = get(t, c, base+"/test/start")
+			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != strings.TrimPrefix(base, h.url)+"/test/result" {
+				t.Fatalf("test start = %d → %q\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
+			}
+			_, body = get(t, c, base+"/test/result")
+			if !strings.Contains(body, tc.want) {
+				t.Errorf("the result page does not say %q:\n%s", tc.want, body)
+			}
+			for _, api := range []string{"idp_entity_id", "idp_sso_url", "idp_certificates_pem", "client_id", "client_secret"} {
+				if strings.Contains(body, api) {
+					t.Errorf("the result page names the API field %s", api)
+				}
+			}
+		})
+	}
+}
