@@ -15,6 +15,7 @@ import (
 
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/sessions/sessionstest"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -302,6 +303,40 @@ func (r *ttlRecorder) Remember(ctx context.Context, key string, ttl time.Duratio
 	r.ttls[key] = ttl
 	r.mu.Unlock()
 	return r.OnceCache.Remember(ctx, key, ttl)
+}
+
+// TestSAMLReplayAcrossNodes: the assertion ids are remembered in the
+// shared Redis, so an assertion accepted by one broker node is refused by
+// another, whether it comes back unsolicited or inside a new login
+// started for the same AuthnRequest id.
+func TestSAMLReplayAcrossNodes(t *testing.T) {
+	r := sessionstest.NewRedis(t)
+	e := newEnv(t, envOpts{Once: r, Sessions: r})
+	idp := newTestIdP(t, 0)
+	conn := e.samlConn(idp, func(s *Settings) { s.AllowIdPInitiated = ptr(true) })
+	nodeA, err := e.Reg.Connector(e.Ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeB, err := e.NewRegistry().Connector(e.Ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := nodeA.(*samlConnector), nodeB.(*samlConnector)
+
+	unsolicited := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, issuedAt: e.Clock.Now()})
+	if _, err := a.finish(e.Ctx, unsolicited, ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.finish(e.Ctx, unsolicited, "")
+	wantErr(t, err, connections.ErrReplay, "already used")
+
+	solicited := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-x", issuedAt: e.Clock.Now()})
+	if _, err := b.finish(e.Ctx, solicited, e.pend(conn, "id-x", "b1")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.finish(e.Ctx, solicited, e.pend(conn, "id-x", "b2"))
+	wantErr(t, err, connections.ErrReplay, "already used")
 }
 
 // TestSAMLReplayRecordOutlivesTheAssertion: an assertion's id is remembered
