@@ -59,6 +59,11 @@ type testOP struct {
 	// omitIDToken makes the token endpoint answer without an id_token, as
 	// a plain OAuth server does.
 	omitIDToken atomic.Bool
+	// authMethod, when set, is the one client authentication the token
+	// endpoint accepts (client_secret_basic or client_secret_post);
+	// authTries counts the token requests.
+	authMethod atomic.Value
+	authTries  atomic.Int32
 }
 
 type opCode struct {
@@ -123,9 +128,16 @@ func newTestOPAt(t *testing.T, issuerPath, issuer string) *testOP {
 	})
 	mux.HandleFunc(issuerPath+"/token", func(w http.ResponseWriter, r *http.Request) {
 		r.ParseForm()
+		op.authTries.Add(1)
 		id, secret, ok := r.BasicAuth()
 		if !ok {
 			id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		}
+		if m, _ := op.authMethod.Load().(string); m == "client_secret_basic" && !ok || m == "client_secret_post" && ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"error":"invalid_client","error_description":"client authentication method not allowed"}`))
+			return
 		}
 		op.mu.Lock()
 		c, found := op.codes[r.PostForm.Get("code")]
@@ -426,6 +438,34 @@ func TestOIDCTokenAnswerUnreadable(t *testing.T) {
 	defer func() { op.tamper = nil }()
 	if c := oidcLogin(t, e, conn, "r"); c.Err != nil || !c.Res.Profile.EmailVerified {
 		t.Fatalf(`email_verified "true": %+v, %v`, c.Res.Profile, c.Err)
+	}
+}
+
+// TestOIDCTokenEndpointAuthMethods: some IdPs accept only
+// client_secret_basic, others only client_secret_post (as their discovery
+// documents say, when they say it); the code exchange succeeds with
+// either, trying the other method once after a refusal.
+func TestOIDCTokenEndpointAuthMethods(t *testing.T) {
+	for _, m := range []string{"client_secret_basic", "client_secret_post"} {
+		t.Run(m, func(t *testing.T) {
+			e := newEnv(t, connectionstest.Options{})
+			op := newTestOP(t, "")
+			op.authMethod.Store(m)
+			conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
+				Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2 {
+				if c := oidcLogin(t, e, conn, "r"); c.Err != nil || c.Res.Profile.Email != "bob@example.com" {
+					t.Fatalf("sign-in %d: %+v, %v", i, c.Res.Profile, c.Err)
+				}
+			}
+			// The method that worked is remembered: at most one refusal.
+			if n := op.authTries.Load(); n > 3 {
+				t.Fatalf("%d token requests for 2 sign-ins", n)
+			}
+		})
 	}
 }
 
