@@ -245,6 +245,8 @@ type updateWebhookRequest struct {
 // as createWebhook checks it. Disabling ends the deliveries the webhook was
 // still owed (they are dead letters, last_error saying why); events
 // committed while it is disabled are not delivered to it, then or later.
+// Narrowing its events ends, likewise, what it was owed of the types left
+// out.
 func (a *API) updateWebhook(c echo.Context) error {
 	cur := webhookOf(c)
 	var req updateWebhookRequest

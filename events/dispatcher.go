@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -259,6 +260,10 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hook
 		return store.DeliveryResult{Status: store.DeliveryDead, Error: store.DeliveryEndedDeleted}
 	case hook.Disabled:
 		return store.DeliveryResult{Status: store.DeliveryDead, Error: store.DeliveryEndedDisabled}
+	case !slices.Contains(hook.Events, AllTypes) && !slices.Contains(hook.Events, ev.Type):
+		// Its events list was narrowed after this was enqueued
+		// (store: UpdateWebhook ends those still waiting then).
+		return store.DeliveryResult{Status: store.DeliveryDead, Error: store.DeliveryEndedUnsubscribed}
 	}
 	body, err := json.Marshal(payload{ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, CreatedAt: ev.CreatedAt, Data: ev.Data})
 	if err != nil {

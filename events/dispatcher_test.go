@@ -658,3 +658,49 @@ func TestHeadersAsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// narrowingStore changes the webhook's events list right after each claim,
+// as a PATCH committing between a node's claim and its attempt would.
+type narrowingStore struct {
+	*store.DB
+	hook   string
+	events []string
+}
+
+func (s narrowingStore) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
+	ds, err := s.DB.ClaimDeliveries(ctx, now, lease, limit)
+	if err == nil && len(ds) > 0 {
+		_, _, err = s.UpdateWebhook(ctx, s.hook, store.WebhookUpdate{Events: &s.events})
+	}
+	return ds, err
+}
+
+// TestNarrowedWebhookIsNotSentWhatItDropped: a delivery claimed before
+// its webhook stopped subscribing to the event's type is not sent when
+// its attempt comes (it ends, saying why), while the types kept go out.
+func TestNarrowedWebhookIsNotSentWhatItDropped(t *testing.T) {
+	for _, b := range []func(testing.TB) *store.DB{storetest.SQLite, storetest.Postgres} {
+		f := newFixture(t, b(t))
+		if _, _, err := f.st.UpdateWebhook(context.Background(), f.hook.ID,
+			store.WebhookUpdate{Events: &[]string{"dsync.user.created", "dsync.group.created"}}); err != nil {
+			t.Fatal(err)
+		}
+		dropped := f.append(t, "dsync.group.created")
+		kept := f.append(t, "dsync.user.created")
+		d, err := events.New(events.Config{Store: narrowingStore{DB: f.st, hook: f.hook.ID, events: []string{"dsync.user.created"}},
+			Client: loopbackClient(), Now: f.clock.Now, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := d.DeliverDue(context.Background()); err != nil || n != 2 {
+			t.Fatalf("DeliverDue = %d, %v", n, err)
+		}
+		if !slices.Equal(f.rv.got, []string{kept.ID}) {
+			t.Fatalf("receiver got %v, want only %s (%s was dropped from the webhook's events)", f.rv.got, kept.ID, dropped.ID)
+		}
+		dl := deliveries(t, f.st, store.DeliveryQuery{EventID: dropped.ID})[0]
+		if dl.Status != store.DeliveryDead || dl.LastError != store.DeliveryEndedUnsubscribed {
+			t.Fatalf("the dropped type's delivery: %+v", dl)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -114,6 +116,9 @@ type WebhookUpdate struct {
 const (
 	DeliveryEndedDisabled = "webhook disabled: not retried"
 	DeliveryEndedDeleted  = "webhook deleted: not retried"
+	// DeliveryEndedUnsubscribed ends a delivery whose event type the
+	// webhook's events list no longer holds (changed by PATCH).
+	DeliveryEndedUnsubscribed = "webhook no longer subscribes to this event type: not sent"
 )
 
 // UpdateWebhook applies u to the webhook id (not deleted: ErrNotFound). A
@@ -152,12 +157,40 @@ func (db *DB) UpdateWebhook(ctx context.Context, id string, u WebhookUpdate) (w 
 			id, w.URL, events, w.Disabled); err != nil {
 			return err
 		}
-		if w.Disabled {
+		switch {
+		case w.Disabled:
 			ended, err = db.endDeliveries(ctx, q, id, DeliveryEndedDisabled)
+		case u.Events != nil:
+			ended, err = db.endUnsubscribed(ctx, q, id, w.Events)
 		}
 		return err
 	})
 	return w, ended, db.wrap("update webhook", err)
+}
+
+// endUnsubscribed dead-letters the deliveries of webhook id still waiting
+// whose event is of a type events no longer lists: a receiver that
+// narrowed its subscription must not keep being sent, or retried for
+// days, what it asked to stop receiving. Widening it replays nothing, as
+// re-enabling does not.
+func (db *DB) endUnsubscribed(ctx context.Context, q querier, id string, events []string) (int, error) {
+	if slices.Contains(events, "*") {
+		return 0, nil
+	}
+	args := []any{id, DeliveryEndedUnsubscribed, db.d.timeArg(db.now())}
+	keep := "FALSE" // an empty list subscribes to nothing
+	if len(events) > 0 {
+		in := make([]string, len(events))
+		for i, t := range events {
+			args = append(args, t)
+			in[i] = fmt.Sprintf("$%d", len(args))
+		}
+		keep = "type IN (" + strings.Join(in, ", ") + ")"
+	}
+	n, err := q.exec(ctx, `UPDATE deliveries SET status = 'dead', last_error = $2, next_attempt_at = $3, updated_at = $3
+		WHERE webhook_id = $1 AND status IN ('pending', 'failed')
+		  AND event_id IN (SELECT id FROM events WHERE NOT (`+keep+`))`, args...)
+	return int(n), err
 }
 
 // DeleteWebhook deletes the webhook id (ErrNotFound if there is none, or

@@ -42,6 +42,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"EventsCommitWithTheChange", testEventsOutbox},
 		{"Webhooks", testWebhooks},
 		{"WebhookManagement", testWebhookManagement},
+		{"WebhookNarrowed", testWebhookNarrowed},
 		{"EventRetention", testEventRetention},
 		{"DeleteDirectory", testDeleteDirectory},
 		{"DirectoriesAndDeliveries", testSCIMAndWebhooks},

@@ -165,3 +165,82 @@ func testWebhookManagement(t *testing.T, db *store.DB) {
 }
 
 func must3[T any](v T, _ int, err error) T { return must(v, err) }
+
+// testWebhookNarrowed: a webhook whose events list is changed to leave a
+// type out is sent nothing more of that type: the deliveries of it still
+// waiting (pending, or failed and due for a retry) end, saying why, and
+// those of the types it kept are untouched. Widening the list again
+// replays none of them.
+func testWebhookNarrowed(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	a, ta := newTenant(t, db, "A")
+	hook := must(db.CreateWebhook(ctx, store.Webhook{URL: "https://h.example/n", Events: []string{"x.kept", "x.dropped"}, Secret: "s"}))
+	other := must(db.CreateWebhook(ctx, store.Webhook{URL: "https://h.example/o", Events: []string{"x.dropped"}, Secret: "o"}))
+	event := func(typ string) store.Event {
+		return must(db.AppendEvent(a, store.Event{TenantID: ta.ID, Type: typ}))
+	}
+	status := func(hookID, eventID string) store.Delivery {
+		t.Helper()
+		ds, _ := must2(db.ListDeliveries(ctx, store.DeliveryQuery{WebhookID: hookID, EventID: eventID}))
+		if len(ds) != 1 {
+			t.Fatalf("deliveries of %s to %s: %+v", eventID, hookID, ds)
+		}
+		return ds[0]
+	}
+	// One dropped-type delivery failed once and waits for its retry, one
+	// is pending, one already succeeded; one of the kept type is pending.
+	failed := event("x.dropped")
+	claimed := must(db.ClaimDeliveries(ctx, time.Now().Add(time.Second), time.Minute, 10))
+	for _, d := range claimed {
+		r := store.DeliveryResult{Status: store.DeliveryFailed, StatusCode: 500, Error: "HTTP 500", NextAttemptAt: time.Now().Add(time.Hour)}
+		if d.WebhookID == other.ID {
+			r = store.DeliveryResult{Status: store.DeliverySucceeded, StatusCode: 200}
+		}
+		if err := db.RecordDelivery(ctx, d.ID, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := event("x.dropped")
+	for _, d := range must(db.ClaimDeliveries(ctx, time.Now().Add(time.Second), time.Minute, 10)) {
+		if err := db.RecordDelivery(ctx, d.ID, store.DeliveryResult{Status: store.DeliverySucceeded, StatusCode: 200}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending, kept := event("x.dropped"), event("x.kept")
+
+	narrowed := []string{"x.kept"}
+	got, ended, err := db.UpdateWebhook(ctx, hook.ID, store.WebhookUpdate{Events: &narrowed})
+	if err != nil || !reflect.DeepEqual(got.Events, narrowed) || ended != 2 {
+		t.Fatalf("narrow: %+v ended %d %v, want 2 ended", got, ended, err)
+	}
+	for _, e := range []store.Event{failed, pending} {
+		if d := status(hook.ID, e.ID); d.Status != store.DeliveryDead || d.LastError != store.DeliveryEndedUnsubscribed {
+			t.Fatalf("a delivery of a type no longer subscribed: %+v", d)
+		}
+	}
+	if d := status(hook.ID, done.ID); d.Status != store.DeliverySucceeded {
+		t.Fatalf("a delivery made before the change: %+v", d)
+	}
+	if d := status(hook.ID, kept.ID); d.Status != store.DeliveryPending {
+		t.Fatalf("a delivery of the type kept: %+v", d)
+	}
+	// Another webhook still subscribed to the type keeps its own.
+	if d := status(other.ID, pending.ID); d.Status != store.DeliveryPending {
+		t.Fatalf("another webhook's delivery: %+v", d)
+	}
+	// The same list again, then every type: nothing more ends, nothing
+	// comes back.
+	if _, ended, err := db.UpdateWebhook(ctx, hook.ID, store.WebhookUpdate{Events: &narrowed}); err != nil || ended != 0 {
+		t.Fatalf("same list: ended %d %v", ended, err)
+	}
+	all := []string{"*"}
+	if _, ended, err := db.UpdateWebhook(ctx, hook.ID, store.WebhookUpdate{Events: &all}); err != nil || ended != 0 {
+		t.Fatalf("widen: ended %d %v", ended, err)
+	}
+	if d := status(hook.ID, pending.ID); d.Status != store.DeliveryDead {
+		t.Fatalf("widening replayed %+v", d)
+	}
+	if d := status(hook.ID, kept.ID); d.Status != store.DeliveryPending {
+		t.Fatalf("widening changed %+v", d)
+	}
+}
