@@ -587,6 +587,12 @@ func classifySAMLError(err error, raw []byte) error {
 		return fmt.Errorf("%w: %v; the IdP encrypts the assertion's key with RSA1.5 (PKCS #1 v1.5), which is refused: choose RSA-OAEP as its key transport algorithm",
 			connections.ErrMalformed, detail)
 	}
+	if errors.Is(err, saml.ErrUnsupported) && strings.Contains(detail.Error(), "SHA-1") {
+		// AD FS relying party trusts made long ago, and older Shibboleth
+		// and PingFederate setups, still sign with SHA-1.
+		return fmt.Errorf("%w: %v; have the IdP sign with SHA-256 (AD FS: the relying party trust's Advanced tab), or accept SHA-1 on this connection with allow_sha1",
+			connections.ErrSignature, detail)
+	}
 	if strings.Contains(detail.Error(), "signature element not present") {
 		return fmt.Errorf("%w: the response and its assertion are unsigned (%v)", connections.ErrSignature, detail)
 	}

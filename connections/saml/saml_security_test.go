@@ -186,7 +186,8 @@ func TestSAMLSecurityTable(t *testing.T) {
 			mutate: func(a *saml.Assertion) { a.Conditions.NotBefore = now.Add(120 * time.Second) }}},
 		{name: "InResponseTo mismatch", reqID: "id-req", want: connections.ErrRequestMismatch, opts: respOpts{signAssertion: true, inResponseTo: "id-other"}},
 		{name: "unsolicited on a connection without IdP-initiated", want: connections.ErrIdPInitiated, opts: respOpts{signAssertion: true}},
-		{name: "SHA-1 signature", reqID: "id-req", want: connections.ErrSignature, opts: respOpts{signAssertion: true, sigMethod: dsig.RSASHA1SignatureMethod}},
+		{name: "SHA-1 signature", reqID: "id-req", want: connections.ErrSignature, contains: "allow_sha1", opts: respOpts{signAssertion: true, sigMethod: dsig.RSASHA1SignatureMethod}},
+		{name: "SHA-1 signature on the response", reqID: "id-req", want: connections.ErrSignature, contains: "allow_sha1", opts: respOpts{signResponse: true, sigMethod: dsig.RSASHA1SignatureMethod}},
 		{name: "transient NameID", reqID: "id-req", want: connections.ErrProfile, opts: respOpts{signAssertion: true, nameIDFormat: string(saml.TransientNameIDFormat)}},
 		// One string, two addresses: an application splitting at the
 		// first @ would read another tenant's domain.
