@@ -222,8 +222,11 @@ func (pc profileChecker) CheckProfile(ctx context.Context, p Profile, rules Prof
 		return Profile{}, fmt.Errorf("%w: the IdP sent no subject (NameID or sub)", ErrProfile)
 	}
 	email := normaliseEmail(p.Email)
+	if email == "" && strings.TrimSpace(p.Email) == "" {
+		return Profile{}, fmt.Errorf("%w: no email in the response; map the attribute that carries it", ErrProfile)
+	}
 	if email == "" {
-		return Profile{}, fmt.Errorf("%w: no usable email in the response (got %q); map an email attribute", ErrProfile, p.Email)
+		return Profile{}, fmt.Errorf("%w: no usable email in the response (got %q, not one email address); map an email attribute", ErrProfile, p.Email)
 	}
 	p.Email = email
 	tn, err := r.tenantInfo(ctx, p.TenantID)
@@ -236,8 +239,14 @@ func (pc profileChecker) CheckProfile(ctx context.Context, p Profile, rules Prof
 		inVerified = inVerified || d == emailDomain(email)
 	}
 	if !inVerified && !rules.AnyEmailDomain {
-		return Profile{}, fmt.Errorf("%w: email domain was %q, expected one of the tenant's verified domains [%s]",
-			ErrDomainNotAllowed, emailDomain(email), strings.Join(verified, ", "))
+		// Said so that an admin reading it in the portal's test result
+		// knows which domain to verify.
+		known := "none is verified yet"
+		if len(verified) > 0 {
+			known = "verified: " + strings.Join(verified, ", ")
+		}
+		return Profile{}, fmt.Errorf("%w: the email's domain %q is not one of the organisation's verified domains (%s)",
+			ErrDomainNotAllowed, emailDomain(email), known)
 	}
 	// The tenant's own IdP vouches for addresses in the tenant's own
 	// verified domains; for others (a connection that allows any domain)
