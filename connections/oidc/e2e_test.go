@@ -64,6 +64,9 @@ type testOP struct {
 	// authTries counts the token requests.
 	authMethod atomic.Value
 	authTries  atomic.Int32
+	// authorizeError, when set, is the query of the error the authorize
+	// endpoint redirects back with instead of a code.
+	authorizeError atomic.Value
 }
 
 type opCode struct {
@@ -118,6 +121,10 @@ func newTestOPAt(t *testing.T, issuerPath, issuer string) *testOP {
 		q := r.URL.Query()
 		if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("nonce") == "" || q.Get("state") == "" {
 			http.Error(w, "PKCE, nonce and state required", 400)
+			return
+		}
+		if e, ok := op.authorizeError.Load().(url.Values); ok && len(e) > 0 {
+			http.Redirect(w, r, q.Get("redirect_uri")+"?"+e.Encode()+"&state="+url.QueryEscape(q.Get("state")), http.StatusFound)
 			return
 		}
 		code := randomToken()
@@ -438,6 +445,39 @@ func TestOIDCTokenAnswerUnreadable(t *testing.T) {
 	defer func() { op.tamper = nil }()
 	if c := oidcLogin(t, e, conn, "r"); c.Err != nil || !c.Res.Profile.EmailVerified {
 		t.Fatalf(`email_verified "true": %+v, %v`, c.Res.Profile, c.Err)
+	}
+}
+
+// TestOIDCIdPErrorReachesTheAdmin: an IdP that refuses the sign-in
+// redirects back with error= (the user cancelled, is not assigned to the
+// app, prompt=none found no session); the admin reads the code and the
+// IdP's description on one line, Entra's trace lines included.
+func TestOIDCIdPErrorReachesTheAdmin(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		query url.Values
+		want  string
+	}{
+		{url.Values{"error": {"access_denied"}, "error_description": {"AADSTS50105: Your administrator has configured the application to block users unless they are specifically granted access.\r\nTrace ID: 0b5c\r\nCorrelation ID: 7d1e\r\nTimestamp: 2026-12-07 05:00:00Z"}},
+			"idp_error: access_denied: AADSTS50105: Your administrator has configured the application to block users unless they are specifically granted access. Trace ID: 0b5c Correlation ID: 7d1e Timestamp: 2026-12-07 05:00:00Z"},
+		{url.Values{"error": {"login_required"}}, "idp_error: login_required"},
+		{url.Values{"error": {"access_denied"}, "error_description": {"x" + strings.Repeat("é", 400)}}, "idp_error: access_denied: x" + strings.Repeat("é", 149) + "…"},
+	} {
+		t.Run(tt.query.Get("error"), func(t *testing.T) {
+			op.authorizeError.Store(tt.query)
+			defer op.authorizeError.Store(url.Values{})
+			c := oidcLogin(t, e, conn, "r")
+			wantErr(t, c.Err, connections.ErrIdPError, "")
+			if got := connections.Reason(c.Err) + strings.TrimPrefix(c.Err.Error(), "connections: IdP reported an error"); got != tt.want || c.Res.RequestID != "r" {
+				t.Fatalf("got %q (request %q)\nwant %q", got, c.Res.RequestID, tt.want)
+			}
+		})
 	}
 }
 

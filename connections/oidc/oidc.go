@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -314,7 +315,11 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 		return res, err
 	}
 	if e := q.Get("error"); e != "" {
-		return res, fmt.Errorf("%w: %s: %s", connections.ErrIdPError, e, truncate(q.Get("error_description"), 300))
+		msg := truncate(e, 100)
+		if d := truncate(q.Get("error_description"), 300); d != "" {
+			msg += ": " + d
+		}
+		return res, fmt.Errorf("%w: %s", connections.ErrIdPError, msg)
 	}
 	code := q.Get("code")
 	if code == "" {
@@ -503,9 +508,14 @@ func claimStrings(v any) []string {
 	return nil
 }
 
+// truncate renders text an IdP (or whoever sent the browser) wrote as
+// one line for the admin: runs of white space and control characters
+// become one space (Entra's error_description carries "\r\nTrace ID: …"
+// lines), and it is cut to n bytes, on a character boundary.
 func truncate(s string, n int) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
 	if len(s) > n {
-		return s[:n] + "…"
+		return strings.ToValidUTF8(s[:n], "") + "…"
 	}
 	return s
 }
