@@ -208,7 +208,7 @@ func (p *Provider) sessionOwnedBy(ctx context.Context, sid, tenantID, userID str
 	var t, u string
 	var err error
 	if c, ok := p.sessions.(*sessions.Cached); ok {
-		t, u, err = c.Owner(ctx, sid) // no copy of the session on a hit
+		t, u, _, err = c.Owner(ctx, sid, "") // no copy of the session on a hit
 	} else {
 		var s sessions.Session
 		s, err = p.sessions.Get(ctx, sid)

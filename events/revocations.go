@@ -210,6 +210,15 @@ func (r *Revoker) apply(ctx context.Context, rv store.Revocation) (_ []sessions.
 		ended, err = ss.RevokeTenant(ctx, rv.TenantID)
 	case store.RevokeConnection:
 		ended, err = ss.RevokeConnection(ctx, rv.TenantID, rv.SubjectID)
+	case store.RevokeClientGrant:
+		// No session ends: one application's tokens die, as of the
+		// order's recording (the broker answered 200 then).
+		sid, client, ok := sessions.ParseGrantSubject(rv.SubjectID)
+		if !ok {
+			err = fmt.Errorf("malformed grant %q", rv.SubjectID)
+			break
+		}
+		err = ss.RevokeClient(ctx, sid, client, rv.CreatedAt)
 	default:
 		err = fmt.Errorf("unknown revocation kind %q", rv.Kind)
 	}

@@ -250,6 +250,15 @@ func (c *Cached) RevokeSession(ctx context.Context, id string) ([]Session, error
 	return out, err
 }
 
+// RevokeClient implements Store: the session stays, so its cached copy,
+// which lacks the revocation, is forgotten here at once (and on every
+// other node when the announcement arrives).
+func (c *Cached) RevokeClient(ctx context.Context, id, clientID string, at time.Time) error {
+	err := c.store.RevokeClient(ctx, id, clientID, at)
+	c.forget(id)
+	return err
+}
+
 // AddApp implements Store; cached copies need not know the apps, which
 // only revocations report.
 func (c *Cached) AddApp(ctx context.Context, id, clientID string) error {

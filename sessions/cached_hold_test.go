@@ -35,7 +35,7 @@ func TestCachedHold(t *testing.T) {
 		if _, err := c.Get(ctx, "ses_1"); err != nil {
 			t.Fatalf("%s: Get: %v", step.name, err)
 		}
-		if _, _, err := c.Owner(ctx, "ses_1"); err != nil {
+		if _, _, _, err := c.Owner(ctx, "ses_1", "app_1"); err != nil {
 			t.Fatalf("%s: Owner: %v", step.name, err)
 		}
 		if got := st.gets.Load() - before; got != step.wantGets {

@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -91,7 +92,7 @@ func (m *Memory) Create(ctx context.Context, s Session) error {
 		return fmt.Errorf("sessions: create: %w", err)
 	}
 	s = s.clone()
-	s.Apps = nil
+	s.Apps, s.Revoked = nil, nil
 	// Drop the monotonic reading so that times compare the same as they
 	// would after a round trip through Redis.
 	s.AuthTime, s.ExpiresAt = s.AuthTime.Round(0), s.ExpiresAt.Round(0)
@@ -148,6 +149,34 @@ func (m *Memory) RevokeSession(ctx context.Context, id string) ([]Session, error
 	}
 	m.publish(Revocation{SessionIDs: []string{id}, TenantID: s.TenantID, UserID: s.UserID, Reason: ReasonSession})
 	return []Session{s.clone()}, nil
+}
+
+// RevokeClient implements Store. The session's map is replaced, not
+// changed, so that copies handed out keep what they were given.
+func (m *Memory) RevokeClient(ctx context.Context, id, clientID string, at time.Time) error {
+	if id == "" || clientID == "" {
+		return fmt.Errorf("sessions: revoke client: %w: needs a session and a client", ErrInvalid)
+	}
+	at = at.Round(0).Truncate(time.Millisecond) // as Redis keeps it
+	now := time.Now()
+	m.mu.Lock()
+	s, ok := m.sessions[id]
+	if ok && now.Before(s.ExpiresAt) {
+		if old, seen := s.Revoked[clientID]; !seen || at.After(old) {
+			s.Revoked = maps.Clone(s.Revoked)
+			if s.Revoked == nil {
+				s.Revoked = make(map[string]time.Time, 1)
+			}
+			s.Revoked[clientID] = at
+			m.sessions[id] = s
+		}
+	}
+	m.mu.Unlock()
+	if !ok || !now.Before(s.ExpiresAt) {
+		return nil
+	}
+	m.publish(Revocation{SessionIDs: []string{id}, TenantID: s.TenantID, ClientID: clientID, Reason: ReasonClient})
+	return nil
 }
 
 // AddApp implements Store.

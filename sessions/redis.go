@@ -30,7 +30,9 @@ type RedisOptions struct {
 // Keys, under the prefix:
 //
 //	ses:{id}                 hash, one session (with an "a:{client}" field per
-//	                         application that got tokens in it), expires with it
+//	                         application that got tokens in it and an
+//	                         "r:{client}" field per revoked grant), expires
+//	                         with it
 //	user:{tenant}:{user}     set of session IDs
 //	tenant:{tenant}          set of session IDs
 //	conn:{tenant}:{conn}     set of session IDs
@@ -128,6 +130,7 @@ const (
 	fExtra    = "x"
 	fCreated  = "cr" // when the session began, unix ms (see RevokeBefore)
 	fApp      = "a:" // prefix: one field per application, "a:{client_id}"
+	fRevoked  = "r:" // prefix: "r:{client_id}", when that grant was revoked, unix ms
 )
 
 // luaRevoke is shared by the revocation scripts: revoke deletes one
@@ -171,6 +174,19 @@ return {h}
 var addAppScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], '1')
+return 1
+`)
+
+// revokeClientScript records the revocation of one application's grant
+// in a live session, keeping the latest time, and announces it in the same
+// step, so that no node keeps a cached copy without it.
+// KEYS: ses. ARGV: channel, field, unix ms, id, client.
+var revokeClientScript = redis.NewScript(`
+local t = redis.call('HGET', KEYS[1], 't')
+if not t then return 0 end
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
+if tonumber(ARGV[3]) > cur then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
+redis.call('PUBLISH', ARGV[1], cjson.encode({session_ids = {ARGV[4]}, tenant_id = t, client_id = ARGV[5], reason = 'client'}))
 return 1
 `)
 
@@ -323,9 +339,18 @@ func decodeSession(h map[string]string) (Session, error) {
 		s.AuthTime = time.Unix(0, at)
 	}
 	s.ExpiresAt = time.Unix(0, exp)
-	for k := range h {
+	for k, v := range h {
 		if app, ok := strings.CutPrefix(k, fApp); ok {
 			s.Apps = append(s.Apps, app)
+		} else if app, ok := strings.CutPrefix(k, fRevoked); ok {
+			ms, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return Session{}, fmt.Errorf("corrupt session revocation: %w", err)
+			}
+			if s.Revoked == nil {
+				s.Revoked = make(map[string]time.Time, 1)
+			}
+			s.Revoked[app] = time.UnixMilli(ms)
 		}
 	}
 	if v := h[fAMR]; v != "" {
@@ -388,6 +413,19 @@ func (r *Redis) RevokeSession(ctx context.Context, id string) ([]Session, error)
 		}
 	}
 	return nil, fmt.Errorf("sessions: redis revoke %s: %w", id, err)
+}
+
+// RevokeClient implements Store with one script: a field of the
+// session's hash, so it goes when the session does.
+func (r *Redis) RevokeClient(ctx context.Context, id, clientID string, at time.Time) error {
+	if id == "" || clientID == "" {
+		return fmt.Errorf("sessions: revoke client: %w: needs a session and a client", ErrInvalid)
+	}
+	err := revokeClientScript.Run(ctx, r.c, []string{r.sesKey(id)}, r.channel, fRevoked+clientID, at.UnixMilli(), id, clientID).Err()
+	if err != nil {
+		return fmt.Errorf("sessions: redis revoke client %s in %s: %w", clientID, id, err)
+	}
+	return nil
 }
 
 // AddApp implements Store: the application is a field of the session's

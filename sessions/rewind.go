@@ -56,7 +56,10 @@ type Rewindable interface {
 	// ReasonUser, ReasonTenant or ReasonConnection (the subject is then a
 	// session, user or connection id, or empty). Sessions of a user,
 	// tenant or connection that the store began at or after before are
-	// spared: they began after the revocation, legitimately.
+	// spared: they began after the revocation, legitimately. ReasonClient
+	// (the subject a GrantSubject) revokes the grant again as of before,
+	// or now if before is later: never in the future, where it would kill
+	// the tokens of sign-ins yet to come.
 	RevokeBefore(ctx context.Context, kind, tenantID, subjectID string, before time.Time) ([]Session, error)
 	// Suspend(true) makes every read that could vouch for a session
 	// (Get, ListUser, Family, Rotate) fail with ErrSuspended until
@@ -176,6 +179,8 @@ func (m *Memory) RevokeBefore(ctx context.Context, kind, tenantID, subjectID str
 	switch kind {
 	case ReasonSession:
 		return m.RevokeSession(ctx, subjectID)
+	case ReasonClient:
+		return nil, revokeClientBefore(ctx, m, subjectID, before)
 	case ReasonUser:
 		ids = m.byUserIndex(tenantID, subjectID)
 	case ReasonTenant:
@@ -200,6 +205,18 @@ func (m *Memory) RevokeBefore(ctx context.Context, kind, tenantID, subjectID str
 		out = append(out, ended...)
 	}
 	return out, nil
+}
+
+// revokeClientBefore is RevokeBefore of a ReasonClient revocation.
+func revokeClientBefore(ctx context.Context, st Store, subject string, before time.Time) error {
+	sid, client, ok := ParseGrantSubject(subject)
+	if !ok {
+		return fmt.Errorf("sessions: revoke before: malformed grant %q", subject)
+	}
+	if now := time.Now(); before.After(now) {
+		before = now
+	}
+	return st.RevokeClient(ctx, sid, client, before)
 }
 
 func (m *Memory) byUserIndex(tenant, user string) map[string]struct{} {
@@ -328,6 +345,8 @@ func (r *Redis) RevokeBefore(ctx context.Context, kind, tenantID, subjectID stri
 	switch kind {
 	case ReasonSession:
 		return r.RevokeSession(ctx, subjectID)
+	case ReasonClient:
+		return nil, revokeClientBefore(ctx, r, subjectID, before)
 	case ReasonUser:
 		key, user = r.userKey(tenantID, subjectID), subjectID
 	case ReasonTenant:
@@ -371,6 +390,14 @@ func (c *Cached) SetMarker(ctx context.Context, epoch int64) (Marker, error) {
 func (c *Cached) RevokeBefore(ctx context.Context, kind, tenantID, subjectID string, before time.Time) ([]Session, error) {
 	rw, err := c.rewindable()
 	if err != nil {
+		return nil, err
+	}
+	if kind == ReasonClient {
+		// The session stays: forget the copy without the revocation.
+		err := revokeClientBefore(ctx, c.store, subjectID, before)
+		if sid, _, ok := ParseGrantSubject(subjectID); ok {
+			c.forget(sid)
+		}
 		return nil, err
 	}
 	return c.forgetAll(rw.RevokeBefore(ctx, kind, tenantID, subjectID, before))

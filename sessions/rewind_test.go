@@ -124,6 +124,48 @@ func TestRevokeBefore(t *testing.T) {
 	}
 }
 
+// TestRevokeBeforeClient: a grant's revocation applied again (a session
+// store that came back from an older snapshot) is set once more, as of its
+// time but never later than now, through a cache as well; the session
+// stays.
+func TestRevokeBeforeClient(t *testing.T) {
+	for name, open := range rewindables(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			st := open(t)
+			s := sessions.Session{ID: "ses_grant_" + name, TenantID: "tnt_1", UserID: "usr_1", ExpiresAt: time.Now().Add(time.Hour)}
+			if err := st.Create(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Get(ctx, s.ID); err != nil { // a cache holds it
+				t.Fatal(err)
+			}
+			at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+			ended, err := st.RevokeBefore(ctx, sessions.ReasonClient, "tnt_1", sessions.GrantSubject(s.ID, "app_b"), at)
+			if err != nil || len(ended) != 0 {
+				t.Fatalf("RevokeBefore(client) = %v, %v; want nothing ended", ended, err)
+			}
+			got, err := st.Get(ctx, s.ID)
+			if err != nil || !got.Revoked["app_b"].Equal(at) {
+				t.Fatalf("after the replay Get = %+v, %v; want live, app_b revoked at %v", got.Revoked, err, at)
+			}
+			// A time beyond now (a replay's slack) is cut to now: sign-ins
+			// after the replay must work.
+			before := time.Now()
+			if _, err := st.RevokeBefore(ctx, sessions.ReasonClient, "tnt_1", sessions.GrantSubject(s.ID, "app_b"), before.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			got, err = st.Get(ctx, s.ID)
+			if r := got.Revoked["app_b"]; err != nil || r.Before(before.Truncate(time.Millisecond)) || r.After(time.Now()) {
+				t.Errorf("after a replay with a future time, Revoked = %v, %v; want about now", r, err)
+			}
+			if _, err := st.RevokeBefore(ctx, sessions.ReasonClient, "tnt_1", "no-client", at); err == nil {
+				t.Error("RevokeBefore of a malformed grant succeeded")
+			}
+		})
+	}
+}
+
 // TestSuspend: a suspended store refuses every read that could vouch for
 // a session, with ErrSuspended, and takes writes and revocations.
 func TestSuspend(t *testing.T) {

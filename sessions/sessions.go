@@ -41,6 +41,22 @@ type Session struct {
 	// the session (AddApp), in no particular order: exactly those get a
 	// back-channel logout when it ends. Create ignores it.
 	Apps []string
+	// Revoked holds, per application (client ID), when its grant in the
+	// session was last revoked (RevokeClient): that application's tokens
+	// and grants issued in that second or before are dead, while the
+	// session and the other applications' tokens live on. Create ignores
+	// it.
+	Revoked map[string]time.Time
+}
+
+// GrantRevoked reports whether what clientID was issued in the session at
+// issued (unix seconds: a token's iat, a grant's start) is revoked. Tokens
+// carry whole seconds, so one issued in the second of the revocation
+// counts as issued before it: the broker issues nothing for a grant in the
+// second it was revoked (see the broker's authorize endpoint).
+func (s Session) GrantRevoked(clientID string, issued int64) bool {
+	at, ok := s.Revoked[clientID]
+	return ok && issued <= at.Unix()
 }
 
 // clone returns s with its slice and map copied, so that neither a caller
@@ -49,6 +65,7 @@ func (s Session) clone() Session {
 	s.AMR = slices.Clone(s.AMR)
 	s.Extra = maps.Clone(s.Extra)
 	s.Apps = slices.Clone(s.Apps)
+	s.Revoked = maps.Clone(s.Revoked)
 	return s
 }
 
@@ -75,6 +92,10 @@ const (
 	ReasonUser       = "user"       // RevokeUser
 	ReasonTenant     = "tenant"     // RevokeTenant
 	ReasonConnection = "connection" // RevokeConnection
+	// ReasonClient is RevokeClient: the one session in SessionIDs lives
+	// on, and only ClientID's grant in it ended. Subscribers that cache a
+	// session read it again.
+	ReasonClient = "client"
 	// ReasonResync carries no session IDs: the subscription was interrupted
 	// (a Redis failover, a dropped connection) and revocations made meanwhile
 	// may have been missed. Caches must drop everything they hold.
@@ -88,6 +109,7 @@ type Revocation struct {
 	TenantID     string   `json:"tenant_id,omitempty"`
 	UserID       string   `json:"user_id,omitempty"`       // set for ReasonUser and ReasonSession
 	ConnectionID string   `json:"connection_id,omitempty"` // set for ReasonConnection
+	ClientID     string   `json:"client_id,omitempty"`     // set for ReasonClient
 	Reason       string   `json:"reason"`
 	// Down is set on the ReasonResync sent when the subscription broke:
 	// until the next ReasonResync (sent once it is back), revocations
@@ -111,6 +133,12 @@ type Store interface {
 	// RevokeSession is Revoke returning the session it ended (none if it
 	// was already gone), with its Apps, for back-channel logouts.
 	RevokeSession(ctx context.Context, id string) ([]Session, error)
+	// RevokeClient revokes application clientID's grant in live session
+	// id as of at (Session.Revoked keeps the latest such time), and
+	// announces it with a ReasonClient Revocation. The session, its other
+	// applications and its SSO cookie stay. A missing or ended session is
+	// not an error: its tokens are dead already.
+	RevokeClient(ctx context.Context, id, clientID string, at time.Time) error
 	// AddApp records that application clientID received tokens in live
 	// session id; ErrNotFound if the session has ended.
 	AddApp(ctx context.Context, id, clientID string) error
@@ -132,6 +160,17 @@ type Store interface {
 	// goroutine, in order, and should not block for long: revocations queue
 	// up behind it.
 	Subscribe(ctx context.Context, fn func(Revocation)) error
+}
+
+// GrantSubject is the subject of a ReasonClient revocation kept for
+// replay (Rewindable.RevokeBefore) or queued: application clientID's grant
+// in session sessionID. IDs hold no spaces.
+func GrantSubject(sessionID, clientID string) string { return sessionID + " " + clientID }
+
+// ParseGrantSubject undoes GrantSubject.
+func ParseGrantSubject(subject string) (sessionID, clientID string, ok bool) {
+	sessionID, clientID, ok = strings.Cut(subject, " ")
+	return sessionID, clientID, ok && sessionID != "" && clientID != ""
 }
 
 // OnceCache remembers keys and one-time values across all nodes, for replay

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -42,12 +43,16 @@ const (
 	RevokeUser       RevocationKind = "user"       // SubjectID is a usr_ id
 	RevokeTenant     RevocationKind = "tenant"     // SubjectID is empty
 	RevokeConnection RevocationKind = "connection" // SubjectID is a conn_ id
+	// RevokeClientGrant ends one application's grant in one session, which
+	// lives on: SubjectID is "{ses_ id} {client id}"
+	// (sessions.GrantSubject). No session ends, so no logout is queued.
+	RevokeClientGrant RevocationKind = "client"
 )
 
 // Valid reports whether k is a known kind.
 func (k RevocationKind) Valid() bool {
 	switch k {
-	case RevokeSession, RevokeUser, RevokeTenant, RevokeConnection:
+	case RevokeSession, RevokeUser, RevokeTenant, RevokeConnection, RevokeClientGrant:
 		return true
 	}
 	return false
@@ -100,6 +105,8 @@ func (db *DB) RecordRevocation(ctx context.Context, r Revocation) (Revocation, e
 		return Revocation{}, fmt.Errorf("%w: revocation needs a tenant", ErrInvalid)
 	case r.Kind != RevokeTenant && r.SubjectID == "":
 		return Revocation{}, fmt.Errorf("%w: %s revocation needs a subject", ErrInvalid, r.Kind)
+	case r.Kind == RevokeClientGrant && !strings.Contains(r.SubjectID, " "):
+		return Revocation{}, fmt.Errorf("%w: client revocation needs a session and a client", ErrInvalid)
 	}
 	if r.ID == "" {
 		r.ID = NewID(PrefixRevocation)

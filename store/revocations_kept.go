@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -54,6 +55,8 @@ func (db *DB) KeepRevocation(ctx context.Context, r Revocation) error {
 		return fmt.Errorf("%w: revocation needs a tenant", ErrInvalid)
 	case r.Kind != RevokeTenant && r.SubjectID == "":
 		return fmt.Errorf("%w: %s revocation needs a subject", ErrInvalid, r.Kind)
+	case r.Kind == RevokeClientGrant && !strings.Contains(r.SubjectID, " "):
+		return fmt.Errorf("%w: client revocation needs a session and a client", ErrInvalid)
 	}
 	if r.ID == "" {
 		r.ID = NewID(PrefixRevocation)

@@ -43,6 +43,7 @@ func RunConformance(t *testing.T, newImpl func(t *testing.T) Impl) {
 		{"RevokeUser", testRevokeUser},
 		{"RevokeTenant", testRevokeTenant},
 		{"RevokeConnection", testRevokeConnection},
+		{"RevokeClient", testRevokeClient},
 		{"Apps", testApps},
 		{"Families", testFamilies},
 		{"ListUser", testListUser},

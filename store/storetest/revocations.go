@@ -257,6 +257,36 @@ func testKeptRevocations(t *testing.T, db *store.DB) {
 		t.Fatalf("a kept sign-out was queued: %+v, %v", p, err)
 	}
 
+	// One application's grant in a session (kind client): kept and
+	// queued like the others, its subject naming the session and the
+	// client; a subject without both is refused.
+	grant := store.Revocation{Kind: store.RevokeClientGrant, TenantID: tn.ID, SubjectID: "ses_g app_b", Reason: "token revoked"}
+	if err := db.KeepRevocation(ctx, grant); err != nil {
+		t.Fatalf("KeepRevocation(client): %v", err)
+	}
+	queued, err := db.RecordRevocation(ctx, grant)
+	if err != nil {
+		t.Fatalf("RecordRevocation(client): %v", err)
+	}
+	if p, err := db.PendingRevocations(ctx, 100); err != nil || len(p) != 2 || p[1].ID != queued.ID ||
+		p[1].Kind != store.RevokeClientGrant || p[1].SubjectID != "ses_g app_b" || p[1].CreatedAt.IsZero() {
+		t.Fatalf("queue after a grant's revocation: %+v, %v", p, err)
+	}
+	if got := kept(time.Now().Add(-time.Minute)); len(got) != 4 || got[2].Kind != store.RevokeClientGrant || got[3].SubjectID != "ses_g app_b" {
+		t.Fatalf("kept after a grant's revocation: %+v", got)
+	}
+	if err := db.FinishRevocation(ctx, queued.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"ses_g", "app_b"} {
+		if err := db.KeepRevocation(ctx, store.Revocation{Kind: store.RevokeClientGrant, TenantID: tn.ID, SubjectID: bad}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("KeepRevocation(client %q) = %v, want ErrInvalid", bad, err)
+		}
+		if _, err := db.RecordRevocation(ctx, store.Revocation{Kind: store.RevokeClientGrant, TenantID: tn.ID, SubjectID: bad}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("RecordRevocation(client %q) = %v, want ErrInvalid", bad, err)
+		}
+	}
+
 	// The epoch: advanced only from the value read.
 	e, err := db.SessionStoreEpoch(ctx)
 	if err != nil {
