@@ -680,43 +680,6 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	})
 }
 
-func TestRevocation(t *testing.T) {
-	onBackends(t, func(t *testing.T, n *node) {
-		n.tenant("Acme", "acme.test", alice("acme.test"))
-		a := n.app(store.Application{})
-		revoke := func(token string) int {
-			req, _ := http.NewRequest("POST", n.URL+broker.PathRevoke, strings.NewReader(url.Values{"token": {token}}.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.SetBasicAuth(a.ID, a.Secret)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			return resp.StatusCode
-		}
-		tok, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
-		if s := revoke(tok.RefreshToken); s != 200 {
-			t.Fatalf("revoke refresh: %d", s)
-		}
-		if _, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
-			t.Fatal("revoked refresh token works")
-		}
-		if a.introspect(t, n, tok.AccessToken)["active"] != true {
-			t.Fatal("access token inactive before its revocation")
-		}
-		if s := revoke(tok.AccessToken); s != 200 {
-			t.Fatalf("revoke access: %d", s)
-		}
-		if in := a.introspect(t, n, tok.AccessToken); in["active"] != false || len(in) != 1 {
-			t.Fatalf("after revoke: %v", in)
-		}
-		if s := revoke("garbage"); s != 200 {
-			t.Fatalf("revoke garbage: %d", s)
-		}
-	})
-}
-
 func TestPromptNoneAndSSO(t *testing.T) {
 	n := sqliteNode(t)
 	n.tenant("Acme", "acme.test", alice("acme.test"))

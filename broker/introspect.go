@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -145,7 +146,9 @@ func appendJSONString(b []byte, s string) []byte {
 // from the key snapshot (or the verified-token cache), the session from
 // the cached, revocation-invalidated session store, the application from
 // the application cache (a deleted client's tokens die with it). A token
-// whose session has ended is inactive at once, whatever its exp says.
+// whose session has ended, or whose application's grant in it was revoked
+// (RFC 7009) at or after its iat, is inactive at once, whatever its exp
+// says.
 func (p *Provider) introspectAccess(ctx context.Context, token []byte) ([]byte, error) {
 	v, err := p.verifier.access(token)
 	if err != nil {
@@ -153,7 +156,7 @@ func (p *Provider) introspectAccess(ctx context.Context, token []byte) ([]byte, 
 	}
 	c := &v.claims
 	tracing.SetTenant(ctx, c.TenantID) // free when tracing is off
-	if ok, err := p.sessionOwnedBy(ctx, c.SID, c.TenantID, c.Sub); err != nil || !ok {
+	if ok, err := p.grantLive(ctx, c.SID, c.TenantID, c.Sub, c.ClientID, c.Iat); err != nil || !ok {
 		return inactiveAnswer, err
 	}
 	if _, err := p.apps.get(ctx, c.ClientID); err != nil {
@@ -192,7 +195,7 @@ func (p *Provider) introspectRefresh(ctx context.Context, token, clientID string
 	if g.ClientID != clientID || p.now().Unix() >= g.Expires {
 		return inactiveAnswer, nil
 	}
-	if ok, err := p.sessionOwnedBy(ctx, g.SessionID, g.TenantID, g.UserID); err != nil || !ok {
+	if ok, err := p.grantLive(ctx, g.SessionID, g.TenantID, g.UserID, g.ClientID, g.Granted); err != nil || !ok {
 		return inactiveAnswer, err
 	}
 	return introspection{
@@ -202,17 +205,20 @@ func (p *Provider) introspectRefresh(ctx context.Context, token, clientID string
 	}.appendJSON(make([]byte, 0, 320)), nil
 }
 
-// sessionOwnedBy reports whether session sid is live and belongs to user
-// in tenant. Only a failure to ask is an error: an ended session is false.
-func (p *Provider) sessionOwnedBy(ctx context.Context, sid, tenantID, userID string) (bool, error) {
+// grantLive reports whether session sid is live, belongs to user in
+// tenant, and application clientID's grant in it was not revoked at or
+// after issued (a token's iat, a grant's start). Only a failure to ask is
+// an error: an ended session or a revoked grant is false.
+func (p *Provider) grantLive(ctx context.Context, sid, tenantID, userID, clientID string, issued int64) (bool, error) {
 	var t, u string
+	var revoked time.Time
 	var err error
 	if c, ok := p.sessions.(*sessions.Cached); ok {
-		t, u, _, err = c.Owner(ctx, sid, "") // no copy of the session on a hit
+		t, u, revoked, err = c.Owner(ctx, sid, clientID) // no copy of the session on a hit
 	} else {
 		var s sessions.Session
 		s, err = p.sessions.Get(ctx, sid)
-		t, u = s.TenantID, s.UserID
+		t, u, revoked = s.TenantID, s.UserID, s.Revoked[clientID]
 	}
 	switch {
 	case errors.Is(err, sessions.ErrNotFound):
@@ -220,7 +226,7 @@ func (p *Provider) sessionOwnedBy(ctx context.Context, sid, tenantID, userID str
 	case err != nil:
 		return false, err
 	}
-	return t == tenantID && u == userID, nil
+	return t == tenantID && u == userID && (revoked.IsZero() || issued > revoked.Unix()), nil
 }
 
 // UserInfo answers from the access token and its session's claims.
@@ -231,7 +237,7 @@ func (s *opServer) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequ
 		return nil, op.NewStatusError(oidc.ErrInvalidRequest().WithDescription("invalid access token"), http.StatusUnauthorized)
 	}
 	sess, err := p.getSession(ctx, c.SID)
-	if err != nil || sess.UserID != c.Sub {
+	if err != nil || sess.UserID != c.Sub || sess.GrantRevoked(c.ClientID, c.Iat) {
 		return nil, op.NewStatusError(oidc.ErrInvalidRequest().WithDescription("the session has ended"), http.StatusUnauthorized)
 	}
 	cl := sess.Claims

@@ -24,10 +24,16 @@ import (
 	"github.com/idbroker/idbroker/store"
 )
 
-// Revocation (RFC 7009). A refresh token ends its family. An access token
-// ends the broker session it was issued in: its validity is that of the
-// session, so that is the only way to make it inactive at once. Unknown
-// and malformed tokens are answered 200, as the RFC asks.
+// Revocation (RFC 7009). Either kind of token revokes its grant: the
+// application's authorization in the broker session the token was issued
+// in (§2.1: the server may revoke the grant's other tokens too, and
+// should revoke its access tokens when a refresh token is revoked). Every
+// access token of the application in that session issued until now turns
+// inactive, its refresh families die and its codes cannot be redeemed;
+// the session, its SSO cookie and the other applications' tokens stay,
+// and nobody gets a back-channel logout: the application asked. It can
+// sign the user in again through the SSO cookie. Unknown and malformed
+// tokens are answered 200, as the RFC asks.
 func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
 	p, tok, clientID := s.p, r.Data.Token, r.Client.GetID()
 	if fam, gen, ok := parseRefresh(tok); ok {
@@ -41,12 +47,21 @@ func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revo
 			return op.NewResponse(nil), nil // not a token of this family
 		}
 		var g grant
-		if json.Unmarshal(f.Grant, &g) == nil && g.ClientID != clientID {
+		if err := json.Unmarshal(f.Grant, &g); err != nil {
+			// Nothing can be refreshed from it either; all there is to
+			// revoke is the family itself.
+			p.log.ErrorContext(ctx, "broker: revoke: undecodable refresh family", "err", err)
+			p.revokeFamily(ctx, fam)
+			return op.NewResponse(nil), nil
+		}
+		if g.ClientID != clientID {
 			return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 		}
-		if err := p.families.EndFamily(ctx, fam); err != nil {
+		if err := p.revokeClientDurably(ctx, g.TenantID, g.SessionID, clientID); err != nil {
 			return nil, unavailable(err)
 		}
+		// The revocation above kills the family; ending it is tidying.
+		p.revokeFamily(ctx, fam)
 		return op.NewResponse(nil), nil
 	}
 	var c accessClaims
@@ -56,10 +71,34 @@ func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revo
 	if c.ClientID != clientID {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 	}
-	if err := p.endSessionDurably(ctx, c.TenantID, c.SID, "token revoked"); err != nil {
+	if err := p.revokeClientDurably(ctx, c.TenantID, c.SID, clientID); err != nil {
 		return nil, unavailable(err)
 	}
 	return op.NewResponse(nil), nil
+}
+
+// revokeClientDurably revokes application clientID's grant in session sid
+// of tenant as of now, at once or, when the session store does not
+// answer, through the revocation queue, as endSessionDurably does: a
+// revocation the broker answered 200 for is not lost. It is kept for
+// replay first, so that a session store that comes back from an older
+// snapshot has it applied again.
+func (p *Provider) revokeClientDurably(ctx context.Context, tenantID, sid, clientID string) error {
+	rv := store.Revocation{Kind: store.RevokeClientGrant, TenantID: tenantID, SubjectID: sessions.GrantSubject(sid, clientID), Reason: "token revoked"}
+	if p.revoker != nil && tenantID != "" {
+		if err := p.store.KeepRevocation(context.WithoutCancel(ctx), rv); err != nil {
+			p.log.ErrorContext(ctx, "broker: keep the grant's revocation for replay", "sid", sid, "client_id", clientID, "err", err)
+		}
+	}
+	err := p.sessions.RevokeClient(ctx, sid, clientID, p.now())
+	if err == nil || p.revoker == nil || tenantID == "" {
+		return err
+	}
+	if _, rerr := p.store.RecordRevocation(context.WithoutCancel(ctx), rv); rerr != nil {
+		return fmt.Errorf("%w (and queueing it: %w)", err, rerr)
+	}
+	p.log.WarnContext(ctx, "broker: session store down; the grant's revocation is queued until it answers", "sid", sid, "client_id", clientID, "err", err)
+	return nil
 }
 
 // endSessionDurably ends session sid of tenant at once or, when the

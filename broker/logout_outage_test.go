@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/events"
@@ -38,6 +39,13 @@ func (d *downGets) RevokeSession(ctx context.Context, id string) ([]sessions.Ses
 		return nil, errDown
 	}
 	return d.Memory.RevokeSession(ctx, id)
+}
+
+func (d *downGets) RevokeClient(ctx context.Context, id, clientID string, at time.Time) error {
+	if d.down.Load() {
+		return errDown
+	}
+	return d.Memory.RevokeClient(ctx, id, clientID, at)
 }
 
 // TestLogoutWhileSessionStoreDown: signing out with the SSO cookie alone
@@ -84,9 +92,11 @@ func TestLogoutWhileSessionStoreDown(t *testing.T) {
 
 // TestSignOutQueuedWhileSessionStoreDown: an RP-initiated logout naming
 // its session (id_token_hint), and a token revocation, while the session
-// store does not answer are not refused: their sessions' end is queued
-// in the database, the logout clears the cookie and returns to the
-// application, and the queue ends the sessions once the store answers.
+// store does not answer are not refused: the session's end (the grant's,
+// for the revocation) is queued in the database, the logout clears the
+// cookie and returns to the application, and the queue applies it once the
+// store answers: the session is over, or (revocation) lives on with the
+// application's tokens dead.
 func TestSignOutQueuedWhileSessionStoreDown(t *testing.T) {
 	for _, how := range []string{"logout with id_token_hint", "token revocation"} {
 		t.Run(how, func(t *testing.T) {
@@ -140,7 +150,20 @@ func TestSignOutQueuedWhileSessionStoreDown(t *testing.T) {
 			if _, err := rv.ApplyDue(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if live, err := mem.ListUser(context.Background(), tn.ID, c.Sub); err != nil || len(live) != 0 {
+			live, err := mem.ListUser(context.Background(), tn.ID, c.Sub)
+			if how == "token revocation" {
+				if err != nil || len(live) != 1 || live[0].Revoked[a.ID].IsZero() {
+					t.Fatalf("once the store answers: %+v (%v); want the session live, the application's grant revoked", live, err)
+				}
+				if in := a.introspect(t, n, tok.AccessToken); in["active"] != false {
+					t.Fatalf("revoked access token once the store answers: %v", in)
+				}
+				if code, _ := refreshErr(t, a, tok.RefreshToken); code != "invalid_grant" {
+					t.Fatalf("refresh of the revoked grant once the store answers = %q, want invalid_grant", code)
+				}
+				return
+			}
+			if err != nil || len(live) != 0 {
 				t.Fatalf("once the store answers: %d live sessions (%v); want none", len(live), err)
 			}
 		})

@@ -42,6 +42,12 @@ type grant struct {
 	Family      string   `json:"family"`            // refresh-token family, one per code
 	Expires     int64    `json:"expires,omitempty"` // refresh: unix end of this token
 	Issued      int64    `json:"iat,omitempty"`     // refresh: unix time it was minted
+	// Granted is when the code was issued (unix seconds), kept by the
+	// refresh family it starts: a revocation of the application's grant
+	// in the session (sessions.Session.Revoked) at or after it ends the
+	// code and the family. Zero (issued before this field) is as old as
+	// can be.
+	Granted int64 `json:"granted,omitempty"`
 }
 
 func tokenKey(kind, token string) string {
@@ -50,6 +56,9 @@ func tokenKey(kind, token string) string {
 
 // issueCode stores a's grant under a new single-use code (60 s).
 func (p *Provider) issueCode(ctx context.Context, a pending, s session) (string, error) {
+	if err := p.waitOutRevocation(ctx, s, a.ClientID); err != nil {
+		return "", err
+	}
 	code, key, rec, err := p.newCode(a, s)
 	if err != nil {
 		return "", err
@@ -60,6 +69,31 @@ func (p *Provider) issueCode(ctx context.Context, a pending, s session) (string,
 	return code, nil
 }
 
+// waitOutRevocation waits, less than a second, while it is still the
+// second in which clientID's grant in s was revoked: tokens carry whole
+// seconds, and everything issued in that second counts as revoked
+// (sessions.Session.GrantRevoked), so a code issued now — the application
+// signing the user in again through the SSO cookie at once — would be
+// dead at birth.
+func (p *Provider) waitOutRevocation(ctx context.Context, s session, clientID string) error {
+	r, ok := s.Revoked[clientID]
+	if !ok {
+		return nil
+	}
+	wait := time.Unix(r.Unix()+1, 0).Sub(p.now())
+	if wait <= 0 || wait > time.Second {
+		return nil // past, or a clock that is not the revocation's
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("broker: wait out a grant's revocation: %w", context.Cause(ctx))
+	}
+}
+
 // newCode returns a new code for a's grant in session s, with the key and
 // the record that issuing it stores.
 func (p *Provider) newCode(a pending, s session) (code, key string, rec []byte, err error) {
@@ -67,7 +101,7 @@ func (p *Provider) newCode(a pending, s session) (code, key string, rec []byte, 
 	g := grant{
 		ClientID: a.ClientID, RedirectURI: a.RedirectURI, Challenge: a.CodeChallenge, Nonce: a.Nonce,
 		Scopes: a.Scopes, SessionID: s.ID, TenantID: s.TenantID, UserID: s.UserID,
-		Family: secrets.NewUniqueID(),
+		Family: secrets.NewUniqueID(), Granted: p.now().Unix(),
 	}
 	if rec, err = json.Marshal(g); err != nil {
 		return "", "", nil, fmt.Errorf("broker: encode code: %w", err)
@@ -144,7 +178,7 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 	} else if err != nil {
 		return nil, unavailable(err)
 	}
-	resp, err := p.mint(ctx, cl.app, g, sess, rt)
+	resp, err := p.mint(ctx, cl.app, g, sess, rt, p.now())
 	if err != nil {
 		return nil, err
 	}
@@ -177,8 +211,13 @@ func challenge(c string) *oidc.CodeChallenge {
 	return &oidc.CodeChallenge{Challenge: c, Method: oidc.CodeChallengeMethodS256}
 }
 
+// descGrantRevoked is invalid_grant's description for a code or refresh
+// token whose grant was revoked.
+const descGrantRevoked = "the grant was revoked"
+
 // liveSession returns the session of grant g, or invalid_grant once it
-// has ended: nothing outlives its session. A session store that cannot
+// has ended or the application's grant in it was revoked: nothing
+// outlives its session, nor its grant. A session store that cannot
 // answer is a 503 to retry, not an ended session: the client keeps its
 // token.
 func (p *Provider) liveSession(ctx context.Context, g grant) (session, error) {
@@ -190,6 +229,8 @@ func (p *Provider) liveSession(ctx context.Context, g grant) (session, error) {
 		return session{}, unavailable(err)
 	case s.UserID != g.UserID || s.TenantID != g.TenantID:
 		return session{}, oidc.ErrInvalidGrant().WithDescription("the session has ended")
+	case s.GrantRevoked(g.ClientID, g.Granted):
+		return session{}, oidc.ErrInvalidGrant().WithDescription(descGrantRevoked)
 	}
 	return s, nil
 }
@@ -248,7 +289,14 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 		issued.Scopes = r.Data.Scopes
 	}
 	tracing.SetTenant(ctx, g.TenantID)
+	// The tokens' iat is taken before the session is read: a revocation
+	// of the grant that lands after the read (and so goes unseen here)
+	// is at or after that iat, which makes them dead all the same.
+	now := p.now()
 	sess, err := p.liveSession(ctx, g)
+	if oe, ok := errors.AsType[*oidc.Error](err); ok && oe.Description == descGrantRevoked {
+		p.revokeFamily(ctx, fam) // dead anyway; the record need not wait for its expiry
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +338,7 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 	default:
 		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is invalid, expired or already used")
 	}
-	resp, err := p.mint(ctx, cl.app, issued, sess, rt)
+	resp, err := p.mint(ctx, cl.app, issued, sess, rt, now)
 	if err != nil {
 		return nil, err
 	}
@@ -392,11 +440,10 @@ func (p *Provider) revokeGrant(ctx context.Context, g grant, why string) error {
 	return nil
 }
 
-// mint signs the access and id tokens of grant g for application a and
-// returns them with refresh token rt (none if empty).
-func (p *Provider) mint(ctx context.Context, a store.Application, g grant, s session, rt string) (*oidc.AccessTokenResponse, error) {
+// mint signs the access and id tokens of grant g for application a, issued
+// at now, and returns them with refresh token rt (none if empty).
+func (p *Provider) mint(ctx context.Context, a store.Application, g grant, s session, rt string, now time.Time) (*oidc.AccessTokenResponse, error) {
 	alg, atAlg := signingAlg(a), accessTokenAlg(a)
-	now := p.now()
 	iat := now.Unix()
 	atTTL := accessTokenTTL(a)
 	scope := strings.Join(g.Scopes, " ")

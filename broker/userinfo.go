@@ -62,13 +62,13 @@ func (p *Provider) checkUserinfo(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return bearerError(c, http.StatusUnauthorized, errInvalidToken, "the access token is invalid or has expired")
 		}
-		ok, err := p.sessionOwnedBy(r.Context(), ac.SID, ac.TenantID, ac.Sub)
+		ok, err := p.grantLive(r.Context(), ac.SID, ac.TenantID, ac.Sub, ac.ClientID, ac.Iat)
 		if err != nil {
 			p.log.ErrorContext(r.Context(), "broker: userinfo", "err", err)
 			return writeOAuthError(c, http.StatusServiceUnavailable, errTemporarilyUnavailable, "try again shortly")
 		}
 		if !ok {
-			return bearerError(c, http.StatusUnauthorized, errInvalidToken, "the session of the access token has ended")
+			return bearerError(c, http.StatusUnauthorized, errInvalidToken, "the session or grant of the access token has ended")
 		}
 		// Independent of the revocation having reached the session store:
 		// a deprovisioned user or a paused tenant gets nothing.

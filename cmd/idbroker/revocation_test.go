@@ -164,6 +164,10 @@ type rpClient struct {
 	t                *testing.T
 	node             *node
 	clientID, secret string
+	// jar, when set, is the browser's: its SSO cookie signs the user in
+	// to every application sharing it. Otherwise each login is a new
+	// browser.
+	jar http.CookieJar
 }
 
 type tokens struct {
@@ -210,7 +214,10 @@ func (c *rpClient) login(email string) tokens {
 func (c *rpClient) authorize(email string) string {
 	t := c.t
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
+	var jar http.CookieJar = c.jar
+	if jar == nil {
+		jar, _ = cookiejar.New(nil)
+	}
 	var code string
 	br := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
 		if r.URL.Host == "app.example" {

@@ -144,8 +144,9 @@ func TestRevocationSurvivesRedisRewind(t *testing.T) {
 	activeAgain("restarted from a snapshot older than revoke_sessions", bob)
 
 	// 2b. Bob signs in a second time and his application revokes that
-	// session's access token (which ends the session, not queued: Redis
-	// answered); Redis restarts from a snapshot taken before.
+	// session's access token (which ends its grant in the session, not
+	// queued: Redis answered); Redis restarts from a snapshot taken
+	// before, where the grant was alive: the replay revokes it again.
 	bob2 := c.login("bob@example.com")
 	snap = rs.Snapshot()
 	if code, body := c.post(a, "/oauth/revoke", url.Values{"token": {bob2.AccessToken}}, nil); code != http.StatusOK {
