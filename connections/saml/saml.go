@@ -327,7 +327,7 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 	}
 	assertion, err := sp.ParseXMLResponse(raw, possible, sp.AcsURL)
 	if err != nil {
-		err = classifySAMLError(err, raw)
+		err = classifySAMLError(err, raw, c.cfg.IdPEntityID)
 		if errors.Is(err, connections.ErrSignature) {
 			if last, ok := c.allCertificatesExpired(); ok {
 				err = fmt.Errorf("%w; every IdP certificate the connection trusts has expired (the last on %s): upload the IdP's current signing certificate or metadata",
@@ -571,8 +571,9 @@ func (c *samlConnector) profile(ctx context.Context, a *saml.Assertion) (connect
 
 // classifySAMLError maps the library's classified errors onto ours,
 // keeping its detail for the tenant admin. raw is the response, read again
-// for what the library does not keep of an IdP's error status.
-func classifySAMLError(err error, raw []byte) error {
+// for what the library does not keep of an IdP's error status or of the
+// issuer it names; idpEntityID is the issuer the connection expects.
+func classifySAMLError(err error, raw []byte, idpEntityID string) error {
 	detail := err
 	var ire *saml.InvalidResponseError
 	if errors.As(err, &ire) && ire.PrivateErr != nil {
@@ -586,6 +587,15 @@ func classifySAMLError(err error, raw []byte) error {
 		// it is open to padding oracles and not decrypted.
 		return fmt.Errorf("%w: %v; the IdP encrypts the assertion's key with RSA1.5 (PKCS #1 v1.5), which is refused: choose RSA-OAEP as its key transport algorithm",
 			connections.ErrMalformed, detail)
+	}
+	if errors.Is(err, saml.ErrIssuerMismatch) {
+		// The library says what it expected, not what came: the admin
+		// needs both to see a typo, a trailing slash, or Entra's
+		// https://sts.windows.net/{tenant}/ of another tenant.
+		if got, ok := sentIssuer(raw, idpEntityID); ok {
+			return fmt.Errorf("%w: the IdP entity ID in the connection is not the response's issuer (a typo, a trailing slash, another IdP or tenant)",
+				connections.Mismatch(connections.ErrIssuerMismatch, "Issuer", got, idpEntityID))
+		}
 	}
 	if errors.Is(err, saml.ErrUnsupported) && strings.Contains(detail.Error(), "SHA-1") {
 		// AD FS relying party trusts made long ago, and older Shibboleth
@@ -630,6 +640,30 @@ func classifySAMLError(err error, raw []byte) error {
 		return fmt.Errorf("%w: %v", connections.ErrSignature, detail)
 	}
 	return fmt.Errorf("%w: %v", connections.ErrMalformed, detail)
+}
+
+// sentIssuer is the first Issuer, of the Response or of its Assertion,
+// that is not want, as sent (unverified: it only names what the IdP
+// said), cut to a length an admin can read.
+func sentIssuer(raw []byte, want string) (string, bool) {
+	var r struct {
+		Issuer    string `xml:"urn:oasis:names:tc:SAML:2.0:assertion Issuer"`
+		Assertion struct {
+			Issuer string `xml:"urn:oasis:names:tc:SAML:2.0:assertion Issuer"`
+		} `xml:"urn:oasis:names:tc:SAML:2.0:assertion Assertion"`
+	}
+	if xml.Unmarshal(raw, &r) != nil {
+		return "", false
+	}
+	for _, got := range []string{r.Issuer, r.Assertion.Issuer} {
+		if got = strings.TrimSpace(got); got != "" && got != want {
+			if len(got) > 300 {
+				got = strings.ToValidUTF8(got[:300], "") + "…"
+			}
+			return got, true
+		}
+	}
+	return "", false
 }
 
 // samlStatusCode is a StatusCode with the ones nested in it.

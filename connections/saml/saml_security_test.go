@@ -170,8 +170,14 @@ func TestSAMLSecurityTable(t *testing.T) {
 			mutate: func(a *saml.Assertion) {
 				a.Subject.SubjectConfirmations[0].SubjectConfirmationData.Recipient = "https://evil.example/acs"
 			}}},
-		{name: "wrong issuer", reqID: "id-req", want: connections.ErrIssuerMismatch, opts: respOpts{signAssertion: true,
-			mutate: func(a *saml.Assertion) { a.Issuer.Value = "https://evil.example" }}},
+		{name: "wrong issuer", reqID: "id-req", want: connections.ErrIssuerMismatch,
+			contains: `Issuer was "https://evil.example", expected "https://idp.example.net/metadata"`, opts: respOpts{signAssertion: true,
+				mutate: func(a *saml.Assertion) { a.Issuer.Value = "https://evil.example" }}},
+		{name: "response issuer of another Entra tenant", reqID: "id-req", want: connections.ErrIssuerMismatch,
+			contains: `Issuer was "https://sts.windows.net/0b5c-other/", expected "https://idp.example.net/metadata"`, opts: respOpts{signAssertion: true,
+				mutateXML: func(d *etree.Document) {
+					d.Root().SelectElement("Issuer").SetText("https://sts.windows.net/0b5c-other/")
+				}}},
 		{name: "expired", reqID: "id-req", want: connections.ErrExpired, opts: respOpts{signAssertion: true, issuedAt: now.Add(-10 * time.Minute)}},
 		{name: "expired by Conditions within skew of issue", reqID: "id-req", want: connections.ErrExpired, opts: respOpts{signAssertion: true,
 			mutate: func(a *saml.Assertion) { a.Conditions.NotOnOrAfter = now.Add(-2 * time.Minute) }}},
