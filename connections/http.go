@@ -84,16 +84,26 @@ func (r *Registry) serveFinish(typ store.ConnectionType, complete CompleteFunc) 
 				err = fmt.Errorf("%w: %s is %s", ErrConnectionInactive, conn.ID, conn.Status)
 			}
 		}
-		if err == nil {
-			err = r.checkTenant(ctx, conn.TenantID)
-		}
 		// One request for Finish and complete: what Finish parsed (the
 		// ACS form) is there for complete to show a test login's admin.
 		req = req.WithContext(ctx)
 		if err == nil {
 			res, err = cn.Finish(ctx, req)
-			if conn.Status != store.ConnectionActive && !IsTestLogin(res.RequestID) {
-				res, err = Result{}, fmt.Errorf("%w: %s is %s", ErrConnectionInactive, conn.ID, conn.Status)
+			// The connection's and the tenant's state refuse a sign-in,
+			// once Finish has made one of the post: junk (unparseable, or
+			// naming no sign-in the broker started) stays junk, which
+			// the broker answers without recording anything, whatever
+			// the state; a sign-in keeps its request, so that its
+			// authentication.failed names its application.
+			if !junk(res, err) {
+				switch {
+				case conn.Status != store.ConnectionActive && !IsTestLogin(res.RequestID):
+					res, err = Result{RequestID: res.RequestID}, fmt.Errorf("%w: %s is %s", ErrConnectionInactive, conn.ID, conn.Status)
+				default:
+					if terr := r.checkTenant(ctx, conn.TenantID); terr != nil {
+						res, err = Result{RequestID: res.RequestID}, terr
+					}
+				}
 			}
 		}
 		if errors.Is(err, ErrNotFound) {
@@ -128,4 +138,12 @@ func (r *Registry) ServeRoute(ctx context.Context, w http.ResponseWriter, req *h
 		cn, _ = r.connector(ctx, conn)
 	}
 	return t.Routes()[i].Serve(ctx, r.deps, conn, cn, w, req.WithContext(ctx))
+}
+
+// junk reports whether Finish found nothing in a post that a sign-in the
+// broker started could have sent: input it cannot parse, or an answer to
+// no login request (state or InResponseTo unknown). Anyone can post such
+// things to a public callback URL.
+func junk(res Result, err error) bool {
+	return err != nil && res.RequestID == "" && (errors.Is(err, ErrMalformed) || errors.Is(err, ErrRequestMismatch))
 }

@@ -110,6 +110,26 @@ func pageReader(t *testing.T) func(resp *http.Response, err error) (page, at str
 // the redirects that follow it).
 func devSignIn(t *testing.T, c *http.Client, b *node, header http.Header) map[string]any {
 	t.Helper()
+	acs, form := devIdPAnswer(t, c, b, header)
+	// ACS → broker → code → /dev/app/callback, which shows the claims.
+	page, at := pageReader(t)(c.PostForm(acs, form))
+	m := regexp.MustCompile(`(?s)<pre[^>]*>(.*)</pre>`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no claims at %s:\n%s", at, page)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &claims); err != nil {
+		t.Fatalf("no claims at %s (%v):\n%s", at, err, page)
+	}
+	return claims
+}
+
+// devIdPAnswer starts alice@example.com's sign-in to the demo app of a
+// `serve --dev` broker with browser c, as devSignIn does, and stops at the
+// built-in IdP's answer: the ACS URL and the form (SAMLResponse,
+// RelayState) a browser would post there.
+func devIdPAnswer(t *testing.T, c *http.Client, b *node, header http.Header) (acs string, form url.Values) {
+	t.Helper()
 	readPage := pageReader(t)
 	attr := func(page, re string) string {
 		t.Helper()
@@ -152,20 +172,13 @@ func devSignIn(t *testing.T, c *http.Client, b *node, header http.Header) map[st
 	}
 	// Picking alice yields the auto-submitting SAMLResponse form.
 	page, at = readPage(c.PostForm(b.base+"/dev/idp/login", url.Values{"user": {"alice"}, "return": {ret}}))
-	form := url.Values{}
+	form = url.Values{}
 	for _, m := range regexp.MustCompile(`name="(\w+)" value="([^"]*)"`).FindAllStringSubmatch(page, -1) {
 		form.Set(m[1], html.UnescapeString(m[2]))
 	}
-	acs := attr(page, `action="([^"]+)"`)
+	acs = attr(page, `action="([^"]+)"`)
 	if acs == "" || form.Get("SAMLResponse") == "" {
 		t.Fatalf("no SAMLResponse at %s:\n%s", at, page)
 	}
-	// ACS → broker → code → /dev/app/callback, which shows the claims.
-	page, at = readPage(c.PostForm(resolve(at, acs), form))
-	raw := attr(page, `(?s)<pre[^>]*>(.*)</pre>`)
-	var claims map[string]any
-	if err := json.Unmarshal([]byte(raw), &claims); err != nil {
-		t.Fatalf("no claims at %s (%v):\n%s", at, err, page)
-	}
-	return claims
+	return resolve(at, acs), form
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
@@ -167,5 +168,102 @@ func TestUnverifiedCallbacksWriteNothing(t *testing.T) {
 	}
 	if !strings.Contains(b.output.String(), "unverifiable upstream answer refused") {
 		t.Error("the refusals were not logged")
+	}
+}
+
+// TestInactiveTenantCallbacks: a paused tenant's ACS is as closed to junk
+// as an active one's. Junk posted there was refused for the tenant's state
+// before it was read, and each post wrote an authentication.failed event
+// and an audit row (tenant_inactive), which anyone could flood. And a real
+// sign-in the pause caught at the IdP is recorded naming the application
+// it was for, which the early refusal left empty.
+func TestInactiveTenantCallbacks(t *testing.T) {
+	b := startBroker(t, map[string]string{
+		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+		envBootstrapAPIKey: e2eBootstrapKey,
+	}, "--dev")
+	out := b.output.String()
+	field := func(name string) string {
+		m := regexp.MustCompile(name + `=(\w+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("--dev logged no %s:\n%s", name, out)
+		}
+		return m[1]
+	}
+	tenant, conn, client := field("tenant_id"), field("connection_id"), field("client_id")
+
+	// Alice is at the IdP when the tenant is paused.
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	acs, form := devIdPAnswer(t, c, b, nil)
+	if code := b.do("PATCH", "/api/v1/tenants/"+tenant, e2eBootstrapKey, map[string]any{"status": "paused"}, nil); code != http.StatusOK {
+		t.Fatalf("pause: %d", code)
+	}
+	failures := func() []map[string]any {
+		t.Helper()
+		var evs struct {
+			Data []struct {
+				Data map[string]any `json:"data"`
+			} `json:"data"`
+		}
+		if code := b.do("GET", "/api/v1/events?events=authentication.failed&limit=100", e2eBootstrapKey, nil, &evs); code != http.StatusOK {
+			t.Fatalf("GET /api/v1/events: %d", code)
+		}
+		var out []map[string]any
+		for _, e := range evs.Data {
+			out = append(out, e.Data)
+		}
+		return out
+	}
+	post := func(form url.Values) int {
+		t.Helper()
+		resp, err := c.PostForm(acs, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i, junk := range []url.Values{
+		{"SAMLResponse": {"%%% not base64"}},
+		{"SAMLResponse": {base64.StdEncoding.EncodeToString([]byte("<not-saml"))}, "RelayState": {"x"}},
+	} {
+		if code := post(junk); code != http.StatusBadRequest {
+			t.Errorf("junk %d at the paused tenant's ACS: %d, want 400 as for an active tenant", i, code)
+		}
+	}
+	if f := failures(); len(f) != 0 {
+		t.Fatalf("junk at a paused tenant's ACS wrote authentication.failed: %v", f)
+	}
+	var rows struct{ Data []json.RawMessage }
+	if code := b.do("GET", "/api/v1/audit_events?tenant_id="+tenant+"&action=authentication.failed", e2eBootstrapKey, nil, &rows); code != http.StatusOK || len(rows.Data) != 0 {
+		t.Fatalf("audit rows of the junk: %d, %d rows", code, len(rows.Data))
+	}
+
+	// Alice's real answer arrives: refused, and recorded for the admin.
+	if code := post(form); code != http.StatusForbidden {
+		t.Fatalf("a real sign-in into a paused tenant: %d, want 403", code)
+	}
+	f := failures()
+	if len(f) != 1 || f[0]["reason_code"] != "tenant_inactive" || f[0]["client_id"] != client || f[0]["connection_id"] != conn {
+		t.Fatalf("authentication.failed of the refused sign-in: %v; want one, tenant_inactive, client_id %s", f, client)
+	}
+
+	// The same for an inactive connection of an active tenant.
+	if code := b.do("PATCH", "/api/v1/tenants/"+tenant, e2eBootstrapKey, map[string]any{"status": "active"}, nil); code != http.StatusOK {
+		t.Fatalf("resume: %d", code)
+	}
+	if code := b.do("PATCH", "/api/v1/connections/"+conn, e2eBootstrapKey, map[string]any{"status": "inactive"}, nil); code != http.StatusOK {
+		t.Fatalf("deactivate the connection: %d", code)
+	}
+	if code := post(url.Values{"SAMLResponse": {"%%% not base64"}}); code != http.StatusBadRequest {
+		t.Errorf("junk at an inactive connection's ACS: %d, want 400", code)
+	}
+	if f := failures(); len(f) != 1 {
+		t.Fatalf("junk at an inactive connection's ACS wrote authentication.failed: %v", f[1:])
 	}
 }
