@@ -462,10 +462,15 @@ func configError(err error, typ store.ConnectionType, method string) (field, msg
 	case field == "" && typ == saml.Name && method == "url":
 		field = "metadata_url"
 	}
-	msg = strings.NewReplacer("idp_metadata_url", "the metadata URL", "idp_sso_url", "the sign-in URL", "idp_entity_id", "the entity ID",
-		"idp_certificates_pem", "the certificate", "client_secret", "the client secret", "client_id", "the client ID").Replace(msg)
-	return field, upperFirst(msg) + "."
+	return field, upperFirst(apiNames.Replace(msg)) + "."
 }
+
+// apiNames puts the form's words for the operator API's field names that
+// the connectors' messages use. The names of client authentication
+// methods, which begin like a field's, are kept as they are (a replacer
+// tries its pairs in order at each position).
+var apiNames = strings.NewReplacer("client_secret_basic", "client_secret_basic", "client_secret_post", "client_secret_post", "idp_metadata_url", "the metadata URL", "idp_sso_url", "the sign-in URL", "idp_entity_id", "the entity ID",
+	"idp_certificates_pem", "the certificate", "client_secret", "the client secret", "client_id", "the client ID")
 
 func upperFirst(s string) string {
 	s = strings.TrimSuffix(s, ".")

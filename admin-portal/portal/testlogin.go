@@ -211,16 +211,17 @@ func failedTest(now time.Time, err error, sent string) testResult {
 }
 
 // plainReason is the error without the package prefixes ("connections:
-// signature not valid: …" becomes "…").
+// signature not valid: …" becomes "…"), the API's field names in the
+// form's words ("check client_id" becomes "check the client ID").
 func plainReason(err error) string {
 	msg := err.Error()
 	for _, c := range checks {
 		prefix := c.err.Error() + ": "
 		if i := strings.LastIndex(msg, prefix); i >= 0 {
-			return upperFirst(msg[i+len(prefix):]) + "."
+			return upperFirst(apiNames.Replace(msg[i+len(prefix):])) + "."
 		}
 	}
-	return upperFirst(strings.TrimPrefix(msg, "connections: ")) + "."
+	return upperFirst(apiNames.Replace(strings.TrimPrefix(msg, "connections: "))) + "."
 }
 
 // maxSent bounds what is kept of a response for display.

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/store"
@@ -61,5 +62,17 @@ func TestUnsavedTestLoginIsAPortalPage(t *testing.T) {
 				t.Errorf("the page does not say what to do:\n%s", rec.Body)
 			}
 		})
+	}
+}
+
+// TestFailedTestSaysFieldsInTheFormsWords: a test login's failure reason
+// names the settings as step 2's form does, not by the API's field
+// names, and leaves the names of client authentication methods whole.
+func TestFailedTestSaysFieldsInTheFormsWords(t *testing.T) {
+	err := fmt.Errorf("%w: the token endpoint https://idp.example/token refused the connection's client credentials (invalid_client); check client_id and client_secret, and that the IdP accepts client_secret_basic or client_secret_post", connections.ErrConfig)
+	got := failedTest(time.Now(), err, "")
+	want := "The token endpoint https://idp.example/token refused the connection's client credentials (invalid_client); check the client ID and the client secret, and that the IdP accepts client_secret_basic or client_secret_post."
+	if got.Reason != want || got.Check != "Configuration" {
+		t.Errorf("reason\n %q\nwant\n %q (check %q)", got.Reason, want, got.Check)
 	}
 }
