@@ -17,6 +17,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 //go:embed templates/*.html static/*
@@ -26,13 +27,27 @@ var files embed.FS
 // and the binary's start, never a request.
 var templates = template.Must(template.ParseFS(files, "templates/*.html"))
 
-// Static serves the embedded assets; mount it under /static/.
+// Static serves the embedded assets; mount it under /static/. It lists no
+// directory (the file server's listing was an HTML page without the
+// pages' headers), and every answer, a 404 too, carries a policy that
+// lets nothing run: an asset opened on its own (an SVG is a document) is
+// as inert as it is where the pages use it.
 func Static() http.Handler {
 	sub, err := fs.Sub(files, "static")
 	if err != nil {
 		panic(err) // the embed pattern guarantees the directory
 	}
-	return http.FileServerFS(sub)
+	files := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 }
 
 // Render writes template name with data and status. It renders into a

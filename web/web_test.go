@@ -46,3 +46,30 @@ func TestStatic(t *testing.T) {
 		t.Fatalf("status %d", w.Code)
 	}
 }
+
+// TestStaticListsNothingAndLetsNothingRun: the assets' directory is not
+// listed (it was, as an HTML page without a policy), and every answer, a
+// 404 too, carries a policy under which nothing runs.
+func TestStaticListsNothingAndLetsNothingRun(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		code int
+	}{{"/", 404}, {"", 404}, {"/favicon.svg", 200}, {"/app.js", 200}, {"/nope.css", 404}, {"/app.css/", 404}} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.URL.Path = tc.path
+		Static().ServeHTTP(w, r)
+		if w.Code != tc.code {
+			t.Errorf("%q = %d, want %d:\n%s", tc.path, w.Code, tc.code, w.Body)
+		}
+		if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("%q: CSP %q", tc.path, csp)
+		}
+		if w.Header().Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%q: no nosniff", tc.path)
+		}
+		if strings.Contains(w.Body.String(), `href="app.css"`) {
+			t.Errorf("%q lists the directory", tc.path)
+		}
+	}
+}
