@@ -19,11 +19,15 @@ const (
 	UnverifiedUnknownConnection = "unknown_connection"
 	UnverifiedMalformed         = "malformed"
 	UnverifiedUnknownState      = "unknown_state"
+	// UnverifiedIncompleteConnection: posted to a connection that is not
+	// active and whose settings cannot check anything (a draft).
+	UnverifiedIncompleteConnection = "incomplete_connection"
 )
 
 // unverifiable reports whether an answer on the ACS or callback carries
 // nothing the broker could verify: it names no real connection, cannot be
-// parsed, or (OIDC) answers no login this broker started. Anyone can post
+// parsed, (OIDC) answers no login this broker started, or was sent to a
+// connection that could have started none (a draft). Anyone can post
 // those without a credential, so they must not reach a tenant's events,
 // audit log or webhooks: an attacker would choose their content and their
 // number. Answers that parse and fail verification (a bad signature, the
@@ -38,6 +42,8 @@ func unverifiable(conn store.Connection, res connections.Result, err error) (str
 		return UnverifiedMalformed, true
 	case conn.Type == oidc.Name && errors.Is(err, connections.ErrRequestMismatch) && res.RequestID == "":
 		return UnverifiedUnknownState, true
+	case errors.Is(err, connections.ErrNothingToVerify):
+		return UnverifiedIncompleteConnection, true
 	}
 	return "", false
 }

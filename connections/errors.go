@@ -93,6 +93,12 @@ var (
 	ErrConnectionInactive = &Failure{"connection_inactive", "connection is not active"}
 )
 
+// ErrNothingToVerify marks an answer posted to a connection that cannot
+// have started a sign-in (not active, and its settings too incomplete to
+// make a connector of: no IdP, no certificate): nothing in it can be
+// checked, so it is junk, whoever sent it, and is recorded nowhere.
+var ErrNothingToVerify = errors.New("connections: the connection has nothing to verify an answer against")
+
 // Mismatch wraps sentinel with the "X was A, expected B" message tenant
 // admins need.
 func Mismatch(sentinel error, what, got, want string) error {

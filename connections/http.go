@@ -81,7 +81,7 @@ func (r *Registry) serveFinish(typ store.ConnectionType, complete CompleteFunc) 
 		if err == nil {
 			cn, err = r.connector(ctx, conn)
 			if err != nil && conn.Status != store.ConnectionActive {
-				err = fmt.Errorf("%w: %s is %s", ErrConnectionInactive, conn.ID, conn.Status)
+				err = fmt.Errorf("%w: %s is %s (%w)", ErrConnectionInactive, conn.ID, conn.Status, ErrNothingToVerify)
 			}
 		}
 		// One request for Finish and complete: what Finish parsed (the

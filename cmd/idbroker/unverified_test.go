@@ -266,4 +266,30 @@ func TestInactiveTenantCallbacks(t *testing.T) {
 	if f := failures(); len(f) != 1 {
 		t.Fatalf("junk at an inactive connection's ACS wrote authentication.failed: %v", f[1:])
 	}
+	// And for a draft connection, whose ACS URL is public before it can
+	// check anything.
+	var draft struct {
+		SAML struct {
+			ACSURL string `json:"acs_url"`
+		} `json:"saml"`
+	}
+	if code := b.do("POST", "/api/v1/tenants/"+tenant+"/connections", e2eBootstrapKey, map[string]any{"type": "saml", "name": "Draft"}, &draft); code != http.StatusCreated || draft.SAML.ACSURL == "" {
+		t.Fatalf("create a draft connection: %d %+v", code, draft)
+	}
+	acs = draft.SAML.ACSURL
+	if code := post(url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString([]byte("<samlp:Response/>"))}}); code != http.StatusBadRequest {
+		t.Errorf("junk at a draft connection's ACS: %d, want 400", code)
+	}
+	if f := failures(); len(f) != 1 {
+		t.Fatalf("junk at a draft connection's ACS wrote authentication.failed: %v", f[1:])
+	}
+	res, err := b.client.Get(b.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if want := `idbroker_sso_unverified_total{reason="incomplete_connection"} 1`; !strings.Contains(string(raw), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
 }
