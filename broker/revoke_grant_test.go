@@ -6,13 +6,17 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
 )
 
 // revokeAs posts token to the revocation endpoint as application a and
@@ -216,4 +220,44 @@ func TestRevokedCodeCannotBeRedeemed(t *testing.T) {
 		fresh, _ := b.exchange(t, code(t, b.authorize(t, br, nil)))
 		assertAlive(t, n, b, "a code's tokens issued after the revocation", fresh.AccessToken)
 	})
+}
+
+// TestSignInAgainInTheRevocationsSecond: tokens carry iat in whole
+// seconds, and a token of the revocation's second counts as revoked. The
+// clock is set just past the start of a second before the revocation, so
+// that the application signing the user in again at once does so in the
+// same second: the broker waits that second out before issuing the code,
+// and the new tokens (iat the next second) work, while the revoked ones
+// stay dead.
+func TestSignInAgainInTheRevocationsSecond(t *testing.T) {
+	var offset atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	mem := sessions.NewMemory()
+	n := newNodeServer(t, storetest.SQLite(t), mem, mem, "", httpserver.Config{}, func(c *broker.Config) { c.Now = clock })
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	b := n.app(store.Application{})
+	br := browser(t)
+	old, _ := b.exchange(t, code(t, b.authorize(t, br, url.Values{"login_hint": {"alice@acme.test"}})))
+
+	now := clock()
+	offset.Add(int64(time.Unix(now.Unix()+1, 0).Add(20 * time.Millisecond).Sub(now)))
+	second := clock().Unix()
+	if st, code := revokeAs(t, n, b, old.AccessToken); st != 200 {
+		t.Fatalf("revoke = %d %s", st, code)
+	}
+	fresh, _ := b.exchange(t, code(t, b.authorize(t, br, url.Values{"prompt": {"none"}})))
+	in := b.introspect(t, n, fresh.AccessToken)
+	if in["active"] != true {
+		t.Fatalf("tokens of a sign-in right after the revocation: %v, want active", in)
+	}
+	if iat, _ := in["iat"].(float64); int64(iat) <= second {
+		t.Errorf("new token's iat %d, want after the revocation's second %d", int64(iat), second)
+	}
+	if code, _ := refreshErr(t, b, fresh.RefreshToken); code != "" {
+		t.Errorf("refresh of the new grant = %s", code)
+	}
+	assertDead(t, n, b, "the revoked token", old.AccessToken)
+	if code, _ := refreshErr(t, b, old.RefreshToken); code != "invalid_grant" {
+		t.Errorf("refresh of the revoked grant = %q, want invalid_grant", code)
+	}
 }
