@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/idbroker/idbroker/internal/browsertest"
@@ -58,5 +59,48 @@ func TestHTTPSSessionInChromium(t *testing.T) {
 	}
 	if got := text("after sign-out"); !strings.Contains(got, "Your setup session has ended") {
 		t.Fatalf("the domains page after sign-out says:\n%s", got)
+	}
+}
+
+// TestCopyButtonsOnlyWithScriptInChromium: the wizard's Copy buttons work
+// through the portal's script, so a browser that runs none does not show
+// them (it showed buttons that did nothing); the values stay in their
+// fields, to select and copy by hand. With the script they show.
+func TestCopyButtonsOnlyWithScriptInChromium(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	browser := browsertest.New(t)
+	for _, tc := range []struct {
+		name    string
+		scripts bool
+	}{{"without script", false}, {"with script", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tab := browsertest.NewTab(t, browser)
+			if _, err := chromedp.Call(tab, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: !tc.scripts}); err != nil {
+				t.Fatal(err)
+			}
+			if err := browsertest.Do(tab,
+				chromedp.Navigate(h.link(ctx, store.IntentSSO)),
+				chromedp.Navigate(h.url+"/portal/sso/new"),
+				chromedp.Click(chromedp.CSS(`button[value="okta"]`)),
+				chromedp.WaitVisible(chromedp.ID("acs-url")),
+			); err != nil {
+				t.Fatalf("open the wizard: %v", err)
+			}
+			// Read through the protocol: a page without script still answers
+			// the driver's own evaluations.
+			shown, err := chromedp.Run(tab, chromedp.Evaluate[[]bool](`[...document.querySelectorAll("button[data-copy]")].map(b => b.offsetParent !== null)`))
+			if err != nil || len(shown) == 0 {
+				t.Fatalf("copy buttons: %v %v", shown, err)
+			}
+			for i, s := range shown {
+				if s != tc.scripts {
+					t.Errorf("copy button %d displayed = %v", i, s)
+				}
+			}
+			if v, err := chromedp.Run(tab, chromedp.Value(chromedp.ID("acs-url"))); err != nil || !strings.HasSuffix(v, "/acs") {
+				t.Errorf("ACS URL field = %q, %v", v, err)
+			}
+		})
 	}
 }
