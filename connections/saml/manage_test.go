@@ -2,7 +2,9 @@ package saml
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -268,5 +270,53 @@ func TestMetadataRefreshSignedRequests(t *testing.T) {
 	conn, _ = e.DB.Connection(e.Ctx, conn.ID)
 	if e.view(conn).SignAuthnRequests {
 		t.Fatal("the IdP no longer asks for signed AuthnRequests; the connection still signs them")
+	}
+}
+
+// TestSAMLCertificatePasteForms: the IdP certificate, pasted as admins
+// copy it — from a Windows file saved with a byte-order mark and CRLF,
+// from a web page or a one-line field that lost the line breaks, from
+// YAML or XML with indentation — is read, and a response it signs signs
+// the user in.
+func TestSAMLCertificatePasteForms(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	p := certPEM(idp.cert)
+	b64 := base64.StdEncoding.EncodeToString(idp.cert.Raw)
+	for name, pasted := range map[string]string{
+		"CRLF":                   strings.ReplaceAll(p, "\n", "\r\n"),
+		"byte-order mark":        "\ufeff" + strings.ReplaceAll(p, "\n", "\r\n"),
+		"one line":               "-----BEGIN CERTIFICATE----- " + b64 + " -----END CERTIFICATE-----",
+		"no white space at all":  "-----BEGIN CERTIFICATE-----" + b64 + "-----END CERTIFICATE-----",
+		"indented":               "    " + strings.ReplaceAll(strings.TrimSpace(p), "\n", "\n    "),
+		"bare base64 with a BOM": "\ufeff" + b64,
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn := e.samlConn(idp, func(s *Settings) { s.IdPCertificatesPEM = &PEMList{pasted} })
+			cfg, _ := DecodeConfig(conn.Config)
+			if len(cfg.IdPCertificates) != 1 || cfg.IdPCertificates[0].PEM != p {
+				t.Fatalf("certificates = %+v", cfg.IdPCertificates)
+			}
+			cn, err := e.Reg.Connector(e.Ctx, conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: e.Clock.Now()})
+			if res, err := cn.(*samlConnector).finish(e.Ctx, raw, e.pend(conn, "id-1", "")); err != nil || res.Profile.Email != "alice@example.com" {
+				t.Fatalf("sign-in = %+v, %v", res.Profile, err)
+			}
+		})
+	}
+	// What is not a certificate is still refused, saying what it is.
+	for _, pasted := range []string{
+		"-----BEGIN RSA PRIVATE KEY----- AAAA -----END RSA PRIVATE KEY-----",
+		p + "trailing words",
+		"-----BEGIN CERTIFICATE----- not base64! -----END CERTIFICATE-----",
+	} {
+		_, err := e.Reg.CreateConnection(e.Ctx, Name, "x", Settings{IdPCertificatesPEM: &PEMList{pasted}}.Request(), nil)
+		wantErr(t, err, connections.ErrConfig, "")
+		if fe, ok := errors.AsType[*connections.FieldError](err); !ok || fe.Field != "saml.idp_certificates_pem" {
+			t.Fatalf("%q: %v does not name the field", pasted, err)
+		}
 	}
 }

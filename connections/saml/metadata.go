@@ -14,6 +14,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"math/big"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -188,34 +189,46 @@ func fetchIdPMetadata(ctx context.Context, deps connections.Deps, url string) (i
 	return s, nil
 }
 
+// pemBlock is one -----BEGIN …----- … -----END …----- block, however its
+// lines were broken: a PEM copied out of a web page or a one-line input
+// loses its line breaks, one pasted from YAML or XML gains indentation.
+var pemBlock = regexp.MustCompile(`-----BEGIN ([^-\r\n]+)-----([^-]*)-----END ([^-\r\n]+)-----`)
+
 // parseCertificates reads one or more PEM certificates (a bare base64 DER
-// body, as IdP admin consoles often show it, is accepted too). Duplicates
-// are dropped.
+// body, as IdP admin consoles often show it, is accepted too), with or
+// without their line breaks, indented or not, after a byte-order mark
+// (Windows editors save one). Duplicates are dropped.
 func parseCertificates(s string) ([]Certificate, error) {
-	s = strings.TrimSpace(s)
+	s = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s), "\ufeff"))
 	if s == "" {
 		return nil, nil
 	}
+	var ders [][]byte
 	if !strings.Contains(s, "-----BEGIN") {
 		der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(s), ""))
 		if err != nil {
 			return nil, fmt.Errorf("%w: idp_certificates_pem is neither PEM nor base64", connections.ErrConfig)
 		}
-		s = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		ders = append(ders, der)
+	} else {
+		for _, m := range pemBlock.FindAllStringSubmatch(s, -1) {
+			if m[1] != "CERTIFICATE" || m[3] != "CERTIFICATE" {
+				return nil, fmt.Errorf("%w: idp_certificates_pem holds a %q block, want CERTIFICATE", connections.ErrConfig, m[1])
+			}
+			der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(m[2]), ""))
+			if err != nil {
+				return nil, fmt.Errorf("%w: an IdP certificate is not valid base64", connections.ErrConfig)
+			}
+			ders = append(ders, der)
+		}
+		if strings.TrimSpace(pemBlock.ReplaceAllString(s, "")) != "" {
+			return nil, fmt.Errorf("%w: idp_certificates_pem is not a list of PEM certificates", connections.ErrConfig)
+		}
 	}
 	var out []Certificate
 	seen := map[string]bool{}
-	rest := []byte(s)
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%w: idp_certificates_pem holds a %q block, want CERTIFICATE", connections.ErrConfig, block.Type)
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
+	for _, der := range ders {
+		cert, err := x509.ParseCertificate(der)
 		if err != nil {
 			return nil, fmt.Errorf("%w: an IdP certificate is not a valid X.509 certificate", connections.ErrConfig)
 		}
@@ -232,7 +245,7 @@ func parseCertificates(s string) ([]Certificate, error) {
 			NotAfter: cert.NotAfter.UTC(),
 		})
 	}
-	if strings.TrimSpace(string(rest)) != "" || len(out) == 0 {
+	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: idp_certificates_pem is not a list of PEM certificates", connections.ErrConfig)
 	}
 	if len(out) > 10 {
