@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/store"
 )
@@ -79,6 +81,11 @@ func apply(_ context.Context, deps connections.Deps, cfg *Config, secrets map[st
 		// Kept as typed: an issuer is compared exactly, and some end in a
 		// slash (open accepts either form of the IdP's own).
 		iss := strings.TrimSpace(*s.Issuer)
+		// Admins often paste the discovery document's URL, which IdP
+		// consoles show beside or instead of the issuer (Okta's
+		// "Metadata URI", Entra's "OpenID Connect metadata document"):
+		// the issuer is what precedes its well-known path.
+		iss = strings.TrimSuffix(iss, oidc.DiscoveryEndpoint)
 		if err := connections.CheckURL("issuer", iss, deps.AllowInsecureURLs); err != nil {
 			return err
 		}

@@ -611,6 +611,25 @@ func TestOIDCAnyEmailDomainVouchesOnlyForVerified(t *testing.T) {
 	}
 }
 
+// TestOIDCIssuerGivenAsDiscoveryURL: the discovery document's URL, which
+// IdP consoles show as "Metadata URI" or "OpenID Connect metadata
+// document", is taken for the issuer it is the document of.
+func TestOIDCIssuerGivenAsDiscoveryURL(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "/realms/acme")
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Keycloak", Settings{
+		Issuer: ptr(op.issuer("/realms/acme") + "/.well-known/openid-configuration"), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _ := DecodeConfig(conn.Config); cfg.Issuer != op.issuer("/realms/acme") || conn.Status != store.ConnectionActive {
+		t.Fatalf("issuer %q, status %s", cfg.Issuer, conn.Status)
+	}
+	if c := oidcLogin(t, e, conn, "r"); c.Err != nil || c.Res.Profile.Email != "bob@example.com" {
+		t.Fatalf("login = %+v, %v", c.Res.Profile, c.Err)
+	}
+}
+
 // TestOIDCGoogleIssuerForms: Google documents its id_tokens' iss as
 // https://accounts.google.com or accounts.google.com, and some of its
 // token endpoints still issue the bare host. A Google connection takes
