@@ -128,6 +128,10 @@ func TestConnectionSettingsValidation(t *testing.T) {
 		{"xml and url", Name, Settings{IdPMetadataXML: ptr("<x/>"), IdPMetadataURL: ptr("https://x")}.Request(), "idp_metadata_xml or idp_metadata_url"},
 		{"bad metadata", Name, Settings{IdPMetadataXML: ptr("not xml")}.Request(), "not XML"},
 		{"metadata with DTD", Name, Settings{IdPMetadataXML: ptr(`<!DOCTYPE x><EntityDescriptor/>`)}.Request(), "DTD"},
+		// An admin page's address given for the metadata's: said as such,
+		// not as a DTD refused.
+		{"a web page for metadata", Name, Settings{IdPMetadataXML: ptr("\n<!DOCTYPE html>\n<html><head><title>Sign in</title></head></html>")}.Request(), "web page (HTML), not SAML metadata"},
+		{"a web page without doctype", Name, Settings{IdPMetadataXML: ptr(`<HTML><body>Sign in</body></HTML>`)}.Request(), "web page (HTML)"},
 		{"bad certificate", Name, Settings{IdPCertificatesPEM: &PEMList{"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}}.Request(), "not a valid X.509 certificate"},
 		{"private key as certificate", Name, Settings{IdPCertificatesPEM: &PEMList{"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}}.Request(), "PRIVATE KEY"},
 		// Begin sends the browser to the SSO URL, by an auto-submitting

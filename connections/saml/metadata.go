@@ -60,6 +60,12 @@ func hasDTD(b []byte) bool {
 	}
 }
 
+// isHTML reports a document that starts as an HTML page does.
+func isHTML(b []byte) bool {
+	b = bytes.TrimLeft(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), " \t\r\n")
+	return hasPrefixFold(b, "<!doctype html") || hasPrefixFold(b, "<html")
+}
+
 func hasPrefixFold(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
 }
@@ -70,6 +76,11 @@ func hasPrefixFold(b []byte, prefix string) bool {
 func parseIdPMetadata(b []byte, allowHTTP bool) (idpSettings, error) {
 	if len(b) > MaxMetadataBytes {
 		return idpSettings{}, fmt.Errorf("%w: IdP metadata larger than %d bytes", connections.ErrConfig, MaxMetadataBytes)
+	}
+	if isHTML(b) {
+		// The usual slip: the address of the IdP's admin page, or of a
+		// sign-in page it redirected to, instead of the metadata's own.
+		return idpSettings{}, fmt.Errorf("%w: this is a web page (HTML), not SAML metadata (XML); give the address of the metadata document itself", connections.ErrConfig)
 	}
 	if hasDTD(b) {
 		return idpSettings{}, fmt.Errorf("%w: IdP metadata must not contain a DTD", connections.ErrConfig)
