@@ -212,6 +212,11 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 		}
 		return connections.Invalid(field, "give IdP metadata or the manual fields (idp_entity_id, idp_sso_url, idp_certificates_pem), not both")
 	}
+	if hasXML {
+		if v := strings.TrimSpace(*s.IdPMetadataXML); !strings.Contains(v, "<") && (strings.HasPrefix(v, "https://") || strings.HasPrefix(v, "http://")) {
+			return connections.Invalid("idp_metadata_xml", "idp_metadata_xml holds a URL, not a metadata document: give it as idp_metadata_url, and the broker fetches it (and reads it again when the IdP's certificates change)")
+		}
+	}
 	var idp *idpSettings
 	switch {
 	case hasXML:

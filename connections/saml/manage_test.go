@@ -127,6 +127,7 @@ func TestConnectionSettingsValidation(t *testing.T) {
 		{"metadata and manual", Name, Settings{IdPMetadataXML: ptr("<x/>"), IdPEntityID: ptr("x")}.Request(), "not both"},
 		{"xml and url", Name, Settings{IdPMetadataXML: ptr("<x/>"), IdPMetadataURL: ptr("https://x")}.Request(), "idp_metadata_xml or idp_metadata_url"},
 		{"bad metadata", Name, Settings{IdPMetadataXML: ptr("not xml")}.Request(), "not XML"},
+		{"metadata URL given as the document", Name, Settings{IdPMetadataXML: ptr(" https://login.microsoftonline.com/t/federationmetadata/2007-06/federationmetadata.xml?appid=a\n")}.Request(), "give it as idp_metadata_url"},
 		{"metadata with DTD", Name, Settings{IdPMetadataXML: ptr(`<!DOCTYPE x><EntityDescriptor/>`)}.Request(), "DTD"},
 		// An admin page's address given for the metadata's: said as such,
 		// not as a DTD refused.
