@@ -2,6 +2,8 @@ package oidc
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -54,8 +56,9 @@ type testOP struct {
 	// error status instead of the user's claims.
 	userinfoStatus atomic.Int32
 	// jwksStatus, when set, is the JWKS endpoint's answer instead of the
-	// keys.
+	// keys; jwksReads counts reads of the JWKS.
 	jwksStatus atomic.Int32
+	jwksReads  atomic.Int32
 	// omitIDToken makes the token endpoint answer without an id_token, as
 	// a plain OAuth server does.
 	omitIDToken atomic.Bool
@@ -111,6 +114,7 @@ func newTestOPAt(t *testing.T, issuerPath, issuer string) *testOP {
 		})
 	})
 	mux.HandleFunc(issuerPath+"/jwks", func(w http.ResponseWriter, r *http.Request) {
+		op.jwksReads.Add(1)
 		if st := op.jwksStatus.Load(); st != 0 {
 			http.Error(w, "<html>maintenance</html>", int(st))
 			return
@@ -393,6 +397,64 @@ func TestOIDCForgedIDTokens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOIDCKeyRotation: an IdP that rotates its signing key (a new kid in
+// its JWKS, id_tokens signed RS256, PS256 or ES256 with it) is followed
+// at the first id_token with the new kid, by one read of the JWKS; the
+// keys are then served from memory, not read again at every sign-in.
+func TestOIDCKeyRotation(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	op.algs = []string{"RS256", "PS256", "ES256"}
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signIn := func(step string) {
+		t.Helper()
+		if c := oidcLogin(t, e, conn, "r"); c.Err != nil || c.Res.Profile.Email != "bob@example.com" {
+			t.Fatalf("%s: %+v, %v", step, c.Res.Profile, c.Err)
+		}
+	}
+	signIn("first sign-in")
+	signIn("second sign-in")
+	if n := op.jwksReads.Load(); n != 1 {
+		t.Fatalf("JWKS read %d times for two sign-ins with one key", n)
+	}
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range []struct {
+		alg       jose.SignatureAlgorithm
+		priv, pub any
+	}{{jose.PS256, rk, &rk.PublicKey}, {jose.ES256, ec, &ec.PublicKey}} {
+		kid := "rotated-" + string(k.alg)
+		op.jwks = jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: k.pub, KeyID: kid, Algorithm: string(k.alg), Use: "sig"}}}
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: jose.JSONWebKey{Key: k.priv, KeyID: kid}}, (&jose.SignerOptions{}).WithType("JWT"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		op.sign = func(c map[string]any) string {
+			tok, err := jwt.Signed(signer).Claims(c).Serialize()
+			if err != nil {
+				t.Error(err)
+			}
+			return tok
+		}
+		signIn("after rotating to " + kid)
+		signIn("again with " + kid)
+		if n, want := op.jwksReads.Load(), int32(2+i); n != want {
+			t.Fatalf("after rotating to %s: JWKS read %d times, want %d", kid, n, want)
+		}
+	}
+	op.sign = nil
 }
 
 // TestOIDCTokenAnswerUnreadable: what the admin is told when the IdP was
