@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -89,12 +90,22 @@ func (db *DB) DirectoryStats(ctx context.Context, id string) (DirectoryStats, er
 
 // RedeliverDelivery puts a failed or dead delivery back in the queue, due
 // at once, and returns it. A pending or succeeded one is ErrConflict, and
-// so is one whose webhook is disabled or deleted (it would only end again).
+// so is one whose webhook is disabled or deleted, or no longer subscribes
+// to its event's type (it would only end again).
 func (db *DB) RedeliverDelivery(ctx context.Context, id string) (Delivery, error) {
 	now := db.now()
 	var d Delivery
 	err := db.global(ctx, true, func(q querier) error {
-		var err error
+		var typ string
+		var subs []string
+		err := q.queryRow(ctx, `SELECT e.type, w.events FROM deliveries d JOIN events e ON e.id = d.event_id
+			JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1`, id).Scan(&typ, jsonDest{&subs})
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(subs, "*") && !slices.Contains(subs, typ) {
+			return fmt.Errorf("%w: the webhook no longer subscribes to %s", ErrConflict, typ)
+		}
 		d, err = scanDelivery(q.queryRow(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = $2, updated_at = $2
 			WHERE id = $1 AND status IN ('failed', 'dead')
 			  AND webhook_id IN (SELECT id FROM webhooks WHERE NOT disabled AND deleted_at IS NULL)

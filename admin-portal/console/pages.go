@@ -600,7 +600,7 @@ func (c *Console) redeliver(ec echo.Context) error {
 	case errors.Is(err, store.ErrNotFound):
 		return c.notFound(ec)
 	case errors.Is(err, store.ErrConflict):
-		return c.message(ec, http.StatusConflict, "Not redelivered", "Only a failed delivery or a dead letter of an enabled webhook can be redelivered.")
+		return c.message(ec, http.StatusConflict, "Not redelivered", "Only a failed delivery or a dead letter of an enabled webhook that still subscribes to its event's type can be redelivered.")
 	case err != nil:
 		return fmt.Errorf("console: redeliver: %w", err)
 	}

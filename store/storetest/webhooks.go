@@ -228,6 +228,9 @@ func testWebhookNarrowed(t *testing.T, db *store.DB) {
 	if d := status(other.ID, pending.ID); d.Status != store.DeliveryPending {
 		t.Fatalf("another webhook's delivery: %+v", d)
 	}
+	// Nor can an operator send it again by hand: it would only end again.
+	_, err = db.RedeliverDelivery(ctx, status(hook.ID, failed.ID).ID)
+	wantErr(t, err, store.ErrConflict)
 	// The same list again, then every type: nothing more ends, nothing
 	// comes back.
 	if _, ended, err := db.UpdateWebhook(ctx, hook.ID, store.WebhookUpdate{Events: &narrowed}); err != nil || ended != 0 {
@@ -242,5 +245,9 @@ func testWebhookNarrowed(t *testing.T, db *store.DB) {
 	}
 	if d := status(hook.ID, kept.ID); d.Status != store.DeliveryPending {
 		t.Fatalf("widening changed %+v", d)
+	}
+	// Subscribed again, the dead letter can be redelivered on request.
+	if d, err := db.RedeliverDelivery(ctx, status(hook.ID, failed.ID).ID); err != nil || d.Status != store.DeliveryPending {
+		t.Fatalf("redeliver once subscribed again: %+v %v", d, err)
 	}
 }
