@@ -200,3 +200,26 @@ func TestSAMLNameIDAndEmail(t *testing.T) {
 		})
 	}
 }
+
+// TestSAMLAttributeValueShapes: attribute values as IdPs type them —
+// xs:anyType (AD FS), no xsi:type at all, empty and xsi:nil values beside
+// real ones (Okta sends an empty value for an unset profile field), a
+// value padded with white space — are read as their text; what is empty
+// is skipped, never taken as the email or a group.
+func TestSAMLAttributeValueShapes(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	res, err := e.mappedSignIn(t, idp, nil, "00u1abcd", string(saml.PersistentNameIDFormat), []saml.AttributeStatement{{Attributes: []saml.Attribute{
+		{Name: "email", Values: []saml.AttributeValue{{Value: ""}, {Type: "xs:anyType", Value: "  alice@example.com\n"}}},
+		{Name: "firstName", Values: []saml.AttributeValue{{Nil: true}, {Value: "Alice"}}},
+		{Name: "lastName", Values: []saml.AttributeValue{}},
+		{Name: "groups", Values: []saml.AttributeValue{{Value: ""}, {Type: "xs:string", Value: "Engineering"}, {Nil: true}, {Value: " Admins "}}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Profile
+	if p.Email != "alice@example.com" || p.GivenName != "Alice" || p.FamilyName != "" || p.Name != "Alice" || !slices.Equal(p.Groups, []string{"Engineering", "Admins"}) {
+		t.Fatalf("profile = %+v", p)
+	}
+}
