@@ -123,6 +123,7 @@ func (db *DB) RedeliverDelivery(ctx context.Context, id string) (Delivery, error
 
 // FindTenants lists tenants whose name or id contains query (case
 // insensitive), or that own a domain containing it, in creation order.
+// The query is text: % and _ in it are themselves, not LIKE's wildcards.
 func (db *DB) FindTenants(ctx context.Context, query string, p Page) ([]Tenant, string, error) {
 	p = p.Normalize()
 	var out []Tenant
@@ -132,8 +133,8 @@ func (db *DB) FindTenants(ctx context.Context, query string, p Page) ([]Tenant, 
 		// only for exact verified domains, so here it matches names and
 		// ids, and the domain search is done per tenant by the caller.
 		rs, err := q.query(ctx, "SELECT "+tenantCols+` FROM tenants
-			WHERE id > $1 AND (lower(name) LIKE '%' || lower($3) || '%' OR lower(id) = lower($3))
-			ORDER BY id LIMIT $2`, p.After, p.Limit+1, query)
+			WHERE id > $1 AND (lower(name) LIKE '%' || lower($3) || '%' ESCAPE '\' OR lower(id) = lower($4))
+			ORDER BY id LIMIT $2`, p.After, p.Limit+1, escapeLike(query), query)
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/idbroker/idbroker/admin-portal/console"
 	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
 )
 
 // TestSignedOutRoutes: every console page without a session sends a
@@ -375,5 +376,38 @@ func TestPendingOperatorGetsANewLink(t *testing.T) {
 	}
 	if _, _, err := console.CreateOperator(ctx, h.db, h.url, "late@vendor.example", "cli"); err == nil {
 		t.Fatal("a disabled operator got a new enrolment link")
+	}
+}
+
+// TestTenantSearchIsLiteral: the tenants page's search is for the text
+// typed; % and _ are themselves, not wildcards matching every tenant, on
+// PostgreSQL and on SQLite alike.
+func TestTenantSearchIsLiteral(t *testing.T) {
+	h := start(t, "")
+	s := h.signIn(t)
+	newTenant(t, h.db, "100% Widgets")
+	newTenant(t, h.db, "Acme_EU")
+	newTenant(t, h.db, "Globex")
+	for _, tc := range []struct{ q, want string }{
+		{"%", "100% Widgets"}, {"_", "Acme_EU"}, {"0% w", "100% Widgets"}, {"globex", "Globex"},
+	} {
+		resp, body := h.get(t, s.token, "/console/tenants?q="+url.QueryEscape(tc.q))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("q=%q: %d", tc.q, resp.StatusCode)
+		}
+		if n := strings.Count(body, `href="/console/tenants/tnt_`); n != 1 || !strings.Contains(body, tc.want) {
+			t.Errorf("q=%q: %d tenants, want only %s", tc.q, n, tc.want)
+		}
+	}
+	lite := storetest.SQLite(t)
+	for _, name := range []string{"100% Widgets", "Acme_EU", "Globex"} {
+		if _, err := lite.CreateTenant(context.Background(), store.Tenant{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{"%", "_"} {
+		if list, _, err := lite.FindTenants(context.Background(), q, store.Page{}); err != nil || len(list) != 1 {
+			t.Errorf("SQLite q=%q: %d tenants, %v", q, len(list), err)
+		}
 	}
 }
