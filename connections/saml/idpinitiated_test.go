@@ -78,3 +78,35 @@ func TestIdPInitiatedLanding(t *testing.T) {
 		})
 	}
 }
+
+// TestSAMLIdPInitiatedRefusedWithRelayState: a tile click on a connection
+// that does not accept IdP-initiated logins is refused as that
+// (idp_initiated_not_allowed), also when the IdP adds a RelayState of its
+// own (Okta's Default RelayState, Entra's Relay State, a Google Start
+// URL); a response to an AuthnRequest whose RelayState is no longer known
+// (expired, used) stays a request_mismatch.
+func TestSAMLIdPInitiatedRefusedWithRelayState(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	conn := e.samlConn(idp, nil)
+	cn, err := e.Reg.Connector(e.Ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := cn.(*samlConnector)
+	for _, tt := range []struct {
+		name, relay, inResponseTo string
+		want                      error
+	}{
+		{"tile with Okta's Default RelayState", "app_01HZY3", "", connections.ErrIdPInitiated},
+		{"tile with a landing URL", "https://app.example.com/home?x=" + strings.Repeat("y", 200), "", connections.ErrIdPInitiated},
+		{"tile without RelayState", "", "", connections.ErrIdPInitiated},
+		{"answer to a login whose RelayState expired", randomToken(), "id-expired", connections.ErrRequestMismatch},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: tt.inResponseTo, issuedAt: e.Clock.Now()})
+			_, err := sc.finish(e.Ctx, raw, tt.relay)
+			wantErr(t, err, tt.want, "")
+		})
+	}
+}

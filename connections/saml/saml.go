@@ -308,12 +308,12 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 	// anything else is looked at: it is refused without being recorded
 	// for the tenant (anyone can post it), and never reaches the
 	// login-state lookup.
-	issued, err := checkResponseXML(raw)
+	issued, solicited, err := checkResponseXML(raw)
 	if err != nil {
 		return connections.Result{}, err
 	}
 
-	sp, possible, brokerReq, err := c.pending(ctx, relay)
+	sp, possible, brokerReq, err := c.pending(ctx, relay, solicited)
 	if err != nil {
 		return connections.Result{}, err
 	}
@@ -359,8 +359,10 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 // checkResponseXML reports connections.ErrMalformed unless raw is well-formed XML
 // whose root is a SAML 2.0 protocol Response, and returns the Response's
 // IssueInstant as written (unverified: it only places the library's clock,
-// see libraryLag).
-func checkResponseXML(raw []byte) (issueInstant string, err error) {
+// see libraryLag), and whether it says it answers an AuthnRequest
+// (InResponseTo; unverified too: it only names why a response with no
+// login to match is refused).
+func checkResponseXML(raw []byte) (issueInstant string, inResponseTo bool, err error) {
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	root := false
 	for {
@@ -369,24 +371,27 @@ func checkResponseXML(raw []byte) (issueInstant string, err error) {
 			break
 		}
 		if err != nil {
-			return "", fmt.Errorf("%w: the response is not well-formed XML", connections.ErrMalformed)
+			return "", false, fmt.Errorf("%w: the response is not well-formed XML", connections.ErrMalformed)
 		}
 		if se, ok := tok.(xml.StartElement); ok && !root {
 			root = true
 			if se.Name.Local != "Response" || !declaresNS(se, se.Name.Space, "urn:oasis:names:tc:SAML:2.0:protocol") {
-				return "", fmt.Errorf("%w: the XML is not a SAML 2.0 Response", connections.ErrMalformed)
+				return "", false, fmt.Errorf("%w: the XML is not a SAML 2.0 Response", connections.ErrMalformed)
 			}
 			for _, a := range se.Attr {
-				if a.Name.Space == "" && a.Name.Local == "IssueInstant" {
+				switch {
+				case a.Name.Space == "" && a.Name.Local == "IssueInstant":
 					issueInstant = a.Value
+				case a.Name.Space == "" && a.Name.Local == "InResponseTo":
+					inResponseTo = a.Value != ""
 				}
 			}
 		}
 	}
 	if !root {
-		return "", fmt.Errorf("%w: the response has no XML element", connections.ErrMalformed)
+		return "", false, fmt.Errorf("%w: the response has no XML element", connections.ErrMalformed)
 	}
-	return issueInstant, nil
+	return issueInstant, inResponseTo, nil
 }
 
 // libraryLag is how far back the SAML library's clock is set for a
@@ -426,7 +431,11 @@ func declaresNS(se xml.StartElement, prefix, ns string) bool {
 // pending finds the login this response answers, by RelayState, and picks
 // the SP that validates it: strict for a login this SP started; the
 // unsolicited one, with no request ids, for an IdP-initiated login.
-func (c *samlConnector) pending(ctx context.Context, relay string) (*saml.ServiceProvider, []string, string, error) {
+// solicited is the response saying it answers an AuthnRequest: without
+// it, a RelayState that names no login here is an IdP's own (Okta's
+// Default RelayState, Entra's Relay State, a Google Start URL) on an
+// IdP-initiated sign-in.
+func (c *samlConnector) pending(ctx context.Context, relay string, solicited bool) (*saml.ServiceProvider, []string, string, error) {
 	if relay != "" && len(relay) <= 128 {
 		b, err := c.deps.Once.Take(ctx, pendingKey(relay))
 		switch {
@@ -441,7 +450,7 @@ func (c *samlConnector) pending(ctx context.Context, relay string) (*saml.Servic
 		}
 	}
 	if c.unsolicited == nil {
-		if relay != "" {
+		if relay != "" && solicited {
 			return nil, nil, "", fmt.Errorf("%w: RelayState is unknown, expired or already used, and IdP-initiated login is off", connections.ErrRequestMismatch)
 		}
 		return nil, nil, "", fmt.Errorf("%w: the response answers no login started here; enable allow_idp_initiated to accept IdP-initiated logins", connections.ErrIdPInitiated)
