@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"net/netip"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/internal/httpserver"
@@ -20,8 +22,28 @@ func ByTenant(c echo.Context) (string, bool) {
 }
 
 // ByIP keys a request by the client address (echo's RealIP, which trusts
-// forwarding headers only as the server's IPExtractor allows).
+// forwarding headers only as the server's IPExtractor allows), an IPv6
+// client by its /64 (AddressKey).
 func ByIP(c echo.Context) (string, bool) {
 	ip := c.RealIP()
-	return ip, ip != ""
+	return AddressKey(ip), ip != ""
+}
+
+// AddressKey is the bucket of the client address ip: an IPv4 address (or an
+// IPv4-mapped IPv6 one) as itself, an IPv6 address as its /64. One
+// subscriber, host or cloud instance is given a /64 or more, and picks any
+// address in it at will (privacy extensions rotate them on their own), so a
+// per-address budget keyed by the full address would be no budget at all,
+// and each address a fresh key in Redis. A value that is not an address is
+// returned as it is.
+func AddressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
 }
