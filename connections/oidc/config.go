@@ -3,6 +3,7 @@ package oidc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -89,7 +90,10 @@ func apply(_ context.Context, deps connections.Deps, cfg *Config, secrets map[st
 		if err := connections.CheckURL("issuer", iss, deps.AllowInsecureURLs); err != nil {
 			return err
 		}
-		if _, err := entraTenantOf(iss); err != nil {
+		// An issuer naming an Entra tenant by domain is kept: opening the
+		// connection reads its discovery document and names the tenant id
+		// to set instead.
+		if _, err := entraTenantOf(iss); err != nil && !errors.Is(err, errEntraDomain) {
 			return err
 		}
 		cfg.Issuer = iss

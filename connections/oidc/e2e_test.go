@@ -692,6 +692,40 @@ func TestOIDCIssuerGivenAsDiscoveryURL(t *testing.T) {
 	}
 }
 
+// dialingRegistry is a Registry of e whose client reaches op, served over
+// TLS at its public issuer, whatever host it asks for; and its transport.
+func dialingRegistry(e *connectionstest.Env, op *testOP) (*connections.Registry, *http.Transport) {
+	tr := op.srv.Client().Transport.(*http.Transport).Clone()
+	tr.TLSClientConfig.ServerName = "example.com" // the test server's certificate
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, op.srv.Listener.Addr().String())
+	}
+	return connections.NewRegistry(connections.Config{Types: e.Types, Issuer: e.Issuer, Store: e.DB, Once: e.Once,
+		HTTPClient: &http.Client{Transport: tr}, Now: e.Clock.Now}), tr
+}
+
+// TestOIDCEntraTenantByDomain: Entra answers discovery for a tenant named
+// by one of its domains (…/contoso.onmicrosoft.com/v2.0), with the issuer
+// naming the tenant id. The admin who typed the domain is told that
+// issuer to set, rather than only that a tenant id is needed; the
+// multi-tenant issuers stay refused outright.
+func TestOIDCEntraTenantByDomain(t *testing.T) {
+	const tid = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOPAt(t, "/contoso.onmicrosoft.com/v2.0", "https://login.microsoftonline.com/"+tid+"/v2.0")
+	reg, _ := dialingRegistry(e, op)
+	_, err := reg.CreateConnection(e.Ctx, Name, "Entra", Settings{
+		Issuer: ptr("https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+	fe, ok := errors.AsType[*connections.FieldError](err)
+	if !ok || fe.Field != "oidc.issuer" || !strings.Contains(fe.Msg, `names the issuer "https://login.microsoftonline.com/`+tid+`/v2.0"`) {
+		t.Fatalf("error = %v; want oidc.issuer naming the tenant-id issuer", err)
+	}
+	for _, iss := range []string{"https://login.microsoftonline.com/common/v2.0", "https://login.microsoftonline.com/organizations/v2.0"} {
+		_, err := reg.CreateConnection(e.Ctx, Name, "Entra", Settings{Issuer: ptr(iss), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+		wantErr(t, err, connections.ErrConfig, "must name the tenant id")
+	}
+}
+
 // TestOIDCGoogleIssuerForms: Google documents its id_tokens' iss as
 // https://accounts.google.com or accounts.google.com, and some of its
 // token endpoints still issue the bare host. A Google connection takes
@@ -701,14 +735,7 @@ func TestOIDCIssuerGivenAsDiscoveryURL(t *testing.T) {
 func TestOIDCGoogleIssuerForms(t *testing.T) {
 	e := newEnv(t, connectionstest.Options{})
 	op := newTestOPAt(t, "", "https://accounts.google.com")
-	tr := op.srv.Client().Transport.(*http.Transport).Clone()
-	tr.TLSClientConfig.ServerName = "example.com" // the test server's certificate
-	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, network, op.srv.Listener.Addr().String())
-	}
-	client := &http.Client{Transport: tr}
-	reg := connections.NewRegistry(connections.Config{Types: e.Types, Issuer: e.Issuer, Store: e.DB, Once: e.Once,
-		HTTPClient: client, Now: e.Clock.Now})
+	reg, tr := dialingRegistry(e, op)
 	conn, err := reg.CreateConnection(e.Ctx, Name, "Google", Settings{
 		Issuer: ptr("https://accounts.google.com"), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
 	if err != nil {

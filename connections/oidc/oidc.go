@@ -71,9 +71,16 @@ func pendingKey(state string) string { return "login:oidc:" + state }
 
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
+// errEntraDomain is an Entra issuer that names the tenant by one of its
+// domains (https://login.microsoftonline.com/contoso.com/v2.0), as Entra
+// accepts in URLs: its discovery document names the tenant id, which
+// open then tells the admin to set.
+var errEntraDomain = errors.New("oidc: the Entra ID issuer names a domain, not the tenant id")
+
 // entraTenantOf returns the Entra tenant id in an Entra issuer, "" for
 // another IdP, and an error for a multi-tenant Entra issuer (common,
-// organizations, consumers), whose tokens any Entra tenant can mint.
+// organizations, consumers), whose tokens any Entra tenant can mint, or
+// errEntraDomain.
 func entraTenantOf(issuer string) (string, error) {
 	u, err := url.Parse(issuer)
 	if err != nil {
@@ -83,10 +90,17 @@ func entraTenantOf(issuer string) (string, error) {
 		return "", nil
 	}
 	seg := strings.Split(strings.Trim(u.Path, "/"), "/")[0]
-	if !guidRE.MatchString(seg) {
-		return "", connections.Invalid("issuer", "Entra ID issuer must name the tenant id (https://login.microsoftonline.com/{tenant-id}/v2.0), not %q", seg)
+	switch {
+	case guidRE.MatchString(seg):
+		return strings.ToLower(seg), nil
+	case strings.Contains(seg, "."):
+		return "", errEntraDomain
 	}
-	return strings.ToLower(seg), nil
+	return "", entraNeedsTenantID(seg)
+}
+
+func entraNeedsTenantID(seg string) error {
+	return connections.Invalid("issuer", "Entra ID issuer must name the tenant id (https://login.microsoftonline.com/{tenant-id}/v2.0), not %q", seg)
 }
 
 func defaultPreset(issuer string) string {
@@ -113,7 +127,8 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 		return nil, fmt.Errorf("%w: OIDC connection %s is incomplete (missing %s)", connections.ErrConfig, conn.ID, strings.Join(m, ", "))
 	}
 	tid, err := entraTenantOf(cfg.Issuer)
-	if err != nil {
+	domainNamed := errors.Is(err, errEntraDomain)
+	if err != nil && !domainNamed {
 		return nil, err
 	}
 	c := &oidcConnector{deps: deps, conn: conn, cfg: cfg, entraTenant: tid,
@@ -157,6 +172,12 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 	}
 	if err != nil {
 		return nil, connections.Unreachable("issuer", "read the OIDC discovery document at", discoveryURL(cfg.Issuer), discoveryCause(err))
+	}
+	if domainNamed {
+		// Entra's documents name the tenant id, so discovery refused the
+		// domain above; should one not, no sign-in goes without a tenant
+		// to hold its tokens to.
+		return nil, connections.Invalid("issuer", "Entra ID issuer must name the tenant id (https://login.microsoftonline.com/{tenant-id}/v2.0), not one of its domains")
 	}
 	c.issParam = tap.issParam.Load()
 	if u, ok := tap.jwksURI.Load().(string); ok {
