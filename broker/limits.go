@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/ratelimit"
 )
 
 // clientIDKey holds, in the echo context, the client_id a token or
@@ -18,6 +20,22 @@ const clientIDKey = "broker.client_id"
 func ClientID(c echo.Context) string {
 	id, _ := c.Get(clientIDKey).(string)
 	return id
+}
+
+// TokenLimitKey is the bucket of the token rate limit (Config.TokenLimit):
+// the client_id a request names, from the client's address (an IPv6 one by
+// its /64, ratelimit.AddressKey). The client_id is counted before it is
+// authenticated, and client_ids are public (every authorization URL shows
+// one): keyed by the client_id alone, anyone could spend an application's
+// budget with requests that fail, and its real token requests would get the
+// 429. From one address a caller spends only its own share of a client's
+// budget; the application's servers keep theirs.
+func TokenLimitKey(c echo.Context) (string, bool) {
+	id := ClientID(c)
+	if id == "" {
+		return "", false
+	}
+	return id + " " + ratelimit.AddressKey(c.RealIP()), true
 }
 
 var (

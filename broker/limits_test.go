@@ -36,10 +36,7 @@ func limitedNode(t *testing.T, xff bool) *node {
 	}
 	return newNodeServer(t, storetest.SQLite(t), mem, mem, "", srvCfg, func(c *broker.Config) {
 		c.LoginLimit = guard.Middleware(ratelimit.Rule{Name: "login", Limit: 2, Window: time.Minute, Key: ratelimit.ByIP})
-		c.TokenLimit = guard.Middleware(ratelimit.Rule{Name: "token", Limit: 2, Window: time.Minute, Key: func(c echo.Context) (string, bool) {
-			id := broker.ClientID(c)
-			return id, id != ""
-		}})
+		c.TokenLimit = guard.Middleware(ratelimit.Rule{Name: "token", Limit: 2, Window: time.Minute, Key: broker.TokenLimitKey})
 	})
 }
 
@@ -116,6 +113,50 @@ func TestTokenRateLimitPerClient(t *testing.T) {
 	// Introspection stays unlimited: the hot path.
 	for range 3 {
 		a.introspect(t, n, "at_unknown")
+	}
+}
+
+// TestTokenRateLimitCannotBeSpentByOthers: client_ids are public, and the
+// limit counts a request before its client is authenticated; requests that
+// name an application from one address, with a wrong secret, spend only
+// that address's share: the application's own servers still get answers.
+func TestTokenRateLimitCannotBeSpentByOthers(t *testing.T) {
+	n := limitedNode(t, true)
+	a := n.app(store.Application{})
+	post := func(from, secret string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, n.URL+broker.PathToken,
+			strings.NewReader(url.Values{"grant_type": {"authorization_code"}, "code": {"nope"}, "redirect_uri": {a.Redirect}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", from)
+		req.SetBasicAuth(a.ID, secret)
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	for i := range 2 {
+		if res := post("203.0.113.66", "wrong"); res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("attacker's request %d: %d, want 401", i+1, res.StatusCode)
+		}
+	}
+	if res := post("203.0.113.66", "wrong"); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("attacker's 3rd request: %d, want 429", res.StatusCode)
+	}
+	// Another address in the attacker's /64 is the same client.
+	if res := post("2001:db8:66::1", "wrong"); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("IPv6 attacker: %d, want 401", res.StatusCode)
+	}
+	post("2001:db8:66::2", "wrong")
+	if res := post("2001:db8:66::3", "wrong"); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("IPv6 attacker's 3rd request from its /64: %d, want 429", res.StatusCode)
+	}
+	for _, from := range []string{"198.51.100.5", "198.51.100.5"} {
+		if res := post(from, a.Secret); res.StatusCode != http.StatusBadRequest || res.Header.Get("X-RateLimit-Remaining") == "" {
+			t.Fatalf("the application's own server: %d, want op's 400 invalid_grant with rate-limit headers", res.StatusCode)
+		}
 	}
 }
 

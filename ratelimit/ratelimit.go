@@ -4,8 +4,10 @@
 // The budgets live in a sessions.Limiter (GCRA buckets in Redis, shared by
 // every node, or in process), so a limit holds across a scaled-out
 // deployment. Each surface installs the middleware after its authentication,
-// so that the key is the tenant, API key or client the credential named,
-// never a value an unauthenticated caller chose.
+// so that the key is the tenant or API key the credential named, or else
+// the client's address: a value an unauthenticated caller chose (a
+// client_id) is keyed with the address it came from, so that the caller
+// cannot spend someone else's budget.
 //
 // Every limited answer carries X-RateLimit-Limit and X-RateLimit-Remaining;
 // a refused one is a 429 with Retry-After, returned as an *echo.HTTPError

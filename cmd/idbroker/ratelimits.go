@@ -30,7 +30,7 @@ type RateLimits struct {
 	SCIM  ratelimit.Rule // per directory tenant
 	API   ratelimit.Rule // per operator API key
 	Login ratelimit.Rule // per client address, /authorize and /login
-	Token ratelimit.Rule // per client_id, /oauth/token and /oauth/revoke
+	Token ratelimit.Rule // per client_id and address, /oauth/token and /oauth/revoke
 
 	// LoginTenant is per tenant: sign-ins sent to one tenant's IdP, so
 	// that a flood aimed at one tenant cannot use up another's.
@@ -139,9 +139,6 @@ func rateLimitRules(rl RateLimits) RateLimits {
 	rl.Callback.Key = ratelimit.ByIP
 	// LoginTenant is spent by the broker once routing names the tenant
 	// (broker.Config.TenantLoginLimit), not by middleware.
-	rl.Token.Key = func(c echo.Context) (string, bool) {
-		id := broker.ClientID(c)
-		return id, id != ""
-	}
+	rl.Token.Key = broker.TokenLimitKey
 	return rl
 }

@@ -48,7 +48,7 @@ Environment (flags override):
 	IDBROKER_RATE_LIMIT_LOGIN        sign-in requests per client address (default 3000/1m)
 	IDBROKER_RATE_LIMIT_LOGIN_TENANT sign-ins sent to one tenant's IdP (default 6000/1m)
 	IDBROKER_RATE_LIMIT_SSO_CALLBACK SAML ACS / OIDC callback posts per client address (default 3000/1m)
-	IDBROKER_RATE_LIMIT_TOKEN        token and revocation requests per client_id (default 6000/1m)
+	IDBROKER_RATE_LIMIT_TOKEN        token and revocation requests per client_id and address (default 6000/1m)
 	IDBROKER_METRICS_TENANT_LABELS   tenants, the busiest, labelled by id in per-tenant metrics (default 10)
 	IDBROKER_REQUEST_TIMEOUT         how long a request waits on PostgreSQL or Redis before a 503, 1s to 55s (default 30s)
 	IDBROKER_EVENT_RETENTION_DAYS    days events and their deliveries are kept, 7 to 3650 or 0 for ever (default 90)
