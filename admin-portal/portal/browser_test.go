@@ -47,6 +47,8 @@ func TestHTTPSSessionInChromium(t *testing.T) {
 	}
 	if err := browsertest.Do(tab,
 		chromedp.Click(chromedp.CSS(`form[action="/portal/signout"] button`)),
+		// The page it leaves has a main too: wait for that one to go.
+		chromedp.WaitNotPresent(chromedp.CSS(`form[action="/portal/signout"]`)),
 		chromedp.WaitVisible(chromedp.CSS("main")),
 	); err != nil {
 		t.Fatalf("sign out: %v", err)

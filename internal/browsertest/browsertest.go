@@ -142,11 +142,20 @@ func (l *logger) stop() {
 	l.mu.Unlock()
 }
 
-// staleNode is Chromium's answer to an action on a node of a document that
-// has just been replaced: chromedp found the node, then a navigation (or a
-// late DOM event on a loaded machine) took it away before the action
-// reached it.
-const staleNode = "Could not find node with given id"
+// staleNodes are Chromium's answers to an action on a node of a document
+// that has just been replaced: chromedp found the node, then a navigation
+// (or a late DOM event on a loaded machine) took it away before the action
+// reached it. Which one comes depends on the DevTools method that met it.
+var staleNodes = []string{"Could not find node with given id", "No node with given id found"}
+
+func isStale(err error) bool {
+	for _, m := range staleNodes {
+		if strings.Contains(err.Error(), m) {
+			return true
+		}
+	}
+	return false
+}
 
 // Do runs steps in ctx's tab like chromedp.Do, and runs again a step that
 // failed on a node replaced under it. Such a step did nothing in the page
@@ -160,7 +169,7 @@ func Do(ctx context.Context, steps ...chromedp.Action[chromedp.Void]) error {
 			if err == nil {
 				break
 			}
-			if attempt == 5 || !strings.Contains(err.Error(), staleNode) {
+			if attempt == 5 || !isStale(err) {
 				return err
 			}
 			select {

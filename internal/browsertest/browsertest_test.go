@@ -69,6 +69,11 @@ func TestDoRunsAgainAStepWhoseNodeWasReplaced(t *testing.T) {
 		t.Errorf("another failure: err %v after %d runs and %d of the next step, want it at once", err, *brokenRuns, *afterRuns)
 	}
 
+	other, otherRuns := failing(1, "No node with given id found (-32000)")
+	if err := browsertest.Do(ctx, other); err != nil || *otherRuns != 2 {
+		t.Errorf("the other stale-node message: err %v after %d runs, want success after 2", err, *otherRuns)
+	}
+
 	gone, goneRuns := failing(100, stale)
 	if err := browsertest.Do(ctx, gone); err == nil || *goneRuns != 5 {
 		t.Errorf("a node that never comes back: err %v after %d runs, want an error after 5", err, *goneRuns)
