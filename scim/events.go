@@ -114,12 +114,24 @@ type membershipEventJSON struct {
 }
 
 func (s *Server) emitMembership(ctx context.Context, typ string, g store.Group, userIDs []string) error {
-	for _, id := range userIDs {
+	if len(userIDs) == 0 {
+		return nil
+	}
+	tenantID, _ := store.TenantFrom(ctx)
+	es := make([]store.Event, len(userIDs))
+	for i, id := range userIDs {
 		ev := membershipEventJSON{DirectoryID: g.DirectoryID, TenantID: g.TenantID, Group: groupEvent(g)}
 		ev.User.ID = id
-		if err := s.emit(ctx, typ, ev); err != nil {
-			return err
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", typ, err)
 		}
+		es[i] = store.Event{TenantID: tenantID, Type: typ, Data: b}
+	}
+	// One statement per couple of hundred members, not one per member:
+	// a PUT of 10,000 members announces 10,000 of them.
+	if _, err := s.store.AppendEvents(ctx, es); err != nil {
+		return fmt.Errorf("append %s: %w", typ, err)
 	}
 	return nil
 }

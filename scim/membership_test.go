@@ -1,8 +1,12 @@
 package scim_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/idbroker/idbroker/scim"
@@ -80,4 +84,74 @@ func TestDeleteAnnouncesOnlyTheDeletion(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestLargeMembershipAnnouncedInOrder: a PUT of a few hundred members
+// (Okta's push) announces each added user once, in the order sent, and
+// a replace that drops most of them each removed one, in id order; the events are
+// written several to a statement (store.DB.AppendEvents), which must
+// lose, repeat or reorder none.
+func TestLargeMembershipAnnouncedInOrder(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		const n = 450
+		ids := make([]string, n)
+		members := make([]any, n)
+		for i := range ids {
+			u, err := st.CreateDirectoryUser(e.ctx(), store.User{DirectoryID: e.dir, UserName: fmt.Sprintf("u%03d@acme.com", i), Email: fmt.Sprintf("u%03d@acme.com", i), Active: true, Attributes: json.RawMessage(`{}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[i] = u.ID
+			members[i] = map[string]any{"value": u.ID, "display": u.UserName}
+		}
+		// Reversed, so that creation order cannot pass for request order.
+		slices.Reverse(ids)
+		slices.Reverse(members)
+		gid := e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "all"}).want(t, http.StatusCreated).str("id")
+		seen := len(eventTypes(t, st))
+		e.do("PUT", "/Groups/"+gid, map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "all", "members": members}).want(t, http.StatusOK)
+		wantMembership(t, st, seen, scim.EventGroupUserAdded, gid, ids)
+		seen += n
+
+		e.do("PATCH", "/Groups/"+gid, map[string]any{"Operations": []any{
+			map[string]any{"op": "replace", "path": "members", "value": members[:200]}}}).want(t, http.StatusNoContent)
+		// Those a replace drops go in the group's order (by id), which
+		// is what it read, not the request's.
+		wantMembership(t, st, seen, scim.EventGroupUserRemove, gid, slices.Sorted(slices.Values(ids[200:])))
+		if g := e.do("GET", "/Groups/"+gid, nil).want(t, http.StatusOK); len(g.body["members"].([]any)) != 200 {
+			t.Fatalf("%d members after the replace, want 200", len(g.body["members"].([]any)))
+		}
+	})
+}
+
+// wantMembership checks that the events after the first skip are typ for
+// group gid and users ids, in that order, and no more.
+func wantMembership(t *testing.T, st *store.DB, skip int, typ, gid string, ids []string) {
+	t.Helper()
+	var got []store.Event
+	for p := (store.Page{Limit: 100}); ; {
+		evs, next, err := st.ListEvents(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, evs...)
+		if next == "" {
+			break
+		}
+		p.After = next
+	}
+	got = got[skip:]
+	if len(got) != len(ids) {
+		t.Fatalf("%d events, want %d %s", len(got), len(ids), typ)
+	}
+	for i, ev := range got {
+		var d struct {
+			Group struct{ ID string } `json:"group"`
+			User  struct{ ID string } `json:"user"`
+		}
+		if err := json.Unmarshal(ev.Data, &d); err != nil || ev.Type != typ || d.Group.ID != gid || d.User.ID != ids[i] {
+			t.Fatalf("event %d: %s %s, want %s for %s", i, ev.Type, ev.Data, typ, ids[i])
+		}
+	}
 }

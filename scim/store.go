@@ -33,6 +33,7 @@ type Store interface {
 	RemoveDirectoryMembers(ctx context.Context, groupID string, userIDs []string) (removed []string, err error)
 
 	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
+	AppendEvents(ctx context.Context, es []store.Event) ([]store.Event, error)
 	// RecordRevocation queues, in the deprovisioning's transaction, the
 	// order to end the user's sessions (see Revoker).
 	RecordRevocation(ctx context.Context, r store.Revocation) (store.Revocation, error)

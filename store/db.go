@@ -116,6 +116,8 @@ type dialect interface {
 	// appendEventSQL inserts an event ($1…$5: eventCols but seq), taking
 	// the writer's side of lockEvents in the same statement.
 	appendEventSQL() string
+	// appendEventsSQL is appendEventSQL for n rows ($1…$5n).
+	appendEventsSQL(n int) string
 	// rowSecurity reports whether tenant reads need app.tenant_id set in a
 	// transaction (PostgreSQL) or are filtered by SQL alone (SQLite).
 	rowSecurity() bool

@@ -207,6 +207,9 @@ func hotPaths(t *testing.T, db *DB, rec *recorder) {
 	step("AppendEvent", func() error {
 		return second(db.AppendEvent(tctx, Event{Type: "dsync.user.created", Data: json.RawMessage(`{}`)}))
 	})
+	step("AppendEvents", func() error {
+		return second(db.AppendEvents(tctx, []Event{{Type: "dsync.group.user_added"}, {Type: "dsync.group.user_added"}}))
+	})
 	step("DeleteUser", func() error { return db.DeleteUser(tctx, scimUser.ID) })
 	step("DeleteGroup", func() error { return db.DeleteGroup(tctx, g.ID) })
 	step("RecordSCIMError", func() error {

@@ -674,5 +674,13 @@ func (p *postgres) lockEvents(ctx context.Context, q querier, reader bool) error
 // with it the seq default, is formed.
 func (p *postgres) appendEventSQL() string { return pgAppendEvent }
 
+// appendEventsSQL casts every row's values: VALUES alone would read the
+// parameters as text, which neither jsonb nor timestamptz takes.
+func (p *postgres) appendEventsSQL(n int) string {
+	return fmt.Sprintf(`WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(%d))
+	INSERT INTO events (%s) SELECT v.* FROM l, (VALUES %s) AS v`,
+		int64(eventsLockKey), eventCols, eventRows(n, "$%d, $%d, $%d, $%d::jsonb, $%d::timestamptz"))
+}
+
 var pgAppendEvent = fmt.Sprintf(`WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(%d))
 	INSERT INTO events (%s) SELECT $1, $2, $3, $4, $5 FROM l`, int64(eventsLockKey), eventCols)

@@ -398,3 +398,7 @@ func (s *sqliteDB) lockEvents(context.Context, querier, bool) error { return nil
 func (s *sqliteDB) appendEventSQL() string {
 	return "INSERT INTO events (" + eventCols + ") VALUES ($1, $2, $3, $4, $5)"
 }
+
+func (s *sqliteDB) appendEventsSQL(n int) string {
+	return "INSERT INTO events (" + eventCols + ") VALUES " + eventRows(n, "$%d, $%d, $%d, $%d, $%d")
+}

@@ -171,6 +171,8 @@ type Store interface {
 	// Events outbox (global stream). AppendEvent belongs inside the InTx of
 	// the change it describes.
 	AppendEvent(ctx context.Context, e Event) (Event, error)
+	// AppendEvents appends several, in order, in few statements.
+	AppendEvents(ctx context.Context, es []Event) ([]Event, error)
 	ListEvents(ctx context.Context, p Page) ([]Event, string, error)
 	ListEventsMatching(ctx context.Context, f EventFilter, p Page) ([]Event, string, error)
 

@@ -40,6 +40,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"AuditChain", testAuditChain},
 		{"ConcurrentAuditAppends", testConcurrentAudit},
 		{"EventsCommitWithTheChange", testEventsOutbox},
+		{"EventsAppendedTogether", testAppendEvents},
 		{"Webhooks", testWebhooks},
 		{"WebhookManagement", testWebhookManagement},
 		{"WebhookNarrowed", testWebhookNarrowed},
@@ -683,6 +684,80 @@ func testEventsOutbox(t *testing.T, db *store.DB) {
 		if !reflect.DeepEqual(idsOf(got), c.want) || next != c.next {
 			t.Errorf("%s: %v next %q, want %v next %q", c.name, idsOf(got), next, c.want, c.next)
 		}
+	}
+}
+
+// testAppendEvents: several events appended at once (a group's members)
+// take more than one statement, yet commit or roll back with the change,
+// keep their order in the stream and each get their webhook deliveries.
+func testAppendEvents(t *testing.T, db *store.DB) {
+	ctx, tn := newTenant(t, db, "A")
+	w := must(db.CreateWebhook(context.Background(), store.Webhook{URL: "https://hooks.example.com/idb", Events: []string{"dsync.group.user_added"}, Secret: "whsec"}))
+	const n = 450 // three INSERTs of at most 200
+	batch := func() []store.Event {
+		es := make([]store.Event, n)
+		for i := range es {
+			es[i] = store.Event{TenantID: tn.ID, Type: "dsync.group.user_added", Data: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}
+		}
+		return es
+	}
+	boom := errors.New("boom")
+	err := db.InTx(ctx, func(ctx context.Context) error {
+		if _, err := db.AppendEvents(ctx, batch()); err != nil {
+			return err
+		}
+		return boom
+	})
+	wantErr(t, err, boom)
+	if evs, _ := must2(db.ListEvents(ctx, store.Page{})); len(evs) != 0 {
+		t.Fatalf("rolled-back events persisted: %d", len(evs))
+	}
+	var appended []store.Event
+	err = db.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		appended, err = db.AppendEvents(ctx, batch())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(appended) != n {
+		t.Fatalf("AppendEvents returned %d events, want %d", len(appended), n)
+	}
+	var got []store.Event
+	for p := (store.Page{Limit: 100}); ; {
+		evs, next := must2(db.ListEvents(ctx, p))
+		got = append(got, evs...)
+		if next == "" {
+			break
+		}
+		p.After = next
+	}
+	if len(got) != n {
+		t.Fatalf("%d events in the stream, want %d", len(got), n)
+	}
+	for i, e := range got {
+		var data map[string]int
+		if err := json.Unmarshal(e.Data, &data); err != nil || data["i"] != i || e.ID != appended[i].ID || e.TenantID != tn.ID || e.Type != "dsync.group.user_added" {
+			t.Fatalf("event %d: %+v (%s), want i=%d, id %s", i, e, e.Data, i, appended[i].ID)
+		}
+	}
+	deliveries := 0
+	for q := (store.DeliveryQuery{WebhookID: w.ID, Page: store.Page{Limit: 100}}); ; {
+		ds, next := must2(db.ListDeliveries(context.Background(), q))
+		deliveries += len(ds)
+		if next == "" {
+			break
+		}
+		q.Page.After = next
+	}
+	if deliveries != n {
+		t.Fatalf("%d deliveries, want one per event (%d)", deliveries, n)
+	}
+	_, err = db.AppendEvents(ctx, []store.Event{{TenantID: tn.ID, Type: "x"}, {TenantID: tn.ID}})
+	wantErr(t, err, store.ErrInvalid)
+	if got, _ := must2(db.ListEvents(ctx, store.Page{After: appended[n-1].ID})); len(got) != 0 {
+		t.Fatalf("a refused batch wrote %d events", len(got))
 	}
 }
 

@@ -78,6 +78,7 @@ var globalMethods = map[string]string{
 	"PurgeDeletedWebhooks": whyVendor,
 
 	"AppendEvent":        whyOutbox,
+	"AppendEvents":       whyOutbox,
 	"ListEvents":         whyOutbox,
 	"ListEventsMatching": whyOutbox,
 	"Event":              whyOutbox,
