@@ -19,7 +19,8 @@ import (
 // /Groups/{id} and lists carry them unless excludedAttributes=members (what
 // Entra ID sends) or ?attributes= leaves them out. A list page whose groups
 // hold more than maxListedMembers members in all is refused with tooMany
-// rather than silently cut.
+// rather than silently cut, unless it is the page's first (a page of one
+// group, Okta's lookup by displayName, is always answered).
 
 // maxListedMembers bounds the member references one list answer carries
 // (Server.maxMembers, which tests lower).
@@ -179,18 +180,28 @@ func (s *Server) getGroup(c echo.Context) error {
 
 func (s *Server) listGroups(c echo.Context) error {
 	dir := directoryFrom(c.Request().Context())
-	withMembers, budget := wantsMembers(c, true), s.maxMembers
+	withMembers, budget, first := wantsMembers(c, true), s.maxMembers, true
 	return listResources(c, s, groupFilters, func(ctx context.Context, q listQuery, offset, limit int) ([]store.Group, int, error) {
 		return s.store.FindGroups(ctx, store.GroupQuery{DirectoryID: dir, Filter: q.filter, Sort: q.sort, Offset: offset, Limit: limit})
 	}, func(ctx context.Context, g store.Group) (doc, error) {
 		var members []string
 		if withMembers {
+			// A page's first group is answered whole, as GET
+			// /Groups/{id} would answer it: Okta finds the group it
+			// pushes with filter=displayName eq "…", members and all,
+			// and a refusal would fail the push of any group larger
+			// than the budget. The budget bounds what the others add.
+			b := budget
+			if first {
+				b = -1
+			}
 			var err error
-			if members, err = s.members(ctx, g.ID, budget); err != nil {
+			if members, err = s.members(ctx, g.ID, b); err != nil {
 				return nil, err
 			}
-			budget -= len(members)
+			budget = max(budget-len(members), 0)
 		}
+		first = false
 		return s.groupResource(dir, g, members)
 	})
 }

@@ -81,6 +81,27 @@ func TestListedMembersAreBounded(t *testing.T) {
 				t.Errorf("GET %s: %d groups: %s", path, n, r.raw)
 			}
 		}
+
+		// One group larger than the bound is still answered whole when
+		// it comes first on its page: Okta looks the group it pushes up
+		// by displayName, and GET /Groups/{id} answers it too.
+		var members []any
+		for i := range 5 {
+			id := e.do("POST", "/Users", userBody(fmt.Sprintf("big%d@acme.com", i), nil)).want(t, http.StatusCreated).str("id")
+			members = append(members, map[string]any{"value": id})
+		}
+		e.do("POST", "/Groups", map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "Big", "members": members}).want(t, http.StatusCreated)
+		for _, path := range []string{"/Groups?filter=" + url.QueryEscape(`displayName eq "Big"`), "/Groups?startIndex=3", "/Groups?startIndex=3&count=5"} {
+			r := e.do("GET", path, nil).want(t, http.StatusOK)
+			if rs := r.body["Resources"].([]any); len(rs) != 1 || len(lookup(rs[0], "members").([]any)) != 5 {
+				t.Errorf("GET %s: %s, want the group Big with its 5 members", path, r.raw)
+			}
+		}
+		// Behind it, a group with members goes past the bound.
+		r = e.do("GET", "/Groups?sortBy=displayName&filter="+url.QueryEscape(`displayName eq "Big" or displayName eq "G0"`), nil).want(t, http.StatusBadRequest)
+		if lookup(r.body, "scimType") != "tooMany" {
+			t.Errorf("Big then G0 under a bound of 3: %s, want tooMany", r.raw)
+		}
 	})
 }
 
