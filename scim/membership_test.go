@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/idbroker/idbroker/scim"
@@ -154,4 +155,45 @@ func wantMembership(t *testing.T, st *store.DB, skip int, typ, gid string, ids [
 			t.Fatalf("event %d: %s %s, want %s for %s", i, ev.Type, ev.Data, typ, ids[i])
 		}
 	}
+}
+
+// TestGroupBodyLimit: a group written whole carries every member, so its
+// bodies may reach DefaultMaxGroupBodyBytes (Okta's PUT of a 10,000-member
+// group passes 1 MiB); a user's stay held to DefaultMaxBodyBytes, and a
+// group past its own limit is 413 in the SCIM error schema.
+func TestGroupBodyLimit(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		pad := strings.Repeat("x", 4000)
+		var members []any
+		for i := range 300 { // 300 × 4 KB: 1.2 MB
+			u, err := st.CreateDirectoryUser(e.ctx(), store.User{DirectoryID: e.dir, UserName: fmt.Sprintf("u%03d@acme.com", i), Email: fmt.Sprintf("u%03d@acme.com", i), Active: true, Attributes: json.RawMessage(`{}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			members = append(members, map[string]any{"value": u.ID, "display": pad})
+		}
+		group := map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "big", "members": members}
+		gid := e.do("POST", "/Groups", group).want(t, http.StatusCreated).str("id")
+		e.do("PUT", "/Groups/"+gid, group).want(t, http.StatusOK)
+		e.do("PATCH", "/Groups/"+gid, map[string]any{"Operations": []any{
+			map[string]any{"op": "replace", "path": "members", "value": members}}}).want(t, http.StatusNoContent)
+
+		tooLarge := func(r resp, limit int) {
+			t.Helper()
+			r.want(t, http.StatusRequestEntityTooLarge)
+			if r.str("status") != "413" || !strings.Contains(r.str("detail"), fmt.Sprint(limit)) {
+				t.Errorf("413 not in the SCIM error schema, or naming another limit than %d: %s", limit, r.raw)
+			}
+		}
+		tooLarge(e.do("POST", "/Users", userBody("big@acme.com", map[string]any{"displayName": pad, "title": strings.Repeat(pad, 300)})), scim.DefaultMaxBodyBytes)
+		huge := make([]any, 2200) // 2,200 × 4 KB: past 8 MiB
+		for i := range huge {
+			huge[i] = map[string]any{"value": fmt.Sprintf("usr_%026d", i), "display": pad}
+		}
+		tooLarge(e.do("PUT", "/Groups/"+gid, map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "big", "members": huge}), scim.DefaultMaxGroupBodyBytes)
+		if g := e.do("GET", "/Groups/"+gid, nil).want(t, http.StatusOK); len(g.body["members"].([]any)) != 300 {
+			t.Fatalf("a refused PUT changed the group: %d members", len(g.body["members"].([]any)))
+		}
+	})
 }

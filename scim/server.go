@@ -40,7 +40,26 @@ const MediaType = "application/scim+json"
 const (
 	DefaultMaxBodyBytes = 1 << 20
 	DefaultMaxResults   = 1000
+	// DefaultMaxGroupBodyBytes caps a POST, PUT or PATCH of a group: a
+	// group written whole carries every member (Okta pushes groups
+	// with PUT), some 100 bytes each, so 1 MiB refused groups of
+	// 10,000 members; 8 MiB takes about 80,000.
+	DefaultMaxGroupBodyBytes = 8 << 20
 )
+
+// BodyLimitFor is the body limit the broker's HTTP server must let through
+// to route (an echo route template) for SCIM to apply its own: the group
+// limit for /Groups and /Groups/:id, 0 (the server's default) otherwise.
+func BodyLimitFor(route string) int64 {
+	if groupRoute(route) {
+		return DefaultMaxGroupBodyBytes
+	}
+	return 0
+}
+
+func groupRoute(route string) bool {
+	return strings.HasSuffix(route, "/scim/v2/:dir/Groups") || strings.HasSuffix(route, "/scim/v2/:dir/Groups/:id")
+}
 
 // maxTokenLen bounds what is hashed as a bearer token; ours are ~50 bytes.
 const maxTokenLen = 256
@@ -71,8 +90,10 @@ type Config struct {
 	Usage OperationMeter
 	// Logger receives failures; it never sees tokens or request bodies.
 	Logger *slog.Logger
-	// MaxBodyBytes caps request bodies (DefaultMaxBodyBytes).
-	MaxBodyBytes int64
+	// MaxBodyBytes caps request bodies (DefaultMaxBodyBytes), but those
+	// of groups, which MaxGroupBodyBytes caps (DefaultMaxGroupBodyBytes).
+	MaxBodyBytes      int64
+	MaxGroupBodyBytes int64
 	// MaxResults caps count on lists (DefaultMaxResults, at most 1000).
 	MaxResults int
 	// Limit, if set, runs after authentication, with the directory's
@@ -90,16 +111,17 @@ type Revoker interface {
 
 // Server is the SCIM 2.0 service provider of every directory.
 type Server struct {
-	issuer   *url.URL
-	base     string // issuer without a trailing slash
-	store    Store
-	sessions sessions.Store
-	revoker  Revoker
-	onDeprov func(ctx context.Context, tenantID, userID string) error
-	usage    OperationMeter
-	log      *slog.Logger
-	maxBody  int64
-	maxCount int
+	issuer       *url.URL
+	base         string // issuer without a trailing slash
+	store        Store
+	sessions     sessions.Store
+	revoker      Revoker
+	onDeprov     func(ctx context.Context, tenantID, userID string) error
+	usage        OperationMeter
+	log          *slog.Logger
+	maxBody      int64
+	maxGroupBody int64
+	maxCount     int
 	// maxMembers bounds the member references of one Groups list answer.
 	maxMembers int
 	limit      echo.MiddlewareFunc
@@ -127,17 +149,18 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("scim: Store and Sessions are required")
 	}
 	s := &Server{
-		issuer:     u,
-		base:       strings.TrimSuffix(cfg.Issuer, "/"),
-		store:      cfg.Store,
-		sessions:   cfg.Sessions,
-		onDeprov:   cfg.OnDeprovision,
-		usage:      cfg.Usage,
-		log:        cfg.Logger,
-		maxBody:    cfg.MaxBodyBytes,
-		maxCount:   cfg.MaxResults,
-		maxMembers: maxListedMembers,
-		limit:      cfg.Limit,
+		issuer:       u,
+		base:         strings.TrimSuffix(cfg.Issuer, "/"),
+		store:        cfg.Store,
+		sessions:     cfg.Sessions,
+		onDeprov:     cfg.OnDeprovision,
+		usage:        cfg.Usage,
+		log:          cfg.Logger,
+		maxBody:      cfg.MaxBodyBytes,
+		maxGroupBody: cfg.MaxGroupBodyBytes,
+		maxCount:     cfg.MaxResults,
+		maxMembers:   maxListedMembers,
+		limit:        cfg.Limit,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -156,6 +179,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.maxGroupBody <= 0 {
+		s.maxGroupBody = DefaultMaxGroupBodyBytes
 	}
 	if s.maxCount <= 0 || s.maxCount > DefaultMaxResults {
 		s.maxCount = DefaultMaxResults
@@ -442,7 +468,11 @@ func (s *Server) readJSON(c echo.Context, dst any) error {
 			return newError(http.StatusUnsupportedMediaType, "", "Content-Type must be %s", MediaType)
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.maxBody))
+	limit := s.maxBody
+	if groupRoute(c.Path()) {
+		limit = s.maxGroupBody
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, limit))
 	if err != nil {
 		return err
 	}

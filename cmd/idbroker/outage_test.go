@@ -109,6 +109,16 @@ func TestOversizedBodiesInEachFormat(t *testing.T) {
 	if a := call(t, b, "POST", dir.SCIMBaseURL+"/Users", "Bearer "+dir.BearerToken, "application/scim+json", jsonBig); a.status != 413 || !isSCIMError(a, "413") {
 		t.Errorf("SCIM: %d %.300s; want 413 in the SCIM error schema", a.status, a.raw)
 	}
+	// A group written whole carries its members: its limit is 8 MiB, so
+	// 2 MiB reaches SCIM's own checks (a name that long is refused) and
+	// only 9 MiB is too large.
+	if a := call(t, b, "POST", dir.SCIMBaseURL+"/Groups", "Bearer "+dir.BearerToken, "application/scim+json", jsonBig); a.status != 400 || !isSCIMError(a, "400") {
+		t.Errorf("SCIM group of 2 MiB: %d %.300s; want SCIM's 400 for a bad group, not 413", a.status, a.raw)
+	}
+	hugeGroup := append(append([]byte(`{"displayName":"`), bytes.Repeat([]byte("a"), 9<<20)...), '"', '}')
+	if a := call(t, b, "PUT", dir.SCIMBaseURL+"/Groups/grp_01JUNKJUNKJUNKJUNKJUNKJUNK", "Bearer "+dir.BearerToken, "application/scim+json", hugeGroup); a.status != 413 || !isSCIMError(a, "413") {
+		t.Errorf("SCIM group of 9 MiB: %d %.300s; want 413 in the SCIM error schema", a.status, a.raw)
+	}
 	for _, path := range []string{"/oauth/token", "/oauth/revoke", "/oauth/introspect"} {
 		form := append([]byte("token="), big...)
 		if a := call(t, b, "POST", b.base+path, "", "application/x-www-form-urlencoded", form); a.status != 413 || !isOAuthError(a, "invalid_request") {

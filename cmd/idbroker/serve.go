@@ -12,6 +12,7 @@ import (
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/metrics"
 	"github.com/idbroker/idbroker/internal/tracing"
+	"github.com/idbroker/idbroker/scim"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
@@ -178,8 +179,10 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger, tp *
 
 	reg := metrics.NewWithOptions(metrics.Options{TenantLabels: cfg.MetricsTenantLabels})
 	srv := httpserver.New(httpserver.Config{
-		Listen:         cfg.Listen,
-		AnswerTimeout:  cfg.RequestTimeout,
+		Listen:        cfg.Listen,
+		AnswerTimeout: cfg.RequestTimeout,
+		// A SCIM group written whole carries all its members.
+		BodyLimitFor:   scim.BodyLimitFor,
 		TracerProvider: tp.TracerProvider(),
 		Logger:         log,
 		ObserveRequest: reg.ObserveRequest,

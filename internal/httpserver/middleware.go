@@ -169,12 +169,17 @@ func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// bodyLimit refuses bodies over limit: at once when Content-Length says so,
-// else as soon as the handler reads past it (the read fails with
-// *http.MaxBytesError, which AsError answers with 413).
-func bodyLimit(limit int64) echo.MiddlewareFunc {
+// bodyLimit refuses bodies over limit (or the larger one routeLimit names
+// for the route): at once when Content-Length says so, else as soon as the
+// handler reads past it (the read fails with *http.MaxBytesError, which
+// AsError answers with 413).
+func bodyLimit(def int64, routeLimit func(string) int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			limit := def
+			if routeLimit != nil {
+				limit = max(limit, routeLimit(c.Path()))
+			}
 			req := c.Request()
 			if req.ContentLength > limit {
 				return tooLarge(limit)

@@ -52,6 +52,10 @@ type Config struct {
 
 	// BodyLimit caps request bodies, in bytes; larger requests get 413.
 	BodyLimit int64
+	// BodyLimitFor, if set, names a larger limit for the routes (echo
+	// route templates, as c.Path()) that need one, 0 for the others: a
+	// SCIM group written whole carries every member.
+	BodyLimitFor func(route string) int64
 
 	// HTTP server timeouts; they bound how long a slow or malicious client
 	// can hold a connection.
@@ -170,7 +174,7 @@ func New(cfg Config) *Server {
 	if cfg.TracerProvider != nil {
 		e.Use(s.traceRequests(cfg.TracerProvider))
 	}
-	e.Use(s.accessLog, s.recoverPanic, answerDeadline(cfg.AnswerTimeout), bodyLimit(cfg.BodyLimit))
+	e.Use(s.accessLog, s.recoverPanic, answerDeadline(cfg.AnswerTimeout), bodyLimit(cfg.BodyLimit, cfg.BodyLimitFor))
 	// The probes take HEAD too (the GET's status and headers, no body):
 	// some load balancers and uptime checkers probe with it. Only
 	// read-only routes may: HEAD runs the GET handler.

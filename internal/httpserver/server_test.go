@@ -294,6 +294,55 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
+// TestBodyLimitFor: a route BodyLimitFor names takes bodies up to its own
+// larger limit, declared or not, and no more; other routes keep the
+// default.
+func TestBodyLimitFor(t *testing.T) {
+	s, ts, _ := newTestServer(t, httpserver.Config{BodyLimit: 1024, BodyLimitFor: func(route string) int64 {
+		if route == "/big/:id" {
+			return 4096
+		}
+		return 0
+	}})
+	s.Echo().POST("/big/:id", func(c echo.Context) error {
+		b, err := io.ReadAll(c.Request().Body)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]int{"len": len(b)})
+	})
+	for _, tt := range []struct {
+		path    string
+		size    int
+		chunked bool
+		status  int
+		limit   string
+	}{
+		{"/big/1", 4096, false, 200, ""},
+		{"/big/1", 4096, true, 200, ""},
+		{"/big/1", 4097, false, 413, "4 KiB"},
+		{"/big/1", 8192, true, 413, "4 KiB"},
+		{"/echo", 2048, false, 413, "1 KiB"},
+		{"/echo", 2048, true, 413, "1 KiB"},
+	} {
+		var body io.Reader = bytes.NewReader(make([]byte, tt.size))
+		if tt.chunked {
+			body = io.MultiReader(body)
+		}
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+tt.path, body)
+		res, b := do(t, req)
+		if res.StatusCode != tt.status {
+			t.Errorf("POST %s, %d bytes (chunked %v): %d, want %d: %s", tt.path, tt.size, tt.chunked, res.StatusCode, tt.status, b)
+			continue
+		}
+		if tt.status == 413 {
+			if e := decodeError(t, b); e.Code != "payload_too_large" || !strings.Contains(e.Message, tt.limit) {
+				t.Errorf("POST %s, %d bytes: %+v, want the limit %s named", tt.path, tt.size, e, tt.limit)
+			}
+		}
+	}
+}
+
 func TestHealth(t *testing.T) {
 	slow := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 	tests := []struct {
