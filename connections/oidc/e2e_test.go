@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -917,6 +918,25 @@ func TestOIDCActivationDiscoversOnce(t *testing.T) {
 	}
 	if n := op.discoveries.Load(); n != 1 {
 		t.Fatalf("discovery read %d times for one activation and one login, want 1", n)
+	}
+}
+
+// TestForcedAuthParams: a forced re-authentication asks every IdP for
+// max_age and prompt=login, except Google, which refuses prompt=login.
+func TestForcedAuthParams(t *testing.T) {
+	for _, tc := range []struct {
+		issuer string
+		maxAge int64
+		want   map[string]string
+	}{
+		{"https://idp.example", 0, map[string]string{"max_age": "0", "prompt": "login"}},
+		{"https://login.microsoftonline.com/tid/v2.0", 300, map[string]string{"max_age": "300", "prompt": "login"}},
+		{"https://accounts.google.com", 0, map[string]string{"max_age": "0"}},
+		{"https://accounts.google.com/", 60, map[string]string{"max_age": "60"}},
+	} {
+		if got := forcedAuthParams(tc.issuer, tc.maxAge); !maps.Equal(got, tc.want) {
+			t.Errorf("forcedAuthParams(%q, %d) = %v, want %v", tc.issuer, tc.maxAge, got, tc.want)
+		}
 	}
 }
 

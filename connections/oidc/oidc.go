@@ -297,16 +297,30 @@ func (c *oidcConnector) Begin(ctx context.Context, w http.ResponseWriter, r *htt
 		if req.MaxAge != nil {
 			maxAge = *req.MaxAge
 		}
-		// max_age too: an IdP that ignores prompt=login (Google) still
-		// honours it, and must then say auth_time, which the broker
-		// passes on to the application.
-		opts = append(opts, rp.WithPrompt(oidc.PromptLogin), rp.AuthURLOpt(rp.WithURLParam("max_age", strconv.FormatInt(maxAge, 10))))
+		for k, v := range forcedAuthParams(c.cfg.Issuer, maxAge) {
+			opts = append(opts, rp.AuthURLOpt(rp.WithURLParam(k, v)))
+		}
 	}
 	if c.cfg.HostedDomain != "" {
 		opts = append(opts, rp.AuthURLOpt(rp.WithURLParam("hd", c.cfg.HostedDomain)))
 	}
 	http.Redirect(w, r, rp.AuthURL(state, c.rp, opts...), http.StatusFound)
 	return nil
+}
+
+// forcedAuthParams are the authorization parameters that make the IdP
+// authenticate the user again (the application asked prompt=login or
+// max_age). max_age is always sent: the IdP must then say auth_time, which
+// the broker passes on to the application. prompt=login is not sent to
+// Google, whose authorization endpoint answers any prompt value but none,
+// consent and select_account with an error page the user cannot get past;
+// Google honours max_age.
+func forcedAuthParams(issuer string, maxAge int64) map[string]string {
+	p := map[string]string{"max_age": strconv.FormatInt(maxAge, 10)}
+	if strings.TrimSuffix(issuer, "/") != googleIssuer {
+		p["prompt"] = oidc.PromptLogin
+	}
+	return p
 }
 
 // Finish handles the callback: state, IdP error, code exchange with the
