@@ -37,6 +37,7 @@ const (
 	envPortalProductName    = "IDBROKER_PORTAL_PRODUCT_NAME"
 	envPortalLogoURL        = "IDBROKER_PORTAL_LOGO_URL"
 	envMetricsTenantLabels  = "IDBROKER_METRICS_TENANT_LABELS"
+	envMetricsListen        = "IDBROKER_METRICS_LISTEN"
 	envEventRetentionDays   = "IDBROKER_EVENT_RETENTION_DAYS"
 	envRequestTimeout       = "IDBROKER_REQUEST_TIMEOUT"
 )
@@ -129,6 +130,9 @@ type Config struct {
 	// MetricsTenantLabels is how many tenants, the busiest, the
 	// per-tenant metrics label by id; the others are "other".
 	MetricsTenantLabels int
+	// MetricsListen, when set, is the host:port of a listener of its own
+	// for GET /metrics, which the public listener then no longer serves.
+	MetricsListen string
 
 	// EventRetention is how long events (and the deliveries of each) are
 	// kept; negative keeps them for ever.
@@ -161,6 +165,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("allow_private_networks", c.AllowPrivateNetworks),
 		slog.Bool("dev", c.Dev),
 		slog.Any("trusted_proxies", c.TrustedProxies),
+		slog.String("metrics_listen", c.MetricsListen),
 		slog.Group("rate_limits",
 			slog.String("scim", c.RateLimits.SCIM.String()),
 			slog.String("api", c.RateLimits.API.String()),
@@ -289,6 +294,17 @@ func loadConfig(src configSource) (Config, error) {
 			bad(name, "%q is not a number of tenants from 0 to %d", v, maxMetricsTenantLabels)
 		} else {
 			c.MetricsTenantLabels = n
+		}
+	}
+
+	if v, name := src.get(envMetricsListen); v != "" {
+		switch err := checkListen(v); {
+		case err != nil:
+			bad(name, "%v", err)
+		case v == c.Listen:
+			bad(name, "%q is the address of the main listener (%s): give the metrics another port", v, envListen)
+		default:
+			c.MetricsListen = v
 		}
 	}
 

@@ -119,6 +119,16 @@ func TestLoadConfig(t *testing.T) {
 		{name: "metrics tenant labels too many", env: map[string]string{envMetricsTenantLabels: "5000"},
 			wantErr: []string{`IDBROKER_METRICS_TENANT_LABELS: "5000" is not a number`}},
 
+		// IDBROKER_METRICS_LISTEN
+		{name: "metrics listen default",
+			check: func(t *testing.T, c Config) { eq(t, "MetricsListen", c.MetricsListen, "") }},
+		{name: "metrics listen", env: map[string]string{envMetricsListen: "10.0.0.5:9090"},
+			check: func(t *testing.T, c Config) { eq(t, "MetricsListen", c.MetricsListen, "10.0.0.5:9090") }},
+		{name: "metrics listen bad", env: map[string]string{envMetricsListen: "9090"},
+			wantErr: []string{`IDBROKER_METRICS_LISTEN: "9090" is not host:port`}},
+		{name: "metrics listen is the main one", env: map[string]string{envListen: ":9000", envMetricsListen: ":9000"},
+			wantErr: []string{`IDBROKER_METRICS_LISTEN: ":9000" is the address of the main listener`}},
+
 		// IDBROKER_EVENT_RETENTION_DAYS
 		{name: "event retention default",
 			check: func(t *testing.T, c Config) { eq(t, "EventRetention", c.EventRetention, events.DefaultRetention) }},

@@ -51,6 +51,7 @@ Environment (flags override):
 	IDBROKER_RATE_LIMIT_SSO_CALLBACK SAML ACS / OIDC callback posts per client address (default 3000/1m)
 	IDBROKER_RATE_LIMIT_TOKEN        token and revocation requests per client_id and address (default 6000/1m)
 	IDBROKER_METRICS_TENANT_LABELS   tenants, the busiest, labelled by id in per-tenant metrics (default 10)
+	IDBROKER_METRICS_LISTEN          host:port serving /metrics apart, instead of on IDBROKER_LISTEN (default none)
 	IDBROKER_REQUEST_TIMEOUT         how long a request waits on PostgreSQL or Redis before a 503, 1s to 55s (default 30s)
 	IDBROKER_EVENT_RETENTION_DAYS    days events and their deliveries are kept, 7 to 3650 or 0 for ever (default 90)
 	IDBROKER_PORTAL_PRODUCT_NAME     your product's name on the self-serve portal's pages (default idbroker)
@@ -203,6 +204,14 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger, tp *
 	ln, err := srv.Listen(ctx)
 	if err != nil {
 		return fmt.Errorf("%w (set %s or --listen to another host:port)", err, envListen)
+	}
+	if cfg.MetricsListen != "" {
+		mln, err := listenMetrics(ctx, cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		serveMetrics(ctx, &bg, mln, reg, log)
 	}
 	log.Info("idbroker ready", "issuer", cfg.Issuer, "listen", ln.Addr().String())
 	announce()

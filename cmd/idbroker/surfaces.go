@@ -323,7 +323,10 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	srv.RenderErrors(console.Path, operators.RenderError)
 
 	e := srv.Echo()
-	reg.Mount(e)
+	if cfg.MetricsListen == "" {
+		// Else /metrics is served on its own listener (serveMetrics).
+		reg.Mount(e)
+	}
 	provider.Mount(e)
 	// Test logins started in the portal end in the portal, never at the
 	// broker.
