@@ -40,7 +40,7 @@ func runHealthcheck(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", u, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := probeClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("not ready: %w", err)
 	}
@@ -50,6 +50,18 @@ func runHealthcheck(ctx context.Context, c *cli, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "ready: %s answered %s\n", u, resp.Status)
 	return nil
+}
+
+// probeClient asks the broker itself: never through HTTP_PROXY, which a
+// container set up for egress may carry (Go's default client bypasses it
+// only for loopback), and which would answer for the broker, or fail, in
+// its place. Nor does it follow a redirect: /readyz answers, it does not
+// send anyone elsewhere.
+var probeClient = &http.Client{
+	Transport: &http.Transport{Proxy: nil},
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
 }
 
 // readyzURL is the /readyz URL of a broker listening on listen (host:port):

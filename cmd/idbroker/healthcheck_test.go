@@ -10,6 +10,21 @@ import (
 	"testing"
 )
 
+// TestHealthcheckIgnoresHTTPProxy: a proxy in the environment (egress
+// set-ups put one there) must not answer for the broker: a proxy that
+// says 200 to everything does not make an unreachable broker ready.
+func TestHealthcheckIgnoresHTTPProxy(t *testing.T) {
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer proxy.Close()
+	env := map[string]string{"HTTP_PROXY": proxy.URL, "http_proxy": proxy.URL, "NO_PROXY": "", "no_proxy": ""}
+	stdout, stderr, code := runBinary(t, env, "healthcheck", "--url", "http://broker.invalid:8080/readyz", "--timeout", "3s")
+	if code != exitError || !strings.Contains(stderr, "not ready") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, not ready (the proxy answered for the broker)", code, stdout, stderr, exitError)
+	}
+}
+
 func TestHealthcheck(t *testing.T) {
 	status := http.StatusOK
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
