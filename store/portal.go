@@ -26,6 +26,10 @@ type PortalStore interface {
 	// ResolvePortalLink finds the tenant of the link whose token hashes
 	// to tokenHash (used, expired or not).
 	ResolvePortalLink(ctx context.Context, tokenHash []byte) (tenantID string, err error)
+	// PortalLinkByHash returns the link of the tenant in ctx whose token
+	// hashes to tokenHash, as it is, changing nothing: the page shown
+	// before the link is spent. ErrNotFound when there is none.
+	PortalLinkByHash(ctx context.Context, tokenHash []byte) (PortalLink, error)
 	// OpenPortalLink spends the link of the tenant in ctx whose token
 	// hashes to tokenHash and starts its session, when it is unused and
 	// unexpired at now; opened says whether it did. Otherwise the link is
@@ -134,6 +138,20 @@ func (db *DB) ResolvePortalLink(ctx context.Context, tokenHash []byte) (string, 
 		return "", db.wrap("resolve portal link", err)
 	}
 	return *tenantID, nil
+}
+
+// PortalLinkByHash reads a link by its token hash without spending it.
+func (db *DB) PortalLinkByHash(ctx context.Context, tokenHash []byte) (PortalLink, error) {
+	var l PortalLink
+	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+		var err error
+		l, err = scanPortalLink(q.queryRow(ctx, "SELECT "+portalLinkCols+" FROM portal_links WHERE tenant_id = $1 AND token_hash = $2", tenantID, tokenHash))
+		return err
+	})
+	if err != nil {
+		return PortalLink{}, db.wrap("portal link", err)
+	}
+	return l, nil
 }
 
 // OpenPortalLink spends a link and starts its session in one conditional

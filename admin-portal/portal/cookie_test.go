@@ -93,7 +93,9 @@ func TestBareCookieIsNoSessionOnHTTPS(t *testing.T) {
 	h := newHarnessOn(t, true)
 	ctx := h.tenant("Acme", "acme.example")
 	c := h.client()
-	resp, _ := get(t, c, h.link(ctx, store.IntentDomainVerification))
+	link := h.link(ctx, store.IntentDomainVerification)
+	get(t, c, link)
+	resp := h.continueLink(c, link)
 	var ck *http.Cookie
 	for _, k := range resp.Cookies() {
 		if k.Name == hostPrefix+sessionCookie {

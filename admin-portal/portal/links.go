@@ -131,35 +131,94 @@ func (p *Portal) inactiveTenant(what string) error {
 		next: "Contact " + p.cfg.Product + ": the account has to be active again before its setup can continue. What you saved is kept."}
 }
 
-// openLink spends the link, starts the session and sends the admin on to
-// the intent's first page, which drops the token from the address bar.
-func (p *Portal) openLink(c echo.Context) error {
+// linkTitles name what a link is for, on its page.
+var linkTitles = map[string]string{
+	store.IntentSSO:                "Set up single sign-on",
+	store.IntentDSync:              "Set up directory sync",
+	store.IntentDomainVerification: "Verify your domains",
+	store.IntentAuditLogs:          "Review your logs",
+}
+
+// linkData is the page of a link not yet opened.
+type linkData struct {
+	Title, Tenant string
+	Expires       time.Time
+}
+
+// linkTenant finds the tenant of the link token in the request: the
+// unknown-link page when there is none, the inactive page when it is
+// paused or closed. ctx carries the tenant.
+func (p *Portal) linkTenant(c echo.Context) (ctx context.Context, hash []byte, tn store.Tenant, err error) {
 	token := c.Param("token")
 	unknown := p.linkGone(http.StatusNotFound, "This setup link is not valid", "We do not recognise this link. It may have been copied incompletely.")
 	if !strings.HasPrefix(token, LinkTokenPrefix+"_") || len(token) > 100 {
-		return unknown
+		return nil, nil, tn, unknown
 	}
-	ctx := c.Request().Context()
-	hash := secrets.HashToken(token)
+	ctx = c.Request().Context()
+	hash = secrets.HashToken(token)
 	tenantID, err := p.cfg.Store.ResolvePortalLink(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
-		return unknown
+		return nil, nil, tn, unknown
 	}
 	if err != nil {
-		return err
+		return nil, nil, tn, err
 	}
 	ctx = store.WithTenant(ctx, tenantID)
 	httpserver.SetTenantID(ctx, tenantID)
-	tn, err := p.cfg.Store.Tenant(ctx)
+	tn, err = p.cfg.Store.Tenant(ctx)
 	if errors.Is(err, store.ErrNotFound) {
-		return unknown
+		return nil, nil, tn, unknown
+	}
+	if err != nil {
+		return nil, nil, tn, err
+	}
+	if !tn.Status.Live() {
+		return nil, nil, tn, p.inactiveTenant("The account this link belongs to is paused or closed.")
+	}
+	return ctx, hash, tn, nil
+}
+
+// spentLink is the page of a link that can no longer be opened.
+func (p *Portal) spentLink(link store.PortalLink) error {
+	if link.UsedAt != nil {
+		return p.linkGone(http.StatusGone, "This setup link has already been used",
+			fmt.Sprintf("It was opened on %s. For your security, each link works only once.", link.UsedAt.UTC().Format("2 Jan 2006 at 15:04 UTC")))
+	}
+	return p.linkGone(http.StatusGone, "This setup link has expired",
+		fmt.Sprintf("It had to be opened by %s.", link.ExpiresAt.UTC().Format("2 Jan 2006 at 15:04 UTC")))
+}
+
+// linkPage shows what a link is for, with the button that opens it. A GET
+// spends nothing: chat and mail programs fetch a link to preview or scan
+// it before the admin clicks, and a link spent by such a fetch met the
+// admin as "already used". Only the button's POST (openLink) spends it.
+func (p *Portal) linkPage(c echo.Context) error {
+	ctx, hash, tn, err := p.linkTenant(c)
+	if err != nil {
+		return err
+	}
+	link, err := p.cfg.Store.PortalLinkByHash(ctx, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return p.linkGone(http.StatusNotFound, "This setup link is not valid", "We do not recognise this link. It may have been copied incompletely.")
 	}
 	if err != nil {
 		return err
 	}
-	if !tn.Status.Live() {
-		return p.inactiveTenant("The account this link belongs to is paused or closed.")
+	if link.UsedAt != nil || !p.cfg.Now().Before(link.ExpiresAt) {
+		return p.spentLink(link)
 	}
+	return p.render(c, http.StatusOK, "link.html", linkTitles[link.Intent], linkData{Title: linkTitles[link.Intent], Tenant: tn.Name, Expires: link.ExpiresAt})
+}
+
+// openLink spends the link, starts the session and sends the admin on to
+// the intent's first page, which drops the token from the address bar.
+func (p *Portal) openLink(c echo.Context) error {
+	ctx, hash, _, err := p.linkTenant(c)
+	if err != nil {
+		return err
+	}
+	tenantID, _ := store.TenantFrom(ctx)
+	unknown := p.linkGone(http.StatusNotFound, "This setup link is not valid", "We do not recognise this link. It may have been copied incompletely.")
 	secret := secrets.NewToken("")
 	now := p.cfg.Now()
 	var (
@@ -184,12 +243,7 @@ func (p *Portal) openLink(c echo.Context) error {
 		return err
 	}
 	if !opened {
-		if link.UsedAt != nil {
-			return p.linkGone(http.StatusGone, "This setup link has already been used",
-				fmt.Sprintf("It was opened on %s. For your security, each link works only once.", link.UsedAt.UTC().Format("2 Jan 2006 at 15:04 UTC")))
-		}
-		return p.linkGone(http.StatusGone, "This setup link has expired",
-			fmt.Sprintf("It had to be opened by %s.", link.ExpiresAt.UTC().Format("2 Jan 2006 at 15:04 UTC")))
+		return p.spentLink(link)
 	}
 	http.SetCookie(c.Response(), p.cookie(sessionCookie, tenantID+"."+link.ID+"."+secret, int(p.cfg.SessionTTL/time.Second)))
 	return c.Redirect(http.StatusSeeOther, Path+"/"+sectionsOf(link.Intent)[0])

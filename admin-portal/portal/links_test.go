@@ -54,7 +54,16 @@ func TestLinkOpensOnceIntoAScopedSession(t *testing.T) {
 	link := h.link(ctx, store.IntentSSO)
 
 	c := h.client()
-	resp, _ := get(t, c, link)
+	// Its page spends nothing: a chat or mail program fetching it for a
+	// preview, or a scanner, leaves it for the admin.
+	for range 2 {
+		resp, body := get(t, c, link)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Set up single sign-on") || !strings.Contains(body, "<strong>Acme</strong>") ||
+			!strings.Contains(body, `id="open-link"`) || len(resp.Cookies()) != 0 {
+			t.Fatalf("link page = %d, cookies %v\n%s", resp.StatusCode, resp.Cookies(), body)
+		}
+	}
+	resp := h.continueLink(c, link)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/portal/sso" {
 		t.Fatalf("open = %d → %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -75,10 +84,14 @@ func TestLinkOpensOnceIntoAScopedSession(t *testing.T) {
 		t.Fatalf("sso page = %d\n%s", resp.StatusCode, body)
 	}
 
-	// Used: a second browser opening the same link is told so.
+	// Used: a second browser opening the same link is told so, on its
+	// page and by its button (a page shown before the first opened it).
 	resp, body = get(t, h.client(), link)
 	if resp.StatusCode != http.StatusGone || !strings.Contains(body, "already been used") || !strings.Contains(body, "Ask Acme HR for a new setup link") {
 		t.Fatalf("reused link = %d\n%s", resp.StatusCode, body)
+	}
+	if resp := h.continueLink(h.client(), link); resp.StatusCode != http.StatusGone {
+		t.Fatalf("Continue on a used link = %d", resp.StatusCode)
 	}
 	// Expired: opened after five minutes.
 	late := h.link(ctx, store.IntentDSync)
@@ -87,11 +100,17 @@ func TestLinkOpensOnceIntoAScopedSession(t *testing.T) {
 	if resp.StatusCode != http.StatusGone || !strings.Contains(body, "has expired") || !strings.Contains(body, "Ask Acme HR for a new setup link") {
 		t.Fatalf("expired link = %d\n%s", resp.StatusCode, body)
 	}
+	if resp := h.continueLink(h.client(), late); resp.StatusCode != http.StatusGone {
+		t.Fatalf("Continue on an expired link = %d", resp.StatusCode)
+	}
 	// Unknown.
 	for _, bad := range []string{"idb_pl_" + strings.Repeat("x", 43), "nonsense"} {
 		resp, body = get(t, h.client(), h.url+"/portal/link/"+bad)
 		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "not valid") {
 			t.Fatalf("unknown link %s = %d\n%s", bad, resp.StatusCode, body)
+		}
+		if resp := h.continueLink(h.client(), h.url+"/portal/link/"+bad); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("Continue on unknown link %s = %d", bad, resp.StatusCode)
 		}
 	}
 	// The session ends after an hour.

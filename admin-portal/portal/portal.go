@@ -98,7 +98,8 @@ const Path = "/portal"
 // Mount registers the portal's routes on e.
 func (p *Portal) Mount(e *echo.Echo) {
 	g := e.Group(Path, p.mapErrors)
-	g.GET("/link/:token", p.openLink)
+	g.GET("/link/:token", p.linkPage)
+	g.POST("/link/:token", p.openLink)
 	g.GET("/expired", p.sessionEnded)
 
 	s := g.Group("", p.session, p.csrf)

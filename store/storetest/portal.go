@@ -38,6 +38,16 @@ func testPortalLinks(t *testing.T, db *store.DB) {
 	if _, opened, err := db.OpenPortalLink(other, hashOf("link-1"), hashOf("s"), now, now.Add(time.Hour)); opened || err == nil {
 		t.Fatalf("opened under another tenant: %v %v", opened, err)
 	}
+	// Read for its page, it stays unspent; another tenant reads nothing.
+	for range 2 {
+		if got := must(db.PortalLinkByHash(ctx, hashOf("link-1"))); got.ID != l.ID || got.UsedAt != nil || got.Intent != store.IntentSSO {
+			t.Fatalf("link by hash: %+v", got)
+		}
+	}
+	_, err = db.PortalLinkByHash(other, hashOf("link-1"))
+	wantErr(t, err, store.ErrNotFound)
+	_, err = db.PortalLinkByHash(ctx, hashOf("nope"))
+	wantErr(t, err, store.ErrNotFound)
 
 	got, opened, err := db.OpenPortalLink(ctx, hashOf("link-1"), hashOf("session-1"), now, now.Add(time.Hour))
 	if err != nil || !opened || got.ID != l.ID || got.UsedAt == nil || got.ReturnURL != "https://app.example/done" {
