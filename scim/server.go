@@ -468,6 +468,12 @@ func (s *Server) readJSON(c echo.Context, dst any) error {
 			return newError(http.StatusUnsupportedMediaType, "", "Content-Type must be %s", MediaType)
 		}
 	}
+	// Nothing is decompressed: a compressed body would be read as bytes
+	// that are not JSON, and a plain one labelled compressed taken as it
+	// is (RFC 9110 §15.5.16).
+	if ce := strings.TrimSpace(req.Header.Get(echo.HeaderContentEncoding)); ce != "" && !strings.EqualFold(ce, "identity") {
+		return newError(http.StatusUnsupportedMediaType, "", "Content-Encoding %q is not supported: send the body uncompressed", ce)
+	}
 	limit := s.maxBody
 	if groupRoute(c.Path()) {
 		limit = s.maxGroupBody
