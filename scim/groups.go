@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -319,8 +320,27 @@ type memberOp struct {
 	ids []string
 }
 
-// splitMemberOps separates operations on members from the rest.
+// splitMemberOps separates operations on members from the rest, and joins
+// consecutive adds (or removes) into one: Entra ID may send 1,000 one-member
+// operations, which one statement each made 1,000 round trips.
 func splitMemberOps(ops []patchOp) ([]memberOp, []patchOp, error) {
+	mops, rest, err := splitMemberOpsApart(ops)
+	if err != nil {
+		return nil, nil, err
+	}
+	var joined []memberOp
+	for _, m := range mops {
+		if n := len(joined); n > 0 && joined[n-1].op == m.op && (m.op == "add" || m.op == "remove") {
+			joined[n-1].ids = append(joined[n-1].ids, m.ids...)
+			continue
+		}
+		m.ids = slices.Clone(m.ids)
+		joined = append(joined, m)
+	}
+	return joined, rest, nil
+}
+
+func splitMemberOpsApart(ops []patchOp) ([]memberOp, []patchOp, error) {
 	var mops []memberOp
 	var rest []patchOp
 	for i, op := range ops {

@@ -2,6 +2,7 @@ package scim
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -151,13 +152,48 @@ func TestSplitMemberOps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The two removes in a row are one (one statement, not two).
 	want := []memberOp{
 		{"add", []string{"usr_01ARZ3NDEKTSV4RRFFQ69G5FAV"}},
-		{"remove", []string{"usr_01ARZ3NDEKTSV4RRFFQ69G5FAW"}},
-		{"remove", []string{"usr_01ARZ3NDEKTSV4RRFFQ69G5FAX"}},
+		{"remove", []string{"usr_01ARZ3NDEKTSV4RRFFQ69G5FAW", "usr_01ARZ3NDEKTSV4RRFFQ69G5FAX"}},
 		{"replace", []string{"usr_01ARZ3NDEKTSV4RRFFQ69G5FAY"}},
 	}
 	if !reflect.DeepEqual(mops, want) || len(rest) != 2 {
 		t.Fatalf("member ops %v, rest %v", mops, rest)
+	}
+}
+
+// TestSplitMemberOpsJoinsOnlyNeighbours: Entra's 1,000 one-member
+// operations become one; an add, a remove and an add of the same user
+// stay three, in order, so that the user ends a member.
+func TestSplitMemberOpsJoinsOnlyNeighbours(t *testing.T) {
+	const x, y = "usr_01ARZ3NDEKTSV4RRFFQ69G5FAV", "usr_01ARZ3NDEKTSV4RRFFQ69G5FAW"
+	op := func(kind, id string) patchOp {
+		return patchOp{Op: kind, Path: "members", Value: []any{map[string]any{"value": id}}}
+	}
+	var many []patchOp
+	var ids []string
+	for i := range 1000 {
+		id := fmt.Sprintf("usr_%026d", i)
+		many = append(many, patchOp{Op: "remove", Path: fmt.Sprintf("members[value eq %q]", id)})
+		ids = append(ids, id)
+	}
+	for name, c := range map[string]struct {
+		ops  []patchOp
+		want []memberOp
+	}{
+		"1,000 removes":          {many, []memberOp{{"remove", ids}}},
+		"add, remove, add":       {[]patchOp{op("add", x), op("remove", x), op("add", x)}, []memberOp{{"add", []string{x}}, {"remove", []string{x}}, {"add", []string{x}}}},
+		"adds around a replace":  {[]patchOp{op("add", x), op("replace", y), op("add", y)}, []memberOp{{"add", []string{x}}, {"replace", []string{y}}, {"add", []string{y}}}},
+		"replaces stay apart":    {[]patchOp{op("replace", x), op("replace", y)}, []memberOp{{"replace", []string{x}}, {"replace", []string{y}}}},
+		"adds of one user twice": {[]patchOp{op("add", x), op("add", x)}, []memberOp{{"add", []string{x, x}}}},
+	} {
+		got, _, err := splitMemberOps(c.ops)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %v, want %v", name, got, c.want)
+		}
 	}
 }
