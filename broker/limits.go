@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -11,14 +12,34 @@ import (
 
 // clientIDKey holds, in the echo context, the client_id a token or
 // revocation request names (Basic user or form field), before op has
-// authenticated it.
+// authenticated it, or unknownClient.
 const clientIDKey = "broker.client_id"
+
+// unknownClient stands, in the token rate limit's keys, for every
+// client_id that names no application: made-up ids share one budget per
+// address instead of minting a fresh one (and a fresh Redis key) each.
+const unknownClient = "(unknown client)"
 
 // ClientID returns the client_id a request to /oauth/token or /oauth/revoke
 // names, once the broker has read it, or "": the key of the token rate
-// limit (Config.TokenLimit).
+// limit (Config.TokenLimit). A client_id of no application is returned as
+// one value for all, "(unknown client)".
 func ClientID(c echo.Context) string {
 	id, _ := c.Get(clientIDKey).(string)
+	return id
+}
+
+// limitedClient is the client the token limit counts a request naming id
+// against: id when it is an application (or cannot be checked now),
+// unknownClient otherwise. The lookup is the one op's authentication makes
+// next, from the same cache.
+func (p *Provider) limitedClient(ctx context.Context, id string) string {
+	if p.tokenLimit == nil || id == "" {
+		return id
+	}
+	if _, err := p.apps.get(ctx, id); errors.Is(err, errUnknownClient) {
+		return unknownClient
+	}
 	return id
 }
 

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -152,6 +153,23 @@ func TestTokenRateLimitCannotBeSpentByOthers(t *testing.T) {
 	post("2001:db8:66::2", "wrong")
 	if res := post("2001:db8:66::3", "wrong"); res.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("IPv6 attacker's 3rd request from its /64: %d, want 429", res.StatusCode)
+	}
+	// Made-up client_ids share one budget per address: each is not a
+	// budget (and a Redis key) of its own.
+	for i, want := range []int{http.StatusUnauthorized, http.StatusUnauthorized, http.StatusTooManyRequests} {
+		req, _ := http.NewRequest(http.MethodPost, n.URL+broker.PathToken,
+			strings.NewReader(url.Values{"grant_type": {"authorization_code"}, "code": {"nope"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", "192.0.2.77")
+		req.SetBasicAuth(fmt.Sprintf("app_01MADEUP%016d", i), "whatever")
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("made-up client_id %d: %d, want %d", i+1, res.StatusCode, want)
+		}
 	}
 	for _, from := range []string{"198.51.100.5", "198.51.100.5"} {
 		if res := post(from, a.Secret); res.StatusCode != http.StatusBadRequest || res.Header.Get("X-RateLimit-Remaining") == "" {

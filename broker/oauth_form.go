@@ -84,7 +84,7 @@ func (p *Provider) checkOAuthRequest(next echo.HandlerFunc, token bool) echo.Han
 		if !ok {
 			id = form.Get("client_id")
 		}
-		c.Set(clientIDKey, id)
+		c.Set(clientIDKey, p.limitedClient(r.Context(), id))
 		tracing.SetClient(r.Context(), id)
 		// op writes its own errors without the headers RFC 6749 asks
 		// for: no-store on every answer (§5.1, §5.2), and on a 401 the
