@@ -201,7 +201,18 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 	}
 	hasXML := s.IdPMetadataXML != nil && strings.TrimSpace(*s.IdPMetadataXML) != ""
 	hasURL := s.IdPMetadataURL != nil && *s.IdPMetadataURL != ""
-	manual := s.IdPEntityID != nil || s.IdPSSOURL != nil || s.IdPCertificatesPEM != nil || s.IdPSSOBinding != nil
+	manual := s.IdPSSOURL != nil || s.IdPCertificatesPEM != nil || s.IdPSSOBinding != nil
+	// Beside metadata, idp_entity_id names the IdP to take from a
+	// federation's aggregate (and must be the IdP of a single entity's);
+	// alone, it is a manual field like the others.
+	var selector string
+	if s.IdPEntityID != nil {
+		if hasXML || hasURL {
+			selector = strings.TrimSpace(*s.IdPEntityID)
+		} else {
+			manual = true
+		}
+	}
 	switch {
 	case hasXML && hasURL:
 		return connections.Invalid("idp_metadata_url", "give idp_metadata_xml or idp_metadata_url, not both")
@@ -220,9 +231,12 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 	var idp *idpSettings
 	switch {
 	case hasXML:
-		got, err := parseIdPMetadata([]byte(*s.IdPMetadataXML), deps.AllowInsecureURLs)
+		got, err := parseIdPMetadata([]byte(*s.IdPMetadataXML), deps.AllowInsecureURLs, selector)
 		if err != nil {
 			return connections.InField("idp_metadata_xml", err)
+		}
+		if selector != "" && got.EntityID != selector {
+			return connections.Invalid("idp_entity_id", "the metadata's IdP is %q, not %q", got.EntityID, selector)
 		}
 		idp = &got
 		cfg.IdPMetadataURL, cfg.MetadataFetchedAt = "", nil
@@ -230,9 +244,12 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 		if err := connections.CheckURL("idp_metadata_url", *s.IdPMetadataURL, deps.AllowInsecureURLs); err != nil {
 			return err
 		}
-		got, err := fetchIdPMetadata(ctx, deps, *s.IdPMetadataURL)
+		got, err := fetchIdPMetadata(ctx, deps, *s.IdPMetadataURL, selector)
 		if err != nil {
 			return connections.InField("idp_metadata_url", err)
+		}
+		if selector != "" && got.EntityID != selector {
+			return connections.Invalid("idp_entity_id", "the metadata's IdP is %q, not %q", got.EntityID, selector)
 		}
 		idp = &got
 		now := deps.Now().UTC()
@@ -250,7 +267,7 @@ func apply(ctx context.Context, deps connections.Deps, cfg *Config, s *Settings)
 	if manual {
 		cfg.IdPMetadataURL, cfg.MetadataFetchedAt = "", nil
 	}
-	if s.IdPEntityID != nil {
+	if s.IdPEntityID != nil && idp == nil { // beside metadata, it only chose
 		v := strings.TrimSpace(*s.IdPEntityID)
 		if len(v) > 1024 {
 			return connections.Invalid("idp_entity_id", "idp_entity_id longer than 1024 characters")

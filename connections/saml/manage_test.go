@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -124,7 +125,10 @@ func TestConnectionSettingsValidation(t *testing.T) {
 		contains string
 	}{
 		{"unknown type", "ldap", connections.Settings{}, "type must be"},
-		{"metadata and manual", Name, Settings{IdPMetadataXML: ptr("<x/>"), IdPEntityID: ptr("x")}.Request(), "not both"},
+		{"metadata and manual", Name, Settings{IdPMetadataXML: ptr("<x/>"), IdPSSOURL: ptr("https://idp.example.com/sso")}.Request(), "not both"},
+		{"metadata of another IdP than named", Name, Settings{IdPMetadataXML: ptr(metadataXML(idp.entityID, idp.ssoURL, idp.cert)), IdPEntityID: ptr("https://other.example.com")}.Request(), "not \"https://other.example.com\""},
+		{"an aggregate without a name", Name, Settings{IdPMetadataXML: ptr(aggregateXML(idp, newTestIdP(t, 1)))}.Request(), "describes 2 IdPs; name yours in idp_entity_id"},
+		{"an aggregate without the IdP named", Name, Settings{IdPMetadataXML: ptr(aggregateXML(idp, newTestIdP(t, 1))), IdPEntityID: ptr("https://other.example.com")}.Request(), "none of them"},
 		{"xml and url", Name, Settings{IdPMetadataXML: ptr("<x/>"), IdPMetadataURL: ptr("https://x")}.Request(), "idp_metadata_xml or idp_metadata_url"},
 		{"bad metadata", Name, Settings{IdPMetadataXML: ptr("not xml")}.Request(), "not XML"},
 		{"metadata URL given as the document", Name, Settings{IdPMetadataXML: ptr(" https://login.microsoftonline.com/t/federationmetadata/2007-06/federationmetadata.xml?appid=a\n")}.Request(), "give it as idp_metadata_url"},
@@ -169,6 +173,80 @@ func TestConnectionSettingsValidation(t *testing.T) {
 	var l PEMList
 	if err := json.Unmarshal([]byte(`["a","b"]`), &l); err != nil || len(l) != 2 {
 		t.Fatal(err)
+	}
+}
+
+// aggregateXML is a federation's metadata: the IdPs given, under nested
+// EntitiesDescriptors, among entities that are not IdPs.
+func aggregateXML(idps ...*testIdP) string {
+	var b strings.Builder
+	b.WriteString(`<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" Name="federation">`)
+	b.WriteString(`<md:EntityDescriptor entityID="https://sp.example.org"><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"/></md:EntityDescriptor>`)
+	for i, idp := range idps {
+		md := metadataXML(idp.entityID, idp.ssoURL, idp.cert)
+		if i%2 == 1 {
+			md = `<md:EntitiesDescriptor Name="nested">` + md + `</md:EntitiesDescriptor>`
+		}
+		b.WriteString(md)
+	}
+	b.WriteString(`</md:EntitiesDescriptor>`)
+	return b.String()
+}
+
+// TestMetadataAggregate: a federation publishes all its IdPs in one
+// document (hundreds of KB); the connection takes the one idp_entity_id
+// names, pasted or from its URL, and a refresh of that URL keeps to it.
+func TestMetadataAggregate(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	var idps []*testIdP
+	for i := range 3 {
+		idp := newTestIdP(t, i)
+		idp.entityID = fmt.Sprintf("https://idp%d.federation.example", i)
+		idp.ssoURL = fmt.Sprintf("https://idp%d.federation.example/sso", i)
+		idps = append(idps, idp)
+	}
+	agg := aggregateXML(idps...)
+	mdSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(agg)) }))
+	defer mdSrv.Close()
+	// An empty name beside single-entity metadata (a form's blank field)
+	// leaves the metadata's entityID.
+	one, err := e.Reg.CreateConnection(e.Ctx, Name, "one", Settings{IdPMetadataXML: ptr(metadataXML(idps[0].entityID, idps[0].ssoURL, idps[0].cert)), IdPEntityID: ptr("")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _ := DecodeConfig(one.Config); cfg.IdPEntityID != idps[0].entityID {
+		t.Fatalf("a blank idp_entity_id beside metadata left %q", cfg.IdPEntityID)
+	}
+	for name, s := range map[string]Settings{
+		"pasted":  {IdPMetadataXML: ptr(agg), IdPEntityID: ptr(idps[1].entityID)},
+		"fetched": {IdPMetadataURL: ptr(mdSrv.URL), IdPEntityID: ptr(idps[1].entityID)},
+	} {
+		conn, err := e.Reg.CreateConnection(e.Ctx, Name, name, s.Request(), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		cfg, _ := DecodeConfig(conn.Config)
+		if cfg.IdPEntityID != idps[1].entityID || cfg.IdPSSOURL != idps[1].ssoURL || len(cfg.IdPCertificates) != 1 ||
+			cfg.IdPCertificates[0].PEM != certPEM(idps[1].cert) {
+			t.Fatalf("%s: took %s at %s, want %s", name, cfg.IdPEntityID, cfg.IdPSSOURL, idps[1].entityID)
+		}
+		if name == "fetched" && cfg.IdPMetadataURL != mdSrv.URL {
+			t.Fatalf("the metadata URL was dropped: %+v", cfg)
+		}
+	}
+	// The refresh reads the aggregate again and keeps to the same IdP.
+	e.Clock.Add(13 * time.Hour)
+	if err := e.Reg.Maintain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	conns, _ := e.DB.Connections(e.Ctx)
+	for _, c := range conns {
+		if c.ID == one.ID {
+			continue
+		}
+		if cfg, _ := DecodeConfig(c.Config); cfg.IdPEntityID != idps[1].entityID || cfg.IdPSSOURL != idps[1].ssoURL {
+			t.Fatalf("after a refresh, %s takes %s", c.Name, cfg.IdPEntityID)
+		}
 	}
 }
 

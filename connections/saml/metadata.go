@@ -71,9 +71,10 @@ func hasPrefixFold(b []byte, prefix string) bool {
 }
 
 // parseIdPMetadata reads IdP metadata XML (an EntityDescriptor, or an
-// EntitiesDescriptor holding exactly one IdP). Its SSO URL is held to the
-// rule of the manual idp_sso_url field: plain http only when allowHTTP.
-func parseIdPMetadata(b []byte, allowHTTP bool) (idpSettings, error) {
+// EntitiesDescriptor holding exactly one IdP, or the IdP entityID names in
+// a federation's aggregate of many). Its SSO URL is held to the rule of the
+// manual idp_sso_url field: plain http only when allowHTTP.
+func parseIdPMetadata(b []byte, allowHTTP bool, entityID string) (idpSettings, error) {
 	if len(b) > MaxMetadataBytes {
 		return idpSettings{}, fmt.Errorf("%w: IdP metadata larger than %d bytes", connections.ErrConfig, MaxMetadataBytes)
 	}
@@ -85,7 +86,7 @@ func parseIdPMetadata(b []byte, allowHTTP bool) (idpSettings, error) {
 	if hasDTD(b) {
 		return idpSettings{}, fmt.Errorf("%w: IdP metadata must not contain a DTD", connections.ErrConfig)
 	}
-	ed, err := decodeEntityDescriptor(b)
+	ed, err := decodeEntityDescriptor(b, entityID)
 	if err != nil {
 		return idpSettings{}, err
 	}
@@ -146,9 +147,11 @@ func parseIdPMetadata(b []byte, allowHTTP bool) (idpSettings, error) {
 	return s, nil
 }
 
-// decodeEntityDescriptor reads an EntityDescriptor, or the one IdP entity
-// of an EntitiesDescriptor.
-func decodeEntityDescriptor(b []byte) (*saml.EntityDescriptor, error) {
+// decodeEntityDescriptor reads an EntityDescriptor, or the IdP entity of an
+// EntitiesDescriptor: its only one, or the one whose entityID is entityID
+// (a federation publishes all its IdPs in one aggregate, and an admin
+// names theirs; without the name, several are refused).
+func decodeEntityDescriptor(b []byte, entityID string) (*saml.EntityDescriptor, error) {
 	var root struct{ XMLName xml.Name }
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, fmt.Errorf("%w: IdP metadata is empty", connections.ErrConfig)
@@ -169,13 +172,22 @@ func decodeEntityDescriptor(b []byte) (*saml.EntityDescriptor, error) {
 			return nil, fmt.Errorf("%w: IdP metadata: %v", connections.ErrConfig, err)
 		}
 		var found *saml.EntityDescriptor
-		for i := range eds.EntityDescriptors {
-			if len(eds.EntityDescriptors[i].IDPSSODescriptors) > 0 {
-				if found != nil {
-					return nil, fmt.Errorf("%w: IdP metadata describes several IdPs; paste the one entity", connections.ErrConfig)
+		var idps []*saml.EntityDescriptor
+		collectIdPs(&eds, &idps)
+		for _, ed := range idps {
+			if entityID != "" {
+				if ed.EntityID == entityID {
+					return ed, nil
 				}
-				found = &eds.EntityDescriptors[i]
+				continue
 			}
+			if found != nil {
+				return nil, fmt.Errorf("%w: IdP metadata describes %d IdPs; name yours in idp_entity_id, or paste its one entity", connections.ErrConfig, len(idps))
+			}
+			found = ed
+		}
+		if entityID != "" && len(idps) > 0 {
+			return nil, fmt.Errorf("%w: IdP metadata describes %d IdPs, none of them %q (idp_entity_id)", connections.ErrConfig, len(idps), entityID)
 		}
 		if found == nil {
 			return nil, fmt.Errorf("%w: IdP metadata has no IdP entity", connections.ErrConfig)
@@ -186,13 +198,27 @@ func decodeEntityDescriptor(b []byte) (*saml.EntityDescriptor, error) {
 	}
 }
 
-// fetchIdPMetadata reads metadata from url through the safe client.
-func fetchIdPMetadata(ctx context.Context, deps connections.Deps, url string) (idpSettings, error) {
+// collectIdPs appends the IdP entities of eds, nested aggregates included
+// (federations group their entities by country or kind).
+func collectIdPs(eds *saml.EntitiesDescriptor, out *[]*saml.EntityDescriptor) {
+	for i := range eds.EntityDescriptors {
+		if len(eds.EntityDescriptors[i].IDPSSODescriptors) > 0 {
+			*out = append(*out, &eds.EntityDescriptors[i])
+		}
+	}
+	for i := range eds.EntitiesDescriptors {
+		collectIdPs(&eds.EntitiesDescriptors[i], out)
+	}
+}
+
+// fetchIdPMetadata reads metadata from url through the safe client; in an
+// aggregate, the IdP entityID names (see decodeEntityDescriptor).
+func fetchIdPMetadata(ctx context.Context, deps connections.Deps, url, entityID string) (idpSettings, error) {
 	body, err := safehttp.Get(ctx, deps.HTTPClient, url, MaxMetadataBytes)
 	if err != nil {
 		return idpSettings{}, connections.Unreachable("idp_metadata_url", "fetch IdP metadata from", url, err)
 	}
-	s, err := parseIdPMetadata(body, deps.AllowInsecureURLs)
+	s, err := parseIdPMetadata(body, deps.AllowInsecureURLs, entityID)
 	if err != nil {
 		// Say where the metadata that does not parse came from.
 		return idpSettings{}, connections.Invalid("idp_metadata_url", "the document at %s is not usable: %s", url, connections.Message(err))

@@ -443,7 +443,7 @@ func TestSAMLDTD(t *testing.T) {
 		})
 	}
 	// Metadata with a DTD is refused too.
-	_, err := parseIdPMetadata([]byte(`<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><EntityDescriptor/>`), false)
+	_, err := parseIdPMetadata([]byte(`<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><EntityDescriptor/>`), false, "")
 	wantErr(t, err, connections.ErrConfig, "DTD")
 }
 
@@ -531,7 +531,7 @@ func TestSAMLMetadataSizeBound(t *testing.T) {
 	}{{MaxMetadataBytes, nil}, {MaxMetadataBytes + 1, connections.ErrConfig}} {
 		// White space after the root element pads without changing it.
 		b := []byte(md + strings.Repeat(" ", tt.size-len(md)))
-		_, err := parseIdPMetadata(b, false)
+		_, err := parseIdPMetadata(b, false, "")
 		wantErr(t, err, tt.want, "larger than")
 	}
 }

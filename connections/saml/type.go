@@ -146,7 +146,8 @@ func (t Type) Maintain(ctx context.Context, deps connections.Deps, conn store.Co
 	changed := false
 	var refreshErr error
 	if cfg.IdPMetadataURL != "" && (force || cfg.MetadataFetchedAt == nil || now.Sub(*cfg.MetadataFetchedAt) >= cmp.Or(t.MetadataRefresh, DefaultMetadataRefresh)) {
-		idp, err := fetchIdPMetadata(ctx, deps, cfg.IdPMetadataURL)
+		// In an aggregate, the IdP is the one the connection took.
+		idp, err := fetchIdPMetadata(ctx, deps, cfg.IdPMetadataURL, cfg.IdPEntityID)
 		if err != nil {
 			// Keep the last good settings: an IdP's metadata endpoint
 			// being down must not break its logins.
