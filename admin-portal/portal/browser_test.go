@@ -29,7 +29,7 @@ func TestHTTPSSessionInChromium(t *testing.T) {
 		}
 		return s
 	}
-	if err := browsertest.Do(tab, chromedp.Navigate(h.link(ctx, store.IntentDomainVerification)), chromedp.Click(chromedp.ID("open-link")), chromedp.WaitVisible(chromedp.ID("domain"))); err != nil {
+	if err := browsertest.Do(tab, chromedp.Navigate(h.link(ctx, store.IntentDomainVerification)), chromedp.WaitVisible(chromedp.ID("domain"))); err != nil {
 		t.Fatalf("open link: %v (page: %q)", err, text("open link"))
 	}
 	if js, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.cookie`)); js != "" {
@@ -83,8 +83,6 @@ func TestCopyButtonsOnlyWithScriptInChromium(t *testing.T) {
 			}
 			if err := browsertest.Do(tab,
 				chromedp.Navigate(h.link(ctx, store.IntentSSO)),
-				chromedp.Click(chromedp.ID("open-link")),
-				chromedp.WaitVisible(chromedp.CSS("nav.tabs")),
 				chromedp.Navigate(h.url+"/portal/sso/new"),
 				chromedp.Click(chromedp.CSS(`button[value="okta"]`)),
 				chromedp.WaitVisible(chromedp.ID("acs-url")),

@@ -93,9 +93,7 @@ func TestBareCookieIsNoSessionOnHTTPS(t *testing.T) {
 	h := newHarnessOn(t, true)
 	ctx := h.tenant("Acme", "acme.example")
 	c := h.client()
-	link := h.link(ctx, store.IntentDomainVerification)
-	get(t, c, link)
-	resp := h.continueLink(c, link)
+	resp, _ := get(t, c, h.link(ctx, store.IntentDomainVerification))
 	var ck *http.Cookie
 	for _, k := range resp.Cookies() {
 		if k.Name == hostPrefix+sessionCookie {

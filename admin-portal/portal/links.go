@@ -182,17 +182,22 @@ func (p *Portal) linkTenant(c echo.Context) (ctx context.Context, hash []byte, t
 func (p *Portal) spentLink(link store.PortalLink) error {
 	if link.UsedAt != nil {
 		return p.linkGone(http.StatusGone, "This setup link has already been used",
-			fmt.Sprintf("It was opened on %s. For your security, each link works only once.", link.UsedAt.UTC().Format("2 Jan 2006 at 15:04 UTC")))
+			fmt.Sprintf("It was opened on %s. For your security, each link works only once. If you did not open it yourself, a program that checks the links in your mail may have.", link.UsedAt.UTC().Format("2 Jan 2006 at 15:04 UTC")))
 	}
 	return p.linkGone(http.StatusGone, "This setup link has expired",
 		fmt.Sprintf("It had to be opened by %s.", link.ExpiresAt.UTC().Format("2 Jan 2006 at 15:04 UTC")))
 }
 
-// linkPage shows what a link is for, with the button that opens it. A GET
-// spends nothing: chat and mail programs fetch a link to preview or scan
-// it before the admin clicks, and a link spent by such a fetch met the
-// admin as "already used". Only the button's POST (openLink) spends it.
+// linkPage opens the link for a browser, as an emailed link is opened,
+// and shows a previewer what the link is for, with a Continue button that
+// opens it: chat programs fetch a link to unfurl it before anyone clicks,
+// and a link spent by such a fetch met the admin as "already used". Mail
+// scanners that fetch as a browser cannot be told apart; the used-link
+// page says to ask for a new link.
 func (p *Portal) linkPage(c echo.Context) error {
+	if !isPreview(c.Request()) {
+		return p.openLink(c)
+	}
 	ctx, hash, tn, err := p.linkTenant(c)
 	if err != nil {
 		return err
@@ -208,6 +213,35 @@ func (p *Portal) linkPage(c echo.Context) error {
 		return p.spentLink(link)
 	}
 	return p.render(c, http.StatusOK, "link.html", linkTitles[link.Intent], linkData{Title: linkTitles[link.Intent], Tenant: tn.Name, Expires: link.ExpiresAt})
+}
+
+// previewers name the programs that fetch a link to show a preview of it
+// (User-Agent tokens, lower case): Slack, Microsoft Teams and Skype,
+// Discord, Telegram, WhatsApp, Facebook and Messenger, LinkedIn, X, Apple
+// Messages and iMessage, Google Chat, Mattermost, Zoom, embed services.
+var previewers = []string{
+	"slackbot", "slack-imgproxy", "skypeuripreview", "microsoftpreview", "teams-link-preview", "discordbot",
+	"telegrambot", "whatsapp", "facebookexternalhit", "facebookcatalog", "linkedinbot", "twitterbot",
+	"applebot", "google-pagerenderer", "googleother", "mattermost-bot", "zoombot", "embedly", "iframely",
+}
+
+// isPreview reports whether r fetches the link for a preview rather than
+// for an admin to use: a HEAD, a browser's speculative prefetch, or a
+// previewer by name.
+func isPreview(r *http.Request) bool {
+	if r.Method == http.MethodHead {
+		return true
+	}
+	if purpose := r.Header.Get("Sec-Purpose") + r.Header.Get("Purpose"); strings.Contains(purpose, "prefetch") {
+		return true
+	}
+	ua := strings.ToLower(r.UserAgent())
+	for _, p := range previewers {
+		if strings.Contains(ua, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // openLink spends the link, starts the session and sends the admin on to

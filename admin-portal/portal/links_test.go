@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -53,19 +54,41 @@ func TestLinkOpensOnceIntoAScopedSession(t *testing.T) {
 	ctx := h.tenant("Acme", "acme.example")
 	link := h.link(ctx, store.IntentSSO)
 
-	c := h.client()
-	// Its page spends nothing: a chat or mail program fetching it for a
-	// preview, or a scanner, leaves it for the admin.
-	for range 2 {
-		resp, body := get(t, c, link)
-		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Set up single sign-on") || !strings.Contains(body, "<strong>Acme</strong>") ||
-			!strings.Contains(body, `id="open-link"`) || len(resp.Cookies()) != 0 {
-			t.Fatalf("link page = %d, cookies %v\n%s", resp.StatusCode, resp.Cookies(), body)
+	// A chat or mail program fetching it for a preview (by its name, or
+	// a prefetch, or a HEAD) gets its page and spends nothing: the admin
+	// who clicks it later still gets in.
+	for _, prev := range []struct{ method, header, value string }{
+		{"GET", "User-Agent", "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"},
+		{"GET", "User-Agent", "Mozilla/5.0 (Windows NT 6.1; WOW64) SkypeUriPreview Preview/0.5 skype-url-preview@microsoft.com"},
+		{"GET", "User-Agent", "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)"},
+		{"GET", "User-Agent", "facebookexternalhit/1.1"},
+		{"GET", "Sec-Purpose", "prefetch;prerender"},
+		{"HEAD", "", ""},
+	} {
+		req, _ := http.NewRequest(prev.method, link, nil)
+		if prev.header != "" {
+			req.Header.Set(prev.header, prev.value)
+		}
+		resp, err := h.client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(resp.Cookies()) != 0 ||
+			prev.method == "GET" && (!strings.Contains(string(body), "Set up single sign-on") || !strings.Contains(string(body), `id="open-link"`)) {
+			t.Fatalf("%s %s: %s: link page = %d, cookies %v\n%s", prev.method, prev.header, prev.value, resp.StatusCode, resp.Cookies(), body)
 		}
 	}
-	resp := h.continueLink(c, link)
+	// The admin's browser opens it (a GET, as the link in an email is
+	// opened); the Continue button of a previewed page does the same.
+	c := h.client()
+	resp, _ := get(t, c, link)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/portal/sso" {
 		t.Fatalf("open = %d → %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp := h.continueLink(h.client(), h.link(ctx, store.IntentSSO)); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("Continue = %d", resp.StatusCode)
 	}
 	var ck *http.Cookie
 	for _, k := range resp.Cookies() {
@@ -84,8 +107,8 @@ func TestLinkOpensOnceIntoAScopedSession(t *testing.T) {
 		t.Fatalf("sso page = %d\n%s", resp.StatusCode, body)
 	}
 
-	// Used: a second browser opening the same link is told so, on its
-	// page and by its button (a page shown before the first opened it).
+	// Used: a second browser opening the same link is told so, and so is
+	// the button of a page shown before the first opened it.
 	resp, body = get(t, h.client(), link)
 	if resp.StatusCode != http.StatusGone || !strings.Contains(body, "already been used") || !strings.Contains(body, "Ask Acme HR for a new setup link") {
 		t.Fatalf("reused link = %d\n%s", resp.StatusCode, body)

@@ -307,7 +307,7 @@ func TestFirstRunInBrowser(t *testing.T) {
 		}
 		// The tenant's admin opens it in their own browser.
 		admin := browsertest.NewTab(t, browser)
-		if err := browsertest.Do(admin, chromedp.Navigate(link), chromedp.Click(chromedp.ID("open-link")), chromedp.WaitVisible(chromedp.CSS("nav.tabs"))); err != nil {
+		if err := browsertest.Do(admin, chromedp.Navigate(link), chromedp.WaitReady(chromedp.CSS("main"))); err != nil {
 			fail(t, admin, "open portal link", err)
 		}
 		at, _ := chromedp.Run(admin, chromedp.Location())
@@ -325,7 +325,7 @@ func TestFirstRunInBrowser(t *testing.T) {
 		// The landing page's portal button makes a fresh link each time.
 		fresh := browsertest.NewTab(t, browser)
 		if err := browsertest.Do(fresh, chromedp.Navigate(fr.issuer+"/"), chromedp.Click(chromedp.ID("portal")),
-			chromedp.Click(chromedp.ID("open-link")), chromedp.WaitVisible(chromedp.CSS("nav.tabs"))); err != nil {
+			chromedp.WaitReady(chromedp.CSS("main"))); err != nil {
 			fail(t, fresh, "landing portal button", err)
 		}
 		if at, _ := chromedp.Run(fresh, chromedp.Location()); !strings.HasPrefix(at, fr.issuer+"/portal") || strings.Contains(at, "/link/") {

@@ -27,7 +27,6 @@ func TestPortalTestLoginFailuresSayWhatToDoInBrowser(t *testing.T) {
 	ctx := browsertest.NewTab(t, browsertest.New(t))
 	run(t, ctx, "open the link and create a SAML connection",
 		chromedp.Navigate(pe.link(t, tn.ID, store.IntentSSO)),
-		chromedp.Click(chromedp.ID("open-link")), chromedp.WaitVisible(chromedp.CSS("nav.tabs")),
 		chromedp.Navigate(pe.issuer+"/portal/sso/new"),
 		chromedp.Click(chromedp.CSS(`button[value="saml"]`)),
 		chromedp.WaitVisible(chromedp.ID("acs-url")),

@@ -37,7 +37,6 @@ func TestPortalOIDCDirectoryAndDomainInBrowser(t *testing.T) {
 		ctx := browsertest.NewTab(t, browser)
 		run(t, ctx, "open the link and choose OIDC",
 			chromedp.Navigate(pe.link(t, tn.ID, store.IntentSSO)),
-			chromedp.Click(chromedp.ID("open-link")), chromedp.WaitVisible(chromedp.CSS("nav.tabs")),
 			chromedp.Navigate(pe.issuer+"/portal/sso/new"),
 			chromedp.Click(chromedp.CSS(`button[value="oidc"]`)),
 			chromedp.WaitVisible(chromedp.ID("redirect-uri")),
@@ -83,7 +82,6 @@ func TestPortalOIDCDirectoryAndDomainInBrowser(t *testing.T) {
 		ctx := browsertest.NewTab(t, browser)
 		run(t, ctx, "create a directory",
 			chromedp.Navigate(pe.link(t, tn.ID, store.IntentDSync)),
-			chromedp.Click(chromedp.ID("open-link")), chromedp.WaitVisible(chromedp.CSS("nav.tabs")),
 			chromedp.WaitVisible(chromedp.ID("dir-name")),
 			chromedp.SetValue(chromedp.ID("dir-name"), "Okta"),
 			chromedp.Click(chromedp.ID("create-directory")),
@@ -154,7 +152,6 @@ func TestPortalOIDCDirectoryAndDomainInBrowser(t *testing.T) {
 		ctx := browsertest.NewTab(t, browser)
 		run(t, ctx, "add a domain",
 			chromedp.Navigate(pe.link(t, tn.ID, store.IntentDomainVerification)),
-			chromedp.Click(chromedp.ID("open-link")), chromedp.WaitVisible(chromedp.CSS("nav.tabs")),
 			chromedp.WaitVisible(chromedp.ID("domain")),
 			chromedp.SetValue(chromedp.ID("domain"), "Globex-Sales.example"),
 			chromedp.Click(chromedp.ID("add-domain")),
@@ -181,7 +178,6 @@ func TestPortalOIDCDirectoryAndDomainInBrowser(t *testing.T) {
 		dev := browsertest.NewTab(t, browser)
 		run(t, dev, "claim it from another tenant",
 			chromedp.Navigate(pe.link(t, pe.dev.TenantID, store.IntentDomainVerification)),
-			chromedp.Click(chromedp.ID("open-link")), chromedp.WaitVisible(chromedp.CSS("nav.tabs")),
 			chromedp.WaitVisible(chromedp.ID("domain")),
 			chromedp.SetValue(chromedp.ID("domain"), "globex-sales.example"),
 			chromedp.Click(chromedp.ID("add-domain")),
@@ -208,7 +204,6 @@ func TestPortalOIDCDirectoryAndDomainInBrowser(t *testing.T) {
 		ctx := browsertest.NewTab(t, browser)
 		run(t, ctx, "audit log",
 			chromedp.Navigate(pe.link(t, tn.ID, store.IntentAuditLogs)),
-			chromedp.Click(chromedp.ID("open-link")), chromedp.WaitVisible(chromedp.CSS("nav.tabs")),
 			chromedp.Navigate(pe.issuer+"/portal/logs?tab=audit"),
 			chromedp.WaitVisible(chromedp.ID("log")),
 		)

@@ -106,7 +106,6 @@ func TestPortalSAMLWizardsPerIdPInBrowser(t *testing.T) {
 
 			run(t, ctx, "choose "+tc.name,
 				chromedp.Navigate(pe.link(t, tn.ID, store.IntentSSO)),
-				chromedp.Click(chromedp.ID("open-link")), chromedp.WaitVisible(chromedp.CSS("nav.tabs")),
 				chromedp.Navigate(pe.issuer+"/portal/sso/new"),
 				chromedp.Click(chromedp.CSS(`button[value="`+tc.key+`"]`)),
 				chromedp.WaitVisible(chromedp.ID(tc.values[0].id)),
