@@ -218,6 +218,23 @@ func TestDevIdPRefusesForeignReturn(t *testing.T) {
 	}
 }
 
+// TestDevIdPAnswersUnreadableRequests: a request the dev IdP cannot read
+// (no SAMLRequest, garbage in it) is a 400 saying so, not a panic.
+func TestDevIdPAnswersUnreadableRequests(t *testing.T) {
+	h := newHarness(t, storetest.SQLite(t))
+	for _, q := range []string{"", "?SAMLRequest=", "?SAMLRequest=%%%", "?SAMLRequest=bm90IGRlZmxhdGVk"} {
+		resp, err := http.Get(h.srv.URL + "/dev/idp/sso" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "dev IdP") {
+			t.Errorf("GET /dev/idp/sso%s = %d %s", q, resp.StatusCode, b)
+		}
+	}
+}
+
 // TestDevIdPReparsesChangedSPMetadata: the dev IdP reuses the parsed SP
 // metadata while the broker serves the same bytes, and parses it again as
 // soon as they change (a rotated certificate, encryption switched).

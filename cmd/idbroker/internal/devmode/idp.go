@@ -58,8 +58,18 @@ func newTestIdP(d *Dev, key *rsa.PrivateKey, cert *x509.Certificate) *testIdP {
 		Key: key, Signer: key, Certificate: cert, MetadataURL: *md, SSOURL: *sso,
 		SessionProvider: t, ServiceProviderProvider: t,
 		ResponseWriter: assertionSignedOnly{},
+		// crewjam's default error handler writes to a Logger that is nil
+		// unless set: a request it cannot read (no SAMLRequest) panicked.
+		OnError: idpError,
 	}
 	return t
+}
+
+// idpError answers a request the dev IdP cannot serve with its status and
+// what was wrong: the dev IdP is a test tool, its errors are for the
+// developer reading them.
+func idpError(w http.ResponseWriter, _ *http.Request, status int, err error) {
+	http.Error(w, fmt.Sprintf("dev IdP: %s: %v", http.StatusText(status), err), status)
 }
 
 // assertionSignedOnly writes the response the way Entra ID and Okta do by
