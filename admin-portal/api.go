@@ -56,6 +56,14 @@ type APIConfig struct {
 	// Limit, if set, runs after authentication, with the operator's key
 	// known (OperatorKeyID): the per-key rate limit.
 	Limit echo.MiddlewareFunc
+	// AuthFailures, if set, bounds the refused API keys of one client
+	// address (a *ratelimit.FailureLimit): Check runs before a key is
+	// looked up, Failed once one is refused; each returns the 429 to
+	// answer instead, or nil.
+	AuthFailures interface {
+		Check(echo.Context) error
+		Failed(echo.Context) error
+	}
 	// Usage answers the usage routes (GET /tenants/{id}/usage, GET
 	// /usage/export); nil leaves them out.
 	Usage *usage.Meter
@@ -83,12 +91,16 @@ type API struct {
 	scimBaseURL   func(directoryID string) string
 	appCache      ApplicationCache
 	limit         echo.MiddlewareFunc
-	usage         *usage.Meter
-	now           func() time.Time
-	portal        PortalLinks
-	slo           slo.Reader
-	logouts       LogoutStore // nil: the store keeps no logout queue
-	allowPrivate  bool
+	authFailures  interface {
+		Check(echo.Context) error
+		Failed(echo.Context) error
+	}
+	usage        *usage.Meter
+	now          func() time.Time
+	portal       PortalLinks
+	slo          slo.Reader
+	logouts      LogoutStore // nil: the store keeps no logout queue
+	allowPrivate bool
 }
 
 // NewAPI returns the operator API over cfg.Store. It panics when Store is
@@ -107,6 +119,7 @@ func NewAPI(cfg APIConfig) *API {
 		scimBaseURL:   cfg.SCIMBaseURL,
 		appCache:      cfg.ApplicationCache,
 		limit:         cfg.Limit,
+		authFailures:  cfg.AuthFailures,
 		usage:         cfg.Usage,
 		now:           cfg.Now,
 		portal:        cfg.Portal,

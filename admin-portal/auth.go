@@ -151,6 +151,11 @@ func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		// that was sent and refused is invalid_token (RFC 6750 §3.1), which
 		// tells a client to get a new key rather than to send one.
 		deny := func(msg string) error {
+			if a.authFailures != nil {
+				if err := a.authFailures.Failed(c); err != nil {
+					return err
+				}
+			}
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="idbroker", error="invalid_token"`)
 			return unauthorized(msg)
 		}
@@ -158,6 +163,13 @@ func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="idbroker"`)
 			return unauthorized("an API key is required: send Authorization: Bearer <api key>")
+		}
+		// An address that has sent too many refused keys is answered
+		// before its next one costs a lookup.
+		if a.authFailures != nil {
+			if err := a.authFailures.Check(c); err != nil {
+				return err
+			}
 		}
 		if checkKeySyntax(key) != nil {
 			return deny("the API key is invalid or revoked")

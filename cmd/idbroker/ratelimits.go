@@ -45,6 +45,12 @@ type RateLimits struct {
 // this fast.
 var consoleSignInRule = ratelimit.Rule{Name: "console_signin", Limit: 30, Window: time.Minute, Key: ratelimit.ByIP}
 
+// apiAuthFailureRule bounds the refused operator API keys of one client
+// address: each costs a database lookup, and a backend with a valid key
+// is refused none. Not configurable: a key that stopped working fails
+// either way, 429 after 60 a minute instead of 401.
+var apiAuthFailureRule = ratelimit.Rule{Name: "api_auth", Limit: 60, Window: time.Minute, Key: ratelimit.ByIP}
+
 // defaultRateLimits are generous for real clients and stop runaway loops
 // and floods. The broker holds no passwords, so the sign-in limits guard
 // against floods, not guessing, and are sized for a whole company behind

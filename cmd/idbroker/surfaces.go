@@ -271,6 +271,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		ApplicationCache: provider,
 		Logger:           log.With("surface", "api"),
 		Limit:            limit(limits.API),
+		AuthFailures:     guard.FailureLimit(apiAuthFailureRule),
 		Usage:            meter,
 		SLO:              st,
 	})
