@@ -47,7 +47,7 @@ func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
 // name), the walk stops at the last proxy that could be trusted: that is
 // the best address known, and a client cannot choose it.
 func ClientIP(r *http.Request, trusted []netip.Prefix) string {
-	peer, ok := parseHost(r.RemoteAddr)
+	peer, ok := parsePeer(r.RemoteAddr)
 	if !ok {
 		return r.RemoteAddr
 	}
@@ -160,6 +160,22 @@ func parseNode(v string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return parseHost(v)
+}
+
+// parsePeer reads the TCP peer's address, as net/http's RemoteAddr has
+// it. A link-local IPv6 peer carries its zone ("[fe80::1%eth0]:4000"),
+// which is dropped: kept, the port came along too, and each connection
+// was a client (and a rate-limit bucket) of its own.
+func parsePeer(hostport string) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.WithZone("").Unmap(), true
 }
 
 // parseHost reads a host:port as net/http's RemoteAddr has it.

@@ -34,6 +34,7 @@ func TestClientIP(t *testing.T) {
 		{name: "garbage hop stops at the last trusted one", peer: "10.0.0.1:4000", xff: []string{"198.51.100.7, nonsense, 10.1.1.1"}, trusted: true, want: "10.1.1.1"},
 		{name: "IPv6 peer and client", peer: "[fd00::1]:4000", xff: []string{"2001:db8::7"}, trusted: true, want: "2001:db8::7"},
 		{name: "IPv6 untrusted peer", peer: "[2001:db8::99]:4000", xff: []string{"2001:db8::7"}, trusted: true, want: "2001:db8::99"},
+		{name: "link-local IPv6 peer loses its zone and port", peer: "[fe80::1%eth0]:4000", want: "fe80::1"},
 		{name: "IPv4-mapped peer is matched as IPv4", peer: "[::ffff:10.0.0.1]:4000", xff: []string{"198.51.100.7"}, trusted: true, want: "198.51.100.7"},
 		{name: "XFF hop with port", peer: "10.0.0.1:4000", xff: []string{"198.51.100.7:5555"}, trusted: true, want: "198.51.100.7"},
 		{name: "XFF IPv6 hop in brackets", peer: "10.0.0.1:4000", xff: []string{"[2001:db8::7]"}, trusted: true, want: "2001:db8::7"},
