@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/usage"
 )
@@ -104,6 +105,9 @@ func (a *API) exportUsage(c echo.Context) error {
 				return err
 			}
 			res.Flush()
+			// A month of a large tenant outlasts the server's write
+			// timeout: the stream lives while it moves.
+			httpserver.ExtendWriteDeadline(res, httpserver.DefaultWriteTimeout)
 		}
 		return nil
 	})

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -80,10 +81,13 @@ func Write[T any](ctx context.Context, w http.ResponseWriter, read Reader[T], q 
 		if page.Older == "" {
 			return nil
 		}
-		// Each page reaches the client before the next query.
+		// Each page reaches the client before the next query, and the
+		// stream lives while it moves (the server's write timeout would
+		// cut a long log off mid-file).
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
+		httpserver.ExtendWriteDeadline(w, httpserver.DefaultWriteTimeout)
 		q.After = page.Older
 		if page, err = read(ctx, q); err != nil {
 			return fmt.Errorf("%w: %w", ErrCutShort, err)
