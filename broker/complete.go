@@ -243,7 +243,7 @@ func (p *Provider) provision(ctx context.Context, conn store.Connection, prof co
 			if !st.Live() {
 				return errTenantNotLive{st}
 			}
-			u, err = p.store.UpsertSSOUser(ctx, conn.ID, prof.IdPSubject, store.User{
+			jit := store.User{
 				Email:         prof.Email,
 				EmailVerified: prof.EmailVerified,
 				GivenName:     prof.GivenName,
@@ -251,7 +251,19 @@ func (p *Provider) provision(ctx context.Context, conn store.Connection, prof co
 				DisplayName:   prof.Name,
 				Active:        true,
 				Attributes:    attrs,
-			})
+			}
+			if prof.KeyScheme != "" {
+				// An id the IdP never reassigns (Entra's tenant and
+				// object id): the user linked under the connection's key
+				// of before keeps their id, and no one holding another
+				// such id is taken for this person.
+				u, err = p.store.UpsertStableSSOUser(ctx, conn.ID, prof.IdPSubject, store.StableSSOKey{
+					Scheme: prof.KeyScheme, Previous: prof.PreviousIdPSubject,
+					SamePerson: func(u store.User) bool { return samePerson(u, prof) },
+				}, jit)
+			} else {
+				u, err = p.store.UpsertSSOUser(ctx, conn.ID, prof.IdPSubject, jit)
+			}
 			if err != nil || !u.Active {
 				return err
 			}
@@ -297,6 +309,46 @@ func (p *Provider) provision(ctx context.Context, conn store.Connection, prof co
 		Email: u.Email, EmailVerified: u.EmailVerified, Name: name, GivenName: u.GivenName, FamilyName: u.FamilyName,
 		Groups: groups, ConnectionType: string(conn.Type), IdPSubject: prof.IdPSubject,
 	}, nil
+}
+
+// samePerson reports whether u, linked to the connection under keys of
+// before, may be the person prof describes: unless the attributes
+// recorded at u's last sign-in give prof.PersonAttribute another value (a
+// UPN of a person who left, given since to someone else, is a NameID that
+// now names another object id).
+func samePerson(u store.User, prof connections.Profile) bool {
+	if prof.PersonAttribute == "" {
+		return true
+	}
+	var rec map[string]any
+	if json.Unmarshal(u.Attributes, &rec) != nil {
+		return true
+	}
+	was, ok := firstString(rec[prof.PersonAttribute])
+	if !ok {
+		return true
+	}
+	now, _ := firstString(prof.Raw[prof.PersonAttribute])
+	return strings.EqualFold(strings.TrimSpace(was), strings.TrimSpace(now))
+}
+
+// firstString is an attribute's value as recorded: a string or the first
+// of a list of them.
+func firstString(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, v != ""
+	case []string:
+		if len(v) > 0 {
+			return v[0], v[0] != ""
+		}
+	case []any:
+		if len(v) > 0 {
+			s, ok := v[0].(string)
+			return s, ok && s != ""
+		}
+	}
+	return "", false
 }
 
 // traceSignIn records, in the trace of the sign-in's authorization request,

@@ -32,6 +32,7 @@ type Store interface {
 	// raced it (complete.go stillAllowed).
 	Standing(ctx context.Context, connectionID, userID string) (store.Standing, error)
 	UpsertSSOUser(ctx context.Context, connectionID, subject string, u store.User) (store.User, error)
+	UpsertStableSSOUser(ctx context.Context, connectionID, subject string, key store.StableSSOKey, u store.User) (store.User, error)
 	UserGroupNames(ctx context.Context, userID string) ([]string, error)
 	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
 	// A failed sign-in is also a row of the tenant's audit log.

@@ -16,13 +16,28 @@ type Profile struct {
 	// IdPSubject identifies the user at the IdP, stably: the SAML NameID
 	// (persistent format preferred), the OIDC sub — or, for Entra ID,
 	// tid + oid, never the mutable email.
-	IdPSubject    string
-	Email         string
-	EmailVerified bool
-	GivenName     string
-	FamilyName    string
-	Name          string
-	Groups        []string
+	IdPSubject string
+	// KeyScheme, when set, says IdPSubject is an id the IdP never gives
+	// anyone else, starting with KeyScheme (Entra ID: "{tid}:"): a user
+	// holding another such key of the connection is another person, never
+	// adopted by email or by PreviousIdPSubject.
+	KeyScheme string
+	// PreviousIdPSubject is what the connection keyed this user by before
+	// IdPSubject (for Entra ID over SAML, the NameID): a user linked under
+	// it, and nothing under IdPSubject, is moved to IdPSubject at sign-in,
+	// once. Empty when the key never changed. Only with KeyScheme.
+	PreviousIdPSubject string
+	// PersonAttribute names the attribute of Raw that identifies the
+	// person for good (Entra's object id): a user linked to the
+	// connection under keys of before whose recorded attributes give it
+	// another value is someone else.
+	PersonAttribute string
+	Email           string
+	EmailVerified   bool
+	GivenName       string
+	FamilyName      string
+	Name            string
+	Groups          []string
 	// AuthTime is when the IdP says it authenticated the user (SAML
 	// AuthnInstant, OIDC auth_time); zero when it does not say. An IdP
 	// may answer a forced re-authentication from its own older session.

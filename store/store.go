@@ -127,6 +127,16 @@ type Store interface {
 	// Profile fields refresh only users that no directory manages. An
 	// inactive user is returned as is: the caller refuses the login.
 	UpsertSSOUser(ctx context.Context, connectionID, subject string, u User) (User, error)
+	// UpsertStableSSOUser is UpsertSSOUser for a connection that keys
+	// users by an id their IdP never gives anyone else (Entra ID's tenant
+	// and object id; subject starts with key.Scheme). When nothing is
+	// linked under subject, the user linked under key.Previous (the key
+	// the connection used before) is moved to subject, keeping the user,
+	// and that key links no one afterwards. Neither that user nor one found
+	// by verified email is taken when they already have a key of
+	// key.Scheme on the connection (another person), or key.SamePerson
+	// refuses them; a new user is made instead.
+	UpsertStableSSOUser(ctx context.Context, connectionID, subject string, key StableSSOKey, u User) (User, error)
 	// UserGroupNames lists the display names of the user's groups.
 	UserGroupNames(ctx context.Context, userID string) ([]string, error)
 	// ResolveUser finds the tenant of a user named by id alone (the

@@ -223,6 +223,21 @@ type User struct {
 	UpdatedAt     time.Time
 }
 
+// StableSSOKey describes the subject of a connection that keys users by an
+// id their IdP never reassigns (UpsertStableSSOUser).
+type StableSSOKey struct {
+	// Scheme starts every such key of the connection ("{tenant-id}:" for
+	// Entra ID's tenant and object id).
+	Scheme string
+	// Previous is the key the connection used for this user before (the
+	// SAML NameID), "" when none.
+	Previous string
+	// SamePerson, when set, reports whether a user linked to the
+	// connection only under keys of before may be the person the key
+	// names (from the attributes recorded at their last sign-in).
+	SamePerson func(User) bool
+}
+
 // Group is a SCIM group of a directory.
 type Group struct {
 	ID          string

@@ -208,6 +208,22 @@ var usersTable = filtered[User]{"users", userCols, userFields, scanUser}
 
 // UpsertSSOUser links an upstream identity to a user (see Store).
 func (db *DB) UpsertSSOUser(ctx context.Context, connectionID, subject string, u User) (User, error) {
+	return db.upsertSSO(ctx, connectionID, subject, nil, u)
+}
+
+// UpsertStableSSOUser links an identity keyed by an id its IdP never
+// reassigns (see Store).
+func (db *DB) UpsertStableSSOUser(ctx context.Context, connectionID, subject string, key StableSSOKey, u User) (User, error) {
+	if _, err := requireTenant(ctx); err != nil {
+		return User{}, db.wrap("upsert sso user", err)
+	}
+	if key.Scheme == "" || !strings.HasPrefix(subject, key.Scheme) || key.Previous == subject {
+		return User{}, fmt.Errorf("%w: a stable subject starts with its scheme and differs from the previous key", ErrInvalid)
+	}
+	return db.upsertSSO(ctx, connectionID, subject, &key, u)
+}
+
+func (db *DB) upsertSSO(ctx context.Context, connectionID, subject string, key *StableSSOKey, u User) (User, error) {
 	if connectionID == "" || subject == "" {
 		return User{}, fmt.Errorf("%w: an identity needs a connection and a subject", ErrInvalid)
 	}
@@ -223,6 +239,30 @@ func (db *DB) UpsertSSOUser(ctx context.Context, connectionID, subject string, u
 		case !db.d.isNoRows(err):
 			return err
 		}
+		if key != nil && key.Previous != "" {
+			prev, err := scanUser(q.queryRow(ctx, "SELECT "+prefixed("u.", userCols)+` FROM user_identities i
+				JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id
+				WHERE i.tenant_id = $1 AND i.connection_id = $2 AND i.idp_subject = $3`, tenantID, connectionID, key.Previous))
+			switch {
+			case err == nil:
+				ok, err := db.mayBe(ctx, q, tenantID, connectionID, prev, *key)
+				if err != nil {
+					return err
+				}
+				if ok {
+					// The old key's row itself moves: nothing is left
+					// under it for whoever presents it later.
+					if _, err := q.exec(ctx, `UPDATE user_identities SET idp_subject = $4
+						WHERE tenant_id = $1 AND connection_id = $2 AND idp_subject = $3`, tenantID, connectionID, key.Previous, subject); err != nil {
+						return err
+					}
+					out, err = db.refreshSSO(ctx, q, prev, u)
+					return err
+				}
+			case !db.d.isNoRows(err):
+				return err
+			}
+		}
 		if u.Email != "" && u.EmailVerified {
 			// Prefer the directory's record of the person. Only a
 			// verified email (one of the tenant's verified domains)
@@ -233,13 +273,19 @@ func (db *DB) UpsertSSOUser(ctx context.Context, connectionID, subject string, u
 			byEmail, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
 				WHERE tenant_id = $1 AND email_lc = lower($2)
 				ORDER BY CASE WHEN directory_id IS NULL THEN 1 ELSE 0 END, id LIMIT 1`, tenantID, u.Email))
+			adopt := err == nil
+			if adopt && key != nil {
+				if adopt, err = db.mayBe(ctx, q, tenantID, connectionID, byEmail, *key); err != nil {
+					return err
+				}
+			}
 			switch {
-			case err == nil:
+			case adopt:
 				if out, err = db.refreshSSO(ctx, q, byEmail, u); err != nil {
 					return err
 				}
 				return db.link(ctx, q, tenantID, connectionID, subject, out.ID)
-			case !db.d.isNoRows(err):
+			case err != nil && !db.d.isNoRows(err):
 				return err
 			}
 		}
@@ -257,6 +303,30 @@ func (db *DB) UpsertSSOUser(ctx context.Context, connectionID, subject string, u
 		return db.link(ctx, q, tenantID, connectionID, subject, u.ID)
 	})
 	return out, db.wrap("upsert sso user", err)
+}
+
+// mayBe reports whether cand, found by a stable key's previous key or by
+// email, may be the person the key names. A user with no identity on the
+// connection may (a directory's user, another connection's). One with a
+// stable key of the connection is someone else: that key never changes.
+// One linked only under keys of before may, unless key.SamePerson says
+// otherwise (their recorded attributes name another person).
+func (db *DB) mayBe(ctx context.Context, q querier, tenantID, connectionID string, cand User, key StableSSOKey) (bool, error) {
+	rs, err := q.query(ctx, `SELECT idp_subject FROM user_identities
+		WHERE tenant_id = $1 AND connection_id = $2 AND user_id = $3`, tenantID, connectionID, cand.ID)
+	if err != nil {
+		return false, err
+	}
+	subjects, err := collect(rs, scanString)
+	if err != nil || len(subjects) == 0 {
+		return err == nil, err
+	}
+	for _, s := range subjects {
+		if strings.HasPrefix(s, key.Scheme) {
+			return false, nil
+		}
+	}
+	return key.SamePerson == nil || key.SamePerson(cand), nil
 }
 
 // refreshSSO updates the profile of a user no directory manages; a

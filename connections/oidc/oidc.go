@@ -437,6 +437,9 @@ func (c *oidcConnector) profile(ctx context.Context, idt *oidc.IDTokenClaims, cl
 		// nOAuth: the email claim of an Entra user is editable by the
 		// user's own admin and unverified; the key is tid + oid.
 		p.IdPSubject = strings.ToLower(tid) + ":" + oid
+		// The oid is never another person's: whoever holds another one
+		// of this tenant is someone else, whatever their email.
+		p.KeyScheme, p.PersonAttribute = strings.ToLower(tid)+":", "oid"
 		verified = nil
 	}
 	if c.cfg.HostedDomain != "" {

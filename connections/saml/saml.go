@@ -42,6 +42,10 @@ type samlConnector struct {
 	unsolicited *saml.ServiceProvider
 	mapping     connections.AttributeMapping
 	skew        time.Duration
+	// entraTenant is the Entra tenant id when the IdP is Entra ID (its
+	// entity ID is https://sts.windows.net/{tenant-id}/): users who come
+	// with an object id are keyed by tenant id + object id.
+	entraTenant string
 	// metadata is the SP metadata, built once: it depends only on what
 	// open set (no validUntil), and the registry opens a new connector
 	// for every version of the connection.
@@ -100,7 +104,7 @@ func build(deps connections.Deps, conn store.Connection, cfg Config) (*samlConne
 		nameID = saml.UnspecifiedNameIDFormat
 	}
 	c := &samlConnector{deps: deps, conn: conn, cfg: cfg, skew: cfg.ClockSkew(),
-		mapping: cfg.AttributeMapping.Resolve(connections.PresetGeneric)}
+		mapping: cfg.AttributeMapping.Resolve(connections.PresetGeneric), entraTenant: entraTenantOf(cfg.IdPEntityID)}
 	c.sp = &saml.ServiceProvider{
 		EntityID:    entityID,
 		Key:         key,
@@ -564,7 +568,23 @@ func (c *samlConnector) profile(ctx context.Context, a *saml.Assertion) (connect
 	if len(c.mapping.Subject) > 0 {
 		p.IdPSubject = values.First(c.mapping.Subject)
 	}
-	if format == string(saml.TransientNameIDFormat) && len(c.mapping.Subject) == 0 {
+	entraKeyed := false
+	if oid := values.First([]string{entraObjectIDClaim}); c.entraTenant != "" && oid != "" {
+		key, err := c.entraSubject(values.First([]string{entraTenantIDClaim}), oid)
+		if err != nil {
+			return connections.Profile{}, err
+		}
+		// The NameID Entra sends by default is the UPN, which is renamed
+		// and can be given to someone else later; the object id is the
+		// person's for good. A subject the admin mapped is theirs to pick.
+		if len(c.mapping.Subject) == 0 {
+			if format != string(saml.TransientNameIDFormat) {
+				p.PreviousIdPSubject = nameID
+			}
+			p.IdPSubject, p.KeyScheme, p.PersonAttribute, entraKeyed = key, c.entraTenant+":", entraObjectIDClaim, true
+		}
+	}
+	if format == string(saml.TransientNameIDFormat) && len(c.mapping.Subject) == 0 && !entraKeyed {
 		return connections.Profile{}, fmt.Errorf("%w: the IdP sent a transient NameID, which changes every login; configure it to send a persistent or email NameID", connections.ErrProfile)
 	}
 	if format == string(saml.EmailAddressNameIDFormat) {
@@ -576,6 +596,65 @@ func (c *samlConnector) profile(ctx context.Context, a *saml.Assertion) (connect
 	}
 	p.Raw = raw
 	return c.deps.Profiles.CheckProfile(ctx, p, connections.ProfileRules{AnyEmailDomain: c.cfg.AllowAnyEmailDomain})
+}
+
+// Entra ID's claims naming the user's directory and the user in it, in
+// every SAML assertion it issues.
+const (
+	entraObjectIDClaim = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+	entraTenantIDClaim = "http://schemas.microsoft.com/identity/claims/tenantid"
+)
+
+// entraTenantOf is the tenant id in Entra ID's SAML entity ID
+// (https://sts.windows.net/{tenant-id}/), "" for any other IdP.
+func entraTenantOf(entityID string) string {
+	rest, ok := strings.CutPrefix(entityID, "https://sts.windows.net/")
+	if !ok {
+		return ""
+	}
+	tid, ok := strings.CutSuffix(rest, "/")
+	if !ok || !isGUID(tid) {
+		return ""
+	}
+	return strings.ToLower(tid)
+}
+
+// entraSubject is the IdP subject of an Entra user: tenant id and object
+// id, the shape the OIDC connector gives Entra users. The assertion's
+// tenantid must be the connection's tenant: the issuer was checked with
+// the signature, so another value means a claim set that is not Entra's
+// own, which the admin is told about rather than trusted.
+func (c *samlConnector) entraSubject(tid, oid string) (string, error) {
+	if !strings.EqualFold(tid, c.entraTenant) {
+		return "", fmt.Errorf("%w; the connection's IdP is the Entra tenant %s, so the assertion's %s must name it (restore Entra's default tenantid claim in Attributes & Claims)",
+			connections.Mismatch(connections.ErrProfile, "Entra tenantid", tid, c.entraTenant), c.entraTenant, entraTenantIDClaim)
+	}
+	if !isGUID(oid) {
+		return "", fmt.Errorf("%w: Entra's %s is %q, not an object id (restore Entra's default objectidentifier claim in Attributes & Claims)",
+			connections.ErrProfile, entraObjectIDClaim, oid)
+	}
+	return c.entraTenant + ":" + strings.ToLower(oid), nil
+}
+
+// isGUID reports whether s is a GUID in its 8-4-4-4-12 hex form, as Entra
+// writes tenant and object ids.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // classifySAMLError maps the library's classified errors onto ours,

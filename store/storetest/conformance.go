@@ -50,6 +50,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"DeliveriesFanOut", testDeliveriesFanOut},
 		{"Users", testUsers},
 		{"OneUserAcrossSSOAndSCIM", testOneUserAcrossSSOAndSCIM},
+		{"StableSSOUser", testStableSSOUser},
 		{"OneUserAcrossSSOAndSCIMNonASCII", testOneUserAcrossSSOAndSCIMNonASCII},
 		{"CreateDirectoryUser", testCreateDirectoryUser},
 		{"FindUsers", testFindUsers},

@@ -289,8 +289,9 @@ func isolationArgs(f *isolationFixture) map[reflect.Type][]any {
 			func() store.Group { g := f.group; g.DisplayName = name; return g }(),
 			store.Group{DirectoryID: f.dir.ID, DisplayName: "B's group in A's directory"},
 		},
-		typeOf[store.UserQuery]():  {store.UserQuery{}, store.UserQuery{DirectoryID: f.dir.ID}},
-		typeOf[store.GroupQuery](): {store.GroupQuery{}, store.GroupQuery{DirectoryID: f.dir.ID}},
+		typeOf[store.StableSSOKey](): {store.StableSSOKey{Scheme: store.PrefixUser, Previous: f.subject}, store.StableSSOKey{Scheme: "x", Previous: f.subject}},
+		typeOf[store.UserQuery]():    {store.UserQuery{}, store.UserQuery{DirectoryID: f.dir.ID}},
+		typeOf[store.GroupQuery]():   {store.GroupQuery{}, store.GroupQuery{DirectoryID: f.dir.ID}},
 		typeOf[store.TenantUpdate](): {
 			store.TenantUpdate{Name: &name, Status: &status},
 		},

@@ -393,3 +393,74 @@ func wantFound(t *testing.T, db *store.DB, ctx context.Context, dir string, filt
 		t.Fatalf("got %v (total %d), want %v", got, total, want)
 	}
 }
+
+// testStableSSOUser: a connection that keys users by an id its IdP never
+// reassigns (Entra's tenant + object id) moves a user's link of before
+// (the NameID), once, keeping the user; the old key then links no one; and
+// no user who holds another such id of the connection, or whose recorded
+// attributes say they are someone else, is taken for the person, by the
+// old key or by email. Nor across tenants.
+func testStableSSOUser(t *testing.T, db *store.DB) {
+	ctx, _ := newTenant(t, db, "A")
+	conn := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionType("saml"), Name: "entra"}))
+	const tid = "tid:"
+	key := func(prev string) store.StableSSOKey { return store.StableSSOKey{Scheme: tid, Previous: prev} }
+	verified := func(email string) store.User { return store.User{Email: email, EmailVerified: true} }
+	alice := must(db.UpsertSSOUser(ctx, conn.ID, "alice@acme.com", verified("alice@acme.com")))
+
+	// Another tenant's connection never finds tenant A's user.
+	ctxB, _ := newTenant(t, db, "B")
+	connB := must(db.CreateConnection(ctxB, store.Connection{Type: store.ConnectionType("saml"), Name: "entra"}))
+	if u := must(db.UpsertStableSSOUser(ctxB, connB.ID, "tid:oid-a", key("alice@acme.com"), verified("alice@acme.com"))); u.ID == alice.ID || u.TenantID == alice.TenantID {
+		t.Fatalf("tenant B's sign-in found tenant A's user %s", u.ID)
+	}
+
+	// SamePerson refusing: the old key's user is not taken, nor adopted
+	// by email; the old key stays where it was.
+	var asked store.User
+	mallory := must(db.UpsertStableSSOUser(ctx, conn.ID, "tid:oid-m", store.StableSSOKey{Scheme: tid, Previous: "alice@acme.com",
+		SamePerson: func(u store.User) bool { asked = u; return false }}, verified("alice@acme.com")))
+	if mallory.ID == alice.ID || asked.ID != alice.ID {
+		t.Fatalf("refused user taken: got %s (asked about %q), alice is %s", mallory.ID, asked.ID, alice.ID)
+	}
+	if u := must(db.UpsertSSOUser(ctx, conn.ID, "alice@acme.com", verified("alice@acme.com"))); u.ID != alice.ID {
+		t.Fatalf("old key now links %s, want %s", u.ID, alice.ID)
+	}
+
+	// Moved: same user, and the old key links no one afterwards.
+	if u := must(db.UpsertStableSSOUser(ctx, conn.ID, "tid:oid-a", key("alice@acme.com"), verified("alice@acme.com"))); u.ID != alice.ID {
+		t.Fatalf("migrated sign-in made %s, want %s", u.ID, alice.ID)
+	}
+	renamed := must(db.UpsertStableSSOUser(ctx, conn.ID, "tid:oid-a", key("alice.smith@acme.com"), verified("alice.smith@acme.com")))
+	if renamed.ID != alice.ID || renamed.Email != "alice.smith@acme.com" {
+		t.Fatalf("renamed sign-in %+v, want %s refreshed", renamed, alice.ID)
+	}
+	if u := must(db.UpsertSSOUser(ctx, conn.ID, "alice@acme.com", store.User{Email: "x@acme.com"})); u.ID == alice.ID {
+		t.Fatal("the moved key still signs in its user")
+	}
+
+	// A user holding another id of the scheme is another person: not
+	// adopted by email, not taken by an old key they also hold.
+	bob := must(db.UpsertStableSSOUser(ctx, conn.ID, "tid:oid-bob", key("bob@acme.com"), verified("bob@acme.com")))
+	if u := must(db.UpsertStableSSOUser(ctx, conn.ID, "tid:oid-bob2", key("bob@acme.com"), verified("bob@acme.com"))); u.ID == bob.ID {
+		t.Fatal("another object id with bob's UPN and email signed in as bob")
+	}
+	// Without the scheme's key, the email adopts as before (a directory's
+	// user, another connection's).
+	other := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionType("saml"), Name: "okta"}))
+	carol := must(db.UpsertSSOUser(ctx, other.ID, "00u-carol", verified("carol@acme.com")))
+	if u := must(db.UpsertStableSSOUser(ctx, conn.ID, "tid:oid-c", key("carol@acme.com"), verified("carol@acme.com"))); u.ID != carol.ID {
+		t.Fatalf("carol's first Entra sign-in made %s, want %s by email", u.ID, carol.ID)
+	}
+	// A user with two keys of before (the NameID format changed once) is
+	// still moved by either.
+	dan := must(db.UpsertSSOUser(ctx, conn.ID, "dan@acme.com", verified("dan@acme.com")))
+	must(db.UpsertSSOUser(ctx, conn.ID, "dan-persistent", verified("dan@acme.com")))
+	if u := must(db.UpsertStableSSOUser(ctx, conn.ID, "tid:oid-d", key("dan-persistent"), store.User{Email: "dan@acme.com"})); u.ID != dan.ID {
+		t.Fatalf("dan's sign-in made %s, want %s", u.ID, dan.ID)
+	}
+	for _, bad := range []struct{ subject, scheme, prev string }{{"oid", tid, ""}, {"tid:x", "", ""}, {"tid:x", tid, "tid:x"}} {
+		_, err := db.UpsertStableSSOUser(ctx, conn.ID, bad.subject, store.StableSSOKey{Scheme: bad.scheme, Previous: bad.prev}, store.User{})
+		wantErr(t, err, store.ErrInvalid)
+	}
+}
