@@ -51,10 +51,17 @@ type upstream struct {
 
 func newUpstream(t *testing.T) *upstream {
 	t.Helper()
-	b := startBroker(t, map[string]string{
-		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
-		envBootstrapAPIKey: e2eBootstrapKey,
-	}, "--dev")
+	return newUpstreamEnv(t, map[string]string{
+		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+	})
+}
+
+// newUpstreamEnv is newUpstream with the broker's environment (another
+// database).
+func newUpstreamEnv(t *testing.T, env map[string]string) *upstream {
+	t.Helper()
+	env[envBootstrapAPIKey] = e2eBootstrapKey
+	b := startBroker(t, env, "--dev")
 	u := &upstream{t: t, b: b, domain: "corp-" + randomHex(t, 4) + ".example"}
 	var tn struct{ ID string }
 	if code := b.do("POST", "/api/v1/tenants", e2eBootstrapKey, map[string]any{"name": "Corp",

@@ -626,8 +626,8 @@ func entraTenantOf(entityID string) string {
 // own, which the admin is told about rather than trusted.
 func (c *samlConnector) entraSubject(tid, oid string) (string, error) {
 	if !strings.EqualFold(tid, c.entraTenant) {
-		return "", fmt.Errorf("%w; the connection's IdP is the Entra tenant %s, so the assertion's %s must name it (restore Entra's default tenantid claim in Attributes & Claims)",
-			connections.Mismatch(connections.ErrProfile, "Entra tenantid", tid, c.entraTenant), c.entraTenant, entraTenantIDClaim)
+		return "", fmt.Errorf("%w: the assertion's %s must be the tenant of the connection's issuer (restore Entra's default tenantid claim in Attributes & Claims, or connect this tenant's metadata)",
+			connections.Mismatch(connections.ErrProfile, "Entra tenantid", tid, c.entraTenant), entraTenantIDClaim)
 	}
 	if !isGUID(oid) {
 		return "", fmt.Errorf("%w: Entra's %s is %q, not an object id (restore Entra's default objectidentifier claim in Attributes & Claims)",

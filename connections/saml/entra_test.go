@@ -1,0 +1,90 @@
+package saml
+
+import (
+	"testing"
+
+	"github.com/crewjam/saml"
+
+	"github.com/idbroker/idbroker/connections"
+)
+
+// TestSAMLEntraSubject: through the real ACS validation, an IdP whose
+// issuer is Entra ID's keys a user who comes with an object id by tenant
+// and object id, whatever the NameID; the assertion's tenantid must be
+// the issuer's; a subject the admin mapped, a claim set without the
+// object id, and another IdP keep the NameID.
+func TestSAMLEntraSubject(t *testing.T) {
+	const (
+		tid = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+		oid = "0b7a9c3e-5d1f-4c7e-9a51-2f3e4d5c6b7a"
+	)
+	e := newEnv(t, envOpts{})
+	entra := newTestIdP(t, 0)
+	entra.entityID = "https://sts.windows.net/" + tid + "/"
+	other := newTestIdP(t, 1)
+	email := string(saml.EmailAddressNameIDFormat)
+	claims := func(tenant, object string) []saml.AttributeStatement {
+		return attrStatement(claimsEmail, []string{"alice@example.com"}, claimsTenantID, []string{tenant}, claimsObjectID, []string{object})
+	}
+	for _, tt := range []struct {
+		name            string
+		idp             *testIdP
+		mapping         *connections.AttributeMapping
+		nameID, format  string
+		attrs           []saml.AttributeStatement
+		subject, before string
+		wantErr         string
+	}{
+		{name: "Entra: UPN NameID", idp: entra, nameID: "alice@example.com", format: email, attrs: claims(tid, oid),
+			subject: tid + ":" + oid, before: "alice@example.com"},
+		{name: "Entra: persistent NameID, ids in capitals", idp: entra, nameID: "Zq3-persistent", attrs: claims("72F988BF-86F1-41AF-91AB-2D7CD011DB47", "0B7A9C3E-5D1F-4C7E-9A51-2F3E4D5C6B7A"),
+			subject: tid + ":" + oid, before: "Zq3-persistent"},
+		{name: "Entra: transient NameID is no key of before", idp: entra, nameID: "_t1", format: string(saml.TransientNameIDFormat), attrs: claims(tid, oid),
+			subject: tid + ":" + oid},
+		{name: "Entra: another tenant's tenantid", idp: entra, nameID: "alice@example.com", format: email,
+			attrs: claims("11111111-2222-3333-4444-555555555555", oid), wantErr: "Entra tenantid"},
+		{name: "Entra: no tenantid", idp: entra, nameID: "alice@example.com", format: email,
+			attrs: attrStatement(claimsEmail, []string{"alice@example.com"}, claimsObjectID, []string{oid}), wantErr: "Entra tenantid"},
+		{name: "Entra: objectidentifier not an object id", idp: entra, nameID: "alice@example.com", format: email,
+			attrs: claims(tid, "alice@example.com"), wantErr: "not an object id"},
+		{name: "Entra without objectidentifier: the NameID", idp: entra, nameID: "alice@example.com", format: email,
+			attrs: attrStatement(claimsEmail, []string{"alice@example.com"}), subject: "alice@example.com"},
+		{name: "Entra, subject mapped by the admin", idp: entra, mapping: &connections.AttributeMapping{Subject: []string{claimsEmail}},
+			nameID: "Zq3-persistent", attrs: claims(tid, oid), subject: "alice@example.com"},
+		{name: "another IdP sending Entra's claims: the NameID", idp: other, nameID: "alice@example.com", format: email, attrs: claims(tid, oid),
+			subject: "alice@example.com"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := e.mappedSignIn(t, tt.idp, tt.mapping, tt.nameID, tt.format, tt.attrs)
+			if tt.wantErr != "" {
+				wantErr(t, err, connections.ErrProfile, tt.wantErr)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := res.Profile
+			keyed := tt.subject != "" && tt.subject == tid+":"+oid
+			if p.IdPSubject != tt.subject || p.PreviousIdPSubject != tt.before || (p.KeyScheme == tid+":") != keyed || (p.PersonAttribute != "") != keyed {
+				t.Fatalf("subject %q before %q scheme %q person %q, want %q before %q (keyed %v)",
+					p.IdPSubject, p.PreviousIdPSubject, p.KeyScheme, p.PersonAttribute, tt.subject, tt.before, keyed)
+			}
+		})
+	}
+}
+
+func TestEntraTenantOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/":              "72f988bf-86f1-41af-91ab-2d7cd011db47",
+		"https://sts.windows.net/72F988BF-86F1-41AF-91AB-2D7CD011DB47/":              "72f988bf-86f1-41af-91ab-2d7cd011db47",
+		"https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47":               "",
+		"https://sts.windows.net/contoso.com/":                                       "",
+		"https://sts.windows.net.evil.example/72f988bf-86f1-41af-91ab-2d7cd011db47/": "",
+		"http://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/":               "",
+		"https://idp.example.net/metadata":                                           "",
+	} {
+		if got := entraTenantOf(in); got != want {
+			t.Errorf("entraTenantOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
