@@ -252,9 +252,15 @@ func (db *DB) upsertSSO(ctx context.Context, connectionID, subject string, key *
 				if ok {
 					// The old key's row itself moves: nothing is left
 					// under it for whoever presents it later.
-					if _, err := q.exec(ctx, `UPDATE user_identities SET idp_subject = $4
-						WHERE tenant_id = $1 AND connection_id = $2 AND idp_subject = $3`, tenantID, connectionID, key.Previous, subject); err != nil {
+					n, err := q.exec(ctx, `UPDATE user_identities SET idp_subject = $4
+						WHERE tenant_id = $1 AND connection_id = $2 AND idp_subject = $3 AND user_id = $5`, tenantID, connectionID, key.Previous, subject, prev.ID)
+					if err != nil {
 						return err
+					}
+					if n != 1 {
+						// A sign-in at the same moment moved it first (on
+						// PostgreSQL): whose it is now, a retry reads.
+						return fmt.Errorf("%w: the identity moved while this sign-in read it", ErrConflict)
 					}
 					out, err = db.refreshSSO(ctx, q, prev, u)
 					return err

@@ -459,6 +459,33 @@ func testStableSSOUser(t *testing.T, db *store.DB) {
 	if u := must(db.UpsertStableSSOUser(ctx, conn.ID, "tid:oid-d", key("dan-persistent"), store.User{Email: "dan@acme.com"})); u.ID != dan.ID {
 		t.Fatalf("dan's sign-in made %s, want %s", u.ID, dan.ID)
 	}
+	// Two object ids presenting one NameID at the same moment: at most
+	// one of them becomes its user; the other gets a user of its own, or
+	// a conflict its caller retries.
+	erin := must(db.UpsertSSOUser(ctx, conn.ID, "erin@acme.com", verified("erin@acme.com")))
+	var wg sync.WaitGroup
+	got := make([]store.User, 2)
+	errs := make([]error, 2)
+	for i, oid := range []string{"tid:oid-e1", "tid:oid-e2"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = db.UpsertStableSSOUser(ctx, conn.ID, oid, key("erin@acme.com"), verified("erin@acme.com"))
+		}()
+	}
+	wg.Wait()
+	took := 0
+	for i := range got {
+		switch {
+		case errs[i] != nil:
+			wantErr(t, errs[i], store.ErrConflict)
+		case got[i].ID == erin.ID:
+			took++
+		}
+	}
+	if took > 1 {
+		t.Fatalf("both object ids became %s", erin.ID)
+	}
 	for _, bad := range []struct{ subject, scheme, prev string }{{"oid", tid, ""}, {"tid:x", "", ""}, {"tid:x", tid, "tid:x"}} {
 		_, err := db.UpsertStableSSOUser(ctx, conn.ID, bad.subject, store.StableSSOKey{Scheme: bad.scheme, Previous: bad.prev}, store.User{})
 		wantErr(t, err, store.ErrInvalid)
