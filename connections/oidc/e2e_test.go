@@ -56,6 +56,8 @@ type testOP struct {
 	// userinfoStatus, when set, is the userinfo endpoint's answer: an
 	// error status instead of the user's claims.
 	userinfoStatus atomic.Int32
+	// userinfoExtra, when set, is added to the userinfo answer.
+	userinfoExtra map[string]any
 	// jwksStatus, when set, is the JWKS endpoint's answer instead of the
 	// keys; jwksReads counts reads of the JWKS.
 	jwksStatus atomic.Int32
@@ -201,8 +203,10 @@ func newTestOPAt(t *testing.T, issuerPath, issuer string) *testOP {
 		if s, ok := op.claims["sub"].(string); ok {
 			sub = s
 		}
+		answer := map[string]any{"sub": sub, "family_name": "Builder", "groups": []string{"Staff", "Ops"}}
+		maps.Copy(answer, op.userinfoExtra)
 		op.mu.Unlock()
-		json.NewEncoder(w).Encode(map[string]any{"sub": sub, "family_name": "Builder", "groups": []string{"Staff", "Ops"}})
+		json.NewEncoder(w).Encode(answer)
 	})
 	return op
 }
@@ -503,11 +507,25 @@ func TestOIDCTokenAnswerUnreadable(t *testing.T) {
 			wantErr(t, c.Err, connections.ErrMalformed, tt.contains)
 		})
 	}
-	// Cognito and Okta send email_verified as the string "true".
-	op.tamper = func(c map[string]any) { c["email_verified"] = "true" }
+	// Cognito and Okta send email_verified as the string "true", other
+	// IdPs "True": any letter case is read, and kept as sent.
 	defer func() { op.tamper = nil }()
-	if c := oidcLogin(t, e, conn, "r"); c.Err != nil || !c.Res.Profile.EmailVerified {
-		t.Fatalf(`email_verified "true": %+v, %v`, c.Res.Profile, c.Err)
+	for _, v := range []string{"true", "True", "TRUE"} {
+		op.tamper = func(c map[string]any) { c["email_verified"] = v }
+		if c := oidcLogin(t, e, conn, "r"); c.Err != nil || !c.Res.Profile.EmailVerified || c.Res.Profile.Raw["email_verified"] != v {
+			t.Fatalf(`email_verified %q: %+v, %v`, v, c.Res.Profile, c.Err)
+		}
+	}
+	op.tamper = func(c map[string]any) { c["email_verified"] = "False" }
+	wantErr(t, oidcLogin(t, e, conn, "r").Err, connections.ErrProfile, "not verified")
+	// Userinfo's too: its groups are read along with it.
+	op.tamper = nil
+	op.mu.Lock()
+	op.userinfoExtra = map[string]any{"email_verified": "True", "phone_number_verified": "FALSE"}
+	op.mu.Unlock()
+	defer func() { op.mu.Lock(); op.userinfoExtra = nil; op.mu.Unlock() }()
+	if c := oidcLogin(t, e, conn, "r"); c.Err != nil || len(c.Res.Profile.Groups) != 2 {
+		t.Fatalf(`userinfo with email_verified "True": %+v, %v`, c.Res.Profile, c.Err)
 	}
 }
 

@@ -361,7 +361,7 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 		return res, fmt.Errorf("%w: callback without a code", connections.ErrMalformed)
 	}
 	ctx = context.WithValue(ctx, nonceKey{}, rec.Nonce)
-	tokens, err := rp.CodeExchange[*oidc.IDTokenClaims](ctx, code, c.rp, rp.WithCodeVerifier(rec.Verifier))
+	tokens, err := rp.CodeExchange[*idTokenClaims](ctx, code, c.rp, rp.WithCodeVerifier(rec.Verifier))
 	if err != nil {
 		return res, classifyOIDCError(err, c.rp.OAuthConfig().Endpoint.TokenURL, c.jwksURI)
 	}
@@ -375,7 +375,7 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 	// never overrides the id_token's subject, issuer or tenant.
 	var infoErr error
 	if c.rp.UserinfoEndpoint() != "" && tokens.AccessToken != "" {
-		info, err := rp.Userinfo[*oidc.UserInfo](ctx, tokens.AccessToken, tokens.TokenType, tokens.IDTokenClaims.Subject, c.rp)
+		info, err := rp.Userinfo[*userInfo](ctx, tokens.AccessToken, tokens.TokenType, tokens.IDTokenClaims.Subject, c.rp)
 		switch {
 		case errors.Is(err, rp.ErrUserInfoSubNotMatching):
 			// Reached and answered, for someone else: nothing of it may
@@ -397,7 +397,7 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 			}
 		}
 	}
-	p, err := c.profile(ctx, tokens.IDTokenClaims, claims, raw)
+	p, err := c.profile(ctx, tokens.IDTokenClaims.IDTokenClaims, claims, raw)
 	if err != nil {
 		if infoErr != nil {
 			// What is missing may have been in the answer not read.
@@ -423,7 +423,8 @@ func (c *oidcConnector) profile(ctx context.Context, idt *oidc.IDTokenClaims, cl
 	}
 	var verified *bool
 	if v, ok := raw["email_verified"]; ok {
-		b := v == true || v == "true"
+		s, _ := v.(string)
+		b := v == true || strings.EqualFold(s, "true")
 		verified = &b
 	}
 	if c.entraTenant != "" {
@@ -452,6 +453,72 @@ func (c *oidcConnector) profile(ctx context.Context, idt *oidc.IDTokenClaims, cl
 		return connections.Profile{}, fmt.Errorf("%w: the IdP says email %q is not verified", connections.ErrProfile, p.Email)
 	}
 	return c.deps.Profiles.CheckProfile(ctx, p, connections.ProfileRules{AnyEmailDomain: c.cfg.AllowAnyEmailDomain, EmailVerified: verified})
+}
+
+// idTokenClaims and userInfo are the library's, read with the string
+// forms of its boolean claims in any letter case: it takes "true" and
+// "false" (as Cognito sends them) but refuses "True", which other IdPs
+// send. Claims keeps what the IdP sent.
+type (
+	idTokenClaims struct{ *oidc.IDTokenClaims }
+	userInfo      struct{ *oidc.UserInfo }
+)
+
+func (c *idTokenClaims) UnmarshalJSON(b []byte) error {
+	c.IDTokenClaims = new(oidc.IDTokenClaims)
+	return unmarshalLenient(b, c.IDTokenClaims, &c.IDTokenClaims.Claims)
+}
+
+func (u *userInfo) UnmarshalJSON(b []byte) error {
+	u.UserInfo = new(oidc.UserInfo)
+	return unmarshalLenient(b, u.UserInfo, &u.UserInfo.Claims)
+}
+
+// lenientBools are the claims the library reads as booleans.
+var lenientBools = []string{"email_verified", "phone_number_verified"}
+
+// unmarshalLenient decodes b into v after writing the string "true" or
+// "false", in any letter case, of lenientBools as booleans; claims then
+// gets every claim as sent.
+func unmarshalLenient(b []byte, v any, claims *map[string]any) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return err
+	}
+	fixed := b
+	for _, name := range lenientBools {
+		var s string
+		if json.Unmarshal(fields[name], &s) != nil {
+			continue
+		}
+		switch strings.ToLower(s) {
+		case "true", "false":
+			fields[name] = json.RawMessage(strings.ToLower(s))
+			fixed = nil
+		}
+	}
+	if fixed == nil {
+		var err error
+		if fixed, err = json.Marshal(fields); err != nil {
+			return err
+		}
+	}
+	if err := json.Unmarshal(fixed, v); err != nil {
+		return err
+	}
+	if !bytes.Equal(fixed, b) {
+		// What the IdP sent, for the admin and for mappings.
+		var sent map[string]any
+		if err := json.Unmarshal(b, &sent); err != nil {
+			return err
+		}
+		for k := range *claims {
+			if orig, ok := sent[k]; ok {
+				(*claims)[k] = orig
+			}
+		}
+	}
+	return nil
 }
 
 // classifyOIDCError names why the code exchange or the id_token failed,
