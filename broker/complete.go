@@ -253,12 +253,16 @@ func (p *Provider) provision(ctx context.Context, conn store.Connection, prof co
 				Attributes:    attrs,
 			}
 			if prof.KeyScheme != "" {
+				prev := prof.PreviousIdPSubject
+				if prev == prof.IdPSubject {
+					prev = ""
+				}
 				// An id the IdP never reassigns (Entra's tenant and
 				// object id): the user linked under the connection's key
 				// of before keeps their id, and no one holding another
 				// such id is taken for this person.
 				u, err = p.store.UpsertStableSSOUser(ctx, conn.ID, prof.IdPSubject, store.StableSSOKey{
-					Scheme: prof.KeyScheme, Previous: prof.PreviousIdPSubject,
+					Scheme: prof.KeyScheme, Previous: prev,
 					SamePerson: func(u store.User) bool { return samePerson(u, prof) },
 				}, jit)
 			} else {
