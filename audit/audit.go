@@ -24,6 +24,9 @@ type Report struct {
 	TenantID string
 	Rows     int
 	Breaks   []Break
+	// Head is the hash of the chain's newest row ("" for an empty chain):
+	// with Rows, the anchor a later verify checks the chain against.
+	Head string
 	// Unchained counts rows written before their chain existed (the
 	// operators' rows before migration 0081); they are not verified.
 	Unchained int
@@ -31,6 +34,21 @@ type Report struct {
 
 // OK reports whether the chain is intact.
 func (r Report) OK() bool { return len(r.Breaks) == 0 }
+
+// Anchor is a chain's head as an earlier verify saw it: how many rows it
+// had and the hash of the newest. A chain only re-hashes to itself, so an
+// attacker who can write the database can remove its newest rows, or
+// rewrite a row and re-compute every hash after it, and the chain still
+// holds; kept out of the attacker's reach, an anchor catches both: the
+// chain must still have its Rows-th row, and that row must still hash to
+// Hash.
+type Anchor struct {
+	Rows int
+	Hash string
+}
+
+// Anchor is the report's head as an anchor for a later verify.
+func (r Report) Anchor() Anchor { return Anchor{Rows: r.Rows, Hash: r.Head} }
 
 // Walker is the part of the store Verify reads.
 type Walker interface {
@@ -43,9 +61,15 @@ type Walker interface {
 // the chain itself: compare Rows with an earlier report, or anchor the
 // latest hash elsewhere.)
 func Verify(ctx context.Context, w Walker) (Report, error) {
+	return VerifyAnchored(ctx, w, nil)
+}
+
+// VerifyAnchored is Verify that also checks the chain against an anchor
+// an earlier verify gave (nil: none).
+func VerifyAnchored(ctx context.Context, w Walker, a *Anchor) (Report, error) {
 	tenantID, _ := store.TenantFrom(ctx)
 	rep := Report{TenantID: tenantID}
-	var c chain
+	c := chain{anchor: a}
 	err := w.WalkAudit(ctx, func(e store.AuditEvent) error {
 		h, err := store.AuditHash(e)
 		c.link(&rep, e.ID, e.PrevHash, e.Hash, h, err)
@@ -54,6 +78,7 @@ func Verify(ctx context.Context, w Walker) (Report, error) {
 	if err != nil {
 		return rep, fmt.Errorf("audit: verify tenant %s: %w", tenantID, err)
 	}
+	c.end(&rep)
 	return rep, nil
 }
 
@@ -67,8 +92,16 @@ type OperatorWalker interface {
 // existed carry no hashes: they are counted in Unchained and the chain
 // starts after them.
 func VerifyOperators(ctx context.Context, w OperatorWalker) (Report, error) {
+	return VerifyOperatorsAnchored(ctx, w, nil)
+}
+
+// VerifyOperatorsAnchored is VerifyOperators that also checks the chain
+// against an anchor an earlier verify gave (nil: none). The anchor counts
+// the chained rows only, so rows stripped of their hashes to pass for
+// older ones shorten the chain and are caught.
+func VerifyOperatorsAnchored(ctx context.Context, w OperatorWalker, a *Anchor) (Report, error) {
 	var rep Report
-	var c chain
+	c := chain{anchor: a}
 	err := w.WalkOperatorAudit(ctx, func(e store.OperatorAuditEvent) error {
 		if e.Hash == "" && e.PrevHash == "" && !c.started {
 			rep.Unchained++
@@ -81,6 +114,7 @@ func VerifyOperators(ctx context.Context, w OperatorWalker) (Report, error) {
 	if err != nil {
 		return rep, fmt.Errorf("audit: verify operators: %w", err)
 	}
+	c.end(&rep)
 	return rep, nil
 }
 
@@ -88,6 +122,8 @@ func VerifyOperators(ctx context.Context, w OperatorWalker) (Report, error) {
 type chain struct {
 	started bool
 	prev    string
+	last    string // the id of the row before
+	anchor  *Anchor
 }
 
 // link checks a row whose stored hashes are prev and hash and whose
@@ -103,5 +139,20 @@ func (c *chain) link(rep *Report, id, prev, hash, rehash string, err error) {
 	case rehash != hash:
 		rep.Breaks = append(rep.Breaks, Break{id, "content does not match its hash: the row was changed"})
 	}
-	c.started, c.prev = true, hash
+	if a := c.anchor; a != nil && rep.Rows == a.Rows && hash != a.Hash {
+		rep.Breaks = append(rep.Breaks, Break{id, fmt.Sprintf("row %d hashes %.12s… where the anchor says %.12s…: the chain was rewritten up to here", a.Rows, hash, a.Hash)})
+	}
+	c.started, c.prev, c.last = true, hash, id
+	rep.Head = hash
+}
+
+// end checks, after the last row, that the chain still reaches its anchor.
+func (c *chain) end(rep *Report) {
+	if a := c.anchor; a != nil && rep.Rows < a.Rows {
+		at := c.last
+		if at == "" {
+			at = "(no rows)"
+		}
+		rep.Breaks = append(rep.Breaks, Break{at, fmt.Sprintf("the chain ends here, at row %d, where the anchor counted %d: the newest rows were removed", rep.Rows, a.Rows)})
+	}
 }

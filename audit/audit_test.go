@@ -26,6 +26,15 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{"row changed", "UPDATE audit_events SET action = 'nothing.happened' WHERE tenant_id = $1 AND id = $2", "was changed", 2},
 		{"row removed", "DELETE FROM audit_events WHERE tenant_id = $1 AND id = $2", "removed or inserted", 3},
 		{"context rewritten", `UPDATE audit_events SET context = '{"n": 99}' WHERE tenant_id = $1 AND id = $2`, "was changed", 2},
+		{"rows reordered", `UPDATE audit_events SET seq = 100 WHERE tenant_id = $1 AND id = $2`, "removed or inserted", 3},
+		// Before the first row: the reads list it as the oldest, so verify
+		// must see it too.
+		{"row inserted", `INSERT INTO audit_events (tenant_id, seq, id, actor, action, resource, context, request_id, ts, prev_hash, hash)
+			SELECT tenant_id, 0, 'aud_forged', actor, 'tenant.created', resource, context, request_id, ts, '', hash FROM audit_events WHERE tenant_id = $1 AND id = $2`, "was changed", -1},
+		{"row moved from another tenant", `UPDATE audit_events SET tenant_id = $1, seq = 100 WHERE id = (SELECT id FROM audit_events WHERE tenant_id <> $1 AND $2 <> '' ORDER BY seq LIMIT 1)`, "removed or inserted", -2},
+		// Cut from the end, the chain still holds: only an anchor tells.
+		{"newest rows removed", "DELETE FROM audit_events WHERE tenant_id = $1 AND seq > 3 AND $2 <> ''", "the newest rows were removed", 2},
+		{"rewritten and re-chained", "", "the chain was rewritten", 4},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -37,6 +46,14 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				t.Fatal(err)
 			}
 			tctx := store.WithTenant(ctx, tn.ID)
+			other, err := db.CreateTenant(ctx, store.Tenant{Name: "B"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			moved, err := db.AppendAudit(store.WithTenant(ctx, other.ID), store.AuditEvent{Action: "b"})
+			if err != nil {
+				t.Fatal(err)
+			}
 			var ids []string
 			for i := range 5 {
 				e, err := db.AppendAudit(tctx, store.AuditEvent{Action: fmt.Sprint("a", i), Context: []byte(fmt.Sprintf(`{"n": %d}`, i))})
@@ -45,30 +62,75 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				}
 				ids = append(ids, e.ID)
 			}
+			anchor, err := audit.Verify(tctx, db)
+			if err != nil || !anchor.OK() {
+				t.Fatalf("before tampering: %+v, %v", anchor, err)
+			}
+			c, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
 			if tc.tamper != "" {
-				c, err := pgx.Connect(ctx, url)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close(ctx)
 				if _, err := c.Exec(ctx, tc.tamper, tn.ID, ids[2]); err != nil {
 					t.Fatal(err)
 				}
 			}
-			rep, err := audit.Verify(tctx, db)
+			if tc.name == "rewritten and re-chained" {
+				rechain(ctx, t, db, c, tctx)
+			}
+			a := anchor.Anchor()
+			rep, err := audit.VerifyAnchored(tctx, db, &a)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tc.want == "" {
-				if !rep.OK() || rep.Rows != 5 {
+				if !rep.OK() || rep.Rows != 5 || rep.Anchor() != a {
 					t.Fatalf("intact chain reported %+v", rep)
 				}
 				return
 			}
-			if rep.OK() || !strings.Contains(rep.Breaks[0].Reason, tc.want) || rep.Breaks[0].ID != ids[tc.at] {
-				t.Fatalf("report %+v, want a break at %s that says %q", rep, ids[tc.at], tc.want)
+			want := map[int]string{-1: "aud_forged", -2: moved.ID}[tc.at]
+			if tc.at >= 0 {
+				want = ids[tc.at]
+			}
+			if rep.OK() || !strings.Contains(rep.Breaks[0].Reason, tc.want) || rep.Breaks[0].ID != want {
+				t.Fatalf("report %+v, want a break at %s that says %q", rep, want, tc.want)
 			}
 		})
+	}
+}
+
+// rechain does what a careful attacker with the database does: change
+// the tenant's first row, then re-compute every hash after it, so that the
+// chain holds again.
+func rechain(ctx context.Context, t *testing.T, db *store.DB, owner *pgx.Conn, tctx context.Context) {
+	t.Helper()
+	var evs []store.AuditEvent
+	if err := db.WalkAudit(tctx, func(e store.AuditEvent) error { evs = append(evs, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := audit.Verify(tctx, db); !rep.OK() {
+		t.Fatalf("before: %+v", rep)
+	}
+	prev := ""
+	for i, e := range evs {
+		if i == 0 {
+			e.Action = "nothing.happened"
+		}
+		e.PrevHash = prev
+		h, err := store.AuditHash(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := owner.Exec(ctx, "UPDATE audit_events SET action = $1, prev_hash = $2, hash = $3 WHERE tenant_id = $4 AND id = $5",
+			e.Action, prev, h, e.TenantID, e.ID); err != nil {
+			t.Fatal(err)
+		}
+		prev = h
+	}
+	if rep, _ := audit.Verify(tctx, db); !rep.OK() {
+		t.Fatalf("the re-chained log does not pass verify without an anchor: %+v", rep)
 	}
 }
 

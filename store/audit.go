@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -179,7 +180,10 @@ func (s seqFirst) Scan(dest ...any) error { return s.r.Scan(append([]any{s.seq},
 // once. read returns at most limit rows whose seq is above after, in seq
 // order; its errors and fn's are returned as they are.
 func walkBySeq[T any](limit int, read func(after int64, limit int) ([]seqRow[T], error), fn func(T) error) error {
-	var after int64
+	// From the lowest seq there can be, not 0: a row forged at seq 0 or
+	// below is listed by the reads as the oldest, so it must be walked
+	// (and found not to link) too.
+	after := int64(math.MinInt64)
 	for {
 		page, err := read(after, limit)
 		if err != nil {

@@ -12,13 +12,21 @@ import (
 const auditHelp = `
 Check the audit log's tamper evidence.
 
-	audit verify [--tenant ID]   re-hash every audit chain (or one tenant's)
+	audit verify [--tenant ID] [--anchors FILE] [--write-anchors FILE]
+	                             re-hash every audit chain (or one tenant's)
 
 Each audit row carries the hash of the row before it: one chain per
 tenant, and one for the operators' own trail (console sign-ins, lockouts,
 enrolment, API keys). verify re-computes every hash and reports rows that
 were changed, removed or inserted after they were written; it exits 1
-when any chain is broken.`
+when any chain is broken.
+
+A chain alone cannot show that its newest rows were removed, nor that it
+was re-hashed from a changed row on by someone who can write the
+database. --write-anchors FILE records every chain's row count and newest
+hash after a clean verify; a later verify --anchors FILE checks that each
+chain still reaches its anchor unchanged and that no anchored chain is
+gone. Keep the file where the database's writers cannot change it.`
 
 // errChainBroken makes audit verify exit non-zero after printing why.
 var errChainBroken = errors.New("audit chain broken")
@@ -30,21 +38,33 @@ func runAudit(ctx context.Context, c *cli, args []string) error {
 	}
 	fs := newFlagSet(c, "audit verify [flags]", auditHelp)
 	only := fs.String("tenant", "", "verify only this tenant (tnt_…)")
+	anchorsIn := fs.String("anchors", "", "check every chain against the anchors in this file (from --write-anchors)")
+	anchorsOut := fs.String("write-anchors", "", "after a clean verify, write every chain's anchor to this file")
 	addDatabaseFlag(fs)
 	st, _, err := openDatabase(ctx, c, fs, rest)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if *anchorsOut != "" && *only != "" {
+		return fmt.Errorf("--write-anchors anchors every chain; it cannot go with --tenant")
+	}
+	anchors := anchorFile{}
+	if *anchorsIn != "" {
+		if anchors, err = readAnchors(*anchorsIn); err != nil {
+			return err
+		}
+	}
 	if err := requireSchema(ctx, st); err != nil {
 		return err
 	}
+	heads := anchorFile{}
 
 	var tenants []string
 	if *only != "" {
 		if _, err := st.Tenant(store.WithTenant(ctx, *only)); errors.Is(err, store.ErrNotFound) {
 			// Erased, its chain is its erase report; or no tenant at all.
-			return verifyErased(ctx, c, st, *only)
+			return verifyErased(ctx, c, st, *only, anchors)
 		}
 		tenants = []string{*only}
 	} else {
@@ -68,10 +88,15 @@ func runAudit(ctx context.Context, c *cli, args []string) error {
 		if _, err := st.Tenant(tctx); err != nil {
 			return fmt.Errorf("tenant %s: %w", id, err)
 		}
-		rep, err := audit.Verify(tctx, st)
+		a, err := anchors.take(id)
 		if err != nil {
 			return err
 		}
+		rep, err := audit.VerifyAnchored(tctx, st, a)
+		if err != nil {
+			return err
+		}
+		heads[id] = anchorLine{Anchor: rep.Anchor()}
 		if rep.OK() {
 			fmt.Fprintf(c.stdout, "%s: ok (%d rows)\n", id, rep.Rows)
 			continue
@@ -91,19 +116,40 @@ func runAudit(ctx context.Context, c *cli, args []string) error {
 		}
 		for _, r := range reports {
 			tenants = append(tenants, r.TenantID)
-			if !checkErasure(c, r) {
+			heads[r.TenantID] = anchorLine{Anchor: audit.Anchor{Hash: r.Hash}, erased: true}
+			if !checkErasure(c, r, anchors) {
 				broken++
 			}
 		}
 	}
 	operators := ""
 	if *only == "" {
-		ok, err := verifyOperators(ctx, c, st)
+		a, err := anchors.take(operatorsChain)
 		if err != nil {
 			return err
 		}
+		rep, ok, err := verifyOperators(ctx, c, st, a)
+		if err != nil {
+			return err
+		}
+		heads[operatorsChain] = anchorLine{Anchor: rep.Anchor()}
 		if !ok {
 			operators = "the operators' audit trail"
+		}
+	}
+	// What is still anchored was verified once and is in the log no more:
+	// a tenant's rows removed with its tenant row, or an erase report
+	// removed.
+	for _, id := range anchors.left(*only) {
+		broken++
+		tenants = append(tenants, id)
+		fmt.Fprintf(c.stdout, "%s: BROKEN: anchored (%s), now gone: neither in service, deleted nor erased; its chain was removed\n", id, anchors[id])
+	}
+	if *anchorsOut != "" {
+		if broken > 0 || operators != "" {
+			fmt.Fprintf(c.stderr, "anchors not written to %s: the log is broken\n", *anchorsOut)
+		} else if err := heads.write(*anchorsOut); err != nil {
+			return err
 		}
 	}
 	switch {
@@ -119,10 +165,10 @@ func runAudit(ctx context.Context, c *cli, args []string) error {
 
 // verifyOperators re-hashes the operators' audit chain and prints its
 // line; it reports whether the chain holds.
-func verifyOperators(ctx context.Context, c *cli, w audit.OperatorWalker) (bool, error) {
-	rep, err := audit.VerifyOperators(ctx, w)
+func verifyOperators(ctx context.Context, c *cli, w audit.OperatorWalker, a *audit.Anchor) (audit.Report, bool, error) {
+	rep, err := audit.VerifyOperatorsAnchored(ctx, w, a)
 	if err != nil {
-		return false, err
+		return rep, false, err
 	}
 	before := ""
 	if rep.Unchained > 0 {
@@ -130,19 +176,28 @@ func verifyOperators(ctx context.Context, c *cli, w audit.OperatorWalker) (bool,
 	}
 	if rep.OK() {
 		fmt.Fprintf(c.stdout, "operators: ok (%d rows%s)\n", rep.Rows, before)
-		return true, nil
+		return rep, true, nil
 	}
 	fmt.Fprintf(c.stdout, "operators: BROKEN (%d rows, %d breaks%s)\n", rep.Rows, len(rep.Breaks), before)
 	for _, b := range rep.Breaks {
 		fmt.Fprintf(c.stdout, "  %s: %s\n", b.ID, b.Reason)
 	}
-	return false, nil
+	return rep, false, nil
 }
 
-// checkErasure prints whether erase report r still hashes to itself.
-func checkErasure(c *cli, r store.AuditEvent) bool {
+// checkErasure prints whether erase report r still hashes to itself and,
+// when the tenant was anchored after its erasure, to its anchor. (An
+// anchor from before the erasure cannot be checked: the rows after it
+// were erased with the others.)
+func checkErasure(c *cli, r store.AuditEvent, anchors anchorFile) bool {
 	if h, err := store.AuditHash(r); err != nil || h != r.Hash {
 		fmt.Fprintf(c.stdout, "%s: BROKEN erase report %s: content does not match its hash\n", r.TenantID, r.ID)
+		return false
+	}
+	a, ok := anchors[r.TenantID]
+	delete(anchors, r.TenantID)
+	if ok && a.erased && a.Hash != r.Hash {
+		fmt.Fprintf(c.stdout, "%s: BROKEN erase report %s: its hash %.12s… is not the anchored %.12s…: the report was replaced\n", r.TenantID, r.ID, r.Hash, a.Hash)
 		return false
 	}
 	fmt.Fprintf(c.stdout, "%s: erased, report %s ok\n", r.TenantID, r.ID)
@@ -152,7 +207,7 @@ func checkErasure(c *cli, r store.AuditEvent) bool {
 // verifyErased is verify --tenant of a tenant the tables no longer hold:
 // its erase report if it was erased, else an error that says there is no
 // such tenant.
-func verifyErased(ctx context.Context, c *cli, st *store.DB, id string) error {
+func verifyErased(ctx context.Context, c *cli, st *store.DB, id string, anchors anchorFile) error {
 	reports, err := st.TenantErasures(ctx)
 	if err != nil {
 		return fmt.Errorf("list erase reports: %w", err)
@@ -161,10 +216,14 @@ func verifyErased(ctx context.Context, c *cli, st *store.DB, id string) error {
 		if r.TenantID != id {
 			continue
 		}
-		if !checkErasure(c, r) {
+		if !checkErasure(c, r, anchors) {
 			return fmt.Errorf("%w in the erase report of %s", errChainBroken, id)
 		}
 		return nil
+	}
+	if a, ok := anchors[id]; ok {
+		fmt.Fprintf(c.stdout, "%s: BROKEN: anchored (%s), now gone: neither in service, deleted nor erased; its chain was removed\n", id, a)
+		return fmt.Errorf("%w: the chain of %s was removed", errChainBroken, id)
 	}
 	return fmt.Errorf("no tenant %s: none in service, deleted or erased has that id", id)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -203,4 +204,121 @@ func TestAuditVerifyAcrossErasure(t *testing.T) {
 	db.Close()
 	verify("report changed", exitError, gone.ID+": BROKEN erase report "+reps[0].ID)
 	verify("--tenant report changed", exitError, gone.ID+": BROKEN erase report "+reps[0].ID)
+}
+
+// TestAuditVerifyAnchors: what the chain alone cannot show — its newest
+// rows removed, a row rewritten with every hash after it re-computed, the
+// operators' rows stripped of their hashes to pass for rows from before
+// the chain, a tenant's whole chain removed with its tenant row — an
+// anchor file written by an earlier verify catches; legitimate appends
+// since the anchor pass.
+func TestAuditVerifyAnchors(t *testing.T) {
+	tests := []struct {
+		name   string
+		tamper func(t *testing.T, db *sql.DB, tenantID string, evs []store.AuditEvent)
+		want   string // in verify --anchors' output; "" for an intact log
+	}{
+		{"appended since", func(*testing.T, *sql.DB, string, []store.AuditEvent) {}, ""},
+		{"newest rows removed", func(t *testing.T, db *sql.DB, tn string, evs []store.AuditEvent) {
+			mustExec(t, db, `DELETE FROM audit_events WHERE tenant_id = ? AND seq > 2`, tn)
+		}, "at row 2, where the anchor counted 3: the newest rows were removed"},
+		{"rewritten and re-hashed", func(t *testing.T, db *sql.DB, tn string, evs []store.AuditEvent) {
+			mustExec(t, db, `DROP TRIGGER audit_events_no_update`)
+			// What a careful attacker does: change the first row, then
+			// re-chain every row after it.
+			evs[0].Action = "nothing.happened"
+			prev := ""
+			for i, e := range evs {
+				e.PrevHash = prev
+				h, err := store.AuditHash(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				mustExec(t, db, `UPDATE audit_events SET action = ?, prev_hash = ?, hash = ? WHERE tenant_id = ? AND seq = ?`, e.Action, prev, h, tn, i+1)
+				prev = h
+			}
+		}, "the chain was rewritten up to here"},
+		{"operators' rows stripped", func(t *testing.T, db *sql.DB, _ string, _ []store.AuditEvent) {
+			mustExec(t, db, `DROP TRIGGER operator_audit_no_update`)
+			mustExec(t, db, `UPDATE operator_audit SET prev_hash = '', hash = ''`)
+		}, "operators: BROKEN (0 rows, 1 breaks, 3 older rows from before the chain)"},
+		{"tenant removed whole", func(t *testing.T, db *sql.DB, tn string, evs []store.AuditEvent) {
+			mustExec(t, db, `PRAGMA foreign_keys = ON`)
+			mustExec(t, db, `DELETE FROM audit_events WHERE tenant_id = ?`, tn)
+			mustExec(t, db, `DELETE FROM tenants WHERE id = ?`, tn)
+		}, "now gone: neither in service, deleted nor erased"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dbFile, url, st := migratedStore(t)
+			ctx := context.Background()
+			tn, err := st.CreateTenant(ctx, store.Tenant{Name: "A"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, action := range []string{"tenant.created", "domain.added", "connection.created"} {
+				if _, err := st.AppendAudit(store.WithTenant(ctx, tn.ID), store.AuditEvent{Action: action}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, action := range []string{"operator.signed_in", "api_key.created", "operator.locked_out"} {
+				if _, err := st.AppendOperatorAudit(ctx, store.OperatorAuditEvent{Action: action}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			anchors := filepath.Join(t.TempDir(), "anchors")
+			if out, errOut, code := runInProcess("audit", "verify", "--database-url", url, "--write-anchors", anchors); code != exitOK {
+				t.Fatalf("first verify: %d\n%s\n%s", code, out, errOut)
+			}
+			// The log goes on legitimately after the anchor.
+			if _, err := st.AppendAudit(store.WithTenant(ctx, tn.ID), store.AuditEvent{Action: "domain.verified"}); err != nil {
+				t.Fatal(err)
+			}
+			var evs []store.AuditEvent
+			if err := st.WalkAudit(store.WithTenant(ctx, tn.ID), func(e store.AuditEvent) error { evs = append(evs, e); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			db, err := sql.Open("sqlite", dbFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			db.SetMaxOpenConns(1)
+			tc.tamper(t, db, tn.ID, evs)
+			db.Close()
+
+			// Without anchors the tampering passes (but for a lost tail
+			// it could not be told from a shorter log)...
+			if tc.want != "" {
+				if out, _, code := runInProcess("audit", "verify", "--database-url", url); code != exitOK {
+					t.Logf("verify without anchors caught it too (%d):\n%s", code, out)
+				}
+			}
+			// ...with them it does not.
+			out, errOut, code := runInProcess("audit", "verify", "--database-url", url, "--anchors", anchors, "--write-anchors", anchors+".new")
+			if tc.want == "" {
+				if code != exitOK {
+					t.Fatalf("intact log: verify exited %d\n%s\n%s", code, out, errOut)
+				}
+				if b, err := os.ReadFile(anchors + ".new"); err != nil || !strings.Contains(string(b), tn.ID+" 4 ") {
+					t.Fatalf("new anchors %q, %v: want %s at 4 rows", b, err, tn.ID)
+				}
+				return
+			}
+			if code != exitError || !strings.Contains(out, tc.want) {
+				t.Fatalf("verify exited %d, want %d with %q\nstdout: %s\nstderr: %s", code, exitError, tc.want, out, errOut)
+			}
+			if _, err := os.Stat(anchors + ".new"); !os.IsNotExist(err) {
+				t.Fatalf("a broken log was anchored: %v", err)
+			}
+		})
+	}
+}
+
+func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
 }
