@@ -95,8 +95,17 @@ func TestAuditEventsAPI(t *testing.T) {
 // and nothing of another tenant is reachable.
 func TestAuditEventsAPIFiltersTheWholeLog(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *env) {
-		a := e.createTenant(map[string]any{"name": "Acme"})
-		b := e.createTenant(map[string]any{"name": "Beta"})
+		// Made in the store, without the tenant.created row of today the
+		// API writes: a chain's rows are never older than the row before,
+		// and these are written in 2025.
+		mk := func(name string) store.Tenant {
+			tn, err := e.st.CreateTenant(context.Background(), store.Tenant{Name: name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tn
+		}
+		a, b := mk("Acme"), mk("Beta")
 		base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 		seed := func(tenantID string, n int) {
 			ctx := store.WithTenant(context.Background(), tenantID)
@@ -162,8 +171,8 @@ func TestAuditEventsAPIFiltersTheWholeLog(t *testing.T) {
 			}
 			q = "limit=100&after=" + *p.NextCursor
 		}
-		if len(seen) != n+1 { // and tenant.created
-			t.Fatalf("walked %d rows, want %d", len(seen), n+1)
+		if len(seen) != n {
+			t.Fatalf("walked %d rows, want %d", len(seen), n)
 		}
 
 		// The CSV holds every filtered row, not a first page.

@@ -55,6 +55,7 @@ func AuditHash(e AuditEvent) (string, error) {
 // AppendAudit adds a row to the audit chain of the tenant in ctx. Appends
 // to one tenant are serialised, so the chain never forks.
 func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error) {
+	stamped := e.TS.IsZero() // ours to stamp, once the chain is ours
 	if err := db.prepareAudit(&e); err != nil {
 		return AuditEvent{}, err
 	}
@@ -64,9 +65,22 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 			return err
 		}
 		var seq int64
-		err := q.queryRow(ctx, "SELECT seq, hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1", tenantID).Scan(&seq, &e.PrevHash)
+		var prevTS time.Time
+		err := q.queryRow(ctx, "SELECT seq, hash, ts FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1", tenantID).Scan(&seq, &e.PrevHash, timeDest{&prevTS})
 		if err != nil && !db.d.isNoRows(err) {
 			return err
+		}
+		// The row is the chain's newest: it must not be older than the row
+		// before it, which another node (its clock ahead) or a writer that
+		// took its time and the lock first may have stamped later. Then
+		// the log's newest-first order (ts, then seq) is the chain's own,
+		// and a reader paging it never misses a row that commits behind
+		// its cursor.
+		if stamped {
+			e.TS = db.now().UTC().Truncate(time.Microsecond)
+		}
+		if e.TS.Before(prevTS) {
+			e.TS = prevTS
 		}
 		if e.Hash, err = AuditHash(e); err != nil {
 			return err

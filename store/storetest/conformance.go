@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +40,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"APIKeys", testAPIKeys},
 		{"AuditChain", testAuditChain},
 		{"ConcurrentAuditAppends", testConcurrentAudit},
+		{"AuditListedInChainOrder", testAuditChainOrder},
 		{"EventsCommitWithTheChange", testEventsOutbox},
 		{"EventsAppendedTogether", testAppendEvents},
 		{"Webhooks", testWebhooks},
@@ -580,6 +582,38 @@ func testAuditChain(t *testing.T, db *store.DB) {
 	f, _ := must2(db.AuditEvents(ctx, "domain.added", store.Page{}))
 	if len(f) != 1 || f[0].Action != "domain.added" {
 		t.Fatalf("filtered %+v", f)
+	}
+}
+
+// testAuditChainOrder: a row appended after another is never older than
+// it, whatever time its writer brought (a node whose clock is behind, a
+// writer that stamped its row before waiting for the chain): the log lists
+// newest first in the chain's order, so a reader paging it while rows are
+// written misses none.
+func testAuditChainOrder(t *testing.T, db *store.DB) {
+	ctx, _ := newTenant(t, db, "A")
+	ahead := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	first := must(db.AppendAudit(ctx, store.AuditEvent{Action: "ahead", TS: ahead}))
+	page := must(db.AuditLog(ctx, store.LogQuery{Limit: 1}))
+	late := must(db.AppendAudit(ctx, store.AuditEvent{Action: "late", TS: ahead.Add(-time.Minute)}))
+	now := must(db.AppendAudit(ctx, store.AuditEvent{Action: "now"}))
+	if late.TS.Before(first.TS) || now.TS.Before(late.TS) {
+		t.Fatalf("ts went back along the chain: %s, %s, %s", first.TS, late.TS, now.TS)
+	}
+	log := must(db.AuditLog(ctx, store.LogQuery{}))
+	var got []string
+	for _, e := range log.Rows {
+		got = append(got, e.Action)
+	}
+	if strings.Join(got, " ") != "now late ahead" {
+		t.Fatalf("listed %v, want the chain's order newest first", got)
+	}
+	// A reader who had the first page pages on to nothing it missed.
+	if older := must(db.AuditLog(ctx, store.LogQuery{After: page.Rows[0].ID})); len(older.Rows) != 0 {
+		t.Fatalf("older than the first row written: %+v", older.Rows)
+	}
+	if newer := must(db.AuditLog(ctx, store.LogQuery{Before: page.Rows[0].ID})); len(newer.Rows) != 2 {
+		t.Fatalf("newer than the first row written: %d rows, want 2", len(newer.Rows))
 	}
 }
 
