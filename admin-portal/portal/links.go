@@ -226,12 +226,9 @@ var previewers = []string{
 }
 
 // isPreview reports whether r fetches the link for a preview rather than
-// for an admin to use: a HEAD, a browser's speculative prefetch, or a
-// previewer by name.
+// for an admin to use: a browser's speculative prefetch, or a previewer by
+// name. (A HEAD is not routed: it is refused, and spends nothing.)
 func isPreview(r *http.Request) bool {
-	if r.Method == http.MethodHead {
-		return true
-	}
 	if purpose := r.Header.Get("Sec-Purpose") + r.Header.Get("Purpose"); strings.Contains(purpose, "prefetch") {
 		return true
 	}

@@ -99,7 +99,6 @@ const Path = "/portal"
 func (p *Portal) Mount(e *echo.Echo) {
 	g := e.Group(Path, p.mapErrors)
 	g.GET("/link/:token", p.linkPage)
-	g.HEAD("/link/:token", p.linkPage)
 	g.POST("/link/:token", p.openLink)
 	g.GET("/expired", p.sessionEnded)
 
