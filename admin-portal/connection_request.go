@@ -76,6 +76,27 @@ func (req *connectionRequest) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// changes names what a PATCH sent, for its audit row: the fixed fields
+// and each settings field as "<type>.<field>", sorted, never a value (a
+// client secret or a certificate is named, not recorded).
+func (req *connectionRequest) changes() []string {
+	out := []string{}
+	for k := range req.has {
+		out = append(out, k)
+	}
+	for typ, raw := range req.Settings {
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(raw, &fields) != nil {
+			continue // refused by the connector before any row is written
+		}
+		for k := range fields {
+			out = append(out, string(typ)+"."+k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // jsonKind names a JSON value's kind as encoding/json's errors do.
 func jsonKind(v []byte) string {
 	switch {

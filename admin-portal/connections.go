@@ -130,7 +130,7 @@ func (a *API) updateConnection(c echo.Context) error {
 	ctx := c.Request().Context()
 	conn, err := a.connections.UpdateConnection(ctx, c.Param("conn"), u,
 		func(ctx context.Context, conn store.Connection) error {
-			return a.audit(ctx, c, "connection.updated", connectionResource(conn), map[string]any{"status": conn.Status})
+			return a.audit(ctx, c, "connection.updated", connectionResource(conn), map[string]any{"status": conn.Status, "changes": req.changes()})
 		})
 	if err != nil {
 		return connectionError(err, ifVersion != 0)

@@ -2,9 +2,12 @@ package adminportal_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -159,10 +162,36 @@ func TestConnectionIfMatch(t *testing.T) {
 			if now.Name != "Okta 2" {
 				t.Fatalf("a refused change was applied: %+v", now)
 			}
-			if n := len(e.audits(acme.ID, "connection.updated")); n != 1 {
+			upd := e.audits(acme.ID, "connection.updated")
+			if n := len(upd); n != 1 {
 				t.Fatalf("%d connection.updated rows, want 1", n)
 			}
-			if r := e.call("DELETE", "/connections/"+conn.ID, nil, "If-Match", `W/"2"`); r.status != http.StatusNoContent {
+			// The row says what the PATCH changed, not just the status.
+			changes := func(e store.AuditEvent) string {
+				var cx struct {
+					Changes []string
+					Status  string
+				}
+				if err := json.Unmarshal(e.Context, &cx); err != nil {
+					t.Fatal(err)
+				}
+				return fmt.Sprint(cx.Changes, " ", cx.Status)
+			}
+			if got := changes(upd[0]); got != "[name] draft" {
+				t.Fatalf("connection.updated context %s", upd[0].Context)
+			}
+			// Settings are named by field, never recorded: a value may be
+			// a secret.
+			r = e.call("PATCH", "/connections/"+conn.ID, map[string]any{"name": "Okta 3", "saml": map[string]any{"idp_entity_id": "https://idp.example/e", "allow_idp_initiated": false}})
+			if r.status != http.StatusOK {
+				t.Fatalf("PATCH settings: %d %s", r.status, r.body)
+			}
+			if upd := e.audits(acme.ID, "connection.updated"); len(upd) != 2 || changes(upd[0]) != "[name saml.allow_idp_initiated saml.idp_entity_id] draft" ||
+				strings.Contains(string(upd[0].Context), "idp.example") {
+				t.Fatalf("connection.updated rows %+v", upd)
+			}
+			v2 := `W/"3"`
+			if r := e.call("DELETE", "/connections/"+conn.ID, nil, "If-Match", v2); r.status != http.StatusNoContent {
 				t.Fatalf("DELETE with the current ETag: %d %s", r.status, r.body)
 			}
 		})
