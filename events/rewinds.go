@@ -20,6 +20,7 @@ type RewindStore interface {
 	PruneKeptRevocations(ctx context.Context, before time.Time) (int, error)
 	SessionStoreEpoch(ctx context.Context) (store.SessionStoreEpoch, error)
 	AdvanceSessionStoreEpoch(ctx context.Context, from, to int64, server string) (bool, error)
+	RaiseSessionStoreApplied(ctx context.Context, applied int64) error
 }
 
 // RewindSessions is the node's session store as Rewinds uses it: pass the
@@ -33,7 +34,8 @@ type RewindSessions interface {
 // Defaults of Rewinds.
 const (
 	// DefaultRewindCheck is how often a node reads the session store's
-	// marker (one Redis round trip; the database only when it changed).
+	// marker: one Redis round trip and one read of the database's row by
+	// its key (a write too when the applied count grew).
 	// A restart or failover is noticed at once anyway, by the revocation
 	// subscription breaking.
 	DefaultRewindCheck = time.Second
@@ -78,9 +80,16 @@ type RewindConfig struct {
 // trusts it again. Several nodes noticing together each replay (replays
 // are idempotent); one advances the epoch, the others find it advanced.
 //
-// The hot paths pay one atomic load: Check runs every Check interval and
-// touches the database only when the store's marker is not the one this
-// node last trusted.
+// Data restored into the same server with the same epoch (a managed
+// Redis restored from a snapshot taken after the last advance), or a
+// server that refuses INFO (no run_id to compare), is recognised by the
+// store's count of applied revocations (sessions.Marker.Applied): every
+// Check raises the database's copy to what it reads, and a store counting
+// less than the database has lost revocations, and is replayed into like
+// one with another epoch. The database is read before the store, so that
+// a revocation counted between the two reads is never taken for a loss.
+//
+// The hot paths pay one atomic load: Check runs every Check interval.
 type Rewinds struct {
 	cfg  RewindConfig
 	log  *slog.Logger
@@ -94,6 +103,7 @@ type Rewinds struct {
 	trusted   sessions.Marker
 	suspended bool
 	lastPrune time.Time
+	blind     int // 0 unknown, 1 run_id read, 2 INFO refused: logged on change
 }
 
 // NewRewinds returns a Rewinds with the session store suspended until its
@@ -148,7 +158,7 @@ func (r *Rewinds) Run(ctx context.Context) error {
 		}
 		return 0, err
 	}, func(ctx context.Context, err error) {
-		r.log.WarnContext(ctx, "session store not yet trusted; checking again", "err", err)
+		r.log.WarnContext(ctx, "checking the session store for lost revocations failed; checking again", "err", err)
 	})
 	return nil
 }
@@ -168,11 +178,15 @@ func (r *Rewinds) Check(ctx context.Context) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	seen := r.seen()
+	// The database first: every count it holds was read from the store
+	// before, so a store counting less now has gone back.
+	ep, dbErr := r.cfg.Store.SessionStoreEpoch(ctx)
 	m, err := r.cfg.Sessions.Marker(ctx)
 	if err != nil {
 		r.suspend()
 		return 0, fmt.Errorf("events: read the session store's marker: %w", err)
 	}
+	r.logMode(ctx, m)
 	if s := r.cfg.Sessions.Stranger(); s != "" && s != m.Server {
 		// Connections reach another server than this marker's (a
 		// failover the pool is halfway through): wait until one answers.
@@ -180,28 +194,37 @@ func (r *Rewinds) Check(ctx context.Context) (int, error) {
 		r.wake.kick()
 		return 0, fmt.Errorf("events: the session store answers from two servers (%s and %s)", m.Server, s)
 	}
-	if m.Present && m == r.trusted {
-		// The same server, holding the same epoch: nothing was lost.
+	if dbErr != nil {
+		if m.Present && m.Same(r.trusted) {
+			// The same server, holding the same epoch: the database
+			// being away is no reason to stop trusting it.
+			r.trust(m, seen)
+			return 0, fmt.Errorf("events: read the session store epoch (the store stays trusted): %w", dbErr)
+		}
+		r.suspend()
+		return 0, fmt.Errorf("events: read the session store epoch: %w", dbErr)
+	}
+	lost := m.Applied < ep.Applied
+	if !lost && m.Present && m.Same(r.trusted) {
+		// The same server, holding the same epoch, counting no fewer
+		// revocations: nothing was lost.
 		r.trust(m, seen)
-		return 0, nil
+		return 0, r.raise(ctx, m, ep)
 	}
 	r.suspend()
-	ep, err := r.cfg.Store.SessionStoreEpoch(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("events: read the session store epoch: %w", err)
-	}
-	if m.Present && m.Epoch == ep.Epoch && m.Server == ep.Server {
+	if !lost && m.Present && m.Epoch == ep.Epoch && m.Server == ep.Server {
 		r.trust(m, seen)
-		return 0, nil
+		return 0, r.raise(ctx, m, ep)
 	}
 	r.log.WarnContext(ctx, "the session store may have lost revocations (restarted, failed over, restored or emptied); replaying them",
-		"server", m.Server, "marker", m.Epoch, "marker_present", m.Present, "known_server", ep.Server, "epoch", ep.Epoch)
+		"server", m.Server, "marker", m.Epoch, "marker_present", m.Present, "known_server", ep.Server, "epoch", ep.Epoch,
+		"applied", m.Applied, "known_applied", ep.Applied)
 	start := r.cfg.Now()
 	orders, ended, err := r.replay(ctx)
 	if err != nil {
 		return ended, err
 	}
-	set, err := r.cfg.Sessions.SetMarker(ctx, ep.Epoch+1)
+	set, err := r.cfg.Sessions.SetMarker(ctx, ep.Epoch+1, ep.Applied)
 	if err != nil {
 		return ended, err
 	}
@@ -222,10 +245,45 @@ func (r *Rewinds) Check(ctx context.Context) (int, error) {
 			return ended, errors.New("events: session store epoch advanced by another node during the replay")
 		}
 	}
+	if err := r.cfg.Store.RaiseSessionStoreApplied(ctx, set.Applied); err != nil {
+		return ended, fmt.Errorf("events: record the session store's applied count: %w", err)
+	}
 	r.log.WarnContext(ctx, "revocations replayed into the session store; trusting it again",
 		"server", set.Server, "epoch", set.Epoch, "revocations", orders, "sessions_ended", ended, "took", r.cfg.Now().Sub(start))
 	r.trust(set, seen)
 	return ended, nil
+}
+
+// raise records in the database the store's applied count m, when above
+// the database's ep.
+func (r *Rewinds) raise(ctx context.Context, m sessions.Marker, ep store.SessionStoreEpoch) error {
+	if m.Applied <= ep.Applied {
+		return nil
+	}
+	if err := r.cfg.Store.RaiseSessionStoreApplied(ctx, m.Applied); err != nil {
+		// The store stays trusted; the next Check records it.
+		return fmt.Errorf("events: record the session store's applied count: %w", err)
+	}
+	return nil
+}
+
+// logMode says once, and again if it changes, how this node recognises a
+// session store that lost revocations: by run_id, epoch and applied count,
+// or, when the server refuses INFO, by epoch and applied count alone.
+func (r *Rewinds) logMode(ctx context.Context, m sessions.Marker) {
+	mode := 1
+	if m.Blind {
+		mode = 2
+	}
+	if mode == r.blind {
+		return
+	}
+	r.blind = mode
+	if m.Blind {
+		r.log.WarnContext(ctx, "the session store refuses INFO: a restart or failover is recognised by its epoch and count of applied revocations only (see the operations guide)")
+		return
+	}
+	r.log.InfoContext(ctx, "the session store is checked by run_id, epoch and count of applied revocations", "server", m.Server)
 }
 
 // replay applies again every kept revocation applied within Keep (and

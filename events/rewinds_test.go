@@ -27,6 +27,8 @@ func TestRewindsCheck(t *testing.T) {
 		replay bool // whether the check must replay
 		// back: the revoked session is in the store before the check.
 		back bool
+		// blind: the server refuses INFO (an ACL), from the start.
+		blind bool
 	}{
 		{name: "nothing changed", change: func(*testing.T, *sessionstest.Server, string, *sessions.Redis) {}},
 		{name: "restarted from a snapshot taken before the revocation", replay: true, back: true,
@@ -47,10 +49,25 @@ func TestRewindsCheck(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := ss.SetMarker(t.Context(), m.Epoch-1); err != nil {
+				if _, err := ss.SetMarker(t.Context(), m.Epoch-1, 0); err != nil {
 					t.Fatal(err)
 				}
 			}},
+		// The snapshot holds the epoch the database names (no advance
+		// since it was taken) and the server keeps its run_id: only the
+		// count of applied revocations tells.
+		{name: "restored in place from a snapshot at the same epoch", replay: true, back: true,
+			change: func(t *testing.T, rs *sessionstest.Server, snap string, _ *sessions.Redis) { rs.RestoreInPlace(snap) }},
+		{name: "without INFO/nothing changed", blind: true,
+			change: func(*testing.T, *sessionstest.Server, string, *sessions.Redis) {}},
+		{name: "without INFO/restarted with all its data", blind: true,
+			change: func(t *testing.T, rs *sessionstest.Server, _ string, _ *sessions.Redis) { rs.Kill(); rs.Start() }},
+		{name: "without INFO/restarted from a snapshot at the same epoch", blind: true, replay: true, back: true,
+			change: func(t *testing.T, rs *sessionstest.Server, snap string, _ *sessions.Redis) { rs.RestartFrom(snap) }},
+		{name: "without INFO/restored in place", blind: true, replay: true, back: true,
+			change: func(t *testing.T, rs *sessionstest.Server, snap string, _ *sessions.Redis) { rs.RestoreInPlace(snap) }},
+		{name: "without INFO/restarted empty", blind: true, replay: true,
+			change: func(t *testing.T, rs *sessionstest.Server, _ string, _ *sessions.Redis) { rs.RestartEmpty() }},
 	}
 	for _, b := range storetest.Backends {
 		for _, tc := range cases {
@@ -58,6 +75,9 @@ func TestRewindsCheck(t *testing.T) {
 				ctx := t.Context()
 				st := b.Open(t)
 				rs := sessionstest.StartServer(t)
+				if tc.blind {
+					rs.DenyInfo()
+				}
 				raw := sessions.NewRedis(rs.Client(t), sessions.RedisOptions{})
 				cached, err := sessions.NewCached(ctx, raw, time.Minute, 100)
 				if err != nil {
@@ -75,8 +95,8 @@ func TestRewindsCheck(t *testing.T) {
 					t.Fatal(err)
 				}
 				first, err := st.SessionStoreEpoch(ctx)
-				if err != nil || first.Epoch != 1 || first.Server == "" {
-					t.Fatalf("epoch after the first check = %+v, %v; want 1 and the server", first, err)
+				if err != nil || first.Epoch != 1 || (first.Server == "") != tc.blind {
+					t.Fatalf("epoch after the first check = %+v, %v; want 1 and the server (unless INFO is refused)", first, err)
 				}
 
 				tn, err := st.CreateTenant(ctx, store.Tenant{Name: "Rewound"})
@@ -109,6 +129,14 @@ func TestRewindsCheck(t *testing.T) {
 				}
 				time.Sleep(5 * time.Millisecond) // past the slack
 				later := newSession()
+				// Every node checks every second: one sees the revocation
+				// counted before Redis loses it.
+				if _, err := rw.Check(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if ep, err := st.SessionStoreEpoch(ctx); err != nil || ep.Applied < 1 {
+					t.Fatalf("after a revocation and a check, the database's applied count = %+v, %v", ep, err)
+				}
 
 				tc.change(t, rs, snap, raw)
 				if got := exists(t, rs, old); got != tc.back {
@@ -145,7 +173,7 @@ func TestRewindsCheck(t *testing.T) {
 				if tc.replay {
 					wantEpoch++
 				}
-				if ep.Epoch != wantEpoch || m != (sessions.Marker{Server: ep.Server, Epoch: ep.Epoch, Present: true}) {
+				if ep.Epoch != wantEpoch || m != (sessions.Marker{Server: ep.Server, Epoch: ep.Epoch, Present: true, Applied: m.Applied, Blind: tc.blind}) || m.Applied < ep.Applied {
 					t.Errorf("after the check: database %+v, store %+v; want both at epoch %d on the store's server", ep, m, wantEpoch)
 				}
 				// Trusted again: a second check changes nothing.

@@ -160,6 +160,7 @@ local f = redis.call('HMGET', KEYS[1], 'g', 'h', 's')
 if not f[1] then return {3} end
 local cur, gen = tonumber(f[1]), tonumber(ARGV[3])
 if gen < cur then
+  applied(ARGV[1])
   redis.call('DEL', KEYS[1])
   local h = revoke(ARGV[1], f[3])
   if #h > 0 then

@@ -46,6 +46,7 @@ type Memory struct {
 	server   string
 	epoch    int64
 	hasEpoch bool
+	applied  int64 // raised by SetMarker only: a Memory never rewinds
 	gate
 }
 

@@ -133,10 +133,20 @@ const (
 	fRevoked  = "r:" // prefix: "r:{client_id}", when that grant was revoked, unix ms
 )
 
+// luaApplied counts one revocation applied: see luaRevoke.
+const luaApplied = `
+local function applied(prefix)
+  redis.call('INCR', prefix .. 'applied')
+end
+`
+
 // luaRevoke is shared by the revocation scripts: revoke deletes one
 // session and removes it from its indexes, returning its hash (empty if it
-// was already gone); publish announces the sessions a script ended.
-const luaRevoke = `
+// was already gone); publish announces the sessions a script ended;
+// applied counts one revocation applied (Marker.Applied), in the script
+// that applies it, so that no copy of the data holds the count without the
+// revocation.
+const luaRevoke = luaApplied + `
 local function revoke(prefix, id)
   local h = redis.call('HGETALL', prefix .. 'ses:' .. id)
   if #h == 0 then return h end
@@ -161,6 +171,7 @@ end
 // empty list if it was gone).
 // KEYS: ses. ARGV: prefix, channel, id.
 var revokeOneScript = redis.NewScript(luaRevoke + `
+applied(ARGV[1])
 local h = revoke(ARGV[1], ARGV[3])
 if #h == 0 then return {} end
 local f = {}
@@ -180,8 +191,9 @@ return 1
 // revokeClientScript records the revocation of one application's grant
 // in a live session, keeping the latest time, and announces it in the same
 // step, so that no node keeps a cached copy without it.
-// KEYS: ses. ARGV: channel, field, unix ms, id, client.
-var revokeClientScript = redis.NewScript(`
+// KEYS: ses. ARGV: channel, field, unix ms, id, client, prefix.
+var revokeClientScript = redis.NewScript(luaApplied + `
+applied(ARGV[6])
 local t = redis.call('HGET', KEYS[1], 't')
 if not t then return 0 end
 local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
@@ -194,6 +206,7 @@ return 1
 // and publishes one Revocation for all of them.
 // KEYS: index set. ARGV: prefix, channel, reason, tenant, user, connection.
 var revokeSetScript = redis.NewScript(luaRevoke + `
+applied(ARGV[1])
 local out, ids = {}, {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local h = revoke(ARGV[1], id)
@@ -421,7 +434,7 @@ func (r *Redis) RevokeClient(ctx context.Context, id, clientID string, at time.T
 	if id == "" || clientID == "" {
 		return fmt.Errorf("sessions: revoke client: %w: needs a session and a client", ErrInvalid)
 	}
-	err := revokeClientScript.Run(ctx, r.c, []string{r.sesKey(id)}, r.channel, fRevoked+clientID, at.UnixMilli(), id, clientID).Err()
+	err := revokeClientScript.Run(ctx, r.c, []string{r.sesKey(id)}, r.channel, fRevoked+clientID, at.UnixMilli(), id, clientID, r.prefix).Err()
 	if err != nil {
 		return fmt.Errorf("sessions: redis revoke client %s in %s: %w", clientID, id, err)
 	}

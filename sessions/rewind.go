@@ -33,14 +33,33 @@ var ErrSuspended = errors.New("sessions: session store is being checked for lost
 // store after every full replay of the kept revocations, is missing (an
 // empty or flushed store) or older than the epoch recorded in the
 // database.
+//
+// Neither half notices data restored into the same server (a managed
+// Redis restored from a snapshot taken after the last epoch advance, a
+// RESTOREd key set), nor anything when INFO is refused: Applied does. The
+// store counts every revocation it applies, in the step that applies it
+// (a Lua script); the database keeps the highest count any node has seen.
+// A store whose count is below that has lost at least one revocation it
+// had acknowledged.
 type Marker struct {
 	// Server identifies the process answering: Redis's run_id, or a
-	// random id per Memory.
+	// random id per Memory; empty when the server refuses INFO (Blind).
 	Server string
 	// Epoch is the epoch marker the store holds; Present is false (and
 	// Epoch zero) when it holds none.
 	Epoch   int64
 	Present bool
+	// Applied is the store's count of revocations applied.
+	Applied int64
+	// Blind is true when the server refuses INFO (some managed Redis ACLs):
+	// a restart or failover is then recognised by Epoch and Applied only.
+	Blind bool
+}
+
+// Same reports whether m and o name the same server holding the same
+// epoch; Applied, which grows with every revocation, is not compared.
+func (m Marker) Same(o Marker) bool {
+	return m.Server == o.Server && m.Epoch == o.Epoch && m.Present == o.Present && m.Blind == o.Blind
 }
 
 // Rewindable is a session store that can lose or rewind what it holds,
@@ -49,9 +68,10 @@ type Marker struct {
 type Rewindable interface {
 	// Marker reads the store's Marker.
 	Marker(ctx context.Context) (Marker, error)
-	// SetMarker writes epoch into the store and returns the Marker read
-	// in the same step, so the caller knows which server took it.
-	SetMarker(ctx context.Context, epoch int64) (Marker, error)
+	// SetMarker writes epoch into the store, raises its count of applied
+	// revocations to at least applied, and returns the Marker read in
+	// the same step, so the caller knows which server took it.
+	SetMarker(ctx context.Context, epoch, applied int64) (Marker, error)
 	// RevokeBefore applies a revocation again: kind is ReasonSession,
 	// ReasonUser, ReasonTenant or ReasonConnection (the subject is then a
 	// session, user or connection id, or empty). Sessions of a user,
@@ -89,6 +109,18 @@ type gate struct {
 	vouched   atomic.Pointer[string]
 	stranger  atomic.Pointer[string]
 	strangers atomic.Uint64
+	// blind: the server refused INFO (an ACL without it); not asked again.
+	blind atomic.Bool
+}
+
+// refused reports whether err is Redis refusing a command to this user
+// (NOPERM), or not knowing it (a managed Redis that renamed or removed it).
+func refused(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.HasPrefix(msg, "NOPERM") || strings.HasPrefix(msg, "ERR unknown command")
 }
 
 // Vouch implements Rewindable.
@@ -125,12 +157,17 @@ func (g *gate) met(server string) {
 
 // onConnect is the Redis client's OnConnect: every new connection asks
 // which server it reached before it carries anything, once a server has
-// been vouched for (nothing is asked before, nor without Rewinds).
+// been vouched for (nothing is asked before, nor without Rewinds), and
+// unless the server refuses INFO (then Marker.Applied watches alone).
 func (g *gate) onConnect(ctx context.Context, cn *redis.Conn) error {
-	if g.vouched.Load() == nil {
+	if g.vouched.Load() == nil || g.blind.Load() {
 		return nil
 	}
 	info, err := cn.Info(ctx, "server").Result()
+	if refused(err) {
+		g.blind.Store(true)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("sessions: redis info on connect: %w", err)
 	}
@@ -162,15 +199,16 @@ func newServerID() string {
 func (m *Memory) Marker(ctx context.Context) (Marker, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return Marker{Server: m.server, Epoch: m.epoch, Present: m.hasEpoch}, nil
+	return Marker{Server: m.server, Epoch: m.epoch, Present: m.hasEpoch, Applied: m.applied}, nil
 }
 
 // SetMarker implements Rewindable.
-func (m *Memory) SetMarker(ctx context.Context, epoch int64) (Marker, error) {
+func (m *Memory) SetMarker(ctx context.Context, epoch, applied int64) (Marker, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.epoch, m.hasEpoch = epoch, true
-	return Marker{Server: m.server, Epoch: m.epoch, Present: true}, nil
+	m.applied = max(m.applied, applied)
+	return Marker{Server: m.server, Epoch: m.epoch, Present: true, Applied: m.applied}, nil
 }
 
 // RevokeBefore implements Rewindable.
@@ -247,58 +285,99 @@ func copyIndex(ix map[string]struct{}) map[string]struct{} {
 
 func (r *Redis) markerKey() string { return r.prefix + "epoch" }
 
-// Marker implements Rewindable: Redis's run_id and the epoch key, in one
-// round trip.
+// appliedKey counts the revocations applied (Marker.Applied): every
+// revocation script INCRs it (luaApplied).
+func (r *Redis) appliedKey() string { return r.prefix + "applied" }
+
+// Marker implements Rewindable: Redis's run_id (unless INFO is refused),
+// the epoch key and the count of applied revocations, in one round trip.
 func (r *Redis) Marker(ctx context.Context) (Marker, error) {
 	var info *redis.StringCmd
-	var get *redis.StringCmd
+	var get *redis.SliceCmd
 	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		info = p.Info(ctx, "server")
-		get = p.Get(ctx, r.markerKey())
+		if !r.blind.Load() {
+			info = p.Info(ctx, "server")
+		}
+		get = p.MGet(ctx, r.markerKey(), r.appliedKey())
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil && !refused(err) {
 		return Marker{}, fmt.Errorf("sessions: redis marker: %w", err)
 	}
-	return markerOf(info, get)
+	return r.markerOf(info, get)
 }
 
-// SetMarker implements Rewindable: SET and INFO in one MULTI, so that the
-// run_id returned is that of the server that took the epoch.
-func (r *Redis) SetMarker(ctx context.Context, epoch int64) (Marker, error) {
+// setMarkerScript writes the epoch and raises the applied count.
+// KEYS: epoch, applied. ARGV: epoch, applied.
+var setMarkerScript = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1])
+local cur = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if cur < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end
+return 1
+`)
+
+// SetMarker implements Rewindable: the script and INFO in one MULTI, so
+// that the run_id returned is that of the server that took the epoch.
+func (r *Redis) SetMarker(ctx context.Context, epoch, applied int64) (Marker, error) {
+	keys := []string{r.markerKey(), r.appliedKey()}
+	// Loaded first: a MULTI cannot fall back from EVALSHA to EVAL.
+	if err := setMarkerScript.Load(ctx, r.c).Err(); err != nil {
+		return Marker{}, fmt.Errorf("sessions: redis set marker: %w", err)
+	}
+	blind := r.blind.Load()
 	var info *redis.StringCmd
-	var get *redis.StringCmd
+	var get *redis.SliceCmd
 	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, r.markerKey(), strconv.FormatInt(epoch, 10), 0)
-		info = p.Info(ctx, "server")
-		get = p.Get(ctx, r.markerKey())
+		setMarkerScript.EvalSha(ctx, p, keys, epoch, applied)
+		if !blind {
+			info = p.Info(ctx, "server")
+		}
+		get = p.MGet(ctx, keys...)
 		return nil
 	})
 	if err != nil {
 		return Marker{}, fmt.Errorf("sessions: redis set marker: %w", err)
 	}
-	return markerOf(info, get)
+	return r.markerOf(info, get)
 }
 
-func markerOf(info, get *redis.StringCmd) (Marker, error) {
-	text, err := info.Result()
-	if err != nil {
-		return Marker{}, fmt.Errorf("sessions: redis info: %w", err)
-	}
+// markerOf reads the answers of Marker and SetMarker; an INFO refused
+// marks the store blind, and a nil one is a blind store's.
+func (r *Redis) markerOf(info *redis.StringCmd, get *redis.SliceCmd) (Marker, error) {
 	var m Marker
-	if m.Server = runID(text); m.Server == "" {
-		return Marker{}, errors.New("sessions: redis info: no run_id")
+	if info != nil {
+		text, err := info.Result()
+		switch {
+		case refused(err):
+			r.blind.Store(true)
+		case err != nil:
+			return Marker{}, fmt.Errorf("sessions: redis info: %w", err)
+		default:
+			if m.Server = runID(text); m.Server == "" {
+				return Marker{}, errors.New("sessions: redis info: no run_id")
+			}
+		}
 	}
-	v, err := get.Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return m, nil
-	case err != nil:
+	m.Blind = m.Server == ""
+	vs, err := get.Result()
+	if err != nil {
 		return Marker{}, fmt.Errorf("sessions: redis marker: %w", err)
+	}
+	if len(vs) != 2 {
+		return Marker{}, fmt.Errorf("sessions: redis marker: %d values", len(vs))
+	}
+	if s, ok := vs[1].(string); ok {
+		// Not a number: not ours, and as good as zero (a replay raises it).
+		m.Applied, _ = strconv.ParseInt(s, 10, 64)
+	}
+	v, ok := vs[0].(string)
+	if !ok {
+		return m, nil
 	}
 	if m.Epoch, err = strconv.ParseInt(v, 10, 64); err != nil {
 		// Not ours to read: as good as missing, and so replayed over.
-		return Marker{Server: m.Server}, nil
+		m.Epoch = 0
+		return m, nil
 	}
 	m.Present = true
 	return m, nil
@@ -322,6 +401,7 @@ func runID(info string) string {
 // KEYS: index set. ARGV: prefix, channel, reason, tenant, user,
 // connection, before (unix ms).
 var revokeBeforeScript = redis.NewScript(luaRevoke + `
+applied(ARGV[1])
 local before = tonumber(ARGV[7])
 local out, ids = {}, {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -377,12 +457,12 @@ func (c *Cached) Marker(ctx context.Context) (Marker, error) {
 }
 
 // SetMarker implements Rewindable for the store underneath.
-func (c *Cached) SetMarker(ctx context.Context, epoch int64) (Marker, error) {
+func (c *Cached) SetMarker(ctx context.Context, epoch, applied int64) (Marker, error) {
 	rw, err := c.rewindable()
 	if err != nil {
 		return Marker{}, err
 	}
-	return rw.SetMarker(ctx, epoch)
+	return rw.SetMarker(ctx, epoch, applied)
 }
 
 // RevokeBefore implements Rewindable: the store underneath revokes, and

@@ -48,10 +48,15 @@ func TestMarker(t *testing.T) {
 			if err != nil || m.Present || m.Epoch != 0 || m.Server == "" {
 				t.Fatalf("new store's marker = %+v, %v; want a server and no epoch", m, err)
 			}
-			set, err := st.SetMarker(ctx, 7)
-			if err != nil || set != (sessions.Marker{Server: m.Server, Epoch: 7, Present: true}) {
-				t.Fatalf("SetMarker(7) = %+v, %v", set, err)
+			set, err := st.SetMarker(ctx, 7, 3)
+			if err != nil || set != (sessions.Marker{Server: m.Server, Epoch: 7, Present: true, Applied: 3}) {
+				t.Fatalf("SetMarker(7, 3) = %+v, %v", set, err)
 			}
+			// The applied count is only raised.
+			if low, err := st.SetMarker(ctx, 8, 1); err != nil || low.Applied != 3 || low.Epoch != 8 {
+				t.Fatalf("SetMarker(8, 1) = %+v, %v; want epoch 8, applied still 3", low, err)
+			}
+			set.Epoch = 8
 			if again, err := st.Marker(ctx); err != nil || again != set {
 				t.Fatalf("marker after SetMarker = %+v, %v; want %+v", again, err, set)
 			}
@@ -292,5 +297,89 @@ func TestVouch(t *testing.T) {
 	}
 	if _, err := r.Get(ctx, s.ID); err != nil {
 		t.Errorf("Get once the new server is vouched for: %v", err)
+	}
+}
+
+// TestMarkerCountsRevocations: every revocation Redis applies counts,
+// whatever it ended, in the script that applies it.
+func TestMarkerCountsRevocations(t *testing.T) {
+	ctx := t.Context()
+	st := sessionstest.NewRedis(t)
+	count := func() int64 {
+		t.Helper()
+		m, err := st.Marker(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Applied
+	}
+	s := sessions.Session{ID: "ses_counted", TenantID: "ten_1", UserID: "usr_1", ExpiresAt: time.Now().Add(time.Hour)}
+	if err := st.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	revocations := []struct {
+		name string
+		do   func() error
+	}{
+		{"client", func() error { return st.RevokeClient(ctx, s.ID, "app_1", time.Now()) }},
+		{"session", func() error { _, err := st.RevokeSession(ctx, s.ID); return err }},
+		{"session already gone", func() error { _, err := st.RevokeSession(ctx, s.ID); return err }},
+		{"user", func() error { _, err := st.RevokeUser(ctx, "ten_1", "usr_1"); return err }},
+		{"tenant", func() error { _, err := st.RevokeTenant(ctx, "ten_1"); return err }},
+		{"connection", func() error { _, err := st.RevokeConnection(ctx, "ten_1", "conn_1"); return err }},
+		{"replayed", func() error {
+			_, err := st.RevokeBefore(ctx, sessions.ReasonUser, "ten_1", "usr_1", time.Now())
+			return err
+		}},
+	}
+	for _, rv := range revocations {
+		before := count()
+		if err := rv.do(); err != nil {
+			t.Fatalf("%s: %v", rv.name, err)
+		}
+		if after := count(); after != before+1 {
+			t.Errorf("%s: applied count %d, then %d; want one more", rv.name, before, after)
+		}
+	}
+	if err := st.Create(ctx, sessions.Session{ID: "ses_other", TenantID: "ten_1", UserID: "usr_1", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Get(ctx, "ses_other"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != int64(len(revocations)) {
+		t.Errorf("creating and reading a session moved the count to %d", n)
+	}
+}
+
+// TestMarkerWithoutInfo: a Redis whose ACL refuses INFO is still usable:
+// Marker reports it blind (no run_id) with its epoch and count, and new
+// connections after a Vouch carry reads instead of failing on INFO.
+func TestMarkerWithoutInfo(t *testing.T) {
+	ctx := t.Context()
+	rs := sessionstest.StartServer(t)
+	rs.DenyInfo()
+	c, err := sessions.OpenRedis(ctx, rs.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st := sessions.NewRedis(c, sessions.RedisOptions{})
+	m, err := st.Marker(ctx)
+	if err != nil || !m.Blind || m.Server != "" {
+		t.Fatalf("Marker without INFO = %+v, %v; want blind", m, err)
+	}
+	set, err := st.SetMarker(ctx, 4, 2)
+	if err != nil || set != (sessions.Marker{Epoch: 4, Present: true, Applied: 2, Blind: true}) {
+		t.Fatalf("SetMarker without INFO = %+v, %v", set, err)
+	}
+	st.Vouch(set.Server)
+	rs.Kill() // every pooled connection breaks: the next ones are new
+	rs.Start()
+	if err := st.Create(ctx, sessions.Session{ID: "ses_blind", TenantID: "ten_1", UserID: "usr_1", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatalf("Create on a new connection: %v", err)
+	}
+	if _, err := st.Get(ctx, "ses_blind"); err != nil {
+		t.Fatalf("Get on a new connection without INFO: %v", err)
 	}
 }

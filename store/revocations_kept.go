@@ -30,6 +30,10 @@ type SessionStoreEpoch struct {
 	Epoch     int64
 	Server    string
 	UpdatedAt time.Time
+	// Applied is the highest count of applied revocations any node read
+	// from the session store (sessions.Marker.Applied): a store counting
+	// less has lost some.
+	Applied int64
 }
 
 // RevocationKeeper is what outlives the session store's memory: the kept
@@ -40,6 +44,7 @@ type RevocationKeeper interface {
 	PruneKeptRevocations(ctx context.Context, before time.Time) (int, error)
 	SessionStoreEpoch(ctx context.Context) (SessionStoreEpoch, error)
 	AdvanceSessionStoreEpoch(ctx context.Context, from, to int64, server string) (bool, error)
+	RaiseSessionStoreApplied(ctx context.Context, applied int64) error
 }
 
 // KeepRevocation keeps r as applied now, without queueing it: for a
@@ -119,8 +124,8 @@ func (db *DB) PruneKeptRevocations(ctx context.Context, before time.Time) (int, 
 func (db *DB) SessionStoreEpoch(ctx context.Context) (SessionStoreEpoch, error) {
 	var e SessionStoreEpoch
 	err := db.global(ctx, false, func(q querier) error {
-		return q.queryRow(ctx, "SELECT epoch, server, updated_at FROM session_store_epoch WHERE id = 1").
-			Scan(&e.Epoch, &e.Server, timeDest{&e.UpdatedAt})
+		return q.queryRow(ctx, "SELECT epoch, server, updated_at, applied FROM session_store_epoch WHERE id = 1").
+			Scan(&e.Epoch, &e.Server, timeDest{&e.UpdatedAt}, &e.Applied)
 	})
 	return e, db.wrap("session store epoch", err)
 }
@@ -140,4 +145,14 @@ func (db *DB) AdvanceSessionStoreEpoch(ctx context.Context, from, to int64, serv
 		return err
 	})
 	return n == 1, db.wrap("advance session store epoch", err)
+}
+
+// RaiseSessionStoreApplied records that the session store counted applied
+// revocations: the recorded count only grows.
+func (db *DB) RaiseSessionStoreApplied(ctx context.Context, applied int64) error {
+	err := db.global(ctx, true, func(q querier) error {
+		_, err := q.exec(ctx, "UPDATE session_store_epoch SET applied = $1 WHERE id = 1 AND applied < $1", applied)
+		return err
+	})
+	return db.wrap("raise session store applied", err)
 }

@@ -27,8 +27,9 @@ type Server struct {
 	port int
 	dir  string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	noInfo bool // DenyInfo: applied at every Start
 }
 
 // StartServer starts a redis-server (from PATH) and stops it when t ends.
@@ -93,6 +94,9 @@ func (s *Server) Start() {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := c.Ping(ctx).Err()
+		if err == nil && s.noInfo {
+			err = c.Do(ctx, "ACL", "SETUSER", "default", "-info").Err()
+		}
 		cancel()
 		if err == nil {
 			return
@@ -177,4 +181,69 @@ func (s *Server) RestartEmpty() {
 		s.t.Fatal(err)
 	}
 	s.Start()
+}
+
+// DenyInfo refuses INFO to every client (the default user's ACL), now and
+// after every restart, as some managed Redis offerings do.
+func (s *Server) DenyInfo() {
+	s.t.Helper()
+	s.mu.Lock()
+	s.noInfo = true
+	s.mu.Unlock()
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port)})
+	defer c.Close()
+	if err := c.Do(context.Background(), "ACL", "SETUSER", "default", "-info").Err(); err != nil {
+		s.t.Fatalf("deny INFO: %v", err)
+	}
+}
+
+// RestoreInPlace replaces every key of the running server with the keys
+// of snapshot, in one MULTI, without restarting it: the server keeps its
+// run_id, as a managed Redis restored from a backup, or keys RESTOREd by
+// an operator, may. The snapshot is read by a second redis-server of its
+// own, stopped before returning.
+func (s *Server) RestoreInPlace(snapshot string) {
+	s.t.Helper()
+	src := &Server{t: s.t, port: freePort(s.t), dir: s.t.TempDir()}
+	if err := os.CopyFS(src.dir, os.DirFS(snapshot)); err != nil {
+		s.t.Fatalf("copy snapshot: %v", err)
+	}
+	src.Start()
+	defer src.Kill()
+	ctx := context.Background()
+	sc := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", src.port)})
+	defer sc.Close()
+	type entry struct {
+		key, dump string
+		ttl       time.Duration
+	}
+	var keys []entry
+	iter := sc.Scan(ctx, 0, "*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		d, err := sc.Dump(ctx, k).Result()
+		if err != nil {
+			s.t.Fatalf("dump %s: %v", k, err)
+		}
+		ttl, err := sc.PTTL(ctx, k).Result()
+		if err != nil {
+			s.t.Fatalf("pttl %s: %v", k, err)
+		}
+		keys = append(keys, entry{k, d, max(ttl, 0)})
+	}
+	if err := iter.Err(); err != nil {
+		s.t.Fatalf("scan snapshot: %v", err)
+	}
+	dst := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port)})
+	defer dst.Close()
+	_, err := dst.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.FlushDB(ctx)
+		for _, e := range keys {
+			p.Restore(ctx, e.key, e.ttl, e.dump)
+		}
+		return nil
+	})
+	if err != nil {
+		s.t.Fatalf("restore snapshot in place: %v", err)
+	}
 }

@@ -101,6 +101,7 @@ var globalMethods = map[string]string{
 	"PruneKeptRevocations":     whySweep,
 	"SessionStoreEpoch":        whyOperations,
 	"AdvanceSessionStoreEpoch": whyOperations,
+	"RaiseSessionStoreApplied": whyOperations,
 	"EnqueueLogouts":           whyQueue,
 	"DueLogouts":               whyQueue,
 	"ClaimLogouts":             whyQueue,

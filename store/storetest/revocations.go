@@ -301,6 +301,15 @@ func testKeptRevocations(t *testing.T, db *store.DB) {
 	if _, err := db.AdvanceSessionStoreEpoch(ctx, e.Epoch+1, e.Epoch+1, "run-b"); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("advance to the same epoch: %v, want ErrInvalid", err)
 	}
+	// The applied count only grows.
+	for _, raise := range []int64{e.Applied + 5, e.Applied + 3} {
+		if err := db.RaiseSessionStoreApplied(ctx, raise); err != nil {
+			t.Fatalf("RaiseSessionStoreApplied(%d): %v", raise, err)
+		}
+	}
+	if now, err := db.SessionStoreEpoch(ctx); err != nil || now.Applied != e.Applied+5 {
+		t.Fatalf("applied after raising by 5 then 3 = %+v, %v; want %d", now, err, e.Applied+5)
+	}
 	if now, err := db.SessionStoreEpoch(ctx); err != nil || now.Epoch != e.Epoch+1 || now.Server != "run-a" || now.UpdatedAt.IsZero() {
 		t.Fatalf("epoch after advancing: %+v, %v", now, err)
 	}
