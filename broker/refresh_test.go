@@ -5,11 +5,16 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
+	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/events"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
 )
 
 // TestRefreshRaceEndsTheFamily: two concurrent refreshes of one token.
@@ -102,5 +107,52 @@ func TestSequentialReuseEndsTheSession(t *testing.T) {
 				t.Fatalf("session after reuse: %v, want ErrNotFound", err)
 			}
 		})
+	}
+}
+
+// TestReuseIsKeptForReplay: the session a reused refresh token ends is
+// kept in the database like a sign-out, so that a Redis that comes back
+// from before the reuse has it ended again (events.Rewinds) instead of
+// its family taking the spent token once more.
+func TestReuseIsKeptForReplay(t *testing.T) {
+	mem := sessions.NewMemory()
+	st := storetest.SQLite(t)
+	n := newNodeServer(t, st, mem, mem, "", httpserver.Config{}, func(c *broker.Config) {
+		rv, err := events.NewRevoker(events.RevokerConfig{Store: st, Sessions: c.Sessions})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Revoker = rv
+	})
+	tn := n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	refresh := func(rt string) (*oauth2.Token, error) {
+		return a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rt}).Token()
+	}
+	tok, c := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+	kept := func() bool {
+		t.Helper()
+		ks, err := st.KeptRevocations(context.Background(), time.Time{}, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range ks {
+			if k.Kind == store.RevokeSession && k.SubjectID == c.SID && k.TenantID == tn.ID {
+				return true
+			}
+		}
+		return false
+	}
+	if _, err := refresh(tok.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	if kept() {
+		t.Fatal("a rotation was kept as a revocation")
+	}
+	if _, err := refresh(tok.RefreshToken); err == nil {
+		t.Fatal("spent refresh token accepted")
+	}
+	if !kept() {
+		t.Fatal("the session ended by reuse is not kept for replay")
 	}
 }

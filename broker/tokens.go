@@ -327,6 +327,16 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 		p.log.WarnContext(ctx, "broker: spent refresh token presented again; its family and session are revoked",
 			"client_id", g.ClientID, "sid", g.SessionID)
 		p.queueLogouts(ctx, ended)
+		if p.revoker != nil && g.TenantID != "" {
+			// Kept like a sign-out, so that a session store that comes
+			// back from before this reuse has the session ended again
+			// (events.Rewinds): its family, as of then, would otherwise
+			// take a spent token once more.
+			rv := store.Revocation{Kind: store.RevokeSession, TenantID: g.TenantID, SubjectID: g.SessionID, Reason: "refresh token reused"}
+			if err := p.store.KeepRevocation(context.WithoutCancel(ctx), rv); err != nil {
+				p.log.ErrorContext(ctx, "broker: keep the reused family's session end for replay", "sid", g.SessionID, "err", err)
+			}
+		}
 		// The family's store ended the session itself; revoking again
 		// through this node's cache (idempotent) drops it here at once,
 		// not when the revocation message arrives.
