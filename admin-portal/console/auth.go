@@ -16,6 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
@@ -40,7 +41,7 @@ const (
 	// forms use the same name (the shared frame's "csrf" template).
 	csrfField = "csrf_token"
 
-	hostPrefix = "__Host-"
+	hostPrefix = httpserver.HostPrefix
 )
 
 // touchEvery is how stale last_seen_at may get before a request refreshes
@@ -62,24 +63,14 @@ func sessionOf(ec echo.Context) (signedIn, bool) {
 // cookie is the console's cookie name (SessionCookie or csrfCookie) as
 // this issuer names and scopes it.
 func (c *Console) cookie(name, value string, maxAge int) *http.Cookie {
-	ck := &http.Cookie{
-		Name: name, Value: value, Path: Path, MaxAge: maxAge,
-		HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteStrictMode,
-	}
-	if c.secure {
-		ck.Name, ck.Path = hostPrefix+name, "/"
-	}
-	return ck
+	return httpserver.Cookie(name, value, Path, maxAge, c.secure, http.SameSiteStrictMode)
 }
 
 // readCookie is the request's cookie of that name (SessionCookie or
 // csrfCookie), under the name this issuer gives it: on https only the
 // prefixed one counts, since the bare one may have been planted.
 func (c *Console) readCookie(ec echo.Context, name string) (*http.Cookie, error) {
-	if c.secure {
-		name = hostPrefix + name
-	}
-	return ec.Cookie(name)
+	return httpserver.ReadCookie(ec.Request(), name, c.secure)
 }
 
 // requireSession admits requests with a live session and checks the CSRF

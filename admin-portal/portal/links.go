@@ -81,32 +81,25 @@ func checkReturnURL(raw string) error {
 // on the link when it was opened, says it is genuine.
 const sessionCookie = "idb_portal"
 
-// hostPrefix starts the portal's cookie names on an https issuer.
-// Browsers accept such a cookie only Secure, without Domain and with
-// Path=/, so a sibling subdomain or a plain http answer cannot plant one
-// (a planted session would put an admin's changes into another tenant).
-// On plain http (development) the bare names are used, scoped to /portal.
-const hostPrefix = "__Host-"
+// On an https issuer the portal's cookie names carry the __Host- prefix
+// (httpserver.Cookie), so a sibling subdomain or a plain http answer
+// cannot plant one (a planted session would put an admin's changes into
+// another tenant). On plain http (development) the bare names are used,
+// scoped to /portal.
+const hostPrefix = httpserver.HostPrefix
 
 // cookie is the portal's cookie name (sessionCookie or flashCookie) as
 // this issuer names and scopes it. Every portal cookie is HttpOnly and
 // SameSite=Lax: a link arrives by a cross-site top-level navigation from
 // the vendor's app, which a Strict cookie would not follow.
 func (p *Portal) cookie(name, value string, maxAge int) *http.Cookie {
-	ck := &http.Cookie{Name: name, Value: value, Path: Path, MaxAge: maxAge, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode}
-	if p.secure {
-		ck.Name, ck.Path = hostPrefix+name, "/"
-	}
-	return ck
+	return httpserver.Cookie(name, value, Path, maxAge, p.secure, http.SameSiteLaxMode)
 }
 
 // readCookie is the request's cookie of that name, under the name this
 // issuer gives it: on https only the prefixed one counts.
 func (p *Portal) readCookie(c echo.Context, name string) (*http.Cookie, error) {
-	if p.secure {
-		name = hostPrefix + name
-	}
-	return c.Cookie(name)
+	return httpserver.ReadCookie(c.Request(), name, p.secure)
 }
 
 const sessionKey = "portal.session"
