@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 
 	"github.com/idbroker/idbroker/audit"
@@ -19,7 +20,8 @@ Each audit row carries the hash of the row before it: one chain per
 tenant, and one for the operators' own trail (console sign-ins, lockouts,
 enrolment, API keys). verify re-computes every hash and reports rows that
 were changed, removed or inserted after they were written; it exits 1
-when any chain is broken.
+when any chain is broken, and 3 when it could not check the log (the
+database unreachable, an unknown tenant, unreadable anchors).
 
 A chain alone cannot show that its newest rows were removed, nor that it
 was re-hashed from a changed row on by someone who can write the
@@ -31,11 +33,26 @@ gone. Keep the file where the database's writers cannot change it.`
 // errChainBroken makes audit verify exit non-zero after printing why.
 var errChainBroken = errors.New("audit chain broken")
 
+// errUnchecked wraps what kept audit verify from checking the log: not a
+// verdict on it (exit status 3, not 1).
+var errUnchecked = errors.New("the audit log could not be checked")
+
 func runAudit(ctx context.Context, c *cli, args []string) error {
 	sub, rest, err := subcommand(c, "audit verify [flags]", auditHelp, args, "verify")
 	if sub == "" {
 		return err
 	}
+	err = verifyAudit(ctx, c, rest)
+	var ce *ConfigError
+	if err == nil || errors.Is(err, errChainBroken) || errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) || errors.As(err, &ce) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errUnchecked, err)
+}
+
+// verifyAudit is audit verify: nil for an intact log, errChainBroken for a
+// broken one, any other error for a log it could not check.
+func verifyAudit(ctx context.Context, c *cli, rest []string) error {
 	fs := newFlagSet(c, "audit verify [flags]", auditHelp)
 	only := fs.String("tenant", "", "verify only this tenant (tnt_…)")
 	anchorsIn := fs.String("anchors", "", "check every chain against the anchors in this file (from --write-anchors)")

@@ -110,8 +110,13 @@ func TestAuditVerifyCommand(t *testing.T) {
 	}
 
 	out, errOut, code = runInProcess("audit", "verify", "--database-url", url, "--tenant", "tnt_01ARZ3NDEKTSV4RRFFQ69G5FAV")
-	if code != exitError || !strings.Contains(errOut, "no tenant tnt_01ARZ3NDEKTSV4RRFFQ69G5FAV") {
+	if code != exitUnchecked || !strings.Contains(errOut, "no tenant tnt_01ARZ3NDEKTSV4RRFFQ69G5FAV") {
 		t.Fatalf("unknown tenant: code %d, stdout %s, stderr %s", code, out, errOut)
+	}
+	// A database it cannot open is no verdict on the log: 3, not 1.
+	out, errOut, code = runInProcess("audit", "verify", "--database-url", "sqlite:///proc/idbroker-none/idb.db")
+	if code != exitUnchecked || !strings.Contains(errOut, "could not be checked") {
+		t.Fatalf("database unreachable: code %d, want %d\nstdout %s\nstderr %s", code, exitUnchecked, out, errOut)
 	}
 	if _, _, code := runInProcess("audit", "rewrite"); code != exitUsage {
 		t.Fatalf("unknown audit command: code %d", code)

@@ -55,6 +55,10 @@ const (
 	exitOK    = 0
 	exitError = 1 // the command ran and failed, or the configuration is bad
 	exitUsage = 2 // the command line itself is wrong
+	// exitUnchecked is audit verify's answer when it could not check the
+	// log (database unreachable, unknown tenant, unreadable anchors): a
+	// schedule alerts on it differently from a broken chain (exitError).
+	exitUnchecked = 3
 )
 
 // cli is what a subcommand may touch of the outside world. Tests run
@@ -119,6 +123,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return exitOK
 		case errors.Is(err, errUsage):
 			return exitUsage
+		case errors.Is(err, errUnchecked):
+			fmt.Fprintf(stderr, "idbroker %s: %v\n", name, err)
+			return exitUnchecked
 		default:
 			if ce := (*ConfigError)(nil); errors.As(err, &ce) {
 				// One line per bad value, so all of them can be fixed at once.
