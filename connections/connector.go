@@ -38,6 +38,12 @@ type Profile struct {
 	FamilyName      string
 	Name            string
 	Groups          []string
+	// GroupsOverage says the IdP left the user's groups out of its answer
+	// because there were too many (Entra ID's group overage: over 150 in
+	// a SAML assertion, 200 in a JWT, it sends a Graph link instead), so
+	// Groups holds none of them, or only what other attributes gave: it
+	// is not the user's groups. The broker does not call Graph.
+	GroupsOverage bool
 	// AuthTime is when the IdP says it authenticated the user (SAML
 	// AuthnInstant, OIDC auth_time); zero when it does not say. An IdP
 	// may answer a forced re-authentication from its own older session.

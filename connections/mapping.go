@@ -33,17 +33,20 @@ type AttributeMapping struct {
 
 // Attribute names IdPs use, in the forms the contract lists.
 const (
-	claimsEmail    = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
-	claimsGiven    = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"
-	claimsSurname  = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname"
-	claimsName     = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
-	claimsUPN      = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
-	claimsGroups   = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
-	claimsRole     = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
-	claimsDisplay  = "http://schemas.microsoft.com/identity/claims/displayname"
-	claimsObjectID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
-	claimsTenantID = "http://schemas.microsoft.com/identity/claims/tenantid"
-	oidMail        = "urn:oid:0.9.2342.19200300.100.1.3"
+	claimsEmail   = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
+	claimsGiven   = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"
+	claimsSurname = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname"
+	claimsName    = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
+	claimsUPN     = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
+	claimsGroups  = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
+	claimsRole    = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+	// Entra ID sends this (a Graph URL) instead of claimsGroups when the
+	// user is in more groups than a SAML assertion takes.
+	claimsGroupsLink = "http://schemas.microsoft.com/claims/groups.link"
+	claimsDisplay    = "http://schemas.microsoft.com/identity/claims/displayname"
+	claimsObjectID   = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+	claimsTenantID   = "http://schemas.microsoft.com/identity/claims/tenantid"
+	oidMail          = "urn:oid:0.9.2342.19200300.100.1.3"
 	// PKCS #9 emailAddress: Keycloak's "X500 email" mapper sends it.
 	oidPKCS9Email   = "urn:oid:1.2.840.113549.1.9.1"
 	oidGivenName    = "urn:oid:2.5.4.42"
@@ -195,6 +198,25 @@ func (m AttributeMapping) Fill(p *Profile, a Attrs) {
 	if p.Groups == nil {
 		p.Groups = []string{}
 	}
+	p.GroupsOverage = groupsOverage(a, p.Raw)
+}
+
+// groupsOverage reports whether the IdP said it left the groups out for
+// their number, in any of Entra ID's forms: the SAML groups.link
+// attribute, an id_token's distributed claim for groups (_claim_names
+// naming "groups", its _claim_sources entry pointing at Graph), or the
+// implicit flow's hasgroups: true. The groups claim itself, when also
+// there, is believed.
+func groupsOverage(a Attrs, raw map[string]any) bool {
+	if len(a.All([]string{claimsGroups, "groups"})) > 0 {
+		return false
+	}
+	if a.First([]string{claimsGroupsLink}) != "" || strings.EqualFold(a.First([]string{"hasgroups"}), "true") {
+		return true
+	}
+	names, _ := raw["_claim_names"].(map[string]any)
+	_, distributed := names["groups"]
+	return distributed
 }
 
 // isAccountName reports whether a display name is really a sign-in name:

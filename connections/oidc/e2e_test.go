@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -644,6 +645,56 @@ func TestOIDCEntraKeysByTidOid(t *testing.T) {
 	for _, iss := range []string{"https://login.microsoftonline.com/common/v2.0", "https://login.microsoftonline.com/organizations/v2.0"} {
 		_, err := e.Reg.CreateConnection(e.Ctx, Name, "Entra", Settings{Issuer: ptr(iss)}.Request(), nil)
 		wantErr(t, err, connections.ErrConfig, "tenant id")
+	}
+}
+
+// TestOIDCEntraGroupsOverage: through the real callback, an Entra
+// id_token for a user in too many groups, which names a distributed
+// groups claim (_claim_names / _claim_sources pointing at Graph) or says
+// hasgroups instead of carrying groups, is flagged on the profile; one
+// carrying groups is not. Graph is not called.
+func TestOIDCEntraGroupsOverage(t *testing.T) {
+	const tid = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "/"+tid+"/v2.0")
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Entra", Settings{
+		Issuer: ptr(op.issuer("/" + tid + "/v2.0")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn, _ := e.Reg.Connector(e.Ctx, conn)
+	cn.(*oidcConnector).entraTenant = tid
+	// Entra's userinfo never carries groups.
+	op.userinfoExtra = map[string]any{"groups": nil}
+	graph := "https://graph.windows.net/" + tid + "/users/oid-123/getMemberObjects"
+	for _, tt := range []struct {
+		name    string
+		claims  map[string]any
+		overage bool
+		groups  []string
+	}{
+		{name: "distributed groups claim", claims: map[string]any{
+			"_claim_names":   map[string]any{"groups": "src1"},
+			"_claim_sources": map[string]any{"src1": map[string]any{"endpoint": graph}},
+		}, overage: true, groups: []string{}},
+		{name: "hasgroups (implicit flow)", claims: map[string]any{"hasgroups": true}, overage: true, groups: []string{}},
+		{name: "groups sent", claims: map[string]any{"groups": []string{"g1", "g2"}}, groups: []string{"g1", "g2"}},
+		{name: "another distributed claim only", claims: map[string]any{
+			"_claim_names":   map[string]any{"memberOf": "src1"},
+			"_claim_sources": map[string]any{"src1": map[string]any{"endpoint": graph}},
+		}, groups: []string{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			op.claims = map[string]any{"tid": tid, "oid": "oid-123", "email": "bob@example.com"}
+			maps.Copy(op.claims, tt.claims)
+			c := oidcLogin(t, e, conn, "r")
+			if c.Err != nil {
+				t.Fatal(c.Err)
+			}
+			if p := c.Res.Profile; p.GroupsOverage != tt.overage || !slices.Equal(p.Groups, tt.groups) {
+				t.Fatalf("GroupsOverage %v groups %q, want %v %q", p.GroupsOverage, p.Groups, tt.overage, tt.groups)
+			}
+		})
 	}
 }
 

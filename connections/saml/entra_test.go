@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/crewjam/saml"
@@ -86,5 +87,50 @@ func TestEntraTenantOf(t *testing.T) {
 		if got := entraTenantOf(in); got != want {
 			t.Errorf("entraTenantOf(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestSAMLEntraGroupsOverage: through the real ACS validation, an Entra
+// assertion for a user in too many groups, which carries groups.link
+// instead of the groups claim, is flagged on the profile; one with the
+// groups claim, or with neither, is not.
+func TestSAMLEntraGroupsOverage(t *testing.T) {
+	const (
+		tid  = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+		oid  = "0b7a9c3e-5d1f-4c7e-9a51-2f3e4d5c6b7a"
+		link = "http://schemas.microsoft.com/claims/groups.link"
+	)
+	e := newEnv(t, envOpts{})
+	entra := newTestIdP(t, 0)
+	entra.entityID = "https://sts.windows.net/" + tid + "/"
+	graph := "https://graph.windows.net/" + tid + "/users/" + oid + "/getMemberObjects"
+	base := []any{claimsEmail, []string{"alice@example.com"}, claimsTenantID, []string{tid}, claimsObjectID, []string{oid}}
+	for _, tt := range []struct {
+		name     string
+		extra    []any
+		overage  bool
+		groups   []string
+		override []string
+	}{
+		{name: "groups.link instead of groups", extra: []any{link, []string{graph}}, overage: true, groups: []string{}},
+		{name: "groups.link with roles still sent", extra: []any{link, []string{graph}, claimsRole, []string{"Admin"}}, overage: true, groups: []string{"Admin"}},
+		{name: "groups.link, groups mapped from another attribute", extra: []any{link, []string{graph}, "dept", []string{"R&D"}},
+			override: []string{"dept"}, overage: true, groups: []string{"R&D"}},
+		{name: "groups sent", extra: []any{claimsGroups, []string{"g1", "g2"}}, groups: []string{"g1", "g2"}},
+		{name: "no groups at all", groups: []string{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var m *connections.AttributeMapping
+			if tt.override != nil {
+				m = &connections.AttributeMapping{Groups: tt.override}
+			}
+			res, err := e.mappedSignIn(t, entra, m, "alice@example.com", string(saml.EmailAddressNameIDFormat), attrStatement(append(slices.Clone(base), tt.extra...)...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := res.Profile; p.GroupsOverage != tt.overage || !slices.Equal(p.Groups, tt.groups) {
+				t.Fatalf("GroupsOverage %v groups %q, want %v %q", p.GroupsOverage, p.Groups, tt.overage, tt.groups)
+			}
+		})
 	}
 }

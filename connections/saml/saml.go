@@ -590,11 +590,11 @@ func (c *samlConnector) profile(ctx context.Context, a *saml.Assertion) (connect
 	if format == string(saml.EmailAddressNameIDFormat) {
 		p.Email = nameID
 	}
+	p.Raw = raw
 	c.mapping.Fill(&p, values)
 	if p.Email == "" && strings.Contains(nameID, "@") && format != string(saml.PersistentNameIDFormat) {
 		p.Email = nameID
 	}
-	p.Raw = raw
 	return c.deps.Profiles.CheckProfile(ctx, p, connections.ProfileRules{AnyEmailDomain: c.cfg.AllowAnyEmailDomain})
 }
 
