@@ -283,6 +283,11 @@ func (p *Provider) provision(ctx context.Context, conn store.Connection, prof co
 				"connection_id": conn.ID, "connection_type": conn.Type, "user_id": u.ID, "email": u.Email,
 				"session_id": sid, "client_id": clientID, "request_id": httpserver.RequestID(ctx),
 			}
+			if prof.GroupsOverage {
+				// For the vendor to alert on: the application got no
+				// IdP groups for this user though they have some.
+				data["groups_overage"] = true
+			}
 			maps.Copy(data, extra)
 			return p.appendEvent(ctx, conn.TenantID, EventAuthSucceeded, data)
 		})
@@ -299,10 +304,23 @@ func (p *Provider) provision(ctx context.Context, conn store.Connection, prof co
 	if !u.Active {
 		return store.User{}, userClaims{}, &loginFailure{ReasonUserDeactivated, "user " + u.ID + " is deactivated"}
 	}
+	if prof.GroupsOverage {
+		// Once per sign-in, after the transaction's retries.
+		p.log.WarnContext(ctx, "broker: the IdP left the user's groups out (group overage): the application gets none of them from the IdP",
+			"connection_id", conn.ID, "tenant_id", conn.TenantID, "user_id", u.ID, "session_id", sid)
+	}
 	groups := append(slices.Clone(prof.Groups), dirGroups...)
 	slices.Sort(groups)
 	groups = slices.Compact(groups)
-	if groups == nil {
+	// Nil when the IdP left the user's groups out (group overage) and
+	// nothing else gave any: the tokens then carry no groups claim,
+	// rather than [] that an application would take for "in no group"
+	// and drop the user's roles by.
+	switch {
+	case len(groups) > 0:
+	case prof.GroupsOverage:
+		groups = nil
+	default:
 		groups = []string{}
 	}
 	name := u.DisplayName

@@ -241,10 +241,15 @@ func (s *opServer) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequ
 		return nil, op.NewStatusError(oidc.ErrInvalidRequest().WithDescription("the session has ended"), http.StatusUnauthorized)
 	}
 	cl := sess.Claims
-	return op.NewResponse(map[string]any{
+	info := map[string]any{
 		"sub": c.Sub, "email": cl.Email, "email_verified": cl.EmailVerified, "name": cl.Name,
 		"given_name": cl.GivenName, "family_name": cl.FamilyName, "groups": cl.Groups,
 		"tenant_id": c.TenantID, "connection_id": sess.ConnectionID, "connection_type": cl.ConnectionType,
 		"idp_subject": cl.IdPSubject,
-	}), nil
+	}
+	if cl.Groups == nil {
+		// Unknown (the IdP's group overage), as in the id_token.
+		delete(info, "groups")
+	}
+	return op.NewResponse(info), nil
 }

@@ -25,6 +25,10 @@ type userClaims struct {
 	Name           string   `json:"name,omitempty"`
 	GivenName      string   `json:"given_name,omitempty"`
 	FamilyName     string   `json:"family_name,omitempty"`
+	// Groups is nil, and left out of tokens, when they are unknown: the
+	// IdP left them out for their number (connections.Profile's
+	// GroupsOverage) and neither its other attributes nor the directory
+	// gave any.
 	Groups         []string `json:"groups"`
 	ConnectionType string   `json:"connection_type"`
 	IdPSubject     string   `json:"idp_subject"`

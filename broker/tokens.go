@@ -515,7 +515,7 @@ type idClaims struct {
 	Name           string   `json:"name"`
 	GivenName      string   `json:"given_name"`
 	FamilyName     string   `json:"family_name"`
-	Groups         []string `json:"groups"`
+	Groups         []string `json:"groups,omitzero"` // omitted when unknown (nil), [] for none
 	TenantID       string   `json:"tenant_id"`
 	ConnectionID   string   `json:"connection_id"`
 	ConnectionType string   `json:"connection_type"`

@@ -42,6 +42,9 @@ type testProfile struct {
 	FamilyName    string   `json:"family_name"`
 	Name          string   `json:"name"`
 	Groups        []string `json:"groups"`
+	// GroupsOverage: the IdP left the groups out for their number
+	// (connections.Profile.GroupsOverage); the page says what to change.
+	GroupsOverage bool `json:"groups_overage,omitempty"`
 }
 
 type rawAttr struct {
@@ -142,6 +145,7 @@ func okTest(now time.Time, prof connections.Profile) testResult {
 	t := testResult{OK: true, At: now.UTC(), Profile: &testProfile{
 		Subject: prof.IdPSubject, Email: prof.Email, EmailVerified: prof.EmailVerified,
 		GivenName: prof.GivenName, FamilyName: prof.FamilyName, Name: prof.Name, Groups: prof.Groups,
+		GroupsOverage: prof.GroupsOverage,
 	}}
 	for name, v := range prof.Raw {
 		t.Raw = append(t.Raw, rawAttr{Name: name, Values: rawValues(v)})

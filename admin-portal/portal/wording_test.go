@@ -1,11 +1,15 @@
 package portal
 
 import (
+	"context"
+	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -91,6 +95,64 @@ func TestTestingAnUnfinishedConnectionSaysWhatIsMissing(t *testing.T) {
 			for _, api := range []string{"idp_entity_id", "idp_sso_url", "idp_certificates_pem", "client_id", "client_secret"} {
 				if strings.Contains(body, api) {
 					t.Errorf("the result page names the API field %s", api)
+				}
+			}
+		})
+	}
+}
+
+// TestGroupsOverageWarning: a test sign-in whose profile says the IdP
+// left the groups out (Entra ID's group overage) ends on a result page
+// that warns the admin in words they can act on: what it means for the
+// applications, and the setting to change in Entra ID. A sign-in with
+// groups shows no warning.
+func TestGroupsOverageWarning(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentSSO))
+	_, choose := get(t, c, h.url+"/portal/sso/new")
+	resp, body := post(t, c, h.url+"/portal/sso/new", url.Values{"csrf_token": {csrfOf(t, choose)}, "idp": {"entra"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create = %d\n%s", resp.StatusCode, body)
+	}
+	base := h.url + strings.TrimSuffix(resp.Header.Get("Location"), "/setup")
+	connID := base[strings.LastIndex(base, "/")+1:]
+	conn, err := h.store.Connection(ctx, connID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	complete := h.portal.Complete(func(context.Context, http.ResponseWriter, *http.Request, store.Connection, connections.Result, error) {
+		t.Fatal("a test login reached the broker")
+	})
+	warning := []string{
+		"This person's groups were left out",
+		"your applications receive none of this person's groups from Microsoft Entra ID",
+		"give them fewer rights than they should have",
+		"Groups assigned to the application",
+		"filter the groups the claim sends",
+	}
+	for _, tc := range []struct {
+		name    string
+		prof    connections.Profile
+		warning bool
+	}{
+		{"overage", connections.Profile{IdPSubject: "tid:oid", Email: "alice@acme.example", Groups: []string{}, GroupsOverage: true}, true},
+		{"groups sent", connections.Profile{IdPSubject: "tid:oid", Email: "alice@acme.example", Groups: []string{"g1"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			complete(ctx, rec, httptest.NewRequest(http.MethodPost, "/sso/saml/"+conn.ID+"/acs", nil), conn,
+				connections.Result{RequestID: "portal-test:1", Profile: tc.prof}, nil)
+			if rec.Code != http.StatusSeeOther {
+				t.Fatalf("complete = %d\n%s", rec.Code, rec.Body)
+			}
+			_, body := get(t, c, base+"/test/result")
+			if !strings.Contains(body, "Test sign-in succeeded") {
+				t.Fatalf("result page:\n%s", body)
+			}
+			for _, w := range warning {
+				if got := strings.Contains(html.UnescapeString(body), w); got != tc.warning {
+					t.Errorf("the page says %q: %v, want %v", w, got, tc.warning)
 				}
 			}
 		})
