@@ -18,17 +18,16 @@ import (
 )
 
 // userClaims is the profile a session carries, so that tokens for a
-// second application (SSO) and refreshes are minted without SQL.
+// second application (SSO) and refreshes are minted without SQL. Groups is
+// nil, and left out of tokens, when they are unknown: the IdP left them
+// out for their number (connections.Profile's GroupsOverage) and neither
+// its other attributes nor the directory gave any.
 type userClaims struct {
-	Email         string `json:"email"`
-	EmailVerified bool   `json:"email_verified"`
-	Name          string `json:"name,omitempty"`
-	GivenName     string `json:"given_name,omitempty"`
-	FamilyName    string `json:"family_name,omitempty"`
-	// Groups is nil, and left out of tokens, when they are unknown: the
-	// IdP left them out for their number (connections.Profile's
-	// GroupsOverage) and neither its other attributes nor the directory
-	// gave any.
+	Email          string   `json:"email"`
+	EmailVerified  bool     `json:"email_verified"`
+	Name           string   `json:"name,omitempty"`
+	GivenName      string   `json:"given_name,omitempty"`
+	FamilyName     string   `json:"family_name,omitempty"`
 	Groups         []string `json:"groups"`
 	ConnectionType string   `json:"connection_type"`
 	IdPSubject     string   `json:"idp_subject"`
