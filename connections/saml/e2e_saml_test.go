@@ -30,6 +30,9 @@ type idpServer struct {
 	srv  *httptest.Server
 	idp  *saml.IdentityProvider
 	user string
+	// attrs, when set, are the attributes the IdP sends in place of
+	// its default groups.
+	attrs []saml.Attribute
 }
 
 func newIdPServer(t *testing.T, keyIndex int) *idpServer {
@@ -51,11 +54,15 @@ func newIdPServer(t *testing.T, keyIndex int) *idpServer {
 }
 
 func (s *idpServer) GetSession(w http.ResponseWriter, r *http.Request, req *saml.IdpAuthnRequest) *saml.Session {
+	attrs := []saml.Attribute{{Name: "groups", Values: []saml.AttributeValue{{Type: "xs:string", Value: "Everyone"}}}}
+	if s.attrs != nil {
+		attrs = s.attrs
+	}
 	return &saml.Session{
 		ID: "sess-" + s.user, CreateTime: time.Now(), ExpireTime: time.Now().Add(time.Hour), Index: "1",
 		NameID: "00u-" + s.user, NameIDFormat: string(saml.PersistentNameIDFormat),
 		UserEmail: s.user + "@example.com", UserGivenName: strings.ToUpper(s.user[:1]) + s.user[1:], UserSurname: "Example",
-		CustomAttributes: []saml.Attribute{{Name: "groups", Values: []saml.AttributeValue{{Type: "xs:string", Value: "Everyone"}}}},
+		CustomAttributes: attrs,
 	}
 }
 
@@ -212,6 +219,29 @@ func TestSAMLEndToEnd(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestSAMLGroupsOverageEndToEnd: crewjam's IdP, answering as Entra ID
+// does for a user in too many groups (the groups.link attribute, no
+// groups), through the real SP-initiated round trip: the profile says
+// the groups were left out.
+func TestSAMLGroupsOverageEndToEnd(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newIdPServer(t, 0)
+	idp.attrs = []saml.Attribute{{Name: "http://schemas.microsoft.com/claims/groups.link",
+		Values: []saml.AttributeValue{{Type: "xs:string", Value: "https://graph.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/users/0b7a/getMemberObjects"}}}}
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Entra", Settings{IdPMetadataURL: ptr(idp.srv.URL + "/metadata")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := samlLogin(t, e, idp, conn, "authreq-overage")
+	c := e.Last()
+	if c.Err != nil || resp.StatusCode != 200 {
+		t.Fatalf("login failed: %d %v", resp.StatusCode, c.Err)
+	}
+	if p := c.Res.Profile; !p.GroupsOverage || len(p.Groups) != 0 || p.Email != "alice@example.com" {
+		t.Fatalf("profile %+v", p)
 	}
 }
 
