@@ -100,6 +100,18 @@ type Config struct {
 	// tenant in context: the per-tenant rate limit. Its errors are
 	// answered in the SCIM error schema.
 	Limit echo.MiddlewareFunc
+	// AuthFailures, if set, bounds the refused bearer tokens of one
+	// directory from one client address (a *ratelimit.FailureLimit keyed
+	// by FailureKey): Check runs before a token is looked up, Failed once
+	// one is refused; each returns the 429 to answer instead, or nil.
+	AuthFailures AuthFailures
+}
+
+// AuthFailures is a budget of refused credentials (a
+// *ratelimit.FailureLimit).
+type AuthFailures interface {
+	Check(echo.Context) error
+	Failed(echo.Context) error
 }
 
 // Revoker applies revocations once their transaction has committed (an
@@ -125,6 +137,8 @@ type Server struct {
 	// maxMembers bounds the member references of one Groups list answer.
 	maxMembers int
 	limit      echo.MiddlewareFunc
+	failures   AuthFailures
+	knownDirs  knownDirectories // directories this node has seen exist
 	errLog     errorLog // which failed requests the portal gets to see
 	// guesses remembers which tenant a directory token opened, for writes
 	// to skip the lookup's round trip; nil where the store cannot check
@@ -161,6 +175,7 @@ func New(cfg Config) (*Server, error) {
 		maxCount:     cfg.MaxResults,
 		maxMembers:   maxListedMembers,
 		limit:        cfg.Limit,
+		failures:     cfg.AuthFailures,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -300,8 +315,13 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return deny(c, "a directory bearer token is required")
 		}
 		dir := c.Param("dir")
+		// Refused tokens spend a budget of the directory and address;
+		// once it is spent, they are answered before the next lookup.
+		if err := s.checkFailures(c, dir); err != nil {
+			return err
+		}
 		if len(token) > maxTokenLen || !store.HasPrefix(dir, store.PrefixDirectory) {
-			return deny(c, "the bearer token is not valid for this directory")
+			return s.refused(c, dir, store.ErrNotFound)
 		}
 		hash := secrets.HashToken(token)
 		write := isWrite(c.Request().Method)
@@ -314,7 +334,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		// One round trip for token and tenant status.
 		tenantID, status, err := s.lookup(ctx, dir, hash)
 		if errors.Is(err, store.ErrNotFound) {
-			return deny(c, "the bearer token is not valid for this directory")
+			return s.refused(c, dir, err)
 		}
 		if err != nil {
 			return fmt.Errorf("authenticate directory: %w", err)
@@ -365,7 +385,7 @@ func (s *Server) guessed(c echo.Context, next echo.HandlerFunc, dir string, hash
 	switch {
 	case errors.Is(lerr, store.ErrNotFound):
 		undo()
-		return deny(c, "the bearer token is not valid for this directory")
+		return s.refused(c, dir, lerr)
 	case lerr != nil:
 		undo()
 		return fmt.Errorf("authenticate directory: %w", lerr)
@@ -389,6 +409,9 @@ func (s *Server) guessed(c echo.Context, next echo.HandlerFunc, dir string, hash
 // remembers what it accepts for a live tenant and forgets what it refuses.
 func (s *Server) lookup(ctx context.Context, dir string, hash []byte) (string, store.TenantStatus, error) {
 	tenantID, status, err := s.store.AuthenticateDirectory(ctx, dir, hash)
+	if err == nil || errors.Is(err, store.ErrWrongDirectoryToken) {
+		s.knownDirs.add(dir)
+	}
 	if s.guesses != nil {
 		switch {
 		case err == nil && status.Live():

@@ -3,7 +3,15 @@ package store
 import (
 	"context"
 	"crypto/subtle"
+	"fmt"
 )
+
+// ErrWrongDirectoryToken is the ErrNotFound of AuthenticateDirectory for a
+// directory that exists, with a token that is not its own. SCIM counts
+// such refusals per directory and all others (unknown ids) together, so
+// that made-up ids cannot each open a budget of their own; the answer to
+// the caller does not tell the two apart.
+var ErrWrongDirectoryToken = fmt.Errorf("%w (wrong directory token)", ErrNotFound)
 
 // ResolveDirectory finds the tenant of a directory named in an operator API
 // URL (/directories/{id}); the caller's operator key is what authorises
@@ -27,7 +35,8 @@ func (db *DB) ResolveDirectory(ctx context.Context, id string) (string, error) {
 // remember the answer as a guess that a write then checks in its own
 // first round trip: WithDirectoryCredential). The token hash is
 // compared in constant time after the indexed lookup; a wrong token, an
-// unknown or malformed directory id are all ErrNotFound.
+// unknown or malformed directory id are all ErrNotFound, a wrong token
+// of an existing directory ErrWrongDirectoryToken in particular.
 func (db *DB) AuthenticateDirectory(ctx context.Context, dirID string, tokenHash []byte) (string, TenantStatus, error) {
 	if !HasPrefix(dirID, PrefixDirectory) || len(tokenHash) == 0 {
 		return "", "", ErrNotFound
@@ -52,8 +61,11 @@ func (db *DB) AuthenticateDirectory(ctx context.Context, dirID string, tokenHash
 	if err != nil {
 		return "", "", db.wrap("authenticate directory", err)
 	}
-	if subtle.ConstantTimeCompare(stored, tokenHash) != 1 || TenantStatus(status) == TenantDeleted {
+	if TenantStatus(status) == TenantDeleted {
 		return "", "", ErrNotFound
+	}
+	if subtle.ConstantTimeCompare(stored, tokenHash) != 1 {
+		return "", "", ErrWrongDirectoryToken
 	}
 	return tenantID, TenantStatus(status), nil
 }

@@ -11,6 +11,7 @@ import (
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/ratelimit"
+	"github.com/idbroker/idbroker/scim"
 )
 
 // Rate-limit variables, each "N/duration" (600/1m, 10/1s) or 0 to disable.
@@ -50,6 +51,14 @@ var consoleSignInRule = ratelimit.Rule{Name: "console_signin", Limit: 30, Window
 // is refused none. Not configurable: a key that stopped working fails
 // either way, 429 after 60 a minute instead of 401.
 var apiAuthFailureRule = ratelimit.Rule{Name: "api_auth", Limit: 60, Window: time.Minute, Key: ratelimit.ByIP}
+
+// scimAuthFailureRule bounds the refused SCIM bearer tokens of one
+// directory from one client address (ids that name no directory share one
+// budget per address): Okta and Entra ID send every tenant's SCIM from the
+// same addresses, so a per-address budget would let one directory looping
+// on a rotated token get all the others refused. Not configurable, for the
+// same reason as apiAuthFailureRule.
+var scimAuthFailureRule = ratelimit.Rule{Name: "scim_auth", Limit: 60, Window: time.Minute, Key: scim.FailureKey}
 
 // defaultRateLimits are generous for real clients and stop runaway loops
 // and floods. The broker holds no passwords, so the sign-in limits guard

@@ -230,13 +230,14 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		return nil, err
 	}
 	directories, err := scim.New(scim.Config{
-		Issuer:   cfg.Issuer,
-		Store:    st,
-		Sessions: cached,
-		Usage:    meter,
-		Revoker:  revoker,
-		Logger:   log.With("surface", "scim"),
-		Limit:    limit(limits.SCIM),
+		Issuer:       cfg.Issuer,
+		Store:        st,
+		Sessions:     cached,
+		Usage:        meter,
+		Revoker:      revoker,
+		Logger:       log.With("surface", "scim"),
+		Limit:        limit(limits.SCIM),
+		AuthFailures: guard.FailureLimit(scimAuthFailureRule),
 	})
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -114,10 +115,14 @@ func testAuthenticateDirectory(t *testing.T, db *store.DB) {
 		t.Fatalf("status after pausing = %s", status)
 	}
 	for _, c := range []struct {
-		dir  string
-		hash []byte
-	}{{da.ID, hb[:]}, {dbb.ID, ha[:]}, {da.ID, nil}, {store.NewID(store.PrefixDirectory), ha[:]}, {"' OR 1=1 --", ha[:]}} {
+		dir   string
+		hash  []byte
+		wrong bool // the directory exists: SCIM counts the refusal as its own
+	}{{da.ID, hb[:], true}, {dbb.ID, ha[:], true}, {da.ID, nil, false}, {store.NewID(store.PrefixDirectory), ha[:], false}, {"' OR 1=1 --", ha[:], false}} {
 		_, _, err := db.AuthenticateDirectory(bg, c.dir, c.hash)
 		wantErr(t, err, store.ErrNotFound)
+		if got := errors.Is(err, store.ErrWrongDirectoryToken); got != c.wrong {
+			t.Errorf("authenticate %q: ErrWrongDirectoryToken %v, want %v", c.dir, got, c.wrong)
+		}
 	}
 }
