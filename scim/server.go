@@ -139,7 +139,7 @@ type Server struct {
 	limit      echo.MiddlewareFunc
 	failures   AuthFailures
 	knownDirs  knownDirectories // directories this node has seen exist
-	errLog     errorLog // which failed requests the portal gets to see
+	errLog     errorLog         // which failed requests the portal gets to see
 	// guesses remembers which tenant a directory token opened, for writes
 	// to skip the lookup's round trip; nil where the store cannot check
 	// the token inside the write's own (see authenticate).
