@@ -174,3 +174,42 @@ func TestDeletedTenantsAuditLogInConsole(t *testing.T) {
 		t.Errorf("console audit of a deleted tenant: %d\n%s", resp.StatusCode, body)
 	}
 }
+
+// TestAuditPageRefusesADateThatDoesNotParse: a from or to date that is
+// not one is answered 400 with the form and the error beside that field,
+// and no rows, rather than the whole chain as if it were the range asked
+// for; the CSV export is refused alike.
+func TestAuditPageRefusesADateThatDoesNotParse(t *testing.T) {
+	h := start(t, "")
+	acme := newTenant(t, h.db, "Acme")
+	seedAudit(t, h, acme.ID, 3, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	tok := operatorSession(t, h)
+	rows := func(page string) int { return strings.Count(page, `<tr data-id="`) }
+	for _, tc := range []struct {
+		query, field, other string
+	}{
+		{"tenant_id=" + acme.ID + "&from=2025-13-01", "from-error", "to-error"},
+		{"tenant_id=" + acme.ID + "&from=2025-01-01&to=yesterday", "to-error", "from-error"},
+		{"tenant_id=" + acme.ID + "&to=2025-02-30&format=csv", "to-error", "from-error"},
+		{"from=01%2F02%2F2025", "from-error", "to-error"}, // the operators' own trail
+	} {
+		resp, page := h.get(t, tok, "/console/audit?"+tc.query)
+		if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("%s: %d %s, want 400 HTML", tc.query, resp.StatusCode, resp.Header.Get("Content-Type"))
+			continue
+		}
+		if !strings.Contains(page, `id="`+tc.field+`"`) || !strings.Contains(page, "YYYY-MM-DD") || strings.Contains(page, `id="`+tc.other+`"`) {
+			t.Errorf("%s: the error is not beside its field alone:\n%s", tc.query, page)
+		}
+		if n := rows(page); n != 0 {
+			t.Errorf("%s: %d rows shown", tc.query, n)
+		}
+	}
+	if _, page := h.get(t, tok, "/console/audit?tenant_id="+acme.ID+"&from=2025-13-01"); !strings.Contains(page, `value="2025-13-01"`) {
+		t.Error("the refused date is not kept in the form")
+	}
+	// Dates that parse filter as before.
+	if resp, page := h.get(t, tok, "/console/audit?tenant_id="+acme.ID+"&from=2025-01-01&to=2025-01-01"); resp.StatusCode != http.StatusOK || rows(page) != 3 {
+		t.Errorf("valid dates: %d, %d rows, want 200 and 3", resp.StatusCode, rows(page))
+	}
+}

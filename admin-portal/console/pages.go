@@ -418,8 +418,21 @@ func (f auditFilter) url(after, before, format string) string {
 	return Path + "/audit?" + v.Encode()
 }
 
+// dateErrors says why the From and To dates do not parse, each "" when it
+// is empty or does: the page refuses such a filter rather than show the
+// whole chain as if it were the range asked for.
+func (f auditFilter) dateErrors() (from, to string) {
+	check := func(s string) string {
+		if _, err := time.Parse(time.DateOnly, s); s != "" && err != nil {
+			return "Not a date: enter it as YYYY-MM-DD (2026-01-31, say)."
+		}
+		return ""
+	}
+	return check(f.From), check(f.To)
+}
+
 // query is the store's query of a tenant's chain. Dates are whole UTC
-// days, To included; one that does not parse is no bound. The table shows
+// days, To included (dateErrors has refused those that do not parse). The table shows
 // an actor as "type id": either is accepted, the id is what is matched.
 func (f auditFilter) query() store.LogQuery {
 	q := store.LogQuery{Actor: f.Actor, Action: f.Action, After: f.After, Before: f.Before, Limit: pageSize}
@@ -443,6 +456,12 @@ func (c *Console) audit(ec echo.Context) error {
 	ctx := ec.Request().Context()
 	f := auditFilterOf(ec)
 	d := map[string]any{"F": f, "Actions": auditActions}
+	if fromErr, toErr := f.dateErrors(); fromErr != "" || toErr != "" {
+		// The form back with the error beside the date and no rows; the
+		// CSV export is refused alike.
+		d["FromError"], d["ToError"], d["Invalid"] = fromErr, toErr, true
+		return c.render(ec, http.StatusBadRequest, "audit.html", page{Title: "Audit", Nav: "audit", D: d})
+	}
 	var rows []auditRow
 	if f.TenantID != "" {
 		if !store.HasPrefix(f.TenantID, store.PrefixTenant) {

@@ -69,8 +69,25 @@ func (f logFilter) query(after, before, format string) string {
 	return "?" + v.Encode()
 }
 
+// dateErrors says why the From and To dates do not parse, each "" when
+// it is empty or does; the page refuses such a filter rather than show
+// the whole log as if it were the range asked for.
+func (f logFilter) dateErrors() (from, to string) {
+	return dateError(f.From), dateError(f.To)
+}
+
+func dateError(s string) string {
+	if s == "" {
+		return ""
+	}
+	if _, err := time.Parse(time.DateOnly, s); err != nil {
+		return "Not a date: enter it as YYYY-MM-DD (2026-01-31, say)."
+	}
+	return ""
+}
+
 // store turns the filter into the store's query. Dates are whole UTC
-// days, To included; one that does not parse is no bound.
+// days, To included; dateErrors has refused those that do not parse.
 func (f logFilter) store() store.LogQuery {
 	q := store.LogQuery{Actor: f.Actor, After: f.After, Before: f.Before}
 	if from, err := time.Parse(time.DateOnly, f.From); err == nil {
@@ -174,6 +191,12 @@ func signInRow(e store.Event) logRow {
 
 func (p *Portal) logs(c echo.Context) error {
 	f := filterOf(c)
+	if fromErr, toErr := f.dateErrors(); fromErr != "" || toErr != "" {
+		// The form back with the error beside the date, and no rows:
+		// the CSV export is refused the same way.
+		return p.render(c, http.StatusBadRequest, "logs.html", "Logs", map[string]any{"F": f, "Rows": []logRow{}, "CSV": f.query("", "", "csv"),
+			"Actions": auditActions, "First": f.query("", "", ""), "FromError": fromErr, "ToError": toErr, "Invalid": true})
+	}
 	if c.QueryParam("format") == "csv" {
 		return p.logsCSV(c, f)
 	}

@@ -213,3 +213,42 @@ func TestSignInLogNamesTheConnection(t *testing.T) {
 		t.Errorf("CSV %q (%v): want the connection's id as the target", recs, err)
 	}
 }
+
+// TestLogsRefuseADateThatDoesNotParse: a from or to date that is not one
+// is answered 400 with the form and the error beside that field, and no
+// rows, rather than the whole log as if it were the range asked for; the
+// CSV export is refused alike.
+func TestLogsRefuseADateThatDoesNotParse(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	seedLogs(t, h, ctx, 3, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := h.open(h.link(ctx, store.IntentAuditLogs))
+	for _, tc := range []struct {
+		query, field, other string
+	}{
+		{"tab=audit&from=2025-13-01", "f-from-error", "f-to-error"},
+		{"tab=signins&to=yesterday", "f-to-error", "f-from-error"},
+		{"tab=audit&from=2025-01-01&to=2025-02-30", "f-to-error", "f-from-error"},
+		{"tab=audit&from=01%2F02%2F2025&format=csv", "f-from-error", "f-to-error"},
+	} {
+		resp, page := get(t, c, h.url+"/portal/logs?"+tc.query)
+		if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("%s: %d %s, want 400 HTML", tc.query, resp.StatusCode, resp.Header.Get("Content-Type"))
+			continue
+		}
+		if !strings.Contains(page, `id="`+tc.field+`"`) || !strings.Contains(page, "YYYY-MM-DD") || strings.Contains(page, `id="`+tc.other+`"`) {
+			t.Errorf("%s: the error is not beside its field alone:\n%s", tc.query, page)
+		}
+		if n := len(rowID.FindAllString(page, -1)); n != 0 {
+			t.Errorf("%s: %d rows shown", tc.query, n)
+		}
+	}
+	// What the admin typed stays in the form.
+	if _, page := get(t, c, h.url+"/portal/logs?tab=audit&from=2025-13-01"); !strings.Contains(page, `value="2025-13-01"`) {
+		t.Error("the refused date is not kept in the form")
+	}
+	// Dates that parse filter as before.
+	if resp, page := get(t, c, h.url+"/portal/logs?tab=audit&from=2025-01-01&to=2025-01-01"); resp.StatusCode != http.StatusOK || len(rowID.FindAllString(page, -1)) != 3 {
+		t.Errorf("valid dates: %d, %d rows, want 200 and 3", resp.StatusCode, len(rowID.FindAllString(page, -1)))
+	}
+}
