@@ -86,14 +86,17 @@ func (s *Server) checkFailures(c echo.Context, dir string) error {
 // refused answers a token that was refused: 401, or 429 once the refusal
 // used up its budget. err is the lookup's: a wrong token of an existing
 // directory is counted in that directory's budget, anything else in the
-// budget of unknown ids.
+// budget of unknown ids. A token refused with no lookup (nil err: too long,
+// or a malformed id) is counted where checkFailures checked it.
 func (s *Server) refused(c echo.Context, dir string, err error) error {
 	if s.failures != nil {
-		b := unknownDirectory
-		if errors.Is(err, store.ErrWrongDirectoryToken) {
-			b = dir
+		if err != nil {
+			b := unknownDirectory
+			if errors.Is(err, store.ErrWrongDirectoryToken) {
+				b = dir
+			}
+			c.Set(failureBucket, b)
 		}
-		c.Set(failureBucket, b)
 		if err := tooManyRefused(s.failures.Failed(c)); err != nil {
 			return err
 		}

@@ -72,6 +72,10 @@ func TestRefusedTokensAreLimitedPerDirectory(t *testing.T) {
 		en.doAs(dirB, "scim_wrong", http.MethodGet, "/Users", nil).want(t, http.StatusUnauthorized)
 		en.doAs(dirB, tokenB, http.MethodGet, "/Users", nil).want(t, http.StatusOK)
 
+		_, dirC, tokenC := en.newDirectory("Initech")
+		en.doAs(dirC, tokenC, http.MethodGet, "/Users", nil).want(t, http.StatusOK)
+		_, dirD, tokenD := en.newDirectory("Umbrella") // not seen yet
+
 		// Made-up and malformed ids share one budget: each new id is not a
 		// new budget.
 		for range 3 {
@@ -79,16 +83,26 @@ func TestRefusedTokensAreLimitedPerDirectory(t *testing.T) {
 		}
 		en.doAs(store.NewID(store.PrefixDirectory), "scim_guess", http.MethodGet, "/Users", nil).want(t, http.StatusTooManyRequests)
 		en.doAs("not-a-directory", "scim_guess", http.MethodGet, "/Users", nil).want(t, http.StatusTooManyRequests)
-		// Which spends nothing of a real directory's.
+		// Which spends nothing of a real directory's: Globex's second and
+		// third refusals (one a token too long to look up) are its own,
+		// its fourth a 429.
 		en.doAs(dirB, tokenB, http.MethodGet, "/Users", nil).want(t, http.StatusOK)
+		en.doAs(dirB, strings.Repeat("x", 300), http.MethodGet, "/Users", nil).want(t, http.StatusUnauthorized)
 		en.doAs(dirB, "scim_wrong", http.MethodGet, "/Users", nil).want(t, http.StatusUnauthorized)
+		en.doAs(dirB, "scim_wrong", http.MethodGet, "/Users", nil).want(t, http.StatusTooManyRequests)
+
+		// A directory this node has not yet seen is checked against that
+		// budget until its first lookup here (documented): while it is
+		// spent, Umbrella waits its Retry-After too.
+		en.doAs(dirD, tokenD, http.MethodGet, "/Users", nil).want(t, http.StatusTooManyRequests)
 
 		// Another address has budgets of its own, Acme's too.
 		en.doAs(en.dir, en.token, http.MethodGet, "/Users", nil, "X-Forwarded-For", "203.0.113.9").want(t, http.StatusOK)
 
 		// No token at all is refused as before and counts for nothing.
-		en.doAs(dirB, "", http.MethodGet, "/Users", nil).want(t, http.StatusUnauthorized)
-		en.doAs(dirB, "", http.MethodGet, "/Users", nil).want(t, http.StatusUnauthorized)
-		en.doAs(dirB, tokenB, http.MethodGet, "/Users", nil).want(t, http.StatusOK)
+		for range 5 {
+			en.doAs(dirC, "", http.MethodGet, "/Users", nil).want(t, http.StatusUnauthorized)
+		}
+		en.doAs(dirC, tokenC, http.MethodGet, "/Users", nil).want(t, http.StatusOK)
 	})
 }

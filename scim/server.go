@@ -321,7 +321,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		if len(token) > maxTokenLen || !store.HasPrefix(dir, store.PrefixDirectory) {
-			return s.refused(c, dir, store.ErrNotFound)
+			return s.refused(c, dir, nil)
 		}
 		hash := secrets.HashToken(token)
 		write := isWrite(c.Request().Method)
