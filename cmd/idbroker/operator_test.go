@@ -52,8 +52,12 @@ func TestCommandsNeedASchema(t *testing.T) {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			url := "sqlite://" + filepath.Join(t.TempDir(), "fresh.db")
 			out, errOut, code := runInProcess(append(args, "--database-url", url)...)
-			if code != exitError || !strings.Contains(errOut, "idbroker migrate up") || strings.Contains(errOut, "no such table") {
-				t.Errorf("code %d, want %d with a pointer to migrate up\nstdout: %s\nstderr: %s", code, exitError, out, errOut)
+			want := exitError
+			if args[0] == "audit" {
+				want = exitUnchecked // no verdict on a log it could not read
+			}
+			if code != want || !strings.Contains(errOut, "idbroker migrate up") || strings.Contains(errOut, "no such table") {
+				t.Errorf("code %d, want %d with a pointer to migrate up\nstdout: %s\nstderr: %s", code, want, out, errOut)
 			}
 		})
 	}
