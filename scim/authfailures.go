@@ -44,10 +44,9 @@ func FailureKey(c echo.Context) (string, bool) {
 }
 
 // knownDirectories is the set of directory ids this node has seen a lookup
-// find (a token accepted, or refused as not the directory's own). Before a
-// lookup it decides which budget a request's id is checked against: a
-// directory this node has not seen yet is checked against the budget of
-// unknown ids.
+// find (a token accepted, or refused as not the directory's own). Only
+// their budgets are checked before a lookup; any other id is looked up,
+// and a refusal counted in the budget of unknown ids.
 type knownDirectories struct {
 	mu sync.Mutex
 	m  map[string]struct{}
@@ -75,11 +74,17 @@ func (s *Server) checkFailures(c echo.Context, dir string) error {
 	if s.failures == nil {
 		return nil
 	}
-	b := unknownDirectory
-	if s.knownDirs.has(dir) {
-		b = dir
+	if !s.knownDirs.has(dir) {
+		// Not checked before its lookup: a real directory this node has
+		// not seen yet (a fresh node) must not wait on a budget that
+		// anyone's made-up ids spend from the same shared IdP egress
+		// address, or a flood would hold its provisioning, deprovisioning
+		// included, off that node. Its refusals still count, and the one
+		// past the budget is a 429.
+		c.Set(failureBucket, unknownDirectory)
+		return nil
 	}
-	c.Set(failureBucket, b)
+	c.Set(failureBucket, dir)
 	return tooManyRefused(s.failures.Check(c))
 }
 
