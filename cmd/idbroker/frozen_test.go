@@ -30,16 +30,7 @@ func TestRevocationWhileRedisFrozen(t *testing.T) {
 	nodes := startNodes(t, env, 3)
 	a := nodes[0]
 
-	var app struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	if code := a.do("POST", "/api/v1/applications", e2eBootstrapKey, map[string]any{
-		"name": "Frozen", "redirect_uris": []string{"https://app.example/cb"},
-	}, &app); code != http.StatusCreated {
-		t.Fatalf("POST /applications = %d", code)
-	}
-	c := &rpClient{t: t, node: a, clientID: app.ClientID, secret: app.ClientSecret}
+	c := newRPClient(t, a, "Frozen", nil)
 	tok := c.login("alice@example.com")
 	for i, n := range nodes {
 		if !c.active(n, tok.AccessToken) {

@@ -152,16 +152,7 @@ func TestOAuthDuringDatabaseOutage(t *testing.T) {
 		envMasterKey:       testMasterKey,
 		envBootstrapAPIKey: e2eBootstrapKey,
 	}, "--dev")
-	var app struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	if code := b.do("POST", "/api/v1/applications", e2eBootstrapKey, map[string]any{
-		"name": "Outage", "redirect_uris": []string{"https://app.example/cb"},
-	}, &app); code != http.StatusCreated {
-		t.Fatalf("POST /applications = %d", code)
-	}
-	c := &rpClient{t: t, node: b, clientID: app.ClientID, secret: app.ClientSecret}
+	c := newRPClient(t, b, "Outage", nil)
 	tok := c.login("alice@example.com")
 	code := c.authorize("alice@example.com") // exchanged during the outage
 	if got := c.userinfo(b, tok.AccessToken); got != http.StatusOK {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -36,15 +37,7 @@ func TestRevocationSurvivesRedisOutage(t *testing.T) {
 	nodes := startNodes(t, env, 2)
 	a, b := nodes[0], nodes[1]
 
-	var app struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	if code := a.do("POST", "/api/v1/applications", e2eBootstrapKey, map[string]any{
-		"name": "Revoked", "redirect_uris": []string{"https://app.example/cb"},
-	}, &app); code != http.StatusCreated {
-		t.Fatalf("POST /applications = %d", code)
-	}
+	c := newRPClient(t, a, "Revoked", nil)
 	var tenants struct {
 		Data []tenantJSON `json:"data"`
 	}
@@ -59,7 +52,6 @@ func TestRevocationSurvivesRedisOutage(t *testing.T) {
 	if code := a.do("POST", "/api/v1/tenants/"+tenantID+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &dir); code != http.StatusCreated {
 		t.Fatalf("POST directory = %d", code)
 	}
-	c := &rpClient{t: t, node: a, clientID: app.ClientID, secret: app.ClientSecret}
 
 	// outage runs change with Redis down, then brings Redis back and
 	// checks that the session of tok ended on node B.
@@ -160,6 +152,23 @@ func TestRevocationSurvivesRedisOutage(t *testing.T) {
 
 // rpClient is a confidential application signing users in through a
 // broker running --dev (its SAML test IdP) and using their tokens.
+// newRPClient registers an application named name on node n (redirect URI
+// https://app.example/cb, plus the fields of extra) and returns its
+// client, with a new browser for each login.
+func newRPClient(t *testing.T, n *node, name string, extra map[string]any) *rpClient {
+	t.Helper()
+	body := map[string]any{"name": name, "redirect_uris": []string{"https://app.example/cb"}}
+	maps.Copy(body, extra)
+	var app struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if code := n.do("POST", "/api/v1/applications", e2eBootstrapKey, body, &app); code != http.StatusCreated {
+		t.Fatalf("POST /applications = %d", code)
+	}
+	return &rpClient{t: t, node: n, clientID: app.ClientID, secret: app.ClientSecret}
+}
+
 type rpClient struct {
 	t                *testing.T
 	node             *node

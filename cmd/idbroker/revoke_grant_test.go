@@ -37,16 +37,9 @@ func TestTokenRevocationEndsOneGrant(t *testing.T) {
 	defer rcv.Close()
 	jar, _ := cookiejar.New(nil)
 	newApp := func(name string) *rpClient {
-		var app struct {
-			ClientID     string `json:"client_id"`
-			ClientSecret string `json:"client_secret"`
-		}
-		if code := n1.do("POST", "/api/v1/applications", e2eBootstrapKey, map[string]any{
-			"name": name, "redirect_uris": []string{"https://app.example/cb"}, "backchannel_logout_uri": rcv.URL,
-		}, &app); code != http.StatusCreated {
-			t.Fatalf("POST /applications = %d", code)
-		}
-		return &rpClient{t: t, node: n1, clientID: app.ClientID, secret: app.ClientSecret, jar: jar}
+		c := newRPClient(t, n1, name, map[string]any{"backchannel_logout_uri": rcv.URL})
+		c.jar = jar
+		return c
 	}
 	a, b := newApp("A"), newApp("B")
 	tokA := a.login("alice@example.com")

@@ -40,16 +40,7 @@ func TestRevocationSurvivesSameEpochRestore(t *testing.T) {
 			env := productionEnv(t, rs.URL())
 			nodes := startNodes(t, env, 2)
 			a := nodes[0]
-			var app struct {
-				ClientID     string `json:"client_id"`
-				ClientSecret string `json:"client_secret"`
-			}
-			if code := a.do("POST", "/api/v1/applications", e2eBootstrapKey, map[string]any{
-				"name": "Restored", "redirect_uris": []string{"https://app.example/cb"},
-			}, &app); code != http.StatusCreated {
-				t.Fatalf("POST /applications = %d", code)
-			}
-			c := &rpClient{t: t, node: a, clientID: app.ClientID, secret: app.ClientSecret}
+			c := newRPClient(t, a, "Restored", nil)
 			alice := c.login("alice@example.com")
 			bob := c.login("bob@example.com")
 			for _, n := range nodes {

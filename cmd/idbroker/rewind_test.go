@@ -27,15 +27,7 @@ func TestRevocationSurvivesRedisRewind(t *testing.T) {
 	nodes := startNodes(t, env, 2)
 	a := nodes[0]
 
-	var app struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	if code := a.do("POST", "/api/v1/applications", e2eBootstrapKey, map[string]any{
-		"name": "Rewound", "redirect_uris": []string{"https://app.example/cb"},
-	}, &app); code != http.StatusCreated {
-		t.Fatalf("POST /applications = %d", code)
-	}
+	c := newRPClient(t, a, "Rewound", nil)
 	var tenants struct {
 		Data []tenantJSON `json:"data"`
 	}
@@ -61,7 +53,6 @@ func TestRevocationSurvivesRedisRewind(t *testing.T) {
 		raw, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(raw)
 	}
-	c := &rpClient{t: t, node: a, clientID: app.ClientID, secret: app.ClientSecret}
 
 	alice := c.login("alice@example.com")
 	if code, body := scim("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@example.com",`+
