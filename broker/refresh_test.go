@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/sessions/sessionstest"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
 )
@@ -154,5 +156,72 @@ func TestReuseIsKeptForReplay(t *testing.T) {
 	}
 	if !kept() {
 		t.Fatal("the session ended by reuse is not kept for replay")
+	}
+}
+
+// TestRewoundFamilyEndsWhenTheNewerTokenComes: a Redis restored from a
+// snapshot brings a family's record back to an older generation, so the
+// spent token of that generation (perhaps stolen) is accepted once more.
+// The application's own, newer token is then one the record contradicts:
+// it ends the family and the session, so whoever took the spent token
+// keeps nothing it got from it.
+func TestRewoundFamilyEndsWhenTheNewerTokenComes(t *testing.T) {
+	for _, be := range []struct {
+		name string
+		node func(t *testing.T) (*node, sessions.Families)
+	}{
+		{"sqlite+memory", func(t *testing.T) (*node, sessions.Families) {
+			mem := sessions.NewMemory()
+			return newNode(t, storetest.SQLite(t), mem, mem), mem
+		}},
+		{"postgres+redis", func(t *testing.T) (*node, sessions.Families) {
+			r := sessionstest.NewRedis(t)
+			return newNode(t, storetest.Postgres(t), r, r), r
+		}},
+	} {
+		t.Run(be.name, func(t *testing.T) { testRewoundFamily(t, be.node) })
+	}
+}
+
+func testRewoundFamily(t *testing.T, newNode func(t *testing.T) (*node, sessions.Families)) {
+	n, fams := newNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	refresh := func(rt string) (*oauth2.Token, error) {
+		return a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rt}).Token()
+	}
+	tok, c := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+	id, _, _ := strings.Cut(strings.TrimPrefix(tok.RefreshToken, "idbr_"), ".")
+	snapshot, err := fams.Family(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1, err := refresh(tok.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2, err := refresh(t1.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The rewind: the record as it was before the two rotations.
+	if err := fams.StartFamily(context.Background(), snapshot); err != nil {
+		t.Fatal(err)
+	}
+	stolen, err := refresh(tok.RefreshToken)
+	if err != nil {
+		t.Fatalf("the rewound record refused its own generation's token: %v", err)
+	}
+	if _, err := refresh(t2.RefreshToken); err == nil {
+		t.Fatal("a token of a generation the record never reached was accepted")
+	}
+	if _, err := refresh(stolen.RefreshToken); err == nil {
+		t.Fatal("the token taken through the rewind still refreshes")
+	}
+	if in := a.introspect(t, n, stolen.AccessToken); in["active"] != false {
+		t.Fatalf("the access token taken through the rewind is active: %v", in)
+	}
+	if _, err := n.Sess.Get(context.Background(), c.SID); err != sessions.ErrNotFound {
+		t.Fatalf("session: %v, want ErrNotFound", err)
 	}
 }

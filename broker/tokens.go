@@ -275,11 +275,17 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 		case p.now().Unix() >= g.Expires:
 			return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token has expired")
 		}
-	} else if gen >= f.Gen || cl.app.ID != g.ClientID {
-		// Not a token of this family, or another client's: nothing to
-		// learn from it, nothing to revoke.
+	} else if cl.app.ID != g.ClientID {
+		// Another client's token: nothing to learn from it, nothing to
+		// revoke.
 		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is invalid, expired or already used")
 	}
+	// Any other token of the family goes on to Rotate, which ends the
+	// family and its session: an older generation is reuse; a later one,
+	// or the current one with another hash, means the record was rewound
+	// (a Redis restored from a snapshot) and the spent token of its
+	// generation may have been taken since.
+
 	// A narrower scope is what this refresh's tokens carry. The grant, and
 	// the refresh token that stands for it, keep the scope the user
 	// granted: RFC 6749 §6 treats an omitted scope as that one, so the
@@ -324,8 +330,13 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 	}
 	switch res {
 	case sessions.Reused:
-		p.log.WarnContext(ctx, "broker: spent refresh token presented again; its family and session are revoked",
-			"client_id", g.ClientID, "sid", g.SessionID)
+		if gen < f.Gen {
+			p.log.WarnContext(ctx, "broker: spent refresh token presented again; its family and session are revoked",
+				"client_id", g.ClientID, "sid", g.SessionID)
+		} else {
+			p.log.WarnContext(ctx, "broker: refresh token of a generation its family's record does not hold (session store rewound?); the family and session are revoked",
+				"client_id", g.ClientID, "sid", g.SessionID, "generation", gen, "record_generation", f.Gen)
+		}
 		p.queueLogouts(ctx, ended)
 		if p.revoker != nil && g.TenantID != "" {
 			// Kept like a sign-out, so that a session store that comes

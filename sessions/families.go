@@ -30,12 +30,14 @@ type Rotation int
 const (
 	// Rotated: the presented token was current; the family moved on.
 	Rotated Rotation = iota + 1
-	// Reused: an earlier generation was presented. The family and its
-	// session are gone, in the same atomic step, so nothing minted from
-	// the family works any more, whichever request minted it.
+	// Reused: an earlier generation was presented, or a token the record
+	// contradicts (a later generation, or the current one with another
+	// hash: a record rewound by a restored Redis, whose spent token may
+	// have been taken again since). The family and its session are gone,
+	// in the same atomic step, so nothing minted from the family works
+	// any more, whichever request minted it.
 	Reused
-	// Unknown: no such family (ended, expired, revoked) or a token that
-	// was never of it. Nothing changed.
+	// Unknown: no such family (ended, expired, revoked). Nothing changed.
 	Unknown
 )
 
@@ -49,9 +51,15 @@ type Families interface {
 	Family(ctx context.Context, id string) (Family, error)
 	// Rotate checks a token of generation gen with hash against family
 	// id: if it is current, the family moves to gen+1 with next's Hash,
-	// Grant and ExpiresAt (Rotated); if gen is older, the family and its
-	// session are ended together (Reused, with the session ended, if it
-	// was live); otherwise nothing changes (Unknown).
+	// Grant and ExpiresAt (Rotated); if it is not (an older generation, a
+	// later one, or the current one with another hash), the family and
+	// its session are ended together (Reused, with the session ended, if
+	// it was live); with no live family nothing changes (Unknown).
+	//
+	// Only a holder of one of its tokens knows a family's id, so a token
+	// the record contradicts is either a spent one or proof that the
+	// record went back in time, and then a spent token may have been
+	// accepted since: ending the family cuts off whoever took it.
 	Rotate(ctx context.Context, id string, gen uint64, hash string, next Family) (Rotation, []Session, error)
 	// EndFamily deletes family id; ending an unknown family is not an error.
 	EndFamily(ctx context.Context, id string) error
@@ -113,12 +121,10 @@ func (m *Memory) Rotate(ctx context.Context, id string, gen uint64, hash string,
 	switch {
 	case !ok || !now.Before(f.ExpiresAt):
 		return Unknown, nil, nil
-	case gen < f.Gen:
+	case gen != f.Gen || hash != f.Hash:
 		delete(m.families, id)
 		ended, err := m.RevokeSession(ctx, f.SessionID)
 		return Reused, ended, err
-	case gen > f.Gen || hash != f.Hash:
-		return Unknown, nil, nil
 	}
 	f.Gen++
 	f.Hash, f.ExpiresAt = next.Hash, next.ExpiresAt
@@ -159,7 +165,7 @@ var rotateScript = redis.NewScript(luaRevoke + `
 local f = redis.call('HMGET', KEYS[1], 'g', 'h', 's')
 if not f[1] then return {3} end
 local cur, gen = tonumber(f[1]), tonumber(ARGV[3])
-if gen < cur then
+if gen ~= cur or f[2] ~= ARGV[4] then
   applied(ARGV[1])
   redis.call('DEL', KEYS[1])
   local h = revoke(ARGV[1], f[3])
@@ -170,7 +176,6 @@ if gen < cur then
   end
   return {2, h}
 end
-if gen > cur or f[2] ~= ARGV[4] then return {3} end
 redis.call('HSET', KEYS[1], 'g', cur + 1, 'h', ARGV[5], 'd', ARGV[6], 'e', ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return {1}

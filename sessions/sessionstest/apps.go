@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -66,9 +67,6 @@ func testFamilies(t *testing.T, impl Impl) {
 		}
 		next := fam
 		next.Hash, next.Grant = "h1", []byte("g1")
-		if res, _, err := fams.Rotate(ctx, fam.ID, 0, "wrong", next); err != nil || res != sessions.Unknown {
-			t.Fatalf("rotate with a wrong hash = %v, %v", res, err)
-		}
 		var wg sync.WaitGroup
 		results := make([]sessions.Rotation, 2)
 		for i := range results {
@@ -89,6 +87,38 @@ func testFamilies(t *testing.T, impl Impl) {
 		}
 		if _, err := fams.Family(ctx, fam.ID); !errors.Is(err, sessions.ErrNotFound) {
 			t.Fatalf("family after reuse: %v", err)
+		}
+		assertGone(t, impl.Store, s)
+	}
+	if res, _, err := fams.Rotate(ctx, "fam_none", 0, "h0", sessions.Family{ID: "fam_none", Hash: "h1"}); err != nil || res != sessions.Unknown {
+		t.Fatalf("rotate an unknown family = %v, %v, want Unknown", res, err)
+	}
+	// A token the record contradicts (a generation it never reached, or
+	// its own generation with another hash) is what a record rewound by a
+	// restored snapshot sees once a spent token was taken again: it ends
+	// the family and its session like reuse.
+	for _, tc := range []struct {
+		name string
+		gen  uint64
+		hash string
+	}{
+		{"a later generation", 2, "h2"},
+		{"the current generation with another hash", 1, "other"},
+	} {
+		s := newSession("tnt_a", "usr_1", "conn_1")
+		create(t, impl.Store, s)
+		fam := sessions.Family{ID: "fam_" + strings.ReplaceAll(tc.name, " ", "_"), SessionID: s.ID, Gen: 1, Hash: "h1", Grant: []byte("g1"), ExpiresAt: s.ExpiresAt}
+		if err := fams.StartFamily(ctx, fam); err != nil {
+			t.Fatal(err)
+		}
+		next := fam
+		next.Hash = "h9"
+		res, ended, err := fams.Rotate(ctx, fam.ID, tc.gen, tc.hash, next)
+		if err != nil || res != sessions.Reused || len(ended) != 1 || ended[0].ID != s.ID {
+			t.Fatalf("%s: Rotate = %v, %+v, %v; want Reused ending %s", tc.name, res, ended, err, s.ID)
+		}
+		if _, err := fams.Family(ctx, fam.ID); !errors.Is(err, sessions.ErrNotFound) {
+			t.Fatalf("%s: family after it: %v", tc.name, err)
 		}
 		assertGone(t, impl.Store, s)
 	}
