@@ -277,6 +277,9 @@ func (p *Provider) serveLogin(c echo.Context) error {
 	if err != nil {
 		return p.pendingError(c, err)
 	}
+	if !p.ownBrowser(c, a) {
+		return p.page(c, http.StatusForbidden, pageOtherBrowser)
+	}
 	if s, ok := p.ssoSession(c, a); ok {
 		return p.finish(c, a, s)
 	}
@@ -299,12 +302,27 @@ func (p *Provider) submitLogin(c echo.Context) error {
 	if err != nil {
 		return p.pendingError(c, err)
 	}
+	if !p.ownBrowser(c, a) {
+		return p.page(c, http.StatusForbidden, pageOtherBrowser)
+	}
 	email := c.FormValue("email")
 	if _, ok := emailDomain(email); !ok {
 		return p.emailPage(c, a, email, "Enter a full work email address, like name@company.com.")
 	}
 	a.Hints.Login = email
 	return p.route(c, a)
+}
+
+// ownBrowser reports whether c may take request a on: a request routed
+// once is bound to the browser that routed it (route), and only that
+// browser may open its login step again. Otherwise another browser would
+// rebind it to itself by opening /login?id=… (a link, a pop-up, an
+// image), and the IdP's answer to the first one — the state of the
+// upstream login begun before still names a — would then complete in it:
+// an attacker's own sign-in finished in a victim's browser, the victim
+// signed in as the attacker (login CSRF), past the check in complete.
+func (p *Provider) ownBrowser(c echo.Context, a pending) bool {
+	return a.Browser == "" || p.sameBrowser(c, a.Browser)
 }
 
 // route resolves the connection of a, records it on the request and starts

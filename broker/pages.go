@@ -28,6 +28,7 @@ var (
 	pageLoginFailed   = pageText{"Sign-in failed", "Your organisation's sign-in could not be completed. If this keeps happening, give your IT administrator the reference below."}
 	pageSignedOut     = pageText{"Signed out", "You are signed out."}
 	pageNotFound      = pageText{"Page not found", "There is nothing at this address. Go back to the application and sign in again."}
+	pageOtherBrowser  = pageText{"Sign-in failed", "This sign-in was started in another browser. Go back to the application and sign in again from this browser."}
 )
 
 // page renders an end-user error page with the request id as reference.

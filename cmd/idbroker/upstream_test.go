@@ -563,6 +563,122 @@ func TestOIDCCallbackInAnotherBrowser(t *testing.T) {
 	}
 }
 
+// TestLoginStepInAnotherBrowser: the attacker of
+// TestOIDCCallbackInAnotherBrowser first sends the victim's browser to the
+// login step of their own sign-in (/login?id=…, which the broker's
+// redirect showed them; a link, a pop-up or an image does it), then to
+// the callback of their own IdP answer. The login step must not move the
+// sign-in to the victim's browser: the callback is refused there, and
+// still completes in the attacker's. The work-email form's POST is held to
+// the same rule.
+func TestLoginStepInAnotherBrowser(t *testing.T) {
+	u := newUpstream(t)
+	op := newVendorOP(t, "/oauth2/default")
+	op.set(func(op *vendorOP) {
+		op.claims = map[string]any{"sub": "00u-mallory", "email": "mallory@" + u.domain, "email_verified": true}
+	})
+	id := u.oidcConnection(op, nil)
+	newBrowser := func(stop func(*http.Request) bool) *http.Client {
+		jar, _ := cookiejar.New(nil)
+		return &http.Client{Jar: jar, Timeout: 15 * time.Second, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+			if stop(r) {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}}
+	}
+	// start runs the attacker's browser up to the IdP's redirect to the
+	// broker's callback, and returns that URL, the login step's URL and
+	// the browser; hints are the authorization request's routing.
+	start := func(hints url.Values) (cb, login string, br *http.Client) {
+		br = newBrowser(func(r *http.Request) bool {
+			if r.URL.Path == "/login" {
+				login = r.URL.String()
+			}
+			if strings.Contains(r.URL.Path, "/sso/oidc/") {
+				cb = r.URL.String()
+				return true
+			}
+			return false
+		})
+		q := url.Values{"client_id": {u.clientID}, "redirect_uri": {"https://app.example/cb"}, "response_type": {"code"},
+			"scope": {"openid email"}, "state": {"st8"}}
+		for k, v := range hints {
+			q[k] = v
+		}
+		resp, err := br.Get(u.b.base + "/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hints == nil {
+			// The work-email page: the attacker submits it.
+			resp.Body.Close()
+			lu, _ := url.Parse(login)
+			resp, err = br.PostForm(u.b.base+"/login", url.Values{"id": {lu.Query().Get("id")}, "email": {"mallory@" + u.domain}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp.Body.Close()
+		if cb == "" || login == "" {
+			t.Fatalf("no callback or login step: %d (%q, %q)", resp.StatusCode, cb, login)
+		}
+		return cb, login, br
+	}
+	open := func(br *http.Client, cb string) (code string, status int) {
+		br.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
+			if r.URL.Host == "app.example" {
+				code = r.URL.Query().Get("code")
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}
+		resp, err := br.Get(cb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return code, resp.StatusCode
+	}
+	for _, tc := range []struct {
+		name  string
+		hints url.Values
+		// visit is what the victim's browser is made to do first.
+		visit func(victim *http.Client, login string) (*http.Response, error)
+	}{
+		{"the login step", url.Values{"connection": {id}}, func(v *http.Client, login string) (*http.Response, error) { return v.Get(login) }},
+		{"the work-email form", nil, func(v *http.Client, login string) (*http.Response, error) {
+			lu, _ := url.Parse(login)
+			return v.PostForm(u.b.base+"/login", url.Values{"id": {lu.Query().Get("id")}, "email": {"mallory@" + u.domain}})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cb, login, attacker := start(tc.hints)
+			victim := newBrowser(func(r *http.Request) bool { return !strings.HasPrefix(r.URL.String(), u.b.base) })
+			resp, err := tc.visit(victim, login)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if code, status := open(victim, cb); code != "" || status != http.StatusForbidden {
+				t.Fatalf("the attacker's callback in the victim's browser, after it opened the login step: code %q, status %d; want a refusal", code, status)
+			}
+			base, _ := url.Parse(u.b.base)
+			for _, ck := range victim.Jar.Cookies(base) {
+				if ck.Name == "idb_session" {
+					t.Fatalf("the victim's browser got an SSO cookie: %v", ck)
+				}
+			}
+			// The refusal spent the sign-in; the attacker's own browser
+			// starts another, and completes it.
+			cb, _, attacker = start(tc.hints)
+			if code, status := open(attacker, cb); code == "" {
+				t.Fatalf("the callback in the browser that started the sign-in: status %d, no code", status)
+			}
+		})
+	}
+}
+
 // TestOIDCIdPIsAskedMaxAge: a fresh sign-in the application asks for
 // (prompt=login, max_age) is asked of an OIDC IdP with prompt=login and
 // max_age (0 for prompt=login), so that an IdP that ignores prompt=login
