@@ -58,28 +58,43 @@ func TestRefreshMayNarrowTheScope(t *testing.T) {
 	})
 }
 
-// TestNarrowingAwayOfflineAccessKeepsReuseDetection: a refresh that drops
-// offline_access gets no refresh token, and the token it spent is still a
-// spent token: presented again, it ends the session like any reuse.
-func TestNarrowingAwayOfflineAccessKeepsReuseDetection(t *testing.T) {
+// TestNarrowingAwayOfflineAccessStillRotates: a refresh whose scope leaves
+// out offline_access still answers the next refresh token, which stands
+// for the whole grant (RFC 6749 §6), since the one presented is spent.
+// Relying-party libraries keep the token they hold when an answer has
+// none (x/oauth2 does, below): answering none made their next refresh a
+// reuse that ended the user's session in every application.
+func TestNarrowingAwayOfflineAccessStillRotates(t *testing.T) {
 	onBackends(t, func(t *testing.T, n *node) {
 		n.tenant("Acme", "acme.test", alice("acme.test"))
 		a := n.app(store.Application{})
 		tok, _ := a.exchange(t, code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
-		refresh := oauthCall{"POST", broker.PathToken, "application/x-www-form-urlencoded",
+		granted, _ := tok.Extra("scope").(string)
+		narrow := oauthCall{"POST", broker.PathToken, "application/x-www-form-urlencoded",
 			"grant_type=refresh_token&scope=openid+email&refresh_token=" + url.QueryEscape(tok.RefreshToken), a.ID, a.Secret, ""}
-		st, _, body := refresh.do(t, n.URL)
-		if st != 200 || body["refresh_token"] != nil {
-			t.Fatalf("refresh without offline_access: %d %v, want 200 without a refresh token", st, body)
+		st, _, body := narrow.do(t, n.URL)
+		rt, _ := body["refresh_token"].(string)
+		if st != 200 || body["scope"] != "openid email" || rt == "" || rt == tok.RefreshToken {
+			t.Fatalf("refresh without offline_access: %d %v, want 200, scope \"openid email\" and a new refresh token", st, body)
 		}
 		at, _ := body["access_token"].(string)
+		// x/oauth2 refreshes with the token the answer gave, or keeps its
+		// own when there was none.
+		next, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rt}).Token()
+		if err != nil {
+			t.Fatalf("refreshing with the token the narrowing refresh answered: %v", err)
+		}
+		if got, _ := next.Extra("scope").(string); got != granted || next.RefreshToken == "" {
+			t.Fatalf("refresh after narrowing: scope %q, refresh token %q; want the granted %q and a refresh token", got, next.RefreshToken, granted)
+		}
 		if got := a.introspect(t, n, at); got["active"] != true {
 			t.Fatalf("the narrowed access token is not active: %v", got)
 		}
-		if st, _, body := refresh.do(t, n.URL); st != 400 || body["error"] != "invalid_grant" {
+		// The token the narrowing refresh spent is spent: reuse, as ever.
+		if st, _, body := narrow.do(t, n.URL); st != 400 || body["error"] != "invalid_grant" {
 			t.Fatalf("spent token presented again: %d %v, want 400 invalid_grant", st, body)
 		}
-		if got := a.introspect(t, n, at); got["active"] != false {
+		if got := a.introspect(t, n, next.AccessToken); got["active"] != false {
 			t.Fatalf("after the reuse the session lives on: %v", got)
 		}
 	})

@@ -310,18 +310,21 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 		return nil, err
 	}
 	g.Nonce, issued.Nonce = "", "" // nonce belongs to the authentication, not to refreshed id_tokens
-	var next sessions.Family
-	var rt string
-	if slices.Contains(issued.Scopes, oidc.ScopeOfflineAccess) {
-		if next, rt, err = p.nextRefresh(cl.app, g, sess, gen+1); err != nil {
-			return nil, err
-		}
+	// Every rotation answers the next refresh token, whatever scope this
+	// refresh narrowed to: it stands for the grant (RFC 6749 §6: a new
+	// refresh token has the scope of the one presented), and the presented
+	// one is spent. Answering none while spending it left the client the
+	// spent token, which x/oauth2, Spring Security and openid-client keep
+	// when the answer has no refresh_token (RFC 6749 §6 lets them): their
+	// next refresh was reuse, and ended the user's session everywhere.
+	next, rt, err := p.nextRefresh(cl.app, g, sess, gen+1)
+	if err != nil {
+		return nil, err
 	}
 	if rt == "" {
-		// A refresh that drops offline_access gets no new refresh token,
-		// but the family stays, spent (no token has its next generation),
-		// until the presented token would have expired: presenting it
-		// again is still reuse, and still ends the session.
+		// A family whose grant lacks offline_access (none is started so)
+		// still rotates to a generation no token has: presenting the
+		// spent token again is reuse.
 		next = sessions.Family{ID: fam, SessionID: g.SessionID, Gen: gen + 1, Grant: f.Grant, ExpiresAt: time.Unix(g.Expires, 0)}
 	}
 	res, ended, err := p.families.Rotate(ctx, fam, gen, hash, next)
