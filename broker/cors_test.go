@@ -74,6 +74,9 @@ func TestCORS(t *testing.T) {
 			{broker.PathRevoke, http.MethodPost, "content-type"},
 			{broker.PathUserinfo, http.MethodGet, "authorization"},
 			{broker.PathUserinfo, http.MethodPost, "authorization,content-type"},
+			// An app whose HTTP client adds a header to every fetch.
+			{broker.PathDiscovery, http.MethodGet, "x-requested-with"},
+			{broker.PathJWKS, http.MethodGet, "x-requested-with"},
 		} {
 			t.Run(tc.path+" "+tc.method, func(t *testing.T) {
 				res, body := send(t, http.MethodOptions, tc.path, preflight(tc.method, tc.headers), "")

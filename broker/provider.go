@@ -260,7 +260,11 @@ func (p *Provider) Mount(e *echo.Echo) {
 	// The two public documents also answer HEAD (the GET's headers, no
 	// body), for caches and clients that check before fetching. No other
 	// route of the broker may: its GETs start sign-ins and end sessions.
-	doc := []string{http.MethodGet, http.MethodHead}
+	// OPTIONS reaches publicCORS too: without it echo answered the
+	// preflight itself, with no Access-Control-* header, and a browser app
+	// whose fetch adds a header (X-Requested-With, Authorization) could
+	// not read discovery or the keys.
+	doc := []string{http.MethodGet, http.MethodHead, http.MethodOptions}
 	e.Match(doc, PathDiscovery, publicCORS("GET, HEAD", p.serveDiscovery))
 	e.Match(doc, PathJWKS, publicCORS("GET, HEAD", p.serveJWKS))
 	op := echo.WrapHandler(p.handler)
