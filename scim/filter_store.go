@@ -25,31 +25,35 @@ const (
 type storeField struct {
 	name string
 	typ  fieldType
+	// trimmed: the column holds the value with its leading and trailing
+	// spaces cut (see userFields, groupFields), so an eq or ne compares
+	// the filter's value cut the same way.
+	trimmed bool
 }
 
 // userAttrs maps lower-cased attribute paths (attr or attr.sub) to columns.
 var userAttrs = map[string]storeField{
-	"id":                {"id", typeString},
-	"externalid":        {"external_id", typeString},
-	"username":          {"user_name", typeString},
-	"emails":            {"email", typeString},
-	"emails.value":      {"email", typeString},
-	"name.givenname":    {"given_name", typeString},
-	"name.familyname":   {"family_name", typeString},
-	"displayname":       {"display_name", typeString},
-	"active":            {"active", typeBool},
-	"meta.created":      {"created_at", typeTime},
-	"meta.lastmodified": {"updated_at", typeTime},
+	"id":                {"id", typeString, false},
+	"externalid":        {"external_id", typeString, true},
+	"username":          {"user_name", typeString, true},
+	"emails":            {"email", typeString, true},
+	"emails.value":      {"email", typeString, true},
+	"name.givenname":    {"given_name", typeString, false},
+	"name.familyname":   {"family_name", typeString, false},
+	"displayname":       {"display_name", typeString, true},
+	"active":            {"active", typeBool, false},
+	"meta.created":      {"created_at", typeTime, false},
+	"meta.lastmodified": {"updated_at", typeTime, false},
 }
 
 var groupAttrs = map[string]storeField{
-	"id":                {"id", typeString},
-	"externalid":        {"external_id", typeString},
-	"displayname":       {"display_name", typeString},
-	"members":           {"member", typeMember},
-	"members.value":     {"member", typeMember},
-	"meta.created":      {"created_at", typeTime},
-	"meta.lastmodified": {"updated_at", typeTime},
+	"id":                {"id", typeString, false},
+	"externalid":        {"external_id", typeString, true},
+	"displayname":       {"display_name", typeString, true},
+	"members":           {"member", typeMember, false},
+	"members.value":     {"member", typeMember, false},
+	"meta.created":      {"created_at", typeTime, false},
+	"meta.lastmodified": {"updated_at", typeTime, false},
 }
 
 // filterTranslator turns an Expr into a store.Filter for one resource type.
@@ -192,6 +196,13 @@ func (ft filterTranslator) compare(c Compare) (store.Filter, error) {
 		} else {
 			return bad("a string value is required")
 		}
+	}
+	// The client looks up what it wrote, spaces and all, before writing
+	// it: "userName eq \"ann@acme.com \"" must find the user stored as
+	// ann@acme.com, or the client creates it again and is answered 409
+	// (uniqueness) at every sync.
+	if f.trimmed && (op == store.OpEq || op == store.OpNe) {
+		s = strings.TrimSpace(s)
 	}
 	return store.Cmp{Field: f.name, Op: op, Value: s}, nil
 }

@@ -432,7 +432,7 @@ func (s *Server) patchGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req, err := s.readPatch(c)
+	req, err := s.readPatch(c, SchemaGroup)
 	if err != nil {
 		return err
 	}

@@ -123,6 +123,35 @@ func (r *patchRequest) validate() error {
 	return nil
 }
 
+// unqualify reads the value of a no-path operation (or one whose path is
+// the core schema's URN alone, which names the whole resource) as a POST
+// body's attributes are read: the core schema's URN wrapping attributes,
+// and attributes named by their schema URN, are put where the schema puts
+// them. Otherwise {"urn:…:core:2.0:User": {"active": false}} was kept as an
+// extension of that name and the user stayed active, and a group's
+// "urn:…:core:2.0:Group:members" was dropped with the document's members.
+func (op *patchOp) unqualify(i int, core string) error {
+	if strings.EqualFold(op.Path, core) {
+		if op.Op == "remove" {
+			return newError(http.StatusBadRequest, typeNoTarget, "Operations[%d]: remove needs the path of an attribute, not of the resource", i)
+		}
+		if !isObject(op.Value) {
+			return badValue("Operations[%d]: %s with the path %s needs an object value", i, op.Op, core)
+		}
+		op.Path = ""
+	}
+	if op.Path != "" {
+		return nil
+	}
+	if err := unqualify(op.Value.(map[string]any), core); err != nil {
+		if e, ok := err.(*Error); ok {
+			e.Detail = fmt.Sprintf("Operations[%d]: %s", i, e.Detail)
+		}
+		return err
+	}
+	return nil
+}
+
 // target is one resolved PATCH path.
 type target struct {
 	ext    string // extension URN holding the attribute, "" for the core schema

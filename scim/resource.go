@@ -104,6 +104,9 @@ func inputDoc(body doc, core string) (doc, error) {
 // object, or among the core attributes. Left as it was, it read as an
 // extension of its own, which schemas then named.
 func unqualify(d doc, core string) error {
+	if err := flattenCore(d, core); err != nil {
+		return err
+	}
 	prefixes := []struct{ urn, into string }{{core, ""}}
 	if core == SchemaUser {
 		prefixes = append(prefixes, struct{ urn, into string }{SchemaEnterpriseUser, SchemaEnterpriseUser})
@@ -145,6 +148,35 @@ func unqualify(d doc, core string) error {
 			}
 			m[last] = v
 			break
+		}
+	}
+	return nil
+}
+
+// flattenCore moves the attributes of a key that is the core schema's URN
+// alone ("urn:…:core:2.0:User": {"active": false}), as some clients wrap
+// them, among the core attributes where they belong. Left as it was, it
+// was kept as an extension of its own: the user answered 200 and stayed
+// active.
+func flattenCore(d doc, core string) error {
+	var keys []string
+	for k := range d {
+		if strings.EqualFold(k, core) {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		v := d[k]
+		inner, ok := v.(map[string]any)
+		if !ok && v != nil {
+			return badValue("%s must be an object of the resource's attributes", core)
+		}
+		delete(d, k)
+		for ik, iv := range inner {
+			if _, dup := d[ik]; dup {
+				return badSyntax("attribute %q is given twice", ik)
+			}
+			d[ik] = iv
 		}
 	}
 	return nil

@@ -462,9 +462,9 @@ func (s *Server) readResource(c echo.Context, core string, known ...string) (doc
 	return d, nil
 }
 
-// readPatch reads a PATCH body and validates its operations before any is
-// applied.
-func (s *Server) readPatch(c echo.Context) (patchRequest, error) {
+// readPatch reads a PATCH body of a resource whose core schema is core and
+// validates its operations before any is applied.
+func (s *Server) readPatch(c echo.Context, core string) (patchRequest, error) {
 	var req patchRequest
 	if err := s.readJSON(c, &req); err != nil {
 		return req, err
@@ -472,7 +472,11 @@ func (s *Server) readPatch(c echo.Context) (patchRequest, error) {
 	if err := req.validate(); err != nil {
 		return req, err
 	}
-	for _, op := range req.Operations {
+	for i := range req.Operations {
+		op := &req.Operations[i]
+		if err := op.unqualify(i, core); err != nil {
+			return req, err
+		}
 		if err := checkStrings(op.Value, op.Path); err != nil {
 			return req, err
 		}

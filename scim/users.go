@@ -268,7 +268,7 @@ func (s *Server) patchUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req, err := s.readPatch(c)
+	req, err := s.readPatch(c, SchemaUser)
 	if err != nil {
 		return err
 	}
