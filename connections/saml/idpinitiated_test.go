@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/beevik/etree"
+
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/store"
 )
@@ -107,6 +109,59 @@ func TestSAMLIdPInitiatedRefusedWithRelayState(t *testing.T) {
 			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: tt.inResponseTo, issuedAt: e.Clock.Now()})
 			_, err := sc.finish(e.Ctx, raw, tt.relay)
 			wantErr(t, err, tt.want, "")
+		})
+	}
+}
+
+// TestSAMLAnswerNotPassedOffAsIdPInitiated: on a connection that accepts
+// IdP-initiated logins, the answer to an AuthnRequest (InResponseTo set)
+// posted without its RelayState, with one that is unknown or spent, is
+// refused, not taken for a tile click: otherwise an attacker's own answer,
+// posted from a victim's browser without the RelayState that ties it to the
+// attacker's browser, would open the attacker's session there.
+func TestSAMLAnswerNotPassedOffAsIdPInitiated(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	bg := context.Background()
+	landing, err := e.DB.CreateApplication(bg, store.Application{Name: "CRM", Public: true,
+		RedirectURIs: []string{"https://crm.example/cb"}, InitiateLoginURI: "https://crm.example/login"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := e.samlConn(idp, func(s *Settings) {
+		s.AllowIdPInitiated, s.IdPInitiatedClientID = ptr(true), ptr(landing.ID)
+	})
+	cn, err := e.Reg.Connector(e.Ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := cn.(*samlConnector)
+	spent := e.pend(conn, "id-req-spent", "broker-req-spent")
+	if _, err := e.Once.Take(bg, pendingKey(spent)); err != nil {
+		t.Fatal(err)
+	}
+	// The Response around a signed assertion is not signed: its
+	// InResponseTo can be cut, the assertion's own cannot.
+	cut := func(doc *etree.Document) { doc.Root().RemoveAttr("InResponseTo") }
+	for _, tt := range []struct {
+		name, relay string
+		mutateXML   func(*etree.Document)
+	}{
+		{"no RelayState", "", nil},
+		{"an unknown RelayState", randomToken(), nil},
+		{"a spent RelayState", spent, nil},
+		{"a landing application's client_id", landing.ID, nil},
+		{"no RelayState, the Response's InResponseTo cut", "", cut},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-req-attacker", issuedAt: e.Clock.Now(), mutateXML: tt.mutateXML})
+			if tt.mutateXML != nil && strings.Contains(string(raw[:200]), "InResponseTo") {
+				t.Fatalf("the Response still says InResponseTo: %s", raw[:200])
+			}
+			res, err := sc.finish(e.Ctx, raw, tt.relay)
+			if err == nil || res.Profile.IdPSubject != "" {
+				t.Fatalf("an answer to an AuthnRequest was taken for an IdP-initiated login: %+v", res)
+			}
 		})
 	}
 }
