@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -223,3 +227,57 @@ var supportedScopes = []string{"openid", "email", "profile", "groups", "offline_
 // Config.AppCacheTTL (DefaultAppCacheTTL), the bound on how stale their
 // cached copy may be.
 func (p *Provider) ForgetApplication(id string) { p.apps.forget(id) }
+
+// redirectURIAllowed reports whether uri is one of a's redirect URIs:
+// byte for byte, or, for a public application, a loopback URI registered
+// with another port or none. RFC 8252 §7.3 makes an authorization server
+// accept any port there: a native app (a CLI, a desktop app) listens on
+// whatever port the system gives it at the time of the request. Scheme
+// (http), host (as written: 127.0.0.1, [::1] or localhost, which MSAL and
+// others use), path and query must still be the registered ones, so only
+// a process on the user's own machine can receive the code, as with the
+// registered port; PKCE, which public applications must use, binds the
+// code to the app that asked. Confidential applications keep exact
+// matching.
+func redirectURIAllowed(a store.Application, uri string) bool {
+	if slices.Contains(a.RedirectURIs, uri) {
+		return true
+	}
+	if !a.Public {
+		return false
+	}
+	req, ok := loopbackURI(uri)
+	if !ok {
+		return false
+	}
+	for _, r := range a.RedirectURIs {
+		reg, ok := loopbackURI(r)
+		if ok && reg.Hostname() == req.Hostname() && reg.EscapedPath() == req.EscapedPath() &&
+			reg.RawQuery == req.RawQuery && reg.ForceQuery == req.ForceQuery {
+			return true
+		}
+	}
+	return false
+}
+
+// loopbackURI parses uri when it is an http URI of a loopback host,
+// without user info or fragment, and with a numeric port if any.
+func loopbackURI(uri string) (*url.URL, bool) {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" || strings.Contains(uri, "#") {
+		return nil, false
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+			return nil, false
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return nil, false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return u, true
+	}
+	ip := net.ParseIP(h)
+	return u, ip != nil && ip.IsLoopback()
+}

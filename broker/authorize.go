@@ -25,8 +25,10 @@ import (
 // checkAuthorize answers an authorization request with an unknown client or
 // an unregistered redirect_uri on a page of its own: redirecting to an
 // unverified URI would make the broker an open redirector (RFC 6749
-// §4.1.2.1). Matching is exact, byte for byte. Everything else is left to
-// op, which redirects its errors to the now trusted redirect_uri.
+// §4.1.2.1). Matching is exact, byte for byte, but for the port of a
+// public application's loopback URI (redirectURIAllowed). Everything else
+// is left to op, which redirects its errors to the now trusted
+// redirect_uri.
 func (p *Provider) checkAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -43,7 +45,7 @@ func (p *Provider) checkAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 			p.log.ErrorContext(r.Context(), "broker: authorize", "err", err)
 			return p.page(c, http.StatusServiceUnavailable, pageUnavailable)
 		}
-		if !slices.Contains(a.RedirectURIs, r.Form.Get("redirect_uri")) {
+		if !redirectURIAllowed(a, r.Form.Get("redirect_uri")) {
 			return p.page(c, http.StatusBadRequest, pageBadRedirect)
 		}
 		if e := malformedAuthorize(r.Form); e != nil {

@@ -142,3 +142,52 @@ func checkFormPost(t *testing.T, h http.Header, body, action string, fields ...s
 		t.Errorf("form_post Cache-Control = %q, want no-store", h.Get("Cache-Control"))
 	}
 }
+
+// TestLoopbackRedirectAnyPort: a native app (public, PKCE) registers its
+// loopback redirect URI once and signs in on whatever port it got from
+// the system (RFC 8252 §7.3): the code comes to that port, and is
+// redeemed with that exact redirect_uri. A confidential application's
+// loopback URI still matches exactly.
+func TestLoopbackRedirectAnyPort(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	cli := n.app(store.Application{Public: true, RedirectURIs: []string{"http://127.0.0.1/callback"}})
+	web := n.app(store.Application{RedirectURIs: []string{"http://127.0.0.1/callback"}})
+	const asked = "http://127.0.0.1:53124/callback"
+	// The test broker listens on 127.0.0.1 too: stop at the app's path.
+	b := browser(t)
+	b.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
+		if r.URL.Path == "/callback" {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	verifier, challenge := pkce()
+	cli.Redirect = asked
+	resp := cli.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}})
+	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, asked+"?") {
+		t.Fatalf("status %d, location %q: want the code sent to %s", resp.StatusCode, loc, asked)
+	}
+	c := code(t, resp)
+	redeem := func(redirect string) (int, map[string]any) {
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {c}, "redirect_uri": {redirect},
+			"client_id": {cli.ID}, "code_verifier": {verifier}}
+		st, _, body := oauthCall{"POST", "/oauth/token", "application/x-www-form-urlencoded", form.Encode(), "", "", ""}.do(t, n.URL)
+		return st, body
+	}
+	if st, body := redeem("http://127.0.0.1:53125/callback"); st != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Fatalf("code redeemed with another port: %d %v, want 400 invalid_grant", st, body)
+	}
+	// That attempt spent the code: sign in again and redeem it rightly.
+	verifier, challenge = pkce()
+	c = code(t, cli.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
+	if st, body := redeem(asked); st != http.StatusOK || body["id_token"] == nil {
+		t.Fatalf("code redeemed with the redirect_uri it was sent to: %d %v, want 200 with an id_token", st, body)
+	}
+
+	web.Redirect = asked
+	resp = web.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}})
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+		t.Fatalf("confidential app, another port: status %d, location %q; want the error page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
