@@ -321,7 +321,8 @@ func TestOIDCRefusals(t *testing.T) {
 // TestOIDCForgedIDTokens: id_tokens the IdP's JWKS does not vouch for are
 // refused, however they are dressed: alg none, HS256 keyed with the client
 // secret (which the broker holds) or with the IdP's public key, the
-// IdP's kid on another key, an unknown kid; and an id_token issued to the
+// IdP's kid on another key, an unknown kid, the forger's key embedded
+// (jwk) or named by address (jku, x5u, never fetched); and an id_token issued to the
 // client among other audiences counts only when azp names the client.
 func TestOIDCForgedIDTokens(t *testing.T) {
 	e := newEnv(t, connectionstest.Options{})
@@ -366,6 +367,37 @@ func TestOIDCForgedIDTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := op.jwks.Keys[0].Key.(*rsa.PublicKey)
+	// Key-locating headers that name the forger's own key, by value (jwk)
+	// or at an address (jku, x5u): none may be followed. The forger's
+	// server counts every fetch.
+	var fetched atomic.Int32
+	forgerKeys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetched.Add(1)
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: other.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	}))
+	t.Cleanup(forgerKeys.Close)
+	signWithHeaders := func(kid string, embed bool, extra map[jose.HeaderKey]any) func(map[string]any) string {
+		return func(c map[string]any) string {
+			o := (&jose.SignerOptions{EmbedJWK: embed}).WithType("JWT")
+			for k, v := range extra {
+				o = o.WithHeader(k, v)
+			}
+			key := any(jose.JSONWebKey{Key: other, KeyID: kid})
+			if embed {
+				key = other // go-jose embeds the public half of a bare key
+			}
+			s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, o)
+			if err != nil {
+				t.Error(err)
+				return ""
+			}
+			tok, err := jwt.Signed(s).Claims(c).Serialize()
+			if err != nil {
+				t.Error(err)
+			}
+			return tok
+		}
+	}
 	for _, tc := range []struct {
 		name   string
 		sign   func(map[string]any) string
@@ -380,6 +412,10 @@ func TestOIDCForgedIDTokens(t *testing.T) {
 		{name: "the IdP's kid on another key", sign: signWith(jose.RS256, other, "k1")},
 		{name: "an unknown kid", sign: signWith(jose.RS256, other, "k2")},
 		{name: "no kid, another key", sign: signWith(jose.RS256, other, "")},
+		{name: "another key embedded as jwk", sign: signWithHeaders("", true, nil)},
+		{name: "jku naming the forger's keys", sign: signWithHeaders("k1", false, map[jose.HeaderKey]any{"jku": forgerKeys.URL})},
+		{name: "jku and an unknown kid", sign: signWithHeaders("k9", false, map[jose.HeaderKey]any{"jku": forgerKeys.URL})},
+		{name: "x5u naming the forger's certificate", sign: signWithHeaders("k1", false, map[jose.HeaderKey]any{"x5u": forgerKeys.URL})},
 		{name: "other audiences, no azp", tamper: func(c map[string]any) { c["aud"] = []string{"client-1", "client-2"} }},
 		{name: "other audiences, azp another client", tamper: func(c map[string]any) {
 			c["aud"], c["azp"] = []string{"client-1", "client-2"}, "client-2"
@@ -400,6 +436,9 @@ func TestOIDCForgedIDTokens(t *testing.T) {
 			}
 			if c.Err == nil || c.Res.Profile.Email != "" {
 				t.Fatalf("forged id_token accepted: %+v", c.Res.Profile)
+			}
+			if n := fetched.Load(); n > 0 {
+				t.Fatalf("the forger's key server was asked %d times", n)
 			}
 		})
 	}
