@@ -187,3 +187,42 @@ func TestFilterFindsWhatWasTrimmed(t *testing.T) {
 		e.do("POST", "/Users", userBody("ann@acme.com ", nil)).want(t, http.StatusConflict)
 	})
 }
+
+// TestNoPathKeysThatArePaths: the keys of a no-path PATCH value (Entra ID
+// sends them so) are paths, filters and schema URNs included, also inside
+// the core URN's wrapper: each sets what it names.
+func TestNoPathKeysThatArePaths(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		for _, tc := range []struct {
+			name  string
+			value map[string]any
+			path  string // where the new address must be
+		}{
+			{"filter path", map[string]any{`emails[type eq "work"].value`: "new@acme.com"}, "emails.0.value"},
+			{"qualified filter path", map[string]any{scim.SchemaUser + `:emails[type eq "work"].value`: "new@acme.com"}, "emails.0.value"},
+			{"filter on a dotted value", map[string]any{`emails[value eq "p.q@acme.com"].value`: "new@acme.com"}, "emails.0.value"},
+			{"wrapped filter path", map[string]any{scim.SchemaUser: map[string]any{`emails[type eq "work"].value`: "new@acme.com"}}, "emails.0.value"},
+			{"qualified enterprise attribute", map[string]any{scim.SchemaEnterpriseUser + ":department": "new@acme.com"}, scim.SchemaEnterpriseUser + ".department"},
+		} {
+			id := e.do("POST", "/Users", userBody("p.q@acme.com", nil)).want(t, http.StatusCreated).str("id")
+			r := e.do("PATCH", "/Users/"+id, map[string]any{"schemas": []string{scim.SchemaPatchOp},
+				"Operations": []any{map[string]any{"op": "Replace", "value": tc.value}}}).want(t, http.StatusOK)
+			var got any = r.body
+			if tc.path == scim.SchemaEnterpriseUser+".department" {
+				ext, _ := r.body[scim.SchemaEnterpriseUser].(map[string]any)
+				got = ext["department"]
+			} else {
+				got = lookup(r.body, tc.path)
+			}
+			if got != "new@acme.com" {
+				t.Fatalf("%s: %s is %v: %s", tc.name, tc.path, got, r.raw)
+			}
+			// The address changed, and nothing else of it.
+			if lookup(r.body, "emails.0.type") != "work" || lookup(r.body, "emails.0.primary") != true {
+				t.Fatalf("%s: the work address lost its type or primary: %s", tc.name, r.raw)
+			}
+			e.do("DELETE", "/Users/"+id, nil).want(t, http.StatusNoContent)
+		}
+	})
+}

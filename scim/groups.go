@@ -348,6 +348,10 @@ func splitMemberOpsApart(ops []patchOp) ([]memberOp, []patchOp, error) {
 			obj := op.Value.(map[string]any)
 			k, v, ok := getFold(obj, "members")
 			if !ok {
+				// Named by its schema URN (RFC 7644 §3.10).
+				k, v, ok = getFold(obj, SchemaGroup+":members")
+			}
+			if !ok {
 				rest = append(rest, op)
 				continue
 			}

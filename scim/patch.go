@@ -123,13 +123,12 @@ func (r *patchRequest) validate() error {
 	return nil
 }
 
-// unqualify reads the value of a no-path operation (or one whose path is
-// the core schema's URN alone, which names the whole resource) as a POST
-// body's attributes are read: the core schema's URN wrapping attributes,
-// and attributes named by their schema URN, are put where the schema puts
-// them. Otherwise {"urn:…:core:2.0:User": {"active": false}} was kept as an
-// extension of that name and the user stayed active, and a group's
-// "urn:…:core:2.0:Group:members" was dropped with the document's members.
+// unqualify reads an operation whose path is the core schema's URN alone,
+// which names the whole resource, as one without a path, and the
+// attributes a no-path value wraps in an object named by that URN as its
+// own. Otherwise {"urn:…:core:2.0:User": {"active": false}} was kept as an
+// extension of that name and the user stayed active. (Keys named by their
+// schema URN are paths, which applyOne resolves.)
 func (op *patchOp) unqualify(i int, core string) error {
 	if strings.EqualFold(op.Path, core) {
 		if op.Op == "remove" {
@@ -143,7 +142,7 @@ func (op *patchOp) unqualify(i int, core string) error {
 	if op.Path != "" {
 		return nil
 	}
-	if err := unqualify(op.Value.(map[string]any), core); err != nil {
+	if err := flattenCore(op.Value.(map[string]any), core); err != nil {
 		if e, ok := err.(*Error); ok {
 			e.Detail = fmt.Sprintf("Operations[%d]: %s", i, e.Detail)
 		}
