@@ -192,7 +192,9 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 		return nil, oidc.ErrInvalidRequest().WithDescription("public clients must use PKCE (code_challenge with S256)")
 	case req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256:
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
-	case req.CodeChallenge != "" && (len(req.CodeChallenge) != 43):
+	case req.CodeChallenge != "" && !isS256Challenge(req.CodeChallenge):
+		// No verifier can meet another challenge: refused here, the user
+		// does not sign in for a code that cannot be redeemed.
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge must be a base64url SHA-256 (43 characters)")
 	}
 	if !slices.Contains(req.Scopes, oidc.ScopeOpenID) {
@@ -263,6 +265,22 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 		return nil, &oidc.Error{ErrorType: errTemporarilyUnavailable, Description: "sign-in is temporarily unavailable; try again shortly", Parent: err}
 	}
 	return op.NewRedirect(p.loginURL(a.ID)), nil
+}
+
+// isS256Challenge reports whether c can be an S256 code_challenge (RFC 7636
+// §4.2): a SHA-256 in unpadded base64url, 43 characters of its alphabet.
+func isS256Challenge(c string) bool {
+	if len(c) != 43 {
+		return false
+	}
+	for i := range len(c) {
+		switch b := c[i]; {
+		case 'A' <= b && b <= 'Z', 'a' <= b && b <= 'z', '0' <= b && b <= '9', b == '-', b == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Provider) loginURL(id string) string {

@@ -89,6 +89,16 @@ func TestPKCERules(t *testing.T) {
 					}
 				}
 			})
+			t.Run("a challenge no S256 verifier can meet is refused at authorize", func(t *testing.T) {
+				for _, ch := range []string{strings.Repeat("a", 42), strings.Repeat("a", 44), challenge[:42] + "=",
+					challenge[:42] + "+", challenge[:42] + "/", challenge[:42] + "!", challenge[:42] + "."} {
+					bad := url.Values{"login_hint": {hint}, "code_challenge": {ch}, "code_challenge_method": {"S256"}}
+					loc, err := pub.authorize(t, browser(t), bad).Location()
+					if err != nil || loc.Query().Get("error") != "invalid_request" || loc.Query().Get("code") != "" {
+						t.Fatalf("code_challenge %q: %v %v, want invalid_request back at the app", ch, loc, err)
+					}
+				}
+			})
 			t.Run("public client without a challenge is refused at authorize", func(t *testing.T) {
 				loc, err := pub.authorize(t, browser(t), url.Values{"login_hint": {hint}}).Location()
 				if err != nil || loc.Query().Get("error") != "invalid_request" {
