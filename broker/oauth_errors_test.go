@@ -58,6 +58,7 @@ func TestOAuthErrors(t *testing.T) {
 	n.tenant("Acme", "acme.test", alice("acme.test"))
 	a := n.app(store.Application{})
 	pub := n.app(store.Application{Public: true, RedirectURIs: []string{"https://app.example/callback"}})
+	other := n.app(store.Application{})
 	const form = "application/x-www-form-urlencoded"
 	tok := a.login(t)
 	ended := a.login(t)
@@ -111,6 +112,10 @@ func TestOAuthErrors(t *testing.T) {
 		{"token: GET", oauthCall{"GET", broker.PathToken + "?grant_type=authorization_code&code=x", "", "", a.ID, a.Secret, ""}, 405, "invalid_request"},
 		{"token: PUT", oauthCall{"PUT", broker.PathToken, form, "grant_type=authorization_code", a.ID, a.Secret, ""}, 405, "invalid_request"},
 		{"token: basic and post at once", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x&client_id=" + a.ID + "&client_secret=" + a.Secret, a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"token: client_id disagrees with basic", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x&client_id=" + pub.ID, a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"token: client_id of another confidential client beside basic", oauthCall{"POST", broker.PathToken, form, "grant_type=refresh_token&refresh_token=" + url.QueryEscape(tok.RefreshToken) + "&client_id=" + other.ID, a.ID, a.Secret, ""}, 400, "invalid_request"},
+		{"token: client_id agrees with basic", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x&redirect_uri=" + url.QueryEscape(a.Redirect) + "&client_id=" + a.ID, a.ID, a.Secret, ""}, 400, "invalid_grant"},
+		{"revoke: client_id disagrees with basic", oauthCall{"POST", broker.PathRevoke, form, "token=x&client_id=" + pub.ID, a.ID, a.Secret, ""}, 400, "invalid_request"},
 		{"token: no client authentication", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x", "", "", ""}, 401, "invalid_client"},
 		{"token: unknown client", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x&client_id=app_nope&client_secret=x", "", "", ""}, 401, "invalid_client"},
 		{"token: wrong secret", oauthCall{"POST", broker.PathToken, form, "grant_type=authorization_code&code=x", a.ID, "wrong", ""}, 401, "invalid_client"},

@@ -68,6 +68,15 @@ func (p *Provider) checkOAuthRequest(next echo.HandlerFunc, token bool) echo.Han
 			if form.Has("client_secret") || form.Has("client_assertion") {
 				return writeOAuthError(c, http.StatusBadRequest, errInvalidRequest, "the client authenticated with more than one method")
 			}
+			// A client_id beside Basic credentials (x/oauth2 and others send
+			// both) must name the same client, as at introspection: op
+			// acted for the Basic one and ignored the other.
+			id, _, _ := r.BasicAuth()
+			if post := form.Get("client_id"); post != "" {
+				if basicID, _ := url.QueryUnescape(id); post != basicID {
+					return writeOAuthError(c, http.StatusBadRequest, errInvalidRequest, "client_id differs from the client of the Authorization header")
+				}
+			}
 		} else if form.Get("client_id") == "" {
 			return writeOAuthError(c, http.StatusUnauthorized, errInvalidClient, "client authentication is required (client_secret_basic, client_secret_post, or client_id for public clients)")
 		}
