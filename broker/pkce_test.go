@@ -2,6 +2,8 @@ package broker_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"net/url"
 	"strings"
@@ -81,6 +83,28 @@ func TestPKCERules(t *testing.T) {
 				})
 			}
 
+			// RFC 7636 §4.1: a verifier is 43 to 128 unreserved characters;
+			// one of another form is refused even when its hash is the
+			// challenge, and spends the code like any refused verifier.
+			t.Run("a verifier of the wrong form is refused", func(t *testing.T) {
+				for _, v := range []string{strings.Repeat("a", 42), strings.Repeat("a", 129), strings.Repeat("a+/=", 11),
+					strings.Repeat("a ", 22), strings.Repeat("é", 22)} {
+					sum := sha256.Sum256([]byte(v))
+					ch := base64.RawURLEncoding.EncodeToString(sum[:])
+					c := code(t, pub.authorize(t, browser(t), url.Values{"login_hint": {hint}, "code_challenge": {ch}, "code_challenge_method": {"S256"}}))
+					_, err := pub.Conf.Exchange(context.Background(), c, oauth2.VerifierOption(v))
+					var re *oauth2.RetrieveError
+					if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+						t.Fatalf("verifier %q (%d bytes): %v, want invalid_grant", v, len(v), err)
+					}
+				}
+				for _, v := range []string{strings.Repeat("a", 43), strings.Repeat("a", 128), strings.Repeat("~._-", 11)} {
+					sum := sha256.Sum256([]byte(v))
+					ch := base64.RawURLEncoding.EncodeToString(sum[:])
+					c := code(t, pub.authorize(t, browser(t), url.Values{"login_hint": {hint}, "code_challenge": {ch}, "code_challenge_method": {"S256"}}))
+					pub.exchange(t, c, oauth2.VerifierOption(v))
+				}
+			})
 			t.Run("plain is refused at authorize", func(t *testing.T) {
 				for _, a := range []*app{conf, pub} {
 					loc, err := a.authorize(t, browser(t), plain).Location()

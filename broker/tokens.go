@@ -150,6 +150,11 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 		// its proof (RFC 7636 §4.6, OAuth 2.1 §4.1.3): invalid_grant, as
 		// the mismatch already was, not op's invalid_request for the
 		// first two. The code is spent either way.
+		if v := r.Data.CodeVerifier; v != "" && !isCodeVerifier(v) {
+			// RFC 7636 §4.1: whatever its hash, a verifier outside 43 to
+			// 128 unreserved characters is not one (op only hashes it).
+			return nil, oidc.ErrInvalidGrant().WithDescription("code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~")
+		}
 		if err := op.AuthorizeCodeChallenge(r.Data.CodeVerifier, challenge(g.Challenge)); err != nil {
 			desc := "code_verifier does not match the authorization request's code_challenge"
 			if oe, ok := errors.AsType[*oidc.Error](err); ok && oe.Description != "" {
@@ -202,6 +207,22 @@ func (p *Provider) addAppFamily(ctx context.Context, g grant, f sessions.Family,
 		return nil
 	}
 	return p.families.StartFamily(ctx, f)
+}
+
+// isCodeVerifier reports whether v has the form RFC 7636 §4.1 gives a
+// code_verifier: 43 to 128 unreserved characters.
+func isCodeVerifier(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for i := range len(v) {
+		switch b := v[i]; {
+		case 'A' <= b && b <= 'Z', 'a' <= b && b <= 'z', '0' <= b && b <= '9', b == '-', b == '.', b == '_', b == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func challenge(c string) *oidc.CodeChallenge {
