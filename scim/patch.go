@@ -174,7 +174,7 @@ func parseTarget(path string, coreSchema string) (target, error) {
 	case strings.EqualFold(p.URI, SchemaEnterpriseUser):
 		t.ext = SchemaEnterpriseUser
 	default:
-		t.ext = strings.ToLower(p.URI)
+		t.ext = p.URI // found ignoring case (container), created as sent
 	}
 	if t.ext == "" {
 		switch strings.ToLower(t.attr) {

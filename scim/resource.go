@@ -45,16 +45,23 @@ var serverOwned = map[string]bool{"id": true, "meta": true, "groups": true, "pas
 
 // canonicalize renames known attributes to their canonical case,
 // recursively, and refuses an attribute given twice under two spellings.
+// An extension URN the server does not know keeps the case it was sent in
+// (a client reads its extension back under the URN it wrote), and is
+// compared ignoring case (getFold), as attribute names are.
 func canonicalize(v any) (any, error) {
 	switch v := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(v))
+		urns := map[string]bool{}
 		for k, x := range v {
 			name := k
 			if c, ok := canonical[strings.ToLower(k)]; ok {
 				name = c
-			} else if strings.HasPrefix(strings.ToLower(k), "urn:") {
-				name = strings.ToLower(k) // unknown extension URNs compare case-insensitively too
+			} else if lk := strings.ToLower(k); strings.HasPrefix(lk, "urn:") {
+				if urns[lk] {
+					return nil, badSyntax("attribute %q is given twice", k)
+				}
+				urns[lk] = true
 			}
 			if _, dup := out[name]; dup {
 				return nil, badSyntax("attribute %q is given twice", name)

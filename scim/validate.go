@@ -113,7 +113,7 @@ func checkSchemas(d doc, core string, known ...string) error {
 		case strings.EqualFold(s, core):
 			hasCore = true
 		case containsFold(known, s), containsFold(clientSchemas, s):
-		case d[strings.ToLower(s)] != nil && strings.HasPrefix(strings.ToLower(s), "urn:"):
+		case strings.HasPrefix(strings.ToLower(s), "urn:") && hasFold(d, s):
 			// A custom extension whose attributes the body carries.
 		default:
 			return badValue("unknown schema %q", s)
@@ -123,6 +123,12 @@ func checkSchemas(d doc, core string, known ...string) error {
 		return badValue("schemas must include %s", core)
 	}
 	return nil
+}
+
+// hasFold reports whether d holds key, ignoring case, with a value.
+func hasFold(d doc, key string) bool {
+	_, v, ok := getFold(d, key)
+	return ok && v != nil
 }
 
 // userStrings are the core User attributes of type string (RFC 7643 §4.1).
