@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,9 +79,17 @@ var algs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256}
 
 // verify checks token's signature and typ header and decodes its claims
 // into dst. It does not look at exp: callers decide (revocation accepts
-// expired tokens).
+// expired tokens). Only the compact form the broker issues is read: the
+// JSON serialization of the same signature carries an unprotected header
+// of any size and content, so one token would make endless distinct
+// strings, each kept by the verified-token cache (seen) under its own
+// text, and header fields no signature covers. For the same reason the
+// compact form must be written as the broker writes it (canonical).
 func (v *verifier) verify(token, typ string, dst any) error {
-	jws, err := jose.ParseSigned(token, algs)
+	if !canonical(token) {
+		return errBadToken
+	}
+	jws, err := jose.ParseSignedCompact(token, algs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return errBadToken
 	}
@@ -159,4 +169,32 @@ func (v *verifier) verifyAccess(token string, now int64) (*verifiedAccess, error
 	v.seen[token] = e
 	v.seenMu.Unlock()
 	return e, nil
+}
+
+// canonical reports whether token is three base64url parts written as
+// an encoder writes them. Decoding is lenient: it skips line breaks and
+// ignores the unused low bits of a part's last character, so without
+// this one signed token had any number of spellings that all verify.
+func canonical(token string) bool {
+	n := 0
+	for part := range strings.SplitSeq(token, ".") {
+		n++
+		if n > 3 || !canonicalPart(part) {
+			return false
+		}
+	}
+	return n == 3
+}
+
+func canonicalPart(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	// With only the alphabet left, what remains is the length (a
+	// remainder of one character is no encoding) and the unused bits.
+	_, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	return err == nil
 }
