@@ -31,8 +31,9 @@ type RedisOptions struct {
 //
 //	ses:{id}                 hash, one session (with an "a:{client}" field per
 //	                         application that got tokens in it and an
-//	                         "r:{client}" field per revoked grant), expires
-//	                         with it
+//	                         "r:{client}" field per revoked grant, whose
+//	                         first moves "exp" to "xp": see fKeptExpiry),
+//	                         expires with it
 //	user:{tenant}:{user}     set of session IDs
 //	tenant:{tenant}          set of session IDs
 //	conn:{tenant}:{conn}     set of session IDs
@@ -133,6 +134,14 @@ const (
 	fRevoked  = "r:" // prefix: "r:{client_id}", when that grant was revoked, unix ms
 )
 
+// fKeptExpiry, a session hash field, holds the session's expiry once a grant in it was
+// revoked (RevokeClient), which sets fExpires to 0. Versions before
+// grant revocation read fExpires alone: to a node of such a version,
+// still serving during a rolling upgrade, the session has ended, as
+// its own token revocation would have ended it. Otherwise it would
+// know nothing of the revocation and vouch for the revoked tokens.
+const fKeptExpiry = "xp"
+
 // luaApplied counts one revocation applied: see luaRevoke.
 const luaApplied = `
 local function applied(prefix)
@@ -189,8 +198,9 @@ return 1
 `)
 
 // revokeClientScript records the revocation of one application's grant
-// in a live session, keeping the latest time, and announces it in the same
-// step, so that no node keeps a cached copy without it.
+// in a live session, keeping the latest time, moves the session's expiry
+// out of the older versions' sight (fKeptExpiry), and announces it in the
+// same step, so that no node keeps a cached copy without it.
 // KEYS: ses. ARGV: channel, field, unix ms, id, client, prefix.
 var revokeClientScript = redis.NewScript(luaApplied + `
 applied(ARGV[6])
@@ -198,6 +208,9 @@ local t = redis.call('HGET', KEYS[1], 't')
 if not t then return 0 end
 local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
 if tonumber(ARGV[3]) > cur then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
+if redis.call('HEXISTS', KEYS[1], '` + fKeptExpiry + `') == 0 then
+  redis.call('HSET', KEYS[1], '` + fKeptExpiry + `', redis.call('HGET', KEYS[1], '` + fExpires + `') or '0', '` + fExpires + `', '0')
+end
 redis.call('PUBLISH', ARGV[1], cjson.encode({session_ids = {ARGV[4]}, tenant_id = t, client_id = ARGV[5], reason = 'client'}))
 return 1
 `)
@@ -344,7 +357,11 @@ func decodeSession(h map[string]string) (Session, error) {
 		ACR:          h[fACR],
 	}
 	at, err1 := strconv.ParseInt(h[fAuthTime], 10, 64)
-	exp, err2 := strconv.ParseInt(h[fExpires], 10, 64)
+	expField := h[fExpires]
+	if v, ok := h[fKeptExpiry]; ok {
+		expField = v
+	}
+	exp, err2 := strconv.ParseInt(expField, 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
 		return Session{}, fmt.Errorf("corrupt session hash: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +177,70 @@ func TestSubscribeStops(t *testing.T) {
 				t.Errorf("%d goroutines after the subscriptions ended, want at most %d", n, before)
 			}
 		})
+	}
+}
+
+// TestRevokedGrantEndsSessionForOlderVersions: a session hash as the
+// version before grant revocation wrote it (no fields of later versions)
+// has one application's grant revoked. A node of that version, still
+// serving during a rolling upgrade, reads only "exp" (unix ns) and must
+// find the session ended, as its own token revocation ended it: it knows
+// nothing of per-application revocations and would otherwise vouch for the
+// revoked tokens. This version still reads the session, live until its
+// real expiry, with the grant revoked; revoking again keeps that expiry;
+// the key's TTL is unchanged.
+func TestRevokedGrantEndsSessionForOlderVersions(t *testing.T) {
+	c := sessionstest.Redis(t)
+	p := sessionstest.Prefix(t, c)
+	r := sessions.NewRedis(c, sessions.RedisOptions{Prefix: p})
+	ctx := t.Context()
+	now := time.Now()
+	exp := now.Add(time.Hour)
+	key := p + "ses:ses_old"
+	// The hash and indexes as the previous version's create script wrote them.
+	if err := c.HSet(ctx, key, "id", "ses_old", "t", "tnt_a", "u", "usr_1", "c", "conn_1",
+		"at", strconv.FormatInt(now.UnixNano(), 10), "exp", strconv.FormatInt(exp.UnixNano(), 10),
+		"cr", strconv.FormatInt(now.UnixMilli(), 10), "a:app_a", "1", "a:app_b", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.PExpireAt(ctx, key, exp)
+	c.SAdd(ctx, p+"user:tnt_a:usr_1", "ses_old")
+	c.SAdd(ctx, p+"tenant:tnt_a", "ses_old")
+
+	oldReaderSeesLive := func() bool {
+		raw, err := c.HGet(ctx, key, "exp").Result()
+		if err != nil {
+			return false // gone: ended for every version
+		}
+		ns, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			t.Fatalf("exp = %q: the previous version cannot parse it (%v) and would fail, not end, the session", raw, err)
+		}
+		return time.Now().Before(time.Unix(0, ns))
+	}
+	if s, err := r.Get(ctx, "ses_old"); err != nil || s.ExpiresAt.UnixNano() != exp.UnixNano() || !oldReaderSeesLive() {
+		t.Fatalf("before the revocation: %+v, %v (old reader sees it live: %v)", s, err, oldReaderSeesLive())
+	}
+	for range 2 {
+		if err := r.RevokeClient(ctx, "ses_old", "app_a", now); err != nil {
+			t.Fatal(err)
+		}
+		if oldReaderSeesLive() {
+			t.Error("a node of the previous version still reads the session as live after a grant in it was revoked")
+		}
+		s, err := r.Get(ctx, "ses_old")
+		if err != nil {
+			t.Fatalf("Get after the grant's revocation: %v; want the session live", err)
+		}
+		if s.ExpiresAt.UnixNano() != exp.UnixNano() || !s.GrantRevoked("app_a", now.Unix()) || s.GrantRevoked("app_b", now.Unix()) {
+			t.Errorf("after the grant's revocation: expires %v (want %v), revoked %v", s.ExpiresAt, exp, s.Revoked)
+		}
+		live, err := r.ListUser(ctx, "tnt_a", "usr_1")
+		if err != nil || len(live) != 1 {
+			t.Errorf("ListUser = %d sessions, %v; want the session", len(live), err)
+		}
+		if ttl := c.PTTL(ctx, key).Val(); ttl <= 59*time.Minute {
+			t.Errorf("PTTL = %v; want the session's hour", ttl)
+		}
 	}
 }
