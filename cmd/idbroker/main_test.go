@@ -29,6 +29,11 @@ import (
 // flags (-race) as the tests themselves.
 const childEnv = "IDBROKER_TEST_RUN_MAIN"
 
+// binaryEnv, in a child's env map, names another idbroker binary to run
+// instead of this test binary (an earlier release, in the upgrade tests);
+// it is not passed on to the child.
+const binaryEnv = "IDBROKER_TEST_BINARY"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		main()
@@ -63,7 +68,11 @@ func (s *syncBuffer) String() string {
 // top of this process's environment minus every IDBROKER_ and OTEL_
 // variable (so a developer's own settings cannot leak into a test).
 func childCommand(ctx context.Context, env map[string]string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	prog := os.Args[0]
+	if p := env[binaryEnv]; p != "" {
+		prog = p
+	}
+	cmd := exec.CommandContext(ctx, prog, args...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "IDBROKER_") && !strings.HasPrefix(kv, "OTEL_") {
 			cmd.Env = append(cmd.Env, kv)
@@ -71,7 +80,9 @@ func childCommand(ctx context.Context, env map[string]string, args ...string) *e
 	}
 	cmd.Env = append(cmd.Env, childEnv+"=1")
 	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		if k != binaryEnv {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
 	}
 	return cmd
 }
@@ -156,7 +167,10 @@ var errPortTaken = errors.New("port taken")
 
 func tryStartBroker(t *testing.T, env map[string]string, args ...string) (*node, error) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := env[envListen] // a node restarted where it was (the upgrade tests)
+	if addr == "" {
+		addr = freeAddr(t)
+	}
 	full := map[string]string{
 		envListen: addr,
 		envIssuer: "http://" + addr,

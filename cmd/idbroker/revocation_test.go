@@ -221,6 +221,13 @@ func (c *rpClient) login(email string) tokens {
 // authorize runs the code flow for email through the dev IdP up to the
 // authorization code.
 func (c *rpClient) authorize(email string) string {
+	c.t.Helper()
+	return c.authorizeVia(nil, email)
+}
+
+// authorizeVia is authorize with the browser's requests sent through rt
+// (nil: the default transport).
+func (c *rpClient) authorizeVia(rt http.RoundTripper, email string) string {
 	t := c.t
 	t.Helper()
 	var jar http.CookieJar = c.jar
@@ -228,7 +235,7 @@ func (c *rpClient) authorize(email string) string {
 		jar, _ = cookiejar.New(nil)
 	}
 	var code string
-	br := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+	br := &http.Client{Jar: jar, Transport: rt, Timeout: 10 * time.Second, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
 		if r.URL.Host == "app.example" {
 			code = r.URL.Query().Get("code")
 			return http.ErrUseLastResponse
