@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -159,4 +161,106 @@ func schemaOf(t *testing.T, c *pgx.Conn) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestDowngradeRunbookTurnsGrantRevocations follows "Rolling back" in
+// docs/reference/operations.md: before an older version (one without
+// per-application grant revocation, migration 0093) starts on the
+// database, the page's statements turn every queued and kept grant
+// revocation into the end of its session, which is what the older version
+// recorded for a token revocation. Left as they are, the older version
+// cannot replay them and never trusts its session store again.
+func TestDowngradeRunbookTurnsGrantRevocations(t *testing.T) {
+	ctx := context.Background()
+	pgSQL, liteSQL := downgradeStatements(t)
+	for _, dialect := range []string{"postgres", "sqlite"} {
+		t.Run(dialect, func(t *testing.T) {
+			var db *DB
+			var exec func(q string) error
+			if dialect == "postgres" {
+				url := testMigratedPostgresURL(t)
+				db = openTestDB(t, url)
+				c, err := pgx.Connect(ctx, url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close(ctx)
+				exec = func(q string) error { _, err := c.Exec(ctx, q); return err }
+			} else {
+				db = openTestDB(t, "sqlite://"+filepath.Join(t.TempDir(), "down.db"))
+				exec = func(q string) error { _, err := db.d.(*sqliteDB).w.ExecContext(ctx, q); return err }
+			}
+			grant := Revocation{Kind: RevokeClientGrant, TenantID: "tnt_a", SubjectID: "ses_1 app_1", Reason: "token revoked"}
+			if err := db.KeepRevocation(ctx, grant); err != nil {
+				t.Fatal(err)
+			}
+			queued := grant
+			queued.SubjectID = "ses_2 app_1" // queued, and kept as well
+			if _, err := db.RecordRevocation(ctx, queued); err != nil {
+				t.Fatal(err)
+			}
+			user := Revocation{Kind: RevokeUser, TenantID: "tnt_a", SubjectID: "usr_1", Reason: "scim"}
+			if err := db.KeepRevocation(ctx, user); err != nil {
+				t.Fatal(err)
+			}
+			stmts := pgSQL
+			if dialect == "sqlite" {
+				stmts = liteSQL
+			}
+			for _, q := range stmts {
+				if err := exec(q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			pending, err := db.PendingRevocations(ctx, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept, err := db.KeptRevocations(ctx, time.Now().Add(-time.Hour), 0, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range pending {
+				got = append(got, "queued "+string(r.Kind)+" "+r.SubjectID)
+			}
+			for _, r := range kept {
+				got = append(got, "kept "+string(r.Kind)+" "+r.SubjectID)
+			}
+			want := []string{"queued session ses_2", "kept session ses_1", "kept session ses_2", "kept user usr_1"}
+			if !slices.Equal(got, want) {
+				t.Errorf("after the runbook: %q; want %q", got, want)
+			}
+		})
+	}
+}
+
+// downgradeStatements are the page's statements for a rollback, for
+// PostgreSQL and for SQLite.
+func downgradeStatements(t *testing.T) (pg, lite []string) {
+	t.Helper()
+	page, err := os.ReadFile("../docs/reference/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, block := range regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(string(page), -1) {
+		if !strings.Contains(block[1], "kind = 'client'") {
+			continue
+		}
+		var stmts []string
+		for _, q := range strings.Split(block[1], ";") {
+			if q = strings.TrimSpace(q); q != "" {
+				stmts = append(stmts, q)
+			}
+		}
+		if strings.Contains(block[1], "split_part") {
+			pg = stmts
+		} else {
+			lite = stmts
+		}
+	}
+	if len(pg) != 2 || len(lite) != 2 {
+		t.Fatalf("operations.md: %d PostgreSQL and %d SQLite statements turning grant revocations, want 2 each", len(pg), len(lite))
+	}
+	return pg, lite
 }
