@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"maps"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
@@ -317,6 +320,50 @@ func checkOldTokens(t *testing.T, n *node, f *upgradeFixture) {
 	}
 }
 
+// rollBack runs the statements "Rolling back" in operations.md gives for
+// the database at url.
+func rollBack(t *testing.T, url string) {
+	t.Helper()
+	page, err := os.ReadFile("../../docs/reference/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := strings.HasPrefix(url, "postgres")
+	var stmts []string
+	for _, block := range regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(string(page), -1) {
+		if strings.Contains(block[1], "kind = 'client'") && strings.Contains(block[1], "split_part") == pg {
+			stmts = strings.Split(block[1], ";")
+		}
+	}
+	if len(stmts) == 0 {
+		t.Fatal("operations.md gives no statements for a rollback")
+	}
+	ctx := context.Background()
+	var exec func(string) error
+	if pg {
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		exec = func(q string) error { _, err := c.Exec(ctx, q); return err }
+	} else {
+		db, err := sql.Open("sqlite", strings.TrimPrefix(url, "sqlite://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		exec = func(q string) error { _, err := db.ExecContext(ctx, q); return err }
+	}
+	for _, q := range stmts {
+		if q = strings.TrimSpace(q); q != "" {
+			if err := exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+}
+
 // checkDowngraded: the old binary, started again on what the new one
 // migrated and wrote, signs users in, and its tokens work.
 func checkDowngraded(t *testing.T, n *node, env map[string]string, f *upgradeFixture) {
@@ -360,8 +407,9 @@ func TestUpgradeInPlace(t *testing.T) {
 			b := startBroker(t, env, "--dev")
 			checkUpgraded(t, b, env, f)
 			b.stop()
-			// Rolled back: the old binary on what the new one migrated
-			// and wrote.
+			// Rolled back as the page says: the old binary on what the
+			// new one migrated and wrote.
+			rollBack(t, env[envDatabaseURL])
 			a = startBroker(t, oldEnv, "--dev")
 			checkDowngraded(t, a, oldEnv, f)
 			a.stop()
@@ -534,6 +582,32 @@ func TestRollingUpgrade(t *testing.T) {
 			}
 		})
 	}
+	t.Run("operator changes on both", func(t *testing.T) {
+		// Each node writes the tenants' and the vendor's own audit chains.
+		for i, n := range []*node{a, b, a, b} {
+			var tn tenantJSON
+			if code := n.do("POST", "/api/v1/tenants", e2eBootstrapKey, map[string]any{"name": "Rolling " + strconv.Itoa(i)}, &tn); code != http.StatusCreated {
+				t.Fatalf("POST /tenants = %d", code)
+			}
+			if code := n.do("PATCH", "/api/v1/tenants/"+tn.ID, e2eBootstrapKey, map[string]any{"name": "Rolled " + strconv.Itoa(i)}, nil); code != http.StatusOK {
+				t.Fatalf("PATCH tenant = %d", code)
+			}
+			var app struct {
+				ClientID string `json:"client_id"`
+			}
+			if code := n.do("POST", "/api/v1/applications", e2eBootstrapKey, map[string]any{"name": "R" + strconv.Itoa(i), "redirect_uris": []string{"https://app.example/cb"}}, &app); code != http.StatusCreated {
+				t.Fatalf("POST /applications = %d", code)
+			}
+			if code := n.do("DELETE", "/api/v1/applications/"+app.ClientID, e2eBootstrapKey, nil, nil); code/100 != 2 {
+				t.Fatalf("DELETE application = %d", code)
+			}
+		}
+		for name, e := range map[string]map[string]string{"new": env, "old": oldEnv} {
+			if out, errOut, code := runBinary(t, e, "audit", "verify"); code != 0 {
+				t.Errorf("%s binary: audit verify after both versions wrote = %d\n%s\n%s", name, code, out, errOut)
+			}
+		}
+	})
 	t.Run("webhook deliveries once", func(t *testing.T) {
 		before := f.hook.waitType(t, "dsync.user.created", 0)
 		for i := range 10 {
