@@ -3,8 +3,11 @@ package scim_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -223,6 +226,49 @@ func TestNoPathKeysThatArePaths(t *testing.T) {
 				t.Fatalf("%s: the work address lost its type or primary: %s", tc.name, r.raw)
 			}
 			e.do("DELETE", "/Users/"+id, nil).want(t, http.StatusNoContent)
+		}
+	})
+}
+
+// TestListedExtensionWithoutAttributes: schemas may list a client's own
+// extension whose attributes this body does not carry (a user with none of
+// them set, a PUT clearing them with null): it was refused as an unknown
+// schema at every sync. An attribute named by such an extension's URN goes
+// into its object, with the case it was sent in.
+func TestListedExtensionWithoutAttributes(t *testing.T) {
+	const ext = "urn:ietf:params:scim:schemas:extension:Acme:2.0:User"
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		for i, tc := range []struct {
+			name  string
+			extra map[string]any
+			want  any // the extension's object in the answer
+		}{
+			{"listed, absent", nil, nil},
+			{"listed, null", map[string]any{ext: nil}, nil},
+			{"listed, empty", map[string]any{ext: map[string]any{}}, nil},
+			{"listed, qualified attribute", map[string]any{ext + ":costCenter": "7"}, map[string]any{"costCenter": "7"}},
+			{"listed in another case, qualified attribute", map[string]any{strings.ToLower(ext) + ":costCenter": "7", ext: map[string]any{"floor": "3"}},
+				map[string]any{"costCenter": "7", "floor": "3"}},
+		} {
+			body := map[string]any{"schemas": []string{scim.SchemaUser, ext}, "userName": fmt.Sprintf("ext%d@acme.com", i), "active": false}
+			for k, v := range tc.extra {
+				body[k] = v
+			}
+			r := e.do("POST", "/Users", body).want(t, http.StatusCreated)
+			if !reflect.DeepEqual(r.body[ext], tc.want) {
+				t.Fatalf("%s: extension %v, want %v: %s", tc.name, r.body[ext], tc.want, r.raw)
+			}
+			wantSchemas := []any{scim.SchemaUser}
+			if tc.want != nil {
+				wantSchemas = append(wantSchemas, ext)
+			}
+			if !reflect.DeepEqual(r.body["schemas"], wantSchemas) {
+				t.Fatalf("%s: schemas %v, want %v", tc.name, r.body["schemas"], wantSchemas)
+			}
+			// The same body again by PUT, deactivating: accepted too.
+			body["active"] = false
+			e.do("PUT", "/Users/"+r.str("id"), body).want(t, http.StatusOK)
 		}
 	})
 }

@@ -109,31 +109,52 @@ func inputDoc(body doc, core string) (doc, error) {
 // URN (RFC 7644 §3.10: urn:…:enterprise:2.0:User:department, urn:…:core:
 // 2.0:User:name.givenName) to where the schema puts it: in the extension's
 // object, or among the core attributes. Left as it was, it read as an
-// extension of its own, which schemas then named.
+// extension of its own, which schemas then named. The extensions are the
+// enterprise one for a User and those the body's schemas list.
 func unqualify(d doc, core string) error {
 	if err := flattenCore(d, core); err != nil {
 		return err
 	}
-	prefixes := []struct{ urn, into string }{{core, ""}}
+	type prefix struct{ urn, into string }
+	prefixes := []prefix{{core, ""}}
 	if core == SchemaUser {
-		prefixes = append(prefixes, struct{ urn, into string }{SchemaEnterpriseUser, SchemaEnterpriseUser})
+		prefixes = append(prefixes, prefix{SchemaEnterpriseUser, SchemaEnterpriseUser})
 	}
-	for k, v := range d {
+	listed, _ := d["schemas"].([]any)
+	for _, x := range listed {
+		if urn, ok := x.(string); ok && strings.HasPrefix(strings.ToLower(urn), "urn:") &&
+			!slices.ContainsFunc(prefixes, func(p prefix) bool { return strings.EqualFold(p.urn, urn) }) {
+			prefixes = append(prefixes, prefix{urn, urn})
+		}
+	}
+	// The longest first: urn:a:User:x belongs to urn:a:User, not to urn:a.
+	slices.SortStableFunc(prefixes, func(a, b prefix) int { return len(b.urn) - len(a.urn) })
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		v := d[k]
 		for _, p := range prefixes {
-			rest, ok := strings.CutPrefix(strings.ToLower(k), strings.ToLower(p.urn)+":")
-			if !ok || rest == "" {
+			n := len(p.urn) + 1
+			if len(k) <= n || !strings.EqualFold(k[:n], p.urn+":") {
 				continue
 			}
+			rest := k[n:]
 			delete(d, k)
 			m := d
 			if p.into != "" {
-				ext, _ := d[p.into].(map[string]any)
+				into, cur, _ := getFold(d, p.into)
+				if into == "" {
+					into = p.into
+				}
+				ext, _ := cur.(map[string]any)
 				if ext == nil {
-					if d[p.into] != nil {
+					if cur != nil {
 						return badSyntax("%s must be an object", p.into)
 					}
 					ext = map[string]any{}
-					d[p.into] = ext
+					d[into] = ext
 				}
 				m = ext
 			}

@@ -91,9 +91,13 @@ var clientSchemas = []string{
 }
 
 // checkSchemas requires the resource's "schemas" to list its core schema
-// and nothing unknown: an extension is known when it is one the server
-// publishes (known), one a real client is known to send (clientSchemas),
-// or the body carries its attributes under its URN.
+// and, beside it, only extensions: one the server publishes (known), one a
+// real client is known to send (clientSchemas), or any other URN, a
+// client's own extension, whether or not this body carries attributes of
+// it. A client lists the extensions its mapping has, and a user with none
+// of their attributes set (or a PUT that clears them, sending null) was
+// refused as an "unknown schema" at every sync. Another resource's core
+// schema and SCIM's message URNs are not extensions.
 func checkSchemas(d doc, core string, known ...string) error {
 	v, ok := d["schemas"]
 	if !ok || v == nil {
@@ -113,8 +117,7 @@ func checkSchemas(d doc, core string, known ...string) error {
 		case strings.EqualFold(s, core):
 			hasCore = true
 		case containsFold(known, s), containsFold(clientSchemas, s):
-		case strings.HasPrefix(strings.ToLower(s), "urn:") && hasFold(d, s):
-			// A custom extension whose attributes the body carries.
+		case isExtensionURN(s):
 		default:
 			return badValue("unknown schema %q", s)
 		}
@@ -125,10 +128,19 @@ func checkSchemas(d doc, core string, known ...string) error {
 	return nil
 }
 
-// hasFold reports whether d holds key, ignoring case, with a value.
-func hasFold(d doc, key string) bool {
-	_, v, ok := getFold(d, key)
-	return ok && v != nil
+// isExtensionURN: s may name a client's own schema extension: a URN, not
+// one of SCIM's core resource schemas or API messages.
+func isExtensionURN(s string) bool {
+	ls := strings.ToLower(s)
+	if !strings.HasPrefix(ls, "urn:") || len(ls) == len("urn:") || strings.ContainsAny(s, " \t\r\n") {
+		return false
+	}
+	for _, reserved := range []string{"urn:ietf:params:scim:schemas:core:", "urn:ietf:params:scim:api:"} {
+		if strings.HasPrefix(ls, reserved) {
+			return false
+		}
+	}
+	return true
 }
 
 // userStrings are the core User attributes of type string (RFC 7643 §4.1).
