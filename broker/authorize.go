@@ -190,6 +190,10 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 	switch {
 	case req.CodeChallenge == "" && cl.app.Public:
 		return nil, oidc.ErrInvalidRequest().WithDescription("public clients must use PKCE (code_challenge with S256)")
+	case req.CodeChallenge == "" && req.CodeChallengeMethod != "":
+		// A client that names a method believes it uses PKCE: its code
+		// would be redeemed without the verifier it keeps.
+		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method without code_challenge")
 	case req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256:
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
 	case req.CodeChallenge != "" && !isS256Challenge(req.CodeChallenge):

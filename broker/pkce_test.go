@@ -123,6 +123,12 @@ func TestPKCERules(t *testing.T) {
 					}
 				}
 			})
+			t.Run("a method without a challenge is refused at authorize", func(t *testing.T) {
+				loc, err := conf.authorize(t, browser(t), url.Values{"login_hint": {hint}, "code_challenge_method": {"S256"}}).Location()
+				if err != nil || loc.Query().Get("error") != "invalid_request" || loc.Query().Get("code") != "" {
+					t.Fatalf("code_challenge_method alone: %v %v, want invalid_request back at the app", loc, err)
+				}
+			})
 			t.Run("public client without a challenge is refused at authorize", func(t *testing.T) {
 				loc, err := pub.authorize(t, browser(t), url.Values{"login_hint": {hint}}).Location()
 				if err != nil || loc.Query().Get("error") != "invalid_request" {
