@@ -57,9 +57,13 @@ func TestCoreSchemaWrapperDeprovisions(t *testing.T) {
 		{"PUT, the core URN wrapping a string", http.MethodPut, func(u string) any {
 			return map[string]any{"schemas": []string{scim.SchemaUser}, "userName": u, scim.SchemaUser: "inactive"}
 		}, http.StatusBadRequest},
-		{"PUT, an attribute both wrapped and not", http.MethodPut, func(u string) any {
-			return map[string]any{"schemas": []string{scim.SchemaUser}, "userName": u, "active": false, scim.SchemaUser: map[string]any{"active": false}}
+		{"PUT, an attribute both wrapped and not, two values", http.MethodPut, func(u string) any {
+			return map[string]any{"schemas": []string{scim.SchemaUser}, "userName": u, "active": false, scim.SchemaUser: map[string]any{"active": true}}
 		}, http.StatusBadRequest},
+		{"PUT, the whole user both wrapped and not", http.MethodPut, func(u string) any {
+			inner := map[string]any{"schemas": []string{scim.SchemaUser}, "userName": u, "active": false, "displayName": "Wrapped"}
+			return map[string]any{"schemas": []string{scim.SchemaUser}, "userName": u, "active": false, scim.SchemaUser: inner}
+		}, http.StatusOK},
 	}
 	eachBackend(t, func(t *testing.T, st *store.DB) {
 		ss := sessions.NewMemory()

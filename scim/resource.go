@@ -201,7 +201,8 @@ func flattenCore(d doc, core string) error {
 		}
 		delete(d, k)
 		for ik, iv := range inner {
-			if _, dup := d[ik]; dup {
+			// The same value both wrapped and not says one thing.
+			if cur, dup := d[ik]; dup && !reflect.DeepEqual(cur, iv) {
 				return badSyntax("attribute %q is given twice", ik)
 			}
 			d[ik] = iv
