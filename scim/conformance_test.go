@@ -252,6 +252,8 @@ func TestListedExtensionWithoutAttributes(t *testing.T) {
 			{"listed, null", map[string]any{ext: nil}, nil},
 			{"listed, empty", map[string]any{ext: map[string]any{}}, nil},
 			{"listed, qualified attribute", map[string]any{ext + ":costCenter": "7"}, map[string]any{"costCenter": "7"}},
+			{"a shorter URN listed too", map[string]any{"schemas": []string{scim.SchemaUser, ext, "urn:ietf:params:scim:schemas:extension:Acme:2.0"}, ext: map[string]any{"floor": "3"}},
+				map[string]any{"floor": "3"}},
 			{"listed in another case, qualified attribute", map[string]any{strings.ToLower(ext) + ":costCenter": "7", ext: map[string]any{"floor": "3"}},
 				map[string]any{"costCenter": "7", "floor": "3"}},
 		} {

@@ -134,6 +134,9 @@ func unqualify(d doc, core string) error {
 		keys = append(keys, k)
 	}
 	for _, k := range keys {
+		if slices.ContainsFunc(prefixes, func(p prefix) bool { return strings.EqualFold(p.urn, k) }) {
+			continue // an extension's own object, not an attribute of a shorter URN
+		}
 		v := d[k]
 		for _, p := range prefixes {
 			n := len(p.urn) + 1
