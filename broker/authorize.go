@@ -359,6 +359,7 @@ func (p *Provider) route(c echo.Context, a pending) error {
 	}
 	a.TenantID, a.ConnectionID = conn.TenantID, conn.ID
 	a.Browser = p.bindBrowser(c)
+	a.Held = p.heldSessions(c)
 	if tracing.Recording(ctx) {
 		tracing.SetTenant(ctx, conn.TenantID)
 		tracing.SetConnection(ctx, conn.ID)

@@ -131,7 +131,7 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	// A session store that fails here leaves the event and the usage of a
 	// sign-in the IdP and the store accepted, as the usage alone did
 	// before; the browser gets the internal-error page.
-	s, cookie, code, err := p.newSession(ctx, &a, sid, conn.TenantID, u.ID, conn.ID, cl, res.Profile.AuthTime)
+	s, cookie, code, err := p.newSession(ctx, &a, sid, conn.TenantID, u.ID, conn.ID, cl, res.Profile.AuthTime, replacedSessions(a.Held, conn.TenantID, u.ID))
 	if err != nil {
 		return p.internal(c, err)
 	}

@@ -41,7 +41,7 @@ func (p *Provider) completeIdPInitiated(ctx context.Context, c echo.Context, con
 	if err != nil {
 		return p.internal(c, err)
 	}
-	s, cookie, _, err := p.newSession(ctx, nil, sid, conn.TenantID, u.ID, conn.ID, cl, res.Profile.AuthTime)
+	s, cookie, _, err := p.newSession(ctx, nil, sid, conn.TenantID, u.ID, conn.ID, cl, res.Profile.AuthTime, replacedSessions(p.heldSessions(c), conn.TenantID, u.ID))
 	if err != nil {
 		return p.internal(c, err)
 	}

@@ -167,6 +167,8 @@ func (p *Provider) endSession(c echo.Context) error {
 		}
 	}
 	var other *session
+	var replaced string // the sessions the one ending had taken over
+	known := false      // replaced was read from the session itself
 	switch cs, err := p.cookieSession(c); {
 	case err == nil:
 		if sid == "" && !p.logoutConfirmed(c) {
@@ -177,7 +179,7 @@ func (p *Provider) endSession(c echo.Context) error {
 			return p.confirmLogout(c, cs, clientID, redirect, target)
 		}
 		if sid == "" || sid == cs.ID {
-			sid, tenantID = cs.ID, cs.TenantID
+			sid, tenantID, replaced, known = cs.ID, cs.TenantID, cs.Extra[extraReplaced], true
 		} else {
 			other = &cs
 		}
@@ -190,9 +192,24 @@ func (p *Provider) endSession(c echo.Context) error {
 		// is the one to end, as when the cookie is another session's.)
 		return p.internal(c, err)
 	}
+	if sid != "" && !known {
+		// The hint names a session that is not the browser's: what it
+		// took over is read from it (one already ended has nothing left
+		// to end).
+		if s, err := p.getSession(ctx, sid); err == nil {
+			replaced = s.Extra[extraReplaced]
+		}
+	}
 	if sid != "" {
 		if err := p.endSessionDurably(ctx, tenantID, sid, "logout"); err != nil {
 			return p.internal(c, err)
+		}
+		// The sessions this browser held before, of the same user: their
+		// applications were signed in by the user now signing out.
+		for _, old := range strings.Fields(replaced) {
+			if err := p.endSessionDurably(ctx, tenantID, old, "logout"); err != nil {
+				p.log.ErrorContext(ctx, "broker: end a session the signed-out one had replaced", "sid", old, "err", err)
+			}
 		}
 	}
 	if other != nil {

@@ -401,3 +401,70 @@ func TestLogoutQuestionWithoutRedirect(t *testing.T) {
 		t.Fatalf("the question without a redirect:\n%s", page)
 	}
 }
+
+// TestLogoutEndsTheSessionsASignInAgainReplaced: signing in again in the
+// same browser as the same user (prompt=login) opens a new session, and
+// the SSO cookie forgets the one application A signed in with. Signing
+// out of the new one, from application B, ends the old one too and tells
+// A, as if there had been one session: the user signed out of the
+// broker. Another user's session that the browser held is not ended:
+// that user did not sign out.
+func TestLogoutEndsTheSessionsASignInAgainReplaced(t *testing.T) {
+	onBackends(t, func(t *testing.T, n *node) {
+		tn := n.tenant("Acme", "acme.test", alice("acme.test"))
+		rcv, got := bclReceiver(t)
+		a := n.app(store.Application{BackchannelLogoutURI: rcv.URL})
+		b := n.app(store.Application{PostLogoutRedirectURIs: []string{"https://app.example/bye"}})
+		br := browser(t)
+		first, c1 := a.exchange(t, code(t, a.authorize(t, br, url.Values{"login_hint": {"alice@acme.test"}})))
+		again := url.Values{"login_hint": {"alice@acme.test"}, "prompt": {"login"}}
+		second, c2 := b.exchange(t, code(t, b.authorize(t, br, again)))
+		third, c3 := b.exchange(t, code(t, b.authorize(t, br, again)))
+		if c1.SID == c2.SID || c2.SID == c3.SID {
+			t.Fatalf("sessions %s, %s, %s: the test needs prompt=login to open new ones", c1.SID, c2.SID, c3.SID)
+		}
+		if a.introspect(t, n, first.AccessToken)["active"] != true {
+			t.Fatal("A's session ended at the sign-in again")
+		}
+		idt, _ := third.Extra("id_token").(string)
+		resp, err := br.Get(n.URL + broker.PathEndSession + "?" + url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc, _ := resp.Location(); loc == nil || loc.String() != "https://app.example/bye" {
+			t.Fatalf("end_session: %d %v", resp.StatusCode, loc)
+		}
+		for _, tok := range []*oauth2.Token{first, second, third} {
+			if got := a.introspect(t, n, tok.AccessToken); got["active"] != false {
+				t.Fatalf("a token of session %v lives after the user signed out: %v", got["sid"], got)
+			}
+		}
+		select {
+		case raw := <-got:
+			verifyLogoutToken(t, n, raw, a.ID, c1.SID)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no back-channel logout for A, signed in with the session the sign-in again replaced")
+		}
+
+		// Alice, then Bob, in one browser: Bob signing out leaves Alice's
+		// session as it is.
+		br = browser(t)
+		alices, _ := a.exchange(t, code(t, a.authorize(t, br, url.Values{"login_hint": {"alice@acme.test"}})))
+		bob := alice("acme.test")
+		bob.IdPSubject, bob.Email, bob.GivenName = "idp-bob", "bob@acme.test", "Bob"
+		n.idp.mu.Lock()
+		n.idp.profiles[tn.ConnID] = bob
+		n.idp.mu.Unlock()
+		bobs, _ := b.exchange(t, code(t, b.authorize(t, br, url.Values{"login_hint": {"bob@acme.test"}})))
+		idt, _ = bobs.Extra("id_token").(string)
+		resp, err = br.Get(n.URL + broker.PathEndSession + "?" + url.Values{"id_token_hint": {idt}}.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if b.introspect(t, n, bobs.AccessToken)["active"] != false || a.introspect(t, n, alices.AccessToken)["active"] != true {
+			t.Fatal("Bob's sign-out: want Bob's session ended and Alice's alive")
+		}
+	})
+}

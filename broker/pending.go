@@ -45,6 +45,9 @@ type pending struct {
 	// Browser is the hash of the browser's login-binding cookie, set when
 	// the browser is sent to the IdP (see bindBrowser).
 	Browser string `json:"browser,omitempty"`
+	// Held is the browser's SSO session when it was sent to the IdP
+	// (heldSessions), which the sign-in may replace.
+	Held []string `json:"held,omitempty"`
 }
 
 func pendingKey(id string) string { return "broker:authreq:" + id }

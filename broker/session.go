@@ -43,17 +43,58 @@ type session struct {
 const (
 	extraClaims = "claims"
 	extraSSO    = "sso" // hex SHA-256 of the cookie's secret half
+	// extraReplaced: the ids, newest first and space-separated, of the
+	// sessions of the same user that this browser held before this one
+	// (see replacedSessions).
+	extraReplaced = "replaced"
 )
 
+// maxReplaced bounds extraReplaced: a browser that signs in again and
+// again keeps its session record small; older sessions end with their
+// TTL, or with the user's other revocations.
+const maxReplaced = 8
+
+// heldSessions describes the browser's SSO session for the sign-in c
+// starts, which may replace it: its tenant and user, then its id and the
+// sessions it had replaced. It is read when the browser is sent to the
+// IdP: the IdP's answer may come back without the cookie (a SAML
+// response is a cross-site POST, which a SameSite=Lax cookie does not
+// ride on).
+func (p *Provider) heldSessions(c echo.Context) []string {
+	cs, err := p.cookieSession(c)
+	if err != nil {
+		return nil
+	}
+	return append([]string{cs.TenantID, cs.UserID, cs.ID}, strings.Fields(cs.Extra[extraReplaced])...)
+}
+
+// replacedSessions returns the sessions, space-separated, that a new
+// session of userID in tenantID takes over from the browser's (held, as
+// heldSessions describes it): the browser's own, when it is that user's,
+// and those it had taken over. A sign-in again in the same browser
+// (prompt=login, max_age, select_account) opens a new session and the
+// cookie forgets the old one, which lives on with the tokens of the
+// applications that signed in with it: signing out of the new one must
+// end it too, and tell those applications (RP-Initiated Logout 1.0 §2:
+// the user is logged out of the OP). Another user's session is not taken
+// over: its user has not signed out, and this one cannot speak for them.
+func replacedSessions(held []string, tenantID, userID string) string {
+	if len(held) < 3 || held[0] != tenantID || held[1] != userID {
+		return ""
+	}
+	ids := held[2:]
+	return strings.Join(ids[:min(len(ids), maxReplaced)], " ")
+}
+
 // newSession opens broker session id (a new store.PrefixSession id) for
-// user u and, when a is not nil, issues the code that ends request a in
-// it. It returns the session, the value of its SSO cookie and the code
+// user u, taking over the sessions replaced names (replacedSessions), and,
+// when a is not nil, issues the code that ends request a in it. It returns the session, the value of its SSO cookie and the code
 // ("" without a request: an IdP-initiated sign-in sends no code). The cookie holds the
 // session id and a separate secret: the id alone (the sid claim every
 // application sees) must not be enough to take over the browser session.
 // With a joint store the session and the code are written in one call:
 // no code exists before its session, and a failure leaves neither.
-func (p *Provider) newSession(ctx context.Context, a *pending, id, tenantID, userID, connID string, cl userClaims, idpAuth time.Time) (session, string, string, error) {
+func (p *Provider) newSession(ctx context.Context, a *pending, id, tenantID, userID, connID string, cl userClaims, idpAuth time.Time, replaced string) (session, string, string, error) {
 	b, err := json.Marshal(cl)
 	if err != nil {
 		return session{}, "", "", fmt.Errorf("broker: encode claims: %w", err)
@@ -68,6 +109,9 @@ func (p *Provider) newSession(ctx context.Context, a *pending, id, tenantID, use
 		AuthTime:     authTime(now, idpAuth),
 		ExpiresAt:    now.Add(p.sessionTTL),
 		Extra:        map[string]string{extraClaims: string(b), extraSSO: hex.EncodeToString(secrets.HashToken(secret))},
+	}
+	if replaced != "" {
+		s.Extra[extraReplaced] = replaced
 	}
 	out := session{Session: s, Claims: cl}
 	cookie := s.ID + "." + secret
