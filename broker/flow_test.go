@@ -572,6 +572,66 @@ func TestCodeReuseRevokes(t *testing.T) {
 	})
 }
 
+// TestRefusedCodePresentedAgainRevokesNothing: a redemption refused for
+// a wrong verifier spends the code and issues nothing; the code presented
+// again (x/oauth2 retries a refused exchange with the credentials in the
+// body; a stolen code tried first by someone else) is refused too, but is
+// no reuse: the session, and the other application signed in with it,
+// live on, and no back-channel logout goes out.
+func TestRefusedCodePresentedAgainRevokesNothing(t *testing.T) {
+	onBackends(t, func(t *testing.T, n *node) {
+		n.tenant("Acme", "acme.test", alice("acme.test"))
+		rcv, got := bclReceiver(t)
+		other := n.app(store.Application{BackchannelLogoutURI: rcv.URL})
+		a := n.app(store.Application{})
+		b := browser(t)
+		tok, _ := other.exchange(t, code(t, other.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}})))
+		verifier, challenge := pkce()
+		wrong, _ := pkce()
+		c := code(t, a.authorize(t, b, url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
+		redeem := func(v string, basic bool) (int, map[string]any) {
+			f := url.Values{"grant_type": {"authorization_code"}, "code": {c}, "redirect_uri": {a.Redirect}, "code_verifier": {v}}
+			call := oauthCall{"POST", broker.PathToken, "application/x-www-form-urlencoded", f.Encode(), a.ID, a.Secret, ""}
+			if !basic {
+				f.Set("client_id", a.ID)
+				f.Set("client_secret", a.Secret)
+				call = oauthCall{"POST", broker.PathToken, "application/x-www-form-urlencoded", f.Encode(), "", "", ""}
+			}
+			st, _, body := call.do(t, n.URL)
+			return st, body
+		}
+		if st, body := redeem(wrong, true); st != 400 || body["error"] != "invalid_grant" {
+			t.Fatalf("wrong verifier: %d %v, want 400 invalid_grant", st, body)
+		}
+		if st, body := redeem(wrong, false); st != 400 || body["error"] != "invalid_grant" {
+			t.Fatalf("the same, retried with the credentials in the body: %d %v, want 400 invalid_grant", st, body)
+		}
+		if st, body := redeem(verifier, true); st != 400 || body["error"] != "invalid_grant" {
+			t.Fatalf("the right verifier after a refused attempt: %d %v, want 400 invalid_grant (the code is spent)", st, body)
+		}
+		if in := other.introspect(t, n, tok.AccessToken); in["active"] != true {
+			t.Fatalf("a refused code presented again ended the session: %v", in)
+		}
+		select {
+		case <-got:
+			t.Fatal("a back-channel logout for a code that issued nothing")
+		case <-time.After(2 * time.Second):
+		}
+		// A code that did issue tokens is still reuse when seen again.
+		verifier, challenge = pkce()
+		c = code(t, a.authorize(t, b, url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
+		if st, body := redeem(verifier, true); st != 200 {
+			t.Fatalf("redeem: %d %v", st, body)
+		}
+		if st, _ := redeem(verifier, true); st != 400 {
+			t.Fatalf("a redeemed code presented again: %d, want 400", st)
+		}
+		if in := other.introspect(t, n, tok.AccessToken); in["active"] != false {
+			t.Fatalf("a redeemed code presented again left its session alive: %v", in)
+		}
+	})
+}
+
 func TestCodeRace(t *testing.T) {
 	onBackends(t, func(t *testing.T, n *node) {
 		n.tenant("Acme", "acme.test", alice("acme.test"))

@@ -110,9 +110,9 @@ func (p *Provider) newCode(a pending, s session) (code, key string, rec []byte, 
 }
 
 // CodeExchange redeems a code. The code is taken atomically, so of racing
-// redemptions exactly one wins; a code seen again afterwards means it
-// leaked, and everything issued from it is revoked: its refresh-token
-// family and the session its access token names.
+// redemptions exactly one wins; a code seen again after it was redeemed
+// means it leaked, and everything issued from it is revoked: its
+// refresh-token family and the session its access token names.
 func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
 	p := s.p
 	// The code is taken and remembered as spent (for reuse detection) in
@@ -138,6 +138,23 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	// A redemption refused (another client, redirect_uri, verifier, an
+	// ended session, an outage) spends the code but issues nothing, and
+	// then it forgets that the code was spent: presented again, the code
+	// is unknown, not reused. Reuse revokes everything issued from the
+	// code (the session), which here is nothing of the code's own; and
+	// x/oauth2, whose first token request goes with Basic credentials,
+	// retries a refused one with them in the body: a wrong verifier (a
+	// sign-in started in two tabs) signed the user out of every
+	// application, and a stolen code presented once by anyone did too.
+	issued := false
+	defer func() {
+		if !issued {
+			if _, err := p.once.Take(context.WithoutCancel(ctx), tokenKey("usedcode", r.Data.Code)); err != nil && !errors.Is(err, sessions.ErrNotFound) {
+				p.log.WarnContext(ctx, "broker: forget a code refused at redemption", "err", err)
+			}
+		}
+	}()
 	sloTenant(ctx, g.TenantID)
 	cl := r.Client.(client)
 	switch {
@@ -187,6 +204,7 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 	if err != nil {
 		return nil, err
 	}
+	issued = true
 	return op.NewResponse(resp), nil
 }
 
