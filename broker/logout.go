@@ -36,6 +36,9 @@ import (
 // tokens are answered 200, as the RFC asks.
 func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
 	p, tok, clientID := s.p, r.Data.Token, r.Client.GetID()
+	if isLegacyRefresh(tok) {
+		return p.revokeLegacy(ctx, tok, clientID)
+	}
 	if fam, gen, ok := parseRefresh(tok); ok {
 		f, err := p.families.Family(ctx, fam)
 		switch {

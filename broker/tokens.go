@@ -284,6 +284,9 @@ func (p *Provider) liveSession(ctx context.Context, g grant) (session, error) {
 func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
 	p := s.p
 	tok := r.Data.RefreshToken
+	if isLegacyRefresh(tok) {
+		return s.refreshLegacy(ctx, r, tok)
+	}
 	fam, gen, ok := parseRefresh(tok)
 	if !ok {
 		return nil, oidc.ErrInvalidGrant().WithDescription("unknown refresh token")
