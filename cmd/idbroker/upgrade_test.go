@@ -115,6 +115,14 @@ type upgradeFixture struct {
 	// and one more set to revoke.
 	kept, spare tokens
 	usage       map[string]string // idempotency_key → its line
+	// oldLog is the old binary's output, with the --dev operator's
+	// credentials when it had a console.
+	oldLog *syncBuffer
+	// An OIDC connection (its client secret sealed) to op, in a tenant
+	// of upstream up.
+	up     *upstream
+	op     *vendorOP
+	oidcID string
 }
 
 func scimCall(t *testing.T, n *node, d scimDirectory, method, path, body string) answer {
@@ -161,7 +169,7 @@ func usageLines(t *testing.T, n *node) map[string]string {
 // deployment in use holds.
 func seedOld(t *testing.T, n *node) *upgradeFixture {
 	t.Helper()
-	f := &upgradeFixture{hook: newHookSink(t)}
+	f := &upgradeFixture{hook: newHookSink(t), oldLog: n.output}
 	var tenants struct {
 		Data []tenantJSON `json:"data"`
 	}
@@ -177,6 +185,21 @@ func seedOld(t *testing.T, n *node) *upgradeFixture {
 		t.Fatalf("POST domain = %d", code)
 	}
 	f.app = newRPClient(t, n, "Upgraded", nil)
+	f.up = &upstream{t: t, b: n, domain: "initech.example", clientID: f.app.clientID, secret: f.app.secret}
+	var initech tenantJSON
+	if code := n.do("POST", "/api/v1/tenants", e2eBootstrapKey, map[string]any{"name": "Initech",
+		"domains": []map[string]any{{"domain": f.up.domain, "verified": true}}}, &initech); code != http.StatusCreated {
+		t.Fatalf("POST /tenants with a verified domain = %d", code)
+	}
+	f.up.tenantID = initech.ID
+	f.op = newVendorOP(t, "/oauth2/default")
+	f.op.set(func(op *vendorOP) {
+		op.claims = map[string]any{"sub": "00u1", "email": "gina@" + f.up.domain, "email_verified": true}
+	})
+	f.oidcID = f.up.oidcConnection(f.op, nil)
+	if c := f.up.mustSignIn(f.oidcID); c["idp_subject"] != "00u1" {
+		t.Fatalf("OIDC sign-in on the old binary: claims %v", c)
+	}
 	if code := n.do("POST", "/api/v1/tenants/"+f.tenantID+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &f.dir); code != http.StatusCreated {
 		t.Fatalf("POST directory = %d", code)
 	}
@@ -245,6 +268,20 @@ func checkUpgraded(t *testing.T, n *node, env map[string]string, f *upgradeFixtu
 		t.Errorf("SCIM POST /Users after the upgrade = %d %s", a.status, a.raw)
 	}
 	f.hook.waitType(t, "dsync.user.created", 2)
+	// The OIDC connection's sealed client secret opens: the IdP's token
+	// endpoint accepts it.
+	up := *f.up
+	up.t, up.b = t, n
+	if c := up.mustSignIn(f.oidcID); c["idp_subject"] != "00u1" {
+		t.Errorf("OIDC sign-in after the upgrade: claims %v", c)
+	}
+	// The console operator the old binary created signs in with its
+	// password and authenticator (a sealed TOTP secret).
+	if devOperatorRE.MatchString(f.oldLog.String()) {
+		consoleSession(t, &node{t: t, base: n.base, output: f.oldLog, client: n.client})
+	} else {
+		t.Log("the old binary had no console operator")
+	}
 	// The portal link opens.
 	jar, _ := cookiejar.New(nil)
 	if f.portal == "" {
@@ -417,6 +454,23 @@ func TestUpgradeInPlace(t *testing.T) {
 	}
 }
 
+// lastMigration is the newest migration applied to the PostgreSQL
+// database at url.
+func lastMigration(t *testing.T, url string) int {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var v int
+	if err := c.QueryRow(ctx, "SELECT max(version) FROM schema_migrations").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // rewriteACS sends a browser's posts to the SSO endpoints (/sso/…) to
 // node to instead of the issuer's host: a login begun on one node
 // finishes on another.
@@ -475,6 +529,9 @@ func TestRollingUpgrade(t *testing.T) {
 	oldEnv := maps.Clone(env)
 	oldEnv[binaryEnv] = old
 	a := startBroker(t, oldEnv, "--dev")
+	if v := lastMigration(t, env[envDatabaseURL]); v < 81 {
+		t.Skipf("the old binary's last migration is %04d: operations.md says not to roll from below 0081", v)
+	}
 	f := seedOld(t, a)
 	newEnv := maps.Clone(env)
 	newEnv[envIssuer] = a.base
