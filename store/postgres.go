@@ -75,10 +75,17 @@ func (p *postgres) name() string { return "postgres" }
 
 func (p *postgres) close() { p.pool.Close() }
 
+// ping also fails on a server that answers but refuses writes (a standby,
+// a primary demoted during a failover, default_transaction_read_only): a
+// node there can serve almost nothing, and its readiness probe should say
+// so, so that the load balancer drains it until the database takes writes.
 func (p *postgres) ping(ctx context.Context) error {
-	var one int
-	if err := p.pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+	var readOnly string
+	if err := p.pool.QueryRow(ctx, "SELECT current_setting('transaction_read_only')").Scan(&readOnly); err != nil {
 		return fmt.Errorf("store: ping postgres: %w", err)
+	}
+	if readOnly == "on" {
+		return fmt.Errorf("store: ping postgres: %w: the database is read-only (a standby, a failover in progress, or default_transaction_read_only)", ErrUnavailable)
 	}
 	return nil
 }
@@ -252,6 +259,10 @@ func pgUnavailable(err error) bool {
 	case errors.Is(err, context.Canceled):
 		return false // the caller gave up; the server may be fine
 	case errors.As(err, &ce), errors.As(err, &ne), errors.Is(err, io.ErrUnexpectedEOF),
+		// A pooled connection the server ended (pg_terminate_backend, a
+		// failover) is found closed on its next use, before anything was
+		// sent: pgx says so, and that the request is safe to retry.
+		errors.Is(err, pgconn.ErrConnClosed), pgconn.SafeToRetry(err),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return true
 	case errors.As(err, &pe):
@@ -261,12 +272,16 @@ func pgUnavailable(err error) bool {
 		// when the request gave up); 55P03: lock not available
 		// (lock_timeout, a migration holding a table). The last two are a
 		// database too busy to answer in time, which the client may retry,
-		// not a broken request.
+		// not a broken request. 25006: a write on a read-only server (a
+		// standby, a primary demoted during a failover, or
+		// default_transaction_read_only): the request is fine, the server
+		// will take it once it is a primary again. Class 53: insufficient
+		// resources (disk full, out of memory, too many connections).
 		switch pe.Code {
-		case "57P01", "57P02", "57P03", "53300", "57014", "55P03":
+		case "57P01", "57P02", "57P03", "57014", "55P03", "25006":
 			return true
 		}
-		return strings.HasPrefix(pe.Code, "08")
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "53")
 	}
 	return false
 }

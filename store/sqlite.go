@@ -209,6 +209,13 @@ func (s *sqliteDB) classify(err error) error {
 	if !errors.As(err, &se) {
 		return err
 	}
+	// A full disk, an I/O error, a file made read-only, or a lock not
+	// released within the busy timeout: the request is fine and may be
+	// retried once the operator has made room (503, not 500).
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	switch se.Code() {
 	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 		return fmt.Errorf("%w: %s", ErrConflict, se.Error())
