@@ -178,3 +178,71 @@ func TestDatabaseStatementTimeout(t *testing.T) {
 		t.Errorf("a request answered 500:\n%s", b.output)
 	}
 }
+
+// TestDatabaseReadOnly: the broker's PostgreSQL takes no writes (a standby
+// after a failover, a primary being demoted, default_transaction_read_only
+// set by a DBA). Writes answered 500 and /readyz kept answering 200; now
+// writes answer 503 with Retry-After in their surface's format, /readyz
+// turns 503 so that the load balancer drains the node, and both recover
+// without a restart once the database takes writes again.
+func TestDatabaseReadOnly(t *testing.T) {
+	pg := testdb.StartPostgres(t)
+	b, _, dir := startWithDirectory(t, map[string]string{
+		envDatabaseURL: pg.URL(),
+		envMasterKey:   testMasterKey,
+	})
+	ctx := context.Background()
+	db, err := pgx.Connect(ctx, pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	setReadOnly := func(sql string) {
+		t.Helper()
+		for _, s := range []string{"SET default_transaction_read_only = off", sql,
+			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'test' AND pid <> pg_backend_pid() AND backend_type = 'client backend'"} {
+			if _, err := db.Exec(ctx, s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+		}
+	}
+	user := func(name string) string {
+		return `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"` + name + `@acme.example"}`
+	}
+	ready := func() int {
+		return call(t, b, "GET", b.base+"/readyz", "", "", nil).status
+	}
+
+	setReadOnly("ALTER DATABASE test SET default_transaction_read_only = on")
+	// The pool's dropped connections are found out on their next use.
+	var scim, api answer
+	for range 5 {
+		scim = dir.pushUser(t, b, user("readonly"))
+		api = call(t, b, "POST", b.base+"/api/v1/tenants", "Bearer "+e2eBootstrapKey, "application/json", []byte(`{"name":"Read-only"}`))
+	}
+	if scim.status != http.StatusServiceUnavailable || scim.header.Get("Retry-After") == "" || !isSCIMError(scim, "503") {
+		t.Errorf("SCIM create on a read-only database: %d Retry-After %q %.300s; want 503 with Retry-After in the SCIM error schema",
+			scim.status, scim.header.Get("Retry-After"), scim.raw)
+	}
+	if api.status != http.StatusServiceUnavailable || api.header.Get("Retry-After") == "" || !isAPIError(api, "unavailable") {
+		t.Errorf("POST /tenants on a read-only database: %d Retry-After %q %.300s; want 503 unavailable with Retry-After",
+			api.status, api.header.Get("Retry-After"), api.raw)
+	}
+	if got := ready(); got != http.StatusServiceUnavailable {
+		t.Errorf("/readyz on a read-only database = %d, want 503", got)
+	}
+
+	setReadOnly("ALTER DATABASE test RESET default_transaction_read_only")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		a := dir.pushUser(t, b, user("after"))
+		if a.status == http.StatusCreated && ready() == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("once writable again: SCIM create %d %.300s, /readyz %d", a.status, a.raw, ready())
+		}
+	}
+	if strings.Contains(b.output.String(), "status=500") {
+		t.Errorf("a request answered 500:\n%s", b.output)
+	}
+}
