@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -338,14 +339,14 @@ func (p *postgres) migrationStatus(ctx context.Context) ([]MigrationState, error
 	if err != nil {
 		return nil, err
 	}
-	var applied map[int]time.Time
+	var applied map[int]appliedMigration
 	err = p.withOwnerConn(ctx, func(c *pgx.Conn) error {
 		var exists bool
 		if err := c.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
 			return err
 		}
 		if !exists {
-			applied = map[int]time.Time{}
+			applied = map[int]appliedMigration{}
 			return nil
 		}
 		applied, err = pgApplied(ctx, c)
@@ -373,35 +374,53 @@ func (p *postgres) withOwnerConn(ctx context.Context, fn func(c *pgx.Conn) error
 	return fn(c)
 }
 
-func pgApplied(ctx context.Context, c *pgx.Conn) (map[int]time.Time, error) {
-	rs, err := c.Query(ctx, "SELECT version, applied_at FROM schema_migrations")
+func pgApplied(ctx context.Context, c *pgx.Conn) (map[int]appliedMigration, error) {
+	rs, err := c.Query(ctx, "SELECT version, name, applied_at FROM schema_migrations")
 	if err != nil {
 		return nil, fmt.Errorf("store: read schema_migrations: %w", err)
 	}
 	defer rs.Close()
-	out := map[int]time.Time{}
+	out := map[int]appliedMigration{}
 	for rs.Next() {
 		var v int
-		var at time.Time
-		if err := rs.Scan(&v, &at); err != nil {
+		var a appliedMigration
+		if err := rs.Scan(&v, &a.name, &a.at); err != nil {
 			return nil, err
 		}
-		out[v] = at
+		out[v] = a
 	}
 	return out, rs.Err()
 }
 
-func mergeStatus(all []migrations.Migration, applied map[int]time.Time) []MigrationState {
+// appliedMigration is a row of schema_migrations.
+type appliedMigration struct {
+	name string
+	at   time.Time
+}
+
+// mergeStatus lists the migrations of this binary, applied or not, then
+// those the database has and this binary does not (Newer), by version.
+func mergeStatus(all []migrations.Migration, applied map[int]appliedMigration) []MigrationState {
 	out := make([]MigrationState, 0, len(all))
+	known := make(map[int]bool, len(all))
 	for _, m := range all {
+		known[m.Version] = true
 		s := MigrationState{Version: m.Version, Name: m.Name}
-		if at, ok := applied[m.Version]; ok {
-			at := at.UTC()
+		if a, ok := applied[m.Version]; ok {
+			at := a.at.UTC()
 			s.AppliedAt = &at
 		}
 		out = append(out, s)
 	}
-	return out
+	var newer []MigrationState
+	for v, a := range applied {
+		if !known[v] {
+			at := a.at.UTC()
+			newer = append(newer, MigrationState{Version: v, Name: a.name, AppliedAt: &at, Newer: true})
+		}
+	}
+	slices.SortFunc(newer, func(a, b MigrationState) int { return a.Version - b.Version })
+	return append(out, newer...)
 }
 
 // pgx adapters.

@@ -330,8 +330,8 @@ func (s *sqliteDB) migrationStatus(ctx context.Context) ([]MigrationState, error
 	if err != nil {
 		return nil, err
 	}
-	applied := map[int]time.Time{}
-	rs, err := s.r.QueryContext(ctx, "SELECT version, applied_at FROM schema_migrations")
+	applied := map[int]appliedMigration{}
+	rs, err := s.r.QueryContext(ctx, "SELECT version, name, applied_at FROM schema_migrations")
 	if err != nil {
 		if strings.Contains(err.Error(), "no such table") {
 			return mergeStatus(all, applied), nil
@@ -341,11 +341,12 @@ func (s *sqliteDB) migrationStatus(ctx context.Context) ([]MigrationState, error
 	defer rs.Close()
 	for rs.Next() {
 		var v int
+		var name string
 		var at int64
-		if err := rs.Scan(&v, &at); err != nil {
+		if err := rs.Scan(&v, &name, &at); err != nil {
 			return nil, err
 		}
-		applied[v] = time.UnixMicro(at)
+		applied[v] = appliedMigration{name: name, at: time.UnixMicro(at)}
 	}
 	if err := rs.Err(); err != nil {
 		return nil, err

@@ -349,4 +349,8 @@ type MigrationState struct {
 	Version   int
 	Name      string
 	AppliedAt *time.Time
+	// Newer is a migration the database has that this binary does not: a
+	// newer version migrated the database (a rollback, or an old node
+	// during a rolling upgrade). It is listed after this binary's own.
+	Newer bool
 }

@@ -264,3 +264,59 @@ func downgradeStatements(t *testing.T) (pg, lite []string) {
 	}
 	return pg, lite
 }
+
+// TestMigrationStatusNamesNewerMigrations: a migration the database has
+// and this binary lacks (a newer version applied it) is listed, last and
+// marked Newer, on both dialects, and migrating again neither fails nor
+// touches it: a rolled-back binary, or an old node of a rolling upgrade,
+// still starts.
+func TestMigrationStatusNamesNewerMigrations(t *testing.T) {
+	ctx := context.Background()
+	for _, dialect := range []string{"postgres", "sqlite"} {
+		t.Run(dialect, func(t *testing.T) {
+			var db *DB
+			var insert string
+			if dialect == "postgres" {
+				db = openTestDB(t, testMigratedPostgresURL(t))
+				insert = "INSERT INTO schema_migrations (version, name) VALUES (9999, 'from_a_newer_version')"
+			} else {
+				db = openTestDB(t, "sqlite://"+filepath.Join(t.TempDir(), "newer.db"))
+				insert = "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'from_a_newer_version', 1)"
+			}
+			if err := execOwner(ctx, db, insert); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatalf("migrate with a newer migration applied: %v", err)
+			}
+			states, err := db.MigrationStatus(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all, _ := migrations.Load(dialect)
+			if len(states) != len(all)+1 {
+				t.Fatalf("%d states for %d migrations and one newer", len(states), len(all))
+			}
+			for _, s := range states[:len(all)] {
+				if s.Newer || s.AppliedAt == nil {
+					t.Errorf("%04d_%s: newer %v, applied %v; want this binary's, applied", s.Version, s.Name, s.Newer, s.AppliedAt)
+				}
+			}
+			if last := states[len(all)]; last.Version != 9999 || last.Name != "from_a_newer_version" || !last.Newer || last.AppliedAt == nil {
+				t.Errorf("last state %+v; want 9999_from_a_newer_version, applied, Newer", last)
+			}
+		})
+	}
+}
+
+// execOwner runs q on db's database as the schema's owner.
+func execOwner(ctx context.Context, db *DB, q string) error {
+	switch d := db.d.(type) {
+	case *postgres:
+		return d.withOwnerConn(ctx, func(c *pgx.Conn) error { _, err := c.Exec(ctx, q); return err })
+	case *sqliteDB:
+		_, err := d.w.ExecContext(ctx, q)
+		return err
+	}
+	return nil
+}

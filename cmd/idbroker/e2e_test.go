@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"net/http"
@@ -495,4 +496,38 @@ func spCertificate(t *testing.T, metadata string) string {
 		t.Fatalf("no certificate in SP metadata:\n%s", metadata)
 	}
 	return strings.TrimSpace(m[1])
+}
+
+// TestNewerSchemaIsNamed: a database a newer idbroker migrated (a
+// migration this binary lacks) is served, as an old node of a rolling
+// upgrade must be, but serve warns at start, naming the migration and the
+// rollback section, and migrate status and up list and name it.
+func TestNewerSchemaIsNamed(t *testing.T) {
+	dbFile := filepath.Join(t.TempDir(), "idbroker.db")
+	env := map[string]string{envDatabaseURL: "sqlite://" + filepath.ToSlash(dbFile)}
+	if out, errOut, code := runBinary(t, env, "migrate", "up"); code != 0 {
+		t.Fatalf("migrate up = %d\n%s\n%s", code, out, errOut)
+	}
+	db, err := sql.Open("sqlite", dbFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'from_a_newer_version', ?)", time.Now().UnixMicro())
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runBinary(t, env, "migrate", "status")
+	if code != 0 || !strings.Contains(out, "9999") || !strings.Contains(out, "from_a_newer_version (newer than this binary)") ||
+		!strings.Contains(errOut, "9999_from_a_newer_version") {
+		t.Errorf("migrate status = %d\n%s\n%s\nwant the newer migration listed and named on stderr", code, out, errOut)
+	}
+	if _, errOut, code := runBinary(t, env, "migrate", "up"); code != 0 || !strings.Contains(errOut, "newer idbroker") {
+		t.Errorf("migrate up = %d, stderr %q; want success and the newer migration named", code, errOut)
+	}
+	b := startBroker(t, env)
+	if log := b.output.String(); !strings.Contains(log, "migrated by a newer idbroker") || !strings.Contains(log, "9999_from_a_newer_version") {
+		t.Errorf("serve did not warn about the newer migration:\n%s", log)
+	}
+	b.stop()
 }

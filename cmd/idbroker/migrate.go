@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 const migrateHelp = `
@@ -10,7 +11,8 @@ Manage the database schema.
 
 	migrate up       apply every pending migration, in order, each in its own
 	                 transaction; safe to run from several nodes at once
-	migrate status   list every migration and when it was applied
+	migrate status   list every migration and when it was applied, and
+	                 those a newer idbroker applied that this one lacks
 
 serve runs "migrate up" itself at start unless given --no-migrate.`
 
@@ -37,13 +39,21 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("migration status: %w", err)
 	}
+	if newer := newerMigrations(states); len(newer) > 0 {
+		fmt.Fprintf(c.stderr, "the database was migrated by a newer idbroker than this one (%s); see \"Rolling back\" in docs/reference/operations.md\n",
+			strings.Join(newer, ", "))
+	}
 	if up {
 		fmt.Fprintf(c.stdout, "database is up to date (%d migrations)\n", len(states))
 		return nil
 	}
 	tb := newTable("VERSION", "NAME", "APPLIED")
 	for _, m := range states {
-		tb.add(m.Version, m.Name, timeOr(m.AppliedAt, "pending"))
+		name := m.Name
+		if m.Newer {
+			name += " (newer than this binary)"
+		}
+		tb.add(m.Version, name, timeOr(m.AppliedAt, "pending"))
 	}
 	return tb.write(c.stdout)
 }

@@ -151,6 +151,7 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger, tp *
 	} else if err := checkSchema(ctx, st); err != nil {
 		return err
 	}
+	warnNewerSchema(ctx, st, log)
 
 	cache, closeCache, err := openSessions(ctx, cfg)
 	if err != nil {
@@ -245,6 +246,34 @@ func checkSchema(ctx context.Context, st store.Store) error {
 			"run \"idbroker migrate up\", or start without --no-migrate", len(pending), strings.Join(pending, ", "))
 	}
 	return nil
+}
+
+// warnNewerSchema says, at start, when a newer idbroker migrated the
+// database: after a rollback, or on an old node of a rolling upgrade. The
+// node serves (refusing would stop a rolling upgrade's old nodes from
+// restarting), but what the newer version wrote may not all be readable
+// here, and the operator should know why.
+func warnNewerSchema(ctx context.Context, st store.Store, log *slog.Logger) {
+	states, err := st.MigrationStatus(ctx)
+	if err != nil {
+		log.WarnContext(ctx, "read migration status", "err", err)
+		return
+	}
+	if newer := newerMigrations(states); len(newer) > 0 {
+		log.WarnContext(ctx, "the database was migrated by a newer idbroker than this one; "+
+			"see \"Rolling back\" in docs/reference/operations.md", "migrations", strings.Join(newer, ", "))
+	}
+}
+
+// newerMigrations names the migrations of states that this binary lacks.
+func newerMigrations(states []store.MigrationState) []string {
+	var out []string
+	for _, m := range states {
+		if m.Newer {
+			out = append(out, fmt.Sprintf("%04d_%s", m.Version, m.Name))
+		}
+	}
+	return out
 }
 
 // sessionStore is what the broker needs of package sessions: every
