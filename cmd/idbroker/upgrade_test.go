@@ -115,6 +115,8 @@ type upgradeFixture struct {
 	// and one more set to revoke.
 	kept, spare tokens
 	usage       map[string]string // idempotency_key → its line
+	// apiKey was created by the old binary's "apikey create".
+	apiKey string
 	// oldLog is the old binary's output, with the --dev operator's
 	// credentials when it had a console.
 	oldLog *syncBuffer
@@ -167,9 +169,16 @@ func usageLines(t *testing.T, n *node) map[string]string {
 
 // seedOld fills a deployment through node n (the old binary) with what a
 // deployment in use holds.
-func seedOld(t *testing.T, n *node) *upgradeFixture {
+func seedOld(t *testing.T, n *node, env map[string]string) *upgradeFixture {
 	t.Helper()
 	f := &upgradeFixture{hook: newHookSink(t), oldLog: n.output}
+	out, errOut, code := runBinary(t, env, "apikey", "create", "--name", "upgrade")
+	if f.apiKey = strings.TrimSpace(out); code != 0 || !strings.HasPrefix(f.apiKey, "idb_") {
+		t.Fatalf("old binary's apikey create = %d\n%s\n%s", code, out, errOut)
+	}
+	if code := n.do("GET", "/api/v1/tenants", f.apiKey, nil, nil); code != http.StatusOK {
+		t.Fatalf("the old binary refuses its own API key: %d", code)
+	}
 	var tenants struct {
 		Data []tenantJSON `json:"data"`
 	}
@@ -268,6 +277,10 @@ func checkUpgraded(t *testing.T, n *node, env map[string]string, f *upgradeFixtu
 		t.Errorf("SCIM POST /Users after the upgrade = %d %s", a.status, a.raw)
 	}
 	f.hook.waitType(t, "dsync.user.created", 2)
+	// The API key the old binary created.
+	if code := n.do("GET", "/api/v1/tenants", f.apiKey, nil, nil); code != http.StatusOK {
+		t.Errorf("the old binary's API key after the upgrade: %d", code)
+	}
 	// The OIDC connection's sealed client secret opens: the IdP's token
 	// endpoint accepts it.
 	up := *f.up
@@ -439,7 +452,7 @@ func TestUpgradeInPlace(t *testing.T) {
 			oldEnv := maps.Clone(env)
 			oldEnv[binaryEnv] = old
 			a := startBroker(t, oldEnv, "--dev")
-			f := seedOld(t, a)
+			f := seedOld(t, a, oldEnv)
 			a.stop()
 			b := startBroker(t, env, "--dev")
 			checkUpgraded(t, b, env, f)
@@ -532,7 +545,7 @@ func TestRollingUpgrade(t *testing.T) {
 	if v := lastMigration(t, env[envDatabaseURL]); v < 81 {
 		t.Skipf("the old binary's last migration is %04d: operations.md says not to roll from below 0081", v)
 	}
-	f := seedOld(t, a)
+	f := seedOld(t, a, oldEnv)
 	newEnv := maps.Clone(env)
 	newEnv[envIssuer] = a.base
 	b := startBroker(t, newEnv, "--dev")
