@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idbroker/idbroker/events"
+	"github.com/idbroker/idbroker/migrations"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
@@ -702,4 +703,62 @@ func TestRollingUpgrade(t *testing.T) {
 			t.Errorf("events delivered more than once: %v", dup)
 		}
 	})
+}
+
+// TestNodesStartTogether: three nodes started at the same moment on one
+// PostgreSQL database, empty or left by an old binary (with
+// IDBROKER_TEST_OLD_BINARY), all become ready; each migration is applied
+// once and every node serves the same signing keys.
+func TestNodesStartTogether(t *testing.T) {
+	for _, from := range []string{"empty", "old"} {
+		t.Run(from, func(t *testing.T) {
+			var old string
+			if from == "old" {
+				old = oldBinary(t)
+			}
+			env := productionEnv(t, sessionstest.StartServer(t).URL())
+			if old != "" {
+				oldEnv := maps.Clone(env)
+				oldEnv[binaryEnv] = old
+				if out, errOut, code := runBinary(t, oldEnv, "migrate", "up"); code != 0 {
+					t.Fatalf("old binary's migrate up = %d\n%s\n%s", code, out, errOut)
+				}
+			}
+			nodes := make([]*node, 3)
+			errs := make([]error, 3)
+			var wg sync.WaitGroup
+			for i := range nodes {
+				wg.Go(func() { nodes[i], errs[i] = tryStartBroker(t, env) })
+			}
+			wg.Wait()
+			for _, err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx := context.Background()
+			c, err := pgx.Connect(ctx, env[envDatabaseURL])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			var rows, versions int
+			if err := c.QueryRow(ctx, "SELECT count(*), count(DISTINCT version) FROM schema_migrations").Scan(&rows, &versions); err != nil {
+				t.Fatal(err)
+			}
+			all, err := migrations.Load("postgres")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rows != len(all) || versions != len(all) {
+				t.Errorf("schema_migrations holds %d rows of %d versions, want %d", rows, versions, len(all))
+			}
+			first := jwksKIDs(t, nodes[0])
+			for _, n := range nodes[1:] {
+				if kids := jwksKIDs(t, n); !slices.Equal(kids, first) {
+					t.Errorf("nodes started together serve different keys: %v and %v", first, kids)
+				}
+			}
+		})
+	}
 }
