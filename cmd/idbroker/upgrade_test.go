@@ -679,6 +679,31 @@ func TestRollingUpgrade(t *testing.T) {
 			}
 		}
 	})
+	t.Run("Redis restarts", func(t *testing.T) {
+		// Both versions find a Redis that lost everything, with the new
+		// version's grant revocations among the kept ones: the old node,
+		// which cannot replay those, trusts Redis again once a new node
+		// has replayed them.
+		rs.Kill()
+		rs.Start()
+		for _, n := range []*node{a, b} {
+			ready := false
+			for deadline := time.Now().Add(20 * time.Second); !ready && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				if resp, err := n.client.Get(n.base + "/readyz"); err == nil {
+					resp.Body.Close()
+					ready = resp.StatusCode == http.StatusOK
+				}
+			}
+			if !ready {
+				t.Errorf("%s not ready 20 s after Redis restarted", n.base)
+			}
+		}
+		use(t, a)
+		tk := c.login("alice@example.com")
+		if !c.active(a, tk.AccessToken) || !c.active(b, tk.AccessToken) {
+			t.Error("a sign-in after the restart is not active on both nodes")
+		}
+	})
 	t.Run("webhook deliveries once", func(t *testing.T) {
 		before := f.hook.waitType(t, "dsync.user.created", 0)
 		for i := range 10 {
