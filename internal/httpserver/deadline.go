@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -84,4 +85,19 @@ func (d *startDeadline) Err() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.err
+}
+
+// StatusClientClosedRequest is the status logged for a request whose
+// client went away before its answer (nginx's 499); it is never read.
+const StatusClientClosedRequest = 499
+
+// clientGone reports whether err is the request's own cancellation: the
+// client closed the connection. ctx is the request's context, which
+// answerDeadline wraps (and stops once the handler returned), so the
+// connection's own context is the one asked.
+func clientGone(ctx context.Context, err error) bool {
+	if d, ok := ctx.(*startDeadline); ok {
+		ctx = d.Context
+	}
+	return errors.Is(err, context.Canceled) && errors.Is(ctx.Err(), context.Canceled)
 }

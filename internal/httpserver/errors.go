@@ -201,6 +201,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if e.Status < 400 || e.Status > 599 {
 		e = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
 	}
+	if e.Status >= 500 && clientGone(c.Request().Context(), err) {
+		// The handler failed because the client closed the connection
+		// (a browser navigating away, a load tool stopping): nobody reads
+		// the answer, and a 500 would count as the broker's own failure
+		// in the access log's ERROR lines, the request metrics and the
+		// alerts built on them.
+		e = &Error{Status: StatusClientClosedRequest, Code: CodeInvalidRequest, Message: "client closed request", Err: err}
+	}
 	if e.Status == http.StatusServiceUnavailable {
 		SetRetryAfter(c)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -503,5 +504,47 @@ func TestRunListenError(t *testing.T) {
 	s := httpserver.New(httpserver.Config{Listen: "256.0.0.1:bad"})
 	if err := s.Run(context.Background()); err == nil {
 		t.Fatal("Run on a bad address returned nil")
+	}
+}
+
+// TestClientGoneIsNot500: a handler that fails because its client closed
+// the connection (its context canceled) is logged as 499, not as a 500
+// at ERROR: the broker did not fail, and its 5xx counts and alerts are
+// for its own failures. An error that merely wraps context.Canceled
+// while the client is still there stays a 500.
+func TestClientGoneIsNot500(t *testing.T) {
+	var statuses sync.Map
+	s, ts, logs := newTestServer(t, httpserver.Config{ObserveRequest: func(route, method string, status int, d time.Duration) {
+		statuses.Store(route, status)
+	}})
+	entered := make(chan struct{})
+	s.Echo().GET("/slow", func(c echo.Context) error {
+		close(entered)
+		<-c.Request().Context().Done()
+		return fmt.Errorf("sessions: redis put: %w", c.Request().Context().Err())
+	})
+	s.Echo().GET("/canceled", func(c echo.Context) error {
+		return fmt.Errorf("something inside: %w", context.Canceled)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/slow", nil)
+	go func() { <-entered; cancel() }()
+	if _, err := http.DefaultClient.Do(req); err == nil {
+		t.Fatal("the canceled request got an answer")
+	}
+	var got any
+	for deadline := time.Now().Add(5 * time.Second); got == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		got, _ = statuses.Load("/slow")
+	}
+	if got != httpserver.StatusClientClosedRequest {
+		t.Errorf("a request whose client went away was observed as %v, want 499", got)
+	}
+	if res, _ := get(t, ts.URL+"/canceled"); res.StatusCode != http.StatusInternalServerError {
+		t.Errorf("context.Canceled from inside, the client still there: %d, want 500", res.StatusCode)
+	}
+	for _, l := range logs.lines(t) {
+		if l["msg"] == "http request" && l["path"] == "/slow" && l["level"] != "INFO" {
+			t.Errorf("the access log line of the abandoned request: %v", l)
+		}
 	}
 }
