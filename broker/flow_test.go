@@ -548,11 +548,20 @@ func TestPKCE(t *testing.T) {
 	})
 }
 
+// TestCodeReuseRevokes: a code presented again after it was redeemed has
+// leaked; what was issued from it (RFC 6749 §4.1.2) is revoked: the
+// application's grant in the session. The session, and another application
+// signed in with it, live on, without a back-channel logout: the thief got
+// this application's tokens, never the browser's session.
 func TestCodeReuseRevokes(t *testing.T) {
 	onBackends(t, func(t *testing.T, n *node) {
 		n.tenant("Acme", "acme.test", alice("acme.test"))
+		rcv, got := bclReceiver(t)
+		other := n.app(store.Application{BackchannelLogoutURI: rcv.URL})
 		a := n.app(store.Application{})
-		c := code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}}))
+		b := browser(t)
+		otherTok, _ := other.exchange(t, code(t, other.authorize(t, b, url.Values{"login_hint": {"alice@acme.test"}})))
+		c := code(t, a.authorize(t, b, nil))
 		tok, _ := a.exchange(t, c)
 		if a.introspect(t, n, tok.AccessToken)["active"] != true {
 			t.Fatal("fresh token inactive")
@@ -568,6 +577,22 @@ func TestCodeReuseRevokes(t *testing.T) {
 		}
 		if in := a.introspect(t, n, tok.RefreshToken); in["active"] != false {
 			t.Fatalf("refresh token of a reused code introspects %v", in)
+		}
+		if in := other.introspect(t, n, otherTok.AccessToken); in["active"] != true {
+			t.Fatalf("another application's token in the same session: %v, want active", in)
+		}
+		if _, err := other.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: otherTok.RefreshToken}).Token(); err != nil {
+			t.Fatalf("another application's refresh: %v", err)
+		}
+		select {
+		case <-got:
+			t.Fatal("a back-channel logout for a reused code")
+		case <-time.After(time.Second):
+		}
+		// The application signs the user in again through the session.
+		again, _ := a.exchange(t, code(t, a.authorize(t, b, nil)))
+		if in := a.introspect(t, n, again.AccessToken); in["active"] != true {
+			t.Fatalf("a sign-in after the revocation: %v, want active", in)
 		}
 	})
 }
@@ -620,14 +645,15 @@ func TestRefusedCodePresentedAgainRevokesNothing(t *testing.T) {
 		// A code that did issue tokens is still reuse when seen again.
 		verifier, challenge = pkce()
 		c = code(t, a.authorize(t, b, url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
-		if st, body := redeem(verifier, true); st != 200 {
+		st, body := redeem(verifier, true)
+		if st != 200 {
 			t.Fatalf("redeem: %d %v", st, body)
 		}
 		if st, _ := redeem(verifier, true); st != 400 {
 			t.Fatalf("a redeemed code presented again: %d, want 400", st)
 		}
-		if in := other.introspect(t, n, tok.AccessToken); in["active"] != false {
-			t.Fatalf("a redeemed code presented again left its session alive: %v", in)
+		if in := a.introspect(t, n, body["access_token"].(string)); in["active"] != false {
+			t.Fatalf("a redeemed code presented again left its tokens active: %v", in)
 		}
 	})
 }

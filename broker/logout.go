@@ -60,7 +60,7 @@ func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revo
 		if g.ClientID != clientID {
 			return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 		}
-		if err := p.revokeClientDurably(ctx, g.TenantID, g.SessionID, clientID); err != nil {
+		if err := p.revokeClientDurably(ctx, g.TenantID, g.SessionID, clientID, "token revoked"); err != nil {
 			return nil, unavailable(err)
 		}
 		// The revocation above kills the family; ending it is tidying.
@@ -74,20 +74,20 @@ func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revo
 	if c.ClientID != clientID {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 	}
-	if err := p.revokeClientDurably(ctx, c.TenantID, c.SID, clientID); err != nil {
+	if err := p.revokeClientDurably(ctx, c.TenantID, c.SID, clientID, "token revoked"); err != nil {
 		return nil, unavailable(err)
 	}
 	return op.NewResponse(nil), nil
 }
 
 // revokeClientDurably revokes application clientID's grant in session sid
-// of tenant as of now, at once or, when the session store does not
+// of tenant as of now, for the reason why, at once or, when the session store does not
 // answer, through the revocation queue, as endSessionDurably does: a
 // revocation the broker answered 200 for is not lost. It is kept for
 // replay first, so that a session store that comes back from an older
 // snapshot has it applied again.
-func (p *Provider) revokeClientDurably(ctx context.Context, tenantID, sid, clientID string) error {
-	rv := store.Revocation{Kind: store.RevokeClientGrant, TenantID: tenantID, SubjectID: sessions.GrantSubject(sid, clientID), Reason: "token revoked"}
+func (p *Provider) revokeClientDurably(ctx context.Context, tenantID, sid, clientID, why string) error {
+	rv := store.Revocation{Kind: store.RevokeClientGrant, TenantID: tenantID, SubjectID: sessions.GrantSubject(sid, clientID), Reason: why}
 	if p.revoker != nil && tenantID != "" {
 		if err := p.store.KeepRevocation(context.WithoutCancel(ctx), rv); err != nil {
 			p.log.ErrorContext(ctx, "broker: keep the grant's revocation for replay", "sid", sid, "client_id", clientID, "err", err)

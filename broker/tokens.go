@@ -477,31 +477,23 @@ func unavailable(err error) error {
 		http.StatusServiceUnavailable)
 }
 
-// revokeGrant revokes everything issued from a leaked code: its refresh
-// family and, because access tokens are only as alive as their session,
-// the session itself. Ending the session is what makes every token of the
-// grant useless (a refresh needs a live session), so it must not be lost
-// to a session store that is down: with a Revoker it is recorded in the
-// revocation queue and applied from there, retried until the session
-// store acknowledges. Without one, or when the queue cannot be written, it
-// is applied directly, and a failure is returned for the request to fail
-// (the spent code is kept, so its next presentation revokes again).
+// revokeGrant revokes everything issued from a leaked code: its
+// application's grant in the session it was issued in (RFC 6749 §4.1.2
+// asks for the tokens issued from the code): every access token of the
+// application in that session issued until now turns inactive, its refresh
+// families die and its codes cannot be redeemed. The session, its SSO
+// cookie and the other applications' tokens stay, as with /oauth/revoke:
+// whoever took the code got this application's tokens, never the browser's
+// session, and signing the user out of every application would punish the
+// user, not the thief. It must not be lost to a session store that is
+// down: revokeClientDurably queues it then, and a failure is returned only
+// when neither takes it (the spent code is kept, so its next presentation
+// revokes again).
 func (p *Provider) revokeGrant(ctx context.Context, g grant, why string) error {
-	p.log.WarnContext(ctx, "broker: "+why+"; its tokens are revoked", "client_id", g.ClientID, "sid", g.SessionID)
+	p.log.WarnContext(ctx, "broker: "+why+"; the application's grant in the session is revoked", "client_id", g.ClientID, "sid", g.SessionID)
 	p.revokeFamily(ctx, g.Family)
-	if p.revoker != nil {
-		rv, err := p.store.RecordRevocation(ctx, store.Revocation{Kind: store.RevokeSession, TenantID: g.TenantID, SubjectID: g.SessionID, Reason: why})
-		if err == nil {
-			if _, err := p.revoker.Apply(ctx, rv); err != nil {
-				p.log.WarnContext(ctx, "broker: revocation of a reused code's session queued until the session store answers",
-					"sid", g.SessionID, "revocation", rv.ID, "err", err)
-			}
-			return nil
-		}
-		p.log.ErrorContext(ctx, "broker: record revocation; revoking directly", "sid", g.SessionID, "err", err)
-	}
-	if err := p.endSessionNow(ctx, g.SessionID); err != nil {
-		return fmt.Errorf("broker: revoke session %s: %w", g.SessionID, err)
+	if err := p.revokeClientDurably(ctx, g.TenantID, g.SessionID, g.ClientID, why); err != nil {
+		return fmt.Errorf("broker: revoke the grant of %s in session %s: %w", g.ClientID, g.SessionID, err)
 	}
 	return nil
 }
