@@ -411,7 +411,7 @@ func (p *Provider) ssoSession(c echo.Context, a pending) (session, bool) {
 	if a.HintSub != "" && a.HintSub != s.UserID {
 		return session{}, false
 	}
-	if local, _, ok := strings.Cut(a.Hints.Login, "@"); ok && local != "" && !strings.EqualFold(a.Hints.Login, s.Claims.Email) {
+	if local, _, ok := strings.Cut(a.Hints.Login, "@"); ok && local != "" && !store.SameEmail(a.Hints.Login, s.Claims.Email) {
 		return session{}, false
 	}
 	if !a.Hints.empty() {

@@ -225,7 +225,8 @@ func isAccountName(s string) bool {
 	return !strings.ContainsAny(s, " \t") && strings.ContainsAny(s, "@\\")
 }
 
-// normaliseEmail lower-cases an email and checks its shape; it returns ""
+// normaliseEmail lower-cases an email, puts its domain in the stored form
+// (store.NormalizeEmail) and checks its shape; it returns ""
 // for something that is not an address. One @ only: the domain checked
 // against the tenant's is the part after the last one, and an
 // application that splits at the first ("bob@other.example@acme.com")
@@ -244,7 +245,10 @@ func normaliseEmail(s string) string {
 			return ""
 		}
 	}
-	return s
+	// The domain in its stored form (punycode, no trailing dot), as the
+	// directory's copy of the same address is: one person, one user, and
+	// one email claim whichever form the IdP wrote.
+	return store.NormalizeEmail(s)
 }
 
 // emailDomain is the part after the last @, in the form domains are

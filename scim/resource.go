@@ -327,7 +327,10 @@ func userFields(d doc, u *store.User) error {
 			email = u.UserName
 		}
 	}
-	u.Email = email
+	// Stored with its domain in the one form SSO profiles use too
+	// (store.NormalizeEmail), so that the same person signing in is found;
+	// the resource keeps the address as the client wrote it.
+	u.Email = store.NormalizeEmail(email)
 	u.Active = true
 	if v, ok := d["active"]; ok && v != nil {
 		b, isBool := boolValue(v)

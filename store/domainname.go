@@ -69,6 +69,58 @@ func EmailDomain(email string) (string, bool) {
 	return d, d != "" && strings.Contains(d, ".")
 }
 
+// NormalizeEmail returns the form in which an email address is stored and
+// compared: trimmed, in lower case, its domain mapped as NormalizeDomain
+// maps it (full-width forms, a trailing dot) and written in Unicode.
+// "Alice@Bücher.example.", "alice@xn--bcher-kva.example" and
+// "alice@ｂücher.example" are then one address whether an IdP or a
+// directory sends it, and one the database's lower() (SQLite's folds
+// ASCII only) has nothing left to fold in. What has no valid domain
+// (EmailDomain) is only trimmed.
+func NormalizeEmail(email string) string {
+	e := strings.TrimSpace(email)
+	d, ok := EmailDomain(e)
+	if !ok {
+		return e
+	}
+	return strings.ToLower(e[:strings.LastIndexByte(e, '@')]) + "@" + unicodeDomain(d)
+}
+
+// EmailForms is the normalised address (NormalizeEmail) and, when its
+// domain is internationalised, the address with the domain in ASCII, as
+// rows written before addresses were normalised may hold it: a lookup by
+// email matches either.
+func EmailForms(email string) []string {
+	n := NormalizeEmail(email)
+	d, ok := EmailDomain(n)
+	if !ok {
+		return []string{n}
+	}
+	at := strings.LastIndexByte(n, '@')
+	if ascii := n[:at+1] + d; ascii != n {
+		return []string{n, ascii}
+	}
+	return []string{n}
+}
+
+// SameEmail reports whether a and b are one address once normalised.
+func SameEmail(a, b string) bool {
+	return NormalizeEmail(a) == NormalizeEmail(b)
+}
+
+// unicodeDomain is a normalised (ASCII) domain with its punycode labels
+// decoded, as people write it.
+func unicodeDomain(ascii string) string {
+	if !strings.Contains(ascii, "xn--") {
+		return ascii
+	}
+	u, err := domainProfile.ToUnicode(ascii)
+	if err != nil {
+		return ascii
+	}
+	return u
+}
+
 func isLowerASCIIHost(s string) bool {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/idbroker/idbroker/store"
@@ -62,5 +63,51 @@ func TestEmailDomain(t *testing.T) {
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("EmailDomain(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+func TestNormalizeEmail(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"alice@acme.com", "alice@acme.com"},
+		{"  Alice@ACME.com ", "alice@acme.com"},
+		{"alice@acme.com.", "alice@acme.com"},
+		{"alice+tag@acme.com", "alice+tag@acme.com"}, // a tag is another address
+		{"alice@ａｃｍｅ.com", "alice@acme.com"},         // full-width domain
+		{"a@bücher.example", "a@bücher.example"},
+		{"A@BÜCHER.Example.", "a@bücher.example"},
+		{"a@xn--bcher-kva.example", "a@bücher.example"},
+		{"a@XN--BCHER-KVA.EXAMPLE", "a@bücher.example"},
+		{"a@bu\u0308cher.example", "a@bücher.example"}, // decomposed ü (NFD)
+		{"ÉLODIE@acme.com", "élodie@acme.com"},
+		{`"Odd@Local"@Acme.com`, `"odd@local"@acme.com`},
+		{"a@faß.de", "a@faß.de"},
+		// Not addresses: only trimmed.
+		{" alice ", "alice"},
+		{"Alice@localhost", "Alice@localhost"},
+		{"Alice@acme_corp.com", "Alice@acme_corp.com"},
+		{"", ""},
+	} {
+		if got := store.NormalizeEmail(tc.in); got != tc.want {
+			t.Errorf("NormalizeEmail(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestEmailForms(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"Alice@Acme.com", []string{"alice@acme.com"}},
+		{"a@xn--bcher-kva.example", []string{"a@bücher.example", "a@xn--bcher-kva.example"}},
+		{"a@Bücher.example.", []string{"a@bücher.example", "a@xn--bcher-kva.example"}},
+		{"alice", []string{"alice"}},
+	} {
+		if got := store.EmailForms(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("EmailForms(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if !store.SameEmail("Alice@xn--bcher-kva.example", " alice@BÜCHER.example.") || store.SameEmail("alice@acme.com", "alice@notacme.com") {
+		t.Error("SameEmail")
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -236,6 +237,24 @@ func (b *sqlFilter) cmp(c Cmp) (string, error) {
 		// value folded here by Go's rules would never match a stored
 		// "ÉMILE", not even one sent as "ÉMILE".
 		rhs = func(v any) string { return "lower(" + b.arg(v) + ")" }
+	}
+	if b.table == "users" && col == "email" && (c.Op == OpEq || c.Op == OpNe) {
+		// Addresses are stored normalised (NormalizeEmail): the value
+		// is compared in that form, in the ASCII form of its domain and
+		// as written, which rows stored before the normalisation hold.
+		forms := EmailForms(s)
+		if !slices.Contains(forms, s) {
+			forms = append(forms, s)
+		}
+		in := make([]string, len(forms))
+		for i, f := range forms {
+			in[i] = rhs(f)
+		}
+		list := lhs + " IN (" + strings.Join(in, ", ") + ")"
+		if c.Op == OpEq {
+			return list, nil
+		}
+		return "(NOT " + list + " OR " + col + " IS NULL)", nil
 	}
 	// SQLite's LIKE ignores the case of ASCII letters whatever the
 	// operands, so on a case-exact field (ids, externalId) a LIKE is

@@ -36,20 +36,20 @@ const userUpdate = `UPDATE users SET directory_id = $3, external_id = $4, user_n
 	WHERE tenant_id = $1 AND id = $2`
 
 // userInsertUnlessSSO inserts a directory user ($1…$15 as userInsert)
-// unless the tenant has an SSO-only user of the same email ($16, folded by
-// the database's lower(), as email_lc is: SQLite's folds ASCII only),
-// whom the directory adopts instead (see createUser for the one it does
-// not): the common case, nobody to adopt, is then one statement instead
-// of a lookup and an INSERT. With byDomain, email_verified is read from
-// the tenant's domains ($17 the email's domain; $7, false, when it has
-// none) in the same statement.
+// unless the tenant has an SSO-only user of the same email ($16 or $17,
+// its forms (EmailForms), folded by the database's lower(), as email_lc
+// is: SQLite's folds ASCII only), whom the directory adopts instead (see
+// createUser for the one it does not): the common case, nobody to adopt,
+// is then one statement instead of a lookup and an INSERT. With byDomain,
+// email_verified is read from the tenant's domains ($18 the email's
+// domain; $7, false, when it has none) in the same statement.
 func userInsertUnlessSSO(byDomain bool) string {
 	verified := "$7"
 	if byDomain {
-		verified = "COALESCE((SELECT verified FROM domains WHERE tenant_id = $1 AND domain = $17), $7)"
+		verified = "COALESCE((SELECT verified FROM domains WHERE tenant_id = $1 AND domain = $18), $7)"
 	}
 	return "INSERT INTO users (" + userCols + ") SELECT $1, $2, $3, $4, $5, $6, " + verified + `, $8, $9, $10, $11, $12, $13, $14, $15
-	WHERE NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = lower($16)) RETURNING email_verified`
+	WHERE NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc IN (lower($16), lower($17))) RETURNING email_verified`
 }
 
 var (
@@ -72,7 +72,7 @@ func (db *DB) CreateDirectoryUser(ctx context.Context, u User) (User, error) {
 }
 
 func (db *DB) createUser(ctx context.Context, u User, byDomain bool) (User, error) {
-	u.Email = strings.TrimSpace(u.Email)
+	u.Email = NormalizeEmail(u.Email)
 	domain, hasDomain := EmailDomain(u.Email)
 	if byDomain {
 		u.EmailVerified = false
@@ -93,7 +93,8 @@ func (db *DB) createUser(ctx context.Context, u User, byDomain bool) (User, erro
 			_, err = q.exec(ctx, userInsert, args...)
 			return err
 		}
-		insert, insertArgs := userInsertAsGiven, append(args, u.Email)
+		forms := emailForms2(u.Email)
+		insert, insertArgs := userInsertAsGiven, append(args, forms[0], forms[1])
 		if byDomain {
 			insert, insertArgs = userInsertByDomain, append(insertArgs, domain)
 		}
@@ -108,8 +109,14 @@ func (db *DB) createUser(ctx context.Context, u User, byDomain bool) (User, erro
 				return err
 			}
 		}
+		// One form at a time: with an IN, SQLite would read the tenant's
+		// users in id order rather than the two entries of the index.
 		sso, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
-			WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = lower($2) ORDER BY id LIMIT 1`, tenantID, u.Email))
+			WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = lower($2) ORDER BY id LIMIT 1`, tenantID, forms[0]))
+		if db.d.isNoRows(err) && forms[1] != forms[0] {
+			sso, err = scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
+				WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = lower($2) ORDER BY id LIMIT 1`, tenantID, forms[1]))
+		}
 		if err == nil && !sso.EmailVerified {
 			// Not one that signed in with an email its IdP only claimed
 			// (outside the tenant's verified domains): that may be
@@ -145,6 +152,16 @@ func (db *DB) createUser(ctx context.Context, u User, byDomain bool) (User, erro
 	return u, db.wrap("create user", err)
 }
 
+// emailForms2 is EmailForms as two arguments of an IN (…, …): the second
+// repeats the first when there is one form only.
+func emailForms2(email string) [2]string {
+	f := EmailForms(email)
+	if len(f) == 1 {
+		return [2]string{f[0], f[0]}
+	}
+	return [2]string{f[0], f[1]}
+}
+
 // errNotAdoptable: the SSO user a directory's push found by email is not
 // to be adopted.
 var errNotAdoptable = errors.New("store: user not adoptable")
@@ -169,6 +186,7 @@ func (db *DB) User(ctx context.Context, id string) (User, error) {
 
 // UpdateUser replaces a user's fields (see Store).
 func (db *DB) UpdateUser(ctx context.Context, u User, ifVersion int64) (User, error) {
+	u.Email = NormalizeEmail(u.Email)
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		old, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+" FROM users WHERE tenant_id = $1 AND id = $2", tenantID, u.ID))
 		if err != nil {
@@ -227,6 +245,9 @@ func (db *DB) upsertSSO(ctx context.Context, connectionID, subject string, key *
 	if connectionID == "" || subject == "" {
 		return User{}, fmt.Errorf("%w: an identity needs a connection and a subject", ErrInvalid)
 	}
+	// The same person's address as a directory or another IdP wrote it
+	// (another case or form of the domain) finds them below.
+	u.Email = NormalizeEmail(u.Email)
 	var out User
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		linked, err := scanUser(q.queryRow(ctx, "SELECT "+prefixed("u.", userCols)+` FROM user_identities i
@@ -276,9 +297,10 @@ func (db *DB) upsertSSO(ctx context.Context, connectionID, subject string, key *
 			// claims, and would let a connection that allows any domain
 			// sign in as whoever another connection or the directory
 			// knows by that address.
+			forms := emailForms2(u.Email)
 			byEmail, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
-				WHERE tenant_id = $1 AND email_lc = lower($2)
-				ORDER BY CASE WHEN directory_id IS NULL THEN 1 ELSE 0 END, id LIMIT 1`, tenantID, u.Email))
+				WHERE tenant_id = $1 AND email_lc IN (lower($2), lower($3))
+				ORDER BY CASE WHEN directory_id IS NULL THEN 1 ELSE 0 END, id LIMIT 1`, tenantID, forms[0], forms[1]))
 			adopt := err == nil
 			if adopt && key != nil {
 				if adopt, err = db.mayBe(ctx, q, tenantID, connectionID, byEmail, *key); err != nil {

@@ -54,6 +54,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"OneUserAcrossSSOAndSCIM", testOneUserAcrossSSOAndSCIM},
 		{"StableSSOUser", testStableSSOUser},
 		{"OneUserAcrossSSOAndSCIMNonASCII", testOneUserAcrossSSOAndSCIMNonASCII},
+		{"OneUserAcrossEmailForms", testOneUserAcrossEmailForms},
 		{"CreateDirectoryUser", testCreateDirectoryUser},
 		{"FindUsers", testFindUsers},
 		{"FindUsersNonASCII", testFindUsersNonASCII},

@@ -376,6 +376,65 @@ func testOneUserAcrossSSOAndSCIMNonASCII(t *testing.T, db *store.DB) {
 	}
 }
 
+// testOneUserAcrossEmailForms: one person's address written in two forms
+// (case, the domain internationalised or in punycode, full-width, a
+// trailing dot, spaces around it) by an IdP and by a directory is one
+// user, in either order, stored in one form that a SCIM filter finds by
+// any of them; the same address in another tenant is another person.
+func testOneUserAcrossEmailForms(t *testing.T, db *store.DB) {
+	ctx, _ := newTenant(t, db, "A")
+	conn := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionType("saml"), Name: "okta"}))
+	dir := newDirectory(t, db, ctx)
+	for i, tc := range []struct{ sso, scim, stored string }{
+		{"ann@bücher.example", "Ann@xn--bcher-kva.example", "ann@bücher.example"},
+		{"bob@xn--bcher-kva.example", " BOB@BÜCHER.example ", "bob@bücher.example"},
+		{"cat@acme.example.", "cat@ａｃｍｅ.example", "cat@acme.example"},
+		{"élodie@acme.example", "ÉLODIE@ACME.example", "élodie@acme.example"},
+		{"dan@bu\u0308cher.example", "dan@bücher.example", "dan@bücher.example"},
+	} {
+		for _, ssoFirst := range []bool{true, false} {
+			sso := func() store.User {
+				return must(db.UpsertSSOUser(ctx, conn.ID, fmt.Sprintf("sub-%d-%v", i, ssoFirst), store.User{Email: tc.sso, EmailVerified: true}))
+			}
+			dirUser := func() store.User {
+				return must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: fmt.Sprintf("u%d-%v", i, ssoFirst), Email: tc.scim, Active: true}))
+			}
+			var a, b store.User
+			if ssoFirst {
+				a, b = sso(), dirUser()
+			} else {
+				b, a = dirUser(), sso()
+			}
+			if a.ID != b.ID {
+				t.Fatalf("%q by SSO and %q by SCIM (SSO first %v): two users %s and %s", tc.sso, tc.scim, ssoFirst, a.ID, b.ID)
+			}
+			if got := must(db.User(ctx, a.ID)); got.Email != tc.stored {
+				t.Errorf("%q / %q stored as %q, want %q", tc.sso, tc.scim, got.Email, tc.stored)
+			}
+			for _, v := range []string{tc.sso, tc.scim, tc.stored} {
+				users, _, err := db.FindUsers(ctx, store.UserQuery{DirectoryID: dir.ID, Filter: store.Cmp{Field: "email", Op: store.OpEq, Value: v}})
+				if err != nil || len(users) != 1 || users[0].ID != a.ID {
+					t.Fatalf("email eq %q: %v %v, want %s", v, users, err, a.ID)
+				}
+			}
+			if err := db.DeleteUser(ctx, a.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Another tenant's directory pushing the address of A's SSO user makes
+	// its own user; A's is not found from B.
+	ann := must(db.UpsertSSOUser(ctx, conn.ID, "ann", store.User{Email: "ann@bücher.example", EmailVerified: true}))
+	ctxB, _ := newTenant(t, db, "B")
+	dirB := newDirectory(t, db, ctxB)
+	other := must(db.CreateDirectoryUser(ctxB, store.User{DirectoryID: dirB.ID, UserName: "ann", Email: "ann@xn--bcher-kva.example", Active: true}))
+	if other.ID == ann.ID {
+		t.Fatal("tenant B's directory adopted tenant A's user")
+	}
+	_, err := db.User(ctxB, ann.ID)
+	wantErr(t, err, store.ErrNotFound)
+}
+
 // wantFound checks that filter finds exactly the users want of directory
 // dir, in order, and counts as many.
 func wantFound(t *testing.T, db *store.DB, ctx context.Context, dir string, filter store.Filter, want []string) {

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/crewjam/saml"
+)
+
+// TestOnePersonAcrossEmailForms: outside in, on the real binary. A tenant
+// adds its internationalised domain as Unicode; the directory (SCIM)
+// pushes a person with the address in punycode and capitals; the SAML IdP
+// asserts the same address in Unicode with a trailing dot, and the
+// application routes by a login_hint in yet another form. The sign-in is
+// the directory's user (one sub), the id_token's email is the one stored
+// form, the SCIM resource keeps what the client wrote, and a SCIM filter
+// finds the person by any form. Another tenant's directory token reads
+// none of it (404).
+func TestOnePersonAcrossEmailForms(t *testing.T) {
+	u := newUpstream(t)
+	label := "bücher-" + randomHex(t, 3)
+	unicode := label + ".example"
+	var dom struct {
+		Domain   string `json:"domain"`
+		Verified bool   `json:"verified"`
+	}
+	if code := u.b.do("POST", "/api/v1/tenants/"+u.tenantID+"/domains", e2eBootstrapKey,
+		map[string]any{"domain": strings.ToUpper(unicode) + ".", "verified": true}, &dom); code != http.StatusCreated || !dom.Verified || !strings.HasPrefix(dom.Domain, "xn--") {
+		t.Fatalf("add domain: %d %+v", code, dom)
+	}
+	ascii := dom.Domain
+
+	var dir scimDirectory
+	if code := u.b.do("POST", "/api/v1/tenants/"+u.tenantID+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &dir); code != http.StatusCreated {
+		t.Fatalf("POST directory = %d", code)
+	}
+	written := "Ann.Lee@" + strings.ToUpper(ascii)
+	pushed := dir.pushUser(t, u.b, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ann.lee","active":true,
+		"emails":[{"value":"`+written+`","type":"work","primary":true}]}`)
+	if pushed.status != http.StatusCreated {
+		t.Fatalf("SCIM create: %d %s", pushed.status, pushed.raw)
+	}
+	scimID, _ := pushed.body["id"].(string)
+
+	v := newVendorIdP(t)
+	v.set(func(v *vendorIdP) {
+		v.nameID = "00u-ann"
+		v.attrs = []saml.Attribute{strAttr("email", " ann.lee@"+unicode+". ")}
+	})
+	conn := u.samlConnection(v, nil)
+	res := u.signIn(conn, url.Values{"connection": {""}, "login_hint": {"ANN.LEE@" + ascii + "."}})
+	if res.code == "" {
+		t.Fatalf("no code: %d, last failure %v\n%s", res.status, u.lastFailure(), res.page)
+	}
+	c := u.claims(res.code)
+	if c["sub"] != scimID || c["email"] != "ann.lee@"+unicode || c["email_verified"] != true {
+		t.Fatalf("claims sub %v email %v verified %v; want the directory's user %s as ann.lee@%s", c["sub"], c["email"], c["email_verified"], scimID, unicode)
+	}
+
+	get := call(t, u.b, "GET", dir.SCIMBaseURL+"/Users/"+scimID, "Bearer "+dir.BearerToken, "", nil)
+	if get.status != http.StatusOK || !strings.Contains(get.raw, `"value":"`+written+`"`) {
+		t.Fatalf("SCIM read: %d %s; want emails as written", get.status, get.raw)
+	}
+	for _, form := range []string{"ann.lee@" + unicode, written, "ANN.LEE@" + strings.ToUpper(unicode)} {
+		q := dir.SCIMBaseURL + "/Users?filter=" + url.QueryEscape(`emails.value eq "`+form+`"`)
+		found := call(t, u.b, "GET", q, "Bearer "+dir.BearerToken, "", nil)
+		if found.status != http.StatusOK || found.body["totalResults"] != float64(1) || !strings.Contains(found.raw, scimID) {
+			t.Errorf("filter emails.value eq %q: %d %s", form, found.status, found.raw)
+		}
+	}
+
+	// Another tenant, same address in its directory: another person, and
+	// its token opens nothing of the first tenant's.
+	var other tenantJSON
+	if code := u.b.do("POST", "/api/v1/tenants", e2eBootstrapKey, map[string]any{"name": "Other"}, &other); code != http.StatusCreated {
+		t.Fatalf("POST /tenants = %d", code)
+	}
+	var dirB scimDirectory
+	if code := u.b.do("POST", "/api/v1/tenants/"+other.ID+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &dirB); code != http.StatusCreated {
+		t.Fatalf("POST directory = %d", code)
+	}
+	theirs := dirB.pushUser(t, u.b, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ann.lee","emails":[{"value":"ann.lee@`+unicode+`","primary":true}]}`)
+	if theirs.status != http.StatusCreated || theirs.body["id"] == scimID {
+		t.Fatalf("other tenant's create: %d %s", theirs.status, theirs.raw)
+	}
+	if r := call(t, u.b, "GET", dirB.SCIMBaseURL+"/Users/"+scimID, "Bearer "+dirB.BearerToken, "", nil); r.status != http.StatusNotFound {
+		t.Errorf("other tenant reads the first's user: %d", r.status)
+	}
+	if r := call(t, u.b, "GET", dir.SCIMBaseURL+"/Users", "Bearer "+dirB.BearerToken, "", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("other tenant's token on the first's directory: %d", r.status)
+	}
+	q := dirB.SCIMBaseURL + "/Users?filter=" + url.QueryEscape(`emails.value eq "`+written+`"`)
+	if r := call(t, u.b, "GET", q, "Bearer "+dirB.BearerToken, "", nil); r.status != http.StatusOK || strings.Contains(r.raw, scimID) {
+		t.Errorf("other tenant's filter: %d %s", r.status, r.raw)
+	}
+}
