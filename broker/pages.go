@@ -98,17 +98,30 @@ func (p *Provider) pendingError(c echo.Context, err error) error {
 }
 
 func (p *Provider) routeError(c echo.Context, a pending, err error) error {
+	var (
+		status int
+		t      pageText
+	)
 	switch {
 	case errors.Is(err, ErrNoConnection):
-		return p.page(c, http.StatusNotFound, pageNoConnection)
+		status, t = http.StatusNotFound, pageNoConnection
 	case errors.Is(err, ErrTenantInactive):
-		return p.page(c, http.StatusForbidden, pageTenantPaused)
+		status, t = http.StatusForbidden, pageTenantPaused
 	case errors.Is(err, ErrConnectionInactive):
-		return p.page(c, http.StatusForbidden, pageConnInactive)
+		status, t = http.StatusForbidden, pageConnInactive
 	case errors.Is(err, ErrHintsDisagree):
-		return p.page(c, http.StatusBadRequest, pageHints)
+		status, t = http.StatusBadRequest, pageHints
+	default:
+		return p.internal(c, err)
 	}
-	return p.internal(c, err)
+	// The page shows a reference and no detail; the log line under that
+	// reference says which hint led where (which domain belongs to
+	// another tenant…), for whoever the user gives it to. Nothing is
+	// written for a tenant: anyone may ask for any domain.
+	ctx := c.Request().Context()
+	p.log.InfoContext(ctx, "broker: sign-in not routed", "reason", err.Error(),
+		"reference", httpserver.RequestID(ctx), "client_id", a.ClientID)
+	return p.page(c, status, t)
 }
 
 func (p *Provider) emailPage(c echo.Context, a pending, email, msg string) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/store"
@@ -36,7 +37,7 @@ type hints struct {
 
 func (h hints) empty() bool {
 	_, login := emailDomain(h.Login)
-	return h.Connection == "" && h.Tenant == "" && h.Domain == "" && !login
+	return h.Connection == "" && h.Tenant == "" && strings.TrimSpace(h.Domain) == "" && !login
 }
 
 // resolve picks the connection the hints lead to. Every hint given must
@@ -72,8 +73,18 @@ func (p *Provider) resolveOn(ctx context.Context, h hints) (store.Connection, st
 		}
 		tenantID = h.Tenant
 	}
+	domainHint := store.NormalizeDomain(h.Domain)
+	if domainHint == "" && strings.TrimSpace(h.Domain) != "" {
+		// No domain name ("acme_corp.com", "acme.com/x"): no tenant's
+		// domain, so beside a tenant it disagrees with it, as a domain
+		// of nobody's does, rather than being dropped.
+		if tenantID != "" {
+			return store.Connection{}, store.Tenant{}, fmt.Errorf("%w: domain_hint %q is not a domain name", ErrHintsDisagree, h.Domain)
+		}
+		return store.Connection{}, store.Tenant{}, ErrNoConnection
+	}
 	loginDomain, _ := emailDomain(h.Login)
-	for _, d := range []string{store.NormalizeDomain(h.Domain), loginDomain} {
+	for _, d := range []string{domainHint, loginDomain} {
 		if d == "" {
 			continue
 		}
