@@ -122,7 +122,14 @@ func Check(ctx context.Context, r Resolver, d store.Domain, timeout time.Duratio
 		return failf("the DNS lookup of TXT %s failed (%s); try again shortly", name, lookupReason(err))
 	}
 	for _, r := range records {
-		if strings.TrimSpace(r) == want {
+		// A value pasted with its quotes into a DNS console that stores
+		// them as text is still the value: the token proves control
+		// either way.
+		v := strings.TrimSpace(r)
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = strings.TrimSpace(v[1 : len(v)-1])
+		}
+		if v == want {
 			return nil
 		}
 	}

@@ -1,7 +1,9 @@
 // Package dnstest runs a tiny DNS server on loopback for tests: it answers
-// TXT questions from a table the test controls and NXDOMAIN for every other
-// name, over UDP, which is all a domain-verification lookup needs. Point a
-// resolver at Server.Addr (IDBROKER_DNS_RESOLVER).
+// TXT questions from a table the test controls (records of one or more
+// character-strings, a CNAME to another name of the table, or an error
+// code such as SERVFAIL) and NXDOMAIN for every other name, over UDP,
+// which is all a domain-verification lookup needs. Point a resolver at
+// Server.Addr (IDBROKER_DNS_RESOLVER).
 package dnstest
 
 import (
@@ -18,11 +20,26 @@ type Server struct {
 	// Addr is "127.0.0.1:port".
 	Addr string
 
-	conn net.PacketConn
-	mu   sync.Mutex
-	txt  map[string][]string
-	done chan struct{}
+	conn    net.PacketConn
+	mu      sync.Mutex
+	entries map[string]entry
+	done    chan struct{}
 }
+
+// entry is what one name answers: TXT records (each its character-strings),
+// a CNAME, or an error code.
+type entry struct {
+	txt   [][]string
+	cname string
+	rcode int
+}
+
+// Response codes SetRcode may give a name.
+const (
+	RcodeServFail = 2
+	RcodeNXDomain = 3
+	RcodeRefused  = 5
+)
 
 // Start starts a server that stops when t ends.
 func Start(t testing.TB) *Server {
@@ -31,7 +48,7 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("dnstest: listen: %v", err)
 	}
-	s := &Server{Addr: pc.LocalAddr().String(), conn: pc, txt: map[string][]string{}, done: make(chan struct{})}
+	s := &Server{Addr: pc.LocalAddr().String(), conn: pc, entries: map[string]entry{}, done: make(chan struct{})}
 	go s.serve()
 	t.Cleanup(func() {
 		pc.Close()
@@ -40,18 +57,51 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-// SetTXT makes name (without trailing dot, any case) answer values; no
+// SetTXT makes name (without trailing dot, any case) answer values, one
+// TXT record each (split into 255-byte character-strings as DNS must); no
 // values removes it.
 func (s *Server) SetTXT(name string, values ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	key := strings.ToLower(strings.TrimSuffix(name, "."))
-	if len(values) == 0 {
-		delete(s.txt, key)
+	var records [][]string
+	for _, v := range values {
+		records = append(records, chunks(v))
+	}
+	s.SetTXTStrings(name, records...)
+}
+
+// SetTXTStrings makes name answer TXT records given as their
+// character-strings (each at most 255 bytes), as a zone file writes them
+// ("part one" "part two"); none removes it.
+func (s *Server) SetTXTStrings(name string, records ...[]string) {
+	if len(records) == 0 {
+		s.set(name, nil)
 		return
 	}
-	s.txt[key] = values
+	s.set(name, &entry{txt: records})
 }
+
+// SetCNAME makes name an alias of target, another name of the table: the
+// answer carries the CNAME and target's TXT records, as a recursive
+// resolver's does.
+func (s *Server) SetCNAME(name, target string) {
+	s.set(name, &entry{cname: key(target)})
+}
+
+// SetRcode makes name answer with the error code rcode (RcodeServFail…).
+func (s *Server) SetRcode(name string, rcode int) {
+	s.set(name, &entry{rcode: rcode})
+}
+
+func (s *Server) set(name string, e *entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e == nil {
+		delete(s.entries, key(name))
+		return
+	}
+	s.entries[key(name)] = *e
+}
+
+func key(name string) string { return strings.ToLower(strings.TrimSuffix(name, ".")) }
 
 func (s *Server) serve() {
 	defer close(s.done)
@@ -68,8 +118,8 @@ func (s *Server) serve() {
 }
 
 const (
-	typeTXT     = 16
-	rcodeNXName = 3
+	typeTXT   = 16
+	typeCNAME = 5
 )
 
 // answer builds the response to one query: the header and question
@@ -104,7 +154,11 @@ func (s *Server) answer(q []byte) ([]byte, error) {
 	name := strings.ToLower(strings.Join(labels, "."))
 
 	s.mu.Lock()
-	values, ok := s.txt[name]
+	e, ok := s.entries[name]
+	var alias entry // what the CNAME's target answers
+	if ok && e.cname != "" {
+		alias = s.entries[e.cname]
+	}
 	s.mu.Unlock()
 
 	resp := make([]byte, 12, 512)
@@ -112,13 +166,28 @@ func (s *Server) answer(q []byte) ([]byte, error) {
 	flags := uint16(0x8400)         // response, authoritative
 	flags |= uint16(q[2]&0x01) << 8 // recursion desired, echoed
 	flags |= 0x0080                 // recursion available
-	var answers [][]byte
+	type rr struct {
+		typ   uint16
+		owner []byte // a compression pointer, or a name
+		data  []byte
+	}
+	var answers []rr
+	ptr := []byte{0xC0, 12} // the question's name
 	switch {
 	case !ok:
-		flags |= rcodeNXName
+		flags |= RcodeNXDomain
+	case e.rcode != 0:
+		flags |= uint16(e.rcode)
+	case e.cname != "":
+		answers = append(answers, rr{typeCNAME, ptr, encodeName(e.cname)})
+		if qtype == typeTXT {
+			for _, r := range alias.txt {
+				answers = append(answers, rr{typeTXT, encodeName(e.cname), txtRData(r)})
+			}
+		}
 	case qtype == typeTXT:
-		for _, v := range values {
-			answers = append(answers, txtRecord(v))
+		for _, r := range e.txt {
+			answers = append(answers, rr{typeTXT, ptr, txtRData(r)})
 		}
 	}
 	binary.BigEndian.PutUint16(resp[2:4], flags)
@@ -126,29 +195,49 @@ func (s *Server) answer(q []byte) ([]byte, error) {
 	binary.BigEndian.PutUint16(resp[6:8], uint16(len(answers)))
 	resp = append(resp, question...)
 	for _, a := range answers {
-		resp = append(resp, 0xC0, 12) // name: pointer to the question
-		resp = binary.BigEndian.AppendUint16(resp, typeTXT)
+		resp = append(resp, a.owner...)
+		resp = binary.BigEndian.AppendUint16(resp, a.typ)
 		resp = binary.BigEndian.AppendUint16(resp, 1) // IN
 		resp = binary.BigEndian.AppendUint32(resp, 60)
-		resp = binary.BigEndian.AppendUint16(resp, uint16(len(a)))
-		resp = append(resp, a...)
+		resp = binary.BigEndian.AppendUint16(resp, uint16(len(a.data)))
+		resp = append(resp, a.data...)
 	}
 	return resp, nil
 }
 
-// txtRecord is v as TXT RDATA: character-strings of at most 255 bytes.
-func txtRecord(v string) []byte {
-	var out []byte
+// chunks is v as the 255-byte character-strings of one TXT record.
+func chunks(v string) []string {
+	var out []string
 	for {
 		chunk := v
 		if len(chunk) > 255 {
 			chunk = chunk[:255]
 		}
-		out = append(out, byte(len(chunk)))
-		out = append(out, chunk...)
+		out = append(out, chunk)
 		v = v[len(chunk):]
 		if v == "" {
 			return out
 		}
 	}
+}
+
+// txtRData is a TXT record's RDATA: each character-string after its
+// length byte.
+func txtRData(strs []string) []byte {
+	var out []byte
+	for _, c := range strs {
+		out = append(out, byte(len(c)))
+		out = append(out, c...)
+	}
+	return out
+}
+
+// encodeName is name in DNS wire form, uncompressed.
+func encodeName(name string) []byte {
+	var out []byte
+	for _, l := range strings.Split(name, ".") {
+		out = append(out, byte(len(l)))
+		out = append(out, l...)
+	}
+	return append(out, 0)
 }
