@@ -44,6 +44,13 @@ func (p *Provider) page(c echo.Context, status int, t pageText) error {
 
 // internal logs err and shows the generic page.
 func (p *Provider) internal(c echo.Context, err error) error {
+	if httpserver.ClientGone(c.Request().Context(), err) {
+		// The browser left while the sign-in waited (on a slow or hung
+		// Redis, say): nobody reads the page, and it is not the broker's
+		// failure, so it is no ERROR line, no 5xx and no failed sign-in
+		// in the tenant's SLO.
+		return c.NoContent(httpserver.StatusClientClosedRequest)
+	}
 	p.log.ErrorContext(c.Request().Context(), "broker: login", "err", err)
 	httpserver.SetRetryAfter(c)
 	return p.page(c, http.StatusServiceUnavailable, pageUnavailable)

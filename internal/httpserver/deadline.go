@@ -91,6 +91,12 @@ func (d *startDeadline) Err() error {
 // client went away before its answer (nginx's 499); it is never read.
 const StatusClientClosedRequest = 499
 
+// ClientGone reports whether err is the request's own cancellation: the
+// client closed the connection, so nobody reads the answer and the failure
+// is not the broker's. ctx is the request's context, inside or after its
+// handler.
+func ClientGone(ctx context.Context, err error) bool { return clientGone(ctx, err) }
+
 // clientGone reports whether err is the request's own cancellation: the
 // client closed the connection. ctx is the request's context, which
 // answerDeadline wraps (and stops once the handler returned), so the
