@@ -360,8 +360,8 @@ func (p *Provider) route(c echo.Context, a pending) error {
 	a.TenantID, a.ConnectionID = conn.TenantID, conn.ID
 	a.Browser = p.bindBrowser(c)
 	a.Held = p.heldSessions(c)
+	tenantKnown(ctx, conn.TenantID)
 	if tracing.Recording(ctx) {
-		tracing.SetTenant(ctx, conn.TenantID)
 		tracing.SetConnection(ctx, conn.ID)
 		tracing.SetClient(ctx, a.ClientID)
 		if a.Trace != "" {

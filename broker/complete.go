@@ -40,8 +40,8 @@ func (p *Provider) Complete(ctx context.Context, w http.ResponseWriter, r *http.
 	// and redirects below want an echo.Context, made on the echo the
 	// request came through.
 	c := p.ec.NewContext(r.WithContext(ctx), w)
+	tenantKnown(ctx, conn.TenantID)
 	if tracing.Recording(ctx) {
-		tracing.SetTenant(ctx, conn.TenantID)
 		tracing.SetConnection(ctx, conn.ID)
 	}
 	if err := p.complete(c, conn, res, upstreamErr); err != nil {

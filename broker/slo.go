@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -82,4 +83,17 @@ func (p *Provider) MeasureSignIn() echo.MiddlewareFunc {
 		return nil
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc { return p.measured(store.SLOSignIn, next) }
+}
+
+// tenantKnown records the tenant a request of the OpenID Provider acts on,
+// once its credential (a code, a refresh or access token, a connection)
+// names it: for the request's access log line (tenant_id) and its span
+// (tenant.id), so that an operator can find a tenant's sign-ins and token
+// answers by its id.
+func tenantKnown(ctx context.Context, tenantID string) {
+	if tenantID == "" {
+		return
+	}
+	httpserver.SetTenantID(ctx, tenantID)
+	tracing.SetTenant(ctx, tenantID)
 }

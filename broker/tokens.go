@@ -17,7 +17,6 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/idbroker/idbroker/internal/secrets"
-	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
@@ -180,7 +179,7 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 			return nil, oidc.ErrInvalidGrant().WithDescription("%s", desc)
 		}
 	}
-	tracing.SetTenant(ctx, g.TenantID)
+	tenantKnown(ctx, g.TenantID)
 	sess, err := p.liveSession(ctx, g)
 	if err != nil {
 		return nil, err
@@ -336,7 +335,7 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 	if len(r.Data.Scopes) > 0 {
 		issued.Scopes = r.Data.Scopes
 	}
-	tracing.SetTenant(ctx, g.TenantID)
+	tenantKnown(ctx, g.TenantID)
 	// The tokens' iat is taken before the session is read: a revocation
 	// of the grant that lands after the read (and so goes unseen here)
 	// is at or after that iat, which makes them dead all the same.

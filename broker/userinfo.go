@@ -62,6 +62,7 @@ func (p *Provider) checkUserinfo(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return bearerError(c, http.StatusUnauthorized, errInvalidToken, "the access token is invalid or has expired")
 		}
+		tenantKnown(r.Context(), ac.TenantID)
 		ok, err := p.grantLive(r.Context(), ac.SID, ac.TenantID, ac.Sub, ac.ClientID, ac.Iat)
 		if err != nil {
 			p.log.ErrorContext(r.Context(), "broker: userinfo", "err", err)

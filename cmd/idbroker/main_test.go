@@ -226,7 +226,7 @@ func freeAddr(t *testing.T) string {
 // passes (the first start on a fresh database migrates and generates RSA
 // keys).
 func (b *node) waitReady(addr string) error {
-	listening := "addr=" + addr
+	listening, listeningJSON := "addr="+addr, `"addr":"`+addr+`"` // IDBROKER_LOG_FORMAT text or json
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		select {
 		case <-b.done:
@@ -236,7 +236,7 @@ func (b *node) waitReady(addr string) error {
 			return fmt.Errorf("idbroker serve exited before it was ready (%v); output:\n%s", b.err, b.output)
 		default:
 		}
-		if !strings.Contains(b.output.String(), listening) {
+		if out := b.output.String(); !strings.Contains(out, listening) && !strings.Contains(out, listeningJSON) {
 			continue
 		}
 		if resp, err := b.client.Get(b.base + "/readyz"); err == nil {

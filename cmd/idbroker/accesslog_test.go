@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/cookiejar"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSignInAccessLogsNameTheTenant: the access log line of each request of
+// a sign-in that names its tenant (the routed email page, the IdP's answer
+// at the ACS, the application's code exchange) carries tenant_id, as the
+// operator API's and SCIM's lines do, so that an operator can follow one
+// tenant's sign-ins in the logs. Every line is JSON with
+// IDBROKER_LOG_FORMAT=json, and none holds the IdP's SAML answer.
+func TestSignInAccessLogsNameTheTenant(t *testing.T) {
+	b := startBroker(t, map[string]string{
+		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+		envLogLevel:    "debug",
+		envLogFormat:   "json",
+	}, "--dev")
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	acs, form := devIdPAnswer(t, c, b, nil)
+	resp, err := c.PostForm(acs, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the sign-in ended with %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	b.stop()
+
+	tenants := map[string]map[string]bool{} // route → tenant ids of its lines
+	for _, line := range strings.Split(strings.TrimSpace(b.output.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("a log line is not JSON (%v): %s", err, line)
+			continue
+		}
+		if rec["msg"] != "http request" {
+			continue
+		}
+		route, _ := rec["route"].(string)
+		if tenants[route] == nil {
+			tenants[route] = map[string]bool{}
+		}
+		tn, _ := rec["tenant_id"].(string)
+		tenants[route][tn] = true
+	}
+	for _, route := range []string{"/sso/saml/:conn/acs", "/oauth/token"} {
+		got := tenants[route]
+		if len(got) != 1 || got[""] {
+			t.Errorf("access log lines of %s name tenants %v, want the demo tenant", route, got)
+			continue
+		}
+		for tn := range got {
+			if !strings.HasPrefix(tn, "tnt_") {
+				t.Errorf("access log lines of %s name tenant %q", route, tn)
+			}
+		}
+	}
+	// The email page routes the sign-in: its last answer names the tenant.
+	if got := tenants["/login"]; !hasTenant(got) {
+		t.Errorf("no access log line of /login names the tenant: %v", got)
+	}
+	saml := form.Get("SAMLResponse")
+	if len(saml) < 64 {
+		t.Fatalf("no SAMLResponse in the IdP's answer: %v", form)
+	}
+	if out := b.output.String(); strings.Contains(out, saml[len(saml)/2:len(saml)/2+32]) {
+		t.Errorf("the log holds part of the IdP's SAML answer")
+	}
+}
+
+func hasTenant(m map[string]bool) bool {
+	for tn := range m {
+		if strings.HasPrefix(tn, "tnt_") {
+			return true
+		}
+	}
+	return false
+}
