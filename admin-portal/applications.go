@@ -54,6 +54,7 @@ func (a *API) mountApplications(g *echo.Group) {
 	g.GET("/applications/:app", a.getApplication)
 	g.PATCH("/applications/:app", a.updateApplication)
 	g.DELETE("/applications/:app", a.deleteApplication)
+	g.POST("/applications/:app/secret", a.rotateApplicationSecret)
 }
 
 type createApplicationRequest struct {
@@ -103,22 +104,25 @@ func (l tokenLifetimes) check() (access, id, refresh *time.Duration, err error) 
 // applicationJSON is an application as the API shows it. ClientSecret is
 // set only in the answer to its creation: only its hash is kept.
 type applicationJSON struct {
-	ID                           string    `json:"id"`
-	ClientID                     string    `json:"client_id"`
-	ClientSecret                 *string   `json:"client_secret,omitempty"`
-	Name                         string    `json:"name"`
-	RedirectURIs                 []string  `json:"redirect_uris"`
-	PostLogoutRedirectURIs       []string  `json:"post_logout_redirect_uris"`
-	BackchannelLogoutURI         *string   `json:"backchannel_logout_uri"`
-	InitiateLoginURI             *string   `json:"initiate_login_uri"`
-	Public                       bool      `json:"public"`
-	IDTokenSignedResponseAlg     string    `json:"id_token_signed_response_alg"`
-	AccessTokenSignedResponseAlg string    `json:"access_token_signed_response_alg"`
-	AccessTokenTTLSeconds        *int64    `json:"access_token_ttl_seconds"` // null: the broker default
-	IDTokenTTLSeconds            *int64    `json:"id_token_ttl_seconds"`
-	RefreshTokenTTLSeconds       *int64    `json:"refresh_token_ttl_seconds"`
-	CreatedAt                    time.Time `json:"created_at"`
-	UpdatedAt                    time.Time `json:"updated_at"`
+	ID                           string   `json:"id"`
+	ClientID                     string   `json:"client_id"`
+	ClientSecret                 *string  `json:"client_secret,omitempty"`
+	Name                         string   `json:"name"`
+	RedirectURIs                 []string `json:"redirect_uris"`
+	PostLogoutRedirectURIs       []string `json:"post_logout_redirect_uris"`
+	BackchannelLogoutURI         *string  `json:"backchannel_logout_uri"`
+	InitiateLoginURI             *string  `json:"initiate_login_uri"`
+	Public                       bool     `json:"public"`
+	IDTokenSignedResponseAlg     string   `json:"id_token_signed_response_alg"`
+	AccessTokenSignedResponseAlg string   `json:"access_token_signed_response_alg"`
+	AccessTokenTTLSeconds        *int64   `json:"access_token_ttl_seconds"` // null: the broker default
+	IDTokenTTLSeconds            *int64   `json:"id_token_ttl_seconds"`
+	RefreshTokenTTLSeconds       *int64   `json:"refresh_token_ttl_seconds"`
+	// PreviousSecretExpiresAt: until then, after a rotation, the replaced
+	// client secret still authenticates the application; null otherwise.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+	CreatedAt               time.Time  `json:"created_at"`
+	UpdatedAt               time.Time  `json:"updated_at"`
 }
 
 func toApplicationJSON(app store.Application) applicationJSON {
@@ -150,6 +154,9 @@ func toApplicationJSON(app store.Application) applicationJSON {
 	}
 	if app.InitiateLoginURI != "" {
 		out.InitiateLoginURI = &app.InitiateLoginURI
+	}
+	if exp := app.PreviousSecretExpiresAt; exp != nil && exp.After(time.Now()) {
+		out.PreviousSecretExpiresAt = exp
 	}
 	return out
 }

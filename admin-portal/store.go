@@ -39,6 +39,7 @@ type Store interface {
 	Application(ctx context.Context, id string) (store.Application, error)
 	ListApplications(ctx context.Context, p store.Page) ([]store.Application, string, error)
 	UpdateApplication(ctx context.Context, id string, u store.ApplicationUpdate) (store.Application, error)
+	RotateApplicationSecret(ctx context.Context, id string, hash []byte, overlap time.Duration) (store.Application, error)
 	DeleteApplication(ctx context.Context, id string) error
 
 	// Connections (connections.go): the tenant of one named in a URL and

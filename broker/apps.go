@@ -120,10 +120,47 @@ func (c *appCache) authenticate(ctx context.Context, clientID, secret string) (s
 		}
 		return a, nil
 	}
-	if secret == "" || !secrets.Equal(secrets.HashToken(secret), a.SecretHash) {
+	if secret == "" {
 		return store.Application{}, errBadSecret
 	}
-	return a, nil
+	return c.checkSecret(ctx, a, secrets.HashToken(secret))
+}
+
+// secretRecheck is how old a cached application must be before a secret
+// it refuses makes this node read the application again: a secret rotated
+// on another node is accepted here within it, not within the cache TTL,
+// while a client hammering with a wrong secret costs one query per
+// interval, not one per request.
+const secretRecheck = time.Second
+
+// checkSecret accepts sum (the hash of a presented secret) when it is a's
+// secret, or its previous one during a rotation's overlap. A refusal by a
+// cached copy older than secretRecheck is asked again of the store, since
+// the secret may have been rotated on another node.
+func (c *appCache) checkSecret(ctx context.Context, a store.Application, sum []byte) (store.Application, error) {
+	now := c.now()
+	if a.SecretMatches(sum, now) {
+		return a, nil
+	}
+	c.mu.RLock()
+	e, ok := c.entries[a.ID]
+	c.mu.RUnlock()
+	if !ok || e.missing || now.Before(e.until.Add(secretRecheck-c.ttl)) {
+		return store.Application{}, errBadSecret
+	}
+	fresh, err := c.store.Application(ctx, a.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		c.put(a.ID, appEntry{missing: true, until: now.Add(c.ttl)})
+		return store.Application{}, errUnknownClient
+	case err != nil:
+		return store.Application{}, fmt.Errorf("broker: load application: %w", err)
+	}
+	c.put(a.ID, appEntry{app: fresh, until: now.Add(c.ttl)})
+	if fresh.Public || !fresh.SecretMatches(sum, now) {
+		return store.Application{}, errBadSecret
+	}
+	return fresh, nil
 }
 
 var (

@@ -12,7 +12,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/store"
 )
@@ -300,9 +299,9 @@ func (c *appCache) authenticateBytes(ctx context.Context, clientID, secret []byt
 	if a.Public {
 		return store.Application{}, errPublicClient
 	}
-	sum := sha256.Sum256(secret)
-	if len(secret) == 0 || !secrets.Equal(sum[:], a.SecretHash) {
+	if len(secret) == 0 {
 		return store.Application{}, errBadSecret
 	}
-	return a, nil
+	sum := sha256.Sum256(secret)
+	return c.checkSecret(ctx, a, sum[:])
 }

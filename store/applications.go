@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"strings"
 	"time"
@@ -9,14 +10,16 @@ import (
 
 const applicationCols = `id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris,
 	backchannel_logout_uri, id_token_signing_alg, access_token_ttl_ms, id_token_ttl_ms,
-	refresh_token_ttl_ms, created_at, updated_at, access_token_signing_alg, initiate_login_uri`
+	refresh_token_ttl_ms, created_at, updated_at, access_token_signing_alg, initiate_login_uri,
+	previous_secret_hash, previous_secret_expires_at`
 
 func scanApplication(r row) (Application, error) {
 	var a Application
 	var access, id, refresh int64
 	err := r.Scan(&a.ID, &a.Name, &a.SecretHash, &a.Public, jsonDest{&a.RedirectURIs},
 		jsonDest{&a.PostLogoutRedirectURIs}, &a.BackchannelLogoutURI, &a.IDTokenSigningAlg,
-		&access, &id, &refresh, timeDest{&a.CreatedAt}, timeDest{&a.UpdatedAt}, &a.AccessTokenSigningAlg, &a.InitiateLoginURI)
+		&access, &id, &refresh, timeDest{&a.CreatedAt}, timeDest{&a.UpdatedAt}, &a.AccessTokenSigningAlg, &a.InitiateLoginURI,
+		&a.PreviousSecretHash, nullTimeDest{&a.PreviousSecretExpiresAt})
 	a.AccessTokenTTL = time.Duration(access) * time.Millisecond
 	a.IDTokenTTL = time.Duration(id) * time.Millisecond
 	a.RefreshTokenTTL = time.Duration(refresh) * time.Millisecond
@@ -46,6 +49,7 @@ func (db *DB) CreateApplication(ctx context.Context, a Application) (Application
 	}
 	a.CreatedAt = db.now()
 	a.UpdatedAt = a.CreatedAt
+	a.PreviousSecretHash, a.PreviousSecretExpiresAt = nil, nil
 	redirects, err := jsonArg(a.RedirectURIs)
 	if err != nil {
 		return Application{}, err
@@ -55,10 +59,10 @@ func (db *DB) CreateApplication(ctx context.Context, a Application) (Application
 		return Application{}, err
 	}
 	err = db.global(ctx, true, func(q querier) error {
-		_, err := q.exec(ctx, "INSERT INTO applications ("+applicationCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+		_, err := q.exec(ctx, "INSERT INTO applications ("+applicationCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
 			a.ID, a.Name, a.SecretHash, a.Public, redirects, postLogout, a.BackchannelLogoutURI, a.IDTokenSigningAlg,
 			a.AccessTokenTTL.Milliseconds(), a.IDTokenTTL.Milliseconds(), a.RefreshTokenTTL.Milliseconds(),
-			db.d.timeArg(a.CreatedAt), db.d.timeArg(a.UpdatedAt), a.AccessTokenSigningAlg, a.InitiateLoginURI)
+			db.d.timeArg(a.CreatedAt), db.d.timeArg(a.UpdatedAt), a.AccessTokenSigningAlg, a.InitiateLoginURI, nil, nil)
 		return err
 	})
 	return a, db.wrap("create application", err)
@@ -92,4 +96,60 @@ func (db *DB) ListApplications(ctx context.Context, p Page) ([]Application, stri
 	}
 	out, next := cut(out, p.Limit, func(a Application) string { return a.ID })
 	return out, next, nil
+}
+
+// RotateApplicationSecret makes hash the confidential application's
+// secret hash. With a positive overlap the hash it replaces stays valid as
+// PreviousSecretHash until now+overlap, so that the application can deploy
+// the new secret while the old one still works; with none the old secret
+// stops at this commit. A previous secret kept from an earlier rotation is
+// dropped either way. A public application has no secret: ErrInvalid.
+// Two rotations of one application at once: the later is ErrConflict.
+func (db *DB) RotateApplicationSecret(ctx context.Context, id string, hash []byte, overlap time.Duration) (Application, error) {
+	if len(hash) == 0 || overlap < 0 {
+		return Application{}, fmt.Errorf("%w: rotation needs a secret hash and an overlap of zero or more", ErrInvalid)
+	}
+	var a Application
+	err := db.global(ctx, true, func(q querier) error {
+		var err error
+		a, err = scanApplication(q.queryRow(ctx, "SELECT "+applicationCols+" FROM applications WHERE id = $1", id))
+		if err != nil {
+			return err
+		}
+		if a.Public {
+			return fmt.Errorf("%w: a public application has no client secret", ErrInvalid)
+		}
+		old := a.SecretHash
+		a.SecretHash, a.PreviousSecretHash, a.PreviousSecretExpiresAt = hash, nil, nil
+		var prevExp any
+		a.UpdatedAt = db.now()
+		if overlap > 0 {
+			exp := a.UpdatedAt.Add(overlap)
+			a.PreviousSecretHash, a.PreviousSecretExpiresAt = old, &exp
+			prevExp = db.d.timeArg(exp)
+		}
+		// Compare and swap on the hash read: a rotation that committed in
+		// between would otherwise be lost, its secret already handed out.
+		n, err := q.exec(ctx, `UPDATE applications SET secret_hash = $2, previous_secret_hash = $3,
+			previous_secret_expires_at = $4, updated_at = $5 WHERE id = $1 AND secret_hash = $6`,
+			id, hash, a.PreviousSecretHash, prevExp, db.d.timeArg(a.UpdatedAt), old)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: the application's secret was rotated at the same time", ErrConflict)
+		}
+		return nil
+	})
+	return a, db.wrap("rotate application secret", err)
+}
+
+// SecretMatches reports whether sum (the SHA-256 of a presented client
+// secret) is the application's secret, or its previous secret while the
+// overlap of the last rotation lasts. Both are compared in constant time.
+func (a Application) SecretMatches(sum []byte, now time.Time) bool {
+	cur := subtle.ConstantTimeCompare(sum, a.SecretHash) == 1 && len(a.SecretHash) > 0
+	prev := subtle.ConstantTimeCompare(sum, a.PreviousSecretHash) == 1 && len(a.PreviousSecretHash) > 0 &&
+		a.PreviousSecretExpiresAt != nil && now.Before(*a.PreviousSecretExpiresAt)
+	return cur || prev
 }

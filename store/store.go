@@ -64,6 +64,9 @@ type Store interface {
 	ListApplications(ctx context.Context, p Page) ([]Application, string, error)
 	// UpdateApplication changes the fields u names; see oauth_applications.go.
 	UpdateApplication(ctx context.Context, id string, u ApplicationUpdate) (Application, error)
+	// RotateApplicationSecret replaces a confidential application's secret
+	// hash, keeping the old one for an overlap; see applications.go.
+	RotateApplicationSecret(ctx context.Context, id string, hash []byte, overlap time.Duration) (Application, error)
 	DeleteApplication(ctx context.Context, id string) error
 
 	// Connections (tenant-scoped).

@@ -103,13 +103,17 @@ type Domain struct {
 // Application is an OIDC client of the broker, owned by the SaaS vendor and
 // shared by all tenants. ClientID equals ID.
 type Application struct {
-	ID                     string
-	Name                   string
-	SecretHash             []byte // SHA-256 of the client secret; nil for public clients
-	Public                 bool
-	RedirectURIs           []string
-	PostLogoutRedirectURIs []string
-	BackchannelLogoutURI   string
+	ID         string
+	Name       string
+	SecretHash []byte // SHA-256 of the client secret; nil for public clients
+	// PreviousSecretHash is the hash the last rotation replaced, still
+	// accepted until PreviousSecretExpiresAt; nil when none is kept.
+	PreviousSecretHash      []byte
+	PreviousSecretExpiresAt *time.Time
+	Public                  bool
+	RedirectURIs            []string
+	PostLogoutRedirectURIs  []string
+	BackchannelLogoutURI    string
 	// InitiateLoginURI is where the application starts a sign-in that
 	// someone else initiated (OpenID Connect Core §4): the landing of
 	// IdP-initiated SAML logins. "" when it has none.

@@ -394,8 +394,15 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	}
 	c.do("PATCH", "/api/v1/applications/"+appID, map[string]any{"initiate_login_uri": "http://app.example.com/login"}, 400)
 	c.do("PATCH", "/api/v1/applications/"+appID, map[string]any{"initiate_login_uri": ""}, 200)
+	if got := c.do("POST", "/api/v1/applications/"+appID+"/secret", map[string]any{"previous_secret_expires_in": 86400}, 200); got["client_secret"] == nil || got["previous_secret_expires_at"] == nil {
+		t.Fatalf("secret rotation answer %v", got)
+	}
+	c.do("POST", "/api/v1/applications/"+appID+"/secret", nil, 200)
+	c.do("POST", "/api/v1/applications/"+appID+"/secret", map[string]any{"previous_secret_expires_in": -1}, 400)
+	c.do("POST", "/api/v1/applications/"+spa["id"].(string)+"/secret", nil, 409)
 	c.do("POST", "/api/v1/portal_links", map[string]any{"tenant_id": id, "intent": "sso"}, 201)
 	c.do("DELETE", "/api/v1/applications/"+appID, nil, 204)
+	c.do("POST", "/api/v1/applications/"+appID+"/secret", nil, 404)
 
 	// Errors, each in the documented shape.
 	c.do("GET", "/api/v1/tenants", nil, 401, header("Authorization", ""))

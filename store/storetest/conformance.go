@@ -36,6 +36,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"Directories", testDirectories},
 		{"Applications", testApplications},
 		{"ApplicationUpdates", testApplicationUpdates},
+		{"ApplicationSecretRotation", testApplicationSecretRotation},
 		{"SigningKeys", testSigningKeys},
 		{"APIKeys", testAPIKeys},
 		{"AuditChain", testAuditChain},
