@@ -96,3 +96,74 @@ func TestOnePersonAcrossEmailForms(t *testing.T) {
 		t.Errorf("other tenant's filter: %d %s", r.status, r.raw)
 	}
 }
+
+// TestConnectionChoiceAndDeletionMidLogin: a tenant with several
+// connections routes tenant= and domain_hint= to its oldest active one,
+// skipping drafts and inactive ones; connection= picks another; a
+// connection deleted while its user is at the IdP ends that sign-in on
+// the generic page with a reference and no code; and a tenant left with no
+// active connection gets the clear "not set up" page.
+func TestConnectionChoiceAndDeletionMidLogin(t *testing.T) {
+	u := newUpstream(t)
+	idp := func(user string) *vendorIdP {
+		v := newVendorIdP(t)
+		v.set(func(v *vendorIdP) {
+			v.nameID = user
+			v.attrs = []saml.Attribute{strAttr("email", user+"@"+u.domain)}
+		})
+		return v
+	}
+	draft, _ := u.connection(map[string]any{"type": "saml", "name": "Draft", "saml": map[string]any{}})["id"].(string)
+	inactive := u.samlConnection(idp("one"), nil)
+	var out map[string]any
+	if code := u.b.do("PATCH", "/api/v1/connections/"+inactive, e2eBootstrapKey, map[string]any{"status": "inactive"}, &out); code != http.StatusOK {
+		t.Fatalf("deactivate: %d %v", code, out)
+	}
+	older := u.samlConnection(idp("two"), nil)
+	v3 := idp("three")
+	newer := u.samlConnection(v3, nil)
+
+	via := func(extra url.Values) string {
+		t.Helper()
+		if extra.Get("connection") == "" {
+			extra.Set("connection", "")
+		}
+		res := u.signIn("", extra)
+		if res.code == "" {
+			t.Fatalf("%v: no code: %d\n%s", extra, res.status, res.page)
+		}
+		c, _ := u.claims(res.code)["connection_id"].(string)
+		return c
+	}
+	for _, q := range []url.Values{{"tenant": {u.tenantID}}, {"domain_hint": {u.domain}}, {"login_hint": {"two@" + u.domain}}} {
+		if got := via(q); got != older {
+			t.Errorf("%v: routed to %s, want the oldest active %s (draft %s, inactive %s)", q, got, older, draft, inactive)
+		}
+	}
+	if got := via(url.Values{"connection": {newer}}); got != newer {
+		t.Errorf("connection=%s: routed to %s", newer, got)
+	}
+	if code := u.b.do("PATCH", "/api/v1/connections/"+older, e2eBootstrapKey, map[string]any{"status": "inactive"}, &out); code != http.StatusOK {
+		t.Fatalf("deactivate: %d %v", code, out)
+	}
+	if got := via(url.Values{"tenant": {u.tenantID}}); got != newer {
+		t.Errorf("after deactivating %s: routed to %s, want %s", older, got, newer)
+	}
+
+	// Deleted while the user is at the IdP.
+	v3.set(func(v *vendorIdP) {
+		v.mutate = func(*saml.IdpAuthnRequest, *saml.Assertion) {
+			if code := u.b.do("DELETE", "/api/v1/connections/"+newer, e2eBootstrapKey, nil, nil); code != http.StatusNoContent {
+				t.Errorf("delete: %d", code)
+			}
+		}
+	})
+	res := u.signIn(newer, nil)
+	if res.code != "" || res.status < 400 || res.status >= 500 || !strings.Contains(res.page, "Reference") {
+		t.Fatalf("sign-in through a connection deleted meanwhile: code %q status %d\n%s", res.code, res.status, res.page)
+	}
+	res = u.signIn("", url.Values{"connection": {""}, "domain_hint": {u.domain}})
+	if res.code != "" || res.status != http.StatusNotFound || !strings.Contains(res.page, "not set up") {
+		t.Fatalf("no active connection left: code %q status %d\n%s", res.code, res.status, res.page)
+	}
+}
