@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+	"golang.org/x/text/unicode/norm"
 )
 
 // domainProfile maps a domain as typed (any case, full-width forms,
@@ -70,7 +71,7 @@ func EmailDomain(email string) (string, bool) {
 }
 
 // NormalizeEmail returns the form in which an email address is stored and
-// compared: trimmed, in lower case, its domain mapped as NormalizeDomain
+// compared: trimmed, in lower case and Unicode NFC, its domain mapped as NormalizeDomain
 // maps it (full-width forms, a trailing dot) and written in Unicode.
 // "Alice@Bücher.example.", "alice@xn--bcher-kva.example" and
 // "alice@ｂücher.example" are then one address whether an IdP or a
@@ -83,7 +84,10 @@ func NormalizeEmail(email string) string {
 	if !ok {
 		return e
 	}
-	return strings.ToLower(e[:strings.LastIndexByte(e, '@')]) + "@" + unicodeDomain(d)
+	// NFC, as RFC 6532 §3.1 asks of addresses (and UTS #46 does of the
+	// domain): "josé" typed on one system and decomposed on another is
+	// one local part.
+	return strings.ToLower(norm.NFC.String(e[:strings.LastIndexByte(e, '@')])) + "@" + unicodeDomain(d)
 }
 
 // EmailForms is the normalised address (NormalizeEmail) and, when its

@@ -79,6 +79,7 @@ func TestNormalizeEmail(t *testing.T) {
 		{"a@XN--BCHER-KVA.EXAMPLE", "a@bücher.example"},
 		{"a@bu\u0308cher.example", "a@bücher.example"}, // decomposed ü (NFD)
 		{"ÉLODIE@acme.com", "élodie@acme.com"},
+		{"jose\u0301@acme.com", "jos\u00e9@acme.com"}, // decomposed é (NFD)
 		{`"Odd@Local"@Acme.com`, `"odd@local"@acme.com`},
 		{"a@faß.de", "a@faß.de"},
 		// Not addresses: only trimmed.

@@ -391,6 +391,7 @@ func testOneUserAcrossEmailForms(t *testing.T, db *store.DB) {
 		{"cat@acme.example.", "cat@ａｃｍｅ.example", "cat@acme.example"},
 		{"élodie@acme.example", "ÉLODIE@ACME.example", "élodie@acme.example"},
 		{"dan@bu\u0308cher.example", "dan@bücher.example", "dan@bücher.example"},
+		{"jose\u0301@acme.example", "JOS\u00c9@acme.example", "jos\u00e9@acme.example"},
 	} {
 		for _, ssoFirst := range []bool{true, false} {
 			sso := func() store.User {
