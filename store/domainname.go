@@ -71,8 +71,10 @@ func EmailDomain(email string) (string, bool) {
 }
 
 // NormalizeEmail returns the form in which an email address is stored and
-// compared: trimmed, in lower case and Unicode NFC, its domain mapped as NormalizeDomain
-// maps it (full-width forms, a trailing dot) and written in Unicode.
+// compared: trimmed, in lower case and Unicode NFC, its domain mapped as
+// NormalizeDomain maps it (full-width forms, a trailing dot) and written
+// in Unicode, as IdPs and directories mostly send it, so that the email
+// claim of those users does not change.
 // "Alice@Bücher.example.", "alice@xn--bcher-kva.example" and
 // "alice@ｂücher.example" are then one address whether an IdP or a
 // directory sends it, and one the database's lower() (SQLite's folds
