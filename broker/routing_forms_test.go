@@ -30,12 +30,15 @@ func TestRoutingHintForms(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		params url.Values
-		want   string // tenant, "" for the no-connection page
+		want   string // tenant, "" for the no-connection page, or "email page"
 	}{
 		{"upper case", url.Values{"login_hint": {"Alice@ACME.test"}}, acme.ID},
 		{"trailing dot", url.Values{"login_hint": {"alice@acme.test."}}, acme.ID},
 		{"spaces", url.Values{"login_hint": {" alice@acme.test "}}, acme.ID},
 		{"full-width", url.Values{"login_hint": {"alice@ａｃｍｅ.test"}}, acme.ID},
+		{"ideographic full stop", url.Values{"login_hint": {"alice@acme.test\u3002"}}, acme.ID},
+		{"two trailing dots: no address", url.Values{"login_hint": {"alice@acme.test.."}}, "email page"},
+		{"Cyrillic look-alike", url.Values{"domain_hint": {"\u0430cme.test"}}, ""},
 		{"plus tag", url.Values{"login_hint": {"alice+crm@acme.test"}}, acme.ID},
 		{"quoted local part", url.Values{"login_hint": {`"alice@home"@acme.test`}}, acme.ID},
 		{"domain_hint upper case and dot", url.Values{"domain_hint": {"ACME.Test."}}, acme.ID},
@@ -48,6 +51,12 @@ func TestRoutingHintForms(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := a.authorize(t, browser(t), tc.params)
+			if tc.want == "email page" {
+				if resp.StatusCode != 200 || resp.Request.URL.Path != broker.PathLogin {
+					t.Fatalf("status %d at %s, want the email page", resp.StatusCode, resp.Request.URL)
+				}
+				return
+			}
 			if tc.want == "" {
 				if resp.StatusCode != 404 {
 					t.Fatalf("status %d, want the 404 no-connection page", resp.StatusCode)

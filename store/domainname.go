@@ -27,26 +27,36 @@ var domainProfile = idna.New(
 // through it, so that "Bücher.example", "xn--bcher-kva.example" and
 // "bücher.example." are one domain everywhere.
 func NormalizeDomain(domain string) string {
-	d := strings.TrimSuffix(strings.TrimSpace(domain), ".")
+	d := strings.TrimSpace(domain)
 	if d == "" || len(d) > 1024 || !utf8.ValidString(d) {
 		return ""
 	}
+	var a string
 	if isLowerASCIIHost(d) {
 		// The common case (already stored form) skips the mapping but not
 		// the label checks.
 		if _, err := domainProfile.ToASCII(d); err != nil {
 			return ""
 		}
-		return d
+		a = d
+	} else {
+		x, err := domainProfile.ToASCII(d)
+		if err != nil {
+			return ""
+		}
+		a = strings.ToLower(x)
+		// The result must come back unchanged through the same mapping
+		// (in a URL, a login hint); a few code points map to labels that
+		// do not.
+		if again, err := domainProfile.ToASCII(a); err != nil || again != a {
+			return ""
+		}
 	}
-	a, err := domainProfile.ToASCII(d)
-	if err != nil {
-		return ""
-	}
-	a = strings.ToLower(a)
-	// The result must come back unchanged through the same mapping (in a
-	// URL, a login hint); a few code points map to labels that do not.
-	if again, err := domainProfile.ToASCII(a); err != nil || again != a {
+	// One root dot at the end, typed as "." or as what UTS #46 maps to it
+	// (the ideographic "。", the full-width "．"), names the same domain;
+	// a second is an empty label.
+	a = strings.TrimSuffix(a, ".")
+	if a == "" || strings.HasSuffix(a, ".") {
 		return ""
 	}
 	return a

@@ -21,8 +21,15 @@ func TestNormalizeDomain(t *testing.T) {
 		{"faß.de", "xn--fa-hia.de"}, // non-transitional: ß is kept
 		{"例え.テスト", "xn--r8jz45g.xn--zckzah"},
 		{"sub.bücher.example", "sub.xn--bcher-kva.example"},
+		{"acme.com\u3002", "acme.com"},       // ideographic full stop as the root dot
+		{"ａｃｍｅ．ｃｏｍ．", "acme.com"},            // full-width dots
+		{"ac\u00adme.com", "acme.com"},       // a soft hyphen maps to nothing
+		{"\u0430cme.com", "xn--cme-5cd.com"}, // Cyrillic а: another domain, not acme.com
+		{"acme.com..", ""},
+		{"acme.com.\u3002", ""},
 		{"", ""},
 		{".", ""},
+		{"..", ""},
 		{"acme..com", ""},
 		{"-acme.com", ""},
 		{"ac me.com", ""},
@@ -71,6 +78,8 @@ func TestNormalizeEmail(t *testing.T) {
 		{"alice@acme.com", "alice@acme.com"},
 		{"  Alice@ACME.com ", "alice@acme.com"},
 		{"alice@acme.com.", "alice@acme.com"},
+		{"alice@acme.com\u3002", "alice@acme.com"},
+		{"alice@acme.com..", "alice@acme.com.."},     // no domain: only trimmed
 		{"alice+tag@acme.com", "alice+tag@acme.com"}, // a tag is another address
 		{"alice@ａｃｍｅ.com", "alice@acme.com"},         // full-width domain
 		{"a@bücher.example", "a@bücher.example"},
