@@ -167,3 +167,38 @@ func TestConnectionChoiceAndDeletionMidLogin(t *testing.T) {
 		t.Fatalf("no active connection left: code %q status %d\n%s", res.code, res.status, res.page)
 	}
 }
+
+// TestDomainRemovedWhileSignedIn: removing a tenant's domain stops new
+// sign-ins with addresses in it at once (the tenant admin is told the
+// domain is not verified) and routes no one by it, while sessions opened
+// before stay (as WorkOS does: a domain is how people are routed, not who
+// they are).
+func TestDomainRemovedWhileSignedIn(t *testing.T) {
+	u := newUpstream(t)
+	v := newVendorIdP(t)
+	v.set(func(v *vendorIdP) { v.attrs = []saml.Attribute{strAttr("email", "ann@"+u.domain)} })
+	conn := u.samlConnection(v, nil)
+	res := u.signIn(conn, nil)
+	if res.code == "" {
+		t.Fatalf("no code: %d", res.status)
+	}
+	rp := &rpClient{t: t, node: u.b, clientID: u.clientID, secret: u.secret}
+	var tk tokens
+	if status, raw := rp.post(u.b, "/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {res.code},
+		"redirect_uri": {"https://app.example/cb"}}, &tk); status != http.StatusOK {
+		t.Fatalf("exchange: %d %s", status, raw)
+	}
+	if code := u.b.do("DELETE", "/api/v1/tenants/"+u.tenantID+"/domains/"+u.domain, e2eBootstrapKey, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("delete domain: %d", code)
+	}
+	var intro map[string]any
+	if status, raw := rp.post(u.b, "/oauth/introspect", url.Values{"token": {tk.AccessToken}}, &intro); status != http.StatusOK || intro["active"] != true {
+		t.Errorf("introspection after the domain went: %d %s, want the session still active", status, raw)
+	}
+	if code, reason := u.failure(conn); code != "email_domain_not_allowed" || !strings.Contains(reason, u.domain) {
+		t.Errorf("sign-in after the domain went: %s %s", code, reason)
+	}
+	if r := u.signIn("", url.Values{"connection": {""}, "login_hint": {"ann@" + u.domain}}); r.code != "" || r.status != http.StatusNotFound {
+		t.Errorf("login_hint in the removed domain: code %q status %d, want the 404 page", r.code, r.status)
+	}
+}
