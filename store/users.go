@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -37,19 +38,20 @@ const userUpdate = `UPDATE users SET directory_id = $3, external_id = $4, user_n
 
 // userInsertUnlessSSO inserts a directory user ($1…$15 as userInsert)
 // unless the tenant has an SSO-only user of the same email ($16 or $17,
-// its forms (EmailForms), folded by the database's lower(), as email_lc
-// is: SQLite's folds ASCII only), whom the directory adopts instead (see
-// createUser for the one it does not): the common case, nobody to adopt,
-// is then one statement instead of a lookup and an INSERT. With byDomain,
-// email_verified is read from the tenant's domains ($18 the email's
-// domain; $7, false, when it has none) in the same statement.
+// its forms (EmailForms), or $18, the userName when it is an address;
+// folded by the database's lower(), as email_lc is: SQLite's folds ASCII
+// only), whom the directory adopts instead (see createUser for the one it
+// does not): the common case, nobody to adopt, is then one statement
+// instead of a lookup and an INSERT. With byDomain, email_verified is
+// read from the tenant's domains ($19 the email's domain; $7, false, when
+// it has none) in the same statement.
 func userInsertUnlessSSO(byDomain bool) string {
 	verified := "$7"
 	if byDomain {
-		verified = "COALESCE((SELECT verified FROM domains WHERE tenant_id = $1 AND domain = $18), $7)"
+		verified = "COALESCE((SELECT verified FROM domains WHERE tenant_id = $1 AND domain = $19), $7)"
 	}
 	return "INSERT INTO users (" + userCols + ") SELECT $1, $2, $3, $4, $5, $6, " + verified + `, $8, $9, $10, $11, $12, $13, $14, $15
-	WHERE NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc IN (lower($16), lower($17))) RETURNING email_verified`
+	WHERE NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc IN (lower($16), lower($17), lower($18))) RETURNING email_verified`
 }
 
 var (
@@ -93,8 +95,8 @@ func (db *DB) createUser(ctx context.Context, u User, byDomain bool) (User, erro
 			_, err = q.exec(ctx, userInsert, args...)
 			return err
 		}
-		forms := emailForms2(u.Email)
-		insert, insertArgs := userInsertAsGiven, append(args, forms[0], forms[1])
+		keys := adoptionKeys(u)
+		insert, insertArgs := userInsertAsGiven, append(args, keys[0], keys[1], keys[2])
 		if byDomain {
 			insert, insertArgs = userInsertByDomain, append(insertArgs, domain)
 		}
@@ -109,13 +111,19 @@ func (db *DB) createUser(ctx context.Context, u User, byDomain bool) (User, erro
 				return err
 			}
 		}
-		// One form at a time: with an IN, SQLite would read the tenant's
-		// users in id order rather than the two entries of the index.
-		sso, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
-			WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = lower($2) ORDER BY id LIMIT 1`, tenantID, forms[0]))
-		if db.d.isNoRows(err) && forms[1] != forms[0] {
+		// One key at a time, the email first: with an IN, SQLite would
+		// read the tenant's users in id order rather than the entries of
+		// the index.
+		var sso User
+		for i, k := range keys {
+			if i > 0 && slices.Contains(keys[:i], k) {
+				continue
+			}
 			sso, err = scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
-				WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = lower($2) ORDER BY id LIMIT 1`, tenantID, forms[1]))
+				WHERE tenant_id = $1 AND directory_id IS NULL AND email_lc = lower($2) ORDER BY id LIMIT 1`, tenantID, k))
+			if !db.d.isNoRows(err) {
+				break
+			}
 		}
 		if err == nil && !sso.EmailVerified {
 			// Not one that signed in with an email its IdP only claimed
@@ -150,6 +158,20 @@ func (db *DB) createUser(ctx context.Context, u User, byDomain bool) (User, erro
 		return err
 	})
 	return u, db.wrap("create user", err)
+}
+
+// adoptionKeys are the addresses by which a directory's new user u adopts
+// an SSO user: its email's forms (emailForms2) and its userName when that
+// is an address. Entra ID sends the UPN as SAML NameID and as SCIM
+// userName, and the mailbox as SCIM email: a person whose UPN is not
+// their mailbox signed in by the one and is pushed by the other.
+func adoptionKeys(u User) [3]string {
+	f := emailForms2(u.Email)
+	keys := [3]string{f[0], f[1], f[0]}
+	if _, ok := EmailDomain(strings.TrimSpace(u.UserName)); ok {
+		keys[2] = NormalizeEmail(u.UserName)
+	}
+	return keys
 }
 
 // emailForms2 is EmailForms as two arguments of an IN (…, …): the second
@@ -301,6 +323,15 @@ func (db *DB) upsertSSO(ctx context.Context, connectionID, subject string, key *
 			byEmail, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
 				WHERE tenant_id = $1 AND email_lc IN (lower($2), lower($3))
 				ORDER BY CASE WHEN directory_id IS NULL THEN 1 ELSE 0 END, id LIMIT 1`, tenantID, forms[0], forms[1]))
+			if db.d.isNoRows(err) {
+				// Entra ID's NameID is the UPN, its SCIM userName, while
+				// the directory's email is the mailbox: a person whose
+				// UPN is not their mailbox is found by the userName.
+				var found bool
+				if byEmail, found, err = db.directoryUserByUserName(ctx, q, tenantID, forms); err == nil && !found {
+					err = errNotAdoptable
+				}
+			}
 			adopt := err == nil
 			if adopt && key != nil {
 				if adopt, err = db.mayBe(ctx, q, tenantID, connectionID, byEmail, *key); err != nil {
@@ -313,7 +344,7 @@ func (db *DB) upsertSSO(ctx context.Context, connectionID, subject string, key *
 					return err
 				}
 				return db.link(ctx, q, tenantID, connectionID, subject, out.ID)
-			case err != nil && !db.d.isNoRows(err):
+			case err != nil && !db.d.isNoRows(err) && !errors.Is(err, errNotAdoptable):
 				return err
 			}
 		}
@@ -331,6 +362,24 @@ func (db *DB) upsertSSO(ctx context.Context, connectionID, subject string, key *
 		return db.link(ctx, q, tenantID, connectionID, subject, u.ID)
 	})
 	return out, db.wrap("upsert sso user", err)
+}
+
+// directoryUserByUserName is the one user of the tenant's directories
+// whose userName is the address in forms (emailForms2); found is false
+// when there is none, or more than one (two directories' people: neither
+// is taken for the person).
+func (db *DB) directoryUserByUserName(ctx context.Context, q querier, tenantID string, forms [2]string) (User, bool, error) {
+	rs, err := q.query(ctx, "SELECT "+userCols+` FROM users
+		WHERE tenant_id = $1 AND directory_id IN (SELECT id FROM directories WHERE tenant_id = $1)
+		AND user_name_lc IN (lower($2), lower($3)) LIMIT 2`, tenantID, forms[0], forms[1])
+	if err != nil {
+		return User{}, false, err
+	}
+	us, err := collect(rs, scanUser)
+	if err != nil || len(us) != 1 {
+		return User{}, false, err
+	}
+	return us[0], true, nil
 }
 
 // mayBe reports whether cand, found by a stable key's previous key or by

@@ -202,3 +202,59 @@ func TestDomainRemovedWhileSignedIn(t *testing.T) {
 		t.Errorf("login_hint in the removed domain: code %q status %d, want the 404 page", r.code, r.status)
 	}
 }
+
+// TestUPNSignInIsTheDirectoryUser: Entra ID's defaults, outside in. SCIM
+// pushes userName = UPN and the mailbox as the work email; SAML sends the
+// UPN as an email NameID and the mailbox as emailaddress. A person whose
+// UPN is not their mailbox is one user (the directory's): the sign-in's
+// sub is the SCIM id, and the directory's deactivation ends the session
+// and refuses the next sign-in.
+func TestUPNSignInIsTheDirectoryUser(t *testing.T) {
+	u := newUpstream(t)
+	var dir scimDirectory
+	if code := u.b.do("POST", "/api/v1/tenants/"+u.tenantID+"/directories", e2eBootstrapKey, map[string]any{"name": "Entra"}, &dir); code != http.StatusCreated {
+		t.Fatalf("POST directory = %d", code)
+	}
+	upn, mail := "a.lee@"+u.domain, "ann.lee@"+u.domain
+	pushed := dir.pushUser(t, u.b, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+upn+`","active":true,
+		"emails":[{"value":"`+mail+`","type":"work","primary":true}]}`)
+	if pushed.status != http.StatusCreated {
+		t.Fatalf("SCIM create: %d %s", pushed.status, pushed.raw)
+	}
+	scimID, _ := pushed.body["id"].(string)
+
+	v := newVendorIdP(t)
+	v.set(func(v *vendorIdP) {
+		v.nameIDFormat, v.nameID = string(saml.EmailAddressNameIDFormat), upn
+		v.attrs = []saml.Attribute{strAttr("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", mail)}
+	})
+	conn := u.samlConnection(v, nil)
+	res := u.signIn(conn, nil)
+	if res.code == "" {
+		t.Fatalf("no code: %d %v", res.status, u.lastFailure())
+	}
+	rp := &rpClient{t: t, node: u.b, clientID: u.clientID, secret: u.secret}
+	var tk tokens
+	if status, raw := rp.post(u.b, "/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {res.code},
+		"redirect_uri": {"https://app.example/cb"}}, &tk); status != http.StatusOK {
+		t.Fatalf("exchange: %d %s", status, raw)
+	}
+	var intro map[string]any
+	rp.post(u.b, "/oauth/introspect", url.Values{"token": {tk.AccessToken}}, &intro)
+	if intro["sub"] != scimID {
+		t.Fatalf("signed in as %v, want the directory's user %s", intro["sub"], scimID)
+	}
+
+	patch := call(t, u.b, "PATCH", dir.SCIMBaseURL+"/Users/"+scimID, "Bearer "+dir.BearerToken, "application/scim+json",
+		[]byte(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}`))
+	if patch.status != http.StatusOK {
+		t.Fatalf("SCIM deactivate: %d %s", patch.status, patch.raw)
+	}
+	rp.post(u.b, "/oauth/introspect", url.Values{"token": {tk.AccessToken}}, &intro)
+	if intro["active"] != false {
+		t.Errorf("after the directory deactivated the user, introspection says %v", intro)
+	}
+	if code, _ := u.failure(conn); code != "user_deactivated" {
+		t.Errorf("sign-in after deactivation: %s, want user_deactivated", code)
+	}
+}

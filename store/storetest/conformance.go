@@ -56,6 +56,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"StableSSOUser", testStableSSOUser},
 		{"OneUserAcrossSSOAndSCIMNonASCII", testOneUserAcrossSSOAndSCIMNonASCII},
 		{"OneUserAcrossEmailForms", testOneUserAcrossEmailForms},
+		{"OneUserByUserName", testOneUserByUserName},
 		{"CreateDirectoryUser", testCreateDirectoryUser},
 		{"FindUsers", testFindUsers},
 		{"FindUsersNonASCII", testFindUsersNonASCII},

@@ -436,6 +436,49 @@ func testOneUserAcrossEmailForms(t *testing.T, db *store.DB) {
 	wantErr(t, err, store.ErrNotFound)
 }
 
+// testOneUserByUserName: a directory's userName that is an address other
+// than its email (Entra ID: the UPN as userName, the mailbox as email)
+// finds the person who signs in by it (Entra's NameID is the UPN), in
+// either order; but not for an email the IdP only claims, not when two
+// directories have that userName, and never across tenants.
+func testOneUserByUserName(t *testing.T, db *store.DB) {
+	ctx, _ := newTenant(t, db, "A")
+	conn := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionType("saml"), Name: "entra"}))
+	dir := newDirectory(t, db, ctx)
+
+	// SSO first, then the directory.
+	jit := must(db.UpsertSSOUser(ctx, conn.ID, "upn-ann", store.User{Email: "ann@acme.example", EmailVerified: true}))
+	pushed := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "Ann@ACME.example", Email: "ann.lee@acme.example", Active: true}))
+	if pushed.ID != jit.ID || pushed.Email != "ann.lee@acme.example" {
+		t.Fatalf("SSO first: directory user %+v, want %s adopted with the directory's email", pushed, jit.ID)
+	}
+	// The directory first, then SSO.
+	bob := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "bob@acme.example", Email: "robert.lee@acme.example", Active: true}))
+	if u := must(db.UpsertSSOUser(ctx, conn.ID, "upn-bob", store.User{Email: "BOB@acme.example", EmailVerified: true})); u.ID != bob.ID || u.Email != "robert.lee@acme.example" {
+		t.Fatalf("SCIM first: sign-in %+v, want directory user %s", u, bob.ID)
+	}
+	// An address the IdP only claims finds no one.
+	cat := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "cat@acme.example", Email: "catherine@acme.example", Active: true}))
+	if u := must(db.UpsertSSOUser(ctx, conn.ID, "evil-cat", store.User{Email: "cat@acme.example"})); u.ID == cat.ID {
+		t.Fatal("an unverified email took a directory user by userName")
+	}
+	// Two directories with the userName: neither is taken.
+	dir2 := newDirectory(t, db, ctx)
+	dan1 := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "dan@acme.example", Email: "dan.one@acme.example", Active: true}))
+	dan2 := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir2.ID, UserName: "dan@acme.example", Email: "dan.two@acme.example", Active: true}))
+	if u := must(db.UpsertSSOUser(ctx, conn.ID, "upn-dan", store.User{Email: "dan@acme.example", EmailVerified: true})); u.ID == dan1.ID || u.ID == dan2.ID {
+		t.Fatalf("an ambiguous userName was taken for %s", u.ID)
+	}
+	// Another tenant's sign-in by that userName is its own user.
+	ctxB, _ := newTenant(t, db, "B")
+	connB := must(db.CreateConnection(ctxB, store.Connection{Type: store.ConnectionType("saml"), Name: "entra"}))
+	if u := must(db.UpsertSSOUser(ctxB, connB.ID, "upn-bob", store.User{Email: "bob@acme.example", EmailVerified: true})); u.ID == bob.ID || u.TenantID == bob.TenantID {
+		t.Fatalf("tenant B's sign-in linked tenant A's user %s", bob.ID)
+	}
+	_, err := db.User(ctxB, bob.ID)
+	wantErr(t, err, store.ErrNotFound)
+}
+
 // wantFound checks that filter finds exactly the users want of directory
 // dir, in order, and counts as many.
 func wantFound(t *testing.T, db *store.DB, ctx context.Context, dir string, filter store.Filter, want []string) {
