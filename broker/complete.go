@@ -185,12 +185,18 @@ func (p *Provider) stillAllowed(ctx context.Context, conn store.Connection, user
 // endNewSession ends session sid, which no code or cookie has reached
 // yet, durably: through the revocation queue when there is one, so that a
 // session store that fails now still ends it once it answers.
+// Each step is detached from the request (a browser that leaves must not
+// leave the session behind) and bounded on its own, so that a database
+// that hangs still leaves the direct revocation its time.
 func (p *Provider) endNewSession(ctx context.Context, tenantID, sid, why string) {
-	ctx = context.WithoutCancel(ctx)
 	if p.revoker != nil {
-		rv, err := p.store.RecordRevocation(ctx, store.Revocation{Kind: store.RevokeSession, TenantID: tenantID, SubjectID: sid, Reason: why})
+		rctx, cancel := detached(ctx)
+		rv, err := p.store.RecordRevocation(rctx, store.Revocation{Kind: store.RevokeSession, TenantID: tenantID, SubjectID: sid, Reason: why})
+		cancel()
 		if err == nil {
-			if _, err := p.revoker.Apply(ctx, rv); err != nil {
+			actx, cancel := detached(ctx)
+			defer cancel()
+			if _, err := p.revoker.Apply(actx, rv); err != nil {
 				p.log.WarnContext(ctx, "broker: revocation of a refused sign-in's session queued until the session store answers",
 					"sid", sid, "revocation", rv.ID, "err", err)
 			}
@@ -198,7 +204,9 @@ func (p *Provider) endNewSession(ctx context.Context, tenantID, sid, why string)
 		}
 		p.log.ErrorContext(ctx, "broker: record revocation; revoking directly", "sid", sid, "err", err)
 	}
-	if err := p.endSessionNow(ctx, sid); err != nil {
+	ectx, cancel := detached(ctx)
+	defer cancel()
+	if err := p.endSessionNow(ectx, sid); err != nil {
 		p.log.ErrorContext(ctx, "broker: end a refused sign-in's session", "sid", sid, "err", err)
 	}
 }

@@ -89,7 +89,10 @@ func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revo
 func (p *Provider) revokeClientDurably(ctx context.Context, tenantID, sid, clientID, why string) error {
 	rv := store.Revocation{Kind: store.RevokeClientGrant, TenantID: tenantID, SubjectID: sessions.GrantSubject(sid, clientID), Reason: why}
 	if p.revoker != nil && tenantID != "" {
-		if err := p.store.KeepRevocation(context.WithoutCancel(ctx), rv); err != nil {
+		kctx, cancel := detached(ctx)
+		err := p.store.KeepRevocation(kctx, rv)
+		cancel()
+		if err != nil {
 			p.log.ErrorContext(ctx, "broker: keep the grant's revocation for replay", "sid", sid, "client_id", clientID, "err", err)
 		}
 	}
@@ -97,7 +100,9 @@ func (p *Provider) revokeClientDurably(ctx context.Context, tenantID, sid, clien
 	if err == nil || p.revoker == nil || tenantID == "" {
 		return err
 	}
-	if _, rerr := p.store.RecordRevocation(context.WithoutCancel(ctx), rv); rerr != nil {
+	qctx, cancel := detached(ctx)
+	defer cancel()
+	if _, rerr := p.store.RecordRevocation(qctx, rv); rerr != nil {
 		return fmt.Errorf("%w (and queueing it: %w)", err, rerr)
 	}
 	p.log.WarnContext(ctx, "broker: session store down; the grant's revocation is queued until it answers", "sid", sid, "client_id", clientID, "err", err)
@@ -115,7 +120,10 @@ func (p *Provider) endSessionDurably(ctx context.Context, tenantID, sid, why str
 		// Kept first, so that a Redis that comes back from a snapshot
 		// taken before this sign-out has it replayed (events.Rewinds). A
 		// database that cannot take it does not stop the sign-out.
-		if err := p.store.KeepRevocation(context.WithoutCancel(ctx), store.Revocation{Kind: store.RevokeSession, TenantID: tenantID, SubjectID: sid, Reason: why}); err != nil {
+		kctx, cancel := detached(ctx)
+		err := p.store.KeepRevocation(kctx, store.Revocation{Kind: store.RevokeSession, TenantID: tenantID, SubjectID: sid, Reason: why})
+		cancel()
+		if err != nil {
 			p.log.ErrorContext(ctx, "broker: keep the session's end for replay", "sid", sid, "err", err)
 		}
 	}
@@ -123,7 +131,9 @@ func (p *Provider) endSessionDurably(ctx context.Context, tenantID, sid, why str
 	if err == nil || p.revoker == nil || tenantID == "" {
 		return err
 	}
-	if _, rerr := p.store.RecordRevocation(context.WithoutCancel(ctx), store.Revocation{Kind: store.RevokeSession, TenantID: tenantID, SubjectID: sid, Reason: why}); rerr != nil {
+	qctx, cancel := detached(ctx)
+	defer cancel()
+	if _, rerr := p.store.RecordRevocation(qctx, store.Revocation{Kind: store.RevokeSession, TenantID: tenantID, SubjectID: sid, Reason: why}); rerr != nil {
 		return fmt.Errorf("%w (and queueing it: %w)", err, rerr)
 	}
 	p.log.WarnContext(ctx, "broker: session store down; the session's end is queued until it answers", "sid", sid, "err", err)
@@ -327,7 +337,9 @@ func (p *Provider) queueLogouts(ctx context.Context, ended []sessions.Session) {
 	if len(ls) == 0 {
 		return
 	}
-	if err := p.store.EnqueueLogouts(context.WithoutCancel(ctx), ls); err != nil {
+	ctx, cancel := detached(ctx)
+	defer cancel()
+	if err := p.store.EnqueueLogouts(ctx, ls); err != nil {
 		p.log.ErrorContext(ctx, "broker: queue back-channel logouts", "logouts", len(ls), "err", err)
 	}
 }

@@ -149,7 +149,9 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 	issued := false
 	defer func() {
 		if !issued {
-			if _, err := p.once.Take(context.WithoutCancel(ctx), tokenKey("usedcode", r.Data.Code)); err != nil && !errors.Is(err, sessions.ErrNotFound) {
+			tctx, cancel := detached(ctx)
+			defer cancel()
+			if _, err := p.once.Take(tctx, tokenKey("usedcode", r.Data.Code)); err != nil && !errors.Is(err, sessions.ErrNotFound) {
 				p.log.WarnContext(ctx, "broker: forget a code refused at redemption", "err", err)
 			}
 		}
@@ -388,7 +390,10 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 			// (events.Rewinds): its family, as of then, would otherwise
 			// take a spent token once more.
 			rv := store.Revocation{Kind: store.RevokeSession, TenantID: g.TenantID, SubjectID: g.SessionID, Reason: "refresh token reused"}
-			if err := p.store.KeepRevocation(context.WithoutCancel(ctx), rv); err != nil {
+			kctx, cancel := detached(ctx)
+			err := p.store.KeepRevocation(kctx, rv)
+			cancel()
+			if err != nil {
 				p.log.ErrorContext(ctx, "broker: keep the reused family's session end for replay", "sid", g.SessionID, "err", err)
 			}
 		}
