@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
 // TestSignInAccessLogsNameTheTenant: the access log line of each request of
@@ -87,4 +89,39 @@ func hasTenant(m map[string]bool) bool {
 		}
 	}
 	return false
+}
+
+// TestRedisDownLogsStayJSONAndFew: while Redis is down, the Redis client
+// library's own complaints (a failed dial per request) go through the
+// broker's logger, so a JSON log stays JSON, and at most one such line is
+// written every 10 s rather than one per request.
+func TestRedisDownLogsStayJSONAndFew(t *testing.T) {
+	rs := sessionstest.StartServer(t)
+	b := startBroker(t, map[string]string{
+		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+		envRedisURL:        rs.URL(),
+		envBootstrapAPIKey: e2eBootstrapKey,
+		envLogFormat:       "json",
+	})
+	rs.Kill()
+	for range 20 {
+		// The operator API's rate limiter asks Redis first (and lets the
+		// request through when it cannot).
+		b.do("GET", "/api/v1/tenants", e2eBootstrapKey, nil, nil)
+	}
+	b.stop()
+	redisLines := 0
+	for _, line := range strings.Split(strings.TrimSpace(b.output.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("a log line is not JSON (%v): %s", err, line)
+			continue
+		}
+		if msg, _ := rec["msg"].(string); strings.HasPrefix(msg, "redis client: ") {
+			redisLines++
+		}
+	}
+	if redisLines == 0 || redisLines > 2 {
+		t.Errorf("%d lines of the Redis client for 20 requests in a few seconds, want 1 or 2:\n%s", redisLines, b.output)
+	}
 }

@@ -114,6 +114,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	// then log in the same format, level and stream: main wiring is the one
 	// place that may set it.
 	slog.SetDefault(log)
+	// So does the Redis client, whose own lines would be plain text, one
+	// per request while Redis is down.
+	sessions.SetRedisLogger(log)
 	tuneGC(c.getenv, log)
 	return serve(ctx, cfg, !*noMigrate, log, tp)
 }
