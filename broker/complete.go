@@ -456,6 +456,9 @@ func (p *Provider) failed(ctx context.Context, c echo.Context, conn store.Connec
 	ref := httpserver.RequestID(ctx)
 	p.log.WarnContext(ctx, "broker: login failed", "reason_code", code, "reason", reason,
 		"reference", ref, "tenant_id", conn.TenantID, "connection_id", conn.ID, "client_id", clientID)
+	if p.onSignInFailed != nil {
+		p.onSignInFailed(code)
+	}
 	data := map[string]any{
 		"connection_id": conn.ID, "connection_type": conn.Type, "client_id": clientID,
 		"reason_code": code, "reason": reason, "request_id": ref,

@@ -129,6 +129,10 @@ type Config struct {
 	// URL refused without being recorded, by reason (Unverified…): the
 	// metrics hook.
 	OnUnverified func(reason string)
+	// OnSignInFailed, if set, is told of every sign-in refused or failed
+	// after the IdP answered (each authentication.failed event), by its
+	// reason_code: the metrics hook.
+	OnSignInFailed func(reason string)
 	// SLO, if set, receives the measurements of token answers and, through
 	// MeasureSignIn, of sign-in completions, per tenant.
 	SLO SLORecorder
@@ -171,8 +175,9 @@ type Provider struct {
 	tokenLimit  echo.MiddlewareFunc
 	tenantLimit func(ctx context.Context, t store.Tenant) (bool, time.Duration)
 
-	onUnverified func(reason string)
-	slo          SLORecorder
+	onUnverified   func(reason string)
+	onSignInFailed func(reason string)
+	slo            SLORecorder
 
 	bg sync.WaitGroup // what Run started
 
@@ -214,8 +219,9 @@ func New(cfg Config) (*Provider, error) {
 
 		tenantLimit: cfg.TenantLoginLimit,
 
-		onUnverified: cfg.OnUnverified,
-		slo:          cfg.SLO,
+		onUnverified:   cfg.OnUnverified,
+		onSignInFailed: cfg.OnSignInFailed,
+		slo:            cfg.SLO,
 	}
 	if p.http == nil {
 		p.http = safehttp.NewClient(safehttp.Options{Timeout: 10 * time.Second, MaxRedirects: -1})

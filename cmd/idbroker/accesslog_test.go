@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
@@ -123,5 +125,38 @@ func TestRedisDownLogsStayJSONAndFew(t *testing.T) {
 	}
 	if redisLines == 0 || redisLines > 2 {
 		t.Errorf("%d lines of the Redis client for 20 requests in a few seconds, want 1 or 2:\n%s", redisLines, b.output)
+	}
+}
+
+// TestSignInFailuresCountedByReason: a sign-in refused after the IdP
+// answered (here an assertion altered on its way, so its signature does
+// not verify) is counted in idbroker_sign_in_failures_total by its
+// reason_code, what an operator alerts on when a tenant's IdP changes.
+func TestSignInFailuresCountedByReason(t *testing.T) {
+	b := startBroker(t, map[string]string{
+		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+	}, "--dev")
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	acs, form := devIdPAnswer(t, c, b, nil)
+	xml, err := base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
+	if err != nil || !bytes.Contains(xml, []byte("alice@example.com")) {
+		t.Fatalf("the IdP's answer is not alice's assertion (%v):\n%s", err, xml)
+	}
+	form.Set("SAMLResponse", base64.StdEncoding.EncodeToString(bytes.ReplaceAll(xml, []byte("alice@example.com"), []byte("mallory@example.com"))))
+	resp, err := c.PostForm(acs, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("an altered assertion answered %d, want 403", resp.StatusCode)
+	}
+	page, _ := pageReader(t)(c.Get(b.base + "/metrics"))
+	if want := `idbroker_sign_in_failures_total{reason="signature_invalid"} 1`; !strings.Contains(page, want) {
+		t.Errorf("no %s in /metrics:\n%s", want, grepLines(page, "sign_in"))
 	}
 }

@@ -205,12 +205,13 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Connectors: registry,
 		Usage:      meter,
 		// Back-channel logout: no redirects, a short deadline.
-		HTTPClient:   outbound(safehttp.Options{Timeout: 10 * time.Second, MaxRedirects: -1}),
-		Logger:       log.With("surface", "broker"),
-		LoginLimit:   limit(limits.Login),
-		TokenLimit:   limit(limits.Token),
-		OnUnverified: reg.SSOUnverified,
-		SLO:          measurements,
+		HTTPClient:     outbound(safehttp.Options{Timeout: 10 * time.Second, MaxRedirects: -1}),
+		Logger:         log.With("surface", "broker"),
+		LoginLimit:     limit(limits.Login),
+		TokenLimit:     limit(limits.Token),
+		OnUnverified:   reg.SSOUnverified,
+		OnSignInFailed: reg.SignInFailed,
+		SLO:            measurements,
 		TenantLoginLimit: func(ctx context.Context, t store.Tenant) (bool, time.Duration) {
 			return tenantLimits.CheckTenant(ctx, guard, t)
 		},

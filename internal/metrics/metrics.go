@@ -38,13 +38,14 @@ const routeUnmatched = "unmatched"
 type Registry struct {
 	reg *prometheus.Registry
 
-	requests    *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
-	scim        *prometheus.CounterVec
-	rateLimited *prometheus.CounterVec
-	unverified  *prometheus.CounterVec
-	outbound    *prometheus.CounterVec
-	tenants     *tenantMetrics
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	scim         *prometheus.CounterVec
+	rateLimited  *prometheus.CounterVec
+	unverified   *prometheus.CounterVec
+	signInFailed *prometheus.CounterVec
+	outbound     *prometheus.CounterVec
+	tenants      *tenantMetrics
 }
 
 // Options configures a Registry.
@@ -87,11 +88,15 @@ func NewWithOptions(o Options) *Registry {
 		}, []string{"op", "code"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "rate_limited_total",
-			Help: "Requests refused with 429, by rate-limit rule (scim, api, login, token).",
+			Help: "Requests refused with 429, by rate-limit rule (scim, api, login, login_tenant, token, sso_callback, api_auth, scim_auth, console_signin).",
 		}, []string{"surface"}),
 		unverified: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "sso_unverified_total",
 			Help: "Posts to SAML ACS and OIDC callback URLs refused unrecorded because they carry nothing verifiable, by reason (unknown_connection, malformed, unknown_state).",
+		}, []string{"reason"}),
+		signInFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "sign_in_failures_total",
+			Help: "Sign-ins refused or failed after the IdP answered (authentication.failed events), by reason_code (idp_error, signature_invalid, audience_mismatch, user_deactivated, ...).",
 		}, []string{"reason"}),
 		outbound: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "outbound_deliveries_total",
@@ -101,7 +106,7 @@ func NewWithOptions(o Options) *Registry {
 	r.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		r.requests, r.duration, r.scim, r.rateLimited, r.unverified, r.outbound,
+		r.requests, r.duration, r.scim, r.rateLimited, r.unverified, r.signInFailed, r.outbound,
 		r.tenants.requests, r.tenants.duration,
 	)
 	return r
@@ -177,6 +182,34 @@ func (r *Registry) SSOUnverified(reason string) {
 		return
 	}
 	r.unverified.WithLabelValues(reason).Inc()
+}
+
+// SignInFailed records a sign-in refused or failed after the IdP answered;
+// it fits broker.Config.OnSignInFailed. reason is its reason_code, one of
+// a few constants; anything else (never expected) is counted as "other",
+// so that the label stays bounded.
+func (r *Registry) SignInFailed(reason string) {
+	if r == nil {
+		return
+	}
+	if !reasonCode(reason) {
+		reason = "other"
+	}
+	r.signInFailed.WithLabelValues(reason).Inc()
+}
+
+// reasonCode reports whether s looks like a reason code: a short
+// snake_case word.
+func reasonCode(s string) bool {
+	if s == "" || len(s) > 40 {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // Kinds of outbound delivery, the kind label of OutboundDelivery.
