@@ -38,6 +38,19 @@ type KeyStore interface {
 // the JWKS.
 const DefaultOverlap = 7 * 24 * time.Hour
 
+// DefaultPublishLead is how long a new key is published before it signs
+// (publish, then sign): the JWKS's Cache-Control max-age (300 s), plus the
+// Run interval in which other nodes pick the key up and a margin. A relying
+// party that caches the JWKS as told has the new key before it meets a
+// token signed with it, whether or not it refetches on an unknown kid.
+const DefaultPublishLead = 6 * time.Minute
+
+// fallbackMinLife is how much longer a replaced key must stay published for
+// it to keep signing while its successor is being published: tokens it
+// signs must verify for their whole life. A key retiring sooner (a
+// rotation with a short --overlap) gives way to the new key at once.
+const fallbackMinLife = 24 * time.Hour
+
 // DefaultReloadInterval is how often Run refreshes the snapshot when given
 // no interval: the longest another node keeps signing with a rotated-out
 // key.
@@ -51,6 +64,10 @@ type Options struct {
 	// Overlap is the window EnsureKeys uses when it demotes a duplicate
 	// active key, and Rotate's default; 0 means DefaultOverlap.
 	Overlap time.Duration
+	// PublishLead is how long a new active key is only published before
+	// it signs; 0 means DefaultPublishLead, a negative value none (the
+	// new key signs at once).
+	PublishLead time.Duration
 	// Now is the clock; nil means time.Now. Tests move it forward to
 	// retire keys.
 	Now func() time.Time
@@ -66,6 +83,7 @@ type Manager struct {
 	ks      KeyStore
 	rsaBits int
 	overlap time.Duration
+	lead    time.Duration
 	now     func() time.Time
 	log     *slog.Logger
 
@@ -82,6 +100,7 @@ func NewManager(ks KeyStore, opts Options) (*Manager, error) {
 		ks:      ks,
 		rsaBits: cmp.Or(opts.RSABits, DefaultRSABits),
 		overlap: cmp.Or(opts.Overlap, DefaultOverlap),
+		lead:    max(cmp.Or(opts.PublishLead, DefaultPublishLead), 0),
 		now:     opts.Now,
 		log:     opts.Logger,
 	}
@@ -184,8 +203,9 @@ func (m *Manager) ensure(ctx context.Context) error {
 // unless Options said otherwise). It returns the new keys, without their
 // private halves.
 //
-// Other nodes keep signing with the old keys until their next reload; the
-// overlap window is what keeps those tokens verifiable. A rotation that
+// The new keys are published at once but sign only after the publish lead
+// (Options.PublishLead): until then every node goes on signing with the
+// keys they replace, whose overlap keeps those tokens verifiable. A rotation that
 // races another one may fail with store.ErrConflict; the other one stands.
 func (m *Manager) Rotate(ctx context.Context, overlap time.Duration) ([]store.SigningKey, error) {
 	if overlap <= 0 {
@@ -387,10 +407,11 @@ func (m *Manager) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Signer returns the active key for alg. It is answered from the snapshot,
-// without I/O.
+// Signer returns the key that signs for alg now: the active key, or while
+// it is younger than the publish lead the newest key before it (see
+// snapshot.signer). It is answered from the snapshot, without I/O.
 func (m *Manager) Signer(alg string) (*Key, error) {
-	e, err := m.snap.Load().signer(alg)
+	e, err := m.snap.Load().signer(alg, m.now(), m.lead)
 	if err != nil {
 		return nil, err
 	}
@@ -401,7 +422,7 @@ func (m *Manager) Signer(alg string) (*Key, error) {
 // header carries kid and, when typ is not empty, typ ("JWT", "at+jwt",
 // "logout+jwt").
 func (m *Manager) Sign(alg string, payload []byte, typ string) (string, error) {
-	e, err := m.snap.Load().signer(alg)
+	e, err := m.snap.Load().signer(alg, m.now(), m.lead)
 	if err != nil {
 		return "", err
 	}
@@ -434,10 +455,13 @@ func (m *Manager) JWKSJSON() []byte { return m.snap.Load().jwksJSON }
 // snapshot is an immutable view of the keys; hot paths read it without
 // locks or SQL.
 type snapshot struct {
-	active   map[string]*entry // the signing key of each algorithm
-	byID     map[string]*Key   // every published key, reused by the next reload
-	jwks     jose.JSONWebKeySet
-	jwksJSON []byte
+	active map[string]*entry // the newest active key of each algorithm
+	// published holds each algorithm's published keys, newest first: the
+	// candidates while the active key is younger than the publish lead.
+	published map[string][]*entry
+	byID      map[string]*Key // every published key, reused by the next reload
+	jwks      jose.JSONWebKeySet
+	jwksJSON  []byte
 }
 
 // Key is a signing key as token minting sees it. Its method set is that of
@@ -470,9 +494,17 @@ type entry struct {
 	*Key
 	status    store.SigningKeyStatus
 	createdAt time.Time
+	retireAt  *time.Time
 }
 
-func (s *snapshot) signer(alg string) (*entry, error) {
+// signer picks the key that signs for alg at now. The newest active key
+// signs once it has been published for lead; until then the newest key
+// published for lead, if it stays published long enough (the replaced key
+// in its overlap), goes on signing, so that nobody meets a kid before the
+// JWKS they cached has it. Without such a key (a first key, or a replaced
+// key retiring soon) the active key signs at once. Every node applies the
+// same rule to the same rows and clock, so all switch together.
+func (s *snapshot) signer(alg string, now time.Time, lead time.Duration) (*entry, error) {
 	if alg != RS256 && alg != ES256 {
 		return nil, fmt.Errorf("%w %q", ErrUnsupportedAlg, alg)
 	}
@@ -480,11 +512,25 @@ func (s *snapshot) signer(alg string) (*entry, error) {
 	if e == nil {
 		return nil, fmt.Errorf("%w for %s", ErrNoActiveKey, alg)
 	}
+	if lead <= 0 || !now.Before(e.createdAt.Add(lead)) {
+		return e, nil
+	}
+	for _, p := range s.published[alg] {
+		if p == e || now.Before(p.createdAt.Add(lead)) {
+			continue
+		}
+		// The newest key published long enough, and no older one: a key
+		// rotated out twice does not come back.
+		if p.retireAt != nil && p.retireAt.Before(now.Add(fallbackMinLife)) {
+			break
+		}
+		return p, nil
+	}
 	return e, nil
 }
 
 func buildSnapshot(rows []store.SigningKey, prev *snapshot, now time.Time) (*snapshot, error) {
-	s := &snapshot{active: make(map[string]*entry), byID: make(map[string]*Key)}
+	s := &snapshot{active: make(map[string]*entry), published: make(map[string][]*entry), byID: make(map[string]*Key)}
 	var published []*entry
 	for _, r := range rows {
 		switch r.Status {
@@ -512,7 +558,7 @@ func buildSnapshot(rows []store.SigningKey, prev *snapshot, now time.Time) (*sna
 				Key:       jose.JSONWebKey{Key: priv, KeyID: r.ID, Algorithm: r.Alg, Use: "sig"},
 			}
 		}
-		e := &entry{Key: k, status: r.Status, createdAt: r.CreatedAt}
+		e := &entry{Key: k, status: r.Status, createdAt: r.CreatedAt, retireAt: r.RetireAt}
 		s.byID[k.id] = k
 		published = append(published, e)
 		if e.status == store.KeyActive {
@@ -537,6 +583,17 @@ func buildSnapshot(rows []store.SigningKey, prev *snapshot, now time.Time) (*sna
 		}
 		return cmp.Compare(b.id, a.id)
 	})
+	for _, e := range published {
+		s.published[e.alg] = append(s.published[e.alg], e)
+	}
+	for alg := range s.published {
+		slices.SortFunc(s.published[alg], func(a, b *entry) int {
+			if c := b.createdAt.Compare(a.createdAt); c != 0 {
+				return c
+			}
+			return cmp.Compare(b.id, a.id)
+		})
+	}
 	s.jwks.Keys = make([]jose.JSONWebKey, 0, len(published)) // "keys": [], never null
 	for _, e := range published {
 		s.jwks.Keys = append(s.jwks.Keys, jose.JSONWebKey{

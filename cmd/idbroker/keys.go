@@ -105,9 +105,13 @@ Manage the broker's token-signing keys and the master key.
 	keys rewrap [--batch N]            re-seal every stored secret under
 	                                   IDBROKER_MASTER_KEY
 
-rotate: the keys it replaces stop signing at once but stay published in the
-JWKS for the overlap, so that tokens they signed keep verifying; running
-brokers pick the new keys up within a minute.
+rotate: the new keys are published in the JWKS at once and start signing
+six minutes later, on every broker together, so that relying parties
+caching the JWKS (five minutes, as /.well-known/jwks.json tells them) hold
+a new key before any token signed with it. The keys they replace sign until
+then and stay published for the overlap, so that tokens they signed keep
+verifying. A replaced key whose overlap ends within a day (a short
+--overlap) stops signing at once instead.
 
 rewrap: after a master-key rotation (the new key in IDBROKER_MASTER_KEY, the
 old ones in IDBROKER_MASTER_KEY_PREVIOUS, on every node), moves every sealed
@@ -163,8 +167,14 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 	if err := cliAudit(ctx, st, "signing_keys.rotated", "signing_key", map[string]any{"new_keys": ids, "overlap": overlap.String()}); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "signing keys rotated; the old ones stay in the JWKS until %s\n",
-		time.Now().Add(*overlap).UTC().Format(time.RFC3339))
+	from := "now"
+	for _, k := range keys {
+		if s, err := m.Signer(k.Alg); err == nil && s.ID() != k.ID {
+			from = k.CreatedAt.Add(signing.DefaultPublishLead).UTC().Format(time.RFC3339)
+		}
+	}
+	fmt.Fprintf(c.stdout, "signing keys rotated; the new ones are published now and sign from %s; the old ones stay in the JWKS until %s\n",
+		from, time.Now().Add(*overlap).UTC().Format(time.RFC3339))
 	return nil
 }
 
