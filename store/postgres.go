@@ -39,6 +39,16 @@ const eventsLockKey = 7_101_982_332
 // (BENCHMARKS.md, SCIM create, sixth pass).
 const minPoolConns = 8
 
+// pgConnectTimeout bounds a new connection when the URL sets no
+// connect_timeout. The pool makes connections apart from the request that
+// wanted one, which gives up at its own deadline; with no bound, a
+// connection to a server that does not answer (a frozen or vanished
+// primary, a network that drops packets) waited for the kernel's TCP
+// timeouts, minutes, holding a place in the pool all along, so the pool
+// stayed short for that long after the database was back. A variable for
+// tests.
+var pgConnectTimeout = 10 * time.Second
+
 type postgres struct {
 	url string
 	// owner is the login user's connection settings without the pool's
@@ -55,6 +65,9 @@ func openPostgres(ctx context.Context, url string) (*postgres, error) {
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = max(cfg.MaxConns, minPoolConns)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = pgConnectTimeout
 	}
 	// Every pooled connection drops to the application role before its
 	// first query, so no statement of the broker runs as the owner or a

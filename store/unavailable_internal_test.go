@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -131,5 +134,72 @@ func TestSQLiteFullIsUnavailable(t *testing.T) {
 				t.Errorf("a write once there is room again: %v", err)
 			}
 		})
+	}
+}
+
+// TestPostgresConnectGivesUp: a server that takes the TCP connection and
+// never answers (a frozen primary). The pool makes its connections apart
+// from the request that wanted one; with no connect timeout, the attempt
+// waited for ever, holding its place in the pool after the request gave
+// up. Now it ends after pgConnectTimeout (or the URL's connect_timeout).
+func TestPostgresConnectGivesUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+
+	old := pgConnectTimeout
+	pgConnectTimeout = 500 * time.Millisecond
+	defer func() { pgConnectTimeout = old }()
+	url := "postgres://idbroker@" + ln.Addr().String() + "/idbroker?sslmode=disable"
+	p, err := openPostgres(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.pool.Close()
+	if got := p.pool.Config().ConnConfig.ConnectTimeout; got != pgConnectTimeout {
+		t.Errorf("ConnectTimeout without connect_timeout = %s, want %s", got, pgConnectTimeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	if err := p.ping(ctx); err == nil {
+		t.Fatal("ping of a server that never answers succeeded")
+	}
+	cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.pool.Stat().ConstructingConns() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a connection to a server that never answers is still being made 5 s on (connect timeout %s)", pgConnectTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	withURL, err := openPostgres(context.Background(), url+"&connect_timeout=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer withURL.pool.Close()
+	if got := withURL.pool.Config().ConnConfig.ConnectTimeout; got != 3*time.Second {
+		t.Errorf("ConnectTimeout with connect_timeout=3 = %s, want 3s", got)
 	}
 }
