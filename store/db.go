@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -377,18 +378,30 @@ func (db *DB) wrap(op string, err error) error {
 	return fmt.Errorf("store: %s: %w", op, db.d.classify(err))
 }
 
-// redactURL drops a password from a database URL for error messages.
-func redactURL(u string) string {
-	at := strings.LastIndexByte(u, '@')
-	scheme := strings.Index(u, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return u
+// redactURL drops what may be a secret from a database URL, for error
+// messages: the password of its userinfo and the values of query
+// parameters named for one (PostgreSQL's ?password= and ?sslpassword=).
+// A value that is not a URL is shown only when it cannot hold a password.
+func redactURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme == "" {
+		if strings.ContainsAny(v, "@= \t") {
+			return "(not shown: it may hold a password)"
+		}
+		return v
 	}
-	creds := u[scheme+3 : at]
-	if user, _, ok := strings.Cut(creds, ":"); ok {
-		return u[:scheme+3] + user + ":xxxxx" + u[at:]
+	if u.RawQuery != "" {
+		q, changed := u.Query(), false
+		for k := range q {
+			if l := strings.ToLower(k); strings.Contains(l, "pass") || strings.Contains(l, "secret") || strings.Contains(l, "token") {
+				q[k], changed = []string{"xxxxx"}, true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
 	}
-	return u
+	return u.Redacted()
 }
 
 // wrapDeferred reports a queued write's failure from the call that sent

@@ -545,14 +545,36 @@ func checkBootstrapKey(v string) error {
 	return nil
 }
 
-// redactURL hides the password of a URL, for logs and messages.
+// redactURL hides what in a URL may be a secret, for logs and messages:
+// the password of its userinfo and the values of query parameters named
+// for one (PostgreSQL takes ?password= and ?sslpassword= as well as
+// user:password@). A value that is not a URL is shown only when it
+// cannot hold a password: a key=value connection string can.
 func redactURL(v string) string {
 	u, err := url.Parse(v)
-	if err != nil {
-		if _, _, ok := strings.Cut(v, "@"); ok {
-			return "(unparsable URL)"
+	if err != nil || u.Scheme == "" {
+		if strings.ContainsAny(v, "@= \t") {
+			return "(not shown: it may hold a password)"
 		}
 		return v
 	}
+	if u.RawQuery != "" {
+		q, changed := u.Query(), false
+		for k := range q {
+			if secretParam(k) {
+				q[k], changed = []string{"xxxxx"}, true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
 	return u.Redacted()
+}
+
+// secretParam reports whether a URL query parameter's name says it holds
+// a secret.
+func secretParam(name string) bool {
+	name = strings.ToLower(name)
+	return strings.Contains(name, "pass") || strings.Contains(name, "secret") || strings.Contains(name, "token")
 }

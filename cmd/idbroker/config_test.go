@@ -226,6 +226,8 @@ func TestLoadConfig(t *testing.T) {
 			wantErr: []string{`IDBROKER_DATABASE_URL: "sqlite://" names no file`}},
 		{name: "database postgres no host", env: map[string]string{envDatabaseURL: "postgres:///db", envMasterKey: testMasterKey},
 			wantErr: []string{"IDBROKER_DATABASE_URL:", "names no host"}},
+		{name: "database keyword string hides password", env: map[string]string{envDatabaseURL: "host=db user=u password=dbsecretpw"},
+			wantErr: []string{"IDBROKER_DATABASE_URL:", "is not a database URL"}},
 		{name: "database postgres unparsable hides password", env: map[string]string{envDatabaseURL: "postgres://u:dbsecretpw@h:port/db", envMasterKey: testMasterKey},
 			wantErr: []string{"IDBROKER_DATABASE_URL: is not a valid postgres:// URL"}},
 
@@ -394,6 +396,29 @@ func TestConfigLogValueHidesSecrets(t *testing.T) {
 	}
 	if !strings.Contains(out, "db.internal") || !strings.Contains(out, "bootstrap_api_key=true") {
 		t.Errorf("log line %q lacks the non-secret settings", out)
+	}
+}
+
+// TestConfigLogValueHidesQueryPasswords: PostgreSQL also takes its
+// password (and a client key's) in the URL's query; the start line shows
+// neither, nor does the error of a database that cannot be opened.
+func TestConfigLogValueHidesQueryPasswords(t *testing.T) {
+	for _, u := range []string{
+		"postgres://app@db.internal:5432/idb?password=pgquerysecret&sslmode=require",
+		"postgres://app@db.internal:5432/idb?sslmode=verify-full&sslpassword=pgquerysecret",
+	} {
+		cfg, err := loadConfig(configSource{getenv: mapEnv(map[string]string{envDatabaseURL: u, envMasterKey: testMasterKey})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		slog.New(slog.NewTextHandler(&b, nil)).Info("config", "config", cfg)
+		if out := b.String(); strings.Contains(out, "pgquerysecret") || !strings.Contains(out, "db.internal") {
+			t.Errorf("log line %q shows the password or not the host", out)
+		}
+		if got := redactURL(u); strings.Contains(got, "pgquerysecret") || !strings.Contains(got, "=xxxxx") {
+			t.Errorf("redactURL(%q) = %q", u, got)
+		}
 	}
 }
 
