@@ -42,13 +42,16 @@ func (a *API) mountDirectories(g, tenant *echo.Group) {
 // directoryJSON is a directory as the API shows it. BearerToken is set
 // only in the answers that mint one: only its hash is kept.
 type directoryJSON struct {
-	ID          string    `json:"id"`
-	TenantID    string    `json:"tenant_id"`
-	Name        string    `json:"name"`
-	SCIMBaseURL string    `json:"scim_base_url"`
-	BearerToken *string   `json:"bearer_token,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID          string  `json:"id"`
+	TenantID    string  `json:"tenant_id"`
+	Name        string  `json:"name"`
+	SCIMBaseURL string  `json:"scim_base_url"`
+	BearerToken *string `json:"bearer_token,omitempty"`
+	// PreviousTokenExpiresAt is set in a rotation's answer only: until
+	// then the replaced token still works (null: it stopped at once).
+	PreviousTokenExpiresAt *time.Time `json:"previous_token_expires_at,omitempty"`
+	CreatedAt              time.Time  `json:"created_at"`
+	UpdatedAt              time.Time  `json:"updated_at"`
 }
 
 func (a *API) toDirectoryJSON(d store.Directory, token string) directoryJSON {
@@ -194,23 +197,49 @@ func (a *API) deleteDirectory(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// rotateDirectoryToken mints a new bearer token; the old one stops working
-// with this call's commit, on every node (tokens are looked up, not cached).
+type rotateDirectoryTokenRequest struct {
+	// PreviousTokenExpiresIn is how many seconds the replaced token keeps
+	// working; absent or 0: it stops at once.
+	PreviousTokenExpiresIn int64 `json:"previous_token_expires_in"`
+}
+
+// rotateDirectoryToken mints a new bearer token. By default the old one
+// stops working with this call's commit, on every node (tokens are looked
+// up, not cached: a remembered one is checked again in each write's first
+// round trip). With previous_token_expires_in it keeps working until then,
+// so that the IdP's provisioning can be switched to the new token without
+// refused calls in between; the answer says until when.
 func (a *API) rotateDirectoryToken(c echo.Context) error {
 	d := directoryOf(c)
+	var req rotateDirectoryTokenRequest
+	if err := decodeOptionalJSON(c, &req); err != nil {
+		return err
+	}
+	overlap, err := overlapOf("previous_token_expires_in", req.PreviousTokenExpiresIn)
+	if err != nil {
+		return err
+	}
 	token := secrets.NewToken(DirectoryTokenPrefix)
-	err := a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
-		if err := a.store.SetDirectoryToken(ctx, d.ID, secrets.HashToken(token)); err != nil {
-			return fmt.Errorf("set directory token: %w", err)
+	var until *time.Time
+	err = a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		var err error
+		if until, err = a.store.RotateDirectoryToken(ctx, d.ID, secrets.HashToken(token), overlap); err != nil {
+			return fmt.Errorf("rotate directory token: %w", err)
 		}
-		return a.audit(ctx, c, "directory.token_rotated", directoryResource(d), nil)
+		return a.audit(ctx, c, "directory.token_rotated", directoryResource(d),
+			map[string]any{"previous_token_expires_at": until})
 	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("directory")
+	}
 	if err != nil {
 		return err
 	}
 	d.UpdatedAt = time.Now().UTC()
+	out := a.toDirectoryJSON(d, token)
+	out.PreviousTokenExpiresAt = until
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, a.toDirectoryJSON(d, token))
+	return c.JSON(http.StatusOK, out)
 }
 
 // directoryUserJSON is a SCIM-provisioned user as the operator API shows

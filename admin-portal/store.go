@@ -52,7 +52,7 @@ type Store interface {
 	CreateDirectory(ctx context.Context, d store.Directory) (store.Directory, error)
 	Directory(ctx context.Context, id string) (store.Directory, error)
 	Directories(ctx context.Context) ([]store.Directory, error)
-	SetDirectoryToken(ctx context.Context, id string, tokenHash []byte) error
+	RotateDirectoryToken(ctx context.Context, id string, tokenHash []byte, overlap time.Duration) (*time.Time, error)
 	DeleteDirectory(ctx context.Context, id string) (store.Directory, int, error)
 	ResolveDirectory(ctx context.Context, id string) (tenantID string, err error)
 	User(ctx context.Context, id string) (store.User, error)

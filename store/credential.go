@@ -18,8 +18,9 @@ var ErrCredentialStale = errors.New("store: directory credential no longer valid
 const credentialCode = "IDB01"
 
 // pgCheckCredential fails the transaction unless directory $1's token hash
-// is $2, it belongs to app.tenant_id and that tenant is live.
-const pgCheckCredential = "SELECT idb_directory_check($1, $2)"
+// is $2 (or its previous token's during a rotation's overlap: 0105), it
+// belongs to app.tenant_id and that tenant is live.
+const pgCheckCredential = "SELECT idb_directory_check2($1, $2)"
 
 type credentialKey struct{}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 const directoryCols = "tenant_id, id, name, token_hash, created_at, updated_at"
@@ -92,18 +93,42 @@ func (db *DB) DeleteDirectory(ctx context.Context, id string) (Directory, int, e
 }
 
 // SetDirectoryToken replaces a directory's bearer token hash; the old
-// token stops working at once.
+// token stops working at once (and so does a previous one still kept).
 func (db *DB) SetDirectoryToken(ctx context.Context, id string, tokenHash []byte) error {
-	if len(tokenHash) == 0 {
-		return fmt.Errorf("%w: empty token hash", ErrInvalid)
+	_, err := db.RotateDirectoryToken(ctx, id, tokenHash, 0)
+	return err
+}
+
+// RotateDirectoryToken replaces a directory's bearer token hash. With a
+// positive overlap the token it replaces keeps authenticating until
+// now+overlap, which it returns (nil without one), so that the IdP can be
+// given the new token while the old one still works; a previous token kept
+// from an earlier rotation stops either way.
+func (db *DB) RotateDirectoryToken(ctx context.Context, id string, tokenHash []byte, overlap time.Duration) (*time.Time, error) {
+	if len(tokenHash) == 0 || overlap < 0 {
+		return nil, fmt.Errorf("%w: rotation needs a token hash and an overlap of zero or more", ErrInvalid)
+	}
+	now := db.now()
+	var until *time.Time
+	var untilArg any
+	if overlap > 0 {
+		t := now.Add(overlap)
+		until, untilArg = &t, db.d.timeArg(t)
 	}
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
-		n, err := q.exec(ctx, "UPDATE directories SET token_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
-			tenantID, id, tokenHash, db.d.timeArg(db.now()))
+		// previous_token_hash takes the row's token_hash as it was before
+		// this UPDATE (both dialects read the old row on the right).
+		prev := "NULL"
+		if until != nil {
+			prev = "token_hash"
+		}
+		n, err := q.exec(ctx, "UPDATE directories SET previous_token_hash = "+prev+`, previous_token_expires_at = $5,
+			token_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2`,
+			tenantID, id, tokenHash, db.d.timeArg(now), untilArg)
 		if err == nil && n == 0 {
 			return ErrNotFound
 		}
 		return err
 	})
-	return db.wrap("set directory token", err)
+	return until, db.wrap("rotate directory token", err)
 }

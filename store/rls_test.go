@@ -285,7 +285,7 @@ func TestDefinerFunctionsAreNarrow(t *testing.T) {
 			t.Errorf("%s: owner %s (superuser or bypassrls %v), config %q, PUBLIC may execute %v", f.name, f.owner, f.mighty, f.config, f.public)
 		}
 	}
-	for _, name := range []string{"idb_directory_auth", "idb_directory_check", "idb_directory_token", "idb_enqueue_deliveries"} {
+	for _, name := range []string{"idb_directory_auth", "idb_directory_check", "idb_directory_auth2", "idb_directory_check2", "idb_directory_token", "idb_enqueue_deliveries"} {
 		if !seen[name] {
 			t.Errorf("function %s not found", name)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"time"
 )
 
 // ErrWrongDirectoryToken is the ErrNotFound of AuthenticateDirectory for a
@@ -41,22 +42,27 @@ func (db *DB) AuthenticateDirectory(ctx context.Context, dirID string, tokenHash
 	if !HasPrefix(dirID, PrefixDirectory) || len(tokenHash) == 0 {
 		return "", "", ErrNotFound
 	}
-	query := `SELECT d.tenant_id, d.token_hash, t.status FROM directories d JOIN tenants t ON t.id = d.tenant_id WHERE d.id = $1`
+	query := `SELECT d.tenant_id, d.token_hash, t.status, d.previous_token_hash, d.previous_token_expires_at
+		FROM directories d JOIN tenants t ON t.id = d.tenant_id WHERE d.id = $1`
 	if db.d.rowSecurity() {
 		// Row security hides other tenants' directories from the app role;
 		// the SECURITY DEFINER function of migration 0083 reads the row and
 		// its tenant's status, PL/pgSQL so that its plan is kept for the
 		// session rather than made again per request. An unknown id is a
 		// row of NULLs.
-		query = `SELECT tenant_id, token_hash, status FROM idb_directory_auth($1) WHERE tenant_id IS NOT NULL`
+		// idb_directory_auth2 (0105) adds the previous token of a rotation.
+		query = `SELECT tenant_id, token_hash, status, previous_token_hash, previous_token_expires_at
+			FROM idb_directory_auth2($1) WHERE tenant_id IS NOT NULL`
 	}
 	var (
 		tenantID string
 		stored   []byte
 		status   string
+		prev     []byte
+		prevExp  *time.Time
 	)
 	err := db.global(ctx, false, func(q querier) error {
-		return q.queryRow(ctx, query, dirID).Scan(&tenantID, &stored, &status)
+		return q.queryRow(ctx, query, dirID).Scan(&tenantID, &stored, &status, &prev, nullTimeDest{&prevExp})
 	})
 	if err != nil {
 		return "", "", db.wrap("authenticate directory", err)
@@ -64,7 +70,10 @@ func (db *DB) AuthenticateDirectory(ctx context.Context, dirID string, tokenHash
 	if TenantStatus(status) == TenantDeleted {
 		return "", "", ErrNotFound
 	}
-	if subtle.ConstantTimeCompare(stored, tokenHash) != 1 {
+	current := subtle.ConstantTimeCompare(stored, tokenHash) == 1
+	previous := len(prev) > 0 && subtle.ConstantTimeCompare(prev, tokenHash) == 1 &&
+		prevExp != nil && db.now().Before(*prevExp)
+	if !current && !previous {
 		return "", "", ErrWrongDirectoryToken
 	}
 	return tenantID, TenantStatus(status), nil

@@ -91,6 +91,9 @@ type Store interface {
 	Directory(ctx context.Context, id string) (Directory, error)
 	Directories(ctx context.Context) ([]Directory, error)
 	SetDirectoryToken(ctx context.Context, id string, tokenHash []byte) error
+	// RotateDirectoryToken replaces the token, keeping the old one for an
+	// overlap; see directories.go.
+	RotateDirectoryToken(ctx context.Context, id string, tokenHash []byte, overlap time.Duration) (*time.Time, error)
 	// DeleteDirectory deletes a directory with its groups; its users stay
 	// the tenant's, in no directory (see the method).
 	DeleteDirectory(ctx context.Context, id string) (Directory, int, error)

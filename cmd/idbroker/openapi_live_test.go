@@ -293,6 +293,10 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	dirID := dir["id"].(string)
 	c.do("GET", "/api/v1/tenants/"+id+"/directories", nil, 200)
 	c.do("GET", "/api/v1/directories/"+dirID, nil, 200)
+	if got := c.do("POST", "/api/v1/directories/"+dirID+"/token", map[string]any{"previous_token_expires_in": 600}, 200); got["previous_token_expires_at"] == nil {
+		t.Fatalf("token rotation with an overlap answered %v", got)
+	}
+	c.do("POST", "/api/v1/directories/"+dirID+"/token", map[string]any{"previous_token_expires_in": "10m"}, 400)
 	tok := c.do("POST", "/api/v1/directories/"+dirID+"/token", nil, 200)
 	// Provision a user over SCIM, so the lists have someone in them.
 	scimPost := func(path string, body map[string]any) string {

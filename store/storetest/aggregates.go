@@ -35,7 +35,7 @@ import (
 // nothing of A changed. Every other tenant-scoped method is a read here.
 var writeVerbs = []string{
 	"Add", "Append", "Create", "Delete", "End", "Erase", "Mark", "Open", "Record",
-	"Remove", "Restore", "Save", "Set", "SoftDelete", "Update", "Upsert",
+	"Remove", "Restore", "Rotate", "Save", "Set", "SoftDelete", "Update", "Upsert",
 }
 
 // isWrite reports whether name starts with a write verb as a whole word

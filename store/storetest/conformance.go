@@ -64,6 +64,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"ConcurrentMembership", testConcurrentMembership},
 		{"DirectoryMembers", testDirectoryMembers},
 		{"AuthenticateDirectory", testAuthenticateDirectory},
+		{"DirectoryTokenRotation", testDirectoryTokenRotation},
 		{"DeleteTenantErasesEverything", testDeleteTenant},
 		{"MigrateTwice", testMigrateTwice},
 		{"ResolveUser", testResolveUser},
