@@ -72,7 +72,7 @@ func (p *Provider) serveIntrospect(c echo.Context) error {
 		answer, err = p.introspectAccess(r.Context(), f.token)
 	}
 	if err != nil {
-		p.log.ErrorContext(r.Context(), "broker: introspect", "err", err)
+		p.outages.Error(r.Context(), p.log, "broker: introspect", "err", err)
 		return writeOAuthError(c, http.StatusServiceUnavailable, errTemporarilyUnavailable, "try again shortly")
 	}
 	h := w.Header()

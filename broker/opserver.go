@@ -79,7 +79,7 @@ func (p *Provider) clientError(ctx context.Context, err error) error {
 	// The application could not be read (the database is down and this
 	// node has not cached it): an outage the client retries, as on the
 	// other endpoints, not a server error.
-	p.log.ErrorContext(ctx, "broker: client authentication", "err", err)
+	p.outages.Error(ctx, p.log, "broker: client authentication", "err", err)
 	return unavailable(err)
 }
 

@@ -1,12 +1,14 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/web"
 )
 
@@ -51,7 +53,12 @@ func (p *Provider) internal(c echo.Context, err error) error {
 		// in the tenant's SLO.
 		return c.NoContent(httpserver.StatusClientClosedRequest)
 	}
-	p.log.ErrorContext(c.Request().Context(), "broker: login", "err", err)
+	if errors.Is(err, store.ErrUnavailable) || httpserver.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded) {
+		// A dependency outage: its cause once, not once per sign-in.
+		p.outages.Error(c.Request().Context(), p.log, "broker: login: a dependency is unavailable", "err", err)
+	} else {
+		p.log.ErrorContext(c.Request().Context(), "broker: login", "err", err)
+	}
 	httpserver.SetRetryAfter(c)
 	return p.page(c, http.StatusServiceUnavailable, pageUnavailable)
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/idbroker/idbroker/internal/httpserver"
 )
 
 // TestInternalPageClientGone: a sign-in step that failed because the
@@ -19,7 +21,7 @@ import (
 // an ERROR and counted as a failed sign-in in the tenant's SLO. A step
 // that failed while the browser is still there keeps the 503 page.
 func TestInternalPageClientGone(t *testing.T) {
-	p := &Provider{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	p := &Provider{log: slog.New(slog.NewTextHandler(io.Discard, nil)), outages: httpserver.NewOutageLog()}
 	for _, c := range []struct {
 		name   string
 		gone   bool

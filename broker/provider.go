@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/signing"
@@ -158,6 +159,7 @@ type Provider struct {
 	usage      LoginMeter
 	http       *http.Client
 	log        *slog.Logger
+	outages    *httpserver.OutageLog // causes of 503s, logged once, not per request
 	now        func() time.Time
 	sessionTTL time.Duration
 	ssoTTL     time.Duration
@@ -199,6 +201,7 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("broker: issuer %q must be an absolute http(s) URL", cfg.Issuer)
 	}
 	p := &Provider{
+		outages:    httpserver.NewOutageLog(),
 		issuer:     iss,
 		secure:     u.Scheme == "https" || !isLocalHost(u.Hostname()),
 		https:      u.Scheme == "https",

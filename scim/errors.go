@@ -119,7 +119,13 @@ func (s *Server) writeError(c echo.Context, err error) error {
 	}
 	// A token check that failed while the lookup passed (see guessed) is
 	// a race with the tenant's status, not a fault of the server.
-	if e.Status >= 500 && e.Status != http.StatusNotImplemented && !errors.Is(err, store.ErrCredentialStale) {
+	switch {
+	case errors.Is(err, store.ErrCredentialStale):
+	case e.Status == http.StatusServiceUnavailable:
+		// A dependency outage: its cause once, not once per request.
+		s.outages.Error(c.Request().Context(), s.log, "scim request failed: a dependency is unavailable", "method", c.Request().Method,
+			"path", c.Path(), "status", e.Status, "error", err)
+	case e.Status >= 500 && e.Status != http.StatusNotImplemented:
 		s.log.ErrorContext(c.Request().Context(), "scim request failed", "method", c.Request().Method,
 			"path", c.Path(), "status", e.Status, "error", err)
 	}

@@ -140,6 +140,7 @@ type Server struct {
 	failures   AuthFailures
 	knownDirs  knownDirectories // directories this node has seen exist
 	errLog     errorLog         // which failed requests the portal gets to see
+	outages    *httpserver.OutageLog
 	// guesses remembers which tenant a directory token opened, for writes
 	// to skip the lookup's round trip; nil where the store cannot check
 	// the token inside the write's own (see authenticate).
@@ -163,6 +164,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("scim: Store and Sessions are required")
 	}
 	s := &Server{
+		outages:      httpserver.NewOutageLog(),
 		issuer:       u,
 		base:         strings.TrimSuffix(cfg.Issuer, "/"),
 		store:        cfg.Store,

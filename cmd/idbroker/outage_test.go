@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -85,6 +86,17 @@ func TestOutageAnswers503(t *testing.T) {
 	}
 	if strings.Contains(b.output.String(), "status=500") {
 		t.Errorf("a request answered 500 during the outage:\n%s", b.output)
+	}
+	// The cause is logged once, not once per refused request: under load
+	// an outage wrote thousands of identical lines a second beside the
+	// access log's own line for each request.
+	for i := range 20 {
+		if a := scimCreate(fmt.Sprintf("during%d", i)); a.status != http.StatusServiceUnavailable {
+			t.Fatalf("SCIM create %d with the database down: %d %s", i, a.status, a.raw)
+		}
+	}
+	if n := strings.Count(b.output.String(), "scim request failed"); n != 1 {
+		t.Errorf("the outage's cause was logged %d times for 21 refused SCIM requests; want once", n)
 	}
 
 	pg.Start()
