@@ -56,6 +56,14 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 		// sign-in the user can repeat in a moment.
 		return p.internal(c, upstreamErr)
 	}
+	if errors.Is(upstreamErr, connections.ErrUnavailable) {
+		// The session store could not be read (Redis down): the broker's
+		// outage, a 503 the browser may retry and a failure in the
+		// tenant's SLO, not a sign-in the IdP failed (no
+		// authentication.failed event blaming it).
+		sloTenant(c.Request().Context(), conn.TenantID)
+		return p.internal(c, upstreamErr)
+	}
 	if reason, ok := unverifiable(conn, res, upstreamErr); ok {
 		return p.refuseUnverified(c, conn, reason, upstreamErr)
 	}

@@ -93,6 +93,12 @@ var (
 	ErrConnectionInactive = &Failure{"connection_inactive", "connection is not active"}
 )
 
+// ErrUnavailable marks a sign-in the broker could not finish because its
+// own session store (the login state, the replay cache) could not be
+// reached: the broker's outage, not the IdP's and not a failed sign-in of
+// the user's, answered 503 so that the browser may try again.
+var ErrUnavailable = errors.New("connections: the broker's session store is unavailable")
+
 // ErrNothingToVerify marks an answer posted to a connection that cannot
 // have started a sign-in (not active, and its settings too incomplete to
 // make a connector of: no IdP, no certificate): nothing in it can be

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +160,97 @@ func TestSignInFailuresCountedByReason(t *testing.T) {
 	page, _ := pageReader(t)(c.Get(b.base + "/metrics"))
 	if want := `idbroker_sign_in_failures_total{reason="signature_invalid"} 1`; !strings.Contains(page, want) {
 		t.Errorf("no %s in /metrics:\n%s", want, grepLines(page, "sign_in"))
+	}
+}
+
+// TestSignInWithRedisDownIsTheBrokersOutage: an IdP's answer that arrives
+// while Redis (where the broker keeps the sign-in's state) is down is the
+// broker's outage: 503 with Retry-After, a server error in the tenant's
+// SLO, and no authentication.failed event blaming the tenant's IdP. It
+// was a 403 "sign-in failed" page, recorded as the IdP's failure
+// (upstream_unavailable) and counted as the user's error.
+func TestSignInWithRedisDownIsTheBrokersOutage(t *testing.T) {
+	rs := sessionstest.StartServer(t)
+	b := startBroker(t, map[string]string{
+		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+		envRedisURL:        rs.URL() + "?dial_timeout=200ms&max_retries=0",
+		envBootstrapAPIKey: e2eBootstrapKey,
+	}, "--dev")
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar, Timeout: 20 * time.Second}
+	acs, form := devIdPAnswer(t, c, b, nil)
+	rs.Kill()
+	resp, err := c.PostForm(acs, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("the ACS answered %d (Retry-After %q) with Redis down, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	page, _ := pageReader(t)(c.Get(b.base + "/metrics"))
+	if !regexp.MustCompile(`idbroker_tenant_requests_total\{kind="sign_in",outcome="server_error",tenant="tnt_\w+"\} 1\b`).MatchString(page) {
+		t.Errorf("the sign-in is not a server error in the tenant's measurements:\n%s", grepLines(page, "idbroker_tenant_requests_total"))
+	}
+	if strings.Contains(page, "idbroker_sign_in_failures_total{") {
+		t.Errorf("the outage is counted as a failed sign-in:\n%s", grepLines(page, "sign_in_failures"))
+	}
+	var events struct {
+		Data []struct{ Type string } `json:"data"`
+	}
+	if code := b.do("GET", "/api/v1/events", e2eBootstrapKey, nil, &events); code != http.StatusOK {
+		t.Fatalf("GET /events = %d", code)
+	}
+	for _, e := range events.Data {
+		if e.Type == "authentication.failed" {
+			t.Errorf("the outage was recorded as a failed sign-in: %+v", events.Data)
+		}
+	}
+}
+
+// TestRefusedTokenRequestsAreNoWarnings: a client's mistake at the token
+// endpoint (a wrong secret, an unknown refresh token) is its access log
+// line at INFO, not also a WARN line of the OpenID Provider library per
+// request; at debug level that line is still there.
+func TestRefusedTokenRequestsAreNoWarnings(t *testing.T) {
+	for _, level := range []string{"info", "debug"} {
+		t.Run(level, func(t *testing.T) {
+			b := startBroker(t, map[string]string{
+				envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+				envBootstrapAPIKey: e2eBootstrapKey,
+				envLogLevel:        level,
+			})
+			var app struct {
+				ClientID string `json:"client_id"`
+			}
+			if code := b.do("POST", "/api/v1/applications", e2eBootstrapKey, map[string]any{"name": "A", "redirect_uris": []string{"https://app.example/cb"}}, &app); code != http.StatusCreated {
+				t.Fatalf("create application: %d", code)
+			}
+			for range 3 {
+				resp, err := http.PostForm(b.base+"/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"nope"},
+					"client_id": {app.ClientID}, "client_secret": {"wrong"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("a wrong client secret answered %d", resp.StatusCode)
+				}
+			}
+			b.stop()
+			out := b.output.String()
+			if n := strings.Count(out, `msg="http request" method=POST path=/oauth/token`); n != 3 {
+				t.Errorf("%d access log lines of /oauth/token, want 3", n)
+			}
+			if strings.Contains(out, `level=WARN msg="request error"`) {
+				t.Errorf("a client's refused token request is a warning:\n%s", grepLines(out, "request error"))
+			}
+			if got := strings.Count(out, `level=DEBUG msg="request error"`); (level == "debug") != (got == 3) {
+				t.Errorf("%d DEBUG lines of the refusals at level %s", got, level)
+			}
+		})
 	}
 }

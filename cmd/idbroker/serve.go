@@ -113,7 +113,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	// Libraries that log through the default logger (zitadel/oidc's op)
 	// then log in the same format, level and stream: main wiring is the one
 	// place that may set it.
-	slog.SetDefault(log)
+	slog.SetDefault(slog.New(opLogHandler{log.Handler()}))
 	// So does the Redis client, whose own lines would be plain text, one
 	// per request while Redis is down.
 	sessions.SetRedisLogger(log)

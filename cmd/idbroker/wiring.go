@@ -95,3 +95,36 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*store.DB, er
 	}
 	return st, nil
 }
+
+// opMessages are the lines zitadel/oidc's op logs, through the default
+// logger, for each OAuth request it refuses.
+var opMessages = map[string]bool{
+	"request error": true, "auth request": true, "auth request redirect": true, "auth request: not redirecting": true,
+}
+
+// opLogHandler lowers op's lines about a refused request to DEBUG unless
+// they report a server error. op logs a client's mistake (a wrong client
+// secret, a spent refresh token, a bad redirect) at WARN: with the access
+// log line (INFO for a client error, ERROR for the broker's own failure,
+// which the broker also logs itself) that made two lines a request, one
+// of them a warning nobody must act on, and a scanner filled the log
+// with warnings.
+type opLogHandler struct{ slog.Handler }
+
+func (h opLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelError && opMessages[r.Message] {
+		r.Level = slog.LevelDebug
+		if !h.Handler.Enabled(ctx, r.Level) {
+			return nil
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h opLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return opLogHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h opLogHandler) WithGroup(name string) slog.Handler {
+	return opLogHandler{h.Handler.WithGroup(name)}
+}

@@ -337,7 +337,7 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 		if errors.Is(err, sessions.ErrNotFound) {
 			return connections.Result{}, fmt.Errorf("%w: state is unknown, expired or already used", connections.ErrRequestMismatch)
 		}
-		return connections.Result{}, fmt.Errorf("%w: login state: %v", connections.ErrUpstream, err)
+		return connections.Result{}, fmt.Errorf("%w: login state: %w", connections.ErrUnavailable, err)
 	}
 	var rec oidcPending
 	if json.Unmarshal(b, &rec) != nil || rec.ConnectionID != c.conn.ID {

@@ -450,7 +450,7 @@ func (c *samlConnector) pending(ctx context.Context, relay string, solicited boo
 			}
 			return c.sp, []string{rec.SAMLRequestID}, rec.BrokerRequestID, nil
 		case !errors.Is(err, sessions.ErrNotFound):
-			return nil, nil, "", fmt.Errorf("%w: login state: %v", connections.ErrUpstream, err)
+			return nil, nil, "", fmt.Errorf("%w: login state: %w", connections.ErrUnavailable, err)
 		}
 	}
 	if c.unsolicited == nil {
@@ -520,7 +520,7 @@ func (c *samlConnector) checkReplay(ctx context.Context, a *saml.Assertion) erro
 	}
 	fresh, err := c.deps.Once.Remember(ctx, "saml:assertion:"+c.conn.ID+":"+a.ID, ttl)
 	if err != nil {
-		return fmt.Errorf("%w: replay cache: %v", connections.ErrUpstream, err)
+		return fmt.Errorf("%w: replay cache: %w", connections.ErrUnavailable, err)
 	}
 	if !fresh {
 		return fmt.Errorf("%w: assertion %s was already used", connections.ErrReplay, a.ID)
