@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -181,6 +182,14 @@ func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if err != nil {
 			return fmt.Errorf("authenticating API key: %w", err)
+		}
+		// Record the key's use (at most once a minute), so that an operator
+		// rotating keys sees whether the old one is still in use. A failed
+		// write (a read-only database) is no reason to refuse the call.
+		if now := time.Now(); k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= store.APIKeyTouchInterval {
+			if err := a.store.TouchAPIKey(ctx, k.ID, now); err != nil {
+				a.log.WarnContext(ctx, "recording API key use failed", "api_key_id", k.ID, "err", err)
+			}
 		}
 		c.SetRequest(c.Request().WithContext(withOperator(ctx, k)))
 		return next(c)

@@ -83,6 +83,7 @@ type Store interface {
 type APIKeys interface {
 	CreateAPIKey(ctx context.Context, k store.APIKey) (store.APIKey, error)
 	AuthenticateAPIKey(ctx context.Context, hash []byte) (store.APIKey, error)
+	TouchAPIKey(ctx context.Context, id string, at time.Time) error
 }
 
 // BootstrapStore is what EnsureBootstrapKey needs: the key and its row in

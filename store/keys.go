@@ -125,6 +125,22 @@ func (db *DB) AuthenticateAPIKey(ctx context.Context, hash []byte) (APIKey, erro
 	return k, nil
 }
 
+// TouchAPIKey records that key id authenticated a request at at, unless
+// it was already recorded less than a minute earlier: enough for an
+// operator to tell whether a key is still in use before revoking it,
+// without a write per request.
+func (db *DB) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
+	err := db.global(ctx, true, func(q querier) error {
+		_, err := q.exec(ctx, "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",
+			id, db.d.timeArg(at), db.d.timeArg(at.Add(-APIKeyTouchInterval)))
+		return err
+	})
+	return db.wrap("touch api key", err)
+}
+
+// APIKeyTouchInterval is how stale an API key's LastUsedAt may be.
+const APIKeyTouchInterval = time.Minute
+
 // ListAPIKeys lists every operator key, revoked ones included.
 func (db *DB) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
 	var out []APIKey

@@ -174,6 +174,8 @@ type Store interface {
 	CreateAPIKey(ctx context.Context, k APIKey) (APIKey, error)
 	// AuthenticateAPIKey returns the unrevoked key whose hash is hash.
 	AuthenticateAPIKey(ctx context.Context, hash []byte) (APIKey, error)
+	// TouchAPIKey records a key's use, at most once a minute.
+	TouchAPIKey(ctx context.Context, id string, at time.Time) error
 	ListAPIKeys(ctx context.Context) ([]APIKey, error)
 	RevokeAPIKey(ctx context.Context, id string) error
 

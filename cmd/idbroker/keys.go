@@ -49,9 +49,9 @@ func runAPIKey(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return fmt.Errorf("list API keys: %w", err)
 		}
-		tb := newTable("ID", "NAME", "PREFIX", "CREATED", "REVOKED")
+		tb := newTable("ID", "NAME", "PREFIX", "CREATED", "LAST USED", "REVOKED")
 		for _, k := range keys {
-			tb.add(k.ID, k.Name, k.Prefix+"…", timeOr(&k.CreatedAt, ""), timeOr(k.RevokedAt, "-"))
+			tb.add(k.ID, k.Name, k.Prefix+"…", timeOr(&k.CreatedAt, ""), timeOr(k.LastUsedAt, "never"), timeOr(k.RevokedAt, "-"))
 		}
 		return tb.write(c.stdout)
 	case "revoke":

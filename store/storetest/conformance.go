@@ -39,6 +39,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"ApplicationSecretRotation", testApplicationSecretRotation},
 		{"SigningKeys", testSigningKeys},
 		{"APIKeys", testAPIKeys},
+		{"APIKeyLastUsed", testAPIKeyLastUsed},
 		{"AuditChain", testAuditChain},
 		{"ConcurrentAuditAppends", testConcurrentAudit},
 		{"AuditListedInChainOrder", testAuditChainOrder},

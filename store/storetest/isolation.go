@@ -68,6 +68,7 @@ var globalMethods = map[string]string{
 	"SetSigningKeyStatus":     whyVendor,
 	"CreateAPIKey":            whyVendor,
 	"AuthenticateAPIKey":      whyVendor,
+	"TouchAPIKey":             whyVendor,
 	"ListAPIKeys":             whyVendor,
 	"RevokeAPIKey":            whyVendor,
 	"CreateWebhook":           whyVendor,
