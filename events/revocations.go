@@ -38,8 +38,12 @@ const (
 	// DefaultRevocationPoll is how often an idle Revoker looks for work
 	// recorded by other nodes (a read; claims are writes).
 	DefaultRevocationPoll = 250 * time.Millisecond
-	revocationLease       = 30 * time.Second
-	revocationBatch       = 50
+	// DefaultApplyTimeout bounds Apply: the order is durable and Run
+	// applies what Apply could not, so a request need not wait longer
+	// for a session store that hangs.
+	DefaultApplyTimeout = 5 * time.Second
+	revocationLease     = 30 * time.Second
+	revocationBatch     = 50
 )
 
 // RevokerConfig configures a Revoker.
@@ -53,6 +57,8 @@ type RevokerConfig struct {
 	// Retry and Poll default to DefaultRevocationRetry and
 	// DefaultRevocationPoll.
 	Retry, Poll time.Duration
+	// ApplyTimeout defaults to DefaultApplyTimeout.
+	ApplyTimeout time.Duration
 	// Ended, if set, is called with the sessions each applied revocation
 	// ended, after their logouts are queued (to wake the logout dispatcher).
 	Ended func(rv store.Revocation, ended []sessions.Session)
@@ -127,6 +133,9 @@ func NewRevoker(cfg RevokerConfig) (*Revoker, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultRevocationPoll
 	}
+	if cfg.ApplyTimeout <= 0 {
+		cfg.ApplyTimeout = DefaultApplyTimeout
+	}
 	r := &Revoker{cfg: cfg, log: cfg.Logger, wake: newWakeup()}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -136,14 +145,18 @@ func NewRevoker(cfg RevokerConfig) (*Revoker, error) {
 
 // Apply applies revocations whose transaction has committed, now, in the
 // caller's goroutine, so that a response sent after it finds the sessions
-// already ended. It returns the sessions ended. An error means some were
+// already ended, giving up after ApplyTimeout. It returns the sessions ended. An error means some were
 // not acknowledged by the session store: they stay queued for Run, which
 // applies them as soon as it answers again, so the caller should report
 // success all the same; the change and its revocation are durable.
 func (r *Revoker) Apply(ctx context.Context, revs ...store.Revocation) ([]sessions.Session, error) {
 	// The order is already durable: a client hanging up must not leave it
-	// half done.
-	ctx = context.WithoutCancel(ctx)
+	// half done. Nor may a session store that hangs hold the request: with
+	// no bound, a SCIM deprovisioning waited 20 s on a frozen Redis, past
+	// the request's own timeout; what is not done by ApplyTimeout stays
+	// queued for Run.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ApplyTimeout)
+	defer cancel()
 	if r.cfg.Pending != nil && len(revs) > 0 {
 		// This node knows at once, not at its next poll: should the
 		// session store hang, its cache must not vouch meanwhile.

@@ -253,3 +253,47 @@ func pendingRevoker(t *testing.T, st *store.DB, told *[]bool) (*downSessions, *e
 	}
 	return ss, r, tn
 }
+
+// stuckSessions is a session store whose RevokeUser answers only when its
+// context ends, as a Redis that hangs does.
+type stuckSessions struct{ *sessions.Memory }
+
+func (stuckSessions) RevokeUser(ctx context.Context, tenantID, userID string) ([]sessions.Session, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestApplyGivesUpOnAHungSessionStore: Apply runs on a context detached
+// from the request (a client hanging up must not cut it short), and it had
+// no bound: a SCIM deprovisioning answered only once the Redis client gave
+// up, 20 s on a frozen Redis, past IDBROKER_REQUEST_TIMEOUT. It now gives
+// up after ApplyTimeout, and the order stays queued for Run.
+func TestApplyGivesUpOnAHungSessionStore(t *testing.T) {
+	st := storetest.SQLite(t)
+	r, err := events.NewRevoker(events.RevokerConfig{Store: st, Sessions: stuckSessions{sessions.NewMemory()}, ApplyTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tn, err := st.CreateTenant(ctx, store.Tenant{Name: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, err := st.RecordRevocation(store.WithTenant(ctx, tn.ID), store.Revocation{Kind: store.RevokeUser, TenantID: tn.ID, SubjectID: "usr_x", Reason: "scim"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := r.Apply(ctx, rv); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Apply on a session store that never answered reported success")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Apply still waits on a hung session store 5 s on (ApplyTimeout 300ms)")
+	}
+	if due, err := st.DueRevocations(ctx, time.Now().Add(time.Minute)); err != nil || !due {
+		t.Errorf("the order Apply gave up on is not queued for Run: due %v, %v", due, err)
+	}
+}
