@@ -35,8 +35,8 @@ func TestREADMEFirstTenant(t *testing.T) {
 		api: &apiClient{t: t, w: w, doc: newLiveDoc(t)},
 		// What the setup block gets from the running broker and from
 		// "idbroker apikey create".
-		vars:     map[string]string{"IDBROKER": w.url, "KEY": w.apiKey},
-		provided: map[string]bool{"IDBROKER": true, "KEY": true},
+		vars:     map[string]string{"ISSUER": w.url, "API_KEY": w.apiKey},
+		provided: map[string]bool{"ISSUER": true, "API_KEY": true},
 	}
 	for _, block := range blocks {
 		for _, line := range block {
