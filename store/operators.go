@@ -322,6 +322,38 @@ func (db *DB) RecordOperatorLogin(ctx context.Context, id string) error {
 		"failed_attempts = 0, locked_until = NULL, last_login_at = $2 WHERE id = $1", id, db.d.timeArg(db.now()))
 }
 
+// ResetOperator sends an enrolled operator back to enrolment: the password,
+// authenticator key and recovery codes are dropped, a lockout cleared, the
+// console sessions ended, and tokenHash (valid until expires) becomes the
+// enrolment link with which they choose new ones. It is ErrConflict for an
+// operator who is not active (pending ones get a new link from
+// ReissueEnrolment; disabled ones stay disabled), ErrNotFound for none.
+func (db *DB) ResetOperator(ctx context.Context, id string, tokenHash []byte, expires time.Time) error {
+	err := db.InTx(ctx, func(ctx context.Context) error {
+		return db.global(ctx, true, func(q querier) error {
+			n, err := q.exec(ctx, `UPDATE operators SET status = 'pending', password_hash = '', totp_secret = NULL,
+				totp_last_step = 0, enrol_token_hash = $2, enrol_expires_at = $3, failed_attempts = 0, locked_until = NULL,
+				updated_at = $4 WHERE id = $1 AND status = 'active'`, id, tokenHash, db.d.timeArg(expires), db.d.timeArg(db.now()))
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				var status string
+				if err := q.queryRow(ctx, "SELECT status FROM operators WHERE id = $1", id).Scan(&status); err != nil {
+					return err
+				}
+				return fmt.Errorf("%w: operator %s is %s, not active", ErrConflict, id, status)
+			}
+			if _, err := q.exec(ctx, "DELETE FROM operator_recovery_codes WHERE operator_id = $1", id); err != nil {
+				return err
+			}
+			_, err = q.exec(ctx, "DELETE FROM operator_sessions WHERE operator_id = $1", id)
+			return err
+		})
+	})
+	return db.wrap("reset operator", err)
+}
+
 // DisableOperator disables the operator and ends its console sessions.
 func (db *DB) DisableOperator(ctx context.Context, id string) error {
 	err := db.InTx(ctx, func(ctx context.Context) error {
@@ -532,6 +564,7 @@ type ConsoleStore interface {
 	RecordOperatorFailure(ctx context.Context, id string, at time.Time, keep time.Duration, lock func(failures int) *time.Time) (int, *time.Time, error)
 	RecordOperatorLogin(ctx context.Context, id string) error
 	DisableOperator(ctx context.Context, id string) error
+	ResetOperator(ctx context.Context, id string, tokenHash []byte, expires time.Time) error
 	CreateOperatorSession(ctx context.Context, s OperatorSession) (OperatorSession, error)
 	OperatorSession(ctx context.Context, hash []byte) (OperatorSession, Operator, error)
 	TouchOperatorSession(ctx context.Context, id string, at time.Time) error

@@ -40,6 +40,7 @@ type Store interface {
 	RecordOperatorFailure(ctx context.Context, id string, at time.Time, keep time.Duration, lock func(failures int) *time.Time) (int, *time.Time, error)
 	RecordOperatorLogin(ctx context.Context, id string) error
 	DisableOperator(ctx context.Context, id string) error
+	ResetOperator(ctx context.Context, id string, tokenHash []byte, expires time.Time) error
 	CreateOperatorSession(ctx context.Context, s store.OperatorSession) (store.OperatorSession, error)
 	OperatorSession(ctx context.Context, hash []byte) (store.OperatorSession, store.Operator, error)
 	TouchOperatorSession(ctx context.Context, id string, at time.Time) error

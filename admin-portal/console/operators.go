@@ -101,6 +101,46 @@ func DisableOperator(ctx context.Context, st Store, ref, via string) (store.Oper
 	return op, nil
 }
 
+// ResetOperator sends an enrolled operator, by id or email, back to
+// enrolment and returns their new enrolment link: for a lost
+// authenticator or password, or a scheduled change of both. Their
+// password, authenticator key and recovery codes stop working and their
+// console sessions end at once; the link (EnrolLinkTTL, single use) lets
+// them choose new ones.
+func ResetOperator(ctx context.Context, st Store, issuer, ref, via string) (link string, op store.Operator, err error) {
+	if store.HasPrefix(ref, store.PrefixOperator) {
+		op, err = st.Operator(ctx, ref)
+	} else {
+		op, err = st.OperatorByEmail(ctx, strings.TrimSpace(ref))
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return "", store.Operator{}, fmt.Errorf("console: no operator %s", ref)
+	}
+	if err != nil {
+		return "", store.Operator{}, err
+	}
+	tok := secrets.NewToken(EnrolTokenPrefix)
+	exp := time.Now().Add(EnrolLinkTTL).UTC()
+	err = st.InTx(ctx, func(ctx context.Context) error {
+		if err := st.ResetOperator(ctx, op.ID, secrets.HashToken(tok), exp); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("console: operator %s is %s: only an enrolled operator can be reset "+
+					"(a pending one gets a new link from operator create)", op.Email, op.Status)
+			}
+			return err
+		}
+		_, err := st.AppendOperatorAudit(ctx, store.OperatorAuditEvent{
+			Actor: store.Actor{Type: via, ID: via}, Action: "operator.reset", Resource: operatorResource(op),
+		})
+		return err
+	})
+	if err != nil {
+		return "", store.Operator{}, fmt.Errorf("console: reset operator: %w", err)
+	}
+	op.Status = store.OperatorPending
+	return strings.TrimRight(issuer, "/") + Path + "/enrol/" + tok, op, nil
+}
+
 // DevOperatorEmail is the operator `serve --dev` seeds.
 const DevOperatorEmail = "dev@idbroker.localhost"
 

@@ -16,6 +16,11 @@ Manage the people who sign in to the operator console ({issuer}/console).
 	operator list               list operators and their status
 	operator disable ID|EMAIL   disable an operator and end their console sessions
 	                            (or: operator disable --email E)
+	operator reset ID|EMAIL     send an enrolled operator back to enrolment (lost
+	                            authenticator or password, or a scheduled change):
+	                            prints a new enrolment link; their password,
+	                            authenticator and recovery codes stop at once and
+	                            their console sessions end
 
 The enrolment link (valid for 72 hours, usable once) lets the operator set a
 password and an authenticator app (TOTP) and shows their recovery codes.
@@ -24,16 +29,16 @@ Send it to them over a channel you trust. The link starts with the issuer
 create again prints a new link and the old one stops working.`
 
 func runOperator(ctx context.Context, c *cli, args []string) error {
-	sub, rest, err := subcommand(c, "operator create|list|disable [flags]", operatorHelp, args, "create", "list", "disable")
+	sub, rest, err := subcommand(c, "operator create|list|disable|reset [flags]", operatorHelp, args, "create", "list", "disable", "reset")
 	if sub == "" {
 		return err
 	}
-	var ref string // operator disable ID|EMAIL [flags]
-	if sub == "disable" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+	var ref string // operator disable|reset ID|EMAIL [flags]
+	if (sub == "disable" || sub == "reset") && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		ref, rest = rest[0], rest[1:]
 	}
 	fs := newFlagSet(c, "operator "+sub+" [flags]", operatorHelp)
-	email := fs.String("email", "", "the operator's email address (create; or disable, instead of ID|EMAIL)")
+	email := fs.String("email", "", "the operator's email address (create; or disable and reset, instead of ID|EMAIL)")
 	fs.String("issuer", "", "public base URL the enrolment link starts with (overrides "+envIssuer+")")
 	addDatabaseFlag(fs)
 	if err := parseFlags(c, fs, rest); err != nil {
@@ -67,20 +72,30 @@ func runOperator(ctx context.Context, c *cli, args []string) error {
 			tb.add(o.ID, o.Email, o.Status, timeOr(&o.CreatedAt, ""), timeOr(o.LastLoginAt, "-"))
 		}
 		return tb.write(c.stdout)
-	case "disable":
+	case "disable", "reset":
 		// --email as create takes it, for whoever types it the same way.
 		switch {
 		case ref == "":
 			ref = *email
 		case *email != "" && !strings.EqualFold(*email, ref):
-			fmt.Fprintf(c.stderr, "operator disable got %q and --email %q: name one operator\n\n", ref, *email)
+			fmt.Fprintf(c.stderr, "operator %s got %q and --email %q: name one operator\n\n", sub, ref, *email)
 			fs.Usage()
 			return errUsage
 		}
 		if ref == "" {
-			fmt.Fprintf(c.stderr, "operator disable takes the operator's id (opr_…) or email\n\n")
+			fmt.Fprintf(c.stderr, "operator %s takes the operator's id (opr_…) or email\n\n", sub)
 			fs.Usage()
 			return errUsage
+		}
+		if sub == "reset" {
+			link, op, err := console.ResetOperator(ctx, st, cfg.Issuer, ref, "cli")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.stdout, link)
+			log.Info("operator reset; send them the new enrolment link, shown once", "id", op.ID, "email", op.Email,
+				"expires", time.Now().Add(console.EnrolLinkTTL).UTC().Format(time.RFC3339))
+			return nil
 		}
 		op, err := console.DisableOperator(ctx, st, ref, "cli")
 		if err != nil {

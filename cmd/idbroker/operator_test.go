@@ -62,3 +62,39 @@ func TestCommandsNeedASchema(t *testing.T) {
 		})
 	}
 }
+
+// TestOperatorReset: operator reset names one operator like disable; an
+// operator who has not enrolled is pointed at operator create, a disabled
+// one stays disabled, an unknown one is an error. (An enrolled operator's
+// reset, through the console, is TestResetOperator of admin-portal/console.)
+func TestOperatorReset(t *testing.T) {
+	url := "sqlite://" + filepath.Join(t.TempDir(), "idbroker.db")
+	if _, errOut, code := runInProcess("migrate", "up", "--database-url", url); code != exitOK {
+		t.Fatalf("migrate: %s", errOut)
+	}
+	for _, email := range []string{"a@ops.example", "b@ops.example"} {
+		if _, errOut, code := runInProcess("operator", "create", "--email", email, "--issuer", "https://id.example", "--database-url", url); code != exitOK {
+			t.Fatalf("create %s: %s", email, errOut)
+		}
+	}
+	if _, errOut, code := runInProcess("operator", "disable", "b@ops.example", "--database-url", url); code != exitOK {
+		t.Fatalf("disable: %s", errOut)
+	}
+	for _, tc := range []struct {
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{[]string{"a@ops.example"}, exitError, "operator create"},
+		{[]string{"--email", "b@ops.example"}, exitError, "disabled"},
+		{[]string{"a@ops.example", "--email", "b@ops.example"}, exitUsage, "name one operator"},
+		{nil, exitUsage, "takes the operator's id"},
+		{[]string{"nobody@ops.example"}, exitError, "no operator"},
+	} {
+		args := append(append([]string{"operator", "reset"}, tc.args...), "--issuer", "https://id.example", "--database-url", url)
+		out, errOut, code := runInProcess(args...)
+		if code != tc.wantCode || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("%v: code %d, want %d with %q\nstdout: %s\nstderr: %s", tc.args, code, tc.wantCode, tc.want, out, errOut)
+		}
+	}
+}

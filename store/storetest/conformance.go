@@ -76,6 +76,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"UsageRecords", testUsage},
 		{"QueuedWritesCommitWithTheTransaction", testQueuedWrites},
 		{"Operators", testOperators},
+		{"OperatorReset", testOperatorReset},
 		{"ConsoleReads", testConsoleReads},
 		{"Revocations", testRevocations},
 		{"KeptRevocations", testKeptRevocations},

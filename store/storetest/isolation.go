@@ -129,6 +129,7 @@ var globalMethods = map[string]string{
 	"RecordOperatorFailure": whyConsole,
 	"RecordOperatorLogin":   whyConsole,
 	"DisableOperator":       whyConsole,
+	"ResetOperator":         whyConsole,
 	"CreateOperatorSession": whyConsole,
 	"OperatorSession":       whyConsole,
 	"TouchOperatorSession":  whyConsole,
