@@ -73,7 +73,11 @@ var envVar = regexp.MustCompile(`"(IDBROKER_[A-Z0-9_]*[A-Z0-9])"`)
 // broker (IDBROKER_TEST_…); CONTRIBUTING.md documents them.
 func testOnly(name string) bool { return strings.HasPrefix(name, "IDBROKER_TEST_") }
 
-func TestConfigurationDocumented(t *testing.T) {
+// codeVariables are the configuration variables the code reads, sorted:
+// the broker's alone, or with tests those the test suite and its tools
+// read too (IDBROKER_TEST_…, IDBROKER_DOC_SCREENSHOTS).
+func codeVariables(t *testing.T, tests bool) []string {
+	t.Helper()
 	var names []string
 	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -82,7 +86,7 @@ func TestConfigurationDocumented(t *testing.T) {
 		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata" || d.Name() == "node_modules") {
 			return filepath.SkipDir
 		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || (!tests && strings.HasSuffix(path, "_test.go")) {
 			return nil
 		}
 		src, err := os.ReadFile(path)
@@ -98,12 +102,59 @@ func TestConfigurationDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(names)
-	names = slices.DeleteFunc(slices.Compact(names), testOnly)
+	names = slices.Compact(names)
+	if !tests {
+		names = slices.DeleteFunc(names, testOnly)
+	}
 	if len(names) < 5 {
 		t.Fatalf("found only %v in the sources: the scan is broken", names)
 	}
-	if m := missing(reference(t), names); len(m) > 0 {
+	return names
+}
+
+func TestConfigurationDocumented(t *testing.T) {
+	if m := missing(reference(t), codeVariables(t, false)); len(m) > 0 {
 		t.Errorf("configuration variables not documented in docs/reference (operations.md): %v", m)
+	}
+}
+
+// TestDocumentedVariablesExist is the converse: every IDBROKER_* variable
+// the README, the guides and the reference name is one the code reads, so
+// a renamed or mistyped variable in the docs, which the broker would
+// silently ignore, fails here. A name ending in "_*" or "_{" stands for a
+// family (IDBROKER_RATE_LIMIT_*, IDBROKER_RATE_LIMIT_{SCIM,API}) and needs
+// one member.
+func TestDocumentedVariablesExist(t *testing.T) {
+	code := codeVariables(t, true)
+	named := regexp.MustCompile(`IDBROKER_[A-Z0-9_]*[A-Z0-9](_\*|_\{)?`)
+	pages := []string{"../README.md", "../CONTRIBUTING.md", "../TESTING.md", "../SECURITY.md", "../BENCHMARKS.md"}
+	for _, dir := range []string{"guides", "reference"} {
+		more, err := filepath.Glob(filepath.Join(dir, "*.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, more...)
+	}
+	for _, page := range pages {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range named.FindAllString(string(text), -1) {
+			prefix, family := strings.CutSuffix(name, "_*")
+			if !family {
+				prefix, family = strings.CutSuffix(name, "_{")
+			}
+			if family {
+				if !slices.ContainsFunc(code, func(c string) bool { return strings.HasPrefix(c, prefix+"_") }) {
+					t.Errorf("%s names %s, but the code reads no variable of that family", page, name)
+				}
+				continue
+			}
+			if !slices.Contains(code, name) {
+				t.Errorf("%s names %s, which the code never reads", page, name)
+			}
+		}
 	}
 }
 

@@ -8,12 +8,18 @@ import (
 	"testing"
 )
 
-// TestGuideLinks follows every relative link of the guides: the file must
-// exist and, for a link with a #fragment, have a heading of that anchor.
+// TestGuideLinks follows every relative link of the guides, the
+// reference pages and the top-level documents (README, CONTRIBUTING,
+// TESTING, …): the file must exist and, for a link with a #fragment, have
+// a heading of that anchor.
 func TestGuideLinks(t *testing.T) {
-	pages, err := filepath.Glob("guides/*.md")
-	if err != nil || len(pages) == 0 {
-		t.Fatalf("no guides: %v", err)
+	var pages []string
+	for _, glob := range []string{"guides/*.md", "reference/*.md", "../*.md"} {
+		more, err := filepath.Glob(glob)
+		if err != nil || len(more) == 0 {
+			t.Fatalf("no pages match %s: %v", glob, err)
+		}
+		pages = append(pages, more...)
 	}
 	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
 	for _, page := range pages {

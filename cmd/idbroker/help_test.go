@@ -90,3 +90,68 @@ func TestCommandsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsCommandLinesUseRealFlags keeps the command lines the documents
+// show runnable as written: every "idbroker <command> [verb] --flag" in
+// README.md, CONTRIBUTING.md, TESTING.md and docs/ names a command and verb
+// that exist and flags that "idbroker <command> [verb] --help" lists, so a
+// renamed flag cannot leave a copy-pasted line failing with "flag provided
+// but not defined".
+func TestDocsCommandLinesUseRealFlags(t *testing.T) {
+	pages := []string{"../../README.md", "../../CONTRIBUTING.md", "../../TESTING.md"}
+	err := filepath.WalkDir("../../docs", func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".md") {
+			pages = append(pages, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, cmd := range commands() {
+		known[cmd.name] = true
+	}
+	// A command line runs to the end of its line, or of its code span.
+	line := regexp.MustCompile("(?m)(?:^|[\\s`(/])idbroker ([a-z]+)((?: [a-z]+)?)([^`\\n|#;&]*)")
+	flagWord := regexp.MustCompile(`(?:^|[\s\[])--?([a-z][a-z0-9-]*)`)
+	helps := map[string]string{}
+	checked := 0
+	for _, page := range pages {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range line.FindAllStringSubmatch(string(text), -1) {
+			name, verb, rest := m[1], strings.TrimSpace(m[2]), m[3]
+			if !known[name] {
+				continue // prose ("idbroker is …", "idbroker reads …")
+			}
+			args := []string{name}
+			if verb != "" {
+				args = append(args, verb)
+			}
+			key := strings.Join(args, " ")
+			help, ok := helps[key]
+			if !ok {
+				out, errOut, code := runInProcess(append(args, "--help")...)
+				if code != exitOK {
+					t.Errorf("%s shows %q, but %q --help exits %d:\n%s", page, "idbroker "+key, key, code, errOut)
+				}
+				help, helps[key] = out, out
+			}
+			for _, f := range flagWord.FindAllStringSubmatch(rest, -1) {
+				if f[1] == "help" || f[1] == "h" {
+					continue
+				}
+				checked++
+				if !regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(f[1]) + `\b`).MatchString(help) {
+					t.Errorf("%s shows %q with --%s, which %q --help does not list", page, strings.TrimSpace(m[0]), f[1], "idbroker "+key)
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("checked only %d flags in the documents: the scan is broken", checked)
+	}
+}
