@@ -47,8 +47,8 @@ type directoryJSON struct {
 	Name        string  `json:"name"`
 	SCIMBaseURL string  `json:"scim_base_url"`
 	BearerToken *string `json:"bearer_token,omitempty"`
-	// PreviousTokenExpiresAt is set in a rotation's answer only: until
-	// then the replaced token still works (null: it stopped at once).
+	// PreviousTokenExpiresAt is set while a rotation's replaced token
+	// still works, and absent otherwise.
 	PreviousTokenExpiresAt *time.Time `json:"previous_token_expires_at,omitempty"`
 	CreatedAt              time.Time  `json:"created_at"`
 	UpdatedAt              time.Time  `json:"updated_at"`
@@ -61,6 +61,9 @@ func (a *API) toDirectoryJSON(d store.Directory, token string) directoryJSON {
 	}
 	if token != "" {
 		out.BearerToken = &token
+	}
+	if exp := d.PreviousTokenExpiresAt; exp != nil && exp.After(time.Now()) {
+		out.PreviousTokenExpiresAt = exp
 	}
 	return out
 }

@@ -33,6 +33,10 @@ func TestRotateDirectoryTokenWithOverlap(t *testing.T) {
 			t.Fatalf("rotation answer %s", r.body)
 		}
 		newer := *rot.BearerToken
+		if got := e.must(http.StatusOK, "GET", "/directories/"+d.ID, nil); !strings.Contains(string(got.body), `"previous_token_expires_at":"`) ||
+			strings.Contains(string(got.body), "bearer_token") {
+			t.Errorf("GET during the overlap: %s", got.body)
+		}
 		for name, tok := range map[string]string{"old": old, "new": newer} {
 			if st, _ := scimCall(t, d.SCIMBaseURL, tok, "GET", "/Users", nil); st != http.StatusOK {
 				t.Errorf("%s token reading during the overlap: %d", name, st)
@@ -69,6 +73,9 @@ func TestRotateDirectoryTokenWithOverlap(t *testing.T) {
 			if st, _ := scimCall(t, d.SCIMBaseURL, tok, "POST", "/Users", scimUser("dan@acme.example", "Dan")); st != http.StatusUnauthorized {
 				t.Errorf("%s token writing after a rotation without overlap: %d, want 401", name, st)
 			}
+		}
+		if got := e.must(http.StatusOK, "GET", "/directories/"+d.ID, nil); strings.Contains(string(got.body), "previous_token_expires_at") {
+			t.Errorf("GET after a rotation without overlap: %s", got.body)
 		}
 		if st, _ := scimCall(t, d.SCIMBaseURL, *last.BearerToken, "GET", "/Users", nil); st != http.StatusOK {
 			t.Errorf("newest token: %d", st)

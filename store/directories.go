@@ -9,9 +9,13 @@ import (
 
 const directoryCols = "tenant_id, id, name, token_hash, created_at, updated_at"
 
+// directoryReadCols are directoryCols and what a rotation keeps (0105).
+const directoryReadCols = directoryCols + ", previous_token_expires_at"
+
 func scanDirectory(r row) (Directory, error) {
 	var d Directory
-	err := r.Scan(&d.TenantID, &d.ID, &d.Name, &d.TokenHash, timeDest{&d.CreatedAt}, timeDest{&d.UpdatedAt})
+	err := r.Scan(&d.TenantID, &d.ID, &d.Name, &d.TokenHash, timeDest{&d.CreatedAt}, timeDest{&d.UpdatedAt},
+		nullTimeDest{&d.PreviousTokenExpiresAt})
 	return d, err
 }
 
@@ -40,7 +44,7 @@ func (db *DB) Directory(ctx context.Context, id string) (Directory, error) {
 	var d Directory
 	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
 		var err error
-		d, err = scanDirectory(q.queryRow(ctx, "SELECT "+directoryCols+" FROM directories WHERE tenant_id = $1 AND id = $2", tenantID, id))
+		d, err = scanDirectory(q.queryRow(ctx, "SELECT "+directoryReadCols+" FROM directories WHERE tenant_id = $1 AND id = $2", tenantID, id))
 		return err
 	})
 	return d, db.wrap("get directory", err)
@@ -50,7 +54,7 @@ func (db *DB) Directory(ctx context.Context, id string) (Directory, error) {
 func (db *DB) Directories(ctx context.Context) ([]Directory, error) {
 	var out []Directory
 	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
-		rs, err := q.query(ctx, "SELECT "+directoryCols+" FROM directories WHERE tenant_id = $1 ORDER BY id", tenantID)
+		rs, err := q.query(ctx, "SELECT "+directoryReadCols+" FROM directories WHERE tenant_id = $1 ORDER BY id", tenantID)
 		if err != nil {
 			return err
 		}
@@ -75,7 +79,7 @@ func (db *DB) DeleteDirectory(ctx context.Context, id string) (Directory, int, e
 	)
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		var err error
-		d, err = scanDirectory(q.queryRow(ctx, "SELECT "+directoryCols+" FROM directories WHERE tenant_id = $1 AND id = $2"+db.d.forUpdate(), tenantID, id))
+		d, err = scanDirectory(q.queryRow(ctx, "SELECT "+directoryReadCols+" FROM directories WHERE tenant_id = $1 AND id = $2"+db.d.forUpdate(), tenantID, id))
 		if err != nil {
 			return err
 		}

@@ -168,8 +168,11 @@ type Directory struct {
 	TenantID  string
 	Name      string
 	TokenHash []byte
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// PreviousTokenExpiresAt: until then the token the last rotation
+	// replaced still works; nil when none is kept. Read only.
+	PreviousTokenExpiresAt *time.Time
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
 }
 
 // SigningKeyStatus is where a key is in its rotation.
