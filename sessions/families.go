@@ -159,9 +159,11 @@ func (r *Redis) famKey(id string) string { return r.prefix + "fam:" + id }
 
 // rotateScript is Families.Rotate in one step.
 // KEYS: fam. ARGV: prefix, channel, gen, hash, new hash, new grant, new
-// expiry (unix ns), ttl ms.
-// Returns {1} rotated, {2, session hash or {}} reused, {3} unknown.
-var rotateScript = redis.NewScript(luaRevoke + `
+// expiry (unix ns), ttl ms, late (see lateAfter).
+// Returns {1} rotated, {2, session hash or {}} reused, {3} unknown, {4}
+// late (nothing done).
+var rotateScript = redis.NewScript(luaRevoke + luaLate + `
+if late(ARGV[9]) then return {4} end
 local f = redis.call('HMGET', KEYS[1], 'g', 'h', 's')
 if not f[1] then return {3} end
 local cur, gen = tonumber(f[1]), tonumber(ARGV[3])
@@ -236,7 +238,7 @@ func (r *Redis) Rotate(ctx context.Context, id string, gen uint64, hash string, 
 		return 0, nil, err
 	}
 	v, err := rotateScript.Run(ctx, r.c, []string{r.famKey(id)}, r.prefix, r.channel,
-		gen, hash, next.Hash, next.Grant, next.ExpiresAt.UnixNano(), ttlMS(next.ExpiresAt)).Slice()
+		gen, hash, next.Hash, next.Grant, next.ExpiresAt.UnixNano(), ttlMS(next.ExpiresAt), r.lateAfter(ctx)).Slice()
 	if err != nil {
 		return 0, nil, fmt.Errorf("sessions: redis rotate family: %w", err)
 	}
@@ -250,6 +252,8 @@ func (r *Redis) Rotate(ctx context.Context, id string, gen uint64, hash string, 
 			ended, err = nil, nil
 		}
 		return Reused, ended, err
+	case 4:
+		return 0, nil, fmt.Errorf("sessions: redis rotate family: %w", ErrLate)
 	}
 	return Unknown, nil, nil
 }

@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -188,8 +189,9 @@ func (r *Redis) AddAppFamily(ctx context.Context, id, clientID string, f Family)
 // spendScript is Spend: the spent record is written before the value is
 // deleted, so that a script cut short leaves the value to spend again, not
 // a spent value without its record.
-// KEYS: value, spent. ARGV: spent ttl ms.
-var spendScript = redis.NewScript(`
+// KEYS: value, spent. ARGV: spent ttl ms, late (see lateAfter).
+var spendScript = redis.NewScript(luaLate + `
+if late(ARGV[2]) then return redis.error_reply('IDBLATE') end
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 redis.call('SET', KEYS[2], v, 'PX', ARGV[1])
@@ -204,7 +206,10 @@ func (r *Redis) Spend(ctx context.Context, key, spentKey string, ttl time.Durati
 	}
 	ms := max(1, (ttl + time.Millisecond - 1).Milliseconds())
 	cmd := redis.NewStringCmd(ctx)
-	v, err := spendScript.Run(ctx, r.c, []string{r.onceKey(key), r.onceKey(spentKey)}, ms).Result()
+	v, err := spendScript.Run(ctx, r.c, []string{r.onceKey(key), r.onceKey(spentKey)}, ms, r.lateAfter(ctx)).Result()
+	if err != nil && strings.HasPrefix(err.Error(), "IDBLATE") {
+		return nil, fmt.Errorf("sessions: spend: %w", ErrLate)
+	}
 	switch s, ok := v.(string); {
 	case err == nil && ok:
 		cmd.SetVal(s)

@@ -55,10 +55,11 @@ type RedisOptions struct {
 // too: with tens of thousands of live sessions it holds Redis for
 // milliseconds, which is the price of never half-revoking a tenant.
 type Redis struct {
-	c       redis.UniversalClient
-	prefix  string
-	channel string
-	*gate   // Suspend and Vouch (see Rewindable); shared with OpenRedis's client
+	c           redis.UniversalClient
+	prefix      string
+	channel     string
+	readTimeout time.Duration // how long c waits for an answer (see lateAfter)
+	*gate                     // Suspend and Vouch (see Rewindable); shared with OpenRedis's client
 }
 
 var (
@@ -77,7 +78,7 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) *Redis {
 	if w, ok := c.(*watchedClient); ok {
 		g = w.gate
 	}
-	return &Redis{c: c, prefix: p, channel: p + "revocations", gate: g}
+	return &Redis{c: c, prefix: p, channel: p + "revocations", readTimeout: readTimeoutOf(c), gate: g}
 }
 
 // watchedClient is the client OpenRedis returns: its new connections

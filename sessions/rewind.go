@@ -111,6 +111,9 @@ type gate struct {
 	strangers atomic.Uint64
 	// blind: the server refused INFO (an ACL without it); not asked again.
 	blind atomic.Bool
+	// clockOffset (ns, Redis's clock minus this node's) as measured at
+	// clockAt (unix ns): see lateAfter.
+	clockOffset, clockAt atomic.Int64
 }
 
 // refused reports whether err is Redis refusing a command to this user
@@ -294,15 +297,21 @@ func (r *Redis) appliedKey() string { return r.prefix + "applied" }
 func (r *Redis) Marker(ctx context.Context) (Marker, error) {
 	var info *redis.StringCmd
 	var get *redis.SliceCmd
+	var now *redis.TimeCmd
+	sent := time.Now()
 	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if !r.blind.Load() {
 			info = p.Info(ctx, "server")
 		}
 		get = p.MGet(ctx, r.markerKey(), r.appliedKey())
+		now = p.Time(ctx) // for lateAfter, in the same round trip
 		return nil
 	})
 	if err != nil && !refused(err) {
 		return Marker{}, fmt.Errorf("sessions: redis marker: %w", err)
+	}
+	if t, err := now.Result(); err == nil {
+		r.observeTime(sent, time.Now(), t)
 	}
 	return r.markerOf(info, get)
 }
