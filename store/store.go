@@ -240,6 +240,8 @@ type Store interface {
 
 	// Operations.
 	Ping(ctx context.Context) error
+	// QueueStats is what waits in the outbound queues; see queues.go.
+	QueueStats(ctx context.Context) (QueueStats, error)
 	Migrate(ctx context.Context) error
 	MigrationStatus(ctx context.Context) ([]MigrationState, error)
 	Close()

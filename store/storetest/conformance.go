@@ -80,6 +80,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"ConsoleReads", testConsoleReads},
 		{"Revocations", testRevocations},
 		{"KeptRevocations", testKeptRevocations},
+		{"QueueStats", testQueueStats},
 		{"TenantLifecycle", testTenantLifecycle},
 		{"Standing", testStanding},
 		{"SCIMErrors", testSCIMErrors},

@@ -139,6 +139,7 @@ var globalMethods = map[string]string{
 	"WalkOperatorAudit":     whyConsole,
 
 	"Ping":            whyOperations,
+	"QueueStats":      whyOperations,
 	"Migrate":         whyOperations,
 	"MigrationStatus": whyOperations,
 	"Close":           whyOperations,

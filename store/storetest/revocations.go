@@ -314,3 +314,65 @@ func testKeptRevocations(t *testing.T, db *store.DB) {
 		t.Fatalf("epoch after advancing: %+v, %v", now, err)
 	}
 }
+
+// testQueueStats: the gauges' read counts what waits in each queue, of
+// every tenant, and dates the oldest; what was applied, delivered or given
+// up waits no more.
+func testQueueStats(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	s, err := db.QueueStats(ctx)
+	if err != nil || s != (store.QueueStats{}) {
+		t.Fatalf("empty queues: %+v, %v", s, err)
+	}
+	before := time.Now().Add(-time.Second)
+	var rvs []store.Revocation
+	for _, name := range []string{"Q1", "Q2"} {
+		tn := must(db.CreateTenant(ctx, store.Tenant{Name: name}))
+		rvs = append(rvs, must(db.RecordRevocation(ctx, store.Revocation{Kind: store.RevokeUser, TenantID: tn.ID, SubjectID: "usr_q", Reason: "scim:deleted"})))
+	}
+	app := must(db.CreateApplication(ctx, store.Application{Name: "Q", Public: true, RedirectURIs: []string{"https://q.example/cb"}, BackchannelLogoutURI: "https://q.example/bcl"}))
+	if err := db.FinishRevocation(ctx, rvs[0].ID, []store.Logout{
+		{SessionID: "ses_q1", TenantID: rvs[0].TenantID, UserID: "usr_q", ApplicationID: app.ID},
+		{SessionID: "ses_q2", TenantID: rvs[0].TenantID, UserID: "usr_q", ApplicationID: app.ID},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	must(db.CreateWebhook(ctx, store.Webhook{URL: "https://hooks.example.com/q", Events: []string{"queue.test"}, Secret: "whsec"}))
+	must(db.AppendEvent(store.WithTenant(ctx, rvs[1].TenantID), store.Event{TenantID: rvs[1].TenantID, Type: "queue.test", Data: []byte(`{}`)}))
+	after := time.Now().Add(time.Second)
+
+	s, err = db.QueueStats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Revocations.Pending != 1 || s.Logouts.Pending != 2 || s.Deliveries.Pending != 1 {
+		t.Fatalf("pending: %+v", s)
+	}
+	for name, q := range map[string]store.Queue{"revocations": s.Revocations, "logouts": s.Logouts, "deliveries": s.Deliveries} {
+		if q.Oldest.Before(before) || q.Oldest.After(after) {
+			t.Errorf("%s: oldest %v, want between %v and %v", name, q.Oldest, before, after)
+		}
+	}
+	if !s.Revocations.Oldest.Equal(rvs[1].CreatedAt) {
+		t.Errorf("oldest revocation %v, want %v", s.Revocations.Oldest, rvs[1].CreatedAt)
+	}
+
+	// A logout given up and a delivery that succeeded wait no more.
+	claimed := must(db.ClaimLogouts(ctx, time.Now(), time.Minute, 1))
+	if err := db.RecordLogout(ctx, claimed[0].ID, store.DeliveryResult{Status: store.DeliveryDead, Error: "HTTP 500"}); err != nil {
+		t.Fatal(err)
+	}
+	ds := must(db.ClaimDeliveries(ctx, time.Now(), time.Minute, 10))
+	for _, d := range ds {
+		if err := db.RecordDelivery(ctx, d.ID, store.DeliveryResult{Status: store.DeliverySucceeded, StatusCode: 200}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.FinishRevocation(ctx, rvs[1].ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	s, err = db.QueueStats(ctx)
+	if err != nil || s.Revocations != (store.Queue{}) || s.Logouts.Pending != 1 || s.Deliveries != (store.Queue{}) {
+		t.Fatalf("after delivery: %+v, %v", s, err)
+	}
+}
