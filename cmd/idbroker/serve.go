@@ -183,6 +183,16 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger, tp *
 	}
 
 	reg := metrics.NewWithOptions(metrics.Options{TenantLabels: cfg.MetricsTenantLabels})
+	// /readyz and idbroker_dependency_up run the same checks.
+	checks := map[string]httpserver.CheckFunc{
+		"database": st.Ping,
+		"cache":    cacheReady(cache),
+	}
+	reg.Watch(metrics.Watch{
+		Queues:       queueStats(st),
+		Dependencies: dependencyChecks(checks),
+		Logger:       log,
+	})
 	srv := httpserver.New(httpserver.Config{
 		Listen:        cfg.Listen,
 		AnswerTimeout: cfg.RequestTimeout,
@@ -194,10 +204,7 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger, tp *
 		// Rate limits, audit rows and logs name the client behind a
 		// trusted proxy, never an address a client claims.
 		IPExtractor: httpserver.IPExtractor(cfg.TrustedProxies),
-		Checks: map[string]httpserver.CheckFunc{
-			"database": st.Ping,
-			"cache":    cacheReady(cache),
-		},
+		Checks:      checks,
 	})
 	announce, err := mountSurfaces(ctx, &bg, srv, reg, tp.TracerProvider(), cfg, st, cache, keys, log)
 	if err != nil {
@@ -303,6 +310,27 @@ func cacheReady(cache sessionStore) func(ctx context.Context) error {
 		}
 		return nil
 	}
+}
+
+// queueStats reads the outbound queues for the gauges of /metrics.
+func queueStats(st store.Store) func(ctx context.Context) (metrics.Queues, error) {
+	return func(ctx context.Context) (metrics.Queues, error) {
+		s, err := st.QueueStats(ctx)
+		return metrics.Queues{
+			Revocations:        metrics.QueueState{Pending: s.Revocations.Pending, Oldest: s.Revocations.Oldest},
+			BackchannelLogouts: metrics.QueueState{Pending: s.Logouts.Pending, Oldest: s.Logouts.Oldest},
+			WebhookDeliveries:  metrics.QueueState{Pending: s.Deliveries.Pending, Oldest: s.Deliveries.Oldest},
+		}, err
+	}
+}
+
+// dependencyChecks are the checks of /readyz as metrics.Watch takes them.
+func dependencyChecks(checks map[string]httpserver.CheckFunc) map[string]func(context.Context) error {
+	out := make(map[string]func(context.Context) error, len(checks))
+	for name, fn := range checks {
+		out[name] = fn
+	}
+	return out
 }
 
 // openSessions returns the shared-state store: Redis when configured, else

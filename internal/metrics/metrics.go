@@ -1,7 +1,8 @@
 // Package metrics is idbroker's Prometheus instrumentation: one Registry
 // (never the process-global default) holding the Go runtime and process
 // collectors and the few counters an operator of an identity broker
-// watches, served at GET /metrics.
+// watches, served at GET /metrics; and, read at scrape time (Watch), the
+// gauges of what waits in the outbound queues and of the dependencies.
 //
 // Labels are bounded by construction: requests are labelled by echo's route
 // template (/scim/v2/:dir/Users/:id), never the raw path, and no metric
@@ -46,6 +47,7 @@ type Registry struct {
 	signInFailed *prometheus.CounterVec
 	outbound     *prometheus.CounterVec
 	tenants      *tenantMetrics
+	watch        *watcher
 }
 
 // Options configures a Registry.
@@ -71,6 +73,7 @@ func NewWithOptions(o Options) *Registry {
 	}
 	r := &Registry{
 		tenants: newTenantMetrics(o.TenantLabels, o.Now),
+		watch:   newWatcher(),
 		reg:     prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "http_requests_total",
@@ -107,7 +110,7 @@ func NewWithOptions(o Options) *Registry {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		r.requests, r.duration, r.scim, r.rateLimited, r.unverified, r.signInFailed, r.outbound,
-		r.tenants.requests, r.tenants.duration,
+		r.tenants.requests, r.tenants.duration, r.watch,
 	)
 	return r
 }
