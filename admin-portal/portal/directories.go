@@ -200,7 +200,13 @@ func (p *Portal) dirShow(c echo.Context) error {
 	return p.renderDirectory(c, c.Get(dirKey).(store.Directory), dirProviderByKey(c.QueryParam("idp")), "")
 }
 
-// dirRotate replaces the directory's token: the old one stops at once.
+// keepOldToken are the choices of the rotate form's keep_old field: how
+// long the replaced token keeps working, so that the admin can paste the
+// new one into the IdP before the old one stops ("" and "0": at once).
+var keepOldToken = map[string]time.Duration{"": 0, "0": 0, "3600": time.Hour, "86400": 24 * time.Hour}
+
+// dirRotate replaces the directory's token: the old one stops at once, or
+// after the time the form's keep_old chose.
 //
 // The form names the token it replaces (tokenMark): a form sent again
 // (the browser's "resubmit?" on reloading the page that showed the new
@@ -215,17 +221,25 @@ func (p *Portal) dirRotate(c echo.Context) error {
 			"This token was rotated already, after the page you sent this from was shown (reloading the page that showed the new token sends the form again). "+
 				"Nothing was changed: the token in use still works. Rotate again only if you did not copy it.")
 	}
+	keep, ok := keepOldToken[c.FormValue("keep_old")]
+	if !ok {
+		return p.renderDirectoryStatus(c, http.StatusBadRequest, d, dirProviderByKey(c.FormValue("idp")), "",
+			"Choose how long the current token keeps working from the list. Nothing was changed.")
+	}
 	token := secrets.NewToken(DirectoryTokenPrefix)
+	var until *time.Time
 	err := p.cfg.Store.InTx(c.Request().Context(), func(ctx context.Context) error {
-		if err := p.cfg.Store.SetDirectoryToken(ctx, d.ID, secrets.HashToken(token)); err != nil {
+		var err error
+		if until, err = p.cfg.Store.RotateDirectoryToken(ctx, d.ID, secrets.HashToken(token), keep); err != nil {
 			return err
 		}
-		return p.audit(ctx, c, "directory.token_rotated", store.Resource{Type: "directory", ID: d.ID, Name: d.Name}, nil)
+		return p.audit(ctx, c, "directory.token_rotated", store.Resource{Type: "directory", ID: d.ID, Name: d.Name},
+			map[string]any{"previous_token_expires_at": until})
 	})
 	if err != nil {
 		return err
 	}
-	d.TokenHash = secrets.HashToken(token)
+	d.TokenHash, d.PreviousTokenExpiresAt = secrets.HashToken(token), until
 	return p.renderDirectory(c, d, dirProviderByKey(c.FormValue("idp")), token)
 }
 
@@ -245,6 +259,9 @@ func (p *Portal) renderDirectory(c echo.Context, d store.Directory, prov dirProv
 // show at the top.
 func (p *Portal) renderDirectoryStatus(c echo.Context, status int, d store.Directory, prov dirProvider, token, problem string) error {
 	ctx := c.Request().Context()
+	if exp := d.PreviousTokenExpiresAt; exp != nil && !exp.After(time.Now()) {
+		d.PreviousTokenExpiresAt = nil // the overlap is over: nothing to say
+	}
 	stats, err := p.dirStats(ctx, d)
 	if err != nil {
 		return err

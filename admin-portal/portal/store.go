@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"time"
 
 	"github.com/idbroker/idbroker/store"
 )
@@ -27,7 +28,7 @@ type Store interface {
 	CreateDirectory(ctx context.Context, d store.Directory) (store.Directory, error)
 	Directory(ctx context.Context, id string) (store.Directory, error)
 	Directories(ctx context.Context) ([]store.Directory, error)
-	SetDirectoryToken(ctx context.Context, id string, tokenHash []byte) error
+	RotateDirectoryToken(ctx context.Context, id string, tokenHash []byte, overlap time.Duration) (*time.Time, error)
 	FindUsers(ctx context.Context, q store.UserQuery) ([]store.User, int, error)
 	FindGroups(ctx context.Context, q store.GroupQuery) ([]store.Group, int, error)
 	SCIMErrors(ctx context.Context, directoryID string) ([]store.SCIMError, error)
