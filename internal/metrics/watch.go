@@ -87,9 +87,9 @@ type queueDescs struct{ pending, age *prometheus.Desc }
 func newQueueDescs(name, what, alert string) queueDescs {
 	return queueDescs{
 		pending: prometheus.NewDesc(namespace+"_"+name+"_pending",
-			fmt.Sprintf("%s waiting, read from the database (the same on every node; capped at 10000). %s", what, alert), nil, nil),
+			fmt.Sprintf("%s, read from the database: the same on every node, so aggregate with max(); counted up to 10000. %s", what, alert), nil, nil),
 		age: prometheus.NewDesc(namespace+"_"+name+"_oldest_pending_age_seconds",
-			fmt.Sprintf("Age of the oldest of the %s waiting, 0 when none waits. %s", lowerFirst(what), alert), nil, nil),
+			fmt.Sprintf("Age of the oldest of the %s, 0 when none waits; aggregate with max(). %s", lowerFirst(what), alert), nil, nil),
 	}
 }
 
@@ -117,11 +117,11 @@ type watcher struct {
 func newWatcher() *watcher {
 	return &watcher{
 		revocations: newQueueDescs("revocations", "Revocations (orders to end sessions) recorded but not yet applied to the session store",
-			"Alert when the age stays above 30 s: users deprovisioned or revoked still have live sessions, usually because Redis is unreachable."),
+			"Alert when idbroker_revocations_oldest_pending_age_seconds exceeds 30: users deprovisioned or revoked still have live sessions somewhere, usually because Redis is unreachable."),
 		logouts: newQueueDescs("backchannel_logouts", "Back-channel logouts queued and not yet delivered (pending or failed, to be retried)",
-			"A growing age means an application's logout endpoint keeps failing."),
+			"Warn when idbroker_backchannel_logouts_oldest_pending_age_seconds exceeds an hour: an application's logout endpoint keeps failing."),
 		deliveries: newQueueDescs("webhook_deliveries", "Webhook deliveries queued and not yet delivered (pending or failed, to be retried)",
-			"A growing age means a webhook receiver keeps failing or the workers are stopped."),
+			"Warn when idbroker_webhook_deliveries_oldest_pending_age_seconds exceeds an hour: a receiver keeps failing, or the workers are stopped."),
 		up: prometheus.NewDesc(namespace+"_dependency_up",
 			"1 when this node's readiness check of the dependency (database, cache: the session store, Redis when configured) passes, as /readyz sees it, else 0. Alert when 0 on any node for more than a minute.",
 			[]string{"dependency"}, nil),
