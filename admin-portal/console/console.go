@@ -49,6 +49,7 @@ type Store interface {
 	OperatorAudit(ctx context.Context, action string, p store.Page) ([]store.OperatorAuditEvent, string, error)
 
 	ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, string, error)
+	ListTenantsByStatus(ctx context.Context, status store.TenantStatus, p store.Page) ([]store.Tenant, string, error)
 	FindTenants(ctx context.Context, query string, p store.Page) ([]store.Tenant, string, error)
 	ResolveDomain(ctx context.Context, domain string) (string, error)
 	Tenant(ctx context.Context) (store.Tenant, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -411,3 +412,45 @@ func TestTenantSearchIsLiteral(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantStatusFilter: the tenants page filters by every status a
+// listed tenant can be in, past_due and cancelled included, and filters in
+// the query: a past_due tenant behind a full page of active ones is on the
+// first page of ?status=past_due, not on a page of its own behind empty ones.
+func TestTenantStatusFilter(t *testing.T) {
+	h := start(t, "")
+	s := h.signIn(t)
+	for i := range 51 {
+		newTenant(t, h.db, fmt.Sprintf("Active %02d", i))
+	}
+	for _, tn := range []store.Tenant{
+		{Name: "Late Payer", Status: store.TenantPastDue},
+		{Name: "Gone Away", Status: store.TenantCancelled},
+	} {
+		if _, err := h.db.CreateTenant(context.Background(), tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ status, want string }{
+		{"past_due", "Late Payer"},
+		{"cancelled", "Gone Away"},
+	} {
+		resp, body := h.get(t, s.token, "/console/tenants?status="+tc.status)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status=%s: %d", tc.status, resp.StatusCode)
+		}
+		if n := strings.Count(body, `href="/console/tenants/tnt_`); n != 1 || !strings.Contains(body, tc.want) {
+			t.Errorf("status=%s: %d tenants on the first page, want only %s", tc.status, n, tc.want)
+		}
+		if !strings.Contains(body, `<option value="`+tc.status+`" selected>`) {
+			t.Errorf("status=%s: the filter does not offer it, selected", tc.status)
+		}
+	}
+	// An unknown status filters nothing, as "Any" does.
+	if _, body := h.get(t, s.token, "/console/tenants?status=bogus"); strings.Count(body, `href="/console/tenants/tnt_`) != pageSizeForTest {
+		t.Errorf("status=bogus: want a full page of every status")
+	}
+}
+
+// pageSizeForTest is the console's tenants page size.
+const pageSizeForTest = 50

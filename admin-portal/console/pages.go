@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,15 +43,23 @@ func (c *Console) tenants(ec echo.Context) error {
 	ctx := ec.Request().Context()
 	q := strings.TrimSpace(ec.QueryParam("q"))
 	status := ec.QueryParam("status")
+	if !slices.Contains(tenantStatuses, store.TenantStatus(status)) {
+		status = "" // an unknown status filters nothing, as "Any" does
+	}
 	p := store.Page{Limit: pageSize, After: ec.QueryParam("after")}
 	var (
 		list []store.Tenant
 		next string
 		err  error
 	)
-	if q == "" {
+	switch {
+	case q == "" && status != "":
+		// Filtered in the query, so a page holds 50 tenants of the status
+		// rather than the few of them among 50 of any.
+		list, next, err = c.cfg.Store.ListTenantsByStatus(ctx, store.TenantStatus(status), p)
+	case q == "":
 		list, next, err = c.cfg.Store.ListTenants(ctx, p)
-	} else {
+	default:
 		list, next, err = c.cfg.Store.FindTenants(ctx, q, p)
 		if err == nil && p.After == "" && strings.Contains(q, ".") {
 			// A verified domain names its tenant exactly.
@@ -81,9 +90,14 @@ func (c *Console) tenants(ec echo.Context) error {
 	}
 	return c.render(ec, http.StatusOK, "tenants.html", page{Title: "Tenants", Nav: "tenants", D: map[string]any{
 		"Query": q, "Status": status, "Tenants": rows, "Next": nextURL,
-		"Statuses": []store.TenantStatus{store.TenantActive, store.TenantTrial, store.TenantPaused},
+		"Statuses": tenantStatuses,
 	}})
 }
+
+// tenantStatuses are the statuses the tenants page filters by: every one a
+// tenant can be in while the API lists it (deleted tenants are listed only
+// on request, GET /api/v1/tenants?status=deleted).
+var tenantStatuses = []store.TenantStatus{store.TenantActive, store.TenantTrial, store.TenantPastDue, store.TenantPaused, store.TenantCancelled}
 
 func hasTenant(ts []store.Tenant, id string) bool {
 	for _, t := range ts {
