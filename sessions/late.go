@@ -39,11 +39,14 @@ const (
 )
 
 // luaLate defines late(limit): whether Redis's clock (unix ms) is past
-// limit; a limit of 0 is none.
+// limit; a limit of 0 is none. It must be called before the script writes:
+// Redis before 5 replicates scripts verbatim and refuses writes after TIME
+// unless told to replicate their effects (from 7 the call is a no-op).
 const luaLate = `
 local function late(limit)
   local l = tonumber(limit)
   if not l or l == 0 then return false end
+  if redis.replicate_commands then redis.replicate_commands() end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > l
 end
