@@ -18,8 +18,11 @@
 //	operator create  create a console operator and print their enrolment link
 //	operator list    list console operators
 //	operator disable disable a console operator
+//	operator reset   send an enrolled operator back to enrolment
 //	keys rotate      make new token-signing keys active
+//	keys rewrap      re-seal every stored secret under the master key
 //	audit verify     check every tenant's audit hash chain
+//	healthcheck      exit 0 when the local broker answers /readyz with 200
 //	version          print the version
 //
 // Configuration comes from IDBROKER_* environment variables, which flags
@@ -81,7 +84,7 @@ func commands() []command {
 		{"serve", "run the broker (migrates the database first)", runServe},
 		{"migrate", "apply pending migrations (up) or list them (status)", runMigrate},
 		{"apikey", "manage operator API keys (create, list, revoke)", runAPIKey},
-		{"operator", "manage console operators (create, list, disable)", runOperator},
+		{"operator", "manage console operators (create, list, disable, reset)", runOperator},
 		{"keys", "manage token-signing keys and the master key (rotate, rewrap)", runKeys},
 		{"audit", "check the audit log's hash chains (verify)", runAudit},
 		{"healthcheck", "exit 0 when the local broker's /readyz answers 200", runHealthcheck},
