@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
@@ -69,6 +70,14 @@ func warnStaleKeyFile(cfg Config, key secrets.MasterKey, log *slog.Logger) {
 	fileKey, err := secrets.ParseMasterKey(string(b))
 	clear(b)
 	if err != nil || fileKey == key {
+		return
+	}
+	if slices.Contains(cfg.PreviousMasterKeys, fileKey) {
+		// The rotation operations.md describes on SQLite: the file's key
+		// is the old one, still opening what it sealed.
+		log.Info("the master.key file beside the database holds a key of "+envMasterKeyPrevious+", as during a master-key rotation; "+
+			"once \"idbroker keys rewrap\" has finished, keep "+envMasterKey+" set or write its value into the file",
+			"file", path, "env_key_id", key, "file_key_id", fileKey)
 		return
 	}
 	log.Warn(envMasterKey+" differs from the key in the master.key file beside the database; "+

@@ -56,22 +56,31 @@ func TestWarnStaleKeyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherKey := secrets.GenerateMasterKey()
-	env := func(k secrets.MasterKey) map[string]string {
-		return map[string]string{
+	env := func(k secrets.MasterKey, previous string) map[string]string {
+		e := map[string]string{
 			envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(dir, "idbroker.db")),
 			envMasterKey:   secrets.EncodeMasterKey(k),
 		}
+		if previous != "" {
+			e[envMasterKeyPrevious] = previous
+		}
+		return e
 	}
 	for _, tt := range []struct {
 		name     string
 		key      secrets.MasterKey
+		previous string
 		wantWarn bool
 	}{
-		{"same key", fileKey, false},
-		{"different key", otherKey, true},
+		{"same key", fileKey, "", false},
+		{"different key", otherKey, "", true},
+		// operations.md's rotation on SQLite: the new key in the
+		// variable, the file's in IDBROKER_MASTER_KEY_PREVIOUS.
+		{"rotating from the file's key", otherKey, secrets.EncodeMasterKey(fileKey), false},
+		{"a previous key that is not the file's", otherKey, secrets.EncodeMasterKey(secrets.GenerateMasterKey()), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := loadConfig(configSource{getenv: mapEnv(env(tt.key))})
+			cfg, err := loadConfig(configSource{getenv: mapEnv(env(tt.key, tt.previous))})
 			if err != nil {
 				t.Fatal(err)
 			}
