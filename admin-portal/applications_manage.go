@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -160,7 +161,7 @@ func (a *API) updateApplication(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("update application: %w", err)
 	}
-	a.forgetApplication(app.ID)
+	a.forgetApplication(c.Request().Context(), app.ID)
 	op, _ := operatorFrom(ctx)
 	a.log.InfoContext(ctx, "application updated", "application_id", app.ID, "api_key_id", op.ID)
 	return c.JSON(http.StatusOK, toApplicationJSON(app))
@@ -183,7 +184,7 @@ func (a *API) deleteApplication(c echo.Context) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("delete application: %w", err)
 	}
-	a.forgetApplication(app.ID)
+	a.forgetApplication(c.Request().Context(), app.ID)
 	op, _ := operatorFrom(ctx)
 	a.log.InfoContext(ctx, "application deleted", "application_id", app.ID, "api_key_id", op.ID)
 	return c.NoContent(http.StatusNoContent)
@@ -200,10 +201,18 @@ func applicationURIs(app store.Application) map[string]any {
 	}
 }
 
-// forgetApplication tells the broker's cache on this node; the others
-// notice within their cache TTL (broker.DefaultAppCacheTTL).
-func (a *API) forgetApplication(id string) {
+// forgetApplication tells the broker's cache on this node, and the other
+// nodes' through the session store's channel (sessions.Announcer), so that
+// a client secret rotated away, say, stops working everywhere at once. A
+// lost announcement leaves the others their cache TTL
+// (broker.DefaultAppCacheTTL), as before.
+func (a *API) forgetApplication(ctx context.Context, id string) {
 	if a.appCache != nil {
 		a.appCache.ForgetApplication(id)
+	}
+	if an, ok := a.sessions.(sessions.Announcer); ok {
+		if err := an.Announce(context.WithoutCancel(ctx), sessions.Revocation{Reason: sessions.ReasonApplication, ClientID: id}); err != nil {
+			a.log.WarnContext(ctx, "telling the other nodes an application changed failed; they notice within their cache TTL", "application_id", id, "err", err)
+		}
 	}
 }

@@ -93,7 +93,7 @@ func (a *API) rotateApplicationSecret(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	a.forgetApplication(app.ID)
+	a.forgetApplication(c.Request().Context(), app.ID)
 	op, _ := operatorFrom(c.Request().Context())
 	a.log.InfoContext(c.Request().Context(), "application secret rotated", "application_id", app.ID,
 		"api_key_id", op.ID, "overlap_seconds", req.PreviousSecretExpiresIn)

@@ -296,11 +296,20 @@ func (p *Provider) Mount(e *echo.Echo) {
 
 // Run subscribes, until ctx ends, to the revocations made on any node, so
 // that the cache of active users and tenants forgets at once what they
-// end. It returns once subscribed, or with the subscription's error.
+// end, and the cache of applications an application changed on another
+// node (sessions.ReasonApplication: a client secret rotated away stops
+// working here at once, not when the entry expires). It returns once
+// subscribed, or with the subscription's error.
 // (Back-channel logouts are delivered by the events.LogoutDispatcher the
 // wiring runs, through SendLogout.)
 func (p *Provider) Run(ctx context.Context) error {
-	if err := p.sessions.Subscribe(ctx, p.active.invalidate); err != nil {
+	if err := p.sessions.Subscribe(ctx, func(r sessions.Revocation) {
+		if r.Reason == sessions.ReasonApplication {
+			p.apps.forget(r.ClientID)
+			return
+		}
+		p.active.invalidate(r)
+	}); err != nil {
 		return fmt.Errorf("broker: subscribe to revocations: %w", err)
 	}
 	return nil

@@ -674,7 +674,8 @@ func (r *Redis) receive(ctx context.Context, ps *redis.PubSub, sub *subscriber) 
 		pinged = false
 		if m, ok := msg.(*redis.Message); ok {
 			var rev Revocation
-			if json.Unmarshal([]byte(m.Payload), &rev) == nil && len(rev.SessionIDs) > 0 {
+			if json.Unmarshal([]byte(m.Payload), &rev) == nil &&
+				(len(rev.SessionIDs) > 0 || rev.Reason == ReasonApplication && rev.ClientID != "") {
 				sub.push(rev)
 			}
 		}

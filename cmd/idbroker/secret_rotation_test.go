@@ -15,8 +15,8 @@ import (
 // on node 1 with an overlap: node 2 accepts the new secret at once (well
 // within its application cache's 30 s TTL) and both nodes still accept
 // the old one, for introspection and refresh. A second rotation without
-// an overlap stops the old secrets on node 1 at once. No node logs a
-// secret.
+// an overlap stops the old secrets on node 1 at once, and on node 2 as
+// soon as node 1's announcement arrives. No node logs a secret.
 func TestApplicationSecretRotation(t *testing.T) {
 	rs := sessionstest.StartServer(t)
 	nodes := startNodes(t, productionEnv(t, rs.URL()), 2)
@@ -82,8 +82,29 @@ func TestApplicationSecretRotation(t *testing.T) {
 			t.Fatal("node 2 still refuses the newest secret 2 s after the rotation")
 		}
 	}
+	// Node 2 holds the application with the newest secret; a rotation
+	// without overlap on node 1 (a leaked secret) stops it on node 2 at
+	// once too: node 1 announces the change, and node 2 reads the
+	// application again rather than answer from its copy for 30 s.
+	if !with(newest).active(n2, fresh.AccessToken) {
+		t.Fatal("node 2 refuses the newest secret")
+	}
+	latest := rotate(nil)
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		code, _ := with(newest).post(n2, "/oauth/introspect", url.Values{"token": {fresh.AccessToken}}, nil)
+		if code == http.StatusUnauthorized {
+			t.Logf("node 2 refused the rotated-away secret %v after the rotation", time.Since(start))
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("node 2 still accepts a secret rotated away without overlap 5 s later (%d): it answers from its cache", code)
+		}
+	}
+	if !with(latest).active(n2, fresh.AccessToken) {
+		t.Error("node 2 refuses the latest secret")
+	}
 	for _, n := range nodes {
-		for _, s := range []string{old, newer, newest} {
+		for _, s := range []string{old, newer, newest, latest} {
 			if strings.Contains(n.output.String(), s) {
 				t.Errorf("%s logged a client secret", n.base)
 			}
