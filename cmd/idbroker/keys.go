@@ -18,7 +18,7 @@ const apikeyHelp = `
 Manage operator API keys, the credentials of the operator API (/api/v1).
 
 	apikey create [--name NAME]   create a key and print it, once, on stdout
-	apikey list                   list keys: id, name, prefix, created, revoked
+	apikey list                   list keys: id, name, prefix, created, last used, revoked
 	apikey revoke ID              stop a key from authenticating, at once
 
 Only a hash of the key is stored: copy it now, it cannot be shown again.`
