@@ -74,9 +74,10 @@ var envVar = regexp.MustCompile(`"(IDBROKER_[A-Z0-9_]*[A-Z0-9])"`)
 func testOnly(name string) bool { return strings.HasPrefix(name, "IDBROKER_TEST_") }
 
 // codeVariables are the configuration variables the code reads, sorted:
-// the broker's alone, or with tests those the test suite and its tools
-// read too (IDBROKER_TEST_…, IDBROKER_DOC_SCREENSHOTS).
-func codeVariables(t *testing.T, tests bool) []string {
+// those of non-test files, or with tests those the test suite and its
+// tools read too (IDBROKER_DOC_SCREENSHOTS); the test suite's own
+// (IDBROKER_TEST_…) only with testVars.
+func codeVariables(t *testing.T, tests, testVars bool) []string {
 	t.Helper()
 	var names []string
 	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
@@ -103,7 +104,7 @@ func codeVariables(t *testing.T, tests bool) []string {
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
-	if !tests {
+	if !testVars {
 		names = slices.DeleteFunc(names, testOnly)
 	}
 	if len(names) < 5 {
@@ -113,8 +114,32 @@ func codeVariables(t *testing.T, tests bool) []string {
 }
 
 func TestConfigurationDocumented(t *testing.T) {
-	if m := missing(reference(t), codeVariables(t, false)); len(m) > 0 {
+	if m := missing(reference(t), codeVariables(t, false, false)); len(m) > 0 {
 		t.Errorf("configuration variables not documented in docs/reference (operations.md): %v", m)
+	}
+}
+
+// TestTestVariablesDocumented keeps CONTRIBUTING.md's table of the test
+// suite's services complete: every IDBROKER_TEST_* variable that the
+// shared test helpers read (non-test files such as internal/testdb,
+// internal/browsertest) is one a contributor may set, so it is named
+// there. Variables a single test reads are that test's business.
+func TestTestVariablesDocumented(t *testing.T) {
+	contributing, err := os.ReadFile("../CONTRIBUTING.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var helpers []string
+	for _, name := range codeVariables(t, false, true) {
+		if testOnly(name) {
+			helpers = append(helpers, name)
+		}
+	}
+	if len(helpers) < 2 {
+		t.Fatalf("found only %v in the test helpers: the scan is broken", helpers)
+	}
+	if m := missing(string(contributing), helpers); len(m) > 0 {
+		t.Errorf("test variables not documented in CONTRIBUTING.md: %v", m)
 	}
 }
 
@@ -125,7 +150,7 @@ func TestConfigurationDocumented(t *testing.T) {
 // family (IDBROKER_RATE_LIMIT_*, IDBROKER_RATE_LIMIT_{SCIM,API}) and needs
 // one member.
 func TestDocumentedVariablesExist(t *testing.T) {
-	code := codeVariables(t, true)
+	code := codeVariables(t, true, true)
 	named := regexp.MustCompile(`IDBROKER_[A-Z0-9_]*[A-Z0-9](_\*|_\{)?`)
 	pages := []string{"../README.md", "../CONTRIBUTING.md", "../TESTING.md", "../SECURITY.md", "../BENCHMARKS.md"}
 	for _, dir := range []string{"guides", "reference"} {
