@@ -13,6 +13,7 @@ import (
 	"github.com/idbroker/idbroker/admin-portal/openapi"
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/events"
+	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/slo"
 	"github.com/idbroker/idbroker/store"
@@ -101,6 +102,9 @@ type API struct {
 	slo          slo.Reader
 	logouts      LogoutStore // nil: the store keeps no logout queue
 	allowPrivate bool
+	// touchLog logs a failed record of an API key's use (a read-only
+	// database fails every one) once per interval, not once per call.
+	touchLog *httpserver.OutageLog
 }
 
 // NewAPI returns the operator API over cfg.Store. It panics when Store is
@@ -125,6 +129,7 @@ func NewAPI(cfg APIConfig) *API {
 		portal:        cfg.Portal,
 		slo:           cfg.SLO,
 		allowPrivate:  cfg.AllowPrivateNetworks,
+		touchLog:      httpserver.NewOutageLog(),
 	}
 	if a.now == nil {
 		a.now = time.Now

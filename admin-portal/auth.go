@@ -188,7 +188,7 @@ func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		// write (a read-only database) is no reason to refuse the call.
 		if now := time.Now(); k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= store.APIKeyTouchInterval {
 			if err := a.store.TouchAPIKey(ctx, k.ID, now); err != nil {
-				a.log.WarnContext(ctx, "recording API key use failed", "api_key_id", k.ID, "err", err)
+				a.touchLog.Warn(ctx, a.log, "recording API key use failed", "api_key_id", k.ID, "err", err)
 			}
 		}
 		c.SetRequest(c.Request().WithContext(withOperator(ctx, k)))

@@ -35,12 +35,28 @@ func newOutageLog(now func() time.Time) *OutageLog {
 // than OutageLogInterval ago; the line that follows a quiet interval
 // carries "suppressed", the count of lines left out since the last one.
 func (o *OutageLog) Error(ctx context.Context, log *slog.Logger, msg string, args ...any) {
+	if args, ok := o.admit(msg, args); ok {
+		log.ErrorContext(ctx, msg, args...)
+	}
+}
+
+// Warn is Error at WARN, for a failure that refuses nothing but would
+// repeat on every request while it lasts.
+func (o *OutageLog) Warn(ctx context.Context, log *slog.Logger, msg string, args ...any) {
+	if args, ok := o.admit(msg, args); ok {
+		log.WarnContext(ctx, msg, args...)
+	}
+}
+
+// admit reports whether msg is due, with args and the count of lines left
+// out since its last line.
+func (o *OutageLog) admit(msg string, args []any) ([]any, bool) {
 	o.mu.Lock()
 	now := o.now()
 	if now.Before(o.next[msg]) {
 		o.skipped[msg]++
 		o.mu.Unlock()
-		return
+		return nil, false
 	}
 	o.next[msg] = now.Add(OutageLogInterval)
 	n := o.skipped[msg]
@@ -49,5 +65,5 @@ func (o *OutageLog) Error(ctx context.Context, log *slog.Logger, msg string, arg
 	if n > 0 {
 		args = append(args, "suppressed", n)
 	}
-	log.ErrorContext(ctx, msg, args...)
+	return args, true
 }

@@ -32,3 +32,21 @@ func TestOutageLog(t *testing.T) {
 		t.Errorf("lines:\n%s", buf.String())
 	}
 }
+
+// TestOutageLogWarn: Warn shares Error's interval per message and logs at
+// WARN.
+func TestOutageLogWarn(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	now := time.Unix(1_700_000_000, 0)
+	o := newOutageLog(func() time.Time { return now })
+	for range 3 {
+		o.Warn(context.Background(), log, "recording API key use failed")
+	}
+	now = now.Add(OutageLogInterval)
+	o.Warn(context.Background(), log, "recording API key use failed")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[1], "suppressed=2") {
+		t.Errorf("lines:\n%s", buf.String())
+	}
+}
