@@ -55,6 +55,7 @@ func (a *API) mountApplications(g *echo.Group) {
 	g.PATCH("/applications/:app", a.updateApplication)
 	g.DELETE("/applications/:app", a.deleteApplication)
 	g.POST("/applications/:app/secret", a.rotateApplicationSecret)
+	g.DELETE("/applications/:app/secret/previous", a.endApplicationSecretOverlap)
 }
 
 type createApplicationRequest struct {

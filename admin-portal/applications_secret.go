@@ -102,3 +102,31 @@ func (a *API) rotateApplicationSecret(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, out)
 }
+
+// endApplicationSecretOverlap stops the secret the last rotation kept
+// working, before its overlap ends: for a replaced secret found leaked
+// once the application already runs with the new one (rotating again
+// would stop that one too). Idempotent: 204 whether or not one was still
+// working; the vendor trail records only an overlap actually ended. Every
+// node drops the secret at once, as after a rotation.
+func (a *API) endApplicationSecretOverlap(c echo.Context) error {
+	cur, err := a.loadApplication(c)
+	if err != nil {
+		return err
+	}
+	err = a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		app, ended, err := a.store.EndApplicationSecretOverlap(ctx, cur.ID)
+		if err != nil || !ended {
+			return err
+		}
+		return a.auditVendor(ctx, c, "application.previous_secret_revoked", applicationResource(app), nil)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("application")
+	}
+	if err != nil {
+		return fmt.Errorf("end application secret overlap: %w", err)
+	}
+	a.forgetApplication(c.Request().Context(), cur.ID)
+	return c.NoContent(http.StatusNoContent)
+}

@@ -33,6 +33,7 @@ func (a *API) mountDirectories(g, tenant *echo.Group) {
 	d.GET("", a.getDirectory)
 	d.DELETE("", a.deleteDirectory)
 	d.POST("/token", a.rotateDirectoryToken)
+	d.DELETE("/token/previous", a.endDirectoryTokenOverlap)
 	d.GET("/users", a.listDirectoryUsers)
 	d.GET("/users/:usr", a.getDirectoryUser)
 	d.GET("/groups", a.listDirectoryGroups)
@@ -243,6 +244,28 @@ func (a *API) rotateDirectoryToken(c echo.Context) error {
 	out.PreviousTokenExpiresAt = until
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, out)
+}
+
+// endDirectoryTokenOverlap stops the token the last rotation kept working,
+// before its overlap ends: for a replaced token found leaked once the IdP
+// already holds the new one. Idempotent: 204 whether or not one was
+// still working; the audit trail records only an overlap actually ended.
+func (a *API) endDirectoryTokenOverlap(c echo.Context) error {
+	d := directoryOf(c)
+	err := a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
+		ended, err := a.store.EndDirectoryTokenOverlap(ctx, d.ID)
+		if err != nil || !ended {
+			return err
+		}
+		return a.audit(ctx, c, "directory.previous_token_revoked", directoryResource(d), nil)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("directory")
+	}
+	if err != nil {
+		return fmt.Errorf("end directory token overlap: %w", err)
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 // directoryUserJSON is a SCIM-provisioned user as the operator API shows

@@ -40,6 +40,7 @@ type Store interface {
 	ListApplications(ctx context.Context, p store.Page) ([]store.Application, string, error)
 	UpdateApplication(ctx context.Context, id string, u store.ApplicationUpdate) (store.Application, error)
 	RotateApplicationSecret(ctx context.Context, id string, hash []byte, overlap time.Duration) (store.Application, error)
+	EndApplicationSecretOverlap(ctx context.Context, id string) (store.Application, bool, error)
 	DeleteApplication(ctx context.Context, id string) error
 
 	// Connections (connections.go): the tenant of one named in a URL and
@@ -53,6 +54,7 @@ type Store interface {
 	Directory(ctx context.Context, id string) (store.Directory, error)
 	Directories(ctx context.Context) ([]store.Directory, error)
 	RotateDirectoryToken(ctx context.Context, id string, tokenHash []byte, overlap time.Duration) (*time.Time, error)
+	EndDirectoryTokenOverlap(ctx context.Context, id string) (bool, error)
 	DeleteDirectory(ctx context.Context, id string) (store.Directory, int, error)
 	ResolveDirectory(ctx context.Context, id string) (tenantID string, err error)
 	User(ctx context.Context, id string) (store.User, error)

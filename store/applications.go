@@ -144,6 +144,34 @@ func (db *DB) RotateApplicationSecret(ctx context.Context, id string, hash []byt
 	return a, db.wrap("rotate application secret", err)
 }
 
+// EndApplicationSecretOverlap stops the secret that the last rotation
+// kept working, before its overlap ends: the call for a replaced secret
+// found leaked while the new one is already deployed. It returns the
+// application and whether a previous secret was still in its overlap.
+func (db *DB) EndApplicationSecretOverlap(ctx context.Context, id string) (Application, bool, error) {
+	var (
+		a     Application
+		ended bool
+	)
+	err := db.global(ctx, true, func(q querier) error {
+		var err error
+		a, err = scanApplication(q.queryRow(ctx, "SELECT "+applicationCols+" FROM applications WHERE id = $1", id))
+		if err != nil {
+			return err
+		}
+		now := db.now()
+		ended = len(a.PreviousSecretHash) > 0 && a.PreviousSecretExpiresAt != nil && now.Before(*a.PreviousSecretExpiresAt)
+		if a.PreviousSecretHash == nil && a.PreviousSecretExpiresAt == nil {
+			return nil
+		}
+		a.PreviousSecretHash, a.PreviousSecretExpiresAt, a.UpdatedAt = nil, nil, now
+		_, err = q.exec(ctx, `UPDATE applications SET previous_secret_hash = NULL, previous_secret_expires_at = NULL,
+			updated_at = $2 WHERE id = $1`, id, db.d.timeArg(now))
+		return err
+	})
+	return a, ended, db.wrap("end application secret overlap", err)
+}
+
 // SecretMatches reports whether sum (the SHA-256 of a presented client
 // secret) is the application's secret, or its previous secret while the
 // overlap of the last rotation lasts. Both are compared in constant time.

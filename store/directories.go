@@ -136,3 +136,24 @@ func (db *DB) RotateDirectoryToken(ctx context.Context, id string, tokenHash []b
 	})
 	return until, db.wrap("rotate directory token", err)
 }
+
+// EndDirectoryTokenOverlap stops the token that the last rotation kept
+// working, before its overlap ends, and reports whether one was still in
+// its overlap.
+func (db *DB) EndDirectoryTokenOverlap(ctx context.Context, id string) (bool, error) {
+	var ended bool
+	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		var until *time.Time
+		if err := q.queryRow(ctx, "SELECT previous_token_expires_at FROM directories WHERE tenant_id = $1 AND id = $2",
+			tenantID, id).Scan(nullTimeDest{&until}); err != nil {
+			return err
+		}
+		now := db.now()
+		ended = until != nil && now.Before(*until)
+		_, err := q.exec(ctx, `UPDATE directories SET previous_token_hash = NULL, previous_token_expires_at = NULL,
+			updated_at = $3 WHERE tenant_id = $1 AND id = $2 AND (previous_token_hash IS NOT NULL OR previous_token_expires_at IS NOT NULL)`,
+			tenantID, id, db.d.timeArg(now))
+		return err
+	})
+	return ended, db.wrap("end directory token overlap", err)
+}

@@ -67,6 +67,8 @@ type Store interface {
 	// RotateApplicationSecret replaces a confidential application's secret
 	// hash, keeping the old one for an overlap; see applications.go.
 	RotateApplicationSecret(ctx context.Context, id string, hash []byte, overlap time.Duration) (Application, error)
+	// EndApplicationSecretOverlap stops the secret a rotation kept.
+	EndApplicationSecretOverlap(ctx context.Context, id string) (Application, bool, error)
 	DeleteApplication(ctx context.Context, id string) error
 
 	// Connections (tenant-scoped).
@@ -94,6 +96,8 @@ type Store interface {
 	// RotateDirectoryToken replaces the token, keeping the old one for an
 	// overlap; see directories.go.
 	RotateDirectoryToken(ctx context.Context, id string, tokenHash []byte, overlap time.Duration) (*time.Time, error)
+	// EndDirectoryTokenOverlap stops the token a rotation kept.
+	EndDirectoryTokenOverlap(ctx context.Context, id string) (bool, error)
 	// DeleteDirectory deletes a directory with its groups; its users stay
 	// the tenant's, in no directory (see the method).
 	DeleteDirectory(ctx context.Context, id string) (Directory, int, error)

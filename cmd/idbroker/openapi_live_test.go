@@ -296,6 +296,8 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	if got := c.do("POST", "/api/v1/directories/"+dirID+"/token", map[string]any{"previous_token_expires_in": 600}, 200); got["previous_token_expires_at"] == nil {
 		t.Fatalf("token rotation with an overlap answered %v", got)
 	}
+	c.do("DELETE", "/api/v1/directories/"+dirID+"/token/previous", nil, 204)
+	c.do("DELETE", "/api/v1/directories/dir_01M96PF955B3A7N0ZKNV62N33P/token/previous", nil, 404)
 	c.do("POST", "/api/v1/directories/"+dirID+"/token", map[string]any{"previous_token_expires_in": "10m"}, 400)
 	tok := c.do("POST", "/api/v1/directories/"+dirID+"/token", nil, 200)
 	// Provision a user over SCIM, so the lists have someone in them.
@@ -401,12 +403,14 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	if got := c.do("POST", "/api/v1/applications/"+appID+"/secret", map[string]any{"previous_secret_expires_in": 86400}, 200); got["client_secret"] == nil || got["previous_secret_expires_at"] == nil {
 		t.Fatalf("secret rotation answer %v", got)
 	}
+	c.do("DELETE", "/api/v1/applications/"+appID+"/secret/previous", nil, 204)
 	c.do("POST", "/api/v1/applications/"+appID+"/secret", nil, 200)
 	c.do("POST", "/api/v1/applications/"+appID+"/secret", map[string]any{"previous_secret_expires_in": -1}, 400)
 	c.do("POST", "/api/v1/applications/"+spa["id"].(string)+"/secret", nil, 409)
 	c.do("POST", "/api/v1/portal_links", map[string]any{"tenant_id": id, "intent": "sso"}, 201)
 	c.do("DELETE", "/api/v1/applications/"+appID, nil, 204)
 	c.do("POST", "/api/v1/applications/"+appID+"/secret", nil, 404)
+	c.do("DELETE", "/api/v1/applications/"+appID+"/secret/previous", nil, 404)
 
 	// Errors, each in the documented shape.
 	c.do("GET", "/api/v1/tenants", nil, 401, header("Authorization", ""))
