@@ -74,6 +74,9 @@ type testOP struct {
 	// authorizeError, when set, is the query of the error the authorize
 	// endpoint redirects back with instead of a code.
 	authorizeError atomic.Value
+	// writeToken, when set, writes the token endpoint's successful
+	// answer instead of JSON: another media type, another encoding.
+	writeToken func(w http.ResponseWriter, answer map[string]any)
 }
 
 type opCode struct {
@@ -190,6 +193,11 @@ func newTestOPAt(t *testing.T, issuerPath, issuer string) *testOP {
 		answer := map[string]any{"access_token": "at-" + randomToken(), "token_type": "Bearer", "expires_in": 300, "id_token": idt}
 		if op.omitIDToken.Load() {
 			delete(answer, "id_token")
+		}
+		if op.writeToken != nil {
+			w.Header().Del("Content-Type")
+			op.writeToken(w, answer)
+			return
 		}
 		json.NewEncoder(w).Encode(answer)
 	})

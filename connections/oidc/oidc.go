@@ -137,7 +137,7 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 	defer cancel()
 	// The library reads the discovery document but keeps none of RFC
 	// 9207's field: the tap reads it on the way.
-	tap := &discoveryTap{next: deps.HTTPClient.Transport}
+	tap := &discoveryTap{next: jsonAsTextTransport{next: deps.HTTPClient.Transport}}
 	hc := *deps.HTTPClient
 	hc.Transport = tap
 	verifierOpts := []rp.VerifierOption{
@@ -182,6 +182,9 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 	c.issParam = tap.issParam.Load()
 	if u, ok := tap.jwksURI.Load().(string); ok {
 		c.jwksURI = u
+	}
+	if v := c.rp.IDTokenVerifier(); v != nil && c.jwksURI != "" {
+		v.KeySet = &anyKidKeySet{next: v.KeySet, jwksURI: c.jwksURI, client: &hc}
 	}
 	return c, nil
 }
@@ -584,6 +587,9 @@ func keysCause(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return ue
+	}
+	if se, ok := errors.AsType[*safehttp.StatusError](err); ok {
+		return se
 	}
 	msg := err.Error()
 	if _, status, ok := strings.Cut(msg, "http status not ok: "); ok {

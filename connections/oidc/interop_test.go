@@ -1,0 +1,243 @@
+package oidc
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/connections/connectionstest"
+	"github.com/idbroker/idbroker/store"
+)
+
+// The shapes here are what OpenID Providers in the field send beyond the
+// big three's defaults, each through a real sign-in: Begin, the test OP's
+// authorize redirect, the callback, the code exchange and the id_token
+// checks of the connector.
+
+func genericConn(t *testing.T, e *connectionstest.Env, op *testOP) store.Connection {
+	t.Helper()
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+func wantBob(t *testing.T, c connectionstest.Completion) {
+	t.Helper()
+	if p := c.Res.Profile; c.Err != nil || p.Email != "bob@example.com" || p.IdPSubject != "user-1" || p.GivenName != "Bob" {
+		t.Fatalf("sign-in = %+v, %v", p, c.Err)
+	}
+}
+
+// TestOIDCTokenAnswerMediaTypes: the token endpoint's answer is read
+// whatever media type the IdP labels it with. golang.org/x/oauth2 reads
+// text/plain as a form (as GitHub once answered), so JSON under
+// text/plain, which small and home-made OpenID Providers send, was read
+// as a response without an access token; form-encoded answers (GitHub
+// style, with or without the text/plain label) keep working.
+func TestOIDCTokenAnswerMediaTypes(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	conn := genericConn(t, e, op)
+	asJSON := func(ct string) func(http.ResponseWriter, map[string]any) {
+		return func(w http.ResponseWriter, a map[string]any) {
+			if ct != "" {
+				w.Header().Set("Content-Type", ct)
+			} else {
+				w.Header()["Content-Type"] = nil // no sniffing either
+			}
+			json.NewEncoder(w).Encode(a)
+		}
+	}
+	asForm := func(ct string) func(http.ResponseWriter, map[string]any) {
+		return func(w http.ResponseWriter, a map[string]any) {
+			w.Header().Set("Content-Type", ct)
+			v := url.Values{}
+			for k, x := range a {
+				v.Set(k, fmt.Sprint(x))
+			}
+			w.Write([]byte(v.Encode()))
+		}
+	}
+	for _, tt := range []struct {
+		name  string
+		write func(http.ResponseWriter, map[string]any)
+	}{
+		{"JSON with a charset", asJSON("application/json; charset=utf-8")},
+		{"JSON as text/plain", asJSON("text/plain")},
+		{"JSON as text/plain with a charset", asJSON("text/plain; charset=UTF-8")},
+		{"JSON as text/html", asJSON("text/html")},
+		{"JSON without a media type", asJSON("")},
+		{"form-encoded (GitHub style)", asForm("application/x-www-form-urlencoded")},
+		{"form-encoded as text/plain", asForm("text/plain")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			op.writeToken = tt.write
+			defer func() { op.writeToken = nil }()
+			wantBob(t, oidcLogin(t, e, conn, "r"))
+		})
+	}
+}
+
+// TestOIDCSigningAlgorithms: id_tokens signed with what the IdPs offer —
+// RS512 and PS256 (PingFederate, Keycloak's RSA choices), ES256/ES384/
+// ES512 (Keycloak's and Auth0's EC keys), EdDSA (Keycloak's Ed25519 realm
+// keys) — are verified against the JWKS, with and without a kid.
+func TestOIDCSigningAlgorithms(t *testing.T) {
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := func(c elliptic.Curve) *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(c, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	e256, e384, e521 := ec(elliptic.P256()), ec(elliptic.P384()), ec(elliptic.P521())
+	edPub, edPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []struct {
+		alg       jose.SignatureAlgorithm
+		priv, pub any
+	}{
+		{jose.RS384, rk, &rk.PublicKey}, {jose.RS512, rk, &rk.PublicKey}, {jose.PS256, rk, &rk.PublicKey}, {jose.PS512, rk, &rk.PublicKey},
+		{jose.ES256, e256, &e256.PublicKey}, {jose.ES384, e384, &e384.PublicKey}, {jose.ES512, e521, &e521.PublicKey},
+		{jose.EdDSA, edPriv, edPub},
+	} {
+		for _, kid := range []string{"key-" + string(k.alg), ""} {
+			t.Run(fmt.Sprintf("%s kid %q", k.alg, kid), func(t *testing.T) {
+				e := newEnv(t, connectionstest.Options{})
+				op := newTestOP(t, "")
+				op.algs = []string{"RS256", string(k.alg)}
+				op.jwks = jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: k.pub, KeyID: kid, Use: "sig"}}}
+				op.sign = signer(t, k.alg, k.priv, kid)
+				wantBob(t, oidcLogin(t, e, genericConn(t, e, op), "r"))
+			})
+		}
+	}
+}
+
+// TestOIDCKeysWithoutKid: an IdP whose JWKS holds several keys without
+// kids (a rotation at an IdP that names none) signs id_tokens that name
+// no key either. The token is the IdP's when one of those keys verifies
+// it; a key the JWKS does not hold is refused, as is a kid of a key the
+// JWKS names with another. Rotating to yet another unnamed key is
+// followed by reading the JWKS again.
+func TestOIDCKeysWithoutKid(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	conn := genericConn(t, e, op)
+	keys := make([]*rsa.PrivateKey, 4)
+	for i := range keys {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[i] = k
+	}
+	unnamed := func(ks ...*rsa.PrivateKey) jose.JSONWebKeySet {
+		var set jose.JSONWebKeySet
+		for _, k := range ks {
+			set.Keys = append(set.Keys, jose.JSONWebKey{Key: &k.PublicKey, Use: "sig", Algorithm: "RS256"})
+		}
+		return set
+	}
+	defer func() { op.sign = nil }()
+	op.jwks = unnamed(keys[0], keys[1])
+	for _, k := range keys[:2] {
+		op.sign = signer(t, jose.RS256, k, "")
+		wantBob(t, oidcLogin(t, e, conn, "r"))
+	}
+	op.sign = signer(t, jose.RS256, keys[2], "")
+	wantErr(t, oidcLogin(t, e, conn, "r").Err, connections.ErrSignature, "")
+	op.sign = signer(t, jose.RS256, keys[2], "k-forged")
+	wantErr(t, oidcLogin(t, e, conn, "r").Err, connections.ErrSignature, "")
+	// The IdP rotates: the keys are read again, and the new one signs in.
+	op.jwks = unnamed(keys[1], keys[3])
+	op.sign = signer(t, jose.RS256, keys[3], "")
+	wantBob(t, oidcLogin(t, e, conn, "r"))
+	// And the JWKS down is the IdP unreachable, not a bad signature.
+	op.jwks = unnamed(keys[0], keys[1])
+	op.jwksStatus.Store(http.StatusServiceUnavailable)
+	defer op.jwksStatus.Store(0)
+	op.sign = signer(t, jose.RS256, keys[2], "")
+	wantErr(t, oidcLogin(t, e, conn, "r").Err, connections.ErrUpstream, "/jwks: the server answered 503")
+}
+
+// TestOIDCClaimShapesByVendor: what the IdPs put where. Keycloak and
+// Auth0 leave email_verified out for users imported without it; Okta's
+// org authorization server and some Ping setups put the email only in
+// userinfo; an at_hash that does not match the access token, or an
+// id_token without the nonce, is refused with the reason.
+func TestOIDCClaimShapesByVendor(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	conn := genericConn(t, e, op)
+	for _, tt := range []struct {
+		name     string
+		tamper   func(map[string]any)
+		userinfo map[string]any
+		verified bool
+		want     error
+		contains string
+	}{
+		{name: "email_verified left out", tamper: func(c map[string]any) { delete(c, "email_verified") }, verified: true},
+		{name: "email only in userinfo", tamper: func(c map[string]any) { delete(c, "email"); delete(c, "email_verified") },
+			userinfo: map[string]any{"email": "bob@example.com", "email_verified": true}, verified: true},
+		{name: "email only in userinfo, not verified there", tamper: func(c map[string]any) { delete(c, "email"); delete(c, "email_verified") },
+			userinfo: map[string]any{"email": "bob@example.com", "email_verified": false}, want: connections.ErrProfile, contains: "not verified"},
+		{name: "at_hash of another access token", tamper: func(c map[string]any) { c["at_hash"] = "AAAAAAAAAAAAAAAAAAAAAA" },
+			want: connections.ErrSignature, contains: "at_hash"},
+		{name: "no nonce", tamper: func(c map[string]any) { delete(c, "nonce") }, want: connections.ErrRequestMismatch, contains: "nonce"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			op.mu.Lock()
+			op.tamper, op.userinfoExtra = tt.tamper, tt.userinfo
+			op.mu.Unlock()
+			defer func() { op.mu.Lock(); op.tamper, op.userinfoExtra = nil, nil; op.mu.Unlock() }()
+			c := oidcLogin(t, e, conn, "r")
+			if tt.want != nil {
+				wantErr(t, c.Err, tt.want, tt.contains)
+				return
+			}
+			wantBob(t, c)
+			if c.Res.Profile.EmailVerified != tt.verified {
+				t.Fatalf("email_verified %v, want %v", c.Res.Profile.EmailVerified, tt.verified)
+			}
+		})
+	}
+}
+
+// signer serialises id_token claims with key under alg, naming kid when
+// it is not "".
+func signer(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string) func(map[string]any) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(c map[string]any) string {
+		tok, err := jwt.Signed(s).Claims(c).Serialize()
+		if err != nil {
+			t.Error(err)
+		}
+		return tok
+	}
+}
