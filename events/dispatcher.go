@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -244,12 +245,12 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hook
 	if err != nil {
 		// A database hiccup is no reason to give up on the delivery:
 		// retry it like a failed attempt.
-		return d.failed(dl, dl.CreatedAt, 0, "event unavailable: "+err.Error())
+		return d.failed(dl, dl.CreatedAt, 0, "event unavailable: "+err.Error(), 0)
 	}
 	tracing.SetSpanTenant(trace.SpanFromContext(ctx), ev.TenantID)
 	hook, err := hooks.get(ctx, d.cfg.Store, dl.WebhookID)
 	if err != nil {
-		return d.failed(dl, ev.CreatedAt, 0, "webhook unavailable: "+err.Error())
+		return d.failed(dl, ev.CreatedAt, 0, "webhook unavailable: "+err.Error(), 0)
 	}
 	// Disabling or deleting a webhook ends what it was owed (store:
 	// UpdateWebhook, DeleteWebhook); a delivery claimed just before, or
@@ -271,7 +272,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hook
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.URL, bytes.NewReader(body))
 	if err != nil {
-		return d.failed(dl, ev.CreatedAt, 0, "bad webhook url")
+		return d.failed(dl, ev.CreatedAt, 0, "bad webhook url", 0)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "idbroker-webhooks/1")
@@ -291,19 +292,42 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hook
 	if err != nil {
 		// The error names the URL and the network failure, never the
 		// secret or the body.
-		return d.failed(dl, ev.CreatedAt, 0, err.Error())
+		return d.failed(dl, ev.CreatedAt, 0, err.Error(), 0)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return store.DeliveryResult{Status: store.DeliverySucceeded, StatusCode: resp.StatusCode}
 	}
-	return d.failed(dl, ev.CreatedAt, resp.StatusCode, "HTTP "+resp.Status)
+	return d.failed(dl, ev.CreatedAt, resp.StatusCode, "HTTP "+resp.Status, retryAfter(resp.Header.Get("Retry-After"), sent))
+}
+
+// retryAfter reads a Retry-After header (RFC 9110 section 10.2.3: seconds
+// or an HTTP date) as a wait from now; zero when there is none, it does
+// not parse, or it is already past.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(min(s, int64(1<<31))) * time.Second // far past any cap, without overflow
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 // failed schedules the next attempt, or dead-letters the delivery once
-// its event (created at born) is older than MaxAge.
-func (d *Dispatcher) failed(dl store.Delivery, born time.Time, code int, why string) store.DeliveryResult {
+// its event (created at born) is older than MaxAge. wait is what the
+// receiver asked for (Retry-After): the next attempt is no sooner, so a
+// receiver shedding load (429, 503) is not hit again while it asked for
+// time, but no later than MaxDelay either, which keeps a receiver from
+// pushing an event out of its retry window.
+func (d *Dispatcher) failed(dl store.Delivery, born time.Time, code int, why string, wait time.Duration) store.DeliveryResult {
 	now := d.cfg.Now()
 	if len(why) > 500 {
 		why = why[:500]
@@ -311,7 +335,11 @@ func (d *Dispatcher) failed(dl store.Delivery, born time.Time, code int, why str
 	if now.Sub(born) >= d.cfg.MaxAge {
 		return store.DeliveryResult{Status: store.DeliveryDead, StatusCode: code, Error: why}
 	}
-	return store.DeliveryResult{Status: store.DeliveryFailed, StatusCode: code, Error: why, NextAttemptAt: now.Add(d.backoff(dl.Attempts))}
+	next := d.backoff(dl.Attempts)
+	if wait > next {
+		next = min(wait, d.cfg.MaxDelay)
+	}
+	return store.DeliveryResult{Status: store.DeliveryFailed, StatusCode: code, Error: why, NextAttemptAt: now.Add(next)}
 }
 
 // backoff is the wait after the attempts-th failure.
