@@ -94,7 +94,8 @@ type Config struct {
 	Keys      *signing.Manager
 	// Connectors starts upstream logins. Required.
 	Connectors Connectors
-	// Usage meters completed sign-ins (package usage); nil meters nothing.
+	// Usage meters completed sign-ins and the users of refreshes (package
+	// usage); nil meters nothing.
 	Usage LoginMeter
 	// HTTPClient sends back-channel logouts; nil means a safehttp client
 	// that refuses private addresses.
@@ -325,7 +326,11 @@ func (p *Provider) url(path string) string { return p.issuer + path }
 // LoginMeter records a completed sign-in for billing; package usage
 // implements it. Login runs inside the transaction that provisions the
 // user, with the tenant in ctx; loginID names the sign-in, so that
-// recording it twice counts it once.
+// recording it twice counts it once. Active runs when tokens are minted
+// (a code redeemed, a refresh), with the tenant in ctx and the session's
+// IdP sign-in time: a user active in a month they did not sign in at the
+// IdP is a monthly active user, though no login.
 type LoginMeter interface {
 	Login(ctx context.Context, userID, loginID string) error
+	Active(ctx context.Context, userID string, authTime time.Time) error
 }

@@ -536,7 +536,23 @@ func (p *Provider) mint(ctx context.Context, a store.Application, g grant, s ses
 		ExpiresIn: uint64(atTTL / time.Second), Scope: g.Scopes,
 	}
 	resp.RefreshToken = rt
+	p.meterActive(ctx, g, s)
 	return resp, nil
+}
+
+// meterActive counts the user of tokens just minted as active this month
+// (usage.Meter.Active): a refresh, or a code of the SSO session, keeps a
+// user active without a sign-in at the IdP. A failure is logged and not
+// the client's: the user keeps their tokens, and their next refresh this
+// month writes the record again.
+func (p *Provider) meterActive(ctx context.Context, g grant, s session) {
+	if p.usage == nil || g.TenantID == "" {
+		return
+	}
+	if err := p.usage.Active(store.WithTenant(ctx, g.TenantID), g.UserID, s.AuthTime); err != nil {
+		p.log.ErrorContext(ctx, "broker: meter an active user; the next refresh tries again",
+			"tenant_id", g.TenantID, "user_id", g.UserID, "err", err)
+	}
 }
 
 func (p *Provider) sign(alg, typ string, claims any) (string, error) {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/idbroker/idbroker/broker"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/sessions"
@@ -66,5 +68,88 @@ func TestMAUAcrossTwoNodes(t *testing.T) {
 		if total.Logins != logins || total.MAU != 1 {
 			t.Fatalf("logins %d, mau %d; want %d and 1", total.Logins, total.MAU, logins)
 		}
+	}
+}
+
+// TestMAUCountsTokenUseInANewMonth: a user who signed in at the IdP last
+// month and whose application keeps their session going by refreshing
+// (or opens a second application through the broker's SSO session, with
+// no new trip to the IdP) is active this month, as WorkOS counts one: a
+// session created or refreshed in the period. Neither is a login. Before,
+// only an IdP sign-in wrote user.active, so a month of refreshes billed
+// no one.
+func TestMAUCountsTokenUseInANewMonth(t *testing.T) {
+	for _, be := range []struct {
+		name string
+		node func(t *testing.T, tweak func(*broker.Config)) *node
+	}{
+		{"sqlite+memory", func(t *testing.T, tweak func(*broker.Config)) *node {
+			mem := sessions.NewMemory()
+			return newNodeServer(t, storetest.SQLite(t), mem, mem, "", httpserver.Config{}, tweak)
+		}},
+		{"postgres+redis", func(t *testing.T, tweak func(*broker.Config)) *node {
+			r := sessionstest.NewRedis(t)
+			return newNodeServer(t, storetest.Postgres(t), r, r, "", httpserver.Config{}, tweak)
+		}},
+	} {
+		t.Run(be.name, func(t *testing.T) {
+			clock := &steppedClock{}
+			real := time.Now().UTC()
+			thisMonth := time.Date(real.Year(), real.Month(), 1, 0, 0, 0, 0, time.UTC)
+			// The sign-in: the last hour of the previous month.
+			clock.set(thisMonth.Add(-time.Hour))
+			var m *usage.Meter
+			n := be.node(t, func(c *broker.Config) {
+				m = usage.New(c.Store.(usage.Store), clock.now, nil)
+				c.Usage, c.Now, c.SessionTTL, c.SSOTTL = m, clock.now, 90*24*time.Hour, 90*24*time.Hour
+			})
+			tn := n.tenant("Acme", "acme.test", alice("acme.test"))
+			other := n.tenant("Other", "other.test", alice("other.test"))
+			a := n.app(store.Application{RefreshTokenTTL: 90 * 24 * time.Hour})
+			br := browser(t)
+			// Redeemed without verifying the id_token, whose exp go-oidc
+			// reads on the real clock.
+			redeem := func(a *app, c string) *oauth2.Token {
+				t.Helper()
+				tok, err := a.Conf.Exchange(context.Background(), c)
+				if err != nil {
+					t.Fatalf("exchange: %v", err)
+				}
+				return tok
+			}
+			tok := redeem(a, code(t, a.authorize(t, br, url.Values{"login_hint": {"alice@acme.test"}})))
+
+			report := func(tenantID string, from, to time.Time) usage.Totals {
+				t.Helper()
+				total, _, err := m.Report(store.WithTenant(context.Background(), tenantID), from, to, usage.Month)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return total
+			}
+			if got := report(tn.ID, thisMonth.AddDate(0, -1, 0), thisMonth); got.Logins != 1 || got.MAU != 1 {
+				t.Fatalf("last month: %+v, want 1 login and 1 active user", got)
+			}
+
+			// This month: refreshes only, twice (the second counts nothing
+			// more), and a second application through the SSO session.
+			clock.set(real)
+			for range 2 {
+				nt, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+				if err != nil {
+					t.Fatalf("refresh: %v", err)
+				}
+				tok = nt
+			}
+			a2 := n.app(store.Application{RedirectURIs: []string{"https://app2.example/callback"}})
+			redeem(a2, code(t, a2.authorize(t, br, url.Values{"prompt": {"none"}})))
+			next := thisMonth.AddDate(0, 1, 0)
+			if got := report(tn.ID, thisMonth, next); got.Logins != 0 || got.MAU != 1 {
+				t.Fatalf("this month: %+v, want no login and 1 active user", got)
+			}
+			if got := report(other.ID, thisMonth.AddDate(0, -1, 0), next); got != (usage.Totals{}) {
+				t.Fatalf("another tenant was billed: %+v", got)
+			}
+		})
 	}
 }

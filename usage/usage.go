@@ -5,7 +5,8 @@
 // Every record is written by the code of the fact it counts, inside that
 // fact's transaction, under an idempotency key that makes a second write of
 // the same fact a no-op: a retried transaction, a second node, a re-run
-// snapshot job. A user's first sign-in of a calendar month is keyed by
+// snapshot job. A user's first activity of a calendar month (a sign-in,
+// or a refresh of a session begun in an earlier month) is keyed by
 // tenant, user and month, which is what makes MAU exact across nodes.
 package usage
 
@@ -16,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/idbroker/idbroker/store"
@@ -37,7 +39,18 @@ type Meter struct {
 	st  Store
 	now func() time.Time
 	log *slog.Logger
+
+	// active holds the keys of the user.active records this node has
+	// written or found written (Active), so that a user's refreshes cost
+	// the database one INSERT a month per node, not one each.
+	mu     sync.Mutex
+	active map[string]struct{}
+	month  string
 }
+
+// maxActiveMemo bounds Meter.active: past it the memo starts over, which
+// costs the users it forgets one idempotent INSERT each.
+const maxActiveMemo = 1 << 17
 
 // New returns a Meter over st. now is the clock (nil: time.Now); log
 // receives snapshot failures (nil discards).
@@ -69,12 +82,58 @@ func (m *Meter) Login(ctx context.Context, userID, loginID string) error {
 	}); err != nil {
 		return fmt.Errorf("usage: record login: %w", err)
 	}
-	if err := m.st.RecordUsageLater(ctx, store.UsageRecord{
-		IdempotencyKey: string(store.MeterActiveUser) + ":" + userID + ":" + at.Format("2006-01"),
-		Meter:          store.MeterActiveUser, Subject: userID, Value: 1, At: at,
-	}); err != nil {
+	if err := m.st.RecordUsageLater(ctx, activeRecord(userID, at)); err != nil {
 		return fmt.Errorf("usage: record active user: %w", err)
 	}
+	return nil
+}
+
+// activeRecord is the user.active record of userID for the month of at:
+// its key names the user and the month, so that however many sign-ins
+// and refreshes write it, it is one.
+func activeRecord(userID string, at time.Time) store.UsageRecord {
+	return store.UsageRecord{
+		IdempotencyKey: string(store.MeterActiveUser) + ":" + userID + ":" + at.Format("2006-01"),
+		Meter:          store.MeterActiveUser, Subject: userID, Value: 1, At: at,
+	}
+}
+
+// Active records that userID, of the tenant in ctx, used their session
+// this month without signing in at the IdP: their application refreshed
+// its tokens, or redeemed a code the broker's SSO session gave it. That
+// makes them a monthly active user (a session created or refreshed in the
+// month, as WorkOS counts one), not a login. authTime is when the
+// session's IdP sign-in was: in this month, Login has counted the user
+// already and nothing is written. Not in a transaction: the fact it
+// counts lives in the session store.
+func (m *Meter) Active(ctx context.Context, userID string, authTime time.Time) error {
+	if userID == "" {
+		return errors.New("usage: an active user needs an id")
+	}
+	tenantID, _ := store.TenantFrom(ctx)
+	at := m.now().UTC()
+	month := at.Format("2006-01")
+	if authTime.UTC().Format("2006-01") == month {
+		return nil
+	}
+	memo := tenantID + "\x00" + userID
+	m.mu.Lock()
+	if m.month != month || len(m.active) >= maxActiveMemo {
+		m.active, m.month = map[string]struct{}{}, month
+	}
+	_, seen := m.active[memo]
+	m.mu.Unlock()
+	if seen {
+		return nil
+	}
+	if _, err := m.st.RecordUsage(ctx, activeRecord(userID, at)); err != nil {
+		return fmt.Errorf("usage: record active user: %w", err)
+	}
+	m.mu.Lock()
+	if m.month == month {
+		m.active[memo] = struct{}{}
+	}
+	m.mu.Unlock()
 	return nil
 }
 

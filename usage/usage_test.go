@@ -186,3 +186,50 @@ func TestSnapshotSkipsDeletedTenants(t *testing.T) {
 		})
 	}
 }
+
+// TestActive: a user of a session begun at the IdP in an earlier month is
+// active in the month they refresh, once, in their tenant only; in the
+// month of their sign-in Login has counted them and Active adds nothing.
+// Two meters (two nodes) write one record between them.
+func TestActive(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			db := b.open(t)
+			clk := &clock{time.Date(2026, 12, 1, 0, 0, 30, 0, time.UTC)}
+			m1, m2 := usage.New(db, clk.now, nil), usage.New(db, clk.now, nil)
+			a, _ := tenant(t, db, "A")
+			other, _ := tenant(t, db, "B")
+			novSignIn := time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC)
+			for _, step := range []struct {
+				m        *usage.Meter
+				ctx      context.Context
+				user     string
+				authTime time.Time
+			}{
+				{m1, a, "usr_alice", novSignIn},
+				{m1, a, "usr_alice", novSignIn},
+				{m2, a, "usr_alice", novSignIn},
+				{m1, a, "usr_bob", clk.t.Add(-time.Second)}, // signed in this month: Login counted them
+				{m1, other, "usr_carol", novSignIn},
+			} {
+				if err := step.m.Active(step.ctx, step.user, step.authTime); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dec, next := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+			for _, want := range []struct {
+				ctx  context.Context
+				want usage.Totals
+			}{{a, usage.Totals{MAU: 1}}, {other, usage.Totals{MAU: 1}}} {
+				got, _, err := m1.Report(want.ctx, dec, next, usage.Month)
+				if err != nil || got != want.want {
+					t.Errorf("report %+v (%v), want %+v", got, err, want.want)
+				}
+			}
+			if got, _, _ := m1.Report(a, novSignIn.AddDate(0, -1, 0), dec, usage.Month); got != (usage.Totals{}) {
+				t.Errorf("November got %+v from December's refreshes", got)
+			}
+		})
+	}
+}
