@@ -206,3 +206,99 @@ func TestEraseLeavesNothing(t *testing.T) {
 		t.Fatalf("report hash: %v", err)
 	}
 }
+
+// vendorWide are the tables without a tenant_id column, which the erase
+// job does not search, each with why no tenant's data is in it (or how it
+// goes with its tenant). A new table must have a tenant_id column or be
+// added here with its reason: TestEveryTableIsErasedOrVendorWide fails
+// for one that is neither, so that a table of tenant data cannot be
+// forgotten by the erasure.
+var vendorWide = map[string]string{
+	"tenants":                 "the tenant row itself, deleted first",
+	"tenant_erasures":         "the erase reports, kept on purpose",
+	"deliveries":              "webhook deliveries of events: cascade from events, which have tenant_id",
+	"applications":            "the vendor's OAuth clients",
+	"webhooks":                "the vendor's webhook endpoints",
+	"api_keys":                "the vendor's operator API keys",
+	"operators":               "the vendor's console operators",
+	"operator_sessions":       "console sessions of operators",
+	"operator_recovery_codes": "recovery codes of operators",
+	"operator_audit":          "the vendor's own trail: applications, webhooks, operators, keys",
+	"signing_keys":            "the broker's token-signing keys",
+	"schema_migrations":       "the schema's version",
+	"session_store_epoch":     "the session store's replay marker",
+}
+
+// TestEveryTableIsErasedOrVendorWide reads the schema itself: every table
+// has a tenant_id column (so EraseTenant, which finds its tables the same
+// way, erases its rows) or is listed in vendorWide; and a listed table
+// that refers to a tenant-scoped one cascades on its delete.
+func TestEveryTableIsErasedOrVendorWide(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.PostgresURL(t)
+	storetest.Open(t, url, storetest.NewCipher(t)) // migrated
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	rows, err := admin.Query(ctx, `SELECT t.tablename::text,
+		EXISTS (SELECT 1 FROM information_schema.columns c
+			WHERE c.table_schema = t.schemaname AND c.table_name = t.tablename AND c.column_name = 'tenant_id')
+		FROM pg_tables t WHERE t.schemaname = current_schema() ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type table struct {
+		name      string
+		hasTenant bool
+	}
+	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (table, error) {
+		var tb table
+		return tb, r.Scan(&tb.name, &tb.hasTenant)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scoped := map[string]bool{}
+	for _, tb := range tables {
+		scoped[tb.name] = tb.hasTenant
+	}
+	if len(tables) < 20 || !scoped["users"] || !scoped["usage_records"] {
+		t.Fatalf("the schema read is not the broker's: %v", tables)
+	}
+	for _, tb := range tables {
+		_, listed := vendorWide[tb.name]
+		switch {
+		case tb.hasTenant && listed:
+			t.Errorf("table %s has a tenant_id column but is listed as vendor-wide", tb.name)
+		case !tb.hasTenant && !listed:
+			t.Errorf("table %s has no tenant_id column and is not in vendorWide: give it a tenant_id (the erase job then erases it) or list it with why no tenant's data is in it", tb.name)
+		}
+	}
+	for name := range vendorWide {
+		if _, ok := scoped[name]; !ok {
+			t.Errorf("vendorWide lists %s, which the schema has not", name)
+		}
+	}
+	// A vendor-wide table that points at a tenant-scoped one must go with
+	// it: ON DELETE CASCADE.
+	fks, err := admin.Query(ctx, `SELECT c.conrelid::regclass::text, c.confrelid::regclass::text, c.confdeltype::text
+		FROM pg_constraint c WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type fk struct{ from, to, onDelete string }
+	all, err := pgx.CollectRows(fks, func(r pgx.CollectableRow) (fk, error) {
+		var f fk
+		return f, r.Scan(&f.from, &f.to, &f.onDelete)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range all {
+		if _, listed := vendorWide[f.from]; listed && f.from != "tenants" && (scoped[f.to] || f.to == "tenants") && f.onDelete != "c" {
+			t.Errorf("vendor-wide table %s refers to %s without ON DELETE CASCADE: its rows would outlive the tenant", f.from, f.to)
+		}
+	}
+}
