@@ -121,11 +121,18 @@ func (db *DB) RedeliverDelivery(ctx context.Context, id string) (Delivery, error
 	return d, db.wrap("redeliver", err)
 }
 
-// FindTenants lists tenants whose name or id contains query (case
-// insensitive), or that own a domain containing it, in creation order.
-// The query is text: % and _ in it are themselves, not LIKE's wildcards.
-func (db *DB) FindTenants(ctx context.Context, query string, p Page) ([]Tenant, string, error) {
+// FindTenants lists tenants whose name contains query or whose id is
+// query (case insensitive), in creation order: those of status, or with
+// none every tenant but the deleted, as lists of tenants show them. The
+// query is text: % and _ in it are themselves, not LIKE's wildcards.
+// Filtering by status in the query keeps pages full: a page of 50 matches
+// filtered afterwards held the few of them of the status.
+func (db *DB) FindTenants(ctx context.Context, query string, status TenantStatus, p Page) ([]Tenant, string, error) {
 	p = p.Normalize()
+	where, args := "status <> 'deleted'", []any{p.After, p.Limit + 1, escapeLike(query), query}
+	if status != "" {
+		where, args = "status = $5", append(args, string(status))
+	}
 	var out []Tenant
 	err := db.global(ctx, false, func(q querier) error {
 		// Domains are tenant data behind row-level security; the search
@@ -133,8 +140,8 @@ func (db *DB) FindTenants(ctx context.Context, query string, p Page) ([]Tenant, 
 		// only for exact verified domains, so here it matches names and
 		// ids, and the domain search is done per tenant by the caller.
 		rs, err := q.query(ctx, "SELECT "+tenantCols+` FROM tenants
-			WHERE id > $1 AND (lower(name) LIKE '%' || lower($3) || '%' ESCAPE '\' OR lower(id) = lower($4))
-			ORDER BY id LIMIT $2`, p.After, p.Limit+1, escapeLike(query), query)
+			WHERE id > $1 AND `+where+` AND (lower(name) LIKE '%' || lower($3) || '%' ESCAPE '\' OR lower(id) = lower($4))
+			ORDER BY id LIMIT $2`, args...)
 		if err != nil {
 			return err
 		}

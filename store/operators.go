@@ -575,7 +575,7 @@ type ConsoleStore interface {
 	// in chain order; `idbroker audit verify` re-hashes them.
 	WalkOperatorAudit(ctx context.Context, fn func(OperatorAuditEvent) error) error
 
-	FindTenants(ctx context.Context, query string, p Page) ([]Tenant, string, error)
+	FindTenants(ctx context.Context, query string, status TenantStatus, p Page) ([]Tenant, string, error)
 	ConnectionHealth(ctx context.Context, id string) (ConnectionHealth, error)
 	DirectoryStats(ctx context.Context, id string) (DirectoryStats, error)
 	RecentEvents(ctx context.Context, tenantID, typ string, p Page) ([]Event, string, error)

@@ -50,7 +50,7 @@ type Store interface {
 
 	ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, string, error)
 	ListTenantsByStatus(ctx context.Context, status store.TenantStatus, p store.Page) ([]store.Tenant, string, error)
-	FindTenants(ctx context.Context, query string, p store.Page) ([]store.Tenant, string, error)
+	FindTenants(ctx context.Context, query string, status store.TenantStatus, p store.Page) ([]store.Tenant, string, error)
 	ResolveDomain(ctx context.Context, domain string) (string, error)
 	Tenant(ctx context.Context) (store.Tenant, error)
 	Domains(ctx context.Context) ([]store.Domain, error)

@@ -407,7 +407,7 @@ func TestTenantSearchIsLiteral(t *testing.T) {
 		}
 	}
 	for _, q := range []string{"%", "_"} {
-		if list, _, err := lite.FindTenants(context.Background(), q, store.Page{}); err != nil || len(list) != 1 {
+		if list, _, err := lite.FindTenants(context.Background(), q, "", store.Page{}); err != nil || len(list) != 1 {
 			t.Errorf("SQLite q=%q: %d tenants, %v", q, len(list), err)
 		}
 	}
@@ -449,6 +449,23 @@ func TestTenantStatusFilter(t *testing.T) {
 	// An unknown status filters nothing, as "Any" does.
 	if _, body := h.get(t, s.token, "/console/tenants?status=bogus"); strings.Count(body, `href="/console/tenants/tnt_`) != pageSizeForTest {
 		t.Errorf("status=bogus: want a full page of every status")
+	}
+	// A search filters by status in the query too: "a" matches every
+	// tenant, and the past_due one is on the first page, alone.
+	if _, body := h.get(t, s.token, "/console/tenants?q=a&status=past_due"); strings.Count(body, `href="/console/tenants/tnt_`) != 1 || !strings.Contains(body, "Late Payer") {
+		t.Errorf("q=a&status=past_due: want only Late Payer on the first page")
+	}
+	// "Any" lists every tenant but the deleted, searched or not, as the
+	// API's list does.
+	before := newTenant(t, h.db, "Zz Before")
+	gone := newTenant(t, h.db, "Zz Deleted")
+	if _, err := h.db.SoftDeleteTenant(store.WithTenant(context.Background(), gone.ID)); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/console/tenants?q=deleted", "/console/tenants?q=" + gone.ID, "/console/tenants?after=" + url.QueryEscape(before.ID)} {
+		if _, body := h.get(t, s.token, path); strings.Contains(body, `href="/console/tenants/`+gone.ID) {
+			t.Errorf("%s lists the deleted tenant", path)
+		}
 	}
 }
 

@@ -52,19 +52,17 @@ func (c *Console) tenants(ec echo.Context) error {
 		next string
 		err  error
 	)
-	switch {
-	case q == "" && status != "":
+	if q == "" {
 		// Filtered in the query, so a page holds 50 tenants of the status
-		// rather than the few of them among 50 of any.
+		// rather than the few of them among 50 of any; "Any" leaves out
+		// deleted tenants, as GET /api/v1/tenants does.
 		list, next, err = c.cfg.Store.ListTenantsByStatus(ctx, store.TenantStatus(status), p)
-	case q == "":
-		list, next, err = c.cfg.Store.ListTenants(ctx, p)
-	default:
-		list, next, err = c.cfg.Store.FindTenants(ctx, q, p)
+	} else {
+		list, next, err = c.cfg.Store.FindTenants(ctx, q, store.TenantStatus(status), p)
 		if err == nil && p.After == "" && strings.Contains(q, ".") {
 			// A verified domain names its tenant exactly.
 			if id, rerr := c.cfg.Store.ResolveDomain(ctx, strings.ToLower(q)); rerr == nil && !hasTenant(list, id) {
-				if t, terr := c.cfg.Store.Tenant(store.WithTenant(ctx, id)); terr == nil {
+				if t, terr := c.cfg.Store.Tenant(store.WithTenant(ctx, id)); terr == nil && listed(t, status) {
 					list = append([]store.Tenant{t}, list...)
 				}
 			}
@@ -75,9 +73,6 @@ func (c *Console) tenants(ec echo.Context) error {
 	}
 	rows := make([]tenantRow, 0, len(list))
 	for _, t := range list {
-		if status != "" && string(t.Status) != status {
-			continue
-		}
 		ds, err := c.cfg.Store.Domains(store.WithTenant(ctx, t.ID))
 		if err != nil {
 			return err
@@ -98,6 +93,15 @@ func (c *Console) tenants(ec echo.Context) error {
 // tenant can be in while the API lists it (deleted tenants are listed only
 // on request, GET /api/v1/tenants?status=deleted).
 var tenantStatuses = []store.TenantStatus{store.TenantActive, store.TenantTrial, store.TenantPastDue, store.TenantPaused, store.TenantCancelled}
+
+// listed reports whether t belongs on the tenants page filtered by status
+// ("" is any status but deleted).
+func listed(t store.Tenant, status string) bool {
+	if status == "" {
+		return t.Status != store.TenantDeleted
+	}
+	return string(t.Status) == status
+}
 
 func hasTenant(ts []store.Tenant, id string) bool {
 	for _, t := range ts {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -203,13 +204,35 @@ func testConsoleReads(t *testing.T, db *store.DB) {
 	ctx := context.Background()
 	tctx, tn := newTenant(t, db, "Acme Widgets")
 	newTenant(t, db, "Other")
-	found, _ := must2(db.FindTenants(ctx, "widget", store.Page{}))
+	found, _ := must2(db.FindTenants(ctx, "widget", "", store.Page{}))
 	if len(found) != 1 || found[0].ID != tn.ID {
 		t.Fatalf("find: %+v", found)
 	}
-	found, _ = must2(db.FindTenants(ctx, tn.ID, store.Page{}))
+	found, _ = must2(db.FindTenants(ctx, tn.ID, "", store.Page{}))
 	if len(found) != 1 {
 		t.Fatalf("find by id: %+v", found)
+	}
+	// The status filters in the query; without one, deleted tenants are
+	// left out, as every list of tenants does.
+	paused := must(db.CreateTenant(ctx, store.Tenant{Name: "Paused Widgets", Status: store.TenantPaused}))
+	goneCtx, _ := newTenant(t, db, "Gone Widgets")
+	must(db.SoftDeleteTenant(goneCtx))
+	for _, tc := range []struct {
+		status store.TenantStatus
+		want   []string
+	}{
+		{"", []string{tn.ID, paused.ID}},
+		{store.TenantPaused, []string{paused.ID}},
+		{store.TenantActive, []string{tn.ID}},
+	} {
+		found, _ = must2(db.FindTenants(ctx, "widgets", tc.status, store.Page{}))
+		var got []string
+		for _, f := range found {
+			got = append(got, f.ID)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("find widgets, status %q: %v, want %v", tc.status, got, tc.want)
+		}
 	}
 
 	conn := must(db.CreateConnection(tctx, store.Connection{Type: store.ConnectionType("oidc"), Name: "okta", Status: store.ConnectionActive}))
