@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
@@ -462,6 +463,7 @@ const (
 // unverifiable): junk writes nothing.
 func (p *Provider) failed(ctx context.Context, c echo.Context, conn store.Connection, clientID, code, reason string) {
 	ref := httpserver.RequestID(ctx)
+	reason = oneLine(reason, maxReason)
 	p.log.WarnContext(ctx, "broker: login failed", "reason_code", code, "reason", reason,
 		"reference", ref, "tenant_id", conn.TenantID, "connection_id", conn.ID, "client_id", clientID)
 	if p.onSignInFailed != nil {
@@ -491,6 +493,26 @@ func (p *Provider) failed(ctx context.Context, c echo.Context, conn store.Connec
 	if err != nil {
 		p.log.ErrorContext(ctx, "broker: record failed login", "err", fmt.Errorf("broker: %w", err))
 	}
+}
+
+// maxReason bounds the reason of a failed login kept in the log, the
+// event and the audit row. Connectors already cut what an IdP wrote (its
+// error_description, its StatusMessage) to a few hundred bytes; this is
+// the backstop for any error text that reaches here whole, so that an IdP
+// cannot fill the tenant's trail with one answer.
+const maxReason = 2048
+
+// oneLine renders s on one line (runs of white space and control
+// characters become one space, invalid UTF-8 is dropped) and cuts it to
+// max bytes on a character boundary, marking the cut.
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.FieldsFunc(strings.ToValidUTF8(s, ""), func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}), " ")
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
 }
 
 // loginActor is the browser behind a sign-in, as audit rows name it: a
