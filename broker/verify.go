@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,13 +13,16 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/idbroker/idbroker/signing"
+	"github.com/idbroker/idbroker/store"
 )
 
 // errBadToken is any token the broker did not issue or that has expired.
 var errBadToken = errors.New("broker: invalid token")
 
 // verifier checks the broker's own JWTs against the key snapshot, with no
-// I/O: the public keys are rebuilt only when the snapshot changes.
+// I/O: the public keys are rebuilt only when the snapshot changes. The one
+// exception is a key id of ours that the snapshot lacks, which makes the
+// keys be read again (see verify).
 type verifier struct {
 	issuer string
 	keys   *signing.Manager
@@ -42,6 +46,10 @@ type verifiedAccess struct {
 	claims accessClaims
 	answer []byte
 }
+
+// keyRefreshWait bounds how long a token of a key id this node does not
+// know waits for the keys to be read again (signing.Manager.Refresh).
+const keyRefreshWait = 3 * time.Second
 
 // maxSeen bounds the verified-token cache (~2 KB an entry).
 const maxSeen = 100_000
@@ -98,6 +106,19 @@ func (v *verifier) verify(token, typ string, dst any) error {
 		return fmt.Errorf("%w: typ %q", errBadToken, t)
 	}
 	k, ok := v.key(h.KeyID)
+	if !ok && store.HasPrefix(h.KeyID, store.PrefixSigningKey) {
+		// A key rotated in on another node (or by `idbroker keys
+		// rotate`) since this node last read the keys: with a short
+		// overlap it signs at once, so read them again rather than
+		// refuse a token every other node accepts. Refresh bounds how
+		// often made-up ids can cost a read.
+		ctx, cancel := context.WithTimeout(context.Background(), keyRefreshWait)
+		err := v.keys.Refresh(ctx)
+		cancel()
+		if err == nil {
+			k, ok = v.key(h.KeyID)
+		}
+	}
 	if !ok || k.Algorithm != h.Algorithm {
 		return fmt.Errorf("%w: unknown key", errBadToken)
 	}

@@ -91,6 +91,18 @@ type Manager struct {
 	// reloadMu orders reloads, so a slow read of older keys can never
 	// replace the snapshot of a newer one.
 	reloadMu sync.Mutex
+
+	// refreshMu guards next and lastRefresh (Refresh).
+	refreshMu   sync.Mutex
+	next        *refresh
+	lastRefresh time.Time
+}
+
+// refresh is one reload that Refresh callers share: it starts after the
+// last of them joined, and done is closed when it has ended (err set).
+type refresh struct {
+	done chan struct{}
+	err  error
 }
 
 // NewManager returns a Manager over ks. It does no I/O: call EnsureKeys
@@ -405,6 +417,57 @@ func (m *Manager) Reload(ctx context.Context) error {
 	}
 	m.snap.Store(s)
 	return nil
+}
+
+// RefreshGap is the least time between the starts of two reloads that
+// Refresh makes: token ids a node does not know (a forger's, or a key
+// rotated in elsewhere) cost at most one read of the keys per gap.
+const RefreshGap = 250 * time.Millisecond
+
+// refreshTimeout bounds a reload Refresh makes, which its callers wait
+// for.
+const refreshTimeout = 5 * time.Second
+
+// Refresh reloads the snapshot now, because the caller met a key id it
+// does not hold: another node, or `idbroker keys rotate`, may have made
+// that key since this node's last reload (Run's interval), and a rotation
+// with a short overlap signs with it at once. Every caller gets a reload
+// that starts after it called, so a key committed before the token naming
+// it was signed is found; callers meanwhile share one reload, and reloads
+// start at most every RefreshGap. It returns when that reload has ended
+// or ctx is done.
+func (m *Manager) Refresh(ctx context.Context) error {
+	m.refreshMu.Lock()
+	r := m.next
+	if r == nil {
+		r = &refresh{done: make(chan struct{})}
+		m.next = r
+		wait := max(m.lastRefresh.Add(RefreshGap).Sub(time.Now()), 0)
+		go m.runRefresh(r, wait)
+	}
+	m.refreshMu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runRefresh waits out the gap, closes r to new callers and reloads. Its
+// context is its own: it serves every caller that joined, not one.
+func (m *Manager) runRefresh(r *refresh, wait time.Duration) {
+	if wait > 0 {
+		time.Sleep(wait)
+	}
+	m.refreshMu.Lock()
+	m.next = nil
+	m.lastRefresh = time.Now()
+	m.refreshMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+	defer cancel()
+	r.err = m.Reload(ctx)
+	close(r.done)
 }
 
 // Signer returns the key that signs for alg now: the active key, or while
