@@ -33,6 +33,10 @@ type idpServer struct {
 	// attrs, when set, are the attributes the IdP sends in place of
 	// its default groups.
 	attrs []saml.Attribute
+	// relayState, when set, is what the IdP posts back as the
+	// RelayState it was sent (drop: none at all), as IdPs that lose or
+	// replace it do.
+	relayState func(sent string) (back string, drop bool)
 }
 
 func newIdPServer(t *testing.T, keyIndex int) *idpServer {
@@ -163,6 +167,13 @@ func samlLogin(t *testing.T, e *env, idp *idpServer, conn store.Connection, brok
 	if xmlResp, err := base64.StdEncoding.DecodeString(form.Get("SAMLResponse")); err != nil ||
 		strings.Contains(string(xmlResp), "EncryptedAssertion") != wantEncrypted || strings.Contains(string(xmlResp), "00u-"+idp.user) == wantEncrypted {
 		t.Fatalf("IdP response encrypted: want %v (%v):\n%.400s", wantEncrypted, err, xmlResp)
+	}
+	if idp.relayState != nil {
+		if back, drop := idp.relayState(form.Get("RelayState")); drop {
+			form.Del("RelayState")
+		} else {
+			form.Set("RelayState", back)
+		}
 	}
 	resp, err := http.PostForm(htmlUnescape(action[1]), form)
 	if err != nil {

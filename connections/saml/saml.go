@@ -228,7 +228,12 @@ func (c *samlConnector) Begin(ctx context.Context, w http.ResponseWriter, r *htt
 	// LoginHint is not sent as a Subject: IdPs that honour it refuse the
 	// login when the user signs in as someone else, and the email the
 	// broker routed by is checked against the tenant's domains anyway.
-	relay := randomToken()
+	// The RelayState is the AuthnRequest's own random id, so that the
+	// login is found again by the response's InResponseTo when an IdP
+	// does not return the RelayState (PingFederate set up for its TARGET
+	// parameter, AD FS reached through the wrong endpoint, several small
+	// IdPs), with no second record to write.
+	relay := authn.ID
 	rec, _ := json.Marshal(samlPending{ConnectionID: c.conn.ID, SAMLRequestID: authn.ID, BrokerRequestID: req.RequestID})
 	if err := c.deps.Once.Put(ctx, pendingKey(relay), rec, c.deps.LoginTTL); err != nil {
 		return fmt.Errorf("saml: remember login: %w", err)
@@ -312,12 +317,12 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 	// anything else is looked at: it is refused without being recorded
 	// for the tenant (anyone can post it), and never reaches the
 	// login-state lookup.
-	issued, solicited, err := checkResponseXML(raw)
+	issued, inResponseTo, err := checkResponseXML(raw)
 	if err != nil {
 		return connections.Result{}, err
 	}
 
-	sp, possible, brokerReq, err := c.pending(ctx, relay, solicited)
+	sp, possible, brokerReq, err := c.pending(ctx, relay, inResponseTo)
 	if err != nil {
 		return connections.Result{}, err
 	}
@@ -363,10 +368,11 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 // checkResponseXML reports connections.ErrMalformed unless raw is well-formed XML
 // whose root is a SAML 2.0 protocol Response, and returns the Response's
 // IssueInstant as written (unverified: it only places the library's clock,
-// see libraryLag), and whether it says it answers an AuthnRequest
-// (InResponseTo; unverified too: it only names why a response with no
-// login to match is refused).
-func checkResponseXML(raw []byte) (issueInstant string, inResponseTo bool, err error) {
+// see libraryLag), and the AuthnRequest it says it answers (InResponseTo;
+// unverified too: it only finds the login an IdP sent back without its
+// RelayState, which the library then holds the response to, or names why
+// a response with no login to match is refused).
+func checkResponseXML(raw []byte) (issueInstant, inResponseTo string, err error) {
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	root := false
 	for {
@@ -375,25 +381,25 @@ func checkResponseXML(raw []byte) (issueInstant string, inResponseTo bool, err e
 			break
 		}
 		if err != nil {
-			return "", false, fmt.Errorf("%w: the response is not well-formed XML", connections.ErrMalformed)
+			return "", "", fmt.Errorf("%w: the response is not well-formed XML", connections.ErrMalformed)
 		}
 		if se, ok := tok.(xml.StartElement); ok && !root {
 			root = true
 			if se.Name.Local != "Response" || !declaresNS(se, se.Name.Space, "urn:oasis:names:tc:SAML:2.0:protocol") {
-				return "", false, fmt.Errorf("%w: the XML is not a SAML 2.0 Response", connections.ErrMalformed)
+				return "", "", fmt.Errorf("%w: the XML is not a SAML 2.0 Response", connections.ErrMalformed)
 			}
 			for _, a := range se.Attr {
 				switch {
 				case a.Name.Space == "" && a.Name.Local == "IssueInstant":
 					issueInstant = a.Value
 				case a.Name.Space == "" && a.Name.Local == "InResponseTo":
-					inResponseTo = a.Value != ""
+					inResponseTo = a.Value
 				}
 			}
 		}
 	}
 	if !root {
-		return "", false, fmt.Errorf("%w: the response has no XML element", connections.ErrMalformed)
+		return "", "", fmt.Errorf("%w: the response has no XML element", connections.ErrMalformed)
 	}
 	return issueInstant, inResponseTo, nil
 }
@@ -432,34 +438,54 @@ func declaresNS(se xml.StartElement, prefix, ns string) bool {
 	return false
 }
 
-// pending finds the login this response answers, by RelayState, and picks
-// the SP that validates it: strict for a login this SP started; the
-// unsolicited one, with no request ids, for an IdP-initiated login.
-// solicited is the response saying it answers an AuthnRequest: without
-// it, a RelayState that names no login here is an IdP's own (Okta's
-// Default RelayState, Entra's Relay State, a Google Start URL) on an
-// IdP-initiated sign-in.
-func (c *samlConnector) pending(ctx context.Context, relay string, solicited bool) (*saml.ServiceProvider, []string, string, error) {
-	if relay != "" && len(relay) <= 128 {
-		b, err := c.deps.Once.Take(ctx, pendingKey(relay))
+// pending finds the login this response answers, by RelayState, or by
+// the AuthnRequest id the response says it answers (inResponseTo) when
+// the RelayState names none (an IdP that drops or replaces it: Begin
+// sends the AuthnRequest id as the RelayState, so both find the same
+// record), and picks the SP that validates it: strict for a login this SP
+// started; the unsolicited one, with no request ids, for an IdP-initiated
+// login. Without inResponseTo, a RelayState that names no login here is
+// an IdP's own (Okta's Default RelayState, Entra's Relay State, a Google
+// Start URL) on an IdP-initiated sign-in.
+func (c *samlConnector) pending(ctx context.Context, relay, inResponseTo string) (*saml.ServiceProvider, []string, string, error) {
+	for i, key := range []string{relay, inResponseTo} {
+		if key == "" || len(key) > 128 || (i == 1 && key == relay) {
+			continue
+		}
+		b, err := c.deps.Once.Take(ctx, pendingKey(key))
 		switch {
 		case err == nil:
 			var rec samlPending
 			if json.Unmarshal(b, &rec) != nil || rec.ConnectionID != c.conn.ID {
-				return nil, nil, "", fmt.Errorf("%w: RelayState belongs to another connection", connections.ErrRequestMismatch)
+				return nil, nil, "", fmt.Errorf("%w: the login this response answers belongs to another connection", connections.ErrRequestMismatch)
 			}
 			return c.sp, []string{rec.SAMLRequestID}, rec.BrokerRequestID, nil
 		case !errors.Is(err, sessions.ErrNotFound):
 			return nil, nil, "", fmt.Errorf("%w: login state: %w", connections.ErrUnavailable, err)
 		}
 	}
-	if c.unsolicited == nil {
-		if relay != "" && solicited {
-			return nil, nil, "", fmt.Errorf("%w: RelayState is unknown, expired or already used, and IdP-initiated login is off", connections.ErrRequestMismatch)
+	if inResponseTo != "" {
+		// An answer to an AuthnRequest that is not (or no longer) known
+		// here is no IdP-initiated login, whatever the connection allows.
+		what := "no RelayState"
+		if relay != "" {
+			what = "a RelayState"
 		}
+		return nil, nil, "", fmt.Errorf("%w: the response answers AuthnRequest %q, with %s, and no login started here is waiting for it (unknown, expired or already used)",
+			connections.ErrRequestMismatch, truncateID(inResponseTo), what)
+	}
+	if c.unsolicited == nil {
 		return nil, nil, "", fmt.Errorf("%w: the response answers no login started here; enable allow_idp_initiated to accept IdP-initiated logins", connections.ErrIdPInitiated)
 	}
 	return c.unsolicited, nil, "", nil
+}
+
+// truncateID is an id an IdP sent, cut for a message.
+func truncateID(s string) string {
+	if len(s) > 80 {
+		return strings.ToValidUTF8(s[:80], "") + "…"
+	}
+	return s
 }
 
 // allCertificatesExpired reports whether every IdP certificate the
