@@ -14,7 +14,8 @@ import (
 // be undone for a while, then erasure that cannot.
 type LifecycleStore interface {
 	// SoftDeleteTenant takes the tenant in ctx out of service: status
-	// deleted, its ids and credentials resolve nothing, its data stays.
+	// deleted, its ids and credentials resolve nothing, its portal
+	// sessions and unopened portal links end, its data stays.
 	SoftDeleteTenant(ctx context.Context) (Tenant, error)
 	// RestoreTenant brings a deleted tenant in ctx back to the status it
 	// had; ErrNotFound when it is not deleted (or gone).
@@ -46,7 +47,19 @@ func (db *DB) SoftDeleteTenant(ctx context.Context) (Tenant, error) {
 			return ErrNotFound
 		}
 		now := db.now()
-		_, err = q.exec(ctx, "UPDATE tenants SET status_before_delete = status, status = 'deleted', deleted_at = $2, updated_at = $2 WHERE id = $1",
+		if _, err = q.exec(ctx, "UPDATE tenants SET status_before_delete = status, status = 'deleted', deleted_at = $2, updated_at = $2 WHERE id = $1",
+			tenantID, db.d.timeArg(now)); err != nil {
+			return err
+		}
+		// Its portal sessions end and its unopened portal links lapse,
+		// as its users' sessions end: a restore brings back the tenant,
+		// not an admin's way into its settings (the vendor sends a new
+		// link).
+		if _, err = q.exec(ctx, "UPDATE portal_links SET session_expires_at = $2 WHERE tenant_id = $1 AND session_expires_at > $2",
+			tenantID, db.d.timeArg(now)); err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, "UPDATE portal_links SET expires_at = $2 WHERE tenant_id = $1 AND used_at IS NULL AND expires_at > $2",
 			tenantID, db.d.timeArg(now))
 		t.Status, t.DeletedAt, t.UpdatedAt = TenantDeleted, &now, now
 		return err
