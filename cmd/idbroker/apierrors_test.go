@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -205,6 +206,37 @@ func TestWrongMethodIs405EverywhereWithAllow(t *testing.T) {
 			}
 			a := call(t, b, tt.method, u, tt.auth, "", nil)
 			checkMethodAnswer(t, a, tt.status, tt.allow, tt.format)
+		})
+	}
+
+	// An unknown URL no surface claims: a page for a browser (a typo, an
+	// old bookmark), JSON for a program, and the operator API's JSON for
+	// anyone under /api/.
+	for _, tt := range []struct {
+		name, path, accept string
+		format             func(answer) bool
+	}{
+		{"unknown URL, browser", "/consle", "text/html,application/xhtml+xml,*/*;q=0.8", func(a answer) bool {
+			return isHTML(a) && a.header.Get("Content-Security-Policy") != ""
+		}},
+		{"unknown URL, program", "/consle", "*/*", func(a answer) bool { return isAPIError(a, "not_found") }},
+		{"unknown API version, browser", "/api/v2/tenants", "text/html", func(a answer) bool { return isAPIError(a, "not_found") }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest("GET", b.base+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Accept", tt.accept)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			a := answer{status: res.StatusCode, header: res.Header, raw: string(raw)}
+			_ = json.Unmarshal(raw, &a.body)
+			checkMethodAnswer(t, a, 404, "", tt.format)
 		})
 	}
 

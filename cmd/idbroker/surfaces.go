@@ -324,6 +324,9 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	}
 	srv.RenderErrors(portal.Path, selfServe.RenderError)
 	srv.RenderErrors(console.Path, operators.RenderError)
+	// A person who types a wrong URL gets a page; programs (and the
+	// operator API, whoever calls it) keep JSON.
+	srv.RenderBrowserErrors(provider.RenderPageError, "/api/")
 
 	e := srv.Echo()
 	if cfg.MetricsListen == "" {

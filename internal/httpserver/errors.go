@@ -174,6 +174,29 @@ func (s *Server) RenderErrors(prefix string, r ErrorRenderer) {
 	s.renderers = append(s.renderers, pathRenderer{prefix, r})
 }
 
+// RenderBrowserErrors makes the errors of paths no surface claims (an
+// unknown URL: a typo, an old bookmark) render through r when a browser
+// asks for a page (Accept names text/html), instead of as JSON a person
+// cannot read; paths under except stay JSON whoever asks. Call it while
+// mounting, before Run.
+func (s *Server) RenderBrowserErrors(r ErrorRenderer, except ...string) {
+	s.browser, s.browserExcept = r, except
+}
+
+// browserRenderer is the renderer of a path no surface claims, for req:
+// the browser's when req wants a page, else nil (JSON).
+func (s *Server) browserRenderer(req *http.Request) ErrorRenderer {
+	if s.browser == nil || !strings.Contains(req.Header.Get("Accept"), "text/html") {
+		return nil
+	}
+	for _, prefix := range s.browserExcept {
+		if strings.HasPrefix(req.URL.Path, prefix) {
+			return nil
+		}
+	}
+	return s.browser
+}
+
 type pathRenderer struct {
 	prefix string
 	render ErrorRenderer
@@ -212,7 +235,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if e.Status == http.StatusServiceUnavailable {
 		SetRetryAfter(c)
 	}
-	if r := s.rendererFor(c.Request().URL.Path); r != nil {
+	r := s.rendererFor(c.Request().URL.Path)
+	if r == nil {
+		r = s.browserRenderer(c.Request())
+	}
+	if r != nil {
 		if err := r(c, e); err != nil {
 			s.log.WarnContext(c.Request().Context(), "writing error response", "request_id", RequestID(c.Request().Context()), "error", err)
 		}

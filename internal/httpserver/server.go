@@ -145,6 +145,10 @@ type Server struct {
 	checks map[string]CheckFunc // fixed at New: readyz reads it unlocked
 
 	renderers []pathRenderer // set while mounting, read-only once serving
+	// browser renders the errors of unclaimed paths for browsers, but
+	// under browserExcept (RenderBrowserErrors).
+	browser       ErrorRenderer
+	browserExcept []string
 }
 
 // New returns a Server with the shared middleware and the probe routes

@@ -74,3 +74,31 @@ func TestRenderErrorsByPrefix(t *testing.T) {
 		t.Errorf("unknown /oauth/ route: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestRenderBrowserErrors: an unknown URL no surface claims renders
+// through the browser renderer when the request asks for HTML, and as
+// JSON otherwise, or under an excepted prefix whoever asks.
+func TestRenderBrowserErrors(t *testing.T) {
+	srv := httpserver.New(httpserver.Config{})
+	srv.RenderErrors("/oauth/", func(c echo.Context, e *httpserver.Error) error { return c.String(e.Status, "oauth:"+e.Code) })
+	srv.RenderBrowserErrors(func(c echo.Context, e *httpserver.Error) error {
+		return c.HTML(e.Status, "<p>page:"+e.Code+"</p>")
+	}, "/api/")
+	for _, tc := range []struct{ path, accept, want string }{
+		{"/consle", "text/html,application/xhtml+xml,*/*;q=0.8", "<p>page:not_found</p>"},
+		{"/consle", "*/*", `"code":"not_found"`},
+		{"/consle", "", `"code":"not_found"`},
+		{"/api/v2/tenants", "text/html", `"code":"not_found"`},
+		{"/oauth/nothing", "text/html", "oauth:not_found"},
+	} {
+		req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+		if tc.accept != "" {
+			req.Header.Set("Accept", tc.accept)
+		}
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%s (Accept %q): %d %s, want 404 %s", tc.path, tc.accept, rec.Code, rec.Body, tc.want)
+		}
+	}
+}
