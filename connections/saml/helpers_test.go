@@ -2,6 +2,7 @@ package saml
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -71,6 +72,9 @@ type testIdP struct {
 	ssoURL   string
 	key      *rsa.PrivateKey
 	cert     *x509.Certificate
+	// ecKey, when set, signs instead of key (cert is then its
+	// certificate): Keycloak and Shibboleth can sign with ECDSA.
+	ecKey *ecdsa.PrivateKey
 }
 
 var (
@@ -265,6 +269,17 @@ func (idp *testIdP) response(t testing.TB, issuer string, conn store.Connection,
 
 func signingContext(t testing.TB, idp *testIdP, method string) *dsig.SigningContext {
 	t.Helper()
+	if idp.ecKey != nil {
+		sc, err := dsig.NewSigningContext(idp.ecKey, [][]byte{idp.cert.Raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+		if err := sc.SetSignatureMethod(method); err != nil {
+			t.Fatal(err)
+		}
+		return sc
+	}
 	ks := dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{idp.cert.Raw}, PrivateKey: idp.key})
 	sc := dsig.NewDefaultSigningContext(ks)
 	sc.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")

@@ -1,11 +1,24 @@
 package saml
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"math/big"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml/xmlenc"
+	dsig "github.com/russellhaering/goxmldsig"
+
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/store"
 )
 
 // TestSAMLRelayStateNotReturned: some IdPs answer an AuthnRequest without
@@ -68,4 +81,220 @@ func TestSAMLRelayStateNotReturned(t *testing.T) {
 	}
 	_, err = sc.finish(e.Ctx, answered, "")
 	wantErr(t, err, connections.ErrRequestMismatch, "already used")
+}
+
+// TestSAMLSignaturesByVendor: signatures the IdPs make beyond Okta's,
+// Entra's and Google's RSA-SHA256: ECDSA (Keycloak realms with an EC
+// key, Shibboleth with an EC credential) on the assertion or the
+// response, and RSA-SHA512 (PingFederate, AD FS when chosen).
+func TestSAMLSignaturesByVendor(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	rsaIdP := newTestIdP(t, 0)
+	ecIdP := &testIdP{entityID: "https://kc.example.net/realms/acme", ssoURL: "https://kc.example.net/realms/acme/protocol/saml", key: rsaIdP.key}
+	ecIdP.ecKey, ecIdP.cert = ecdsaCert(t)
+	rsaConn, ecConn := e.samlConn(rsaIdP, nil), e.samlConn(ecIdP, nil)
+	for _, tt := range []struct {
+		name string
+		idp  *testIdP
+		o    respOpts
+	}{
+		{"Keycloak: ecdsa-sha256 on the assertion", ecIdP, respOpts{signAssertion: true, sigMethod: dsig.ECDSASHA256SignatureMethod}},
+		{"ecdsa-sha384 on the response", ecIdP, respOpts{signResponse: true, sigMethod: dsig.ECDSASHA384SignatureMethod}},
+		{"ecdsa-sha512 on both", ecIdP, respOpts{signResponse: true, signAssertion: true, sigMethod: dsig.ECDSASHA512SignatureMethod}},
+		{"PingFederate: rsa-sha512", rsaIdP, respOpts{signAssertion: true, sigMethod: dsig.RSASHA512SignatureMethod}},
+		{"rsa-sha384 on the response", rsaIdP, respOpts{signResponse: true, sigMethod: dsig.RSASHA384SignatureMethod}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn := rsaConn
+			if tt.idp == ecIdP {
+				conn = ecConn
+			}
+			o := tt.o
+			o.inResponseTo, o.issuedAt = "id-req", e.Clock.Now()
+			resp := e.postACS(conn, tt.idp.response(t, e.Issuer, conn, o), e.pend(conn, "id-req", "b"))
+			if c := e.Last(); c.Err != nil || resp.StatusCode != http.StatusOK || c.Res.Profile.Email != "alice@example.com" {
+				t.Fatalf("%d %+v %v", resp.StatusCode, c.Res.Profile, c.Err)
+			}
+		})
+	}
+	// ECDSA with SHA-1 is SHA-1 all the same.
+	o := respOpts{signAssertion: true, sigMethod: dsig.ECDSASHA1SignatureMethod, inResponseTo: "id-req", issuedAt: e.Clock.Now()}
+	e.postACS(ecConn, ecIdP.response(t, e.Issuer, ecConn, o), e.pend(ecConn, "id-req", "b"))
+	wantErr(t, e.Last().Err, connections.ErrSignature, "allow_sha1")
+}
+
+// TestSAMLEncryptionLayouts: where the IdPs put the EncryptedKey and how
+// they describe its transport. OpenSAML (Shibboleth) can place it beside
+// the EncryptedData, inside the EncryptedAssertion, referenced by a
+// RetrievalMethod or not referenced at all; Shibboleth 4 and later write
+// XML Encryption 1.1's rsa-oaep with its MGF stated, which may differ
+// from the digest (SHA-256 digest, MGF1 with SHA-1).
+func TestSAMLEncryptionLayouts(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	conn := e.samlConn(idp, nil)
+	cn, err := e.Reg.Connector(e.Ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spCert := cn.(*samlConnector).sp.Certificate
+	moveKey := func(ref bool) func(d *etree.Document) {
+		return func(d *etree.Document) {
+			ea := d.FindElement("//EncryptedAssertion")
+			ed := ea.FindElement("./EncryptedData")
+			ki := ed.FindElement("./KeyInfo")
+			ek := ki.FindElement("./EncryptedKey")
+			ki.RemoveChild(ek)
+			if ref {
+				ek.RemoveAttr("Id")
+				ek.CreateAttr("Id", "_ek1")
+				rm := ki.CreateElement("ds:RetrievalMethod")
+				rm.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#EncryptedKey")
+				rm.CreateAttr("URI", "#_ek1")
+			} else {
+				ed.RemoveChild(ki)
+			}
+			ea.AddChild(ek)
+		}
+	}
+	// rsa-oaep-mgf1p with a SHA-256 digest is, on the wire, XML
+	// Encryption 1.1's rsa-oaep with a SHA-256 digest and MGF1-SHA1.
+	mgf1SHA1 := func(d *etree.Document) {
+		em := d.FindElement("//EncryptedKey/EncryptionMethod")
+		em.SelectAttr("Algorithm").Value = "http://www.w3.org/2009/xmlenc11#rsa-oaep"
+		m := em.CreateElement("xenc11:MGF")
+		m.CreateAttr("xmlns:xenc11", "http://www.w3.org/2009/xmlenc11#")
+		m.CreateAttr("Algorithm", "http://www.w3.org/2009/xmlenc11#mgf1sha1")
+	}
+	oaep := xmlenc.OAEP()
+	oaep.DigestMethod, oaep.BlockCipher = xmlenc.SHA256, xmlenc.AES128GCM
+	for _, tt := range []struct {
+		name   string
+		mutate func(*etree.Document)
+	}{
+		{"EncryptedKey beside the EncryptedData, by RetrievalMethod", moveKey(true)},
+		{"EncryptedKey beside the EncryptedData, no KeyInfo", moveKey(false)},
+		{"rsa-oaep, SHA-256 digest, MGF1-SHA1 stated", mgf1SHA1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, encryptTo: spCert, encrypter: &oaep, mutateXML: tt.mutate,
+				inResponseTo: "id-1", issuedAt: e.Clock.Now()})
+			resp := e.postACS(conn, raw, e.pend(conn, "id-1", "b"))
+			if c := e.Last(); c.Err != nil || resp.StatusCode != http.StatusOK || c.Res.Profile.Email != "alice@example.com" {
+				t.Fatalf("%d %+v %v", resp.StatusCode, c.Res.Profile, c.Err)
+			}
+		})
+	}
+}
+
+// ecdsaCert is a P-256 key and its self-signed certificate.
+func ecdsaCert(t *testing.T) (*ecdsa.PrivateKey, *x509.Certificate) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "kc.example.net"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, c
+}
+
+// TestSAMLVendorMetadata: IdP metadata as the IdPs publish it, pasted as
+// idp_metadata_xml, is read for the entity, the SSO endpoint the broker
+// can use and the signing certificates: AD FS's FederationMetadata.xml
+// (signed, default namespace, WS-Federation RoleDescriptors and an SP
+// role before the IdP role, an encryption key beside the signing key),
+// Shibboleth's (a byte-order mark and a comment, Extensions, SAML 1 and
+// SimpleSign endpoints first, two signing keys during a rollover),
+// Keycloak's (WantAuthnRequestsSigned, a KeyName, SOAP and Artifact
+// endpoints), JumpCloud's with only an HTTP-POST endpoint and IAM
+// Identity Center's KeyDescriptor without use.
+func TestSAMLVendorMetadata(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	a, b := newTestIdP(t, 0).cert, newTestIdP(t, 1).cert
+	ca, cb := base64.StdEncoding.EncodeToString(a.Raw), base64.StdEncoding.EncodeToString(b.Raw)
+	x509Data := func(c string) string {
+		return `<KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>` + c + `</X509Certificate></X509Data></KeyInfo>`
+	}
+	adfs := `<?xml version="1.0" encoding="utf-8"?><EntityDescriptor ID="_9f8e" entityID="http://adfs.example.com/adfs/services/trust" xmlns="urn:oasis:names:tc:SAML:2.0:metadata">` +
+		`<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#_9f8e"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>bm90IGNoZWNrZWQ=</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>bm90IGNoZWNrZWQ=</ds:SignatureValue>` + x509Data(ca) + `</ds:Signature>` +
+		`<RoleDescriptor xsi:type="fed:ApplicationServiceType" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:fed="http://docs.oasis-open.org/wsfed/federation/200706" protocolSupportEnumeration="http://docs.oasis-open.org/wsfed/federation/200706"><KeyDescriptor use="signing">` + x509Data(ca) + `</KeyDescriptor><fed:TargetScopes><EndpointReference xmlns="http://www.w3.org/2005/08/addressing"><Address>https://adfs.example.com/adfs/services/trust/2005/issuedtokenmixedasymmetricbasic256</Address></EndpointReference></fed:TargetScopes></RoleDescriptor>` +
+		`<SPSSODescriptor WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><KeyDescriptor use="encryption">` + x509Data(cb) + `</KeyDescriptor><AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://adfs.example.com/adfs/ls/" index="0" isDefault="true"/></SPSSODescriptor>` +
+		`<IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><KeyDescriptor use="encryption">` + x509Data(cb) + `</KeyDescriptor><KeyDescriptor use="signing">` + x509Data(ca) + `</KeyDescriptor>` +
+		`<SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://adfs.example.com/adfs/ls/"/><NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</NameIDFormat><NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</NameIDFormat><NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:transient</NameIDFormat>` +
+		`<SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://adfs.example.com/adfs/ls/"/><SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://adfs.example.com/adfs/ls/"/>` +
+		`<Attribute Name="http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" FriendlyName="E-Mail Address" xmlns="urn:oasis:names:tc:SAML:2.0:assertion"/></IDPSSODescriptor></EntityDescriptor>`
+	wrapped := func(c string) string {
+		var s strings.Builder
+		for ; len(c) > 64; c = c[64:] {
+			s.WriteString("\n                        " + c[:64])
+		}
+		return s.String() + "\n                        " + c + "\n"
+	}
+	shib := "\ufeff" + `<?xml version="1.0" encoding="UTF-8"?>
+<!-- This is example metadata only. -->
+<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:shibmd="urn:mace:shibboleth:metadata:1.0" xmlns:mdui="urn:oasis:names:tc:SAML:metadata:ui" entityID="https://idp.example.org/idp/shibboleth">
+    <IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol urn:oasis:names:tc:SAML:1.1:protocol urn:mace:shibboleth:1.0">
+        <Extensions>
+            <shibmd:Scope regexp="false">example.org</shibmd:Scope>
+            <mdui:UIInfo><mdui:DisplayName xml:lang="en">Example</mdui:DisplayName></mdui:UIInfo>
+        </Extensions>
+        <KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>` + wrapped(cb) + `                    </ds:X509Certificate></ds:X509Data></ds:KeyInfo></KeyDescriptor>
+        <KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>` + wrapped(ca) + `                    </ds:X509Certificate></ds:X509Data></ds:KeyInfo></KeyDescriptor>
+        <KeyDescriptor use="encryption"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>` + cb + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></KeyDescriptor>
+        <ArtifactResolutionService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="https://idp.example.org:8443/idp/profile/SAML2/SOAP/ArtifactResolution" index="2"/>
+        <NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:transient</NameIDFormat>
+        <SingleSignOnService Binding="urn:mace:shibboleth:1.0:profiles:AuthnRequest" Location="https://idp.example.org/idp/profile/Shibboleth/SSO"/>
+        <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://idp.example.org/idp/profile/SAML2/POST/SSO"/>
+        <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST-SimpleSign" Location="https://idp.example.org/idp/profile/SAML2/POST-SimpleSign/SSO"/>
+        <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.org/idp/profile/SAML2/Redirect/SSO"/>
+    </IDPSSODescriptor>
+    <AttributeAuthorityDescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><AttributeService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="https://idp.example.org:8443/idp/profile/SAML2/SOAP/AttributeQuery"/></AttributeAuthorityDescriptor>
+</EntityDescriptor>
+`
+	const kcSSO = "https://kc.example.com/realms/acme/protocol/saml"
+	keycloak := `<md:EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://kc.example.com/realms/acme"><md:IDPSSODescriptor WantAuthnRequestsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">` +
+		`<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:KeyName>Jx1kQ</ds:KeyName><ds:X509Data><ds:X509Certificate>` + ca + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>` +
+		`<md:ArtifactResolutionService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="` + kcSSO + `/resolve" index="0"></md:ArtifactResolutionService>` +
+		`<md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat><md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat>` +
+		`<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="` + kcSSO + `"/><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="` + kcSSO + `"/><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="` + kcSSO + `"/><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact" Location="` + kcSSO + `"/>` +
+		`</md:IDPSSODescriptor></md:EntityDescriptor>`
+	jumpcloud := strings.Replace(metadataXML("https://sso.jumpcloud.com/saml2/acme", "https://sso.jumpcloud.com/saml2/acme", a), "HTTP-Redirect", "HTTP-POST", 1)
+	const awsID = "https://portal.sso.eu-west-1.amazonaws.com/saml/assertion/MDEyMzQ1Njc4OTAx"
+	aws := strings.Replace(metadataXML(awsID, awsID, a), ` use="signing"`, "", 1)
+	for _, tt := range []struct {
+		name, md, entityID, sso, binding string
+		certs                            int
+		signs                            bool
+	}{
+		{"AD FS", adfs, "http://adfs.example.com/adfs/services/trust", "https://adfs.example.com/adfs/ls/", BindingRedirect, 1, false},
+		{"Shibboleth", shib, "https://idp.example.org/idp/shibboleth", "https://idp.example.org/idp/profile/SAML2/Redirect/SSO", BindingRedirect, 2, false},
+		{"Keycloak", keycloak, "https://kc.example.com/realms/acme", kcSSO, BindingRedirect, 1, true},
+		{"JumpCloud: HTTP-POST only", jumpcloud, "https://sso.jumpcloud.com/saml2/acme", "https://sso.jumpcloud.com/saml2/acme", BindingPost, 1, false},
+		{"IAM Identity Center: no use", aws, awsID, awsID, BindingRedirect, 1, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := e.Reg.CreateConnection(e.Ctx, Name, tt.name, Settings{IdPMetadataXML: ptr(tt.md)}.Request(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := DecodeConfig(conn.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.IdPEntityID != tt.entityID || cfg.IdPSSOURL != tt.sso || cfg.IdPSSOBinding != tt.binding ||
+				len(cfg.IdPCertificates) != tt.certs || cfg.SignsRequests() != tt.signs || conn.Status != store.ConnectionActive {
+				t.Fatalf("read %q %q %q, %d certificates, signs requests %v, status %s", cfg.IdPEntityID, cfg.IdPSSOURL, cfg.IdPSSOBinding,
+					len(cfg.IdPCertificates), cfg.SignsRequests(), conn.Status)
+			}
+		})
+	}
 }
