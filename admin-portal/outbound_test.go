@@ -27,6 +27,7 @@ func TestOutboundAddressRuleAtRegistration(t *testing.T) {
 		{"private 192.168", "192.168.0.10", true},
 		{"cloud metadata", "169.254.169.254", true},
 		{"v4-mapped loopback", "[::ffff:127.0.0.1]", true},
+		{"v4-compatible loopback", "[::127.0.0.1]", true},
 		{"unspecified", "0.0.0.0", true},
 		// Forms inet_aton reads as addresses, which Go does not.
 		{"decimal loopback", "2130706433", true},

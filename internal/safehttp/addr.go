@@ -20,6 +20,7 @@ var blockedPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("198.51.100.0/24"),   // TEST-NET-2
 	netip.MustParsePrefix("203.0.113.0/24"),    // TEST-NET-3
 	netip.MustParsePrefix("240.0.0.0/4"),       // reserved, and broadcast
+	netip.MustParsePrefix("::/96"),             // IPv4-compatible (deprecated): some stacks reach ::127.0.0.1 as 127.0.0.1
 	netip.MustParsePrefix("100::/64"),          // discard-only
 	netip.MustParsePrefix("2001:db8::/32"),     // documentation
 	netip.MustParsePrefix("fec0::/10"),         // deprecated site-local

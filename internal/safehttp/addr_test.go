@@ -40,6 +40,11 @@ func TestCheckAddr(t *testing.T) {
 		{"64:ff9b::808:808", true},   // NAT64 of 8.8.8.8
 		{"64:ff9b:1::7f00:1", false}, // local-use NAT64 of 127.0.0.1
 		{"2002:a00:1::", false},      // 6to4 of 10.0.0.1
+		// IPv4-compatible (deprecated, RFC 4291 2.5.5.1): some stacks
+		// route ::127.0.0.1 to 127.0.0.1; no public host has one.
+		{"::127.0.0.1", false},
+		{"::a00:1", false},
+		{"::808:808", false},
 		{"198.18.0.1", false},
 		{"172.32.0.1", true}, // just outside 172.16/12
 	}
