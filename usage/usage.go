@@ -177,8 +177,8 @@ func (m *Meter) Snapshot(ctx context.Context, tenantID string) error {
 	return nil
 }
 
-// SnapshotAll snapshots every tenant but the deleted ones, going on past a
-// failing one; it returns the first error.
+// SnapshotAll snapshots every tenant but the deleted and the cancelled
+// ones, going on past a failing one; it returns the first error.
 func (m *Meter) SnapshotAll(ctx context.Context) error {
 	var first error
 	p := store.Page{Limit: 100}
@@ -189,8 +189,11 @@ func (m *Meter) SnapshotAll(ctx context.Context) error {
 		}
 		for _, t := range tenants {
 			// A deleted tenant is out of service: its connections and
-			// users, kept only for a restore, are no usage to bill.
-			if t.Status == store.TenantDeleted {
+			// users, kept only for a restore, are no usage to bill. Nor
+			// are a cancelled one's, whose service has ended (only DELETE
+			// follows). A paused one is on a break it may come back
+			// from, with its configuration kept: still counted.
+			if t.Status == store.TenantDeleted || t.Status == store.TenantCancelled {
 				continue
 			}
 			if err := m.Snapshot(ctx, t.ID); err != nil {

@@ -146,7 +146,8 @@ func storeTenant(ctx context.Context) string {
 
 // TestSnapshotSkipsDeletedTenants: a deleted tenant is out of service, so
 // the daily snapshots write no connections or directory users for it while
-// it waits out its restore window; restored, it is counted again.
+// it waits out its restore window; restored, it is counted again. So is a
+// cancelled one, whose service has ended; a paused one is still counted.
 func TestSnapshotSkipsDeletedTenants(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -159,6 +160,18 @@ func TestSnapshotSkipsDeletedTenants(t *testing.T) {
 			if _, err := db.SoftDeleteTenant(gone); err != nil {
 				t.Fatal(err)
 			}
+			// Paused is a break (it may resume): still counted. Cancelled
+			// is the end of the service: not.
+			paused, _ := tenant(t, db, "Paused")
+			cancelled, cancelledT := tenant(t, db, "Cancelled")
+			for _, step := range []struct {
+				ctx context.Context
+				to  store.TenantStatus
+			}{{paused, store.TenantPaused}, {cancelled, store.TenantPaused}, {cancelled, store.TenantCancelled}} {
+				if _, err := db.UpdateTenant(step.ctx, store.TenantUpdate{Status: &step.to}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := m.SnapshotAll(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -170,8 +183,8 @@ func TestSnapshotSkipsDeletedTenants(t *testing.T) {
 				}
 				return n
 			}
-			if n := count(); n[storeTenant(live)] != 2 || n[goneT.ID] != 0 {
-				t.Fatalf("records per tenant %v: want 2 for the live tenant, none for the deleted one", n)
+			if n := count(); n[storeTenant(live)] != 2 || n[goneT.ID] != 0 || n[storeTenant(paused)] != 2 || n[cancelledT.ID] != 0 {
+				t.Fatalf("records per tenant %v: want 2 for the live and the paused tenant, none for the deleted or the cancelled one", n)
 			}
 			if _, err := db.RestoreTenant(gone); err != nil {
 				t.Fatal(err)
