@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"fmt"
 	"math/big"
 	"net/http"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 
@@ -294,6 +296,46 @@ func TestSAMLVendorMetadata(t *testing.T) {
 				len(cfg.IdPCertificates) != tt.certs || cfg.SignsRequests() != tt.signs || conn.Status != store.ConnectionActive {
 				t.Fatalf("read %q %q %q, %d certificates, signs requests %v, status %s", cfg.IdPEntityID, cfg.IdPSSOURL, cfg.IdPSSOBinding,
 					len(cfg.IdPCertificates), cfg.SignsRequests(), conn.Status)
+			}
+		})
+	}
+}
+
+// TestSAMLDestinationTypedDifferently: an ACS URL typed into the IdP
+// with another letter case in the host or a trailing slash reaches the
+// ACS, but SAML compares Destination and Recipient exactly and the
+// response is refused. The admin reads which of the two names what
+// URL, beside the ACS URL, and that they differ only in case or the
+// slash; the library's own message for the Recipient said neither.
+func TestSAMLDestinationTypedDifferently(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	conn := e.samlConn(idp, nil)
+	acs := acsURL(e.Issuer, conn.ID)
+	// The test broker's host is an IP address; HTTP:// stands for a
+	// letter case the IdP kept.
+	upper := "HTTP://" + strings.TrimPrefix(acs, "http://")
+	setRecipient := func(v string) func(*saml.Assertion) {
+		return func(a *saml.Assertion) { a.Subject.SubjectConfirmations[0].SubjectConfirmationData.Recipient = v }
+	}
+	for _, tt := range []struct {
+		name, what, sent string
+		o                respOpts
+		slip             bool
+	}{
+		{"Destination with a trailing slash", "Destination", acs + "/", respOpts{signResponse: true, acs: acs + "/", mutate: setRecipient(acs)}, true},
+		{"Recipient with a trailing slash", "SubjectConfirmationData Recipient", acs + "/", respOpts{signAssertion: true, mutate: setRecipient(acs + "/")}, true},
+		{"Destination in capitals", "Destination", upper, respOpts{signResponse: true, acs: upper, mutate: setRecipient(acs)}, true},
+		{"Recipient of another SP", "SubjectConfirmationData Recipient", "https://other.example/acs", respOpts{signAssertion: true, mutate: setRecipient("https://other.example/acs")}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.o
+			o.inResponseTo, o.issuedAt = "id-req", e.Clock.Now()
+			e.postACS(conn, idp.response(t, e.Issuer, conn, o), e.pend(conn, "id-req", "b"))
+			err := e.Last().Err
+			wantErr(t, err, connections.ErrDestinationMismatch, fmt.Sprintf("%s was %q, expected %q", tt.what, tt.sent, acs))
+			if strings.Contains(err.Error(), "only in letter case") != tt.slip {
+				t.Fatalf("%v: says a slip of case or slash: %v, want %v", err, !tt.slip, tt.slip)
 			}
 		})
 	}

@@ -336,7 +336,7 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 	}
 	assertion, err := sp.ParseXMLResponse(raw, possible, sp.AcsURL)
 	if err != nil {
-		err = classifySAMLError(err, raw, c.cfg.IdPEntityID)
+		err = classifySAMLError(err, raw, c.cfg.IdPEntityID, c.sp.AcsURL.String())
 		if errors.Is(err, connections.ErrSignature) {
 			if last, ok := c.allCertificatesExpired(); ok {
 				err = fmt.Errorf("%w; every IdP certificate the connection trusts has expired (the last on %s): upload the IdP's current signing certificate or metadata",
@@ -687,7 +687,7 @@ func isGUID(s string) bool {
 // keeping its detail for the tenant admin. raw is the response, read again
 // for what the library does not keep of an IdP's error status or of the
 // issuer it names; idpEntityID is the issuer the connection expects.
-func classifySAMLError(err error, raw []byte, idpEntityID string) error {
+func classifySAMLError(err error, raw []byte, idpEntityID, acsURL string) error {
 	detail := err
 	var ire *saml.InvalidResponseError
 	if errors.As(err, &ire) && ire.PrivateErr != nil {
@@ -716,6 +716,11 @@ func classifySAMLError(err error, raw []byte, idpEntityID string) error {
 		// and PingFederate setups, still sign with SHA-1.
 		return fmt.Errorf("%w: %v; have the IdP sign with SHA-256 (AD FS: the relying party trust's Advanced tab), or accept SHA-1 on this connection with allow_sha1",
 			connections.ErrSignature, detail)
+	}
+	if errors.Is(err, saml.ErrDestinationMismatch) {
+		if e := destinationDetail(raw, acsURL); e != nil {
+			return e
+		}
 	}
 	if strings.Contains(detail.Error(), "signature element not present") {
 		return fmt.Errorf("%w: the response and its assertion are unsigned (%v)", connections.ErrSignature, detail)
@@ -778,6 +783,53 @@ func sentIssuer(raw []byte, want string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// destinationDetail names, for a response refused for its Destination or
+// its Recipient, the URL it was sent for beside the ACS URL (the
+// library's message for the Recipient does not say it), and says so when
+// the two differ only in letter case or a trailing slash, the usual
+// slips when the URL was typed into the IdP rather than pasted. It reads
+// raw unverified: only to name what the IdP said. nil when neither URL
+// in raw is another one (an encrypted assertion's Recipient cannot be
+// read here).
+func destinationDetail(raw []byte, acs string) error {
+	var r struct {
+		Destination string `xml:"Destination,attr"`
+		Assertion   struct {
+			Subject struct {
+				Confirmations []struct {
+					Data struct {
+						Recipient string `xml:"Recipient,attr"`
+					} `xml:"urn:oasis:names:tc:SAML:2.0:assertion SubjectConfirmationData"`
+				} `xml:"urn:oasis:names:tc:SAML:2.0:assertion SubjectConfirmation"`
+			} `xml:"urn:oasis:names:tc:SAML:2.0:assertion Subject"`
+		} `xml:"urn:oasis:names:tc:SAML:2.0:assertion Assertion"`
+	}
+	if xml.Unmarshal(raw, &r) != nil {
+		return nil
+	}
+	what, got := "Destination", r.Destination
+	if got == "" || got == acs {
+		what, got = "SubjectConfirmationData Recipient", ""
+		for _, sc := range r.Assertion.Subject.Confirmations {
+			if rc := sc.Data.Recipient; rc != "" && rc != acs {
+				got = rc
+				break
+			}
+		}
+	}
+	if got == "" {
+		return nil
+	}
+	if len(got) > 300 {
+		got = strings.ToValidUTF8(got[:300], "") + "…"
+	}
+	hint := "set the ACS URL (Single sign-on URL, Reply URL) at the IdP to exactly the connection's ACS URL"
+	if strings.EqualFold(strings.TrimSuffix(got, "/"), strings.TrimSuffix(acs, "/")) {
+		hint = "they differ only in letter case or a trailing slash, which SAML compares exactly: " + hint + ", as the broker shows it"
+	}
+	return fmt.Errorf("%w; %s", connections.Mismatch(connections.ErrDestinationMismatch, what, got, acs), hint)
 }
 
 // samlStatusCode is a StatusCode with the ones nested in it.
