@@ -285,3 +285,44 @@ func TestWebhookNodeSample(t *testing.T) {
 		t.Errorf("stale signature: %d %v, want 401", code, err)
 	}
 }
+
+// TestWebhookOpenSSLSample runs the shell line of events.md that checks a
+// delivery by hand with openssl: it must print the v1 the broker signs.
+func TestWebhookOpenSSLSample(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("openssl is not installed: the sample cannot be checked")
+		}
+		t.Skip("openssl is not installed")
+	}
+	var line string
+	for _, b := range codeBlocks(t, "reference/events.md", "sh") {
+		if strings.Contains(b, "openssl dgst") {
+			line = b
+		}
+	}
+	if line == "" {
+		t.Fatal("events.md has no openssl sample")
+	}
+	const secret = "idb_whsec_openssl"
+	at := time.Unix(1765012443, 0)
+	// A body with what a careless copy breaks: quotes, a backslash, a
+	// percent sign for printf, non-ASCII text and no final newline.
+	body, header := signed(t, secret, at, Event{ID: "evt_1", Type: "dsync.user.updated", TenantID: "tnt_1",
+		Data: json.RawMessage(`{"display_name":"Zoë \"Z\" 100% O'Brien\\"}`)})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "body.json"), body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "-c", line)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "t="+strconv.FormatInt(at.Unix(), 10), "WEBHOOK_SECRET="+secret)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	got := strings.TrimSpace(string(out))
+	if want := "t=" + strconv.FormatInt(at.Unix(), 10) + ",v1=" + got; header != want {
+		t.Fatalf("the sample printed %q; the broker's header is %q", got, header)
+	}
+}
