@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/idbroker/idbroker/events"
+	"github.com/idbroker/idbroker/internal/testdb"
 )
 
 // The code samples of docs/reference/events.md (verify) and
@@ -228,7 +229,7 @@ func TestWebhookHandler(t *testing.T) {
 func TestWebhookNodeSample(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
+		if testdb.InCI() {
 			t.Fatal("node is not installed: the Node sample cannot be checked")
 		}
 		t.Skip("node is not installed")
@@ -293,7 +294,7 @@ func TestWebhookNodeSample(t *testing.T) {
 // delivery by hand with openssl: it must print the v1 the broker signs.
 func TestWebhookOpenSSLSample(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
-		if os.Getenv("CI") == "true" {
+		if testdb.InCI() {
 			t.Fatal("openssl is not installed: the sample cannot be checked")
 		}
 		t.Skip("openssl is not installed")
