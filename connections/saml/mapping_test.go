@@ -187,6 +187,32 @@ func TestSAMLNameIDAndEmail(t *testing.T) {
 			nameID:  "_t8f2c", nameIDFormat: string(saml.TransientNameIDFormat),
 			attrs: []saml.Attribute{named("employeeNumber", "", "E-1042"), named("email", "", "alice@example.com")},
 			email: "alice@example.com", subject: "E-1042"},
+		// Shibboleth: transient NameID, the user named by the Subject
+		// Identifier profile's attributes (released by its default
+		// attribute resolver since v4) or eduPersonTargetedID.
+		{name: "Shibboleth: transient NameID, pairwise-id and subject-id",
+			nameID: "AAdzZWNyZXQx", nameIDFormat: string(saml.TransientNameIDFormat),
+			attrs: []saml.Attribute{named("urn:oasis:names:tc:SAML:attribute:subject-id", "subject-id", "alice@example.com"),
+				named("urn:oasis:names:tc:SAML:attribute:pairwise-id", "pairwise-id", "HT3ZQ7UJ4OB4DNIUMRYNKWNOFKLWT2RM@example.com"),
+				named("urn:oid:0.9.2342.19200300.100.1.3", "mail", "alice@example.com")},
+			email: "alice@example.com", subject: "HT3ZQ7UJ4OB4DNIUMRYNKWNOFKLWT2RM@example.com"},
+		{name: "Shibboleth: transient NameID, subject-id",
+			nameID: "AAdzZWNyZXQx", nameIDFormat: string(saml.TransientNameIDFormat),
+			attrs: []saml.Attribute{named("urn:oasis:names:tc:SAML:attribute:subject-id", "subject-id", "8142@example.com"),
+				named("urn:oid:0.9.2342.19200300.100.1.3", "mail", "alice@example.com")},
+			email: "alice@example.com", subject: "8142@example.com"},
+		{name: "Shibboleth 3: transient NameID, eduPersonTargetedID as a NameID value",
+			nameID: "AAdzZWNyZXQx", nameIDFormat: string(saml.TransientNameIDFormat),
+			attrs: []saml.Attribute{{Name: "urn:oid:1.3.6.1.4.1.5923.1.1.1.10", FriendlyName: "eduPersonTargetedID", NameFormat: "urn:oasis:names:tc:SAML:2.0:attrname-format:uri",
+				Values: []saml.AttributeValue{{NameID: &saml.NameID{Format: string(saml.PersistentNameIDFormat), Value: "0a1b2c3d4e5f"}}}},
+				named("urn:oid:0.9.2342.19200300.100.1.3", "mail", "alice@example.com")},
+			email: "alice@example.com", subject: "0a1b2c3d4e5f"},
+		{name: "a persistent NameID stays the key beside a pairwise-id",
+			attrs: []saml.Attribute{named("urn:oasis:names:tc:SAML:attribute:pairwise-id", "", "X@example.com"), named("email", "", "alice@example.com")},
+			email: "alice@example.com", subject: "00u1abcd"},
+		{name: "transient NameID, no identifier attribute",
+			nameID: "AAdzZWNyZXQx", nameIDFormat: string(saml.TransientNameIDFormat),
+			attrs: []saml.Attribute{named("email", "", "alice@example.com")}, want: connections.ErrProfile},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			res, err := e.mappedSignIn(t, idp, tt.mapping, tt.nameID, tt.nameIDFormat, []saml.AttributeStatement{{Attributes: tt.attrs}})

@@ -610,8 +610,17 @@ func (c *samlConnector) profile(ctx context.Context, a *saml.Assertion) (connect
 			p.IdPSubject, p.KeyScheme, p.PersonAttribute, entraKeyed = key, c.entraTenant+":", entraObjectIDClaim, true
 		}
 	}
-	if format == string(saml.TransientNameIDFormat) && len(c.mapping.Subject) == 0 && !entraKeyed {
-		return connections.Profile{}, fmt.Errorf("%w: the IdP sent a transient NameID, which changes every login; configure it to send a persistent or email NameID", connections.ErrProfile)
+	transient := format == string(saml.TransientNameIDFormat)
+	if (transient || nameID == "") && len(c.mapping.Subject) == 0 && !entraKeyed {
+		// Shibboleth and the research federations send a transient
+		// NameID, or none, and identify the user by an attribute of the
+		// SAML V2.0 Subject Identifier profile (or, before it,
+		// eduPersonTargetedID): stable, and issued by the IdP for good.
+		if id := values.First(subjectIDAttributes); id != "" {
+			p.IdPSubject = strings.TrimSpace(id)
+		} else if transient {
+			return connections.Profile{}, fmt.Errorf("%w: the IdP sent a transient NameID, which changes every login; configure it to send a persistent or email NameID, or to release the pairwise-id or subject-id attribute (Shibboleth)", connections.ErrProfile)
+		}
 	}
 	if format == string(saml.EmailAddressNameIDFormat) {
 		p.Email = nameID
@@ -622,6 +631,16 @@ func (c *samlConnector) profile(ctx context.Context, a *saml.Assertion) (connect
 		p.Email = nameID
 	}
 	return c.deps.Profiles.CheckProfile(ctx, p, connections.ProfileRules{AnyEmailDomain: c.cfg.AllowAnyEmailDomain})
+}
+
+// subjectIDAttributes identify a user whose NameID is transient or
+// absent, in order: the SAML V2.0 Subject Identifier Attributes
+// profile's pairwise-id (one per SP, as a persistent NameID is) and
+// subject-id, then eduPersonTargetedID, which they replace.
+var subjectIDAttributes = []string{
+	"urn:oasis:names:tc:SAML:attribute:pairwise-id",
+	"urn:oasis:names:tc:SAML:attribute:subject-id",
+	"urn:oid:1.3.6.1.4.1.5923.1.1.1.10",
 }
 
 // Entra ID's claims naming the user's directory and the user in it, in
