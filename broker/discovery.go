@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -87,7 +88,20 @@ func (p *Provider) serveDiscovery(c echo.Context) error {
 
 // serveJWKS writes the key snapshot's pre-encoded JWKS: active and
 // overlapping keys, so tokens signed before a rotation still verify.
+//
+// A rotation made elsewhere (another node, `idbroker keys rotate`)
+// reaches the snapshot at this node's next reload, up to 30 s away, while
+// a short-overlap rotation signs with the new keys at once on the node
+// that read them first. A relying party fetches the set when it meets a
+// key id it lacks, through a load balancer that may pick this node: so
+// the set is answered from a read of the keys made after the request
+// came (signing.Manager.Refresh: shared by the requests of the moment, at
+// most one every signing.RefreshGap). If the keys cannot be read, the
+// snapshot is the set.
 func (p *Provider) serveJWKS(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), keyRefreshWait)
+	_ = p.keys.Refresh(ctx)
+	cancel()
 	c.Response().Header().Set("Cache-Control", "public, max-age=300")
 	return c.Blob(http.StatusOK, "application/jwk-set+json", p.keys.JWKSJSON())
 }

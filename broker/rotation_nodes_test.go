@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,7 +15,7 @@ import (
 	"github.com/idbroker/idbroker/store/storetest"
 )
 
-// TestKeyRotatedOnAnotherNode: two nodes of one deployment, each with its
+// TestKeyRotatedOnAnotherNode: three nodes of one deployment, each with its
 // own key snapshot. A rotation with a short overlap (a leaked key: the new
 // keys sign at once) is made through node A; node B has not reloaded its
 // keys yet (it would within 30 s). A token node A signs with the new key
@@ -27,6 +28,7 @@ func TestKeyRotatedOnAnotherNode(t *testing.T) {
 	mem := sessions.NewMemory()
 	a := newNode(t, st, mem, mem)
 	b := newNodeIssuer(t, st, mem, mem, a.URL)
+	c := newNodeIssuer(t, st, mem, mem, a.URL)
 	tn := a.tenant("Acme", "acme.test", alice("acme.test"))
 	b.idp.profiles[tn.ConnID] = alice("acme.test")
 	ap := a.app(store.Application{})
@@ -34,7 +36,7 @@ func TestKeyRotatedOnAnotherNode(t *testing.T) {
 	// Both nodes have verified a token of the current keys (their key
 	// maps are built), then the keys rotate through node A.
 	old, _ := ap.exchange(t, code(t, ap.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
-	for _, n := range []*node{a, b} {
+	for _, n := range []*node{a, b, c} {
 		if ap.introspect(t, n, old.AccessToken)["active"] != true {
 			t.Fatal("fresh access token inactive")
 		}
@@ -56,24 +58,20 @@ func TestKeyRotatedOnAnotherNode(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("node B: UserInfo with a token of the new key = %d, want 200", resp.StatusCode)
 	}
-	// Node B has the new key now: its JWKS names it.
-	resp, err = http.Get(b.URL + "/.well-known/jwks.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var set strings.Builder
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		set.Write(buf[:n])
+	// Node B has the new keys now, and node C, which has met no token of
+	// them, publishes them too: a relying party that meets the new kid
+	// fetches the set through the load balancer, from whichever node.
+	for name, n := range map[string]*node{"B": b, "C": c} {
+		resp, err := http.Get(n.URL + "/.well-known/jwks.json")
 		if err != nil {
-			break
+			t.Fatal(err)
 		}
-	}
-	for _, k := range a.Keys.JWKS().Keys {
-		if !strings.Contains(set.String(), k.KeyID) {
-			t.Errorf("node B's JWKS lacks %s after verifying a token of it", k.KeyID)
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, k := range a.Keys.JWKS().Keys {
+			if !strings.Contains(string(raw), k.KeyID) {
+				t.Errorf("node %s's JWKS lacks %s, which node A signs with", name, k.KeyID)
+			}
 		}
 	}
 }

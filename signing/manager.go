@@ -428,10 +428,11 @@ const RefreshGap = 250 * time.Millisecond
 // for.
 const refreshTimeout = 5 * time.Second
 
-// Refresh reloads the snapshot now, because the caller met a key id it
-// does not hold: another node, or `idbroker keys rotate`, may have made
-// that key since this node's last reload (Run's interval), and a rotation
-// with a short overlap signs with it at once. Every caller gets a reload
+// Refresh reloads the snapshot now, for a caller that must see every key
+// in the store (one that met a key id it does not hold, the JWKS):
+// another node, or `idbroker keys rotate`, may have made keys since this
+// node's last reload (Run's interval), and a rotation with a short
+// overlap signs with them at once. Every caller gets a reload
 // that starts after it called, so a key committed before the token naming
 // it was signed is found; callers meanwhile share one reload, and reloads
 // start at most every RefreshGap. It returns when that reload has ended
