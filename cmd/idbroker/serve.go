@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/metrics"
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/internal/tracing"
 	"github.com/idbroker/idbroker/scim"
 	"github.com/idbroker/idbroker/sessions"
@@ -172,6 +174,14 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger, tp *
 		bg.Wait()
 	}()
 	keys, err := startSigning(ctx, &bg, st, log)
+	if errors.Is(err, secrets.ErrOpen) {
+		// The first sealed value a node reads is a signing key: a master
+		// key other than the deployment's stops the start here, before
+		// this node seals anything the others could not open.
+		return fmt.Errorf("signing keys: %w: %s does not open the secrets this database holds "+
+			"(this node's key is %s); every node of a deployment needs the same %s, "+
+			"and a key replaced but not yet rewrapped (idbroker keys rewrap) in %s", err, envMasterKey, masterKeyName(cfg), envMasterKey, envMasterKeyPrevious)
+	}
 	if err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
@@ -345,4 +355,13 @@ func openSessions(ctx context.Context, cfg Config) (sessionStore, func(), error)
 		return nil, nil, fmt.Errorf("connect to Redis: %w", err)
 	}
 	return sessions.NewRedis(client, sessions.RedisOptions{}), func() { client.Close() }, nil
+}
+
+// masterKeyName names the node's master key by its id (never the key), as
+// the start-up log line does.
+func masterKeyName(cfg Config) string {
+	if cfg.MasterKey == nil {
+		return "the one in " + cfg.MasterKeyFile
+	}
+	return cfg.MasterKey.String()
 }
