@@ -150,9 +150,13 @@ func (c Config) LogValue() slog.Value {
 	if c.RedisURL != "" {
 		sessions = redactURL(c.RedisURL)
 	}
-	masterKey := "IDBROKER_MASTER_KEY"
+	masterKey, masterKeyID := "IDBROKER_MASTER_KEY", ""
 	if c.MasterKey == nil {
 		masterKey = c.MasterKeyFile
+	} else {
+		// Its id, never the key: nodes of one deployment must log the
+		// same one.
+		masterKeyID = c.MasterKey.String()
 	}
 	return slog.GroupValue(
 		slog.String("issuer", c.Issuer),
@@ -160,6 +164,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database", redactURL(c.DatabaseURL)),
 		slog.String("sessions", sessions),
 		slog.String("master_key", masterKey),
+		slog.String("master_key_id", masterKeyID),
 		slog.Int("previous_master_keys", len(c.PreviousMasterKeys)),
 		slog.Bool("bootstrap_api_key", c.BootstrapAPIKey != ""),
 		slog.Bool("allow_private_networks", c.AllowPrivateNetworks),
