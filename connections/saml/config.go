@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"strings"
 	"time"
 
@@ -157,16 +158,36 @@ type Settings struct {
 }
 
 // RequestedNameIDFormat is the NameID format AuthnRequests ask for and the
-// SP metadata names: the connection's choice, else persistent, unless the
-// IdP's metadata offers email addresses only.
+// SP metadata names: the connection's choice; for AD FS, unspecified;
+// else persistent, unless the IdP's metadata offers email addresses only.
+//
+// AD FS refuses an AuthnRequest whose NameIDPolicy names a format its
+// claim rules do not issue (InvalidNameIDPolicy, MSIS7070), and its
+// metadata lists email, persistent and transient whatever the rules
+// issue. Its usual rule (and the portal's AD FS steps) issues the email
+// address as an email NameID, so asking for persistent failed every
+// sign-in; unspecified is satisfied by any rule.
 func (c Config) RequestedNameIDFormat() string {
 	switch {
 	case c.NameIDFormat != "":
 		return c.NameIDFormat
+	case c.isADFS():
+		return NameIDUnspecified
 	case c.IdPEmailNameIDOnly:
 		return NameIDEmail
 	}
 	return NameIDPersistent
+}
+
+// isADFS reports a connection to AD FS: made with the AD FS preset (the
+// portal's AD FS choice), or to an IdP whose entity ID is AD FS's
+// default identifier, http(s)://{host}/adfs/services/trust.
+func (c Config) isADFS() bool {
+	if c.AttributeMapping != nil && c.AttributeMapping.Preset == connections.PresetADFS {
+		return true
+	}
+	u, err := url.Parse(c.IdPEntityID)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && strings.EqualFold(strings.TrimSuffix(u.Path, "/"), "/adfs/services/trust")
 }
 
 // SignsRequests reports whether AuthnRequests are signed.

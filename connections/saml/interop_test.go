@@ -7,9 +7,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/xml"
 	"fmt"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -336,6 +339,93 @@ func TestSAMLDestinationTypedDifferently(t *testing.T) {
 			wantErr(t, err, connections.ErrDestinationMismatch, fmt.Sprintf("%s was %q, expected %q", tt.what, tt.sent, acs))
 			if strings.Contains(err.Error(), "only in letter case") != tt.slip {
 				t.Fatalf("%v: says a slip of case or slash: %v, want %v", err, !tt.slip, tt.slip)
+			}
+		})
+	}
+}
+
+// adfsFederationMetadata is AD FS's metadata for idp: its default
+// identifier, the NameID formats it lists (email, persistent,
+// transient), both SSO bindings.
+func adfsFederationMetadata(idp *testIdP) string {
+	return `<EntityDescriptor entityID="` + idp.entityID + `" xmlns="urn:oasis:names:tc:SAML:2.0:metadata"><IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">` +
+		`<KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>` + base64.StdEncoding.EncodeToString(idp.cert.Raw) + `</X509Certificate></X509Data></KeyInfo></KeyDescriptor>` +
+		`<NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</NameIDFormat><NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</NameIDFormat><NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:transient</NameIDFormat>` +
+		`<SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="` + idp.ssoURL + `"/><SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="` + idp.ssoURL + `"/>` +
+		`</IDPSSODescriptor></EntityDescriptor>`
+}
+
+// TestSAMLADFSNameIDPolicy: AD FS answers an AuthnRequest whose
+// NameIDPolicy names a format other than the one its claim rules issue
+// with InvalidNameIDPolicy (MSIS7070). The portal's AD FS steps, like
+// most AD FS setups, issue the E-Mail Address as an email NameID, while
+// AD FS's metadata lists persistent too, so the broker asked for
+// persistent and every sign-in failed. For an AD FS connection (the
+// AD FS preset, or AD FS's own entity ID) the broker now asks for no
+// particular format (unspecified), which any Name ID rule satisfies; a
+// name_id_format set on the connection still wins.
+func TestSAMLADFSNameIDPolicy(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	idp.entityID, idp.ssoURL = "http://adfs.example.com/adfs/services/trust", "https://adfs.example.com/adfs/ls/"
+	md := adfsFederationMetadata(idp)
+	for _, tt := range []struct {
+		name   string
+		s      Settings
+		format saml.NameIDFormat
+	}{
+		{"the portal's AD FS choice", Settings{IdPMetadataXML: ptr(md), AttributeMapping: &connections.AttributeMapping{Preset: connections.PresetADFS}}, saml.UnspecifiedNameIDFormat},
+		{"AD FS's entity ID, generic mapping", Settings{IdPMetadataXML: ptr(md)}, saml.UnspecifiedNameIDFormat},
+		{"name_id_format set to email", Settings{IdPMetadataXML: ptr(md), NameIDFormat: ptr(NameIDEmail)}, saml.EmailAddressNameIDFormat},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := e.Reg.CreateConnection(e.Ctx, Name, "AD FS", tt.s.Request(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cn, err := e.Reg.Connector(e.Ctx, conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			if err := cn.Begin(e.Ctx, rec, httptest.NewRequest("GET", "/authorize", nil), connections.LoginRequest{RequestID: "authreq-1"}); err != nil {
+				t.Fatal(err)
+			}
+			loc, err := url.Parse(rec.Header().Get("Location"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var req saml.AuthnRequest
+			if err := xml.Unmarshal(inflate(t, loc.Query().Get("SAMLRequest")), &req); err != nil {
+				t.Fatal(err)
+			}
+			asked := saml.UnspecifiedNameIDFormat
+			if req.NameIDPolicy != nil && req.NameIDPolicy.Format != nil {
+				asked = saml.NameIDFormat(*req.NameIDPolicy.Format)
+			}
+			// AD FS's answer: its claim rule issues the email address as
+			// an email NameID, which satisfies unspecified or email.
+			o := respOpts{signAssertion: true, inResponseTo: req.ID, issuedAt: e.Clock.Now(),
+				nameID: "alice@example.com", nameIDFormat: string(saml.EmailAddressNameIDFormat)}
+			if asked != saml.UnspecifiedNameIDFormat && asked != saml.EmailAddressNameIDFormat {
+				o.mutateXML = func(d *etree.Document) {
+					r := d.Root()
+					for _, c := range r.ChildElements() {
+						if c.Tag == "Assertion" {
+							r.RemoveChild(c)
+						}
+					}
+					sc := r.FindElement("./Status/StatusCode")
+					sc.SelectAttr("Value").Value = saml.StatusRequester
+					sc.CreateElement("samlp:StatusCode").CreateAttr("Value", "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy")
+				}
+			}
+			resp := e.postACS(conn, idp.response(t, e.Issuer, conn, o), loc.Query().Get("RelayState"))
+			if c := e.Last(); c.Err != nil || resp.StatusCode != http.StatusOK || c.Res.Profile.Email != "alice@example.com" || c.Res.RequestID != "authreq-1" {
+				t.Fatalf("AuthnRequest asked for NameID format %q; AD FS's answer: %d %+v %v", asked, resp.StatusCode, c.Res, c.Err)
+			}
+			if asked != tt.format {
+				t.Fatalf("AuthnRequest asks for NameID format %q, want %q", asked, tt.format)
 			}
 		})
 	}
