@@ -430,3 +430,77 @@ func TestSAMLADFSNameIDPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestSAMLErrorStatusesReachTheAdmin: IdPs answer a sign-in they refuse
+// with an error status and no assertion, often unsigned (Shibboleth,
+// AD FS, Keycloak): the wrong password (AuthnFailed), a user the
+// application is not granted to (RequestDenied), no session for a
+// passive request (NoPassive). The sign-in fails as idp_error with the
+// second-level status and the IdP's message, tied to the sign-in it
+// answers, so the tenant admin reads why.
+func TestSAMLErrorStatusesReachTheAdmin(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	conn := e.samlConn(idp, nil)
+	for _, tt := range []struct {
+		top, second, message string
+		signed               bool
+	}{
+		{saml.StatusResponder, "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed", "Invalid username or password.", false},
+		{saml.StatusRequester, "urn:oasis:names:tc:SAML:2.0:status:RequestDenied", "User is not assigned to this application", true},
+		{saml.StatusResponder, "urn:oasis:names:tc:SAML:2.0:status:NoPassive", "", false},
+	} {
+		t.Run(tt.second, func(t *testing.T) {
+			o := respOpts{inResponseTo: "id-req", issuedAt: e.Clock.Now(), mutateXML: func(d *etree.Document) {
+				r := d.Root()
+				for _, c := range r.ChildElements() {
+					if c.Tag == "Assertion" {
+						r.RemoveChild(c)
+					}
+				}
+				sc := r.FindElement("./Status/StatusCode")
+				sc.SelectAttr("Value").Value = tt.top
+				sc.CreateElement("samlp:StatusCode").CreateAttr("Value", tt.second)
+				if tt.message != "" {
+					r.FindElement("./Status").CreateElement("samlp:StatusMessage").SetText(tt.message)
+				}
+			}}
+			raw := idp.response(t, e.Issuer, conn, o)
+			if tt.signed {
+				raw = idp.errorResponse(t, e.Issuer, conn, "id-req", tt.top, tt.second, tt.message)
+			}
+			resp := e.postACS(conn, raw, e.pend(conn, "id-req", "authreq-1"))
+			c := e.Last()
+			want := "SAML status " + tt.top + " / " + tt.second
+			if tt.message != "" {
+				want += fmt.Sprintf(": %q", tt.message)
+			}
+			wantErr(t, c.Err, connections.ErrIdPError, want)
+			if c.Res.RequestID != "authreq-1" || resp.StatusCode == http.StatusOK {
+				t.Fatalf("%d, request %q: the failure must name the sign-in it answers", resp.StatusCode, c.Res.RequestID)
+			}
+		})
+	}
+}
+
+// errorResponse is a signed Response carrying only an error status.
+func (idp *testIdP) errorResponse(t *testing.T, issuer string, conn store.Connection, inResponseTo, top, second, message string) []byte {
+	t.Helper()
+	st := saml.Status{StatusCode: saml.StatusCode{Value: top, StatusCode: &saml.StatusCode{Value: second}}}
+	if message != "" {
+		st.StatusMessage = &saml.StatusMessage{Value: message}
+	}
+	resp := &saml.Response{Destination: acsURL(issuer, conn.ID), ID: "id-err-" + randomToken()[:16], InResponseTo: inResponseTo,
+		IssueInstant: time.Now(), Version: "2.0", Issuer: &saml.Issuer{Value: idp.entityID}, Status: st}
+	signed, err := signingContext(t, idp, dsig.RSASHA256SignatureMethod).SignEnveloped(resp.Element())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(signed)
+	b, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
