@@ -80,6 +80,17 @@ func (e *Eraser) EraseDue(ctx context.Context) ([]store.AuditEvent, error) {
 		batch.SetAttributes(attribute.Int("batch.size", len(ids)))
 	}
 	var out []store.AuditEvent
+	defer func() {
+		// The rows are gone; the files may still hold the pages they were
+		// in (SQLite's write-ahead log). Not the erasure's failure: the
+		// tenants are erased, and the next purge (the next erasure's, or
+		// the log's own overwriting) removes what is left.
+		if p, ok := e.Store.(LogPurger); ok && len(out) > 0 {
+			if err := p.PurgeLog(ctx); err != nil {
+				log.ErrorContext(ctx, "erased tenants' old pages may stay in the database's write-ahead log until it is overwritten", "err", err)
+			}
+		}
+	}()
 	for _, id := range ids {
 		rep, err := e.erase(ctx, id, log)
 		if err != nil {
@@ -89,6 +100,13 @@ func (e *Eraser) EraseDue(ctx context.Context) ([]store.AuditEvent, error) {
 		out = append(out, rep)
 	}
 	return out, nil
+}
+
+// LogPurger is a Store whose files keep old page versions after a delete
+// (*store.DB on SQLite): PurgeLog removes them, after each batch of
+// erasures.
+type LogPurger interface {
+	PurgeLog(ctx context.Context) error
 }
 
 // erase erases one tenant, in a span of its own.

@@ -1,9 +1,13 @@
 package lifecycle_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -300,5 +304,71 @@ func TestEveryTableIsErasedOrVendorWide(t *testing.T) {
 		if _, listed := vendorWide[f.from]; listed && f.from != "tenants" && (scoped[f.to] || f.to == "tenants") && f.onDelete != "c" {
 			t.Errorf("vendor-wide table %s refers to %s without ON DELETE CASCADE: its rows would outlive the tenant", f.from, f.to)
 		}
+	}
+}
+
+// TestEraseLeavesNothingInTheSQLiteFiles: on the embedded deployment the
+// tenant lives in files. After the erase job, neither the database file
+// nor its write-ahead log holds the tenant's data: a deleted row's bytes
+// left in a free page, or an old page version in the WAL, are the tenant's
+// data still on disk, where a copy of the files finds it.
+func TestEraseLeavesNothingInTheSQLiteFiles(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "idbroker.db")
+	db := storetest.Open(t, "sqlite://"+path, storetest.NewCipher(t))
+	tn, err := db.CreateTenant(ctx, store.Tenant{Name: "Gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := db.CreateTenant(ctx, store.Tenant{Name: "Kept"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret, keptSecret = "erase-me-7f3a9c", "keep-me-2b8d41"
+	for _, s := range []struct {
+		tenantID, marker string
+	}{{tn.ID, secret}, {kept.ID, keptSecret}} {
+		tc := store.WithTenant(ctx, s.tenantID)
+		h := sha256.Sum256([]byte(s.marker))
+		d, err := db.CreateDirectory(tc, store.Directory{Name: "okta", TokenHash: h[:]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Enough users that whole pages hold nothing else, and a tenant
+		// name of its own.
+		for i := range 300 {
+			name := fmt.Sprintf("%s-%03d@example.com", s.marker, i)
+			if _, err := db.CreateUser(tc, store.User{DirectoryID: d.ID, UserName: name, Email: name, Active: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := db.SoftDeleteTenant(store.WithTenant(ctx, tn.ID)); err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Now().Add(lifecycle.DefaultWindow + time.Hour)
+	eraser := &lifecycle.Eraser{Store: db, Now: func() time.Time { return clock }}
+	if reps, err := eraser.EraseDue(ctx); err != nil || len(reps) != 1 {
+		t.Fatalf("erase: %v, %v", reps, err)
+	}
+	found := func(marker string) []string {
+		t.Helper()
+		var in []string
+		for _, f := range []string{path, path + "-wal"} {
+			b, err := os.ReadFile(f)
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, []byte(marker)) {
+				in = append(in, filepath.Base(f))
+			}
+		}
+		return in
+	}
+	if in := found(secret); len(in) > 0 {
+		t.Errorf("after erasure the tenant's users are still in %v", in)
+	}
+	if in := found(keptSecret); len(in) == 0 {
+		t.Errorf("the other tenant's users are in neither file: the scan reads nothing")
 	}
 }

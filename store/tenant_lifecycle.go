@@ -303,6 +303,18 @@ func (db *DB) EraseTenant(ctx context.Context, actor Actor, note map[string]any)
 	return rep, db.wrap("erase tenant", err)
 }
 
+// PurgeLog removes from the database's files the old versions of pages
+// that erasures have rewritten: on SQLite it checkpoints the write-ahead
+// log and truncates it (a page as it was before a delete stays in the log
+// until overwritten). PostgreSQL keeps no such copy the broker can reach
+// (see the operations guide); there it does nothing.
+func (db *DB) PurgeLog(ctx context.Context) error {
+	if p, ok := db.d.(interface{ purgeLog(context.Context) error }); ok {
+		return p.purgeLog(ctx)
+	}
+	return nil
+}
+
 // TenantErasures implements LifecycleStore.
 func (db *DB) TenantErasures(ctx context.Context) ([]AuditEvent, error) {
 	var out []AuditEvent
