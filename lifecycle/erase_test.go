@@ -190,6 +190,25 @@ func TestEraseLeavesNothing(t *testing.T) {
 		t.Fatalf("erase report %s (%v)", reps[0].Context, err)
 	}
 
+	// Every table the schema gives a tenant_id column has no row of it.
+	rows, err := admin.Query(ctx, `SELECT table_name::text FROM information_schema.columns
+		WHERE table_schema = current_schema() AND column_name = 'tenant_id'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scopedTables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(scopedTables) < 15 {
+		t.Fatalf("tenant-scoped tables %v (%v)", scopedTables, err)
+	}
+	for _, tb := range scopedTables {
+		var n int
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{tb}.Sanitize()+` WHERE tenant_id = $1`, goneT.ID).Scan(&n); err != nil {
+			t.Fatalf("count %s: %v", tb, err)
+		}
+		if n != 0 {
+			t.Errorf("after erasure %s holds %d rows of the tenant", tb, n)
+		}
+	}
 	if found := scanSQL(goneT.ID); len(found) != 1 || found["tenant_erasures"] != 1 {
 		t.Errorf("after erasure the tenant's id is still in %v (only its report in tenant_erasures may remain)", found)
 	}
