@@ -241,3 +241,59 @@ func signer(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string) func
 		return tok
 	}
 }
+
+// TestOIDCOddlyTypedOptionalClaims: a standard claim the broker does not
+// use, typed otherwise than OpenID Connect says (a locale of "English",
+// a picture object as Facebook-style IdPs send it, numbers for
+// phone_number, preferred_username, zoneinfo, gender or acr, an address
+// string, a null email_verified), failed the whole sign-in as a
+// malformed answer. It is now left to the side: the user signs in, and
+// the claims keep it as sent. The claims the checks rest on stay strict.
+func TestOIDCOddlyTypedOptionalClaims(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	conn := genericConn(t, e, op)
+	defer func() { op.tamper = nil }()
+	for _, tt := range []struct {
+		claim string
+		value any
+	}{
+		{"locale", "English"}, {"locale", map[string]any{"country": "US"}}, {"picture", map[string]any{"data": map[string]any{"url": "https://x"}}},
+		{"phone_number", 5551234}, {"preferred_username", 42}, {"zoneinfo", 0}, {"gender", 1}, {"acr", 1},
+		{"address", "1 Main St"}, {"updated_at", "yesterday"}, {"amr", 7}, {"sid", 99}, {"name", map[string]any{"first": "Bob"}},
+		{"email_verified", nil}, {"middle_name", nil},
+	} {
+		t.Run(fmt.Sprintf("%s %v", tt.claim, tt.value), func(t *testing.T) {
+			op.tamper = func(c map[string]any) { c[tt.claim] = tt.value }
+			c := oidcLogin(t, e, conn, "r")
+			wantBob(t, c)
+			if got, err := json.Marshal(c.Res.Profile.Raw[tt.claim]); err != nil || !jsonEqual(t, got, tt.value) {
+				t.Fatalf("claim %s kept as %s, want it as sent (%v)", tt.claim, got, tt.value)
+			}
+			if tt.claim == "email_verified" && !c.Res.Profile.EmailVerified {
+				t.Fatalf("email_verified null: the email in a verified domain is not passed on as verified")
+			}
+		})
+	}
+	for _, tt := range []struct {
+		claim string
+		value any
+	}{
+		{"sub", 12345}, {"auth_time", "1700000000"}, {"email_verified", 0}, {"email_verified", "yes"},
+	} {
+		t.Run(fmt.Sprintf("strict %s %v", tt.claim, tt.value), func(t *testing.T) {
+			op.tamper = func(c map[string]any) { c[tt.claim] = tt.value }
+			wantErr(t, oidcLogin(t, e, conn, "r").Err, connections.ErrMalformed, "")
+		})
+	}
+}
+
+func jsonEqual(t *testing.T, got []byte, want any) bool {
+	t.Helper()
+	w, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b any
+	return json.Unmarshal(got, &a) == nil && json.Unmarshal(w, &b) == nil && fmt.Sprint(a) == fmt.Sprint(b)
+}

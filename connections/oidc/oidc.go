@@ -425,7 +425,7 @@ func (c *oidcConnector) profile(ctx context.Context, idt *oidc.IDTokenClaims, cl
 		p.IdPSubject = claims.First(c.mapping.Subject)
 	}
 	var verified *bool
-	if v, ok := raw["email_verified"]; ok {
+	if v, ok := raw["email_verified"]; ok && v != nil { // null: the IdP does not know
 		s, _ := v.(string)
 		b := v == true || strings.EqualFold(s, "true")
 		verified = &b
@@ -480,9 +480,35 @@ func (u *userInfo) UnmarshalJSON(b []byte) error {
 // lenientBools are the claims the library reads as booleans.
 var lenientBools = []string{"email_verified", "phone_number_verified"}
 
+// optionalClaims are the standard claims the library types that the
+// broker does not rely on, each with a check that the library can read
+// it. One it cannot (a locale of "English", a picture given as an
+// object, a phone number or preferred_username given as a number, an acr
+// number, an address string) is left out of what the library reads,
+// rather than failing the whole sign-in as a malformed answer; the
+// claims keep it as sent. The claims the checks depend on (iss, sub,
+// aud, exp, iat, auth_time, nonce, azp, at_hash) and email_verified are
+// never left out.
+var optionalClaims = map[string]func(json.RawMessage) bool{
+	"acr": readsAs[string], "amr": readsAs[oidc.AuthenticationMethodsReferences], "act": readsAs[oidc.ActorClaims],
+	"client_id": readsAs[string], "jti": readsAs[string], "sid": readsAs[string], "c_hash": readsAs[string], "nbf": readsAs[oidc.Time],
+	"name": readsAs[string], "given_name": readsAs[string], "family_name": readsAs[string], "middle_name": readsAs[string],
+	"nickname": readsAs[string], "profile": readsAs[string], "picture": readsAs[string], "website": readsAs[string],
+	"gender": readsAs[oidc.Gender], "birthdate": readsAs[string], "zoneinfo": readsAs[string], "locale": readsAs[oidc.Locale],
+	"updated_at": readsAs[oidc.Time], "preferred_username": readsAs[string], "email": readsAs[string],
+	"phone_number": readsAs[string], "address": readsAs[oidc.UserInfoAddress],
+}
+
+// readsAs reports whether raw decodes as a T.
+func readsAs[T any](raw json.RawMessage) bool {
+	var v T
+	return json.Unmarshal(raw, &v) == nil
+}
+
 // unmarshalLenient decodes b into v after writing the string "true" or
-// "false", in any letter case, of lenientBools as booleans; claims then
-// gets every claim as sent.
+// "false", in any letter case, of lenientBools as booleans, leaving out a
+// null one (as if absent) and the optionalClaims the library cannot
+// read; claims then gets every claim as sent.
 func unmarshalLenient(b []byte, v any, claims *map[string]any) error {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(b, &fields); err != nil {
@@ -490,13 +516,28 @@ func unmarshalLenient(b []byte, v any, claims *map[string]any) error {
 	}
 	fixed := b
 	for _, name := range lenientBools {
+		raw, ok := fields[name]
+		if !ok {
+			continue
+		}
+		if string(bytes.TrimSpace(raw)) == "null" {
+			delete(fields, name)
+			fixed = nil
+			continue
+		}
 		var s string
-		if json.Unmarshal(fields[name], &s) != nil {
+		if json.Unmarshal(raw, &s) != nil {
 			continue
 		}
 		switch strings.ToLower(s) {
 		case "true", "false":
 			fields[name] = json.RawMessage(strings.ToLower(s))
+			fixed = nil
+		}
+	}
+	for name, ok := range optionalClaims {
+		if raw, present := fields[name]; present && !ok(raw) {
+			delete(fields, name)
 			fixed = nil
 		}
 	}
@@ -515,10 +556,11 @@ func unmarshalLenient(b []byte, v any, claims *map[string]any) error {
 		if err := json.Unmarshal(b, &sent); err != nil {
 			return err
 		}
-		for k := range *claims {
-			if orig, ok := sent[k]; ok {
-				(*claims)[k] = orig
-			}
+		if *claims == nil {
+			*claims = make(map[string]any, len(sent))
+		}
+		for k, orig := range sent {
+			(*claims)[k] = orig
 		}
 	}
 	return nil
