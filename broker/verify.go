@@ -38,6 +38,11 @@ type verifier struct {
 	// (RSA verification is most of an introspection's CPU) is paid once.
 	seenMu sync.RWMutex
 	seen   map[string]*verifiedAccess
+
+	// absentKIDs are key ids of ours that a reload of the keys, made
+	// after they were asked for, did not find (see verify).
+	absentMu   sync.Mutex
+	absentKIDs map[string]struct{}
 }
 
 // verifiedAccess is a verified access token: its claims and its active
@@ -85,6 +90,28 @@ func (v *verifier) key(kid string) (jose.JSONWebKey, bool) {
 
 var algs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256}
 
+// maxAbsent bounds the key ids remembered as absent; past it they are
+// forgotten all at once (and cost a read each again).
+const maxAbsent = 10_000
+
+// absent reports whether a reload made after kid was asked for did not
+// find it.
+func (v *verifier) absent(kid string) bool {
+	v.absentMu.Lock()
+	defer v.absentMu.Unlock()
+	_, ok := v.absentKIDs[kid]
+	return ok
+}
+
+func (v *verifier) markAbsent(kid string) {
+	v.absentMu.Lock()
+	defer v.absentMu.Unlock()
+	if v.absentKIDs == nil || len(v.absentKIDs) >= maxAbsent {
+		v.absentKIDs = make(map[string]struct{})
+	}
+	v.absentKIDs[kid] = struct{}{}
+}
+
 // verify checks token's signature and typ header and decodes its claims
 // into dst. It does not look at exp: callers decide (revocation accepts
 // expired tokens). Only the compact form the broker issues is read: the
@@ -106,17 +133,21 @@ func (v *verifier) verify(token, typ string, dst any) error {
 		return fmt.Errorf("%w: typ %q", errBadToken, t)
 	}
 	k, ok := v.key(h.KeyID)
-	if !ok && store.HasPrefix(h.KeyID, store.PrefixSigningKey) {
+	if !ok && store.HasPrefix(h.KeyID, store.PrefixSigningKey) && !v.absent(h.KeyID) {
 		// A key rotated in on another node (or by `idbroker keys
 		// rotate`) since this node last read the keys: with a short
 		// overlap it signs at once, so read them again rather than
 		// refuse a token every other node accepts. Refresh bounds how
-		// often made-up ids can cost a read.
+		// often made-up ids can cost a read; an id that a read made
+		// after it was asked for did not find is remembered as absent
+		// (a retired key, a forger's), since key ids are never reused.
 		ctx, cancel := context.WithTimeout(context.Background(), keyRefreshWait)
 		err := v.keys.Refresh(ctx)
 		cancel()
 		if err == nil {
-			k, ok = v.key(h.KeyID)
+			if k, ok = v.key(h.KeyID); !ok {
+				v.markAbsent(h.KeyID)
+			}
 		}
 	}
 	if !ok || k.Algorithm != h.Algorithm {
