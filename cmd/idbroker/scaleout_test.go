@@ -182,6 +182,25 @@ func TestScaleOutRoundRobin(t *testing.T) {
 		if len(list.Data) != 1 || logouts.Load() != 1 {
 			t.Errorf("back-channel logouts: %d succeeded, %d received; want 1", len(list.Data), logouts.Load())
 		}
+
+		// The SSO session of a browser signs it in again on every node
+		// without the IdP.
+		sso := &rpClient{t: t, node: c.lb, clientID: rp.clientID, secret: rp.secret}
+		sso.jar, _ = cookiejar.New(nil)
+		sso.login("alice@example.com")
+		var idp atomic.Int32
+		count := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if strings.HasPrefix(r.URL.Path, "/dev/idp") {
+				idp.Add(1)
+			}
+			return http.DefaultTransport.RoundTrip(r)
+		})
+		for range len(c.nodes) {
+			sso.authorizeVia(count, "alice@example.com")
+		}
+		if idp.Load() != 0 {
+			t.Errorf("SSO through the balancer went to the IdP %d times, want 0", idp.Load())
+		}
 	})
 
 	t.Run("races across nodes", func(t *testing.T) {
@@ -415,6 +434,30 @@ func TestScaleOutRoundRobin(t *testing.T) {
 		for i, n := range c.nodes {
 			if code, _ := tenantsPage(n); code == http.StatusOK {
 				t.Errorf("node %d: the console session works after its sign-out on node 1", i)
+			}
+		}
+		// Failed sign-ins count on every node together: the fifth locks
+		// the operator out, whichever nodes the five reached (the first
+		// was the code presented twice above).
+		for i := range 4 {
+			n := c.nodes[i%len(c.nodes)]
+			resp, err := vs[0].cl.Get(n.base + "/console/signin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			f := csrfFieldRE.FindSubmatch(raw)
+			if f == nil {
+				t.Fatalf("no CSRF field on the sign-in page")
+			}
+			resp, err = vs[0].cl.PostForm(n.base+"/console/signin", url.Values{"csrf_token": {string(f[1])}, "email": {m[1]}, "password": {"not-the-password"}, "code": {"000000"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if want := map[bool]int{true: http.StatusTooManyRequests, false: http.StatusUnauthorized}[i == 3]; resp.StatusCode != want {
+				t.Errorf("failed sign-in %d (node %d) = %d, want %d", i+2, i%len(c.nodes), resp.StatusCode, want)
 			}
 		}
 	})
