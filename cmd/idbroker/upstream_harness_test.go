@@ -277,6 +277,9 @@ type vendorIdP struct {
 	// signer signs instead of the IdP's own key (a rolled key).
 	signer     *rsa.PrivateKey
 	signerCert *x509.Certificate
+	// relayState, when set, is the RelayState the IdP posts back in
+	// place of the one it was sent, as IdPs that drop or replace it do.
+	relayState func(sent string) string
 }
 
 func newCert(t *testing.T, key *rsa.PrivateKey, cn string, notBefore, notAfter time.Time) *x509.Certificate {
@@ -447,9 +450,13 @@ func (v *vendorIdP) serveSSO(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		v.t.Error(err)
 	}
+	relay := req.RelayState
+	if v.relayState != nil {
+		relay = v.relayState(relay)
+	}
 	w.Header().Set("Content-Type", "text/html")
 	fmt.Fprintf(w, `<html><form method="post" action="%s"><input type="hidden" name="SAMLResponse" value="%s"><input type="hidden" name="RelayState" value="%s"></form></html>`,
-		html.EscapeString(req.ACSEndpoint.Location), base64.StdEncoding.EncodeToString(b), html.EscapeString(req.RelayState))
+		html.EscapeString(req.ACSEndpoint.Location), base64.StdEncoding.EncodeToString(b), html.EscapeString(relay))
 }
 
 // strAttr is a SAML attribute with string values.
@@ -499,6 +506,9 @@ type vendorOP struct {
 	// authorizeError, when set, makes it an error response.
 	respIss        string
 	authorizeError string
+	// tokenContentType, when set, is the media type the token endpoint
+	// labels its JSON answer with.
+	tokenContentType string
 	// sessionAuthTime, when set, is an IdP that answers from a session of
 	// its own, begun then, whatever prompt says, and, as Google, puts
 	// auth_time in the id_token only when the request carried max_age.
@@ -661,6 +671,9 @@ func (op *vendorOP) serveToken(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			op.t.Error(err)
 		}
+	}
+	if op.tokenContentType != "" {
+		w.Header().Set("Content-Type", op.tokenContentType)
 	}
 	json.NewEncoder(w).Encode(map[string]any{"access_token": "at-" + randomHex(op.t, 8), "token_type": "Bearer", "expires_in": 300, "id_token": idt})
 }
