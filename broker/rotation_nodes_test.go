@@ -59,19 +59,33 @@ func TestKeyRotatedOnAnotherNode(t *testing.T) {
 		t.Errorf("node B: UserInfo with a token of the new key = %d, want 200", resp.StatusCode)
 	}
 	// Node B has the new keys now, and node C, which has met no token of
-	// them, publishes them too: a relying party that meets the new kid
-	// fetches the set through the load balancer, from whichever node.
-	for name, n := range map[string]*node{"B": b, "C": c} {
+	// them, publishes them too within a second (its key set is at most
+	// that old, so that it is not read per request): a relying party that
+	// meets the new kid fetches the set through the load balancer, from
+	// whichever node. Node C's own reload is 30 s away.
+	lacking := func(n *node) []string {
 		resp, err := http.Get(n.URL + "/.well-known/jwks.json")
 		if err != nil {
 			t.Fatal(err)
 		}
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		var out []string
 		for _, k := range a.Keys.JWKS().Keys {
 			if !strings.Contains(string(raw), k.KeyID) {
-				t.Errorf("node %s's JWKS lacks %s, which node A signs with", name, k.KeyID)
+				out = append(out, k.KeyID)
 			}
 		}
+		return out
+	}
+	if l := lacking(b); len(l) > 0 {
+		t.Errorf("node B's JWKS lacks %v, which node A signs with", l)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for l := lacking(c); len(l) > 0; l = lacking(c) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node C's JWKS still lacks %v, which node A signs with", l)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -88,6 +88,9 @@ type Manager struct {
 	log     *slog.Logger
 
 	snap atomic.Pointer[snapshot]
+	// readAt is when the last read of the keys began (UnixNano), failed
+	// or not (Fresh).
+	readAt atomic.Int64
 	// reloadMu orders reloads, so a slow read of older keys can never
 	// replace the snapshot of a newer one.
 	reloadMu sync.Mutex
@@ -407,6 +410,7 @@ func (m *Manager) Run(ctx context.Context, every time.Duration) {
 func (m *Manager) Reload(ctx context.Context) error {
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
+	m.readAt.Store(time.Now().UnixNano())
 	rows, err := m.ks.SigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("signing: reload: %w", err)
@@ -469,6 +473,20 @@ func (m *Manager) runRefresh(r *refresh, wait time.Duration) {
 	defer cancel()
 	r.err = m.Reload(ctx)
 	close(r.done)
+}
+
+// Fresh makes sure the snapshot is no older than maxAge: when the keys
+// were last read (or a read was tried) longer ago, it reloads them as
+// Refresh does and returns when that reload has ended or ctx is done;
+// otherwise it returns at once. For the JWKS, which must name keys
+// rotated in elsewhere soon after, without a read per request: a node
+// serving thousands of key-set requests a second reads the keys at most
+// once per maxAge for them, and only the requests of that moment wait.
+func (m *Manager) Fresh(ctx context.Context, maxAge time.Duration) error {
+	if time.Since(time.Unix(0, m.readAt.Load())) < maxAge {
+		return nil
+	}
+	return m.Refresh(ctx)
 }
 
 // Signer returns the key that signs for alg now: the active key, or while

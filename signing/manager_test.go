@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -595,4 +596,72 @@ func TestNewManagerOptions(t *testing.T) {
 	if _, err := signing.NewManager(nil, signing.Options{Overlap: -time.Hour}); err == nil {
 		t.Error("negative overlap accepted")
 	}
+}
+
+// countingStore counts the reads of the keys.
+type countingStore struct {
+	signing.KeyStore
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countingStore) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.KeyStore.SigningKeys(ctx)
+}
+
+func (c *countingStore) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads
+}
+
+// TestFresh: many callers of Fresh within maxAge of the last read cost no
+// read at all; once the snapshot is older, one read serves them, and it
+// picks up a rotation made through another Manager (another node).
+func TestFresh(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ks signing.KeyStore) {
+		ctx := context.Background()
+		cs := &countingStore{KeyStore: ks}
+		m := newManager(t, cs, nil)
+		if err := m.EnsureKeys(ctx); err != nil {
+			t.Fatal(err)
+		}
+		created, err := newManager(t, ks, nil).Rotate(ctx, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := cs.count()
+		var wg sync.WaitGroup
+		for range 100 {
+			wg.Go(func() {
+				if err := m.Fresh(ctx, time.Hour); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := cs.count() - base; n != 0 {
+			t.Errorf("%d reads for a snapshot younger than maxAge, want 0", n)
+		}
+		if slices.Contains(jwksKids(m), created[0].ID) {
+			t.Fatal("the snapshot has the new key without a read")
+		}
+		for range 100 {
+			wg.Go(func() {
+				if err := m.Fresh(ctx, time.Nanosecond); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := cs.count() - base; n < 1 || n > 2 {
+			t.Errorf("%d reads for 100 callers of a stale snapshot, want 1 (2 if one came after the first began)", n)
+		}
+		if !slices.Contains(jwksKids(m), created[0].ID) {
+			t.Error("Fresh did not pick up the rotation made elsewhere")
+		}
+	})
 }
