@@ -95,8 +95,13 @@ func (db *DB) AppendEvents(ctx context.Context, es []Event) ([]Event, error) {
 // transaction holding seq 10 could commit after another's seq 11 and a
 // reader already past 11 would never see 10. On PostgreSQL every event
 // writer holds a shared advisory lock until it commits and a reader takes
-// it exclusively: the reader waits for writers in flight (they are short),
-// and then nothing below what it reads can still appear.
+// it exclusively, just long enough to read the highest seq: the writers in
+// flight have finished by then (they are short), so every seq up to it is
+// committed or gone for good, and any later writer takes a higher one. The
+// page is then read up to that horizon without the lock: a filter that
+// matches few events can read a long stretch of the table, and all event
+// writers (every sign-in, every SCIM change) waited for it when the lock
+// was held for the whole read.
 func (db *DB) ListEvents(ctx context.Context, p Page) ([]Event, string, error) {
 	return db.ListEventsMatching(ctx, EventFilter{}, p)
 }
@@ -112,17 +117,21 @@ type EventFilter struct {
 // stream resumes where it stands as with the whole one.
 func (db *DB) ListEventsMatching(ctx context.Context, f EventFilter, p Page) ([]Event, string, error) {
 	p = p.Normalize()
+	horizon, err := db.eventsHorizon(ctx)
+	if err != nil {
+		return nil, "", db.wrap("list events", err)
+	}
+	if beforeEventsRead != nil {
+		beforeEventsRead()
+	}
 	var out []Event
-	err := db.global(ctx, true, func(q querier) error {
-		if err := db.d.lockEvents(ctx, q, true); err != nil {
-			return err
-		}
-		var where []string
+	err = db.global(ctx, false, func(q querier) error {
 		args := []any{p.Limit + 1}
 		arg := func(v any) string {
 			args = append(args, v)
 			return fmt.Sprintf("$%d", len(args))
 		}
+		where := []string{"seq <= " + arg(horizon)}
 		if p.After != "" {
 			where = append(where, "seq > (SELECT seq FROM events WHERE id = "+arg(p.After)+")")
 		}
@@ -136,10 +145,7 @@ func (db *DB) ListEventsMatching(ctx context.Context, f EventFilter, p Page) ([]
 			}
 			where = append(where, "type IN ("+strings.Join(in, ", ")+")")
 		}
-		query := "SELECT " + eventCols + " FROM events"
-		if len(where) > 0 {
-			query += " WHERE " + strings.Join(where, " AND ")
-		}
+		query := "SELECT " + eventCols + " FROM events WHERE " + strings.Join(where, " AND ")
 		rs, err := q.query(ctx, query+" ORDER BY seq LIMIT $1", args...)
 		if err != nil {
 			return err
@@ -153,6 +159,24 @@ func (db *DB) ListEventsMatching(ctx context.Context, f EventFilter, p Page) ([]
 	out, next := cut(out, p.Limit, func(e Event) string { return e.ID })
 	return out, next, nil
 }
+
+// eventsHorizon is the highest seq a reader may show: taken under the
+// events lock, once no writer is in flight, so that no seq at or below it
+// can still commit (see ListEvents).
+func (db *DB) eventsHorizon(ctx context.Context) (int64, error) {
+	var horizon int64
+	err := db.global(ctx, true, func(q querier) error {
+		if err := db.d.lockEvents(ctx, q, true); err != nil {
+			return err
+		}
+		return q.queryRow(ctx, "SELECT COALESCE(MAX(seq), 0) FROM events").Scan(&horizon)
+	})
+	return horizon, err
+}
+
+// beforeEventsRead, when a test sets it, runs between a reader's horizon
+// and its read.
+var beforeEventsRead func()
 
 // eventRows renders n rows of VALUES from row, a format of five numbered
 // placeholders, numbered on from $1.
