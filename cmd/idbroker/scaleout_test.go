@@ -44,6 +44,14 @@ type cluster struct {
 // PostgreSQL database and a Redis of the test's own.
 func startCluster(t *testing.T, n int, extra map[string]string) *cluster {
 	t.Helper()
+	return startClusterTLS(t, n, extra, false)
+}
+
+// startClusterTLS is startCluster with, when tls is set, a balancer that
+// terminates TLS (an https issuer) in front of plain-http nodes; lb's
+// client trusts its certificate.
+func startClusterTLS(t *testing.T, n int, extra map[string]string, tls bool) *cluster {
+	t.Helper()
 	rs := sessionstest.StartServer(t)
 	c := &cluster{t: t, down: map[int]bool{}}
 	proxy := &httputil.ReverseProxy{
@@ -54,7 +62,12 @@ func startCluster(t *testing.T, n int, extra map[string]string) *cluster {
 			r.SetXForwarded()
 		},
 	}
-	lb := httptest.NewServer(proxy)
+	lb := httptest.NewUnstartedServer(proxy)
+	if tls {
+		lb.StartTLS()
+	} else {
+		lb.Start()
+	}
 	t.Cleanup(lb.Close)
 	c.env = productionEnv(t, rs.URL())
 	c.env[envIssuer] = lb.URL
@@ -65,7 +78,9 @@ func startCluster(t *testing.T, n int, extra map[string]string) *cluster {
 	for range n {
 		c.nodes = append(c.nodes, startBroker(t, c.env, "--dev"))
 	}
-	c.lb = &node{t: t, base: lb.URL, output: new(syncBuffer), client: &http.Client{Timeout: 10 * time.Second}, done: make(chan struct{})}
+	client := lb.Client()
+	client.Timeout = 10 * time.Second
+	c.lb = &node{t: t, base: lb.URL, output: new(syncBuffer), client: client, done: make(chan struct{})}
 	return c
 }
 
@@ -614,4 +629,109 @@ func claimHeaderKID(t *testing.T, jwt string) string {
 		t.Fatal(err)
 	}
 	return h.Kid
+}
+
+// TestScaleOutBehindTLS: the balancer terminates TLS, so the issuer is
+// https while the nodes serve plain http: the cookies of the SSO session,
+// the portal and the console are Secure (and __Host- where the surface
+// says so), and every surface still works with each request on the next
+// node.
+func TestScaleOutBehindTLS(t *testing.T) {
+	c := startClusterTLS(t, 3, nil, true)
+	rp := newRPClient(t, c.lb, "TLS", nil)
+	jar, _ := cookiejar.New(nil)
+	rp.jar = jar
+	code := rp.authorizeVia(c.lb.client.Transport, "alice@example.com")
+	var tk tokens
+	if status, raw := rp.post(c.lb, "/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {"https://app.example/cb"}}, &tk); status != http.StatusOK {
+		t.Fatalf("code exchange = %d %s", status, raw)
+	}
+	for i, n := range c.nodes {
+		if !rp.active(n, tk.AccessToken) {
+			t.Errorf("node %d: the access token is inactive", i)
+		}
+	}
+	// The SSO session (a Secure cookie) signs the browser in again on
+	// every node, without the IdP.
+	var idp atomic.Int32
+	viaLB := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if strings.HasPrefix(r.URL.Path, "/dev/idp") {
+			idp.Add(1)
+		}
+		return c.lb.client.Transport.RoundTrip(r)
+	})
+	for range len(c.nodes) {
+		rp.authorizeVia(viaLB, "alice@example.com")
+	}
+	if idp.Load() != 0 {
+		t.Errorf("SSO through the TLS balancer went to the IdP %d times, want 0", idp.Load())
+	}
+
+	var tenants struct {
+		Data []tenantJSON `json:"data"`
+	}
+	if code := c.lb.do("GET", "/api/v1/tenants", e2eBootstrapKey, nil, &tenants); code != http.StatusOK || len(tenants.Data) != 1 {
+		t.Fatalf("GET /tenants = %d", code)
+	}
+	var link struct{ URL string }
+	if code := c.lb.do("POST", "/api/v1/portal_links", e2eBootstrapKey, map[string]any{"tenant_id": tenants.Data[0].ID, "intent": "sso"}, &link); code != http.StatusCreated {
+		t.Fatalf("POST portal_links = %d", code)
+	}
+	pj, _ := cookiejar.New(nil)
+	portal := &http.Client{Jar: pj, Transport: c.lb.client.Transport, Timeout: 10 * time.Second}
+	for i := range len(c.nodes) + 1 {
+		path := "/portal/sso"
+		if i == 0 {
+			path = strings.TrimPrefix(link.URL, c.lb.base)
+		}
+		resp, err := portal.Get(c.lb.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("portal %s through the TLS balancer (%d) = %d", path, i, resp.StatusCode)
+		}
+	}
+	cks := pj.Cookies(mustURL(t, c.lb.base+"/portal"))
+	if len(cks) == 0 || !strings.HasPrefix(cks[0].Name, "__Host-") {
+		t.Errorf("portal cookies on an https issuer: %v; want __Host-", cks)
+	}
+
+	m := devOperatorRE.FindStringSubmatch(c.output())
+	if m == nil {
+		t.Fatal("no dev operator credentials in the nodes' logs")
+	}
+	cj, _ := cookiejar.New(nil)
+	console := &http.Client{Jar: cj, Transport: c.lb.client.Transport, Timeout: 10 * time.Second}
+	resp, err := console.Get(c.lb.base + "/console/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	f := csrfFieldRE.FindSubmatch(raw)
+	if f == nil {
+		t.Fatalf("no CSRF field on the sign-in page: %d", resp.StatusCode)
+	}
+	totpCode, err := totp.GenerateCode(m[3], time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = console.PostForm(c.lb.base+"/console/signin", url.Values{"csrf_token": {string(f[1])}, "email": {m[1]}, "password": {m[2]}, "code": {totpCode}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for i := range len(c.nodes) {
+		resp, err := console.Get(c.lb.base + "/console/tenants")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/console/tenants" {
+			t.Fatalf("console through the TLS balancer (%d) = %d at %s", i, resp.StatusCode, resp.Request.URL.Path)
+		}
+	}
 }
