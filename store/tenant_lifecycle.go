@@ -55,16 +55,25 @@ func (db *DB) SoftDeleteTenant(ctx context.Context) (Tenant, error) {
 		// as its users' sessions end: a restore brings back the tenant,
 		// not an admin's way into its settings (the vendor sends a new
 		// link).
-		if _, err = q.exec(ctx, "UPDATE portal_links SET session_expires_at = $2 WHERE tenant_id = $1 AND session_expires_at > $2",
-			tenantID, db.d.timeArg(now)); err != nil {
-			return err
-		}
-		_, err = q.exec(ctx, "UPDATE portal_links SET expires_at = $2 WHERE tenant_id = $1 AND used_at IS NULL AND expires_at > $2",
-			tenantID, db.d.timeArg(now))
+		err = db.endPortalAccess(ctx, q, tenantID, now)
 		t.Status, t.DeletedAt, t.UpdatedAt = TenantDeleted, &now, now
 		return err
 	})
 	return t, db.wrap("delete tenant", err)
+}
+
+// endPortalAccess ends the tenant's open portal sessions and lapses its
+// unopened portal links, at now: what a tenant leaving service (paused,
+// cancelled, deleted) does to its admins' way into the portal, as to its
+// users' sessions. Coming back (resumed, restored) brings neither back.
+func (db *DB) endPortalAccess(ctx context.Context, q querier, tenantID string, now time.Time) error {
+	if _, err := q.exec(ctx, "UPDATE portal_links SET session_expires_at = $2 WHERE tenant_id = $1 AND session_expires_at > $2",
+		tenantID, db.d.timeArg(now)); err != nil {
+		return err
+	}
+	_, err := q.exec(ctx, "UPDATE portal_links SET expires_at = $2 WHERE tenant_id = $1 AND used_at IS NULL AND expires_at > $2",
+		tenantID, db.d.timeArg(now))
+	return err
 }
 
 // RestoreTenant implements LifecycleStore.

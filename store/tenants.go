@@ -139,6 +139,13 @@ func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) 
 			if !u.Status.Valid() {
 				return fmt.Errorf("%w: tenant status %q", ErrInvalid, *u.Status)
 			}
+			if t.Status.Live() && !u.Status.Live() {
+				// Paused or cancelled: its admins' portal sessions and
+				// links end with its users' sessions.
+				if err := db.endPortalAccess(ctx, q, tenantID, db.now()); err != nil {
+					return err
+				}
+			}
 			t.Status = *u.Status
 		}
 		if u.Tier != nil {

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -359,43 +360,67 @@ func TestPausedTenantsPageSaysWhatHelps(t *testing.T) {
 	}
 }
 
-// TestDeleteEndsPortalSessionsAndLinks: deleting a tenant ends the portal
+// TestLeavingServiceEndsPortalSessionsAndLinks: pausing (and so
+// cancelling, which follows a pause) or deleting a tenant ends the portal
 // sessions its admins have open and spends the links not yet opened, as
-// it ends its users' sessions; a restore brings back the tenant, not
-// them (the vendor sends a new link). Another tenant's session is
-// untouched.
-func TestDeleteEndsPortalSessionsAndLinks(t *testing.T) {
-	h := newHarness(t)
-	ctx := h.tenant("Acme", "acme.example")
-	otherCtx := h.tenant("Other", "other.example")
-	open := h.open(h.link(ctx, store.IntentSSO))
-	unopened := h.link(ctx, store.IntentDSync)
-	other := h.open(h.link(otherCtx, store.IntentSSO))
-
-	if _, err := h.store.SoftDeleteTenant(ctx); err != nil {
-		t.Fatal(err)
+// it ends its users' sessions; a resume or a restore brings back the
+// tenant, not them (the vendor sends a new link). Another tenant's
+// session is untouched.
+func TestLeavingServiceEndsPortalSessionsAndLinks(t *testing.T) {
+	status := func(s store.TenantStatus) func(h *harness, ctx context.Context) error {
+		return func(h *harness, ctx context.Context) error {
+			_, err := h.store.UpdateTenant(ctx, store.TenantUpdate{Status: &s})
+			return err
+		}
 	}
-	if resp, _ := get(t, open, h.url+"/portal/sso"); resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("session of a deleted tenant = %d, want 403", resp.StatusCode)
-	}
-	if _, err := h.store.RestoreTenant(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// The store dates the delete on the real clock, which the portal's
-	// (standing still since the harness started) catches up with.
-	h.advance(time.Since(h.clock()) + time.Second)
-	if resp, body := get(t, open, h.url+"/portal/sso"); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "session has ended") {
-		t.Fatalf("session opened before the delete, after the restore = %d\n%s", resp.StatusCode, body)
-	}
-	if resp, _ := get(t, h.client(), unopened); resp.StatusCode != http.StatusGone {
-		t.Fatalf("link issued before the delete, opened after the restore = %d, want 410", resp.StatusCode)
-	}
-	if resp, _ := get(t, other, h.url+"/portal/sso"); resp.StatusCode != http.StatusOK {
-		t.Fatalf("another tenant's session = %d, want 200", resp.StatusCode)
-	}
-	// A link issued after the restore opens.
-	fresh := h.open(h.link(ctx, store.IntentSSO))
-	if resp, _ := get(t, fresh, h.url+"/portal/sso"); resp.StatusCode != http.StatusOK {
-		t.Fatalf("a new link after the restore = %d, want 200", resp.StatusCode)
+	del := func(h *harness, ctx context.Context) error { _, err := h.store.SoftDeleteTenant(ctx); return err }
+	restore := func(h *harness, ctx context.Context) error { _, err := h.store.RestoreTenant(ctx); return err }
+	for _, tc := range []struct {
+		name string
+		out  []func(h *harness, ctx context.Context) error
+		back []func(h *harness, ctx context.Context) error
+	}{
+		{"delete, restore", []func(*harness, context.Context) error{del}, []func(*harness, context.Context) error{restore}},
+		{"pause, resume", []func(*harness, context.Context) error{status(store.TenantPaused)}, []func(*harness, context.Context) error{status(store.TenantActive)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			ctx := h.tenant("Acme", "acme.example")
+			otherCtx := h.tenant("Other", "other.example")
+			open := h.open(h.link(ctx, store.IntentSSO))
+			unopened := h.link(ctx, store.IntentDSync)
+			other := h.open(h.link(otherCtx, store.IntentSSO))
+			for _, step := range tc.out {
+				if err := step(h, ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if resp, _ := get(t, open, h.url+"/portal/sso"); resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("session of a tenant out of service = %d, want 403", resp.StatusCode)
+			}
+			for _, step := range tc.back {
+				if err := step(h, ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The store dates the change on the real clock, which the
+			// portal's (standing still since the harness started)
+			// catches up with.
+			h.advance(time.Since(h.clock()) + time.Second)
+			if resp, body := get(t, open, h.url+"/portal/sso"); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "session has ended") {
+				t.Fatalf("session opened before, after coming back = %d\n%s", resp.StatusCode, body)
+			}
+			if resp, _ := get(t, h.client(), unopened); resp.StatusCode != http.StatusGone {
+				t.Fatalf("link issued before, opened after coming back = %d, want 410", resp.StatusCode)
+			}
+			if resp, _ := get(t, other, h.url+"/portal/sso"); resp.StatusCode != http.StatusOK {
+				t.Fatalf("another tenant's session = %d, want 200", resp.StatusCode)
+			}
+			// A link issued after opens.
+			fresh := h.open(h.link(ctx, store.IntentSSO))
+			if resp, _ := get(t, fresh, h.url+"/portal/sso"); resp.StatusCode != http.StatusOK {
+				t.Fatalf("a new link after coming back = %d, want 200", resp.StatusCode)
+			}
+		})
 	}
 }
