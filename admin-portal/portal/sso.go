@@ -370,6 +370,13 @@ func (p *Portal) ssoIdPSave(c echo.Context) error {
 				w.Errors["metadata_file"] = "This file is larger than 1 MB; IdP metadata is much smaller. Check that you chose the right file."
 				break
 			}
+			// A file saved as UTF-16 (Windows PowerShell's Out-File) or
+			// in another declared encoding: UTF-8 before anything reads
+			// it, and before it travels in a string.
+			if b, err = saml.MetadataUTF8(b); err != nil {
+				w.Errors["metadata_file"] = upperFirst(connections.Message(err)) + "."
+				break
+			}
 			if msg := p.checkMetadata(b, w); msg != "" {
 				w.Errors["metadata_file"] = msg
 				break

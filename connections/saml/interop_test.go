@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/xml"
 	"fmt"
 	"math/big"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
@@ -503,4 +505,75 @@ func (idp *testIdP) errorResponse(t *testing.T, issuer string, conn store.Connec
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestSAMLMetadataEncodings: IdP metadata not in UTF-8. An AD FS admin
+// saving FederationMetadata.xml with Windows PowerShell's Out-File gets
+// UTF-16 with a byte-order mark; Java-based IdPs may declare ISO-8859-1.
+// Both were refused with Go's own words ("invalid UTF-8", "CharsetReader
+// is nil"); they are now read, a DTD in them is still refused, and an
+// encoding that cannot be decoded is named.
+func TestSAMLMetadataEncodings(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	withOrg := func(decl, org string) string {
+		md := metadataXML(idp.entityID, idp.ssoURL, idp.cert)
+		return decl + strings.Replace(md, "</md:EntityDescriptor>",
+			`<md:Organization><md:OrganizationName xml:lang="fr">`+org+`</md:OrganizationName><md:OrganizationDisplayName xml:lang="fr">`+org+
+				`</md:OrganizationDisplayName><md:OrganizationURL xml:lang="fr">https://idp.example.net/</md:OrganizationURL></md:Organization></md:EntityDescriptor>`, 1)
+	}
+	utf16 := func(s string, big bool) []byte {
+		var order binary.AppendByteOrder = binary.LittleEndian
+		b := []byte{0xFF, 0xFE}
+		if big {
+			order, b = binary.BigEndian, []byte{0xFE, 0xFF}
+		}
+		for _, r := range utf16.Encode([]rune(s)) {
+			b = order.AppendUint16(b, r)
+		}
+		return b
+	}
+	latin1 := func(s string) []byte {
+		var b []byte
+		for _, r := range s {
+			b = append(b, byte(r)) // every rune here is below 256
+		}
+		return b
+	}
+	for _, tt := range []struct {
+		name     string
+		md       []byte
+		contains string // "" = accepted
+	}{
+		{"UTF-16LE with BOM and its declaration (Out-File)", utf16(withOrg(`<?xml version="1.0" encoding="utf-16"?>`+"\r\n", "Université"), false), ""},
+		{"UTF-16BE with BOM", utf16(withOrg("", "Université"), true), ""},
+		{"ISO-8859-1 declared, Latin-1 bytes", latin1(withOrg(`<?xml version="1.0" encoding="ISO-8859-1"?>`, "Université")), ""},
+		{"windows-1252 declared, ASCII", []byte(withOrg(`<?xml version='1.0' encoding='windows-1252' standalone='yes'?>`, "Universite")), ""},
+		{"US-ASCII declared", []byte(withOrg(`<?xml version="1.0" encoding="US-ASCII"?>`, "Universite")), ""},
+		{"UTF-8 with BOM and declaration", []byte("\ufeff" + withOrg(`<?xml version="1.0" encoding="UTF-8"?>`, "Université")), ""},
+		{"UTF-16 with a DTD", utf16(`<!DOCTYPE x [<!ENTITY e "e">]>`+withOrg("", "U"), false), "DTD"},
+		{"an encoding not read here", []byte(withOrg(`<?xml version="1.0" encoding="x-made-up"?>`, "Universit\xe9")), `"x-made-up" character encoding`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Served from a metadata URL, byte for byte: pasted, it
+			// travels in a JSON string, which holds UTF-8 only (the
+			// portal's file upload converts it first).
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/samlmetadata+xml")
+				w.Write(tt.md)
+			}))
+			defer srv.Close()
+			conn, err := e.Reg.CreateConnection(e.Ctx, Name, "IdP", Settings{IdPMetadataURL: ptr(srv.URL + "/FederationMetadata.xml")}.Request(), nil)
+			if tt.contains != "" {
+				wantErr(t, err, connections.ErrConfig, tt.contains)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg, _ := DecodeConfig(conn.Config); cfg.IdPEntityID != idp.entityID || cfg.IdPSSOURL != idp.ssoURL || len(cfg.IdPCertificates) != 1 {
+				t.Fatalf("read %q %q, %d certificates", cfg.IdPEntityID, cfg.IdPSSOURL, len(cfg.IdPCertificates))
+			}
+		})
+	}
 }

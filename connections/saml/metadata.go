@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/crewjam/saml"
+	"golang.org/x/text/encoding/ianaindex"
+	"golang.org/x/text/encoding/unicode"
 
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/internal/safehttp"
@@ -77,6 +79,10 @@ func hasPrefixFold(b []byte, prefix string) bool {
 func parseIdPMetadata(b []byte, allowHTTP bool, entityID string) (idpSettings, error) {
 	if len(b) > MaxMetadataBytes {
 		return idpSettings{}, fmt.Errorf("%w: IdP metadata larger than %d bytes", connections.ErrConfig, MaxMetadataBytes)
+	}
+	b, err := MetadataUTF8(b)
+	if err != nil {
+		return idpSettings{}, err
 	}
 	if isHTML(b) {
 		// The usual slip: the address of the IdP's admin page, or of a
@@ -400,4 +406,70 @@ func idpEntityDescriptor(c Config) *saml.EntityDescriptor {
 			SingleSignOnServices: []saml.Endpoint{{Binding: binding, Location: c.IdPSSOURL}},
 		}},
 	}
+}
+
+// xmlDeclaration is a leading XML declaration; declaredEncoding the
+// encoding it names.
+var (
+	xmlDeclaration   = regexp.MustCompile(`^\s*<\?xml\s[^?]*\?>`)
+	declaredEncoding = regexp.MustCompile(`\sencoding\s*=\s*["']([^"']*)["']`)
+)
+
+// MetadataUTF8 returns IdP metadata as UTF-8, the only encoding Go's XML
+// reader takes. A file saved as UTF-16 (Windows' "Unicode", what Windows
+// PowerShell's Out-File writes, an AD FS admin's way of saving
+// FederationMetadata.xml) is recognised by its byte-order mark; a
+// document that declares another encoding (ISO-8859-1, windows-1252,
+// US-ASCII: Java and older IdPs) is decoded from it. In both cases the
+// XML declaration, which would name the old encoding, is removed. UTF-8
+// comes back as it is; an encoding that cannot be decoded is an error
+// saying which, for the admin to save the file as UTF-8.
+func MetadataUTF8(b []byte) ([]byte, error) {
+	if bytes.HasPrefix(b, []byte{0xFF, 0xFE}) || bytes.HasPrefix(b, []byte{0xFE, 0xFF}) {
+		out, err := unicode.UTF16(unicode.LittleEndian, unicode.ExpectBOM).NewDecoder().Bytes(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: IdP metadata starts as UTF-16 but is not: save it as UTF-8", connections.ErrConfig)
+		}
+		return dropDeclaration(out), nil
+	}
+	body := bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	decl := xmlDeclaration.Find(body)
+	m := declaredEncoding.FindSubmatch(decl)
+	if m == nil {
+		return b, nil
+	}
+	enc := string(m[1])
+	if strings.EqualFold(enc, "utf-8") || strings.EqualFold(enc, "utf8") {
+		return b, nil
+	}
+	rest := body[len(decl):]
+	ascii := true
+	for _, c := range rest {
+		if c >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		// Every encoding IdPs declare agrees with UTF-8 on ASCII, which is
+		// what metadata is made of.
+		return rest, nil
+	}
+	e, err := ianaindex.IANA.Encoding(enc)
+	if err != nil || e == nil {
+		return nil, fmt.Errorf("%w: IdP metadata is in the %q character encoding, which is not read here: save it as UTF-8", connections.ErrConfig, truncateID(enc))
+	}
+	out, err := e.NewDecoder().Bytes(rest)
+	if err != nil {
+		return nil, fmt.Errorf("%w: IdP metadata is not valid %s: save it as UTF-8", connections.ErrConfig, truncateID(enc))
+	}
+	return out, nil
+}
+
+// dropDeclaration removes a leading XML declaration from UTF-8 input.
+func dropDeclaration(b []byte) []byte {
+	if m := xmlDeclaration.FindIndex(b); m != nil {
+		return b[m[1]:]
+	}
+	return b
 }
