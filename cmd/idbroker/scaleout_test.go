@@ -258,6 +258,41 @@ func TestScaleOutRoundRobin(t *testing.T) {
 			v.attrs = []saml.Attribute{strAttr("email", "carol@"+u.domain)}
 		})
 		samlID := u.samlConnection(v, nil)
+		// The IdP's answer (its code and the broker's state), replayed on
+		// any node, signs nobody in.
+		jar, _ := cookiejar.New(nil)
+		var callback, appCode string
+		br := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+			if strings.HasSuffix(r.URL.Path, "/callback") {
+				callback = r.URL.String()
+			}
+			if r.URL.Host == "app.example" {
+				appCode = r.URL.Query().Get("code")
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}}
+		q := url.Values{"client_id": {u.clientID}, "redirect_uri": {"https://app.example/cb"}, "response_type": {"code"},
+			"scope": {"openid email"}, "state": {"st8"}, "connection": {oidcID}}
+		resp, err := br.Get(c.lb.base + "/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if appCode == "" || callback == "" {
+			t.Fatalf("OIDC sign-in: code %q, callback %q", appCode, callback)
+		}
+		for i, n := range c.nodes {
+			appCode = ""
+			resp, err := br.Get(strings.Replace(callback, c.lb.base, n.base, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if appCode != "" {
+				t.Errorf("node %d signed the user in again from a replayed OIDC callback", i)
+			}
+		}
 		for range 3 {
 			if c := u.mustSignIn(oidcID); c["email"] != "bob@"+u.domain {
 				t.Errorf("OIDC sign-in: claims %v", c)
