@@ -12,8 +12,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -153,4 +155,122 @@ func keyFits(key any, alg string) bool {
 		return ok
 	}
 	return false
+}
+
+// clientAuthTransport authenticates the broker at the IdP's token
+// endpoint with client_secret_basic, or client_secret_post when the IdP
+// takes only that. golang.org/x/oauth2 can detect which, but it sends
+// the code a second time, with the other method, after any failure of
+// the first: the IdP has by then spent the code on the first attempt,
+// and the answer the admin read was the second one (invalid_grant, "the
+// code was already redeemed") instead of the one that said what was
+// wrong. So the library is told to use the header, and this transport
+// moves the credentials into the form, and sends the request again, only
+// when the IdP refused the client's authentication (401, or
+// invalid_client) — a refusal that comes before the code is looked at —
+// or from the start when the IdP's discovery offers only
+// client_secret_post. The method that worked is kept for the connection.
+type clientAuthTransport struct {
+	next     http.RoundTripper
+	tokenURL atomic.Value // string, the discovery document's token_endpoint
+	post     atomic.Bool  // client_secret_post is the method to use
+}
+
+func (t *clientAuthTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	next := t.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	if tu, _ := t.tokenURL.Load().(string); r.Method != http.MethodPost || tu == "" || r.URL.String() != tu || r.Header.Get("Authorization") == "" {
+		return next.RoundTrip(r)
+	}
+	if t.post.Load() {
+		pr, err := inForm(r)
+		if err != nil {
+			return nil, err
+		}
+		return next.RoundTrip(pr)
+	}
+	pr, err := inForm(r) // built first: r's body is spent by the round trip
+	if err != nil {
+		return nil, err
+	}
+	resp, err := next.RoundTrip(r)
+	if err != nil || !clientAuthRefused(resp) {
+		return resp, err
+	}
+	retry, rerr := next.RoundTrip(pr)
+	if rerr != nil {
+		// The first answer is the IdP's word; the retry's failure is ours.
+		return resp, nil
+	}
+	resp.Body.Close()
+	if retry.StatusCode >= 200 && retry.StatusCode < 300 {
+		t.post.Store(true)
+	}
+	return retry, nil
+}
+
+// clientAuthRefused reports a token endpoint answer that refuses the
+// client's authentication: 401, or 400 with invalid_client. resp's body
+// is left readable.
+func clientAuthRefused(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		return true
+	case http.StatusBadRequest:
+	default:
+		return false
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	if err != nil {
+		return false
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	return json.Unmarshal(b, &e) == nil && e.Error == "invalid_client"
+}
+
+// inForm is r with the client credentials of its Basic authorization
+// (form-encoded, as RFC 6749 §2.3.1 has them) moved into its form body.
+func inForm(r *http.Request) (*http.Request, error) {
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		return r, nil
+	}
+	var err error
+	if id, err = url.QueryUnescape(id); err != nil {
+		return nil, err
+	}
+	if secret, err = url.QueryUnescape(secret); err != nil {
+		return nil, err
+	}
+	if r.GetBody == nil {
+		return nil, errors.New("oidc: token request body cannot be read twice")
+	}
+	body, err := r.GetBody()
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(body)
+	body.Close()
+	if err != nil {
+		return nil, err
+	}
+	form, err := url.ParseQuery(string(b))
+	if err != nil {
+		return nil, err
+	}
+	form.Set("client_id", id)
+	form.Set("client_secret", secret)
+	enc := form.Encode()
+	pr := r.Clone(r.Context())
+	pr.Header.Del("Authorization")
+	pr.Body = io.NopCloser(strings.NewReader(enc))
+	pr.ContentLength = int64(len(enc))
+	pr.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(enc)), nil }
+	return pr, nil
 }

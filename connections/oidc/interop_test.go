@@ -297,3 +297,50 @@ func jsonEqual(t *testing.T, got []byte, want any) bool {
 	var a, b any
 	return json.Unmarshal(got, &a) == nil && json.Unmarshal(w, &b) == nil && fmt.Sprint(a) == fmt.Sprint(b)
 }
+
+// TestOIDCTokenEndpointFirstAnswerReachesTheAdmin: golang.org/x/oauth2,
+// left to detect the client authentication method, sends the code a
+// second time with the other method after ANY failure of the first. The
+// IdP has by then spent the code, so the admin read the second answer —
+// invalid_grant, "the code was already redeemed" (Entra's AADSTS54005) —
+// instead of the first, which said what was wrong: an expired code, the
+// token endpoint down. The code is now sent again only when the IdP
+// refused the client authentication method (invalid_client), and the
+// admin reads the IdP's own answer.
+func TestOIDCTokenEndpointFirstAnswerReachesTheAdmin(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	conn := genericConn(t, e, op)
+	defer func() { op.writeToken = nil }()
+	for _, tt := range []struct {
+		name     string
+		status   int
+		ct, body string
+		want     error
+		contains string
+	}{
+		{"an expired code", http.StatusBadRequest, "application/json",
+			`{"error":"invalid_grant","error_description":"AADSTS70008: The provided authorization code or refresh token has expired due to inactivity."}`,
+			connections.ErrIdPError, "invalid_grant: AADSTS70008"},
+		{"an OAuth error with status 200", http.StatusOK, "application/json", `{"error":"invalid_request","error_description":"redirect_uri mismatch"}`,
+			connections.ErrIdPError, "invalid_request: redirect_uri mismatch"},
+		{"the token endpoint down", http.StatusServiceUnavailable, "text/html", `<html>Service Unavailable</html>`,
+			connections.ErrUpstream, "503"},
+		{"a web page for an answer", http.StatusOK, "text/html", `<html>Sign in</html>`,
+			connections.ErrMalformed, "could not be read"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			op.writeToken = func(w http.ResponseWriter, _ map[string]any) {
+				w.Header().Set("Content-Type", tt.ct)
+				w.WriteHeader(tt.status)
+				w.Write([]byte(tt.body))
+			}
+			before := op.authTries.Load()
+			c := oidcLogin(t, e, conn, "r")
+			wantErr(t, c.Err, tt.want, tt.contains)
+			if n := op.authTries.Load() - before; n != 1 {
+				t.Fatalf("the code was sent %d times", n)
+			}
+		})
+	}
+}

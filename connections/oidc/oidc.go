@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -137,7 +138,8 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 	defer cancel()
 	// The library reads the discovery document but keeps none of RFC
 	// 9207's field: the tap reads it on the way.
-	tap := &discoveryTap{next: jsonAsTextTransport{next: deps.HTTPClient.Transport}}
+	auth := &clientAuthTransport{next: deps.HTTPClient.Transport}
+	tap := &discoveryTap{next: jsonAsTextTransport{next: auth}}
 	hc := *deps.HTTPClient
 	hc.Transport = tap
 	verifierOpts := []rp.VerifierOption{
@@ -151,6 +153,9 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 		return rp.NewRelyingPartyOIDC(dctx, issuer, cfg.ClientID, secret,
 			deps.URL(conn, "callback"), scopes(cfg.Scopes),
 			rp.WithHTTPClient(&hc),
+			// The header; clientAuthTransport changes to the form when
+			// the IdP asks (oauth2's own detection sends the code twice).
+			rp.WithAuthStyle(oauth2.AuthStyleInHeader),
 			rp.WithVerifierOpts(verifierOpts...),
 			rp.WithSigningAlgsFromDiscovery(),
 		)
@@ -183,6 +188,14 @@ func open(ctx context.Context, deps connections.Deps, conn store.Connection) (*o
 	if u, ok := tap.jwksURI.Load().(string); ok {
 		c.jwksURI = u
 	}
+	auth.tokenURL.Store(c.rp.OAuthConfig().Endpoint.TokenURL)
+	if methods := tap.authMethods.Load(); methods != nil {
+		// Discovery names the methods (the default, when it does not, is
+		// client_secret_basic): start with the form when the header is
+		// not among them.
+		m := methods.([]string)
+		auth.post.Store(!slices.Contains(m, "client_secret_basic") && slices.Contains(m, "client_secret_post"))
+	}
 	if v := c.rp.IDTokenVerifier(); v != nil && c.jwksURI != "" {
 		v.KeySet = &anyKidKeySet{next: v.KeySet, jwksURI: c.jwksURI, client: &hc}
 	}
@@ -211,6 +224,8 @@ type discoveryTap struct {
 	next     http.RoundTripper
 	issParam atomic.Bool
 	jwksURI  atomic.Value // string
+	// authMethods is token_endpoint_auth_methods_supported, when given.
+	authMethods atomic.Value // []string
 }
 
 func (t *discoveryTap) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -229,12 +244,16 @@ func (t *discoveryTap) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	var doc struct {
-		IssParam bool   `json:"authorization_response_iss_parameter_supported"`
-		JWKSURI  string `json:"jwks_uri"`
+		IssParam    bool     `json:"authorization_response_iss_parameter_supported"`
+		JWKSURI     string   `json:"jwks_uri"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 	}
 	_ = json.Unmarshal(b, &doc) // the library reports a document it cannot read
 	t.issParam.Store(doc.IssParam)
 	t.jwksURI.Store(doc.JWKSURI)
+	if len(doc.AuthMethods) > 0 {
+		t.authMethods.Store(doc.AuthMethods)
+	}
 	return resp, nil
 }
 
