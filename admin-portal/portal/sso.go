@@ -508,8 +508,23 @@ func (p *Portal) checkMetadata(b []byte, w *wizard) string {
 	if err := xml.Unmarshal(b, &doc); err != nil || (doc.XMLName.Local != "EntityDescriptor" && doc.XMLName.Local != "EntitiesDescriptor") {
 		return "This file is not SAML metadata (an XML EntityDescriptor). Download the IdP metadata XML again from your identity provider."
 	}
-	if doc.XMLName.Local == "EntitiesDescriptor" && len(doc.Entities) == 1 {
-		doc = doc.Entities[0]
+	if doc.XMLName.Local == "EntitiesDescriptor" {
+		// An aggregate: its one IdP entity is the IdP (a file may hold
+		// the IdP beside an SP); a federation's, with many, names none.
+		var idps []metadataDoc
+		for _, ed := range doc.Entities {
+			if len(ed.IdP) > 0 {
+				idps = append(idps, ed)
+			}
+		}
+		switch {
+		case len(idps) == 1:
+			doc = idps[0]
+		case len(idps) > 1:
+			return fmt.Sprintf("This file describes %d identity providers (a federation's metadata). Upload the metadata of your own identity provider, or give its metadata URL.", len(idps))
+		case len(doc.Entities) == 1:
+			doc = doc.Entities[0]
+		}
 	}
 	if len(doc.IdP) == 0 {
 		if len(doc.SP) > 0 {
