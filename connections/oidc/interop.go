@@ -191,13 +191,14 @@ func (t *clientAuthTransport) RoundTrip(r *http.Request) (*http.Response, error)
 		}
 		return next.RoundTrip(pr)
 	}
-	pr, err := inForm(r) // built first: r's body is spent by the round trip
-	if err != nil {
-		return nil, err
-	}
 	resp, err := next.RoundTrip(r)
 	if err != nil || !clientAuthRefused(resp) {
 		return resp, err
+	}
+	// r's body is spent; GetBody reads it again.
+	pr, err := inForm(r)
+	if err != nil {
+		return resp, nil
 	}
 	retry, rerr := next.RoundTrip(pr)
 	if rerr != nil {
