@@ -344,3 +344,15 @@ func TestOIDCTokenEndpointFirstAnswerReachesTheAdmin(t *testing.T) {
 		})
 	}
 }
+
+// TestOIDCAlgorithmNotListed: an IdP that signs id_tokens with an
+// algorithm its discovery document does not list (a Keycloak client set
+// to RS256 in a realm whose discovery, here, offers ES256 only) is
+// refused, and the admin reads which algorithms the document lists, not
+// only "signature algorithm not supported".
+func TestOIDCAlgorithmNotListed(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	op.algs = []string{"ES256", "ES384"}
+	wantErr(t, oidcLogin(t, e, genericConn(t, e, op), "r").Err, connections.ErrSignature, "id_token_signing_alg_values_supported (ES256, ES384)")
+}

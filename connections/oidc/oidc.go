@@ -384,6 +384,12 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 	}
 	ctx = context.WithValue(ctx, nonceKey{}, rec.Nonce)
 	tokens, err := rp.CodeExchange[*idTokenClaims](ctx, code, c.rp, rp.WithCodeVerifier(rec.Verifier))
+	if errors.Is(err, oidc.ErrSignatureUnsupportedAlg) {
+		// The library says no more; the admin needs to know what the
+		// id_token may be signed with.
+		return res, fmt.Errorf("%w: the id_token is signed with an algorithm the IdP's discovery document does not list in id_token_signing_alg_values_supported (%s), or one never accepted (none, HMAC): have the IdP sign id_tokens with one it lists",
+			connections.ErrSignature, strings.Join(c.rp.IDTokenVerifier().SupportedSignAlgs, ", "))
+	}
 	if err != nil {
 		return res, classifyOIDCError(err, c.rp.OAuthConfig().Endpoint.TokenURL, c.jwksURI)
 	}
