@@ -44,7 +44,10 @@ func (p *Portal) CreateLink(ctx context.Context, intent, returnURL string) (stri
 		}
 	}
 	token := secrets.NewToken(LinkTokenPrefix)
-	expires := p.cfg.Now().Add(p.cfg.LinkTTL).UTC().Truncate(time.Second)
+	// To the microsecond both stores keep, not the second: a link sent
+	// late in a second must still open for its whole LinkTTL, and the
+	// expires_at the vendor shows is the instant the store compares.
+	expires := p.cfg.Now().Add(p.cfg.LinkTTL).UTC().Truncate(time.Microsecond)
 	_, err := p.cfg.Store.CreatePortalLink(ctx, store.PortalLink{
 		Intent: intent, TokenHash: secrets.HashToken(token), ReturnURL: returnURL, ExpiresAt: expires,
 	})
