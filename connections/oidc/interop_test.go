@@ -356,3 +356,33 @@ func TestOIDCAlgorithmNotListed(t *testing.T) {
 	op.algs = []string{"ES256", "ES384"}
 	wantErr(t, oidcLogin(t, e, genericConn(t, e, op), "r").Err, connections.ErrSignature, "id_token_signing_alg_values_supported (ES256, ES384)")
 }
+
+// TestEntraTenantOfNationalClouds: Entra ID in the cloud operated by
+// 21Vianet (login.partner.microsoftonline.cn, formerly
+// login.chinacloudapi.cn) and Azure Government is Entra ID: its users are
+// keyed by tenant and object id, and its multi-tenant issuers, which any
+// tenant of that cloud can mint tokens for, are refused.
+func TestEntraTenantOfNationalClouds(t *testing.T) {
+	const tid = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+	for _, tt := range []struct {
+		issuer, tenant string
+		multi          bool
+	}{
+		{"https://login.microsoftonline.com/" + tid + "/v2.0", tid, false},
+		{"https://login.partner.microsoftonline.cn/" + tid + "/v2.0", tid, false},
+		{"https://login.chinacloudapi.cn/" + tid + "/v2.0", tid, false},
+		{"https://sts.chinacloudapi.cn/" + tid + "/", tid, false},
+		{"https://login.microsoftonline.us/" + tid + "/v2.0", tid, false},
+		{"https://login.partner.microsoftonline.cn/common/v2.0", "", true},
+		{"https://login.chinacloudapi.cn/organizations/v2.0", "", true},
+		{"https://login.example.cn/" + tid + "/v2.0", "", false},
+	} {
+		got, err := entraTenantOf(tt.issuer)
+		if got != tt.tenant || (err != nil) != tt.multi {
+			t.Errorf("entraTenantOf(%s) = %q, %v; want %q, refused %v", tt.issuer, got, err, tt.tenant, tt.multi)
+		}
+	}
+	if p := defaultPreset("https://login.chinacloudapi.cn/" + tid + "/v2.0"); p != connections.PresetEntra {
+		t.Errorf("preset %s", p)
+	}
+}

@@ -87,7 +87,7 @@ func entraTenantOf(issuer string) (string, error) {
 	if err != nil {
 		return "", connections.Invalid("issuer", "issuer is not a URL")
 	}
-	if u.Host != "login.microsoftonline.com" && u.Host != "sts.windows.net" && !strings.HasSuffix(u.Host, ".microsoftonline.us") {
+	if !entraHosts[strings.ToLower(u.Host)] && !strings.HasSuffix(u.Host, ".microsoftonline.us") {
 		return "", nil
 	}
 	seg := strings.Split(strings.Trim(u.Path, "/"), "/")[0]
@@ -100,6 +100,14 @@ func entraTenantOf(issuer string) (string, error) {
 	return "", entraNeedsTenantID(seg)
 }
 
+// entraHosts are the hosts of Entra ID's issuers, in the global cloud and
+// in the one operated by 21Vianet in China (its current and its older
+// host); Azure Government's are under .microsoftonline.us.
+var entraHosts = map[string]bool{
+	"login.microsoftonline.com": true, "sts.windows.net": true,
+	"login.partner.microsoftonline.cn": true, "login.chinacloudapi.cn": true, "sts.chinacloudapi.cn": true,
+}
+
 func entraNeedsTenantID(seg string) error {
 	return connections.Invalid("issuer", "Entra ID issuer must name the tenant id (https://login.microsoftonline.com/{tenant-id}/v2.0), not %q", seg)
 }
@@ -108,7 +116,7 @@ func defaultPreset(issuer string) string {
 	switch {
 	case strings.HasPrefix(issuer, "https://accounts.google.com"):
 		return connections.PresetGoogle
-	case strings.Contains(issuer, "microsoftonline"), strings.Contains(issuer, "sts.windows.net"):
+	case strings.Contains(issuer, "microsoftonline"), strings.Contains(issuer, "sts.windows.net"), strings.Contains(issuer, "chinacloudapi.cn"):
 		return connections.PresetEntra
 	case strings.Contains(issuer, ".okta.com"), strings.Contains(issuer, ".oktapreview.com"):
 		return connections.PresetOkta

@@ -83,6 +83,10 @@ func TestEntraTenantOf(t *testing.T) {
 		"https://sts.windows.net.evil.example/72f988bf-86f1-41af-91ab-2d7cd011db47/": "",
 		"http://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/":               "",
 		"https://idp.example.net/metadata":                                           "",
+		// National clouds: 21Vianet's in China, Azure Government.
+		"https://sts.chinacloudapi.cn/72f988bf-86f1-41af-91ab-2d7cd011db47/":         "72f988bf-86f1-41af-91ab-2d7cd011db47",
+		"https://login.microsoftonline.us/72f988bf-86f1-41af-91ab-2d7cd011db47/":     "72f988bf-86f1-41af-91ab-2d7cd011db47",
+		"https://login.microsoftonline.us/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0": "",
 	} {
 		if got := entraTenantOf(in); got != want {
 			t.Errorf("entraTenantOf(%q) = %q, want %q", in, got, want)

@@ -650,10 +650,22 @@ const (
 	entraTenantIDClaim = "http://schemas.microsoft.com/identity/claims/tenantid"
 )
 
+// entraIssuers are the prefixes of Entra ID's SAML entity IDs: the
+// global cloud's, the one operated by 21Vianet in China, Azure
+// Government's.
+var entraIssuers = []string{"https://sts.windows.net/", "https://sts.chinacloudapi.cn/", "https://login.microsoftonline.us/"}
+
 // entraTenantOf is the tenant id in Entra ID's SAML entity ID
-// (https://sts.windows.net/{tenant-id}/), "" for any other IdP.
+// (https://sts.windows.net/{tenant-id}/, or a national cloud's), "" for
+// any other IdP.
 func entraTenantOf(entityID string) string {
-	rest, ok := strings.CutPrefix(entityID, "https://sts.windows.net/")
+	var rest string
+	ok := false
+	for _, p := range entraIssuers {
+		if rest, ok = strings.CutPrefix(entityID, p); ok {
+			break
+		}
+	}
 	if !ok {
 		return ""
 	}
