@@ -189,6 +189,11 @@ func SeedDevOperator(ctx context.Context, st Store) (dev DevOperator, created bo
 		})
 		return err
 	})
+	if errors.Is(err, store.ErrConflict) {
+		// Another node, started at the same moment, created it first:
+		// its credentials are the ones, and it prints them.
+		return DevOperator{Email: DevOperatorEmail}, false, nil
+	}
 	if err != nil {
 		return DevOperator{}, false, fmt.Errorf("console: seed dev operator: %w", err)
 	}

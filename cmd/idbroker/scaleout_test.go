@@ -52,6 +52,13 @@ func startCluster(t *testing.T, n int, extra map[string]string) *cluster {
 // client trusts its certificate.
 func startClusterTLS(t *testing.T, n int, extra map[string]string, tls bool) *cluster {
 	t.Helper()
+	return startClusterOpts(t, n, extra, tls, false)
+}
+
+// startClusterOpts is startClusterTLS whose nodes, when together is set,
+// all start at the same moment on the fresh database.
+func startClusterOpts(t *testing.T, n int, extra map[string]string, tls, together bool) *cluster {
+	t.Helper()
 	rs := sessionstest.StartServer(t)
 	c := &cluster{t: t, down: map[int]bool{}}
 	proxy := &httputil.ReverseProxy{
@@ -75,8 +82,23 @@ func startClusterTLS(t *testing.T, n int, extra map[string]string, tls bool) *cl
 	for k, v := range extra {
 		c.env[k] = v
 	}
-	for range n {
-		c.nodes = append(c.nodes, startBroker(t, c.env, "--dev"))
+	c.nodes = make([]*node, n)
+	if together {
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { c.nodes[i], errs[i] = tryStartBroker(t, c.env, "--dev") })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("node %d: %v", i, err)
+			}
+		}
+	} else {
+		for i := range n {
+			c.nodes[i] = startBroker(t, c.env, "--dev")
+		}
 	}
 	client := lb.Client()
 	client.Timeout = 10 * time.Second
@@ -767,6 +789,55 @@ func TestScaleOutBehindTLS(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/console/tenants" {
 			t.Fatalf("console through the TLS balancer (%d) = %d at %s", i, resp.StatusCode, resp.Request.URL.Path)
+		}
+	}
+}
+
+// TestDevNodesStartTogether: several `serve --dev` nodes started at the
+// same moment on one fresh PostgreSQL database (a demo of a scale-out
+// deployment) all start, and seed one demo between them: one tenant, one
+// connection to the built-in IdP, one demo application and introspection
+// client, one dev operator whose credentials one node prints and which
+// sign in. Before, all but one node could exit on the seed's conflict, or
+// seed a second connection and applications beside the first.
+func TestDevNodesStartTogether(t *testing.T) {
+	c := startClusterOpts(t, 3, nil, false, true)
+	nodes := c.nodes
+	var tenants struct {
+		Data []tenantJSON `json:"data"`
+	}
+	if code := nodes[0].do("GET", "/api/v1/tenants", e2eBootstrapKey, nil, &tenants); code != http.StatusOK || len(tenants.Data) != 1 {
+		t.Fatalf("GET /tenants = %d, %d tenants; want the one demo tenant", code, len(tenants.Data))
+	}
+	var conns struct {
+		Data []struct{ ID string } `json:"data"`
+	}
+	if code := nodes[0].do("GET", "/api/v1/tenants/"+tenants.Data[0].ID+"/connections", e2eBootstrapKey, nil, &conns); code != http.StatusOK || len(conns.Data) != 1 {
+		t.Errorf("the demo tenant has %d connections (%d), want 1", len(conns.Data), code)
+	}
+	var apps struct {
+		Data []struct{ Name string } `json:"data"`
+	}
+	if code := nodes[0].do("GET", "/api/v1/applications", e2eBootstrapKey, nil, &apps); code != http.StatusOK || len(apps.Data) != 2 {
+		t.Errorf("%d applications (%d): %+v; want the demo app and its introspection client", len(apps.Data), code, apps.Data)
+	}
+	printed := 0
+	for _, n := range nodes {
+		if devOperatorRE.MatchString(n.output.String()) {
+			printed++
+			consoleSession(t, n) // the credentials printed sign in
+		}
+	}
+	if printed != 1 {
+		t.Errorf("%d nodes printed dev operator credentials, want 1", printed)
+	}
+	// The demo user signs in through the one connection, each request
+	// on the next node (each node's built-in IdP signs with the key the
+	// connection trusts).
+	rp := newRPClient(t, c.lb, "App", nil)
+	for range len(nodes) {
+		if tok := rp.login("alice@example.com"); claim(t, tok.IDToken, "connection_id") != conns.Data[0].ID {
+			t.Errorf("signed in through %s, want %s", claim(t, tok.IDToken, "connection_id"), conns.Data[0].ID)
 		}
 	}
 }

@@ -75,8 +75,18 @@ type Dev struct {
 
 // Seed creates, or finds from an earlier start, the dev tenant, its SAML
 // connection to the built-in IdP and the demo application. It is
-// idempotent: run it on every `serve --dev`.
+// idempotent: run it on every `serve --dev`, on every node.
 func Seed(ctx context.Context, st Store, reg *connections.Registry, issuer string) (*Dev, error) {
+	d, err := seed(ctx, st, reg, issuer)
+	if errors.Is(err, store.ErrConflict) {
+		// Another node seeded the fresh database at the same moment and
+		// committed first: its seed is the one, found now.
+		d, err = seed(ctx, st, reg, issuer)
+	}
+	return d, err
+}
+
+func seed(ctx context.Context, st Store, reg *connections.Registry, issuer string) (*Dev, error) {
 	issuer = strings.TrimRight(issuer, "/")
 	d := &Dev{Issuer: issuer, st: st, reg: reg}
 
@@ -90,7 +100,18 @@ func Seed(ctx context.Context, st Store, reg *connections.Registry, issuer strin
 	}
 	switch {
 	case err == nil:
+		d.TenantID = tenantID
+		if err := d.seedRest(ctx); err != nil {
+			return nil, err
+		}
 	case errors.Is(err, store.ErrNotFound):
+		// A fresh database: the whole seed is one transaction. Nodes
+		// started together on one database all come here; the verified
+		// domain, which one tenant only may hold, lets one of them
+		// commit and refuses the others (store.ErrConflict, once the
+		// first has committed), which start over and find its seed.
+		// Seeded step by step, each would have added its own
+		// connection, IdP key and applications beside the first's.
 		err = st.InTx(ctx, func(ctx context.Context) error {
 			t, err := st.CreateTenant(ctx, store.Tenant{Name: TenantName, Status: store.TenantActive})
 			if err != nil {
@@ -103,8 +124,8 @@ func Seed(ctx context.Context, st Store, reg *connections.Registry, issuer strin
 			if _, err := st.MarkDomainVerified(tctx, Domain); err != nil {
 				return err
 			}
-			tenantID = t.ID
-			return nil
+			d.TenantID = t.ID
+			return d.seedRest(ctx)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("devmode: seed tenant: %w", err)
@@ -112,19 +133,20 @@ func Seed(ctx context.Context, st Store, reg *connections.Registry, issuer strin
 	default:
 		return nil, fmt.Errorf("devmode: find tenant: %w", err)
 	}
-	d.TenantID = tenantID
-	tctx := store.WithTenant(ctx, tenantID)
+	return d, nil
+}
 
+// seedRest seeds, or finds, what the demo tenant d.TenantID holds and the
+// applications.
+func (d *Dev) seedRest(ctx context.Context) error {
+	tctx := store.WithTenant(ctx, d.TenantID)
 	if err := d.seedConnection(tctx); err != nil {
-		return nil, err
+		return err
 	}
 	if err := d.seedApp(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	if err := d.seedDemo(ctx, tctx); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return d.seedDemo(ctx, tctx)
 }
 
 // restoreDeleted restores the deleted tenant that holds Domain, if there
