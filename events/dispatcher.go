@@ -31,12 +31,14 @@ const (
 	DefaultTimeout   = 10 * time.Second
 	DefaultBaseDelay = 10 * time.Second
 	DefaultMaxDelay  = time.Hour
+	// DefaultPatience is what the broker sets Config.Patience to.
+	DefaultPatience = time.Second
 )
 
 // Store is what the dispatcher needs of the store: claim due deliveries,
 // load what they send and where, and record how each attempt went.
 type Store interface {
-	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error)
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int, skip ...string) ([]store.Delivery, error)
 	RecordDelivery(ctx context.Context, id string, r store.DeliveryResult) error
 	ReleaseDeliveries(ctx context.Context, now time.Time, ids ...string) error
 	Event(ctx context.Context, id string) (store.Event, error)
@@ -73,12 +75,27 @@ type Config struct {
 	// OnOutcome, when set, hears the outcome of every attempt recorded
 	// (succeeded, failed or dead): the broker counts them in /metrics.
 	OnOutcome func(store.DeliveryStatus)
+	// Patience is how long a pass waits for its webhooks' sends before it
+	// returns, leaving those still running (a receiver that hangs until
+	// Timeout, a slow one) to go on by themselves: later passes claim
+	// every other webhook's deliveries meanwhile, and none of a webhook
+	// still being sent to. Zero waits for every send of the pass, so that
+	// a pass has delivered what it claimed when it returns (tests); the
+	// broker sets DefaultPatience. With zero, one receiver that hangs
+	// holds every pass, and so every other webhook, to one batch per
+	// Timeout.
+	Patience time.Duration
 }
 
 // Dispatcher delivers the outbox to webhooks.
 type Dispatcher struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	wake wakeup // a webhook's sends ended: its next deliveries may be claimed
+
+	mu      sync.Mutex
+	busy    map[string]bool // webhooks whose sends of an earlier pass still run
+	running sync.WaitGroup  // those sends
 }
 
 // New returns a Dispatcher.
@@ -114,32 +131,46 @@ func New(cfg Config) (*Dispatcher, error) {
 		cfg.Client = safehttp.NewClient(safehttp.Options{Timeout: cfg.Timeout})
 	}
 	cfg.Client = postOnlyRedirects(cfg.Client)
-	d := &Dispatcher{cfg: cfg, log: cfg.Logger}
+	d := &Dispatcher{cfg: cfg, log: cfg.Logger, wake: newWakeup(), busy: map[string]bool{}}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
 	return d, nil
 }
 
-// Run delivers until ctx is done.
+// Run delivers until ctx is done, then waits for the sends still running
+// (each ends by its Timeout).
 func (d *Dispatcher) Run(ctx context.Context) error {
-	drain(ctx, nil, d.cfg.Interval, d.cfg.Interval, d.DeliverDue, func(ctx context.Context, err error) {
+	drain(ctx, d.wake, d.cfg.Interval, d.cfg.Interval, d.DeliverDue, func(ctx context.Context, err error) {
 		d.log.ErrorContext(ctx, "webhook dispatch failed", "error", err)
 	})
+	d.Wait()
 	return nil
 }
 
 // DeliverDue claims the deliveries due now, attempts each once and records
 // the outcomes. It reports how many it claimed.
 //
-// The claim's lease is three Timeouts, and deliverLeased starts attempts
-// within the first, one webhook at a time each, so every attempt ends and
-// is recorded inside it; what did not start is released for the next
-// claim, by any node.
+// The claim's lease is three Timeouts. Each webhook's deliveries go out
+// one at a time, in the batch's order, on a goroutine of their own, and an
+// attempt starts only within the first Timeout, so that every attempt
+// ends and is recorded inside the lease; what did not start is released
+// for the next claim, by any node. The pass waits up to Patience for its
+// webhooks (zero: for all of them); a webhook still being sent to after
+// that goes on by itself, and no pass claims its deliveries until it is
+// done, so a receiver that hangs holds up neither the next pass nor any
+// other webhook.
 func (d *Dispatcher) DeliverDue(ctx context.Context) (int, error) {
 	now := d.cfg.Now()
 	lease := 3 * d.cfg.Timeout
-	claimed, err := d.cfg.Store.ClaimDeliveries(ctx, now, lease, d.cfg.Batch)
+	d.mu.Lock()
+	skip := make([]string, 0, len(d.busy))
+	for id := range d.busy {
+		skip = append(skip, id)
+	}
+	d.mu.Unlock()
+	slices.Sort(skip)
+	claimed, err := d.cfg.Store.ClaimDeliveries(ctx, now, lease, d.cfg.Batch, skip...)
 	if err != nil {
 		return 0, fmt.Errorf("events: claim deliveries: %w", err)
 	}
@@ -151,24 +182,91 @@ func (d *Dispatcher) DeliverDue(ctx context.Context) (int, error) {
 	if batch.IsRecording() {
 		batch.SetAttributes(attribute.Int("batch.size", len(claimed)))
 	}
+	var order []string
+	queues := map[string][]store.Delivery{}
+	for _, dl := range claimed {
+		if _, ok := queues[dl.WebhookID]; !ok {
+			order = append(order, dl.WebhookID)
+		}
+		queues[dl.WebhookID] = append(queues[dl.WebhookID], dl)
+	}
 	hooks := &hookCache{m: map[string]store.Webhook{}}
-	left, err := deliverLeased(ctx, claimed, func(dl store.Delivery) string { return dl.WebhookID },
-		d.cfg.Now, now.Add(lease-2*d.cfg.Timeout), func(ctx context.Context, dl store.Delivery) error {
-			return d.deliver(ctx, dl, hooks)
-		})
+	startBy := now.Add(lease - 2*d.cfg.Timeout)
+	done := make(chan error, len(order))
+	d.mu.Lock()
+	for _, id := range order {
+		d.busy[id] = true
+	}
+	d.mu.Unlock()
+	for _, id := range order {
+		d.running.Add(1)
+		go func(id string, queue []store.Delivery) {
+			defer d.running.Done()
+			err := d.sendQueue(ctx, queue, startBy, hooks)
+			d.mu.Lock()
+			delete(d.busy, id)
+			d.mu.Unlock()
+			d.wake.kick()
+			done <- err
+		}(id, queues[id])
+	}
+	var patience <-chan time.Time
+	if d.cfg.Patience > 0 {
+		t := time.NewTimer(d.cfg.Patience)
+		defer t.Stop()
+		patience = t.C
+	}
+wait:
+	for waiting := len(order); waiting > 0; waiting-- {
+		select {
+		case e := <-done:
+			if e != nil && err == nil {
+				err = e
+			}
+		case <-patience:
+			// The rest go on by themselves; what goes wrong there is
+			// logged, as a pass's error would be.
+			go func(n int) {
+				for range n {
+					if e := <-done; e != nil {
+						d.log.ErrorContext(ctx, "webhook dispatch failed", "error", e)
+					}
+				}
+			}(waiting)
+			break wait
+		}
+	}
 	if err != nil {
 		tracing.Fail(batch, "record delivery")
 	}
-	if len(left) > 0 {
-		ids := make([]string, len(left))
-		for i, dl := range left {
-			ids[i] = dl.ID
+	return len(claimed), err
+}
+
+// Wait returns once the sends that passes left running (see Patience)
+// have ended.
+func (d *Dispatcher) Wait() { d.running.Wait() }
+
+// sendQueue attempts one webhook's claimed deliveries in order, each
+// starting before startBy, and releases those that did not start (out of
+// time, or ctx done: shutdown). A delivery whose outcome could not be
+// recorded ends the queue; the rest keep their lease.
+func (d *Dispatcher) sendQueue(ctx context.Context, queue []store.Delivery, startBy time.Time, hooks *hookCache) error {
+	for i, dl := range queue {
+		if ctx.Err() != nil || d.cfg.Now().After(startBy) {
+			ids := make([]string, 0, len(queue)-i)
+			for _, left := range queue[i:] {
+				ids = append(ids, left.ID)
+			}
+			if err := d.cfg.Store.ReleaseDeliveries(context.WithoutCancel(ctx), d.cfg.Now(), ids...); err != nil {
+				return fmt.Errorf("events: release deliveries: %w", err)
+			}
+			return nil
 		}
-		if rerr := d.cfg.Store.ReleaseDeliveries(context.WithoutCancel(ctx), d.cfg.Now(), ids...); rerr != nil && err == nil {
-			err = fmt.Errorf("events: release deliveries: %w", rerr)
+		if err := d.deliver(ctx, dl, hooks); err != nil {
+			return err
 		}
 	}
-	return len(claimed), err
+	return nil
 }
 
 // hookCache holds the webhooks a batch sends to, each loaded once.

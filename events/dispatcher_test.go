@@ -667,8 +667,8 @@ type narrowingStore struct {
 	events []string
 }
 
-func (s narrowingStore) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
-	ds, err := s.DB.ClaimDeliveries(ctx, now, lease, limit)
+func (s narrowingStore) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int, skip ...string) ([]store.Delivery, error) {
+	ds, err := s.DB.ClaimDeliveries(ctx, now, lease, limit, skip...)
 	if err == nil && len(ds) > 0 {
 		_, _, err = s.UpdateWebhook(ctx, s.hook, store.WebhookUpdate{Events: &s.events})
 	}

@@ -208,7 +208,7 @@ type Store interface {
 	Event(ctx context.Context, id string) (Event, error)
 	// Webhook deliveries (global): rows appear with their event; see
 	// webhook_deliveries.go.
-	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int, skip ...string) ([]Delivery, error)
 	RecordDelivery(ctx context.Context, id string, r DeliveryResult) error
 	ReleaseDeliveries(ctx context.Context, now time.Time, ids ...string) error
 	ListDeliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, string, error)

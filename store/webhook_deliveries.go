@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -72,13 +73,26 @@ func scanDelivery(r row) (Delivery, error) {
 // makes the claim exclusive already. lease must exceed the time one attempt
 // may take, or a slow attempt could be repeated by another node. The batch
 // comes back in the order the deliveries were enqueued (their events').
-func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error) {
+// The deliveries of the webhooks in skip are left for a later claim: the
+// caller is still sending to them (a slow receiver), and a claim full of
+// their overdue deliveries would hold up every other webhook's.
+func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int, skip ...string) ([]Delivery, error) {
 	if limit <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("%w: claim needs a positive limit and lease", ErrInvalid)
 	}
 	lock := ""
 	if db.d.rowSecurity() { // PostgreSQL
 		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	args := []any{db.d.timeArg(now.Add(lease)), db.d.timeArg(now), limit}
+	except := ""
+	if len(skip) > 0 {
+		in := make([]string, len(skip))
+		for i, id := range skip {
+			args = append(args, id)
+			in[i] = fmt.Sprintf("$%d", len(args))
+		}
+		except = " AND webhook_id NOT IN (" + strings.Join(in, ", ") + ")"
 	}
 	type claimed struct {
 		d   Delivery
@@ -87,10 +101,9 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Dur
 	var out []claimed
 	err := db.global(ctx, true, func(q querier) error {
 		rs, err := q.query(ctx, `UPDATE deliveries SET next_attempt_at = $1, attempts = attempts + 1, updated_at = $2
-			WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed') AND next_attempt_at <= $2
+			WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'failed') AND next_attempt_at <= $2`+except+`
 				ORDER BY next_attempt_at, seq LIMIT $3`+lock+`)
-			RETURNING `+deliveryCols+`, seq`,
-			db.d.timeArg(now.Add(lease)), db.d.timeArg(now), limit)
+			RETURNING `+deliveryCols+`, seq`, args...)
 		if err != nil {
 			return err
 		}

@@ -306,6 +306,8 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		OnOutcome: func(s store.DeliveryStatus) {
 			reg.OutboundDelivery(metrics.KindWebhook, string(s))
 		},
+		// A receiver that hangs holds up no other webhook's deliveries.
+		Patience: events.DefaultPatience,
 	})
 	if err != nil {
 		return nil, err
