@@ -139,7 +139,7 @@ func (p *Provider) revokeLegacy(ctx context.Context, tok, clientID string) (*op.
 		_ = p.putJSON(ctx, legacyRefreshKey(tok), g, time.Until(time.Unix(g.Expires, 0)))
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 	}
-	if err := p.revokeClientDurably(ctx, g.TenantID, g.SessionID, clientID, "token revoked"); err != nil {
+	if err := p.revokeClientDurably(ctx, g.TenantID, g.SessionID, clientID, "token revoked", max(g.Issued, g.Granted)); err != nil {
 		return nil, unavailable(err)
 	}
 	return op.NewResponse(nil), nil

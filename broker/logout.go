@@ -60,7 +60,7 @@ func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revo
 		if g.ClientID != clientID {
 			return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 		}
-		if err := p.revokeClientDurably(ctx, g.TenantID, g.SessionID, clientID, "token revoked"); err != nil {
+		if err := p.revokeClientDurably(ctx, g.TenantID, g.SessionID, clientID, "token revoked", max(g.Issued, g.Granted)); err != nil {
 			return nil, unavailable(err)
 		}
 		// The revocation above kills the family; ending it is tidying.
@@ -74,19 +74,23 @@ func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revo
 	if c.ClientID != clientID {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 	}
-	if err := p.revokeClientDurably(ctx, c.TenantID, c.SID, clientID, "token revoked"); err != nil {
+	if err := p.revokeClientDurably(ctx, c.TenantID, c.SID, clientID, "token revoked", c.Iat); err != nil {
 		return nil, unavailable(err)
 	}
 	return op.NewResponse(nil), nil
 }
 
 // revokeClientDurably revokes application clientID's grant in session sid
-// of tenant as of now, for the reason why, at once or, when the session store does not
+// of tenant as of now, or as of issued (unix seconds: the iat of the token
+// the revocation was asked with) when that is later: a node whose clock is
+// ahead of this one's minted that token, and a revocation dated before it
+// left it, and whatever that node issued with it, active. For the reason
+// why, at once or, when the session store does not
 // answer, through the revocation queue, as endSessionDurably does: a
 // revocation the broker answered 200 for is not lost. It is kept for
 // replay first, so that a session store that comes back from an older
 // snapshot has it applied again.
-func (p *Provider) revokeClientDurably(ctx context.Context, tenantID, sid, clientID, why string) error {
+func (p *Provider) revokeClientDurably(ctx context.Context, tenantID, sid, clientID, why string, issued int64) error {
 	rv := store.Revocation{Kind: store.RevokeClientGrant, TenantID: tenantID, SubjectID: sessions.GrantSubject(sid, clientID), Reason: why}
 	if p.revoker != nil && tenantID != "" {
 		kctx, cancel := detached(ctx)
@@ -96,7 +100,11 @@ func (p *Provider) revokeClientDurably(ctx context.Context, tenantID, sid, clien
 			p.log.ErrorContext(ctx, "broker: keep the grant's revocation for replay", "sid", sid, "client_id", clientID, "err", err)
 		}
 	}
-	err := p.sessions.RevokeClient(ctx, sid, clientID, p.now())
+	at := p.now()
+	if t := time.Unix(issued, 0); t.After(at) {
+		at = t
+	}
+	err := p.sessions.RevokeClient(ctx, sid, clientID, at)
 	if err == nil || p.revoker == nil || tenantID == "" {
 		return err
 	}

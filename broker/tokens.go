@@ -102,6 +102,14 @@ func (p *Provider) newCode(a pending, s session) (code, key string, rec []byte, 
 		Scopes: a.Scopes, SessionID: s.ID, TenantID: s.TenantID, UserID: s.UserID,
 		Family: secrets.NewUniqueID(), Granted: p.now().Unix(),
 	}
+	// A grant given after the application's grant in the session was
+	// revoked is dated after that revocation, even when this node's clock
+	// is behind the one that revoked (waitOutRevocation waits out only
+	// the revocation's own second): dated by this clock, it was revoked
+	// at birth, and the user signing in again got invalid_grant.
+	if r, ok := s.Revoked[a.ClientID]; ok && g.Granted <= r.Unix() {
+		g.Granted = r.Unix() + 1
+	}
 	if rec, err = json.Marshal(g); err != nil {
 		return "", "", nil, fmt.Errorf("broker: encode code: %w", err)
 	}
@@ -495,8 +503,18 @@ func unavailable(err error) error {
 // revokes again).
 func (p *Provider) revokeGrant(ctx context.Context, g grant, why string) error {
 	p.log.WarnContext(ctx, "broker: "+why+"; the application's grant in the session is revoked", "client_id", g.ClientID, "sid", g.SessionID)
+	// The tokens the code was redeemed for may come from a node whose
+	// clock is ahead of this one: the revocation covers them by their
+	// family's latest minting, when the family can still be read.
+	issued := g.Granted
+	if f, err := p.families.Family(ctx, g.Family); err == nil {
+		var fg grant
+		if json.Unmarshal(f.Grant, &fg) == nil {
+			issued = max(issued, fg.Issued, fg.Granted)
+		}
+	}
 	p.revokeFamily(ctx, g.Family)
-	if err := p.revokeClientDurably(ctx, g.TenantID, g.SessionID, g.ClientID, why); err != nil {
+	if err := p.revokeClientDurably(ctx, g.TenantID, g.SessionID, g.ClientID, why, issued); err != nil {
 		return fmt.Errorf("broker: revoke the grant of %s in session %s: %w", g.ClientID, g.SessionID, err)
 	}
 	return nil
@@ -507,10 +525,16 @@ func (p *Provider) revokeGrant(ctx context.Context, g grant, why string) error {
 func (p *Provider) mint(ctx context.Context, a store.Application, g grant, s session, rt string, now time.Time) (*oidc.AccessTokenResponse, error) {
 	alg, atAlg := signingAlg(a), accessTokenAlg(a)
 	iat := now.Unix()
+	// The access token is never dated before its grant (see newCode): its
+	// iat is what a revocation is compared with, and a grant dated after a
+	// revocation on a node whose clock is ahead would otherwise mint
+	// tokens that revocation already ended. The id_token keeps this
+	// node's time: applications check its iat against their clocks.
+	atIat := max(iat, g.Granted)
 	atTTL := accessTokenTTL(a)
 	scope := strings.Join(g.Scopes, " ")
 	at, err := p.sign(atAlg, "at+jwt", accessClaims{
-		Iss: p.issuer, Sub: g.UserID, Aud: a.ID, Exp: now.Add(atTTL).Unix(), Iat: iat,
+		Iss: p.issuer, Sub: g.UserID, Aud: a.ID, Exp: now.Add(atTTL).Unix(), Iat: atIat,
 		JTI: secrets.NewUniqueID(), ClientID: a.ID, Scope: scope, TenantID: g.TenantID, SID: g.SessionID,
 	})
 	if err != nil {
