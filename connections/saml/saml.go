@@ -475,7 +475,7 @@ func (c *samlConnector) pending(ctx context.Context, relay, inResponseTo string)
 			connections.ErrRequestMismatch, truncateID(inResponseTo), what)
 	}
 	if c.unsolicited == nil {
-		return nil, nil, "", fmt.Errorf("%w: the response answers no login started here; enable allow_idp_initiated to accept IdP-initiated logins", connections.ErrIdPInitiated)
+		return nil, nil, "", fmt.Errorf("%w: the response answers no login started here (started from the IdP's dashboard or portal): start from the application, or have IdP-initiated logins accepted on this connection (its allow_idp_initiated setting, which the application's vendor sets)", connections.ErrIdPInitiated)
 	}
 	return c.unsolicited, nil, "", nil
 }
@@ -745,7 +745,7 @@ func classifySAMLError(err error, raw []byte, idpEntityID, acsURL string) error 
 	if errors.Is(err, saml.ErrUnsupported) && strings.Contains(detail.Error(), "SHA-1") {
 		// AD FS relying party trusts made long ago, and older Shibboleth
 		// and PingFederate setups, still sign with SHA-1.
-		return fmt.Errorf("%w: %v; have the IdP sign with SHA-256 (AD FS: the relying party trust's Advanced tab), or accept SHA-1 on this connection with allow_sha1",
+		return fmt.Errorf("%w: %v; have the IdP sign with SHA-256 (AD FS: the relying party trust's Advanced tab), or have SHA-1 accepted on this connection (its allow_sha1 setting, which the application's vendor sets)",
 			connections.ErrSignature, detail)
 	}
 	if errors.Is(err, saml.ErrDestinationMismatch) {
