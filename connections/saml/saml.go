@@ -346,10 +346,10 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 				c.deps.Refresh(c.conn)
 			}
 		}
-		return failed, err
+		return failed, c.clockHint(err, issued)
 	}
 	if err := c.checkTimes(assertion); err != nil {
-		return failed, err
+		return failed, c.clockHint(err, issued)
 	}
 	if err := c.checkReplay(ctx, assertion); err != nil {
 		return failed, err
@@ -500,6 +500,33 @@ func (c *samlConnector) allCertificatesExpired() (time.Time, bool) {
 		}
 	}
 	return last, len(c.cfg.IdPCertificates) > 0 && !c.deps.Now().Before(last)
+}
+
+// clockHint adds to a refusal for the response's dates (expired, not yet
+// valid) how far the IdP's clock is from ours, read from the Response's
+// IssueInstant as written, when that is outside the connection's skew:
+// "expired at 11:41:41" leaves the tenant admin to work out that their
+// IdP's clock is ten minutes slow. The IssueInstant is unverified here,
+// which is fine for words in an error; nothing is accepted on it.
+func (c *samlConnector) clockHint(err error, issueInstant string) error {
+	if !errors.Is(err, connections.ErrExpired) && !errors.Is(err, connections.ErrNotYetValid) {
+		return err
+	}
+	ii, perr := time.Parse(time.RFC3339Nano, issueInstant)
+	if perr != nil {
+		return err
+	}
+	now := c.deps.Now()
+	d := ii.Sub(now).Round(time.Second)
+	times := fmt.Sprintf("(its IssueInstant %s, our time %s; this connection allows %s)",
+		ii.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), c.skew)
+	switch {
+	case d > c.skew:
+		return fmt.Errorf("%w; the IdP dated the response %s ahead of our clock %s: the IdP's clock is fast, correct it (NTP)", err, d, times)
+	case -d > c.skew:
+		return fmt.Errorf("%w; the IdP dated the response %s behind our clock %s: the IdP's clock is slow, correct it (NTP), or the response took that long to arrive", err, -d, times)
+	}
+	return err
 }
 
 // checkTimes applies the connection's own clock skew, which is tighter

@@ -3,6 +3,7 @@ package saml
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -580,5 +581,42 @@ func TestSAMLClockSkewBehind(t *testing.T) {
 			_, err := cn.(*samlConnector).finish(e.Ctx, raw, e.pend(tc.conn, "id-1", ""))
 			wantErr(t, err, tc.want, "")
 		})
+	}
+}
+
+// TestSAMLClockRefusalSaysHowFar: a response refused for its dates tells
+// the tenant admin how far the IdP's clock is from ours, whichever check
+// (the library's or the connection's) refused it, rather than only that
+// it "expired" at some time or is "in the future".
+func TestSAMLClockRefusalSaysHowFar(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	conn := e.samlConn(idp, nil) // 90 s
+	cn, _ := e.Reg.Connector(e.Ctx, conn)
+	for i, tc := range []struct {
+		off  time.Duration
+		want error
+		says string
+	}{
+		{-10 * time.Minute, connections.ErrExpired, "10m0s behind our clock"},
+		{-5 * time.Minute, connections.ErrExpired, "5m0s behind our clock"},
+		{-2 * time.Minute, connections.ErrExpired, "2m0s behind our clock"},
+		{2 * time.Minute, connections.ErrNotYetValid, "2m0s ahead of our clock"},
+		{5 * time.Minute, connections.ErrNotYetValid, "5m0s ahead of our clock"},
+		{10 * time.Minute, connections.ErrNotYetValid, "10m0s ahead of our clock"},
+	} {
+		t.Run(tc.off.String(), func(t *testing.T) {
+			rid := fmt.Sprintf("id-skew-%d", i)
+			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: rid, issuedAt: e.Clock.Now().Add(tc.off)})
+			_, err := cn.(*samlConnector).finish(e.Ctx, raw, e.pend(conn, rid, ""))
+			wantErr(t, err, tc.want, tc.says)
+			wantErr(t, err, tc.want, "allows 1m30s")
+			wantErr(t, err, tc.want, "IdP's clock")
+		})
+	}
+	// Within the skew nothing is said, because nothing is refused.
+	raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-skew-ok", issuedAt: e.Clock.Now().Add(80 * time.Second)})
+	if _, err := cn.(*samlConnector).finish(e.Ctx, raw, e.pend(conn, "id-skew-ok", "")); err != nil {
+		t.Fatalf("80 s ahead, within the 90 s skew: %v", err)
 	}
 }
