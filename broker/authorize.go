@@ -53,7 +53,13 @@ func (p *Provider) checkAuthorize(next echo.HandlerFunc) echo.HandlerFunc {
 			if mode != string(oidc.ResponseModeFormPost) {
 				mode = ""
 			}
-			return p.redirectError(c, pending{RedirectURI: r.Form.Get("redirect_uri"), State: r.Form.Get("state"), ResponseMode: mode}, e)
+			state := r.Form.Get("state")
+			if len(state) > maxAuthorizeParam["state"] {
+				// Echoed, it would make as large an answer: the
+				// application cannot match it to its request anyway.
+				state = ""
+			}
+			return p.redirectError(c, pending{RedirectURI: r.Form.Get("redirect_uri"), State: state, ResponseMode: mode}, e)
 		}
 		return p.opErrors(c, next, r.Form.Get("redirect_uri"), r.Form.Get("response_mode"))
 	}
@@ -75,6 +81,11 @@ func malformedAuthorize(f url.Values) *oidc.Error {
 	for _, k := range singleAuthorizeParams {
 		if len(f[k]) > 1 {
 			return oidc.ErrInvalidRequest().WithDescription("%s is given more than once", k)
+		}
+	}
+	for _, k := range storedAuthorizeParams {
+		if n := maxAuthorizeParam[k]; len(f.Get(k)) > n {
+			return oidc.ErrInvalidRequest().WithDescription("%s is longer than %d bytes", k, n)
 		}
 	}
 	switch rt := f.Get("response_type"); {
@@ -106,6 +117,28 @@ func malformedAuthorize(f url.Values) *oidc.Error {
 var singleAuthorizeParams = []string{"response_type", "response_mode", "scope", "state", "nonce", "prompt", "max_age",
 	"code_challenge", "code_challenge_method", "login_hint", "id_token_hint", "display", "ui_locales", "acr_values",
 	"request", "request_uri", "connection", "tenant", "domain_hint"}
+
+// maxAuthorizeParam bounds the parameters an authorization request keeps
+// until its sign-in ends (pending, up to pendingTTL in the session store),
+// in bytes. Anyone can send /authorize with a public client_id, and the
+// request line may be 256 KiB: unbounded, each request from one address
+// kept a quarter of a megabyte for 15 minutes, gigabytes of memory (or of
+// Redis) within the login rate limit. These are far above what
+// applications send: state is often a signed blob of a few hundred bytes,
+// nonce a random string, login_hint an email address.
+var maxAuthorizeParam = map[string]int{
+	"state":       4096,
+	"nonce":       1024,
+	"scope":       1024,
+	"login_hint":  1024,
+	"domain_hint": 1024,
+	"connection":  1024,
+	"tenant":      1024,
+}
+
+// storedAuthorizeParams are maxAuthorizeParam's keys, in a fixed order so
+// that the error names the same one every time.
+var storedAuthorizeParams = []string{"state", "nonce", "scope", "login_hint", "domain_hint", "connection", "tenant"}
 
 // opErrors runs op and answers the errors op redirects itself through
 // authResponse, as the broker's own: op finds some (prompt, scopes, the
