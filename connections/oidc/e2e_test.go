@@ -1120,3 +1120,44 @@ func TestOIDCAuthorizeParameters(t *testing.T) {
 		})
 	}
 }
+
+// TestOIDCIdPClockAndShortTokens: an id_token is judged with the same 90 s
+// allowance both ways. Before, the library's iat allowance was applied
+// to exp the wrong way: an id_token with 90 s or less left (an IdP that
+// issues one-minute id_tokens, or one whose clock is four minutes slow
+// with five-minute ones) was refused as expired though it was valid.
+func TestOIDCIdPClockAndShortTokens(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "OIDC", Settings{
+		Issuer: ptr(op.issuer("")), ClientID: ptr("client-1"), ClientSecret: ptr("s3cret")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		idpClock time.Duration // the IdP's clock against ours
+		lifetime time.Duration // of its id_tokens
+		want     error
+	}{
+		{"right clock, five-minute id_token", 0, 5 * time.Minute, nil},
+		{"right clock, one-minute id_token", 0, time.Minute, nil},
+		{"right clock, ten-second id_token", 0, 10 * time.Second, nil},
+		{"IdP four minutes slow, five-minute id_token", -4 * time.Minute, 5 * time.Minute, nil},
+		{"IdP 80 s fast", 80 * time.Second, 5 * time.Minute, nil},
+		{"IdP 30 s slow, id_token expired 20 s ago by our clock", -30 * time.Second, 10 * time.Second, nil},
+		{"IdP three minutes fast", 3 * time.Minute, 5 * time.Minute, connections.ErrNotYetValid},
+		{"IdP eight minutes slow, five-minute id_token", -8 * time.Minute, 5 * time.Minute, connections.ErrExpired},
+		{"expired two minutes ago", -7 * time.Minute, 5 * time.Minute, connections.ErrExpired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op.tamper = func(c map[string]any) {
+				iat := time.Now().Add(tc.idpClock)
+				c["iat"], c["exp"] = iat.Unix(), iat.Add(tc.lifetime).Unix()
+			}
+			defer func() { op.tamper = nil }()
+			c := oidcLogin(t, e, conn, "r")
+			wantErr(t, c.Err, tc.want, "")
+		})
+	}
+}

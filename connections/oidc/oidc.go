@@ -60,7 +60,8 @@ type oidcPending struct {
 
 type nonceKey struct{}
 
-// issuedAtSkew is how far in the future an id_token's iat may be.
+// issuedAtSkew is how far in the future an id_token's iat may be, and
+// how long after its exp it is still accepted (see GetExpiration).
 const issuedAtSkew = 90 * time.Second
 
 // randomToken is a fresh 256-bit handle: state, nonce and PKCE verifier
@@ -499,6 +500,18 @@ type (
 	idTokenClaims struct{ *oidc.IDTokenClaims }
 	userInfo      struct{ *oidc.UserInfo }
 )
+
+// GetExpiration is exp as the library's check needs it to apply the
+// same allowance as to iat, the other way. The library tests
+// now + offset < exp with the one offset it has (issuedAtSkew, meant for
+// an iat ahead of our clock), which took 90 s off every id_token's life:
+// one with 90 s or less left (an IdP issuing one-minute id_tokens, or
+// one whose clock is four minutes slow with five-minute ones) was refused
+// as expired. Moved by twice the skew, the test is now < exp + skew.
+// Nothing else reads it: the claims keep exp as sent.
+func (c *idTokenClaims) GetExpiration() time.Time {
+	return c.IDTokenClaims.GetExpiration().Add(2 * issuedAtSkew)
+}
 
 func (c *idTokenClaims) UnmarshalJSON(b []byte) error {
 	c.IDTokenClaims = new(oidc.IDTokenClaims)
