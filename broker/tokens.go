@@ -81,7 +81,7 @@ func (p *Provider) waitOutRevocation(ctx context.Context, s session, clientID st
 	}
 	wait := time.Unix(r.Unix()+1, 0).Sub(p.now())
 	if wait <= 0 || wait > time.Second {
-		return nil // past, or a clock that is not the revocation's
+		return nil // past, or a clock that is not the revocation's: newCode dates the grant after it
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
