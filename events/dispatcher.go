@@ -89,13 +89,9 @@ type Config struct {
 
 // Dispatcher delivers the outbox to webhooks.
 type Dispatcher struct {
-	cfg  Config
-	log  *slog.Logger
-	wake wakeup // a webhook's sends ended: its next deliveries may be claimed
-
-	mu      sync.Mutex
-	busy    map[string]bool // webhooks whose sends of an earlier pass still run
-	running sync.WaitGroup  // those sends
+	cfg   Config
+	log   *slog.Logger
+	lanes *lanes // by webhook
 }
 
 // New returns a Dispatcher.
@@ -131,7 +127,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		cfg.Client = safehttp.NewClient(safehttp.Options{Timeout: cfg.Timeout})
 	}
 	cfg.Client = postOnlyRedirects(cfg.Client)
-	d := &Dispatcher{cfg: cfg, log: cfg.Logger, wake: newWakeup(), busy: map[string]bool{}}
+	d := &Dispatcher{cfg: cfg, log: cfg.Logger, lanes: newLanes(newWakeup())}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -141,7 +137,7 @@ func New(cfg Config) (*Dispatcher, error) {
 // Run delivers until ctx is done, then waits for the sends still running
 // (each ends by its Timeout).
 func (d *Dispatcher) Run(ctx context.Context) error {
-	drain(ctx, d.wake, d.cfg.Interval, d.cfg.Interval, d.DeliverDue, func(ctx context.Context, err error) {
+	drain(ctx, d.lanes.wake, d.cfg.Interval, d.cfg.Interval, d.DeliverDue, func(ctx context.Context, err error) {
 		d.log.ErrorContext(ctx, "webhook dispatch failed", "error", err)
 	})
 	d.Wait()
@@ -163,14 +159,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 func (d *Dispatcher) DeliverDue(ctx context.Context) (int, error) {
 	now := d.cfg.Now()
 	lease := 3 * d.cfg.Timeout
-	d.mu.Lock()
-	skip := make([]string, 0, len(d.busy))
-	for id := range d.busy {
-		skip = append(skip, id)
-	}
-	d.mu.Unlock()
-	slices.Sort(skip)
-	claimed, err := d.cfg.Store.ClaimDeliveries(ctx, now, lease, d.cfg.Batch, skip...)
+	claimed, err := d.cfg.Store.ClaimDeliveries(ctx, now, lease, d.cfg.Batch, d.lanes.busyDests()...)
 	if err != nil {
 		return 0, fmt.Errorf("events: claim deliveries: %w", err)
 	}
@@ -182,60 +171,24 @@ func (d *Dispatcher) DeliverDue(ctx context.Context) (int, error) {
 	if batch.IsRecording() {
 		batch.SetAttributes(attribute.Int("batch.size", len(claimed)))
 	}
-	var order []string
-	queues := map[string][]store.Delivery{}
-	for _, dl := range claimed {
-		if _, ok := queues[dl.WebhookID]; !ok {
-			order = append(order, dl.WebhookID)
-		}
-		queues[dl.WebhookID] = append(queues[dl.WebhookID], dl)
-	}
 	hooks := &hookCache{m: map[string]store.Webhook{}}
 	startBy := now.Add(lease - 2*d.cfg.Timeout)
-	done := make(chan error, len(order))
-	d.mu.Lock()
-	for _, id := range order {
-		d.busy[id] = true
-	}
-	d.mu.Unlock()
-	for _, id := range order {
-		d.running.Add(1)
-		go func(id string, queue []store.Delivery) {
-			defer d.running.Done()
-			err := d.sendQueue(ctx, queue, startBy, hooks)
-			d.mu.Lock()
-			delete(d.busy, id)
-			d.mu.Unlock()
-			d.wake.kick()
-			done <- err
-		}(id, queues[id])
-	}
-	var patience <-chan time.Time
-	if d.cfg.Patience > 0 {
-		t := time.NewTimer(d.cfg.Patience)
-		defer t.Stop()
-		patience = t.C
-	}
-wait:
-	for waiting := len(order); waiting > 0; waiting-- {
-		select {
-		case e := <-done:
-			if e != nil && err == nil {
-				err = e
-			}
-		case <-patience:
-			// The rest go on by themselves; what goes wrong there is
-			// logged, as a pass's error would be.
-			go func(n int) {
-				for range n {
-					if e := <-done; e != nil {
-						d.log.ErrorContext(ctx, "webhook dispatch failed", "error", e)
+	err = runLanes(ctx, d.lanes, claimed, func(dl store.Delivery) string { return dl.WebhookID }, d.cfg.Patience,
+		func(ctx context.Context, queue []store.Delivery) error {
+			return sendInLease(ctx, queue, d.cfg.Now, startBy,
+				func(ctx context.Context, dl store.Delivery) error { return d.deliver(ctx, dl, hooks) },
+				func(ctx context.Context, left []store.Delivery) error {
+					ids := make([]string, len(left))
+					for i, dl := range left {
+						ids[i] = dl.ID
 					}
-				}
-			}(waiting)
-			break wait
-		}
-	}
+					if err := d.cfg.Store.ReleaseDeliveries(ctx, d.cfg.Now(), ids...); err != nil {
+						return fmt.Errorf("events: release deliveries: %w", err)
+					}
+					return nil
+				})
+		},
+		func(err error) { d.log.ErrorContext(ctx, "webhook dispatch failed", "error", err) })
 	if err != nil {
 		tracing.Fail(batch, "record delivery")
 	}
@@ -244,30 +197,7 @@ wait:
 
 // Wait returns once the sends that passes left running (see Patience)
 // have ended.
-func (d *Dispatcher) Wait() { d.running.Wait() }
-
-// sendQueue attempts one webhook's claimed deliveries in order, each
-// starting before startBy, and releases those that did not start (out of
-// time, or ctx done: shutdown). A delivery whose outcome could not be
-// recorded ends the queue; the rest keep their lease.
-func (d *Dispatcher) sendQueue(ctx context.Context, queue []store.Delivery, startBy time.Time, hooks *hookCache) error {
-	for i, dl := range queue {
-		if ctx.Err() != nil || d.cfg.Now().After(startBy) {
-			ids := make([]string, 0, len(queue)-i)
-			for _, left := range queue[i:] {
-				ids = append(ids, left.ID)
-			}
-			if err := d.cfg.Store.ReleaseDeliveries(context.WithoutCancel(ctx), d.cfg.Now(), ids...); err != nil {
-				return fmt.Errorf("events: release deliveries: %w", err)
-			}
-			return nil
-		}
-		if err := d.deliver(ctx, dl, hooks); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (d *Dispatcher) Wait() { d.lanes.wait() }
 
 // hookCache holds the webhooks a batch sends to, each loaded once.
 type hookCache struct {

@@ -2,9 +2,11 @@ package events_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,6 +103,109 @@ func TestHangingReceiverHoldsUpNoOtherPass(t *testing.T) {
 			}
 			if taken != batch {
 				t.Errorf("%d of the hanging webhook's deliveries claimed, want the first pass's %d", taken, batch)
+			}
+			release()
+			d.Wait()
+		})
+	}
+}
+
+// hangingSender holds every logout of one application until released;
+// the others' it answers at once, noting them.
+type hangingSender struct {
+	app     string
+	hang    chan struct{}
+	entered chan struct{}
+	mu      sync.Mutex
+	sent    []string
+}
+
+func (s *hangingSender) SendLogout(ctx context.Context, l store.Logout) (int, error) {
+	if l.ApplicationID == s.app {
+		s.entered <- struct{}{}
+		select {
+		case <-s.hang:
+		case <-ctx.Done():
+		}
+	}
+	s.mu.Lock()
+	s.sent = append(s.sent, l.ID)
+	s.mu.Unlock()
+	return 200, nil
+}
+
+// TestHangingApplicationHoldsUpNoOtherLogout is the same for back-channel
+// logouts: an application whose logout endpoint hangs, with a backlog,
+// delayed every other application's logouts, which tell them a session
+// has ended.
+func TestHangingApplicationHoldsUpNoOtherLogout(t *testing.T) {
+	for _, b := range storetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			st := b.Open(t)
+			ctx := context.Background()
+			tn, hanging := logoutTarget(t, st)
+			other, err := st.CreateApplication(ctx, store.Application{Name: "Wiki", Public: true,
+				RedirectURIs: []string{"https://wiki.example/cb"}, BackchannelLogoutURI: "https://wiki.example/bcl"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tctx := store.WithTenant(ctx, tn.ID)
+			// 25 logouts of the hanging application: more than a claim
+			// (20) holds, and older than the other application's.
+			var ls []store.Logout
+			for i := range 25 {
+				ls = append(ls, store.Logout{SessionID: fmt.Sprintf("ses_%d", i), TenantID: tn.ID, UserID: "usr_a", ApplicationID: hanging.ID})
+			}
+			if err := st.EnqueueLogouts(tctx, ls); err != nil {
+				t.Fatal(err)
+			}
+			sender := &hangingSender{app: hanging.ID, hang: make(chan struct{}), entered: make(chan struct{}, 100)}
+			d, err := events.NewLogoutDispatcher(events.LogoutConfig{Store: st, Sender: sender, Timeout: time.Minute,
+				BaseDelay: time.Hour, Patience: 10 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			released := false
+			release := func() {
+				if !released {
+					released = true
+					close(sender.hang)
+				}
+			}
+			t.Cleanup(func() { release(); d.Wait() })
+
+			passed := make(chan error, 1)
+			go func() {
+				_, err := d.DeliverDue(ctx)
+				passed <- err
+			}()
+			<-sender.entered
+			select {
+			case err := <-passed:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(30 * time.Second):
+				release()
+				t.Fatal("the pass did not return while an application hung: it holds up every other application's logouts")
+			}
+			if err := st.EnqueueLogouts(tctx, []store.Logout{{SessionID: "ses_other", TenantID: tn.ID, UserID: "usr_b", ApplicationID: other.ID}}); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(30 * time.Second); ; {
+				if _, err := d.DeliverDue(ctx); err != nil {
+					t.Fatal(err)
+				}
+				sender.mu.Lock()
+				n := len(sender.sent)
+				sender.mu.Unlock()
+				if n == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the other application got %d logouts while the first hung, want its 1", n)
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
 			release()
 			d.Wait()

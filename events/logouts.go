@@ -19,7 +19,7 @@ import (
 // LogoutStore is what a LogoutDispatcher needs of the store.
 type LogoutStore interface {
 	DueLogouts(ctx context.Context, now time.Time) (bool, error)
-	ClaimLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Logout, error)
+	ClaimLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int, skip ...string) ([]store.Logout, error)
 	RecordLogout(ctx context.Context, id string, r store.DeliveryResult) error
 	ReleaseLogouts(ctx context.Context, now time.Time, ids ...string) error
 }
@@ -55,6 +55,12 @@ type LogoutConfig struct {
 	TracerProvider trace.TracerProvider
 	// OnOutcome, as Config's, hears every attempt's recorded outcome.
 	OnOutcome func(store.DeliveryStatus)
+	// Patience is Config.Patience for applications: how long a pass
+	// waits for its sends before leaving those still running (an
+	// application whose logout endpoint hangs) to go on by themselves,
+	// so that no other application's logouts wait for them. Zero waits
+	// for every send; the broker sets DefaultPatience.
+	Patience time.Duration
 }
 
 // LogoutDispatcher delivers the back-channel logout queue (store.Logout
@@ -66,9 +72,10 @@ type LogoutConfig struct {
 // shutdown: an attempt in flight keeps its row, retried once its lease
 // runs out.
 type LogoutDispatcher struct {
-	cfg  LogoutConfig
-	log  *slog.Logger
-	wake wakeup
+	cfg   LogoutConfig
+	log   *slog.Logger
+	wake  wakeup
+	lanes *lanes // by application
 }
 
 // NewLogoutDispatcher returns a LogoutDispatcher; Run it on every node.
@@ -94,7 +101,8 @@ func NewLogoutDispatcher(cfg LogoutConfig) (*LogoutDispatcher, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	d := &LogoutDispatcher{cfg: cfg, log: cfg.Logger, wake: newWakeup()}
+	wake := newWakeup()
+	d := &LogoutDispatcher{cfg: cfg, log: cfg.Logger, wake: wake, lanes: newLanes(wake)}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -104,13 +112,19 @@ func NewLogoutDispatcher(cfg LogoutConfig) (*LogoutDispatcher, error) {
 // Kick makes Run look for due logouts now rather than at its next poll.
 func (d *LogoutDispatcher) Kick() { d.wake.kick() }
 
-// Run delivers due logouts until ctx is done; it returns nil then.
+// Run delivers due logouts until ctx is done; it returns nil then, once
+// the sends still running have ended (each by its Timeout).
 func (d *LogoutDispatcher) Run(ctx context.Context) error {
 	drain(ctx, d.wake, d.cfg.Poll, d.cfg.Poll, d.DeliverDue, func(ctx context.Context, err error) {
 		d.log.ErrorContext(ctx, "back-channel logout dispatch failed", "err", err)
 	})
+	d.Wait()
 	return nil
 }
+
+// Wait returns once the sends that passes left running (see Patience)
+// have ended.
+func (d *LogoutDispatcher) Wait() { d.lanes.wait() }
 
 // DeliverDue claims the logouts due now, attempts each once and records
 // the outcomes; it reports how many it attempted.
@@ -121,7 +135,7 @@ func (d *LogoutDispatcher) DeliverDue(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	lease := 3 * d.cfg.Timeout
-	claimed, err := d.cfg.Store.ClaimLogouts(ctx, now, lease, logoutBatch)
+	claimed, err := d.cfg.Store.ClaimLogouts(ctx, now, lease, logoutBatch, d.lanes.busyDests()...)
 	if err != nil {
 		return 0, fmt.Errorf("events: claim logouts: %w", err)
 	}
@@ -135,19 +149,24 @@ func (d *LogoutDispatcher) DeliverDue(ctx context.Context) (int, error) {
 	}
 	// As webhooks: one application at a time each, attempts started only
 	// within the first Timeout of the lease, the rest released.
-	left, err := deliverLeased(ctx, claimed, func(l store.Logout) string { return l.ApplicationID },
-		d.cfg.Now, now.Add(lease-2*d.cfg.Timeout), d.deliver)
+	startBy := now.Add(lease - 2*d.cfg.Timeout)
+	err = runLanes(ctx, d.lanes, claimed, func(l store.Logout) string { return l.ApplicationID }, d.cfg.Patience,
+		func(ctx context.Context, queue []store.Logout) error {
+			return sendInLease(ctx, queue, d.cfg.Now, startBy, d.deliver,
+				func(ctx context.Context, left []store.Logout) error {
+					ids := make([]string, len(left))
+					for i, l := range left {
+						ids[i] = l.ID
+					}
+					if err := d.cfg.Store.ReleaseLogouts(ctx, d.cfg.Now(), ids...); err != nil {
+						return fmt.Errorf("events: release logouts: %w", err)
+					}
+					return nil
+				})
+		},
+		func(err error) { d.log.ErrorContext(ctx, "back-channel logout dispatch failed", "err", err) })
 	if err != nil {
 		tracing.Fail(batch, "record logout")
-	}
-	if len(left) > 0 {
-		ids := make([]string, len(left))
-		for i, l := range left {
-			ids[i] = l.ID
-		}
-		if rerr := d.cfg.Store.ReleaseLogouts(context.WithoutCancel(ctx), d.cfg.Now(), ids...); rerr != nil && err == nil {
-			err = fmt.Errorf("events: release logouts: %w", rerr)
-		}
 	}
 	return len(claimed), err
 }

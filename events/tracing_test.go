@@ -25,7 +25,7 @@ type logoutQueue struct {
 func (q *logoutQueue) DueLogouts(context.Context, time.Time) (bool, error) {
 	return len(q.due) > 0, nil
 }
-func (q *logoutQueue) ClaimLogouts(context.Context, time.Time, time.Duration, int) ([]store.Logout, error) {
+func (q *logoutQueue) ClaimLogouts(context.Context, time.Time, time.Duration, int, ...string) ([]store.Logout, error) {
 	out := q.due
 	q.due = nil
 	return out, nil

@@ -68,7 +68,9 @@ func (db *DB) EnqueueLogouts(ctx context.Context, ls []Logout) error {
 }
 
 // ClaimLogouts is ClaimDeliveries for back-channel logouts.
-func (db *DB) ClaimLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Logout, error) {
+// The logouts of the applications in skip are left for a later claim, as
+// ClaimDeliveries leaves those of its skipped webhooks.
+func (db *DB) ClaimLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int, skip ...string) ([]Logout, error) {
 	if limit <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("%w: claim needs a positive limit and lease", ErrInvalid)
 	}
@@ -76,13 +78,14 @@ func (db *DB) ClaimLogouts(ctx context.Context, now time.Time, lease time.Durati
 	if db.d.rowSecurity() { // PostgreSQL
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
+	args := []any{db.d.timeArg(now.Add(lease)), db.d.timeArg(now), limit}
+	except := notIn("application_id", &args, skip)
 	var out []Logout
 	err := db.global(ctx, true, func(q querier) error {
 		rs, err := q.query(ctx, `UPDATE logouts SET next_attempt_at = $1, attempts = attempts + 1, updated_at = $2
-			WHERE id IN (SELECT id FROM logouts WHERE status IN ('pending', 'failed') AND next_attempt_at <= $2
+			WHERE id IN (SELECT id FROM logouts WHERE status IN ('pending', 'failed') AND next_attempt_at <= $2`+except+`
 				ORDER BY next_attempt_at, seq LIMIT $3`+lock+`)
-			RETURNING `+logoutCols,
-			db.d.timeArg(now.Add(lease)), db.d.timeArg(now), limit)
+			RETURNING `+logoutCols, args...)
 		if err != nil {
 			return err
 		}

@@ -27,7 +27,7 @@ type RevocationStore interface {
 
 	EnqueueLogouts(ctx context.Context, ls []Logout) error
 	DueLogouts(ctx context.Context, now time.Time) (bool, error)
-	ClaimLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Logout, error)
+	ClaimLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int, skip ...string) ([]Logout, error)
 	RecordLogout(ctx context.Context, id string, r DeliveryResult) error
 	ReleaseLogouts(ctx context.Context, now time.Time, ids ...string) error
 	ListLogouts(ctx context.Context, q LogoutQuery) ([]Logout, string, error)

@@ -85,15 +85,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Dur
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	args := []any{db.d.timeArg(now.Add(lease)), db.d.timeArg(now), limit}
-	except := ""
-	if len(skip) > 0 {
-		in := make([]string, len(skip))
-		for i, id := range skip {
-			args = append(args, id)
-			in[i] = fmt.Sprintf("$%d", len(args))
-		}
-		except = " AND webhook_id NOT IN (" + strings.Join(in, ", ") + ")"
-	}
+	except := notIn("webhook_id", &args, skip)
 	type claimed struct {
 		d   Delivery
 		seq int64
@@ -129,6 +121,20 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Dur
 		ds[i] = c.d
 	}
 	return ds, nil
+}
+
+// notIn is the condition " AND col NOT IN (…)" over values, numbered on
+// after *args, which it extends; empty for no values.
+func notIn(col string, args *[]any, values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	in := make([]string, len(values))
+	for i, v := range values {
+		*args = append(*args, v)
+		in[i] = fmt.Sprintf("$%d", len(*args))
+	}
+	return " AND " + col + " NOT IN (" + strings.Join(in, ", ") + ")"
 }
 
 // ReleaseDeliveries hands back claimed deliveries that were not attempted

@@ -227,6 +227,8 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		OnOutcome: func(s store.DeliveryStatus) {
 			reg.OutboundDelivery(metrics.KindBackchannelLogout, string(s))
 		},
+		// An application whose logout endpoint hangs holds up no other's.
+		Patience: events.DefaultPatience,
 	}); err != nil {
 		return nil, err
 	}
