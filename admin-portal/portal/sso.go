@@ -588,10 +588,25 @@ func (p *Portal) checkCertificatePEM(s string) string {
 	if now.After(cert.NotAfter) {
 		return fmt.Sprintf("This certificate expired on %s. Download the current signing certificate from your identity provider.", cert.NotAfter.UTC().Format("2 January 2006"))
 	}
-	if now.Before(cert.NotBefore) {
-		return fmt.Sprintf("This certificate is not valid until %s.", cert.NotBefore.UTC().Format("2 January 2006"))
+	// A certificate made moments ago by an IdP whose clock is ahead of
+	// ours starts a little in our future: taken within the largest skew a
+	// connection allows an IdP's clock, as that IdP's responses are.
+	if ahead := cert.NotBefore.Sub(now); ahead > saml.MaxClockSkew {
+		if ahead < 24*time.Hour {
+			return fmt.Sprintf("This certificate becomes valid only at %s, %s from now by our clock. If your identity provider made it just now, its clock is ahead of ours: have it corrected, or paste the certificate once it is valid.",
+				cert.NotBefore.UTC().Format("15:04 UTC on 2 January 2006"), roughly(ahead))
+		}
+		return fmt.Sprintf("This certificate is not valid until %s. Paste the certificate your identity provider signs with now.", cert.NotBefore.UTC().Format("15:04 UTC on 2 January 2006"))
 	}
 	return ""
+}
+
+// roughly is d in whole minutes or hours, for a sentence.
+func roughly(d time.Duration) string {
+	if d < time.Hour {
+		return fmt.Sprintf("%d minutes", int(d.Round(time.Minute)/time.Minute))
+	}
+	return fmt.Sprintf("%d hours", int(d.Round(time.Hour)/time.Hour))
 }
 
 // mappingFields are the profile fields an admin can map.
