@@ -460,7 +460,8 @@ const (
 // together, carry the stable reason_code and the precise reason, and the
 // log line the reference id the user was shown. Only answers that named a
 // real connection and carried something to verify get here (see
-// unverifiable): junk writes nothing.
+// unverifiable): junk writes nothing. Past failureRecordBurst a minute
+// on one connection, failures are only logged (failureSample).
 func (p *Provider) failed(ctx context.Context, c echo.Context, conn store.Connection, clientID, code, reason string) {
 	ref := httpserver.RequestID(ctx)
 	reason = oneLine(reason, maxReason)
@@ -468,6 +469,13 @@ func (p *Provider) failed(ctx context.Context, c echo.Context, conn store.Connec
 		"reference", ref, "tenant_id", conn.TenantID, "connection_id", conn.ID, "client_id", clientID)
 	if p.onSignInFailed != nil {
 		p.onSignInFailed(code)
+	}
+	if record, first := p.failures.allow(conn.ID, p.now()); !record {
+		if first {
+			p.log.WarnContext(ctx, "broker: too many failed logins on this connection; the rest of this minute's are logged, not recorded as events or audit rows",
+				"tenant_id", conn.TenantID, "connection_id", conn.ID, "recorded", failureRecordBurst)
+		}
+		return
 	}
 	data := map[string]any{
 		"connection_id": conn.ID, "connection_type": conn.Type, "client_id": clientID,

@@ -188,6 +188,9 @@ type Provider struct {
 	// (every deployment; not every test): the paired writes of a step
 	// then go in one call (sessions.Joint). Nil means separate calls.
 	joint sessions.Joint
+
+	// failures bounds the failed sign-ins written per connection.
+	failures failureSample
 }
 
 // New checks cfg and builds a Provider. It does no I/O.
