@@ -3,8 +3,10 @@ package saml
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -335,9 +337,26 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 		sp = &shifted
 	}
 	assertion, err := sp.ParseXMLResponse(raw, possible, sp.AcsURL)
+	if ahead := c.certificateAhead(); errors.Is(err, saml.ErrCertificateNotValidNow) && ahead > 0 {
+		// The IdP signs with a certificate whose validity starts within
+		// the connection's skew in our future: it made it moments ago by
+		// a clock ahead of ours, which the skew allows. The library knows
+		// no skew for it, so it validates again with its clock that far
+		// ahead; every window is still checked against our own clock
+		// (checkTimes) after the signature.
+		shifted := *sp
+		shifted.Clock = dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: func() time.Time { return c.deps.Now().Add(ahead) }})
+		assertion, err = shifted.ParseXMLResponse(raw, possible, sp.AcsURL)
+	}
 	if err != nil {
 		err = classifySAMLError(err, raw, c.cfg.IdPEntityID, c.sp.AcsURL.String())
 		if errors.Is(err, connections.ErrSignature) {
+			if strings.Contains(err.Error(), "not valid at this time") {
+				if start, ok := c.firstCertificateStart(); ok {
+					err = fmt.Errorf("%w; the IdP certificate the connection trusts becomes valid only at %s, %s ahead of our clock (this connection allows %s): the IdP's clock is ahead, or it signs with a certificate not yet meant for use",
+						err, start.UTC().Format(time.RFC3339), start.Sub(c.deps.Now()).Round(time.Second), c.skew)
+				}
+			}
 			if last, ok := c.allCertificatesExpired(); ok {
 				err = fmt.Errorf("%w; every IdP certificate the connection trusts has expired (the last on %s): upload the IdP's current signing certificate or metadata",
 					err, last.UTC().Format(time.RFC3339))
@@ -527,6 +546,55 @@ func (c *samlConnector) clockHint(err error, issueInstant string) error {
 		return fmt.Errorf("%w; the IdP dated the response %s behind our clock %s: the IdP's clock is slow, correct it (NTP), or the response took that long to arrive", err, -d, times)
 	}
 	return err
+}
+
+// certificateAhead is how far ahead of our clock the library's must be
+// for the trusted IdP certificate that starts latest within the
+// connection's skew to be valid (a second more, for the checks' own
+// time), or 0 when none starts in that window.
+func (c *samlConnector) certificateAhead() time.Duration {
+	now := c.deps.Now()
+	var ahead time.Duration
+	for _, cert := range c.cfg.IdPCertificates {
+		// Read again from the PEM: only this refusal's path needs the
+		// start, which the stored config does not keep.
+		block, _ := pem.Decode([]byte(cert.PEM))
+		if block == nil {
+			continue
+		}
+		x, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			continue
+		}
+		if d := x.NotBefore.Sub(now); d > 0 && d <= c.skew {
+			ahead = max(ahead, d)
+		}
+	}
+	if ahead == 0 {
+		return 0
+	}
+	return min(ahead+time.Second, c.skew)
+}
+
+// firstCertificateStart is the earliest start of the trusted IdP
+// certificates when every one of them starts after our now.
+func (c *samlConnector) firstCertificateStart() (time.Time, bool) {
+	now := c.deps.Now()
+	var first time.Time
+	for _, cert := range c.cfg.IdPCertificates {
+		block, _ := pem.Decode([]byte(cert.PEM))
+		if block == nil {
+			return time.Time{}, false
+		}
+		x, err := x509.ParseCertificate(block.Bytes)
+		if err != nil || !x.NotBefore.After(now) {
+			return time.Time{}, false
+		}
+		if first.IsZero() || x.NotBefore.Before(first) {
+			first = x.NotBefore
+		}
+	}
+	return first, !first.IsZero()
 }
 
 // checkTimes applies the connection's own clock skew, which is tighter

@@ -2,8 +2,11 @@ package saml
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
+	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -618,5 +621,48 @@ func TestSAMLClockRefusalSaysHowFar(t *testing.T) {
 	raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-skew-ok", issuedAt: e.Clock.Now().Add(80 * time.Second)})
 	if _, err := cn.(*samlConnector).finish(e.Ctx, raw, e.pend(conn, "id-skew-ok", "")); err != nil {
 		t.Fatalf("80 s ahead, within the 90 s skew: %v", err)
+	}
+}
+
+// TestSAMLCertificateStartingInOurFuture: an IdP whose clock is ahead of
+// ours that signs with a certificate it has just made (its validity
+// starts "now" by the IdP's clock, so in our future) is accepted within
+// the connection's skew, as its response's dates are. Before, the
+// library checked the certificate with no skew at all: "signature not
+// valid: Cert is not valid at this time", and the admin was told to
+// upload the certificate they had just uploaded. Beyond the skew it is
+// still refused.
+func TestSAMLCertificateStartingInOurFuture(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ahead time.Duration // the IdP's clock, and its new certificate's start
+		want  error
+		says  string
+	}{
+		{"IdP 5 s ahead", 5 * time.Second, nil, ""},
+		{"IdP 60 s ahead", 60 * time.Second, nil, ""},
+		{"IdP 85 s ahead", 85 * time.Second, nil, ""},
+		{"certificate starting 10 minutes from now", 10 * time.Minute, connections.ErrSignature, "becomes valid only at"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, envOpts{})
+			idp := newTestIdP(t, 0)
+			start := e.Clock.Now().Add(tc.ahead)
+			tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "idp.example.net"},
+				NotBefore: start, NotAfter: start.AddDate(1, 0, 0)}
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &idp.key.PublicKey, idp.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if idp.cert, err = x509.ParseCertificate(der); err != nil {
+				t.Fatal(err)
+			}
+			conn := e.samlConn(idp, nil) // 90 s
+			cn, _ := e.Reg.Connector(e.Ctx, conn)
+			issued := e.Clock.Now().Add(min(tc.ahead, 80*time.Second)) // the IdP's own now
+			raw := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-1", issuedAt: issued})
+			_, err = cn.(*samlConnector).finish(e.Ctx, raw, e.pend(conn, "id-1", ""))
+			wantErr(t, err, tc.want, tc.says)
+		})
 	}
 }
