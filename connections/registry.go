@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
@@ -77,6 +79,9 @@ type Registry struct {
 	deps Deps
 
 	cache *cache
+	// opening joins the requests that need the same connector built (see
+	// connector).
+	opening singleflight.Group
 
 	// forced records when each connection's metadata was last re-read
 	// out of turn (refreshSoon).
@@ -146,16 +151,41 @@ func (r *Registry) Connector(ctx context.Context, conn store.Connection) (Connec
 	return r.connector(ctx, conn)
 }
 
+// connector returns conn's Connector from the cache, or builds it. Building
+// may reach the IdP (OIDC discovery, up to the outbound client's 10 s), and
+// a build that fails is not cached: while an IdP is slow or down, every
+// sign-in to the tenant needed a build. The requests needing the same
+// version of a connection at once now share one build, so a slow IdP
+// costs one outbound request at a time per connection, not one per
+// sign-in (which anyone can start, up to the tenant's sign-in limit: a
+// thousand connections and goroutines held open for 10 s at the default).
+// The build runs apart from the request that started it, so that this
+// request leaving does not fail the others waiting on it.
 func (r *Registry) connector(ctx context.Context, conn store.Connection) (Connector, error) {
 	if c := r.cache.connector(conn); c != nil {
 		return c, nil
 	}
-	c, err := r.open(ctx, conn)
-	if err != nil {
-		return nil, err
+	key := conn.ID + " " + conn.UpdatedAt.UTC().Format(time.RFC3339Nano)
+	ch := r.opening.DoChan(key, func() (any, error) {
+		if c := r.cache.connector(conn); c != nil {
+			return c, nil // built by the flight that just ended
+		}
+		c, err := r.open(context.WithoutCancel(ctx), conn)
+		if err != nil {
+			return nil, err
+		}
+		r.cache.putConnector(conn, c)
+		return c, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(Connector), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("connections: build the connector of %s: %w", conn.ID, context.Cause(ctx))
 	}
-	r.cache.putConnector(conn, c)
-	return c, nil
 }
 
 // open builds conn's Connector through its Type.

@@ -54,6 +54,9 @@ type testOP struct {
 	algs []string
 	// discoveries counts reads of the discovery document.
 	discoveries atomic.Int32
+	// discoveryGate, when set, holds every read of the discovery
+	// document until it is closed: an IdP that answers slowly.
+	discoveryGate atomic.Pointer[chan struct{}]
 	// userinfoStatus, when set, is the userinfo endpoint's answer: an
 	// error status instead of the user's claims.
 	userinfoStatus atomic.Int32
@@ -109,6 +112,9 @@ func newTestOPAt(t *testing.T, issuerPath, issuer string) *testOP {
 	t.Cleanup(op.srv.Close)
 	mux.HandleFunc(issuerPath+"/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		op.discoveries.Add(1)
+		if g := op.discoveryGate.Load(); g != nil {
+			<-*g
+		}
 		algs := []string{"RS256"}
 		if op.algs != nil {
 			algs = op.algs
