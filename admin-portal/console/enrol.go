@@ -42,6 +42,11 @@ func (c *Console) enrolGone(ec echo.Context) error {
 type enrolData struct {
 	Email, Secret, QRURL, Action string
 	MinPassword                  int
+	// Invalid names the field the page's error is about ("password",
+	// "password2" or "code"): it is marked invalid and described by the
+	// error, so a screen reader says why when the field has focus, and
+	// focus goes there.
+	Invalid string
 }
 
 // enrolPage shows the authenticator key (QR code and text) and the form
@@ -56,13 +61,15 @@ func (c *Console) enrolPage(ec echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.renderEnrol(ec, http.StatusOK, op, secret, "")
+	return c.renderEnrol(ec, http.StatusOK, op, secret, "", "")
 }
 
-func (c *Console) renderEnrol(ec echo.Context, status int, op store.Operator, secret, msg string) error {
+// renderEnrol shows the enrolment page; msg, when not empty, is an error
+// about the field named invalid.
+func (c *Console) renderEnrol(ec echo.Context, status int, op store.Operator, secret, invalid, msg string) error {
 	base := Path + "/enrol/" + ec.Param("token")
 	return c.render(ec, status, "enrol.html", page{Title: "Set up", Narrow: true, Error: msg, D: enrolData{
-		Email: op.Email, Secret: secret, QRURL: base + "/qr.png", Action: base, MinPassword: MinPasswordLen,
+		Email: op.Email, Secret: secret, QRURL: base + "/qr.png", Action: base, MinPassword: MinPasswordLen, Invalid: invalid,
 	}})
 }
 
@@ -118,15 +125,15 @@ func (c *Console) enrol(ec echo.Context) error {
 	password, again := ec.FormValue("password"), ec.FormValue("password2")
 	switch {
 	case len([]rune(password)) < MinPasswordLen:
-		return c.renderEnrol(ec, http.StatusBadRequest, op, op.TOTPSecret, fmt.Sprintf("The password must have at least %d characters.", MinPasswordLen))
+		return c.renderEnrol(ec, http.StatusBadRequest, op, op.TOTPSecret, "password", fmt.Sprintf("The password must have at least %d characters.", MinPasswordLen))
 	case len(password) > 1024:
-		return c.renderEnrol(ec, http.StatusBadRequest, op, op.TOTPSecret, "The password is too long.")
+		return c.renderEnrol(ec, http.StatusBadRequest, op, op.TOTPSecret, "password", "The password is too long.")
 	case password != again:
-		return c.renderEnrol(ec, http.StatusBadRequest, op, op.TOTPSecret, "The two passwords differ.")
+		return c.renderEnrol(ec, http.StatusBadRequest, op, op.TOTPSecret, "password2", "The two passwords differ.")
 	}
 	step, match := matchTOTP(op.TOTPSecret, ec.FormValue("code"), c.cfg.Now())
 	if !match {
-		return c.renderEnrol(ec, http.StatusBadRequest, op, op.TOTPSecret,
+		return c.renderEnrol(ec, http.StatusBadRequest, op, op.TOTPSecret, "code",
 			"That code does not match. Check that the authenticator shows idbroker ("+op.Email+") and that your device's clock is right.")
 	}
 	hash, err := hashPassword(password)

@@ -43,6 +43,8 @@ type firstRun struct {
 	issuer string
 	dev    *devmode.Dev
 	op     console.DevOperator
+	st     store.Store
+	portal *portal.Portal
 }
 
 func startFirstRun(t *testing.T) *firstRun {
@@ -137,7 +139,7 @@ func startFirstRun(t *testing.T) *firstRun {
 			return link, err
 		}})
 	h = srv.Handler()
-	return &firstRun{issuer: issuer, dev: dev, op: op}
+	return &firstRun{issuer: issuer, dev: dev, op: op, st: st, portal: selfServe}
 }
 
 // TestFirstRunInBrowser is a newcomer's first minutes: the landing page at
