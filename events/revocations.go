@@ -213,6 +213,11 @@ func (r *Revoker) apply(ctx context.Context, rv store.Revocation) (_ []sessions.
 		span.SetAttributes(attribute.String("revocation.id", rv.ID), attribute.String("revocation.kind", string(rv.Kind)))
 	}
 	ss := r.cfg.Sessions
+	// The session store remembers what this order ended, so that a retry
+	// after a failed finish (below) queues the same logouts instead of
+	// none: the sessions are gone by then, not the applications' right to
+	// hear of it.
+	ctx = sessions.ForOrder(ctx, rv.ID)
 	var ended []sessions.Session
 	switch rv.Kind {
 	case store.RevokeSession:
@@ -245,10 +250,11 @@ func (r *Revoker) apply(ctx context.Context, rv store.Revocation) (_ []sessions.
 		}
 	}
 	if err := r.finish(ctx, rv, ended, logouts); err != nil {
-		// The sessions have ended; only the bookkeeping failed. Retrying
-		// the order re-applies it harmlessly, but its logouts are lost:
-		// say so.
-		r.log.ErrorContext(ctx, "revocation applied but not recorded", "revocation", rv.ID, "logouts", len(logouts), "err", err)
+		// The sessions have ended; only the bookkeeping failed. The order
+		// stays queued, and its retry gets the same sessions from the
+		// session store's memory of it (sessions.ForOrder), for
+		// sessions.OrderMemory.
+		r.log.ErrorContext(ctx, "revocation applied but not recorded; it is retried", "revocation", rv.ID, "logouts", len(logouts), "err", err)
 		return ended, fmt.Errorf("events: finish revocation %s: %w", rv.ID, err)
 	}
 	r.log.InfoContext(ctx, "sessions revoked", "revocation", rv.ID, "kind", rv.Kind, "tenant_id", rv.TenantID,
@@ -367,6 +373,24 @@ func (r *Revoker) finish(ctx context.Context, rv store.Revocation, ended []sessi
 	if len(evs) == 0 {
 		return r.cfg.Store.FinishRevocation(ctx, rv.ID, logouts)
 	}
+	if rs, ok := es.(retiringStore); ok {
+		// Recorded once: a run that finds the order retired (another
+		// node's, or an earlier run whose answer was lost) records
+		// nothing, since the session store gives every run of one order
+		// the same sessions (sessions.ForOrder).
+		return es.InTx(ctx, func(ctx context.Context) error {
+			retired, err := rs.RetireRevocation(ctx, rv.ID)
+			if err != nil || !retired {
+				return err
+			}
+			for _, e := range evs {
+				if _, err := es.AppendEvent(ctx, e); err != nil {
+					return fmt.Errorf("append session.revoked: %w", err)
+				}
+			}
+			return rs.EnqueueLogouts(ctx, logouts)
+		})
+	}
 	return es.InTx(ctx, func(ctx context.Context) error {
 		for _, e := range evs {
 			if _, err := es.AppendEvent(ctx, e); err != nil {
@@ -375,6 +399,13 @@ func (r *Revoker) finish(ctx context.Context, rv store.Revocation, ended []sessi
 		}
 		return r.cfg.Store.FinishRevocation(ctx, rv.ID, logouts)
 	})
+}
+
+// retiringStore records an order's outcome only if it retires the order
+// (store.DB does).
+type retiringStore interface {
+	RetireRevocation(ctx context.Context, id string) (bool, error)
+	EnqueueLogouts(ctx context.Context, ls []store.Logout) error
 }
 
 // revokedEvents groups the sessions ended by rv per user, in the order

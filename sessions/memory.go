@@ -39,6 +39,10 @@ type Memory struct {
 	families     map[string]Family
 	nextFamSweep time.Time
 
+	// orders remembers what each durable order ended (ForOrder), under
+	// mu, until its expiry.
+	orders map[string]orderEnded
+
 	// What Rewindable needs, under mu: when each session began (a replay
 	// spares those begun after its revocation), this Memory's name and
 	// the epoch marker written into it.
@@ -139,17 +143,86 @@ func (m *Memory) Revoke(ctx context.Context, id string) error {
 // RevokeSession implements Store.
 func (m *Memory) RevokeSession(ctx context.Context, id string) ([]Session, error) {
 	now := time.Now()
+	order := orderOf(ctx)
 	m.mu.Lock()
+	if done, ok := m.orderEndedLocked(order, now); ok {
+		m.mu.Unlock()
+		return done, nil
+	}
 	s, ok := m.sessions[id]
 	if ok {
 		m.removeLocked(s)
 	}
+	var ended []Session
+	if ok && now.Before(s.ExpiresAt) {
+		ended = []Session{s.clone()}
+	}
+	m.rememberOrderLocked(order, ended, now)
 	m.mu.Unlock()
-	if !ok || !now.Before(s.ExpiresAt) {
+	if len(ended) == 0 {
 		return nil, nil
 	}
 	m.publish(Revocation{SessionIDs: []string{id}, TenantID: s.TenantID, UserID: s.UserID, Reason: ReasonSession})
-	return []Session{s.clone()}, nil
+	return ended, nil
+}
+
+// orderEnded is what one durable order ended, kept until until.
+type orderEnded struct {
+	sessions []Session
+	until    time.Time
+}
+
+// orderEndedLocked returns what order ended, if it was carried out here
+// before and is still remembered.
+func (m *Memory) orderEndedLocked(order string, now time.Time) ([]Session, bool) {
+	if order == "" {
+		return nil, false
+	}
+	o, ok := m.orders[order]
+	if !ok || !now.Before(o.until) {
+		return nil, false
+	}
+	out := make([]Session, 0, len(o.sessions))
+	for _, s := range o.sessions {
+		out = append(out, s.clone())
+	}
+	return out, true
+}
+
+// rememberOrderLocked keeps what order ended for OrderMemory, dropping
+// the orders past theirs.
+func (m *Memory) rememberOrderLocked(order string, ended []Session, now time.Time) {
+	if order == "" {
+		return
+	}
+	if m.orders == nil {
+		m.orders = map[string]orderEnded{}
+	}
+	for id, o := range m.orders {
+		if !now.Before(o.until) {
+			delete(m.orders, id)
+		}
+	}
+	kept := make([]Session, 0, len(ended))
+	for _, s := range ended {
+		kept = append(kept, s.clone())
+	}
+	m.orders[order] = orderEnded{sessions: kept, until: now.Add(OrderMemory)}
+}
+
+// revokeIndex ends the sessions of one index under the order ctx carries
+// out, if any.
+func (m *Memory) revokeIndex(ctx context.Context, ids func() map[string]struct{}) ([]Session, bool) {
+	now := time.Now()
+	order := orderOf(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if done, ok := m.orderEndedLocked(order, now); ok {
+		return done, false
+	}
+	revoked := m.revokeLocked(ids())
+	m.rememberOrderLocked(order, revoked, now)
+	return revoked, true
 }
 
 // RevokeClient implements Store. The session's map is replaced, not
@@ -198,29 +271,28 @@ func (m *Memory) AddApp(ctx context.Context, id, clientID string) error {
 
 // RevokeUser implements Store.
 func (m *Memory) RevokeUser(ctx context.Context, tenantID, userID string) ([]Session, error) {
-	m.mu.Lock()
-	ids := m.byUser[[2]string{tenantID, userID}]
-	revoked := m.revokeLocked(ids)
-	m.mu.Unlock()
-	m.publishSessions(revoked, Revocation{TenantID: tenantID, UserID: userID, Reason: ReasonUser})
+	revoked, fresh := m.revokeIndex(ctx, func() map[string]struct{} { return m.byUser[[2]string{tenantID, userID}] })
+	if fresh {
+		m.publishSessions(revoked, Revocation{TenantID: tenantID, UserID: userID, Reason: ReasonUser})
+	}
 	return revoked, nil
 }
 
 // RevokeTenant implements Store.
 func (m *Memory) RevokeTenant(ctx context.Context, tenantID string) ([]Session, error) {
-	m.mu.Lock()
-	revoked := m.revokeLocked(m.byTenant[tenantID])
-	m.mu.Unlock()
-	m.publishSessions(revoked, Revocation{TenantID: tenantID, Reason: ReasonTenant})
+	revoked, fresh := m.revokeIndex(ctx, func() map[string]struct{} { return m.byTenant[tenantID] })
+	if fresh {
+		m.publishSessions(revoked, Revocation{TenantID: tenantID, Reason: ReasonTenant})
+	}
 	return revoked, nil
 }
 
 // RevokeConnection implements Store.
 func (m *Memory) RevokeConnection(ctx context.Context, tenantID, connectionID string) ([]Session, error) {
-	m.mu.Lock()
-	revoked := m.revokeLocked(m.byConn[[2]string{tenantID, connectionID}])
-	m.mu.Unlock()
-	m.publishSessions(revoked, Revocation{TenantID: tenantID, ConnectionID: connectionID, Reason: ReasonConnection})
+	revoked, fresh := m.revokeIndex(ctx, func() map[string]struct{} { return m.byConn[[2]string{tenantID, connectionID}] })
+	if fresh {
+		m.publishSessions(revoked, Revocation{TenantID: tenantID, ConnectionID: connectionID, Reason: ReasonConnection})
+	}
 	return revoked, nil
 }
 

@@ -177,16 +177,39 @@ local function publish(channel, ids, reason, tenant, user, conn)
 end
 `
 
+// luaOrder remembers what a durable order ended (ForOrder): ended
+// returns the sessions an order's earlier run ended, if any; remember
+// keeps them for the script's answer to the next run. The memory key is
+// the scripts' last key, present only for an order.
+const luaOrder = `
+local function ended()
+  if #KEYS < 2 then return nil end
+  local m = redis.call('GET', KEYS[#KEYS])
+  if not m then return nil end
+  return cjson.decode(m)
+end
+local function remember(out, ttl)
+  if #KEYS < 2 then return end
+  redis.call('SET', KEYS[#KEYS], cjson.encode(out), 'EX', ttl)
+end
+`
+
 // revokeOneScript revokes one session, publishes it and returns it (an
 // empty list if it was gone).
-// KEYS: ses. ARGV: prefix, channel, id.
-var revokeOneScript = redis.NewScript(luaRevoke + `
+// KEYS: ses, [order memory]. ARGV: prefix, channel, id, memory ttl.
+var revokeOneScript = redis.NewScript(luaRevoke + luaOrder + `
 applied(ARGV[1])
+local done = ended()
+if done then return done end
 local h = revoke(ARGV[1], ARGV[3])
-if #h == 0 then return {} end
+if #h == 0 then
+  remember({}, ARGV[4])
+  return {}
+end
 local f = {}
 for i = 1, #h, 2 do f[h[i]] = h[i + 1] end
 redis.call('PUBLISH', ARGV[2], cjson.encode({session_ids = {ARGV[3]}, tenant_id = f.t, user_id = f.u, reason = 'session'}))
+remember({h}, ARGV[4])
 return {h}
 `)
 
@@ -218,9 +241,12 @@ return 1
 
 // revokeSetScript revokes every session in an index set, deletes the set
 // and publishes one Revocation for all of them.
-// KEYS: index set. ARGV: prefix, channel, reason, tenant, user, connection.
-var revokeSetScript = redis.NewScript(luaRevoke + `
+// KEYS: index set, [order memory]. ARGV: prefix, channel, reason, tenant,
+// user, connection, memory ttl.
+var revokeSetScript = redis.NewScript(luaRevoke + luaOrder + `
 applied(ARGV[1])
+local done = ended()
+if done then return done end
 local out, ids = {}, {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local h = revoke(ARGV[1], id)
@@ -231,6 +257,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 redis.call('DEL', KEYS[1])
 publish(ARGV[2], ids, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+remember(out, ARGV[7])
 return out
 `)
 
@@ -436,7 +463,7 @@ func (r *Redis) Revoke(ctx context.Context, id string) error {
 
 // RevokeSession implements Store.
 func (r *Redis) RevokeSession(ctx context.Context, id string) ([]Session, error) {
-	v, err := revokeOneScript.Run(ctx, r.c, []string{r.sesKey(id)}, r.prefix, r.channel, id).Result()
+	v, err := revokeOneScript.Run(ctx, r.c, r.orderKeys(ctx, r.sesKey(id)), r.prefix, r.channel, id, orderTTL).Result()
 	if err == nil {
 		var out []Session
 		if out, err = decodeSessions(v); err == nil {
@@ -499,8 +526,20 @@ func (r *Redis) RevokeConnection(ctx context.Context, tenantID, connectionID str
 	return out, nil
 }
 
+// orderKeys is a revocation script's keys: key, and the memory of the
+// order ctx carries out, if any (ForOrder).
+func (r *Redis) orderKeys(ctx context.Context, key string) []string {
+	if order := orderOf(ctx); order != "" {
+		return []string{key, r.prefix + "order:" + order}
+	}
+	return []string{key}
+}
+
+// orderTTL is OrderMemory in the scripts' seconds.
+var orderTTL = int64(OrderMemory / time.Second)
+
 func (r *Redis) revokeSet(ctx context.Context, key, reason, tenant, user, conn string) ([]Session, error) {
-	v, err := revokeSetScript.Run(ctx, r.c, []string{key}, r.prefix, r.channel, reason, tenant, user, conn).Result()
+	v, err := revokeSetScript.Run(ctx, r.c, r.orderKeys(ctx, key), r.prefix, r.channel, reason, tenant, user, conn, orderTTL).Result()
 	if err != nil {
 		return nil, err
 	}

@@ -179,21 +179,35 @@ func (db *DB) ClaimRevocations(ctx context.Context, now time.Time, lease time.Du
 func (db *DB) FinishRevocation(ctx context.Context, id string, logouts []Logout) error {
 	err := db.InTx(ctx, func(ctx context.Context) error {
 		if id != "" {
-			if err := db.global(ctx, true, func(q querier) error {
-				if _, err := q.exec(ctx, "DELETE FROM revocations WHERE id = $1", id); err != nil {
-					return err
-				}
-				// A second finish moves applied_at later, which only widens
-				// what a replay ends (never what it spares).
-				_, err := q.exec(ctx, "UPDATE revocations_kept SET applied_at = $2 WHERE id = $1", id, db.d.timeArg(db.now()))
-				return err
-			}); err != nil {
+			if _, err := db.RetireRevocation(ctx, id); err != nil {
 				return err
 			}
 		}
 		return db.EnqueueLogouts(ctx, logouts)
 	})
 	return db.wrap("finish revocation", err)
+}
+
+// RetireRevocation takes order id off the queue, marking it applied, and
+// reports whether it was still queued: false when another node, or an
+// earlier run, retired it first. Call it inside the InTx that records
+// what the order ended, and record that only when it reports true, so
+// that an order applied twice (two nodes at once; a retry, which the
+// session store answers with what the first run ended) is recorded once.
+func (db *DB) RetireRevocation(ctx context.Context, id string) (bool, error) {
+	var retired bool
+	err := db.global(ctx, true, func(q querier) error {
+		n, err := q.exec(ctx, "DELETE FROM revocations WHERE id = $1", id)
+		if err != nil {
+			return err
+		}
+		retired = n > 0
+		// A second finish moves applied_at later, which only widens
+		// what a replay ends (never what it spares).
+		_, err = q.exec(ctx, "UPDATE revocations_kept SET applied_at = $2 WHERE id = $1", id, db.d.timeArg(db.now()))
+		return err
+	})
+	return retired, db.wrap("retire revocation", err)
 }
 
 // RetryRevocation records a failed attempt at revocation id and makes it
