@@ -52,9 +52,8 @@ func (req *connectionRequest) UnmarshalJSON(b []byte) error {
 		case slices.Contains(req.fixed, k) && k == "status":
 			dst = &req.Status
 		case req.types.HasType(store.ConnectionType(k)):
-			if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
-				continue
-			}
+			// A null is refused like any value that is not an object,
+			// not taken for absent settings: a silent no-op otherwise.
 			if t := bytes.TrimSpace(v); len(t) == 0 || t[0] != '{' {
 				return &json.UnmarshalTypeError{Value: jsonKind(t), Type: reflect.TypeOf(struct{}{}), Field: k}
 			}

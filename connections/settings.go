@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -62,6 +63,33 @@ func DecodeStrict(raw json.RawMessage, v any) error {
 	}
 	if dec.More() {
 		return Invalid("", "trailing data after the settings object")
+	}
+	return nil
+}
+
+// DecodeRequest reads the settings object of a create or update request
+// into v as DecodeStrict does, and refuses a setting sent as null. Every
+// setting is a pointer, so encoding/json would take a null for an absent
+// field and leave the setting as it was: a silent no-op for a caller who
+// meant to clear it. The API's other PATCH bodies refuse such a null too;
+// "" (or [], or false) is how a setting is cleared.
+func DecodeRequest(raw json.RawMessage, v any) error {
+	if err := DecodeStrict(raw, v); err != nil {
+		return err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return decodeError(err)
+	}
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if bytes.Equal(bytes.TrimSpace(fields[k]), []byte("null")) {
+			return Invalid(k, "%s cannot be null: leave it out to keep the current value", k)
+		}
 	}
 	return nil
 }

@@ -104,6 +104,16 @@ func TestConnectionErrorsNameTheField(t *testing.T) {
 					want: want{400, "invalid_request", "oidc.issuer", "Entra ID issuer must name the tenant id"}},
 				{name: "activating an incomplete connection", method: "PATCH", path: "/api/v1/connections/" + draft.ID, body: `{"status":"active"}`,
 					want: want{400, "invalid_request", "oidc.issuer", "cannot activate: missing issuer, client_id, client_secret"}},
+				// A null is refused, not taken for an absent setting and
+				// silently ignored.
+				{name: "null setting", body: `{"type":"saml","name":"x","saml":{"allow_idp_initiated":null}}`,
+					want: want{400, "invalid_request", "saml.allow_idp_initiated", "allow_idp_initiated cannot be null"}},
+				{name: "null setting in a PATCH", method: "PATCH", path: "/api/v1/connections/" + draft.ID, body: `{"oidc":{"client_id":"c","issuer":null}}`,
+					want: want{400, "invalid_request", "oidc.issuer", "issuer cannot be null"}},
+				{name: "null settings", method: "PATCH", path: "/api/v1/connections/" + draft.ID, body: `{"oidc":null}`,
+					want: want{400, "invalid_request", "oidc", "must be an object, not a null"}},
+				{name: "another type's null settings", body: `{"type":"saml","name":"x","oidc":null}`,
+					want: want{400, "invalid_request", "oidc", "must be an object, not a null"}},
 				{name: "bad status", method: "PATCH", path: "/api/v1/connections/" + draft.ID, body: `{"status":"on"}`,
 					want: want{400, "invalid_request", "status", `status must be "active" or "inactive"`}},
 			}

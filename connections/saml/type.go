@@ -54,7 +54,7 @@ func (Type) Configure(ctx context.Context, deps connections.Deps, conn *store.Co
 	var s *Settings
 	if raw != nil {
 		s = new(Settings)
-		if err := connections.DecodeStrict(raw, s); err != nil {
+		if err := connections.DecodeRequest(raw, s); err != nil {
 			return fmt.Errorf("saml: %w", err)
 		}
 	}
