@@ -59,6 +59,8 @@ func TestEveryPageMeetsWCAG21AAInBrowser(t *testing.T) {
 			chromedp.Navigate(fr.issuer+"/logged_out"),
 			chromedp.WaitVisible(chromedp.CSS("h1")))
 		auditPage(t, tab, "signed out")
+		run(t, tab, "the dev landing page", chromedp.Navigate(fr.issuer+"/"), chromedp.WaitVisible(chromedp.CSS("h1")))
+		auditPage(t, tab, "dev landing page")
 	})
 
 	t.Run("portal", func(t *testing.T) {
@@ -105,10 +107,29 @@ func TestEveryPageMeetsWCAG21AAInBrowser(t *testing.T) {
 				chromedp.Submit(chromedp.CSS(`input[name="metadata_url"]`)),
 				chromedp.WaitVisible(chromedp.CSS(`[aria-invalid="true"]`)))
 			auditPage(t, tab, "okta: step 2, in error")
-			visit(t, tab, "okta: attributes", strings.TrimPrefix(base, fr.issuer)+"/attributes")
-			visit(t, tab, "okta: test", strings.TrimPrefix(base, fr.issuer)+"/test")
-			// The dev tenant's own connection, which works: test it.
-			visit(t, tab, "connections again", "/portal/sso")
+			run(t, tab, "give the dev IdP's metadata",
+				chromedp.SetValue(chromedp.CSS(`input[name="metadata_url"]`), fr.issuer+"/dev/idp/metadata"),
+				chromedp.Submit(chromedp.CSS(`input[name="metadata_url"]`)),
+				chromedp.WaitVisible(chromedp.ID("map-email")))
+			auditPage(t, tab, "okta: attributes")
+			run(t, tab, "keep the mapping", chromedp.Submit(chromedp.ID("map-email")), chromedp.WaitVisible(chromedp.ID("test-connection")))
+			auditPage(t, tab, "okta: test")
+			run(t, tab, "test the connection",
+				chromedp.Navigate(fr.issuer+attr(t, tab, "#test-connection", "href")),
+				chromedp.WaitVisible(chromedp.CSS(`button[name="user"][value="alice"]`)))
+			auditPage(t, tab, "dev IdP sign-in")
+			run(t, tab, "sign in at the IdP",
+				chromedp.Click(chromedp.CSS(`button[name="user"][value="alice"]`)),
+				chromedp.WaitVisible(chromedp.ID("test-outcome")))
+			auditPage(t, tab, "okta: test result")
+			visit(t, tab, "okta: attributes with a preview", strings.TrimPrefix(base, fr.issuer)+"/attributes")
+			run(t, tab, "activate",
+				chromedp.Navigate(base+"/test"),
+				chromedp.Click(chromedp.ID("activate")),
+				chromedp.WaitVisible(chromedp.ID("flash")))
+			auditPage(t, tab, "okta: active")
+			visit(t, tab, "connections with one", "/portal/sso")
+			visit(t, tab, "session ended", "/portal/expired")
 		})
 		t.Run("dsync", func(t *testing.T) {
 			tab := open(t, store.IntentDSync)
@@ -204,7 +225,72 @@ func TestEveryPageMeetsWCAG21AAInBrowser(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS("[role=alert]")))
 		auditPage(t, enrol, "enrol, in error")
 		errorField(t, enrol, "#password2")
+		enrolOperator(t, enrol, "a long enough password 1")
+		auditPage(t, enrol, "recovery codes")
 	})
+
+	// Pages that say they work without JavaScript do: the work email,
+	// the portal's forms, console enrolment with its TOTP code.
+	t.Run("without JavaScript", func(t *testing.T) {
+		browser := browsertest.New(t)
+		noScript := func() context.Context {
+			tab := browsertest.NewTab(t, browser)
+			if _, err := chromedp.Call(tab, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+				t.Fatal(err)
+			}
+			return tab
+		}
+		tab := noScript()
+		run(t, tab, "work email to the IdP",
+			chromedp.Navigate(fr.issuer+"/dev/app/login"),
+			chromedp.WaitVisible(chromedp.ID("email")),
+			chromedp.SendKeys(chromedp.ID("email"), "alice@example.com"),
+			chromedp.Submit(chromedp.ID("email")),
+			chromedp.WaitVisible(chromedp.CSS(`button[name="user"][value="alice"]`)))
+
+		link, _, err := fr.portal.CreateLink(tenant, store.IntentDomainVerification, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tab = noScript()
+		run(t, tab, "portal: add a domain",
+			chromedp.Navigate(link),
+			chromedp.WaitVisible(chromedp.ID("domain")),
+			chromedp.SendKeys(chromedp.ID("domain"), "nojs.example.com"),
+			chromedp.Click(chromedp.ID("add-domain")),
+			chromedp.WaitVisible(chromedp.ID("flash")))
+		// axe-core itself needs script (its timers do not run here); the
+		// same pages with script were audited above.
+
+		link, _, err = console.CreateOperator(ctx, fr.st, fr.issuer, "no-script@vendor.example", "cli")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tab = noScript()
+		run(t, tab, "open the enrolment link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("password")))
+		enrolOperator(t, tab, "another long enough password")
+	})
+}
+
+// enrolOperator completes the enrolment page in tab, typing the code of
+// the key it shows, and waits for the recovery codes.
+func enrolOperator(t *testing.T, tab context.Context, password string) {
+	t.Helper()
+	secret := text(t, tab, "#totp-secret")
+	code, err := totp.GenerateCode(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, tab, "enrol",
+		chromedp.SetValue(chromedp.ID("password"), password),
+		chromedp.SetValue(chromedp.ID("password2"), password),
+		chromedp.SetValue(chromedp.ID("code"), code),
+		chromedp.Submit(chromedp.ID("code")),
+		chromedp.WaitNotPresent(chromedp.ID("password2")),
+		chromedp.WaitVisible(chromedp.CSS("main h1")))
+	if got := text(t, tab, "main h1"); !strings.Contains(strings.ToLower(got), "recovery") {
+		fail(t, tab, "after enrolling the page says %q", got)
+	}
 }
 
 // auditPage runs axe-core's WCAG 2.1 A/AA rules on the page in tab, and
