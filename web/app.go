@@ -38,6 +38,10 @@ type View struct {
 	Area string
 	// Title is the page's heading and the first part of <title>.
 	Title string
+	// Step, when set, goes before Title in <title> only: where a page of
+	// a wizard is ("Step 2 of 4: Connect Okta"), so that the title says
+	// where someone is, not only which wizard (WCAG 2.4.2).
+	Step string
 	// Account says who is signed in, or for which organisation.
 	Account string
 	// DoneURL, when set, is the target of a "Done" button in the header.

@@ -206,6 +206,12 @@ func (p *Portal) RenderError(c echo.Context, e *httpserver.Error) error {
 func (p *Portal) render(c echo.Context, status int, name, title string, data any) error {
 	v := p.view(c, title)
 	v.Data = data
+	if m, ok := data.(map[string]any); ok {
+		data = m["W"] // the attributes step wraps its wizard
+	}
+	if w, ok := data.(*wizard); ok {
+		v.Step = w.stepTitle()
+	}
 	if f, err := p.readCookie(c, flashCookie); err == nil && f.Value != "" {
 		v.Flash = flashText(f.Value)
 		http.SetCookie(c.Response(), p.cookie(flashCookie, "", -1))

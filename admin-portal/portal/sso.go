@@ -156,6 +156,17 @@ func (p *Portal) wizardFor(c echo.Context, step string) (*wizard, error) {
 	return w, nil
 }
 
+// stepTitle says which step of how many the page is, for its <title>:
+// every step has the connection's name as its heading.
+func (w *wizard) stepTitle() string {
+	for i, s := range w.Steps {
+		if s.Current {
+			return fmt.Sprintf("Step %d of %d: %s", i+1, len(w.Steps), s.Label)
+		}
+	}
+	return ""
+}
+
 func missingOf(v connections.View) []string {
 	if sv := samlView(v); sv != nil {
 		return sv.Missing

@@ -100,6 +100,11 @@ func TestEveryPageMeetsWCAG21AAInBrowser(t *testing.T) {
 			visit(t, tab, "choose an IdP", "/portal/sso/new")
 			run(t, tab, "choose Okta", chromedp.Click(chromedp.CSS(`button[value="okta"]`)), chromedp.WaitVisible(chromedp.ID("acs-url")))
 			auditPage(t, tab, "okta: step 1")
+			// Every step's heading is the connection's name: the title
+			// says which step this is.
+			if got, _ := chromedp.Run(tab, chromedp.Title()); !strings.HasPrefix(got, "Step 1 of 4: Create the app in Okta · ") {
+				t.Errorf("step 1 is titled %q", got)
+			}
 			base := strings.TrimSuffix(location(t, tab), "/setup")
 			visit(t, tab, "okta: step 2", strings.TrimPrefix(base, fr.issuer)+"/idp")
 			run(t, tab, "give a metadata URL that is no URL",
@@ -112,6 +117,9 @@ func TestEveryPageMeetsWCAG21AAInBrowser(t *testing.T) {
 				chromedp.Submit(chromedp.CSS(`input[name="metadata_url"]`)),
 				chromedp.WaitVisible(chromedp.ID("map-email")))
 			auditPage(t, tab, "okta: attributes")
+			if got, _ := chromedp.Run(tab, chromedp.Title()); !strings.HasPrefix(got, "Step 3 of 4: Attributes · ") {
+				t.Errorf("step 3 is titled %q", got)
+			}
 			run(t, tab, "keep the mapping", chromedp.Submit(chromedp.ID("map-email")), chromedp.WaitVisible(chromedp.ID("test-connection")))
 			auditPage(t, tab, "okta: test")
 			run(t, tab, "test the connection",
@@ -134,7 +142,7 @@ func TestEveryPageMeetsWCAG21AAInBrowser(t *testing.T) {
 		t.Run("dsync", func(t *testing.T) {
 			tab := open(t, store.IntentDSync)
 			visit(t, tab, "directories", "/portal/dsync")
-			run(t, tab, "add a directory", chromedp.Submit(chromedp.CSS(`form[method="post"] button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("main h1")))
+			run(t, tab, "add a directory", chromedp.SendKeys(chromedp.CSS(`form[action="/portal/dsync"] input[name="name"]`), "Okta directory"), chromedp.Click(chromedp.ID("create-directory")), chromedp.WaitVisible(chromedp.ID("scim-token")))
 			auditPage(t, tab, "directory with its token")
 		})
 		t.Run("domains", func(t *testing.T) {
@@ -310,6 +318,7 @@ func auditPage(t *testing.T, tab context.Context, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%s: %q", name, page["title"])
 	if page["lang"] == "" || strings.TrimSpace(page["title"]) == "" {
 		t.Errorf("%s: lang %q, title %q", name, page["lang"], page["title"])
 	}
