@@ -59,6 +59,16 @@ func TestEveryPageMeetsWCAG21AAInBrowser(t *testing.T) {
 			chromedp.Navigate(fr.issuer+"/logged_out"),
 			chromedp.WaitVisible(chromedp.CSS("h1")))
 		auditPage(t, tab, "signed out")
+		// By keyboard alone: the field has focus on arrival, Enter sends it.
+		run(t, tab, "sign in to the demo app",
+			chromedp.Navigate(fr.issuer+"/dev/app/login"),
+			chromedp.WaitVisible(chromedp.ID("email")),
+			chromedp.KeyEvent("alice@example.com"),
+			chromedp.KeyEvent("\r"),
+			chromedp.WaitVisible(chromedp.CSS(`button[name="user"][value="alice"]`)),
+			chromedp.Click(chromedp.CSS(`button[name="user"][value="alice"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#claims")))
+		auditPage(t, tab, "demo app, signed in")
 		run(t, tab, "the dev landing page", chromedp.Navigate(fr.issuer+"/"), chromedp.WaitVisible(chromedp.CSS("h1")))
 		auditPage(t, tab, "dev landing page")
 	})
@@ -159,10 +169,29 @@ func TestEveryPageMeetsWCAG21AAInBrowser(t *testing.T) {
 				chromedp.Click(chromedp.ID("add-domain")),
 				chromedp.WaitVisible(chromedp.ID("flash")))
 			auditPage(t, tab, "domains, one to verify")
+			// Someone who asks for reduced motion gets none (WCAG 2.3.3's
+			// intent; the transitions are the pages' only motion).
+			for _, tc := range []struct {
+				pref string
+				want bool
+			}{{"reduce", false}, {"no-preference", true}} {
+				if _, err := chromedp.Call(tab, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-reduced-motion", Value: tc.pref}}}); err != nil {
+					t.Fatal(err)
+				}
+				moves, err := chromedp.Run(tab, chromedp.Evaluate[bool](`[...document.querySelectorAll(".btn, .choice, button, a")].some(e => getComputedStyle(e).transitionDuration.split(",").some(d => parseFloat(d) > 0) || getComputedStyle(e).animationName !== "none")`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if moves != tc.want {
+					t.Errorf("prefers-reduced-motion: %s: something moves = %v", tc.pref, moves)
+				}
+			}
 		})
 		t.Run("audit_logs", func(t *testing.T) {
 			tab := open(t, store.IntentAuditLogs)
 			visit(t, tab, "sign-in log", "/portal/logs")
+			visit(t, tab, "sign-in log, a date in error", "/portal/logs?from=2026-02-30")
+			errorField(t, tab, "#f-from")
 			run(t, tab, "sign out", chromedp.Click(chromedp.CSS(`form[action="/portal/signout"] button`)),
 				chromedp.WaitNotPresent(chromedp.CSS(`form[action="/portal/signout"]`)), chromedp.WaitVisible(chromedp.CSS("main")))
 			auditPage(t, tab, "portal signed out")
@@ -180,6 +209,10 @@ func TestEveryPageMeetsWCAG21AAInBrowser(t *testing.T) {
 			chromedp.SendKeys(chromedp.ID("code"), "000000"),
 			chromedp.Submit(chromedp.ID("code")),
 			chromedp.WaitVisible(chromedp.CSS("[role=alert]")))
+		// Focus is where the next thing to type is.
+		if got, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.activeElement.id`)); got != "password" {
+			t.Errorf("after a refused sign-in focus is on %q, want the password", got)
+		}
 		auditPage(t, tab, "sign in, in error")
 		errorField(t, tab, "#code")
 
@@ -187,10 +220,14 @@ func TestEveryPageMeetsWCAG21AAInBrowser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// By keyboard alone from the password field (the walk above left
+		// the page): Tab reaches the code, Enter signs in.
 		run(t, tab, "sign in",
-			chromedp.SetValue(chromedp.ID("password"), fr.op.Password),
-			chromedp.SetValue(chromedp.ID("code"), code),
-			chromedp.Submit(chromedp.ID("code")),
+			chromedp.Focus(chromedp.ID("password")),
+			chromedp.KeyEvent(fr.op.Password),
+			chromedp.KeyEvent("\t"),
+			chromedp.KeyEvent(code),
+			chromedp.KeyEvent("\r"),
 			chromedp.WaitVisible(chromedp.CSS(`a[href="/console/tenants/`+fr.dev.TenantID+`"]`)))
 		auditPage(t, tab, "tenants")
 		for _, p := range []struct{ name, path string }{
