@@ -26,15 +26,7 @@ func TestEmailPageToAnExternalIdPInChromium(t *testing.T) {
 		op.claims = map[string]any{"sub": "00u-eve", "email": "eve@" + u.domain, "email_verified": true}
 	})
 	u.oidcConnection(op, nil)
-	landed := make(chan string, 1)
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case landed <- r.URL.Query().Get("code"):
-		default:
-		}
-		w.Write([]byte("signed in"))
-	}))
-	defer app.Close()
+	app, landed := landingApp(t)
 	var a struct {
 		ClientID string `json:"client_id"`
 	}
@@ -64,4 +56,27 @@ func TestEmailPageToAnExternalIdPInChromium(t *testing.T) {
 		op.set(func(op *vendorOP) { asked = op.lastAuthorize })
 		t.Fatalf("the sign-in never reached the application; the browser is at %s (the IdP was asked: %v)", at, asked != nil)
 	}
+}
+
+// landingApp is an application whose redirect URI ({URL}/cb) a browser
+// test signs in to: it answers "signed in" and hands the code it receives
+// to the channel. Other requests (the browser's /favicon.ico after
+// landing) hand over nothing: a next sign-in of the test would read their
+// empty code as its own.
+func landingApp(t *testing.T) (*httptest.Server, <-chan string) {
+	t.Helper()
+	landed := make(chan string, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/cb" {
+			http.NotFound(w, r)
+			return
+		}
+		select {
+		case landed <- r.URL.Query().Get("code"):
+		default:
+		}
+		w.Write([]byte("signed in"))
+	}))
+	t.Cleanup(app.Close)
+	return app, landed
 }

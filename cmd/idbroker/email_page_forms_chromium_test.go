@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -29,15 +28,7 @@ func TestEmailPageAddressFormsInChromium(t *testing.T) {
 	}
 	op := newVendorOP(t, "/oauth2/default")
 	u.oidcConnection(op, nil)
-	landed := make(chan string, 1)
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case landed <- r.URL.Query().Get("code"):
-		default:
-		}
-		w.Write([]byte("signed in"))
-	}))
-	defer app.Close()
+	app, landed := landingApp(t)
 	var a struct {
 		ClientID string `json:"client_id"`
 	}

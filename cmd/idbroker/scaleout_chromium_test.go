@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -34,15 +33,7 @@ func TestScaleOutInChromium(t *testing.T) {
 	})
 	connID := u.oidcConnection(op, nil)
 
-	landed := make(chan string, 1)
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case landed <- r.URL.Query().Get("code"):
-		default:
-		}
-		w.Write([]byte("signed in"))
-	}))
-	defer app.Close()
+	app, landed := landingApp(t)
 	var a struct {
 		ClientID     string `json:"client_id"`
 		ClientSecret string `json:"client_secret"`
