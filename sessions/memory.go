@@ -41,7 +41,8 @@ type Memory struct {
 
 	// orders remembers what each durable order ended (ForOrder), under
 	// mu, until its expiry.
-	orders map[string]orderEnded
+	orders         map[string]orderEnded
+	nextOrderSweep time.Time
 
 	// What Rewindable needs, under mu: when each session began (a replay
 	// spares those begun after its revocation), this Memory's name and
@@ -198,10 +199,15 @@ func (m *Memory) rememberOrderLocked(order string, ended []Session, now time.Tim
 	if m.orders == nil {
 		m.orders = map[string]orderEnded{}
 	}
-	for id, o := range m.orders {
-		if !now.Before(o.until) {
-			delete(m.orders, id)
+	// Pruned once a minute, not at every order: a directory deprovisioning
+	// tens of thousands of users records as many orders.
+	if now.After(m.nextOrderSweep) {
+		for id, o := range m.orders {
+			if !now.Before(o.until) {
+				delete(m.orders, id)
+			}
 		}
+		m.nextOrderSweep = now.Add(time.Minute)
 	}
 	kept := make([]Session, 0, len(ended))
 	for _, s := range ended {
