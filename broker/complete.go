@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
@@ -464,7 +463,7 @@ const (
 // on one connection, failures are only logged (failureSample).
 func (p *Provider) failed(ctx context.Context, c echo.Context, conn store.Connection, clientID, code, reason string) {
 	ref := httpserver.RequestID(ctx)
-	reason = oneLine(reason, maxReason)
+	reason = connections.OneLine(reason, maxReason)
 	p.log.WarnContext(ctx, "broker: login failed", "reason_code", code, "reason", reason,
 		"reference", ref, "tenant_id", conn.TenantID, "connection_id", conn.ID, "client_id", clientID)
 	if p.onSignInFailed != nil {
@@ -509,19 +508,6 @@ func (p *Provider) failed(ctx context.Context, c echo.Context, conn store.Connec
 // the backstop for any error text that reaches here whole, so that an IdP
 // cannot fill the tenant's trail with one answer.
 const maxReason = 2048
-
-// oneLine renders s on one line (runs of white space and control
-// characters become one space, invalid UTF-8 is dropped) and cuts it to
-// max bytes on a character boundary, marking the cut.
-func oneLine(s string, max int) string {
-	s = strings.Join(strings.FieldsFunc(strings.ToValidUTF8(s, ""), func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r)
-	}), " ")
-	if len(s) <= max {
-		return s
-	}
-	return strings.ToValidUTF8(s[:max], "") + "…"
-}
 
 // loginActor is the browser behind a sign-in, as audit rows name it: a
 // user not known yet (the login failed), with the client address (behind

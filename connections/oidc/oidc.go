@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -277,7 +276,7 @@ func (c *oidcConnector) checkIss(q url.Values) error {
 	switch {
 	case sent && (len(iss) != 1 || iss[0] != want):
 		return fmt.Errorf("%w: the authorization response names the issuer %q, not the connection's %q: it may come from another IdP passed off as this one (mix-up, RFC 9207); if the IdP's issuer has changed, update the connection's issuer",
-			connections.ErrIssuerMismatch, truncate(strings.Join(iss, ", "), 300), want)
+			connections.ErrIssuerMismatch, connections.OneLine(strings.Join(iss, ", "), 300), want)
 	case !sent && c.issParam:
 		return fmt.Errorf("%w: the IdP's discovery document says its authorization responses carry iss (authorization_response_iss_parameter_supported, RFC 9207), and this one has none",
 			connections.ErrIssuerMismatch)
@@ -295,7 +294,7 @@ func documentIssuer(ctx context.Context, deps connections.Deps, issuer string) s
 	if err != nil || json.Unmarshal(b, &doc) != nil || doc.Issuer == "" {
 		return "another one"
 	}
-	return strconv.Quote(truncate(doc.Issuer, 300))
+	return strconv.Quote(connections.OneLine(doc.Issuer, 300))
 }
 
 // otherSlash is issuer with its trailing slash removed, or added when it
@@ -381,8 +380,8 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 		return res, err
 	}
 	if e := q.Get("error"); e != "" {
-		msg := truncate(e, 100)
-		if d := truncate(q.Get("error_description"), 300); d != "" {
+		msg := connections.OneLine(e, 100)
+		if d := connections.OneLine(q.Get("error_description"), 300); d != "" {
 			msg += ": " + d
 		}
 		return res, fmt.Errorf("%w: %s", connections.ErrIdPError, msg)
@@ -647,7 +646,7 @@ func classifyOIDCError(err error, tokenURL, jwksURL string) error {
 		(re.Response == nil || re.Response.StatusCode < 500) {
 		detail := re.ErrorCode
 		if d := strings.TrimSpace(re.ErrorDescription); d != "" {
-			detail += ": " + truncate(d, 300)
+			detail += ": " + connections.OneLine(d, 300)
 		}
 		switch re.ErrorCode {
 		case "invalid_client", "unauthorized_client":
@@ -666,7 +665,7 @@ func classifyOIDCError(err error, tokenURL, jwksURL string) error {
 		return fmt.Errorf("%w: the token endpoint %s answered without an id_token: check that the IdP's application is an OpenID Connect one and the connection's scopes include openid",
 			connections.ErrMalformed, tokenURL)
 	}
-	return fmt.Errorf("%w: the answer of the token endpoint %s could not be read: %s", connections.ErrMalformed, tokenURL, truncate(err.Error(), 300))
+	return fmt.Errorf("%w: the answer of the token endpoint %s could not be read: %s", connections.ErrMalformed, tokenURL, connections.OneLine(err.Error(), 300))
 }
 
 // keysCause reduces the library's failure to fetch the JWKS to its cause,
@@ -705,18 +704,6 @@ func claimStrings(v any) []string {
 		return []string{fmt.Sprint(t)}
 	}
 	return nil
-}
-
-// truncate renders text an IdP (or whoever sent the browser) wrote as
-// one line for the admin: runs of white space and control characters
-// become one space (Entra's error_description carries "\r\nTrace ID: …"
-// lines), and it is cut to n bytes, on a character boundary.
-func truncate(s string, n int) string {
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
-	if len(s) > n {
-		return strings.ToValidUTF8(s[:n], "") + "…"
-	}
-	return s
 }
 
 // discoveryURL is where an issuer's discovery document is read.

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	// Inside this package, saml is crewjam's library.
 	"github.com/crewjam/saml"
@@ -984,10 +983,7 @@ func statusDetail(raw []byte, top string) string {
 	for c := r.Status.Code.Nested; c != nil; c = c.Nested {
 		out += " / " + c.Value
 	}
-	msg := strings.Join(strings.FieldsFunc(r.Status.Message, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
-	if len(msg) > 300 {
-		msg = strings.ToValidUTF8(msg[:300], "") + "…"
-	}
+	msg := connections.OneLine(r.Status.Message, 300)
 	if msg != "" {
 		out += fmt.Sprintf(": %q", msg)
 	}

@@ -1,15 +1,18 @@
-package broker
+package connections_test
 
 import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/idbroker/idbroker/connections"
 )
 
-// TestOneLine: the reason of a failed login is kept on one line, valid
-// UTF-8, and no longer than the bound, whatever an IdP wrote into it.
+// TestOneLine: text an IdP wrote is kept on one line, valid UTF-8, and no
+// longer than the bound, whatever is in it.
 func TestOneLine(t *testing.T) {
-	long := strings.Repeat("é", maxReason) // two bytes each: the cut falls inside one
+	const bound = 2048
+	long := strings.Repeat("é", bound) // two bytes each: the cut falls inside one
 	for _, tc := range []struct {
 		name, in, want string
 	}{
@@ -17,14 +20,14 @@ func TestOneLine(t *testing.T) {
 		{"Entra's trace lines", "AADSTS50105: not assigned.\r\nTrace ID: 1\r\nCorrelation ID: 2", "AADSTS50105: not assigned. Trace ID: 1 Correlation ID: 2"},
 		{"control characters and tabs", "a\x00\x1b[31mb\tc", "a [31mb c"},
 		{"invalid UTF-8", "a\xffb", "ab"},
-		{"cut on a character", long, strings.Repeat("é", maxReason/2) + "…"},
+		{"cut on a character", long, strings.Repeat("é", bound/2) + "…"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := oneLine(tc.in, maxReason)
+			got := connections.OneLine(tc.in, bound)
 			if got != tc.want {
-				t.Errorf("oneLine(%q) = %q, want %q", tc.in, got, tc.want)
+				t.Errorf("OneLine(%q) = %q, want %q", tc.in, got, tc.want)
 			}
-			if !utf8.ValidString(got) || len(got) > maxReason+len("…") {
+			if !utf8.ValidString(got) || len(got) > bound+len("…") {
 				t.Errorf("%d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
 			}
 		})
