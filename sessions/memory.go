@@ -211,7 +211,7 @@ func (m *Memory) rememberOrderLocked(order string, ended []Session, now time.Tim
 	}
 	kept := make([]Session, 0, len(ended))
 	for _, s := range ended {
-		kept = append(kept, s.clone())
+		kept = append(kept, s.brief())
 	}
 	m.orders[order] = orderEnded{sessions: kept, until: now.Add(OrderMemory)}
 }

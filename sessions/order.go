@@ -15,7 +15,9 @@ type orderKey struct{}
 // RevokeTenant, RevokeConnection) as carrying out the durable order id (a
 // store.Revocation). The session store then remembers, for OrderMemory,
 // which sessions the order ended, and answers a second call for the same
-// order with them again rather than with none. Whoever records what an
+// order with them again rather than with none: each with its ID, tenant,
+// user, connection, times and applications, not its claims (ACR, AMR,
+// Extra) or grant revocations, which recording its end does not need. Whoever records what an
 // order ended (the back-channel logouts owed to applications, the
 // session.revoked events) may fail after the store has ended the sessions
 // (the database down, the node stopped); without the memory, the retry

@@ -179,8 +179,10 @@ end
 
 // luaOrder remembers what a durable order ended (ForOrder): ended
 // returns the sessions an order's earlier run ended, if any; remember
-// keeps them for the script's answer to the next run. The memory key is
-// the scripts' last key, present only for an order.
+// keeps them for the script's answer to the next run, each only as much
+// as the record of its end needs (Session.brief): a deleted tenant's order
+// may end a hundred thousand sessions. The memory key is the scripts'
+// last key, present only for an order.
 const luaOrder = `
 local function ended()
   if #KEYS < 2 then return nil end
@@ -190,7 +192,19 @@ local function ended()
 end
 local function remember(out, ttl)
   if #KEYS < 2 then return end
-  redis.call('SET', KEYS[#KEYS], cjson.encode(out), 'EX', ttl)
+  local kept = {}
+  for i, h in ipairs(out) do
+    local b = {}
+    for j = 1, #h, 2 do
+      local k = h[j]
+      if k == 'id' or k == 't' or k == 'u' or k == 'c' or k == 'at' or k == 'exp' or k == '` + fKeptExpiry + `' or string.sub(k, 1, 2) == '` + fApp + `' then
+        b[#b + 1] = k
+        b[#b + 1] = h[j + 1]
+      end
+    end
+    kept[i] = b
+  end
+  redis.call('SET', KEYS[#KEYS], cjson.encode(kept), 'EX', ttl)
 end
 `
 

@@ -244,3 +244,32 @@ func TestRevokedGrantEndsSessionForOlderVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisOrderMemorySize: what Redis keeps of an order's sessions
+// stays small whatever the sessions carry (a deleted tenant's order ends
+// every session it has, and the memory lasts a day).
+func TestRedisOrderMemorySize(t *testing.T) {
+	c := sessionstest.Redis(t)
+	p := sessionstest.Prefix(t, c)
+	r := sessions.NewRedis(c, sessions.RedisOptions{Prefix: p})
+	ctx := t.Context()
+	s := sessions.Session{ID: "ses_m", TenantID: "tnt_m", UserID: "usr_m", ConnectionID: "conn_m",
+		AuthTime: time.Now(), ExpiresAt: time.Now().Add(time.Hour), ACR: "urn:acr:mfa", AMR: []string{"pwd"},
+		Extra: map[string]string{"groups": strings.Repeat("g", 8192)}}
+	if err := r.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddApp(ctx, s.ID, "app_1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.RevokeTenant(sessions.ForOrder(ctx, "rev_m"), "tnt_m"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.StrLen(ctx, p+"order:rev_m").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 || n > 256 {
+		t.Errorf("order memory of one session = %d bytes; want (0, 256]", n)
+	}
+}

@@ -69,6 +69,22 @@ func (s Session) clone() Session {
 	return s
 }
 
+// brief is what a store remembers of a session an order ended
+// (ForOrder): who it was, until when, and the applications owed a logout.
+// The claims, methods and grant revocations are not needed to record its
+// end, and would multiply the memory of a mass revocation.
+func (s Session) brief() Session {
+	return Session{
+		ID:           s.ID,
+		TenantID:     s.TenantID,
+		UserID:       s.UserID,
+		ConnectionID: s.ConnectionID,
+		AuthTime:     s.AuthTime,
+		ExpiresAt:    s.ExpiresAt,
+		Apps:         slices.Clone(s.Apps),
+	}
+}
+
 // validate reports whether s may be created at now.
 func (s Session) validate(now time.Time) error {
 	switch {

@@ -45,6 +45,7 @@ func RunConformance(t *testing.T, newImpl func(t *testing.T) Impl) {
 		{"RevokeConnection", testRevokeConnection},
 		{"RevokeClient", testRevokeClient},
 		{"Apps", testApps},
+		{"OrderMemory", testOrderMemory},
 		{"Families", testFamilies},
 		{"ListUser", testListUser},
 		{"Subscribe", testSubscribe},
