@@ -180,11 +180,13 @@ func (a Attrs) All(names []string) []string {
 }
 
 // Fill sets the profile fields the mapping covers; an email already set
-// (from a NameID) is kept.
+// (from a NameID) is kept, unless it is an Entra ID guest's account name
+// (externalTag).
 func (m AttributeMapping) Fill(p *Profile, a Attrs) {
 	if p.Email == "" {
 		p.Email = a.First(m.Email)
 	}
+	p.Email = m.GuestEmail(p.Email, a)
 	p.GivenName = a.First(m.GivenName)
 	p.FamilyName = a.First(m.FamilyName)
 	p.Name = a.First(m.Name)
@@ -217,6 +219,44 @@ func groupsOverage(a Attrs, raw map[string]any) bool {
 	names, _ := raw["_claim_names"].(map[string]any)
 	_, distributed := names["groups"]
 	return distributed
+}
+
+// externalTag marks the user principal name Entra ID gives a guest (B2B
+// collaboration) in a host tenant: "alice_fabrikam.com#EXT#@contoso.onmicrosoft.com"
+// for alice@fabrikam.com. Entra sends it as the default NameID (in the
+// email format) and in the upn claims, but it is an account name of the
+// host's directory: no one receives mail there, it matches none of the
+// host's own domains, and the same person signs in under their own
+// address everywhere else (and is provisioned by SCIM with it).
+const externalTag = "#ext#@"
+
+// guestOf reports whether email is an Entra ID guest's account name.
+func guestOf(email string) bool {
+	return strings.Contains(strings.ToLower(email), externalTag)
+}
+
+// GuestEmail is email, unless it is an Entra ID guest's account name
+// (see externalTag); then it is the guest's own address: the first of the
+// mapped email values in a that is not itself an account name (Entra
+// sends the guest's mail when the host maps user.mail, as its default
+// claims do), else the address the account name was made from (the last
+// "_" of its local part is where the "@" was: a domain holds no "_"). An
+// account name it cannot read is returned as it is, for the domain check
+// to refuse.
+func (m AttributeMapping) GuestEmail(email string, a Attrs) string {
+	if !guestOf(email) {
+		return email
+	}
+	for _, v := range a.All(m.Email) {
+		if !guestOf(v) && strings.Contains(v, "@") {
+			return v
+		}
+	}
+	local := email[:strings.Index(strings.ToLower(email), externalTag)]
+	if i := strings.LastIndexByte(local, '_'); i > 0 && i < len(local)-1 {
+		return local[:i] + "@" + local[i+1:]
+	}
+	return email
 }
 
 // isAccountName reports whether a display name is really a sign-in name:

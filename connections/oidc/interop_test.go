@@ -205,6 +205,10 @@ func TestOIDCClaimShapesByVendor(t *testing.T) {
 			userinfo: map[string]any{"email": "bob@example.com", "email_verified": false}, want: connections.ErrProfile, contains: "not verified"},
 		{name: "at_hash of another access token", tamper: func(c map[string]any) { c["at_hash"] = "AAAAAAAAAAAAAAAAAAAAAA" },
 			want: connections.ErrSignature, contains: "at_hash"},
+		// An Entra ID guest's account name in the host directory, sent as
+		// the email by an IdP that maps the UPN: the guest's own address.
+		{name: "email is an Entra guest's account name", tamper: func(c map[string]any) { c["email"] = "bob_example.com#EXT#@contoso.onmicrosoft.com" },
+			verified: true},
 		{name: "no nonce", tamper: func(c map[string]any) { delete(c, "nonce") }, want: connections.ErrRequestMismatch, contains: "nonce"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -138,3 +138,53 @@ func TestSAMLEntraGroupsOverage(t *testing.T) {
 		})
 	}
 }
+
+// TestSAMLEntraGuest: an Entra ID guest (B2B collaboration) comes with the
+// host directory's account name for them as the NameID
+// ("alice_example.com#EXT#@contoso.onmicrosoft.com"), an address no one
+// receives mail at; the broker takes the guest's own address, from the
+// mapped email attributes when the host sends it, else from the account
+// name, and checks that address's domain.
+func TestSAMLEntraGuest(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newTestIdP(t, 0)
+	email := string(saml.EmailAddressNameIDFormat)
+	const upn = "alice_example.com#EXT#@contoso.onmicrosoft.com"
+	for _, tt := range []struct {
+		name, nameID, format string
+		mapping              *connections.AttributeMapping
+		attrs                []saml.AttributeStatement
+		email                string
+		wantErr              error
+		contains             string
+	}{
+		{name: "guest UPN NameID, mail sent", nameID: upn, format: email,
+			attrs: attrStatement(claimsEmail, []string{"Alice@Example.com"}), email: "alice@example.com"},
+		{name: "guest UPN NameID, mail also the UPN", nameID: upn, format: email,
+			attrs: attrStatement(claimsEmail, []string{upn}, claimsUPN, []string{upn}), email: "alice@example.com"},
+		{name: "guest UPN NameID, no email attribute", nameID: upn, format: email, email: "alice@example.com"},
+		{name: "unspecified NameID, tag in capitals, underscores in the local part",
+			nameID: "alice_b_example.com#ext#@contoso.onmicrosoft.com", format: string(saml.UnspecifiedNameIDFormat), email: "alice_b@example.com"},
+		{name: "persistent NameID, Entra preset, guest UPN in the upn claim only", nameID: "Zq3-persistent",
+			mapping: &connections.AttributeMapping{Preset: connections.PresetEntra},
+			attrs:   attrStatement(claimsUPN, []string{upn}), email: "alice@example.com"},
+		{name: "a guest from another organisation's domain is checked against that domain", nameID: "bob_fabrikam.com#EXT#@contoso.onmicrosoft.com", format: email,
+			wantErr: connections.ErrDomainNotAllowed, contains: `"fabrikam.com"`},
+		{name: "an account name that says no address is refused for the host's domain", nameID: "#EXT#@contoso.onmicrosoft.com", format: email,
+			wantErr: connections.ErrDomainNotAllowed, contains: `"contoso.onmicrosoft.com"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := e.mappedSignIn(t, idp, tt.mapping, tt.nameID, tt.format, tt.attrs)
+			if tt.wantErr != nil {
+				wantErr(t, err, tt.wantErr, tt.contains)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Profile.Email != tt.email {
+				t.Fatalf("email %q, want %q", res.Profile.Email, tt.email)
+			}
+		})
+	}
+}

@@ -722,7 +722,7 @@ func (c *samlConnector) profile(ctx context.Context, a *saml.Assertion) (connect
 	p.Raw = raw
 	c.mapping.Fill(&p, values)
 	if p.Email == "" && strings.Contains(nameID, "@") && format != string(saml.PersistentNameIDFormat) {
-		p.Email = nameID
+		p.Email = c.mapping.GuestEmail(nameID, values)
 	}
 	return c.deps.Profiles.CheckProfile(ctx, p, connections.ProfileRules{AnyEmailDomain: c.cfg.AllowAnyEmailDomain})
 }
