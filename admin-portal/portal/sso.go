@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -404,6 +406,20 @@ func (p *Portal) ssoIdPSave(c echo.Context) error {
 			s.IdPMetadataURL = &v
 		case "manual":
 			entity, sso, certPEM := strings.TrimSpace(c.FormValue("entity_id")), strings.TrimSpace(c.FormValue("sso_url")), strings.TrimSpace(c.FormValue("certificate"))
+			if certPEM == "" {
+				// The certificate as the file the IdP gave: AD FS exports
+				// its token-signing certificate as DER by default, Entra
+				// offers "Certificate (Raw)" (DER) beside "Certificate
+				// (Base64)" (PEM), neither of which an admin can paste.
+				text, msg, err := certificateUpload(c)
+				if err != nil {
+					return err
+				}
+				if msg != "" {
+					w.Errors["certificate"] = msg
+				}
+				certPEM = text
+			}
 			w.Form["entity_id"], w.Form["sso_url"], w.Form["certificate"] = entity, sso, certPEM
 			if entity == "" {
 				w.Errors["entity_id"] = "Enter your IdP's entity ID (also called Issuer or Identifier)."
@@ -411,7 +427,7 @@ func (p *Portal) ssoIdPSave(c echo.Context) error {
 			if sso == "" {
 				w.Errors["sso_url"] = "Enter your IdP's sign-in URL (SAML 2.0 single sign-on endpoint)."
 			}
-			if msg := p.checkCertificatePEM(certPEM); msg != "" {
+			if msg := p.checkCertificatePEM(certPEM); msg != "" && w.Errors["certificate"] == "" {
 				w.Errors["certificate"] = msg
 			}
 			s.IdPEntityID, s.IdPSSOURL = &entity, &sso
@@ -572,10 +588,79 @@ func (p *Portal) checkMetadata(b []byte, w *wizard) string {
 	return ""
 }
 
+// maxCertificateFile caps an uploaded certificate file: a certificate is
+// a few kilobytes, a chain a few more.
+const maxCertificateFile = 64 << 10
+
+// certificateUpload reads the certificate file of the manual form, if
+// one was chosen, as the text the certificate field takes: PEM or base64
+// as it is (without a byte-order mark), DER (binary) as PEM. msg says in
+// plain words what is wrong with a file that is not a certificate; text
+// is "" and msg "" when no file was chosen.
+func certificateUpload(c echo.Context) (text, msg string, err error) {
+	fh, err := c.FormFile("certificate_file")
+	if errors.Is(err, http.ErrMissingFile) || errors.Is(err, http.ErrNotMultipart) || err == nil && fh.Size == 0 {
+		// No file chosen (a browser sends an empty part).
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("certificate file: %w", err)
+	}
+	f, err := fh.Open()
+	if err != nil {
+		return "", "", fmt.Errorf("certificate file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxCertificateFile+1))
+	if err != nil {
+		return "", "", fmt.Errorf("certificate file: %w", err)
+	}
+	if len(b) > maxCertificateFile {
+		return "", "This file is larger than 64 KB; a certificate is much smaller. Check that you chose the certificate file.", nil
+	}
+	return certificateFileText(b)
+}
+
+// certificateFileText is certificateUpload's reading of a file's bytes.
+func certificateFileText(b []byte) (text, msg string, err error) {
+	if cert, err := x509.ParseCertificate(b); err == nil {
+		// DER: "DER encoded binary X.509 (.CER)", AD FS's export default.
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})), "", nil
+	}
+	if s, ok := certificateText(b); ok {
+		return s, "", nil
+	}
+	return "", "This file is not a certificate. Choose the signing certificate your identity provider gave you (a .cer, .crt or .pem file), or paste its text.", nil
+}
+
+// certificateText is b as certificate text (PEM or base64), without a
+// byte-order mark, if it is text; a file saved by Windows tools may be
+// UTF-16.
+func certificateText(b []byte) (string, bool) {
+	if bytes.HasPrefix(b, []byte{0xFF, 0xFE}) || bytes.HasPrefix(b, []byte{0xFE, 0xFF}) {
+		if u, err := saml.MetadataUTF8(b); err == nil {
+			b = u
+		}
+	}
+	s := strings.TrimSpace(strings.TrimPrefix(string(b), "\ufeff"))
+	if s == "" || !utf8.ValidString(s) {
+		return "", false
+	}
+	for _, r := range s {
+		if r > unicode.MaxASCII || r < ' ' && r != '\n' && r != '\r' && r != '\t' {
+			return "", false
+		}
+	}
+	return s, true
+}
+
 // checkCertificatePEM says what is wrong with a pasted certificate, or "".
 func (p *Portal) checkCertificatePEM(s string) string {
+	// A certificate pasted from a file a Windows editor saved can start
+	// with its byte-order mark; the connection reads past it too.
+	s = strings.TrimSpace(strings.TrimPrefix(s, "\ufeff"))
 	if s == "" {
-		return "Paste your IdP's signing certificate (it starts with -----BEGIN CERTIFICATE-----)."
+		return "Paste your IdP's signing certificate (it starts with -----BEGIN CERTIFICATE-----), or choose its file."
 	}
 	var der []byte
 	if strings.Contains(s, "-----BEGIN") {

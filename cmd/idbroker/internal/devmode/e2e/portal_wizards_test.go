@@ -78,11 +78,19 @@ func TestPortalSAMLWizardsPerIdPInBrowser(t *testing.T) {
 			wording: []string{"AD FS Management", "Relying Party Trusts", "Add Relying Party Trust", "Federation metadata address", "Edit Claim Issuance Policy", "FederationMetadata.xml"},
 			hint:    "/FederationMetadata/2007-06/FederationMetadata.xml",
 			values:  []copied{{"sp-metadata-url", "/metadata"}, {"sp-entity-id", ""}, {"acs-url", "/acs"}},
+			// By hand, with the token-signing certificate as AD FS's
+			// Certificate Export Wizard saves it by default: a DER
+			// (binary) .cer file, which cannot be pasted.
 			give: func(t *testing.T, ctx context.Context, base string) {
+				block, _ := pem.Decode([]byte(certificateOf(t, metadata)))
+				path := filepath.Join(t.TempDir(), "token-signing.cer")
+				if err := os.WriteFile(path, block.Bytes, 0o600); err != nil {
+					t.Fatal(err)
+				}
 				run(t, ctx, "enter the details by hand",
 					chromedp.SetValue(chromedp.ID("entity_id"), idpEntityID),
 					chromedp.SetValue(chromedp.ID("sso_url"), pe.issuer+"/dev/idp/sso"),
-					chromedp.SetValue(chromedp.ID("certificate"), certificateOf(t, metadata)),
+					chromedp.SetUploadFiles(chromedp.ID("certificate_file"), []string{path}),
 					chromedp.Submit(chromedp.ID("certificate")),
 					chromedp.WaitVisible(chromedp.ID("map-email")),
 				)
