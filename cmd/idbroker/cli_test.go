@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -72,5 +74,42 @@ func TestBuildVersion(t *testing.T) {
 	ver, _ := buildVersion()
 	if ver == "" {
 		t.Fatal("buildVersion returned an empty version")
+	}
+}
+
+// TestAdminCommandsNeedTheDatabase: the commands that work on an existing
+// embedded database (apikey, operator, keys, audit, migrate status), run
+// where there is none, say where they looked and create nothing: no empty
+// database, no master key beside it. migrate up creates both, and the
+// commands then ask for the schema only while it is missing.
+func TestAdminCommandsNeedTheDatabase(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "data", "idbroker.db")
+	getenv := func(k string) string {
+		if k == envDatabaseURL {
+			return "sqlite://" + filepath.ToSlash(db)
+		}
+		return ""
+	}
+	cmd := func(args ...string) (string, int) {
+		var out, errOut bytes.Buffer
+		code := run(t.Context(), args, &out, &errOut, getenv)
+		return errOut.String(), code
+	}
+	for _, args := range [][]string{{"apikey", "list"}, {"apikey", "create"}, {"operator", "list"},
+		{"keys", "rotate"}, {"audit", "verify"}, {"migrate", "status"}} {
+		stderr, code := cmd(args...)
+		if code == exitOK || !strings.Contains(stderr, "no database at "+db) {
+			t.Errorf("%v: exit %d, stderr %q; want a failure naming %s", args, code, stderr, db)
+		}
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Fatalf("the commands left %v (%v) behind; want nothing", entries, err)
+	}
+	if stderr, code := cmd("migrate", "up"); code != exitOK {
+		t.Fatalf("migrate up: exit %d: %s", code, stderr)
+	}
+	if stderr, code := cmd("apikey", "list"); code != exitOK {
+		t.Fatalf("apikey list after migrate up: exit %d: %s", code, stderr)
 	}
 }

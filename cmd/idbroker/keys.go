@@ -142,6 +142,9 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := requireDatabase(cfg); err != nil {
+		return err
+	}
 	log := newLogger(c.stderr, cfg)
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {

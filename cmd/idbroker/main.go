@@ -37,6 +37,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -230,9 +231,15 @@ func databaseConfig(c *cli, fs *flag.FlagSet) (Config, error) {
 }
 
 // openDatabase parses a database-only command's flags (fs has
-// addDatabaseFlag's flag) and opens the store it works on; the caller
-// closes it.
+// addDatabaseFlag's flag) and opens the store it works on, which must
+// exist (requireDatabase); the caller closes it.
 func openDatabase(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (*store.DB, *slog.Logger, error) {
+	return openDatabaseTo(ctx, c, fs, args, true)
+}
+
+// openDatabaseTo is openDatabase, creating an embedded database (and its
+// master key) that is not there yet unless mustExist.
+func openDatabaseTo(ctx context.Context, c *cli, fs *flag.FlagSet, args []string, mustExist bool) (*store.DB, *slog.Logger, error) {
 	if err := parseFlags(c, fs, args); err != nil {
 		return nil, nil, err
 	}
@@ -240,12 +247,35 @@ func openDatabase(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) 
 	if err != nil {
 		return nil, nil, err
 	}
+	if mustExist {
+		if err := requireDatabase(cfg); err != nil {
+			return nil, nil, err
+		}
+	}
 	log := newLogger(c.stderr, cfg)
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	return st, log, nil
+}
+
+// requireDatabase refuses an embedded database file that is not there,
+// for the commands that work on an existing one (apikey, operator, keys,
+// audit): opening it would create an empty database and a new master key
+// in whatever directory the command was run from, and then fail for want
+// of a schema, leaving both behind beside the real ones elsewhere.
+func requireDatabase(cfg Config) error {
+	if cfg.Driver != driverSQLite {
+		return nil
+	}
+	if _, err := os.Stat(cfg.SQLitePath); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no database at %s: run this where \"idbroker serve\" keeps its data, or name it with --database-url or %s", cfg.SQLitePath, envDatabaseURL)
+		}
+		return fmt.Errorf("database %s: %w", cfg.SQLitePath, err)
+	}
+	return nil
 }
 
 // requireSchema refuses a database no migration has touched, for the

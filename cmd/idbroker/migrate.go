@@ -24,7 +24,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	up := sub == "up"
 	fs := newFlagSet(c, "migrate "+sub+" [flags]", migrateHelp)
 	addDatabaseFlag(fs)
-	st, _, err := openDatabase(ctx, c, fs, rest)
+	st, _, err := openDatabaseTo(ctx, c, fs, rest, !up)
 	if err != nil {
 		return err
 	}

@@ -51,6 +51,9 @@ func runOperator(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := requireDatabase(cfg); err != nil {
+		return err
+	}
 	log := newLogger(c.stderr, cfg)
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
