@@ -167,6 +167,12 @@ func TestOAuthErrors(t *testing.T) {
 		{"userinfo: PUT", oauthCall{"PUT", broker.PathUserinfo, "", "", "", "", "Bearer " + tok.AccessToken}, 405, "invalid_request"},
 		{"userinfo: token in the body", oauthCall{"POST", broker.PathUserinfo, form, "access_token=" + tok.AccessToken, "", "", ""}, 200, ""},
 		{"userinfo: bearer", oauthCall{"GET", broker.PathUserinfo, "", "", "", "", "Bearer " + tok.AccessToken}, 200, ""},
+		// RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token, the scheme
+		// in any case (RFC 9110 §11.1). op read the token after exactly
+		// one space, and answered a valid one 401 without a challenge.
+		{"userinfo: bearer, two spaces", oauthCall{"GET", broker.PathUserinfo, "", "", "", "", "Bearer  " + tok.AccessToken}, 200, ""},
+		{"userinfo: bearer, two spaces, POST", oauthCall{"POST", broker.PathUserinfo, "", "", "", "", "Bearer  " + tok.AccessToken}, 200, ""},
+		{"userinfo: bearer in lower case", oauthCall{"GET", broker.PathUserinfo, "", "", "", "", "bearer " + tok.AccessToken}, 200, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,6 +33,12 @@ func (p *Provider) checkUserinfo(next echo.HandlerFunc) echo.HandlerFunc {
 				return bearerError(c, http.StatusUnauthorized, errInvalidRequest, "the Authorization header must carry a Bearer token")
 			}
 			token = strings.TrimSpace(auth[len(bearer):])
+			// RFC 6750 §2.1 allows more than one space after the scheme,
+			// which may be in any case; op takes the token to be what
+			// follows exactly "Bearer " and, with two spaces, answered a
+			// valid token 401 without a challenge. It reads the token
+			// checked here, written as it expects it.
+			r.Header.Set("Authorization", "Bearer "+token)
 		}
 		if r.Method == http.MethodPost && isFormContentType(r.Header.Get("Content-Type")) {
 			body, err := readBody(r, make([]byte, 0, 2048), maxOAuthBody)
