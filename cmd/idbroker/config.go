@@ -443,6 +443,12 @@ func parseIssuer(v string, dev bool) (string, error) {
 		return "", fmt.Errorf("%q has an invalid port", v)
 	case u.Scheme == "http" && !dev && !isLoopbackHost(u.Hostname()):
 		return "", fmt.Errorf("%q must use https unless the host is localhost or 127.0.0.1 (or serve --dev)", v)
+	case strings.Trim(u.Path, "/") != "":
+		// Every route, page link, redirect and cookie is at the root of
+		// the host: a broker whose issuer has a path advertised endpoints
+		// under it that it did not serve (discovery answered 404), and
+		// behind a proxy that strips the path its pages linked outside it.
+		return "", fmt.Errorf("%q has a path: serve the broker at the root of a host name of its own (e.g. https://sso.example.com)", v)
 	}
 	return strings.TrimRight(v, "/"), nil
 }

@@ -75,8 +75,10 @@ func TestLoadConfig(t *testing.T) {
 		// IDBROKER_ISSUER
 		{name: "issuer https", env: map[string]string{envIssuer: "https://sso.example.com"},
 			check: func(t *testing.T, c Config) { eq(t, "Issuer", c.Issuer, "https://sso.example.com") }},
-		{name: "issuer trailing slash trimmed", env: map[string]string{envIssuer: "https://sso.example.com/idb//"},
-			check: func(t *testing.T, c Config) { eq(t, "Issuer", c.Issuer, "https://sso.example.com/idb") }},
+		{name: "issuer trailing slashes trimmed", env: map[string]string{envIssuer: "https://sso.example.com//"},
+			check: func(t *testing.T, c Config) { eq(t, "Issuer", c.Issuer, "https://sso.example.com") }},
+		{name: "issuer with a path", env: map[string]string{envIssuer: "https://sso.example.com/idb/"},
+			wantErr: []string{`IDBROKER_ISSUER: "https://sso.example.com/idb/" has a path`, "root of a host name"}},
 		{name: "issuer http localhost", env: map[string]string{envIssuer: "http://localhost:9000"},
 			check: func(t *testing.T, c Config) { eq(t, "Issuer", c.Issuer, "http://localhost:9000") }},
 		{name: "issuer http 127.0.0.1", env: map[string]string{envIssuer: "http://127.0.0.1:9000/"},
