@@ -107,7 +107,34 @@ var idps = []idp{
 		MetadataHint: h("Look for ", ui("IdP metadata"), ", ", ui("SAML metadata"), " or ", ui("Federation metadata"), " in your IdP's application settings."),
 	},
 	{
-		Key: "oidc", Name: "OpenID Connect IdP", Type: oidc.Name, Preset: connections.PresetGeneric,
+		Key: "okta-oidc", Name: "Okta", Type: oidc.Name, Preset: connections.PresetOkta,
+		Blurb: "OIDC - OpenID Connect web app integration in the Okta Admin Console",
+		Steps: []step{
+			{Text: h("In the Okta Admin Console, go to ", ui("Applications › Applications"), " and select ", ui("Create App Integration"), ".")},
+			{Text: h("Choose ", ui("OIDC - OpenID Connect"), " as the ", ui("Sign-in method"), " and ", ui("Web Application"), " as the ", ui("Application type"), ", then select ", ui("Next"), ".")},
+			{Text: h("Enter an ", ui("App integration name"), ". Under ", ui("Grant type"), ", keep ", ui("Authorization Code"), ". Replace the example in ", ui("Sign-in redirect URIs"), " with this one."), Copy: []string{"redirect"}},
+			{Text: h("Under ", ui("Assignments"), ", choose who may sign in (", ui("Controlled access"), "), then select ", ui("Save"), ".")},
+			{Text: h("To send groups: on the app's ", ui("Sign On"), " tab, under ", ui("OpenID Connect ID Token"), ", select ", ui("Edit"), " and set the ", ui("Groups claim filter"), " to ", ui("groups"), " ", ui("Matches regex"), " ", ui(".*"), ".")},
+			{Text: h("On the ", ui("General"), " tab, copy the ", ui("Client ID"), " under ", ui("Client Credentials"), " and the secret under ", ui("CLIENT SECRETS"), ": you enter them in the next step, with your Okta address as the issuer.")},
+		},
+		MetadataHint: h("In Okta the issuer is your org's address, ", ui("https://<your org>.okta.com"), "; if your app's policies live in a custom authorization server, its ", ui("Issuer URI"), " from ", ui("Security › API"), " (such as ", ui("https://<your org>.okta.com/oauth2/default"), ")."),
+	},
+	{
+		Key: "entra-oidc", Name: "Microsoft Entra ID", Type: oidc.Name, Preset: connections.PresetEntra,
+		Blurb: "App registration with OpenID Connect (formerly Azure AD)",
+		Steps: []step{
+			{Text: h("In the Microsoft Entra admin center, go to ", ui("Identity › Applications › App registrations"), " and select ", ui("New registration"), ".")},
+			{Text: h("Enter a ", ui("Name"), " and, under ", ui("Supported account types"), ", choose ", ui("Accounts in this organizational directory only"), ". Under ", ui("Redirect URI"), ", select the platform ", ui("Web"), ", paste this, and select ", ui("Register"), "."), Copy: []string{"redirect"}},
+			{Text: h("Under ", ui("Certificates & secrets"), ", select ", ui("New client secret"), ", then ", ui("Add"), ". Copy its ", ui("Value"), " at once (not its ", ui("Secret ID"), "): Entra shows it only now.")},
+			{Text: h("Under ", ui("Token configuration"), ", select ", ui("Add optional claim"), ", token type ", ui("ID"), ", tick ", ui("email"), " and ", ui("Add"), ". To send groups, select ", ui("Add groups claim"), " and choose ", ui("Groups assigned to the application"), ".")},
+			{Text: h("On the app's ", ui("Overview"), ", copy the ", ui("Application (client) ID"), " and the ", ui("Directory (tenant) ID"), ": you enter them in the next step.")},
+		},
+		MetadataHint: h("In Entra the issuer is ", ui("https://login.microsoftonline.com/<Directory (tenant) ID>/v2.0"), ", with the ", ui("Directory (tenant) ID"), " from the app's ", ui("Overview"), "; the client ID is its ", ui("Application (client) ID"), " and the secret the ", ui("Value"), " of the client secret."),
+	},
+	{
+		// No preset: the issuer chooses one (an Okta or Entra issuer
+		// gets that IdP's), as for a connection the operator API makes.
+		Key: "oidc", Name: "OpenID Connect IdP", Type: oidc.Name,
 		Blurb: "Any OpenID Connect provider: Okta OIDC, Auth0, Keycloak, Ping…",
 		Steps: []step{
 			{Text: h("In your identity provider, register a new ", ui("web application"), " (a confidential client using the ", ui("authorization code"), " flow).")},
@@ -141,17 +168,23 @@ func idpByKey(key string) (idp, bool) {
 // idpOf is the wizard's IdP for a connection: the preset its attribute
 // mapping was created with, or the generic one of its type.
 func idpOf(conn store.Connection) idp {
+	generic := "saml"
+	var m *connections.AttributeMapping
 	if conn.Type == oidc.Name {
-		i, _ := idpByKey("oidc")
-		return i
+		generic = "oidc"
+		if c, err := oidc.DecodeConfig(conn.Config); err == nil {
+			m = c.AttributeMapping
+		}
+	} else if c, err := saml.DecodeConfig(conn.Config); err == nil {
+		m = c.AttributeMapping
 	}
-	if c, err := saml.DecodeConfig(conn.Config); err == nil && c.AttributeMapping != nil {
+	if m != nil && m.Preset != "" {
 		for _, i := range idps {
-			if i.Type == saml.Name && i.Preset == c.AttributeMapping.Preset && i.Key != "saml" {
+			if i.Type == conn.Type && i.Preset == m.Preset && i.Key != generic {
 				return i
 			}
 		}
 	}
-	i, _ := idpByKey("saml")
+	i, _ := idpByKey(generic)
 	return i
 }

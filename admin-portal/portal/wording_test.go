@@ -32,6 +32,10 @@ func TestGenericIdPsAreNamedInPlainWords(t *testing.T) {
 		{"oidc", []string{"Create the app in your identity provider", "Connect your identity provider", "goes through your identity provider"},
 			[]string{"in OpenID Connect IdP", "Connect OpenID Connect IdP", "through OpenID Connect IdP", "connect OpenID Connect IdP"}},
 		{"okta", []string{"Create the app in Okta", "Connect Okta", "names Okta usually sends", "goes through Okta"}, nil},
+		// An OIDC connection of a named IdP stays that IdP's wizard at
+		// every step, not the generic one's.
+		{"okta-oidc", []string{"Create the app in Okta", "Connect Okta", "Sign-in redirect URIs", "Issuer URI"}, []string{"your identity provider"}},
+		{"entra-oidc", []string{"Create the app in Microsoft Entra ID", "Connect Microsoft Entra ID", "App registrations", "Directory (tenant) ID"}, []string{"your identity provider"}},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			resp, body := post(t, c, h.url+"/portal/sso/new", url.Values{"csrf_token": {csrfOf(t, choose)}, "idp": {tc.key}})

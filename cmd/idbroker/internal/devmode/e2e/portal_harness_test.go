@@ -222,12 +222,21 @@ func selfSignedPEM(t *testing.T, cn string, notBefore, notAfter time.Time) strin
 // endpoint that checks the client and PKCE.
 type testOP struct {
 	srv    *httptest.Server
+	issuer string
 	signer jose.Signer
 	mu     sync.Mutex
 	codes  map[string][2]string // code → nonce, challenge
 }
 
 func startOP(t *testing.T, clientID, secret, email string) *testOP {
+	t.Helper()
+	return startOPWith(t, "", clientID, secret, map[string]any{"email": email, "email_verified": true, "given_name": "Carol", "family_name": "Clark", "groups": []string{"Finance"}})
+}
+
+// startOPWith is startOP with its issuer at path under the server (an
+// Okta custom authorization server's /oauth2/default) and the id_token
+// carrying claims beside the protocol's own.
+func startOPWith(t *testing.T, path, clientID, secret string, claims map[string]any) *testOP {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -242,16 +251,17 @@ func startOP(t *testing.T, clientID, secret, email string) *testOP {
 	mux := http.NewServeMux()
 	op.srv = httptest.NewServer(mux)
 	t.Cleanup(op.srv.Close)
-	iss := op.srv.URL
-	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+	iss := op.srv.URL + path
+	op.issuer = iss
+	mux.HandleFunc(path+"/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{
 			"issuer": iss, "authorization_endpoint": iss + "/authorize", "token_endpoint": iss + "/token", "jwks_uri": iss + "/jwks",
 			"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
 			"id_token_signing_alg_values_supported": []string{"RS256"}, "code_challenge_methods_supported": []string{"S256"},
 		})
 	})
-	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(jwks) })
-	mux.HandleFunc("/authorize", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(path+"/jwks", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(jwks) })
+	mux.HandleFunc(path+"/authorize", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		code := secrets.NewToken("")
 		op.mu.Lock()
@@ -259,7 +269,7 @@ func startOP(t *testing.T, clientID, secret, email string) *testOP {
 		op.mu.Unlock()
 		http.Redirect(w, r, q.Get("redirect_uri")+"?code="+code+"&state="+url.QueryEscape(q.Get("state")), http.StatusFound)
 	})
-	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(path+"/token", func(w http.ResponseWriter, r *http.Request) {
 		r.ParseForm()
 		id, sec, ok := r.BasicAuth()
 		if !ok {
@@ -277,8 +287,11 @@ func startOP(t *testing.T, clientID, secret, email string) *testOP {
 			return
 		}
 		now := time.Now()
-		idt, _ := jwt.Signed(op.signer).Claims(map[string]any{"iss": iss, "sub": "carol-1", "aud": clientID, "exp": now.Add(5 * time.Minute).Unix(),
-			"iat": now.Unix(), "nonce": c[0], "email": email, "email_verified": true, "given_name": "Carol", "family_name": "Clark", "groups": []string{"Finance"}}).Serialize()
+		all := map[string]any{"iss": iss, "sub": "carol-1", "aud": clientID, "exp": now.Add(5 * time.Minute).Unix(), "iat": now.Unix(), "nonce": c[0]}
+		for k, v := range claims {
+			all[k] = v
+		}
+		idt, _ := jwt.Signed(op.signer).Claims(all).Serialize()
 		json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 300, "id_token": idt})
 	})
 	return op
