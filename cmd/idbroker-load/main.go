@@ -23,7 +23,18 @@
 // Provider for comparison (Dex, bench/peers/dex.yaml): peer-login,
 // peer-refresh, peer-introspect; they set nothing up. Discovery and JWKS
 // are single requests: -X GET -url …/.well-known/openid-configuration (or
-// the JWKS URL). The broker's rate
+// the JWKS URL).
+//
+// -noisy runs a second scenario, another tenant's load, beside the
+// measured one (from -noisy-warmup before it to its end, with -noisy-c
+// workers), and prints its report beside: what one tenant's burst does to
+// another's latency and errors. scim-sync is an IdP's initial sync (user
+// creates, group PATCHes adding thousands of members, a filtered
+// reconciliation loop, Retry-After honoured):
+//
+//	idbroker-load -scenario login-oidc -c 4 -noisy scim-sync -noisy-c 32 -url …
+//
+// The broker's rate
 // limits must be off for a load run (IDBROKER_RATE_LIMIT_*=0), and the
 // OIDC scenarios need it to reach a loopback IdP (serve --dev, or
 // IDBROKER_ALLOW_PRIVATE_NETWORKS=true).
@@ -107,6 +118,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	peerToken := fs.String("peer-token", "/token", "peer-* scenarios: token endpoint path under -url")
 	peerIntrospect := fs.String("peer-introspect", "/token/introspect", "peer-introspect: introspection endpoint path under -url (Dex's)")
 	peerParams := fs.String("peer-params", "connector_id=mock", "peer-* scenarios: extra authorization parameters")
+	noisy := fs.String("noisy", "", "scenario: another tenant's load run at the same time (e.g. scim-sync, login-oidc), from -noisy-warmup before the measured scenario to its end; its report is printed beside")
+	noisyC := fs.Int("noisy-c", 16, "-noisy scenario's workers")
+	noisyWarmup := fs.Duration("noisy-warmup", 2*time.Second, "how long the -noisy scenario runs before the measured one starts")
 	cpuProfile := fs.String("cpuprofile", "", "write the tool's own CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -141,7 +155,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		opts := loadtest.Options{IDTokenAlg: *alg, Peer: loadtest.PeerConfig{AuthorizePath: *peerAuth, TokenPath: *peerToken, IntrospectPath: *peerIntrospect,
 			Client: loadtest.App{ClientID: id, Secret: secret, Redirect: *peerRedirect}, Params: params}}
 		return runScenario(*scenario, *url, *url2, *apiKey, opts, *asJSON,
-			loadtest.DriveConfig{Workers: *clients, Duration: *duration, Ops: *requests, Rate: *rate}, stdout, stderr)
+			loadtest.DriveConfig{Workers: *clients, Duration: *duration, Ops: *requests, Rate: *rate},
+			noisyRun{name: *noisy, workers: *noisyC, warmup: *noisyWarmup}, stdout, stderr)
 	}
 	if *basic != "" {
 		http.Header(h).Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(*basic)))
@@ -164,7 +179,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func runScenario(name, base, base2, apiKey string, opts loadtest.Options, asJSON bool, cfg loadtest.DriveConfig, stdout, stderr io.Writer) int {
+// noisyRun is the -noisy flags: another tenant's scenario run beside the
+// measured one, to see what its load does to the measured tenant.
+type noisyRun struct {
+	name    string
+	workers int
+	warmup  time.Duration
+}
+
+func runScenario(name, base, base2, apiKey string, opts loadtest.Options, asJSON bool, cfg loadtest.DriveConfig, nr noisyRun, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	b, err := loadtest.NewBroker(base, base2, apiKey)
@@ -172,22 +195,65 @@ func runScenario(name, base, base2, apiKey string, opts loadtest.Options, asJSON
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	sc, err := loadtest.NewScenario(name, b, opts)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	setup := func(name string, workers int) (*loadtest.Scenario, bool) {
+		sc, err := loadtest.NewScenario(name, b, opts)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return nil, false
+		}
+		if err := sc.Setup(ctx, workers); err != nil {
+			fmt.Fprintf(stderr, "%s: setup: %v\n", name, err)
+			if sc.Close != nil {
+				sc.Close()
+			}
+			return nil, false
+		}
+		return sc, true
+	}
+	sc, ok := setup(name, cfg.Workers)
+	if !ok {
 		return 2
 	}
 	if sc.Close != nil {
 		defer sc.Close()
 	}
-	if err := sc.Setup(ctx, cfg.Workers); err != nil {
-		fmt.Fprintf(stderr, "%s: setup: %v\n", name, err)
-		return 2
+	// The other tenant's load, set up after the measured tenant (whose
+	// setup it would slow) and stopped when the measured run ends.
+	var noisy chan loadtest.Report
+	stopNoisy := func() {}
+	if nr.name != "" {
+		nsc, ok := setup(nr.name, nr.workers)
+		if !ok {
+			return 2
+		}
+		if nsc.Close != nil {
+			defer nsc.Close()
+		}
+		var nctx context.Context
+		nctx, stopNoisy = context.WithCancel(ctx)
+		defer stopNoisy()
+		noisy = make(chan loadtest.Report, 1)
+		go func() {
+			rep, err := loadtest.Drive(nctx, nr.name, loadtest.DriveConfig{Workers: nr.workers, Duration: loadtest.MaxDuration}, nsc.Op)
+			if err != nil {
+				fmt.Fprintf(stderr, "%s: %v\n", nr.name, err)
+			}
+			noisy <- rep
+		}()
+		select {
+		case <-time.After(nr.warmup):
+		case <-ctx.Done():
+		}
 	}
 	rep, err := loadtest.Drive(ctx, name, cfg, sc.Op)
+	stopNoisy()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
+	}
+	if noisy != nil {
+		nrep := <-noisy
+		rep.Noisy = &nrep
 	}
 	if asJSON {
 		json.NewEncoder(stdout).Encode(rep) //nolint:errcheck // stdout

@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Broker is a running broker as the scenarios see it: its base URL, a
@@ -60,8 +62,12 @@ func checkLoopback(raw string) error {
 
 // statusError is an answer with an unexpected status.
 func statusError(resp *http.Response, body []byte, what string) error {
-	return &OpError{Kind: fmt.Sprintf("status %d", resp.StatusCode),
+	e := &OpError{Kind: fmt.Sprintf("status %d", resp.StatusCode),
 		Err: fmt.Errorf("%s %s: %s", what, resp.Request.URL.Path, truncate(string(body), 300))}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	return e
 }
 
 func truncate(s string, n int) string {

@@ -42,6 +42,9 @@ type Report struct {
 	P90        Duration       `json:"p90"`
 	P99        Duration       `json:"p99"`
 	Max        Duration       `json:"max"`
+	// Noisy is what the -noisy scenario (another tenant's load, run at
+	// the same time) measured, when there was one.
+	Noisy *Report `json:"noisy,omitempty"`
 }
 
 // Duration marshals as seconds with a unit-free float, readable by jq.
@@ -63,6 +66,9 @@ func (r Report) String() string {
 		sort.Strings(kinds)
 		s += " (" + strings.Join(kinds, ", ") + ")"
 	}
+	if r.Noisy != nil {
+		s += "\n  meanwhile, another tenant's " + r.Noisy.String()
+	}
 	return s
 }
 
@@ -72,6 +78,8 @@ func round(d Duration) time.Duration { return time.Duration(d).Round(10 * time.M
 type OpError struct {
 	Kind string // "status 503", "timeout", "refused", "protocol", …
 	Err  error
+	// RetryAfter is the answer's Retry-After, in seconds, when it had one.
+	RetryAfter time.Duration
 }
 
 func (e *OpError) Error() string { return e.Kind + ": " + e.Err.Error() }

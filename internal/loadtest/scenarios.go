@@ -69,6 +69,7 @@ var scenarios = map[string]func(b *Broker, o Options) *Scenario{
 	"refresh":                 refresh,
 	"scim-create":             scimCreate,
 	"scim-patch":              scimPatch,
+	"scim-sync":               scimSync,
 	"deprovision-propagation": deprovision,
 	"peer-login":              peerLogin,
 	"introspect":              introspect,
