@@ -94,8 +94,11 @@ func toError(err error) *Error {
 		return &Error{Status: http.StatusBadRequest, ScimType: typeInvalidValue, Detail: err.Error(), Err: err}
 	case errors.As(err, &he):
 		msg := http.StatusText(he.Code)
-		if he.Code == http.StatusNotFound {
+		switch m, ok := he.Message.(string); {
+		case he.Code == http.StatusNotFound:
 			msg = "no such SCIM endpoint"
+		case he.Code == http.StatusTooManyRequests && ok && m != "":
+			msg = m // the limit's own words: which limit, when to retry
 		}
 		return &Error{Status: he.Code, Detail: msg, Err: err}
 	case errors.Is(err, store.ErrUnavailable) || httpserver.IsUnavailable(err):

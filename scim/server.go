@@ -434,6 +434,10 @@ func readOnly(status store.TenantStatus) error {
 	return newError(http.StatusForbidden, "", "the tenant is %s: provisioning is read-only", status)
 }
 
+// IsWrite reports whether a SCIM request of method may change the
+// directory: what a per-tenant cap on writes counts.
+func IsWrite(method string) bool { return isWrite(method) }
+
 // isWrite reports whether a request may change the directory. Anything
 // else (GET, HEAD, and methods no route has) looks the token up first.
 func isWrite(method string) bool {

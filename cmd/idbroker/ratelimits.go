@@ -23,6 +23,10 @@ const (
 
 	envRateLimitLoginTenant = "IDBROKER_RATE_LIMIT_LOGIN_TENANT"
 	envRateLimitCallback    = "IDBROKER_RATE_LIMIT_SSO_CALLBACK"
+
+	// envSCIMTenantWrites is a count, not a rate: the SCIM writes of one
+	// tenant a node serves at once, or 0 for no cap.
+	envSCIMTenantWrites = "IDBROKER_SCIM_TENANT_WRITES"
 )
 
 // RateLimits are the request budgets of the surfaces. Their Key funcs are
@@ -39,7 +43,23 @@ type RateLimits struct {
 	// Callback is per client address: posts to the SAML ACS and OIDC
 	// callback URLs, which anyone can send without a credential.
 	Callback ratelimit.Rule
+
+	// SCIMTenantWrites caps the SCIM writes of one tenant in flight at
+	// once on a node (0: no cap), so that one tenant's sync cannot hold
+	// every database connection (or SQLite's one writer) and queue every
+	// other tenant's requests behind its own.
+	SCIMTenantWrites int
 }
+
+// defaultSCIMTenantWrites: Okta and Entra ID provision one tenant with a
+// handful of requests at once; 4 writes of one tenant keep a node's
+// SQLite writer or PostgreSQL pool (8 connections) mostly free for the
+// others, and cost an IdP sending more only a retry after a second.
+const defaultSCIMTenantWrites = 4
+
+// maxSCIMTenantWrites bounds IDBROKER_SCIM_TENANT_WRITES: past a pool's
+// size a cap caps nothing.
+const maxSCIMTenantWrites = 10_000
 
 // consoleSignInRule limits the console's sign-in and enrolment posts per
 // client address. Not configurable: operators are few, and none types
@@ -75,6 +95,8 @@ func defaultRateLimits() RateLimits {
 		Token:       ratelimit.Rule{Name: "token", Limit: 6000, Window: time.Minute},
 		LoginTenant: ratelimit.Rule{Name: "login_tenant", Limit: 6000, Window: time.Minute},
 		Callback:    ratelimit.Rule{Name: "sso_callback", Limit: 3000, Window: time.Minute},
+
+		SCIMTenantWrites: defaultSCIMTenantWrites,
 	}
 }
 
@@ -110,6 +132,14 @@ func loadRateLimits(src configSource, bad func(name, format string, args ...any)
 			continue
 		}
 		v.rule.Limit, v.rule.Window = n, w
+	}
+	if raw, name := src.get(envSCIMTenantWrites); raw != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(raw))
+		if err != nil || n < 0 || n > maxSCIMTenantWrites {
+			bad(name, "%q is not a number of requests from 0 (no cap) to %d", raw, maxSCIMTenantWrites)
+		} else {
+			rl.SCIMTenantWrites = n
+		}
 	}
 	return rl
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,8 @@ func TestLoadConfigRateLimits(t *testing.T) {
 		{"Token", cfg.RateLimits.Token.String(), "6000/1m0s"},
 		{"LoginTenant", cfg.RateLimits.LoginTenant.String(), "6000/1m0s"},
 		{"Callback", cfg.RateLimits.Callback.String(), "3000/1m0s"},
+		// Below PostgreSQL's pool of 8, with room for other tenants.
+		{"SCIMTenantWrites", strconv.Itoa(cfg.RateLimits.SCIMTenantWrites), "4"},
 	} {
 		if c.got != c.want {
 			t.Errorf("default %s limit %s, want %s", c.name, c.got, c.want)
@@ -75,7 +78,7 @@ func TestLoadConfigRateLimits(t *testing.T) {
 
 	cfg, err = loadConfig(configSource{getenv: mapEnv(map[string]string{
 		envRateLimitSCIM: "50/10s", envRateLimitAPI: "0", envRateLimitLogin: "5/m", envRateLimitToken: "100/1s",
-		envRateLimitLoginTenant: "7/1m", envRateLimitCallback: "0",
+		envRateLimitLoginTenant: "7/1m", envRateLimitCallback: "0", envSCIMTenantWrites: " 16 ",
 	})})
 	if err != nil {
 		t.Fatal(err)
@@ -88,19 +91,26 @@ func TestLoadConfigRateLimits(t *testing.T) {
 	if rl.LoginTenant.Limit != 7 || rl.Callback.Enabled() {
 		t.Errorf("login_tenant %v, sso_callback %v; want 7/1m and disabled", rl.LoginTenant, rl.Callback)
 	}
+	if rl.SCIMTenantWrites != 16 {
+		t.Errorf("scim tenant writes %d, want 16", rl.SCIMTenantWrites)
+	}
+	if cfg, err := loadConfig(configSource{getenv: mapEnv(map[string]string{envSCIMTenantWrites: "0"})}); err != nil || cfg.RateLimits.SCIMTenantWrites != 0 {
+		t.Errorf("%s=0: %d, %v; want no cap", envSCIMTenantWrites, cfg.RateLimits.SCIMTenantWrites, err)
+	}
 	if rl.SCIM.Name != "scim" || rl.Token.Name != "token" {
 		t.Errorf("rule names lost: %q %q", rl.SCIM.Name, rl.Token.Name)
 	}
 
 	// Every bad value is reported at once, each naming its variable.
 	_, err = loadConfig(configSource{getenv: mapEnv(map[string]string{
-		envRateLimitSCIM: "lots", envRateLimitToken: "10/1ms",
+		envRateLimitSCIM: "lots", envRateLimitToken: "10/1ms", envSCIMTenantWrites: "-1",
 	})})
 	var ce *ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("bad rate limits: %v, want ConfigErrors", err)
 	}
-	for _, want := range []string{envRateLimitSCIM + `: "lots" is not N/duration`, envRateLimitToken + `: "10/1ms": the window`} {
+	for _, want := range []string{envRateLimitSCIM + `: "lots" is not N/duration`, envRateLimitToken + `: "10/1ms": the window`,
+		envSCIMTenantWrites + `: "-1" is not a number`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}

@@ -232,6 +232,11 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	}); err != nil {
 		return nil, err
 	}
+	// One tenant's SCIM writes hold at most SCIMTenantWrites of this
+	// node's database connections at once; the rest are told to retry.
+	scimWrites := &ratelimit.Concurrency{Name: "scim_tenant_writes", Limit: cfg.RateLimits.SCIMTenantWrites,
+		Key: ratelimit.ByTenant, Counts: func(c echo.Context) bool { return scim.IsWrite(c.Request().Method) },
+		OnLimited: reg.RateLimited}
 	directories, err := scim.New(scim.Config{
 		Issuer:       cfg.Issuer,
 		Store:        st,
@@ -239,7 +244,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Usage:        meter,
 		Revoker:      revoker,
 		Logger:       log.With("surface", "scim"),
-		Limit:        limit(limits.SCIM),
+		Limit:        scimLimits(limit(limits.SCIM), scimWrites.Middleware()),
 		AuthFailures: guard.FailureLimit(scimAuthFailureRule),
 	})
 	if err != nil {
@@ -466,5 +471,18 @@ func connectionTypes() connections.Types {
 	return connections.Types{
 		saml.Name: saml.New(),
 		oidc.Name: oidc.New(),
+	}
+}
+
+// scimLimits runs the SCIM surface's per-tenant rate limit, then its cap
+// on writes in flight (either may be nil): a request the rate limit
+// refuses takes no place of the cap.
+func scimLimits(rate, writes echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		next = writes(next)
+		if rate != nil {
+			next = rate(next)
+		}
+		return next
 	}
 }

@@ -1,0 +1,143 @@
+package ratelimit
+
+import (
+	"fmt"
+	"hash/maphash"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// ErrBusy is wrapped by the error a request refused by a Concurrency cap
+// returns.
+var ErrBusy = fmt.Errorf("%w: too many requests in flight", ErrLimited)
+
+// ConcurrencyRetryAfter is the Retry-After of a request refused by a
+// Concurrency cap. Requests in flight end within milliseconds to a few
+// seconds (a group PATCH of thousands of members); Okta and Entra ID wait
+// what the answer asks before they retry.
+const ConcurrencyRetryAfter = time.Second
+
+// concurrencyShards spreads the counters over independent locks, so that
+// tenants counting their requests seldom wait for one another.
+const concurrencyShards = 64
+
+// Concurrency caps how many requests of one key (a tenant) this node
+// serves at once: the next one is refused at once, 429 with Retry-After,
+// until one ends. Where a rate limit bounds how many requests a key sends
+// a minute, this bounds how much of the node's database connections (on
+// SQLite, its one writer) the key's requests hold at any moment, however
+// long each takes: an IdP's initial sync of one tenant, 32 writes at a
+// time, some adding thousands of group members, then leaves room for
+// every other tenant's requests instead of queuing them behind its own.
+//
+// The count is per node and in process: it guards this node's pool, and
+// costs no round trip. Its zero value, or a Limit of 0, caps nothing.
+type Concurrency struct {
+	// Name identifies the cap in the rate_limited_total metric and in
+	// answers ("scim_writes").
+	Name string
+	// Limit is the most requests of one key in flight at once.
+	Limit int
+	// Key returns the key a request counts against, or false to let it
+	// through uncounted (no tenant yet).
+	Key func(c echo.Context) (string, bool)
+	// Counts, if set, picks the requests the cap applies to (writes, say);
+	// nil counts every request.
+	Counts func(c echo.Context) bool
+	// OnLimited, if set, is called with Name for every refused request.
+	OnLimited func(rule string)
+
+	seed   maphash.Seed
+	once   sync.Once
+	shards [concurrencyShards]concurrencyShard
+}
+
+type concurrencyShard struct {
+	mu sync.Mutex
+	n  map[string]int // keys with requests in flight; absent means none
+}
+
+// Enabled reports whether the cap limits anything.
+func (l *Concurrency) Enabled() bool { return l != nil && l.Limit > 0 && l.Key != nil }
+
+func (l *Concurrency) shard(key string) *concurrencyShard {
+	l.once.Do(func() { l.seed = maphash.MakeSeed() })
+	return &l.shards[maphash.String(l.seed, key)%concurrencyShards]
+}
+
+// Acquire takes one of key's places, reporting false when all Limit are
+// taken. A true answer must be followed by one Release(key).
+func (l *Concurrency) Acquire(key string) bool {
+	s := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[key] >= l.Limit {
+		return false
+	}
+	if s.n == nil {
+		s.n = map[string]int{}
+	}
+	s.n[key]++
+	return true
+}
+
+// Release gives back a place Acquire took. A key with none left in flight
+// is forgotten, so that the counters hold only the tenants busy now.
+func (l *Concurrency) Release(key string) {
+	s := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.n[key]; n > 1 {
+		s.n[key] = n - 1
+	} else {
+		delete(s.n, key)
+	}
+}
+
+// InFlight reports how many requests of key are in flight.
+func (l *Concurrency) InFlight(key string) int {
+	s := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n[key]
+}
+
+// Middleware returns middleware enforcing the cap; it must run after the
+// authentication that sets the key. A refused request gets Retry-After
+// and an *echo.HTTPError of 429 wrapping ErrBusy (and so ErrLimited), for
+// the surface to render in its own error format. A disabled cap returns
+// middleware that does nothing.
+func (l *Concurrency) Middleware() echo.MiddlewareFunc {
+	if !l.Enabled() {
+		return func(next echo.HandlerFunc) echo.HandlerFunc { return next }
+	}
+	retry := strconv.Itoa(retrySeconds(ConcurrencyRetryAfter))
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if l.Counts != nil && !l.Counts(c) {
+				return next(c)
+			}
+			key, ok := l.Key(c)
+			if !ok || key == "" {
+				return next(c)
+			}
+			if !l.Acquire(key) {
+				if l.OnLimited != nil {
+					l.OnLimited(l.Name)
+				}
+				c.Response().Header().Set(HeaderRetryAfter, retry)
+				return &echo.HTTPError{
+					Code:     http.StatusTooManyRequests,
+					Message:  fmt.Sprintf("too many requests at once: at most %d in flight; retry in %s s", l.Limit, retry),
+					Internal: fmt.Errorf("%w (%s)", ErrBusy, l.Name),
+				}
+			}
+			defer l.Release(key)
+			return next(c)
+		}
+	}
+}
