@@ -44,6 +44,7 @@ def start_broker(port, db, extra={}, issuer_port=None):
     env = dict(os.environ, IDBROKER_BOOTSTRAP_API_KEY=KEY, IDBROKER_ISSUER=f'http://127.0.0.1:{issuer_port or port}',
                IDBROKER_LISTEN=f'127.0.0.1:{port}', IDBROKER_DATABASE_URL=db or f'sqlite://{d}/idb.db')
     for k in ['SCIM','API','LOGIN','TOKEN','LOGIN_TENANT','SSO_CALLBACK']: env['IDBROKER_RATE_LIMIT_'+k] = '0'
+    env['IDBROKER_SCIM_TENANT_WRITES'] = '0'  # capacity, not fairness: one tenant's c=8 is the load
     if db: env.update(IDBROKER_MASTER_KEY=MK, IDBROKER_REDIS_URL='redis://127.0.0.1:6379/5')
     env.update(extra)
     p = subprocess.Popen([BIN, 'serve', '--dev'], cwd=d, env=env, stdout=open(d+'/log','w'), stderr=subprocess.STDOUT)
