@@ -28,7 +28,16 @@ type step struct {
 	// Copy names values shown under the step: "acs", "entity",
 	// "metadata", "redirect".
 	Copy []string
+	// Attrs are the attributes the step has the admin type into the
+	// IdP, each shown with copy buttons: a name typed wrong is an
+	// attribute we never read.
+	Attrs []attrName
 }
+
+// attrName is an attribute to create in the IdP: its name, and the value
+// to give it where the IdP takes an expression (Okta's user.email), under
+// the IdP's word for that value when it is not "Value".
+type attrName struct{ Name, Value, ValueLabel string }
 
 // ui marks up the name of something on the IdP's screen.
 func ui(s string) string { return `<span class="ui">` + template.HTMLEscapeString(s) + `</span>` }
@@ -49,7 +58,9 @@ var idps = []idp{
 			{Text: h("In the Okta Admin Console, go to ", ui("Applications › Applications"), " and select ", ui("Create App Integration"), ".")},
 			{Text: h("Choose ", ui("SAML 2.0"), " and select ", ui("Next"), ". Enter an ", ui("App name"), " your colleagues will recognise, then select ", ui("Next"), ".")},
 			{Text: h("Under ", ui("SAML Settings"), ", paste these into ", ui("Single sign-on URL"), " and ", ui("Audience URI (SP Entity ID)"), ". Set ", ui("Name ID format"), " to ", ui("Persistent"), " and ", ui("Application username"), " to ", ui("Email"), "."), Copy: []string{"acs", "entity"}},
-			{Text: h("Under ", ui("Attribute Statements"), ", add ", ui("email"), " = ", ui("user.email"), ", ", ui("firstName"), " = ", ui("user.firstName"), " and ", ui("lastName"), " = ", ui("user.lastName"), ". To send groups, add a ", ui("Group Attribute Statement"), " named ", ui("groups"), " with the filter ", ui("Matches regex"), " ", ui(".*"), ".")},
+			{Text: h("Under ", ui("Attribute Statements"), ", add ", ui("email"), " = ", ui("user.email"), ", ", ui("firstName"), " = ", ui("user.firstName"), " and ", ui("lastName"), " = ", ui("user.lastName"), ". To send groups, add a ", ui("Group Attribute Statement"), " named ", ui("groups"), " with the filter ", ui("Matches regex"), " ", ui(".*"), "."),
+				Attrs: []attrName{{Name: "email", Value: "user.email"}, {Name: "firstName", Value: "user.firstName"}, {Name: "lastName", Value: "user.lastName"},
+					{Name: "groups", Value: ".*", ValueLabel: "Filter of groups (Matches regex)"}}},
 			{Text: h("Select ", ui("Next"), ", then ", ui("Finish"), ". On the app's ", ui("Assignments"), " tab, assign the people or groups who should sign in.")},
 			{Text: h("On the ", ui("Sign On"), " tab, under ", ui("SAML Signing Certificates"), ", open ", ui("Actions › View IdP metadata"), " and copy that page's address: it is your metadata URL for the next step.")},
 		},
@@ -77,7 +88,8 @@ var idps = []idp{
 			{Text: h("Enter an ", ui("App name"), " and select ", ui("Continue"), ".")},
 			{Text: h("On ", ui("Google Identity Provider details"), ", select ", ui("Download Metadata"), ": you upload that file in the next step. Select ", ui("Continue"), ".")},
 			{Text: h("On ", ui("Service provider details"), ", paste these into ", ui("ACS URL"), " and ", ui("Entity ID"), ". Set ", ui("Name ID format"), " to ", ui("EMAIL"), " and ", ui("Name ID"), " to ", ui("Basic Information › Primary email"), ". Select ", ui("Continue"), "."), Copy: []string{"acs", "entity"}},
-			{Text: h("On ", ui("Attribute mapping"), ", map ", ui("Primary email"), " to ", ui("email"), ", ", ui("First name"), " to ", ui("firstName"), " and ", ui("Last name"), " to ", ui("lastName"), ". To send groups, add them under ", ui("Group membership"), " with the app attribute ", ui("groups"), ". Select ", ui("Finish"), ".")},
+			{Text: h("On ", ui("Attribute mapping"), ", map ", ui("Primary email"), " to ", ui("email"), ", ", ui("First name"), " to ", ui("firstName"), " and ", ui("Last name"), " to ", ui("lastName"), ". To send groups, add them under ", ui("Group membership"), " with the app attribute ", ui("groups"), ". Select ", ui("Finish"), "."),
+				Attrs: []attrName{{Name: "email"}, {Name: "firstName"}, {Name: "lastName"}, {Name: "groups"}}},
 			{Text: h("Open the app's ", ui("User access"), ", turn it ", ui("ON for everyone"), " (or for the organisational units that should sign in) and ", ui("Save"), ". Google can take a few minutes to apply it.")},
 		},
 		MetadataHint: h("In Google: the app's ", ui("Google Identity Provider details"), " › ", ui("Download Metadata"), "."),
@@ -101,7 +113,8 @@ var idps = []idp{
 		Steps: []step{
 			{Text: h("In your identity provider, create a new SAML 2.0 application (it may be called a service provider, relying party or app integration).")},
 			{Text: h("Give it these values: the ", ui("ACS URL"), " (also called Reply URL or Single sign-on URL; binding HTTP-POST) and the ", ui("SP Entity ID"), " (also called Audience or Identifier). If your IdP can read SP metadata, give it the metadata URL instead, or upload the file."), Copy: []string{"acs", "entity", "metadata"}},
-			{Text: h("Send the user's email address as the NameID (persistent or email format) or as an ", ui("email"), " attribute; send ", ui("firstName"), ", ", ui("lastName"), " and ", ui("groups"), " attributes if you can. Sign the response or the assertion with SHA-256.")},
+			{Text: h("Send the user's email address as the NameID (persistent or email format) or as an ", ui("email"), " attribute; send ", ui("firstName"), ", ", ui("lastName"), " and ", ui("groups"), " attributes if you can. Sign the response or the assertion with SHA-256."),
+				Attrs: []attrName{{Name: "email"}, {Name: "firstName"}, {Name: "lastName"}, {Name: "groups"}}},
 			{Text: h("Assign the people or groups who should sign in, then find your IdP's metadata (URL or file) for the next step.")},
 		},
 		MetadataHint: h("Look for ", ui("IdP metadata"), ", ", ui("SAML metadata"), " or ", ui("Federation metadata"), " in your IdP's application settings."),

@@ -34,9 +34,10 @@ func TestPortalSAMLWizardsPerIdPInBrowser(t *testing.T) {
 	type copied struct{ id, want string } // want: a suffix after /sso/saml/{conn}
 	for _, tc := range []struct {
 		key, name string
-		wording   []string // on the setup step, in the IdP's words
-		hint      string   // where step 2 says the IdP publishes its metadata
-		values    []copied // the copy fields, in order
+		wording   []string          // on the setup step, in the IdP's words
+		hint      string            // where step 2 says the IdP publishes its metadata
+		values    []copied          // the copy fields, in order
+		attrs     map[string]string // attribute copy fields: id → the name or value to type into the IdP
 		preset    string
 		give      func(t *testing.T, ctx context.Context, base string)
 		phone     bool // take the phone-width screenshot here
@@ -46,8 +47,10 @@ func TestPortalSAMLWizardsPerIdPInBrowser(t *testing.T) {
 			wording: []string{"Okta Admin Console", "Create App Integration", "Single sign-on URL", "Audience URI (SP Entity ID)", "Attribute Statements", "View IdP metadata"},
 			hint:    "SAML Signing Certificates",
 			values:  []copied{{"acs-url", "/acs"}, {"sp-entity-id", ""}},
-			give:    byURL(idpEntityID),
-			phone:   true,
+			attrs: map[string]string{"attr-email": "email", "attr-email-value": "user.email", "attr-firstName": "firstName", "attr-firstName-value": "user.firstName",
+				"attr-lastName": "lastName", "attr-lastName-value": "user.lastName", "attr-groups": "groups", "attr-groups-value": ".*"},
+			give:  byURL(idpEntityID),
+			phone: true,
 		},
 		{
 			key: "entra", name: "Microsoft Entra ID", preset: "entra",
@@ -61,6 +64,7 @@ func TestPortalSAMLWizardsPerIdPInBrowser(t *testing.T) {
 			wording: []string{"Google Admin console", "Add custom SAML app", "Google Identity Provider details", "ACS URL", "Entity ID", "Primary email"},
 			hint:    "Download Metadata",
 			values:  []copied{{"acs-url", "/acs"}, {"sp-entity-id", ""}},
+			attrs:   map[string]string{"attr-email": "email", "attr-firstName": "firstName", "attr-lastName": "lastName", "attr-groups": "groups"},
 			give: func(t *testing.T, ctx context.Context, base string) {
 				path := filepath.Join(t.TempDir(), "GoogleIDPMetadata.xml")
 				if err := os.WriteFile(path, []byte(metadata), 0o600); err != nil {
@@ -141,6 +145,16 @@ func TestPortalSAMLWizardsPerIdPInBrowser(t *testing.T) {
 				}
 				if got := attr(t, ctx, `button[data-copy="`+v.id+`"]`, "aria-label"); !strings.HasPrefix(got, "Copy ") {
 					t.Errorf("copy button of %s: %q", v.id, got)
+				}
+			}
+			// The attribute names to type into the IdP are copied too: one
+			// typed "firstname" is an attribute never read.
+			for id, want := range tc.attrs {
+				if got := value(t, ctx, "#"+id); got != want {
+					t.Errorf("%s = %q, want %q", id, got, want)
+				}
+				if got := attr(t, ctx, `button[data-copy="`+id+`"]`, "aria-label"); !strings.HasPrefix(got, "Copy ") {
+					t.Errorf("copy button of %s: %q", id, got)
 				}
 			}
 			if got := attr(t, ctx, `a[href$="/metadata.xml"]`, "href"); got != base+"/metadata.xml" && got != strings.TrimPrefix(base, pe.issuer)+"/metadata.xml" {
