@@ -34,20 +34,52 @@ func runAPIKey(ctx context.Context, c *cli, args []string) error {
 	}
 	fs := newFlagSet(c, "apikey "+sub+" [flags]", apikeyHelp)
 	name := fs.String("name", "cli", "a name that tells this key apart from the others (create)")
+	var asJSON, yes *bool
+	switch sub {
+	case "create", "list":
+		asJSON = addJSONFlag(fs)
+	case "revoke":
+		yes = addYesFlag(fs)
+	}
 	addDatabaseFlag(fs)
-	st, log, err := openDatabase(ctx, c, fs, rest)
+	if err := parseFlags(c, fs, rest); err != nil {
+		return err
+	}
+	if sub == "revoke" && id == "" {
+		// Said before the database is opened: a command line that names
+		// no key needs no database to be wrong.
+		return usageError(c, fs, "takes the id of the key to revoke (ak_…; see apikey list)")
+	}
+	cfg, err := databaseConfig(c, fs)
+	if err != nil {
+		return err
+	}
+	st, _, log, err := openAdminStore(ctx, c, cfg, dbMigrated)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := requireSchema(ctx, st); err != nil {
-		return err
-	}
 	switch sub {
 	case "list":
 		keys, err := st.ListAPIKeys(ctx)
 		if err != nil {
 			return fmt.Errorf("list API keys: %w", err)
+		}
+		if *asJSON {
+			type apiKey struct {
+				ID         string     `json:"id"`
+				Name       string     `json:"name"`
+				Prefix     string     `json:"prefix"`
+				CreatedAt  *time.Time `json:"created_at"`
+				LastUsedAt *time.Time `json:"last_used_at"` // null: never
+				RevokedAt  *time.Time `json:"revoked_at"`   // null: valid
+			}
+			out := make([]apiKey, 0, len(keys))
+			for _, k := range keys {
+				out = append(out, apiKey{ID: k.ID, Name: k.Name, Prefix: k.Prefix,
+					CreatedAt: utc(&k.CreatedAt), LastUsedAt: utc(k.LastUsedAt), RevokedAt: utc(k.RevokedAt)})
+			}
+			return writeJSON(c.stdout, out)
 		}
 		tb := newTable("ID", "NAME", "PREFIX", "CREATED", "LAST USED", "REVOKED")
 		for _, k := range keys {
@@ -55,10 +87,8 @@ func runAPIKey(ctx context.Context, c *cli, args []string) error {
 		}
 		return tb.write(c.stdout)
 	case "revoke":
-		if id == "" {
-			fmt.Fprintf(c.stderr, "apikey revoke takes the id of the key (ak_…)\n\n")
-			fs.Usage()
-			return errUsage
+		if err := confirm(c, *yes, fmt.Sprintf("Revoke API key %s? Whatever uses it is refused at once.", id)); err != nil {
+			return err
 		}
 		// Who can call the operator API is in the operators' trail, with
 		// the change itself.
@@ -78,12 +108,12 @@ func runAPIKey(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "revoked %s\n", id)
 		return nil
 	}
-	var key string
+	var (
+		key string
+		k   store.APIKey
+	)
 	err = st.InTx(ctx, func(ctx context.Context) error {
-		var (
-			k   store.APIKey
-			err error
-		)
+		var err error
 		if key, k, err = adminportal.CreateAPIKey(ctx, st, *name); err != nil {
 			return err
 		}
@@ -92,9 +122,23 @@ func runAPIKey(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("create API key: %w", err)
 	}
-	// The key alone on stdout, so that scripts can capture it.
-	fmt.Fprintln(c.stdout, key)
-	log.Info("created operator API key; it is shown once", "name", *name)
+	// The key on stdout only (never in the log): alone on its line, so
+	// that KEY=$(idbroker apikey create) captures it, or in --json with
+	// what tells it apart later (its id, for apikey revoke).
+	if *asJSON {
+		if err := writeJSON(c.stdout, struct {
+			ID        string     `json:"id"`
+			Name      string     `json:"name"`
+			Prefix    string     `json:"prefix"`
+			CreatedAt *time.Time `json:"created_at"`
+			Key       string     `json:"key"`
+		}{k.ID, k.Name, k.Prefix, utc(&k.CreatedAt), key}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(c.stdout, key)
+	}
+	log.Info("created operator API key; it is shown once", "id", k.ID, "name", k.Name)
 	return nil
 }
 
@@ -129,29 +173,24 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 	}
 	fs := newFlagSet(c, "keys rotate [flags]", keysHelp)
 	overlap := fs.Duration("overlap", signing.DefaultOverlap, "how long replaced keys stay in the JWKS; must outlive the longest token lifetime")
+	yes := addYesFlag(fs)
 	addDatabaseFlag(fs)
 	if err := parseFlags(c, fs, rest); err != nil {
 		return err
 	}
 	if *overlap < 0 {
-		fmt.Fprintf(c.stderr, "--overlap must not be negative\n\n")
-		fs.Usage()
-		return errUsage
+		return usageError(c, fs, "--overlap must not be negative")
 	}
 	cfg, err := databaseConfig(c, fs)
 	if err != nil {
 		return err
 	}
-	if err := requireDatabase(cfg); err != nil {
-		return err
-	}
-	log := newLogger(c.stderr, cfg)
-	st, err := openStore(ctx, cfg, log)
+	st, _, log, err := openAdminStore(ctx, c, cfg, dbMigrated)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := requireSchema(ctx, st); err != nil {
+	if err := confirm(c, *yes, fmt.Sprintf("Rotate the signing keys of %s? The current ones stop signing in six minutes.", databaseName(cfg))); err != nil {
 		return err
 	}
 	m, err := signing.NewManager(st, signing.Options{Logger: log})
@@ -185,24 +224,28 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 func runRewrap(ctx context.Context, c *cli, args []string) error {
 	fs := newFlagSet(c, "keys rewrap [flags]", keysHelp)
 	batch := fs.Int("batch", 100, "rows read per batch; each row is rewritten in a transaction of its own")
+	yes := addYesFlag(fs)
 	addDatabaseFlag(fs)
 	if err := parseFlags(c, fs, args); err != nil {
 		return err
+	}
+	if *batch < 1 {
+		return usageError(c, fs, "--batch must be at least 1")
 	}
 	cfg, err := databaseConfig(c, fs)
 	if err != nil {
 		return err
 	}
-	log := newLogger(c.stderr, cfg)
-	kr, err := openKeyring(cfg, log)
+	// Like the other commands, it refuses a database that is not there
+	// (it would create one, and a master key, wherever it was run).
+	st, kr, log, err := openAdminStore(ctx, c, cfg, dbMigrated)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL, kr)
-	if err != nil {
-		return fmt.Errorf("open database %s: %w", redactURL(cfg.DatabaseURL), err)
-	}
 	defer st.Close()
+	if err := confirm(c, *yes, fmt.Sprintf("Re-seal every secret of %s under master key %s?", databaseName(cfg), kr.PrimaryID())); err != nil {
+		return err
+	}
 	stats, err := st.RewrapSecrets(ctx, *batch, kr.SealedWithPrimary, kr.Rewrap)
 	printRewrap(c, stats)
 	if err != nil {
@@ -275,7 +318,6 @@ func subcommand(c *cli, synopsis, help string, args []string, subs ...string) (s
 		}
 	}
 	group, _, _ := strings.Cut(synopsis, " ")
-	fmt.Fprintf(c.stderr, "unknown %s command %q\n\n", group, args[0])
-	fs.Usage()
+	fmt.Fprintf(c.stderr, "idbroker %s: unknown %s command %q\nRun \"idbroker %s --help\" for usage.\n", group, group, args[0], group)
 	return "", nil, errUsage
 }

@@ -32,7 +32,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,6 +46,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -70,6 +73,17 @@ const (
 type cli struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// stdin answers confirm's question, asked only when interactive (stdin
+	// is a terminal): a script's commands never wait for an answer.
+	stdin       io.Reader
+	interactive bool
+}
+
+// stdinTerminal returns the process's standard input and whether it is a
+// terminal (a character device: not a pipe, a file or /dev/null).
+var stdinTerminal = func() (io.Reader, bool) {
+	fi, err := os.Stdin.Stat()
+	return os.Stdin, err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // command is one subcommand. run receives the arguments after its name and
@@ -100,6 +114,7 @@ var errUsage = errors.New("usage error")
 // run executes the command line args and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	c := &cli{stdout: stdout, stderr: stderr, getenv: getenv}
+	c.stdin, c.interactive = stdinTerminal()
 	if len(args) == 0 {
 		usage(stderr)
 		return exitUsage
@@ -127,6 +142,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return exitOK
 		case errors.Is(err, errUsage):
 			return exitUsage
+		case errors.Is(err, errAborted):
+			fmt.Fprintf(stderr, "idbroker %s: %v\n", name, err)
+			return exitError
 		case errors.Is(err, errUnchecked):
 			fmt.Fprintf(stderr, "idbroker %s: %v\n", name, err)
 			return exitUnchecked
@@ -174,8 +192,36 @@ Start here:
 	io.WriteString(w, b.String())
 }
 
+// examples are the command lines each command's --help ends with, by
+// command: what an operator copies, and what a script is built from.
+var examples = map[string]string{
+	"serve": `idbroker serve --dev                      try it on a laptop: demo tenant, http issuer
+	IDBROKER_MASTER_KEY=… idbroker serve --issuer https://id.example.com \
+	    --database-url postgres://idbroker@db/idbroker --redis-url redis://cache:6379/0`,
+	"migrate": `idbroker migrate up                       before starting a new release with --no-migrate
+	idbroker migrate status --json | jq -r '.[] | select(.applied_at == null) | .name'`,
+	"apikey": `KEY=$(idbroker apikey create --name ci)   the key alone on stdout
+	idbroker apikey create --name ci --json   {"id": …, "name": …, "prefix": …, "key": …}
+	idbroker apikey list --json | jq -r '.[] | select(.revoked_at == null) | .id'
+	idbroker apikey revoke ak_01H… --yes      no question asked on a terminal`,
+	"operator": `idbroker operator create --email ana@vendor.example --issuer https://id.example.com
+	idbroker operator list --json | jq -r '.[] | select(.status == "active") | .email'
+	idbroker operator disable ana@vendor.example --yes
+	idbroker operator reset opr_01H… --json`,
+	"keys": `idbroker keys rotate --yes                 new signing keys; the old ones stay published a week
+	idbroker keys rotate --overlap 48h --yes   when no token lives longer than two days
+	IDBROKER_MASTER_KEY=new IDBROKER_MASTER_KEY_PREVIOUS=old idbroker keys rewrap --yes`,
+	"audit": `idbroker audit verify                      exit 0 intact, 1 broken, 3 not checked
+	idbroker audit verify --tenant tnt_01H…
+	idbroker audit verify --anchors /safe/anchors.json --write-anchors /safe/anchors.json`,
+	"healthcheck": `idbroker healthcheck                       HEALTHCHECK in a container, on IDBROKER_LISTEN
+	idbroker healthcheck --url http://10.0.0.5:8080/readyz --timeout 2s`,
+	"version": `idbroker version
+	idbroker --version`,
+}
+
 // newFlagSet returns a FlagSet for a subcommand whose usage prints synopsis
-// and description and then the flags.
+// and description, then the flags and the command's examples.
 func newFlagSet(c *cli, synopsis, description string) *flag.FlagSet {
 	fs := flag.NewFlagSet(synopsis, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
@@ -188,12 +234,22 @@ func newFlagSet(c *cli, synopsis, description string) *flag.FlagSet {
 			fmt.Fprint(w, "\nFlags:\n")
 			fs.PrintDefaults()
 		}
+		group, _, _ := strings.Cut(synopsis, " ")
+		if ex := examples[group]; ex != "" {
+			fmt.Fprintf(w, "\nExamples:\n\n\t%s\n", ex)
+		}
+		status := "0 done, 1 failed (the reason on stderr), 2 the command line is wrong"
+		if group == "audit" {
+			status = "0 every chain intact, 1 a chain broken, 2 the command line is wrong, 3 the log could not be checked"
+		}
+		fmt.Fprintf(w, "\nExit status: %s.\n", status)
 	}
 	return fs
 }
 
 // parseFlags parses args into fs. --help prints the usage to stdout and
-// returns flag.ErrHelp; a bad flag or a stray argument returns errUsage.
+// returns flag.ErrHelp; a bad flag or a stray argument returns errUsage
+// after one line saying why.
 func parseFlags(c *cli, fs *flag.FlagSet, args []string) error {
 	for _, a := range args {
 		if a == "--" {
@@ -205,15 +261,67 @@ func parseFlags(c *cli, fs *flag.FlagSet, args []string) error {
 			return flag.ErrHelp
 		}
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage // the FlagSet printed the error and the usage
+	// The FlagSet would print its error and then the whole usage: a page
+	// of help in which a script's log hides the one line that matters.
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(c.stderr)
+	if err != nil {
+		return usageError(c, fs, "%v", err)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "unexpected argument %q\n\n", fs.Arg(0))
-		fs.Usage()
-		return errUsage
+		return usageError(c, fs, "unexpected argument %q", fs.Arg(0))
 	}
 	return nil
+}
+
+// usageError prints why a command line is wrong, in one line, and where
+// to read its usage; it returns errUsage (exit status 2).
+func usageError(c *cli, fs *flag.FlagSet, format string, args ...any) error {
+	name := strings.TrimSuffix(fs.Name(), " [flags]")
+	fmt.Fprintf(c.stderr, "idbroker %s: %s\nRun \"idbroker %s --help\" for usage.\n", name, fmt.Sprintf(format, args...), name)
+	return errUsage
+}
+
+// errAborted is the answer to a confirmation that was not yes: nothing
+// was changed (exit status 1).
+var errAborted = errors.New("not confirmed: nothing was changed")
+
+// confirm asks on the terminal before a change that cannot be undone
+// (revoke, disable, reset, keys rotate and rewrap) unless yes (--yes) was
+// given. When stdin is not a terminal it asks nothing and returns nil: a
+// script, a pipe or a cron job never waits for an answer no one gives,
+// and runs as it did before the question existed.
+func confirm(c *cli, yes bool, question string) error {
+	if yes || !c.interactive {
+		return nil
+	}
+	fmt.Fprintf(c.stderr, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(c.stdin).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return errAborted
+}
+
+// addYesFlag registers --yes, which a destructive command takes instead of
+// asking on the terminal.
+func addYesFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("yes", false, "do not ask for confirmation on a terminal (without a terminal none is asked)")
+}
+
+// addJSONFlag registers --json, which prints the result as JSON instead of
+// a table or a bare line.
+func addJSONFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("json", false, "print the result as JSON on stdout, for scripts")
+}
+
+// writeJSON prints v as indented JSON followed by a newline.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // addDatabaseFlag registers --database-url, the one flag of the commands
@@ -232,14 +340,14 @@ func databaseConfig(c *cli, fs *flag.FlagSet) (Config, error) {
 
 // openDatabase parses a database-only command's flags (fs has
 // addDatabaseFlag's flag) and opens the store it works on, which must
-// exist (requireDatabase); the caller closes it.
+// exist (requireDatabase) and be migrated; the caller closes it.
 func openDatabase(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (*store.DB, *slog.Logger, error) {
-	return openDatabaseTo(ctx, c, fs, args, true)
+	return openDatabaseTo(ctx, c, fs, args, dbMigrated)
 }
 
-// openDatabaseTo is openDatabase, creating an embedded database (and its
-// master key) that is not there yet unless mustExist.
-func openDatabaseTo(ctx context.Context, c *cli, fs *flag.FlagSet, args []string, mustExist bool) (*store.DB, *slog.Logger, error) {
+// openDatabaseTo is openDatabase for a command that needs less of the
+// database (migrate).
+func openDatabaseTo(ctx context.Context, c *cli, fs *flag.FlagSet, args []string, need dbNeed) (*store.DB, *slog.Logger, error) {
 	if err := parseFlags(c, fs, args); err != nil {
 		return nil, nil, err
 	}
@@ -247,17 +355,59 @@ func openDatabaseTo(ctx context.Context, c *cli, fs *flag.FlagSet, args []string
 	if err != nil {
 		return nil, nil, err
 	}
-	if mustExist {
+	st, _, log, err := openAdminStore(ctx, c, cfg, need)
+	return st, log, err
+}
+
+// dbNeed is what a one-shot command needs of the database it opens.
+type dbNeed int
+
+const (
+	dbMayCreate dbNeed = iota // migrate up: creates an embedded database that is not there
+	dbExisting                // migrate status: there, migrated or not
+	dbMigrated                // every other command: there and migrated
+)
+
+// openAdminStore opens the database of a one-shot command (every command
+// but serve and healthcheck) and checks that it answers and has what the
+// command needs, so that an unreachable, locked or unmigrated database is
+// one clear line naming it, not a query's error naming nothing. It logs
+// which database it opened (at INFO, on stderr): beside a file found by a
+// relative default, or a URL from the environment, the operator sees
+// which one the command changed. The caller closes the store.
+func openAdminStore(ctx context.Context, c *cli, cfg Config, need dbNeed) (*store.DB, *secrets.Keyring, *slog.Logger, error) {
+	if need != dbMayCreate {
 		if err := requireDatabase(cfg); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	log := newLogger(c.stderr, cfg)
-	st, err := openStore(ctx, cfg, log)
+	kr, err := openKeyringFor(cfg, log, true)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return st, log, nil
+	st, err := openStoreWith(ctx, cfg, kr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	name := databaseName(cfg)
+	attrs := []any{"database", name}
+	if cfg.MasterKey == nil {
+		attrs = append(attrs, "master_key_file", cfg.MasterKeyFile)
+	}
+	log.Info("using database", attrs...)
+	check := func(ctx context.Context) error {
+		_, err := st.MigrationStatus(ctx)
+		return err
+	}
+	if need == dbMigrated {
+		check = func(ctx context.Context) error { return requireSchema(ctx, st) }
+	}
+	if err := check(ctx); err != nil {
+		st.Close()
+		return nil, nil, nil, fmt.Errorf("database %s: %w", name, err)
+	}
+	return st, kr, log, nil
 }
 
 // requireDatabase refuses an embedded database file that is not there,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 const migrateHelp = `
@@ -23,8 +24,16 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	}
 	up := sub == "up"
 	fs := newFlagSet(c, "migrate "+sub+" [flags]", migrateHelp)
+	var asJSON *bool
+	if !up {
+		asJSON = addJSONFlag(fs)
+	}
 	addDatabaseFlag(fs)
-	st, _, err := openDatabaseTo(ctx, c, fs, rest, !up)
+	need := dbExisting
+	if up {
+		need = dbMayCreate
+	}
+	st, _, err := openDatabaseTo(ctx, c, fs, rest, need)
 	if err != nil {
 		return err
 	}
@@ -46,6 +55,19 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	if up {
 		fmt.Fprintf(c.stdout, "database is up to date (%d migrations)\n", len(states))
 		return nil
+	}
+	if *asJSON {
+		type migration struct {
+			Version   int        `json:"version"`
+			Name      string     `json:"name"`
+			AppliedAt *time.Time `json:"applied_at"` // null: pending
+			Newer     bool       `json:"newer"`      // applied by a newer idbroker than this one
+		}
+		out := make([]migration, 0, len(states))
+		for _, m := range states {
+			out = append(out, migration{Version: m.Version, Name: m.Name, AppliedAt: utc(m.AppliedAt), Newer: m.Newer})
+		}
+		return writeJSON(c.stdout, out)
 	}
 	tb := newTable("VERSION", "NAME", "APPLIED")
 	for _, m := range states {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/idbroker/idbroker/admin-portal/console"
+	"github.com/idbroker/idbroker/store"
 )
 
 const operatorHelp = `
@@ -40,9 +41,33 @@ func runOperator(ctx context.Context, c *cli, args []string) error {
 	fs := newFlagSet(c, "operator "+sub+" [flags]", operatorHelp)
 	email := fs.String("email", "", "the operator's email address (create; or disable and reset, instead of ID|EMAIL)")
 	fs.String("issuer", "", "public base URL the enrolment link starts with (overrides "+envIssuer+")")
+	asJSON := addJSONFlag(fs)
+	var yes *bool
+	if sub == "disable" || sub == "reset" {
+		yes = addYesFlag(fs)
+	}
 	addDatabaseFlag(fs)
 	if err := parseFlags(c, fs, rest); err != nil {
 		return err
+	}
+	// A command line that names no operator, or two, needs no database
+	// to be wrong: said before one is opened.
+	switch sub {
+	case "disable", "reset":
+		// --email as create takes it, for whoever types it the same way.
+		switch {
+		case ref == "":
+			ref = *email
+		case *email != "" && !strings.EqualFold(*email, ref):
+			return usageError(c, fs, "got %q and --email %q: name one operator", ref, *email)
+		}
+		if ref == "" {
+			return usageError(c, fs, "takes the operator's id (opr_…) or email")
+		}
+	case "create":
+		if *email == "" {
+			return usageError(c, fs, "operator create needs --email")
+		}
 	}
 	cfg, err := loadConfig(configSource{getenv: c.getenv, flags: givenFlags(fs, map[string]string{
 		"database-url": envDatabaseURL,
@@ -51,18 +76,11 @@ func runOperator(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := requireDatabase(cfg); err != nil {
-		return err
-	}
-	log := newLogger(c.stderr, cfg)
-	st, err := openStore(ctx, cfg, log)
+	st, _, log, err := openAdminStore(ctx, c, cfg, dbMigrated)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := requireSchema(ctx, st); err != nil {
-		return err
-	}
 
 	switch sub {
 	case "list":
@@ -70,55 +88,73 @@ func runOperator(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return fmt.Errorf("list operators: %w", err)
 		}
+		if *asJSON {
+			type operator struct {
+				ID          string     `json:"id"`
+				Email       string     `json:"email"`
+				Status      string     `json:"status"`
+				CreatedAt   *time.Time `json:"created_at"`
+				LastLoginAt *time.Time `json:"last_sign_in_at"` // null: never
+			}
+			out := make([]operator, 0, len(ops))
+			for _, o := range ops {
+				out = append(out, operator{ID: o.ID, Email: o.Email, Status: string(o.Status),
+					CreatedAt: utc(&o.CreatedAt), LastLoginAt: utc(o.LastLoginAt)})
+			}
+			return writeJSON(c.stdout, out)
+		}
 		tb := newTable("ID", "EMAIL", "STATUS", "CREATED", "LAST SIGN-IN")
 		for _, o := range ops {
 			tb.add(o.ID, o.Email, o.Status, timeOr(&o.CreatedAt, ""), timeOr(o.LastLoginAt, "-"))
 		}
 		return tb.write(c.stdout)
 	case "disable", "reset":
-		// --email as create takes it, for whoever types it the same way.
-		switch {
-		case ref == "":
-			ref = *email
-		case *email != "" && !strings.EqualFold(*email, ref):
-			fmt.Fprintf(c.stderr, "operator %s got %q and --email %q: name one operator\n\n", sub, ref, *email)
-			fs.Usage()
-			return errUsage
-		}
-		if ref == "" {
-			fmt.Fprintf(c.stderr, "operator %s takes the operator's id (opr_…) or email\n\n", sub)
-			fs.Usage()
-			return errUsage
-		}
 		if sub == "reset" {
+			if err := confirm(c, *yes, fmt.Sprintf("Reset operator %s? Their password, authenticator and console sessions stop at once.", ref)); err != nil {
+				return err
+			}
 			link, op, err := console.ResetOperator(ctx, st, cfg.Issuer, ref, "cli")
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(c.stdout, link)
 			log.Info("operator reset; send them the new enrolment link, shown once", "id", op.ID, "email", op.Email,
 				"expires", time.Now().Add(console.EnrolLinkTTL).UTC().Format(time.RFC3339))
-			return nil
+			return printEnrolLink(c, *asJSON, link, op)
+		}
+		if err := confirm(c, *yes, fmt.Sprintf("Disable operator %s? Their console sessions end at once.", ref)); err != nil {
+			return err
 		}
 		op, err := console.DisableOperator(ctx, st, ref, "cli")
 		if err != nil {
 			return err
 		}
+		if *asJSON {
+			return writeJSON(c.stdout, map[string]string{"id": op.ID, "email": op.Email, "status": string(op.Status)})
+		}
 		fmt.Fprintf(c.stdout, "disabled %s (%s)\n", op.ID, op.Email)
 		return nil
-	}
-	if *email == "" {
-		fmt.Fprintf(c.stderr, "operator create needs --email\n\n")
-		fs.Usage()
-		return errUsage
 	}
 	link, op, err := console.CreateOperator(ctx, st, cfg.Issuer, *email, "cli")
 	if err != nil {
 		return err
 	}
-	// The link alone on stdout, so that scripts can capture it.
-	fmt.Fprintln(c.stdout, link)
 	log.Info("created operator; send them the enrolment link, shown once", "id", op.ID, "email", op.Email,
 		"expires", time.Now().Add(console.EnrolLinkTTL).UTC().Format(time.RFC3339))
-	return nil
+	return printEnrolLink(c, *asJSON, link, op)
+}
+
+// printEnrolLink prints an enrolment link on stdout (never in the log): alone
+// on its line, so that scripts can capture it, or with the operator it
+// enrols as JSON.
+func printEnrolLink(c *cli, asJSON bool, link string, op store.Operator) error {
+	if !asJSON {
+		_, err := fmt.Fprintln(c.stdout, link)
+		return err
+	}
+	return writeJSON(c.stdout, struct {
+		ID        string    `json:"id"`
+		Email     string    `json:"email"`
+		Link      string    `json:"enrolment_link"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}{op.ID, op.Email, link, time.Now().Add(console.EnrolLinkTTL).UTC().Truncate(time.Second)})
 }

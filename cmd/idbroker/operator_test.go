@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,7 +51,13 @@ func TestCommandsNeedASchema(t *testing.T) {
 		{"audit", "verify"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			url := "sqlite://" + filepath.Join(t.TempDir(), "fresh.db")
+			// An empty file: a database, there, that no migration has run on
+			// (a file that is not there is refused before: no database at).
+			path := filepath.Join(t.TempDir(), "fresh.db")
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			url := "sqlite://" + path
 			out, errOut, code := runInProcess(append(args, "--database-url", url)...)
 			want := exitError
 			if args[0] == "audit" {

@@ -44,3 +44,13 @@ func timeOr(t *time.Time, none string) string {
 	}
 	return t.UTC().Format(time.RFC3339)
 }
+
+// utc returns t in UTC, or nil: the times of the --json output, which
+// print as RFC 3339 like the tables' and as null for never.
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

@@ -27,6 +27,16 @@ func newLogger(w io.Writer, cfg Config) *slog.Logger {
 // from IDBROKER_MASTER_KEY or, on the embedded default, from the key file
 // beside the database, generated on first use.
 func openKeyring(cfg Config, log *slog.Logger) (*secrets.Keyring, error) {
+	return openKeyringFor(cfg, log, false)
+}
+
+// openKeyringFor is openKeyring; oneShot leaves out the reminder that the
+// key was read from the file beside the database, which serve logs at
+// every start but which, on every admin command, was a warning on the
+// stderr of each script (the command names the file in its own line).
+// A generated key and a key file at odds with IDBROKER_MASTER_KEY are
+// warned of whoever opens them.
+func openKeyringFor(cfg Config, log *slog.Logger, oneShot bool) (*secrets.Keyring, error) {
 	key := cfg.MasterKey
 	if key != nil && cfg.Driver == driverSQLite {
 		warnStaleKeyFile(cfg, *key, log)
@@ -42,7 +52,7 @@ func openKeyring(cfg Config, log *slog.Logger) (*secrets.Keyring, error) {
 				"Back this file up together with the database: without it those secrets are lost. "+
 				"In production set "+envMasterKey+" to its content instead.",
 				"file", cfg.MasterKeyFile, "key_id", k)
-		} else {
+		} else if !oneShot {
 			log.Warn("master key read from a file beside the database; back it up with the database, "+
 				"or set "+envMasterKey+" to its content in production",
 				"file", cfg.MasterKeyFile, "key_id", k)
@@ -91,6 +101,11 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*store.DB, er
 	if err != nil {
 		return nil, err
 	}
+	return openStoreWith(ctx, cfg, kr)
+}
+
+// openStoreWith opens the configured database with the keyring kr.
+func openStoreWith(ctx context.Context, cfg Config, kr *secrets.Keyring) (*store.DB, error) {
 	if cfg.Driver == driverSQLite {
 		// The data directory holds the database and its master key: no one
 		// else needs to list it.
@@ -103,6 +118,15 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*store.DB, er
 		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.DatabaseURL), err)
 	}
 	return st, nil
+}
+
+// databaseName is how messages name the configured database: the SQLite
+// file's absolute path, or the URL without its password.
+func databaseName(cfg Config) string {
+	if cfg.Driver == driverSQLite {
+		return cfg.SQLitePath
+	}
+	return redactURL(cfg.DatabaseURL)
 }
 
 // opMessages are the lines zitadel/oidc's op logs, through the default
