@@ -181,9 +181,13 @@ Commands:
 		fmt.Fprintf(&b, "\t%-12s %s\n", cmd.name, cmd.summary)
 	}
 	b.WriteString(`
-Run "idbroker <command> --help" for a command's flags. Configuration comes
-from IDBROKER_* environment variables (see "idbroker serve --help"); flags
-override them.
+Run "idbroker <command> --help" for a command's flags and examples.
+Configuration comes from IDBROKER_* environment variables (see "idbroker
+serve --help"); flags override them. Results go to stdout, logs and errors
+to stderr; lists and secrets take --json.
+
+Exit status: 0 done, 1 failed, 2 the command line is wrong (audit verify:
+3 the log could not be checked).
 
 Start here:
 

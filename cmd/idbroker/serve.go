@@ -33,7 +33,8 @@ goes to a built-in test IdP at /dev/idp, a demo app at /dev/app (sign in,
 then "Deprovision me"), and a console operator whose password and
 authenticator key are logged once: open {issuer}/ to start.
 
-Environment (flags override):
+Environment (flags override; migrate, apikey, operator, keys and audit read
+it too, and their --database-url and --issuer override it likewise):
 
 	IDBROKER_ISSUER                  public base URL (default http://localhost:<listen port>)
 	IDBROKER_LISTEN                  host:port to listen on (default :8080)
