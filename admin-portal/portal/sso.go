@@ -525,7 +525,27 @@ type metadataDoc struct {
 }
 
 type roleDoc struct {
-	Certs []string `xml:"KeyDescriptor>KeyInfo>X509Data>X509Certificate"`
+	Keys []keyDoc `xml:"KeyDescriptor"`
+}
+
+// keyDoc is a KeyDescriptor: its use ("signing", "encryption", or none
+// for both) and its certificates.
+type keyDoc struct {
+	Use   string   `xml:"use,attr"`
+	Certs []string `xml:"KeyInfo>X509Data>X509Certificate"`
+}
+
+// signingCerts are the certificates of a role's keys that sign: AD FS
+// lists an encryption certificate beside its token-signing one, and only
+// the signing ones check a response (as the connection reads them).
+func (r roleDoc) signingCerts() []string {
+	var out []string
+	for _, k := range r.Keys {
+		if k.Use == "" || k.Use == "signing" {
+			out = append(out, k.Certs...)
+		}
+	}
+	return out
 }
 
 // checkMetadata says in plain words what is wrong with uploaded
@@ -566,7 +586,7 @@ func (p *Portal) checkMetadata(b []byte, w *wizard) string {
 	valid := 0
 	var expired *x509.Certificate
 	for _, role := range doc.IdP {
-		for _, raw := range role.Certs {
+		for _, raw := range role.signingCerts() {
 			der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(raw), ""))
 			if err != nil {
 				continue
