@@ -67,7 +67,7 @@ var dirProviders = []dirProvider{
 		{Text: h("Assign people on the ", ui("Assignments"), " tab and groups on ", ui("Push Groups"), ".")},
 	}},
 	{Key: "entra", Name: "Microsoft Entra ID", Steps: []step{
-		{Text: h("In the Microsoft Entra admin center, open ", ui("Enterprise applications"), ", your application (or a new non-gallery one), then ", ui("Provisioning"), ".")},
+		{Text: h("In the Microsoft Entra admin center, open ", ui("Entra ID › Enterprise apps"), ", your application (or a new non-gallery one), then ", ui("Provisioning"), ".")},
 		{Text: h("Set ", ui("Provisioning Mode"), " to ", ui("Automatic"), ". Under ", ui("Admin Credentials"), ", paste the base URL into ", ui("Tenant URL"), " and the token into ", ui("Secret Token"), ", then ", ui("Test Connection"), " and ", ui("Save"), "."), Copy: []string{"base"}},
 		{Text: h("Under ", ui("Users and groups"), ", assign who should be provisioned, then set ", ui("Provisioning Status"), " to ", ui("On"), ". Entra syncs every 40 minutes; ", ui("Provision on demand"), " pushes one user at once.")},
 	}},

@@ -70,7 +70,7 @@ var idps = []idp{
 		Key: "entra", Name: "Microsoft Entra ID", Type: saml.Name, Preset: connections.PresetEntra,
 		Blurb: "Enterprise application with SAML single sign-on (formerly Azure AD)",
 		Steps: []step{
-			{Text: h("In the Microsoft Entra admin center, go to ", ui("Identity › Applications › Enterprise applications"), " and select ", ui("New application"), ".")},
+			{Text: h("In the Microsoft Entra admin center, go to ", ui("Entra ID › Enterprise apps"), " (", ui("Identity › Applications › Enterprise applications"), " before the 2025 menu) and select ", ui("New application"), ".")},
 			{Text: h("Select ", ui("Create your own application"), ", enter a name, choose ", ui("Integrate any other application you don't find in the gallery (Non-gallery)"), " and select ", ui("Create"), ".")},
 			{Text: h("In the new application, under ", ui("Manage"), ", select ", ui("Single sign-on"), " and then ", ui("SAML"), ".")},
 			{Text: h("In ", ui("Basic SAML Configuration"), ", select ", ui("Edit"), ". Paste these into ", ui("Identifier (Entity ID)"), " and ", ui("Reply URL (Assertion Consumer Service URL)"), ", then ", ui("Save"), "."), Copy: []string{"entity", "acs"}},
@@ -136,7 +136,7 @@ var idps = []idp{
 		Key: "entra-oidc", Name: "Microsoft Entra ID", Type: oidc.Name, Preset: connections.PresetEntra,
 		Blurb: "App registration with OpenID Connect (formerly Azure AD)",
 		Steps: []step{
-			{Text: h("In the Microsoft Entra admin center, go to ", ui("Identity › Applications › App registrations"), " and select ", ui("New registration"), ".")},
+			{Text: h("In the Microsoft Entra admin center, go to ", ui("Entra ID › App registrations"), " (", ui("Identity › Applications › App registrations"), " before the 2025 menu) and select ", ui("New registration"), ".")},
 			{Text: h("Enter a ", ui("Name"), " and, under ", ui("Supported account types"), ", choose ", ui("Accounts in this organizational directory only"), ". Under ", ui("Redirect URI"), ", select the platform ", ui("Web"), ", paste this, and select ", ui("Register"), "."), Copy: []string{"redirect"}},
 			{Text: h("Under ", ui("Certificates & secrets"), ", select ", ui("New client secret"), ", then ", ui("Add"), ". Copy its ", ui("Value"), " at once (not its ", ui("Secret ID"), "): Entra shows it only now.")},
 			{Text: h("Under ", ui("Token configuration"), ", select ", ui("Add optional claim"), ", token type ", ui("ID"), ", tick ", ui("email"), " and ", ui("Add"), ". To send groups, select ", ui("Add groups claim"), " and choose ", ui("Groups assigned to the application"), ".")},

@@ -50,7 +50,7 @@ func TestPortalOIDCWizardsPerIdPInBrowser(t *testing.T) {
 			key: "entra-oidc", name: "Microsoft Entra ID", preset: "entra", domain: "contoso.example",
 			typed:   func(iss string) string { return iss + "/.well-known/openid-configuration" },
 			claims:  map[string]any{"preferred_username": "carol@contoso.example", "name": "Carol Clark", "groups": []string{"Finance"}},
-			wording: []string{"Microsoft Entra admin center", "App registrations", "New registration", "Supported account types", "Redirect URI", "Web", "Certificates & secrets", "New client secret", "Secret ID", "Application (client) ID", "Directory (tenant) ID"},
+			wording: []string{"Microsoft Entra admin center", "Entra ID › App registrations", "New registration", "Supported account types", "Redirect URI", "Web", "Certificates & secrets", "New client secret", "Secret ID", "Application (client) ID", "Directory (tenant) ID"},
 			hint:    "Directory (tenant) ID",
 		},
 	} {

@@ -54,7 +54,7 @@ func TestPortalSAMLWizardsPerIdPInBrowser(t *testing.T) {
 		},
 		{
 			key: "entra", name: "Microsoft Entra ID", preset: "entra",
-			wording: []string{"Microsoft Entra admin center", "Enterprise applications", "Identifier (Entity ID)", "Reply URL (Assertion Consumer Service URL)", "Attributes & Claims", "App Federation Metadata Url"},
+			wording: []string{"Microsoft Entra admin center", "Entra ID › Enterprise apps", "Identifier (Entity ID)", "Reply URL (Assertion Consumer Service URL)", "Attributes & Claims", "App Federation Metadata Url"},
 			hint:    "App Federation Metadata Url",
 			values:  []copied{{"sp-entity-id", ""}, {"acs-url", "/acs"}},
 			give:    byURL(idpEntityID),
