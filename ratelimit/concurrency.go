@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"context"
 	"fmt"
 	"hash/maphash"
 	"net/http"
@@ -21,13 +22,25 @@ var ErrBusy = fmt.Errorf("%w: too many requests in flight", ErrLimited)
 // what the answer asks before they retry.
 const ConcurrencyRetryAfter = time.Second
 
+// ConcurrencyWait is how long a request finding every place of its key
+// taken waits for one before it is refused, when the cap waits at all
+// (Concurrency.Wait): a sync sending a few more requests at once than
+// the cap then slows down instead of collecting a 429 for each.
+const ConcurrencyWait = time.Second
+
+// queuedPerPlace bounds the requests of one key waiting for a place, per
+// place: past it a request is refused at once, so that a key's flood
+// holds a bounded number of goroutines waiting, not one per request.
+const queuedPerPlace = 4
+
 // concurrencyShards spreads the counters over independent locks, so that
 // tenants counting their requests seldom wait for one another.
 const concurrencyShards = 64
 
 // Concurrency caps how many requests of one key (a tenant) this node
-// serves at once: the next one is refused at once, 429 with Retry-After,
-// until one ends. Where a rate limit bounds how many requests a key sends
+// serves at once: the next one waits up to Wait for a place (holding no
+// database connection while it waits), and is then refused, 429 with
+// Retry-After. Where a rate limit bounds how many requests a key sends
 // a minute, this bounds how much of the node's database connections (on
 // SQLite, its one writer) the key's requests hold at any moment, however
 // long each takes: an IdP's initial sync of one tenant, 32 writes at a
@@ -50,6 +63,10 @@ type Concurrency struct {
 	Counts func(c echo.Context) bool
 	// OnLimited, if set, is called with Name for every refused request.
 	OnLimited func(rule string)
+	// Wait is how long a request waits for a place of its key before it
+	// is refused (0: refused at once). At most queuedPerPlace×Limit
+	// requests of a key wait at once; the next is refused at once.
+	Wait time.Duration
 
 	seed   maphash.Seed
 	once   sync.Once
@@ -57,8 +74,12 @@ type Concurrency struct {
 }
 
 type concurrencyShard struct {
-	mu sync.Mutex
-	n  map[string]int // keys with requests in flight; absent means none
+	mu     sync.Mutex
+	n      map[string]int // keys with requests in flight; absent means none
+	queued map[string]int // keys with requests waiting for a place
+	// freed is closed, and forgotten, when a place of a key of this shard
+	// is given back: the waiters look again.
+	freed chan struct{}
 }
 
 // Enabled reports whether the cap limits anything.
@@ -75,7 +96,62 @@ func (l *Concurrency) Acquire(key string) bool {
 	s := l.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.n[key] >= l.Limit {
+	return s.takeLocked(key, l.Limit)
+}
+
+// AcquireWait is Acquire, waiting up to Wait for a place (or until ctx is
+// done) when all are taken.
+func (l *Concurrency) AcquireWait(ctx context.Context, key string) bool {
+	s := l.shard(key)
+	s.mu.Lock()
+	if s.takeLocked(key, l.Limit) {
+		s.mu.Unlock()
+		return true
+	}
+	if l.Wait <= 0 || s.queued[key] >= queuedPerPlace*l.Limit {
+		s.mu.Unlock()
+		return false
+	}
+	if s.queued == nil {
+		s.queued = map[string]int{}
+	}
+	s.queued[key]++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if n := s.queued[key]; n > 1 {
+			s.queued[key] = n - 1
+		} else {
+			delete(s.queued, key)
+		}
+		s.mu.Unlock()
+	}()
+	timer := time.NewTimer(l.Wait)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		if s.takeLocked(key, l.Limit) {
+			s.mu.Unlock()
+			return true
+		}
+		if s.freed == nil {
+			s.freed = make(chan struct{})
+		}
+		freed := s.freed
+		s.mu.Unlock()
+		select {
+		case <-freed:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// takeLocked takes a place of key if one of limit is free.
+func (s *concurrencyShard) takeLocked(key string, limit int) bool {
+	if s.n[key] >= limit {
 		return false
 	}
 	if s.n == nil {
@@ -95,6 +171,10 @@ func (l *Concurrency) Release(key string) {
 		s.n[key] = n - 1
 	} else {
 		delete(s.n, key)
+	}
+	if s.freed != nil {
+		close(s.freed)
+		s.freed = nil
 	}
 }
 
@@ -125,7 +205,7 @@ func (l *Concurrency) Middleware() echo.MiddlewareFunc {
 			if !ok || key == "" {
 				return next(c)
 			}
-			if !l.Acquire(key) {
+			if !l.AcquireWait(c.Request().Context(), key) {
 				if l.OnLimited != nil {
 					l.OnLimited(l.Name)
 				}

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -138,5 +139,70 @@ func TestConcurrencyReleaseOnError(t *testing.T) {
 	}
 	if n := cap.InFlight("a"); n != 0 {
 		t.Fatalf("%d counted after every request ended", n)
+	}
+}
+
+// TestConcurrencyWait: a request finding every place taken waits for one
+// (and gets it when one is given back), until Wait; at most
+// queuedPerPlace×Limit requests of a key wait, the next is refused at
+// once; other keys neither wait nor are counted.
+func TestConcurrencyWait(t *testing.T) {
+	cap := &ratelimit.Concurrency{Name: "writes", Limit: 1, Key: byHeader, Wait: 5 * time.Second}
+	ctx := t.Context()
+	if !cap.AcquireWait(ctx, "a") {
+		t.Fatal("first place refused")
+	}
+	got := make(chan bool, 1)
+	go func() { got <- cap.AcquireWait(ctx, "a") }()
+	select {
+	case ok := <-got:
+		t.Fatalf("second request answered %v while the place was taken; want it to wait", ok)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if !cap.AcquireWait(ctx, "b") {
+		t.Fatal("another key waited or was refused")
+	}
+	cap.Release("b")
+	cap.Release("a")
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Fatal("the waiting request was refused although a place was given back")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting request did not get the place given back")
+	}
+
+	// The place is taken again (by the waiter); fill the queue.
+	short := &ratelimit.Concurrency{Name: "writes", Limit: 1, Key: byHeader, Wait: 300 * time.Millisecond}
+	if !short.AcquireWait(ctx, "a") {
+		t.Fatal("first place refused")
+	}
+	var wg sync.WaitGroup
+	results := make(chan bool, 4)
+	for range 4 { // queuedPerPlace × Limit
+		wg.Go(func() { results <- short.AcquireWait(ctx, "a") })
+	}
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	if short.AcquireWait(ctx, "a") {
+		t.Fatal("a fifth waiter got a place")
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("a request past the queue's bound waited %v; want refused at once", d)
+	}
+	wg.Wait()
+	close(results)
+	for ok := range results {
+		if ok {
+			t.Error("a waiter got a place no one gave back")
+		}
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("waiters refused after %v; want after Wait", d)
+	}
+	short.Release("a")
+	if n := short.InFlight("a"); n != 0 {
+		t.Fatalf("%d in flight after all ended", n)
 	}
 }

@@ -234,7 +234,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	}
 	// One tenant's SCIM writes hold at most SCIMTenantWrites of this
 	// node's database connections at once; the rest are told to retry.
-	scimWrites := &ratelimit.Concurrency{Name: "scim_tenant_writes", Limit: cfg.RateLimits.SCIMTenantWrites,
+	scimWrites := &ratelimit.Concurrency{Name: "scim_tenant_writes", Limit: cfg.RateLimits.SCIMTenantWrites, Wait: ratelimit.ConcurrencyWait,
 		Key: ratelimit.ByTenant, Counts: func(c echo.Context) bool { return scim.IsWrite(c.Request().Method) },
 		OnLimited: reg.RateLimited}
 	directories, err := scim.New(scim.Config{
