@@ -1,14 +1,17 @@
 // Package audit checks the tamper evidence of the audit logs. Rows are
 // appended by the surfaces through store.AppendAudit (per tenant) and
 // store.AppendOperatorAudit (the operators' own trail), each hashing its
-// predecessor; Verify walks a tenant's chain, VerifyOperators the
-// operators', and each reports every row that was changed, removed or
-// inserted after the fact.
+// predecessor under a key sealed by the master key (store.AuditKeys);
+// Verify walks a tenant's chain, VerifyOperators the operators', and each
+// reports every row that was changed, removed or inserted after the fact.
+// Checkpoints (checkpoint.go) sign every chain's head so that a copy kept
+// elsewhere also catches the newest rows removed.
 package audit
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/idbroker/idbroker/store"
 )
@@ -50,8 +53,14 @@ type Anchor struct {
 // Anchor is the report's head as an anchor for a later verify.
 func (r Report) Anchor() Anchor { return Anchor{Rows: r.Rows, Hash: r.Head} }
 
+// Keyring is the part of the store that holds the audit keys.
+type Keyring interface {
+	AuditKeys(ctx context.Context) (*store.AuditKeys, error)
+}
+
 // Walker is the part of the store Verify reads.
 type Walker interface {
+	Keyring
 	WalkAudit(ctx context.Context, fn func(store.AuditEvent) error) error
 }
 
@@ -69,10 +78,14 @@ func Verify(ctx context.Context, w Walker) (Report, error) {
 func VerifyAnchored(ctx context.Context, w Walker, a *Anchor) (Report, error) {
 	tenantID, _ := store.TenantFrom(ctx)
 	rep := Report{TenantID: tenantID}
-	c := chain{anchor: a}
-	err := w.WalkAudit(ctx, func(e store.AuditEvent) error {
-		h, err := store.AuditHash(e)
-		c.link(&rep, e.ID, e.PrevHash, e.Hash, h, err)
+	keys, err := w.AuditKeys(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("audit: verify tenant %s: %w", tenantID, err)
+	}
+	c := chain{anchor: a, since: keys.Since()}
+	err = w.WalkAudit(ctx, func(e store.AuditEvent) error {
+		h, err := keys.Hash(e)
+		c.link(&rep, e, h, err)
 		return nil
 	})
 	if err != nil {
@@ -84,6 +97,7 @@ func VerifyAnchored(ctx context.Context, w Walker, a *Anchor) (Report, error) {
 
 // OperatorWalker is the part of the store VerifyOperators reads.
 type OperatorWalker interface {
+	Keyring
 	WalkOperatorAudit(ctx context.Context, fn func(store.OperatorAuditEvent) error) error
 }
 
@@ -101,14 +115,23 @@ func VerifyOperators(ctx context.Context, w OperatorWalker) (Report, error) {
 // older ones shorten the chain and are caught.
 func VerifyOperatorsAnchored(ctx context.Context, w OperatorWalker, a *Anchor) (Report, error) {
 	var rep Report
-	c := chain{anchor: a}
-	err := w.WalkOperatorAudit(ctx, func(e store.OperatorAuditEvent) error {
-		if e.Hash == "" && e.PrevHash == "" && !c.started {
+	keys, err := w.AuditKeys(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("audit: verify operators: %w", err)
+	}
+	c := chain{anchor: a, since: keys.Since()}
+	err = w.WalkOperatorAudit(ctx, func(e store.OperatorAuditEvent) error {
+		if e.Hash == "" && e.PrevHash == "" && e.KeyVersion == 0 && !c.started {
 			rep.Unchained++
+			// The rows from before the chain are older than its keys too:
+			// one dated since had its hashes blanked.
+			if !c.since.IsZero() && !e.TS.Before(c.since) {
+				rep.Breaks = append(rep.Breaks, Break{e.ID, fmt.Sprintf("no hashes, as a row from before the chain, but dated %s, after the chains were keyed at %s: its hashes were blanked", e.TS.UTC().Format(time.RFC3339), c.since.UTC().Format(time.RFC3339))})
+			}
 			return nil
 		}
-		h, err := store.OperatorAuditHash(e)
-		c.link(&rep, e.ID, e.PrevHash, e.Hash, h, err)
+		h, err := keys.OperatorHash(e)
+		c.link(&rep, store.AuditEvent{ID: e.ID, PrevHash: e.PrevHash, Hash: e.Hash, KeyVersion: e.KeyVersion, TS: e.TS}, h, err)
 		return nil
 	})
 	if err != nil {
@@ -124,12 +147,33 @@ type chain struct {
 	prev    string
 	last    string // the id of the row before
 	anchor  *Anchor
+	// keyed is set once a keyed row was seen: no unkeyed row may follow.
+	keyed bool
+	// since is when the chains were first keyed (store.AuditKeys.Since).
+	since time.Time
 }
 
-// link checks a row whose stored hashes are prev and hash and whose
-// content re-hashes to rehash (or failed to, with err).
-func (c *chain) link(rep *Report, id, prev, hash, rehash string, err error) {
+// link checks row e, whose content re-hashes to rehash (or failed to, with
+// err).
+func (c *chain) link(rep *Report, e store.AuditEvent, rehash string, err error) {
+	id, prev, hash := e.ID, e.PrevHash, e.Hash
 	rep.Rows++
+	// An unkeyed hash needs no key: whoever can write the database can
+	// re-compute it. So unkeyed rows are only believed where they can be
+	// the rows written before the chains were keyed: before the first
+	// keyed row, and older than the first key. (Their content is still
+	// covered by the first keyed row after them, whose hash takes in
+	// their head.)
+	if e.KeyVersion == 0 {
+		switch {
+		case c.keyed:
+			rep.Breaks = append(rep.Breaks, Break{id, "unkeyed row after keyed ones: its hash needs no key, so it was written or re-computed without the audit key (by someone who can write the database, or by a node older than migration 0109)"})
+		case !c.since.IsZero() && !e.TS.Before(c.since):
+			rep.Breaks = append(rep.Breaks, Break{id, fmt.Sprintf("unkeyed row dated %s, after the chains were keyed at %s: it was written or re-computed without the audit key", e.TS.UTC().Format(time.RFC3339), c.since.UTC().Format(time.RFC3339))})
+		}
+	} else {
+		c.keyed = true
+	}
 	if prev != c.prev {
 		rep.Breaks = append(rep.Breaks, Break{id, fmt.Sprintf("prev_hash %.12s… does not link to the row before (%.12s…): a row was removed or inserted", prev, c.prev)})
 	}

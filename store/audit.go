@@ -10,19 +10,33 @@ import (
 	"time"
 )
 
-const auditCols = "tenant_id, id, actor, action, resource, context, request_id, ts, prev_hash, hash"
+const auditCols = "tenant_id, id, actor, action, resource, context, request_id, ts, prev_hash, hash, key_version"
 
 func scanAudit(r row) (AuditEvent, error) {
 	var e AuditEvent
 	err := r.Scan(&e.TenantID, &e.ID, jsonDest{&e.Actor}, &e.Action, jsonDest{&e.Resource}, jsonDest{&e.Context},
-		&e.RequestID, timeDest{&e.TS}, &e.PrevHash, &e.Hash)
+		&e.RequestID, timeDest{&e.TS}, &e.PrevHash, &e.Hash, &e.KeyVersion)
 	return e, err
 }
 
-// AuditHash is the chain link of e: SHA-256 over the previous hash and a
-// canonical encoding of every field but the hashes, hex-encoded. It is
-// exported so that `idbroker audit verify` recomputes exactly this.
+// AuditHash is the unkeyed chain link of e, that of the rows written before
+// the chains were keyed (KeyVersion 0): SHA-256 over the previous hash and
+// a canonical encoding of every field but the hashes, hex-encoded. Rows
+// since are keyed (AuditKeys.Hash); anyone can compute this one.
 func AuditHash(e AuditEvent) (string, error) {
+	body, err := auditBody(e)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write([]byte(e.PrevHash))
+	h.Write([]byte{0})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// auditBody is the canonical encoding of e that both links hash.
+func auditBody(e AuditEvent) ([]byte, error) {
 	ctxJSON := e.Context
 	if len(ctxJSON) == 0 {
 		ctxJSON = json.RawMessage("{}")
@@ -30,7 +44,7 @@ func AuditHash(e AuditEvent) (string, error) {
 	// Compact so that a jsonb round trip (which reformats) hashes the same.
 	var compact map[string]any
 	if err := json.Unmarshal(ctxJSON, &compact); err != nil {
-		return "", fmt.Errorf("%w: audit context must be a JSON object", ErrInvalid)
+		return nil, fmt.Errorf("%w: audit context must be a JSON object", ErrInvalid)
 	}
 	body, err := json.Marshal(struct {
 		ID        string         `json:"id"`
@@ -43,13 +57,9 @@ func AuditHash(e AuditEvent) (string, error) {
 		TS        string         `json:"ts"`
 	}{e.ID, e.TenantID, e.Actor, e.Action, e.Resource, compact, e.RequestID, e.TS.UTC().Format(time.RFC3339Nano)})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	h := sha256.New()
-	h.Write([]byte(e.PrevHash))
-	h.Write([]byte{0})
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return body, nil
 }
 
 // AppendAudit adds a row to the audit chain of the tenant in ctx. Appends
@@ -82,14 +92,19 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 		if e.TS.Before(prevTS) {
 			e.TS = prevTS
 		}
-		if e.Hash, err = AuditHash(e); err != nil {
+		version, key, err := db.auditKey(ctx, q, e.TS)
+		if err != nil {
+			return err
+		}
+		e.KeyVersion = version
+		if e.Hash, err = auditMAC(key, e); err != nil {
 			return err
 		}
 		actor, _ := json.Marshal(e.Actor)
 		resource, _ := json.Marshal(e.Resource)
-		_, err = q.exec(ctx, "INSERT INTO audit_events (seq, "+auditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+		_, err = q.exec(ctx, "INSERT INTO audit_events (seq, "+auditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
 			seq+1, e.TenantID, e.ID, string(actor), e.Action, string(resource), string(e.Context), e.RequestID,
-			db.d.timeArg(e.TS), e.PrevHash, e.Hash)
+			db.d.timeArg(e.TS), e.PrevHash, e.Hash, e.KeyVersion)
 		return err
 	})
 	return e, db.wrap("append audit", err)

@@ -18,6 +18,8 @@ type DB struct {
 	now    func() time.Time
 	// opened remembers the connection secrets last opened per row.
 	opened openedSecrets
+	// auditKeyCache holds the audit keys opened so far (audit_keys.go).
+	auditKeyCache openedAuditKeys
 }
 
 var _ Store = (*DB)(nil)

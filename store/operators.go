@@ -69,11 +69,14 @@ type OperatorAuditEvent struct {
 	// tenant's: see OperatorAuditHash. Rows written before the chain
 	// existed (migration 0081) have both empty.
 	PrevHash, Hash string
+	// KeyVersion is the audit key Hash was made with, as AuditEvent's.
+	KeyVersion int
 }
 
-// OperatorAuditHash is the chain link of e, computed as AuditHash computes
-// a tenant row's with an empty tenant id (no tenant's id is empty, and the
-// two chains never meet). `idbroker audit verify` recomputes exactly this.
+// OperatorAuditHash is the unkeyed chain link of e (KeyVersion 0), computed
+// as AuditHash computes a tenant row's with an empty tenant id (no
+// tenant's id is empty, and the two chains never meet). Keyed rows are
+// re-computed by AuditKeys.OperatorHash.
 func OperatorAuditHash(e OperatorAuditEvent) (string, error) {
 	return AuditHash(e.asAudit())
 }
@@ -82,7 +85,7 @@ func OperatorAuditHash(e OperatorAuditEvent) (string, error) {
 // operators' chain is hashed and prepared as a tenant's is.
 func (e OperatorAuditEvent) asAudit() AuditEvent {
 	return AuditEvent{ID: e.ID, Actor: e.Actor, Action: e.Action, Resource: e.Resource,
-		Context: e.Context, RequestID: e.RequestID, TS: e.TS, PrevHash: e.PrevHash, Hash: e.Hash}
+		Context: e.Context, RequestID: e.RequestID, TS: e.TS, PrevHash: e.PrevHash, Hash: e.Hash, KeyVersion: e.KeyVersion}
 }
 
 const operatorCols = `id, email, status, password_hash, totp_secret, totp_last_step, enrol_token_hash,
@@ -455,11 +458,11 @@ func (db *DB) DeleteOperatorSession(ctx context.Context, id string) error {
 	return db.wrap("delete operator session", err)
 }
 
-const operatorAuditCols = "id, actor, action, resource, context, request_id, ts, prev_hash, hash"
+const operatorAuditCols = "id, actor, action, resource, context, request_id, ts, prev_hash, hash, key_version"
 
 func scanOperatorAudit(r row) (OperatorAuditEvent, error) {
 	var e OperatorAuditEvent
-	err := r.Scan(&e.ID, jsonDest{&e.Actor}, &e.Action, jsonDest{&e.Resource}, jsonDest{&e.Context}, &e.RequestID, timeDest{&e.TS}, &e.PrevHash, &e.Hash)
+	err := r.Scan(&e.ID, jsonDest{&e.Actor}, &e.Action, jsonDest{&e.Resource}, jsonDest{&e.Context}, &e.RequestID, timeDest{&e.TS}, &e.PrevHash, &e.Hash, &e.KeyVersion)
 	return e, err
 }
 
@@ -492,11 +495,16 @@ func (db *DB) AppendOperatorAudit(ctx context.Context, e OperatorAuditEvent) (Op
 		if err != nil && !db.d.isNoRows(err) {
 			return err
 		}
-		if e.Hash, err = OperatorAuditHash(e); err != nil {
+		version, key, err := db.auditKey(ctx, q, e.TS)
+		if err != nil {
 			return err
 		}
-		_, err = q.exec(ctx, "INSERT INTO operator_audit ("+operatorAuditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-			e.ID, actor, e.Action, res, cx, e.RequestID, db.d.timeArg(e.TS), e.PrevHash, e.Hash)
+		e.KeyVersion = version
+		if e.Hash, err = auditMAC(key, e.asAudit()); err != nil {
+			return err
+		}
+		_, err = q.exec(ctx, "INSERT INTO operator_audit ("+operatorAuditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+			e.ID, actor, e.Action, res, cx, e.RequestID, db.d.timeArg(e.TS), e.PrevHash, e.Hash, e.KeyVersion)
 		return err
 	})
 	return e, db.wrap("append operator audit", err)

@@ -22,6 +22,7 @@ var sealedColumns = []sealedColumn{
 	{table: "webhooks", column: "secret", key: "id"},
 	{table: "webhooks", column: "previous_secret", key: "id"},
 	{table: "operators", column: "totp_secret", key: "id"},
+	{table: "audit_keys", column: "mac_key", key: "id"},
 	{table: "connections", column: "secrets", key: "id", tenant: true},
 }
 

@@ -302,6 +302,9 @@ type AuditEvent struct {
 	TS        time.Time
 	PrevHash  string
 	Hash      string
+	// KeyVersion is the audit key Hash was made with (see AuditKeys); 0
+	// for the unkeyed rows written before migration 0109.
+	KeyVersion int
 }
 
 // Event is one row of the outbox: written in the same transaction as the

@@ -127,6 +127,10 @@ func verifyAudit(ctx context.Context, c *cli, rest []string) error {
 	// An erased tenant's chain ends in its erase report, kept outside the
 	// erased tables: it must still hash to what it says.
 	if *only == "" {
+		keys, err := st.AuditKeys(ctx)
+		if err != nil {
+			return err
+		}
 		reports, err := st.TenantErasures(ctx)
 		if err != nil {
 			return fmt.Errorf("list erase reports: %w", err)
@@ -134,7 +138,7 @@ func verifyAudit(ctx context.Context, c *cli, rest []string) error {
 		for _, r := range reports {
 			tenants = append(tenants, r.TenantID)
 			heads[r.TenantID] = anchorLine{Anchor: audit.Anchor{Hash: r.Hash}, erased: true}
-			if !checkErasure(c, r, anchors) {
+			if !checkErasure(c, keys, r, anchors) {
 				broken++
 			}
 		}
@@ -206,9 +210,13 @@ func verifyOperators(ctx context.Context, c *cli, w audit.OperatorWalker, a *aud
 // when the tenant was anchored after its erasure, to its anchor. (An
 // anchor from before the erasure cannot be checked: the rows after it
 // were erased with the others.)
-func checkErasure(c *cli, r store.AuditEvent, anchors anchorFile) bool {
-	if h, err := store.AuditHash(r); err != nil || h != r.Hash {
+func checkErasure(c *cli, keys *store.AuditKeys, r store.AuditEvent, anchors anchorFile) bool {
+	if h, err := keys.Hash(r); err != nil || h != r.Hash {
 		fmt.Fprintf(c.stdout, "%s: BROKEN erase report %s: content does not match its hash\n", r.TenantID, r.ID)
+		return false
+	}
+	if since := keys.Since(); r.KeyVersion == 0 && !since.IsZero() && !r.TS.Before(since) {
+		fmt.Fprintf(c.stdout, "%s: BROKEN erase report %s: unkeyed, but dated after the chains were keyed: it was re-computed without the audit key\n", r.TenantID, r.ID)
 		return false
 	}
 	a, ok := anchors[r.TenantID]
@@ -225,6 +233,10 @@ func checkErasure(c *cli, r store.AuditEvent, anchors anchorFile) bool {
 // its erase report if it was erased, else an error that says there is no
 // such tenant.
 func verifyErased(ctx context.Context, c *cli, st *store.DB, id string, anchors anchorFile) error {
+	keys, err := st.AuditKeys(ctx)
+	if err != nil {
+		return err
+	}
 	reports, err := st.TenantErasures(ctx)
 	if err != nil {
 		return fmt.Errorf("list erase reports: %w", err)
@@ -233,7 +245,7 @@ func verifyErased(ctx context.Context, c *cli, st *store.DB, id string, anchors 
 		if r.TenantID != id {
 			continue
 		}
-		if !checkErasure(c, r, anchors) {
+		if !checkErasure(c, keys, r, anchors) {
 			return fmt.Errorf("%w in the erase report of %s", errChainBroken, id)
 		}
 		return nil

@@ -245,8 +245,8 @@ func TestAuditVerifyAnchors(t *testing.T) {
 		}, "the chain was rewritten up to here"},
 		{"operators' rows stripped", func(t *testing.T, db *sql.DB, _ string, _ []store.AuditEvent) {
 			mustExec(t, db, `DROP TRIGGER operator_audit_no_update`)
-			mustExec(t, db, `UPDATE operator_audit SET prev_hash = '', hash = ''`)
-		}, "operators: BROKEN (0 rows, 1 breaks, 3 older rows from before the chain)"},
+			mustExec(t, db, `UPDATE operator_audit SET prev_hash = '', hash = '', key_version = 0`)
+		}, "operators: BROKEN (0 rows, 4 breaks, 3 older rows from before the chain)"},
 		{"tenant removed whole", func(t *testing.T, db *sql.DB, tn string, evs []store.AuditEvent) {
 			mustExec(t, db, `PRAGMA foreign_keys = ON`)
 			mustExec(t, db, `DELETE FROM audit_events WHERE tenant_id = ?`, tn)

@@ -570,12 +570,16 @@ func testAuditChain(t *testing.T, db *store.DB) {
 		t.Fatalf("page 2: %+v", older)
 	}
 	chain := []store.AuditEvent{older[0], rows[1], rows[0]}
+	keys := must(db.AuditKeys(ctx))
 	prev := ""
 	for _, e := range chain {
 		if e.PrevHash != prev {
 			t.Fatalf("%s: prev_hash %q, want %q", e.Action, e.PrevHash, prev)
 		}
-		if h := must(store.AuditHash(e)); h != e.Hash {
+		if e.KeyVersion == 0 {
+			t.Fatalf("%s: written unkeyed", e.Action)
+		}
+		if h := must(keys.Hash(e)); h != e.Hash {
 			t.Fatalf("%s: stored hash %s does not recompute (%s)", e.Action, e.Hash, h)
 		}
 		prev = e.Hash
@@ -583,8 +587,12 @@ func testAuditChain(t *testing.T, db *store.DB) {
 	// Tampering is detectable.
 	forged := chain[1]
 	forged.Actor.ID = "someone-else"
-	if h := must(store.AuditHash(forged)); h == forged.Hash {
+	if h := must(keys.Hash(forged)); h == forged.Hash {
 		t.Fatal("a changed row hashes the same")
+	}
+	// Keyed: the unkeyed SHA-256 anyone can compute is not the row's hash.
+	if h := must(store.AuditHash(chain[1])); h == chain[1].Hash {
+		t.Fatal("a keyed row's hash is its unkeyed SHA-256")
 	}
 	f, _ := must2(db.AuditEvents(ctx, "domain.added", store.Page{}))
 	if len(f) != 1 || f[0].Action != "domain.added" {

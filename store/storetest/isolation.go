@@ -136,6 +136,8 @@ var globalMethods = map[string]string{
 	"TouchOperatorSession":  whyConsole,
 	"DeleteOperatorSession": whyConsole,
 	"AppendOperatorAudit":   whyConsole,
+	"AuditKeys":             whyVendor,
+	"EnsureAuditKey":        whyOperations,
 	"OperatorAudit":         whyConsole,
 	"WalkOperatorAudit":     whyConsole,
 

@@ -99,7 +99,7 @@ func testTenantLifecycle(t *testing.T, db *store.DB) {
 	if len(reports) != 1 || reports[0].Hash != rep.Hash {
 		t.Fatalf("erase reports = %+v", reports)
 	}
-	if h, err := store.AuditHash(reports[0]); err != nil || h != rep.Hash {
+	if h, err := must(db.AuditKeys(bg)).Hash(reports[0]); err != nil || h != rep.Hash || reports[0].KeyVersion == 0 {
 		t.Fatalf("stored report re-hashes to %s (%v), want %s", h, err, rep.Hash)
 	}
 	// The erased domain is free again.

@@ -180,12 +180,13 @@ func testOperatorAuditChain(t *testing.T, db *store.DB) {
 	}
 	wg.Wait()
 	prev, n := "", 0
+	keys := must(db.AuditKeys(ctx))
 	err := db.WalkOperatorAudit(ctx, func(e store.OperatorAuditEvent) error {
 		n++
 		if e.PrevHash != prev {
 			t.Errorf("row %d (%s): prev_hash %.12s, want %.12s: the chain forked", n, e.Action, e.PrevHash, prev)
 		}
-		if h, err := store.OperatorAuditHash(e); err != nil || h != e.Hash {
+		if h, err := keys.OperatorHash(e); err != nil || h != e.Hash {
 			t.Errorf("row %d (%s): hash %.12s, re-hashed %.12s (%v)", n, e.Action, e.Hash, h, err)
 		}
 		prev = e.Hash

@@ -1,0 +1,205 @@
+package store
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// The audit chains are keyed (migration 0109). A plain SHA-256 chain only
+// re-hashes to itself: whoever can write the database can change a row and
+// re-compute every hash after it. From 0109 on each row's hash is an
+// HMAC-SHA256 under an audit key that the database holds only sealed under
+// the master key, which is never in the database, so the same writer can
+// no longer make a changed row's hash, nor any later row's, match.
+//
+// A key is a random 256-bit value, made once by the first broker that
+// appends a row and sealed like any other secret: a master key rotation
+// re-wraps it (`idbroker keys rewrap`) and every row hashed with it stays
+// verifiable. Rows name the version of the key they were hashed with in
+// key_version; 0 is the unkeyed SHA-256 of the rows written before 0109.
+// The key's creation time is bound into its seal, so it is also the
+// cut-over: a row that claims to be unkeyed and was written after it is a
+// forgery (see audit.Verify).
+
+// ErrAuditKey is a row that names an audit key the database does not have,
+// or a key that does not open under the master key (replaced, or another
+// database's).
+var ErrAuditKey = errors.New("store: audit key not available")
+
+// AuditKeys re-computes the hashes of audit rows: keyed ones with the key
+// of their version, unkeyed ones (version 0) as AuditHash does.
+type AuditKeys struct {
+	keys map[int][]byte
+	// since is when the first key was made: no unkeyed row is newer.
+	since time.Time
+}
+
+// Since is when the chains were first keyed (zero when they are not yet):
+// every row written since has a key version.
+func (k *AuditKeys) Since() time.Time { return k.since }
+
+// Hash is the chain link of e under the key its KeyVersion names.
+func (k *AuditKeys) Hash(e AuditEvent) (string, error) {
+	if e.KeyVersion == 0 {
+		return AuditHash(e)
+	}
+	key, ok := k.keys[e.KeyVersion]
+	if !ok {
+		return "", fmt.Errorf("%w: no audit key version %d", ErrAuditKey, e.KeyVersion)
+	}
+	return auditMAC(key, e)
+}
+
+// OperatorHash is Hash of a row of the operators' trail.
+func (k *AuditKeys) OperatorHash(e OperatorAuditEvent) (string, error) { return k.Hash(e.asAudit()) }
+
+// auditMAC is the keyed chain link of e: HMAC-SHA256 under key over what
+// AuditHash hashes, hex-encoded (as long as the unkeyed hashes, so a row
+// keeps its shape).
+func auditMAC(key []byte, e AuditEvent) (string, error) {
+	body, err := auditBody(e)
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(e.PrevHash))
+	m.Write([]byte{0})
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil)), nil
+}
+
+// auditKeyAAD binds a sealed audit key to its row: its id, version and
+// creation time (the cut-over) cannot be changed without the key failing
+// to open.
+func (db *DB) auditKeyAAD(id string, version int, created time.Time) []byte {
+	return aad("audit_keys", id, strconv.Itoa(version), created.UTC().Format(time.RFC3339Nano))
+}
+
+// openedAuditKeys caches audit keys by their sealed bytes, so an append
+// opens the key once per process, not once per row. Keyed by the sealed
+// value rather than the version: the cache can never name a key the
+// database does not hold (a key made in a transaction that rolled back is
+// simply never read again), and a rewrapped key is a new entry.
+type openedAuditKeys struct{ m sync.Map }
+
+func (db *DB) openAuditKey(id string, version int, created time.Time, sealed []byte) ([]byte, error) {
+	if k, ok := db.auditKeyCache.m.Load(string(sealed)); ok {
+		return k.([]byte), nil
+	}
+	k, err := db.cipher.Open(sealed, db.auditKeyAAD(id, version, created))
+	if err != nil {
+		return nil, fmt.Errorf("%w: version %d does not open under the master key: %v", ErrAuditKey, version, err)
+	}
+	db.auditKeyCache.m.Store(string(sealed), k)
+	return k, nil
+}
+
+// createAuditKey makes audit key version 1 in q's transaction, unless a
+// concurrent writer made it first (then theirs is used). Later versions
+// would be added the same way, by a rotation.
+func (db *DB) createAuditKey(ctx context.Context, q querier, at time.Time) error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	const version = 1
+	id := "audkey_" + strconv.Itoa(version)
+	// The key is no newer than the row it is made for: every row hashed
+	// with it is dated at or after the cut-over.
+	created := db.now().UTC().Truncate(time.Microsecond)
+	if at = at.UTC().Truncate(time.Microsecond); at.Before(created) {
+		created = at
+	}
+	sealed, err := db.cipher.Seal(key, db.auditKeyAAD(id, version, created))
+	if err != nil {
+		return fmt.Errorf("seal audit key: %w", err)
+	}
+	_, err = q.exec(ctx, "INSERT INTO audit_keys (id, version, mac_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+		id, version, sealed, db.d.timeArg(created))
+	return err
+}
+
+// auditKey is the key a new row of a chain, dated at, is hashed with: the
+// newest version. Before any key exists, the first is made in q's
+// transaction, so it is stored exactly when the row hashed with it is.
+func (db *DB) auditKey(ctx context.Context, q querier, at time.Time) (int, []byte, error) {
+	for attempt := 0; ; attempt++ {
+		var (
+			id      string
+			version int
+			sealed  []byte
+			created time.Time
+		)
+		err := q.queryRow(ctx, "SELECT id, version, mac_key, created_at FROM audit_keys ORDER BY version DESC LIMIT 1").
+			Scan(&id, &version, &sealed, timeDest{&created})
+		if db.d.isNoRows(err) && attempt == 0 {
+			if err := db.createAuditKey(ctx, q, at); err != nil {
+				return 0, nil, fmt.Errorf("create audit key: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return 0, nil, fmt.Errorf("read audit key: %w", err)
+		}
+		key, err := db.openAuditKey(id, version, created, sealed)
+		return version, key, err
+	}
+}
+
+// AuditKeys reads every audit key, for verifying the chains. A key that
+// does not open under the master key is an error naming it: no row hashed
+// with it could be checked.
+func (db *DB) AuditKeys(ctx context.Context) (*AuditKeys, error) {
+	out := &AuditKeys{keys: map[int][]byte{}}
+	err := db.global(ctx, false, func(q querier) error {
+		rs, err := q.query(ctx, "SELECT id, version, mac_key, created_at FROM audit_keys ORDER BY version")
+		if err != nil {
+			return err
+		}
+		type sealedKey struct {
+			id      string
+			version int
+			sealed  []byte
+			created time.Time
+		}
+		rows, err := collect(rs, func(r row) (sealedKey, error) {
+			var k sealedKey
+			err := r.Scan(&k.id, &k.version, &k.sealed, timeDest{&k.created})
+			return k, err
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			key, err := db.openAuditKey(r.id, r.version, r.created, r.sealed)
+			if err != nil {
+				return err
+			}
+			out.keys[r.version] = key
+			if out.since.IsZero() || r.created.Before(out.since) {
+				out.since = r.created
+			}
+		}
+		return nil
+	})
+	return out, db.wrap("read audit keys", err)
+}
+
+// EnsureAuditKey makes the first audit key if there is none yet, in a
+// transaction of its own; serve calls it at start so that appends find it.
+// (An append makes it too when it is missing, in the append's transaction.)
+func (db *DB) EnsureAuditKey(ctx context.Context) error {
+	err := db.global(ctx, true, func(q querier) error {
+		_, _, err := db.auditKey(ctx, q, db.now())
+		return err
+	})
+	return db.wrap("ensure audit key", err)
+}
