@@ -242,6 +242,10 @@ func TestKeyedChainDetectsDatabaseWriter(t *testing.T) {
 				if err != nil || !before.OK() || before.Rows != 6 {
 					t.Fatalf("before tampering: %+v, %v", before, err)
 				}
+				heads := checkpoint(t, db, newTestSigner(t, "key_1"))
+				if heads[f.a] != (audit.Head{Rows: before.Rows, Hash: before.Head}) {
+					t.Fatalf("checkpoint head %+v, verify's %+v", heads[f.a], before.Anchor())
+				}
 				if f.rows[0].KeyVersion != 0 || f.rows[2].KeyVersion == 0 {
 					t.Fatalf("key versions %d, %d: want the legacy rows unkeyed and the new ones keyed", f.rows[0].KeyVersion, f.rows[2].KeyVersion)
 				}
@@ -263,8 +267,9 @@ func TestKeyedChainDetectsDatabaseWriter(t *testing.T) {
 					}
 				}
 				if tc.anchored {
-					a := before.Anchor()
-					if rep, err = audit.VerifyAnchored(ctx, db, &a); err != nil {
+					// The head from a signed checkpoint taken before.
+					h := heads[f.a]
+					if rep, err = audit.VerifyAnchored(ctx, db, &audit.Anchor{Rows: h.Rows, Hash: h.Hash}); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -203,3 +203,30 @@ func (db *DB) EnsureAuditKey(ctx context.Context) error {
 	})
 	return db.wrap("ensure audit key", err)
 }
+
+// AuditHead is the head of the audit chain of the tenant in ctx: how many
+// rows it has and the hash of the newest ("" for none). Each append takes
+// the next seq after the newest, so the newest seq is the count, read in
+// one step however long the chain; a checkpoint of it is checked by a
+// walk of the whole chain (audit.VerifyAnchored), which counts.
+func (db *DB) AuditHead(ctx context.Context) (rows int, hash string, err error) {
+	err = db.scopedRead(ctx, func(q querier, tenantID string) error {
+		err := q.queryRow(ctx, "SELECT seq, hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1", tenantID).Scan(&rows, &hash)
+		if db.d.isNoRows(err) {
+			return nil
+		}
+		return err
+	})
+	return rows, hash, db.wrap("audit head", err)
+}
+
+// OperatorAuditHead is the head of the operators' chain: its chained rows
+// (those from before migration 0081 have no hashes and are not counted)
+// and the hash of the newest.
+func (db *DB) OperatorAuditHead(ctx context.Context) (rows int, hash string, err error) {
+	err = db.global(ctx, false, func(q querier) error {
+		return q.queryRow(ctx, `SELECT count(*), COALESCE((SELECT hash FROM operator_audit ORDER BY seq DESC LIMIT 1), '')
+			FROM operator_audit WHERE hash <> ''`).Scan(&rows, &hash)
+	})
+	return rows, hash, db.wrap("operator audit head", err)
+}

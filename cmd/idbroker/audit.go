@@ -5,30 +5,39 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/idbroker/idbroker/audit"
+	"github.com/idbroker/idbroker/signing"
 	"github.com/idbroker/idbroker/store"
 )
 
 const auditHelp = `
 Check the audit log's tamper evidence.
 
-	audit verify [--tenant ID] [--anchors FILE] [--write-anchors FILE]
+	audit verify [--tenant ID] [--checkpoint FILE] [--write-checkpoint FILE]
+	             [--anchors FILE] [--write-anchors FILE]
 	                             re-hash every audit chain (or one tenant's)
 
 Each audit row carries the hash of the row before it: one chain per
 tenant, and one for the operators' own trail (console sign-ins, lockouts,
-enrolment, API keys). verify re-computes every hash and reports rows that
-were changed, removed or inserted after they were written; it exits 1
-when any chain is broken, and 3 when it could not check the log (the
-database unreachable, an unknown tenant, unreadable anchors).
+enrolment, API keys). The hashes are keyed with an audit key sealed under
+the master key, so someone who can write the database but has no master
+key cannot re-compute them. verify re-computes every hash and reports, by
+row, rows that were changed, removed, inserted or re-hashed without the
+key; it exits 1 when any chain is broken, and 3 when it could not check
+the log (the database unreachable, an unknown tenant, an unreadable or
+forged checkpoint).
 
-A chain alone cannot show that its newest rows were removed, nor that it
-was re-hashed from a changed row on by someone who can write the
-database. --write-anchors FILE records every chain's row count and newest
-hash after a clean verify; a later verify --anchors FILE checks that each
-chain still reaches its anchor unchanged and that no anchored chain is
-gone. Keep the file where the database's writers cannot change it.`
+A chain alone cannot show that its newest rows were removed, nor that a
+tenant's whole chain went with its tenant row. --write-checkpoint FILE
+writes, after a clean verify, every chain's head signed with the broker's
+signing key (serve also logs one every IDBROKER_AUDIT_CHECKPOINT_INTERVAL);
+a later verify --checkpoint FILE checks the signature and that each chain
+still reaches its head unchanged and that none is gone. FILE may hold
+several checkpoints, one a line (a log's lines): the last one is used.
+--anchors and --write-anchors do the same with an unsigned file, which
+must then be kept where the database's writers cannot change it.`
 
 // errChainBroken makes audit verify exit non-zero after printing why.
 var errChainBroken = errors.New("audit chain broken")
@@ -57,14 +66,34 @@ func verifyAudit(ctx context.Context, c *cli, rest []string) error {
 	only := fs.String("tenant", "", "verify only this tenant (tnt_…)")
 	anchorsIn := fs.String("anchors", "", "check every chain against the anchors in this file (from --write-anchors)")
 	anchorsOut := fs.String("write-anchors", "", "after a clean verify, write every chain's anchor to this file")
+	checkpointIn := fs.String("checkpoint", "", "check every chain against the signed checkpoint in this file (the last one when it holds several)")
+	checkpointOut := fs.String("write-checkpoint", "", "after a clean verify, write every chain's head, signed, to this file")
 	addDatabaseFlag(fs)
 	st, _, err := openDatabase(ctx, c, fs, rest)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if *anchorsOut != "" && *only != "" {
-		return fmt.Errorf("--write-anchors anchors every chain; it cannot go with --tenant")
+	if (*anchorsOut != "" || *checkpointOut != "") && *only != "" {
+		return fmt.Errorf("--write-anchors and --write-checkpoint anchor every chain; they cannot go with --tenant")
+	}
+	if *anchorsIn != "" && *checkpointIn != "" {
+		return fmt.Errorf("--anchors and --checkpoint: check against one or the other")
+	}
+	if err := requireSchema(ctx, st); err != nil {
+		return err
+	}
+	var signer *signing.Manager
+	if *checkpointIn != "" || *checkpointOut != "" {
+		// The broker's signing keys, opened under the master key: a key
+		// put in the database without it does not open, so it verifies
+		// nothing and signs nothing.
+		if signer, err = signing.NewManager(st, signing.Options{}); err != nil {
+			return err
+		}
+		if err := signer.Reload(ctx); err != nil {
+			return err
+		}
 	}
 	anchors := anchorFile{}
 	if *anchorsIn != "" {
@@ -72,8 +101,13 @@ func verifyAudit(ctx context.Context, c *cli, rest []string) error {
 			return err
 		}
 	}
-	if err := requireSchema(ctx, st); err != nil {
-		return err
+	if *checkpointIn != "" {
+		cp, err := readCheckpoint(*checkpointIn, signer)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "checkpoint of %s: signature ok, %d chains\n", cp.IssuedAt.Format(time.RFC3339), len(cp.Chains))
+		anchors = anchorsOf(cp)
 	}
 	heads := anchorFile{}
 
@@ -170,6 +204,13 @@ func verifyAudit(ctx context.Context, c *cli, rest []string) error {
 		if broken > 0 || operators != "" {
 			fmt.Fprintf(c.stderr, "anchors not written to %s: the log is broken\n", *anchorsOut)
 		} else if err := heads.write(*anchorsOut); err != nil {
+			return err
+		}
+	}
+	if *checkpointOut != "" {
+		if broken > 0 || operators != "" {
+			fmt.Fprintf(c.stderr, "checkpoint not written to %s: the log is broken\n", *checkpointOut)
+		} else if err := writeCheckpoint(*checkpointOut, heads.checkpoint(time.Now()), signer); err != nil {
 			return err
 		}
 	}

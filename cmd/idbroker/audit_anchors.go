@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/idbroker/idbroker/audit"
+	"github.com/idbroker/idbroker/signing"
 )
 
 // operatorsChain names the operators' trail in an anchor file, beside the
 // tenants' ids.
-const operatorsChain = "operators"
+const operatorsChain = audit.OperatorsChain
 
 // anchorLine is one chain's anchor: its row count and newest hash, or, for
 // an erased tenant, the hash of its erase report.
@@ -123,20 +124,99 @@ func (f anchorFile) write(path string) error {
 		}
 		fmt.Fprintf(&b, "%s %s %s\n", id, rows, hash)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".anchors-*")
-	if err != nil {
-		return fmt.Errorf("write anchors: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(b.String()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write anchors: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write anchors: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := writeWhole(path, b.String()); err != nil {
 		return fmt.Errorf("write anchors: %w", err)
 	}
 	return nil
+}
+
+// writeWhole replaces path with content, whole or not at all.
+func writeWhole(path, content string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".anchors-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// checkpoint is f as a checkpoint issued at.
+func (f anchorFile) checkpoint(at time.Time) audit.Checkpoint {
+	cp := audit.Checkpoint{IssuedAt: at, Chains: make(map[string]audit.Head, len(f))}
+	for id, a := range f {
+		cp.Chains[id] = audit.Head{Rows: a.Rows, Hash: a.Hash, Erased: a.erased}
+	}
+	return cp
+}
+
+// anchorsOf is a checkpoint's heads as anchors.
+func anchorsOf(cp audit.Checkpoint) anchorFile {
+	out := make(anchorFile, len(cp.Chains))
+	for id, h := range cp.Chains {
+		out[id] = anchorLine{Anchor: audit.Anchor{Rows: h.Rows, Hash: h.Hash}, erased: h.Erased}
+	}
+	return out
+}
+
+// writeCheckpoint signs cp with the broker's signing key and replaces path
+// with it: one line, the compact JWS.
+func writeCheckpoint(path string, cp audit.Checkpoint, s *signing.Manager) error {
+	jws, err := cp.Sign(s)
+	if err != nil {
+		return err
+	}
+	if err := writeWhole(path, jws+"\n"); err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	return nil
+}
+
+// readCheckpoint reads the last checkpoint in path and verifies its
+// signature against the broker's keys. A line that is not a checkpoint is
+// skipped, so the file may be a log the broker's checkpoint lines were
+// kept in; in a line the checkpoint is the field after "checkpoint=".
+func readCheckpoint(path string, s *signing.Manager) (audit.Checkpoint, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return audit.Checkpoint{}, fmt.Errorf("read checkpoint: %w", err)
+	}
+	var last string
+	for _, line := range strings.Split(string(b), "\n") {
+		if jws := checkpointIn(line); jws != "" {
+			last = jws
+		}
+	}
+	if last == "" {
+		return audit.Checkpoint{}, fmt.Errorf("read checkpoint: %s holds no checkpoint", path)
+	}
+	cp, err := audit.OpenCheckpoint(last, s.JWKS())
+	if err != nil {
+		return audit.Checkpoint{}, fmt.Errorf("read checkpoint %s: %w", path, err)
+	}
+	return cp, nil
+}
+
+// checkpointIn finds a compact JWS in line: the whole line, or the value
+// of a checkpoint= field (serve's log line, text or JSON).
+func checkpointIn(line string) string {
+	line = strings.TrimSpace(line)
+	if i := strings.Index(line, "checkpoint="); i >= 0 {
+		line = line[i+len("checkpoint="):]
+	} else if i := strings.Index(line, `"checkpoint":"`); i >= 0 {
+		line = line[i+len(`"checkpoint":"`):]
+	}
+	if i := strings.IndexAny(line, " \t\""); i >= 0 {
+		line = line[:i]
+	}
+	if strings.Count(line, ".") != 2 || strings.HasPrefix(line, "#") {
+		return ""
+	}
+	return line
 }

@@ -40,6 +40,15 @@ const (
 	envMetricsListen        = "IDBROKER_METRICS_LISTEN"
 	envEventRetentionDays   = "IDBROKER_EVENT_RETENTION_DAYS"
 	envRequestTimeout       = "IDBROKER_REQUEST_TIMEOUT"
+	envAuditCheckpoint      = "IDBROKER_AUDIT_CHECKPOINT_INTERVAL"
+)
+
+// defaultAuditCheckpoint is how often serve logs a signed audit
+// checkpoint; minAuditCheckpoint bounds it below, as each reads the head
+// of every tenant's chain.
+const (
+	defaultAuditCheckpoint = time.Hour
+	minAuditCheckpoint     = time.Minute
 )
 
 // maxRequestTimeout bounds IDBROKER_REQUEST_TIMEOUT below the server's
@@ -141,6 +150,10 @@ type Config struct {
 	// RequestTimeout is how long a request may wait on the database or
 	// Redis before its answer begins; then it is 503 with Retry-After.
 	RequestTimeout time.Duration
+
+	// AuditCheckpoint is how often a signed checkpoint of every audit
+	// chain's head is logged; 0 logs none.
+	AuditCheckpoint time.Duration
 }
 
 // LogValue describes the configuration for the start-up log line. Secrets
@@ -334,6 +347,19 @@ func loadConfig(src configSource) (Config, error) {
 			bad(name, "%q is not a duration from 1s to %s", v, maxRequestTimeout)
 		} else {
 			c.RequestTimeout = d
+		}
+	}
+
+	c.AuditCheckpoint = defaultAuditCheckpoint
+	if v, name := src.get(envAuditCheckpoint); v != "" {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		switch {
+		case err == nil && d == 0:
+			c.AuditCheckpoint = 0
+		case err != nil || d < minAuditCheckpoint:
+			bad(name, "%q is not a duration of %s or more, or 0 for none", v, minAuditCheckpoint)
+		default:
+			c.AuditCheckpoint = d
 		}
 	}
 

@@ -161,6 +161,16 @@ func TestLoadConfig(t *testing.T) {
 		{name: "request timeout past the write timeout", env: map[string]string{envRequestTimeout: "2m"},
 			wantErr: []string{`IDBROKER_REQUEST_TIMEOUT: "2m" is not a duration from 1s to 55s`}},
 
+		// IDBROKER_AUDIT_CHECKPOINT_INTERVAL
+		{name: "audit checkpoint default",
+			check: func(t *testing.T, c Config) { eq(t, "AuditCheckpoint", c.AuditCheckpoint, time.Hour) }},
+		{name: "audit checkpoint", env: map[string]string{envAuditCheckpoint: "15m"},
+			check: func(t *testing.T, c Config) { eq(t, "AuditCheckpoint", c.AuditCheckpoint, 15*time.Minute) }},
+		{name: "audit checkpoint off", env: map[string]string{envAuditCheckpoint: "0"},
+			check: func(t *testing.T, c Config) { eq(t, "AuditCheckpoint", c.AuditCheckpoint, time.Duration(0)) }},
+		{name: "audit checkpoint too often", env: map[string]string{envAuditCheckpoint: "10s"},
+			wantErr: []string{`IDBROKER_AUDIT_CHECKPOINT_INTERVAL: "10s" is not a duration of 1m0s or more, or 0 for none`}},
+
 		// IDBROKER_TRUSTED_PROXIES
 		{name: "trusted proxies", env: map[string]string{envTrustedProxies: "10.0.0.0/8, 192.0.2.7 fd00::/8"},
 			check: func(t *testing.T, c Config) {

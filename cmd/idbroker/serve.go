@@ -10,6 +10,7 @@ import (
 	"time"
 
 	adminportal "github.com/idbroker/idbroker/admin-portal"
+	"github.com/idbroker/idbroker/audit"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/metrics"
 	"github.com/idbroker/idbroker/internal/secrets"
@@ -58,6 +59,7 @@ it too, and their --database-url and --issuer override it likewise):
 	IDBROKER_METRICS_LISTEN          host:port serving /metrics apart, instead of on IDBROKER_LISTEN (default none)
 	IDBROKER_REQUEST_TIMEOUT         how long a request waits on PostgreSQL or Redis before a 503, 1s to 55s (default 30s)
 	IDBROKER_EVENT_RETENTION_DAYS    days events and their deliveries are kept, 7 to 3650 or 0 for ever (default 90)
+	IDBROKER_AUDIT_CHECKPOINT_INTERVAL how often a signed checkpoint of the audit chains is logged, 1m or more or 0 for none (default 1h)
 	IDBROKER_PORTAL_PRODUCT_NAME     your product's name on the self-serve portal's pages (default idbroker)
 	IDBROKER_PORTAL_LOGO_URL         absolute http(s) URL of your logo beside that name (default none)
 	IDBROKER_DNS_RESOLVER            host:port of the DNS server domain verification asks (default the system's)
@@ -186,6 +188,19 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger, tp *
 	}
 	if err != nil {
 		return fmt.Errorf("signing keys: %w", err)
+	}
+	// The audit chains' key, made once by the first node: appends would
+	// make it too, but a master key that cannot open it should stop the
+	// start, not the first change.
+	if err := st.EnsureAuditKey(ctx); err != nil {
+		return fmt.Errorf("audit key: %w", err)
+	}
+	if cfg.AuditCheckpoint > 0 {
+		// Logged, the checkpoint leaves the host with the logs: out of
+		// reach of whoever can write the database, it catches the newest
+		// audit rows removed (idbroker audit verify --checkpoint).
+		cp := &audit.Checkpointer{Store: st, Signer: keys, Log: log.With("surface", "audit")}
+		bg.Go(func() { cp.Run(ctx, cfg.AuditCheckpoint) })
 	}
 	if cfg.BootstrapAPIKey != "" {
 		if err := adminportal.EnsureBootstrapKey(ctx, st, cfg.BootstrapAPIKey); err != nil {

@@ -137,6 +137,7 @@ var globalMethods = map[string]string{
 	"DeleteOperatorSession": whyConsole,
 	"AppendOperatorAudit":   whyConsole,
 	"AuditKeys":             whyVendor,
+	"OperatorAuditHead":     whyConsole,
 	"EnsureAuditKey":        whyOperations,
 	"OperatorAudit":         whyConsole,
 	"WalkOperatorAudit":     whyConsole,
