@@ -69,6 +69,7 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 	if err := db.prepareAudit(&e); err != nil {
 		return AuditEvent{}, err
 	}
+	var usedKey []byte
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		e.TenantID = tenantID
 		if err := db.d.lockAuditChain(ctx, q, tenantID); err != nil {
@@ -96,7 +97,7 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 		if err != nil {
 			return err
 		}
-		e.KeyVersion = version
+		e.KeyVersion, usedKey = version, key
 		if e.Hash, err = auditMAC(key, e); err != nil {
 			return err
 		}
@@ -107,6 +108,9 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 			db.d.timeArg(e.TS), e.PrevHash, e.Hash, e.KeyVersion)
 		return err
 	})
+	if err == nil {
+		db.rememberAuditKey(ctx, e.KeyVersion, usedKey)
+	}
 	return e, db.wrap("append audit", err)
 }
 

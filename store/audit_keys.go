@@ -127,10 +127,27 @@ func (db *DB) createAuditKey(ctx context.Context, q querier, at time.Time) error
 	return err
 }
 
+// currentAuditKey is the key appends use, once it is known to be
+// committed: then an append reads nothing more than before keys existed.
+type currentAuditKey struct {
+	version int
+	key     []byte
+}
+
 // auditKey is the key a new row of a chain, dated at, is hashed with: the
 // newest version. Before any key exists, the first is made in q's
 // transaction, so it is stored exactly when the row hashed with it is.
+//
+// Once a key is known to be committed (EnsureAuditKey, which serve calls
+// at start, or an append in a transaction of its own that committed: see
+// rememberAuditKey) it is used without reading the table: keys are never
+// removed, so it stays valid. Until then each append reads it, because a
+// key read in a caller's transaction may be that transaction's own, gone
+// if it rolls back.
 func (db *DB) auditKey(ctx context.Context, q querier, at time.Time) (int, []byte, error) {
+	if k := db.auditCurrent.Load(); k != nil {
+		return k.version, k.key, nil
+	}
 	for attempt := 0; ; attempt++ {
 		var (
 			id      string
@@ -197,11 +214,28 @@ func (db *DB) AuditKeys(ctx context.Context) (*AuditKeys, error) {
 // transaction of its own; serve calls it at start so that appends find it.
 // (An append makes it too when it is missing, in the append's transaction.)
 func (db *DB) EnsureAuditKey(ctx context.Context) error {
-	err := db.global(ctx, true, func(q querier) error {
-		_, _, err := db.auditKey(ctx, q, db.now())
+	var version int
+	var key []byte
+	err := db.global(ctx, true, func(q querier) (err error) {
+		version, key, err = db.auditKey(ctx, q, db.now())
 		return err
 	})
-	return db.wrap("ensure audit key", err)
+	if err != nil {
+		return db.wrap("ensure audit key", err)
+	}
+	db.rememberAuditKey(ctx, version, key)
+	return nil
+}
+
+// rememberAuditKey makes version the key appends use without reading it,
+// when the transaction that read (or made) it was ctx's own and has
+// committed: not when ctx carries a caller's transaction, which may still
+// roll back.
+func (db *DB) rememberAuditKey(ctx context.Context, version int, key []byte) {
+	if _, inTx := ctx.Value(txKey{}).(*txState); inTx {
+		return
+	}
+	db.auditCurrent.CompareAndSwap(nil, &currentAuditKey{version, key})
 }
 
 // AuditHead is the head of the audit chain of the tenant in ctx: how many

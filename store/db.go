@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,8 +19,10 @@ type DB struct {
 	now    func() time.Time
 	// opened remembers the connection secrets last opened per row.
 	opened openedSecrets
-	// auditKeyCache holds the audit keys opened so far (audit_keys.go).
+	// auditKeyCache holds the audit keys opened so far, and auditCurrent
+	// the one appends use once it is known to be stored (audit_keys.go).
 	auditKeyCache openedAuditKeys
+	auditCurrent  atomic.Pointer[currentAuditKey]
 }
 
 var _ Store = (*DB)(nil)

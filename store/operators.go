@@ -485,6 +485,7 @@ func (db *DB) AppendOperatorAudit(ctx context.Context, e OperatorAuditEvent) (Op
 	if err != nil {
 		return OperatorAuditEvent{}, err
 	}
+	var usedKey []byte
 	err = db.global(ctx, true, func(q querier) error {
 		// The operators' chain takes the lock a tenant's chain would take
 		// under an empty tenant id, which no tenant has.
@@ -499,7 +500,7 @@ func (db *DB) AppendOperatorAudit(ctx context.Context, e OperatorAuditEvent) (Op
 		if err != nil {
 			return err
 		}
-		e.KeyVersion = version
+		e.KeyVersion, usedKey = version, key
 		if e.Hash, err = auditMAC(key, e.asAudit()); err != nil {
 			return err
 		}
@@ -507,6 +508,9 @@ func (db *DB) AppendOperatorAudit(ctx context.Context, e OperatorAuditEvent) (Op
 			e.ID, actor, e.Action, res, cx, e.RequestID, db.d.timeArg(e.TS), e.PrevHash, e.Hash, e.KeyVersion)
 		return err
 	})
+	if err == nil {
+		db.rememberAuditKey(ctx, e.KeyVersion, usedKey)
+	}
 	return e, db.wrap("append operator audit", err)
 }
 
