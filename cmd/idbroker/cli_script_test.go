@@ -374,3 +374,31 @@ func TestAdminCommandsBesideServe(t *testing.T) {
 		t.Errorf("a key revoked beside serve: GET /api/v1/tenants answered %d, want 401", got)
 	}
 }
+
+// TestFlagsOverrideEnvironment: as serve --help says, a command's flag wins
+// over the variable it names, and the command says which database it used.
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "real.db")
+	url := "sqlite://" + filepath.ToSlash(dbPath)
+	if _, errOut, code := runInProcess("migrate", "up", "--database-url", url); code != exitOK {
+		t.Fatalf("migrate: %s", errOut)
+	}
+	env := map[string]string{
+		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(dir, "elsewhere.db")),
+		envIssuer:      "https://from-env.example",
+	}
+	var out, errOut bytes.Buffer
+	code := run(t.Context(), []string{"operator", "create", "--email", "ana@ops.example", "--issuer", "https://from-flag.example", "--database-url", url},
+		&out, &errOut, func(k string) string { return env[k] })
+	if code != exitOK || !strings.HasPrefix(out.String(), "https://from-flag.example/") || !strings.Contains(errOut.String(), "database="+dbPath) {
+		t.Fatalf("exit %d, want the flag's issuer and database\nstdout: %s\nstderr: %s", code, &out, &errOut)
+	}
+	// Without the flags, the environment's database is used: here, none.
+	out.Reset()
+	errOut.Reset()
+	code = run(t.Context(), []string{"operator", "list"}, &out, &errOut, func(k string) string { return env[k] })
+	if code != exitError || !strings.Contains(errOut.String(), "no database at "+filepath.Join(dir, "elsewhere.db")) {
+		t.Fatalf("exit %d, want the environment's database refused\nstderr: %s", code, &errOut)
+	}
+}
