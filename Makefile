@@ -21,7 +21,7 @@ FUZZTIME ?= 10s
 FUZZCI_TIME ?= 12s
 BENCHFLAGS ?=
 
-.PHONY: all build run test fmt-check vet bench fuzz-short fuzz-ci mutate clean
+.PHONY: all build run test test-upgrade fmt-check vet bench fuzz-short fuzz-ci mutate clean
 
 all: build
 
@@ -42,6 +42,25 @@ test: fmt-check vet
 
 # Run by gotestsum after the tests, with the counts in its environment.
 TEST_SUMMARY = sh -c "echo test summary: \$$((TESTS_TOTAL - TESTS_FAILED - TESTS_SKIPPED)) passed, \$$TESTS_FAILED failed, \$$TESTS_SKIPPED skipped"
+
+## test-upgrade: the upgrade tests of cmd/idbroker (an old build serving
+## beside, before and after this one) against idbroker built from OLD, a
+## commit, branch or tag: make test-upgrade OLD=8ce0a17. Not part of test:
+## they take minutes, and OLD is a choice (the last release deployed).
+## The old tree is exported with git archive, so no worktree is left behind.
+OLD ?=
+UPGRADE_RUN ?= ^(TestUpgrade|TestRolling|TestNodesStartTogether)
+UPGRADE_DIR ?= $(CURDIR)/.upgrade
+test-upgrade:
+	@test -n "$(OLD)" || { echo "test-upgrade: set OLD to the commit or tag of the old build (make test-upgrade OLD=v1.2.0)"; exit 2; }
+	@set -e; rev=$$(git rev-parse --verify --short '$(OLD)^{commit}'); \
+	rm -rf $(UPGRADE_DIR)/src-$$rev; mkdir -p $(UPGRADE_DIR)/src-$$rev; \
+	git archive $$rev | tar -x -C $(UPGRADE_DIR)/src-$$rev; \
+	echo "== building idbroker $$rev into $(UPGRADE_DIR)/idbroker-$$rev"; \
+	(cd $(UPGRADE_DIR)/src-$$rev && $(GO) build -o $(UPGRADE_DIR)/idbroker-$$rev ./cmd/idbroker); \
+	rm -rf $(UPGRADE_DIR)/src-$$rev; \
+	CI=true IDBROKER_TEST_OLD_BINARY=$(UPGRADE_DIR)/idbroker-$$rev \
+		$(GO) test -race -count=1 -timeout 30m -run '$(UPGRADE_RUN)' -v ./cmd/idbroker
 
 fmt-check:
 	@files=$$(gofmt -l .); \
