@@ -101,3 +101,24 @@ func TestEntraIssuerThatNamesNoTenant(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectionListNamesTheProtocol: with Okta offered over SAML and over
+// OpenID Connect, the list of connections says which each is; both rows
+// read "Okta".
+func TestConnectionListNamesTheProtocol(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentSSO))
+	for _, key := range []string{"okta", "okta-oidc"} {
+		_, choose := get(t, c, h.url+"/portal/sso/new")
+		if resp, body := post(t, c, h.url+"/portal/sso/new", url.Values{"csrf_token": {csrfOf(t, choose)}, "idp": {key}}); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("create %s = %d\n%s", key, resp.StatusCode, body)
+		}
+	}
+	_, list := get(t, c, h.url+"/portal/sso")
+	for _, want := range []string{"<td>Okta · SAML 2.0</td>", "<td>Okta · OpenID Connect</td>"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("the list has no %q:\n%s", want, list)
+		}
+	}
+}
