@@ -19,6 +19,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/internal/secrets"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
@@ -365,19 +366,19 @@ func (p *Provider) endSessionNow(ctx context.Context, sid string) error {
 // SendLogout makes one attempt at back-channel logout l: it signs a fresh
 // logout token for the application as it is now and POSTs it to its
 // back-channel logout URI. It returns the HTTP status (0 if none came
-// back) and nil on a 2xx; an application that has since been deleted or
-// has dropped its URI needs no logout (nil). It implements
-// events.LogoutSender.
-func (p *Provider) SendLogout(ctx context.Context, l store.Logout) (int, error) {
+// back) with its Retry-After, and nil on a 2xx; an application that has
+// since been deleted or has dropped its URI needs no logout (nil). It
+// implements events.LogoutSender.
+func (p *Provider) SendLogout(ctx context.Context, l store.Logout) (events.LogoutAnswer, error) {
 	a, err := p.store.Application(ctx, l.ApplicationID)
 	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil
+		return events.LogoutAnswer{}, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("load application: %w", err)
+		return events.LogoutAnswer{}, fmt.Errorf("load application: %w", err)
 	}
 	if a.BackchannelLogoutURI == "" {
-		return 0, nil
+		return events.LogoutAnswer{}, nil
 	}
 	now := p.now()
 	tok, err := p.sign(signingAlg(a), "logout+jwt", logoutClaims{
@@ -386,24 +387,25 @@ func (p *Provider) SendLogout(ctx context.Context, l store.Logout) (int, error) 
 		Events: map[string]struct{}{"http://schemas.openid.net/event/backchannel-logout": {}},
 	})
 	if err != nil {
-		return 0, fmt.Errorf("sign logout token: %w", err)
+		return events.LogoutAnswer{}, fmt.Errorf("sign logout token: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.BackchannelLogoutURI,
 		strings.NewReader(url.Values{"logout_token": {tok}}.Encode()))
 	if err != nil {
-		return 0, fmt.Errorf("bad back-channel logout URI: %w", err)
+		return events.LogoutAnswer{}, fmt.Errorf("bad back-channel logout URI: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := p.http.Do(req)
 	if err != nil {
-		return 0, err
+		return events.LogoutAnswer{}, err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
+	answer := events.LogoutAnswer{Status: resp.StatusCode, RetryAfter: resp.Header.Get("Retry-After")}
 	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, fmt.Errorf("HTTP %s", resp.Status)
+		return answer, fmt.Errorf("HTTP %s", resp.Status)
 	}
-	return resp.StatusCode, nil
+	return answer, nil
 }
 
 type logoutClaims struct {

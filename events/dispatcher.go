@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -33,7 +34,17 @@ const (
 	DefaultMaxDelay  = time.Hour
 	// DefaultPatience is what the broker sets Config.Patience to.
 	DefaultPatience = time.Second
+	// DefaultDisableAfter is how long a webhook fails, every attempt,
+	// before the dispatcher disables it (as Svix does after five days).
+	DefaultDisableAfter = 5 * 24 * time.Hour
+	// MinDisableAfter bounds Config.DisableAfter from below: a receiver
+	// down for a night or a weekend's deploy must not lose its webhook.
+	MinDisableAfter = 24 * time.Hour
 )
+
+// ActorDispatcher is the actor of the audit row of a webhook the
+// dispatcher disabled.
+var ActorDispatcher = store.Actor{Type: "system", ID: "webhook-dispatcher"}
 
 // Store is what the dispatcher needs of the store: claim due deliveries,
 // load what they send and where, and record how each attempt went.
@@ -43,6 +54,10 @@ type Store interface {
 	ReleaseDeliveries(ctx context.Context, now time.Time, ids ...string) error
 	Event(ctx context.Context, id string) (store.Event, error)
 	Webhook(ctx context.Context, id string) (store.Webhook, error)
+	// Disabling a failing webhook, with its audit row, in one transaction.
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	DisableFailingWebhook(ctx context.Context, id string, cutoff time.Time) (store.Webhook, int, error)
+	AppendOperatorAudit(ctx context.Context, e store.OperatorAuditEvent) (store.OperatorAuditEvent, error)
 }
 
 // Config configures a Dispatcher.
@@ -85,6 +100,16 @@ type Config struct {
 	// holds every pass, and so every other webhook, to one batch per
 	// Timeout.
 	Patience time.Duration
+	// DisableAfter is how long a webhook may fail, every attempt (no 2xx
+	// in between), before the dispatcher disables it: what it was owed
+	// ends, nothing more is queued for it until an operator enables it
+	// again, and its events stay in the stream. Zero means
+	// DefaultDisableAfter; negative never disables; otherwise at least
+	// MinDisableAfter.
+	DisableAfter time.Duration
+	// OnDisabled, when set, hears each webhook the dispatcher disabled,
+	// after the change committed (the broker counts them in /metrics).
+	OnDisabled func(store.Webhook)
 }
 
 // Dispatcher delivers the outbox to webhooks.
@@ -122,6 +147,12 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.DisableAfter == 0 {
+		cfg.DisableAfter = DefaultDisableAfter
+	}
+	if cfg.DisableAfter > 0 && cfg.DisableAfter < MinDisableAfter {
+		return nil, fmt.Errorf("events: DisableAfter %v is under %v", cfg.DisableAfter, MinDisableAfter)
 	}
 	if cfg.Client == nil {
 		cfg.Client = safehttp.NewClient(safehttp.Options{Timeout: cfg.Timeout})
@@ -218,6 +249,13 @@ func (c *hookCache) get(ctx context.Context, st Store, id string) (store.Webhook
 	return w, err
 }
 
+// set replaces the webhook the batch holds (disabled meanwhile).
+func (c *hookCache) set(w store.Webhook) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[w.ID] = w
+}
+
 // The spans of webhook deliveries (when tracing is on).
 const (
 	SpanWebhookBatch   = "webhook.batch"
@@ -234,7 +272,7 @@ func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery, hooks *hook
 		span.SetAttributes(attribute.String("delivery.id", dl.ID), attribute.String("webhook.id", dl.WebhookID),
 			attribute.String("event.id", dl.EventID), attribute.Int("delivery.attempt", dl.Attempts))
 	}
-	res := d.attempt(ctx, dl, hooks)
+	res, hook := d.attempt(ctx, dl, hooks)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("delivery.status", string(res.Status)))
 		if res.Status != store.DeliverySucceeded {
@@ -247,7 +285,78 @@ func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery, hooks *hook
 	if d.cfg.OnOutcome != nil {
 		d.cfg.OnOutcome(res.Status)
 	}
+	if res.ReceiverFailed {
+		d.disableIfFailing(ctx, hook, hooks)
+	}
 	return nil
+}
+
+// disableIfFailing disables hook when every attempt at it has failed for
+// DisableAfter: its streak, as the batch read it, began that long ago,
+// and the attempt just recorded failed too. The store checks the streak
+// again as it disables (a success recorded since by another node keeps
+// the webhook), so of the nodes that see the same failures one disables
+// it, writes the audit row and logs it. A failure here is logged: the
+// next failed attempt tries again.
+func (d *Dispatcher) disableIfFailing(ctx context.Context, hook store.Webhook, hooks *hookCache) {
+	if d.cfg.DisableAfter < 0 || hook.ID == "" || hook.Disabled || hook.FailingSince == nil {
+		return
+	}
+	cutoff := d.cfg.Now().Add(-d.cfg.DisableAfter)
+	if hook.FailingSince.After(cutoff) {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	var (
+		w     store.Webhook
+		ended int
+	)
+	err := d.cfg.Store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if w, ended, err = d.cfg.Store.DisableFailingWebhook(ctx, hook.ID, cutoff); err != nil {
+			return err
+		}
+		details, err := json.Marshal(map[string]any{
+			"reason":           store.WebhookDisabledFailing,
+			"failing_since":    w.FailingSince,
+			"last_failure":     w.LastFailure,
+			"deliveries_ended": ended,
+			// The host only, as the webhook's other audit rows: some
+			// receivers carry a secret in the path.
+			"host": hostOf(w.URL),
+		})
+		if err != nil {
+			return fmt.Errorf("encode audit context: %w", err)
+		}
+		_, err = d.cfg.Store.AppendOperatorAudit(ctx, store.OperatorAuditEvent{
+			Actor: ActorDispatcher, Action: "webhook.disabled",
+			Resource: store.Resource{Type: "webhook", ID: w.ID}, Context: details,
+		})
+		return err
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return // not failing that long after all, or another node disabled it
+	}
+	if err != nil {
+		d.log.ErrorContext(ctx, "disable failing webhook", "webhook_id", hook.ID, "error", err)
+		return
+	}
+	hooks.set(w) // what the batch still holds for it ends, unsent
+	d.log.WarnContext(ctx, "webhook disabled: every attempt failed for too long; an operator must enable it again",
+		"webhook_id", w.ID, "host", hostOf(w.URL), "failing_since", w.FailingSince,
+		"last_failure", w.LastFailure, "deliveries_ended", ended)
+	if d.cfg.OnDisabled != nil {
+		d.cfg.OnDisabled(w)
+	}
+}
+
+// hostOf is the host of a webhook's URL, what logs and audit rows name.
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 // payload is the webhook body: the event as GET /api/v1/events shows it.
@@ -259,7 +368,9 @@ type payload struct {
 	Data      json.RawMessage `json:"data"`
 }
 
-func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hookCache) store.DeliveryResult {
+// attempt makes one attempt at dl and returns its outcome, with the
+// webhook it was for (zero when it could not be read).
+func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hookCache) (store.DeliveryResult, store.Webhook) {
 	// Shutdown does not cut a started attempt short: aborting the POST
 	// left the receiver with an event it may well have taken, recorded as
 	// failed, and sent it again. It runs to its answer or its Timeout,
@@ -268,18 +379,25 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hook
 	defer cancel()
 	ev, err := d.cfg.Store.Event(ctx, dl.EventID)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.DeliveryResult{Status: store.DeliveryDead, Error: "event unavailable: " + err.Error()}
+		return store.DeliveryResult{Status: store.DeliveryDead, Error: "event unavailable: " + err.Error()}, store.Webhook{}
 	}
 	if err != nil {
 		// A database hiccup is no reason to give up on the delivery:
 		// retry it like a failed attempt.
-		return d.failed(dl, dl.CreatedAt, 0, "event unavailable: "+err.Error(), 0)
+		return d.failed(dl, dl.CreatedAt, 0, "event unavailable: "+err.Error(), 0), store.Webhook{}
 	}
 	tracing.SetSpanTenant(trace.SpanFromContext(ctx), ev.TenantID)
 	hook, err := hooks.get(ctx, d.cfg.Store, dl.WebhookID)
 	if err != nil {
-		return d.failed(dl, ev.CreatedAt, 0, "webhook unavailable: "+err.Error(), 0)
+		return d.failed(dl, ev.CreatedAt, 0, "webhook unavailable: "+err.Error(), 0), store.Webhook{}
 	}
+	res := d.send(ctx, dl, ev, hook)
+	return res, hook
+}
+
+// send POSTs ev to hook as delivery dl, unless the webhook no longer
+// wants it, and returns the outcome.
+func (d *Dispatcher) send(ctx context.Context, dl store.Delivery, ev store.Event, hook store.Webhook) store.DeliveryResult {
 	// Disabling or deleting a webhook ends what it was owed (store:
 	// UpdateWebhook, DeleteWebhook); a delivery claimed just before, or
 	// enqueued by an event committing at the same moment, ends here
@@ -300,7 +418,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hook
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.URL, bytes.NewReader(body))
 	if err != nil {
-		return d.failed(dl, ev.CreatedAt, 0, "bad webhook url", 0)
+		return d.receiverFailed(d.failed(dl, ev.CreatedAt, 0, "bad webhook url", 0))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "idbroker-webhooks/1")
@@ -320,14 +438,21 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, hooks *hook
 	if err != nil {
 		// The error names the URL and the network failure, never the
 		// secret or the body.
-		return d.failed(dl, ev.CreatedAt, 0, err.Error(), 0)
+		return d.receiverFailed(d.failed(dl, ev.CreatedAt, 0, err.Error(), 0))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return store.DeliveryResult{Status: store.DeliverySucceeded, StatusCode: resp.StatusCode}
 	}
-	return d.failed(dl, ev.CreatedAt, resp.StatusCode, "HTTP "+resp.Status, retryAfter(resp.Header.Get("Retry-After"), sent))
+	return d.receiverFailed(d.failed(dl, ev.CreatedAt, resp.StatusCode, "HTTP "+resp.Status, retryAfter(resp.Header.Get("Retry-After"), sent)))
+}
+
+// receiverFailed marks r as the receiver's failure, which counts toward
+// disabling its webhook (store.DeliveryResult.ReceiverFailed).
+func (d *Dispatcher) receiverFailed(r store.DeliveryResult) store.DeliveryResult {
+	r.ReceiverFailed, r.At = true, d.cfg.Now()
+	return r
 }
 
 // retryAfter reads a Retry-After header (RFC 9110 section 10.2.3: seconds
@@ -350,7 +475,8 @@ func retryAfter(v string, now time.Time) time.Duration {
 }
 
 // failed schedules the next attempt, or dead-letters the delivery once
-// its event (created at born) is older than MaxAge. wait is what the
+// its event (created at born) is older than MaxAge, or, redelivered, once
+// its redelivery is (store.Delivery.RetryFrom). wait is what the
 // receiver asked for (Retry-After): the next attempt is no sooner, so a
 // receiver shedding load (429, 503) is not hit again while it asked for
 // time, but no later than MaxDelay either, which keeps a receiver from
@@ -360,10 +486,13 @@ func (d *Dispatcher) failed(dl store.Delivery, born time.Time, code int, why str
 	if len(why) > 500 {
 		why = why[:500]
 	}
+	if dl.RetryFrom != nil && dl.RetryFrom.After(born) {
+		born = *dl.RetryFrom
+	}
 	if now.Sub(born) >= d.cfg.MaxAge {
 		return store.DeliveryResult{Status: store.DeliveryDead, StatusCode: code, Error: why}
 	}
-	next := d.backoff(dl.Attempts)
+	next := d.backoff(dl.Attempts - dl.RetryBase)
 	if wait > next {
 		next = min(wait, d.cfg.MaxDelay)
 	}

@@ -120,7 +120,7 @@ type hangingSender struct {
 	sent    []string
 }
 
-func (s *hangingSender) SendLogout(ctx context.Context, l store.Logout) (int, error) {
+func (s *hangingSender) SendLogout(ctx context.Context, l store.Logout) (events.LogoutAnswer, error) {
 	if l.ApplicationID == s.app {
 		s.entered <- struct{}{}
 		select {
@@ -131,7 +131,7 @@ func (s *hangingSender) SendLogout(ctx context.Context, l store.Logout) (int, er
 	s.mu.Lock()
 	s.sent = append(s.sent, l.ID)
 	s.mu.Unlock()
-	return 200, nil
+	return events.LogoutAnswer{Status: 200}, nil
 }
 
 // TestHangingApplicationHoldsUpNoOtherLogout is the same for back-channel

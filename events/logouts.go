@@ -26,9 +26,20 @@ type LogoutStore interface {
 
 // LogoutSender makes one attempt at delivering a back-channel logout: it
 // signs the logout token and POSTs it (the broker's *Provider). It returns
-// the HTTP status (0 if none) and nil on success.
+// what the application answered (a zero Status if nothing came back) and
+// nil on success.
 type LogoutSender interface {
-	SendLogout(ctx context.Context, l store.Logout) (status int, err error)
+	SendLogout(ctx context.Context, l store.Logout) (LogoutAnswer, error)
+}
+
+// LogoutAnswer is what an application answered a back-channel logout.
+type LogoutAnswer struct {
+	Status int // the HTTP status; 0 if none came back
+	// RetryAfter is the answer's Retry-After header as sent (seconds or
+	// an HTTP date, RFC 9110 section 10.2.3), "" if none: an application
+	// shedding load (429, 503) is not sent the logout again before then,
+	// within MaxDelay and the logout's own retry window.
+	RetryAfter string
 }
 
 // Defaults of a LogoutDispatcher. A logout matters while the application
@@ -190,9 +201,10 @@ func (d *LogoutDispatcher) deliver(ctx context.Context, l store.Logout) error {
 	}
 	// As a webhook's, a started send outlives shutdown, up to Timeout.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Timeout)
-	status, err := d.cfg.Sender.SendLogout(actx, l)
+	sent := d.cfg.Now()
+	answer, err := d.cfg.Sender.SendLogout(actx, l)
 	cancel()
-	res := d.result(l, status, err)
+	res := d.result(l, answer.Status, err, retryAfter(answer.RetryAfter, sent))
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("delivery.status", string(res.Status)))
 		if res.Status != store.DeliverySucceeded {
@@ -212,7 +224,16 @@ func (d *LogoutDispatcher) deliver(ctx context.Context, l store.Logout) error {
 	return nil
 }
 
-func (d *LogoutDispatcher) result(l store.Logout, status int, err error) store.DeliveryResult {
+// result is the outcome of an attempt at l that the application answered
+// status (0: none) and err; wait is what it asked for with Retry-After.
+// A logout is retried until MaxAge after it was queued (or redelivered:
+// store.Logout.RetryFrom), its deadline. The next attempt waits the
+// backoff, or wait when that is longer, but never more than MaxDelay (a
+// Retry-After of days must not park the logout while the application may
+// still honour the session) and never past the deadline: an application
+// that asks for more time than is left gets one last attempt at the
+// deadline, not none.
+func (d *LogoutDispatcher) result(l store.Logout, status int, err error, wait time.Duration) store.DeliveryResult {
 	if err == nil {
 		return store.DeliveryResult{Status: store.DeliverySucceeded, StatusCode: status}
 	}
@@ -220,15 +241,28 @@ func (d *LogoutDispatcher) result(l store.Logout, status int, err error) store.D
 	if len(why) > 500 {
 		why = why[:500]
 	}
+	now := d.cfg.Now()
+	born := l.CreatedAt
+	if l.RetryFrom != nil && l.RetryFrom.After(born) {
+		born = *l.RetryFrom
+	}
+	deadline := born.Add(d.cfg.MaxAge)
 	refused := status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
-	if refused || d.cfg.Now().Sub(l.CreatedAt) >= d.cfg.MaxAge {
+	if refused || !now.Before(deadline) {
 		return store.DeliveryResult{Status: store.DeliveryDead, StatusCode: status, Error: why}
 	}
 	delay := d.cfg.BaseDelay
-	for i := 1; i < l.Attempts && delay < d.cfg.MaxDelay; i++ {
+	for i := 1; i < l.Attempts-l.RetryBase && delay < d.cfg.MaxDelay; i++ {
 		delay *= 2
 	}
 	delay = min(delay, d.cfg.MaxDelay)
 	delay = delay/2 + rand.N(delay/2+1)
-	return store.DeliveryResult{Status: store.DeliveryFailed, StatusCode: status, Error: why, NextAttemptAt: d.cfg.Now().Add(delay)}
+	if wait > delay {
+		delay = min(wait, d.cfg.MaxDelay)
+	}
+	next := now.Add(delay)
+	if next.After(deadline) {
+		next = deadline
+	}
+	return store.DeliveryResult{Status: store.DeliveryFailed, StatusCode: status, Error: why, NextAttemptAt: next}
 }

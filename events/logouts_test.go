@@ -23,7 +23,7 @@ type slowSender struct {
 	overlap  int
 }
 
-func (s *slowSender) SendLogout(ctx context.Context, l store.Logout) (int, error) {
+func (s *slowSender) SendLogout(ctx context.Context, l store.Logout) (events.LogoutAnswer, error) {
 	s.mu.Lock()
 	if s.inFlight[l.ID] {
 		s.overlap++
@@ -38,7 +38,7 @@ func (s *slowSender) SendLogout(ctx context.Context, l store.Logout) (int, error
 	defer s.mu.Unlock()
 	delete(s.inFlight, l.ID)
 	s.sent[l.ID]++
-	return 200, nil
+	return events.LogoutAnswer{Status: 200}, nil
 }
 
 // TestSlowApplicationTwoNodesEachLogoutOnce: back-channel logouts to an
@@ -98,13 +98,13 @@ type ctxSender struct {
 	once    sync.Once
 }
 
-func (s *ctxSender) SendLogout(ctx context.Context, l store.Logout) (int, error) {
+func (s *ctxSender) SendLogout(ctx context.Context, l store.Logout) (events.LogoutAnswer, error) {
 	s.once.Do(func() { close(s.arrived) })
 	select {
 	case <-time.After(s.delay):
-		return 200, nil
+		return events.LogoutAnswer{Status: 200}, nil
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return events.LogoutAnswer{Status: 0}, ctx.Err()
 	}
 }
 

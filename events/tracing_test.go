@@ -45,14 +45,14 @@ type spanSender struct {
 	spans map[string]trace.SpanContext
 }
 
-func (s *spanSender) SendLogout(ctx context.Context, l store.Logout) (int, error) {
+func (s *spanSender) SendLogout(ctx context.Context, l store.Logout) (events.LogoutAnswer, error) {
 	s.mu.Lock()
 	s.spans[l.ID] = trace.SpanContextFromContext(ctx)
 	s.mu.Unlock()
 	if l.ApplicationID == "app_bad" {
-		return 400, errors.New("HTTP 400")
+		return events.LogoutAnswer{Status: 400}, errors.New("HTTP 400")
 	}
-	return 200, nil
+	return events.LogoutAnswer{Status: 200}, nil
 }
 
 // TestLogoutDeliverySpans: with a tracer provider, a poll that claims

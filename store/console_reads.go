@@ -89,7 +89,9 @@ func (db *DB) DirectoryStats(ctx context.Context, id string) (DirectoryStats, er
 }
 
 // RedeliverDelivery puts a failed or dead delivery back in the queue, due
-// at once, and returns it. A pending or succeeded one is ErrConflict, and
+// at once, with a retry window of its own from now (RetryFrom, RetryBase):
+// the dispatcher retries it on the usual schedule, for as long as a new
+// delivery, not once. It returns it. A pending or succeeded one is ErrConflict, and
 // so is one whose webhook is disabled or deleted, or no longer subscribes
 // to its event's type (it would only end again).
 func (db *DB) RedeliverDelivery(ctx context.Context, id string) (Delivery, error) {
@@ -106,7 +108,8 @@ func (db *DB) RedeliverDelivery(ctx context.Context, id string) (Delivery, error
 		if !slices.Contains(subs, "*") && !slices.Contains(subs, typ) {
 			return fmt.Errorf("%w: the webhook no longer subscribes to %s", ErrConflict, typ)
 		}
-		d, err = scanDelivery(q.queryRow(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = $2, updated_at = $2
+		d, err = scanDelivery(q.queryRow(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = $2, updated_at = $2,
+				retry_from = $2, retry_base = attempts
 			WHERE id = $1 AND status IN ('failed', 'dead')
 			  AND webhook_id IN (SELECT id FROM webhooks WHERE NOT disabled AND deleted_at IS NULL)
 			RETURNING `+deliveryCols, id, db.d.timeArg(now)))

@@ -26,15 +26,21 @@ type Logout struct {
 	LastError      string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// RetryFrom and RetryBase are a redelivery's, as a Delivery's: the
+	// retry window starts anew at RetryFrom, the backoff after RetryBase
+	// attempts.
+	RetryFrom *time.Time
+	RetryBase int
 }
 
 const logoutCols = `id, session_id, tenant_id, user_id, application_id, status, attempts, next_attempt_at,
-	last_status_code, last_error, created_at, updated_at`
+	last_status_code, last_error, created_at, updated_at, retry_from, retry_base`
 
 func scanLogout(r row) (Logout, error) {
 	var l Logout
 	err := r.Scan(&l.ID, &l.SessionID, &l.TenantID, &l.UserID, &l.ApplicationID, &l.Status, &l.Attempts,
-		timeDest{&l.NextAttemptAt}, &l.LastStatusCode, &l.LastError, timeDest{&l.CreatedAt}, timeDest{&l.UpdatedAt})
+		timeDest{&l.NextAttemptAt}, &l.LastStatusCode, &l.LastError, timeDest{&l.CreatedAt}, timeDest{&l.UpdatedAt},
+		nullTimeDest{&l.RetryFrom}, &l.RetryBase)
 	return l, err
 }
 
@@ -196,16 +202,17 @@ func (db *DB) ListLogouts(ctx context.Context, q LogoutQuery) ([]Logout, string,
 }
 
 // RedeliverLogout puts a failed or dead back-channel logout of tenantID
-// back in the queue, due at once, and returns it: the dispatcher tries it
-// once more (a dead letter whose retry window has passed is dead again
-// after one more failure). Another tenant's logout is ErrNotFound; a
+// back in the queue, due at once, and returns it. Its retry window starts
+// anew (RetryFrom, RetryBase): the dispatcher retries it on the usual
+// schedule for as long as a new logout, not once. Another tenant's logout is ErrNotFound; a
 // pending or delivered one is ErrConflict.
 func (db *DB) RedeliverLogout(ctx context.Context, tenantID, id string) (Logout, error) {
 	now := db.now()
 	var l Logout
 	err := db.global(ctx, true, func(q querier) error {
 		var err error
-		l, err = scanLogout(q.queryRow(ctx, `UPDATE logouts SET status = 'pending', next_attempt_at = $3, updated_at = $3
+		l, err = scanLogout(q.queryRow(ctx, `UPDATE logouts SET status = 'pending', next_attempt_at = $3, updated_at = $3,
+				retry_from = $3, retry_base = attempts
 			WHERE id = $1 AND tenant_id = $2 AND status IN ('failed', 'dead') RETURNING `+logoutCols,
 			id, tenantID, db.d.timeArg(now)))
 		if db.d.isNoRows(err) {

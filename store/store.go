@@ -205,6 +205,7 @@ type Store interface {
 	UpdateWebhook(ctx context.Context, id string, u WebhookUpdate) (Webhook, int, error)
 	DeleteWebhook(ctx context.Context, id string) (int, error)
 	RotateWebhookSecret(ctx context.Context, id, secret string, overlap time.Duration) (Webhook, error)
+	DisableFailingWebhook(ctx context.Context, id string, cutoff time.Time) (Webhook, int, error)
 	Event(ctx context.Context, id string) (Event, error)
 	// Webhook deliveries (global): rows appear with their event; see
 	// webhook_deliveries.go.

@@ -335,7 +335,24 @@ type Webhook struct {
 	CreatedAt               time.Time
 	// DeletedAt is set on a deleted webhook (see DeleteWebhook).
 	DeletedAt *time.Time
+	// FailingSince is the first failed attempt since the webhook's last
+	// successful one; nil while its attempts succeed. LastFailureAt and
+	// LastFailure are the latest failed attempt and why it failed (kept
+	// after a success, for operators).
+	FailingSince  *time.Time
+	LastFailureAt *time.Time
+	LastFailure   string
+	// DisabledReason says who disabled a Disabled webhook: "" an operator
+	// (PATCH, the console), WebhookDisabledFailing the dispatcher, after
+	// days of nothing but failures (DisableFailingWebhook); DisabledAt is
+	// when, for the latter.
+	DisabledReason string
+	DisabledAt     *time.Time
 }
+
+// WebhookDisabledFailing is the DisabledReason of a webhook the
+// dispatcher disabled because every attempt failed for days.
+const WebhookDisabledFailing = "failing"
 
 // Page asks for one page of a list ordered by id (creation order).
 type Page struct {

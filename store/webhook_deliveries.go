@@ -38,6 +38,12 @@ type Delivery struct {
 	LastError      string // why the last attempt failed, for operators
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// RetryFrom, set by a redelivery, starts the delivery's retry window
+	// anew (it otherwise starts with its event), and RetryBase is the
+	// attempts made before it: the backoff counts from there, so a
+	// redelivered dead letter is retried as a new delivery is.
+	RetryFrom *time.Time
+	RetryBase int
 }
 
 // DeliveryResult is the outcome of one attempt, recorded by RecordDelivery.
@@ -46,6 +52,17 @@ type DeliveryResult struct {
 	StatusCode    int
 	Error         string
 	NextAttemptAt time.Time // when Status is DeliveryFailed
+	// ReceiverFailed marks an attempt the receiver failed (an answer other
+	// than 2xx, a timeout, a network or TLS error), as opposed to one that
+	// ended for the broker's own reasons (its webhook disabled, its event
+	// gone, the database unavailable). RecordDelivery counts it in the
+	// webhook's failing streak (Webhook.FailingSince); a success ends the
+	// streak.
+	ReceiverFailed bool
+	// At is when the attempt was made, by the dispatcher's clock: the
+	// failing streak is measured on it, as the dispatcher's limit is.
+	// Zero means now.
+	At time.Time
 }
 
 // DeliveryQuery selects deliveries of one webhook or one event.
@@ -56,12 +73,12 @@ type DeliveryQuery struct {
 }
 
 const deliveryCols = `id, event_id, webhook_id, status, attempts, next_attempt_at, last_status_code,
-	last_error, created_at, updated_at`
+	last_error, created_at, updated_at, retry_from, retry_base`
 
 func scanDelivery(r row) (Delivery, error) {
 	var d Delivery
 	err := r.Scan(&d.ID, &d.EventID, &d.WebhookID, &d.Status, &d.Attempts, timeDest{&d.NextAttemptAt},
-		&d.LastStatusCode, &d.LastError, timeDest{&d.CreatedAt}, timeDest{&d.UpdatedAt})
+		&d.LastStatusCode, &d.LastError, timeDest{&d.CreatedAt}, timeDest{&d.UpdatedAt}, nullTimeDest{&d.RetryFrom}, &d.RetryBase)
 	return d, err
 }
 
@@ -102,7 +119,8 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Dur
 		out, err = collect(rs, func(r row) (claimed, error) {
 			var c claimed
 			err := r.Scan(&c.d.ID, &c.d.EventID, &c.d.WebhookID, &c.d.Status, &c.d.Attempts, timeDest{&c.d.NextAttemptAt},
-				&c.d.LastStatusCode, &c.d.LastError, timeDest{&c.d.CreatedAt}, timeDest{&c.d.UpdatedAt}, &c.seq)
+				&c.d.LastStatusCode, &c.d.LastError, timeDest{&c.d.CreatedAt}, timeDest{&c.d.UpdatedAt},
+				nullTimeDest{&c.d.RetryFrom}, &c.d.RetryBase, &c.seq)
 			return c, err
 		})
 		return err
@@ -157,7 +175,10 @@ func (db *DB) ReleaseDeliveries(ctx context.Context, now time.Time, ids ...strin
 	return db.wrap("release deliveries", err)
 }
 
-// RecordDelivery stores the outcome of an attempt on a claimed delivery.
+// RecordDelivery stores the outcome of an attempt on a claimed delivery,
+// and keeps its webhook's failing streak: a success ends it, a failure of
+// the receiver's (r.ReceiverFailed) starts it or goes on with it, in the
+// same transaction.
 func (db *DB) RecordDelivery(ctx context.Context, id string, r DeliveryResult) error {
 	switch r.Status {
 	case DeliverySucceeded, DeliveryFailed, DeliveryDead:
@@ -178,6 +199,25 @@ func (db *DB) RecordDelivery(ctx context.Context, id string, r DeliveryResult) e
 			id, string(r.Status), r.StatusCode, r.Error, db.d.timeArg(next), db.d.timeArg(now))
 		if err == nil && n == 0 {
 			_, err = scanDelivery(q.queryRow(ctx, "SELECT "+deliveryCols+" FROM deliveries WHERE id = $1", id))
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case r.Status == DeliverySucceeded:
+			// The row is written only when a streak ends: a healthy
+			// webhook's successes add no write.
+			_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = NULL
+				WHERE id = (SELECT webhook_id FROM deliveries WHERE id = $1) AND failing_since IS NOT NULL`, id)
+		case r.ReceiverFailed:
+			at := r.At
+			if at.IsZero() {
+				at = now
+			}
+			_, err = q.exec(ctx, `UPDATE webhooks SET failing_since = COALESCE(failing_since, $2), last_failure_at = $2,
+				last_failure = $3 WHERE id = (SELECT webhook_id FROM deliveries WHERE id = $1)`,
+				id, db.d.timeArg(at), r.Error)
 		}
 		return err
 	})

@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-const webhookCols = "id, url, events, secret, created_at, disabled, deleted_at, previous_secret, previous_secret_expires_at"
+const webhookCols = `id, url, events, secret, created_at, disabled, deleted_at, previous_secret, previous_secret_expires_at,
+	failing_since, last_failure_at, last_failure, disabled_reason, disabled_at`
 
 // Additional data of the sealed webhook secrets: each column its own, so a
 // value copied from one column to the other does not open.
@@ -20,7 +21,8 @@ func (db *DB) scanWebhook(r row) (Webhook, error) {
 	var w Webhook
 	var sealed, prev []byte
 	if err := r.Scan(&w.ID, &w.URL, jsonDest{&w.Events}, &sealed, timeDest{&w.CreatedAt}, &w.Disabled,
-		nullTimeDest{&w.DeletedAt}, &prev, nullTimeDest{&w.PreviousSecretExpiresAt}); err != nil {
+		nullTimeDest{&w.DeletedAt}, &prev, nullTimeDest{&w.PreviousSecretExpiresAt}, nullTimeDest{&w.FailingSince},
+		nullTimeDest{&w.LastFailureAt}, &w.LastFailure, &w.DisabledReason, nullTimeDest{&w.DisabledAt}); err != nil {
 		return Webhook{}, err
 	}
 	plain, err := db.cipher.Open(sealed, webhookSecretAAD(w.ID))
@@ -144,6 +146,13 @@ func (db *DB) UpdateWebhook(ctx context.Context, id string, u WebhookUpdate) (w 
 			w.Events = *u.Events
 		}
 		if u.Disabled != nil {
+			if w.Disabled && !*u.Disabled {
+				// Enabled again: its failing streak starts over, or the
+				// next failure would disable it at once.
+				w.FailingSince, w.DisabledReason, w.DisabledAt = nil, "", nil
+			} else if !w.Disabled && *u.Disabled {
+				w.DisabledReason, w.DisabledAt = "", nil // an operator's choice
+			}
 			w.Disabled = *u.Disabled
 		}
 		if w.Events == nil {
@@ -153,8 +162,9 @@ func (db *DB) UpdateWebhook(ctx context.Context, id string, u WebhookUpdate) (w 
 		if err != nil {
 			return err
 		}
-		if _, err := q.exec(ctx, "UPDATE webhooks SET url = $2, events = $3, disabled = $4 WHERE id = $1",
-			id, w.URL, events, w.Disabled); err != nil {
+		if _, err := q.exec(ctx, `UPDATE webhooks SET url = $2, events = $3, disabled = $4, failing_since = $5,
+				disabled_reason = $6, disabled_at = $7 WHERE id = $1`,
+			id, w.URL, events, w.Disabled, db.optTime(w.FailingSince), w.DisabledReason, db.optTime(w.DisabledAt)); err != nil {
 			return err
 		}
 		switch {
@@ -166,6 +176,40 @@ func (db *DB) UpdateWebhook(ctx context.Context, id string, u WebhookUpdate) (w 
 		return err
 	})
 	return w, ended, db.wrap("update webhook", err)
+}
+
+// DeliveryEndedFailing ends what a webhook was owed when the dispatcher
+// disabled it (DisableFailingWebhook).
+const DeliveryEndedFailing = "webhook disabled after failing continuously: not retried"
+
+// DisableFailingWebhook disables the webhook id, as an operator's PATCH
+// would (what it was owed ends, counted by ended; nothing is queued for it
+// while disabled), when its failing streak began at or before cutoff:
+// every attempt since then failed. DisabledReason says so
+// (WebhookDisabledFailing), and only an operator enables it again. A
+// webhook not failing that long (a success came in since it was read),
+// disabled already or deleted is ErrConflict: the check and the change are
+// one statement, so of two nodes seeing the same failure only one
+// disables it.
+func (db *DB) DisableFailingWebhook(ctx context.Context, id string, cutoff time.Time) (w Webhook, ended int, err error) {
+	now := db.now()
+	err = db.global(ctx, true, func(q querier) error {
+		n, err := q.exec(ctx, `UPDATE webhooks SET disabled = TRUE, disabled_reason = $2, disabled_at = $3
+			WHERE id = $1 AND NOT disabled AND deleted_at IS NULL AND failing_since IS NOT NULL AND failing_since <= $4`,
+			id, WebhookDisabledFailing, db.d.timeArg(now), db.d.timeArg(cutoff))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: webhook %s is not failing since %s, or is disabled or deleted", ErrConflict, id, cutoff.UTC().Format(time.RFC3339))
+		}
+		if ended, err = db.endDeliveries(ctx, q, id, DeliveryEndedFailing); err != nil {
+			return err
+		}
+		w, err = db.scanWebhook(q.queryRow(ctx, "SELECT "+webhookCols+" FROM webhooks WHERE id = $1", id))
+		return err
+	})
+	return w, ended, db.wrap("disable failing webhook", err)
 }
 
 // endUnsubscribed dead-letters the deliveries of webhook id still waiting

@@ -78,6 +78,7 @@ var globalMethods = map[string]string{
 	"UpdateWebhook":               whyVendor,
 	"DeleteWebhook":               whyVendor,
 	"RotateWebhookSecret":         whyVendor,
+	"DisableFailingWebhook":       whyVendor,
 	"PurgeDeletedWebhooks":        whyVendor,
 
 	"AppendEvent":        whyOutbox,
