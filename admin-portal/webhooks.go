@@ -62,10 +62,35 @@ type webhookJSON struct {
 	// carry the replaced secret's signature too; null otherwise.
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
 	CreatedAt               time.Time  `json:"created_at"`
+	// DisabledReason says who disabled a disabled webhook: "operator"
+	// (PATCH with enabled false) or "failing" (the dispatcher, after every
+	// attempt failed for days; DisabledAt is when); null while enabled.
+	DisabledReason *string    `json:"disabled_reason"`
+	DisabledAt     *time.Time `json:"disabled_at"`
+	// FailingSince is the first failed attempt since the last successful
+	// one (null while attempts succeed); LastFailureAt and LastFailure
+	// the latest failed attempt, kept after a success.
+	FailingSince  *time.Time `json:"failing_since"`
+	LastFailureAt *time.Time `json:"last_failure_at"`
+	LastFailure   *string    `json:"last_failure"`
 }
 
+// Values of webhookJSON.DisabledReason.
+const (
+	webhookDisabledByOperator = "operator"
+	webhookDisabledFailing    = store.WebhookDisabledFailing
+)
+
 func toWebhookJSON(w store.Webhook, withSecret bool) webhookJSON {
-	out := webhookJSON{ID: w.ID, URL: w.URL, Events: w.Events, Enabled: !w.Disabled, CreatedAt: w.CreatedAt}
+	out := webhookJSON{ID: w.ID, URL: w.URL, Events: w.Events, Enabled: !w.Disabled, CreatedAt: w.CreatedAt,
+		FailingSince: w.FailingSince, LastFailureAt: w.LastFailureAt, LastFailure: optional(w.LastFailure)}
+	if w.Disabled {
+		reason := webhookDisabledByOperator
+		if w.DisabledReason == webhookDisabledFailing {
+			reason, out.DisabledAt = webhookDisabledFailing, w.DisabledAt
+		}
+		out.DisabledReason = &reason
+	}
 	if exp := w.PreviousSecretExpiresAt; exp != nil && exp.After(time.Now()) {
 		out.PreviousSecretExpiresAt = exp
 	}

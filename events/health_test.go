@@ -304,21 +304,22 @@ func TestFailingWebhookIsDisabled(t *testing.T) {
 			}
 			var disabled atomic.Int32
 			d, err := events.New(events.Config{Store: st, Client: loopbackClient(), Now: f.clock.Now,
-				Timeout: 300 * time.Millisecond, BaseDelay: time.Minute, DisableAfter: 2 * 24 * time.Hour,
+				Timeout: 2 * time.Second, BaseDelay: time.Minute, DisableAfter: 2 * 24 * time.Hour,
 				OnDisabled: func(store.Webhook) { disabled.Add(1) }})
 			if err != nil {
 				t.Fatal(err)
 			}
 			first := f.append(t, "dsync.user.created")
-			if _, err := d.DeliverDue(ctx); err != nil {
-				t.Fatal(err)
+			if n, err := d.DeliverDue(ctx); err != nil || n != 1 {
+				t.Fatalf("DeliverDue = %d, %v", n, err)
 			}
 			w, err := st.Webhook(ctx, f.hook.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if w.FailingSince == nil || w.LastFailure == "" || w.Disabled {
-				t.Fatalf("after a failed attempt: failing since %v, last failure %q, disabled %v", w.FailingSince, w.LastFailure, w.Disabled)
+				t.Fatalf("after a failed attempt (%+v): failing since %v, last failure %q, disabled %v",
+					deliveries(t, st, store.DeliveryQuery{WebhookID: f.hook.ID}), w.FailingSince, w.LastFailure, w.Disabled)
 			}
 			// A day and a half on, still failing: kept.
 			f.clock.Add(36 * time.Hour)

@@ -64,6 +64,7 @@ type Store interface {
 	RecentEvents(ctx context.Context, tenantID, typ string, p store.Page) ([]store.Event, string, error)
 	Webhooks(ctx context.Context) ([]store.Webhook, error)
 	Webhook(ctx context.Context, id string) (store.Webhook, error)
+	UpdateWebhook(ctx context.Context, id string, u store.WebhookUpdate) (store.Webhook, int, error)
 	ListDeliveries(ctx context.Context, q store.DeliveryQuery) ([]store.Delivery, string, error)
 	RedeliverDelivery(ctx context.Context, id string) (store.Delivery, error)
 	ListLogouts(ctx context.Context, q store.LogoutQuery) ([]store.Logout, string, error)
@@ -104,6 +105,10 @@ type Config struct {
 	// MaxSession ends any session this long after sign-in (default 12 h).
 	IdleTimeout time.Duration
 	MaxSession  time.Duration
+	// WebhookDisableAfter is the dispatcher's events.Config.DisableAfter,
+	// which a failing webhook's page states: zero is its default,
+	// negative never.
+	WebhookDisableAfter time.Duration
 	// Attempts counts the failed sign-ins of emails that are no active
 	// operator's, so that they lock out exactly as an operator's do and
 	// the lockout tells no one which emails are operators'. It must be
@@ -218,6 +223,7 @@ func (c *Console) Mount(e *echo.Echo) {
 	a.GET("/audit", c.audit)
 	a.GET("/webhooks", c.webhooks)
 	a.GET("/webhooks/:id", c.webhook)
+	a.POST("/webhooks/:id/enable", c.enableWebhook)
 	a.POST("/deliveries/:id/redeliver", c.redeliver)
 	a.GET("/logouts", c.logouts)
 	a.POST("/logouts/:id/redeliver", c.redeliverLogout)
@@ -323,6 +329,7 @@ var notices = map[string]string{
 	"tenant_paused":   "Tenant paused: its sessions have ended.",
 	"tenant_resumed":  "Tenant resumed.",
 	"delivery_queued": "Delivery %s queued again.",
+	"webhook_enabled": "Webhook %s enabled: it is sent the events committed from now on.",
 	"logout_queued":   "Logout %s queued again.",
 }
 

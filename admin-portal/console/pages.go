@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/admin-portal/logcsv"
+	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/slo"
 	"github.com/idbroker/idbroker/store"
@@ -616,8 +617,72 @@ func (c *Console) webhook(ec echo.Context) error {
 	}
 	return c.render(ec, http.StatusOK, "webhook.html", page{Title: "Webhook", Nav: "webhooks", D: map[string]any{
 		"Webhook": w, "Deliveries": rows, "Status": status, "Next": nextURL,
-		"Statuses": []store.DeliveryStatus{store.DeliveryPending, store.DeliverySucceeded, store.DeliveryFailed, store.DeliveryDead},
+		"DisabledAt": fmtTime(w.DisabledAt), "FailingSince": fmtTime(w.FailingSince), "LastFailureAt": fmtTime(w.LastFailureAt),
+		"DisableAfter": c.disableAfter(),
+		"Statuses":     []store.DeliveryStatus{store.DeliveryPending, store.DeliverySucceeded, store.DeliveryFailed, store.DeliveryDead},
 	}})
+}
+
+// disableAfter says how long a webhook may fail before the dispatcher
+// disables it, for its page; "" when it never does.
+func (c *Console) disableAfter() string {
+	d := c.cfg.WebhookDisableAfter
+	if d == 0 {
+		d = events.DefaultDisableAfter
+	}
+	if d < 0 {
+		return ""
+	}
+	if days := d / (24 * time.Hour); d%(24*time.Hour) == 0 {
+		if days == 1 {
+			return "a day"
+		}
+		return fmt.Sprintf("%d days", days)
+	}
+	return d.String()
+}
+
+// enableWebhook enables a disabled webhook again, whoever disabled it (an
+// operator, or the dispatcher after days of failures), as the API's PATCH
+// {"enabled": true} does: its failing streak starts over, and it is sent
+// the events committed from now on. What it missed stays in the stream.
+func (c *Console) enableWebhook(ec echo.Context) error {
+	ctx := ec.Request().Context()
+	s, _ := sessionOf(ec)
+	id := ec.Param("id")
+	var before store.Webhook
+	err := c.cfg.Store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if before, err = c.cfg.Store.Webhook(ctx, id); err != nil {
+			return err
+		}
+		if before.DeletedAt != nil {
+			return store.ErrNotFound
+		}
+		if !before.Disabled {
+			return store.ErrConflict
+		}
+		on := false
+		w, _, err := c.cfg.Store.UpdateWebhook(ctx, id, store.WebhookUpdate{Disabled: &on})
+		if err != nil {
+			return err
+		}
+		details := map[string]any{"enabled": map[string]bool{"from": false, "to": true}}
+		if before.DisabledReason != "" {
+			details["disabled_reason"] = before.DisabledReason
+		}
+		return c.auditOperator(ctx, actor(ec, s.op.ID), "webhook.updated", store.Resource{Type: "webhook", ID: w.ID}, details)
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return c.notFound(ec)
+	case errors.Is(err, store.ErrConflict):
+		return c.message(ec, http.StatusConflict, "Not enabled", "The webhook is enabled already.")
+	case err != nil:
+		return fmt.Errorf("console: enable webhook: %w", err)
+	}
+	c.log.InfoContext(ctx, "webhook enabled", "webhook_id", id, "disabled_reason", before.DisabledReason)
+	return ec.Redirect(http.StatusSeeOther, noticeURL(Path+"/webhooks/"+id, "webhook_enabled", id))
 }
 
 // redeliver puts a failed or dead delivery back in the queue.

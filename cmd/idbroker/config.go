@@ -39,6 +39,7 @@ const (
 	envMetricsTenantLabels  = "IDBROKER_METRICS_TENANT_LABELS"
 	envMetricsListen        = "IDBROKER_METRICS_LISTEN"
 	envEventRetentionDays   = "IDBROKER_EVENT_RETENTION_DAYS"
+	envWebhookDisableDays   = "IDBROKER_WEBHOOK_DISABLE_AFTER_DAYS"
 	envRequestTimeout       = "IDBROKER_REQUEST_TIMEOUT"
 	envAuditCheckpoint      = "IDBROKER_AUDIT_CHECKPOINT_INTERVAL"
 )
@@ -62,6 +63,10 @@ const maxMetricsTenantLabels = 1000
 // maxEventRetentionDays bounds IDBROKER_EVENT_RETENTION_DAYS: ten years,
 // where a duration still fits comfortably (0 means for ever).
 const maxEventRetentionDays = 3650
+
+// maxWebhookDisableDays bounds IDBROKER_WEBHOOK_DISABLE_AFTER_DAYS: past a
+// year of failures, 0 (never) says what is meant.
+const maxWebhookDisableDays = 365
 
 // Defaults of the embedded deployment: everything in ./.idbroker.
 const (
@@ -146,6 +151,10 @@ type Config struct {
 	// EventRetention is how long events (and the deliveries of each) are
 	// kept; negative keeps them for ever.
 	EventRetention time.Duration
+	// WebhookDisableAfter is how long every attempt at a webhook fails
+	// before the dispatcher disables it (events.Config.DisableAfter);
+	// negative never.
+	WebhookDisableAfter time.Duration
 
 	// RequestTimeout is how long a request may wait on the database or
 	// Redis before its answer begins; then it is 503 with Retry-After.
@@ -337,6 +346,19 @@ func loadConfig(src configSource) (Config, error) {
 			bad(name, "%q is not a number of days from %d to %d, or 0 to keep events for ever", v, minDays, maxEventRetentionDays)
 		default:
 			c.EventRetention = time.Duration(n) * 24 * time.Hour
+		}
+	}
+
+	c.WebhookDisableAfter = events.DefaultDisableAfter
+	if v, name := src.get(envWebhookDisableDays); v != "" {
+		minDays := int(events.MinDisableAfter / (24 * time.Hour))
+		switch n, err := strconv.Atoi(strings.TrimSpace(v)); {
+		case err == nil && n == 0:
+			c.WebhookDisableAfter = -1 // never
+		case err != nil || n < minDays || n > maxWebhookDisableDays:
+			bad(name, "%q is not a number of days from %d to %d, or 0 never to disable a failing webhook", v, minDays, maxWebhookDisableDays)
+		default:
+			c.WebhookDisableAfter = time.Duration(n) * 24 * time.Hour
 		}
 	}
 

@@ -289,6 +289,8 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		Store:    st,
 		Tenants:  api, // pausing from the console is the API's PATCH
 		Describe: describeCertificates(registry),
+		// A failing webhook's page says when it will be disabled.
+		WebhookDisableAfter: cfg.WebhookDisableAfter,
 		// A tenant's page shows its service levels, as GET /tenants/{id}/slo.
 		SLO: func(ctx context.Context, t store.Tenant) (slo.Result, error) {
 			return slo.Report(ctx, st, t, time.Now())
@@ -314,7 +316,9 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 			reg.OutboundDelivery(metrics.KindWebhook, string(s))
 		},
 		// A receiver that hangs holds up no other webhook's deliveries.
-		Patience: events.DefaultPatience,
+		Patience:     events.DefaultPatience,
+		DisableAfter: cfg.WebhookDisableAfter,
+		OnDisabled:   func(store.Webhook) { reg.WebhookDisabled() },
 	})
 	if err != nil {
 		return nil, err

@@ -46,6 +46,7 @@ type Registry struct {
 	unverified   *prometheus.CounterVec
 	signInFailed *prometheus.CounterVec
 	outbound     *prometheus.CounterVec
+	disabled     prometheus.Counter
 	tenants      *tenantMetrics
 	watch        *watcher
 }
@@ -105,11 +106,15 @@ func NewWithOptions(o Options) *Registry {
 			Namespace: namespace, Name: "outbound_deliveries_total",
 			Help: "Attempts at delivering webhooks and back-channel logouts, by kind (webhook, backchannel_logout) and outcome (succeeded, failed: to be retried, dead: given up).",
 		}, []string{"kind", "outcome"}),
+		disabled: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "webhooks_disabled_total",
+			Help: "Webhooks the dispatcher disabled because every attempt at them failed for IDBROKER_WEBHOOK_DISABLE_AFTER_DAYS; an operator must enable each again.",
+		}),
 	}
 	r.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		r.requests, r.duration, r.scim, r.rateLimited, r.unverified, r.signInFailed, r.outbound,
+		r.requests, r.duration, r.scim, r.rateLimited, r.unverified, r.signInFailed, r.outbound, r.disabled,
 		r.tenants.requests, r.tenants.duration, r.watch,
 	)
 	return r
@@ -230,6 +235,15 @@ func (r *Registry) OutboundDelivery(kind, outcome string) {
 		return
 	}
 	r.outbound.WithLabelValues(kind, outcome).Inc()
+}
+
+// WebhookDisabled counts a webhook the dispatcher disabled for failing
+// (events.Config.OnDisabled).
+func (r *Registry) WebhookDisabled() {
+	if r == nil {
+		return
+	}
+	r.disabled.Inc()
 }
 
 // boundedMethod keeps the method label to the methods HTTP defines.
