@@ -256,3 +256,61 @@ func TestWebhookChangesAudited(t *testing.T) {
 		}
 	})
 }
+
+// TestFailingWebhookThroughTheAPI: the API shows a webhook's failing
+// streak and its last failure; one the dispatcher disabled says so
+// (disabled_reason failing, disabled_at) and PATCH {"enabled": true}
+// enables it again, its streak started over. A webhook an operator
+// disabled says "operator".
+func TestFailingWebhookThroughTheAPI(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		type out struct {
+			Enabled        bool       `json:"enabled"`
+			DisabledReason *string    `json:"disabled_reason"`
+			DisabledAt     *time.Time `json:"disabled_at"`
+			FailingSince   *time.Time `json:"failing_since"`
+			LastFailureAt  *time.Time `json:"last_failure_at"`
+			LastFailure    *string    `json:"last_failure"`
+		}
+		var hook managedWebhookOut
+		e.must(http.StatusCreated, "POST", "/webhooks", map[string]any{"url": "https://hooks.example/f", "events": []string{"*"}}).decode(t, &hook)
+		path := "/webhooks/" + hook.ID
+		var got out
+		e.must(http.StatusOK, "GET", path, nil).decode(t, &got)
+		if !got.Enabled || got.DisabledReason != nil || got.FailingSince != nil || got.LastFailure != nil {
+			t.Fatalf("a new webhook: %+v", got)
+		}
+		if _, err := e.st.AppendEvent(ctx, store.Event{Type: "session.revoked", Data: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		claimed, err := e.st.ClaimDeliveries(ctx, time.Now().Add(time.Minute), time.Minute, 10)
+		if err != nil || len(claimed) != 1 {
+			t.Fatalf("claim: %+v %v", claimed, err)
+		}
+		since := time.Now().Add(-6 * 24 * time.Hour).UTC().Truncate(time.Second)
+		if err := e.st.RecordDelivery(ctx, claimed[0].ID, store.DeliveryResult{Status: store.DeliveryFailed, StatusCode: 410,
+			Error: "HTTP 410 Gone", NextAttemptAt: time.Now().Add(time.Hour), ReceiverFailed: true, At: since}); err != nil {
+			t.Fatal(err)
+		}
+		e.must(http.StatusOK, "GET", path, nil).decode(t, &got)
+		if !got.Enabled || got.FailingSince == nil || !got.FailingSince.Equal(since) || got.LastFailure == nil || *got.LastFailure != "HTTP 410 Gone" {
+			t.Fatalf("a failing webhook: %+v", got)
+		}
+		if _, _, err := e.st.DisableFailingWebhook(ctx, hook.ID, time.Now().Add(-5*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		e.must(http.StatusOK, "GET", path, nil).decode(t, &got)
+		if got.Enabled || got.DisabledReason == nil || *got.DisabledReason != "failing" || got.DisabledAt == nil {
+			t.Fatalf("disabled for failing: %+v", got)
+		}
+		e.must(http.StatusOK, "PATCH", path, map[string]any{"enabled": true}).decode(t, &got)
+		if !got.Enabled || got.DisabledReason != nil || got.DisabledAt != nil || got.FailingSince != nil || got.LastFailure == nil {
+			t.Fatalf("enabled again: %+v", got)
+		}
+		e.must(http.StatusOK, "PATCH", path, map[string]any{"enabled": false}).decode(t, &got)
+		if got.Enabled || got.DisabledReason == nil || *got.DisabledReason != "operator" || got.DisabledAt != nil {
+			t.Fatalf("disabled by an operator: %+v", got)
+		}
+	})
+}

@@ -143,6 +143,18 @@ func TestLoadConfig(t *testing.T) {
 		{name: "event retention not a number", env: map[string]string{envEventRetentionDays: "90d"},
 			wantErr: []string{`IDBROKER_EVENT_RETENTION_DAYS: "90d" is not a number of days`}},
 
+		// IDBROKER_WEBHOOK_DISABLE_AFTER_DAYS
+		{name: "webhook disable default",
+			check: func(t *testing.T, c Config) { eq(t, "WebhookDisableAfter", c.WebhookDisableAfter, events.DefaultDisableAfter) }},
+		{name: "webhook disable days", env: map[string]string{envWebhookDisableDays: "14"},
+			check: func(t *testing.T, c Config) { eq(t, "WebhookDisableAfter", c.WebhookDisableAfter, 14*24*time.Hour) }},
+		{name: "webhook disable never", env: map[string]string{envWebhookDisableDays: "0"},
+			check: func(t *testing.T, c Config) { eq(t, "WebhookDisableAfter", c.WebhookDisableAfter, time.Duration(-1)) }},
+		{name: "webhook disable too long", env: map[string]string{envWebhookDisableDays: "400"},
+			wantErr: []string{`IDBROKER_WEBHOOK_DISABLE_AFTER_DAYS: "400" is not a number of days from 1 to 365, or 0 never to disable a failing webhook`}},
+		{name: "webhook disable not a number", env: map[string]string{envWebhookDisableDays: "5d"},
+			wantErr: []string{`IDBROKER_WEBHOOK_DISABLE_AFTER_DAYS: "5d" is not a number of days`}},
+
 		// IDBROKER_DNS_RESOLVER
 		{name: "dns resolver", env: map[string]string{envDNSResolver: "10.0.0.53:5353"},
 			check: func(t *testing.T, c Config) { eq(t, "DNSResolver", c.DNSResolver, "10.0.0.53:5353") }},

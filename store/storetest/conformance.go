@@ -48,6 +48,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"Webhooks", testWebhooks},
 		{"WebhookManagement", testWebhookManagement},
 		{"WebhookNarrowed", testWebhookNarrowed},
+		{"WebhookFailingStreak", testWebhookFailingStreak},
 		{"EventRetention", testEventRetention},
 		{"DeleteDirectory", testDeleteDirectory},
 		{"DirectoriesAndDeliveries", testSCIMAndWebhooks},

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -249,5 +250,86 @@ func testWebhookNarrowed(t *testing.T, db *store.DB) {
 	// Subscribed again, the dead letter can be redelivered on request.
 	if d, err := db.RedeliverDelivery(ctx, status(hook.ID, failed.ID).ID); err != nil || d.Status != store.DeliveryPending {
 		t.Fatalf("redeliver once subscribed again: %+v %v", d, err)
+	}
+}
+
+// testWebhookFailingStreak: a receiver's failed attempts start and extend
+// a webhook's failing streak and a success ends it; other failures (the
+// broker's own) leave it alone. DisableFailingWebhook disables a webhook
+// failing since the cutoff, once, ending what it was owed, and refuses
+// one failing for less long; enabling it again starts the streak over. A
+// redelivery opens a retry window of its own.
+func testWebhookFailingStreak(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	a, ta := newTenant(t, db, "A")
+	hook := must(db.CreateWebhook(ctx, store.Webhook{URL: "https://h.example/f", Events: []string{"*"}, Secret: "s"}))
+	attempt := func(r store.DeliveryResult) store.Delivery {
+		t.Helper()
+		must(db.AppendEvent(a, store.Event{TenantID: ta.ID, Type: "session.revoked"}))
+		ds := must(db.ClaimDeliveries(ctx, time.Now().Add(time.Minute), time.Minute, 10))
+		if len(ds) != 1 {
+			t.Fatalf("claimed %d, want 1", len(ds))
+		}
+		if err := db.RecordDelivery(ctx, ds[0].ID, r); err != nil {
+			t.Fatal(err)
+		}
+		return ds[0]
+	}
+	failed := func(at time.Time) store.DeliveryResult {
+		return store.DeliveryResult{Status: store.DeliveryFailed, StatusCode: 502, Error: "HTTP 502 Bad Gateway",
+			NextAttemptAt: time.Now().Add(time.Hour), ReceiverFailed: true, At: at}
+	}
+	day := 24 * time.Hour
+	start := time.Now().Add(-3 * day).UTC().Truncate(time.Second)
+	attempt(store.DeliveryResult{Status: store.DeliveryFailed, Error: "event unavailable", NextAttemptAt: time.Now().Add(time.Hour)})
+	if w := must(db.Webhook(ctx, hook.ID)); w.FailingSince != nil {
+		t.Fatalf("the broker's own failure started a streak: %v", w.FailingSince)
+	}
+	attempt(failed(start))
+	attempt(failed(start.Add(day)))
+	w := must(db.Webhook(ctx, hook.ID))
+	if w.FailingSince == nil || !w.FailingSince.Equal(start) || w.LastFailureAt == nil || !w.LastFailureAt.Equal(start.Add(day)) || w.LastFailure != "HTTP 502 Bad Gateway" {
+		t.Fatalf("after two failures: since %v, last %v %q", w.FailingSince, w.LastFailureAt, w.LastFailure)
+	}
+	attempt(store.DeliveryResult{Status: store.DeliverySucceeded, StatusCode: 204})
+	if w = must(db.Webhook(ctx, hook.ID)); w.FailingSince != nil || w.LastFailure == "" {
+		t.Fatalf("after a success: since %v, last %q (kept)", w.FailingSince, w.LastFailure)
+	}
+	attempt(failed(start))
+	if _, _, err := db.DisableFailingWebhook(ctx, hook.ID, start.Add(-time.Hour)); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("disable, failing for less long than asked: %v, want ErrConflict", err)
+	}
+	owed := attempt(failed(start.Add(time.Hour))) // failed, still owed
+	w, ended, err := db.DisableFailingWebhook(ctx, hook.ID, start)
+	if err != nil || !w.Disabled || w.DisabledReason != store.WebhookDisabledFailing || w.DisabledAt == nil || ended < 1 {
+		t.Fatalf("disable: %+v, ended %d, %v", w, ended, err)
+	}
+	ds, _ := must2(db.ListDeliveries(ctx, store.DeliveryQuery{WebhookID: hook.ID, Page: store.Page{Limit: 100}}))
+	for _, d := range ds {
+		if d.ID == owed.ID && (d.Status != store.DeliveryDead || d.LastError != store.DeliveryEndedFailing) {
+			t.Fatalf("what it was owed: %s %q", d.Status, d.LastError)
+		}
+	}
+	if _, _, err := db.DisableFailingWebhook(ctx, hook.ID, start); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("disable twice: %v, want ErrConflict", err)
+	}
+	if _, _, err := db.DisableFailingWebhook(ctx, "wh_missing", start); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("disable an unknown webhook: %v, want ErrConflict", err)
+	}
+	on := false
+	if w = must3(db.UpdateWebhook(ctx, hook.ID, store.WebhookUpdate{Disabled: &on})); w.Disabled || w.FailingSince != nil || w.DisabledReason != "" || w.DisabledAt != nil {
+		t.Fatalf("enabled again: %+v", w)
+	}
+	off := true
+	if w = must3(db.UpdateWebhook(ctx, hook.ID, store.WebhookUpdate{Disabled: &off})); w.DisabledReason != "" {
+		t.Fatalf("disabled by an operator: reason %q", w.DisabledReason)
+	}
+	w = must3(db.UpdateWebhook(ctx, hook.ID, store.WebhookUpdate{Disabled: &on}))
+
+	// Redelivery: a window of its own, the backoff counted from there.
+	d := attempt(store.DeliveryResult{Status: store.DeliveryDead, StatusCode: 500, Error: "HTTP 500", ReceiverFailed: true})
+	r := must(db.RedeliverDelivery(ctx, d.ID))
+	if r.RetryFrom == nil || r.RetryBase != r.Attempts || r.Attempts != 1 || r.Status != store.DeliveryPending {
+		t.Fatalf("redelivered: %+v", r)
 	}
 }
