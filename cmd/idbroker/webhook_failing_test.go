@@ -133,7 +133,7 @@ func TestFailingWebhookDisabledOnTwoNodes(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // a second node disabling it too would have by now
 	var audits int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM operator_audit WHERE action = 'webhook.disabled' AND resource_id = $1", wh.ID).Scan(&audits); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM operator_audit WHERE action = 'webhook.disabled' AND resource::text LIKE '%' || $1 || '%'", wh.ID).Scan(&audits); err != nil {
 		t.Fatal(err)
 	}
 	if audits != 1 {
