@@ -145,7 +145,9 @@ func TestLoadConfig(t *testing.T) {
 
 		// IDBROKER_WEBHOOK_DISABLE_AFTER_DAYS
 		{name: "webhook disable default",
-			check: func(t *testing.T, c Config) { eq(t, "WebhookDisableAfter", c.WebhookDisableAfter, events.DefaultDisableAfter) }},
+			check: func(t *testing.T, c Config) {
+				eq(t, "WebhookDisableAfter", c.WebhookDisableAfter, events.DefaultDisableAfter)
+			}},
 		{name: "webhook disable days", env: map[string]string{envWebhookDisableDays: "14"},
 			check: func(t *testing.T, c Config) { eq(t, "WebhookDisableAfter", c.WebhookDisableAfter, 14*24*time.Hour) }},
 		{name: "webhook disable never", env: map[string]string{envWebhookDisableDays: "0"},
