@@ -38,11 +38,12 @@ type Report struct {
 // OK reports whether the chain is intact.
 func (r Report) OK() bool { return len(r.Breaks) == 0 }
 
-// Anchor is a chain's head as an earlier verify saw it: how many rows it
-// had and the hash of the newest. A chain only re-hashes to itself, so an
-// attacker who can write the database can remove its newest rows, or
-// rewrite a row and re-compute every hash after it, and the chain still
-// holds; kept out of the attacker's reach, an anchor catches both: the
+// Anchor is a chain's head as an earlier verify (or a checkpoint) saw it:
+// how many rows it had and the hash of the newest. Keyed hashes stop an
+// attacker who can write the database from re-computing a chain, but not
+// from removing its newest rows (what is left still holds) or replacing a
+// whole chain with rows that pass for unkeyed ones from before the
+// upgrade; kept out of the attacker's reach, an anchor catches both: the
 // chain must still have its Rows-th row, and that row must still hash to
 // Hash.
 type Anchor struct {
@@ -64,11 +65,12 @@ type Walker interface {
 	WalkAudit(ctx context.Context, fn func(store.AuditEvent) error) error
 }
 
-// Verify re-hashes the audit chain of the tenant in ctx. A changed row no
-// longer matches its own hash; a removed or inserted row breaks the link to
-// the next one's prev_hash. (Removing the newest rows leaves no trace in
-// the chain itself: compare Rows with an earlier report, or anchor the
-// latest hash elsewhere.)
+// Verify re-hashes the audit chain of the tenant in ctx, each row under the
+// audit key it names. A changed row no longer matches its own hash; a
+// removed or inserted row breaks the link to the next one's prev_hash; an
+// unkeyed row where only keyed ones can be is a row re-hashed without the
+// key. (Removing the newest rows leaves no trace in the chain itself:
+// verify against a checkpoint, VerifyAnchored.)
 func Verify(ctx context.Context, w Walker) (Report, error) {
 	return VerifyAnchored(ctx, w, nil)
 }
