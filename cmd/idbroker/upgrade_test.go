@@ -126,6 +126,8 @@ type upgradeFixture struct {
 	up     *upstream
 	op     *vendorOP
 	oidcID string
+	// oldLast is the old binary's last migration.
+	oldLast int
 }
 
 func scimCall(t *testing.T, n *node, d scimDirectory, method, path, body string) answer {
@@ -417,7 +419,7 @@ func rollBack(t *testing.T, url string) {
 
 // checkDowngraded: the old binary, started again on what the new one
 // migrated and wrote, signs users in, and its tokens work.
-func checkDowngraded(t *testing.T, n *node, env map[string]string, f *upgradeFixture) {
+func checkDowngraded(t *testing.T, n *node, env, newEnv map[string]string, f *upgradeFixture) {
 	t.Helper()
 	c := f.app
 	c.t, c.node = t, n
@@ -432,8 +434,16 @@ func checkDowngraded(t *testing.T, n *node, env map[string]string, f *upgradeFix
 	if a := scimCall(t, n, f.dir, "GET", "/Users", ""); a.status != http.StatusOK {
 		t.Errorf("after the downgrade, SCIM GET = %d %s", a.status, a.raw)
 	}
-	if out, errOut, code := runBinary(t, env, "audit", "verify"); code != 0 {
-		t.Errorf("after the downgrade, the old binary's audit verify = %d\n%s\n%s", code, out, errOut)
+	// A build from before the keyed chain cannot check the rows the new
+	// one keyed ("Rolling back"): the newer binary verifies the chain the
+	// old one has gone on with.
+	verifier, by := env, "old"
+	if f.oldLast < keyedAuditMigration {
+		verifier, by = maps.Clone(newEnv), "new"
+		delete(verifier, binaryEnv)
+	}
+	if out, errOut, code := runBinary(t, verifier, "audit", "verify"); code != 0 {
+		t.Errorf("after the downgrade, the %s binary's audit verify = %d\n%s\n%s", by, code, out, errOut)
 	}
 }
 
@@ -454,6 +464,7 @@ func TestUpgradeInPlace(t *testing.T) {
 			oldEnv[binaryEnv] = old
 			a := startBroker(t, oldEnv, "--dev")
 			f := seedOld(t, a, oldEnv)
+			f.oldLast = lastMigration(t, env[envDatabaseURL])
 			a.stop()
 			b := startBroker(t, env, "--dev")
 			checkUpgraded(t, b, env, f)
@@ -462,27 +473,63 @@ func TestUpgradeInPlace(t *testing.T) {
 			// new one migrated and wrote.
 			rollBack(t, env[envDatabaseURL])
 			a = startBroker(t, oldEnv, "--dev")
-			checkDowngraded(t, a, oldEnv, f)
+			checkDowngraded(t, a, oldEnv, env, f)
 			a.stop()
 		})
 	}
 }
 
-// lastMigration is the newest migration applied to the PostgreSQL
-// database at url.
+// lastMigration is the newest migration applied to the database at url
+// (PostgreSQL or SQLite).
 func lastMigration(t *testing.T, url string) int {
 	t.Helper()
 	ctx := context.Background()
+	const q = "SELECT max(version) FROM schema_migrations"
+	var v int
+	if !strings.HasPrefix(url, "postgres") {
+		db, err := sql.Open("sqlite", strings.TrimPrefix(url, "sqlite://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.QueryRowContext(ctx, q).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
 	c, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	var v int
-	if err := c.QueryRow(ctx, "SELECT max(version) FROM schema_migrations").Scan(&v); err != nil {
+	if err := c.QueryRow(ctx, q).Scan(&v); err != nil {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// keyedAuditMigration keys the audit chains (0109). A build from before
+// it writes unkeyed rows, which the newer verify reports as breaks when
+// they follow keyed ones, and cannot check the keyed rows itself
+// (operations.md, "Rolling upgrades" and "Rolling back").
+const keyedAuditMigration = 109
+
+// auditBreakRE is one break in audit verify's report: the row, and why.
+var auditBreakRE = regexp.MustCompile(`(?m)^\s+(aud_\w+): (.*)$`)
+
+// unkeyedOnly reports whether audit verify's output out lists breaks and
+// every one is an unkeyed row after the chains were keyed, the one break
+// operations.md says an old node beside new ones leaves; it returns the
+// others.
+func unkeyedOnly(out string) (bool, []string) {
+	var other []string
+	all := auditBreakRE.FindAllStringSubmatch(out, -1)
+	for _, m := range all {
+		if !strings.HasPrefix(m[2], "unkeyed row after keyed ones") && !strings.Contains(m[2], "after the chains were keyed") {
+			other = append(other, m[1]+": "+m[2])
+		}
+	}
+	return len(all) > 0 && len(other) == 0, other
 }
 
 // rewriteACS sends a browser's posts to the SSO endpoints (/sso/…) to
@@ -543,8 +590,9 @@ func TestRollingUpgrade(t *testing.T) {
 	oldEnv := maps.Clone(env)
 	oldEnv[binaryEnv] = old
 	a := startBroker(t, oldEnv, "--dev")
-	if v := lastMigration(t, env[envDatabaseURL]); v < 81 {
-		t.Skipf("the old binary's last migration is %04d: operations.md says not to roll from below 0081", v)
+	oldLast := lastMigration(t, env[envDatabaseURL])
+	if oldLast < 81 {
+		t.Skipf("the old binary's last migration is %04d: operations.md says not to roll from below 0081", oldLast)
 	}
 	f := seedOld(t, a, oldEnv)
 	newEnv := maps.Clone(env)
@@ -652,7 +700,102 @@ func TestRollingUpgrade(t *testing.T) {
 				t.Errorf("the same code on the other node = %d, want 400", s)
 			}
 		})
+		t.Run("portal link from "+on, func(t *testing.T) {
+			var l struct{ URL string }
+			if code := by.do("POST", "/api/v1/portal_links", e2eBootstrapKey, map[string]any{"tenant_id": f.tenantID, "intent": "sso"}, &l); code != http.StatusCreated {
+				t.Fatalf("POST portal_links = %d", code)
+			}
+			// Both nodes serve the old one's issuer: the link names it.
+			path := strings.TrimPrefix(l.URL, a.base)
+			jar, _ := cookiejar.New(nil)
+			cl := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			get := func(n *node, path string) (int, string) {
+				t.Helper()
+				resp, err := cl.Get(n.base + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				raw, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(raw)
+			}
+			if code, _ := get(seen, path); code != http.StatusSeeOther {
+				t.Fatalf("a link made on the %s node, opened on the other = %d, want 303", on, code)
+			}
+			if code, _ := get(by, path); code != http.StatusGone {
+				t.Errorf("the link, opened again on the %s node = %d, want 410 (spent once for both)", on, code)
+			}
+			var page string
+			for _, n := range []*node{seen, by} {
+				var code int
+				if code, page = get(n, "/portal/sso"); code != http.StatusOK {
+					t.Fatalf("the portal session on %s = %d", n.base, code)
+				}
+			}
+			csrf := csrfFieldRE.FindStringSubmatch(page)
+			if csrf == nil {
+				t.Fatalf("no CSRF field on the portal page:\n%.500s", page)
+			}
+			kept := jar.Cookies(mustURL(t, a.base+"/portal"))
+			resp, err := cl.PostForm(by.base+"/portal/signout", url.Values{"csrf_token": {csrf[1]}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("portal sign-out on the %s node = %d", on, resp.StatusCode)
+			}
+			cl.Jar, _ = cookiejar.New(nil)
+			cl.Jar.SetCookies(mustURL(t, a.base+"/portal"), kept)
+			for _, n := range []*node{seen, by} {
+				if code, _ := get(n, "/portal/sso"); code == http.StatusOK {
+					t.Errorf("signed out on the %s node, the portal session still works on %s", on, n.base)
+				}
+			}
+		})
 	}
+	t.Run("console across", func(t *testing.T) {
+		// The --dev operator the old node made signs in there (one TOTP
+		// code: a second sign-in within its period would be a replay);
+		// the session holds on the new node, and its sign-out there ends
+		// it on the old one.
+		cl, _ := consoleSession(t, &node{t: t, base: a.base, output: f.oldLog, client: a.client})
+		tenantsPage := func(n *node) (bool, string) {
+			t.Helper()
+			resp, err := cl.Get(n.base + "/console/tenants")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode == http.StatusOK && resp.Request.URL.Path == "/console/tenants", string(raw)
+		}
+		var page string
+		for _, n := range []*node{b, a} {
+			var ok bool
+			if ok, page = tenantsPage(n); !ok {
+				t.Fatalf("the old node's console session does not open the tenants page on %s", n.base)
+			}
+		}
+		csrf := csrfFieldRE.FindStringSubmatch(page)
+		if csrf == nil {
+			t.Fatal("no CSRF field on the tenants page")
+		}
+		kept := cl.Jar.Cookies(mustURL(t, a.base+"/console"))
+		resp, err := cl.PostForm(b.base+"/console/signout", url.Values{"csrf_token": {csrf[1]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		jar, _ := cookiejar.New(nil)
+		jar.SetCookies(mustURL(t, a.base+"/console"), kept)
+		cl.Jar = jar
+		for _, n := range []*node{a, b} {
+			if ok, _ := tenantsPage(n); ok {
+				t.Errorf("signed out on the new node, the console session still works on %s", n.base)
+			}
+		}
+	})
 	t.Run("operator changes on both", func(t *testing.T) {
 		// Each node writes the tenants' and the vendor's own audit chains.
 		for i, n := range []*node{a, b, a, b} {
@@ -672,6 +815,17 @@ func TestRollingUpgrade(t *testing.T) {
 			if code := n.do("DELETE", "/api/v1/applications/"+app.ClientID, e2eBootstrapKey, nil, nil); code/100 != 2 {
 				t.Fatalf("DELETE application = %d", code)
 			}
+		}
+		if oldLast < keyedAuditMigration {
+			// operations.md ("Rolling upgrades", 0093 to 0108): the rows
+			// the old node writes once the new one has keyed the chains
+			// are unkeyed, and reported for good; nothing else may be.
+			// The old binary cannot check keyed rows at all.
+			out, errOut, code := runBinary(t, env, "audit", "verify")
+			if ok, other := unkeyedOnly(out); code != 0 && !ok {
+				t.Errorf("new binary: audit verify after both versions wrote = %d, breaks other than the unkeyed rows of the old node: %v\n%s\n%s", code, other, out, errOut)
+			}
+			return
 		}
 		for name, e := range map[string]map[string]string{"new": env, "old": oldEnv} {
 			if out, errOut, code := runBinary(t, e, "audit", "verify"); code != 0 {
