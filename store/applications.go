@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"fmt"
@@ -120,13 +121,24 @@ func (db *DB) RotateApplicationSecret(ctx context.Context, id string, hash []byt
 			return fmt.Errorf("%w: a public application has no client secret", ErrInvalid)
 		}
 		old := a.SecretHash
+		// The secrets this rotation ends are kept outside the database
+		// first (tombstones.go): the one kept from an earlier rotation
+		// now, this one now or when its overlap ends.
+		if len(a.PreviousSecretHash) > 0 && !bytes.Equal(a.PreviousSecretHash, hash) {
+			db.bury(ctx, Tombstone{Kind: TombApplicationSecret, ID: id, Hash: a.PreviousSecretHash})
+		}
 		a.SecretHash, a.PreviousSecretHash, a.PreviousSecretExpiresAt = hash, nil, nil
 		var prevExp any
 		a.UpdatedAt = db.now()
+		end := a.UpdatedAt
 		if overlap > 0 {
 			exp := a.UpdatedAt.Add(overlap)
 			a.PreviousSecretHash, a.PreviousSecretExpiresAt = old, &exp
 			prevExp = db.d.timeArg(exp)
+			end = exp
+		}
+		if !bytes.Equal(old, hash) { // set again, it ends nothing
+			db.bury(ctx, Tombstone{Kind: TombApplicationSecret, ID: id, Hash: old, At: end})
 		}
 		// Compare and swap on the hash read: a rotation that committed in
 		// between would otherwise be lost, its secret already handed out.
@@ -163,6 +175,9 @@ func (db *DB) EndApplicationSecretOverlap(ctx context.Context, id string) (Appli
 		ended = len(a.PreviousSecretHash) > 0 && a.PreviousSecretExpiresAt != nil && now.Before(*a.PreviousSecretExpiresAt)
 		if a.PreviousSecretHash == nil && a.PreviousSecretExpiresAt == nil {
 			return nil
+		}
+		if len(a.PreviousSecretHash) > 0 {
+			db.bury(ctx, Tombstone{Kind: TombApplicationSecret, ID: id, Hash: a.PreviousSecretHash, At: now})
 		}
 		a.PreviousSecretHash, a.PreviousSecretExpiresAt, a.UpdatedAt = nil, nil, now
 		_, err = q.exec(ctx, `UPDATE applications SET previous_secret_hash = NULL, previous_secret_expires_at = NULL,

@@ -222,6 +222,7 @@ type rowAndRowsReader interface {
 // rollover) re-reads rather than writing its copy over the other's change.
 // Every update bumps the version.
 func (db *DB) UpdateConnection(ctx context.Context, c Connection) (Connection, error) {
+	var reactivated bool
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		old, err := db.scanConnection(q.queryRow(ctx, "SELECT "+connectionCols+" FROM connections WHERE tenant_id = $1 AND id = $2"+db.d.forUpdate(), tenantID, c.ID))
 		if err != nil {
@@ -235,6 +236,7 @@ func (db *DB) UpdateConnection(ctx context.Context, c Connection) (Connection, e
 			return err
 		}
 		c.UpdatedAt = db.now()
+		reactivated = old.Status != ConnectionActive && c.Status == ConnectionActive
 		cfg, err := jsonArg(c.Config)
 		if err != nil {
 			return err
@@ -248,8 +250,15 @@ func (db *DB) UpdateConnection(ctx context.Context, c Connection) (Connection, e
 		if err == nil && n == 0 {
 			return ErrVersionMismatch
 		}
+		if err == nil && old.Status == ConnectionActive && c.Status != ConnectionActive {
+			// Kept outside the database before the commit (tombstones.go).
+			db.bury(ctx, Tombstone{Kind: TombConnection, ID: c.ID, TenantID: tenantID, At: c.UpdatedAt})
+		}
 		return err
 	})
+	if err == nil && reactivated {
+		db.unbury(ctx, TombConnection, c.ID)
+	}
 	return c, db.wrap("update connection", err)
 }
 
@@ -270,6 +279,11 @@ func (db *DB) DeleteConnection(ctx context.Context, id string, ifVersion int64) 
 		n, err := q.exec(ctx, "DELETE FROM connections WHERE tenant_id = $1 AND id = $2 AND version = $3", tenantID, id, c.Version)
 		if err == nil && n == 0 {
 			return ErrVersionMismatch
+		}
+		if err == nil {
+			// Kept outside the database before the commit (tombstones.go):
+			// restored, the connection comes back inactive.
+			db.bury(ctx, Tombstone{Kind: TombConnection, ID: id, TenantID: tenantID})
 		}
 		return err
 	})

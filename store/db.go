@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -23,6 +24,10 @@ type DB struct {
 	// the one appends use once it is known to be stored (audit_keys.go).
 	auditKeyCache openedAuditKeys
 	auditCurrent  atomic.Pointer[currentAuditKey]
+	// ledger keeps tombstones outside the database (tombstones.go); nil
+	// without Redis.
+	ledger    Ledger
+	ledgerErr func(error)
 }
 
 var _ Store = (*DB)(nil)
@@ -60,7 +65,12 @@ func (db *DB) Dialect() string { return db.d.name() }
 func (db *DB) Ping(ctx context.Context) error { return db.d.ping(ctx) }
 
 // Close releases the connections.
-func (db *DB) Close() { db.d.close() }
+func (db *DB) Close() {
+	db.d.close()
+	if c, ok := db.ledger.(io.Closer); ok {
+		c.Close()
+	}
+}
 
 // Migrate applies pending migrations; see the dialects for locking.
 func (db *DB) Migrate(ctx context.Context) error { return db.d.migrate(ctx) }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -126,6 +127,9 @@ func (db *DB) RotateDirectoryToken(ctx context.Context, id string, tokenHash []b
 		if until != nil {
 			prev = "token_hash"
 		}
+		if err := db.buryDirectoryTokens(ctx, q, tenantID, id, now, tokenHash, until); err != nil {
+			return err
+		}
 		n, err := q.exec(ctx, "UPDATE directories SET previous_token_hash = "+prev+`, previous_token_expires_at = $5,
 			token_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2`,
 			tenantID, id, tokenHash, db.d.timeArg(now), untilArg)
@@ -150,10 +154,40 @@ func (db *DB) EndDirectoryTokenOverlap(ctx context.Context, id string) (bool, er
 		}
 		now := db.now()
 		ended = until != nil && now.Before(*until)
+		if ended {
+			if err := db.buryDirectoryTokens(ctx, q, tenantID, id, now, nil, nil); err != nil {
+				return err
+			}
+		}
 		_, err := q.exec(ctx, `UPDATE directories SET previous_token_hash = NULL, previous_token_expires_at = NULL,
 			updated_at = $3 WHERE tenant_id = $1 AND id = $2 AND (previous_token_hash IS NOT NULL OR previous_token_expires_at IS NOT NULL)`,
 			tenantID, id, db.d.timeArg(now))
 		return err
 	})
 	return ended, db.wrap("end directory token overlap", err)
+}
+
+// buryDirectoryTokens keeps outside the database (tombstones.go) the end
+// of the directory's tokens that a change at now ends: the previous one
+// kept from an earlier rotation, at now; and, for a rotation to next, the
+// current one (unless it is next: set again, it ends nothing), at until
+// when the rotation keeps it in an overlap, else at now. A restored
+// database that still holds one of them ends it again.
+func (db *DB) buryDirectoryTokens(ctx context.Context, q querier, tenantID, id string, now time.Time, next []byte, until *time.Time) error {
+	var cur, prev []byte
+	if err := q.queryRow(ctx, "SELECT token_hash, previous_token_hash FROM directories WHERE tenant_id = $1 AND id = $2",
+		tenantID, id).Scan(&cur, &prev); err != nil {
+		return err
+	}
+	if len(prev) > 0 && !bytes.Equal(prev, next) {
+		db.bury(ctx, Tombstone{Kind: TombDirectoryToken, ID: id, TenantID: tenantID, Hash: prev, At: now})
+	}
+	if next != nil && len(cur) > 0 && !bytes.Equal(cur, next) {
+		end := now
+		if until != nil {
+			end = *until
+		}
+		db.bury(ctx, Tombstone{Kind: TombDirectoryToken, ID: id, TenantID: tenantID, Hash: cur, At: end})
+	}
+	return nil
 }

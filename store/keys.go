@@ -162,6 +162,11 @@ func (db *DB) RevokeAPIKey(ctx context.Context, id string) error {
 		if err == nil && n == 0 {
 			return ErrNotFound
 		}
+		if err == nil {
+			// Kept outside the database before the commit: a restore
+			// must not bring the key back (tombstones.go).
+			db.bury(ctx, Tombstone{Kind: TombAPIKey, ID: id})
+		}
 		return err
 	})
 	return db.wrap("revoke api key", err)

@@ -361,14 +361,17 @@ func (db *DB) ResetOperator(ctx context.Context, id string, tokenHash []byte, ex
 func (db *DB) DisableOperator(ctx context.Context, id string) error {
 	err := db.InTx(ctx, func(ctx context.Context) error {
 		return db.global(ctx, true, func(q querier) error {
+			now := db.now()
 			n, err := q.exec(ctx, "UPDATE operators SET status = 'disabled', enrol_token_hash = NULL, updated_at = $2 WHERE id = $1",
-				id, db.d.timeArg(db.now()))
+				id, db.d.timeArg(now))
 			if err != nil {
 				return err
 			}
 			if n == 0 {
 				return ErrNotFound
 			}
+			// Kept outside the database before the commit (tombstones.go).
+			db.bury(ctx, Tombstone{Kind: TombOperator, ID: id, At: now})
 			_, err = q.exec(ctx, "DELETE FROM operator_sessions WHERE operator_id = $1", id)
 			return err
 		})

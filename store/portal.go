@@ -165,6 +165,9 @@ func (db *DB) OpenPortalLink(ctx context.Context, tokenHash, sessionHash []byte,
 		opened bool
 	)
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
+		// A link opens once, also in a database restored from before
+		// (tombstones.go).
+		db.bury(ctx, Tombstone{Kind: TombPortalLink, TenantID: tenantID, Hash: tokenHash, At: now})
 		n, err := q.exec(ctx, `UPDATE portal_links SET used_at = $3, session_hash = $4, session_expires_at = $5
 			WHERE tenant_id = $1 AND token_hash = $2 AND used_at IS NULL AND expires_at > $3`,
 			tenantID, tokenHash, db.d.timeArg(now), sessionHash, db.d.timeArg(sessionExpires))

@@ -47,6 +47,7 @@ func (db *DB) SoftDeleteTenant(ctx context.Context) (Tenant, error) {
 			return ErrNotFound
 		}
 		now := db.now()
+		db.bury(ctx, Tombstone{Kind: TombTenant, ID: tenantID, State: string(TenantDeleted), At: now})
 		if _, err = q.exec(ctx, "UPDATE tenants SET status_before_delete = status, status = 'deleted', deleted_at = $2, updated_at = $2 WHERE id = $1",
 			tenantID, db.d.timeArg(now)); err != nil {
 			return err
@@ -95,6 +96,9 @@ func (db *DB) RestoreTenant(ctx context.Context) (Tenant, error) {
 		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1", tenantID))
 		return err
 	})
+	if err == nil {
+		db.unbury(ctx, TombTenant, t.ID)
+	}
 	return t, db.wrap("restore tenant", err)
 }
 

@@ -120,13 +120,17 @@ func (db *DB) Standing(ctx context.Context, connectionID, userID string) (Standi
 
 // UpdateTenant changes the tenant in ctx.
 func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) {
-	var t Tenant
+	var (
+		t       Tenant
+		resumed bool
+	)
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		var err error
 		t, err = scanTenant(q.queryRow(ctx, "SELECT "+tenantCols+" FROM tenants WHERE id = $1"+db.d.forUpdate(), tenantID))
 		if err != nil {
 			return err
 		}
+		wasLive := t.Status.Live()
 		if u.Name != nil {
 			if t.Name = strings.TrimSpace(*u.Name); t.Name == "" {
 				return fmt.Errorf("%w: tenant name is empty", ErrInvalid)
@@ -146,6 +150,7 @@ func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) 
 					return err
 				}
 			}
+			resumed = !t.Status.Live() && u.Status.Live()
 			t.Status = *u.Status
 		}
 		if u.Tier != nil {
@@ -167,8 +172,17 @@ func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) 
 		t.UpdatedAt = db.now()
 		_, err = q.exec(ctx, "UPDATE tenants SET name = $2, status = $3, tier = $4, sign_in_per_minute = $5, updated_at = $6 WHERE id = $1",
 			t.ID, t.Name, t.Status, t.Tier, override, db.d.timeArg(t.UpdatedAt))
+		if err == nil && wasLive && !t.Status.Live() {
+			// Paused or cancelled: kept outside the database before the
+			// commit (tombstones.go).
+			db.bury(ctx, Tombstone{Kind: TombTenant, ID: tenantID, State: string(t.Status), At: t.UpdatedAt})
+		}
 		return err
 	})
+	if err == nil && resumed {
+		// Resumed: its pause must not be applied again after a restore.
+		db.unbury(ctx, TombTenant, t.ID)
+	}
 	return t, db.wrap("update tenant", err)
 }
 

@@ -208,6 +208,7 @@ func (db *DB) User(ctx context.Context, id string) (User, error) {
 
 // UpdateUser replaces a user's fields (see Store).
 func (db *DB) UpdateUser(ctx context.Context, u User, ifVersion int64) (User, error) {
+	var reactivated bool
 	u.Email = NormalizeEmail(u.Email)
 	err := db.scoped(ctx, func(q querier, tenantID string) error {
 		old, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+" FROM users WHERE tenant_id = $1 AND id = $2", tenantID, u.ID))
@@ -218,6 +219,7 @@ func (db *DB) UpdateUser(ctx context.Context, u User, ifVersion int64) (User, er
 			return ErrVersionMismatch
 		}
 		u.TenantID, u.CreatedAt, u.UpdatedAt, u.Version = tenantID, old.CreatedAt, db.now(), old.Version+1
+		reactivated = !old.Active && u.Active
 		args, err := db.userArgs(u)
 		if err != nil {
 			return err
@@ -228,13 +230,25 @@ func (db *DB) UpdateUser(ctx context.Context, u User, ifVersion int64) (User, er
 		if err == nil && n == 0 {
 			return ErrVersionMismatch
 		}
+		if err == nil && old.Active && !u.Active {
+			// Deprovisioned: kept outside the database before the commit
+			// (tombstones.go), once the update is sure to be this one.
+			db.bury(ctx, Tombstone{Kind: TombUser, ID: u.ID, TenantID: tenantID, At: u.UpdatedAt})
+		}
 		return err
 	})
+	if err == nil && reactivated {
+		db.unbury(ctx, TombUser, u.ID)
+	}
 	return u, db.wrap("update user", err)
 }
 
 // DeleteUser removes a user, their identities and memberships.
 func (db *DB) DeleteUser(ctx context.Context, id string) error {
+	if tenantID, ok := TenantFrom(ctx); ok {
+		// Kept outside the database first (tombstones.go).
+		db.bury(ctx, Tombstone{Kind: TombUser, ID: id, TenantID: tenantID})
+	}
 	return db.deleteRow(ctx, "users", "user", id)
 }
 

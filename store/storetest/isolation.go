@@ -105,6 +105,8 @@ var globalMethods = map[string]string{
 	"PruneKeptRevocations":     whySweep,
 	"SessionStoreEpoch":        whyOperations,
 	"AdvanceSessionStoreEpoch": whyOperations,
+	"ReapplyTombstones":        whySweep,
+	"SetLedger":                whyOperations,
 	"RaiseSessionStoreApplied": whyOperations,
 	"EnqueueLogouts":           whyQueue,
 	"DueLogouts":               whyQueue,

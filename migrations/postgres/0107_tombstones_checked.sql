@@ -1,0 +1,13 @@
+-- Tombstones: revocations kept where a database restore does not reach.
+--
+-- Every revocation that lives in the database alone (an API key revoked, a
+-- directory token or client secret ended, an operator disabled, a portal
+-- link used, a tenant paused or deleted, a connection deactivated, a user
+-- deprovisioned) is also written, before it commits, into a ledger in
+-- Redis, numbered in the order written. A database restored from a backup
+-- forgets those made since; every node, at start, applies again the
+-- tombstones numbered after the last one the database has checked, and
+-- records here the highest number checked. A restored database holds the
+-- number of its backup, so exactly the tombstones written since are
+-- checked again (store/tombstones.go).
+ALTER TABLE session_store_epoch ADD COLUMN tombstones_checked bigint NOT NULL DEFAULT 0;

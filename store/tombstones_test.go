@@ -1,0 +1,99 @@
+package store_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"testing"
+	"time"
+
+	"github.com/idbroker/idbroker/sessions"
+	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
+)
+
+// TestTombstonesOnALiveDatabase: every revocation that lives in the
+// database alone leaves a tombstone in the ledger, and on a database that
+// was never restored applying them again changes nothing — not at a
+// node's start (only the ones since the last check), not for the
+// operator's full check — even for changes undone since (a user
+// reactivated, a tenant resumed), whose tombstones are gone. The restore
+// itself is TestRestoreFromBackupKeepsRevocations, through the binary.
+func TestTombstonesOnALiveDatabase(t *testing.T) {
+	for _, be := range storetest.Backends {
+		t.Run(be.Name, func(t *testing.T) {
+			db := be.Open(t)
+			ledger := sessions.NewMemoryLedger()
+			var ledgerErrs []error
+			db.SetLedger(ledger, func(err error) { ledgerErrs = append(ledgerErrs, err) })
+			bg := context.Background()
+			sum := func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+
+			tn, err := db.CreateTenant(bg, store.Tenant{Name: "Acme", Status: store.TenantActive})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := store.WithTenant(bg, tn.ID)
+			dir, err := db.CreateDirectory(ctx, store.Directory{Name: "Okta", TokenHash: sum("one")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.RotateDirectoryToken(ctx, dir.ID, sum("two"), 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.RotateDirectoryToken(ctx, dir.ID, sum("three"), time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			// Set again to itself (a seeded development directory, at every
+			// start): it ends nothing.
+			if _, err := db.RotateDirectoryToken(ctx, dir.ID, sum("three"), time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			key, err := db.CreateAPIKey(bg, store.APIKey{ID: store.NewID(store.PrefixAPIKey), Name: "k", Hash: sum("key"), Prefix: "idb_sk_k"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.RevokeAPIKey(bg, key.ID); err != nil {
+				t.Fatal(err)
+			}
+			paused := store.TenantPaused
+			if _, err := db.UpdateTenant(ctx, store.TenantUpdate{Status: &paused}); err != nil {
+				t.Fatal(err)
+			}
+			active := store.TenantActive
+			if _, err := db.UpdateTenant(ctx, store.TenantUpdate{Status: &active}); err != nil {
+				t.Fatal(err)
+			}
+
+			stones, last, _ := ledger.Since(bg, 0)
+			// "one" ended; "two" ended in an hour, then at the rotation
+			// to itself (which drops the previous token); the key; the
+			// tenant's pause undone by its resumption.
+			if len(stones) != 3 || last != 5 {
+				t.Errorf("ledger holds %d tombstones (last %d), want 3 (last 5): %v", len(stones), last, keys(stones))
+			}
+			for _, all := range []bool{false, true, false} {
+				res, err := db.ReapplyTombstones(bg, all, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(res.Reapplied) != 0 || res.LedgerBehind {
+					t.Errorf("all=%v: applied again on a live database: %+v", all, res)
+				}
+			}
+			if id, _, err := db.AuthenticateDirectory(bg, dir.ID, sum("three")); err != nil || id != tn.ID {
+				t.Errorf("the current token stopped after the checks: %v", err)
+			}
+			if len(ledgerErrs) > 0 {
+				t.Errorf("ledger errors: %v", ledgerErrs)
+			}
+		})
+	}
+}
+
+func keys(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
