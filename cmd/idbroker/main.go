@@ -102,6 +102,7 @@ func commands() []command {
 		{"operator", "manage console operators (create, list, disable, reset)", runOperator},
 		{"keys", "manage token-signing keys and the master key (rotate, rewrap)", runKeys},
 		{"audit", "check the audit log's hash chains (verify)", runAudit},
+		{"restore-check", "after a database restore, apply again the revocations it forgot", runRestoreCheck},
 		{"healthcheck", "exit 0 when the local broker's /readyz answers 200", runHealthcheck},
 		{"version", "print the version and exit", runVersion},
 	}

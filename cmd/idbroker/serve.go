@@ -168,6 +168,11 @@ func serve(ctx context.Context, cfg Config, migrate bool, log *slog.Logger, tp *
 		return err
 	}
 	defer closeCache()
+	// Before anything authenticates against the database: on one restored
+	// from a backup, what was revoked since is revoked again first.
+	if err := reapplyAtStart(ctx, st, log); err != nil {
+		return err
+	}
 
 	// Background loops (key reloads, webhook deliveries, IdP metadata
 	// refresh) stop with the server, and are waited for before the

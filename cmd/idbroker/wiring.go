@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/idbroker/idbroker/internal/secrets"
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 )
 
@@ -116,6 +117,21 @@ func openStoreWith(ctx context.Context, cfg Config, kr *secrets.Keyring) (*store
 	st, err := store.Open(ctx, cfg.DatabaseURL, kr)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.DatabaseURL), err)
+	}
+	if cfg.RedisURL != "" {
+		// Revocations that live in the database alone are kept in Redis
+		// too, where a restore of the database does not reach
+		// (store/tombstones.go); every command that can revoke (serve,
+		// apikey, operator) opens the store here.
+		l, err := sessions.OpenRedisLedger(cfg.RedisURL)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("open the tombstone ledger: %w", err)
+		}
+		st.SetLedger(l, func(err error) {
+			log.Error("a revocation was not kept outside the database: restoring a backup taken before it would undo it "+
+				"(see \"Restoring from a backup\" in the operations guide)", "err", err)
+		})
 	}
 	return st, nil
 }
