@@ -84,6 +84,12 @@ func (db *DB) DeleteDirectory(ctx context.Context, id string) (Directory, int, e
 		if err != nil {
 			return err
 		}
+		// Its tokens end with it, also in a database restored from
+		// before (tombstones.go): the directory comes back, its tokens
+		// do not.
+		if err := db.buryDirectoryTokens(ctx, q, tenantID, id, db.now(), []byte{}, nil); err != nil {
+			return err
+		}
 		// Explicitly rather than by the foreign key's SET NULL, which on
 		// SQLite would null the tenant column of the composite key too.
 		released, err = q.exec(ctx, `UPDATE users SET directory_id = NULL, version = version + 1, updated_at = $3
@@ -169,11 +175,15 @@ func (db *DB) EndDirectoryTokenOverlap(ctx context.Context, id string) (bool, er
 
 // buryDirectoryTokens keeps outside the database (tombstones.go) the end
 // of the directory's tokens that a change at now ends: the previous one
-// kept from an earlier rotation, at now; and, for a rotation to next, the
-// current one (unless it is next: set again, it ends nothing), at until
-// when the rotation keeps it in an overlap, else at now. A restored
+// kept from an earlier rotation, at now; and, for a rotation to next (an
+// empty next: the directory's deletion), the current one (unless it is
+// next: set again, it ends nothing), at until when the rotation keeps it
+// in an overlap, else at now. A restored
 // database that still holds one of them ends it again.
 func (db *DB) buryDirectoryTokens(ctx context.Context, q querier, tenantID, id string, now time.Time, next []byte, until *time.Time) error {
+	if db.ledger == nil {
+		return nil
+	}
 	var cur, prev []byte
 	if err := q.queryRow(ctx, "SELECT token_hash, previous_token_hash FROM directories WHERE tenant_id = $1 AND id = $2",
 		tenantID, id).Scan(&cur, &prev); err != nil {

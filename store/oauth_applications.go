@@ -99,6 +99,21 @@ func (u ApplicationUpdate) apply(a *Application) error {
 // working as soon as the broker's application cache forgets it.
 func (db *DB) DeleteApplication(ctx context.Context, id string) error {
 	err := db.global(ctx, true, func(q querier) error {
+		if db.ledger != nil {
+			// Its secrets end with it, also in a database restored from
+			// before (tombstones.go): the application may come back, its
+			// secrets do not.
+			var cur, prev []byte
+			err := q.queryRow(ctx, "SELECT secret_hash, previous_secret_hash FROM applications WHERE id = $1", id).Scan(&cur, &prev)
+			if err != nil {
+				return err
+			}
+			for _, h := range [][]byte{cur, prev} {
+				if len(h) > 0 {
+					db.bury(ctx, Tombstone{Kind: TombApplicationSecret, ID: id, Hash: h})
+				}
+			}
+		}
 		n, err := q.exec(ctx, "DELETE FROM applications WHERE id = $1", id)
 		if err == nil && n == 0 {
 			return ErrNotFound

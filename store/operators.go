@@ -334,9 +334,10 @@ func (db *DB) RecordOperatorLogin(ctx context.Context, id string) error {
 func (db *DB) ResetOperator(ctx context.Context, id string, tokenHash []byte, expires time.Time) error {
 	err := db.InTx(ctx, func(ctx context.Context) error {
 		return db.global(ctx, true, func(q querier) error {
+			now := db.now()
 			n, err := q.exec(ctx, `UPDATE operators SET status = 'pending', password_hash = '', totp_secret = NULL,
 				totp_last_step = 0, enrol_token_hash = $2, enrol_expires_at = $3, failed_attempts = 0, locked_until = NULL,
-				updated_at = $4 WHERE id = $1 AND status = 'active'`, id, tokenHash, db.d.timeArg(expires), db.d.timeArg(db.now()))
+				updated_at = $4 WHERE id = $1 AND status = 'active'`, id, tokenHash, db.d.timeArg(expires), db.d.timeArg(now))
 			if err != nil {
 				return err
 			}
@@ -347,6 +348,9 @@ func (db *DB) ResetOperator(ctx context.Context, id string, tokenHash []byte, ex
 				}
 				return fmt.Errorf("%w: operator %s is %s, not active", ErrConflict, id, status)
 			}
+			// Kept outside the database before the commit (tombstones.go):
+			// a restore must not bring back the old password and sessions.
+			db.bury(ctx, Tombstone{Kind: TombOperatorReset, ID: id, At: now})
 			if _, err := q.exec(ctx, "DELETE FROM operator_recovery_codes WHERE operator_id = $1", id); err != nil {
 				return err
 			}

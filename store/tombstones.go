@@ -76,6 +76,7 @@ type TombstoneKind string
 const (
 	TombAPIKey            TombstoneKind = "api_key"            // ID: the key (revoked)
 	TombOperator          TombstoneKind = "operator"           // ID: the operator (disabled)
+	TombOperatorReset     TombstoneKind = "operator_reset"     // ID: the operator (password, authenticator and sessions ended)
 	TombDirectoryToken    TombstoneKind = "directory_token"    // ID: the directory; Hash: the ended token's
 	TombApplicationSecret TombstoneKind = "application_secret" // ID: the application; Hash: the ended secret's
 	TombPortalLink        TombstoneKind = "portal_link"        // Hash: the link token's (used or lapsed)
@@ -303,6 +304,19 @@ func (db *DB) reapply(ctx context.Context, t Tombstone) (string, error) {
 				t.ID, at, now)
 			if err == nil && n > 0 {
 				_, err = q.exec(ctx, "DELETE FROM operator_sessions WHERE operator_id = $1", t.ID)
+			}
+		case TombOperatorReset:
+			// Back to enrolment without a link anyone holds: the old
+			// password and authenticator must not sign in again, and the
+			// runbook has the operator reset once more for a new link.
+			what = "reset"
+			n, err = q.exec(ctx, `UPDATE operators SET status = 'pending', password_hash = '', totp_secret = NULL, totp_last_step = 0,
+				enrol_token_hash = NULL, enrol_expires_at = NULL, failed_attempts = 0, locked_until = NULL, updated_at = $3
+				WHERE id = $1 AND status = 'active' AND updated_at < $2`, t.ID, at, now)
+			if err == nil && n > 0 {
+				if _, err = q.exec(ctx, "DELETE FROM operator_recovery_codes WHERE operator_id = $1", t.ID); err == nil {
+					_, err = q.exec(ctx, "DELETE FROM operator_sessions WHERE operator_id = $1", t.ID)
+				}
 			}
 		case TombDirectoryToken:
 			// The ended token is current again: no one knows the token

@@ -64,12 +64,33 @@ func TestTombstonesOnALiveDatabase(t *testing.T) {
 				t.Fatal(err)
 			}
 
+			// An operator reset and enrolled again: the reset's tombstone
+			// stays, but the row is newer than it.
+			op, err := db.CreateOperator(bg, store.Operator{Email: "ops@example.com", EnrolTokenHash: sum("enrol"), EnrolExpiresAt: ptr(time.Now().Add(time.Hour))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			enrol := func(pw string) {
+				t.Helper()
+				if err := db.SetOperatorTOTPSecret(bg, op.ID, "sealed"); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.CompleteEnrolment(bg, op.ID, pw, 0, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			enrol("pw1")
+			if err := db.ResetOperator(bg, op.ID, sum("enrol2"), time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			enrol("pw2")
+
 			stones, last, _ := ledger.Since(bg, 0)
 			// "one" ended; "two" ended in an hour, then at the rotation
 			// to itself (which drops the previous token); the key; the
-			// tenant's pause undone by its resumption.
-			if len(stones) != 3 || last != 5 {
-				t.Errorf("ledger holds %d tombstones (last %d), want 3 (last 5): %v", len(stones), last, keys(stones))
+			// tenant's pause undone by its resumption; the reset.
+			if len(stones) != 4 || last != 6 {
+				t.Errorf("ledger holds %d tombstones (last %d), want 4 (last 6): %v", len(stones), last, keys(stones))
 			}
 			for _, all := range []bool{false, true, false} {
 				res, err := db.ReapplyTombstones(bg, all, false)
@@ -82,6 +103,9 @@ func TestTombstonesOnALiveDatabase(t *testing.T) {
 			}
 			if id, _, err := db.AuthenticateDirectory(bg, dir.ID, sum("three")); err != nil || id != tn.ID {
 				t.Errorf("the current token stopped after the checks: %v", err)
+			}
+			if op, err := db.Operator(bg, op.ID); err != nil || op.Status != store.OperatorActive || op.PasswordHash != "pw2" {
+				t.Errorf("the operator enrolled again after a reset: %+v, %v; want active with the new password", op, err)
 			}
 			if len(ledgerErrs) > 0 {
 				t.Errorf("ledger errors: %v", ledgerErrs)
@@ -97,3 +121,5 @@ func keys(m map[string][]byte) []string {
 	}
 	return out
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -74,6 +74,8 @@ func restoreFollowUp(kind store.TombstoneKind) string {
 		return "rotate the directory's token, give it to the IdP"
 	case store.TombApplicationSecret:
 		return "rotate the application's secret, deploy it"
+	case store.TombOperatorReset:
+		return "operator create --email (same email): a new enrolment link"
 	}
 	return "-"
 }

@@ -21,12 +21,16 @@ import (
 // Between the backup and the restore an operator API key is revoked
 // (idbroker apikey revoke), a console operator disabled, a directory token
 // and an application's client secret rotated, a user deprovisioned over
-// SCIM, another user's sessions revoked; after the restore not one of
-// them may work again: the key and the old token and secret answer 401,
-// the operator is disabled, the user is inactive and her tokens are
-// refused, and `idbroker restore-check` lists what it applied again.
-// Then a connection is deactivated and the tenant paused, and the database
-// restored again: both stay so. Last, Redis is emptied with the database restored (the
+// SCIM, another user's sessions revoked, a portal link opened; after the
+// restore not one of them may work again:
+// the key and the old token and secret answer 401, the operator is
+// disabled, the link is spent, the user is inactive and every revoked
+// token is refused, and `idbroker restore-check` lists what it applied
+// again.
+// Then a refresh token is reused (its family ends, in Redis), and the
+// database restored again: the family stays ended. Then a connection is
+// deactivated and the tenant paused, and the database restored again: both
+// stay so. Last, Redis is emptied with the database restored (the
 // case the tombstones cannot cover): the node says so in its log.
 func TestRestoreFromBackupKeepsRevocations(t *testing.T) {
 	for _, backend := range []string{"postgres", "sqlite"} {
@@ -136,6 +140,22 @@ func restoreDrill(t *testing.T, backend string) {
 		t.Fatalf("operator create = %d %s", exit, errOut)
 	}
 
+	var link struct {
+		URL string `json:"url"`
+	}
+	if code := n.do("POST", "/api/v1/portal_links", e2eBootstrapKey, map[string]any{"tenant_id": tenant, "intent": "sso"}, &link); code != http.StatusCreated {
+		t.Fatalf("POST /portal_links = %d", code)
+	}
+	openLink := func() int {
+		t.Helper()
+		noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Get(link.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
 	restore := backup(t)
 
 	// ---- revoked after the backup ----
@@ -166,6 +186,9 @@ func restoreDrill(t *testing.T, backend string) {
 	if code := n.do("POST", "/api/v1/users/"+bob.sub(t)+"/revoke_sessions", e2eBootstrapKey, nil, nil); code != http.StatusNoContent {
 		t.Fatalf("revoke_sessions = %d", code)
 	}
+	if code := openLink(); code != http.StatusSeeOther {
+		t.Fatalf("opening the portal link = %d, want 303", code)
+	}
 	if c.active(n, alice.AccessToken) || c.active(n, bob.AccessToken) {
 		t.Fatal("a revoked session is active before the restore")
 	}
@@ -177,7 +200,7 @@ func restoreDrill(t *testing.T, backend string) {
 	if exit != 0 {
 		t.Fatalf("restore-check --dry-run = %d %s", exit, errOut)
 	}
-	for _, want := range []string{"api_key", keyID, "operator", "directory_token", "application_secret", "user", aliceID,
+	for _, want := range []string{"api_key", keyID, "operator", "directory_token", "application_secret", "user", aliceID, "portal_link",
 		"rotate the directory's token", "rotate the application's secret"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("restore-check --dry-run does not list %q:\n%s", want, out)
@@ -212,6 +235,9 @@ func restoreDrill(t *testing.T, backend string) {
 		t.Fatalf("rotate application secret after the restore = %d", code)
 	}
 	c.secret = newSecret.ClientSecret
+	if code := openLink(); code == http.StatusSeeOther {
+		t.Error("the portal link used after the backup opens again after the restore")
+	}
 	for name, tk := range map[string]tokens{"alice (deprovisioned)": alice, "bob (revoked)": bob} {
 		if c.active(n, tk.AccessToken) {
 			t.Errorf("%s: access token active after the restore", name)
@@ -235,6 +261,30 @@ func restoreDrill(t *testing.T, backend string) {
 	if !c.active(n, bob2.AccessToken) {
 		t.Error("a user nobody deprovisioned cannot sign in after the restore")
 	}
+
+	// ---- a refresh token reused after another backup: its family ends in
+	// Redis, which the restore does not touch ----
+	restore = backup(t)
+	var bob2b tokens
+	if code := c.refreshInto(n, bob2.RefreshToken, &bob2b); code != http.StatusOK {
+		t.Fatalf("bob's refresh = %d", code)
+	}
+	if code := c.refreshInto(n, bob2.RefreshToken, &tokens{}); code == http.StatusOK {
+		t.Fatal("a reused refresh token was honoured")
+	}
+	n.stop()
+	restore(t)
+	n = startBroker(t, env, "--dev")
+	c.node = n
+	for name, tk := range map[string]tokens{"the reused token's": bob2, "the family's newer": bob2b} {
+		if c.active(n, tk.AccessToken) {
+			t.Errorf("%s access token active after the restore", name)
+		}
+		if code := c.refreshInto(n, tk.RefreshToken, &tokens{}); code == http.StatusOK {
+			t.Errorf("%s refresh token honoured after the restore", name)
+		}
+	}
+	bob3 := c.login("bob@example.com")
 
 	// ---- a connection deactivated and a tenant paused after a second backup ----
 	var conns struct {
@@ -262,7 +312,7 @@ func restoreDrill(t *testing.T, backend string) {
 	if code := n.do("GET", "/api/v1/tenants/"+tenant, e2eBootstrapKey, nil, &tn); code != http.StatusOK || tn.Status != "paused" {
 		t.Errorf("the tenant paused after the backup: %d, status %q after the restore; want paused", code, tn.Status)
 	}
-	if c.active(n, bob2.AccessToken) {
+	if c.active(n, bob3.AccessToken) {
 		t.Error("a session of the paused tenant is active after the restore")
 	}
 	var cn struct {
