@@ -391,7 +391,7 @@ func openAdminStore(ctx context.Context, c *cli, cfg Config, need dbNeed) (*stor
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	st, err := openStoreWith(ctx, cfg, kr)
+	st, err := openStoreWith(ctx, cfg, kr, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}

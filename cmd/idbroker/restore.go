@@ -39,9 +39,6 @@ func runRestoreCheck(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer st.Close()
-	if err := requireSchema(ctx, st); err != nil {
-		return err
-	}
 	res, err := st.ReapplyTombstones(ctx, true, *dry)
 	if errors.Is(err, store.ErrNoLedger) {
 		return fmt.Errorf("%s is not set: without Redis no revocation is kept outside the database, and a restore "+

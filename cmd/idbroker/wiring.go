@@ -102,11 +102,12 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*store.DB, er
 	if err != nil {
 		return nil, err
 	}
-	return openStoreWith(ctx, cfg, kr)
+	return openStoreWith(ctx, cfg, kr, log)
 }
 
-// openStoreWith opens the configured database with the keyring kr.
-func openStoreWith(ctx context.Context, cfg Config, kr *secrets.Keyring) (*store.DB, error) {
+// openStoreWith opens the configured database with the keyring kr; log
+// hears of a revocation that could not be kept outside the database.
+func openStoreWith(ctx context.Context, cfg Config, kr *secrets.Keyring, log *slog.Logger) (*store.DB, error) {
 	if cfg.Driver == driverSQLite {
 		// The data directory holds the database and its master key: no one
 		// else needs to list it.
