@@ -15,11 +15,13 @@ import (
 )
 
 // A checkpoint is the head of every audit chain at one moment, signed with
-// the broker's token-signing key. Keyed hashes stop whoever can write the
-// database from re-computing a chain, but not from cutting its newest rows
-// (what is left still holds) or removing a tenant's chain whole; a
+// the broker's token-signing key. Macs stop whoever can write the database
+// from re-computing a chain up to its last mac, but not from cutting its
+// newest rows (what is left still holds), rewriting the rows after the
+// last mac (or stripping the macs from the rewritten rows), or removing a
+// tenant's chain whole; a
 // checkpoint published where that writer cannot reach (a log line shipped
-// off the host, a file elsewhere) catches both: every chain must still
+// off the host, a file elsewhere) catches these: every chain must still
 // reach its checkpointed head. Signed, a checkpoint can be kept anywhere:
 // a changed one (a head moved back to hide a cut) no longer verifies, and
 // the signing keys are sealed under the master key, so the same writer

@@ -77,7 +77,9 @@ var keyedBackends = []struct {
 
 // keyedFixture is a tenant whose chain starts with two rows written before
 // the chains were keyed (as an upgrade from before migration 0109 leaves
-// them) and goes on with four keyed rows, and another tenant with two.
+// them), goes on with two whose hash 0109 keyed (no mac: the transitional
+// rows of a database that ran 0109 before 0110) and two with a mac, and
+// another tenant with two.
 type keyedFixture struct {
 	db     *store.DB
 	owner  owner
@@ -120,6 +122,9 @@ func newKeyedFixture(t *testing.T, db *store.DB, o owner) *keyedFixture {
 		prev = h
 	}
 	for i := range 4 {
+		if i == 2 {
+			f.as0109(t)
+		}
 		if _, err := db.AppendAudit(store.WithTenant(ctx, f.a), store.AuditEvent{Action: fmt.Sprint("a.", i),
 			Context: []byte(fmt.Sprintf(`{"n": %d}`, i))}); err != nil {
 			t.Fatal(err)
@@ -134,6 +139,27 @@ func newKeyedFixture(t *testing.T, db *store.DB, o owner) *keyedFixture {
 	return f
 }
 
+// as0109 re-writes tenant a's rows after the legacy ones as migration 0109
+// alone wrote them: the hash keyed, no mac.
+func (f *keyedFixture) as0109(t *testing.T) {
+	t.Helper()
+	keys, err := f.db.AuditKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := f.walk(t, f.a)
+	prev := rows[1].Hash
+	for _, e := range rows[2:] {
+		e.PrevHash, e.MAC = prev, ""
+		h, err := keys.Hash(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.owner.exec(t, "UPDATE audit_events SET prev_hash = $1, hash = $2, mac = '' WHERE tenant_id = $3 AND id = $4", prev, h, f.a, e.ID)
+		prev = h
+	}
+}
+
 func (f *keyedFixture) walk(t *testing.T, tenant string) []store.AuditEvent {
 	t.Helper()
 	var out []store.AuditEvent
@@ -146,11 +172,13 @@ func (f *keyedFixture) walk(t *testing.T, tenant string) []store.AuditEvent {
 	return out
 }
 
-// rechain is the attack the keyed chain is for: change row from (its
-// action), then re-compute every hash from there on with SHA-256, as
-// anyone can, the rows marked unkeyed or not; ts, when set, re-dates
-// every row (before the chains were keyed, to pass for older rows).
-func (f *keyedFixture) rechain(t *testing.T, from, to int, unkeyed bool, ts func(i int) time.Time) {
+// rechain is the attack the macs are for: change row from (its action),
+// then re-compute every hash from there on with SHA-256, as anyone can,
+// the macs of the rows strip names removed (with their key version, as a
+// row a node from before the keys wrote) and the others kept; ts, when
+// set, re-dates every row (before the chains were keyed, to pass for
+// older rows).
+func (f *keyedFixture) rechain(t *testing.T, from, to int, strip func(i int) bool, ts func(i int) time.Time) {
 	t.Helper()
 	prev := ""
 	if from > 0 {
@@ -165,26 +193,26 @@ func (f *keyedFixture) rechain(t *testing.T, from, to int, unkeyed bool, ts func
 			e.TS = ts(i).UTC().Truncate(time.Microsecond)
 		}
 		e.PrevHash = prev
-		version := e.KeyVersion
-		if unkeyed {
-			version = 0
+		version, mac := e.KeyVersion, e.MAC
+		if strip != nil && strip(i) {
+			version, mac = 0, ""
 		}
 		h, err := store.AuditHash(e)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.owner.exec(t, "UPDATE audit_events SET action = $1, prev_hash = $2, hash = $3, key_version = $4, ts = $5 WHERE tenant_id = $6 AND id = $7",
-			e.Action, prev, h, version, f.owner.timeArg(e.TS), e.TenantID, e.ID)
+		f.owner.exec(t, "UPDATE audit_events SET action = $1, prev_hash = $2, hash = $3, key_version = $4, mac = $5, ts = $6 WHERE tenant_id = $7 AND id = $8",
+			e.Action, prev, h, version, mac, f.owner.timeArg(e.TS), e.TenantID, e.ID)
 		prev = h
 	}
 }
 
 // TestKeyedChainDetectsDatabaseWriter: tampering by someone who can write
 // the database but has no master key, on both backends. Each attack must
-// be reported at the row where it starts, with why; the ones a chain
-// cannot see by itself (its newest rows removed, a whole chain rewritten
-// as if from before the upgrade) are caught by the anchor of an earlier
-// verify.
+// be reported at the row where it starts (or the first mac after it), with
+// why; the ones a chain cannot see by itself (its newest rows removed, the
+// rows after the last mac rewritten, a whole chain rewritten as if from
+// before the upgrade) are caught by the anchor of an earlier verify.
 func TestKeyedChainDetectsDatabaseWriter(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -193,22 +221,36 @@ func TestKeyedChainDetectsDatabaseWriter(t *testing.T) {
 		want   string // in that break's reason; "" for a chain that must hold
 		// anchored: only the anchor catches it; without, the chain holds.
 		anchored bool
+		// unvouched is the report's Unvouched without an anchor.
+		unvouched int
 	}{
-		{name: "intact, legacy rows before keyed ones", tamper: func(*testing.T, *keyedFixture) {}},
-		{name: "keyed row changed, chain re-computed with SHA-256", tamper: func(t *testing.T, f *keyedFixture) {
-			f.rechain(t, 3, len(f.rows), false, nil)
+		{name: "intact, legacy rows, then 0109 ones, then rows with a mac", tamper: func(*testing.T, *keyedFixture) {}},
+		{name: "row with a mac changed, chain re-computed with SHA-256", tamper: func(t *testing.T, f *keyedFixture) {
+			f.rechain(t, 4, len(f.rows), nil, nil)
+		}, at: 4, want: "mac does not match its hash"},
+		{name: "row with a mac changed, its mac stripped, a later mac kept", tamper: func(t *testing.T, f *keyedFixture) {
+			f.rechain(t, 4, len(f.rows), func(i int) bool { return i == 4 }, nil)
+		}, at: 5, want: "mac does not match its hash"},
+		{name: "0109 row changed, chain re-computed with SHA-256", tamper: func(t *testing.T, f *keyedFixture) {
+			f.rechain(t, 3, len(f.rows), nil, nil)
 		}, at: 3, want: "content does not match its hash"},
-		{name: "keyed rows re-computed as unkeyed after keyed ones", tamper: func(t *testing.T, f *keyedFixture) {
-			f.rechain(t, 3, len(f.rows), true, nil)
-		}, at: 3, want: "unkeyed row after keyed ones"},
-		{name: "every keyed row re-computed as unkeyed", tamper: func(t *testing.T, f *keyedFixture) {
-			f.rechain(t, 2, len(f.rows), true, nil)
-		}, at: 2, want: "after the chains were keyed"},
-		{name: "whole chain re-computed as unkeyed and back-dated", tamper: func(t *testing.T, f *keyedFixture) {
-			f.rechain(t, 0, len(f.rows), true, func(i int) time.Time { return time.Now().Add(-48 * time.Hour).Add(time.Duration(i) * time.Second) })
-		}, at: 5, want: "the chain was rewritten up to here", anchored: true},
+		{name: "0109 row changed and passed off as a row without a mac", tamper: func(t *testing.T, f *keyedFixture) {
+			f.rechain(t, 3, len(f.rows), func(i int) bool { return i == 3 }, nil)
+		}, at: 4, want: "mac does not match its hash"},
+		{name: "a mac stripped, the row intact", tamper: func(t *testing.T, f *keyedFixture) {
+			f.owner.exec(t, "UPDATE audit_events SET mac = '', key_version = 0 WHERE tenant_id = $1 AND id = $2", f.a, f.rows[4].ID)
+		}},
+		{name: "the newest mac stripped, the row intact", tamper: func(t *testing.T, f *keyedFixture) {
+			f.owner.exec(t, "UPDATE audit_events SET mac = '', key_version = 0 WHERE tenant_id = $1 AND id = $2", f.a, f.rows[5].ID)
+		}, unvouched: 1},
+		{name: "rows changed, every mac from there on stripped", tamper: func(t *testing.T, f *keyedFixture) {
+			f.rechain(t, 4, len(f.rows), func(int) bool { return true }, nil)
+		}, at: 5, want: "the chain was rewritten up to here", anchored: true, unvouched: 2},
+		{name: "whole chain re-computed without macs and back-dated", tamper: func(t *testing.T, f *keyedFixture) {
+			f.rechain(t, 0, len(f.rows), func(int) bool { return true }, func(i int) time.Time { return time.Now().Add(-48 * time.Hour).Add(time.Duration(i) * time.Second) })
+		}, at: 5, want: "the chain was rewritten up to here", anchored: true, unvouched: 6},
 		{name: "legacy row changed, legacy rows re-chained", tamper: func(t *testing.T, f *keyedFixture) {
-			f.rechain(t, 0, 2, true, nil)
+			f.rechain(t, 0, 2, nil, nil)
 		}, at: 2, want: "does not link to the row before"},
 		{name: "middle row removed", tamper: func(t *testing.T, f *keyedFixture) {
 			f.owner.exec(t, "DELETE FROM audit_events WHERE tenant_id = $1 AND id = $2", f.a, f.rows[3].ID)
@@ -246,8 +288,8 @@ func TestKeyedChainDetectsDatabaseWriter(t *testing.T) {
 				if heads[f.a] != (audit.Head{Rows: before.Rows, Hash: before.Head}) {
 					t.Fatalf("checkpoint head %+v, verify's %+v", heads[f.a], before.Anchor())
 				}
-				if f.rows[0].KeyVersion != 0 || f.rows[2].KeyVersion == 0 {
-					t.Fatalf("key versions %d, %d: want the legacy rows unkeyed and the new ones keyed", f.rows[0].KeyVersion, f.rows[2].KeyVersion)
+				if f.rows[0].KeyVersion != 0 || f.rows[2].KeyVersion == 0 || f.rows[2].MAC != "" || f.rows[4].MAC == "" || f.rows[4].KeyVersion == 0 {
+					t.Fatalf("rows %+v: want the legacy rows unkeyed, the 0109 ones keyed without a mac, the newest with one", f.rows)
 				}
 				ids := make([]string, len(f.rows))
 				for i, e := range f.rows {
@@ -262,8 +304,8 @@ func TestKeyedChainDetectsDatabaseWriter(t *testing.T) {
 					t.Fatal(err)
 				}
 				if tc.want == "" || tc.anchored {
-					if !rep.OK() {
-						t.Fatalf("without an anchor: %+v, want the chain to hold", rep)
+					if !rep.OK() || rep.Unvouched != tc.unvouched {
+						t.Fatalf("without an anchor: %+v, want the chain to hold, the newest %d rows unvouched", rep, tc.unvouched)
 					}
 				}
 				if tc.anchored {

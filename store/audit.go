@@ -10,19 +10,20 @@ import (
 	"time"
 )
 
-const auditCols = "tenant_id, id, actor, action, resource, context, request_id, ts, prev_hash, hash, key_version"
+const auditCols = "tenant_id, id, actor, action, resource, context, request_id, ts, prev_hash, hash, key_version, mac"
 
 func scanAudit(r row) (AuditEvent, error) {
 	var e AuditEvent
 	err := r.Scan(&e.TenantID, &e.ID, jsonDest{&e.Actor}, &e.Action, jsonDest{&e.Resource}, jsonDest{&e.Context},
-		&e.RequestID, timeDest{&e.TS}, &e.PrevHash, &e.Hash, &e.KeyVersion)
+		&e.RequestID, timeDest{&e.TS}, &e.PrevHash, &e.Hash, &e.KeyVersion, &e.MAC)
 	return e, err
 }
 
-// AuditHash is the unkeyed chain link of e, that of the rows written before
-// the chains were keyed (KeyVersion 0): SHA-256 over the previous hash and
-// a canonical encoding of every field but the hashes, hex-encoded. Rows
-// since are keyed (AuditKeys.Hash); anyone can compute this one.
+// AuditHash is the chain link of e: SHA-256 over the previous hash and a
+// canonical encoding of every field but the hashes, hex-encoded. Anyone
+// can compute it, so it only shows what changed since a MAC (AuditKeys)
+// or a checkpoint vouched for the chain; every build computes it the
+// same way, which lets old and new nodes write one chain.
 func AuditHash(e AuditEvent) (string, error) {
 	body, err := auditBody(e)
 	if err != nil {
@@ -97,15 +98,15 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 		if err != nil {
 			return err
 		}
-		e.KeyVersion, usedKey = version, key
-		if e.Hash, err = auditMAC(key, e); err != nil {
+		usedKey = key
+		if err := sealAudit(&e, version, key); err != nil {
 			return err
 		}
 		actor, _ := json.Marshal(e.Actor)
 		resource, _ := json.Marshal(e.Resource)
-		_, err = q.exec(ctx, "INSERT INTO audit_events (seq, "+auditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+		_, err = q.exec(ctx, "INSERT INTO audit_events (seq, "+auditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
 			seq+1, e.TenantID, e.ID, string(actor), e.Action, string(resource), string(e.Context), e.RequestID,
-			db.d.timeArg(e.TS), e.PrevHash, e.Hash, e.KeyVersion)
+			db.d.timeArg(e.TS), e.PrevHash, e.Hash, e.KeyVersion, e.MAC)
 		return err
 	})
 	if err == nil {

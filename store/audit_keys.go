@@ -13,32 +13,39 @@ import (
 	"time"
 )
 
-// The audit chains are keyed (migration 0109). A plain SHA-256 chain only
-// re-hashes to itself: whoever can write the database can change a row and
-// re-compute every hash after it. From 0109 on each row's hash is an
-// HMAC-SHA256 under an audit key that the database holds only sealed under
-// the master key, which is never in the database, so the same writer can
-// no longer make a changed row's hash, nor any later row's, match.
+// The audit chains are keyed (migrations 0109 and 0110). A plain SHA-256
+// chain only re-hashes to itself: whoever can write the database can
+// change a row and re-compute every hash after it. So each row also has a
+// mac, an HMAC-SHA256 of its hash under an audit key that the database
+// holds only sealed under the master key, which is never in the database:
+// the same writer can re-compute the hashes but no mac, and since a row's
+// hash covers every row before it, each later mac then fails. The hashes
+// stay the SHA-256 chain every build computes, so that a build from before
+// the keys (which writes no mac) and a newer one can share a chain during a
+// rolling upgrade; the rows it writes are vouched for by the next mac.
+//
+// Migration 0109 alone keyed the hash itself (HMAC-SHA256 over what the
+// SHA-256 covers); its rows have a key_version and no mac, and are still
+// checked that way. That is transitional: no build writes such rows now.
 //
 // A key is a random 256-bit value, made once by the first broker that
 // appends a row and sealed like any other secret: a master key rotation
 // re-wraps it (`idbroker keys rewrap`) and every row hashed with it stays
-// verifiable. Rows name the version of the key they were hashed with in
-// key_version; 0 is the unkeyed SHA-256 of the rows written before 0109.
-// The key's creation time is bound into its seal, so it is also the
-// cut-over: a row that claims to be unkeyed and was written after it is a
-// forgery (see audit.Verify).
+// verifiable. Rows name the version of the key of their mac in
+// key_version; 0 for a row without one. The key's creation time is bound
+// into its seal (Since): no operator row without hashes is newer.
 
 // ErrAuditKey is a row that names an audit key the database does not have,
 // or a key that does not open under the master key (replaced, or another
 // database's).
 var ErrAuditKey = errors.New("store: audit key not available")
 
-// AuditKeys re-computes the hashes of audit rows: keyed ones with the key
-// of their version, unkeyed ones (version 0) as AuditHash does.
+// AuditKeys checks audit rows: their hashes (Hash) and macs (MACOK), each
+// mac under the key of its version.
 type AuditKeys struct {
 	keys map[int][]byte
-	// since is when the first key was made: no unkeyed row is newer.
+	// since is when the first key was made: no operator row without
+	// hashes is newer.
 	since time.Time
 }
 
@@ -46,24 +53,72 @@ type AuditKeys struct {
 // every row written since has a key version.
 func (k *AuditKeys) Since() time.Time { return k.since }
 
-// Hash is the chain link of e under the key its KeyVersion names.
+// Hash re-computes the chain link of e: AuditHash, except for a row that
+// migration 0109 keyed (a key version and no mac), whose hash is the
+// HMAC-SHA256 under that key.
 func (k *AuditKeys) Hash(e AuditEvent) (string, error) {
-	if e.KeyVersion == 0 {
+	if !Keyed0109(e) {
 		return AuditHash(e)
 	}
-	key, ok := k.keys[e.KeyVersion]
-	if !ok {
-		return "", fmt.Errorf("%w: no audit key version %d", ErrAuditKey, e.KeyVersion)
+	key, err := k.key(e.KeyVersion)
+	if err != nil {
+		return "", err
 	}
 	return auditMAC(key, e)
+}
+
+// Keyed0109 reports whether e was written under migration 0109 alone: its
+// hash, not a mac, is keyed. Such a row vouches for the chain up to it as
+// a mac does.
+func Keyed0109(e AuditEvent) bool { return e.KeyVersion > 0 && e.MAC == "" }
+
+// MACOK reports whether e's mac is the HMAC-SHA256 of its hash under the
+// key its KeyVersion names; an error is a key the database does not have.
+// A row without a mac is for the caller to judge (see audit.Verify).
+func (k *AuditKeys) MACOK(e AuditEvent) (bool, error) {
+	key, err := k.key(e.KeyVersion)
+	if err != nil {
+		return false, err
+	}
+	want, err := hex.DecodeString(e.MAC)
+	if err != nil {
+		return false, nil
+	}
+	return hmac.Equal(want, hashMAC(key, e.Hash)), nil
+}
+
+func (k *AuditKeys) key(version int) ([]byte, error) {
+	key, ok := k.keys[version]
+	if !ok {
+		return nil, fmt.Errorf("%w: no audit key version %d", ErrAuditKey, version)
+	}
+	return key, nil
+}
+
+// sealAudit sets e's hash (the SHA-256 chain link over e.PrevHash) and its
+// mac under key, which is audit key version.
+func sealAudit(e *AuditEvent, version int, key []byte) error {
+	h, err := AuditHash(*e)
+	if err != nil {
+		return err
+	}
+	e.Hash, e.KeyVersion = h, version
+	e.MAC = hex.EncodeToString(hashMAC(key, h))
+	return nil
+}
+
+// hashMAC is the mac of a row whose hash is hash.
+func hashMAC(key []byte, hash string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(hash))
+	return m.Sum(nil)
 }
 
 // OperatorHash is Hash of a row of the operators' trail.
 func (k *AuditKeys) OperatorHash(e OperatorAuditEvent) (string, error) { return k.Hash(e.asAudit()) }
 
-// auditMAC is the keyed chain link of e: HMAC-SHA256 under key over what
-// AuditHash hashes, hex-encoded (as long as the unkeyed hashes, so a row
-// keeps its shape).
+// auditMAC is the chain link migration 0109 wrote: HMAC-SHA256 under key
+// over what AuditHash hashes, hex-encoded. Only checked now (Hash).
 func auditMAC(key []byte, e AuditEvent) (string, error) {
 	body, err := auditBody(e)
 	if err != nil {

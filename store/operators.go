@@ -69,14 +69,15 @@ type OperatorAuditEvent struct {
 	// tenant's: see OperatorAuditHash. Rows written before the chain
 	// existed (migration 0081) have both empty.
 	PrevHash, Hash string
-	// KeyVersion is the audit key Hash was made with, as AuditEvent's.
+	// MAC and KeyVersion vouch for Hash as AuditEvent's do.
+	MAC        string
 	KeyVersion int
 }
 
-// OperatorAuditHash is the unkeyed chain link of e (KeyVersion 0), computed
-// as AuditHash computes a tenant row's with an empty tenant id (no
-// tenant's id is empty, and the two chains never meet). Keyed rows are
-// re-computed by AuditKeys.OperatorHash.
+// OperatorAuditHash is the chain link of e, computed as AuditHash computes
+// a tenant row's with an empty tenant id (no tenant's id is empty, and the
+// two chains never meet). AuditKeys.OperatorHash re-computes it for any
+// row, including those migration 0109 alone keyed.
 func OperatorAuditHash(e OperatorAuditEvent) (string, error) {
 	return AuditHash(e.asAudit())
 }
@@ -85,7 +86,7 @@ func OperatorAuditHash(e OperatorAuditEvent) (string, error) {
 // operators' chain is hashed and prepared as a tenant's is.
 func (e OperatorAuditEvent) asAudit() AuditEvent {
 	return AuditEvent{ID: e.ID, Actor: e.Actor, Action: e.Action, Resource: e.Resource,
-		Context: e.Context, RequestID: e.RequestID, TS: e.TS, PrevHash: e.PrevHash, Hash: e.Hash, KeyVersion: e.KeyVersion}
+		Context: e.Context, RequestID: e.RequestID, TS: e.TS, PrevHash: e.PrevHash, Hash: e.Hash, MAC: e.MAC, KeyVersion: e.KeyVersion}
 }
 
 const operatorCols = `id, email, status, password_hash, totp_secret, totp_last_step, enrol_token_hash,
@@ -465,11 +466,11 @@ func (db *DB) DeleteOperatorSession(ctx context.Context, id string) error {
 	return db.wrap("delete operator session", err)
 }
 
-const operatorAuditCols = "id, actor, action, resource, context, request_id, ts, prev_hash, hash, key_version"
+const operatorAuditCols = "id, actor, action, resource, context, request_id, ts, prev_hash, hash, key_version, mac"
 
 func scanOperatorAudit(r row) (OperatorAuditEvent, error) {
 	var e OperatorAuditEvent
-	err := r.Scan(&e.ID, jsonDest{&e.Actor}, &e.Action, jsonDest{&e.Resource}, jsonDest{&e.Context}, &e.RequestID, timeDest{&e.TS}, &e.PrevHash, &e.Hash, &e.KeyVersion)
+	err := r.Scan(&e.ID, jsonDest{&e.Actor}, &e.Action, jsonDest{&e.Resource}, jsonDest{&e.Context}, &e.RequestID, timeDest{&e.TS}, &e.PrevHash, &e.Hash, &e.KeyVersion, &e.MAC)
 	return e, err
 }
 
@@ -507,12 +508,14 @@ func (db *DB) AppendOperatorAudit(ctx context.Context, e OperatorAuditEvent) (Op
 		if err != nil {
 			return err
 		}
-		e.KeyVersion, usedKey = version, key
-		if e.Hash, err = auditMAC(key, e.asAudit()); err != nil {
+		usedKey = key
+		a := e.asAudit()
+		if err := sealAudit(&a, version, key); err != nil {
 			return err
 		}
-		_, err = q.exec(ctx, "INSERT INTO operator_audit ("+operatorAuditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-			e.ID, actor, e.Action, res, cx, e.RequestID, db.d.timeArg(e.TS), e.PrevHash, e.Hash, e.KeyVersion)
+		e.Hash, e.MAC, e.KeyVersion = a.Hash, a.MAC, a.KeyVersion
+		_, err = q.exec(ctx, "INSERT INTO operator_audit ("+operatorAuditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+			e.ID, actor, e.Action, res, cx, e.RequestID, db.d.timeArg(e.TS), e.PrevHash, e.Hash, e.KeyVersion, e.MAC)
 		return err
 	})
 	if err == nil {

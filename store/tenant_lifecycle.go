@@ -305,16 +305,15 @@ func (db *DB) EraseTenant(ctx context.Context, actor Actor, note map[string]any)
 			if err != nil {
 				return err
 			}
-			rep.KeyVersion = version
-			if rep.Hash, err = auditMAC(key, rep); err != nil {
+			if err := sealAudit(&rep, version, key); err != nil {
 				return err
 			}
 			actorJSON, _ := json.Marshal(rep.Actor)
 			resJSON, _ := json.Marshal(rep.Resource)
-			_, err = q.exec(ctx, `INSERT INTO tenant_erasures (erased_tenant, audit_id, seq, actor, action, resource, context, request_id, ts, prev_hash, hash, key_version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			_, err = q.exec(ctx, `INSERT INTO tenant_erasures (erased_tenant, audit_id, seq, actor, action, resource, context, request_id, ts, prev_hash, hash, key_version, mac)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 				tenantID, rep.ID, seq+1, string(actorJSON), rep.Action, string(resJSON), string(rep.Context), rep.RequestID,
-				db.d.timeArg(rep.TS), rep.PrevHash, rep.Hash, rep.KeyVersion)
+				db.d.timeArg(rep.TS), rep.PrevHash, rep.Hash, rep.KeyVersion, rep.MAC)
 			return err
 		})
 	})
@@ -337,7 +336,7 @@ func (db *DB) PurgeLog(ctx context.Context) error {
 func (db *DB) TenantErasures(ctx context.Context) ([]AuditEvent, error) {
 	var out []AuditEvent
 	err := db.global(ctx, false, func(q querier) error {
-		rs, err := q.query(ctx, `SELECT erased_tenant, audit_id, actor, action, resource, context, request_id, ts, prev_hash, hash, key_version
+		rs, err := q.query(ctx, `SELECT erased_tenant, audit_id, actor, action, resource, context, request_id, ts, prev_hash, hash, key_version, mac
 			FROM tenant_erasures ORDER BY ts, erased_tenant`)
 		if err != nil {
 			return err

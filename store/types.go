@@ -302,8 +302,13 @@ type AuditEvent struct {
 	TS        time.Time
 	PrevHash  string
 	Hash      string
-	// KeyVersion is the audit key Hash was made with (see AuditKeys); 0
-	// for the unkeyed rows written before migration 0109.
+	// MAC is the hex HMAC-SHA256 of Hash under audit key KeyVersion (see
+	// AuditKeys): it vouches for this row and, through Hash, for every row
+	// before it. Empty on rows a build from before migration 0110 wrote.
+	MAC string
+	// KeyVersion is the audit key of MAC; 0 for rows without one. (Rows
+	// written under migration 0109 alone have a KeyVersion and no MAC:
+	// their Hash itself is keyed, see AuditKeys.Hash.)
 	KeyVersion int
 }
 

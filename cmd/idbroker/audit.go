@@ -21,11 +21,13 @@ Check the audit log's tamper evidence.
 
 Each audit row carries the hash of the row before it: one chain per
 tenant, and one for the operators' own trail (console sign-ins, lockouts,
-enrolment, API keys). The hashes are keyed with an audit key sealed under
-the master key, so someone who can write the database but has no master
-key cannot re-compute them. verify re-computes every hash and reports, by
-row, rows that were changed, removed, inserted or re-hashed without the
-key; it exits 1 when any chain is broken, and 3 when it could not check
+enrolment, API keys), and a mac of its hash under an audit key sealed
+under the master key, so someone who can write the database but has no
+master key cannot re-compute a chain past a mac. verify re-computes every
+hash and mac and reports, by row, rows that were changed, removed,
+inserted or re-hashed without the key (and how many of a chain's newest
+rows no mac vouches for yet: rows of a node from before the audit key);
+it exits 1 when any chain is broken, and 3 when it could not check
 the log (the database unreachable, an unknown tenant, an unreadable or
 forged checkpoint).
 
@@ -149,7 +151,7 @@ func verifyAudit(ctx context.Context, c *cli, rest []string) error {
 		}
 		heads[id] = anchorLine{Anchor: rep.Anchor()}
 		if rep.OK() {
-			fmt.Fprintf(c.stdout, "%s: ok (%d rows)\n", id, rep.Rows)
+			fmt.Fprintf(c.stdout, "%s: ok (%d rows)%s\n", id, rep.Rows, unvouched(rep))
 			continue
 		}
 		broken++
@@ -237,7 +239,7 @@ func verifyOperators(ctx context.Context, c *cli, w audit.OperatorWalker, a *aud
 		before = fmt.Sprintf(", %d older rows from before the chain", rep.Unchained)
 	}
 	if rep.OK() {
-		fmt.Fprintf(c.stdout, "operators: ok (%d rows%s)\n", rep.Rows, before)
+		fmt.Fprintf(c.stdout, "operators: ok (%d rows%s)%s\n", rep.Rows, before, unvouched(rep))
 		return rep, true, nil
 	}
 	fmt.Fprintf(c.stdout, "operators: BROKEN (%d rows, %d breaks%s)\n", rep.Rows, len(rep.Breaks), before)
@@ -245,6 +247,16 @@ func verifyOperators(ctx context.Context, c *cli, w audit.OperatorWalker, a *aud
 		fmt.Fprintf(c.stdout, "  %s: %s\n", b.ID, b.Reason)
 	}
 	return rep, false, nil
+}
+
+// unvouched says how many of a sound chain's newest rows no mac vouches
+// for (rows a node from before the audit keys wrote, or whose macs were
+// stripped): only a checkpoint taken since covers them.
+func unvouched(rep audit.Report) string {
+	if rep.Unvouched == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", the newest %d without a mac: only a checkpoint vouches for them", rep.Unvouched)
 }
 
 // checkErasure prints whether erase report r still hashes to itself and,
@@ -256,9 +268,15 @@ func checkErasure(c *cli, keys *store.AuditKeys, r store.AuditEvent, anchors anc
 		fmt.Fprintf(c.stdout, "%s: BROKEN erase report %s: content does not match its hash\n", r.TenantID, r.ID)
 		return false
 	}
-	if since := keys.Since(); r.KeyVersion == 0 && !since.IsZero() && !r.TS.Before(since) {
-		fmt.Fprintf(c.stdout, "%s: BROKEN erase report %s: unkeyed, but dated after the chains were keyed: it was re-computed without the audit key\n", r.TenantID, r.ID)
-		return false
+	// Its mac vouches for it and the erased chain before it. A report
+	// without one was written by a node from before the keys (or had its
+	// mac stripped): its hash alone holds, and only an anchor (a
+	// checkpoint) after the erasure vouches for it.
+	if r.MAC != "" {
+		if ok, err := keys.MACOK(r); err != nil || !ok {
+			fmt.Fprintf(c.stdout, "%s: BROKEN erase report %s: its mac does not match its hash: it was re-computed without the audit key\n", r.TenantID, r.ID)
+			return false
+		}
 	}
 	a, ok := anchors[r.TenantID]
 	delete(anchors, r.TenantID)

@@ -245,7 +245,7 @@ func TestAuditVerifyAnchors(t *testing.T) {
 		}, "the chain was rewritten up to here"},
 		{"operators' rows stripped", func(t *testing.T, db *sql.DB, _ string, _ []store.AuditEvent) {
 			mustExec(t, db, `DROP TRIGGER operator_audit_no_update`)
-			mustExec(t, db, `UPDATE operator_audit SET prev_hash = '', hash = '', key_version = 0`)
+			mustExec(t, db, `UPDATE operator_audit SET prev_hash = '', hash = '', mac = '', key_version = 0`)
 		}, "operators: BROKEN (0 rows, 4 breaks, 3 older rows from before the chain)"},
 		{"tenant removed whole", func(t *testing.T, db *sql.DB, tn string, evs []store.AuditEvent) {
 			mustExec(t, db, `PRAGMA foreign_keys = ON`)

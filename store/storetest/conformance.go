@@ -591,9 +591,18 @@ func testAuditChain(t *testing.T, db *store.DB) {
 	if h := must(keys.Hash(forged)); h == forged.Hash {
 		t.Fatal("a changed row hashes the same")
 	}
-	// Keyed: the unkeyed SHA-256 anyone can compute is not the row's hash.
-	if h := must(store.AuditHash(chain[1])); h == chain[1].Hash {
-		t.Fatal("a keyed row's hash is its unkeyed SHA-256")
+	// The hash is the SHA-256 chain every build computes; the mac, which
+	// needs the audit key, vouches for it, and not for a re-computed one.
+	if h := must(store.AuditHash(chain[1])); h != chain[1].Hash {
+		t.Fatal("a row's hash is not its SHA-256 chain link")
+	}
+	if ok := must(keys.MACOK(chain[1])); !ok || chain[1].MAC == "" {
+		t.Fatalf("row %+v: its mac does not vouch for its hash", chain[1])
+	}
+	forged.PrevHash = "0"
+	forged.Hash = must(store.AuditHash(forged))
+	if must(keys.MACOK(forged)) {
+		t.Fatal("the mac vouches for a re-computed hash")
 	}
 	f, _ := must2(db.AuditEvents(ctx, "domain.added", store.Page{}))
 	if len(f) != 1 || f[0].Action != "domain.added" {
