@@ -106,11 +106,12 @@ func (c *Console) apiPage(ec echo.Context) error {
 
 var methodOrder = []string{"get", "post", "put", "patch", "delete", "head", "options", "trace"}
 
-func buildAPIRef(raw []byte) (*apiRef, error) {
+func buildAPIRef(b []byte) (*apiRef, error) {
 	var doc map[string]any
-	if err := json.Unmarshal(raw, &doc); err != nil {
+	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("console: API reference: %w", err)
 	}
+	raw := &rawDoc{b: b, objects: map[string]map[string]json.RawMessage{}}
 	info := obj(doc["info"])
 	ref := &apiRef{Title: str(info["title"]), Version: str(info["version"]), Description: prose(str(info["description"])), JSONPath: openapi.Path}
 
@@ -198,7 +199,7 @@ func buildParam(doc map[string]any, p any) refParam {
 
 // buildContent reads the content map at ptr; examples are shown as
 // written (key order kept), from the raw document.
-func buildContent(doc map[string]any, raw []byte, ptr string) []refContent {
+func buildContent(doc map[string]any, raw *rawDoc, ptr string) []refContent {
 	c := obj(at(doc, ptr))
 	var out []refContent
 	for _, mt := range keysAt(raw, ptr) {
@@ -226,7 +227,7 @@ func buildContent(doc map[string]any, raw []byte, ptr string) []refContent {
 	return out
 }
 
-func buildResponses(doc map[string]any, raw []byte, ptr string) []refResponse {
+func buildResponses(doc map[string]any, raw *rawDoc, ptr string) []refResponse {
 	responses := obj(at(doc, ptr))
 	var out []refResponse
 	for _, status := range sortedKeys(responses) {
@@ -246,7 +247,7 @@ func buildResponses(doc map[string]any, raw []byte, ptr string) []refResponse {
 	return out
 }
 
-func buildSchema(raw []byte, name string, s map[string]any) refSchema {
+func buildSchema(raw *rawDoc, name string, s map[string]any) refSchema {
 	out := refSchema{Name: name, Anchor: "schema-" + name, Description: prose(str(s["description"]))}
 	if len(obj(s["properties"])) == 0 {
 		out.Type, _ = typeOf(s)
@@ -261,7 +262,7 @@ func buildSchema(raw []byte, name string, s map[string]any) refSchema {
 // an inline object (or array of objects) follow their parent, named by
 // path (verification.record_name, idp_certificates[].sha256), so that no
 // field of an answer goes unshown.
-func fields(raw []byte, ptr string, s map[string]any, prefix string) []refField {
+func fields(raw *rawDoc, ptr string, s map[string]any, prefix string) []refField {
 	props := obj(s["properties"])
 	required := map[string]bool{}
 	for _, r := range list(s["required"]) {
@@ -342,23 +343,48 @@ func typeOf(s map[string]any) (string, string) {
 
 // rawAt returns the JSON text at ptr in raw, as written; encoding/json's
 // maps forget key order, which matters to a reader of examples and fields.
-func rawAt(raw []byte, ptr string) []byte {
-	cur := json.RawMessage(raw)
+// rawDoc is the document's bytes, with the objects on the way to every
+// pointer looked up so far decoded once: the page reads a few thousand
+// pointers, and decoding the whole document again for each took a second
+// (more under the race detector, which timed the page's first request
+// out in the browser tests).
+type rawDoc struct {
+	b       []byte
+	objects map[string]map[string]json.RawMessage // by the pointer of the object
+}
+
+// object is the object at ptr (a prefix of a pointer), decoded once.
+func (d *rawDoc) object(ptr string, v json.RawMessage) (map[string]json.RawMessage, bool) {
+	if m, ok := d.objects[ptr]; ok {
+		return m, m != nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(v, &m) != nil {
+		m = nil
+	}
+	d.objects[ptr] = m
+	return m, m != nil
+}
+
+func rawAt(raw *rawDoc, ptr string) []byte {
+	cur := json.RawMessage(raw.b)
 	if ptr == "" {
 		return cur
 	}
+	prefix := ""
 	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(cur, &m) != nil {
+		m, ok := raw.object(prefix, cur)
+		if !ok {
 			return nil
 		}
 		cur = m[strings.NewReplacer("~1", "/", "~0", "~").Replace(tok)]
+		prefix += "/" + tok
 	}
 	return cur
 }
 
 // rawJSON is the value at ptr, indented; a string is shown as its text.
-func rawJSON(raw []byte, ptr string) string {
+func rawJSON(raw *rawDoc, ptr string) string {
 	b := rawAt(raw, ptr)
 	var s string
 	if json.Unmarshal(b, &s) == nil {
@@ -372,7 +398,7 @@ func rawJSON(raw []byte, ptr string) string {
 }
 
 // keysAt lists the keys of the object at ptr in document order.
-func keysAt(raw []byte, ptr string) []string {
+func keysAt(raw *rawDoc, ptr string) []string {
 	dec := json.NewDecoder(bytes.NewReader(rawAt(raw, ptr)))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil
