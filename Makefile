@@ -38,7 +38,7 @@ run:
 test: fmt-check vet
 	$(GO) tool gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg \
 		--post-run-command '$(TEST_SUMMARY)' \
-		-- -race -count=1 -timeout 20m $(PKGS)
+		-- -race -count=1 -timeout 30m $(PKGS)
 
 # Run by gotestsum after the tests, with the counts in its environment.
 TEST_SUMMARY = sh -c "echo test summary: \$$((TESTS_TOTAL - TESTS_FAILED - TESTS_SKIPPED)) passed, \$$TESTS_FAILED failed, \$$TESTS_SKIPPED skipped"
