@@ -232,7 +232,20 @@ const externalTag = "#ext#@"
 
 // guestOf reports whether email is an Entra ID guest's account name.
 func guestOf(email string) bool {
-	return strings.Contains(strings.ToLower(email), externalTag)
+	return externalAt(email) >= 0
+}
+
+// externalAt is the index of externalTag in s, in any case, or -1. It
+// compares s itself: strings.ToLower changes the length of some runes
+// ("İ" grows, the Kelvin sign shrinks), so an index into a lowered copy
+// is no index into s (and slicing s with one could panic).
+func externalAt(s string) int {
+	for i := 0; i+len(externalTag) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(externalTag)], externalTag) {
+			return i
+		}
+	}
+	return -1
 }
 
 // GuestEmail is email, unless it is an Entra ID guest's account name
@@ -252,7 +265,7 @@ func (m AttributeMapping) GuestEmail(email string, a Attrs) string {
 			return v
 		}
 	}
-	local := email[:strings.Index(strings.ToLower(email), externalTag)]
+	local := email[:externalAt(email)]
 	if i := strings.LastIndexByte(local, '_'); i > 0 && i < len(local)-1 {
 		return local[:i] + "@" + local[i+1:]
 	}
