@@ -122,3 +122,56 @@ func TestConnectionListNamesTheProtocol(t *testing.T) {
 		}
 	}
 }
+
+// TestOIDCStep2KeepsTheSecret: Entra and Okta show a client secret's
+// value once. A step 2 that failed on the issuer used to render the form
+// again without the secret, so the admin had to make a new one; now the
+// secret is saved on its own while the connection is a draft, the page
+// says so, and the next try may leave the field empty.
+func TestOIDCStep2KeepsTheSecret(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentSSO))
+	_, choose := get(t, c, h.url+"/portal/sso/new")
+	resp, body := post(t, c, h.url+"/portal/sso/new", url.Values{"csrf_token": {csrfOf(t, choose)}, "idp": {"entra-oidc"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create = %d\n%s", resp.StatusCode, body)
+	}
+	base := h.url + strings.TrimSuffix(resp.Header.Get("Location"), "/setup")
+	connID := base[strings.LastIndex(base, "/")+1:]
+	const clientID = "11111111-2222-3333-4444-555555555555"
+	for i, tc := range []struct{ issuer, secret string }{
+		{"https://login.microsoftonline.com/common/v2.0", "s3cret~value"},
+		{"", ""}, // the issuer forgotten: the saved secret still counts
+		{"https://login.microsoftonline.com/organizations/v2.0", ""},
+	} {
+		_, page := get(t, c, base+"/idp")
+		resp, body := post(t, c, base+"/idp", url.Values{"csrf_token": {csrfOf(t, page)}, "method": {"oidc"},
+			"issuer": {tc.issuer}, "client_id": {clientID}, "client_secret": {tc.secret}})
+		if resp.StatusCode != http.StatusUnprocessableEntity {
+			t.Fatalf("try %d: answer %d\n%s", i, resp.StatusCode, body)
+		}
+		if !strings.Contains(body, `id="issuer-error">`) {
+			t.Errorf("try %d: no error under the issuer", i)
+		}
+		if strings.Contains(body, `id="client_secret-error"`) {
+			t.Errorf("try %d: the secret is asked for again", i)
+		}
+		if !strings.Contains(body, "A secret is saved") {
+			t.Errorf("try %d: the page does not say a secret is saved", i)
+		}
+		if strings.Contains(body, "s3cret~value") {
+			t.Errorf("try %d: the secret is in the page", i)
+		}
+		conn, err := h.store.Connection(ctx, connID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conn.Status != store.ConnectionDraft {
+			t.Errorf("try %d: status %q, want draft", i, conn.Status)
+		}
+		if conn.Secrets[oidc.SecretClientSecret] == "" {
+			t.Errorf("try %d: no secret stored", i)
+		}
+	}
+}

@@ -466,7 +466,33 @@ func (p *Portal) ssoIdPSave(c echo.Context) error {
 		field, msg := configError(err, w.Conn.Type, method)
 		w.Errors[field] = msg
 	}
+	p.keepClientSecret(c, w)
 	return p.render(c, http.StatusUnprocessableEntity, "sso_idp.html", w.Conn.Name, w)
+}
+
+// keepClientSecret saves the client secret of an OIDC step 2 that failed
+// for another field, so that the admin need not enter it again: Entra and
+// Okta show a new secret's value once, and a typo in the issuer would
+// otherwise cost the admin a new secret. Only the secret is saved (what
+// else was typed is shown again), and only when the connection takes it on
+// its own; the page then says a secret is saved. A secret the connection
+// blamed is not kept, nor one for a connection that signs people in: a
+// new secret beside the old client ID would break their sign-ins.
+func (p *Portal) keepClientSecret(c echo.Context, w *wizard) {
+	secret := c.FormValue("client_secret")
+	if w.Conn.Type != oidc.Name || w.Conn.Status != store.ConnectionDraft || secret == "" || w.Errors["client_secret"] != "" {
+		return
+	}
+	draft := store.ConnectionDraft
+	u := connections.Update{Status: &draft, Settings: oidc.Settings{ClientSecret: &secret}.Request()}
+	conn, err := p.cfg.Connections.UpdateConnection(c.Request().Context(), w.Conn.ID, u,
+		p.connAudit(c, "connection.updated", map[string]any{"idp_settings": "client_secret"}))
+	if err != nil {
+		return // the page says what to fix; the secret is asked for again
+	}
+	if view, err := p.cfg.Connections.Describe(conn); err == nil {
+		w.Conn, w.View, w.OIDC = conn, view, oidcView(view)
+	}
 }
 
 // configError turns a connections configuration error into the form field
