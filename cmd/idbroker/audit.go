@@ -71,17 +71,22 @@ func verifyAudit(ctx context.Context, c *cli, rest []string) error {
 	checkpointIn := fs.String("checkpoint", "", "check every chain against the signed checkpoint in this file (the last one when it holds several)")
 	checkpointOut := fs.String("write-checkpoint", "", "after a clean verify, write every chain's head, signed, to this file")
 	addDatabaseFlag(fs)
-	st, _, err := openDatabase(ctx, c, fs, rest)
+	// Flags that cannot go together are a usage error (exit 2), told
+	// before the database is opened.
+	if err := parseFlags(c, fs, rest); err != nil {
+		return err
+	}
+	if (*anchorsOut != "" || *checkpointOut != "") && *only != "" {
+		return usageError(c, fs, "--write-anchors and --write-checkpoint anchor every chain; they cannot go with --tenant")
+	}
+	if *anchorsIn != "" && *checkpointIn != "" {
+		return usageError(c, fs, "--anchors and --checkpoint: check against one or the other")
+	}
+	st, _, err := openDatabase(ctx, c, fs, nil)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if (*anchorsOut != "" || *checkpointOut != "") && *only != "" {
-		return fmt.Errorf("--write-anchors and --write-checkpoint anchor every chain; they cannot go with --tenant")
-	}
-	if *anchorsIn != "" && *checkpointIn != "" {
-		return fmt.Errorf("--anchors and --checkpoint: check against one or the other")
-	}
 	if err := requireSchema(ctx, st); err != nil {
 		return err
 	}

@@ -166,6 +166,8 @@ func TestUsageErrorsAreOneLine(t *testing.T) {
 		{[]string{"keys", "rewrap", "--batch", "0"}, "--batch must be at least 1"},
 		{[]string{"migrate", "status", "--yes"}, "flag provided but not defined: -yes"},
 		{[]string{"audit", "verify", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"audit", "verify", "--write-anchors", "a.json", "--tenant", "tnt_x"}, "cannot go with --tenant"},
+		{[]string{"audit", "verify", "--anchors", "a.json", "--checkpoint", "c.jws"}, "one or the other"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out, errOut, code := runBinary(t, env, tc.args...)
