@@ -233,11 +233,20 @@ func (s *opServer) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequ
 	p := s.p
 	c, err := p.verifier.accessToken(r.Data.AccessToken)
 	if err != nil {
-		return nil, op.NewStatusError(oidc.ErrInvalidRequest().WithDescription("invalid access token"), http.StatusUnauthorized)
+		return nil, invalidToken("invalid access token")
 	}
+	// checkUserinfo found the session live; it may have ended since (a
+	// logout on another tab), or the store may have stopped answering,
+	// which is an outage, not a dead token.
 	sess, err := p.getSession(ctx, c.SID)
-	if err != nil || sess.UserID != c.Sub || sess.GrantRevoked(c.ClientID, c.Iat) {
-		return nil, op.NewStatusError(oidc.ErrInvalidRequest().WithDescription("the session has ended"), http.StatusUnauthorized)
+	switch {
+	case errors.Is(err, sessions.ErrNotFound) || errors.Is(err, errBadSession):
+		return nil, invalidToken("the session has ended")
+	case err != nil:
+		p.outages.Error(ctx, p.log, "broker: userinfo", "err", err)
+		return nil, unavailable(err)
+	case sess.UserID != c.Sub || sess.GrantRevoked(c.ClientID, c.Iat):
+		return nil, invalidToken("the session has ended")
 	}
 	cl := sess.Claims
 	info := map[string]any{
@@ -251,4 +260,10 @@ func (s *opServer) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequ
 		delete(info, "groups")
 	}
 	return op.NewResponse(info), nil
+}
+
+// invalidToken is RFC 6750's 401 invalid_token, for op to write;
+// checkUserinfo adds the Bearer challenge.
+func invalidToken(desc string) error {
+	return op.NewStatusError(&oidc.Error{ErrorType: errInvalidToken, Description: desc}, http.StatusUnauthorized)
 }

@@ -271,8 +271,9 @@ func isLocalHost(h string) bool {
 func (p *Provider) Mount(e *echo.Echo) {
 	p.ec = e
 	// The two public documents also answer HEAD (the GET's headers, no
-	// body), for caches and clients that check before fetching. No other
-	// route of the broker may: its GETs start sign-ins and end sessions.
+	// body), for caches and clients that check before fetching, and so
+	// does userinfo (checkUserinfo). No other route of the broker may: its
+	// GETs start sign-ins and end sessions.
 	// OPTIONS reaches publicCORS too: without it echo answered the
 	// preflight itself, with no Access-Control-* header, and a browser app
 	// whose fetch adds a header (X-Requested-With, Authorization) could
@@ -290,7 +291,7 @@ func (p *Provider) Mount(e *echo.Echo) {
 	// origin, never with credentials (cors.go).
 	e.Any(PathToken, publicCORS("POST", p.measured(store.SLOToken, retryAfter503(p.checkOAuthRequest(p.tokenLimited(op), true)))))
 	e.Any(PathRevoke, publicCORS("POST", retryAfter503(p.checkOAuthRequest(p.tokenLimited(op), false))))
-	e.Any(PathUserinfo, publicCORS("GET, POST", retryAfter503(p.checkUserinfo(op))))
+	e.Any(PathUserinfo, publicCORS("GET, HEAD, POST", retryAfter503(p.checkUserinfo(op))))
 	e.GET(PathLogin, p.serveLogin, login...)
 	e.POST(PathLogin, p.submitLogin, login...)
 	e.Match([]string{http.MethodGet, http.MethodPost}, PathEndSession, p.endSession)

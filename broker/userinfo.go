@@ -15,13 +15,24 @@ import (
 // token goes on to it.
 func (p *Provider) checkUserinfo(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		r := c.Request()
+		r, res := c.Request(), c.Response()
 		switch r.Method {
-		case http.MethodGet, http.MethodPost:
+		// HEAD is GET without the body (RFC 9110 §9.3.2): the same
+		// status and headers, the challenge included. Go's server drops
+		// the body; op routes every method to its handler.
+		case http.MethodGet, http.MethodHead, http.MethodPost:
 		default:
-			c.Response().Header().Set("Allow", "GET, POST, OPTIONS")
+			res.Header().Set("Allow", "GET, HEAD, POST, OPTIONS")
 			return writeOAuthError(c, http.StatusMethodNotAllowed, errInvalidRequest, "userinfo takes GET or POST")
 		}
+		// Every 401 carries the Bearer challenge (RFC 6750 §3), those op
+		// writes included: the session can end between the checks below
+		// and op's call to UserInfo, whose errors cannot set headers.
+		res.Before(func() {
+			if res.Status == http.StatusUnauthorized && !strings.HasPrefix(res.Header().Get("WWW-Authenticate"), "Bearer") {
+				res.Header().Set("WWW-Authenticate", `Bearer realm="idbroker", error="`+errInvalidToken+`"`)
+			}
+		})
 		if r.URL.Query().Has("access_token") {
 			// RFC 6750 §2.3 allows it, and it puts the token in every log.
 			return bearerError(c, http.StatusBadRequest, errInvalidRequest, "send the access token in the Authorization header")
@@ -61,7 +72,7 @@ func (p *Provider) checkUserinfo(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if token == "" {
 			// No credentials at all: a challenge, no error code (RFC 6750 §3.1).
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="idbroker"`)
+			res.Header().Set("WWW-Authenticate", `Bearer realm="idbroker"`)
 			return writeOAuthError(c, http.StatusUnauthorized, errInvalidRequest, "an access token is required")
 		}
 		ac, err := p.verifier.accessToken(token)
@@ -90,7 +101,7 @@ func (p *Provider) checkUserinfo(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		// The answer is a person's profile: no cache on the way keeps it
 		// (as the token endpoint's answers, RFC 6749 §5.1).
-		c.Response().Header().Set("Cache-Control", "no-store")
+		res.Header().Set("Cache-Control", "no-store")
 		return next(c)
 	}
 }
