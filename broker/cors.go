@@ -2,6 +2,7 @@ package broker
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 )
@@ -29,10 +30,16 @@ import (
 // refresh.
 const corsMaxAge = "7200"
 
-// corsAllowHeaders are the request headers a browser app may send: the
-// bearer token or Basic credentials, and a form or JSON body's type. The
-// rest are what common HTTP libraries add.
-const corsAllowHeaders = "Authorization, Content-Type, Accept, Accept-Language, X-Requested-With"
+// A preflight is allowed the request headers it asks for
+// (Access-Control-Request-Headers), whatever they are: Authorization for
+// a bearer token or Basic credentials, Content-Type, and what apps and
+// their libraries add (oidc-client-ts's DPoP and extraHeaders, tracing
+// headers, X-Requested-With). A fixed list refused any app that sent one
+// more, and allowing a header gives nothing away here: no answer depends
+// on a cookie, so a header only reaches what the same request could send
+// from outside a browser. The list is echoed only when it is one (field
+// names, RFC 9110 §5.1), at most corsMaxRequestHeaders of them.
+const corsMaxRequestHeaders = 32
 
 // corsExposeHeaders are the answer headers an app needs to read beyond
 // the CORS-safelisted ones: userinfo's error (RFC 6750 §3), and when to
@@ -54,7 +61,10 @@ func publicCORS(methods string, next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set(echo.HeaderAllow, methods+", OPTIONS")
 		if r.Header.Get(echo.HeaderOrigin) != "" && r.Header.Get(echo.HeaderAccessControlRequestMethod) != "" {
 			h.Set(echo.HeaderAccessControlAllowMethods, methods)
-			h.Set(echo.HeaderAccessControlAllowHeaders, corsAllowHeaders)
+			if allow, ok := requestedHeaders(r.Header.Values(echo.HeaderAccessControlRequestHeaders)); ok && allow != "" {
+				h.Set(echo.HeaderAccessControlAllowHeaders, allow)
+			}
+			h.Add(echo.HeaderVary, echo.HeaderAccessControlRequestHeaders)
 			h.Set(echo.HeaderAccessControlMaxAge, corsMaxAge)
 		}
 		return c.NoContent(http.StatusNoContent)
@@ -66,4 +76,42 @@ func publicCORS(methods string, next echo.HandlerFunc) echo.HandlerFunc {
 func setPublicCORS(h http.Header) {
 	h.Set(echo.HeaderAccessControlAllowOrigin, "*")
 	h.Set(echo.HeaderAccessControlExposeHeaders, corsExposeHeaders)
+}
+
+// requestedHeaders checks a preflight's Access-Control-Request-Headers and
+// returns the names to allow, lower case, comma separated; ok is false
+// when the list is not a list of field names or is too long.
+func requestedHeaders(values []string) (allow string, ok bool) {
+	var b strings.Builder
+	n := 0
+	for _, v := range values {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if n++; n > corsMaxRequestHeaders || !isToken(name) {
+				return "", false
+			}
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(strings.ToLower(name))
+		}
+	}
+	return b.String(), true
+}
+
+// isToken reports whether s is an RFC 9110 token (a field name).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

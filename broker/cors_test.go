@@ -77,6 +77,14 @@ func TestCORS(t *testing.T) {
 			// An app whose HTTP client adds a header to every fetch.
 			{broker.PathDiscovery, http.MethodGet, "x-requested-with"},
 			{broker.PathJWKS, http.MethodGet, "x-requested-with"},
+			// oidc-client-ts with DPoP on (the broker answers Bearer
+			// tokens; the client sees token_type and goes on), and with
+			// extraHeaders (a custom one the app adds to every call).
+			{broker.PathToken, http.MethodPost, "content-type,dpop"},
+			{broker.PathUserinfo, http.MethodGet, "authorization,dpop"},
+			{broker.PathToken, http.MethodPost, "content-type,x-client-version"},
+			{broker.PathRevoke, http.MethodPost, "content-type,x-amz-trace-id,traceparent"},
+			{broker.PathDiscovery, http.MethodGet, "x-client-version"},
 		} {
 			t.Run(tc.path+" "+tc.method, func(t *testing.T) {
 				res, body := send(t, http.MethodOptions, tc.path, preflight(tc.method, tc.headers), "")
@@ -93,8 +101,21 @@ func TestCORS(t *testing.T) {
 						t.Errorf("Access-Control-Allow-Headers = %q, want it to hold %s", allowed, h)
 					}
 				}
+				if !strings.Contains(strings.Join(res.Header.Values("Vary"), ","), "Access-Control-Request-Headers") {
+					t.Errorf("Vary = %q: a cache would hand this preflight to another's", res.Header.Values("Vary"))
+				}
 				if res.Header.Get("Access-Control-Max-Age") == "" {
 					t.Error("no Access-Control-Max-Age: every token request would cost a preflight")
+				}
+			})
+		}
+		// A header list that is not one (RFC 9110 field names) allows
+		// nothing, so the browser refuses the request; never echoed.
+		for _, bad := range []string{"x a", "x-a,\"y\"", strings.Repeat("x-h,", 60) + "x-h", "x-a,,"} {
+			t.Run("bad list "+bad[:min(len(bad), 12)], func(t *testing.T) {
+				res, _ := send(t, http.MethodOptions, broker.PathToken, preflight(http.MethodPost, bad), "")
+				if got := res.Header.Get("Access-Control-Allow-Headers"); got != "" {
+					t.Errorf("Access-Control-Allow-Headers = %q for %q, want none", got, bad)
 				}
 			})
 		}
