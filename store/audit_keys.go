@@ -158,14 +158,19 @@ func (db *DB) openAuditKey(id string, version int, created time.Time, sealed []b
 }
 
 // createAuditKey makes audit key version 1 in q's transaction, unless a
-// concurrent writer made it first (then theirs is used). Later versions
-// would be added the same way, by a rotation.
+// concurrent writer made it first (then theirs is used).
 func (db *DB) createAuditKey(ctx context.Context, q querier, at time.Time) error {
+	_, err := db.insertAuditKey(ctx, q, 1, at)
+	return err
+}
+
+// insertAuditKey adds audit key version in q's transaction, dated no later
+// than at; false when that version exists already (a concurrent writer's).
+func (db *DB) insertAuditKey(ctx context.Context, q querier, version int, at time.Time) (bool, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
-		return err
+		return false, err
 	}
-	const version = 1
 	id := "audkey_" + strconv.Itoa(version)
 	// The key is no newer than the row it is made for: every row hashed
 	// with it is dated at or after the cut-over.
@@ -175,19 +180,59 @@ func (db *DB) createAuditKey(ctx context.Context, q querier, at time.Time) error
 	}
 	sealed, err := db.cipher.Seal(key, db.auditKeyAAD(id, version, created))
 	if err != nil {
-		return fmt.Errorf("seal audit key: %w", err)
+		return false, fmt.Errorf("seal audit key: %w", err)
 	}
-	_, err = q.exec(ctx, "INSERT INTO audit_keys (id, version, mac_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+	n, err := q.exec(ctx, "INSERT INTO audit_keys (id, version, mac_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
 		id, version, sealed, db.d.timeArg(created))
-	return err
+	return n == 1, err
+}
+
+// RotateAuditKey adds a new audit key, the next version, and returns it.
+// New rows get their mac under it: this process's at once, other
+// processes' within AuditKeyRecheck. Older keys stay, so that every row
+// keeps verifying; what a rotation gives is that rows written from now on
+// cannot be vouched for by whoever held an earlier key (after a leak of the
+// master key together with the database). Rotating while a rotation runs
+// elsewhere fails with ErrConflict: run it again.
+func (db *DB) RotateAuditKey(ctx context.Context) (int, error) {
+	var version int
+	err := db.global(ctx, true, func(q querier) error {
+		if err := q.queryRow(ctx, "SELECT COALESCE(MAX(version), 0) FROM audit_keys").Scan(&version); err != nil {
+			return err
+		}
+		version++
+		made, err := db.insertAuditKey(ctx, q, version, db.now())
+		if err != nil {
+			return err
+		}
+		if !made {
+			return fmt.Errorf("%w: audit key version %d was made at the same time", ErrConflict, version)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, db.wrap("rotate audit key", err)
+	}
+	// This process's appends use the new key from here on; the cache
+	// entry is replaced, not compared (it names an older version).
+	db.auditCurrent.Store(nil)
+	return version, nil
 }
 
 // currentAuditKey is the key appends use, once it is known to be
-// committed: then an append reads nothing more than before keys existed.
+// committed: then an append reads nothing more than before keys existed,
+// except once per AuditKeyRecheck, to take up a key another process
+// rotated in (RotateAuditKey).
 type currentAuditKey struct {
 	version int
 	key     []byte
+	until   time.Time // monotonic: read the newest version again after
 }
+
+// AuditKeyRecheck is how long a process appends under the audit key it
+// knows before it looks for a newer one: the longest a rotation made
+// elsewhere waits to be used everywhere.
+const AuditKeyRecheck = time.Minute
 
 // auditKey is the key a new row of a chain, dated at, is hashed with: the
 // newest version. Before any key exists, the first is made in q's
@@ -200,7 +245,7 @@ type currentAuditKey struct {
 // key read in a caller's transaction may be that transaction's own, gone
 // if it rolls back.
 func (db *DB) auditKey(ctx context.Context, q querier, at time.Time) (int, []byte, error) {
-	if k := db.auditCurrent.Load(); k != nil {
+	if k := db.auditCurrent.Load(); k != nil && time.Now().Before(k.until) {
 		return k.version, k.key, nil
 	}
 	for attempt := 0; ; attempt++ {
@@ -282,15 +327,30 @@ func (db *DB) EnsureAuditKey(ctx context.Context) error {
 	return nil
 }
 
-// rememberAuditKey makes version the key appends use without reading it,
-// when the transaction that read (or made) it was ctx's own and has
-// committed: not when ctx carries a caller's transaction, which may still
-// roll back.
+// rememberAuditKey makes version the key appends use without reading it
+// for AuditKeyRecheck, when it is known to be committed: the transaction
+// that read (or made) it was ctx's own and has committed, or a key was
+// already known (then the table was not empty, so the newest version read
+// is a committed one, not one the caller's transaction made). Not when
+// ctx carries a caller's transaction and no key was known: that may be
+// the first key, made in it, gone if it rolls back.
 func (db *DB) rememberAuditKey(ctx context.Context, version int, key []byte) {
-	if _, inTx := ctx.Value(txKey{}).(*txState); inTx {
+	cur := db.auditCurrent.Load()
+	if _, inTx := ctx.Value(txKey{}).(*txState); inTx && cur == nil {
 		return
 	}
-	db.auditCurrent.CompareAndSwap(nil, &currentAuditKey{version, key})
+	if cur != nil && cur.version > version {
+		return
+	}
+	db.auditCurrent.CompareAndSwap(cur, &currentAuditKey{version, key, time.Now().Add(db.auditRecheck())})
+}
+
+// auditRecheck is AuditKeyRecheck, or a test's shorter one.
+func (db *DB) auditRecheck() time.Duration {
+	if db.auditKeyRecheck > 0 {
+		return db.auditKeyRecheck
+	}
+	return AuditKeyRecheck
 }
 
 // AuditHead is the head of the audit chain of the tenant in ctx: how many

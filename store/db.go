@@ -24,6 +24,8 @@ type DB struct {
 	// the one appends use once it is known to be stored (audit_keys.go).
 	auditKeyCache openedAuditKeys
 	auditCurrent  atomic.Pointer[currentAuditKey]
+	// auditKeyRecheck, when set (tests), replaces AuditKeyRecheck.
+	auditKeyRecheck time.Duration
 	// ledger keeps tombstones outside the database (tombstones.go); nil
 	// without Redis.
 	ledger    Ledger

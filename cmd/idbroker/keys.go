@@ -148,6 +148,8 @@ Manage the broker's token-signing keys and the master key.
 	keys rotate [--overlap DURATION]   create new active keys (RS256 and ES256)
 	keys rewrap [--batch N]            re-seal every stored secret under
 	                                   IDBROKER_MASTER_KEY
+	keys rotate-audit                  create a new audit key for the
+	                                   audit log's macs
 
 rotate: the new keys are published in the JWKS at once and start signing
 six minutes later, on every broker together, so that relying parties
@@ -161,15 +163,24 @@ rewrap: after a master-key rotation (the new key in IDBROKER_MASTER_KEY, the
 old ones in IDBROKER_MASTER_KEY_PREVIOUS, on every node), moves every sealed
 secret under the new key, row by row, while the brokers keep serving. It can
 be interrupted and run again; it ends by checking that every secret opens
-under the new key alone. Then IDBROKER_MASTER_KEY_PREVIOUS can be dropped.`
+under the new key alone. Then IDBROKER_MASTER_KEY_PREVIOUS can be dropped.
+
+rotate-audit: audit rows written from now on get their mac under a new
+audit key (on every broker within a minute); the older keys stay, so every
+row keeps verifying. Do it, with rotate and a new master key, after the
+master key may have leaked together with the database: rows written after
+it cannot be vouched for by whoever held them.`
 
 func runKeys(ctx context.Context, c *cli, args []string) error {
-	sub, rest, err := subcommand(c, "keys rotate|rewrap [flags]", keysHelp, args, "rotate", "rewrap")
+	sub, rest, err := subcommand(c, "keys rotate|rewrap|rotate-audit [flags]", keysHelp, args, "rotate", "rewrap", "rotate-audit")
 	if sub == "" {
 		return err
 	}
-	if sub == "rewrap" {
+	switch sub {
+	case "rewrap":
 		return runRewrap(ctx, c, rest)
+	case "rotate-audit":
+		return runRotateAudit(ctx, c, rest)
 	}
 	fs := newFlagSet(c, "keys rotate [flags]", keysHelp)
 	overlap := fs.Duration("overlap", signing.DefaultOverlap, "how long replaced keys stay in the JWKS; must outlive the longest token lifetime")
@@ -217,6 +228,45 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "signing keys rotated; the new ones are published now and sign from %s; the old ones stay in the JWKS until %s\n",
 		from, time.Now().Add(*overlap).UTC().Format(time.RFC3339))
+	return nil
+}
+
+// runRotateAudit is `keys rotate-audit`: see keysHelp.
+func runRotateAudit(ctx context.Context, c *cli, args []string) error {
+	fs := newFlagSet(c, "keys rotate-audit [flags]", keysHelp)
+	yes := addYesFlag(fs)
+	addDatabaseFlag(fs)
+	if err := parseFlags(c, fs, args); err != nil {
+		return err
+	}
+	cfg, err := databaseConfig(c, fs)
+	if err != nil {
+		return err
+	}
+	st, _, log, err := openAdminStore(ctx, c, cfg, dbMigrated)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := confirm(c, *yes, fmt.Sprintf("Create a new audit key for %s? New audit rows are vouched for by it; the old keys stay for the rows they vouch for.", databaseName(cfg))); err != nil {
+		return err
+	}
+	// The first key is made by the first append when there is none: make
+	// it, so that a rotation always leaves a newer key than the rows have.
+	if err := st.EnsureAuditKey(ctx); err != nil {
+		return err
+	}
+	version, err := st.RotateAuditKey(ctx)
+	if err != nil {
+		return fmt.Errorf("rotate the audit key: %w", err)
+	}
+	log.Info("new audit key", "version", version)
+	// Its row is the first with a mac under the new key.
+	if err := cliAudit(ctx, st, "audit_key.rotated", "audit_key", map[string]any{"version": version}); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "audit key rotated: new rows get their mac under version %d (every broker within %s); the older versions stay, so every row keeps verifying\n",
+		version, store.AuditKeyRecheck)
 	return nil
 }
 

@@ -142,6 +142,7 @@ var globalMethods = map[string]string{
 	"AuditKeys":             whyVendor,
 	"OperatorAuditHead":     whyConsole,
 	"EnsureAuditKey":        whyOperations,
+	"RotateAuditKey":        whyOperations,
 	"OperatorAudit":         whyConsole,
 	"WalkOperatorAudit":     whyConsole,
 
