@@ -278,7 +278,9 @@ func isAccountName(s string) bool {
 	return !strings.ContainsAny(s, " \t") && strings.ContainsAny(s, "@\\")
 }
 
-// normaliseEmail lower-cases an email, puts its domain in the stored form
+// normaliseEmail unwraps an email (store.BareAddress: a "mailto:" or a
+// display name around it, as some directories store the mail attribute),
+// lower-cases it, puts its domain in the stored form
 // (store.NormalizeEmail) and checks its shape; it returns ""
 // for something that is not an address. One @ only: the domain checked
 // against the tenant's is the part after the last one, and an
@@ -288,7 +290,7 @@ func isAccountName(s string) bool {
 // quoted local part may hold (and quotes are refused): each is a way
 // for one string to parse as two addresses.
 func normaliseEmail(s string) string {
-	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.ToLower(store.BareAddress(s))
 	at := strings.LastIndexByte(s, '@')
 	if at <= 0 || at == len(s)-1 || strings.IndexByte(s, '@') != at || strings.ContainsAny(s, " \t\r\n<>\"(),:;[]\\") {
 		return ""

@@ -102,6 +102,26 @@ func NormalizeEmail(email string) string {
 	return strings.ToLower(norm.NFC.String(e[:strings.LastIndexByte(e, '@')])) + "@" + unicodeDomain(d)
 }
 
+// BareAddress is the address in s when s wraps one the ways people and
+// systems do: surrounding space, a "mailto:" scheme (any case), angle
+// brackets with or without a display name before them ("Alice Lee
+// <alice@acme.com>", as a mail client copies an address). Anything else
+// comes back trimmed, for the caller's own checks. Only the bare address
+// goes on, so a display name ("bob@other.example <alice@acme.com>") is
+// never read as an address by anyone downstream.
+func BareAddress(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.HasSuffix(s, ">") {
+		if i := strings.LastIndexByte(s, '<'); i >= 0 && !strings.ContainsAny(s[:i], "<>") {
+			s = strings.TrimSpace(s[i+1 : len(s)-1])
+		}
+	}
+	if len(s) > len("mailto:") && strings.EqualFold(s[:len("mailto:")], "mailto:") {
+		s = strings.TrimSpace(s[len("mailto:"):])
+	}
+	return s
+}
+
 // EmailForms is the normalised address (NormalizeEmail) and, when its
 // domain is internationalised, the address with the domain in ASCII, as
 // rows written before addresses were normalised may hold it: a lookup by

@@ -121,3 +121,28 @@ func TestEmailForms(t *testing.T) {
 		t.Error("SameEmail")
 	}
 }
+
+func TestBareAddress(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"alice@acme.com", "alice@acme.com"},
+		{"  Alice@ACME.com. ", "Alice@ACME.com."},
+		{"mailto:alice@acme.com", "alice@acme.com"},
+		{"MailTo: alice@acme.com", "alice@acme.com"},
+		{"Alice Lee <alice@acme.com>", "alice@acme.com"},
+		{`"Lee, Alice" <alice@acme.com>`, "alice@acme.com"},
+		{"<alice@acme.com>", "alice@acme.com"},
+		{"<mailto:alice@acme.com>", "alice@acme.com"},
+		{"bob@other.example <alice@acme.com>", "alice@acme.com"},
+		// Not one wrapped address: left for the caller to refuse.
+		{"a <b> <alice@acme.com>", "a <b> <alice@acme.com>"},
+		{"<alice@acme.com", "<alice@acme.com"},
+		{"alice@acme.com>", "alice@acme.com>"},
+		{"mailto:", "mailto:"},
+		{`"m t"@acme.com`, `"m t"@acme.com`},
+		{"", ""},
+	} {
+		if got := store.BareAddress(tc.in); got != tc.want {
+			t.Errorf("BareAddress(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -207,6 +207,15 @@ func TestSAMLSecurityTable(t *testing.T) {
 			opts: respOpts{signAssertion: true, email: "ceo@other.example\x00@example.com"}},
 		{name: "email with a comma", reqID: "id-req", want: connections.ErrProfile, contains: "no usable email",
 			opts: respOpts{signAssertion: true, email: "ceo@other.example,alice@example.com"}},
+		// The address inside the wrappers some directories keep in
+		// their mail attribute; only the bare address goes on.
+		{name: "email as a mailto URI", reqID: "id-req", opts: respOpts{signAssertion: true, email: "MAILTO:Alice@Example.com"}},
+		{name: "email with a display name", reqID: "id-req", opts: respOpts{signAssertion: true, email: "Liddell, Alice <alice@example.com>"}},
+		{name: "email in angle brackets", reqID: "id-req", opts: respOpts{signAssertion: true, email: " <alice@example.com.> "}},
+		{name: "display name wrapping another tenant's address", reqID: "id-req", want: connections.ErrDomainNotAllowed, contains: "evil.net",
+			opts: respOpts{signAssertion: true, email: "alice@example.com <alice@evil.net>"}},
+		{name: "email with a quoted local part", reqID: "id-req", want: connections.ErrProfile, contains: "no usable email",
+			opts: respOpts{signAssertion: true, email: `"alice liddell"@example.com`}},
 		{name: "email outside the tenant's verified domains", reqID: "id-req", want: connections.ErrDomainNotAllowed, contains: "evil.net",
 			opts: respOpts{signAssertion: true, email: "alice@evil.net"}},
 	}
