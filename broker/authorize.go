@@ -260,7 +260,7 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 			Connection: r.Form.Get("connection"),
 			Tenant:     r.Form.Get("tenant"),
 			Domain:     r.Form.Get("domain_hint"),
-			Login:      req.LoginHint,
+			Login:      loginAddress(req.LoginHint),
 		},
 		Expires: p.now().Add(pendingTTL),
 		// The sign-in's spans join this request's trace (complete).
@@ -363,10 +363,11 @@ func (p *Provider) submitLogin(c echo.Context) error {
 		return p.page(c, http.StatusForbidden, pageOtherBrowser)
 	}
 	email := c.FormValue("email")
-	if _, ok := emailDomain(email); !ok {
+	login := loginAddress(email)
+	if _, ok := emailDomain(login); !ok {
 		return p.emailPage(c, a, email, "Enter a full work email address, like name@company.com.")
 	}
-	a.Hints.Login = email
+	a.Hints.Login = login
 	return p.route(c, a)
 }
 
@@ -415,10 +416,7 @@ func (p *Provider) route(c echo.Context, a pending) error {
 		p.failed(ctx, c, conn, a.ClientID, cmp.Or(connections.Reason(err), ReasonUpstream), "connector unavailable: "+err.Error())
 		return p.page(c, http.StatusServiceUnavailable, pageConnectorDown)
 	}
-	hint := a.Hints.Login
-	if _, ok := emailDomain(hint); !ok {
-		hint = ""
-	}
+	hint := idpHint(a.Hints.Login)
 	return upstream.Begin(store.WithTenant(ctx, conn.TenantID), c.Response(), c.Request(), loginRequest(a, hint))
 }
 

@@ -51,6 +51,7 @@ type testIdP struct {
 	profiles map[string]connections.Profile // by connection id
 	fail     map[string]error
 	begins   int
+	hint     string // the LoginHint of the last Begin
 }
 
 func (i *testIdP) Connector(ctx context.Context, c store.Connection) (connections.Connector, error) {
@@ -65,6 +66,7 @@ type testConnector struct {
 func (c testConnector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Request, req connections.LoginRequest) error {
 	c.idp.mu.Lock()
 	c.idp.begins++
+	c.idp.hint = req.LoginHint
 	c.idp.mu.Unlock()
 	http.Redirect(w, r, "/test-idp?conn="+c.conn.ID+"&rid="+url.QueryEscape(req.RequestID)+"&hint="+url.QueryEscape(req.LoginHint), http.StatusFound)
 	return nil
@@ -72,6 +74,13 @@ func (c testConnector) Begin(ctx context.Context, w http.ResponseWriter, r *http
 
 func (c testConnector) Finish(ctx context.Context, r *http.Request) (connections.Result, error) {
 	return connections.Result{}, nil
+}
+
+// LastHint is the login hint the last upstream login was begun with.
+func (i *testIdP) LastHint() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.hint
 }
 
 func (i *testIdP) Begins() int {

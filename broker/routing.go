@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/store"
@@ -156,6 +157,35 @@ func notFoundAs(err, as error) error {
 
 // emailDomain returns the normalised domain of an email address.
 func emailDomain(email string) (string, bool) { return store.EmailDomain(email) }
+
+// loginAddress is a login_hint, or the work email typed on the broker's
+// page, as the broker keeps it: the address inside the wrapping people
+// paste and applications pass on ("Alice Lee <alice@acme.com>", a
+// mailto: link; store.BareAddress), normalised as stored
+// (store.NormalizeEmail: no spaces or trailing dot, lower case), when it
+// has a domain; else as given, which routes no one. Only the bare address
+// routes: a display name is never read for a domain.
+func loginAddress(s string) string {
+	bare := store.BareAddress(s)
+	if _, ok := store.EmailDomain(bare); !ok {
+		return s
+	}
+	return store.NormalizeEmail(bare)
+}
+
+// idpHint is the login hint an IdP is sent for a kept login (loginAddress):
+// the address when it is a plain one, else none, since an IdP shows the
+// hint in its sign-in box as it is ("Alice <alice@acme.com", a quoted
+// local part) and finds no account by it.
+func idpHint(login string) string {
+	if _, ok := emailDomain(login); !ok {
+		return ""
+	}
+	if local := login[:strings.LastIndexByte(login, '@')]; strings.ContainsAny(local, "\"<>()[],;:\\@") || strings.ContainsFunc(local, unicode.IsSpace) {
+		return ""
+	}
+	return login
+}
 
 func loginRequest(a pending, hint string) connections.LoginRequest {
 	return connections.LoginRequest{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -66,6 +67,74 @@ func TestRoutingHintForms(t *testing.T) {
 			_, c := a.exchange(t, code(t, resp))
 			if c.TenantID != tc.want {
 				t.Fatalf("signed in to %s, want %s", c.TenantID, tc.want)
+			}
+		})
+	}
+}
+
+// TestRoutingWrappedAddresses: a login_hint, or what a person pastes into
+// the work-email page, is often an address wrapped as mail clients copy
+// it ("Alice Lee <alice@acme.test>") or as a mailto: link. The address
+// inside routes, and only it: a display name that reads as another
+// tenant's address routes nothing of that tenant. The IdP is sent the
+// bare address as stored (no wrapping, spaces or trailing dot, which an
+// IdP would show in its sign-in box or fail to find), and a session is
+// reused for a hint naming its user however the hint is wrapped.
+func TestRoutingWrappedAddresses(t *testing.T) {
+	n := sqliteNode(t)
+	acme := n.tenant("Acme", "acme.test", alice("acme.test"))
+	other := n.tenant("Other", "other.test", alice("other.test"))
+	a := n.app(store.Application{})
+	for _, tc := range []struct {
+		name, hint string
+		want       string // tenant, "" for the email page
+		sent       string // the IdP's login hint
+	}{
+		{"mailto", "mailto:Alice@ACME.test", acme.ID, "alice@acme.test"},
+		{"display name", "Alice Liddell <alice@acme.test>", acme.ID, "alice@acme.test"},
+		{"quoted display name", `"Liddell, Alice" <Alice@acme.test.>`, acme.ID, "alice@acme.test"},
+		{"angle brackets", "<mailto:alice@acme.test>", acme.ID, "alice@acme.test"},
+		{"spaces and a trailing dot", " ALICE@ACME.TEST. ", acme.ID, "alice@acme.test"},
+		{"display name of acme, address of other", "alice@acme.test <alice@other.test>", other.ID, "alice@other.test"},
+		{"two addresses", "alice@acme.test, alice@other.test", "", ""},
+		// The domain routes; the IdP is sent no hint it would show as is.
+		{"unclosed bracket", "Alice <alice@acme.test", acme.ID, ""},
+		{"quoted local part", `"alice liddell"@acme.test`, acme.ID, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, via := range []string{"login_hint", "email page"} {
+				b := browser(t)
+				var resp *http.Response
+				if via == "login_hint" {
+					resp = a.authorize(t, b, url.Values{"login_hint": {tc.hint}})
+				} else {
+					page := a.authorize(t, b, nil)
+					var err error
+					resp, err = b.PostForm(n.URL+broker.PathLogin, url.Values{"id": {page.Request.URL.Query().Get("id")}, "email": {tc.hint}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+				}
+				if tc.want == "" {
+					if loc, _ := resp.Location(); loc != nil || resp.Request.URL.Path != broker.PathLogin {
+						t.Fatalf("%s: status %d at %s (to %v), want the email page", via, resp.StatusCode, resp.Request.URL, loc)
+					}
+					continue
+				}
+				_, c := a.exchange(t, code(t, resp))
+				if c.TenantID != tc.want || n.idp.LastHint() != tc.sent {
+					t.Fatalf("%s: signed in to %s with the IdP sent %q; want %s and %q", via, c.TenantID, n.idp.LastHint(), tc.want, tc.sent)
+				}
+				if tc.sent == "" {
+					continue
+				}
+				// The browser's session is this user's: a hint naming them,
+				// wrapped, is answered from it.
+				begins := n.idp.Begins()
+				if _, c2 := a.exchange(t, code(t, a.authorize(t, b, url.Values{"login_hint": {tc.hint}, "prompt": {"none"}}))); c2.Sub != c.Sub || n.idp.Begins() != begins {
+					t.Fatalf("%s: prompt=none with the same hint: sub %s (want %s), IdP begins %d→%d", via, c2.Sub, c.Sub, begins, n.idp.Begins())
+				}
 			}
 		})
 	}
