@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -966,4 +967,56 @@ func TestCreateAPIKey(t *testing.T) {
 	if _, _, err := adminportal.CreateAPIKey(ctx, st, " "); err == nil {
 		t.Error("a nameless key was created")
 	}
+}
+
+// TestCancelledTenantDeletedByPatch: the contract's lifecycle ends
+// cancelled → deleted, so a PATCH taking that last step is allowed (other
+// moves to deleted stay 409) and does what DELETE does: the tenant answers
+// 404, is listed with ?status=deleted, is announced and audited once, and
+// can be restored, as cancelled, with the PATCH's other changes kept.
+func TestCancelledTenantDeletedByPatch(t *testing.T) {
+	tests := []struct {
+		name     string
+		body     map[string]any
+		wantName string
+	}{
+		{"status only", map[string]any{"status": "deleted"}, "T"},
+		{"with a rename", map[string]any{"status": "deleted", "name": "Gone"}, "Gone"},
+	}
+	eachBackend(t, func(t *testing.T, e *env) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				tn := e.createTenant(map[string]any{"name": "T"})
+				e.must(http.StatusOK, "PATCH", "/tenants/"+tn.ID, map[string]any{"status": "paused"})
+				e.must(http.StatusOK, "PATCH", "/tenants/"+tn.ID, map[string]any{"status": "cancelled"})
+
+				var got tenantOut
+				e.must(http.StatusOK, "PATCH", "/tenants/"+tn.ID, tt.body).decode(t, &got)
+				if got.ID != tn.ID || got.Status != "deleted" || got.Name != tt.wantName {
+					t.Fatalf("PATCH answered %+v", got)
+				}
+				e.must(http.StatusNotFound, "GET", "/tenants/"+tn.ID, nil)
+				var deleted listOut[tenantOut]
+				e.must(http.StatusOK, "GET", "/tenants?status=deleted", nil).decode(t, &deleted)
+				if !slices.ContainsFunc(deleted.Data, func(d tenantOut) bool { return d.ID == tn.ID }) {
+					t.Errorf("?status=deleted does not list %s: %+v", tn.ID, deleted.Data)
+				}
+				evs := e.events(tn.ID, "tenant.status_changed")
+				var data map[string]string
+				if err := json.Unmarshal(evs[len(evs)-1].Data, &data); err != nil {
+					t.Fatal(err)
+				}
+				if data["status"] != "deleted" || data["previous_status"] != "cancelled" {
+					t.Errorf("last event %v", data)
+				}
+				if rows := e.audits(tn.ID, "tenant.deleted"); len(rows) != 1 || !strings.Contains(string(rows[0].Context), "restore_until") {
+					t.Errorf("tenant.deleted rows %+v", rows)
+				}
+				e.must(http.StatusOK, "POST", "/tenants/"+tn.ID+"/restore", nil).decode(t, &got)
+				if got.Status != "cancelled" || got.Name != tt.wantName {
+					t.Errorf("restored %+v", got)
+				}
+			})
+		}
+	})
 }

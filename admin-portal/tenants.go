@@ -356,11 +356,19 @@ func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.Tenan
 			t = cur
 			return nil
 		}
-		if t, err = a.store.UpdateTenant(ctx, u); err != nil {
-			return fmt.Errorf("update tenant: %w", err)
-		}
-		if err := a.appendAudit(ctx, actor, "tenant.updated", tenantResource(t), map[string]any{"changes": changes}); err != nil {
-			return err
+		if next == store.TenantDeleted {
+			// The chain's last step (cancelled → deleted) is the DELETE,
+			// restorable alike; the PATCH's other fields change first.
+			if t, err = a.patchThenDelete(ctx, actor, u, changes); err != nil {
+				return err
+			}
+		} else {
+			if t, err = a.store.UpdateTenant(ctx, u); err != nil {
+				return fmt.Errorf("update tenant: %w", err)
+			}
+			if err := a.appendAudit(ctx, actor, "tenant.updated", tenantResource(t), map[string]any{"changes": changes}); err != nil {
+				return err
+			}
 		}
 		if _, ok := changes["status"]; ok {
 			if err := a.statusChanged(ctx, cur.Status, t); err != nil {
@@ -386,6 +394,29 @@ func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.Tenan
 	// tenant's row, and its sign-in limit with it, on every sign-in.
 	a.applyRevocation(ctx, rv)
 	return t, nil
+}
+
+// patchThenDelete is a PATCH that moves a cancelled tenant to deleted, in
+// the transaction of ctx: the other fields of u change, then the tenant is
+// soft-deleted as DELETE /tenants/{id} does, audited as tenant.deleted with
+// every change and the end of its restore window.
+func (a *API) patchThenDelete(ctx context.Context, actor store.Actor, u store.TenantUpdate, changes map[string]change) (store.Tenant, error) {
+	if len(changes) > 1 {
+		rest := u
+		rest.Status = nil
+		if _, err := a.store.UpdateTenant(ctx, rest); err != nil {
+			return store.Tenant{}, fmt.Errorf("update tenant: %w", err)
+		}
+	}
+	t, err := a.store.SoftDeleteTenant(ctx)
+	if err != nil {
+		return store.Tenant{}, fmt.Errorf("delete tenant: %w", err)
+	}
+	err = a.appendAudit(ctx, actor, "tenant.deleted", tenantResource(t), map[string]any{
+		"changes":       changes,
+		"restore_until": t.DeletedAt.Add(RestoreWindow),
+	})
+	return t, err
 }
 
 // limitOrNil shows an unset override as null in the audit trail.
@@ -424,13 +455,15 @@ func (a *API) statusChanged(ctx context.Context, from store.TenantStatus, t stor
 // billing system that skips a step (a cancellation of an active tenant, a
 // payment that clears past_due) goes through paused, where sign-ins stop
 // and sessions end, as the step it skips would have had them. deleted is
-// entered by DELETE and left by restore only; nothing returns to trial,
+// entered by DELETE from any status, or by a PATCH from cancelled, the
+// chain's last step, and left by restore only; nothing returns to trial,
 // nothing leaves cancelled but deletion.
 var transitions = map[store.TenantStatus][]store.TenantStatus{
-	store.TenantTrial:   {store.TenantActive, store.TenantPaused},
-	store.TenantActive:  {store.TenantPastDue, store.TenantPaused},
-	store.TenantPastDue: {store.TenantPaused},
-	store.TenantPaused:  {store.TenantActive, store.TenantCancelled},
+	store.TenantTrial:     {store.TenantActive, store.TenantPaused},
+	store.TenantActive:    {store.TenantPastDue, store.TenantPaused},
+	store.TenantPastDue:   {store.TenantPaused},
+	store.TenantPaused:    {store.TenantActive, store.TenantCancelled},
+	store.TenantCancelled: {store.TenantDeleted},
 }
 
 // checkTransition enforces transitions; anything else is 409.
@@ -445,9 +478,7 @@ func checkTransition(from, to store.TenantStatus) error {
 	msg := fmt.Sprintf("%s %s tenant cannot become %s", article, from, to)
 	switch {
 	case to == store.TenantDeleted:
-		msg += ": delete it with DELETE /tenants/{id}"
-	case len(transitions[from]) == 0:
-		msg += ": it can only be deleted"
+		msg += ": delete it with DELETE /tenants/{id}, or cancel it first"
 	default:
 		msg += fmt.Sprintf(": it may become %s", joinStatuses(transitions[from]))
 	}
