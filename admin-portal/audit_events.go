@@ -19,8 +19,9 @@ import (
 
 // auditEventJSON is an audit row as contract section 6 shapes it.
 type auditEventJSON struct {
-	ID        string          `json:"id"`
-	TenantID  string          `json:"tenant_id"`
+	ID string `json:"id"`
+	// TenantID is null on the vendor's own rows, which belong to no tenant.
+	TenantID  *string         `json:"tenant_id"`
 	Actor     store.Actor     `json:"actor"`
 	Action    string          `json:"action"`
 	Resource  store.Resource  `json:"resource"`
@@ -32,29 +33,39 @@ type auditEventJSON struct {
 }
 
 func toAuditJSON(e store.AuditEvent) auditEventJSON {
-	return auditEventJSON{e.ID, e.TenantID, e.Actor, e.Action, e.Resource, e.Context, e.RequestID, e.TS, e.PrevHash, e.Hash}
+	return auditEventJSON{e.ID, &e.TenantID, e.Actor, e.Action, e.Resource, e.Context, e.RequestID, e.TS, e.PrevHash, e.Hash}
+}
+
+// operatorAuditJSON is a row of the vendor's own trail in the same shape,
+// with tenant_id null.
+func operatorAuditJSON(e store.OperatorAuditEvent) auditEventJSON {
+	return auditEventJSON{e.ID, nil, e.Actor, e.Action, e.Resource, e.Context, e.RequestID, e.TS, e.PrevHash, e.Hash}
 }
 
 // listAuditEvents answers GET /audit_events?tenant_id=&actor=&action=
 // &from=&to=&after=&limit=, newest first, or the whole filtered log as CSV
-// with ?format=csv. Audit chains are per tenant, so tenant_id is required;
-// the operator key may name any tenant. Every filter is exact or a time
-// range on an index that also gives the order, so a page costs its own
-// rows however long the log is.
+// with ?format=csv. With tenant_id it reads that tenant's chain (the
+// operator key may name any tenant); without it, the vendor's own trail —
+// API keys, operators, applications, webhooks — whose rows belong to no
+// tenant (tenant_id null). Every filter is exact or a time range, so a
+// page costs its own rows however long a tenant's log is.
 func (a *API) listAuditEvents(c echo.Context) error {
 	if err := onlyParams(c, "tenant_id", "action", "actor", "from", "to", "after", "limit", "format"); err != nil {
 		return err
 	}
-	tenantID := c.QueryParam("tenant_id")
-	if tenantID == "" {
-		return invalid("tenant_id", "tenant_id is required: audit logs are kept per tenant")
-	}
-	if !store.HasPrefix(tenantID, store.PrefixTenant) {
-		return notFound("tenant")
-	}
 	format := c.QueryParam("format")
 	if format != "" && format != "json" && format != "csv" {
 		return invalid("format", `format must be "json" or "csv"`)
+	}
+	if _, ok := c.QueryParams()["tenant_id"]; !ok {
+		return a.listVendorAudit(c, format)
+	}
+	tenantID := c.QueryParam("tenant_id")
+	if tenantID == "" {
+		return invalid("tenant_id", "tenant_id must be a tenant id (tnt_…); leave it out for the vendor's own rows")
+	}
+	if !store.HasPrefix(tenantID, store.PrefixTenant) {
+		return notFound("tenant")
 	}
 	q, err := auditQuery(c)
 	if err != nil {
@@ -84,6 +95,37 @@ func (a *API) listAuditEvents(c echo.Context) error {
 	out := make([]auditEventJSON, len(page.Rows))
 	for i, e := range page.Rows {
 		out[i] = toAuditJSON(e)
+	}
+	return c.JSON(http.StatusOK, newList(out, page.Older))
+}
+
+// listVendorAudit answers GET /audit_events without tenant_id: the
+// operators' trail, with the same filters, cursor and CSV export as a
+// tenant's log.
+func (a *API) listVendorAudit(c echo.Context, format string) error {
+	q, err := auditQuery(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if format == "csv" {
+		err := logcsv.Write(ctx, c.Response(), a.store.OperatorAuditLog, q, logcsv.Export[store.OperatorAuditEvent]{
+			Filename: "audit-vendor.csv",
+			Header:   auditCSVHeader,
+			Record:   operatorAuditCSVRecord,
+		})
+		return a.exportEnded(ctx, err, "the vendor's")
+	}
+	page, err := a.store.OperatorAuditLog(ctx, q)
+	if errors.Is(err, store.ErrInvalid) {
+		return invalid("after", "after must be the next_cursor of a previous page of the vendor's log")
+	}
+	if err != nil {
+		return fmt.Errorf("list vendor audit events: %w", err)
+	}
+	out := make([]auditEventJSON, len(page.Rows))
+	for i, e := range page.Rows {
+		out[i] = operatorAuditJSON(e)
 	}
 	return c.JSON(http.StatusOK, newList(out, page.Older))
 }
@@ -141,6 +183,13 @@ func auditCSVRecord(e store.AuditEvent) []string {
 		e.PrevHash, e.Hash}
 }
 
+// operatorAuditCSVRecord is a row of the vendor's trail as a line of the
+// same CSV, its tenant_id cell empty.
+func operatorAuditCSVRecord(e store.OperatorAuditEvent) []string {
+	return auditCSVRecord(store.AuditEvent{ID: e.ID, Actor: e.Actor, Action: e.Action, Resource: e.Resource,
+		Context: e.Context, RequestID: e.RequestID, TS: e.TS, PrevHash: e.PrevHash, Hash: e.Hash})
+}
+
 // exportAuditCSV streams the filtered log from q's cursor to its oldest
 // row, newest first, a page at a time. Once the header is out an error can
 // only end the stream; it is logged.
@@ -150,12 +199,17 @@ func (a *API) exportAuditCSV(c echo.Context, ctx context.Context, q store.LogQue
 		Header:   auditCSVHeader,
 		Record:   auditCSVRecord,
 	})
+	return a.exportEnded(ctx, err, "this tenant's")
+}
+
+// exportEnded maps how a CSV export of whose log ended.
+func (a *API) exportEnded(ctx context.Context, err error, whose string) error {
 	switch {
 	case errors.Is(err, logcsv.ErrCutShort):
 		a.log.ErrorContext(ctx, "audit export interrupted", "err", err)
 		return nil
 	case errors.Is(err, store.ErrInvalid):
-		return invalid("after", "after must be the next_cursor of a previous page of this tenant's log")
+		return invalid("after", "after must be the next_cursor of a previous page of %s log", whose)
 	case err != nil:
 		return fmt.Errorf("export audit events: %w", err)
 	}

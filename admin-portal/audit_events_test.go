@@ -3,8 +3,10 @@ package adminportal_test
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,7 +71,7 @@ func TestAuditEventsAPI(t *testing.T) {
 			query string
 			want  int
 		}{
-			{"", http.StatusBadRequest},
+			{"?tenant_id=", http.StatusBadRequest},
 			{"?tenant_id=" + store.NewID(store.PrefixTenant), http.StatusNotFound},
 			{"?tenant_id=garbage", http.StatusNotFound},
 			{"?tenant_id=" + a.ID + "&format=xml", http.StatusBadRequest},
@@ -201,6 +203,120 @@ func TestAuditEventsAPIFiltersTheWholeLog(t *testing.T) {
 			if r := e.call("GET", "/audit_events"+tc.query, nil); r.status != tc.want {
 				t.Errorf("%q: status %d, want %d", tc.query, r.status, tc.want)
 			}
+		}
+	})
+}
+
+// TestVendorAuditEvents: GET /audit_events without tenant_id lists the
+// vendor's own rows — API keys, applications, webhooks, console operators —
+// in the contract's audit row shape with tenant_id null, newest first,
+// with the same filters, cursor and CSV export as a tenant's log, and no
+// tenant's row among them.
+func TestVendorAuditEvents(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		tn := e.createTenant(map[string]any{"name": "Acme"})
+		var app appOut
+		e.must(http.StatusCreated, "POST", "/applications", map[string]any{
+			"name": "App", "redirect_uris": []string{"https://app.example/cb"},
+		}).decode(t, &app)
+		e.must(http.StatusCreated, "POST", "/webhooks", map[string]any{
+			"url": "https://hooks.example/h", "events": []string{"tenant.status_changed"},
+		})
+		tenantRows := e.audits(tn.ID, "")
+
+		type row struct {
+			ID       *string         `json:"id"`
+			TenantID *string         `json:"tenant_id"`
+			Actor    store.Actor     `json:"actor"`
+			Action   string          `json:"action"`
+			Resource store.Resource  `json:"resource"`
+			Context  json.RawMessage `json:"context"`
+			TS       time.Time       `json:"ts"`
+			Hash     string          `json:"hash"`
+		}
+		list := func(query string) listOut[row] {
+			t.Helper()
+			var p listOut[row]
+			e.must(http.StatusOK, "GET", "/audit_events"+query, nil).decode(t, &p)
+			return p
+		}
+		all := list("")
+		actions := map[string]bool{}
+		for _, r := range all.Data {
+			actions[r.Action] = true
+			if r.TenantID != nil || r.ID == nil || r.Hash == "" {
+				t.Errorf("vendor row %+v: want tenant_id null, an id and a hash", r)
+			}
+			for _, tr := range tenantRows {
+				if *r.ID == tr.ID {
+					t.Errorf("tenant row %s in the vendor's log", tr.ID)
+				}
+			}
+		}
+		if !actions["application.created"] || !actions["webhook.created"] || all.Data[0].Action != "webhook.created" {
+			t.Fatalf("vendor log %+v, want webhook.created first, then application.created", all.Data)
+		}
+
+		tests := []struct {
+			name    string
+			query   string
+			actions []string // the page, newest first
+			next    bool
+		}{
+			{"action", "?action=application.created", []string{"application.created"}, false},
+			{"actor", "?actor=" + e.keyID + "&action=webhook.created", []string{"webhook.created"}, false},
+			{"unknown actor", "?actor=ak_nobody", nil, false},
+			{"first page", "?limit=1", []string{"webhook.created"}, true},
+			{"future", "?from=" + time.Now().Add(48*time.Hour).Format("2006-01-02"), nil, false},
+			{"past", "?to=2000-01-01", nil, false},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				p := list(tt.query)
+				var got []string
+				for _, r := range p.Data {
+					got = append(got, r.Action)
+				}
+				if !slices.Equal(got, tt.actions) || (p.NextCursor != nil) != tt.next {
+					t.Errorf("%s: %v next %v, want %v next %v", tt.query, got, p.NextCursor, tt.actions, tt.next)
+				}
+			})
+		}
+
+		// The cursor walks on, to the application.
+		p1 := list("?limit=1")
+		if p2 := list("?limit=1&after=" + *p1.NextCursor); len(p2.Data) != 1 || p2.Data[0].Action != "application.created" {
+			t.Errorf("page 2 %+v", p2)
+		}
+
+		r := e.must(http.StatusOK, "GET", "/audit_events?format=csv&action=application.created", nil)
+		recs, err := csv.NewReader(strings.NewReader(string(r.body))).ReadAll()
+		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") || err != nil || len(recs) != 2 ||
+			recs[0][2] != "tenant_id" || recs[1][2] != "" || recs[1][7] != "application.created" || recs[1][9] != app.ID {
+			t.Errorf("csv %q %v %q", ct, err, r.body)
+		}
+
+		for _, tc := range []struct {
+			query string
+			want  int
+		}{
+			{"?after=" + tenantRows[0].ID, http.StatusBadRequest}, // a tenant's row is no cursor here
+			{"?after=bogus", http.StatusBadRequest},
+			{"?after=bogus&format=csv", http.StatusBadRequest},
+			{"?limit=0", http.StatusBadRequest},
+			{"?from=2025-01-02&to=2025-01-01", http.StatusBadRequest},
+			{"?format=xml", http.StatusBadRequest},
+			{"?action=%ff", http.StatusBadRequest},
+			{"?tenant=" + tn.ID, http.StatusBadRequest},
+		} {
+			if r := e.call("GET", "/audit_events"+tc.query, nil); r.status != tc.want {
+				t.Errorf("%q: status %d, want %d: %s", tc.query, r.status, tc.want, r.body)
+			} else if tc.want == http.StatusBadRequest && r.err(t).Code != "invalid_request" {
+				t.Errorf("%q: %s", tc.query, r.body)
+			}
+		}
+		if r := e.call("GET", "/audit_events", nil, "Authorization", ""); r.status != http.StatusUnauthorized {
+			t.Errorf("no key: %d", r.status)
 		}
 	})
 }

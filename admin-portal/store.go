@@ -79,6 +79,7 @@ type Store interface {
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 	AppendOperatorAudit(ctx context.Context, e store.OperatorAuditEvent) (store.OperatorAuditEvent, error)
 	AuditLog(ctx context.Context, q store.LogQuery) (store.LogPage[store.AuditEvent], error)
+	OperatorAuditLog(ctx context.Context, q store.LogQuery) (store.LogPage[store.OperatorAuditEvent], error)
 }
 
 // APIKeys is what CreateAPIKey needs of the store.

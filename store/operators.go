@@ -553,6 +553,64 @@ func (db *DB) OperatorAudit(ctx context.Context, action string, p Page) ([]Opera
 	return out, next, nil
 }
 
+// OperatorAuditLog pages the operators' audit trail (the vendor's own
+// rows, of no tenant) as AuditLog pages a tenant's: newest first, by exact
+// action and actor id and a time range, After the id of the oldest row
+// already seen. An After that is no row of the trail is ErrInvalid. The
+// trail holds the vendor's changes only (keys, operators, applications,
+// webhooks), so the filters need no index of their own.
+func (db *DB) OperatorAuditLog(ctx context.Context, q LogQuery) (LogPage[OperatorAuditEvent], error) {
+	if q.Before != "" {
+		return LogPage[OperatorAuditEvent]{}, fmt.Errorf("%w: the operators' trail pages with After only", ErrInvalid)
+	}
+	if !isText(q.After) {
+		return LogPage[OperatorAuditEvent]{}, fmt.Errorf("%w: unknown cursor", ErrInvalid)
+	}
+	s := logSQL{cols: operatorAuditCols, table: "operator_audit", tcol: "ts", where: "TRUE"}
+	if q.Action != "" {
+		s.and("action", q.Action)
+	}
+	if q.Actor != "" {
+		expr := "json_extract(actor, '$.id')"
+		if db.d.name() == "postgres" {
+			expr = "actor->>'id'"
+		}
+		s.and(expr, strings.TrimSpace(q.Actor))
+	}
+	for _, a := range s.args {
+		if v, ok := a.(string); ok && !isText(v) {
+			return LogPage[OperatorAuditEvent]{}, nil // no row holds such text
+		}
+	}
+	var rows []OperatorAuditEvent
+	err := db.global(ctx, false, func(qr querier) error {
+		var cursor []any
+		if q.After != "" {
+			var t time.Time
+			var seq int64
+			err := qr.queryRow(ctx, "SELECT ts, seq FROM operator_audit WHERE id = $1", q.After).Scan(timeDest{&t}, &seq)
+			if db.d.isNoRows(err) {
+				return fmt.Errorf("%w: unknown cursor", ErrInvalid)
+			}
+			if err != nil {
+				return err
+			}
+			cursor = []any{db.d.timeArg(t), seq}
+		}
+		sql, args := db.buildLog(s, q, cursor)
+		rs, err := qr.query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		rows, err = collect(rs, scanOperatorAudit)
+		return err
+	})
+	if err != nil {
+		return LogPage[OperatorAuditEvent]{}, db.wrap("operator audit log", err)
+	}
+	return pageOf(rows, q, func(e OperatorAuditEvent) string { return e.ID }), nil
+}
+
 // WalkOperatorAudit visits the operators' audit rows in chain order, a
 // page at a time, as WalkAudit does a tenant's.
 func (db *DB) WalkOperatorAudit(ctx context.Context, fn func(OperatorAuditEvent) error) error {
@@ -593,6 +651,9 @@ type ConsoleStore interface {
 	DeleteOperatorSession(ctx context.Context, id string) error
 	AppendOperatorAudit(ctx context.Context, e OperatorAuditEvent) (OperatorAuditEvent, error)
 	OperatorAudit(ctx context.Context, action string, p Page) ([]OperatorAuditEvent, string, error)
+	// OperatorAuditLog pages the operators' trail with a log's filters
+	// (GET /audit_events without a tenant).
+	OperatorAuditLog(ctx context.Context, q LogQuery) (LogPage[OperatorAuditEvent], error)
 	// WalkOperatorAudit calls fn on every operator audit row, oldest first,
 	// in chain order; `idbroker audit verify` re-hashes them.
 	WalkOperatorAudit(ctx context.Context, fn func(OperatorAuditEvent) error) error

@@ -431,6 +431,21 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	c.do("POST", "/api/v1/tenants/"+id+"/restore", nil, 409) // not deleted
 	c.do("DELETE", "/api/v1/tenants/"+id, nil, 204)
 	c.do("POST", "/api/v1/tenants/"+id+"/restore", nil, 200)
+	// The chain's last step by PATCH, as DELETE: restorable again.
+	if got := c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"status": "deleted"}, 200); got["status"] != "deleted" {
+		t.Fatalf("PATCH cancelled → deleted answered %v", got)
+	}
+	c.do("GET", "/api/v1/tenants/"+id, nil, 404)
+	c.do("POST", "/api/v1/tenants/"+id+"/restore", nil, 200)
+
+	// The vendor's own audit rows: no tenant_id asked, tenant_id null.
+	vendor := c.do("GET", "/api/v1/audit_events?action=application.created&limit=1", nil, 200)
+	if rows, _ := vendor["data"].([]any); len(rows) != 1 || rows[0].(map[string]any)["tenant_id"] != nil || vendor["next_cursor"] == nil {
+		t.Fatalf("vendor audit page %v", vendor)
+	}
+	c.do("GET", "/api/v1/audit_events?after="+vendor["next_cursor"].(string), nil, 200)
+	c.do("GET", "/api/v1/audit_events?format=csv", nil, 200)
+	c.do("GET", "/api/v1/audit_events?tenant_id=", nil, 400)
 
 	// The document itself.
 	c.do("GET", openapi.Path, nil, 200, header("Authorization", ""))

@@ -144,6 +144,7 @@ var globalMethods = map[string]string{
 	"EnsureAuditKey":        whyOperations,
 	"RotateAuditKey":        whyOperations,
 	"OperatorAudit":         whyConsole,
+	"OperatorAuditLog":      whyVendor,
 	"WalkOperatorAudit":     whyConsole,
 
 	"Ping":            whyOperations,

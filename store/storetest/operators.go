@@ -160,7 +160,41 @@ func testOperators(t *testing.T, db *store.DB) {
 	if len(rows) != 1 || next != "" {
 		t.Fatalf("audit page 2: %+v %q", rows, next)
 	}
+	testOperatorAuditLog(t, db, o.ID)
 	testOperatorAuditChain(t, db)
+}
+
+// testOperatorAuditLog: the operators' trail pages newest first by action,
+// actor and time, as a tenant's log does, and refuses a cursor that is no
+// row of it.
+func testOperatorAuditLog(t *testing.T, db *store.DB, operatorID string) {
+	ctx := context.Background()
+	all := must(db.OperatorAuditLog(ctx, store.LogQuery{Limit: 500}))
+	if len(all.Rows) != 3 || all.Rows[0].Action != "operator.signed_in" || all.Rows[1].Action != "operator.locked_out" {
+		t.Fatalf("whole trail: %+v", all.Rows)
+	}
+	p1 := must(db.OperatorAuditLog(ctx, store.LogQuery{Action: "operator.signed_in", Actor: operatorID, Limit: 1}))
+	if len(p1.Rows) != 1 || p1.Older == "" || p1.Rows[0].ID != all.Rows[0].ID {
+		t.Fatalf("page 1: %+v", p1)
+	}
+	p2 := must(db.OperatorAuditLog(ctx, store.LogQuery{Action: "operator.signed_in", Actor: operatorID, Limit: 1, After: p1.Older}))
+	if len(p2.Rows) != 1 || p2.Older != "" || p2.Rows[0].ID != all.Rows[2].ID {
+		t.Fatalf("page 2: %+v", p2)
+	}
+	for name, q := range map[string]store.LogQuery{
+		"other actor":  {Actor: "opr_nobody"},
+		"future":       {From: time.Now().Add(time.Hour)},
+		"past":         {To: time.Now().Add(-time.Hour)},
+		"invalid text": {Action: "a\xff"},
+	} {
+		if p := must(db.OperatorAuditLog(ctx, q)); len(p.Rows) != 0 {
+			t.Errorf("%s: %d rows", name, len(p.Rows))
+		}
+	}
+	for _, after := range []string{"aud_00000000000000000000000000", "x\x00"} {
+		_, err := db.OperatorAuditLog(ctx, store.LogQuery{After: after})
+		wantErr(t, err, store.ErrInvalid)
+	}
 }
 
 // testOperatorAuditChain: the operators' rows are hash-chained like a
