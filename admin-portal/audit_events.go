@@ -22,9 +22,9 @@ type auditEventJSON struct {
 	ID string `json:"id"`
 	// TenantID is null on the vendor's own rows, which belong to no tenant.
 	TenantID  *string         `json:"tenant_id"`
-	Actor     store.Actor     `json:"actor"`
+	Actor     actorJSON       `json:"actor"`
 	Action    string          `json:"action"`
-	Resource  store.Resource  `json:"resource"`
+	Resource  resourceJSON    `json:"resource"`
 	Context   json.RawMessage `json:"context"`
 	RequestID string          `json:"request_id"`
 	TS        time.Time       `json:"ts"`
@@ -32,14 +32,46 @@ type auditEventJSON struct {
 	Hash      string          `json:"hash"`
 }
 
+// actorJSON and resourceJSON carry every key of the contract's row, null
+// where the row has none (a job has no address, a webhook no name); the
+// store's types, which the hash chain encodes, leave such keys out.
+type actorJSON struct {
+	Type      string  `json:"type"`
+	ID        string  `json:"id"`
+	IP        *string `json:"ip"`
+	UserAgent *string `json:"user_agent"`
+}
+
+type resourceJSON struct {
+	Type string  `json:"type"`
+	ID   string  `json:"id"`
+	Name *string `json:"name"`
+}
+
+// orNull is s, or nil (null) when empty.
+func orNull(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func toActorJSON(a store.Actor) actorJSON {
+	return actorJSON{a.Type, a.ID, orNull(a.IP), orNull(a.UserAgent)}
+}
+
+func toResourceJSON(r store.Resource) resourceJSON {
+	return resourceJSON{r.Type, r.ID, orNull(r.Name)}
+}
+
 func toAuditJSON(e store.AuditEvent) auditEventJSON {
-	return auditEventJSON{e.ID, &e.TenantID, e.Actor, e.Action, e.Resource, e.Context, e.RequestID, e.TS, e.PrevHash, e.Hash}
+	return auditEventJSON{e.ID, &e.TenantID, toActorJSON(e.Actor), e.Action, toResourceJSON(e.Resource), e.Context, e.RequestID, e.TS, e.PrevHash, e.Hash}
 }
 
 // operatorAuditJSON is a row of the vendor's own trail in the same shape,
 // with tenant_id null.
 func operatorAuditJSON(e store.OperatorAuditEvent) auditEventJSON {
-	return auditEventJSON{e.ID, nil, e.Actor, e.Action, e.Resource, e.Context, e.RequestID, e.TS, e.PrevHash, e.Hash}
+	return auditEventJSON{e.ID, nil, toActorJSON(e.Actor), e.Action, toResourceJSON(e.Resource), e.Context, e.RequestID, e.TS, e.PrevHash, e.Hash}
 }
 
 // listAuditEvents answers GET /audit_events?tenant_id=&actor=&action=
@@ -60,10 +92,8 @@ func (a *API) listAuditEvents(c echo.Context) error {
 	if _, ok := c.QueryParams()["tenant_id"]; !ok {
 		return a.listVendorAudit(c, format)
 	}
+	// Empty, like any id that names no tenant, is a 404 (as in /events).
 	tenantID := c.QueryParam("tenant_id")
-	if tenantID == "" {
-		return invalid("tenant_id", "tenant_id must be a tenant id (tnt_…); leave it out for the vendor's own rows")
-	}
 	if !store.HasPrefix(tenantID, store.PrefixTenant) {
 		return notFound("tenant")
 	}

@@ -71,7 +71,7 @@ func TestAuditEventsAPI(t *testing.T) {
 			query string
 			want  int
 		}{
-			{"?tenant_id=", http.StatusBadRequest},
+			{"?tenant_id=", http.StatusNotFound}, // as in /events: no tenant has that id
 			{"?tenant_id=" + store.NewID(store.PrefixTenant), http.StatusNotFound},
 			{"?tenant_id=garbage", http.StatusNotFound},
 			{"?tenant_id=" + a.ID + "&format=xml", http.StatusBadRequest},
@@ -317,6 +317,65 @@ func TestVendorAuditEvents(t *testing.T) {
 		}
 		if r := e.call("GET", "/audit_events", nil, "Authorization", ""); r.status != http.StatusUnauthorized {
 			t.Errorf("no key: %d", r.status)
+		}
+	})
+}
+
+// TestAuditRowsKeepTheContractShape: every row the API answers, of a
+// tenant's log or the vendor's, has every key of the contract's audit row —
+// actor {type, id, ip, user_agent}, resource {type, id, name} — null where
+// the row has no value (a job's row has no address, a webhook no name),
+// never a missing key.
+func TestAuditRowsKeepTheContractShape(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		tn := e.createTenant(map[string]any{"name": "Acme"})
+		job := store.Actor{Type: "system", ID: "erase-job"}
+		if _, err := e.st.AppendAudit(store.WithTenant(ctx, tn.ID), store.AuditEvent{Actor: job, Action: "connection.certificate_checked",
+			Resource: store.Resource{Type: "connection", ID: "conn_x"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.st.AppendOperatorAudit(ctx, store.OperatorAuditEvent{Actor: job, Action: "api_key.created",
+			Resource: store.Resource{Type: "api_key", ID: "ak_x"}}); err != nil {
+			t.Fatal(err)
+		}
+		e.must(http.StatusCreated, "POST", "/webhooks", map[string]any{"url": "https://hooks.example/h", "events": []string{"*"}})
+
+		keys := func(m map[string]any) []string {
+			out := make([]string, 0, len(m))
+			for k := range m {
+				out = append(out, k)
+			}
+			slices.Sort(out)
+			return out
+		}
+		want := map[string][]string{
+			"row":      {"action", "actor", "context", "hash", "id", "prev_hash", "request_id", "resource", "tenant_id", "ts"},
+			"actor":    {"id", "ip", "type", "user_agent"},
+			"resource": {"id", "name", "type"},
+		}
+		for _, query := range []string{"?tenant_id=" + tn.ID, ""} {
+			t.Run("log"+query, func(t *testing.T) {
+				var page struct{ Data []map[string]any }
+				e.must(http.StatusOK, "GET", "/audit_events"+query, nil).decode(t, &page)
+				if len(page.Data) < 2 {
+					t.Fatalf("%d rows", len(page.Data))
+				}
+				for _, r := range page.Data {
+					actor, _ := r["actor"].(map[string]any)
+					resource, _ := r["resource"].(map[string]any)
+					for name, got := range map[string][]string{"row": keys(r), "actor": keys(actor), "resource": keys(resource)} {
+						if !slices.Equal(got, want[name]) {
+							t.Errorf("%s of %s row: keys %v, want %v", name, r["action"], got, want[name])
+						}
+					}
+					if r["action"] == "api_key.created" || r["action"] == "connection.certificate_checked" {
+						if actor["ip"] != nil || actor["user_agent"] != nil || resource["name"] != nil {
+							t.Errorf("job row %v: want ip, user_agent and name null", r)
+						}
+					}
+				}
+			})
 		}
 	})
 }
