@@ -80,14 +80,23 @@ func (m *Memory) EraseTenant(ctx context.Context, tenantID string) (int, error) 
 // sign-ins, one-time entries, rate-limit buckets. It reads every key, so it
 // is for the rare erasure of a tenant, never a request path; revocation
 // (RevokeTenant) is what ends a tenant's sessions at once.
+//
+// The tombstone ledger's keys (RedisLedger, under the same prefix) are
+// left alone: they hold every tenant's tombstones, and the erased tenant's
+// own must outlive it. The store removes the erased tenant's other
+// tombstones one by one (store.DB.EraseTenant).
 func (r *Redis) EraseTenant(ctx context.Context, tenantID string) (int, error) {
 	if tenantID == "" {
 		return 0, fmt.Errorf("sessions: erase: no tenant")
 	}
+	shared := map[string]bool{r.prefix + ledgerKey: true, r.prefix + ledgerSeqKey: true, r.prefix + ledgerNumKey: true, r.prefix + ledgerGoneKey: true}
 	n := 0
 	iter := r.c.Scan(ctx, 0, r.prefix+"*", 500).Iterator()
 	for iter.Next(ctx) {
 		key := iter.Val()
+		if shared[key] {
+			continue
+		}
 		hit := strings.Contains(key, tenantID)
 		if !hit {
 			var err error

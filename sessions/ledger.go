@@ -25,10 +25,14 @@ import (
 // reflect. The content is the store's (package store encodes and
 // interprets it); the ledger only keeps it.
 //
-// Tombstones have no expiry: a backup may be restored months after it was
-// taken, and a revoked key must stay revoked whatever its age. Each is a
-// few hundred bytes, one per revocation (an undone change — a user
-// reactivated, a tenant resumed — deletes its own).
+// Tombstones have no expiry of their own: a backup may be restored months
+// after it was taken, and a revoked key must stay revoked whatever its
+// age. Each is a few hundred bytes, one per revocation (an undone change —
+// a user reactivated, a tenant resumed — deletes its own). The store
+// forgets those older than the operator's tombstone horizon (tied to the
+// backup retention: no older backup is restored) with Forget, which
+// remembers the highest number forgotten, so that a database restored
+// from a backup older than that can be told.
 type Ledger interface {
 	// Put writes the tombstone key, replacing one of the same key, and
 	// numbers it after every tombstone written before.
@@ -47,13 +51,15 @@ const (
 	ledgerKey    = "tombstones"
 	ledgerSeqKey = "tombstones:seq"
 	ledgerNumKey = "tombstones:num"
+	// ledgerGoneKey is the highest number Forget removed.
+	ledgerGoneKey = "tombstones:forgotten"
 )
 
 // RedisLedger is a Ledger in Redis, beside the sessions: three keys
 // without expiry, which no eviction policy but allkeys-* removes.
 type RedisLedger struct {
-	c                  redis.UniversalClient
-	key, seqKey, byNum string
+	c                        redis.UniversalClient
+	key, seqKey, byNum, gone string
 }
 
 // NewRedisLedger returns the ledger in c under prefix ("" is
@@ -62,7 +68,7 @@ func NewRedisLedger(c redis.UniversalClient, prefix string) *RedisLedger {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &RedisLedger{c: c, key: prefix + ledgerKey, seqKey: prefix + ledgerSeqKey, byNum: prefix + ledgerNumKey}
+	return &RedisLedger{c: c, key: prefix + ledgerKey, seqKey: prefix + ledgerSeqKey, byNum: prefix + ledgerNumKey, gone: prefix + ledgerGoneKey}
 }
 
 // OpenRedisLedger connects to a redis:// or rediss:// URL for a ledger,
@@ -111,6 +117,47 @@ func (l *RedisLedger) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// forgetScript removes tombstones and raises the forgotten mark to the
+// highest of their numbers, in one step.
+// KEYS: tombstones, num, forgotten. ARGV: keys.
+var forgetScript = redis.NewScript(`
+local m = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+for _, k in ipairs(ARGV) do
+  local s = redis.call('ZSCORE', KEYS[2], k)
+  if s and tonumber(s) > m then m = tonumber(s) end
+  redis.call('HDEL', KEYS[1], k)
+  redis.call('ZREM', KEYS[2], k)
+end
+redis.call('SET', KEYS[3], m)
+return m
+`)
+
+// Forget deletes the tombstones keys, past the horizon, and remembers the
+// highest number among them (Forgotten).
+func (l *RedisLedger) Forget(ctx context.Context, keys []string) error {
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), 500)]
+		keys = keys[len(batch):]
+		args := make([]any, len(batch))
+		for i, k := range batch {
+			args[i] = k
+		}
+		if err := forgetScript.Run(ctx, l.c, []string{l.key, l.byNum, l.gone}, args...).Err(); err != nil {
+			return fmt.Errorf("sessions: forget tombstones: %w", err)
+		}
+	}
+	return nil
+}
+
+// Forgotten is the highest number Forget removed (0: none).
+func (l *RedisLedger) Forgotten(ctx context.Context) (int64, error) {
+	n, err := l.c.Get(ctx, l.gone).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("sessions: read the tombstones forgotten: %w", err)
+	}
+	return n, nil
+}
+
 // Since implements Ledger.
 func (l *RedisLedger) Since(ctx context.Context, seq int64) (map[string][]byte, int64, error) {
 	// The last number first: a tombstone written in between is read
@@ -147,10 +194,10 @@ func (l *RedisLedger) Close() error { return l.c.Close() }
 // Redis has nowhere a database restore does not reach (see the
 // operations guide, "Restoring from a backup").
 type MemoryLedger struct {
-	mu   sync.Mutex
-	last int64
-	m    map[string][]byte
-	num  map[string]int64
+	mu         sync.Mutex
+	last, gone int64
+	m          map[string][]byte
+	num        map[string]int64
 }
 
 // NewMemoryLedger returns an empty MemoryLedger.
@@ -187,4 +234,25 @@ func (l *MemoryLedger) Since(_ context.Context, seq int64) (map[string][]byte, i
 		}
 	}
 	return out, l.last, nil
+}
+
+// Forget implements the Forget of RedisLedger.
+func (l *MemoryLedger) Forget(_ context.Context, keys []string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		if n, ok := l.num[k]; ok && n > l.gone {
+			l.gone = n
+		}
+		delete(l.m, k)
+		delete(l.num, k)
+	}
+	return nil
+}
+
+// Forgotten implements the Forgotten of RedisLedger.
+func (l *MemoryLedger) Forgotten(context.Context) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gone, nil
 }

@@ -64,3 +64,62 @@ func TestLedger(t *testing.T) {
 		t.Errorf("after a restart: %q, last %d, %v", m, last, err)
 	}
 }
+
+// TestLedgerForget: Forget removes tombstones past the horizon and
+// remembers the highest number removed, which an unknown key or a lower
+// one never lowers; and erasing a tenant from the session store under the
+// same prefix leaves the ledger, every tenant's tombstones, alone.
+func TestLedgerForget(t *testing.T) {
+	rdb := sessionstest.Redis(t)
+	prefix := sessionstest.Prefix(t, rdb)
+	ctx := context.Background()
+	type forgetting interface {
+		sessions.Ledger
+		Forget(ctx context.Context, keys []string) error
+		Forgotten(ctx context.Context) (int64, error)
+	}
+	for name, l := range map[string]forgetting{
+		"redis":  sessions.NewRedisLedger(rdb, prefix),
+		"memory": sessions.NewMemoryLedger(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, k := range []string{"tenant:tnt_gone", "user:usr_1", "user:usr_2"} {
+				if err := l.Put(ctx, k, []byte(`{"tenant_id":"tnt_gone"}`)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n, err := l.Forgotten(ctx); err != nil || n != 0 {
+				t.Fatalf("forgotten before any: %d, %v", n, err)
+			}
+			if err := l.Forget(ctx, []string{"user:usr_2", "tenant:tnt_gone", "nope"}); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := l.Forgotten(ctx); err != nil || n != 3 {
+				t.Errorf("forgotten: %d, %v; want 3", n, err)
+			}
+			if err := l.Forget(ctx, []string{"nope"}); err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := l.Forgotten(ctx); n != 3 {
+				t.Errorf("an unknown key moved the mark to %d", n)
+			}
+			m, last, err := l.Since(ctx, 0)
+			if err != nil || len(m) != 1 || m["user:usr_1"] == nil || last != 3 {
+				t.Errorf("after forgetting: %q, last %d, %v", m, last, err)
+			}
+		})
+	}
+	// The session store under the same prefix erases the tenant's keys,
+	// not the ledger that names it.
+	cache := sessions.NewRedis(rdb, sessions.RedisOptions{Prefix: prefix})
+	if _, err := cache.EraseTenant(ctx, "tnt_gone"); err != nil {
+		t.Fatal(err)
+	}
+	l := sessions.NewRedisLedger(rdb, prefix)
+	if m, last, err := l.Since(ctx, 0); err != nil || len(m) != 1 || last != 3 {
+		t.Errorf("the ledger after a tenant's erasure: %q, last %d, %v", m, last, err)
+	}
+	if n, _ := l.Forgotten(ctx); n != 3 {
+		t.Errorf("the forgotten mark after a tenant's erasure: %d", n)
+	}
+}

@@ -317,6 +317,9 @@ func (db *DB) EraseTenant(ctx context.Context, actor Actor, note map[string]any)
 			return err
 		})
 	})
+	if err == nil {
+		db.forgetErased(ctx, rep.TenantID)
+	}
 	return rep, db.wrap("erase tenant", err)
 }
 

@@ -178,6 +178,13 @@ type TombstoneCheck struct {
 	// one the database had checked: the ledger (Redis) was emptied or
 	// restored, and the tombstones written since it was saved are lost.
 	LedgerBehind bool
+	// Forgotten is the highest tombstone number the ledger forgot as
+	// older than the horizon (PruneTombstones). BeyondHorizon is true
+	// when the database's last check (From) is below it: the database was
+	// restored from a backup older than the horizon, and revocations made
+	// after that backup may be among the forgotten.
+	Forgotten     int64
+	BeyondHorizon bool
 }
 
 // ReapplyTombstones applies again every tombstone of the ledger that the
@@ -209,6 +216,12 @@ func (db *DB) ReapplyTombstones(ctx context.Context, all, dryRun bool) (Tombston
 		return res, fmt.Errorf("store: read tombstones: %w", err)
 	}
 	res.To, res.Checked = last, len(raw)
+	if f, ok := db.ledger.(ForgettingLedger); ok {
+		if res.Forgotten, err = f.Forgotten(ctx); err != nil {
+			return res, fmt.Errorf("store: read the tombstones forgotten: %w", err)
+		}
+		res.BeyondHorizon = res.From < res.Forgotten
+	}
 	if last < res.From {
 		// The ledger went back: whatever it lost is lost. Check all it
 		// holds, and say so (the runbook's case of Redis restored too).
@@ -419,4 +432,88 @@ func unusableHash() []byte {
 		panic(fmt.Sprintf("store: crypto/rand: %v", err))
 	}
 	return b
+}
+
+// ForgettingLedger is a Ledger that can forget tombstones by age and
+// remember the highest number it forgot (sessions.RedisLedger): a
+// database whose last check is below that number was restored from a
+// backup older than the tombstone horizon, and ReapplyTombstones says so.
+type ForgettingLedger interface {
+	Ledger
+	// Forget deletes the tombstones keys and raises the forgotten mark to
+	// the highest number among them.
+	Forget(ctx context.Context, keys []string) error
+	// Forgotten is the highest number forgotten so far (0: none).
+	Forgotten(ctx context.Context) (int64, error)
+}
+
+// PruneTombstones forgets the tombstones written before before: the
+// tombstone horizon, which the operator ties to the backup retention (a
+// tombstone only matters to a backup taken before it, and no backup older
+// than the horizon is restored). It says how many went. ErrNoLedger on a
+// store without a ledger.
+func (db *DB) PruneTombstones(ctx context.Context, before time.Time) (int, error) {
+	if db.ledger == nil {
+		return 0, ErrNoLedger
+	}
+	f, ok := db.ledger.(ForgettingLedger)
+	if !ok {
+		return 0, fmt.Errorf("store: the tombstone ledger %T cannot forget", db.ledger)
+	}
+	raw, _, err := db.ledger.Since(ctx, 0)
+	if err != nil {
+		return 0, fmt.Errorf("store: read tombstones: %w", err)
+	}
+	var old []string
+	for k, v := range raw {
+		var t Tombstone
+		if err := json.Unmarshal(v, &t); err != nil || t.Kind == "" {
+			return 0, fmt.Errorf("store: tombstone %s does not parse: %v", k, err)
+		}
+		if t.At.Before(before) {
+			old = append(old, k)
+		}
+	}
+	if len(old) == 0 {
+		return 0, nil
+	}
+	sort.Strings(old)
+	if err := f.Forget(ctx, old); err != nil {
+		return 0, fmt.Errorf("store: forget tombstones: %w", err)
+	}
+	return len(old), nil
+}
+
+// forgetErased deletes from the ledger the tombstones of an erased
+// tenant's users, connections, directory tokens and portal links: nothing
+// of the tenant is left for them to revoke, and a restored backup that
+// holds the tenant again meets the tenant's own tombstone, which stays
+// (it deletes the tenant again, and the erase job erases it). A failure
+// is reported through the ledger's error hook: the erasure is done.
+func (db *DB) forgetErased(ctx context.Context, tenantID string) int {
+	if db.ledger == nil || tenantID == "" {
+		return 0
+	}
+	report := func(err error) int {
+		if db.ledgerErr != nil {
+			db.ledgerErr(fmt.Errorf("store: forget the tombstones of erased tenant %s: %w", tenantID, err))
+		}
+		return 0
+	}
+	raw, _, err := db.ledger.Since(ctx, 0)
+	if err != nil {
+		return report(err)
+	}
+	n := 0
+	for k, v := range raw {
+		var t Tombstone
+		if json.Unmarshal(v, &t) != nil || t.Kind == TombTenant || t.TenantID != tenantID {
+			continue
+		}
+		if err := db.ledger.Delete(ctx, k); err != nil {
+			return report(err)
+		}
+		n++
+	}
+	return n
 }

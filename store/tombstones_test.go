@@ -123,3 +123,52 @@ func keys(m map[string][]byte) []string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestPruneTombstones: the horizon forgets tombstones written before it
+// and keeps the newer; a database whose last check is below the highest
+// number forgotten (restored from a backup older than the horizon) is told
+// so, one checked since is not.
+func TestPruneTombstones(t *testing.T) {
+	for _, be := range storetest.Backends {
+		t.Run(be.Name, func(t *testing.T) {
+			db := be.Open(t)
+			bg := context.Background()
+			if _, err := db.PruneTombstones(bg, time.Now()); err != store.ErrNoLedger {
+				t.Fatalf("without a ledger: %v, want ErrNoLedger", err)
+			}
+			ledger := sessions.NewMemoryLedger()
+			db.SetLedger(ledger, func(err error) { t.Errorf("ledger: %v", err) })
+			old := time.Now().Add(-400 * 24 * time.Hour)
+			if err := ledger.Put(bg, "api_key:key_old", []byte(`{"kind":"api_key","id":"key_old","at":"`+old.Format(time.RFC3339)+`"}`)); err != nil {
+				t.Fatal(err)
+			}
+			tn, err := db.CreateTenant(bg, store.Tenant{Name: "Acme", Status: store.TenantActive})
+			if err != nil {
+				t.Fatal(err)
+			}
+			paused := store.TenantPaused
+			if _, err := db.UpdateTenant(store.WithTenant(bg, tn.ID), store.TenantUpdate{Status: &paused}); err != nil {
+				t.Fatal(err)
+			}
+			if res, err := db.ReapplyTombstones(bg, false, false); err != nil || res.BeyondHorizon || res.To != 2 {
+				t.Fatalf("first check: %+v, %v", res, err)
+			}
+			n, err := db.PruneTombstones(bg, time.Now().Add(-365*24*time.Hour))
+			if err != nil || n != 1 {
+				t.Fatalf("pruned %d, %v; want the old one", n, err)
+			}
+			if m, _, _ := ledger.Since(bg, 0); len(m) != 1 || m["tenant:"+tn.ID] == nil {
+				t.Errorf("after the prune the ledger holds %q; want the tenant's tombstone", m)
+			}
+			if res, err := db.ReapplyTombstones(bg, true, true); err != nil || res.BeyondHorizon || res.Forgotten != 1 {
+				t.Errorf("a database checked after the forgotten tombstone: %+v, %v", res, err)
+			}
+			// A database that never checked it (a backup from before it).
+			older := be.Open(t)
+			older.SetLedger(ledger, nil)
+			if res, err := older.ReapplyTombstones(bg, true, true); err != nil || !res.BeyondHorizon {
+				t.Errorf("a database from before the forgotten tombstone: %+v, %v; want BeyondHorizon", res, err)
+			}
+		})
+	}
+}

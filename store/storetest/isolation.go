@@ -106,6 +106,7 @@ var globalMethods = map[string]string{
 	"SessionStoreEpoch":        whyOperations,
 	"AdvanceSessionStoreEpoch": whyOperations,
 	"ReapplyTombstones":        whySweep,
+	"PruneTombstones":          whySweep,
 	"SetLedger":                whyOperations,
 	"RaiseSessionStoreApplied": whyOperations,
 	"EnqueueLogouts":           whyQueue,
