@@ -198,3 +198,44 @@ func run(t *testing.T, name string, args ...string) {
 		t.Fatalf("%s: %v\n%s", name, err, out)
 	}
 }
+
+// TestTombstonePruner: with a clock advanced past the horizon the pruner
+// forgets the tombstones written before it, whatever their tenant, and
+// keeps the newer; on a store without a ledger it does nothing.
+func TestTombstonePruner(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, "sqlite://"+filepath.Join(t.TempDir(), "idbroker.db"), storetest.NewCipher(t))
+	p := &lifecycle.TombstonePruner{Store: db}
+	if n, err := p.PruneDue(ctx); err != nil || n != 0 {
+		t.Fatalf("without a ledger: %d, %v", n, err)
+	}
+	ledger := sessions.NewMemoryLedger()
+	db.SetLedger(ledger, func(err error) { t.Errorf("ledger: %v", err) })
+	var tenants []string
+	for _, name := range []string{"A", "B"} {
+		tn, err := db.CreateTenant(ctx, store.Tenant{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		paused := store.TenantPaused
+		if _, err := db.UpdateTenant(store.WithTenant(ctx, tn.ID), store.TenantUpdate{Status: &paused}); err != nil {
+			t.Fatal(err)
+		}
+		tenants = append(tenants, tn.ID)
+	}
+	clock := time.Now().Add(lifecycle.DefaultTombstoneHorizon - time.Hour)
+	p.Now = func() time.Time { return clock }
+	if n, err := p.PruneDue(ctx); err != nil || n != 0 {
+		t.Fatalf("inside the horizon: pruned %d, %v", n, err)
+	}
+	clock = clock.Add(2 * time.Hour)
+	if n, err := p.PruneDue(ctx); err != nil || n != len(tenants) {
+		t.Fatalf("past the horizon: pruned %d, %v; want %d", n, err, len(tenants))
+	}
+	if m, _, _ := ledger.Since(ctx, 0); len(m) != 0 {
+		t.Errorf("left %q", m)
+	}
+	if n, _ := ledger.Forgotten(ctx); n != 2 {
+		t.Errorf("forgotten mark %d, want 2", n)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/metrics"
 	"github.com/idbroker/idbroker/internal/secrets"
+	"github.com/idbroker/idbroker/lifecycle"
 )
 
 // Environment variables read by the broker. Flags, where a subcommand has
@@ -39,6 +40,7 @@ const (
 	envMetricsTenantLabels  = "IDBROKER_METRICS_TENANT_LABELS"
 	envMetricsListen        = "IDBROKER_METRICS_LISTEN"
 	envEventRetentionDays   = "IDBROKER_EVENT_RETENTION_DAYS"
+	envTombstoneHorizonDays = "IDBROKER_TOMBSTONE_HORIZON_DAYS"
 	envWebhookDisableDays   = "IDBROKER_WEBHOOK_DISABLE_AFTER_DAYS"
 	envRequestTimeout       = "IDBROKER_REQUEST_TIMEOUT"
 	envAuditCheckpoint      = "IDBROKER_AUDIT_CHECKPOINT_INTERVAL"
@@ -151,6 +153,10 @@ type Config struct {
 	// EventRetention is how long events (and the deliveries of each) are
 	// kept; negative keeps them for ever.
 	EventRetention time.Duration
+	// TombstoneHorizon is how long revocations kept outside the database
+	// (tombstones) are kept: the backup retention and a margin. Negative
+	// keeps them for ever.
+	TombstoneHorizon time.Duration
 	// WebhookDisableAfter is how long every attempt at a webhook fails
 	// before the dispatcher disables it (events.Config.DisableAfter);
 	// negative never.
@@ -346,6 +352,19 @@ func loadConfig(src configSource) (Config, error) {
 			bad(name, "%q is not a number of days from %d to %d, or 0 to keep events for ever", v, minDays, maxEventRetentionDays)
 		default:
 			c.EventRetention = time.Duration(n) * 24 * time.Hour
+		}
+	}
+
+	c.TombstoneHorizon = lifecycle.DefaultTombstoneHorizon
+	if v, name := src.get(envTombstoneHorizonDays); v != "" {
+		minDays := int(lifecycle.MinTombstoneHorizon / (24 * time.Hour))
+		switch n, err := strconv.Atoi(strings.TrimSpace(v)); {
+		case err == nil && n == 0:
+			c.TombstoneHorizon = -1 // keep for ever
+		case err != nil || n < minDays || n > maxEventRetentionDays:
+			bad(name, "%q is not a number of days from %d to %d, or 0 to keep tombstones for ever", v, minDays, maxEventRetentionDays)
+		default:
+			c.TombstoneHorizon = time.Duration(n) * 24 * time.Hour
 		}
 	}
 

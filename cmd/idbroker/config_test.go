@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/idbroker/idbroker/events"
+	"github.com/idbroker/idbroker/lifecycle"
 )
 
 // Test values. The secrets are distinctive so that a test can prove they
@@ -142,6 +143,18 @@ func TestLoadConfig(t *testing.T) {
 			wantErr: []string{`IDBROKER_EVENT_RETENTION_DAYS: "2" is not a number of days from 7 to 3650, or 0 to keep events for ever`}},
 		{name: "event retention not a number", env: map[string]string{envEventRetentionDays: "90d"},
 			wantErr: []string{`IDBROKER_EVENT_RETENTION_DAYS: "90d" is not a number of days`}},
+
+		// IDBROKER_TOMBSTONE_HORIZON_DAYS
+		{name: "tombstone horizon default",
+			check: func(t *testing.T, c Config) {
+				eq(t, "TombstoneHorizon", c.TombstoneHorizon, lifecycle.DefaultTombstoneHorizon)
+			}},
+		{name: "tombstone horizon days", env: map[string]string{envTombstoneHorizonDays: "45"},
+			check: func(t *testing.T, c Config) { eq(t, "TombstoneHorizon", c.TombstoneHorizon, 45*24*time.Hour) }},
+		{name: "tombstone horizon for ever", env: map[string]string{envTombstoneHorizonDays: "0"},
+			check: func(t *testing.T, c Config) { eq(t, "TombstoneHorizon", c.TombstoneHorizon, time.Duration(-1)) }},
+		{name: "tombstone horizon inside the restore window", env: map[string]string{envTombstoneHorizonDays: "7"},
+			wantErr: []string{`IDBROKER_TOMBSTONE_HORIZON_DAYS: "7" is not a number of days from 31 to 3650, or 0 to keep tombstones for ever`}},
 
 		// IDBROKER_WEBHOOK_DISABLE_AFTER_DAYS
 		{name: "webhook disable default",

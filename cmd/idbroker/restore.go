@@ -22,7 +22,9 @@ check at every start, before it serves; this command checks all of them
 (--dry-run: only lists) and prints what it applied again. Run it with the
 nodes' IDBROKER_DATABASE_URL and IDBROKER_REDIS_URL, after the restore and
 before starting the nodes (see "Restoring from a backup" in the operations
-guide).
+guide). A database restored from a backup older than the tombstone horizon
+(IDBROKER_TOMBSTONE_HORIZON_DAYS) is warned of: tombstones written after it
+may have been forgotten.
 
 A directory token or client secret ended again has no successor the
 restored database knows: rotate it (the table says which) and give the new
@@ -53,6 +55,11 @@ func runRestoreCheck(ctx context.Context, c *cli, args []string) error {
 		verb = "to apply again"
 	}
 	fmt.Fprintf(c.stdout, "%d revocations kept outside the database checked, %d %s\n", res.Checked, len(res.Reapplied), verb)
+	if res.BeyondHorizon {
+		fmt.Fprintf(c.stdout, "warning: the database is older than the tombstone horizon (%s): revocations made after its backup "+
+			"and forgotten since are not applied again; treat it as a restore with Redis lost (see \"Restoring from a backup\" in the operations guide)\n",
+			envTombstoneHorizonDays)
+	}
 	if len(res.Reapplied) == 0 {
 		return nil
 	}
@@ -103,6 +110,11 @@ func reapplyAtStart(ctx context.Context, st *store.DB, log *slog.Logger) error {
 }
 
 func logTombstoneCheck(ctx context.Context, log *slog.Logger, res store.TombstoneCheck) {
+	if res.BeyondHorizon {
+		log.WarnContext(ctx, "the database is older than the tombstone horizon: it was restored from a backup taken before tombstones "+
+			"that have since been forgotten, so revocations made after the backup may be honoured again "+
+			"(see \"Restoring from a backup\" in the operations guide)", "database_checked", res.From, "forgotten_up_to", res.Forgotten)
+	}
 	if res.LedgerBehind {
 		log.WarnContext(ctx, "the tombstone ledger in Redis is older than the database's last check: Redis was emptied or restored, "+
 			"and revocations it kept since are lost; a database restored as well may honour them again "+

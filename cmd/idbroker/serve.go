@@ -59,6 +59,7 @@ it too, and their --database-url and --issuer override it likewise):
 	IDBROKER_METRICS_LISTEN          host:port serving /metrics apart, instead of on IDBROKER_LISTEN (default none)
 	IDBROKER_REQUEST_TIMEOUT         how long a request waits on PostgreSQL or Redis before a 503, 1s to 55s (default 30s)
 	IDBROKER_EVENT_RETENTION_DAYS    days events and their deliveries are kept, 7 to 3650 or 0 for ever (default 90)
+	IDBROKER_TOMBSTONE_HORIZON_DAYS  days revocations are kept in Redis against a database restore: your backup retention, 31 to 3650 or 0 for ever (default 365)
 	IDBROKER_AUDIT_CHECKPOINT_INTERVAL how often a signed checkpoint of the audit chains is logged, 1m or more or 0 for none (default 1h)
 	IDBROKER_WEBHOOK_DISABLE_AFTER_DAYS days of nothing but failed attempts before a webhook is disabled, 1 to 365 or 0 never (default 5)
 	IDBROKER_PORTAL_PRODUCT_NAME     your product's name on the self-serve portal's pages (default idbroker)

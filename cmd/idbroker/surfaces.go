@@ -385,6 +385,12 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		eraser.Cache = c
 	}
 	bg.Go(func() { eraser.Run(ctx, erasureInterval) })
+	// Tombstones older than the horizon (the backup retention) protect no
+	// backup that may still be restored: forgotten (lifecycle.TombstonePruner).
+	if ts, ok := st.(lifecycle.TombstoneStore); ok && cfg.RedisURL != "" && cfg.TombstoneHorizon > 0 {
+		tombs := &lifecycle.TombstonePruner{Store: ts, Horizon: cfg.TombstoneHorizon, Log: log.With("surface", "lifecycle")}
+		bg.Go(func() { tombs.Run(ctx, erasureInterval) })
+	}
 	// Events older than the retention go, with their deliveries, so the
 	// outbox does not grow with every sign-in for ever.
 	pruner := &events.Pruner{Store: st, Retention: cfg.EventRetention, Log: log.With("surface", "events")}
