@@ -49,7 +49,10 @@ func (a *API) revokeUserSessions(c echo.Context) error {
 		}
 		// The session.revoked event comes from the revoker, with the ids
 		// of the sessions the order ended, as for every other cause.
-		return a.audit(ctx, c, "user.sessions_revoked", store.Resource{Type: "user", ID: u.ID, Name: u.Email},
+		// The user by id alone: the audit chain keeps its rows for the
+		// tenant's life, and a person deleted over SCIM must not stay in
+		// it by their email (see "Data retention and erasure").
+		return a.audit(ctx, c, "user.sessions_revoked", store.Resource{Type: "user", ID: u.ID},
 			map[string]any{"revocation_id": rv.ID})
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,10 @@ func TestRevokeUserSessions(t *testing.T) {
 			}
 			if rows := e.audits(ta, "user.sessions_revoked"); len(rows) != 1 || rows[0].Resource.ID != ua {
 				t.Fatalf("audit %+v", rows)
+			} else if raw, _ := json.Marshal(rows[0]); strings.Contains(string(raw), "u@a.test") {
+				// The audit chain cannot forget: a person erased later
+				// would stay in it by name. It holds the user's id.
+				t.Errorf("the audit row holds the user's email: %s", raw)
 			}
 			evs := e.events(ta, "session.revoked")
 			if len(evs) != 1 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -480,8 +481,12 @@ func (p *Provider) failed(ctx context.Context, c echo.Context, conn store.Connec
 		"connection_id": conn.ID, "connection_type": conn.Type, "client_id": clientID,
 		"reason_code": code, "reason": reason, "request_id": ref,
 	}
+	// The audit row keeps the reason with email addresses reduced to
+	// their domain: the chain keeps its rows for the tenant's life, and
+	// cannot forget a person later erased. The event, with the whole
+	// reason, goes with the event retention.
 	details, _ := json.Marshal(map[string]any{
-		"connection_type": conn.Type, "client_id": clientID, "reason_code": code, "reason": reason,
+		"connection_type": conn.Type, "client_id": clientID, "reason_code": code, "reason": maskEmails(reason),
 	})
 	err := p.store.InTx(store.WithTenant(ctx, conn.TenantID), func(ctx context.Context) error {
 		if err := p.appendEvent(ctx, conn.TenantID, EventAuthFailed, data); err != nil {
@@ -518,6 +523,15 @@ func loginActor(c echo.Context) store.Actor {
 		ua = strings.ToValidUTF8(ua[:maxUserAgent], "")
 	}
 	return store.Actor{Type: "user", IP: c.RealIP(), UserAgent: ua}
+}
+
+// emailAddress finds what looks like an email address in a reason.
+var emailAddress = regexp.MustCompile(`[A-Za-z0-9.!#$%&'*+/=?^_{|}~-]+@([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)`)
+
+// maskEmails replaces the local part of every email address in s, keeping
+// its domain (which says which organisation's IdP answered).
+func maskEmails(s string) string {
+	return emailAddress.ReplaceAllString(s, "[redacted]@$1")
 }
 
 // maxUserAgent keeps a hostile User-Agent from bloating audit rows.
