@@ -54,6 +54,17 @@ func testTenantLifecycle(t *testing.T, db *store.DB) {
 		t.Fatalf("deleted tenant = %+v", del)
 	}
 	inService(false)
+	// While restorable its verified domain stays its own: another tenant
+	// may claim it, not verify it (a restore would find it taken).
+	other, _ := newTenant(t, db, "Other")
+	_, err0 := db.AddDomain(other, store.Domain{Domain: "a.com", VerificationToken: "o", Verified: true})
+	wantErr(t, err0, store.ErrConflict)
+	claim := must(db.AddDomain(other, store.Domain{Domain: "a.com", VerificationToken: "o"}))
+	_, err0 = db.MarkDomainVerified(other, claim.ID)
+	wantErr(t, err0, store.ErrConflict)
+	if err := db.DeleteDomain(other, claim.ID); err != nil {
+		t.Fatal(err)
+	}
 	if listed("") || !listed(store.TenantDeleted) {
 		t.Fatal("a deleted tenant is listed among the live, or not among the deleted")
 	}
