@@ -48,3 +48,28 @@ func TestPortalLinks(t *testing.T) {
 		}
 	})
 }
+
+// TestPortalLinkReturnURLRefusals: each refused return_url is a 400 on the
+// field whose message names what is wrong with it.
+func TestPortalLinkReturnURLRefusals(t *testing.T) {
+	tests := []struct {
+		returnURL, message string
+	}{
+		{"https://app.example/" + strings.Repeat("a", 2049), "at most 2048 characters"},
+		{"//app.example/back", "absolute"},
+		{"/settings", "absolute"},
+		{"javascript:alert(1)", "absolute"},
+		{"https://user:pw@app.example/", "credentials"},
+		{"http://app.example/back", "https"},
+		{"ftp://app.example/back", "https"},
+	}
+	eachBackend(t, func(t *testing.T, e *env) {
+		tn := e.createTenant(map[string]any{"name": "Acme"})
+		for _, tt := range tests {
+			r := e.must(http.StatusBadRequest, http.MethodPost, "/portal_links", map[string]any{"tenant_id": tn.ID, "intent": "sso", "return_url": tt.returnURL})
+			if got := r.err(t); got.Field != "return_url" || !strings.Contains(got.Message, tt.message) {
+				t.Errorf("%.40s: %+v, want a message saying %q", tt.returnURL, got, tt.message)
+			}
+		}
+	})
+}

@@ -60,9 +60,15 @@ func (p *Portal) CreateLink(ctx context.Context, intent, returnURL string) (stri
 // checkReturnURL accepts an absolute https URL, or http to a loopback host
 // (a vendor's own development setup).
 func checkReturnURL(raw string) error {
+	if len(raw) > 2048 {
+		return errors.New("return_url must be at most 2048 characters")
+	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil || len(raw) > 2048 {
+	if err != nil || u.Host == "" || u.Scheme == "" {
 		return errors.New("return_url must be an absolute https URL (or http on localhost)")
+	}
+	if u.User != nil {
+		return errors.New("return_url must not carry credentials (user:password@)")
 	}
 	switch u.Scheme {
 	case "https":
