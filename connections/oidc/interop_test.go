@@ -8,9 +8,12 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -283,7 +286,7 @@ func TestOIDCOddlyTypedOptionalClaims(t *testing.T) {
 		claim string
 		value any
 	}{
-		{"sub", 12345}, {"auth_time", "1700000000"}, {"email_verified", 0}, {"email_verified", "yes"},
+		{"sub", 12345}, {"email_verified", 0}, {"email_verified", "yes"},
 	} {
 		t.Run(fmt.Sprintf("strict %s %v", tt.claim, tt.value), func(t *testing.T) {
 			op.tamper = func(c map[string]any) { c[tt.claim] = tt.value }
@@ -388,5 +391,72 @@ func TestEntraTenantOfNationalClouds(t *testing.T) {
 	}
 	if p := defaultPreset("https://login.chinacloudapi.cn/" + tid + "/v2.0"); p != connections.PresetEntra {
 		t.Errorf("preset %s", p)
+	}
+}
+
+// TestOIDCTimeClaims: the times an id_token's checks rest on (auth_time,
+// iat, exp, nbf) as IdPs send them. A number, with or without a fraction
+// (some IdPs write milliseconds as decimals), and the same number as a
+// string of digits ("1700000000", as some send auth_time) mean one thing
+// and are read; an RFC 3339 date the library reads already (Auth0 of
+// old). Anything else — a word, an empty or signed string, a number out
+// of any sensible range, a time far in the future or the past — is a
+// malformed answer, never a time made up.
+func TestOIDCTimeClaims(t *testing.T) {
+	e := newEnv(t, connectionstest.Options{})
+	op := newTestOP(t, "")
+	conn := genericConn(t, e, op)
+	defer func() { op.tamper = nil }()
+	now := time.Now().Truncate(time.Second)
+	authAt := now.Add(-time.Minute)
+	num := func(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+	for _, tt := range []struct {
+		name     string
+		claims   map[string]any
+		authTime time.Time // the profile's, when the sign-in succeeds
+		err      error
+	}{
+		{"auth_time a number", map[string]any{"auth_time": authAt.Unix()}, authAt, nil},
+		{"auth_time a string of digits", map[string]any{"auth_time": num(authAt)}, authAt, nil},
+		{"auth_time a decimal", map[string]any{"auth_time": float64(authAt.Unix()) + 0.25}, authAt, nil},
+		{"auth_time a decimal string", map[string]any{"auth_time": num(authAt) + ".250"}, authAt, nil},
+		{"auth_time RFC 3339", map[string]any{"auth_time": authAt.UTC().Format(time.RFC3339)}, authAt, nil},
+		{"iat and exp decimals", map[string]any{"iat": float64(now.Unix()) + 0.5, "exp": float64(now.Add(5*time.Minute).Unix()) + 0.5}, time.Time{}, nil},
+		{"iat and exp strings of digits", map[string]any{"iat": num(now), "exp": num(now.Add(5 * time.Minute))}, time.Time{}, nil},
+		{"exp a string of digits, past", map[string]any{"exp": num(now.Add(-time.Hour))}, time.Time{}, connections.ErrExpired},
+		{"auth_time a word", map[string]any{"auth_time": "yesterday"}, time.Time{}, connections.ErrMalformed},
+		{"auth_time empty", map[string]any{"auth_time": ""}, time.Time{}, connections.ErrMalformed},
+		{"auth_time signed", map[string]any{"auth_time": "+" + num(authAt)}, time.Time{}, connections.ErrMalformed},
+		{"auth_time negative", map[string]any{"auth_time": -5}, time.Time{}, connections.ErrMalformed},
+		{"auth_time with spaces", map[string]any{"auth_time": " " + num(authAt)}, time.Time{}, connections.ErrMalformed},
+		{"auth_time hex", map[string]any{"auth_time": "0x6553f100"}, time.Time{}, connections.ErrMalformed},
+		{"auth_time exponent string", map[string]any{"auth_time": "1.7e9"}, time.Time{}, connections.ErrMalformed},
+		{"auth_time huge", map[string]any{"auth_time": 1e300}, time.Time{}, connections.ErrMalformed},
+		{"auth_time milliseconds", map[string]any{"auth_time": authAt.UnixMilli()}, time.Time{}, connections.ErrMalformed},
+		{"auth_time a boolean", map[string]any{"auth_time": true}, time.Time{}, connections.ErrMalformed},
+		{"exp huge", map[string]any{"exp": 1e300}, time.Time{}, connections.ErrMalformed},
+		{"iat a word", map[string]any{"iat": "now"}, time.Time{}, connections.ErrMalformed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			op.tamper = func(c map[string]any) { maps.Copy(c, tt.claims) }
+			c := oidcLogin(t, e, conn, "r")
+			if tt.err != nil {
+				if c.Err == nil {
+					t.Fatalf("signed in with %v; want %v", tt.claims, tt.err)
+				}
+				wantErr(t, c.Err, tt.err, "")
+				return
+			}
+			wantBob(t, c)
+			if !c.Res.Profile.AuthTime.Equal(tt.authTime) {
+				t.Fatalf("AuthTime = %v, want %v", c.Res.Profile.AuthTime, tt.authTime)
+			}
+			// The claims keep what the IdP sent.
+			for k, v := range tt.claims {
+				if got, err := json.Marshal(c.Res.Profile.Raw[k]); err != nil || !jsonEqual(t, got, v) {
+					t.Errorf("claim %s kept as %s, want %v", k, got, v)
+				}
+			}
+		})
 	}
 }

@@ -514,12 +514,13 @@ func (c *idTokenClaims) GetExpiration() time.Time {
 
 func (c *idTokenClaims) UnmarshalJSON(b []byte) error {
 	c.IDTokenClaims = new(oidc.IDTokenClaims)
-	return unmarshalLenient(b, c.IDTokenClaims, &c.IDTokenClaims.Claims)
+	return unmarshalLenient(b, c.IDTokenClaims, &c.IDTokenClaims.Claims, timeClaims)
 }
 
 func (u *userInfo) UnmarshalJSON(b []byte) error {
 	u.UserInfo = new(oidc.UserInfo)
-	return unmarshalLenient(b, u.UserInfo, &u.UserInfo.Claims)
+	// UserInfo has no times the checks rest on: none is read as one.
+	return unmarshalLenient(b, u.UserInfo, &u.UserInfo.Claims, nil)
 }
 
 // lenientBools are the claims the library reads as booleans.
@@ -544,6 +545,66 @@ var optionalClaims = map[string]func(json.RawMessage) bool{
 	"phone_number": readsAs[string], "address": readsAs[oidc.UserInfoAddress],
 }
 
+// timeClaims are the times the id_token's checks rest on. The library
+// reads a JSON number (a fraction dropped) or an RFC 3339 string; some
+// IdPs send the number as a string of digits ("1700000000", auth_time
+// most often), which means the same and is read as that number.
+var timeClaims = []string{"auth_time", "iat", "exp", "nbf"}
+
+// maxTime bounds a time claim: 9999-12-31. Beyond it a number is no
+// time in seconds (milliseconds, a mistake) and the library, converting
+// it to an int64, would make up one.
+const maxTime = 253402300799
+
+// readTime checks a time claim. It returns the JSON number to read in
+// place of a string of digits (with an optional fraction), nil when raw
+// is for the library to read as sent, and an error for a number out of
+// range or a string that is neither digits nor an RFC 3339 date.
+func readTime(raw json.RawMessage) (json.RawMessage, error) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, err
+	}
+	inRange := func(f float64) error {
+		if f < 0 || f > maxTime || f != f {
+			return fmt.Errorf("%v is not a time in seconds since 1970", f)
+		}
+		return nil
+	}
+	switch x := v.(type) {
+	case float64:
+		return nil, inRange(x)
+	case string:
+		if t, err := time.Parse(time.RFC3339, x); err == nil {
+			return nil, inRange(float64(t.Unix()))
+		}
+		if !isDecimal(x) {
+			return nil, fmt.Errorf("%q is neither a number of seconds nor an RFC 3339 date", x)
+		}
+		f, err := strconv.ParseFloat(x, 64)
+		if err != nil {
+			return nil, err
+		}
+		return json.RawMessage(x), inRange(f)
+	}
+	return nil, nil // null (no time) and other types: the library's to refuse
+}
+
+// isDecimal reports whether s is digits with an optional fraction: a
+// JSON number without sign or exponent, and never longer than a time.
+func isDecimal(s string) bool {
+	whole, frac, dot := strings.Cut(s, ".")
+	digits := func(d string) bool {
+		for i := 0; i < len(d); i++ {
+			if d[i] < '0' || d[i] > '9' {
+				return false
+			}
+		}
+		return d != ""
+	}
+	return len(whole) <= 12 && len(frac) <= 9 && digits(whole) && (!dot || digits(frac))
+}
+
 // readsAs reports whether raw decodes as a T.
 func readsAs[T any](raw json.RawMessage) bool {
 	var v T
@@ -553,8 +614,9 @@ func readsAs[T any](raw json.RawMessage) bool {
 // unmarshalLenient decodes b into v after writing the string "true" or
 // "false", in any letter case, of lenientBools as booleans, leaving out a
 // null one (as if absent) and the optionalClaims the library cannot
-// read; claims then gets every claim as sent.
-func unmarshalLenient(b []byte, v any, claims *map[string]any) error {
+// read, and writing the times given as strings of digits as numbers
+// (refusing a time out of range); claims then gets every claim as sent.
+func unmarshalLenient(b []byte, v any, claims *map[string]any, times []string) error {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(b, &fields); err != nil {
 		return err
@@ -577,6 +639,20 @@ func unmarshalLenient(b []byte, v any, claims *map[string]any) error {
 		switch strings.ToLower(s) {
 		case "true", "false":
 			fields[name] = json.RawMessage(strings.ToLower(s))
+			fixed = nil
+		}
+	}
+	for _, name := range times {
+		raw, ok := fields[name]
+		if !ok {
+			continue
+		}
+		num, err := readTime(raw)
+		if err != nil {
+			return fmt.Errorf("claim %s: %w", name, err)
+		}
+		if num != nil {
+			fields[name] = num
 			fixed = nil
 		}
 	}
