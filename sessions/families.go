@@ -22,6 +22,15 @@ type Family struct {
 	Hash      string // hash of the current token (hex), never the token
 	Grant     []byte // what the current token stands for, opaque here
 	ExpiresAt time.Time
+	// The previous generation's token, which an application may let
+	// answer again for a short window after it was spent (two tabs
+	// refreshing at once): its hash, the current token sealed by the
+	// broker (opaque here), and the end of the window. Set by the
+	// rotation that spends it, dropped by the next one; Rotate itself
+	// still treats that token as reuse.
+	PrevHash   string
+	PrevSealed []byte
+	PrevUntil  time.Time
 }
 
 // Rotation is the outcome of Families.Rotate.
@@ -105,6 +114,9 @@ func (m *Memory) Family(ctx context.Context, id string) (Family, error) {
 		return Family{}, ErrNotFound
 	}
 	f.Grant = append([]byte(nil), f.Grant...)
+	if f.PrevSealed != nil {
+		f.PrevSealed = append([]byte(nil), f.PrevSealed...)
+	}
 	return f, nil
 }
 
@@ -129,6 +141,10 @@ func (m *Memory) Rotate(ctx context.Context, id string, gen uint64, hash string,
 	f.Gen++
 	f.Hash, f.ExpiresAt = next.Hash, next.ExpiresAt
 	f.Grant = append([]byte(nil), next.Grant...)
+	f.PrevHash, f.PrevSealed, f.PrevUntil = next.PrevHash, nil, next.PrevUntil
+	if next.PrevSealed != nil {
+		f.PrevSealed = append([]byte(nil), next.PrevSealed...)
+	}
 	m.families[id] = f
 	return Rotated, nil, nil
 }
@@ -159,7 +175,8 @@ func (r *Redis) famKey(id string) string { return r.prefix + "fam:" + id }
 
 // rotateScript is Families.Rotate in one step.
 // KEYS: fam. ARGV: prefix, channel, gen, hash, new hash, new grant, new
-// expiry (unix ns), ttl ms, late (see lateAfter).
+// expiry (unix ns), ttl ms, late (see lateAfter), previous hash, sealed
+// and window end (unix ns; "" for none).
 // Returns {1} rotated, {2, session hash or {}} reused, {3} unknown, {4}
 // late (nothing done).
 var rotateScript = redis.NewScript(luaRevoke + luaLate + `
@@ -179,6 +196,11 @@ if gen ~= cur or f[2] ~= ARGV[4] then
   return {2, h}
 end
 redis.call('HSET', KEYS[1], 'g', cur + 1, 'h', ARGV[5], 'd', ARGV[6], 'e', ARGV[7])
+if ARGV[12] ~= '' then
+  redis.call('HSET', KEYS[1], 'ph', ARGV[10], 'ps', ARGV[11], 'pu', ARGV[12])
+else
+  redis.call('HDEL', KEYS[1], 'ph', 'ps', 'pu')
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return {1}
 `)
@@ -225,6 +247,13 @@ func (r *Redis) Family(ctx context.Context, id string) (Family, error) {
 		return Family{}, fmt.Errorf("sessions: redis family %s: corrupt record: %w", id, err)
 	}
 	f := Family{ID: id, SessionID: h["s"], Gen: gen, Hash: h["h"], Grant: []byte(h["d"]), ExpiresAt: time.Unix(0, exp)}
+	if pu, ok := h["pu"]; ok {
+		until, err := strconv.ParseInt(pu, 10, 64)
+		if err != nil {
+			return Family{}, fmt.Errorf("sessions: redis family %s: corrupt record: %w", id, err)
+		}
+		f.PrevHash, f.PrevSealed, f.PrevUntil = h["ph"], []byte(h["ps"]), time.Unix(0, until)
+	}
 	if !time.Now().Before(f.ExpiresAt) {
 		return Family{}, ErrNotFound
 	}
@@ -237,8 +266,13 @@ func (r *Redis) Rotate(ctx context.Context, id string, gen uint64, hash string, 
 	if err := r.check(); err != nil {
 		return 0, nil, err
 	}
+	var prevUntil string
+	if !next.PrevUntil.IsZero() {
+		prevUntil = strconv.FormatInt(next.PrevUntil.UnixNano(), 10)
+	}
 	v, err := rotateScript.Run(ctx, r.c, []string{r.famKey(id)}, r.prefix, r.channel,
-		gen, hash, next.Hash, next.Grant, next.ExpiresAt.UnixNano(), ttlMS(next.ExpiresAt), r.lateAfter(ctx)).Slice()
+		gen, hash, next.Hash, next.Grant, next.ExpiresAt.UnixNano(), ttlMS(next.ExpiresAt), r.lateAfter(ctx),
+		next.PrevHash, next.PrevSealed, prevUntil).Slice()
 	if err != nil {
 		return 0, nil, fmt.Errorf("sessions: redis rotate family: %w", err)
 	}

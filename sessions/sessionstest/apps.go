@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/idbroker/idbroker/sessions"
 )
@@ -122,4 +123,36 @@ func testFamilies(t *testing.T, impl Impl) {
 		}
 		assertGone(t, impl.Store, s)
 	}
+
+	// The previous generation a rotation leaves readable for a grace
+	// window (Family.Prev*): kept with the rotation, read back with the
+	// family, dropped by the next rotation that leaves none, and never a
+	// way past Rotate's reuse check.
+	s := newSession("tnt_a", "usr_1", "conn_1")
+	create(t, impl.Store, s)
+	fam := sessions.Family{ID: "fam_grace", SessionID: s.ID, Hash: "h0", Grant: []byte("g0"), ExpiresAt: s.ExpiresAt}
+	if err := fams.StartFamily(ctx, fam); err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(30 * time.Second).Truncate(time.Millisecond)
+	next := fam
+	next.Hash, next.Grant, next.PrevHash, next.PrevSealed, next.PrevUntil = "h1", []byte("g1"), "h0", []byte("sealed\x00h1"), until
+	if res, _, err := fams.Rotate(ctx, fam.ID, 0, "h0", next); err != nil || res != sessions.Rotated {
+		t.Fatalf("rotate with a grace window = %v, %v", res, err)
+	}
+	got, err := fams.Family(ctx, fam.ID)
+	if err != nil || got.Gen != 1 || got.Hash != "h1" || got.PrevHash != "h0" || string(got.PrevSealed) != "sealed\x00h1" || !got.PrevUntil.Equal(until) {
+		t.Fatalf("family after a rotation with a grace window = %+v, %v", got, err)
+	}
+	next.Hash, next.Grant, next.PrevHash, next.PrevSealed, next.PrevUntil = "h2", []byte("g2"), "", nil, time.Time{}
+	if res, _, err := fams.Rotate(ctx, fam.ID, 1, "h1", next); err != nil || res != sessions.Rotated {
+		t.Fatalf("rotate without one = %v, %v", res, err)
+	}
+	if got, err := fams.Family(ctx, fam.ID); err != nil || got.Gen != 2 || got.PrevHash != "" || got.PrevSealed != nil || !got.PrevUntil.IsZero() {
+		t.Fatalf("family after a rotation without a grace window = %+v, %v", got, err)
+	}
+	if res, _, err := fams.Rotate(ctx, fam.ID, 1, "h1", next); err != nil || res != sessions.Reused {
+		t.Fatalf("the previous generation at Rotate = %v, %v; want Reused", res, err)
+	}
+	assertGone(t, impl.Store, s)
 }
