@@ -12,18 +12,19 @@ import (
 const applicationCols = `id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris,
 	backchannel_logout_uri, id_token_signing_alg, access_token_ttl_ms, id_token_ttl_ms,
 	refresh_token_ttl_ms, created_at, updated_at, access_token_signing_alg, initiate_login_uri,
-	previous_secret_hash, previous_secret_expires_at`
+	previous_secret_hash, previous_secret_expires_at, refresh_token_reuse_interval_ms`
 
 func scanApplication(r row) (Application, error) {
 	var a Application
-	var access, id, refresh int64
+	var access, id, refresh, reuse int64
 	err := r.Scan(&a.ID, &a.Name, &a.SecretHash, &a.Public, jsonDest{&a.RedirectURIs},
 		jsonDest{&a.PostLogoutRedirectURIs}, &a.BackchannelLogoutURI, &a.IDTokenSigningAlg,
 		&access, &id, &refresh, timeDest{&a.CreatedAt}, timeDest{&a.UpdatedAt}, &a.AccessTokenSigningAlg, &a.InitiateLoginURI,
-		&a.PreviousSecretHash, nullTimeDest{&a.PreviousSecretExpiresAt})
+		&a.PreviousSecretHash, nullTimeDest{&a.PreviousSecretExpiresAt}, &reuse)
 	a.AccessTokenTTL = time.Duration(access) * time.Millisecond
 	a.IDTokenTTL = time.Duration(id) * time.Millisecond
 	a.RefreshTokenTTL = time.Duration(refresh) * time.Millisecond
+	a.RefreshTokenReuseInterval = time.Duration(reuse) * time.Millisecond
 	return a, err
 }
 
@@ -38,6 +39,8 @@ func (db *DB) CreateApplication(ctx context.Context, a Application) (Application
 		return Application{}, fmt.Errorf("%w: an application needs a redirect uri", ErrInvalid)
 	case a.Public && len(a.SecretHash) > 0, !a.Public && len(a.SecretHash) == 0:
 		return Application{}, fmt.Errorf("%w: confidential clients (only) have a secret", ErrInvalid)
+	case !validReuseInterval(a.RefreshTokenReuseInterval):
+		return Application{}, fmt.Errorf("%w: the refresh token reuse interval is from 0 to %v", ErrInvalid, MaxRefreshTokenReuseInterval)
 	}
 	if a.IDTokenSigningAlg == "" {
 		a.IDTokenSigningAlg = "RS256"
@@ -60,10 +63,11 @@ func (db *DB) CreateApplication(ctx context.Context, a Application) (Application
 		return Application{}, err
 	}
 	err = db.global(ctx, true, func(q querier) error {
-		_, err := q.exec(ctx, "INSERT INTO applications ("+applicationCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+		_, err := q.exec(ctx, "INSERT INTO applications ("+applicationCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
 			a.ID, a.Name, a.SecretHash, a.Public, redirects, postLogout, a.BackchannelLogoutURI, a.IDTokenSigningAlg,
 			a.AccessTokenTTL.Milliseconds(), a.IDTokenTTL.Milliseconds(), a.RefreshTokenTTL.Milliseconds(),
-			db.d.timeArg(a.CreatedAt), db.d.timeArg(a.UpdatedAt), a.AccessTokenSigningAlg, a.InitiateLoginURI, nil, nil)
+			db.d.timeArg(a.CreatedAt), db.d.timeArg(a.UpdatedAt), a.AccessTokenSigningAlg, a.InitiateLoginURI, nil, nil,
+			a.RefreshTokenReuseInterval.Milliseconds())
 		return err
 	})
 	return a, db.wrap("create application", err)
@@ -195,4 +199,10 @@ func (a Application) SecretMatches(sum []byte, now time.Time) bool {
 	prev := subtle.ConstantTimeCompare(sum, a.PreviousSecretHash) == 1 && len(a.PreviousSecretHash) > 0 &&
 		a.PreviousSecretExpiresAt != nil && now.Before(*a.PreviousSecretExpiresAt)
 	return cur || prev
+}
+
+// validReuseInterval reports whether d is a refresh token reuse interval
+// the broker takes: whole milliseconds from 0 to the maximum.
+func validReuseInterval(d time.Duration) bool {
+	return d >= 0 && d <= MaxRefreshTokenReuseInterval && d%time.Millisecond == 0
 }

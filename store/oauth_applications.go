@@ -22,6 +22,8 @@ type ApplicationUpdate struct {
 	AccessTokenTTL  *time.Duration
 	IDTokenTTL      *time.Duration
 	RefreshTokenTTL *time.Duration
+	// RefreshTokenReuseInterval: 0 is strict rotation.
+	RefreshTokenReuseInterval *time.Duration
 }
 
 // UpdateApplication changes application id (global) and returns it. The
@@ -50,9 +52,10 @@ func (db *DB) UpdateApplication(ctx context.Context, id string, u ApplicationUpd
 			a.UpdatedAt = db.now()
 			_, err = q.exec(ctx, `UPDATE applications SET name = $2, redirect_uris = $3, post_logout_redirect_uris = $4,
 				backchannel_logout_uri = $5, access_token_ttl_ms = $6, id_token_ttl_ms = $7, refresh_token_ttl_ms = $8,
-				updated_at = $9, initiate_login_uri = $10 WHERE id = $1`,
+				updated_at = $9, initiate_login_uri = $10, refresh_token_reuse_interval_ms = $11 WHERE id = $1`,
 				a.ID, a.Name, redirects, postLogout, a.BackchannelLogoutURI, a.AccessTokenTTL.Milliseconds(),
-				a.IDTokenTTL.Milliseconds(), a.RefreshTokenTTL.Milliseconds(), db.d.timeArg(a.UpdatedAt), a.InitiateLoginURI)
+				a.IDTokenTTL.Milliseconds(), a.RefreshTokenTTL.Milliseconds(), db.d.timeArg(a.UpdatedAt), a.InitiateLoginURI,
+				a.RefreshTokenReuseInterval.Milliseconds())
 			return err
 		})
 	})
@@ -91,6 +94,12 @@ func (u ApplicationUpdate) apply(a *Application) error {
 			return fmt.Errorf("%w: a token lifetime cannot be negative", ErrInvalid)
 		}
 		*f.dst = *f.src
+	}
+	if u.RefreshTokenReuseInterval != nil {
+		if !validReuseInterval(*u.RefreshTokenReuseInterval) {
+			return fmt.Errorf("%w: the refresh token reuse interval is from 0 to %v", ErrInvalid, MaxRefreshTokenReuseInterval)
+		}
+		a.RefreshTokenReuseInterval = *u.RefreshTokenReuseInterval
 	}
 	return nil
 }

@@ -126,9 +126,18 @@ type Application struct {
 	AccessTokenTTL  time.Duration
 	IDTokenTTL      time.Duration
 	RefreshTokenTTL time.Duration
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// RefreshTokenReuseInterval is how long a refresh token, once spent,
+	// still answers (with its family's current token) rather than count
+	// as reuse: 0 (the default) is strict rotation, at most
+	// MaxRefreshTokenReuseInterval.
+	RefreshTokenReuseInterval time.Duration
+	CreatedAt                 time.Time
+	UpdatedAt                 time.Time
 }
+
+// MaxRefreshTokenReuseInterval bounds Application.RefreshTokenReuseInterval,
+// as Okta bounds its grace period for token rotation.
+const MaxRefreshTokenReuseInterval = 60 * time.Second
 
 // ConnectionType is the upstream protocol: the name a connection type of
 // package connections registers under (saml, oidc, …).

@@ -62,6 +62,33 @@ func testApplicationUpdates(t *testing.T, db *store.DB) {
 	_, err := db.UpdateApplication(ctx, "app_nope", store.ApplicationUpdate{Name: &name})
 	wantErr(t, err, store.ErrNotFound)
 
+	// The refresh token reuse interval: 0 (strict) unless set, 0 to 60 s.
+	if a.RefreshTokenReuseInterval != 0 || before.RefreshTokenReuseInterval != 0 {
+		t.Fatalf("new application's reuse interval = %v, want 0 (strict)", a.RefreshTokenReuseInterval)
+	}
+	for _, tc := range []struct {
+		d  time.Duration
+		ok bool
+	}{{10 * time.Second, true}, {store.MaxRefreshTokenReuseInterval, true}, {0, true}, {1500 * time.Millisecond, true},
+		{-time.Second, false}, {61 * time.Second, false}, {time.Millisecond + time.Microsecond, false}} {
+		g, err := db.UpdateApplication(ctx, a.ID, store.ApplicationUpdate{RefreshTokenReuseInterval: &tc.d})
+		if !tc.ok {
+			wantErr(t, err, store.ErrInvalid)
+			continue
+		}
+		if err != nil || g.RefreshTokenReuseInterval != tc.d || must(db.Application(ctx, a.ID)).RefreshTokenReuseInterval != tc.d {
+			t.Fatalf("reuse interval %v: %+v, %v", tc.d, g, err)
+		}
+	}
+	withGrace := must(db.CreateApplication(ctx, store.Application{Name: "SPA", Public: true,
+		RedirectURIs: []string{"https://spa.example/cb"}, RefreshTokenReuseInterval: 30 * time.Second}))
+	if must(db.Application(ctx, withGrace.ID)).RefreshTokenReuseInterval != 30*time.Second {
+		t.Fatalf("created with a reuse interval: %+v", must(db.Application(ctx, withGrace.ID)))
+	}
+	_, err = db.CreateApplication(ctx, store.Application{Name: "SPA", Public: true,
+		RedirectURIs: []string{"https://spa.example/cb"}, RefreshTokenReuseInterval: 2 * time.Minute})
+	wantErr(t, err, store.ErrInvalid)
+
 	// Two concurrent updates of different fields: both land.
 	var wg sync.WaitGroup
 	n1, ttl := "Renamed", 2*time.Minute
