@@ -330,6 +330,10 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 		// Another client's token: nothing to learn from it, nothing to
 		// revoke.
 		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is invalid, expired or already used")
+	} else if grace := cl.app.RefreshTokenReuseInterval; grace > 0 && p.isPrevious(f, gen, hash) {
+		// The token its family's last rotation spent, within the
+		// application's reuse interval (refresh_grace.go).
+		return s.refreshPrevious(ctx, r, cl, g, f, tok)
 	}
 	// Any other token of the family goes on to Rotate, which ends the
 	// family and its session: an older generation is reuse; a later one,
@@ -378,9 +382,32 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 		// spent token again is reuse.
 		next = sessions.Family{ID: fam, SessionID: g.SessionID, Gen: gen + 1, Grant: f.Grant, ExpiresAt: time.Unix(g.Expires, 0)}
 	}
+	if grace := cl.app.RefreshTokenReuseInterval; grace > 0 && rt != "" {
+		// The token spent here answers again for the window, with rt.
+		sealed, err := sealNext(tok, rt)
+		if err != nil {
+			return nil, oidc.ErrServerError().WithParent(err)
+		}
+		next.PrevHash, next.PrevSealed, next.PrevUntil = hash, sealed, now.Add(grace)
+		// Of two concurrent refreshes of this token, the loser is
+		// answered as the previous token, not as reuse.
+		next.AllowPrevious = gen == f.Gen
+	}
 	res, ended, err := p.families.Rotate(ctx, fam, gen, hash, next)
 	if err != nil {
 		return nil, unavailable(err)
+	}
+	if res == sessions.Previous {
+		// Another request rotated the token between the read and here:
+		// read what it left.
+		f, err := p.families.Family(ctx, fam)
+		if errors.Is(err, sessions.ErrNotFound) {
+			return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is invalid, expired or already used")
+		}
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		return s.refreshPrevious(ctx, r, cl, g, f, tok)
 	}
 	switch res {
 	case sessions.Reused:

@@ -31,6 +31,12 @@ type Family struct {
 	PrevHash   string
 	PrevSealed []byte
 	PrevUntil  time.Time
+	// AllowPrevious is Rotate's input only (never stored): the previous
+	// generation's token, presented within PrevUntil, answers Previous
+	// instead of counting as reuse. The broker sets it for an
+	// application that opted into a reuse interval, so that of two
+	// concurrent refreshes of one token the loser is not reuse.
+	AllowPrevious bool
 }
 
 // Rotation is the outcome of Families.Rotate.
@@ -48,6 +54,10 @@ const (
 	Reused
 	// Unknown: no such family (ended, expired, revoked). Nothing changed.
 	Unknown
+	// Previous: with next.AllowPrevious, the token presented is the
+	// previous generation's, within its window (Family.PrevUntil).
+	// Nothing changed; the family's record holds what to answer.
+	Previous
 )
 
 // Families keeps refresh-token families, shared by all nodes. Rotate is
@@ -134,6 +144,9 @@ func (m *Memory) Rotate(ctx context.Context, id string, gen uint64, hash string,
 	case !ok || !now.Before(f.ExpiresAt):
 		return Unknown, nil, nil
 	case gen != f.Gen || hash != f.Hash:
+		if next.AllowPrevious && gen+1 == f.Gen && f.PrevHash != "" && hash == f.PrevHash && now.Before(f.PrevUntil) {
+			return Previous, nil, nil
+		}
 		delete(m.families, id)
 		ended, err := m.RevokeSession(ctx, f.SessionID)
 		return Reused, ended, err
@@ -176,15 +189,20 @@ func (r *Redis) famKey(id string) string { return r.prefix + "fam:" + id }
 // rotateScript is Families.Rotate in one step.
 // KEYS: fam. ARGV: prefix, channel, gen, hash, new hash, new grant, new
 // expiry (unix ns), ttl ms, late (see lateAfter), previous hash, sealed
-// and window end (unix ns; "" for none).
+// and window end (unix ns; "" for none), allow previous ("1" or ""), now
+// (unix ns).
 // Returns {1} rotated, {2, session hash or {}} reused, {3} unknown, {4}
-// late (nothing done).
+// late (nothing done), {5} previous (nothing done).
 var rotateScript = redis.NewScript(luaRevoke + luaLate + `
 if late(ARGV[9]) then return {4} end
 local f = redis.call('HMGET', KEYS[1], 'g', 'h', 's')
 if not f[1] then return {3} end
 local cur, gen = tonumber(f[1]), tonumber(ARGV[3])
 if gen ~= cur or f[2] ~= ARGV[4] then
+  if ARGV[13] == '1' and gen + 1 == cur then
+    local p = redis.call('HMGET', KEYS[1], 'ph', 'pu')
+    if p[1] and p[1] ~= '' and p[1] == ARGV[4] and tonumber(p[2]) > tonumber(ARGV[14]) then return {5} end
+  end
   applied(ARGV[1])
   redis.call('DEL', KEYS[1])
   local h = revoke(ARGV[1], f[3])
@@ -266,13 +284,16 @@ func (r *Redis) Rotate(ctx context.Context, id string, gen uint64, hash string, 
 	if err := r.check(); err != nil {
 		return 0, nil, err
 	}
-	var prevUntil string
+	var prevUntil, allow string
+	if next.AllowPrevious {
+		allow = "1"
+	}
 	if !next.PrevUntil.IsZero() {
 		prevUntil = strconv.FormatInt(next.PrevUntil.UnixNano(), 10)
 	}
 	v, err := rotateScript.Run(ctx, r.c, []string{r.famKey(id)}, r.prefix, r.channel,
 		gen, hash, next.Hash, next.Grant, next.ExpiresAt.UnixNano(), ttlMS(next.ExpiresAt), r.lateAfter(ctx),
-		next.PrevHash, next.PrevSealed, prevUntil).Slice()
+		next.PrevHash, next.PrevSealed, prevUntil, allow, time.Now().UnixNano()).Slice()
 	if err != nil {
 		return 0, nil, fmt.Errorf("sessions: redis rotate family: %w", err)
 	}
@@ -288,6 +309,8 @@ func (r *Redis) Rotate(ctx context.Context, id string, gen uint64, hash string, 
 		return Reused, ended, err
 	case 4:
 		return 0, nil, fmt.Errorf("sessions: redis rotate family: %w", ErrLate)
+	case 5:
+		return Previous, nil, nil
 	}
 	return Unknown, nil, nil
 }

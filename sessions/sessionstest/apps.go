@@ -144,6 +144,17 @@ func testFamilies(t *testing.T, impl Impl) {
 	if err != nil || got.Gen != 1 || got.Hash != "h1" || got.PrevHash != "h0" || string(got.PrevSealed) != "sealed\x00h1" || !got.PrevUntil.Equal(until) {
 		t.Fatalf("family after a rotation with a grace window = %+v, %v", got, err)
 	}
+	// The previous token at Rotate, allowed: Previous, nothing changed
+	// (the loser of two concurrent refreshes); a wrong hash, or a token
+	// two generations back, is still reuse (below).
+	allowed := next
+	allowed.Hash, allowed.AllowPrevious = "hX", true
+	if res, _, err := fams.Rotate(ctx, fam.ID, 0, "h0", allowed); err != nil || res != sessions.Previous {
+		t.Fatalf("the previous token, allowed, at Rotate = %v, %v; want Previous", res, err)
+	}
+	if got, err := fams.Family(ctx, fam.ID); err != nil || got.Gen != 1 || got.Hash != "h1" || got.PrevHash != "h0" {
+		t.Fatalf("family after Previous = %+v, %v; want it unchanged", got, err)
+	}
 	next.Hash, next.Grant, next.PrevHash, next.PrevSealed, next.PrevUntil = "h2", []byte("g2"), "", nil, time.Time{}
 	if res, _, err := fams.Rotate(ctx, fam.ID, 1, "h1", next); err != nil || res != sessions.Rotated {
 		t.Fatalf("rotate without one = %v, %v", res, err)
@@ -151,8 +162,33 @@ func testFamilies(t *testing.T, impl Impl) {
 	if got, err := fams.Family(ctx, fam.ID); err != nil || got.Gen != 2 || got.PrevHash != "" || got.PrevSealed != nil || !got.PrevUntil.IsZero() {
 		t.Fatalf("family after a rotation without a grace window = %+v, %v", got, err)
 	}
+	next.AllowPrevious = true // no window left: still reuse
 	if res, _, err := fams.Rotate(ctx, fam.ID, 1, "h1", next); err != nil || res != sessions.Reused {
 		t.Fatalf("the previous generation at Rotate = %v, %v; want Reused", res, err)
 	}
 	assertGone(t, impl.Store, s)
+
+	// Allowed, but with a window already over, or another hash: reuse.
+	for _, tc := range []struct {
+		name  string
+		until time.Time
+		hash  string
+	}{{"window over", time.Now().Add(-time.Millisecond), "p0"}, {"another hash", time.Now().Add(time.Minute), "pX"}} {
+		s := newSession("tnt_a", "usr_1", "conn_1")
+		create(t, impl.Store, s)
+		fam := sessions.Family{ID: "fam_grace_" + strings.ReplaceAll(tc.name, " ", "_"), SessionID: s.ID, Hash: "p0", ExpiresAt: s.ExpiresAt}
+		if err := fams.StartFamily(ctx, fam); err != nil {
+			t.Fatal(err)
+		}
+		n := fam
+		n.Hash, n.PrevHash, n.PrevSealed, n.PrevUntil = "p1", "p0", []byte("x"), tc.until
+		if res, _, err := fams.Rotate(ctx, fam.ID, 0, "p0", n); err != nil || res != sessions.Rotated {
+			t.Fatalf("%s: rotate = %v, %v", tc.name, res, err)
+		}
+		n.Hash, n.PrevHash, n.PrevSealed, n.PrevUntil, n.AllowPrevious = "p2", "", nil, time.Time{}, true
+		if res, _, err := fams.Rotate(ctx, fam.ID, 0, tc.hash, n); err != nil || res != sessions.Reused {
+			t.Fatalf("%s: the previous generation, allowed = %v, %v; want Reused", tc.name, res, err)
+		}
+		assertGone(t, impl.Store, s)
+	}
 }
