@@ -69,6 +69,22 @@ type createApplicationRequest struct {
 	// AccessTokenSignedResponseAlg: "" signs access tokens like id_tokens.
 	AccessTokenSignedResponseAlg string `json:"access_token_signed_response_alg"`
 	tokenLifetimes
+	// RefreshTokenReuseIntervalSeconds: 0 (the default) is strict rotation.
+	RefreshTokenReuseIntervalSeconds *int64 `json:"refresh_token_reuse_interval_seconds"`
+}
+
+// reuseInterval checks refresh_token_reuse_interval_seconds (nil when not
+// given) and returns it as a duration.
+func reuseInterval(v *int64) (*time.Duration, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if max := int64(store.MaxRefreshTokenReuseInterval / time.Second); *v < 0 || *v > max {
+		return nil, invalid("refresh_token_reuse_interval_seconds",
+			"refresh_token_reuse_interval_seconds must be from 0 (strict rotation, the default) to %d", max)
+	}
+	d := time.Duration(*v) * time.Second
+	return &d, nil
 }
 
 // tokenLifetimes are the per-application lifetimes, in seconds, accepted
@@ -119,6 +135,9 @@ type applicationJSON struct {
 	AccessTokenTTLSeconds        *int64   `json:"access_token_ttl_seconds"` // null: the broker default
 	IDTokenTTLSeconds            *int64   `json:"id_token_ttl_seconds"`
 	RefreshTokenTTLSeconds       *int64   `json:"refresh_token_ttl_seconds"`
+	// RefreshTokenReuseIntervalSeconds: how long a spent refresh token
+	// still answers; 0 is strict rotation.
+	RefreshTokenReuseIntervalSeconds int64 `json:"refresh_token_reuse_interval_seconds"`
 	// PreviousSecretExpiresAt: until then, after a rotation, the replaced
 	// client secret still authenticates the application; null otherwise.
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
@@ -137,12 +156,13 @@ func toApplicationJSON(app store.Application) applicationJSON {
 	out := applicationJSON{
 		ID: app.ID, ClientID: app.ID, Name: app.Name, RedirectURIs: app.RedirectURIs,
 		PostLogoutRedirectURIs: app.PostLogoutRedirectURIs, Public: app.Public,
-		IDTokenSignedResponseAlg:     app.IDTokenSigningAlg,
-		AccessTokenSignedResponseAlg: cmp.Or(app.AccessTokenSigningAlg, app.IDTokenSigningAlg),
-		AccessTokenTTLSeconds:        secs(app.AccessTokenTTL),
-		IDTokenTTLSeconds:            secs(app.IDTokenTTL),
-		RefreshTokenTTLSeconds:       secs(app.RefreshTokenTTL),
-		CreatedAt:                    app.CreatedAt, UpdatedAt: app.UpdatedAt,
+		IDTokenSignedResponseAlg:         app.IDTokenSigningAlg,
+		AccessTokenSignedResponseAlg:     cmp.Or(app.AccessTokenSigningAlg, app.IDTokenSigningAlg),
+		AccessTokenTTLSeconds:            secs(app.AccessTokenTTL),
+		IDTokenTTLSeconds:                secs(app.IDTokenTTL),
+		RefreshTokenTTLSeconds:           secs(app.RefreshTokenTTL),
+		RefreshTokenReuseIntervalSeconds: int64(app.RefreshTokenReuseInterval / time.Second),
+		CreatedAt:                        app.CreatedAt, UpdatedAt: app.UpdatedAt,
 	}
 	if out.RedirectURIs == nil {
 		out.RedirectURIs = []string{}
@@ -193,6 +213,10 @@ func (a *API) createApplication(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	reuse, err := reuseInterval(req.RefreshTokenReuseIntervalSeconds)
+	if err != nil {
+		return err
+	}
 	alg := req.IDTokenSignedResponseAlg
 	switch alg {
 	case "":
@@ -224,6 +248,9 @@ func (a *API) createApplication(c echo.Context) error {
 		if f.src != nil {
 			*f.dst = *f.src
 		}
+	}
+	if reuse != nil {
+		app.RefreshTokenReuseInterval = *reuse
 	}
 	var secret string
 	if !req.Public {

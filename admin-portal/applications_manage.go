@@ -72,6 +72,8 @@ type updateApplicationRequest struct {
 	AccessTokenTTLSeconds  patchField[int64]    `json:"access_token_ttl_seconds"`
 	IDTokenTTLSeconds      patchField[int64]    `json:"id_token_ttl_seconds"`
 	RefreshTokenTTLSeconds patchField[int64]    `json:"refresh_token_ttl_seconds"`
+	// RefreshTokenReuseIntervalSeconds: null or 0 is strict rotation.
+	RefreshTokenReuseIntervalSeconds patchField[int64] `json:"refresh_token_reuse_interval_seconds"`
 }
 
 // given is the field's value when it was sent (null as the zero value,
@@ -140,6 +142,9 @@ func (a *API) updateApplication(c echo.Context) error {
 		RefreshTokenTTLSeconds: given(req.RefreshTokenTTLSeconds),
 	}
 	if u.AccessTokenTTL, u.IDTokenTTL, u.RefreshTokenTTL, err = ttls.check(); err != nil {
+		return err
+	}
+	if u.RefreshTokenReuseInterval, err = reuseInterval(given(req.RefreshTokenReuseIntervalSeconds)); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
