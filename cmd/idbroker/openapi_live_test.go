@@ -395,6 +395,10 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 		t.Fatalf("initiate_login_uri %v, want null when unset", got["initiate_login_uri"])
 	}
 	c.do("PATCH", "/api/v1/applications/"+appID, map[string]any{"name": "Live app 2", "backchannel_logout_uri": ""}, 200)
+	if got := c.do("PATCH", "/api/v1/applications/"+appID, map[string]any{"refresh_token_reuse_interval_seconds": 30}, 200); got["refresh_token_reuse_interval_seconds"] != float64(30) {
+		t.Fatalf("PATCH refresh_token_reuse_interval_seconds: %v", got)
+	}
+	c.do("PATCH", "/api/v1/applications/"+appID, map[string]any{"refresh_token_reuse_interval_seconds": 61}, 400)
 	if got := c.do("PATCH", "/api/v1/applications/"+appID, map[string]any{"initiate_login_uri": "https://app.example.com/login?from=idp"}, 200); got["initiate_login_uri"] != "https://app.example.com/login?from=idp" {
 		t.Fatalf("initiate_login_uri %v after PATCH", got["initiate_login_uri"])
 	}
