@@ -361,8 +361,11 @@ func (db *DB) reapply(ctx context.Context, t Tombstone) (string, error) {
 		case TombPortalLink:
 			what = "used"
 			// Unused in the database: the restore predates its use (a
-			// used link's session is the live one, left alone).
-			n, err = q.exec(ctx, "UPDATE portal_links SET used_at = $2, expires_at = $2 WHERE token_hash = $1 AND used_at IS NULL", t.Hash, at)
+			// used link's session is the live one, left alone). A link
+			// already lapsed at the tombstone's time was not opened then
+			// (the open that wrote it failed) and never opens: nothing to
+			// apply, and no restore to report.
+			n, err = q.exec(ctx, "UPDATE portal_links SET used_at = $2, expires_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2", t.Hash, at)
 		case TombTenant:
 			if t.State == string(TenantDeleted) {
 				what = "deleted"

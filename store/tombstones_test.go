@@ -172,3 +172,42 @@ func TestPruneTombstones(t *testing.T) {
 		})
 	}
 }
+
+// TestLapsedPortalLinkIsNoRestore: opening a link that had lapsed (its
+// tenant deleted, or five minutes gone) writes its tombstone before the
+// open fails; a live database must not then "apply again" that tombstone
+// at the next start, as if it had been restored from a backup. A link
+// that was open at the tombstone's time still is marked used.
+func TestLapsedPortalLinkIsNoRestore(t *testing.T) {
+	for _, be := range storetest.Backends {
+		t.Run(be.Name, func(t *testing.T) {
+			db := be.Open(t)
+			ledger := sessions.NewMemoryLedger()
+			db.SetLedger(ledger, func(err error) { t.Errorf("ledger: %v", err) })
+			bg := context.Background()
+			tn, err := db.CreateTenant(bg, store.Tenant{Name: "Acme"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := store.WithTenant(bg, tn.ID)
+			if _, err := db.ReapplyTombstones(bg, false, false); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			h := sha256.Sum256([]byte("lapsed"))
+			if _, err := db.CreatePortalLink(ctx, store.PortalLink{Intent: store.IntentSSO, TokenHash: h[:], ExpiresAt: now.Add(-time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, opened, err := db.OpenPortalLink(ctx, h[:], []byte("s"), now, now.Add(time.Hour)); err != nil || opened {
+				t.Fatalf("a lapsed link opened: %v, %v", opened, err)
+			}
+			res, err := db.ReapplyTombstones(bg, false, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Reapplied) != 0 {
+				t.Errorf("a live database applied again %+v", res.Reapplied)
+			}
+		})
+	}
+}
