@@ -19,6 +19,7 @@ import (
 	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/admin-portal/portal"
 	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
 	"github.com/idbroker/idbroker/usage"
@@ -1019,4 +1020,53 @@ func TestCancelledTenantDeletedByPatch(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestBodylessCallsRefuseABody: the calls that take no body (a rotation
+// of a webhook's secret, a restore, a domain check, revoke_sessions, a
+// logout's redelivery) answer as always with no body or {}, and refuse
+// anything else as every other call does — an unknown field is a 400
+// naming it, another media type a 415 — rather than ignore it: a
+// previous_secret_expires_in sent to a webhook's rotation by analogy with
+// an application's would otherwise be dropped without a word.
+func TestBodylessCallsRefuseABody(t *testing.T) {
+	for _, b := range storetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			st := b.Open(t)
+			e := mountedEnv(t, st, adminportal.APIConfig{Sessions: sessions.NewMemory(), Resolver: &fakeDNS{records: map[string][]string{}}})
+			tn := e.createTenant(map[string]any{"name": "Acme", "domains": []any{map[string]any{"domain": "acme.test"}}})
+			var hook struct{ ID string }
+			e.must(http.StatusCreated, "POST", "/webhooks", map[string]any{"url": "https://hooks.example/h", "events": []string{"*"}}).decode(t, &hook)
+			u, err := st.CreateUser(store.WithTenant(context.Background(), tn.ID), store.User{Email: "u@acme.test", Active: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tests := []struct {
+				name, path string
+				status     int // with no body or {}
+			}{
+				{"webhook secret", "/webhooks/" + hook.ID + "/secret", http.StatusOK},
+				{"restore of a live tenant", "/tenants/" + tn.ID + "/restore", http.StatusConflict},
+				{"domain check without its record", "/tenants/" + tn.ID + "/domains/" + tn.Domains[0].ID + "/verify", http.StatusUnprocessableEntity},
+				{"revoke_sessions", "/users/" + u.ID + "/revoke_sessions", http.StatusNoContent},
+				{"logout redelivery", "/tenants/" + tn.ID + "/logouts/" + store.NewID(store.PrefixLogout) + "/redeliver", http.StatusNotFound},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					for _, body := range []any{nil, map[string]any{}} {
+						if r := e.call("POST", tt.path, body); r.status != tt.status {
+							t.Errorf("body %v: status %d, want %d: %s", body, r.status, tt.status, r.body)
+						}
+					}
+					r := e.call("POST", tt.path, `{"previous_secret_expires_in":0}`)
+					if r.status != http.StatusBadRequest || r.err(t).Field != "previous_secret_expires_in" {
+						t.Errorf("unknown field: %d %s, want 400 naming it", r.status, r.body)
+					}
+					if r := e.call("POST", tt.path, "x=1", "Content-Type", "application/x-www-form-urlencoded"); r.status != http.StatusUnsupportedMediaType {
+						t.Errorf("form body: %d %s, want 415", r.status, r.body)
+					}
+				})
+			}
+		})
+	}
 }

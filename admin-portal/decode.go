@@ -164,3 +164,11 @@ func refuseNull(field string, null bool) error {
 	}
 	return nil
 }
+
+// refuseBody is the body check of a call that takes none: no body, or {},
+// passes; anything else is refused as decodeJSON refuses it (an unknown
+// field is a 400 naming it, another media type a 415) rather than ignored,
+// so that an option the call does not have is never silently dropped.
+func refuseBody(c echo.Context) error {
+	return decodeOptionalJSON(c, &struct{}{})
+}

@@ -188,6 +188,9 @@ func (a *API) deleteDomain(c echo.Context) error {
 // verified when it carries the expected value. The lookup runs outside any
 // transaction: no database lock waits on DNS.
 func (a *API) verifyDomain(c echo.Context) error {
+	if err := refuseBody(c); err != nil {
+		return err
+	}
 	ref, err := domainRef(c)
 	if err != nil {
 		return err

@@ -77,6 +77,9 @@ func (a *API) listLogouts(c echo.Context) error {
 // redeliverLogout puts a failed or dead logout of the tenant back in the
 // queue, due at once, with its audit row in the same transaction.
 func (a *API) redeliverLogout(c echo.Context) error {
+	if err := refuseBody(c); err != nil {
+		return err
+	}
 	id := c.Param("blo")
 	if !store.HasPrefix(id, store.PrefixLogout) {
 		return notFound("logout")

@@ -539,6 +539,9 @@ func (a *API) deleteTenant(c echo.Context) error {
 // RestoreWindow of its deletion; after that it is 409 until the erase job
 // has run, then 404 like any unknown tenant.
 func (a *API) restoreTenant(c echo.Context) error {
+	if err := refuseBody(c); err != nil {
+		return err
+	}
 	id := c.Param("id")
 	if !store.HasPrefix(id, store.PrefixTenant) {
 		return notFound("tenant")

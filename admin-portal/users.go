@@ -17,6 +17,9 @@ import (
 // back-channel logouts. The user id names no tenant, so it is resolved
 // first and every later call runs under that tenant.
 func (a *API) revokeUserSessions(c echo.Context) error {
+	if err := refuseBody(c); err != nil {
+		return err
+	}
 	id := c.Param("id")
 	if !store.HasPrefix(id, store.PrefixUser) {
 		return notFound("user")

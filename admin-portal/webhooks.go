@@ -364,6 +364,9 @@ func (a *API) deleteWebhook(c echo.Context) error {
 // signature beside the new one's, so the receiver can switch without
 // refusing anything; then only the new one.
 func (a *API) rotateWebhookSecret(c echo.Context) error {
+	if err := refuseBody(c); err != nil {
+		return err
+	}
 	cur := webhookOf(c)
 	var w store.Webhook
 	err := a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
