@@ -1070,3 +1070,35 @@ func TestBodylessCallsRefuseABody(t *testing.T) {
 		})
 	}
 }
+
+// TestRepeatedParametersRefused: a list's parameter given twice is a 400
+// naming it, not the first value taken and the second dropped (which would
+// answer ?tenant_id=A&tenant_id=B with A's rows alone).
+func TestRepeatedParametersRefused(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		a := e.createTenant(map[string]any{"name": "A"})
+		b := e.createTenant(map[string]any{"name": "B"})
+		tests := []struct{ path, field string }{
+			{"/tenants?limit=1&limit=2", "limit"},
+			{"/tenants?status=active&status=paused", "status"},
+			{"/tenants?after=" + a.ID + "&after=" + b.ID, "after"},
+			{"/audit_events?tenant_id=" + a.ID + "&tenant_id=" + b.ID, "tenant_id"},
+			{"/audit_events?action=tenant.created&action=tenant.updated", "action"},
+			{"/events?limit=1&limit=2", "limit"},
+			{"/tenants/" + a.ID + "/domains?limit=1&limit=2", "limit"},
+			{"/tenants/" + a.ID + "/usage?granularity=day&granularity=month", "granularity"},
+			{"/usage/export?format=csv&format=ndjson", "format"},
+			{"/webhooks?limit=5&limit=5", "limit"},
+		}
+		for _, tt := range tests {
+			r := e.call("GET", tt.path, nil)
+			if r.status != http.StatusBadRequest {
+				t.Errorf("%s: status %d, want 400: %.200s", tt.path, r.status, r.body)
+				continue
+			}
+			if got := r.err(t); got.Field != tt.field || !strings.Contains(got.Message, "once") {
+				t.Errorf("%s: %+v, want field %s and a message saying once", tt.path, got, tt.field)
+			}
+		}
+	})
+}

@@ -38,6 +38,9 @@ func newList[T any](data []T, next string) list[T] {
 // clamped, so that a client's mistake shows.
 func parsePage(c echo.Context, prefix string) (store.Page, error) {
 	p := store.Page{Limit: defaultLimit}
+	if err := once(c, "limit", "after"); err != nil {
+		return p, err
+	}
 	if s := c.QueryParam("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxLimit {
@@ -79,11 +82,24 @@ func pageInMemory[T any](items []T, id func(T) string, p store.Page) ([]T, strin
 
 // onlyParams refuses a query parameter other than those named: a list
 // that ignored a filter it does not know would answer everything as a
-// match.
+// match. Each named one may be given once (see once).
 func onlyParams(c echo.Context, names ...string) error {
 	for name := range c.QueryParams() {
 		if !slices.Contains(names, name) {
 			return invalid(name, "%s is not a parameter of this list: it takes %s", name, strings.Join(names, ", "))
+		}
+	}
+	return once(c, names...)
+}
+
+// once refuses any of names given more than once: taking the first and
+// dropping the rest would answer ?tenant_id=A&tenant_id=B with A's rows
+// alone, as if B had been asked for too.
+func once(c echo.Context, names ...string) error {
+	q := c.QueryParams()
+	for _, name := range names {
+		if n := len(q[name]); n > 1 {
+			return invalid(name, "%s may be given once, not %d times", name, n)
 		}
 	}
 	return nil
