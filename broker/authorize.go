@@ -99,6 +99,13 @@ func malformedAuthorize(f url.Values) *oidc.Error {
 			return oidc.ErrInvalidRequest().WithDescription("max_age must be a number of seconds")
 		}
 	}
+	// Request objects are not supported, by value or by reference (the
+	// discovery document says so). op refused one by value with no
+	// description; the parameters inside are never read, so the request
+	// must not go on as if they had been.
+	if f.Get("request") != "" {
+		return &oidc.Error{ErrorType: "request_not_supported", Description: "request objects are not supported; send the parameters in the query"}
+	}
 	if f.Get("request_uri") != "" {
 		return &oidc.Error{ErrorType: "request_uri_not_supported", Description: "request_uri is not supported"}
 	}

@@ -156,6 +156,12 @@ func (p *Provider) endSessionDurably(ctx context.Context, tenantID, sid, why str
 // application.
 func (p *Provider) endSession(c echo.Context) error {
 	ctx := c.Request().Context()
+	if k := repeatedLogoutParam(c); k != "" {
+		// Which state to echo, which address to return to, which session
+		// to end: ambiguous, so refused before anything ends, as the
+		// authorization endpoint refuses it (RFC 6749 §3.1).
+		return p.page(c, http.StatusBadRequest, pageText{"Sign-out failed", "The sign-out request gives " + k + " more than once."})
+	}
 	hint := c.FormValue("id_token_hint")
 	clientID := c.FormValue("client_id")
 	redirect := c.FormValue("post_logout_redirect_uri")
@@ -417,4 +423,22 @@ type logoutClaims struct {
 	Sub    string              `json:"sub"`
 	SID    string              `json:"sid"`
 	Events map[string]struct{} `json:"events"`
+}
+
+// logoutParams are the end-session parameters that carry one value.
+var logoutParams = []string{"id_token_hint", "client_id", "post_logout_redirect_uri", "state", "logout_hint", "ui_locales", logoutConfirmField}
+
+// repeatedLogoutParam names a logoutParams parameter given more than
+// once, in the query or in the query and a POST's body together, or "".
+func repeatedLogoutParam(c echo.Context) string {
+	r := c.Request()
+	if err := r.ParseForm(); err != nil {
+		return ""
+	}
+	for _, k := range logoutParams {
+		if len(r.Form[k]) > 1 {
+			return k
+		}
+	}
+	return ""
 }
