@@ -425,3 +425,89 @@ func redisKeysNaming(t *testing.T, rdb redis.UniversalClient, id string) []strin
 	}
 	return out
 }
+
+// TestPersonErasureThroughTheBinary: a person deleted over SCIM (GDPR
+// article 17 through the tenant's directory) is signed out everywhere and
+// leaves their email in no table but the events, which go with the event
+// retention: not in the audit chain, which keeps its rows for the tenant's
+// life (an operator's revoke_sessions row names them by id), not in usage
+// records (ids). Another person of the same tenant is untouched.
+func TestPersonErasureThroughTheBinary(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "idbroker.db")
+			env := map[string]string{envDatabaseURL: "sqlite://" + filepath.ToSlash(path), envBootstrapAPIKey: e2eBootstrapKey}
+			scan := func(id string) map[string]int {
+				db, err := sql.Open("sqlite", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				return scanSQLite(t, db, id)
+			}
+			if backend == "postgres" {
+				env = productionEnv(t, sessionstest.RedisURL(t))
+				scan = func(id string) map[string]int { return scanPostgres(t, env[envDatabaseURL], id) }
+			}
+			n := startBroker(t, env, "--dev")
+			c := newRPClient(t, n, "App", nil)
+			var tenants struct {
+				Data []tenantJSON `json:"data"`
+			}
+			if code := n.do("GET", "/api/v1/tenants", e2eBootstrapKey, nil, &tenants); code != http.StatusOK || len(tenants.Data) != 1 {
+				t.Fatalf("GET /tenants = %d", code)
+			}
+			tenant := tenants.Data[0].ID
+			var dir scimDirectory
+			if code := n.do("POST", "/api/v1/tenants/"+tenant+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &dir); code != http.StatusCreated {
+				t.Fatalf("POST directory = %d", code)
+			}
+			push := func(email string) string {
+				t.Helper()
+				r := dir.pushUser(t, n, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+email+`","active":true,`+
+					`"emails":[{"value":"`+email+`","primary":true}],"name":{"givenName":"Given","familyName":"Family"}}`)
+				id := regexp.MustCompile(`"id":"(usr_[^"]+)"`).FindStringSubmatch(r.raw)
+				if r.status != http.StatusCreated || id == nil {
+					t.Fatalf("SCIM create %s = %d %s", email, r.status, r.raw)
+				}
+				return id[1]
+			}
+			const gone, kept = "alice@example.com", "bob@example.com" // the dev IdP's people
+			goneID, _ := push(gone), push(kept)
+			tok := c.login(gone)
+			keptTok := c.login(kept)
+			if code := n.do("POST", "/api/v1/users/"+goneID+"/revoke_sessions", e2eBootstrapKey, nil, nil); code != http.StatusNoContent {
+				t.Fatalf("revoke_sessions = %d", code)
+			}
+			tok = c.login(gone)
+			if r := call(t, n, "DELETE", dir.SCIMBaseURL+"/Users/"+goneID, "Bearer "+dir.BearerToken, "", nil); r.status != http.StatusNoContent {
+				t.Fatalf("SCIM delete = %d %s", r.status, r.raw)
+			}
+			if c.active(n, tok.AccessToken) {
+				t.Error("the erased person's access token is active")
+			}
+			var fresh tokens
+			if code := c.refreshInto(n, tok.RefreshToken, &fresh); code == http.StatusOK {
+				t.Error("the erased person's refresh token works")
+			}
+			if !c.active(n, keptTok.AccessToken) {
+				t.Error("the other person's session ended")
+			}
+			r := call(t, n, "GET", n.base+"/api/v1/audit_events?tenant_id="+tenant, "Bearer "+e2eBootstrapKey, "", nil)
+			if r.status != http.StatusOK || !strings.Contains(r.raw, goneID) {
+				t.Fatalf("audit events = %d %s; want the rows naming %s", r.status, r.raw, goneID)
+			}
+			if strings.Contains(r.raw, gone) {
+				t.Errorf("the audit log still names the erased person by email: %s", r.raw)
+			}
+			for table := range scan(gone) {
+				if table != "events" {
+					t.Errorf("after the deletion the person's email is in %s (only events, until their retention, may hold it)", table)
+				}
+			}
+			if found := scan(kept); found["users"] != 1 {
+				t.Errorf("the other person's rows: %v", found)
+			}
+		})
+	}
+}
