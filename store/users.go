@@ -188,6 +188,10 @@ func emailForms2(email string) [2]string {
 // to be adopted.
 var errNotAdoptable = errors.New("store: user not adoptable")
 
+// errNoUserByEmail: no one user is the person a sign-in's email names
+// (userByEmail).
+var errNoUserByEmail = errors.New("store: no user by email")
+
 // User returns one user of the tenant in ctx.
 func (db *DB) User(ctx context.Context, id string) (User, error) {
 	var u User
@@ -334,10 +338,8 @@ func (db *DB) upsertSSO(ctx context.Context, connectionID, subject string, key *
 			// sign in as whoever another connection or the directory
 			// knows by that address.
 			forms := emailForms2(u.Email)
-			byEmail, err := scanUser(q.queryRow(ctx, "SELECT "+userCols+` FROM users
-				WHERE tenant_id = $1 AND email_lc IN (lower($2), lower($3))
-				ORDER BY CASE WHEN directory_id IS NULL THEN 1 ELSE 0 END, id LIMIT 1`, tenantID, forms[0], forms[1]))
-			if db.d.isNoRows(err) {
+			byEmail, err := db.userByEmail(ctx, q, tenantID, forms)
+			if errors.Is(err, errNoUserByEmail) {
 				// Entra ID's NameID is the UPN, its SCIM userName, while
 				// the directory's email is the mailbox: a person whose
 				// UPN is not their mailbox is found by the userName.
@@ -353,6 +355,13 @@ func (db *DB) upsertSSO(ctx context.Context, connectionID, subject string, key *
 				}
 			}
 			switch {
+			case adopt && !byEmail.Active:
+				// A deactivated user is this sign-in's answer (refused),
+				// but not linked: when the directory pushes the person's
+				// new user (rehired, or the address given to someone
+				// new), the same subject finds that one.
+				out = byEmail
+				return nil
 			case adopt:
 				if out, err = db.refreshSSO(ctx, q, byEmail, u); err != nil {
 					return err
@@ -376,6 +385,33 @@ func (db *DB) upsertSSO(ctx context.Context, connectionID, subject string, key *
 		return db.link(ctx, q, tenantID, connectionID, subject, u.ID)
 	})
 	return out, db.wrap("upsert sso user", err)
+}
+
+// userByEmail is the user a sign-in under a new subject is taken for by
+// its email (the forms of emailForms2): a directory's user before an SSO
+// user, an active one before a deactivated one (a person rehired, or an
+// address given to someone new, beside the old user), then the oldest.
+// Two active users of the directories with the address (a person's admin
+// account beside their own) are two people the address cannot tell apart:
+// neither is found (no rows), as for a userName two directories share.
+func (db *DB) userByEmail(ctx context.Context, q querier, tenantID string, forms [2]string) (User, error) {
+	rs, err := q.query(ctx, "SELECT "+userCols+` FROM users
+		WHERE tenant_id = $1 AND email_lc IN (lower($2), lower($3))
+		ORDER BY CASE WHEN directory_id IS NULL THEN 1 ELSE 0 END, CASE WHEN active THEN 0 ELSE 1 END, id LIMIT 2`, tenantID, forms[0], forms[1])
+	if err != nil {
+		return User{}, err
+	}
+	us, err := collect(rs, scanUser)
+	switch {
+	case err != nil:
+		return User{}, err
+	case len(us) == 0:
+		return User{}, errNoUserByEmail
+	case len(us) == 2 && us[1].DirectoryID != "" && us[1].Active:
+		// The first is then a directory's active user too.
+		return User{}, errNoUserByEmail
+	}
+	return us[0], nil
 }
 
 // directoryUserByUserName is the one user of the tenant's directories

@@ -59,6 +59,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"OneUserAcrossSSOAndSCIMNonASCII", testOneUserAcrossSSOAndSCIMNonASCII},
 		{"OneUserAcrossEmailForms", testOneUserAcrossEmailForms},
 		{"OneUserByUserName", testOneUserByUserName},
+		{"SharedEmailAdoption", testSharedEmailAdoption},
 		{"CreateDirectoryUser", testCreateDirectoryUser},
 		{"FindUsers", testFindUsers},
 		{"FindUsersNonASCII", testFindUsersNonASCII},

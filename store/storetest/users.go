@@ -479,6 +479,64 @@ func testOneUserByUserName(t *testing.T, db *store.DB) {
 	wantErr(t, err, store.ErrNotFound)
 }
 
+// testSharedEmailAdoption: a sign-in under a new IdP subject whose email
+// more than one user of the tenant has. A person rehired (or a recycled
+// address given to someone new) has a new, active directory user beside
+// their old, deactivated one: the sign-in is the active one's, not
+// refused as the old one's. Only a deactivated user left: refused (it
+// comes back inactive) but not linked, so that when the directory pushes
+// the person's new user the same subject signs in as it. Two active users
+// of the directories with one address (an admin account beside a
+// person's own): neither is taken for whoever signs in by it, unless one
+// of them has it as userName. Another tenant's users are never found.
+func testSharedEmailAdoption(t *testing.T, db *store.DB) {
+	ctx, _ := newTenant(t, db, "A")
+	conn := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionType("saml"), Name: "okta"}))
+	dir := newDirectory(t, db, ctx)
+	verified := func(email string) store.User { return store.User{Email: email, EmailVerified: true} }
+
+	// Rehired: the old user deactivated, the new one active, one address.
+	old := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "e1001", Email: "re.hire@acme.example", Active: true}))
+	if u := must(db.UpsertSSOUser(ctx, conn.ID, "00u-old", verified("re.hire@acme.example"))); u.ID != old.ID {
+		t.Fatalf("first sign-in %s, want %s", u.ID, old.ID)
+	}
+	old.Active = false
+	must(db.UpdateUser(ctx, old, 0))
+	// Before the directory pushes the new user, only the old one has the
+	// address: refused (inactive), and nothing links the new subject to it.
+	if u := must(db.UpsertSSOUser(ctx, conn.ID, "00u-new", verified("Re.Hire@acme.example"))); u.ID != old.ID || u.Active {
+		t.Fatalf("sign-in with only a deactivated user of the address: %+v, want %s inactive", u, old.ID)
+	}
+	rehired := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "e2002", Email: "RE.HIRE@acme.example", Active: true}))
+	if u := must(db.UpsertSSOUser(ctx, conn.ID, "00u-new", verified("re.hire@acme.example"))); u.ID != rehired.ID || !u.Active {
+		t.Fatalf("rehired person's sign-in: %+v, want the active directory user %s (old %s)", u, rehired.ID, old.ID)
+	}
+	// The old subject stays the old, deactivated user's.
+	if u := must(db.UpsertSSOUser(ctx, conn.ID, "00u-old", verified("re.hire@acme.example"))); u.ID != old.ID || u.Active {
+		t.Fatalf("old subject: %+v, want %s inactive", u, old.ID)
+	}
+
+	// Two active directory users, one address: neither.
+	own := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "kim", Email: "kim@acme.example", Active: true}))
+	admin := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "kim-admin", Email: "Kim@acme.example", Active: true}))
+	if u := must(db.UpsertSSOUser(ctx, conn.ID, "00u-kim?", verified("kim@acme.example"))); u.ID == own.ID || u.ID == admin.ID {
+		t.Fatalf("an address two active users share was taken for %s (users %s, %s)", u.ID, own.ID, admin.ID)
+	}
+	// Unless one has it as userName (Entra's UPN, the NameID it sends).
+	lee := must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "lee@acme.example", Email: "lee@acme.example", Active: true}))
+	must(db.CreateDirectoryUser(ctx, store.User{DirectoryID: dir.ID, UserName: "lee-admin@acme.example", Email: "lee@acme.example", Active: true}))
+	if u := must(db.UpsertSSOUser(ctx, conn.ID, "upn-lee", verified("lee@acme.example"))); u.ID != lee.ID {
+		t.Fatalf("sign-in as lee@: %s, want %s whose userName it is", u.ID, lee.ID)
+	}
+
+	// Another tenant with the rehired address: its own user.
+	ctxB, _ := newTenant(t, db, "B")
+	connB := must(db.CreateConnection(ctxB, store.Connection{Type: store.ConnectionType("saml"), Name: "okta"}))
+	if u := must(db.UpsertSSOUser(ctxB, connB.ID, "00u-new", verified("re.hire@acme.example"))); u.ID == rehired.ID || u.ID == old.ID || u.TenantID == old.TenantID {
+		t.Fatalf("tenant B's sign-in found tenant A's user: %+v", u)
+	}
+}
+
 // wantFound checks that filter finds exactly the users want of directory
 // dir, in order, and counts as many.
 func wantFound(t *testing.T, db *store.DB, ctx context.Context, dir string, filter store.Filter, want []string) {
