@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 
+	"golang.org/x/text/width"
+
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/store"
 )
@@ -164,9 +166,11 @@ func emailDomain(email string) (string, bool) { return store.EmailDomain(email) 
 // mailto: link; store.BareAddress), normalised as stored
 // (store.NormalizeEmail: no spaces or trailing dot, lower case), when it
 // has a domain; else as given, which routes no one. Only the bare address
-// routes: a display name is never read for a domain.
+// routes: a display name is never read for a domain. Full-width forms
+// (an input method left in full-width mode types "ａｌｉｃｅ＠ａｃｍｅ．ｃｏｍ")
+// are read as the ASCII a person meant, the at sign and local part too.
 func loginAddress(s string) string {
-	bare := store.BareAddress(s)
+	bare := store.BareAddress(width.Fold.String(s))
 	if _, ok := store.EmailDomain(bare); !ok {
 		return s
 	}

@@ -95,6 +95,9 @@ func TestRoutingWrappedAddresses(t *testing.T) {
 		{"quoted display name", `"Liddell, Alice" <Alice@acme.test.>`, acme.ID, "alice@acme.test"},
 		{"angle brackets", "<mailto:alice@acme.test>", acme.ID, "alice@acme.test"},
 		{"spaces and a trailing dot", " ALICE@ACME.TEST. ", acme.ID, "alice@acme.test"},
+		// As typed with a Japanese input method left in full-width mode.
+		{"full-width throughout", "ａｌｉｃｅ＠ａｃｍｅ．ｔｅｓｔ", acme.ID, "alice@acme.test"},
+		{"full-width at sign", "Alice＠acme.test", acme.ID, "alice@acme.test"},
 		{"display name of acme, address of other", "alice@acme.test <alice@other.test>", other.ID, "alice@other.test"},
 		{"two addresses", "alice@acme.test, alice@other.test", "", ""},
 		// The domain routes; the IdP is sent no hint it would show as is.
