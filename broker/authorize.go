@@ -279,8 +279,10 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 	// one to approve it. Relying parties send it with offline_access, as
 	// OpenID Connect Core §11 tells them to; refusing it refused them
 	// refresh tokens, or sign-in altogether.
+	// An empty value (prompt= is prompt omitted, RFC 6749 §3.1, and op
+	// reads extra spaces between values as empty ones) asks nothing.
 	if slices.ContainsFunc(req.Prompt, func(v string) bool {
-		return v != oidc.PromptNone && v != oidc.PromptLogin && v != oidc.PromptConsent && v != oidc.PromptSelectAccount
+		return v != "" && v != oidc.PromptNone && v != oidc.PromptLogin && v != oidc.PromptConsent && v != oidc.PromptSelectAccount
 	}) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("prompt must be none, login, consent or select_account")
 	}

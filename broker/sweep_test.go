@@ -144,3 +144,26 @@ func TestRequestObjectsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestEmptyParametersAreOmitted: "Parameters sent without a value MUST be
+// treated as if they were omitted from the request" (RFC 6749 §3.1).
+// Libraries that build the query from a settings object send prompt= or
+// max_age= when the setting is empty; each such request signs in as if
+// the parameter were absent. A prompt with extra spaces between values
+// is read as its values.
+func TestEmptyParametersAreOmitted(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	for _, q := range []url.Values{
+		{"prompt": {""}}, {"max_age": {""}}, {"response_mode": {""}}, {"nonce": {""}}, {"id_token_hint": {""}},
+		{"ui_locales": {""}}, {"acr_values": {""}}, {"display": {""}}, {"request": {""}}, {"request_uri": {""}},
+		{"code_challenge": {""}, "code_challenge_method": {""}}, {"domain_hint": {""}}, {"connection": {""}}, {"tenant": {""}},
+		{"prompt": {"login  consent"}}, {"prompt": {" login"}},
+	} {
+		t.Run(q.Encode(), func(t *testing.T) {
+			q.Set("login_hint", "alice@acme.test")
+			code(t, a.authorize(t, browser(t), q))
+		})
+	}
+}
