@@ -72,6 +72,50 @@ func TestRoutingHintForms(t *testing.T) {
 	}
 }
 
+// TestRoutingInternationalisedForms: a tenant's internationalised domain
+// routes in every form a person or application writes it (Unicode,
+// punycode, the ü decomposed as NFD, full-width), and never to the tenant
+// of the ASCII look-alike without the umlaut, nor from a Cyrillic
+// look-alike or an invisible character's sibling to another tenant.
+func TestRoutingInternationalisedForms(t *testing.T) {
+	n := sqliteNode(t)
+	umlaut := n.tenant("Bücher", "bücher.test", alice("bücher.test"))
+	plain := n.tenant("Bucher", "bucher.test", alice("bucher.test"))
+	acme := n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{})
+	for _, tc := range []struct {
+		name, hint string
+		want       string // tenant, "" for the 404 page
+	}{
+		{"Unicode", "alice@bücher.test", umlaut.ID},
+		{"punycode", "alice@xn--bcher-kva.test", umlaut.ID},
+		{"punycode in capitals", "alice@XN--BCHER-KVA.TEST", umlaut.ID},
+		{"NFD", "alice@bu\u0308cher.test", umlaut.ID},
+		{"Unicode capitals", "alice@BÜCHER.test", umlaut.ID},
+		{"full-width", "alice@ｂüｃｈｅｒ.test", umlaut.ID},
+		{"no umlaut", "alice@bucher.test", plain.ID},
+		{"Cyrillic a", "alice@\u0430cme.test", ""},
+		{"Cyrillic a, punycode", "alice@xn--cme-5cd.test", ""},
+		// UTS #46 removes a zero-width space, as browsers do: the domain
+		// is the one it reads as, the same tenant's.
+		{"zero-width space", "alice@ac\u200bme.test", acme.ID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := a.authorize(t, browser(t), url.Values{"login_hint": {tc.hint}})
+			if tc.want == "" {
+				if resp.StatusCode != 404 {
+					t.Fatalf("status %d, want the 404 no-connection page", resp.StatusCode)
+				}
+				return
+			}
+			_, c := a.exchange(t, code(t, resp))
+			if c.TenantID != tc.want {
+				t.Fatalf("signed in to %s, want %s", c.TenantID, tc.want)
+			}
+		})
+	}
+}
+
 // TestRoutingWrappedAddresses: a login_hint, or what a person pastes into
 // the work-email page, is often an address wrapped as mail clients copy
 // it ("Alice Lee <alice@acme.test>") or as a mailto: link. The address
