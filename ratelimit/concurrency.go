@@ -63,6 +63,12 @@ type Concurrency struct {
 	Counts func(c echo.Context) bool
 	// OnLimited, if set, is called with Name for every refused request.
 	OnLimited func(rule string)
+	// OnWait, if set, is called with Name and the outcome of every
+	// request that found its key's places all taken: WaitAdmitted (a
+	// place came free within Wait), WaitRefused, or WaitPassed (Pace let
+	// it through without a place). A request served at once calls
+	// nothing: the hot path counts no metric.
+	OnWait func(rule, outcome string)
 	// Wait is how long a request waits for a place of its key before it
 	// is refused (0: refused at once). At most queuedPerPlace×Limit
 	// requests of a key wait at once; the next is refused at once.
@@ -149,6 +155,68 @@ func (l *Concurrency) AcquireWait(ctx context.Context, key string) bool {
 	}
 }
 
+// Outcomes of a request that found its key's places all taken, for
+// Concurrency.OnWait.
+const (
+	WaitAdmitted = "admitted"
+	WaitRefused  = "refused"
+	WaitPassed   = "passed"
+)
+
+// nothing is the release of a request that holds no place.
+func nothing() {}
+
+// Admit takes a place of key, waiting as AcquireWait does, for a handler
+// that learns its key only once it has read the request (the tenant of
+// an SSO connection). ok false means refused (OnLimited was called): the
+// caller answers it in its surface's format. Otherwise release must be
+// called once, however the request ends (defer it: a panic must give the
+// place back too). A disabled cap admits everything.
+func (l *Concurrency) Admit(ctx context.Context, key string) (release func(), ok bool) {
+	if l == nil || l.Limit <= 0 || key == "" {
+		return nothing, true
+	}
+	if l.Acquire(key) {
+		return func() { l.Release(key) }, true
+	}
+	if !l.AcquireWait(ctx, key) {
+		l.waited(WaitRefused)
+		if l.OnLimited != nil {
+			l.OnLimited(l.Name)
+		}
+		return nothing, false
+	}
+	l.waited(WaitAdmitted)
+	return func() { l.Release(key) }, true
+}
+
+// Pace is Admit for a step that must not be refused (a token request
+// whose authorization code is already spent: refused, the sign-in could
+// not be retried): it waits as Admit does, then goes on without a place
+// when none came free. It bounds a key's requests in flight to Limit
+// while their number stays within what Wait absorbs, and slows the rest
+// by Wait. release must be called once.
+func (l *Concurrency) Pace(ctx context.Context, key string) (release func()) {
+	if l == nil || l.Limit <= 0 || key == "" {
+		return nothing
+	}
+	if l.Acquire(key) {
+		return func() { l.Release(key) }
+	}
+	if !l.AcquireWait(ctx, key) {
+		l.waited(WaitPassed)
+		return nothing
+	}
+	l.waited(WaitAdmitted)
+	return func() { l.Release(key) }
+}
+
+func (l *Concurrency) waited(outcome string) {
+	if l.OnWait != nil {
+		l.OnWait(l.Name, outcome)
+	}
+}
+
 // takeLocked takes a place of key if one of limit is free.
 func (s *concurrencyShard) takeLocked(key string, limit int) bool {
 	if s.n[key] >= limit {
@@ -186,6 +254,14 @@ func (l *Concurrency) InFlight(key string) int {
 	return s.n[key]
 }
 
+// Waiting reports how many requests of key wait for a place.
+func (l *Concurrency) Waiting(key string) int {
+	s := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queued[key]
+}
+
 // Middleware returns middleware enforcing the cap; it must run after the
 // authentication that sets the key. A refused request gets Retry-After
 // and an *echo.HTTPError of 429 wrapping ErrBusy (and so ErrLimited), for
@@ -205,10 +281,8 @@ func (l *Concurrency) Middleware() echo.MiddlewareFunc {
 			if !ok || key == "" {
 				return next(c)
 			}
-			if !l.AcquireWait(c.Request().Context(), key) {
-				if l.OnLimited != nil {
-					l.OnLimited(l.Name)
-				}
+			release, ok := l.Admit(c.Request().Context(), key)
+			if !ok {
 				c.Response().Header().Set(HeaderRetryAfter, retry)
 				return &echo.HTTPError{
 					Code:     http.StatusTooManyRequests,
@@ -216,7 +290,7 @@ func (l *Concurrency) Middleware() echo.MiddlewareFunc {
 					Internal: fmt.Errorf("%w (%s)", ErrBusy, l.Name),
 				}
 			}
-			defer l.Release(key)
+			defer release()
 			return next(c)
 		}
 	}

@@ -43,6 +43,7 @@ type Registry struct {
 	duration     *prometheus.HistogramVec
 	scim         *prometheus.CounterVec
 	rateLimited  *prometheus.CounterVec
+	capWaits     *prometheus.CounterVec
 	unverified   *prometheus.CounterVec
 	signInFailed *prometheus.CounterVec
 	outbound     *prometheus.CounterVec
@@ -92,8 +93,12 @@ func NewWithOptions(o Options) *Registry {
 		}, []string{"op", "code"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "rate_limited_total",
-			Help: "Requests refused with 429, by rate-limit rule (scim, api, login, login_tenant, token, sso_callback, api_auth, scim_auth, console_signin).",
+			Help: "Requests refused with 429, by rate-limit rule (scim, api, login, login_tenant, token, sso_callback, api_auth, scim_auth, console_signin) or concurrency cap (scim_tenant_writes, signin_tenant).",
 		}, []string{"surface"}),
+		capWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "tenant_concurrency_waits_total",
+			Help: "Requests that found every place of their tenant's concurrency cap taken (scim_tenant_writes, signin_tenant, token_tenant), by outcome: admitted after waiting, refused (429), passed (went on without a place after the wait).",
+		}, []string{"cap", "outcome"}),
 		unverified: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "sso_unverified_total",
 			Help: "Posts to SAML ACS and OIDC callback URLs refused unrecorded because they carry nothing verifiable, by reason (unknown_connection, malformed, unknown_state).",
@@ -114,7 +119,7 @@ func NewWithOptions(o Options) *Registry {
 	r.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		r.requests, r.duration, r.scim, r.rateLimited, r.unverified, r.signInFailed, r.outbound, r.disabled,
+		r.requests, r.duration, r.scim, r.rateLimited, r.capWaits, r.unverified, r.signInFailed, r.outbound, r.disabled,
 		r.tenants.requests, r.tenants.duration, r.watch,
 	)
 	return r
@@ -181,6 +186,16 @@ func (r *Registry) RateLimited(rule string) {
 		return
 	}
 	r.rateLimited.WithLabelValues(rule).Inc()
+}
+
+// TenantCapWaited records a request that found its tenant's concurrency
+// cap full, and what came of its wait; it fits
+// ratelimit.Concurrency.OnWait.
+func (r *Registry) TenantCapWaited(cap, outcome string) {
+	if r == nil {
+		return
+	}
+	r.capWaits.WithLabelValues(cap, outcome).Inc()
 }
 
 // SSOUnverified records an upstream answer refused unrecorded; it fits

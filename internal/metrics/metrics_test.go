@@ -48,6 +48,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		srv.Handler().ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(r.method, r.path, nil))
 	}
 	reg.RateLimited("scim")
+	reg.TenantCapWaited("signin_tenant", "admitted")
 	reg.OutboundDelivery(metrics.KindWebhook, "failed")
 	reg.OutboundDelivery(metrics.KindWebhook, "failed")
 	reg.OutboundDelivery(metrics.KindBackchannelLogout, "succeeded")
@@ -62,6 +63,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		`idbroker_scim_requests_total{code="200",op="GET Users"} 2`,
 		`idbroker_scim_requests_total{code="201",op="POST Users"} 1`,
 		`idbroker_rate_limited_total{surface="scim"} 1`,
+		`idbroker_tenant_concurrency_waits_total{cap="signin_tenant",outcome="admitted"} 1`,
 		`idbroker_outbound_deliveries_total{kind="webhook",outcome="failed"} 2`,
 		`idbroker_outbound_deliveries_total{kind="backchannel_logout",outcome="succeeded"} 1`,
 		`method="OTHER"`,
