@@ -51,6 +51,15 @@ func (p *Provider) Complete(ctx context.Context, w http.ResponseWriter, r *http.
 }
 
 func (p *Provider) complete(c echo.Context, conn store.Connection, res connections.Result, upstreamErr error) error {
+	if errors.Is(upstreamErr, connections.ErrBusy) {
+		// The tenant's sign-ins already use its share of this node: the
+		// answer was left unread, so posting it again in a second (a
+		// reload) can finish this sign-in. Not the IdP's failure (no
+		// event) and not this node's (429, not 503: it serves the other
+		// tenants; the refusal is counted in rate_limited_total).
+		c.Response().Header().Set("Retry-After", busyRetryAfter)
+		return p.page(c, http.StatusTooManyRequests, pageBusyTenant)
+	}
 	if conn.TenantID == "" && errors.Is(upstreamErr, connections.ErrUpstream) {
 		// The connection could not be loaded (its database is down): it
 		// is not an unknown one, and the IdP's answer may be a real

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -59,9 +61,15 @@ func TokenLimitKey(c echo.Context) (string, bool) {
 	return id + " " + ratelimit.AddressKey(c.RealIP()), true
 }
 
+// busyRetryAfter is the Retry-After of a sign-in refused by its tenant's
+// cap on sign-ins finishing at once: places come free within
+// milliseconds.
+var busyRetryAfter = strconv.Itoa(int(ratelimit.ConcurrencyRetryAfter / time.Second))
+
 var (
 	pageTooMany       = pageText{"Too many sign-in attempts", "Too many sign-ins were started from your network. Wait a moment, then try again."}
 	pageTooManyTenant = pageText{"Too many sign-in attempts", "Too many sign-ins were started for your organization. Wait a moment, then try again."}
+	pageBusyTenant    = pageText{"Sign-in busy", "Many people of your organization are signing in right now. Wait a moment, then reload this page, or go back to the application and sign in again."}
 )
 
 // loginLimited returns the login limit, if any, as route middleware whose

@@ -127,6 +127,14 @@ type Config struct {
 	// given the tenant's row as routing has just read it, so that the
 	// tenant's own limit (its tier, an override) needs no read of its own.
 	TenantLoginLimit func(ctx context.Context, t store.Tenant) (ok bool, retryAfter time.Duration)
+	// TenantTokenPace, if set, is asked for a place once an authorization
+	// code names its tenant, before the session is read and the tokens
+	// signed (the exchange's CPU and round trips): a tenant finishing many
+	// sign-ins at once waits for its own, not for everyone's. The code is
+	// spent by then, so it never refuses: it returns, at the latest after
+	// a short wait, the release to call once the answer is made. It must
+	// cost no round trip (ratelimit.Concurrency.Pace).
+	TenantTokenPace func(ctx context.Context, tenantID string) (release func())
 	// OnUnverified, if set, is told of every answer on an ACS or callback
 	// URL refused without being recorded, by reason (Unverified…): the
 	// metrics hook.
@@ -177,6 +185,7 @@ type Provider struct {
 	loginLimit  echo.MiddlewareFunc
 	tokenLimit  echo.MiddlewareFunc
 	tenantLimit func(ctx context.Context, t store.Tenant) (bool, time.Duration)
+	tokenPace   func(ctx context.Context, tenantID string) (release func())
 
 	onUnverified   func(reason string)
 	onSignInFailed func(reason string)
@@ -225,6 +234,7 @@ func New(cfg Config) (*Provider, error) {
 		tokenLimit: cfg.TokenLimit,
 
 		tenantLimit: cfg.TenantLoginLimit,
+		tokenPace:   cfg.TenantTokenPace,
 
 		onUnverified:   cfg.OnUnverified,
 		onSignInFailed: cfg.OnSignInFailed,

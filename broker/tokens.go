@@ -190,6 +190,9 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 		}
 	}
 	tenantKnown(ctx, g.TenantID)
+	if p.tokenPace != nil {
+		defer p.tokenPace(ctx, g.TenantID)()
+	}
 	sess, err := p.liveSession(ctx, g)
 	if err != nil {
 		return nil, err

@@ -99,6 +99,13 @@ var (
 // the user's, answered 503 so that the browser may try again.
 var ErrUnavailable = errors.New("connections: the broker's session store is unavailable")
 
+// ErrBusy marks an answer not read because its tenant already had as
+// many sign-ins finishing on this node as Config.Admit allows, and one
+// did not come free in time: no failure of the IdP's or the user's, and
+// nothing of the answer was checked or spent, so the browser may post it
+// again (the broker answers 429 with Retry-After).
+var ErrBusy = errors.New("connections: the tenant's sign-ins in flight on this node are at their cap")
+
 // ErrNothingToVerify marks an answer posted to a connection that cannot
 // have started a sign-in (not active, and its settings too incomplete to
 // make a connector of: no IdP, no certificate): nothing in it can be

@@ -76,6 +76,18 @@ func (r *Registry) serveFinish(typ store.ConnectionType, complete CompleteFunc) 
 			res Result
 			cn  Connector
 		)
+		// The tenant's share of this node, before anything is read: past
+		// it the answer is left unread (and unspent, so it can be posted
+		// again), holding nothing while it waited.
+		if err == nil && r.cfg.Admit != nil {
+			release, ok := r.cfg.Admit(ctx, conn.TenantID)
+			defer release()
+			if !ok {
+				conn.Secrets = nil
+				complete(ctx, c.Response(), req.WithContext(ctx), conn, Result{}, fmt.Errorf("%w: tenant %s", ErrBusy, conn.TenantID))
+				return nil
+			}
+		}
 		// A connection that is not active finishes only test logins
 		// (BeginTest), which its Result shows once Finish has read it.
 		if err == nil {

@@ -62,6 +62,15 @@ type Config struct {
 	// CacheSize bounds the connections and the tenants cached, each.
 	// Zero means DefaultCacheSize.
 	CacheSize int
+	// Admit, if set, is asked for a place before an answer posted to the
+	// ACS or the OIDC callback is read, once its connection names the
+	// tenant: reading it (signatures, the IdP's token endpoint) and
+	// completing the sign-in is the expensive part of one, and a tenant
+	// finishing many at once must leave this node's CPU and database
+	// connections to the others. ok false answers the sign-in ErrBusy;
+	// otherwise release is called once the answer is written. It must
+	// cost the hot path no round trip (ratelimit.Concurrency.Admit).
+	Admit func(ctx context.Context, tenantID string) (release func(), ok bool)
 }
 
 // Registry builds and caches one Connector per connection, serves the

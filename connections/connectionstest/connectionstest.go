@@ -41,6 +41,8 @@ type Options struct {
 	Once     sessions.OnceCache
 	Sessions sessions.Store
 	CacheTTL time.Duration
+	// Admit is the Registry's Config.Admit (nil: none).
+	Admit func(ctx context.Context, tenantID string) (release func(), ok bool)
 }
 
 // Env is a broker-side environment for one test.
@@ -99,6 +101,7 @@ func (e *Env) NewRegistry() *connections.Registry {
 		AllowInsecureURLs: true,
 		Now:               e.Clock.Now,
 		CacheTTL:          e.Opts.CacheTTL,
+		Admit:             e.Opts.Admit,
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idbroker/idbroker/connections"
+	"github.com/idbroker/idbroker/ratelimit"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
@@ -74,11 +75,19 @@ func BenchmarkACSEncryptedAssertion(b *testing.B) { benchACS(b, false, true) }
 func BenchmarkACSHTTP(b *testing.B) {
 	for _, db := range storetest.Backends {
 		for _, c := range []struct {
-			name string
-			ttl  time.Duration
-		}{{"cached", 0}, {"uncached", -1}} {
+			name  string
+			ttl   time.Duration
+			admit bool
+		}{{"cached", 0, false}, {"uncached", -1, false}, {"cached+tenant_cap", 0, true}} {
 			b.Run(db.Name+"/"+c.name, func(b *testing.B) {
-				e := newEnvWith(b, envOpts{DB: db.Open(b), Once: alwaysFresh{sessions.NewMemory()}, CacheTTL: c.ttl})
+				o := envOpts{DB: db.Open(b), Once: alwaysFresh{sessions.NewMemory()}, CacheTTL: c.ttl}
+				if c.admit {
+					// The tenant's cap as serve wires it, never full here
+					// (one tenant, GOMAXPROCS requests at once): the cost
+					// of counting alone.
+					o.Admit = (&ratelimit.Concurrency{Name: "signin_tenant", Limit: 4, Wait: ratelimit.ConcurrencyWait}).Admit
+				}
+				e := newEnvWith(b, o)
 				idp := newTestIdP(b, 0)
 				conn := e.samlConn(idp, func(s *Settings) { s.AllowIdPInitiated = ptr(true) })
 				raw := idp.response(b, e.Issuer, conn, respOpts{signAssertion: true, issuedAt: e.Clock.Now()})
