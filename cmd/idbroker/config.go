@@ -206,7 +206,8 @@ func (c Config) LogValue() slog.Value {
 			slog.String("login_tenant", c.RateLimits.LoginTenant.String()),
 			slog.String("sso_callback", c.RateLimits.Callback.String()),
 			slog.String("token", c.RateLimits.Token.String()),
-			slog.Int("scim_tenant_writes", c.RateLimits.SCIMTenantWrites)),
+			slog.Int("scim_tenant_writes", c.RateLimits.SCIMTenantWrites),
+			slog.Int("signin_tenant", c.RateLimits.SignInTenant)),
 	)
 }
 

@@ -27,6 +27,9 @@ const (
 	// envSCIMTenantWrites is a count, not a rate: the SCIM writes of one
 	// tenant a node serves at once, or 0 for no cap.
 	envSCIMTenantWrites = "IDBROKER_SCIM_TENANT_WRITES"
+	// envSignInTenant is a count too: the sign-ins of one tenant a node
+	// finishes at once (ACS, OIDC callback, code exchange), or 0.
+	envSignInTenant = "IDBROKER_SIGNIN_TENANT_CONCURRENCY"
 )
 
 // RateLimits are the request budgets of the surfaces. Their Key funcs are
@@ -49,6 +52,13 @@ type RateLimits struct {
 	// every database connection (or SQLite's one writer) and queue every
 	// other tenant's requests behind its own.
 	SCIMTenantWrites int
+	// SignInTenant caps the sign-ins of one tenant finishing at once on a
+	// node (0: no cap): the answers read at its ACS and OIDC callback
+	// URLs, and its code exchanges at /oauth/token. A tenant signing
+	// people in faster than a node completes them then waits for its own
+	// places, and the other tenants' sign-ins keep the node's CPU and
+	// database connections they need.
+	SignInTenant int
 }
 
 // defaultSCIMTenantWrites: Okta and Entra ID provision one tenant with a
@@ -57,8 +67,18 @@ type RateLimits struct {
 // others, and cost an IdP sending more only a retry after a second.
 const defaultSCIMTenantWrites = 4
 
-// maxSCIMTenantWrites bounds IDBROKER_SCIM_TENANT_WRITES: past a pool's
-// size a cap caps nothing.
+// defaultSignInTenant: completing a sign-in takes a few milliseconds of
+// CPU (a signature checked, two signed) and two or three database round
+// trips, so 4 at once is a couple of hundred sign-ins a second for one
+// tenant on one node, more than a whole company at 9:00 sends a node, and
+// leaves the other half of a 2-core node's CPU and of its 8 database
+// connections to the other tenants. An answer past the cap waits up to a
+// second (ratelimit.ConcurrencyWait) before it is refused.
+const defaultSignInTenant = 4
+
+// maxSCIMTenantWrites bounds IDBROKER_SCIM_TENANT_WRITES and
+// IDBROKER_SIGNIN_TENANT_CONCURRENCY: past a pool's size a cap caps
+// nothing.
 const maxSCIMTenantWrites = 10_000
 
 // consoleSignInRule limits the console's sign-in and enrolment posts per
@@ -97,6 +117,7 @@ func defaultRateLimits() RateLimits {
 		Callback:    ratelimit.Rule{Name: "sso_callback", Limit: 3000, Window: time.Minute},
 
 		SCIMTenantWrites: defaultSCIMTenantWrites,
+		SignInTenant:     defaultSignInTenant,
 	}
 }
 
@@ -133,13 +154,23 @@ func loadRateLimits(src configSource, bad func(name, format string, args ...any)
 		}
 		v.rule.Limit, v.rule.Window = n, w
 	}
-	if raw, name := src.get(envSCIMTenantWrites); raw != "" {
+	for _, v := range []struct {
+		env string
+		n   *int
+	}{
+		{envSCIMTenantWrites, &rl.SCIMTenantWrites},
+		{envSignInTenant, &rl.SignInTenant},
+	} {
+		raw, name := src.get(v.env)
+		if raw == "" {
+			continue
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(raw))
 		if err != nil || n < 0 || n > maxSCIMTenantWrites {
 			bad(name, "%q is not a number of requests from 0 (no cap) to %d", raw, maxSCIMTenantWrites)
-		} else {
-			rl.SCIMTenantWrites = n
+			continue
 		}
+		*v.n = n
 	}
 	return rl
 }

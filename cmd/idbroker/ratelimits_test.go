@@ -70,6 +70,9 @@ func TestLoadConfigRateLimits(t *testing.T) {
 		{"Callback", cfg.RateLimits.Callback.String(), "3000/1m0s"},
 		// Below PostgreSQL's pool of 8, with room for other tenants.
 		{"SCIMTenantWrites", strconv.Itoa(cfg.RateLimits.SCIMTenantWrites), "4"},
+		// Half a 2-core node's sign-in work for one tenant, the rest for
+		// the others.
+		{"SignInTenant", strconv.Itoa(cfg.RateLimits.SignInTenant), "4"},
 	} {
 		if c.got != c.want {
 			t.Errorf("default %s limit %s, want %s", c.name, c.got, c.want)
@@ -79,6 +82,7 @@ func TestLoadConfigRateLimits(t *testing.T) {
 	cfg, err = loadConfig(configSource{getenv: mapEnv(map[string]string{
 		envRateLimitSCIM: "50/10s", envRateLimitAPI: "0", envRateLimitLogin: "5/m", envRateLimitToken: "100/1s",
 		envRateLimitLoginTenant: "7/1m", envRateLimitCallback: "0", envSCIMTenantWrites: " 16 ",
+		envSignInTenant: "9",
 	})})
 	if err != nil {
 		t.Fatal(err)
@@ -91,8 +95,11 @@ func TestLoadConfigRateLimits(t *testing.T) {
 	if rl.LoginTenant.Limit != 7 || rl.Callback.Enabled() {
 		t.Errorf("login_tenant %v, sso_callback %v; want 7/1m and disabled", rl.LoginTenant, rl.Callback)
 	}
-	if rl.SCIMTenantWrites != 16 {
-		t.Errorf("scim tenant writes %d, want 16", rl.SCIMTenantWrites)
+	if rl.SCIMTenantWrites != 16 || rl.SignInTenant != 9 {
+		t.Errorf("scim tenant writes %d, sign-ins %d; want 16, 9", rl.SCIMTenantWrites, rl.SignInTenant)
+	}
+	if cfg, err := loadConfig(configSource{getenv: mapEnv(map[string]string{envSignInTenant: "0"})}); err != nil || cfg.RateLimits.SignInTenant != 0 {
+		t.Errorf("%s=0: %d, %v; want no cap", envSignInTenant, cfg.RateLimits.SignInTenant, err)
 	}
 	if cfg, err := loadConfig(configSource{getenv: mapEnv(map[string]string{envSCIMTenantWrites: "0"})}); err != nil || cfg.RateLimits.SCIMTenantWrites != 0 {
 		t.Errorf("%s=0: %d, %v; want no cap", envSCIMTenantWrites, cfg.RateLimits.SCIMTenantWrites, err)
@@ -103,14 +110,14 @@ func TestLoadConfigRateLimits(t *testing.T) {
 
 	// Every bad value is reported at once, each naming its variable.
 	_, err = loadConfig(configSource{getenv: mapEnv(map[string]string{
-		envRateLimitSCIM: "lots", envRateLimitToken: "10/1ms", envSCIMTenantWrites: "-1",
+		envRateLimitSCIM: "lots", envRateLimitToken: "10/1ms", envSCIMTenantWrites: "-1", envSignInTenant: "lots",
 	})})
 	var ce *ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("bad rate limits: %v, want ConfigErrors", err)
 	}
 	for _, want := range []string{envRateLimitSCIM + `: "lots" is not N/duration`, envRateLimitToken + `: "10/1ms": the window`,
-		envSCIMTenantWrites + `: "-1" is not a number`} {
+		envSCIMTenantWrites + `: "-1" is not a number`, envSignInTenant + `: "lots" is not a number`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}

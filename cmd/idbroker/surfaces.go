@@ -184,6 +184,14 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		log.Warn("session store not yet checked for lost revocations", "err", err)
 	}
 	cancelFirst()
+	// One tenant's sign-ins finishing at once hold at most SignInTenant of
+	// this node's CPU and database connections; counted in memory, per
+	// node, no round trip. Refused answers at the ACS and callback get the
+	// end-user page; code exchanges are only slowed (their code is spent).
+	signIns := &ratelimit.Concurrency{Name: "signin_tenant", Limit: cfg.RateLimits.SignInTenant, Wait: ratelimit.ConcurrencyWait,
+		OnLimited: reg.RateLimited, OnWait: reg.TenantCapWaited}
+	exchanges := &ratelimit.Concurrency{Name: "token_tenant", Limit: cfg.RateLimits.SignInTenant, Wait: ratelimit.ConcurrencyWait,
+		OnWait: reg.TenantCapWaited}
 	registry := connections.NewRegistry(connections.Config{
 		Types:             connectionTypes(),
 		Issuer:            cfg.Issuer,
@@ -194,6 +202,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		HTTPClient:        outbound(safehttp.Options{}),
 		AllowInsecureURLs: cfg.Dev,
 		Logger:            log.With("surface", "connections"),
+		Admit:             signIns.Admit,
 	})
 	provider, err := broker.New(broker.Config{
 		Issuer:     cfg.Issuer,
@@ -215,6 +224,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		TenantLoginLimit: func(ctx context.Context, t store.Tenant) (bool, time.Duration) {
 			return tenantLimits.CheckTenant(ctx, guard, t)
 		},
+		TenantTokenPace: exchanges.Pace,
 	})
 	if err != nil {
 		return nil, err
@@ -234,7 +244,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 	}
 	// One tenant's SCIM writes hold at most SCIMTenantWrites of this
 	// node's database connections at once; the rest are told to retry.
-	scimWrites := &ratelimit.Concurrency{Name: "scim_tenant_writes", Limit: cfg.RateLimits.SCIMTenantWrites, Wait: ratelimit.ConcurrencyWait,
+	scimWrites := &ratelimit.Concurrency{Name: "scim_tenant_writes", Limit: cfg.RateLimits.SCIMTenantWrites, Wait: ratelimit.ConcurrencyWait, OnWait: reg.TenantCapWaited,
 		Key: ratelimit.ByTenant, Counts: func(c echo.Context) bool { return scim.IsWrite(c.Request().Method) },
 		OnLimited: reg.RateLimited}
 	directories, err := scim.New(scim.Config{

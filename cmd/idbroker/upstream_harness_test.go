@@ -514,6 +514,9 @@ type vendorOP struct {
 	// auth_time in the id_token only when the request carried max_age.
 	sessionAuthTime time.Time
 	maxAgeCodes     map[string]bool
+	// tokenHold, when set, is called (without the lock) by every token
+	// request before it is answered: an IdP slow to redeem a code.
+	tokenHold func()
 }
 
 func newVendorOP(t *testing.T, issuerPath string) *vendorOP {
@@ -598,6 +601,12 @@ func (op *vendorOP) set(fn func(op *vendorOP)) {
 }
 
 func (op *vendorOP) serveToken(w http.ResponseWriter, r *http.Request) {
+	op.mu.Lock()
+	hold := op.tokenHold
+	op.mu.Unlock()
+	if hold != nil {
+		hold()
+	}
 	op.mu.Lock()
 	defer op.mu.Unlock()
 	r.ParseForm()
