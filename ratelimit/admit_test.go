@@ -4,7 +4,9 @@ import (
 	"context"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,5 +241,37 @@ func TestAdmitFairAcrossKeys(t *testing.T) {
 	}
 	if n, w := c.InFlight("a"), c.Waiting("a"); n != 0 || w != 0 {
 		t.Fatalf("%d in flight, %d waiting after all ended", n, w)
+	}
+}
+
+// BenchmarkAdmit is the cost the cap adds to a sign-in under its share:
+// one place taken and given back, by requests of many tenants on all
+// cores (shards) and of one tenant (one shard's lock).
+func BenchmarkAdmit(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		keys int
+	}{{"tenants=1000", 1000}, {"tenants=1", 1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := &ratelimit.Concurrency{Name: "signin", Limit: 1 << 20, Wait: time.Second}
+			keys := make([]string, bc.keys)
+			for i := range keys {
+				keys[i] = "tnt_" + strconv.Itoa(i)
+			}
+			ctx := context.Background()
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(1))
+				for pb.Next() {
+					release, ok := c.Admit(ctx, keys[i%len(keys)])
+					if !ok {
+						b.Error("refused")
+					}
+					release()
+					i++
+				}
+			})
+		})
 	}
 }
