@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
@@ -509,5 +510,39 @@ func TestPersonErasureThroughTheBinary(t *testing.T) {
 				t.Errorf("the other person's rows: %v", found)
 			}
 		})
+	}
+}
+
+// TestRestoreCheckWarnsBeyondTheHorizon: a database whose last check is
+// older than the tombstones the horizon made Redis forget (restored from a
+// backup older than IDBROKER_TOMBSTONE_HORIZON_DAYS) is warned of by
+// restore-check; once checked, it is not.
+func TestRestoreCheckWarnsBeyondTheHorizon(t *testing.T) {
+	rs := sessionstest.StartServer(t)
+	env := map[string]string{
+		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+		envRedisURL:    rs.URL(),
+	}
+	if _, errOut, code := runBinary(t, env, "migrate", "up"); code != 0 {
+		t.Fatalf("migrate up = %d %s", code, errOut)
+	}
+	ledger := sessions.NewRedisLedger(rs.Client(t), "")
+	ctx := context.Background()
+	old := time.Now().Add(-400 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	for _, k := range []string{"api_key:key_old", "api_key:key_new"} {
+		if err := ledger.Put(ctx, k, []byte(`{"kind":"api_key","id":"`+k[8:]+`","at":"`+old+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ledger.Forget(ctx, []string{"api_key:key_old"}); err != nil {
+		t.Fatal(err)
+	}
+	const warning = "warning: the database is older than the tombstone horizon"
+	out, errOut, code := runBinary(t, env, "restore-check")
+	if code != 0 || !strings.Contains(out, warning) || !strings.Contains(errOut+out, "IDBROKER_TOMBSTONE_HORIZON_DAYS") {
+		t.Fatalf("restore-check on a database older than the horizon = %d:\n%s\n%s", code, out, errOut)
+	}
+	if out, errOut, code := runBinary(t, env, "restore-check"); code != 0 || strings.Contains(out, warning) {
+		t.Errorf("restore-check once checked = %d:\n%s\n%s", code, out, errOut)
 	}
 }
