@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/labstack/echo/v4"
 )
@@ -46,10 +47,14 @@ func (s *Server) readyz(c echo.Context) error {
 	h := Health{Status: "ok", Checks: make(map[string]string, len(names))}
 	for i, name := range names {
 		h.Checks[name] = "ok"
+		r := s.ready[name]
 		if errs[i] != nil {
 			h.Checks[name] = "fail"
 			h.Status = "unavailable"
-			s.log.WarnContext(ctx, "readiness check failed", "check", name, "request_id", RequestID(ctx), "error", errs[i])
+			r.failing.Store(true)
+			r.log.Warn(ctx, s.log, "readiness check failed", "check", name, "request_id", RequestID(ctx), "error", errs[i])
+		} else if r.failing.Swap(false) {
+			s.log.InfoContext(ctx, "readiness check passes again", "check", name, "request_id", RequestID(ctx))
 		}
 	}
 	if h.Status == "ok" {
@@ -58,6 +63,14 @@ func (s *Server) readyz(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "no-store")
 	SetRetryAfter(c) // as every 503 of the broker
 	return c.JSON(http.StatusServiceUnavailable, h)
+}
+
+// readiness is what /readyz remembers of one check between probes: the
+// load balancers probe every few seconds, so a dependency down is logged
+// once (then every OutageLogInterval), and its return once.
+type readiness struct {
+	log     *OutageLog
+	failing atomic.Bool
 }
 
 // runCheck also bounds a check that ignores its context: the probe answers

@@ -142,7 +142,8 @@ type Server struct {
 	log  *slog.Logger
 	echo *echo.Echo
 
-	checks map[string]CheckFunc // fixed at New: readyz reads it unlocked
+	checks map[string]CheckFunc  // fixed at New: readyz reads it unlocked
+	ready  map[string]*readiness // one per check, fixed at New
 
 	renderers []pathRenderer // set while mounting, read-only once serving
 	// browser renders the errors of unclaimed paths for browsers, but
@@ -159,6 +160,10 @@ func New(cfg Config) *Server {
 		cfg:    cfg,
 		log:    cfg.Logger,
 		checks: maps.Clone(cfg.Checks),
+		ready:  make(map[string]*readiness, len(cfg.Checks)),
+	}
+	for name := range s.checks {
+		s.ready[name] = &readiness{log: NewOutageLog()}
 	}
 
 	e := echo.New()

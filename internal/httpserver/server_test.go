@@ -548,3 +548,50 @@ func TestClientGoneIsNot500(t *testing.T) {
 		}
 	}
 }
+
+// TestReadinessFailureLoggedOnce: a load balancer probes /readyz every few
+// seconds on every node, so a dependency down for an hour must not write
+// a WARN line per probe: its cause is logged once (then at most every
+// OutageLogInterval, with the count left out), each failing check on its
+// own, and its return once, at INFO.
+func TestReadinessFailureLoggedOnce(t *testing.T) {
+	var mu sync.Mutex
+	cacheErr := errors.New("dial tcp 10.1.2.3:6379: connect: connection refused")
+	_, ts, logs := newTestServer(t, httpserver.Config{ReadyTimeout: time.Second, Checks: map[string]httpserver.CheckFunc{
+		"database": func(context.Context) error { return errors.New("dial tcp 10.1.2.4:5432: refused") },
+		"cache": func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return cacheErr
+		},
+	}})
+	for range 20 {
+		if res, _ := get(t, ts.URL+"/readyz"); res.StatusCode != 503 {
+			t.Fatalf("/readyz = %d with both checks failing", res.StatusCode)
+		}
+	}
+	mu.Lock()
+	cacheErr = nil
+	mu.Unlock()
+	for range 5 {
+		get(t, ts.URL+"/readyz")
+	}
+	failed, recovered := map[string]int{}, map[string]int{}
+	for _, l := range logs.lines(t) {
+		switch l["msg"] {
+		case "readiness check failed":
+			failed[l["check"].(string)]++
+			if l["request_id"] == nil || l["error"] == nil {
+				t.Errorf("readiness line without its request id or cause: %v", l)
+			}
+		case "readiness check passes again":
+			recovered[l["check"].(string)]++
+		}
+	}
+	if failed["cache"] != 1 || failed["database"] != 1 {
+		t.Errorf("readiness failures logged %v over 20 probes; want each check's cause once", failed)
+	}
+	if recovered["cache"] != 1 || recovered["database"] != 0 {
+		t.Errorf("recoveries logged %v; want the cache's once and nothing for the database still down", recovered)
+	}
+}
