@@ -122,7 +122,37 @@ func NewWithOptions(o Options) *Registry {
 		r.requests, r.duration, r.scim, r.rateLimited, r.capWaits, r.unverified, r.signInFailed, r.outbound, r.disabled,
 		r.tenants.requests, r.tenants.duration, r.watch,
 	)
+	// The series alert rules take the increase() of exist at 0 from the
+	// start: Prometheus sees no increase in a series that first appears
+	// at 1, so the first dead logout (or failed sign-in) on a node would
+	// otherwise never fire an alert.
+	for _, kind := range []string{KindWebhook, KindBackchannelLogout} {
+		for _, outcome := range []string{OutcomeSucceeded, OutcomeFailed, OutcomeDead} {
+			r.outbound.WithLabelValues(kind, outcome)
+		}
+	}
+	for _, reason := range SignInReasons {
+		r.signInFailed.WithLabelValues(reason)
+	}
 	return r
+}
+
+// Outcomes of an outbound delivery, the outcome label of
+// OutboundDelivery (store.DeliveryStatus's values once attempted).
+const (
+	OutcomeSucceeded = "succeeded"
+	OutcomeFailed    = "failed"
+	OutcomeDead      = "dead"
+)
+
+// SignInReasons are the reason codes of idbroker_sign_in_failures_total
+// present at 0 from the start, those operations.md's alert rules watch:
+// a bad signature (an IdP's rotated certificate, or forged answers), an
+// IdP that refuses or cannot be reached, an expired certificate or
+// answer. Other reasons appear at their first failure.
+var SignInReasons = []string{
+	"signature_invalid", "idp_error", "upstream_unavailable", "upstream_error",
+	"response_expired", "audience_mismatch", "issuer_mismatch", "invalid_configuration",
 }
 
 // Handler serves the metrics in the Prometheus exposition formats.
