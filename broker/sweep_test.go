@@ -167,3 +167,30 @@ func TestEmptyParametersAreOmitted(t *testing.T) {
 		})
 	}
 }
+
+// TestRedirectURIExact: a redirect_uri is one of the application's,
+// character for character (OAuth 2.0 Security BCP §4.1.3); anything else
+// — another port, the default port written out, a trailing slash, other
+// letter case, a query or fragment added — is the error page, never a
+// redirect, since the address cannot be trusted with an error either.
+// Another application's registered address is no better.
+func TestRedirectURIExact(t *testing.T) {
+	n := sqliteNode(t)
+	n.tenant("Acme", "acme.test", alice("acme.test"))
+	a := n.app(store.Application{RedirectURIs: []string{"https://app.example/callback"}})
+	n.app(store.Application{RedirectURIs: []string{"https://app2.example/cb"}})
+	for _, uri := range []string{
+		"https://app.example:8443/callback", "https://app.example:443/callback", "https://app.example/callback/",
+		"https://app.example/Callback", "https://APP.example/callback", "HTTPS://app.example/callback",
+		"https://app.example/callback?x=1", "https://app.example/callback#x", "http://app.example/callback",
+		"https://app2.example/cb", "https://app.example/callback/../callback",
+	} {
+		t.Run(uri, func(t *testing.T) {
+			resp := a.authorize(t, browser(t), url.Values{"redirect_uri": {uri}, "login_hint": {"alice@acme.test"}})
+			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" ||
+				!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+				t.Fatalf("%d %q, want the 400 page", resp.StatusCode, resp.Header.Get("Location"))
+			}
+		})
+	}
+}
