@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -73,8 +74,16 @@ const defaultSCIMTenantWrites = 4
 // tenant on one node, more than a whole company at 9:00 sends a node, and
 // leaves the other half of a 2-core node's CPU and of its 8 database
 // connections to the other tenants. An answer past the cap waits up to a
-// second (ratelimit.ConcurrencyWait) before it is refused.
+// second (ratelimit.ConcurrencyWait) before it is refused. On a node with
+// more cores the default is its CPU count (defaultSignInTenantFor): a
+// fixed 4 would leave most of a large node idle while one tenant's
+// people, at 9:00, were shown the busy page.
 const defaultSignInTenant = 4
+
+// defaultSignInTenantFor is the default cap on a node whose Go scheduler
+// runs procs threads at once (GOMAXPROCS, which follows the container's
+// CPU quota).
+func defaultSignInTenantFor(procs int) int { return max(defaultSignInTenant, procs) }
 
 // maxSCIMTenantWrites bounds IDBROKER_SCIM_TENANT_WRITES and
 // IDBROKER_SIGNIN_TENANT_CONCURRENCY: past a pool's size a cap caps
@@ -117,7 +126,7 @@ func defaultRateLimits() RateLimits {
 		Callback:    ratelimit.Rule{Name: "sso_callback", Limit: 3000, Window: time.Minute},
 
 		SCIMTenantWrites: defaultSCIMTenantWrites,
-		SignInTenant:     defaultSignInTenant,
+		SignInTenant:     defaultSignInTenantFor(runtime.GOMAXPROCS(0)),
 	}
 }
 

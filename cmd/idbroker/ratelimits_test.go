@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,7 +73,10 @@ func TestLoadConfigRateLimits(t *testing.T) {
 		{"SCIMTenantWrites", strconv.Itoa(cfg.RateLimits.SCIMTenantWrites), "4"},
 		// Half a 2-core node's sign-in work for one tenant, the rest for
 		// the others.
-		{"SignInTenant", strconv.Itoa(cfg.RateLimits.SignInTenant), "4"},
+		{"SignInTenant", strconv.Itoa(cfg.RateLimits.SignInTenant), strconv.Itoa(max(4, runtime.GOMAXPROCS(0)))},
+		// A larger node: its CPU count, so that one tenant can use it.
+		{"SignInTenant on 2 cores", strconv.Itoa(defaultSignInTenantFor(2)), "4"},
+		{"SignInTenant on 16 cores", strconv.Itoa(defaultSignInTenantFor(16)), "16"},
 	} {
 		if c.got != c.want {
 			t.Errorf("default %s limit %s, want %s", c.name, c.got, c.want)

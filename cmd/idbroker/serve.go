@@ -55,7 +55,7 @@ it too, and their --database-url and --issuer override it likewise):
 	IDBROKER_RATE_LIMIT_SSO_CALLBACK SAML ACS / OIDC callback posts per client address (default 3000/1m)
 	IDBROKER_RATE_LIMIT_TOKEN        token and revocation requests per client_id and address (default 6000/1m)
 	IDBROKER_SCIM_TENANT_WRITES      SCIM writes of one tenant a node serves at once, others wait up to 1s, then 429; 0 for no cap (default 4)
-	IDBROKER_SIGNIN_TENANT_CONCURRENCY sign-ins of one tenant a node finishes at once (ACS, OIDC callback, code exchange), others wait up to 1s, then the ACS and callback answer 429; 0 for no cap (default 4)
+	IDBROKER_SIGNIN_TENANT_CONCURRENCY sign-ins of one tenant a node finishes at once (ACS, OIDC callback, code exchange), others wait up to 1s, then the ACS and callback answer 429; 0 for no cap (default 4, or the CPU count when larger)
 	IDBROKER_METRICS_TENANT_LABELS   tenants, the busiest, labelled by id in per-tenant metrics (default 10)
 	IDBROKER_METRICS_LISTEN          host:port serving /metrics apart, instead of on IDBROKER_LISTEN (default none)
 	IDBROKER_REQUEST_TIMEOUT         how long a request waits on PostgreSQL or Redis before a 503, 1s to 55s (default 30s)
