@@ -45,6 +45,7 @@ def start_broker(port, db, extra={}, issuer_port=None):
                IDBROKER_LISTEN=f'127.0.0.1:{port}', IDBROKER_DATABASE_URL=db or f'sqlite://{d}/idb.db')
     for k in ['SCIM','API','LOGIN','TOKEN','LOGIN_TENANT','SSO_CALLBACK']: env['IDBROKER_RATE_LIMIT_'+k] = '0'
     env['IDBROKER_SCIM_TENANT_WRITES'] = '0'  # capacity, not fairness: one tenant's c=8 is the load
+    env['IDBROKER_SIGNIN_TENANT_CONCURRENCY'] = '0'  # the same for sign-ins
     if db: env.update(IDBROKER_MASTER_KEY=MK, IDBROKER_REDIS_URL='redis://127.0.0.1:6379/5')
     env.update(extra)
     p = subprocess.Popen([BIN, 'serve', '--dev'], cwd=d, env=env, stdout=open(d+'/log','w'), stderr=subprocess.STDOUT)
