@@ -63,7 +63,7 @@ func TestCommandsDocumented(t *testing.T) {
 		t.Fatal(`README.md has no "## Command line" section`)
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
-	usage := regexp.MustCompile(`Usage: idbroker (\S+)(?: ([a-z|]+))? \[flags\]`)
+	usage := regexp.MustCompile(`Usage: idbroker (\S+)(?: ([a-z|-]+))? \[flags\]`)
 	for _, cmd := range commands() {
 		if !strings.Contains(section, "idbroker "+cmd.name) {
 			t.Errorf("README's Command line section has no line for %q", "idbroker "+cmd.name)
@@ -113,7 +113,7 @@ func TestDocsCommandLinesUseRealFlags(t *testing.T) {
 		known[cmd.name] = true
 	}
 	// A command line runs to the end of its line, or of its code span.
-	line := regexp.MustCompile("(?m)(?:^|[\\s`(/])idbroker ([a-z]+)((?: [a-z]+)?)([^`\\n|#;&]*)")
+	line := regexp.MustCompile("(?m)(?:^|[\\s`(/])idbroker ([a-z][a-z-]*)((?: [a-z][a-z-]*)?)([^`\\n|#;&]*)")
 	flagWord := regexp.MustCompile(`(?:^|[\s\[])--?([a-z][a-z0-9-]*)`)
 	helps := map[string]string{}
 	checked := 0

@@ -100,7 +100,7 @@ func commands() []command {
 		{"migrate", "apply pending migrations (up) or list them (status)", runMigrate},
 		{"apikey", "manage operator API keys (create, list, revoke)", runAPIKey},
 		{"operator", "manage console operators (create, list, disable, reset)", runOperator},
-		{"keys", "manage token-signing keys and the master key (rotate, rewrap)", runKeys},
+		{"keys", "manage token-signing keys, the master key and the audit key (rotate, rewrap, rotate-audit)", runKeys},
 		{"audit", "check the audit log's hash chains (verify)", runAudit},
 		{"restore-check", "after a database restore, apply again the revocations it forgot", runRestoreCheck},
 		{"healthcheck", "exit 0 when the local broker's /readyz answers 200", runHealthcheck},
@@ -215,7 +215,8 @@ var examples = map[string]string{
 	idbroker operator reset opr_01H… --json`,
 	"keys": `idbroker keys rotate --yes                 new signing keys; the old ones stay published a week
 	idbroker keys rotate --overlap 48h --yes   when no token lives longer than two days
-	IDBROKER_MASTER_KEY=new IDBROKER_MASTER_KEY_PREVIOUS=old idbroker keys rewrap --yes`,
+	IDBROKER_MASTER_KEY=new IDBROKER_MASTER_KEY_PREVIOUS=old idbroker keys rewrap --yes
+	idbroker keys rotate-audit --yes           a new audit key, after the master key may have leaked`,
 	"audit": `idbroker audit verify                      exit 0 intact, 1 broken, 3 not checked
 	idbroker audit verify --tenant tnt_01H…
 	idbroker audit verify --anchors /safe/anchors.json --write-anchors /safe/anchors.json`,
