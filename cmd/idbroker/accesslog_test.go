@@ -23,6 +23,7 @@ import (
 // tenant's sign-ins in the logs. Every line is JSON with
 // IDBROKER_LOG_FORMAT=json, and none holds the IdP's SAML answer.
 func TestSignInAccessLogsNameTheTenant(t *testing.T) {
+	t.Parallel()
 	b := startBroker(t, map[string]string{
 		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 		envLogLevel:    "debug",
@@ -100,6 +101,7 @@ func hasTenant(m map[string]bool) bool {
 // broker's logger, so a JSON log stays JSON, and at most one such line is
 // written every 10 s rather than one per request.
 func TestRedisDownLogsStayJSONAndFew(t *testing.T) {
+	t.Parallel()
 	rs := sessionstest.StartServer(t)
 	b := startBroker(t, map[string]string{
 		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
@@ -135,6 +137,7 @@ func TestRedisDownLogsStayJSONAndFew(t *testing.T) {
 // not verify) is counted in idbroker_sign_in_failures_total by its
 // reason_code, what an operator alerts on when a tenant's IdP changes.
 func TestSignInFailuresCountedByReason(t *testing.T) {
+	t.Parallel()
 	b := startBroker(t, map[string]string{
 		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 	}, "--dev")
@@ -170,6 +173,7 @@ func TestSignInFailuresCountedByReason(t *testing.T) {
 // was a 403 "sign-in failed" page, recorded as the IdP's failure
 // (upstream_unavailable) and counted as the user's error.
 func TestSignInWithRedisDownIsTheBrokersOutage(t *testing.T) {
+	t.Parallel()
 	rs := sessionstest.StartServer(t)
 	b := startBroker(t, map[string]string{
 		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
@@ -218,6 +222,7 @@ func TestSignInWithRedisDownIsTheBrokersOutage(t *testing.T) {
 // line at INFO, not also a WARN line of the OpenID Provider library per
 // request; at debug level that line is still there.
 func TestRefusedTokenRequestsAreNoWarnings(t *testing.T) {
+	t.Parallel()
 	for _, level := range []string{"info", "debug"} {
 		t.Run(level, func(t *testing.T) {
 			b := startBroker(t, map[string]string{

@@ -22,6 +22,7 @@ import (
 // JSON nests it), an IdP that cannot be reached says what failed and
 // where, and no message asks for https where http is accepted.
 func TestConnectionErrorsNameTheField(t *testing.T) {
+	t.Parallel()
 	closed := "http://" + freeAddr(t) // nothing listens there
 	for _, mode := range []struct {
 		name string
@@ -157,6 +158,7 @@ func cmpOr(s, def string) string {
 // header, in the surface's own error format, after its authentication; an
 // unknown path stays 404.
 func TestWrongMethodIs405EverywhereWithAllow(t *testing.T) {
+	t.Parallel()
 	b := startBroker(t, map[string]string{
 		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 		envBootstrapAPIKey: e2eBootstrapKey,

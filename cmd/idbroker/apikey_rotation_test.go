@@ -14,6 +14,7 @@ import (
 // bootstrap key still in its environment refuses to start, saying so,
 // rather than bringing the key back.
 func TestAPIKeyRotation(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 		envBootstrapAPIKey: e2eBootstrapKey,

@@ -10,6 +10,7 @@ import (
 )
 
 func TestAPIKeyListAndRevoke(t *testing.T) {
+	t.Parallel()
 	url := "sqlite://" + filepath.Join(t.TempDir(), "idbroker.db")
 	if _, errOut, code := runInProcess("migrate", "up", "--database-url", url); code != exitOK {
 		t.Fatalf("migrate: %s", errOut)

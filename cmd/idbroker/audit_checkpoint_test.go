@@ -18,6 +18,7 @@ import (
 // cannot: its newest rows removed. A checkpoint edited to hide that (its
 // head moved back) no longer verifies and the log is not passed.
 func TestAuditVerifyCheckpoint(t *testing.T) {
+	t.Parallel()
 	dbFile, url, st := migratedStore(t)
 	ctx := context.Background()
 	m, err := signing.NewManager(st, signing.Options{})

@@ -36,6 +36,7 @@ func migratedStore(t *testing.T) (dbFile, url string, st *store.DB) {
 }
 
 func TestAuditVerifyCommand(t *testing.T) {
+	t.Parallel()
 	// Write a chain through the store, under the key the command will use.
 	dbFile, url, st := migratedStore(t)
 	ctx := context.Background()
@@ -128,6 +129,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 // chain ends in its erase report, which links to the last row the chain
 // had and still hashes to itself; a changed report is caught.
 func TestAuditVerifyAcrossErasure(t *testing.T) {
+	t.Parallel()
 	dbFile, url, st := migratedStore(t)
 	ctx := context.Background()
 	kept, err := st.CreateTenant(ctx, store.Tenant{Name: "Kept"})
@@ -218,6 +220,7 @@ func TestAuditVerifyAcrossErasure(t *testing.T) {
 // anchor file written by an earlier verify catches; legitimate appends
 // since the anchor pass.
 func TestAuditVerifyAnchors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		tamper func(t *testing.T, db *sql.DB, tenantID string, evs []store.AuditEvent)

@@ -38,6 +38,7 @@ func databases(t *testing.T) map[string]map[string]string {
 // (the API key, the enrolment link) there and never on stderr, and no
 // warning on stderr for a routine command, which names its database.
 func TestCommandsForScripts(t *testing.T) {
+	t.Parallel()
 	for driver, env := range databases(t) {
 		t.Run(driver, func(t *testing.T) {
 			run := func(args ...string) (string, string) {
@@ -149,6 +150,7 @@ func TestCommandsForScripts(t *testing.T) {
 // nothing on stdout; it opens no database to find out (the named one is
 // not there, which would be exit 1).
 func TestUsageErrorsAreOneLine(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "absent.db"))}
 	for _, tc := range []struct {
 		args []string
@@ -183,6 +185,7 @@ func TestUsageErrorsAreOneLine(t *testing.T) {
 // TestEveryCommandHelp: every command and verb answers --help on stdout,
 // exit 0, with examples and its exit statuses.
 func TestEveryCommandHelp(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"serve"}, {"migrate", "up"}, {"migrate", "status"}, {"apikey", "create"}, {"apikey", "list"}, {"apikey", "revoke"},
 		{"operator", "create"}, {"operator", "list"}, {"operator", "disable"}, {"operator", "reset"},
@@ -281,6 +284,7 @@ func TestConfirm(t *testing.T) {
 // migrated each fail with exit 1 and one line naming the database (its
 // password hidden) and, for the second, what to run.
 func TestDatabaseTrouble(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -317,6 +321,7 @@ func TestDatabaseTrouble(t *testing.T) {
 // created from the command line authenticates to the running broker at
 // once and stops at once when revoked.
 func TestAdminCommandsBesideServe(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	env := map[string]string{envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(dir, "idbroker.db"))}
 	b := startBroker(t, env)
@@ -380,6 +385,7 @@ func TestAdminCommandsBesideServe(t *testing.T) {
 // TestFlagsOverrideEnvironment: as serve --help says, a command's flag wins
 // over the variable it names, and the command says which database it used.
 func TestFlagsOverrideEnvironment(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "real.db")
 	url := "sqlite://" + filepath.ToSlash(dbPath)

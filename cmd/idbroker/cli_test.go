@@ -16,6 +16,7 @@ func runInProcess(args ...string) (stdout, stderr string, code int) {
 }
 
 func TestCommandLine(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args       []string
 		wantCode   int
@@ -71,6 +72,7 @@ func TestCommandLine(t *testing.T) {
 }
 
 func TestBuildVersion(t *testing.T) {
+	t.Parallel()
 	ver, _ := buildVersion()
 	if ver == "" {
 		t.Fatal("buildVersion returned an empty version")
@@ -83,6 +85,7 @@ func TestBuildVersion(t *testing.T) {
 // database, no master key beside it. migrate up creates both, and the
 // commands then ask for the schema only while it is missing.
 func TestAdminCommandsNeedTheDatabase(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "data", "idbroker.db")
 	getenv := func(k string) string {

@@ -28,6 +28,7 @@ func mapEnv(m map[string]string) func(string) string {
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
+	t.Parallel()
 	cfg, err := loadConfig(configSource{getenv: mapEnv(nil)})
 	if err != nil {
 		t.Fatalf("loadConfig with an empty environment: %v", err)
@@ -60,6 +61,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 }
 
 func TestLoadConfig(t *testing.T) {
+	t.Parallel()
 	absDB := filepath.Join(t.TempDir(), "data", "broker.db")
 	relDB, _ := filepath.Abs(filepath.Join("var", "broker.db"))
 
@@ -416,6 +418,7 @@ func TestLoadConfig(t *testing.T) {
 }
 
 func TestConfigLogValueHidesSecrets(t *testing.T) {
+	t.Parallel()
 	cfg, err := loadConfig(configSource{getenv: mapEnv(map[string]string{
 		envDatabaseURL:     testPostgresURL,
 		envRedisURL:        "rediss://:redissecretpw@cache:6380",
@@ -442,6 +445,7 @@ func TestConfigLogValueHidesSecrets(t *testing.T) {
 // password (and a client key's) in the URL's query; the start line shows
 // neither, nor does the error of a database that cannot be opened.
 func TestConfigLogValueHidesQueryPasswords(t *testing.T) {
+	t.Parallel()
 	for _, u := range []string{
 		"postgres://app@db.internal:5432/idb?password=pgquerysecret&sslmode=require",
 		"postgres://app@db.internal:5432/idb?sslmode=verify-full&sslpassword=pgquerysecret",

@@ -14,6 +14,7 @@ import (
 // hash, and each made-up email a count the session store keeps a day):
 // past the budget the console's own 429 page, with Retry-After.
 func TestConsoleSignInIsRateLimited(t *testing.T) {
+	t.Parallel()
 	db := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db"))
 	b := startBroker(t, map[string]string{envDatabaseURL: db})
 	post := func() *http.Response {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/idbroker/idbroker/internal/testdb"
-	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
 // TestDevLogin is the Quick start as a test: `serve --dev`, open /dev/app,
@@ -23,6 +22,7 @@ import (
 // deployments, so the whole wiring — broker, connections, sessions (cached,
 // in process or Redis), signing, store — is exercised in the real binary.
 func TestDevLogin(t *testing.T) {
+	t.Parallel()
 	t.Run("sqlite", func(t *testing.T) {
 		testDevLogin(t, map[string]string{
 			envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
@@ -31,7 +31,7 @@ func TestDevLogin(t *testing.T) {
 	t.Run("postgres+redis", func(t *testing.T) {
 		testDevLogin(t, map[string]string{
 			envDatabaseURL: testdb.PostgresURL(t),
-			envRedisURL:    sessionstest.RedisURL(t),
+			envRedisURL:    ownRedis(t),
 			envMasterKey:   testMasterKey,
 		})
 	})

@@ -18,6 +18,7 @@ import (
 // signed dsync.user.created event from the dispatcher, which counts it in
 // /metrics.
 func TestDirectoryProvisioningReachesWebhook(t *testing.T) {
+	t.Parallel()
 	received := make(chan []byte, 16)
 	var secret string
 	secretSet := make(chan struct{})

@@ -17,6 +17,7 @@ import (
 // missing record; a second tenant that proves the same domain is 409, and
 // another tenant's domain is 404 under a tenant's path.
 func TestDomainVerificationRealDNS(t *testing.T) {
+	t.Parallel()
 	w := startWired(t, false)
 	auth := map[string]string{"Authorization": "Bearer " + w.apiKey}
 	do := func(method, path, body string, want int) map[string]any {

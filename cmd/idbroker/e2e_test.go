@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idbroker/idbroker/internal/testdb"
-	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
 // These tests run the idbroker binary (see TestMain) as an operator would:
@@ -44,6 +43,7 @@ type healthJSON struct {
 }
 
 func TestServeSQLiteDataSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	env := map[string]string{
 		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(dir, "data", "idbroker.db")),
@@ -63,9 +63,10 @@ func TestServeSQLiteDataSurvivesRestart(t *testing.T) {
 }
 
 func TestServePostgresDataSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		envDatabaseURL:     testdb.PostgresURL(t),
-		envRedisURL:        sessionstest.RedisURL(t),
+		envRedisURL:        ownRedis(t),
 		envMasterKey:       testMasterKey,
 		envBootstrapAPIKey: e2eBootstrapKey,
 	}
@@ -170,10 +171,11 @@ func testDataSurvivesRestart(t *testing.T, env map[string]string) {
 // at the same moment: both must come up, and each migration must have run
 // exactly once.
 func TestServePostgresConcurrentStart(t *testing.T) {
+	t.Parallel()
 	dbURL := testdb.PostgresURL(t)
 	env := map[string]string{
 		envDatabaseURL:     dbURL,
-		envRedisURL:        sessionstest.RedisURL(t),
+		envRedisURL:        ownRedis(t),
 		envMasterKey:       testMasterKey,
 		envBootstrapAPIKey: e2eBootstrapKey,
 	}
@@ -226,6 +228,7 @@ func TestServePostgresConcurrentStart(t *testing.T) {
 }
 
 func TestServeBadConfigurationExits(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	_, stderr, code := runBinary(t, map[string]string{
 		envListen:          "abc",
@@ -253,6 +256,7 @@ func TestServeBadConfigurationExits(t *testing.T) {
 }
 
 func TestServePostgresRequiresMasterKey(t *testing.T) {
+	t.Parallel()
 	_, stderr, code := runBinary(t, map[string]string{
 		envDatabaseURL: "postgres://postgres@127.0.0.1:1/none",
 	}, "serve")
@@ -262,6 +266,7 @@ func TestServePostgresRequiresMasterKey(t *testing.T) {
 }
 
 func TestAPIKeyCreate(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 	}
@@ -288,6 +293,7 @@ func TestAPIKeyCreate(t *testing.T) {
 }
 
 func TestKeysRotate(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 	}
@@ -312,6 +318,7 @@ func TestKeysRotate(t *testing.T) {
 }
 
 func TestDevSeedsDemoTenantOnce(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 		envBootstrapAPIKey: e2eBootstrapKey,
@@ -343,6 +350,7 @@ func TestDevSeedsDemoTenantOnce(t *testing.T) {
 }
 
 func TestServeNoMigrateRefusesOldSchema(t *testing.T) {
+	t.Parallel()
 	_, stderr, code := runBinary(t, map[string]string{
 		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 		envListen:      freeAddr(t),
@@ -353,6 +361,7 @@ func TestServeNoMigrateRefusesOldSchema(t *testing.T) {
 }
 
 func TestServeRedisUnreachable(t *testing.T) {
+	t.Parallel()
 	_, stderr, code := runBinary(t, map[string]string{
 		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 		envListen:      freeAddr(t),
@@ -412,6 +421,7 @@ func jwksKIDs(t *testing.T, b *node) []string {
 // node) while /healthz stays 200 (so it is not restarted), and both
 // recover once the database is back.
 func TestReadyzFollowsTheDatabase(t *testing.T) {
+	t.Parallel()
 	dbURL := testdb.PostgresURL(t)
 	b := startBroker(t, map[string]string{
 		envDatabaseURL: dbURL,
@@ -503,6 +513,7 @@ func spCertificate(t *testing.T, metadata string) string {
 // upgrade must be, but serve warns at start, naming the migration and the
 // rollback section, and migrate status and up list and name it.
 func TestNewerSchemaIsNamed(t *testing.T) {
+	t.Parallel()
 	dbFile := filepath.Join(t.TempDir(), "idbroker.db")
 	env := map[string]string{envDatabaseURL: "sqlite://" + filepath.ToSlash(dbFile)}
 	if out, errOut, code := runBinary(t, env, "migrate", "up"); code != 0 {

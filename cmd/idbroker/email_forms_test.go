@@ -19,6 +19,7 @@ import (
 // finds the person by any form. Another tenant's directory token reads
 // none of it (404).
 func TestOnePersonAcrossEmailForms(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	label := "bücher-" + randomHex(t, 3)
 	unicode := label + ".example"
@@ -104,6 +105,7 @@ func TestOnePersonAcrossEmailForms(t *testing.T) {
 // the generic page with a reference and no code; and a tenant left with no
 // active connection gets the clear "not set up" page.
 func TestConnectionChoiceAndDeletionMidLogin(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	idp := func(user string) *vendorIdP {
 		v := newVendorIdP(t)
@@ -174,6 +176,7 @@ func TestConnectionChoiceAndDeletionMidLogin(t *testing.T) {
 // before stay (as WorkOS does: a domain is how people are routed, not who
 // they are).
 func TestDomainRemovedWhileSignedIn(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	v := newVendorIdP(t)
 	v.set(func(v *vendorIdP) { v.attrs = []saml.Attribute{strAttr("email", "ann@"+u.domain)} })
@@ -210,6 +213,7 @@ func TestDomainRemovedWhileSignedIn(t *testing.T) {
 // sub is the SCIM id, and the directory's deactivation ends the session
 // and refuses the next sign-in.
 func TestUPNSignInIsTheDirectoryUser(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	var dir scimDirectory
 	if code := u.b.do("POST", "/api/v1/tenants/"+u.tenantID+"/directories", e2eBootstrapKey, map[string]any{"name": "Entra"}, &dir); code != http.StatusCreated {

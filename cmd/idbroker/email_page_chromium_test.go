@@ -20,6 +20,7 @@ import (
 // broker's own door: the dev quick start never showed it, its IdP being
 // the broker itself.
 func TestEmailPageToAnExternalIdPInChromium(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	op := newVendorOP(t, "/oauth2/default")
 	op.set(func(op *vendorOP) {

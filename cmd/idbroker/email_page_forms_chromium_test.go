@@ -19,6 +19,7 @@ import (
 // signs the person in. The browser's own checks must not stop it first:
 // an input of type email refuses a local part that is not ASCII.
 func TestEmailPageAddressFormsInChromium(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	unicode := "bücher-" + randomHex(t, 3) + ".example"
 	var dom struct{ Domain string }

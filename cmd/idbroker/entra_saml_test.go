@@ -10,7 +10,6 @@ import (
 	"github.com/crewjam/saml"
 
 	"github.com/idbroker/idbroker/internal/testdb"
-	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
 // TestSAMLEntraKeysByObjectID signs in through the binary and an IdP that
@@ -23,6 +22,7 @@ import (
 // tenant's connection to the same Entra tenant finds none of this
 // tenant's users.
 func TestSAMLEntraKeysByObjectID(t *testing.T) {
+	t.Parallel()
 	t.Run("sqlite", func(t *testing.T) {
 		testSAMLEntraKeysByObjectID(t, newUpstreamEnv(t, map[string]string{
 			envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
@@ -31,7 +31,7 @@ func TestSAMLEntraKeysByObjectID(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		testSAMLEntraKeysByObjectID(t, newUpstreamEnv(t, map[string]string{
 			envDatabaseURL: testdb.PostgresURL(t),
-			envRedisURL:    sessionstest.RedisURL(t),
+			envRedisURL:    ownRedis(t),
 			envMasterKey:   testMasterKey,
 		}))
 	})

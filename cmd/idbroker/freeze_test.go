@@ -23,6 +23,7 @@ import (
 // the SCIM write it refused is not there once the database continues, and
 // every surface works again without a restart.
 func TestDatabaseFrozen(t *testing.T) {
+	t.Parallel()
 	pg := testdb.StartPostgres(t)
 	b, tenant, dir := startWithDirectory(t, map[string]string{
 		envDatabaseURL:    pg.URL(),
@@ -119,6 +120,7 @@ func basicCredentials(id, secret string) string {
 // long maintenance statement), the statements that time out answer 503
 // with Retry-After in each surface's format. They answered 500.
 func TestDatabaseStatementTimeout(t *testing.T) {
+	t.Parallel()
 	pg := testdb.StartPostgres(t)
 	b, tenant, dir := startWithDirectory(t, map[string]string{
 		envDatabaseURL: pg.URL(),
@@ -186,6 +188,7 @@ func TestDatabaseStatementTimeout(t *testing.T) {
 // turns 503 so that the load balancer drains the node, and both recover
 // without a restart once the database takes writes again.
 func TestDatabaseReadOnly(t *testing.T) {
+	t.Parallel()
 	pg := testdb.StartPostgres(t)
 	b, _, dir := startWithDirectory(t, map[string]string{
 		envDatabaseURL: pg.URL(),

@@ -20,6 +20,7 @@ import (
 // detached step gives up after a few seconds: the revocation still
 // reaches Redis, and the request answers within a bounded time.
 func TestSignOutWhileDatabaseFrozen(t *testing.T) {
+	t.Parallel()
 	pg := testdb.StartPostgres(t)
 	rs := sessionstest.StartServer(t)
 	b := startBroker(t, map[string]string{

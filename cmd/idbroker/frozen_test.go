@@ -24,6 +24,7 @@ import (
 // answer) or active:false — and once Redis continues, every node answers
 // active:false.
 func TestRevocationWhileRedisFrozen(t *testing.T) {
+	t.Parallel()
 	rs := sessionstest.StartServer(t)
 	env := productionEnv(t, rs.URL())
 	dbURL := env[envDatabaseURL]

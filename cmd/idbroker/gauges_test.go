@@ -19,6 +19,7 @@ import (
 // age that grows, and the cache down; once Redis is back the gauge drops to
 // 0, the cache is up again and the user's session is gone.
 func TestRevocationGaugesFollowRedisOutage(t *testing.T) {
+	t.Parallel()
 	rs := sessionstest.StartServer(t)
 	nodes := startNodes(t, productionEnv(t, rs.URL()), 2)
 	a, b := nodes[0], nodes[1]

@@ -33,6 +33,7 @@ var headRoutes = []string{
 // GET needs none (the OpenAPI document is public, while the rest of
 // /api/v1 answers 401).
 func TestHeadAnswersLikeGet(t *testing.T) {
+	t.Parallel()
 	w := startWired(t, false)
 	// Set explicitly: Go's client asks for gzip on GET but not on HEAD,
 	// and /metrics compresses when asked.
@@ -102,6 +103,7 @@ var scimHeadRoutes = []string{
 // shows why: a HEAD of a portal setup link is refused and leaves the link
 // unspent.
 func TestHeadOnlyOnReadOnlyRoutes(t *testing.T) {
+	t.Parallel()
 	w := startWired(t, false)
 	var head []string
 	anyMethod := map[string]bool{}

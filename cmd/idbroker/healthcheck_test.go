@@ -14,6 +14,7 @@ import (
 // set-ups put one there) must not answer for the broker: a proxy that
 // says 200 to everything does not make an unreachable broker ready.
 func TestHealthcheckIgnoresHTTPProxy(t *testing.T) {
+	t.Parallel()
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	}))
@@ -26,6 +27,7 @@ func TestHealthcheckIgnoresHTTPProxy(t *testing.T) {
 }
 
 func TestHealthcheck(t *testing.T) {
+	t.Parallel()
 	status := http.StatusOK
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/readyz" {

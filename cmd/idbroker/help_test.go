@@ -14,6 +14,7 @@ import (
 // Files built only with a tag (pprof) are left out, as their variables are
 // not in a release binary.
 func TestServeHelpNamesEveryVariable(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +55,7 @@ func TestServeHelpNamesEveryVariable(t *testing.T) {
 // command's own usage names ("Usage: idbroker keys rotate|rewrap") is in
 // its summary and has a line in the README.
 func TestCommandsDocumented(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +100,7 @@ func TestCommandsDocumented(t *testing.T) {
 // renamed flag cannot leave a copy-pasted line failing with "flag provided
 // but not defined".
 func TestDocsCommandLinesUseRealFlags(t *testing.T) {
+	t.Parallel()
 	pages := []string{"../../README.md", "../../CONTRIBUTING.md", "../../TESTING.md"}
 	err := filepath.WalkDir("../../docs", func(path string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".md") {

@@ -26,7 +26,6 @@ import (
 	"github.com/crewjam/saml"
 
 	"github.com/idbroker/idbroker/internal/testdb"
-	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
 // tileIdP is an IdP with a dashboard: crewjam/saml's IdentityProvider in
@@ -123,6 +122,7 @@ func (s *tileIdP) tile(t *testing.T, spEntityID, relay string) (string, url.Valu
 // without the IdP, whose exchange names the user; a replayed response is
 // refused; and the session answers no request for another tenant.
 func TestIdPInitiatedTile(t *testing.T) {
+	t.Parallel()
 	t.Run("sqlite", func(t *testing.T) {
 		testIdPInitiatedTile(t, map[string]string{
 			envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
@@ -131,7 +131,7 @@ func TestIdPInitiatedTile(t *testing.T) {
 	t.Run("postgres+redis", func(t *testing.T) {
 		testIdPInitiatedTile(t, map[string]string{
 			envDatabaseURL: testdb.PostgresURL(t),
-			envRedisURL:    sessionstest.RedisURL(t),
+			envRedisURL:    ownRedis(t),
 			envMasterKey:   testMasterKey,
 		})
 	})

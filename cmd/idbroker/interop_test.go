@@ -20,6 +20,7 @@ import (
 // up, while its metadata lists persistent as well. A connection with the
 // AD FS preset (the portal's AD FS choice) signs users in.
 func TestInteropADFSEmailNameID(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	v := newVendorIdP(t)
 	v.set(func(v *vendorIdP) {
@@ -38,6 +39,7 @@ func TestInteropADFSEmailNameID(t *testing.T) {
 // without the RelayState, or with one of its own, still signs the user in
 // to the application that asked.
 func TestInteropSAMLRelayStateLost(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	for name, relay := range map[string]func(string) string{
 		"dropped":  func(string) string { return "" },
@@ -62,6 +64,7 @@ func TestInteropSAMLRelayStateLost(t *testing.T) {
 // admin reads that the Recipient differs only by the slash, and both
 // URLs.
 func TestInteropSAMLRecipientSlip(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	v := newVendorIdP(t)
 	v.set(func(v *vendorIdP) {
@@ -88,6 +91,7 @@ func TestInteropSAMLRecipientSlip(t *testing.T) {
 // its token answer text/plain and sends a locale that is not a language
 // tag and a picture object: the user signs in with the normalised claims.
 func TestInteropOIDCTextPlainAndOddClaims(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	op := newVendorOP(t, "/oidc")
 	op.set(func(op *vendorOP) {

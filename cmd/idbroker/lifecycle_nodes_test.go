@@ -3,8 +3,6 @@ package main
 import (
 	"net/http"
 	"testing"
-
-	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
 // TestTenantLifecycleAcrossTwoNodes: a tenant paused, cancelled or
@@ -13,7 +11,8 @@ import (
 // restored, the sessions stay ended while new sign-ins work. Only
 // completed sign-ins are billed.
 func TestTenantLifecycleAcrossTwoNodes(t *testing.T) {
-	nodes := startNodes(t, productionEnv(t, sessionstest.RedisURL(t)), 2)
+	t.Parallel()
+	nodes := startNodes(t, productionEnv(t, ownRedis(t)), 2)
 	a, b := nodes[0], nodes[1]
 	c := newRPClient(t, a, "App", nil)
 	var tenants struct {

@@ -14,6 +14,7 @@ import (
 // the operator API of a real `serve --dev` and completes a few operations
 // without errors. No throughput is asserted (that is BENCHMARKS.md's job).
 func TestLoadScenarios(t *testing.T) {
+	t.Parallel()
 	const key = "load-scenarios-test-key-0123456789abcdef"
 	env := map[string]string{
 		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),

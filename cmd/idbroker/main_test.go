@@ -21,6 +21,7 @@ import (
 
 	"github.com/idbroker/idbroker/internal/gctune"
 	"github.com/idbroker/idbroker/internal/testdb"
+	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
 // childEnv marks a process started by these tests to be the idbroker binary
@@ -34,6 +35,12 @@ const childEnv = "IDBROKER_TEST_RUN_MAIN"
 // it is not passed on to the child.
 const binaryEnv = "IDBROKER_TEST_BINARY"
 
+// Tests here run in parallel (t.Parallel) unless they change state of this
+// process: every broker is a child process on its own port, with its own
+// SQLite file, PostgreSQL database (testdb) and, when it uses Redis, its
+// own redis-server (ownRedis). The few that stay sequential set a package
+// variable (stdinTerminal, applyGC), serve in-process, or rely on a timing
+// window (TestRevocationSurvivesSameEpochRestore); see TESTING.md.
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		main()
@@ -74,17 +81,32 @@ func childCommand(ctx context.Context, env map[string]string, args ...string) *e
 	}
 	cmd := exec.CommandContext(ctx, prog, args...)
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "IDBROKER_") && !strings.HasPrefix(kv, "OTEL_") {
+		if !strings.HasPrefix(kv, "IDBROKER_") && !strings.HasPrefix(kv, "OTEL_") && !strings.HasPrefix(kv, "GORACE=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, childEnv+"=1")
+	cmd.Env = append(cmd.Env, childEnv+"=1", "GORACE="+childGORACE())
 	for k, v := range env {
 		if k != binaryEnv {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 	}
 	return cmd
+}
+
+// childGORACE is the race detector's options for a child: this process's
+// GORACE plus atexit_sleep_ms=0 unless it sets that itself. By default a
+// race-enabled process sleeps a second when it exits (for goroutines still
+// running to report a race), and the tests wait for hundreds of children
+// to exit: minutes of sleep. Reports already under way are still waited
+// for and still make the exit status 66; the sleep only gives goroutines
+// abandoned at exit a second to race, which no test relies on.
+func childGORACE() string {
+	opts := os.Getenv("GORACE")
+	if !strings.Contains(opts, "atexit_sleep_ms") {
+		opts = strings.TrimSpace(opts + " atexit_sleep_ms=0")
+	}
+	return opts
 }
 
 // runBinary runs idbroker to completion and returns its output and exit
@@ -306,6 +328,17 @@ func (b *node) do(method, path, apiKey string, body, out any) int {
 }
 
 // ---- services ----
+
+// ownRedis starts a redis-server of t's own and returns its URL. Brokers
+// share a Redis by design: they write under one key prefix and announce
+// revocations on one channel (pub/sub ignores the database number), and
+// rate limits are counted there per client address, which is 127.0.0.1
+// for every test. So brokers of tests that run in parallel must not share
+// the machine's Redis (sessionstest.RedisURL).
+func ownRedis(t *testing.T) string {
+	t.Helper()
+	return sessionstest.StartServer(t).URL()
+}
 
 func randomHex(t *testing.T, n int) string {
 	t.Helper()

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -11,8 +12,14 @@ import (
 // that listener only (GET and HEAD, nothing else there), and the public
 // listener answers it 404 like any unknown path, while its probes stay.
 func TestMetricsListen(t *testing.T) {
+	t.Parallel()
 	addr := freeAddr(t)
-	b := startBroker(t, map[string]string{envMetricsListen: addr})
+	b := startBroker(t, map[string]string{
+		envMetricsListen: addr,
+		// Its own database: the default one is in the source tree, and
+		// other tests run beside this one.
+		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
+	})
 	get := func(method, url string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, url, nil)

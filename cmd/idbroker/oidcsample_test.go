@@ -39,6 +39,7 @@ const (
 // after a second sign-in, the app's sign-out goes through the broker's
 // end-session endpoint and back. So the code a vendor copies works.
 func TestOIDCNodeSample(t *testing.T) {
+	t.Parallel()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		testdb.Unavailable(t, "node is not installed: the Node sample of oidc.md cannot be checked")

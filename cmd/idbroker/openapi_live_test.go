@@ -254,6 +254,7 @@ func header(k, v string) func(map[string]string) {
 // every resource, successes and errors, and checks each answer against the
 // document.
 func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
+	t.Parallel()
 	w := startWired(t, true)
 	c := &apiClient{t: t, w: w, doc: newLiveDoc(t)}
 

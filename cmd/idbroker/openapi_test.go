@@ -153,6 +153,7 @@ func documentedAPIRoutes(t *testing.T) map[apiRoute]bool {
 // compares its /api/v1 routes with the OpenAPI document's operations, both
 // ways.
 func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
+	t.Parallel()
 	w := startWired(t, false)
 	served := servedAPIRoutes(t, w.echo)
 	documented := documentedAPIRoutes(t)
@@ -191,6 +192,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 // TestOpenAPIDocumentServed: the document is at its URL for anyone,
 // with an ETag, and the first-run page's link to it works.
 func TestOpenAPIDocumentServed(t *testing.T) {
+	t.Parallel()
 	w := startWired(t, false)
 	res, err := httpGet(w.url+openapi.Path, nil)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 // TestOperatorDisable: an operator is disabled by id, by email, or by
 // --email as create names them; a mismatch or nobody is a usage error.
 func TestOperatorDisable(t *testing.T) {
+	t.Parallel()
 	url := "sqlite://" + filepath.Join(t.TempDir(), "idbroker.db")
 	if _, errOut, code := runInProcess("migrate", "up", "--database-url", url); code != exitOK {
 		t.Fatalf("migrate: %s", errOut)
@@ -42,6 +43,7 @@ func TestOperatorDisable(t *testing.T) {
 // migrating it say so on a database no migration has run on, instead of
 // failing on a missing table.
 func TestCommandsNeedASchema(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"apikey", "create"},
 		{"apikey", "list"},
@@ -75,6 +77,7 @@ func TestCommandsNeedASchema(t *testing.T) {
 // one stays disabled, an unknown one is an error. (An enrolled operator's
 // reset, through the console, is TestResetOperator of admin-portal/console.)
 func TestOperatorReset(t *testing.T) {
+	t.Parallel()
 	url := "sqlite://" + filepath.Join(t.TempDir(), "idbroker.db")
 	if _, errOut, code := runInProcess("migrate", "up", "--database-url", url); code != exitOK {
 		t.Fatalf("migrate: %s", errOut)

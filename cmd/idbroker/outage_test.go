@@ -59,6 +59,7 @@ func isOAuthError(a answer, code string) bool {
 // Retry-After, each in its own error format, and work again once the
 // database is back.
 func TestOutageAnswers503(t *testing.T) {
+	t.Parallel()
 	pg := testdb.StartPostgres(t)
 	b, tenant, dir := startWithDirectory(t, map[string]string{
 		envDatabaseURL: pg.URL(),
@@ -114,6 +115,7 @@ func TestOutageAnswers503(t *testing.T) {
 // TestOversizedBodiesInEachFormat: a body over the server's limit is 413
 // in the format of the surface it was sent to.
 func TestOversizedBodiesInEachFormat(t *testing.T) {
+	t.Parallel()
 	b, _, dir := startWithDirectory(t, nil)
 	big := bytes.Repeat([]byte("a"), 2<<20)
 	jsonBig := append(append([]byte(`{"name":"`), big...), '"', '}')
@@ -158,6 +160,7 @@ func TestOversizedBodiesInEachFormat(t *testing.T) {
 // exchange and refresh) and /userinfo answer 503 with Retry-After in
 // OAuth's error JSON, never 500, and work again once it is back.
 func TestOAuthDuringDatabaseOutage(t *testing.T) {
+	t.Parallel()
 	pg := testdb.StartPostgres(t)
 	b := startBroker(t, map[string]string{
 		envDatabaseURL:     pg.URL(),
@@ -241,6 +244,7 @@ func do(t *testing.T, b *node, req *http.Request) answer {
 // gone, and a user whose IdP had just signed them in was told the sign-in
 // failed for good instead of to try again.
 func TestSSODuringDatabaseOutage(t *testing.T) {
+	t.Parallel()
 	pg := testdb.StartPostgres(t)
 	b := startBroker(t, map[string]string{
 		envDatabaseURL: pg.URL(),
@@ -282,6 +286,7 @@ func TestSSODuringDatabaseOutage(t *testing.T) {
 // with Retry-After. They answered 500 server_error, and the page had no
 // Retry-After.
 func TestOAuthColdClientDuringDatabaseOutage(t *testing.T) {
+	t.Parallel()
 	pg := testdb.StartPostgres(t)
 	b := startBroker(t, map[string]string{
 		envDatabaseURL:     pg.URL(),

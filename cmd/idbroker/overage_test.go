@@ -14,6 +14,7 @@ import (
 // tenant's authentication.succeeded says groups_overage. The same IdP
 // sending groups gives the groups and no groups_overage.
 func TestSAMLGroupsOverageThroughTheBinary(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	d := u.domain
 	const groupsLink = "http://schemas.microsoft.com/claims/groups.link"

@@ -13,6 +13,7 @@ import (
 )
 
 func TestParseRateLimit(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		n       int
@@ -52,6 +53,7 @@ func TestParseRateLimit(t *testing.T) {
 }
 
 func TestLoadConfigRateLimits(t *testing.T) {
+	t.Parallel()
 	cfg, err := loadConfig(configSource{getenv: mapEnv(nil)})
 	if err != nil {
 		t.Fatal(err)
@@ -132,6 +134,7 @@ func TestLoadConfigRateLimits(t *testing.T) {
 // budget: the third call is a 429 with the contract's headers, and
 // /metrics counts it and the requests by route template.
 func TestServeRateLimitsAndMetrics(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	b := startBroker(t, map[string]string{
 		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(dir, "idbroker.db")),

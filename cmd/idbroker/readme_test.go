@@ -20,6 +20,7 @@ const readmeSection = "## Your first tenant in five calls"
 // neither curl nor jq; anything else in a block fails the test, so the
 // README stays within what it understands.
 func TestREADMEFirstTenant(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)

@@ -33,6 +33,7 @@ import (
 // stay so. Last, Redis is emptied with the database restored (the
 // case the tombstones cannot cover): the node says so in its log.
 func TestRestoreFromBackupKeepsRevocations(t *testing.T) {
+	t.Parallel()
 	for _, backend := range []string{"postgres", "sqlite"} {
 		t.Run(backend, func(t *testing.T) { restoreDrill(t, backend) })
 	}

@@ -32,6 +32,7 @@ import (
 // Redis is back, node B must find the old access token inactive, refuse
 // the refresh token and answer /userinfo 401.
 func TestRevocationSurvivesRedisOutage(t *testing.T) {
+	t.Parallel()
 	rs := sessionstest.StartServer(t)
 	env := productionEnv(t, rs.URL())
 	nodes := startNodes(t, env, 2)
@@ -338,6 +339,7 @@ func (c *rpClient) userinfo(n *node, at string) int {
 // for that session (issue 9: the list of back-channel applications was
 // cached, and a new one got nothing).
 func TestBackchannelLogoutReachesANewApp(t *testing.T) {
+	t.Parallel()
 	got := make(chan string, 4)
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err == nil {

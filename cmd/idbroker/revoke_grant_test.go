@@ -23,6 +23,7 @@ import (
 // back the revocation is applied (node 2 introspects B's new token
 // inactive) and A's session is still alive.
 func TestTokenRevocationEndsOneGrant(t *testing.T) {
+	t.Parallel()
 	rs := sessionstest.StartServer(t)
 	env := productionEnv(t, rs.URL())
 	nodes := startNodes(t, env, 2)

@@ -22,6 +22,7 @@ import (
 // nodes trust Redis (a rewind signs no one out who was not revoked, except
 // by emptying Redis, which signs everyone out).
 func TestRevocationSurvivesRedisRewind(t *testing.T) {
+	t.Parallel()
 	rs := sessionstest.StartServer(t)
 	env := productionEnv(t, rs.URL())
 	nodes := startNodes(t, env, 2)

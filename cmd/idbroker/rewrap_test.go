@@ -15,6 +15,7 @@ import (
 // binary: secrets sealed under the old key, rewrapped with the new key
 // primary and the old one previous, then opened with the new key alone.
 func TestKeysRewrap(t *testing.T) {
+	t.Parallel()
 	b64 := func(k secrets.MasterKey) string { return base64.StdEncoding.EncodeToString(k[:]) }
 	oldKey, newKey := secrets.GenerateMasterKey(), secrets.GenerateMasterKey()
 	db := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db"))

@@ -19,6 +19,7 @@ import (
 // and a tenant's IT admin opens a portal link, tests the connection and
 // signs out.
 func TestScaleOutInChromium(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 3, map[string]string{envAllowPrivateNetworks: "true"})
 	u := &upstream{t: t, b: c.lb, domain: "corp-" + randomHex(t, 4) + ".example"}
 	var tn struct{ ID string }

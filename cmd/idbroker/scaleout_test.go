@@ -135,6 +135,7 @@ func (c *cluster) output() string {
 // setting is wrong and what every node needs, before it serves or seals
 // anything.
 func TestNodeWithAnotherMasterKeyRefusesToStart(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 1, nil)
 	env := maps.Clone(c.env)
 	other := make([]byte, 32)
@@ -165,6 +166,7 @@ func TestNodeWithAnotherMasterKeyRefusesToStart(t *testing.T) {
 // next node, so that every step of a flow lands on another node than the
 // step before: nothing may depend on stickiness.
 func TestScaleOutRoundRobin(t *testing.T) {
+	t.Parallel()
 	var logouts atomic.Int32
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { logouts.Add(1) }))
 	defer rcv.Close()
@@ -609,6 +611,7 @@ func TestScaleOutRoundRobin(t *testing.T) {
 // (An hour's budget: the bucket refills one request every 400 s, never
 // while the test runs, however slow the machine.)
 func TestRateLimitsAcrossNodes(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 3, map[string]string{envRateLimitLogin: "9/1h"})
 	rp := newRPClient(t, c.lb, "Limited", nil)
 	br := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -696,6 +699,7 @@ func claimHeaderKID(t *testing.T, jwt string) string {
 // says so), and every surface still works with each request on the next
 // node.
 func TestScaleOutBehindTLS(t *testing.T) {
+	t.Parallel()
 	c := startClusterTLS(t, 3, nil, true)
 	rp := newRPClient(t, c.lb, "TLS", nil)
 	jar, _ := cookiejar.New(nil)
@@ -803,6 +807,7 @@ func TestScaleOutBehindTLS(t *testing.T) {
 // sign in. Before, all but one node could exit on the seed's conflict, or
 // seed a second connection and applications beside the first.
 func TestDevNodesStartTogether(t *testing.T) {
+	t.Parallel()
 	c := startClusterOpts(t, 3, nil, false, true)
 	nodes := c.nodes
 	var tenants struct {

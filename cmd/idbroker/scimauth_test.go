@@ -15,6 +15,7 @@ import (
 // budget of the address; past it the answer is a 429 in the SCIM error
 // schema, with Retry-After.
 func TestSCIMRefusedTokensAreLimited(t *testing.T) {
+	t.Parallel()
 	db := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db"))
 	b := startBroker(t, map[string]string{envDatabaseURL: db})
 	get := func() (*http.Response, []byte) {

@@ -18,6 +18,7 @@ import (
 // an overlap stops the old secrets on node 1 at once, and on node 2 as
 // soon as node 1's announcement arrives. No node logs a secret.
 func TestApplicationSecretRotation(t *testing.T) {
+	t.Parallel()
 	rs := sessionstest.StartServer(t)
 	nodes := startNodes(t, productionEnv(t, rs.URL()), 2)
 	n1, n2 := nodes[0], nodes[1]

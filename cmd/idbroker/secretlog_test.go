@@ -15,6 +15,7 @@ import (
 // broker's logs (a log pipeline, a support engineer) could otherwise open
 // them before the person they were sent to.
 func TestAccessLogShowsNoLinkToken(t *testing.T) {
+	t.Parallel()
 	db := "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db"))
 	b := startBroker(t, map[string]string{envDatabaseURL: db, envBootstrapAPIKey: e2eBootstrapKey, envLogLevel: "debug"})
 

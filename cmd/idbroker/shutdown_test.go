@@ -29,6 +29,7 @@ import (
 // the setting that moves it, and never says it is ready nor (with --dev)
 // where to open the demo.
 func TestServeBindsBeforeAnnouncing(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

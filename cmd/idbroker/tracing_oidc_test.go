@@ -109,6 +109,7 @@ func newTraceOP(t *testing.T, clientID, secret string) *traceOP {
 // covers the exchange all the same. The IdP is sent the client span's
 // traceparent.
 func TestOIDCSignInTrace(t *testing.T) {
+	t.Parallel()
 	rcv := newOTLPReceiver(t)
 	b := startBroker(t, map[string]string{
 		envDatabaseURL:                "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),

@@ -130,6 +130,7 @@ func attrOf(kvs []*commonpb.KeyValue, key string) string {
 // nothing personal; the ACS and token requests are server spans of their
 // own with the same ids; log lines name the trace.
 func TestSignInTrace(t *testing.T) {
+	t.Parallel()
 	rcv := newOTLPReceiver(t)
 	b := startBroker(t, map[string]string{
 		envDatabaseURL:                "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
@@ -203,6 +204,7 @@ func TestSignInTrace(t *testing.T) {
 // POST to the receiver as the delivery's client span, whose traceparent
 // the receiver is sent.
 func TestWebhookDeliveryTrace(t *testing.T) {
+	t.Parallel()
 	rcv := newOTLPReceiver(t)
 	got := make(chan string, 16)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -23,6 +23,7 @@ import (
 // reach a webhook, each is counted in /metrics, and the per-address
 // callback limit refuses the rest of a flood.
 func TestUnverifiedCallbacksWriteNothing(t *testing.T) {
+	t.Parallel()
 	var (
 		mu    sync.Mutex
 		types []string
@@ -178,6 +179,7 @@ func TestUnverifiedCallbacksWriteNothing(t *testing.T) {
 // sign-in the pause caught at the IdP is recorded naming the application
 // it was for, which the early refusal left empty.
 func TestInactiveTenantCallbacks(t *testing.T) {
+	t.Parallel()
 	b := startBroker(t, map[string]string{
 		envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 		envBootstrapAPIKey: e2eBootstrapKey,

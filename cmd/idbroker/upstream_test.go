@@ -19,6 +19,7 @@ import (
 // with the slash an admin pasted: issuers compare exactly, and either
 // way the connection uses the one the IdP's discovery document names.
 func TestOIDCIssuerTrailingSlash(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	for _, tt := range []struct {
 		name, path string
@@ -64,6 +65,7 @@ const (
 // the id_token the application gets: email (lower-cased), name parts,
 // groups, idp_subject and connection_type.
 func TestSAMLDefaultMappingByVendor(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	d := u.domain
 	for _, tt := range []struct {
@@ -127,6 +129,7 @@ func TestSAMLDefaultMappingByVendor(t *testing.T) {
 // authentication.failed says the second-level status and the IdP's own
 // message, which is what tells them what to fix.
 func TestSAMLIdPErrorStatusReachesTheAdmin(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	v := newVendorIdP(t)
 	v.set(func(v *vendorIdP) {
@@ -155,6 +158,7 @@ func TestSAMLIdPErrorStatusReachesTheAdmin(t *testing.T) {
 // connection's configuration, a refused code is the IdP's verdict, and
 // neither is "the IdP could not be reached".
 func TestOIDCTokenEndpointRefusalReason(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	op := newVendorOP(t, "/oauth2/default")
 	op.set(func(op *vendorOP) {
@@ -177,6 +181,7 @@ func TestOIDCTokenEndpointRefusalReason(t *testing.T) {
 // connection answers 400 on oidc.issuer, saying which issuer the document
 // names.
 func TestOIDCIssuerMismatchIsTheSetting(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	op := newVendorOP(t, "/oauth2/default")
 	op.set(func(op *vendorOP) { op.discoveryIssuer = "https://acme.okta.com/oauth2/default" })
@@ -194,6 +199,7 @@ func TestOIDCIssuerMismatchIsTheSetting(t *testing.T) {
 // the id_token's is refused as a profile the broker cannot accept (the
 // IdP answered; it is not down), and nothing of it reaches the user.
 func TestOIDCUserinfoForAnotherSubject(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	op := newVendorOP(t, "/oauth2/default")
 	op.set(func(op *vendorOP) {
@@ -211,6 +217,7 @@ func TestOIDCUserinfoForAnotherSubject(t *testing.T) {
 // by as much does, and is refused (response_expired) under the default
 // 90 s: raising the skew is the documented fix for either direction.
 func TestSAMLIdPClockBehind(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	v := newVendorIdP(t)
 	v.set(func(v *vendorIdP) {
@@ -238,6 +245,7 @@ func TestSAMLIdPClockBehind(t *testing.T) {
 // asks for what the IdP offers, and says so in the connection and its SP
 // metadata. An IdP that lists persistent is still asked for it.
 func TestSAMLEmailOnlyIdPIsAskedForEmail(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	for _, tt := range []struct {
 		name    string
@@ -287,6 +295,7 @@ func TestSAMLEmailOnlyIdPIsAskedForEmail(t *testing.T) {
 // has expired refuses the IdP's responses (signature_invalid), and the
 // tenant admin is told that the certificate expired, when, and what to do.
 func TestSAMLExpiredIdPCertificate(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	v := newVendorIdP(t)
 	expired := newCert(t, v.key, "expired idp", time.Now().AddDate(-1, 0, 0), time.Now().AddDate(0, 0, -3))
@@ -306,6 +315,7 @@ func TestSAMLExpiredIdPCertificate(t *testing.T) {
 // reason code, and a reason that is ours from its first word and names
 // what was received.
 func TestSAMLRefusalReasons(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	v := newVendorIdP(t)
 	id := u.samlConnection(v, nil)
@@ -369,6 +379,7 @@ func TestSAMLRefusalReasons(t *testing.T) {
 // discovery advertises iss and sends none is refused too; one that
 // neither advertises nor sends it signs in as before.
 func TestOIDCAuthorizationResponseIss(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	for _, tt := range []struct {
 		name      string
@@ -428,6 +439,7 @@ func TestOIDCAuthorizationResponseIss(t *testing.T) {
 // the moment the answer reached the broker. An IdP that says nothing, or
 // a time ahead of the broker's clock, gives the time of the answer.
 func TestAuthTimeIsTheIdPs(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	twoHoursAgo := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
 	ahead := time.Now().Add(10 * time.Minute)
@@ -495,6 +507,7 @@ func TestAuthTimeIsTheIdPs(t *testing.T) {
 // the next one (login CSRF). The same URL in the browser that started
 // the sign-in completes it.
 func TestOIDCCallbackInAnotherBrowser(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	op := newVendorOP(t, "/oauth2/default")
 	op.set(func(op *vendorOP) {
@@ -572,6 +585,7 @@ func TestOIDCCallbackInAnotherBrowser(t *testing.T) {
 // still completes in the attacker's. The work-email form's POST is held to
 // the same rule.
 func TestLoginStepInAnotherBrowser(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	op := newVendorOP(t, "/oauth2/default")
 	op.set(func(op *vendorOP) {
@@ -686,6 +700,7 @@ func TestLoginStepInAnotherBrowser(t *testing.T) {
 // authenticated the user (auth_time, which OpenID Connect requires in
 // answer to max_age), and the application gets that time.
 func TestOIDCIdPIsAskedMaxAge(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	op := newVendorOP(t, "/")
 	idpSession := time.Now().Add(-3 * time.Hour).Truncate(time.Second)

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
 // TestUsageAsBilledAcrossTwoNodes is what the vendor bills on, read from
@@ -24,7 +22,8 @@ import (
 // node, holds every record once under the same keys, and nothing of
 // another tenant, whose usage the API refuses once it is deleted.
 func TestUsageAsBilledAcrossTwoNodes(t *testing.T) {
-	nodes := startNodes(t, productionEnv(t, sessionstest.RedisURL(t)), 2)
+	t.Parallel()
+	nodes := startNodes(t, productionEnv(t, ownRedis(t)), 2)
 	a, b := nodes[0], nodes[1]
 	u := &upstream{t: t, b: a, domain: "corp-" + randomHex(t, 4) + ".example"}
 	var tn struct{ ID string }

@@ -26,6 +26,7 @@ import (
 // the stream. A node restarted meanwhile changes none of it. Enabled
 // again, with the receiver fixed, it is sent the next event exactly once.
 func TestFailingWebhookDisabledOnTwoNodes(t *testing.T) {
+	t.Parallel()
 	rs := sessionstest.StartServer(t)
 	env := productionEnv(t, rs.URL())
 	env[envAllowPrivateNetworks] = "true" // the receiver is on loopback

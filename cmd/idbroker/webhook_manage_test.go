@@ -11,7 +11,6 @@ import (
 
 	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/internal/testdb"
-	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
 // TestWebhookManagedThroughTheBinary follows a vendor managing its
@@ -20,13 +19,14 @@ import (
 // sent nothing and is owed nothing for what happens meanwhile; enabled
 // again it resumes; deleted, it is 404 while its events stay in the stream.
 func TestWebhookManagedThroughTheBinary(t *testing.T) {
+	t.Parallel()
 	for _, db := range []struct {
 		name string
 		env  func(t *testing.T) map[string]string
 	}{
 		{"sqlite", func(*testing.T) map[string]string { return map[string]string{} }},
 		{"postgres", func(t *testing.T) map[string]string {
-			return map[string]string{envDatabaseURL: testdb.PostgresURL(t), envRedisURL: sessionstest.RedisURL(t), envMasterKey: testMasterKey}
+			return map[string]string{envDatabaseURL: testdb.PostgresURL(t), envRedisURL: ownRedis(t), envMasterKey: testMasterKey}
 		}},
 	} {
 		t.Run(db.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 )
 
 func TestOpenKeyringFromFile(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 	cfg, err := loadConfig(configSource{getenv: mapEnv(map[string]string{
 		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(dir, "idbroker.db")),
@@ -50,6 +51,7 @@ func TestOpenKeyringFromFile(t *testing.T) {
 }
 
 func TestWarnStaleKeyFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	fileKey, _, err := secrets.LoadOrCreateMasterKeyFile(filepath.Join(dir, "master.key"))
 	if err != nil {
