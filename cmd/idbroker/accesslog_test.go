@@ -225,6 +225,7 @@ func TestRefusedTokenRequestsAreNoWarnings(t *testing.T) {
 	t.Parallel()
 	for _, level := range []string{"info", "debug"} {
 		t.Run(level, func(t *testing.T) {
+			t.Parallel()
 			b := startBroker(t, map[string]string{
 				envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 				envBootstrapAPIKey: e2eBootstrapKey,

@@ -32,6 +32,7 @@ func TestConnectionErrorsNameTheField(t *testing.T) {
 		{"production", nil},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
 			dev := mode.name == "dev"
 			b := startBroker(t, map[string]string{
 				envDatabaseURL:     "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),

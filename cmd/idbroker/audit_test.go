@@ -258,6 +258,7 @@ func TestAuditVerifyAnchors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dbFile, url, st := migratedStore(t)
 			ctx := context.Background()
 			tn, err := st.CreateTenant(ctx, store.Tenant{Name: "A"})

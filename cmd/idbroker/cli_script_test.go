@@ -41,6 +41,7 @@ func TestCommandsForScripts(t *testing.T) {
 	t.Parallel()
 	for driver, env := range databases(t) {
 		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
 			run := func(args ...string) (string, string) {
 				t.Helper()
 				out, errOut, code := runBinary(t, env, args...)

@@ -24,11 +24,13 @@ import (
 func TestSAMLEntraKeysByObjectID(t *testing.T) {
 	t.Parallel()
 	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
 		testSAMLEntraKeysByObjectID(t, newUpstreamEnv(t, map[string]string{
 			envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 		}))
 	})
 	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
 		testSAMLEntraKeysByObjectID(t, newUpstreamEnv(t, map[string]string{
 			envDatabaseURL: testdb.PostgresURL(t),
 			envRedisURL:    ownRedis(t),

@@ -124,11 +124,13 @@ func (s *tileIdP) tile(t *testing.T, spEntityID, relay string) (string, url.Valu
 func TestIdPInitiatedTile(t *testing.T) {
 	t.Parallel()
 	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
 		testIdPInitiatedTile(t, map[string]string{
 			envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 		})
 	})
 	t.Run("postgres+redis", func(t *testing.T) {
+		t.Parallel()
 		testIdPInitiatedTile(t, map[string]string{
 			envDatabaseURL: testdb.PostgresURL(t),
 			envRedisURL:    ownRedis(t),

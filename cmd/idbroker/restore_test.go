@@ -35,7 +35,10 @@ import (
 func TestRestoreFromBackupKeepsRevocations(t *testing.T) {
 	t.Parallel()
 	for _, backend := range []string{"postgres", "sqlite"} {
-		t.Run(backend, func(t *testing.T) { restoreDrill(t, backend) })
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			restoreDrill(t, backend)
+		})
 	}
 }
 

@@ -30,6 +30,7 @@ func TestWebhookManagedThroughTheBinary(t *testing.T) {
 		}},
 	} {
 		t.Run(db.name, func(t *testing.T) {
+			t.Parallel()
 			type delivery struct {
 				sig  string
 				body []byte
