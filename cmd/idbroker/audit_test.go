@@ -336,6 +336,7 @@ func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
 // records it in the operators' trail under that key, and audit verify
 // still finds every chain intact, rows of both keys.
 func TestRotateAuditKeyCommand(t *testing.T) {
+	t.Parallel()
 	_, url, st := migratedStore(t)
 	ctx := context.Background()
 	tn, err := st.CreateTenant(ctx, store.Tenant{Name: "A"})

@@ -79,6 +79,7 @@ func TestEmailPageAddressFormsInChromium(t *testing.T) {
 // real OIDC connector) is sent that bare address as login_hint, not the
 // text typed, which it would show in its own sign-in box.
 func TestEmailPagePastedAddressInChromium(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	op := newVendorOP(t, "/oauth2/default")
 	u.oidcConnection(op, nil)

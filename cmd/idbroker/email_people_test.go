@@ -21,6 +21,7 @@ import (
 // Another tenant whose directory holds the address signs no one in with
 // it and reads none of the first tenant's users.
 func TestRehiredPersonAndSharedAddresses(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	var dir scimDirectory
 	if code := u.b.do("POST", "/api/v1/tenants/"+u.tenantID+"/directories", e2eBootstrapKey, map[string]any{"name": "Okta"}, &dir); code != http.StatusCreated {

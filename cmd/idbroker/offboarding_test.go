@@ -31,7 +31,9 @@ import (
 // key holds its id but the erase report and its own tombstone. Another
 // tenant is untouched throughout.
 func TestOffboardingThroughTheBinary(t *testing.T) {
+	t.Parallel()
 	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
 		path := filepath.Join(t.TempDir(), "idbroker.db")
 		env := map[string]string{envDatabaseURL: "sqlite://" + filepath.ToSlash(path), envBootstrapAPIKey: e2eBootstrapKey}
 		offboard(t, env, 1, func(t *testing.T, tenant string) {
@@ -53,9 +55,11 @@ func TestOffboardingThroughTheBinary(t *testing.T) {
 		}, nil)
 	})
 	t.Run("postgres", func(t *testing.T) {
-		env := productionEnv(t, sessionstest.RedisURL(t))
+		t.Parallel()
+		rs := sessionstest.StartServer(t)
+		env := productionEnv(t, rs.URL())
 		url := env[envDatabaseURL]
-		rdb := sessionstest.Redis(t)
+		rdb := rs.Client(t)
 		offboard(t, env, 2, func(t *testing.T, tenant string) {
 			conn, err := pgx.Connect(context.Background(), url)
 			if err != nil {
@@ -434,8 +438,10 @@ func redisKeysNaming(t *testing.T, rdb redis.UniversalClient, id string) []strin
 // life (an operator's revoke_sessions row names them by id), not in usage
 // records (ids). Another person of the same tenant is untouched.
 func TestPersonErasureThroughTheBinary(t *testing.T) {
+	t.Parallel()
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
 			path := filepath.Join(t.TempDir(), "idbroker.db")
 			env := map[string]string{envDatabaseURL: "sqlite://" + filepath.ToSlash(path), envBootstrapAPIKey: e2eBootstrapKey}
 			scan := func(id string) map[string]int {
@@ -447,7 +453,7 @@ func TestPersonErasureThroughTheBinary(t *testing.T) {
 				return scanSQLite(t, db, id)
 			}
 			if backend == "postgres" {
-				env = productionEnv(t, sessionstest.RedisURL(t))
+				env = productionEnv(t, ownRedis(t))
 				scan = func(id string) map[string]int { return scanPostgres(t, env[envDatabaseURL], id) }
 			}
 			n := startBroker(t, env, "--dev")
