@@ -206,6 +206,7 @@ func (a *API) Mount(e *echo.Echo) {
 	a.mountApplications(g)
 	if a.sessions != nil {
 		g.POST("/users/:id/revoke_sessions", a.revokeUserSessions)
+		g.DELETE("/users/:id", a.deleteUser)
 	}
 	if a.portal != nil {
 		g.POST("/portal_links", a.createPortalLink)

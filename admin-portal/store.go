@@ -63,6 +63,7 @@ type Store interface {
 	Group(ctx context.Context, id string) (store.Group, error)
 	GroupMembers(ctx context.Context, groupID string, p store.Page) ([]string, string, error)
 	ResolveUser(ctx context.Context, id string) (tenantID string, err error)
+	DeleteUser(ctx context.Context, id string) error
 	FindGroups(ctx context.Context, q store.GroupQuery) ([]store.Group, int, error)
 
 	// Events, webhooks and audit (events.go, webhooks.go, audit*.go).

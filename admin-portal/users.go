@@ -64,3 +64,64 @@ func (a *API) revokeUserSessions(c echo.Context) error {
 	a.applyRevocation(ctx, &rv)
 	return c.NoContent(http.StatusNoContent)
 }
+
+// deleteUser erases a user who signed in by SSO alone (a person's request
+// to be forgotten, or an account closed at the IdP): their row and the
+// IdP identities linked to it go, their sessions end everywhere in the
+// same transaction's revocation, and a later sign-in of the same person
+// is a new user with a new id. A directory's user belongs to its SCIM
+// client, which would push them back: 409, deprovision them at the IdP.
+// What stays of them is documented (events until their retention; audit
+// rows and usage by id).
+func (a *API) deleteUser(c echo.Context) error {
+	if err := refuseBody(c); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	if !store.HasPrefix(id, store.PrefixUser) {
+		return notFound("user")
+	}
+	ctx := c.Request().Context()
+	tenantID, err := a.store.ResolveUser(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("user")
+	}
+	if err != nil {
+		return fmt.Errorf("resolve user: %w", err)
+	}
+	ctx = withTenant(ctx, tenantID)
+	u, err := a.store.User(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("user")
+	}
+	if err != nil {
+		return fmt.Errorf("load user: %w", err)
+	}
+	if u.DirectoryID != "" {
+		return conflict("managed_by_directory", fmt.Sprintf("user %s is provisioned by directory %s: deprovision or delete them in the identity provider that pushes it", u.ID, u.DirectoryID), nil)
+	}
+	var rv store.Revocation
+	err = a.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		// The order to end the sessions commits with the deletion, as a
+		// SCIM deprovisioning's does: a session store that is down
+		// cannot leave the deleted user signed in.
+		rv, err = a.store.RecordRevocation(ctx, store.Revocation{Kind: store.RevokeUser, TenantID: tenantID, SubjectID: u.ID, Reason: "operator"})
+		if err != nil {
+			return fmt.Errorf("record revocation: %w", err)
+		}
+		if err := a.store.DeleteUser(ctx, u.ID); err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+		return a.audit(ctx, c, "user.deleted", store.Resource{Type: "user", ID: u.ID},
+			map[string]any{"revocation_id": rv.ID})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("user") // deleted at the same moment
+	}
+	if err != nil {
+		return err
+	}
+	a.applyRevocation(ctx, &rv)
+	return c.NoContent(http.StatusNoContent)
+}

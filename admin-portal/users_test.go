@@ -91,3 +91,93 @@ func TestRevokeUserSessions(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteUser: an SSO user is erased with their IdP identities and
+// sessions (a later sign-in is a new user), audited by id; a directory's
+// user is 409 (its SCIM client owns it); another tenant's user, unknown
+// ids and a bad key change nothing.
+func TestDeleteUser(t *testing.T) {
+	for _, b := range storetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			st := b.Open(t)
+			ss := sessions.NewMemory()
+			e := newSessionEnv(t, st, ss)
+			bg := context.Background()
+			ssoUser := func(tenant string) (context.Context, string, string, string) {
+				t.Helper()
+				tn, err := st.CreateTenant(bg, store.Tenant{Name: tenant})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tctx := store.WithTenant(bg, tn.ID)
+				conn, err := st.CreateConnection(tctx, store.Connection{Type: "oidc", Name: "idp", Status: store.ConnectionActive,
+					Config: json.RawMessage(`{}`), Secrets: map[string]string{"client_secret": "s"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				u, err := st.UpsertSSOUser(tctx, conn.ID, "sub-1", store.User{Email: "u@" + tenant + ".test", Active: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := ss.Create(bg, sessions.Session{ID: store.NewID(store.PrefixSession), TenantID: tn.ID, UserID: u.ID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+				return tctx, tn.ID, conn.ID, u.ID
+			}
+			actx, ta, conn, ua := ssoUser("a")
+			_, tb, _, ub := ssoUser("b")
+
+			if r := e.call("DELETE", "/users/"+ua, nil, "Authorization", "Bearer idb_sk_wrong"); r.status != http.StatusUnauthorized {
+				t.Fatalf("bad key: %d", r.status)
+			}
+			if _, err := st.User(actx, ua); err != nil {
+				t.Fatalf("an unauthenticated call deleted the user: %v", err)
+			}
+			e.must(http.StatusNoContent, "DELETE", "/users/"+ua, nil)
+			if _, err := st.User(actx, ua); err == nil {
+				t.Fatal("the user is still there")
+			}
+			if left, _ := ss.ListUser(bg, ta, ua); len(left) != 0 {
+				t.Fatalf("%d sessions left", len(left))
+			}
+			if rows := e.audits(ta, "user.deleted"); len(rows) != 1 || rows[0].Resource.ID != ua {
+				t.Fatalf("audit %+v", rows)
+			} else if raw, _ := json.Marshal(rows[0]); strings.Contains(string(raw), "u@a.test") {
+				t.Errorf("the audit row holds the user's email: %s", raw)
+			}
+			// The identity went with the user: the same person signing in
+			// again is someone new.
+			again, err := st.UpsertSSOUser(actx, conn, "sub-1", store.User{Email: "u@a.test", Active: true})
+			if err != nil || again.ID == ua {
+				t.Fatalf("sign-in after deletion: %s, %v; want a new user", again.ID, err)
+			}
+			// Another tenant's user is untouched; gone and garbage ids are 404.
+			if left, _ := ss.ListUser(bg, tb, ub); len(left) != 1 {
+				t.Fatalf("cross-tenant: %d sessions of user b left, want 1", len(left))
+			}
+			for _, id := range []string{ua, store.NewID(store.PrefixUser), "usr_x", "tnt_" + ua[4:]} {
+				if r := e.call("DELETE", "/users/"+id, nil); r.status != http.StatusNotFound {
+					t.Errorf("%s: status %d, want 404", id, r.status)
+				}
+			}
+
+			// A directory's user belongs to its SCIM client.
+			h := [32]byte{1}
+			d, err := st.CreateDirectory(actx, store.Directory{Name: "okta", TokenHash: h[:]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			du, err := st.CreateUser(actx, store.User{DirectoryID: d.ID, UserName: "d@a.test", Email: "d@a.test", Active: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := e.call("DELETE", "/users/"+du.ID, nil)
+			if r.status != http.StatusConflict || !strings.Contains(string(r.body), "managed_by_directory") {
+				t.Fatalf("directory user: %d %s, want 409 managed_by_directory", r.status, r.body)
+			}
+			if _, err := st.User(actx, du.ID); err != nil {
+				t.Fatalf("the directory's user was deleted: %v", err)
+			}
+		})
+	}
+}

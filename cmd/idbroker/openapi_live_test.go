@@ -332,6 +332,8 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	c.do("GET", "/api/v1/directories/"+dirID+"/users?group="+group, nil, 200)
 	c.do("GET", "/api/v1/directories/"+dirID+"/groups/grp_01M96PF955B3A7N0ZKNV62N33P", nil, 404)
 	c.do("POST", "/api/v1/users/"+userID+"/revoke_sessions", nil, 204)
+	c.do("DELETE", "/api/v1/users/"+userID, nil, 409) // a directory's user: deprovisioned at the IdP
+	c.do("DELETE", "/api/v1/users/usr_01M96PF955B3A7N0ZKNV62N33P", nil, 404)
 	spare := c.do("POST", "/api/v1/tenants/"+id+"/directories", map[string]any{"name": "Spare"}, 201)
 	c.do("DELETE", "/api/v1/directories/"+spare["id"].(string), nil, 204)
 	c.do("DELETE", "/api/v1/directories/"+spare["id"].(string), nil, 404)
