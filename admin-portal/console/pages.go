@@ -542,7 +542,7 @@ func (c *Console) audit(ec echo.Context) error {
 var auditActions = []string{
 	"tenant.created", "tenant.updated", "tenant.deleted", "tenant.status_changed", "domain.added", "domain.verified",
 	"connection.created", "connection.updated", "connection.deleted", "directory.created", "directory.token_rotated",
-	"user.sessions_revoked", "portal_link.created", "portal_session.started", "operator.signed_in", "operator.signin_failed",
+	"user.sessions_revoked", "user.deleted", "portal_link.created", "portal_session.started", "operator.signed_in", "operator.signin_failed",
 }
 
 // auditCSV streams the tenant's whole filtered chain, newest first, a

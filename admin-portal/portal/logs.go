@@ -31,7 +31,7 @@ var auditActions = []string{
 	"connection.created", "connection.updated", "connection.activated", "connection.deactivated", "connection.deleted",
 	"directory.created", "directory.token_rotated", "domain.added", "domain.verified", "domain.removed",
 	"portal_link.created", "portal_session.started", "portal_session.ended",
-	"tenant.created", "tenant.updated", "tenant.restored", "user.sessions_revoked", "logout.redelivered",
+	"tenant.created", "tenant.updated", "tenant.restored", "user.sessions_revoked", "user.deleted", "logout.redelivered",
 }
 
 // logRow is one line of either log.
