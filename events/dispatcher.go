@@ -285,10 +285,36 @@ func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery, hooks *hook
 	if d.cfg.OnOutcome != nil {
 		d.cfg.OnOutcome(res.Status)
 	}
+	d.logStreak(ctx, hook, res, hooks)
 	if res.ReceiverFailed {
 		d.disableIfFailing(ctx, hook, hooks)
 	}
 	return nil
+}
+
+// logStreak logs a webhook's receiver starting to fail, and answering
+// again, once each: as the batch read the webhook (FailingSince), then
+// kept in the batch's cache so that its other deliveries log nothing. A
+// receiver failing for hours otherwise shows in the gauges and the API
+// only. The lines name the host, never the URL's path (some carry a
+// secret) nor the event.
+func (d *Dispatcher) logStreak(ctx context.Context, hook store.Webhook, res store.DeliveryResult, hooks *hookCache) {
+	if hook.ID == "" {
+		return
+	}
+	switch {
+	case res.ReceiverFailed && hook.FailingSince == nil:
+		at := res.At
+		hook.FailingSince = &at
+		hooks.set(hook)
+		d.log.WarnContext(ctx, "webhook failing: its receiver does not accept deliveries; they are retried with backoff",
+			"webhook_id", hook.ID, "host", hostOf(hook.URL), "status_code", res.StatusCode, "next_attempt", res.NextAttemptAt)
+	case res.Status == store.DeliverySucceeded && hook.FailingSince != nil:
+		since := *hook.FailingSince
+		hook.FailingSince = nil
+		hooks.set(hook)
+		d.log.InfoContext(ctx, "webhook delivers again", "webhook_id", hook.ID, "host", hostOf(hook.URL), "failing_since", since)
+	}
 }
 
 // disableIfFailing disables hook when every attempt at it has failed for
