@@ -99,9 +99,9 @@ func selects(s series, matchers string) bool {
 }
 
 // TestAlertRulesMatchMetrics: every alert rule operations.md documents
-// selects series a freshly started broker (PostgreSQL and Redis) exports
-// on /metrics, so that no rule watches a metric or label value that does
-// not exist. A counter that a rule takes the increase() of must be there
+// names metrics and labels a freshly started broker (PostgreSQL and Redis)
+// exports on /metrics, and selects series of them, so that no rule
+// watches a metric or label value that does not exist. A counter that a rule takes the increase() of must be there
 // at 0 before its first event: Prometheus sees no increase in a series
 // that appears already at 1, and the alert would miss the first dead
 // logout or the first flood of bad signatures on each node.
@@ -131,14 +131,32 @@ func TestAlertRulesMatchMetrics(t *testing.T) {
 		}
 		for _, sel := range sels {
 			metric, matchers := sel[1], sel[2]
-			found := false
+			found, named := false, false
+			labels := map[string]bool{}
 			for _, s := range exported {
-				if s.name == metric && selects(s, matchers) {
-					found = true
-					break
+				if s.name != metric {
+					continue
+				}
+				named = true
+				for l := range s.labels {
+					labels[l] = true
+				}
+				found = found || selects(s, matchers)
+			}
+			if !named {
+				t.Errorf("alert %s: %s is not a metric of the broker's /metrics", name, metric)
+				continue
+			}
+			for _, m := range matcherRE.FindAllStringSubmatch(matchers, -1) {
+				if m[1] != "job" && m[1] != "instance" && !labels[m[1]] {
+					t.Errorf("alert %s: %s has no label %s", name, metric, m[1])
 				}
 			}
-			if !found {
+			// A rule over increase() must find its series from the start
+			// (see above); a ratio of request rates may select series that
+			// appear only with their first request (a 5xx), which rate()
+			// handles.
+			if !found && (strings.Contains(expr, "increase(") || !strings.Contains(matchers, "~")) {
 				t.Errorf("alert %s: %s selects no series of the broker's /metrics", name, sel[0])
 			}
 		}
