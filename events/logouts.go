@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -87,6 +88,13 @@ type LogoutDispatcher struct {
 	log   *slog.Logger
 	wake  wakeup
 	lanes *lanes // by application
+
+	// failing holds the applications whose last logout from this node
+	// failed, so that their failing and their recovery are logged once
+	// each (logStreak), not once per logout. Only failing applications
+	// are in it.
+	failingMu sync.Mutex
+	failing   map[string]bool
 }
 
 // NewLogoutDispatcher returns a LogoutDispatcher; Run it on every node.
@@ -221,7 +229,35 @@ func (d *LogoutDispatcher) deliver(ctx context.Context, l store.Logout) error {
 	if d.cfg.OnOutcome != nil {
 		d.cfg.OnOutcome(res.Status)
 	}
+	d.logStreak(ctx, l, res)
 	return nil
+}
+
+// logStreak logs an application's logout endpoint starting to fail, and
+// accepting logouts again, once each on this node: an operator paged for
+// the backlog learns which application it is at once, not a day later
+// from the dead letters.
+func (d *LogoutDispatcher) logStreak(ctx context.Context, l store.Logout, res store.DeliveryResult) {
+	ok := res.Status == store.DeliverySucceeded
+	d.failingMu.Lock()
+	was := d.failing[l.ApplicationID]
+	switch {
+	case !ok && !was:
+		if d.failing == nil {
+			d.failing = map[string]bool{}
+		}
+		d.failing[l.ApplicationID] = true
+	case ok && was:
+		delete(d.failing, l.ApplicationID)
+	}
+	d.failingMu.Unlock()
+	switch {
+	case !ok && !was:
+		d.log.WarnContext(ctx, "back-channel logout failing: the application's logout endpoint does not accept logouts; they are retried for a day, then dead-lettered",
+			"client_id", l.ApplicationID, "tenant_id", l.TenantID, "status_code", res.StatusCode, "err", res.Error)
+	case ok && was:
+		d.log.InfoContext(ctx, "back-channel logouts delivered again", "client_id", l.ApplicationID, "tenant_id", l.TenantID)
+	}
 }
 
 // result is the outcome of an attempt at l that the application answered
