@@ -353,7 +353,12 @@ func (p *Provider) serveLogin(c echo.Context) error {
 		if _, err := p.takePending(ctx, a.ID); err != nil && !errors.Is(err, errExpired) {
 			return p.internal(c, err)
 		}
-		return p.redirectError(c, a, oidc.ErrLoginRequired().WithDescription("the user is not signed in"))
+		desc := "the user is not signed in"
+		if a.MaxAge != nil {
+			// The session may be there but older than the app allows.
+			desc = "the user is not signed in, or signed in longer ago than max_age allows"
+		}
+		return p.redirectError(c, a, oidc.ErrLoginRequired().WithDescription("%s", desc))
 	}
 	if a.Hints.empty() {
 		return p.emailPage(c, a, "", "")

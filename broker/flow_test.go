@@ -801,6 +801,13 @@ func TestPromptNoneAndSSO(t *testing.T) {
 		}
 		begins = n.idp.Begins()
 	}
+	// prompt=none with a max_age the session is older than: login_required,
+	// saying why (the user is signed in, too long ago).
+	time.Sleep(1100 * time.Millisecond)
+	loc, err = a2.authorize(t, b, url.Values{"prompt": {"none"}, "max_age": {"1"}}).Location()
+	if err != nil || loc.Query().Get("error") != "login_required" || !strings.Contains(loc.Query().Get("error_description"), "max_age") {
+		t.Fatalf("prompt=none past max_age: %v %v", loc, err)
+	}
 	// The SSO cookie is set (its attributes: TestSSOCookieAttributes).
 	u, _ := url.Parse(n.URL)
 	for _, ck := range b.Jar.Cookies(u) {
