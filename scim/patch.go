@@ -30,6 +30,8 @@ type patchOp struct {
 	Op    string `json:"op"`
 	Path  string `json:"path"`
 	Value any    `json:"value"`
+	// null: the operation named a value, and it was JSON null.
+	null bool
 }
 
 // UnmarshalJSON accepts op/path/value and Operations in any case.
@@ -66,6 +68,7 @@ func (r *patchRequest) UnmarshalJSON(b []byte) error {
 						if err := unmarshalNumber(v, &op.Value); err != nil {
 							return badSyntax("Operations[%d].value: %v", i, err)
 						}
+						op.null = op.Value == nil
 					}
 				}
 				r.Operations = append(r.Operations, op)
@@ -99,6 +102,15 @@ func (r *patchRequest) validate() error {
 		op.Path = strings.TrimSpace(op.Path)
 		switch op.Op {
 		case "add", "replace":
+			// A value of null at a path unassigns what the path names
+			// (RFC 7643 §2.5), as a null inside a no-path value does:
+			// scripts and some IdPs clear an attribute so rather than
+			// with remove, and were refused with 400, which stopped
+			// their sync of the user.
+			if op.null && op.Path != "" {
+				op.Op = "remove"
+				break
+			}
 			if op.Value == nil {
 				return badValue("Operations[%d]: %s needs a value", i, op.Op)
 			}
