@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/idbroker/idbroker/sessions/sessionstest"
 )
 
 // alertRules are the Prometheus rules operations.md documents (the
@@ -106,12 +104,12 @@ func selects(s series, matchers string) bool {
 // that appears already at 1, and the alert would miss the first dead
 // logout or the first flood of bad signatures on each node.
 func TestAlertRulesMatchMetrics(t *testing.T) {
+	t.Parallel()
 	rules := alertRules(t)
 	if len(rules) < 7 {
 		t.Fatalf("found only %d alert rules in operations.md: the parser is broken", len(rules))
 	}
-	rs := sessionstest.StartServer(t)
-	n := startBroker(t, productionEnv(t, rs.URL()), "--dev")
+	n := startBroker(t, productionEnv(t, ownRedis(t)), "--dev")
 	exported := exposition(scrapeText(t, n))
 	names := slices.Sorted(func(yield func(string) bool) {
 		for name := range rules {
