@@ -32,7 +32,19 @@ func (a *API) revokeUserSessions(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("resolve user: %w", err)
 	}
-	ctx = withTenant(ctx, tenantID)
+	if err := a.RevokeUserSessions(withTenant(ctx, tenantID), a.actor(c), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// RevokeUserSessions ends every broker session of user id of the tenant in
+// ctx on behalf of actor, as POST /users/{id}/revoke_sessions does: the
+// console's button takes this one code path. Each func in also runs in
+// the revocation's transaction, after its audit row (the console adds the
+// operators' own row there). An unknown user is the API's 404 error.
+func (a *API) RevokeUserSessions(ctx context.Context, actor store.Actor, id string, also ...func(ctx context.Context, u store.User) error) error {
+	tenantID, _ := store.TenantFrom(ctx)
 	u, err := a.store.User(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("user")
@@ -41,8 +53,9 @@ func (a *API) revokeUserSessions(c echo.Context) error {
 		return fmt.Errorf("load user: %w", err)
 	}
 	// The order to end the sessions commits with its audit row, then is
-	// applied (the revoker announces the sessions it ended); if the session store is down it stays queued and
-	// is applied as soon as it answers (see events.Revoker).
+	// applied (the revoker announces the sessions it ended); if the session
+	// store is down it stays queued and is applied as soon as it answers
+	// (see events.Revoker).
 	var rv store.Revocation
 	err = a.store.InTx(ctx, func(ctx context.Context) error {
 		var err error
@@ -55,14 +68,22 @@ func (a *API) revokeUserSessions(c echo.Context) error {
 		// The user by id alone: the audit chain keeps its rows for the
 		// tenant's life, and a person deleted over SCIM must not stay in
 		// it by their email (see "Data retention and erasure").
-		return a.audit(ctx, c, "user.sessions_revoked", store.Resource{Type: "user", ID: u.ID},
-			map[string]any{"revocation_id": rv.ID})
+		if err := a.appendAudit(ctx, actor, "user.sessions_revoked", store.Resource{Type: "user", ID: u.ID},
+			map[string]any{"revocation_id": rv.ID}); err != nil {
+			return err
+		}
+		for _, fn := range also {
+			if err := fn(ctx, u); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
 	a.applyRevocation(ctx, &rv)
-	return c.NoContent(http.StatusNoContent)
+	return nil
 }
 
 // deleteUser erases a user who signed in by SSO alone (a person's request

@@ -191,3 +191,26 @@ func (db *DB) RecentEvents(ctx context.Context, tenantID, typ string, p Page) ([
 	out, next := cut(out, p.Limit, func(e Event) string { return e.ID })
 	return out, next, nil
 }
+
+// FailedSignIn is the authentication.failed event recorded under
+// reference, the request id the end user's error page showed, of any
+// tenant: what a support engineer pastes from a customer's screenshot.
+// ErrNotFound when none is kept (a reference that never failed a sign-in,
+// one past the event retention, or a failure only logged past the
+// per-connection burst). The events hold no index on the reference: this
+// reads the failed sign-ins the retention keeps, fine for a person's
+// look-up, not for a loop.
+func (db *DB) FailedSignIn(ctx context.Context, reference string) (Event, error) {
+	expr := "data->>'request_id'"
+	if db.d.name() != "postgres" {
+		expr = "json_extract(data, '$.request_id')"
+	}
+	var e Event
+	err := db.global(ctx, false, func(q querier) error {
+		var err error
+		e, err = scanEvent(q.queryRow(ctx, "SELECT "+eventCols+" FROM events WHERE type = 'authentication.failed' AND "+expr+
+			" = $1 ORDER BY seq DESC LIMIT 1", reference))
+		return err
+	})
+	return e, db.wrap("failed sign-in", err)
+}

@@ -662,5 +662,6 @@ type ConsoleStore interface {
 	ConnectionHealth(ctx context.Context, id string) (ConnectionHealth, error)
 	DirectoryStats(ctx context.Context, id string) (DirectoryStats, error)
 	RecentEvents(ctx context.Context, tenantID, typ string, p Page) ([]Event, string, error)
+	FailedSignIn(ctx context.Context, reference string) (Event, error)
 	RedeliverDelivery(ctx context.Context, id string) (Delivery, error)
 }

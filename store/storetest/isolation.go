@@ -93,6 +93,7 @@ var globalMethods = map[string]string{
 	"RedeliverDelivery":  whyOutbox,
 	"PurgeEvents":        whyOutbox,
 	"RecentEvents":       whyConsole,
+	"FailedSignIn":       whyConsole,
 
 	"RecordRevocation":         whyQueue,
 	"DueRevocations":           whyQueue,

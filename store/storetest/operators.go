@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -292,6 +293,18 @@ func testConsoleReads(t *testing.T, db *store.DB) {
 		t.Fatalf("health: %+v", h)
 	}
 
+	// The reference of an error page finds its failure, whichever
+	// tenant's; a success's request id and an unknown one find none.
+	must(db.AppendEvent(ctx, store.Event{TenantID: tn.ID, Type: "authentication.failed", Data: []byte(`{"connection_id":"` + conn.ID + `","reason":"by ref","request_id":"ref-1"}`)}))
+	must(db.AppendEvent(ctx, store.Event{TenantID: tn.ID, Type: "authentication.succeeded", Data: []byte(`{"connection_id":"` + conn.ID + `","request_id":"ref-2"}`)}))
+	if e, err := db.FailedSignIn(ctx, "ref-1"); err != nil || e.TenantID != tn.ID || !strings.Contains(string(e.Data), "by ref") {
+		t.Fatalf("failed sign-in by reference: %+v %v", e, err)
+	}
+	for _, ref := range []string{"ref-2", "ref-3", ""} {
+		if _, err := db.FailedSignIn(ctx, ref); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("failed sign-in %q: %v, want not found", ref, err)
+		}
+	}
 	dir := must(db.CreateDirectory(tctx, store.Directory{Name: "okta", TokenHash: []byte{9}}))
 	st := must(db.DirectoryStats(tctx, dir.ID))
 	if st.Users != 0 || st.LastSyncAt != nil {
