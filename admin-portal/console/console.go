@@ -69,6 +69,11 @@ type Store interface {
 	RedeliverDelivery(ctx context.Context, id string) (store.Delivery, error)
 	ListLogouts(ctx context.Context, q store.LogoutQuery) ([]store.Logout, string, error)
 	RedeliverLogout(ctx context.Context, tenantID, id string) (store.Logout, error)
+
+	FailedSignIn(ctx context.Context, reference string) (store.Event, error)
+	ResolveUser(ctx context.Context, id string) (string, error)
+	FindUsers(ctx context.Context, q store.UserQuery) ([]store.User, int, error)
+	SignInLog(ctx context.Context, q store.LogQuery) (store.LogPage[store.Event], error)
 }
 
 // TenantChanger changes a tenant the way the operator API's PATCH does
@@ -101,6 +106,10 @@ type Config struct {
 	// SLO, when set, reports a tenant's service levels for its page
 	// (slo.Report over the store); nil leaves them out.
 	SLO func(ctx context.Context, t store.Tenant) (slo.Result, error)
+	// Sessions, when set, lists a user's live sessions on the support
+	// page; RevokeUser, when set, gives it the button that ends them.
+	Sessions   UserSessions
+	RevokeUser RevokeUserFunc
 	// IdleTimeout ends a session unused this long (default 30 minutes);
 	// MaxSession ends any session this long after sign-in (default 12 h).
 	IdleTimeout time.Duration
@@ -219,6 +228,8 @@ func (c *Console) Mount(e *echo.Echo) {
 	a.GET("/tenants/:id/status", c.confirmStatus, c.loadTenant)
 	a.POST("/tenants/:id/status", c.setStatus, c.loadTenant)
 	a.POST("/tenants/:id/portal_link", c.portalLink, c.loadTenant)
+	a.GET("/support", c.support)
+	a.POST("/users/:id/revoke_sessions", c.revokeUser)
 	a.GET("/events", c.events)
 	a.GET("/audit", c.audit)
 	a.GET("/webhooks", c.webhooks)
@@ -324,13 +335,14 @@ func (c *Console) render(ec echo.Context, status int, name string, p page) error
 // the request: that would let anyone's link put their words, "call this
 // number", on the console's pages.
 var notices = map[string]string{
-	"signed_out":      "You are signed out.",
-	"recovery_code":   "You signed in with a recovery code; it cannot be used again.",
-	"tenant_paused":   "Tenant paused: its sessions have ended.",
-	"tenant_resumed":  "Tenant resumed.",
-	"delivery_queued": "Delivery %s queued again.",
-	"webhook_enabled": "Webhook %s enabled: it is sent the events committed from now on.",
-	"logout_queued":   "Logout %s queued again.",
+	"signed_out":       "You are signed out.",
+	"recovery_code":    "You signed in with a recovery code; it cannot be used again.",
+	"tenant_paused":    "Tenant paused: its sessions have ended.",
+	"tenant_resumed":   "Tenant resumed.",
+	"delivery_queued":  "Delivery %s queued again.",
+	"webhook_enabled":  "Webhook %s enabled: it is sent the events committed from now on.",
+	"logout_queued":    "Logout %s queued again.",
+	"sessions_revoked": "Every session of user %s is ending; their applications are told.",
 }
 
 // noticeURL is path with the query that makes its page show notice key,

@@ -95,11 +95,13 @@ func startNode(t *testing.T, issuer string, tls bool, db *store.DB, attempts con
 	}
 	api := adminportal.NewAPI(adminportal.APIConfig{Store: h.db, Sessions: h.sessions})
 	c := console.New(console.Config{
-		Issuer:   issuer,
-		Store:    h.db,
-		Tenants:  api,
-		Now:      h.clock.Now,
-		Attempts: attempts,
+		Issuer:     issuer,
+		Store:      h.db,
+		Tenants:    api,
+		Now:        h.clock.Now,
+		Attempts:   attempts,
+		Sessions:   h.sessions,
+		RevokeUser: api.RevokeUserSessions,
 		SLO: func(ctx context.Context, t store.Tenant) (slo.Result, error) {
 			return slo.Report(ctx, h.db, t, time.Now())
 		},

@@ -309,6 +309,10 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		PortalLink: func(ctx context.Context, a store.Actor, intent string) (string, time.Time, error) {
 			return api.CreatePortalLink(ctx, a, intent, "")
 		},
+		// The support page lists a user's sessions and ends them as POST
+		// /users/{id}/revoke_sessions does.
+		Sessions:   cached,
+		RevokeUser: api.RevokeUserSessions,
 		// Failed sign-ins of unknown emails lock out as an operator's
 		// do, counted where every node sees them.
 		Attempts: cache,
