@@ -524,6 +524,7 @@ func TestPersonErasureThroughTheBinary(t *testing.T) {
 // backup older than IDBROKER_TOMBSTONE_HORIZON_DAYS) is warned of by
 // restore-check; once checked, it is not.
 func TestRestoreCheckWarnsBeyondTheHorizon(t *testing.T) {
+	t.Parallel()
 	rs := sessionstest.StartServer(t)
 	env := map[string]string{
 		envDatabaseURL: "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),

@@ -90,6 +90,7 @@ func (u *upstream) anotherTenant(name string) *upstream {
 // sign-in ends, the refused answers, unread and unspent, finish when the
 // browser posts or loads them again.
 func TestSignInTenantConcurrency(t *testing.T) {
+	t.Parallel()
 	a := newUpstreamEnv(t, map[string]string{
 		envDatabaseURL:    "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db")),
 		envSignInTenant:   "1",
