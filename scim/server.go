@@ -217,7 +217,7 @@ func (s *Server) Mount(e *echo.Echo) {
 	base := strings.TrimSuffix(s.issuer.Path, "/") + "/scim/v2/"
 	e.Pre(collapseSlashes(base))
 	prefix := base + ":dir"
-	mw := []echo.MiddlewareFunc{s.handleErrors, s.authenticate}
+	mw := []echo.MiddlewareFunc{s.handleErrors, s.authenticate, canonicalQuery}
 	if s.limit != nil {
 		mw = append(mw, s.limit)
 	}
@@ -260,6 +260,42 @@ func (s *Server) Mount(e *echo.Echo) {
 	g.Any("/.search", search)
 	g.Any("/Users/.search", search)
 	g.Any("/Groups/.search", search)
+}
+
+// queryParams are the query parameters of RFC 7644 §3.4.2 and §3.9, as
+// the handlers read them.
+var queryParams = []string{"filter", "sortBy", "sortOrder", "startIndex", "count", "attributes", "excludedAttributes"}
+
+// canonicalQuery reads the query's SCIM parameters whatever the case of
+// their names: a lookup sent as ?Filter=userName eq "x" was answered with
+// the unfiltered list, whose first user the client took for the match and
+// went on to update. A parameter given more than once with different
+// values is refused rather than one of them picked.
+func canonicalQuery(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		q := c.QueryParams() // the context's own, which handlers read
+		for _, name := range queryParams {
+			var vals []string
+			for k, v := range q {
+				if strings.EqualFold(k, name) {
+					vals = append(vals, v...)
+					if k != name {
+						delete(q, k)
+					}
+				}
+			}
+			if len(vals) == 0 {
+				continue
+			}
+			for _, v := range vals[1:] {
+				if v != vals[0] {
+					return badValue("the query parameter %s is given more than once, with different values", name)
+				}
+			}
+			q[name] = vals[:1]
+		}
+		return next(c)
+	}
 }
 
 // noFilter refuses a discovery request with a filter, 403 as RFC 7644 §4
