@@ -238,6 +238,11 @@ func TestEveryPageMeetsWCAG21AAInBrowser(t *testing.T) {
 			{"webhooks", "/console/webhooks"},
 			{"logouts", "/console/logouts"},
 			{"API", "/console/api"},
+			{"support", "/console/support"},
+			{"support: a reference", "/console/support?q=0123456789abcdef0123456789abcdef"},
+			{"support: an email", "/console/support?q=someone%40example.com"},
+			{"support: a domain", "/console/support?q=example.com"},
+			{"support: too long", "/console/support?q=" + strings.Repeat("a", 400)},
 			{"not found", "/console/tenants/ten_nope"},
 		} {
 			run(t, tab, "open "+p.path, chromedp.Navigate(fr.issuer+p.path), chromedp.WaitVisible(chromedp.CSS("main")))
