@@ -2,7 +2,10 @@
 // the SaaS vendor's support and operations staff use to find a tenant, see
 // the health of its connections and directories, pause or resume it, hand
 // its IT admin a portal link, read the event and audit streams and
-// redeliver webhook deliveries.
+// redeliver webhook deliveries. Its Support page answers a support call's
+// first questions across tenants: the failed sign-in behind an error
+// page's reference, the users with an email (their sessions ended from
+// there), the tenant that verified a domain.
 //
 // Operators are people, not API keys. `idbroker operator create` makes a
 // pending operator and a one-time enrolment link; enrolment sets an

@@ -252,3 +252,39 @@ func TestLogsRefuseADateThatDoesNotParse(t *testing.T) {
 		t.Errorf("valid dates: %d, %d rows, want 200 and 3", resp.StatusCode, len(rowID.FindAllString(page, -1)))
 	}
 }
+
+// TestSignInSearchStaysInTheTenant: the console's support desk reads
+// across tenants; the portal's one search, the sign-in log by email,
+// never does. Globex's admin searching an Acme user's email, or a
+// reference of Acme's failure, finds nothing of Acme's, and the portal
+// has no support page.
+func TestSignInSearchStaysInTheTenant(t *testing.T) {
+	h := newHarness(t)
+	acme := h.tenant("Acme", "acme.example")
+	data, _ := json.Marshal(map[string]any{"email": "alice@acme.example", "reason": "acme-only failure", "request_id": "ref-acme"})
+	acmeID, _ := store.TenantFrom(acme)
+	if _, err := h.store.AppendEvent(context.Background(), store.Event{TenantID: acmeID, Type: store.SignInFailed, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	globex := h.tenant("Globex", "globex.example")
+	// The same person signed in at Globex too (a contractor): that row is
+	// Globex's own.
+	globexID, _ := store.TenantFrom(globex)
+	data, _ = json.Marshal(map[string]any{"email": "alice@acme.example", "reason": "globex-own failure"})
+	if _, err := h.store.AppendEvent(context.Background(), store.Event{TenantID: globexID, Type: store.SignInFailed, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	c := h.open(h.link(globex, store.IntentAuditLogs))
+	for _, tc := range []struct {
+		q    string
+		rows int
+	}{{"alice@acme.example", 1}, {"ALICE@acme.example", 1}, {"ref-acme", 0}} {
+		resp, page := get(t, c, h.url+"/portal/logs?tab=signins&actor="+url.QueryEscape(tc.q))
+		if resp.StatusCode != http.StatusOK || len(rowID.FindAllString(page, -1)) != tc.rows || strings.Contains(page, "acme-only") {
+			t.Errorf("Globex searching %q: %d, %d rows, want %d of its own", tc.q, resp.StatusCode, len(rowID.FindAllString(page, -1)), tc.rows)
+		}
+	}
+	if resp, _ := get(t, c, h.url+"/portal/support?q=ref-acme"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/portal/support: %d, want 404", resp.StatusCode)
+	}
+}
