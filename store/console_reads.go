@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -213,4 +214,30 @@ func (db *DB) FailedSignIn(ctx context.Context, reference string) (Event, error)
 		return err
 	})
 	return e, db.wrap("failed sign-in", err)
+}
+
+// SignInTenants lists the tenants where email signed in (or failed to,
+// when the event names it) within the events kept, at most limit, most
+// recent first: how the support desk finds a person across tenants when no
+// tenant has verified their email's domain. It returns only ids; users
+// are then read under each tenant. Like FailedSignIn it reads the
+// sign-in events without an index on the email: a person's look-up.
+func (db *DB) SignInTenants(ctx context.Context, email string, limit int) ([]string, error) {
+	if limit <= 0 || limit > 100 {
+		limit = 100
+	}
+	var out []string
+	err := db.global(ctx, false, func(q querier) error {
+		rs, err := q.query(ctx, `SELECT tenant_id FROM events WHERE `+signInTypes+` AND tenant_id IS NOT NULL AND `+db.emailExpr()+` = $1
+			GROUP BY tenant_id ORDER BY max(seq) DESC LIMIT $2`, strings.ToLower(strings.TrimSpace(email)), limit)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rs, func(r row) (string, error) {
+			var id string
+			return id, r.Scan(&id)
+		})
+		return err
+	})
+	return out, db.wrap("sign-in tenants", err)
 }

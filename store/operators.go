@@ -663,5 +663,6 @@ type ConsoleStore interface {
 	DirectoryStats(ctx context.Context, id string) (DirectoryStats, error)
 	RecentEvents(ctx context.Context, tenantID, typ string, p Page) ([]Event, string, error)
 	FailedSignIn(ctx context.Context, reference string) (Event, error)
+	SignInTenants(ctx context.Context, email string, limit int) ([]string, error)
 	RedeliverDelivery(ctx context.Context, id string) (Delivery, error)
 }

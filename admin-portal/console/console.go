@@ -71,6 +71,7 @@ type Store interface {
 	RedeliverLogout(ctx context.Context, tenantID, id string) (store.Logout, error)
 
 	FailedSignIn(ctx context.Context, reference string) (store.Event, error)
+	SignInTenants(ctx context.Context, email string, limit int) ([]string, error)
 	ResolveUser(ctx context.Context, id string) (string, error)
 	FindUsers(ctx context.Context, q store.UserQuery) ([]store.User, int, error)
 	SignInLog(ctx context.Context, q store.LogQuery) (store.LogPage[store.Event], error)

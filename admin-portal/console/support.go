@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -182,9 +183,13 @@ type sessionRow struct {
 // recentSignIns is how many of a user's latest sign-ins the page shows.
 const recentSignIns = 10
 
+// maxEmailTenants bounds the tenants an email's sign-ins lead the support
+// page to.
+const maxEmailTenants = 20
+
 // supportEmail finds the users with an email: in the tenant that owns the
-// email's domain (verified), and in the tenant the operator names
-// (tenant_id), for an address whose domain no tenant has verified.
+// email's domain (verified), in the tenant the operator names (tenant_id),
+// and in the tenants where the email signed in within the events kept.
 func (c *Console) supportEmail(ec echo.Context, email string, d map[string]any) error {
 	ctx := ec.Request().Context()
 	var tenantIDs []string
@@ -202,6 +207,17 @@ func (c *Console) supportEmail(ec echo.Context, email string, d map[string]any) 
 			return nil
 		}
 		if len(tenantIDs) == 0 || tenantIDs[0] != tid {
+			tenantIDs = append(tenantIDs, tid)
+		}
+	}
+	// And every tenant where the email signed in lately, whoever owns
+	// its domain: a contractor, a domain not verified yet.
+	signedIn, err := c.cfg.Store.SignInTenants(ctx, email, maxEmailTenants)
+	if err != nil {
+		return err
+	}
+	for _, tid := range signedIn {
+		if !slices.Contains(tenantIDs, tid) {
 			tenantIDs = append(tenantIDs, tid)
 		}
 	}

@@ -28,6 +28,7 @@ type supportFixture struct {
 	acme, globex            store.Tenant
 	conn                    store.Connection
 	alice, bob, aliceGlobex store.User
+	dana                    store.User // of Globex, never signed in
 	ref, globexRef          string
 	session                 sessions.Session
 }
@@ -57,6 +58,8 @@ func seedSupport(t *testing.T, h *harness) supportFixture {
 	f.bob, err = h.db.CreateDirectoryUser(actx, store.User{DirectoryID: dir.ID, UserName: "bob@acme.com", Email: "bob@acme.com", Active: false})
 	must(err)
 	f.aliceGlobex, err = h.db.CreateUser(gctx, store.User{Email: "alice@acme.com", Active: true})
+	must(err)
+	f.dana, err = h.db.CreateUser(gctx, store.User{Email: "dana@globex.example", Active: true})
 	must(err)
 	gconn, err := h.db.CreateConnection(gctx, store.Connection{Type: "saml", Name: "Globex ADFS", Status: store.ConnectionActive})
 	must(err)
@@ -100,13 +103,18 @@ func TestSupportLookups(t *testing.T) {
 		{"not a reference", "q=" + url.QueryEscape("<script>"), 200, []string{`role="alert"`}, []string{"<script>"}},
 		{"email in the domain's tenant", "q=alice%40acme.com", 200,
 			[]string{`id="user-` + f.alice.ID, "Alice Example", "Acme Okta SCIM", "active", "idp_error", f.ref, "End every session"},
-			[]string{f.aliceGlobex.ID, "globex own failure", f.bob.ID, f.session.ID}},
-		{"deactivated user", "q=bob%40acme.com", 200, []string{`id="user-` + f.bob.ID, "deactivated"}, []string{f.alice.ID}},
-		{"email in a tenant named", "q=alice%40acme.com&tenant_id=" + f.globex.ID, 200,
+			[]string{f.bob.ID, f.session.ID}},
+		// Operators see across tenants: alice signed in at Globex too.
+		{"email across tenants it signed in at", "q=alice%40acme.com", 200,
 			[]string{f.alice.ID, f.aliceGlobex.ID, "globex own failure", "Globex ADFS"}, nil},
+		{"email that never signed in, outside the domain's tenant", "q=carol%40globex.example", 200, []string{`id="no-user"`}, nil},
+		{"deactivated user", "q=bob%40acme.com", 200, []string{`id="user-` + f.bob.ID, "deactivated"}, []string{f.alice.ID}},
+		{"email in a tenant named", "q=dana%40globex.example&tenant_id=" + f.globex.ID, 200,
+			[]string{f.dana.ID, "Globex", "None kept."}, []string{f.alice.ID}},
+		{"the same email without the tenant", "q=dana%40globex.example", 200, []string{`id="no-user"`}, []string{f.dana.ID}},
 		{"unknown tenant named", "q=alice%40acme.com&tenant_id=tnt_nope", 200, []string{"No tenant has that id"}, []string{f.alice.ID}},
 		{"unknown email", "q=carol%40acme.com", 200, []string{`id="no-user"`}, nil},
-		{"email of an unverified domain", "q=alice%40globex.example", 200, []string{"No tenant has verified"}, nil},
+		{"email of an unverified domain", "q=alice%40globex.example", 200, []string{"no tenant has verified"}, nil},
 		{"domain", "q=ACME.com", 200, []string{`id="domain-tenant"`, f.acme.ID}, []string{f.globex.ID}},
 		{"unverified domain", "q=globex.example", 200, []string{`id="no-tenant"`}, nil},
 		{"too long", "q=" + strings.Repeat("a", 400), 400, []string{`role="alert"`}, nil},

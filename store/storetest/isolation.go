@@ -94,6 +94,7 @@ var globalMethods = map[string]string{
 	"PurgeEvents":        whyOutbox,
 	"RecentEvents":       whyConsole,
 	"FailedSignIn":       whyConsole,
+	"SignInTenants":      whyConsole,
 
 	"RecordRevocation":         whyQueue,
 	"DueRevocations":           whyQueue,

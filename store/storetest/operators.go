@@ -300,6 +300,20 @@ func testConsoleReads(t *testing.T, db *store.DB) {
 	if e, err := db.FailedSignIn(ctx, "ref-1"); err != nil || e.TenantID != tn.ID || !strings.Contains(string(e.Data), "by ref") {
 		t.Fatalf("failed sign-in by reference: %+v %v", e, err)
 	}
+	// The tenants an email signed in at, newest first, in any case.
+	other := must(db.CreateTenant(ctx, store.Tenant{Name: "other"}))
+	must(db.AppendEvent(ctx, store.Event{TenantID: other.ID, Type: "authentication.succeeded", Data: []byte(`{"email":"pat@example.com"}`)}))
+	must(db.AppendEvent(ctx, store.Event{TenantID: tn.ID, Type: "authentication.succeeded", Data: []byte(`{"email":"Pat@Example.com"}`)}))
+	must(db.AppendEvent(ctx, store.Event{TenantID: other.ID, Type: "dsync.user.created", Data: []byte(`{"email":"sam@example.com"}`)}))
+	if got := must(db.SignInTenants(ctx, "PAT@example.com", 10)); !slices.Equal(got, []string{tn.ID, other.ID}) {
+		t.Fatalf("sign-in tenants of pat: %v, want %v", got, []string{tn.ID, other.ID})
+	}
+	if got := must(db.SignInTenants(ctx, "pat@example.com", 1)); !slices.Equal(got, []string{tn.ID}) {
+		t.Fatalf("sign-in tenants of pat, limit 1: %v", got)
+	}
+	if got := must(db.SignInTenants(ctx, "sam@example.com", 10)); len(got) != 0 {
+		t.Fatalf("sign-in tenants of sam (no sign-in): %v", got)
+	}
 	for _, ref := range []string{"ref-2", "ref-3", ""} {
 		if _, err := db.FailedSignIn(ctx, ref); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("failed sign-in %q: %v, want not found", ref, err)
