@@ -145,3 +145,58 @@ func TestPatchNullAtAPath(t *testing.T) {
 		}
 	})
 }
+
+// TestPatchOneBareValue: one value of a multi-valued attribute sent bare,
+// not in an array, is a list of one for replace as it was for add; replace
+// refused it with 400 and add did too on a user without the attribute.
+func TestPatchOneBareValue(t *testing.T) {
+	op := func(kind, path string, value any) map[string]any {
+		return map[string]any{"schemas": []string{scim.SchemaPatchOp}, "Operations": []any{map[string]any{"op": kind, "path": path, "value": value}}}
+	}
+	email := func(v string) map[string]any { return map[string]any{"value": v, "type": "work", "primary": true} }
+	tests := []struct {
+		name      string
+		noEmails  bool
+		body      map[string]any
+		status    int
+		wantCount int
+		wantFirst string
+	}{
+		{"replace emails with one object", false, op("replace", "emails", email("new@acme.com")), http.StatusOK, 1, "new@acme.com"},
+		{"add one object to a user without emails", true, op("add", "emails", email("new@acme.com")), http.StatusOK, 1, "new@acme.com"},
+		{"add one object to emails", false, op("Add", "emails", map[string]any{"value": "home@acme.com", "type": "home"}), http.StatusOK, 2, ""},
+		{"replace phoneNumbers with one object", false, op("replace", "phoneNumbers", map[string]any{"value": "+1 555 0100"}), http.StatusOK, 1, ""},
+		{"a bare string is still refused", false, op("replace", "emails", "new@acme.com"), http.StatusBadRequest, 1, ""},
+	}
+	eachBackend(t, func(t *testing.T, st *store.DB) {
+		e := newEnv(t, st, nil)
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				u := "b" + store.NewID("") + "@acme.com"
+				body := userBody(u, nil)
+				if tc.noEmails {
+					delete(body, "emails")
+				}
+				id := e.do("POST", "/Users", body).want(t, http.StatusCreated).str("id")
+				e.do("PATCH", "/Users/"+id, tc.body).want(t, tc.status)
+				got := e.do("GET", "/Users/"+id, nil).want(t, http.StatusOK)
+				if tc.status != http.StatusOK {
+					if got.str("emails.0.value") != u {
+						t.Errorf("refused PATCH changed the user: %s", got.raw)
+					}
+					return
+				}
+				attr := "emails"
+				if tc.name == "replace phoneNumbers with one object" {
+					attr = "phoneNumbers"
+				}
+				if list, _ := got.body[attr].([]any); len(list) != tc.wantCount {
+					t.Errorf("%s: %s", attr, got.raw)
+				}
+				if tc.wantFirst != "" && got.str("emails.0.value") != tc.wantFirst {
+					t.Errorf("emails: %s", got.raw)
+				}
+			})
+		}
+	})
+}

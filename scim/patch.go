@@ -320,6 +320,13 @@ func (t target) apply(d doc, op string, value any) error {
 	if !exists {
 		key = t.attr
 	}
+	// One value of a multi-valued attribute sent bare ({"op": "replace",
+	// "path": "emails", "value": {"value": …}}) is a list of one: add
+	// appended it to a list already there, but replace, or add to a user
+	// without the attribute, was refused as "must be an array".
+	if m, ok := value.(map[string]any); ok && op != "remove" && t.ext == "" && t.filter == nil && t.sub == "" && multiValued(t.attr) {
+		value = []any{m}
+	}
 	was := primaries(cur)
 	if err := t.applyAt(c, key, cur, exists, op, value); err != nil {
 		return err
@@ -328,6 +335,17 @@ func (t target) apply(d doc, op string, value any) error {
 		onePrimary(c[key], was)
 	}
 	return nil
+}
+
+// multiValued reports whether attr is a multi-valued attribute of the core
+// User schema.
+func multiValued(attr string) bool {
+	for _, name := range userMultiValued {
+		if strings.EqualFold(attr, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // primaries are the elements of a multi-valued attribute whose primary is
