@@ -20,22 +20,34 @@ func (a *API) revokeUserSessions(c echo.Context) error {
 	if err := refuseBody(c); err != nil {
 		return err
 	}
+	ctx, id, err := a.userTenant(c)
+	if err != nil {
+		return err
+	}
+	if err := a.RevokeUserSessions(ctx, a.actor(c), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// userTenant resolves the path's user id, which names no tenant, to the
+// request's context under the user's tenant: an operator API key is the
+// one cross-tenant credential, and every store call after this runs
+// under the tenant it finds. An id that is not a user's is 404.
+func (a *API) userTenant(c echo.Context) (context.Context, string, error) {
 	id := c.Param("id")
 	if !store.HasPrefix(id, store.PrefixUser) {
-		return notFound("user")
+		return nil, "", notFound("user")
 	}
 	ctx := c.Request().Context()
 	tenantID, err := a.store.ResolveUser(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return notFound("user")
+		return nil, "", notFound("user")
 	}
 	if err != nil {
-		return fmt.Errorf("resolve user: %w", err)
+		return nil, "", fmt.Errorf("resolve user: %w", err)
 	}
-	if err := a.RevokeUserSessions(withTenant(ctx, tenantID), a.actor(c), id); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
+	return withTenant(ctx, tenantID), id, nil
 }
 
 // RevokeUserSessions ends every broker session of user id of the tenant in
@@ -98,19 +110,11 @@ func (a *API) deleteUser(c echo.Context) error {
 	if err := refuseBody(c); err != nil {
 		return err
 	}
-	id := c.Param("id")
-	if !store.HasPrefix(id, store.PrefixUser) {
-		return notFound("user")
-	}
-	ctx := c.Request().Context()
-	tenantID, err := a.store.ResolveUser(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("user")
-	}
+	ctx, id, err := a.userTenant(c)
 	if err != nil {
-		return fmt.Errorf("resolve user: %w", err)
+		return err
 	}
-	ctx = withTenant(ctx, tenantID)
+	tenantID, _ := store.TenantFrom(ctx)
 	u, err := a.store.User(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("user")
