@@ -103,9 +103,10 @@ func activeRecord(userID string, at time.Time) store.UsageRecord {
 // its tokens, or redeemed a code the broker's SSO session gave it. That
 // makes them a monthly active user (a session created or refreshed in the
 // month, as WorkOS counts one), not a login. authTime is when the
-// session's IdP sign-in was: in this month, Login has counted the user
-// already and nothing is written. Not in a transaction: the fact it
-// counts lives in the session store.
+// session's IdP sign-in was: in this month (past its first hour, see
+// signedInThisMonth), Login has counted the user already and nothing is
+// written. Not in a transaction: the fact it counts lives in the session
+// store.
 func (m *Meter) Active(ctx context.Context, userID string, authTime time.Time) error {
 	if userID == "" {
 		return errors.New("usage: an active user needs an id")
@@ -113,7 +114,7 @@ func (m *Meter) Active(ctx context.Context, userID string, authTime time.Time) e
 	tenantID, _ := store.TenantFrom(ctx)
 	at := m.now().UTC()
 	month := at.Format("2006-01")
-	if authTime.UTC().Format("2006-01") == month {
+	if signedInThisMonth(authTime, at) {
 		return nil
 	}
 	memo := tenantID + "\x00" + userID
@@ -135,6 +136,28 @@ func (m *Meter) Active(ctx context.Context, userID string, authTime time.Time) e
 	}
 	m.mu.Unlock()
 	return nil
+}
+
+// loginLag bounds how much later than its Login record a session's
+// auth_time may be: the broker provisions the user (Login stamps its
+// record) before it creates the session, whose auth_time is at most that
+// later instant, all within one request (IDBROKER_REQUEST_TIMEOUT, 30 s by
+// default). An hour is well past any request.
+const loginLag = time.Hour
+
+// signedInThisMonth reports whether a session whose IdP sign-in was at
+// authTime has had its user.active record of the month of now written by
+// Login. A sign-in at 23:59:59.9 on the last day of a month has its
+// Login record in that month but may create its session, auth_time
+// included, a moment after midnight: taken for this month's, the user's
+// refreshes all the next month would write nothing, and they would be
+// missing from its MAU. So only an auth_time at least loginLag into the
+// month is taken as proof; an earlier one costs the user's first refresh
+// an INSERT that finds its record written.
+func signedInThisMonth(authTime, now time.Time) bool {
+	authTime, now = authTime.UTC(), now.UTC()
+	start := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	return !authTime.Before(start.Add(loginLag)) && !authTime.After(now)
 }
 
 // SCIMOperation records one SCIM write (op names it, "users.create") for

@@ -209,7 +209,9 @@ func TestActive(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			db := b.open(t)
-			clk := &clock{time.Date(2026, 12, 1, 0, 0, 30, 0, time.UTC)}
+			// Past the month's first hour, where an auth_time of the month
+			// proves Login counted the user (TestActiveAtMonthBoundary).
+			clk := &clock{time.Date(2026, 12, 1, 2, 0, 30, 0, time.UTC)}
 			m1, m2 := usage.New(db, clk.now, nil), usage.New(db, clk.now, nil)
 			a, _ := tenant(t, db, "A")
 			other, _ := tenant(t, db, "B")
@@ -244,5 +246,62 @@ func TestActive(t *testing.T) {
 				t.Errorf("November got %+v from December's refreshes", got)
 			}
 		})
+	}
+}
+
+// TestActiveAtMonthBoundary: a sign-in that straddles midnight of the 1st
+// has its Login record (and so its user.active record) in the month it
+// began, and its session's auth_time, taken a moment later, in the next.
+// That session's refreshes the next month make the user active in it: the
+// auth_time is no proof that Login counted them that month. Each row is one
+// user's sign-in and one refresh; want is December's MAU of the tenant.
+func TestActiveAtMonthBoundary(t *testing.T) {
+	nov30 := func(h, m, s, ms int) time.Time {
+		return time.Date(2026, 11, 30, h, m, s, ms*int(time.Millisecond), time.UTC)
+	}
+	dec := func(d, h, m, s int) time.Time { return time.Date(2026, 12, d, h, m, s, 0, time.UTC) }
+	for _, tc := range []struct {
+		name     string
+		login    time.Time // when provisioning ran (the Login record's time)
+		authTime time.Time // the session's auth_time
+		refresh  time.Time // when the session's tokens were refreshed
+		want     int64     // December's MAU
+	}{
+		{"provisioned at 23:59:59.9, session after midnight", nov30(23, 59, 59, 900), dec(1, 0, 0, 0), dec(5, 10, 0, 0), 1},
+		{"provisioned and session before midnight", nov30(23, 59, 59, 100), nov30(23, 59, 59, 0), dec(1, 0, 0, 1), 1},
+		{"signed in in December", dec(1, 0, 0, 0), dec(1, 0, 0, 0), dec(1, 0, 5, 0), 1},
+		{"signed in mid-December", dec(3, 9, 0, 0), dec(3, 9, 0, 0), dec(20, 9, 0, 0), 1},
+		{"signed in in November, no refresh in December", nov30(12, 0, 0, 0), nov30(12, 0, 0, 0), nov30(13, 0, 0, 0), 0},
+	} {
+		for _, b := range backends {
+			t.Run(b.name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				db := b.open(t)
+				clk := &clock{tc.login}
+				m := usage.New(db, clk.now, nil)
+				a, _ := tenant(t, db, "A")
+				other, _ := tenant(t, db, "B")
+				if err := db.InTx(a, func(ctx context.Context) error { return m.Login(ctx, "usr_alice", "req1") }); err != nil {
+					t.Fatal(err)
+				}
+				clk.t = tc.refresh
+				// A second node, which has never seen the user.
+				if err := usage.New(db, clk.now, nil).Active(a, "usr_alice", tc.authTime); err != nil {
+					t.Fatal(err)
+				}
+				decStart, jan := dec(1, 0, 0, 0), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+				got, _, err := m.Report(a, decStart, jan, usage.Month)
+				if err != nil || got.MAU != tc.want || got.Logins > 1 {
+					t.Fatalf("December: %+v (%v), want MAU %d", got, err, tc.want)
+				}
+				// Nor is the user counted twice in the month of the sign-in.
+				if nov, _, _ := m.Report(a, decStart.AddDate(0, -1, 0), decStart, usage.Month); nov.MAU > 1 {
+					t.Fatalf("November: %+v", nov)
+				}
+				if got, _, _ := m.Report(other, decStart.AddDate(0, -1, 0), jan, usage.Month); got != (usage.Totals{}) {
+					t.Fatalf("another tenant got %+v", got)
+				}
+			})
+		}
 	}
 }
