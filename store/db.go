@@ -145,6 +145,12 @@ type dialect interface {
 	resolveConnectionSQL() string
 	// lockAuditChain serialises appends to one tenant's audit chain.
 	lockAuditChain(ctx context.Context, q querier, tenantID string) error
+	// after is the condition that (a, b) comes after (pa, pb), a keyset
+	// page's start, in the form the dialect's planner turns into the
+	// start of an index range (see the implementations): in a form it
+	// only filters by, every page would read the index from the start of
+	// the window, and a long export would take time quadratic in its size.
+	after(a, b, pa, pb string) string
 }
 
 type txKey struct{}

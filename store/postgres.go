@@ -706,6 +706,12 @@ func (r errRow) Scan(...any) error { return r.err }
 func (p *postgres) rowSecurity() bool { return true }
 func (p *postgres) forUpdate() string { return " FOR UPDATE" }
 
+// after: a row comparison, which PostgreSQL matches to an index on (…, a,
+// b) as the range's start. From the equivalent OR it takes no bound at all.
+func (p *postgres) after(a, b, pa, pb string) string {
+	return "(" + a + ", " + b + ") > (" + pa + ", " + pb + ")"
+}
+
 func (p *postgres) lockEvents(ctx context.Context, q querier, reader bool) error {
 	fn := "pg_advisory_xact_lock_shared"
 	if reader {

@@ -422,6 +422,12 @@ func (t sqlTx) rollback(context.Context) error        { return t.t.Rollback() }
 func (s *sqliteDB) rowSecurity() bool { return false }
 func (s *sqliteDB) forUpdate() string { return "" }
 
+// after: the OR form, from which SQLite starts its index range at pa. A row
+// comparison it applies as a filter over the whole window.
+func (s *sqliteDB) after(a, b, pa, pb string) string {
+	return "(" + a + " > " + pa + " OR (" + a + " = " + pa + " AND " + b + " > " + pb + "))"
+}
+
 // lockEvents: the one writer commits transactions in seq order already.
 func (s *sqliteDB) lockEvents(context.Context, querier, bool) error { return nil }
 

@@ -133,7 +133,7 @@ func (db *DB) UsageRecords(ctx context.Context, from, to time.Time, afterAt time
 		query := "SELECT " + usageCols + " FROM usage_records WHERE tenant_id = $1 AND at >= $2 AND at < $3"
 		args := []any{tenantID, db.d.timeArg(from.UTC()), db.d.timeArg(to.UTC())}
 		if afterKey != "" {
-			query += " AND (at > $4 OR (at = $4 AND idempotency_key > $5))"
+			query += " AND " + db.d.after("at", "idempotency_key", "$4", "$5")
 			args = append(args, db.d.timeArg(afterAt.UTC()), afterKey)
 		}
 		query += fmt.Sprintf(" ORDER BY at, idempotency_key LIMIT %d", limit)
