@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -300,6 +301,170 @@ func TestActiveAtMonthBoundary(t *testing.T) {
 				}
 				if got, _, _ := m.Report(other, decStart.AddDate(0, -1, 0), jan, usage.Month); got != (usage.Totals{}) {
 					t.Fatalf("another tenant got %+v", got)
+				}
+			})
+		}
+	}
+}
+
+// TestGaugesArePeaks: connections and directory users are daily snapshots;
+// a bucket or a window longer than a day reports the highest of them (not
+// the last, not an average), and the export hands out the daily values the
+// report took its peak from, so a billing system's max over them agrees.
+func TestGaugesArePeaks(t *testing.T) {
+	day := func(m time.Month, d int) time.Time { return time.Date(2026, m, d, 0, 20, 0, 0, time.UTC) }
+	snapshots := []struct {
+		at          time.Time
+		conns, dirs int64
+	}{
+		{day(11, 29), 2, 40},
+		{day(11, 30), 5, 10},
+		{day(12, 1), 3, 30},
+	}
+	nov, dec, jan := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			db := b.open(t)
+			m := usage.New(db, nil, nil)
+			a, _ := tenant(t, db, "A")
+			other, _ := tenant(t, db, "B")
+			for _, s := range snapshots {
+				for _, r := range []store.UsageRecord{
+					{Meter: store.MeterConnections, Value: s.conns},
+					{Meter: store.MeterDirectoryUsers, Value: s.dirs},
+				} {
+					r.IdempotencyKey, r.At = string(r.Meter)+":"+s.at.Format(time.DateOnly), s.at
+					if _, err := db.RecordUsage(a, r); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for _, tc := range []struct {
+				name     string
+				ctx      context.Context
+				from, to time.Time
+				g        usage.Granularity
+				total    [2]int64
+				buckets  [][2]int64
+			}{
+				{"by day", a, nov, jan, usage.Day, [2]int64{5, 40}, [][2]int64{{2, 40}, {5, 10}, {3, 30}}},
+				{"by month", a, nov, jan, usage.Month, [2]int64{5, 40}, [][2]int64{{5, 40}, {3, 30}}},
+				{"December", a, dec, jan, usage.Month, [2]int64{3, 30}, [][2]int64{{3, 30}}},
+				{"across the month boundary", a, day(11, 30).Add(-time.Hour), dec.Add(24 * time.Hour), usage.Month, [2]int64{5, 30}, [][2]int64{{5, 10}, {3, 30}}},
+				{"another tenant", other, nov, jan, usage.Month, [2]int64{}, nil},
+			} {
+				total, buckets, err := m.Report(tc.ctx, tc.from, tc.to, tc.g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got [][2]int64
+				for _, bk := range buckets {
+					got = append(got, [2]int64{bk.Connections, bk.DirectoryUsers})
+				}
+				if [2]int64{total.Connections, total.DirectoryUsers} != tc.total || fmt.Sprint(got) != fmt.Sprint(tc.buckets) {
+					t.Errorf("%s: totals %+v, buckets %v; want %v, %v", tc.name, total, got, tc.total, tc.buckets)
+				}
+				// The export's daily values, maxed per meter, are the totals.
+				var peak [2]int64
+				if err := m.Export(context.Background(), tc.from, tc.to, func(r store.UsageRecord) error {
+					if r.TenantID != storeTenant(tc.ctx) {
+						return nil
+					}
+					switch r.Meter {
+					case store.MeterConnections:
+						peak[0] = max(peak[0], r.Value)
+					case store.MeterDirectoryUsers:
+						peak[1] = max(peak[1], r.Value)
+					}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if peak != tc.total {
+					t.Errorf("%s: the export's peak %v, the report's %v", tc.name, peak, tc.total)
+				}
+			}
+		})
+	}
+}
+
+// TestExportPages: an export reads a tenant's records a page (1,000) at a
+// time after the last one sent, by time then key. Every record is sent
+// once and in order whatever the count, ties of time across a page's end
+// included; one that commits while the export runs is sent once if its time
+// is still ahead of the export, and not at all if the export has passed it.
+func TestExportPages(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		n       int // records before the export
+		arrives bool
+	}{
+		{"one short of a page", 999, false},
+		{"a page", 1000, false},
+		{"two pages and one, ties across the ends", 2001, false},
+		{"records arriving while it runs", 1500, true},
+	} {
+		for _, b := range backends {
+			t.Run(b.name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				db := b.open(t)
+				m := usage.New(db, nil, nil)
+				a, _ := tenant(t, db, "A")
+				other, _ := tenant(t, db, "B")
+				// Ten records a millisecond: every page ends inside a tie.
+				rec := func(ctx context.Context, key string, i int) store.UsageRecord {
+					return store.UsageRecord{IdempotencyKey: key, Meter: store.MeterLogin, Subject: "usr_1", Value: 1,
+						At: at.Add(time.Duration(i/10) * time.Millisecond)}
+				}
+				if err := db.InTx(a, func(ctx context.Context) error {
+					for i := range tc.n {
+						if err := db.RecordUsageLater(ctx, rec(ctx, fmt.Sprintf("k%05d", i), i)); err != nil {
+							return err
+						}
+					}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := db.RecordUsage(other, rec(other, "k00000", 0)); err != nil {
+					t.Fatal(err)
+				}
+				seen := map[string]int{}
+				var prev store.UsageRecord
+				sent := 0
+				err := m.Export(context.Background(), at, at.Add(time.Hour), func(r store.UsageRecord) error {
+					if r.TenantID != storeTenant(a) {
+						return nil
+					}
+					if sent > 0 && (r.At.Before(prev.At) || r.At.Equal(prev.At) && r.IdempotencyKey <= prev.IdempotencyKey) {
+						t.Fatalf("%s after %s: out of order", r.IdempotencyKey, prev.IdempotencyKey)
+					}
+					prev = r
+					seen[r.IdempotencyKey]++
+					if sent++; tc.arrives && sent == 1200 {
+						// Behind the export (its first millisecond) and ahead of it.
+						for key, i := range map[string]int{"late-behind": 0, "late-ahead": tc.n + 50} {
+							if _, err := db.RecordUsage(a, rec(a, key, i)); err != nil {
+								return err
+							}
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := tc.n
+				if tc.arrives {
+					want++
+					if seen["late-behind"] != 0 || seen["late-ahead"] != 1 {
+						t.Errorf("arrivals sent %d (behind) and %d (ahead) times, want 0 and 1", seen["late-behind"], seen["late-ahead"])
+					}
+				}
+				if len(seen) != want || sent != want {
+					t.Fatalf("sent %d records, %d distinct; want %d", sent, len(seen), want)
 				}
 			})
 		}
