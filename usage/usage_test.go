@@ -443,8 +443,9 @@ func TestExportPages(t *testing.T) {
 					}
 					prev = r
 					seen[r.IdempotencyKey]++
-					if sent++; tc.arrives && sent == 1200 {
-						// Behind the export (its first millisecond) and ahead of it.
+					if sent++; tc.arrives && sent == 500 {
+						// Mid-page: behind the export (its first millisecond) and ahead
+						// of it, which the next page reads.
 						for key, i := range map[string]int{"late-behind": 0, "late-ahead": tc.n + 50} {
 							if _, err := db.RecordUsage(a, rec(a, key, i)); err != nil {
 								return err
