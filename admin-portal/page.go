@@ -85,7 +85,10 @@ func pageInMemory[T any](items []T, id func(T) string, p store.Page) ([]T, strin
 // match. Each named one may be given once (see once).
 func onlyParams(c echo.Context, names ...string) error {
 	for name := range c.QueryParams() {
-		if !slices.Contains(names, name) {
+		switch {
+		case len(names) == 0:
+			return invalid(name, "%s is not a parameter of this call: it takes none", name)
+		case !slices.Contains(names, name):
 			return invalid(name, "%s is not a parameter of this list: it takes %s", name, strings.Join(names, ", "))
 		}
 	}

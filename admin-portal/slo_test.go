@@ -51,6 +51,13 @@ func TestSLOAPI(t *testing.T) {
 		if r := e.must(http.StatusNotFound, "GET", "/tenants/tnt_01JUNKJUNKJUNKJUNKJUNKJUNK/slo", nil); r.err(t).Code != "not_found" {
 			t.Fatalf("unknown tenant: %s", r.body)
 		}
+		// The windows are fixed: a parameter asking for another is refused,
+		// not ignored.
+		for _, q := range []string{"window=7d", "from=2026-11-01", "tenant_id=" + b.ID} {
+			if r := e.must(http.StatusBadRequest, "GET", "/tenants/"+a.ID+"/slo?"+q, nil); r.err(t).Code != "invalid_request" {
+				t.Fatalf("%s: %s", q, r.body)
+			}
+		}
 		if r := e.call("GET", "/tenants/"+a.ID+"/slo", nil, "Authorization", "Bearer nope"); r.status != http.StatusUnauthorized {
 			t.Fatalf("unauthenticated: %d", r.status)
 		}

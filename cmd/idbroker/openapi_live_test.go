@@ -358,8 +358,11 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	c.do("GET", "/api/v1/tenants/"+id+"/usage?granularity=month", nil, 200)
 	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"tier": "growth", "rate_limits": map[string]any{"sign_in_per_minute": 100}}, 200)
 	c.do("GET", "/api/v1/tenants/"+id+"/slo", nil, 200)
+	c.do("GET", "/api/v1/tenants/"+id+"/slo?window=7d", nil, 400)
+	c.do("GET", "/api/v1/tenants/"+id+"/usage?from=2026-12-02&to=2026-12-01", nil, 400)
 	c.do("GET", "/api/v1/usage/export", nil, 200)
 	c.do("GET", "/api/v1/usage/export?format=csv", nil, 200)
+	c.do("GET", "/api/v1/usage/export?from=2025-01-01&to=2026-12-01", nil, 400)
 	c.do("GET", "/api/v1/audit_events?tenant_id="+id, nil, 200)
 	c.do("GET", "/api/v1/audit_events?tenant_id="+id+"&format=csv", nil, 200)
 	// Filtered by what the log has: the API key's rows, its domain verification.
