@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -105,5 +107,64 @@ func TestUsageAPI(t *testing.T) {
 			t.Fatalf("csv: %d lines, %s", lines, csv.header.Get("Content-Type"))
 		}
 		e.must(http.StatusBadRequest, "GET", "/usage/export?format=xml", nil)
+	})
+}
+
+// TestUsageExportCSVCells: the CSV export holds no text a customer chose,
+// so a tenant named to break a row (commas, quotes; POST /tenants refuses
+// control characters) or to run as a spreadsheet formula is
+// neither in it nor able to shift a cell; and a deleted tenant's records
+// stay in the export (its last invoice) while its report is a 404.
+func TestUsageExportCSVCells(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		names := []string{"=cmd|' /C calc'!A0", "Acme, \"Inc\"; line two", "+1", "@SUM(A1)", "-2"}
+		m := usage.New(e.st, nil, nil)
+		ids := map[string]bool{}
+		for i, name := range names {
+			var tn struct{ ID string }
+			e.must(http.StatusCreated, "POST", "/tenants", map[string]any{"name": name}).decode(t, &tn)
+			ids[tn.ID] = true
+			ctx := store.WithTenant(context.Background(), tn.ID)
+			if err := e.st.InTx(ctx, func(ctx context.Context) error { return m.Login(ctx, "usr_1", fmt.Sprint("r", i)) }); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Snapshot(context.Background(), tn.ID); err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				e.must(http.StatusNoContent, "DELETE", "/tenants/"+tn.ID, nil)
+				e.must(http.StatusNotFound, "GET", "/tenants/"+tn.ID+"/usage", nil)
+			}
+		}
+		now := time.Now().UTC()
+		window := "from=" + now.Add(-time.Hour).Format(time.RFC3339) + "&to=" + now.Add(time.Hour).Format(time.RFC3339)
+		r := e.must(http.StatusOK, "GET", "/usage/export?format=csv&"+strings.ReplaceAll(window, "+", "%2B"), nil)
+		for _, name := range names {
+			if bytes.Contains(r.body, []byte(name)) {
+				t.Errorf("the export holds the tenant name %q", name)
+			}
+		}
+		rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		perTenant := map[string]int{}
+		for _, row := range rows[1:] {
+			if len(row) != len(usage.CSVHeader) {
+				t.Fatalf("row of %d cells: %q", len(row), row)
+			}
+			for _, cell := range row {
+				if cell != "" && strings.ContainsAny(cell[:1], "=+-@\t\r") {
+					t.Errorf("cell %q starts like a formula", cell)
+				}
+			}
+			perTenant[row[3]]++
+		}
+		// Each: a login, its user.active, two snapshots; the deleted one's too.
+		for id := range ids {
+			if perTenant[id] != 4 {
+				t.Errorf("tenant %s has %d records in the export, want 4", id, perTenant[id])
+			}
+		}
 	})
 }
