@@ -206,7 +206,10 @@ func TestUsageAsBilledAcrossTwoNodes(t *testing.T) {
 					t.Errorf("%s %s: key %s twice", n.base, f, r.key)
 				}
 				seen[r.key] = true
-				if r.tenant == other.ID {
+				// The other tenant used nothing; a daily snapshot may have
+				// counted its (zero) connections and users, as a node's first
+				// snapshot pass runs in the background after it is ready.
+				if r.tenant == other.ID && r.meter != "connection.count" && r.meter != "directory.user_count" {
 					t.Errorf("%s %s: a record of a tenant with no usage: %+v", n.base, f, r)
 				}
 				if r.tenant == u.tenantID {
