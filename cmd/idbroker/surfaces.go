@@ -482,6 +482,16 @@ func mountDev(ctx context.Context, e *echo.Echo, cfg Config, st store.Store, reg
 		}
 		log.Info("dev: open the demo app and sign in through the built-in test IdP",
 			"url", cfg.Issuer+"/dev/app", "tenant_id", dev.TenantID, "connection_id", dev.ConnectionID, "client_id", dev.AppID)
+		// Through the broker's own SCIM endpoint, as the demo app's button
+		// does: in the background, since announce runs before the server
+		// accepts its first connection.
+		go func() {
+			if users, err := dev.RestoreDemoUsers(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("dev: could not re-provision the demo users", "err", err)
+			} else if len(users) > 0 {
+				log.Warn("dev: re-provisioned the demo users an earlier run deprovisioned, so that the demo works", "users", users)
+			}
+		}()
 		if cfg.BootstrapAPIKey == "" {
 			log.Info("dev: to call the operator API, create a key with \"idbroker apikey create\" or set " + envBootstrapAPIKey)
 		}

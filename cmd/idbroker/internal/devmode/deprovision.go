@@ -215,6 +215,37 @@ func (d *Dev) setActive(ctx context.Context, email string, active bool) error {
 	return err
 }
 
+// RestoreDemoUsers re-provisions the dev IdP's users that the demo directory
+// left deactivated, and returns their emails. "Deprovision me" is undone
+// only by the button on the same page, in the same demo-app session, and
+// that session lives in this process: a developer who signed out, closed
+// the tab or restarted would otherwise find alice@example.com refused for
+// good. serve --dev calls it once it is listening (it goes through the
+// broker's own SCIM endpoint, as the button does), as it restores a
+// deleted demo tenant.
+func (d *Dev) RestoreDemoUsers(ctx context.Context) ([]string, error) {
+	var restored []string
+	for _, u := range DevUsers {
+		var found struct {
+			Resources []struct {
+				Active bool `json:"active"`
+			} `json:"Resources"`
+		}
+		filter := url.Values{"filter": {`userName eq "` + u.Email + `"`}}.Encode()
+		if _, err := d.scim(ctx, http.MethodGet, "/Users?"+filter, nil, &found); err != nil {
+			return restored, err
+		}
+		if len(found.Resources) == 0 || found.Resources[0].Active {
+			continue
+		}
+		if err := d.setActive(ctx, u.Email, true); err != nil {
+			return restored, err
+		}
+		restored = append(restored, u.Email)
+	}
+	return restored, nil
+}
+
 // introspect asks the broker whether token is active, as the demo API.
 func (d *Dev) introspect(ctx context.Context, token string) (bool, error) {
 	ep, err := d.endpoints(ctx)

@@ -261,6 +261,28 @@ func TestFirstRunInBrowser(t *testing.T) {
 		signIn(t, browser, "alice")
 	})
 
+	// A developer who deprovisioned a demo user and left the page (signed
+	// out, closed the tab, restarted) has no Re-provision button left: the
+	// next start puts the user back, as serve --dev calls RestoreDemoUsers.
+	t.Run("the next start re-provisions a demo user left deprovisioned", func(t *testing.T) {
+		browser := browsertest.New(t)
+		tab := signIn(t, browser, "bob")
+		if err := browsertest.Do(tab,
+			chromedp.Click(chromedp.ID("deprovision")),
+			chromedp.WaitVisible(chromedp.ID("live")),
+		); err != nil {
+			fail(t, tab, "deprovision", err)
+		}
+		restored, err := fr.dev.RestoreDemoUsers(context.Background())
+		if err != nil || len(restored) != 1 || restored[0] != "bob@example.com" {
+			t.Fatalf("RestoreDemoUsers = %v, %v; want [bob@example.com]", restored, err)
+		}
+		signIn(t, browsertest.New(t), "bob")
+		if again, err := fr.dev.RestoreDemoUsers(context.Background()); err != nil || len(again) != 0 {
+			t.Fatalf("RestoreDemoUsers with no one deprovisioned = %v, %v; want none", again, err)
+		}
+	})
+
 	// consoleTenant signs the dev operator in to the console (from the
 	// landing page) and opens the dev tenant's page.
 	var lastStep int64
