@@ -49,7 +49,7 @@ func runRestoreCheck(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	logTombstoneCheck(ctx, log, res)
+	logTombstoneCheck(ctx, log, res, *dry)
 	verb := "applied again"
 	if *dry {
 		verb = "to apply again"
@@ -105,11 +105,13 @@ func reapplyAtStart(ctx context.Context, st *store.DB, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("apply again the revocations kept outside the database (is Redis reachable?): %w", err)
 	}
-	logTombstoneCheck(ctx, log, res)
+	logTombstoneCheck(ctx, log, res, false)
 	return nil
 }
 
-func logTombstoneCheck(ctx context.Context, log *slog.Logger, res store.TombstoneCheck) {
+// logTombstoneCheck logs what a check found. A dry run (restore-check
+// --dry-run) changed nothing, and says so: its log is read during a restore.
+func logTombstoneCheck(ctx context.Context, log *slog.Logger, res store.TombstoneCheck, dry bool) {
 	if res.BeyondHorizon {
 		log.WarnContext(ctx, "the database is older than the tombstone horizon: it was restored from a backup taken before tombstones "+
 			"that have since been forgotten, so revocations made after the backup may be honoured again "+
@@ -119,6 +121,13 @@ func logTombstoneCheck(ctx context.Context, log *slog.Logger, res store.Tombston
 		log.WarnContext(ctx, "the tombstone ledger in Redis is older than the database's last check: Redis was emptied or restored, "+
 			"and revocations it kept since are lost; a database restored as well may honour them again "+
 			"(see \"Restoring from a backup\" in the operations guide)", "ledger_last", res.To, "database_checked", res.From)
+	}
+	if dry {
+		for _, r := range res.Reapplied {
+			log.InfoContext(ctx, "a revocation the database forgot (restored from a backup) would be applied again (dry run)",
+				"kind", string(r.Kind), "id", r.ID, "tenant_id", r.TenantID, "revoked_at", r.At, "would_do", r.What)
+		}
+		return
 	}
 	for _, r := range res.Reapplied {
 		log.WarnContext(ctx, "a revocation the database forgot (restored from a backup) applied again",
