@@ -59,6 +59,7 @@ func restoreDrill(t *testing.T, backend string) {
 			mustRun(t, "pg_dump", "--format=custom", "--file="+file, url)
 			return func(t *testing.T) {
 				mustRun(t, "pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", "--dbname="+url, file)
+				resolverFunctionsBack(t, url)
 			}
 		}
 	case "sqlite":
@@ -209,6 +210,12 @@ func restoreDrill(t *testing.T, backend string) {
 		if !strings.Contains(out, want) {
 			t.Errorf("restore-check --dry-run does not list %q:\n%s", want, out)
 		}
+	}
+	// It changed nothing, and its log must not say otherwise to an
+	// operator reading it during a restore.
+	if strings.Contains(errOut, "backup) applied again") || strings.Contains(errOut, "database applied again") ||
+		!strings.Contains(errOut, "would be applied again (dry run)") {
+		t.Errorf("restore-check --dry-run logs revocations as applied:\n%s", errOut)
 	}
 	n = startBroker(t, env, "--dev")
 	c.node = n
@@ -363,5 +370,33 @@ func mustRun(t *testing.T, name string, args ...string) {
 	cmd.WaitDelay = time.Second
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// resolverFunctionsBack runs the operations guide's SQL that gives the
+// credential-to-tenant functions back to idbroker_resolver after a
+// pg_restore --no-owner made them the restoring user's, and checks that
+// they are its again: the step is a block of the runbook, so it must run
+// as written.
+func resolverFunctionsBack(t *testing.T, url string) {
+	t.Helper()
+	page, err := os.ReadFile("../../docs/reference/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```sql\n([^`]*OWNER TO idbroker_resolver[^`]*)```").FindAllStringSubmatch(string(page), -1)
+	if len(blocks) != 1 {
+		t.Fatalf("operations.md has %d sql blocks giving functions to idbroker_resolver, want 1", len(blocks))
+	}
+	sql := regexp.MustCompile("(?m)^   ").ReplaceAllString(blocks[0][1], "") // the block is indented in a list
+	file := filepath.Join(t.TempDir(), "owners.sql")
+	if err := os.WriteFile(file, []byte(sql), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "psql", "-v", "ON_ERROR_STOP=1", "-q", "-f", file, url)
+	out, err := exec.Command("psql", "-Atc", `SELECT DISTINCT pg_get_userbyid(proowner) FROM pg_proc
+		WHERE pronamespace = 'public'::regnamespace AND prosecdef`, url).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "idbroker_resolver" {
+		t.Fatalf("owners of the SECURITY DEFINER functions after the runbook: %q %v, want idbroker_resolver", out, err)
 	}
 }
