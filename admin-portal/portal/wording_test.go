@@ -35,7 +35,11 @@ func TestGenericIdPsAreNamedInPlainWords(t *testing.T) {
 		// An OIDC connection of a named IdP stays that IdP's wizard at
 		// every step, not the generic one's.
 		{"okta-oidc", []string{"Create the app in Okta", "Connect Okta", "Sign-in redirect URIs", "Issuer URI"}, []string{"your identity provider"}},
-		{"entra-oidc", []string{"Create the app in Microsoft Entra ID", "Connect Microsoft Entra ID", "App registrations", "Directory (tenant) ID"}, []string{"your identity provider"}},
+		{"entra-oidc", []string{"Create the app in Microsoft Entra ID", "Connect Microsoft Entra ID", "App registrations", "Directory (tenant) ID",
+			"Cloud-only group display names"}, []string{"your identity provider"}},
+		// Entra's group claim sends object ids by default: an admin who
+		// follows the wizard must learn how to send names.
+		{"entra", []string{"Create the app in Microsoft Entra ID", "Add a group claim", "Cloud-only group display names"}, nil},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			resp, body := post(t, c, h.url+"/portal/sso/new", url.Values{"csrf_token": {csrfOf(t, choose)}, "idp": {tc.key}})
