@@ -3,9 +3,11 @@ package connections
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"strings"
 
 	"github.com/idbroker/idbroker/store"
@@ -192,7 +194,22 @@ func (r *Registry) updateOnce(ctx context.Context, id string, u Update, hook Hoo
 // unchanged reports whether an update leaves a connection as it was read:
 // same name, status, settings and secrets.
 func unchanged(a, b store.Connection) bool {
-	return a.Name == b.Name && a.Status == b.Status && bytes.Equal(a.Config, b.Config) && maps.Equal(a.Secrets, b.Secrets)
+	return a.Name == b.Name && a.Status == b.Status && sameJSON(a.Config, b.Config) && maps.Equal(a.Secrets, b.Secrets)
+}
+
+// sameJSON reports whether two JSON documents hold the same value. The
+// settings read back from PostgreSQL are jsonb's rendering (its key order,
+// its spaces), never the bytes the type marshalled, so comparing bytes
+// took every PATCH there for a change: a new version, an audit row.
+func sameJSON(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
 }
 
 // DeleteConnection removes a connection of the tenant in ctx and ends its
