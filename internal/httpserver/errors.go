@@ -252,12 +252,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if (e.Status == http.StatusInternalServerError || e.Status == http.StatusServiceUnavailable) && id != "" {
 		msg = fmt.Sprintf("%s (request id %s)", msg, id)
 	}
-	if c.Request().Method == http.MethodHead {
-		err = c.NoContent(e.Status)
-	} else {
-		err = c.JSON(e.Status, ErrorBody{Error: ErrorDetail{Code: e.Code, Message: msg, Field: e.Field, RequestID: id}})
-	}
-	if err != nil {
+	// HEAD too: it gets the GET's headers, Content-Type and Content-Length
+	// included (RFC 9110 §9.3.2), and net/http drops the body.
+	if err := c.JSON(e.Status, ErrorBody{Error: ErrorDetail{Code: e.Code, Message: msg, Field: e.Field, RequestID: id}}); err != nil {
 		s.log.WarnContext(c.Request().Context(), "writing error response", "request_id", id, "error", err)
 	}
 }
