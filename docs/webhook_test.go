@@ -180,6 +180,38 @@ func TestWebhookVerify(t *testing.T) {
 	}
 }
 
+// TestWebhookRotationHeaderOrder: during a rotation the header is
+// t=…,v1=<new>,v1=<old>, as events.md shows. The page warns that a parser
+// keeping one value per key (a map, Python's dict of the pairs) keeps the
+// last, the old secret's, and so refuses every delivery once the receiver
+// holds the new secret before the overlap ends; this holds the order that
+// warning describes.
+func TestWebhookRotationHeaderOrder(t *testing.T) {
+	now := time.Now()
+	body := []byte(`{"id":"evt_1"}`)
+	header := events.Sign("idb_whsec_new", now, body, "idb_whsec_old")
+	parts := strings.Split(header, ",")
+	if len(parts) != 3 || !strings.HasPrefix(parts[0], "t=") {
+		t.Fatalf("header %q", header)
+	}
+	last := map[string]string{}
+	for _, p := range parts {
+		k, v, _ := strings.Cut(p, "=")
+		last[k] = v
+	}
+	one := func(secret string) bool {
+		return verify(secret, "t="+last["t"]+",v1="+last["v1"], body, now)
+	}
+	if one("idb_whsec_new") || !one("idb_whsec_old") {
+		t.Errorf("a map of the pairs keeps the new secret's signature, not the old one's as events.md says: %q", header)
+	}
+	for _, secret := range []string{"idb_whsec_new", "idb_whsec_old"} {
+		if !verify(secret, header, body, now) {
+			t.Errorf("the documented verify refuses the overlap with %s", secret)
+		}
+	}
+}
+
 func TestWebhookHandler(t *testing.T) {
 	const secret = "idb_whsec_test"
 	var mu sync.Mutex
@@ -287,6 +319,27 @@ func TestWebhookNodeSample(t *testing.T) {
 	stale, staleHeader := signed(t, secret, time.Now().Add(-10*time.Minute), Event{ID: "evt_2", Type: "session.revoked"})
 	if code, err := post(stale, staleHeader); err != nil || code != http.StatusUnauthorized {
 		t.Errorf("stale signature: %d %v, want 401", code, err)
+	}
+	// A secret rotation's overlap: two v1 values, the new secret's first.
+	// The sample accepts the delivery holding either secret, and refuses
+	// it when neither is its own.
+	for _, c := range []struct {
+		name    string
+		current string
+		prev    []string
+		want    int
+	}{
+		{"rotation, the sample holds the old secret", "idb_whsec_new", []string{secret}, http.StatusNoContent},
+		{"rotation, the sample holds the new secret", secret, []string{"idb_whsec_old"}, http.StatusNoContent},
+		{"rotation, neither is its secret", "idb_whsec_new", []string{"idb_whsec_old"}, http.StatusUnauthorized},
+	} {
+		body, err := json.Marshal(Event{ID: "evt_" + strings.ReplaceAll(c.name, " ", "_"), Type: "session.revoked"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, err := post(body, events.Sign(c.current, time.Now(), body, c.prev...)); err != nil || code != c.want {
+			t.Errorf("%s: %d %v, want %d", c.name, code, err, c.want)
+		}
 	}
 }
 
