@@ -180,16 +180,16 @@ func (a *API) Mount(e *echo.Echo) {
 	g := e.Group(apiBase, mw...)
 
 	g.POST("/tenants", a.createTenant)
-	g.GET("/tenants", a.listTenants)
+	getAndHead(g, "/tenants", a.listTenants)
 	g.POST("/tenants/:id/restore", a.restoreTenant)
 
 	t := g.Group("/tenants/:id", a.loadTenant, a.forgetTenantOnChange)
-	t.GET("", a.getTenant)
+	getAndHead(t, "", a.getTenant)
 	t.PATCH("", a.updateTenant)
 	t.DELETE("", a.deleteTenant)
-	t.GET("/domains", a.listDomains)
+	getAndHead(t, "/domains", a.listDomains)
 	t.POST("/domains", a.addDomain)
-	t.GET("/domains/:dom", a.getDomain)
+	getAndHead(t, "/domains/:dom", a.getDomain)
 	t.DELETE("/domains/:dom", a.deleteDomain)
 	t.POST("/domains/:dom/verify", a.verifyDomain)
 
@@ -201,7 +201,7 @@ func (a *API) Mount(e *echo.Echo) {
 	if a.logouts != nil {
 		a.mountLogouts(t)
 	}
-	g.GET("/audit_events", a.listAuditEvents)
+	getAndHead(g, "/audit_events", a.listAuditEvents)
 
 	a.mountApplications(g)
 	if a.sessions != nil {
@@ -211,4 +211,18 @@ func (a *API) Mount(e *echo.Echo) {
 	if a.portal != nil {
 		g.POST("/portal_links", a.createPortalLink)
 	}
+}
+
+// getAndHead registers h for GET and for HEAD at path of g. RFC 9110
+// §9.3.2: a server that answers GET answers HEAD the same, status and
+// headers (ETag, Content-Type, Content-Length where GET has one), without
+// the body, which net/http drops. Registering HEAD as a route of its own
+// also puts it in the Allow of the path's 405s.
+func getAndHead(g *echo.Group, path string, h echo.HandlerFunc) {
+	g.Match([]string{http.MethodGet, http.MethodHead}, path, h)
+}
+
+// readOnly reports whether method only reads (GET, HEAD).
+func readOnly(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead
 }

@@ -50,8 +50,8 @@ const (
 // logged with the operator's key id instead.
 func (a *API) mountApplications(g *echo.Group) {
 	g.POST("/applications", a.createApplication)
-	g.GET("/applications", a.listApplications)
-	g.GET("/applications/:app", a.getApplication)
+	getAndHead(g, "/applications", a.listApplications)
+	getAndHead(g, "/applications/:app", a.getApplication)
 	g.PATCH("/applications/:app", a.updateApplication)
 	g.DELETE("/applications/:app", a.deleteApplication)
 	g.POST("/applications/:app/secret", a.rotateApplicationSecret)

@@ -14,7 +14,7 @@ import (
 func (a *API) forgetTenantOnChange(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		err := next(c)
-		if a.connections != nil && err == nil && c.Request().Method != http.MethodGet &&
+		if a.connections != nil && err == nil && !readOnly(c.Request().Method) &&
 			c.Response().Status < http.StatusBadRequest {
 			a.connections.ForgetTenant(tenantOf(c).ID)
 		}

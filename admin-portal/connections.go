@@ -25,9 +25,9 @@ func (a *API) mountConnections(g, tenant *echo.Group) {
 		return
 	}
 	tenant.POST("/connections", a.createConnection)
-	tenant.GET("/connections", a.listConnections)
+	getAndHead(tenant, "/connections", a.listConnections)
 	c := g.Group("/connections/:conn", a.loadConnectionTenant)
-	c.GET("", a.getConnection)
+	getAndHead(c, "", a.getConnection)
 	c.PATCH("", a.updateConnection)
 	c.DELETE("", a.deleteConnection)
 }

@@ -30,9 +30,12 @@ func decodeJSON(c echo.Context, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return invalid("", "request body is required: a JSON object")
 	}
-	if mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
-		return httpserver.NewError(http.StatusUnsupportedMediaType, httpserver.CodeUnsupportedMediaType,
-			"Content-Type must be application/json")
+	if mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); err != nil || !acceptedBody(req.Method, mt) {
+		msg := "Content-Type must be application/json"
+		if req.Method == http.MethodPatch {
+			msg = "Content-Type must be application/json or application/merge-patch+json"
+		}
+		return httpserver.NewError(http.StatusUnsupportedMediaType, httpserver.CodeUnsupportedMediaType, msg)
 	}
 	// A compressed body would otherwise be read as malformed JSON, or a
 	// body mislabelled as compressed taken as it is (RFC 9110 §15.5.16).
@@ -55,6 +58,21 @@ func decodeJSON(c echo.Context, dst any) error {
 		return invalid("", "request body must hold one JSON object and nothing after it")
 	}
 	return refuseNUL(body)
+}
+
+// mimeMergePatch is RFC 7396's JSON merge patch. Every PATCH of the API
+// already reads its body as one: a field left out is kept, a field sent
+// replaces the value (an object of settings field by field, a list
+// whole), and null unsets a field that may have no value. A field that
+// always has one refuses null with a 400 rather than pretend to remove
+// it; RFC 7396 leaves the validity of the result to the resource.
+const mimeMergePatch = "application/merge-patch+json"
+
+// acceptedBody reports whether a body of media type mt is read for a
+// request of method: JSON always, a JSON merge patch for PATCH, which
+// clients built on RFC 7396 (Kubernetes', many HTTP libraries') label so.
+func acceptedBody(method, mt string) bool {
+	return mt == echo.MIMEApplicationJSON || (method == http.MethodPatch && mt == mimeMergePatch)
 }
 
 // refuseNUL refuses a body with a NUL character (\u0000) in any string or

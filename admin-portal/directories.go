@@ -28,16 +28,16 @@ func (a *API) mountDirectories(g, tenant *echo.Group) {
 		return
 	}
 	tenant.POST("/directories", a.createDirectory)
-	tenant.GET("/directories", a.listDirectories)
+	getAndHead(tenant, "/directories", a.listDirectories)
 	d := g.Group("/directories/:dir", a.loadDirectory)
-	d.GET("", a.getDirectory)
+	getAndHead(d, "", a.getDirectory)
 	d.DELETE("", a.deleteDirectory)
 	d.POST("/token", a.rotateDirectoryToken)
 	d.DELETE("/token/previous", a.endDirectoryTokenOverlap)
-	d.GET("/users", a.listDirectoryUsers)
-	d.GET("/users/:usr", a.getDirectoryUser)
-	d.GET("/groups", a.listDirectoryGroups)
-	d.GET("/groups/:grp", a.getDirectoryGroup)
+	getAndHead(d, "/users", a.listDirectoryUsers)
+	getAndHead(d, "/users/:usr", a.getDirectoryUser)
+	getAndHead(d, "/groups", a.listDirectoryGroups)
+	getAndHead(d, "/groups/:grp", a.getDirectoryGroup)
 }
 
 // directoryJSON is a directory as the API shows it. BearerToken is set

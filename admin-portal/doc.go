@@ -9,6 +9,10 @@
 // tenant-scoped store call, and every mutation appends its audit row in the
 // same transaction as the change.
 //
+// Every GET route also answers HEAD (getAndHead), and a PATCH body may be
+// labelled application/merge-patch+json (RFC 7396), which is how every
+// PATCH already reads its body.
+//
 // Errors are answered as {"error": {"code", "message", "field"?,
 // "request_id"}}: 400 invalid_request for malformed or invalid input (field
 // names the culprit: "name", "saml.idp_metadata_url"), 401 unauthorized,

@@ -23,7 +23,7 @@ type LogoutStore interface {
 // redeliver action. The tenant comes from the route, checked by
 // loadTenant; another tenant's logout is a 404.
 func (a *API) mountLogouts(tenant *echo.Group) {
-	tenant.GET("/logouts", a.listLogouts)
+	getAndHead(tenant, "/logouts", a.listLogouts)
 	tenant.POST("/logouts/:blo/redeliver", a.redeliverLogout)
 }
 

@@ -12,7 +12,7 @@ func (a *API) mountSLO(t *echo.Group) {
 	if a.slo == nil {
 		return
 	}
-	t.GET("/slo", a.getSLO)
+	getAndHead(t, "/slo", a.getSLO)
 }
 
 // getSLO answers the tenant's service levels over the last hour, day and

@@ -19,8 +19,8 @@ func (a *API) mountUsage(g, t *echo.Group) {
 	if a.usage == nil {
 		return
 	}
-	t.GET("/usage", a.getUsage)
-	g.GET("/usage/export", a.exportUsage)
+	getAndHead(t, "/usage", a.getUsage)
+	getAndHead(g, "/usage/export", a.exportUsage)
 }
 
 type usageJSON struct {

@@ -29,15 +29,15 @@ const maxWebhookEvents = 50
 
 // mountEvents registers the event stream and webhook calls.
 func (a *API) mountEvents(g *echo.Group) {
-	g.GET("/events", a.listEvents)
+	getAndHead(g, "/events", a.listEvents)
 	g.POST("/webhooks", a.createWebhook)
-	g.GET("/webhooks", a.listWebhooks)
+	getAndHead(g, "/webhooks", a.listWebhooks)
 	w := g.Group("/webhooks/:wh", a.loadWebhook)
-	w.GET("", a.getWebhook)
+	getAndHead(w, "", a.getWebhook)
 	w.PATCH("", a.updateWebhook)
 	w.DELETE("", a.deleteWebhook)
 	w.POST("/secret", a.rotateWebhookSecret)
-	w.GET("/deliveries", a.listDeliveries)
+	getAndHead(w, "/deliveries", a.listDeliveries)
 }
 
 // WebhookSecretOverlap is how long after a rotation deliveries are signed

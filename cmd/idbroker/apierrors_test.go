@@ -191,9 +191,9 @@ func TestWrongMethodIs405EverywhereWithAllow(t *testing.T) {
 		allow                   string // want the header to list exactly these, OPTIONS aside
 		format                  func(answer) bool
 	}{
-		{"API collection", "PUT", "/api/v1/tenants", apiKey, 405, "GET, POST", func(a answer) bool { return isAPIError(a, "method_not_allowed") }},
-		{"API resource", "POST", "/api/v1/tenants/" + tenant.ID, apiKey, 405, "GET, PATCH, DELETE", func(a answer) bool { return isAPIError(a, "method_not_allowed") }},
-		{"API connection", "PUT", "/api/v1/connections/" + conn.ID, apiKey, 405, "GET, PATCH, DELETE", func(a answer) bool { return isAPIError(a, "method_not_allowed") }},
+		{"API collection", "PUT", "/api/v1/tenants", apiKey, 405, "GET, HEAD, POST", func(a answer) bool { return isAPIError(a, "method_not_allowed") }},
+		{"API resource", "POST", "/api/v1/tenants/" + tenant.ID, apiKey, 405, "GET, HEAD, PATCH, DELETE", func(a answer) bool { return isAPIError(a, "method_not_allowed") }},
+		{"API connection", "PUT", "/api/v1/connections/" + conn.ID, apiKey, 405, "GET, HEAD, PATCH, DELETE", func(a answer) bool { return isAPIError(a, "method_not_allowed") }},
 		{"API action", "GET", "/api/v1/tenants/" + tenant.ID + "/restore", apiKey, 405, "POST", func(a answer) bool { return isAPIError(a, "method_not_allowed") }},
 		{"API without a key learns nothing", "PUT", "/api/v1/tenants", "", 401, "", func(a answer) bool { return isAPIError(a, "unauthorized") }},
 		{"API unknown path", "GET", "/api/v1/nowhere", apiKey, 404, "", func(a answer) bool { return isAPIError(a, "not_found") }},

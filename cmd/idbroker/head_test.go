@@ -97,7 +97,9 @@ var scimHeadRoutes = []string{
 }
 
 // TestHeadOnlyOnReadOnlyRoutes walks the router serve builds: exactly
-// headRoutes and scimHeadRoutes take HEAD, so that no state-changing or
+// headRoutes, scimHeadRoutes and the GETs of the operator API (reads, each
+// of which changes nothing; admin-portal tests them in
+// TestHeadAnswersAsGet) take HEAD, so that no state-changing or
 // one-time GET gains it by accident. (Routes registered for every method, echo's Any, are
 // left out: their handlers choose by method, and refuse HEAD.) Then it
 // shows why: a HEAD of a portal setup link is refused and leaves the link
@@ -105,15 +107,22 @@ var scimHeadRoutes = []string{
 func TestHeadOnlyOnReadOnlyRoutes(t *testing.T) {
 	t.Parallel()
 	w := startWired(t, false)
-	var head []string
+	var head, apiGets []string
 	anyMethod := map[string]bool{}
 	for _, r := range w.echo.Routes() {
 		switch r.Method {
 		case http.MethodHead:
 			head = append(head, r.Path)
+		case http.MethodGet:
+			if strings.HasPrefix(r.Path, "/api/v1/") && r.Path != openapi.Path {
+				apiGets = append(apiGets, r.Path)
+			}
 		case echo.PROPFIND: // only Any registers it
 			anyMethod[r.Path] = true
 		}
+	}
+	if len(apiGets) < 20 {
+		t.Fatalf("only %d GET routes under /api/v1: is the operator API mounted?", len(apiGets))
 	}
 	var got []string
 	for _, p := range head {
@@ -122,7 +131,7 @@ func TestHeadOnlyOnReadOnlyRoutes(t *testing.T) {
 		}
 	}
 	slices.Sort(got)
-	want := slices.Sorted(slices.Values(slices.Concat(headRoutes, scimHeadRoutes)))
+	want := slices.Sorted(slices.Values(slices.Concat(headRoutes, scimHeadRoutes, apiGets)))
 	if !slices.Equal(got, want) {
 		t.Errorf("routes that take HEAD = %q, want exactly %q", got, want)
 	}

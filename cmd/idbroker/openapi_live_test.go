@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -235,9 +236,36 @@ func (c *apiClient) do(method, path string, body any, want int, opts ...func(map
 	if want != 0 && a.status != want {
 		c.t.Fatalf("%s %s = %d, want %d: %s", method, path, a.status, want, truncate(a.body))
 	}
+	if method == http.MethodGet {
+		c.sameAsHead(path, h, a)
+	}
 	var out map[string]any
 	_ = json.Unmarshal(a.body, &out)
 	return out
+}
+
+// sameAsHead asks path with HEAD and checks that it answers what the GET
+// did (get), without a body (RFC 9110 §9.3.2): every GET of the API takes
+// HEAD, which the document says once rather than per operation.
+func (c *apiClient) sameAsHead(path string, h map[string]string, get httpAnswer) {
+	c.t.Helper()
+	a, err := httpDo(http.MethodHead, c.w.url+path, h, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if a.status != get.status || len(a.body) != 0 {
+		c.t.Errorf("HEAD %s = %d with %d bytes of body; GET answered %d", path, a.status, len(a.body), get.status)
+	}
+	for _, k := range []string{"Content-Type", "ETag", "Allow", "Cache-Control", "Location"} {
+		if a.header.Get(k) != get.header.Get(k) {
+			c.t.Errorf("HEAD %s: %s %q, GET's %q", path, k, a.header.Get(k), get.header.Get(k))
+		}
+	}
+	// A GET whose length was known says it; the HEAD says the same one
+	// (net/http counts the body the handler wrote and dropped).
+	if cl := get.header.Get("Content-Length"); cl != "" && a.header.Get("Content-Length") != cl {
+		c.t.Errorf("HEAD %s: Content-Length %q, GET's %q", path, a.header.Get("Content-Length"), cl)
+	}
 }
 
 func header(k, v string) func(map[string]string) {
