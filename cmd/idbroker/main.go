@@ -178,8 +178,14 @@ Usage:
 Commands:
 
 `)
+	// As wide as the longest name, so that every summary starts in one
+	// column ("restore-check" outgrew a fixed width).
+	width := 0
 	for _, cmd := range commands() {
-		fmt.Fprintf(&b, "\t%-12s %s\n", cmd.name, cmd.summary)
+		width = max(width, len(cmd.name))
+	}
+	for _, cmd := range commands() {
+		fmt.Fprintf(&b, "\t%-*s  %s\n", width, cmd.name, cmd.summary)
 	}
 	b.WriteString(`
 Run "idbroker <command> --help" for a command's flags and examples.
