@@ -153,3 +153,68 @@ func TestMAUCountsTokenUseInANewMonth(t *testing.T) {
 		})
 	}
 }
+
+// TestMAUOfASignInAcrossMidnight: a sign-in whose user is provisioned (and
+// its Login recorded) at 23:59:59.9 on the last day of a month and whose
+// session is created a moment after midnight has its user.active record in
+// the month that ended and its auth_time in the new one. The user's
+// refreshes in the new month make them active in it: the auth_time is no
+// proof the new month counted them. Before, it was taken for one, and the
+// user went unbilled all month.
+func TestMAUOfASignInAcrossMidnight(t *testing.T) {
+	for _, be := range []struct {
+		name string
+		node func(t *testing.T, tweak func(*broker.Config)) *node
+	}{
+		{"sqlite+memory", func(t *testing.T, tweak func(*broker.Config)) *node {
+			mem := sessions.NewMemory()
+			return newNodeServer(t, storetest.SQLite(t), mem, mem, "", httpserver.Config{}, tweak)
+		}},
+		{"postgres+redis", func(t *testing.T, tweak func(*broker.Config)) *node {
+			r := sessionstest.NewRedis(t)
+			return newNodeServer(t, storetest.Postgres(t), r, r, "", httpserver.Config{}, tweak)
+		}},
+	} {
+		t.Run(be.name, func(t *testing.T) {
+			clock := &steppedClock{}
+			real := time.Now().UTC()
+			thisMonth := time.Date(real.Year(), real.Month(), 1, 0, 0, 0, 0, time.UTC)
+			// The broker's clock is past midnight when it creates the
+			// session; the meter's, standing for the provisioning a moment
+			// before, is 200 ms behind it.
+			clock.set(thisMonth.Add(100 * time.Millisecond))
+			provisioning := func() time.Time { return clock.now().Add(-200 * time.Millisecond) }
+			var m *usage.Meter
+			n := be.node(t, func(c *broker.Config) {
+				m = usage.New(c.Store.(usage.Store), provisioning, nil)
+				c.Usage, c.Now, c.SessionTTL, c.SSOTTL = m, clock.now, 90*24*time.Hour, 90*24*time.Hour
+			})
+			tn := n.tenant("Acme", "acme.test", alice("acme.test"))
+			a := n.app(store.Application{RefreshTokenTTL: 90 * 24 * time.Hour})
+			tok, err := a.Conf.Exchange(context.Background(), code(t, a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}})))
+			if err != nil {
+				t.Fatalf("exchange: %v", err)
+			}
+			report := func(from, to time.Time) usage.Totals {
+				t.Helper()
+				total, _, err := m.Report(store.WithTenant(context.Background(), tn.ID), from, to, usage.Month)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return total
+			}
+			last, next := thisMonth.AddDate(0, -1, 0), thisMonth.AddDate(0, 1, 0)
+			if got := report(last, thisMonth); got.Logins != 1 || got.MAU != 1 {
+				t.Fatalf("the month that ended: %+v, want the login and its user", got)
+			}
+			// Later this month, the application refreshes.
+			clock.set(thisMonth.Add(2 * time.Hour))
+			if _, err := a.Conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+				t.Fatalf("refresh: %v", err)
+			}
+			if got := report(thisMonth, next); got.Logins != 0 || got.MAU != 1 {
+				t.Fatalf("this month: %+v, want no login and 1 active user", got)
+			}
+		})
+	}
+}
