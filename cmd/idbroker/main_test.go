@@ -94,6 +94,9 @@ func childCommand(ctx context.Context, env map[string]string, args ...string) *e
 	return cmd
 }
 
+// raceReport opens every report of the race detector.
+const raceReport = "WARNING: DATA RACE"
+
 // childGORACE is the race detector's options for a child: this process's
 // GORACE plus atexit_sleep_ms=0 unless it sets that itself. By default a
 // race-enabled process sleeps a second when it exits (for goroutines still
@@ -126,6 +129,9 @@ func runBinary(t *testing.T, env map[string]string, args ...string) (stdout, std
 		code = exitErr.ExitCode()
 	default:
 		t.Fatalf("run idbroker %v: %v", args, err)
+	}
+	if strings.Contains(errOut.String(), raceReport) {
+		t.Errorf("idbroker %v reported a data race:\n%s", args, errOut.String())
 	}
 	return out.String(), errOut.String(), code
 }
@@ -220,13 +226,18 @@ func tryStartBroker(t *testing.T, env map[string]string, args ...string) (*node,
 	t.Cleanup(func() {
 		select {
 		case <-b.done:
-			return
 		default:
+			b.cmd.Process.Kill()
+			<-b.done
 		}
-		b.cmd.Process.Kill()
-		<-b.done
-		if t.Failed() {
-			t.Logf("idbroker output:\n%s", b.output)
+		// The race detector reports as it detects, so a race in a broker
+		// the test killed is in its output even though no exit status 66
+		// was seen.
+		switch out := b.output.String(); {
+		case strings.Contains(out, raceReport):
+			t.Errorf("idbroker reported a data race; output:\n%s", out)
+		case t.Failed():
+			t.Logf("idbroker output:\n%s", out)
 		}
 	})
 	return b, b.waitReady(addr)
