@@ -152,8 +152,12 @@ func (s *Server) Freeze() { s.signalAll(syscall.SIGSTOP) }
 // Thaw continues a frozen server.
 func (s *Server) Thaw() { s.signalAll(syscall.SIGCONT) }
 
-// signalAll sends sig to the postmaster (from postmaster.pid) and to its
-// children (backends and background workers), found through /proc.
+// signalAll sends sig to the postmaster (from postmaster.pid) and then to
+// its children (backends and background workers), found through /proc
+// after the postmaster has it: a backend forked while the children were
+// listed (a pool opening a connection) would otherwise miss a SIGSTOP and
+// go on answering. A stopped postmaster forks no more, so one listing
+// after it is complete.
 func (s *Server) signalAll(sig syscall.Signal) {
 	s.t.Helper()
 	raw, err := os.ReadFile(filepath.Join(s.dir, "postmaster.pid"))
@@ -165,7 +169,15 @@ func (s *Server) signalAll(sig syscall.Signal) {
 	if err != nil {
 		s.t.Fatalf("testdb: postmaster.pid: %v", err)
 	}
-	pids := []int{pm}
+	signal := func(pid int) {
+		if err := syscall.Kill(pid, sig); err != nil && err != syscall.ESRCH {
+			s.t.Fatalf("testdb: signal %d: %v", pid, err)
+		}
+	}
+	signal(pm)
+	if sig == syscall.SIGSTOP {
+		waitStopped(pm)
+	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, p := range procs {
 		stat, err := os.ReadFile(p)
@@ -178,12 +190,23 @@ func (s *Server) signalAll(sig syscall.Signal) {
 		f := strings.Fields(rest)
 		if len(f) > 1 && f[1] == strconv.Itoa(pm) {
 			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			pids = append(pids, pid)
+			signal(pid)
 		}
 	}
-	for _, pid := range pids {
-		if err := syscall.Kill(pid, sig); err != nil && err != syscall.ESRCH {
-			s.t.Fatalf("testdb: signal %d: %v", pid, err)
+}
+
+// waitStopped waits (briefly) until pid's state is T: SIGSTOP is delivered
+// asynchronously, and a fork under way completes before it, so the child
+// must be in /proc before the postmaster is read as stopped.
+func waitStopped(pid int) {
+	for range 200 {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return
 		}
+		if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 0 && f[0] == "T" {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
