@@ -108,7 +108,9 @@ func TestFailingWebhookDisabledOnTwoNodes(t *testing.T) {
 	}
 
 	// Days of failures, as far as the broker can tell.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// The context outlives a node's restart and two waits below, each up
+	// to 30 s on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, env[envDatabaseURL])
 	if err != nil {
