@@ -46,6 +46,14 @@ type Meter struct {
 	mu     sync.Mutex
 	active map[string]struct{}
 	month  string
+	// snapped holds the tenants this node has snapshotted on snapDay:
+	// the day's first snapshot is the one kept, so the hourly passes
+	// after it skip them rather than count every tenant's connections
+	// and directory users again (at 5,000 tenants, 20,000 statements an
+	// hour per node, to write nothing). One entry per tenant, cleared
+	// when the UTC day turns.
+	snapped map[string]struct{}
+	snapDay string
 }
 
 // maxActiveMemo bounds Meter.active: past it the memo starts over, which
@@ -181,12 +189,12 @@ func (m *Meter) SCIMOperation(ctx context.Context, op string) error {
 // this node or another, write nothing.
 func (m *Meter) Snapshot(ctx context.Context, tenantID string) error {
 	ctx = store.WithTenant(ctx, tenantID)
+	at := m.now().UTC()
+	day := at.Format(time.DateOnly)
 	conns, users, err := m.st.UsageCounts(ctx)
 	if err != nil {
 		return fmt.Errorf("usage: snapshot %s: %w", tenantID, err)
 	}
-	at := m.now().UTC()
-	day := at.Format(time.DateOnly)
 	for _, r := range []store.UsageRecord{
 		{Meter: store.MeterConnections, Value: conns},
 		{Meter: store.MeterDirectoryUsers, Value: users},
@@ -197,11 +205,27 @@ func (m *Meter) Snapshot(ctx context.Context, tenantID string) error {
 			return fmt.Errorf("usage: snapshot %s: %w", tenantID, err)
 		}
 	}
+	m.mu.Lock()
+	if m.snapDay != day {
+		m.snapped, m.snapDay = map[string]struct{}{}, day
+	}
+	m.snapped[tenantID] = struct{}{}
+	m.mu.Unlock()
 	return nil
 }
 
+// snappedToday reports whether this node has snapshotted tenantID today.
+func (m *Meter) snappedToday(tenantID string) bool {
+	day := m.now().UTC().Format(time.DateOnly)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.snapped[tenantID]
+	return ok && m.snapDay == day
+}
+
 // SnapshotAll snapshots every tenant but the deleted and the cancelled
-// ones, going on past a failing one; it returns the first error.
+// ones, and those this node has snapshotted today already, going on past
+// a failing one; it returns the first error.
 func (m *Meter) SnapshotAll(ctx context.Context) error {
 	var first error
 	p := store.Page{Limit: 100}
@@ -216,7 +240,7 @@ func (m *Meter) SnapshotAll(ctx context.Context) error {
 			// are a cancelled one's, whose service has ended (only DELETE
 			// follows). A paused one is on a break it may come back
 			// from, with its configuration kept: still counted.
-			if t.Status == store.TenantDeleted || t.Status == store.TenantCancelled {
+			if t.Status == store.TenantDeleted || t.Status == store.TenantCancelled || m.snappedToday(t.ID) {
 				continue
 			}
 			if err := m.Snapshot(ctx, t.ID); err != nil {

@@ -471,3 +471,58 @@ func TestExportPages(t *testing.T) {
 		}
 	}
 }
+
+// countingStore counts the tenants a snapshot pass counts.
+type countingStore struct {
+	usage.Store
+	counts int
+}
+
+func (s *countingStore) UsageCounts(ctx context.Context) (int64, int64, error) {
+	s.counts++
+	return s.Store.UsageCounts(ctx)
+}
+
+// TestSnapshotAllOncePerDay: the hourly passes after the day's first
+// snapshot count no tenant again on this node (with thousands of tenants
+// each pass cost four statements per tenant, to write nothing); a tenant
+// created since, and every tenant the next day, is counted.
+func TestSnapshotAllOncePerDay(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			db := b.open(t)
+			clk := &clock{time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+			st := &countingStore{Store: db}
+			m := usage.New(st, clk.now, nil)
+			for _, name := range []string{"A", "B", "C"} {
+				tenant(t, db, name)
+			}
+			pass := func(want int) {
+				t.Helper()
+				st.counts = 0
+				if err := m.SnapshotAll(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if st.counts != want {
+					t.Fatalf("%s: the pass counted %d tenants, want %d", clk.t, st.counts, want)
+				}
+			}
+			pass(3)
+			clk.t = clk.t.Add(time.Hour)
+			pass(0)
+			late, _ := tenant(t, db, "Late")
+			pass(1)
+			clk.t = time.Date(2026, 12, 2, 0, 5, 0, 0, time.UTC)
+			pass(4)
+			from, to := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+			days, err := db.UsageByDay(late, from, to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(days) != 4 { // two meters, two days
+				t.Fatalf("the late tenant's usage days %+v, want two meters on each of two days", days)
+			}
+		})
+	}
+}
