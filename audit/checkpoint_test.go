@@ -1,12 +1,17 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,4 +126,119 @@ func TestCheckpointHeadsAndSignature(t *testing.T) {
 			t.Errorf("%s: %v, want ErrCheckpoint", name, err)
 		}
 	}
+}
+
+// TestCheckpointParts: at thousands of tenants one checkpoint line was
+// hundreds of KiB, past what log pipelines carry. Run logs it in parts of
+// audit.PartChains chains, each line under 16 KiB, each signed, and the
+// parts join to the checkpoint signed whole; a part alone, a part of
+// another checkpoint, a part twice or a part missing do not pass.
+func TestCheckpointParts(t *testing.T) {
+	db := storetest.SQLite(t)
+	ctx := context.Background()
+	for i := range 2*audit.PartChains + 10 {
+		tn, err := db.CreateTenant(ctx, store.Tenant{Name: fmt.Sprint("T", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.AppendAudit(store.WithTenant(ctx, tn.ID), store.AuditEvent{Action: "tenant.created"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newTestSigner(t, "key_1")
+	var logs syncBuffer
+	cp := &audit.Checkpointer{Store: db, Signer: s, Log: slog.New(slog.NewJSONHandler(&logs, nil))}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); cp.Run(runCtx, time.Hour) }()
+	var lines []string
+	for deadline := time.Now().Add(time.Minute); len(lines) < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("logged %q", logs.String())
+		}
+		lines = strings.Split(strings.TrimSpace(logs.String()), "\n")
+		if lines[0] == "" {
+			lines = nil
+		}
+	}
+	cancel()
+	<-done
+	var jwss []string
+	for _, line := range lines {
+		if len(line) > 16<<10 {
+			t.Errorf("a checkpoint line of %d bytes", len(line))
+		}
+		var rec struct {
+			Checkpoint  string
+			Part, Parts int
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Parts != 3 {
+			t.Fatalf("line %s: %+v, %v", line, rec, err)
+		}
+		jwss = append(jwss, rec.Checkpoint)
+	}
+	whole, _, err := cp.Take(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In any order, as lines of several nodes interleave.
+	joined, err := audit.OpenCheckpoints([]string{jwss[2], jwss[0], jwss[1]}, s.jwks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(joined.Chains) != len(whole.Chains) {
+		t.Fatalf("joined %d chains, want %d", len(joined.Chains), len(whole.Chains))
+	}
+	for id, h := range whole.Chains {
+		if joined.Chains[id] != h {
+			t.Errorf("%s: %+v, want %+v", id, joined.Chains[id], h)
+		}
+	}
+	other, err := whole.SignParts(s, 0)
+	if err != nil || len(other) != 3 {
+		t.Fatalf("%d parts, %v", len(other), err)
+	}
+	for name, bad := range map[string][]string{
+		"a part missing":            {jwss[0], jwss[1]},
+		"a part twice":              {jwss[0], jwss[1], jwss[1]},
+		"a part of another":         {jwss[0], jwss[1], other[2]},
+		"one part, as a whole":      {jwss[0]},
+		"nothing":                   nil,
+		"a whole one beside a part": {mustSign(t, whole, s), jwss[1], jwss[2]},
+	} {
+		if _, err := audit.OpenCheckpoints(bad, s.jwks()); !errors.Is(err, audit.ErrCheckpoint) {
+			t.Errorf("%s: %v, want ErrCheckpoint", name, err)
+		}
+	}
+	if _, err := audit.OpenCheckpoint(jwss[0], s.jwks()); !errors.Is(err, audit.ErrCheckpoint) {
+		t.Errorf("OpenCheckpoint of one part: %v, want ErrCheckpoint", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger writing while the test
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func mustSign(t *testing.T, cp audit.Checkpoint, s testSigner) string {
+	t.Helper()
+	jws, err := cp.Sign(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jws
 }

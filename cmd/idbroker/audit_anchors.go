@@ -181,22 +181,38 @@ func writeCheckpoint(path string, cp audit.Checkpoint, s *signing.Manager) error
 // readCheckpoint reads the last checkpoint in path and verifies its
 // signature against the broker's keys. A line that is not a checkpoint is
 // skipped, so the file may be a log the broker's checkpoint lines were
-// kept in; in a line the checkpoint is the field after "checkpoint=".
+// kept in; in a line the checkpoint is the field after "checkpoint=". A
+// checkpoint serve logged in parts (one line each, past
+// audit.PartChains chains) is read whole: every part of the last one,
+// wherever its lines are among other nodes' lines.
 func readCheckpoint(path string, s *signing.Manager) (audit.Checkpoint, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return audit.Checkpoint{}, fmt.Errorf("read checkpoint: %w", err)
 	}
-	var last string
+	var found []string
 	for _, line := range strings.Split(string(b), "\n") {
 		if jws := checkpointIn(line); jws != "" {
-			last = jws
+			found = append(found, jws)
 		}
 	}
-	if last == "" {
+	if len(found) == 0 {
 		return audit.Checkpoint{}, fmt.Errorf("read checkpoint: %s holds no checkpoint", path)
 	}
-	cp, err := audit.OpenCheckpoint(last, s.JWKS())
+	keys := s.JWKS()
+	last := found[len(found)-1]
+	cp, part, err := audit.OpenCheckpointPart(last, keys)
+	if err == nil && part.Parts > 1 {
+		parts := []string{last}
+		for i := len(found) - 2; i >= 0 && len(parts) < part.Parts; i-- {
+			// Lines of other checkpoints (another node's, an earlier
+			// one) are passed over, whatever they are.
+			if _, p, err := audit.OpenCheckpointPart(found[i], keys); err == nil && p.ID == part.ID {
+				parts = append(parts, found[i])
+			}
+		}
+		cp, err = audit.OpenCheckpoints(parts, keys)
+	}
 	if err != nil {
 		return audit.Checkpoint{}, fmt.Errorf("read checkpoint %s: %w", path, err)
 	}

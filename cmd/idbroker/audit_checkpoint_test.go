@@ -4,11 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/idbroker/idbroker/audit"
 	"github.com/idbroker/idbroker/signing"
 	"github.com/idbroker/idbroker/store"
 )
@@ -101,5 +103,69 @@ func TestAuditVerifyCheckpoint(t *testing.T) {
 	out, errOut, code = runInProcess("audit", "verify", "--database-url", url, "--checkpoint", forged)
 	if code != exitUnchecked || !strings.Contains(errOut, "checkpoint does not verify") {
 		t.Fatalf("verify --checkpoint of an edited checkpoint: %d, want %d\n%s\n%s", code, exitUnchecked, out, errOut)
+	}
+}
+
+// TestAuditVerifyCheckpointParts: serve logs the checkpoint of many
+// tenants in parts, a line each; verify reads every part of the last one
+// from a log where they are interleaved with other lines (another node's,
+// an older checkpoint), and refuses a log that lost one.
+func TestAuditVerifyCheckpointParts(t *testing.T) {
+	t.Parallel()
+	_, url, st := migratedStore(t)
+	ctx := context.Background()
+	m, err := signing.NewManager(st, signing.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnsureKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	older, _, err := (&audit.Checkpointer{Store: st, Signer: m}).Take(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	olderJWS, err := older.Sign(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := audit.PartChains + 20
+	for i := range n {
+		tn, err := st.CreateTenant(ctx, store.Tenant{Name: fmt.Sprint("T", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.AppendAudit(store.WithTenant(ctx, tn.ID), store.AuditEvent{Action: "tenant.created"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, _, err := (&audit.Checkpointer{Store: st, Signer: m}).Take(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := cp.SignParts(m, 0)
+	if err != nil || len(parts) != 2 {
+		t.Fatalf("%d parts, %v", len(parts), err)
+	}
+	line := func(jws string, part int) string {
+		return fmt.Sprintf(`{"level":"INFO","msg":"audit checkpoint","chains":%d,"part":%d,"parts":2,"checkpoint":"%s"}`+"\n", len(cp.Chains), part, jws)
+	}
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	whole := write("whole.log", line(parts[1], 2)+"level=INFO msg=started\n"+"checkpoint="+olderJWS+"\n"+line(parts[0], 1))
+	out, errOut, code := runInProcess("audit", "verify", "--database-url", url, "--checkpoint", whole)
+	if code != exitOK || !strings.Contains(out, fmt.Sprintf("signature ok, %d chains", len(cp.Chains))) {
+		t.Fatalf("verify --checkpoint of a checkpoint in parts: %d\n%s\n%s", code, out, errOut)
+	}
+	cut := write("cut.log", "checkpoint="+olderJWS+"\n"+line(parts[0], 1))
+	out, errOut, code = runInProcess("audit", "verify", "--database-url", url, "--checkpoint", cut)
+	if code != exitUnchecked || !strings.Contains(errOut, "1 of the 2 parts") {
+		t.Fatalf("verify --checkpoint of a log missing a part: %d, want %d\n%s\n%s", code, exitUnchecked, out, errOut)
 	}
 }
