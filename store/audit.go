@@ -143,13 +143,21 @@ func (db *DB) AuditEvents(ctx context.Context, action string, p Page) ([]AuditEv
 	p = p.Normalize()
 	var out []AuditEvent
 	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
-		query := "SELECT " + auditCols + " FROM audit_events WHERE tenant_id = $1 AND ($2 = '' OR action = $2)"
-		args := []any{tenantID, action, p.Limit + 1}
-		if p.After != "" {
-			query += " AND seq < (SELECT seq FROM audit_events WHERE tenant_id = $1 AND id = $4)"
-			args = append(args, p.After)
+		// The action is in the SQL only when asked for: "($2 = '' OR
+		// action = $2)" kept the planners (SQLite always, PostgreSQL on a
+		// cached generic plan) off audit_events_action, so a page of a
+		// rare action read the tenant's whole audit log.
+		query := "SELECT " + auditCols + " FROM audit_events WHERE tenant_id = $1"
+		args := []any{tenantID, p.Limit + 1}
+		if action != "" {
+			args = append(args, action)
+			query += fmt.Sprintf(" AND action = $%d", len(args))
 		}
-		rs, err := q.query(ctx, query+" ORDER BY seq DESC LIMIT $3", args...)
+		if p.After != "" {
+			args = append(args, p.After)
+			query += fmt.Sprintf(" AND seq < (SELECT seq FROM audit_events WHERE tenant_id = $1 AND id = $%d)", len(args))
+		}
+		rs, err := q.query(ctx, query+" ORDER BY seq DESC LIMIT $2", args...)
 		if err != nil {
 			return err
 		}
