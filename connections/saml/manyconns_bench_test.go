@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/store/storetest"
@@ -29,7 +28,7 @@ func BenchmarkConnectorsHeld(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		c := conn
-		c.ID = conn.ID + "x" + string(rune('a'+i%26)) + time.Duration(i).String()
+		c.ID = fmt.Sprintf("%s_%d", conn.ID, i)
 		if _, err := e.Reg.Connector(e.Ctx, c); err != nil {
 			b.Fatal(err)
 		}
