@@ -83,7 +83,7 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	sloTenant(ctx, conn.TenantID)
 	fail := func(code, reason, clientID string) error {
 		p.failed(ctx, c, conn, clientID, code, reason)
-		return p.page(c, http.StatusForbidden, pageLoginFailed)
+		return p.page(c, http.StatusForbidden, failedPage(code))
 	}
 	// The upstream's own verdict comes first: a response that failed
 	// validation says why (signature, audience, replay…), whether or not
@@ -102,6 +102,19 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 		code := connections.Reason(upstreamErr)
 		if code == "" {
 			code = ReasonUpstream
+		}
+		if errors.Is(upstreamErr, connections.ErrUpstream) {
+			// The IdP could not be reached on the way back (its token
+			// endpoint or JWKS down, or answering 5xx): the user's
+			// sign-in was fine and one started again in a moment may
+			// succeed, so they are told it is unavailable (503 with
+			// Retry-After, as at the start), not that it failed. The
+			// tenant admin is told which URL failed. It is the tenant's
+			// IdP's outage, not the broker's: the tenant's SLO counts it
+			// as refused, as it did the 403 it was, not as a failure.
+			p.failed(ctx, c, conn, clientID, code, upstreamErr.Error())
+			sloOutcome(ctx, http.StatusForbidden)
+			return p.page(c, http.StatusServiceUnavailable, pageConnectorDown)
 		}
 		return fail(code, upstreamErr.Error(), clientID)
 	}
@@ -128,7 +141,7 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 		fail = func(code, reason, clientID string) error {
 			tracing.Fail(span, code)
 			p.failed(ctx, c, conn, clientID, code, reason)
-			return p.page(c, http.StatusForbidden, pageLoginFailed)
+			return p.page(c, http.StatusForbidden, failedPage(code))
 		}
 	}
 	if a.ConnectionID != conn.ID {
@@ -161,6 +174,21 @@ func (p *Provider) complete(c echo.Context, conn store.Connection, res connectio
 	}
 	p.setCookie(c, cookie, s.ExpiresAt)
 	return p.sendCode(c, a, code)
+}
+
+// failedPage is what the end user is told of a sign-in refused with
+// reason code: a connection or tenant switched off while they were at
+// the IdP gets the page the start would have shown them (nothing to
+// retry, their IT administrator to ask), every other reason the generic
+// one.
+func failedPage(code string) pageText {
+	switch code {
+	case connections.Reason(connections.ErrConnectionInactive):
+		return pageConnInactive
+	case connections.Reason(connections.ErrTenantInactive):
+		return pageTenantPaused
+	}
+	return pageLoginFailed
 }
 
 // stillAllowed closes the race between provision and the session: a

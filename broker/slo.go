@@ -24,7 +24,12 @@ type SLORecorder interface {
 // sloProbe travels in a measured request's context: the handler names the
 // tenant once it knows it (the grant of a code, the connection of a
 // sign-in); requests that never name one are not counted for anyone.
-type sloProbe struct{ tenant atomic.Pointer[string] }
+type sloProbe struct {
+	tenant atomic.Pointer[string]
+	// status, when not 0, is the status the request counts as in place
+	// of the one answered (see sloOutcome).
+	status atomic.Int32
+}
 
 type sloProbeKey struct{}
 
@@ -33,6 +38,16 @@ type sloProbeKey struct{}
 func sloTenant(ctx context.Context, tenantID string) {
 	if p, ok := ctx.Value(sloProbeKey{}).(*sloProbe); ok {
 		p.tenant.Store(&tenantID)
+	}
+}
+
+// sloOutcome makes the measured request ctx belongs to count as an
+// answer of status in its tenant's SLO, whatever status it answers: a
+// 503 that is the tenant's own IdP's outage, not the broker's, counts as
+// refused (a 4xx), not against the broker's availability.
+func sloOutcome(ctx context.Context, status int) {
+	if p, ok := ctx.Value(sloProbeKey{}).(*sloProbe); ok {
+		p.status.Store(int32(status))
 	}
 }
 
@@ -49,7 +64,11 @@ func (p *Provider) measured(kind store.SLOKind, next echo.HandlerFunc) echo.Hand
 		c.SetRequest(req.WithContext(context.WithValue(req.Context(), sloProbeKey{}, probe)))
 		err := next(c)
 		if t := probe.tenant.Load(); t != nil {
-			p.slo.Observe(*t, kind, answeredStatus(c, err), time.Since(start))
+			status := answeredStatus(c, err)
+			if s := probe.status.Load(); s != 0 {
+				status = int(s)
+			}
+			p.slo.Observe(*t, kind, status, time.Since(start))
 		}
 		return err
 	}

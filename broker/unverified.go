@@ -56,11 +56,17 @@ func (p *Provider) refuseUnverified(c echo.Context, conn store.Connection, reaso
 	if p.onUnverified != nil {
 		p.onUnverified(reason)
 	}
-	status := http.StatusBadRequest
-	if reason == UnverifiedUnknownConnection {
-		status = http.StatusNotFound
+	switch reason {
+	case UnverifiedUnknownConnection:
+		return p.page(c, http.StatusNotFound, pageLoginFailed)
+	case UnverifiedUnknownState:
+		// Nothing is recorded for an IT administrator to look up, and
+		// what a person meets here is a sign-in that outlived its state
+		// (15 minutes at the IdP) or a callback opened twice: they can
+		// only start again.
+		return p.page(c, http.StatusBadRequest, pageExpired)
 	}
-	return p.page(c, status, pageLoginFailed)
+	return p.page(c, http.StatusBadRequest, pageLoginFailed)
 }
 
 func (p *Provider) logUnverified(ctx context.Context, conn store.Connection, reason string, err error) {

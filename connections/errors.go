@@ -94,10 +94,11 @@ var (
 )
 
 // ErrUnavailable marks a sign-in the broker could not finish because its
-// own session store (the login state, the replay cache) could not be
-// reached: the broker's outage, not the IdP's and not a failed sign-in of
-// the user's, answered 503 so that the browser may try again.
-var ErrUnavailable = errors.New("connections: the broker's session store is unavailable")
+// own stores could not be reached: the session store (the login state,
+// the replay cache) or the database (the tenant's status and verified
+// domains). The broker's outage, not the IdP's and not a failed sign-in
+// of the user's, answered 503 so that the browser may try again.
+var ErrUnavailable = errors.New("connections: the broker's own store is unavailable")
 
 // ErrBusy marks an answer not read because its tenant already had as
 // many sign-ins finishing on this node as Config.Admit allows, and one

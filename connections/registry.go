@@ -310,11 +310,14 @@ func (r *Registry) tenantInfo(ctx context.Context, tenantID string) (tenantEntry
 		if errors.Is(err, store.ErrNotFound) {
 			return tenantEntry{}, fmt.Errorf("%w: tenant %s no longer exists", ErrTenantInactive, tenantID)
 		}
-		return tenantEntry{}, fmt.Errorf("%w: tenant: %v", ErrUpstream, err)
+		// The broker's database, not the IdP: an ErrUpstream here told
+		// the tenant admin their IdP was unreachable (and the user their
+		// sign-in failed) while the broker was down.
+		return tenantEntry{}, fmt.Errorf("%w: tenant: %w", ErrUnavailable, err)
 	}
 	domains, err := r.cfg.Store.Domains(ctx)
 	if err != nil {
-		return tenantEntry{}, fmt.Errorf("%w: tenant domains: %v", ErrUpstream, err)
+		return tenantEntry{}, fmt.Errorf("%w: tenant domains: %w", ErrUnavailable, err)
 	}
 	e := tenantEntry{status: tn.Status, loaded: now}
 	for _, d := range domains {

@@ -180,6 +180,11 @@ func signInRow(e store.Event) logRow {
 	r := logRow{ID: e.ID, At: e.CreatedAt, Actor: str("email"), Action: e.Type, Target: str("connection_id"), Outcome: "Signed in"}
 	if e.Type == store.SignInFailed {
 		r.Failed, r.Outcome, r.Detail = true, "Failed", str("reason")
+		// The code first: the one word the admin looks up in the
+		// troubleshooting table, and filters an export by.
+		if code := str("reason_code"); code != "" {
+			r.Detail = code + ": " + r.Detail
+		}
 		if id := str("request_id"); id != "" {
 			r.Detail += " (reference " + id + ")"
 		}

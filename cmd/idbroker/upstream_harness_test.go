@@ -108,6 +108,8 @@ type signInResult struct {
 	code   string
 	status int
 	page   string
+	// retryAfter is the last answer's Retry-After.
+	retryAfter string
 	// acs is the IdP's last POST to the broker (to replay it).
 	acs     string
 	acsForm url.Values
@@ -138,7 +140,7 @@ func (u *upstream) signIn(connID string, extra url.Values) signInResult {
 		}
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		res.status, res.page = resp.StatusCode, string(raw)
+		res.status, res.page, res.retryAfter = resp.StatusCode, string(raw), resp.Header.Get("Retry-After")
 		if res.code != "" || step == 4 || !strings.Contains(res.page, "SAMLResponse") {
 			return res
 		}
@@ -169,7 +171,7 @@ func (u *upstream) post(acs string, form url.Values) signInResult {
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	res.status, res.page = resp.StatusCode, string(raw)
+	res.status, res.page, res.retryAfter = resp.StatusCode, string(raw), resp.Header.Get("Retry-After")
 	return res
 }
 
@@ -280,6 +282,11 @@ type vendorIdP struct {
 	// relayState, when set, is the RelayState the IdP posts back in
 	// place of the one it was sent, as IdPs that drop or replace it do.
 	relayState func(sent string) string
+	// sigMethod, when set, is the signature algorithm (default RSA-SHA256).
+	sigMethod string
+	// encryptTo, when set, is the certificate the assertion is encrypted
+	// to in place of the SP's (an IdP holding another SP's key).
+	encryptTo *x509.Certificate
 }
 
 func newCert(t *testing.T, key *rsa.PrivateKey, cn string, notBefore, notAfter time.Time) *x509.Certificate {
@@ -385,7 +392,11 @@ func (v *vendorIdP) serveSSO(w http.ResponseWriter, r *http.Request) {
 	ks := dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key})
 	sc := dsig.NewDefaultSigningContext(ks)
 	sc.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-	if err := sc.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
+	method := dsig.RSASHA256SignatureMethod
+	if v.sigMethod != "" {
+		method = v.sigMethod
+	}
+	if err := sc.SetSignatureMethod(method); err != nil {
 		v.t.Error(err)
 	}
 	assertionEl := req.Assertion.Element()
@@ -406,6 +417,9 @@ func (v *vendorIdP) serveSSO(w http.ResponseWriter, r *http.Request) {
 			spCert, err := x509.ParseCertificate(der)
 			if err != nil {
 				v.t.Error(err)
+			}
+			if v.encryptTo != nil {
+				spCert = v.encryptTo
 			}
 			doc := etree.NewDocument()
 			doc.SetRoot(assertionEl)
@@ -517,6 +531,10 @@ type vendorOP struct {
 	// tokenHold, when set, is called (without the lock) by every token
 	// request before it is answered: an IdP slow to redeem a code.
 	tokenHold func()
+	// tokenStatus and jwksStatus, when set, are the status the token
+	// endpoint and the JWKS answer with (an IdP that is down), the token
+	// endpoint with OAuth's server_error.
+	tokenStatus, jwksStatus int
 }
 
 func newVendorOP(t *testing.T, issuerPath string) *vendorOP {
@@ -554,6 +572,10 @@ func newVendorOP(t *testing.T, issuerPath string) *vendorOP {
 	mux.HandleFunc(strings.TrimSuffix(issuerPath, "/")+"/jwks", func(w http.ResponseWriter, r *http.Request) {
 		op.mu.Lock()
 		defer op.mu.Unlock()
+		if op.jwksStatus != 0 {
+			http.Error(w, "down for maintenance", op.jwksStatus)
+			return
+		}
 		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &op.key.PublicKey, KeyID: op.kid, Algorithm: "RS256", Use: "sig"}}})
 	})
 	mux.HandleFunc(strings.TrimSuffix(issuerPath, "/")+"/authorize", func(w http.ResponseWriter, r *http.Request) {
@@ -611,6 +633,11 @@ func (op *vendorOP) serveToken(w http.ResponseWriter, r *http.Request) {
 	defer op.mu.Unlock()
 	r.ParseForm()
 	w.Header().Set("Content-Type", "application/json")
+	if op.tokenStatus != 0 {
+		w.WriteHeader(op.tokenStatus)
+		fmt.Fprint(w, `{"error":"server_error","error_description":"IDP-5001: the token service is down for maintenance"}`)
+		return
+	}
 	refuse := func(e string) {
 		if e == "invalid_client" {
 			w.WriteHeader(http.StatusUnauthorized)

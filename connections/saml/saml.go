@@ -836,6 +836,14 @@ func classifySAMLError(err error, raw []byte, idpEntityID, acsURL string) error 
 				connections.Mismatch(connections.ErrIssuerMismatch, "Issuer", got, idpEntityID))
 		}
 	}
+	if errors.Is(err, saml.ErrExpired) || errors.Is(err, saml.ErrNotYetValid) {
+		// The library says "assertion Conditions is expired": the admin
+		// needs the dates the IdP wrote to see a slow clock or a window
+		// too short.
+		if w := validityWindow(raw); w != "" {
+			detail = fmt.Errorf("%v (%s)", detail, w)
+		}
+	}
 	if errors.Is(err, saml.ErrUnsupported) && strings.Contains(detail.Error(), "SHA-1") {
 		// AD FS relying party trusts made long ago, and older Shibboleth
 		// and PingFederate setups, still sign with SHA-1.
@@ -918,6 +926,46 @@ func sentIssuer(raw []byte, want string) (string, bool) {
 // raw unverified: only to name what the IdP said. nil when neither URL
 // in raw is another one (an encrypted assertion's Recipient cannot be
 // read here).
+// validityWindow is the assertion's validity dates as the IdP wrote them
+// ("Conditions NotBefore …, NotOnOrAfter …; SubjectConfirmationData
+// NotOnOrAfter …"), unverified and only for words, or "" when raw has
+// none in the clear (an encrypted assertion).
+func validityWindow(raw []byte) string {
+	var r struct {
+		Assertion struct {
+			Conditions struct {
+				NotBefore    string `xml:"NotBefore,attr"`
+				NotOnOrAfter string `xml:"NotOnOrAfter,attr"`
+			} `xml:"urn:oasis:names:tc:SAML:2.0:assertion Conditions"`
+			Subject struct {
+				Confirmations []struct {
+					Data struct {
+						NotOnOrAfter string `xml:"NotOnOrAfter,attr"`
+					} `xml:"urn:oasis:names:tc:SAML:2.0:assertion SubjectConfirmationData"`
+				} `xml:"urn:oasis:names:tc:SAML:2.0:assertion SubjectConfirmation"`
+			} `xml:"urn:oasis:names:tc:SAML:2.0:assertion Subject"`
+		} `xml:"urn:oasis:names:tc:SAML:2.0:assertion Assertion"`
+	}
+	if xml.Unmarshal(raw, &r) != nil {
+		return ""
+	}
+	var parts []string
+	add := func(name, v string) {
+		if v = strings.TrimSpace(v); v != "" {
+			parts = append(parts, name+" "+truncateID(v))
+		}
+	}
+	add("Conditions NotBefore", r.Assertion.Conditions.NotBefore)
+	add("Conditions NotOnOrAfter", r.Assertion.Conditions.NotOnOrAfter)
+	if scs := r.Assertion.Subject.Confirmations; len(scs) > 0 {
+		add("SubjectConfirmationData NotOnOrAfter", scs[0].Data.NotOnOrAfter)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "the IdP wrote " + strings.Join(parts, ", ")
+}
+
 func destinationDetail(raw []byte, acs string) error {
 	var r struct {
 		Destination string `xml:"Destination,attr"`
