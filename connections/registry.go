@@ -71,7 +71,19 @@ type Config struct {
 	// otherwise release is called once the answer is written. It must
 	// cost the hot path no round trip (ratelimit.Concurrency.Admit).
 	Admit func(ctx context.Context, tenantID string) (release func(), ok bool)
+	// OnCertificates, if set, is told after each whole maintenance pass
+	// (Maintain) how many active connections trust only certificates
+	// that expire within CertificateAlertWindow (expiring) or have
+	// expired (expired): for a gauge an operator alerts on, without a
+	// label per connection.
+	OnCertificates func(expiring, expired int)
 }
+
+// CertificateAlertWindow is how far ahead Config.OnCertificates counts a
+// connection whose every trusted certificate expires: time for the
+// vendor to reach a tenant that let the 30-day
+// connection.certificate_expiring go by.
+const CertificateAlertWindow = 14 * 24 * time.Hour
 
 // Registry builds and caches one Connector per connection, serves the
 // contract's SSO URLs, and manages connection settings. It is safe for

@@ -70,7 +70,10 @@ func (r *Registry) Watch(ctx context.Context) error {
 // Maintain runs one pass of Run over every tenant's connections whose
 // type is a Maintainer.
 func (r *Registry) Maintain(ctx context.Context) error {
-	var errs []error
+	var (
+		errs              []error
+		expiring, expired int
+	)
 	after := ""
 	for {
 		tenants, next, err := r.cfg.Store.ListTenants(ctx, store.Page{Limit: 100, After: after})
@@ -85,48 +88,90 @@ func (r *Registry) Maintain(ctx context.Context) error {
 				continue
 			}
 			for _, c := range conns {
-				if err := r.maintain(tctx, c, false); err != nil {
+				cur, err := r.maintain(tctx, c, false)
+				if err != nil {
 					r.cfg.Logger.WarnContext(ctx, "connection maintenance", "tenant", t.ID, "connection", c.ID, "type", c.Type, "err", err)
+				}
+				switch r.trustEnds(cur) {
+				case trustExpiring:
+					expiring++
+				case trustExpired:
+					expired++
 				}
 			}
 		}
 		if next == "" {
+			// A pass that could not read every tenant's connections
+			// would count too few: the last whole count stands.
+			if len(errs) == 0 && r.cfg.OnCertificates != nil {
+				r.cfg.OnCertificates(expiring, expired)
+			}
 			return errors.Join(errs...)
 		}
 		after = next
 	}
 }
 
+// trust is where a connection stands with the certificates it trusts.
+type trust int
+
+const (
+	trustFine trust = iota
+	trustExpiring
+	trustExpired
+)
+
+// trustEnds says whether active connection conn trusts only certificates
+// that expire within CertificateAlertWindow, or have expired.
+func (r *Registry) trustEnds(conn store.Connection) trust {
+	h, ok := r.cfg.Types[conn.Type].(CertificateHolder)
+	if !ok || conn.Status != store.ConnectionActive {
+		return trustFine
+	}
+	until, ok := h.TrustedUntil(conn)
+	now := r.now()
+	switch {
+	case !ok:
+		return trustFine
+	case !until.After(now):
+		return trustExpired
+	case until.Before(now.Add(CertificateAlertWindow)):
+		return trustExpiring
+	}
+	return trustFine
+}
+
 // maintain runs the upkeep of conn's type (now, when forced) and saves
 // what it changed with the events it asks for, in one update so that the
 // version moves once. If someone changed the connection since conn was
 // read (an admin's edit), the upkeep runs again on the new state, so that
-// it neither writes over the edit nor is dropped for it.
-func (r *Registry) maintain(ctx context.Context, conn store.Connection, force bool) error {
+// it neither writes over the edit nor is dropped for it. It returns the
+// connection as it stands after (conn when nothing was saved).
+func (r *Registry) maintain(ctx context.Context, conn store.Connection, force bool) (store.Connection, error) {
 	m, ok := r.cfg.Types[conn.Type].(Maintainer)
 	if !ok {
-		return nil
+		return conn, nil
 	}
 	for attempt := 1; ; attempt++ {
-		err := r.maintainOnce(ctx, m, conn, force)
+		cur, err := r.maintainOnce(ctx, m, conn, force)
 		if !errors.Is(err, store.ErrVersionMismatch) {
-			return err
+			return cur, err
 		}
 		if attempt == updateAttempts {
-			return fmt.Errorf("maintain connection %s: %w", conn.ID, ErrChanged)
+			return conn, fmt.Errorf("maintain connection %s: %w", conn.ID, ErrChanged)
 		}
 		if conn, err = r.cfg.Store.Connection(ctx, conn.ID); err != nil {
-			return err
+			return conn, err
 		}
 	}
 }
 
 // maintainOnce is one attempt of maintain on conn as read
 // (store.ErrVersionMismatch if it is no longer the stored version).
-func (r *Registry) maintainOnce(ctx context.Context, m Maintainer, conn store.Connection, force bool) error {
+func (r *Registry) maintainOnce(ctx context.Context, m Maintainer, conn store.Connection, force bool) (store.Connection, error) {
 	cfg, events, maintErr := m.Maintain(ctx, r.deps, conn, force)
 	if cfg == nil {
-		return maintErr
+		return conn, maintErr
 	}
 	conn.Config = cfg
 	var updated store.Connection
@@ -146,11 +191,11 @@ func (r *Registry) maintainOnce(ctx context.Context, m Maintainer, conn store.Co
 		return nil
 	})
 	if err != nil {
-		return err
+		return conn, err
 	}
 	// A rolled certificate is trusted on this node at once.
 	r.cache.putConn(updated, r.now())
-	return maintErr
+	return updated, maintErr
 }
 
 // MinForcedRefresh is how often, at most, a response signed with a key the
@@ -182,7 +227,7 @@ func (r *Registry) refreshSoon(conn store.Connection) {
 		defer cancel()
 		cur, err := r.cfg.Store.Connection(ctx, conn.ID)
 		if err == nil {
-			err = r.maintain(ctx, cur, true)
+			_, err = r.maintain(ctx, cur, true)
 		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			r.cfg.Logger.WarnContext(ctx, "forced connection maintenance", "tenant", conn.TenantID, "connection", conn.ID, "err", err)

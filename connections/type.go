@@ -68,6 +68,16 @@ type Maintainer interface {
 	Maintain(ctx context.Context, deps Deps, conn store.Connection, force bool) (json.RawMessage, []Event, error)
 }
 
+// CertificateHolder is a Type whose connections trust certificates that
+// expire (SAML's IdP signing certificates): the Registry's maintenance
+// counts the connections whose trust ends soon (Config.OnCertificates).
+type CertificateHolder interface {
+	// TrustedUntil is when the last certificate conn trusts expires:
+	// past it, no answer of its IdP verifies. ok is false when conn
+	// trusts none (a draft).
+	TrustedUntil(conn store.Connection) (until time.Time, ok bool)
+}
+
 // Event is a connection event a Type asks the Registry to emit, in the
 // same transaction as the change that causes it.
 type Event struct {

@@ -203,6 +203,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		AllowInsecureURLs: cfg.Dev,
 		Logger:            log.With("surface", "connections"),
 		Admit:             signIns.Admit,
+		OnCertificates:    reg.CertificateExpiry,
 	})
 	provider, err := broker.New(broker.Config{
 		Issuer:     cfg.Issuer,

@@ -43,6 +43,8 @@ type Options struct {
 	CacheTTL time.Duration
 	// Admit is the Registry's Config.Admit (nil: none).
 	Admit func(ctx context.Context, tenantID string) (release func(), ok bool)
+	// OnCertificates is the Registry's Config.OnCertificates (nil: none).
+	OnCertificates func(expiring, expired int)
 }
 
 // Env is a broker-side environment for one test.
@@ -102,6 +104,7 @@ func (e *Env) NewRegistry() *connections.Registry {
 		Now:               e.Clock.Now,
 		CacheTTL:          e.Opts.CacheTTL,
 		Admit:             e.Opts.Admit,
+		OnCertificates:    e.Opts.OnCertificates,
 	})
 }
 

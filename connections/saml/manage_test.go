@@ -2,6 +2,7 @@ package saml
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -401,5 +402,49 @@ func TestSAMLCertificatePasteForms(t *testing.T) {
 		if fe, ok := errors.AsType[*connections.FieldError](err); !ok || fe.Field != "saml.idp_certificates_pem" {
 			t.Fatalf("%q: %v does not name the field", pasted, err)
 		}
+	}
+}
+
+// TestCertificateExpiryCount: each whole maintenance pass tells
+// Config.OnCertificates how many active connections trust only
+// certificates that expire within 14 days, or only expired ones: a
+// connection with a later certificate beside an expiring one (a rollover
+// under way) is fine, and an inactive one counts for nothing.
+func TestCertificateExpiryCount(t *testing.T) {
+	var got [2]int
+	calls := 0
+	e := newEnv(t, envOpts{OnCertificates: func(expiring, expired int) { got, calls = [2]int{expiring, expired}, calls+1 }})
+	idp := newTestIdP(t, 0)
+	now := time.Now()
+	soon := selfSigned(t, idp.key, "soon", now.Add(10*24*time.Hour))
+	later := selfSigned(t, testKey(1), "later", now.Add(300*24*time.Hour))
+	gone := selfSigned(t, idp.key, "gone", now.Add(-24*time.Hour))
+	create := func(name string, active bool, certs ...*x509.Certificate) {
+		t.Helper()
+		conn, err := e.Reg.CreateConnection(e.Ctx, Name, name, Settings{IdPMetadataXML: ptr(metadataXML(idp.entityID, idp.ssoURL, certs...))}.Request(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := store.ConnectionInactive
+		if active {
+			want = store.ConnectionActive
+		}
+		if conn.Status != want {
+			if _, err := e.Reg.UpdateConnection(e.Ctx, conn.ID, connections.Update{Status: ptr(want)}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	create("expiring", true, soon)
+	create("expiring too", true, soon)
+	create("rolling over", true, soon, later)
+	create("expired", true, gone)
+	create("expired, inactive", false, gone)
+	create("fine", true, later)
+	if err := e.Reg.Maintain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 || got != [2]int{2, 1} {
+		t.Fatalf("OnCertificates called %d times, last with %v; want once with expiring 2, expired 1", calls, got)
 	}
 }

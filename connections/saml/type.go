@@ -188,3 +188,21 @@ func (t Type) Maintain(ctx context.Context, deps connections.Deps, conn store.Co
 	}
 	return b, events, refreshErr
 }
+
+var _ connections.CertificateHolder = Type{}
+
+// TrustedUntil is when the last IdP signing certificate conn trusts
+// expires.
+func (Type) TrustedUntil(conn store.Connection) (time.Time, bool) {
+	cfg, err := DecodeConfig(conn.Config)
+	if err != nil || len(cfg.IdPCertificates) == 0 {
+		return time.Time{}, false
+	}
+	var until time.Time
+	for _, c := range cfg.IdPCertificates {
+		if c.NotAfter.After(until) {
+			until = c.NotAfter
+		}
+	}
+	return until, true
+}

@@ -48,6 +48,7 @@ type Registry struct {
 	signInFailed *prometheus.CounterVec
 	outbound     *prometheus.CounterVec
 	disabled     prometheus.Counter
+	certs        *prometheus.GaugeVec
 	tenants      *tenantMetrics
 	watch        *watcher
 }
@@ -115,11 +116,15 @@ func NewWithOptions(o Options) *Registry {
 			Namespace: namespace, Name: "webhooks_disabled_total",
 			Help: "Webhooks the dispatcher disabled because every attempt at them failed for IDBROKER_WEBHOOK_DISABLE_AFTER_DAYS; an operator must enable each again.",
 		}),
+		certs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "connections_certificate_expiry",
+			Help: "Active connections whose every trusted IdP signing certificate expires within 14 days (state=expiring) or has expired (state=expired), as of this node's last connection maintenance (hourly).",
+		}, []string{"state"}),
 	}
 	r.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		r.requests, r.duration, r.scim, r.rateLimited, r.capWaits, r.unverified, r.signInFailed, r.outbound, r.disabled,
+		r.requests, r.duration, r.scim, r.rateLimited, r.capWaits, r.unverified, r.signInFailed, r.outbound, r.disabled, r.certs,
 		r.tenants.requests, r.tenants.duration, r.watch,
 	)
 	// The series alert rules take the increase() of exist at 0 from the
@@ -134,6 +139,7 @@ func NewWithOptions(o Options) *Registry {
 	for _, reason := range SignInReasons {
 		r.signInFailed.WithLabelValues(reason)
 	}
+	r.CertificateExpiry(0, 0)
 	return r
 }
 
@@ -153,6 +159,17 @@ const (
 var SignInReasons = []string{
 	"signature_invalid", "idp_error", "upstream_unavailable", "upstream_error",
 	"response_expired", "audience_mismatch", "issuer_mismatch", "invalid_configuration",
+}
+
+// CertificateExpiry sets how many active connections trust only IdP
+// certificates that expire within 14 days, and how many only expired ones
+// (connections.Config.OnCertificates).
+func (r *Registry) CertificateExpiry(expiring, expired int) {
+	if r == nil {
+		return
+	}
+	r.certs.WithLabelValues("expiring").Set(float64(expiring))
+	r.certs.WithLabelValues("expired").Set(float64(expired))
 }
 
 // Handler serves the metrics in the Prometheus exposition formats.
