@@ -336,16 +336,20 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 		sp = &shifted
 	}
 	assertion, err := sp.ParseXMLResponse(raw, possible, sp.AcsURL)
-	if ahead := c.certificateAhead(); errors.Is(err, saml.ErrCertificateNotValidNow) && ahead > 0 {
-		// The IdP signs with a certificate whose validity starts within
-		// the connection's skew in our future: it made it moments ago by
-		// a clock ahead of ours, which the skew allows. The library knows
-		// no skew for it, so it validates again with its clock that far
-		// ahead; every window is still checked against our own clock
-		// (checkTimes) after the signature.
-		shifted := *sp
-		shifted.Clock = dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: func() time.Time { return c.deps.Now().Add(ahead) }})
-		assertion, err = shifted.ParseXMLResponse(raw, possible, sp.AcsURL)
+	// certificateAhead parses the trusted certificates again: only this
+	// refusal asks for it, not every sign-in.
+	if errors.Is(err, saml.ErrCertificateNotValidNow) {
+		if ahead := c.certificateAhead(); ahead > 0 {
+			// The IdP signs with a certificate whose validity starts
+			// within the connection's skew in our future: it made it
+			// moments ago by a clock ahead of ours, which the skew allows.
+			// The library knows no skew for it, so it validates again with
+			// its clock that far ahead; every window is still checked
+			// against our own clock (checkTimes) after the signature.
+			shifted := *sp
+			shifted.Clock = dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: func() time.Time { return c.deps.Now().Add(ahead) }})
+			assertion, err = shifted.ParseXMLResponse(raw, possible, sp.AcsURL)
+		}
 	}
 	if err != nil {
 		err = classifySAMLError(err, raw, c.cfg.IdPEntityID, c.sp.AcsURL.String())
