@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/idbroker/idbroker/migrations"
 )
@@ -133,6 +134,36 @@ func TestUserIDsAreGlobal(t *testing.T) {
 		}
 		if want, _ := TenantFrom(tenants[0]); tid != want {
 			t.Fatalf("ResolveUser = %s, want %s", tid, want)
+		}
+	})
+}
+
+// TestUsageMeterChecked: the database refuses a usage record of a meter it
+// does not know, on both backends, whatever the Go side checks first. On
+// PostgreSQL the list is the usage_meter domain's (migration 0113), which
+// is enforced on new rows though created NOT VALID, and the records still
+// read back through the domain.
+func TestUsageMeterChecked(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, db *DB) {
+		ctx := newTenantCtx(t, db)
+		insert := func(meter string) error {
+			return db.InTx(ctx, func(ctx context.Context) error {
+				return db.scoped(ctx, func(q querier, tenantID string) error {
+					_, err := q.exec(ctx, `INSERT INTO usage_records (tenant_id, idempotency_key, meter, subject, value, day, at)
+						VALUES ($1, $2, $3, '', 1, '2026-01-02', $4)`, tenantID, "k-"+meter, meter, db.d.timeArg(time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)))
+					return err
+				})
+			})
+		}
+		if err := insert("scim.operation"); err != nil {
+			t.Fatalf("a known meter: %v", err)
+		}
+		if err := insert("login.failed"); err == nil {
+			t.Fatal("a usage record of an unknown meter was stored")
+		}
+		days, err := db.UsageByDay(ctx, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC))
+		if err != nil || len(days) != 1 || days[0].Meter != MeterSCIMOperation || days[0].Day != "2026-01-02" {
+			t.Fatalf("read back: %+v, %v", days, err)
 		}
 	})
 }
