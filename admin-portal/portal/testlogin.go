@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -101,7 +103,7 @@ func (p *Portal) Complete(next connections.CompleteFunc) connections.CompleteFun
 		ctx = store.WithTenant(ctx, conn.TenantID)
 		var t testResult
 		if err != nil {
-			t = failedTest(p.cfg.Now(), err, sentBy(r))
+			t = failedTest(p.cfg.Now(), err, sentBy(r, res.Profile.Raw))
 		} else {
 			t = okTest(p.cfg.Now(), res.Profile)
 		}
@@ -232,8 +234,10 @@ func plainReason(err error) string {
 const maxSent = 32 << 10
 
 // sentBy is what the IdP sent, for a failed test: the SAML response XML,
-// or the OIDC callback's parameters (without the code).
-func sentBy(r *http.Request) string {
+// or the OIDC callback's parameters (without the code) followed by the
+// claims a profile rule refused (raw), which an OIDC callback does not
+// carry itself: without them an admin saw only "iss = …".
+func sentBy(r *http.Request, raw map[string]any) string {
 	if r == nil {
 		return ""
 	}
@@ -251,7 +255,17 @@ func sentBy(r *http.Request) string {
 			lines = append(lines, k+" = "+truncate(v, 1000))
 		}
 	}
-	return strings.Join(lines, "\n")
+	if len(raw) > 0 {
+		lines = append(lines, "", "Claims (id_token and userinfo):")
+		for _, k := range slices.Sorted(maps.Keys(raw)) {
+			v, err := json.Marshal(raw[k])
+			if err != nil {
+				v = []byte(fmt.Sprint(raw[k]))
+			}
+			lines = append(lines, k+" = "+truncate(string(v), 1000))
+		}
+	}
+	return truncate(strings.Join(lines, "\n"), maxSent)
 }
 
 func truncate(s string, n int) string {

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -164,5 +165,46 @@ func TestGroupsOverageWarning(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOIDCTestResultShowsTheRefusedClaims: a test sign-in over OIDC that a
+// profile rule refused (here an email outside the verified domains) shows
+// the claims the IdP sent under "What … sent", as a SAML test shows the
+// response; the callback's own parameters alone were "iss = …".
+func TestOIDCTestResultShowsTheRefusedClaims(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	c := h.open(h.link(ctx, store.IntentSSO))
+	_, choose := get(t, c, h.url+"/portal/sso/new")
+	resp, body := post(t, c, h.url+"/portal/sso/new", url.Values{"csrf_token": {csrfOf(t, choose)}, "idp": {"entra-oidc"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create = %d\n%s", resp.StatusCode, body)
+	}
+	base := h.url + strings.TrimSuffix(resp.Header.Get("Location"), "/setup")
+	conn, err := h.store.Connection(ctx, base[strings.LastIndex(base, "/")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	complete := h.portal.Complete(func(context.Context, http.ResponseWriter, *http.Request, store.Connection, connections.Result, error) {
+		t.Fatal("a test login reached the broker")
+	})
+	rec := httptest.NewRecorder()
+	refused := fmt.Errorf("%w: the email's domain %q is not one of the organisation's verified domains", connections.ErrDomainNotAllowed, "evil.example")
+	complete(ctx, rec, httptest.NewRequest(http.MethodGet, "/sso/oidc/"+conn.ID+"/callback?code=secret-code&state=s&iss=https%3A%2F%2Fidp.example", nil), conn,
+		connections.Result{RequestID: "portal-test:1", Profile: connections.Profile{Raw: map[string]any{
+			"email": "bob@evil.example", "sub": "00u1", "groups": []any{"Sales"}}}}, refused)
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("complete = %d\n%s", rec.Code, rec.Body)
+	}
+	_, body = get(t, c, base+"/test/result")
+	page := html.UnescapeString(body)
+	for _, w := range []string{"Test sign-in failed", "iss = https://idp.example", `email = "bob@evil.example"`, `sub = "00u1"`, `groups = ["Sales"]`} {
+		if !strings.Contains(page, w) {
+			t.Errorf("the result page does not say %q:\n%s", w, page)
+		}
+	}
+	if strings.Contains(page, "secret-code") {
+		t.Error("the result page shows the authorization code")
 	}
 }

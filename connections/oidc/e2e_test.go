@@ -309,6 +309,11 @@ func TestOIDCRefusals(t *testing.T) {
 			defer func() { op.tamper = nil }()
 			c := oidcLogin(t, e, conn, "r")
 			wantErr(t, c.Err, tt.want, "")
+			// A profile rule refused verified claims: they go with the
+			// error, for the portal's test result to show.
+			if errors.Is(tt.want, connections.ErrDomainNotAllowed) && c.Res.Profile.Raw["email"] != "bob@evil.net" {
+				t.Errorf("the refused claims are not returned with the error: %v", c.Res.Profile.Raw)
+			}
 		})
 	}
 	// A state is single-use, and unknown states are refused.

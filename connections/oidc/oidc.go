@@ -435,6 +435,11 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 	}
 	p, err := c.profile(ctx, tokens.IDTokenClaims.IDTokenClaims, claims, raw)
 	if err != nil {
+		// The claims, verified but refused by a profile rule (a domain
+		// not verified, no email), are what the tenant admin's test
+		// sign-in shows as what the IdP sent; a failed sign-in's profile
+		// is never provisioned.
+		res.Profile = connections.Profile{Raw: raw}
 		if infoErr != nil {
 			// What is missing may have been in the answer not read.
 			return res, fmt.Errorf("%w (the userinfo endpoint, which may hold it, was not read: %v)", err, infoErr)
