@@ -192,14 +192,22 @@ func (d *Dev) setActive(ctx context.Context, email string, active bool) error {
 	if len(found.Resources) > 0 {
 		id = found.Resources[0].ID
 	} else {
+		// The dev IdP's own name for its users, so that the SCIM user the
+		// directory creates (and SSO then reads) is still "Alice Anderson".
 		given, _, _ := strings.Cut(email, "@")
+		family := "Example"
+		for _, u := range DevUsers {
+			if u.Email == email {
+				given, family = u.Given, u.Family
+			}
+		}
 		var created struct {
 			ID string `json:"id"`
 		}
 		_, err := d.scim(ctx, http.MethodPost, "/Users", map[string]any{
 			"schemas":  []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
 			"userName": email,
-			"name":     map[string]string{"givenName": given, "familyName": "Example"},
+			"name":     map[string]string{"givenName": given, "familyName": family},
 			"emails":   []map[string]any{{"value": email, "primary": true, "type": "work"}},
 			"active":   true,
 		}, &created)

@@ -258,7 +258,11 @@ func TestFirstRunInBrowser(t *testing.T) {
 		if err := browsertest.Do(tab, chromedp.Submit(chromedp.CSS(`form[action="/dev/app/reprovision"] button`))); err != nil {
 			fail(t, tab, "reprovision", err)
 		}
-		signIn(t, browser, "alice")
+		// The directory created the user SSO had made (adopting it): the
+		// name stays the dev IdP's, not one made up from the address.
+		if claims := text(t, signIn(t, browser, "alice"), "#claims"); !strings.Contains(claims, `"family_name": "Anderson"`) {
+			t.Errorf("after a deprovision and re-provision the claims are:\n%s", claims)
+		}
 	})
 
 	// A developer who deprovisioned a demo user and left the page (signed
