@@ -123,7 +123,7 @@ func (p *Provider) checkActive(ctx context.Context, tenantID, userID string) err
 	case err == nil:
 		return nil
 	case errors.Is(err, errInactive):
-		return oidc.ErrInvalidGrant().WithDescription("the user or their organization is no longer active")
+		return oidc.ErrInvalidGrant().WithDescription("the user or their organisation is no longer active")
 	}
 	p.log.ErrorContext(ctx, "broker: check user is active", "err", err)
 	return op.NewStatusError(&oidc.Error{ErrorType: errTemporarilyUnavailable, Description: "try again shortly", Parent: err}, 503)

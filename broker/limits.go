@@ -68,8 +68,8 @@ var busyRetryAfter = strconv.Itoa(int(ratelimit.ConcurrencyRetryAfter / time.Sec
 
 var (
 	pageTooMany       = pageText{"Too many sign-in attempts", "Too many sign-ins were started from your network. Wait a moment, then try again."}
-	pageTooManyTenant = pageText{"Too many sign-in attempts", "Too many sign-ins were started for your organization. Wait a moment, then try again."}
-	pageBusyTenant    = pageText{"Sign-in busy", "Many people of your organization are signing in right now. Wait a moment, then reload this page, or go back to the application and sign in again."}
+	pageTooManyTenant = pageText{"Too many sign-in attempts", "Too many sign-ins were started for your organisation. Wait a moment, then try again."}
+	pageBusyTenant    = pageText{"Sign-in busy", "Many people of your organisation are signing in right now. Wait a moment, then reload this page, or go back to the application and sign in again."}
 )
 
 // loginLimited returns the login limit, if any, as route middleware whose

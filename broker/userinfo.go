@@ -91,7 +91,7 @@ func (p *Provider) checkUserinfo(next echo.HandlerFunc) echo.HandlerFunc {
 		// Independent of the revocation having reached the session store:
 		// a deprovisioned user or a paused tenant gets nothing.
 		if err := p.active.check(r.Context(), ac.TenantID, ac.Sub); errors.Is(err, errInactive) {
-			return bearerError(c, http.StatusUnauthorized, errInvalidToken, "the user or their organization is no longer active")
+			return bearerError(c, http.StatusUnauthorized, errInvalidToken, "the user or their organisation is no longer active")
 		} else if err != nil {
 			p.log.ErrorContext(r.Context(), "broker: userinfo", "err", err)
 			return writeOAuthError(c, http.StatusServiceUnavailable, errTemporarilyUnavailable, "try again shortly")
