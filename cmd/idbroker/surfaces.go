@@ -375,7 +375,7 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		return c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg")
 	})
 	if cfg.Dev {
-		if announce, err = mountDev(ctx, e, cfg, st, registry, api, log); err != nil {
+		if announce, err = mountDev(ctx, bg, e, cfg, st, registry, api, log); err != nil {
 			return nil, err
 		}
 	} else {
@@ -450,7 +450,7 @@ func describeCertificates(reg *connections.Registry) func(store.Connection) ([]c
 // verified domain example.com, a SAML connection to the built-in test IdP,
 // a demo app) and serves the IdP at /dev/idp and the app at /dev/app. The
 // returned func tells the user where to start, once the port is bound.
-func mountDev(ctx context.Context, e *echo.Echo, cfg Config, st store.Store, registry *connections.Registry, api *adminportal.API, log *slog.Logger) (func(), error) {
+func mountDev(ctx context.Context, bg *sync.WaitGroup, e *echo.Echo, cfg Config, st store.Store, registry *connections.Registry, api *adminportal.API, log *slog.Logger) (func(), error) {
 	dev, err := devmode.Seed(ctx, st, registry, cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("dev: %w", err)
@@ -485,14 +485,14 @@ func mountDev(ctx context.Context, e *echo.Echo, cfg Config, st store.Store, reg
 			"url", cfg.Issuer+"/dev/app", "tenant_id", dev.TenantID, "connection_id", dev.ConnectionID, "client_id", dev.AppID)
 		// Through the broker's own SCIM endpoint, as the demo app's button
 		// does: in the background, since announce runs before the server
-		// accepts its first connection.
-		go func() {
+		// accepts its first connection; joined at shutdown like the rest.
+		bg.Go(func() {
 			if users, err := dev.RestoreDemoUsers(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("dev: could not re-provision the demo users", "err", err)
 			} else if len(users) > 0 {
 				log.Warn("dev: re-provisioned the demo users an earlier run deprovisioned, so that the demo works", "users", users)
 			}
-		}()
+		})
 		if cfg.BootstrapAPIKey == "" {
 			log.Info("dev: to call the operator API, create a key with \"idbroker apikey create\" or set " + envBootstrapAPIKey)
 		}
