@@ -51,7 +51,7 @@ type seededTenant struct {
 
 // seedManyTenants makes n tenants through the store's own methods, a
 // hundred tenants per transaction, at one fixed instant. One in ten is
-// paused, one in fifty cancelled.
+// paused, one in fifty cancelled, one in a hundred deleted.
 func seedManyTenants(t testing.TB, db *DB, n int) []seededTenant {
 	t.Helper()
 	ctx := context.Background()
@@ -114,6 +114,13 @@ func seedManyTenants(t testing.TB, db *DB, n int) []seededTenant {
 				}
 				if _, err := db.RecordUsage(tctx, UsageRecord{IdempotencyKey: "login-" + tn.ID, Meter: MeterLogin, Subject: "user0", Value: 1, At: at}); err != nil {
 					return err
+				}
+				if i%100 == 11 {
+					// Deleted, awaiting erasure: listed by ?status=deleted
+					// and found by the erasure's pick.
+					if _, err := db.SoftDeleteTenant(tctx); err != nil {
+						return err
+					}
 				}
 				out = append(out, s)
 			}
@@ -202,6 +209,7 @@ var mustUse = map[string]string{
 	"ListTenantsByStatus/paused":    "tenants_status",
 	"ListTenantsByStatus/cancelled": "tenants_status",
 	"AuditEvents/action":            "audit_events_action",
+	"TenantsDeletedBefore":          "tenants_deleted_at",
 }
 
 // checkPaging pages through a list with limit and fails on a duplicate or
@@ -263,7 +271,7 @@ func TestManyTenantsPagingAndPlans(t *testing.T) {
 			var all, paused []string
 			for i, s := range seeded {
 				all = append(all, s.id)
-				if i%10 == 3 && i%50 != 7 {
+				if i%10 == 3 && i%50 != 7 && i%100 != 11 {
 					paused = append(paused, s.id)
 				}
 			}

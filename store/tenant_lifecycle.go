@@ -129,7 +129,14 @@ func (db *DB) ListTenantsByStatus(ctx context.Context, status TenantStatus, p Pa
 func (db *DB) TenantsDeletedBefore(ctx context.Context, t time.Time, limit int) ([]string, error) {
 	var out []string
 	err := db.global(ctx, false, func(q querier) error {
-		rs, err := q.query(ctx, "SELECT id FROM tenants WHERE status = 'deleted' AND deleted_at < $1 ORDER BY deleted_at LIMIT $2",
+		// SQLite, given tenants_status (0114) beside the partial
+		// tenants_deleted_at, read every deleted tenant by the former and
+		// sorted them: pinned to the index that gives the order.
+		from := "tenants"
+		if db.d.name() != "postgres" {
+			from = "tenants INDEXED BY tenants_deleted_at"
+		}
+		rs, err := q.query(ctx, "SELECT id FROM "+from+" WHERE status = 'deleted' AND deleted_at < $1 ORDER BY deleted_at LIMIT $2",
 			db.d.timeArg(t.UTC()), limit)
 		if err != nil {
 			return err
