@@ -262,7 +262,7 @@ func signInFailuresOn(t *testing.T, u *upstream, redis *sessionstest.Server) {
 		{name: "OIDC id_token of another issuer", status: 403, title: failed, code: "issuer_mismatch", has: "other-idp.example",
 			shape: func() { op.set(func(op *vendorOP) { op.claims["iss"] = "https://other-idp.example" }) },
 			drive: func() signInResult { return u.signIn(oc, nil) }},
-		{name: "OIDC id_token for another client", status: 403, title: failed, code: "audience_mismatch", has: `client_id "client-1"`,
+		{name: "OIDC id_token for another client", status: 403, title: failed, code: "audience_mismatch", has: `(aud) was "another-client", expected it to include the connection's client_id "client-1"`,
 			shape: func() { op.set(func(op *vendorOP) { op.claims["aud"] = "another-client" }) },
 			drive: func() signInResult { return u.signIn(oc, nil) }},
 		{name: "OIDC email_verified false", status: 403, title: failed, code: "profile_not_acceptable", has: "is not verified",

@@ -391,14 +391,11 @@ func (c *oidcConnector) Finish(ctx context.Context, r *http.Request) (connection
 		return res, fmt.Errorf("%w: callback without a code", connections.ErrMalformed)
 	}
 	ctx = context.WithValue(ctx, nonceKey{}, rec.Nonce)
-	tokens, err := rp.CodeExchange[*idTokenClaims](ctx, code, c.rp, rp.WithCodeVerifier(rec.Verifier))
-	if errors.Is(err, oidc.ErrSignatureUnsupportedAlg) {
-		// The library says no more; the admin needs to know what the
-		// id_token may be signed with.
-		return res, fmt.Errorf("%w: the id_token is signed with an algorithm the IdP's discovery document does not list in id_token_signing_alg_values_supported (%s), or one never accepted (none, HMAC): have the IdP sign id_tokens with one it lists",
-			connections.ErrSignature, strings.Join(c.rp.IDTokenVerifier().SupportedSignAlgs, ", "))
-	}
+	tokens, idToken, err := c.exchange(ctx, code, rec.Verifier)
 	if err != nil {
+		if why := c.explainIDToken(err, idToken); why != nil {
+			return res, why
+		}
 		return res, classifyOIDCError(err, c.rp.OAuthConfig().Endpoint.TokenURL, c.jwksURI)
 	}
 	claims := connections.Attrs{}
@@ -491,7 +488,7 @@ func (c *oidcConnector) profile(ctx context.Context, idt *oidc.IDTokenClaims, cl
 	}
 	c.mapping.Fill(&p, claims)
 	if verified != nil && !*verified {
-		return connections.Profile{}, fmt.Errorf("%w: the IdP says email %q is not verified", connections.ErrProfile, p.Email)
+		return connections.Profile{}, fmt.Errorf("%w: the IdP says email %s is not verified (email_verified is false): have the user verify it at the IdP, or the IdP's admin mark it verified", connections.ErrProfile, shown(p.Email))
 	}
 	return c.deps.Profiles.CheckProfile(ctx, p, connections.ProfileRules{AnyEmailDomain: c.cfg.AllowAnyEmailDomain, EmailVerified: verified})
 }
