@@ -63,6 +63,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"CreateDirectoryUser", testCreateDirectoryUser},
 		{"FindUsers", testFindUsers},
 		{"FindUsersNonASCII", testFindUsersNonASCII},
+		{"UnicodeCaseFolding", testUnicodeCaseFolding},
 		{"Groups", testGroups},
 		{"ConcurrentMembership", testConcurrentMembership},
 		{"DirectoryMembers", testDirectoryMembers},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -329,8 +330,8 @@ func testCreateDirectoryUser(t *testing.T, db *store.DB) {
 }
 
 // testFindUsersNonASCII: a text filter finds a value with non-ASCII
-// capitals written as it was stored, on every backend, whatever the
-// backend's lower() makes of those capitals (SQLite's folds ASCII only).
+// capitals written as it was stored, on every backend (testUnicodeCaseFolding
+// has it in another case).
 func testFindUsersNonASCII(t *testing.T, db *store.DB) {
 	ctx, _ := newTenant(t, db, "A")
 	dir := newDirectory(t, db, ctx)
@@ -355,8 +356,7 @@ func testFindUsersNonASCII(t *testing.T, db *store.DB) {
 
 // testOneUserAcrossSSOAndSCIMNonASCII: an address with non-ASCII capitals
 // is still one person across SSO and SCIM, in either order, on every
-// backend (whose lower() folded the stored email_lc: SQLite's folds ASCII
-// only). Two users would leave one of them signed in after the directory
+// backend (whose lower() folded the stored email_lc). Two users would leave one of them signed in after the directory
 // deprovisions the other.
 func testOneUserAcrossSSOAndSCIMNonASCII(t *testing.T, db *store.DB) {
 	ctx, _ := newTenant(t, db, "A")
@@ -650,5 +650,38 @@ func testStableSSOUser(t *testing.T, db *store.DB) {
 	for _, bad := range []struct{ subject, scheme, prev string }{{"oid", tid, ""}, {"tid:x", "", ""}, {"tid:x", tid, "tid:x"}} {
 		_, err := db.UpsertStableSSOUser(ctx, conn.ID, bad.subject, store.StableSSOKey{Scheme: bad.scheme, Previous: bad.prev}, store.User{})
 		wantErr(t, err, store.ErrInvalid)
+	}
+}
+
+// testUnicodeCaseFolding: userName is caseExact=false (RFC 7643 §4.1.1)
+// for every letter, not only ASCII: "ÄLICE@…" and "älice@…" are one
+// person to the uniqueness check, to a filter eq and to a sign-in linked
+// by its email, on every backend. PostgreSQL's lower() folds them;
+// SQLite's own folds ASCII only, which the store replaces (sqlite_lower.go).
+func testUnicodeCaseFolding(t *testing.T, db *store.DB) {
+	ctx, _ := newTenant(t, db, "A")
+	conn := must(db.CreateConnection(ctx, store.Connection{Type: store.ConnectionType("saml"), Name: "okta"}))
+	dir := newDirectory(t, db, ctx)
+	for i, tc := range []struct{ stored, other string }{
+		{"ÄLICE@acme.example", "älice@acme.example"},
+		{"ÉRIC", "éric"},
+		{"éric.ÖZ@acme.example", "ÉRIC.öz@acme.example"},
+		{"ΣΊΣΥΦΟΣ", "σίσυφοσ"},
+	} {
+		t.Run(tc.stored, func(t *testing.T) {
+			defer fatalOnFailure(t)
+			u := must(db.CreateUser(ctx, store.User{DirectoryID: dir.ID, UserName: tc.stored, Email: fmt.Sprintf("person%d@acme.example", i), Active: true}))
+			_, err := db.CreateUser(ctx, store.User{DirectoryID: dir.ID, UserName: tc.other, Active: true})
+			wantErr(t, err, store.ErrConflict)
+			wantFound(t, db, ctx, dir.ID, store.Cmp{Field: "user_name", Op: store.OpEq, Value: tc.other}, []string{u.ID})
+			if !strings.Contains(tc.other, "@") {
+				return
+			}
+			// Signed in by the other case of the address: the
+			// directory's user, found by userName.
+			if got := must(db.UpsertSSOUser(ctx, conn.ID, "sub-"+tc.other, store.User{Email: tc.other, EmailVerified: true})); got.ID != u.ID {
+				t.Fatalf("sign-in as %s created %s beside %s (userName %s)", tc.other, got.ID, u.ID, tc.stored)
+			}
+		})
 	}
 }
