@@ -87,8 +87,8 @@ func EmailDomain(email string) (string, bool) {
 // claim of those users does not change.
 // "Alice@Bücher.example.", "alice@xn--bcher-kva.example" and
 // "alice@ｂücher.example" are then one address whether an IdP or a
-// directory sends it, and one the database's lower() (SQLite's folds
-// ASCII only) has nothing left to fold in. What has no valid domain
+// directory sends it, and one the database's lower() has nothing left to
+// fold in. What has no valid domain
 // (EmailDomain) is only trimmed.
 func NormalizeEmail(email string) string {
 	e := strings.TrimSpace(email)

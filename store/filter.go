@@ -233,9 +233,9 @@ func (b *sqlFilter) cmp(c Cmp) (string, error) {
 			lhs = "lower(" + col + ")"
 		}
 		// The value is folded by the database's lower(), the function
-		// that folded the column: SQLite's folds ASCII letters only, so a
-		// value folded here by Go's rules would never match a stored
-		// "ÉMILE", not even one sent as "ÉMILE".
+		// that folded the column, so that the two always agree (on
+		// SQLite that is Go's strings.ToLower, see sqlite_lower.go; a
+		// stored index folded otherwise would miss).
 		rhs = func(v any) string { return "lower(" + b.arg(v) + ")" }
 	}
 	if b.table == "users" && col == "email" && (c.Op == OpEq || c.Op == OpNe) {

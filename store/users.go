@@ -39,8 +39,7 @@ const userUpdate = `UPDATE users SET directory_id = $3, external_id = $4, user_n
 // userInsertUnlessSSO inserts a directory user ($1…$15 as userInsert)
 // unless the tenant has an SSO-only user of the same email ($16 or $17,
 // its forms (EmailForms), or $18, the userName when it is an address;
-// folded by the database's lower(), as email_lc is: SQLite's folds ASCII
-// only), whom the directory adopts instead (see createUser for the one it
+// folded by the database's lower(), as email_lc is), whom the directory adopts instead (see createUser for the one it
 // does not): the common case, nobody to adopt, is then one statement
 // instead of a lookup and an INSERT. With byDomain, email_verified is
 // read from the tenant's domains ($19 the email's domain; $7, false, when
