@@ -185,6 +185,13 @@ func (c *oidcConnector) explainIDToken(err error, idToken string) error {
 	case errors.Is(err, oidc.ErrKeyNone) && t.Kid != "":
 		return fmt.Errorf("%w: the id_token is signed (alg %s) with key id (kid) %s, and the IdP's JWKS at %s holds no signing key of that kid for that alg: the IdP signs with a key it does not publish there (a custom signing key on the Entra application needs appid in the issuer's jwks_uri; an Okta custom authorization server has its own issuer and keys)",
 			connections.ErrSignature, shown(t.Alg), shown(t.Kid), c.keysURL())
+	case errors.Is(err, oidc.ErrSignatureInvalid) && t.Kid != "" && !errors.Is(err, oidc.ErrKeyMultiple) &&
+		!strings.Contains(err.Error(), "unable to fetch key"):
+		// A key of that kid is published, and it does not verify the
+		// token: the IdP's keys were replaced under the same kid, or the
+		// token is not the IdP's.
+		return fmt.Errorf("%w: the id_token (alg %s, key id (kid) %s) does not verify with the key of that kid in the IdP's JWKS at %s: the IdP signed with another key under the same kid, or the id_token is not the IdP's",
+			connections.ErrSignature, shown(t.Alg), shown(t.Kid), c.keysURL())
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"net/url"
 	"strings"
 	"testing"
@@ -33,6 +34,10 @@ func TestOIDCRefusalReasonsNameWhatWasSent(t *testing.T) {
 	past := time.Now().Add(-time.Hour).Truncate(time.Second).UTC()
 	future := time.Now().Add(time.Hour).Truncate(time.Second).UTC()
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +81,8 @@ func TestOIDCRefusalReasonsNameWhatWasSent(t *testing.T) {
 			want: connections.ErrRequestMismatch, has: []string{"has no nonce"}},
 		{name: "unknown kid", sign: signWith(jose.RS256, testKey(), "rotated-2026"),
 			want: connections.ErrSignature, has: []string{`(kid) "rotated-2026"`, "JWKS at " + op.issuer("/jwks")}},
+		{name: "the IdP's kid on another key", sign: signWith(jose.RS256, otherKey, "k1"),
+			want: connections.ErrSignature, has: []string{`(kid) "k1"`, `alg "RS256"`, "JWKS at " + op.issuer("/jwks")}},
 		{name: "unsupported alg", sign: signWith(jose.ES256, ecKey, "k1"),
 			want: connections.ErrSignature, has: []string{`alg "ES256"`, "(RS256)"}},
 		{name: "email not verified", tamper: func(c map[string]any) { c["email_verified"] = false },
