@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -63,13 +64,24 @@ func startClusterOpts(t *testing.T, n int, extra map[string]string, tls, togethe
 	c := &cluster{t: t, down: map[int]bool{}}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
-			u, _ := url.Parse(c.pick().base)
+			u, _ := url.Parse(r.In.Context().Value(pickedKey{}).(*node).base)
 			r.SetURL(u)
 			r.Out.Host = r.In.Host
 			r.SetXForwarded()
 		},
 	}
-	lb := httptest.NewUnstartedServer(proxy)
+	// A node calls the issuer while the others start (serve --dev
+	// re-provisions the demo users through it): until one is up the
+	// balancer answers 503, as a real one with no healthy backend.
+	lb := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := c.pick()
+		if n == nil {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "no node is up yet", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), pickedKey{}, n)))
+	}))
 	if tls {
 		lb.StartTLS()
 	} else {
@@ -82,12 +94,18 @@ func startClusterOpts(t *testing.T, n int, extra map[string]string, tls, togethe
 	for k, v := range extra {
 		c.env[k] = v
 	}
+	c.mu.Lock()
 	c.nodes = make([]*node, n)
+	c.mu.Unlock()
 	if together {
 		errs := make([]error, n)
 		var wg sync.WaitGroup
 		for i := range n {
-			wg.Go(func() { c.nodes[i], errs[i] = tryStartBroker(t, c.env, "--dev") })
+			wg.Go(func() {
+				b, err := tryStartBroker(t, c.env, "--dev")
+				c.setNode(i, b)
+				errs[i] = err
+			})
 		}
 		wg.Wait()
 		for i, err := range errs {
@@ -97,7 +115,7 @@ func startClusterOpts(t *testing.T, n int, extra map[string]string, tls, togethe
 		}
 	} else {
 		for i := range n {
-			c.nodes[i] = startBroker(t, c.env, "--dev")
+			c.setNode(i, startBroker(t, c.env, "--dev"))
 		}
 	}
 	client := lb.Client()
@@ -106,17 +124,32 @@ func startClusterOpts(t *testing.T, n int, extra map[string]string, tls, togethe
 	return c
 }
 
-// pick is the next live node in turn.
+// pickedKey carries the node the balancer picked for a request.
+type pickedKey struct{}
+
+// setNode puts b in slot i, under the lock pick reads the slots with.
+func (c *cluster) setNode(i int, b *node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nodes[i] = b
+}
+
+// pick is the next live node in turn, or nil while none has started.
 func (c *cluster) pick() *node {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for range len(c.nodes) {
 		i := int(c.next.Add(1)-1) % len(c.nodes)
-		if !c.down[i] {
+		if c.nodes[i] != nil && !c.down[i] {
 			return c.nodes[i]
 		}
 	}
-	return c.nodes[0]
+	for _, n := range c.nodes {
+		if n != nil {
+			return n
+		}
+	}
+	return nil
 }
 
 // output is every node's log, for a test that looks for a line one of
@@ -593,7 +626,7 @@ func TestScaleOutRoundRobin(t *testing.T) {
 		// Restarted where it was, it serves the sessions made meanwhile.
 		env := maps.Clone(c.env)
 		env[envListen] = strings.TrimPrefix(c.nodes[victim].base, "http://")
-		c.nodes[victim] = startBroker(t, env, "--dev")
+		c.setNode(victim, startBroker(t, env, "--dev"))
 		c.setDown(victim, false)
 		if !rp.active(c.nodes[victim], tok.AccessToken) {
 			t.Error("the restarted node does not know the session made while it was down")
