@@ -262,18 +262,11 @@ func (c *apiClient) sameAsHead(path string, h map[string]string, get httpAnswer)
 		}
 	}
 	// A GET whose length was known says it; the HEAD says the same one
-	// (net/http counts the body the handler wrote and dropped). A live
-	// answer (a tenant's SLO, its figures moved by the requests just made)
-	// may change length from one GET to the next: only a length a second
-	// GET confirms is held against the HEAD.
-	if cl := get.header.Get("Content-Length"); cl != "" && a.header.Get("Content-Length") != cl {
-		again, err := httpDo(http.MethodGet, c.w.url+path, h, nil)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		if again.header.Get("Content-Length") == cl {
-			c.t.Errorf("HEAD %s: Content-Length %q, GET's %q", path, a.header.Get("Content-Length"), cl)
-		}
+	// (net/http counts the body the handler wrote and dropped). Not a
+	// tenant's SLO: its figures move with the requests just made, the
+	// HEAD among them, and its length with them.
+	if cl := get.header.Get("Content-Length"); cl != "" && a.header.Get("Content-Length") != cl && !strings.HasSuffix(path, "/slo") {
+		c.t.Errorf("HEAD %s: Content-Length %q, GET's %q", path, a.header.Get("Content-Length"), cl)
 	}
 }
 
