@@ -922,14 +922,6 @@ func sentIssuer(raw []byte, want string) (string, bool) {
 	return "", false
 }
 
-// destinationDetail names, for a response refused for its Destination or
-// its Recipient, the URL it was sent for beside the ACS URL (the
-// library's message for the Recipient does not say it), and says so when
-// the two differ only in letter case or a trailing slash, the usual
-// slips when the URL was typed into the IdP rather than pasted. It reads
-// raw unverified: only to name what the IdP said. nil when neither URL
-// in raw is another one (an encrypted assertion's Recipient cannot be
-// read here).
 // validityWindow is the assertion's validity dates as the IdP wrote them
 // ("Conditions NotBefore …, NotOnOrAfter …; SubjectConfirmationData
 // NotOnOrAfter …"), unverified and only for words, or "" when raw has
@@ -970,6 +962,14 @@ func validityWindow(raw []byte) string {
 	return "the IdP wrote " + strings.Join(parts, ", ")
 }
 
+// destinationDetail names, for a response refused for its Destination or
+// its Recipient, the URL it was sent for beside the ACS URL (the
+// library's message for the Recipient does not say it), and says so when
+// the two differ only in letter case or a trailing slash, the usual
+// slips when the URL was typed into the IdP rather than pasted. It reads
+// raw unverified: only to name what the IdP said. nil when neither URL
+// in raw is another one (an encrypted assertion's Recipient cannot be
+// read here).
 func destinationDetail(raw []byte, acs string) error {
 	var r struct {
 		Destination string `xml:"Destination,attr"`
