@@ -205,11 +205,22 @@ func sameJSON(a, b []byte) bool {
 	if bytes.Equal(a, b) {
 		return true
 	}
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+	x, errX := decodeExact(a)
+	y, errY := decodeExact(b)
+	if errX != nil || errY != nil {
 		return false
 	}
 	return reflect.DeepEqual(x, y)
+}
+
+// decodeExact decodes a JSON document with numbers as their text, so that
+// two settings differing past float64's precision are not taken as equal.
+func decodeExact(doc []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(doc))
+	d.UseNumber()
+	var v any
+	err := d.Decode(&v)
+	return v, err
 }
 
 // DeleteConnection removes a connection of the tenant in ctx and ends its
