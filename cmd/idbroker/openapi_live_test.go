@@ -262,10 +262,11 @@ func (c *apiClient) sameAsHead(path string, h map[string]string, get httpAnswer)
 		}
 	}
 	// A GET whose length was known says it; the HEAD says the same one
-	// (net/http counts the body the handler wrote and dropped). Not a
-	// tenant's SLO: its figures move with the requests just made, the
-	// HEAD among them, and its length with them.
-	if cl := get.header.Get("Content-Length"); cl != "" && a.header.Get("Content-Length") != cl && !strings.HasSuffix(path, "/slo") {
+	// (net/http counts the body the handler wrote and dropped). Not the
+	// live answers (a tenant's SLO and usage, the logs): they move with the
+	// requests just made, the HEAD among them, and their length with them.
+	live := strings.Contains(path, "/slo") || strings.Contains(path, "/usage") || strings.Contains(path, "events")
+	if cl := get.header.Get("Content-Length"); cl != "" && a.header.Get("Content-Length") != cl && !live {
 		c.t.Errorf("HEAD %s: Content-Length %q, GET's %q", path, a.header.Get("Content-Length"), cl)
 	}
 }
