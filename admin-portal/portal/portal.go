@@ -288,6 +288,8 @@ var flashes = map[string]string{
 	"verified":    "Domain verified.",
 	"added":       "Domain added. Publish its TXT record, then select Verify.",
 	"mapping":     "Attribute mapping saved.",
+	"unchanged":   "Nothing changed: the settings were already those.",
+	"metadata":    "Saved. Our SP metadata changed: import it into your identity provider again (see Advanced settings below).",
 }
 
 func flashText(key string) string { return flashes[key] }

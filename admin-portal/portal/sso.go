@@ -48,6 +48,7 @@ func (p *Portal) mountSSO(s *echo.Group) {
 	c.POST("/delete", p.ssoDelete)
 	c.POST("/name", p.ssoRename)
 	c.GET("/metadata.xml", p.ssoMetadata)
+	c.POST("/advanced", p.ssoAdvancedSave)
 }
 
 const connKey = "portal.connection"
@@ -90,8 +91,12 @@ type wizard struct {
 	TestStale bool
 	Cert      *certInfo
 	Values    map[string]copyValue
-	Errors    map[string]string
-	Form      map[string]string
+	// Advanced is a SAML connection's advanced settings (advanced.go);
+	// Fix, on a failed test's result, the one that may fix it.
+	Advanced *advancedView
+	Fix      *fixLink
+	Errors   map[string]string
+	Form     map[string]string
 }
 
 type wizardStep struct {
@@ -121,6 +126,9 @@ func (p *Portal) wizardFor(c echo.Context, step string) (*wizard, error) {
 		return nil, err
 	}
 	w.SAML, w.OIDC = samlView(view), oidcView(view)
+	if w.Advanced, err = advancedOf(conn); err != nil {
+		return nil, err
+	}
 	w.State = stateOf(conn, w.Test, w.TestStale)
 	w.Values = map[string]copyValue{}
 	if sv := samlView(view); sv != nil {
@@ -529,7 +537,11 @@ func configError(err error, typ store.ConnectionType, method string) (field, msg
 // the connectors' messages use. The names of client authentication
 // methods, which begin like a field's, are kept as they are (a replacer
 // tries its pairs in order at each position).
-var apiNames = strings.NewReplacer("client_secret_basic", "client_secret_basic", "client_secret_post", "client_secret_post", "idp_metadata_url", "the metadata URL", "idp_sso_url", "the sign-in URL", "idp_entity_id", "the entity ID",
+var apiNames = strings.NewReplacer(
+	// The connector's SHA-1 refusal names the API's setting, which the
+	// admin sets here.
+	"its allow_sha1 setting, which the application's vendor sets", "Accept SHA-1 signatures, under Advanced settings on the Test and activate step",
+	"client_secret_basic", "client_secret_basic", "client_secret_post", "client_secret_post", "idp_metadata_url", "the metadata URL", "idp_sso_url", "the sign-in URL", "idp_entity_id", "the entity ID",
 	"idp_certificates_pem", "the certificate", "client_secret", "the client secret", "client_id", "the client ID")
 
 func upperFirst(s string) string {
@@ -884,6 +896,10 @@ func (p *Portal) ssoTestPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if w.Advanced != nil && c.QueryParam("advanced") == "open" {
+		// A link to one of the settings (a test result's, a save's).
+		w.Advanced.Open = true
+	}
 	return p.render(c, http.StatusOK, "sso_test.html", w.Conn.Name, w)
 }
 
@@ -952,6 +968,7 @@ func (p *Portal) ssoTestResult(c echo.Context) error {
 	if w.Test == nil {
 		return c.Redirect(http.StatusSeeOther, w.Base+"/test")
 	}
+	w.Fix = fixFor(w)
 	return p.render(c, http.StatusOK, "sso_result.html", "Test result · "+w.Conn.Name, w)
 }
 

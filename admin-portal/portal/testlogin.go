@@ -322,8 +322,10 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 // funcs are the portal's template functions.
 var funcs = template.FuncMap{
-	"join":  strings.Join,
-	"state": stateLabel,
+	"join":          strings.Join,
+	"state":         stateLabel,
+	"nameID":        func(f string) string { return nameIDWords[f] },
+	"nameIDFormats": func() []string { return nameIDFormats },
 }
 
 func stateLabel(s string) string {
