@@ -132,6 +132,19 @@ func TestEveryPageMeetsWCAG21AAInBrowser(t *testing.T) {
 			}
 			run(t, tab, "keep the mapping", chromedp.Submit(chromedp.ID("map-email")), chromedp.WaitVisible(chromedp.ID("test-connection")))
 			auditPage(t, tab, "okta: test")
+			// The advanced settings, folded away on arrival, unfolded and
+			// in error (a range the browser's own check would stop, sent
+			// past it).
+			run(t, tab, "unfold the advanced settings",
+				chromedp.Click(chromedp.CSS("#advanced-settings > summary")),
+				chromedp.WaitVisible(chromedp.ID("adv-encrypt")))
+			auditPage(t, tab, "okta: advanced settings")
+			run(t, tab, "a clock difference too large",
+				chromedp.SetValue(chromedp.ID("adv-clock-skew"), "500"),
+				chromedp.Submit(chromedp.ID("adv-clock-skew")),
+				chromedp.WaitVisible(chromedp.ID("adv-clock-skew-error")))
+			auditPage(t, tab, "okta: advanced settings, in error")
+			errorField(t, tab, "#adv-clock-skew")
 			run(t, tab, "test the connection",
 				chromedp.Navigate(fr.issuer+attr(t, tab, "#test-connection", "href")),
 				chromedp.WaitVisible(chromedp.CSS(`button[name="user"][value="alice"]`)))
