@@ -37,6 +37,9 @@ type idpServer struct {
 	// RelayState it was sent (drop: none at all), as IdPs that lose or
 	// replace it do.
 	relayState func(sent string) (back string, drop bool)
+	// posted is the last form samlLogin posted to the ACS, for a test
+	// to post it again as a browser's back button or a replay would.
+	posted url.Values
 }
 
 func newIdPServer(t *testing.T, keyIndex int) *idpServer {
@@ -175,6 +178,7 @@ func samlLogin(t *testing.T, e *env, idp *idpServer, conn store.Connection, brok
 			form.Set("RelayState", back)
 		}
 	}
+	idp.posted = form
 	resp, err := http.PostForm(htmlUnescape(action[1]), form)
 	if err != nil {
 		t.Fatal(err)

@@ -86,8 +86,10 @@ func TestSAMLRelayStateNotReturned(t *testing.T) {
 	if res, err := sc.finish(e.Ctx, answered, ""); err != nil || res.RequestID != "b" {
 		t.Fatalf("first answer: %+v, %v", res, err)
 	}
+	// The same response again: the assertion verifies for the spent
+	// login and its id was used, a replay.
 	_, err = sc.finish(e.Ctx, answered, "")
-	wantErr(t, err, connections.ErrRequestMismatch, "already used")
+	wantErr(t, err, connections.ErrReplay, "already used")
 }
 
 // TestSAMLSignaturesByVendor: signatures the IdPs make beyond Okta's,

@@ -323,9 +323,12 @@ func (c *samlConnector) finish(ctx context.Context, raw []byte, relay string) (c
 		return connections.Result{}, err
 	}
 
-	sp, possible, brokerReq, err := c.pending(ctx, relay, inResponseTo)
+	sp, possible, brokerReq, spent, err := c.pending(ctx, relay, inResponseTo)
 	if err != nil {
 		return connections.Result{}, err
+	}
+	if spent != nil {
+		return connections.Result{}, c.replayed(ctx, raw, issued, possible, spent)
 	}
 	// From here on a failure still names the login it answers, so that
 	// the broker (or the portal, for a test login) can say which one failed.
@@ -469,21 +472,28 @@ func declaresNS(se xml.StartElement, prefix, ns string) bool {
 // login. Without inResponseTo, a RelayState that names no login here is
 // an IdP's own (Okta's Default RelayState, Entra's Relay State, a Google
 // Start URL) on an IdP-initiated sign-in.
-func (c *samlConnector) pending(ctx context.Context, relay, inResponseTo string) (*saml.ServiceProvider, []string, string, error) {
+//
+// A login found is spent at once, its record kept a while under
+// spentPendingKey: a response posted again finds that record instead,
+// and spent is the refusal it gets unless replayed shows it to be the
+// same signed assertion (see replayed).
+func (c *samlConnector) pending(ctx context.Context, relay, inResponseTo string) (sp *saml.ServiceProvider, possible []string, brokerReq string, spent, err error) {
+	keys := make([]string, 0, 2)
 	for i, key := range []string{relay, inResponseTo} {
 		if key == "" || len(key) > 128 || (i == 1 && key == relay) {
 			continue
 		}
-		b, err := c.deps.Once.Take(ctx, pendingKey(key))
+		keys = append(keys, key)
+		b, err := c.deps.Once.Spend(ctx, pendingKey(key), spentPendingKey(key), c.spentPendingTTL())
 		switch {
 		case err == nil:
 			var rec samlPending
 			if json.Unmarshal(b, &rec) != nil || rec.ConnectionID != c.conn.ID {
-				return nil, nil, "", fmt.Errorf("%w: the login this response answers belongs to another connection", connections.ErrRequestMismatch)
+				return nil, nil, "", nil, fmt.Errorf("%w: the login this response answers belongs to another connection", connections.ErrRequestMismatch)
 			}
-			return c.sp, []string{rec.SAMLRequestID}, rec.BrokerRequestID, nil
+			return c.sp, []string{rec.SAMLRequestID}, rec.BrokerRequestID, nil, nil
 		case !errors.Is(err, sessions.ErrNotFound):
-			return nil, nil, "", fmt.Errorf("%w: login state: %w", connections.ErrUnavailable, err)
+			return nil, nil, "", nil, fmt.Errorf("%w: login state: %w", connections.ErrUnavailable, err)
 		}
 	}
 	if inResponseTo != "" {
@@ -493,13 +503,59 @@ func (c *samlConnector) pending(ctx context.Context, relay, inResponseTo string)
 		if relay != "" {
 			what = "a RelayState"
 		}
-		return nil, nil, "", fmt.Errorf("%w: the response answers AuthnRequest %q, with %s, and no login started here is waiting for it (unknown, expired or already used)",
+		refused := fmt.Errorf("%w: the response answers AuthnRequest %q, with %s, and no login started here is waiting for it (unknown, expired or already used)",
 			connections.ErrRequestMismatch, truncateID(inResponseTo), what)
+		for _, key := range keys {
+			b, err := c.deps.Once.Peek(ctx, spentPendingKey(key))
+			switch {
+			case err == nil:
+				var rec samlPending
+				if json.Unmarshal(b, &rec) != nil || rec.ConnectionID != c.conn.ID {
+					return nil, nil, "", nil, refused
+				}
+				return c.sp, []string{rec.SAMLRequestID}, "", refused, nil
+			case !errors.Is(err, sessions.ErrNotFound):
+				return nil, nil, "", nil, fmt.Errorf("%w: login state: %w", connections.ErrUnavailable, err)
+			}
+		}
+		return nil, nil, "", nil, refused
 	}
 	if c.unsolicited == nil {
-		return nil, nil, "", fmt.Errorf("%w: the response answers no login started here (started from the IdP's dashboard or portal): start from the application, or have IdP-initiated logins accepted on this connection (its allow_idp_initiated setting, which the application's vendor sets)", connections.ErrIdPInitiated)
+		return nil, nil, "", nil, fmt.Errorf("%w: the response answers no login started here (started from the IdP's dashboard or portal): start from the application, or have IdP-initiated logins accepted on this connection (its allow_idp_initiated setting, which the application's vendor sets)", connections.ErrIdPInitiated)
 	}
-	return c.unsolicited, nil, "", nil
+	return c.unsolicited, nil, "", nil, nil
+}
+
+// replayed refuses a response to a login already spent (refused, the
+// refusal pending made): with connections.ErrReplay when it is a signed
+// assertion this SP accepted for that login before, its id in the replay
+// cache (a browser's back button, a second post of a captured response),
+// as an IdP-initiated assertion posted again is refused. Only a response
+// that verifies for that login is called a replay: anything else, of
+// which nothing can be trusted, keeps refused (request_mismatch), so that
+// no post can make the tenant admin read of a replay that was not one.
+// Nothing is accepted here, whatever the checks say: the login is spent.
+func (c *samlConnector) replayed(ctx context.Context, raw []byte, issued string, possible []string, refused error) error {
+	sp := c.sp
+	if lag := c.libraryLag(issued); lag > 0 {
+		shifted := *sp
+		shifted.Clock = dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: func() time.Time { return c.deps.Now().Add(-lag) }})
+		sp = &shifted
+	}
+	assertion, err := sp.ParseXMLResponse(raw, possible, sp.AcsURL)
+	if err != nil || c.checkTimes(assertion) != nil {
+		return refused
+	}
+	// checkReplay records an id it had not seen: harmless, as this
+	// response is refused whatever it says.
+	switch err := c.checkReplay(ctx, assertion); {
+	case errors.Is(err, connections.ErrReplay):
+		return fmt.Errorf("%w: the response to AuthnRequest %q was posted again after its sign-in was spent (a browser's back button or reload, or a captured response)",
+			err, truncateID(possible[0]))
+	case err != nil && !errors.Is(err, connections.ErrMalformed):
+		return err
+	}
+	return refused
 }
 
 // truncateID is an id an IdP sent, cut for a message.

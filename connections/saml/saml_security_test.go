@@ -7,6 +7,8 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -307,6 +309,93 @@ func TestSAMLReplay(t *testing.T) {
 	solicited := idp.response(t, e.Issuer, conn, respOpts{signAssertion: true, inResponseTo: "id-someone-else", issuedAt: e.Clock.Now()})
 	_, err = sc.finish(e.Ctx, solicited, "")
 	wantErr(t, err, connections.ErrRequestMismatch, "")
+}
+
+// TestSAMLReplayedSPInitiatedResponse: through Begin, the IdP's
+// login page and the ACS, a response posted a second time (the
+// browser's back button, a captured response) is refused as a replay,
+// as an IdP-initiated assertion posted again is, whether the IdP
+// returned the RelayState or only InResponseTo names the login: the
+// admin reads "replay", not a request mismatch that sends them looking
+// for a misconfiguration. An answer to a login that is not (or no
+// longer) waiting, and the same response posted to another tenant's
+// connection, are still request mismatches: only a response that
+// verifies for the spent login, with its assertion id used, is called a
+// replay.
+func TestSAMLReplayedSPInitiatedResponse(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	idp := newIdPServer(t, 0)
+	conn, err := e.Reg.CreateConnection(e.Ctx, Name, "Okta", Settings{IdPMetadataURL: ptr(idp.srv.URL + "/metadata")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := e.NewTenant("Globex", "globex.example")
+	connB, err := e.Reg.CreateConnection(store.WithTenant(context.Background(), other), Name, "Globex IdP",
+		Settings{IdPMetadataURL: ptr(idp.srv.URL + "/metadata")}.Request(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(c store.Connection, form url.Values) (int, error) {
+		t.Helper()
+		var resp *http.Response
+		got := e.Completion(func() {
+			var err error
+			if resp, err = http.PostForm(e.Srv.URL+"/sso/saml/"+c.ID+"/acs", form); err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		})
+		return resp.StatusCode, got.Err
+	}
+	for _, tt := range []struct {
+		name  string
+		relay func(string) (string, bool)
+	}{
+		{"RelayState returned", nil},
+		{"RelayState dropped", func(string) (string, bool) { return "", true }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			idp.relayState = tt.relay
+			defer func() { idp.relayState = nil }()
+			if resp := samlLogin(t, e, idp, conn, "b-1"); resp.StatusCode != http.StatusOK || e.Last().Err != nil {
+				t.Fatalf("the sign-in to replay: %d %v", resp.StatusCode, e.Last().Err)
+			}
+			form := idp.posted
+			code, err := post(conn, form)
+			if code == http.StatusOK || !errorsIs(err, connections.ErrReplay) || !strings.Contains(err.Error(), "already used") {
+				t.Fatalf("replayed: %d %v; want replay", code, err)
+			}
+			// Again, and again a replay (not a login found again).
+			if code, err = post(conn, form); code == http.StatusOK || !errorsIs(err, connections.ErrReplay) {
+				t.Fatalf("replayed twice: %d %v; want replay", code, err)
+			}
+			// Another tenant's connection never reads it as its own
+			// sign-in's replay.
+			if code, err = post(connB, form); code == http.StatusOK || errorsIs(err, connections.ErrReplay) {
+				t.Fatalf("posted to another tenant's connection: %d %v; want no replay", code, err)
+			}
+		})
+	}
+
+	// The login expired (or was never started here) before the IdP
+	// answered: a request mismatch.
+	idp.relayState = func(sent string) (string, bool) {
+		if _, err := e.Once.Take(context.Background(), pendingKey(sent)); err != nil {
+			t.Errorf("take the pending login: %v", err)
+		}
+		return sent, false
+	}
+	defer func() { idp.relayState = nil }()
+	if resp := samlLogin(t, e, idp, conn, "b-2"); resp.StatusCode == http.StatusOK || !errorsIs(e.Last().Err, connections.ErrRequestMismatch) ||
+		!strings.Contains(e.Last().Err.Error(), "no login started here is waiting for it") {
+		t.Fatalf("an answer to a login not waiting: %d %v; want request_mismatch", resp.StatusCode, e.Last().Err)
+	}
+	// A made-up RelayState on a response naming no AuthnRequest of ours.
+	form := idp.posted
+	form.Set("RelayState", "relay-nobody-made")
+	if code, err := post(conn, form); code == http.StatusOK || !errorsIs(err, connections.ErrRequestMismatch) {
+		t.Fatalf("a RelayState nobody made: %d %v; want request_mismatch", code, err)
+	}
 }
 
 // ttlRecorder is a real OnceCache that also records the lifetime asked
