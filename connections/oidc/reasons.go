@@ -172,6 +172,14 @@ func (c *oidcConnector) explainIDToken(err error, idToken string) error {
 	case errors.Is(err, oidc.ErrIatInFuture) && !t.Iat.IsZero():
 		return fmt.Errorf("%w: the id_token was issued at %s (iat), %s ahead of the broker's clock (%s), more than the %s allowed for clock skew: check the IdP's clock (NTP)",
 			connections.ErrNotYetValid, clock(t.Iat), t.Iat.Sub(now), clock(now), issuedAtSkew)
+	case errors.Is(err, oidc.ErrSubjectMissing):
+		// Found before the signature is checked: only the IdP's token
+		// endpoint, over TLS, sent it, and nothing is accepted on it.
+		return fmt.Errorf("%w: the id_token has no subject (sub), or an empty one, which OpenID Connect requires of every id_token as the user's stable id at the IdP (issuer %s): the IdP's application must issue OpenID Connect id_tokens, with sub (a custom claims policy or token mapping may have removed it)",
+			connections.ErrProfile, shown(t.Iss))
+	case errors.Is(err, oidc.ErrIatMissing):
+		return fmt.Errorf("%w: the id_token has no issued-at time (iat), which OpenID Connect requires of every id_token and the broker checks against its clock (exp %s): the IdP's application must issue OpenID Connect id_tokens with iat (a custom claims policy or token mapping may have removed it)",
+			connections.ErrMalformed, expText(t.Exp))
 	case errors.Is(err, oidc.ErrNonceInvalid):
 		got := "a nonce of another sign-in"
 		if t.Nonce == "" {
@@ -201,6 +209,13 @@ func iatText(iat time.Time) string {
 		return "an unknown time"
 	}
 	return clock(iat)
+}
+
+func expText(exp time.Time) string {
+	if exp.IsZero() {
+		return "none either"
+	}
+	return clock(exp)
 }
 
 func (c *oidcConnector) keysURL() string {

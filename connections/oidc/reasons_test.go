@@ -79,6 +79,14 @@ func TestOIDCRefusalReasonsNameWhatWasSent(t *testing.T) {
 			want: connections.ErrRequestMismatch, has: []string{"a nonce of another sign-in"}, hasNot: []string{"n-0ther"}},
 		{name: "no nonce", tamper: func(c map[string]any) { delete(c, "nonce") },
 			want: connections.ErrRequestMismatch, has: []string{"has no nonce"}},
+		// The claims every id_token must have: the admin is told which
+		// one is missing, not that the answer could not be read.
+		{name: "no sub", tamper: func(c map[string]any) { delete(c, "sub") },
+			want: connections.ErrProfile, has: []string{"has no subject (sub)", `issuer "` + op.issuer("") + `"`}, hasNot: []string{"could not be read"}},
+		{name: "empty sub", tamper: func(c map[string]any) { c["sub"] = "" },
+			want: connections.ErrProfile, has: []string{"has no subject (sub), or an empty one"}, hasNot: []string{"could not be read"}},
+		{name: "no iat", tamper: func(c map[string]any) { delete(c, "iat"); c["exp"] = future.Unix() },
+			want: connections.ErrMalformed, has: []string{"has no issued-at time (iat)", "exp " + future.Format(time.RFC3339)}, hasNot: []string{"could not be read"}},
 		{name: "unknown kid", sign: signWith(jose.RS256, testKey(), "rotated-2026"),
 			want: connections.ErrSignature, has: []string{`(kid) "rotated-2026"`, "JWKS at " + op.issuer("/jwks")}},
 		{name: "the IdP's kid on another key", sign: signWith(jose.RS256, otherKey, "k1"),
