@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,7 +59,9 @@ func TestSignInFailuresOnEverySurface(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			env := map[string]string{envMasterKey: testMasterKey}
+			// One sign-in of the tenant at a time on the node, so that
+			// one held at its IdP fills the tenant's share (the cap's row).
+			env := map[string]string{envMasterKey: testMasterKey, envSignInTenant: "1"}
 			var redis *sessionstest.Server
 			if backend == "sqlite" {
 				env[envDatabaseURL] = "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "idbroker.db"))
@@ -188,10 +191,10 @@ func signInFailuresOn(t *testing.T, u *upstream, redis *sessionstest.Server) {
 					}
 				})
 			}},
-		// The sign-in it answered is spent: the replay is refused before
-		// the assertion's id is looked up (replay is the code of an
-		// IdP-initiated assertion posted again).
-		{name: "SAML response replayed", status: 403, title: failed, code: "request_mismatch", has: "already used",
+		// The sign-in it answered is spent, and the same response posted
+		// again is a replay, as an IdP-initiated assertion's is, not a
+		// sign-in that does not match.
+		{name: "SAML response replayed", status: 403, title: failed, code: "replay", has: "was already used",
 			drive: func() signInResult {
 				first := u.signIn(sc, nil)
 				if first.code == "" {
@@ -265,6 +268,12 @@ func signInFailuresOn(t *testing.T, u *upstream, redis *sessionstest.Server) {
 		{name: "OIDC id_token for another client", status: 403, title: failed, code: "audience_mismatch", has: `(aud) was "another-client", expected it to include the connection's client_id "client-1"`,
 			shape: func() { op.set(func(op *vendorOP) { op.claims["aud"] = "another-client" }) },
 			drive: func() signInResult { return u.signIn(oc, nil) }},
+		{name: "OIDC id_token without sub", status: 403, title: failed, code: "profile_not_acceptable", has: "the id_token has no subject (sub)",
+			shape: func() { op.set(func(op *vendorOP) { delete(op.claims, "sub") }) },
+			drive: func() signInResult { return u.signIn(oc, nil) }},
+		{name: "OIDC id_token without iat", status: 403, title: failed, code: "malformed_response", has: "the id_token has no issued-at time (iat)",
+			shape: func() { op.set(func(op *vendorOP) { op.claims["iat"] = nil }) },
+			drive: func() signInResult { return u.signIn(oc, nil) }},
 		{name: "OIDC email_verified false", status: 403, title: failed, code: "profile_not_acceptable", has: "is not verified",
 			shape: func() { op.set(func(op *vendorOP) { op.claims["email_verified"] = false }) },
 			drive: func() signInResult { return u.signIn(oc, nil) }},
@@ -273,6 +282,37 @@ func signInFailuresOn(t *testing.T, u *upstream, redis *sessionstest.Server) {
 			drive: func() signInResult { return u.signIn(oc, nil) }},
 		{name: "OIDC JWKS unreachable", status: 503, title: unavailable, code: "upstream_unavailable", has: "JWKS",
 			drive: func() signInResult { return u.signIn(coldConn, nil) }},
+		// The tenant's one place on the node is held by a sign-in at its
+		// IdP's token endpoint: the next answer waits a second, then is
+		// left unread (429, nothing recorded), and finishes when posted
+		// again once the place is free.
+		{name: "the tenant's sign-ins at their cap", status: 429, title: "Sign-in busy",
+			drive: func() signInResult {
+				entered, release := make(chan struct{}, 1), make(chan struct{})
+				var once sync.Once
+				free := func() { once.Do(func() { close(release) }) }
+				defer free()
+				op.set(func(op *vendorOP) { op.tokenHold = func() { entered <- struct{}{}; <-release } })
+				held, done := newOIDCBrowser(t), make(chan browserAt, 1)
+				go func() { done <- held.get(u.authorizeURL(oc)) }()
+				select {
+				case <-entered:
+				case at := <-done:
+					t.Errorf("the sign-in to hold ended at %d before its IdP answered", at.status)
+					return signInResult{status: at.status, page: at.page}
+				}
+				res := u.signIn(sc, nil)
+				free()
+				if at := <-done; at.code == "" {
+					t.Errorf("the held sign-in, freed: %d\n%s", at.status, at.page)
+				}
+				if res.status == http.StatusTooManyRequests {
+					if again := u.post(res.acs, res.acsForm); again.code == "" {
+						t.Errorf("the refused answer posted again: %d\n%s", again.status, again.page)
+					}
+				}
+				return res
+			}},
 		// The broker's own outage: nobody's failed sign-in.
 		{name: "Redis down", status: 503, title: unavailable, last: true,
 			shape: func() {
@@ -311,7 +351,7 @@ func signInFailuresOn(t *testing.T, u *upstream, redis *sessionstest.Server) {
 					t.Fatalf("answered %d (code %q), want %d %q with a reference:\n%s", res.status, res.code, tt.status, tt.title, res.page)
 				}
 				ref := m[1]
-				if (res.status == http.StatusServiceUnavailable) != (res.retryAfter != "") {
+				if (res.status == http.StatusServiceUnavailable || res.status == http.StatusTooManyRequests) != (res.retryAfter != "") {
 					t.Errorf("status %d with Retry-After %q", res.status, res.retryAfter)
 				}
 				if tt.code != "" && strings.Contains(res.page, tt.code) || tt.has != "" && strings.Contains(res.page, html.EscapeString(tt.has)) {
@@ -367,6 +407,9 @@ func signInFailuresOn(t *testing.T, u *upstream, redis *sessionstest.Server) {
 		if m == nil || m[1] != fmt.Sprint(n) {
 			t.Errorf("idbroker_sign_in_failures_total{reason=%q} is %v, want %d", code, m, n)
 		}
+	}
+	if !strings.Contains(metrics, `idbroker_rate_limited_total{surface="signin_tenant"} 1`) {
+		t.Errorf("the answer refused at the cap is not counted:\n%s", grepLines(metrics, "rate_limited"))
 	}
 	if !strings.Contains(metrics, `idbroker_sso_unverified_total{reason="unknown_state"} 1`) {
 		t.Errorf("the unknown state is not counted:\n%s", grepLines(metrics, "sso_unverified"))
