@@ -106,11 +106,17 @@ type Figures struct {
 
 // ErrorBudget is how many requests of the window may fail on the broker's
 // side under the target: Allowed = (1 - target availability) × requests;
-// Remaining = Allowed - Used, negative once overspent.
+// Remaining = Allowed - Used, negative once overspent. Counted in
+// requests, a window without any has nothing allowed and nothing used:
+// Remaining 0, which reads as spent. RemainingRatio says what is left of
+// the budget as a share, as SRE practice (and Datadog's "error budget
+// remaining") does: 1 untouched, 0 used up, below 0 overspent. With no
+// requests nothing could fail, so the budget is untouched: 1.
 type ErrorBudget struct {
-	Allowed   float64 `json:"allowed"`
-	Used      int64   `json:"used"`
-	Remaining float64 `json:"remaining"`
+	Allowed        float64 `json:"allowed"`
+	Used           int64   `json:"used"`
+	Remaining      float64 `json:"remaining"`
+	RemainingRatio float64 `json:"remaining_ratio"`
 }
 
 // Report computes the service levels of t at now from the measurements
@@ -150,6 +156,7 @@ func figures(c store.SLOCounts, target Target, from, to time.Time) Figures {
 		},
 	}
 	f.ErrorBudget.Remaining = float64(n*target.FailuresPer100k-c.ServerErrors*100_000) / 100_000
+	f.ErrorBudget.RemainingRatio = remainingRatio(n*target.FailuresPer100k, c.ServerErrors*100_000)
 	if n == 0 {
 		return f
 	}
@@ -161,6 +168,21 @@ func figures(c store.SLOCounts, target Target, from, to time.Time) Figures {
 	f.P50Ms, f.P99Ms, f.ErrorRate, f.Availability = &p50, &p99, &errRate, &avail
 	f.LatencyMet, f.AvailabilityMet = &latencyMet, &availMet
 	return f
+}
+
+// remainingRatio is the share of an error budget left, both in
+// hundred-thousandths of a request: 1 when none is used, which includes
+// a window with no requests (no traffic leaves the budget untouched), 0
+// when used up, negative past it. A budget of nothing with failures in
+// it (a target of 100 %, which no tier has) is -1, overspent.
+func remainingRatio(allowed, used int64) float64 {
+	switch {
+	case used == 0:
+		return 1
+	case allowed == 0:
+		return -1
+	}
+	return float64(allowed-used) / float64(allowed)
 }
 
 // percentile returns the bound, in ms, of the bucket holding the request

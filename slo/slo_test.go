@@ -141,7 +141,8 @@ func TestReportFromKnownSeries(t *testing.T) {
 						P50Ms: ptr[int64](100), P99Ms: ptr[int64](500),
 						ErrorRate: ptr(0.02), Availability: ptr(0.99),
 						// (1 - 0.999) × 1000 = 1 failure allowed, 10 used.
-						ErrorBudget: slo.ErrorBudget{Allowed: 1, Used: 10, Remaining: -9},
+						// A ratio of -9: nine budgets' worth over.
+						ErrorBudget: slo.ErrorBudget{Allowed: 1, Used: 10, Remaining: -9, RemainingRatio: -9},
 						LatencyMet:  ptr(true), AvailabilityMet: ptr(false),
 					},
 					"24h": {
@@ -149,7 +150,7 @@ func TestReportFromKnownSeries(t *testing.T) {
 						Requests: 1100, Succeeded: 1080, ClientErrors: 10, ServerErrors: 10,
 						P50Ms: ptr[int64](100), P99Ms: ptr[int64](500),
 						ErrorRate: ptr(20.0 / 1100), Availability: ptr(1090.0 / 1100),
-						ErrorBudget: slo.ErrorBudget{Allowed: 1.1, Used: 10, Remaining: -8.9},
+						ErrorBudget: slo.ErrorBudget{Allowed: 1.1, Used: 10, Remaining: -8.9, RemainingRatio: (1100 - 10_000) / 1100.0},
 						LatencyMet:  ptr(true), AvailabilityMet: ptr(false),
 					},
 					"30d": {
@@ -158,7 +159,7 @@ func TestReportFromKnownSeries(t *testing.T) {
 						// Rank 575: 50 at 5 ms, 10 at 25, 100 at 50, 900 at 100.
 						P50Ms: ptr[int64](100), P99Ms: ptr[int64](500),
 						ErrorRate: ptr(20.0 / 1150), Availability: ptr(1140.0 / 1150),
-						ErrorBudget: slo.ErrorBudget{Allowed: 1.15, Used: 10, Remaining: -8.85},
+						ErrorBudget: slo.ErrorBudget{Allowed: 1.15, Used: 10, Remaining: -8.85, RemainingRatio: (1150 - 10_000) / 1150.0},
 						LatencyMet:  ptr(true), AvailabilityMet: ptr(false),
 					},
 				}},
@@ -170,7 +171,7 @@ func TestReportFromKnownSeries(t *testing.T) {
 					Requests: 201, Succeeded: 200, ServerErrors: 1,
 					P50Ms: ptr[int64](5), P99Ms: ptr[int64](5),
 					ErrorRate: ptr(1.0 / 201), Availability: ptr(200.0 / 201),
-					ErrorBudget: slo.ErrorBudget{Allowed: 0.201, Used: 1, Remaining: -0.799},
+					ErrorBudget: slo.ErrorBudget{Allowed: 0.201, Used: 1, Remaining: -0.799, RemainingRatio: (201 - 1000) / 201.0},
 					LatencyMet:  ptr(true), AvailabilityMet: ptr(false),
 				}
 			}
@@ -190,8 +191,11 @@ func TestReportFromKnownSeries(t *testing.T) {
 				*h.P99Ms != 10000 || *h.LatencyMet || *h.Availability != 0 || o.Token.Windows["30d"].Requests != 0 {
 				t.Fatalf("other tenant: %+v", o)
 			}
-			// No requests: counts are zero and the rest null.
-			if f := o.Token.Windows["1h"]; f.P50Ms != nil || f.Availability != nil || f.LatencyMet != nil || f.ErrorBudget != (slo.ErrorBudget{}) {
+			// No requests: counts are zero and the rest null, but the
+			// error budget is untouched (a ratio of 1), not used up: no
+			// traffic spends none of it.
+			if f := o.Token.Windows["1h"]; f.P50Ms != nil || f.Availability != nil || f.LatencyMet != nil ||
+				f.ErrorBudget != (slo.ErrorBudget{RemainingRatio: 1}) {
 				t.Fatalf("empty window: %+v", f)
 			}
 		})
