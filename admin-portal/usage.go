@@ -38,7 +38,8 @@ func (a *API) getUsage(c echo.Context) error {
 	if err := onlyParams(c, "from", "to", "granularity"); err != nil {
 		return err
 	}
-	from, to, err := usageRange(c, a.now())
+	now := a.now()
+	from, to, err := usageRange(c, now, now)
 	if err != nil {
 		return err
 	}
@@ -71,7 +72,8 @@ func (a *API) exportUsage(c echo.Context) error {
 	if err := onlyParams(c, "from", "to", "format"); err != nil {
 		return err
 	}
-	from, to, err := usageRange(c, a.now())
+	now := a.now()
+	from, to, err := usageRange(c, now, SettledUsageEnd(now))
 	if err != nil {
 		return err
 	}
@@ -123,12 +125,37 @@ func (a *API) exportUsage(c echo.Context) error {
 	return nil
 }
 
-// usageRange reads from and to (RFC 3339 or YYYY-MM-DD, UTC); by default
-// the current calendar month so far.
-func usageRange(c echo.Context, now time.Time) (time.Time, time.Time, error) {
-	now = now.UTC()
-	from := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	to := now
+// UsageCommitBound bounds how long after its time a usage record may
+// still commit: its time is taken inside the fact's transaction, which
+// ends within the request timeout, itself kept under the server's write
+// timeout (IDBROKER_REQUEST_TIMEOUT may be raised up to it).
+const UsageCommitBound = httpserver.DefaultWriteTimeout
+
+// SettledUsageEnd is where an export ends by default at now: the start of
+// the last minute that began UsageCommitBound or more ago, between one
+// and two minutes back. Every record dated before it has committed, so
+// an export read at now holds all of them, and one read later holds the
+// same; and every export of the same minute ends at the same instant. An
+// end at now instead missed, for good, a record dated just before it
+// that committed a moment after the export read its tenant: the next
+// window, starting there, leaves it out as older.
+func SettledUsageEnd(now time.Time) time.Time {
+	return now.UTC().Add(-UsageCommitBound).Truncate(time.Minute)
+}
+
+// usageRange reads from and to (RFC 3339 or YYYY-MM-DD, UTC). to defaults
+// to defaultTo (now for the report, the settled end for an export); from
+// to the start of the calendar month that to's default falls in (the
+// month so far), or of the current one when to is given.
+func usageRange(c echo.Context, now, defaultTo time.Time) (time.Time, time.Time, error) {
+	now, to := now.UTC(), defaultTo.UTC()
+	month := now
+	if c.QueryParam("to") == "" && to.Before(now) {
+		// An end that fell back to the turn of the month is the whole
+		// month before, not an empty window of the new one.
+		month = to.Add(-time.Nanosecond)
+	}
+	from := time.Date(month.Year(), month.Month(), 1, 0, 0, 0, 0, time.UTC)
 	for _, p := range []struct {
 		name string
 		dst  *time.Time
@@ -145,8 +172,11 @@ func usageRange(c echo.Context, now time.Time) (time.Time, time.Time, error) {
 	}
 	switch {
 	case !to.After(from) && c.QueryParam("to") == "":
-		// Blame what the client sent: to defaulted to now.
-		return from, to, invalid("from", "from must be in the past: to defaults to now")
+		// Blame what the client sent: to had its default.
+		if to.Equal(now) {
+			return from, to, invalid("from", "from must be in the past: to defaults to now")
+		}
+		return from, to, invalid("from", "from must be before to, which defaults to %s (the start of the last minute that began a minute or more ago)", to.Format(time.RFC3339))
 	case !to.After(from) && c.QueryParam("from") == "":
 		return from, to, invalid("to", "to must be after from, which defaults to the start of this month (%s)", from.Format(time.DateOnly))
 	case !to.After(from):

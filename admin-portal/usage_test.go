@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	adminportal "github.com/idbroker/idbroker/admin-portal"
 	"github.com/idbroker/idbroker/store"
 	"github.com/idbroker/idbroker/usage"
 )
@@ -167,4 +169,124 @@ func TestUsageExportCSVCells(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestUsageExportDefaultEnd: an export without to ends at a settled
+// boundary, the start of the last minute that began a minute or more
+// ago, not at now. A billing job that exports "up to now" again and
+// again, each window starting where the last one ended, then gets every
+// record exactly once: one dated just before the end that commits after
+// the export read (its transaction still open) is not missed for good,
+// as it was with an end at now, and exports within the same minute end
+// at the same instant and hold the same records. At the turn of the
+// month the default is the whole month before, not an empty window.
+func TestUsageExportDefaultEnd(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			var apiNow, recordAt time.Time
+			at := func(p *time.Time) func() time.Time {
+				return func() time.Time { mu.Lock(); defer mu.Unlock(); return *p }
+			}
+			set := func(p *time.Time, v string) {
+				tm, err := time.Parse(time.RFC3339Nano, v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				mu.Lock()
+				*p = tm
+				mu.Unlock()
+			}
+			st := b.open(t)
+			m := usage.New(st, at(&recordAt), nil)
+			e := mountedEnv(t, st, adminportal.APIConfig{Now: at(&apiNow), Usage: m})
+			var tn struct{ ID string }
+			e.must(http.StatusCreated, "POST", "/tenants", map[string]any{"name": "Acme"}).decode(t, &tn)
+			n := 0
+			login := func(when string) {
+				set(&recordAt, when)
+				n++
+				ctx := store.WithTenant(context.Background(), tn.ID)
+				if err := st.InTx(ctx, func(ctx context.Context) error { return m.Login(ctx, "usr_1", fmt.Sprint("r", n)) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// export reads the export at apiNow (from, when given), and
+			// the times of its login records.
+			export := func(now, from string) []string {
+				t.Helper()
+				set(&apiNow, now)
+				q := ""
+				if from != "" {
+					q = "?from=" + from
+				}
+				var times []string
+				sc := bufio.NewScanner(bytes.NewReader(e.must(http.StatusOK, "GET", "/usage/export"+q, nil).body))
+				for sc.Scan() {
+					var ev usage.Event
+					if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+						t.Fatal(err)
+					}
+					if ev.TenantID == tn.ID && ev.EventName == "logins" {
+						times = append(times, ev.Time)
+					}
+				}
+				return times
+			}
+			want := func(what string, got []string, times ...string) {
+				t.Helper()
+				if strings.Join(got, " ") != strings.Join(times, " ") {
+					t.Errorf("%s: logins at %v, want %v", what, got, times)
+				}
+			}
+
+			login("2026-11-15T10:05:59.5Z")
+			login("2026-11-15T10:06:00Z")
+			login("2026-11-15T10:07:20Z") // the current minute
+			// At 10:07:30 the export ends at 10:06:00 (10:06:30 is a minute
+			// ago, in the minute that began at 10:06).
+			first := export("2026-11-15T10:07:30Z", "")
+			want("at 10:07:30", first, "2026-11-15T10:05:59.5Z")
+			// Later in the same minute: the same end, the same records,
+			// though one more was recorded meanwhile.
+			login("2026-11-15T10:07:50Z")
+			want("at 10:07:59", export("2026-11-15T10:07:59Z", ""), first...)
+			// A sign-in dated 10:06:59 whose transaction commits only now,
+			// after both exports read: an end at now (10:07:30) would have
+			// left it out, and the next window, from there, too.
+			login("2026-11-15T10:06:59Z")
+			// The next window starts where the first ended, and holds
+			// every record since, once.
+			want("from 10:06 at 10:09:10", export("2026-11-15T10:09:10Z", "2026-11-15T10:06:00Z"),
+				"2026-11-15T10:06:00Z", "2026-11-15T10:06:59Z", "2026-11-15T10:07:20Z", "2026-11-15T10:07:50Z")
+
+			// The turn of the month: 30 s into December the export ends at
+			// 23:59 on November 30th, 70 s in at midnight, and both read
+			// November from its start.
+			for _, now := range []string{"2026-12-01T00:00:30Z", "2026-12-01T00:01:10Z"} {
+				want("at "+now, export(now, ""), "2026-11-15T10:05:59.5Z", "2026-11-15T10:06:00Z",
+					"2026-11-15T10:06:59Z", "2026-11-15T10:07:20Z", "2026-11-15T10:07:50Z")
+			}
+			// from past the settled end is the client's mistake, named.
+			set(&apiNow, "2026-11-15T10:07:30Z")
+			if got := e.must(http.StatusBadRequest, "GET", "/usage/export?from=2026-11-15T10:06:30Z", nil).err(t); got.Field != "from" ||
+				!strings.Contains(got.Message, "2026-11-15T10:06:00Z") {
+				t.Errorf("from after the default end: %+v", got)
+			}
+			// The report still reads up to now.
+			var rep struct {
+				To     time.Time    `json:"to"`
+				Totals usage.Totals `json:"totals"`
+			}
+			e.must(http.StatusOK, "GET", "/tenants/"+tn.ID+"/usage", nil).decode(t, &rep)
+			if !rep.To.Equal(time.Date(2026, 11, 15, 10, 7, 30, 0, time.UTC)) || rep.Totals.Logins != 4 {
+				t.Errorf("the report at 10:07:30: to %s, %d logins; want now and 4", rep.To, rep.Totals.Logins)
+			}
+			// Vendor-wide: without the operator's key, nothing.
+			if r := e.call("GET", "/usage/export", nil, "Authorization", "Bearer nope"); r.status != http.StatusUnauthorized {
+				t.Errorf("export with a bad key: %d", r.status)
+			}
+		})
+	}
 }
