@@ -290,12 +290,12 @@ func (p *Provider) provision(ctx context.Context, conn store.Connection, prof co
 	// winner's user.
 	err := retryConflict(func() error {
 		return p.store.InTx(ctx, func(ctx context.Context) error {
-			st, err := p.store.TenantStatus(ctx)
+			gate, err := p.store.SignInGate(ctx)
 			if err != nil {
 				return err
 			}
-			if !st.Live() {
-				return errTenantNotLive{st}
+			if !gate.Status.Live() {
+				return errTenantNotLive{gate.Status}
 			}
 			jit := store.User{
 				Email:         prof.Email,
@@ -325,6 +325,15 @@ func (p *Provider) provision(ctx context.Context, conn store.Connection, prof co
 			if err != nil || !u.Active {
 				return err
 			}
+			if gate.Policy == store.SignInDirectoryUsers && u.DirectoryID == "" {
+				// The user the upsert found or made tells it, with no
+				// read of its own: a user made just in time, or one
+				// no directory of the tenant provisioned (made by a
+				// sign-in before the policy, or released by a deleted
+				// directory). The error rolls back whatever the upsert
+				// wrote: no user is made, no subject linked.
+				return errNotProvisioned{email: prof.Email}
+			}
 			if p.usage != nil {
 				if err := p.usage.Login(ctx, u.ID, loginID); err != nil {
 					return err
@@ -348,6 +357,9 @@ func (p *Provider) provision(ctx context.Context, conn store.Connection, prof co
 	})
 	if nl, ok := errors.AsType[errTenantNotLive](err); ok {
 		return store.User{}, userClaims{}, &loginFailure{connections.Reason(connections.ErrTenantInactive), "tenant is " + string(nl.status)}
+	}
+	if np, ok := errors.AsType[errNotProvisioned](err); ok {
+		return store.User{}, userClaims{}, &loginFailure{ReasonUserNotProvisioned, np.Error()}
 	}
 	if err != nil {
 		if errors.Is(err, store.ErrInvalid) {
@@ -461,6 +473,16 @@ type errTenantNotLive struct{ status store.TenantStatus }
 
 func (e errTenantNotLive) Error() string { return "broker: tenant is " + string(e.status) }
 
+// errNotProvisioned stops the completing transaction of a sign-in to a
+// tenant whose sign-in policy is store.SignInDirectoryUsers by someone
+// none of its directories provisioned.
+type errNotProvisioned struct{ email string }
+
+func (e errNotProvisioned) Error() string {
+	return "only users provisioned by one of the tenant's directories may sign in (sign_in_policy directory_users), and " +
+		e.email + " is none of them: have the directory (SCIM) provision them first, or set the policy back to any"
+}
+
 // retryConflict runs fn up to three times while it fails with
 // store.ErrConflict.
 func retryConflict(fn func() error) error {
@@ -489,6 +511,7 @@ const (
 	ReasonRequestExpired     = "request_expired"
 	ReasonConnectionMismatch = "connection_mismatch"
 	ReasonUserDeactivated    = "user_deactivated"
+	ReasonUserNotProvisioned = "user_not_provisioned"
 	ReasonUpstream           = "upstream_error"
 )
 

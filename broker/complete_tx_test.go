@@ -94,9 +94,9 @@ func (s *txSpy) TenantConnections(ctx context.Context) (store.Tenant, []store.Co
 	return s.Store.TenantConnections(ctx)
 }
 
-func (s *txSpy) TenantStatus(ctx context.Context) (store.TenantStatus, error) {
-	s.note(ctx, "TenantStatus")
-	return s.Store.TenantStatus(ctx)
+func (s *txSpy) SignInGate(ctx context.Context) (store.SignInGate, error) {
+	s.note(ctx, "SignInGate")
+	return s.Store.SignInGate(ctx)
 }
 
 func (s *txSpy) Tenant(ctx context.Context) (store.Tenant, error) {
@@ -159,7 +159,7 @@ func TestCompleteInOneTransaction(t *testing.T) {
 				if want := []string{"ResolveDomain", "TenantConnections"}; !slices.Equal(together, want) {
 					t.Fatalf("login %d: reads together %q, want %q (outside any: %q)", i+1, together, want, outside)
 				}
-				want := []string{"TenantStatus", "UpsertSSOUser", "usage:" + string(store.MeterLogin), "usage:" + string(store.MeterActiveUser), "UserGroupNames", "event:" + broker.EventAuthSucceeded}
+				want := []string{"SignInGate", "UpsertSSOUser", "usage:" + string(store.MeterLogin), "usage:" + string(store.MeterActiveUser), "UserGroupNames", "event:" + broker.EventAuthSucceeded}
 				var completing []*spiedTx
 				for _, tx := range txs {
 					if slices.Contains(tx.calls, "UpsertSSOUser") {

@@ -24,10 +24,10 @@ type Store interface {
 	TenantConnections(ctx context.Context) (store.Tenant, []store.Connection, error)
 
 	// Completing it (complete.go), in one transaction: the tenant's status
-	// (no row lock), the user, just in time, the sign-in's usage records,
+	// and sign-in policy (no row lock), the user, just in time, the sign-in's usage records,
 	// the user's directory groups and the event.
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
-	TenantStatus(ctx context.Context) (store.TenantStatus, error)
+	SignInGate(ctx context.Context) (store.SignInGate, error)
 	// A completed sign-in's session is checked against changes that
 	// raced it (complete.go stillAllowed).
 	Standing(ctx context.Context, connectionID, userID string) (store.Standing, error)

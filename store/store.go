@@ -39,6 +39,9 @@ type Store interface {
 	// TenantStatus is the tenant's status alone, read without a row lock
 	// even inside InTx.
 	TenantStatus(ctx context.Context) (TenantStatus, error)
+	// SignInGate is the tenant's status and sign-in policy, read in one
+	// statement without a row lock even inside InTx.
+	SignInGate(ctx context.Context) (SignInGate, error)
 	// Standing reads, in one statement, the tenant's status, one of its
 	// connections' status and whether one of its users is active: what a
 	// sign-in checks again once its session exists.

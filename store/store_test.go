@@ -79,6 +79,7 @@ func TestTenantStatusTakesNoLock(t *testing.T) {
 	}{
 		"Tenant":       {func(ctx context.Context) error { _, err := db.Tenant(ctx); return err }, true},
 		"TenantStatus": {func(ctx context.Context) error { _, err := db.TenantStatus(ctx); return err }, false},
+		"SignInGate":   {func(ctx context.Context) error { _, err := db.SignInGate(ctx); return err }, false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			read, release := make(chan struct{}), make(chan struct{})

@@ -10,14 +10,19 @@ import (
 // tenant is written with (the lifecycle's columns start empty).
 const (
 	tenantInsertCols = "id, name, status, tier, created_at, updated_at"
-	tenantCols       = tenantInsertCols + ", deleted_at, COALESCE(sign_in_per_minute, 0)"
+	// The sign-in policy of a new tenant is the column's default, any.
+	tenantCols       = tenantInsertCols + ", deleted_at, COALESCE(sign_in_per_minute, 0), sign_in_policy"
 )
 
 func scanTenant(r row) (Tenant, error) {
 	var t Tenant
-	err := r.Scan(&t.ID, &t.Name, &t.Status, &t.Tier, timeDest{&t.CreatedAt}, timeDest{&t.UpdatedAt}, nullTimeDest{&t.DeletedAt}, &t.SignInPerMinute)
+	err := r.Scan(&t.ID, &t.Name, &t.Status, &t.Tier, timeDest{&t.CreatedAt}, timeDest{&t.UpdatedAt}, nullTimeDest{&t.DeletedAt}, &t.SignInPerMinute, &t.SignInPolicy)
 	return t, err
 }
+
+// ErrNoDirectory refuses SignInDirectoryUsers to a tenant without a
+// directory: nobody could sign in. It is an ErrConflict.
+var ErrNoDirectory = fmt.Errorf("%w: only directory users may sign in needs a directory, and the tenant has none", ErrConflict)
 
 // CreateTenant registers a tenant; Status defaults to active.
 func (db *DB) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
@@ -33,6 +38,16 @@ func (db *DB) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
 	}
 	if !ValidTier(t.Tier) {
 		return Tenant{}, fmt.Errorf("%w: tenant tier %q", ErrInvalid, t.Tier)
+	}
+	switch t.SignInPolicy {
+	case "":
+		t.SignInPolicy = SignInAny
+	case SignInAny:
+	case SignInDirectoryUsers:
+		// A new tenant has no directory yet.
+		return Tenant{}, ErrNoDirectory
+	default:
+		return Tenant{}, fmt.Errorf("%w: sign-in policy %q", ErrInvalid, t.SignInPolicy)
 	}
 	if t.ID == "" {
 		t.ID = NewID(PrefixTenant)
@@ -95,6 +110,17 @@ func (db *DB) TenantStatus(ctx context.Context) (TenantStatus, error) {
 		return q.queryRow(ctx, "SELECT status FROM tenants WHERE id = $1", tenantID).Scan(&s)
 	})
 	return s, db.wrap("get tenant status", err)
+}
+
+// SignInGate reads the tenant's status and sign-in policy in one
+// statement, without a row lock (as TenantStatus): the gate a sign-in
+// passes in the transaction that provisions its user.
+func (db *DB) SignInGate(ctx context.Context) (SignInGate, error) {
+	var g SignInGate
+	err := db.scopedRead(ctx, func(q querier, tenantID string) error {
+		return q.queryRow(ctx, "SELECT status, sign_in_policy FROM tenants WHERE id = $1", tenantID).Scan(&g.Status, &g.Policy)
+	})
+	return g, db.wrap("get sign-in gate", err)
 }
 
 // Standing is what lets a user sign in through a connection, as read at
@@ -165,13 +191,32 @@ func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) 
 			}
 			t.SignInPerMinute = *u.SignInPerMinute
 		}
+		if u.SignInPolicy != nil {
+			if !u.SignInPolicy.Valid() {
+				return fmt.Errorf("%w: sign-in policy %q", ErrInvalid, *u.SignInPolicy)
+			}
+			if *u.SignInPolicy == SignInDirectoryUsers && t.SignInPolicy != SignInDirectoryUsers {
+				// Checked under the tenant's row lock; a directory
+				// deleted later leaves the policy on (nobody signs
+				// in until it is set back or another directory
+				// provisions users): it never opens by itself.
+				var n int
+				if err := q.queryRow(ctx, "SELECT count(*) FROM directories WHERE tenant_id = $1", tenantID).Scan(&n); err != nil {
+					return err
+				}
+				if n == 0 {
+					return ErrNoDirectory
+				}
+			}
+			t.SignInPolicy = *u.SignInPolicy
+		}
 		var override any // NULL: the tier's default
 		if t.SignInPerMinute > 0 {
 			override = t.SignInPerMinute
 		}
 		t.UpdatedAt = db.now()
-		_, err = q.exec(ctx, "UPDATE tenants SET name = $2, status = $3, tier = $4, sign_in_per_minute = $5, updated_at = $6 WHERE id = $1",
-			t.ID, t.Name, t.Status, t.Tier, override, db.d.timeArg(t.UpdatedAt))
+		_, err = q.exec(ctx, "UPDATE tenants SET name = $2, status = $3, tier = $4, sign_in_per_minute = $5, sign_in_policy = $6, updated_at = $7 WHERE id = $1",
+			t.ID, t.Name, t.Status, t.Tier, override, t.SignInPolicy, db.d.timeArg(t.UpdatedAt))
 		if err == nil && wasLive && !t.Status.Live() {
 			// Paused or cancelled: kept outside the database before the
 			// commit (tombstones.go).

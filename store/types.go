@@ -54,6 +54,31 @@ type Tenant struct {
 	// SignInPerMinute is an operator's override of the tenant's sign-in
 	// rate limit; 0 means its tier's default.
 	SignInPerMinute int
+	// SignInPolicy is who may sign in: anyone the tenant's IdPs vouch
+	// for (SignInAny, "" read as it) or only its directories' users.
+	SignInPolicy SignInPolicy
+}
+
+// SignInPolicy says whom a tenant's sign-ins may be: a subject no user
+// has yet makes one just in time under SignInAny; under
+// SignInDirectoryUsers only a user one of the tenant's directories
+// provisioned signs in, and anyone else the IdP lets through is refused.
+type SignInPolicy string
+
+// The sign-in policies.
+const (
+	SignInAny            SignInPolicy = "any"
+	SignInDirectoryUsers SignInPolicy = "directory_users"
+)
+
+// Valid reports whether p is a policy the store accepts.
+func (p SignInPolicy) Valid() bool { return p == SignInAny || p == SignInDirectoryUsers }
+
+// SignInGate is what a sign-in reads of its tenant, in one statement, in
+// the transaction that provisions its user.
+type SignInGate struct {
+	Status TenantStatus
+	Policy SignInPolicy
 }
 
 // Service tiers. Tenants created before tiers were checked may carry
@@ -84,6 +109,9 @@ type TenantUpdate struct {
 	Tier   *string
 	// SignInPerMinute sets the override; a pointer to 0 clears it.
 	SignInPerMinute *int
+	// SignInPolicy sets the policy. SignInDirectoryUsers needs a
+	// directory of the tenant (ErrNoDirectory otherwise).
+	SignInPolicy *SignInPolicy
 }
 
 // Domain is an email domain a tenant claims. Only a verified domain routes
