@@ -11,7 +11,7 @@ import (
 const (
 	tenantInsertCols = "id, name, status, tier, created_at, updated_at"
 	// The sign-in policy of a new tenant is the column's default, any.
-	tenantCols       = tenantInsertCols + ", deleted_at, COALESCE(sign_in_per_minute, 0), sign_in_policy"
+	tenantCols = tenantInsertCols + ", deleted_at, COALESCE(sign_in_per_minute, 0), sign_in_policy"
 )
 
 func scanTenant(r row) (Tenant, error) {
