@@ -89,6 +89,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"SCIMErrors", testSCIMErrors},
 		{"Logs", testLogs},
 		{"TenantTierAndLimits", testTenantTierAndLimits},
+		{"SignInPolicy", testSignInPolicy},
 		{"SLOMinutes", testSLOMinutes},
 	}
 	for _, tc := range tests {

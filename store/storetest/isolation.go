@@ -281,6 +281,8 @@ func isolationArgs(f *isolationFixture) map[reflect.Type][]any {
 	renamed := func(u store.User) store.User { u.DisplayName = "written by B"; return u }
 	name := "renamed by B"
 	status := store.TenantPaused
+	// A's directory must not let B turn the policy on.
+	dirUsers := store.SignInDirectoryUsers
 	strs := append(append([]string{}, f.ids...), f.domain.Domain, f.scim.Email, f.sso.Email, f.subject, f.scim.ExternalID, "tenant-"+f.label, "")
 	return map[reflect.Type][]any{
 		typeOf[string]():        toAny(strs),
@@ -312,6 +314,7 @@ func isolationArgs(f *isolationFixture) map[reflect.Type][]any {
 		typeOf[store.GroupQuery]():   {store.GroupQuery{}, store.GroupQuery{DirectoryID: f.dir.ID}},
 		typeOf[store.TenantUpdate](): {
 			store.TenantUpdate{Name: &name, Status: &status},
+			store.TenantUpdate{SignInPolicy: &dirUsers},
 		},
 		typeOf[store.AuditEvent](): {
 			store.AuditEvent{Action: "b.acted"},
