@@ -38,6 +38,10 @@ type tenantJSON struct {
 	// DeletedAt is set on a deleted tenant (GET /tenants?status=deleted).
 	DeletedAt  *time.Time     `json:"deleted_at,omitempty"`
 	RateLimits rateLimitsJSON `json:"rate_limits"`
+	// SignInPolicy is who may sign in: any (a new subject becomes a user
+	// just in time) or directory_users (only the tenant's directories'
+	// users).
+	SignInPolicy string `json:"sign_in_policy"`
 }
 
 // rateLimitsJSON are a tenant's rate-limit overrides; null means the
@@ -55,6 +59,8 @@ func toTenantJSON(t store.Tenant, domains []store.Domain) tenantJSON {
 		CreatedAt: t.CreatedAt,
 		UpdatedAt: t.UpdatedAt,
 		DeletedAt: t.DeletedAt,
+		// A row read before its policy was known reads as the default.
+		SignInPolicy: string(cmp.Or(t.SignInPolicy, store.SignInAny)),
 	}
 	if t.Tier != "" {
 		out.Tier = &t.Tier
@@ -73,6 +79,9 @@ type createTenantRequest struct {
 	Status  string          `json:"status"`
 	Tier    string          `json:"tier"`
 	Domains []domainRequest `json:"domains"`
+	// SignInPolicy may be directory_users from the start: nobody signs in
+	// until the directory made next provisions them.
+	SignInPolicy string `json:"sign_in_policy"`
 }
 
 // createTenant registers a tenant and its domains in one transaction: a
@@ -98,6 +107,12 @@ func (a *API) createTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	policy := store.SignInAny
+	if req.SignInPolicy != "" {
+		if policy, err = checkSignInPolicy(req.SignInPolicy); err != nil {
+			return err
+		}
+	}
 	if len(req.Domains) > maxCreateDomains {
 		return invalid("domains", "at most %d domains can be added with the tenant", maxCreateDomains)
 	}
@@ -122,13 +137,13 @@ func (a *API) createTenant(c echo.Context) error {
 	)
 	err = a.store.InTx(c.Request().Context(), func(ctx context.Context) error {
 		var err error
-		t, err = a.store.CreateTenant(ctx, store.Tenant{Name: name, Status: status, Tier: tier})
+		t, err = a.store.CreateTenant(ctx, store.Tenant{Name: name, Status: status, Tier: tier, SignInPolicy: policy})
 		if err != nil {
 			return fmt.Errorf("create tenant: %w", err)
 		}
 		ctx = store.WithTenant(ctx, t.ID)
 		if err := a.audit(ctx, c, "tenant.created", tenantResource(t), map[string]any{
-			"status": t.Status, "tier": t.Tier,
+			"status": t.Status, "tier": t.Tier, "sign_in_policy": t.SignInPolicy,
 		}); err != nil {
 			return err
 		}
@@ -228,12 +243,14 @@ func (a *API) getTenant(c echo.Context) error {
 
 // updateTenantRequest is a PATCH: an absent field is left as it is. tier
 // null removes the tier, as "" does (the tenant shows it as null); name,
-// status and rate_limits always have a value, so null is refused.
+// status, rate_limits and sign_in_policy always have a value, so null is
+// refused.
 type updateTenantRequest struct {
-	Name       patchField[string]            `json:"name"`
-	Status     patchField[string]            `json:"status"`
-	Tier       patchField[string]            `json:"tier"`
-	RateLimits patchField[rateLimitsRequest] `json:"rate_limits"`
+	Name         patchField[string]            `json:"name"`
+	Status       patchField[string]            `json:"status"`
+	Tier         patchField[string]            `json:"tier"`
+	RateLimits   patchField[rateLimitsRequest] `json:"rate_limits"`
+	SignInPolicy patchField[string]            `json:"sign_in_policy"`
 }
 
 // rateLimitsRequest sets overrides: a number sets one, null clears it (the
@@ -257,7 +274,7 @@ func (a *API) updateTenant(c echo.Context) error {
 		return err
 	}
 	if err := cmp.Or(refuseNull("name", req.Name.Null), refuseNull("status", req.Status.Null),
-		refuseNull("rate_limits", req.RateLimits.Null)); err != nil {
+		refuseNull("rate_limits", req.RateLimits.Null), refuseNull("sign_in_policy", req.SignInPolicy.Null)); err != nil {
 		return err
 	}
 	var u store.TenantUpdate
@@ -288,6 +305,13 @@ func (a *API) updateTenant(c echo.Context) error {
 			return err
 		}
 		u.SignInPerMinute = n
+	}
+	if req.SignInPolicy.Set {
+		p, err := checkSignInPolicy(req.SignInPolicy.Value)
+		if err != nil {
+			return err
+		}
+		u.SignInPolicy = &p
 	}
 
 	t, err := a.ChangeTenant(c.Request().Context(), a.actor(c), u)
@@ -332,6 +356,9 @@ func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.Tenan
 		}
 		if u.SignInPerMinute != nil && *u.SignInPerMinute != cur.SignInPerMinute {
 			changes["rate_limits.sign_in_per_minute"] = change{limitOrNil(cur.SignInPerMinute), limitOrNil(*u.SignInPerMinute)}
+		}
+		if u.SignInPolicy != nil && *u.SignInPolicy != cmp.Or(cur.SignInPolicy, store.SignInAny) {
+			changes["sign_in_policy"] = change{cmp.Or(cur.SignInPolicy, store.SignInAny), *u.SignInPolicy}
 		}
 		if u.Status != nil && *u.Status != cur.Status {
 			if err := checkTransition(cur.Status, *u.Status); err != nil {
@@ -676,4 +703,13 @@ func (a *API) applyRevocation(ctx context.Context, rv *store.Revocation) []sessi
 			"kind", rv.Kind, "tenant_id", rv.TenantID, "err", err)
 	}
 	return ended
+}
+
+// checkSignInPolicy reads a tenant's sign_in_policy.
+func checkSignInPolicy(s string) (store.SignInPolicy, error) {
+	p := store.SignInPolicy(s)
+	if !p.Valid() {
+		return "", invalid("sign_in_policy", `sign_in_policy must be "any" or "directory_users"`)
+	}
+	return p, nil
 }

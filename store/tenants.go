@@ -9,20 +9,16 @@ import (
 // tenantCols are what scanTenant reads; tenantInsertCols what a new
 // tenant is written with (the lifecycle's columns start empty).
 const (
-	tenantInsertCols = "id, name, status, tier, created_at, updated_at"
-	// The sign-in policy of a new tenant is the column's default, any.
-	tenantCols = tenantInsertCols + ", deleted_at, COALESCE(sign_in_per_minute, 0), sign_in_policy"
+	tenantInsertCols = "id, name, status, tier, created_at, updated_at, sign_in_policy"
+	tenantCols       = tenantInsertCols + ", deleted_at, COALESCE(sign_in_per_minute, 0)"
 )
 
 func scanTenant(r row) (Tenant, error) {
 	var t Tenant
-	err := r.Scan(&t.ID, &t.Name, &t.Status, &t.Tier, timeDest{&t.CreatedAt}, timeDest{&t.UpdatedAt}, nullTimeDest{&t.DeletedAt}, &t.SignInPerMinute, &t.SignInPolicy)
+	err := r.Scan(&t.ID, &t.Name, &t.Status, &t.Tier, timeDest{&t.CreatedAt}, timeDest{&t.UpdatedAt}, &t.SignInPolicy, nullTimeDest{&t.DeletedAt}, &t.SignInPerMinute)
 	return t, err
 }
 
-// ErrNoDirectory refuses SignInDirectoryUsers to a tenant without a
-// directory: nobody could sign in. It is an ErrConflict.
-var ErrNoDirectory = fmt.Errorf("%w: only directory users may sign in needs a directory, and the tenant has none", ErrConflict)
 
 // CreateTenant registers a tenant; Status defaults to active.
 func (db *DB) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
@@ -39,14 +35,10 @@ func (db *DB) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
 	if !ValidTier(t.Tier) {
 		return Tenant{}, fmt.Errorf("%w: tenant tier %q", ErrInvalid, t.Tier)
 	}
-	switch t.SignInPolicy {
-	case "":
+	if t.SignInPolicy == "" {
 		t.SignInPolicy = SignInAny
-	case SignInAny:
-	case SignInDirectoryUsers:
-		// A new tenant has no directory yet.
-		return Tenant{}, ErrNoDirectory
-	default:
+	}
+	if !t.SignInPolicy.Valid() {
 		return Tenant{}, fmt.Errorf("%w: sign-in policy %q", ErrInvalid, t.SignInPolicy)
 	}
 	if t.ID == "" {
@@ -55,8 +47,8 @@ func (db *DB) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
 	t.CreatedAt = db.now()
 	t.UpdatedAt = t.CreatedAt
 	err := db.global(ctx, true, func(q querier) error {
-		_, err := q.exec(ctx, "INSERT INTO tenants ("+tenantInsertCols+") VALUES ($1, $2, $3, $4, $5, $6)",
-			t.ID, t.Name, t.Status, t.Tier, db.d.timeArg(t.CreatedAt), db.d.timeArg(t.UpdatedAt))
+		_, err := q.exec(ctx, "INSERT INTO tenants ("+tenantInsertCols+") VALUES ($1, $2, $3, $4, $5, $6, $7)",
+			t.ID, t.Name, t.Status, t.Tier, db.d.timeArg(t.CreatedAt), db.d.timeArg(t.UpdatedAt), t.SignInPolicy)
 		return err
 	})
 	return t, db.wrap("create tenant", err)
@@ -194,19 +186,6 @@ func (db *DB) UpdateTenant(ctx context.Context, u TenantUpdate) (Tenant, error) 
 		if u.SignInPolicy != nil {
 			if !u.SignInPolicy.Valid() {
 				return fmt.Errorf("%w: sign-in policy %q", ErrInvalid, *u.SignInPolicy)
-			}
-			if *u.SignInPolicy == SignInDirectoryUsers && t.SignInPolicy != SignInDirectoryUsers {
-				// Checked under the tenant's row lock; a directory
-				// deleted later leaves the policy on (nobody signs
-				// in until it is set back or another directory
-				// provisions users): it never opens by itself.
-				var n int
-				if err := q.queryRow(ctx, "SELECT count(*) FROM directories WHERE tenant_id = $1", tenantID).Scan(&n); err != nil {
-					return err
-				}
-				if n == 0 {
-					return ErrNoDirectory
-				}
 			}
 			t.SignInPolicy = *u.SignInPolicy
 		}

@@ -109,8 +109,8 @@ type TenantUpdate struct {
 	Tier   *string
 	// SignInPerMinute sets the override; a pointer to 0 clears it.
 	SignInPerMinute *int
-	// SignInPolicy sets the policy. SignInDirectoryUsers needs a
-	// directory of the tenant (ErrNoDirectory otherwise).
+	// SignInPolicy sets the policy. SignInDirectoryUsers needs no
+	// directory yet: until one provisions users, nobody signs in.
 	SignInPolicy *SignInPolicy
 }
 

@@ -388,6 +388,13 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	c.do("POST", "/api/v1/tenants/"+id+"/logouts/blo_nope/redeliver", nil, 404)
 	c.do("GET", "/api/v1/tenants/"+id+"/usage?granularity=month", nil, 200)
 	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"tier": "growth", "rate_limits": map[string]any{"sign_in_per_minute": 100}}, 200)
+	if got := c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"sign_in_policy": "directory_users"}, 200); got["sign_in_policy"] != "directory_users" {
+		t.Errorf("PATCH sign_in_policy answered %v", got["sign_in_policy"])
+	}
+	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"sign_in_policy": "contractors"}, 400)
+	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"sign_in_policy": nil}, 400)
+	c.do("PATCH", "/api/v1/tenants/"+id, map[string]any{"sign_in_policy": "any"}, 200)
+	c.do("POST", "/api/v1/tenants", map[string]any{"name": "Strict Corp", "sign_in_policy": "directory_users"}, 201)
 	c.do("GET", "/api/v1/tenants/"+id+"/slo", nil, 200)
 	c.do("GET", "/api/v1/tenants/"+id+"/slo?window=7d", nil, 400)
 	c.do("GET", "/api/v1/tenants/"+id+"/usage?from=2026-12-02&to=2026-12-01", nil, 400)

@@ -281,7 +281,6 @@ func isolationArgs(f *isolationFixture) map[reflect.Type][]any {
 	renamed := func(u store.User) store.User { u.DisplayName = "written by B"; return u }
 	name := "renamed by B"
 	status := store.TenantPaused
-	// A's directory must not let B turn the policy on.
 	dirUsers := store.SignInDirectoryUsers
 	strs := append(append([]string{}, f.ids...), f.domain.Domain, f.scim.Email, f.sso.Email, f.subject, f.scim.ExternalID, "tenant-"+f.label, "")
 	return map[reflect.Type][]any{
