@@ -253,6 +253,13 @@ func signInFailuresOn(t *testing.T, u *upstream, redis *sessionstest.Server) {
 			shape: func() {
 				v.set(func(v *vendorIdP) { v.nameID, v.attrs = "00u1gone", []saml.Attribute{strAttr("email", gone)} })
 			}},
+		{name: "not provisioned by the tenant's directory", status: 403, title: failed, code: "user_not_provisioned", has: "directory_users",
+			shape: func() {
+				patch("/api/v1/tenants/"+u.tenantID, map[string]any{"sign_in_policy": "directory_users"})
+				v.set(func(v *vendorIdP) {
+					v.nameID, v.attrs = "00u1contractor", []saml.Attribute{strAttr("email", "contractor@"+u.domain)}
+				})
+			}},
 		// OIDC.
 		{name: "OIDC error=access_denied", status: 403, title: failed, code: "idp_error", has: "access_denied",
 			shape: func() { op.set(func(op *vendorOP) { op.authorizeError = "access_denied" }) },
@@ -332,7 +339,7 @@ func signInFailuresOn(t *testing.T, u *upstream, redis *sessionstest.Server) {
 					v.set(saml1)
 					op.set(func(op *vendorOP) { oidc1(op); op.tokenHold = nil })
 					patch("/api/v1/connections/"+sc, map[string]any{"status": "active"})
-					patch("/api/v1/tenants/"+u.tenantID, map[string]any{"status": "active"})
+					patch("/api/v1/tenants/"+u.tenantID, map[string]any{"status": "active", "sign_in_policy": "any"})
 				}()
 				if tt.shape != nil {
 					tt.shape()
