@@ -19,7 +19,6 @@ func scanTenant(r row) (Tenant, error) {
 	return t, err
 }
 
-
 // CreateTenant registers a tenant; Status defaults to active.
 func (db *DB) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
 	t.Name = strings.TrimSpace(t.Name)
