@@ -342,3 +342,39 @@ func TestFailedTestLinksToTheSetting(t *testing.T) {
 		})
 	}
 }
+
+// TestAdvancedSettingsOfAnIdPThatWantsSignedRequests: when the IdP's
+// metadata asks for signed requests (WantAuthnRequestsSigned), they are
+// signed whatever the admin chose: the box is shown ticked and disabled,
+// saying why, and a save (which a disabled box is absent from) leaves the
+// admin's own choice as it was. AD FS's automatic NameID format is
+// unspecified, and the page says so.
+func TestAdvancedSettingsOfAnIdPThatWantsSignedRequests(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.tenant("Acme", "acme.example")
+	md := strings.Replace(string(adfsMetadata(selfSignedPEM(t), selfSignedPEM(t))), "<IDPSSODescriptor ", `<IDPSSODescriptor WantAuthnRequestsSigned="true" `, 1)
+	conn, err := h.reg.CreateConnection(ctx, saml.Name, "Acme AD FS", connectionsSettingsNone(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	draft := store.ConnectionDraft
+	if conn, err = h.reg.UpdateConnection(ctx, conn.ID, connections.Update{Status: &draft, Settings: saml.Settings{IdPMetadataXML: &md}.Request()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := h.open(h.link(ctx, store.IntentSSO))
+	base := h.url + "/portal/sso/" + conn.ID
+	_, page := get(t, c, base+"/test")
+	text := html.UnescapeString(page)
+	for _, w := range []string{`name="sign_authn_requests" checked disabled`, "They are signed whatever you choose here: the metadata of your identity provider asks for signed requests.", "Automatic (Unspecified)"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("the page does not say %q", w)
+		}
+	}
+	if resp, body := post(t, c, base+"/advanced", advancedForm(t, page, map[string]string{"allow_sha1": "on"})); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save = %d\n%s", resp.StatusCode, body)
+	}
+	after, cfg := samlConfig(t, h, ctx, conn.ID)
+	if !cfg.AllowSHA1 || cfg.SignAuthnRequests || !cfg.IdPWantsSignedRequests || after.Status != store.ConnectionDraft {
+		t.Fatalf("after saving: %s, %+v", after.Status, cfg)
+	}
+}
