@@ -116,6 +116,13 @@ func malformedAuthorize(f url.Values) *oidc.Error {
 	default:
 		return oidc.ErrInvalidRequest().WithDescription("response_mode must be query or form_post")
 	}
+	// RFC 6749 §3.3: a request without scope is answered with a default
+	// scope or refused "indicating an invalid scope". op refused it with
+	// invalid_request; a request whose scope lacks openid is invalid_scope
+	// too (Authorize), so both say the same.
+	if len(strings.Fields(f.Get("scope"))) == 0 {
+		return oidc.ErrInvalidScope().WithDescription("scope is required and must include openid")
+	}
 	return nil
 }
 
