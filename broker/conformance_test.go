@@ -87,13 +87,18 @@ func (f *conformanceFixture) signIn(t *testing.T, a *app, scope string) *oauth2.
 	return tok
 }
 
-// authCode signs alice in to a with scope "openid email" and returns an
+// authCode signs alice in to a with scope "openid email" (or the one
+// given) and returns an
 // unredeemed code, with the PKCE verifier the request's challenge was
 // made from.
-func (f *conformanceFixture) authCode(t *testing.T, a *app) (codeValue, verifier string) {
+func (f *conformanceFixture) authCode(t *testing.T, a *app, scope ...string) (codeValue, verifier string) {
 	t.Helper()
 	verifier, challenge := pkce()
-	resp := a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}, "scope": {"openid email"},
+	sc := "openid email"
+	if len(scope) > 0 {
+		sc = scope[0]
+	}
+	resp := a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}, "scope": {sc},
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"}})
 	return code(t, resp), verifier
 }
@@ -344,17 +349,17 @@ var conformanceChecks = []conformanceCheck{
 	// Token endpoint (RFC 6749 §4.1.3, §5, §6; RFC 7636 §4.6).
 	{name: "token/code redeemed twice: invalid_grant, and the first tokens are revoked (RFC 6749 §4.1.2)",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
-			c, v := f.authCode(t, f.a)
+			c, v := f.authCode(t, f.a, "openid offline_access")
 			first := f.tokenForm(t, f.a, url.Values{"grant_type": {"authorization_code"}, "code": {c},
 				"redirect_uri": {f.a.Redirect}, "code_verifier": {v}})
-			f.carry["at"] = first
+			f.carry["at"], f.carry["rt"] = first["access_token"], first["refresh_token"]
 			return f.form(broker.PathToken, url.Values{"grant_type": {"authorization_code"}, "code": {c},
 				"redirect_uri": {f.a.Redirect}, "code_verifier": {v}}, f.a.ID, f.a.Secret)
 		},
 		want: answer{status: http.StatusBadRequest, jsonError: "invalid_grant", headers: noStore},
 		then: func(t *testing.T, f *conformanceFixture, resp *http.Response) {
-			if f.active(t, f.a, f.carry["at"]) {
-				t.Error("the access token of the first redemption is still active")
+			if f.active(t, f.a, f.carry["at"]) || f.active(t, f.a, f.carry["rt"]) {
+				t.Error("the tokens of the first redemption are still active")
 			}
 		}},
 	{name: "token/redirect_uri other than the request's",
@@ -440,6 +445,31 @@ var conformanceChecks = []conformanceCheck{
 			return f.form(broker.PathToken, url.Values{"grant_type": {"authorization_code", "refresh_token"}, "code": {"x"}}, f.a.ID, f.a.Secret)
 		},
 		want: answer{status: http.StatusBadRequest, jsonError: "invalid_request", headers: noStore}},
+	{name: "token/the access token is an RFC 9068 JWT",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			c, v := f.authCode(t, f.a)
+			return f.form(broker.PathToken, url.Values{"grant_type": {"authorization_code"}, "code": {c},
+				"redirect_uri": {f.a.Redirect}, "code_verifier": {v}}, f.a.ID, f.a.Secret)
+		},
+		want: answer{status: http.StatusOK, fields: map[string]any{}},
+		then: func(t *testing.T, f *conformanceFixture, resp *http.Response) {
+			at, _ := f.decoded["access_token"].(string)
+			head, _, _ := strings.Cut(at, ".")
+			b, _ := base64.RawURLEncoding.DecodeString(head)
+			var h map[string]any
+			if json.Unmarshal(b, &h) != nil || h["typ"] != "at+jwt" {
+				t.Errorf("header %s, want typ at+jwt (RFC 9068 §2.1)", b)
+			}
+			c := jwtClaims(t, at)
+			for _, k := range []string{"iss", "exp", "aud", "sub", "client_id", "iat", "jti"} {
+				if c[k] == nil {
+					t.Errorf("access token lacks %s (RFC 9068 §2.2): %v", k, c)
+				}
+			}
+			if c["iss"] != f.n.URL || c["client_id"] != f.a.ID || c["scope"] != "openid email" {
+				t.Errorf("access token claims %v", c)
+			}
+		}},
 	{name: "token/no refresh token without offline_access",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			c, v := f.authCode(t, f.a)
@@ -622,6 +652,20 @@ var conformanceChecks = []conformanceCheck{
 		// Claims are not filtered by scope: docs/reference/oidc.md, "The id_token".
 		want: answer{status: http.StatusOK, headers: map[string]string{"Cache-Control": "no-store"},
 			fields: map[string]any{"email": "alice@acme.test", "given_name": "Alice"}}},
+	{name: "userinfo/sub is the id_token's (OIDC Core §5.3.2)",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			tok := f.signIn(t, f.a, "openid")
+			f.carry["sub"], _ = jwtClaims(t, tok.Extra("id_token").(string))["sub"].(string)
+			req, _ := http.NewRequest(http.MethodGet, f.n.URL+broker.PathUserinfo, nil)
+			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+			return req
+		},
+		want: answer{status: http.StatusOK, fields: map[string]any{}},
+		then: func(t *testing.T, f *conformanceFixture, resp *http.Response) {
+			if f.carry["sub"] == "" || f.decoded["sub"] != f.carry["sub"] {
+				t.Errorf("UserInfo sub %v, id_token sub %q", f.decoded["sub"], f.carry["sub"])
+			}
+		}},
 	{name: "userinfo/token in the query (RFC 6750 §2.3 discourages it)",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			tok := f.signIn(t, f.a, "openid")
@@ -782,13 +826,21 @@ var conformanceChecks = []conformanceCheck{
 				t.Error("another application revoked the token")
 			}
 		}},
-	{name: "revoke/id_token",
+	// An id_token is neither an access nor a refresh token: the broker
+	// does not revoke that kind (RFC 7009 §2.2.1), and says so rather than
+	// answer 200 as if the grant had been revoked.
+	{name: "revoke/id_token: unsupported_token_type (RFC 7009 §2.2.1)",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			tok := f.signIn(t, f.a, "openid")
 			f.carry["at"] = tok.AccessToken
 			return f.form(broker.PathRevoke, url.Values{"token": {tok.Extra("id_token").(string)}}, f.a.ID, f.a.Secret)
 		},
-		want: answer{status: http.StatusOK}},
+		want: answer{status: http.StatusBadRequest, jsonError: "unsupported_token_type"},
+		then: func(t *testing.T, f *conformanceFixture, resp *http.Response) {
+			if !f.active(t, f.a, f.carry["at"]) {
+				t.Error("the access token was revoked")
+			}
+		}},
 	{name: "revoke/wrong secret over Basic",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			return f.form(broker.PathRevoke, url.Values{"token": {"garbage"}}, f.a.ID, "wrong")
@@ -945,8 +997,8 @@ var conformanceChecks = []conformanceCheck{
 }
 
 // tokenForm redeems at the token endpoint as a (Basic), failing unless 200,
-// and returns the access token.
-func (f *conformanceFixture) tokenForm(t *testing.T, a *app, v url.Values) string {
+// and returns the answer's string fields.
+func (f *conformanceFixture) tokenForm(t *testing.T, a *app, v url.Values) map[string]string {
 	t.Helper()
 	resp := f.do(t, f.form(broker.PathToken, v, a.ID, a.Secret))
 	var out map[string]any
@@ -954,8 +1006,13 @@ func (f *conformanceFixture) tokenForm(t *testing.T, a *app, v url.Values) strin
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &out) != nil {
 		t.Fatalf("token: status %d, %.300s", resp.StatusCode, body)
 	}
-	at, _ := out["access_token"].(string)
-	return at
+	fields := map[string]string{}
+	for k, v := range out {
+		if s, ok := v.(string); ok {
+			fields[k] = s
+		}
+	}
+	return fields
 }
 
 // mustRevoke revokes token as a, failing unless 200.

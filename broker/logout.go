@@ -34,7 +34,8 @@ import (
 // the session, its SSO cookie and the other applications' tokens stay,
 // and nobody gets a back-channel logout: the application asked. It can
 // sign the user in again through the SSO cookie. Unknown and malformed
-// tokens are answered 200, as the RFC asks.
+// tokens are answered 200, as the RFC asks; an id_token, which is neither
+// kind, unsupported_token_type.
 func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
 	p, tok, clientID := s.p, r.Data.Token, r.Client.GetID()
 	if isLegacyRefresh(tok) {
@@ -70,6 +71,15 @@ func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revo
 	}
 	var c accessClaims
 	if p.verifier.verify(tok, "at+jwt", &c) != nil || c.Iss != p.issuer {
+		var id idClaims
+		if p.verifier.verify(tok, "JWT", &id) == nil && id.Iss == p.issuer {
+			// One of the broker's id_tokens: not invalid, which §2.2
+			// would answer 200, but a kind the broker does not revoke
+			// (§2.2.1). A 200 would tell the application its grant
+			// was revoked while its tokens stay active.
+			return nil, &oidc.Error{ErrorType: "unsupported_token_type",
+				Description: "an id_token cannot be revoked; revoke the access or refresh token"}
+		}
 		return op.NewResponse(nil), nil
 	}
 	if c.ClientID != clientID {
