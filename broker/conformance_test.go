@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -38,11 +39,14 @@ func TestConformance(t *testing.T) {
 }
 
 // conformanceFixture is one broker, one tenant whose IdP signs alice in,
-// two confidential applications (a, b) and a public one (pub).
+// confidential applications (a, b, q, bcl) and a public one (pub).
 type conformanceFixture struct {
 	n       *node
 	a, b    *app
 	pub     *app
+	q       *app // its redirect_uri has a query
+	bcl     *app // with a back-channel logout URI, whose tokens go to logouts
+	logouts chan string
 	decoded map[string]any    // the last JSON body check decoded
 	carry   map[string]string // what a check's req leaves for its then
 }
@@ -50,12 +54,15 @@ type conformanceFixture struct {
 func newConformanceFixture(t *testing.T) *conformanceFixture {
 	n := sqliteNode(t)
 	n.tenant("Acme", "acme.test", alice("acme.test"))
+	rcv, logouts := bclReceiver(t)
 	return &conformanceFixture{
+		bcl: n.app(store.Application{Name: "bcl", BackchannelLogoutURI: rcv.URL}), logouts: logouts,
 		n: n,
 		a: n.app(store.Application{Name: "a", PostLogoutRedirectURIs: []string{"https://app.example/bye"}}),
 		b: n.app(store.Application{Name: "b", RedirectURIs: []string{"https://app2.example/callback"},
 			PostLogoutRedirectURIs: []string{"https://app2.example/bye"}}),
 		pub: n.app(store.Application{Name: "pub", Public: true, RedirectURIs: []string{"https://app.example/spa"}}),
+		q:   n.app(store.Application{Name: "q", RedirectURIs: []string{"https://app.example/cb?tenant=acme"}}),
 	}
 }
 
@@ -197,6 +204,10 @@ func (w answer) check(t *testing.T, f *conformanceFixture, resp *http.Response) 
 	if w.jsonError != "" && f.decoded["error"] != w.jsonError {
 		t.Errorf("error %v (%v), want %s", f.decoded["error"], f.decoded["error_description"], w.jsonError)
 	}
+	if w.fields["active"] == false && len(f.decoded) != 1 {
+		// RFC 7662 §2.2: nothing about a token that is not active.
+		t.Errorf("inactive answer %s says more than active", body)
+	}
 	for k, v := range w.fields {
 		got, _ := json.Marshal(f.decoded[k])
 		want, _ := json.Marshal(v)
@@ -313,6 +324,24 @@ var conformanceChecks = []conformanceCheck{
 			return authorizeReq(f.pub, url.Values{"code_challenge": {ch}, "code_challenge_method": {"plain"}})
 		},
 		want: answer{redirectError: "invalid_request"}},
+	// RFC 7636 §4.3: without code_challenge_method the method is plain,
+	// which the broker does not support (§4.4.1).
+	{name: "authorize/code_challenge without a method is plain (RFC 7636 §4.3)",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			_, ch := pkce()
+			return authorizeReq(f.pub, url.Values{"code_challenge": {ch}})
+		},
+		want: answer{redirectError: "invalid_request"}},
+	{name: "authorize/code_challenge_method without a code_challenge",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			return authorizeReq(f.a, url.Values{"code_challenge_method": {"S256"}})
+		},
+		want: answer{redirectError: "invalid_request"}},
+	{name: "authorize/code_challenge too short (RFC 7636 §4.2)",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			return authorizeReq(f.pub, url.Values{"code_challenge": {"abc"}, "code_challenge_method": {"S256"}})
+		},
+		want: answer{redirectError: "invalid_request"}},
 	{name: "authorize/code_challenge_method unknown",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			_, ch := pkce()
@@ -334,6 +363,71 @@ var conformanceChecks = []conformanceCheck{
 			return authorizeReq(f.a, url.Values{"request_uri": {"https://app.example/req.jwt"}})
 		},
 		want: answer{redirectError: "request_uri_not_supported"}},
+	// OIDC Core §3.1.2.1: scope values not understood SHOULD be ignored;
+	// the token answer then says which were granted (RFC 6749 §5.1).
+	{name: "authorize/unknown scope value is ignored",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			return authorizeReq(f.a, url.Values{"login_hint": {"alice@acme.test"}, "scope": {"openid email admin:all"}})
+		},
+		want: answer{status: http.StatusFound},
+		then: func(t *testing.T, f *conformanceFixture, resp *http.Response) {
+			loc, _ := resp.Location()
+			c := loc.Query().Get("code")
+			if c == "" {
+				t.Fatalf("redirected to %s, want a code", loc)
+			}
+			got := f.tokenForm(t, f.a, url.Values{"grant_type": {"authorization_code"}, "code": {c}, "redirect_uri": {f.a.Redirect}})
+			if got["scope"] != "openid email" {
+				t.Errorf("granted scope %q, want openid email", got["scope"])
+			}
+		}},
+	{name: "authorize/error keeps the redirect_uri's query (RFC 6749 §3.1.2)",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			return authorizeReq(f.q, url.Values{"response_type": {"token"}})
+		},
+		want: answer{redirectError: "unsupported_response_type"},
+		then: func(t *testing.T, f *conformanceFixture, resp *http.Response) {
+			loc, _ := resp.Location()
+			if loc.Query().Get("tenant") != "acme" || loc.Path != "/cb" {
+				t.Errorf("redirected to %s, want the registered query kept", loc)
+			}
+		}},
+	{name: "authorize/code keeps the redirect_uri's query (RFC 6749 §3.1.2)",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			return authorizeReq(f.q, url.Values{"login_hint": {"alice@acme.test"}})
+		},
+		want: answer{status: http.StatusFound},
+		then: func(t *testing.T, f *conformanceFixture, resp *http.Response) {
+			loc, _ := resp.Location()
+			if q := loc.Query(); q.Get("tenant") != "acme" || q.Get("code") == "" || q.Get("iss") != f.n.URL {
+				t.Errorf("redirected to %s, want the registered query kept beside code and iss", loc)
+			}
+		}},
+	// OIDC Core §3.1.2.1: the authorization endpoint MUST support POST.
+	{name: "authorize/POST form",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			q := authorizeReq(f.a, url.Values{"login_hint": {"alice@acme.test"}}).URL.Query()
+			return f.form(broker.PathAuthorize, q, "", "")
+		},
+		want: answer{status: http.StatusFound},
+		then: func(t *testing.T, f *conformanceFixture, resp *http.Response) {
+			loc, _ := resp.Location()
+			if q := loc.Query(); q.Get("code") == "" || q.Get("state") != "st8" || q.Get("iss") != f.n.URL {
+				t.Errorf("redirected to %s, want code, state=st8 and iss=%s", loc, f.n.URL)
+			}
+		}},
+	{name: "authorize/POST form with an error",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			q := authorizeReq(f.a, url.Values{"response_type": {"token"}}).URL.Query()
+			return f.form(broker.PathAuthorize, q, "", "")
+		},
+		want: answer{redirectError: "unsupported_response_type"}},
+	{name: "authorize/POST form with an unregistered redirect_uri is a page",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			q := authorizeReq(f.a, url.Values{"redirect_uri": {"https://evil.example/"}}).URL.Query()
+			return f.form(broker.PathAuthorize, q, "", "")
+		},
+		want: answer{status: http.StatusBadRequest, page: true}},
 	{name: "authorize/code answer carries state and iss (RFC 9207)",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			return authorizeReq(f.a, url.Values{"login_hint": {"alice@acme.test"}})
@@ -378,6 +472,16 @@ var conformanceChecks = []conformanceCheck{
 				"code_verifier": {v}}, f.a.ID, f.a.Secret)
 		},
 		want: answer{status: http.StatusBadRequest, jsonError: "invalid_request", headers: noStore}},
+	// RFC 9700 §2.1.1: a code_verifier for a code whose request had no
+	// code_challenge is refused, or PKCE downgrades go unnoticed.
+	{name: "token/code_verifier without a code_challenge (RFC 9700 §2.1.1)",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			resp := f.a.authorize(t, browser(t), url.Values{"login_hint": {"alice@acme.test"}, "scope": {"openid"}})
+			v, _ := pkce()
+			return f.form(broker.PathToken, url.Values{"grant_type": {"authorization_code"}, "code": {code(t, resp)},
+				"redirect_uri": {f.a.Redirect}, "code_verifier": {v}}, f.a.ID, f.a.Secret)
+		},
+		want: answer{status: http.StatusBadRequest, jsonError: "invalid_grant", headers: noStore}},
 	{name: "token/wrong code_verifier (RFC 7636 §4.6)",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			c, _ := f.authCode(t, f.a)
@@ -437,6 +541,21 @@ var conformanceChecks = []conformanceCheck{
 			req, _ := http.NewRequest(http.MethodPost, f.n.URL+broker.PathToken, strings.NewReader(`{"grant_type":"authorization_code","code":"x"}`))
 			req.Header.Set("Content-Type", "application/json")
 			req.SetBasicAuth(f.a.ID, f.a.Secret)
+			return req
+		},
+		want: answer{status: http.StatusBadRequest, jsonError: "invalid_request", headers: noStore}},
+	{name: "token/undecodable form",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			req := f.form(broker.PathToken, nil, f.a.ID, f.a.Secret)
+			req.Body = io.NopCloser(strings.NewReader("grant_type=%zz&code=x"))
+			req.ContentLength = -1
+			return req
+		},
+		want: answer{status: http.StatusBadRequest, jsonError: "invalid_request", headers: noStore}},
+	{name: "token/no Content-Type",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			req := f.form(broker.PathToken, url.Values{"grant_type": {"authorization_code"}, "code": {"x"}}, f.a.ID, f.a.Secret)
+			req.Header.Del("Content-Type")
 			return req
 		},
 		want: answer{status: http.StatusBadRequest, jsonError: "invalid_request", headers: noStore}},
@@ -546,6 +665,11 @@ var conformanceChecks = []conformanceCheck{
 			return req
 		},
 		want: answer{headers: noStore}},
+	{name: "token/body too large: 413 with no-store",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			return f.form(broker.PathToken, url.Values{"grant_type": {"authorization_code"}, "code": {strings.Repeat("x", 2<<20)}}, f.a.ID, f.a.Secret)
+		},
+		want: answer{status: http.StatusRequestEntityTooLarge, jsonError: "invalid_request", headers: noStore}},
 	{name: "token/success carries no-store",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			c, v := f.authCode(t, f.a)
@@ -588,6 +712,33 @@ var conformanceChecks = []conformanceCheck{
 				"scope": {"openid email"}}, f.a.ID, f.a.Secret)
 		},
 		want: answer{status: http.StatusOK, headers: noStore, fields: map[string]any{"scope": "openid email"}}},
+	// OIDC Core §12.2: a refreshed id_token keeps iss, sub, aud and
+	// auth_time, and a nonce, if any, is the first one.
+	{name: "token/refreshed id_token (OIDC Core §12.2)",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			tok := f.signIn(t, f.a, "openid offline_access")
+			first, _ := json.Marshal(jwtClaims(t, tok.Extra("id_token").(string)))
+			f.carry["id"] = string(first)
+			return f.form(broker.PathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, f.a.ID, f.a.Secret)
+		},
+		want: answer{status: http.StatusOK, headers: noStore, fields: map[string]any{}},
+		then: func(t *testing.T, f *conformanceFixture, resp *http.Response) {
+			var first map[string]any
+			json.Unmarshal([]byte(f.carry["id"]), &first)
+			raw, _ := f.decoded["id_token"].(string)
+			if raw == "" {
+				return // an id_token on refresh is optional
+			}
+			next := jwtClaims(t, raw)
+			for _, k := range []string{"iss", "sub", "aud", "auth_time", "sid"} {
+				if a, b := first[k], next[k]; a == nil || a != b {
+					t.Errorf("%s: %v then %v", k, a, b)
+				}
+			}
+			if n, ok := next["nonce"]; ok && n != first["nonce"] {
+				t.Errorf("nonce %v, first %v", n, first["nonce"])
+			}
+		}},
 	{name: "token/refresh of another application's token (RFC 6749 §6)",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			tok := f.signIn(t, f.a, "openid offline_access")
@@ -636,6 +787,14 @@ var conformanceChecks = []conformanceCheck{
 			return req
 		},
 		want: answer{status: http.StatusUnauthorized, headers: map[string]string{"WWW-Authenticate": invalidToken}}},
+	{name: "userinfo/the scheme is case-insensitive (RFC 9110 §11.1)",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			tok := f.signIn(t, f.a, "openid")
+			req, _ := http.NewRequest(http.MethodGet, f.n.URL+broker.PathUserinfo, nil)
+			req.Header.Set("Authorization", "bearer "+tok.AccessToken)
+			return req
+		},
+		want: answer{status: http.StatusOK}},
 	{name: "userinfo/refresh token is not an access token",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			tok := f.signIn(t, f.a, "openid offline_access")
@@ -672,7 +831,7 @@ var conformanceChecks = []conformanceCheck{
 			req, _ := http.NewRequest(http.MethodGet, f.n.URL+broker.PathUserinfo+"?access_token="+tok.AccessToken, nil)
 			return req
 		},
-		want: answer{status: http.StatusBadRequest}},
+		want: answer{status: http.StatusBadRequest, headers: map[string]string{"WWW-Authenticate": `Bearer realm="idbroker", error="invalid_request"…`}}},
 
 	// Introspection (RFC 7662).
 	{name: "introspect/garbage token: active false",
@@ -772,6 +931,13 @@ var conformanceChecks = []conformanceCheck{
 			return f.form(broker.PathIntrospect, url.Values{"token": {"garbage"}, "client_id": {f.a.ID}, "client_secret": {f.a.Secret}}, "", "")
 		},
 		want: answer{status: http.StatusOK, fields: map[string]any{"active": false}}},
+	{name: "introspect/GET is refused (RFC 7662 §2.1: POST)",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			req, _ := http.NewRequest(http.MethodGet, f.n.URL+broker.PathIntrospect+"?token=garbage", nil)
+			req.SetBasicAuth(f.a.ID, f.a.Secret)
+			return req
+		},
+		want: answer{status: http.StatusMethodNotAllowed}},
 	{name: "introspect/missing token",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			return f.form(broker.PathIntrospect, url.Values{}, f.a.ID, f.a.Secret)
@@ -985,6 +1151,28 @@ var conformanceChecks = []conformanceCheck{
 			tok := f.signIn(t, f.a, strings.Join(scopes, " "))
 			if got := tok.Extra("scope"); got != strings.Join(scopes, " ") {
 				t.Errorf("scope %v, want %s", got, strings.Join(scopes, " "))
+			}
+		}},
+	// Back-Channel Logout 1.0 §2.4, §2.5: a signed logout+jwt with iss,
+	// aud, iat, exp, jti, sub, sid and the event, and no nonce.
+	{name: "logout/back-channel logout token (Back-Channel Logout §2.4)",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			tok := f.signIn(t, f.bcl, "openid")
+			f.carry["sid"], _ = jwtClaims(t, tok.Extra("id_token").(string))["sid"].(string)
+			q := url.Values{"id_token_hint": {tok.Extra("id_token").(string)}}
+			req, _ := http.NewRequest(http.MethodGet, f.n.URL+broker.PathEndSession+"?"+q.Encode(), nil)
+			return req
+		},
+		want: answer{status: http.StatusOK, page: true},
+		then: func(t *testing.T, f *conformanceFixture, resp *http.Response) {
+			select {
+			case raw := <-f.logouts:
+				verifyLogoutToken(t, f.n, raw, f.bcl.ID, f.carry["sid"])
+				if c := jwtClaims(t, raw); c["exp"] == nil {
+					t.Errorf("logout token without exp: %v", c)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no back-channel logout")
 			}
 		}},
 	{name: "logout/POST form (RP-Initiated Logout §2)",
