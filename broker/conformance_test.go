@@ -1199,6 +1199,33 @@ var conformanceChecks = []conformanceCheck{
 				t.Fatal("no back-channel logout")
 			}
 		}},
+	{name: "discovery/prompt_values_supported and response_modes_supported are each honoured",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			req, _ := http.NewRequest(http.MethodGet, f.n.URL+broker.PathDiscovery, nil)
+			return req
+		},
+		want: answer{status: http.StatusOK, fields: map[string]any{}},
+		then: func(t *testing.T, f *conformanceFixture, resp *http.Response) {
+			for _, p := range f.decoded["prompt_values_supported"].([]any) {
+				resp := f.do(t, authorizeReq(f.a, url.Values{"login_hint": {"alice@acme.test"}, "prompt": {p.(string)}}))
+				loc, _ := resp.Location()
+				switch q := loc.Query(); {
+				case p == "none" && q.Get("error") != "login_required",
+					p != "none" && q.Get("code") == "":
+					t.Errorf("prompt=%s answered %d %s", p, resp.StatusCode, loc)
+				}
+			}
+			for _, m := range f.decoded["response_modes_supported"].([]any) {
+				resp := f.do(t, authorizeReq(f.a, url.Values{"login_hint": {"alice@acme.test"}, "response_mode": {m.(string)}}))
+				body, _ := io.ReadAll(resp.Body)
+				loc, _ := resp.Location()
+				switch {
+				case m == "form_post" && (resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `name="code"`)),
+					m == "query" && (loc == nil || loc.Query().Get("code") == ""):
+					t.Errorf("response_mode=%s answered %d %v", m, resp.StatusCode, loc)
+				}
+			}
+		}},
 	{name: "logout/POST form (RP-Initiated Logout §2)",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			tok := f.signIn(t, f.a, "openid")
