@@ -331,6 +331,9 @@ func TestFailedTestLinksToTheSetting(t *testing.T) {
 			if !strings.Contains(body, href) || !strings.Contains(body, tc.setting) {
 				t.Fatalf("the page does not link %s to %s:\n%s", tc.setting, href, body)
 			}
+			if tc.anchor == "adv-allow-sha1" && (!strings.Contains(html.UnescapeString(body), sha1Hint) || strings.Contains(body, "not signed with a certificate this connection trusts")) {
+				t.Errorf("the SHA-1 refusal has the certificate's hint:\n%s", body)
+			}
 			if strings.Contains(body, "allow_sha1") || strings.Contains(body, "clock_skew_seconds") {
 				t.Errorf("the page names the API's setting:\n%s", body)
 			}

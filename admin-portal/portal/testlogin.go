@@ -211,10 +211,18 @@ func failedTest(now time.Time, err error, sent string) testResult {
 			break
 		}
 	}
+	if errors.Is(err, connections.ErrSignature) && strings.Contains(err.Error(), "SHA-1") {
+		// Signed with a certificate the connection trusts, with a hash it
+		// refuses: the certificate hint would send the admin the wrong way.
+		t.Hint = sha1Hint
+	}
 	t.Reason = plainReason(err)
 	t.Sent = sent
 	return t
 }
+
+// sha1Hint is what fixes a response signed with SHA-1.
+const sha1Hint = "Your IdP signed with SHA-1, which this connection refuses. Have it sign with SHA-256 (in AD FS: the relying party trust's Properties › Advanced › Secure hash algorithm); if it cannot, accept SHA-1 on this connection under Advanced settings."
 
 // plainReason is the error without the package prefixes ("connections:
 // signature not valid: …" becomes "…"), the API's field names in the
