@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -30,6 +31,7 @@ func (p *Portal) mountDirectories(s *echo.Group) {
 	d := g.Group("/:dir", p.loadDirectory)
 	d.GET("", p.dirShow)
 	d.POST("/token", p.dirRotate)
+	d.POST("/sign-in-policy", p.dirSignInPolicy)
 }
 
 const dirKey = "portal.directory"
@@ -279,8 +281,63 @@ func (p *Portal) renderDirectoryStatus(c echo.Context, status int, d store.Direc
 	if err != nil {
 		return err
 	}
+	t, err := p.cfg.Store.Tenant(ctx)
+	if err != nil {
+		return err
+	}
 	return p.render(c, status, "dsync_show.html", d.Name, map[string]any{
-		"Dir": d, "Stats": stats, "Provider": prov, "Providers": dirProviders, "Token": token, "TokenMark": tokenMark(d), "Problem": problem,
+		"Policy": string(cmp.Or(t.SignInPolicy, store.SignInAny)),
+		"Dir":    d, "Stats": stats, "Provider": prov, "Providers": dirProviders, "Token": token, "TokenMark": tokenMark(d), "Problem": problem,
 		"BaseURL": p.cfg.SCIMBaseURL(d.ID), "Activity": activity, "Errors": scimErrors, "ErrorsKept": store.SCIMErrorsKept,
 	})
+}
+
+// dirSignInPolicy sets the tenant's sign-in policy from a directory's page:
+// the tenant's IT admin lets only the people their directories provisioned
+// sign in (store.SignInDirectoryUsers), or anyone their IdP lets through
+// again. It is turned on only from a directory that has pushed users, so
+// that an admin cannot shut their organisation out before their directory
+// has provisioned anyone. The change is the tenant's tenant.updated audit
+// row, as the operator API's is.
+func (p *Portal) dirSignInPolicy(c echo.Context) error {
+	d := c.Get(dirKey).(store.Directory)
+	prov := dirProviderByKey(c.FormValue("idp"))
+	policy := store.SignInPolicy(c.FormValue("policy"))
+	if !policy.Valid() {
+		return p.renderDirectoryStatus(c, http.StatusBadRequest, d, prov, "", "Choose who may sign in. Nothing was changed.")
+	}
+	ctx := c.Request().Context()
+	if policy == store.SignInDirectoryUsers {
+		if _, n, err := p.cfg.Store.FindUsers(ctx, store.UserQuery{DirectoryID: d.ID, Limit: 1}); err != nil {
+			return err
+		} else if n == 0 {
+			return p.renderDirectoryStatus(c, http.StatusConflict, d, prov, "",
+				"This directory has not provisioned anyone yet: with only directory users allowed, nobody could sign in. "+
+					"Set up provisioning in your identity provider first. Nothing was changed.")
+		}
+	}
+	err := p.cfg.Store.InTx(ctx, func(ctx context.Context) error {
+		// Read in the transaction (the row locked): the change audited
+		// is the one made.
+		cur, err := p.cfg.Store.Tenant(ctx)
+		if err != nil {
+			return err
+		}
+		from := cmp.Or(cur.SignInPolicy, store.SignInAny)
+		if from == policy {
+			return nil // sent again: nothing to change or audit
+		}
+		t, err := p.cfg.Store.UpdateTenant(ctx, store.TenantUpdate{SignInPolicy: &policy})
+		if err != nil {
+			return err
+		}
+		return p.audit(ctx, c, "tenant.updated", store.Resource{Type: "tenant", ID: t.ID, Name: t.Name}, map[string]any{
+			"changes":      map[string]any{"sign_in_policy": map[string]any{"from": from, "to": policy}},
+			"directory_id": d.ID,
+		})
+	})
+	if err != nil {
+		return err
+	}
+	return p.renderDirectory(c, d, prov, "")
 }

@@ -15,6 +15,8 @@ type Store interface {
 	store.PortalStore
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	Tenant(ctx context.Context) (store.Tenant, error)
+	// UpdateTenant sets the tenant's sign-in policy (directories.go).
+	UpdateTenant(ctx context.Context, u store.TenantUpdate) (store.Tenant, error)
 
 	Connection(ctx context.Context, id string) (store.Connection, error)
 	Connections(ctx context.Context) ([]store.Connection, error)
