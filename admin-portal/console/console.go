@@ -229,6 +229,7 @@ func (c *Console) Mount(e *echo.Echo) {
 	a.GET("/tenants/:id/status", c.confirmStatus, c.loadTenant)
 	a.POST("/tenants/:id/status", c.setStatus, c.loadTenant)
 	a.POST("/tenants/:id/portal_link", c.portalLink, c.loadTenant)
+	a.POST("/tenants/:id/sign_in_policy", c.setSignInPolicy, c.loadTenant)
 	a.GET("/support", c.support)
 	a.POST("/users/:id/revoke_sessions", c.revokeUser)
 	a.GET("/events", c.events)
@@ -340,6 +341,8 @@ var notices = map[string]string{
 	"recovery_code":    "You signed in with a recovery code; it cannot be used again.",
 	"tenant_paused":    "Tenant paused: its sessions have ended.",
 	"tenant_resumed":   "Tenant resumed.",
+	"policy_directory": "Only the tenant's directory users may sign in now.",
+	"policy_any":       "Anyone the tenant's identity provider lets through may sign in now.",
 	"delivery_queued":  "Delivery %s queued again.",
 	"webhook_enabled":  "Webhook %s enabled: it is sent the events committed from now on.",
 	"logout_queued":    "Logout %s queued again.",

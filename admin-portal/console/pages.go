@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -327,6 +328,40 @@ func (c *Console) setStatus(ec echo.Context) error {
 	notice := "tenant_resumed"
 	if to == store.TenantPaused {
 		notice = "tenant_paused"
+	}
+	return ec.Redirect(http.StatusSeeOther, noticeURL(Path+"/tenants/"+t.ID, notice, ""))
+}
+
+// setSignInPolicy sets who may sign in to the tenant through the operator
+// API's own code path (TenantChanger), which audits it in the tenant's
+// chain as tenant.updated with this operator as actor; the operators'
+// trail has it too.
+func (c *Console) setSignInPolicy(ec echo.Context) error {
+	t := tenantOf(ec)
+	to := store.SignInPolicy(ec.FormValue("sign_in_policy"))
+	if !to.Valid() {
+		return c.message(ec, http.StatusBadRequest, "Unknown policy", "Choose who may sign in: anyone, or the tenant's directory users only.")
+	}
+	s, _ := sessionOf(ec)
+	ctx, who := ec.Request().Context(), actor(ec, s.op.ID)
+	_, err := c.cfg.Tenants.ChangeTenant(ctx, who, store.TenantUpdate{SignInPolicy: &to},
+		func(ctx context.Context, before, after store.Tenant) error {
+			if before.SignInPolicy == after.SignInPolicy {
+				return nil
+			}
+			return c.auditOperator(ctx, who, "tenant.updated", tenantResource(after),
+				map[string]any{"changes": map[string]any{"sign_in_policy": map[string]any{"from": cmp.Or(before.SignInPolicy, store.SignInAny), "to": after.SignInPolicy}}})
+		})
+	var he *httpserver.Error
+	if errors.As(err, &he) && he.Status < 500 {
+		return c.message(ec, he.Status, "Not changed", he.Message)
+	}
+	if err != nil {
+		return err
+	}
+	notice := "policy_any"
+	if to == store.SignInDirectoryUsers {
+		notice = "policy_directory"
 	}
 	return ec.Redirect(http.StatusSeeOther, noticeURL(Path+"/tenants/"+t.ID, notice, ""))
 }
