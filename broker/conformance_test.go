@@ -8,13 +8,17 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/idbroker/idbroker/broker"
+	"github.com/idbroker/idbroker/internal/httpserver"
+	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
+	"github.com/idbroker/idbroker/store/storetest"
 )
 
 // TestConformance is an outside-in sweep of the broker as an OpenID
@@ -47,16 +51,22 @@ type conformanceFixture struct {
 	q       *app // its redirect_uri has a query
 	bcl     *app // with a back-channel logout URI, whose tokens go to logouts
 	logouts chan string
+	skew    *atomic.Int64     // added to the broker's clock (nanoseconds)
 	decoded map[string]any    // the last JSON body check decoded
 	carry   map[string]string // what a check's req leaves for its then
 }
 
 func newConformanceFixture(t *testing.T) *conformanceFixture {
-	n := sqliteNode(t)
+	skew := new(atomic.Int64)
+	mem := sessions.NewMemory()
+	n := newNodeServer(t, storetest.SQLite(t), mem, mem, "", httpserver.Config{}, func(c *broker.Config) {
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
 	n.tenant("Acme", "acme.test", alice("acme.test"))
 	rcv, logouts := bclReceiver(t)
 	return &conformanceFixture{
-		bcl: n.app(store.Application{Name: "bcl", BackchannelLogoutURI: rcv.URL}), logouts: logouts,
+		skew: skew,
+		bcl:  n.app(store.Application{Name: "bcl", BackchannelLogoutURI: rcv.URL}), logouts: logouts,
 		n: n,
 		a: n.app(store.Application{Name: "a", PostLogoutRedirectURIs: []string{"https://app.example/bye"}}),
 		b: n.app(store.Application{Name: "b", RedirectURIs: []string{"https://app2.example/callback"},
@@ -78,6 +88,14 @@ func (f *conformanceFixture) do(t *testing.T, req *http.Request) *http.Response 
 	resp.Body.Close()
 	resp.Body = io.NopCloser(strings.NewReader(string(body)))
 	return resp
+}
+
+// later moves the broker's clock d ahead until the end of t, so that
+// the tokens it issued before have expired. (Codes expire by the session
+// store's own clock, the TTL they are kept with: not this one.)
+func (f *conformanceFixture) later(t *testing.T, d time.Duration) {
+	f.skew.Store(int64(d))
+	t.Cleanup(func() { f.skew.Store(0) })
 }
 
 // signIn signs alice in to a through a fresh browser and redeems the code
@@ -793,6 +811,15 @@ var conformanceChecks = []conformanceCheck{
 			return req
 		},
 		want: answer{status: http.StatusUnauthorized, headers: map[string]string{"WWW-Authenticate": invalidToken}}},
+	{name: "userinfo/expired token",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			tok := f.signIn(t, f.a, "openid")
+			f.later(t, 11*time.Minute)
+			req, _ := http.NewRequest(http.MethodGet, f.n.URL+broker.PathUserinfo, nil)
+			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+			return req
+		},
+		want: answer{status: http.StatusUnauthorized, headers: map[string]string{"WWW-Authenticate": invalidToken}}},
 	{name: "userinfo/id_token is not an access token",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			tok := f.signIn(t, f.a, "openid email")
@@ -902,6 +929,13 @@ var conformanceChecks = []conformanceCheck{
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			tok := f.signIn(t, f.a, "openid")
 			return f.form(broker.PathIntrospect, url.Values{"token": {tok.Extra("id_token").(string)}}, f.a.ID, f.a.Secret)
+		},
+		want: answer{status: http.StatusOK, fields: map[string]any{"active": false}}},
+	{name: "introspect/expired access token",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			tok := f.signIn(t, f.a, "openid")
+			f.later(t, 11*time.Minute)
+			return f.form(broker.PathIntrospect, url.Values{"token": {tok.AccessToken}}, f.a.ID, f.a.Secret)
 		},
 		want: answer{status: http.StatusOK, fields: map[string]any{"active": false}}},
 	{name: "introspect/revoked access token",
