@@ -536,6 +536,14 @@ var conformanceChecks = []conformanceCheck{
 		},
 		want: answer{status: http.StatusUnauthorized, jsonError: "invalid_client",
 			headers: withNoStore(map[string]string{"WWW-Authenticate": basicChallenge})}},
+	{name: "token/undecodable Basic credentials",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			req := f.form(broker.PathToken, url.Values{"grant_type": {"authorization_code"}, "code": {"x"},
+				"redirect_uri": {f.a.Redirect}}, "", "")
+			req.Header.Set("Authorization", "Basic !!!")
+			return req
+		},
+		want: answer{status: http.StatusUnauthorized, jsonError: "invalid_client", headers: withNoStore(map[string]string{"WWW-Authenticate": basicChallenge})}},
 	{name: "token/wrong secret in the body",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			return f.form(broker.PathToken, url.Values{"grant_type": {"authorization_code"}, "code": {"x"},
@@ -963,6 +971,13 @@ var conformanceChecks = []conformanceCheck{
 			return f.form(broker.PathIntrospect, url.Values{"token": {"garbage"}}, "", "")
 		},
 		want: answer{status: http.StatusUnauthorized, jsonError: "invalid_client"}},
+	{name: "introspect/undecodable Basic credentials",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			req := f.form(broker.PathIntrospect, url.Values{"token": {"garbage"}}, "", "")
+			req.Header.Set("Authorization", "Basic !!!")
+			return req
+		},
+		want: answer{status: http.StatusUnauthorized, jsonError: "invalid_client", headers: map[string]string{"WWW-Authenticate": basicChallenge}}},
 	{name: "introspect/wrong secret",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			return f.form(broker.PathIntrospect, url.Values{"token": {"garbage"}}, f.a.ID, "wrong")
@@ -1066,6 +1081,13 @@ var conformanceChecks = []conformanceCheck{
 		},
 		want: answer{status: http.StatusUnauthorized, jsonError: "invalid_client",
 			headers: map[string]string{"WWW-Authenticate": basicChallenge}}},
+	{name: "revoke/undecodable Basic credentials",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			req := f.form(broker.PathRevoke, url.Values{"token": {"garbage"}}, "", "")
+			req.Header.Set("Authorization", "Basic !!!")
+			return req
+		},
+		want: answer{status: http.StatusUnauthorized, jsonError: "invalid_client", headers: map[string]string{"WWW-Authenticate": basicChallenge}}},
 	{name: "revoke/no client authentication",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			return f.form(broker.PathRevoke, url.Values{"token": {"garbage"}}, "", "")
