@@ -105,7 +105,13 @@ func TestPortalAdvancedSettingsWithARealIdP(t *testing.T) {
 		}
 	}
 
-	failedWith(testLogin("SHA-1, refused"), "Signature", "adv-allow-sha1")
+	refused := testLogin("SHA-1, refused")
+	failedWith(refused, "Signature", "adv-allow-sha1")
+	// The connector's reason names the API's setting; the admin reads the
+	// portal's.
+	if strings.Contains(refused, "allow_sha1") || !strings.Contains(refused, "Accept SHA-1 signatures, under Advanced settings") {
+		t.Errorf("the SHA-1 refusal is not in the portal's words:\n%s", refused)
+	}
 	save("accept SHA-1", url.Values{"allow_sha1": {"on"}})
 	passed("SHA-1, accepted", testLogin("SHA-1, accepted"))
 
