@@ -539,7 +539,10 @@ func TestUnreachableReceiverHoldsUpNoOther(t *testing.T) {
 			for range n {
 				f.append(t, "dsync.user.created")
 			}
-			d, err := events.New(events.Config{Store: f.st, Client: loopbackClient(), Timeout: time.Second, BaseDelay: time.Hour})
+			// Long enough for six deliveries on a loaded machine (1 s was
+			// not, at a load of 36 on two cores); the pass waits it out.
+			const timeout = 5 * time.Second
+			d, err := events.New(events.Config{Store: f.st, Client: loopbackClient(), Timeout: timeout, BaseDelay: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -548,9 +551,9 @@ func TestUnreachableReceiverHoldsUpNoOther(t *testing.T) {
 				t.Fatalf("DeliverDue = %d, %v; want %d claimed", k, err, 2*n)
 			}
 			// Before the dead receiver's first attempt timed out.
-			if took := f.rv.last.Sub(start); len(f.rv.got) != n || took >= time.Second {
-				t.Fatalf("the live receiver got %d of %d events, the last %v into the pass; want all before the other's timeout (1s)",
-					len(f.rv.got), n, took)
+			if took := f.rv.last.Sub(start); len(f.rv.got) != n || took >= timeout {
+				t.Fatalf("the live receiver got %d of %d events, the last %v into the pass; want all before the other's timeout (%v)",
+					len(f.rv.got), n, took, timeout)
 			}
 			attempted, released := 0, 0
 			for _, dl := range deliveries(t, f.st, store.DeliveryQuery{WebhookID: deadHook.ID}) {
