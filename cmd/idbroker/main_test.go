@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +24,7 @@ import (
 	"github.com/idbroker/idbroker/internal/gctune"
 	"github.com/idbroker/idbroker/internal/testdb"
 	"github.com/idbroker/idbroker/sessions/sessionstest"
+	"github.com/idbroker/idbroker/store/storetest"
 )
 
 // childEnv marks a process started by these tests to be the idbroker binary
@@ -34,6 +37,12 @@ const childEnv = "IDBROKER_TEST_RUN_MAIN"
 // instead of this test binary (an earlier release, in the upgrade tests);
 // it is not passed on to the child.
 const binaryEnv = "IDBROKER_TEST_BINARY"
+
+// freshDatabaseEnv, in a child's env map, leaves a SQLite database that is
+// not there yet for `serve` to create and migrate itself (a test of a
+// first start); without it startBroker writes a migrated copy first (see
+// seedSQLite). It is not passed on to the child.
+const freshDatabaseEnv = "IDBROKER_TEST_FRESH_DATABASE"
 
 // Tests here run in parallel (t.Parallel) unless they change state of this
 // process: every broker is a child process on its own port, with its own
@@ -87,7 +96,7 @@ func childCommand(ctx context.Context, env map[string]string, args ...string) *e
 	}
 	cmd.Env = append(cmd.Env, childEnv+"=1", "GORACE="+childGORACE())
 	for k, v := range env {
-		if k != binaryEnv {
+		if k != binaryEnv && k != freshDatabaseEnv {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 	}
@@ -214,6 +223,7 @@ func tryStartBroker(t *testing.T, env map[string]string, args ...string) (*node,
 		client: &http.Client{Timeout: 10 * time.Second},
 		done:   make(chan struct{}),
 	}
+	seedSQLite(t, full)
 	b.cmd = childCommand(context.Background(), full, append([]string{"serve"}, args...)...)
 	b.cmd.Stdout, b.cmd.Stderr = b.output, b.output
 	if err := b.cmd.Start(); err != nil {
@@ -241,6 +251,32 @@ func tryStartBroker(t *testing.T, env map[string]string, args ...string) (*node,
 		}
 	})
 	return b, b.waitReady(addr)
+}
+
+// seedSQLite writes a migrated copy of the schema where env's sqlite://
+// database is to be, unless the file is there already, env asks for a
+// fresh one (freshDatabaseEnv) or names another binary (an older release
+// must migrate from its own schema). Migrating costs a child broker about
+// 1.5 s of CPU under -race, most of what its start costs, and the tests
+// start hundreds of them; the migrations themselves are tested in store
+// and by the tests that ask for a fresh file.
+func seedSQLite(t *testing.T, env map[string]string) {
+	t.Helper()
+	if env[freshDatabaseEnv] != "" || env[binaryEnv] != "" {
+		return
+	}
+	path, ok := strings.CutPrefix(env[envDatabaseURL], "sqlite://")
+	if !ok {
+		return
+	}
+	path, _, _ = strings.Cut(path, "?")
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		return // serve makes the directory: a first start, left as it is
+	}
+	storetest.SQLiteFile(t, path)
 }
 
 func freeAddr(t *testing.T) string {

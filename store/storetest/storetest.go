@@ -42,6 +42,16 @@ var Backends = []Backend{{"sqlite", SQLite}, {"postgres", Postgres}}
 func SQLite(t testing.TB) *store.DB {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "idbroker.db")
+	SQLiteFile(t, path)
+	return Open(t, "sqlite://"+path, NewCipher(t))
+}
+
+// SQLiteFile writes a migrated SQLite database at path, a copy of the
+// template SQLite uses, for a test that hands the file to another process:
+// a broker started on it finds every migration applied and migrates
+// nothing. Nothing in it is sealed, so any master key opens it.
+func SQLiteFile(t testing.TB, path string) {
+	t.Helper()
 	files, err := sqliteTemplateFiles()
 	if err != nil {
 		t.Fatalf("migrated sqlite template: %v", err)
@@ -51,7 +61,6 @@ func SQLite(t testing.TB) *store.DB {
 			t.Fatal(err)
 		}
 	}
-	return Open(t, "sqlite://"+path, NewCipher(t))
 }
 
 // sqliteTemplateFiles migrates a store in a scratch directory, closes it
