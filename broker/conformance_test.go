@@ -371,6 +371,28 @@ var conformanceChecks = []conformanceCheck{
 			return authorizeReq(f.a, url.Values{"prompt": {"none"}, "login_hint": {"alice@acme.test"}})
 		},
 		want: answer{redirectError: "login_required"}},
+	// OIDC Core §3.1.2.1: with prompt=none the OP displays nothing; an
+	// answer it cannot give without the user is an error at the client.
+	{name: "authorize/prompt=none without hints or session",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			return authorizeReq(f.a, url.Values{"prompt": {"none"}})
+		},
+		want: answer{redirectError: "login_required"}},
+	{name: "authorize/prompt=none for a domain no tenant verified",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			return authorizeReq(f.a, url.Values{"prompt": {"none"}, "login_hint": {"bob@nobody.test"}})
+		},
+		want: answer{redirectError: "login_required"}},
+	{name: "authorize/prompt=none for an unknown tenant",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			return authorizeReq(f.a, url.Values{"prompt": {"none"}, "tenant": {"tnt_01M99E52CX5ZFW6D5V8AKXK1MR"}})
+		},
+		want: answer{redirectError: "login_required"}},
+	{name: "authorize/prompt=none with conflicting hints",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			return authorizeReq(f.a, url.Values{"prompt": {"none"}, "login_hint": {"alice@acme.test"}, "tenant": {"tnt_01M99E52CX5ZFW6D5V8AKXK1MR"}})
+		},
+		want: answer{redirectError: "login_required"}},
 	{name: "authorize/request object (OIDC Core §6)",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			return authorizeReq(f.a, url.Values{"request": {"eyJhbGciOiJub25lIn0.e30."}})
@@ -1148,6 +1170,26 @@ var conformanceChecks = []conformanceCheck{
 			return req
 		},
 		want: answer{page: true}},
+	{name: "logout/unknown client_id with a post_logout_redirect_uri: a page",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			q := url.Values{"client_id": {"app_unknown"}, "post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"st8"}}
+			req, _ := http.NewRequest(http.MethodGet, f.n.URL+broker.PathEndSession+"?"+q.Encode(), nil)
+			return req
+		},
+		want: answer{status: http.StatusBadRequest, page: true}},
+	{name: "logout/client_id and its post_logout_redirect_uri, no session: redirected with state",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			q := url.Values{"client_id": {f.a.ID}, "post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"st8"}}
+			req, _ := http.NewRequest(http.MethodGet, f.n.URL+broker.PathEndSession+"?"+q.Encode(), nil)
+			return req
+		},
+		want: answer{status: http.StatusFound, headers: map[string]string{"Location": "https://app.example/bye?state=st8"}}},
+	{name: "logout/nothing at all: the signed-out page",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			req, _ := http.NewRequest(http.MethodGet, f.n.URL+broker.PathEndSession, nil)
+			return req
+		},
+		want: answer{status: http.StatusOK, page: true}},
 	{name: "logout/id_token_hint the broker did not sign: a page",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			q := url.Values{"id_token_hint": {"eyJhbGciOiJub25lIn0.eyJhdWQiOiJ4In0."}, "post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"st8"}}
