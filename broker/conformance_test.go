@@ -896,6 +896,20 @@ var conformanceChecks = []conformanceCheck{
 				t.Errorf("UserInfo sub %v, id_token sub %q", f.decoded["sub"], f.carry["sub"])
 			}
 		}},
+	// OIDC Core leaves open what a token without openid reads; claims
+	// are not filtered by scope, as documented, so it reads them all.
+	{name: "userinfo/token refreshed without openid reads the profile (documented)",
+		req: func(t *testing.T, f *conformanceFixture) *http.Request {
+			tok := f.signIn(t, f.a, "openid email offline_access")
+			next := f.tokenForm(t, f.a, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "scope": {"email"}})
+			if next["scope"] != "email" {
+				t.Fatalf("refreshed scope %q, want email", next["scope"])
+			}
+			req, _ := http.NewRequest(http.MethodGet, f.n.URL+broker.PathUserinfo, nil)
+			req.Header.Set("Authorization", "Bearer "+next["access_token"])
+			return req
+		},
+		want: answer{status: http.StatusOK, fields: map[string]any{"email": "alice@acme.test", "groups": []string{"eng"}}}},
 	{name: "userinfo/token in the query (RFC 6750 §2.3 discourages it)",
 		req: func(t *testing.T, f *conformanceFixture) *http.Request {
 			tok := f.signIn(t, f.a, "openid")
