@@ -284,7 +284,7 @@ func TestFailedTestLinksToTheSetting(t *testing.T) {
 		t.Fatal("a test login reached the broker")
 	})
 	// The refusals as the SAML connector words them.
-	sha1 := fmt.Errorf("%w: signature method http://www.w3.org/2000/09/xmldsig#rsa-sha1 (SHA-1) is not supported; have the IdP sign with SHA-256 (AD FS: the relying party trust's Advanced tab), or have SHA-1 accepted on this connection (its allow_sha1 setting, which the application's vendor sets)", connections.ErrSignature)
+	sha1 := fmt.Errorf("%w: signature method http://www.w3.org/2000/09/xmldsig#rsa-sha1 (SHA-1) is not supported; have the IdP sign with SHA-256 (AD FS: the relying party trust's Advanced tab), or have SHA-1 accepted on this connection (its allow_sha1 setting: Accept SHA-1 signatures under Advanced settings in the setup portal, or the operator API)", connections.ErrSignature)
 	late := fmt.Errorf("%w: NotOnOrAfter was 2026-01-01T10:00:00Z, now is 2026-01-01T10:05:00Z (skew 1m30s)", connections.ErrExpired)
 	wrongCert := fmt.Errorf("%w: the response was signed with a certificate this connection does not trust", connections.ErrSignature)
 	for _, tc := range []struct {

@@ -538,9 +538,9 @@ func configError(err error, typ store.ConnectionType, method string) (field, msg
 // methods, which begin like a field's, are kept as they are (a replacer
 // tries its pairs in order at each position).
 var apiNames = strings.NewReplacer(
-	// The connector's SHA-1 refusal names the API's setting, which the
-	// admin sets here.
-	"its allow_sha1 setting, which the application's vendor sets", "Accept SHA-1 signatures, under Advanced settings on the Test and activate step",
+	// The connector's SHA-1 refusal names the setting for whoever reads
+	// it (the portal's logs, the API); on the test result, the step.
+	"its allow_sha1 setting: Accept SHA-1 signatures under Advanced settings in the setup portal, or the operator API", "Accept SHA-1 signatures, under Advanced settings on the Test and activate step",
 	"client_secret_basic", "client_secret_basic", "client_secret_post", "client_secret_post", "idp_metadata_url", "the metadata URL", "idp_sso_url", "the sign-in URL", "idp_entity_id", "the entity ID",
 	"idp_certificates_pem", "the certificate", "client_secret", "the client secret", "client_id", "the client ID")
 

@@ -907,7 +907,7 @@ func classifySAMLError(err error, raw []byte, idpEntityID, acsURL string) error 
 	if errors.Is(err, saml.ErrUnsupported) && strings.Contains(detail.Error(), "SHA-1") {
 		// AD FS relying party trusts made long ago, and older Shibboleth
 		// and PingFederate setups, still sign with SHA-1.
-		return fmt.Errorf("%w: %v; have the IdP sign with SHA-256 (AD FS: the relying party trust's Advanced tab), or have SHA-1 accepted on this connection (its allow_sha1 setting, which the application's vendor sets)",
+		return fmt.Errorf("%w: %v; have the IdP sign with SHA-256 (AD FS: the relying party trust's Advanced tab), or have SHA-1 accepted on this connection (its allow_sha1 setting: Accept SHA-1 signatures under Advanced settings in the setup portal, or the operator API)",
 			connections.ErrSignature, detail)
 	}
 	if errors.Is(err, saml.ErrDestinationMismatch) {
