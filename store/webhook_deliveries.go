@@ -270,3 +270,102 @@ func (db *DB) Event(ctx context.Context, id string) (Event, error) {
 	})
 	return e, db.wrap("get event", err)
 }
+
+// Delivery returns one delivery, of whichever webhook.
+func (db *DB) Delivery(ctx context.Context, id string) (Delivery, error) {
+	var d Delivery
+	err := db.global(ctx, false, func(q querier) error {
+		var err error
+		d, err = scanDelivery(q.queryRow(ctx, "SELECT "+deliveryCols+" FROM deliveries WHERE id = $1", id))
+		return err
+	})
+	return d, db.wrap("get delivery", err)
+}
+
+// RecoverBatch is how many dead letters one transaction of
+// RecoverDeliveries requeues at most: a few milliseconds of writes, so
+// that neither the dispatcher's claims (on SQLite, the single writer) nor
+// a sign-in's event wait behind a recovery of many thousands.
+const RecoverBatch = 500
+
+// RecoverDeliveries requeues every dead delivery of webhook id whose event
+// was appended at or after since, as RedeliverDelivery does one: due at
+// once, each with a retry window of its own from now. Only the types the
+// webhook still subscribes to come back (the others would only end
+// again). It works in transactions of up to batch rows (RecoverBatch if
+// batch <= 0), oldest first, so the receiver gets them in the order of
+// their events; called inside a transaction it is all that one. It
+// reports how many were requeued, also when it fails part way (ctx
+// cancelled): those stay requeued, and calling again requeues the rest —
+// a delivery already pending is not dead, so never requeued twice. An
+// unknown or deleted webhook is ErrNotFound; a disabled one ErrConflict.
+func (db *DB) RecoverDeliveries(ctx context.Context, id string, since time.Time, batch int) (int, error) {
+	if batch <= 0 {
+		batch = RecoverBatch
+	}
+	var (
+		total   int
+		lastSeq int64 = -1
+	)
+	for {
+		n := 0
+		err := db.global(ctx, true, func(q querier) error {
+			var disabled bool
+			var deleted *time.Time
+			var subs []string
+			err := q.queryRow(ctx, "SELECT disabled, deleted_at, events FROM webhooks WHERE id = $1", id).
+				Scan(&disabled, nullTimeDest{&deleted}, jsonDest{&subs})
+			switch {
+			case err != nil:
+				return err
+			case deleted != nil:
+				return fmt.Errorf("%w: webhook %s is deleted", ErrNotFound, id)
+			case disabled:
+				return fmt.Errorf("%w: only the dead letters of an enabled webhook can be recovered", ErrConflict)
+			}
+			now := db.d.timeArg(db.now())
+			args := []any{id, db.d.timeArg(since), lastSeq, batch, now}
+			types := ""
+			if !slices.Contains(subs, "*") {
+				in := make([]string, len(subs))
+				for i, s := range subs {
+					args = append(args, s)
+					in[i] = fmt.Sprintf("$%d", len(args))
+				}
+				types = " AND e.type IN (" + strings.Join(in, ", ") + ")"
+			}
+			// Keyset on seq: each batch goes on from where the last one
+			// stopped along deliveries_webhook (webhook_id, seq), so the
+			// whole recovery reads the webhook's deliveries once.
+			rs, err := q.query(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = $5, updated_at = $5,
+					retry_from = $5, retry_base = attempts
+				WHERE status = 'dead' AND id IN (
+					SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id
+					WHERE d.webhook_id = $1 AND d.seq > $3 AND d.status = 'dead' AND e.created_at >= $2`+types+`
+					ORDER BY d.seq LIMIT $4)
+				RETURNING seq`, args...)
+			if err != nil {
+				return err
+			}
+			seqs, err := collect(rs, func(r row) (int64, error) {
+				var s int64
+				return s, r.Scan(&s)
+			})
+			if err != nil {
+				return err
+			}
+			n = len(seqs)
+			for _, s := range seqs {
+				lastSeq = max(lastSeq, s)
+			}
+			return nil
+		})
+		if err != nil {
+			return total, db.wrap("recover deliveries", err)
+		}
+		total += n
+		if n < batch {
+			return total, nil
+		}
+	}
+}

@@ -49,6 +49,8 @@ func RunConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"WebhookManagement", testWebhookManagement},
 		{"WebhookNarrowed", testWebhookNarrowed},
 		{"WebhookFailingStreak", testWebhookFailingStreak},
+		{"WebhookRecover", testWebhookRecover},
+		{"WebhookRecoverMany", testWebhookRecoverMany},
 		{"EventRetention", testEventRetention},
 		{"DeleteDirectory", testDeleteDirectory},
 		{"DirectoriesAndDeliveries", testSCIMAndWebhooks},

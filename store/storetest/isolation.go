@@ -91,6 +91,8 @@ var globalMethods = map[string]string{
 	"ReleaseDeliveries":  whyOutbox,
 	"ListDeliveries":     whyOutbox,
 	"RedeliverDelivery":  whyOutbox,
+	"Delivery":           whyOutbox,
+	"RecoverDeliveries":  whyOutbox,
 	"PurgeEvents":        whyOutbox,
 	"RecentEvents":       whyConsole,
 	"FailedSignIn":       whyConsole,
