@@ -1,6 +1,7 @@
 package adminportal
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net"
@@ -76,6 +77,11 @@ type APIConfig struct {
 	// localhost name (IDBROKER_ALLOW_PRIVATE_NETWORKS, as the outbound
 	// client it mirrors); by default they are refused at registration.
 	AllowPrivateNetworks bool
+	// EventRetention is how long events are kept (IDBROKER_EVENT_RETENTION_DAYS,
+	// as events.Pruner reads it): zero means events.DefaultRetention,
+	// negative for ever. POST /webhooks/{id}/recover refuses a since
+	// older than that.
+	EventRetention time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -102,6 +108,7 @@ type API struct {
 	slo          slo.Reader
 	logouts      LogoutStore // nil: the store keeps no logout queue
 	allowPrivate bool
+	retention    time.Duration // events kept; negative: for ever
 	// touchLog logs a failed record of an API key's use (a read-only
 	// database fails every one) once per interval, not once per call.
 	touchLog *httpserver.OutageLog
@@ -129,6 +136,7 @@ func NewAPI(cfg APIConfig) *API {
 		portal:        cfg.Portal,
 		slo:           cfg.SLO,
 		allowPrivate:  cfg.AllowPrivateNetworks,
+		retention:     cmp.Or(cfg.EventRetention, events.DefaultRetention),
 		touchLog:      httpserver.NewOutageLog(),
 	}
 	if a.now == nil {

@@ -38,6 +38,8 @@ func (a *API) mountEvents(g *echo.Group) {
 	w.DELETE("", a.deleteWebhook)
 	w.POST("/secret", a.rotateWebhookSecret)
 	getAndHead(w, "/deliveries", a.listDeliveries)
+	w.POST("/deliveries/:dlv/redeliver", a.redeliverDelivery)
+	w.POST("/recover", a.recoverDeliveries)
 }
 
 // WebhookSecretOverlap is how long after a rotation deliveries are signed

@@ -216,6 +216,8 @@ type Store interface {
 	RecordDelivery(ctx context.Context, id string, r DeliveryResult) error
 	ReleaseDeliveries(ctx context.Context, now time.Time, ids ...string) error
 	ListDeliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, string, error)
+	Delivery(ctx context.Context, id string) (Delivery, error)
+	RecoverDeliveries(ctx context.Context, webhookID string, since time.Time, batch int) (int, error)
 	// Retention: events past it go with their deliveries, then the rows
 	// of deleted webhooks nothing names; see retention.go.
 	PurgeEvents(ctx context.Context, before time.Time, limit int) (int, error)

@@ -294,6 +294,8 @@ func mountSurfaces(ctx context.Context, bg *sync.WaitGroup, srv *httpserver.Serv
 		AuthFailures:     guard.FailureLimit(apiAuthFailureRule),
 		Usage:            meter,
 		SLO:              st,
+		// POST /webhooks/{id}/recover reaches back no further.
+		EventRetention: cfg.EventRetention,
 	})
 	operators := console.New(console.Config{
 		Issuer:   cfg.Issuer,
