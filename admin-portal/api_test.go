@@ -1024,7 +1024,7 @@ func TestCancelledTenantDeletedByPatch(t *testing.T) {
 
 // TestBodylessCallsRefuseABody: the calls that take no body (a rotation
 // of a webhook's secret, a restore, a domain check, revoke_sessions, a
-// logout's redelivery) answer as always with no body or {}, and refuse
+// logout's or a delivery's redelivery) answer as always with no body or {}, and refuse
 // anything else as every other call does — an unknown field is a 400
 // naming it, another media type a 415 — rather than ignore it: a
 // previous_secret_expires_in sent to a webhook's rotation by analogy with
@@ -1050,6 +1050,7 @@ func TestBodylessCallsRefuseABody(t *testing.T) {
 				{"domain check without its record", "/tenants/" + tn.ID + "/domains/" + tn.Domains[0].ID + "/verify", http.StatusUnprocessableEntity},
 				{"revoke_sessions", "/users/" + u.ID + "/revoke_sessions", http.StatusNoContent},
 				{"logout redelivery", "/tenants/" + tn.ID + "/logouts/" + store.NewID(store.PrefixLogout) + "/redeliver", http.StatusNotFound},
+				{"delivery redelivery", "/webhooks/" + hook.ID + "/deliveries/dlv_00000000000000000000000000000000/redeliver", http.StatusNotFound},
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {

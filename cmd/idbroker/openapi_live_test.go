@@ -384,6 +384,29 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	c.do("DELETE", "/api/v1/webhooks/"+gone["id"].(string), nil, 204)
 	c.do("DELETE", "/api/v1/webhooks/"+gone["id"].(string), nil, 404)
 	c.do("POST", "/api/v1/webhooks/"+gone["id"].(string)+"/secret", nil, 404)
+	// A dead letter (the webhook disabled while it was owed), redelivered
+	// and recovered once enabled again.
+	whPath := "/api/v1/webhooks/" + wh["id"].(string)
+	c.do("PATCH", whPath, map[string]any{"enabled": true, "events": []string{"*"}}, 200)
+	scimPost("/Users", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "carol@live2.example",
+		"externalId": "00u-carol", "active": true})
+	owed := c.do("GET", whPath+"/deliveries", nil, 200)["data"].([]any)
+	if len(owed) == 0 {
+		t.Fatal("no delivery owed to the webhook after a SCIM write")
+	}
+	dlv := owed[len(owed)-1].(map[string]any)["id"].(string)
+	c.do("PATCH", whPath, map[string]any{"enabled": false}, 200)
+	since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	c.do("POST", whPath+"/deliveries/"+dlv+"/redeliver", nil, 409)
+	c.do("POST", whPath+"/recover", map[string]any{"since": since}, 409)
+	c.do("PATCH", whPath, map[string]any{"enabled": true}, 200)
+	c.do("POST", whPath+"/deliveries/"+dlv+"/redeliver", nil, 200)
+	c.do("POST", whPath+"/deliveries/dlv_00000000000000000000000000000000/redeliver", nil, 404)
+	c.do("POST", "/api/v1/webhooks/"+gone["id"].(string)+"/deliveries/"+dlv+"/redeliver", nil, 404)
+	c.do("POST", whPath+"/recover", map[string]any{"since": since}, 202)
+	c.do("POST", whPath+"/recover", map[string]any{"since": "2000-01-01T00:00:00Z"}, 400)
+	c.do("POST", whPath+"/recover", map[string]any{"since": since, "until": since}, 400)
+	c.do("POST", "/api/v1/webhooks/"+gone["id"].(string)+"/recover", map[string]any{"since": since}, 404)
 	c.do("GET", "/api/v1/tenants/"+id+"/logouts?status=dead", nil, 200)
 	c.do("POST", "/api/v1/tenants/"+id+"/logouts/blo_nope/redeliver", nil, 404)
 	c.do("GET", "/api/v1/tenants/"+id+"/usage?granularity=month", nil, 200)
