@@ -249,6 +249,61 @@ func hotPaths(t *testing.T, db *DB, rec *recorder) {
 	// A quiet directory's activity beside a busy one's: ops named dir/…
 	// must read the directory's own index.
 	step("dir/DirectoryActivity", func() error { return second(db.DirectoryActivity(tctx, "dir_quiet", ActivityKept)) })
+
+	// A rare type among the tenant's thousands of events: ops named evt/…
+	// must read it by the type's own index (eventsByType), in the
+	// stream's order, not walk the tenant's (or everyone's) events.
+	step("seed/RareEvents", func() error { return seedRareEvents(ctx, db, tn.ID) })
+	var recent []Event
+	step("evt/RecentEvents/tenant+type", func() (err error) {
+		recent, _, err = db.RecentEvents(ctx, tn.ID, rareEvent, Page{Limit: 2})
+		return err
+	})
+	step("evt/RecentEvents/tenant+type+after", func() error {
+		return second2t(db.RecentEvents(ctx, tn.ID, rareEvent, Page{Limit: 2, After: recent[1].ID}))
+	})
+	step("evt/RecentEvents/type", func() error { return second2t(db.RecentEvents(ctx, "", rareEvent, Page{Limit: 2})) })
+	step("evt/ListEventsMatching/tenant+type", func() error {
+		return second2t(db.ListEventsMatching(ctx, EventFilter{TenantID: tn.ID, Types: []string{rareEvent}}, Page{Limit: 2}))
+	})
+	step("evt/ListEventsMatching/tenant+type+after", func() error {
+		return second2t(db.ListEventsMatching(ctx, EventFilter{TenantID: tn.ID, Types: []string{rareEvent}}, Page{Limit: 2, After: recent[1].ID}))
+	})
+	step("evt/ListEventsMatching/type", func() error {
+		return second2t(db.ListEventsMatching(ctx, EventFilter{Types: []string{rareEvent}}, Page{Limit: 2}))
+	})
+}
+
+// rareEvent is the type seedRareEvents adds a few of.
+const rareEvent = "connection.activated"
+
+// eventsByType reports whether a plan of an evt/… op reads the stream by
+// the type's own index: across tenants events_type; within one tenant
+// events_tenant_type, or events_type, which with the test's single tenant
+// reads the same rows (with thousands of tenants the planner takes the
+// tenant's). Either is a range of the type's rows in seq order.
+func eventsByType(op string, uses func(index string) bool) (string, bool) {
+	if strings.Contains(op, "tenant") {
+		return "events_tenant_type", uses("events_tenant_type") || uses("events_type")
+	}
+	return "events_type", uses("events_type")
+}
+
+// filtersByType: the statements of an evt/… op the rule holds to (not the
+// horizon's max(seq) nor the cursor's look-up by id).
+func filtersByType(sql string) bool {
+	return strings.Contains(sql, "type = $") || strings.Contains(sql, "type IN (")
+}
+
+// seedRareEvents adds five events of rareEvent to the tenant, among its
+// thousands of others.
+func seedRareEvents(ctx context.Context, db *DB, tenantID string) error {
+	for range 5 {
+		if _, err := db.AppendEvent(ctx, Event{TenantID: tenantID, Type: rareEvent, Data: json.RawMessage(`{}`)}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // activityIndex is the index a directory's activity must be read by.
@@ -447,6 +502,17 @@ func TestSQLiteHotPathPlans(t *testing.T) {
 					}
 					continue
 				}
+				if strings.HasPrefix(st.op, "seed/") {
+					continue // the rows the next ops read
+				}
+				if strings.HasPrefix(st.op, "evt/") {
+					joined := strings.Join(plan, " | ")
+					idx, ok := eventsByType(st.op, func(index string) bool { return strings.Contains(joined, "INDEX "+index+" ") })
+					if filtersByType(st.sql) && (!ok || sqliteLogPlan(plan) != "") {
+						t.Errorf("%s does not read the type's events by %s in order:\n  %s\n  plan: %s", st.op, idx, oneLine(st.sql), joined)
+					}
+					continue
+				}
 				if strings.HasPrefix(st.op, "log/") {
 					if bad := sqliteLogPlan(plan); bad != "" {
 						t.Errorf("%s reads the log to sort or scan it (%s):\n  %s\n  plan: %s", st.op, bad, oneLine(st.sql), strings.Join(plan, " | "))
@@ -530,6 +596,16 @@ func TestPostgresHotPathPlans(t *testing.T) {
 		if strings.HasPrefix(st.op, "dir/") {
 			if !root[0].Plan.uses(activityIndex) || root[0].Plan.logWalk() != "" {
 				t.Errorf("%s does not read the directory's own events by %s:\n  %s\n  plan: %s", st.op, activityIndex, oneLine(st.sql), root[0].Plan)
+			}
+			continue
+		}
+		if strings.HasPrefix(st.op, "seed/") {
+			continue // the rows the next ops read
+		}
+		if strings.HasPrefix(st.op, "evt/") {
+			idx, ok := eventsByType(st.op, root[0].Plan.uses)
+			if filtersByType(st.sql) && (!ok || root[0].Plan.logWalk() != "") {
+				t.Errorf("%s does not read the type's events by %s in order:\n  %s\n  plan: %s", st.op, idx, oneLine(st.sql), root[0].Plan)
 			}
 			continue
 		}
