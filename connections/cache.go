@@ -23,7 +23,10 @@ const (
 // hot-path rule in CONTRIBUTING.md): per connection id, its row (and so its
 // tenant) and the Connector built from it; per tenant, its status and
 // verified domains. Entries read from the store are trusted for ttl; the
-// Registry's own writes replace them at once.
+// Registry's own writes replace them at once. Past size entries of each
+// kind, the one not read for longest (about: see clock) makes room, so a
+// tenant signing in every minute keeps its connector however many others
+// sign in once a day.
 type cache struct {
 	ttl  time.Duration // <= 0: nothing read from the store is reused
 	size int
@@ -31,6 +34,9 @@ type cache struct {
 	mu      sync.RWMutex
 	conns   map[string]*connEntry
 	tenants map[string]tenantEntry
+	// connClock and tenantClock choose what to evict from conns and
+	// tenants; every entry holds its key's slot in them.
+	connClock, tenantClock clock
 	// deleted holds connections deleted through this node, with when: a
 	// load that read the row just before the delete must not cache it
 	// back. Connection ids are never reused.
@@ -47,12 +53,16 @@ type connEntry struct {
 	loaded time.Time
 	// connector was built from conn; nil until first needed.
 	connector Connector
+	// slot is the connection's place in connClock, the same for every
+	// version of the entry.
+	slot *slot
 }
 
 type tenantEntry struct {
 	status   store.TenantStatus
 	verified []string
 	loaded   time.Time
+	slot     *slot // set by putTenant: the tenant's place in tenantClock
 }
 
 func newCache(ttl time.Duration, size int) *cache {
@@ -72,6 +82,7 @@ func (c *cache) conn(id string, now time.Time) (store.Connection, bool) {
 	if e == nil || !c.fresh(e.loaded, now) {
 		return store.Connection{}, false
 	}
+	e.slot.touch()
 	return e.conn, true
 }
 
@@ -102,6 +113,7 @@ func (c *cache) connector(conn store.Connection) Connector {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if e := c.conns[conn.ID]; e != nil && e.connector != nil && e.conn.UpdatedAt.Equal(conn.UpdatedAt) {
+		e.slot.touch()
 		return e.connector
 	}
 	return nil
@@ -122,16 +134,20 @@ func (c *cache) putConnector(conn store.Connection, cn Connector) {
 		e.connector = cn
 		c.conns[conn.ID] = &e
 	case old.conn.UpdatedAt.Before(conn.UpdatedAt):
-		c.conns[conn.ID] = &connEntry{conn: conn, connector: cn}
+		c.conns[conn.ID] = &connEntry{conn: conn, connector: cn, slot: old.slot}
 	}
 }
 
-// insertConn adds e, making room first. Called with mu held.
+// insertConn adds or replaces e, keeping the connection's slot, or
+// taking one (which may evict another connection). Called with mu held.
 func (c *cache) insertConn(e *connEntry) {
-	if _, ok := c.conns[e.conn.ID]; !ok && len(c.conns) >= c.size {
-		for k := range c.conns { // map order: a random victim
-			delete(c.conns, k)
-			break
+	if old := c.conns[e.conn.ID]; old != nil {
+		e.slot = old.slot
+	} else {
+		var victim string
+		var evict bool
+		if e.slot, victim, evict = c.connClock.add(e.conn.ID, c.size); evict {
+			delete(c.conns, victim)
 		}
 	}
 	c.conns[e.conn.ID] = e
@@ -141,7 +157,10 @@ func (c *cache) insertConn(e *connEntry) {
 func (c *cache) dropConn(id string, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.conns, id)
+	if e := c.conns[id]; e != nil {
+		c.connClock.remove(e.slot)
+		delete(c.conns, id)
+	}
 	for k, at := range c.deleted {
 		// A read racing the delete is long over after a TTL.
 		if now.Sub(at) > max(c.ttl, time.Minute) || now.Before(at) {
@@ -157,7 +176,11 @@ func (c *cache) tenant(id string, now time.Time) (tenantEntry, bool) {
 	c.mu.RLock()
 	e, ok := c.tenants[id]
 	c.mu.RUnlock()
-	return e, ok && c.fresh(e.loaded, now)
+	if !ok || !c.fresh(e.loaded, now) {
+		return e, false
+	}
+	e.slot.touch()
+	return e, true
 }
 
 func (c *cache) putTenant(id string, e tenantEntry) {
@@ -166,10 +189,13 @@ func (c *cache) putTenant(id string, e tenantEntry) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.tenants[id]; !ok && len(c.tenants) >= c.size {
-		for k := range c.tenants {
-			delete(c.tenants, k)
-			break
+	if old, ok := c.tenants[id]; ok {
+		e.slot = old.slot
+	} else {
+		var victim string
+		var evict bool
+		if e.slot, victim, evict = c.tenantClock.add(id, c.size); evict {
+			delete(c.tenants, victim)
 		}
 	}
 	c.tenants[id] = e
@@ -193,7 +219,10 @@ func (c *cache) staleConn(id string) {
 func (c *cache) staleTenant(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.tenants, id)
+	if e, ok := c.tenants[id]; ok {
+		c.tenantClock.remove(e.slot)
+		delete(c.tenants, id)
+	}
 	for k, old := range c.conns {
 		if old.conn.TenantID == id {
 			e := *old
@@ -208,6 +237,7 @@ func (c *cache) staleAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.tenants)
+	c.tenantClock.reset()
 	for k, old := range c.conns {
 		e := *old
 		e.loaded = time.Time{}
