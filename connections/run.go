@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/idbroker/idbroker/sessions"
@@ -67,46 +68,105 @@ func (r *Registry) Watch(ctx context.Context) error {
 	})
 }
 
+// MaintainConcurrency is how many connections one maintenance pass works
+// on at once. A SAML connection's upkeep may fetch its IdP's metadata URL:
+// one after another, a slow or unreachable IdP held up every other
+// tenant's refresh for its whole timeout, and a few of them delayed a
+// pass over thousands of connections by minutes. Eight keeps a pass short
+// while one node never holds more than eight IdP fetches (and store
+// writes) open for it.
+const MaintainConcurrency = 8
+
+// MaintainTimeout bounds one connection's upkeep within a pass (its
+// metadata fetch, itself bounded by the HTTP client's timeout, and its
+// save), so that no connection keeps a worker past it.
+const MaintainTimeout = time.Minute
+
 // Maintain runs one pass of Run over every tenant's connections whose
-// type is a Maintainer.
+// type is a Maintainer, MaintainConcurrency connections at a time: the
+// tenants are read page by page, each tenant's connections are handed to
+// the workers, and the pass ends when every one is done.
 func (r *Registry) Maintain(ctx context.Context) error {
 	var (
-		errs              []error
+		mu                sync.Mutex
 		expiring, expired int
 	)
-	after := ""
-	for {
-		tenants, next, err := r.cfg.Store.ListTenants(ctx, store.Page{Limit: 100, After: after})
-		if err != nil {
-			return err
-		}
-		for _, t := range tenants {
-			tctx := store.WithTenant(ctx, t.ID)
-			conns, err := r.cfg.Store.Connections(tctx)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			for _, c := range conns {
-				cur, err := r.maintain(tctx, c, false)
+	type job struct {
+		tenant string
+		conn   store.Connection
+	}
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	for range MaintainConcurrency {
+		wg.Go(func() {
+			for j := range jobs {
+				cctx, cancel := context.WithTimeout(store.WithTenant(ctx, j.tenant), MaintainTimeout)
+				cur, err := r.maintain(cctx, j.conn, false)
+				cancel()
 				if err != nil {
-					r.cfg.Logger.WarnContext(ctx, "connection maintenance", "tenant", t.ID, "connection", c.ID, "type", c.Type, "err", err)
+					r.cfg.Logger.WarnContext(ctx, "connection maintenance", "tenant", j.tenant, "connection", j.conn.ID, "type", j.conn.Type, "err", err)
 				}
-				switch r.trustEnds(cur) {
+				t := r.trustEnds(cur)
+				mu.Lock()
+				switch t {
 				case trustExpiring:
 					expiring++
 				case trustExpired:
 					expired++
 				}
+				mu.Unlock()
+			}
+		})
+	}
+	errs := r.handOut(ctx, func(tenant string, conn store.Connection) bool {
+		select {
+		case jobs <- job{tenant, conn}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	})
+	close(jobs)
+	wg.Wait()
+	if ctx.Err() != nil {
+		errs = append(errs, ctx.Err())
+	}
+	// A pass that could not read every tenant's connections would count
+	// too few: the last whole count stands.
+	if len(errs) == 0 && r.cfg.OnCertificates != nil {
+		r.cfg.OnCertificates(expiring, expired)
+	}
+	return errors.Join(errs...)
+}
+
+// handOut reads every tenant's connections, a page of tenants at a time,
+// and passes each connection to give, until give
+// returns false. It returns the errors of the tenants it could not read
+// (or the one that ended the listing).
+func (r *Registry) handOut(ctx context.Context, give func(tenant string, conn store.Connection) bool) []error {
+	var errs []error
+	after := ""
+	for {
+		tenants, next, err := r.cfg.Store.ListTenants(ctx, store.Page{Limit: 100, After: after})
+		if err != nil {
+			return append(errs, err)
+		}
+		for _, t := range tenants {
+			conns, err := r.cfg.Store.Connections(store.WithTenant(ctx, t.ID))
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for _, c := range conns {
+				// Every one, Maintainer or not: the pass also counts
+				// the certificates each trusts.
+				if !give(t.ID, c) {
+					return errs
+				}
 			}
 		}
 		if next == "" {
-			// A pass that could not read every tenant's connections
-			// would count too few: the last whole count stands.
-			if len(errs) == 0 && r.cfg.OnCertificates != nil {
-				r.cfg.OnCertificates(expiring, expired)
-			}
-			return errors.Join(errs...)
+			return errs
 		}
 		after = next
 	}
