@@ -140,9 +140,9 @@ func (r *Registry) Maintain(ctx context.Context) error {
 }
 
 // handOut reads every tenant's connections, a page of tenants at a time,
-// and passes each connection to give, until give
-// returns false. It returns the errors of the tenants it could not read
-// (or the one that ended the listing).
+// and passes each connection to give, until give returns false. It
+// returns the errors of the tenants it could not read (or the one that
+// ended the listing).
 func (r *Registry) handOut(ctx context.Context, give func(tenant string, conn store.Connection) bool) []error {
 	var errs []error
 	after := ""
