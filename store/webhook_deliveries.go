@@ -335,8 +335,9 @@ func (db *DB) RecoverDeliveries(ctx context.Context, id string, since time.Time,
 				types = " AND e.type IN (" + strings.Join(in, ", ") + ")"
 			}
 			// Keyset on seq: each batch goes on from where the last one
-			// stopped along deliveries_webhook (webhook_id, seq), so the
-			// whole recovery reads the webhook's deliveries once.
+			// stopped along deliveries_dead (webhook_id, seq, the dead
+			// letters only: migration 0118), so a batch reads what it
+			// requeues, not the webhook's delivered history.
 			rs, err := q.query(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = $5, updated_at = $5,
 					retry_from = $5, retry_base = attempts
 				WHERE status = 'dead' AND id IN (
