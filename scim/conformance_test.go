@@ -233,6 +233,20 @@ func members(who ...string) func(*testing.T, *scimConformance, resp) {
 	}
 }
 
+// findsGroup checks a group list holds the fixture's group (rows that
+// run after the writing rows see their groups too).
+func findsGroup(key string) func(*testing.T, *scimConformance, resp) {
+	return func(t *testing.T, f *scimConformance, r resp) {
+		rs, _ := r.body["Resources"].([]any)
+		for _, g := range rs {
+			if g.(map[string]any)["id"] == f.ids[key] {
+				return
+			}
+		}
+		t.Fatalf("%s not found: %s", key, r.raw)
+	}
+}
+
 func patchOps(ops string) string {
 	return `{"schemas":["` + scim.SchemaPatchOp + `"],"Operations":[` + ops + `]}`
 }
@@ -290,6 +304,13 @@ var scimConformanceRows = []scimRow{
 				t.Fatalf("%s", r.raw)
 			}
 		}},
+
+	{name: "§3.4.2.2 our choice: a boolean written as a string compares as that boolean", method: "GET", path: filter(`active eq "true"`), status: 200, check: finds("alice", "carol")},
+	{name: "§3.4.2.2 our choice: emails[type eq …] holds for every user with an address", method: "GET", path: filter(`emails[type eq "home"]`), status: 200, check: finds("alice", "bob", "carol")},
+	{name: "§3.4.2.3 resources without the sortBy attribute come last", method: "GET", path: "/Users?sortBy=displayName", status: 200, check: inOrder("alice@acme.com", "bob@acme.com", "carol@example.org")},
+	{name: "§3.4.2.2 ne holds where the attribute is absent", method: "GET", path: filter(`displayName ne "Bob Jones"`), status: 200, check: finds("alice", "carol")},
+	{name: "§3.4.2.2 pr and not pr", method: "GET", path: filter(`name.givenName pr and not (displayName pr)`), status: 200, check: finds("carol")},
+	{name: "§3.4.2.3 sortBy meta.created descending", method: "GET", path: "/Users?sortBy=meta.created&sortOrder=descending", status: 200, check: inOrder("carol@example.org", "bob@acme.com", "alice@acme.com")},
 
 	// Pagination (RFC 7644 §3.4.2.4).
 	{name: "§3.4.2.4 startIndex below 1 is 1", method: "GET", path: "/Users?startIndex=0&count=2", status: 200, check: page(3, 1, 2)},
@@ -422,6 +443,16 @@ var scimConformanceRows = []scimRow{
 	{name: "§3.1 a request in another media type is 415", method: "POST", path: "/Groups", hdr: []string{"Content-Type", "text/plain"},
 		body: `{"schemas":["` + scim.SchemaGroup + `"],"displayName":"Text"}`, status: 415},
 
+	{name: "§3.3 our choice: an attribute outside the schemas is kept as sent", method: "POST", path: "/Users",
+		body: `{"schemas":["` + scim.SchemaUser + `"],"userName":"badge@new.example","badgeColour":"red"}`, status: 201,
+		check: func(t *testing.T, _ *scimConformance, r resp) {
+			if r.body["badgeColour"] != "red" {
+				t.Fatalf("%s", r.raw)
+			}
+		}},
+	{name: "§3.4.2.2 an attribute outside the schemas cannot be filtered on", method: "GET", path: filter(`badgeColour eq "red"`), status: 400, scimType: "invalidFilter"},
+	{name: "§3.4.2.2 sw on a boolean is invalidFilter", method: "GET", path: filter(`active sw "t"`), status: 400, scimType: "invalidFilter"},
+
 	// Replacing (RFC 7644 §3.5.1).
 	{name: "§3.5.1 PUT replaces: what it leaves out is gone", method: "PUT", path: "/Users/{new}",
 		body: `{"schemas":["` + scim.SchemaUser + `"],"userName":"put@new.example","displayName":"Put"}`, status: 200,
@@ -486,6 +517,63 @@ var scimConformanceRows = []scimRow{
 		body: patchOps(`{"op":"remove","path":"members[value eq \"{carol}\"]"}`), status: 204, check: members("alice", "bob")},
 	{name: "§3.5.2 PATCH with attributes answers 200 with the group", method: "PATCH", path: "/Groups/{newgroup}?attributes=displayName",
 		body: patchOps(`{"op":"replace","path":"displayName","value":"Shown"}`), status: 200, check: keys("id", "schemas", "meta", "displayName")},
+
+	// More of the same, found by probing.
+	{name: "§3.5.2.2 remove of members without a filter or value empties the group", method: "PATCH", path: "/Groups/{newgroup}",
+		body: patchOps(`{"op":"remove","path":"members"}`), status: 204, check: members()},
+	{name: "§3.5.2 our choice: an attribute outside the schemas is kept as sent", method: "PATCH", path: "/Users/{new}",
+		body: patchOps(`{"op":"replace","path":"fooBar","value":"x"}`), status: 200, check: then("/Users/{new}", "fooBar", "x")},
+	{name: "§3.5.2 replacing id is mutability", method: "PATCH", path: "/Users/{new}",
+		body: patchOps(`{"op":"replace","path":"id","value":"usr_x"}`), status: 400, scimType: "mutability"},
+	{name: "§3.5.2 replacing userName with another user's is 409 uniqueness", method: "PATCH", path: "/Users/{new}",
+		body: patchOps(`{"op":"replace","path":"userName","value":"BOB@acme.com"}`), status: 409, scimType: "uniqueness"},
+	{name: "§3.4.2.3 sortOrder in any case", method: "GET", path: "/Users?sortBy=userName&sortOrder=DESCENDING&filter=" + url.QueryEscape(`userName co "acme"`), status: 200, check: inOrder("bob@acme.com", "alice@acme.com")},
+	{name: "§3.4.2.4 a count that is no number is invalidValue", method: "GET", path: "/Users?count=abc", status: 400, scimType: "invalidValue"},
+	{name: "RFC 7643 §4.2 a group without displayName is invalidValue (as /Schemas says: required)", method: "POST", path: "/Groups", body: `{"schemas":["` + scim.SchemaGroup + `"]}`, status: 400, scimType: "invalidValue"},
+	{name: "§4 an unknown ResourceType is 404", method: "GET", path: "/ResourceTypes/Device", status: 404},
+	{name: "§3.14 PUT with a stale If-Match is 412", method: "PUT", path: "/Users/{new}", hdr: []string{"If-Match", `W/"99"`}, body: `{"schemas":["` + scim.SchemaUser + `"],"userName":"p9@new.example"}`, status: 412},
+	{name: "§3.4.2.2 a dateTime filter value that is no date is invalidFilter", method: "GET", path: filter(`meta.created gt "yesterday"`), status: 400, scimType: "invalidFilter"},
+	{name: "§3.4.2.2 co on a boolean is invalidFilter", method: "GET", path: filter(`active co "t"`), status: 400, scimType: "invalidFilter"},
+	{name: "RFC 9110 §9.3.2 HEAD of a user", method: "HEAD", path: "/Users/{alice}", status: 200},
+	{name: "§3.5.2 our choice: a PatchOp without schemas is applied", method: "PATCH", path: "/Users/{new}", body: `{"Operations":[{"op":"replace","path":"displayName","value":"x"}]}`, status: 200, check: then("/Users/{new}", "displayName", "x")},
+	{name: "§3.5.2 our choice: a PatchOp whose schemas does not name PatchOp is applied", method: "PATCH", path: "/Users/{new}", body: `{"schemas":["` + scim.SchemaUser + `"],"Operations":[{"op":"replace","path":"displayName","value":"x"}]}`, status: 200, check: then("/Users/{new}", "displayName", "x")},
+	{name: "RFC 7643 §3 a resource without schemas is invalidValue", method: "POST", path: "/Users", body: `{"userName":"p16@new.example"}`, status: 400, scimType: "invalidValue"},
+	{name: "§3.4.2.5 attributes on a group list", method: "GET", path: "/Groups?attributes=displayName", status: 200,
+		check: func(t *testing.T, _ *scimConformance, r resp) {
+			if g := lookup(r.body, "Resources.0").(map[string]any); len(g) != 4 || g["displayName"] != "Eng" {
+				t.Fatalf("%v", g)
+			}
+		}},
+	{name: "§3.9 attributes and excludedAttributes together", method: "GET", path: "/Users/{alice}?attributes=userName&excludedAttributes=name", status: 200, check: keys("id", "schemas", "meta", "userName")},
+	{name: "§3.5.2 replacing meta is mutability", method: "PATCH", path: "/Users/{new}", body: patchOps(`{"op":"replace","path":"meta.created","value":"2000-01-01T00:00:00Z"}`), status: 400, scimType: "mutability"},
+	{name: "RFC 7643 §4.1.2 a user's groups are readOnly: mutability", method: "PATCH", path: "/Users/{new}", body: patchOps(`{"op":"add","path":"groups","value":[{"value":"{eng}"}]}`), status: 400, scimType: "mutability"},
+	{name: "§3.10 a group filter with its schema URN", method: "GET", path: "/Groups?filter=" + url.QueryEscape(scim.SchemaGroup+`:displayName eq "Eng"`), status: 200, check: findsGroup("eng")},
+	{name: "§3.4.2.2 not without parentheses is invalidFilter", method: "GET", path: filter(`not userName eq "x"`), status: 400, scimType: "invalidFilter"},
+	{name: "RFC 7643 §3.1 co on externalId is caseExact", method: "GET", path: filter(`externalId co "EXT"`), status: 200, check: finds()},
+	{name: "§3.5.2 our choice: an empty path is no path", method: "PATCH", path: "/Users/{new}", body: patchOps(`{"op":"replace","path":"","value":{"displayName":"E"}}`), status: 200, check: then("/Users/{new}", "displayName", "E")},
+	{name: "RFC 7643 §4.2 members carry value, $ref and type", method: "GET", path: "/Groups/{eng}", status: 200,
+		check: func(t *testing.T, f *scimConformance, r resp) {
+			want := map[string]any{"value": f.ids["alice"], "type": "User", "$ref": f.e.srv.BaseURL(f.e.dir) + "/Users/" + f.ids["alice"]}
+			if got := lookup(r.body, "members.0"); !reflect.DeepEqual(got, want) {
+				t.Fatalf("members.0 %v, want %v", got, want)
+			}
+		}},
+	{name: "§3.5.2 a user PATCH answers with excludedAttributes applied", method: "PATCH", path: "/Users/{new}?excludedAttributes=emails", body: patchOps(`{"op":"replace","path":"displayName","value":"x"}`), status: 200,
+		check: func(t *testing.T, _ *scimConformance, r resp) {
+			if r.body["emails"] != nil || r.str("displayName") != "x" {
+				t.Fatalf("%s", r.raw)
+			}
+		}},
+	{name: "RFC 7643 §3 schema URNs are compared ignoring case", method: "POST", path: "/Users", body: `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:user"],"userName":"p30@new.example"}`, status: 201,
+		check: func(t *testing.T, _ *scimConformance, r resp) {
+			if !reflect.DeepEqual(r.body["schemas"], []any{scim.SchemaUser}) {
+				t.Fatalf("schemas %v", r.body["schemas"])
+			}
+		}},
+	{name: "§3.12 POST to a resource is 405", method: "POST", path: "/Users/{alice}", body: `{}`, status: 405},
+	{name: "RFC 7643 §4.1 an empty userName is invalidValue", method: "POST", path: "/Users", body: `{"schemas":["` + scim.SchemaUser + `"],"userName":""}`, status: 400, scimType: "invalidValue"},
+	{name: "§3.4.2.2 members.value eq", method: "GET", path: "/Groups?filter=" + url.QueryEscape(`members.value eq "{alice}"`), status: 200, check: findsGroup("eng")},
+	{name: "§3.4.2.2 a value path and another condition", method: "GET", path: filter(`emails[type eq "work" and value ew "acme.com"] and active eq true`), status: 200, check: finds("alice")},
 
 	// Deleting (RFC 7644 §3.6).
 	{name: "§3.6 DELETE answers 204, then the user is 404", method: "DELETE", path: "/Users/{new}", status: 204,
