@@ -312,6 +312,18 @@ var scimConformanceRows = []scimRow{
 	{name: "§3.4.2.2 pr and not pr", method: "GET", path: filter(`name.givenName pr and not (displayName pr)`), status: 200, check: finds("carol")},
 	{name: "§3.4.2.3 sortBy meta.created descending", method: "GET", path: "/Users?sortBy=meta.created&sortOrder=descending", status: 200, check: inOrder("carol@example.org", "bob@acme.com", "alice@acme.com")},
 
+	{name: "§3.4.2.2 and, or, not in upper case", method: "GET", path: filter(`userName sw "alice" OR userName sw "bob" AND NOT (active eq true)`), status: 200, check: finds("alice", "bob")},
+	{name: "§3.4.2.2 true and false in any case (RFC 5234 §2.3)", method: "GET", path: filter(`active eq False`), status: 200, check: finds("bob")},
+	{name: "§3.4.2.2 eq null is not pr (RFC 7643 §2.5)", method: "GET", path: filter(`displayName eq null`), status: 200, check: finds("carol")},
+	{name: "§3.4.2.3 sortBy names an attribute in any case", method: "GET", path: "/Users?sortBy=USERNAME&sortOrder=descending", status: 200, check: inOrder("carol@example.org", "bob@acme.com", "alice@acme.com")},
+	{name: "§3.4.2.4 a startIndex that is no number is invalidValue", method: "GET", path: "/Users?startIndex=abc", status: 400, scimType: "invalidValue"},
+	{name: "§3.12 a group's id under /Users is 404", method: "GET", path: "/Users/{eng}", status: 404},
+	{name: "§3.4.2.2 not around a value path", method: "GET", path: filter(`not (emails[value ew "acme.com"])`), status: 200, check: finds("carol")},
+	{name: "§3.4.2.2 ne null is pr (RFC 7643 §2.5)", method: "GET", path: filter(`displayName ne null`), status: 200, check: finds("alice", "bob")},
+	{name: "§3.4.2.2 our choice: a number compared with a string attribute is its digits", method: "GET", path: filter(`externalId eq 5`), status: 200, check: finds()},
+	{name: "§4 a filter on /ResourceTypes is 403", method: "GET", path: "/ResourceTypes?filter=" + url.QueryEscape(`id eq "User"`), status: 403},
+	{name: "§4 /ServiceProviderConfig has no sub-resources: 404", method: "GET", path: "/ServiceProviderConfig/x", status: 404},
+
 	// Pagination (RFC 7644 §3.4.2.4).
 	{name: "§3.4.2.4 startIndex below 1 is 1", method: "GET", path: "/Users?startIndex=0&count=2", status: 200, check: page(3, 1, 2)},
 	{name: "§3.4.2.4 negative startIndex is 1", method: "GET", path: "/Users?startIndex=-5&count=1", status: 200, check: page(3, 1, 1)},

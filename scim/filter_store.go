@@ -162,6 +162,17 @@ func (ft filterTranslator) compare(c Compare) (store.Filter, error) {
 	if op == store.OpPr {
 		return store.Cmp{Field: f.name, Op: op}, nil
 	}
+	// null is a value of the grammar (RFC 7644 §3.4.2.2), and null and
+	// unassigned are one state (RFC 7643 §2.5): "eq null" is "not pr",
+	// "ne null" is "pr". It was refused, so a client asking for the users
+	// without a displayName got a 400 it could do nothing with.
+	if c.Value == nil && f.typ != typeMember && (op == store.OpEq || op == store.OpNe) {
+		pr := store.Cmp{Field: f.name, Op: store.OpPr}
+		if op == store.OpEq {
+			return store.Not{Filter: pr}, nil
+		}
+		return pr, nil
+	}
 	bad := func(why string) (store.Filter, error) {
 		return nil, filterErr("%s %s %s: %s", c.Path, c.Op, literal(c.Value), why)
 	}
