@@ -587,6 +587,37 @@ var scimConformanceRows = []scimRow{
 	{name: "§3.4.2.2 members.value eq", method: "GET", path: "/Groups?filter=" + url.QueryEscape(`members.value eq "{alice}"`), status: 200, check: findsGroup("eng")},
 	{name: "§3.4.2.2 a value path and another condition", method: "GET", path: filter(`emails[type eq "work" and value ew "acme.com"] and active eq true`), status: 200, check: finds("alice")},
 
+	{name: "§3.14 a write answers the new version in ETag and meta.version", method: "PATCH", path: "/Users/{new}", hdr: []string{"If-Match", `W/"1"`},
+		body: patchOps(`{"op":"replace","path":"displayName","value":"v2"}`), status: 200,
+		check: func(t *testing.T, _ *scimConformance, r resp) {
+			if r.header.Get("ETag") != `W/"2"` || r.str("meta.version") != `W/"2"` {
+				t.Fatalf("ETag %q: %s", r.header.Get("ETag"), r.raw)
+			}
+		}},
+	{name: "§3.14 If-Match of the current version on a group PATCH", method: "GET", path: "/Groups/{newgroup}", status: 200,
+		check: func(t *testing.T, f *scimConformance, r resp) {
+			p := f.e.do("PATCH", "/Groups/"+f.ids["newgroup"], patchOps(`{"op":"replace","path":"displayName","value":"v2"}`), "If-Match", r.header.Get("ETag")).
+				want(t, http.StatusNoContent)
+			if p.header.Get("ETag") == "" || p.header.Get("ETag") == r.header.Get("ETag") {
+				t.Fatalf("ETag %q after the PATCH, %q before", p.header.Get("ETag"), r.header.Get("ETag"))
+			}
+		}},
+	{name: "RFC 7643 §3.1 members.value is an id: caseExact, as /Schemas says", method: "GET", path: "/Groups?filter=" + url.QueryEscape(`members[value eq "{alice}"]`), status: 200,
+		check: func(t *testing.T, f *scimConformance, r resp) {
+			findsGroup("eng")(t, f, r)
+			up := f.e.do("GET", "/Groups?filter="+url.QueryEscape(`members[value eq "`+strings.ToUpper(f.ids["alice"])+`"]`), nil).want(t, http.StatusOK)
+			if up.body["totalResults"] != float64(0) {
+				t.Fatalf("an id in another case found %v groups", up.body["totalResults"])
+			}
+			sch := f.e.do("GET", "/Schemas/"+scim.SchemaGroup, nil).want(t, http.StatusOK)
+			if v := lookup(sch.body, "attributes.1.subAttributes.0"); lookup(v, "name") != "value" || lookup(v, "caseExact") != true {
+				t.Fatalf("/Schemas says members.value is %v", v)
+			}
+			if v := lookup(sch.body, "attributes.1.subAttributes.1"); lookup(v, "name") != "$ref" || lookup(v, "caseExact") != true {
+				t.Fatalf("/Schemas says members.$ref is %v", v)
+			}
+		}},
+
 	// Deleting (RFC 7644 §3.6).
 	{name: "§3.6 DELETE answers 204, then the user is 404", method: "DELETE", path: "/Users/{new}", status: 204,
 		check: func(t *testing.T, f *scimConformance, _ resp) {

@@ -83,7 +83,15 @@ func (s *Server) schemaDocs(dir string) []doc {
 	password["returned"] = "never"
 	// members is returned by default (RFC 7643 §8.7.1), as the Groups
 	// endpoints do: a list leaves it out only when asked to.
-	members := attr("members", "complex", true, false, "readWrite", str("value"), attr("$ref", "reference", false, false, "immutable"), str("type"))
+	//
+	// A member's value is a user's id, and its $ref a URL: both compared
+	// case-exactly, as ids are (RFC 7643 §3.1), by filters and PATCH paths
+	// (members[value eq "…"]), so /Schemas says caseExact.
+	memberValue := str("value")
+	memberValue["caseExact"] = true
+	memberRef := attr("$ref", "reference", false, false, "immutable")
+	memberRef["caseExact"] = true
+	members := attr("members", "complex", true, false, "readWrite", memberValue, memberRef, str("type"))
 	loc := func(id string) map[string]any {
 		return map[string]any{"resourceType": "Schema", "location": s.BaseURL(dir) + "/Schemas/" + id}
 	}
