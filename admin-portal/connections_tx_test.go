@@ -15,6 +15,7 @@ import (
 	"github.com/idbroker/idbroker/audit"
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/connections/saml"
+	"github.com/idbroker/idbroker/connections/saml/samltest"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/sessions"
@@ -50,7 +51,7 @@ func TestConnectionAuditInTransaction(t *testing.T) {
 			t.Cleanup(ts.Close)
 			mem := sessions.NewMemory()
 			reg := connections.NewRegistry(connections.Config{
-				Types:  connections.Types{saml.Name: saml.New()},
+				Types:  connections.Types{saml.Name: saml.Type{NewKey: samltest.Keys()}},
 				Issuer: ts.URL, Store: st, Once: mem, Sessions: mem,
 				HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true,
 			})

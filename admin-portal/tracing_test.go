@@ -12,6 +12,7 @@ import (
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/connections/oidc"
 	"github.com/idbroker/idbroker/connections/saml"
+	"github.com/idbroker/idbroker/connections/saml/samltest"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/sessions"
@@ -28,7 +29,7 @@ func TestOperatorCallSpans(t *testing.T) {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	reg := connections.NewRegistry(connections.Config{
-		Types:  connections.Types{saml.Name: saml.New(), oidc.Name: oidc.New()},
+		Types:  connections.Types{saml.Name: saml.Type{NewKey: samltest.Keys()}, oidc.Name: oidc.New()},
 		Issuer: ts.URL, Store: st, Once: mem, Sessions: mem,
 		HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true,
 	})

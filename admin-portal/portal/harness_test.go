@@ -18,6 +18,7 @@ import (
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/connections/oidc"
 	"github.com/idbroker/idbroker/connections/saml"
+	"github.com/idbroker/idbroker/connections/saml/samltest"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/sessions"
@@ -74,7 +75,7 @@ func newHarnessOn(t *testing.T, tls bool) *harness {
 	h.url = ts.URL
 	h.transport = ts.Client().Transport
 	mem := sessions.NewMemory()
-	h.reg = connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.New(), oidc.Name: oidc.New()}, Issuer: ts.URL, Store: h.store, Once: mem, Sessions: mem,
+	h.reg = connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.Type{NewKey: samltest.Keys()}, oidc.Name: oidc.New()}, Issuer: ts.URL, Store: h.store, Once: mem, Sessions: mem,
 		HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true})
 	p, err := New(Config{Issuer: ts.URL, Store: h.store, Connections: h.reg, SCIMBaseURL: func(id string) string { return ts.URL + "/scim/v2/" + id },
 		Product: "Acme HR", Now: h.clock, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})

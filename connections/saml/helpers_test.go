@@ -28,6 +28,8 @@ import (
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/connections/connectionstest"
 	"github.com/idbroker/idbroker/store"
+
+	"github.com/idbroker/idbroker/connections/saml/samltest"
 )
 
 // env is connectionstest's environment serving the SAML type, with this
@@ -47,7 +49,7 @@ func newEnv(t *testing.T, o envOpts) *env { return newEnvWith(t, o) }
 func newEnvTB(tb testing.TB) *env { return newEnvWith(tb, envOpts{}) }
 
 func newEnvWith(tb testing.TB, o envOpts) *env {
-	return &env{connectionstest.New(tb, connections.Types{Name: New()}, o)}
+	return &env{connectionstest.New(tb, connections.Types{Name: Type{NewKey: samltest.Keys()}}, o)}
 }
 
 // URLs of a connection (contract section 2), as the IdP side sees them.

@@ -323,10 +323,14 @@ func sameCertificates(a, b []Certificate) bool {
 	return strings.Join(fa, ",") == strings.Join(fb, ",")
 }
 
-// newSPKey generates a connection's own SP key and a self-signed
-// certificate for it: RSA, so that IdPs can encrypt assertions to it.
-func newSPKey(entityID string, now time.Time) (keyPEM, certPEM string, err error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+// newSPKey generates a connection's own SP key (with newKey, when not
+// nil) and a self-signed certificate for it: RSA, so that IdPs can
+// encrypt assertions to it.
+func newSPKey(entityID string, now time.Time, newKey func() (*rsa.PrivateKey, error)) (keyPEM, certPEM string, err error) {
+	if newKey == nil {
+		newKey = func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) }
+	}
+	key, err := newKey()
 	if err != nil {
 		return "", "", fmt.Errorf("generate SP key: %w", err)
 	}

@@ -18,6 +18,7 @@ package saml
 import (
 	"cmp"
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -38,6 +39,11 @@ type Type struct {
 	// MetadataRefresh is how often IdP metadata URLs are re-read; zero
 	// means DefaultMetadataRefresh.
 	MetadataRefresh time.Duration
+	// NewKey makes a new connection's SP key; nil makes an RSA-2048 key
+	// from crypto/rand. Tests hand out keys made in advance
+	// (samltest.Keys): making one costs 0.1-0.7 s, which was most of the
+	// CPU of the tests that create SAML connections.
+	NewKey func() (*rsa.PrivateKey, error)
 }
 
 // New returns the SAML connection type with its defaults.
@@ -50,7 +56,7 @@ var (
 
 // Configure creates the connection's own SP key on first use, then merges
 // the "saml" settings of a request.
-func (Type) Configure(ctx context.Context, deps connections.Deps, conn *store.Connection, raw json.RawMessage) error {
+func (t Type) Configure(ctx context.Context, deps connections.Deps, conn *store.Connection, raw json.RawMessage) error {
 	var s *Settings
 	if raw != nil {
 		s = new(Settings)
@@ -63,7 +69,7 @@ func (Type) Configure(ctx context.Context, deps connections.Deps, conn *store.Co
 		return err
 	}
 	if conn.Secrets[SecretSPKey] == "" && cfg.SPCertificatePEM == "" {
-		keyPEM, certPEM, err := newSPKey(deps.URL(*conn, ""), deps.Now())
+		keyPEM, certPEM, err := newSPKey(deps.URL(*conn, ""), deps.Now(), t.NewKey)
 		if err != nil {
 			return err
 		}

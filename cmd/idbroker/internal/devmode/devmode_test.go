@@ -19,6 +19,7 @@ import (
 
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/connections/saml"
+	"github.com/idbroker/idbroker/connections/saml/samltest"
 	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/sessions"
 	"github.com/idbroker/idbroker/store"
@@ -43,7 +44,7 @@ func newHarness(t *testing.T, st store.Store) *harness {
 	e := echo.New()
 	h.srv = httptest.NewServer(e)
 	t.Cleanup(h.srv.Close)
-	h.reg = connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.New()}, Issuer: h.srv.URL, Store: st, Once: sessions.NewMemory(),
+	h.reg = connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.Type{NewKey: samltest.Keys()}}, Issuer: h.srv.URL, Store: st, Once: sessions.NewMemory(),
 		HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true})
 	h.reg.Mount(e, func(ctx context.Context, w http.ResponseWriter, r *http.Request, c store.Connection, res connections.Result, err error) {
 		h.mu.Lock()

@@ -24,6 +24,7 @@ import (
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/connections/oidc"
 	"github.com/idbroker/idbroker/connections/saml"
+	"github.com/idbroker/idbroker/connections/saml/samltest"
 	"github.com/idbroker/idbroker/events"
 	"github.com/idbroker/idbroker/internal/browsertest"
 	"github.com/idbroker/idbroker/internal/httpserver"
@@ -75,7 +76,7 @@ func startFirstRun(t *testing.T) *firstRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.New(), oidc.Name: oidc.New()}, Issuer: issuer, Store: st, Once: mem, Sessions: mem,
+	reg := connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.Type{NewKey: samltest.Keys()}, oidc.Name: oidc.New()}, Issuer: issuer, Store: st, Once: mem, Sessions: mem,
 		Revoker: revoker, HTTPClient: client, AllowInsecureURLs: true})
 	p, err := broker.New(broker.Config{Issuer: issuer, Store: st, Sessions: mem, Once: mem, Keys: keys, Connectors: reg, HTTPClient: client})
 	if err != nil {

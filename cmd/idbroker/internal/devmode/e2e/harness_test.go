@@ -10,6 +10,7 @@ import (
 	"github.com/idbroker/idbroker/cmd/idbroker/internal/devmode"
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/connections/saml"
+	"github.com/idbroker/idbroker/connections/saml/samltest"
 	"github.com/idbroker/idbroker/internal/httpserver"
 	"github.com/idbroker/idbroker/internal/safehttp"
 	"github.com/idbroker/idbroker/sessions"
@@ -48,7 +49,7 @@ func startDevRegistry(t *testing.T) (issuer string, dev *devmode.Dev, st store.S
 	if err := keys.EnsureKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
-	reg = connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.New()}, Issuer: issuer, Store: st, Once: mem, Sessions: mem,
+	reg = connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.Type{NewKey: samltest.Keys()}}, Issuer: issuer, Store: st, Once: mem, Sessions: mem,
 		HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true})
 	p, err := broker.New(broker.Config{Issuer: issuer, Store: st, Sessions: mem, Once: mem, Keys: keys, Connectors: reg})
 	if err != nil {

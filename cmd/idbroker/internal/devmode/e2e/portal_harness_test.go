@@ -31,6 +31,7 @@ import (
 	"github.com/idbroker/idbroker/connections"
 	"github.com/idbroker/idbroker/connections/oidc"
 	"github.com/idbroker/idbroker/connections/saml"
+	"github.com/idbroker/idbroker/connections/saml/samltest"
 	"github.com/idbroker/idbroker/internal/browsertest"
 	"github.com/idbroker/idbroker/internal/dnstest"
 	"github.com/idbroker/idbroker/internal/httpserver"
@@ -72,7 +73,7 @@ func startPortal(t *testing.T) *portalEnv {
 	if err := keys.EnsureKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
-	reg := connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.New(), oidc.Name: oidc.New()}, Issuer: issuer, Store: st, Once: mem, Sessions: mem,
+	reg := connections.NewRegistry(connections.Config{Types: connections.Types{saml.Name: saml.Type{NewKey: samltest.Keys()}, oidc.Name: oidc.New()}, Issuer: issuer, Store: st, Once: mem, Sessions: mem,
 		HTTPClient: safehttp.NewClient(safehttp.Options{AllowPrivate: true}), AllowInsecureURLs: true, CacheTTL: -1})
 	p, err := broker.New(broker.Config{Issuer: issuer, Store: st, Sessions: mem, Once: mem, Keys: keys, Connectors: reg})
 	if err != nil {
