@@ -106,7 +106,7 @@ func NewWithOptions(o Options) *Registry {
 		}, []string{"reason"}),
 		signInFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "sign_in_failures_total",
-			Help: "Sign-ins refused or failed after the IdP answered (authentication.failed events), by reason_code (idp_error, signature_invalid, audience_mismatch, user_deactivated, ...).",
+			Help: "Sign-ins refused or failed after the IdP answered (authentication.failed events), by reason_code (idp_error, signature_invalid, audience_mismatch, user_deactivated, user_not_provisioned, ...).",
 		}, []string{"reason"}),
 		outbound: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "outbound_deliveries_total",
