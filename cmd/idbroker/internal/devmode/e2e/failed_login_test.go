@@ -209,7 +209,7 @@ func TestFailedSAMLLoginsSayWhy(t *testing.T) {
 				a.CreateElement("saml:Subject").CreateElement("saml:NameID").SetText("dev|mallory")
 				r.InsertChildAt(assertionOf(r).Index(), a)
 			}},
-		{name: "replayed response", twice: true, want: "request_mismatch", contains: "already used"},
+		{name: "replayed response", twice: true, want: "replay", contains: "posted again"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			// The login begins (routed by email) before the setup.
