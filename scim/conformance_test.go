@@ -618,6 +618,29 @@ var scimConformanceRows = []scimRow{
 			}
 		}},
 
+	{name: "§3.14 every write's ETag is the one a GET answers next, a member's deletion included", method: "POST", path: "/Groups",
+		body: `{"schemas":["` + scim.SchemaGroup + `"],"displayName":"Versions","members":[{"value":"{alice}"}]}`, status: 201,
+		check: func(t *testing.T, f *scimConformance, r resp) {
+			loc := strings.TrimPrefix(r.header.Get("Location"), f.e.srv.BaseURL(f.e.dir))
+			current := func(step string, w resp) {
+				if g := f.e.do("GET", loc, nil, "If-None-Match", w.header.Get("ETag")); g.status != http.StatusNotModified {
+					t.Fatalf("after the %s, its ETag %s: GET answered %d with %s", step, w.header.Get("ETag"), g.status, g.header.Get("ETag"))
+				}
+			}
+			current("POST", r)
+			current("PATCH", f.e.do("PATCH", loc, patchOps(`{"op":"add","path":"members","value":[{"value":"`+f.ids["bob"]+`"}]}`)).want(t, http.StatusNoContent))
+			current("PUT", f.e.do("PUT", loc, map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "V2",
+				"members": []any{map[string]any{"value": f.ids["carol"]}}}).want(t, http.StatusOK))
+			// A member's user deleted changes the group's representation,
+			// so it must change its version: a 304 would keep the member.
+			uid := f.e.do("POST", "/Users", userBody("gone@new.example", nil)).want(t, http.StatusCreated).str("id")
+			before := f.e.do("PATCH", loc, patchOps(`{"op":"add","path":"members","value":[{"value":"`+uid+`"}]}`)).want(t, http.StatusNoContent)
+			f.e.do("DELETE", "/Users/"+uid, nil).want(t, http.StatusNoContent)
+			if g := f.e.do("GET", loc, nil, "If-None-Match", before.header.Get("ETag")); g.status != http.StatusOK || strings.Contains(g.raw, uid) {
+				t.Fatalf("after its member's user was deleted, GET with the ETag before: %d %s", g.status, g.raw)
+			}
+		}},
+
 	// Deleting (RFC 7644 §3.6).
 	{name: "§3.6 DELETE answers 204, then the user is 404", method: "DELETE", path: "/Users/{new}", status: 204,
 		check: func(t *testing.T, f *scimConformance, _ resp) {

@@ -429,6 +429,9 @@ func (s *Server) deleteUser(c echo.Context) error {
 			return err
 		}
 		ev.State = "inactive"
+		if err := s.touchGroupsOf(ctx, u.ID); err != nil {
+			return err
+		}
 		if err := s.store.DeleteUser(ctx, u.ID); err != nil {
 			return err
 		}
@@ -444,6 +447,59 @@ func (s *Server) deleteUser(c echo.Context) error {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// touchGroupsOf gives every group userID is a member of a new version
+// (and lastModified), in the transaction of ctx, before the user and so
+// their memberships are deleted: the groups' representations lose a
+// member, and a client holding the old ETag must get the new members
+// (200, not 304 to If-None-Match) and be refused a stale If-Match (RFC
+// 7644 §3.14). Groups are bumped before the user's row is deleted, the
+// order in which a membership PATCH takes its locks (group, then user).
+func (s *Server) touchGroupsOf(ctx context.Context, userID string) error {
+	const pageSize = 500
+	q := store.GroupQuery{DirectoryID: directoryFrom(ctx), Limit: pageSize,
+		Filter: store.Cmp{Field: "member", Op: store.OpEq, Value: userID}}
+	for {
+		gs, _, err := s.store.FindGroups(ctx, q)
+		if err != nil {
+			return fmt.Errorf("groups of %s: %w", userID, err)
+		}
+		for _, g := range gs {
+			if err := s.touchGroup(ctx, g); err != nil {
+				return err
+			}
+		}
+		if len(gs) < pageSize {
+			return nil
+		}
+		q.Offset += pageSize
+	}
+}
+
+// touchGroup writes g back unchanged, so that its version moves on. A
+// concurrent change of g (its version moved between the read and the
+// write) is retried on the group as it now is: it is not the client's
+// If-Match that failed.
+func (s *Server) touchGroup(ctx context.Context, g store.Group) error {
+	for attempt := 0; ; attempt++ {
+		_, err := s.store.UpdateGroup(ctx, g, g.Version)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // deleted meanwhile: no representation to renew
+		}
+		if !errors.Is(err, store.ErrVersionMismatch) || attempt == 4 {
+			if err != nil {
+				return fmt.Errorf("new version of group %s: %w", g.ID, err)
+			}
+			return nil
+		}
+		id := g.ID
+		if g, err = s.store.Group(ctx, id); errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("reread group %s: %w", id, err)
+		}
+	}
 }
 
 // recordDeprovision records, in the transaction of ctx, the order to end
