@@ -365,6 +365,20 @@ var scimConformanceRows = []scimRow{
 		}},
 	{name: "§3.4.2.5 excludedAttributes=members on groups (Entra)", method: "GET", path: "/Groups/{eng}?excludedAttributes=members", status: 200, check: keys("id", "schemas", "meta", "displayName", "externalId")},
 
+	{name: "§3.9 attributes: a sub-attribute of a multi-valued attribute", method: "GET", path: "/Users/{alice}?attributes=emails.value", status: 200,
+		check: func(t *testing.T, _ *scimConformance, r resp) {
+			if !reflect.DeepEqual(r.body["emails"], []any{map[string]any{"value": "alice@acme.com"}}) {
+				t.Fatalf("emails %v", r.body["emails"])
+			}
+		}},
+	{name: "§3.9 excludedAttributes: a sub-attribute", method: "GET", path: "/Users/{alice}?excludedAttributes=name.givenName", status: 200,
+		check: func(t *testing.T, _ *scimConformance, r resp) {
+			if !reflect.DeepEqual(r.body["name"], map[string]any{"familyName": "Smith"}) || r.body["emails"] == nil {
+				t.Fatalf("%s", r.raw)
+			}
+		}},
+	{name: "§3.8 Accept: application/json is answered", method: "GET", path: "/Users/{alice}", hdr: []string{"Accept", "application/json"}, status: 200},
+
 	// Resources: meta, Location, ETag (RFC 7643 §3.1, RFC 7644 §3.1, §3.14).
 	{name: "RFC 7643 §3.1 meta of a user, ETag is meta.version", method: "GET", path: "/Users/{alice}", status: 200,
 		check: func(t *testing.T, f *scimConformance, r resp) {
@@ -517,6 +531,14 @@ var scimConformanceRows = []scimRow{
 		body: patchOps(`{"op":"add","path":"members","value":[{"value":"{carol}"}]}`), status: 204, check: members("alice", "bob", "carol")},
 	{name: "§3.5.2.2 remove a member by members[value eq …]", method: "PATCH", path: "/Groups/{newgroup}",
 		body: patchOps(`{"op":"remove","path":"members[value eq \"{alice}\"]"}`), status: 204, check: members("bob")},
+	{name: "§3.5.2.2 remove members by a filter with or", method: "PATCH", path: "/Groups/{newgroup}",
+		body: patchOps(`{"op":"remove","path":"members[value eq \"{alice}\" or value eq \"{bob}\"]"}`), status: 204, check: members()},
+	{name: "§3.5.2.2 our choice: a members filter other than value eq (or joined by or) is invalidFilter", method: "PATCH", path: "/Groups/{newgroup}",
+		body: patchOps(`{"op":"remove","path":"members[value ne \"{alice}\"]"}`), status: 400, scimType: "invalidFilter", check: members("alice", "bob")},
+	{name: "§3.5.2.2 remove members by a filter on value with another case", method: "PATCH", path: "/Groups/{newgroup}",
+		body: `{"schemas":["` + scim.SchemaPatchOp + `"],"Operations":[{"op":"remove","path":"MEMBERS[VALUE EQ \"{alice}\"]"}]}`, status: 204, check: members("bob")},
+	{name: "§3.5.2.2 our choice: members[display eq …] is invalidFilter", method: "PATCH", path: "/Groups/{newgroup}",
+		body: patchOps(`{"op":"remove","path":"members[display eq \"Alice\"]"}`), status: 400, scimType: "invalidFilter", check: members("alice", "bob")},
 	{name: "§3.5.2.2 Entra: remove members by a value array", method: "PATCH", path: "/Groups/{newgroup}",
 		body: patchOps(`{"op":"Remove","path":"members","value":[{"value":"{bob}"}]}`), status: 204, check: members("alice")},
 	{name: "§3.5.2.3 Okta: replace without a path, id echoed", method: "PATCH", path: "/Groups/{newgroup}",
