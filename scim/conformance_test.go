@@ -487,6 +487,21 @@ var scimConformanceRows = []scimRow{
 				t.Fatalf("%s", r.raw)
 			}
 		}},
+	{name: "§3.5.1 PUT ignores readOnly attributes (groups, meta)", method: "PUT", path: "/Users/{new}",
+		body: `{"schemas":["` + scim.SchemaUser + `"],"userName":"ro@new.example","groups":[{"value":"{eng}"}],"meta":{"created":"2000-01-01T00:00:00Z"}}`, status: 200,
+		check: func(t *testing.T, _ *scimConformance, r resp) {
+			if r.body["groups"] != nil || strings.HasPrefix(r.str("meta.created"), "2000") {
+				t.Fatalf("%s", r.raw)
+			}
+		}},
+	{name: "§3.3 POST ignores readOnly groups", method: "POST", path: "/Users",
+		body: `{"schemas":["` + scim.SchemaUser + `"],"userName":"ro2@new.example","groups":[{"value":"{eng}"}]}`, status: 201, check: func(t *testing.T, f *scimConformance, r resp) {
+			g := f.e.do("GET", "/Groups/"+f.ids["eng"], nil).want(t, http.StatusOK)
+			if strings.Contains(g.raw, r.str("id")) || r.body["groups"] != nil {
+				t.Fatalf("%s / %s", r.raw, g.raw)
+			}
+		}},
+	{name: "§3.4.2.2 a user's groups cannot be filtered on", method: "GET", path: "/Users?filter=" + url.QueryEscape(`groups.value eq "{eng}"`), status: 400, scimType: "invalidFilter"},
 	{name: "§3.5.1 PUT to a userName another user has is 409", method: "PUT", path: "/Users/{new}",
 		body: `{"schemas":["` + scim.SchemaUser + `"],"userName":"bob@acme.com"}`, status: 409, scimType: "uniqueness"},
 	{name: "§3.5.1 PUT of an unknown user is 404", method: "PUT", path: "/Users/usr_nope",
