@@ -401,6 +401,13 @@ var scimConformanceRows = []scimRow{
 		body: patchOps(`{"op":"replace","path":"displayName","value":"X"}`), status: 412, check: then("/Users/{alice}", "displayName", "Alice Smith")},
 	{name: "§3.14 If-Match: * matches any version (RFC 9110 §13.1.1)", method: "PUT", path: "/Users/{new}", hdr: []string{"If-Match", "*"},
 		body: `{"schemas":["` + scim.SchemaUser + `"],"userName":"star@new.example"}`, status: 200},
+	{name: "§3.14 If-Match in the strong form of the version matches", method: "PATCH", path: "/Users/{new}", hdr: []string{"If-Match", `"1"`},
+		body: patchOps(`{"op":"replace","path":"displayName","value":"S"}`), status: 200},
+	{name: "§3.14 our choice: If-Match names one version; a list is 412", method: "PATCH", path: "/Users/{new}", hdr: []string{"If-Match", `W/"7", W/"1"`},
+		body: patchOps(`{"op":"replace","path":"displayName","value":"S"}`), status: 412, check: then("/Users/{new}", "displayName", nil)},
+	{name: "§3.14 If-None-Match: * on a GET is 304 (RFC 9110 §13.1.2)", method: "GET", path: "/Users/{alice}", hdr: []string{"If-None-Match", "*"}, status: 304},
+	{name: "§3.14 If-Match of no version of ours is 412", method: "PATCH", path: "/Users/{new}", hdr: []string{"If-Match", `junk`},
+		body: patchOps(`{"op":"replace","path":"displayName","value":"S"}`), status: 412},
 	{name: "§3.14 If-Match of the current version applies", method: "DELETE", path: "/Users/{new}", hdr: []string{"If-Match", `W/"1"`}, status: 204},
 
 	// Discovery (RFC 7644 §4, RFC 7643 §5-7).
