@@ -520,6 +520,18 @@ var scimConformanceRows = []scimRow{
 	{name: "§3.5.2 Entra: op names in any case, booleans as strings", method: "PATCH", path: "/Users/{new}",
 		body: patchOps(`{"op":"Replace","path":"active","value":"False"},{"op":"ADD","path":"displayName","value":"Up"}`), status: 200,
 		check: then("/Users/{new}", "displayName", "Up")},
+	{name: "§3.5.2 Entra: the manager as a bare id at its qualified path", method: "PATCH", path: "/Users/{new}",
+		body: patchOps(`{"op":"Add","path":"` + scim.SchemaEnterpriseUser + `:manager","value":"{alice}"}`), status: 200,
+		check: func(t *testing.T, f *scimConformance, _ resp) {
+			r := f.e.do("GET", "/Users/"+f.ids["new"], nil).want(t, http.StatusOK)
+			ext, _ := r.body[scim.SchemaEnterpriseUser].(map[string]any)
+			if m, _ := ext["manager"].(map[string]any); m["value"] != f.ids["alice"] {
+				t.Fatalf("manager %v: %s", ext["manager"], r.raw)
+			}
+		}},
+	{name: "§3.5.2 Entra: removing the manager", method: "PATCH", path: "/Users/{new}",
+		body: patchOps(`{"op":"Add","path":"` + scim.SchemaEnterpriseUser + `:manager","value":"{alice}"},{"op":"Remove","path":"` + scim.SchemaEnterpriseUser + `:manager"}`), status: 200,
+		check: then("/Users/{new}", scim.SchemaEnterpriseUser, nil)},
 	{name: "§3.5.2.1 add to a multi-valued attribute appends", method: "PATCH", path: "/Users/{new}",
 		body: patchOps(`{"op":"add","path":"emails","value":[{"value":"third@new.example","type":"other"}]}`), status: 200,
 		check: then("/Users/{new}", "emails.2.value", "third@new.example")},
@@ -565,6 +577,8 @@ var scimConformanceRows = []scimRow{
 	// Groups' members (RFC 7644 §3.5.2).
 	{name: "§3.5.2.1 add members", method: "PATCH", path: "/Groups/{newgroup}",
 		body: patchOps(`{"op":"add","path":"members","value":[{"value":"{carol}"}]}`), status: 204, check: members("alice", "bob", "carol")},
+	{name: "§3.5.2.1 Okta: add members with display", method: "PATCH", path: "/Groups/{newgroup}",
+		body: patchOps(`{"op":"add","path":"members","value":[{"value":"{carol}","display":"carol@example.org"}]}`), status: 204, check: members("alice", "bob", "carol")},
 	{name: "§3.5.2.2 remove a member by members[value eq …]", method: "PATCH", path: "/Groups/{newgroup}",
 		body: patchOps(`{"op":"remove","path":"members[value eq \"{alice}\"]"}`), status: 204, check: members("bob")},
 	{name: "§3.5.2.2 remove members by a filter with or", method: "PATCH", path: "/Groups/{newgroup}",
