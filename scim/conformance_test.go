@@ -471,6 +471,16 @@ var scimConformanceRows = []scimRow{
 				t.Fatalf("Location %q: %s", r.header.Get("Location"), r.raw)
 			}
 		}},
+	{name: "RFC 7643 §2.1 attribute names in a body are case-insensitive", method: "POST", path: "/Users",
+		body: `{"SCHEMAS":["` + scim.SchemaUser + `"],"USERNAME":"caps@new.example","Name":{"GIVENNAME":"Caps"},"Active":false}`, status: 201,
+		check: func(t *testing.T, f *scimConformance, r resp) {
+			g := f.e.do("GET", filter(`userName eq "caps@new.example"`)+"&attributes=name.givenName,active", nil).want(t, http.StatusOK)
+			if g.body["totalResults"] != float64(1) || lookup(g.body, "Resources.0.active") != false || g.str("Resources.0.name.givenName") != "Caps" {
+				t.Fatalf("%s", g.raw)
+			}
+		}},
+	{name: "RFC 7643 §2.1 one attribute given twice in two cases is refused", method: "POST", path: "/Users",
+		body: `{"schemas":["` + scim.SchemaUser + `"],"userName":"a@new.example","USERNAME":"b@new.example"}`, status: 400, scimType: "invalidSyntax"},
 	{name: "§3.1 a request as application/json is taken", method: "POST", path: "/Groups", hdr: []string{"Content-Type", "application/json"},
 		body: `{"schemas":["` + scim.SchemaGroup + `"],"displayName":"Json"}`, status: 201},
 	{name: "§3.1 a request in another media type is 415", method: "POST", path: "/Groups", hdr: []string{"Content-Type", "text/plain"},
