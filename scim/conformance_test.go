@@ -324,6 +324,20 @@ var scimConformanceRows = []scimRow{
 	{name: "§4 a filter on /ResourceTypes is 403", method: "GET", path: "/ResourceTypes?filter=" + url.QueryEscape(`id eq "User"`), status: 403},
 	{name: "§4 /ServiceProviderConfig has no sub-resources: 404", method: "GET", path: "/ServiceProviderConfig/x", status: 404},
 
+	{name: "RFC 7643 §3.1 a group's externalId is caseExact", method: "GET", path: "/Groups?filter=" + url.QueryEscape(`externalId eq "g-1"`), status: 200,
+		check: func(t *testing.T, _ *scimConformance, r resp) {
+			if r.body["totalResults"] != float64(0) {
+				t.Fatalf("%s", r.raw)
+			}
+		}},
+	{name: "§3.4.2.4 count=0 on groups answers totalResults alone", method: "GET", path: "/Groups?count=0", status: 200,
+		check: func(t *testing.T, _ *scimConformance, r resp) {
+			if r.body["totalResults"] != float64(1) || r.body["itemsPerPage"] != float64(0) || len(r.body["Resources"].([]any)) != 0 {
+				t.Fatalf("%s", r.raw)
+			}
+		}},
+	{name: "§3.4.2.3 groups sort by displayName", method: "GET", path: "/Groups?sortBy=displayName&sortOrder=descending&attributes=displayName", status: 200, check: findsGroup("eng")},
+
 	// Pagination (RFC 7644 §3.4.2.4).
 	{name: "§3.4.2.4 startIndex below 1 is 1", method: "GET", path: "/Users?startIndex=0&count=2", status: 200, check: page(3, 1, 2)},
 	{name: "§3.4.2.4 negative startIndex is 1", method: "GET", path: "/Users?startIndex=-5&count=1", status: 200, check: page(3, 1, 1)},
