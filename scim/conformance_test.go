@@ -417,8 +417,16 @@ var scimConformanceRows = []scimRow{
 		body: `{"schemas":["` + scim.SchemaUser + `"],"userName":"star@new.example"}`, status: 200},
 	{name: "§3.14 If-Match in the strong form of the version matches", method: "PATCH", path: "/Users/{new}", hdr: []string{"If-Match", `"1"`},
 		body: patchOps(`{"op":"replace","path":"displayName","value":"S"}`), status: 200},
-	{name: "§3.14 our choice: If-Match names one version; a list is 412", method: "PATCH", path: "/Users/{new}", hdr: []string{"If-Match", `W/"7", W/"1"`},
-		body: patchOps(`{"op":"replace","path":"displayName","value":"S"}`), status: 412, check: then("/Users/{new}", "displayName", nil)},
+	{name: "§3.14 If-Match with a list matches any of its versions (RFC 9110 §13.1.1)", method: "PATCH", path: "/Users/{new}", hdr: []string{"If-Match", `W/"7", W/"1"`},
+		body: patchOps(`{"op":"replace","path":"displayName","value":"S"}`), status: 200, check: then("/Users/{new}", "displayName", "S")},
+	{name: "§3.14 If-Match with a list of stale versions is 412", method: "DELETE", path: "/Groups/{newgroup}", hdr: []string{"If-Match", `W/"7", W/"8"`}, status: 412},
+	{name: "§3.14 If-Match with a list on a group PATCH", method: "GET", path: "/Groups/{newgroup}", status: 200,
+		check: func(t *testing.T, f *scimConformance, r resp) {
+			f.e.do("PATCH", "/Groups/"+f.ids["newgroup"], patchOps(`{"op":"remove","path":"members[value eq \"`+f.ids["bob"]+`\"]"}`), "If-Match", `W/"99", `+r.header.Get("ETag")).
+				want(t, http.StatusNoContent)
+			f.e.do("PUT", "/Groups/"+f.ids["newgroup"], map[string]any{"schemas": []string{scim.SchemaGroup}, "displayName": "L"}, "If-Match", `W/"99", `+r.header.Get("ETag")).
+				want(t, http.StatusPreconditionFailed)
+		}},
 	{name: "§3.14 If-None-Match: * on a GET is 304 (RFC 9110 §13.1.2)", method: "GET", path: "/Users/{alice}", hdr: []string{"If-None-Match", "*"}, status: 304},
 	{name: "§3.14 If-Match of no version of ours is 412", method: "PATCH", path: "/Users/{new}", hdr: []string{"If-Match", `junk`},
 		body: patchOps(`{"op":"replace","path":"displayName","value":"S"}`), status: 412},

@@ -229,7 +229,7 @@ func (s *Server) replaceGroup(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if g, err = s.updateGroup(ctx, old, g, want); err != nil {
+		if g, err = s.updateGroup(ctx, old, g, want.version(old.Version)); err != nil {
 			return err
 		}
 		// PUT carries the whole member list, so reading the current one
@@ -451,12 +451,12 @@ func (s *Server) patchGroup(c echo.Context) error {
 		if g, err = s.loadGroup(ctx, id); err != nil {
 			return err
 		}
-		if want != 0 && want != g.Version {
+		if !want.holds(g.Version) {
 			return store.ErrVersionMismatch
 		}
 		return s.patchedGroup(c, g)
 	}
-	err = retryUnversioned(want, func() error {
+	err = retryUnversioned(want.none(), func() error {
 		return s.writeTx(ctx, "groups.patch", func(ctx context.Context) error {
 			return s.applyGroupPatch(ctx, id, want, rest, mops, &g)
 		})
@@ -486,12 +486,12 @@ func (s *Server) patchedGroup(c echo.Context, g store.Group) error {
 
 // applyGroupPatch is one attempt of patchGroup, inside its transaction;
 // out receives the group as written.
-func (s *Server) applyGroupPatch(ctx context.Context, id string, want int64, rest []patchOp, mops []memberOp, out *store.Group) error {
+func (s *Server) applyGroupPatch(ctx context.Context, id string, want precondition, rest []patchOp, mops []memberOp, out *store.Group) error {
 	g, err := s.loadGroup(ctx, id)
 	if err != nil {
 		return err
 	}
-	if want != 0 && want != g.Version {
+	if !want.holds(g.Version) {
 		return store.ErrVersionMismatch
 	}
 	if len(rest) > 0 {
@@ -567,10 +567,10 @@ func (s *Server) deleteGroup(c echo.Context) error {
 		return err
 	}
 	err = s.writeTx(ctx, "groups.delete", func(ctx context.Context) error {
-		if want != 0 {
+		if !want.none() {
 			// As for users: the versioned write checks If-Match and
 			// holds the row until the delete commits.
-			if _, err := s.store.UpdateGroup(ctx, g, want); err != nil {
+			if _, err := s.store.UpdateGroup(ctx, g, want.version(g.Version)); err != nil {
 				return err
 			}
 		}

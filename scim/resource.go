@@ -516,17 +516,56 @@ func unchangedGroup(old, g store.Group) bool {
 func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
 
 // ifMatch reads If-Match: 0 when absent or "*", else the version it names.
-func ifMatch(h string) (int64, error) {
-	h = strings.TrimSpace(h)
-	if h == "" || h == "*" {
-		return 0, nil
+func ifMatch(h string) (precondition, error) {
+	var p precondition
+	for _, t := range strings.Split(h, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			return nil, nil
+		}
+		if t == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(t, "W/"), `"`), 10, 64)
+		if err != nil || n <= 0 {
+			return nil, newError(412, "", "If-Match must be an ETag this server issued")
+		}
+		p = append(p, n)
 	}
-	v := strings.Trim(strings.TrimPrefix(h, "W/"), `"`)
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, newError(412, "", "If-Match must be an ETag this server issued")
+	return p, nil
+}
+
+// precondition is what an If-Match header asks: the versions it names,
+// any of which will do (RFC 9110 §13.1.1); none without the header or
+// with "*".
+type precondition []int64
+
+func (p precondition) none() bool { return len(p) == 0 }
+
+// holds reports whether the resource at version current meets p.
+func (p precondition) holds(current int64) bool {
+	if p.none() {
+		return true
 	}
-	return n, nil
+	for _, v := range p {
+		if v == current {
+			return true
+		}
+	}
+	return false
+}
+
+// version is the version to hand a versioned write of a resource read at
+// current: 0 (any) without If-Match, current when If-Match names it, and
+// otherwise one it names, which the write then refuses (412).
+func (p precondition) version(current int64) int64 {
+	if p.none() {
+		return 0
+	}
+	if p.holds(current) {
+		return current
+	}
+	return p[0]
 }
 
 // noneMatch reports whether an If-None-Match header names version (or is

@@ -259,7 +259,7 @@ func (s *Server) replaceUser(c echo.Context) error {
 		if v, ok := d["active"]; !ok || v == nil {
 			d["active"] = old.Active
 		}
-		return old, d, want, nil
+		return old, d, want.version(old.Version), nil
 	})
 }
 
@@ -279,12 +279,12 @@ func (s *Server) patchUser(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if want != 0 && want != u.Version {
+		if !want.holds(u.Version) {
 			return store.ErrVersionMismatch
 		}
 		return s.writeUser(c, http.StatusOK, directoryFrom(ctx), u)
 	}
-	return retryUnversioned(want, func() error {
+	return retryUnversioned(want.none(), func() error {
 		load := func(ctx context.Context) (store.User, doc, int64, error) {
 			old, err := s.loadUser(ctx, c.Param("id"))
 			if err != nil {
@@ -302,7 +302,7 @@ func (s *Server) patchUser(c echo.Context) error {
 			if v, ok := d["active"]; !ok || v == nil {
 				d["active"] = old.Active
 			}
-			version := want
+			version := want.version(old.Version)
 			if version == 0 {
 				version = old.Version
 			}
@@ -314,12 +314,12 @@ func (s *Server) patchUser(c echo.Context) error {
 
 // retryUnversioned runs apply, a PATCH that reads and writes in one
 // transaction, again when it lost a race with a concurrent write and the
-// client sent no If-Match (want == 0): the client asked for its change,
+// client sent no If-Match (unversioned): the client asked for its change,
 // not for a version.
-func retryUnversioned(want int64, apply func() error) error {
+func retryUnversioned(unversioned bool, apply func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := apply()
-		if want == 0 && attempt < patchRetries && errors.Is(err, store.ErrVersionMismatch) {
+		if unversioned && attempt < patchRetries && errors.Is(err, store.ErrVersionMismatch) {
 			continue
 		}
 		return err
@@ -417,10 +417,10 @@ func (s *Server) deleteUser(c echo.Context) error {
 	}
 	var rv *store.Revocation
 	err = s.writeTx(ctx, "users.delete", func(ctx context.Context) error {
-		if want != 0 {
+		if !want.none() {
 			// The versioned write checks If-Match and holds the row
 			// until the delete commits, so no change slips in between.
-			if _, err := s.store.UpdateUser(ctx, u, want); err != nil {
+			if _, err := s.store.UpdateUser(ctx, u, want.version(u.Version)); err != nil {
 				return err
 			}
 		}
