@@ -338,6 +338,10 @@ var scimConformanceRows = []scimRow{
 		}},
 	{name: "§3.4.2.3 groups sort by displayName", method: "GET", path: "/Groups?sortBy=displayName&sortOrder=descending&attributes=displayName", status: 200, check: findsGroup("eng")},
 
+	{name: "§3.4.2.2 our choice: emails.type outside a value path is invalidFilter", method: "GET", path: filter(`emails.type eq "work"`), status: 400, scimType: "invalidFilter"},
+	{name: "§3.4.2.2 our choice: pr of name, which we cannot filter on, is invalidFilter", method: "GET", path: filter(`name pr`), status: 400, scimType: "invalidFilter"},
+	{name: "§3.4.2.2 our choice: emails[primary eq true] holds for every user with an address", method: "GET", path: filter(`emails[primary eq true]`), status: 200, check: finds("alice", "bob", "carol")},
+
 	// Pagination (RFC 7644 §3.4.2.4).
 	{name: "§3.4.2.4 startIndex below 1 is 1", method: "GET", path: "/Users?startIndex=0&count=2", status: 200, check: page(3, 1, 2)},
 	{name: "§3.4.2.4 negative startIndex is 1", method: "GET", path: "/Users?startIndex=-5&count=1", status: 200, check: page(3, 1, 1)},
