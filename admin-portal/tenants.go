@@ -52,15 +52,14 @@ type rateLimitsJSON struct {
 
 func toTenantJSON(t store.Tenant, domains []store.Domain) tenantJSON {
 	out := tenantJSON{
-		ID:        t.ID,
-		Name:      t.Name,
-		Status:    string(t.Status),
-		Domains:   make([]domainJSON, 0, len(domains)),
-		CreatedAt: t.CreatedAt,
-		UpdatedAt: t.UpdatedAt,
-		DeletedAt: t.DeletedAt,
-		// A row read before its policy was known reads as the default.
-		SignInPolicy: string(cmp.Or(t.SignInPolicy, store.SignInAny)),
+		ID:           t.ID,
+		Name:         t.Name,
+		Status:       string(t.Status),
+		Domains:      make([]domainJSON, 0, len(domains)),
+		CreatedAt:    t.CreatedAt,
+		UpdatedAt:    t.UpdatedAt,
+		DeletedAt:    t.DeletedAt,
+		SignInPolicy: string(t.SignInPolicy),
 	}
 	if t.Tier != "" {
 		out.Tier = &t.Tier
@@ -357,8 +356,8 @@ func (a *API) ChangeTenant(ctx context.Context, actor store.Actor, u store.Tenan
 		if u.SignInPerMinute != nil && *u.SignInPerMinute != cur.SignInPerMinute {
 			changes["rate_limits.sign_in_per_minute"] = change{limitOrNil(cur.SignInPerMinute), limitOrNil(*u.SignInPerMinute)}
 		}
-		if u.SignInPolicy != nil && *u.SignInPolicy != cmp.Or(cur.SignInPolicy, store.SignInAny) {
-			changes["sign_in_policy"] = change{cmp.Or(cur.SignInPolicy, store.SignInAny), *u.SignInPolicy}
+		if u.SignInPolicy != nil && *u.SignInPolicy != cur.SignInPolicy {
+			changes["sign_in_policy"] = change{cur.SignInPolicy, *u.SignInPolicy}
 		}
 		if u.Status != nil && *u.Status != cur.Status {
 			if err := checkTransition(cur.Status, *u.Status); err != nil {

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -350,7 +349,7 @@ func (c *Console) setSignInPolicy(ec echo.Context) error {
 				return nil
 			}
 			return c.auditOperator(ctx, who, "tenant.updated", tenantResource(after),
-				map[string]any{"changes": map[string]any{"sign_in_policy": map[string]any{"from": cmp.Or(before.SignInPolicy, store.SignInAny), "to": after.SignInPolicy}}})
+				map[string]any{"changes": map[string]any{"sign_in_policy": map[string]any{"from": before.SignInPolicy, "to": after.SignInPolicy}}})
 		})
 	var he *httpserver.Error
 	if errors.As(err, &he) && he.Status < 500 {

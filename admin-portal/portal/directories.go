@@ -1,7 +1,6 @@
 package portal
 
 import (
-	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -286,7 +285,7 @@ func (p *Portal) renderDirectoryStatus(c echo.Context, status int, d store.Direc
 		return err
 	}
 	return p.render(c, status, "dsync_show.html", d.Name, map[string]any{
-		"Policy": string(cmp.Or(t.SignInPolicy, store.SignInAny)),
+		"Policy": string(t.SignInPolicy),
 		"Dir":    d, "Stats": stats, "Provider": prov, "Providers": dirProviders, "Token": token, "TokenMark": tokenMark(d), "Problem": problem,
 		"BaseURL": p.cfg.SCIMBaseURL(d.ID), "Activity": activity, "Errors": scimErrors, "ErrorsKept": store.SCIMErrorsKept,
 	})
@@ -323,7 +322,7 @@ func (p *Portal) dirSignInPolicy(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		from := cmp.Or(cur.SignInPolicy, store.SignInAny)
+		from := cur.SignInPolicy
 		if from == policy {
 			return nil // sent again: nothing to change or audit
 		}
